@@ -1,0 +1,1 @@
+"""deploybot's runtime shell: config, processes, storage, platform clients, fakes."""

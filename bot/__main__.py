@@ -1,0 +1,100 @@
+"""`python -m bot` / `deploybot`: the console, migrations, Socket Mode and a dev server."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import replace
+
+from bot.config import Config, ConfigError
+from bot.logs import setup_logging
+
+log = logging.getLogger("bot")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="deploybot", description=__doc__)
+    commands = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    console = commands.add_parser("console", help="talk to the bot from this terminal")
+    console.add_argument(
+        "--sandbox", action="store_true", help="use a fake Heroku with demo apps (no accounts)"
+    )
+    console.add_argument(
+        "-c",
+        dest="lines",
+        action="append",
+        default=[],
+        metavar="LINE",
+        help='run LINE (e.g. "/deploy status demo") and exit; repeatable',
+    )
+    console.add_argument("--user", default=None, help="the Slack user ID to act as")
+
+    commands.add_parser("migrate", help="apply database migrations (the release phase)")
+    commands.add_parser("socket", help="run in Slack Socket Mode (needs SLACK_APP_TOKEN)")
+    serve = commands.add_parser("serve", help="run the web process with Flask's dev server")
+    serve.add_argument("--port", type=int, default=None)
+
+    args = parser.parse_args(argv)
+    try:
+        return _COMMANDS[args.cmd](args)
+    except ConfigError as error:
+        print(f"deploybot: {error}", file=sys.stderr)
+        return 2
+
+
+def _console(args: argparse.Namespace) -> int:
+    from bot import console
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    user_id = args.user or console.CONSOLE_USER
+    heroku = None
+    if args.sandbox:
+        heroku, config = console.start_sandbox()
+        config = replace(config, admins=frozenset({user_id}))
+    else:
+        config = Config.from_env()
+    try:
+        return console.run(config, args.lines, interactive=not args.lines, user_id=user_id)
+    finally:
+        if heroku is not None:
+            heroku.stop()
+
+
+def _migrate(_args: argparse.Namespace) -> int:
+    from bot.db import Database
+
+    setup_logging()
+    Database(Config.from_env().database_url).migrate()
+    log.info("migrations applied")
+    return 0
+
+
+def _socket(_args: argparse.Namespace) -> int:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from bot.services import Services
+    from bot.slack_app import build_bolt_app
+
+    setup_logging()
+    config = Config.from_env()
+    config.require("SLACK_APP_TOKEN")
+    services = Services(config)
+    services.migrate_if_empty_sqlite()
+    SocketModeHandler(build_bolt_app(services), config.slack_app_token).start()
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from bot.web import create_app
+
+    config = Config.from_env()
+    create_app(config).run(host="127.0.0.1", port=args.port or config.port)
+    return 0
+
+
+_COMMANDS = {"console": _console, "migrate": _migrate, "socket": _socket, "serve": _serve}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Configuration from environment variables (twelve-factor); secrets only ever live here."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+_USER_ID_RE = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names it and says how to fix it."""
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str | None = None
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    heroku_api_key: str | None = None
+    heroku_api_url: str = "https://api.heroku.com"
+    admins: frozenset[str] = field(default_factory=frozenset)
+    port: int = 5000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        env = os.environ if env is None else env
+        api_url = env.get("SLACK_API_URL") or "https://slack.com/api/"
+        return cls(
+            database_url=env.get("DATABASE_URL") or None,
+            slack_bot_token=env.get("SLACK_BOT_TOKEN") or None,
+            slack_signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
+            slack_app_token=env.get("SLACK_APP_TOKEN") or None,
+            slack_api_url=api_url if api_url.endswith("/") else api_url + "/",
+            heroku_api_key=env.get("HEROKU_API_KEY") or None,
+            heroku_api_url=(env.get("HEROKU_API_URL") or "https://api.heroku.com").rstrip("/"),
+            admins=parse_admins(env.get("DEPLOYBOT_ADMINS", "")),
+            port=_port(env.get("PORT", "5000")),
+        )
+
+    def require(self, *names: str) -> None:
+        """Fail with one message naming every missing setting."""
+        missing = [name for name in names if not getattr(self, name.lower())]
+        if missing:
+            raise ConfigError(
+                f"Set {', '.join(missing)} in the environment (see README, 'Configuration')."
+            )
+
+
+def parse_admins(raw: str) -> frozenset[str]:
+    """Comma-separated Slack user IDs; a malformed one is an error, not silently ignored."""
+    ids = [part.strip() for part in raw.split(",") if part.strip()]
+    bad = [user_id for user_id in ids if not _USER_ID_RE.match(user_id)]
+    if bad:
+        raise ConfigError(
+            f"DEPLOYBOT_ADMINS has {', '.join(bad)}, which is not a Slack user ID "
+            "(they look like U012AB3CD)."
+        )
+    return frozenset(ids)
+
+
+def _port(raw: str) -> int:
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ConfigError(f"PORT must be a TCP port number, not {raw!r}.")
+    return int(raw)

@@ -1,0 +1,110 @@
+"""Pending confirmations: a change that waits for its requester's click.
+
+A click moves a row out of `pending` with one conditional UPDATE, so a double click,
+a click Slack delivers twice, or two web dynos handling the same click act exactly once.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import update
+
+from bot.audit import Actor
+from bot.db import Database
+from bot.models import Confirmation
+
+DEFAULT_TTL = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class Pending:
+    id: str
+    user_id: str
+    app: str
+    command: str
+    before: dict[str, Any]
+    targets: dict[str, Any]
+    expires_at: datetime
+    state: str
+    decided_by: str | None
+
+
+def _pending(row: Confirmation) -> Pending:
+    return Pending(
+        id=row.id,
+        user_id=row.user_id,
+        app=row.app,
+        command=row.command,
+        before=row.before,
+        targets=row.targets,
+        expires_at=row.expires_at,
+        state=row.state,
+        decided_by=row.decided_by,
+    )
+
+
+class Confirmations:
+    def __init__(self, db: Database, ttl: timedelta = DEFAULT_TTL) -> None:
+        self._db = db
+        self.ttl = ttl
+
+    def create(
+        self,
+        actor: Actor,
+        app: str,
+        command: str,
+        before: dict[str, Any],
+        targets: dict[str, Any],
+        now: datetime,
+    ) -> Pending:
+        row = Confirmation(
+            id=secrets.token_urlsafe(16),
+            created_at=now,
+            expires_at=now + self.ttl,
+            team_id=actor.team_id,
+            user_id=actor.user_id,
+            channel_id=actor.channel_id,
+            app=app,
+            command=command,
+            before=before,
+            targets=targets,
+            state="pending",
+        )
+        with self._db.session() as session, session.begin():
+            session.add(row)
+        return _pending(row)
+
+    def get(self, confirmation_id: str) -> Pending | None:
+        with self._db.session() as session:
+            row = session.get(Confirmation, confirmation_id)
+            return _pending(row) if row is not None else None
+
+    def decide(self, confirmation_id: str, user_id: str, state: str, now: datetime) -> bool:
+        """Move a live pending row to `state`; True for the one caller that won."""
+        with self._db.session() as session, session.begin():
+            result = session.execute(
+                update(Confirmation)
+                .where(
+                    Confirmation.id == confirmation_id,
+                    Confirmation.state == "pending",
+                    Confirmation.expires_at > now,
+                )
+                .values(state=state, decided_by=user_id, decided_at=now)
+            )
+            return result.rowcount == 1
+
+    def expire(self, confirmation_id: str, now: datetime) -> None:
+        with self._db.session() as session, session.begin():
+            session.execute(
+                update(Confirmation)
+                .where(
+                    Confirmation.id == confirmation_id,
+                    Confirmation.state == "pending",
+                    Confirmation.expires_at <= now,
+                )
+                .values(state="expired", decided_at=now)
+            )

@@ -1,0 +1,200 @@
+"""The console: the bot's own handlers driven from a terminal, in the spirit of Hubot's shell.
+
+Each line becomes a correctly signed slash command dispatched to the same slack_bolt app
+the web process serves; replies arrive at a local `response_url` and print as text, with
+buttons as `[ Label ]` (type the label to press it). `--sandbox` starts the fake Heroku
+with demo apps, so every verb works with no accounts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import secrets
+import sys
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, Future
+from dataclasses import replace
+from typing import Any, TextIO
+
+from slack_bolt.request import BoltRequest
+
+from bot.config import Config
+from bot.fakes.heroku import FakeHeroku
+from bot.fakes.slack import FakeSlack
+from bot.services import Services
+from bot.slack_app import build_bolt_app
+from bot.slack_requests import button_click, sign, slash_command
+
+CONSOLE_USER = "U0CONSOLE"
+SANDBOX_KEY = "sandbox-key"
+SANDBOX_DATABASE = "sqlite:///deploybot-sandbox.sqlite3"
+SANDBOX_APPS: dict[str, dict[str, tuple[int, str]]] = {
+    "demo": {"web": (1, "standard-1x"), "worker": (1, "standard-1x")},
+    "demo-api": {"web": (2, "standard-2x"), "clock": (1, "basic")},
+    "demo-staging": {"web": (1, "basic"), "worker": (0, "basic")},
+}
+PROMPT = "deploybot> "
+
+
+class ImmediateExecutor(Executor):
+    """Runs lazy listeners inline, so each console line prints its whole answer in order."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as error:  # a listener's failure belongs to its future
+            future.set_exception(error)
+        return future
+
+
+class Console:
+    def __init__(self, config: Config, out: TextIO = sys.stdout, user_id: str = CONSOLE_USER):
+        self._out = out
+        self._user_id = user_id
+        self._slack = FakeSlack().start()
+        self._secret = secrets.token_hex(16)
+        config = replace(
+            config,
+            slack_bot_token=self._slack.bot_token,
+            slack_signing_secret=self._secret,
+            slack_api_url=self._slack.api_url,
+        )
+        self.services = Services(config, source="console")
+        self.services.db.migrate()
+        self._bolt = build_bolt_app(self.services, listener_executor=ImmediateExecutor())
+        self._buttons: dict[str, tuple[str, str, str]] = {}
+        self._seen: dict[str, int] = {}
+
+    def close(self) -> None:
+        self._slack.stop()
+        self.services.db.dispose()
+
+    def run_line(self, line: str) -> None:
+        line = line.strip()
+        if not line:
+            return
+        button = self._buttons.get(line.lower())
+        if button is not None:
+            action_id, value, response_url = button
+            self._dispatch(button_click(action_id, value, response_url, user_id=self._user_id))
+            self._print_responses(response_url)
+            return
+        text = re.sub(r"^/deploy\b", "", line).strip()
+        response_url = self._slack.new_response_url()
+        ack = self._dispatch(slash_command(text, response_url, user_id=self._user_id))
+        if ack:
+            self._print(ack)
+        self._print_responses(response_url)
+
+    def _dispatch(self, body: str) -> dict[str, Any] | None:
+        response = self._bolt.dispatch(BoltRequest(body=body, headers=sign(self._secret, body)))
+        if response.status != 200:
+            self._out.write(f"(the bot answered HTTP {response.status})\n")
+            return None
+        if not response.body:
+            return None
+        return json.loads(response.body)
+
+    def _print_responses(self, response_url: str) -> None:
+        payloads = [r.payload for r in self._slack.responses_for(response_url)]
+        start = self._seen.get(response_url, 0)
+        self._seen[response_url] = len(payloads)
+        for payload in payloads[start:]:
+            self._remember_buttons(payload, response_url)
+            self._print(payload)
+
+    def _remember_buttons(self, payload: dict[str, Any], response_url: str) -> None:
+        for block in payload.get("blocks") or []:
+            for element in block.get("elements", []) if block.get("type") == "actions" else []:
+                label = element["text"]["text"].lower()
+                self._buttons[label] = (element["action_id"], element["value"], response_url)
+
+    def _print(self, payload: dict[str, Any]) -> None:
+        self._out.write(to_text(payload, self._user_id) + "\n")
+        self._out.flush()
+
+
+def to_text(payload: dict[str, Any], user_id: str = CONSOLE_USER) -> str:
+    """A Slack message as readable terminal text, buttons included."""
+    lines: list[str] = []
+    blocks = payload.get("blocks") or [{"type": "section", "text": {"text": payload["text"]}}]
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "header":
+            lines.append(f"== {block['text']['text']} ==")
+        elif kind == "section":
+            if block.get("text"):
+                lines.append(_plain(block["text"]["text"], user_id))
+            lines.extend(_plain(field["text"], user_id) for field in block.get("fields", []))
+        elif kind == "context":
+            lines.extend(f"  ({_plain(e['text'], user_id)})" for e in block["elements"])
+        elif kind == "actions":
+            labels = "  ".join(f"[ {e['text']['text']} ]" for e in block["elements"])
+            lines.append(f"{labels}   <- type a label to press it")
+    text = "\n".join(lines)
+    if payload.get("response_type", "ephemeral") == "ephemeral" and not payload.get(
+        "replace_original"
+    ):
+        text = "(only you) " + text.replace("\n", "\n           ")
+    return text
+
+
+def _plain(mrkdwn: str, user_id: str) -> str:
+    text = re.sub(rf"<@{user_id}>", "@you", mrkdwn)
+    text = re.sub(r"<@(\w+)>", r"@\1", text)
+    return re.sub(r"<!date\^\d+\^[^|]*\|([^>]*)>", r"\1", text)
+
+
+def start_sandbox() -> tuple[FakeHeroku, Config]:
+    """The fake Heroku with demo apps, and a config that points at it."""
+    heroku = FakeHeroku(api_keys=(SANDBOX_KEY,))
+    for name, formation in SANDBOX_APPS.items():
+        heroku.add_app(name, formation=formation)
+    heroku.start()
+    config = Config(
+        database_url=SANDBOX_DATABASE,
+        heroku_api_key=SANDBOX_KEY,
+        heroku_api_url=heroku.url,
+        admins=frozenset({CONSOLE_USER}),
+    )
+    return heroku, config
+
+
+def run(
+    config: Config,
+    commands: Iterable[str],
+    interactive: bool,
+    user_id: str = CONSOLE_USER,
+    out: TextIO = sys.stdout,
+) -> int:
+    console = Console(config, out=out, user_id=user_id)
+    try:
+        for line in commands:
+            out.write(f"{PROMPT}{line}\n")
+            console.run_line(line)
+        if interactive:
+            _repl(console, out)
+    finally:
+        console.close()
+    return 0
+
+
+def _repl(console: Console, out: TextIO) -> None:
+    out.write(
+        "Type a command such as `status demo` or `scale web=2 demo`; `help` lists them; "
+        "Ctrl-D or `exit` leaves.\n"
+    )
+    with contextlib.suppress(ImportError):
+        import readline  # noqa: F401  (line editing and history for input())
+    while True:
+        try:
+            line = input(PROMPT)
+        except (EOFError, KeyboardInterrupt):
+            out.write("\n")
+            return
+        if line.strip() in ("exit", "quit"):
+            return
+        console.run_line(line)

@@ -1,0 +1,45 @@
+"""A WSGI app served on 127.0.0.1 on a random port, in a background thread."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+
+class LocalServer:
+    """Serve `wsgi_app` on 127.0.0.1:<random port> until `stop()`.
+
+    Usable as a context manager; `url` is the base URL without a trailing slash.
+    """
+
+    def __init__(self, wsgi_app: Callable[..., Any]) -> None:
+        self._wsgi_app = wsgi_app
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("server is not started")
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def start(self) -> LocalServer:
+        self._server = make_server("127.0.0.1", 0, self._wsgi_app, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,57 @@
+"""Database tables: the audit trail and pending confirmations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, DateTime, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class AuditEntry(Base):
+    """One mutating command: written before the platform call, completed after it.
+
+    A row left with outcome `pending` means the process died mid-call: never silence.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    source: Mapped[str] = mapped_column(String(20))  # slack, console, autoscaler
+    team_id: Mapped[str | None] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(64))
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+    verb: Mapped[str] = mapped_column(String(20))
+    app: Mapped[str] = mapped_column(String(64), index=True)
+    command: Mapped[str] = mapped_column(Text)
+    before: Mapped[dict | None] = mapped_column(JSON)
+    requested: Mapped[dict | None] = mapped_column(JSON)
+    after: Mapped[dict | None] = mapped_column(JSON)
+    outcome: Mapped[str] = mapped_column(String(20))  # pending, ok, error, unknown
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Confirmation(Base):
+    """A change waiting for its requester's click. `state` moves once, from `pending`."""
+
+    __tablename__ = "confirmations"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    team_id: Mapped[str | None] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(64))
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+    app: Mapped[str] = mapped_column(String(64))
+    command: Mapped[str] = mapped_column(Text)
+    before: Mapped[dict] = mapped_column(JSON)
+    targets: Mapped[dict] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(20))  # pending, confirmed, cancelled, expired
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

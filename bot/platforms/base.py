@@ -1,0 +1,72 @@
+"""The `Platform` interface every platform client implements, and the plain data it returns."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+# process type → (quantity, size or None to keep the current size)
+Targets = Mapping[str, tuple[int, str | None]]
+
+
+@dataclass(frozen=True)
+class Formation:
+    type: str
+    quantity: int
+    size: str
+
+
+@dataclass(frozen=True)
+class Dyno:
+    name: str
+    type: str
+    state: str
+    size: str
+    since: datetime | None
+
+
+@dataclass(frozen=True)
+class Release:
+    version: int
+    description: str
+    created_at: datetime | None
+    user: str
+
+
+@dataclass(frozen=True)
+class AppStatus:
+    app: str
+    formation: tuple[Formation, ...]
+    dynos: tuple[Dyno, ...]
+    release: Release | None
+
+
+class PlatformError(Exception):
+    """A platform call failed; `str(error)` is a plain sentence fit to show in Slack.
+
+    `changed` says whether the platform may have applied the change anyway (a timeout
+    after the request was sent), so the reply can tell the user to check.
+    """
+
+    def __init__(self, message: str, *, changed: bool | None = False) -> None:
+        super().__init__(message)
+        self.changed = changed
+
+
+class Platform(Protocol):
+    """What the actions path needs from a platform; the same verbs on every platform."""
+
+    def formation(self, app: str) -> tuple[Formation, ...]: ...
+
+    def scale(self, app: str, targets: Targets) -> tuple[Formation, ...]: ...
+
+    def restart(self, app: str, target: str | None) -> None: ...
+
+    def status(self, app: str) -> AppStatus: ...
+
+
+def formation_map(formation: tuple[Formation, ...]) -> dict[str, tuple[int, str]]:
+    """Formation as the plain mapping the policies work on: type → (quantity, size)."""
+    return {f.type: (f.quantity, f.size) for f in formation}

@@ -1,0 +1,224 @@
+"""Heroku Platform API client: heroku3 over one configured `requests.Session`.
+
+The session carries the timeouts, the retries (429/502/503/504 with backoff, honouring
+`Retry-After`) and `trust_env=False`, so a stray `.netrc` or proxy never changes whose key
+is used. heroku3 has no call for restart-all or restart-by-type and its formation helpers
+send a body the schema forbids (`size` instead of `dyno_size`), so every call goes through
+heroku3's `_http_resource` with a body written here. Kill is a scale to zero.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from heroku3.api import Heroku, RateLimitExceeded
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from bot.platforms.base import AppStatus, Dyno, Formation, PlatformError, Release, Targets
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 3.05
+READ_TIMEOUT = 15.0
+# Lazy listeners have minutes, not hours: never sleep longer than this for a Retry-After.
+MAX_RETRY_AFTER = 20.0
+
+
+class _CappedRetry(Retry):
+    def get_retry_after(self, response: Any) -> float | None:
+        value = super().get_retry_after(response)
+        return None if value is None else min(value, MAX_RETRY_AFTER)
+
+
+class _TimeoutAdapter(HTTPAdapter):
+    def send(self, request: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = (CONNECT_TIMEOUT, READ_TIMEOUT)
+        return super().send(request, **kwargs)
+
+
+def make_session(retries: int = 3, backoff: float = 0.5) -> requests.Session:
+    """A session with timeouts and retries on 429/502/503/504 for every method."""
+    session = requests.Session()
+    session.trust_env = False
+    retry = _CappedRetry(
+        total=retries,
+        connect=retries,
+        read=0,  # a timed-out PATCH may have happened: never send it again blindly
+        status=retries,
+        backoff_factor=backoff,
+        status_forcelist=(429, 502, 503, 504),
+        allowed_methods=None,  # formation PATCHes and restarts are idempotent
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+    adapter = _TimeoutAdapter(max_retries=retry)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+class HerokuPlatform:
+    """`Platform` for Heroku apps, one API key, built without any network call."""
+
+    name = "heroku"
+
+    def __init__(self, api_key: str, api_url: str = "https://api.heroku.com", session=None):
+        self._client = Heroku(session=session or make_session())
+        # Set the key directly: heroku3's authenticate() makes a verification request.
+        self._client._session.auth = ("", api_key)
+        self._client._heroku_url = api_url.rstrip("/")
+
+    @property
+    def rate_limit_remaining(self) -> int | None:
+        value = self._client._ratelimit_remaining
+        return int(value) if value is not None else None
+
+    def formation(self, app: str) -> tuple[Formation, ...]:
+        items = self._call("GET", app, ("apps", app, "formation"))
+        return tuple(sorted((_formation(item) for item in items), key=lambda f: f.type))
+
+    def scale(self, app: str, targets: Targets) -> tuple[Formation, ...]:
+        updates = []
+        for process_type, (quantity, size) in sorted(targets.items()):
+            update: dict[str, Any] = {"type": process_type, "quantity": quantity}
+            if size:
+                update["dyno_size"] = {"name": size}
+            updates.append(update)
+        items = self._call("PATCH", app, ("apps", app, "formation"), {"updates": updates})
+        return tuple(sorted((_formation(item) for item in items), key=lambda f: f.type))
+
+    def restart(self, app: str, target: str | None) -> None:
+        if target is None:
+            path: tuple[str, ...] = ("apps", app, "dynos")
+        elif "." in target:
+            path = ("apps", app, "dynos", target)
+        else:
+            path = ("apps", app, "formations", target)
+        self._call("DELETE", app, path)
+
+    def status(self, app: str) -> AppStatus:
+        formation = self.formation(app)
+        dynos = self._call("GET", app, ("apps", app, "dynos"))
+        releases = self._call(
+            "GET", app, ("apps", app, "releases"), range_="version ..; order=desc, max=1;"
+        )
+        current = [r for r in releases if r.get("current", True)] or releases
+        return AppStatus(
+            app=app,
+            formation=formation,
+            dynos=tuple(sorted((_dyno(d) for d in dynos), key=_dyno_order)),
+            release=_release(current[0]) if current else None,
+        )
+
+    def _call(
+        self,
+        method: str,
+        app: str,
+        path: tuple[str, ...],
+        body: dict[str, Any] | None = None,
+        range_: str | None = None,
+    ) -> Any:
+        resource = tuple(quote(part, safe="") for part in path)
+        data = self._client._resource_serialize(body) if body is not None else None
+        try:
+            if range_ is not None:
+                response = self._client._http_resource(method, resource, data=data, valrange=range_)
+            else:
+                response = self._client._http_resource(method, resource, data=data)
+        except RateLimitExceeded:
+            raise PlatformError(
+                "Heroku's API rate limit for the bot's key is used up. Try again in a minute."
+            ) from None
+        except requests.HTTPError as error:
+            raise _http_error(error.response, app, method) from None
+        except requests.Timeout:
+            raise PlatformError(
+                f"Heroku's API did not answer in time. Check `/deploy status {app}` before "
+                "trying again.",
+                changed=None if method != "GET" else False,
+            ) from None
+        except requests.RequestException as error:
+            log.warning("heroku request failed", extra={"error": type(error).__name__})
+            raise PlatformError(
+                "Heroku's API could not be reached. Try again in a minute."
+            ) from None
+        return response.json() if response.content else None
+
+
+def _http_error(response: Any, app: str, method: str) -> PlatformError:
+    status = response.status_code if response is not None else 0
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    error_id = body.get("id", "")
+    message = str(body.get("message", "")).strip()
+    if status == 401:
+        return PlatformError(
+            "Heroku rejected the bot's API key. An admin should check HEROKU_API_KEY."
+        )
+    if status == 403:
+        return PlatformError(
+            f"The bot's Heroku key may not do that on `{app}`. Ask an owner of the app to "
+            "give the bot's account access."
+        )
+    if status == 404:
+        # Heroku names the missing resource in `resource`; its message says "that app".
+        if body.get("resource") == "app" or "that app" in message.lower():
+            return PlatformError(
+                f"Heroku has no app called `{app}`, or the bot's key cannot see it. "
+                "Check the name in the Heroku dashboard."
+            )
+        return PlatformError(f"Heroku could not find that on `{app}`: {message or error_id}")
+    if status == 422:
+        return PlatformError(f"Heroku refused the change to `{app}`: {message or error_id}")
+    if status >= 500:
+        return PlatformError(
+            f"Heroku's API failed ({status}). Check `/deploy status {app}` before trying again.",
+            changed=None if method != "GET" else False,
+        )
+    return PlatformError(f"Heroku answered {status}: {message or error_id}")
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _formation(item: dict[str, Any]) -> Formation:
+    size = (item.get("dyno_size") or {}).get("name") or item.get("size") or "?"
+    return Formation(type=item["type"], quantity=int(item["quantity"]), size=size)
+
+
+def _dyno(item: dict[str, Any]) -> Dyno:
+    return Dyno(
+        name=item["name"],
+        type=item.get("type", item["name"].split(".")[0]),
+        state=item.get("state", "unknown"),
+        size=item.get("size", "?"),
+        since=_parse_time(item.get("updated_at") or item.get("created_at")),
+    )
+
+
+def _dyno_order(dyno: Dyno) -> tuple[str, int]:
+    kind, _, number = dyno.name.partition(".")
+    return (kind, int(number) if number.isdigit() else 0)
+
+
+def _release(item: dict[str, Any]) -> Release:
+    return Release(
+        version=int(item.get("version", 0)),
+        description=item.get("description", ""),
+        created_at=_parse_time(item.get("created_at")),
+        user=(item.get("user") or {}).get("email", ""),
+    )

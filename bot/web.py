@@ -1,0 +1,47 @@
+"""The web process: Flask serving slack_bolt at /slack/events, plus /healthz.
+
+`gunicorn 'bot.web:create_app()'` is the Procfile's web line.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, request
+from slack_bolt.adapter.flask import SlackRequestHandler
+
+from bot.config import Config
+from bot.logs import setup_logging
+from bot.services import Services
+from bot.slack_app import build_bolt_app
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: Config | None = None) -> Flask:
+    setup_logging()
+    config = config or Config.from_env()
+    services = Services(config)
+    services.migrate_if_empty_sqlite()
+    if not config.admins:
+        log.warning("DEPLOYBOT_ADMINS is empty: nobody can scale, restart or kill anything")
+    bolt = build_bolt_app(services)
+    slack_handler = SlackRequestHandler(bolt)
+
+    web = Flask("deploybot")
+    web.extensions["deploybot"] = services
+
+    @web.post("/slack/events")
+    def slack_events():  # type: ignore[no-untyped-def]
+        return slack_handler.handle(request)
+
+    @web.get("/healthz")
+    def healthz():  # type: ignore[no-untyped-def]
+        try:
+            services.db.ping()
+        except Exception as error:
+            log.error("health check failed", extra={"error": type(error).__name__})
+            return jsonify(ok=False, database="unreachable"), 503
+        return jsonify(ok=True, database="ok")
+
+    return web

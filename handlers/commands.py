@@ -1,0 +1,47 @@
+"""`/deploy`: ack at once with a one-line answer, then do the work in a lazy listener."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from bot.audit import Actor
+from handlers.render import message, safely
+from policies.commands import Command, CommandError, help_text, parse
+
+if TYPE_CHECKING:
+    from slack_bolt import Ack, App, Respond
+
+    from bot.services import Services
+
+
+def register(app: App, services: Services) -> None:
+    def ack_deploy(ack: Ack, command: dict[str, Any]) -> None:
+        parsed = _parse(command)
+        if isinstance(parsed, CommandError):
+            ack(response_type="ephemeral", text=parsed.message)
+        elif parsed.verb == "help":
+            ack(response_type="ephemeral", text=help_text(parsed.topic))
+        else:
+            ack(response_type="ephemeral", text=f"Working on `{parsed.text()}`…")
+
+    def run_deploy(command: dict[str, Any], respond: Respond) -> None:
+        parsed = _parse(command)
+        if isinstance(parsed, CommandError) or parsed.verb == "help":
+            return  # the ack already answered
+        actor = Actor(
+            user_id=command["user_id"],
+            team_id=command.get("team_id"),
+            channel_id=command.get("channel_id"),
+            source=services.source,
+        )
+        result = safely(lambda: services.actions.run(actor, parsed))
+        respond(**message(result))
+
+    app.command("/deploy")(ack=ack_deploy, lazy=[run_deploy])
+
+
+def _parse(command: dict[str, Any]) -> Command | CommandError:
+    try:
+        return parse(command.get("text", ""))
+    except CommandError as error:
+        return error

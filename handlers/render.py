@@ -1,0 +1,187 @@
+"""Results of the actions path as Slack messages (Block Kit plus a plain-text fallback)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.actions import Changed, NeedsConfirmation, Reply, Restarted, Result, Status
+from bot.platforms.base import Formation
+
+log = logging.getLogger(__name__)
+
+CONFIRM_ACTION = "deploybot_confirm"
+CANCEL_ACTION = "deploybot_cancel"
+
+Message = dict[str, Any]
+
+
+def message(result: Result, now: datetime | None = None) -> Message:
+    """A `respond()`/`chat.postMessage` payload for any result."""
+    now = now or datetime.now(UTC)
+    if isinstance(result, Reply):
+        return _text(result.text, public=result.public)
+    if isinstance(result, Changed):
+        return _changed(result)
+    if isinstance(result, Restarted):
+        return _text(f"<@{result.user_id}> restarted {_restart_target(result)}.", public=True)
+    if isinstance(result, Status):
+        return _status(result, now)
+    return _confirmation(result)
+
+
+def _text(text: str, public: bool) -> Message:
+    return {
+        "response_type": "in_channel" if public else "ephemeral",
+        "text": text,
+        "blocks": [_section(text)],
+    }
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+def _changed(result: Changed) -> Message:
+    before = {f.type: f for f in result.before}
+    changes = []
+    for after in result.after:
+        old = before.get(after.type)
+        if old is None or (old.quantity, old.size) != (after.quantity, after.size):
+            changes.append(_formation_change(old, after))
+    summary = ", ".join(changes) or "no change"
+    verb = "killed" if result.verb == "kill" else "scaled"
+    text = f"<@{result.user_id}> {verb} `{result.app}`: {summary}."
+    blocks = [_section(text)]
+    if result.confirmed_by:
+        blocks.append(_context(f"Confirmed by <@{result.confirmed_by}>."))
+    return {"response_type": "in_channel", "text": text, "blocks": blocks}
+
+
+def _formation_change(old: Formation | None, new: Formation) -> str:
+    if old is None:
+        return f"{new.type} → {new.quantity} × {new.size}"
+    size = f" ({old.size} → {new.size})" if old.size != new.size else f" × {new.size}"
+    return f"{new.type} {old.quantity} → {new.quantity}{size}"
+
+
+def _restart_target(result: Restarted) -> str:
+    if result.target is None:
+        return f"every dyno of `{result.app}`"
+    if "." in result.target:
+        return f"dyno `{result.target}` of `{result.app}`"
+    return f"the `{result.target}` dynos of `{result.app}`"
+
+
+def _status(result: Status, now: datetime) -> Message:
+    status = result.status
+    formation = (
+        "\n".join(f"`{f.type}` {f.quantity} × {f.size}" for f in status.formation)
+        or "no process types"
+    )
+    dynos = (
+        "\n".join(
+            f"`{d.name}` {d.state}{_age(d.since, now)}" for d in status.dynos[:MAX_DYNOS_SHOWN]
+        )
+        or "no dynos running"
+    )
+    if len(status.dynos) > MAX_DYNOS_SHOWN:
+        dynos += f"\n… and {len(status.dynos) - MAX_DYNOS_SHOWN} more"
+    release = "no releases yet"
+    if status.release is not None:
+        rel = status.release
+        release = f"v{rel.version} {rel.description}".strip() + _age(rel.created_at, now)
+        if rel.user:
+            release += f" by {rel.user}"
+    text = f"Status of `{status.app}`: " + ", ".join(
+        f"{f.type}={f.quantity}" for f in status.formation
+    )
+    blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": f"{status.app}"[:150]}},
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": f"*Formation*\n{formation}"},
+                {"type": "mrkdwn", "text": f"*Dynos*\n{dynos}"},
+            ],
+        },
+        _context(f"Release: {release}"),
+    ]
+    return {"response_type": "in_channel", "text": text, "blocks": blocks}
+
+
+MAX_DYNOS_SHOWN = 20
+
+
+def _age(since: datetime | None, now: datetime) -> str:
+    if since is None:
+        return ""
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    seconds = max(0, int((now - since).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f" for {seconds // size}{unit}"
+    return f" for {seconds}s"
+
+
+def _confirmation(result: NeedsConfirmation) -> Message:
+    changes = ", ".join(
+        f"{ptype} {result.before[ptype][0]} → {qty}" for ptype, (qty, _) in result.targets.items()
+    )
+    label = f"Kill {result.app}" if result.verb == "kill" else "Confirm"
+    text = (
+        f"<@{result.user_id}> asks to {result.verb} `{result.app}`: {changes}. "
+        "Dynos scaled to 0 stop serving at once."
+    )
+    expires = int(result.expires_at.timestamp())
+    return {
+        "response_type": "in_channel",
+        "text": text,
+        "blocks": [
+            _section(text),
+            {
+                "type": "actions",
+                "block_id": "deploybot_confirmation",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": CONFIRM_ACTION,
+                        "text": {"type": "plain_text", "text": label[:75]},
+                        "style": "danger",
+                        "value": result.id,
+                    },
+                    {
+                        "type": "button",
+                        "action_id": CANCEL_ACTION,
+                        "text": {"type": "plain_text", "text": "Cancel"},
+                        "value": result.id,
+                    },
+                ],
+            },
+            _context(
+                f"Only <@{result.user_id}> can confirm. "
+                f"Expires <!date^{expires}^{{time}}|{result.expires_at:%H:%M} UTC>."
+            ),
+        ],
+    }
+
+
+def safely(work: Callable[[], Result]) -> Result:
+    """Run `work`; a bug becomes a short reply with an id to find in the logs, never a trace."""
+    try:
+        return work()
+    except Exception:
+        error_id = secrets.token_hex(4)
+        log.exception("unhandled error", extra={"error_id": error_id})
+        return Reply(
+            f"Something went wrong inside deploybot (error `{error_id}` in its logs). "
+            "Check the app's status before trying again."
+        )

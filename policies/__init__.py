@@ -1,0 +1,1 @@
+"""Pure decisions on plain data: no Slack, no HTTP, no database."""

@@ -1,0 +1,353 @@
+"""The `/deploy` command grammar: text in, a `Command` (or a `CommandError`) out.
+
+Pure: no Slack types, no I/O. The scale grammar follows `heroku ps:scale`:
+`web=2`, `web=2:standard-2x`, `web+1`, `worker-2`; the app is the trailing word or
+`-a APP` / `--app APP`.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+VERBS = ("scale", "restart", "kill", "status", "help")
+MUTATING_VERBS = frozenset({"scale", "restart", "kill"})
+# Heroku allows a few hundred dynos per type at most; anything past this is a typo.
+MAX_QUANTITY = 1000
+
+USAGE = {
+    "scale": "/deploy scale TYPE=N[:SIZE] [TYPE+N | TYPE-N ...] APP",
+    "restart": "/deploy restart APP [TYPE | DYNO]",
+    "kill": "/deploy kill APP [TYPE]",
+    "status": "/deploy status APP",
+    "help": "/deploy help [VERB]",
+}
+
+SUMMARY = {
+    "scale": "set how many dynos run (and their size), e.g. `scale web=2 myapp`, `scale web+1 -a myapp`",
+    "restart": "restart every dyno, one process type (`web`) or one dyno (`web.1`)",
+    "kill": "scale every process type (or the one given) to 0, after you confirm",
+    "status": "show the formation, the dynos with their state and age, and the current release",
+    "help": "show this help, or the help of one verb",
+}
+
+EXAMPLES = {
+    "scale": (
+        "scale web=2 myapp",
+        "scale web=3:standard-2x worker=1 -a myapp",
+        "scale web+2 myapp",
+    ),
+    "restart": ("restart myapp", "restart myapp web", "restart myapp web.1"),
+    "kill": ("kill myapp", "kill myapp worker"),
+    "status": ("status myapp",),
+    "help": ("help", "help scale"),
+}
+
+_NAME = r"[a-z][a-z0-9_-]*"
+_CHANGE_RE = re.compile(
+    rf"^(?P<type>{_NAME}?)(?P<op>[=+-])(?P<amount>\d+)(?::(?P<size>[a-z0-9][a-z0-9-]*))?$",
+    re.IGNORECASE,
+)
+_PROCESS_TYPE_RE = re.compile(rf"^{_NAME}$", re.IGNORECASE)
+_DYNO_RE = re.compile(rf"^{_NAME}\.\d+$", re.IGNORECASE)
+# Heroku app names and Beanstalk environment names both fit in this.
+_APP_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$", re.IGNORECASE)
+
+
+class CommandError(ValueError):
+    """Bad input: `message` is one or two plain sentences ending with the usage line."""
+
+    def __init__(self, problem: str, verb: str | None = None) -> None:
+        usage = USAGE.get(verb or "", "/deploy help")
+        self.problem = problem
+        self.verb = verb
+        super().__init__(f"{problem} Usage: `{usage}`")
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One `TYPE=N[:SIZE]`, `TYPE+N` or `TYPE-N` term."""
+
+    process_type: str
+    op: str  # "=", "+" or "-"
+    amount: int
+    size: str | None = None
+
+    def __str__(self) -> str:
+        size = f":{self.size}" if self.size else ""
+        return f"{self.process_type}{self.op}{self.amount}{size}"
+
+
+@dataclass(frozen=True)
+class Command:
+    verb: str
+    app: str | None = None
+    changes: tuple[Change, ...] = ()
+    target: str | None = None  # restart: TYPE or DYNO; kill: TYPE
+    topic: str | None = None  # help: the verb asked about
+
+    @property
+    def mutating(self) -> bool:
+        return self.verb in MUTATING_VERBS
+
+    def text(self) -> str:
+        """The command written back in canonical form, for audit rows and messages."""
+        words = [self.verb]
+        if self.verb == "scale":
+            words += [str(c) for c in self.changes]
+        if self.app:
+            words.append(self.app)
+        if self.target:
+            words.append(self.target)
+        if self.topic:
+            words.append(self.topic)
+        return " ".join(words)
+
+
+def parse(text: str) -> Command:
+    """Parse the text after `/deploy`. Raises `CommandError` with a user-facing message."""
+    try:
+        words = shlex.split(text or "")
+    except ValueError:
+        raise CommandError("There is an unmatched quote in your command.") from None
+    if not words:
+        return Command("help")
+    verb = words[0].lower()
+    if verb in ("-h", "--help"):
+        verb = "help"
+    if verb not in VERBS:
+        raise CommandError(
+            f"`{_clip(words[0])}` is not a command I know. Try one of: {', '.join(VERBS)}."
+        )
+    args, app = _take_app_option(words[1:], verb)
+    return _PARSERS[verb](args, app)
+
+
+def _take_app_option(words: list[str], verb: str) -> tuple[list[str], str | None]:
+    rest: list[str] = []
+    app: str | None = None
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word in ("-a", "--app"):
+            if i + 1 >= len(words):
+                raise CommandError(f"`{word}` needs an app name after it.", verb)
+            app = _app_name(words[i + 1], verb, app)
+            i += 2
+            continue
+        if word.startswith("--app="):
+            app = _app_name(word.split("=", 1)[1], verb, app)
+        elif word.startswith("-") and not _CHANGE_RE.match(word):
+            raise CommandError(f"`{_clip(word)}` is not an option I know.", verb)
+        else:
+            rest.append(word)
+        i += 1
+    return rest, app
+
+
+def _app_name(word: str, verb: str, already: str | None) -> str:
+    if already is not None:
+        raise CommandError(f"The app is given twice (`{already}` and `{_clip(word)}`).", verb)
+    if not _APP_RE.match(word):
+        raise CommandError(
+            f"`{_clip(word)}` is not a valid app name: use letters, digits and dashes.", verb
+        )
+    return word
+
+
+def _parse_scale(args: list[str], app: str | None) -> Command:
+    # Without -a the app is the last word, so `web-1 my-app-2` reads as type web, app my-app-2.
+    if app is None:
+        if not args or (len(args) == 1 and _CHANGE_RE.match(args[0])):
+            raise CommandError("Say which app, as the last word or with `-a APP`.", "scale")
+        if "=" in args[-1] or not _APP_RE.match(args[-1]):
+            raise CommandError(
+                f"The last word, `{_clip(args[-1])}`, should be the app (or give it with `-a APP`).",
+                "scale",
+            )
+        app, args = args[-1], args[:-1]
+    changes: list[Change] = []
+    for word in args:
+        match = _CHANGE_RE.match(word)
+        if match is None:
+            raise CommandError(
+                f"`{_clip(word)}` is not a scale term: write TYPE=N, TYPE+N or TYPE-N.", "scale"
+            )
+        changes.append(_change(match))
+    if not changes:
+        raise CommandError("Say which process types to scale, for example `web=2`.", "scale")
+    seen: set[str] = set()
+    for change in changes:
+        if change.process_type in seen:
+            raise CommandError(f"`{change.process_type}` is scaled twice.", "scale")
+        seen.add(change.process_type)
+    return Command("scale", app=app, changes=tuple(changes))
+
+
+def _change(match: re.Match[str]) -> Change:
+    process_type = match["type"].lower()
+    if not process_type:
+        raise CommandError(
+            f"`{_clip(match.string)}` has no process type before `{match['op']}`.", "scale"
+        )
+    amount = int(match["amount"])
+    if amount > MAX_QUANTITY:
+        raise CommandError(
+            f"`{_clip(match.string)}` asks for more than {MAX_QUANTITY} dynos.", "scale"
+        )
+    size = match["size"].lower() if match["size"] else None
+    if size and match["op"] != "=":
+        raise CommandError(
+            f"`{_clip(match.string)}`: a size goes with `=` only, as in `web=2:standard-2x`.",
+            "scale",
+        )
+    return Change(process_type, match["op"], amount, size)
+
+
+def _parse_restart(args: list[str], app: str | None) -> Command:
+    app, rest = _positional_app(args, app, "restart")
+    target = _one_optional(rest, "restart")
+    if target is not None and not (_PROCESS_TYPE_RE.match(target) or _DYNO_RE.match(target)):
+        raise CommandError(
+            f"`{_clip(target)}` is neither a process type (`web`) nor a dyno (`web.1`).", "restart"
+        )
+    return Command("restart", app=app, target=target.lower() if target else None)
+
+
+def _parse_kill(args: list[str], app: str | None) -> Command:
+    app, rest = _positional_app(args, app, "kill")
+    target = _one_optional(rest, "kill")
+    if target is not None and not _PROCESS_TYPE_RE.match(target):
+        raise CommandError(f"`{_clip(target)}` is not a process type such as `web`.", "kill")
+    return Command("kill", app=app, target=target.lower() if target else None)
+
+
+def _parse_status(args: list[str], app: str | None) -> Command:
+    app, rest = _positional_app(args, app, "status")
+    if rest:
+        raise CommandError(f"`{_clip(rest[0])}` is one word too many.", "status")
+    return Command("status", app=app)
+
+
+def _parse_help(args: list[str], app: str | None) -> Command:
+    if app is not None or len(args) > 1:
+        raise CommandError("Ask for help on one verb at most.", "help")
+    if not args:
+        return Command("help")
+    topic = args[0].lower()
+    if topic not in VERBS:
+        raise CommandError(
+            f"`{_clip(args[0])}` is not a command I know. Try one of: {', '.join(VERBS)}.", "help"
+        )
+    return Command("help", topic=topic)
+
+
+def _positional_app(args: list[str], app: str | None, verb: str) -> tuple[str, list[str]]:
+    if app is None:
+        if not args:
+            raise CommandError("Say which app.", verb)
+        return _app_name(args[0], verb, None), args[1:]
+    return app, args
+
+
+def _one_optional(rest: list[str], verb: str) -> str | None:
+    if len(rest) > 1:
+        raise CommandError(f"`{_clip(rest[1])}` is one word too many.", verb)
+    return rest[0] if rest else None
+
+
+def _require_app(app: str | None, verb: str) -> str:
+    if app is None:
+        raise CommandError("Say which app, as the last word or with `-a APP`.", verb)
+    return app
+
+
+def _clip(word: str, limit: int = 40) -> str:
+    # Echo user input back safely: short, and without backticks that would break formatting.
+    word = word.replace("`", "'")
+    return word if len(word) <= limit else word[: limit - 1] + "…"
+
+
+_PARSERS = {
+    "scale": _parse_scale,
+    "restart": _parse_restart,
+    "kill": _parse_kill,
+    "status": _parse_status,
+    "help": _parse_help,
+}
+
+
+def plan_scale(
+    changes: tuple[Change, ...], current: Mapping[str, tuple[int, str]]
+) -> dict[str, tuple[int, str | None]]:
+    """Resolve `changes` against the current formation into absolute targets.
+
+    `current` maps process type → (quantity, size). Returns type → (quantity, size or None
+    to keep the size). Raises `CommandError` for a type the app does not have or a result
+    below zero.
+    """
+    targets: dict[str, tuple[int, str | None]] = {}
+    for change in changes:
+        if change.process_type not in current:
+            known = ", ".join(sorted(current)) or "none"
+            raise CommandError(
+                f"The app has no `{change.process_type}` process type (it has: {known}).", "scale"
+            )
+        quantity = current[change.process_type][0]
+        if change.op == "=":
+            quantity = change.amount
+        elif change.op == "+":
+            quantity += change.amount
+        else:
+            quantity -= change.amount
+        if quantity < 0:
+            raise CommandError(
+                f"`{change}` would leave {quantity} {change.process_type} dynos.", "scale"
+            )
+        if quantity > MAX_QUANTITY:
+            raise CommandError(f"`{change}` asks for more than {MAX_QUANTITY} dynos.", "scale")
+        targets[change.process_type] = (quantity, change.size)
+    return targets
+
+
+def plan_kill(
+    current: Mapping[str, tuple[int, str]], process_type: str | None
+) -> dict[str, tuple[int, str | None]]:
+    """Targets that scale every process type (or the one given) to zero."""
+    if process_type is not None:
+        if process_type not in current:
+            known = ", ".join(sorted(current)) or "none"
+            raise CommandError(
+                f"The app has no `{process_type}` process type (it has: {known}).", "kill"
+            )
+        return {process_type: (0, None)}
+    return {ptype: (0, None) for ptype in current}
+
+
+def stops_dynos(
+    current: Mapping[str, tuple[int, str]], targets: Mapping[str, tuple[int, str | None]]
+) -> bool:
+    """True when the targets take a running process type to zero: that is a kill."""
+    return any(
+        qty == 0 and current.get(ptype, (0, ""))[0] > 0 for ptype, (qty, _) in targets.items()
+    )
+
+
+def help_text(topic: str | None = None) -> str:
+    """Help for every verb, or for one; Slack mrkdwn."""
+    if topic is not None:
+        examples = "\n".join(f"• `/deploy {example}`" for example in EXAMPLES[topic])
+        return f"*/deploy {topic}*: {SUMMARY[topic]}.\nUsage: `{USAGE[topic]}`\n{examples}"
+    lines = [f"• `{USAGE[verb]}`: {SUMMARY[verb]}" for verb in VERBS]
+    return (
+        "*deploybot* scales, restarts and inspects your apps.\n"
+        + "\n".join(lines)
+        + "\nThe app is the last word, or give it with `-a APP`. "
+        "`kill` and anything that scales a process type to 0 ask you to confirm first."
+    )

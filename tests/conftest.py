@@ -1,0 +1,99 @@
+"""Shared fixtures: databases (SQLite always, PostgreSQL when TEST_DATABASE_URL is set),
+the fake Heroku and Slack servers, and a signed-request helper for the web app."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from bot.config import Config
+from bot.db import Database, normalize_url
+from bot.fakes.heroku import FakeHeroku
+from bot.fakes.slack import FakeSlack
+
+ADMIN = "UADMIN01"
+OTHER_ADMIN = "UADMIN02"
+USER = "UUSER001"
+SIGNING_SECRET = "test-signing-secret"
+HEROKU_KEY = "test-key"
+
+
+def _postgres_url(schema: str) -> str:
+    base = os.environ["TEST_DATABASE_URL"]
+    separator = "&" if "?" in base else "?"
+    return f"{base}{separator}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    """A migrated, empty database of each kind; PostgreSQL gets a schema of its own."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'deploybot.sqlite3'}"
+        Database(url).migrate()
+        yield url
+        return
+    if not os.environ.get("TEST_DATABASE_URL"):
+        pytest.skip("TEST_DATABASE_URL is not set")
+    schema = f"t_{secrets.token_hex(6)}"
+    admin = create_engine(normalize_url(os.environ["TEST_DATABASE_URL"]))
+    with admin.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    url = _postgres_url(schema)
+    database = Database(url)
+    database.migrate()
+    database.dispose()
+    try:
+        yield url
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture
+def heroku() -> Iterator[FakeHeroku]:
+    fake = FakeHeroku(api_keys=(HEROKU_KEY,))
+    fake.add_app("myapp", formation={"web": (1, "standard-1x"), "worker": (1, "standard-1x")})
+    fake.add_app("other-app", formation={"web": (2, "standard-2x")})
+    with fake:
+        yield fake
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+def config(database_url: str, heroku: FakeHeroku, slack: FakeSlack) -> Config:
+    return Config(
+        database_url=database_url,
+        slack_bot_token=slack.bot_token,
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=slack.api_url,
+        heroku_api_key=HEROKU_KEY,
+        heroku_api_url=heroku.url,
+        admins=frozenset({ADMIN, OTHER_ADMIN}),
+    )
+
+
+_postgres_outcomes: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "postgres" in report.keywords and report.when in ("setup", "call"):
+        _postgres_outcomes.append(report.outcome)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # CI runs with DEPLOYBOT_REQUIRE_POSTGRES=1: a skipped PostgreSQL test is a failure there.
+    if os.environ.get("DEPLOYBOT_REQUIRE_POSTGRES") != "1":
+        return
+    if "skipped" in _postgres_outcomes or not _postgres_outcomes:
+        print("\nPostgreSQL tests were skipped or absent, and CI requires them.")
+        session.exitstatus = 1

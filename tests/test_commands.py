@@ -1,0 +1,158 @@
+"""The /deploy grammar: a table of good and bad input, and properties over any text."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from policies.commands import (
+    VERBS,
+    Change,
+    Command,
+    CommandError,
+    help_text,
+    parse,
+    plan_kill,
+    plan_scale,
+    stops_dynos,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", Command("help")),
+        ("  ", Command("help")),
+        ("help", Command("help")),
+        ("HELP Scale", Command("help", topic="scale")),
+        ("--help", Command("help")),
+        ("scale web=2 myapp", Command("scale", "myapp", (Change("web", "=", 2),))),
+        (
+            "scale web=2:Standard-2X worker+1 -a myapp",
+            Command(
+                "scale",
+                "myapp",
+                (Change("web", "=", 2, "standard-2x"), Change("worker", "+", 1)),
+            ),
+        ),
+        ("scale --app myapp web-1", Command("scale", "myapp", (Change("web", "-", 1),))),
+        ("scale --app=myapp web=0", Command("scale", "myapp", (Change("web", "=", 0),))),
+        # Without -a the app is the last word, even when it looks like a term.
+        ("scale web-1 my-app-2", Command("scale", "my-app-2", (Change("web", "-", 1),))),
+        ("scale my_worker=3 myapp", Command("scale", "myapp", (Change("my_worker", "=", 3),))),
+        ("restart myapp", Command("restart", "myapp")),
+        ("restart myapp web", Command("restart", "myapp", target="web")),
+        ("restart myapp web.1", Command("restart", "myapp", target="web.1")),
+        ("restart -a myapp web.12", Command("restart", "myapp", target="web.12")),
+        ("kill myapp", Command("kill", "myapp")),
+        ("kill myapp worker", Command("kill", "myapp", target="worker")),
+        ("Status myapp", Command("status", "myapp")),
+        ("status -a myapp", Command("status", "myapp")),
+    ],
+)
+def test_parses(text: str, expected: Command) -> None:
+    assert parse(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("deploy myapp", "`deploy`"),
+        ("scale web=2", "Say which app"),
+        ("scale myapp", "Say which process types"),
+        ("scale myapp web=2", "`web=2`"),
+        ("scale web=two myapp", "`web=two`"),
+        ("scale =2 myapp", "`=2`"),
+        ("scale web=2 web=3 myapp", "`web` is scaled twice"),
+        ("scale web+1:standard-2x myapp", "`web+1:standard-2x`"),
+        ("scale web=100000 myapp", "more than 1000"),
+        ("scale web=2 -a", "`-a` needs an app"),
+        ("scale web=2 -a one -a two", "given twice"),
+        ("scale web=2 --force myapp", "`--force`"),
+        ("restart", "Say which app"),
+        ("restart myapp web.x", "`web.x`"),
+        ("restart myapp web worker", "`worker` is one word too many"),
+        ("kill myapp web.1", "`web.1` is not a process type"),
+        ("status", "Say which app"),
+        ("status my_app!", "`my_app!` is not a valid app name"),
+        ("status a b", "`b` is one word too many"),
+        ("help nothing", "`nothing`"),
+        ('status "myapp', "unmatched quote"),
+        ("status `rm -rf`", "is not an option I know"),
+    ],
+)
+def test_bad_input_names_the_token_and_shows_usage(text: str, names: str) -> None:
+    with pytest.raises(CommandError) as caught:
+        parse(text)
+    assert names in caught.value.message
+    assert "Usage: `/deploy" in caught.value.message
+
+
+@given(st.text(max_size=200))
+def test_any_text_parses_or_gets_a_short_message(text: str) -> None:
+    try:
+        command = parse(text)
+    except CommandError as error:
+        message = error.message
+        assert message.count(". ") <= 3 and len(message) < 400
+        assert "Traceback" not in message
+        assert "Usage: `/deploy" in message
+    else:
+        assert command.verb in VERBS
+        assert command.app is not None or command.verb == "help"
+
+
+_words = st.sampled_from(["web", "worker", "clock", "my_worker"])
+_apps = st.from_regex(r"[a-z][a-z0-9-]{2,20}", fullmatch=True)
+
+
+@given(
+    st.lists(
+        st.tuples(_words, st.sampled_from("=+-"), st.integers(0, 1000)),
+        min_size=1,
+        max_size=4,
+        unique_by=lambda t: t[0],
+    ),
+    _apps,
+)
+def test_canonical_text_parses_back_to_the_same_command(terms, app) -> None:
+    text = "scale " + " ".join(f"{t}{op}{n}" for t, op, n in terms) + f" -a {app}"
+    command = parse(text)
+    assert parse(command.text()) == command
+
+
+def test_plan_scale_resolves_relative_terms() -> None:
+    current = {"web": (2, "standard-1x"), "worker": (1, "standard-1x")}
+    changes = parse("scale web+3 worker-1 myapp").changes
+    assert plan_scale(changes, current) == {"web": (5, None), "worker": (0, None)}
+
+
+def test_plan_scale_refuses_an_unknown_type_and_a_negative_result() -> None:
+    current = {"web": (1, "standard-1x")}
+    with pytest.raises(CommandError, match="no `clock` process type"):
+        plan_scale(parse("scale clock=1 myapp").changes, current)
+    with pytest.raises(CommandError, match="would leave -1"):
+        plan_scale(parse("scale web-2 myapp").changes, current)
+
+
+def test_kill_targets_every_type_or_one() -> None:
+    current = {"web": (2, "basic"), "worker": (1, "basic")}
+    assert plan_kill(current, None) == {"web": (0, None), "worker": (0, None)}
+    assert plan_kill(current, "worker") == {"worker": (0, None)}
+    with pytest.raises(CommandError, match="no `clock`"):
+        plan_kill(current, "clock")
+
+
+def test_scaling_a_running_type_to_zero_counts_as_a_kill() -> None:
+    current = {"web": (2, "basic"), "worker": (0, "basic")}
+    assert stops_dynos(current, {"web": (0, None)})
+    assert not stops_dynos(current, {"worker": (0, None)})
+    assert not stops_dynos(current, {"web": (1, None)})
+
+
+def test_help_lists_every_verb_and_explains_one() -> None:
+    text = help_text()
+    for verb in VERBS:
+        assert f"/deploy {verb}" in text
+    assert "scale web=2 myapp" in help_text("scale")
