@@ -35,8 +35,12 @@ class LogfmtFormatter(logging.Formatter):
 
 
 def setup_logging(level: str = "INFO") -> None:
+    """Send every log line to stdout in logfmt; calling it again changes nothing."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if isinstance(handler.formatter, LogfmtFormatter):
+            return
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(LogfmtFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.addHandler(handler)
     root.setLevel(level)

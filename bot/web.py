@@ -33,6 +33,9 @@ def create_app(config: Config | None = None) -> Flask:
 
     @web.post("/slack/events")
     def slack_events():  # type: ignore[no-untyped-def]
+        # slack_sdk's verifier raises on a non-numeric timestamp, which bolt turns into a 500.
+        if not request.headers.get("X-Slack-Request-Timestamp", "0").isdigit():
+            return jsonify(error="invalid request"), 401
         return slack_handler.handle(request)
 
     @web.get("/healthz")

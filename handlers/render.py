@@ -68,7 +68,7 @@ def _changed(result: Changed) -> Message:
 def _formation_change(old: Formation | None, new: Formation) -> str:
     if old is None:
         return f"{new.type} → {new.quantity} × {new.size}"
-    size = f" ({old.size} → {new.size})" if old.size != new.size else f" × {new.size}"
+    size = f" ({old.size} → {new.size})" if old.size != new.size else ""
     return f"{new.type} {old.quantity} → {new.quantity}{size}"
 
 

@@ -28,7 +28,11 @@ class LocalServer:
 
     def start(self) -> LocalServer:
         self._server = make_server("127.0.0.1", 0, self._wsgi_app, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        server = self._server
+        # A short poll keeps stop() fast: tests start and stop servers by the hundred.
+        self._thread = threading.Thread(
+            target=lambda: server.serve_forever(poll_interval=0.05), daemon=True
+        )
         self._thread.start()
         return self
 

@@ -49,7 +49,7 @@ def make_session(retries: int = 3, backoff: float = 0.5) -> requests.Session:
     retry = _CappedRetry(
         total=retries,
         connect=retries,
-        read=0,  # a timed-out PATCH may have happened: never send it again blindly
+        read=False,  # a timed-out PATCH may have landed: never resend it, raise the timeout
         status=retries,
         backoff_factor=backoff,
         status_forcelist=(429, 502, 503, 504),

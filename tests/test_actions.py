@@ -1,0 +1,44 @@
+"""The actions path on its own: audit rows bracket every platform call."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.actions import Actions, Reply
+from bot.audit import Actor, AuditLog
+from bot.confirmations import Confirmations
+from bot.db import Database
+from bot.platforms.heroku import HerokuPlatform
+from policies.commands import parse
+from tests.conftest import ADMIN, HEROKU_KEY
+
+
+class Crash(BaseException):
+    """Stands for the process dying mid-call (SIGKILL, dyno restart)."""
+
+
+@pytest.fixture
+def actions(database_url, heroku):
+    db = Database(database_url)
+    platform = HerokuPlatform(HEROKU_KEY, heroku.url)
+    yield Actions(lambda app: platform, AuditLog(db), Confirmations(db), frozenset({ADMIN}))
+    db.dispose()
+
+
+def test_a_crash_mid_call_leaves_an_unfinished_row_not_silence(actions, database_url):
+    def crash(app, targets):
+        raise Crash
+
+    platform = actions._platform_for("myapp")
+    platform.scale = crash
+    with pytest.raises(Crash):
+        actions.run(Actor(ADMIN), parse("scale web=3 myapp"))
+    [entry] = AuditLog(Database(database_url)).recent()
+    assert entry.outcome == "pending" and entry.finished_at is None
+    assert entry.requested == {"web": [3, None]}
+
+
+def test_asking_for_the_current_formation_changes_nothing(actions, heroku):
+    result = actions.run(Actor(ADMIN), parse("scale web=1 myapp"))
+    assert isinstance(result, Reply) and "already runs" in result.text
+    assert [r for r in heroku.requests if r.method == "PATCH"] == []

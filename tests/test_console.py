@@ -1,0 +1,65 @@
+"""The console runs the same handlers as Slack; the sandbox needs no accounts."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from bot import console
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_lines(tmp_path, *lines: str) -> str:
+    heroku, config = console.start_sandbox()
+    config = replace(config, database_url=f"sqlite:///{tmp_path / 'c.sqlite3'}")
+    out = io.StringIO()
+    try:
+        console.run(config, lines, interactive=False, out=out)
+    finally:
+        heroku.stop()
+    return out.getvalue()
+
+
+def test_a_sandbox_session_scales_and_kills_with_a_button(tmp_path):
+    output = run_lines(
+        tmp_path,
+        "/deploy status demo",
+        "scale web=3 demo",
+        "kill demo worker",
+        "Kill demo",
+        "Kill demo",
+        "status demo",
+    )
+    assert "== demo ==" in output
+    assert "@you scaled `demo`: web 1 → 3" in output
+    assert "[ Kill demo ]  [ Cancel ]" in output
+    assert "@you killed `demo`: worker 1 → 0" in output
+    assert "already confirmed by @you" in output
+    assert "`worker` 0" in output
+
+
+def test_bad_input_and_help_in_the_console(tmp_path):
+    output = run_lines(tmp_path, "scale web=lots demo", "help", "status nope")
+    assert "(only you) `web=lots` is not a scale term" in output
+    assert "/deploy restart APP [TYPE | DYNO]" in output
+    assert "Heroku has no app called `nope`" in output
+
+
+def test_python_m_bot_console_sandbox_runs_one_line_and_exits(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "console", "--sandbox", "-c", "/deploy status demo-api"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "== demo-api ==" in result.stdout
+    assert "`web` 2" in result.stdout

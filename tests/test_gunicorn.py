@@ -1,0 +1,143 @@
+"""The web dyno as Heroku starts it: the Procfile's web line under gunicorn, driven over HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from bot.slack_requests import button_click, sign, slash_command
+from handlers.render import CONFIRM_ACTION
+from tests.conftest import ADMIN, HEROKU_KEY, SIGNING_SECRET
+from tests.webclient import button
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def procfile_line(kind: str) -> str:
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.startswith(f"{kind}:"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError(f"no {kind}: line in the Procfile")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def dyno_env(database_url: str, heroku, slack, port: int) -> dict[str, str]:
+    """Only the environment contract, as a Heroku dyno would have it."""
+    return {
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "PORT": str(port),
+        "DATABASE_URL": database_url,
+        "SLACK_BOT_TOKEN": slack.bot_token,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "HEROKU_API_KEY": HEROKU_KEY,
+        "HEROKU_API_URL": heroku.url,
+        "DEPLOYBOT_ADMINS": ADMIN,
+    }
+
+
+@contextlib.contextmanager
+def web_dyno(database_url: str, heroku, slack, tmp_path, release: bool) -> Iterator[str]:
+    port = free_port()
+    env = dyno_env(database_url, heroku, slack, port)
+    if release:  # the release phase migrates, as on Heroku
+        subprocess.run(["bash", "-c", procfile_line("release")], env=env, cwd=ROOT, check=True)
+    log = open(tmp_path / "gunicorn.log", "w+")  # noqa: SIM115 (closed below)
+    process = subprocess.Popen(
+        ["bash", "-c", procfile_line("web")],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if process.poll() is not None:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("gunicorn did not become healthy")
+        if process.poll() is not None:
+            log.seek(0)
+            pytest.fail(f"gunicorn exited:\n{log.read()}")
+        yield base
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+        log.seek(0)
+        output = log.read()
+        log.close()
+        assert "Traceback" not in output, output
+        assert HEROKU_KEY not in output and SIGNING_SECRET not in output
+
+
+def post(base: str, body: str) -> requests.Response:
+    return requests.post(f"{base}/slack/events", data=body, headers=sign(SIGNING_SECRET, body))
+
+
+def test_on_an_empty_sqlite_file(heroku, slack, tmp_path):
+    database_url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    with web_dyno(database_url, heroku, slack, tmp_path, release=False) as base:
+        scale_and_kill(base, heroku, slack)
+
+
+def test_after_the_release_phase(database_url, heroku, slack, tmp_path):
+    with web_dyno(database_url, heroku, slack, tmp_path, release=True) as base:
+        scale_and_kill(base, heroku, slack)
+
+
+def scale_and_kill(web_dyno: str, heroku, slack) -> None:
+    url = slack.new_response_url()
+    ack = post(web_dyno, slash_command("scale web=2 myapp", url, user_id=ADMIN))
+    assert ack.status_code == 200 and "Working on" in ack.json()["text"]
+    [reply] = slack.wait_for_responses(url, n=1, timeout=15)
+    assert reply["response_type"] == "in_channel" and "web 1 → 2" in reply["text"]
+    assert [r.json for r in heroku.requests if r.method == "PATCH"] == [
+        {"updates": [{"type": "web", "quantity": 2}]}
+    ]
+
+    url = slack.new_response_url()
+    assert post(web_dyno, slash_command("kill myapp", url, user_id=ADMIN)).status_code == 200
+    [prompt] = slack.wait_for_responses(url, n=1, timeout=15)
+    value = button(prompt, CONFIRM_ACTION)["value"]
+    assert len([r for r in heroku.requests if r.method == "PATCH"]) == 1
+    click_urls = [slack.new_response_url() for _ in range(2)]
+    for click_url in click_urls:  # a double click lands on whichever worker: still one kill
+        assert post(web_dyno, button_click(CONFIRM_ACTION, value, click_url, user_id=ADMIN)).ok
+    replies = [slack.wait_for_responses(u, n=1, timeout=15)[0] for u in click_urls]
+    assert sum("killed `myapp`" in r["text"] for r in replies) == 1
+    assert len([r for r in heroku.requests if r.method == "PATCH"]) == 2
+    assert heroku.formation("myapp")["web"][0] == 0
+    assert heroku.violations == []
+
+    bad = post(web_dyno, slash_command("scale web=lots myapp", url, user_id=ADMIN))
+    assert bad.status_code == 200 and "`web=lots`" in bad.json()["text"]
+    forged = requests.post(
+        f"{web_dyno}/slack/events",
+        data=slash_command("kill myapp", url, user_id=ADMIN),
+        headers=sign("forged", "x"),
+    )
+    assert forged.status_code == 401

@@ -1,0 +1,83 @@
+"""The Heroku client's session: timeouts, retries that honour Retry-After, no ambient config."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+import urllib3.util.retry
+
+from bot.platforms import heroku as heroku_module
+from bot.platforms.base import PlatformError
+from bot.platforms.heroku import HerokuPlatform
+from tests.conftest import HEROKU_KEY
+
+
+@pytest.fixture
+def sleeps(monkeypatch):
+    """Record urllib3's retry sleeps instead of sleeping (tests never wait on the clock)."""
+    recorded: list[float] = []
+    monkeypatch.setattr(urllib3.util.retry.time, "sleep", recorded.append)
+    return recorded
+
+
+def client(heroku) -> HerokuPlatform:
+    return HerokuPlatform(HEROKU_KEY, heroku.url)
+
+
+def test_retry_after_is_honoured_and_capped(heroku, sleeps):
+    heroku.fail_next(429, count=1, retry_after=2)
+    heroku.fail_next(503, count=1, retry_after=3600)
+    assert client(heroku).formation("myapp")[0].type == "web"
+    assert 2.0 in sleeps
+    assert heroku_module.MAX_RETRY_AFTER in sleeps
+    assert max(sleeps) == heroku_module.MAX_RETRY_AFTER
+
+
+def test_gives_up_after_a_few_retries(heroku, sleeps):
+    heroku.fail_next(502, count=10)
+    with pytest.raises(PlatformError, match=r"failed \(502\)"):
+        client(heroku).formation("myapp")
+    assert len([r for r in heroku.requests if r.method == "GET"]) == 4  # 1 + 3 retries
+
+
+def test_a_slow_answer_times_out_and_says_the_change_may_have_happened(heroku, monkeypatch):
+    monkeypatch.setattr(heroku_module, "READ_TIMEOUT", 0.2)
+    heroku.latency = 1.0
+    with pytest.raises(PlatformError, match="did not answer in time") as caught:
+        client(heroku).scale("myapp", {"web": (2, None)})
+    assert caught.value.changed is None
+    # A read timeout is never retried: the PATCH may have landed.
+    assert len([r for r in heroku.requests if r.method == "PATCH"]) == 1
+
+
+def test_an_unreachable_api_is_a_plain_sentence(sleeps):
+    with pytest.raises(PlatformError, match="could not be reached"):
+        HerokuPlatform(HEROKU_KEY, "http://127.0.0.1:9").formation("myapp")
+
+
+def test_ambient_proxy_and_netrc_settings_are_ignored(heroku, monkeypatch, tmp_path):
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password other-key\n")
+    monkeypatch.setenv("NETRC", str(netrc))
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "")
+    assert client(heroku).formation("myapp")  # a proxy on port 9 would have refused it
+    [request] = heroku.requests
+    scheme, _, token = request.headers["Authorization"].partition(" ")
+    assert scheme == "Basic" and base64.b64decode(token).decode() == f":{HEROKU_KEY}"
+
+
+def test_rate_limit_remaining_mirrors_heroku(heroku):
+    platform = client(heroku)
+    platform.formation("myapp")
+    first = platform.rate_limit_remaining
+    platform.formation("myapp")
+    assert first is not None and platform.rate_limit_remaining == first - 1
+
+
+def test_requests_carry_the_key_and_the_v3_accept_header(heroku):
+    client(heroku).formation("myapp")
+    [request] = heroku.requests
+    assert request.headers["Accept"].startswith("application/vnd.heroku+json; version=3")
+    assert request.headers["Authorization"].startswith("Basic ")

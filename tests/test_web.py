@@ -1,0 +1,322 @@
+"""The web app end to end through Flask: signed Slack requests in, Heroku calls and
+response_url messages out, against the fake Heroku and fake Slack over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from bot.audit import AuditLog
+from bot.slack_requests import sign, slash_command
+from bot.web import create_app
+from handlers.render import CANCEL_ACTION, CONFIRM_ACTION
+from tests.conftest import ADMIN, OTHER_ADMIN, SIGNING_SECRET, USER
+from tests.webclient import SlackDriver, ack_text, button, settle
+
+
+@pytest.fixture
+def web(config):
+    return create_app(config)
+
+
+@pytest.fixture
+def driver(web, slack):
+    return SlackDriver(web.test_client(), slack)
+
+
+def patches(heroku):
+    return [r for r in heroku.requests if r.method == "PATCH"]
+
+
+def test_healthz_checks_the_database(driver):
+    response = driver.client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json == {"ok": True, "database": "ok"}
+
+
+def test_healthz_reports_an_unreachable_database(config):
+    web = create_app(replace(config, database_url="postgresql://postgres@127.0.0.1:9/none"))
+    response = web.test_client().get("/healthz")
+    assert response.status_code == 503
+    assert response.json["ok"] is False
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-Slack-Signature": "v0=" + "0" * 64, "X-Slack-Request-Timestamp": "now"},
+        "wrong-secret",
+        "stale",
+    ],
+    ids=["no-headers", "garbage", "wrong-secret", "stale-timestamp"],
+)
+def test_unsigned_or_badly_signed_requests_are_rejected(driver, heroku, headers):
+    body = slash_command("scale web=2 myapp", driver.slack.new_response_url(), user_id=ADMIN)
+    if headers == "wrong-secret":
+        headers = sign("not-the-secret", body)
+    elif headers == "stale":
+        headers = sign(SIGNING_SECRET, body, timestamp=int(time.time()) - 600)
+    else:
+        headers = {"Content-Type": "application/x-www-form-urlencoded", **headers}
+    response = driver.post(body, headers=headers)
+    assert response.status_code == 401
+    settle()
+    assert patches(heroku) == []
+
+
+def test_scale_makes_one_schema_valid_patch_and_answers_in_channel(driver, heroku):
+    ack, url = driver.command("scale web=2 myapp", ADMIN)
+    assert "Working on `scale web=2 myapp`" in ack_text(ack)
+    reply = driver.reply(url)
+    assert reply["response_type"] == "in_channel"
+    assert f"<@{ADMIN}> scaled `myapp`: web 1 → 2" in reply["text"]
+    [patch] = patches(heroku)
+    assert patch.path == "/apps/myapp/formation"
+    assert patch.json == {"updates": [{"type": "web", "quantity": 2}]}
+    assert heroku.violations == []
+    assert heroku.formation("myapp")["web"][0] == 2
+
+
+def test_scale_with_size_and_relative_terms(driver, heroku):
+    _, url = driver.command("scale web+2:standard-2x worker-1 -a myapp", ADMIN)
+    with pytest.raises(AssertionError):
+        # web+2:size is refused by the grammar before anything is sent
+        driver.reply(url)
+    _, url = driver.command("scale web=3:standard-2x worker+1 -a myapp", ADMIN)
+    reply = driver.reply(url)
+    assert "web 1 → 3 (Standard-1X → Standard-2X)" in reply["text"]
+    assert patches(heroku)[-1].json == {
+        "updates": [
+            {"type": "web", "quantity": 3, "dyno_size": {"name": "standard-2x"}},
+            {"type": "worker", "quantity": 2},
+        ]
+    }
+    assert heroku.violations == []
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("scale web=two myapp", "`web=two`"),
+        ("scale web=2", "Say which app"),
+        ("frobnicate", "`frobnicate` is not a command"),
+        ("status", "Say which app"),
+        ('restart "myapp', "unmatched quote"),
+        ("\u0000\u202e💥", "is not a command I know"),
+    ],
+)
+def test_bad_input_gets_a_clear_ephemeral_answer_and_no_call(driver, heroku, text, says):
+    ack, _ = driver.command(text, ADMIN)
+    body = json.loads(ack.data)
+    assert body["response_type"] == "ephemeral"
+    assert says in body["text"] and "Usage:" in body["text"]
+    settle()
+    assert heroku.requests == []
+
+
+def test_help_and_empty_text_answer_in_the_ack(driver, heroku):
+    for text in ("", "help", "help kill"):
+        ack, _ = driver.command(text, USER)
+        assert "/deploy" in ack_text(ack)
+    assert "kill myapp" in ack_text(driver.command("help kill", USER)[0])
+
+
+def test_non_admins_may_look_but_not_change(driver, heroku):
+    _, url = driver.command("scale web=3 myapp", USER)
+    reply = driver.reply(url)
+    assert reply["response_type"] == "ephemeral"
+    assert "not allowed to `scale`" in reply["text"]
+    _, url = driver.command("status myapp", USER)
+    assert "myapp" in driver.reply(url)["text"]
+    assert patches(heroku) == []
+
+
+def test_status_shows_formation_dynos_and_release(driver, heroku):
+    _, url = driver.command("status myapp", USER)
+    reply = driver.reply(url)
+    assert reply["response_type"] == "in_channel"
+    rendered = json.dumps(reply["blocks"])
+    assert "`web` 1" in rendered and "`worker` 1" in rendered
+    assert "`web.1` up" in rendered
+    assert "Release: v" in rendered
+
+
+@pytest.mark.parametrize(
+    ("text", "method", "path", "says"),
+    [
+        ("restart myapp", "DELETE", "/apps/myapp/dynos", "every dyno of `myapp`"),
+        ("restart myapp web", "DELETE", "/apps/myapp/formations/web", "the `web` dynos"),
+        ("restart myapp web.1", "DELETE", "/apps/myapp/dynos/web.1", "dyno `web.1`"),
+    ],
+)
+def test_restart_all_by_type_or_one_dyno(driver, heroku, text, method, path, says):
+    _, url = driver.command(text, ADMIN)
+    assert says in driver.reply(url)["text"]
+    deletes = [r for r in heroku.requests if r.method == "DELETE"]
+    assert [(r.method, r.path) for r in deletes] == [(method, path)]
+    assert heroku.violations == []
+
+
+def test_kill_waits_for_the_requesters_click_and_acts_once(driver, heroku):
+    _, url = driver.command("kill myapp", ADMIN)
+    prompt = driver.reply(url)
+    assert "asks to kill `myapp`: web 1 → 0, worker 1 → 0" in prompt["text"]
+    confirm = button(prompt, CONFIRM_ACTION)
+    assert confirm["text"]["text"] == "Kill myapp"
+    settle()
+    assert patches(heroku) == []
+
+    # Somebody else, even an admin, cannot confirm another person's kill.
+    _, url = driver.click(CONFIRM_ACTION, confirm["value"], OTHER_ADMIN)
+    refusal = driver.reply(url)
+    assert f"Only <@{ADMIN}>" in refusal["text"] and refusal["replace_original"] is False
+    assert patches(heroku) == []
+
+    # A double click (or Slack delivering it twice) acts once.
+    with ThreadPoolExecutor(4) as pool:
+        clicks = list(
+            pool.map(lambda _: driver.click(CONFIRM_ACTION, confirm["value"], ADMIN), range(4))
+        )
+    assert [response.status_code for response, _ in clicks] == [200] * 4
+    replies = [driver.reply(url) for _, url in clicks]
+    settle()
+    assert len(patches(heroku)) == 1
+    done = [r for r in replies if "killed `myapp`" in r["text"]]
+    assert len(done) == 1 and done[0]["replace_original"] is True
+    assert "web 1 → 0, worker 1 → 0" in done[0]["text"]
+    assert sum("already confirmed" in r["text"] for r in replies) == 3
+    assert heroku.formation("myapp") == {"web": (0, "Standard-1X"), "worker": (0, "Standard-1X")}
+    assert heroku.violations == []
+
+
+def test_cancel_leaves_everything_as_it_was(driver, heroku):
+    _, url = driver.command("kill myapp worker", ADMIN)
+    prompt = driver.reply(url)
+    _, url = driver.click(CANCEL_ACTION, button(prompt, CANCEL_ACTION)["value"], ADMIN)
+    assert "cancelled `kill myapp worker`" in driver.reply(url)["text"]
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    assert "was cancelled" in driver.reply(url)["text"]
+    settle()
+    assert patches(heroku) == []
+    assert heroku.formation("myapp")["worker"][0] == 1
+
+
+def test_scale_to_zero_counts_as_a_kill(driver, heroku):
+    _, url = driver.command("scale web=0 myapp", ADMIN)
+    prompt = driver.reply(url)
+    assert "asks to scale `myapp`: web 1 → 0" in prompt["text"]
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    assert "web 1 → 0" in driver.reply(url)["text"]
+    assert [p.json for p in patches(heroku)] == [{"updates": [{"type": "web", "quantity": 0}]}]
+
+
+def test_an_expired_confirmation_is_refused(web, driver, heroku):
+    _, url = driver.command("kill myapp", ADMIN)
+    prompt = driver.reply(url)
+    actions = web.extensions["deploybot"].actions
+    real_now = actions._now
+    actions._now = lambda: real_now() + timedelta(minutes=11)
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    assert "expired" in driver.reply(url)["text"]
+    settle()
+    assert patches(heroku) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "setup", "says"),
+    [
+        ("status nosuchapp", None, "Heroku has no app called `nosuchapp`"),
+        ("scale web=2:huge-9x myapp", None, "Heroku refused the change to `myapp`"),
+        ("scale clock=1 myapp", None, "no `clock` process type"),
+        ("restart myapp clock.1", None, "could not find that on `myapp`"),
+        ("scale web=2 myapp", (429, 10), "rate limit"),
+        ("scale web=2 myapp", (503, 10), "Heroku's API failed (503)"),
+        ("scale web=2 myapp", (401, 1), "rejected the bot's API key"),
+        ("scale web=2 myapp", (403, 1), "may not do that on `myapp`"),
+    ],
+)
+def test_heroku_errors_become_plain_sentences(driver, heroku, text, setup, says):
+    if setup:
+        status, count = setup
+        heroku.fail_next(status, count=count)
+    _, url = driver.command(text, ADMIN)
+    reply = driver.reply(url)
+    assert says in reply["text"]
+    assert reply["response_type"] == "ephemeral"
+    assert "Traceback" not in reply["text"]
+
+
+def test_a_passing_heroku_outage_is_retried(driver, heroku):
+    heroku.fail_next(503, count=1)
+    heroku.fail_next(429, count=1, retry_after=0)
+    _, url = driver.command("scale web=2 myapp", ADMIN)
+    assert "web 1 → 2" in driver.reply(url)["text"]
+    assert heroku.formation("myapp")["web"][0] == 2
+
+
+def test_a_bug_becomes_a_short_message_with_an_error_id(web, driver, caplog):
+    services = web.extensions["deploybot"]
+
+    def broken(app):
+        raise RuntimeError("boom at /secret/path")
+
+    services.actions._platform_for = broken
+    with caplog.at_level(logging.ERROR):
+        _, url = driver.command("status myapp", USER)
+        reply = driver.reply(url)
+    assert "Something went wrong inside deploybot (error `" in reply["text"]
+    assert "boom" not in reply["text"] and "Traceback" not in reply["text"]
+
+
+def test_every_change_is_audited(web, driver, heroku):
+    _, url = driver.command("scale web=2 myapp", ADMIN)
+    driver.reply(url)
+    _, url = driver.command("scale web=2:nope myapp", ADMIN)
+    driver.reply(url)
+    entries = AuditLog(web.extensions["deploybot"].db).recent()
+    failed, done = entries
+    assert (done.verb, done.app, done.user_id, done.outcome) == ("scale", "myapp", ADMIN, "ok")
+    assert done.before["web"][0] == 1 and done.after["web"][0] == 2
+    assert done.requested == {"web": [2, None]}
+    assert done.channel_id and done.team_id and done.finished_at is not None
+    assert failed.outcome == "error" and "Heroku refused" in failed.error
+
+
+def test_no_admins_means_no_changes_and_a_warning(config, slack, heroku, caplog):
+    with caplog.at_level(logging.WARNING):
+        web = create_app(replace(config, admins=frozenset()))
+    assert "DEPLOYBOT_ADMINS is empty" in caplog.text
+    driver = SlackDriver(web.test_client(), slack)
+    _, url = driver.command("scale web=2 myapp", ADMIN)
+    assert "no admins" in driver.reply(url)["text"]
+    assert patches(heroku) == []
+
+
+def test_start_up_makes_no_slack_or_heroku_call(config, slack, heroku):
+    create_app(config)
+    assert slack.calls == [] and heroku.requests == []
+
+
+def test_app_home_shows_help(driver, slack):
+    body = json.dumps(
+        {
+            "type": "event_callback",
+            "team_id": "T1",
+            "api_app_id": "A1",
+            "event": {"type": "app_home_opened", "user": USER, "channel": "D1", "tab": "home"},
+            "event_id": "Ev1",
+            "event_time": 1,
+        }
+    )
+    headers = {**sign(SIGNING_SECRET, body), "Content-Type": "application/json"}
+    assert driver.post(body, headers=headers).status_code == 200
+    [call] = slack.wait_for_calls("views.publish", n=1, timeout=10)
+    assert call.args["user_id"] == USER
+    assert "/deploy scale" in json.dumps(call.args["view"])

@@ -1,0 +1,57 @@
+"""Drive the real Flask app exactly as Slack does: signed form posts to /slack/events."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from flask.testing import FlaskClient
+
+from bot.fakes.slack import FakeSlack
+from bot.slack_requests import button_click, sign, slash_command
+from tests.conftest import SIGNING_SECRET
+
+
+class SlackDriver:
+    def __init__(self, client: FlaskClient, slack: FakeSlack) -> None:
+        self.client = client
+        self.slack = slack
+
+    def post(self, body: str, headers: dict[str, str] | None = None) -> Any:
+        headers = sign(SIGNING_SECRET, body) if headers is None else headers
+        return self.client.post("/slack/events", data=body, headers=headers)
+
+    def command(self, text: str, user: str) -> tuple[Any, str]:
+        """Send `/deploy text`; returns the ack response and the command's response_url."""
+        url = self.slack.new_response_url()
+        return self.post(slash_command(text, url, user_id=user)), url
+
+    def click(self, action_id: str, value: str, user: str) -> tuple[Any, str]:
+        """Press a button; like Slack, every click carries a response_url of its own."""
+        url = self.slack.new_response_url()
+        return self.post(button_click(action_id, value, url, user_id=user)), url
+
+    def replies(self, url: str, n: int = 1) -> list[dict[str, Any]]:
+        return self.slack.wait_for_responses(url, n=n, timeout=10)
+
+    def reply(self, url: str) -> dict[str, Any]:
+        return self.replies(url, 1)[-1]
+
+
+def ack_text(response: Any) -> str:
+    assert response.status_code == 200, response.data
+    return json.loads(response.data)["text"] if response.data else ""
+
+
+def button(message: dict[str, Any], action_id: str) -> dict[str, Any]:
+    for block in message.get("blocks", []):
+        for element in block.get("elements", []) if block["type"] == "actions" else []:
+            if element["action_id"] == action_id:
+                return element
+    raise AssertionError(f"no {action_id} button in {message}")
+
+
+def settle(seconds: float = 0.3) -> None:
+    """Give lazy listeners time to (wrongly) act before asserting that nothing happened."""
+    time.sleep(seconds)
