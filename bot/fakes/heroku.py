@@ -102,7 +102,7 @@ class Link:
 
     @property
     def readable_href(self) -> str:
-        """The href with templates named for people: `/apps/{app}/formations/{dyno.formation_type}`."""
+        """The href with named templates: `/apps/{app}/formations/{dyno.formation_type}`."""
         return _TEMPLATE.sub(_template_name, self.href)
 
 
@@ -115,7 +115,9 @@ def _template_name(found: re.Match[str]) -> str:
 
 @dataclass(frozen=True)
 class _Route:
-    specificity: tuple[bool, ...]  # True where a segment is a template: literals win ties
+    # True where a segment is a template: the smallest tuple wins, so `/teams/apps/{x}`
+    # beats `/teams/{team}/apps` for the path `/teams/apps/apps`.
+    specificity: tuple[bool, ...]
     regex: re.Pattern[str]
     links: tuple[Link, ...]
 
@@ -142,7 +144,9 @@ class HerokuSchema:
                 best = (route, found.groups())
         return (best[0].links, best[1]) if best else ((), ())
 
-    def validator(self, pointer: str, format_checker: FormatChecker | None = None) -> Any:
+    def validator(
+        self, pointer: str, format_checker: FormatChecker | None = None
+    ) -> Draft4Validator:
         """A Draft 4 validator for the subschema at `pointer`, e.g. `<link>/targetSchema`."""
         # A `$ref` into the document, rather than the bare subschema, keeps every
         # `#/definitions/...` inside it resolving against the whole document.
@@ -157,7 +161,7 @@ class HerokuSchema:
         """Validation errors for `instance`, most relevant first."""
         return sorted(self.validator(pointer).iter_errors(instance), key=relevance, reverse=True)
 
-    def _new_validator(self, pointer: str, format_checker: FormatChecker | None) -> Any:
+    def _new_validator(self, pointer: str, format_checker: FormatChecker | None) -> Draft4Validator:
         ref = {"$ref": f"{self._uri}#{pointer}"}
         return Draft4Validator(ref, registry=self._registry, format_checker=format_checker)
 
@@ -439,7 +443,8 @@ class FakeHeroku:
         releases: int = 3,
     ) -> dict[str, Any]:
         """Create an app whose dynos are already up; returns its API representation."""
-        if not re.fullmatch(r"[a-z][a-z0-9-]{1,28}[a-z0-9]", name):
+        name_schema = load_schema().document["definitions"]["app"]["definitions"]["name"]
+        if not re.search(name_schema["pattern"], name):
             raise ValueError(f"{name!r} is not a valid Heroku app name")
         if releases < 1:
             raise ValueError("an app needs at least one release")
