@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from bot.audit import Actor, AuditLog, utcnow
 from bot.confirmations import Confirmations
-from bot.platforms.base import AppStatus, Formation, Platform, PlatformError, formation_map
+from bot.platforms.base import (
+    AppStatus,
+    Formation,
+    Platform,
+    PlatformError,
+    Settled,
+    formation_map,
+)
+from bot.registry import Target, UnknownApp
 from policies import access
 from policies.commands import (
     Command,
@@ -23,8 +31,12 @@ from policies.commands import (
     plan_scale,
     stops_dynos,
 )
+from policies.sizes import check_size
 
 log = logging.getLogger(__name__)
+
+# Beanstalk updates usually take 2–10 minutes; past this the follow-up says to look in AWS.
+FOLLOW_UP_TIMEOUT = 30 * 60.0
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,8 @@ class Changed:
     before: tuple[Formation, ...]
     after: tuple[Formation, ...]
     confirmed_by: str | None = None
+    audit_id: int | None = None
+    slow: bool = False  # the platform is still applying it: follow up when it settles
 
 
 @dataclass(frozen=True)
@@ -50,6 +64,15 @@ class Restarted:
     app: str
     target: str | None
     user_id: str
+    audit_id: int | None = None
+    slow: bool = False
+
+
+@dataclass(frozen=True)
+class AppList:
+    apps: tuple[Target, ...]
+    may_change: bool
+    unlisted_heroku: bool
 
 
 @dataclass(frozen=True)
@@ -68,23 +91,35 @@ class NeedsConfirmation:
     expires_at: datetime
 
 
-Result = Reply | Changed | Restarted | Status | NeedsConfirmation
+Result = Reply | Changed | Restarted | Status | NeedsConfirmation | AppList
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """An alias resolved to its registry entry and the platform client that reaches it."""
+
+    target: Target
+    platform: Platform
 
 
 class Actions:
     def __init__(
         self,
-        platform_for: Callable[[str], Platform],
+        resolve: Callable[[str], Resolved],
         audit: AuditLog,
         confirmations: Confirmations,
         admins: frozenset[str],
         now: Callable[[], datetime] = utcnow,
+        targets: Callable[[], list[Target]] = list,
+        unlisted_heroku: bool = True,
     ) -> None:
-        self._platform_for = platform_for
+        self._resolve = resolve
         self._audit = audit
         self._confirmations = confirmations
         self._admins = admins
         self._now = now
+        self._targets = targets
+        self._unlisted_heroku = unlisted_heroku
 
     def run(self, actor: Actor, command: Command) -> Result:
         """Carry out a parsed command for `actor`."""
@@ -93,16 +128,39 @@ class Actions:
         decision = access.authorize(actor.user_id, command.verb, self._admins)
         if not decision.allowed:
             return Reply(decision.reason)
+        if command.verb == "apps":
+            return self._apps(actor)
         assert command.app is not None  # the grammar guarantees an app for every other verb
-        platform = self._platform_for(command.app)
         try:
+            resolved = self._resolve(command.app)
             if command.verb == "status":
-                return Status(platform.status(command.app))
+                return Status(
+                    replace(resolved.platform.status(resolved.target.name), app=command.app)
+                )
             if command.verb == "restart":
-                return self._restart(actor, platform, command)
-            return self._scale_or_kill(actor, platform, command)
-        except (PlatformError, CommandError) as error:
+                return self._restart(actor, resolved, command)
+            return self._scale_or_kill(actor, resolved, command)
+        except (PlatformError, CommandError, UnknownApp) as error:
             return Reply(str(error))
+
+    def follow_up(self, result: Changed | Restarted) -> Settled:
+        """Wait for a slow change to settle and complete its audit row with how it ended."""
+        resolved = self._resolve(result.app)
+        try:
+            settled = resolved.platform.wait_until_settled(resolved.target.name, FOLLOW_UP_TIMEOUT)
+        except PlatformError as error:
+            settled = Settled(ok=False, summary=str(error))
+        if result.audit_id is not None and not settled.ok:
+            detail = "; ".join((settled.summary, *settled.events))
+            self._audit.finish(result.audit_id, "error", error=detail)
+        return settled
+
+    def _apps(self, actor: Actor) -> AppList:
+        return AppList(
+            apps=tuple(self._targets()),
+            may_change=access.authorize(actor.user_id, "scale", self._admins).allowed,
+            unlisted_heroku=self._unlisted_heroku,
+        )
 
     def confirm(self, actor: Actor, confirmation_id: str) -> Result:
         """The requester clicked Confirm: act once, however many clicks arrive."""
@@ -119,13 +177,13 @@ class Actions:
         if not self._confirmations.decide(confirmation_id, actor.user_id, "confirmed", now):
             return self._already_decided(confirmation_id, now)
         targets = {ptype: (qty, size) for ptype, (qty, size) in pending.targets.items()}
-        platform = self._platform_for(pending.app)
         try:
-            before = platform.formation(pending.app)
+            resolved = self._resolve(pending.app)
+            before = resolved.platform.formation(resolved.target.name)
             return self._apply(
-                actor, platform, pending.app, verb, pending.command, before, targets, actor
+                actor, resolved, pending.app, verb, pending.command, before, targets, actor
             )
-        except PlatformError as error:
+        except (PlatformError, UnknownApp) as error:
             return Reply(str(error))
 
     def cancel(self, actor: Actor, confirmation_id: str) -> Result:
@@ -153,13 +211,14 @@ class Actions:
             f"This request expired, so nothing was changed. Run `/deploy {pending.command}` again."
         )
 
-    def _restart(self, actor: Actor, platform: Platform, command: Command) -> Result:
+    def _restart(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
         app = command.app or ""
         entry = self._audit.start(
             actor, "restart", app, command.text(), None, {"target": command.target or "all"}
         )
+        platform = resolved.platform
         try:
-            platform.restart(app, command.target)
+            platform.restart(resolved.target.name, command.target)
         except PlatformError as error:
             self._audit.finish(entry, _failed_outcome(error), error=str(error))
             raise
@@ -167,16 +226,22 @@ class Actions:
             self._audit.finish(entry, "error", error=type(error).__name__)
             raise
         self._audit.finish(entry, "ok")
-        return Restarted(app, command.target, actor.user_id)
+        return Restarted(app, command.target, actor.user_id, entry, platform.settles_slowly())
 
-    def _scale_or_kill(self, actor: Actor, platform: Platform, command: Command) -> Result:
+    def _scale_or_kill(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
         app = command.app or ""
-        before = platform.formation(app)
+        problem = _check_sizes(resolved.target, command)
+        if problem:
+            return Reply(problem)
+        before = resolved.platform.formation(resolved.target.name)
         current = formation_map(before)
         if command.verb == "kill":
             targets = plan_kill(current, command.target)
         else:
             targets = plan_scale(command.changes, current)
+        problem = _check_limit(resolved.target, targets)
+        if problem:
+            return Reply(problem)
         if all(
             current[ptype][0] == qty and (size is None or size == current[ptype][1].lower())
             for ptype, (qty, size) in targets.items()
@@ -195,12 +260,12 @@ class Actions:
                 targets=dict(targets),
                 expires_at=pending.expires_at,
             )
-        return self._apply(actor, platform, app, command.verb, command.text(), before, targets)
+        return self._apply(actor, resolved, app, command.verb, command.text(), before, targets)
 
     def _apply(
         self,
         actor: Actor,
-        platform: Platform,
+        resolved: Resolved,
         app: str,
         verb: str,
         text: str,
@@ -211,8 +276,9 @@ class Actions:
         entry = self._audit.start(
             actor, verb, app, text, _as_json(before), {t: list(v) for t, v in targets.items()}
         )
+        platform = resolved.platform
         try:
-            after = platform.scale(app, targets)
+            after = platform.scale(resolved.target.name, targets)
         except PlatformError as error:
             self._audit.finish(entry, _failed_outcome(error), error=str(error))
             raise
@@ -228,7 +294,30 @@ class Actions:
             before=before,
             after=after,
             confirmed_by=confirmer.user_id if confirmer else None,
+            audit_id=entry,
+            slow=platform.settles_slowly(),
         )
+
+
+def _check_sizes(target: Target, command: Command) -> str | None:
+    for change in command.changes:
+        if change.size:
+            problem = check_size(target.platform, change.size)
+            if problem:
+                return problem
+    return None
+
+
+def _check_limit(target: Target, targets: dict[str, tuple[int, str | None]]) -> str | None:
+    if target.max is None:
+        return None
+    for ptype, (quantity, _) in targets.items():
+        if quantity > target.max:
+            return (
+                f"`{target.alias}` allows at most {target.max} per process type "
+                f"(the registry's `max`), so `{ptype}={quantity}` is refused."
+            )
+    return None
 
 
 def _failed_outcome(error: PlatformError) -> str:

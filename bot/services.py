@@ -1,37 +1,81 @@
-"""Wires config into the long-lived objects every process shares: database, platforms, actions."""
+"""Wires config and the registry into the long-lived objects every process shares."""
 
 from __future__ import annotations
 
-from bot.actions import Actions
+import os
+import threading
+from collections.abc import Mapping
+
+from bot.actions import Actions, Resolved
 from bot.audit import AuditLog
 from bot.config import Config
 from bot.confirmations import Confirmations
 from bot.db import Database
+from bot.followups import FollowUps
 from bot.platforms.base import Platform, PlatformError
+from bot.platforms.beanstalk import BeanstalkPlatform
 from bot.platforms.heroku import HerokuPlatform
+from bot.registry import Registry, Target
 
 
 class Services:
-    def __init__(self, config: Config, *, source: str = "slack") -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        source: str = "slack",
+        registry: Registry | None = None,
+        env: Mapping[str, str] | None = None,
+        followups: FollowUps | None = None,
+    ) -> None:
         self.config = config
         self.source = source
+        self._env = os.environ if env is None else env
+        self.registry = registry or Registry.from_env(self._env)
         self.db = Database(config.database_url)
         self.audit = AuditLog(self.db)
         self.confirmations = Confirmations(self.db)
-        # Built without any network call: start-up never talks to Heroku.
-        self._heroku = (
-            HerokuPlatform(config.heroku_api_key, config.heroku_api_url)
-            if config.heroku_api_key
-            else None
+        self.followups = followups or FollowUps()
+        # Clients are built on first use, one per credential set: start-up calls no API.
+        self._platforms: dict[tuple[str, ...], Platform] = {}
+        self._lock = threading.Lock()
+        self.actions = Actions(
+            self.resolve,
+            self.audit,
+            self.confirmations,
+            config.admins,
+            targets=self.registry.targets,
+            unlisted_heroku=self.registry.spec.heroku.allow_unlisted,
         )
-        self.actions = Actions(self.platform_for, self.audit, self.confirmations, config.admins)
 
-    def platform_for(self, app: str) -> Platform:
-        if self._heroku is None:
-            raise PlatformError(
-                "The bot has no Heroku API key. An admin should set HEROKU_API_KEY."
-            )
-        return self._heroku
+    def resolve(self, alias: str) -> Resolved:
+        target = self.registry.resolve(alias)
+        return Resolved(target, self._platform(target))
+
+    def _platform(self, target: Target) -> Platform:
+        if target.platform == "heroku":
+            key_env = target.api_key_env or "HEROKU_API_KEY"
+            key = self._heroku_key(key_env)
+            if not key:
+                raise PlatformError(
+                    f"The bot has no Heroku API key for `{target.alias}`. "
+                    f"An admin should set {key_env}."
+                )
+            cache_key: tuple[str, ...] = ("heroku", key_env)
+            factory = lambda: HerokuPlatform(key, self.config.heroku_api_url)  # noqa: E731
+        else:
+            cache_key = ("beanstalk", target.region or "", target.aws_profile or "")
+            factory = lambda: BeanstalkPlatform(target.region or "", target.aws_profile)  # noqa: E731
+        with self._lock:
+            if cache_key not in self._platforms:
+                self._platforms[cache_key] = factory()
+            return self._platforms[cache_key]
+
+    def _heroku_key(self, name: str) -> str | None:
+        # HEROKU_API_KEY also arrives through Config, which tests and the console set directly.
+        if name == "HEROKU_API_KEY" and self.config.heroku_api_key:
+            return self.config.heroku_api_key
+        return self._env.get(name) or None
 
     def migrate_if_empty_sqlite(self) -> None:
         """The embedded default needs no release phase: create the tables on first start."""

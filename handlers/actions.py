@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bot.actions import Reply
 from bot.audit import Actor
-from handlers.render import CANCEL_ACTION, CONFIRM_ACTION, message, safely
+from handlers.delivery import deliver
+from handlers.render import CANCEL_ACTION, CONFIRM_ACTION, safely
 
 if TYPE_CHECKING:
     from slack_bolt import Ack, App, Respond
+    from slack_sdk import WebClient
 
     from bot.services import Services
 
@@ -18,13 +19,15 @@ def register(app: App, services: Services) -> None:
     def ack_click(ack: Ack) -> None:
         ack()
 
-    def confirm(body: dict[str, Any], respond: Respond) -> None:
+    def confirm(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         actor, confirmation_id = _click(body, services.source)
-        _answer(respond, safely(lambda: services.actions.confirm(actor, confirmation_id)))
+        result = safely(lambda: services.actions.confirm(actor, confirmation_id))
+        deliver(services, result, respond, client, actor.channel_id, from_button=True)
 
-    def cancel(body: dict[str, Any], respond: Respond) -> None:
+    def cancel(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         actor, confirmation_id = _click(body, services.source)
-        _answer(respond, safely(lambda: services.actions.cancel(actor, confirmation_id)))
+        result = safely(lambda: services.actions.cancel(actor, confirmation_id))
+        deliver(services, result, respond, client, actor.channel_id, from_button=True)
 
     app.action(CONFIRM_ACTION)(ack=ack_click, lazy=[confirm])
     app.action(CANCEL_ACTION)(ack=ack_click, lazy=[cancel])
@@ -38,11 +41,3 @@ def _click(body: dict[str, Any], source: str) -> tuple[Actor, str]:
         source=source,
     )
     return actor, body["actions"][0]["value"]
-
-
-def _answer(respond: Respond, result: Any) -> None:
-    # A private reply (not yours, already decided) must leave the buttons for their owner.
-    if isinstance(result, Reply) and not result.public:
-        respond(**message(result), replace_original=False)
-    else:
-        respond(**message(result), replace_original=True)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from bot.audit import Actor
-from handlers.render import message, safely
+from handlers.delivery import deliver
+from handlers.render import safely
 from policies.commands import Command, CommandError, help_text, parse
 
 if TYPE_CHECKING:
     from slack_bolt import Ack, App, Respond
+    from slack_sdk import WebClient
 
     from bot.services import Services
 
@@ -24,7 +26,7 @@ def register(app: App, services: Services) -> None:
         else:
             ack(response_type="ephemeral", text=f"Working on `{parsed.text()}`…")
 
-    def run_deploy(command: dict[str, Any], respond: Respond) -> None:
+    def run_deploy(command: dict[str, Any], respond: Respond, client: WebClient) -> None:
         parsed = _parse(command)
         if isinstance(parsed, CommandError) or parsed.verb == "help":
             return  # the ack already answered
@@ -35,7 +37,7 @@ def register(app: App, services: Services) -> None:
             source=services.source,
         )
         result = safely(lambda: services.actions.run(actor, parsed))
-        respond(**message(result))
+        deliver(services, result, respond, client, actor.channel_id)
 
     app.command("/deploy")(ack=ack_deploy, lazy=[run_deploy])
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.actions import Changed, NeedsConfirmation, Reply, Restarted, Result, Status
-from bot.platforms.base import Formation
+from bot.actions import AppList, Changed, NeedsConfirmation, Reply, Restarted, Result, Status
+from bot.platforms.base import Formation, Settled
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,40 @@ def message(result: Result, now: datetime | None = None) -> Message:
         return _text(f"<@{result.user_id}> restarted {_restart_target(result)}.", public=True)
     if isinstance(result, Status):
         return _status(result, now)
+    if isinstance(result, AppList):
+        return _app_list(result)
     return _confirmation(result)
+
+
+def settled_message(settled: Settled) -> Message:
+    """The follow-up of a slow change: Ready, or the events that explain the failure."""
+    if settled.ok:
+        text = f"Done: {settled.summary}"
+    else:
+        events = "\n".join(f"• {event}" for event in settled.events[:10])
+        text = f"Failed: {settled.summary}" + (f"\n{events}" if events else "")
+    return {"text": text, "blocks": [_section(text)]}
+
+
+def _app_list(result: AppList) -> Message:
+    lines = []
+    for target in result.apps:
+        where = (
+            f"Heroku app `{target.name}`"
+            if target.platform == "heroku"
+            else f"Beanstalk environment `{target.name}` in {target.region}"
+        )
+        channel = f", alerts in <#{target.channel}>" if target.channel else ""
+        lines.append(f"• `{target.alias}`: {where}{channel}")
+    if result.unlisted_heroku:
+        lines.append("• any other Heroku app the bot's key can see, by its own name")
+    rights = (
+        "You may scale, restart and kill them."
+        if result.may_change
+        else "You may see their status; changes need an admin."
+    )
+    text = "\n".join(["*Apps I manage*", *lines, rights]) if lines else "I manage no apps yet."
+    return _text(text, public=False)
 
 
 def _text(text: str, public: bool) -> Message:
@@ -97,12 +130,15 @@ def _status(result: Status, now: datetime) -> Message:
     release = "no releases yet"
     if status.release is not None:
         rel = status.release
-        release = f"v{rel.version} {rel.description}".strip() + _age(rel.created_at, now)
+        release = f"{rel.version} {rel.description}".strip() + _age(rel.created_at, now)
         if rel.user:
             release += f" by {rel.user}"
     text = f"Status of `{status.app}`: " + ", ".join(
         f"{f.type}={f.quantity}" for f in status.formation
     )
+    state = " ".join(part for part in (status.state, status.health) if part)
+    prefix = f"{state} · " if state else ""
+    notes = "".join(f"\n{note}" for note in status.notes)
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": f"{status.app}"[:150]}},
         {
@@ -112,7 +148,7 @@ def _status(result: Status, now: datetime) -> Message:
                 {"type": "mrkdwn", "text": f"*Dynos*\n{dynos}"},
             ],
         },
-        _context(f"Release: {release}"),
+        _context(f"{prefix}Release: {release}{notes}"),
     ]
     return {"response_type": "in_channel", "text": text, "blocks": blocks}
 

@@ -12,7 +12,7 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-VERBS = ("scale", "restart", "kill", "status", "help")
+VERBS = ("scale", "restart", "kill", "status", "apps", "help")
 MUTATING_VERBS = frozenset({"scale", "restart", "kill"})
 # Heroku allows a few hundred dynos per type at most; anything past this is a typo.
 MAX_QUANTITY = 1000
@@ -22,6 +22,7 @@ USAGE = {
     "restart": "/deploy restart APP [TYPE | DYNO]",
     "kill": "/deploy kill APP [TYPE]",
     "status": "/deploy status APP",
+    "apps": "/deploy apps",
     "help": "/deploy help [VERB]",
 }
 
@@ -30,6 +31,7 @@ SUMMARY = {
     "restart": "restart every dyno, one process type (`web`) or one dyno (`web.1`)",
     "kill": "scale every process type (or the one given) to 0, after you confirm",
     "status": "show the formation, the dynos with their state and age, and the current release",
+    "apps": "list the apps I manage, with their platform and channel",
     "help": "show this help, or the help of one verb",
 }
 
@@ -42,12 +44,13 @@ EXAMPLES = {
     "restart": ("restart myapp", "restart myapp web", "restart myapp web.1"),
     "kill": ("kill myapp", "kill myapp worker"),
     "status": ("status myapp",),
+    "apps": ("apps",),
     "help": ("help", "help scale"),
 }
 
 _NAME = r"[a-z][a-z0-9_-]*"
 _CHANGE_RE = re.compile(
-    rf"^(?P<type>{_NAME}?)(?P<op>[=+-])(?P<amount>\d+)(?::(?P<size>[a-z0-9][a-z0-9-]*))?$",
+    rf"^(?P<type>{_NAME}?)(?P<op>[=+-])(?P<amount>\d+)(?::(?P<size>[a-z0-9][a-z0-9.-]*))?$",
     re.IGNORECASE,
 )
 _PROCESS_TYPE_RE = re.compile(rf"^{_NAME}$", re.IGNORECASE)
@@ -235,6 +238,12 @@ def _parse_status(args: list[str], app: str | None) -> Command:
     return Command("status", app=app)
 
 
+def _parse_apps(args: list[str], app: str | None) -> Command:
+    if args or app is not None:
+        raise CommandError("`apps` takes no app or other words.", "apps")
+    return Command("apps")
+
+
 def _parse_help(args: list[str], app: str | None) -> Command:
     if app is not None or len(args) > 1:
         raise CommandError("Ask for help on one verb at most.", "help")
@@ -279,6 +288,7 @@ _PARSERS = {
     "restart": _parse_restart,
     "kill": _parse_kill,
     "status": _parse_status,
+    "apps": _parse_apps,
     "help": _parse_help,
 }
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from bot.actions import Actions, Reply
+from bot.actions import Actions, Reply, Resolved
 from bot.audit import Actor, AuditLog
 from bot.confirmations import Confirmations
 from bot.db import Database
 from bot.platforms.heroku import HerokuPlatform
+from bot.registry import Registry
 from policies.commands import parse
 from tests.conftest import ADMIN, HEROKU_KEY
 
@@ -21,7 +22,13 @@ class Crash(BaseException):
 def actions(database_url, heroku):
     db = Database(database_url)
     platform = HerokuPlatform(HEROKU_KEY, heroku.url)
-    yield Actions(lambda app: platform, AuditLog(db), Confirmations(db), frozenset({ADMIN}))
+    registry = Registry.empty()
+    yield Actions(
+        lambda app: Resolved(registry.resolve(app), platform),
+        AuditLog(db),
+        Confirmations(db),
+        frozenset({ADMIN}),
+    )
     db.dispose()
 
 
@@ -29,7 +36,7 @@ def test_a_crash_mid_call_leaves_an_unfinished_row_not_silence(actions, database
     def crash(app, targets):
         raise Crash
 
-    platform = actions._platform_for("myapp")
+    platform = actions._resolve("myapp").platform
     platform.scale = crash
     with pytest.raises(Crash):
         actions.run(Actor(ADMIN), parse("scale web=3 myapp"))

@@ -233,7 +233,9 @@ def test_an_expired_confirmation_is_refused(web, driver, heroku):
     ("text", "setup", "says"),
     [
         ("status nosuchapp", None, "Heroku has no app called `nosuchapp`"),
-        ("scale web=2:huge-9x myapp", None, "Heroku refused the change to `myapp`"),
+        ("scale web=2:huge-9x myapp", None, "`huge-9x` is not a Heroku dyno size"),
+        ("scale web=2:standard-3x myapp", None, "Did you mean `standard-2x` or `standard-1x`?"),
+        ("scale web=2:basic myapp", None, "Heroku refused the change to `myapp`"),
         ("scale clock=1 myapp", None, "no `clock` process type"),
         ("restart myapp clock.1", None, "could not find that on `myapp`"),
         ("scale web=2 myapp", (429, 10), "rate limit"),
@@ -267,7 +269,7 @@ def test_a_bug_becomes_a_short_message_with_an_error_id(web, driver, caplog):
     def broken(app):
         raise RuntimeError("boom at /secret/path")
 
-    services.actions._platform_for = broken
+    services.actions._resolve = broken
     with caplog.at_level(logging.ERROR):
         _, url = driver.command("status myapp", USER)
         reply = driver.reply(url)
@@ -278,7 +280,7 @@ def test_a_bug_becomes_a_short_message_with_an_error_id(web, driver, caplog):
 def test_every_change_is_audited(web, driver, heroku):
     _, url = driver.command("scale web=2 myapp", ADMIN)
     driver.reply(url)
-    _, url = driver.command("scale web=2:nope myapp", ADMIN)
+    _, url = driver.command("scale web=2:basic myapp", ADMIN)
     driver.reply(url)
     entries = AuditLog(web.extensions["deploybot"].db).recent()
     failed, done = entries

@@ -29,7 +29,7 @@ class Dyno:
 
 @dataclass(frozen=True)
 class Release:
-    version: int
+    version: str  # "v42" on Heroku, the version label on Beanstalk
     description: str
     created_at: datetime | None
     user: str
@@ -41,6 +41,18 @@ class AppStatus:
     formation: tuple[Formation, ...]
     dynos: tuple[Dyno, ...]
     release: Release | None
+    state: str | None = None  # Beanstalk: Ready, Updating, …
+    health: str | None = None  # Beanstalk: Green, Yellow, Red, Grey
+    notes: tuple[str, ...] = ()  # health causes, request metrics, scaling limits
+
+
+@dataclass(frozen=True)
+class Settled:
+    """How a slow change (a Beanstalk update) ended."""
+
+    ok: bool
+    summary: str
+    events: tuple[str, ...] = ()
 
 
 class PlatformError(Exception):
@@ -65,6 +77,12 @@ class Platform(Protocol):
     def restart(self, app: str, target: str | None) -> None: ...
 
     def status(self, app: str) -> AppStatus: ...
+
+    def settles_slowly(self) -> bool:
+        """True when changes return at once but take minutes (Beanstalk): follow them up."""
+        ...
+
+    def wait_until_settled(self, app: str, since: datetime, timeout: float) -> Settled: ...
 
 
 def formation_map(formation: tuple[Formation, ...]) -> dict[str, tuple[int, str]]:

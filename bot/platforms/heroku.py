@@ -19,7 +19,15 @@ from heroku3.api import Heroku, RateLimitExceeded
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from bot.platforms.base import AppStatus, Dyno, Formation, PlatformError, Release, Targets
+from bot.platforms.base import (
+    AppStatus,
+    Dyno,
+    Formation,
+    PlatformError,
+    Release,
+    Settled,
+    Targets,
+)
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +123,12 @@ class HerokuPlatform:
             dynos=tuple(sorted((_dyno(d) for d in dynos), key=_dyno_order)),
             release=_release(current[0]) if current else None,
         )
+
+    def settles_slowly(self) -> bool:
+        return False
+
+    def wait_until_settled(self, app: str, since: datetime, timeout: float) -> Settled:
+        return Settled(ok=True, summary="done")  # Heroku applies formation changes at once
 
     def _call(
         self,
@@ -217,7 +231,7 @@ def _dyno_order(dyno: Dyno) -> tuple[str, int]:
 
 def _release(item: dict[str, Any]) -> Release:
     return Release(
-        version=int(item.get("version", 0)),
+        version=f"v{item.get('version', 0)}",
         description=item.get("description", ""),
         created_at=_parse_time(item.get("created_at")),
         user=(item.get("user") or {}).get("email", ""),

@@ -1,0 +1,263 @@
+"""AWS Elastic Beanstalk client (boto3) behind the same `Platform` interface as Heroku.
+
+An environment has one process type, `web`; its quantity is the number of instances.
+scale sets the Auto Scaling group's MinSize and MaxSize to the count asked for (and the
+instance type if a size is given); kill is a scale to zero; restart is restart_app_server.
+Updates take minutes and lock the environment, so changes return at once and
+`wait_until_settled` follows them to Ready, explaining failures with `describe_events`.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config as BotoConfig
+
+from bot.platforms.base import (
+    AppStatus,
+    Dyno,
+    Formation,
+    PlatformError,
+    Release,
+    Settled,
+    Targets,
+)
+
+PROCESS_TYPE = "web"
+ASG = "aws:autoscaling:asg"
+LAUNCH = "aws:autoscaling:launchconfiguration"
+EC2 = "aws:ec2:instances"
+_BOTO_CONFIG = BotoConfig(
+    connect_timeout=3,
+    read_timeout=15,
+    retries={"mode": "standard", "max_attempts": 4},
+)
+
+
+class BeanstalkPlatform:
+    """`Platform` for Beanstalk environments in one region with one set of credentials."""
+
+    name = "beanstalk"
+
+    def __init__(self, region: str, profile: str | None = None, poll_seconds: float = 10.0) -> None:
+        self.region = region
+        self.profile = profile
+        self.poll_seconds = poll_seconds
+        self._client: Any = None
+
+    def _eb(self) -> Any:
+        # Built on first use: start-up never touches AWS, and a bad profile is reported per app.
+        if self._client is None:
+            try:
+                session = boto3.Session(profile_name=self.profile, region_name=self.region)
+            except botocore.exceptions.ProfileNotFound:
+                raise PlatformError(
+                    f"The AWS profile `{self.profile}` is not configured on the bot. "
+                    "An admin should add it (or fix the registry)."
+                ) from None
+            self._client = session.client("elasticbeanstalk", config=_BOTO_CONFIG)
+        return self._client
+
+    def settles_slowly(self) -> bool:
+        return True
+
+    def formation(self, app: str) -> tuple[Formation, ...]:
+        environment = self._environment(app)
+        settings = self._settings(environment)
+        instances = self._instances(app)
+        return (Formation(PROCESS_TYPE, len(instances), settings["instance_type"]),)
+
+    def scale(self, app: str, targets: Targets) -> tuple[Formation, ...]:
+        _only_web(targets)
+        quantity, size = targets[PROCESS_TYPE]
+        environment = self._environment(app)
+        _refuse_if_busy(environment)
+        options = [
+            {"Namespace": ASG, "OptionName": "MinSize", "Value": str(quantity)},
+            {"Namespace": ASG, "OptionName": "MaxSize", "Value": str(quantity)},
+        ]
+        if size:
+            options.append({"Namespace": EC2, "OptionName": "InstanceTypes", "Value": size})
+        self._call("update_environment", app, EnvironmentName=app, OptionSettings=options)
+        current = size or self._settings(environment)["instance_type"]
+        return (Formation(PROCESS_TYPE, quantity, current),)
+
+    def restart(self, app: str, target: str | None) -> None:
+        if target not in (None, PROCESS_TYPE):
+            raise PlatformError(
+                f"`{app}` is a Beanstalk environment: restart all of it, without `{target}`."
+            )
+        _refuse_if_busy(self._environment(app))
+        self._call("restart_app_server", app, EnvironmentName=app)
+
+    def status(self, app: str) -> AppStatus:
+        environment = self._environment(app)
+        settings = self._settings(environment)
+        health = self._call(
+            "describe_environment_health", app, EnvironmentName=app, AttributeNames=["All"]
+        )
+        instances = self._instances(app)
+        notes = [f"instances {settings['min']}–{settings['max']} (Auto Scaling group)"]
+        notes += [f"cause: {cause}" for cause in health.get("Causes", [])]
+        metrics = _metrics_note(health.get("ApplicationMetrics") or {})
+        if metrics:
+            notes.append(metrics)
+        label = environment.get("VersionLabel")
+        return AppStatus(
+            app=app,
+            formation=(Formation(PROCESS_TYPE, len(instances), settings["instance_type"]),),
+            dynos=tuple(
+                Dyno(i["Id"], PROCESS_TYPE, "running", settings["instance_type"], None)
+                for i in instances
+            ),
+            release=Release(label, "", environment.get("DateUpdated"), "") if label else None,
+            state=environment.get("Status"),
+            health=environment.get("Health") or health.get("Color"),
+            notes=tuple(notes),
+        )
+
+    def wait_until_settled(self, app: str, since: datetime, timeout: float) -> Settled:
+        deadline = time.monotonic() + timeout
+        while True:
+            environment = self._environment(app)
+            if environment.get("Status") == "Ready":
+                break
+            if time.monotonic() >= deadline:
+                return Settled(
+                    ok=False,
+                    summary=f"`{app}` is still {environment.get('Status', 'busy')} after "
+                    f"{int(timeout // 60)} minutes; check the AWS console.",
+                )
+            time.sleep(self.poll_seconds)
+        events = self._call(
+            "describe_events", app, EnvironmentName=app, StartTime=since, MaxRecords=100
+        ).get("Events", [])
+        errors = tuple(
+            e["Message"] for e in reversed(events) if e.get("Severity") in ("ERROR", "FATAL")
+        )
+        if errors:
+            return Settled(ok=False, summary=f"`{app}` update failed.", events=errors)
+        return Settled(
+            ok=True, summary=f"`{app}` is Ready ({environment.get('Health', 'unknown')})."
+        )
+
+    def _environment(self, app: str) -> dict[str, Any]:
+        found = self._call("describe_environments", app, EnvironmentNames=[app])
+        live = [e for e in found.get("Environments", []) if e.get("Status") != "Terminated"]
+        if not live:
+            raise PlatformError(
+                f"There is no Beanstalk environment `{app}` in {self.region} that the bot's "
+                "AWS credentials can see. Check the registry's environment and region."
+            )
+        return live[0]
+
+    def _settings(self, environment: dict[str, Any]) -> dict[str, Any]:
+        found = self._call(
+            "describe_configuration_settings",
+            environment["EnvironmentName"],
+            ApplicationName=environment["ApplicationName"],
+            EnvironmentName=environment["EnvironmentName"],
+        )
+        values = {
+            (o.get("Namespace"), o.get("OptionName")): o.get("Value")
+            for s in found.get("ConfigurationSettings", [])
+            for o in s.get("OptionSettings", [])
+        }
+        instance_type = (values.get((EC2, "InstanceTypes")) or "").split(",")[0] or values.get(
+            (LAUNCH, "InstanceType"), "?"
+        )
+        return {
+            "min": int(values.get((ASG, "MinSize")) or 0),
+            "max": int(values.get((ASG, "MaxSize")) or 0),
+            "instance_type": instance_type,
+        }
+
+    def _instances(self, app: str) -> list[dict[str, Any]]:
+        found = self._call("describe_environment_resources", app, EnvironmentName=app)
+        return list(found.get("EnvironmentResources", {}).get("Instances", []))
+
+    def _call(self, operation: str, app: str, **params: Any) -> dict[str, Any]:
+        try:
+            return getattr(self._eb(), operation)(**params)
+        except botocore.exceptions.ClientError as error:
+            raise _client_error(error, app, operation) from None
+        except (
+            botocore.exceptions.NoCredentialsError,
+            botocore.exceptions.PartialCredentialsError,
+        ):
+            raise PlatformError(
+                "The bot has no AWS credentials for this app. An admin should configure the "
+                "profile named in the registry."
+            ) from None
+        except botocore.exceptions.ReadTimeoutError:
+            raise PlatformError(
+                f"Elastic Beanstalk did not answer in time. Check `/deploy status {app}` "
+                "before trying again.",
+                changed=None if not operation.startswith("describe") else False,
+            ) from None
+        except botocore.exceptions.BotoCoreError:
+            raise PlatformError(
+                "Elastic Beanstalk could not be reached. Try again in a minute."
+            ) from None
+
+
+def _client_error(
+    error: botocore.exceptions.ClientError, app: str, operation: str
+) -> PlatformError:
+    code = error.response.get("Error", {}).get("Code", "")
+    message = error.response.get("Error", {}).get("Message", "").strip()
+    if code in (
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "AccessDenied",
+        "InsufficientPrivilegesException",
+        "SignatureDoesNotMatch",
+    ):
+        return PlatformError(
+            f"AWS refused the bot's credentials for `{app}` ({code}). An admin should check "
+            "the profile named in the registry."
+        )
+    if code in ("Throttling", "ThrottlingException"):
+        return PlatformError("AWS is throttling the bot's requests. Try again in a minute.")
+    if "invalid state" in message.lower():
+        return PlatformError(f"`{app}` is busy with another update; try again when it is Ready.")
+    if code == "InvalidParameterValue":
+        return PlatformError(f"Elastic Beanstalk refused the change to `{app}`: {message}")
+    return PlatformError(f"Elastic Beanstalk answered {code or 'an error'}: {message}")
+
+
+def _refuse_if_busy(environment: dict[str, Any]) -> None:
+    status = environment.get("Status")
+    if status != "Ready":
+        since = environment.get("DateUpdated")
+        when = f" since {since.astimezone(UTC):%H:%M} UTC" if isinstance(since, datetime) else ""
+        raise PlatformError(
+            f"`{environment['EnvironmentName']}` is busy ({status}{when}); "
+            "try again when it is Ready."
+        )
+
+
+def _only_web(targets: Targets) -> None:
+    other = sorted(set(targets) - {PROCESS_TYPE})
+    if other:
+        raise PlatformError(
+            f"Beanstalk environments have one process type, `web`; there is no `{other[0]}`."
+        )
+
+
+def _metrics_note(metrics: dict[str, Any]) -> str | None:
+    if not metrics.get("RequestCount") and not metrics.get("Latency"):
+        return None
+    duration = metrics.get("Duration") or 10
+    parts = [f"{metrics.get('RequestCount', 0)} requests in the last {duration}s"]
+    p95 = (metrics.get("Latency") or {}).get("P95")
+    if p95 is not None:
+        parts.append(f"p95 {p95 * 1000:.0f} ms")
+    codes = metrics.get("StatusCodes") or {}
+    if codes.get("Status5xx"):
+        parts.append(f"{codes['Status5xx']} 5xx")
+    return ", ".join(parts)

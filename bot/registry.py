@@ -1,0 +1,222 @@
+"""The app registry: which apps the bot manages, on which platform, with which credentials.
+
+A YAML file (`DEPLOYBOT_CONFIG`, else `deploybot.yml` in the working directory if present)
+validated with pydantic. A bad file stops the process with the file, line and reason.
+Credentials never live in the file: it names environment variables (Heroku API keys) and
+AWS profiles, which boto3's standard credential chain resolves.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from policies.names import suggest
+
+DEFAULT_FILE = "deploybot.yml"
+DEFAULT_HEROKU_KEY_ENV = "HEROKU_API_KEY"
+
+_ALIAS = r"^[a-z0-9][a-z0-9-]{0,39}$"
+_ENV_VAR = r"^[A-Z_][A-Z0-9_]*$"
+_CHANNEL = r"^[CG][A-Z0-9]{2,}$"
+_REGION = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
+_HEROKU_APP = r"^[a-z][a-z0-9-]{1,29}$"
+_BEANSTALK_ENV = r"^[a-zA-Z0-9][a-zA-Z0-9-]{2,38}[a-zA-Z0-9]$"
+
+
+class RegistryError(ValueError):
+    """The registry file is wrong; the message says where and why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HerokuSettings(_Strict):
+    allow_unlisted: bool = False
+    api_key_env: str = Field(DEFAULT_HEROKU_KEY_ENV, pattern=_ENV_VAR)
+
+
+class _AppEntry(_Strict):
+    channel: str | None = Field(None, pattern=_CHANNEL)
+    max: int | None = Field(None, ge=0, le=1000)
+
+
+class HerokuEntry(_AppEntry):
+    platform: Literal["heroku"]
+    app: str | None = Field(None, pattern=_HEROKU_APP)
+    api_key_env: str | None = Field(None, pattern=_ENV_VAR)
+
+
+class BeanstalkEntry(_AppEntry):
+    platform: Literal["beanstalk"]
+    environment: str = Field(pattern=_BEANSTALK_ENV)
+    application: str | None = None
+    region: str = Field(pattern=_REGION)
+    aws_profile: str | None = Field(None, min_length=1)
+
+
+Entry = Annotated[HerokuEntry | BeanstalkEntry, Field(discriminator="platform")]
+
+
+class RegistryFile(_Strict):
+    heroku: HerokuSettings = HerokuSettings()
+    apps: dict[str, Entry] = {}
+
+    @field_validator("apps")
+    @classmethod
+    def _aliases(cls, apps: dict[str, Any]) -> dict[str, Any]:
+        for alias in apps:
+            if not re.match(_ALIAS, alias):
+                raise ValueError(
+                    f"app alias {alias!r} must be lowercase letters, digits and dashes"
+                )
+        return apps
+
+
+@dataclass(frozen=True)
+class Target:
+    """One managed app, resolved from its alias."""
+
+    alias: str
+    platform: str  # "heroku" or "beanstalk"
+    name: str  # the Heroku app name or the Beanstalk environment name
+    channel: str | None = None
+    max: int | None = None
+    api_key_env: str | None = None  # heroku
+    region: str | None = None  # beanstalk
+    aws_profile: str | None = None  # beanstalk
+    application: str | None = None  # beanstalk
+
+
+class UnknownApp(LookupError):
+    """No app by that name; the message suggests the nearest names."""
+
+
+class Registry:
+    def __init__(self, spec: RegistryFile, source: str | None = None) -> None:
+        self.spec = spec
+        self.source = source
+
+    @classmethod
+    def empty(cls) -> Registry:
+        """No file: every Heroku app is reachable by its own name with HEROKU_API_KEY."""
+        return cls(RegistryFile(heroku=HerokuSettings(allow_unlisted=True)))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Registry:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as error:
+            raise RegistryError(f"{path}: cannot read the registry ({error.strerror}).") from None
+        return cls.parse(text, str(path))
+
+    @classmethod
+    def parse(cls, text: str, source: str = "<registry>") -> Registry:
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark else ""
+            reason = getattr(error, "problem", None) or str(error)
+            raise RegistryError(f"{source}{line}: not valid YAML ({reason}).") from None
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise RegistryError(f"{source}:1: the registry must be a mapping with `apps:`.")
+        try:
+            spec = RegistryFile.model_validate(data)
+        except ValidationError as error:
+            first = error.errors()[0]
+            line = _line_of(node, first["loc"])
+            where = ".".join(str(part) for part in first["loc"])
+            raise RegistryError(f"{source}:{line}: {where}: {first['msg']}.") from None
+        return cls(spec, source)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Registry:
+        env = os.environ if env is None else env
+        path = env.get("DEPLOYBOT_CONFIG")
+        if path:
+            return cls.load(path)
+        if Path(DEFAULT_FILE).is_file():
+            return cls.load(DEFAULT_FILE)
+        return cls.empty()
+
+    def aliases(self) -> list[str]:
+        return sorted(self.spec.apps)
+
+    def targets(self) -> list[Target]:
+        return [self.resolve(alias) for alias in self.aliases()]
+
+    def resolve(self, alias: str) -> Target:
+        entry = self.spec.apps.get(alias)
+        if isinstance(entry, HerokuEntry):
+            return Target(
+                alias=alias,
+                platform="heroku",
+                name=entry.app or alias,
+                channel=entry.channel,
+                max=entry.max,
+                api_key_env=entry.api_key_env or self.spec.heroku.api_key_env,
+            )
+        if isinstance(entry, BeanstalkEntry):
+            return Target(
+                alias=alias,
+                platform="beanstalk",
+                name=entry.environment,
+                channel=entry.channel,
+                max=entry.max,
+                region=entry.region,
+                aws_profile=entry.aws_profile,
+                application=entry.application,
+            )
+        if self.spec.heroku.allow_unlisted and re.match(_HEROKU_APP, alias):
+            return Target(
+                alias=alias, platform="heroku", name=alias, api_key_env=self.spec.heroku.api_key_env
+            )
+        hint = suggest(alias, self.aliases())
+        listed = f" Did you mean {hint}?" if hint else " `/deploy apps` lists them."
+        raise UnknownApp(f"`{alias}` is not an app I manage.{listed}")
+
+    def problems(self, env: Mapping[str, str]) -> list[str]:
+        """What would fail at run time: credentials named in the file but not set."""
+        found = []
+        names = {t.api_key_env for t in self.targets() if t.api_key_env}
+        if self.spec.heroku.allow_unlisted:
+            names.add(self.spec.heroku.api_key_env)
+        for name in sorted(names):
+            if not env.get(name):
+                users = [t.alias for t in self.targets() if t.api_key_env == name]
+                used_by = f" (used by {', '.join(users)})" if users else ""
+                found.append(f"environment variable {name} is not set{used_by}")
+        return found
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int:
+    """The 1-based line of the deepest YAML node that pydantic's error `loc` reaches."""
+    if node is None:
+        return 1
+    line = node.start_mark.line + 1
+    for part in loc:
+        child: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if k.value == str(part)), None)
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
+            child = node.value[part]
+        if child is None:
+            continue  # a union tag such as `beanstalk` names no node of its own
+        node = child
+        line = node.start_mark.line + 1
+    return line

@@ -1,0 +1,135 @@
+"""Which sizes exist on which platform: Heroku dyno sizes and EC2 instance types."""
+
+from __future__ import annotations
+
+import re
+
+from policies.names import suggest
+
+# Heroku's dyno sizes (devcenter "Dyno Types"); names are case-insensitive in the API.
+HEROKU_SIZES = (
+    "eco",
+    "basic",
+    "standard-1x",
+    "standard-2x",
+    "performance-m",
+    "performance-l",
+    "performance-l-ram",
+    "performance-xl",
+    "performance-2xl",
+    "private-s",
+    "private-m",
+    "private-l",
+    "private-l-ram",
+    "private-xl",
+    "private-2xl",
+    "shield-s",
+    "shield-m",
+    "shield-l",
+    "shield-l-ram",
+    "shield-xl",
+    "shield-2xl",
+)
+# Eco and Basic dynos run at most one dyno per process type.
+SINGLE_DYNO_SIZES = frozenset({"eco", "basic"})
+
+# EC2 instance types: family (letters, generation digit, attribute letters) . size
+_EC2_TYPE = re.compile(
+    r"^(?P<family>[a-z]+\d+[a-z-]*)\."
+    r"(?P<size>nano|micro|small|medium|large|xlarge|[1-9]\d*xlarge|metal(-\d+xl)?)$"
+)
+_EC2_FAMILIES = frozenset(
+    [
+        "t2",
+        "t3",
+        "t3a",
+        "t4g",
+        "m4",
+        "m5",
+        "m5a",
+        "m5d",
+        "m5n",
+        "m6a",
+        "m6g",
+        "m6gd",
+        "m6i",
+        "m6id",
+        "m7a",
+        "m7g",
+        "m7gd",
+        "m7i",
+        "m7i-flex",
+        "m8g",
+        "c4",
+        "c5",
+        "c5a",
+        "c5d",
+        "c5n",
+        "c6a",
+        "c6g",
+        "c6gd",
+        "c6gn",
+        "c6i",
+        "c6id",
+        "c7a",
+        "c7g",
+        "c7gd",
+        "c7gn",
+        "c7i",
+        "c7i-flex",
+        "c8g",
+        "r4",
+        "r5",
+        "r5a",
+        "r5b",
+        "r5d",
+        "r5n",
+        "r6a",
+        "r6g",
+        "r6gd",
+        "r6i",
+        "r6id",
+        "r7a",
+        "r7g",
+        "r7gd",
+        "r7i",
+        "r7iz",
+        "r8g",
+        "x2gd",
+        "x2idn",
+        "x2iedn",
+        "z1d",
+        "i3",
+        "i3en",
+        "i4g",
+        "i4i",
+        "d3",
+        "g4dn",
+        "g5",
+        "g6",
+        "p3",
+        "p4d",
+        "inf1",
+        "inf2",
+    ]
+)
+
+
+def check_size(platform: str, size: str) -> str | None:
+    """None when `size` exists on `platform`, else a sentence saying what would."""
+    size = size.lower()
+    if platform == "heroku":
+        if size in HEROKU_SIZES:
+            return None
+        hint = suggest(size, HEROKU_SIZES)
+        extra = (
+            f" Did you mean {hint}?" if hint else " Try standard-1x, standard-2x or performance-m."
+        )
+        return f"`{size}` is not a Heroku dyno size.{extra}"
+    match = _EC2_TYPE.match(size)
+    if match and match["family"] in _EC2_FAMILIES:
+        return None
+    return (
+        f"`{size}` is not an EC2 instance type I know. "
+        "Write it as AWS does, for example t3.small or m6i.large."
+    )
