@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from bot.config import Config, ConfigError
 from bot.logs import setup_logging
+from bot.registry import Registry, RegistryError
 
 log = logging.getLogger("bot")
 
@@ -31,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     console.add_argument("--user", default=None, help="the Slack user ID to act as")
 
+    check = commands.add_parser(
+        "check-config", help="validate the app registry and the environment, offline"
+    )
+    check.add_argument("file", nargs="?", help="registry file (default: DEPLOYBOT_CONFIG)")
+
     commands.add_parser("migrate", help="apply database migrations (the release phase)")
     commands.add_parser("socket", help="run in Slack Socket Mode (needs SLACK_APP_TOKEN)")
     serve = commands.add_parser("serve", help="run the web process with Flask's dev server")
@@ -39,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _COMMANDS[args.cmd](args)
-    except ConfigError as error:
+    except (ConfigError, RegistryError) as error:
         print(f"deploybot: {error}", file=sys.stderr)
         return 2
 
@@ -60,6 +66,25 @@ def _console(args: argparse.Namespace) -> int:
     finally:
         if heroku is not None:
             heroku.stop()
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    import os
+
+    Config.from_env()
+    registry = Registry.load(args.file) if args.file else Registry.from_env()
+    where = registry.source or "no registry file (every Heroku app by its own name)"
+    print(f"registry: {where}")
+    for target in registry.targets():
+        place = target.name if target.platform == "heroku" else f"{target.name} ({target.region})"
+        print(f"  {target.alias}: {target.platform} {place}")
+    problems = registry.problems(os.environ)
+    for problem in problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    print("ok")
+    return 0
 
 
 def _migrate(_args: argparse.Namespace) -> int:
@@ -94,7 +119,13 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"console": _console, "migrate": _migrate, "socket": _socket, "serve": _serve}
+_COMMANDS = {
+    "console": _console,
+    "check-config": _check_config,
+    "migrate": _migrate,
+    "socket": _socket,
+    "serve": _serve,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

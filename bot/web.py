@@ -10,8 +10,9 @@ import logging
 from flask import Flask, jsonify, request
 from slack_bolt.adapter.flask import SlackRequestHandler
 
-from bot.config import Config
+from bot.config import Config, ConfigError
 from bot.logs import setup_logging
+from bot.registry import RegistryError
 from bot.services import Services
 from bot.slack_app import build_bolt_app
 
@@ -20,8 +21,13 @@ log = logging.getLogger(__name__)
 
 def create_app(config: Config | None = None) -> Flask:
     setup_logging()
-    config = config or Config.from_env()
-    services = Services(config)
+    try:
+        config = config or Config.from_env()
+        services = Services(config)
+    except (ConfigError, RegistryError) as error:
+        log.error(str(error))
+        # Exit code 3 is gunicorn's "worker failed to boot": the whole server stops.
+        raise SystemExit(3) from None
     services.migrate_if_empty_sqlite()
     if not config.admins:
         log.warning("DEPLOYBOT_ADMINS is empty: nobody can scale, restart or kill anything")

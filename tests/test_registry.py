@@ -1,0 +1,157 @@
+"""The app registry: validation with file and line, resolution, suggestions, check-config."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.registry import Registry, RegistryError, UnknownApp
+from policies.names import suggest
+from policies.sizes import check_size
+
+ROOT = Path(__file__).resolve().parent.parent
+
+GOOD = """\
+heroku:
+  allow_unlisted: false
+apps:
+  web-prod:
+    platform: heroku
+    app: acme-web-prod
+    api_key_env: HEROKU_API_KEY_PROD
+    channel: C012AB3CD
+  web-staging:
+    platform: heroku
+    api_key_env: HEROKU_API_KEY_STAGING
+  shop:
+    platform: beanstalk
+    environment: shop-prod
+    region: eu-west-1
+    aws_profile: prod
+    max: 8
+"""
+
+
+def test_a_good_registry_resolves_each_alias():
+    registry = Registry.parse(GOOD, "deploybot.yml")
+    prod = registry.resolve("web-prod")
+    assert (prod.platform, prod.name, prod.api_key_env, prod.channel) == (
+        "heroku",
+        "acme-web-prod",
+        "HEROKU_API_KEY_PROD",
+        "C012AB3CD",
+    )
+    assert registry.resolve("web-staging").name == "web-staging"
+    shop = registry.resolve("shop")
+    assert (shop.platform, shop.name, shop.region, shop.aws_profile, shop.max) == (
+        "beanstalk",
+        "shop-prod",
+        "eu-west-1",
+        "prod",
+        8,
+    )
+
+
+def test_unknown_names_get_suggestions_and_unlisted_heroku_apps_are_refused():
+    registry = Registry.parse(GOOD)
+    with pytest.raises(UnknownApp, match=r"Did you mean `web-prod`"):
+        registry.resolve("web-prd")
+    with pytest.raises(UnknownApp, match="`/deploy apps` lists them"):
+        registry.resolve("zzz")
+
+
+def test_no_registry_reaches_every_heroku_app_by_name():
+    target = Registry.empty().resolve("anything-at-all")
+    assert (target.platform, target.name, target.api_key_env) == (
+        "heroku",
+        "anything-at-all",
+        "HEROKU_API_KEY",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "says"),
+    [
+        ("apps:\n  shop:\n    platform: beanstalk\n    environment: shop-prod\n", 3, "region"),
+        (
+            "apps:\n  shop:\n    platform: beanstalk\n    environment: shop-prod\n"
+            "    region: Europe\n",
+            5,
+            "region",
+        ),
+        ("apps:\n  a:\n    platform: gcp\n", 3, "platform"),
+        ("apps:\n  web:\n    platform: heroku\n    api_key_env: lower-case\n", 4, "api_key_env"),
+        ("apps:\n  web:\n    platform: heroku\n    channel: general\n", 4, "channel"),
+        ("apps:\n  web:\n    platform: heroku\n    colour: blue\n", 4, "colour"),
+        ("apps:\n  Web_App:\n    platform: heroku\n", 2, "alias"),
+        ("apps: [1, 2\n", 2, "not valid YAML"),
+        ("- just a list\n", 1, "mapping"),
+        ("apps:\n  web:\n    platform: heroku\n    max: -1\n", 4, "max"),
+    ],
+)
+def test_a_broken_registry_names_the_file_line_and_reason(text, line, says):
+    with pytest.raises(RegistryError) as caught:
+        Registry.parse(text, "deploybot.yml")
+    message = str(caught.value)
+    assert message.startswith(f"deploybot.yml:{line}:"), message
+    assert says in message
+
+
+def test_problems_name_missing_credentials():
+    registry = Registry.parse(GOOD)
+    problems = registry.problems({"HEROKU_API_KEY_PROD": "x"})
+    assert problems == [
+        "environment variable HEROKU_API_KEY_STAGING is not set (used by web-staging)"
+    ]
+
+
+def run_check_config(tmp_path, text: str, **env: str):
+    path = tmp_path / "deploybot.yml"
+    path.write_text(text)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "check-config", str(path)],
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+
+
+def test_check_config_accepts_a_good_file_and_rejects_a_broken_one(tmp_path):
+    good = run_check_config(tmp_path, GOOD, HEROKU_API_KEY_PROD="x", HEROKU_API_KEY_STAGING="y")
+    assert good.returncode == 0, good.stderr
+    assert "shop: beanstalk shop-prod (eu-west-1)" in good.stdout
+    missing = run_check_config(tmp_path, GOOD, HEROKU_API_KEY_PROD="x")
+    assert missing.returncode == 1
+    assert "HEROKU_API_KEY_STAGING is not set" in missing.stderr
+    broken = run_check_config(tmp_path, GOOD.replace("eu-west-1", "mars"))
+    assert broken.returncode == 2
+    assert "deploybot.yml:15:" in broken.stderr and "Traceback" not in broken.stderr
+
+
+def test_suggestions_read_naturally():
+    assert suggest("web-prd", ["web-prod", "web-staging"]) == "`web-prod`"
+    assert suggest("x", ["web-prod"]) is None
+
+
+@pytest.mark.parametrize(
+    ("platform", "size", "ok"),
+    [
+        ("heroku", "standard-2x", True),
+        ("heroku", "Performance-L", True),
+        ("heroku", "t3.large", False),
+        ("beanstalk", "t3.large", True),
+        ("beanstalk", "m6i.12xlarge", True),
+        ("beanstalk", "c7g.metal", True),
+        ("beanstalk", "standard-2x", False),
+        ("beanstalk", "t3.huge", False),
+        ("beanstalk", "zz9.large", False),
+    ],
+)
+def test_sizes_exist_on_their_own_platform_only(platform, size, ok):
+    assert (check_size(platform, size) is None) is ok
