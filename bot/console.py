@@ -23,6 +23,8 @@ from slack_bolt.request import BoltRequest
 from bot.config import Config
 from bot.fakes.heroku import FakeHeroku
 from bot.fakes.slack import FakeSlack
+from bot.followups import FollowUps
+from bot.registry import Registry
 from bot.services import Services
 from bot.slack_app import build_bolt_app
 from bot.slack_requests import button_click, sign, slash_command
@@ -51,7 +53,13 @@ class ImmediateExecutor(Executor):
 
 
 class Console:
-    def __init__(self, config: Config, out: TextIO = sys.stdout, user_id: str = CONSOLE_USER):
+    def __init__(
+        self,
+        config: Config,
+        out: TextIO = sys.stdout,
+        user_id: str = CONSOLE_USER,
+        registry: Registry | None = None,
+    ):
         self._out = out
         self._user_id = user_id
         self._slack = FakeSlack().start()
@@ -62,11 +70,15 @@ class Console:
             slack_signing_secret=self._secret,
             slack_api_url=self._slack.api_url,
         )
-        self.services = Services(config, source="console")
+        # Follow-ups run inline too, so a slow change's thread prints before the next prompt.
+        self.services = Services(
+            config, source="console", registry=registry, followups=FollowUps(ImmediateExecutor())
+        )
         self.services.db.migrate()
         self._bolt = build_bolt_app(self.services, listener_executor=ImmediateExecutor())
         self._buttons: dict[str, tuple[str, str, str]] = {}
         self._seen: dict[str, int] = {}
+        self._posts_seen = 0
 
     def close(self) -> None:
         self._slack.stop()
@@ -79,8 +91,10 @@ class Console:
         button = self._buttons.get(line.lower())
         if button is not None:
             action_id, value, response_url = button
-            self._dispatch(button_click(action_id, value, response_url, user_id=self._user_id))
-            self._print_responses(response_url)
+            click_url = self._slack.new_response_url()
+            self._dispatch(button_click(action_id, value, click_url, user_id=self._user_id))
+            self._print_responses(click_url)
+            self._print_posts()
             return
         text = re.sub(r"^/deploy\b", "", line).strip()
         response_url = self._slack.new_response_url()
@@ -88,6 +102,7 @@ class Console:
         if ack:
             self._print(ack)
         self._print_responses(response_url)
+        self._print_posts()
 
     def _dispatch(self, body: str) -> dict[str, Any] | None:
         response = self._bolt.dispatch(BoltRequest(body=body, headers=sign(self._secret, body)))
@@ -105,6 +120,18 @@ class Console:
         for payload in payloads[start:]:
             self._remember_buttons(payload, response_url)
             self._print(payload)
+
+    def _print_posts(self) -> None:
+        """Messages the bot posted with chat.postMessage (slow changes and their threads)."""
+        calls = self._slack.calls_to("chat.postMessage")
+        for call in calls[self._posts_seen :]:
+            payload = {**call.args, "response_type": "in_channel"}
+            text = to_text(payload, self._user_id)
+            if call.args.get("thread_ts"):
+                text = "  ↳ " + text.replace("\n", "\n    ")
+            self._out.write(text + "\n")
+        self._posts_seen = len(calls)
+        self._out.flush()
 
     def _remember_buttons(self, payload: dict[str, Any], response_url: str) -> None:
         for block in payload.get("blocks") or []:
