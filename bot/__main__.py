@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from dataclasses import replace
 
 from bot.config import Config, ConfigError
 from bot.logs import setup_logging
@@ -55,17 +54,21 @@ def _console(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     user_id = args.user or console.CONSOLE_USER
-    heroku = None
-    if args.sandbox:
-        heroku, config = console.start_sandbox()
-        config = replace(config, admins=frozenset({user_id}))
-    else:
-        config = Config.from_env()
-    try:
-        return console.run(config, args.lines, interactive=not args.lines, user_id=user_id)
-    finally:
-        if heroku is not None:
-            heroku.stop()
+    if not args.sandbox:
+        return console.run(
+            Config.from_env(), args.lines, interactive=not args.lines, user_id=user_id
+        )
+    from bot.sandbox import Sandbox
+
+    sandbox = Sandbox(admins=frozenset({user_id}))
+    with sandbox as config:
+        return console.run(
+            config,
+            args.lines,
+            interactive=not args.lines,
+            user_id=user_id,
+            registry=sandbox.registry,
+        )
 
 
 def _check_config(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from threading import Event
 
 from bot.audit import Actor, AuditLog, utcnow
 from bot.confirmations import Confirmations
@@ -66,6 +67,7 @@ class Restarted:
     user_id: str
     audit_id: int | None = None
     slow: bool = False
+    unit: str = "dyno"
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class NeedsConfirmation:
     before: dict[str, tuple[int, str]]
     targets: dict[str, tuple[int, str | None]]
     expires_at: datetime
+    unit: str = "dyno"
 
 
 Result = Reply | Changed | Restarted | Status | NeedsConfirmation | AppList
@@ -143,13 +146,21 @@ class Actions:
         except (PlatformError, CommandError, UnknownApp) as error:
             return Reply(str(error))
 
-    def follow_up(self, result: Changed | Restarted) -> Settled:
+    def follow_up(self, result: Changed | Restarted, stopping: Event) -> Settled:
         """Wait for a slow change to settle and complete its audit row with how it ended."""
         resolved = self._resolve(result.app)
         try:
-            settled = resolved.platform.wait_until_settled(resolved.target.name, FOLLOW_UP_TIMEOUT)
+            settled = resolved.platform.wait_until_settled(
+                resolved.target.name, FOLLOW_UP_TIMEOUT, stopping
+            )
         except PlatformError as error:
             settled = Settled(ok=False, summary=str(error))
+        if stopping.is_set() and not settled.ok:
+            settled = Settled(
+                ok=False,
+                summary=f"{settled.summary} The bot is restarting, so this thread ends here: "
+                f"check `/deploy status {result.app}` in a few minutes.",
+            )
         if result.audit_id is not None and not settled.ok:
             detail = "; ".join((settled.summary, *settled.events))
             self._audit.finish(result.audit_id, "error", error=detail)
@@ -226,7 +237,9 @@ class Actions:
             self._audit.finish(entry, "error", error=type(error).__name__)
             raise
         self._audit.finish(entry, "ok")
-        return Restarted(app, command.target, actor.user_id, entry, platform.settles_slowly())
+        return Restarted(
+            app, command.target, actor.user_id, entry, platform.settles_slowly(), platform.unit
+        )
 
     def _scale_or_kill(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
         app = command.app or ""
@@ -259,6 +272,7 @@ class Actions:
                 before=current,
                 targets=dict(targets),
                 expires_at=pending.expires_at,
+                unit=resolved.platform.unit,
             )
         return self._apply(actor, resolved, app, command.verb, command.text(), before, targets)
 

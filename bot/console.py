@@ -2,8 +2,8 @@
 
 Each line becomes a correctly signed slash command dispatched to the same slack_bolt app
 the web process serves; replies arrive at a local `response_url` and print as text, with
-buttons as `[ Label ]` (type the label to press it). `--sandbox` starts the fake Heroku
-with demo apps, so every verb works with no accounts.
+buttons as `[ Label ]` (type the label to press it). `--sandbox` runs it against the
+fakes in `bot.sandbox`, so every verb works with no accounts.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from typing import Any, TextIO
 from slack_bolt.request import BoltRequest
 
 from bot.config import Config
-from bot.fakes.heroku import FakeHeroku
 from bot.fakes.slack import FakeSlack
 from bot.followups import FollowUps
 from bot.registry import Registry
@@ -30,13 +29,6 @@ from bot.slack_app import build_bolt_app
 from bot.slack_requests import button_click, sign, slash_command
 
 CONSOLE_USER = "U0CONSOLE"
-SANDBOX_KEY = "sandbox-key"
-SANDBOX_DATABASE = "sqlite:///deploybot-sandbox.sqlite3"
-SANDBOX_APPS: dict[str, dict[str, tuple[int, str]]] = {
-    "demo": {"web": (1, "standard-1x"), "worker": (1, "standard-1x")},
-    "demo-api": {"web": (2, "standard-2x"), "clock": (1, "basic")},
-    "demo-staging": {"web": (1, "basic"), "worker": (0, "basic")},
-}
 PROMPT = "deploybot> "
 
 
@@ -118,6 +110,8 @@ class Console:
         start = self._seen.get(response_url, 0)
         self._seen[response_url] = len(payloads)
         for payload in payloads[start:]:
+            if payload.get("delete_original") and not payload.get("text"):
+                continue  # the prompt is gone; what replaced it prints as a channel post
             self._remember_buttons(payload, response_url)
             self._print(payload)
 
@@ -175,29 +169,15 @@ def _plain(mrkdwn: str, user_id: str) -> str:
     return re.sub(r"<!date\^\d+\^[^|]*\|([^>]*)>", r"\1", text)
 
 
-def start_sandbox() -> tuple[FakeHeroku, Config]:
-    """The fake Heroku with demo apps, and a config that points at it."""
-    heroku = FakeHeroku(api_keys=(SANDBOX_KEY,))
-    for name, formation in SANDBOX_APPS.items():
-        heroku.add_app(name, formation=formation)
-    heroku.start()
-    config = Config(
-        database_url=SANDBOX_DATABASE,
-        heroku_api_key=SANDBOX_KEY,
-        heroku_api_url=heroku.url,
-        admins=frozenset({CONSOLE_USER}),
-    )
-    return heroku, config
-
-
 def run(
     config: Config,
     commands: Iterable[str],
     interactive: bool,
     user_id: str = CONSOLE_USER,
     out: TextIO = sys.stdout,
+    registry: Registry | None = None,
 ) -> int:
-    console = Console(config, out=out, user_id=user_id)
+    console = Console(config, out=out, user_id=user_id, registry=registry)
     try:
         for line in commands:
             out.write(f"{PROMPT}{line}\n")

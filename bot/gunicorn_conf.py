@@ -22,3 +22,11 @@ def on_starting(server):  # type: ignore[no-untyped-def]
     if database.is_sqlite and database.needs_migration():
         database.migrate()
     database.dispose()
+
+
+def worker_exit(server, worker):  # type: ignore[no-untyped-def]
+    # A restarting dyno tells each waiting follow-up thread it stopped watching, instead of
+    # leaving a Beanstalk update's thread without an ending.
+    services = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("deploybot")
+    if services is not None:
+        services.followups.close()

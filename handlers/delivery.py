@@ -57,14 +57,16 @@ def _deliver_slow(
         log.info("follow-up thread unavailable", extra={"error": error.response.get("error")})
         respond(**{**payload, "text": text}, replace_original=from_button)
         services.followups.start(
-            lambda: respond(**settled_message(services.actions.follow_up(result)))
+            lambda stopping: respond(
+                **settled_message(services.actions.follow_up(result, stopping))
+            )
         )
         return
     if from_button:
         respond(delete_original=True)
     thread = {"channel": posted["channel"], "thread_ts": posted["ts"]}
     services.followups.start(
-        lambda: client.chat_postMessage(
-            **thread, **settled_message(services.actions.follow_up(result))
+        lambda stopping: client.chat_postMessage(
+            **thread, **settled_message(services.actions.follow_up(result, stopping))
         )
     )

@@ -78,8 +78,8 @@ def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
-def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+def _context(*texts: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": t} for t in texts]}
 
 
 def _changed(result: Changed) -> Message:
@@ -107,7 +107,9 @@ def _formation_change(old: Formation | None, new: Formation) -> str:
 
 def _restart_target(result: Restarted) -> str:
     if result.target is None:
-        return f"every dyno of `{result.app}`"
+        # Beanstalk restarts the app server on each instance, not the instances themselves.
+        servers = "the app server on " if result.unit == "instance" else ""
+        return f"{servers}every {result.unit} of `{result.app}`"
     if "." in result.target:
         return f"dyno `{result.target}` of `{result.app}`"
     return f"the `{result.target}` dynos of `{result.app}`"
@@ -123,7 +125,7 @@ def _status(result: Status, now: datetime) -> Message:
         "\n".join(
             f"`{d.name}` {d.state}{_age(d.since, now)}" for d in status.dynos[:MAX_DYNOS_SHOWN]
         )
-        or "no dynos running"
+        or f"no {status.unit}s running"
     )
     if len(status.dynos) > MAX_DYNOS_SHOWN:
         dynos += f"\n… and {len(status.dynos) - MAX_DYNOS_SHOWN} more"
@@ -138,22 +140,22 @@ def _status(result: Status, now: datetime) -> Message:
     )
     state = " ".join(part for part in (status.state, status.health) if part)
     prefix = f"{state} · " if state else ""
-    notes = "".join(f"\n{note}" for note in status.notes)
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": f"{status.app}"[:150]}},
         {
             "type": "section",
             "fields": [
                 {"type": "mrkdwn", "text": f"*Formation*\n{formation}"},
-                {"type": "mrkdwn", "text": f"*Dynos*\n{dynos}"},
+                {"type": "mrkdwn", "text": f"*{status.unit.capitalize()}s*\n{dynos}"},
             ],
         },
-        _context(f"{prefix}Release: {release}{notes}"),
+        _context(f"{prefix}Release: {release}", *status.notes[:MAX_NOTES]),
     ]
     return {"response_type": "in_channel", "text": text, "blocks": blocks}
 
 
 MAX_DYNOS_SHOWN = 20
+MAX_NOTES = 9  # a context block holds at most ten elements
 
 
 def _age(since: datetime | None, now: datetime) -> str:
@@ -175,7 +177,7 @@ def _confirmation(result: NeedsConfirmation) -> Message:
     label = f"Kill {result.app}" if result.verb == "kill" else "Confirm"
     text = (
         f"<@{result.user_id}> asks to {result.verb} `{result.app}`: {changes}. "
-        "Dynos scaled to 0 stop serving at once."
+        f"{result.unit.capitalize()}s scaled to 0 stop serving at once."
     )
     expires = int(result.expires_at.timestamp())
     return {

@@ -10,18 +10,17 @@ from dataclasses import replace
 from pathlib import Path
 
 from bot import console
+from bot.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_lines(tmp_path, *lines: str) -> str:
-    heroku, config = console.start_sandbox()
-    config = replace(config, database_url=f"sqlite:///{tmp_path / 'c.sqlite3'}")
+    sandbox = Sandbox(admins=frozenset({console.CONSOLE_USER}))
     out = io.StringIO()
-    try:
-        console.run(config, lines, interactive=False, out=out)
-    finally:
-        heroku.stop()
+    with sandbox as config:
+        config = replace(config, database_url=f"sqlite:///{tmp_path / 'c.sqlite3'}")
+        console.run(config, lines, interactive=False, out=out, registry=sandbox.registry)
     return out.getvalue()
 
 
@@ -63,3 +62,12 @@ def test_python_m_bot_console_sandbox_runs_one_line_and_exits(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "== demo-api ==" in result.stdout
     assert "`web` 2" in result.stdout
+
+
+def test_the_sandbox_beanstalk_environment_answers_the_same_words(tmp_path):
+    output = run_lines(tmp_path, "apps", "status demo-shop", "scale web=3 demo-shop")
+    assert "`demo-shop`: Beanstalk environment `demo-shop-prod` in us-east-1" in output
+    assert "`web` 2 × t3.small" in output
+    assert "@you scaled `demo-shop`: web 2 → 3" in output
+    # The fake's clock runs fast, so the follow-up lands in the thread before the next prompt.
+    assert "  ↳ " in output and "Ready" in output.split("  ↳ ", 1)[1]

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from bot.fakes.dyno import web_dyno_env
 from bot.slack_requests import button_click, sign, slash_command
 from handlers.render import CONFIRM_ACTION
 from tests.conftest import ADMIN, HEROKU_KEY, SIGNING_SECRET
@@ -39,16 +40,18 @@ def free_port() -> int:
 
 def dyno_env(database_url: str, heroku, slack, port: int) -> dict[str, str]:
     """Only the environment contract, as a Heroku dyno would have it."""
+    contract = web_dyno_env(
+        database_url=database_url,
+        heroku=heroku,
+        heroku_key=HEROKU_KEY,
+        slack=slack,
+        signing_secret=SIGNING_SECRET,
+        admin=ADMIN,
+    )
     return {
+        **contract,
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         "PORT": str(port),
-        "DATABASE_URL": database_url,
-        "SLACK_BOT_TOKEN": slack.bot_token,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": slack.api_url,
-        "HEROKU_API_KEY": HEROKU_KEY,
-        "HEROKU_API_URL": heroku.url,
-        "DEPLOYBOT_ADMINS": ADMIN,
     }
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import functools
 import json
-import logging
 import random
 import re
 import threading
@@ -32,7 +31,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT4
 from werkzeug.wrappers import Request, Response
 
-from bot.fakes.server import LocalServer
+from bot.fakes.server import LocalServer, ServedFake
 
 SCHEMA_PATH = Path(__file__).parent / "specs" / "heroku-platform-api-schema.json"
 RATE_LIMIT = 4500
@@ -367,7 +366,7 @@ IMPLEMENTED = frozenset(_HANDLERS)
 _UNCOUNTED = "GET /account/rate-limits"  # the schema: it "does not count towards the rate limit"
 
 
-class FakeHeroku:
+class FakeHeroku(ServedFake):
     """Heroku's Platform API for tests and the sandbox: schema-checked, stateful, faultable.
 
     Public state tests may read: `requests` (every `Recorded` request), `violations` (every
@@ -397,28 +396,6 @@ class FakeHeroku:
         self._ids = random.Random(0)  # seeded: the same test sees the same ids every run
         self._lock = threading.RLock()
         self._server = LocalServer(self)
-
-    # -- server ---------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """Base URL, without a trailing slash: use it as heroku3's `_heroku_url`."""
-        return self._server.url
-
-    def start(self) -> FakeHeroku:
-        # One log line per request drowns test output and the sandbox console.
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> FakeHeroku:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- clock ----------------------------------------------------------------------------
 

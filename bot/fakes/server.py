@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -43,6 +44,33 @@ class LocalServer:
             self._server = None
 
     def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ServedFake:
+    """What every fake shares: served by a LocalServer, started and stopped as a context
+    manager. Subclasses set `self._server`."""
+
+    _server: LocalServer
+
+    @property
+    def url(self) -> str:
+        """Base URL without a trailing slash."""
+        return self._server.url
+
+    def start(self) -> Self:
+        # One log line per request drowns test output and the sandbox console.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-import logging
 import threading
 import time
 import uuid
@@ -29,7 +28,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request
 from werkzeug.wrappers import Response as HTTPResponse
 
-from bot.fakes.server import LocalServer
+from bot.fakes.server import LocalServer, ServedFake
 
 SPEC_PATH = Path(__file__).parent / "specs" / "slack-web-api-openapi-v2.json"
 
@@ -133,7 +132,7 @@ class _ApiError(Exception):
         self.error = error
 
 
-class FakeSlack:
+class FakeSlack(ServedFake):
     """Slack's Web API at `api_url` and `response_url` sinks at `new_response_url()`.
 
     Start it with `start()` or use it as a context manager. All recording and waiting
@@ -176,27 +175,6 @@ class FakeSlack:
             ]
         )
         self._server = LocalServer(self._wsgi_app)
-
-    # -- lifecycle -------------------------------------------------------------------
-
-    def start(self) -> FakeSlack:
-        # One log line per request drowns the test output and the console's.
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> FakeSlack:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        return self._server.url
 
     @property
     def api_url(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from threading import Event
 from typing import Protocol
 
 # process type → (quantity, size or None to keep the current size)
@@ -44,6 +45,7 @@ class AppStatus:
     state: str | None = None  # Beanstalk: Ready, Updating, …
     health: str | None = None  # Beanstalk: Green, Yellow, Red, Grey
     notes: tuple[str, ...] = ()  # health causes, request metrics, scaling limits
+    unit: str = "dyno"  # what runs the app: Heroku dynos, Beanstalk instances
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ class PlatformError(Exception):
 class Platform(Protocol):
     """What the actions path needs from a platform; the same verbs on every platform."""
 
+    unit: str  # what its apps run on, as users call it: "dyno" or "instance"
+
     def formation(self, app: str) -> tuple[Formation, ...]: ...
 
     def scale(self, app: str, targets: Targets) -> tuple[Formation, ...]: ...
@@ -82,7 +86,9 @@ class Platform(Protocol):
         """True when changes return at once but take minutes (Beanstalk): follow them up."""
         ...
 
-    def wait_until_settled(self, app: str, since: datetime, timeout: float) -> Settled: ...
+    def wait_until_settled(self, app: str, timeout: float, stopping: Event) -> Settled:
+        """Block until `app` is done changing, `timeout` passes, or `stopping` is set."""
+        ...
 
 
 def formation_map(formation: tuple[Formation, ...]) -> dict[str, tuple[int, str]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from threading import Event
 from typing import Any
 
 import boto3
@@ -28,6 +29,8 @@ from bot.platforms.base import (
 )
 
 PROCESS_TYPE = "web"
+# How often a follow-up asks whether an update has finished (tests shorten it).
+POLL_SECONDS = 10.0
 ASG = "aws:autoscaling:asg"
 LAUNCH = "aws:autoscaling:launchconfiguration"
 EC2 = "aws:ec2:instances"
@@ -42,12 +45,15 @@ class BeanstalkPlatform:
     """`Platform` for Beanstalk environments in one region with one set of credentials."""
 
     name = "beanstalk"
+    unit = "instance"
 
-    def __init__(self, region: str, profile: str | None = None, poll_seconds: float = 10.0) -> None:
+    def __init__(self, region: str, profile: str | None = None) -> None:
         self.region = region
         self.profile = profile
-        self.poll_seconds = poll_seconds
         self._client: Any = None
+        # When each environment's latest change began, by the service's clock: its events
+        # from then on say how the change ended.
+        self._began: dict[str, datetime] = {}
 
     def _eb(self) -> Any:
         # Built on first use: start-up never touches AWS, and a bad profile is reported per app.
@@ -91,8 +97,10 @@ class BeanstalkPlatform:
             raise PlatformError(
                 f"`{app}` is a Beanstalk environment: restart all of it, without `{target}`."
             )
-        _refuse_if_busy(self._environment(app))
+        environment = self._environment(app)
+        _refuse_if_busy(environment)
         self._call("restart_app_server", app, EnvironmentName=app)
+        self._began[app] = environment.get("DateUpdated") or datetime.now(UTC)
 
     def status(self, app: str) -> AppStatus:
         environment = self._environment(app)
@@ -118,9 +126,10 @@ class BeanstalkPlatform:
             state=environment.get("Status"),
             health=environment.get("Health") or health.get("Color"),
             notes=tuple(notes),
+            unit=self.unit,
         )
 
-    def wait_until_settled(self, app: str, since: datetime, timeout: float) -> Settled:
+    def wait_until_settled(self, app: str, timeout: float, stopping: Event) -> Settled:
         deadline = time.monotonic() + timeout
         while True:
             environment = self._environment(app)
@@ -132,9 +141,16 @@ class BeanstalkPlatform:
                     summary=f"`{app}` is still {environment.get('Status', 'busy')} after "
                     f"{int(timeout // 60)} minutes; check the AWS console.",
                 )
-            time.sleep(self.poll_seconds)
+            if stopping.wait(POLL_SECONDS):
+                return Settled(
+                    ok=False,
+                    summary=f"`{app}` was still {environment.get('Status', 'busy')} when I "
+                    "stopped watching it.",
+                )
+        since = self._began.get(app)
+        query = {"StartTime": since} if since else {}
         events = self._call(
-            "describe_events", app, EnvironmentName=app, StartTime=since, MaxRecords=100
+            "describe_events", app, EnvironmentName=app, MaxRecords=100, **query
         ).get("Events", [])
         errors = tuple(
             e["Message"] for e in reversed(events) if e.get("Severity") in ("ERROR", "FATAL")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from threading import Event
 from typing import Any
 from urllib.parse import quote
 
@@ -75,6 +76,7 @@ class HerokuPlatform:
     """`Platform` for Heroku apps, one API key, built without any network call."""
 
     name = "heroku"
+    unit = "dyno"
 
     def __init__(self, api_key: str, api_url: str = "https://api.heroku.com", session=None):
         self._client = Heroku(session=session or make_session())
@@ -127,7 +129,7 @@ class HerokuPlatform:
     def settles_slowly(self) -> bool:
         return False
 
-    def wait_until_settled(self, app: str, since: datetime, timeout: float) -> Settled:
+    def wait_until_settled(self, app: str, timeout: float, stopping: Event) -> Settled:
         return Settled(ok=True, summary="done")  # Heroku applies formation changes at once
 
     def _call(

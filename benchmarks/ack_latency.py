@@ -1,0 +1,544 @@
+"""Ack latency of `/deploy status APP` under gunicorn, beside a bare bolt app that only acks.
+
+Slack gives an app three seconds to answer a slash command, and users feel far less than
+that, so the ack must not wait on anything deploybot does after it. This benchmark starts
+deploybot exactly as Heroku does (the Procfile's `web:` line through `bash -c`, with the
+dyno's environment contract pointing at in-process fakes of Heroku and Slack) and, with the
+same gunicorn settings, `benchmarks/bare_app.py`: Flask + slack_bolt whose `/deploy` listener
+only calls `ack("ok")`. Signed slash commands then arrive from 1, 10 and 50 concurrent
+keep-alive clients; the ack latency is the time until the HTTP response to the POST arrives.
+
+The two apps take turns (bare, ours, ours, bare, ... at each level) so that neither gains
+from the machine warming up, and after each turn of ours the benchmark waits until every
+lazy listener has posted its answer to the fake `response_url`, so that deploybot's
+background work never lands on the bare app's turn.
+
+Goal: ours p99 <= 1.3 x bare p99 at every concurrency. Missing it is reported, not an
+error: the exit status is 0 unless the benchmark itself could not run.
+
+    .venv/bin/python benchmarks/ack_latency.py [--requests-scale 0.5] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import requests
+
+from bot.fakes.dyno import web_dyno_env
+from bot.fakes.heroku import FakeHeroku
+from bot.fakes.slack import FakeSlack
+from bot.slack_requests import sign, slash_command
+
+ROOT = Path(__file__).resolve().parent.parent
+BARE_WEB = "gunicorn --config bot/gunicorn_conf.py 'benchmarks.bare_app:create_app()'"
+GOAL = 1.3
+SIGNING_SECRET = "bench-signing-secret"
+HEROKU_KEY = "bench-heroku-key"
+ADMIN = "UBENCHADM1"
+USER = "UBENCHUSR1"
+APP = "demo"
+DEFAULT_LEVELS = (1, 10, 50)
+DEFAULT_REQUESTS = {1: 200, 10: 500, 50: 1000}
+WARMUP_PER_CLIENT = 3  # per client thread, before the clock starts: opens its connection
+WARMUP_PER_SERVER = 60  # once per server, at concurrency 4: every worker and thread wakes up
+REQUEST_TIMEOUT = 10.0
+DRAIN_STALL = 15.0  # give up waiting for lazy answers after this long without progress
+# Settings that change gunicorn's behaviour; passed through to both apps alike if set.
+PASSTHROUGH = ("WEB_CONCURRENCY", "GUNICORN_THREADS", "HOME", "LANG", "LC_ALL", "TMPDIR")
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The two servers.
+
+
+def procfile_web_line() -> str:
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.startswith("web:"):
+            return line.split(":", 1)[1].strip()
+    raise SystemExit("the Procfile has no web: line")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """One gunicorn, in a process group of its own so that killpg takes all its workers."""
+
+    name: str
+    command: str
+    env: dict[str, str]
+    log_path: Path
+    base: str = ""
+    process: subprocess.Popen[bytes] | None = None
+    _log: TextIO | None = None
+
+    def start(self, timeout: float = 60.0) -> None:
+        port = free_port()
+        self.base = f"http://127.0.0.1:{port}"
+        self._log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop)
+        self.process = subprocess.Popen(
+            ["bash", "-c", self.command],
+            env={**self.env, "PORT": str(port)},
+            cwd=ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited at start:\n{self.log_tail()}")
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{self.base}/healthz", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} was not healthy within {timeout:.0f}s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=25)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the live processes of this gunicorn's group (Linux)."""
+        if self.process is None:
+            return 0.0
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                if int(fields[2]) == self.process.pid:  # the process group id
+                    total += int(fields[11]) + int(fields[12])  # utime + stime, in ticks
+        return total / os.sysconf("SC_CLK_TCK")
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+
+def dyno_env(path: str, database_url: str, heroku: FakeHeroku, slack: FakeSlack) -> dict[str, str]:
+    """The environment contract of a web dyno, and nothing else of this process's."""
+    env = {name: os.environ[name] for name in PASSTHROUGH if name in os.environ}
+    contract = web_dyno_env(
+        database_url=database_url,
+        heroku=heroku,
+        heroku_key=HEROKU_KEY,
+        slack=slack,
+        signing_secret=SIGNING_SECRET,
+        admin=ADMIN,
+    )
+    return {**env, **contract, "PATH": path}
+
+
+# ---------------------------------------------------------------------------------------------
+# Load.
+
+
+@dataclass
+class Sample:
+    """What one turn of one app at one concurrency measured."""
+
+    latencies: list[float] = field(default_factory=list)  # seconds, successful acks only
+    errors: list[str] = field(default_factory=list)
+    wall: float = 0.0
+    truncated: bool = False
+    server_cpu: float = 0.0  # seconds of CPU the app's gunicorn used during the turn
+    bench_cpu: float = 0.0  # and this process: the clients, plus the fakes' request threads
+
+
+@dataclass
+class Target:
+    """An app under load: where it listens and what a correct ack from it looks like."""
+
+    name: str
+    server: Server
+    looks_right: Callable[[requests.Response], bool]
+    sent: int = 0  # successful slash commands, warm-ups included (each owes a lazy answer)
+
+
+def run_turn(
+    target: Target,
+    concurrency: int,
+    count: int,
+    new_response_url: Callable[[], str],
+    deadline: float,
+    warmup_per_client: int = WARMUP_PER_CLIENT,
+) -> Sample:
+    """`count` signed `/deploy status demo` from `concurrency` keep-alive clients."""
+    url = f"{target.server.base}/slack/events"
+    sample = Sample()
+    lock = threading.Lock()
+    tickets = itertools.count()
+    barrier = threading.Barrier(concurrency + 1)
+
+    def one(session: requests.Session) -> float | None:
+        body = slash_command(f"status {APP}", new_response_url(), user_id=USER)
+        headers = sign(SIGNING_SECRET, body)
+        started = time.perf_counter()
+        try:
+            response = session.post(url, data=body, headers=headers, timeout=REQUEST_TIMEOUT)
+            elapsed = time.perf_counter() - started
+        except requests.RequestException as error:
+            with lock:
+                sample.errors.append(type(error).__name__)
+            return None
+        if response.status_code != 200 or not target.looks_right(response):
+            with lock:
+                sample.errors.append(f"HTTP {response.status_code}: {response.text[:80]!r}")
+            return None
+        with lock:
+            target.sent += 1
+        return elapsed
+
+    def client() -> None:
+        with requests.Session() as session:
+            for _ in range(warmup_per_client):
+                one(session)
+            try:
+                barrier.wait(timeout=120)
+                barrier.wait(timeout=120)
+            except threading.BrokenBarrierError:
+                return
+            while next(tickets) < count:
+                if time.monotonic() > deadline:
+                    sample.truncated = True
+                    return
+                elapsed = one(session)
+                if elapsed is not None:
+                    with lock:
+                        sample.latencies.append(elapsed)
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    barrier.wait(timeout=120)  # every client has warmed up; CPU is counted from here
+    cpu_before = (target.server.cpu_seconds(), time.process_time())
+    barrier.wait(timeout=120)  # and the clock starts
+    started = time.perf_counter()
+    for thread in threads:
+        while thread.is_alive():  # a timed join keeps Ctrl-C responsive
+            thread.join(timeout=0.5)
+    sample.wall = time.perf_counter() - started
+    sample.server_cpu = target.server.cpu_seconds() - cpu_before[0]
+    sample.bench_cpu = time.process_time() - cpu_before[1]
+    return sample
+
+
+def drain(slack: FakeSlack, expected: int, deadline: float) -> float:
+    """Wait until the fake Slack holds `expected` lazy answers; return the seconds waited."""
+    started = time.monotonic()
+    seen, last_progress = -1, started
+    while time.monotonic() < deadline:
+        got = len(slack.responses)  # appended to by the fake's request threads
+        if got >= expected:
+            break
+        if got != seen:
+            seen, last_progress = got, time.monotonic()
+        elif time.monotonic() - last_progress > DRAIN_STALL:
+            log(f"  lazy answers stalled at {got}/{expected}; carrying on")
+            break
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+# ---------------------------------------------------------------------------------------------
+# Results.
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) by linear interpolation between closest ranks."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+@dataclass
+class Level:
+    concurrency: int
+    requests: int
+    samples: dict[str, list[Sample]] = field(default_factory=lambda: {"bare": [], "ours": []})
+    drain_seconds: float = 0.0
+
+    def merged(self, name: str) -> list[float]:
+        return [x for sample in self.samples[name] for x in sample.latencies]
+
+    def stats(self, name: str) -> dict[str, Any]:
+        latencies = self.merged(name)
+        samples = self.samples[name]
+        wall = sum(sample.wall for sample in samples)
+        return {
+            "n": len(latencies),
+            "errors": sum(len(sample.errors) for sample in samples),
+            "error_kinds": sorted({e for sample in samples for e in sample.errors})[:5],
+            "p50_ms": percentile(latencies, 50) * 1000,
+            "p90_ms": percentile(latencies, 90) * 1000,
+            "p99_ms": percentile(latencies, 99) * 1000,
+            "max_ms": max(latencies, default=math.nan) * 1000,
+            "throughput_rps": len(latencies) / wall if wall else math.nan,
+            "server_cpu_ms_per_request": _per_request(samples, "server_cpu"),
+            "bench_cpu_ms_per_request": _per_request(samples, "bench_cpu"),
+            "turn_p99_ms": [percentile(sample.latencies, 99) * 1000 for sample in samples],
+        }
+
+    def result(self) -> dict[str, Any]:
+        bare, ours = self.stats("bare"), self.stats("ours")
+        ratio = ours["p99_ms"] / bare["p99_ms"] if bare["p99_ms"] else math.nan
+        return {
+            "concurrency": self.concurrency,
+            "requests_per_app": self.requests,
+            "bare": bare,
+            "ours": ours,
+            "p99_ratio": ratio,
+            "goal_met": bool(ratio <= GOAL and not ours["errors"]),
+            "truncated": any(s.truncated for group in self.samples.values() for s in group),
+            "lazy_drain_seconds": self.drain_seconds,
+        }
+
+
+def _per_request(samples: list[Sample], attribute: str) -> float:
+    count = sum(len(sample.latencies) + len(sample.errors) for sample in samples)
+    spent = sum(getattr(sample, attribute) for sample in samples)
+    return spent / count * 1000 if count else math.nan
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    rows = [
+        "| concurrency | bare p50 | bare p99 | ours p50 | ours p99 | p99 ratio | goal met |",
+        "|---:|---:|---:|---:|---:|---:|:---|",
+    ]
+    for r in results:
+        bare, ours = r["bare"], r["ours"]
+        met = "yes" if r["goal_met"] else "**no**"
+        if ours["errors"] or bare["errors"]:
+            met += f" ({bare['errors']} bare / {ours['errors']} ours errors)"
+        if r["truncated"]:
+            met += " (time limit: partial)"
+        rows.append(
+            f"| {r['concurrency']} | {bare['p50_ms']:.1f} ms | {bare['p99_ms']:.1f} ms "
+            f"| {ours['p50_ms']:.1f} ms | {ours['p99_ms']:.1f} ms "
+            f"| {r['p99_ratio']:.2f}x | {met} |"
+        )
+    return "\n".join(rows)
+
+
+def verdict(results: list[dict[str, Any]]) -> str:
+    missed = [r for r in results if not r["goal_met"]]
+    if not missed:
+        worst = max(r["p99_ratio"] for r in results)
+        return f"Goal MET: ours p99 <= {GOAL}x bare p99 at every concurrency (worst {worst:.2f}x)."
+    where = ", ".join(f"{r['concurrency']} ({r['p99_ratio']:.2f}x)" for r in missed)
+    return f"Goal NOT MET: ours p99 > {GOAL}x bare p99 at concurrency {where}."
+
+
+# ---------------------------------------------------------------------------------------------
+# Main.
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument(
+        "--requests-scale",
+        type=float,
+        default=1.0,
+        help="multiply the requests per level (1: 200, 10: 500, 50: 1000 per app)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=lambda text: tuple(int(part) for part in text.split(",")),
+        default=DEFAULT_LEVELS,
+        help="comma-separated client counts (default 1,10,50)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="turns per app per level, alternating bare/ours then ours/bare (default 2)",
+    )
+    parser.add_argument(
+        "--time-limit", type=float, default=600.0, help="hard limit in seconds (default 600)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument(
+        "--keep-logs", action="store_true", help="print where the gunicorn logs are and keep them"
+    )
+    args = parser.parse_args(argv)
+    if args.requests_scale <= 0 or args.rounds < 1 or min(args.concurrency) < 1:
+        parser.error("--requests-scale, --rounds and --concurrency must be positive")
+    return args
+
+
+def requests_for(concurrency: int, scale: float) -> int:
+    default = DEFAULT_REQUESTS.get(concurrency, min(2000, max(200, 20 * concurrency)))
+    return max(concurrency, round(default * scale))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    deadline = time.monotonic() + args.time_limit
+
+    def terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # so the finally blocks below kill the gunicorns
+
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignoring it
+    path = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"
+    temp = Path(tempfile.mkdtemp(prefix="deploybot-bench-"))
+
+    with contextlib.ExitStack() as stack:
+        if args.keep_logs:
+            stack.callback(log, f"gunicorn logs kept in {temp}")
+        else:  # runs last, after the servers have stopped, even on Ctrl-C
+            stack.callback(shutil.rmtree, temp, ignore_errors=True)
+        heroku = FakeHeroku(api_keys=(HEROKU_KEY,))
+        heroku.add_app(APP, formation={"web": (1, "standard-1x")})
+        # The benchmark measures acks, not Heroku's hourly budget of 4500 calls.
+        heroku.rate_limit_remaining = 10**9
+        stack.enter_context(heroku)
+        slack = stack.enter_context(FakeSlack())
+
+        ours = Server(
+            "deploybot",
+            procfile_web_line(),
+            dyno_env(path, f"sqlite:///{temp / 'deploybot.sqlite3'}", heroku, slack),
+            temp / "deploybot.log",
+        )
+        bare = Server(
+            "bare bolt app",
+            BARE_WEB,
+            dyno_env(path, f"sqlite:///{temp / 'bare.sqlite3'}", heroku, slack),
+            temp / "bare.log",
+        )
+        targets = {
+            "bare": Target("bare", bare, lambda r: r.text == "ok"),
+            "ours": Target("ours", ours, lambda r: "Working on" in r.text),
+        }
+        for server in (ours, bare):
+            stack.callback(server.stop)
+            log(f"starting {server.name}: {server.command}")
+            server.start()
+
+        results: list[dict[str, Any]] = []
+        try:
+            for target in targets.values():  # imports, connection pools, every worker
+                run_turn(target, 4, WARMUP_PER_SERVER, slack.new_response_url, deadline, 1)
+            drain(slack, targets["ours"].sent, deadline)
+
+            for concurrency in args.concurrency:
+                total = requests_for(concurrency, args.requests_scale)
+                per_turn = math.ceil(total / args.rounds)
+                level = Level(concurrency, per_turn * args.rounds)
+                log(f"concurrency {concurrency}: {level.requests} requests per app")
+                for turn in range(args.rounds):
+                    order = ("bare", "ours") if turn % 2 == 0 else ("ours", "bare")
+                    for name in order:
+                        target = targets[name]
+                        sample = run_turn(
+                            target, concurrency, per_turn, slack.new_response_url, deadline
+                        )
+                        level.samples[name].append(sample)
+                        log(
+                            f"  {name:4}: p50 {percentile(sample.latencies, 50) * 1000:6.1f} ms"
+                            f"  p99 {percentile(sample.latencies, 99) * 1000:6.1f} ms"
+                            f"  {len(sample.latencies) / sample.wall:6.0f} req/s"
+                            f"  errors {len(sample.errors)}"
+                            f"  cpu/req: gunicorn {sample.server_cpu / per_turn * 1000:4.1f} ms,"
+                            f" bench {sample.bench_cpu / per_turn * 1000:4.1f} ms"
+                        )
+                        if name == "ours":
+                            # Its lazy listeners must not run on the bare app's time.
+                            waited = drain(slack, target.sent, deadline)
+                            level.drain_seconds += waited
+                            log(f"        lazy answers drained {waited:.1f} s after the turn")
+                results.append(level.result())
+                if time.monotonic() > deadline:
+                    log("time limit reached: stopping early")
+                    break
+        except KeyboardInterrupt:
+            log("interrupted: stopping the servers")
+            return 130
+
+        ours_log = ours.log_text()
+        problems = {
+            "tracebacks": ours_log.count("Traceback"),
+            "error_lines": sum("at=error" in line for line in ours_log.splitlines()),
+            "slack_violations": len(slack.violations),
+            "heroku_violations": len(heroku.violations),
+            "lazy_answers": len(slack.responses),
+            "commands_sent_to_ours": targets["ours"].sent,
+        }
+
+    output = {
+        "goal": f"ours p99 <= {GOAL} x bare p99 at every concurrency",
+        "goal_met": all(r["goal_met"] for r in results) and bool(results),
+        "levels": results,
+        "settings": {
+            "web": procfile_web_line(),
+            "bare": BARE_WEB,
+            "WEB_CONCURRENCY": os.environ.get("WEB_CONCURRENCY", "2 (gunicorn_conf default)"),
+            "GUNICORN_THREADS": os.environ.get("GUNICORN_THREADS", "4 (gunicorn_conf default)"),
+            "rounds": args.rounds,
+            "cpus": os.cpu_count(),
+        },
+        "ours_health": problems,
+    }
+    if args.json:
+        print(json.dumps(output, indent=2))
+    else:
+        print(f"Goal: ours p99 <= {GOAL} x bare p99 at every concurrency.\n")
+        print(table(results))
+        print()
+        if any(problems[key] for key in ("tracebacks", "slack_violations", "heroku_violations")):
+            print(f"deploybot health during the run: {problems}")
+        print(verdict(results) if results else "No results: nothing was measured.")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,234 @@
+"""The same /deploy words on Elastic Beanstalk, through the web app, the Beanstalk client
+(boto3) and the fake Beanstalk over HTTP; two AWS credential sets in two regions and two
+Heroku keys, each app reaching only its own."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from bot.fakes.beanstalk import FakeBeanstalk
+from bot.platforms import beanstalk as beanstalk_module
+from bot.web import create_app
+from handlers.render import CONFIRM_ACTION
+from tests.conftest import ADMIN, HEROKU_KEY
+from tests.webclient import SlackDriver, button, settle
+
+PROD_KEY, EU_KEY = "AKIDPRODEXAMPLE01", "AKIDEUEXAMPLE0002"
+SECOND_HEROKU_KEY = "second-heroku-key"
+CHANNEL = "C0CONSOLE"  # the channel slash_command() sends from
+
+REGISTRY = """\
+heroku:
+  allow_unlisted: false
+apps:
+  myapp:
+    platform: heroku
+  other:
+    platform: heroku
+    app: other-app
+    api_key_env: HEROKU_API_KEY_SECOND
+  shop:
+    platform: beanstalk
+    environment: shop-prod
+    region: us-east-1
+    aws_profile: prod
+    max: 6
+  shop-eu:
+    platform: beanstalk
+    environment: shop-eu
+    region: eu-west-1
+    aws_profile: eu
+"""
+
+
+@pytest.fixture
+def aws(tmp_path, monkeypatch) -> Iterator[FakeBeanstalk]:
+    credentials = tmp_path / "credentials"
+    credentials.write_text(
+        f"[prod]\naws_access_key_id = {PROD_KEY}\naws_secret_access_key = s1\n"
+        f"[eu]\naws_access_key_id = {EU_KEY}\naws_secret_access_key = s2\n"
+    )
+    (tmp_path / "config").write_text("")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setattr(beanstalk_module, "POLL_SECONDS", 0.05)
+    fake = FakeBeanstalk()
+    fake.add_environment(
+        "shop-prod",
+        region="us-east-1",
+        access_key=PROD_KEY,
+        application="shop",
+        min_size=2,
+        max_size=2,
+        instance_type="t3.small",
+    )
+    fake.add_environment(
+        "shop-eu",
+        region="eu-west-1",
+        access_key=EU_KEY,
+        application="shop",
+        min_size=1,
+        max_size=3,
+        instance_type="t3.micro",
+    )
+    with fake:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_ELASTIC_BEANSTALK", fake.url)
+        yield fake
+
+
+@pytest.fixture
+def driver(config, aws, slack, heroku, tmp_path, monkeypatch):
+    path = tmp_path / "deploybot.yml"
+    path.write_text(REGISTRY)
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    monkeypatch.setenv("HEROKU_API_KEY_SECOND", SECOND_HEROKU_KEY)
+    heroku.api_keys = (*heroku.api_keys, SECOND_HEROKU_KEY)
+    web = create_app(config)
+    yield SlackDriver(web.test_client(), slack)
+    web.extensions["deploybot"].followups.close()
+
+
+def thread_replies(slack, n):
+    return [c for c in slack.wait_for_calls("chat.postMessage", n=n, timeout=10)]
+
+
+def test_status_reads_health_resources_and_settings(driver, aws):
+    _, url = driver.command("status shop", ADMIN)
+    reply = driver.reply(url)
+    rendered = json.dumps(reply["blocks"], ensure_ascii=False)
+    assert reply["response_type"] == "in_channel"
+    assert "`web` 2 × t3.small" in rendered
+    assert "Ready Green" in rendered
+    assert "instances 2–2" in rendered
+    actions = [r.action for r in aws.requests]
+    assert {
+        "DescribeEnvironments",
+        "DescribeEnvironmentHealth",
+        "DescribeEnvironmentResources",
+        "DescribeConfigurationSettings",
+    } <= set(actions)
+    assert aws.violations == []
+
+
+def test_scale_updates_the_asg_and_follows_up_in_thread_when_ready(driver, aws, slack):
+    _, url = driver.command("scale web=3:t3.medium shop", ADMIN)
+    [anchor] = slack.wait_for_calls("chat.postMessage", n=1, timeout=10)
+    assert anchor.args["channel"] == CHANNEL
+    assert "scaled `shop`: web 2 → 3" in anchor.args["text"] and "Updating" in anchor.args["text"]
+    [update] = aws.calls("UpdateEnvironment")
+    options = {(o["Namespace"], o["OptionName"]): o["Value"] for o in _options(update.params)}
+    assert options[("aws:autoscaling:asg", "MinSize")] == "3"
+    assert options[("aws:autoscaling:asg", "MaxSize")] == "3"
+    assert options[("aws:ec2:instances", "InstanceTypes")] == "t3.medium"
+
+    # A second command while it updates is told it is busy, not shown an AWS error.
+    _, busy_url = driver.command("restart shop", ADMIN)
+    assert "is busy (Updating since" in driver.reply(busy_url)["text"]
+
+    aws.advance(600)
+    calls = slack.wait_for_calls("chat.postMessage", n=2, timeout=10)
+    follow_up = calls[1].args
+    assert follow_up["thread_ts"] == anchor.response["ts"]
+    assert "Done:" in follow_up["text"] and "Ready" in follow_up["text"]
+    assert aws.environment("shop-prod", region="us-east-1", access_key=PROD_KEY)["max_size"] == 3
+    assert url  # the slash command's response_url was not needed
+
+
+def test_a_failed_update_is_explained_with_its_events(driver, aws, slack):
+    aws.fail_update("shop-prod", "Failed to deploy configuration.")
+    driver.command("scale web=4 shop", ADMIN)
+    slack.wait_for_calls("chat.postMessage", n=1, timeout=10)
+    aws.advance(600)
+    follow_up = slack.wait_for_calls("chat.postMessage", n=2, timeout=10)[1].args
+    assert "Failed:" in follow_up["text"]
+    assert "Failed to deploy configuration." in follow_up["text"]
+
+
+def test_kill_on_beanstalk_confirms_then_sets_zero(driver, aws, slack):
+    _, url = driver.command("kill shop-eu", ADMIN)
+    prompt = driver.reply(url)
+    assert "asks to kill `shop-eu`" in prompt["text"]
+    assert aws.calls("UpdateEnvironment") == []
+    _, click_url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    # The prompt goes; the kill is announced in the channel, where its follow-up will thread.
+    assert driver.reply(click_url)["delete_original"] is True
+    [anchor] = slack.wait_for_calls("chat.postMessage", n=1, timeout=10)
+    assert "killed `shop-eu`: web 1 → 0" in anchor.args["text"]
+    [update] = aws.calls("UpdateEnvironment")
+    assert {o["Value"] for o in _options(update.params)} == {"0"}
+    assert update.region == "eu-west-1" and update.access_key == EU_KEY
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("scale web=2:standard-2x shop", "not an EC2 instance type"),
+        ("scale web=3:t3.large myapp", "not a Heroku dyno size"),
+        ("scale web=9 shop", "at most 6"),
+        ("scale worker=1 shop", "no `worker` process type (it has: web)"),
+        ("restart shop web.1", "restart all of it"),
+        ("status shopp", "Did you mean `shop`"),
+        ("status unlisted-app", "not an app I manage"),
+    ],
+)
+def test_bad_input_never_reaches_the_platform(driver, aws, heroku, text, says):
+    _, url = driver.command(text, ADMIN)
+    assert says in driver.reply(url)["text"]
+    settle(0.1)
+    assert aws.calls("UpdateEnvironment") == [] and aws.calls("RestartAppServer") == []
+    assert [r for r in heroku.requests if r.method != "GET"] == []
+
+
+def test_each_app_uses_only_its_own_credentials(driver, aws, heroku):
+    for text in ("status shop", "status shop-eu", "status myapp", "status other"):
+        _, url = driver.command(text, ADMIN)
+        assert "Status of" in driver.reply(url)["text"]
+    by_env = {
+        (
+            r.params.get("EnvironmentName") or (r.params.get("EnvironmentNames") or [None])[0],
+            r.access_key,
+            r.region,
+        )
+        for r in aws.requests
+    }
+    assert {(env, key, region) for env, key, region in by_env if env} == {
+        ("shop-prod", PROD_KEY, "us-east-1"),
+        ("shop-eu", EU_KEY, "eu-west-1"),
+    }
+    keys = {r.path.split("/")[2]: _basic_key(r.headers) for r in heroku.requests}
+    assert keys == {"myapp": HEROKU_KEY, "other-app": SECOND_HEROKU_KEY}
+
+
+def test_apps_lists_both_platforms(driver):
+    _, url = driver.command("apps", ADMIN)
+    text = driver.reply(url)["text"]
+    assert "`shop`: Beanstalk environment `shop-prod` in us-east-1" in text
+    assert "`other`: Heroku app `other-app`" in text
+    assert "any other Heroku app" not in text
+
+
+def _options(params: dict) -> list[dict]:
+    return params["OptionSettings"]
+
+
+def _basic_key(headers: dict) -> str:
+    token = headers["Authorization"].split(" ", 1)[1]
+    return base64.b64decode(token).decode().split(":", 1)[1]
+
+
+def test_a_restarting_bot_ends_the_thread_instead_of_going_quiet(config, aws, slack, driver):
+    driver.command("scale web=3 shop", ADMIN)
+    [anchor] = slack.wait_for_calls("chat.postMessage", n=1, timeout=10)
+    # What gunicorn's worker_exit hook does when the dyno restarts mid-update.
+    driver.client.application.extensions["deploybot"].followups.close()
+    ending = slack.wait_for_calls("chat.postMessage", n=2, timeout=10)[1].args
+    assert ending["thread_ts"] == anchor.response["ts"]
+    assert "`shop-prod` was still Updating when I stopped watching it" in ending["text"]
+    assert "check `/deploy status shop` in a few minutes" in ending["text"]
