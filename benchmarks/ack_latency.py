@@ -26,6 +26,7 @@ import contextlib
 import itertools
 import json
 import math
+import multiprocessing
 import os
 import shutil
 import signal
@@ -42,7 +43,7 @@ from typing import Any, TextIO
 
 import requests
 
-from bot.fakes.dyno import web_dyno_env
+from bot.fakes.dyno import FakeEndpoints, web_dyno_env
 from bot.fakes.heroku import FakeHeroku
 from bot.fakes.slack import FakeSlack
 from bot.slack_requests import sign, slash_command
@@ -157,18 +158,85 @@ class Server:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
 
-def dyno_env(path: str, database_url: str, heroku: FakeHeroku, slack: FakeSlack) -> dict[str, str]:
+def dyno_env(path: str, database_url: str, fakes: FakeEndpoints) -> dict[str, str]:
     """The environment contract of a web dyno, and nothing else of this process's."""
     env = {name: os.environ[name] for name in PASSTHROUGH if name in os.environ}
     contract = web_dyno_env(
         database_url=database_url,
-        heroku=heroku,
+        fakes=fakes,
         heroku_key=HEROKU_KEY,
-        slack=slack,
         signing_secret=SIGNING_SECRET,
         admin=ADMIN,
     )
     return {**env, **contract, "PATH": path}
+
+
+# ---------------------------------------------------------------------------------------------
+# The fakes, in a process of their own.
+
+
+class Fakes:
+    """Fake Heroku and Slack served by a child process, driven over a pipe.
+
+    They stand in for services that are remote in production. In this process their request
+    threads (schema validation, JSON) would hold the GIL the load clients time acks with,
+    and charge deploybot's lazy work to its ack latency; the bare app makes no such calls.
+    Only the main thread talks to the pipe.
+    """
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")  # no forking a process with threads
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=_serve_fakes, args=(child,), daemon=True)
+        self.endpoints: FakeEndpoints | None = None
+
+    def __enter__(self) -> Fakes:
+        self._process.start()
+        self.endpoints = self._conn.recv()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(OSError, EOFError):
+            self._ask("stop")
+        self._process.join(timeout=10)
+        if self._process.is_alive():
+            self._process.kill()
+
+    def _ask(self, *message: Any) -> Any:
+        self._conn.send(message)
+        return self._conn.recv()
+
+    def response_urls(self, n: int) -> list[str]:
+        return self._ask("urls", n)
+
+    def lazy_answers(self) -> int:
+        return self._ask("answers")
+
+    def violations(self) -> dict[str, int]:
+        return self._ask("violations")
+
+
+def _serve_fakes(conn: Any) -> None:
+    heroku = FakeHeroku(api_keys=(HEROKU_KEY,))
+    heroku.add_app(APP, formation={"web": (1, "standard-1x")})
+    # The benchmark measures acks, not Heroku's hourly budget of 4500 calls.
+    heroku.rate_limit_remaining = 10**9
+    with heroku, FakeSlack() as slack:
+        conn.send(FakeEndpoints.of(heroku, slack))
+        while True:
+            try:
+                command, *args = conn.recv()
+            except EOFError:
+                return
+            if command == "urls":
+                conn.send([slack.new_response_url() for _ in range(args[0])])
+            elif command == "answers":
+                conn.send(len(slack.responses))
+            elif command == "violations":
+                conn.send({"slack": len(slack.violations), "heroku": len(heroku.violations)})
+            else:
+                conn.send(None)
+                return
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,7 +252,7 @@ class Sample:
     wall: float = 0.0
     truncated: bool = False
     server_cpu: float = 0.0  # seconds of CPU the app's gunicorn used during the turn
-    bench_cpu: float = 0.0  # and this process: the clients, plus the fakes' request threads
+    bench_cpu: float = 0.0  # and this process: the load clients (the fakes have their own)
 
 
 @dataclass
@@ -201,19 +269,22 @@ def run_turn(
     target: Target,
     concurrency: int,
     count: int,
-    new_response_url: Callable[[], str],
+    fakes: Fakes,
     deadline: float,
     warmup_per_client: int = WARMUP_PER_CLIENT,
 ) -> Sample:
     """`count` signed `/deploy status demo` from `concurrency` keep-alive clients."""
     url = f"{target.server.base}/slack/events"
+    response_urls = iter(fakes.response_urls(count + concurrency * (warmup_per_client + 1)))
     sample = Sample()
     lock = threading.Lock()
     tickets = itertools.count()
     barrier = threading.Barrier(concurrency + 1)
 
     def one(session: requests.Session) -> float | None:
-        body = slash_command(f"status {APP}", new_response_url(), user_id=USER)
+        with lock:
+            response_url = next(response_urls)
+        body = slash_command(f"status {APP}", response_url, user_id=USER)
         headers = sign(SIGNING_SECRET, body)
         started = time.perf_counter()
         try:
@@ -265,12 +336,12 @@ def run_turn(
     return sample
 
 
-def drain(slack: FakeSlack, expected: int, deadline: float) -> float:
+def drain(fakes: Fakes, expected: int, deadline: float) -> float:
     """Wait until the fake Slack holds `expected` lazy answers; return the seconds waited."""
     started = time.monotonic()
     seen, last_progress = -1, started
     while time.monotonic() < deadline:
-        got = len(slack.responses)  # appended to by the fake's request threads
+        got = fakes.lazy_answers()
         if got >= expected:
             break
         if got != seen:
@@ -433,23 +504,19 @@ def main(argv: list[str] | None = None) -> int:
             stack.callback(log, f"gunicorn logs kept in {temp}")
         else:  # runs last, after the servers have stopped, even on Ctrl-C
             stack.callback(shutil.rmtree, temp, ignore_errors=True)
-        heroku = FakeHeroku(api_keys=(HEROKU_KEY,))
-        heroku.add_app(APP, formation={"web": (1, "standard-1x")})
-        # The benchmark measures acks, not Heroku's hourly budget of 4500 calls.
-        heroku.rate_limit_remaining = 10**9
-        stack.enter_context(heroku)
-        slack = stack.enter_context(FakeSlack())
+        fakes = stack.enter_context(Fakes())
+        assert fakes.endpoints is not None
 
         ours = Server(
             "deploybot",
             procfile_web_line(),
-            dyno_env(path, f"sqlite:///{temp / 'deploybot.sqlite3'}", heroku, slack),
+            dyno_env(path, f"sqlite:///{temp / 'deploybot.sqlite3'}", fakes.endpoints),
             temp / "deploybot.log",
         )
         bare = Server(
             "bare bolt app",
             BARE_WEB,
-            dyno_env(path, f"sqlite:///{temp / 'bare.sqlite3'}", heroku, slack),
+            dyno_env(path, f"sqlite:///{temp / 'bare.sqlite3'}", fakes.endpoints),
             temp / "bare.log",
         )
         targets = {
@@ -464,8 +531,8 @@ def main(argv: list[str] | None = None) -> int:
         results: list[dict[str, Any]] = []
         try:
             for target in targets.values():  # imports, connection pools, every worker
-                run_turn(target, 4, WARMUP_PER_SERVER, slack.new_response_url, deadline, 1)
-            drain(slack, targets["ours"].sent, deadline)
+                run_turn(target, 4, WARMUP_PER_SERVER, fakes, deadline, 1)
+            drain(fakes, targets["ours"].sent, deadline)
 
             for concurrency in args.concurrency:
                 total = requests_for(concurrency, args.requests_scale)
@@ -476,9 +543,7 @@ def main(argv: list[str] | None = None) -> int:
                     order = ("bare", "ours") if turn % 2 == 0 else ("ours", "bare")
                     for name in order:
                         target = targets[name]
-                        sample = run_turn(
-                            target, concurrency, per_turn, slack.new_response_url, deadline
-                        )
+                        sample = run_turn(target, concurrency, per_turn, fakes, deadline)
                         level.samples[name].append(sample)
                         log(
                             f"  {name:4}: p50 {percentile(sample.latencies, 50) * 1000:6.1f} ms"
@@ -490,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
                         )
                         if name == "ours":
                             # Its lazy listeners must not run on the bare app's time.
-                            waited = drain(slack, target.sent, deadline)
+                            waited = drain(fakes, target.sent, deadline)
                             level.drain_seconds += waited
                             log(f"        lazy answers drained {waited:.1f} s after the turn")
                 results.append(level.result())
@@ -502,12 +567,13 @@ def main(argv: list[str] | None = None) -> int:
             return 130
 
         ours_log = ours.log_text()
+        violations = fakes.violations()
         problems = {
             "tracebacks": ours_log.count("Traceback"),
             "error_lines": sum("at=error" in line for line in ours_log.splitlines()),
-            "slack_violations": len(slack.violations),
-            "heroku_violations": len(heroku.violations),
-            "lazy_answers": len(slack.responses),
+            "slack_violations": violations["slack"],
+            "heroku_violations": violations["heroku"],
+            "lazy_answers": fakes.lazy_answers(),
             "commands_sent_to_ours": targets["ours"].sent,
         }
 

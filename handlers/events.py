@@ -14,11 +14,13 @@ if TYPE_CHECKING:
 
 
 def register(app: App, services: Services) -> None:
-    @app.event("app_home_opened")
     def publish_home(event: dict[str, Any], client: WebClient) -> None:
         if event.get("tab") != "home":
             return
         client.views_publish(user_id=event["user"], view=home_view())
+
+    # Lazy: Slack gets its 200 before views.publish is called, which may be slow.
+    app.event("app_home_opened")(ack=lambda ack: ack(), lazy=[publish_home])
 
 
 def home_view() -> dict[str, Any]:

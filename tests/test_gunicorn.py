@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from bot.fakes.dyno import web_dyno_env
+from bot.fakes.dyno import FakeEndpoints, web_dyno_env
 from bot.slack_requests import button_click, sign, slash_command
 from handlers.render import CONFIRM_ACTION
 from tests.conftest import ADMIN, HEROKU_KEY, SIGNING_SECRET
@@ -42,9 +42,8 @@ def dyno_env(database_url: str, heroku, slack, port: int) -> dict[str, str]:
     """Only the environment contract, as a Heroku dyno would have it."""
     contract = web_dyno_env(
         database_url=database_url,
-        heroku=heroku,
+        fakes=FakeEndpoints.of(heroku, slack),
         heroku_key=HEROKU_KEY,
-        slack=slack,
         signing_secret=SIGNING_SECRET,
         admin=ADMIN,
     )
