@@ -42,6 +42,14 @@ apps:
     environment: shop-eu
     region: eu-west-1
     aws_profile: eu
+  ghost:
+    platform: heroku
+    api_key_env: HEROKU_API_KEY_NOT_SET
+  lost:
+    platform: beanstalk
+    environment: lost-env
+    region: us-east-1
+    aws_profile: nowhere
 """
 
 
@@ -176,6 +184,11 @@ def test_kill_on_beanstalk_confirms_then_sets_zero(driver, aws, slack):
         ("restart shop web.1", "restart all of it"),
         ("status shopp", "Did you mean `shop`"),
         ("status unlisted-app", "not an app I manage"),
+        (
+            "scale web=2 ghost",
+            "no Heroku API key for `ghost`. An admin should set HEROKU_API_KEY_NOT_SET",
+        ),
+        ("status lost", "The AWS profile `nowhere` is not configured on the bot"),
     ],
 )
 def test_bad_input_never_reaches_the_platform(driver, aws, heroku, text, says):
