@@ -36,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     check.add_argument("file", nargs="?", help="registry file (default: DEPLOYBOT_CONFIG)")
 
+    audit = commands.add_parser("audit", help="print the audit trail (newest first)")
+    audit.add_argument("--app", default=None, help="only this app (its alias)")
+    audit.add_argument("--limit", type=int, default=None, help="at most this many entries")
+    audit.add_argument("--json", action="store_true", help="one JSON array, for scripts")
+
     commands.add_parser("migrate", help="apply database migrations (the release phase)")
     commands.add_parser("socket", help="run in Slack Socket Mode (needs SLACK_APP_TOKEN)")
     serve = commands.add_parser("serve", help="run the web process with Flask's dev server")
@@ -90,6 +95,33 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    import json
+
+    from bot.audit import AuditLog
+    from bot.db import Database
+
+    if args.limit is not None and args.limit < 1:
+        print("deploybot: --limit must be at least 1.", file=sys.stderr)
+        return 2
+    database = Database(Config.from_env().database_url)
+    if database.needs_migration():
+        print(
+            "deploybot: the database has no audit trail yet: run `deploybot migrate`.",
+            file=sys.stderr,
+        )
+        return 1
+    entries = AuditLog(database).recent(args.app, args.limit)
+    if args.json:
+        print(json.dumps([entry.as_json() for entry in entries], indent=2))
+        return 0
+    for entry in entries:
+        when = entry.started_at.strftime("%Y-%m-%d %H:%M:%S")
+        error = f"  {entry.error}" if entry.error else ""
+        print(f"{when}  {entry.outcome:8} {entry.user_id:12} {entry.app:20} {entry.command}{error}")
+    return 0
+
+
 def _migrate(_args: argparse.Namespace) -> int:
     from bot.db import Database
 
@@ -109,7 +141,7 @@ def _socket(_args: argparse.Namespace) -> int:
     config = Config.from_env()
     config.require("SLACK_APP_TOKEN")
     services = Services(config)
-    services.migrate_if_empty_sqlite()
+    services.migrate_sqlite_if_behind()
     SocketModeHandler(build_bolt_app(services), config.slack_app_token).start()
     return 0
 
@@ -125,6 +157,7 @@ def _serve(args: argparse.Namespace) -> int:
 _COMMANDS = {
     "console": _console,
     "check-config": _check_config,
+    "audit": _audit,
     "migrate": _migrate,
     "socket": _socket,
     "serve": _serve,

@@ -12,8 +12,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from threading import Event
 
-from bot.audit import Actor, AuditLog, utcnow
+from bot.audit import Actor, AuditLog, Entry, utcnow
 from bot.confirmations import Confirmations
+from bot.idempotency import RequestKeys
 from bot.platforms.base import (
     AppStatus,
     Formation,
@@ -94,7 +95,21 @@ class NeedsConfirmation:
     unit: str = "dyno"
 
 
-Result = Reply | Changed | Restarted | Status | NeedsConfirmation | AppList
+@dataclass(frozen=True)
+class History:
+    app: str | None
+    entries: tuple[Entry, ...]
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """Another delivery of a request already handled (by this process or another): the
+    first delivery answers, so this one says nothing."""
+
+    key: str
+
+
+Result = Reply | Changed | Restarted | Status | NeedsConfirmation | AppList | History | Duplicate
 
 
 @dataclass(frozen=True)
@@ -115,6 +130,7 @@ class Actions:
         now: Callable[[], datetime] = utcnow,
         targets: Callable[[], list[Target]] = list,
         unlisted_heroku: bool = True,
+        request_keys: RequestKeys | None = None,
     ) -> None:
         self._resolve = resolve
         self._audit = audit
@@ -123,6 +139,7 @@ class Actions:
         self._now = now
         self._targets = targets
         self._unlisted_heroku = unlisted_heroku
+        self._request_keys = request_keys
 
     def run(self, actor: Actor, command: Command) -> Result:
         """Carry out a parsed command for `actor`."""
@@ -133,6 +150,12 @@ class Actions:
             return Reply(decision.reason)
         if command.verb == "apps":
             return self._apps(actor)
+        if command.verb == "history":
+            entries = self._audit.recent(command.app, command.limit)
+            return History(command.app, tuple(entries))
+        if command.mutating and not self._claim(actor):
+            log.info("duplicate delivery ignored", extra={"key": actor.request_key})
+            return Duplicate(actor.request_key or "")
         assert command.app is not None  # the grammar guarantees an app for every other verb
         try:
             resolved = self._resolve(command.app)
@@ -145,6 +168,11 @@ class Actions:
             return self._scale_or_kill(actor, resolved, command)
         except (PlatformError, CommandError, UnknownApp) as error:
             return Reply(str(error))
+
+    def _claim(self, actor: Actor) -> bool:
+        if self._request_keys is None or actor.request_key is None:
+            return True
+        return self._request_keys.claim(actor.request_key, self._now())
 
     def follow_up(self, result: Changed | Restarted, stopping: Event) -> Settled:
         """Wait for a slow change to settle and complete its audit row with how it ended."""

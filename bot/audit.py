@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +24,57 @@ class Actor:
     team_id: str | None = None
     channel_id: str | None = None
     source: str = "slack"
+    # The same for every delivery of one Slack request (a slash command's trigger_id).
+    request_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One audit row as plain data, for Slack, exports and tests."""
+
+    id: int
+    started_at: datetime
+    finished_at: datetime | None
+    source: str
+    team_id: str | None
+    user_id: str
+    channel_id: str | None
+    verb: str
+    app: str
+    command: str
+    before: dict[str, Any] | None
+    requested: dict[str, Any] | None
+    after: dict[str, Any] | None
+    outcome: str
+    error: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("started_at", "finished_at"):
+            data[key] = data[key].isoformat() if data[key] else None
+        return data
+
+
+def _entry(row: AuditEntry) -> Entry:
+    started, finished = row.started_at, row.finished_at
+    # SQLite hands back naive datetimes; every time stored here is UTC.
+    return Entry(
+        id=row.id,
+        started_at=started if started.tzinfo else started.replace(tzinfo=UTC),
+        finished_at=finished.replace(tzinfo=UTC) if finished and not finished.tzinfo else finished,
+        source=row.source,
+        team_id=row.team_id,
+        user_id=row.user_id,
+        channel_id=row.channel_id,
+        verb=row.verb,
+        app=row.app,
+        command=row.command,
+        before=row.before,
+        requested=row.requested,
+        after=row.after,
+        outcome=row.outcome,
+        error=row.error,
+    )
 
 
 class AuditLog:
@@ -72,9 +123,12 @@ class AuditLog:
                 .values(finished_at=utcnow(), outcome=outcome, after=after, error=error)
             )
 
-    def recent(self, app: str | None = None, limit: int = 20) -> list[AuditEntry]:
-        query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+    def recent(self, app: str | None = None, limit: int | None = 20) -> list[Entry]:
+        """Newest first; `limit=None` for every row."""
+        query = select(AuditEntry).order_by(AuditEntry.id.desc())
         if app is not None:
             query = query.where(AuditEntry.app == app)
+        if limit is not None:
+            query = query.limit(limit)
         with self._db.session() as session:
-            return list(session.scalars(query))
+            return [_entry(row) for row in session.scalars(query)]

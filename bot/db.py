@@ -6,7 +6,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_SQLITE_URL = "sqlite:///deploybot.sqlite3"
@@ -40,6 +42,12 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    return config
+
+
 class Database:
     """An engine and its session factory."""
 
@@ -61,14 +69,17 @@ class Database:
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (what the release phase runs)."""
-        config = Config()
-        config.set_main_option("script_location", str(_MIGRATIONS))
+        config = _alembic_config()
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
     def needs_migration(self) -> bool:
-        return "alembic_version" not in inspect(self.engine).get_table_names()
+        """True when the schema is missing or older than the newest revision."""
+        heads = set(ScriptDirectory.from_config(_alembic_config()).get_heads())
+        with self.engine.connect() as connection:
+            current = set(MigrationContext.configure(connection).get_current_heads())
+        return current != heads
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -1,10 +1,10 @@
-"""Database tables: the audit trail and pending confirmations."""
+"""Database tables: the audit trail, pending confirmations and claimed request keys."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -55,3 +55,18 @@ class Confirmation(Base):
     state: Mapped[str] = mapped_column(String(20))  # pending, confirmed, cancelled, expired
     decided_by: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A protected app's kill needs a second person: the requester confirms, another approves.
+    approval_required: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    approved_by: Mapped[str | None] = mapped_column(String(64))
+    response_url: Mapped[str | None] = mapped_column(Text)  # to mark the prompt expired
+    force_reason: Mapped[str | None] = mapped_column(Text)  # break-glass past a freeze
+
+
+class RequestKey(Base):
+    """A Slack delivery already handled: the primary key makes the claim atomic across
+    dynos, where process memory could not."""
+
+    __tablename__ = "request_keys"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -12,6 +12,7 @@ from bot.config import Config
 from bot.confirmations import Confirmations
 from bot.db import Database
 from bot.followups import FollowUps
+from bot.idempotency import RequestKeys
 from bot.platforms.base import Platform, PlatformError
 from bot.platforms.beanstalk import BeanstalkPlatform
 from bot.platforms.heroku import HerokuPlatform
@@ -46,6 +47,7 @@ class Services:
             config.admins,
             targets=self.registry.targets,
             unlisted_heroku=self.registry.spec.heroku.allow_unlisted,
+            request_keys=RequestKeys(self.db),
         )
 
     def resolve(self, alias: str) -> Resolved:
@@ -77,7 +79,7 @@ class Services:
             return self.config.heroku_api_key
         return self._env.get(name) or None
 
-    def migrate_if_empty_sqlite(self) -> None:
-        """The embedded default needs no release phase: create the tables on first start."""
+    def migrate_sqlite_if_behind(self) -> None:
+        """The embedded default needs no release phase: migrate on start when behind."""
         if self.db.is_sqlite and self.db.needs_migration():
             self.db.migrate()

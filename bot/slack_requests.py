@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import secrets
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -48,7 +49,8 @@ def slash_command(
             "text": text,
             "api_app_id": "A0DEPLOYBOT",
             "response_url": response_url,
-            "trigger_id": f"{int(time.time() * 1000)}.trigger",
+            # Unique per invocation, as Slack's are: deliveries of one command share it.
+            "trigger_id": f"{int(time.time())}.{secrets.randbelow(10**9)}.{secrets.token_hex(16)}",
         }
     )
 

@@ -28,7 +28,7 @@ def create_app(config: Config | None = None) -> Flask:
         log.error(str(error))
         # Exit code 3 is gunicorn's "worker failed to boot": the whole server stops.
         raise SystemExit(3) from None
-    services.migrate_if_empty_sqlite()
+    services.migrate_sqlite_if_behind()
     if not config.admins:
         log.warning("DEPLOYBOT_ADMINS is empty: nobody can scale, restart or kill anything")
     bolt = build_bolt_app(services)

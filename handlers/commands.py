@@ -35,6 +35,7 @@ def register(app: App, services: Services) -> None:
             team_id=command.get("team_id"),
             channel_id=command.get("channel_id"),
             source=services.source,
+            request_key=f"slash:{command['trigger_id']}" if command.get("trigger_id") else None,
         )
         result = safely(lambda: services.actions.run(actor, parsed))
         deliver(services, result, respond, client, actor.channel_id)

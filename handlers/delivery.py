@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot.actions import Changed, Reply, Restarted, Result
+from bot.actions import Changed, Duplicate, Reply, Restarted, Result
 from handlers.render import message, settled_message
 
 if TYPE_CHECKING:
@@ -29,6 +29,8 @@ def deliver(
     *,
     from_button: bool = False,
 ) -> None:
+    if isinstance(result, Duplicate):
+        return  # the first delivery of this request answers it
     payload = message(result)
     if isinstance(result, Changed | Restarted) and result.slow:
         _deliver_slow(services, result, payload, respond, client, channel_id, from_button)

@@ -8,7 +8,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.actions import AppList, Changed, NeedsConfirmation, Reply, Restarted, Result, Status
+from bot.actions import (
+    AppList,
+    Changed,
+    History,
+    NeedsConfirmation,
+    Reply,
+    Restarted,
+    Result,
+    Status,
+)
 from bot.platforms.base import Formation, Settled
 
 log = logging.getLogger(__name__)
@@ -32,6 +41,8 @@ def message(result: Result, now: datetime | None = None) -> Message:
         return _status(result, now)
     if isinstance(result, AppList):
         return _app_list(result)
+    if isinstance(result, History):
+        return _history(result)
     return _confirmation(result)
 
 
@@ -64,6 +75,30 @@ def _app_list(result: AppList) -> Message:
     )
     text = "\n".join(["*Apps I manage*", *lines, rights]) if lines else "I manage no apps yet."
     return _text(text, public=False)
+
+
+OUTCOME_MARK = {"ok": "✓", "error": "✗", "refused": "✗", "unknown": "?", "pending": "…"}
+
+
+def _history(result: History) -> Message:
+    scope = f"`{result.app}`" if result.app else "every app"
+    if not result.entries:
+        return _text(f"No changes recorded for {scope} yet.", public=False)
+    lines = [f"*Recent changes to {scope}*, newest first"]
+    for entry in result.entries:
+        when = int(entry.started_at.timestamp())
+        fallback = entry.started_at.strftime("%Y-%m-%d %H:%M UTC")
+        mark = OUTCOME_MARK.get(entry.outcome, entry.outcome)
+        line = (
+            f"{mark} <!date^{when}^{{date_short}} {{time}}|{fallback}> <@{entry.user_id}> "
+            f"`{entry.command}`"
+        )
+        if entry.source != "slack":
+            line += f" ({entry.source})"
+        if entry.error:
+            line += f": {entry.error[:150]}"
+        lines.append(line)
+    return _text("\n".join(lines), public=False)
 
 
 def _text(text: str, public: bool) -> Message:

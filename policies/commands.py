@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-VERBS = ("scale", "restart", "kill", "status", "apps", "help")
+VERBS = ("scale", "restart", "kill", "status", "apps", "history", "whoami", "help")
 MUTATING_VERBS = frozenset({"scale", "restart", "kill"})
 # Heroku allows a few hundred dynos per type at most; anything past this is a typo.
 MAX_QUANTITY = 1000
+HISTORY_DEFAULT, HISTORY_MAX = 10, 50
 
 USAGE = {
     "scale": "/deploy scale TYPE=N[:SIZE] [TYPE+N | TYPE-N ...] APP",
@@ -23,6 +24,8 @@ USAGE = {
     "kill": "/deploy kill APP [TYPE]",
     "status": "/deploy status APP",
     "apps": "/deploy apps",
+    "history": "/deploy history [APP] [N]",
+    "whoami": "/deploy whoami",
     "help": "/deploy help [VERB]",
 }
 
@@ -32,6 +35,8 @@ SUMMARY = {
     "kill": "scale every process type (or the one given) to 0, after you confirm",
     "status": "show the formation, the dynos with their state and age, and the current release",
     "apps": "list the apps I manage, with their platform and channel",
+    "history": "show who changed what, newest first (all apps, or one)",
+    "whoami": "show what you may do in this channel, and which rule says so",
     "help": "show this help, or the help of one verb",
 }
 
@@ -45,6 +50,8 @@ EXAMPLES = {
     "kill": ("kill myapp", "kill myapp worker"),
     "status": ("status myapp",),
     "apps": ("apps",),
+    "history": ("history", "history myapp 20"),
+    "whoami": ("whoami",),
     "help": ("help", "help scale"),
 }
 
@@ -94,6 +101,8 @@ class Command:
     changes: tuple[Change, ...] = ()
     target: str | None = None  # restart: TYPE or DYNO; kill: TYPE
     topic: str | None = None  # help: the verb asked about
+    limit: int | None = None  # history: how many entries
+    force: str | None = None  # mutating verbs: `--force "reason"` past a freeze window
 
     @property
     def mutating(self) -> bool:
@@ -110,6 +119,10 @@ class Command:
             words.append(self.target)
         if self.topic:
             words.append(self.topic)
+        if self.limit is not None:
+            words.append(str(self.limit))
+        if self.force:
+            words.append(f"--force {shlex.quote(self.force)}")
         return " ".join(words)
 
 
@@ -128,8 +141,24 @@ def parse(text: str) -> Command:
         raise CommandError(
             f"`{_clip(words[0])}` is not a command I know. Try one of: {', '.join(VERBS)}."
         )
-    args, app = _take_app_option(words[1:], verb)
-    return _PARSERS[verb](args, app)
+    args, force = _take_force_option(words[1:], verb)
+    args, app = _take_app_option(args, verb)
+    command = _PARSERS[verb](args, app)
+    return replace(command, force=force) if force else command
+
+
+def _take_force_option(words: list[str], verb: str) -> tuple[list[str], str | None]:
+    if "--force" not in words:
+        return words, None
+    if verb not in MUTATING_VERBS:
+        raise CommandError(f"`--force` only applies to changes, not to `{verb}`.", verb)
+    at = words.index("--force")
+    reason = words[at + 1].strip() if at + 1 < len(words) else ""
+    if not reason or reason.startswith("-"):
+        raise CommandError(
+            '`--force` needs a reason after it, in quotes: `--force "hotfix"`.', verb
+        )
+    return words[:at] + words[at + 2 :], reason[:200]
 
 
 def _take_app_option(words: list[str], verb: str) -> tuple[list[str], str | None]:
@@ -244,6 +273,26 @@ def _parse_apps(args: list[str], app: str | None) -> Command:
     return Command("apps")
 
 
+def _parse_history(args: list[str], app: str | None) -> Command:
+    limit: int | None = None
+    for word in args:
+        if word.isdigit():
+            if limit is not None:
+                raise CommandError("Give the number of entries once.", "history")
+            limit = int(word)
+            if not 1 <= limit <= HISTORY_MAX:
+                raise CommandError(f"Ask for 1 to {HISTORY_MAX} entries.", "history")
+        else:
+            app = _app_name(word, "history", app)
+    return Command("history", app=app, limit=limit or HISTORY_DEFAULT)
+
+
+def _parse_whoami(args: list[str], app: str | None) -> Command:
+    if args or app is not None:
+        raise CommandError("`whoami` takes no other words.", "whoami")
+    return Command("whoami")
+
+
 def _parse_help(args: list[str], app: str | None) -> Command:
     if app is not None or len(args) > 1:
         raise CommandError("Ask for help on one verb at most.", "help")
@@ -289,6 +338,8 @@ _PARSERS = {
     "kill": _parse_kill,
     "status": _parse_status,
     "apps": _parse_apps,
+    "history": _parse_history,
+    "whoami": _parse_whoami,
     "help": _parse_help,
 }
 

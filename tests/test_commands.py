@@ -69,7 +69,11 @@ def test_parses(text: str, expected: Command) -> None:
         ("scale web=100000 myapp", "more than 1000"),
         ("scale web=2 -a", "`-a` needs an app"),
         ("scale web=2 -a one -a two", "given twice"),
-        ("scale web=2 --force myapp", "`--force`"),
+        ("scale web=2 myapp --force", "`--force` needs a reason"),
+        ("status myapp --force now", "`--force` only applies to changes"),
+        ("history myapp 0", "Ask for 1 to 50"),
+        ("history 5 6", "number of entries once"),
+        ("whoami me", "`whoami` takes no other words"),
         ("restart", "Say which app"),
         ("restart myapp web.x", "`web.x`"),
         ("restart myapp web worker", "`worker` is one word too many"),
@@ -100,7 +104,7 @@ def test_any_text_parses_or_gets_a_short_message(text: str) -> None:
         assert "Usage: `/deploy" in message
     else:
         assert command.verb in VERBS
-        assert command.app is not None or command.verb == "help"
+        assert command.app is not None or command.verb in ("help", "apps", "history", "whoami")
 
 
 _words = st.sampled_from(["web", "worker", "clock", "my_worker"])
@@ -156,3 +160,18 @@ def test_help_lists_every_verb_and_explains_one() -> None:
     for verb in VERBS:
         assert f"/deploy {verb}" in text
     assert "scale web=2 myapp" in help_text("scale")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('kill myapp --force "hotfix 123"', Command("kill", app="myapp", force="hotfix 123")),
+        ("history", Command("history", limit=10)),
+        ("history myapp 20", Command("history", app="myapp", limit=20)),
+        ("history 5 -a myapp", Command("history", app="myapp", limit=5)),
+        ("whoami", Command("whoami")),
+    ],
+)
+def test_history_whoami_and_force(text: str, expected: Command) -> None:
+    assert parse(text) == expected
+    assert parse(expected.text()) == expected  # canonical text round-trips

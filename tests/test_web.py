@@ -322,3 +322,33 @@ def test_app_home_shows_help(driver, slack):
     [call] = slack.wait_for_calls("views.publish", n=1, timeout=10)
     assert call.args["user_id"] == USER
     assert "/deploy scale" in json.dumps(call.args["view"])
+
+
+def test_a_retried_command_on_two_web_processes_acts_once(config, heroku, slack):
+    # Two apps with engines of their own stand for two web dynos sharing the database.
+    first, second = create_app(config).test_client(), create_app(config).test_client()
+    url = slack.new_response_url()
+    body = slash_command("scale web=3 myapp", url, user_id=ADMIN)
+    retries = [
+        (first, {}),
+        (second, {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}),
+        (first, {"X-Slack-Retry-Num": "2", "X-Slack-Retry-Reason": "http_timeout"}),
+        (second, {"X-Slack-Retry-Num": "3", "X-Slack-Retry-Reason": "http_timeout"}),
+    ]
+    with ThreadPoolExecutor(4) as pool:
+        responses = list(
+            pool.map(
+                lambda r: r[0].post(
+                    "/slack/events", data=body, headers={**sign(SIGNING_SECRET, body), **r[1]}
+                ),
+                retries,
+            )
+        )
+    assert [r.status_code for r in responses] == [200] * 4
+    slack.wait_for_responses(url, n=1, timeout=10)
+    settle(0.3)
+    assert len(patches(heroku)) == 1
+    assert [r.payload["text"] for r in slack.responses_for(url)] == [
+        f"<@{ADMIN}> scaled `myapp`: web 1 → 3."
+    ]
+    assert heroku.formation("myapp")["web"][0] == 3

@@ -1,0 +1,65 @@
+"""The audit trail read back: `/deploy history` in Slack and `deploybot audit` for scripts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bot.__main__ import main
+from bot.web import create_app
+from tests.conftest import ADMIN, USER
+from tests.webclient import SlackDriver
+
+
+@pytest.fixture
+def driver(config, slack):
+    return SlackDriver(create_app(config).test_client(), slack)
+
+
+def test_history_lists_changes_newest_first_with_who_and_outcome(driver, heroku):
+    for text in ("scale web=2 myapp", "restart other-app", "scale web=3:nope myapp"):
+        _, url = driver.command(text, ADMIN)
+        driver.reply(url)
+    _, url = driver.command("history", USER)  # read-only: anyone may look
+    reply = driver.reply(url)
+    assert reply["response_type"] == "ephemeral"
+    lines = reply["text"].splitlines()
+    assert lines[0] == "*Recent changes to every app*, newest first"
+    assert f"<@{ADMIN}> `restart other-app`" in lines[1] and lines[1].startswith("✓")
+    assert f"<@{ADMIN}> `scale web=2 myapp`" in lines[2]
+    # The refused size never reached the audit trail: nothing was sent to Heroku.
+    assert len(lines) == 3
+
+    _, url = driver.command("history myapp 1", USER)
+    lines = driver.reply(url)["text"].splitlines()
+    assert lines[0].startswith("*Recent changes to `myapp`*") and len(lines) == 2
+
+    _, url = driver.command("history nothing-here", USER)
+    assert driver.reply(url)["text"] == "No changes recorded for `nothing-here` yet."
+
+
+def test_a_change_of_unknown_outcome_says_so(driver, heroku):
+    heroku.fail_next(status=503, count=10)
+    _, url = driver.command("restart myapp", ADMIN)
+    driver.reply(url)
+    _, url = driver.command("history myapp", ADMIN)
+    [_, line] = driver.reply(url)["text"].splitlines()
+    # A 5xx may have been applied anyway: the trail marks it unknown, not failed.
+    assert line.startswith("?") and "`restart myapp`: Heroku's API failed (503)" in line
+
+
+def test_audit_export_as_json(driver, config, monkeypatch, capsys):
+    _, url = driver.command("scale web=2 myapp", ADMIN)
+    driver.reply(url)
+    monkeypatch.setenv("DATABASE_URL", config.database_url)
+    assert main(["audit", "--app", "myapp", "--json"]) == 0
+    [entry] = json.loads(capsys.readouterr().out)
+    assert entry["command"] == "scale web=2 myapp"
+    assert entry["user_id"] == ADMIN and entry["outcome"] == "ok"
+    assert entry["before"]["web"][0] == 1 and entry["after"]["web"][0] == 2
+    assert entry["started_at"].endswith("+00:00")
+
+    assert main(["audit", "--app", "other-app", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["audit", "--limit", "0"]) == 2
