@@ -49,6 +49,7 @@ _IMPLEMENTED = (
     "chat.update",
     "chat.postEphemeral",
     "views.publish",
+    "usergroups.users.list",
 )
 
 # The first ts the fake hands out; later ones grow by 100 µs so they sort like Slack's.
@@ -194,6 +195,7 @@ class FakeSlack(ServedFake):
             self._response_urls: dict[str, _ResponseUrl] = {}
             self._messages: dict[str, dict[str, dict[str, Any]]] = {}
             self._home_views: dict[str, dict[str, Any]] = {}
+            self._usergroups: dict[str, list[str]] = {}
             self._ts = itertools.count(_FIRST_TS_MICROS, _TS_STEP_MICROS)
             self._view_ids = itertools.count(1)
 
@@ -243,6 +245,11 @@ class FakeSlack(ServedFake):
         url_id = _url_id(url)
         with self._cond:
             return [response for response in self.responses if response.url_id == url_id]
+
+    def set_usergroup(self, usergroup_id: str, users: list[str]) -> None:
+        """Create or change a user group (an `S…` ID) and its members."""
+        with self._cond:
+            self._usergroups[usergroup_id] = list(users)
 
     def messages(self, channel: str) -> list[dict[str, Any]]:
         """The messages the bot posted to `channel` and not since edited away, oldest first."""
@@ -380,6 +387,7 @@ class FakeSlack(ServedFake):
             "chat.update": self._update,
             "chat.postEphemeral": self._post_ephemeral,
             "views.publish": self._publish_view,
+            "usergroups.users.list": self._usergroup_users,
         }[method]
         return handler(args)
 
@@ -464,6 +472,14 @@ class FakeSlack(ServedFake):
     def _post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         # Ephemeral messages are not stored: Slack offers no way to fetch or update them.
         return {"ok": True, "message_ts": self._next_ts()}
+
+    def _usergroup_users(self, args: dict[str, Any]) -> dict[str, Any]:
+        with self._cond:
+            users = self._usergroups.get(args["usergroup"])
+        if users is None:
+            # The live API's answer for an unknown group (older specs omit it from the enum).
+            raise _ApiError("no_such_subteam")
+        return {"ok": True, "users": list(users)}
 
     def _publish_view(self, args: dict[str, Any]) -> dict[str, Any]:
         view = args["view"]

@@ -1,0 +1,59 @@
+"""User-group membership through the fake Slack: cached, refreshed, and never guessed."""
+
+from __future__ import annotations
+
+import pytest
+from slack_sdk import WebClient
+
+from bot.usergroups import GroupLookupFailed, UserGroups
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def groups(slack):
+    slack.set_usergroup("SOPS", ["UONE", "UTWO"])
+    slack.set_usergroup("SDEVS", ["UTHREE"])
+    clock = Clock()
+    client = WebClient(token=slack.bot_token, base_url=slack.api_url)
+    return UserGroups(client, ttl=300, clock=clock), clock
+
+
+def lookups(slack):
+    return [c.args["usergroup"] for c in slack.calls if c.method == "usergroups.users.list"]
+
+
+def test_membership_is_cached_for_the_ttl(slack, groups):
+    usergroups, clock = groups
+    assert usergroups.groups_of("UONE", ["SOPS", "SDEVS"]) == {"SOPS"}
+    assert usergroups.groups_of("UTHREE", ["SOPS", "SDEVS"]) == {"SDEVS"}
+    assert lookups(slack) == ["SOPS", "SDEVS"]
+
+    slack.set_usergroup("SOPS", ["UTWO"])
+    clock.now = 299
+    assert usergroups.groups_of("UONE", ["SOPS"]) == {"SOPS"}  # still cached
+    clock.now = 301
+    assert usergroups.groups_of("UONE", ["SOPS"]) == frozenset()  # refreshed
+    assert lookups(slack) == ["SOPS", "SDEVS", "SOPS"]
+    assert slack.violations == []
+
+
+def test_an_unknown_group_or_a_slack_outage_is_not_guessed(slack, groups):
+    usergroups, clock = groups
+    with pytest.raises(GroupLookupFailed, match="SNOPE"):
+        usergroups.members("SNOPE")
+
+    assert usergroups.members("SOPS") == {"UONE", "UTWO"}
+    clock.now = 1000
+    slack.fail_next("usergroups.users.list", status=500, count=5)
+    # A stale answer beats none while Slack is down...
+    assert usergroups.members("SOPS") == {"UONE", "UTWO"}
+    # ...but with nothing cached the caller is told, not treated as a non-member.
+    with pytest.raises(GroupLookupFailed, match="Try again in a minute"):
+        usergroups.members("SDEVS")
