@@ -25,6 +25,9 @@ class Config:
     heroku_api_url: str = "https://api.heroku.com"
     admins: frozenset[str] = field(default_factory=frozenset)
     port: int = 5000
+    # Set by Heroku's dyno metadata (`heroku labs:enable runtime-dyno-metadata`): the bot's
+    # own app, which it refuses to kill or scale to zero.
+    heroku_app_name: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -40,6 +43,7 @@ class Config:
             heroku_api_url=(env.get("HEROKU_API_URL") or "https://api.heroku.com").rstrip("/"),
             admins=parse_admins(env.get("DEPLOYBOT_ADMINS", "")),
             port=_port(env.get("PORT", "5000")),
+            heroku_app_name=env.get("HEROKU_APP_NAME") or None,
         )
 
     def require(self, *names: str) -> None:

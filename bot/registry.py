@@ -16,11 +16,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from policies.names import suggest
 
 DEFAULT_FILE = "deploybot.yml"
+# Every verb a rule may name: today's commands and those the worker and alerts bring.
+RULE_VERBS = frozenset(
+    {"scale", "restart", "kill", "status", "apps", "history", "whoami", "approve"}
+    | {"autoscale", "pin", "metrics", "drain", "watch", "silence"}
+)
 DEFAULT_HEROKU_KEY_ENV = "HEROKU_API_KEY"
 
 _ALIAS = r"^[a-z0-9][a-z0-9-]{0,39}$"
@@ -44,9 +49,30 @@ class HerokuSettings(_Strict):
     api_key_env: str = Field(DEFAULT_HEROKU_KEY_ENV, pattern=_ENV_VAR)
 
 
+_COUNT = Annotated[int, Field(ge=0, le=1000)]
+_PROCESS_TYPE = r"^[a-z][a-z0-9_-]*$"
+
+
+class FreezeEntry(_Strict):
+    cron: str = Field(min_length=9)  # five crontab fields
+    duration: str = Field(pattern=r"^\d+[mhd]$")
+    timezone: str = "UTC"
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class GuardrailsEntry(_Strict):
+    min: dict[Annotated[str, Field(pattern=_PROCESS_TYPE)], _COUNT] = {}
+    max: dict[Annotated[str, Field(pattern=_PROCESS_TYPE)], _COUNT] = {}
+    max_step: int | None = Field(None, ge=1, le=1000)
+    sizes: list[Annotated[str, Field(min_length=1)]] | None = None
+    protected: bool = False
+    freezes: list[FreezeEntry] = []
+
+
 class _AppEntry(_Strict):
     channel: str | None = Field(None, pattern=_CHANNEL)
     max: int | None = Field(None, ge=0, le=1000)
+    guardrails: GuardrailsEntry = GuardrailsEntry()
 
 
 class HerokuEntry(_AppEntry):
@@ -66,8 +92,34 @@ class BeanstalkEntry(_AppEntry):
 Entry = Annotated[HerokuEntry | BeanstalkEntry, Field(discriminator="platform")]
 
 
+class RuleEntry(_Strict):
+    """One access rule: `allow:` or `deny:` a list of verbs, for subjects, on apps."""
+
+    allow: list[str] | None = None
+    deny: list[str] | None = None
+    users: list[Annotated[str, Field(pattern=r"^[UW][A-Z0-9]{2,}$")]] = []
+    groups: list[Annotated[str, Field(pattern=r"^S[A-Z0-9]{2,}$")]] = []
+    channels: list[Annotated[str, Field(pattern=r"^[CGD][A-Z0-9]{2,}$")]] = []
+    apps: list[Annotated[str, Field(min_length=1, pattern=r"^[a-z0-9*?\[\]-]+$")]] = ["*"]
+
+    @model_validator(mode="after")
+    def _one_effect(self) -> RuleEntry:
+        if (self.allow is None) == (self.deny is None):
+            raise ValueError("a rule needs exactly one of `allow:` or `deny:` (a list of verbs)")
+        verbs = self.allow if self.allow is not None else self.deny
+        if not verbs:
+            raise ValueError("a rule must name at least one verb (or `*`)")
+        unknown = sorted(set(verbs) - RULE_VERBS - {"*"})
+        if unknown:
+            raise ValueError(
+                f"unknown verb(s) {', '.join(unknown)}; known: {', '.join(sorted(RULE_VERBS))}"
+            )
+        return self
+
+
 class RegistryFile(_Strict):
     heroku: HerokuSettings = HerokuSettings()
+    access: list[RuleEntry] = []
     apps: dict[str, Entry] = {}
 
     @field_validator("apps")
