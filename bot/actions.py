@@ -1,4 +1,5 @@
-"""The one path every request takes: authorize ▸ plan ▸ confirm ▸ record ▸ call ▸ record.
+"""The one path every change takes: authorize ▸ guardrails ▸ confirm or approve ▸ record
+intent ▸ call the platform ▸ record the outcome; the result says what to notify.
 
 Slash commands, buttons and the console all call `Actions`; it returns plain result
 objects that `handlers/render.py` turns into Block Kit. Nothing here knows about Slack.
@@ -13,7 +14,8 @@ from datetime import datetime
 from threading import Event
 
 from bot.audit import Actor, AuditLog, Entry, utcnow
-from bot.confirmations import Confirmations
+from bot.confirmations import Confirmations, Pending
+from bot.gate import Gate
 from bot.idempotency import RequestKeys
 from bot.platforms.base import (
     AppStatus,
@@ -24,11 +26,13 @@ from bot.platforms.base import (
     formation_map,
 )
 from bot.registry import Target, UnknownApp
-from policies import access
+from bot.usergroups import GroupLookupFailed
+from policies import costs, guardrails
 from policies.commands import (
     Command,
     CommandError,
     help_text,
+    parse,
     plan_kill,
     plan_scale,
     stops_dynos,
@@ -50,6 +54,17 @@ class Reply:
 
 
 @dataclass(frozen=True)
+class BreakGlass:
+    """An admin forced a change through a freeze: said in the app's home channel."""
+
+    user_id: str
+    command: str
+    freeze_reason: str
+    reason: str
+    channel: str | None  # the app's home channel; None: the channel it was asked in
+
+
+@dataclass(frozen=True)
 class Changed:
     app: str
     verb: str
@@ -59,6 +74,7 @@ class Changed:
     confirmed_by: str | None = None
     audit_id: int | None = None
     slow: bool = False  # the platform is still applying it: follow up when it settles
+    break_glass: BreakGlass | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +85,7 @@ class Restarted:
     audit_id: int | None = None
     slow: bool = False
     unit: str = "dyno"
+    break_glass: BreakGlass | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +110,8 @@ class NeedsConfirmation:
     targets: dict[str, tuple[int, str | None]]
     expires_at: datetime
     unit: str = "dyno"
+    approval: str | None = None  # why a second person must approve; None: requester confirms
+    cost: str | None = None  # the monthly cost change, e.g. "≈ $75/month → $0/month"
 
 
 @dataclass(frozen=True)
@@ -126,16 +145,18 @@ class Actions:
         resolve: Callable[[str], Resolved],
         audit: AuditLog,
         confirmations: Confirmations,
-        admins: frozenset[str],
+        gate: Gate,
         now: Callable[[], datetime] = utcnow,
         targets: Callable[[], list[Target]] = list,
         unlisted_heroku: bool = True,
         request_keys: RequestKeys | None = None,
+        own_app: str | None = None,
     ) -> None:
         self._resolve = resolve
         self._audit = audit
         self._confirmations = confirmations
-        self._admins = admins
+        self._gate = gate
+        self._own_app = own_app  # HEROKU_APP_NAME: the app this bot runs on
         self._now = now
         self._targets = targets
         self._unlisted_heroku = unlisted_heroku
@@ -145,11 +166,17 @@ class Actions:
         """Carry out a parsed command for `actor`."""
         if command.verb == "help":
             return Reply(help_text(command.topic))
-        decision = access.authorize(actor.user_id, command.verb, self._admins)
-        if not decision.allowed:
-            return Reply(decision.reason)
-        if command.verb == "apps":
-            return self._apps(actor)
+        try:
+            decision = self._gate.decide(actor, command.verb, command.app)
+            if not decision.allowed:
+                return Reply(decision.reason)
+            if command.verb == "whoami":
+                aliases = [target.alias for target in self._targets()]
+                return Reply("\n".join(self._gate.summary(actor, aliases)))
+            if command.verb == "apps":
+                return self._apps(actor)
+        except GroupLookupFailed as error:
+            return Reply(str(error))
         if command.verb == "history":
             entries = self._audit.recent(command.app, command.limit)
             return History(command.app, tuple(entries))
@@ -195,41 +222,86 @@ class Actions:
         return settled
 
     def _apps(self, actor: Actor) -> AppList:
+        targets = tuple(self._targets())
         return AppList(
-            apps=tuple(self._targets()),
-            may_change=access.authorize(actor.user_id, "scale", self._admins).allowed,
+            apps=targets,
+            may_change=any(
+                self._gate.decide(actor, "scale", app).allowed
+                for app in [t.alias for t in targets] or [None]
+            ),
             unlisted_heroku=self._unlisted_heroku,
         )
 
     def confirm(self, actor: Actor, confirmation_id: str) -> Result:
-        """The requester clicked Confirm: act once, however many clicks arrive."""
+        """Confirm (the requester) or approve (someone else): act once, however many
+        clicks arrive, after judging the change again as it stands now."""
         pending = self._confirmations.get(confirmation_id)
         if pending is None:
             return Reply("I have no record of that request. Run the command again.")
-        if pending.user_id != actor.user_id:
-            return Reply(f"Only <@{pending.user_id}>, who asked, can confirm this.")
         verb = pending.command.split()[0]
-        decision = access.authorize(actor.user_id, verb, self._admins)
-        if not decision.allowed:
-            return Reply(decision.reason)
+        refusal = self._may_decide(actor, pending, verb)
+        if refusal:
+            return Reply(refusal)
         now = self._now()
         if not self._confirmations.decide(confirmation_id, actor.user_id, "confirmed", now):
             return self._already_decided(confirmation_id, now)
+        requester = replace(actor, user_id=pending.user_id, request_key=None)
         targets = {ptype: (qty, size) for ptype, (qty, size) in pending.targets.items()}
         try:
             resolved = self._resolve(pending.app)
             before = resolved.platform.formation(resolved.target.name)
+            # A freeze may have begun, or the formation moved, since the prompt was shown.
+            verdict = self._judge(
+                resolved.target,
+                verb,
+                formation_map(before),
+                targets,
+                pending.force_reason,
+                pending.user_id,
+            )
+            if verdict.refused:
+                return Reply(f"Nothing was changed: {verdict.reason}", public=True)
             return self._apply(
-                actor, resolved, pending.app, verb, pending.command, before, targets, actor
+                requester,
+                resolved,
+                pending.app,
+                verb,
+                pending.command,
+                before,
+                targets,
+                verdict,
+                confirmer=actor,
             )
         except (PlatformError, UnknownApp) as error:
             return Reply(str(error))
+
+    def _may_decide(self, actor: Actor, pending: Pending, verb: str) -> str | None:
+        """Why `actor` may not click Confirm/Approve on `pending`, or None if they may."""
+        try:
+            if pending.approval_required:
+                if actor.user_id == pending.user_id:
+                    return (
+                        f"An approval must come from someone other than <@{pending.user_id}>, "
+                        f"who asked. Ask another person who may approve changes to `{pending.app}`."
+                    )
+                decision = self._gate.decide(actor, "approve", pending.app)
+                if not decision.allowed:
+                    return f"You may not approve changes to `{pending.app}`. {decision.reason}"
+                return None
+            if pending.user_id != actor.user_id:
+                return f"Only <@{pending.user_id}>, who asked, can confirm this."
+            decision = self._gate.decide(actor, verb, pending.app)
+            return None if decision.allowed else decision.reason
+        except GroupLookupFailed as error:
+            return str(error)
 
     def cancel(self, actor: Actor, confirmation_id: str) -> Result:
         pending = self._confirmations.get(confirmation_id)
         if pending is None:
             return Reply("I have no record of that request.")
-        if pending.user_id != actor.user_id:
+        if pending.user_id != actor.user_id and (
+            not pending.approval_required or self._may_decide(actor, pending, "approve")
+        ):
             return Reply(f"Only <@{pending.user_id}>, who asked, can cancel this.")
         now = self._now()
         if not self._confirmations.decide(confirmation_id, actor.user_id, "cancelled", now):
@@ -246,12 +318,40 @@ class Actions:
             return Reply(f"`{pending.command}` was already confirmed by <@{pending.decided_by}>.")
         if pending.state == "cancelled":
             return Reply(f"`{pending.command}` was cancelled; nothing was changed.")
+        # Public: the expired prompt is replaced, so nobody else tries its buttons.
+        expired = pending.expires_at.strftime("%H:%M UTC")
         return Reply(
-            f"This request expired, so nothing was changed. Run `/deploy {pending.command}` again."
+            f"<@{pending.user_id}>'s request `{pending.command}` expired at {expired}, so "
+            f"nothing was changed. Run `/deploy {pending.command}` again if it is still wanted.",
+            public=True,
+        )
+
+    def _judge(
+        self,
+        target: Target,
+        verb: str,
+        before: dict[str, tuple[int, str]],
+        targets: dict[str, tuple[int, str | None]],
+        force: str | None,
+        user_id: str,
+    ) -> guardrails.Verdict:
+        return guardrails.check(
+            target.guardrails,
+            verb,
+            before,
+            targets,
+            self._now(),
+            force_reason=force,
+            is_admin=self._gate.is_admin(user_id),
+            self_app=target.platform == "heroku" and target.name == self._own_app,
+            app=target.alias,
         )
 
     def _restart(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
         app = command.app or ""
+        verdict = self._judge(resolved.target, "restart", {}, {}, command.force, actor.user_id)
+        if verdict.refused:
+            return Reply(verdict.reason)
         entry = self._audit.start(
             actor, "restart", app, command.text(), None, {"target": command.target or "all"}
         )
@@ -266,7 +366,13 @@ class Actions:
             raise
         self._audit.finish(entry, "ok")
         return Restarted(
-            app, command.target, actor.user_id, entry, platform.settles_slowly(), platform.unit
+            app,
+            command.target,
+            actor.user_id,
+            entry,
+            platform.settles_slowly(),
+            platform.unit,
+            _break_glass(verdict, actor.user_id, command.text(), command.force, resolved.target),
         )
 
     def _scale_or_kill(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
@@ -280,29 +386,59 @@ class Actions:
             targets = plan_kill(current, command.target)
         else:
             targets = plan_scale(command.changes, current)
-        problem = _check_limit(resolved.target, targets)
-        if problem:
-            return Reply(problem)
         if all(
             current[ptype][0] == qty and (size is None or size == current[ptype][1].lower())
             for ptype, (qty, size) in targets.items()
         ):
             return Reply(f"`{app}` already runs that formation; nothing to change.")
-        if command.verb == "kill" or stops_dynos(current, targets):
-            pending = self._confirmations.create(
-                actor, app, command.text(), current, dict(targets), self._now()
-            )
-            return NeedsConfirmation(
-                id=pending.id,
-                app=app,
-                verb=command.verb,
-                user_id=actor.user_id,
-                before=current,
-                targets=dict(targets),
-                expires_at=pending.expires_at,
-                unit=resolved.platform.unit,
-            )
-        return self._apply(actor, resolved, app, command.verb, command.text(), before, targets)
+        verdict = self._judge(
+            resolved.target, command.verb, current, targets, command.force, actor.user_id
+        )
+        if verdict.refused:
+            return Reply(verdict.reason)
+        if command.verb == "kill" or stops_dynos(current, targets) or verdict.needs_approval:
+            return self._ask_first(actor, resolved, command, current, targets, verdict)
+        return self._apply(
+            actor, resolved, app, command.verb, command.text(), before, targets, verdict
+        )
+
+    def _ask_first(
+        self,
+        actor: Actor,
+        resolved: Resolved,
+        command: Command,
+        current: dict[str, tuple[int, str]],
+        targets: dict[str, tuple[int, str | None]],
+        verdict: guardrails.Verdict,
+    ) -> NeedsConfirmation:
+        app = command.app or ""
+        pending = self._confirmations.create(
+            actor,
+            app,
+            command.text(),
+            current,
+            dict(targets),
+            self._now(),
+            approval_required=verdict.needs_approval,
+            force_reason=command.force if verdict.forced else None,
+        )
+        after = {
+            **current,
+            **{t: (qty, size or current.get(t, (0, ""))[1]) for t, (qty, size) in targets.items()},
+        }
+        cost = costs.describe(costs.monthly_change(resolved.target.platform, current, after))
+        return NeedsConfirmation(
+            id=pending.id,
+            app=app,
+            verb=command.verb,
+            user_id=actor.user_id,
+            before=current,
+            targets=dict(targets),
+            expires_at=pending.expires_at,
+            unit=resolved.platform.unit,
+            approval=verdict.reason if verdict.needs_approval else None,
+            cost=cost,
+        )
 
     def _apply(
         self,
@@ -313,6 +449,7 @@ class Actions:
         text: str,
         before: tuple[Formation, ...],
         targets: dict[str, tuple[int, str | None]],
+        verdict: guardrails.Verdict,
         confirmer: Actor | None = None,
     ) -> Result:
         entry = self._audit.start(
@@ -338,7 +475,26 @@ class Actions:
             confirmed_by=confirmer.user_id if confirmer else None,
             audit_id=entry,
             slow=platform.settles_slowly(),
+            break_glass=_break_glass(
+                verdict, actor.user_id, text, _force_of(text), resolved.target
+            ),
         )
+
+
+def _break_glass(
+    verdict: guardrails.Verdict, user_id: str, command: str, force: str | None, target: Target
+) -> BreakGlass | None:
+    if not verdict.forced:
+        return None
+    return BreakGlass(user_id, command, verdict.freeze_reason or "", force or "", target.channel)
+
+
+def _force_of(command_text: str) -> str | None:
+    # The canonical text keeps `--force "reason"`; parsing it again recovers the reason.
+    try:
+        return parse(command_text).force
+    except CommandError:
+        return None
 
 
 def _check_sizes(target: Target, command: Command) -> str | None:
@@ -347,18 +503,6 @@ def _check_sizes(target: Target, command: Command) -> str | None:
             problem = check_size(target.platform, change.size)
             if problem:
                 return problem
-    return None
-
-
-def _check_limit(target: Target, targets: dict[str, tuple[int, str | None]]) -> str | None:
-    if target.max is None:
-        return None
-    for ptype, (quantity, _) in targets.items():
-        if quantity > target.max:
-            return (
-                f"`{target.alias}` allows at most {target.max} per process type "
-                f"(the registry's `max`), so `{ptype}={quantity}` is refused."
-            )
     return None
 
 

@@ -1,4 +1,5 @@
-"""Pending confirmations: a change that waits for its requester's click.
+"""Pending confirmations: a change that waits for its requester's click, or for a second
+person's approval when the app is protected.
 
 A click moves a row out of `pending` with one conditional UPDATE, so a double click,
 a click Slack delivers twice, or two web dynos handling the same click act exactly once.
@@ -31,6 +32,8 @@ class Pending:
     expires_at: datetime
     state: str
     decided_by: str | None
+    approval_required: bool = False
+    force_reason: str | None = None
 
 
 def _pending(row: Confirmation) -> Pending:
@@ -44,6 +47,8 @@ def _pending(row: Confirmation) -> Pending:
         expires_at=row.expires_at,
         state=row.state,
         decided_by=row.decided_by,
+        approval_required=bool(row.approval_required),
+        force_reason=row.force_reason,
     )
 
 
@@ -60,6 +65,9 @@ class Confirmations:
         before: dict[str, Any],
         targets: dict[str, Any],
         now: datetime,
+        *,
+        approval_required: bool = False,
+        force_reason: str | None = None,
     ) -> Pending:
         row = Confirmation(
             id=secrets.token_urlsafe(16),
@@ -73,6 +81,8 @@ class Confirmations:
             before=before,
             targets=targets,
             state="pending",
+            approval_required=approval_required,
+            force_reason=force_reason,
         )
         with self._db.session() as session, session.begin():
             session.add(row)

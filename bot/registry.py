@@ -11,21 +11,17 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from policies import guardrails, rules
 from policies.names import suggest
 
 DEFAULT_FILE = "deploybot.yml"
-# Every verb a rule may name: today's commands and those the worker and alerts bring.
-RULE_VERBS = frozenset(
-    {"scale", "restart", "kill", "status", "apps", "history", "whoami", "approve"}
-    | {"autoscale", "pin", "metrics", "drain", "watch", "silence"}
-)
 DEFAULT_HEROKU_KEY_ENV = "HEROKU_API_KEY"
 
 _ALIAS = r"^[a-z0-9][a-z0-9-]{0,39}$"
@@ -54,10 +50,18 @@ _PROCESS_TYPE = r"^[a-z][a-z0-9_-]*$"
 
 
 class FreezeEntry(_Strict):
-    cron: str = Field(min_length=9)  # five crontab fields
-    duration: str = Field(pattern=r"^\d+[mhd]$")
+    cron: str  # five crontab fields, read in `timezone`
+    duration: str  # 90m, 2h, 1d
     timezone: str = "UTC"
-    reason: str = Field(min_length=1, max_length=200)
+    reason: str = Field(max_length=200)
+
+    @model_validator(mode="after")
+    def _valid(self) -> FreezeEntry:
+        self.policy()  # raises ValueError naming the bad field
+        return self
+
+    def policy(self) -> guardrails.Freeze:
+        return guardrails.parse_freeze(self.cron, self.duration, self.timezone, self.reason)
 
 
 class GuardrailsEntry(_Strict):
@@ -67,6 +71,20 @@ class GuardrailsEntry(_Strict):
     sizes: list[Annotated[str, Field(min_length=1)]] | None = None
     protected: bool = False
     freezes: list[FreezeEntry] = []
+
+    def policy(self, max_per_type: int | None) -> guardrails.Guardrails:
+        # The entry's plain `max:` caps every process type the per-type `max` leaves out.
+        most = dict(self.max)
+        if max_per_type is not None:
+            most.setdefault(guardrails.ANY_TYPE, max_per_type)
+        return guardrails.Guardrails(
+            min=dict(self.min),
+            max=most,
+            max_step=self.max_step,
+            sizes=frozenset(s.lower() for s in self.sizes) if self.sizes is not None else None,
+            protected=self.protected,
+            freezes=tuple(f.policy() for f in self.freezes),
+        )
 
 
 class _AppEntry(_Strict):
@@ -103,18 +121,23 @@ class RuleEntry(_Strict):
     apps: list[Annotated[str, Field(min_length=1, pattern=r"^[a-z0-9*?\[\]-]+$")]] = ["*"]
 
     @model_validator(mode="after")
-    def _one_effect(self) -> RuleEntry:
+    def _valid(self) -> RuleEntry:
         if (self.allow is None) == (self.deny is None):
             raise ValueError("a rule needs exactly one of `allow:` or `deny:` (a list of verbs)")
-        verbs = self.allow if self.allow is not None else self.deny
-        if not verbs:
-            raise ValueError("a rule must name at least one verb (or `*`)")
-        unknown = sorted(set(verbs) - RULE_VERBS - {"*"})
-        if unknown:
-            raise ValueError(
-                f"unknown verb(s) {', '.join(unknown)}; known: {', '.join(sorted(RULE_VERBS))}"
-            )
+        self.policy("the registry")  # raises ValueError naming the bad verb or ID
         return self
+
+    def policy(self, source: str) -> rules.Rule:
+        effect, verbs = ("allow", self.allow) if self.allow is not None else ("deny", self.deny)
+        return rules.Rule(
+            effect=effect,
+            users=frozenset(self.users),
+            groups=frozenset(self.groups),
+            channels=frozenset(self.channels),
+            verbs=frozenset(rules.validate_verb(v) for v in verbs or ()),
+            apps=tuple(self.apps),
+            source=source,
+        )
 
 
 class RegistryFile(_Strict):
@@ -146,6 +169,7 @@ class Target:
     region: str | None = None  # beanstalk
     aws_profile: str | None = None  # beanstalk
     application: str | None = None  # beanstalk
+    guardrails: guardrails.Guardrails = field(default_factory=guardrails.Guardrails)
 
 
 class UnknownApp(LookupError):
@@ -153,9 +177,18 @@ class UnknownApp(LookupError):
 
 
 class Registry:
-    def __init__(self, spec: RegistryFile, source: str | None = None) -> None:
+    def __init__(
+        self, spec: RegistryFile, source: str | None = None, rule_lines: list[int] | None = None
+    ) -> None:
         self.spec = spec
         self.source = source
+        where = source or "the registry"
+        lines = rule_lines or [0] * len(spec.access)
+        # Each rule names its line, so a refusal can say which rule decided.
+        self.rules: tuple[rules.Rule, ...] = tuple(
+            entry.policy(f"{where}:{line}" if line else where)
+            for entry, line in zip(spec.access, lines, strict=True)
+        )
 
     @classmethod
     def empty(cls) -> Registry:
@@ -192,7 +225,8 @@ class Registry:
             line = _line_of(node, first["loc"])
             where = ".".join(str(part) for part in first["loc"])
             raise RegistryError(f"{source}:{line}: {where}: {first['msg']}.") from None
-        return cls(spec, source)
+        lines = [_line_of(node, ("access", i)) for i in range(len(spec.access))]
+        return cls(spec, source, lines)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Registry:
@@ -220,6 +254,7 @@ class Registry:
                 channel=entry.channel,
                 max=entry.max,
                 api_key_env=entry.api_key_env or self.spec.heroku.api_key_env,
+                guardrails=entry.guardrails.policy(entry.max),
             )
         if isinstance(entry, BeanstalkEntry):
             return Target(
@@ -231,6 +266,7 @@ class Registry:
                 region=entry.region,
                 aws_profile=entry.aws_profile,
                 application=entry.application,
+                guardrails=entry.guardrails.policy(entry.max),
             )
         if self.spec.heroku.allow_unlisted and re.match(_HEROKU_APP, alias):
             return Target(

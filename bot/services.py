@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+
+from slack_sdk import WebClient
 
 from bot.actions import Actions, Resolved
 from bot.audit import AuditLog
@@ -12,11 +14,13 @@ from bot.config import Config
 from bot.confirmations import Confirmations
 from bot.db import Database
 from bot.followups import FollowUps
+from bot.gate import Gate
 from bot.idempotency import RequestKeys
 from bot.platforms.base import Platform, PlatformError
 from bot.platforms.beanstalk import BeanstalkPlatform
 from bot.platforms.heroku import HerokuPlatform
 from bot.registry import Registry, Target
+from bot.usergroups import UserGroups
 
 
 class Services:
@@ -40,15 +44,28 @@ class Services:
         # Clients are built on first use, one per credential set: start-up calls no API.
         self._platforms: dict[tuple[str, ...], Platform] = {}
         self._lock = threading.Lock()
+        self.gate = Gate(self.registry.rules, config.admins, self._groups_of)
+        self._usergroups: UserGroups | None = None
         self.actions = Actions(
             self.resolve,
             self.audit,
             self.confirmations,
-            config.admins,
+            self.gate,
             targets=self.registry.targets,
             unlisted_heroku=self.registry.spec.heroku.allow_unlisted,
             request_keys=RequestKeys(self.db),
+            own_app=config.heroku_app_name,
         )
+
+    def _groups_of(self, user_id: str, groups: Iterable[str]) -> frozenset[str]:
+        # Built on first use: start-up makes no Slack call, and most registries name no group.
+        if self._usergroups is None:
+            self.config.require("SLACK_BOT_TOKEN")
+            client = WebClient(
+                token=self.config.slack_bot_token, base_url=self.config.slack_api_url
+            )
+            self._usergroups = UserGroups(client)
+        return self._usergroups.groups_of(user_id, groups)
 
     def resolve(self, alias: str) -> Resolved:
         target = self.registry.resolve(alias)

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot.actions import Changed, Duplicate, Reply, Restarted, Result
-from handlers.render import message, settled_message
+from bot.actions import BreakGlass, Changed, Duplicate, Reply, Restarted, Result
+from handlers.render import break_glass_message, message, settled_message
 
 if TYPE_CHECKING:
     from slack_bolt import Respond
@@ -31,6 +31,8 @@ def deliver(
 ) -> None:
     if isinstance(result, Duplicate):
         return  # the first delivery of this request answers it
+    if isinstance(result, Changed | Restarted) and result.break_glass is not None:
+        _announce_break_glass(client, result.break_glass, channel_id)
     payload = message(result)
     if isinstance(result, Changed | Restarted) and result.slow:
         _deliver_slow(services, result, payload, respond, client, channel_id, from_button)
@@ -40,6 +42,18 @@ def deliver(
         respond(**payload, replace_original=not private)
     else:
         respond(**payload)
+
+
+def _announce_break_glass(client: WebClient, notice: BreakGlass, asked_in: str | None) -> None:
+    channel = notice.channel or asked_in
+    try:
+        client.chat_postMessage(channel=channel or "", **break_glass_message(notice))
+    except SlackApiError as error:
+        # The change itself stands and its audit row names the reason; say why it went unsaid.
+        log.warning(
+            "break-glass notice not posted",
+            extra={"channel": channel, "error": error.response.get("error")},
+        )
 
 
 def _deliver_slow(

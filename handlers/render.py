@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.actions import (
     AppList,
+    BreakGlass,
     Changed,
     History,
     NeedsConfirmation,
@@ -44,6 +45,15 @@ def message(result: Result, now: datetime | None = None) -> Message:
     if isinstance(result, History):
         return _history(result)
     return _confirmation(result)
+
+
+def break_glass_message(notice: BreakGlass) -> Message:
+    """Said in the app's channel when an admin forces a change through a freeze."""
+    text = (
+        f":rotating_light: Break-glass: <@{notice.user_id}> forced `{notice.command}` during a "
+        f"freeze ({notice.freeze_reason}). Their reason: {notice.reason}"
+    )
+    return {"text": text, "blocks": [_section(text)]}
 
 
 def settled_message(settled: Settled) -> Message:
@@ -129,7 +139,8 @@ def _changed(result: Changed) -> Message:
     text = f"<@{result.user_id}> {verb} `{result.app}`: {summary}."
     blocks = [_section(text)]
     if result.confirmed_by:
-        blocks.append(_context(f"Confirmed by <@{result.confirmed_by}>."))
+        how = "Confirmed" if result.confirmed_by == result.user_id else "Approved"
+        blocks.append(_context(f"{how} by <@{result.confirmed_by}>."))
     return {"response_type": "in_channel", "text": text, "blocks": blocks}
 
 
@@ -209,11 +220,17 @@ def _confirmation(result: NeedsConfirmation) -> Message:
     changes = ", ".join(
         f"{ptype} {result.before[ptype][0]} → {qty}" for ptype, (qty, _) in result.targets.items()
     )
-    label = f"Kill {result.app}" if result.verb == "kill" else "Confirm"
-    text = (
-        f"<@{result.user_id}> asks to {result.verb} `{result.app}`: {changes}. "
-        f"{result.unit.capitalize()}s scaled to 0 stop serving at once."
-    )
+    stops = any(qty == 0 for qty, _ in result.targets.values())
+    warning = f" {result.unit.capitalize()}s scaled to 0 stop serving at once." if stops else ""
+    text = f"<@{result.user_id}> asks to {result.verb} `{result.app}`: {changes}.{warning}"
+    if result.approval:
+        label, who = "Approve", f"Anyone but <@{result.user_id}> who may approve can approve"
+        text += f"\n{result.approval}"
+    else:
+        label = f"Kill {result.app}" if result.verb == "kill" else "Confirm"
+        who = f"Only <@{result.user_id}> can confirm"
+    if result.cost:
+        text += f"\nMonthly cost: {result.cost}"
     expires = int(result.expires_at.timestamp())
     return {
         "response_type": "in_channel",
@@ -239,10 +256,7 @@ def _confirmation(result: NeedsConfirmation) -> Message:
                     },
                 ],
             },
-            _context(
-                f"Only <@{result.user_id}> can confirm. "
-                f"Expires <!date^{expires}^{{time}}|{result.expires_at:%H:%M} UTC>."
-            ),
+            _context(f"{who}. Expires <!date^{expires}^{{time}}|{result.expires_at:%H:%M} UTC>."),
         ],
     }
 

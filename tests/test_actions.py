@@ -8,6 +8,7 @@ from bot.actions import Actions, Reply, Resolved
 from bot.audit import Actor, AuditLog
 from bot.confirmations import Confirmations
 from bot.db import Database
+from bot.gate import Gate
 from bot.platforms.heroku import HerokuPlatform
 from bot.registry import Registry
 from policies.commands import parse
@@ -27,7 +28,7 @@ def actions(database_url, heroku):
         lambda app: Resolved(registry.resolve(app), platform),
         AuditLog(db),
         Confirmations(db),
-        frozenset({ADMIN}),
+        Gate(admins=frozenset({ADMIN})),
     )
     db.dispose()
 

@@ -132,7 +132,7 @@ def test_non_admins_may_look_but_not_change(driver, heroku):
     _, url = driver.command("scale web=3 myapp", USER)
     reply = driver.reply(url)
     assert reply["response_type"] == "ephemeral"
-    assert "not allowed to `scale`" in reply["text"]
+    assert "You may not scale `myapp`: only the admins in DEPLOYBOT_ADMINS" in reply["text"]
     _, url = driver.command("status myapp", USER)
     assert "myapp" in driver.reply(url)["text"]
     assert patches(heroku) == []

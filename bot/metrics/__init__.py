@@ -1,0 +1,1 @@
+"""Traffic metrics from Heroku log drains: 10-second windows per app (`aggregate`)."""

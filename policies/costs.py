@@ -1,0 +1,169 @@
+"""Monthly cost of a formation change, from list prices: shown before a scale is confirmed.
+
+Heroku bills dynos per second up to a monthly price per size; Beanstalk's cost here is only
+its EC2 instances at on-demand Linux prices in us-east-1 (no EBS, load balancer, data or
+other regions), so Beanstalk figures are always labelled as an estimate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+# Heroku's list price per dyno per month in USD: heroku.com/pricing and Dev Center "Usage &
+# Billing", as known on 2026-12-01. Basic, Standard and Performance-M/L are long-published.
+HEROKU_MONTHLY_USD: dict[str, float] = {
+    "eco": 5.0,  # the Eco plan: $5 a month for a 1000-hour pool shared by all Eco dynos
+    "basic": 7.0,
+    "standard-1x": 25.0,
+    "standard-2x": 50.0,
+    "performance-m": 250.0,
+    "performance-l": 500.0,
+    "performance-l-ram": 500.0,  # unsure: the 2024 sizes, not rechecked against the page
+    "performance-xl": 750.0,  # unsure, as above
+    "performance-2xl": 1500.0,  # unsure, as above
+    "private-s": 300.0,  # unsure: Private and Shield dynos are sold on Enterprise contracts
+    "private-m": 600.0,  # unsure, as above
+    "private-l": 1200.0,  # unsure, as above
+    "shield-s": 360.0,  # unsure, as above
+    "shield-m": 720.0,  # unsure, as above
+    "shield-l": 1440.0,  # unsure, as above
+}
+# Sizes whose figure above is not a confirmed per-dyno list price: a change touching one is
+# labelled as an estimate.
+HEROKU_UNCONFIRMED = frozenset(
+    {
+        "eco",
+        "performance-l-ram",
+        "performance-xl",
+        "performance-2xl",
+        "private-s",
+        "private-m",
+        "private-l",
+        "shield-s",
+        "shield-m",
+        "shield-l",
+    }
+)
+
+# EC2 on-demand, Linux, us-east-1, USD per hour (aws.amazon.com/ec2/pricing/on-demand/, as
+# known on 2026-12-01). Prices change and differ by region: these make an estimate only.
+EC2_HOURLY_USD: dict[str, float] = {
+    **{
+        f"t3.{size}": price
+        for size, price in zip(
+            ("nano", "micro", "small", "medium", "large", "xlarge", "2xlarge"),
+            (0.0052, 0.0104, 0.0208, 0.0416, 0.0832, 0.1664, 0.3328),
+            strict=True,
+        )
+    },
+    **{
+        f"t3a.{size}": price
+        for size, price in zip(
+            ("nano", "micro", "small", "medium", "large", "xlarge", "2xlarge"),
+            (0.0047, 0.0094, 0.0188, 0.0376, 0.0752, 0.1504, 0.3008),
+            strict=True,
+        )
+    },
+    **{
+        f"t4g.{size}": price
+        for size, price in zip(
+            ("nano", "micro", "small", "medium", "large", "xlarge", "2xlarge"),
+            (0.0042, 0.0084, 0.0168, 0.0336, 0.0672, 0.1344, 0.2688),
+            strict=True,
+        )
+    },
+    **{
+        f"{family}.{size}": price
+        for family, prices in (
+            ("m5", (0.096, 0.192, 0.384, 0.768)),
+            ("m6i", (0.096, 0.192, 0.384, 0.768)),
+            ("m7g", (0.0816, 0.1632, 0.3264, 0.6528)),
+            ("c5", (0.085, 0.17, 0.34, 0.68)),
+            ("c6i", (0.085, 0.17, 0.34, 0.68)),
+        )
+        for size, price in zip(("large", "xlarge", "2xlarge", "4xlarge"), prices, strict=True)
+    },
+}
+# AWS's own convention for a month of on-demand hours (365 × 24 / 12).
+HOURS_PER_MONTH = 730
+
+PLATFORMS = ("heroku", "beanstalk")
+
+
+@dataclass(frozen=True)
+class CostChange:
+    before_usd: float
+    after_usd: float
+    delta_usd: float
+    estimate: bool  # True when a price is approximate (always on Beanstalk)
+    unknown_sizes: tuple[str, ...]  # running sizes with no price: left out of the sums
+
+
+def monthly_price(platform: str, size: str) -> float | None:
+    """USD per month for one dyno or instance of `size`, or None if no price is known."""
+    key = size.strip().lower()
+    if platform == "heroku":
+        return HEROKU_MONTHLY_USD.get(key)
+    if platform == "beanstalk":
+        hourly = EC2_HOURLY_USD.get(key)
+        return None if hourly is None else hourly * HOURS_PER_MONTH
+    raise ValueError(f"`{platform}` is not a platform I price: use one of {', '.join(PLATFORMS)}.")
+
+
+def monthly_change(
+    platform: str,
+    before: Mapping[str, tuple[int, str]],
+    after: Mapping[str, tuple[int, str]],
+) -> CostChange:
+    """The monthly cost of formation `before` and `after` (type → (quantity, size))."""
+    if platform not in PLATFORMS:
+        raise ValueError(
+            f"`{platform}` is not a platform I price: use one of {', '.join(PLATFORMS)}."
+        )
+    before_usd, unknown_before, rough_before = _total(platform, before)
+    after_usd, unknown_after, rough_after = _total(platform, after)
+    return CostChange(
+        before_usd=before_usd,
+        after_usd=after_usd,
+        delta_usd=round(after_usd - before_usd, 2),
+        estimate=platform == "beanstalk" or rough_before or rough_after,
+        unknown_sizes=tuple(sorted(unknown_before | unknown_after)),
+    )
+
+
+def _total(platform: str, formation: Mapping[str, tuple[int, str]]) -> tuple[float, set[str], bool]:
+    total, unknown, rough = 0.0, set(), False
+    for quantity, size in formation.values():
+        if quantity <= 0:
+            continue  # stopped process types cost nothing, whatever their size
+        key = size.strip().lower()
+        price = monthly_price(platform, key)
+        if price is None:
+            unknown.add(key)
+            continue
+        total += quantity * price
+        rough = rough or (platform == "heroku" and key in HEROKU_UNCONFIRMED)
+    return round(total, 2), unknown, rough
+
+
+def describe(change: CostChange) -> str:
+    """`≈ $75/month → $125/month (+$50/month)`, marked when it is an estimate or incomplete."""
+    delta = change.delta_usd
+    if abs(delta) < 0.005:
+        difference = "no change"
+    else:
+        difference = f"{'+' if delta > 0 else '-'}{_usd(abs(delta))}/month"
+    text = f"≈ {_usd(change.before_usd)}/month → {_usd(change.after_usd)}/month ({difference})"
+    if change.estimate:
+        text += " (estimate)"
+    if change.unknown_sizes:
+        sizes = ", ".join(change.unknown_sizes)
+        text += f". No price is known for {sizes}, so it is left out."
+    return text
+
+
+def _usd(amount: float) -> str:
+    if abs(amount - round(amount)) < 0.005:
+        return f"${round(amount):,}"
+    return f"${amount:,.2f}"

@@ -1,0 +1,306 @@
+"""Access rules as data: who may run which verb on which app, from which channel.
+
+Rules come from the registry file and are evaluated by one function, `decide`, in the
+manner of Errbot's ACCESS_CONTROLS: an explicit deny wins over any allow; read-only verbs
+are open unless denied; changes need an allow rule, and the users in DEPLOYBOT_ADMINS act
+as one implicit allow-everything rule. Pure: the caller resolves the user's groups.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from policies.names import suggest
+
+READ_ONLY_VERBS = frozenset({"status", "help", "apps", "whoami", "history", "metrics"})
+MUTATING_VERBS = frozenset(
+    {"scale", "restart", "kill", "autoscale", "pin", "drain", "watch", "approve"}
+)
+KNOWN_VERBS = READ_ONLY_VERBS | MUTATING_VERBS
+# The order `/deploy whoami` lists them in: changes first, since they are what people ask about.
+VERB_ORDER = (
+    "scale",
+    "restart",
+    "kill",
+    "autoscale",
+    "pin",
+    "drain",
+    "watch",
+    "approve",
+    "status",
+    "history",
+    "metrics",
+    "apps",
+    "whoami",
+    "help",
+)
+# These verbs name no app, so `whoami` answers them once instead of per app.
+APPLESS_VERBS = frozenset({"apps", "whoami", "help"})
+
+_USER_ID_RE = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_GROUP_ID_RE = re.compile(r"^S[A-Z0-9]{2,}$")
+_CHANNEL_ID_RE = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+# App aliases are lowercase letters, digits and dashes; a pattern may add fnmatch's * ? [ ] !.
+_APP_PATTERN_RE = re.compile(r"^[a-z0-9*?\[\]!-]+$")
+
+
+def validate_verb(verb: str) -> str:
+    """`verb` lowercased, or ValueError naming the verbs that exist; `*` means every verb."""
+    word = verb.strip().lower()
+    if word == "*" or word in KNOWN_VERBS:
+        return word
+    hint = suggest(word, sorted(KNOWN_VERBS))
+    tip = f" Did you mean {hint}?" if hint else ""
+    raise ValueError(
+        f"`{verb}` is not a verb I know.{tip} Use one of {', '.join(VERB_ORDER)}, or `*` for all."
+    )
+
+
+def validate_user_id(user_id: str) -> str:
+    """`user_id` if it looks like a Slack user ID (U012AB3CD, or W… on Enterprise Grid)."""
+    if not _USER_ID_RE.match(user_id):
+        raise ValueError(
+            f"`{user_id}` is not a Slack user ID: they look like U012AB3CD. "
+            "Copy it from the person's profile (⋮ → Copy member ID)."
+        )
+    return user_id
+
+
+def validate_group_id(group_id: str) -> str:
+    """`group_id` if it looks like a Slack user group ID (S0123ABCD)."""
+    if not _GROUP_ID_RE.match(group_id):
+        raise ValueError(
+            f"`{group_id}` is not a Slack user group ID: they look like S0123ABCD, "
+            "not a @handle or a name."
+        )
+    return group_id
+
+
+def validate_channel_id(channel_id: str) -> str:
+    """`channel_id` if it looks like a Slack channel ID (C…, G… private, D… direct message)."""
+    if not _CHANNEL_ID_RE.match(channel_id):
+        raise ValueError(
+            f"`{channel_id}` is not a Slack channel ID: they look like C012AB3CD, not #name. "
+            "The ID is at the bottom of the channel's details."
+        )
+    return channel_id
+
+
+def validate_app_pattern(pattern: str) -> str:
+    """An app alias or glob (`shop`, `shop-*`, `*`), lowercased."""
+    word = pattern.strip().lower()
+    if not _APP_PATTERN_RE.match(word):
+        raise ValueError(
+            f"`{pattern}` is not an app name or pattern: use letters, digits and dashes, "
+            "with `*` as a wildcard (`shop-*`, or `*` for every app)."
+        )
+    return word
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One allow or deny rule. Empty users, groups and channels together mean anyone."""
+
+    effect: str  # "allow" or "deny"
+    users: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+    channels: frozenset[str] = frozenset()
+    verbs: frozenset[str] = frozenset()  # required: an empty set is refused below
+    apps: tuple[str, ...] = ("*",)
+    source: str = "the registry"  # where the rule is written, e.g. "deploybot.yml:12"
+
+    def __post_init__(self) -> None:
+        # Checked here too, so a rule built in code cannot silently match nothing.
+        if self.effect not in ("allow", "deny"):
+            raise ValueError(f"A rule's effect is `allow` or `deny`, not `{self.effect}`.")
+        if not self.verbs:
+            raise ValueError("A rule must name at least one verb, or `*` for all.")
+        if not self.apps:
+            raise ValueError("A rule must name at least one app or pattern, or `*` for all.")
+        for verb in self.verbs:
+            if validate_verb(verb) != verb:
+                raise ValueError(f"Write the verb `{verb}` in lowercase.")
+        for pattern in self.apps:
+            if validate_app_pattern(pattern) != pattern:
+                raise ValueError(f"Write the app pattern `{pattern}` in lowercase.")
+        for user_id in self.users:
+            validate_user_id(user_id)
+        for group_id in self.groups:
+            validate_group_id(group_id)
+        for channel_id in self.channels:
+            validate_channel_id(channel_id)
+
+    def describe(self) -> str:
+        """`kill on shop-*`: what the rule covers, for messages."""
+        verbs = "every verb" if "*" in self.verbs else ", ".join(_ordered(self.verbs))
+        apps = "every app" if "*" in self.apps else ", ".join(self.apps)
+        return f"{verbs} on {apps}"
+
+    def covers(self, verb: str, app: str | None) -> bool:
+        """True when the rule speaks about `verb` on `app` (None: a verb that names no app)."""
+        if "*" not in self.verbs and verb not in self.verbs:
+            return False
+        if app is None:
+            return "*" in self.apps
+        name = app.lower()
+        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.apps)
+
+    def applies_to(self, user_id: str, groups: frozenset[str], channel_id: str | None) -> bool:
+        """True when the caller, in this channel, is someone the rule is about."""
+        named = user_id in self.users or bool(self.groups & groups)
+        # A rule naming only channels is about anyone in those channels.
+        if (self.users or self.groups) and not named:
+            return False
+        return not self.channels or channel_id in self.channels
+
+
+@dataclass(frozen=True)
+class Request:
+    user_id: str
+    groups: frozenset[str]
+    channel_id: str | None
+    verb: str
+    app: str | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str  # one or two sentences, fit to show the user
+    rule: Rule | None = None  # the rule that decided, if one did
+
+
+def is_read_only(verb: str) -> bool:
+    """Read-only verbs are open by default; every other verb, known or not, is a change."""
+    return verb in READ_ONLY_VERBS
+
+
+def decide(rules: Sequence[Rule], request: Request, admins: frozenset[str]) -> Decision:
+    """Decide whether `request` may go ahead: deny wins, then allow, then the verb's default."""
+    verb, app = request.verb.lower(), request.app
+
+    def matching(effect: str) -> list[Rule]:
+        return [
+            rule
+            for rule in rules
+            if rule.effect == effect
+            and rule.covers(verb, app)
+            and rule.applies_to(request.user_id, request.groups, request.channel_id)
+        ]
+
+    denies = matching("deny")
+    if denies:
+        rule = denies[0]
+        return Decision(False, f"Denied by the rule at {rule.source} ({rule.describe()}).", rule)
+    if is_read_only(verb):
+        return Decision(True, f"`{verb}` is read-only and open to everyone.")
+    allows = matching("allow")
+    if allows:
+        rule = allows[0]
+        return Decision(True, f"Allowed by the rule at {rule.source} ({rule.describe()}).", rule)
+    if request.user_id in admins:
+        return Decision(True, "You are listed in DEPLOYBOT_ADMINS.")
+    return Decision(False, _refusal(rules, request, verb, admins))
+
+
+def _refusal(rules: Sequence[Rule], request: Request, verb: str, admins: frozenset[str]) -> str:
+    what = f"{verb} `{request.app}`" if request.app else f"`{verb}`"
+    if not rules:
+        # No access rules at all: DEPLOYBOT_ADMINS is the only way in, so name it.
+        if not admins:
+            return (
+                f"Nobody may {what} yet: this bot has no admins. "
+                "Ask whoever runs deploybot to set DEPLOYBOT_ADMINS."
+            )
+        return (
+            f"You may not {what}: only the admins in DEPLOYBOT_ADMINS may change apps. "
+            "Ask one of them, or ask for your Slack user ID to be added."
+        )
+    # An allow rule that fits everything but the channel is the likeliest fix: say where.
+    elsewhere = [
+        rule
+        for rule in rules
+        if rule.effect == "allow"
+        and rule.channels
+        and rule.covers(verb, request.app)
+        and rule.applies_to(request.user_id, request.groups, next(iter(rule.channels)))
+    ]
+    if elsewhere:
+        rule = elsewhere[0]
+        places = ", ".join(f"<#{channel}>" for channel in sorted(rule.channels))
+        return (
+            f"You may not {what} in this channel. "
+            f"The rule at {rule.source} allows it only in {places}."
+        )
+    return (
+        f"You may not {what}: no rule allows it. "
+        "Ask an admin to add you to an allow rule in the registry."
+    )
+
+
+def summarize(
+    rules: Sequence[Rule],
+    user_id: str,
+    groups: frozenset[str],
+    channel_id: str | None,
+    admins: frozenset[str],
+    apps: Iterable[str],
+) -> list[str]:
+    """Plain lines for `/deploy whoami`: per verb, the apps allowed here and which rule says so."""
+    app_names = sorted(set(apps))
+    where = f"<#{channel_id}>" if channel_id else "this conversation"
+    group_text = ", ".join(sorted(groups)) if groups else "none"
+    lines = [f"You are <@{user_id}> (user groups: {group_text}), asking in {where}."]
+    if user_id in admins:
+        lines.append("You are in DEPLOYBOT_ADMINS: you may change any app no deny rule protects.")
+    for verb in VERB_ORDER:
+        targets: list[str | None] = [None] if verb in APPLESS_VERBS else list(app_names)
+        allowed: dict[str, list[str]] = {}
+        denied: dict[str, list[str]] = {}
+        for app in targets:
+            decision = decide(rules, Request(user_id, groups, channel_id, verb, app), admins)
+            why = _why(decision, verb)
+            bucket = allowed if decision.allowed else denied
+            bucket.setdefault(why, []).append(app or "")
+        lines.append(_summary_line(verb, allowed, denied, verb in APPLESS_VERBS))
+    return lines
+
+
+def _why(decision: Decision, verb: str) -> str:
+    if decision.rule is not None:
+        return f"rule at {decision.rule.source}"
+    if decision.allowed:
+        return "read-only" if is_read_only(verb) else "DEPLOYBOT_ADMINS"
+    return "no rule allows it"
+
+
+def _summary_line(
+    verb: str, allowed: dict[str, list[str]], denied: dict[str, list[str]], appless: bool
+) -> str:
+    if appless:
+        (why,) = (allowed or denied).keys()
+        return f"`{verb}`: {'yes' if allowed else 'no'} ({why})."
+    if not allowed and not denied:
+        return f"`{verb}`: no apps are registered."
+    total = sum(len(names) for names in allowed.values()) + sum(
+        len(names) for names in denied.values()
+    )
+    parts = [
+        f"{'every app' if len(names) == total else ', '.join(names)} ({why})"
+        for why, names in allowed.items()
+    ]
+    text = "; ".join(parts) if parts else "no apps"
+    refused = [
+        f"{', '.join(names)} ({why})" for why, names in denied.items() if why.startswith("rule")
+    ]
+    if refused:
+        text += "; denied on " + "; ".join(refused)
+    return f"`{verb}`: {text}."
+
+
+def _ordered(verbs: Iterable[str]) -> list[str]:
+    rank = {verb: i for i, verb in enumerate(VERB_ORDER)}
+    return sorted(verbs, key=lambda verb: (rank.get(verb, len(rank)), verb))

@@ -1,0 +1,283 @@
+"""Access rules: a table of allow and deny cases, validation, and `/deploy whoami` lines."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from policies.rules import (
+    KNOWN_VERBS,
+    MUTATING_VERBS,
+    READ_ONLY_VERBS,
+    Request,
+    Rule,
+    decide,
+    summarize,
+    validate_app_pattern,
+    validate_channel_id,
+    validate_group_id,
+    validate_user_id,
+    validate_verb,
+)
+
+ALICE, BOB, ADMIN = "U0ALICE", "U0BOB", "U0ADMIN"
+OPS, DEVS = "S0OPS", "S0DEVS"
+OPS_ROOM, RANDOM = "C0OPS", "C0RANDOM"
+ADMINS = frozenset({ADMIN})
+
+RULES = (
+    Rule(
+        "allow",
+        users=frozenset({ALICE}),
+        verbs=frozenset({"scale", "restart"}),
+        apps=("shop-*",),
+        source="deploybot.yml:10",
+    ),
+    Rule(
+        "allow",
+        groups=frozenset({OPS}),
+        verbs=frozenset({"*"}),
+        apps=("*",),
+        source="deploybot.yml:12",
+    ),
+    Rule(
+        "deny",
+        groups=frozenset({OPS}),
+        verbs=frozenset({"kill"}),
+        apps=("shop-*",),
+        source="deploybot.yml:14",
+    ),
+    Rule(
+        "allow",
+        users=frozenset({BOB}),
+        channels=frozenset({OPS_ROOM}),
+        verbs=frozenset({"restart"}),
+        apps=("web",),
+        source="deploybot.yml:16",
+    ),
+    Rule(
+        "deny",
+        users=frozenset({BOB}),
+        verbs=frozenset({"status"}),
+        apps=("secret",),
+        source="deploybot.yml:18",
+    ),
+    Rule(
+        "allow",
+        channels=frozenset({OPS_ROOM}),
+        verbs=frozenset({"drain"}),
+        apps=("web",),
+        source="deploybot.yml:20",
+    ),
+    Rule(
+        "deny",
+        users=frozenset({ADMIN}),
+        verbs=frozenset({"kill"}),
+        apps=("billing",),
+        source="deploybot.yml:22",
+    ),
+)
+
+
+def ask(
+    user: str,
+    verb: str,
+    app: str | None,
+    groups: frozenset[str] = frozenset(),
+    channel: str | None = RANDOM,
+) -> Request:
+    return Request(user, groups, channel, verb, app)
+
+
+@pytest.mark.parametrize(
+    ("request_", "allowed", "source"),
+    [
+        # Allow by user, limited to a glob.
+        (ask(ALICE, "scale", "shop-api"), True, "deploybot.yml:10"),
+        (ask(ALICE, "scale", "SHOP-API"), True, "deploybot.yml:10"),
+        (ask(ALICE, "scale", "shop"), False, None),  # `shop-*` needs the dash
+        (ask(ALICE, "kill", "shop-api"), False, None),
+        # Allow by group; the deny for kill on shop-* wins over the group's `*`.
+        (ask(BOB, "kill", "web", groups=frozenset({OPS})), True, "deploybot.yml:12"),
+        (ask(BOB, "kill", "shop-web", groups=frozenset({OPS})), False, "deploybot.yml:14"),
+        (ask(BOB, "kill", "shop-web", groups=frozenset({DEVS})), False, None),
+        # Deny wins over an allow that names the user directly.
+        (ask(ALICE, "scale", "shop-api", groups=frozenset({OPS})), True, "deploybot.yml:10"),
+        (ask(ALICE, "kill", "shop-api", groups=frozenset({OPS})), False, "deploybot.yml:14"),
+        # A channel-limited allow works in that channel only.
+        (ask(BOB, "restart", "web", channel=OPS_ROOM), True, "deploybot.yml:16"),
+        (ask(BOB, "restart", "web", channel=RANDOM), False, None),
+        (ask(BOB, "restart", "web", channel=None), False, None),
+        # A rule naming only channels is about anyone there.
+        (ask(ALICE, "drain", "web", channel=OPS_ROOM), True, "deploybot.yml:20"),
+        (ask(ALICE, "drain", "web", channel=RANDOM), False, None),
+        # Read-only verbs are open unless a deny matches.
+        (ask(ALICE, "status", "secret"), True, None),
+        (ask(BOB, "status", "secret"), False, "deploybot.yml:18"),
+        (ask(BOB, "status", "other"), True, None),
+        (ask(BOB, "metrics", "secret"), True, None),
+        (ask(BOB, "help", None), True, None),
+        # Admins are an implicit allow, but an explicit deny still wins.
+        (ask(ADMIN, "kill", "anything"), True, None),
+        (ask(ADMIN, "approve", None), True, None),
+        (ask(ADMIN, "kill", "billing"), False, "deploybot.yml:22"),
+        (ask(ADMIN, "scale", "billing"), True, None),
+        # Verbs outside the read-only set are changes, even ones this code has never heard of.
+        (ask(ALICE, "teleport", "shop-api"), False, None),
+        (ask(BOB, "teleport", "web", groups=frozenset({OPS})), True, "deploybot.yml:12"),
+        # A rule about some apps says nothing about a verb that names no app.
+        (ask(ALICE, "scale", None), False, None),
+        (ask(BOB, "watch", None, groups=frozenset({OPS})), True, "deploybot.yml:12"),
+    ],
+)
+def test_decide(request_: Request, allowed: bool, source: str | None) -> None:
+    decision = decide(RULES, request_, ADMINS)
+    assert decision.allowed is allowed
+    assert (decision.rule.source if decision.rule else None) == source
+    if source:
+        assert source in decision.reason
+    assert decision.reason.endswith(".")
+
+
+def test_deny_names_the_rule_and_what_it_covers() -> None:
+    decision = decide(RULES, ask(BOB, "kill", "shop-web", groups=frozenset({OPS})), ADMINS)
+    assert decision.reason == "Denied by the rule at deploybot.yml:14 (kill on shop-*)."
+
+
+def test_refusal_says_what_to_ask_for() -> None:
+    decision = decide(RULES, ask(ALICE, "scale", "shop"), ADMINS)
+    assert decision.reason == (
+        "You may not scale `shop`: no rule allows it. "
+        "Ask an admin to add you to an allow rule in the registry."
+    )
+
+
+def test_refusal_points_at_the_channel_where_it_is_allowed() -> None:
+    decision = decide(RULES, ask(BOB, "restart", "web", channel=RANDOM), ADMINS)
+    assert not decision.allowed
+    assert "<#C0OPS>" in decision.reason
+    assert "deploybot.yml:16" in decision.reason
+
+
+def test_no_rules_no_admins_allows_reads_only() -> None:
+    for verb in READ_ONLY_VERBS:
+        assert decide([], ask(ALICE, verb, "shop"), frozenset()).allowed
+    for verb in MUTATING_VERBS:
+        assert not decide([], ask(ALICE, verb, "shop"), frozenset()).allowed
+
+
+def test_the_first_matching_rule_is_reported() -> None:
+    rules = [
+        Rule("deny", users=frozenset({ALICE}), verbs=frozenset({"*"}), source="a.yml:1"),
+        Rule("deny", verbs=frozenset({"scale"}), source="a.yml:2"),
+    ]
+    assert decide(rules, ask(ALICE, "scale", "x"), ADMINS).rule == rules[0]
+    assert decide(rules, ask(BOB, "scale", "x"), ADMINS).rule == rules[1]
+
+
+_users = st.sampled_from([ALICE, BOB, ADMIN])
+_groups = st.frozensets(st.sampled_from([OPS, DEVS]))
+_verbs = st.sampled_from(sorted(KNOWN_VERBS))
+_apps = st.sampled_from(["shop", "shop-api", "web", "billing", "secret"])
+_channels = st.sampled_from([OPS_ROOM, RANDOM, None])
+
+
+@given(_users, _groups, _channels, _verbs, _apps)
+def test_a_matching_deny_always_wins(
+    user: str, groups: frozenset[str], channel: str | None, verb: str, app: str
+) -> None:
+    request = Request(user, groups, channel, verb, app)
+    blanket = Rule("deny", users=frozenset({user}), verbs=frozenset({verb}), source="z.yml:1")
+    # Whatever else allows it (admins, the group's `*`), the deny decides.
+    decision = decide([*RULES, blanket], request, ADMINS | {user})
+    assert not decision.allowed
+    assert decision.rule is not None and decision.rule.effect == "deny"
+
+
+@given(_users, _groups, _channels, _verbs, _apps)
+def test_changes_need_an_allow_rule_or_an_admin(
+    user: str, groups: frozenset[str], channel: str | None, verb: str, app: str
+) -> None:
+    decision = decide(RULES, Request(user, groups, channel, verb, app), ADMINS)
+    if decision.allowed and verb in MUTATING_VERBS:
+        assert user in ADMINS or (decision.rule is not None and decision.rule.effect == "allow")
+
+
+@pytest.mark.parametrize(
+    ("check", "value", "message"),
+    [
+        (validate_verb, "deploy", "`deploy` is not a verb I know"),
+        (validate_verb, "scael", "Did you mean `scale`?"),
+        (validate_user_id, "alice", "`alice` is not a Slack user ID"),
+        (validate_user_id, "U0", "not a Slack user ID"),
+        (validate_user_id, "u012ab3cd", "not a Slack user ID"),
+        (validate_user_id, "S012AB3CD", "not a Slack user ID"),
+        (validate_group_id, "@ops", "`@ops` is not a Slack user group ID"),
+        (validate_group_id, "U012AB3CD", "not a Slack user group ID"),
+        (validate_channel_id, "#ops", "`#ops` is not a Slack channel ID"),
+        (validate_channel_id, "c012ab3cd", "not a Slack channel ID"),
+        (validate_app_pattern, "shop prod", "not an app name or pattern"),
+        (validate_app_pattern, "", "not an app name or pattern"),
+    ],
+)
+def test_validation_rejects_with_a_precise_message(check, value: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("?", r"\?")):
+        check(value)
+
+
+@pytest.mark.parametrize(
+    ("check", "value", "expected"),
+    [
+        (validate_verb, "Scale", "scale"),
+        (validate_verb, "*", "*"),
+        (validate_verb, "metrics", "metrics"),
+        (validate_user_id, "U012AB3CD", "U012AB3CD"),
+        (validate_user_id, "W012AB3CD", "W012AB3CD"),
+        (validate_group_id, "S0123ABCD", "S0123ABCD"),
+        (validate_channel_id, "C012AB3CD", "C012AB3CD"),
+        (validate_channel_id, "G012AB3CD", "G012AB3CD"),
+        (validate_channel_id, "D012AB3CD", "D012AB3CD"),
+        (validate_app_pattern, "Shop-*", "shop-*"),
+    ],
+)
+def test_validation_accepts_and_normalizes(check, value: str, expected: str) -> None:
+    assert check(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"effect": "permit", "verbs": frozenset({"scale"})}, "`allow` or `deny`"),
+        ({"effect": "allow"}, "at least one verb"),
+        ({"effect": "allow", "verbs": frozenset({"deploy"})}, "`deploy` is not a verb"),
+        ({"effect": "allow", "verbs": frozenset({"*"}), "apps": ()}, "at least one app"),
+        ({"effect": "allow", "verbs": frozenset({"*"}), "users": frozenset({"bob"})}, "`bob`"),
+        ({"effect": "deny", "verbs": frozenset({"*"}), "groups": frozenset({"ops"})}, "`ops`"),
+        ({"effect": "deny", "verbs": frozenset({"*"}), "channels": frozenset({"#x"})}, "`#x`"),
+    ],
+)
+def test_a_malformed_rule_is_refused(fields: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Rule(**fields)
+
+
+def test_summary_lists_apps_and_the_rule_behind_each() -> None:
+    lines = summarize(RULES, ALICE, frozenset(), OPS_ROOM, ADMINS, ["shop-api", "shop-web", "web"])
+    by_verb = {line.split(":", 1)[0]: line for line in lines[1:]}
+    assert lines[0].startswith("You are <@U0ALICE>")
+    assert by_verb["`scale`"] == "`scale`: shop-api, shop-web (rule at deploybot.yml:10)."
+    assert by_verb["`drain`"] == "`drain`: web (rule at deploybot.yml:20)."
+    assert by_verb["`kill`"] == "`kill`: no apps."
+    assert by_verb["`status`"] == "`status`: every app (read-only)."
+    assert by_verb["`help`"] == "`help`: yes (read-only)."
+    assert by_verb["`approve`"] == "`approve`: no apps."
+
+
+def test_summary_shows_denies_and_admin_rights() -> None:
+    lines = summarize(RULES, ADMIN, frozenset(), RANDOM, ADMINS, ["billing", "shop"])
+    assert any("DEPLOYBOT_ADMINS" in line for line in lines[:2])
+    kill = next(line for line in lines if line.startswith("`kill`"))
+    assert kill == "`kill`: shop (DEPLOYBOT_ADMINS); denied on billing (rule at deploybot.yml:22)."
+    scale = next(line for line in lines if line.startswith("`scale`"))
+    assert scale == "`scale`: every app (DEPLOYBOT_ADMINS)."
