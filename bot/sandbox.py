@@ -30,6 +30,11 @@ SANDBOX_REGISTRY = """\
 heroku:
   allow_unlisted: true
 apps:
+  demo-api:
+    platform: heroku
+    guardrails:
+      protected: true  # killing it needs a second person's approval
+      max_step: 4
   demo-shop:
     platform: beanstalk
     environment: demo-shop-prod

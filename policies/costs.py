@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 # Heroku's list price per dyno per month in USD: heroku.com/pricing and Dev Center "Usage &
-# Billing", as known on 2026-12-01. Basic, Standard and Performance-M/L are long-published.
+# Billing", as known on 2026-11-28. Basic, Standard and Performance-M/L are long-published.
 HEROKU_MONTHLY_USD: dict[str, float] = {
     "eco": 5.0,  # the Eco plan: $5 a month for a 1000-hour pool shared by all Eco dynos
     "basic": 7.0,
@@ -47,7 +47,7 @@ HEROKU_UNCONFIRMED = frozenset(
 )
 
 # EC2 on-demand, Linux, us-east-1, USD per hour (aws.amazon.com/ec2/pricing/on-demand/, as
-# known on 2026-12-01). Prices change and differ by region: these make an estimate only.
+# known on 2026-11-28). Prices change and differ by region: these make an estimate only.
 EC2_HOURLY_USD: dict[str, float] = {
     **{
         f"t3.{size}": price

@@ -71,3 +71,11 @@ def test_the_sandbox_beanstalk_environment_answers_the_same_words(tmp_path):
     assert "@you scaled `demo-shop`: web 2 → 3" in output
     # The fake's clock runs fast, so the follow-up lands in the thread before the next prompt.
     assert "  ↳ " in output and "Ready" in output.split("  ↳ ", 1)[1]
+
+
+def test_whoami_and_history_in_the_console(tmp_path):
+    output = run_lines(tmp_path, "whoami", "scale web=2 demo", "history", "kill demo-api")
+    assert "You are @you" in output and "DEPLOYBOT_ADMINS" in output
+    assert "*Recent changes to every app*, newest first" in output
+    assert "@you `scale web=2 demo` (console)" in output
+    assert "`demo-api` is protected" in output and "[ Approve ]" in output

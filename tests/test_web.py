@@ -352,3 +352,17 @@ def test_a_retried_command_on_two_web_processes_acts_once(config, heroku, slack)
         f"<@{ADMIN}> scaled `myapp`: web 1 → 3."
     ]
     assert heroku.formation("myapp")["web"][0] == 3
+
+
+def test_a_double_click_on_two_web_processes_acts_once(config, heroku, slack):
+    first, second = (SlackDriver(create_app(config).test_client(), slack) for _ in range(2))
+    _, url = first.command("kill myapp worker", ADMIN)
+    value = button(first.reply(url), CONFIRM_ACTION)["value"]
+    drivers = [first, second, first, second]
+    with ThreadPoolExecutor(4) as pool:
+        clicks = list(pool.map(lambda d: d.click(CONFIRM_ACTION, value, ADMIN), drivers))
+    replies = [first.reply(url) for _, url in clicks]
+    settle()
+    assert len(patches(heroku)) == 1
+    assert sum("killed `myapp`" in r["text"] for r in replies) == 1
+    assert sum("already confirmed" in r["text"] for r in replies) == 3
