@@ -31,6 +31,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ack_latency.py
+	$(BIN)/python benchmarks/drain.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache deploybot*.sqlite3*

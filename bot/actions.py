@@ -17,6 +17,10 @@ from bot.audit import Actor, AuditLog, Entry, utcnow
 from bot.confirmations import Confirmations, Pending
 from bot.gate import Gate
 from bot.idempotency import RequestKeys
+from bot.metrics.aggregate import Summary, summarize
+from bot.metrics.drains import Drains
+from bot.metrics.report import series
+from bot.metrics.store import MetricsStore
 from bot.platforms.base import (
     AppStatus,
     Formation,
@@ -121,6 +125,16 @@ class History:
 
 
 @dataclass(frozen=True)
+class Metrics:
+    app: str
+    minutes: int
+    summary: Summary
+    drained: bool  # whether the bot has a drain on this app at all
+    rates: tuple[float | None, ...] = ()  # requests per minute, for a sparkline
+    p95s: tuple[float | None, ...] = ()  # p95 service time (ms) per bucket
+
+
+@dataclass(frozen=True)
 class Duplicate:
     """Another delivery of a request already handled (by this process or another): the
     first delivery answers, so this one says nothing."""
@@ -128,7 +142,17 @@ class Duplicate:
     key: str
 
 
-Result = Reply | Changed | Restarted | Status | NeedsConfirmation | AppList | History | Duplicate
+Result = (
+    Reply
+    | Changed
+    | Restarted
+    | Status
+    | NeedsConfirmation
+    | AppList
+    | History
+    | Metrics
+    | Duplicate
+)
 
 
 @dataclass(frozen=True)
@@ -151,12 +175,18 @@ class Actions:
         unlisted_heroku: bool = True,
         request_keys: RequestKeys | None = None,
         own_app: str | None = None,
+        metrics: MetricsStore | None = None,
+        drains: Drains | None = None,
+        public_url: str | None = None,
     ) -> None:
         self._resolve = resolve
         self._audit = audit
         self._confirmations = confirmations
         self._gate = gate
         self._own_app = own_app  # HEROKU_APP_NAME: the app this bot runs on
+        self._metrics = metrics
+        self._drains = drains
+        self._public_url = public_url  # DEPLOYBOT_URL: where Heroku sends drained logs
         self._now = now
         self._targets = targets
         self._unlisted_heroku = unlisted_heroku
@@ -192,6 +222,10 @@ class Actions:
                 )
             if command.verb == "restart":
                 return self._restart(actor, resolved, command)
+            if command.verb == "metrics":
+                return self._metrics_of(command.app, command.limit or 60)
+            if command.verb == "drain":
+                return self._drain(actor, resolved, command)
             return self._scale_or_kill(actor, resolved, command)
         except (PlatformError, CommandError, UnknownApp) as error:
             return Reply(str(error))
@@ -345,6 +379,44 @@ class Actions:
             is_admin=self._gate.is_admin(user_id),
             self_app=target.platform == "heroku" and target.name == self._own_app,
             app=target.alias,
+        )
+
+    def _metrics_of(self, app: str, minutes: int) -> Result:
+        if self._metrics is None or self._drains is None:
+            return Reply("This bot keeps no traffic metrics.")
+        now = self._now().timestamp()
+        windows = self._metrics.windows(app, int(now) - minutes * 60 - 60, int(now))
+        summary = summarize(windows, now, minutes)
+        rates, p95s = series(windows, summary)
+        drained = self._drains.get(app) is not None
+        return Metrics(app, minutes, summary, drained, tuple(rates), tuple(p95s))
+
+    def _drain(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
+        app = command.app or ""
+        if resolved.target.platform != "heroku" or not hasattr(resolved.platform, "add_log_drain"):
+            return Reply(
+                f"`{app}` is not a Heroku app: log drains are a Heroku feature. "
+                "Beanstalk traffic comes from its health reports and CloudWatch."
+            )
+        if self._drains is None or not self._public_url:
+            return Reply(
+                "I do not know my own public URL, so Heroku could not reach a drain. "
+                "An admin should set DEPLOYBOT_URL (e.g. https://my-deploybot.herokuapp.com)."
+            )
+        drain = self._drains.get_or_create(app, self._public_url, actor.user_id, self._now())
+        entry = self._audit.start(
+            actor, "drain", app, command.text(), None, {"url": drain.shown_url}
+        )
+        try:
+            drain_id = resolved.platform.add_log_drain(resolved.target.name, drain.url)
+        except PlatformError as error:
+            self._audit.finish(entry, _failed_outcome(error), error=str(error))
+            raise
+        self._drains.set_drain_id(app, drain_id)
+        self._audit.finish(entry, "ok", after={"drain_id": drain_id})
+        return Reply(
+            f"`{app}` now drains its logs to me ({drain.shown_url}, Heroku drain `{drain_id}`). "
+            f"Traffic shows in `/deploy metrics {app}` within a minute."
         )
 
     def _restart(self, actor: Actor, resolved: Resolved, command: Command) -> Result:

@@ -28,6 +28,8 @@ class Config:
     # Set by Heroku's dyno metadata (`heroku labs:enable runtime-dyno-metadata`): the bot's
     # own app, which it refuses to kill or scale to zero.
     heroku_app_name: str | None = None
+    # The bot's public base URL (https://….herokuapp.com): log drains point at it.
+    public_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -44,6 +46,7 @@ class Config:
             admins=parse_admins(env.get("DEPLOYBOT_ADMINS", "")),
             port=_port(env.get("PORT", "5000")),
             heroku_app_name=env.get("HEROKU_APP_NAME") or None,
+            public_url=env.get("DEPLOYBOT_URL") or None,
         )
 
     def require(self, *names: str) -> None:

@@ -27,6 +27,8 @@ def on_starting(server):  # type: ignore[no-untyped-def]
 def worker_exit(server, worker):  # type: ignore[no-untyped-def]
     # A restarting dyno tells each waiting follow-up thread it stopped watching, instead of
     # leaving a Beanstalk update's thread without an ending.
-    services = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("deploybot")
-    if services is not None:
-        services.followups.close()
+    extensions = getattr(getattr(worker, "wsgi", None), "extensions", {})
+    if "deploybot" in extensions:
+        extensions["deploybot"].followups.close()
+    if "deploybot.metrics" in extensions:
+        extensions["deploybot.metrics"][1].stop()  # the last seconds of drained traffic

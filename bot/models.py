@@ -1,10 +1,11 @@
-"""Database tables: the audit trail, pending confirmations and claimed request keys."""
+"""Database tables: the audit trail, pending confirmations, claimed request keys, traffic
+metric windows and log drains."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, false
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -70,3 +71,35 @@ class RequestKey(Base):
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class MetricWindow(Base):
+    """One stored piece of an app's traffic in [start, start + resolution) seconds.
+
+    Several rows may share (app, resolution, start): each web dyno flushes its own part, and
+    readers merge them (exactly); compaction folds them into one row later.
+    """
+
+    __tablename__ = "metric_windows"
+    __table_args__ = (
+        Index("ix_metric_windows_app_resolution_start", "app", "resolution", "start"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    app: Mapped[str] = mapped_column(String(64))
+    resolution: Mapped[int] = mapped_column(Integer)  # 10 or 60 seconds
+    start: Mapped[int] = mapped_column(BigInteger)  # epoch seconds
+    data: Mapped[dict] = mapped_column(JSON)  # Window.to_dict()
+
+
+class Drain(Base):
+    """A Heroku log drain the bot added to an app: its secret URL token names the app."""
+
+    __tablename__ = "drains"
+
+    app: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    drain_id: Mapped[str | None] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -16,6 +16,8 @@ from bot.db import Database
 from bot.followups import FollowUps
 from bot.gate import Gate
 from bot.idempotency import RequestKeys
+from bot.metrics.drains import Drains
+from bot.metrics.store import MetricsStore
 from bot.platforms.base import Platform, PlatformError
 from bot.platforms.beanstalk import BeanstalkPlatform
 from bot.platforms.heroku import HerokuPlatform
@@ -40,6 +42,8 @@ class Services:
         self.db = Database(config.database_url)
         self.audit = AuditLog(self.db)
         self.confirmations = Confirmations(self.db)
+        self.request_keys = RequestKeys(self.db)
+        self.metrics = MetricsStore(self.db)
         self.followups = followups or FollowUps()
         # Clients are built on first use, one per credential set: start-up calls no API.
         self._platforms: dict[tuple[str, ...], Platform] = {}
@@ -53,8 +57,11 @@ class Services:
             self.gate,
             targets=self.registry.targets,
             unlisted_heroku=self.registry.spec.heroku.allow_unlisted,
-            request_keys=RequestKeys(self.db),
+            request_keys=self.request_keys,
             own_app=config.heroku_app_name,
+            metrics=self.metrics,
+            drains=Drains(self.db),
+            public_url=config.public_url,
         )
 
     def _groups_of(self, user_id: str, groups: Iterable[str]) -> frozenset[str]:

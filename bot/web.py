@@ -12,6 +12,7 @@ from slack_bolt.adapter.flask import SlackRequestHandler
 
 from bot.config import Config, ConfigError
 from bot.logs import setup_logging
+from bot.metrics.intake import MAX_BODY_BYTES, DrainIntake, Flusher
 from bot.registry import RegistryError
 from bot.services import Services
 from bot.slack_app import build_bolt_app
@@ -33,9 +34,24 @@ def create_app(config: Config | None = None) -> Flask:
         log.warning("DEPLOYBOT_ADMINS is empty: nobody can scale, restart or kill anything")
     bolt = build_bolt_app(services)
     slack_handler = SlackRequestHandler(bolt)
+    intake = DrainIntake(services.db, services.request_keys)
+    flusher = Flusher(intake.aggregator, services.metrics).start()
 
     web = Flask("deploybot")
     web.extensions["deploybot"] = services
+    web.extensions["deploybot.metrics"] = (intake, flusher)
+
+    @web.post("/drain/<token>")
+    def drain(token: str):  # type: ignore[no-untyped-def]
+        app = intake.app_for(token)
+        if app is None:
+            return "", 403
+        too_big = (request.content_length or 0) > MAX_BODY_BYTES
+        body = b"" if too_big else request.stream.read(MAX_BODY_BYTES + 1)
+        if too_big or len(body) > MAX_BODY_BYTES:
+            return "", 413
+        intake.receive(app, request.headers, body)
+        return "", 204
 
     @web.post("/slack/events")
     def slack_events():  # type: ignore[no-untyped-def]

@@ -13,12 +13,14 @@ from bot.actions import (
     BreakGlass,
     Changed,
     History,
+    Metrics,
     NeedsConfirmation,
     Reply,
     Restarted,
     Result,
     Status,
 )
+from bot.metrics.aggregate import sparkline
 from bot.platforms.base import Formation, Settled
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,8 @@ def message(result: Result, now: datetime | None = None) -> Message:
         return _app_list(result)
     if isinstance(result, History):
         return _history(result)
+    if isinstance(result, Metrics):
+        return _metrics(result)
     return _confirmation(result)
 
 
@@ -85,6 +89,44 @@ def _app_list(result: AppList) -> Message:
     )
     text = "\n".join(["*Apps I manage*", *lines, rights]) if lines else "I manage no apps yet."
     return _text(text, public=False)
+
+
+def _metrics(result: Metrics) -> Message:
+    summary, app = result.summary, result.app
+    span = f"{result.minutes // 60} h" if result.minutes % 60 == 0 else f"{result.minutes} min"
+    if not summary.requests:
+        hint = (
+            "Heroku may not have sent any yet: give it a minute."
+            if result.drained
+            else f"Add a log drain with `/deploy drain {app}` first."
+        )
+        return _text(f"No requests recorded for `{app}` in the last {span}. {hint}", public=False)
+    lines = [
+        f"*`{app}` over the last {span}*",
+        f"Requests: {summary.requests:,} ({summary.requests_per_minute:,.1f}/min)  "
+        f"`{sparkline(list(result.rates))}`",
+    ]
+    for label, pct in (
+        ("Service", summary.service),
+        ("Queue", summary.queue),
+        ("Connect", summary.connect),
+    ):
+        if pct is not None:
+            lines.append(
+                f"{label} time p50 / p95 / p99: {pct.p50:,.0f} / {pct.p95:,.0f} / {pct.p99:,.0f} ms"
+            )
+    if any(p is not None for p in result.p95s):
+        lines.append(f"p95 service time: `{sparkline(list(result.p95s))}`")
+    errors = f"5xx: {summary.error_rate:.1%}" if summary.error_rate is not None else "5xx: none"
+    if summary.codes:
+        errors += " · " + ", ".join(f"{code} ×{n}" for code, n in summary.codes.items())
+    lines.append(errors)
+    if summary.dynos:
+        lines.append(
+            "Per dyno: "
+            + ", ".join(f"{dyno} {rate:,.1f}/min" for dyno, rate in summary.dynos.items())
+        )
+    return _text("\n".join(lines), public=True)
 
 
 OUTCOME_MARK = {"ok": "✓", "error": "✗", "refused": "✗", "unknown": "?", "pending": "…"}

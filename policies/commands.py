@@ -12,17 +12,32 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-VERBS = ("scale", "restart", "kill", "status", "apps", "history", "whoami", "help")
-MUTATING_VERBS = frozenset({"scale", "restart", "kill"})
+VERBS = (
+    "scale",
+    "restart",
+    "kill",
+    "status",
+    "metrics",
+    "drain",
+    "apps",
+    "history",
+    "whoami",
+    "help",
+)
+MUTATING_VERBS = frozenset({"scale", "restart", "kill", "drain"})
 # Heroku allows a few hundred dynos per type at most; anything past this is a typo.
 MAX_QUANTITY = 1000
 HISTORY_DEFAULT, HISTORY_MAX = 10, 50
+METRICS_DEFAULT_MINUTES, METRICS_MAX_MINUTES = 60, 24 * 60
+_WINDOW_RE = re.compile(r"^(\d+)([mh])$", re.IGNORECASE)
 
 USAGE = {
     "scale": "/deploy scale TYPE=N[:SIZE] [TYPE+N | TYPE-N ...] APP",
     "restart": "/deploy restart APP [TYPE | DYNO]",
     "kill": "/deploy kill APP [TYPE]",
     "status": "/deploy status APP",
+    "metrics": "/deploy metrics APP [5m | 1h | 24h]",
+    "drain": "/deploy drain APP",
     "apps": "/deploy apps",
     "history": "/deploy history [APP] [N]",
     "whoami": "/deploy whoami",
@@ -34,6 +49,8 @@ SUMMARY = {
     "restart": "restart every dyno, one process type (`web`) or one dyno (`web.1`)",
     "kill": "scale every process type (or the one given) to 0, after you confirm",
     "status": "show the formation, the dynos with their state and age, and the current release",
+    "metrics": "show requests per minute, response-time percentiles and errors (from the log drain)",
+    "drain": "add a log drain to a Heroku app, so `metrics` and the autoscaler see its traffic",
     "apps": "list the apps I manage, with their platform and channel",
     "history": "show who changed what, newest first (all apps, or one)",
     "whoami": "show what you may do in this channel, and which rule says so",
@@ -49,6 +66,8 @@ EXAMPLES = {
     "restart": ("restart myapp", "restart myapp web", "restart myapp web.1"),
     "kill": ("kill myapp", "kill myapp worker"),
     "status": ("status myapp",),
+    "metrics": ("metrics myapp", "metrics myapp 5m", "metrics myapp 24h"),
+    "drain": ("drain myapp",),
     "apps": ("apps",),
     "history": ("history", "history myapp 20"),
     "whoami": ("whoami",),
@@ -101,7 +120,7 @@ class Command:
     changes: tuple[Change, ...] = ()
     target: str | None = None  # restart: TYPE or DYNO; kill: TYPE
     topic: str | None = None  # help: the verb asked about
-    limit: int | None = None  # history: how many entries
+    limit: int | None = None  # history: how many entries; metrics: how many minutes
     force: str | None = None  # mutating verbs: `--force "reason"` past a freeze window
 
     @property
@@ -120,7 +139,7 @@ class Command:
         if self.topic:
             words.append(self.topic)
         if self.limit is not None:
-            words.append(str(self.limit))
+            words.append(f"{self.limit}m" if self.verb == "metrics" else str(self.limit))
         if self.force:
             words.append(f"--force {shlex.quote(self.force)}")
         return " ".join(words)
@@ -287,6 +306,29 @@ def _parse_history(args: list[str], app: str | None) -> Command:
     return Command("history", app=app, limit=limit or HISTORY_DEFAULT)
 
 
+def _parse_metrics(args: list[str], app: str | None) -> Command:
+    app, rest = _positional_app(args, app, "metrics")
+    if len(rest) > 1:
+        raise CommandError(f"`{_clip(rest[1])}` is one word too many.", "metrics")
+    if not rest:
+        return Command("metrics", app=app, limit=METRICS_DEFAULT_MINUTES)
+    match = _WINDOW_RE.match(rest[0])
+    minutes = int(match[1]) * (60 if match[2].lower() == "h" else 1) if match else 0
+    if not 1 <= minutes <= METRICS_MAX_MINUTES:
+        raise CommandError(
+            f"`{_clip(rest[0])}` is not a window: write minutes or hours up to 24h, like 5m or 1h.",
+            "metrics",
+        )
+    return Command("metrics", app=app, limit=minutes)
+
+
+def _parse_drain(args: list[str], app: str | None) -> Command:
+    app, rest = _positional_app(args, app, "drain")
+    if rest:
+        raise CommandError(f"`{_clip(rest[0])}` is one word too many.", "drain")
+    return Command("drain", app=app)
+
+
 def _parse_whoami(args: list[str], app: str | None) -> Command:
     if args or app is not None:
         raise CommandError("`whoami` takes no other words.", "whoami")
@@ -337,6 +379,8 @@ _PARSERS = {
     "restart": _parse_restart,
     "kill": _parse_kill,
     "status": _parse_status,
+    "metrics": _parse_metrics,
+    "drain": _parse_drain,
     "apps": _parse_apps,
     "history": _parse_history,
     "whoami": _parse_whoami,

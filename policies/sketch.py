@@ -69,9 +69,27 @@ class Sketch:
             self._max = value
 
     def add_counts(self, counts: Mapping[float, int]) -> None:
-        """Add value -> count pairs, as an exact tally of identical timings is collected."""
+        """Add value -> count pairs (an exact tally of timings): one log() per distinct value."""
+        if not counts:
+            return
+        values = list(counts)
+        low, high = min(values), max(values)
+        if not (low >= 0 and math.isfinite(high)) or min(counts.values()) < 0:
+            raise ValueError("a sketch holds durations, counted zero or more times")
+        bins, log, ceil, multiplier = self._bins, math.log, math.ceil, self._multiplier
         for value, count in counts.items():
-            self.add(value, count)
+            if not count:
+                continue
+            if value < MIN_VALUE:
+                self._zero += count
+            else:
+                key = ceil(log(value) * multiplier)
+                bins[key] = bins.get(key, 0) + count
+            self._count += count
+            if value < self._min:
+                self._min = value
+            if value > self._max:
+                self._max = value
 
     def merge(self, other: Sketch) -> None:
         """Add every count of `other` into this sketch: exactly as if its values had been added."""

@@ -407,6 +407,8 @@ SAMPLES = [
     ("DELETE", "/apps/myapp/formations/web", None),
     ("GET", "/apps/myapp/releases", None),
     ("GET", "/apps/myapp/releases/3", None),
+    ("POST", "/apps/myapp/log-drains", {"url": "https://bot.example.com/drain/t0k3n"}),
+    ("GET", "/apps/myapp/log-drains", None),
 ]
 # The definition whose properties an answer carries, by the last collection in its path.
 SHAPES = {
@@ -415,6 +417,7 @@ SHAPES = {
     "formation": "formation",
     "dynos": "dyno",
     "releases": "release",
+    "log-drains": "log-drain",
 }
 
 

@@ -73,10 +73,10 @@ def web_dyno(database_url: str, heroku, slack, tmp_path, release: bool) -> Itera
     try:
         for _ in range(150):
             try:
-                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+                if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
-                pass
+            except requests.RequestException:
+                pass  # not listening yet, or still booting its workers
             if process.poll() is not None:
                 break
             time.sleep(0.1)

@@ -343,6 +343,7 @@ class _App:
     processes: dict[str, _Process] = field(default_factory=dict)
     dynos: list[_Dyno] = field(default_factory=list)
     releases: list[_Release] = field(default_factory=list)
+    log_drains: list[dict[str, Any]] = field(default_factory=list)
 
 
 # Implemented links, by route; everything else the schema knows answers 501.
@@ -361,6 +362,8 @@ _HANDLERS: dict[str, str] = {
     "DELETE /apps/{}/formations/{}": "_restart_type",
     "GET /apps/{}/releases": "_release_list",
     "GET /apps/{}/releases/{}": "_release_info",
+    "POST /apps/{}/log-drains": "_log_drain_create",
+    "GET /apps/{}/log-drains": "_log_drain_list",
 }
 IMPLEMENTED = frozenset(_HANDLERS)
 _UNCOUNTED = "GET /account/rate-limits"  # the schema: it "does not count towards the rate limit"
@@ -651,6 +654,30 @@ class FakeHeroku(ServedFake):
     def _release_info(self, call: _Call) -> _Reply:
         app = self._app(call.params[0])
         return _Reply(200, self._release_json(app, self._release(app, call.params[1])))
+
+    def _log_drain_create(self, call: _Call) -> _Reply:
+        app = self._app(call.params[0])
+        url = call.body["url"]
+        if not url.startswith(("https://", "http://", "syslog://", "syslog+tls://")):
+            raise _invalid(f"Url {url} is not a valid drain URL.")
+        if any(drain["url"] == url for drain in app.log_drains):
+            raise _invalid("Url has already been taken")
+        now = _timestamp(self._now)
+        drain = {
+            "addon": None,
+            "app": {"id": app.id, "name": app.name},
+            "created_at": now,
+            "id": self._new_id(),
+            "token": f"d.{self._new_id()}",
+            "updated_at": now,
+            "url": url,
+        }
+        app.log_drains.append(drain)
+        return _Reply(201, dict(drain))
+
+    def _log_drain_list(self, call: _Call) -> _Reply:
+        app = self._app(call.params[0])
+        return _Reply(200, [dict(drain) for drain in app.log_drains])
 
     # -- lookups --------------------------------------------------------------------------
 

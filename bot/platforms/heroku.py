@@ -126,6 +126,14 @@ class HerokuPlatform:
             release=_release(current[0]) if current else None,
         )
 
+    def add_log_drain(self, app: str, url: str) -> str:
+        """Point a log drain at `url` (Heroku only); returns Heroku's drain id. A drain
+        already there with that URL is found, not added twice."""
+        for drain in self._call("GET", app, ("apps", app, "log-drains")):
+            if drain.get("url") == url:
+                return str(drain["id"])
+        return str(self._call("POST", app, ("apps", app, "log-drains"), {"url": url})["id"])
+
     def settles_slowly(self) -> bool:
         return False
 

@@ -1,0 +1,169 @@
+"""Heroku log drains end to end: `/deploy drain` adds one through the (fake) Heroku API,
+router logs POSTed to `/drain/<token>` land in the database, `/deploy metrics` shows them,
+and two web processes ingesting halves of a stream read back exactly as one."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.metrics.aggregate import summarize
+from bot.web import create_app
+from tests.conftest import ADMIN, USER
+from tests.webclient import SlackDriver
+
+PUBLIC_URL = "https://deploybot.example.com"
+
+
+def router_line(
+    when: datetime, dyno: str, service: int, status: int, code: str | None = None
+) -> str:
+    at = f'at=error code={code} desc="Request timeout"' if code else "at=info"
+    message = (
+        f'<158>1 {when.isoformat()} host heroku router - {at} method=GET path="/p?q=1" '
+        f'host=myapp.herokuapp.com request_id=r1 fwd="10.0.0.1" dyno={dyno} connect=1ms '
+        f"service={service}ms status={status} bytes=512 protocol=https\n"
+    )
+    return f"{len(message.encode())} {message}"
+
+
+def stream(n: int, seed: int = 7) -> list[str]:
+    """`n` octet-counted router frames over the last few minutes, in whole past windows."""
+    rng = random.Random(seed)
+    now = datetime.now(UTC).replace(microsecond=0)
+    frames = []
+    for i in range(n):
+        when = now - timedelta(seconds=200 - (i * 170 // n))
+        status, code = (
+            (503, "H12") if i % 50 == 0 else (rng.choice([200, 200, 200, 302, 404]), None)
+        )
+        service = int(rng.lognormvariate(4, 0.8))
+        frames.append(router_line(when, f"web.{1 + i % 3}", service, status, code))
+    return frames
+
+
+def post(client, token, frames, frame_id="f-1", **headers):
+    body = "".join(frames).encode()
+    return client.post(
+        f"/drain/{token}",
+        data=body,
+        headers={
+            "Content-Type": "application/logplex-1",
+            "Logplex-Msg-Count": str(len(frames)),
+            "Logplex-Frame-Id": frame_id,
+            "Logplex-Drain-Token": "d.00000000-0000-0000-0000-000000000000",
+            **headers,
+        },
+    )
+
+
+@pytest.fixture
+def config_with_url(config):
+    return replace(config, public_url=PUBLIC_URL)
+
+
+@pytest.fixture
+def web(config_with_url):
+    return create_app(config_with_url)
+
+
+@pytest.fixture
+def driver(web, slack):
+    return SlackDriver(web.test_client(), slack)
+
+
+def add_drain(driver, heroku, app="myapp"):
+    _, url = driver.command(f"drain {app}", ADMIN)
+    reply = driver.reply(url)["text"]
+    [drain] = [r for r in heroku.requests if r.method == "POST" and r.path.endswith("/log-drains")][
+        -1:
+    ]
+    token = drain.json["url"].rsplit("/", 1)[1]
+    assert token not in reply, "the secret token must not be shown in Slack"
+    return reply, token
+
+
+def test_drain_then_metrics(driver, web, heroku):
+    reply, token = add_drain(driver, heroku)
+    assert "`myapp` now drains its logs to me" in reply and f"{PUBLIC_URL}/drain/…" in reply
+    assert heroku.violations == []
+    # Asking again finds the same drain instead of adding a second one.
+    add_drain(driver, heroku)
+    assert len([r for r in heroku.requests if r.method == "POST"]) == 1
+
+    frames = stream(300)
+    assert post(driver.client, token, frames).status_code == 204
+    # Heroku retries a batch with the same frame id: it counts once.
+    assert post(driver.client, token, frames).status_code == 204
+    web.extensions["deploybot.metrics"][1].flush()
+
+    _, url = driver.command("metrics myapp 5m", USER)
+    text = driver.reply(url)["text"]
+    assert "*`myapp` over the last 5 min*" in text
+    assert "Requests: 300 (60.0/min)" in text
+    assert "Service time p50 / p95 / p99:" in text and "p95 service time: `" in text
+    assert "5xx: 2.0% · H12 ×6" in text
+    assert "Per dyno: web.1 20.0/min, web.2 20.0/min, web.3 20.0/min" in text
+
+
+def test_metrics_before_any_drain_says_how_to_start(driver):
+    _, url = driver.command("metrics myapp", USER)
+    assert "Add a log drain with `/deploy drain myapp` first." in driver.reply(url)["text"]
+
+
+def test_drain_needs_an_admin_and_a_public_url(config, slack, heroku):
+    no_url = SlackDriver(create_app(config).test_client(), slack)
+    _, url = no_url.command("drain myapp", ADMIN)
+    assert "set DEPLOYBOT_URL" in no_url.reply(url)["text"]
+    _, url = no_url.command("drain myapp", USER)
+    assert "only the admins" in no_url.reply(url)["text"]
+    assert [r for r in heroku.requests if r.method == "POST"] == []
+
+
+def test_forged_oversized_and_malformed_bodies(driver, web, heroku):
+    _, token = add_drain(driver, heroku)
+    assert post(driver.client, "forged-token", stream(3)).status_code == 403
+    assert post(driver.client, token[:-1] + "x", stream(3)).status_code == 403
+    huge = ["x" * 1024] * 1100
+    assert post(driver.client, token, huge, frame_id="big").status_code == 413
+    junk = ["12 not a frame\n", "999999 <158>1 too long\n", *stream(5), "\x00\xff garbage\n"]
+    assert post(driver.client, token, junk, frame_id="junk").status_code == 204
+    intake, flusher = web.extensions["deploybot.metrics"]
+    assert intake.malformed >= 2
+    flusher.flush()
+    store = web.extensions["deploybot"].metrics
+    now = datetime.now(UTC).timestamp()
+    assert summarize(store.windows("myapp", int(now) - 600, int(now)), now, 5).requests == 5
+
+
+def test_two_web_processes_with_halves_read_back_as_one(config_with_url, slack, heroku):
+    first = create_app(config_with_url)
+    second = create_app(config_with_url)
+    admin = SlackDriver(first.test_client(), slack)
+    _, halves_token = add_drain(admin, heroku, "myapp")
+    _, whole_token = add_drain(admin, heroku, "other-app")
+    frames = stream(600, seed=11)
+    for i, client in enumerate((first.test_client(), second.test_client())):
+        part = frames[i::2]
+        for j in range(0, len(part), 50):
+            post(client, halves_token, part[j : j + 50], frame_id=f"h{i}-{j}")
+    for j in range(0, len(frames), 50):
+        post(first.test_client(), whole_token, frames[j : j + 50], frame_id=f"w-{j}")
+    for app in (first, second):
+        app.extensions["deploybot.metrics"][1].flush()
+
+    store = first.extensions["deploybot"].metrics
+    now = datetime.now(UTC).timestamp()
+    halves = summarize(store.windows("myapp", int(now) - 600, int(now)), now, 5)
+    whole = summarize(store.windows("other-app", int(now) - 600, int(now)), now, 5)
+    assert halves.requests == whole.requests == 600
+    assert replace(halves, app=None) == replace(whole, app=None)
+    # Compaction folds the parts together and changes nothing a reader sees.
+    assert store.rows("myapp") > store.rows("other-app")
+    store.compact(int(now) + 3600)
+    again = summarize(store.windows("myapp", int(now) - 600, int(now)), now, 5)
+    assert replace(again, app=None) == replace(whole, app=None)
+    assert store.rows("myapp") == store.rows("other-app")
