@@ -41,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     audit.add_argument("--limit", type=int, default=None, help="at most this many entries")
     audit.add_argument("--json", action="store_true", help="one JSON array, for scripts")
 
+    metrics = commands.add_parser("metrics", help="an app's traffic from its log drain")
+    metrics.add_argument("app", help="the app's alias")
+    metrics.add_argument("--window", default="1h", help="how far back: 5m, 1h, 24h (default 1h)")
+    metrics.add_argument("--json", action="store_true", help="print JSON, for scripts")
+
     commands.add_parser("migrate", help="apply database migrations (the release phase)")
     commands.add_parser("socket", help="run in Slack Socket Mode (needs SLACK_APP_TOKEN)")
     serve = commands.add_parser("serve", help="run the web process with Flask's dev server")
@@ -122,6 +127,47 @@ def _audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _metrics(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+    import time
+
+    from bot.db import Database
+    from bot.metrics.aggregate import summarize
+    from bot.metrics.store import MetricsStore
+    from policies.commands import CommandError, parse
+
+    try:
+        command = parse(f"metrics {args.app} {args.window}")
+    except CommandError as error:
+        print(f"deploybot: {error.problem}", file=sys.stderr)
+        return 2
+    minutes = command.limit or 60
+    database = Database(Config.from_env().database_url)
+    if database.needs_migration():
+        print("deploybot: the database is not migrated: run `deploybot migrate`.", file=sys.stderr)
+        return 1
+    now = time.time()
+    windows = MetricsStore(database).windows(args.app, int(now) - minutes * 60 - 60, int(now))
+    summary = summarize(windows, now, minutes)
+    if args.json:
+        print(
+            json.dumps(
+                {**dataclasses.asdict(summary), "app": args.app, "minutes": minutes}, indent=2
+            )
+        )
+        return 0
+    print(
+        f"{args.app}: {summary.requests} requests in {minutes} min ({summary.requests_per_minute:.1f}/min)"
+    )
+    for label, pct in (("service", summary.service), ("queue", summary.queue)):
+        if pct is not None:
+            print(f"  {label} p50/p95/p99: {pct.p50:.0f}/{pct.p95:.0f}/{pct.p99:.0f} ms")
+    if summary.error_rate is not None:
+        print(f"  5xx: {summary.error_rate:.1%}  codes: {dict(summary.codes) or 'none'}")
+    return 0
+
+
 def _migrate(_args: argparse.Namespace) -> int:
     from bot.db import Database
 
@@ -158,6 +204,7 @@ _COMMANDS = {
     "console": _console,
     "check-config": _check_config,
     "audit": _audit,
+    "metrics": _metrics,
     "migrate": _migrate,
     "socket": _socket,
     "serve": _serve,

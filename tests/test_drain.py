@@ -4,12 +4,14 @@ and two web processes ingesting halves of a stream read back exactly as one."""
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.__main__ import main
 from bot.metrics.aggregate import summarize
 from bot.web import create_app
 from tests.conftest import ADMIN, USER
@@ -107,6 +109,20 @@ def test_drain_then_metrics(driver, web, heroku):
     assert "Service time p50 / p95 / p99:" in text and "p95 service time: `" in text
     assert "5xx: 2.0% · H12 ×6" in text
     assert "Per dyno: web.1 20.0/min, web.2 20.0/min, web.3 20.0/min" in text
+
+
+def test_metrics_for_scripts(driver, web, heroku, config_with_url, monkeypatch, capsys):
+    _, token = add_drain(driver, heroku)
+    post(driver.client, token, stream(120))
+    web.extensions["deploybot.metrics"][1].flush()
+    monkeypatch.setenv("DATABASE_URL", config_with_url.database_url)
+    assert main(["metrics", "myapp", "--window", "5m", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["app"] == "myapp" and report["minutes"] == 5
+    assert report["requests"] == 120 and report["codes"] == {"H12": 3}
+    assert 0 < report["service"]["p50"] <= report["service"]["p95"] <= report["service"]["p99"]
+    assert main(["metrics", "myapp", "--window", "3d"]) == 2
+    assert "is not a window" in capsys.readouterr().err
 
 
 def test_metrics_before_any_drain_says_how_to_start(driver):
