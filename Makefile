@@ -32,6 +32,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ack_latency.py
 	$(BIN)/python benchmarks/drain.py
+	$(BIN)/python -m benchmarks.drain_e2e
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache deploybot*.sqlite3*
