@@ -27,6 +27,7 @@ from bot.platforms.base import (
     Platform,
     PlatformError,
     Settled,
+    Traffic,
     formation_map,
 )
 from bot.registry import Target, UnknownApp
@@ -135,6 +136,15 @@ class Metrics:
 
 
 @dataclass(frozen=True)
+class PlatformMetrics:
+    """Traffic the platform itself reports (Beanstalk: CloudWatch and its health)."""
+
+    app: str
+    minutes: int
+    traffic: Traffic
+
+
+@dataclass(frozen=True)
 class Duplicate:
     """Another delivery of a request already handled (by this process or another): the
     first delivery answers, so this one says nothing."""
@@ -222,6 +232,10 @@ class Actions:
                 )
             if command.verb == "restart":
                 return self._restart(actor, resolved, command)
+            if command.verb == "metrics" and hasattr(resolved.platform, "traffic"):
+                minutes = command.limit or 60
+                traffic = resolved.platform.traffic(resolved.target.name, minutes, self._now())
+                return PlatformMetrics(command.app, minutes, traffic)
             if command.verb == "metrics":
                 return self._metrics_of(command.app, command.limit or 60)
             if command.verb == "drain":

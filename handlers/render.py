@@ -15,6 +15,7 @@ from bot.actions import (
     History,
     Metrics,
     NeedsConfirmation,
+    PlatformMetrics,
     Reply,
     Restarted,
     Result,
@@ -48,6 +49,8 @@ def message(result: Result, now: datetime | None = None) -> Message:
         return _history(result)
     if isinstance(result, Metrics):
         return _metrics(result)
+    if isinstance(result, PlatformMetrics):
+        return _platform_metrics(result)
     return _confirmation(result)
 
 
@@ -127,6 +130,35 @@ def _metrics(result: Metrics) -> Message:
             + ", ".join(f"{dyno} {rate:,.1f}/min" for dyno, rate in summary.dynos.items())
         )
     return _text("\n".join(lines), public=True)
+
+
+def _platform_metrics(result: PlatformMetrics) -> Message:
+    traffic, minutes = result.traffic, result.minutes
+    span = f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"
+    total = sum(traffic.per_minute)
+    lines = [
+        f"*`{result.app}` over the last {span}* (CloudWatch, load balancer)",
+        f"Requests: {total:,} ({total / minutes:,.1f}/min)  `{sparkline(list(_buckets(traffic.per_minute)))}`",
+    ]
+    if traffic.latest_requests:
+        latency = " / ".join(
+            f"{traffic.latency_ms[k]:,.0f}"
+            for k in ("p50", "p95", "p99")
+            if k in traffic.latency_ms
+        )
+        statuses = ", ".join(f"{k} {n}" for k, n in sorted(traffic.latest_statuses.items()) if n)
+        lines.append(
+            f"Last {traffic.latest_seconds} s (Beanstalk health): {traffic.latest_requests:,} requests, "
+            f"latency p50 / p95 / p99: {latency} ms; {statuses}"
+        )
+    else:
+        lines.append(f"No requests in the last {traffic.latest_seconds} s (Beanstalk health).")
+    return _text("\n".join(lines), public=True)
+
+
+def _buckets(per_minute: tuple[int, ...], points: int = 60) -> list[float]:
+    width = max(1, -(-len(per_minute) // points))
+    return [sum(per_minute[i : i + width]) / width for i in range(0, len(per_minute), width)]
 
 
 OUTCOME_MARK = {"ok": "✓", "error": "✗", "refused": "✗", "unknown": "?", "pending": "…"}

@@ -7,8 +7,11 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
+import boto3
 import pytest
+import requests
 
 from bot.fakes.beanstalk import FakeBeanstalk
 from bot.platforms import beanstalk as beanstalk_module
@@ -245,3 +248,50 @@ def test_a_restarting_bot_ends_the_thread_instead_of_going_quiet(config, aws, sl
     assert ending["thread_ts"] == anchor.response["ts"]
     assert "`shop-prod` was still Updating when I stopped watching it" in ending["text"]
     assert "check `/deploy status shop` in a few minutes" in ending["text"]
+
+
+@pytest.fixture
+def cloudwatch(monkeypatch):
+    """moto's CloudWatch over real HTTP: boto3 reaches it as it would reach AWS."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    # moto keeps its state per process, not per server: start every test from empty.
+    requests.post(f"http://{host}:{port}/moto-api/reset", timeout=5).raise_for_status()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH", f"http://{host}:{port}")
+    yield boto3.client(
+        "cloudwatch",
+        region_name="us-east-1",
+        endpoint_url=f"http://{host}:{port}",
+        aws_access_key_id=PROD_KEY,
+        aws_secret_access_key="s1",
+    )
+    server.stop()
+
+
+def test_metrics_come_from_cloudwatch_and_the_health_report(driver, aws, cloudwatch):
+    balancer = aws.environment("shop-prod", region="us-east-1", access_key=PROD_KEY)[
+        "load_balancer"
+    ]
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    for minutes_ago, count in ((5, 120), (4, 240), (2, 60)):  # minutes 3 and 1: no traffic
+        cloudwatch.put_metric_data(
+            Namespace="AWS/ApplicationELB",
+            MetricData=[
+                {
+                    "MetricName": "RequestCount",
+                    "Dimensions": [{"Name": "LoadBalancer", "Value": balancer}],
+                    "Timestamp": now - timedelta(minutes=minutes_ago),
+                    "Value": count,
+                    "Unit": "Count",
+                }
+            ],
+        )
+    _, url = driver.command("metrics shop 5m", ADMIN)
+    text = driver.reply(url)["text"]
+    assert "*`shop` over the last 5 min* (CloudWatch, load balancer)" in text
+    assert "Requests: 420 (84.0/min)" in text
+    assert "Last 10 s (Beanstalk health): 120 requests" in text
+    assert aws.violations == []

@@ -1388,6 +1388,7 @@ class FakeBeanstalk(ServedFake):
             "instances": len(env.instances),
             "instance_ids": [instance.id for instance in env.instances],
             "version_label": env.version_label,
+            "load_balancer": env.load_balancer,
             "operation": operation.kind if operation else None,
             "operation_ends_at": operation.ends_at if operation else None,
             "update_will_fail": env.fail_next_update,

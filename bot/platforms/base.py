@@ -49,6 +49,17 @@ class AppStatus:
 
 
 @dataclass(frozen=True)
+class Traffic:
+    """An environment's recent traffic as its platform reports it (Beanstalk)."""
+
+    per_minute: tuple[int, ...]  # requests in each whole minute, oldest first (CloudWatch)
+    latest_seconds: int  # what the `latest_*` figures cover (Beanstalk health: 10 s)
+    latest_requests: int
+    latest_statuses: dict[str, int]  # "2xx" -> n, over the latest seconds
+    latency_ms: dict[str, float]  # "p50", "p95", "p99", ... over the latest seconds
+
+
+@dataclass(frozen=True)
 class Settled:
     """How a slow change (a Beanstalk update) ended."""
 

@@ -18,6 +18,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config as BotoConfig
 
+from bot.metrics.cloudwatch import requests_per_minute
 from bot.platforms.base import (
     AppStatus,
     Dyno,
@@ -26,6 +27,7 @@ from bot.platforms.base import (
     Release,
     Settled,
     Targets,
+    Traffic,
 )
 
 PROCESS_TYPE = "web"
@@ -51,6 +53,7 @@ class BeanstalkPlatform:
         self.region = region
         self.profile = profile
         self._client: Any = None
+        self._cloudwatch_client: Any = None
         # When each environment's latest change began, by the service's clock: its events
         # from then on say how the change ended.
         self._began: dict[str, datetime] = {}
@@ -70,6 +73,45 @@ class BeanstalkPlatform:
 
     def settles_slowly(self) -> bool:
         return True
+
+    def traffic(self, app: str, minutes: int, now: datetime) -> Traffic:
+        """Requests per minute from CloudWatch, and the last 10 s from the health report."""
+        resources = self._call("describe_environment_resources", app, EnvironmentName=app)
+        balancers = resources.get("EnvironmentResources", {}).get("LoadBalancers", [])
+        per_minute = [0] * minutes
+        if balancers:
+            try:
+                per_minute = requests_per_minute(
+                    self._cloudwatch(), balancers[0]["Name"], now, minutes
+                )
+            except botocore.exceptions.ClientError as error:
+                raise _client_error(error, app, "get_metric_data") from None
+        health = self._call(
+            "describe_environment_health",
+            app,
+            EnvironmentName=app,
+            AttributeNames=["ApplicationMetrics"],
+        )
+        metrics = health.get("ApplicationMetrics") or {}
+        codes = metrics.get("StatusCodes") or {}
+        latency = metrics.get("Latency") or {}
+        return Traffic(
+            per_minute=tuple(per_minute),
+            latest_seconds=int(metrics.get("Duration") or 10),
+            latest_requests=int(metrics.get("RequestCount") or 0),
+            latest_statuses={key[-3:].lower(): int(n) for key, n in codes.items()},
+            latency_ms={
+                name.lower(): value * 1000
+                for name, value in latency.items()
+                if name in ("P50", "P90", "P95", "P99")
+            },
+        )
+
+    def _cloudwatch(self) -> Any:
+        if self._cloudwatch_client is None:
+            session = boto3.Session(profile_name=self.profile, region_name=self.region)
+            self._cloudwatch_client = session.client("cloudwatch", config=_BOTO_CONFIG)
+        return self._cloudwatch_client
 
     def formation(self, app: str) -> tuple[Formation, ...]:
         environment = self._environment(app)
