@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics.add_argument("--window", default="1h", help="how far back: 5m, 1h, 24h (default 1h)")
     metrics.add_argument("--json", action="store_true", help="print JSON, for scripts")
 
+    commands.add_parser("worker", help="run the worker dyno's scheduled jobs (one leader)")
     commands.add_parser("migrate", help="apply database migrations (the release phase)")
     commands.add_parser("socket", help="run in Slack Socket Mode (needs SLACK_APP_TOKEN)")
     serve = commands.add_parser("serve", help="run the web process with Flask's dev server")
@@ -168,6 +169,13 @@ def _metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(_args: argparse.Namespace) -> int:
+    from bot.worker import main as worker_main
+
+    setup_logging()
+    return worker_main()
+
+
 def _migrate(_args: argparse.Namespace) -> int:
     from bot.db import Database
 
@@ -205,6 +213,7 @@ _COMMANDS = {
     "check-config": _check_config,
     "audit": _audit,
     "metrics": _metrics,
+    "worker": _worker,
     "migrate": _migrate,
     "socket": _socket,
     "serve": _serve,

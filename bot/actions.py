@@ -367,12 +367,7 @@ class Actions:
         if pending.state == "cancelled":
             return Reply(f"`{pending.command}` was cancelled; nothing was changed.")
         # Public: the expired prompt is replaced, so nobody else tries its buttons.
-        expired = pending.expires_at.strftime("%H:%M UTC")
-        return Reply(
-            f"<@{pending.user_id}>'s request `{pending.command}` expired at {expired}, so "
-            f"nothing was changed. Run `/deploy {pending.command}` again if it is still wanted.",
-            public=True,
-        )
+        return Reply(expired_text(pending), public=True)
 
     def _judge(
         self,
@@ -565,6 +560,15 @@ class Actions:
                 verdict, actor.user_id, text, _force_of(text), resolved.target
             ),
         )
+
+
+def expired_text(pending: Pending) -> str:
+    """What an expired prompt turns into (on a late click, or when the worker sweeps)."""
+    expired = pending.expires_at.strftime("%H:%M UTC")
+    return (
+        f"<@{pending.user_id}>'s request `{pending.command}` expired at {expired}, so "
+        f"nothing was changed. Run `/deploy {pending.command}` again if it is still wanted."
+    )
 
 
 def _break_glass(

@@ -26,6 +26,8 @@ class Actor:
     source: str = "slack"
     # The same for every delivery of one Slack request (a slash command's trigger_id).
     request_key: str | None = None
+    # Where Slack takes answers to this request (its response_url), for later updates.
+    reply_to: str | None = None
 
 
 @dataclass(frozen=True)

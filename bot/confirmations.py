@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from bot.audit import Actor
 from bot.db import Database
@@ -83,6 +83,7 @@ class Confirmations:
             state="pending",
             approval_required=approval_required,
             force_reason=force_reason,
+            response_url=actor.reply_to,
         )
         with self._db.session() as session, session.begin():
             session.add(row)
@@ -106,6 +107,27 @@ class Confirmations:
                 .values(state=state, decided_by=user_id, decided_at=now)
             )
             return result.rowcount == 1
+
+    def expire_due(self, now: datetime, limit: int = 100) -> list[tuple[Pending, str | None]]:
+        """Move every pending row past its expiry to `expired`; each row moves once, even
+        with two workers sweeping, and comes back with its prompt's response_url."""
+        due = select(Confirmation.id).where(
+            Confirmation.state == "pending", Confirmation.expires_at <= now
+        )
+        moved = []
+        with self._db.session() as session:
+            ids = list(session.scalars(due.limit(limit)))
+        for confirmation_id in ids:
+            with self._db.session() as session, session.begin():
+                won = session.execute(
+                    update(Confirmation)
+                    .where(Confirmation.id == confirmation_id, Confirmation.state == "pending")
+                    .values(state="expired", decided_at=now)
+                ).rowcount
+                row = session.get(Confirmation, confirmation_id) if won else None
+                if row is not None:
+                    moved.append((_pending(row), row.response_url))
+        return moved
 
     def expire(self, confirmation_id: str, now: datetime) -> None:
         with self._db.session() as session, session.begin():

@@ -36,6 +36,7 @@ def register(app: App, services: Services) -> None:
             channel_id=command.get("channel_id"),
             source=services.source,
             request_key=f"slash:{command['trigger_id']}" if command.get("trigger_id") else None,
+            reply_to=command.get("response_url"),
         )
         result = safely(lambda: services.actions.run(actor, parsed))
         deliver(services, result, respond, client, actor.channel_id)

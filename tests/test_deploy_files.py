@@ -19,9 +19,9 @@ CONTRACT = {
 }
 
 
-def test_procfile_has_release_and_web_and_no_worker_yet():
+def test_procfile_has_release_web_and_worker():
     kinds = [line.split(":")[0] for line in (ROOT / "Procfile").read_text().splitlines() if line]
-    assert kinds == ["release", "web"]
+    assert kinds == ["release", "web", "worker"]
 
 
 def test_app_json_describes_every_variable_and_adds_postgres():
@@ -30,6 +30,7 @@ def test_app_json_describes_every_variable_and_adds_postgres():
     assert all(spec["description"] for spec in app["env"].values())
     assert any(addon["plan"].startswith("heroku-postgresql") for addon in app["addons"])
     assert app["formation"]["web"]["quantity"] == 1
+    assert app["formation"]["worker"]["quantity"] == 1
 
 
 def test_every_variable_is_read_by_the_config_and_documented():
