@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from threading import Event
 
 from bot.audit import Actor, AuditLog, Entry, utcnow
+from bot.autoscale_store import DEFAULT_TARGET, AutoscaleStore, Pin, Settings, parse_target
 from bot.confirmations import Confirmations, Pending
 from bot.gate import Gate
 from bot.idempotency import RequestKeys
@@ -188,6 +189,7 @@ class Actions:
         metrics: MetricsStore | None = None,
         drains: Drains | None = None,
         public_url: str | None = None,
+        autoscale: AutoscaleStore | None = None,
     ) -> None:
         self._resolve = resolve
         self._audit = audit
@@ -197,6 +199,7 @@ class Actions:
         self._metrics = metrics
         self._drains = drains
         self._public_url = public_url  # DEPLOYBOT_URL: where Heroku sends drained logs
+        self._autoscale = autoscale
         self._now = now
         self._targets = targets
         self._unlisted_heroku = unlisted_heroku
@@ -206,8 +209,10 @@ class Actions:
         """Carry out a parsed command for `actor`."""
         if command.verb == "help":
             return Reply(help_text(command.topic))
+        # `autoscale APP status` only reads: it needs what `status` needs.
+        verb = "status" if command.verb == "autoscale" and not command.mutating else command.verb
         try:
-            decision = self._gate.decide(actor, command.verb, command.app)
+            decision = self._gate.decide(actor, verb, command.app)
             if not decision.allowed:
                 return Reply(decision.reason)
             if command.verb == "whoami":
@@ -240,6 +245,8 @@ class Actions:
                 return self._metrics_of(command.app, command.limit or 60)
             if command.verb == "drain":
                 return self._drain(actor, resolved, command)
+            if command.verb in ("autoscale", "pin"):
+                return self._autoscaling(actor, resolved, command)
             return self._scale_or_kill(actor, resolved, command)
         except (PlatformError, CommandError, UnknownApp) as error:
             return Reply(str(error))
@@ -427,6 +434,77 @@ class Actions:
             f"`{app}` now drains its logs to me ({drain.shown_url}, Heroku drain `{drain_id}`). "
             f"Traffic shows in `/deploy metrics {app}` within a minute."
         )
+
+    def _autoscaling(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
+        app = command.app or ""
+        if self._autoscale is None:
+            return Reply("This bot has no autoscaler.")
+        now = self._now()
+        if command.verb == "autoscale" and command.mode == "status":
+            return Reply(self._autoscale_status(app, now))
+        entry = self._audit.start(actor, command.verb, app, command.text(), None, None)
+        if command.verb == "pin":
+            if command.mode == "off":
+                gone = self._autoscale.unpin(app)
+                text = (
+                    f"<@{actor.user_id}> unpinned `{app}`." if gone else f"`{app}` was not pinned."
+                )
+            else:
+                quantity = command.changes[0].amount
+                until = now + timedelta(minutes=command.limit or 60)
+                self._autoscale.set_pin(Pin(app, quantity, until, actor.user_id))
+                text = (
+                    f"<@{actor.user_id}> pinned `{app}` at web={quantity} until "
+                    f"<!date^{int(until.timestamp())}^{{time}}|{until:%H:%M} UTC>: "
+                    "the autoscaler holds it there."
+                )
+            self._audit.finish(entry, "ok")
+            return Reply(text, public=True)
+        current = self._autoscale.settings(app)
+        options = dict(command.options)
+        web = formation_map(resolved.platform.formation(resolved.target.name)).get("web", (1, ""))[
+            0
+        ]
+        cap = resolved.target.guardrails.max.get("web") or resolved.target.guardrails.max.get("*")
+        kind, value = (
+            parse_target(options["target"])
+            if "target" in options
+            else ((current.target_kind, current.target_value) if current else DEFAULT_TARGET)
+        )
+        low = int(options.get("min", current.min if current else max(1, web)))
+        high = int(options.get("max", current.max if current else max(low, cap or 10)))
+        if low > high:
+            self._audit.finish(entry, "refused", error="min above max")
+            return Reply(
+                f"min={low} is more than max={high}: give both, or one that fits the other."
+            )
+        if cap is not None and high > cap:
+            self._audit.finish(entry, "refused", error="max above guardrail")
+            return Reply(
+                f"`{app}` allows at most {cap} web dynos (the registry's `max`), so max={high} is refused."
+            )
+        settings = Settings(app, command.mode or "off", low, high, kind, value, actor.user_id, now)
+        self._autoscale.save(settings)
+        self._audit.finish(entry, "ok", after={"autoscale": settings.describe()})
+        return Reply(
+            f"<@{actor.user_id}> set autoscaling of `{app}`: {settings.describe()}.", public=True
+        )
+
+    def _autoscale_status(self, app: str, now: datetime) -> str:
+        assert self._autoscale is not None
+        settings = self._autoscale.settings(app)
+        lines = [
+            f"Autoscaling of `{app}`: {settings.describe() if settings else 'off (never set)'}."
+        ]
+        pin = self._autoscale.pin(app, now)
+        if pin:
+            lines.append(
+                f"Pinned at web={pin.quantity} until {pin.until:%H:%M} UTC by <@{pin.pinned_by}>."
+            )
+        for decision in self._autoscale.decisions(app):
+            mark = "acted" if decision.acted else "held"
+            lines.append(f"• {decision.at:%H:%M:%S} {mark}: {decision.reason}")
+        return "\n".join(lines)
 
     def _restart(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
         app = command.app or ""

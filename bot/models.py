@@ -5,7 +5,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, String, Text, false
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -103,3 +114,44 @@ class Drain(Base):
     drain_id: Mapped[str | None] = mapped_column(String(64))
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AutoscaleSetting(Base):
+    """How one app's web dynos are autoscaled; `mode` shadow decides and logs but never acts."""
+
+    __tablename__ = "autoscale_settings"
+
+    app: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(10))
+    min: Mapped[int] = mapped_column(Integer)
+    max: Mapped[int] = mapped_column(Integer)
+    target_kind: Mapped[str] = mapped_column(String(20))
+    target_value: Mapped[float] = mapped_column(Float)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AutoscalePin(Base):
+    """`/deploy pin APP web=5 for 2h`: the autoscaler holds this count until `until`."""
+
+    __tablename__ = "autoscale_pins"
+
+    app: Mapped[str] = mapped_column(String(64), primary_key=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    pinned_by: Mapped[str] = mapped_column(String(64))
+
+
+class AutoscaleDecision(Base):
+    """One tick's verdict for one app, acted on or not: the autoscaler's own trail."""
+
+    __tablename__ = "autoscale_decisions"
+    __table_args__ = (Index("ix_autoscale_decisions_app_at", "app", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    app: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actual: Mapped[int] = mapped_column(Integer)
+    desired: Mapped[int] = mapped_column(Integer)
+    acted: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text)

@@ -10,6 +10,7 @@ from slack_sdk import WebClient
 
 from bot.actions import Actions, Resolved
 from bot.audit import AuditLog
+from bot.autoscale_store import AutoscaleStore
 from bot.config import Config
 from bot.confirmations import Confirmations
 from bot.db import Database
@@ -62,6 +63,7 @@ class Services:
             metrics=self.metrics,
             drains=Drains(self.db),
             public_url=config.public_url,
+            autoscale=AutoscaleStore(self.db),
         )
 
     def _groups_of(self, user_id: str, groups: Iterable[str]) -> frozenset[str]:

@@ -19,12 +19,20 @@ VERBS = (
     "status",
     "metrics",
     "drain",
+    "autoscale",
+    "pin",
     "apps",
     "history",
     "whoami",
     "help",
 )
-MUTATING_VERBS = frozenset({"scale", "restart", "kill", "drain"})
+MUTATING_VERBS = frozenset({"scale", "restart", "kill", "drain", "autoscale", "pin"})
+AUTOSCALE_MODES = ("on", "off", "shadow", "status")
+# What the autoscaler can track: `target=queue:300ms` (also `p95:300ms`), `service:500ms`,
+# `rpm:1200` (requests per minute per dyno).
+_TARGET_RE = re.compile(r"^(p95|queue|service|rpm):(\d+(?:\.\d+)?)(ms|s)?$", re.IGNORECASE)
+_DURATION_RE = re.compile(r"^(\d+)([mhd])$", re.IGNORECASE)
+PIN_MAX_MINUTES = 7 * 24 * 60
 # Heroku allows a few hundred dynos per type at most; anything past this is a typo.
 MAX_QUANTITY = 1000
 HISTORY_DEFAULT, HISTORY_MAX = 10, 50
@@ -38,6 +46,8 @@ USAGE = {
     "status": "/deploy status APP",
     "metrics": "/deploy metrics APP [5m | 1h | 24h]",
     "drain": "/deploy drain APP",
+    "autoscale": "/deploy autoscale APP on|off|shadow|status [min=N] [max=N] [target=queue:300ms|service:500ms|rpm:1200]",
+    "pin": "/deploy pin APP web=N for DURATION  |  /deploy pin APP off",
     "apps": "/deploy apps",
     "history": "/deploy history [APP] [N]",
     "whoami": "/deploy whoami",
@@ -51,6 +61,8 @@ SUMMARY = {
     "status": "show the formation, the dynos with their state and age, and the current release",
     "metrics": "show requests per minute, response-time percentiles and errors (from the log drain)",
     "drain": "add a log drain to a Heroku app, so `metrics` and the autoscaler see its traffic",
+    "autoscale": "turn the autoscaler on, off or to shadow mode (decide and log, not act) for an app's web dynos",
+    "pin": "hold an app's web dynos at a count for a while, whatever the autoscaler thinks",
     "apps": "list the apps I manage, with their platform and channel",
     "history": "show who changed what, newest first (all apps, or one)",
     "whoami": "show what you may do in this channel, and which rule says so",
@@ -68,6 +80,8 @@ EXAMPLES = {
     "status": ("status myapp",),
     "metrics": ("metrics myapp", "metrics myapp 5m", "metrics myapp 24h"),
     "drain": ("drain myapp",),
+    "autoscale": ("autoscale myapp on min=2 max=10 target=queue:300ms", "autoscale myapp status"),
+    "pin": ("pin myapp web=5 for 2h", "pin myapp off"),
     "apps": ("apps",),
     "history": ("history", "history myapp 20"),
     "whoami": ("whoami",),
@@ -122,23 +136,38 @@ class Command:
     topic: str | None = None  # help: the verb asked about
     limit: int | None = None  # history: how many entries; metrics: how many minutes
     force: str | None = None  # mutating verbs: `--force "reason"` past a freeze window
+    mode: str | None = None  # autoscale: on, off, shadow, status; pin: "off" to unpin
+    options: tuple[tuple[str, str], ...] = ()  # autoscale: ("min", "2"), ("target", "queue:300ms")
 
     @property
     def mutating(self) -> bool:
-        return self.verb in MUTATING_VERBS
+        return self.verb in MUTATING_VERBS and not (
+            self.verb == "autoscale" and self.mode == "status"
+        )
 
     def text(self) -> str:
         """The command written back in canonical form, for audit rows and messages."""
         words = [self.verb]
         if self.verb == "scale":
             words += [str(c) for c in self.changes]
-        if self.app:
+        if self.verb == "pin" and self.app:
+            words.append(self.app)
+            words += [str(c) for c in self.changes]
+            self_app_written = True
+        else:
+            self_app_written = False
+        if self.app and not self_app_written:
             words.append(self.app)
         if self.target:
             words.append(self.target)
         if self.topic:
             words.append(self.topic)
-        if self.limit is not None:
+        if self.mode:
+            words.append(self.mode)
+        words += [f"{key}={value}" for key, value in self.options]
+        if self.verb == "pin" and self.limit is not None:
+            words += ["for", f"{self.limit}m"]
+        elif self.limit is not None:
             words.append(f"{self.limit}m" if self.verb == "metrics" else str(self.limit))
         if self.force:
             words.append(f"--force {shlex.quote(self.force)}")
@@ -329,6 +358,64 @@ def _parse_drain(args: list[str], app: str | None) -> Command:
     return Command("drain", app=app)
 
 
+def _parse_autoscale(args: list[str], app: str | None) -> Command:
+    app, rest = _positional_app(args, app, "autoscale")
+    if not rest or rest[0].lower() not in AUTOSCALE_MODES:
+        got = f"`{_clip(rest[0])}` is not a mode. " if rest else ""
+        raise CommandError(f"{got}Say on, off, shadow or status.", "autoscale")
+    mode, options = rest[0].lower(), []
+    seen: set[str] = set()
+    for word in rest[1:]:
+        key, _, value = word.partition("=")
+        key = key.lower()
+        if key not in ("min", "max", "target") or not value:
+            raise CommandError(
+                f"`{_clip(word)}` is not a setting: use min=N, max=N or target=….", "autoscale"
+            )
+        if key in seen:
+            raise CommandError(f"`{key}` is given twice.", "autoscale")
+        seen.add(key)
+        if key in ("min", "max") and not (value.isdigit() and int(value) <= MAX_QUANTITY):
+            raise CommandError(
+                f"`{_clip(word)}`: {key} must be a whole number up to {MAX_QUANTITY}.", "autoscale"
+            )
+        if key == "target" and not _TARGET_RE.match(value):
+            raise CommandError(
+                f"`{_clip(word)}` is not a target: write queue:300ms, service:500ms or rpm:1200.",
+                "autoscale",
+            )
+        options.append((key, value.lower()))
+    values = dict(options)
+    if "min" in values and "max" in values and int(values["min"]) > int(values["max"]):
+        raise CommandError(f"min={values['min']} is more than max={values['max']}.", "autoscale")
+    if options and mode in ("off", "status"):
+        raise CommandError(f"`autoscale {mode}` takes no settings.", "autoscale")
+    return Command("autoscale", app=app, mode=mode, options=tuple(options))
+
+
+def _parse_pin(args: list[str], app: str | None) -> Command:
+    app, rest = _positional_app(args, app, "pin")
+    if [w.lower() for w in rest] == ["off"]:
+        return Command("pin", app=app, mode="off")
+    if len(rest) != 3 or rest[1].lower() != "for":
+        raise CommandError("Write the count and how long, like `web=5 for 2h`.", "pin")
+    match = _CHANGE_RE.match(rest[0])
+    if match is None or match["op"] != "=" or match["size"]:
+        raise CommandError(f"`{_clip(rest[0])}` is not a pin: write TYPE=N, like web=5.", "pin")
+    change = _change(match)
+    if change.process_type != "web":
+        raise CommandError("The autoscaler scales `web` only, so only `web` can be pinned.", "pin")
+    duration = _DURATION_RE.match(rest[2])
+    minutes = 0
+    if duration:
+        minutes = int(duration[1]) * {"m": 1, "h": 60, "d": 1440}[duration[2].lower()]
+    if not 1 <= minutes <= PIN_MAX_MINUTES:
+        raise CommandError(
+            f"`{_clip(rest[2])}` is not a duration up to 7d: write 90m, 2h or 1d.", "pin"
+        )
+    return Command("pin", app=app, changes=(change,), limit=minutes)
+
+
 def _parse_whoami(args: list[str], app: str | None) -> Command:
     if args or app is not None:
         raise CommandError("`whoami` takes no other words.", "whoami")
@@ -381,6 +468,8 @@ _PARSERS = {
     "status": _parse_status,
     "metrics": _parse_metrics,
     "drain": _parse_drain,
+    "autoscale": _parse_autoscale,
+    "pin": _parse_pin,
     "apps": _parse_apps,
     "history": _parse_history,
     "whoami": _parse_whoami,
