@@ -1,0 +1,86 @@
+"""`/deploy autoscale` and `/deploy pin` through the web app: settings stored, audited,
+readable by everyone, changeable only by those allowed."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.autoscale_store import AutoscaleStore
+from bot.web import create_app
+from tests.conftest import ADMIN, USER
+from tests.webclient import SlackDriver, ack_text
+
+
+@pytest.fixture
+def web(config):
+    return create_app(config)
+
+
+@pytest.fixture
+def driver(web, slack):
+    return SlackDriver(web.test_client(), slack)
+
+
+def say(driver, text, user=ADMIN):
+    _, url = driver.command(text, user)
+    return driver.reply(url)
+
+
+def test_turning_it_on_shadow_and_off(driver, web):
+    reply = say(driver, "autoscale myapp on max=6 target=queue:300ms")
+    assert reply["response_type"] == "in_channel"
+    assert "set autoscaling of `myapp`: on, web 1–6, target p95 queue time 300 ms" in reply["text"]
+    store = AutoscaleStore(web.extensions["deploybot"].db)
+    settings = store.settings("myapp")
+    assert (settings.mode, settings.min, settings.max, settings.target_kind) == (
+        "on",
+        1,
+        6,
+        "queue_p95",
+    )
+
+    # Later changes keep what they do not mention.
+    say(driver, "autoscale myapp shadow min=2")
+    settings = store.settings("myapp")
+    assert (settings.mode, settings.min, settings.max, settings.target_value) == (
+        "shadow",
+        2,
+        6,
+        300.0,
+    )
+    say(driver, "autoscale myapp off")
+    assert store.settings("myapp").mode == "off"
+    assert store.all_enabled() == []
+
+
+def test_status_is_open_to_everyone_changes_are_not(driver):
+    say(driver, "autoscale myapp on target=rpm:1200")
+    status = say(driver, "autoscale myapp status", USER)["text"]
+    assert "Autoscaling of `myapp`: on, web 1–10, target requests 1200 rpm per dyno." in status
+    refused = say(driver, "autoscale myapp off", USER)["text"]
+    assert "You may not autoscale `myapp`" in refused
+
+
+def test_pins_hold_until_they_expire_or_are_lifted(driver, web):
+    reply = say(driver, "pin myapp web=4 for 90m")["text"]
+    assert "pinned `myapp` at web=4 until" in reply
+    assert "Pinned at web=4" in say(driver, "autoscale myapp status", USER)["text"]
+    assert "unpinned `myapp`" in say(driver, "pin myapp off")["text"]
+    assert "`myapp` was not pinned." in say(driver, "pin myapp off")["text"]
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("autoscale myapp", "Say on, off, shadow or status"),
+        ("autoscale myapp on min=9 max=2", "min=9 is more than max=2"),
+        ("autoscale myapp on target=p99:300ms", "is not a target"),
+        ("autoscale myapp off max=3", "takes no settings"),
+        ("pin myapp worker=2 for 1h", "only `web` can be pinned"),
+        ("pin myapp web=2 for ever", "not a duration up to 7d"),
+    ],
+)
+def test_bad_settings_are_refused(driver, web, text, says):
+    ack, _ = driver.command(text, ADMIN)  # bad input is answered in the ack itself
+    assert says in ack_text(ack)
+    assert AutoscaleStore(web.extensions["deploybot"].db).settings("myapp") is None
