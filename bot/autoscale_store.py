@@ -53,6 +53,7 @@ class Decision:
     desired: int
     acted: bool
     reason: str
+    recommendation: int = 0
 
 
 def parse_target(text: str) -> tuple[str, float]:
@@ -102,16 +103,20 @@ class AutoscaleStore:
         with self._db.session() as session, session.begin():
             session.add(AutoscaleDecision(**decision.__dict__))
 
-    def decisions(self, app: str, limit: int = 5) -> list[Decision]:
+    def decisions(self, app: str, limit: int = 5, since: datetime | None = None) -> list[Decision]:
+        """Newest first."""
         query = (
             select(AutoscaleDecision)
             .where(AutoscaleDecision.app == app)
+            .where(AutoscaleDecision.at >= since if since else AutoscaleDecision.id > 0)
             .order_by(AutoscaleDecision.id.desc())
             .limit(limit)
         )
         with self._db.session() as session:
             return [
-                Decision(r.app, _aware(r.at), r.actual, r.desired, r.acted, r.reason)
+                Decision(
+                    r.app, _aware(r.at), r.actual, r.desired, r.acted, r.reason, r.recommendation
+                )
                 for r in session.scalars(query)
             ]
 

@@ -153,5 +153,6 @@ class AutoscaleDecision(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     actual: Mapped[int] = mapped_column(Integer)
     desired: Mapped[int] = mapped_column(Integer)
+    recommendation: Mapped[int] = mapped_column(Integer)  # before steps and stabilization
     acted: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str] = mapped_column(Text)

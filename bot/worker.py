@@ -5,8 +5,8 @@ while the main thread keeps checking that the lease still holds; losing it stops
 scheduler and exits non-zero, so Heroku restarts the dyno and it queues for the lease again.
 All state is in the database, so a restarted worker picks up where the last one stopped.
 
-Jobs: expire confirmation prompts nobody answered (their messages say so), fold and roll
-up traffic windows, forget old request keys.
+Jobs: the autoscale tick (every 15 s), expire confirmation prompts nobody answered (their
+messages say so), fold and roll up traffic windows, forget old request keys.
 """
 
 from __future__ import annotations
@@ -19,15 +19,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
 from bot.actions import expired_text
+from bot.autoscaler import Autoscaler
 from bot.config import Config
 from bot.confirmations import Confirmations
 from bot.db import Database
 from bot.idempotency import KEEP, RequestKeys
 from bot.lease import Lease
 from bot.metrics.store import MetricsStore
+from bot.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +45,14 @@ def _seconds(name: str, default: float) -> float:
 
 class Worker:
     def __init__(self, config: Config) -> None:
+        self.config = config
         self.db = Database(config.database_url)
         self.lease = Lease(self.db)
         self.confirmations = Confirmations(self.db)
         self.metrics = MetricsStore(self.db)
         self.request_keys = RequestKeys(self.db)
         self.stopping = threading.Event()
+        self._scaler: Autoscaler | None = None
 
     def expire_prompts(self) -> int:
         """Turn prompts past their expiry into "expired" messages, once each."""
@@ -73,11 +79,34 @@ class Worker:
     def forget_request_keys(self) -> int:
         return self.request_keys.forget_older_than(datetime.now(UTC) - KEEP)
 
+    def autoscale(self) -> int:
+        return len(self._autoscaler().tick())
+
+    def _autoscaler(self) -> Autoscaler:
+        # Built on first use: its platform clients and Slack client make no call until then.
+        if self._scaler is None:
+            services = Services(self.config, source="autoscaler")
+            slack = WebClient(token=self.config.slack_bot_token, base_url=self.config.slack_api_url)
+
+            def notify(channel: str | None, text: str) -> None:
+                if channel and self.config.slack_bot_token:
+                    try:
+                        slack.chat_postMessage(channel=channel, text=text)
+                    except SlackApiError as error:
+                        log.warning(
+                            "autoscale notice not posted",
+                            extra={"error": error.response.get("error")},
+                        )
+
+            self._scaler = Autoscaler(services, notify)
+        return self._scaler
+
     def scheduler(self) -> BackgroundScheduler:
         scheduler = BackgroundScheduler(
             timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1}
         )
         jobs: list[tuple[Any, float]] = [
+            (self.autoscale, _seconds("DEPLOYBOT_AUTOSCALE_SECONDS", 15)),
             (self.expire_prompts, _seconds("DEPLOYBOT_EXPIRE_SECONDS", 30)),
             (self.compact_metrics, _seconds("DEPLOYBOT_COMPACT_SECONDS", 600)),
             (self.forget_request_keys, _seconds("DEPLOYBOT_FORGET_SECONDS", 3600)),

@@ -15,8 +15,13 @@ from pathlib import Path
 import pytest
 
 from bot.audit import Actor
+from bot.autoscale_store import AutoscaleStore, Settings
 from bot.confirmations import Confirmations
 from bot.db import Database
+from bot.metrics.aggregate import Window
+from bot.metrics.store import MetricsStore
+from policies.sketch import Sketch
+from tests.conftest import HEROKU_KEY
 from tests.test_gunicorn import procfile_line
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,12 +35,13 @@ FAST = {
 
 
 @contextlib.contextmanager
-def worker(database_url: str, log_path: Path):
+def worker(database_url: str, log_path: Path, **extra: str):
     env = {
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         "DATABASE_URL": database_url,
         "PYTHONPATH": str(ROOT),
         **FAST,
+        **extra,
     }
     with open(log_path, "w") as log:
         process = subprocess.Popen(
@@ -95,3 +101,41 @@ def test_an_unanswered_prompt_expires_and_its_message_says_so(database_url, tmp_
         [message] = slack.wait_for_responses(url, n=1, timeout=30)
     assert message["replace_original"] is True
     assert "request `kill myapp` expired at" in message["text"]
+
+
+def test_the_worker_scales_an_app_from_drained_traffic_and_survives_a_restart(
+    database_url, heroku, slack, tmp_path
+):
+    database = Database(database_url)
+    now = datetime.now(UTC)
+    AutoscaleStore(database).save(
+        Settings("myapp", "on", 1, 6, "service_p95", 500.0, "UADMIN01", now)
+    )
+    start = int(now.timestamp()) // 60 * 60 - 6 * 60
+    windows = []
+    for second in range(start, start + 7 * 60, 10):
+        sketch = Sketch()
+        sketch.add(1500.0, 100)
+        windows.append(
+            Window(app="myapp", start=second, requests=100, dynos={"web.1": 100}, service=sketch)
+        )
+    MetricsStore(database).save(windows)
+    env = {
+        "HEROKU_API_KEY": HEROKU_KEY,
+        "HEROKU_API_URL": heroku.url,
+        "SLACK_BOT_TOKEN": slack.bot_token,
+        "SLACK_API_URL": slack.api_url,
+        "DEPLOYBOT_AUTOSCALE_SECONDS": "0.5",
+    }
+    with worker(database_url, tmp_path / "a.log", **env):
+        wait_for(lambda: heroku.formation("myapp")["web"][0] > 1)
+    scaled_to = heroku.formation("myapp")["web"][0]
+    decided = len(AutoscaleStore(database).decisions("myapp", limit=1000))
+    # A new worker picks up from the database: it keeps deciding, and the boot cooldown it
+    # reads back keeps it from stepping up again at once.
+    with worker(database_url, tmp_path / "b.log", **env):
+        wait_for(lambda: len(AutoscaleStore(database).decisions("myapp", limit=1000)) > decided + 2)
+    assert heroku.formation("myapp")["web"][0] == scaled_to
+    patches = [r for r in heroku.requests if r.method == "PATCH"]
+    assert len(patches) == 1 and heroku.violations == []
+    database.dispose()

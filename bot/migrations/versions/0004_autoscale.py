@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("actual", sa.Integer, nullable=False),
         sa.Column("desired", sa.Integer, nullable=False),
+        sa.Column("recommendation", sa.Integer, nullable=False),
         sa.Column("acted", sa.Boolean, nullable=False),
         sa.Column("reason", sa.Text, nullable=False),
     )

@@ -1,0 +1,483 @@
+"""Autoscaling arithmetic: from settings, recent metrics and history to one desired dyno count.
+
+This is the calculator half of Kubernetes' HPA split (`replica_calculator.go` against
+`horizontal.go`): the worker fetches metrics and history, `decide` works out what *should*
+be, and the worker acts only when that differs from what is. The core rule is the HPA's,
+desired = ceil(current * metric / target), with no change while the metric is within the
+tolerance band; with several targets the largest answer wins, as in the HPA. Around it:
+
+- scale up at once, but by at most +100 % or +4 dynos (whichever is larger) per tick, and
+  not a second time until the dynos of the last scale-up are up or `boot_cooldown` passed;
+- scale down only to the highest recommendation of the last `down_stabilization`, by at
+  most -1 dyno or -10 % (whichever is larger) per tick, and never within `deploy_guard`
+  of a release, nor on missing or stale metrics (which set `Decision.stale`);
+- schedule windows replace min and max at certain times of the week; a pin from Slack
+  replaces the whole calculation until it expires;
+- optionally (`predictive`), a seasonal forecast: how traffic moved from this time to
+  `forecast_lead` later, yesterday and a week ago, applied to today's traffic, so that
+  dynos are asked for one boot time before a rise that happens every day.
+
+Shadow mode is the caller's business: it decides the same way and does not act. Pure: the
+caller passes `now` (timezone-aware) and every sample and event; nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import math
+import zoneinfo
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Literal
+
+MetricName = Literal["queue_p95", "service_p95", "rpm_per_dyno"]
+METRICS: tuple[MetricName, ...] = ("queue_p95", "service_p95", "rpm_per_dyno")
+
+# A ratio this close to a whole number of dynos is that number: float noise in
+# current × metric / target must not cost a dyno.
+_EPSILON = 1e-9
+# Samples summarise the minute that ends at `Sample.at`; its middle is this much earlier.
+_SAMPLE_HALF_WINDOW = timedelta(seconds=30)
+# A seasonal sample further than this from the instant it stands for is not used.
+_SEASONAL_SLACK = timedelta(seconds=90)
+_SEASONAL_LAGS = (timedelta(days=1), timedelta(days=7))
+_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to keep the metric at: milliseconds for the p95s, requests per dyno per minute
+    for `rpm_per_dyno`."""
+
+    metric: MetricName
+    value: float
+
+
+@dataclass(frozen=True)
+class Window:
+    """A schedule window: at these days and wall-clock times, min and/or max change."""
+
+    days: frozenset[int]  # 0 = Monday … 6 = Sunday, as datetime.weekday()
+    start: time  # wall clock in `timezone`; end <= start runs past midnight
+    end: time
+    timezone: str  # IANA name, e.g. "Europe/Paris"
+    min: int | None = None
+    max: int | None = None
+
+    def covers(self, now: datetime) -> bool:
+        local = now.astimezone(zoneinfo.ZoneInfo(self.timezone))
+        clock, day = local.time().replace(tzinfo=None), local.weekday()
+        if self.start < self.end:
+            return day in self.days and self.start <= clock < self.end
+        # Past midnight: the window belongs to the day it opened on.
+        return (day in self.days and clock >= self.start) or (
+            (day - 1) % 7 in self.days and clock < self.end
+        )
+
+    def describe(self) -> str:
+        days = ",".join(_DAY_NAMES[d] for d in sorted(self.days))
+        return f"{days} {self.start:%H:%M}–{self.end:%H:%M} {self.timezone}"
+
+
+@dataclass(frozen=True)
+class Pin:
+    """`/deploy pin APP web=5 for 2h`: hold this count until `until`."""
+
+    count: int
+    until: datetime
+    by: str = ""  # who pinned it, for the reason
+
+
+@dataclass(frozen=True)
+class Settings:
+    targets: tuple[Target, ...] = (Target("queue_p95", 300.0),)
+    tolerance: float = 0.10  # no change while |metric / target − 1| <= this
+    min_dynos: int = 1
+    max_dynos: int = 10
+    up_max_percent: float = 100.0  # one tick adds at most the larger of these two
+    up_max_dynos: int = 4
+    down_max_percent: float = 10.0  # one tick removes at most the larger of these two
+    down_max_dynos: int = 1
+    down_stabilization: timedelta = timedelta(minutes=5)
+    boot_cooldown: timedelta = timedelta(seconds=60)
+    stale_after: timedelta = timedelta(minutes=2)  # the newest sample must be younger
+    deploy_guard: timedelta = timedelta(minutes=10)  # no scale-down this long after a release
+    windows: tuple[Window, ...] = ()  # the first one that covers `now` applies
+    predictive: bool = False
+    forecast_lead: timedelta = timedelta(seconds=120)  # a boot plus a metric window
+    forecast_weight: float = 1.0  # 0: reactive only; 1: trust the forecast fully
+    forecast_max_growth: float = 3.0  # a forecast never asks for more than this × today
+    process_type: str = "web"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Metrics of the minute that ends at `at`, as the drain aggregates them."""
+
+    at: datetime
+    rpm: float  # requests in that minute, all web dynos together
+    queue_p95_ms: float | None = None  # None: no request finished in that minute
+    service_p95_ms: float | None = None
+    dynos: int | None = None  # web dynos up during that minute, when known
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """What `decide` recommended at `at` (`Decision.recommendation`); keep 5 minutes."""
+
+    at: datetime
+    count: int
+
+
+@dataclass(frozen=True)
+class ScaleEvent:
+    """A change of the web formation, by the autoscaler or by a person."""
+
+    at: datetime
+    before: int
+    after: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    current: int
+    desired: int
+    reason: str  # one sentence for the channel, e.g. "p95 queue 480 ms > 300 ms … → web 3→5"
+    recommendation: int  # store as Recommendation(now, recommendation) for later ticks
+    stale: bool = False  # metrics missing or old: raise the "metrics stale" alert
+    bounds: tuple[int, int] = (0, 0)  # the min and max that applied
+    forecast_rpm: float | None = None  # the seasonal forecast, when predictive and known
+
+    @property
+    def changed(self) -> bool:
+        return self.desired != self.current
+
+
+def decide(
+    settings: Settings,
+    current: int,
+    samples: Sequence[Sample],
+    now: datetime,
+    *,
+    recommendations: Sequence[Recommendation] = (),
+    events: Sequence[ScaleEvent] = (),
+    booting: int | None = None,
+    seasonal: Sequence[Sample] = (),
+    pin: Pin | None = None,
+    last_release_at: datetime | None = None,
+) -> Decision:
+    """The desired web dyno count at `now`.
+
+    `samples` are the recent minutes, oldest first (the last 5 minutes are plenty); `current`
+    is the formation's quantity; `recommendations` the earlier `Decision.recommendation`s
+    with their times; `events` the recent formation changes; `booting` how many web dynos
+    are not up yet (None: unknown); `seasonal` the samples `seasonal_ranges` asks for.
+    """
+    if now.tzinfo is None:
+        raise ValueError("`now` must be timezone-aware (UTC).")
+    ptype = settings.process_type
+    lo, hi, window = bounds(settings, now)
+
+    if pin is not None and pin.until > now:
+        count = min(max(pin.count, settings.min_dynos), settings.max_dynos)
+        who = f" by {pin.by}" if pin.by else ""
+        clamp = f" (clamped to {count})" if count != pin.count else ""
+        reason = f"pinned{who} at {ptype}={pin.count} until {pin.until:%H:%M} UTC{clamp}"
+        return Decision(
+            current, count, _arrow(reason, ptype, current, count), count, False, (lo, hi)
+        )
+
+    latest = samples[-1] if samples else None
+    readings = _readings(settings, latest, current)
+    stale = latest is None or now - latest.at > settings.stale_after or readings is None
+    if stale:
+        # Old numbers say nothing about now: keep what runs, within the bounds.
+        desired = min(max(current, lo), hi)
+        age = "no metrics" if latest is None else _stale_text(latest, now, settings)
+        binding = window if desired != current else None
+        reason = _arrow(f"metrics stale ({age})", ptype, current, desired, binding)
+        return Decision(current, desired, reason, current, True, (lo, hi))
+
+    assert readings is not None and latest is not None
+    reactive, driver = _reactive(settings, readings, current, latest)
+    recommendation = min(max(reactive, lo), hi)
+    # Name the schedule window only when it is what moved the count.
+    binding = window if window is not None and reactive != recommendation else None
+    forecast_rpm, ahead = None, 0
+    if settings.predictive and current > 0:
+        forecast_rpm = forecast(settings, latest, seasonal, now)
+        if forecast_rpm is not None and forecast_rpm > latest.rpm:
+            count = _forecast_count(settings, readings, current, latest, forecast_rpm)
+            weight = settings.forecast_weight
+            ahead = min(math.ceil((1 - weight) * reactive + weight * count - _EPSILON), hi)
+
+    # The forecast raises the count but is not a recommendation: when the rise it expected
+    # does not come, the dynos it asked for go again as soon as it stops expecting it,
+    # instead of being held for the stabilization window like measured traffic.
+    if max(recommendation, ahead) > current:
+        if ahead > recommendation:
+            driver = None
+        wanted = max(recommendation, ahead)
+        desired, why = _up(settings, current, wanted, events, booting, now)
+    elif recommendation < current:
+        desired, why = _down(
+            settings, current, recommendation, recommendations, last_release_at, now, ahead
+        )
+    else:
+        desired, why = current, ""
+    # Bounds come last: a schedule window's min is met at once, step limits or not.
+    desired = min(max(desired, lo), hi)
+    what = _what(settings, driver, latest, samples, forecast_rpm, current, desired != current)
+    reason = _arrow(f"{what}{why}", ptype, current, desired, binding)
+    return Decision(current, desired, reason, recommendation, False, (lo, hi), forecast_rpm)
+
+
+def bounds(settings: Settings, now: datetime) -> tuple[int, int, Window | None]:
+    """The min and max at `now`: the first schedule window covering `now` replaces those
+    it names; a window's min above the settings' max lifts the max with it."""
+    lo, hi = settings.min_dynos, settings.max_dynos
+    if not settings.windows:
+        return lo, hi, None
+    for window in settings.windows:
+        if window.covers(now):
+            lo = window.min if window.min is not None else lo
+            hi = window.max if window.max is not None else hi
+            return lo, max(hi, lo), window
+    return lo, hi, None
+
+
+def seasonal_ranges(settings: Settings, now: datetime) -> tuple[tuple[datetime, datetime], ...]:
+    """The stretches of stored samples `decide` needs for its forecast: around now and
+    `forecast_lead` later, one day and one week ago. Empty when not predictive."""
+    if not settings.predictive:
+        return ()
+    pad = _SEASONAL_SLACK + _SAMPLE_HALF_WINDOW
+    return tuple(
+        (now - lag - pad, now - lag + settings.forecast_lead + pad) for lag in _SEASONAL_LAGS
+    )
+
+
+def forecast(
+    settings: Settings, latest: Sample, seasonal: Sequence[Sample], now: datetime
+) -> float | None:
+    """Requests per minute expected `forecast_lead` from now: today's rate times how the rate
+    grew over the same stretch a day and a week ago (the geometric mean of the two, or the
+    one known). Growth only; None when neither day is in `seasonal`."""
+    growths = []
+    for lag in _SEASONAL_LAGS:
+        base = _rate_near(seasonal, now - lag)
+        ahead = _rate_near(seasonal, now - lag + settings.forecast_lead)
+        if base is not None and ahead is not None and base > 0:
+            growths.append(max(ahead, 0.0) / base)
+    if not growths:
+        return None
+    growth = math.prod(growths) ** (1 / len(growths))
+    return latest.rpm * min(max(growth, 1.0), settings.forecast_max_growth)
+
+
+def _rate_near(samples: Sequence[Sample], instant: datetime) -> float | None:
+    best, best_gap = None, _SEASONAL_SLACK
+    for sample in samples:
+        gap = abs(sample.at - _SAMPLE_HALF_WINDOW - instant)
+        if gap <= best_gap:
+            best, best_gap = sample.rpm, gap
+    return best
+
+
+def _readings(
+    settings: Settings, latest: Sample | None, current: int
+) -> list[tuple[Target, float]] | None:
+    """Each target with its metric's value, or None when one of them is missing."""
+    if latest is None:
+        return None
+    readings = []
+    for target in settings.targets:
+        if target.metric == "rpm_per_dyno":
+            value: float | None = latest.rpm / current if current > 0 else latest.rpm
+        else:
+            value = latest.queue_p95_ms if target.metric == "queue_p95" else latest.service_p95_ms
+            if value is None and latest.rpm == 0:
+                value = 0.0  # no requests, so none waited
+        if value is None:
+            return None
+        readings.append((target, value))
+    return readings
+
+
+def _reactive(
+    settings: Settings, readings: list[tuple[Target, float]], current: int, latest: Sample
+) -> tuple[int, tuple[Target, float, float] | None]:
+    """The HPA rule per target, the largest answer, and the target that gave it."""
+    best, driver = -1, None
+    for target, value in readings:
+        ratio = value / target.value
+        if current == 0:
+            # Nothing runs, so there is no ratio: start what the traffic needs, if any.
+            wanted = math.ceil(latest.rpm / target.value - _EPSILON) if latest.rpm > 0 else 0
+            if target.metric != "rpm_per_dyno":
+                wanted = 1 if latest.rpm > 0 else 0
+        elif abs(ratio - 1) <= settings.tolerance:
+            wanted = current
+        else:
+            wanted = math.ceil(current * ratio - _EPSILON)
+        if wanted > best:
+            best, driver = wanted, (target, value, ratio)
+    return best, driver
+
+
+def _forecast_count(
+    settings: Settings,
+    readings: list[tuple[Target, float]],
+    current: int,
+    latest: Sample,
+    forecast_rpm: float,
+) -> float:
+    """Dynos for the forecast traffic: rpm targets divide it; latency targets scale what
+    the traffic needs now (at least the current count) by the forecast growth."""
+    growth = forecast_rpm / latest.rpm if latest.rpm > 0 else 1.0
+    need = 0.0
+    for target, value in readings:
+        if target.metric == "rpm_per_dyno":
+            need = max(need, forecast_rpm / target.value)
+        else:
+            need = max(need, max(current, current * value / target.value) * growth)
+    return need
+
+
+def _up(
+    settings: Settings,
+    current: int,
+    recommendation: int,
+    events: Sequence[ScaleEvent],
+    booting: int | None,
+    now: datetime,
+) -> tuple[int, str]:
+    last_up = max((e.at for e in events if e.after > e.before), default=None)
+    if last_up is not None and now - last_up < settings.boot_cooldown and booting != 0:
+        # The dynos just asked for are not serving yet, so today's numbers do not count
+        # them: asking again would pay twice for the same traffic.
+        waited = _duration(now - last_up)
+        return current, f", but the dynos started {waited} ago are still booting"
+    step = max(math.ceil(current * settings.up_max_percent / 100), settings.up_max_dynos)
+    if recommendation > current + step:
+        return current + step, f" (step limit +{step}; {recommendation} wanted)"
+    return recommendation, ""
+
+
+def _down(
+    settings: Settings,
+    current: int,
+    recommendation: int,
+    recommendations: Sequence[Recommendation],
+    last_release_at: datetime | None,
+    now: datetime,
+    ahead: int,
+) -> tuple[int, str]:
+    if last_release_at is not None and now - last_release_at < settings.deploy_guard:
+        since = _duration(now - last_release_at)
+        return (
+            current,
+            f", but a release {since} ago holds scale-down for {_duration(settings.deploy_guard)}",
+        )
+    since = now - settings.down_stabilization
+    highest = max((r.count for r in recommendations if r.at > since), default=recommendation)
+    floor = max(recommendation, highest)
+    if ahead >= current > floor:
+        return current, ", but the forecast expects more traffic"
+    if floor >= current:
+        window = _duration(settings.down_stabilization)
+        return current, f", but the last {window} asked for up to {floor}"
+    floor = max(floor, ahead)
+    step = max(math.floor(current * settings.down_max_percent / 100), settings.down_max_dynos)
+    if floor < current - step:
+        return current - step, f" (step limit −{step})"
+    if floor > recommendation:
+        return floor, f" (the highest of the last {_duration(settings.down_stabilization)})"
+    return floor, ""
+
+
+_METRIC_TEXT = {"queue_p95": "p95 queue", "service_p95": "p95 service"}
+
+
+def _what(
+    settings: Settings,
+    driver: tuple[Target, float, float] | None,
+    latest: Sample,
+    samples: Sequence[Sample],
+    forecast_rpm: float | None,
+    current: int,
+    changed: bool,
+) -> str:
+    if driver is None:
+        lead = _duration(settings.forecast_lead)
+        return (
+            f"{latest.rpm:,.0f} rpm now, {forecast_rpm:,.0f} expected in {lead} "
+            "(same time yesterday and last week)"
+        )
+    target, value, ratio = driver
+    if target.metric == "rpm_per_dyno":
+        shown = f"{value:,.0f} rpm/dyno"
+        goal = f"{target.value:,.0f}"
+    else:
+        shown = f"{_METRIC_TEXT[target.metric]} {value:,.0f} ms"
+        goal = f"{target.value:,.0f} ms"
+    if current > 0 and abs(ratio - 1) <= settings.tolerance:
+        return f"{shown} within {settings.tolerance:.0%} of {goal}"
+    above = ratio > 1
+    # How long it has lasted matters to whoever reads an action; a hold is said often.
+    run = _run_length(target, samples, above, settings.tolerance, current) if changed else ""
+    return f"{shown} {'>' if above else '<'} {goal}{run}"
+
+
+def _run_length(
+    target: Target, samples: Sequence[Sample], above: bool, tolerance: float, current: int
+) -> str:
+    """' for 2 min': how long the metric has stayed on this side of the band."""
+    first = None
+    for sample in reversed(samples):
+        if target.metric == "rpm_per_dyno":
+            dynos = sample.dynos or current
+            value: float | None = sample.rpm / dynos if dynos else None
+        else:
+            value = sample.queue_p95_ms if target.metric == "queue_p95" else sample.service_p95_ms
+        if value is None:
+            break
+        ratio = value / target.value
+        if (ratio > 1 + tolerance) if above else (ratio < 1 - tolerance):
+            first = sample
+        else:
+            break
+    if first is None or first is samples[-1]:
+        return ""
+    # The run started with the first minute of `first`, which ends at `first.at`.
+    return f" for {_duration(samples[-1].at - first.at + 2 * _SAMPLE_HALF_WINDOW)}"
+
+
+def _arrow(what: str, ptype: str, current: int, desired: int, window: Window | None = None) -> str:
+    where = ""
+    if window is not None:
+        limits = []
+        if window.min is not None:
+            limits.append(f"min {window.min}")
+        if window.max is not None:
+            limits.append(f"max {window.max}")
+        where = f"; schedule {window.describe()} sets {', '.join(limits)}"
+    if desired == current:
+        return f"{what}{where}: {ptype} stays at {current}"
+    return f"{what}{where} → {ptype} {current}→{desired}"
+
+
+def _stale_text(latest: Sample, now: datetime, settings: Settings) -> str:
+    age = now - latest.at
+    if age > settings.stale_after:
+        return f"the newest sample is {_duration(age)} old"
+    return "a target's metric is missing"
+
+
+def _duration(delta: timedelta) -> str:
+    seconds = max(0, round(delta.total_seconds()))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 2 * 3600:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h"
