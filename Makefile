@@ -36,3 +36,9 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache deploybot*.sqlite3*
+
+# Autoscaling policies on ../shared/traces/*.csv through the dyno simulator, with the goal
+# checked; `make bench-autoscale ARGS='--output FILE'` also writes the table into FILE.
+.PHONY: bench-autoscale
+bench-autoscale: $(STAMP)
+	$(BIN)/python -m benchmarks.autoscale $(ARGS)

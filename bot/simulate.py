@@ -19,8 +19,10 @@ The model, in 15 s steps (the worker's tick):
   30-60 s (seeded); a dyno that becomes ready within a step serves that fraction of it.
   Scaling down stops the newest dynos first, as Heroku stops the highest-numbered ones.
 - Every tick the policy sees what the bot would: the last minute's p95 queue time (the
-  p95 of the four steps' wait distributions mixed by their requests), its request count,
-  the p95 service time, and the formation's quantity, ready and booting counts.
+  p95 of the four steps' wait distributions mixed by their requests), the requests
+  counted in the last tick and the last minute (Poisson noise around the rate, the same
+  draw for every policy; the queue itself follows the rate), the p95 service time, and
+  the formation's quantity, ready and booting counts.
 
 Results: `dyno_hours` (billed, booting included), `slo_violation_minutes` (clock minutes
 whose p95 queue time exceeds `slo_ms`), `scale_actions` (formation writes) and
@@ -96,7 +98,8 @@ class Context:
     peak_rpm: float
     rates: tuple[float, ...]  # requests per second in each step
     rpm_per_dyno_at_slo: float  # the most one dyno carries within the SLO
-    minute_rpm: tuple[float, ...] = field(repr=False, default=())  # by tick: last minute's
+    counted: tuple[float, ...] = field(repr=False, default=())  # requests logged per step
+    minute_rpm: tuple[float, ...] = field(repr=False, default=())  # by step: the last minute's
 
     @property
     def start(self) -> datetime:
@@ -167,7 +170,10 @@ def load_trace(path: str | Path) -> Trace:
     interval = int(gaps[len(gaps) // 2])
     if interval <= 0:
         raise ValueError(f"{path}: timestamps must increase")
-    return Trace(path.name, stamps[0] - timedelta(seconds=interval), interval, tuple(counts))
+    # Start on a whole minute, so that ticks and SLO minutes fall on the clock's.
+    start = stamps[0] - timedelta(seconds=interval)
+    start -= timedelta(seconds=start.second, microseconds=start.microsecond)
+    return Trace(path.name, start, interval, tuple(counts))
 
 
 def wait_tail(model: Model, rate_rps: float, dynos: float) -> tuple[float, float]:
@@ -235,10 +241,12 @@ def dynos_for(model: Model, rate_rps: float) -> int:
     """Fewest dynos whose p95 queue time at `rate_rps` is within the SLO."""
     if rate_rps <= 0:
         return 0
-    n = max(1, math.ceil(rate_rps * 60 / rpm_per_dyno_at_slo(model) - _EPSILON))
-    while 1000 * p95_one(0.0, *wait_tail(model, rate_rps, n)) > model.slo_ms:
-        n += 1
-    return n
+    guess = max(1, math.ceil(rate_rps * 60 / rpm_per_dyno_at_slo(model) - _EPSILON))
+    # The guess is right but for rounding in the bisection: one more is the most it takes.
+    for n in range(guess, guess + 3):
+        if 1000 * p95_one(0.0, *wait_tail(model, rate_rps, n)) <= model.slo_ms:
+            return n
+    raise ArithmeticError(f"no dyno count keeps {rate_rps:.1f} req/s within the SLO")
 
 
 def default_peak_rpm(model: Model) -> float:
@@ -257,12 +265,24 @@ def make_context(trace: Trace, model: Model, peak_rpm: float | None = None) -> C
     rates = tuple(
         count / trace.interval_s * scale for count in trace.counts for _ in range(per_step)
     )
+    # What the router logs count: Poisson arrivals around the rate (by the normal
+    # approximation), drawn once per trace so every policy sees the same noise.
+    noise = random.Random(f"arrivals/{model.seed}")
+    counted = tuple(
+        max(0.0, float(round(noise.gauss(mean, math.sqrt(mean))))) if mean > 0 else 0.0
+        for mean in (rate * model.tick_s for rate in rates)
+    )
     steps_per_minute = 60 // model.tick_s
-    minute = [
-        sum(rates[max(0, k - steps_per_minute + 1) : k + 1]) * model.tick_s
-        for k in range(len(rates))
-    ]
-    return Context(model, trace, peak, rates, rpm_per_dyno_at_slo(model), minute_rpm=tuple(minute))
+    minute = [sum(counted[max(0, k - steps_per_minute + 1) : k + 1]) for k in range(len(rates))]
+    return Context(
+        model,
+        trace,
+        peak,
+        rates,
+        rpm_per_dyno_at_slo(model),
+        counted=counted,
+        minute_rpm=tuple(minute),
+    )
 
 
 class Policy:
@@ -303,7 +323,7 @@ def run(context: Context, policy: Policy) -> Result:
     violations = actions = 0
     most = count
     obs = Observation(context.start, service_p95_ms=model.service_p95_ms)
-    minute_rpm = context.minute_rpm
+    minute_rpm, counted = context.minute_rpm, context.counted
     slo_ms, timeout = model.slo_ms, model.timeout_s
 
     for k, rate in enumerate(rates):
@@ -346,7 +366,8 @@ def run(context: Context, policy: Policy) -> Result:
         ready = sum(1 for r in ready_at if r <= now_s) if last_ready > now_s else n
         obs.step, obs.seconds = k, now_s
         obs.current, obs.ready, obs.booting = n, ready, n - ready
-        obs.rpm, obs.rpm_now, obs.queue_p95_ms = minute_rpm[k], rate * 60, queue_ms
+        obs.rpm, obs.queue_p95_ms = minute_rpm[k], queue_ms
+        obs.rpm_now = counted[k] * per_minute
 
         desired = policy.tick(obs)
         if desired == n:

@@ -4,7 +4,9 @@ This is the calculator half of Kubernetes' HPA split (`replica_calculator.go` ag
 `horizontal.go`): the worker fetches metrics and history, `decide` works out what *should*
 be, and the worker acts only when that differs from what is. The core rule is the HPA's,
 desired = ceil(current * metric / target), with no change while the metric is within the
-tolerance band; with several targets the largest answer wins, as in the HPA. Around it:
+tolerance band; with several targets the largest answer wins, as in the HPA. A request
+rate is read twice, from the newest sample and averaged over `smoothing`, and the larger
+answer wins too: a rise counts at once, a fall once it has lasted. Around it:
 
 - scale up at once, but by at most +100 % or +4 dynos (whichever is larger) per tick, and
   not a second time until the dynos of the last scale-up are up or `boot_cooldown` passed;
@@ -15,7 +17,9 @@ tolerance band; with several targets the largest answer wins, as in the HPA. Aro
   replaces the whole calculation until it expires;
 - optionally (`predictive`), a seasonal forecast: how traffic moved from this time to
   `forecast_lead` later, yesterday and a week ago, applied to today's traffic, so that
-  dynos are asked for one boot time before a rise that happens every day.
+  dynos are asked for one boot time before a rise that happens every day. It is dropped
+  while it has recently predicted worse than "no change" (`forecast_skill`), so traffic
+  without a daily rhythm is left to the reactive rule.
 
 Shadow mode is the caller's business: it decides the same way and does not act. Pure: the
 caller passes `now` (timezone-aware) and every sample and event; nothing here reads a clock.
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import math
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Literal
@@ -36,11 +40,9 @@ METRICS: tuple[MetricName, ...] = ("queue_p95", "service_p95", "rpm_per_dyno")
 # A ratio this close to a whole number of dynos is that number: float noise in
 # current × metric / target must not cost a dyno.
 _EPSILON = 1e-9
-# Samples summarise the minute that ends at `Sample.at`; its middle is this much earlier.
+# A sample's p95s cover the minute before `Sample.at`; its middle is this much earlier.
 _SAMPLE_HALF_WINDOW = timedelta(seconds=30)
-# A seasonal sample further than this from the instant it stands for is not used.
-_SEASONAL_SLACK = timedelta(seconds=90)
-_SEASONAL_LAGS = (timedelta(days=1), timedelta(days=7))
+_SEASONAL_LAGS_MIN = (24 * 60, 7 * 24 * 60)  # a day and a week, in minutes
 _DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -102,23 +104,26 @@ class Settings:
     boot_cooldown: timedelta = timedelta(seconds=60)
     stale_after: timedelta = timedelta(minutes=2)  # the newest sample must be younger
     deploy_guard: timedelta = timedelta(minutes=10)  # no scale-down this long after a release
+    smoothing: timedelta = timedelta(minutes=1)  # a rate is also read averaged over this
     windows: tuple[Window, ...] = ()  # the first one that covers `now` applies
     predictive: bool = False
-    forecast_lead: timedelta = timedelta(seconds=120)  # a boot plus a metric window
+    forecast_lead: timedelta = timedelta(minutes=2)  # a boot and a tick; whole minutes
     forecast_weight: float = 1.0  # 0: reactive only; 1: trust the forecast fully
     forecast_max_growth: float = 3.0  # a forecast never asks for more than this × today
+    forecast_min_skill: float = -0.1  # unused once it errs 10 % more than "no change"
+    forecast_skill_window: timedelta = timedelta(hours=3)
     process_type: str = "web"
 
 
 @dataclass(frozen=True)
 class Sample:
-    """Metrics of the minute that ends at `at`, as the drain aggregates them."""
+    """The app's metrics at `at`, as the drain aggregates them (one a tick is plenty)."""
 
     at: datetime
-    rpm: float  # requests in that minute, all web dynos together
-    queue_p95_ms: float | None = None  # None: no request finished in that minute
+    rpm: float  # request rate per minute over the newest drain windows (10-60 s), all dynos
+    queue_p95_ms: float | None = None  # over the last minute; None: no request in it
     service_p95_ms: float | None = None
-    dynos: int | None = None  # web dynos up during that minute, when known
+    dynos: int | None = None  # web dynos up at `at`, when known
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,14 @@ class ScaleEvent:
     at: datetime
     before: int
     after: int
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """The seasonal forecast at one tick, from `seasonal_forecast`."""
+
+    growth: float  # traffic `forecast_lead` from now over traffic now, as a day and a week ago
+    skill: float  # 1 - its error / the error of "no change", over the recent past; 1 is perfect
 
 
 @dataclass(frozen=True)
@@ -162,16 +175,16 @@ def decide(
     recommendations: Sequence[Recommendation] = (),
     events: Sequence[ScaleEvent] = (),
     booting: int | None = None,
-    seasonal: Sequence[Sample] = (),
+    forecast: Forecast | None = None,
     pin: Pin | None = None,
     last_release_at: datetime | None = None,
 ) -> Decision:
     """The desired web dyno count at `now`.
 
-    `samples` are the recent minutes, oldest first (the last 5 minutes are plenty); `current`
+    `samples` are the recent ones, oldest first (the last 5 minutes are plenty); `current`
     is the formation's quantity; `recommendations` the earlier `Decision.recommendation`s
     with their times; `events` the recent formation changes; `booting` how many web dynos
-    are not up yet (None: unknown); `seasonal` the samples `seasonal_ranges` asks for.
+    are not up yet (None: unknown); `forecast` is `seasonal_forecast`'s, when predictive.
     """
     if now.tzinfo is None:
         raise ValueError("`now` must be timezone-aware (UTC).")
@@ -188,7 +201,7 @@ def decide(
         )
 
     latest = samples[-1] if samples else None
-    readings = _readings(settings, latest, current)
+    readings = _readings(settings, samples, current, now)
     stale = latest is None or now - latest.at > settings.stale_after or readings is None
     if stale:
         # Old numbers say nothing about now: keep what runs, within the bounds.
@@ -204,9 +217,15 @@ def decide(
     # Name the schedule window only when it is what moved the count.
     binding = window if window is not None and reactive != recommendation else None
     forecast_rpm, ahead = None, 0
-    if settings.predictive and current > 0:
-        forecast_rpm = forecast(settings, latest, seasonal, now)
-        if forecast_rpm is not None and forecast_rpm > latest.rpm:
+    if (
+        settings.predictive
+        and forecast is not None
+        and forecast.growth > 1
+        and forecast.skill >= settings.forecast_min_skill
+        and current > 0
+    ):
+        forecast_rpm = latest.rpm * _usable(settings, forecast.growth)
+        if forecast_rpm > latest.rpm:
             count = _forecast_count(settings, readings, current, latest, forecast_rpm)
             weight = settings.forecast_weight
             ahead = min(math.ceil((1 - weight) * reactive + weight * count - _EPSILON), hi)
@@ -246,62 +265,133 @@ def bounds(settings: Settings, now: datetime) -> tuple[int, int, Window | None]:
     return lo, hi, None
 
 
-def seasonal_ranges(settings: Settings, now: datetime) -> tuple[tuple[datetime, datetime], ...]:
-    """The stretches of stored samples `decide` needs for its forecast: around now and
-    `forecast_lead` later, one day and one week ago. Empty when not predictive."""
+def history_minutes(settings: Settings, now: datetime) -> tuple[tuple[int, int], ...]:
+    """The per-minute history `seasonal_forecast` reads, as [first, last) epoch minutes:
+    the skill window of today and, a day and a week earlier, that window and the lead."""
     if not settings.predictive:
         return ()
-    pad = _SEASONAL_SLACK + _SAMPLE_HALF_WINDOW
-    return tuple(
-        (now - lag - pad, now - lag + settings.forecast_lead + pad) for lag in _SEASONAL_LAGS
-    )
+    current = _epoch_minute(now)
+    span = _minutes(settings.forecast_skill_window) + 1
+    lead = _minutes(settings.forecast_lead)
+    ranges = [(current - span, current)]
+    ranges += [(current - span - lag, current - lag + lead) for lag in _SEASONAL_LAGS_MIN]
+    return tuple(ranges)
 
 
-def forecast(
-    settings: Settings, latest: Sample, seasonal: Sequence[Sample], now: datetime
+def seasonal_forecast(
+    settings: Settings, history: Mapping[int, float], now: datetime
+) -> Forecast | None:
+    """`forecast_growth` and `forecast_skill` together; None when either is unknown.
+    `history` maps epoch minutes (seconds // 60) to the requests in that minute."""
+    growth = forecast_growth(settings, history, now)
+    if growth is None:
+        return None
+    skill = forecast_skill(settings, history, now)
+    return None if skill is None else Forecast(growth, skill)
+
+
+def forecast_growth(
+    settings: Settings, history: Mapping[int, float], now: datetime
 ) -> float | None:
-    """Requests per minute expected `forecast_lead` from now: today's rate times how the rate
-    grew over the same stretch a day and a week ago (the geometric mean of the two, or the
-    one known). Growth only; None when neither day is in `seasonal`."""
+    """How traffic grew from the last whole minute to `forecast_lead` later, a day and a
+    week ago: the geometric mean of the two, or the one known; None when neither is."""
+    return _growth(history, _epoch_minute(now) - 1, _minutes(settings.forecast_lead))
+
+
+def forecast_skill(settings: Settings, history: Mapping[int, float], now: datetime) -> float | None:
+    """How much better than "no change" the forecast (as `decide` uses it: growth only,
+    capped) predicted each minute of the last `forecast_skill_window`, one lead ahead:
+    1 - its total error / no change's, at least -1; 0 when nothing moved (no evidence
+    either way), None without history. It changes slowly: a caller may compute it every few minutes."""
+    lead = _minutes(settings.forecast_lead)
+    last = _epoch_minute(now) - 1
+    first = last - _minutes(settings.forecast_skill_window)
+    ours = naive = 0.0
+    seen = judged = False
+    for minute in range(first, last - lead + 1):
+        before, after = history.get(minute), history.get(minute + lead)
+        growth = _growth(history, minute, lead)
+        if before is None or after is None or growth is None:
+            continue
+        seen = True
+        growth = _usable(settings, growth)
+        # Only minutes where the traffic moved beyond the band or the forecast said it
+        # would: elsewhere both are right but for noise, which would drown the score.
+        if growth == 1.0 and abs(after - before) <= settings.tolerance * before:
+            continue
+        judged = True
+        ours += abs(after - before * growth)
+        naive += abs(after - before)
+    if not judged:
+        return 0.0 if seen else None
+    if naive == 0:
+        return 1.0 if ours == 0 else -1.0
+    return max(-1.0, 1 - ours / naive)
+
+
+def _usable(settings: Settings, growth: float) -> float:
+    """The growth `decide` acts on: rises beyond the tolerance band, capped; a smaller
+    one is noise in a minute's count as often as a real rise."""
+    if growth <= 1 + settings.tolerance:
+        return 1.0
+    return min(growth, settings.forecast_max_growth)
+
+
+def _growth(history: Mapping[int, float], minute: int, lead: int) -> float | None:
     growths = []
-    for lag in _SEASONAL_LAGS:
-        base = _rate_near(seasonal, now - lag)
-        ahead = _rate_near(seasonal, now - lag + settings.forecast_lead)
+    for lag in _SEASONAL_LAGS_MIN:
+        base, ahead = history.get(minute - lag), history.get(minute - lag + lead)
         if base is not None and ahead is not None and base > 0:
             growths.append(max(ahead, 0.0) / base)
     if not growths:
         return None
-    growth = math.prod(growths) ** (1 / len(growths))
-    return latest.rpm * min(max(growth, 1.0), settings.forecast_max_growth)
+    return math.prod(growths) ** (1 / len(growths))
 
 
-def _rate_near(samples: Sequence[Sample], instant: datetime) -> float | None:
-    best, best_gap = None, _SEASONAL_SLACK
-    for sample in samples:
-        gap = abs(sample.at - _SAMPLE_HALF_WINDOW - instant)
-        if gap <= best_gap:
-            best, best_gap = sample.rpm, gap
-    return best
+def _epoch_minute(now: datetime) -> int:
+    return int(now.timestamp() // 60)
+
+
+def _minutes(delta: timedelta) -> int:
+    return max(1, round(delta.total_seconds() / 60))
 
 
 def _readings(
-    settings: Settings, latest: Sample | None, current: int
+    settings: Settings, samples: Sequence[Sample], current: int, now: datetime
 ) -> list[tuple[Target, float]] | None:
-    """Each target with its metric's value, or None when one of them is missing."""
-    if latest is None:
+    """Each target with its metric's value, or None when one of them is missing. A rate is
+    read twice, from the newest sample and averaged over `smoothing`: the larger answer
+    wins, so a rise counts at once and a fall once it has lasted (and a noisy window
+    does not shed a dyno that the next one wants back)."""
+    if not samples:
         return None
+    latest = samples[-1]
     readings = []
     for target in settings.targets:
         if target.metric == "rpm_per_dyno":
-            value: float | None = latest.rpm / current if current > 0 else latest.rpm
-        else:
-            value = latest.queue_p95_ms if target.metric == "queue_p95" else latest.service_p95_ms
-            if value is None and latest.rpm == 0:
-                value = 0.0  # no requests, so none waited
+            per = current if current > 0 else 1
+            readings.append((target, latest.rpm / per))
+            since = now - settings.smoothing
+            recent = [s.rpm for s in _newest(samples, since)]
+            if len(recent) > 1:
+                readings.append((target, sum(recent) / len(recent) / per))
+            continue
+        value = latest.queue_p95_ms if target.metric == "queue_p95" else latest.service_p95_ms
+        if value is None and latest.rpm == 0:
+            value = 0.0  # no requests, so none waited
         if value is None:
             return None
         readings.append((target, value))
     return readings
+
+
+def _newest(samples: Sequence[Sample], since: datetime) -> list[Sample]:
+    newest = []
+    for sample in reversed(samples):
+        if sample.at <= since:
+            break
+        newest.append(sample)
+    return newest
 
 
 def _reactive(
@@ -416,7 +506,7 @@ def _what(
         )
     target, value, ratio = driver
     if target.metric == "rpm_per_dyno":
-        shown = f"{value:,.0f} rpm/dyno"
+        shown = f"{value:,.0f} rpm per dyno"
         goal = f"{target.value:,.0f}"
     else:
         shown = f"{_METRIC_TEXT[target.metric]} {value:,.0f} ms"

@@ -1,0 +1,377 @@
+"""The autoscaling calculator on hand-made metric series: the HPA rule and its tolerance band,
+step limits, stabilization, boot cooldown, stale metrics, deploy guard, schedule windows,
+pins and the seasonal forecast; then properties over arbitrary series (hypothesis)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from policies.autoscale import (
+    Forecast,
+    Pin,
+    Recommendation,
+    Sample,
+    ScaleEvent,
+    Settings,
+    Target,
+    Window,
+    bounds,
+    decide,
+    forecast_growth,
+    forecast_skill,
+    history_minutes,
+    seasonal_forecast,
+)
+
+NOON = datetime(2026, 6, 3, 12, 0, tzinfo=UTC)  # a Wednesday
+QUEUE = Settings(targets=(Target("queue_p95", 300.0),), min_dynos=1, max_dynos=20)
+RPM = Settings(targets=(Target("rpm_per_dyno", 1000.0),), min_dynos=1, max_dynos=40)
+
+
+def series(
+    *, rpm: float = 1000.0, queue: float | None = 100.0, minutes: float = 2, now=NOON
+) -> list[Sample]:
+    """A steady series, one sample every 15 s for `minutes`, the newest at `now`."""
+    count = int(minutes * 4) + 1
+    return [
+        Sample(now - timedelta(seconds=15 * i), rpm, queue, 80.0) for i in range(count - 1, -1, -1)
+    ]
+
+
+def test_scales_up_with_the_hpa_rule_and_says_why() -> None:
+    decision = decide(QUEUE, 3, series(queue=480.0), NOON)
+    assert decision.desired == 5  # ceil(3 * 480 / 300)
+    assert decision.reason == "p95 queue 480 ms > 300 ms for 3 min → web 3→5"
+    assert decision.changed and not decision.stale
+    assert decision.recommendation == 5
+
+
+def test_no_change_inside_the_tolerance_band() -> None:
+    for queue in (271.0, 300.0, 329.0):
+        decision = decide(QUEUE, 4, series(queue=queue), NOON)
+        assert decision.desired == 4, queue
+        assert "within 10% of 300 ms: web stays at 4" in decision.reason
+    # Just outside the band the rule applies again.
+    assert decide(QUEUE, 4, series(queue=340.0), NOON).desired == 5
+
+
+def test_rpm_target_divides_the_traffic() -> None:
+    assert decide(RPM, 2, series(rpm=5500.0), NOON).desired == 6
+    # A fall needs the minute's average too: one quiet window does not shed dynos.
+    samples = series(rpm=5500.0)
+    samples[-1] = Sample(NOON, 1500.0, None, None)
+    assert decide(RPM, 5, samples, NOON).desired == 5  # the minute: 4,500, within the band
+    assert decide(RPM, 5, series(rpm=1500.0), NOON).desired == 4  # step limit -1
+
+
+def test_several_targets_take_the_largest_answer() -> None:
+    both = Settings(targets=(Target("rpm_per_dyno", 1000.0), Target("queue_p95", 300.0)))
+    assert decide(both, 2, series(rpm=2000.0, queue=600.0), NOON).desired == 4
+    assert decide(both, 4, series(rpm=5000.0, queue=100.0), NOON).desired == 5
+
+
+def test_step_limits_up_and_down() -> None:
+    # Up: +100 % or +4 dynos, whichever is larger.
+    assert decide(QUEUE, 2, series(queue=30_000.0), NOON).desired == 6
+    assert decide(QUEUE, 8, series(queue=30_000.0), NOON).desired == 16
+    reason = decide(QUEUE, 2, series(queue=30_000.0), NOON).reason
+    assert "(step limit +4; 20 wanted)" in reason
+    # Down: -1 dyno or -10 %, whichever is larger.
+    assert decide(QUEUE, 5, series(queue=0.0), NOON).desired == 4
+    assert decide(QUEUE, 20, series(queue=0.0), NOON).desired == 18
+
+
+def test_scale_down_stops_at_the_highest_recommendation_of_the_last_5_minutes() -> None:
+    recent = [
+        Recommendation(NOON - timedelta(minutes=4), 7),
+        Recommendation(NOON - timedelta(minutes=1), 3),
+    ]
+    decision = decide(RPM, 8, series(rpm=2000.0), NOON, recommendations=recent)
+    assert decision.desired == 7
+    assert decision.recommendation == 2  # stored as measured, not as stabilized
+    held = decide(RPM, 7, series(rpm=2000.0), NOON, recommendations=recent)
+    assert held.desired == 7
+    assert "but the last 5 min asked for up to 7" in held.reason
+    # A recommendation older than the window no longer holds anything.
+    old = [Recommendation(NOON - timedelta(minutes=5, seconds=1), 7)]
+    assert decide(RPM, 7, series(rpm=2000.0), NOON, recommendations=old).desired == 6
+
+
+def test_no_second_scale_up_while_the_last_ones_boot() -> None:
+    up = [ScaleEvent(NOON - timedelta(seconds=30), 3, 5)]
+    busy = series(queue=900.0)
+    held = decide(QUEUE, 5, busy, NOON, events=up, booting=2)
+    assert held.desired == 5
+    assert "still booting" in held.reason
+    assert decide(QUEUE, 5, busy, NOON, events=up, booting=None).desired == 5
+    # Up already, or 60 s passed: scale again.
+    assert decide(QUEUE, 5, busy, NOON, events=up, booting=0).desired == 10
+    later = [ScaleEvent(NOON - timedelta(seconds=61), 3, 5)]
+    assert decide(QUEUE, 5, busy, NOON, events=later, booting=2).desired == 10
+    # A scale-down is no reason to wait.
+    down = [ScaleEvent(NOON - timedelta(seconds=10), 6, 5)]
+    assert decide(QUEUE, 5, busy, NOON, events=down, booting=2).desired == 10
+
+
+def test_stale_or_missing_metrics_never_scale_down_and_say_so() -> None:
+    old = series(queue=0.0, now=NOON - timedelta(minutes=3))
+    decision = decide(QUEUE, 6, old, NOON)
+    assert decision.stale and decision.desired == 6
+    assert decision.reason == "metrics stale (the newest sample is 3 min old): web stays at 6"
+    nothing = decide(QUEUE, 6, [], NOON)
+    assert nothing.stale and nothing.desired == 6 and "no metrics" in nothing.reason
+    missing = decide(QUEUE, 6, series(queue=None), NOON)
+    assert missing.stale and missing.desired == 6
+    # No requests at all means nobody waited: that is a metric, not a missing one.
+    idle = decide(QUEUE, 6, series(rpm=0.0, queue=None), NOON)
+    assert not idle.stale and idle.desired == 5
+    # Stale data does not scale up either, but the bounds still hold.
+    assert decide(QUEUE, 6, series(queue=5000.0, now=NOON - timedelta(hours=1)), NOON).desired == 6
+    assert decide(QUEUE, 30, old, NOON).desired == 20
+
+
+def test_a_release_holds_scale_down_but_not_scale_up() -> None:
+    release = NOON - timedelta(minutes=3)
+    held = decide(QUEUE, 6, series(queue=0.0), NOON, last_release_at=release)
+    assert held.desired == 6
+    assert "a release 3 min ago holds scale-down for 10 min" in held.reason
+    assert decide(QUEUE, 6, series(queue=900.0), NOON, last_release_at=release).desired == 12
+    long_ago = NOON - timedelta(minutes=11)
+    assert decide(QUEUE, 6, series(queue=0.0), NOON, last_release_at=long_ago).desired == 5
+
+
+def test_schedule_windows_set_min_and_max_in_their_time_zone() -> None:
+    # 14:00 in Paris is 12:00 UTC in June.
+    office = Window(frozenset(range(5)), time(8), time(18), "Europe/Paris", min=4, max=12)
+    night = Window(frozenset({2}), time(22), time(6), "Europe/Paris", max=2)
+    scheduled = Settings(targets=QUEUE.targets, windows=(office, night))
+    assert bounds(scheduled, NOON)[:2] == (4, 12)
+    decision = decide(scheduled, 2, series(queue=100.0), NOON)
+    assert decision.desired == 4
+    assert "schedule Mon,Tue,Wed,Thu,Fri 08:00–18:00 Europe/Paris sets min 4, max 12" in (
+        decision.reason
+    )
+    assert decide(scheduled, 14, series(queue=300.0), NOON).desired == 12
+    # Wednesday 23:30 and Thursday 05:30 in Paris are in the night window; Thursday 06:30 not.
+    assert bounds(scheduled, datetime(2026, 6, 3, 21, 30, tzinfo=UTC))[:2] == (1, 2)
+    assert bounds(scheduled, datetime(2026, 6, 4, 3, 30, tzinfo=UTC))[:2] == (1, 2)
+    assert bounds(scheduled, datetime(2026, 6, 4, 4, 30, tzinfo=UTC))[:2] == (1, 10)
+    # Saturday noon: no window.
+    assert bounds(scheduled, datetime(2026, 6, 6, 12, tzinfo=UTC))[:2] == (1, 10)
+
+
+def test_a_pin_holds_its_count_until_it_expires() -> None:
+    pin = Pin(5, NOON + timedelta(hours=2), by="@ana")
+    decision = decide(QUEUE, 3, series(queue=2000.0), NOON, pin=pin)
+    assert decision.desired == 5
+    assert decision.reason == "pinned by @ana at web=5 until 14:00 UTC → web 3→5"
+    expired = Pin(5, NOON - timedelta(seconds=1))
+    assert decide(QUEUE, 3, series(queue=2000.0), NOON, pin=expired).desired == 7
+    assert decide(QUEUE, 3, series(), NOON, pin=Pin(50, NOON + timedelta(hours=1))).desired == 20
+
+
+def test_the_forecast_scales_ahead_but_is_not_a_recommendation() -> None:
+    predictive = Settings(targets=RPM.targets, max_dynos=40, predictive=True)
+    rise = Forecast(growth=1.6, skill=0.5)
+    decision = decide(predictive, 5, series(rpm=4800.0), NOON, forecast=rise)
+    assert decision.desired == 8  # ceil(4800 * 1.6 / 1000)
+    assert decision.recommendation == 5
+    assert decision.forecast_rpm == pytest.approx(7680.0)
+    assert (
+        "4,800 rpm now, 7,680 expected in 2 min (same time yesterday and last week) → web 5→8"
+        in decision.reason
+    )
+    # While it still expects the rise, it holds; once it does not, the dynos go at once.
+    assert decide(predictive, 8, series(rpm=4800.0), NOON, forecast=rise).desired == 8
+    assert decide(predictive, 8, series(rpm=4800.0), NOON, forecast=Forecast(1.0, 0.5)).desired == 7
+    # Switched off, unskilled, or within the band: ignored.
+    assert decide(RPM, 5, series(rpm=4800.0), NOON, forecast=rise).desired == 5
+    unskilled = Forecast(growth=1.6, skill=-0.2)
+    assert decide(predictive, 5, series(rpm=4800.0), NOON, forecast=unskilled).desired == 5
+    small = Forecast(growth=1.05, skill=0.9)
+    assert decide(predictive, 5, series(rpm=4800.0), NOON, forecast=small).desired == 5
+
+
+def _minute(at: datetime) -> int:
+    return int(at.timestamp() // 60)
+
+
+def test_seasonal_growth_and_skill_from_per_minute_history() -> None:
+    predictive = Settings(targets=RPM.targets, predictive=True)
+    now = NOON
+    last = _minute(now) - 1
+    day, week = 24 * 60, 7 * 24 * 60
+
+    # Every day at 12:00 traffic doubles; the minute before noon is the last whole minute.
+    def traffic(minute: int) -> float:
+        return 2000.0 if (minute % day) >= 12 * 60 else 1000.0
+
+    history = {m: traffic(m) for m in range(last - week - 200, last + 121)}
+    assert forecast_growth(predictive, history, now - timedelta(minutes=1)) == pytest.approx(2.0)
+    assert forecast_growth(predictive, history, now - timedelta(minutes=30)) == pytest.approx(1.0)
+    # The same history predicted yesterday's rise perfectly, and "no change" missed it.
+    assert forecast_skill(predictive, history, now + timedelta(hours=1)) == pytest.approx(1.0)
+    # Just before today's rise the morning was flat: no evidence either way, so skill 0,
+    # which is enough by default (the first rise of the day is the one worth forecasting).
+    forecast = seasonal_forecast(predictive, history, now - timedelta(minutes=1))
+    assert forecast == Forecast(growth=pytest.approx(2.0), skill=0.0)
+    # Nothing a day or a week back: no forecast.
+    assert forecast_growth(predictive, {last: 1.0}, now) is None
+    assert seasonal_forecast(predictive, {}, now) is None
+    # Traffic that did not do what the seasons said scores below zero.
+    noisy = dict(history)
+    for m in range(last - 180, last + 121):
+        noisy[m] = 1000.0
+    assert forecast_skill(predictive, noisy, now + timedelta(minutes=60)) < 0
+    assert history_minutes(RPM, now) == ()
+    assert len(history_minutes(predictive, now)) == 3
+
+
+# ---- properties over arbitrary series ----------------------------------------------
+
+metric_values = st.one_of(st.none(), st.floats(min_value=0, max_value=60_000))
+
+
+@st.composite
+def situations(draw):  # type: ignore[no-untyped-def]
+    low = draw(st.integers(min_value=0, max_value=10))
+    high = draw(st.integers(min_value=max(low, 1), max_value=40))
+    targets = draw(
+        st.lists(
+            st.sampled_from(
+                [
+                    Target("queue_p95", 300.0),
+                    Target("service_p95", 200.0),
+                    Target("rpm_per_dyno", 900.0),
+                ]
+            ),
+            min_size=1,
+            max_size=3,
+            unique=True,
+        )
+    )
+    config = Settings(
+        targets=tuple(targets),
+        tolerance=draw(st.sampled_from([0.0, 0.05, 0.1, 0.3])),
+        min_dynos=low,
+        max_dynos=high,
+        predictive=draw(st.booleans()),
+    )
+    current = draw(st.integers(min_value=0, max_value=60))
+    ages = draw(st.lists(st.integers(min_value=0, max_value=600), min_size=0, max_size=8))
+    samples = [
+        Sample(
+            NOON - timedelta(seconds=age),
+            draw(st.floats(min_value=0, max_value=100_000)),
+            draw(metric_values),
+            draw(metric_values),
+        )
+        for age in sorted(ages, reverse=True)
+    ]
+    recommendations = [
+        Recommendation(NOON - timedelta(seconds=draw(st.integers(0, 600))), count)
+        for count in draw(st.lists(st.integers(0, 60), max_size=5))
+    ]
+    events = [
+        ScaleEvent(NOON - timedelta(seconds=draw(st.integers(0, 300))), before, after)
+        for before, after in draw(
+            st.lists(st.tuples(st.integers(0, 60), st.integers(0, 60)), max_size=3)
+        )
+    ]
+    booting = draw(st.one_of(st.none(), st.integers(0, 10)))
+    forecast = draw(
+        st.one_of(
+            st.none(),
+            st.builds(
+                Forecast,
+                st.floats(min_value=0, max_value=10),
+                st.floats(min_value=-2, max_value=1),
+            ),
+        )
+    )
+    return config, current, samples, recommendations, events, booting, forecast
+
+
+def _run(situation):  # type: ignore[no-untyped-def]
+    config, current, samples, recommendations, events, booting, forecast = situation
+    decision = decide(
+        config,
+        current,
+        samples,
+        NOON,
+        recommendations=recommendations,
+        events=events,
+        booting=booting,
+        forecast=forecast,
+    )
+    assert decision.reason
+    return decision
+
+
+@settings(max_examples=400, deadline=None)
+@given(situations())
+def test_never_below_min_or_above_max(situation) -> None:  # type: ignore[no-untyped-def]
+    config = situation[0]
+    decision = _run(situation)
+    assert config.min_dynos <= decision.desired <= config.max_dynos
+
+
+@settings(max_examples=400, deadline=None)
+@given(situations())
+def test_never_scales_down_on_stale_data(situation) -> None:  # type: ignore[no-untyped-def]
+    config, current, samples = situation[:3]
+    stale_samples = [
+        Sample(s.at - config.stale_after - timedelta(seconds=1), s.rpm, s.queue_p95_ms)
+        for s in samples
+    ]
+    decision = _run((config, current, stale_samples, *situation[3:]))
+    assert decision.stale
+    # Only the max may bring it down, and only the min up: the metrics move nothing.
+    assert decision.desired == min(max(current, config.min_dynos), config.max_dynos)
+
+
+@settings(max_examples=400, deadline=None)
+@given(situations(), st.floats(min_value=-1, max_value=1))
+def test_within_tolerance_no_change(situation, where) -> None:  # type: ignore[no-untyped-def]
+    config, current = situation[:2]
+    if not (config.min_dynos <= current <= config.max_dynos) or current == 0:
+        return
+    # Every metric of every target sits inside the band, in the newest sample and the rest.
+    offset = 1 + where * config.tolerance * 0.99
+    rpm = 900.0 * offset * current
+    steady = [
+        Sample(NOON - timedelta(seconds=15 * i), rpm, 300.0 * offset, 200.0 * offset)
+        for i in range(5)
+    ][::-1]
+    decision = _run((config, current, steady, *situation[3:6], None))
+    assert decision.desired == current
+
+
+@settings(max_examples=400, deadline=None)
+@given(situations())
+def test_step_limits_hold(situation) -> None:  # type: ignore[no-untyped-def]
+    config, current = situation[:2]
+    decision = _run(situation)
+    inside = min(max(current, config.min_dynos), config.max_dynos)
+    up = max(-(-current * int(config.up_max_percent) // 100), config.up_max_dynos)
+    down = max(current * int(config.down_max_percent) // 100, config.down_max_dynos)
+    # Beyond the bounds' own correction, no tick moves further than a step.
+    assert decision.desired <= max(current + up, inside)
+    assert decision.desired >= min(current - down, inside)
+
+
+@settings(max_examples=400, deadline=None)
+@given(situations())
+def test_stabilization_holds(situation) -> None:  # type: ignore[no-untyped-def]
+    config, current, _, recommendations = situation[:4]
+    decision = _run(situation)
+    window_start = NOON - config.down_stabilization
+    recent = [r.count for r in recommendations if r.at > window_start]
+    if decision.stale or not recent or decision.desired >= current:
+        return
+    # A scale-down never goes below what the last 5 minutes asked for (within the max).
+    assert decision.desired >= min(max(recent), current, config.max_dynos)

@@ -1,0 +1,266 @@
+"""The dyno simulator: the queueing model, boot delays, billing, the CLI's JSON, and the
+offline optimum against static peak provisioning."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.simulate import (
+    Context,
+    Model,
+    Observation,
+    Policy,
+    Trace,
+    default_peak_rpm,
+    dynos_for,
+    load_trace,
+    main,
+    make_context,
+    p95_mix,
+    p95_one,
+    rpm_per_dyno_at_slo,
+    run,
+    wait_tail,
+)
+from bot.simulate_policies import POLICIES, Optimum, Static
+
+MODEL = Model()
+START = datetime(2026, 6, 1, tzinfo=UTC)
+RESULT_KEYS = {
+    "trace",
+    "policy",
+    "peak_rpm",
+    "hours",
+    "dyno_hours",
+    "slo_violation_minutes",
+    "scale_actions",
+    "api_calls",
+    "max_dynos",
+}
+
+
+def trace(counts: list[float], interval: int = 300) -> Trace:
+    return Trace("test.csv", START, interval, tuple(counts))
+
+
+def p95_ms(rate_rps: float, dynos: float) -> float:
+    return 1000 * p95_one(0.0, *wait_tail(MODEL, rate_rps, dynos))
+
+
+class Scripted(Policy):
+    """Starts with `first` dynos, asks for `then` at the first tick, and writes down what it
+    saw at every tick."""
+
+    name = "scripted"
+
+    def __init__(self, first: int, then: int) -> None:
+        self.first, self.then = first, then
+        self.seen: list[tuple[float, int, int, float]] = []
+
+    def start(self, context: Context) -> int:
+        return self.first
+
+    def tick(self, obs: Observation) -> int:
+        self.seen.append((obs.seconds, obs.ready, obs.booting, obs.queue_p95_ms))
+        return self.then
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.floats(min_value=0.5, max_value=400.0),
+    st.integers(min_value=1, max_value=40),
+)
+def test_more_dynos_lower_queue_time(rate: float, dynos: int) -> None:
+    fewer, more = p95_ms(rate, dynos), p95_ms(rate, dynos + 1)
+    assert more <= fewer
+    # Past `rho_cap` the formula stops and the simulator's backlog takes over.
+    if fewer > 0 and rate / (dynos + 1) < MODEL.rho_cap * MODEL.capacity_rps:
+        assert more < fewer
+    assert wait_tail(MODEL, rate, dynos + 1)[0] <= wait_tail(MODEL, rate, dynos)[0]
+
+
+def test_queue_time_grows_with_utilisation_and_the_slo_rate_is_the_knee() -> None:
+    capacity = MODEL.capacity_rps
+    waits = [p95_ms(capacity * u, 1) for u in (0.2, 0.5, 0.7, 0.9, 0.95)]
+    assert waits == sorted(waits) and waits[0] == 0 and waits[-1] > 2000
+    per_dyno = rpm_per_dyno_at_slo(MODEL)
+    assert 0.5 * capacity * 60 < per_dyno < 0.8 * capacity * 60
+    assert p95_ms(per_dyno / 60, 1) <= MODEL.slo_ms < p95_ms(per_dyno * 1.01 / 60, 1)
+    assert dynos_for(MODEL, 10 * per_dyno / 60) == 10
+    assert dynos_for(MODEL, 10 * per_dyno * 1.01 / 60) == 11
+    assert dynos_for(MODEL, 0.0) == 0
+
+
+def test_pooled_minutes_lie_between_their_parts() -> None:
+    calm = (100.0, 0.0, *wait_tail(MODEL, 10.0, 1))
+    busy = (100.0, 0.0, *wait_tail(MODEL, 18.0, 1))
+    one = p95_one(*calm[1:])
+    assert p95_mix([calm, calm, calm, calm]) == pytest.approx(one, abs=1e-4)
+    mixed = p95_mix([calm, busy, busy, calm])
+    assert p95_one(*calm[1:]) < mixed < p95_one(*busy[1:])
+    # A backlog's delay comes on top of the queue.
+    assert p95_mix([(100.0, 2.0, *wait_tail(MODEL, 10.0, 1))]) >= 2.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_new_dynos_serve_only_after_their_boot_delay(seed: int) -> None:
+    model = Model(seed=seed)
+    # Enough traffic for five dynos, so one is swamped until the others are up.
+    rate = 4.5 * rpm_per_dyno_at_slo(model)
+    context = make_context(trace([rate * 5, rate * 5]), model, peak_rpm=rate)
+    probe = Scripted(first=1, then=5)
+    result = run(context, probe)
+    asked = model.tick_s  # the first tick, at the end of the first step
+    for seconds, ready, booting, _ in probe.seen:
+        age = seconds - asked
+        assert ready + booting == (1 if seconds == asked else 5)
+        if age < model.boot_min_s:
+            assert ready == 1, (seconds, ready)
+        if age >= model.boot_max_s:
+            assert ready == 5, (seconds, ready)
+    waits = [q for _, _, _, q in probe.seen]
+    assert waits[1] > model.slo_ms  # overloaded while they boot
+    assert waits[-1] < model.slo_ms  # and fine once they serve
+    # Booting dynos are billed: one dyno for the first step, then five.
+    steps = len(context.rates)
+    expected = (1 + 5 * (steps - 1)) * model.tick_s / 3600
+    assert result.dyno_hours == pytest.approx(expected)
+    assert result.scale_actions == 1 and result.api_calls == 1
+
+
+def test_the_peak_is_scaled_to_the_requested_rate() -> None:
+    counts = [10.0, 40.0, 20.0]
+    context = make_context(trace(counts), MODEL, peak_rpm=6000)
+    assert max(context.rates) * 60 == pytest.approx(6000)
+    assert len(context.rates) == len(counts) * 300 // MODEL.tick_s
+    default = make_context(trace(counts), MODEL)
+    assert default.peak_rpm == default_peak_rpm(MODEL)
+    assert default.required(default.peak_rpm / 60) == 10
+    # Counted requests are noisy around the rate but add up to about the same traffic.
+    assert sum(context.counted) == pytest.approx(sum(context.rates) * MODEL.tick_s, rel=0.02)
+
+
+def test_static_bills_its_count_all_the_time() -> None:
+    context = make_context(trace([100.0] * 12), MODEL)  # one hour
+    result = run(context, Static(context))
+    assert result.hours == pytest.approx(1.0)
+    assert result.dyno_hours == pytest.approx(10.0)
+    assert result.scale_actions == 0 and result.api_calls == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(min_value=0, max_value=1000), min_size=2, max_size=12),
+    st.integers(min_value=0, max_value=3),
+)
+def test_the_optimum_never_costs_more_than_static_peak(counts: list[float], seed: int) -> None:
+    if max(counts) <= 0:
+        return
+    context = make_context(trace(counts), Model(seed=seed))
+    optimum, static = run(context, Optimum(context)), run(context, Static(context))
+    assert optimum.dyno_hours <= static.dyno_hours + 1e-9
+    assert optimum.slo_violation_minutes == 0
+    assert static.slo_violation_minutes == 0
+
+
+def test_every_policy_runs_and_counts_its_api_calls() -> None:
+    counts = [50.0, 400.0, 900.0, 300.0, 60.0, 1000.0, 20.0, 20.0] * 3
+    context = make_context(trace(counts), MODEL)
+    results = {name: run(context, factory(context)) for name, factory in POLICIES.items()}
+    assert set(results) >= {"ours", "hirefire", "judoscale", "heroku", "hpa", "static", "optimum"}
+    for result in results.values():
+        assert result.api_calls >= result.scale_actions
+        assert 0 <= result.slo_violation_minutes <= result.hours * 60
+    hours = results["ours"].hours
+    assert results["hpa"].api_calls == results["hpa"].scale_actions + int(hours * 240)
+    assert results["heroku"].api_calls == results["heroku"].scale_actions
+    assert results["optimum"].slo_violation_minutes == 0
+    assert results["optimum"].dyno_hours <= results["static"].dyno_hours
+    # The same seed replays the same run.
+    again = run(context, POLICIES["ours"](context))
+    assert again == results["ours"]
+
+
+def _write_trace(path: Path, days: int = 2) -> Path:
+    lines = ["timestamp,value"]
+    moment = datetime(2014, 7, 1)
+    for i in range(days * 288):
+        hour = (i % 288) / 12
+        value = 100 + 80 * math.sin(hour / 24 * 2 * math.pi)
+        lines.append(f"{(moment + timedelta(minutes=5 * i)):%Y-%m-%d %H:%M:%S},{value:.1f}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_cli_prints_one_json_object_per_policy(tmp_path: Path) -> None:
+    path = _write_trace(tmp_path / "daily.csv")
+    printed: list[str] = []
+    assert main(["--trace", str(path), "--policy", "hpa", "--json"], out=printed.append) == 0
+    result = json.loads("".join(printed))
+    assert set(result) == RESULT_KEYS
+    assert result["policy"] == "hpa" and result["trace"] == "daily.csv"
+    assert result["peak_rpm"] == default_peak_rpm(MODEL)
+    assert result["hours"] == pytest.approx(48.0)
+    assert isinstance(result["slo_violation_minutes"], int) and result["dyno_hours"] > 48
+
+    printed.clear()
+    main(["--trace", str(path), "--policy", "all", "--peak-rpm", "4000", "--json"], printed.append)
+    results = json.loads("".join(printed))
+    assert [r["policy"] for r in results] == list(POLICIES)
+    assert all(set(r) == RESULT_KEYS and r["peak_rpm"] == 4000 for r in results)
+
+    printed.clear()
+    main(["--trace", str(path), "--policy", "static"], printed.append)
+    assert "static:" in printed[-1] and "dyno-hours" in printed[-1]
+
+
+def test_cli_refuses_what_it_cannot_read(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        main(["--trace", str(tmp_path / "missing.csv"), "--json"], out=lambda _: None)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("timestamp,value\n2014-07-01 00:00:00,1\n")
+    with pytest.raises(SystemExit):
+        main(["--trace", str(bad)], out=lambda _: None)
+    with pytest.raises(SystemExit):
+        main(["--trace", str(_write_trace(tmp_path / "ok.csv", 1)), "--peak-rpm", "0"])
+
+
+def test_python_dash_m_runs_the_simulator(tmp_path: Path) -> None:
+    path = _write_trace(tmp_path / "daily.csv", days=1)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bot.simulate",
+            "--trace",
+            str(path),
+            "--policy",
+            "optimum",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    result = json.loads(done.stdout)
+    assert result["policy"] == "optimum" and result["slo_violation_minutes"] == 0
+
+
+def test_load_trace_reads_the_shared_format(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("timestamp,value\n2015-02-26 21:42:53,57\n2015-02-26 21:47:53,43\n")
+    loaded = load_trace(path)
+    assert loaded.interval_s == 300
+    assert loaded.counts == (57.0, 43.0)
+    # The first interval ends at the first timestamp; ticks start on a whole minute.
+    assert loaded.start == datetime(2015, 2, 26, 21, 37, tzinfo=UTC)
