@@ -36,3 +36,8 @@ class RequestKeys:
             return session.execute(
                 delete(RequestKey).where(RequestKey.claimed_at < cutoff)
             ).rowcount
+
+    def release(self, key: str) -> None:
+        """Give a claim back, when the claimant failed and a redelivery should act."""
+        with self._db.session() as session, session.begin():
+            session.execute(delete(RequestKey).where(RequestKey.key == key[:200]))

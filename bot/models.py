@@ -156,3 +156,71 @@ class AutoscaleDecision(Base):
     recommendation: Mapped[int] = mapped_column(Integer)  # before steps and stabilization
     acted: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str] = mapped_column(Text)
+
+
+class AlertOutboxEntry(Base):
+    """One Slack message an alert owes a channel: written in the transaction that decided
+    it, sent later by the worker, so a Slack outage delays alerts and loses none.
+
+    `kind` says how it lands: `post` a new message, `update` that incident's message in
+    place, `reply` into its thread. `state` moves pending → sending → sent (or failed);
+    a `sending` row whose `claimed_until` passed belongs to a sender that died.
+    """
+
+    __tablename__ = "alert_outbox"
+    __table_args__ = (
+        Index("ix_alert_outbox_state_next", "state", "next_attempt_at"),
+        Index("ix_alert_outbox_incident_id", "incident_key", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_key: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(10))  # post, update, reply
+    payload: Mapped[dict] = mapped_column(JSON)  # {"text": ..., "blocks": [...] or None}
+    state: Mapped[str] = mapped_column(String(10))  # pending, sending, sent, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    ts: Mapped[str | None] = mapped_column(String(32))  # Slack's ts once posted
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class IncidentRow(Base):
+    """One thing going wrong with an app ("crash:myapp:web"), however many events said so:
+    the key is unique, so a crash loop is one row with a count, and one Slack message."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    app: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(10))  # info, warning, critical
+    state: Mapped[str] = mapped_column(String(10))  # open, resolved
+    detail: Mapped[str] = mapped_column(Text)
+    channel: Mapped[str | None] = mapped_column(String(32))
+    message_ts: Mapped[str | None] = mapped_column(String(32))  # for chat.update
+    folded: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    first_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    count: Mapped[int] = mapped_column(Integer)
+    silenced_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class WebhookSubscription(Base):
+    """A Heroku app webhook the bot subscribed (`/deploy watch APP`): its secret checks the
+    `Heroku-Webhook-Hmac-SHA256` of every delivery for the app."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    app: Mapped[str] = mapped_column(String(64), primary_key=True)
+    webhook_id: Mapped[str | None] = mapped_column(String(64))
+    secret: Mapped[str] = mapped_column(String(128))
+    url: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -344,6 +344,7 @@ class _App:
     dynos: list[_Dyno] = field(default_factory=list)
     releases: list[_Release] = field(default_factory=list)
     log_drains: list[dict[str, Any]] = field(default_factory=list)
+    webhooks: list[dict[str, Any]] = field(default_factory=list)  # with their secrets
 
 
 # Implemented links, by route; everything else the schema knows answers 501.
@@ -364,6 +365,8 @@ _HANDLERS: dict[str, str] = {
     "GET /apps/{}/releases/{}": "_release_info",
     "POST /apps/{}/log-drains": "_log_drain_create",
     "GET /apps/{}/log-drains": "_log_drain_list",
+    "POST /apps/{}/webhooks": "_webhook_create",
+    "GET /apps/{}/webhooks": "_webhook_list",
 }
 IMPLEMENTED = frozenset(_HANDLERS)
 _UNCOUNTED = "GET /account/rate-limits"  # the schema: it "does not count towards the rate limit"
@@ -447,6 +450,11 @@ class FakeHeroku(ServedFake):
         with self._lock:
             found = self._apps[app]
             return [self._dyno_json(found, d) for d in sorted(found.dynos, key=_dyno_order)]
+
+    def webhooks(self, app: str) -> list[dict[str, Any]]:
+        """The app's webhook subscriptions, `secret` included (the API never shows it)."""
+        with self._lock:
+            return [dict(hook) for hook in self._apps[app].webhooks]
 
     def calls(self, method: str, path: str | re.Pattern[str]) -> list[Recorded]:
         """Recorded requests with `method` whose path ends with `path`, or matches it if a regex."""
@@ -679,6 +687,33 @@ class FakeHeroku(ServedFake):
         app = self._app(call.params[0])
         return _Reply(200, [dict(drain) for drain in app.log_drains])
 
+    def _webhook_create(self, call: _Call) -> _Reply:
+        app = self._app(call.params[0])
+        url = call.body["url"]
+        if not url.startswith(("https://", "http://")):
+            raise _invalid(f"Url {url} is not a valid webhook URL.")
+        if any(hook["url"] == url for hook in app.webhooks):
+            raise _invalid("Url has already been taken")
+        now = _timestamp(self._now)
+        hook = {
+            "app": {"id": app.id, "name": app.name},
+            "created_at": now,
+            "id": self._new_id(),
+            "include": list(call.body["include"]),
+            "level": call.body["level"],
+            "updated_at": now,
+            "url": url,
+            # Kept for tests that sign deliveries; Heroku never returns these two.
+            "secret": call.body.get("secret"),
+            "authorization": call.body.get("authorization"),
+        }
+        app.webhooks.append(hook)
+        return _Reply(201, _webhook_json(hook))
+
+    def _webhook_list(self, call: _Call) -> _Reply:
+        app = self._app(call.params[0])
+        return _Reply(200, [_webhook_json(hook) for hook in app.webhooks])
+
     # -- lookups --------------------------------------------------------------------------
 
     def _app(self, identity: str) -> _App:
@@ -868,6 +903,10 @@ class FakeHeroku(ServedFake):
 
 # ---------------------------------------------------------------------------------------------
 # Small pure helpers.
+
+
+def _webhook_json(hook: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in hook.items() if name not in ("secret", "authorization")}
 
 
 def _read_json(request: Request) -> tuple[Any, bool]:

@@ -1,0 +1,265 @@
+"""Alert noise control: events from detectors and webhooks become incidents and the Slack
+notices they deserve, decided on plain data.
+
+An `Event` says one thing happened once ("web.3 crashed at 15:02"); an `Incident` is what
+a person wants to hear about ("web dynos of myapp are crash-looping: 50 crashes since
+15:02"). Events with the same key (kind, app, subject) fold into one open incident with a
+count, so a storm is one message updated in place, not fifty. `step()` also:
+
+- posts at most `Rules.channel_limit` new messages per channel per `channel_window`
+  (counting what the caller says was posted recently); incidents beyond that are folded
+  into one summary message for the channel and get no message of their own;
+- resolves an open incident once it has been quiet for `Rules.quiet`, updating its message
+  and saying so in its thread;
+- honours a silence: a silenced incident keeps counting but notifies nobody.
+
+Pure: the caller passes `now`, the known incidents and the events; nothing reads a clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Literal
+
+NoticeKind = Literal["post", "update", "reply"]
+
+SEVERITIES = ("info", "warning", "critical")
+
+# The default severity of each kind of event; an event may carry its own.
+DEFAULT_SEVERITY = {
+    "crash": "critical",
+    "health": "critical",
+    "router_error": "warning",
+    "slow": "warning",
+    "errors": "warning",
+    "pinned": "warning",
+    "stale": "warning",
+    "release": "info",
+    "formation": "info",
+}
+
+_ICONS = {"info": ":information_source:", "warning": ":warning:", "critical": ":red_circle:"}
+
+
+@dataclass(frozen=True)
+class Event:
+    """One observation: `subject` narrows `kind`, e.g. a process type or a router code."""
+
+    app: str
+    kind: str
+    subject: str
+    at: datetime
+    detail: str = ""
+    severity: str | None = None
+
+    @property
+    def key(self) -> str:
+        return incident_key(self.kind, self.app, self.subject)
+
+
+@dataclass(frozen=True)
+class Incident:
+    key: str
+    app: str
+    kind: str
+    subject: str
+    severity: str
+    state: Literal["open", "resolved"]
+    detail: str
+    first_at: datetime
+    last_at: datetime
+    count: int
+    channel: str | None = None
+    folded: bool = False  # announced only in a channel summary, so it has no message
+    silenced_until: datetime | None = None
+
+    def silenced(self, now: datetime) -> bool:
+        return self.silenced_until is not None and now < self.silenced_until
+
+
+@dataclass(frozen=True)
+class Rules:
+    quiet: timedelta = timedelta(minutes=10)  # no event for this long: resolved
+    channel_limit: int = 5  # new messages per channel per window
+    channel_window: timedelta = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A Slack message owed: `key` is the incident's (or a summary's), so the outbox keeps
+    one incident's notices in order and finds the message to update or reply under."""
+
+    key: str
+    channel: str
+    kind: NoticeKind
+    text: str
+
+
+@dataclass(frozen=True)
+class Step:
+    incidents: tuple[Incident, ...]  # new or changed, to store
+    notices: tuple[Notice, ...]  # in the order they should be sent
+
+
+DEFAULT_RULES = Rules()
+
+
+def incident_key(kind: str, app: str, subject: str) -> str:
+    return f"{kind}:{app}:{subject}"
+
+
+def step(
+    known: Mapping[str, Incident],
+    events: Iterable[Event],
+    now: datetime,
+    channel_of: Callable[[str], str | None],
+    recent_posts: Mapping[str, int] | None = None,
+    rules: Rules = DEFAULT_RULES,
+) -> Step:
+    """Fold `events` into the incidents and decide the notices.
+
+    `known` holds every open incident and any resolved one an event names (a new event
+    reopens it, keeping its silence); `channel_of(app)` is the app's home channel or None
+    (the incident is kept but nobody is told); `recent_posts` counts, per channel, the new
+    messages posted within `rules.channel_window` before `now`.
+    """
+    current = dict(known)
+    changed: dict[str, Incident] = {}
+    opened: list[str] = []
+    grown: list[str] = []
+    for event in sorted(events, key=lambda e: e.at):
+        key = event.key
+        before = current.get(key)
+        if before is not None and before.state == "open":
+            after = replace(
+                before,
+                count=before.count + 1,
+                last_at=max(before.last_at, event.at),
+                detail=event.detail or before.detail,
+                severity=_worse(before.severity, _severity(event)),
+            )
+            if key not in opened and key not in grown:
+                grown.append(key)
+        else:
+            after = Incident(
+                key=key,
+                app=event.app,
+                kind=event.kind,
+                subject=event.subject,
+                severity=_severity(event),
+                state="open",
+                detail=event.detail,
+                first_at=event.at,
+                last_at=event.at,
+                count=1,
+                channel=channel_of(event.app),
+                silenced_until=before.silenced_until if before else None,
+            )
+            opened.append(key)
+            if key in grown:
+                grown.remove(key)
+        current[key] = changed[key] = after
+
+    # An incident an event touched in this step is not quiet, however old the event.
+    touched = set(opened) | set(grown)
+    resolved = [
+        key
+        for key, incident in current.items()
+        if incident.state == "open" and key not in touched and now - incident.last_at >= rules.quiet
+    ]
+    for key in resolved:
+        current[key] = changed[key] = replace(current[key], state="resolved")
+
+    notices: list[Notice] = []
+    posted = dict(recent_posts or {})
+    folded: dict[str, list[Incident]] = {}
+    for key in opened:
+        incident = current[key]
+        if not _audible(incident, now):
+            continue
+        channel = incident.channel
+        assert channel is not None
+        if posted.get(channel, 0) >= rules.channel_limit:
+            incident = current[key] = changed[key] = replace(incident, folded=True)
+            folded.setdefault(channel, []).append(incident)
+            continue
+        posted[channel] = posted.get(channel, 0) + 1
+        notices.append(Notice(key, channel, "post", describe(incident)))
+    for channel, incidents in folded.items():
+        notices.append(
+            Notice(f"summary:{channel}:{now.isoformat()}", channel, "post", summary(incidents))
+        )
+    for key in grown:
+        incident = current[key]
+        if _audible(incident, now) and not incident.folded and incident.channel:
+            notices.append(Notice(key, incident.channel, "update", describe(incident)))
+    for key in resolved:
+        incident = current[key]
+        if _audible(incident, now) and not incident.folded and incident.channel:
+            notices.append(Notice(key, incident.channel, "update", describe(incident)))
+            notices.append(Notice(key, incident.channel, "reply", resolution(incident, now)))
+    return Step(tuple(changed.values()), tuple(notices))
+
+
+def silence(incident: Incident, until: datetime) -> Incident:
+    """The Silence button: it keeps counting, and nobody is told until `until`."""
+    return replace(incident, silenced_until=until)
+
+
+def describe(incident: Incident) -> str:
+    """The incident's message text, as it stands: posted first, then updated in place."""
+    what = _what(incident)
+    since = _clock(incident.first_at)
+    if incident.state == "resolved":
+        times = f"{incident.count} times " if incident.count > 1 else ""
+        return (
+            f":white_check_mark: Resolved: *{incident.app}* {what} {times}"
+            f"between {since} and {_clock(incident.last_at)}."
+        )
+    icon = _ICONS.get(incident.severity, _ICONS["warning"])
+    count = f" {incident.count} times since {since}" if incident.count > 1 else f" at {since}"
+    detail = f" Last: {incident.detail}" if incident.detail else ""
+    return f"{icon} *{incident.app}* {what}{count}.{detail}"
+
+
+def resolution(incident: Incident, now: datetime) -> str:
+    quiet = int((now - incident.last_at).total_seconds() // 60)
+    return f"Resolved: no new event for {quiet} min (last at {_clock(incident.last_at)})."
+
+
+def summary(incidents: list[Incident]) -> str:
+    items = ", ".join(f"*{i.app}* {_what(i)}" for i in incidents)
+    return f":rotating_light: {len(incidents)} more alerts in this channel just now: {items}."
+
+
+def _what(incident: Incident) -> str:
+    subject = f"`{incident.subject}`"
+    phrases = {
+        "crash": f"{subject} dynos crashed",
+        "router_error": f"router errors {subject}",
+        "slow": f"slow responses on {subject}",
+        "errors": f"5xx responses on {subject}",
+        "health": f"health turned {subject}",
+        "pinned": f"autoscaler pinned at max for {subject}",
+        "stale": f"metrics stale for {subject}",
+    }
+    return phrases.get(incident.kind, f"{incident.kind.replace('_', ' ')} {subject}")
+
+
+def _clock(moment: datetime) -> str:
+    return moment.strftime("%H:%M UTC")
+
+
+def _audible(incident: Incident, now: datetime) -> bool:
+    return incident.channel is not None and not incident.silenced(now)
+
+
+def _severity(event: Event) -> str:
+    return event.severity or DEFAULT_SEVERITY.get(event.kind, "warning")
+
+
+def _worse(a: str, b: str) -> str:
+    rank = {name: i for i, name in enumerate(SEVERITIES)}
+    return a if rank.get(a, 1) >= rank.get(b, 1) else b

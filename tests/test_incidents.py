@@ -1,0 +1,188 @@
+"""policies.incidents: grouping, the channel rate limit, silences and resolution."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from policies.incidents import DEFAULT_RULES, Event, Incident, Rules, silence, step
+
+T0 = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
+CHANNELS = {"myapp": "C_MYAPP", "api": "C_API", "other": "C_MYAPP"}
+
+
+def channel_of(app: str) -> str | None:
+    return CHANNELS.get(app)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def crash(app: str = "myapp", subject: str = "web", second: float = 0, detail: str = "") -> Event:
+    return Event(app, "crash", subject, at(second), detail or f"{subject}.1 crashed")
+
+
+def run(events, known=None, now=None, recent=None, rules=DEFAULT_RULES):
+    known = {i.key: i for i in (known or [])}
+    return step(known, events, now or at(60), channel_of, recent, rules)
+
+
+def kinds(result) -> list[tuple[str, str]]:
+    return [(notice.kind, notice.key) for notice in result.notices]
+
+
+def test_a_crash_loop_of_fifty_events_is_one_incident_and_one_message():
+    events = [crash(second=i * 3, detail=f"web.{i % 3 + 1} crashed") for i in range(50)]
+    result = run(events, now=at(150))
+    [incident] = result.incidents
+    assert (incident.key, incident.count, incident.state) == ("crash:myapp:web", 50, "open")
+    assert (incident.first_at, incident.last_at) == (at(0), at(147))
+    assert kinds(result) == [("post", "crash:myapp:web")]
+    [notice] = result.notices
+    assert notice.channel == "C_MYAPP"
+    assert "50 times since 15:00 UTC" in notice.text and notice.text.endswith("Last: web.2 crashed")
+
+
+def test_a_crash_loop_over_many_ticks_posts_once_then_updates_in_place():
+    known: list[Incident] = []
+    seen: list[tuple[str, str]] = []
+    for tick in range(10):
+        events = [crash(second=tick * 15 + i) for i in range(5)]
+        result = run(events, known=known, now=at(tick * 15 + 5))
+        known = list(result.incidents)
+        seen += kinds(result)
+    assert seen == [("post", "crash:myapp:web")] + [("update", "crash:myapp:web")] * 9
+    assert known[0].count == 50
+
+
+@pytest.mark.parametrize(
+    ("events", "expected_keys"),
+    [
+        ([crash(), crash(subject="worker")], ["crash:myapp:web", "crash:myapp:worker"]),
+        ([crash(), crash(app="api")], ["crash:myapp:web", "crash:api:web"]),
+        (
+            [crash(), Event("myapp", "router_error", "H12", at(1)), crash(second=2)],
+            ["crash:myapp:web", "router_error:myapp:H12"],
+        ),
+        ([crash(), crash(second=1), crash(second=2)], ["crash:myapp:web"]),
+    ],
+)
+def test_events_group_by_kind_app_and_subject(events, expected_keys):
+    result = run(events)
+    assert [i.key for i in result.incidents] == expected_keys
+    assert [n.key for n in result.notices if n.kind == "post"] == expected_keys
+
+
+@pytest.mark.parametrize(
+    ("recent", "new", "posted", "folded"),
+    [
+        (0, 3, 3, 0),  # under the limit: a message each
+        (0, 5, 5, 0),  # exactly the limit
+        (0, 8, 5, 3),  # a storm: five messages, and one summary for the rest
+        (4, 3, 1, 2),  # earlier posts in the window count
+        (5, 2, 0, 2),  # the window is full: only the summary
+    ],
+)
+def test_the_per_channel_rate_limit_folds_a_storm_into_one_summary(recent, new, posted, folded):
+    events = [crash(subject=f"p{i}", second=i) for i in range(new)]
+    result = run(events, recent={"C_MYAPP": recent}, rules=Rules(channel_limit=5))
+    posts = [n for n in result.notices if n.kind == "post"]
+    own = [n for n in posts if not n.key.startswith("summary:")]
+    summaries = [n for n in posts if n.key.startswith("summary:")]
+    assert len(own) == posted
+    assert len(summaries) == (1 if folded else 0)
+    assert sum(1 for i in result.incidents if i.folded) == folded
+    if folded:
+        assert summaries[0].text.startswith(f":rotating_light: {folded} more alerts")
+
+
+def test_the_rate_limit_is_per_channel():
+    events = [crash(subject=f"p{i}", second=i) for i in range(3)] + [crash(app="api")]
+    result = run(events, recent={"C_MYAPP": 5}, rules=Rules(channel_limit=5))
+    assert [(n.channel, n.key) for n in result.notices if n.kind == "post"] == [
+        ("C_API", "crash:api:web"),
+        ("C_MYAPP", f"summary:C_MYAPP:{at(60).isoformat()}"),
+    ]
+
+
+def test_a_folded_incident_gets_no_updates_of_its_own():
+    first = run([crash()], recent={"C_MYAPP": 5}, rules=Rules(channel_limit=5))
+    assert first.incidents[0].folded
+    later = run([crash(second=30)], known=first.incidents, now=at(61))
+    assert later.incidents[0].count == 2 and later.notices == ()
+
+
+QUIET = Rules(quiet=timedelta(minutes=10))
+
+
+@pytest.mark.parametrize(
+    ("quiet_for", "resolved"),
+    [(timedelta(minutes=9, seconds=59), False), (timedelta(minutes=10), True)],
+)
+def test_an_incident_resolves_after_the_quiet_period(quiet_for, resolved):
+    [incident] = run([crash()], now=at(0)).incidents
+    result = run([], known=[incident], now=at(0) + quiet_for, rules=QUIET)
+    if not resolved:
+        assert result.incidents == () and result.notices == ()
+        return
+    [after] = result.incidents
+    assert after.state == "resolved"
+    assert kinds(result) == [("update", "crash:myapp:web"), ("reply", "crash:myapp:web")]
+    assert result.notices[0].text.startswith(":white_check_mark: Resolved")
+    assert "no new event for 10 min" in result.notices[1].text
+
+
+def test_an_event_after_resolution_reopens_with_a_new_message():
+    [incident] = run([crash()], now=at(0)).incidents
+    [resolved] = run([], known=[incident], now=at(700), rules=QUIET).incidents
+    result = run([crash(second=800)], known=[resolved], now=at(800), rules=QUIET)
+    [reopened] = result.incidents
+    assert (reopened.state, reopened.count, reopened.first_at) == ("open", 1, at(800))
+    assert kinds(result) == [("post", "crash:myapp:web")]
+
+
+def test_a_late_event_keeps_its_incident_open():
+    [incident] = run([crash()], now=at(0)).incidents
+    result = run([crash(second=5)], known=[incident], now=at(3600), rules=QUIET)
+    assert result.incidents[0].state == "open"
+
+
+@pytest.mark.parametrize(
+    ("silenced_for", "notices"),
+    [(None, ["update"]), (timedelta(hours=1), []), (timedelta(seconds=30), ["update"])],
+)
+def test_a_silence_keeps_counting_but_tells_nobody_until_it_ends(silenced_for, notices):
+    [incident] = run([crash()], now=at(0)).incidents
+    if silenced_for is not None:
+        incident = silence(incident, at(0) + silenced_for)
+    result = run([crash(second=40)], known=[incident], now=at(60))
+    assert result.incidents[0].count == 2
+    assert [n.kind for n in result.notices] == notices
+
+
+def test_a_silence_survives_resolution_and_reopening():
+    [incident] = run([crash()], now=at(0)).incidents
+    incident = silence(incident, at(3 * 3600))
+    [resolved] = run([], known=[incident], now=at(700), rules=QUIET).incidents
+    result = run([crash(second=800)], known=[resolved], now=at(800), rules=QUIET)
+    assert result.incidents[0].silenced_until == at(3 * 3600)
+    assert result.notices == ()
+
+
+def test_an_app_without_a_channel_is_recorded_but_nobody_is_told():
+    result = run([crash(app="nochannel")])
+    assert [i.key for i in result.incidents] == ["crash:nochannel:web"]
+    assert result.notices == ()
+
+
+def test_severity_comes_from_the_kind_and_only_worsens():
+    events = [
+        Event("myapp", "health", "Yellow", at(0), severity="warning"),
+        Event("myapp", "health", "Yellow", at(1), severity="critical"),
+        Event("myapp", "health", "Yellow", at(2), severity="info"),
+    ]
+    [incident] = run(events).incidents
+    assert incident.severity == "critical"
+    assert run([Event("myapp", "router_error", "H12", at(0))]).incidents[0].severity == "warning"

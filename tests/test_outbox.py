@@ -1,0 +1,277 @@
+"""The alert outbox against the fake Slack over HTTP: while Slack answers 429 and 5xx, every
+alert still arrives once, in order per incident; two senders never send one row twice."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from sqlalchemy import update
+
+from bot.alerts import Alerts
+from bot.db import Database
+from bot.models import AlertOutboxEntry
+from bot.outbox import Outbox, OutboxSender
+from policies.incidents import Event, Rules
+
+T0 = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
+SECOND = timedelta(seconds=1)
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def client(slack) -> WebClient:
+    return WebClient(token=slack.bot_token, base_url=slack.api_url, timeout=5)
+
+
+def drain(sender: OutboxSender, outbox: Outbox, start: datetime, limit: int = 2000) -> datetime:
+    """Call send_due on a simulated clock, one second a step, until nothing is pending."""
+    now = start
+    for _ in range(limit):
+        sender.send_due(now)
+        if all(entry.state in ("sent", "failed") for entry in outbox.entries()):
+            return now
+        now += SECOND
+    raise AssertionError(f"still pending: {[(e.id, e.state) for e in outbox.entries()]}")
+
+
+def ok_calls(slack, method: str | None = None):
+    return [
+        call
+        for call in slack.calls
+        if call.response.get("ok") and (method is None or call.method == method)
+    ]
+
+
+def test_every_alert_arrives_once_in_order_per_incident_while_slack_fails(db, slack, client):
+    outbox = Outbox(db)
+    plan = []
+    for round_ in range(3):
+        for incident in ("crash:a:web", "crash:b:web", "slow:c:web"):
+            kind = ["post", "update", "reply"][round_]
+            text = f"{incident} #{round_}"
+            outbox.enqueue(incident, "C1", kind, text, T0)
+            plan.append((incident, kind, text))
+    slack.fail_next("chat.postMessage", count=3, status=429, retry_after=5)
+    slack.fail_next("chat.postMessage", count=2, status=500)
+    slack.fail_next("chat.update", count=2, status=503)
+    slack.fail_next("chat.update", count=1, status=429, retry_after=2)
+
+    drain(OutboxSender(db, client), outbox, T0)
+
+    assert len(slack.faults_served) == 8
+    delivered = ok_calls(slack)
+    assert len(delivered) == len(plan)  # once each: nothing lost, nothing doubled
+    assert sorted(call.args["text"] for call in delivered) == sorted(t for _, _, t in plan)
+    for incident in ("crash:a:web", "crash:b:web", "slow:c:web"):
+        mine = [call for call in delivered if call.args["text"].startswith(incident)]
+        assert [call.args["text"] for call in mine] == [f"{incident} #{n}" for n in range(3)]
+        post, edit, reply = mine
+        assert post.method == "chat.postMessage" and "thread_ts" not in post.args
+        assert edit.method == "chat.update" and edit.args["ts"] == post.response["ts"]
+        assert reply.method == "chat.postMessage"
+        assert reply.args["thread_ts"] == post.response["ts"]
+    top_level = [m for m in slack.messages("C1") if "thread_ts" not in m]
+    assert sorted(m["text"] for m in top_level) == [
+        "crash:a:web #1",
+        "crash:b:web #1",
+        "slow:c:web #1",
+    ]
+    assert slack.violations == []
+
+
+def test_a_429_holds_every_send_until_retry_after(db, slack, client):
+    outbox = Outbox(db)
+    outbox.enqueue("crash:a:web", "C1", "post", "a", T0)
+    outbox.enqueue("crash:b:web", "C1", "post", "b", T0)
+    slack.fail_next("chat.postMessage", count=1, status=429, retry_after=30)
+    sender = OutboxSender(db, client)
+
+    report = sender.send_due(T0)
+    assert (report.sent, report.rate_limited_until) == (0, T0 + 30 * SECOND)
+    assert sender.send_due(T0 + 29 * SECOND).sent == 0
+    assert len(slack.faults_served) == 1 and slack.calls == []  # nothing asked of Slack
+    assert sender.send_due(T0 + 30 * SECOND).sent == 2
+    assert [call.args["text"] for call in ok_calls(slack)] == ["a", "b"]
+
+
+def test_server_errors_back_off_exponentially_for_that_incident_only(db, slack, client):
+    outbox = Outbox(db)
+    outbox.enqueue("crash:a:web", "C1", "post", "a", T0)
+    sender = OutboxSender(db, client, backoff=timedelta(seconds=2))
+    assert sender.send_due(T0).sent == 1
+    outbox.enqueue("crash:a:web", "C1", "update", "a, more", T0)
+    outbox.enqueue("crash:a:web", "C1", "reply", "a2", T0)
+    outbox.enqueue("crash:b:web", "C1", "post", "b", T0)
+    slack.fail_next("chat.update", count=3, status=500)
+
+    waits = []
+    now = T0
+    while True:
+        report = sender.send_due(now)
+        head = outbox.entries("crash:a:web")[1]
+        if head.state == "sent":
+            break
+        waits.append((head.attempts, _utc(head.next_attempt_at) - now))
+        now = _utc(head.next_attempt_at)
+    assert waits == [(1, 2 * SECOND), (2, 4 * SECOND), (3, 8 * SECOND)]
+    assert report.sent == 2  # a's update and then its reply, in that order
+    assert [call.args["text"] for call in ok_calls(slack)] == ["a", "b", "a, more", "a2"]
+    assert all(entry.last_error is None for entry in outbox.entries())
+
+
+def test_two_senders_never_send_the_same_row(db, slack, client):
+    outbox = Outbox(db)
+    incidents = [f"crash:app{n}:web" for n in range(8)]
+    for step in range(3):
+        for incident in incidents:
+            outbox.enqueue(
+                incident, "C1", "post" if step == 0 else "reply", f"{incident} {step}", T0
+            )
+    slack.latency = 0.01  # widen the window in which both could pick the same row
+    senders = [OutboxSender(db, client), OutboxSender(db, client)]
+    errors: list[BaseException] = []
+
+    def run(sender: OutboxSender) -> None:
+        try:
+            for _ in range(200):
+                sender.send_due(T0)
+                if all(entry.state == "sent" for entry in outbox.entries()):
+                    return
+        except BaseException as error:  # surfaced below: a thread's failure is the test's
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(sender,)) for sender in senders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    delivered = [call.args["text"] for call in ok_calls(slack)]
+    assert len(delivered) == len(set(delivered)) == 24
+    for incident in incidents:
+        assert [text for text in delivered if text.startswith(incident + " ")] == [
+            f"{incident} {step}" for step in range(3)
+        ]
+
+
+def test_a_claimed_row_holds_its_incident_until_the_claim_expires(db, slack, client):
+    outbox = Outbox(db)
+    first = outbox.enqueue("crash:a:web", "C1", "post", "a", T0)
+    outbox.enqueue("crash:a:web", "C1", "reply", "a2", T0)
+    with db.session() as session, session.begin():
+        # Another sender claimed the post and died before it could mark it.
+        session.execute(
+            update(AlertOutboxEntry)
+            .where(AlertOutboxEntry.id == first)
+            .values(state="sending", claimed_until=T0 + 60 * SECOND)
+        )
+    sender = OutboxSender(db, client)
+    assert sender.send_due(T0 + 59 * SECOND).sent == 0
+    assert slack.calls == []
+    assert sender.send_due(T0 + 60 * SECOND).sent == 2
+
+
+def test_a_permanent_error_fails_that_row_and_the_rest_carry_on(db, slack, client):
+    outbox = Outbox(db)
+    outbox.enqueue("crash:a:web", "C1", "post", "a", T0, blocks=[{"text": "no type"}])
+    outbox.enqueue("crash:a:web", "C1", "update", "a, later", T0)
+    outbox.enqueue("crash:b:web", "C1", "post", "b", T0)
+    report = OutboxSender(db, client).send_due(T0)
+    assert (report.sent, report.failed) == (2, 1)
+    [bad, later] = outbox.entries("crash:a:web")
+    assert (bad.state, bad.last_error) == ("failed", "invalid_blocks")
+    # The update found no message to edit, so it became the incident's message.
+    assert later.state == "sent" and later.ts is not None
+    assert sorted(m["text"] for m in slack.messages("C1")) == ["a, later", "b"]
+
+
+def test_a_client_that_sleeps_through_429s_is_refused(db, slack):
+    sleepy = WebClient(token=slack.bot_token, base_url=slack.api_url)
+    sleepy.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=3))
+    with pytest.raises(ValueError, match="RateLimitErrorRetryHandler"):
+        OutboxSender(db, sleepy)
+
+
+def test_a_crash_loop_is_one_thread_updated_in_place_and_resolved(db, slack, client):
+    alerts = Alerts(db, Rules(quiet=timedelta(minutes=10)))
+    sender = OutboxSender(db, client)
+    channels = {"myapp": "C_MYAPP"}.get
+    for tick in range(5):
+        events = [
+            Event("myapp", "crash", "web", T0 + (tick * 10 + i) * SECOND, f"web.{i + 1} crashed")
+            for i in range(10)
+        ]
+        now = T0 + (tick * 10 + 10) * SECOND
+        alerts.record(events, now, channels)
+        sender.send_due(now)
+    [incident] = alerts.incidents("myapp")
+    assert (incident.count, incident.state) == (50, "open")
+    [message] = slack.messages("C_MYAPP")
+    assert incident.message_ts == message["ts"] and incident.channel == "C_MYAPP"
+    assert "50 times" in message["text"]
+
+    later = T0 + 20 * 60 * SECOND
+    alerts.record([], later, channels)
+    sender.send_due(later)
+    [message, reply] = slack.messages("C_MYAPP")
+    assert message["text"].startswith(":white_check_mark: Resolved: *myapp*")
+    assert reply["thread_ts"] == message["ts"] and reply["text"].startswith("Resolved: no new")
+    assert len(ok_calls(slack, "chat.postMessage")) == 2
+    assert len(ok_calls(slack, "chat.update")) == 5  # four crash-count updates, one resolution
+    assert alerts.incidents("myapp")[0].state == "resolved"
+    assert slack.violations == []
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def test_old_sent_rows_are_forgotten_but_the_message_row_stays(db, slack, client):
+    outbox = Outbox(db)
+    sender = OutboxSender(db, client)
+    outbox.enqueue("crash:a:web", "C1", "post", "a", T0)
+    outbox.enqueue("crash:a:web", "C1", "update", "a, more", T0)
+    outbox.enqueue("crash:a:web", "C1", "reply", "a2", T0)
+    assert sender.send_due(T0).sent == 3
+    assert outbox.forget_sent_before(T0) == 0  # nothing is older than the cutoff
+    assert outbox.forget_sent_before(T0 + SECOND) == 2
+    [kept] = outbox.entries()
+    assert kept.kind == "post"
+    # A later update still finds the message to edit.
+    outbox.enqueue("crash:a:web", "C1", "update", "a, resolved", T0 + SECOND)
+    assert sender.send_due(T0 + SECOND).sent == 1
+    assert [m["text"] for m in slack.messages("C1")] == ["a, resolved", "a2"]
+
+
+def test_alerts_carry_the_blocks_the_caller_builds(db, slack, client):
+    def blocks_for(notice, incident):
+        if incident is None or incident.state != "open":
+            return None
+        button = {
+            "type": "button",
+            "action_id": "alert_restart",
+            "text": {"type": "plain_text", "text": "Restart dyno"},
+            "value": incident.key,
+        }
+        return [
+            {"type": "section", "text": {"type": "mrkdwn", "text": notice.text}},
+            {"type": "actions", "elements": [button]},
+        ]
+
+    alerts = Alerts(db, blocks_for=blocks_for)
+    alerts.record([Event("myapp", "crash", "web", T0, "web.1 crashed")], T0, {"myapp": "C1"}.get)
+    OutboxSender(db, client).send_due(T0)
+    [message] = slack.messages("C1")
+    assert message["blocks"][1]["elements"][0]["value"] == "crash:myapp:web"
+    assert slack.violations == []

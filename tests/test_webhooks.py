@@ -1,0 +1,259 @@
+"""`POST /webhooks/heroku`: signed notifications in, forged and replayed ones refused or
+de-duplicated, a crashed dyno out as a crash event."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import requests
+from flask import Flask
+from sqlalchemy import func, select
+
+from bot.db import Database
+from bot.idempotency import RequestKeys
+from bot.models import RequestKey
+from bot.webhooks import WebhookEvent, WebhookSecrets, heroku_webhooks, sign
+from policies.incidents import Event
+from tests.conftest import HEROKU_KEY
+
+SECRET = "dcbff0c4430a2960a2552389d587bc58d30a37a8cf3f75f8fb77abe667ad"
+NOW = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
+
+
+def notification(resource: str, data: dict[str, Any], action: str = "update") -> dict[str, Any]:
+    """A notification shaped like Heroku's (devcenter "App Webhooks", the event schema)."""
+    return {
+        "id": str(uuid.uuid4()),
+        "action": action,
+        "actor": {"email": "deployer@example.com", "id": str(uuid.uuid4())},
+        "created_at": "2026-11-28T15:02:03Z",
+        "data": data,
+        "previous_data": {},
+        "published_at": "2026-11-28T15:02:04Z",
+        "resource": resource,
+        "sequence": None,
+        "updated_at": "2026-11-28T15:02:03Z",
+        "version": "application/vnd.heroku+json; version=3",
+        "webhook_metadata": {
+            "attempt": {"id": str(uuid.uuid4())},
+            "delivery": {"id": str(uuid.uuid4())},
+            "event": {"id": str(uuid.uuid4()), "include": f"api:{resource}"},
+            "webhook": {"id": str(uuid.uuid4())},
+        },
+    }
+
+
+def dyno(state: str, name: str = "web.1", app: str = "myapp") -> dict[str, Any]:
+    return notification(
+        "dyno",
+        {
+            "app": {"id": str(uuid.uuid4()), "name": app},
+            "attach_url": None,
+            "command": "gunicorn app:app",
+            "created_at": "2026-11-28T14:00:00Z",
+            "id": str(uuid.uuid4()),
+            "name": name,
+            "release": {"id": str(uuid.uuid4()), "version": 12},
+            "size": "Standard-1X",
+            "state": state,
+            "type": name.split(".")[0],
+            "updated_at": "2026-11-28T15:02:03Z",
+        },
+    )
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+class Receiver:
+    def __init__(self, db: Database, secrets: dict[str, str]) -> None:
+        self.db = db
+        self.events: list[WebhookEvent] = []
+        self.fail = False
+        app = Flask("test")
+        app.register_blueprint(
+            heroku_webhooks(secrets.get, self._on_event, RequestKeys(db), clock=lambda: NOW)
+        )
+        self.client = app.test_client()
+
+    def _on_event(self, event: WebhookEvent) -> None:
+        if self.fail:
+            raise RuntimeError("database down")
+        self.events.append(event)
+
+    def post(
+        self, document: Any, secret: str | None = SECRET, delivery: str | None = None, **extra
+    ):
+        body = json.dumps(document).encode() if not isinstance(document, bytes) else document
+        headers = {"Content-Type": "application/json", **extra}
+        if secret is not None:
+            headers["Heroku-Webhook-Hmac-SHA256"] = sign(secret, body)
+        headers["Heroku-Webhook-Id"] = delivery or str(uuid.uuid4())
+        return self.client.post("/webhooks/heroku", data=body, headers=headers)
+
+    def keys(self) -> int:
+        with self.db.session() as session:
+            return session.scalar(select(func.count()).select_from(RequestKey))
+
+
+@pytest.fixture
+def receiver(db) -> Receiver:
+    return Receiver(db, {"myapp": SECRET})
+
+
+def test_a_signed_dyno_crash_becomes_a_crash_event(receiver):
+    answer = receiver.post(dyno("crashed", "web.2"))
+    assert answer.status_code == 200, answer.data
+    [event] = receiver.events
+    assert (event.resource, event.action, event.app) == ("dyno", "update", "myapp")
+    assert event.actor == "deployer@example.com"
+    assert event.incident_event() == Event(
+        "myapp", "crash", "web", datetime(2026, 11, 28, 15, 2, 3, tzinfo=UTC), "web.2 crashed"
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "secret", "mangle"),
+    [
+        ("missing", None, None),
+        ("forged with another secret", "not-the-secret", None),
+        ("body changed after signing", SECRET, "tamper"),
+        ("empty signature", "", None),
+    ],
+)
+def test_a_bad_signature_gets_401_and_nothing_is_stored(receiver, case, secret, mangle):
+    body = json.dumps(dyno("crashed")).encode()
+    headers = {"Heroku-Webhook-Id": str(uuid.uuid4())}
+    if secret is not None:
+        headers["Heroku-Webhook-Hmac-SHA256"] = sign(secret, body) if secret else ""
+    if mangle:
+        body = body.replace(b"web.1", b"web.9")
+    answer = receiver.client.post("/webhooks/heroku", data=body, headers=headers)
+    assert answer.status_code == 401, case
+    assert receiver.events == [] and receiver.keys() == 0
+
+
+def test_an_app_the_bot_never_subscribed_gets_401(receiver):
+    answer = receiver.post(dyno("crashed", app="stranger"), secret=SECRET)
+    assert answer.status_code == 401
+    assert receiver.events == []
+
+
+def test_a_replayed_delivery_is_answered_200_and_processed_once(receiver):
+    document = dyno("crashed")
+    delivery = str(uuid.uuid4())
+    first = receiver.post(document, delivery=delivery)
+    again = receiver.post(document, delivery=delivery)
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again.json == {"ok": True, "duplicate": True}
+    assert len(receiver.events) == 1
+
+
+def test_a_replay_across_web_dynos_is_processed_once(db):
+    # Two receivers share only the database, as two web dynos do.
+    one, two = Receiver(db, {"myapp": SECRET}), Receiver(db, {"myapp": SECRET})
+    document, delivery = dyno("crashed"), str(uuid.uuid4())
+    assert one.post(document, delivery=delivery).status_code == 200
+    assert two.post(document, delivery=delivery).status_code == 200
+    assert len(one.events) + len(two.events) == 1
+
+
+def test_a_failed_handler_answers_500_so_the_redelivery_is_processed(receiver):
+    document, delivery = dyno("crashed"), str(uuid.uuid4())
+    receiver.fail = True
+    assert receiver.post(document, delivery=delivery).status_code == 500
+    receiver.fail = False
+    assert receiver.post(document, delivery=delivery).status_code == 200
+    assert len(receiver.events) == 1
+
+
+def test_a_dyno_that_comes_up_is_passed_on_but_is_no_alert(receiver):
+    assert receiver.post(dyno("up")).status_code == 200
+    [event] = receiver.events
+    assert event.data["state"] == "up" and event.incident_event() is None
+
+
+def test_release_and_formation_events_are_passed_on(receiver):
+    app = {"id": str(uuid.uuid4()), "name": "myapp"}
+    release = notification(
+        "release",
+        {"app": app, "version": 13, "status": "succeeded", "description": "Deploy e443df7"},
+        action="create",
+    )
+    formation = notification(
+        "formation",
+        {"app": app, "type": "web", "quantity": 4, "size": "Standard-1X"},
+    )
+    formation["previous_data"] = {"quantity": 2}
+    assert receiver.post(release).status_code == 200
+    assert receiver.post(formation).status_code == 200
+    got = [
+        (e.resource, e.action, e.data.get("version"), e.data.get("quantity"))
+        for e in receiver.events
+    ]
+    assert got == [("release", "create", 13, None), ("formation", "update", None, 4)]
+    assert receiver.events[1].previous_data == {"quantity": 2}
+    assert all(e.incident_event() is None for e in receiver.events)
+
+
+def test_other_entities_are_acknowledged_and_ignored(receiver):
+    build = notification("build", {"app": {"id": str(uuid.uuid4()), "name": "myapp"}})
+    answer = receiver.post(build)
+    assert answer.status_code == 200 and answer.json == {"ok": True, "ignored": True}
+    assert receiver.events == []
+
+
+def test_a_subscription_made_through_the_fake_heroku_signs_what_it_delivers(heroku, db):
+    session = requests.Session()
+    session.trust_env = False
+    answer = session.post(
+        f"{heroku.url}/apps/myapp/webhooks",
+        json={
+            "include": ["dyno", "api:release", "api:formation"],
+            "level": "sync",
+            "url": "https://bot.example.com/webhooks/heroku",
+            "secret": "generated-secret",
+        },
+        headers={"Accept": "application/vnd.heroku+json; version=3"},
+        auth=("", HEROKU_KEY),
+    )
+    assert answer.status_code == 201, answer.text
+    assert "secret" not in answer.json()
+    [hook] = heroku.webhooks("myapp")
+    assert heroku.violations == []
+    receiver = Receiver(db, {"myapp": hook["secret"]})
+    assert receiver.post(dyno("crashed"), secret="generated-secret").status_code == 200
+    assert receiver.post(dyno("crashed"), secret=SECRET).status_code == 401
+    assert len(receiver.events) == 1
+
+
+def test_stored_subscription_secrets_check_deliveries(db):
+    stored = WebhookSecrets(db)
+    secret = WebhookSecrets.new_secret()
+    stored.save("myapp", "old-secret", "https://bot.example.com/webhooks/heroku", "U1", NOW)
+    stored.save("myapp", secret, "https://bot.example.com/webhooks/heroku", "U1", NOW, "wh-1")
+    assert stored.lookup("myapp") == secret and stored.lookup("other") is None
+    events: list[WebhookEvent] = []
+    app = Flask("test")
+    app.register_blueprint(heroku_webhooks(stored.lookup, events.append, RequestKeys(db)))
+    body = json.dumps(dyno("crashed")).encode()
+    for signed_with, status in ((secret, 200), ("old-secret", 401)):
+        answer = app.test_client().post(
+            "/webhooks/heroku",
+            data=body,
+            headers={
+                "Heroku-Webhook-Hmac-SHA256": sign(signed_with, body),
+                "Heroku-Webhook-Id": str(uuid.uuid4()),
+            },
+        )
+        assert answer.status_code == status
+    assert len(events) == 1
