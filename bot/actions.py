@@ -33,6 +33,7 @@ from bot.platforms.base import (
 )
 from bot.registry import Target, UnknownApp
 from bot.usergroups import GroupLookupFailed
+from bot.webhooks import WEBHOOK_PATH, WebhookSecrets
 from policies import costs, guardrails
 from policies.commands import (
     Command,
@@ -190,6 +191,8 @@ class Actions:
         drains: Drains | None = None,
         public_url: str | None = None,
         autoscale: AutoscaleStore | None = None,
+        webhook_secrets: WebhookSecrets | None = None,
+        simulate: Callable[[Actor, Command], Result] | None = None,
     ) -> None:
         self._resolve = resolve
         self._audit = audit
@@ -200,6 +203,9 @@ class Actions:
         self._drains = drains
         self._public_url = public_url  # DEPLOYBOT_URL: where Heroku sends drained logs
         self._autoscale = autoscale
+        self._webhook_secrets = webhook_secrets
+        # The sandbox's traffic player; None outside the sandbox console.
+        self._simulate = simulate
         self._now = now
         self._targets = targets
         self._unlisted_heroku = unlisted_heroku
@@ -220,6 +226,13 @@ class Actions:
                 return Reply("\n".join(self._gate.summary(actor, aliases)))
             if command.verb == "apps":
                 return self._apps(actor)
+            if command.verb == "simulate":
+                if self._simulate is None:
+                    return Reply(
+                        "`/deploy simulate` plays fake traffic, so it runs only in the sandbox "
+                        "console: `make demo`."
+                    )
+                return self._simulate(actor, command)
         except GroupLookupFailed as error:
             return Reply(str(error))
         if command.verb == "history":
@@ -245,6 +258,8 @@ class Actions:
                 return self._metrics_of(command.app, command.limit or 60)
             if command.verb == "drain":
                 return self._drain(actor, resolved, command)
+            if command.verb == "watch":
+                return self._watch(actor, resolved, command)
             if command.verb in ("autoscale", "pin"):
                 return self._autoscaling(actor, resolved, command)
             return self._scale_or_kill(actor, resolved, command)
@@ -433,6 +448,43 @@ class Actions:
         return Reply(
             f"`{app}` now drains its logs to me ({drain.shown_url}, Heroku drain `{drain_id}`). "
             f"Traffic shows in `/deploy metrics {app}` within a minute."
+        )
+
+    def _watch(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
+        app = command.app or ""
+        if resolved.target.platform != "heroku" or not hasattr(resolved.platform, "add_webhook"):
+            return Reply(
+                f"`{app}` is not a Heroku app: app webhooks are a Heroku feature. "
+                "I watch Beanstalk environments through their health reports already."
+            )
+        if self._webhook_secrets is None or not self._public_url:
+            return Reply(
+                "I do not know my own public URL, so Heroku could not reach me. "
+                "An admin should set DEPLOYBOT_URL (e.g. https://my-deploybot.herokuapp.com)."
+            )
+        name = resolved.target.name
+        url = f"{self._public_url.rstrip('/')}{WEBHOOK_PATH}"
+        secret = self._webhook_secrets.new_secret()
+        entry = self._audit.start(actor, "watch", app, command.text(), None, {"url": url})
+        try:
+            # Saved first: Heroku may deliver before it answers, and a delivery signed with
+            # a secret we do not know yet would be refused. A failed call leaves an unused
+            # secret, replaced by the next `watch`.
+            self._webhook_secrets.save(name, secret, url, actor.user_id, self._now())
+            webhook_id = resolved.platform.add_webhook(name, url, secret)
+        except PlatformError as error:
+            self._audit.finish(entry, _failed_outcome(error), error=str(error))
+            raise
+        self._webhook_secrets.save(name, secret, url, actor.user_id, self._now(), webhook_id)
+        self._audit.finish(entry, "ok", after={"webhook_id": webhook_id})
+        where = (
+            f"alerts go to <#{resolved.target.channel}>"
+            if resolved.target.channel
+            else "but it has no channel in the registry, so nobody is told: add `channel:`"
+        )
+        return Reply(
+            f"I am watching `{app}`: dyno crashes, releases and formation changes now reach me "
+            f"(Heroku webhook `{webhook_id}`), and {where}."
         )
 
     def _autoscaling(self, actor: Actor, resolved: Resolved, command: Command) -> Result:

@@ -224,3 +224,17 @@ class WebhookSubscription(Base):
     url: Mapped[str] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PlatformObservation(Base):
+    """The newest thing Heroku reported about an app, per kind and subject: `formation` per
+    process type (value: quantity) and `release` (subject "current", value: version)."""
+
+    __tablename__ = "platform_observations"
+
+    app: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer)
+    detail: Mapped[str] = mapped_column(Text, server_default="")
+    observed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -241,6 +241,13 @@ class Registry:
     def aliases(self) -> list[str]:
         return sorted(self.spec.apps)
 
+    def channel_of(self, alias: str) -> str | None:
+        """The app's home channel for alerts; None for an app without one or not listed."""
+        try:
+            return self.resolve(alias).channel
+        except UnknownApp:
+            return None
+
     def targets(self) -> list[Target]:
         return [self.resolve(alias) for alias in self.aliases()]
 

@@ -19,11 +19,13 @@ from bot.gate import Gate
 from bot.idempotency import RequestKeys
 from bot.metrics.drains import Drains
 from bot.metrics.store import MetricsStore
+from bot.observations import Observations
 from bot.platforms.base import Platform, PlatformError
 from bot.platforms.beanstalk import BeanstalkPlatform
 from bot.platforms.heroku import HerokuPlatform
 from bot.registry import Registry, Target
 from bot.usergroups import UserGroups
+from bot.webhooks import WebhookSecrets
 
 
 class Services:
@@ -45,6 +47,8 @@ class Services:
         self.confirmations = Confirmations(self.db)
         self.request_keys = RequestKeys(self.db)
         self.metrics = MetricsStore(self.db)
+        self.webhook_secrets = WebhookSecrets(self.db)
+        self.observations = Observations(self.db)
         self.followups = followups or FollowUps()
         # Clients are built on first use, one per credential set: start-up calls no API.
         self._platforms: dict[tuple[str, ...], Platform] = {}
@@ -64,6 +68,7 @@ class Services:
             drains=Drains(self.db),
             public_url=config.public_url,
             autoscale=AutoscaleStore(self.db),
+            webhook_secrets=self.webhook_secrets,
         )
 
     def _groups_of(self, user_id: str, groups: Iterable[str]) -> frozenset[str]:

@@ -64,8 +64,10 @@ def button_click(
     channel_id: str = "C0CONSOLE",
     team_id: str = "T0CONSOLE",
     block_id: str = "deploybot_confirmation",
+    message_ts: str | None = None,
 ) -> str:
-    """The form-encoded body of a `block_actions` interaction payload."""
+    """The form-encoded body of a `block_actions` interaction payload; `message_ts` names
+    the (non-ephemeral) message whose button was pressed."""
     payload: dict[str, Any] = {
         "type": "block_actions",
         "team": {"id": team_id, "domain": "console"},
@@ -86,4 +88,7 @@ def button_click(
             }
         ],
     }
+    if message_ts is not None:
+        payload["container"]["message_ts"] = message_ts
+        payload["message"] = {"type": "message", "ts": message_ts}
     return urlencode({"payload": json.dumps(payload)})

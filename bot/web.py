@@ -1,4 +1,5 @@
-"""The web process: Flask serving slack_bolt at /slack/events, plus /healthz.
+"""The web process: Flask serving slack_bolt at /slack/events, Heroku log drains at
+/drain/<token>, Heroku app webhooks at /webhooks/heroku, plus /healthz.
 
 `gunicorn 'bot.web:create_app()'` is the Procfile's web line.
 """
@@ -10,12 +11,16 @@ import logging
 from flask import Flask, jsonify, request
 from slack_bolt.adapter.flask import SlackRequestHandler
 
+from bot.alerts import Alerts
 from bot.config import Config, ConfigError
+from bot.heroku_events import HerokuEvents
 from bot.logs import setup_logging
 from bot.metrics.intake import MAX_BODY_BYTES, DrainIntake, Flusher
 from bot.registry import RegistryError
 from bot.services import Services
 from bot.slack_app import build_bolt_app
+from bot.webhooks import heroku_webhooks
+from handlers.alerts import blocks as alert_blocks
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,12 @@ def create_app(config: Config | None = None) -> Flask:
     web = Flask("deploybot")
     web.extensions["deploybot"] = services
     web.extensions["deploybot.metrics"] = (intake, flusher)
+    on_event = HerokuEvents(
+        services.registry, Alerts(services.db, blocks_for=alert_blocks), services.observations
+    )
+    web.register_blueprint(
+        heroku_webhooks(services.webhook_secrets.lookup, on_event, services.request_keys)
+    )
 
     @web.post("/drain/<token>")
     def drain(token: str):  # type: ignore[no-untyped-def]

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1 << 20  # a notification carries one resource: far smaller than this
 SIGNATURE_HEADER = "Heroku-Webhook-Hmac-SHA256"
 DELIVERY_HEADER = "Heroku-Webhook-Id"
+WEBHOOK_PATH = "/webhooks/heroku"
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ def heroku_webhooks(
     if it did not); `on_event` runs once per delivery, after the signature held."""
     blueprint = Blueprint("heroku_webhooks", __name__)
 
-    @blueprint.post("/webhooks/heroku")
+    @blueprint.post(WEBHOOK_PATH)
     def receive():  # type: ignore[no-untyped-def]
         if (request.content_length or 0) > MAX_BODY_BYTES:
             return "", 413

@@ -5,8 +5,10 @@ while the main thread keeps checking that the lease still holds; losing it stops
 scheduler and exits non-zero, so Heroku restarts the dyno and it queues for the lease again.
 All state is in the database, so a restarted worker picks up where the last one stopped.
 
-Jobs: the autoscale tick (every 15 s), expire confirmation prompts nobody answered (their
-messages say so), fold and roll up traffic windows, forget old request keys.
+Jobs: the autoscale tick (every 15 s), send the alert outbox to Slack (every 5 s, honouring
+Retry-After), look for incidents and resolve quiet ones (every 60 s), expire confirmation
+prompts nobody answered (their messages say so), fold and roll up traffic windows, forget
+old request keys and sent alerts.
 """
 
 from __future__ import annotations
@@ -15,15 +17,15 @@ import logging
 import os
 import signal
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
 from bot.actions import expired_text
+from bot.alerts import Alerts
 from bot.autoscaler import Autoscaler
 from bot.config import Config
 from bot.confirmations import Confirmations
@@ -31,11 +33,14 @@ from bot.db import Database
 from bot.idempotency import KEEP, RequestKeys
 from bot.lease import Lease
 from bot.metrics.store import MetricsStore
+from bot.outbox import OutboxSender
 from bot.services import Services
+from handlers.alerts import blocks as alert_blocks
 
 log = logging.getLogger(__name__)
 
 LEASE_RETRY_SECONDS = 5.0  # a waiting worker takes over within this of the leader's death
+KEEP_SENT_ALERTS = timedelta(days=7)
 
 
 def _seconds(name: str, default: float) -> float:
@@ -51,8 +56,11 @@ class Worker:
         self.confirmations = Confirmations(self.db)
         self.metrics = MetricsStore(self.db)
         self.request_keys = RequestKeys(self.db)
+        self.alerts = Alerts(self.db, blocks_for=alert_blocks)
         self.stopping = threading.Event()
+        self._services: Services | None = None
         self._scaler: Autoscaler | None = None
+        self._sender: OutboxSender | None = None
 
     def expire_prompts(self) -> int:
         """Turn prompts past their expiry into "expired" messages, once each."""
@@ -77,26 +85,54 @@ class Worker:
         return done
 
     def forget_request_keys(self) -> int:
-        return self.request_keys.forget_older_than(datetime.now(UTC) - KEEP)
+        now = datetime.now(UTC)
+        self.alerts.outbox.forget_sent_before(now - KEEP_SENT_ALERTS)
+        return self.request_keys.forget_older_than(now - KEEP)
 
     def autoscale(self) -> int:
         return len(self._autoscaler().tick())
 
+    def send_alerts(self, now: datetime | None = None) -> int:
+        """Send what the outbox holds; a Slack outage leaves it there for the next run."""
+        if not self.config.slack_bot_token:
+            return 0
+        if self._sender is None:
+            # No retry handler for 429s: the sender honours Retry-After without sleeping.
+            client = WebClient(
+                token=self.config.slack_bot_token, base_url=self.config.slack_api_url
+            )
+            self._sender = OutboxSender(self.db, client)
+        report = self._sender.send_due(now or datetime.now(UTC))
+        if report.retrying or report.failed:
+            log.warning(
+                "alerts delayed",
+                extra={"sent": report.sent, "retrying": report.retrying, "failed": report.failed},
+            )
+        return report.sent
+
+    def watch(self, now: datetime | None = None) -> int:
+        """Fold what the detectors see into incidents; with nothing new, quiet incidents
+        resolve. Returns how many incidents changed."""
+        services = self.services()
+        now = now or datetime.now(UTC)
+        events: list = []
+        return len(self.alerts.record(events, now, services.registry.channel_of).incidents)
+
+    def services(self) -> Services:
+        # Built on first use: its platform clients make no call until then.
+        if self._services is None:
+            self._services = Services(self.config, source="autoscaler")
+        return self._services
+
     def _autoscaler(self) -> Autoscaler:
-        # Built on first use: its platform clients and Slack client make no call until then.
         if self._scaler is None:
-            services = Services(self.config, source="autoscaler")
-            slack = WebClient(token=self.config.slack_bot_token, base_url=self.config.slack_api_url)
+            services = self.services()
+            outbox = self.alerts.outbox
 
             def notify(channel: str | None, text: str) -> None:
-                if channel and self.config.slack_bot_token:
-                    try:
-                        slack.chat_postMessage(channel=channel, text=text)
-                    except SlackApiError as error:
-                        log.warning(
-                            "autoscale notice not posted",
-                            extra={"error": error.response.get("error")},
-                        )
+                # Through the outbox: a Slack outage delays the notice and loses nothing.
+                if channel:
+                    outbox.enqueue(f"autoscale:{channel}", channel, "post", text, datetime.now(UTC))
 
             self._scaler = Autoscaler(services, notify)
         return self._scaler
@@ -107,6 +143,8 @@ class Worker:
         )
         jobs: list[tuple[Any, float]] = [
             (self.autoscale, _seconds("DEPLOYBOT_AUTOSCALE_SECONDS", 15)),
+            (self.send_alerts, _seconds("DEPLOYBOT_ALERTS_SECONDS", 5)),
+            (self.watch, _seconds("DEPLOYBOT_WATCH_SECONDS", 60)),
             (self.expire_prompts, _seconds("DEPLOYBOT_EXPIRE_SECONDS", 30)),
             (self.compact_metrics, _seconds("DEPLOYBOT_COMPACT_SECONDS", 600)),
             (self.forget_request_keys, _seconds("DEPLOYBOT_FORGET_SECONDS", 3600)),

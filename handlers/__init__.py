@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from handlers import actions, commands, events
+from handlers import actions, alerts, commands, events
 
 if TYPE_CHECKING:
     from slack_bolt import App
@@ -18,4 +18,5 @@ if TYPE_CHECKING:
 def register(app: App, services: Services) -> None:
     commands.register(app, services)
     actions.register(app, services)
+    alerts.register(app, services)
     events.register(app, services)

@@ -21,12 +21,16 @@ VERBS = (
     "drain",
     "autoscale",
     "pin",
+    "watch",
+    "simulate",
     "apps",
     "history",
     "whoami",
     "help",
 )
-MUTATING_VERBS = frozenset({"scale", "restart", "kill", "drain", "autoscale", "pin"})
+MUTATING_VERBS = frozenset({"scale", "restart", "kill", "drain", "autoscale", "pin", "watch"})
+# What `/deploy simulate` can play against an app in the sandbox.
+SIMULATIONS = ("spike",)
 AUTOSCALE_MODES = ("on", "off", "shadow", "status")
 # What the autoscaler can track: `target=queue:300ms` (also `p95:300ms`), `service:500ms`,
 # `rpm:1200` (requests per minute per dyno).
@@ -48,6 +52,8 @@ USAGE = {
     "drain": "/deploy drain APP",
     "autoscale": "/deploy autoscale APP on|off|shadow|status [min=N] [max=N] [target=queue:300ms|service:500ms|rpm:1200]",
     "pin": "/deploy pin APP web=N for DURATION  |  /deploy pin APP off",
+    "watch": "/deploy watch APP",
+    "simulate": "/deploy simulate spike APP",
     "apps": "/deploy apps",
     "history": "/deploy history [APP] [N]",
     "whoami": "/deploy whoami",
@@ -63,6 +69,8 @@ SUMMARY = {
     "drain": "add a log drain to a Heroku app, so `metrics` and the autoscaler see its traffic",
     "autoscale": "turn the autoscaler on, off or to shadow mode (decide and log, not act) for an app's web dynos",
     "pin": "hold an app's web dynos at a count for a while, whatever the autoscaler thinks",
+    "watch": "subscribe to a Heroku app's dyno, release and formation events, so crashes alert its channel",
+    "simulate": "sandbox only: play a traffic spike against a demo app and watch the autoscaler react",
     "apps": "list the apps I manage, with their platform and channel",
     "history": "show who changed what, newest first (all apps, or one)",
     "whoami": "show what you may do in this channel, and which rule says so",
@@ -82,6 +90,8 @@ EXAMPLES = {
     "drain": ("drain myapp",),
     "autoscale": ("autoscale myapp on min=2 max=10 target=queue:300ms", "autoscale myapp status"),
     "pin": ("pin myapp web=5 for 2h", "pin myapp off"),
+    "watch": ("watch myapp",),
+    "simulate": ("simulate spike demo",),
     "apps": ("apps",),
     "history": ("history", "history myapp 20"),
     "whoami": ("whoami",),
@@ -148,6 +158,8 @@ class Command:
     def text(self) -> str:
         """The command written back in canonical form, for audit rows and messages."""
         words = [self.verb]
+        if self.verb == "simulate":
+            return f"simulate {self.mode} {self.app}"
         if self.verb == "scale":
             words += [str(c) for c in self.changes]
         if self.verb == "pin" and self.app:
@@ -358,6 +370,23 @@ def _parse_drain(args: list[str], app: str | None) -> Command:
     return Command("drain", app=app)
 
 
+def _parse_watch(args: list[str], app: str | None) -> Command:
+    app, rest = _positional_app(args, app, "watch")
+    if rest:
+        raise CommandError(f"`{_clip(rest[0])}` is one word too many.", "watch")
+    return Command("watch", app=app)
+
+
+def _parse_simulate(args: list[str], app: str | None) -> Command:
+    if not args or args[0].lower() not in SIMULATIONS:
+        got = f"`{_clip(args[0])}` is not a simulation. " if args else ""
+        raise CommandError(f"{got}Say which one: {', '.join(SIMULATIONS)}.", "simulate")
+    app, rest = _positional_app(args[1:], app, "simulate")
+    if rest:
+        raise CommandError(f"`{_clip(rest[0])}` is one word too many.", "simulate")
+    return Command("simulate", app=app, mode=args[0].lower())
+
+
 def _parse_autoscale(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "autoscale")
     if not rest or rest[0].lower() not in AUTOSCALE_MODES:
@@ -469,6 +498,8 @@ _PARSERS = {
     "metrics": _parse_metrics,
     "drain": _parse_drain,
     "autoscale": _parse_autoscale,
+    "watch": _parse_watch,
+    "simulate": _parse_simulate,
     "pin": _parse_pin,
     "apps": _parse_apps,
     "history": _parse_history,

@@ -10,7 +10,7 @@ count, so a storm is one message updated in place, not fifty. `step()` also:
   (counting what the caller says was posted recently); incidents beyond that are folded
   into one summary message for the channel and get no message of their own;
 - resolves an open incident once it has been quiet for `Rules.quiet`, updating its message
-  and saying so in its thread;
+  and saying so in its thread (an `info` notice, such as a release, closes silently);
 - honours a silence: a silenced incident keeps counting but notifies nobody.
 
 Pure: the caller passes `now`, the known incidents and the events; nothing reads a clock.
@@ -37,6 +37,7 @@ DEFAULT_SEVERITY = {
     "pinned": "warning",
     "stale": "warning",
     "release": "info",
+    "release_failed": "critical",
     "formation": "info",
 }
 
@@ -197,6 +198,9 @@ def step(
             notices.append(Notice(key, incident.channel, "update", describe(incident)))
     for key in resolved:
         incident = current[key]
+        # A notice (a release) was never a problem: it ends without a "resolved" message.
+        if incident.severity == "info":
+            continue
         if _audible(incident, now) and not incident.folded and incident.channel:
             notices.append(Notice(key, incident.channel, "update", describe(incident)))
             notices.append(Notice(key, incident.channel, "reply", resolution(incident, now)))
@@ -244,6 +248,8 @@ def _what(incident: Incident) -> str:
         "health": f"health turned {subject}",
         "pinned": f"autoscaler pinned at max for {subject}",
         "stale": f"metrics stale for {subject}",
+        "release": "released",
+        "release_failed": "release failed",
     }
     return phrases.get(incident.kind, f"{incident.kind.replace('_', ' ')} {subject}")
 

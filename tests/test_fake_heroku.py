@@ -420,6 +420,7 @@ SAMPLES = [
         },
     ),
     ("GET", "/apps/myapp/webhooks", None),
+    ("PATCH", "/apps/myapp/webhooks/{webhook}", {"secret": "n3w-s3cr3t"}),
 ]
 # The definition whose properties an answer carries, by the last collection in its path.
 SHAPES = {
@@ -461,8 +462,11 @@ def test_the_samples_cover_every_implemented_endpoint():
 
 def test_every_answer_validates_against_its_target_schema(fake, api, subtests):
     schema = load_schema()
-    for method, path, body in SAMPLES:
-        with subtests.test(f"{method} {path}"):
+    for method, sample, body in SAMPLES:
+        with subtests.test(f"{method} {sample}"):
+            path = sample.replace(
+                "{webhook}", (fake.webhooks("myapp") or [{"id": "none"}])[0]["id"]
+            )
             answer = api(method, path, json=body)
             assert answer.ok, answer.text
             [link] = schema.match(method, path)[0]

@@ -186,3 +186,13 @@ def test_severity_comes_from_the_kind_and_only_worsens():
     [incident] = run(events).incidents
     assert incident.severity == "critical"
     assert run([Event("myapp", "router_error", "H12", at(0))]).incidents[0].severity == "warning"
+
+
+def test_a_release_notice_is_posted_and_closes_without_a_resolved_message():
+    release = Event("myapp", "release", "release", at(0), "v42 Deploy abc1234 by dev@example.com")
+    [incident] = (opened := run([release], now=at(0))).incidents
+    assert incident.severity == "info"
+    assert kinds(opened) == [("post", "release:myapp:release")]
+    assert "released" in opened.notices[0].text and "v42" in opened.notices[0].text
+    closed = run([], known=[incident], now=at(0) + timedelta(minutes=10), rules=QUIET)
+    assert [i.state for i in closed.incidents] == ["resolved"] and closed.notices == ()

@@ -27,10 +27,12 @@ class SlackDriver:
         url = self.slack.new_response_url()
         return self.post(slash_command(text, url, user_id=user)), url
 
-    def click(self, action_id: str, value: str, user: str) -> tuple[Any, str]:
-        """Press a button; like Slack, every click carries a response_url of its own."""
+    def click(self, action_id: str, value: str, user: str, **where: str | None) -> tuple[Any, str]:
+        """Press a button; like Slack, every click carries a response_url of its own.
+        `where` may name the `channel_id` and `message_ts` of a channel message's button."""
         url = self.slack.new_response_url()
-        return self.post(button_click(action_id, value, url, user_id=user)), url
+        where = {name: value for name, value in where.items() if value is not None}
+        return self.post(button_click(action_id, value, url, user_id=user, **where)), url
 
     def replies(self, url: str, n: int = 1) -> list[dict[str, Any]]:
         return self.slack.wait_for_responses(url, n=n, timeout=10)

@@ -31,6 +31,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT4
 from werkzeug.wrappers import Request, Response
 
+from bot.fakes.heroku_webhooks import Dispatcher, notification
 from bot.fakes.server import LocalServer, ServedFake
 
 SCHEMA_PATH = Path(__file__).parent / "specs" / "heroku-platform-api-schema.json"
@@ -316,12 +317,14 @@ class _Dyno:
     created_at: datetime
     started_at: datetime
     ready_at: datetime
+    crashed: bool = False
 
     @property
     def name(self) -> str:
         return f"{self.type}.{self.number}"
 
     def start(self, now: datetime, boot_seconds: float) -> None:
+        self.crashed = False
         self.started_at = now
         self.ready_at = now + timedelta(seconds=boot_seconds)
 
@@ -367,6 +370,7 @@ _HANDLERS: dict[str, str] = {
     "GET /apps/{}/log-drains": "_log_drain_list",
     "POST /apps/{}/webhooks": "_webhook_create",
     "GET /apps/{}/webhooks": "_webhook_list",
+    "PATCH /apps/{}/webhooks/{}": "_webhook_update",
 }
 IMPLEMENTED = frozenset(_HANDLERS)
 _UNCOUNTED = "GET /account/rate-limits"  # the schema: it "does not count towards the rate limit"
@@ -402,6 +406,12 @@ class FakeHeroku(ServedFake):
         self._ids = random.Random(0)  # seeded: the same test sees the same ids every run
         self._lock = threading.RLock()
         self._server = LocalServer(self)
+        # Webhook notifications sent to subscribers, in order; `.wait()` lets them land.
+        self.deliveries = Dispatcher()
+
+    def stop(self) -> None:
+        self.deliveries.stop()
+        super().stop()
 
     # -- clock ----------------------------------------------------------------------------
 
@@ -455,6 +465,17 @@ class FakeHeroku(ServedFake):
         """The app's webhook subscriptions, `secret` included (the API never shows it)."""
         with self._lock:
             return [dict(hook) for hook in self._apps[app].webhooks]
+
+    def crash(self, app: str, dyno: str) -> dict[str, Any]:
+        """Crash one dyno (`web.1`): it shows `crashed` until restarted, and subscribers of
+        `api:dyno` are told. Returns the dyno as the API shows it."""
+        with self._lock:
+            found = self._apps[app]
+            target = self._dyno(found, dyno)
+            target.crashed = True
+            data = self._dyno_json(found, target)
+            self._publish(found, "dyno", "dyno", "update", data, {"state": "up"})
+            return data
 
     def calls(self, method: str, path: str | re.Pattern[str]) -> list[Recorded]:
         """Recorded requests with `method` whose path ends with `path`, or matches it if a regex."""
@@ -625,13 +646,19 @@ class FakeHeroku(ServedFake):
         app = self._app(call.params[0])
         # Check every update before applying any: one bad entry changes nothing.
         changes = [self._change(app, update) for update in call.body["updates"]]
+        before = {process.type: process.quantity for process, _, _ in changes}
         updated = [self._apply(app, *change) for change in changes]
+        for process in updated:
+            self._formation_changed(app, process, before[process.type])
         return _Reply(200, [self._formation_json(app, process) for process in updated])
 
     def _formation_update(self, call: _Call) -> _Reply:
         app = self._app(call.params[0])
         change = self._change(app, {**call.body, "type": call.params[1]})
-        return _Reply(200, self._formation_json(app, self._apply(app, *change)))
+        before = change[0].quantity
+        process = self._apply(app, *change)
+        self._formation_changed(app, process, before)
+        return _Reply(200, self._formation_json(app, process))
 
     def _dyno_list(self, call: _Call) -> _Reply:
         app = self._app(call.params[0])
@@ -710,6 +737,15 @@ class FakeHeroku(ServedFake):
         app.webhooks.append(hook)
         return _Reply(201, _webhook_json(hook))
 
+    def _webhook_update(self, call: _Call) -> _Reply:
+        app = self._app(call.params[0])
+        for hook in app.webhooks:
+            if hook["id"] == call.params[1]:
+                hook.update(call.body)
+                hook["updated_at"] = _timestamp(self._now)
+                return _Reply(200, _webhook_json(hook))
+        raise _not_found("webhook", "Couldn't find that webhook.")
+
     def _webhook_list(self, call: _Call) -> _Reply:
         app = self._app(call.params[0])
         return _Reply(200, [_webhook_json(hook) for hook in app.webhooks])
@@ -780,6 +816,27 @@ class FakeHeroku(ServedFake):
             app.dynos.remove(dyno)
         for number in range(len(mine) + 1, process.quantity + 1):
             app.dynos.append(self._new_dyno(process, number, self._now, self.boot_seconds))
+
+    def _formation_changed(self, app: _App, process: _Process, before: int) -> None:
+        data = self._formation_json(app, process)
+        self._publish(app, "api:formation", "formation", "update", data, {"quantity": before})
+
+    def _publish(
+        self,
+        app: _App,
+        include: str,
+        resource: str,
+        action: str,
+        data: dict[str, Any],
+        previous: dict[str, Any],
+    ) -> None:
+        """Notify every subscription to `include` (`dyno`, `api:formation`, …)."""
+        for hook in app.webhooks:
+            if include in hook["include"]:
+                at = _timestamp(self._now)
+                self.deliveries.send(
+                    notification(hook, include, resource, action, data, previous, at, OWNER_EMAIL)
+                )
 
     def _restart(self, dynos: Iterable[_Dyno]) -> _Reply:
         for dyno in dynos:
@@ -874,7 +931,7 @@ class FakeHeroku(ServedFake):
             "name": dyno.name,
             "release": {"id": current.id, "version": current.version},
             "size": dyno.size,
-            "state": "up" if up else "starting",
+            "state": "crashed" if dyno.crashed else "up" if up else "starting",
             "type": dyno.type,
             # `updated_at` is when the dyno last changed state.
             "updated_at": _timestamp(dyno.ready_at if up else dyno.started_at),

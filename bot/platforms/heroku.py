@@ -32,6 +32,11 @@ from bot.platforms.base import (
 
 log = logging.getLogger(__name__)
 
+# What `/deploy watch` subscribes to: `dyno` (state changes, crashes among them) alerts,
+# releases arm the deploy guard and formation changes tell the autoscaler about scaling
+# done by hand. (`api:dyno` would be dynos created through the API: one-off runs.)
+WEBHOOK_ENTITIES = ("dyno", "api:release", "api:formation")
+
 CONNECT_TIMEOUT = 3.05
 READ_TIMEOUT = 15.0
 # Lazy listeners have minutes, not hours: never sleep longer than this for a Retry-After.
@@ -133,6 +138,17 @@ class HerokuPlatform:
             if drain.get("url") == url:
                 return str(drain["id"])
         return str(self._call("POST", app, ("apps", app, "log-drains"), {"url": url})["id"])
+
+    def add_webhook(self, app: str, url: str, secret: str) -> str:
+        """Subscribe `url` to the app's dyno, release and formation events, signed with
+        `secret`; returns Heroku's webhook id. A subscription already there for `url` gets
+        the new secret instead of a second subscription (Heroku refuses a duplicate URL)."""
+        body = {"include": list(WEBHOOK_ENTITIES), "level": "sync", "secret": secret, "url": url}
+        for hook in self._call("GET", app, ("apps", app, "webhooks")):
+            if hook.get("url") == url:
+                path = ("apps", app, "webhooks", str(hook["id"]))
+                return str(self._call("PATCH", app, path, body)["id"])
+        return str(self._call("POST", app, ("apps", app, "webhooks"), body)["id"])
 
     def settles_slowly(self) -> bool:
         return False

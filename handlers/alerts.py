@@ -1,0 +1,151 @@
+"""Alert messages and their buttons: Restart, Scale +1, Silence 1 h, Acknowledge.
+
+`blocks()` is what `bot.alerts.Alerts` stores with each notice. Restart and Scale +1 run
+`/deploy restart` and `/deploy scale web+1` through the same actions path as typed
+commands (rules, guardrails, confirmation, audit); Silence needs the `watch` permission
+on the app; anyone in the channel may acknowledge.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk.errors import SlackApiError
+
+from bot.alerts import Alerts
+from bot.audit import Actor
+from handlers.delivery import deliver
+from handlers.render import safely
+from policies.commands import parse
+from policies.incidents import Incident, Notice
+
+if TYPE_CHECKING:
+    from slack_bolt import Ack, App, Respond
+    from slack_sdk import WebClient
+
+    from bot.services import Services
+
+RESTART_ACTION = "deploybot_alert_restart"
+SCALE_ACTION = "deploybot_alert_scale"
+SILENCE_ACTION = "deploybot_alert_silence"
+ACK_ACTION = "deploybot_alert_ack"
+SILENCE_FOR = timedelta(hours=1)
+
+log = logging.getLogger(__name__)
+
+# Which remedies fit which incident; every open incident can be silenced and acknowledged.
+_REMEDIES = {
+    "crash": (RESTART_ACTION,),
+    "router_error": (RESTART_ACTION, SCALE_ACTION),
+    "slow": (RESTART_ACTION, SCALE_ACTION),
+    "errors": (RESTART_ACTION, SCALE_ACTION),
+    "health": (RESTART_ACTION,),
+}
+_LABELS = {
+    RESTART_ACTION: "Restart",
+    SCALE_ACTION: "Scale web +1",
+    SILENCE_ACTION: "Silence 1 h",
+    ACK_ACTION: "Acknowledge",
+}
+
+
+def blocks(notice: Notice, incident: Incident | None) -> list[dict[str, Any]] | None:
+    """Block Kit for a notice. Always explicit for posts and updates: chat.update without
+    blocks would keep the old buttons on a resolved incident."""
+    if notice.kind == "reply":
+        return None
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": notice.text}}
+    if incident is None or incident.state != "open" or incident.severity == "info":
+        return [section]
+    actions = (*_REMEDIES.get(incident.kind, ()), SILENCE_ACTION, ACK_ACTION)
+    # The count makes the value change as the incident grows: one restart per state of it.
+    value = f"{incident.key}|{incident.count}"
+    elements = [
+        {
+            "type": "button",
+            "action_id": action,
+            "text": {"type": "plain_text", "text": _LABELS[action]},
+            "value": value,
+            **({"style": "danger"} if action == RESTART_ACTION else {}),
+        }
+        for action in actions
+    ]
+    return [section, {"type": "actions", "elements": elements}]
+
+
+def command_for(action_id: str, key: str) -> str:
+    """The `/deploy` words a remedy button stands for."""
+    kind, app, subject = _parts(key)
+    if action_id == SCALE_ACTION:
+        return f"scale web+1 {app}"
+    # A crash names its process type: restart those dynos, not the whole app.
+    return f"restart {app} {subject}" if kind == "crash" else f"restart {app}"
+
+
+def register(app: App, services: Services) -> None:
+    alerts = Alerts(services.db)
+
+    def ack_click(ack: Ack) -> None:
+        ack()
+
+    def remedy(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        action_id = body["actions"][0]["action_id"]
+        key, count = _value(body)
+        actor = _actor(body, services.source, f"alert:{action_id}:{key}:{count}")
+        result = safely(lambda: services.actions.run(actor, parse(command_for(action_id, key))))
+        deliver(services, result, respond, client, actor.channel_id)
+
+    def silence(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        key, _ = _value(body)
+        actor = _actor(body, services.source)
+        decision = services.gate.decide(actor, "watch", _parts(key)[1])
+        if not decision.allowed:
+            respond(text=decision.reason, replace_original=False, response_type="ephemeral")
+            return
+        until = datetime.now(UTC) + SILENCE_FOR
+        if alerts.silence(key, until):
+            _in_thread(client, body, f"Silenced until {until:%H:%M} UTC by <@{actor.user_id}>.")
+
+    def acknowledge(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        key, _ = _value(body)
+        actor = _actor(body, services.source)
+        if alerts.acknowledge(key, actor.user_id):
+            _in_thread(client, body, f"<@{actor.user_id}> is looking into it.")
+
+    for action_id in (RESTART_ACTION, SCALE_ACTION):
+        app.action(action_id)(ack=ack_click, lazy=[remedy])
+    app.action(SILENCE_ACTION)(ack=ack_click, lazy=[silence])
+    app.action(ACK_ACTION)(ack=ack_click, lazy=[acknowledge])
+
+
+def _parts(key: str) -> tuple[str, str, str]:
+    kind, _, rest = key.partition(":")
+    app, _, subject = rest.partition(":")
+    return kind, app, subject
+
+
+def _value(body: dict[str, Any]) -> tuple[str, str]:
+    key, _, count = str(body["actions"][0]["value"]).partition("|")
+    return key, count
+
+
+def _actor(body: dict[str, Any], source: str, request_key: str | None = None) -> Actor:
+    return Actor(
+        user_id=body["user"]["id"],
+        team_id=(body.get("team") or {}).get("id"),
+        channel_id=(body.get("channel") or {}).get("id"),
+        source=source,
+        request_key=request_key,
+    )
+
+
+def _in_thread(client: WebClient, body: dict[str, Any], text: str) -> None:
+    channel = (body.get("channel") or {}).get("id")
+    ts = (body.get("container") or {}).get("message_ts") or (body.get("message") or {}).get("ts")
+    try:
+        client.chat_postMessage(channel=channel or "", thread_ts=ts, text=text)
+    except SlackApiError as error:
+        # The state is stored either way; only the thread note is missing.
+        log.warning("alert thread note not posted", extra={"error": error.response.get("error")})

@@ -1,0 +1,227 @@
+"""Alerts end to end: `/deploy watch` subscribes through the fake Heroku, a crashed dyno
+arrives as a signed webhook over HTTP at the served web app, the worker posts one alert in
+the app's channel, its Restart button restarts through the actions path, a crash loop
+stays one message, and quiet resolves it in place."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+
+from bot.alerts import Alerts
+from bot.fakes.server import LocalServer
+from bot.web import create_app
+from bot.webhooks import sign
+from bot.worker import Worker
+from handlers.alerts import ACK_ACTION, RESTART_ACTION, SILENCE_ACTION
+from tests.conftest import ADMIN, USER
+from tests.webclient import SlackDriver, ack_text, button
+
+REGISTRY = """\
+apps:
+  myapp:
+    platform: heroku
+    channel: CMYAPP
+"""
+
+
+@pytest.fixture
+def served(config, tmp_path, monkeypatch):
+    """The web app on a real port (Heroku must reach it), knowing its own URL."""
+    path = tmp_path / "deploybot.yml"
+    path.write_text(REGISTRY)
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    holder = {}
+    server = LocalServer(lambda environ, start: holder["app"](environ, start)).start()
+    config = replace(config, public_url=server.url)
+    holder["app"] = create_app(config)
+    yield holder["app"], config, server.url
+    server.stop()
+
+
+@pytest.fixture
+def driver(served, slack):
+    return SlackDriver(served[0].test_client(), slack)
+
+
+def watch(driver, heroku):
+    response, url = driver.command("watch myapp", ADMIN)
+    ack_text(response)
+    assert "I am watching `myapp`" in driver.reply(url)["text"]
+    [hook] = heroku.webhooks("myapp")
+    return hook
+
+
+def alert_messages(slack):
+    return [m for m in slack.messages("CMYAPP") if "thread_ts" not in m]
+
+
+def test_watch_subscribes_once_and_a_second_watch_rotates_the_secret(driver, heroku, served):
+    first = watch(driver, heroku)
+    assert first["url"] == f"{served[2]}/webhooks/heroku"
+    assert first["level"] == "sync"
+    assert set(first["include"]) == {"dyno", "api:release", "api:formation"}
+    second = watch(driver, heroku)
+    assert second["id"] == first["id"] and second["secret"] != first["secret"]
+    assert heroku.violations == []
+
+
+def test_watch_needs_permission(driver, heroku):
+    response, url = driver.command("watch myapp", USER)
+    ack_text(response)
+    assert driver.reply(url)["text"].startswith("You may not watch `myapp`")
+    assert heroku.webhooks("myapp") == []
+
+
+def test_a_crash_becomes_one_alert_whose_restart_button_works_and_which_resolves(
+    driver, heroku, slack, served
+):
+    _, config, _ = served
+    watch(driver, heroku)
+    worker = Worker(config)
+    heroku.crash("myapp", "web.1")
+    assert heroku.deliveries.wait()
+    assert [d.statuses for d in heroku.deliveries.deliveries] == [[200]]
+    assert worker.send_alerts() == 1
+    [alert] = alert_messages(slack)
+    assert "myapp" in alert["text"] and "crashed" in alert["text"]
+    restart = button(alert, RESTART_ACTION)
+    button(alert, SILENCE_ACTION), button(alert, ACK_ACTION)
+
+    # A crash loop: fifty more crashes are the same incident, one message updated in place.
+    for _ in range(50):
+        heroku.crash("myapp", "web.1")
+    assert heroku.deliveries.wait()
+    worker.send_alerts()
+    [looping] = alert_messages(slack)
+    assert looping["ts"] == alert["ts"] and "51 times" in looping["text"]
+
+    response, url = driver.click(
+        RESTART_ACTION, restart["value"], ADMIN, channel_id="CMYAPP", message_ts=alert["ts"]
+    )
+    ack_text(response)
+    assert "restart" in driver.reply(url)["text"].lower()
+    assert len(heroku.calls("DELETE", "/apps/myapp/formations/web")) == 1
+    assert heroku.dynos("myapp")[0]["state"] == "up"
+
+    # Ten quiet minutes later the worker resolves it: the same message, no buttons left.
+    later = datetime.now(UTC) + timedelta(minutes=11)
+    assert worker.watch(later) == 1
+    worker.send_alerts(later)
+    [resolved] = alert_messages(slack)
+    assert resolved["ts"] == alert["ts"] and "Resolved" in resolved["text"]
+    assert all(block["type"] != "actions" for block in resolved.get("blocks", []))
+    replies = [m for m in slack.messages("CMYAPP") if m.get("thread_ts") == alert["ts"]]
+    assert any("Resolved" in m["text"] for m in replies)
+    assert slack.violations == [] and heroku.violations == []
+
+
+def test_silence_and_acknowledge_answer_in_the_thread(driver, heroku, slack, served):
+    _, config, _ = served
+    watch(driver, heroku)
+    worker = Worker(config)
+    heroku.crash("myapp", "web.1")
+    assert heroku.deliveries.wait()
+    worker.send_alerts()
+    [alert] = alert_messages(slack)
+    value = button(alert, ACK_ACTION)["value"]
+    where = {"channel_id": "CMYAPP", "message_ts": alert["ts"]}
+    ack_text(driver.click(ACK_ACTION, value, USER, **where)[0])
+    ack_text(driver.click(SILENCE_ACTION, value, ADMIN, **where)[0])
+    slack.wait_for_calls("chat.postMessage", n=3)
+    thread = [m["text"] for m in slack.messages("CMYAPP") if m.get("thread_ts") == alert["ts"]]
+    assert any("looking into it" in text for text in thread)
+    assert any("Silenced until" in text for text in thread)
+    # Silenced: more crashes are counted, and nobody is told.
+    heroku.crash("myapp", "web.1")
+    assert heroku.deliveries.wait()
+    before = len(slack.calls_to("chat.update"))
+    worker.send_alerts()
+    assert len(slack.calls_to("chat.update")) == before
+    [incident] = Alerts(worker.db).incidents("myapp")
+    assert incident.count == 2 and incident.acknowledged_by == USER
+
+
+def test_forged_and_replayed_webhooks_are_refused(driver, heroku, served):
+    _, config, url = served
+    watch(driver, heroku)
+    heroku.crash("myapp", "web.1")
+    assert heroku.deliveries.wait()
+    [delivery] = heroku.deliveries.deliveries
+    endpoint = f"{url}/webhooks/heroku"
+    forged = requests.post(
+        endpoint,
+        data=delivery.body,
+        headers={**delivery.headers, "Heroku-Webhook-Hmac-SHA256": sign("guess", delivery.body)},
+        timeout=10,
+    )
+    unsigned_headers = {
+        k: v for k, v in delivery.headers.items() if k != "Heroku-Webhook-Hmac-SHA256"
+    }
+    unsigned = requests.post(endpoint, data=delivery.body, headers=unsigned_headers, timeout=10)
+    replayed = requests.post(endpoint, data=delivery.body, headers=delivery.headers, timeout=10)
+    assert (forged.status_code, unsigned.status_code) == (401, 401)
+    assert replayed.status_code == 200 and replayed.json().get("duplicate") is True
+    [incident] = Alerts(Worker(config).db).incidents("myapp")
+    assert incident.count == 1
+
+
+def test_a_formation_change_by_hand_and_a_release_are_observed(driver, heroku, slack, served):
+    _, config, _ = served
+    watch(driver, heroku)
+    hook = heroku.webhooks("myapp")[0]
+    body = json.dumps(
+        {
+            "id": "11111111-2222-3333-4444-555555555555",
+            "action": "update",
+            "resource": "release",
+            "created_at": "2026-11-29T00:00:00Z",
+            "actor": {"email": "dev@example.com"},
+            "data": {
+                "app": {"name": "myapp"},
+                "version": 42,
+                "status": "succeeded",
+                "description": "Deploy abc1234",
+            },
+        }
+    ).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "Heroku-Webhook-Id": "release-delivery-1",
+        "Heroku-Webhook-Hmac-SHA256": sign(hook["secret"], body),
+    }
+    assert requests.post(f"{served[2]}/webhooks/heroku", data=body, headers=headers).ok
+    # A hand-made scale in the "dashboard": the fake tells subscribers like Heroku does.
+    requests.patch(
+        f"{heroku.url}/apps/myapp/formation/web",
+        json={"quantity": 3},
+        headers={
+            "Accept": "application/vnd.heroku+json; version=3",
+            "Authorization": f"Bearer {config.heroku_api_key}",
+        },
+        timeout=10,
+    ).raise_for_status()
+    assert heroku.deliveries.wait()
+    services = Worker(config).services()
+    seen = {(o.kind, o.subject): o.value for o in services.observations.since(None, "myapp")}
+    assert seen == {("release", "current"): 42, ("formation", "web"): 3}
+    assert services.observations.last_release_at("myapp") is not None
+    Worker(config).send_alerts()
+    [notice] = alert_messages(slack)
+    assert "released" in notice["text"] and "v42" in notice["text"]
+    assert all(block["type"] != "actions" for block in notice.get("blocks", []))
+
+
+def test_watch_without_a_public_url_says_what_to_set(config, tmp_path, monkeypatch, slack, heroku):
+    path = tmp_path / "deploybot.yml"
+    path.write_text(REGISTRY)
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    driver = SlackDriver(create_app(config).test_client(), slack)
+    response, url = driver.command("watch myapp", ADMIN)
+    ack_text(response)
+    assert "DEPLOYBOT_URL" in driver.reply(url)["text"]
+    assert heroku.webhooks("myapp") == []
