@@ -225,3 +225,19 @@ def test_watch_without_a_public_url_says_what_to_set(config, tmp_path, monkeypat
     ack_text(response)
     assert "DEPLOYBOT_URL" in driver.reply(url)["text"]
     assert heroku.webhooks("myapp") == []
+
+
+def test_a_crash_alert_survives_a_slack_outage_and_arrives_once(driver, heroku, slack, served):
+    _, config, _ = served
+    watch(driver, heroku)
+    worker = Worker(config)
+    slack.fail_next("chat.postMessage", count=2, status=500)
+    slack.fail_next("chat.postMessage", count=1, status=429, retry_after=1)
+    heroku.crash("myapp", "web.1")
+    assert heroku.deliveries.wait()
+    now = datetime.now(UTC)
+    sent = [worker.send_alerts(now + timedelta(seconds=10 * tick)) for tick in range(8)]
+    assert sum(sent) == 1
+    [alert] = alert_messages(slack)
+    assert "crashed" in alert["text"]
+    assert [status for _, status in slack.faults_served] == [500, 500, 429]
