@@ -6,7 +6,8 @@ scheduler and exits non-zero, so Heroku restarts the dyno and it queues for the 
 All state is in the database, so a restarted worker picks up where the last one stopped.
 
 Jobs: the autoscale tick (every 15 s), send the alert outbox to Slack (every 5 s, honouring
-Retry-After), look for incidents and resolve quiet ones (every 60 s), expire confirmation
+Retry-After), look for incidents and resolve quiet ones (every 60 s), store Beanstalk
+health reports as traffic windows (every 10 s), expire confirmation
 prompts nobody answered (their messages say so), fold and roll up traffic windows, forget
 old request keys and sent alerts.
 """
@@ -32,6 +33,7 @@ from bot.confirmations import Confirmations
 from bot.db import Database
 from bot.idempotency import KEEP, RequestKeys
 from bot.lease import Lease
+from bot.metrics.beanstalk_health import BeanstalkSampler
 from bot.metrics.store import MetricsStore
 from bot.outbox import OutboxSender
 from bot.services import Services
@@ -61,6 +63,7 @@ class Worker:
         self._services: Services | None = None
         self._scaler: Autoscaler | None = None
         self._sender: OutboxSender | None = None
+        self._sampler: BeanstalkSampler | None = None
 
     def expire_prompts(self) -> int:
         """Turn prompts past their expiry into "expired" messages, once each."""
@@ -118,6 +121,13 @@ class Worker:
         events: list = []
         return len(self.alerts.record(events, now, services.registry.channel_of).incidents)
 
+    def sample_beanstalk(self) -> int:
+        """Store each Beanstalk environment's latest 10 s health report as a window."""
+        if self._sampler is None:
+            services = self.services()
+            self._sampler = BeanstalkSampler(services.registry, services.resolve, self.metrics)
+        return self._sampler.poll()
+
     def services(self) -> Services:
         # Built on first use: its platform clients make no call until then.
         if self._services is None:
@@ -145,6 +155,7 @@ class Worker:
             (self.autoscale, _seconds("DEPLOYBOT_AUTOSCALE_SECONDS", 15)),
             (self.send_alerts, _seconds("DEPLOYBOT_ALERTS_SECONDS", 5)),
             (self.watch, _seconds("DEPLOYBOT_WATCH_SECONDS", 60)),
+            (self.sample_beanstalk, _seconds("DEPLOYBOT_BEANSTALK_SECONDS", 10)),
             (self.expire_prompts, _seconds("DEPLOYBOT_EXPIRE_SECONDS", 30)),
             (self.compact_metrics, _seconds("DEPLOYBOT_COMPACT_SECONDS", 600)),
             (self.forget_request_keys, _seconds("DEPLOYBOT_FORGET_SECONDS", 3600)),

@@ -86,13 +86,7 @@ class BeanstalkPlatform:
                 )
             except botocore.exceptions.ClientError as error:
                 raise _client_error(error, app, "get_metric_data") from None
-        health = self._call(
-            "describe_environment_health",
-            app,
-            EnvironmentName=app,
-            AttributeNames=["ApplicationMetrics"],
-        )
-        metrics = health.get("ApplicationMetrics") or {}
+        _, metrics = self.health_metrics(app)
         codes = metrics.get("StatusCodes") or {}
         latency = metrics.get("Latency") or {}
         return Traffic(
@@ -106,6 +100,17 @@ class BeanstalkPlatform:
                 if name in ("P50", "P90", "P95", "P99")
             },
         )
+
+    def health_metrics(self, app: str) -> tuple[datetime | None, dict[str, Any]]:
+        """Enhanced health's ApplicationMetrics (the last `Duration` seconds, usually 10)
+        and when the service computed them."""
+        health = self._call(
+            "describe_environment_health",
+            app,
+            EnvironmentName=app,
+            AttributeNames=["ApplicationMetrics", "RefreshedAt"],
+        )
+        return health.get("RefreshedAt"), health.get("ApplicationMetrics") or {}
 
     def _cloudwatch(self) -> Any:
         if self._cloudwatch_client is None:

@@ -1,0 +1,87 @@
+"""Beanstalk traffic into the metrics store: enhanced health's 10 s reports become windows
+whose counts and percentiles read back as reported, polled through boto3 from the fake."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.metrics.aggregate import summarize
+from bot.metrics.beanstalk_health import (
+    BeanstalkSampler,
+    sketch_from_percentiles,
+    window_from_health,
+)
+from bot.services import Services
+from tests.test_beanstalk import REGISTRY, aws  # noqa: F401  (the fixture)
+
+LATENCY = {
+    "P10": 0.02,
+    "P50": 0.1,
+    "P75": 0.15,
+    "P85": 0.2,
+    "P90": 0.25,
+    "P95": 0.4,
+    "P99": 0.9,
+    "P999": 1.5,
+}
+
+
+def test_the_rebuilt_sketch_reads_the_reported_percentiles_back():
+    sketch = sketch_from_percentiles(LATENCY, 1000)
+    assert sketch.count == 1000
+    for q, seconds in ((0.5, 0.1), (0.95, 0.4), (0.99, 0.9)):
+        assert sketch.quantile(q) == pytest.approx(seconds * 1000, rel=0.02)
+
+
+@given(
+    count=st.integers(min_value=1, max_value=100_000),
+    values=st.lists(st.floats(min_value=0, max_value=60), min_size=1, max_size=8),
+)
+def test_the_slices_always_add_up_to_the_request_count(count, values):
+    latency = dict(
+        zip(("P10", "P50", "P75", "P85", "P90", "P95", "P99", "P999"), sorted(values), strict=False)
+    )
+    assert sketch_from_percentiles(latency, count).count == count
+
+
+def test_a_report_becomes_one_aligned_window_and_no_traffic_none():
+    at = datetime(2026, 11, 29, 12, 0, 17, tzinfo=UTC)
+    metrics = {
+        "Duration": 10,
+        "RequestCount": 120,
+        "StatusCodes": {"Status2xx": 110, "Status3xx": 0, "Status4xx": 4, "Status5xx": 6},
+        "Latency": LATENCY,
+    }
+    window = window_from_health("shop", at, metrics)
+    assert window is not None
+    assert (window.start, window.requests) == (int(at.timestamp()) - 17, 120)
+    assert window.statuses == {"2xx": 110, "4xx": 4, "5xx": 6}
+    assert window_from_health("shop", at, {"RequestCount": 0}) is None
+
+
+def test_the_sampler_stores_each_report_once(config, aws, tmp_path, monkeypatch):  # noqa: F811
+    path = tmp_path / "deploybot.yml"
+    path.write_text(REGISTRY)
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    services = Services(config)
+    services.migrate_sqlite_if_behind()
+    sampler = BeanstalkSampler(services.registry, services.resolve, services.metrics)
+    aws.set_health(
+        "shop-prod", region="us-east-1", request_count=600, status_5xx=30, latency=LATENCY
+    )
+    # shop and shop-eu report; `lost` names an AWS profile the bot lacks and is skipped.
+    assert sampler.poll() == 2
+    assert sampler.poll() == 0  # the same report (the fake's clock has not moved)
+    aws.advance(10)
+    assert sampler.poll() == 2
+    now = aws.now.timestamp() + 60
+    windows = services.metrics.windows("shop", int(now) - 600, int(now))
+    summary = summarize(windows, now, 5)
+    assert summary.requests == 1200
+    assert summary.error_rate == pytest.approx(0.05)
+    assert summary.service is not None
+    assert summary.service.p95 == pytest.approx(400, rel=0.02)
