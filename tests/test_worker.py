@@ -139,3 +139,44 @@ def test_the_worker_scales_an_app_from_drained_traffic_and_survives_a_restart(
     patches = [r for r in heroku.requests if r.method == "PATCH"]
     assert len(patches) == 1 and heroku.violations == []
     database.dispose()
+
+
+def test_two_workers_with_the_leader_killed_midway_act_once(database_url, heroku, slack, tmp_path):
+    """Without the lease both would see web=1 and both would scale: one PATCH proves one actor."""
+    database = Database(database_url)
+    now = datetime.now(UTC)
+    AutoscaleStore(database).save(
+        Settings("myapp", "on", 1, 3, "service_p95", 500.0, "UADMIN01", now)
+    )
+    start = int(now.timestamp()) // 60 * 60 - 6 * 60
+    windows = []
+    for second in range(start, start + 8 * 60, 10):
+        sketch = Sketch()
+        sketch.add(1500.0, 100)
+        windows.append(
+            Window(app="myapp", start=second, requests=100, dynos={"web.1": 100}, service=sketch)
+        )
+    MetricsStore(database).save(windows)
+    env = {
+        "HEROKU_API_KEY": HEROKU_KEY,
+        "HEROKU_API_URL": heroku.url,
+        "SLACK_BOT_TOKEN": slack.bot_token,
+        "SLACK_API_URL": slack.api_url,
+        "DEPLOYBOT_AUTOSCALE_SECONDS": "0.5",
+    }
+    first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
+    with worker(database_url, first_log, **env) as first:
+        wait_for(lambda: leads(first_log))
+        with worker(database_url, second_log, **env):
+            wait_for(lambda: heroku.formation("myapp")["web"][0] == 3)
+            os.killpg(first.pid, signal.SIGKILL)
+            assert wait_for(lambda: leads(second_log)) < 30
+            decided = len(AutoscaleStore(database).decisions("myapp", limit=1000))
+            wait_for(
+                lambda: len(AutoscaleStore(database).decisions("myapp", limit=1000)) > decided + 3
+            )
+    patches = [r for r in heroku.requests if r.method == "PATCH"]
+    acted = [d for d in AutoscaleStore(database).decisions("myapp", limit=1000) if d.acted]
+    assert len(patches) == 1 and len(acted) == 1
+    assert heroku.formation("myapp")["web"][0] == 3
+    database.dispose()
