@@ -1,4 +1,5 @@
-"""`python -m bot` / `deploybot`: the console, migrations, Socket Mode and a dev server."""
+"""`python -m bot` / `deploybot`: the console, migrations, Socket Mode, a dev server and the
+dyno simulator."""
 
 from __future__ import annotations
 
@@ -47,12 +48,26 @@ def main(argv: list[str] | None = None) -> int:
     metrics.add_argument("--json", action="store_true", help="print JSON, for scripts")
 
     commands.add_parser("worker", help="run the worker dyno's scheduled jobs (one leader)")
+    # The simulator owns its options (bot/simulate.py): everything after `simulate`, -h
+    # included, goes to its own parser, so the two can never disagree.
+    commands.add_parser(
+        "simulate",
+        add_help=False,
+        help="replay a traffic trace through a model of Heroku web dynos "
+        "(--trace FILE.csv [--policy NAME|all] [--peak-rpm N] [--seed N] [--json]; -h for more)",
+    )
     commands.add_parser("migrate", help="apply database migrations (the release phase)")
     commands.add_parser("socket", help="run in Slack Socket Mode (needs SLACK_APP_TOKEN)")
     serve = commands.add_parser("serve", help="run the web process with Flask's dev server")
     serve.add_argument("--port", type=int, default=None)
 
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.cmd == "simulate":
+        from bot.simulate import main as simulate_main
+
+        return simulate_main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return _COMMANDS[args.cmd](args)
     except (ConfigError, RegistryError) as error:

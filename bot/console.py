@@ -3,7 +3,8 @@
 Each line becomes a correctly signed slash command dispatched to the same slack_bolt app
 the web process serves; replies arrive at a local `response_url` and print as text, with
 buttons as `[ Label ]` (type the label to press it). `--sandbox` runs it against the
-fakes in `bot.sandbox`, so every verb works with no accounts.
+fakes in `bot.sandbox`, so every verb works with no accounts, and `/deploy simulate spike
+APP` plays traffic there, printing what the bot posts to the channel as it is posted.
 """
 
 from __future__ import annotations
@@ -13,13 +14,17 @@ import json
 import re
 import secrets
 import sys
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
 from dataclasses import replace
 from typing import Any, TextIO
 
 from slack_bolt.request import BoltRequest
+from slack_sdk import WebClient
 
+from bot.actions import Result
+from bot.audit import Actor
 from bot.config import Config
 from bot.fakes.slack import FakeSlack
 from bot.followups import FollowUps
@@ -27,9 +32,13 @@ from bot.registry import Registry
 from bot.services import Services
 from bot.slack_app import build_bolt_app
 from bot.slack_requests import button_click, sign, slash_command
+from policies.commands import Command
 
 CONSOLE_USER = "U0CONSOLE"
+CONSOLE_CHANNEL = "C0CONSOLE"  # where the console's slash commands say they were typed
 PROMPT = "deploybot> "
+# Between live lines on a terminal, so a played spike reads as it unfolds; none otherwise.
+LIVE_PAUSE_SECONDS = 0.1
 
 
 class ImmediateExecutor(Executor):
@@ -44,15 +53,36 @@ class ImmediateExecutor(Executor):
         return future
 
 
+class LaterExecutor(Executor):
+    """Holds lazy listeners until `run_pending()`, so the console prints a command's ack
+    before its work starts, and work that posts as it goes prints in between."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Future[Any], Callable[..., Any], tuple[Any, ...], Any]] = []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._pending.append((future, fn, args, kwargs))
+        return future
+
+    def run_pending(self) -> None:
+        while self._pending:
+            future, fn, args, kwargs = self._pending.pop(0)
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as error:  # a listener's failure belongs to its future
+                future.set_exception(error)
+
+
 class Console:
     def __init__(
         self,
         config: Config,
-        out: TextIO = sys.stdout,
+        out: TextIO | None = None,
         user_id: str = CONSOLE_USER,
         registry: Registry | None = None,
     ):
-        self._out = out
+        self._out = out if out is not None else sys.stdout
         self._user_id = user_id
         self._slack = FakeSlack().start()
         self._secret = secrets.token_hex(16)
@@ -62,15 +92,38 @@ class Console:
             slack_signing_secret=self._secret,
             slack_api_url=self._slack.api_url,
         )
+        self._client = WebClient(token=self._slack.bot_token, base_url=self._slack.api_url)
         # Follow-ups run inline too, so a slow change's thread prints before the next prompt.
         self.services = Services(
-            config, source="console", registry=registry, followups=FollowUps(ImmediateExecutor())
+            config,
+            source="console",
+            registry=registry,
+            followups=FollowUps(ImmediateExecutor()),
+            simulate=self._simulator(config),
         )
         self.services.db.migrate()
-        self._bolt = build_bolt_app(self.services, listener_executor=ImmediateExecutor())
+        self._lazy = LaterExecutor()
+        self._bolt = build_bolt_app(self.services, listener_executor=self._lazy)
         self._buttons: dict[str, tuple[str, str, str]] = {}
         self._seen: dict[str, int] = {}
         self._posts_seen = 0
+
+    def _simulator(self, config: Config) -> Callable[[Actor, Command], Result] | None:
+        """`/deploy simulate` when this console runs against the sandbox started here."""
+        from bot import sandbox  # only the sandbox plays traffic
+
+        running = sandbox.running()
+        if running is None or not running.serves(config):
+            return None
+        return lambda actor, command: running.simulate(self.services, self._say, actor, command)
+
+    def _say(self, channel: str | None, text: str) -> None:
+        """Post as the bot does to a channel, and print it now, not after the command."""
+        # An app with no channel in the registry has the console's for its channel here.
+        self._client.chat_postMessage(channel=channel or CONSOLE_CHANNEL, text=text)
+        self._print_posts()
+        if self._out.isatty():
+            time.sleep(LIVE_PAUSE_SECONDS)
 
     def close(self) -> None:
         self._slack.stop()
@@ -85,14 +138,18 @@ class Console:
             action_id, value, response_url = button
             click_url = self._slack.new_response_url()
             self._dispatch(button_click(action_id, value, click_url, user_id=self._user_id))
+            self._lazy.run_pending()
             self._print_responses(click_url)
             self._print_posts()
             return
         text = re.sub(r"^/deploy\b", "", line).strip()
         response_url = self._slack.new_response_url()
-        ack = self._dispatch(slash_command(text, response_url, user_id=self._user_id))
+        ack = self._dispatch(
+            slash_command(text, response_url, user_id=self._user_id, channel_id=CONSOLE_CHANNEL)
+        )
         if ack:
             self._print(ack)
+        self._lazy.run_pending()
         self._print_responses(response_url)
         self._print_posts()
 
@@ -174,9 +231,11 @@ def run(
     commands: Iterable[str],
     interactive: bool,
     user_id: str = CONSOLE_USER,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
     registry: Registry | None = None,
 ) -> int:
+    # sys.stdout as it is now, not at import: a test's capture replaces it.
+    out = out if out is not None else sys.stdout
     console = Console(config, out=out, user_id=user_id, registry=registry)
     try:
         for line in commands:

@@ -5,18 +5,29 @@ The fake Beanstalk's clock runs twenty times faster than the wall clock, so an e
 update that takes a minute of its time ends in three seconds and the console shows the
 follow-up in its thread. Starting the sandbox points this process's boto3 at the fake (its
 credentials and endpoint come from the environment, as on a dyno); `stop()` restores them.
+
+A started sandbox is this process's `running()` one, so the console it serves can play
+`/deploy simulate spike APP` (`bot.spike`) against its fake Heroku.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from typing import TYPE_CHECKING
 
 from bot.config import Config
 from bot.fakes.beanstalk import FakeBeanstalk
 from bot.fakes.heroku import FakeHeroku
 from bot.platforms import beanstalk
 from bot.registry import Registry
+
+if TYPE_CHECKING:
+    from bot.actions import Result
+    from bot.audit import Actor
+    from bot.services import Services
+    from bot.spike import Say
+    from policies.commands import Command
 
 SANDBOX_KEY = "sandbox-key"
 SANDBOX_AWS_KEY = "AKIDSANDBOX"
@@ -43,6 +54,15 @@ apps:
 """
 SPEEDUP = 20.0
 TICK_SECONDS = 0.05
+
+_running: Sandbox | None = None
+_running_lock = threading.Lock()
+
+
+def running() -> Sandbox | None:
+    """The sandbox this process started and has not stopped, if any."""
+    with _running_lock:
+        return _running
 
 
 class Sandbox:
@@ -88,9 +108,26 @@ class Sandbox:
             heroku_api_url=self.heroku.url,
             admins=self._admins,
         )
+        global _running
+        with _running_lock:
+            _running = self
         return self.config
 
+    def serves(self, config: Config) -> bool:
+        """Whether `config` points the bot at this sandbox's fake Heroku."""
+        return config.heroku_api_url == self.heroku.url
+
+    def simulate(self, services: Services, say: Say, actor: Actor, command: Command) -> Result:
+        """`/deploy simulate spike APP` against this sandbox's fake Heroku (`bot.spike`)."""
+        from bot import spike  # it needs the autoscaler, which needs all of Services
+
+        return spike.simulate(services, self.heroku, say, actor, command)
+
     def stop(self) -> None:
+        global _running
+        with _running_lock:
+            if _running is self:
+                _running = None
         self._stopping.set()
         if self._ticker.is_alive():
             self._ticker.join()

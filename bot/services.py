@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from slack_sdk import WebClient
 
-from bot.actions import Actions, Resolved
-from bot.audit import AuditLog
+from bot.actions import Actions, Resolved, Result
+from bot.audit import Actor, AuditLog
 from bot.autoscale_store import AutoscaleStore
 from bot.config import Config
 from bot.confirmations import Confirmations
@@ -26,6 +26,7 @@ from bot.platforms.heroku import HerokuPlatform
 from bot.registry import Registry, Target
 from bot.usergroups import UserGroups
 from bot.webhooks import WebhookSecrets
+from policies.commands import Command
 
 
 class Services:
@@ -37,6 +38,7 @@ class Services:
         registry: Registry | None = None,
         env: Mapping[str, str] | None = None,
         followups: FollowUps | None = None,
+        simulate: Callable[[Actor, Command], Result] | None = None,
     ) -> None:
         self.config = config
         self.source = source
@@ -69,6 +71,7 @@ class Services:
             public_url=config.public_url,
             autoscale=AutoscaleStore(self.db),
             webhook_secrets=self.webhook_secrets,
+            simulate=simulate,  # the sandbox console's traffic player; None elsewhere
         )
 
     def _groups_of(self, user_id: str, groups: Iterable[str]) -> frozenset[str]:

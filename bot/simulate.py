@@ -261,9 +261,11 @@ def make_context(trace: Trace, model: Model, peak_rpm: float | None = None) -> C
     if per_step * model.tick_s != trace.interval_s:
         raise ValueError(f"{trace.name}: interval {trace.interval_s} s is not whole ticks")
     # Scale so the busiest interval runs at `peak` requests per minute throughout.
-    scale = peak / 60 / (top / trace.interval_s) if top > 0 else 0.0
+    # Relative to the top first: a tiny top (a subnormal float) would overflow the scale.
     rates = tuple(
-        count / trace.interval_s * scale for count in trace.counts for _ in range(per_step)
+        (count / top if top > 0 else 0.0) * peak / 60
+        for count in trace.counts
+        for _ in range(per_step)
     )
     # What the router logs count: Poisson arrivals around the rate (by the normal
     # approximation), drawn once per trace so every policy sees the same noise.

@@ -6,7 +6,7 @@ scheduler and exits non-zero, so Heroku restarts the dyno and it queues for the 
 All state is in the database, so a restarted worker picks up where the last one stopped.
 
 Jobs: the autoscale tick (every 15 s), send the alert outbox to Slack (every 5 s, honouring
-Retry-After), look for incidents and resolve quiet ones (every 60 s), store Beanstalk
+Retry-After), run the alert detectors and resolve quiet incidents (every 60 s), store Beanstalk
 health reports as traffic windows (every 10 s), expire confirmation
 prompts nobody answered (their messages say so), fold and roll up traffic windows, forget
 old request keys and sent alerts.
@@ -31,6 +31,7 @@ from bot.autoscaler import Autoscaler
 from bot.config import Config
 from bot.confirmations import Confirmations
 from bot.db import Database
+from bot.detect import Detectors
 from bot.idempotency import KEEP, RequestKeys
 from bot.lease import Lease
 from bot.metrics.beanstalk_health import BeanstalkSampler
@@ -64,6 +65,7 @@ class Worker:
         self._scaler: Autoscaler | None = None
         self._sender: OutboxSender | None = None
         self._sampler: BeanstalkSampler | None = None
+        self._detectors: Detectors | None = None
 
     def expire_prompts(self) -> int:
         """Turn prompts past their expiry into "expired" messages, once each."""
@@ -114,11 +116,14 @@ class Worker:
         return report.sent
 
     def watch(self, now: datetime | None = None) -> int:
-        """Fold what the detectors see into incidents; with nothing new, quiet incidents
-        resolve. Returns how many incidents changed."""
+        """Fold what the detectors see (`bot.detect`: router errors, slow or failing
+        responses, pinned at max, stale metrics, Beanstalk health) into incidents; quiet
+        incidents resolve. Returns how many incidents changed."""
         services = self.services()
         now = now or datetime.now(UTC)
-        events: list = []
+        if self._detectors is None:
+            self._detectors = Detectors.from_services(services)
+        events = self._detectors.run(now)
         return len(self.alerts.record(events, now, services.registry.channel_of).incidents)
 
     def sample_beanstalk(self) -> int:

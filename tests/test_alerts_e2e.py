@@ -19,6 +19,7 @@ from bot.webhooks import sign
 from bot.worker import Worker
 from handlers.alerts import ACK_ACTION, RESTART_ACTION, SILENCE_ACTION
 from tests.conftest import ADMIN, USER
+from tests.test_drain import add_drain, post, router_line
 from tests.webclient import SlackDriver, ack_text, button
 
 REGISTRY = """\
@@ -241,3 +242,26 @@ def test_a_crash_alert_survives_a_slack_outage_and_arrives_once(driver, heroku, 
     [alert] = alert_messages(slack)
     assert "crashed" in alert["text"]
     assert [status for _, status in slack.faults_served] == [500, 500, 429]
+
+
+def test_a_burst_of_router_timeouts_in_the_drain_becomes_an_alert(driver, heroku, slack, served):
+    """The detectors in the worker's watch tick: H12s drained over HTTP, one alert."""
+    app, config, _ = served
+    token = add_drain(driver, heroku)[1]
+    minute = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
+    frames = [
+        router_line(minute + timedelta(seconds=1 + i), "web.1", 30000, 503, "H12")
+        for i in range(12)
+    ] + [router_line(minute + timedelta(seconds=20 + i), "web.1", 40, 200) for i in range(30)]
+    assert post(driver.client, token, frames).status_code == 204
+    app.extensions["deploybot.metrics"][1].flush()
+    worker = Worker(config)
+    judged = minute + timedelta(seconds=90)  # that minute is over and its stragglers are in
+    assert worker.watch(judged) >= 1
+    worker.send_alerts(judged)
+    texts = [m["text"] for m in alert_messages(slack)]
+    assert any("12 H12 (request timeout)" in text for text in texts), texts
+    # The next tick sees the same minute again: still one message, not two.
+    worker.watch(judged + timedelta(seconds=30))
+    worker.send_alerts(judged + timedelta(seconds=30))
+    assert len([t for t in (m["text"] for m in alert_messages(slack)) if "H12" in t]) == 1

@@ -122,3 +122,238 @@ def test_up_when_slow_then_down_when_quiet(services, autoscaler, heroku, said):
     assert down.acted and down.actual == up.desired and down.desired < up.desired
     assert heroku.formation("myapp")["web"][0] == down.desired
     assert len(said) == 2
+
+
+# -- The Heroku API budget: the formation cache, webhooks, the token bucket ---------------
+
+FORMATION = "/apps/myapp/formation"
+
+
+def api_calls(heroku) -> int:
+    return len([r for r in heroku.requests if r.path.startswith("/apps/myapp")])
+
+
+def steady(services: Services, now: datetime) -> None:
+    """Traffic inside the tolerance band of the 500 ms target: one dyno is right."""
+    traffic(services, service_ms=480, rpm=600, now=now)
+
+
+def test_an_app_in_steady_state_costs_no_api_call_between_refreshes(services, autoscaler, heroku):
+    enable(services)
+    steady(services, NOW)
+    autoscaler.tick(NOW)
+    assert len(heroku.calls("GET", FORMATION)) == 1  # the first tick has to ask
+    per_tick = []
+    for step in range(1, 20):  # every 15 s, up to 4 min 45 s
+        at = NOW + timedelta(seconds=15 * step)
+        steady(services, at)
+        before = api_calls(heroku)
+        [decision] = autoscaler.tick(at)
+        assert (decision.actual, decision.desired, decision.acted) == (1, 1, False)
+        per_tick.append(api_calls(heroku) - before)
+    assert per_tick == [0] * 19
+    # The periodic refresh (5 minutes by default) reads it once more, then quiet again.
+    at = NOW + timedelta(minutes=5)
+    steady(services, at)
+    autoscaler.tick(at)
+    assert len(heroku.calls("GET", FORMATION)) == 2
+    autoscaler.tick(at + timedelta(seconds=15))
+    assert len(heroku.calls("GET", FORMATION)) == 2
+
+
+def test_the_refresh_interval_comes_from_the_environment(services, said, heroku, monkeypatch):
+    monkeypatch.setenv("DEPLOYBOT_FORMATION_REFRESH_SECONDS", "60")
+    autoscaler = Autoscaler(services, lambda c, t: said.append((c, t)))
+    enable(services)
+    steady(services, NOW)
+    autoscaler.tick(NOW)
+    autoscaler.tick(NOW + timedelta(seconds=45))
+    assert len(heroku.calls("GET", FORMATION)) == 1
+    autoscaler.tick(NOW + timedelta(seconds=60))
+    assert len(heroku.calls("GET", FORMATION)) == 2
+
+
+def test_our_own_scale_result_is_the_new_formation(services, autoscaler, heroku):
+    enable(services)
+    traffic(services, service_ms=1500)
+    [up] = autoscaler.tick(NOW)
+    assert up.acted
+    known = autoscaler.known("myapp")
+    assert known is not None and known.quantity == up.desired == heroku.formation("myapp")["web"][0]
+    reads = len(heroku.calls("GET", FORMATION))
+    later = NOW + timedelta(minutes=3)  # past the boot watch: no dyno listing either
+    steady(services, later)
+    before = api_calls(heroku)
+    [next_one] = autoscaler.tick(later)
+    assert next_one.actual == up.desired
+    assert len(heroku.calls("GET", FORMATION)) == reads and api_calls(heroku) == before
+
+
+def test_a_formation_webhook_is_noticed_at_once(services, autoscaler, heroku):
+    enable(services, low=1, high=6)
+    steady(services, NOW)
+    autoscaler.tick(NOW)
+    # Someone scales by hand (here through the bot; on the dashboard it is the same).
+    services.actions.run(Actor(ADMIN, source="console"), parse("scale web=4 myapp"))
+    autoscaler.observe_formation("myapp", "web", 4, NOW + timedelta(seconds=5))
+    # A late webhook about an older change, and one about another process, change nothing.
+    autoscaler.observe_formation("myapp", "web", 2, NOW + timedelta(seconds=1))
+    autoscaler.observe_formation("myapp", "worker", 7, NOW + timedelta(seconds=6))
+    at = NOW + timedelta(seconds=15)
+    traffic(services, service_ms=500, rpm=600, now=at)
+    reads = len(heroku.calls("GET", FORMATION))
+    [decision] = autoscaler.tick(at)
+    assert decision.actual == 4  # not the 1 a stale cache would have scaled "back up" from
+    assert len(heroku.calls("GET", FORMATION)) == reads
+
+
+def test_an_unknown_app_seen_first_by_webhook_needs_no_read(services, autoscaler, heroku):
+    enable(services)
+    steady(services, NOW)
+    autoscaler.observe_formation("myapp", "web", 1, NOW - timedelta(seconds=5))
+    [decision] = autoscaler.tick(NOW)
+    assert decision.actual == 1 and heroku.calls("GET", FORMATION) == []
+
+
+def test_a_low_budget_skips_the_tick_and_says_why(services, said, heroku, caplog):
+    from policies.budget import Budget
+
+    # 450 left is the reserve: the autoscaler may not spend it, not even on a read.
+    autoscaler = Autoscaler(services, lambda c, t: said.append((c, t)), budget=Budget(tokens=450))
+    enable(services)
+    traffic(services, service_ms=1500)
+    with caplog.at_level("WARNING", logger="bot.autoscaler"):
+        assert autoscaler.tick(NOW) == []
+    assert api_calls(heroku) == 0 and said == []
+    assert "Heroku API budget low" in caplog.text
+    # It refills at 1.25 a second: a few seconds later the autoscaler may read and scale.
+    [decision] = autoscaler.tick(NOW + timedelta(seconds=4))
+    assert decision.acted and api_calls(heroku) == 3  # a read, then the actions path's two
+
+
+def test_the_budget_mirrors_rate_limit_remaining(services, said, heroku, caplog):
+    autoscaler = Autoscaler(services, lambda c, t: said.append((c, t)))
+    enable(services)
+    traffic(services, service_ms=1500)
+    heroku.rate_limit_remaining = 451  # someone else spent the rest of the hour
+    with caplog.at_level("WARNING", logger="bot.autoscaler"):
+        assert autoscaler.tick(NOW) == []  # read (→ 450 left), then the scale is refused
+    assert autoscaler.budget("HEROKU_API_KEY").remaining(NOW) == 450
+    assert heroku.calls("PATCH", FORMATION) == [] and said == []
+    assert "Heroku API budget low" in caplog.text
+
+
+# -- What decide() is fed: booting dynos and the seasonal forecast -----------------------
+
+
+@pytest.fixture
+def fed(monkeypatch):
+    """The keyword arguments of each decide() call."""
+    from policies import autoscale
+
+    calls: list[dict] = []
+    real = autoscale.decide
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(autoscale, "decide", spy)
+    return calls
+
+
+def test_booting_dynos_are_counted_only_just_after_our_scale_up(services, autoscaler, heroku, fed):
+    heroku.boot_seconds = 45
+    enable(services)
+    traffic(services, service_ms=1500)
+    [up] = autoscaler.tick(NOW)
+    assert up.acted and fed[-1]["booting"] is None  # nothing of ours was booting
+    dyno_reads = lambda: len(heroku.calls("GET", "/apps/myapp/dynos"))  # noqa: E731
+    at = NOW + timedelta(seconds=15)
+    traffic(services, service_ms=1500, now=at)
+    autoscaler.tick(at)
+    assert fed[-1]["booting"] == up.desired - 1 and dyno_reads() == 1
+    heroku.advance(60)
+    at = NOW + timedelta(seconds=75)
+    steady(services, at)
+    autoscaler.tick(at)
+    assert fed[-1]["booting"] == 0 and dyno_reads() == 2
+    # All up: no more listing, even within the two minutes.
+    autoscaler.tick(at + timedelta(seconds=15))
+    assert fed[-1]["booting"] is None and dyno_reads() == 2
+
+
+def test_the_seasonal_forecast_reads_yesterday_and_last_week(services, autoscaler, fed):
+    enable(services, high=10)
+    minute = int(NOW.timestamp()) // 60
+    windows = []
+    # A day and a week ago traffic tripled two minutes after this time; today is flat.
+    for lag in (1440, 7 * 1440):
+        for m in range(minute - lag - 200, minute - lag + 10):
+            rpm = 1800 if m >= minute - lag + 1 else 600
+            windows.append(Window(app="myapp", start=m * 60, requests=rpm, dynos={"web.1": rpm}))
+    for m in range(minute - 200, minute - 6):
+        windows.append(Window(app="myapp", start=m * 60, requests=600, dynos={"web.1": 600}))
+    MetricsStore(services.db).save(windows)
+    steady(services, NOW)
+    autoscaler.tick(NOW)
+    forecast = fed[-1]["forecast"]
+    assert forecast is not None and forecast.growth == pytest.approx(3.0)
+
+
+def test_no_history_means_no_forecast(services, autoscaler, fed):
+    enable(services)
+    steady(services, NOW)
+    autoscaler.tick(NOW)
+    assert fed[-1]["forecast"] is None
+
+
+def test_the_measured_api_calls_per_app_hour_behind_the_readme():
+    """`python -m benchmarks.autoscaler_api_calls`: a steady app costs only the 12 refreshes."""
+    from benchmarks.autoscaler_api_calls import measure
+
+    steady_hour = measure("steady")
+    assert steady_hour["api_calls_per_hour"] == 12
+    assert steady_hour["by_request"] == {"GET /apps/myapp/formation": 12}
+    assert steady_hour["apps_per_account"] == 337
+
+
+# -- What Heroku's webhooks told the web dyno, read by the worker's tick -------------------
+
+
+def test_a_hand_scale_reported_by_webhook_is_known_at_the_next_tick(services, autoscaler, heroku):
+    from bot.observations import Observation
+
+    enable(services, low=1, high=6)
+    steady(services, NOW)
+    autoscaler.tick(NOW)
+    services.actions.run(Actor(ADMIN, source="console"), parse("scale web=4 myapp"))
+    # What `POST /webhooks/heroku` stores for the dashboard's scale (tests/test_alerts_e2e).
+    seen = NOW + timedelta(seconds=5)
+    services.observations.record(Observation("myapp", "formation", "web", 4, seen, "by dev"))
+    at = NOW + timedelta(seconds=15)
+    traffic(services, service_ms=500, rpm=600, now=at)
+    reads = len(heroku.calls("GET", FORMATION))
+    [decision] = autoscaler.tick(at)
+    assert decision.actual == 4 and len(heroku.calls("GET", FORMATION)) == reads
+    # Read again every tick, the same old observation never undoes a newer change.
+    autoscaler.observe_formation("myapp", "web", 2, NOW + timedelta(seconds=20))
+    [again] = autoscaler.tick(NOW + timedelta(seconds=30))
+    assert again.actual == 2
+
+
+@pytest.mark.parametrize("released_minutes_ago, holds", [(2, True), (30, False)])
+def test_a_recent_release_holds_scale_down(
+    services, autoscaler, heroku, released_minutes_ago, holds
+):
+    from bot.observations import Observation
+
+    services.actions.run(Actor(ADMIN, source="console"), parse("scale web=4 myapp"))
+    enable(services, low=1, high=6)
+    released = NOW - timedelta(minutes=released_minutes_ago)
+    services.observations.record(Observation("myapp", "release", "current", 42, released))
+    traffic(services, service_ms=50, rpm=60)
+    [decision] = autoscaler.tick(NOW)
+    assert decision.actual == 4
+    assert (decision.desired == 4) is holds and decision.acted is not holds
+    assert ("release" in decision.reason) is holds

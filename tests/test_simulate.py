@@ -264,3 +264,33 @@ def test_load_trace_reads_the_shared_format(tmp_path: Path) -> None:
     assert loaded.counts == (57.0, 43.0)
     # The first interval ends at the first timestamp; ticks start on a whole minute.
     assert loaded.start == datetime(2015, 2, 26, 21, 37, tzinfo=UTC)
+
+
+SHARED_TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
+
+
+@pytest.mark.skipif(
+    not (SHARED_TRACES / "elb_request_count_8c0756.csv").exists(),
+    reason="needs ../shared/traces",
+)
+def test_deploybot_simulate_subcommand_replays_a_shared_trace(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bot.__main__ import main as deploybot
+
+    trace = SHARED_TRACES / "elb_request_count_8c0756.csv"
+    argv = ["simulate", "--trace", str(trace), "--policy", "static", "--peak-rpm", "4000"]
+    assert deploybot([*argv, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) == RESULT_KEYS
+    assert result["policy"] == "static" and result["trace"] == trace.name
+    assert result["peak_rpm"] == 4000 and result["slo_violation_minutes"] == 0
+    assert result["dyno_hours"] == pytest.approx(result["max_dynos"] * result["hours"])
+
+    assert deploybot(argv) == 0
+    assert "static:" in capsys.readouterr().out
+
+    # The simulator's own parser refuses what it cannot use, with its own usage line.
+    with pytest.raises(SystemExit):
+        deploybot(["simulate", "--trace", str(trace), "--policy", "nope"])
+    assert "deploybot simulate" in capsys.readouterr().err

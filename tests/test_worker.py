@@ -177,6 +177,9 @@ def test_two_workers_with_the_leader_killed_midway_act_once(database_url, heroku
             )
     patches = [r for r in heroku.requests if r.method == "PATCH"]
     acted = [d for d in AutoscaleStore(database).decisions("myapp", limit=1000) if d.acted]
-    assert len(patches) == 1 and len(acted) == 1
+    # The kill may land between the PATCH and the leader recording its decision: then the
+    # new leader reads web=3 and has nothing to do, so no decision says "acted". Either
+    # way Heroku saw one scale.
+    assert len(patches) == 1 and len(acted) <= 1
     assert heroku.formation("myapp")["web"][0] == 3
     database.dispose()

@@ -112,6 +112,16 @@ class BeanstalkPlatform:
         )
         return health.get("RefreshedAt"), health.get("ApplicationMetrics") or {}
 
+    def environment_health(self, app: str) -> dict[str, Any]:
+        """Enhanced health's colour, status and causes, in one call (`status` makes four):
+        {"Color": "Red", "HealthStatus": "Severe", "Causes": [...]}."""
+        return self._call(
+            "describe_environment_health",
+            app,
+            EnvironmentName=app,
+            AttributeNames=["Color", "HealthStatus", "Causes"],
+        )
+
     def _cloudwatch(self) -> Any:
         if self._cloudwatch_client is None:
             session = boto3.Session(profile_name=self.profile, region_name=self.region)

@@ -1,0 +1,363 @@
+"""Alert detectors: what the worker's watch tick sees in one app's recent traffic, autoscaler
+decisions and Beanstalk health, as `policies.incidents.Event`s.
+
+Level-triggered like the rest of the worker: each function looks at the data as it stands
+at `now` and returns an event for every condition that holds right now, every tick it
+holds. `policies.incidents.step` folds the repeats into one open incident and resolves it
+once the condition has not been seen for `Rules.quiet`. So a detector keeps no state and a
+missed or repeated tick changes nothing.
+
+Subjects are fixed words ("H12", "web p95", "web", "Red", ...), never numbers, so the
+incident key stays the same while the numbers in the detail change.
+
+Pure: plain frozen dataclasses in, events out; the caller reads the database and the
+platforms (`bot.detect`) and passes `now`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from policies.incidents import Event
+
+MINUTE = timedelta(minutes=1)
+
+# Heroku router codes worth an alert, in words a person recognises.
+ROUTER_CODES = {
+    "H10": "app crashed",
+    "H12": "request timeout",
+    "H13": "connection closed without response",
+    "H27": "client request interrupted",
+}
+
+# Beanstalk's colours: Red is down or failing; Yellow degraded; Grey unknown or updating.
+HEALTH_SEVERITY = {"Red": "critical", "Yellow": "warning", "Grey": "warning"}
+
+
+@dataclass(frozen=True)
+class Minute:
+    """One app's traffic in [start, start + 1 min). A minute nobody requested is simply
+    absent: no traffic is never an error."""
+
+    start: datetime  # aligned to a whole minute, UTC
+    requests: int = 0
+    errors: int = 0  # responses with a 5xx status
+    codes: Mapping[str, int] = field(default_factory=dict)  # router error code -> n
+    service_p95_ms: float | None = None  # None without timed requests
+
+    @property
+    def end(self) -> datetime:
+        return self.start + MINUTE
+
+
+@dataclass(frozen=True)
+class ScaleDecision:
+    """One autoscaler verdict: the web count it wanted at `at` (after the min/max clamp)."""
+
+    at: datetime
+    desired: int
+
+
+@dataclass(frozen=True)
+class Health:
+    """A Beanstalk enhanced-health report: `color` Green/Yellow/Red/Grey, `status` Ok,
+    Warning, Degraded, Severe, ... and the causes the service gives."""
+
+    color: str | None
+    status: str | None = None
+    causes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AppState:
+    """Everything the detectors look at for one app; a field left empty runs no detector."""
+
+    app: str
+    minutes: tuple[Minute, ...] = ()
+    # End of the newest stored traffic window at any age; None: never any.
+    newest_metrics: datetime | None = None
+    # Since when metrics are expected (a drain made, autoscaling turned on); None: they
+    # are not expected, so their absence is no alert.
+    watched_since: datetime | None = None
+    decisions: tuple[ScaleDecision, ...] = ()
+    autoscale_min: int | None = None
+    autoscale_max: int | None = None  # None: autoscaling off
+    health: Health | None = None
+
+
+@dataclass(frozen=True)
+class DetectorRules:
+    # A minute is judged once it ended this long ago, so late drain flushes are in it.
+    settle: timedelta = timedelta(seconds=10)
+    router_codes: frozenset[str] = frozenset(ROUTER_CODES)
+    router_burst: int = 10  # of one code in one minute
+    # Complete minutes searched for a burst: two, so a tick that runs a little late or
+    # early never skips a minute (a minute seen twice only folds into the same incident).
+    router_minutes: int = 2
+    slow_p95_ms: float = 2000.0  # over this (not at it)
+    slow_minutes: int = 3  # consecutive minutes
+    # The p95 of a handful of requests is just the slowest one: not worth waking anyone.
+    slow_min_requests: int = 5
+    error_rate: float = 0.05  # share of 5xx, over this (not at it)
+    error_min_requests: int = 20  # per minute
+    error_minutes: int = 3
+    pinned_for: timedelta = timedelta(minutes=10)
+    # Longer than this between two decisions (or since the newest) and the autoscaler was
+    # not running: the pinned run is broken, since nobody knows what it wanted meanwhile.
+    decision_gap: timedelta = timedelta(minutes=2)
+    stale_after: timedelta = timedelta(minutes=5)
+
+
+DEFAULT_DETECTOR_RULES = DetectorRules()
+
+
+def detect(
+    state: AppState, now: datetime, rules: DetectorRules = DEFAULT_DETECTOR_RULES
+) -> list[Event]:
+    """Every detector over one app's state: the events to hand to `Alerts.record`."""
+    events: list[Event] = []
+    events += router_errors(state.app, state.minutes, now, rules)
+    events += slow(state.app, state.minutes, now, rules)
+    events += errors(state.app, state.minutes, now, rules)
+    if state.autoscale_max is not None:
+        events += pinned(
+            state.app, state.decisions, state.autoscale_max, now, rules, state.autoscale_min
+        )
+    events += stale(state.app, state.newest_metrics, state.watched_since, now, rules)
+    if state.health is not None:
+        events += health(state.app, state.health, now)
+    return events
+
+
+def complete_minutes(
+    minutes: Iterable[Minute], now: datetime, rules: DetectorRules = DEFAULT_DETECTOR_RULES
+) -> dict[datetime, Minute]:
+    """The minutes that ended at least `rules.settle` before `now`, by start."""
+    return {m.start: m for m in minutes if m.end + rules.settle <= now}
+
+
+def newest_complete_start(now: datetime, rules: DetectorRules = DEFAULT_DETECTOR_RULES) -> datetime:
+    """Start of the newest minute `complete_minutes` keeps (present in the data or not)."""
+    settled = now - rules.settle
+    floor = settled.replace(second=0, microsecond=0)
+    return floor - MINUTE
+
+
+def router_errors(
+    app: str,
+    minutes: Iterable[Minute],
+    now: datetime,
+    rules: DetectorRules = DEFAULT_DETECTOR_RULES,
+) -> list[Event]:
+    """One `router_error` event per code seen at least `router_burst` times in one of the
+    last `router_minutes` complete minutes; the detail names the worst minute."""
+    by_start = complete_minutes(minutes, now, rules)
+    newest = newest_complete_start(now, rules)
+    worst: dict[str, tuple[int, datetime]] = {}
+    for back in range(rules.router_minutes):
+        start = newest - back * MINUTE
+        minute = by_start.get(start)
+        if minute is None:
+            continue
+        for code, count in minute.codes.items():
+            burst = code in rules.router_codes and count >= rules.router_burst
+            if burst and (code not in worst or count > worst[code][0]):
+                worst[code] = (count, start)
+    events = []
+    for code in sorted(worst):
+        count, start = worst[code]
+        what = ROUTER_CODES.get(code, "router error")
+        events.append(
+            Event(
+                app,
+                "router_error",
+                code,
+                now,
+                f"{count} {code} ({what}) in the minute from {_clock(start)}, "
+                f"threshold {rules.router_burst} a minute.",
+            )
+        )
+    return events
+
+
+def slow(
+    app: str,
+    minutes: Iterable[Minute],
+    now: datetime,
+    rules: DetectorRules = DEFAULT_DETECTOR_RULES,
+) -> list[Event]:
+    """A `slow` event ("web p95") while the p95 service time has been over `slow_p95_ms`
+    in each of the last `slow_minutes` complete minutes (a minute without enough requests
+    breaks the run)."""
+
+    def over(minute: Minute) -> bool:
+        return (
+            minute.requests >= rules.slow_min_requests
+            and minute.service_p95_ms is not None
+            and minute.service_p95_ms > rules.slow_p95_ms
+        )
+
+    run = _run(minutes, now, rules, over)
+    if len(run) < rules.slow_minutes:
+        return []
+    latest = run[0].service_p95_ms
+    assert latest is not None
+    return [
+        Event(
+            app,
+            "slow",
+            "web p95",
+            now,
+            f"p95 service {_seconds(latest)} > {_seconds(rules.slow_p95_ms)} for {len(run)} min.",
+        )
+    ]
+
+
+def errors(
+    app: str,
+    minutes: Iterable[Minute],
+    now: datetime,
+    rules: DetectorRules = DEFAULT_DETECTOR_RULES,
+) -> list[Event]:
+    """An `errors` event ("web") while more than `error_rate` of responses were 5xx in
+    each of the last `error_minutes` complete minutes, each with `error_min_requests`."""
+
+    def over(minute: Minute) -> bool:
+        return (
+            minute.requests >= rules.error_min_requests
+            and minute.errors > rules.error_rate * minute.requests
+        )
+
+    run = _run(minutes, now, rules, over)
+    if len(run) < rules.error_minutes:
+        return []
+    latest = run[0]
+    return [
+        Event(
+            app,
+            "errors",
+            "web",
+            now,
+            f"5xx rate {_percent(latest.errors / latest.requests)} "
+            f"({latest.errors} of {latest.requests}) > {_percent(rules.error_rate)} "
+            f"for {len(run)} min.",
+        )
+    ]
+
+
+def pinned(
+    app: str,
+    decisions: Iterable[ScaleDecision],
+    maximum: int,
+    now: datetime,
+    rules: DetectorRules = DEFAULT_DETECTOR_RULES,
+    minimum: int | None = None,
+) -> list[Event]:
+    """A `pinned` event ("web") while every autoscaler decision for `pinned_for` has
+    wanted the maximum: traffic wants more than the app is allowed."""
+    if minimum is not None and minimum >= maximum:
+        return []  # a fixed count: always "at max", and nothing to raise
+    ordered = sorted(decisions, key=lambda d: d.at, reverse=True)
+    if not ordered or now - ordered[0].at > rules.decision_gap:
+        return []
+    run_start = None
+    later = ordered[0].at
+    for decision in ordered:
+        if decision.desired < maximum or later - decision.at > rules.decision_gap:
+            break
+        run_start, later = decision.at, decision.at
+    if run_start is None:
+        return []
+    held = ordered[0].at - run_start
+    if held < rules.pinned_for:
+        return []
+    return [
+        Event(
+            app,
+            "pinned",
+            "web",
+            now,
+            f"The autoscaler wanted its max of {maximum} web for {_minutes(held)} min.",
+        )
+    ]
+
+
+def stale(
+    app: str,
+    newest: datetime | None,
+    watched_since: datetime | None,
+    now: datetime,
+    rules: DetectorRules = DEFAULT_DETECTOR_RULES,
+) -> list[Event]:
+    """A `stale` event ("traffic") when metrics are expected (`watched_since`) and none
+    arrived for `stale_after`, counting from the newest window's end or, when there was
+    never one since watching began, from `watched_since`."""
+    if watched_since is None:
+        return []
+    since = max(newest, watched_since) if newest is not None else watched_since
+    age = now - since
+    if age <= rules.stale_after:
+        return []
+    if newest is None or newest < watched_since:
+        detail = f"No traffic window has arrived in the {_minutes(age)} min since it was expected."
+    else:
+        detail = (
+            f"The newest traffic window ended {_minutes(age)} min ago at {_clock(newest)}, "
+            f"limit {_minutes(rules.stale_after)} min."
+        )
+    return [Event(app, "stale", "traffic", now, detail)]
+
+
+def health(app: str, report: Health, now: datetime) -> list[Event]:
+    """A `health` event with the colour as subject while Beanstalk's colour is not Green;
+    the detail carries the status and the causes."""
+    if report.color is None or report.color == "Green":
+        return []
+    status = f"{report.status} ({report.color})" if report.status else report.color
+    causes = "; ".join(c.strip().rstrip(".") for c in report.causes if c.strip())
+    count = len([c for c in report.causes if c.strip()])
+    detail = (
+        f"Health {status}, {count} cause{'s' if count != 1 else ''}: {causes}."
+        if causes
+        else f"Health {status}, Beanstalk gave no cause."
+    )
+    return [Event(app, "health", report.color, now, detail, HEALTH_SEVERITY.get(report.color))]
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers.
+
+
+def _run(
+    minutes: Iterable[Minute],
+    now: datetime,
+    rules: DetectorRules,
+    over: Callable[[Minute], bool],
+) -> list[Minute]:
+    """The consecutive complete minutes, newest first, ending with the newest complete
+    minute, for which `over` holds; a missing minute ends the run."""
+    by_start = complete_minutes(minutes, now, rules)
+    run: list[Minute] = []
+    start = newest_complete_start(now, rules)
+    while (minute := by_start.get(start)) is not None and over(minute):
+        run.append(minute)
+        start -= MINUTE
+    return run
+
+
+def _clock(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%H:%M UTC")
+
+
+def _seconds(ms: float) -> str:
+    return f"{ms / 1000:.3g} s" if ms < 100_000 else f"{ms / 1000:.0f} s"
+
+
+def _percent(share: float) -> str:
+    return f"{share * 100:.3g} %"
+
+
+def _minutes(span: timedelta) -> int:
+    return int(span.total_seconds() // 60)

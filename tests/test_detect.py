@@ -1,0 +1,276 @@
+"""bot.detect: the detectors over the real stores (SQLite, and PostgreSQL when set) and the
+fake Beanstalk over boto3, then into `Alerts.record` the way the worker's watch tick will."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.alerts import Alerts
+from bot.autoscale_store import AutoscaleStore, Decision, Settings
+from bot.detect import Detectors, minutes_of
+from bot.metrics.aggregate import Window
+from bot.metrics.drains import Drains
+from bot.metrics.store import MetricsStore
+from bot.services import Services
+from policies.sketch import Sketch
+from tests.conftest import ADMIN
+from tests.test_beanstalk import REGISTRY, aws  # noqa: F401  (the fixture)
+
+# 30 s into a minute: the newest complete minute began at 12:00.
+NOW = datetime(2026, 11, 29, 12, 1, 30, tzinfo=UTC)
+HEROKU_REGISTRY = """\
+apps:
+  myapp:
+    platform: heroku
+    channel: CMYAPP
+  other:
+    platform: heroku
+    app: other-app
+"""
+
+
+def windows(
+    app: str,
+    minutes: int,
+    requests: int = 60,
+    service_ms: float = 100.0,
+    errors: int = 0,
+    codes: dict[str, int] | None = None,
+    until: datetime = NOW,
+) -> list[Window]:
+    """Six 10 s windows per minute for the `minutes` whole minutes before `until`'s minute;
+    `requests`, `errors` and `codes` are per minute."""
+    end = int(until.timestamp()) // 60 * 60
+    out = []
+    for start in range(end - minutes * 60, end, 10):
+        sketch = Sketch()
+        sketch.add(service_ms, requests // 6)
+        first = start % 60 == 0  # errors and codes all in the minute's first window
+        out.append(
+            Window(
+                app=app,
+                start=start,
+                requests=requests // 6,
+                statuses={"2xx": requests // 6 - (errors if first else 0)}
+                | ({"5xx": errors} if first and errors else {}),
+                codes=dict(codes or {}) if first else {},
+                dynos={"web.1": requests // 6},
+                service=sketch,
+            )
+        )
+    return out
+
+
+def services_with(config, tmp_path, monkeypatch, registry: str) -> Services:
+    path = tmp_path / "deploybot.yml"
+    path.write_text(registry)
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    services = Services(config)
+    services.migrate_sqlite_if_behind()
+    return services
+
+
+@pytest.fixture
+def services(config, tmp_path, monkeypatch) -> Services:
+    return services_with(config, tmp_path, monkeypatch, HEROKU_REGISTRY)
+
+
+def keys(events) -> list[str]:
+    return sorted(e.key for e in events)
+
+
+def test_quiet_healthy_traffic_and_no_traffic_give_no_events(services):
+    MetricsStore(services.db).save(windows("myapp", 10))
+    assert Detectors.from_services(services).run(NOW) == []
+
+
+def test_slow_errors_and_router_bursts_from_stored_windows(services):
+    store = MetricsStore(services.db)
+    store.save(windows("myapp", 4, requests=120, service_ms=2600, errors=12, codes={"H12": 11}))
+    store.save(windows("other", 4, requests=120, codes={"H12": 9}))  # under the burst
+    events = Detectors.from_services(services).run(NOW)
+    assert keys(events) == ["errors:myapp:web", "router_error:myapp:H12", "slow:myapp:web p95"]
+    by_kind = {e.kind: e for e in events}
+    assert by_kind["slow"].detail.startswith("p95 service 2.6 s > 2 s for 4 min")
+    assert by_kind["errors"].detail == "5xx rate 10 % (12 of 120) > 5 % for 4 min."
+    assert all(e.at == NOW for e in events)
+
+
+def test_windows_written_in_parts_are_merged_before_judging(services):
+    # Two web dynos each flushed half of every window: together they are slow and failing.
+    halves = windows("myapp", 3, requests=60, service_ms=2500, errors=6)
+    store = MetricsStore(services.db)
+    store.save(halves)
+    store.save(halves)
+    events = Detectors.from_services(services).run(NOW)
+    assert keys(events) == ["errors:myapp:web", "slow:myapp:web p95"]
+    [errors] = [e for e in events if e.kind == "errors"]
+    assert "(12 of 120)" in errors.detail
+
+
+def test_minutes_of_merges_sketches_not_percentiles():
+    fast, slow = Sketch(), Sketch()
+    fast.add(100.0, 95)
+    slow.add(5000.0, 5)
+    start = int(NOW.timestamp()) // 60 * 60
+    [minute] = minutes_of(
+        [
+            Window("myapp", start, requests=95, service=fast, statuses={"2xx": 95}),
+            Window("myapp", start + 10, requests=5, service=slow, statuses={"5xx": 5}),
+        ]
+    )
+    assert (minute.requests, minute.errors) == (100, 5)
+    assert minute.service_p95_ms == pytest.approx(100.0, rel=0.02)  # 95 of 100 were fast
+
+
+def test_a_drain_that_never_delivered_in_an_hour_is_stale(services):
+    drains = Drains(services.db)
+    drains.get_or_create("myapp", "https://bot.example", ADMIN, NOW - timedelta(minutes=59))
+    detectors = Detectors.from_services(services)
+    assert detectors.run(NOW) == []  # an app may be idle for a while
+    [event] = detectors.run(NOW + timedelta(minutes=1))
+    assert (event.key, event.detail) == (
+        "stale:myapp:traffic",
+        "No traffic window has arrived in the 60 min since it was expected.",
+    )
+    MetricsStore(services.db).save(windows("myapp", 1))
+    assert detectors.run(NOW + timedelta(minutes=1)) == []
+
+
+def test_an_idle_drained_app_is_not_stale_but_an_autoscaled_one_is(services):
+    Drains(services.db).get_or_create(
+        "myapp", "https://bot.example", ADMIN, NOW - timedelta(hours=2)
+    )
+    # Windows from before the lookback of 15 minutes: then the night was quiet.
+    MetricsStore(services.db).save(windows("myapp", 1, until=NOW - timedelta(minutes=30)))
+    detectors = Detectors.from_services(services)
+    assert detectors.run(NOW) == []
+    # Autoscaling needs the windows: now their real age is reported.
+    AutoscaleStore(services.db).save(
+        Settings("myapp", "on", 1, 4, "service_p95", 500.0, ADMIN, NOW - timedelta(hours=1))
+    )
+    [event] = detectors.run(NOW)
+    assert event.key == "stale:myapp:traffic"
+    assert event.detail == "The newest traffic window ended 30 min ago at 11:31 UTC, limit 5 min."
+    MetricsStore(services.db).save(windows("myapp", 1))
+    assert detectors.run(NOW) == []
+
+
+def record_ticks(store: AutoscaleStore, app: str, desired: int, minutes: int) -> None:
+    for i in range(minutes * 4 + 1):
+        at = NOW - timedelta(seconds=15 * i)
+        store.record(Decision(app, at, desired, desired, False, "test", desired))
+
+
+def test_autoscaler_pinned_at_max_for_ten_minutes(services):
+    autoscale = AutoscaleStore(services.db)
+    autoscale.save(
+        Settings("myapp", "on", 1, 4, "service_p95", 500.0, ADMIN, NOW - timedelta(hours=1))
+    )
+    MetricsStore(services.db).save(windows("myapp", 10))
+    record_ticks(autoscale, "myapp", 4, minutes=9)
+    detectors = Detectors.from_services(services)
+    assert detectors.run(NOW) == []  # nine minutes only
+    record_ticks(autoscale, "myapp", 4, minutes=10)
+    [event] = detectors.run(NOW)
+    assert event.key == "pinned:myapp:web"
+    assert event.detail == "The autoscaler wanted its max of 4 web for 10 min."
+
+
+def test_an_unlisted_autoscaled_app_is_watched_too(services, caplog):
+    # Not in the registry (reached through allow_unlisted): no metrics for an hour.
+    AutoscaleStore(services.db).save(
+        Settings("unlisted-app", "on", 1, 4, "service_p95", 500.0, ADMIN, NOW - timedelta(hours=1))
+    )
+    with caplog.at_level(logging.WARNING, logger="bot.detect"):
+        assert keys(Detectors.from_services(services).run(NOW)) == ["stale:unlisted-app:traffic"]
+    assert caplog.records == []  # nothing to complain about: it simply has no health
+
+
+def test_autoscaling_off_expects_no_metrics(services):
+    AutoscaleStore(services.db).save(
+        Settings("myapp", "off", 1, 4, "service_p95", 500.0, ADMIN, NOW - timedelta(hours=1))
+    )
+    assert Detectors.from_services(services).run(NOW) == []
+
+
+def test_events_become_one_incident_each_and_resolve_when_the_condition_stops(services):
+    store = MetricsStore(services.db)
+    store.save(windows("myapp", 4, requests=120, service_ms=2600))
+    detectors, alerts = Detectors.from_services(services), Alerts(services.db)
+    for tick in range(3):  # the condition holds for three ticks: one incident
+        now = NOW + timedelta(seconds=tick)
+        alerts.record(detectors.run(now), now, services.registry.channel_of)
+    [incident] = alerts.incidents("myapp")
+    assert (incident.key, incident.state, incident.count) == ("slow:myapp:web p95", "open", 3)
+    assert incident.channel == "CMYAPP"
+    later = NOW + timedelta(minutes=12)  # no slow minutes since: quiet past Rules.quiet
+    step = alerts.record(detectors.run(later), later, services.registry.channel_of)
+    assert [(i.key, i.state) for i in step.incidents] == [("slow:myapp:web p95", "resolved")]
+
+
+# -- Beanstalk health through boto3 and the fake --------------------------------------------
+
+
+def test_beanstalk_green_to_red_is_a_health_event_with_causes(
+    config,
+    aws,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+    caplog,
+):
+    services = services_with(config, tmp_path, monkeypatch, REGISTRY)
+    detectors = Detectors.from_services(services)
+    with caplog.at_level(logging.WARNING, logger="bot.detect"):
+        assert detectors.run(NOW) == []  # both environments Green
+    # `lost` names an AWS profile the bot lacks: logged, and the run went on.
+    assert [r.app for r in caplog.records if r.msg == "beanstalk health not read"] == ["lost"]
+    before = len(aws.calls("DescribeEnvironmentHealth"))
+
+    aws.set_health(
+        "shop-prod",
+        region="us-east-1",
+        color="Red",
+        health_status="Severe",
+        causes=["100.0 % of the requests are failing with HTTP 5xx.", "ELB health is failing."],
+    )
+    events = detectors.run(NOW)
+    [event] = events
+    assert (event.key, event.severity) == ("health:shop:Red", "critical")
+    assert event.detail == (
+        "Health Severe (Red), 2 causes: 100.0 % of the requests are failing with HTTP 5xx; "
+        "ELB health is failing."
+    )
+    # One describe call per reachable Beanstalk app per run, nothing else.
+    assert len(aws.calls("DescribeEnvironmentHealth")) - before == 2
+    assert aws.violations == []
+
+    alerts = Alerts(services.db)
+    alerts.record(events, NOW, services.registry.channel_of)
+    aws.set_health("shop-prod", region="us-east-1", color="Green", health_status="Ok", causes=[])
+    assert detectors.run(NOW + timedelta(minutes=1)) == []
+    later = NOW + timedelta(minutes=11)
+    step = alerts.record(detectors.run(later), later, services.registry.channel_of)
+    assert [(i.key, i.state) for i in step.incidents] == [("health:shop:Red", "resolved")]
+
+
+def test_a_failing_beanstalk_call_is_logged_not_raised(
+    config,
+    aws,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+    caplog,
+):
+    services = services_with(config, tmp_path, monkeypatch, REGISTRY)
+    MetricsStore(services.db).save(windows("shop", 4, requests=120, service_ms=3000))
+    # Not a retried error (AWS would retry a 503 with backoff, slowly): refused credentials.
+    aws.fail_next(403, "AccessDenied", count=2, actions=["DescribeEnvironmentHealth"])
+    with caplog.at_level(logging.WARNING, logger="bot.detect"):
+        events = Detectors.from_services(services).run(NOW)
+    # Health could not be read, but the traffic detectors still ran for the app.
+    assert keys(events) == ["slow:shop:web p95"]
+    failed = {r.app for r in caplog.records if r.msg == "beanstalk health not read"}
+    assert failed == {"shop", "shop-eu", "lost"}

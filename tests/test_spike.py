@@ -1,0 +1,147 @@
+"""`/deploy simulate spike demo` in the sandbox console: simulated traffic through the drain's
+path, the real autoscaler reacting on the fake Heroku, its messages printed as they come."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import re
+from dataclasses import replace
+
+import pytest
+
+from bot import console, sandbox
+from bot.__main__ import main
+from bot.spike import Shape
+from tests.conftest import ADMIN
+
+
+@pytest.fixture
+def played(tmp_path, monkeypatch, capsys):
+    """The console's output for one played spike, and the sandbox it ran against."""
+    monkeypatch.chdir(tmp_path)  # the sandbox keeps its database in the working directory
+    started: list[sandbox.Sandbox] = []
+    original = sandbox.Sandbox.start
+
+    def start(self: sandbox.Sandbox):
+        started.append(self)
+        return original(self)
+
+    monkeypatch.setattr(sandbox.Sandbox, "start", start)
+    assert main(["console", "--sandbox", "-c", "/deploy simulate spike demo"]) == 0
+    [box] = started
+    return capsys.readouterr().out, box
+
+
+def web_quantities(box: sandbox.Sandbox, app: str) -> list[int]:
+    """The web counts the bot asked the fake Heroku for, in order."""
+    asked = []
+    for request in box.heroku.requests:
+        if request.method != "PATCH" or f"/apps/{app}/formation" not in request.path:
+            continue
+        body = request.json or {}
+        for update in body.get("updates", [body]):
+            if update.get("type", "web") == "web" and "quantity" in update:
+                asked.append(update["quantity"])
+    return asked
+
+
+def test_the_web_formation_goes_up_in_the_spike_and_back_down(played):
+    output, box = played
+    asked = web_quantities(box, "demo")
+    assert asked, output
+    peak = max(asked)
+    assert peak >= 3  # a ×5 spike on one dyno needs several
+    assert asked.index(peak) < len(asked) - 1  # and after the peak it came down again
+    assert box.heroku.formation("demo")["web"][0] < peak
+    assert box.heroku.formation("demo")["web"][0] == 1
+    assert box.heroku.violations == []
+
+
+def test_the_console_prints_the_autoscalers_messages_in_order_then_a_summary(played):
+    output, _ = played
+    lines = output.splitlines()
+    assert lines[0] == "deploybot> /deploy simulate spike demo"
+    assert lines[1] == "(only you) Working on `simulate spike demo`…"  # the ack comes first
+    assert "@you set autoscaling of `demo`: on, web 1–8" in lines[2]
+    scaled = [line for line in lines if "Autoscaler on `demo`:" in line]
+    assert len(scaled) >= 2
+    stamps = [re.match(r"^(\d\d:\d\d:\d\d) \(\+(\d+):(\d\d)\)  ", line) for line in scaled]
+    assert all(stamps), scaled
+    elapsed = [int(m.group(2)) * 60 + int(m.group(3)) for m in stamps if m]
+    assert elapsed == sorted(elapsed)  # in simulated-time order, as they happened
+    arrows = [tuple(map(int, re.findall(r"web (\d+)→(\d+)", line)[-1])) for line in scaled]
+    assert arrows[0][1] > arrows[0][0]  # the first reaction is up
+    assert any(after < before for before, after in arrows)  # and later it comes down
+    # Each message follows from the one before: the formation it starts from is where the
+    # previous one left it.
+    for (_, left), (start, _) in itertools.pairwise(arrows):
+        assert start == left
+    # The traffic lines interleave with the autoscaler's, minute by minute.
+    traffic = [i for i, line in enumerate(lines) if "  traffic " in line]
+    assert len(traffic) == 20
+    assert traffic[0] < lines.index(scaled[0]) < traffic[-1]
+    summary = lines[-1]
+    assert summary.startswith("Played 20 simulated minutes of traffic against `demo`")
+    assert re.search(r"peak [\d,]+ rpm", summary)
+    assert re.search(r"Web dynos 1 → \d+ → 1 \(fewest → most → at the end\)", summary)
+    assert re.search(r"in \d+ scale actions by the autoscaler \(\d+ up, \d+ down\)", summary)
+
+
+def in_a_sandbox_console(tmp_path, lines: list[str]) -> str:
+    """What a sandbox console prints for `lines`, on its own database."""
+    box = sandbox.Sandbox(admins=frozenset({console.CONSOLE_USER}))
+    out = io.StringIO()
+    with box as config:
+        config = replace(config, database_url=f"sqlite:///{tmp_path / 'sandbox.sqlite3'}")
+        console.run(config, lines, interactive=False, out=out, registry=box.registry)
+    return out.getvalue()
+
+
+def test_the_play_is_quick_and_a_second_one_starts_after_the_first(tmp_path):
+    output = in_a_sandbox_console(
+        tmp_path, ["simulate spike demo", "simulate spike demo", "autoscale demo status"]
+    )
+    summaries = [line for line in output.splitlines() if line.startswith("Played ")]
+    assert len(summaries) == 2
+    for summary in summaries:
+        seconds = float(re.search(r"in ([\d.]+) s:", summary).group(1))
+        assert seconds < 10
+    assert "Autoscaling of `demo` is already on (on, web 1–8" in output
+    # Each play reacts the same way: its old traffic does not leak into the new one.
+    ups = [re.search(r"\((\d+) up, (\d+) down\)", s).groups() for s in summaries]
+    assert ups[0][0] != "0" and ups[1][0] != "0"
+    assert "held: p95 queue" in output  # the autoscaler's own record of its ticks
+
+
+def test_apps_the_spike_cannot_play_against_say_why(tmp_path):
+    output = in_a_sandbox_console(
+        tmp_path, ["simulate spike demo-shop", "simulate spike demo-staging", "simulate spike nope"]
+    )
+    assert "plays traffic against the sandbox's fake Heroku apps, such as `demo`" in output
+    assert "`demo-shop` is not one of them" in output  # a Beanstalk environment
+    assert "`demo-staging` runs Basic web dynos" in output
+    assert "`nope` is not one of them" in output
+    assert "Played " not in output
+
+
+def test_outside_the_sandbox_the_verb_says_it_is_sandbox_only(config):
+    out = io.StringIO()
+    console.run(config, ["simulate spike myapp"], interactive=False, user_id=ADMIN, out=out)
+    assert "`/deploy simulate` plays fake traffic, so it runs only in the sandbox" in out.getvalue()
+
+
+def test_a_console_against_another_heroku_gets_no_player_from_a_running_sandbox(config):
+    """Only the console the sandbox serves plays traffic, even with one running here."""
+    out = io.StringIO()
+    with sandbox.Sandbox(admins=frozenset({ADMIN})):
+        console.run(config, ["simulate spike myapp"], interactive=False, user_id=ADMIN, out=out)
+    assert "it runs only in the sandbox" in out.getvalue()
+    assert "Played " not in out.getvalue()
+
+
+def test_the_shape_is_a_spike_of_five_times_the_baseline():
+    shape = Shape()
+    assert shape.rpm(0) == shape.rpm(2.9) == shape.rpm(19.9) == 500
+    assert shape.rpm(5) == 2500
+    assert 500 < shape.rpm(3.5) < 2500 and 500 < shape.rpm(10.5) < 2500
