@@ -73,14 +73,16 @@ class Detectors:
         """Wired from a `bot.services.Services`: its database, registry and platforms."""
         return cls(services.db, services.registry, services.resolve, rules)
 
-    def run(self, now: datetime | None = None) -> list[Event]:
-        """The events every app's conditions give at `now`, apps in name order."""
+    def run(self, now: datetime | None = None, only: str | None = None) -> list[Event]:
+        """The events every app's conditions give at `now`, apps in name order (`only`:
+        just that app's)."""
         now = now or datetime.now(UTC)
         autoscaled = {s.app: s for s in self._autoscale.all_enabled()}
         drained = self._drains()
         listed = set(self._registry.aliases())
+        apps = listed | set(autoscaled) | set(drained)
         events: list[Event] = []
-        for app in sorted(listed | set(autoscaled) | set(drained)):
+        for app in sorted(apps if only is None else apps & {only}):
             try:
                 state = self._state(app, now, autoscaled.get(app), drained.get(app))
             except ValueError as error:

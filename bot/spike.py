@@ -24,13 +24,16 @@ from bot.actions import Reply, Result
 from bot.audit import Actor
 from bot.autoscale_store import AutoscaleStore
 from bot.autoscaler import Autoscaler
+from bot.detect import Detectors
 from bot.fakes.heroku import FakeHeroku
 from bot.metrics.intake import DrainIntake, Flusher
 from bot.platforms.base import PlatformError
 from bot.registry import UnknownApp
 from bot.services import Services
 from bot.simulate import Model, wait_tail
+from policies import incidents
 from policies.commands import Command, parse
+from policies.incidents import Incident
 from policies.sizes import SINGLE_DYNO_SIZES
 
 # `say(channel, text)`: post to the app's channel (None: it has none, say it where asked).
@@ -89,6 +92,7 @@ class Outcome:
     downs: int = 0
     refused: int = 0  # decisions to scale that a guardrail or the platform turned down
     timeouts: int = 0  # requests the router gave up on (H12) or had no dyno for (H14)
+    alerts: int = 0  # alerts the worker's detectors raised in the channel
     wall_seconds: float = 0.0
 
     def summary(self) -> str:
@@ -109,6 +113,11 @@ class Outcome:
             if self.timeouts
             else ""
         )
+        alerts = (
+            f" The worker's detectors raised {self.alerts} alert{'s' if self.alerts != 1 else ''}."
+            if self.alerts
+            else ""
+        )
         refused = (
             f" {self.refused} decision{'s' if self.refused != 1 else ''} to scale "
             "could not be carried out (see the messages above)."
@@ -121,7 +130,7 @@ class Outcome:
             f"{self.wall_seconds:.1f} s: peak {max(self.minute_rpm, default=0):,} rpm. "
             f"Web dynos {min(shape)} → {max(shape)} → {shape[-1]} (fewest → most → at the "
             f"end{started}) {acted}; the p95 queue time peaked at "
-            f"{_ms(queue)}{lost}.{refused} `/deploy autoscale {self.app} status` lists the "
+            f"{_ms(queue)}{lost}.{alerts}{refused} `/deploy autoscale {self.app} status` lists the "
             "latest decisions."
         )
 
@@ -218,6 +227,7 @@ class SpikePlayer:
             self._say(where, f"{_stamp(clock['now'], start)}  {text}")
 
         scaler = Autoscaler(self._services, notify)
+        watch = _Watch(Detectors.from_services(self._services), app, channel)
         steps_per_minute = 60 // STEP_SECONDS
         self._say(
             channel,
@@ -249,6 +259,11 @@ class SpikePlayer:
                         channel,
                         f"{_stamp(now, start)}  {self._traffic_line(name, requests, queue_ms, lost)}",
                     )
+                if step % steps_per_minute == 0 and step > 0:
+                    # The worker's watch job, once a minute, a tick after the minute ended
+                    # so the minute is settled (`DetectorRules.settle`).
+                    for text in watch(now):
+                        self._say(channel, f"{_stamp(now, start)}  {text}")
                 for decision in scaler.tick(now):
                     if decision.app != app or decision.desired == decision.actual:
                         continue
@@ -263,6 +278,7 @@ class SpikePlayer:
             logging.getLogger("bot.autoscaler").removeFilter(quiet)
             self._heroku.boot_seconds = saved_boot
         outcome.ended = self._heroku.now
+        outcome.alerts = watch.opened
         outcome.wall_seconds = time.monotonic() - began
         return outcome
 
@@ -300,6 +316,33 @@ class SpikePlayer:
         web = f"web {up} up" + (f", {booting} booting" if booting else "")
         failed = f" · {lost:,} failed" if lost else ""
         return f"traffic {requests:,} rpm · p95 queue {_ms(queue_ms)}{failed} · {web}"
+
+
+class _Watch:
+    """The worker's watch job for the played app: its detectors' events folded into
+    incidents by the same policy (`policies.incidents.step`), kept in memory so a play
+    leaves no alert behind for the sandbox's worker to send. Returns the texts that would
+    appear in the channel: each new alert, and its message once resolved."""
+
+    def __init__(self, detectors: Detectors, app: str, channel: str | None) -> None:
+        self._detectors = detectors
+        self._app = app
+        self._channel = channel or "console"
+        self._known: dict[str, Incident] = {}
+        self.opened = 0  # alerts posted
+
+    def __call__(self, now: datetime) -> list[str]:
+        events = self._detectors.run(now, only=self._app)
+        step = incidents.step(self._known, events, now, lambda _: self._channel)
+        self._known.update((incident.key, incident) for incident in step.incidents)
+        shown = []
+        for notice in step.notices:
+            incident = self._known.get(notice.key)
+            resolved = incident is not None and incident.state == "resolved"
+            if notice.kind == "post" or (notice.kind == "update" and resolved):
+                shown.append(notice.text)
+                self.opened += notice.kind == "post"
+        return shown
 
 
 class _OtherAppsNotStale(logging.Filter):

@@ -175,7 +175,7 @@ def router_errors(
                 "router_error",
                 code,
                 now,
-                f"{count} {code} ({what}) in the minute from {_clock(start)}, "
+                f"{count:,} {code} ({what}) in the minute from {_clock(start)}, "
                 f"threshold {rules.router_burst} a minute.",
             )
         )

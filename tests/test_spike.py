@@ -145,3 +145,18 @@ def test_the_shape_is_a_spike_of_five_times_the_baseline():
     assert shape.rpm(0) == shape.rpm(2.9) == shape.rpm(19.9) == 500
     assert shape.rpm(5) == 2500
     assert 500 < shape.rpm(3.5) < 2500 and 500 < shape.rpm(10.5) < 2500
+
+
+def test_the_spikes_timeouts_raise_one_alert_that_resolves_in_the_play(played):
+    output, _ = played
+    lines = output.splitlines()
+    raised = [i for i, line in enumerate(lines) if "router errors `H12`" in line]
+    assert len(raised) == 2, output  # the alert, then its resolution
+    alert, resolved = (lines[i] for i in raised)
+    match = re.search(r"Last: ([\d,]+) H12 \(request timeout\) in the minute from", alert)
+    assert match and int(match.group(1).replace(",", "")) >= 10
+    assert "Resolved: *demo* router errors `H12`" in resolved
+    # Raised after the minute that timed out, resolved ten quiet minutes later.
+    first_failure = next(i for i, line in enumerate(lines) if " failed · " in line)
+    assert first_failure < raised[0] < raised[1]
+    assert "The worker's detectors raised 1 alert." in lines[-1]
