@@ -35,6 +35,7 @@ from bot.registry import Target, UnknownApp
 from bot.usergroups import GroupLookupFailed
 from bot.webhooks import WEBHOOK_PATH, WebhookSecrets
 from policies import costs, guardrails
+from policies.autoscale import Window as ScheduleWindow
 from policies.commands import (
     Command,
     CommandError,
@@ -493,7 +494,7 @@ class Actions:
             return Reply("This bot has no autoscaler.")
         now = self._now()
         if command.verb == "autoscale" and command.mode == "status":
-            return Reply(self._autoscale_status(app, now))
+            return Reply(self._autoscale_status(app, now, resolved.target.schedule))
         entry = self._audit.start(actor, command.verb, app, command.text(), None, None)
         if command.verb == "pin":
             if command.mode == "off":
@@ -542,12 +543,22 @@ class Actions:
             f"<@{actor.user_id}> set autoscaling of `{app}`: {settings.describe()}.", public=True
         )
 
-    def _autoscale_status(self, app: str, now: datetime) -> str:
+    def _autoscale_status(
+        self, app: str, now: datetime, schedule: tuple[ScheduleWindow, ...] = ()
+    ) -> str:
         assert self._autoscale is not None
         settings = self._autoscale.settings(app)
         lines = [
             f"Autoscaling of `{app}`: {settings.describe() if settings else 'off (never set)'}."
         ]
+        for window in schedule:
+            limits = ", ".join(
+                f"{word} {value}"
+                for word, value in (("min", window.min), ("max", window.max))
+                if value is not None
+            )
+            active = " (now)" if window.covers(now) else ""
+            lines.append(f"Schedule: {window.describe()}: {limits}{active}.")
         pin = self._autoscale.pin(app, now)
         if pin:
             lines.append(

@@ -182,7 +182,7 @@ class Autoscaler:
             current = known.quantity
         booting = self._booting(name, platform, account, now) if watch_boot else None
 
-        policy = _policy(stored)
+        policy = _policy(stored, resolved.target.schedule)
         past = self._store.decisions(app, limit=200, since=now - HISTORY)
         pin = self._store.pin(app, now)
         decision = autoscale.decide(
@@ -381,11 +381,14 @@ class Autoscaler:
         return samples
 
 
-def _policy(stored: StoredSettings) -> autoscale.Settings:
+def _policy(
+    stored: StoredSettings, schedule: tuple[autoscale.Window, ...] = ()
+) -> autoscale.Settings:
     return autoscale.Settings(
         targets=(autoscale.Target(_METRIC[stored.target_kind], stored.target_value),),
         min_dynos=stored.min,
         max_dynos=stored.max,
+        windows=schedule,  # the registry's `autoscale: schedule:`
         # The forecast drops itself while it predicts badly or has no history (a new app).
         predictive=True,
     )

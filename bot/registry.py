@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from policies import guardrails, rules
+from policies import autoscale, guardrails, rules
 from policies.names import suggest
 
 DEFAULT_FILE = "deploybot.yml"
@@ -64,6 +64,32 @@ class FreezeEntry(_Strict):
         return guardrails.parse_freeze(self.cron, self.duration, self.timezone, self.reason)
 
 
+class ScheduleEntry(_Strict):
+    """An autoscaling schedule window: on `days` between `from` and `to` (in `timezone`),
+    the autoscaler's min and/or max are these instead."""
+
+    days: str = "daily"
+    start: str = Field(alias="from")
+    end: str = Field(alias="to")
+    timezone: str = "UTC"
+    min: _COUNT | None = None
+    max: _COUNT | None = None
+
+    @model_validator(mode="after")
+    def _valid(self) -> ScheduleEntry:
+        self.policy()  # raises ValueError naming the bad field
+        return self
+
+    def policy(self) -> autoscale.Window:
+        return autoscale.parse_window(
+            self.days, self.start, self.end, self.timezone, self.min, self.max
+        )
+
+
+class AutoscaleEntry(_Strict):
+    schedule: list[ScheduleEntry] = []
+
+
 class GuardrailsEntry(_Strict):
     min: dict[Annotated[str, Field(pattern=_PROCESS_TYPE)], _COUNT] = {}
     max: dict[Annotated[str, Field(pattern=_PROCESS_TYPE)], _COUNT] = {}
@@ -91,6 +117,23 @@ class _AppEntry(_Strict):
     channel: str | None = Field(None, pattern=_CHANNEL)
     max: int | None = Field(None, ge=0, le=1000)
     guardrails: GuardrailsEntry = GuardrailsEntry()
+    autoscale: AutoscaleEntry = AutoscaleEntry()
+
+    @model_validator(mode="after")
+    def _schedule_within_guardrails(self) -> _AppEntry:
+        # A window the guardrails would refuse would fail every tick it covers: say so now.
+        caps = [c for c in (self.guardrails.max.get("web"), self.max) if c is not None]
+        for window in self.autoscale.schedule:
+            asks = max(window.min or 0, window.max or 0)
+            if caps and asks > min(caps):
+                raise ValueError(
+                    f"autoscale schedule window {window.policy().describe()} asks for "
+                    f"{asks} web, above the app's max of {min(caps)}"
+                )
+        return self
+
+    def schedule(self) -> tuple[autoscale.Window, ...]:
+        return tuple(window.policy() for window in self.autoscale.schedule)
 
 
 class HerokuEntry(_AppEntry):
@@ -170,6 +213,7 @@ class Target:
     aws_profile: str | None = None  # beanstalk
     application: str | None = None  # beanstalk
     guardrails: guardrails.Guardrails = field(default_factory=guardrails.Guardrails)
+    schedule: tuple[autoscale.Window, ...] = ()  # autoscaling min/max by time of week
 
 
 class UnknownApp(LookupError):
@@ -262,6 +306,7 @@ class Registry:
                 max=entry.max,
                 api_key_env=entry.api_key_env or self.spec.heroku.api_key_env,
                 guardrails=entry.guardrails.policy(entry.max),
+                schedule=entry.schedule(),
             )
         if isinstance(entry, BeanstalkEntry):
             return Target(
@@ -274,6 +319,7 @@ class Registry:
                 aws_profile=entry.aws_profile,
                 application=entry.application,
                 guardrails=entry.guardrails.policy(entry.max),
+                schedule=entry.schedule(),
             )
         if self.spec.heroku.allow_unlisted and re.match(_HEROKU_APP, alias):
             return Target(

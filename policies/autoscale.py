@@ -44,6 +44,10 @@ _EPSILON = 1e-9
 _SAMPLE_HALF_WINDOW = timedelta(seconds=30)
 _SEASONAL_LAGS_MIN = (24 * 60, 7 * 24 * 60)  # a day and a week, in minutes
 _DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_DAY_NUMBERS = {name.lower(): i for i, name in enumerate(_DAY_NAMES)} | {
+    name: i for i, name in enumerate(_FULL_DAY_NAMES)
+}
 
 
 @dataclass(frozen=True)
@@ -77,8 +81,73 @@ class Window:
         )
 
     def describe(self) -> str:
-        days = ",".join(_DAY_NAMES[d] for d in sorted(self.days))
-        return f"{days} {self.start:%H:%M}–{self.end:%H:%M} {self.timezone}"
+        """For people: weekday runs and times joined by en dashes, "daily" for every day;
+        a window from 00:00 to 00:00 is all day."""
+        return f"{_describe_days(self.days)} {self.start:%H:%M}–{self.end:%H:%M} {self.timezone}"
+
+
+def _describe_days(days: frozenset[int]) -> str:
+    if len(days) == 7:
+        return "daily"
+    runs: list[list[int]] = []
+    for day in sorted(days):
+        if runs and runs[-1][-1] == day - 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return ",".join(
+        f"{_DAY_NAMES[run[0]]}–{_DAY_NAMES[run[-1]]}"
+        if len(run) >= 3
+        else ",".join(_DAY_NAMES[d] for d in run)
+        for run in runs
+    )
+
+
+def parse_window(
+    days: str,
+    start: str,
+    end: str,
+    timezone: str = "UTC",
+    low: int | None = None,
+    high: int | None = None,
+) -> Window:
+    """A schedule window from the registry's words: `days` such as "mon-fri", "sat,sun" or
+    "daily", `start` and `end` as "08:00" (an end at or before the start runs past
+    midnight), an IANA `timezone`, and the `low` (min) and `high` (max) it sets. A
+    ValueError says which word is wrong."""
+    if low is None and high is None:
+        raise ValueError("a schedule window needs `min:`, `max:` or both")
+    if low is not None and high is not None and low > high:
+        raise ValueError(f"a schedule window's min ({low}) is more than its max ({high})")
+    try:
+        zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown timezone {timezone!r}; use an IANA name such as Europe/Paris"
+        ) from None
+    return Window(_days(days), _clock(start), _clock(end), timezone, low, high)
+
+
+def _days(text: str) -> frozenset[int]:
+    if text.strip().lower() in ("daily", "every day", "*"):
+        return frozenset(range(7))
+    days: set[int] = set()
+    for part in text.lower().replace(" ", "").split(","):
+        first, dash, last = part.partition("-")
+        a, b = _DAY_NUMBERS.get(first), _DAY_NUMBERS.get(last if dash else first)
+        if a is None or b is None:
+            raise ValueError(f"days {text!r}: use mon, tue, … sun, ranges (mon-fri) or daily")
+        # A range may wrap around the week: fri-mon is Friday to Monday.
+        days.update((a + i) % 7 for i in range((b - a) % 7 + 1))
+    return frozenset(days)
+
+
+def _clock(text: str) -> time:
+    try:
+        hours, minutes = text.strip().split(":")
+        return time(int(hours), int(minutes))
+    except ValueError:
+        raise ValueError(f"time {text!r}: use 24-hour HH:MM, such as 08:00") from None
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ pins and the seasonal forecast; then properties over arbitrary series (hypothesi
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
@@ -24,6 +25,7 @@ from policies.autoscale import (
     forecast_growth,
     forecast_skill,
     history_minutes,
+    parse_window,
     seasonal_forecast,
 )
 
@@ -152,9 +154,7 @@ def test_schedule_windows_set_min_and_max_in_their_time_zone() -> None:
     assert bounds(scheduled, NOON)[:2] == (4, 12)
     decision = decide(scheduled, 2, series(queue=100.0), NOON)
     assert decision.desired == 4
-    assert "schedule Mon,Tue,Wed,Thu,Fri 08:00–18:00 Europe/Paris sets min 4, max 12" in (
-        decision.reason
-    )
+    assert "schedule Mon–Fri 08:00–18:00 Europe/Paris sets min 4, max 12" in (decision.reason)
     assert decide(scheduled, 14, series(queue=300.0), NOON).desired == 12
     # Wednesday 23:30 and Thursday 05:30 in Paris are in the night window; Thursday 06:30 not.
     assert bounds(scheduled, datetime(2026, 6, 3, 21, 30, tzinfo=UTC))[:2] == (1, 2)
@@ -162,6 +162,49 @@ def test_schedule_windows_set_min_and_max_in_their_time_zone() -> None:
     assert bounds(scheduled, datetime(2026, 6, 4, 4, 30, tzinfo=UTC))[:2] == (1, 10)
     # Saturday noon: no window.
     assert bounds(scheduled, datetime(2026, 6, 6, 12, tzinfo=UTC))[:2] == (1, 10)
+
+
+@pytest.mark.parametrize(
+    ("days", "expected"),
+    [
+        ("mon-fri", {0, 1, 2, 3, 4}),
+        ("sat,sun", {5, 6}),
+        ("Monday, wed", {0, 2}),
+        ("fri-mon", {4, 5, 6, 0}),  # wraps around the week
+        ("daily", set(range(7))),
+        ("mon-fri,sun", {0, 1, 2, 3, 4, 6}),
+    ],
+)
+def test_schedule_days_read_as_people_write_them(days: str, expected: set[int]) -> None:
+    window = parse_window(days, "08:00", "18:00", "Europe/Paris", low=3)
+    assert window.days == frozenset(expected)
+    assert (window.start, window.end, window.min, window.max) == (time(8), time(18), 3, None)
+
+
+@pytest.mark.parametrize(
+    ("days", "described"),
+    [("mon-fri", "Mon–Fri"), ("sat,sun", "Sat,Sun"), ("fri-mon", "Mon,Fri–Sun"), ("*", "daily")],
+)
+def test_schedule_days_read_back_short(days: str, described: str) -> None:
+    assert parse_window(days, "08:00", "18:00", high=2).describe().startswith(f"{described} 08")
+
+
+@pytest.mark.parametrize(
+    ("words", "says"),
+    [
+        (("weekdays", "08:00", "18:00", "UTC", 2, None), "days 'weekdays'"),
+        (("mon-", "08:00", "18:00", "UTC", 2, None), "days 'mon-'"),
+        (("monkey", "08:00", "18:00", "UTC", 2, None), "days 'monkey'"),
+        (("mon", "8am", "18:00", "UTC", 2, None), "time '8am': use 24-hour HH:MM"),
+        (("mon", "08:00", "24:30", "UTC", 2, None), "time '24:30'"),
+        (("mon", "08:00", "18:00", "Mars/Olympus", 2, None), "unknown timezone 'Mars/Olympus'"),
+        (("mon", "08:00", "18:00", "UTC", None, None), "needs `min:`, `max:` or both"),
+        (("mon", "08:00", "18:00", "UTC", 5, 2), "min (5) is more than its max (2)"),
+    ],
+)
+def test_a_bad_schedule_window_says_which_word_is_wrong(words: tuple, says: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(says)):
+        parse_window(*words)
 
 
 def test_a_pin_holds_its_count_until_it_expires() -> None:

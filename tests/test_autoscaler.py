@@ -357,3 +357,24 @@ def test_a_recent_release_holds_scale_down(
     assert decision.actual == 4
     assert (decision.desired == 4) is holds and decision.acted is not holds
     assert ("release" in decision.reason) is holds
+
+
+def test_a_schedule_window_in_the_registry_raises_the_min_at_once(
+    config, heroku, tmp_path, monkeypatch, said
+):
+    registry = tmp_path / "deploybot.yml"
+    registry.write_text(
+        "apps:\n  myapp:\n    platform: heroku\n    channel: CMYAPP\n    autoscale:\n"
+        "      schedule:\n        - days: daily\n          from: '00:00'\n          to: '00:00'\n"
+        "          min: 3\n"
+    )
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(registry))
+    services = Services(config)
+    enable(services, low=1, high=6)
+    steady(services, NOW)  # one dyno would do: only the schedule asks for more
+    [decision] = Autoscaler(services, lambda c, t: said.append((c, t))).tick(NOW)
+    assert (decision.actual, decision.desired, decision.acted) == (1, 3, True)
+    assert heroku.formation("myapp")["web"][0] == 3
+    assert "schedule daily 00:00–00:00 UTC sets min 3" in said[0][1]
+    status = services.actions.run(Actor(ADMIN, source="console"), parse("autoscale myapp status"))
+    assert "Schedule: daily 00:00–00:00 UTC: min 3 (now)." in status.text

@@ -91,6 +91,26 @@ def test_no_registry_reaches_every_heroku_app_by_name():
         ("apps: [1, 2\n", 2, "not valid YAML"),
         ("- just a list\n", 1, "mapping"),
         ("apps:\n  web:\n    platform: heroku\n    max: -1\n", 4, "max"),
+        (
+            "apps:\n  web:\n    platform: heroku\n    autoscale:\n      schedule:\n"
+            "        - days: weekdays\n          from: '08:00'\n          to: '18:00'\n"
+            "          min: 2\n",
+            6,
+            "days 'weekdays': use mon, tue",
+        ),
+        (
+            "apps:\n  web:\n    platform: heroku\n    autoscale:\n      schedule:\n"
+            "        - from: '08:00'\n          until: '18:00'\n",
+            6,
+            "to: Field required",
+        ),
+        (
+            "apps:\n  web:\n    platform: heroku\n    max: 4\n    autoscale:\n"
+            "      schedule:\n        - from: '08:00'\n          to: '18:00'\n"
+            "          min: 6\n",
+            3,
+            "asks for 6 web, above the app's max of 4",
+        ),
     ],
 )
 def test_a_broken_registry_names_the_file_line_and_reason(text, line, says):
@@ -155,3 +175,29 @@ def test_suggestions_read_naturally():
 )
 def test_sizes_exist_on_their_own_platform_only(platform, size, ok):
     assert (check_size(platform, size) is None) is ok
+
+
+def test_autoscale_schedule_windows_resolve_with_the_app():
+    registry = Registry.parse(
+        """\
+apps:
+  shop:
+    platform: heroku
+    autoscale:
+      schedule:
+        - days: mon-fri
+          from: "08:00"
+          to: "18:00"
+          timezone: Europe/Paris
+          min: 3
+        - days: sat,sun
+          from: "22:00"
+          to: "06:00"
+          max: 2
+"""
+    )
+    office, night = registry.resolve("shop").schedule
+    assert office.describe() == "Mon–Fri 08:00–18:00 Europe/Paris"
+    assert (office.min, office.max) == (3, None)
+    assert (night.timezone, night.min, night.max) == ("UTC", None, 2)
+    assert Registry.empty().resolve("anything").schedule == ()
