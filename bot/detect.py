@@ -99,8 +99,10 @@ class Detectors:
         windows = self._metrics.windows(app, end - int(self._lookback.total_seconds()), end + 1)
         newest = _newest_end(windows)
         expected: list[datetime] = []
-        if settings is not None:
-            # The autoscaler decides from these windows: without them it cannot scale down.
+        if settings is not None and not self._at_min(app, settings):
+            # The autoscaler decides from these windows: without them it cannot scale down,
+            # which matters only while it runs more than its min (an app idle at night
+            # sends no router logs and is at its min already: no news).
             expected.append(_aware(settings.updated_at))
         if newest is None and (expected or drain_since is not None):
             newest = self._newest_stored(app)  # only staleness needs to know how old
@@ -149,6 +151,10 @@ class Detectors:
             status=found.get("HealthStatus"),
             causes=tuple(str(c) for c in found.get("Causes") or ()),
         )
+
+    def _at_min(self, app: str, settings: Settings) -> bool:
+        latest = self._autoscale.decisions(app, limit=1)
+        return bool(latest) and latest[0].actual <= settings.min
 
     def _drains(self) -> dict[str, datetime]:
         """Apps with a drain the bot made, and when: from then on their metrics are due."""

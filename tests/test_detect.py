@@ -155,6 +155,12 @@ def test_an_idle_drained_app_is_not_stale_but_an_autoscaled_one_is(services):
     [event] = detectors.run(NOW)
     assert event.key == "stale:myapp:traffic"
     assert event.detail == "The newest traffic window ended 30 min ago at 11:31 UTC, limit 5 min."
+    # Once the autoscaler runs it at its min, the quiet costs nothing: no alert.
+    autoscale = AutoscaleStore(services.db)
+    autoscale.record(Decision("myapp", NOW, 3, 3, False, "stale", 3))
+    assert keys(detectors.run(NOW)) == ["stale:myapp:traffic"]  # held at 3, above min 1
+    autoscale.record(Decision("myapp", NOW, 1, 1, False, "stale", 1))
+    assert detectors.run(NOW) == []
     MetricsStore(services.db).save(windows("myapp", 1))
     assert detectors.run(NOW) == []
 
