@@ -34,6 +34,10 @@ ROUTER_CODES = {
 
 # Beanstalk's colours: Red is down or failing; Yellow degraded; Grey unknown or updating.
 HEALTH_SEVERITY = {"Red": "critical", "Yellow": "warning", "Grey": "warning"}
+# Grey with status Pending is an operation in progress within its grace period (every
+# deploy and every scale of the environment shows it): expected, so no alert. Grey
+# Unknown (no data) and Suspended (monitoring stopped) still are.
+EXPECTED_GREY = frozenset({"Pending"})
 
 
 @dataclass(frozen=True)
@@ -311,9 +315,11 @@ def stale(
 
 
 def health(app: str, report: Health, now: datetime) -> list[Event]:
-    """A `health` event with the colour as subject while Beanstalk's colour is not Green;
-    the detail carries the status and the causes."""
+    """A `health` event with the colour as subject while Beanstalk's colour is not Green
+    (nor Grey while an operation is pending); the detail carries the status and causes."""
     if report.color is None or report.color == "Green":
+        return []
+    if report.color == "Grey" and report.status in EXPECTED_GREY:
         return []
     status = f"{report.status} ({report.color})" if report.status else report.color
     causes = "; ".join(c.strip().rstrip(".") for c in report.causes if c.strip())

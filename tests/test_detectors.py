@@ -286,6 +286,14 @@ def test_stale_details():
             "Health Warning (Yellow), 2 causes: Instance i-1 is slow; CPU at 95 %.",
         ),
         (Health("Grey"), "Grey", "warning", "Health Grey, Beanstalk gave no cause."),
+        (
+            Health("Grey", "Unknown", ("None of the instances are sending data.",)),
+            "Grey",
+            "warning",
+            "Health Unknown (Grey), 1 cause: None of the instances are sending data.",
+        ),
+        # A deploy or a scale in progress, within its grace period: expected, no alert.
+        (Health("Grey", "Pending", ("Command is executing on all instances.",)), None, None, None),
     ],
 )
 def test_health_colour_not_green(report, subject, severity, detail):
