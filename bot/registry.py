@@ -268,7 +268,9 @@ class Registry:
             first = error.errors()[0]
             line = _line_of(node, first["loc"])
             where = ".".join(str(part) for part in first["loc"])
-            raise RegistryError(f"{source}:{line}: {where}: {first['msg']}.") from None
+            # Our own validators' words read better without pydantic's "Value error, ".
+            reason = first["msg"].removeprefix("Value error, ")
+            raise RegistryError(f"{source}:{line}: {where}: {reason}.") from None
         lines = [_line_of(node, ("access", i)) for i in range(len(spec.access))]
         return cls(spec, source, lines)
 
