@@ -1,5 +1,6 @@
 """The worker dyno from the Procfile line: one leader at a time, takeover when it dies,
-and its jobs doing their work (expired prompts say so in Slack)."""
+and its jobs doing their work (expired prompts say so in Slack; web dynos scaled down and
+up from router logs the gunicorn web dyno drained)."""
 
 from __future__ import annotations
 
@@ -13,16 +14,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import requests
 
 from bot.audit import Actor
 from bot.autoscale_store import AutoscaleStore, Settings
 from bot.confirmations import Confirmations
 from bot.db import Database
 from bot.metrics.aggregate import Window
+from bot.metrics.drains import Drains
 from bot.metrics.store import MetricsStore
 from policies.sketch import Sketch
 from tests.conftest import HEROKU_KEY
-from tests.test_gunicorn import procfile_line
+from tests.test_drain import router_line
+from tests.test_gunicorn import procfile_line, web_dyno
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -182,4 +186,72 @@ def test_two_workers_with_the_leader_killed_midway_act_once(database_url, heroku
     # way Heroku saw one scale.
     assert len(patches) == 1 and len(acted) <= 1
     assert heroku.formation("myapp")["web"][0] == 3
+    database.dispose()
+
+
+def test_both_dynos_from_the_procfile_scale_down_then_up_from_drained_traffic(
+    database_url, heroku, slack, tmp_path
+):
+    """The web dyno (gunicorn) takes the router logs at /drain/TOKEN, the worker reads what
+    it stored: quick responses bring web 4 down to the min, then slow ones bring it up."""
+    heroku.add_app("busyapp", {"web": (4, "Standard-1X")})
+    database = Database(database_url)
+    now = datetime.now(UTC)
+    token = Drains(database).get_or_create("busyapp", "https://bot.example", "UADMIN01", now).token
+    AutoscaleStore(database).save(
+        Settings("busyapp", "on", 1, 6, "service_p95", 500.0, "UADMIN01", now)
+    )
+
+    def drain(base: str, service_ms: int, n: int, batch: str) -> None:
+        # Spread over the last two minutes, so the worker finds whole, fresh minutes.
+        at = datetime.now(UTC).replace(microsecond=0)
+        frames = [
+            router_line(at - timedelta(seconds=100 - i * 90 // n), "web.1", service_ms, 200)
+            for i in range(n)
+        ]
+        body = "".join(frames).replace("myapp.herokuapp.com", "busyapp.herokuapp.com")
+        response = requests.post(
+            f"{base}/drain/{token}",
+            data=body.encode(),
+            headers={
+                "Content-Type": "application/logplex-1",
+                "Logplex-Msg-Count": str(n),
+                "Logplex-Frame-Id": batch,
+            },
+            timeout=10,
+        )
+        assert response.status_code == 204
+
+    env = {
+        "HEROKU_API_KEY": HEROKU_KEY,
+        "HEROKU_API_URL": heroku.url,
+        "SLACK_BOT_TOKEN": slack.bot_token,
+        "SLACK_API_URL": slack.api_url,
+        "DEPLOYBOT_AUTOSCALE_SECONDS": "0.5",
+    }
+    metrics = MetricsStore(database)
+
+    def stored() -> int:
+        end = int(time.time()) + 60
+        return sum(w.requests for w in metrics.windows("busyapp", end - 600, end))
+
+    with web_dyno(database_url, heroku, slack, tmp_path, release=False) as base:
+        drain(base, 40, 600, "quick")
+        # The web dyno flushes every 5 s. Started before, the worker would find no metrics,
+        # hold at 4 and, rightly, not scale down for the next 5 minutes.
+        wait_for(lambda: stored() == 600)
+        with worker(database_url, tmp_path / "worker.log", **env):
+            wait_for(lambda: heroku.formation("busyapp")["web"][0] == 1)
+            drain(base, 3000, 3000, "slow")  # the same minutes, now mostly slow
+            wait_for(lambda: heroku.formation("busyapp")["web"][0] > 1)
+    asked = [
+        update["quantity"]
+        for r in heroku.requests
+        if r.method == "PATCH" and r.path == "/apps/busyapp/formation"
+        for update in r.json["updates"]
+    ]
+    assert asked[:3] == [3, 2, 1] and asked[3] > 1, asked  # −1 a tick down, then up at once
+    acted = [d for d in AutoscaleStore(database).decisions("busyapp", limit=100) if d.acted]
+    assert len(acted) == len(asked)
+    assert heroku.violations == []
     database.dispose()
