@@ -73,6 +73,17 @@ def wait_for(predicate, timeout: float = 30.0) -> float:
     raise AssertionError("timed out")
 
 
+def autoscaling_env(heroku, slack) -> dict[str, str]:
+    """The fakes' endpoints, and an autoscale tick every half second."""
+    return {
+        "HEROKU_API_KEY": HEROKU_KEY,
+        "HEROKU_API_URL": heroku.url,
+        "SLACK_BOT_TOKEN": slack.bot_token,
+        "SLACK_API_URL": slack.api_url,
+        "DEPLOYBOT_AUTOSCALE_SECONDS": "0.5",
+    }
+
+
 def leads(path: Path) -> bool:
     return "worker is the leader" in path.read_text()
 
@@ -124,13 +135,7 @@ def test_the_worker_scales_an_app_from_drained_traffic_and_survives_a_restart(
             Window(app="myapp", start=second, requests=100, dynos={"web.1": 100}, service=sketch)
         )
     MetricsStore(database).save(windows)
-    env = {
-        "HEROKU_API_KEY": HEROKU_KEY,
-        "HEROKU_API_URL": heroku.url,
-        "SLACK_BOT_TOKEN": slack.bot_token,
-        "SLACK_API_URL": slack.api_url,
-        "DEPLOYBOT_AUTOSCALE_SECONDS": "0.5",
-    }
+    env = autoscaling_env(heroku, slack)
     with worker(database_url, tmp_path / "a.log", **env):
         wait_for(lambda: heroku.formation("myapp")["web"][0] > 1)
     scaled_to = heroku.formation("myapp")["web"][0]
@@ -161,13 +166,7 @@ def test_two_workers_with_the_leader_killed_midway_act_once(database_url, heroku
             Window(app="myapp", start=second, requests=100, dynos={"web.1": 100}, service=sketch)
         )
     MetricsStore(database).save(windows)
-    env = {
-        "HEROKU_API_KEY": HEROKU_KEY,
-        "HEROKU_API_URL": heroku.url,
-        "SLACK_BOT_TOKEN": slack.bot_token,
-        "SLACK_API_URL": slack.api_url,
-        "DEPLOYBOT_AUTOSCALE_SECONDS": "0.5",
-    }
+    env = autoscaling_env(heroku, slack)
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
     with worker(database_url, first_log, **env) as first:
         wait_for(lambda: leads(first_log))
@@ -222,13 +221,7 @@ def test_both_dynos_from_the_procfile_scale_down_then_up_from_drained_traffic(
         )
         assert response.status_code == 204
 
-    env = {
-        "HEROKU_API_KEY": HEROKU_KEY,
-        "HEROKU_API_URL": heroku.url,
-        "SLACK_BOT_TOKEN": slack.bot_token,
-        "SLACK_API_URL": slack.api_url,
-        "DEPLOYBOT_AUTOSCALE_SECONDS": "0.5",
-    }
+    env = autoscaling_env(heroku, slack)
     metrics = MetricsStore(database)
 
     def stored() -> int:
