@@ -41,6 +41,10 @@ DEFAULT_SEVERITY = {
     "formation": "info",
 }
 
+# Kinds that are a condition the worker's detectors find on each check, not one event
+# each: their count is of checks, so the message says since when, not how many times.
+CONDITIONS = frozenset({"router_error", "slow", "errors", "health", "pinned", "stale"})
+
 _ICONS = {"info": ":information_source:", "warning": ":warning:", "critical": ":red_circle:"}
 
 
@@ -216,14 +220,18 @@ def describe(incident: Incident) -> str:
     """The incident's message text, as it stands: posted first, then updated in place."""
     what = _what(incident)
     since = _clock(incident.first_at)
+    condition = incident.kind in CONDITIONS
     if incident.state == "resolved":
-        times = f"{incident.count} times " if incident.count > 1 else ""
+        times = f"{incident.count} times " if incident.count > 1 and not condition else ""
         return (
             f":white_check_mark: Resolved: *{incident.app}* {what} {times}"
             f"between {since} and {_clock(incident.last_at)}."
         )
     icon = _ICONS.get(incident.severity, _ICONS["warning"])
-    count = f" {incident.count} times since {since}" if incident.count > 1 else f" at {since}"
+    if condition:
+        count = f" since {since}"
+    else:
+        count = f" {incident.count} times since {since}" if incident.count > 1 else f" at {since}"
     detail = f" Last: {incident.detail}" if incident.detail else ""
     return f"{icon} *{incident.app}* {what}{count}.{detail}"
 

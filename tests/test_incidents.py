@@ -45,6 +45,24 @@ def test_a_crash_loop_of_fifty_events_is_one_incident_and_one_message():
     assert "50 times since 15:00 UTC" in notice.text and notice.text.endswith("Last: web.2 crashed")
 
 
+def test_a_condition_seen_on_each_check_says_since_when_not_how_many_times():
+    known: list[Incident] = []
+    for minute in range(3):  # the watch job sees the same slow minute three times
+        event = Event("myapp", "slow", "web p95", at(minute * 60), f"p95 {3 + minute} s")
+        result = run([event], known, now=at(minute * 60))
+        known = list({i.key: i for i in [*known, *result.incidents]}.values())
+    [update] = result.notices
+    assert (
+        update.text
+        == ":warning: *myapp* slow responses on `web p95` since 15:00 UTC. Last: p95 5 s"
+    )
+    resolved = run([], known, now=at(120 + 600))
+    assert resolved.notices[0].text == (
+        ":white_check_mark: Resolved: *myapp* slow responses on `web p95` "
+        "between 15:00 UTC and 15:02 UTC."
+    )
+
+
 def test_a_crash_loop_over_many_ticks_posts_once_then_updates_in_place():
     known: list[Incident] = []
     seen: list[tuple[str, str]] = []
