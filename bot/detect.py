@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -83,17 +84,31 @@ class Detectors:
         apps = listed | set(autoscaled) | set(drained)
         events: list[Event] = []
         for app in sorted(apps if only is None else apps & {only}):
+            rules = self._rules_for(app)
             try:
-                state = self._state(app, now, autoscaled.get(app), drained.get(app))
+                state = self._state(app, now, autoscaled.get(app), drained.get(app), rules)
             except ValueError as error:
                 # A stored window that does not parse: skip the app, keep the rest.
                 log.warning("detectors skipped an app", extra={"app": app, "error": str(error)})
                 continue
-            events += detect(state, now, self._rules)
+            events += detect(state, now, rules)
         return events
 
+    def _rules_for(self, app: str) -> DetectorRules:
+        """The thresholds, with what the app's `alerts:` in the registry changes."""
+        try:
+            changes = self._registry.resolve(app).alert_rules
+        except UnknownApp:
+            return self._rules
+        return replace(self._rules, **changes) if changes else self._rules
+
     def _state(
-        self, app: str, now: datetime, settings: Settings | None, drain_since: datetime | None
+        self,
+        app: str,
+        now: datetime,
+        settings: Settings | None,
+        drain_since: datetime | None,
+        rules: DetectorRules,
     ) -> AppState:
         end = int(now.timestamp())
         windows = self._metrics.windows(app, end - int(self._lookback.total_seconds()), end + 1)
@@ -114,7 +129,7 @@ class Detectors:
                 expected.append(drain_since)
         decisions: tuple[ScaleDecision, ...] = ()
         if settings is not None:
-            since = now - self._rules.pinned_for - self._rules.decision_gap * 2
+            since = now - rules.pinned_for - rules.decision_gap * 2
             decisions = tuple(
                 ScaleDecision(d.at, d.desired)
                 for d in self._autoscale.decisions(app, limit=1000, since=since)

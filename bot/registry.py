@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -90,6 +91,41 @@ class AutoscaleEntry(_Strict):
     schedule: list[ScheduleEntry] = []
 
 
+class AlertsEntry(_Strict):
+    """An app's own alert thresholds, where the defaults (`policies.detectors`) don't fit."""
+
+    slow_p95_ms: float | None = Field(None, gt=0, le=600_000)
+    slow_minutes: int | None = Field(None, ge=1, le=60)
+    error_rate_percent: float | None = Field(None, gt=0, le=100)
+    error_minutes: int | None = Field(None, ge=1, le=60)
+    router_burst: int | None = Field(None, ge=1, le=1_000_000)
+    pinned_minutes: int | None = Field(None, ge=1, le=24 * 60)
+    stale_minutes: int | None = Field(None, ge=1, le=24 * 60)
+
+    def rules(self) -> dict[str, Any]:
+        """The `DetectorRules` fields these change, in that dataclass's own units."""
+        return {
+            _ALERT_RULES[name][0]: _ALERT_RULES[name][1](value)
+            for name, value in self.model_dump(exclude_none=True).items()
+        }
+
+
+def _minutes(value: int) -> timedelta:
+    return timedelta(minutes=value)
+
+
+# The registry's words → (the `policies.detectors.DetectorRules` field, its unit).
+_ALERT_RULES: dict[str, tuple[str, Any]] = {
+    "slow_p95_ms": ("slow_p95_ms", float),
+    "slow_minutes": ("slow_minutes", int),
+    "error_rate_percent": ("error_rate", lambda percent: percent / 100),
+    "error_minutes": ("error_minutes", int),
+    "router_burst": ("router_burst", int),
+    "pinned_minutes": ("pinned_for", _minutes),
+    "stale_minutes": ("stale_after", _minutes),
+}
+
+
 class GuardrailsEntry(_Strict):
     min: dict[Annotated[str, Field(pattern=_PROCESS_TYPE)], _COUNT] = {}
     max: dict[Annotated[str, Field(pattern=_PROCESS_TYPE)], _COUNT] = {}
@@ -118,6 +154,7 @@ class _AppEntry(_Strict):
     max: int | None = Field(None, ge=0, le=1000)
     guardrails: GuardrailsEntry = GuardrailsEntry()
     autoscale: AutoscaleEntry = AutoscaleEntry()
+    alerts: AlertsEntry = AlertsEntry()
 
     @model_validator(mode="after")
     def _schedule_within_guardrails(self) -> _AppEntry:
@@ -214,6 +251,7 @@ class Target:
     application: str | None = None  # beanstalk
     guardrails: guardrails.Guardrails = field(default_factory=guardrails.Guardrails)
     schedule: tuple[autoscale.Window, ...] = ()  # autoscaling min/max by time of week
+    alert_rules: Mapping[str, Any] = field(default_factory=dict)  # DetectorRules changes
 
 
 class UnknownApp(LookupError):
@@ -309,6 +347,7 @@ class Registry:
                 api_key_env=entry.api_key_env or self.spec.heroku.api_key_env,
                 guardrails=entry.guardrails.policy(entry.max),
                 schedule=entry.schedule(),
+                alert_rules=entry.alerts.rules(),
             )
         if isinstance(entry, BeanstalkEntry):
             return Target(
@@ -322,6 +361,7 @@ class Registry:
                 application=entry.application,
                 guardrails=entry.guardrails.policy(entry.max),
                 schedule=entry.schedule(),
+                alert_rules=entry.alerts.rules(),
             )
         if self.spec.heroku.allow_unlisted and re.match(_HEROKU_APP, alias):
             return Target(

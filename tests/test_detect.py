@@ -280,3 +280,18 @@ def test_a_failing_beanstalk_call_is_logged_not_raised(
     assert keys(events) == ["slow:shop:web p95"]
     failed = {r.app for r in caplog.records if r.msg == "beanstalk health not read"}
     assert failed == {"shop", "shop-eu", "lost"}
+
+
+def test_an_apps_own_alert_thresholds_from_the_registry(config, tmp_path, monkeypatch):
+    registry = HEROKU_REGISTRY.replace(
+        "    channel: CMYAPP\n",
+        "    channel: CMYAPP\n    alerts:\n      slow_p95_ms: 500\n      router_burst: 50\n",
+    )
+    services = services_with(config, tmp_path, monkeypatch, registry)
+    store = MetricsStore(services.db)
+    # 800 ms and 20 H12s a minute: slow for myapp's own limit, not for the default 2 s;
+    # 20 H12s are a burst by default, not by myapp's 50.
+    store.save(windows("myapp", 4, requests=120, service_ms=800, codes={"H12": 20}))
+    store.save(windows("other", 4, requests=120, service_ms=800, codes={"H12": 20}))
+    events = Detectors.from_services(services).run(NOW)
+    assert keys(events) == ["router_error:other:H12", "slow:myapp:web p95"]

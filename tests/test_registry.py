@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.registry import Registry, RegistryError, UnknownApp
+from policies.detectors import DEFAULT_DETECTOR_RULES
 from policies.names import suggest
 from policies.sizes import check_size
 
@@ -201,3 +204,19 @@ apps:
     assert (office.min, office.max) == (3, None)
     assert (night.timezone, night.min, night.max) == ("UTC", None, 2)
     assert Registry.empty().resolve("anything").schedule == ()
+
+
+def test_alert_thresholds_map_onto_the_detector_rules():
+    registry = Registry.parse(
+        "apps:\n  shop:\n    platform: heroku\n    alerts:\n      slow_p95_ms: 800\n"
+        "      slow_minutes: 2\n      error_rate_percent: 1\n      error_minutes: 5\n"
+        "      router_burst: 50\n      pinned_minutes: 30\n      stale_minutes: 15\n"
+    )
+    rules = replace(DEFAULT_DETECTOR_RULES, **registry.resolve("shop").alert_rules)
+    assert (rules.slow_p95_ms, rules.slow_minutes, rules.error_minutes) == (800.0, 2, 5)
+    assert (rules.error_rate, rules.router_burst) == (0.01, 50)
+    assert (rules.pinned_for, rules.stale_after) == (timedelta(minutes=30), timedelta(minutes=15))
+    with pytest.raises(RegistryError, match="error_rate_percent"):
+        Registry.parse(
+            "apps:\n  a:\n    platform: heroku\n    alerts:\n      error_rate_percent: 0\n"
+        )
