@@ -92,9 +92,10 @@ class Autoscaler:
 
     def tick(self, now: datetime | None = None) -> list[Recorded]:
         now = now or datetime.now(UTC)
-        releases = self._observe()
+        enabled = self._store.all_enabled()
+        releases = self._observe({s.app for s in enabled if s.mode == "on"})
         done = []
-        for settings in self._store.all_enabled():
+        for settings in enabled:
             try:
                 recorded = self._one(settings, now, releases.get(settings.app))
             except (PlatformError, UnknownApp) as error:
@@ -107,45 +108,58 @@ class Autoscaler:
                 done.append(recorded)
         return done
 
-    def _observe(self) -> dict[str, datetime]:
+    def _observe(self, acting: set[str]) -> dict[str, datetime]:
         """Take in what Heroku's webhooks told the web dyno (`bot.observations`): formation
         changes made by hand, and releases for the deploy guard. One query a tick; only the
         newest observation per app and subject is stored, so this stays small, and reading
-        all of it every time means a late webhook is never skipped. Returns each app's last
-        release time, by the alias people use."""
+        all of it every time means a late webhook is never skipped. A hand-made change to
+        an app the autoscaler acts on (`acting`, by alias) is said in its channel once,
+        with how to make it stick. Returns each app's last release time, by alias."""
         releases: dict[str, datetime] = {}
         for seen in self._services.observations.since(None):
             if seen.kind == "release":
                 releases[seen.app] = max(seen.observed_at, releases.get(seen.app, seen.observed_at))
                 continue
             try:
-                name = self._services.registry.resolve(seen.app).name
+                target = self._services.registry.resolve(seen.app)
             except UnknownApp:
-                name = seen.app  # an unlisted app: its alias is its Heroku name
-            self.observe_formation(name, seen.subject, seen.value, seen.observed_at, quiet=True)
+                continue  # no longer reachable: nothing to autoscale
+            changed = self.observe_formation(
+                target.name, seen.subject, seen.value, seen.observed_at, quiet=True
+            )
+            if changed and seen.app in acting:
+                by = f" ({seen.detail})" if seen.detail else ""
+                self._notify(
+                    target.channel,
+                    f"Autoscaler on `{seen.app}`: web was set to {seen.value} outside the "
+                    f"bot{by}; I go on from there. To hold it, `/deploy pin {seen.app} "
+                    f"web={seen.value} for 2h`.",
+                )
         return releases
 
     def observe_formation(
         self, app: str, process_type: str, quantity: int, at: datetime, *, quiet: bool = False
-    ) -> None:
+    ) -> bool:
         """Heroku says (a formation webhook) that `app`'s `process_type` now runs `quantity`
         dynos, as of `at`: believe it at once, so a hand-made scale is not undone by a tick
         working from an old count. `app` is the platform's name of the app (Heroku's, as
         the webhook carries it). A report older than what we know is ignored: webhooks can
-        arrive late and out of order."""
+        arrive late and out of order. True when it changed what we believed (not when it
+        is the first we hear of the app)."""
         if process_type != PROCESS:
-            return  # only web dynos are autoscaled
+            return False  # only web dynos are autoscaled
         with self._lock:
             known = self._known.get(app)
             if known is None:
                 # As good as a read: an old one is simply read again when its refresh is due.
                 self._known[app] = Known(quantity, at, at)
-            elif at >= known.changed_at and quantity != known.quantity:
-                self._known[app] = replace(known, quantity=quantity, changed_at=at)
-            else:
-                return
+                return False
+            if at < known.changed_at or quantity == known.quantity:
+                return False
+            self._known[app] = replace(known, quantity=quantity, changed_at=at)
         if not quiet:
             log.info("formation observed", extra={"app": app, "quantity": quantity})
+        return True
 
     def known(self, app: str) -> Known | None:
         """What the cache holds for `app` (the platform's name), for status and tests."""

@@ -321,7 +321,9 @@ def test_the_measured_api_calls_per_app_hour_behind_the_readme():
 # -- What Heroku's webhooks told the web dyno, read by the worker's tick -------------------
 
 
-def test_a_hand_scale_reported_by_webhook_is_known_at_the_next_tick(services, autoscaler, heroku):
+def test_a_hand_scale_reported_by_webhook_is_known_at_the_next_tick(
+    services, autoscaler, heroku, said
+):
     from bot.observations import Observation
 
     enable(services, low=1, high=6)
@@ -336,10 +338,17 @@ def test_a_hand_scale_reported_by_webhook_is_known_at_the_next_tick(services, au
     reads = len(heroku.calls("GET", FORMATION))
     [decision] = autoscaler.tick(at)
     assert decision.actual == 4 and len(heroku.calls("GET", FORMATION)) == reads
+    # Said once in the channel, with how to make it stick.
+    [(_, notice)] = [(c, t) for c, t in said if "outside the bot" in t]
+    assert notice == (
+        "Autoscaler on `myapp`: web was set to 4 outside the bot (by dev); I go on from "
+        "there. To hold it, `/deploy pin myapp web=4 for 2h`."
+    )
     # Read again every tick, the same old observation never undoes a newer change.
     autoscaler.observe_formation("myapp", "web", 2, NOW + timedelta(seconds=20))
     [again] = autoscaler.tick(NOW + timedelta(seconds=30))
     assert again.actual == 2
+    assert len([t for _, t in said if "outside the bot" in t]) == 1
 
 
 @pytest.mark.parametrize("released_minutes_ago, holds", [(2, True), (30, False)])
