@@ -41,18 +41,6 @@ PROMPT = "deploybot> "
 LIVE_PAUSE_SECONDS = 0.1
 
 
-class ImmediateExecutor(Executor):
-    """Runs lazy listeners inline, so each console line prints its whole answer in order."""
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as error:  # a listener's failure belongs to its future
-            future.set_exception(error)
-        return future
-
-
 class LaterExecutor(Executor):
     """Holds lazy listeners until `run_pending()`, so the console prints a command's ack
     before its work starts, and work that posts as it goes prints in between."""
@@ -72,6 +60,16 @@ class LaterExecutor(Executor):
                 future.set_result(fn(*args, **kwargs))
             except BaseException as error:  # a listener's failure belongs to its future
                 future.set_exception(error)
+
+
+class ImmediateExecutor(LaterExecutor):
+    """Runs work inline as it is submitted, so each console line prints its whole answer
+    in order."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future = super().submit(fn, *args, **kwargs)
+        self.run_pending()
+        return future
 
 
 class Console:
