@@ -29,6 +29,7 @@ from bot.models import Drain, MetricWindow
 from bot.platforms.base import PlatformError
 from bot.platforms.beanstalk import BeanstalkPlatform
 from bot.registry import Registry, UnknownApp
+from policies import autoscale
 from policies.detectors import (
     DEFAULT_DETECTOR_RULES,
     AppState,
@@ -113,8 +114,9 @@ class Detectors:
         end = int(now.timestamp())
         windows = self._metrics.windows(app, end - int(self._lookback.total_seconds()), end + 1)
         newest = _newest_end(windows)
+        low, high = self._bounds(app, settings, now) if settings else (None, None)
         expected: list[datetime] = []
-        if settings is not None and not self._at_min(app, settings):
+        if settings is not None and low is not None and not self._at_min(app, low):
             # The autoscaler decides from these windows: without them it cannot scale down,
             # which matters only while it runs more than its min (an app idle at night
             # sends no router logs and is at its min already: no news).
@@ -140,8 +142,8 @@ class Detectors:
             newest_metrics=newest,
             watched_since=min(expected) if expected else None,
             decisions=decisions,
-            autoscale_min=settings.min if settings else None,
-            autoscale_max=settings.max if settings else None,
+            autoscale_min=low,
+            autoscale_max=high,
             health=self._health(app),
         )
 
@@ -167,9 +169,22 @@ class Detectors:
             causes=tuple(str(c) for c in found.get("Causes") or ()),
         )
 
-    def _at_min(self, app: str, settings: Settings) -> bool:
+    def _bounds(self, app: str, settings: Settings, now: datetime) -> tuple[int, int]:
+        """The min and max the autoscaler works within now: a schedule window's, if one
+        covers `now`, else the settings'."""
+        try:
+            schedule = self._registry.resolve(app).schedule
+        except UnknownApp:
+            schedule = ()
+        policy = autoscale.Settings(
+            min_dynos=settings.min, max_dynos=settings.max, windows=schedule
+        )
+        low, high, _ = autoscale.bounds(policy, now)
+        return low, high
+
+    def _at_min(self, app: str, low: int) -> bool:
         latest = self._autoscale.decisions(app, limit=1)
-        return bool(latest) and latest[0].actual <= settings.min
+        return bool(latest) and latest[0].actual <= low
 
     def _drains(self) -> dict[str, datetime]:
         """Apps with a drain the bot made, and when: from then on their metrics are due."""

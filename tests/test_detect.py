@@ -295,3 +295,20 @@ def test_an_apps_own_alert_thresholds_from_the_registry(config, tmp_path, monkey
     store.save(windows("other", 4, requests=120, service_ms=800, codes={"H12": 20}))
     events = Detectors.from_services(services).run(NOW)
     assert keys(events) == ["router_error:other:H12", "slow:myapp:web p95"]
+
+
+def test_pinned_at_a_schedule_windows_max(config, tmp_path, monkeypatch):
+    registry = HEROKU_REGISTRY.replace(
+        "    channel: CMYAPP\n",
+        "    channel: CMYAPP\n    autoscale:\n      schedule:\n        - from: '00:00'\n"
+        "          to: '00:00'\n          max: 2\n",
+    )
+    services = services_with(config, tmp_path, monkeypatch, registry)
+    autoscale = AutoscaleStore(services.db)
+    autoscale.save(
+        Settings("myapp", "on", 1, 6, "service_p95", 500.0, ADMIN, NOW - timedelta(hours=1))
+    )
+    MetricsStore(services.db).save(windows("myapp", 10))
+    record_ticks(autoscale, "myapp", 2, minutes=10)  # the window's max, not the settings' 6
+    [event] = Detectors.from_services(services).run(NOW)
+    assert event.detail == "The autoscaler wanted its max of 2 web for 10 min."
