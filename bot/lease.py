@@ -19,12 +19,16 @@ from sqlalchemy import text
 from bot.db import Database
 
 LEASE_NAME = "deploybot-worker"
+_SCHEMA_KEY = "hashtext(coalesce(current_schema(), ''))"
 
 
 class Lease:
     def __init__(self, db: Database, name: str = LEASE_NAME) -> None:
         self._db = db
-        self._key = zlib.crc32(name.encode())  # advisory locks take a number
+        # Advisory locks take numbers, and they are database-wide: the second number is
+        # the schema's, so deployments sharing a database in schemas of their own (and
+        # test runs side by side) each have their own leader.
+        self._key = zlib.crc32(name.encode()) & 0x7FFFFFFF
         self._connection: Any = None
         self._file: IO[str] | None = None
 
@@ -39,7 +43,9 @@ class Lease:
             return self._try_file()
         connection = self._db.engine.connect()
         try:
-            got = connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key})
+            got = connection.execute(
+                text(f"SELECT pg_try_advisory_lock(:k, {_SCHEMA_KEY})"), {"k": self._key}
+            )
             if got.scalar():
                 connection.commit()
                 self._connection = connection
@@ -67,7 +73,9 @@ class Lease:
     def release(self) -> None:
         if self._connection is not None:
             try:
-                self._connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
+                self._connection.execute(
+                    text(f"SELECT pg_advisory_unlock(:k, {_SCHEMA_KEY})"), {"k": self._key}
+                )
                 self._connection.commit()
             finally:
                 self._connection.close()
