@@ -35,7 +35,6 @@ from bot.registry import Target, UnknownApp
 from bot.usergroups import GroupLookupFailed
 from bot.webhooks import WEBHOOK_PATH, WebhookSecrets
 from policies import costs, guardrails
-from policies.autoscale import Window as ScheduleWindow
 from policies.commands import (
     Command,
     CommandError,
@@ -494,7 +493,7 @@ class Actions:
             return Reply("This bot has no autoscaler.")
         now = self._now()
         if command.verb == "autoscale" and command.mode == "status":
-            return Reply(self._autoscale_status(app, now, resolved.target.schedule))
+            return Reply(self._autoscale_status(app, now, resolved.target))
         entry = self._audit.start(actor, command.verb, app, command.text(), None, None)
         if command.verb == "pin":
             if command.mode == "off":
@@ -543,15 +542,18 @@ class Actions:
             f"<@{actor.user_id}> set autoscaling of `{app}`: {settings.describe()}.", public=True
         )
 
-    def _autoscale_status(
-        self, app: str, now: datetime, schedule: tuple[ScheduleWindow, ...] = ()
-    ) -> str:
+    def _autoscale_status(self, app: str, now: datetime, target: Target) -> str:
         assert self._autoscale is not None
         settings = self._autoscale.settings(app)
         lines = [
             f"Autoscaling of `{app}`: {settings.describe() if settings else 'off (never set)'}."
         ]
-        for window in schedule:
+        if target.down_stabilization is not None:
+            minutes = target.down_stabilization.total_seconds() / 60
+            lines.append(
+                f"Scale-down follows the highest wish of the last {minutes:g} min (registry)."
+            )
+        for window in target.schedule:
             limits = ", ".join(
                 f"{word} {value}"
                 for word, value in (("min", window.min), ("max", window.max))

@@ -196,7 +196,7 @@ class Autoscaler:
             current = known.quantity
         booting = self._booting(name, platform, account, now) if watch_boot else None
 
-        policy = _policy(stored, resolved.target.schedule)
+        policy = _policy(stored, resolved.target)
         past = self._store.decisions(app, limit=200, since=now - HISTORY)
         pin = self._store.pin(app, now)
         decision = autoscale.decide(
@@ -395,17 +395,19 @@ class Autoscaler:
         return samples
 
 
-def _policy(
-    stored: StoredSettings, schedule: tuple[autoscale.Window, ...] = ()
-) -> autoscale.Settings:
-    return autoscale.Settings(
+def _policy(stored: StoredSettings, target: Target) -> autoscale.Settings:
+    """The policy from the app's `/deploy autoscale` settings and its registry entry."""
+    policy = autoscale.Settings(
         targets=(autoscale.Target(_METRIC[stored.target_kind], stored.target_value),),
         min_dynos=stored.min,
         max_dynos=stored.max,
-        windows=schedule,  # the registry's `autoscale: schedule:`
+        windows=target.schedule,  # the registry's `autoscale: schedule:`
         # The forecast drops itself while it predicts badly or has no history (a new app).
         predictive=True,
     )
+    if target.down_stabilization is not None:
+        policy = replace(policy, down_stabilization=target.down_stabilization)
+    return policy
 
 
 def _account(target: Target) -> str | None:

@@ -20,10 +20,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from policies import autoscale, guardrails, rules
+from policies.guardrails import parse_duration
 from policies.names import suggest
 
 DEFAULT_FILE = "deploybot.yml"
 DEFAULT_HEROKU_KEY_ENV = "HEROKU_API_KEY"
+MAX_DOWN_STABILIZATION = timedelta(hours=1)
 
 _ALIAS = r"^[a-z0-9][a-z0-9-]{0,39}$"
 _ENV_VAR = r"^[A-Z_][A-Z0-9_]*$"
@@ -89,6 +91,18 @@ class ScheduleEntry(_Strict):
 
 class AutoscaleEntry(_Strict):
     schedule: list[ScheduleEntry] = []
+    # Scale down only to the highest recommendation of this long (default 5m, the HPA's).
+    down_stabilization: str | None = None
+
+    @field_validator("down_stabilization")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None and parse_duration(value) > MAX_DOWN_STABILIZATION:
+            raise ValueError(f"`{value}` is longer than the 1h most a scale-down may wait")
+        return value
+
+    def stabilization(self) -> timedelta | None:
+        return parse_duration(self.down_stabilization) if self.down_stabilization else None
 
 
 class AlertsEntry(_Strict):
@@ -252,6 +266,7 @@ class Target:
     guardrails: guardrails.Guardrails = field(default_factory=guardrails.Guardrails)
     schedule: tuple[autoscale.Window, ...] = ()  # autoscaling min/max by time of week
     alert_rules: Mapping[str, Any] = field(default_factory=dict)  # DetectorRules changes
+    down_stabilization: timedelta | None = None  # None: the policy's default
 
 
 class UnknownApp(LookupError):
@@ -307,7 +322,7 @@ class Registry:
             line = _line_of(node, first["loc"])
             where = ".".join(str(part) for part in first["loc"])
             # Our own validators' words read better without pydantic's "Value error, ".
-            reason = first["msg"].removeprefix("Value error, ")
+            reason = first["msg"].removeprefix("Value error, ").rstrip(".")
             raise RegistryError(f"{source}:{line}: {where}: {reason}.") from None
         lines = [_line_of(node, ("access", i)) for i in range(len(spec.access))]
         return cls(spec, source, lines)
@@ -348,6 +363,7 @@ class Registry:
                 guardrails=entry.guardrails.policy(entry.max),
                 schedule=entry.schedule(),
                 alert_rules=entry.alerts.rules(),
+                down_stabilization=entry.autoscale.stabilization(),
             )
         if isinstance(entry, BeanstalkEntry):
             return Target(
@@ -362,6 +378,7 @@ class Registry:
                 guardrails=entry.guardrails.policy(entry.max),
                 schedule=entry.schedule(),
                 alert_rules=entry.alerts.rules(),
+                down_stabilization=entry.autoscale.stabilization(),
             )
         if self.spec.heroku.allow_unlisted and re.match(_HEROKU_APP, alias):
             return Target(

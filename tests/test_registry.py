@@ -108,6 +108,16 @@ def test_no_registry_reaches_every_heroku_app_by_name():
             "to: Field required",
         ),
         (
+            "apps:\n  web:\n    platform: heroku\n    autoscale:\n      down_stabilization: 2h\n",
+            5,
+            "longer than the 1h most",
+        ),
+        (
+            "apps:\n  web:\n    platform: heroku\n    autoscale:\n      down_stabilization: soon\n",
+            5,
+            "`soon` is not a duration",
+        ),
+        (
             "apps:\n  web:\n    platform: heroku\n    max: 4\n    autoscale:\n"
             "      schedule:\n        - from: '08:00'\n          to: '18:00'\n"
             "          min: 6\n",
