@@ -1,7 +1,8 @@
 """The autoscaling policies `bot.simulate` compares, each as the simulator drives it.
 
 - `ours`: `policies.autoscale.decide` as the worker calls it, on the drain's freshest
-  request rate, predictive on, with the defaults but one (`ours_settings`).
+  request rate, predictive on, with the defaults but one (`ours_settings`): a 1-minute
+  scale-down stabilization, as an app gets with `autoscale: down_stabilization: 1m`.
 - `ours-5min`: the same with every default, the 5 minute scale-down stabilization too.
 - `hpa`: the same calculator with the Kubernetes HPA's defaults and nothing of ours: 15 s
   sync, 10 % tolerance, 5 min scale-down stabilization, up by 100 % or 4 per 15 s, down by
