@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from threading import Event
 
+from bot.alerts import Alerts
 from bot.audit import Actor, AuditLog, Entry, utcnow
 from bot.autoscale_store import DEFAULT_TARGET, AutoscaleStore, Pin, Settings, parse_target
 from bot.confirmations import Confirmations, Pending
@@ -193,6 +194,7 @@ class Actions:
         autoscale: AutoscaleStore | None = None,
         webhook_secrets: WebhookSecrets | None = None,
         simulate: Callable[[Actor, Command], Result] | None = None,
+        alerts: Alerts | None = None,
     ) -> None:
         self._resolve = resolve
         self._audit = audit
@@ -206,6 +208,7 @@ class Actions:
         self._webhook_secrets = webhook_secrets
         # The sandbox's traffic player; None outside the sandbox console.
         self._simulate = simulate
+        self._alerts = alerts
         self._now = now
         self._targets = targets
         self._unlisted_heroku = unlisted_heroku
@@ -215,8 +218,10 @@ class Actions:
         """Carry out a parsed command for `actor`."""
         if command.verb == "help":
             return Reply(help_text(command.topic))
-        # `autoscale APP status` only reads: it needs what `status` needs.
+        # `autoscale APP status` only reads: it needs what `status` needs; `alerts` lists
+        # like `history`, across apps or for one.
         verb = "status" if command.verb == "autoscale" and not command.mutating else command.verb
+        verb = "history" if verb == "alerts" else verb
         try:
             decision = self._gate.decide(actor, verb, command.app)
             if not decision.allowed:
@@ -238,6 +243,10 @@ class Actions:
         if command.verb == "history":
             entries = self._audit.recent(command.app, command.limit)
             return History(command.app, tuple(entries))
+        if command.verb == "alerts":
+            if self._alerts is None:
+                return Reply("This bot keeps no alerts.")
+            return Reply(self._alerts.open_text(command.app, self._now()))
         if command.mutating and not self._claim(actor):
             log.info("duplicate delivery ignored", extra={"key": actor.request_key})
             return Duplicate(actor.request_key or "")

@@ -20,7 +20,16 @@ from sqlalchemy.orm import Session
 from bot.db import Database
 from bot.models import IncidentRow
 from bot.outbox import Outbox
-from policies.incidents import DEFAULT_RULES, Event, Incident, Notice, Rules, Step, step
+from policies.incidents import (
+    DEFAULT_RULES,
+    Event,
+    Incident,
+    Notice,
+    Rules,
+    Step,
+    describe,
+    step,
+)
 
 ATTEMPTS = 3
 
@@ -68,6 +77,32 @@ class Alerts:
                 return False
             row.acknowledged_by = user_id
             return True
+
+    def open_text(self, app: str | None, now: datetime) -> str:
+        """`/deploy alerts [APP]`: the open incidents as their messages read, newest first,
+        with who acknowledged or silenced them."""
+        query = select(IncidentRow).where(IncidentRow.state == "open")
+        if app is not None:
+            query = query.where(IncidentRow.app == app)
+        with self._db.session() as session:
+            rows = list(session.scalars(query.order_by(IncidentRow.last_at.desc())))
+        where = f" for `{app}`" if app else ""
+        if not rows:
+            return f"No open alerts{where}."
+        lines = [f"*Open alerts{where}* ({len(rows)}):"]
+        for row in rows:
+            incident = _incident(row, now)
+            notes = []
+            if row.acknowledged_by:
+                notes.append(f"acknowledged by <@{row.acknowledged_by}>")
+            if incident.silenced(now):
+                assert incident.silenced_until is not None
+                notes.append(f"silenced until {incident.silenced_until:%H:%M} UTC")
+            if incident.channel is None:
+                notes.append("no channel in the registry, so nobody was told")
+            tail = f" ({'; '.join(notes)})" if notes else ""
+            lines.append(f"• {describe(incident)}{tail}")
+        return "\n".join(lines)
 
     def incidents(self, app: str | None = None) -> list[IncidentRow]:
         query = select(IncidentRow).order_by(IncidentRow.id)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from slack_sdk import WebClient
 
 from bot.actions import Actions, Resolved, Result
+from bot.alerts import Alerts
 from bot.audit import Actor, AuditLog
 from bot.autoscale_store import AutoscaleStore
 from bot.config import Config
@@ -72,6 +73,7 @@ class Services:
             autoscale=AutoscaleStore(self.db),
             webhook_secrets=self.webhook_secrets,
             simulate=simulate,  # the sandbox console's traffic player; None elsewhere
+            alerts=Alerts(self.db),
         )
 
     def _groups_of(self, user_id: str, groups: Iterable[str]) -> frozenset[str]:

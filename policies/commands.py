@@ -23,6 +23,7 @@ VERBS = (
     "pin",
     "watch",
     "simulate",
+    "alerts",
     "apps",
     "history",
     "whoami",
@@ -54,6 +55,7 @@ USAGE = {
     "pin": "/deploy pin APP web=N for DURATION  |  /deploy pin APP off",
     "watch": "/deploy watch APP",
     "simulate": "/deploy simulate spike APP",
+    "alerts": "/deploy alerts [APP]",
     "apps": "/deploy apps",
     "history": "/deploy history [APP] [N]",
     "whoami": "/deploy whoami",
@@ -71,6 +73,7 @@ SUMMARY = {
     "pin": "hold an app's web dynos at a count for a while, whatever the autoscaler thinks",
     "watch": "subscribe to a Heroku app's dyno, release and formation events, so crashes alert its channel",
     "simulate": "sandbox only: play a traffic spike against a demo app and watch the autoscaler react",
+    "alerts": "list the open alerts (all apps, or one), with who acknowledged or silenced them",
     "apps": "list the apps I manage, with their platform and channel",
     "history": "show who changed what, newest first (all apps, or one)",
     "whoami": "show what you may do in this channel, and which rule says so",
@@ -92,6 +95,7 @@ EXAMPLES = {
     "pin": ("pin myapp web=5 for 2h", "pin myapp off"),
     "watch": ("watch myapp",),
     "simulate": ("simulate spike demo",),
+    "alerts": ("alerts", "alerts myapp"),
     "apps": ("apps",),
     "history": ("history", "history myapp 20"),
     "whoami": ("whoami",),
@@ -347,6 +351,12 @@ def _parse_history(args: list[str], app: str | None) -> Command:
     return Command("history", app=app, limit=limit or HISTORY_DEFAULT)
 
 
+def _parse_alerts(args: list[str], app: str | None) -> Command:
+    for word in args:
+        app = _app_name(word, "alerts", app)
+    return Command("alerts", app=app)
+
+
 def _parse_metrics(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "metrics")
     if len(rest) > 1:
@@ -503,6 +513,7 @@ _PARSERS = {
     "pin": _parse_pin,
     "apps": _parse_apps,
     "history": _parse_history,
+    "alerts": _parse_alerts,
     "whoami": _parse_whoami,
     "help": _parse_help,
 }

@@ -145,6 +145,15 @@ def test_silence_and_acknowledge_answer_in_the_thread(driver, heroku, slack, ser
     assert len(slack.calls_to("chat.update")) == before
     [incident] = Alerts(worker.db).incidents("myapp")
     assert incident.count == 2 and incident.acknowledged_by == USER
+    # Anyone may list what is open, with who is on it.
+    response, url = driver.command("alerts myapp", USER)
+    ack_text(response)
+    listed = driver.reply(url)["text"]
+    assert listed.startswith("*Open alerts for `myapp`* (1):\n• :red_circle: *myapp* `web`")
+    assert "2 times since" in listed and f"acknowledged by <@{USER}>" in listed
+    assert "silenced until" in listed
+    _, url = driver.command("alerts other-app", USER)
+    assert driver.reply(url)["text"] == "No open alerts for `other-app`."
 
 
 def test_forged_and_replayed_webhooks_are_refused(driver, heroku, served):

@@ -104,7 +104,8 @@ def test_any_text_parses_or_gets_a_short_message(text: str) -> None:
         assert "Usage: `/deploy" in message
     else:
         assert command.verb in VERBS
-        assert command.app is not None or command.verb in ("help", "apps", "history", "whoami")
+        appless = ("help", "apps", "history", "whoami", "alerts")
+        assert command.app is not None or command.verb in appless
 
 
 _words = st.sampled_from(["web", "worker", "clock", "my_worker"])
@@ -170,6 +171,9 @@ def test_help_lists_every_verb_and_explains_one() -> None:
         ("history myapp 20", Command("history", app="myapp", limit=20)),
         ("history 5 -a myapp", Command("history", app="myapp", limit=5)),
         ("whoami", Command("whoami")),
+        ("alerts", Command("alerts")),
+        ("alerts myapp", Command("alerts", app="myapp")),
+        ("alerts -a myapp", Command("alerts", app="myapp")),
     ],
 )
 def test_history_whoami_and_force(text: str, expected: Command) -> None:
