@@ -183,8 +183,16 @@ class _AppEntry(_Strict):
                 )
         return self
 
-    def schedule(self) -> tuple[autoscale.Window, ...]:
-        return tuple(window.policy() for window in self.autoscale.schedule)
+    def shared(self) -> dict[str, Any]:
+        """The `Target` fields every platform's entry has."""
+        return {
+            "channel": self.channel,
+            "max": self.max,
+            "guardrails": self.guardrails.policy(self.max),
+            "schedule": tuple(window.policy() for window in self.autoscale.schedule),
+            "alert_rules": self.alerts.rules(),
+            "down_stabilization": self.autoscale.stabilization(),
+        }
 
 
 class HerokuEntry(_AppEntry):
@@ -357,28 +365,18 @@ class Registry:
                 alias=alias,
                 platform="heroku",
                 name=entry.app or alias,
-                channel=entry.channel,
-                max=entry.max,
                 api_key_env=entry.api_key_env or self.spec.heroku.api_key_env,
-                guardrails=entry.guardrails.policy(entry.max),
-                schedule=entry.schedule(),
-                alert_rules=entry.alerts.rules(),
-                down_stabilization=entry.autoscale.stabilization(),
+                **entry.shared(),
             )
         if isinstance(entry, BeanstalkEntry):
             return Target(
                 alias=alias,
                 platform="beanstalk",
                 name=entry.environment,
-                channel=entry.channel,
-                max=entry.max,
                 region=entry.region,
                 aws_profile=entry.aws_profile,
                 application=entry.application,
-                guardrails=entry.guardrails.policy(entry.max),
-                schedule=entry.schedule(),
-                alert_rules=entry.alerts.rules(),
-                down_stabilization=entry.autoscale.stabilization(),
+                **entry.shared(),
             )
         if self.spec.heroku.allow_unlisted and re.match(_HEROKU_APP, alias):
             return Target(
