@@ -32,6 +32,7 @@ from policies.incidents import (
 )
 
 ATTEMPTS = 3
+LISTED_AT_MOST = 25  # `/deploy alerts` stays one readable Slack message
 
 # Block Kit for a notice (the incident's buttons), built by handlers/; None: text only.
 BlocksFor = Callable[[Notice, Incident | None], Sequence[dict[str, Any]] | None]
@@ -90,7 +91,7 @@ class Alerts:
         if not rows:
             return f"No open alerts{where}."
         lines = [f"*Open alerts{where}* ({len(rows)}):"]
-        for row in rows:
+        for row in rows[:LISTED_AT_MOST]:
             incident = _incident(row, now)
             notes = []
             if row.acknowledged_by:
@@ -102,6 +103,8 @@ class Alerts:
                 notes.append("no channel in the registry, so nobody was told")
             tail = f" ({'; '.join(notes)})" if notes else ""
             lines.append(f"• {describe(incident)}{tail}")
+        if len(rows) > LISTED_AT_MOST:
+            lines.append(f"…and {len(rows) - LISTED_AT_MOST} older: name an app to see its own.")
         return "\n".join(lines)
 
     def incidents(self, app: str | None = None) -> list[IncidentRow]:

@@ -12,12 +12,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from bot.alerts import Alerts
+from bot.alerts import LISTED_AT_MOST, Alerts
 from bot.fakes.server import LocalServer
 from bot.web import create_app
 from bot.webhooks import sign
 from bot.worker import Worker
 from handlers.alerts import ACK_ACTION, RESTART_ACTION, SILENCE_ACTION
+from policies.incidents import Event
 from tests.conftest import ADMIN, USER
 from tests.test_drain import add_drain, post, router_line
 from tests.webclient import SlackDriver, ack_text, button
@@ -274,3 +275,20 @@ def test_a_burst_of_router_timeouts_in_the_drain_becomes_an_alert(driver, heroku
     worker.watch(judged + timedelta(seconds=30))
     worker.send_alerts(judged + timedelta(seconds=30))
     assert len([t for t in (m["text"] for m in alert_messages(slack)) if "H12" in t]) == 1
+
+
+def test_the_alerts_list_stays_one_readable_message(config):
+    alerts = Alerts(Worker(config).db)
+    now = datetime.now(UTC)
+    events = [
+        Event(f"app-{i:02d}", "crash", "web", now - timedelta(seconds=i), "web.1 crashed")
+        for i in range(LISTED_AT_MOST + 3)
+    ]
+    alerts.record(events, now, lambda app: "CMYAPP")
+    text = alerts.open_text(None, now)
+    lines = text.splitlines()
+    assert lines[0] == f"*Open alerts* ({LISTED_AT_MOST + 3}):"
+    assert "*app-00*" in lines[1]  # newest first
+    assert len(lines) == LISTED_AT_MOST + 2
+    assert lines[-1] == "…and 3 older: name an app to see its own."
+    assert alerts.open_text("nothing-here", now) == "No open alerts for `nothing-here`."
