@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 
 from bot.actions import Resolved
-from bot.autoscale_store import AutoscaleStore, Settings
+from bot.autoscale_store import AutoscaleStore, Decision, Settings
 from bot.db import Database
 from bot.metrics.aggregate import WINDOW_SECONDS, Window
 from bot.metrics.store import MetricsStore
 from bot.models import Drain, MetricWindow
 from bot.platforms.base import PlatformError
 from bot.platforms.beanstalk import BeanstalkPlatform
-from bot.registry import Registry, UnknownApp
+from bot.registry import Registry, Target, UnknownApp
 from policies import autoscale
 from policies.detectors import (
     DEFAULT_DETECTOR_RULES,
@@ -85,9 +85,13 @@ class Detectors:
         apps = listed | set(autoscaled) | set(drained)
         events: list[Event] = []
         for app in sorted(apps if only is None else apps & {only}):
-            rules = self._rules_for(app)
             try:
-                state = self._state(app, now, autoscaled.get(app), drained.get(app), rules)
+                target: Target | None = self._registry.resolve(app)
+            except UnknownApp:
+                target = None  # drained or autoscaled without being listed
+            rules = _rules_for(self._rules, target)
+            try:
+                state = self._state(app, target, now, autoscaled.get(app), drained.get(app), rules)
             except ValueError as error:
                 # A stored window that does not parse: skip the app, keep the rest.
                 log.warning("detectors skipped an app", extra={"app": app, "error": str(error)})
@@ -95,17 +99,10 @@ class Detectors:
             events += detect(state, now, rules)
         return events
 
-    def _rules_for(self, app: str) -> DetectorRules:
-        """The thresholds, with what the app's `alerts:` in the registry changes."""
-        try:
-            changes = self._registry.resolve(app).alert_rules
-        except UnknownApp:
-            return self._rules
-        return replace(self._rules, **changes) if changes else self._rules
-
     def _state(
         self,
         app: str,
+        target: Target | None,
         now: datetime,
         settings: Settings | None,
         drain_since: datetime | None,
@@ -114,9 +111,13 @@ class Detectors:
         end = int(now.timestamp())
         windows = self._metrics.windows(app, end - int(self._lookback.total_seconds()), end + 1)
         newest = _newest_end(windows)
-        low, high = self._bounds(app, settings, now) if settings else (None, None)
+        low, high = _bounds(settings, target, now) if settings else (None, None)
+        recent: list[Decision] = []
+        if settings is not None:
+            since = now - rules.pinned_for - rules.decision_gap * 2
+            recent = self._autoscale.decisions(app, limit=1000, since=since)  # newest first
         expected: list[datetime] = []
-        if settings is not None and low is not None and not self._at_min(app, low):
+        if settings is not None and low is not None and not self._at_min(app, low, recent):
             # The autoscaler decides from these windows: without them it cannot scale down,
             # which matters only while it runs more than its min (an app idle at night
             # sends no router logs and is at its min already: no news).
@@ -129,32 +130,21 @@ class Detectors:
             never = newest is None or newest < drain_since
             if never and now - drain_since >= DRAIN_SILENT:
                 expected.append(drain_since)
-        decisions: tuple[ScaleDecision, ...] = ()
-        if settings is not None:
-            since = now - rules.pinned_for - rules.decision_gap * 2
-            decisions = tuple(
-                ScaleDecision(d.at, d.desired)
-                for d in self._autoscale.decisions(app, limit=1000, since=since)
-            )
         return AppState(
             app=app,
             minutes=tuple(minutes_of(windows)),
             newest_metrics=newest,
             watched_since=min(expected) if expected else None,
-            decisions=decisions,
+            decisions=tuple(ScaleDecision(d.at, d.desired) for d in recent),
             autoscale_min=low,
             autoscale_max=high,
-            health=self._health(app),
+            health=self._health(app, target),
         )
 
-    def _health(self, app: str) -> Health | None:
+    def _health(self, app: str, target: Target | None) -> Health | None:
         """Beanstalk enhanced health, one describe call; None for other apps or on failure."""
-        try:
-            target = self._registry.resolve(app)
-        except UnknownApp:
+        if target is None or target.platform != "beanstalk":
             return None  # an unlisted app is a Heroku one: no health to read
-        if target.platform != "beanstalk":
-            return None
         try:
             platform = self._resolve(app).platform
             if not isinstance(platform, BeanstalkPlatform):
@@ -169,21 +159,10 @@ class Detectors:
             causes=tuple(str(c) for c in found.get("Causes") or ()),
         )
 
-    def _bounds(self, app: str, settings: Settings, now: datetime) -> tuple[int, int]:
-        """The min and max the autoscaler works within now: a schedule window's, if one
-        covers `now`, else the settings'."""
-        try:
-            schedule = self._registry.resolve(app).schedule
-        except UnknownApp:
-            schedule = ()
-        policy = autoscale.Settings(
-            min_dynos=settings.min, max_dynos=settings.max, windows=schedule
-        )
-        low, high, _ = autoscale.bounds(policy, now)
-        return low, high
-
-    def _at_min(self, app: str, low: int) -> bool:
-        latest = self._autoscale.decisions(app, limit=1)
+    def _at_min(self, app: str, low: int, recent: list[Decision]) -> bool:
+        # The newest decision says what runs; older than `recent` reaches only when the
+        # autoscaler has not ticked lately.
+        latest = recent[:1] or self._autoscale.decisions(app, limit=1)
         return bool(latest) and latest[0].actual <= low
 
     def _drains(self) -> dict[str, datetime]:
@@ -202,6 +181,24 @@ class Detectors:
         with self._db.session() as session:
             end = session.scalar(query)
         return datetime.fromtimestamp(int(end), UTC) if end is not None else None
+
+
+def _rules_for(rules: DetectorRules, target: Target | None) -> DetectorRules:
+    """The thresholds, with what the app's `alerts:` in the registry changes."""
+    changes = target.alert_rules if target is not None else {}
+    return replace(rules, **changes) if changes else rules
+
+
+def _bounds(settings: Settings, target: Target | None, now: datetime) -> tuple[int, int]:
+    """The min and max the autoscaler works within now: a schedule window's, if one covers
+    `now`, else the settings'."""
+    policy = autoscale.Settings(
+        min_dynos=settings.min,
+        max_dynos=settings.max,
+        windows=target.schedule if target is not None else (),
+    )
+    low, high, _ = autoscale.bounds(policy, now)
+    return low, high
 
 
 def minutes_of(windows: Iterable[Window]) -> list[Minute]:
