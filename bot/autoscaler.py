@@ -87,7 +87,8 @@ class Autoscaler:
         self._budgets: dict[str, Budget] = {}
         self._known: dict[str, Known] = {}  # by the platform's app name
         self._history: dict[str, _History] = {}
-        # observe_formation may come from a webhook thread while a tick runs.
+        # The scheduler runs ticks on its thread pool; `known()` and `budget()` may be read
+        # from another thread (status, tests).
         self._lock = threading.Lock()
 
     def tick(self, now: datetime | None = None) -> list[Recorded]:
@@ -125,7 +126,7 @@ class Autoscaler:
             except UnknownApp:
                 continue  # no longer reachable: nothing to autoscale
             changed = self.observe_formation(
-                target.name, seen.subject, seen.value, seen.observed_at, quiet=True
+                target.name, seen.subject, seen.value, seen.observed_at
             )
             if changed and seen.app in acting:
                 by = f" ({seen.detail})" if seen.detail else ""
@@ -137,15 +138,13 @@ class Autoscaler:
                 )
         return releases
 
-    def observe_formation(
-        self, app: str, process_type: str, quantity: int, at: datetime, *, quiet: bool = False
-    ) -> bool:
-        """Heroku says (a formation webhook) that `app`'s `process_type` now runs `quantity`
-        dynos, as of `at`: believe it at once, so a hand-made scale is not undone by a tick
-        working from an old count. `app` is the platform's name of the app (Heroku's, as
-        the webhook carries it). A report older than what we know is ignored: webhooks can
-        arrive late and out of order. True when it changed what we believed (not when it
-        is the first we hear of the app)."""
+    def observe_formation(self, app: str, process_type: str, quantity: int, at: datetime) -> bool:
+        """Heroku said (a formation webhook, stored by the web dyno) that `app`'s
+        `process_type` now runs `quantity` dynos, as of `at`: believe it at once, so a
+        hand-made scale is not undone by a tick working from an old count. `app` is the
+        platform's name of the app. A report older than what we know is ignored: webhooks
+        can arrive late and out of order. True when it changed what we believed (not when
+        it is the first we hear of the app)."""
         if process_type != PROCESS:
             return False  # only web dynos are autoscaled
         with self._lock:
@@ -157,8 +156,6 @@ class Autoscaler:
             if at < known.changed_at or quantity == known.quantity:
                 return False
             self._known[app] = replace(known, quantity=quantity, changed_at=at)
-        if not quiet:
-            log.info("formation observed", extra={"app": app, "quantity": quantity})
         return True
 
     def known(self, app: str) -> Known | None:
