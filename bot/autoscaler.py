@@ -91,9 +91,11 @@ class Autoscaler:
         # from another thread (status, tests).
         self._lock = threading.Lock()
 
-    def tick(self, now: datetime | None = None) -> list[Recorded]:
+    def tick(self, now: datetime | None = None, only: str | None = None) -> list[Recorded]:
+        """Decide (and act) for every app with autoscaling on or in shadow (`only`: for that
+        app alone, as the sandbox's spike play ticks on its own clock)."""
         now = now or datetime.now(UTC)
-        enabled = self._store.all_enabled()
+        enabled = [s for s in self._store.all_enabled() if only is None or s.app == only]
         releases = self._observe({s.app for s in enabled if s.mode == "on"})
         done = []
         for settings in enabled:

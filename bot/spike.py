@@ -12,7 +12,6 @@ reacting to. Nothing sleeps: the simulated clock is the fake Heroku's.
 
 from __future__ import annotations
 
-import logging
 import math
 import random
 import time
@@ -239,8 +238,6 @@ class SpikePlayer:
         )
         saved_boot = self._heroku.boot_seconds
         self._heroku.boot_seconds = BOOT_SECONDS
-        quiet = _OtherAppsNotStale(app)
-        logging.getLogger("bot.autoscaler").addFilter(quiet)
         try:
             for step in range(self.shape.minutes * steps_per_minute):
                 at = start + timedelta(seconds=step * STEP_SECONDS)
@@ -264,8 +261,9 @@ class SpikePlayer:
                     # so the minute is settled (`DetectorRules.settle`).
                     for text in watch(now):
                         self._say(channel, f"{_stamp(now, start)}  {text}")
-                for decision in scaler.tick(now):
-                    if decision.app != app or decision.desired == decision.actual:
+                # Only the played app: the play's clock runs ahead of every other app's.
+                for decision in scaler.tick(now, only=app):
+                    if decision.desired == decision.actual:
                         continue
                     if not decision.acted:
                         outcome.refused += 1
@@ -275,7 +273,6 @@ class SpikePlayer:
                         outcome.downs += 1
                 outcome.web.append(self._web(name))
         finally:
-            logging.getLogger("bot.autoscaler").removeFilter(quiet)
             self._heroku.boot_seconds = saved_boot
         outcome.ended = self._heroku.now
         outcome.alerts = watch.opened
@@ -343,19 +340,6 @@ class _Watch:
                 shown.append(notice.text)
                 self.opened += notice.kind == "post"
         return shown
-
-
-class _OtherAppsNotStale(logging.Filter):
-    """The play's clock runs ahead of every other app's traffic, so the autoscaler's ticks
-    find their metrics stale: the simulation's doing, not news worth a warning a tick."""
-
-    def __init__(self, app: str) -> None:
-        super().__init__()
-        self._app = app
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        other = getattr(record, "app", self._app) != self._app
-        return not (other and record.getMessage() == "autoscale metrics stale")
 
 
 class _Traffic:
