@@ -526,7 +526,7 @@ class Actions:
         web = formation_map(resolved.platform.formation(resolved.target.name)).get("web", (1, ""))[
             0
         ]
-        cap = resolved.target.guardrails.max.get("web") or resolved.target.guardrails.max.get("*")
+        cap = resolved.target.guardrails.most("web")
         kind, value = (
             parse_target(options["target"])
             if "target" in options

@@ -165,7 +165,7 @@ def simulate(
     channel = resolved.target.channel
     settings = AutoscaleStore(services.db).settings(app)
     if settings is None or settings.mode != "on":
-        cap = resolved.target.guardrails.max.get("web") or resolved.target.guardrails.max.get("*")
+        cap = resolved.target.guardrails.most("web")
         high = min(AUTOSCALE_MAX, cap) if cap else AUTOSCALE_MAX
         # The person's own `autoscale` command, so the gate, the audit trail and the reply
         # are the ones it always has; no request key, as it is part of this command.

@@ -57,6 +57,10 @@ class Guardrails:
     protected: bool = False  # kill and scale-to-zero need a second person's approval
     freezes: tuple[Freeze, ...] = ()
 
+    def most(self, ptype: str) -> int | None:
+        """The most `ptype` may run (its own limit, else the one for every type)."""
+        return _limit(self.max, ptype)[0]
+
 
 Outcome = Literal["allowed", "needs_approval", "refused"]
 

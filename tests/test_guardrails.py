@@ -411,3 +411,10 @@ def test_parse_freeze_names_what_is_wrong(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         parse_freeze(cron, duration, zone, reason)
+
+
+def test_the_most_a_process_type_may_run():
+    rails = Guardrails(max={"web": 0, ANY_TYPE: 8})
+    assert rails.most("web") == 0  # its own limit, even zero
+    assert rails.most("worker") == 8  # else the one for every type
+    assert Guardrails().most("web") is None
