@@ -20,6 +20,7 @@ import json
 import logging
 import sys
 import tempfile
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -101,11 +102,7 @@ def measure(scenario: str) -> dict[str, object]:
 
 
 def _by_request(calls: list) -> dict[str, int]:  # type: ignore[type-arg]
-    counts: dict[str, int] = {}
-    for call in calls:
-        key = f"{call.method} {call.path}"
-        counts[key] = counts.get(key, 0) + 1
-    return counts
+    return dict(Counter(f"{call.method} {call.path}" for call in calls))
 
 
 def main(argv: list[str] | None = None) -> int:
