@@ -43,10 +43,10 @@ from typing import Any, TextIO
 
 import requests
 
-from bot.fakes.dyno import FakeEndpoints, web_dyno_env
-from bot.fakes.heroku import FakeHeroku
-from bot.fakes.slack import FakeSlack
-from bot.slack_requests import sign, slash_command
+from bot.sandbox.fakes.dyno import FakeEndpoints, web_dyno_env
+from bot.sandbox.fakes.heroku import FakeHeroku
+from bot.sandbox.fakes.slack import FakeSlack
+from bot.sandbox.slack_requests import sign, slash_command
 
 ROOT = Path(__file__).resolve().parent.parent
 BARE_WEB = "gunicorn --config bot/gunicorn_conf.py 'benchmarks.bare_app:create_app()'"

@@ -1,8 +1,8 @@
 """Autoscaling policies on real traffic traces: dyno-hours against SLO-violation minutes.
 
-Runs every policy of `bot.simulate_policies` on every trace in ../shared/traces (Numenta
+Runs every policy of `policies.simulator_baselines` on every trace in ../shared/traces (Numenta
 Anomaly Benchmark series, see its README) through the model of Heroku web dynos in
-`bot.simulate`, each trace scaled so its peak needs 10 dynos (--peak-rpm), and prints one
+`policies.simulator`, each trace scaled so its peak needs 10 dynos (--peak-rpm), and prints one
 table: per trace and policy, the dyno-hours (and their ratio to the offline optimum's),
 the minutes whose p95 queue time broke the 300 ms SLO, the formation writes, and the
 Heroku API calls (reads and writes; per hour too, against 4,500 per account).
@@ -32,8 +32,9 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from bot.simulate import Model, Result, load_trace, make_context, run
-from bot.simulate_policies import POLICIES
+from bot.simulate import load_trace
+from policies.simulator import Model, Result, make_context, run
+from policies.simulator_baselines import POLICIES
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TRACES = ROOT.parent / "shared" / "traces"

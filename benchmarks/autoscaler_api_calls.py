@@ -1,7 +1,7 @@
 """How many Heroku API calls the real autoscaler makes per app per hour, and so how many
 apps one account can autoscale within Heroku's 4,500 requests an hour.
 
-Runs `bot.autoscaler.Autoscaler` (the worker's tick, unchanged) for one simulated hour of
+Runs `bot.worker.autoscale.Autoscaler` (the worker's tick, unchanged) for one simulated hour of
 15 s ticks against the fake Heroku over real HTTP and a fresh SQLite database, with drained
 traffic written before each tick, and counts the requests the fake Heroku receives:
 
@@ -24,15 +24,15 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.autoscale_store import AutoscaleStore, Settings
-from bot.autoscaler import Autoscaler
 from bot.config import Config
-from bot.db import Database
-from bot.fakes.heroku import FakeHeroku
-from bot.fakes.slack import FakeSlack
 from bot.metrics.aggregate import Window
 from bot.metrics.store import MetricsStore
+from bot.sandbox.fakes.heroku import FakeHeroku
+from bot.sandbox.fakes.slack import FakeSlack
 from bot.services import Services
+from bot.store.autoscale_settings import AutoscaleStore, Settings
+from bot.store.db import Database
+from bot.worker.autoscale import Autoscaler
 from policies.budget import CAPACITY, RESERVE
 from policies.sketch import Sketch
 

@@ -27,10 +27,10 @@ import requests
 
 from benchmarks.ack_latency import Fakes, Server, dyno_env, procfile_web_line
 from benchmarks.drain import APP, START, count_lines, make_corpus
-from bot.db import Database
 from bot.metrics.aggregate import WINDOW_SECONDS
-from bot.metrics.drains import Drains
 from bot.metrics.store import MetricsStore
+from bot.store.db import Database
+from bot.store.drains import Drains
 from policies.logplex import parse_body
 
 

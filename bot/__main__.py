@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _console(args: argparse.Namespace) -> int:
-    from bot import console
+    from bot.sandbox import console
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     user_id = args.user or console.CONSOLE_USER
@@ -84,7 +84,7 @@ def _console(args: argparse.Namespace) -> int:
         return console.run(
             Config.from_env(), args.lines, interactive=not args.lines, user_id=user_id
         )
-    from bot.sandbox import Sandbox
+    from bot.sandbox.demo import Sandbox
 
     sandbox = Sandbox(admins=frozenset({user_id}))
     with sandbox as config:
@@ -119,8 +119,8 @@ def _check_config(args: argparse.Namespace) -> int:
 def _audit(args: argparse.Namespace) -> int:
     import json
 
-    from bot.audit import AuditLog
-    from bot.db import Database
+    from bot.store.audit import AuditLog
+    from bot.store.db import Database
 
     if args.limit is not None and args.limit < 1:
         print("deploybot: --limit must be at least 1.", file=sys.stderr)
@@ -148,9 +148,9 @@ def _metrics(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from bot.db import Database
     from bot.metrics.aggregate import summarize
     from bot.metrics.store import MetricsStore
+    from bot.store.db import Database
     from policies.commands import CommandError, parse
 
     try:
@@ -185,14 +185,14 @@ def _metrics(args: argparse.Namespace) -> int:
 
 
 def _worker(_args: argparse.Namespace) -> int:
-    from bot.worker import main as worker_main
+    from bot.worker.main import main as worker_main
 
     setup_logging()
     return worker_main()
 
 
 def _migrate(_args: argparse.Namespace) -> int:
-    from bot.db import Database
+    from bot.store.db import Database
 
     setup_logging()
     Database(Config.from_env().database_url).migrate()
@@ -204,7 +204,7 @@ def _socket(_args: argparse.Namespace) -> int:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     from bot.services import Services
-    from bot.slack_app import build_bolt_app
+    from bot.web.bolt_app import build_bolt_app
 
     setup_logging()
     config = Config.from_env()
@@ -216,7 +216,7 @@ def _socket(_args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from bot.web import create_app
+    from bot.web.app import create_app
 
     config = Config.from_env()
     create_app(config).run(host="127.0.0.1", port=args.port or config.port)

@@ -8,25 +8,25 @@ from collections.abc import Callable, Iterable, Mapping
 
 from slack_sdk import WebClient
 
-from bot.actions import Actions, Resolved, Result
-from bot.alerts import Alerts
-from bot.audit import Actor, AuditLog
-from bot.autoscale_store import AutoscaleStore
+from bot.actions.followups import FollowUps
+from bot.actions.gate import Gate
+from bot.actions.path import Actions, Resolved, Result
+from bot.actions.usergroups import UserGroups
 from bot.config import Config
-from bot.confirmations import Confirmations
-from bot.db import Database
-from bot.followups import FollowUps
-from bot.gate import Gate
-from bot.idempotency import RequestKeys
-from bot.metrics.drains import Drains
 from bot.metrics.store import MetricsStore
-from bot.observations import Observations
 from bot.platforms.base import Platform, PlatformError
 from bot.platforms.beanstalk import BeanstalkPlatform
 from bot.platforms.heroku import HerokuPlatform
 from bot.registry import Registry, Target
-from bot.usergroups import UserGroups
-from bot.webhooks import WebhookSecrets
+from bot.store.audit import Actor, AuditLog
+from bot.store.autoscale_settings import AutoscaleStore
+from bot.store.confirmations import Confirmations
+from bot.store.db import Database
+from bot.store.drains import Drains
+from bot.store.incidents import Alerts
+from bot.store.observations import Observations
+from bot.store.request_keys import RequestKeys
+from bot.store.webhook_secrets import WebhookSecrets
 from policies.commands import Command
 
 

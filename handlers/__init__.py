@@ -1,6 +1,6 @@
 """Slack listeners, one module per family, each with `register(app, services)`.
 
-Thin glue: turn payloads into calls on `bot.actions` and results into Block Kit.
+Thin glue: turn payloads into calls on `bot.actions.path` and results into Block Kit.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Alert messages and their buttons: Restart, Scale +1, Silence 1 h, Acknowledge.
 
-`blocks()` is what `bot.alerts.Alerts` stores with each notice. Restart and Scale +1 run
+`blocks()` is what `bot.store.incidents.Alerts` stores with each notice. Restart and Scale +1 run
 `/deploy restart` and `/deploy scale web+1` through the same actions path as typed
 commands (rules, guardrails, confirmation, audit); Silence needs the `watch` permission
 on the app; anyone in the channel may acknowledge.
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot.alerts import Alerts
-from bot.audit import Actor
+from bot.store.audit import Actor
+from bot.store.incidents import Alerts
 from handlers.delivery import deliver
 from handlers.render import safely
 from policies.commands import parse

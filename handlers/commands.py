@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bot.audit import Actor
+from bot.store.audit import Actor
 from handlers.delivery import deliver
 from handlers.render import safely
 from policies.commands import Command, CommandError, help_text, parse

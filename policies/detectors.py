@@ -11,7 +11,7 @@ Subjects are fixed words ("H12", "web p95", "web", "Red", ...), never numbers, s
 incident key stays the same while the numbers in the detail change.
 
 Pure: plain frozen dataclasses in, events out; the caller reads the database and the
-platforms (`bot.detect`) and passes `now`.
+platforms (`bot.worker.detectors`) and passes `now`.
 """
 
 from __future__ import annotations

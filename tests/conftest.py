@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from bot.config import Config
-from bot.db import Database, normalize_url
-from bot.fakes.heroku import FakeHeroku
-from bot.fakes.slack import FakeSlack
+from bot.sandbox.fakes.heroku import FakeHeroku
+from bot.sandbox.fakes.slack import FakeSlack
+from bot.store.db import Database, normalize_url
 
 ADMIN = "UADMIN01"
 OTHER_ADMIN = "UADMIN02"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from bot.actions import Actions, Reply, Resolved
-from bot.audit import Actor, AuditLog
-from bot.confirmations import Confirmations
-from bot.db import Database
-from bot.gate import Gate
+from bot.actions.gate import Gate
+from bot.actions.path import Actions, Reply, Resolved
 from bot.platforms.heroku import HerokuPlatform
 from bot.registry import Registry
+from bot.store.audit import Actor, AuditLog
+from bot.store.confirmations import Confirmations
+from bot.store.db import Database
 from policies.commands import parse
 from tests.conftest import ADMIN, HEROKU_KEY
 

@@ -12,12 +12,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from bot.alerts import LISTED_AT_MOST, Alerts
-from bot.fakes.server import LocalServer
-from bot.web import create_app
-from bot.webhooks import sign
-from bot.worker import Worker
+from bot.sandbox.fakes.server import LocalServer
+from bot.store.incidents import LISTED_AT_MOST, Alerts
+from bot.web.app import create_app
+from bot.worker.main import Worker
 from handlers.alerts import ACK_ACTION, RESTART_ACTION, SILENCE_ACTION
+from policies.heroku_webhooks import sign
 from policies.incidents import Event
 from tests.conftest import ADMIN, USER
 from tests.test_drain import add_drain, post, router_line

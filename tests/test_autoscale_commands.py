@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.autoscale_store import AutoscaleStore
-from bot.web import create_app
+from bot.store.autoscale_settings import AutoscaleStore
+from bot.web.app import create_app
 from tests.conftest import ADMIN, USER
 from tests.webclient import SlackDriver, ack_text
 

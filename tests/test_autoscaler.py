@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.audit import Actor, AuditLog
-from bot.autoscale_store import AutoscaleStore, Settings
-from bot.autoscaler import Autoscaler
 from bot.metrics.aggregate import Window
 from bot.metrics.store import MetricsStore
 from bot.services import Services
+from bot.store.audit import Actor, AuditLog
+from bot.store.autoscale_settings import AutoscaleStore, Settings
+from bot.worker.autoscale import Autoscaler
 from policies.commands import parse
 from policies.sketch import Sketch
 from tests.conftest import ADMIN
@@ -222,7 +222,7 @@ def test_a_low_budget_skips_the_tick_and_says_why(services, said, heroku, caplog
     autoscaler = Autoscaler(services, lambda c, t: said.append((c, t)), budget=Budget(tokens=450))
     enable(services)
     traffic(services, service_ms=1500)
-    with caplog.at_level("WARNING", logger="bot.autoscaler"):
+    with caplog.at_level("WARNING", logger="bot.worker.autoscale"):
         assert autoscaler.tick(NOW) == []
     assert api_calls(heroku) == 0 and said == []
     assert "Heroku API budget low" in caplog.text
@@ -236,7 +236,7 @@ def test_the_budget_mirrors_rate_limit_remaining(services, said, heroku, caplog)
     enable(services)
     traffic(services, service_ms=1500)
     heroku.rate_limit_remaining = 451  # someone else spent the rest of the hour
-    with caplog.at_level("WARNING", logger="bot.autoscaler"):
+    with caplog.at_level("WARNING", logger="bot.worker.autoscale"):
         assert autoscaler.tick(NOW) == []  # read (→ 450 left), then the scale is refused
     assert autoscaler.budget("HEROKU_API_KEY").remaining(NOW) == 450
     assert heroku.calls("PATCH", FORMATION) == [] and said == []
@@ -324,7 +324,7 @@ def test_the_measured_api_calls_per_app_hour_behind_the_readme():
 def test_a_hand_scale_reported_by_webhook_is_known_at_the_next_tick(
     services, autoscaler, heroku, said
 ):
-    from bot.observations import Observation
+    from bot.store.observations import Observation
 
     enable(services, low=1, high=6)
     steady(services, NOW)
@@ -355,7 +355,7 @@ def test_a_hand_scale_reported_by_webhook_is_known_at_the_next_tick(
 def test_a_recent_release_holds_scale_down(
     services, autoscaler, heroku, released_minutes_ago, holds
 ):
-    from bot.observations import Observation
+    from bot.store.observations import Observation
 
     services.actions.run(Actor(ADMIN, source="console"), parse("scale web=4 myapp"))
     enable(services, low=1, high=6)

@@ -13,9 +13,9 @@ import boto3
 import pytest
 import requests
 
-from bot.fakes.beanstalk import FakeBeanstalk
 from bot.platforms import beanstalk as beanstalk_module
-from bot.web import create_app
+from bot.sandbox.fakes.beanstalk import FakeBeanstalk
+from bot.web.app import create_app
 from handlers.render import CONFIRM_ACTION
 from tests.conftest import ADMIN, HEROKU_KEY
 from tests.webclient import SlackDriver, button, settle

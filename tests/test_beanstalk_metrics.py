@@ -10,12 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.metrics.aggregate import summarize
-from bot.metrics.beanstalk_health import (
+from bot.services import Services
+from bot.worker.beanstalk_sampler import (
     BeanstalkSampler,
     sketch_from_percentiles,
     window_from_health,
 )
-from bot.services import Services
 from tests.test_beanstalk import REGISTRY, aws  # noqa: F401  (the fixture)
 
 LATENCY = {

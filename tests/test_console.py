@@ -9,8 +9,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from bot import console
-from bot.sandbox import Sandbox
+from bot.sandbox import console
+from bot.sandbox.demo import Sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""bot.detect: the detectors over the real stores (SQLite, and PostgreSQL when set) and the
+"""bot.worker.detectors: the detectors over the real stores (SQLite, and PostgreSQL when set) and the
 fake Beanstalk over boto3, then into `Alerts.record` the way the worker's watch tick will."""
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.alerts import Alerts
-from bot.autoscale_store import AutoscaleStore, Decision, Settings
-from bot.detect import Detectors, minutes_of
 from bot.metrics.aggregate import Window
-from bot.metrics.drains import Drains
 from bot.metrics.store import MetricsStore
 from bot.services import Services
+from bot.store.autoscale_settings import AutoscaleStore, Decision, Settings
+from bot.store.drains import Drains
+from bot.store.incidents import Alerts
+from bot.worker.detectors import Detectors, minutes_of
 from policies.sketch import Sketch
 from tests.conftest import ADMIN
 from tests.test_beanstalk import REGISTRY, aws  # noqa: F401  (the fixture)
@@ -191,7 +191,7 @@ def test_an_unlisted_autoscaled_app_is_watched_too(services, caplog):
     AutoscaleStore(services.db).save(
         Settings("unlisted-app", "on", 1, 4, "service_p95", 500.0, ADMIN, NOW - timedelta(hours=1))
     )
-    with caplog.at_level(logging.WARNING, logger="bot.detect"):
+    with caplog.at_level(logging.WARNING, logger="bot.worker.detectors"):
         assert keys(Detectors.from_services(services).run(NOW)) == ["stale:unlisted-app:traffic"]
     assert caplog.records == []  # nothing to complain about: it simply has no health
 
@@ -230,7 +230,7 @@ def test_beanstalk_green_to_red_is_a_health_event_with_causes(
 ):
     services = services_with(config, tmp_path, monkeypatch, REGISTRY)
     detectors = Detectors.from_services(services)
-    with caplog.at_level(logging.WARNING, logger="bot.detect"):
+    with caplog.at_level(logging.WARNING, logger="bot.worker.detectors"):
         assert detectors.run(NOW) == []  # both environments Green
     # `lost` names an AWS profile the bot lacks: logged, and the run went on.
     assert [r.app for r in caplog.records if r.msg == "beanstalk health not read"] == ["lost"]
@@ -274,7 +274,7 @@ def test_a_failing_beanstalk_call_is_logged_not_raised(
     MetricsStore(services.db).save(windows("shop", 4, requests=120, service_ms=3000))
     # Not a retried error (AWS would retry a 503 with backoff, slowly): refused credentials.
     aws.fail_next(403, "AccessDenied", count=2, actions=["DescribeEnvironmentHealth"])
-    with caplog.at_level(logging.WARNING, logger="bot.detect"):
+    with caplog.at_level(logging.WARNING, logger="bot.worker.detectors"):
         events = Detectors.from_services(services).run(NOW)
     # Health could not be read, but the traffic detectors still ran for the app.
     assert keys(events) == ["slow:shop:web p95"]

@@ -18,7 +18,7 @@ import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError, ParamValidationError
 
-from bot.fakes.beanstalk import (
+from bot.sandbox.fakes.beanstalk import (
     INSTANCE_TYPES,
     FakeBeanstalk,
     load_model,

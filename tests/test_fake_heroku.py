@@ -16,7 +16,7 @@ import requests
 from heroku3.api import RateLimitExceeded
 from jsonschema import FormatChecker
 
-from bot.fakes.heroku import IMPLEMENTED, RATE_LIMIT, FakeHeroku, load_schema
+from bot.sandbox.fakes.heroku import IMPLEMENTED, RATE_LIMIT, FakeHeroku, load_schema
 
 KEY = "test-key"
 ACCEPT = "application/vnd.heroku+json; version=3"

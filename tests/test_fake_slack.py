@@ -17,7 +17,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
-from bot.fakes.slack import SPEC_PATH, FakeSlack
+from bot.sandbox.fakes.slack import SPEC_PATH, FakeSlack
 
 CHANNEL = "C0123456789"
 USER = "U0123456789"

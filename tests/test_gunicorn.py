@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from bot.fakes.dyno import FakeEndpoints, web_dyno_env
-from bot.slack_requests import button_click, sign, slash_command
+from bot.sandbox.fakes.dyno import FakeEndpoints, web_dyno_env
+from bot.sandbox.slack_requests import button_click, sign, slash_command
 from handlers.render import CONFIRM_ACTION
 from tests.conftest import ADMIN, HEROKU_KEY, SIGNING_SECRET
 from tests.webclient import button

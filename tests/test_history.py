@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bot.__main__ import main
-from bot.web import create_app
+from bot.web.app import create_app
 from tests.conftest import ADMIN, USER
 from tests.webclient import SlackDriver
 

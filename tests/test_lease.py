@@ -1,4 +1,4 @@
-"""bot.lease: one holder at a time per database (and per schema on PostgreSQL)."""
+"""bot.worker.lease: one holder at a time per database (and per schema on PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import secrets
 import pytest
 from sqlalchemy import create_engine, text
 
-from bot.db import Database, normalize_url
-from bot.lease import Lease
+from bot.store.db import Database, normalize_url
+from bot.worker.lease import Lease
 from tests.conftest import _postgres_url
 
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.db import Database
-from bot.observations import Observation, Observations
+from bot.store.db import Database
+from bot.store.observations import Observation, Observations
 
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 

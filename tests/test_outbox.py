@@ -12,10 +12,11 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlalchemy import update
 
-from bot.alerts import Alerts
-from bot.db import Database
-from bot.models import AlertOutboxEntry
-from bot.outbox import Outbox, OutboxSender
+from bot.store.db import Database
+from bot.store.incidents import Alerts
+from bot.store.models import AlertOutboxEntry
+from bot.store.outbox import Outbox
+from bot.worker.outbox_sender import OutboxSender
 from policies.incidents import Event, Rules
 
 T0 = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)

@@ -8,8 +8,8 @@ from dataclasses import replace
 import pytest
 
 from bot.registry import Registry, RegistryError
-from bot.slack_requests import slash_command
-from bot.web import create_app
+from bot.sandbox.slack_requests import slash_command
+from bot.web.app import create_app
 from handlers.render import CANCEL_ACTION, CONFIRM_ACTION
 from tests.conftest import ADMIN, OTHER_ADMIN, USER
 from tests.webclient import SlackDriver, button, settle

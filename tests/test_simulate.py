@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.simulate import (
+from bot.simulate import load_trace, main
+from policies.simulator import (
     Context,
     Model,
     Observation,
@@ -22,8 +23,6 @@ from bot.simulate import (
     Trace,
     default_peak_rpm,
     dynos_for,
-    load_trace,
-    main,
     make_context,
     p95_mix,
     p95_one,
@@ -31,7 +30,7 @@ from bot.simulate import (
     run,
     wait_tail,
 )
-from bot.simulate_policies import POLICIES, Optimum, Static
+from policies.simulator_baselines import POLICIES, Optimum, Static
 
 MODEL = Model()
 START = datetime(2026, 6, 1, tzinfo=UTC)

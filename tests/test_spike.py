@@ -10,9 +10,10 @@ from dataclasses import replace
 
 import pytest
 
-from bot import console, sandbox
 from bot.__main__ import main
-from bot.spike import Shape
+from bot.sandbox import console
+from bot.sandbox import demo as sandbox
+from bot.sandbox.spike import Shape
 from tests.conftest import ADMIN
 
 

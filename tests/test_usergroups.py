@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from slack_sdk import WebClient
 
-from bot.usergroups import GroupLookupFailed, UserGroups
+from bot.actions.usergroups import GroupLookupFailed, UserGroups
 
 
 class Clock:

@@ -12,9 +12,9 @@ from datetime import timedelta
 
 import pytest
 
-from bot.audit import AuditLog
-from bot.slack_requests import sign, slash_command
-from bot.web import create_app
+from bot.sandbox.slack_requests import sign, slash_command
+from bot.store.audit import AuditLog
+from bot.web.app import create_app
 from handlers.render import CANCEL_ACTION, CONFIRM_ACTION
 from tests.conftest import ADMIN, OTHER_ADMIN, SIGNING_SECRET, USER
 from tests.webclient import SlackDriver, ack_text, button, settle

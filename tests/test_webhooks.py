@@ -14,10 +14,12 @@ import requests
 from flask import Flask
 from sqlalchemy import func, select
 
-from bot.db import Database
-from bot.idempotency import RequestKeys
-from bot.models import RequestKey
-from bot.webhooks import WebhookEvent, WebhookSecrets, heroku_webhooks, sign
+from bot.store.db import Database
+from bot.store.models import RequestKey
+from bot.store.request_keys import RequestKeys
+from bot.store.webhook_secrets import WebhookSecrets
+from bot.web.heroku_webhooks import heroku_webhooks
+from policies.heroku_webhooks import WebhookEvent, sign
 from policies.incidents import Event
 from tests.conftest import HEROKU_KEY
 

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from bot.audit import Actor
-from bot.autoscale_store import AutoscaleStore, Settings
-from bot.confirmations import Confirmations
-from bot.db import Database
 from bot.metrics.aggregate import Window
-from bot.metrics.drains import Drains
 from bot.metrics.store import MetricsStore
+from bot.store.audit import Actor
+from bot.store.autoscale_settings import AutoscaleStore, Settings
+from bot.store.confirmations import Confirmations
+from bot.store.db import Database
+from bot.store.drains import Drains
 from policies.sketch import Sketch
 from tests.conftest import HEROKU_KEY
 from tests.test_drain import router_line

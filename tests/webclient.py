@@ -8,8 +8,8 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from bot.fakes.slack import FakeSlack
-from bot.slack_requests import button_click, sign, slash_command
+from bot.sandbox.fakes.slack import FakeSlack
+from bot.sandbox.slack_requests import button_click, sign, slash_command
 from tests.conftest import SIGNING_SECRET
 
 

@@ -15,9 +15,9 @@ from dataclasses import replace
 
 from sqlalchemy import delete, func, select
 
-from bot.db import Database
 from bot.metrics.aggregate import WINDOW_SECONDS, Window
-from bot.models import MetricWindow
+from bot.store.db import Database
+from bot.store.models import MetricWindow
 
 ROLLUP_SECONDS = 60
 KEEP_FINE = 48 * 3600

@@ -18,7 +18,6 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config as BotoConfig
 
-from bot.metrics.cloudwatch import requests_per_minute
 from bot.platforms.base import (
     AppStatus,
     Dyno,
@@ -29,6 +28,7 @@ from bot.platforms.base import (
     Targets,
     Traffic,
 )
+from bot.platforms.cloudwatch import requests_per_minute
 
 PROCESS_TYPE = "web"
 # How often a follow-up asks whether an update has finished (tests shorten it).

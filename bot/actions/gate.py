@@ -1,0 +1,49 @@
+"""Access decisions for real callers: the registry's rules plus their Slack user groups.
+
+`policies.rules` decides on plain data; this shell fetches the one thing it cannot know,
+which of the groups the rules name the caller belongs to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from bot.store.audit import Actor
+from policies import rules
+
+AUTOSCALER = "autoscaler"  # the source of the worker's own scale commands
+
+
+class Gate:
+    def __init__(
+        self,
+        rules_: Sequence[rules.Rule] = (),
+        admins: frozenset[str] = frozenset(),
+        groups_of: Callable[[str, Iterable[str]], frozenset[str]] | None = None,
+    ) -> None:
+        self.rules = tuple(rules_)
+        self.admins = admins
+        self._groups_of = groups_of
+        # Only groups some rule names matter; with none, Slack is never asked.
+        self._named_groups = sorted({group for rule in self.rules for group in rule.groups})
+
+    def is_admin(self, user_id: str) -> bool:
+        return user_id in self.admins
+
+    def decide(self, actor: Actor, verb: str, app: str | None) -> rules.Decision:
+        """May `actor` run `verb` on `app` here? Raises GroupLookupFailed if Slack can't say."""
+        if actor.source == AUTOSCALER and verb == "scale":
+            # Someone allowed to `autoscale` this app turned it on; guardrails still apply.
+            return rules.Decision(True, "The autoscaler scales apps it was turned on for.")
+        request = rules.Request(actor.user_id, self._groups(actor), actor.channel_id, verb, app)
+        return rules.decide(self.rules, request, self.admins)
+
+    def summary(self, actor: Actor, apps: Iterable[str]) -> list[str]:
+        return rules.summarize(
+            self.rules, actor.user_id, self._groups(actor), actor.channel_id, self.admins, apps
+        )
+
+    def _groups(self, actor: Actor) -> frozenset[str]:
+        if not self._named_groups or self._groups_of is None:
+            return frozenset()
+        return self._groups_of(actor.user_id, self._named_groups)

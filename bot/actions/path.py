@@ -1,0 +1,758 @@
+"""The one path every change takes: authorize ▸ guardrails ▸ confirm or approve ▸ record
+intent ▸ call the platform ▸ record the outcome; the result says what to notify.
+
+Slash commands, buttons and the console all call `Actions`; it returns plain result
+objects that `handlers/render.py` turns into Block Kit. Nothing here knows about Slack.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from threading import Event
+
+from bot.actions.gate import Gate
+from bot.actions.usergroups import GroupLookupFailed
+from bot.metrics.aggregate import Summary, summarize
+from bot.metrics.report import series
+from bot.metrics.store import MetricsStore
+from bot.platforms.base import (
+    AppStatus,
+    Formation,
+    Platform,
+    PlatformError,
+    Settled,
+    Traffic,
+    formation_map,
+)
+from bot.registry import Target, UnknownApp
+from bot.store.audit import Actor, AuditLog, Entry, utcnow
+from bot.store.autoscale_settings import DEFAULT_TARGET, AutoscaleStore, Pin, Settings, parse_target
+from bot.store.confirmations import Confirmations, Pending
+from bot.store.drains import Drains
+from bot.store.incidents import Alerts
+from bot.store.request_keys import RequestKeys
+from bot.store.webhook_secrets import WebhookSecrets
+from policies import costs, guardrails
+from policies.commands import (
+    Command,
+    CommandError,
+    help_text,
+    parse,
+    plan_kill,
+    plan_scale,
+    stops_dynos,
+)
+from policies.heroku_webhooks import WEBHOOK_PATH
+from policies.sizes import check_size
+
+log = logging.getLogger(__name__)
+
+# Beanstalk updates usually take 2–10 minutes; past this the follow-up says to look in AWS.
+FOLLOW_UP_TIMEOUT = 30 * 60.0
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A sentence for the asker; `public` replies are shown to the whole channel."""
+
+    text: str
+    public: bool = False
+
+
+@dataclass(frozen=True)
+class BreakGlass:
+    """An admin forced a change through a freeze: said in the app's home channel."""
+
+    user_id: str
+    command: str
+    freeze_reason: str
+    reason: str
+    channel: str | None  # the app's home channel; None: the channel it was asked in
+
+
+@dataclass(frozen=True)
+class Changed:
+    app: str
+    verb: str
+    user_id: str
+    before: tuple[Formation, ...]
+    after: tuple[Formation, ...]
+    confirmed_by: str | None = None
+    audit_id: int | None = None
+    slow: bool = False  # the platform is still applying it: follow up when it settles
+    break_glass: BreakGlass | None = None
+
+
+@dataclass(frozen=True)
+class Restarted:
+    app: str
+    target: str | None
+    user_id: str
+    audit_id: int | None = None
+    slow: bool = False
+    unit: str = "dyno"
+    break_glass: BreakGlass | None = None
+
+
+@dataclass(frozen=True)
+class AppList:
+    apps: tuple[Target, ...]
+    may_change: bool
+    unlisted_heroku: bool
+
+
+@dataclass(frozen=True)
+class Status:
+    status: AppStatus
+
+
+@dataclass(frozen=True)
+class NeedsConfirmation:
+    id: str
+    app: str
+    verb: str
+    user_id: str
+    before: dict[str, tuple[int, str]]
+    targets: dict[str, tuple[int, str | None]]
+    expires_at: datetime
+    unit: str = "dyno"
+    approval: str | None = None  # why a second person must approve; None: requester confirms
+    cost: str | None = None  # the monthly cost change, e.g. "≈ $75/month → $0/month"
+
+
+@dataclass(frozen=True)
+class History:
+    app: str | None
+    entries: tuple[Entry, ...]
+
+
+@dataclass(frozen=True)
+class Metrics:
+    app: str
+    minutes: int
+    summary: Summary
+    drained: bool  # whether the bot has a drain on this app at all
+    rates: tuple[float | None, ...] = ()  # requests per minute, for a sparkline
+    p95s: tuple[float | None, ...] = ()  # p95 service time (ms) per bucket
+
+
+@dataclass(frozen=True)
+class PlatformMetrics:
+    """Traffic the platform itself reports (Beanstalk: CloudWatch and its health)."""
+
+    app: str
+    minutes: int
+    traffic: Traffic
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """Another delivery of a request already handled (by this process or another): the
+    first delivery answers, so this one says nothing."""
+
+    key: str
+
+
+Result = (
+    Reply
+    | Changed
+    | Restarted
+    | Status
+    | NeedsConfirmation
+    | AppList
+    | History
+    | Metrics
+    | Duplicate
+)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """An alias resolved to its registry entry and the platform client that reaches it."""
+
+    target: Target
+    platform: Platform
+
+
+class Actions:
+    def __init__(
+        self,
+        resolve: Callable[[str], Resolved],
+        audit: AuditLog,
+        confirmations: Confirmations,
+        gate: Gate,
+        now: Callable[[], datetime] = utcnow,
+        targets: Callable[[], list[Target]] = list,
+        unlisted_heroku: bool = True,
+        request_keys: RequestKeys | None = None,
+        own_app: str | None = None,
+        metrics: MetricsStore | None = None,
+        drains: Drains | None = None,
+        public_url: str | None = None,
+        autoscale: AutoscaleStore | None = None,
+        webhook_secrets: WebhookSecrets | None = None,
+        simulate: Callable[[Actor, Command], Result] | None = None,
+        alerts: Alerts | None = None,
+    ) -> None:
+        self._resolve = resolve
+        self._audit = audit
+        self._confirmations = confirmations
+        self._gate = gate
+        self._own_app = own_app  # HEROKU_APP_NAME: the app this bot runs on
+        self._metrics = metrics
+        self._drains = drains
+        self._public_url = public_url  # DEPLOYBOT_URL: where Heroku sends drained logs
+        self._autoscale = autoscale
+        self._webhook_secrets = webhook_secrets
+        # The sandbox's traffic player; None outside the sandbox console.
+        self._simulate = simulate
+        self._alerts = alerts
+        self._now = now
+        self._targets = targets
+        self._unlisted_heroku = unlisted_heroku
+        self._request_keys = request_keys
+
+    def run(self, actor: Actor, command: Command) -> Result:
+        """Carry out a parsed command for `actor`."""
+        if command.verb == "help":
+            return Reply(help_text(command.topic))
+        # `autoscale APP status` only reads: it needs what `status` needs; `alerts` lists
+        # like `history`, across apps or for one.
+        verb = "status" if command.verb == "autoscale" and not command.mutating else command.verb
+        verb = "history" if verb == "alerts" else verb
+        try:
+            decision = self._gate.decide(actor, verb, command.app)
+            if not decision.allowed:
+                return Reply(decision.reason)
+            if command.verb == "whoami":
+                aliases = [target.alias for target in self._targets()]
+                return Reply("\n".join(self._gate.summary(actor, aliases)))
+            if command.verb == "apps":
+                return self._apps(actor)
+            if command.verb == "simulate":
+                if self._simulate is None:
+                    return Reply(
+                        "`/deploy simulate` plays fake traffic, so it runs only in the sandbox "
+                        "console: `make demo`."
+                    )
+                return self._simulate(actor, command)
+        except GroupLookupFailed as error:
+            return Reply(str(error))
+        if command.verb == "history":
+            entries = self._audit.recent(command.app, command.limit)
+            return History(command.app, tuple(entries))
+        if command.verb == "alerts":
+            if self._alerts is None:
+                return Reply("This bot keeps no alerts.")
+            return Reply(self._alerts.open_text(command.app, self._now()))
+        if command.mutating and not self._claim(actor):
+            log.info("duplicate delivery ignored", extra={"key": actor.request_key})
+            return Duplicate(actor.request_key or "")
+        assert command.app is not None  # the grammar guarantees an app for every other verb
+        try:
+            resolved = self._resolve(command.app)
+            if command.verb == "status":
+                return Status(
+                    replace(resolved.platform.status(resolved.target.name), app=command.app)
+                )
+            if command.verb == "restart":
+                return self._restart(actor, resolved, command)
+            if command.verb == "metrics" and hasattr(resolved.platform, "traffic"):
+                minutes = command.limit or 60
+                traffic = resolved.platform.traffic(resolved.target.name, minutes, self._now())
+                return PlatformMetrics(command.app, minutes, traffic)
+            if command.verb == "metrics":
+                return self._metrics_of(command.app, command.limit or 60)
+            if command.verb == "drain":
+                return self._drain(actor, resolved, command)
+            if command.verb == "watch":
+                return self._watch(actor, resolved, command)
+            if command.verb in ("autoscale", "pin"):
+                return self._autoscaling(actor, resolved, command)
+            return self._scale_or_kill(actor, resolved, command)
+        except (PlatformError, CommandError, UnknownApp) as error:
+            return Reply(str(error))
+
+    def _claim(self, actor: Actor) -> bool:
+        if self._request_keys is None or actor.request_key is None:
+            return True
+        return self._request_keys.claim(actor.request_key, self._now())
+
+    def follow_up(self, result: Changed | Restarted, stopping: Event) -> Settled:
+        """Wait for a slow change to settle and complete its audit row with how it ended."""
+        resolved = self._resolve(result.app)
+        try:
+            settled = resolved.platform.wait_until_settled(
+                resolved.target.name, FOLLOW_UP_TIMEOUT, stopping
+            )
+        except PlatformError as error:
+            settled = Settled(ok=False, summary=str(error))
+        if stopping.is_set() and not settled.ok:
+            settled = Settled(
+                ok=False,
+                summary=f"{settled.summary} The bot is restarting, so this thread ends here: "
+                f"check `/deploy status {result.app}` in a few minutes.",
+            )
+        if result.audit_id is not None and not settled.ok:
+            detail = "; ".join((settled.summary, *settled.events))
+            self._audit.finish(result.audit_id, "error", error=detail)
+        return settled
+
+    def _apps(self, actor: Actor) -> AppList:
+        targets = tuple(self._targets())
+        return AppList(
+            apps=targets,
+            may_change=any(
+                self._gate.decide(actor, "scale", app).allowed
+                for app in [t.alias for t in targets] or [None]
+            ),
+            unlisted_heroku=self._unlisted_heroku,
+        )
+
+    def confirm(self, actor: Actor, confirmation_id: str) -> Result:
+        """Confirm (the requester) or approve (someone else): act once, however many
+        clicks arrive, after judging the change again as it stands now."""
+        pending = self._confirmations.get(confirmation_id)
+        if pending is None:
+            return Reply("I have no record of that request. Run the command again.")
+        verb = pending.command.split()[0]
+        refusal = self._may_decide(actor, pending, verb)
+        if refusal:
+            return Reply(refusal)
+        now = self._now()
+        if not self._confirmations.decide(confirmation_id, actor.user_id, "confirmed", now):
+            return self._already_decided(confirmation_id, now)
+        requester = replace(actor, user_id=pending.user_id, request_key=None)
+        targets = {ptype: (qty, size) for ptype, (qty, size) in pending.targets.items()}
+        try:
+            resolved = self._resolve(pending.app)
+            before = resolved.platform.formation(resolved.target.name)
+            # A freeze may have begun, or the formation moved, since the prompt was shown.
+            verdict = self._judge(
+                resolved.target,
+                verb,
+                formation_map(before),
+                targets,
+                pending.force_reason,
+                pending.user_id,
+            )
+            if verdict.refused:
+                return Reply(f"Nothing was changed: {verdict.reason}", public=True)
+            return self._apply(
+                requester,
+                resolved,
+                pending.app,
+                verb,
+                pending.command,
+                before,
+                targets,
+                verdict,
+                confirmer=actor,
+            )
+        except (PlatformError, UnknownApp) as error:
+            return Reply(str(error))
+
+    def _may_decide(self, actor: Actor, pending: Pending, verb: str) -> str | None:
+        """Why `actor` may not click Confirm/Approve on `pending`, or None if they may."""
+        try:
+            if pending.approval_required:
+                if actor.user_id == pending.user_id:
+                    return (
+                        f"An approval must come from someone other than <@{pending.user_id}>, "
+                        f"who asked. Ask another person who may approve changes to `{pending.app}`."
+                    )
+                decision = self._gate.decide(actor, "approve", pending.app)
+                if not decision.allowed:
+                    return f"You may not approve changes to `{pending.app}`. {decision.reason}"
+                return None
+            if pending.user_id != actor.user_id:
+                return f"Only <@{pending.user_id}>, who asked, can confirm this."
+            decision = self._gate.decide(actor, verb, pending.app)
+            return None if decision.allowed else decision.reason
+        except GroupLookupFailed as error:
+            return str(error)
+
+    def cancel(self, actor: Actor, confirmation_id: str) -> Result:
+        pending = self._confirmations.get(confirmation_id)
+        if pending is None:
+            return Reply("I have no record of that request.")
+        if pending.user_id != actor.user_id and (
+            not pending.approval_required or self._may_decide(actor, pending, "approve")
+        ):
+            return Reply(f"Only <@{pending.user_id}>, who asked, can cancel this.")
+        now = self._now()
+        if not self._confirmations.decide(confirmation_id, actor.user_id, "cancelled", now):
+            return self._already_decided(confirmation_id, now)
+        return Reply(
+            f"<@{actor.user_id}> cancelled `{pending.command}`. Nothing was changed.", public=True
+        )
+
+    def _already_decided(self, confirmation_id: str, now: datetime) -> Reply:
+        self._confirmations.expire(confirmation_id, now)
+        pending = self._confirmations.get(confirmation_id)
+        assert pending is not None
+        if pending.state == "confirmed":
+            return Reply(f"`{pending.command}` was already confirmed by <@{pending.decided_by}>.")
+        if pending.state == "cancelled":
+            return Reply(f"`{pending.command}` was cancelled; nothing was changed.")
+        # Public: the expired prompt is replaced, so nobody else tries its buttons.
+        return Reply(expired_text(pending), public=True)
+
+    def _judge(
+        self,
+        target: Target,
+        verb: str,
+        before: dict[str, tuple[int, str]],
+        targets: dict[str, tuple[int, str | None]],
+        force: str | None,
+        user_id: str,
+    ) -> guardrails.Verdict:
+        return guardrails.check(
+            target.guardrails,
+            verb,
+            before,
+            targets,
+            self._now(),
+            force_reason=force,
+            is_admin=self._gate.is_admin(user_id),
+            self_app=target.platform == "heroku" and target.name == self._own_app,
+            app=target.alias,
+        )
+
+    def _metrics_of(self, app: str, minutes: int) -> Result:
+        if self._metrics is None or self._drains is None:
+            return Reply("This bot keeps no traffic metrics.")
+        now = self._now().timestamp()
+        windows = self._metrics.windows(app, int(now) - minutes * 60 - 60, int(now))
+        summary = summarize(windows, now, minutes)
+        rates, p95s = series(windows, summary)
+        drained = self._drains.get(app) is not None
+        return Metrics(app, minutes, summary, drained, tuple(rates), tuple(p95s))
+
+    def _drain(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
+        app = command.app or ""
+        if resolved.target.platform != "heroku" or not hasattr(resolved.platform, "add_log_drain"):
+            return Reply(
+                f"`{app}` is not a Heroku app: log drains are a Heroku feature. "
+                "Beanstalk traffic comes from its health reports and CloudWatch."
+            )
+        if self._drains is None or not self._public_url:
+            return Reply(
+                "I do not know my own public URL, so Heroku could not reach a drain. "
+                "An admin should set DEPLOYBOT_URL (e.g. https://my-deploybot.herokuapp.com)."
+            )
+        drain = self._drains.get_or_create(app, self._public_url, actor.user_id, self._now())
+        entry = self._audit.start(
+            actor, "drain", app, command.text(), None, {"url": drain.shown_url}
+        )
+        try:
+            drain_id = resolved.platform.add_log_drain(resolved.target.name, drain.url)
+        except PlatformError as error:
+            self._audit.finish(entry, _failed_outcome(error), error=str(error))
+            raise
+        self._drains.set_drain_id(app, drain_id)
+        self._audit.finish(entry, "ok", after={"drain_id": drain_id})
+        return Reply(
+            f"`{app}` now drains its logs to me ({drain.shown_url}, Heroku drain `{drain_id}`). "
+            f"Traffic shows in `/deploy metrics {app}` within a minute."
+        )
+
+    def _watch(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
+        app = command.app or ""
+        if resolved.target.platform != "heroku" or not hasattr(resolved.platform, "add_webhook"):
+            return Reply(
+                f"`{app}` is not a Heroku app: app webhooks are a Heroku feature. "
+                "I watch Beanstalk environments through their health reports already."
+            )
+        if self._webhook_secrets is None or not self._public_url:
+            return Reply(
+                "I do not know my own public URL, so Heroku could not reach me. "
+                "An admin should set DEPLOYBOT_URL (e.g. https://my-deploybot.herokuapp.com)."
+            )
+        name = resolved.target.name
+        url = f"{self._public_url.rstrip('/')}{WEBHOOK_PATH}"
+        secret = self._webhook_secrets.new_secret()
+        entry = self._audit.start(actor, "watch", app, command.text(), None, {"url": url})
+        try:
+            # Saved first: Heroku may deliver before it answers, and a delivery signed with
+            # a secret we do not know yet would be refused. A failed call leaves an unused
+            # secret, replaced by the next `watch`.
+            self._webhook_secrets.save(name, secret, url, actor.user_id, self._now())
+            webhook_id = resolved.platform.add_webhook(name, url, secret)
+        except PlatformError as error:
+            self._audit.finish(entry, _failed_outcome(error), error=str(error))
+            raise
+        self._webhook_secrets.save(name, secret, url, actor.user_id, self._now(), webhook_id)
+        self._audit.finish(entry, "ok", after={"webhook_id": webhook_id})
+        where = (
+            f"alerts go to <#{resolved.target.channel}>"
+            if resolved.target.channel
+            else "but it has no channel in the registry, so nobody is told: add `channel:`"
+        )
+        return Reply(
+            f"I am watching `{app}`: dyno crashes, releases and formation changes now reach me "
+            f"(Heroku webhook `{webhook_id}`), and {where}."
+        )
+
+    def _autoscaling(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
+        app = command.app or ""
+        if self._autoscale is None:
+            return Reply("This bot has no autoscaler.")
+        now = self._now()
+        if command.verb == "autoscale" and command.mode == "status":
+            return Reply(self._autoscale_status(app, now, resolved.target))
+        entry = self._audit.start(actor, command.verb, app, command.text(), None, None)
+        if command.verb == "pin":
+            if command.mode == "off":
+                gone = self._autoscale.unpin(app)
+                text = (
+                    f"<@{actor.user_id}> unpinned `{app}`." if gone else f"`{app}` was not pinned."
+                )
+            else:
+                quantity = command.changes[0].amount
+                until = now + timedelta(minutes=command.limit or 60)
+                self._autoscale.set_pin(Pin(app, quantity, until, actor.user_id))
+                text = (
+                    f"<@{actor.user_id}> pinned `{app}` at web={quantity} until "
+                    f"<!date^{int(until.timestamp())}^{{time}}|{until:%H:%M} UTC>: "
+                    "the autoscaler holds it there."
+                )
+            self._audit.finish(entry, "ok")
+            return Reply(text, public=True)
+        current = self._autoscale.settings(app)
+        options = dict(command.options)
+        web = formation_map(resolved.platform.formation(resolved.target.name)).get("web", (1, ""))[
+            0
+        ]
+        cap = resolved.target.guardrails.most("web")
+        kind, value = (
+            parse_target(options["target"])
+            if "target" in options
+            else ((current.target_kind, current.target_value) if current else DEFAULT_TARGET)
+        )
+        low = int(options.get("min", current.min if current else max(1, web)))
+        high = int(options.get("max", current.max if current else max(low, cap or 10)))
+        if low > high:
+            self._audit.finish(entry, "refused", error="min above max")
+            return Reply(
+                f"min={low} is more than max={high}: give both, or one that fits the other."
+            )
+        if cap is not None and high > cap:
+            self._audit.finish(entry, "refused", error="max above guardrail")
+            return Reply(
+                f"`{app}` allows at most {cap} web dynos (the registry's `max`), so max={high} is refused."
+            )
+        settings = Settings(app, command.mode or "off", low, high, kind, value, actor.user_id, now)
+        self._autoscale.save(settings)
+        self._audit.finish(entry, "ok", after={"autoscale": settings.describe()})
+        return Reply(
+            f"<@{actor.user_id}> set autoscaling of `{app}`: {settings.describe()}.", public=True
+        )
+
+    def _autoscale_status(self, app: str, now: datetime, target: Target) -> str:
+        assert self._autoscale is not None
+        settings = self._autoscale.settings(app)
+        lines = [
+            f"Autoscaling of `{app}`: {settings.describe() if settings else 'off (never set)'}."
+        ]
+        if target.down_stabilization is not None:
+            minutes = target.down_stabilization.total_seconds() / 60
+            lines.append(
+                f"Scale-down follows the highest wish of the last {minutes:g} min (registry)."
+            )
+        for window in target.schedule:
+            limits = ", ".join(
+                f"{word} {value}"
+                for word, value in (("min", window.min), ("max", window.max))
+                if value is not None
+            )
+            active = " (now)" if window.covers(now) else ""
+            lines.append(f"Schedule: {window.describe()}: {limits}{active}.")
+        pin = self._autoscale.pin(app, now)
+        if pin:
+            lines.append(
+                f"Pinned at web={pin.quantity} until {pin.until:%H:%M} UTC by <@{pin.pinned_by}>."
+            )
+        for decision in self._autoscale.decisions(app):
+            mark = "acted" if decision.acted else "held"
+            lines.append(f"• {decision.at:%H:%M:%S} {mark}: {decision.reason}")
+        return "\n".join(lines)
+
+    def _restart(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
+        app = command.app or ""
+        verdict = self._judge(resolved.target, "restart", {}, {}, command.force, actor.user_id)
+        if verdict.refused:
+            return Reply(verdict.reason)
+        entry = self._audit.start(
+            actor, "restart", app, command.text(), None, {"target": command.target or "all"}
+        )
+        platform = resolved.platform
+        try:
+            platform.restart(resolved.target.name, command.target)
+        except PlatformError as error:
+            self._audit.finish(entry, _failed_outcome(error), error=str(error))
+            raise
+        except Exception as error:
+            self._audit.finish(entry, "error", error=type(error).__name__)
+            raise
+        self._audit.finish(entry, "ok")
+        return Restarted(
+            app,
+            command.target,
+            actor.user_id,
+            entry,
+            platform.settles_slowly(),
+            platform.unit,
+            _break_glass(verdict, actor.user_id, command.text(), command.force, resolved.target),
+        )
+
+    def _scale_or_kill(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
+        app = command.app or ""
+        problem = _check_sizes(resolved.target, command)
+        if problem:
+            return Reply(problem)
+        before = resolved.platform.formation(resolved.target.name)
+        current = formation_map(before)
+        if command.verb == "kill":
+            targets = plan_kill(current, command.target)
+        else:
+            targets = plan_scale(command.changes, current)
+        if all(
+            current[ptype][0] == qty and (size is None or size == current[ptype][1].lower())
+            for ptype, (qty, size) in targets.items()
+        ):
+            return Reply(f"`{app}` already runs that formation; nothing to change.")
+        verdict = self._judge(
+            resolved.target, command.verb, current, targets, command.force, actor.user_id
+        )
+        if verdict.refused:
+            return Reply(verdict.reason)
+        if command.verb == "kill" or stops_dynos(current, targets) or verdict.needs_approval:
+            return self._ask_first(actor, resolved, command, current, targets, verdict)
+        return self._apply(
+            actor, resolved, app, command.verb, command.text(), before, targets, verdict
+        )
+
+    def _ask_first(
+        self,
+        actor: Actor,
+        resolved: Resolved,
+        command: Command,
+        current: dict[str, tuple[int, str]],
+        targets: dict[str, tuple[int, str | None]],
+        verdict: guardrails.Verdict,
+    ) -> NeedsConfirmation:
+        app = command.app or ""
+        pending = self._confirmations.create(
+            actor,
+            app,
+            command.text(),
+            current,
+            dict(targets),
+            self._now(),
+            approval_required=verdict.needs_approval,
+            force_reason=command.force if verdict.forced else None,
+        )
+        after = {
+            **current,
+            **{t: (qty, size or current.get(t, (0, ""))[1]) for t, (qty, size) in targets.items()},
+        }
+        cost = costs.describe(costs.monthly_change(resolved.target.platform, current, after))
+        return NeedsConfirmation(
+            id=pending.id,
+            app=app,
+            verb=command.verb,
+            user_id=actor.user_id,
+            before=current,
+            targets=dict(targets),
+            expires_at=pending.expires_at,
+            unit=resolved.platform.unit,
+            approval=verdict.reason if verdict.needs_approval else None,
+            cost=cost,
+        )
+
+    def _apply(
+        self,
+        actor: Actor,
+        resolved: Resolved,
+        app: str,
+        verb: str,
+        text: str,
+        before: tuple[Formation, ...],
+        targets: dict[str, tuple[int, str | None]],
+        verdict: guardrails.Verdict,
+        confirmer: Actor | None = None,
+    ) -> Result:
+        entry = self._audit.start(
+            actor, verb, app, text, _as_json(before), {t: list(v) for t, v in targets.items()}
+        )
+        platform = resolved.platform
+        try:
+            after = platform.scale(resolved.target.name, targets)
+        except PlatformError as error:
+            self._audit.finish(entry, _failed_outcome(error), error=str(error))
+            raise
+        except Exception as error:
+            self._audit.finish(entry, "error", error=type(error).__name__)
+            raise
+        self._audit.finish(entry, "ok", after=_as_json(after))
+        log.info("formation changed", extra={"app": app, "verb": verb, "user": actor.user_id})
+        return Changed(
+            app=app,
+            verb=verb,
+            user_id=actor.user_id,
+            before=before,
+            after=after,
+            confirmed_by=confirmer.user_id if confirmer else None,
+            audit_id=entry,
+            slow=platform.settles_slowly(),
+            break_glass=_break_glass(
+                verdict, actor.user_id, text, _force_of(text), resolved.target
+            ),
+        )
+
+
+def expired_text(pending: Pending) -> str:
+    """What an expired prompt turns into (on a late click, or when the worker sweeps)."""
+    expired = pending.expires_at.strftime("%H:%M UTC")
+    return (
+        f"<@{pending.user_id}>'s request `{pending.command}` expired at {expired}, so "
+        f"nothing was changed. Run `/deploy {pending.command}` again if it is still wanted."
+    )
+
+
+def _break_glass(
+    verdict: guardrails.Verdict, user_id: str, command: str, force: str | None, target: Target
+) -> BreakGlass | None:
+    if not verdict.forced:
+        return None
+    return BreakGlass(user_id, command, verdict.freeze_reason or "", force or "", target.channel)
+
+
+def _force_of(command_text: str) -> str | None:
+    # The canonical text keeps `--force "reason"`; parsing it again recovers the reason.
+    try:
+        return parse(command_text).force
+    except CommandError:
+        return None
+
+
+def _check_sizes(target: Target, command: Command) -> str | None:
+    for change in command.changes:
+        if change.size:
+            problem = check_size(target.platform, change.size)
+            if problem:
+                return problem
+    return None
+
+
+def _failed_outcome(error: PlatformError) -> str:
+    # `changed=None` means the request may have landed: "unknown", not "error".
+    return "unknown" if error.changed is None else "error"
+
+
+def _as_json(formation: tuple[Formation, ...]) -> dict[str, list[object]]:
+    return {f.type: [f.quantity, f.size] for f in formation}

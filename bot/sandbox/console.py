@@ -1,0 +1,264 @@
+"""The console: the bot's own handlers driven from a terminal, in the spirit of Hubot's shell.
+
+Each line becomes a correctly signed slash command dispatched to the same slack_bolt app
+the web process serves; replies arrive at a local `response_url` and print as text, with
+buttons as `[ Label ]` (type the label to press it). `--sandbox` runs it against the
+fakes in `bot.sandbox.demo`, so every verb works with no accounts, and `/deploy simulate spike
+APP` plays traffic there, printing what the bot posts to the channel as it is posted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import secrets
+import sys
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, Future
+from dataclasses import replace
+from typing import Any, TextIO
+
+from slack_bolt.request import BoltRequest
+from slack_sdk import WebClient
+
+from bot.actions.followups import FollowUps
+from bot.actions.path import Result
+from bot.config import Config
+from bot.registry import Registry
+from bot.sandbox.fakes.slack import FakeSlack
+from bot.sandbox.slack_requests import button_click, sign, slash_command
+from bot.services import Services
+from bot.store.audit import Actor
+from bot.web.bolt_app import build_bolt_app
+from policies.commands import Command
+
+CONSOLE_USER = "U0CONSOLE"
+CONSOLE_CHANNEL = "C0CONSOLE"  # where the console's slash commands say they were typed
+PROMPT = "deploybot> "
+# Between live lines on a terminal, so a played spike reads as it unfolds; none otherwise.
+LIVE_PAUSE_SECONDS = 0.1
+
+
+class LaterExecutor(Executor):
+    """Holds lazy listeners until `run_pending()`, so the console prints a command's ack
+    before its work starts, and work that posts as it goes prints in between."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Future[Any], Callable[..., Any], tuple[Any, ...], Any]] = []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._pending.append((future, fn, args, kwargs))
+        return future
+
+    def run_pending(self) -> None:
+        while self._pending:
+            future, fn, args, kwargs = self._pending.pop(0)
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as error:  # a listener's failure belongs to its future
+                future.set_exception(error)
+
+
+class ImmediateExecutor(LaterExecutor):
+    """Runs work inline as it is submitted, so each console line prints its whole answer
+    in order."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future = super().submit(fn, *args, **kwargs)
+        self.run_pending()
+        return future
+
+
+class Console:
+    def __init__(
+        self,
+        config: Config,
+        out: TextIO | None = None,
+        user_id: str = CONSOLE_USER,
+        registry: Registry | None = None,
+    ):
+        self._out = out if out is not None else sys.stdout
+        self._user_id = user_id
+        self._slack = FakeSlack().start()
+        self._secret = secrets.token_hex(16)
+        config = replace(
+            config,
+            slack_bot_token=self._slack.bot_token,
+            slack_signing_secret=self._secret,
+            slack_api_url=self._slack.api_url,
+        )
+        self._client = WebClient(token=self._slack.bot_token, base_url=self._slack.api_url)
+        # Follow-ups run inline too, so a slow change's thread prints before the next prompt.
+        self.services = Services(
+            config,
+            source="console",
+            registry=registry,
+            followups=FollowUps(ImmediateExecutor()),
+            simulate=self._simulator(config),
+        )
+        self.services.db.migrate()
+        self._lazy = LaterExecutor()
+        self._bolt = build_bolt_app(self.services, listener_executor=self._lazy)
+        self._buttons: dict[str, tuple[str, str, str]] = {}
+        self._seen: dict[str, int] = {}
+        self._posts_seen = 0
+
+    def _simulator(self, config: Config) -> Callable[[Actor, Command], Result] | None:
+        """`/deploy simulate` when this console runs against the sandbox started here."""
+        from bot.sandbox import demo as sandbox  # only the sandbox plays traffic
+
+        running = sandbox.running()
+        if running is None or not running.serves(config):
+            return None
+        return lambda actor, command: running.simulate(self.services, self._say, actor, command)
+
+    def _say(self, channel: str | None, text: str) -> None:
+        """Post as the bot does to a channel, and print it now, not after the command."""
+        # An app with no channel in the registry has the console's for its channel here.
+        self._client.chat_postMessage(channel=channel or CONSOLE_CHANNEL, text=text)
+        self._print_posts()
+        if self._out.isatty():
+            time.sleep(LIVE_PAUSE_SECONDS)
+
+    def close(self) -> None:
+        self._slack.stop()
+        self.services.db.dispose()
+
+    def run_line(self, line: str) -> None:
+        line = line.strip()
+        if not line:
+            return
+        button = self._buttons.get(line.lower())
+        if button is not None:
+            action_id, value, response_url = button
+            click_url = self._slack.new_response_url()
+            self._dispatch(button_click(action_id, value, click_url, user_id=self._user_id))
+            self._lazy.run_pending()
+            self._print_responses(click_url)
+            self._print_posts()
+            return
+        text = re.sub(r"^/deploy\b", "", line).strip()
+        response_url = self._slack.new_response_url()
+        ack = self._dispatch(
+            slash_command(text, response_url, user_id=self._user_id, channel_id=CONSOLE_CHANNEL)
+        )
+        if ack:
+            self._print(ack)
+        self._lazy.run_pending()
+        self._print_responses(response_url)
+        self._print_posts()
+
+    def _dispatch(self, body: str) -> dict[str, Any] | None:
+        response = self._bolt.dispatch(BoltRequest(body=body, headers=sign(self._secret, body)))
+        if response.status != 200:
+            self._out.write(f"(the bot answered HTTP {response.status})\n")
+            return None
+        if not response.body:
+            return None
+        return json.loads(response.body)
+
+    def _print_responses(self, response_url: str) -> None:
+        payloads = [r.payload for r in self._slack.responses_for(response_url)]
+        start = self._seen.get(response_url, 0)
+        self._seen[response_url] = len(payloads)
+        for payload in payloads[start:]:
+            if payload.get("delete_original") and not payload.get("text"):
+                continue  # the prompt is gone; what replaced it prints as a channel post
+            self._remember_buttons(payload, response_url)
+            self._print(payload)
+
+    def _print_posts(self) -> None:
+        """Messages the bot posted with chat.postMessage (slow changes and their threads)."""
+        calls = self._slack.calls_to("chat.postMessage")
+        for call in calls[self._posts_seen :]:
+            payload = {**call.args, "response_type": "in_channel"}
+            text = to_text(payload, self._user_id)
+            if call.args.get("thread_ts"):
+                text = "  ↳ " + text.replace("\n", "\n    ")
+            self._out.write(text + "\n")
+        self._posts_seen = len(calls)
+        self._out.flush()
+
+    def _remember_buttons(self, payload: dict[str, Any], response_url: str) -> None:
+        for block in payload.get("blocks") or []:
+            for element in block.get("elements", []) if block.get("type") == "actions" else []:
+                label = element["text"]["text"].lower()
+                self._buttons[label] = (element["action_id"], element["value"], response_url)
+
+    def _print(self, payload: dict[str, Any]) -> None:
+        self._out.write(to_text(payload, self._user_id) + "\n")
+        self._out.flush()
+
+
+def to_text(payload: dict[str, Any], user_id: str = CONSOLE_USER) -> str:
+    """A Slack message as readable terminal text, buttons included."""
+    lines: list[str] = []
+    blocks = payload.get("blocks") or [{"type": "section", "text": {"text": payload["text"]}}]
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "header":
+            lines.append(f"== {block['text']['text']} ==")
+        elif kind == "section":
+            if block.get("text"):
+                lines.append(_plain(block["text"]["text"], user_id))
+            lines.extend(_plain(field["text"], user_id) for field in block.get("fields", []))
+        elif kind == "context":
+            lines.extend(f"  ({_plain(e['text'], user_id)})" for e in block["elements"])
+        elif kind == "actions":
+            labels = "  ".join(f"[ {e['text']['text']} ]" for e in block["elements"])
+            lines.append(f"{labels}   <- type a label to press it")
+    text = "\n".join(lines)
+    if payload.get("response_type", "ephemeral") == "ephemeral" and not payload.get(
+        "replace_original"
+    ):
+        text = "(only you) " + text.replace("\n", "\n           ")
+    return text
+
+
+def _plain(mrkdwn: str, user_id: str) -> str:
+    text = re.sub(rf"<@{user_id}>", "@you", mrkdwn)
+    text = re.sub(r"<@(\w+)>", r"@\1", text)
+    return re.sub(r"<!date\^\d+\^[^|]*\|([^>]*)>", r"\1", text)
+
+
+def run(
+    config: Config,
+    commands: Iterable[str],
+    interactive: bool,
+    user_id: str = CONSOLE_USER,
+    out: TextIO | None = None,
+    registry: Registry | None = None,
+) -> int:
+    # sys.stdout as it is now, not at import: a test's capture replaces it.
+    out = out if out is not None else sys.stdout
+    console = Console(config, out=out, user_id=user_id, registry=registry)
+    try:
+        for line in commands:
+            out.write(f"{PROMPT}{line}\n")
+            console.run_line(line)
+        if interactive:
+            _repl(console, out)
+    finally:
+        console.close()
+    return 0
+
+
+def _repl(console: Console, out: TextIO) -> None:
+    out.write(
+        "Type a command such as `status demo` or `scale web=2 demo`; `help` lists them; "
+        "Ctrl-D or `exit` leaves.\n"
+    )
+    with contextlib.suppress(ImportError):
+        import readline  # noqa: F401  (line editing and history for input())
+    while True:
+        try:
+            line = input(PROMPT)
+        except (EOFError, KeyboardInterrupt):
+            out.write("\n")
+            return
+        if line.strip() in ("exit", "quit"):
+            return
+        console.run_line(line)

@@ -1,0 +1,136 @@
+"""The audit trail: an intent row before every platform call, completed after it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from bot.store.db import Database
+from bot.store.models import AuditEntry
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asked: a Slack user (or the console's local user) in a team and channel."""
+
+    user_id: str
+    team_id: str | None = None
+    channel_id: str | None = None
+    source: str = "slack"
+    # The same for every delivery of one Slack request (a slash command's trigger_id).
+    request_key: str | None = None
+    # Where Slack takes answers to this request (its response_url), for later updates.
+    reply_to: str | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One audit row as plain data, for Slack, exports and tests."""
+
+    id: int
+    started_at: datetime
+    finished_at: datetime | None
+    source: str
+    team_id: str | None
+    user_id: str
+    channel_id: str | None
+    verb: str
+    app: str
+    command: str
+    before: dict[str, Any] | None
+    requested: dict[str, Any] | None
+    after: dict[str, Any] | None
+    outcome: str
+    error: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("started_at", "finished_at"):
+            data[key] = data[key].isoformat() if data[key] else None
+        return data
+
+
+def _entry(row: AuditEntry) -> Entry:
+    started, finished = row.started_at, row.finished_at
+    # SQLite hands back naive datetimes; every time stored here is UTC.
+    return Entry(
+        id=row.id,
+        started_at=started if started.tzinfo else started.replace(tzinfo=UTC),
+        finished_at=finished.replace(tzinfo=UTC) if finished and not finished.tzinfo else finished,
+        source=row.source,
+        team_id=row.team_id,
+        user_id=row.user_id,
+        channel_id=row.channel_id,
+        verb=row.verb,
+        app=row.app,
+        command=row.command,
+        before=row.before,
+        requested=row.requested,
+        after=row.after,
+        outcome=row.outcome,
+        error=row.error,
+    )
+
+
+class AuditLog:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def start(
+        self,
+        actor: Actor,
+        verb: str,
+        app: str,
+        command: str,
+        before: dict[str, Any] | None,
+        requested: dict[str, Any] | None,
+    ) -> int:
+        """Record the intent; returns the row id to finish."""
+        entry = AuditEntry(
+            started_at=utcnow(),
+            source=actor.source,
+            team_id=actor.team_id,
+            user_id=actor.user_id,
+            channel_id=actor.channel_id,
+            verb=verb,
+            app=app,
+            command=command,
+            before=before,
+            requested=requested,
+            outcome="pending",
+        )
+        with self._db.session() as session, session.begin():
+            session.add(entry)
+            session.flush()
+            return entry.id
+
+    def finish(
+        self,
+        entry_id: int,
+        outcome: str,
+        after: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        with self._db.session() as session, session.begin():
+            session.execute(
+                update(AuditEntry)
+                .where(AuditEntry.id == entry_id)
+                .values(finished_at=utcnow(), outcome=outcome, after=after, error=error)
+            )
+
+    def recent(self, app: str | None = None, limit: int | None = 20) -> list[Entry]:
+        """Newest first; `limit=None` for every row."""
+        query = select(AuditEntry).order_by(AuditEntry.id.desc())
+        if app is not None:
+            query = query.where(AuditEntry.app == app)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._db.session() as session:
+            return [_entry(row) for row in session.scalars(query)]

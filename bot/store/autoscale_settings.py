@@ -1,0 +1,139 @@
+"""Autoscaler state in the database: per-app settings, pins and the decisions made.
+
+Everything the worker needs to decide lives here, so a restarted worker loses nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, select
+
+from bot.store.db import Database
+from bot.store.models import AutoscaleDecision, AutoscalePin, AutoscaleSetting
+
+TARGET_KINDS = {"p95": "queue_p95", "queue": "queue_p95", "service": "service_p95", "rpm": "rpm"}
+DEFAULT_TARGET = ("service_p95", 500.0)  # every drained app has service times; not all log queue
+
+
+@dataclass(frozen=True)
+class Settings:
+    app: str
+    mode: str  # on, off, shadow
+    min: int
+    max: int
+    target_kind: str  # queue_p95, service_p95, rpm
+    target_value: float  # ms for the p95s, requests per minute per dyno for rpm
+    updated_by: str
+    updated_at: datetime
+
+    def describe(self) -> str:
+        unit = " rpm per dyno" if self.target_kind == "rpm" else " ms"
+        what = {"queue_p95": "p95 queue time", "service_p95": "p95 service time", "rpm": "requests"}
+        return (
+            f"{self.mode}, web {self.min}–{self.max}, target {what[self.target_kind]} "
+            f"{self.target_value:g}{unit}"
+        )
+
+
+@dataclass(frozen=True)
+class Pin:
+    app: str
+    quantity: int
+    until: datetime
+    pinned_by: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    app: str
+    at: datetime
+    actual: int
+    desired: int
+    acted: bool
+    reason: str
+    recommendation: int = 0
+
+
+def parse_target(text: str) -> tuple[str, float]:
+    """`queue:300ms` → ("queue_p95", 300.0); `rpm:1200` → ("rpm", 1200.0). Seconds become ms."""
+    kind, _, value = text.lower().partition(":")
+    seconds = value.endswith("s") and not value.endswith("ms")
+    number = float(value.removesuffix("ms").removesuffix("s"))
+    return TARGET_KINDS[kind], number * 1000 if seconds else number
+
+
+class AutoscaleStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def settings(self, app: str) -> Settings | None:
+        with self._db.session() as session:
+            row = session.get(AutoscaleSetting, app)
+            return _settings(row) if row else None
+
+    def all_enabled(self) -> list[Settings]:
+        query = select(AutoscaleSetting).where(AutoscaleSetting.mode.in_(("on", "shadow")))
+        with self._db.session() as session:
+            return [_settings(row) for row in session.scalars(query)]
+
+    def save(self, settings: Settings) -> None:
+        with self._db.session() as session, session.begin():
+            session.merge(AutoscaleSetting(**settings.__dict__))
+
+    def pin(self, app: str, now: datetime) -> Pin | None:
+        with self._db.session() as session:
+            row = session.get(AutoscalePin, app)
+            if row is None or _aware(row.until) <= now:
+                return None
+            return Pin(row.app, row.quantity, _aware(row.until), row.pinned_by)
+
+    def set_pin(self, pin: Pin) -> None:
+        with self._db.session() as session, session.begin():
+            session.merge(AutoscalePin(**pin.__dict__))
+
+    def unpin(self, app: str) -> bool:
+        with self._db.session() as session, session.begin():
+            return bool(
+                session.execute(delete(AutoscalePin).where(AutoscalePin.app == app)).rowcount
+            )
+
+    def record(self, decision: Decision) -> None:
+        with self._db.session() as session, session.begin():
+            session.add(AutoscaleDecision(**decision.__dict__))
+
+    def decisions(self, app: str, limit: int = 5, since: datetime | None = None) -> list[Decision]:
+        """Newest first."""
+        query = (
+            select(AutoscaleDecision)
+            .where(AutoscaleDecision.app == app)
+            .where(AutoscaleDecision.at >= since if since else AutoscaleDecision.id > 0)
+            .order_by(AutoscaleDecision.id.desc())
+            .limit(limit)
+        )
+        with self._db.session() as session:
+            return [
+                Decision(
+                    r.app, _aware(r.at), r.actual, r.desired, r.acted, r.reason, r.recommendation
+                )
+                for r in session.scalars(query)
+            ]
+
+
+def _settings(row: AutoscaleSetting) -> Settings:
+    return Settings(
+        row.app,
+        row.mode,
+        row.min,
+        row.max,
+        row.target_kind,
+        row.target_value,
+        row.updated_by,
+        _aware(row.updated_at),
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything stored here is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

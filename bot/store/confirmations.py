@@ -1,0 +1,142 @@
+"""Pending confirmations: a change that waits for its requester's click, or for a second
+person's approval when the app is protected.
+
+A click moves a row out of `pending` with one conditional UPDATE, so a double click,
+a click Slack delivers twice, or two web dynos handling the same click act exactly once.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from bot.store.audit import Actor
+from bot.store.db import Database
+from bot.store.models import Confirmation
+
+DEFAULT_TTL = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class Pending:
+    id: str
+    user_id: str
+    app: str
+    command: str
+    before: dict[str, Any]
+    targets: dict[str, Any]
+    expires_at: datetime
+    state: str
+    decided_by: str | None
+    approval_required: bool = False
+    force_reason: str | None = None
+
+
+def _pending(row: Confirmation) -> Pending:
+    return Pending(
+        id=row.id,
+        user_id=row.user_id,
+        app=row.app,
+        command=row.command,
+        before=row.before,
+        targets=row.targets,
+        expires_at=row.expires_at,
+        state=row.state,
+        decided_by=row.decided_by,
+        approval_required=bool(row.approval_required),
+        force_reason=row.force_reason,
+    )
+
+
+class Confirmations:
+    def __init__(self, db: Database, ttl: timedelta = DEFAULT_TTL) -> None:
+        self._db = db
+        self.ttl = ttl
+
+    def create(
+        self,
+        actor: Actor,
+        app: str,
+        command: str,
+        before: dict[str, Any],
+        targets: dict[str, Any],
+        now: datetime,
+        *,
+        approval_required: bool = False,
+        force_reason: str | None = None,
+    ) -> Pending:
+        row = Confirmation(
+            id=secrets.token_urlsafe(16),
+            created_at=now,
+            expires_at=now + self.ttl,
+            team_id=actor.team_id,
+            user_id=actor.user_id,
+            channel_id=actor.channel_id,
+            app=app,
+            command=command,
+            before=before,
+            targets=targets,
+            state="pending",
+            approval_required=approval_required,
+            force_reason=force_reason,
+            response_url=actor.reply_to,
+        )
+        with self._db.session() as session, session.begin():
+            session.add(row)
+        return _pending(row)
+
+    def get(self, confirmation_id: str) -> Pending | None:
+        with self._db.session() as session:
+            row = session.get(Confirmation, confirmation_id)
+            return _pending(row) if row is not None else None
+
+    def decide(self, confirmation_id: str, user_id: str, state: str, now: datetime) -> bool:
+        """Move a live pending row to `state`; True for the one caller that won."""
+        with self._db.session() as session, session.begin():
+            result = session.execute(
+                update(Confirmation)
+                .where(
+                    Confirmation.id == confirmation_id,
+                    Confirmation.state == "pending",
+                    Confirmation.expires_at > now,
+                )
+                .values(state=state, decided_by=user_id, decided_at=now)
+            )
+            return result.rowcount == 1
+
+    def expire_due(self, now: datetime, limit: int = 100) -> list[tuple[Pending, str | None]]:
+        """Move every pending row past its expiry to `expired`; each row moves once, even
+        with two workers sweeping, and comes back with its prompt's response_url."""
+        due = select(Confirmation.id).where(
+            Confirmation.state == "pending", Confirmation.expires_at <= now
+        )
+        moved = []
+        with self._db.session() as session:
+            ids = list(session.scalars(due.limit(limit)))
+        for confirmation_id in ids:
+            with self._db.session() as session, session.begin():
+                won = session.execute(
+                    update(Confirmation)
+                    .where(Confirmation.id == confirmation_id, Confirmation.state == "pending")
+                    .values(state="expired", decided_at=now)
+                ).rowcount
+                row = session.get(Confirmation, confirmation_id) if won else None
+                if row is not None:
+                    moved.append((_pending(row), row.response_url))
+        return moved
+
+    def expire(self, confirmation_id: str, now: datetime) -> None:
+        with self._db.session() as session, session.begin():
+            session.execute(
+                update(Confirmation)
+                .where(
+                    Confirmation.id == confirmation_id,
+                    Confirmation.state == "pending",
+                    Confirmation.expires_at <= now,
+                )
+                .values(state="expired", decided_at=now)
+            )

@@ -1,0 +1,68 @@
+"""The log drains the bot added: one per app, each with a secret token in its URL."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from bot.store.db import Database
+from bot.store.models import Drain
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+@dataclass(frozen=True)
+class DrainInfo:
+    app: str
+    token: str
+    url: str
+    drain_id: str | None
+
+    @property
+    def shown_url(self) -> str:
+        """The URL with its secret cut, fit for a Slack message or a log line."""
+        return self.url.replace(self.token, f"…{self.token[-4:]}")
+
+
+class Drains:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def get_or_create(self, app: str, base_url: str, user_id: str, now: datetime) -> DrainInfo:
+        """The app's drain, made (with a fresh token) the first time it is asked for."""
+        found = self.get(app)
+        if found is not None:
+            return found
+        token = new_token()
+        row = Drain(
+            app=app,
+            token=token,
+            url=f"{base_url.rstrip('/')}/drain/{token}",
+            created_by=user_id,
+            created_at=now,
+        )
+        try:
+            with self._db.session() as session, session.begin():
+                session.add(row)
+        except IntegrityError:
+            pass  # another dyno made it first: use theirs
+        found = self.get(app)
+        assert found is not None
+        return found
+
+    def set_drain_id(self, app: str, drain_id: str) -> None:
+        with self._db.session() as session, session.begin():
+            row = session.get(Drain, app)
+            if row is not None:
+                row.drain_id = drain_id
+
+    def get(self, app: str) -> DrainInfo | None:
+        with self._db.session() as session:
+            row = session.scalar(select(Drain).where(Drain.app == app))
+            return DrainInfo(row.app, row.token, row.url, row.drain_id) if row else None

@@ -1,0 +1,193 @@
+"""Events in, incidents and outbox rows out: `policies.incidents` decides, this stores.
+
+One transaction loads the incidents the events name (and every open one, for resolution),
+applies `policies.incidents.step`, writes the incidents back and enqueues the notices, so
+an incident and the messages it owes are stored together or not at all. Detectors in the
+worker and the webhook receiver both call `Alerts.record`; the unique incident key makes
+two writers of a brand-new incident collide, and the loser simply tries again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.store.db import Database
+from bot.store.models import IncidentRow
+from bot.store.outbox import Outbox
+from policies.incidents import (
+    DEFAULT_RULES,
+    Event,
+    Incident,
+    Notice,
+    Rules,
+    Step,
+    describe,
+    step,
+)
+
+ATTEMPTS = 3
+LISTED_AT_MOST = 25  # `/deploy alerts` stays one readable Slack message
+
+# Block Kit for a notice (the incident's buttons), built by handlers/; None: text only.
+BlocksFor = Callable[[Notice, Incident | None], Sequence[dict[str, Any]] | None]
+
+
+class Alerts:
+    def __init__(
+        self, db: Database, rules: Rules = DEFAULT_RULES, blocks_for: BlocksFor | None = None
+    ) -> None:
+        self._db = db
+        self._rules = rules
+        self._blocks_for = blocks_for
+        self.outbox = Outbox(db)
+
+    def record(
+        self, events: Iterable[Event], now: datetime, channel_of: Callable[[str], str | None]
+    ) -> Step:
+        """Fold `events` in (an empty list still resolves quiet incidents): the worker calls
+        this every tick with whatever its detectors saw."""
+        events = list(events)
+        for attempt in range(ATTEMPTS):
+            try:
+                with self._db.session() as session, session.begin():
+                    return self._record(session, events, now, channel_of)
+            except IntegrityError:
+                if attempt == ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def silence(self, key: str, until: datetime) -> bool:
+        """The Silence button; False when there is no such incident."""
+        with self._db.session() as session, session.begin():
+            row = session.scalar(select(IncidentRow).where(IncidentRow.key == key))
+            if row is None:
+                return False
+            row.silenced_until = until
+            return True
+
+    def acknowledge(self, key: str, user_id: str) -> bool:
+        with self._db.session() as session, session.begin():
+            row = session.scalar(select(IncidentRow).where(IncidentRow.key == key))
+            if row is None:
+                return False
+            row.acknowledged_by = user_id
+            return True
+
+    def open_text(self, app: str | None, now: datetime) -> str:
+        """`/deploy alerts [APP]`: the open incidents as their messages read, newest first,
+        with who acknowledged or silenced them."""
+        query = select(IncidentRow).where(IncidentRow.state == "open")
+        if app is not None:
+            query = query.where(IncidentRow.app == app)
+        with self._db.session() as session:
+            rows = list(session.scalars(query.order_by(IncidentRow.last_at.desc())))
+        where = f" for `{app}`" if app else ""
+        if not rows:
+            return f"No open alerts{where}."
+        lines = [f"*Open alerts{where}* ({len(rows)}):"]
+        for row in rows[:LISTED_AT_MOST]:
+            incident = _incident(row, now)
+            notes = []
+            if row.acknowledged_by:
+                notes.append(f"acknowledged by <@{row.acknowledged_by}>")
+            if incident.silenced(now):
+                assert incident.silenced_until is not None
+                notes.append(f"silenced until {incident.silenced_until:%H:%M} UTC")
+            if incident.channel is None:
+                notes.append("no channel in the registry, so nobody was told")
+            tail = f" ({'; '.join(notes)})" if notes else ""
+            lines.append(f"• {describe(incident)}{tail}")
+        if len(rows) > LISTED_AT_MOST:
+            lines.append(f"…and {len(rows) - LISTED_AT_MOST} older: name an app to see its own.")
+        return "\n".join(lines)
+
+    def incidents(self, app: str | None = None) -> list[IncidentRow]:
+        query = select(IncidentRow).order_by(IncidentRow.id)
+        if app is not None:
+            query = query.where(IncidentRow.app == app)
+        with self._db.session() as session:
+            return list(session.scalars(query))
+
+    def _record(
+        self,
+        session: Session,
+        events: list[Event],
+        now: datetime,
+        channel_of: Callable[[str], str | None],
+    ) -> Step:
+        keys = {event.key for event in events}
+        rows = {
+            row.key: row
+            for row in session.scalars(
+                select(IncidentRow).where(
+                    or_(IncidentRow.state == "open", IncidentRow.key.in_(keys))
+                )
+            )
+        }
+        known = {key: _incident(row, now) for key, row in rows.items()}
+        recent = self.outbox.posts_since(now - self._rules.channel_window, session=session)
+        result = step(known, events, now, channel_of, recent, self._rules)
+        for incident in result.incidents:
+            row = rows.get(incident.key)
+            if row is None:
+                row = IncidentRow(key=incident.key)
+                session.add(row)
+            elif row.state == "resolved" and incident.state == "open":
+                # Reopened: a new message, not an edit of the old one.
+                row.message_ts = None
+                row.acknowledged_by = None
+            _store(row, incident)
+        session.flush()
+        by_key = {incident.key: incident for incident in result.incidents}
+        for notice in result.notices:
+            blocks = self._blocks_for(notice, by_key.get(notice.key)) if self._blocks_for else None
+            self.outbox.enqueue(
+                notice.key, notice.channel, notice.kind, notice.text, now, blocks, session=session
+            )
+        return result
+
+
+def _incident(row: IncidentRow, now: datetime) -> Incident:
+    return Incident(
+        key=row.key,
+        app=row.app,
+        kind=row.kind,
+        subject=row.subject,
+        severity=row.severity,
+        state="open" if row.state == "open" else "resolved",
+        detail=row.detail,
+        first_at=_aware(row.first_at, now),
+        last_at=_aware(row.last_at, now),
+        count=row.count,
+        channel=row.channel,
+        folded=bool(row.folded),
+        silenced_until=_aware(row.silenced_until, now) if row.silenced_until else None,
+    )
+
+
+def _store(row: IncidentRow, incident: Incident) -> None:
+    row.app = incident.app
+    row.kind = incident.kind
+    row.subject = incident.subject
+    row.severity = incident.severity
+    row.state = incident.state
+    row.detail = incident.detail
+    row.first_at = incident.first_at
+    row.last_at = incident.last_at
+    row.count = incident.count
+    row.channel = incident.channel
+    row.folded = incident.folded
+    row.silenced_until = incident.silenced_until
+
+
+def _aware(moment: datetime, like: datetime) -> datetime:
+    # SQLite hands timestamps back without their zone; they were stored in UTC.
+    if moment.tzinfo is None and like.tzinfo is not None:
+        return moment.replace(tzinfo=like.tzinfo)
+    return moment

@@ -1,0 +1,92 @@
+"""The alert outbox table: whoever decides an alert writes its message here with
+`Outbox.enqueue`, in its own transaction, so a decision and its message are stored together
+or not at all. The worker's `bot.worker.outbox_sender` empties it into Slack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from bot.store.db import Database
+from bot.store.models import AlertOutboxEntry
+
+KINDS = ("post", "update", "reply")
+
+
+class Outbox:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def enqueue(
+        self,
+        incident_key: str,
+        channel: str,
+        kind: str,
+        text: str,
+        now: datetime,
+        blocks: Sequence[dict[str, Any]] | None = None,
+        session: Session | None = None,
+    ) -> int:
+        """Store one message owed to Slack; with `session`, inside the caller's transaction."""
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+        entry = AlertOutboxEntry(
+            incident_key=incident_key[:200],
+            channel=channel,
+            kind=kind,
+            payload={"text": text, "blocks": list(blocks) if blocks else None},
+            state="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        if session is not None:
+            session.add(entry)
+            session.flush()
+            return entry.id
+        with self._db.session() as own, own.begin():
+            own.add(entry)
+            own.flush()
+            return entry.id
+
+    def posts_since(self, cutoff: datetime, session: Session | None = None) -> dict[str, int]:
+        """New messages per channel enqueued since `cutoff`: the input of the rate limit."""
+        query = (
+            select(AlertOutboxEntry.channel, func.count())
+            .where(AlertOutboxEntry.kind == "post", AlertOutboxEntry.created_at >= cutoff)
+            .group_by(AlertOutboxEntry.channel)
+        )
+        if session is not None:
+            return {channel: count for channel, count in session.execute(query)}
+        with self._db.session() as own:
+            return {channel: count for channel, count in own.execute(query)}
+
+    def forget_sent_before(self, cutoff: datetime) -> int:
+        """Drop rows sent before `cutoff`, keeping each incident's newest message row: later
+        updates and replies find the message to edit through it."""
+        with self._db.session() as session, session.begin():
+            newest = (
+                select(func.max(AlertOutboxEntry.id))
+                .where(AlertOutboxEntry.state == "sent", AlertOutboxEntry.ts.is_not(None))
+                .group_by(AlertOutboxEntry.incident_key, AlertOutboxEntry.channel)
+            )
+            return session.execute(
+                delete(AlertOutboxEntry).where(
+                    AlertOutboxEntry.state == "sent",
+                    AlertOutboxEntry.sent_at < cutoff,
+                    AlertOutboxEntry.id.not_in(newest),
+                )
+            ).rowcount
+
+    def entries(self, incident_key: str | None = None) -> list[AlertOutboxEntry]:
+        """Every row, oldest first (for tests, the console and diagnosis)."""
+        query = select(AlertOutboxEntry).order_by(AlertOutboxEntry.id)
+        if incident_key is not None:
+            query = query.where(AlertOutboxEntry.incident_key == incident_key)
+        with self._db.session() as session:
+            return list(session.scalars(query))

@@ -1,0 +1,43 @@
+"""Exactly-once handling of Slack deliveries: the first process to claim a key acts.
+
+Slack retries a request it thinks failed (`X-Slack-Retry-Num`), and with several web dynos
+a retry may land on another one; each delivery of one slash command carries the same
+`trigger_id`. A claim is one INSERT on a primary key, so the database decides the winner.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+
+from bot.store.db import Database
+from bot.store.models import RequestKey
+
+KEEP = timedelta(days=2)  # Slack gives up retrying within minutes
+
+
+class RequestKeys:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def claim(self, key: str, now: datetime) -> bool:
+        """True for the one caller that claimed `key` first."""
+        try:
+            with self._db.session() as session, session.begin():
+                session.add(RequestKey(key=key[:200], claimed_at=now))
+        except IntegrityError:
+            return False
+        return True
+
+    def forget_older_than(self, cutoff: datetime) -> int:
+        with self._db.session() as session, session.begin():
+            return session.execute(
+                delete(RequestKey).where(RequestKey.claimed_at < cutoff)
+            ).rowcount
+
+    def release(self, key: str) -> None:
+        """Give a claim back, when the claimant failed and a redelivery should act."""
+        with self._db.session() as session, session.begin():
+            session.execute(delete(RequestKey).where(RequestKey.key == key[:200]))

@@ -1,0 +1,83 @@
+"""The web process: Flask serving slack_bolt at /slack/events, Heroku log drains at
+/drain/<token>, Heroku app webhooks at /webhooks/heroku, plus /healthz.
+
+`gunicorn 'bot.web.app:create_app()'` is the Procfile's web line.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, request
+from slack_bolt.adapter.flask import SlackRequestHandler
+
+from bot.config import Config, ConfigError
+from bot.logs import setup_logging
+from bot.registry import RegistryError
+from bot.services import Services
+from bot.store.incidents import Alerts
+from bot.web.bolt_app import build_bolt_app
+from bot.web.heroku_events import HerokuEvents
+from bot.web.heroku_webhooks import heroku_webhooks
+from bot.web.log_drain import MAX_BODY_BYTES, DrainIntake, Flusher
+from handlers.alerts import blocks as alert_blocks
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: Config | None = None) -> Flask:
+    setup_logging()
+    try:
+        config = config or Config.from_env()
+        services = Services(config)
+    except (ConfigError, RegistryError) as error:
+        log.error(str(error))
+        # Exit code 3 is gunicorn's "worker failed to boot": the whole server stops.
+        raise SystemExit(3) from None
+    services.migrate_sqlite_if_behind()
+    if not config.admins:
+        log.warning("DEPLOYBOT_ADMINS is empty: nobody can scale, restart or kill anything")
+    bolt = build_bolt_app(services)
+    slack_handler = SlackRequestHandler(bolt)
+    intake = DrainIntake(services.db, services.request_keys)
+    flusher = Flusher(intake.aggregator, services.metrics).start()
+
+    web = Flask("deploybot")
+    web.extensions["deploybot"] = services
+    web.extensions["deploybot.metrics"] = (intake, flusher)
+    on_event = HerokuEvents(
+        services.registry, Alerts(services.db, blocks_for=alert_blocks), services.observations
+    )
+    web.register_blueprint(
+        heroku_webhooks(services.webhook_secrets.lookup, on_event, services.request_keys)
+    )
+
+    @web.post("/drain/<token>")
+    def drain(token: str):  # type: ignore[no-untyped-def]
+        app = intake.app_for(token)
+        if app is None:
+            return "", 403
+        too_big = (request.content_length or 0) > MAX_BODY_BYTES
+        body = b"" if too_big else request.stream.read(MAX_BODY_BYTES + 1)
+        if too_big or len(body) > MAX_BODY_BYTES:
+            return "", 413
+        intake.receive(app, request.headers, body)
+        return "", 204
+
+    @web.post("/slack/events")
+    def slack_events():  # type: ignore[no-untyped-def]
+        # slack_sdk's verifier raises on a non-numeric timestamp, which bolt turns into a 500.
+        if not request.headers.get("X-Slack-Request-Timestamp", "0").isdigit():
+            return jsonify(error="invalid request"), 401
+        return slack_handler.handle(request)
+
+    @web.get("/healthz")
+    def healthz():  # type: ignore[no-untyped-def]
+        try:
+            services.db.ping()
+        except Exception as error:
+            log.error("health check failed", extra={"error": type(error).__name__})
+            return jsonify(ok=False, database="unreachable"), 503
+        return jsonify(ok=True, database="ok")
+
+    return web

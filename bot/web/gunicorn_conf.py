@@ -1,0 +1,34 @@
+"""gunicorn settings for the web dyno (read by the Procfile's web line)."""
+
+import os
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gthread"
+# Lazy listeners run on bolt's thread pool; gthread keeps acks flowing while they work.
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+timeout = 30
+graceful_timeout = 20
+accesslog = None
+errorlog = "-"
+
+
+def on_starting(server):  # type: ignore[no-untyped-def]
+    # Migrate an empty SQLite file once, in the master, before workers race to do it.
+    from bot.config import Config
+    from bot.store.db import Database
+
+    database = Database(Config.from_env().database_url)
+    if database.is_sqlite and database.needs_migration():
+        database.migrate()
+    database.dispose()
+
+
+def worker_exit(server, worker):  # type: ignore[no-untyped-def]
+    # A restarting dyno tells each waiting follow-up thread it stopped watching, instead of
+    # leaving a Beanstalk update's thread without an ending.
+    extensions = getattr(getattr(worker, "wsgi", None), "extensions", {})
+    if "deploybot" in extensions:
+        extensions["deploybot"].followups.close()
+    if "deploybot.metrics" in extensions:
+        extensions["deploybot.metrics"][1].stop()  # the last seconds of drained traffic

@@ -1,0 +1,89 @@
+"""What a verified Heroku notification means to the bot.
+
+A crashed dyno is an alert for the app's channel; a release is a short notice there and
+arms the autoscaler's deploy guard; a formation change is stored for the worker, so the
+autoscaler knows at its next tick about scaling done by hand. Heroku names the app by its
+Heroku name; the registry turns that into the alias people use (an app the registry does
+not list keeps its Heroku name and has no channel, so its incidents are kept, not posted).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from bot.registry import Registry
+from bot.store.incidents import Alerts
+from bot.store.observations import Observation, Observations
+from policies.heroku_webhooks import WebhookEvent
+from policies.incidents import Event
+
+log = logging.getLogger(__name__)
+
+
+class HerokuEvents:
+    def __init__(
+        self,
+        registry: Registry,
+        alerts: Alerts,
+        observations: Observations,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._registry = registry
+        self._alerts = alerts
+        self._observations = observations
+        self._clock = clock
+
+    def __call__(self, notification: WebhookEvent) -> None:
+        alias = self.alias_of(notification.app)
+        by = f" by {notification.actor}" if notification.actor else ""
+        events: list[Event] = []
+        if notification.resource == "formation":
+            quantity = notification.data.get("quantity")
+            process_type = notification.data.get("type")
+            if isinstance(quantity, int) and isinstance(process_type, str):
+                self._observations.record(
+                    Observation(
+                        alias, "formation", process_type, quantity, notification.at, by.strip()
+                    )
+                )
+        elif notification.resource == "release":
+            version = notification.data.get("version")
+            # Heroku sends `create` (pending) and then `update` (succeeded or failed).
+            status = notification.data.get("status", "succeeded")
+            if isinstance(version, int) and status == "succeeded":
+                description = str(notification.data.get("description") or "").strip()
+                self._observations.record(
+                    Observation(alias, "release", "current", version, notification.at, description)
+                )
+                events.append(
+                    Event(
+                        alias,
+                        "release",
+                        "release",
+                        notification.at,
+                        f"v{version} {description}{by}",
+                    )
+                )
+            elif isinstance(version, int) and status == "failed":
+                events.append(
+                    Event(
+                        alias,
+                        "release_failed",
+                        "release",
+                        notification.at,
+                        f"v{version} failed{by}",
+                        severity="critical",
+                    )
+                )
+        elif (crash := notification.incident_event()) is not None:
+            events.append(Event(alias, crash.kind, crash.subject, crash.at, crash.detail))
+        if events:
+            self._alerts.record(events, self._clock(), self._registry.channel_of)
+
+    def alias_of(self, heroku_name: str) -> str:
+        for target in self._registry.targets():
+            if target.platform == "heroku" and target.name == heroku_name:
+                return target.alias
+        return heroku_name

@@ -1,0 +1,128 @@
+"""`POST /drain/<token>`: Heroku HTTPS log drains in, parsed lines into the aggregator.
+
+Heroku posts `application/logplex-1` bodies and retries a batch it thinks failed with the
+same `Logplex-Frame-Id`; a frame id is claimed once in the database, so a retry landing
+on another web dyno is not counted twice. The URL's secret token names the app: a wrong
+one gets 403 and nothing is parsed. A flusher thread hands the aggregator's windows to the
+store every few seconds; a crash loses at most those seconds of metrics, never a command.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from bot.metrics.aggregate import Aggregator, Window
+from bot.metrics.store import MetricsStore
+from bot.store.db import Database
+from bot.store.models import Drain
+from bot.store.request_keys import RequestKeys
+from policies.logplex import DrainHeaders, parse_body
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1 << 20  # logplex batches are far smaller; anything bigger is not Heroku
+FLUSH_SECONDS = 5.0
+TOKEN_CACHE_SECONDS = 60.0
+MAX_CARRIED = 50_000  # about 12 hours of one app's windows
+
+
+class DrainIntake:
+    def __init__(
+        self,
+        db: Database,
+        request_keys: RequestKeys,
+        aggregator: Aggregator | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._db = db
+        self._request_keys = request_keys
+        self.aggregator = aggregator or Aggregator()
+        self._clock = clock
+        self._apps: dict[str, tuple[float, str]] = {}
+        self._lock = threading.Lock()
+        self.malformed = 0
+
+    def app_for(self, token: str) -> str | None:
+        """The app whose drain URL carries `token`, or None (answer 403)."""
+        return self._app_for(token)
+
+    def receive(self, app: str, headers: Mapping[str, str], body: bytes) -> None:
+        """Count one drain POST for `app` (its token already checked)."""
+        frame = DrainHeaders.from_headers(headers)
+        if frame.frame_id and not self._request_keys.claim(
+            f"drain:{app}:{frame.frame_id}", datetime.now(UTC)
+        ):
+            return  # a retry of a batch already counted
+        parsed = parse_body(body)
+        if parsed.malformed:
+            with self._lock:
+                self.malformed += parsed.malformed
+            log.info(
+                "malformed drain frames skipped", extra={"app": app, "count": parsed.malformed}
+            )
+        self.aggregator.ingest(app, parsed)
+
+    def _app_for(self, token: str) -> str | None:
+        now = self._clock()
+        with self._lock:
+            cached = self._apps.get(token)
+        if cached is not None and now - cached[0] < TOKEN_CACHE_SECONDS:
+            return cached[1]
+        with self._db.session() as session:
+            app = session.scalar(select(Drain.app).where(Drain.token == token))
+        if app is not None:
+            with self._lock:
+                self._apps[token] = (now, app)
+        return app
+
+
+class Flusher:
+    """Moves the aggregator's windows to the store every `interval` seconds."""
+
+    def __init__(
+        self, aggregator: Aggregator, store: MetricsStore, interval: float = FLUSH_SECONDS
+    ):
+        self._aggregator = aggregator
+        self._store = store
+        self._interval = interval
+        self._carried: list[Window] = []
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="metrics-flush", daemon=True)
+
+    def start(self) -> Flusher:
+        self._thread.start()
+        return self
+
+    def flush(self) -> int:
+        windows = [*self._carried, *self._aggregator.drain()]
+        try:
+            saved = self._store.save(windows)
+        except Exception:
+            # Keep them for the next flush rather than lose them; bounded, so a long
+            # database outage costs the oldest windows, not the process's memory.
+            self._carried = windows[-MAX_CARRIED:]
+            raise
+        self._carried = []
+        return saved
+
+    def stop(self) -> None:
+        """Stop the thread and flush what is left (gunicorn's worker_exit calls this)."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=self._interval + 5)
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self._interval):
+            try:
+                self.flush()
+            except Exception:
+                log.exception(
+                    "metrics flush failed; will retry", extra={"carried": len(self._carried)}
+                )

@@ -1,0 +1,239 @@
+"""The detectors' I/O: gather each app's recent traffic windows, autoscaler decisions and
+Beanstalk health, and let `policies.detectors` say which alert conditions hold now.
+
+The worker's watch tick calls `Detectors.run(now)` and hands the events to
+`bot.store.incidents.Alerts.record`. Apps looked at: every app in the registry, plus apps the
+bot drains or autoscales without listing them (`allow_unlisted`), so those keep their
+incidents too (they have no channel, so nobody is told). Per app one windows query, the
+decisions when autoscaling is on, and for a Beanstalk app exactly one
+`describe_environment_health` call; a platform failure is logged and skips only that
+app's health, never the run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select
+
+from bot.actions.path import Resolved
+from bot.metrics.aggregate import WINDOW_SECONDS, Window
+from bot.metrics.store import MetricsStore
+from bot.platforms.base import PlatformError
+from bot.platforms.beanstalk import BeanstalkPlatform
+from bot.registry import Registry, Target, UnknownApp
+from bot.store.autoscale_settings import AutoscaleStore, Decision, Settings
+from bot.store.db import Database
+from bot.store.models import Drain, MetricWindow
+from policies import autoscale
+from policies.detectors import (
+    DEFAULT_DETECTOR_RULES,
+    AppState,
+    DetectorRules,
+    Health,
+    Minute,
+    ScaleDecision,
+    detect,
+)
+from policies.incidents import Event
+from policies.sketch import Sketch
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+LOOKBACK = timedelta(minutes=15)  # covers the longest run a detector needs, and some
+DRAIN_SILENT = timedelta(hours=1)
+
+
+class Detectors:
+    def __init__(
+        self,
+        db: Database,
+        registry: Registry,
+        resolve: Callable[[str], Resolved],
+        rules: DetectorRules = DEFAULT_DETECTOR_RULES,
+        lookback: timedelta = LOOKBACK,
+    ) -> None:
+        self._db = db
+        self._registry = registry
+        self._resolve = resolve
+        self._rules = rules
+        self._lookback = lookback
+        self._metrics = MetricsStore(db)
+        self._autoscale = AutoscaleStore(db)
+
+    @classmethod
+    def from_services(
+        cls, services: Services, rules: DetectorRules = DEFAULT_DETECTOR_RULES
+    ) -> Detectors:
+        """Wired from a `bot.services.Services`: its database, registry and platforms."""
+        return cls(services.db, services.registry, services.resolve, rules)
+
+    def run(self, now: datetime | None = None, only: str | None = None) -> list[Event]:
+        """The events every app's conditions give at `now`, apps in name order (`only`:
+        just that app's)."""
+        now = now or datetime.now(UTC)
+        autoscaled = {s.app: s for s in self._autoscale.all_enabled()}
+        drained = self._drains()
+        listed = set(self._registry.aliases())
+        apps = listed | set(autoscaled) | set(drained)
+        events: list[Event] = []
+        for app in sorted(apps if only is None else apps & {only}):
+            try:
+                target: Target | None = self._registry.resolve(app)
+            except UnknownApp:
+                target = None  # drained or autoscaled without being listed
+            rules = _rules_for(self._rules, target)
+            try:
+                state = self._state(app, target, now, autoscaled.get(app), drained.get(app), rules)
+            except ValueError as error:
+                # A stored window that does not parse: skip the app, keep the rest.
+                log.warning("detectors skipped an app", extra={"app": app, "error": str(error)})
+                continue
+            events += detect(state, now, rules)
+        return events
+
+    def _state(
+        self,
+        app: str,
+        target: Target | None,
+        now: datetime,
+        settings: Settings | None,
+        drain_since: datetime | None,
+        rules: DetectorRules,
+    ) -> AppState:
+        end = int(now.timestamp())
+        windows = self._metrics.windows(app, end - int(self._lookback.total_seconds()), end + 1)
+        newest = _newest_end(windows)
+        low, high = _bounds(settings, target, now) if settings else (None, None)
+        recent: list[Decision] = []
+        if settings is not None:
+            since = now - rules.pinned_for - rules.decision_gap * 2
+            recent = self._autoscale.decisions(app, limit=1000, since=since)  # newest first
+        expected: list[datetime] = []
+        if settings is not None and low is not None and not self._at_min(app, low, recent):
+            # The autoscaler decides from these windows: without them it cannot scale down,
+            # which matters only while it runs more than its min (an app idle at night
+            # sends no router logs and is at its min already: no news).
+            expected.append(_aware(settings.updated_at))
+        if newest is None and (expected or drain_since is not None):
+            newest = self._newest_stored(app)  # only staleness needs to know how old
+        if drain_since is not None and not expected:
+            # Router logs come only with requests, so a drained app that is merely idle
+            # sends nothing: only a drain that never delivered in an hour looks broken.
+            never = newest is None or newest < drain_since
+            if never and now - drain_since >= DRAIN_SILENT:
+                expected.append(drain_since)
+        return AppState(
+            app=app,
+            minutes=tuple(minutes_of(windows)),
+            newest_metrics=newest,
+            watched_since=min(expected) if expected else None,
+            decisions=tuple(ScaleDecision(d.at, d.desired) for d in recent),
+            autoscale_min=low,
+            autoscale_max=high,
+            health=self._health(app, target),
+        )
+
+    def _health(self, app: str, target: Target | None) -> Health | None:
+        """Beanstalk enhanced health, one describe call; None for other apps or on failure."""
+        if target is None or target.platform != "beanstalk":
+            return None  # an unlisted app is a Heroku one: no health to read
+        try:
+            platform = self._resolve(app).platform
+            if not isinstance(platform, BeanstalkPlatform):
+                return None
+            found = platform.environment_health(target.name)
+        except PlatformError as error:
+            log.warning("beanstalk health not read", extra={"app": app, "error": str(error)})
+            return None
+        return Health(
+            color=found.get("Color"),
+            status=found.get("HealthStatus"),
+            causes=tuple(str(c) for c in found.get("Causes") or ()),
+        )
+
+    def _at_min(self, app: str, low: int, recent: list[Decision]) -> bool:
+        # The newest decision says what runs; older than `recent` reaches only when the
+        # autoscaler has not ticked lately.
+        latest = recent[:1] or self._autoscale.decisions(app, limit=1)
+        return bool(latest) and latest[0].actual <= low
+
+    def _drains(self) -> dict[str, datetime]:
+        """Apps with a drain the bot made, and when: from then on their metrics are due."""
+        with self._db.session() as session:
+            return {
+                app: _aware(created)
+                for app, created in session.execute(select(Drain.app, Drain.created_at))
+            }
+
+    def _newest_stored(self, app: str) -> datetime | None:
+        # Only asked when the lookback held nothing: how old the newest window really is.
+        query = select(func.max(MetricWindow.start + MetricWindow.resolution)).where(
+            MetricWindow.app == app
+        )
+        with self._db.session() as session:
+            end = session.scalar(query)
+        return datetime.fromtimestamp(int(end), UTC) if end is not None else None
+
+
+def _rules_for(rules: DetectorRules, target: Target | None) -> DetectorRules:
+    """The thresholds, with what the app's `alerts:` in the registry changes."""
+    changes = target.alert_rules if target is not None else {}
+    return replace(rules, **changes) if changes else rules
+
+
+def _bounds(settings: Settings, target: Target | None, now: datetime) -> tuple[int, int]:
+    """The min and max the autoscaler works within now: a schedule window's, if one covers
+    `now`, else the settings'."""
+    policy = autoscale.Settings(
+        min_dynos=settings.min,
+        max_dynos=settings.max,
+        windows=target.schedule if target is not None else (),
+    )
+    low, high, _ = autoscale.bounds(policy, now)
+    return low, high
+
+
+def minutes_of(windows: Iterable[Window]) -> list[Minute]:
+    """10-second windows folded into whole minutes, oldest first (sketches merged, so the
+    minute's p95 is over all its requests, not an average of six p95s)."""
+    grouped: dict[int, list[Window]] = {}
+    for window in windows:
+        grouped.setdefault(window.start // 60 * 60, []).append(window)
+    minutes = []
+    for start in sorted(grouped):
+        inside = grouped[start]
+        service = Sketch()
+        codes: dict[str, int] = {}
+        for window in inside:
+            service.merge(window.service)
+            for code, n in window.codes.items():
+                codes[code] = codes.get(code, 0) + n
+        minutes.append(
+            Minute(
+                start=datetime.fromtimestamp(start, UTC),
+                requests=sum(w.requests for w in inside),
+                errors=sum(w.statuses.get("5xx", 0) for w in inside),
+                codes=codes,
+                service_p95_ms=service.quantile(0.95) if service.count else None,
+            )
+        )
+    return minutes
+
+
+def _newest_end(windows: list[Window]) -> datetime | None:
+    if not windows:
+        return None
+    return datetime.fromtimestamp(max(w.start for w in windows) + WINDOW_SECONDS, UTC)
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands timestamps back without their zone; they were stored in UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,102 @@
+"""One leader among worker dynos: a PostgreSQL advisory lock, or a file lock on SQLite.
+
+APScheduler 3 cannot share a job store between schedulers, so only the worker holding the
+lease runs jobs; another (`heroku ps:scale worker=2`, or the overlap while Heroku restarts
+dynos) waits and takes over when the leader's connection or process dies: PostgreSQL
+drops a session's advisory locks with the session, the kernel drops a dead process's flock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import zlib
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import text
+
+from bot.store.db import Database
+
+LEASE_NAME = "deploybot-worker"
+_SCHEMA_KEY = "hashtext(coalesce(current_schema(), ''))"
+
+
+class Lease:
+    def __init__(self, db: Database, name: str = LEASE_NAME) -> None:
+        self._db = db
+        # Advisory locks take numbers, and they are database-wide: the second number is
+        # the schema's, so deployments sharing a database in schemas of their own (and
+        # test runs side by side) each have their own leader.
+        self._key = zlib.crc32(name.encode()) & 0x7FFFFFFF
+        self._connection: Any = None
+        self._file: IO[str] | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._connection is not None or self._file is not None
+
+    def try_acquire(self) -> bool:
+        if self.held:
+            return True
+        if self._db.is_sqlite:
+            return self._try_file()
+        connection = self._db.engine.connect()
+        try:
+            got = connection.execute(
+                text(f"SELECT pg_try_advisory_lock(:k, {_SCHEMA_KEY})"), {"k": self._key}
+            )
+            if got.scalar():
+                connection.commit()
+                self._connection = connection
+                return True
+        except Exception:
+            connection.close()
+            raise
+        connection.close()
+        return False
+
+    def still_held(self) -> bool:
+        """False once the lock's session is gone (a database restart, a network cut)."""
+        if self._file is not None:
+            return True
+        if self._connection is None:
+            return False
+        try:
+            self._connection.execute(text("SELECT 1"))
+            self._connection.commit()
+        except Exception:
+            self._connection = None
+            return False
+        return True
+
+    def release(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.execute(
+                    text(f"SELECT pg_advisory_unlock(:k, {_SCHEMA_KEY})"), {"k": self._key}
+                )
+                self._connection.commit()
+            finally:
+                self._connection.close()
+                self._connection = None
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+    def _try_file(self) -> bool:
+        database = self._db.url.split("sqlite:///", 1)[-1] or "deploybot.sqlite3"
+        path = Path(f"{database}.worker-lock")
+        handle = open(path, "a+")  # noqa: SIM115 (held for as long as the lease)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._file = handle
+        return True

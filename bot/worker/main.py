@@ -1,0 +1,201 @@
+"""The worker dyno (`worker: python -m bot worker`): the jobs that run on a clock.
+
+It waits for the leader lease (`bot.worker.lease`), then runs an APScheduler BackgroundScheduler
+while the main thread keeps checking that the lease still holds; losing it stops the
+scheduler and exits non-zero, so Heroku restarts the dyno and it queues for the lease again.
+All state is in the database, so a restarted worker picks up where the last one stopped.
+
+Jobs: the autoscale tick (every 15 s), send the alert outbox to Slack (every 5 s, honouring
+Retry-After), run the alert detectors and resolve quiet incidents (every 60 s), store Beanstalk
+health reports as traffic windows (every 10 s), expire confirmation
+prompts nobody answered (their messages say so), fold and roll up traffic windows, forget
+old request keys and sent alerts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from slack_sdk import WebClient
+from slack_sdk.webhook import WebhookClient
+
+from bot.actions.path import expired_text
+from bot.config import Config
+from bot.metrics.store import MetricsStore
+from bot.services import Services
+from bot.store.confirmations import Confirmations
+from bot.store.db import Database
+from bot.store.incidents import Alerts
+from bot.store.request_keys import KEEP, RequestKeys
+from bot.worker.autoscale import Autoscaler
+from bot.worker.beanstalk_sampler import BeanstalkSampler
+from bot.worker.detectors import Detectors
+from bot.worker.lease import Lease
+from bot.worker.outbox_sender import OutboxSender
+from handlers.alerts import blocks as alert_blocks
+
+log = logging.getLogger(__name__)
+
+LEASE_RETRY_SECONDS = 5.0  # a waiting worker takes over within this of the leader's death
+KEEP_SENT_ALERTS = timedelta(days=7)
+
+
+def _seconds(name: str, default: float) -> float:
+    # Tests run the jobs on a faster clock; production keeps the defaults.
+    return float(os.environ.get(name, default))
+
+
+class Worker:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.db = Database(config.database_url)
+        self.lease = Lease(self.db)
+        self.confirmations = Confirmations(self.db)
+        self.metrics = MetricsStore(self.db)
+        self.request_keys = RequestKeys(self.db)
+        self.alerts = Alerts(self.db, blocks_for=alert_blocks)
+        self.stopping = threading.Event()
+        self._services: Services | None = None
+        self._scaler: Autoscaler | None = None
+        self._sender: OutboxSender | None = None
+        self._sampler: BeanstalkSampler | None = None
+        self._detectors: Detectors | None = None
+
+    def expire_prompts(self) -> int:
+        """Turn prompts past their expiry into "expired" messages, once each."""
+        now = datetime.now(UTC)
+        expired = self.confirmations.expire_due(now)
+        for pending, response_url in expired:
+            if not response_url:
+                continue
+            response = WebhookClient(response_url, timeout=10).send(
+                text=expired_text(pending), replace_original=True, response_type="in_channel"
+            )
+            if response.status_code != 200:
+                # Slack allows a response_url 30 minutes; the state is right either way.
+                log.info("expired prompt not updated", extra={"status": response.status_code})
+        if expired:
+            log.info("prompts expired", extra={"count": len(expired)})
+        return len(expired)
+
+    def compact_metrics(self) -> dict[str, int]:
+        done = self.metrics.compact(int(datetime.now(UTC).timestamp()))
+        log.info("metrics compacted", extra=done)
+        return done
+
+    def forget_request_keys(self) -> int:
+        now = datetime.now(UTC)
+        self.alerts.outbox.forget_sent_before(now - KEEP_SENT_ALERTS)
+        return self.request_keys.forget_older_than(now - KEEP)
+
+    def autoscale(self) -> int:
+        return len(self._autoscaler().tick())
+
+    def send_alerts(self, now: datetime | None = None) -> int:
+        """Send what the outbox holds; a Slack outage leaves it there for the next run."""
+        if not self.config.slack_bot_token:
+            return 0
+        if self._sender is None:
+            # No retry handler for 429s: the sender honours Retry-After without sleeping.
+            client = WebClient(
+                token=self.config.slack_bot_token, base_url=self.config.slack_api_url
+            )
+            self._sender = OutboxSender(self.db, client)
+        report = self._sender.send_due(now or datetime.now(UTC))
+        if report.retrying or report.failed:
+            log.warning(
+                "alerts delayed",
+                extra={"sent": report.sent, "retrying": report.retrying, "failed": report.failed},
+            )
+        return report.sent
+
+    def watch(self, now: datetime | None = None) -> int:
+        """Fold what the detectors see (`bot.worker.detectors`: router errors, slow or failing
+        responses, pinned at max, stale metrics, Beanstalk health) into incidents; quiet
+        incidents resolve. Returns how many incidents changed."""
+        services = self.services()
+        now = now or datetime.now(UTC)
+        if self._detectors is None:
+            self._detectors = Detectors.from_services(services)
+        events = self._detectors.run(now)
+        return len(self.alerts.record(events, now, services.registry.channel_of).incidents)
+
+    def sample_beanstalk(self) -> int:
+        """Store each Beanstalk environment's latest 10 s health report as a window."""
+        if self._sampler is None:
+            services = self.services()
+            self._sampler = BeanstalkSampler(services.registry, services.resolve, self.metrics)
+        return self._sampler.poll()
+
+    def services(self) -> Services:
+        # Built on first use: its platform clients make no call until then.
+        if self._services is None:
+            self._services = Services(self.config, source="autoscaler")
+        return self._services
+
+    def _autoscaler(self) -> Autoscaler:
+        if self._scaler is None:
+            services = self.services()
+            outbox = self.alerts.outbox
+
+            def notify(channel: str | None, text: str) -> None:
+                # Through the outbox: a Slack outage delays the notice and loses nothing.
+                if channel:
+                    outbox.enqueue(f"autoscale:{channel}", channel, "post", text, datetime.now(UTC))
+
+            self._scaler = Autoscaler(services, notify)
+        return self._scaler
+
+    def scheduler(self) -> BackgroundScheduler:
+        scheduler = BackgroundScheduler(
+            timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1}
+        )
+        jobs: list[tuple[Any, float]] = [
+            (self.autoscale, _seconds("DEPLOYBOT_AUTOSCALE_SECONDS", 15)),
+            (self.send_alerts, _seconds("DEPLOYBOT_ALERTS_SECONDS", 5)),
+            (self.watch, _seconds("DEPLOYBOT_WATCH_SECONDS", 60)),
+            (self.sample_beanstalk, _seconds("DEPLOYBOT_BEANSTALK_SECONDS", 10)),
+            (self.expire_prompts, _seconds("DEPLOYBOT_EXPIRE_SECONDS", 30)),
+            (self.compact_metrics, _seconds("DEPLOYBOT_COMPACT_SECONDS", 600)),
+            (self.forget_request_keys, _seconds("DEPLOYBOT_FORGET_SECONDS", 3600)),
+        ]
+        for job, every in jobs:
+            scheduler.add_job(
+                job, "interval", seconds=every, id=job.__name__, next_run_time=datetime.now(UTC)
+            )
+        return scheduler
+
+    def run(self) -> int:
+        """Wait for the lease, run the jobs while it holds; the exit code says why it ended."""
+        log.info("worker waiting for the lease")
+        while not self.lease.try_acquire():
+            if self.stopping.wait(_seconds("DEPLOYBOT_LEASE_RETRY_SECONDS", LEASE_RETRY_SECONDS)):
+                return 0
+        log.info("worker is the leader", extra={"pid": os.getpid()})
+        scheduler = self.scheduler()
+        scheduler.start()
+        try:
+            while not self.stopping.wait(_seconds("DEPLOYBOT_LEASE_CHECK_SECONDS", 10)):
+                if not self.lease.still_held():
+                    log.error("worker lost the lease; exiting so Heroku restarts it")
+                    return 1
+            return 0
+        finally:
+            scheduler.shutdown(wait=True)
+            self.lease.release()
+            self.db.dispose()
+            log.info("worker stopped")
+
+
+def main() -> int:
+    worker = Worker(Config.from_env())
+    # Heroku sends SIGTERM and waits 30 s: finish the running job, then let go of the lease.
+    signal.signal(signal.SIGTERM, lambda *_: worker.stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: worker.stopping.set())
+    return worker.run()

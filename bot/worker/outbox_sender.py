@@ -1,0 +1,284 @@
+"""Alert delivery that loses nothing: the sender that empties the outbox (`bot.store.outbox`) into Slack.
+
+Whoever decides an alert writes it with `Outbox.enqueue` in its own transaction, so a
+decision and its message are stored together or not at all. The worker calls
+`OutboxSender.send_due(now)`: per incident, rows go out strictly in order (the first
+`post` makes the message, an `update` edits it with chat.update, a `reply` goes into its
+thread), and a row that cannot go now holds back the rows behind it.
+
+- A row is claimed with a conditional UPDATE before the Slack call, so two senders never
+  send the same row; a claim expires (`lease`) in case its sender dies mid-call.
+- It is marked sent right after Slack answers ok. The one window left for a duplicate is
+  a sender dying between Slack's answer and that commit: Slack has no idempotency key.
+- HTTP 429: wait Slack's `Retry-After` and stop this round (the limit is the app's, not
+  the row's). 5xx, connection errors and Slack's own transient errors: exponential
+  backoff for that incident only. Other Slack errors (`channel_not_found`, …) mark the
+  row failed with the error, so one bad channel cannot stall the rest forever.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.error import URLError
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from sqlalchemy import and_, or_, select, update
+
+from bot.store.db import Database
+from bot.store.models import AlertOutboxEntry, IncidentRow
+
+log = logging.getLogger(__name__)
+
+# Slack's answers that mean "try again later" even with HTTP 200.
+TRANSIENT_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+
+
+@dataclass
+class SendReport:
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    rate_limited_until: datetime | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+class _Retry(Exception):
+    def __init__(self, error: str, after: float | None = None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.after = after  # seconds Slack asked for; None: use the backoff
+
+
+class _RateLimited(_Retry):
+    pass
+
+
+class _Failed(Exception):
+    pass
+
+
+class OutboxSender:
+    """Sends due outbox rows through `client`, which must not retry 429s on its own:
+    a sleeping client would hold a claim and the worker's job thread for the whole wait."""
+
+    def __init__(
+        self,
+        db: Database,
+        client: WebClient,
+        *,
+        lease: timedelta = timedelta(seconds=60),
+        backoff: timedelta = timedelta(seconds=2),
+        max_backoff: timedelta = timedelta(minutes=5),
+        batch: int = 500,
+    ) -> None:
+        if any(isinstance(h, RateLimitErrorRetryHandler) for h in client.retry_handlers):
+            raise ValueError("give OutboxSender a WebClient without RateLimitErrorRetryHandler")
+        self._db = db
+        self._client = client
+        self._lease = lease
+        self._backoff = backoff
+        self._max_backoff = max_backoff
+        self._batch = batch
+        # Slack's limit is the app's: after a 429 nothing goes until Retry-After has passed.
+        # In memory only, since the worker's one leader is the only sender in production;
+        # the limited row itself also waits in the database.
+        self._paused_until: datetime | None = None
+
+    def send_due(self, now: datetime) -> SendReport:
+        """Send every row that is due, in order per incident; returns what happened."""
+        report = SendReport()
+        if self._paused_until is not None and now < self._paused_until:
+            report.rate_limited_until = self._paused_until
+            return report
+        held: set[str] = set()  # incidents whose head row could not go this round
+        while True:
+            heads = [row for row in self._heads(now) if row.incident_key not in held]
+            if not heads:
+                return report
+            for row in heads:
+                if not self._claim(row.id, now):
+                    held.add(row.incident_key)
+                    continue
+                try:
+                    ts = self._deliver(row)
+                except _RateLimited as limited:
+                    until = now + timedelta(seconds=limited.after or 1)
+                    self._release(row.id, until, limited.error)
+                    report.retrying += 1
+                    report.rate_limited_until = self._paused_until = until
+                    return report
+                except _Retry as retry:
+                    delay = self._delay(row.attempts + 1)
+                    self._release(row.id, now + delay, retry.error)
+                    held.add(row.incident_key)
+                    report.retrying += 1
+                    report.errors.append(retry.error)
+                except _Failed as failed:
+                    self._fail(row.id, str(failed))
+                    report.failed += 1
+                    report.errors.append(str(failed))
+                    log.warning("alert not sent", extra={"id": row.id, "error": str(failed)})
+                else:
+                    self._mark_sent(row, ts, now)
+                    report.sent += 1
+
+    # -- the database side -------------------------------------------------------------
+
+    def _heads(self, now: datetime) -> list[AlertOutboxEntry]:
+        """The first unsent row of each incident, if it may be sent now."""
+        with self._db.session() as session:
+            rows = session.scalars(
+                select(AlertOutboxEntry)
+                .where(AlertOutboxEntry.state.in_(("pending", "sending")))
+                .order_by(AlertOutboxEntry.id)
+                .limit(self._batch)
+            ).all()
+        heads: dict[str, AlertOutboxEntry] = {}
+        for row in rows:
+            heads.setdefault(row.incident_key, row)
+        return [row for row in heads.values() if _claimable(row, now)]
+
+    def _claim(self, row_id: int, now: datetime) -> bool:
+        # The database decides between two senders: only one UPDATE matches the row.
+        with self._db.session() as session, session.begin():
+            claimed = session.execute(
+                update(AlertOutboxEntry)
+                .where(
+                    AlertOutboxEntry.id == row_id,
+                    or_(
+                        and_(
+                            AlertOutboxEntry.state == "pending",
+                            AlertOutboxEntry.next_attempt_at <= now,
+                        ),
+                        and_(
+                            AlertOutboxEntry.state == "sending",
+                            AlertOutboxEntry.claimed_until <= now,
+                        ),
+                    ),
+                )
+                .values(
+                    state="sending",
+                    claimed_until=now + self._lease,
+                    attempts=AlertOutboxEntry.attempts + 1,
+                )
+            ).rowcount
+        return claimed == 1
+
+    def _release(self, row_id: int, when: datetime, error: str) -> None:
+        with self._db.session() as session, session.begin():
+            session.execute(
+                update(AlertOutboxEntry)
+                .where(AlertOutboxEntry.id == row_id, AlertOutboxEntry.state == "sending")
+                .values(state="pending", next_attempt_at=when, claimed_until=None, last_error=error)
+            )
+
+    def _fail(self, row_id: int, error: str) -> None:
+        with self._db.session() as session, session.begin():
+            session.execute(
+                update(AlertOutboxEntry)
+                .where(AlertOutboxEntry.id == row_id, AlertOutboxEntry.state == "sending")
+                .values(state="failed", claimed_until=None, last_error=error)
+            )
+
+    def _mark_sent(self, row: AlertOutboxEntry, ts: str | None, now: datetime) -> None:
+        with self._db.session() as session, session.begin():
+            session.execute(
+                update(AlertOutboxEntry)
+                .where(AlertOutboxEntry.id == row.id)
+                .values(state="sent", ts=ts, sent_at=now, claimed_until=None, last_error=None)
+            )
+            if row.kind == "post" or ts is not None:
+                # The incident remembers its message, for buttons and for later updates.
+                session.execute(
+                    update(IncidentRow)
+                    .where(IncidentRow.key == row.incident_key, IncidentRow.message_ts.is_(None))
+                    .values(channel=row.channel, message_ts=ts)
+                )
+
+    def _message_ts(self, row: AlertOutboxEntry) -> str | None:
+        """The ts of the incident's newest message in the row's channel, once posted."""
+        with self._db.session() as session:
+            return session.scalar(
+                select(AlertOutboxEntry.ts)
+                .where(
+                    AlertOutboxEntry.incident_key == row.incident_key,
+                    AlertOutboxEntry.channel == row.channel,
+                    AlertOutboxEntry.state == "sent",
+                    AlertOutboxEntry.ts.is_not(None),
+                    AlertOutboxEntry.id < row.id,
+                )
+                .order_by(AlertOutboxEntry.id.desc())
+                .limit(1)
+            )
+
+    def _delay(self, attempts: int) -> timedelta:
+        return min(self._max_backoff, self._backoff * 2 ** max(0, attempts - 1))
+
+    # -- the Slack side ----------------------------------------------------------------
+
+    def _deliver(self, row: AlertOutboxEntry) -> str | None:
+        """Send one row; returns the ts of a new message (None for an update or a reply)."""
+        text = row.payload.get("text") or ""
+        blocks = row.payload.get("blocks")
+        ts = None if row.kind == "post" else self._message_ts(row)
+        try:
+            if row.kind == "update" and ts is not None:
+                self._client.chat_update(channel=row.channel, ts=ts, text=text, blocks=blocks)
+                return None
+            if row.kind == "reply" and ts is not None:
+                self._client.chat_postMessage(
+                    channel=row.channel, text=text, blocks=blocks, thread_ts=ts
+                )
+                return None
+            # A post, or an update or reply whose message never got out (silenced, failed):
+            # a message of its own then, which later updates will edit.
+            answer = self._client.chat_postMessage(channel=row.channel, text=text, blocks=blocks)
+            return str(answer["ts"])
+        except SlackApiError as error:
+            raise _classify(error) from None
+        except (URLError, OSError) as error:  # refused, reset, timed out (TimeoutError too)
+            raise _Retry(f"connection: {error}") from None
+
+
+def _claimable(row: AlertOutboxEntry, now: datetime) -> bool:
+    if row.state == "pending":
+        return _aware(row.next_attempt_at, now) <= now
+    return row.claimed_until is None or _aware(row.claimed_until, now) <= now
+
+
+def _aware(moment: datetime, like: datetime) -> datetime:
+    # SQLite hands timestamps back without their zone; they were stored in UTC.
+    if moment.tzinfo is None and like.tzinfo is not None:
+        return moment.replace(tzinfo=like.tzinfo)
+    return moment
+
+
+def _classify(error: SlackApiError) -> Exception:
+    response = error.response
+    status = response.status_code
+    code = str(response.get("error") or "") if isinstance(response.data, dict) else ""
+    if status == 429:
+        return _RateLimited("ratelimited", _retry_after(response.headers))
+    if status >= 500:
+        return _Retry(f"http {status} {code}".strip())
+    if code in TRANSIENT_ERRORS:
+        return _Retry(code)
+    return _Failed(code or f"http {status}")
+
+
+def _retry_after(headers: Any) -> float | None:
+    for name, value in dict(headers or {}).items():
+        if name.lower() == "retry-after":
+            value = value[0] if isinstance(value, list) else value
+            try:
+                return max(1.0, float(value))
+            except ValueError:
+                return None
+    return None
