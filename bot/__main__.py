@@ -100,6 +100,8 @@ def _console(args: argparse.Namespace) -> int:
 def _check_config(args: argparse.Namespace) -> int:
     import os
 
+    from bot import preflight
+
     Config.from_env()
     registry = Registry.load(args.file) if args.file else Registry.from_env()
     where = registry.source or "no registry file (every Heroku app by its own name)"
@@ -107,7 +109,7 @@ def _check_config(args: argparse.Namespace) -> int:
     for target in registry.targets():
         place = target.name if target.platform == "heroku" else f"{target.name} ({target.region})"
         print(f"  {target.alias}: {target.platform} {place}")
-    problems = registry.problems(os.environ)
+    problems = preflight.problems(Config.from_env(), registry, os.environ)
     for problem in problems:
         print(f"problem: {problem}", file=sys.stderr)
     if problems:
@@ -201,14 +203,17 @@ def _migrate(_args: argparse.Namespace) -> int:
 
 
 def _socket(_args: argparse.Namespace) -> int:
+    import os
+
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
+    from bot import preflight
     from bot.services import Services
     from bot.web.bolt_app import build_bolt_app
 
     setup_logging()
     config = Config.from_env()
-    config.require("SLACK_APP_TOKEN")
+    preflight.require("socket", config, Registry.from_env(), os.environ)
     services = Services(config)
     services.migrate_sqlite_if_behind()
     SocketModeHandler(build_bolt_app(services), config.slack_app_token).start()
@@ -216,9 +221,14 @@ def _socket(_args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    from bot import preflight
     from bot.web.app import create_app
 
     config = Config.from_env()
+    # Checked before create_app, which migrates a SQLite database.
+    preflight.require("serve", config, Registry.from_env(), os.environ)
     create_app(config).run(host="127.0.0.1", port=args.port or config.port)
     return 0
 

@@ -10,7 +10,8 @@ from slack_sdk import WebClient
 
 from bot.actions.followups import FollowUps
 from bot.actions.gate import Gate
-from bot.actions.path import Actions, Resolved, Result
+from bot.actions.path import Actions
+from bot.actions.results import Resolved, Result
 from bot.actions.usergroups import UserGroups
 from bot.config import Config
 from bot.metrics.store import MetricsStore

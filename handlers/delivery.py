@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot.actions.path import BreakGlass, Changed, Duplicate, Reply, Restarted, Result
+from bot.actions.results import BreakGlass, Changed, Duplicate, Reply, Restarted, Result
 from handlers.render import break_glass_message, message, settled_message
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.actions.path import (
+from bot.actions.results import (
     AppList,
     BreakGlass,
     Changed,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bot.actions.gate import Gate
-from bot.actions.path import Actions, Reply, Resolved
+from bot.actions.path import Actions
+from bot.actions.results import Reply, Resolved
 from bot.platforms.heroku import HerokuPlatform
 from bot.registry import Registry
 from bot.store.audit import Actor, AuditLog

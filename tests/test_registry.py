@@ -155,16 +155,84 @@ def run_check_config(tmp_path, text: str, **env: str):
     )
 
 
+def aws_files(tmp_path, profiles: str) -> dict[str, str]:
+    """An AWS credentials file with `profiles`, and the variables that point boto3 at it."""
+    credentials = tmp_path / "aws-credentials"
+    credentials.write_text(profiles)
+    return {
+        "AWS_SHARED_CREDENTIALS_FILE": str(credentials),
+        "AWS_CONFIG_FILE": str(tmp_path / "aws-config-absent"),
+    }
+
+
+PROD_PROFILE = "[prod]\naws_access_key_id = AKIAEXAMPLE\naws_secret_access_key = x\n"
+
+
 def test_check_config_accepts_a_good_file_and_rejects_a_broken_one(tmp_path):
-    good = run_check_config(tmp_path, GOOD, HEROKU_API_KEY_PROD="x", HEROKU_API_KEY_STAGING="y")
+    good = run_check_config(
+        tmp_path,
+        GOOD,
+        HEROKU_API_KEY_PROD="x",
+        HEROKU_API_KEY_STAGING="y",
+        **aws_files(tmp_path, PROD_PROFILE),
+    )
     assert good.returncode == 0, good.stderr
     assert "shop: beanstalk shop-prod (eu-west-1)" in good.stdout
-    missing = run_check_config(tmp_path, GOOD, HEROKU_API_KEY_PROD="x")
+    missing = run_check_config(
+        tmp_path, GOOD, HEROKU_API_KEY_PROD="x", **aws_files(tmp_path, PROD_PROFILE)
+    )
     assert missing.returncode == 1
     assert "HEROKU_API_KEY_STAGING is not set" in missing.stderr
     broken = run_check_config(tmp_path, GOOD.replace("eu-west-1", "mars"))
     assert broken.returncode == 2
     assert "deploybot.yml:15:" in broken.stderr and "Traceback" not in broken.stderr
+
+
+def test_check_config_names_beanstalk_apps_whose_aws_credentials_are_missing(tmp_path):
+    keys = {"HEROKU_API_KEY_PROD": "x", "HEROKU_API_KEY_STAGING": "y"}
+    no_profile = run_check_config(tmp_path, GOOD, **keys, **aws_files(tmp_path, "[other]\n"))
+    assert no_profile.returncode == 1
+    assert "shop: AWS profile `prod` is not in" in no_profile.stderr
+    chain = GOOD.replace("    aws_profile: prod\n", "")
+    nothing = run_check_config(tmp_path, chain, **keys, **aws_files(tmp_path, ""))
+    assert nothing.returncode == 1
+    assert "shop: no AWS credentials found through the default chain" in nothing.stderr
+    from_env = run_check_config(
+        tmp_path,
+        chain,
+        **keys,
+        **aws_files(tmp_path, ""),
+        AWS_ACCESS_KEY_ID="AKIAEXAMPLE",
+        AWS_SECRET_ACCESS_KEY="x",
+    )
+    assert from_env.returncode == 0, from_env.stderr
+
+
+def test_serve_refuses_to_start_before_migrating_when_the_environment_is_incomplete(tmp_path):
+    path = tmp_path / "deploybot.yml"
+    path.write_text(GOOD)
+    database = tmp_path / "deploybot.sqlite3"
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "serve"],
+        env={
+            "PATH": os.environ["PATH"],
+            "PYTHONPATH": str(ROOT),
+            "DEPLOYBOT_CONFIG": str(path),
+            "DATABASE_URL": f"sqlite:///{database}",
+            "SLACK_BOT_TOKEN": "xoxb-1",
+            "SLACK_SIGNING_SECRET": "s",
+            "HEROKU_API_KEY_PROD": "x",
+            **aws_files(tmp_path, PROD_PROFILE),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert "HEROKU_API_KEY_STAGING is not set" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not database.exists()
 
 
 def test_suggestions_read_naturally():

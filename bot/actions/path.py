@@ -9,27 +9,42 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import datetime
 from threading import Event
 
+from bot.actions.autoscaling import AutoscaleCommands
+from bot.actions.connections import Connections
 from bot.actions.gate import Gate
+from bot.actions.results import (
+    AppList,
+    BreakGlass,
+    Changed,
+    Duplicate,
+    History,
+    Metrics,
+    NeedsConfirmation,
+    PlatformMetrics,
+    Reply,
+    Resolved,
+    Restarted,
+    Result,
+    Status,
+    expired_text,
+)
 from bot.actions.usergroups import GroupLookupFailed
-from bot.metrics.aggregate import Summary, summarize
+from bot.metrics.aggregate import summarize
 from bot.metrics.report import series
 from bot.metrics.store import MetricsStore
 from bot.platforms.base import (
-    AppStatus,
     Formation,
-    Platform,
     PlatformError,
     Settled,
-    Traffic,
     formation_map,
 )
 from bot.registry import Target, UnknownApp
-from bot.store.audit import Actor, AuditLog, Entry, utcnow
-from bot.store.autoscale_settings import DEFAULT_TARGET, AutoscaleStore, Pin, Settings, parse_target
+from bot.store.audit import Actor, AuditLog, utcnow
+from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.confirmations import Confirmations, Pending
 from bot.store.drains import Drains
 from bot.store.incidents import Alerts
@@ -45,136 +60,12 @@ from policies.commands import (
     plan_scale,
     stops_dynos,
 )
-from policies.heroku_webhooks import WEBHOOK_PATH
 from policies.sizes import check_size
 
 log = logging.getLogger(__name__)
 
 # Beanstalk updates usually take 2–10 minutes; past this the follow-up says to look in AWS.
 FOLLOW_UP_TIMEOUT = 30 * 60.0
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A sentence for the asker; `public` replies are shown to the whole channel."""
-
-    text: str
-    public: bool = False
-
-
-@dataclass(frozen=True)
-class BreakGlass:
-    """An admin forced a change through a freeze: said in the app's home channel."""
-
-    user_id: str
-    command: str
-    freeze_reason: str
-    reason: str
-    channel: str | None  # the app's home channel; None: the channel it was asked in
-
-
-@dataclass(frozen=True)
-class Changed:
-    app: str
-    verb: str
-    user_id: str
-    before: tuple[Formation, ...]
-    after: tuple[Formation, ...]
-    confirmed_by: str | None = None
-    audit_id: int | None = None
-    slow: bool = False  # the platform is still applying it: follow up when it settles
-    break_glass: BreakGlass | None = None
-
-
-@dataclass(frozen=True)
-class Restarted:
-    app: str
-    target: str | None
-    user_id: str
-    audit_id: int | None = None
-    slow: bool = False
-    unit: str = "dyno"
-    break_glass: BreakGlass | None = None
-
-
-@dataclass(frozen=True)
-class AppList:
-    apps: tuple[Target, ...]
-    may_change: bool
-    unlisted_heroku: bool
-
-
-@dataclass(frozen=True)
-class Status:
-    status: AppStatus
-
-
-@dataclass(frozen=True)
-class NeedsConfirmation:
-    id: str
-    app: str
-    verb: str
-    user_id: str
-    before: dict[str, tuple[int, str]]
-    targets: dict[str, tuple[int, str | None]]
-    expires_at: datetime
-    unit: str = "dyno"
-    approval: str | None = None  # why a second person must approve; None: requester confirms
-    cost: str | None = None  # the monthly cost change, e.g. "≈ $75/month → $0/month"
-
-
-@dataclass(frozen=True)
-class History:
-    app: str | None
-    entries: tuple[Entry, ...]
-
-
-@dataclass(frozen=True)
-class Metrics:
-    app: str
-    minutes: int
-    summary: Summary
-    drained: bool  # whether the bot has a drain on this app at all
-    rates: tuple[float | None, ...] = ()  # requests per minute, for a sparkline
-    p95s: tuple[float | None, ...] = ()  # p95 service time (ms) per bucket
-
-
-@dataclass(frozen=True)
-class PlatformMetrics:
-    """Traffic the platform itself reports (Beanstalk: CloudWatch and its health)."""
-
-    app: str
-    minutes: int
-    traffic: Traffic
-
-
-@dataclass(frozen=True)
-class Duplicate:
-    """Another delivery of a request already handled (by this process or another): the
-    first delivery answers, so this one says nothing."""
-
-    key: str
-
-
-Result = (
-    Reply
-    | Changed
-    | Restarted
-    | Status
-    | NeedsConfirmation
-    | AppList
-    | History
-    | Metrics
-    | Duplicate
-)
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """An alias resolved to its registry entry and the platform client that reaches it."""
-
-    target: Target
-    platform: Platform
 
 
 class Actions:
@@ -204,9 +95,8 @@ class Actions:
         self._own_app = own_app  # HEROKU_APP_NAME: the app this bot runs on
         self._metrics = metrics
         self._drains = drains
-        self._public_url = public_url  # DEPLOYBOT_URL: where Heroku sends drained logs
-        self._autoscale = autoscale
-        self._webhook_secrets = webhook_secrets
+        self._connections = Connections(audit, now, public_url, drains, webhook_secrets)
+        self._autoscaling = AutoscaleCommands(autoscale, audit, now) if autoscale else None
         # The sandbox's traffic player; None outside the sandbox console.
         self._simulate = simulate
         self._alerts = alerts
@@ -267,11 +157,13 @@ class Actions:
             if command.verb == "metrics":
                 return self._metrics_of(command.app, command.limit or 60)
             if command.verb == "drain":
-                return self._drain(actor, resolved, command)
+                return self._connections.drain(actor, resolved, command)
             if command.verb == "watch":
-                return self._watch(actor, resolved, command)
+                return self._connections.watch(actor, resolved, command)
             if command.verb in ("autoscale", "pin"):
-                return self._autoscaling(actor, resolved, command)
+                if self._autoscaling is None:
+                    return Reply("This bot has no autoscaler.")
+                return self._autoscaling.run(actor, resolved, command)
             return self._scale_or_kill(actor, resolved, command)
         except (PlatformError, CommandError, UnknownApp) as error:
             return Reply(str(error))
@@ -432,155 +324,6 @@ class Actions:
         drained = self._drains.get(app) is not None
         return Metrics(app, minutes, summary, drained, tuple(rates), tuple(p95s))
 
-    def _drain(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
-        app = command.app or ""
-        if resolved.target.platform != "heroku" or not hasattr(resolved.platform, "add_log_drain"):
-            return Reply(
-                f"`{app}` is not a Heroku app: log drains are a Heroku feature. "
-                "Beanstalk traffic comes from its health reports and CloudWatch."
-            )
-        if self._drains is None or not self._public_url:
-            return Reply(
-                "I do not know my own public URL, so Heroku could not reach a drain. "
-                "An admin should set DEPLOYBOT_URL (e.g. https://my-deploybot.herokuapp.com)."
-            )
-        drain = self._drains.get_or_create(app, self._public_url, actor.user_id, self._now())
-        entry = self._audit.start(
-            actor, "drain", app, command.text(), None, {"url": drain.shown_url}
-        )
-        try:
-            drain_id = resolved.platform.add_log_drain(resolved.target.name, drain.url)
-        except PlatformError as error:
-            self._audit.finish(entry, _failed_outcome(error), error=str(error))
-            raise
-        self._drains.set_drain_id(app, drain_id)
-        self._audit.finish(entry, "ok", after={"drain_id": drain_id})
-        return Reply(
-            f"`{app}` now drains its logs to me ({drain.shown_url}, Heroku drain `{drain_id}`). "
-            f"Traffic shows in `/deploy metrics {app}` within a minute."
-        )
-
-    def _watch(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
-        app = command.app or ""
-        if resolved.target.platform != "heroku" or not hasattr(resolved.platform, "add_webhook"):
-            return Reply(
-                f"`{app}` is not a Heroku app: app webhooks are a Heroku feature. "
-                "I watch Beanstalk environments through their health reports already."
-            )
-        if self._webhook_secrets is None or not self._public_url:
-            return Reply(
-                "I do not know my own public URL, so Heroku could not reach me. "
-                "An admin should set DEPLOYBOT_URL (e.g. https://my-deploybot.herokuapp.com)."
-            )
-        name = resolved.target.name
-        url = f"{self._public_url.rstrip('/')}{WEBHOOK_PATH}"
-        secret = self._webhook_secrets.new_secret()
-        entry = self._audit.start(actor, "watch", app, command.text(), None, {"url": url})
-        try:
-            # Saved first: Heroku may deliver before it answers, and a delivery signed with
-            # a secret we do not know yet would be refused. A failed call leaves an unused
-            # secret, replaced by the next `watch`.
-            self._webhook_secrets.save(name, secret, url, actor.user_id, self._now())
-            webhook_id = resolved.platform.add_webhook(name, url, secret)
-        except PlatformError as error:
-            self._audit.finish(entry, _failed_outcome(error), error=str(error))
-            raise
-        self._webhook_secrets.save(name, secret, url, actor.user_id, self._now(), webhook_id)
-        self._audit.finish(entry, "ok", after={"webhook_id": webhook_id})
-        where = (
-            f"alerts go to <#{resolved.target.channel}>"
-            if resolved.target.channel
-            else "but it has no channel in the registry, so nobody is told: add `channel:`"
-        )
-        return Reply(
-            f"I am watching `{app}`: dyno crashes, releases and formation changes now reach me "
-            f"(Heroku webhook `{webhook_id}`), and {where}."
-        )
-
-    def _autoscaling(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
-        app = command.app or ""
-        if self._autoscale is None:
-            return Reply("This bot has no autoscaler.")
-        now = self._now()
-        if command.verb == "autoscale" and command.mode == "status":
-            return Reply(self._autoscale_status(app, now, resolved.target))
-        entry = self._audit.start(actor, command.verb, app, command.text(), None, None)
-        if command.verb == "pin":
-            if command.mode == "off":
-                gone = self._autoscale.unpin(app)
-                text = (
-                    f"<@{actor.user_id}> unpinned `{app}`." if gone else f"`{app}` was not pinned."
-                )
-            else:
-                quantity = command.changes[0].amount
-                until = now + timedelta(minutes=command.limit or 60)
-                self._autoscale.set_pin(Pin(app, quantity, until, actor.user_id))
-                text = (
-                    f"<@{actor.user_id}> pinned `{app}` at web={quantity} until "
-                    f"<!date^{int(until.timestamp())}^{{time}}|{until:%H:%M} UTC>: "
-                    "the autoscaler holds it there."
-                )
-            self._audit.finish(entry, "ok")
-            return Reply(text, public=True)
-        current = self._autoscale.settings(app)
-        options = dict(command.options)
-        web = formation_map(resolved.platform.formation(resolved.target.name)).get("web", (1, ""))[
-            0
-        ]
-        cap = resolved.target.guardrails.most("web")
-        kind, value = (
-            parse_target(options["target"])
-            if "target" in options
-            else ((current.target_kind, current.target_value) if current else DEFAULT_TARGET)
-        )
-        low = int(options.get("min", current.min if current else max(1, web)))
-        high = int(options.get("max", current.max if current else max(low, cap or 10)))
-        if low > high:
-            self._audit.finish(entry, "refused", error="min above max")
-            return Reply(
-                f"min={low} is more than max={high}: give both, or one that fits the other."
-            )
-        if cap is not None and high > cap:
-            self._audit.finish(entry, "refused", error="max above guardrail")
-            return Reply(
-                f"`{app}` allows at most {cap} web dynos (the registry's `max`), so max={high} is refused."
-            )
-        settings = Settings(app, command.mode or "off", low, high, kind, value, actor.user_id, now)
-        self._autoscale.save(settings)
-        self._audit.finish(entry, "ok", after={"autoscale": settings.describe()})
-        return Reply(
-            f"<@{actor.user_id}> set autoscaling of `{app}`: {settings.describe()}.", public=True
-        )
-
-    def _autoscale_status(self, app: str, now: datetime, target: Target) -> str:
-        assert self._autoscale is not None
-        settings = self._autoscale.settings(app)
-        lines = [
-            f"Autoscaling of `{app}`: {settings.describe() if settings else 'off (never set)'}."
-        ]
-        if target.down_stabilization is not None:
-            minutes = target.down_stabilization.total_seconds() / 60
-            lines.append(
-                f"Scale-down follows the highest wish of the last {minutes:g} min (registry)."
-            )
-        for window in target.schedule:
-            limits = ", ".join(
-                f"{word} {value}"
-                for word, value in (("min", window.min), ("max", window.max))
-                if value is not None
-            )
-            active = " (now)" if window.covers(now) else ""
-            lines.append(f"Schedule: {window.describe()}: {limits}{active}.")
-        pin = self._autoscale.pin(app, now)
-        if pin:
-            lines.append(
-                f"Pinned at web={pin.quantity} until {pin.until:%H:%M} UTC by <@{pin.pinned_by}>."
-            )
-        for decision in self._autoscale.decisions(app):
-            mark = "acted" if decision.acted else "held"
-            lines.append(f"• {decision.at:%H:%M:%S} {mark}: {decision.reason}")
-        return "\n".join(lines)
-
     def _restart(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
         app = command.app or ""
         verdict = self._judge(resolved.target, "restart", {}, {}, command.force, actor.user_id)
@@ -593,7 +336,7 @@ class Actions:
         try:
             platform.restart(resolved.target.name, command.target)
         except PlatformError as error:
-            self._audit.finish(entry, _failed_outcome(error), error=str(error))
+            self._audit.finish(entry, error.outcome, error=str(error))
             raise
         except Exception as error:
             self._audit.finish(entry, "error", error=type(error).__name__)
@@ -693,7 +436,7 @@ class Actions:
         try:
             after = platform.scale(resolved.target.name, targets)
         except PlatformError as error:
-            self._audit.finish(entry, _failed_outcome(error), error=str(error))
+            self._audit.finish(entry, error.outcome, error=str(error))
             raise
         except Exception as error:
             self._audit.finish(entry, "error", error=type(error).__name__)
@@ -713,15 +456,6 @@ class Actions:
                 verdict, actor.user_id, text, _force_of(text), resolved.target
             ),
         )
-
-
-def expired_text(pending: Pending) -> str:
-    """What an expired prompt turns into (on a late click, or when the worker sweeps)."""
-    expired = pending.expires_at.strftime("%H:%M UTC")
-    return (
-        f"<@{pending.user_id}>'s request `{pending.command}` expired at {expired}, so "
-        f"nothing was changed. Run `/deploy {pending.command}` again if it is still wanted."
-    )
 
 
 def _break_glass(
@@ -747,11 +481,6 @@ def _check_sizes(target: Target, command: Command) -> str | None:
             if problem:
                 return problem
     return None
-
-
-def _failed_outcome(error: PlatformError) -> str:
-    # `changed=None` means the request may have landed: "unknown", not "error".
-    return "unknown" if error.changed is None else "error"
 
 
 def _as_json(formation: tuple[Formation, ...]) -> dict[str, list[object]]:

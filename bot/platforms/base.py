@@ -79,6 +79,12 @@ class PlatformError(Exception):
         super().__init__(message)
         self.changed = changed
 
+    @property
+    def outcome(self) -> str:
+        """The audit outcome: `changed=None` means the request may have landed, so
+        "unknown", not "error"."""
+        return "unknown" if self.changed is None else "error"
+
 
 class Platform(Protocol):
     """What the actions path needs from a platform; the same verbs on every platform."""

@@ -24,7 +24,7 @@ from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 
 from bot.actions.followups import FollowUps
-from bot.actions.path import Result
+from bot.actions.results import Result
 from bot.config import Config
 from bot.registry import Registry
 from bot.sandbox.fakes.slack import FakeSlack

@@ -23,7 +23,7 @@ from bot.sandbox.fakes.beanstalk import FakeBeanstalk
 from bot.sandbox.fakes.heroku import FakeHeroku
 
 if TYPE_CHECKING:
-    from bot.actions.path import Result
+    from bot.actions.results import Result
     from bot.sandbox.spike import Say
     from bot.services import Services
     from bot.store.audit import Actor

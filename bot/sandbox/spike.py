@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from bot.actions.path import Reply, Result
+from bot.actions.results import Reply, Result
 from bot.platforms.base import PlatformError
 from bot.registry import UnknownApp
 from bot.sandbox.fakes.heroku import FakeHeroku

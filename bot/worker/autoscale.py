@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from bot.actions.gate import AUTOSCALER
-from bot.actions.path import Changed, Reply
+from bot.actions.results import Changed, Reply
 from bot.metrics.store import MetricsStore
 from bot.platforms.base import Platform, PlatformError, formation_map
 from bot.registry import Target, UnknownApp

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
-from bot.actions.path import Resolved
+from bot.actions.results import Resolved
 from bot.metrics.aggregate import WINDOW_SECONDS, Window
 from bot.metrics.store import MetricsStore
 from bot.platforms.base import PlatformError

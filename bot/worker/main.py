@@ -25,7 +25,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
 
-from bot.actions.path import expired_text
+from bot.actions.results import expired_text
 from bot.config import Config
 from bot.metrics.store import MetricsStore
 from bot.services import Services

@@ -1,0 +1,96 @@
+"""`/deploy drain` and `/deploy watch`: connect a Heroku app's router logs (a log drain) and
+its events (an app webhook) to this bot's web dyno, audited like every change."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from bot.actions.results import Reply, Resolved, Result
+from bot.platforms.base import PlatformError
+from bot.store.audit import Actor, AuditLog
+from bot.store.drains import Drains
+from bot.store.webhook_secrets import WebhookSecrets
+from policies.commands import Command
+from policies.heroku_webhooks import WEBHOOK_PATH
+
+
+class Connections:
+    def __init__(
+        self,
+        audit: AuditLog,
+        now: Callable[[], datetime],
+        public_url: str | None,
+        drains: Drains | None,
+        webhook_secrets: WebhookSecrets | None,
+    ) -> None:
+        self._audit = audit
+        self._now = now
+        self._public_url = public_url  # DEPLOYBOT_URL: where Heroku sends logs and events
+        self._drains = drains
+        self._webhook_secrets = webhook_secrets
+
+    def drain(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
+        app = command.app or ""
+        if resolved.target.platform != "heroku" or not hasattr(resolved.platform, "add_log_drain"):
+            return Reply(
+                f"`{app}` is not a Heroku app: log drains are a Heroku feature. "
+                "Beanstalk traffic comes from its health reports and CloudWatch."
+            )
+        if self._drains is None or not self._public_url:
+            return Reply(
+                "I do not know my own public URL, so Heroku could not reach a drain. "
+                "An admin should set DEPLOYBOT_URL (e.g. https://my-deploybot.herokuapp.com)."
+            )
+        drain = self._drains.get_or_create(app, self._public_url, actor.user_id, self._now())
+        entry = self._audit.start(
+            actor, "drain", app, command.text(), None, {"url": drain.shown_url}
+        )
+        try:
+            drain_id = resolved.platform.add_log_drain(resolved.target.name, drain.url)
+        except PlatformError as error:
+            self._audit.finish(entry, error.outcome, error=str(error))
+            raise
+        self._drains.set_drain_id(app, drain_id)
+        self._audit.finish(entry, "ok", after={"drain_id": drain_id})
+        return Reply(
+            f"`{app}` now drains its logs to me ({drain.shown_url}, Heroku drain `{drain_id}`). "
+            f"Traffic shows in `/deploy metrics {app}` within a minute."
+        )
+
+    def watch(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
+        app = command.app or ""
+        if resolved.target.platform != "heroku" or not hasattr(resolved.platform, "add_webhook"):
+            return Reply(
+                f"`{app}` is not a Heroku app: app webhooks are a Heroku feature. "
+                "I watch Beanstalk environments through their health reports already."
+            )
+        if self._webhook_secrets is None or not self._public_url:
+            return Reply(
+                "I do not know my own public URL, so Heroku could not reach me. "
+                "An admin should set DEPLOYBOT_URL (e.g. https://my-deploybot.herokuapp.com)."
+            )
+        name = resolved.target.name
+        url = f"{self._public_url.rstrip('/')}{WEBHOOK_PATH}"
+        secret = self._webhook_secrets.new_secret()
+        entry = self._audit.start(actor, "watch", app, command.text(), None, {"url": url})
+        try:
+            # Saved first: Heroku may deliver before it answers, and a delivery signed with
+            # a secret we do not know yet would be refused. A failed call leaves an unused
+            # secret, replaced by the next `watch`.
+            self._webhook_secrets.save(name, secret, url, actor.user_id, self._now())
+            webhook_id = resolved.platform.add_webhook(name, url, secret)
+        except PlatformError as error:
+            self._audit.finish(entry, error.outcome, error=str(error))
+            raise
+        self._webhook_secrets.save(name, secret, url, actor.user_id, self._now(), webhook_id)
+        self._audit.finish(entry, "ok", after={"webhook_id": webhook_id})
+        where = (
+            f"alerts go to <#{resolved.target.channel}>"
+            if resolved.target.channel
+            else "but it has no channel in the registry, so nobody is told: add `channel:`"
+        )
+        return Reply(
+            f"I am watching `{app}`: dyno crashes, releases and formation changes now reach me "
+            f"(Heroku webhook `{webhook_id}`), and {where}."
+        )

@@ -1,0 +1,145 @@
+"""What the actions path returns: plain result objects that `handlers/render.py` turns into
+Block Kit and the console prints. Nothing here knows about Slack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.metrics.aggregate import Summary
+from bot.platforms.base import AppStatus, Formation, Platform, Traffic
+from bot.registry import Target
+from bot.store.audit import Entry
+from bot.store.confirmations import Pending
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A sentence for the asker; `public` replies are shown to the whole channel."""
+
+    text: str
+    public: bool = False
+
+
+@dataclass(frozen=True)
+class BreakGlass:
+    """An admin forced a change through a freeze: said in the app's home channel."""
+
+    user_id: str
+    command: str
+    freeze_reason: str
+    reason: str
+    channel: str | None  # the app's home channel; None: the channel it was asked in
+
+
+@dataclass(frozen=True)
+class Changed:
+    app: str
+    verb: str
+    user_id: str
+    before: tuple[Formation, ...]
+    after: tuple[Formation, ...]
+    confirmed_by: str | None = None
+    audit_id: int | None = None
+    slow: bool = False  # the platform is still applying it: follow up when it settles
+    break_glass: BreakGlass | None = None
+
+
+@dataclass(frozen=True)
+class Restarted:
+    app: str
+    target: str | None
+    user_id: str
+    audit_id: int | None = None
+    slow: bool = False
+    unit: str = "dyno"
+    break_glass: BreakGlass | None = None
+
+
+@dataclass(frozen=True)
+class AppList:
+    apps: tuple[Target, ...]
+    may_change: bool
+    unlisted_heroku: bool
+
+
+@dataclass(frozen=True)
+class Status:
+    status: AppStatus
+
+
+@dataclass(frozen=True)
+class NeedsConfirmation:
+    id: str
+    app: str
+    verb: str
+    user_id: str
+    before: dict[str, tuple[int, str]]
+    targets: dict[str, tuple[int, str | None]]
+    expires_at: datetime
+    unit: str = "dyno"
+    approval: str | None = None  # why a second person must approve; None: requester confirms
+    cost: str | None = None  # the monthly cost change, e.g. "≈ $75/month → $0/month"
+
+
+@dataclass(frozen=True)
+class History:
+    app: str | None
+    entries: tuple[Entry, ...]
+
+
+@dataclass(frozen=True)
+class Metrics:
+    app: str
+    minutes: int
+    summary: Summary
+    drained: bool  # whether the bot has a drain on this app at all
+    rates: tuple[float | None, ...] = ()  # requests per minute, for a sparkline
+    p95s: tuple[float | None, ...] = ()  # p95 service time (ms) per bucket
+
+
+@dataclass(frozen=True)
+class PlatformMetrics:
+    """Traffic the platform itself reports (Beanstalk: CloudWatch and its health)."""
+
+    app: str
+    minutes: int
+    traffic: Traffic
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """Another delivery of a request already handled (by this process or another): the
+    first delivery answers, so this one says nothing."""
+
+    key: str
+
+
+Result = (
+    Reply
+    | Changed
+    | Restarted
+    | Status
+    | NeedsConfirmation
+    | AppList
+    | History
+    | Metrics
+    | Duplicate
+)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """An alias resolved to its registry entry and the platform client that reaches it."""
+
+    target: Target
+    platform: Platform
+
+
+def expired_text(pending: Pending) -> str:
+    """What an expired prompt turns into (on a late click, or when the worker sweeps)."""
+    expired = pending.expires_at.strftime("%H:%M UTC")
+    return (
+        f"<@{pending.user_id}>'s request `{pending.command}` expired at {expired}, so "
+        f"nothing was changed. Run `/deploy {pending.command}` again if it is still wanted."
+    )

@@ -1,0 +1,89 @@
+"""What must hold before a process starts, checked offline: the settings the process needs,
+the credentials the registry names, and AWS credentials for every Beanstalk app.
+
+`deploybot check-config` prints every problem; `serve` and `socket` refuse to start (before
+any migration) while one stands, with the same sentences.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+from bot.config import Config, ConfigError
+from bot.registry import Registry, Target
+
+# What each process needs from the environment, by Config field name.
+NEEDS = {
+    "serve": ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"),
+    "socket": ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"),
+}
+
+
+def problems(config: Config, registry: Registry, env: Mapping[str, str]) -> list[str]:
+    """Every problem found, each a sentence naming the setting and what to do."""
+    found = list(registry.problems(env))
+    found += aws_problems(registry.targets(), env)
+    return found
+
+
+def require(process: str, config: Config, registry: Registry, env: Mapping[str, str]) -> None:
+    """Raise ConfigError naming every problem that would stop `process` at run time."""
+    config.require(*NEEDS.get(process, ()))
+    found = problems(config, registry, env)
+    if found:
+        raise ConfigError(
+            "; ".join(found) + ". Fix these, then start again (`deploybot check-config` "
+            "lists them)."
+        )
+
+
+def aws_problems(targets: list[Target], env: Mapping[str, str]) -> list[str]:
+    """Beanstalk apps whose AWS credentials boto3's chain cannot find, without calling AWS.
+
+    The EC2 instance metadata endpoint is turned off for the check: a Heroku dyno has none,
+    and asking for it would only wait for a timeout. Credentials that a profile gets by
+    assuming a role are found here but fetched only when first used.
+    """
+    beanstalk = [t for t in targets if t.platform == "beanstalk"]
+    if not beanstalk:
+        return []
+    import boto3  # only when a Beanstalk app exists: it is heavy to import
+    import botocore.exceptions
+
+    found = []
+    with _environment({**env, "AWS_EC2_METADATA_DISABLED": "true"}):
+        for target in beanstalk:
+            where = f"profile `{target.aws_profile}`" if target.aws_profile else "the default chain"
+            try:
+                session = boto3.Session(profile_name=target.aws_profile, region_name=target.region)
+                credentials = session.get_credentials()
+            except botocore.exceptions.ProfileNotFound:
+                found.append(
+                    f"{target.alias}: AWS profile `{target.aws_profile}` is not in "
+                    "~/.aws/config or ~/.aws/credentials"
+                )
+                continue
+            except botocore.exceptions.BotoCoreError as error:
+                found.append(f"{target.alias}: AWS credentials from {where} fail: {error}")
+                continue
+            if credentials is None:
+                found.append(
+                    f"{target.alias}: no AWS credentials found through {where}; set "
+                    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (README, 'Beanstalk and AWS')"
+                )
+    return found
+
+
+@contextmanager
+def _environment(env: Mapping[str, str]) -> Iterator[None]:
+    """boto3 reads os.environ itself: show it `env` for the duration of the check."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
