@@ -1,0 +1,22 @@
+"""The one way a string from outside (a user, Heroku, AWS) goes into Slack message text.
+
+Slack's `mrkdwn` gives `&`, `<` and `>` control meaning: `<!channel>` pings a channel,
+`<http://x|label>` is a link with any label, `<@U123>` is a mention. Escaping those three
+characters as Slack documents (`&amp;`, `&lt;`, `&gt;`) shows the text as typed and makes
+none of them. `code` also keeps a backtick from closing a code span early.
+"""
+
+from __future__ import annotations
+
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
+def escape(text: object) -> str:
+    """`text` as Slack shows it literally: no mentions, no links, no entities of its own."""
+    return str(text).translate(_ESCAPES)
+
+
+def code(text: object) -> str:
+    """`text` in a code span, escaped; a backtick inside becomes U+02CB, its look-alike, so the span
+    cannot be closed early and the rest of the message turned into markup."""
+    return "`" + escape(text).replace("`", "ˋ") + "`"
