@@ -75,6 +75,7 @@ class Services:
             webhook_secrets=self.webhook_secrets,
             simulate=simulate,  # the sandbox console's traffic player; None elsewhere
             alerts=Alerts(self.db),
+            canonical=self.registry.canonical,
         )
 
     def _groups_of(self, user_id: str, groups: Iterable[str]) -> frozenset[str]:

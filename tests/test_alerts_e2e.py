@@ -277,6 +277,24 @@ def test_a_burst_of_router_timeouts_in_the_drain_becomes_an_alert(driver, heroku
     assert len([t for t in (m["text"] for m in alert_messages(slack)) if "H12" in t]) == 1
 
 
+def test_clients_closing_their_requests_h27_is_no_alert(driver, heroku, slack, served):
+    """H27 (client request interrupted) is the client going away: noise, however many."""
+    app, config, _ = served
+    token = add_drain(driver, heroku)[1]
+    minute = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
+    frames = [
+        router_line(minute + timedelta(seconds=1 + i % 50), "web.1", 0, 499, "H27")
+        for i in range(200)
+    ] + [router_line(minute + timedelta(seconds=20 + i), "web.1", 40, 200) for i in range(30)]
+    assert post(driver.client, token, frames).status_code == 204
+    app.extensions["deploybot.metrics"][1].flush()
+    worker = Worker(config)
+    judged = minute + timedelta(seconds=90)
+    worker.watch(judged)
+    worker.send_alerts(judged)
+    assert alert_messages(slack) == []
+
+
 def test_the_alerts_list_stays_one_readable_message(config):
     alerts = Alerts(Worker(config).db)
     now = datetime.now(UTC)

@@ -271,13 +271,15 @@ class _Fault:
     count: int
     retry_after: float | None
     methods: frozenset[str] | None
+    body: dict[str, Any] | None = None  # exactly this error body, e.g. one without a message
 
     def reply(self) -> _Reply:
         default = ("unavailable", "The API is temporarily unavailable. Please try again later.")
         if self.status < 500:
             default = ("bad_request", "Invalid request.")
         error_id, message = _FAULT_BODIES.get(self.status, default)
-        reply = _Reply(self.status, {"id": error_id, "message": message})
+        body = self.body if self.body is not None else {"id": error_id, "message": message}
+        reply = _Reply(self.status, dict(body))
         if self.retry_after is not None:
             reply.headers["Retry-After"] = _number(self.retry_after)
         if self.status == 429:
@@ -495,8 +497,10 @@ class FakeHeroku(ServedFake):
         count: int = 1,
         retry_after: float | None = None,
         methods: Iterable[str] | None = None,
+        body: dict[str, Any] | None = None,
     ) -> None:
-        """Answer the next `count` requests (of `methods`, if given) with `status`.
+        """Answer the next `count` requests (of `methods`, if given) with `status`, and with
+        `body` if given (Heroku's error bodies vary: some have no `message`).
 
         Faults queue up: `fail_next(429)` then `fail_next(503)` fails two requests in turn.
         """
@@ -504,7 +508,7 @@ class FakeHeroku(ServedFake):
             raise ValueError("a fault needs a 4xx or 5xx status")
         wanted = frozenset(m.upper() for m in methods) if methods is not None else None
         with self._lock:
-            self._faults.append(_Fault(status, count, retry_after, wanted))
+            self._faults.append(_Fault(status, count, retry_after, wanted, body))
 
     # -- WSGI -----------------------------------------------------------------------------
 
