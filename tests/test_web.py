@@ -110,6 +110,11 @@ def test_scale_with_size_and_relative_terms(driver, heroku):
         ("status", "Say which app"),
         ('restart "myapp', "unmatched quote"),
         ("\u0000\u202e💥", "is not a command I know"),
+        # A near miss is suggested, never run: a guess must not change anything.
+        ("scal web=2 myapp", "`scal` is not a command I know. Did you mean `scale web=2 myapp`?"),
+        ("stauts myapp", "`stauts` is not a command I know. Did you mean `status myapp`?"),
+        ("myapp status", "Did you mean `status myapp`? The verb comes first."),
+        ("help scal", "Did you mean `scale` or `autoscale`?"),
     ],
 )
 def test_bad_input_gets_a_clear_ephemeral_answer_and_no_call(driver, heroku, text, says):
@@ -117,24 +122,6 @@ def test_bad_input_gets_a_clear_ephemeral_answer_and_no_call(driver, heroku, tex
     body = json.loads(ack.data)
     assert body["response_type"] == "ephemeral"
     assert says in body["text"] and "Usage:" in body["text"]
-    settle()
-    assert heroku.requests == []
-
-
-@pytest.mark.parametrize(
-    ("text", "says"),
-    [
-        ("scal web=2 myapp", "`scal` is not a command I know. Did you mean `scale web=2 myapp`?"),
-        ("stauts myapp", "`stauts` is not a command I know. Did you mean `status myapp`?"),
-        ("myapp status", "Did you mean `status myapp`? The verb comes first."),
-        ("help scal", "Did you mean `scale` or `autoscale`?"),
-    ],
-)
-def test_a_mistyped_verb_gets_a_did_you_mean_and_runs_nothing(driver, heroku, text, says):
-    ack, _ = driver.command(text, ADMIN)
-    body = json.loads(ack.data)
-    assert body["response_type"] == "ephemeral"
-    assert says in body["text"]
     settle()
     assert heroku.requests == []
 
