@@ -479,6 +479,41 @@ class FakeHeroku(ServedFake):
             self._publish(found, "dyno", "dyno", "update", data, {"state": "up"})
             return data
 
+    def run_one_off(
+        self,
+        app: str,
+        command: str,
+        process_type: str = "run",
+        exit_status: int = 0,
+        management: str | None = "run:detached",
+    ) -> dict[str, Any]:
+        """A one-off dyno (`heroku run:detached`, or Heroku Scheduler with `scheduler`)
+        runs `command` and exits with `exit_status`: subscribers of `dyno` are told how it
+        ended (`crashed` for a non-zero exit, as Heroku shows it, else `down`), with the
+        `exit_status` and `management` that dyno notifications carry. It is never part of
+        the formation. Returns the notification's data."""
+        with self._lock:
+            found = self._apps[app]
+            number = 1000 + self._ids.randrange(9000)
+            current = found.releases[-1]
+            data = {
+                "app": {"id": found.id, "name": found.name},
+                "attach_url": None,
+                "command": command,
+                "created_at": _timestamp(self._now),
+                "exit_status": exit_status,
+                "id": self._new_id(),
+                "management": management,
+                "name": f"{process_type}.{number}",
+                "release": {"id": current.id, "version": current.version},
+                "size": "Basic",
+                "state": "crashed" if exit_status else "down",
+                "type": process_type,
+                "updated_at": _timestamp(self._now),
+            }
+            self._publish(found, "dyno", "dyno", "update", data, {"state": "up"})
+            return data
+
     def calls(self, method: str, path: str | re.Pattern[str]) -> list[Recorded]:
         """Recorded requests with `method` whose path ends with `path`, or matches it if a regex."""
         with self._lock:
