@@ -88,6 +88,7 @@ class Actions:
         simulate: Callable[[Actor, Command], Result] | None = None,
         alerts: Alerts | None = None,
         canonical: Callable[[str], str] = str,
+        worker_runs: bool = True,
     ) -> None:
         self._resolve = resolve
         # The registry's spelling of an app name (`DEMO` → `demo`), so rules, audit rows and
@@ -100,7 +101,9 @@ class Actions:
         self._metrics = metrics
         self._drains = drains
         self._connections = Connections(audit, now, public_url, drains, webhook_secrets)
-        self._autoscaling = AutoscaleCommands(autoscale, audit, now) if autoscale else None
+        self._autoscaling = (
+            AutoscaleCommands(autoscale, audit, now, worker_runs) if autoscale else None
+        )
         # The sandbox's traffic player; None outside the sandbox console.
         self._simulate = simulate
         self._alerts = alerts

@@ -468,6 +468,15 @@ class FakeHeroku(ServedFake):
         with self._lock:
             return [dict(hook) for hook in self._apps[app].webhooks]
 
+    def log_drains(self, app: str) -> list[dict[str, Any]]:
+        """The app's log drains as the API shows them (`url` among them)."""
+        with self._lock:
+            return [dict(drain) for drain in self._apps[app].log_drains]
+
+    def app_names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._apps)
+
     def crash(self, app: str, dyno: str) -> dict[str, Any]:
         """Crash one dyno (`web.1`): it shows `crashed` until restarted, and subscribers of
         `api:dyno` are told. Returns the dyno as the API shows it."""
