@@ -97,6 +97,13 @@ def _console(args: argparse.Namespace) -> int:
 
     kept = SANDBOX_DATABASE if args.keep_history else None
     sandbox = Sandbox(admins=frozenset({user_id}), database_url=kept)
+    if not args.lines:
+        history = "kept in deploybot-sandbox.sqlite3" if kept else "fresh each run"
+        print(
+            "Sandbox: fake Heroku (demo, demo-api, demo-staging) and Beanstalk (demo-shop), "
+            f"its database {history}, no worker running (`simulate spike demo` plays the "
+            "autoscaler)."
+        )
     with sandbox as config:
         return console.run(
             config,

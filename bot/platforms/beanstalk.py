@@ -30,6 +30,7 @@ from bot.platforms.base import (
     Traffic,
 )
 from bot.platforms.cloudwatch import requests_per_minute
+from policies.slack_text import escape
 
 PROCESS_TYPE = "web"
 SERVICE = "Elastic Beanstalk"  # as error messages name it
@@ -275,8 +276,8 @@ class BeanstalkPlatform:
 def _client_error(
     error: botocore.exceptions.ClientError, app: str, operation: str
 ) -> PlatformError:
-    code = error.response.get("Error", {}).get("Code", "")
-    message = error.response.get("Error", {}).get("Message", "").strip()
+    code = escape(error.response.get("Error", {}).get("Code", ""))
+    message = escape(error.response.get("Error", {}).get("Message", "").strip())
     if code in (
         "InvalidClientTokenId",
         "UnrecognizedClientException",
