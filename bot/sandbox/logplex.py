@@ -43,7 +43,9 @@ class Logplex:
                 continue
             owed = self._owed.get(app, 0.0) + self._rpm * seconds / 60
             count, self._owed[app] = int(owed), owed - int(owed)
-            dynos = [d["name"] for d in self._heroku.dynos(app) if d["type"] == "web"] or ["web.1"]
+            dynos = [d["name"] for d in self._heroku.dynos(app) if d["type"] == "web"]
+            if not dynos:
+                continue  # no web dynos, no requests served (Heroku would log H14s)
             frames = [self._line(app, now, seconds, dynos) for _ in range(count)]
             if frames:
                 for drain in drains:
