@@ -129,10 +129,6 @@ class Sandbox:
         self._published_minute: datetime | None = None
         self.config: Config | None = None
 
-    @property
-    def keeps_history(self) -> bool:
-        return self._database_url is not None
-
     def start(self) -> Config:
         """Start the fakes; the returned config points the bot at them."""
         self.heroku.start()
