@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from bot.metrics.aggregate import summarize
 from bot.metrics.store import MetricsStore
 from bot.sandbox import console
 from bot.sandbox.demo import Sandbox
@@ -99,10 +100,11 @@ def test_drain_then_traffic_then_metrics_and_watch_in_the_sandbox():
         try:
             session.run_line("drain demo")
             session.run_line("watch demo")
-            # Logplex posts each second and the web app flushes every few: wait for it.
+            # Logplex posts each second, the web app flushes every few, and metrics count
+            # only complete windows: wait for the first (a loaded machine may take a while).
             metrics = MetricsStore(session.services.db)
-            deadline = time.monotonic() + 30
-            while metrics.rows("demo") == 0 and time.monotonic() < deadline:
+            deadline = time.monotonic() + 60
+            while not _counted(metrics, "demo") and time.monotonic() < deadline:
                 time.sleep(0.5)
             session.run_line("metrics demo 5m")
             sandbox.heroku.run_one_off("demo", "rake cleanup", "scheduler", 137)
@@ -115,6 +117,11 @@ def test_drain_then_traffic_then_metrics_and_watch_in_the_sandbox():
     assert "I am watching `demo`" in output and "DEPLOYBOT_URL" not in output
     assert re.search(r"\*`demo` over the last 5 min\*\nRequests: [1-9]", output), output
     assert "one-off `scheduler` dyno failed" in output and "status 137" in output
+
+
+def _counted(metrics: MetricsStore, app: str) -> int:
+    now = time.time()
+    return summarize(metrics.windows(app, int(now) - 360, int(now)), now, 5).requests
 
 
 def test_history_starts_empty_each_run_unless_kept(tmp_path, monkeypatch):
