@@ -59,7 +59,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-
 EARLIEST = 946_684_800  # 2000-01-01T00:00:00Z: Heroku's logs are younger than that
 LATEST = 4_102_444_800  # 2100-01-01T00:00:00Z
 _MAX_LENGTH_DIGITS = 7  # a frame is shorter than the 1 MiB body that carries it
