@@ -121,7 +121,7 @@ def _parse(text: str, content_type: str | None) -> dict[str, Any] | Refusal:
     if not text:
         return Refusal(400, "empty body")
     try:
-        if (content_type or "").split(";")[0].strip() == "application/json" or text.startswith("{"):
+        if (content_type or "").split(";")[0] == "application/json" or text.startswith("{"):
             parsed: Any = json.loads(text)
         elif "payload" in text:
             # bolt looks for the word anywhere; a form without a `payload` field is {} to it.
