@@ -64,7 +64,9 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def verify(secret: str, body: bytes, signature: str | None) -> bool:
-    return bool(signature) and hmac.compare_digest(sign(secret, body), str(signature))
+    # Bytes: compare_digest raises TypeError on a str with non-ASCII characters ('\xb2').
+    given = str(signature or "").encode("utf-8", "replace")
+    return bool(given) and hmac.compare_digest(sign(secret, body).encode(), given)
 
 
 def parse(body: bytes, delivery_id: str, now: datetime) -> WebhookEvent | None:
