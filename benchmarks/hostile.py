@@ -281,6 +281,10 @@ def _slack(attacker: Attacker, slack: FakeSlack, heroku: FakeHeroku) -> int:
     for payload in _malformed() + _random_payloads(300):
         body = json.dumps(payload) if rng.random() < 0.3 else _form(payload)
         attacker.slack(body, _signed(body))
+    # Signed commands with numbers int() refuses (5,000 digits, '²').
+    for text in (f"scale web={'9' * 5000} {APP}", "history \xb2", f"metrics {APP} {'9' * 5000}m"):
+        body = slash_command(text, slack.new_response_url(), user_id=ADMIN)
+        attacker.slack(body, _signed(body))
     # A signed scale replayed 10 times within Slack's window: one change.
     before = len([r for r in heroku.requests if r.method == "PATCH"])
     scale = slash_command(f"scale web=2 {APP}", slack.new_response_url(), user_id=ADMIN)
@@ -364,6 +368,7 @@ def _webhooks(attacker: Attacker, database: Database) -> int:
         (crash, {}),
         (crash, {"Heroku-Webhook-Hmac-SHA256": sign_webhook("not-the-secret", crash)}),
         (crash.replace(b"web.1", b"web.2"), {"Heroku-Webhook-Hmac-SHA256": sign_webhook(WEBHOOK_SECRET, crash)}),
+        (crash, {"Heroku-Webhook-Hmac-SHA256": "\xb2"}),
         (b"[" * 100_000, {}),
         (b"{not json", {}),
     ]  # fmt: skip

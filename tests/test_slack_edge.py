@@ -254,3 +254,24 @@ def test_a_chunked_body_without_length_is_cut_at_the_ceiling(driver, path):
     response = post_chunked(driver.client, path, body, **sign(SIGNING_SECRET, ""))
     assert response.status_code == 413
     assert body.read_bytes <= edge.MAX_BODY_BYTES + 64 * 1024
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "scale web=" + "9" * 5000 + " myapp",
+        "metrics myapp " + "9" * 5000 + "m",
+        "history myapp " + "9" * 5000,
+        "history \xb2",
+        "autoscale myapp on min=\xb2",
+        "pin myapp web=2 for " + "9" * 5000 + "h",
+    ],
+    ids=["scale", "metrics", "history", "history superscript", "autoscale", "pin"],
+)
+def test_a_signed_command_with_a_hostile_number_gets_a_polite_answer(driver, heroku, text):
+    ack, _ = driver.command(text, ADMIN)
+    assert ack.status_code == 200  # was a 500: int() raised on 5,000 digits or on '²'
+    body = json.loads(ack.data)
+    assert body["response_type"] == "ephemeral" and "Usage:" in body["text"]
+    settle()
+    assert patches(heroku) == []
