@@ -4,6 +4,7 @@ at all gets a 5xx; no body past the ceiling is read."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -19,6 +20,7 @@ from bot.sandbox.slack_requests import button_click, sign, slash_command
 from bot.web import edge
 from handlers.alerts import ACK_ACTION, RESTART_ACTION, SCALE_ACTION, SILENCE_ACTION
 from handlers.render import CANCEL_ACTION, CONFIRM_ACTION
+from policies.commands import VERBS, CommandError, parse
 from tests.conftest import ADMIN, SIGNING_SECRET
 from tests.webclient import EndlessBody, patches, post_chunked, settle
 
@@ -275,3 +277,22 @@ def test_a_signed_command_with_a_hostile_number_gets_a_polite_answer(driver, her
     assert body["response_type"] == "ephemeral" and "Usage:" in body["text"]
     settle()
     assert patches(heroku) == []
+
+
+_COMMAND_WORDS = st.one_of(
+    st.sampled_from(sorted(VERBS)),
+    st.sampled_from(
+        ["web=2", "web+1", "myapp", "-a", "--app", "--force", "for", "2h", "min=1", "max=5",
+         "target=queue:300ms", "on", "off", "web=\xb2", "\xb2", "\u0663", "5m", "1d",
+         "web=2:standard-2x", "web.1", "'", '"', "9" * 120, "web=-1", "x=1:", "=", "--"]
+    ),
+    st.text(max_size=12),
+)  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_COMMAND_WORDS, max_size=6))
+def test_command_text_raises_nothing_but_a_command_error(words):
+    # Anything else would escape the ack listener as a 500.
+    with contextlib.suppress(CommandError):
+        parse(" ".join(words))
