@@ -38,8 +38,14 @@ def install(web: Flask) -> None:
 
     @web.errorhandler(HTTPException)
     def refused(error: HTTPException):  # type: ignore[no-untyped-def]
-        # 404, 405, 413, ...: a short JSON answer rather than werkzeug's HTML page.
-        return jsonify(error=(error.name or "error").lower()), error.code or 400
+        # 404, 405, 413, ...: a short JSON answer rather than werkzeug's HTML page, with the
+        # exception's own headers (a 405's Allow).
+        response = jsonify(error=(error.name or "error").lower())
+        response.status_code = error.code or 400
+        for name, value in error.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @web.errorhandler(Exception)
     def failed(error: Exception):  # type: ignore[no-untyped-def]
