@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from bot.store.db import Database
@@ -379,3 +381,47 @@ def test_a_body_past_the_ceiling_is_413_chunked_or_not(receiver):
     body = EndlessBody()
     assert post_chunked(receiver.client, "/webhooks/heroku", body).status_code == 413
     assert body.read_bytes <= MAX_BODY_BYTES + 64 * 1024
+
+
+_WEBHOOK_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.text(max_size=6),
+              st.sampled_from(["crashed", "up", "succeeded", "failed", "web", "web.1", "myapp"])),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=2),
+        st.dictionaries(st.sampled_from(["name", "app", "state", "type", "quantity", "version",
+                                         "status", "description", "email", "updated_at"]), inner, max_size=4),
+    ),
+    max_leaves=12,
+)  # fmt: skip
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    resource=st.sampled_from(["dyno", "release", "formation", "build", 7]),
+    data=st.dictionaries(
+        st.sampled_from(["state", "name", "type", "quantity", "version", "status", "description", "updated_at"]),
+        _WEBHOOK_VALUES,
+        max_size=6,
+    ),
+    extra=st.dictionaries(st.sampled_from(["action", "actor", "previous_data", "updated_at"]), _WEBHOOK_VALUES, max_size=3),
+)  # fmt: skip
+def test_no_signed_event_of_any_shape_gets_a_5xx_from_the_real_app(web, resource, data, extra):
+    web.extensions["deploybot"].webhook_secrets.save(
+        "myapp", SECRET, "https://bot.example.com/webhooks/heroku", "U1", datetime.now(UTC)
+    )
+    document = {
+        **extra,
+        "id": str(uuid.uuid4()),
+        "created_at": f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}",
+        "resource": resource,
+        "data": {**data, "app": {"name": "myapp"}},
+    }
+    body = json.dumps(document).encode()
+    answer = web.test_client().post(
+        "/webhooks/heroku", data=body, headers={"Heroku-Webhook-Hmac-SHA256": sign(SECRET, body)}
+    )
+    assert answer.status_code < 500, (document, answer.data)
