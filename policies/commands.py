@@ -43,6 +43,7 @@ MAX_QUANTITY = 1000
 HISTORY_DEFAULT, HISTORY_MAX = 10, 50
 METRICS_DEFAULT_MINUTES, METRICS_MAX_MINUTES = 60, 24 * 60
 _WINDOW_RE = re.compile(r"^(\d+)([mh])$", re.IGNORECASE)
+_LONG_NUMBER = re.compile(r"\d{100}")
 
 USAGE = {
     "scale": "/deploy scale TYPE=N[:SIZE] [TYPE+N | TYPE-N ...] APP",
@@ -198,6 +199,11 @@ def parse(text: str) -> Command:
         raise CommandError("There is an unmatched quote in your command.") from None
     if not words:
         return Command("help")
+    for word in words:
+        # int() refuses numbers past 4,300 digits with a ValueError; no count, duration or
+        # app name (40 characters at most) comes near this, so say so before reading any.
+        if _LONG_NUMBER.search(word):
+            raise CommandError(f"`{_clip(word)}` holds a number far too long to mean anything.")
     verb = words[0].lower()
     if verb in ("-h", "--help"):
         verb = "help"
@@ -340,7 +346,7 @@ def _parse_apps(args: list[str], app: str | None) -> Command:
 def _parse_history(args: list[str], app: str | None) -> Command:
     limit: int | None = None
     for word in args:
-        if word.isdigit():
+        if word.isascii() and word.isdigit():  # '²'.isdigit(), but int('²') raises
             if limit is not None:
                 raise CommandError("Give the number of entries once.", "history")
             limit = int(word)
@@ -414,7 +420,9 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
         if key in seen:
             raise CommandError(f"`{key}` is given twice.", "autoscale")
         seen.add(key)
-        if key in ("min", "max") and not (value.isdigit() and int(value) <= MAX_QUANTITY):
+        if key in ("min", "max") and not (
+            value.isascii() and value.isdigit() and int(value) <= MAX_QUANTITY
+        ):
             raise CommandError(
                 f"`{_clip(word)}`: {key} must be a whole number up to {MAX_QUANTITY}.", "autoscale"
             )

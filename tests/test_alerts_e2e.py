@@ -190,7 +190,7 @@ def test_a_formation_change_by_hand_and_a_release_are_observed(driver, heroku, s
             "id": "11111111-2222-3333-4444-555555555555",
             "action": "update",
             "resource": "release",
-            "created_at": "2026-11-29T00:00:00Z",
+            "created_at": f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}",  # fresh, or it is refused
             "actor": {"email": "dev@example.com"},
             "data": {
                 "app": {"name": "myapp"},

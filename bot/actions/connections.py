@@ -49,6 +49,9 @@ class Connections:
         try:
             drain_id = resolved.platform.add_log_drain(resolved.target.name, drain.url)
         except PlatformError as error:
+            # Heroku's refusal may quote the URL ("Url … is not a valid drain URL"): its
+            # token must reach neither the audit row, nor `/deploy history`, nor the reply.
+            error.args = (drain.redact(str(error)),)
             self._audit.finish(entry, error.outcome, error=str(error))
             raise
         self._drains.set_drain_id(app, drain_id)
