@@ -12,6 +12,9 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from policies.names import closest, suggest
+from policies.slack_text import code
+
 VERBS = (
     "scale",
     "restart",
@@ -208,13 +211,34 @@ def parse(text: str) -> Command:
     if verb in ("-h", "--help"):
         verb = "help"
     if verb not in VERBS:
-        raise CommandError(
-            f"`{_clip(words[0])}` is not a command I know. Try one of: {', '.join(VERBS)}."
-        )
+        raise _unknown_verb(words)
     args, force = _take_force_option(words[1:], verb)
     args, app = _take_app_option(args, verb)
     command = _PARSERS[verb](args, app)
     return replace(command, force=force) if force else command
+
+
+def _unknown_verb(words: list[str]) -> CommandError:
+    """A word that is no verb: a near miss (`scal`, `stauts`) gets the command as it was
+    probably meant, and a verb typed after the app (`demo status`) the right order. Only
+    suggested, never run: a guess must not change anything."""
+    typed = words[0]
+    unknown = f"{code(_clip(typed))} is not a command I know."
+    if len(words) > 1 and words[1].lower() in VERBS:
+        meant = [words[1].lower(), typed, *words[2:]]
+        return CommandError(
+            f"{unknown} Did you mean {_rewrite(meant)}? The verb comes first.", words[1].lower()
+        )
+    near = closest(typed, VERBS)
+    if near:
+        return CommandError(f"{unknown} Did you mean {_rewrite([near[0], *words[1:]])}?", near[0])
+    return CommandError(f"{unknown} Try one of: {', '.join(VERBS)}.")
+
+
+def _rewrite(words: list[str]) -> str:
+    # Quote only what needs it, so the suggestion reads as the user would type it.
+    quoted = (shlex.quote(w) if not w or any(c.isspace() for c in w) else w for w in words)
+    return code(_clip(" ".join(quoted), limit=80))
 
 
 def _take_force_option(words: list[str], verb: str) -> tuple[list[str], str | None]:
@@ -476,9 +500,9 @@ def _parse_help(args: list[str], app: str | None) -> Command:
         return Command("help")
     topic = args[0].lower()
     if topic not in VERBS:
-        raise CommandError(
-            f"`{_clip(args[0])}` is not a command I know. Try one of: {', '.join(VERBS)}.", "help"
-        )
+        hint = suggest(topic, VERBS)
+        meant = f"Did you mean {hint}?" if hint else f"Try one of: {', '.join(VERBS)}."
+        raise CommandError(f"{code(_clip(args[0]))} is not a command I know. {meant}", "help")
     return Command("help", topic=topic)
 
 

@@ -2,8 +2,15 @@
 body means (`WebhookEvent`). `bot.web.heroku_webhooks` serves them; this module only decides.
 
 Heroku signs each notification with the subscription's secret: `Heroku-Webhook-Hmac-SHA256`
-is the base64 HMAC-SHA256 of the raw body. Entities understood: `dyno` (state `crashed`
-becomes a crash `Event`), `api:release` and `api:formation`. Anything else is None.
+is the base64 HMAC-SHA256 of the raw body. Entities understood: `dyno`, `api:release` and
+`api:formation`. Anything else is None.
+
+A `dyno` notification is one of two kinds of dyno. A formation dyno (`web.1`) that crashes
+is a critical crash: Heroku restarts it, and a Restart button for its process type helps.
+A one-off dyno (`heroku run`, Heroku Scheduler, the release phase) is a command that runs
+once and ends; a non-zero exit is the command failing, not the app crashing, and there is
+no process type to restart (Heroku refuses `restart APP scheduler`). So it becomes a plain
+notice of what ran and how it ended, with no buttons.
 
 Replays. The signature covers the body only, so anyone holding one captured delivery can
 send it again with any headers; the `Heroku-Webhook-Id` header proves nothing. What the
@@ -26,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from policies.incidents import Event
+from policies.slack_text import code, escape
 
 MAX_BODY_BYTES = 1 << 20  # a notification carries one resource: far smaller than this
 SIGNATURE_HEADER = "Heroku-Webhook-Hmac-SHA256"
@@ -49,12 +57,71 @@ class WebhookEvent:
     actor: str | None = None
 
     def incident_event(self) -> Event | None:
-        """The alert this notification is, if any: a crashed dyno is a crash."""
-        if self.resource == "dyno" and self.data.get("state") == "crashed":
-            name = str(self.data.get("name") or "")
-            process_type = str(self.data.get("type") or name.split(".")[0] or "dyno")
-            return Event(self.app, "crash", process_type, self.at, f"{name} crashed".strip())
+        """The alert this notification is, if any: a crashed formation dyno is a crash; a
+        one-off dyno that exited non-zero is a notice (`one_off_failed`)."""
+        if self.resource != "dyno":
+            return None
+        data = self.data
+        name = str(data.get("name") or "")
+        process_type = str(data.get("type") or name.split(".")[0] or "dyno")
+        status = _exit_status(data.get("exit_status"))
+        if is_one_off(data):
+            if not (data.get("state") == "crashed" or status not in (None, 0)):
+                return None  # starting, up, or ended well
+            return Event(
+                self.app, "one_off_failed", process_type, self.at, one_off_detail(data, status)
+            )
+        if data.get("state") != "crashed":
+            return None
+        exited = f" (exit status {status})" if status is not None else ""
+        return Event(self.app, "crash", process_type, self.at, f"{name} crashed{exited}".strip())
+
+
+# Process types of one-off dynos: `heroku run` (`run`), Heroku Scheduler (`scheduler`), the
+# release phase (`release`). Heroku also marks runs it manages in `management`
+# (`run:detached`, `run:attached`), whatever their type.
+ONE_OFF_TYPES = frozenset({"run", "scheduler", "release"})
+COMMAND_SHOWN = 120  # characters of a one-off's command in a notice
+
+
+def is_one_off(data: dict[str, Any]) -> bool:
+    """Whether a dyno (as a `dyno` notification carries it) is a one-off, not a formation dyno."""
+    management = str(data.get("management") or "")
+    return str(data.get("type") or "") in ONE_OFF_TYPES or management.startswith("run:")
+
+
+def one_off_detail(data: dict[str, Any], status: int | None) -> str:
+    """`scheduler.4821 `rake cleanup` exited with status 137 (killed: …)`: what ran and how it
+    ended, the command escaped for Slack since it comes from whoever started the dyno."""
+    name = escape(str(data.get("name") or "a one-off dyno"))
+    command = str(data.get("command") or "").strip()
+    if len(command) > COMMAND_SHOWN:
+        command = command[: COMMAND_SHOWN - 1] + "…"
+    ran = f"{name} {code(command)}" if command else name
+    if status is None:
+        return f"{ran} crashed."
+    return f"{ran} exited with status {status}{_meaning(status)}."
+
+
+def _meaning(status: int) -> str:
+    if status == 137:
+        return " (killed with SIGKILL: usually over its memory, or past its time limit)"
+    if status == 143:
+        return " (stopped with SIGTERM)"
+    if 128 < status < 160:
+        return f" (ended by signal {status - 128})"
+    return ""
+
+
+def _exit_status(value: Any) -> int | None:
+    # JSON may carry it as a number or, from some producers, a numeric string.
+    if isinstance(value, bool):
         return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 6:
+        return int(value)
+    return None
 
 
 def sign(secret: str, body: bytes) -> str:

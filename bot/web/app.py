@@ -14,7 +14,7 @@ from slack_bolt.adapter.flask import SlackRequestHandler
 
 from bot.config import Config, ConfigError
 from bot.logs import setup_logging
-from bot.registry import RegistryError
+from bot.registry import Registry, RegistryError
 from bot.services import Services
 from bot.store.incidents import Alerts
 from bot.web import edge, slack_edge
@@ -27,11 +27,12 @@ from handlers.alerts import blocks as alert_blocks
 log = logging.getLogger(__name__)
 
 
-def create_app(config: Config | None = None) -> Flask:
+def create_app(config: Config | None = None, registry: Registry | None = None) -> Flask:
+    """`registry` None reads DEPLOYBOT_CONFIG; the sandbox passes its demo apps' own."""
     setup_logging()
     try:
         config = config or Config.from_env()
-        services = Services(config)
+        services = Services(config, registry=registry)
     except (ConfigError, RegistryError) as error:
         log.error(str(error))
         # Exit code 3 is gunicorn's "worker failed to boot": the whole server stops.
