@@ -15,7 +15,8 @@ from threading import Event
 
 from bot.actions.autoscaling import AutoscaleCommands
 from bot.actions.connections import Connections
-from bot.actions.gate import Gate
+from bot.actions.gate import AUTOSCALER, Gate
+from bot.actions.reconcile import Reconciler, formation_json
 from bot.actions.results import (
     AppList,
     BreakGlass,
@@ -61,6 +62,7 @@ from policies.commands import (
     stops_dynos,
 )
 from policies.sizes import check_size
+from policies.slack_text import code
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +106,7 @@ class Actions:
         self._targets = targets
         self._unlisted_heroku = unlisted_heroku
         self._request_keys = request_keys
+        self.reconciler = Reconciler(resolve, audit)
 
     def run(self, actor: Actor, command: Command) -> Result:
         """Carry out a parsed command for `actor`."""
@@ -116,6 +119,7 @@ class Actions:
         try:
             decision = self._gate.decide(actor, verb, command.app)
             if not decision.allowed:
+                self._refused(actor, command, decision.reason)
                 return Reply(decision.reason)
             if command.verb == "whoami":
                 aliases = [target.alias for target in self._targets()]
@@ -132,8 +136,9 @@ class Actions:
         except GroupLookupFailed as error:
             return Reply(str(error))
         if command.verb == "history":
-            entries = self._audit.recent(command.app, command.limit)
-            return History(command.app, tuple(entries))
+            outcomes = HISTORY_FILTERS.get(command.mode or "")
+            entries = self._audit.recent(command.app, command.limit, outcomes)
+            return History(command.app, tuple(entries), command.mode)
         if command.verb == "alerts":
             if self._alerts is None:
                 return Reply("This bot keeps no alerts.")
@@ -165,8 +170,23 @@ class Actions:
                     return Reply("This bot has no autoscaler.")
                 return self._autoscaling.run(actor, resolved, command)
             return self._scale_or_kill(actor, resolved, command)
-        except (PlatformError, CommandError, UnknownApp) as error:
+        except PlatformError as error:
+            if command.mutating and not error.audited:
+                # Failed before any change was asked of the platform (reading the formation).
+                self._record(actor, command, "error", str(error))
             return Reply(str(error))
+        except (CommandError, UnknownApp) as error:
+            return Reply(str(error))
+
+    def _record(self, actor: Actor, command: Command, outcome: str, reason: str) -> None:
+        # The autoscaler's own refusals are in its decisions, every tick: not audit rows.
+        if actor.source == AUTOSCALER or command.app is None:
+            return
+        self._audit.record(actor, command.verb, command.app, command.text(), outcome, reason)
+
+    def _refused(self, actor: Actor, command: Command, reason: str) -> None:
+        if command.mutating:
+            self._record(actor, command, "refused", reason)
 
     def _claim(self, actor: Actor) -> bool:
         if self._request_keys is None or actor.request_key is None:
@@ -222,30 +242,36 @@ class Actions:
         try:
             resolved = self._resolve(pending.app)
             before = resolved.platform.formation(resolved.target.name)
-            # A freeze may have begun, or the formation moved, since the prompt was shown.
-            verdict = self._judge(
-                resolved.target,
-                verb,
-                formation_map(before),
-                targets,
-                pending.force_reason,
-                pending.user_id,
-            )
-            if verdict.refused:
-                return Reply(f"Nothing was changed: {verdict.reason}", public=True)
-            return self._apply(
-                requester,
-                resolved,
-                pending.app,
-                verb,
-                pending.command,
-                before,
-                targets,
-                verdict,
-                confirmer=actor,
-            )
         except (PlatformError, UnknownApp) as error:
-            return Reply(str(error))
+            # Nothing was asked of the platform yet: give the prompt back, so the next click
+            # acts instead of saying "already confirmed" about a change nobody made.
+            self._confirmations.reopen(confirmation_id, actor.user_id)
+            return Reply(f"{error} The request is still open: click again once it answers.")
+        # A freeze may have begun, or the formation moved, since the prompt was shown.
+        verdict = self._judge(
+            resolved.target,
+            verb,
+            formation_map(before),
+            targets,
+            pending.force_reason,
+            pending.user_id,
+        )
+        if verdict.refused:
+            self._audit.record(
+                requester, verb, pending.app, pending.command, "refused", verdict.reason
+            )
+            return Reply(f"Nothing was changed: {verdict.reason}", public=True)
+        return self._apply(
+            requester,
+            resolved,
+            pending.app,
+            verb,
+            pending.command,
+            before,
+            targets,
+            verdict,
+            confirmer=actor,
+        )
 
     def _may_decide(self, actor: Actor, pending: Pending, verb: str) -> str | None:
         """Why `actor` may not click Confirm/Approve on `pending`, or None if they may."""
@@ -278,18 +304,33 @@ class Actions:
         now = self._now()
         if not self._confirmations.decide(confirmation_id, actor.user_id, "cancelled", now):
             return self._already_decided(confirmation_id, now)
+        self._audit.record(
+            replace(actor, user_id=pending.user_id),
+            verb=pending.command.split()[0],
+            app=pending.app,
+            command=pending.command,
+            outcome="cancelled",
+            reason=f"Cancelled by {actor.user_id}.",
+            requested=pending.targets,
+        )
         return Reply(
-            f"<@{actor.user_id}> cancelled `{pending.command}`. Nothing was changed.", public=True
+            f"<@{actor.user_id}> cancelled {code(pending.command)}. Nothing was changed.",
+            public=True,
         )
 
     def _already_decided(self, confirmation_id: str, now: datetime) -> Reply:
-        self._confirmations.expire(confirmation_id, now)
+        if self._confirmations.expire(confirmation_id, now):
+            expired = self._confirmations.get(confirmation_id)
+            assert expired is not None
+            record_expiry(self._audit, expired)
         pending = self._confirmations.get(confirmation_id)
         assert pending is not None
         if pending.state == "confirmed":
-            return Reply(f"`{pending.command}` was already confirmed by <@{pending.decided_by}>.")
+            return Reply(
+                f"{code(pending.command)} was already confirmed by <@{pending.decided_by}>."
+            )
         if pending.state == "cancelled":
-            return Reply(f"`{pending.command}` was cancelled; nothing was changed.")
+            return Reply(f"{code(pending.command)} was cancelled; nothing was changed.")
         # Public: the expired prompt is replaced, so nobody else tries its buttons.
         return Reply(expired_text(pending), public=True)
 
@@ -328,6 +369,7 @@ class Actions:
         app = command.app or ""
         verdict = self._judge(resolved.target, "restart", {}, {}, command.force, actor.user_id)
         if verdict.refused:
+            self._refused(actor, command, verdict.reason)
             return Reply(verdict.reason)
         entry = self._audit.start(
             actor, "restart", app, command.text(), None, {"target": command.target or "all"}
@@ -337,7 +379,14 @@ class Actions:
             platform.restart(resolved.target.name, command.target)
         except PlatformError as error:
             self._audit.finish(entry, error.outcome, error=str(error))
-            raise
+            if error.changed is None:
+                # Nothing in the formation shows a restart: say so rather than guess.
+                return Reply(
+                    f"{error} Restarting twice does no harm, but check "
+                    f"`/deploy status {app}` (dyno ages) before asking again.",
+                    public=True,
+                )
+            return Reply(str(error))
         except Exception as error:
             self._audit.finish(entry, "error", error=type(error).__name__)
             raise
@@ -372,9 +421,16 @@ class Actions:
             resolved.target, command.verb, current, targets, command.force, actor.user_id
         )
         if verdict.refused:
+            self._refused(actor, command, verdict.reason)
             return Reply(verdict.reason)
-        if command.verb == "kill" or stops_dynos(current, targets) or verdict.needs_approval:
-            return self._ask_first(actor, resolved, command, current, targets, verdict)
+        cost = costs.monthly_change(resolved.target.platform, current, _after(current, targets))
+        if (
+            command.verb == "kill"
+            or stops_dynos(current, targets)
+            or verdict.needs_approval
+            or (actor.source != AUTOSCALER and cost.delta_usd > resolved.target.confirm_above_usd)
+        ):
+            return self._ask_first(actor, resolved, command, current, targets, verdict, cost)
         return self._apply(
             actor, resolved, app, command.verb, command.text(), before, targets, verdict
         )
@@ -387,6 +443,7 @@ class Actions:
         current: dict[str, tuple[int, str]],
         targets: dict[str, tuple[int, str | None]],
         verdict: guardrails.Verdict,
+        cost: costs.CostChange,
     ) -> NeedsConfirmation:
         app = command.app or ""
         pending = self._confirmations.create(
@@ -399,11 +456,6 @@ class Actions:
             approval_required=verdict.needs_approval,
             force_reason=command.force if verdict.forced else None,
         )
-        after = {
-            **current,
-            **{t: (qty, size or current.get(t, (0, ""))[1]) for t, (qty, size) in targets.items()},
-        }
-        cost = costs.describe(costs.monthly_change(resolved.target.platform, current, after))
         return NeedsConfirmation(
             id=pending.id,
             app=app,
@@ -414,7 +466,8 @@ class Actions:
             expires_at=pending.expires_at,
             unit=resolved.platform.unit,
             approval=verdict.reason if verdict.needs_approval else None,
-            cost=cost,
+            cost=costs.describe(cost),
+            costly=cost.delta_usd > resolved.target.confirm_above_usd,
         )
 
     def _apply(
@@ -430,18 +483,20 @@ class Actions:
         confirmer: Actor | None = None,
     ) -> Result:
         entry = self._audit.start(
-            actor, verb, app, text, _as_json(before), {t: list(v) for t, v in targets.items()}
+            actor, verb, app, text, formation_json(before), {t: list(v) for t, v in targets.items()}
         )
         platform = resolved.platform
         try:
             after = platform.scale(resolved.target.name, targets)
         except PlatformError as error:
+            if error.changed is None:
+                return self._maybe_changed(entry, actor, resolved, text, before, targets, error)
             self._audit.finish(entry, error.outcome, error=str(error))
-            raise
+            return Reply(str(error))
         except Exception as error:
             self._audit.finish(entry, "error", error=type(error).__name__)
             raise
-        self._audit.finish(entry, "ok", after=_as_json(after))
+        self._audit.finish(entry, "ok", after=formation_json(after))
         log.info("formation changed", extra={"app": app, "verb": verb, "user": actor.user_id})
         return Changed(
             app=app,
@@ -456,6 +511,76 @@ class Actions:
                 verdict, actor.user_id, text, _force_of(text), resolved.target
             ),
         )
+
+    def _maybe_changed(
+        self,
+        entry: int,
+        actor: Actor,
+        resolved: Resolved,
+        text: str,
+        before: tuple[Formation, ...],
+        targets: dict[str, tuple[int, str | None]],
+        error: PlatformError,
+    ) -> Result:
+        """The request went out and no answer came back: read the formation back and say
+        what runs now, never "not changed, try again" (a relative scale would apply twice)."""
+        app = resolved.target.alias
+        requested = {t: list(v) for t, v in targets.items()}
+        found = self.reconciler.settle_now(
+            entry, resolved, formation_json(before), requested, str(error)
+        )
+        if found.outcome == "ok" and found.formation is not None:
+            return Reply(
+                f"<@{actor.user_id}> asked {code(text)}. {error} I read it back: "
+                f"{found.sentence}, so it was made.",
+                public=True,
+            )
+        if found.formation is not None:
+            return Reply(
+                f"<@{actor.user_id}> asked {code(text)}. {error} I read it back: "
+                f"{found.sentence}, so it has not been made so far. Check "
+                f"`/deploy status {app}` in a minute before asking again.",
+                public=True,
+            )
+        return Reply(
+            f"<@{actor.user_id}> asked {code(text)}. {error} I could not read the formation "
+            f"back, so I cannot tell whether it was made. Check `/deploy status {app}` before "
+            "asking again.",
+            public=True,
+        )
+
+
+# `policies.commands.HISTORY_FILTERS` words → the audit outcomes they show.
+HISTORY_FILTERS: dict[str, frozenset[str]] = {
+    "refused": frozenset({"refused"}),
+    "cancelled": frozenset({"cancelled"}),
+    "expired": frozenset({"expired"}),
+    "failed": frozenset({"error", "not-applied"}),
+    "unknown": frozenset({"unknown", "pending"}),
+    "done": frozenset({"ok"}),
+}
+
+
+def record_expiry(audit: AuditLog, pending: Pending) -> None:
+    """An expired prompt is an audit row too: asked for, never decided."""
+    audit.record(
+        Actor(pending.user_id, pending.team_id, pending.channel_id),
+        pending.command.split()[0],
+        pending.app,
+        pending.command,
+        "expired",
+        f"Nobody answered the prompt by {pending.expires_at:%H:%M} UTC.",
+        pending.targets,
+    )
+
+
+def _after(
+    current: dict[str, tuple[int, str]], targets: dict[str, tuple[int, str | None]]
+) -> dict[str, tuple[int, str]]:
+    return {
+        **current,
+        **{t: (qty, size or current.get(t, (0, ""))[1]) for t, (qty, size) in targets.items()},
+    }
 
 
 def _break_glass(
@@ -481,7 +606,3 @@ def _check_sizes(target: Target, command: Command) -> str | None:
             if problem:
                 return problem
     return None
-
-
-def _as_json(formation: tuple[Formation, ...]) -> dict[str, list[object]]:
-    return {f.type: [f.quantity, f.size] for f in formation}

@@ -29,6 +29,7 @@ from bot.platforms.base import (
     Traffic,
 )
 from bot.platforms.cloudwatch import requests_per_minute
+from policies.slack_text import escape
 
 PROCESS_TYPE = "web"
 # How often a follow-up asks whether an update has finished (tests shorten it).
@@ -282,7 +283,8 @@ def _client_error(
     error: botocore.exceptions.ClientError, app: str, operation: str
 ) -> PlatformError:
     code = error.response.get("Error", {}).get("Code", "")
-    message = error.response.get("Error", {}).get("Message", "").strip()
+    # AWS's own words go into Slack text: shown as typed, never as mentions or links.
+    message = escape(error.response.get("Error", {}).get("Message", "").strip())
     if code in (
         "InvalidClientTokenId",
         "UnrecognizedClientException",

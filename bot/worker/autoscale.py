@@ -39,6 +39,7 @@ from policies import autoscale
 from policies.budget import Budget
 from policies.commands import parse
 from policies.sketch import Sketch
+from policies.slack_text import escape
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class Autoscaler:
                 target.name, seen.subject, seen.value, seen.observed_at
             )
             if changed and seen.app in acting:
-                by = f" ({seen.detail})" if seen.detail else ""
+                by = f" ({escape(seen.detail)})" if seen.detail else ""
                 self._notify(
                     target.channel,
                     f"Autoscaler on `{seen.app}`: web was set to {seen.value} outside the "

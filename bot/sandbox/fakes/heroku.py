@@ -5,7 +5,7 @@ Every request is checked against Heroku's own JSON hyper-schema
 that its link's schema rejects gets 422, and both land in `violations`, so a test can insist
 that the client never sent anything the real API would refuse. Apps, formations, dynos and
 releases live in memory; dynos boot on a clock that tests move with `advance()`. `fail_next()`
-and `latency` rehearse a bad day. Links the fake does not implement answer 501.
+`drop_next()` and `latency` rehearse a bad day. Links the fake does not implement answer 501.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import functools
 import json
 import random
 import re
+import socket
 import threading
 import time
 import uuid
@@ -335,6 +336,7 @@ class _Release:
     version: int
     description: str
     created_at: datetime
+    email: str = OWNER_EMAIL  # who released it
 
 
 @dataclass
@@ -403,6 +405,7 @@ class FakeHeroku(ServedFake):
         self._now = (now or datetime.now(UTC)).replace(microsecond=0)
         self._apps: dict[str, _App] = {}
         self._faults: list[_Fault] = []
+        self._drops: list[tuple[int, frozenset[str] | None]] = []
         self._ids = random.Random(0)  # seeded: the same test sees the same ids every run
         self._lock = threading.RLock()
         self._server = LocalServer(self)
@@ -466,6 +469,14 @@ class FakeHeroku(ServedFake):
         with self._lock:
             return [dict(hook) for hook in self._apps[app].webhooks]
 
+    def release(self, app: str, description: str, email: str = OWNER_EMAIL) -> int:
+        """Add a release (a deploy by `email`) as the current one; returns its version."""
+        with self._lock:
+            found = self._apps[app]
+            version = found.releases[-1].version + 1 if found.releases else 1
+            found.releases.append(_Release(self._new_id(), version, description, self._now, email))
+            return version
+
     def crash(self, app: str, dyno: str) -> dict[str, Any]:
         """Crash one dyno (`web.1`): it shows `crashed` until restarted, and subscribers of
         `api:dyno` are told. Returns the dyno as the API shows it."""
@@ -506,6 +517,23 @@ class FakeHeroku(ServedFake):
         with self._lock:
             self._faults.append(_Fault(status, count, retry_after, wanted))
 
+    def drop_next(self, count: int = 1, methods: Iterable[str] | None = None) -> None:
+        """Carry out the next `count` requests (of `methods`, if given) as usual, then close
+        the connection without answering: a change applied, and a client that cannot tell."""
+        wanted = frozenset(m.upper() for m in methods) if methods is not None else None
+        with self._lock:
+            self._drops.append((count, wanted))
+
+    def _take_drop(self, method: str) -> bool:
+        for index, (count, methods) in enumerate(self._drops):
+            if methods is None or method in methods:
+                if count <= 1:
+                    del self._drops[index]
+                else:
+                    self._drops[index] = (count - 1, methods)
+                return True
+        return False
+
     # -- WSGI -----------------------------------------------------------------------------
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -531,6 +559,9 @@ class FakeHeroku(ServedFake):
         with self._lock:
             reply = self._answer(request, body, bad_json)
             reply.headers.setdefault("RateLimit-Remaining", str(self.rate_limit_remaining))
+            drop = self._take_drop(request.method)
+        if drop and (connection := request.environ.get("werkzeug.socket")) is not None:
+            connection.shutdown(socket.SHUT_RDWR)  # done, but the client never hears so
         reply.headers["Request-Id"] = str(uuid.uuid4())
         return reply
 
@@ -953,7 +984,7 @@ class FakeHeroku(ServedFake):
             "slug": slug,
             "status": "succeeded",
             "updated_at": _timestamp(release.created_at),
-            "user": dict(_OWNER),
+            "user": {**_OWNER, "email": release.email},
             "version": release.version,
         }
 

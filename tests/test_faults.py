@@ -1,0 +1,230 @@
+"""The actions path under faults, through the real web app: a change that may have been
+made is read back and said as it stands, never "not changed, try again"; rows left pending
+or unknown get a final outcome from the worker's reconciliation pass; throttling answers at
+once and holds no thread; a failed read at click time leaves the prompt usable."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.store.audit import Actor, AuditLog
+from bot.web.bolt_app import LAZY_WORKERS
+from bot.web.app import create_app
+from bot.worker.main import Worker
+from handlers.render import CONFIRM_ACTION
+from tests.conftest import ADMIN, HEROKU_KEY, USER
+from tests.webclient import SlackDriver, button, settle
+
+OTHER_KEY = "other-account-key"
+
+
+@pytest.fixture
+def web(config):
+    app = create_app(config)
+    yield app
+    app.extensions["deploybot"].db.dispose()
+
+
+@pytest.fixture
+def driver(web, slack):
+    return SlackDriver(web.test_client(), slack)
+
+
+def audit(web) -> AuditLog:
+    return AuditLog(web.extensions["deploybot"].db)
+
+
+def patches(heroku):
+    return [r for r in heroku.requests if r.method == "PATCH"]
+
+
+def test_a_dropped_connection_after_the_change_is_read_back_not_called_a_failure(
+    web, driver, heroku
+):
+    heroku.drop_next(methods=["PATCH"])
+    _, url = driver.command("scale web+1 myapp", ADMIN)
+    reply = driver.reply(url)
+    text = reply["text"]
+    assert "dropped after the request was sent" in text
+    assert "web is now 2" in text and "so it was made" in text
+    assert "Try again" not in text and "nothing was changed" not in text
+    assert reply["response_type"] == "in_channel"
+    assert len(patches(heroku)) == 1 and heroku.formation("myapp")["web"][0] == 2
+    [entry] = audit(web).recent()
+    assert entry.outcome == "ok" and entry.after["web"][0] == 2
+    assert "Read back: web is now 2" in entry.error
+
+
+def test_a_maybe_failed_write_that_did_not_land_stays_unknown_then_the_worker_settles_it(
+    web, driver, heroku, config
+):
+    heroku.fail_next(503, count=10, methods=["PATCH"])
+    _, url = driver.command("scale web+1 myapp", ADMIN)
+    text = driver.reply(url)["text"]
+    assert "web is now 1" in text and "has not been made so far" in text
+    assert "/deploy status myapp" in text
+    [entry] = audit(web).recent()
+    assert entry.outcome == "unknown"  # a slow request may still land: not final yet
+
+    worker = Worker(config)
+    try:
+        # Too fresh for the pass: left alone.
+        assert worker.reconcile(datetime.now(UTC)) == 0
+        assert worker.reconcile(datetime.now(UTC) + timedelta(minutes=5)) == 1
+        assert worker.reconcile(datetime.now(UTC) + timedelta(minutes=10)) == 0  # once
+    finally:
+        worker.services().db.dispose()
+        worker.db.dispose()
+    [entry] = audit(web).recent()
+    assert entry.outcome == "not-applied" and "Read back: web is now 1" in entry.error
+    _, url = driver.command("history myapp failed", ADMIN)
+    assert "not applied" in driver.reply(url)["text"]
+
+
+def test_a_row_left_pending_by_a_dead_process_gets_its_outcome_from_the_read_back(
+    web, heroku, config
+):
+    log = audit(web)
+    # The process wrote its intent, Heroku applied the change, and the process died.
+    entry = log.start(
+        Actor(ADMIN),
+        "scale",
+        "myapp",
+        "scale web=3 myapp",
+        {"web": [1, "Standard-1X"]},
+        {"web": [3, None]},
+    )
+    web.extensions["deploybot"].resolve("myapp").platform.scale("myapp", {"web": (3, None)})
+    restart = log.start(Actor(ADMIN), "restart", "myapp", "restart myapp", None, {"target": "all"})
+    worker = Worker(config)
+    try:
+        assert worker.reconcile(datetime.now(UTC) + timedelta(minutes=5)) == 2
+    finally:
+        worker.services().db.dispose()
+        worker.db.dispose()
+    rows = {e.id: e for e in log.recent()}
+    assert rows[entry].outcome == "ok" and "stopped before it heard back" in rows[entry].error
+    assert rows[entry].finished_at is not None
+    # A restart leaves nothing to read back: it says so instead of staying pending.
+    assert rows[restart].outcome == "unknown"
+
+
+def test_throttling_answers_at_once_and_an_unrelated_command_is_not_kept_waiting(
+    driver, heroku, slack, tmp_path, monkeypatch, config
+):
+    registry = tmp_path / "deploybot.yml"
+    registry.write_text(
+        "heroku:\n  allow_unlisted: true\n"
+        "apps:\n  other-app:\n    platform: heroku\n    api_key_env: OTHER_HEROKU_KEY\n"
+    )
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(registry))
+    monkeypatch.setenv("OTHER_HEROKU_KEY", OTHER_KEY)
+    heroku.api_keys = frozenset({HEROKU_KEY, OTHER_KEY})
+    web = create_app(config)
+    try:
+        driver = SlackDriver(web.test_client(), slack)
+        heroku.fail_next(429, count=100, retry_after=3600, methods=["PATCH"])
+        started = time.monotonic()
+        urls = [driver.command("scale web=2 myapp", ADMIN)[1] for _ in range(10)]
+        replies = [driver.reply(url)["text"] for url in urls]
+        throttled_in = time.monotonic() - started
+        assert all("rate-limiting" in r and "allows the next call at" in r for r in replies)
+        # No retries, and once one 429 is stored the rest are answered without a call: only
+        # the commands already running on the other listener threads reached Heroku.
+        assert 1 <= len(patches(heroku)) <= LAZY_WORKERS
+
+        started = time.monotonic()
+        _, url = driver.command("status other-app", USER)
+        status = driver.reply(url)
+        status_in = time.monotonic() - started
+        assert "Status of `other-app`: web=2" in status["text"]
+        print(
+            f"\nten throttled commands answered in {throttled_in:.2f} s; "
+            f"then an unrelated status in {status_in:.2f} s"
+        )
+    finally:
+        web.extensions["deploybot"].db.dispose()
+
+
+def test_throttling_never_sleeps_through_a_long_retry_after(driver, heroku, monkeypatch):
+    import urllib3.util.retry
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(urllib3.util.retry.time, "sleep", sleeps.append)
+    heroku.fail_next(429, count=100, retry_after=3600)
+    _, url = driver.command("status myapp", USER)
+    assert "rate-limiting" in driver.reply(url)["text"]
+    assert sleeps == [] and len(heroku.requests) == 1
+
+
+def test_a_failed_read_at_click_time_leaves_the_prompt_usable(web, driver, heroku):
+    _, url = driver.command("kill myapp worker", ADMIN)
+    prompt = driver.reply(url)
+    value = button(prompt, CONFIRM_ACTION)["value"]
+    heroku.fail_next(503, count=10, methods=["GET"])
+    _, url = driver.click(CONFIRM_ACTION, value, ADMIN)
+    text = driver.reply(url)["text"]
+    assert "503" in text and "still open" in text
+    assert patches(heroku) == [] and audit(web).recent() == []
+    heroku._faults.clear()
+    _, url = driver.click(CONFIRM_ACTION, value, ADMIN)
+    assert "worker 1 → 0" in driver.reply(url)["text"]
+    assert len(patches(heroku)) == 1
+    [entry] = audit(web).recent()
+    assert entry.outcome == "ok"
+
+
+def test_an_expensive_change_asks_first_with_its_cost(web, driver, heroku):
+    _, url = driver.command("scale web=99 myapp", ADMIN)
+    prompt = driver.reply(url)
+    assert "Monthly cost: ≈ $50/month → $2,500/month (+$2,450/month)" in prompt["text"]
+    assert "threshold" in prompt["text"]
+    button(prompt, CONFIRM_ACTION)
+    settle()
+    assert patches(heroku) == []
+    # A small change goes ahead as before.
+    _, url = driver.command("scale web=2 myapp", ADMIN)
+    assert "web 1 → 2" in driver.reply(url)["text"]
+
+
+def test_an_unlisted_app_has_a_default_max(web, driver, heroku):
+    _, url = driver.command("scale web=999 myapp", ADMIN)
+    text = driver.reply(url)["text"]
+    assert "100" in text and patches(heroku) == []
+    [entry] = audit(web).recent()
+    assert entry.outcome == "refused"
+
+
+@pytest.mark.parametrize(
+    ("steps", "word"),
+    [
+        ((("scale web=2 myapp", USER),), "refused"),
+        ((("kill myapp", ADMIN), "cancel"), "cancelled"),
+    ],
+)
+def test_refused_and_cancelled_requests_are_in_the_history(web, driver, heroku, steps, word):
+    from handlers.render import CANCEL_ACTION
+
+    for step in steps:
+        if step == "cancel":
+            _, url = driver.click(CANCEL_ACTION, value, ADMIN)
+            driver.reply(url)
+            continue
+        _, url = driver.command(*step)
+        reply = driver.reply(url)
+        value = next(
+            (
+                e["value"]
+                for b in reply.get("blocks", [])
+                if b["type"] == "actions"
+                for e in b["elements"]
+            ),
+            None,
+        )
+    _, url = driver.command(f"history myapp {word}", ADMIN)
+    text = driver.reply(url)["text"]
+    assert f"({word})" in text and "myapp" in text
+    assert [e.outcome for e in audit(web).recent()] == [word]
