@@ -176,10 +176,11 @@ OUTCOME_MARK = {
 
 def _history(result: History) -> Message:
     scope = f"`{result.app}`" if result.app else "every app"
-    only = f" ({result.only})" if result.only else ""
     if not result.entries:
-        return _text(f"No requests{only} recorded for {scope} yet.", public=False)
-    lines = [f"*Recent requests{only} for {scope}*, newest first"]
+        what = f"{result.only} requests" if result.only else "changes"
+        return _text(f"No {what} recorded for {scope} yet.", public=False)
+    title = f"requests for {scope} ({result.only})" if result.only else f"changes to {scope}"
+    lines = [f"*Recent {title}*, newest first"]
     for entry in result.entries:
         when = int(entry.started_at.timestamp())
         fallback = entry.started_at.strftime("%Y-%m-%d %H:%M UTC")

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.store.audit import Actor, AuditLog
-from bot.web.bolt_app import LAZY_WORKERS
 from bot.web.app import create_app
+from bot.web.bolt_app import LAZY_WORKERS
 from bot.worker.main import Worker
-from handlers.render import CONFIRM_ACTION
+from handlers.render import CANCEL_ACTION, CONFIRM_ACTION
 from tests.conftest import ADMIN, HEROKU_KEY, USER
 from tests.webclient import SlackDriver, button, settle
 
@@ -198,33 +198,25 @@ def test_an_unlisted_app_has_a_default_max(web, driver, heroku):
     assert entry.outcome == "refused"
 
 
-@pytest.mark.parametrize(
-    ("steps", "word"),
-    [
-        ((("scale web=2 myapp", USER),), "refused"),
-        ((("kill myapp", ADMIN), "cancel"), "cancelled"),
-    ],
-)
-def test_refused_and_cancelled_requests_are_in_the_history(web, driver, heroku, steps, word):
-    from handlers.render import CANCEL_ACTION
-
-    for step in steps:
-        if step == "cancel":
-            _, url = driver.click(CANCEL_ACTION, value, ADMIN)
-            driver.reply(url)
-            continue
-        _, url = driver.command(*step)
-        reply = driver.reply(url)
-        value = next(
-            (
-                e["value"]
-                for b in reply.get("blocks", [])
-                if b["type"] == "actions"
-                for e in b["elements"]
-            ),
-            None,
-        )
+def history_of(driver, word: str) -> str:
     _, url = driver.command(f"history myapp {word}", ADMIN)
-    text = driver.reply(url)["text"]
-    assert f"({word})" in text and "myapp" in text
-    assert [e.outcome for e in audit(web).recent()] == [word]
+    return driver.reply(url)["text"]
+
+
+def test_refused_requests_are_in_the_history(web, driver, heroku):
+    _, url = driver.command("scale web=2 myapp", USER)
+    driver.reply(url)
+    assert [e.outcome for e in audit(web).recent()] == ["refused"]
+    assert "(refused)" in history_of(driver, "refused")
+    assert "No cancelled requests" in history_of(driver, "cancelled")
+
+
+def test_cancelled_and_expired_requests_are_in_the_history(web, driver, heroku):
+    _, url = driver.command('kill myapp --force "x` <!channel> &"', ADMIN)
+    value = button(driver.reply(url), CANCEL_ACTION)["value"]
+    _, url = driver.click(CANCEL_ACTION, value, ADMIN)
+    cancelled = driver.reply(url)["text"]
+    assert "<!channel>" not in cancelled and "&lt;!channel&gt;" in cancelled
+    assert cancelled.count("`") == 2  # the backtick inside cannot close the code span
+    assert "cancelled" in history_of(driver, "cancelled")
+    assert [e.outcome for e in audit(web).recent()] == ["cancelled"]

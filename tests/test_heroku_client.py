@@ -25,13 +25,23 @@ def client(heroku) -> HerokuPlatform:
     return HerokuPlatform(HEROKU_KEY, heroku.url)
 
 
-def test_retry_after_is_honoured_and_capped(heroku, sleeps):
+def test_a_short_retry_after_is_honoured(heroku, sleeps):
     heroku.fail_next(429, count=1, retry_after=2)
-    heroku.fail_next(503, count=1, retry_after=3600)
     assert client(heroku).formation("myapp")[0].type == "web"
-    assert 2.0 in sleeps
-    assert heroku_module.MAX_RETRY_AFTER in sleeps
-    assert max(sleeps) == heroku_module.MAX_RETRY_AFTER
+    assert sleeps == [2.0]
+
+
+def test_a_long_retry_after_is_not_slept_through(heroku, sleeps):
+    heroku.fail_next(503, count=1, retry_after=3600)
+    with pytest.raises(PlatformError, match=r"failed \(503\)"):
+        client(heroku).formation("myapp")
+    assert sleeps == [] and len(heroku.requests) == 1
+    heroku.fail_next(429, count=5, retry_after=3600)
+    with pytest.raises(PlatformError, match="allows the next call at") as caught:
+        client(heroku).formation("myapp")
+    assert sleeps == [] and len(heroku.requests) == 2
+    assert caught.value.changed is False
+    assert heroku_module.MAX_RETRY_AFTER < 3600
 
 
 def test_gives_up_after_a_few_retries(heroku, sleeps):
