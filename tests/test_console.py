@@ -79,3 +79,10 @@ def test_whoami_and_history_in_the_console(tmp_path):
     assert "*Recent changes to every app*, newest first" in output
     assert "@you `scale web=2 demo` (console)" in output
     assert "`demo-api` is protected" in output and "[ Approve ]" in output
+
+
+def test_an_expensive_scale_in_the_sandbox_asks_first_and_shows_the_cost(tmp_path):
+    output = run_lines(tmp_path, "scale web=999 demo", "status demo")
+    assert "Monthly cost: ≈ $50/month → $25,000/month (+$24,950/month)" in output
+    assert "[ Confirm ]  [ Cancel ]" in output
+    assert "`web` 1 × Standard-1X" in output  # nothing done before the click

@@ -220,3 +220,28 @@ def test_cancelled_and_expired_requests_are_in_the_history(web, driver, heroku):
     assert cancelled.count("`") == 2  # the backtick inside cannot close the code span
     assert "cancelled" in history_of(driver, "cancelled")
     assert [e.outcome for e in audit(web).recent()] == ["cancelled"]
+
+
+def test_an_expired_prompt_is_in_the_history_and_its_message_is_shown_as_typed(
+    web, driver, heroku, slack, config
+):
+    from sqlalchemy import update
+
+    from bot.store.models import Confirmation
+
+    _, url = driver.command('kill myapp --force "x` <!channel>"', ADMIN)
+    driver.reply(url)
+    services = web.extensions["deploybot"]
+    with services.db.session() as session, session.begin():
+        session.execute(
+            update(Confirmation).values(expires_at=datetime.now(UTC) - timedelta(minutes=1))
+        )
+    worker = Worker(config)
+    try:
+        assert worker.expire_prompts() == 1
+    finally:
+        worker.db.dispose()
+    expired = slack.wait_for_responses(url, n=2, timeout=10)[-1]["text"]
+    assert "expired" in expired and "<!channel>" not in expired and expired.count("`") == 4
+    assert [e.outcome for e in audit(web).recent()] == ["expired"]
+    assert "expired" in history_of(driver, "expired")

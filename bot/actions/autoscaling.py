@@ -15,7 +15,6 @@ from bot.store.audit import Actor, AuditLog
 from bot.store.autoscale_settings import DEFAULT_TARGET, AutoscaleStore, Pin, Settings, parse_target
 from policies.commands import Command
 
-
 DEFAULT_MAX = 10  # web dynos, when `/deploy autoscale APP on` names no max
 
 

@@ -144,5 +144,5 @@ def expired_text(pending: Pending) -> str:
     expired = pending.expires_at.strftime("%H:%M UTC")
     return (
         f"<@{pending.user_id}>'s request {code(pending.command)} expired at {expired}, so "
-        f"nothing was changed. Run `/deploy {pending.command}` again if it is still wanted."
+        f"nothing was changed. Run {code('/deploy ' + pending.command)} again if it is still wanted."
     )
