@@ -6,18 +6,15 @@ Heroku and the fake Slack's recorded calls."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 import requests
 
-from bot.sandbox.fakes.server import LocalServer
-from bot.web.app import create_app
 from bot.worker.main import Worker
 from policies.heroku_webhooks import sign
 from tests.conftest import ADMIN, USER
-from tests.webclient import SlackDriver, ack_text
+from tests.webclient import SlackDriver, ack_text, served_app
 
 HOSTILE = "Deploy <!channel> <http://evil.example|login> `x` & <@UEVIL001>"
 RAW = ("<!channel>", "<http://evil.example", "<@UEVIL001>", "<!here>")
@@ -38,16 +35,9 @@ apps:
 
 @pytest.fixture
 def served(config, tmp_path, monkeypatch):
-    path = tmp_path / "deploybot.yml"
-    path.write_text(REGISTRY)
-    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
-    holder = {}
-    server = LocalServer(lambda environ, start: holder["app"](environ, start)).start()
-    config = replace(config, public_url=server.url)
-    holder["app"] = create_app(config)
-    yield holder["app"], config, server.url
-    server.stop()
-    holder["app"].extensions["deploybot"].db.dispose()
+    """The web app on a real port (Heroku must reach it), knowing its own URL."""
+    with served_app(config, REGISTRY, tmp_path, monkeypatch) as served:
+        yield served
 
 
 @pytest.fixture
