@@ -64,7 +64,7 @@ def test_a_maybe_failed_write_that_did_not_land_stays_unknown_then_the_worker_se
     heroku.fail_next(503, count=10, methods=["PATCH"])
     _, url = driver.command("scale web+1 myapp", ADMIN)
     text = driver.reply(url)["text"]
-    assert "web is now 1" in text and "has not been made so far" in text
+    assert "web is now 1" in text and "not what was asked, yet" in text
     assert "/deploy status myapp" in text
     [entry] = audit(web).recent()
     assert entry.outcome == "unknown"  # a slow request may still land: not final yet
@@ -245,3 +245,49 @@ def test_an_expired_prompt_is_in_the_history_and_its_message_is_shown_as_typed(
     assert "expired" in expired and "<!channel>" not in expired and expired.count("`") == 4
     assert [e.outcome for e in audit(web).recent()] == ["expired"]
     assert "expired" in history_of(driver, "expired")
+
+
+FAULTS = {
+    "dropped after applying": lambda heroku: heroku.drop_next(methods=["PATCH"]),
+    "429 Retry-After 3600": lambda heroku: heroku.fail_next(429, count=20, retry_after=3600),
+    "503 on the write": lambda heroku: heroku.fail_next(503, count=20, methods=["PATCH"]),
+    "503 Retry-After 3600": lambda heroku: heroku.fail_next(503, count=20, retry_after=3600),
+    "one 503, then fine": lambda heroku: heroku.fail_next(503, count=1, methods=["PATCH"]),
+    "timeout": None,  # set up in the test: a slow fake and a short read timeout
+}
+SAYS_DONE = ("so it was made", "scaled `myapp`")
+SAYS_NOT_DONE = ("nothing was", "Nothing was")
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_no_fault_makes_a_relative_change_twice_or_misreports_it(
+    web, driver, heroku, monkeypatch, fault
+):
+    """`scale web+1` under each fault: web moves by at most one, and the reply never says
+    "nothing was changed" about a change made, nor "done" about one not made."""
+    from bot.platforms import heroku as heroku_module
+
+    if fault == "timeout":
+        monkeypatch.setattr(heroku_module, "READ_TIMEOUT", 0.3)
+        heroku.latency, heroku.slow_methods = 0.6, frozenset({"PATCH"})
+    else:
+        FAULTS[fault](heroku)
+    _, url = driver.command("scale web+1 myapp", ADMIN)
+    text = driver.reply(url)["text"]
+    heroku.latency = 0
+    heroku._faults.clear()
+    time.sleep(0.7 if fault == "timeout" else 0)  # let a slow PATCH land
+    moved = heroku.formation("myapp")["web"][0] - 1
+    wrong = 0
+    if moved == 1 and any(words in text for words in SAYS_NOT_DONE):
+        wrong += 1
+    if moved == 0 and any(words in text for words in SAYS_DONE):
+        wrong += 1
+    if moved not in (0, 1):
+        wrong += 1
+    if moved == 0 and not any(words in text for words in SAYS_NOT_DONE):
+        # Unsure is allowed only when it cannot tell: then it must say to check first.
+        assert "/deploy status myapp" in text, text
+    print(f"\n{fault}: web moved by {moved}; wrong: {wrong}; said: {text[:160]}")
+    assert wrong == 0, text
+    assert "Traceback" not in text

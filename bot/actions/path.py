@@ -538,8 +538,8 @@ class Actions:
         if found.formation is not None:
             return Reply(
                 f"<@{actor.user_id}> asked {code(text)}. {error} I read it back: "
-                f"{found.sentence}, so it has not been made so far. Check "
-                f"`/deploy status {app}` in a minute before asking again.",
+                f"{found.sentence}, not what was asked, yet: Heroku may still be carrying it "
+                f"out. Check `/deploy status {app}` in a minute before asking again.",
                 public=True,
             )
         return Reply(

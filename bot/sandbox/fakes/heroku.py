@@ -399,6 +399,7 @@ class FakeHeroku(ServedFake):
         self.api_keys = frozenset(api_keys)
         self.boot_seconds = boot_seconds
         self.latency = 0.0
+        self.slow_methods: frozenset[str] | None = None  # latency only for these; None: all
         self.rate_limit_remaining = RATE_LIMIT
         self.requests: list[Recorded] = []
         self.violations: list[str] = []
@@ -554,7 +555,7 @@ class FakeHeroku(ServedFake):
                 Recorded(request.method, request.path, dict(request.headers), body)
             )
         # Recorded first: a client that timed out can still see that its request arrived.
-        if self.latency:
+        if self.latency and (self.slow_methods is None or request.method in self.slow_methods):
             time.sleep(self.latency)
         with self._lock:
             reply = self._answer(request, body, bad_json)
