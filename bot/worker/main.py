@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 LEASE_RETRY_SECONDS = 5.0  # a waiting worker takes over within this of the leader's death
 KEEP_SENT_ALERTS = timedelta(days=7)
+RECONCILE_SECONDS = 60.0  # rows become due 3 minutes after they started: once a minute is ample
 
 
 def _seconds(name: str, default: float) -> float:
@@ -172,7 +173,7 @@ class Worker:
             (self.watch, _seconds("DEPLOYBOT_WATCH_SECONDS", 60)),
             (self.sample_beanstalk, _seconds("DEPLOYBOT_BEANSTALK_SECONDS", 10)),
             (self.expire_prompts, _seconds("DEPLOYBOT_EXPIRE_SECONDS", 30)),
-            (self.reconcile, _seconds("DEPLOYBOT_RECONCILE_SECONDS", 60)),
+            (self.reconcile, RECONCILE_SECONDS),
             (self.compact_metrics, _seconds("DEPLOYBOT_COMPACT_SECONDS", 600)),
             (self.forget_request_keys, _seconds("DEPLOYBOT_FORGET_SECONDS", 3600)),
         ]
