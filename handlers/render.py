@@ -225,6 +225,8 @@ def _changed(result: Changed) -> Message:
     summary = ", ".join(changes) or "no change"
     verb = "killed" if result.verb == "kill" else "scaled"
     text = f"<@{result.user_id}> {verb} `{result.app}`: {summary}."
+    if result.note:
+        text += f" {result.note}"
     blocks = [_section(text)]
     if result.confirmed_by:
         how = "Confirmed" if result.confirmed_by == result.user_id else "Approved"

@@ -291,3 +291,24 @@ def test_no_fault_makes_a_relative_change_twice_or_misreports_it(
     print(f"\n{fault}: web moved by {moved}; wrong: {wrong}; said: {text[:160]}")
     assert wrong == 0, text
     assert "Traceback" not in text
+
+
+def test_a_restart_whose_answer_was_lost_says_to_check_and_is_settled_later(
+    web, driver, heroku, config
+):
+    heroku.drop_next(methods=["DELETE"])
+    _, url = driver.command("restart myapp web", ADMIN)
+    reply = driver.reply(url)
+    assert "dropped after the request was sent" in reply["text"]
+    assert "Restarting twice does no harm" in reply["text"]
+    assert "nothing was changed" not in reply["text"]
+    [entry] = audit(web).recent()
+    assert entry.outcome == "unknown"
+    worker = Worker(config)
+    try:
+        assert worker.reconcile(datetime.now(UTC) + timedelta(minutes=5)) == 1
+    finally:
+        worker.services().db.dispose()
+        worker.db.dispose()
+    [entry] = audit(web).recent()
+    assert entry.outcome == "unknown" and "Nothing to read back" in entry.error

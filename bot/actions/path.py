@@ -486,17 +486,30 @@ class Actions:
             actor, verb, app, text, formation_json(before), {t: list(v) for t, v in targets.items()}
         )
         platform = resolved.platform
+        note = None
         try:
             after = platform.scale(resolved.target.name, targets)
         except PlatformError as error:
-            if error.changed is None:
-                return self._maybe_changed(entry, actor, resolved, text, before, targets, error)
-            self._audit.finish(entry, error.outcome, error=str(error))
-            return Reply(str(error))
+            if error.changed is not None:
+                self._audit.finish(entry, error.outcome, error=str(error))
+                return Reply(str(error))
+            # The request went out and no answer came back: read the formation back and say
+            # what runs now, never "not changed, try again" (`web+1` would apply twice).
+            requested = {t: list(v) for t, v in targets.items()}
+            found = self.reconciler.settle_now(
+                entry, resolved, formation_json(before), requested, str(error)
+            )
+            if found.outcome != "ok" or found.formation is None:
+                return _unsure(actor.user_id, app, text, error, found.sentence, found.formation)
+            after, note = (
+                found.formation,
+                f"{error} I read it back: {found.sentence}, so it was made.",
+            )
         except Exception as error:
             self._audit.finish(entry, "error", error=type(error).__name__)
             raise
-        self._audit.finish(entry, "ok", after=formation_json(after))
+        else:
+            self._audit.finish(entry, "ok", after=formation_json(after))
         log.info("formation changed", extra={"app": app, "verb": verb, "user": actor.user_id})
         return Changed(
             app=app,
@@ -510,44 +523,32 @@ class Actions:
             break_glass=_break_glass(
                 verdict, actor.user_id, text, _force_of(text), resolved.target
             ),
+            note=note,
         )
 
-    def _maybe_changed(
-        self,
-        entry: int,
-        actor: Actor,
-        resolved: Resolved,
-        text: str,
-        before: tuple[Formation, ...],
-        targets: dict[str, tuple[int, str | None]],
-        error: PlatformError,
-    ) -> Result:
-        """The request went out and no answer came back: read the formation back and say
-        what runs now, never "not changed, try again" (a relative scale would apply twice)."""
-        app = resolved.target.alias
-        requested = {t: list(v) for t, v in targets.items()}
-        found = self.reconciler.settle_now(
-            entry, resolved, formation_json(before), requested, str(error)
-        )
-        if found.outcome == "ok" and found.formation is not None:
-            return Reply(
-                f"<@{actor.user_id}> asked {code(text)}. {error} I read it back: "
-                f"{found.sentence}, so it was made.",
-                public=True,
-            )
-        if found.formation is not None:
-            return Reply(
-                f"<@{actor.user_id}> asked {code(text)}. {error} I read it back: "
-                f"{found.sentence}, not what was asked, yet: Heroku may still be carrying it "
-                f"out. Check `/deploy status {app}` in a minute before asking again.",
-                public=True,
-            )
+
+def _unsure(
+    user_id: str,
+    app: str,
+    text: str,
+    error: PlatformError,
+    now_running: str,
+    formation: tuple[Formation, ...] | None,
+) -> Reply:
+    """What to say when a maybe-made change is not seen in the formation (yet), or the
+    formation cannot be read back at all."""
+    if formation is not None:
         return Reply(
-            f"<@{actor.user_id}> asked {code(text)}. {error} I could not read the formation "
-            f"back, so I cannot tell whether it was made. Check `/deploy status {app}` before "
-            "asking again.",
+            f"<@{user_id}> asked {code(text)}. {error} I read it back: {now_running}, not what "
+            f"was asked, yet: it may still be under way. Check `/deploy status {app}` "
+            "in a minute before asking again.",
             public=True,
         )
+    return Reply(
+        f"<@{user_id}> asked {code(text)}. {error} I could not read the formation back, so I "
+        f"cannot tell whether it was made. Check `/deploy status {app}` before asking again.",
+        public=True,
+    )
 
 
 # `policies.commands.HISTORY_FILTERS` words → the audit outcomes they show.

@@ -44,6 +44,7 @@ class Changed:
     audit_id: int | None = None
     slow: bool = False  # the platform is still applying it: follow up when it settles
     break_glass: BreakGlass | None = None
+    note: str | None = None  # how we know, when the platform's answer was lost
 
 
 @dataclass(frozen=True)
