@@ -123,12 +123,13 @@ def _metrics(result: Metrics) -> Message:
         lines.append(f"p95 service time: `{sparkline(list(result.p95s))}`")
     errors = f"5xx: {summary.error_rate:.1%}" if summary.error_rate is not None else "5xx: none"
     if summary.codes:
-        errors += " · " + ", ".join(f"{code} ×{n}" for code, n in summary.codes.items())
+        # Codes and dyno names come from drained log lines: shown as typed.
+        errors += " · " + ", ".join(f"{escape(c)} ×{n}" for c, n in summary.codes.items())
     lines.append(errors)
     if summary.dynos:
         lines.append(
             "Per dyno: "
-            + ", ".join(f"{dyno} {rate:,.1f}/min" for dyno, rate in summary.dynos.items())
+            + ", ".join(f"{escape(d)} {rate:,.1f}/min" for d, rate in summary.dynos.items())
         )
     return _text("\n".join(lines), public=True)
 

@@ -196,13 +196,13 @@ class BeanstalkPlatform:
             if time.monotonic() >= deadline:
                 return Settled(
                     ok=False,
-                    summary=f"`{app}` is still {environment.get('Status', 'busy')} after "
+                    summary=f"`{app}` is still {escape(environment.get('Status', 'busy'))} after "
                     f"{int(timeout // 60)} minutes; check the AWS console.",
                 )
             if stopping.wait(POLL_SECONDS):
                 return Settled(
                     ok=False,
-                    summary=f"`{app}` was still {environment.get('Status', 'busy')} when I "
+                    summary=f"`{app}` was still {escape(environment.get('Status', 'busy'))} when I "
                     "stopped watching it.",
                 )
         since = self._began.get(app)
@@ -216,7 +216,7 @@ class BeanstalkPlatform:
         if errors:
             return Settled(ok=False, summary=f"`{app}` update failed.", events=errors)
         return Settled(
-            ok=True, summary=f"`{app}` is Ready ({environment.get('Health', 'unknown')})."
+            ok=True, summary=f"`{app}` is Ready ({escape(environment.get('Health', 'unknown'))})."
         )
 
     def _environment(self, app: str) -> dict[str, Any]:
