@@ -37,6 +37,16 @@ def audit(web) -> AuditLog:
     return AuditLog(web.extensions["deploybot"].db)
 
 
+def reconcile(config, minutes: float) -> int:
+    """Run the worker's reconciliation pass as if `minutes` had passed."""
+    worker = Worker(config)
+    try:
+        return worker.reconcile(datetime.now(UTC) + timedelta(minutes=minutes))
+    finally:
+        worker.services().db.dispose()
+        worker.db.dispose()
+
+
 def patches(heroku):
     return [r for r in heroku.requests if r.method == "PATCH"]
 
@@ -69,15 +79,9 @@ def test_a_maybe_failed_write_that_did_not_land_stays_unknown_then_the_worker_se
     [entry] = audit(web).recent()
     assert entry.outcome == "unknown"  # a slow request may still land: not final yet
 
-    worker = Worker(config)
-    try:
-        # Too fresh for the pass: left alone.
-        assert worker.reconcile(datetime.now(UTC)) == 0
-        assert worker.reconcile(datetime.now(UTC) + timedelta(minutes=5)) == 1
-        assert worker.reconcile(datetime.now(UTC) + timedelta(minutes=10)) == 0  # once
-    finally:
-        worker.services().db.dispose()
-        worker.db.dispose()
+    assert reconcile(config, minutes=0) == 0  # too fresh for the pass: left alone
+    assert reconcile(config, minutes=5) == 1
+    assert reconcile(config, minutes=10) == 0  # once
     [entry] = audit(web).recent()
     assert entry.outcome == "not-applied" and "Read back: web is now 1" in entry.error
     _, url = driver.command("history myapp failed", ADMIN)
@@ -99,12 +103,7 @@ def test_a_row_left_pending_by_a_dead_process_gets_its_outcome_from_the_read_bac
     )
     web.extensions["deploybot"].resolve("myapp").platform.scale("myapp", {"web": (3, None)})
     restart = log.start(Actor(ADMIN), "restart", "myapp", "restart myapp", None, {"target": "all"})
-    worker = Worker(config)
-    try:
-        assert worker.reconcile(datetime.now(UTC) + timedelta(minutes=5)) == 2
-    finally:
-        worker.services().db.dispose()
-        worker.db.dispose()
+    assert reconcile(config, minutes=5) == 2
     rows = {e.id: e for e in log.recent()}
     assert rows[entry].outcome == "ok" and "stopped before it heard back" in rows[entry].error
     assert rows[entry].finished_at is not None
@@ -304,11 +303,6 @@ def test_a_restart_whose_answer_was_lost_says_to_check_and_is_settled_later(
     assert "nothing was changed" not in reply["text"]
     [entry] = audit(web).recent()
     assert entry.outcome == "unknown"
-    worker = Worker(config)
-    try:
-        assert worker.reconcile(datetime.now(UTC) + timedelta(minutes=5)) == 1
-    finally:
-        worker.services().db.dispose()
-        worker.db.dispose()
+    assert reconcile(config, minutes=5) == 1
     [entry] = audit(web).recent()
     assert entry.outcome == "unknown" and "Nothing to read back" in entry.error
