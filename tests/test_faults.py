@@ -159,21 +159,29 @@ def test_throttling_never_sleeps_through_a_long_retry_after(driver, heroku, monk
     assert sleeps == [] and len(heroku.requests) == 1
 
 
-def test_a_failed_read_at_click_time_leaves_the_prompt_usable(web, driver, heroku):
+def test_a_failed_read_at_click_time_leaves_the_prompt_usable(web, driver, heroku, monkeypatch):
+    from bot.platforms import heroku as heroku_module
+
+    monkeypatch.setattr(heroku_module, "MAX_RETRY_AFTER", 0.5)  # a 1 s Retry-After: no retry
     _, url = driver.command("kill myapp worker", ADMIN)
     prompt = driver.reply(url)
     value = button(prompt, CONFIRM_ACTION)["value"]
     heroku.fail_next(503, count=10, methods=["GET"])
     _, url = driver.click(CONFIRM_ACTION, value, ADMIN)
     text = driver.reply(url)["text"]
-    assert "503" in text and "still open" in text
+    assert "503" in text and "stays open" in text
     assert patches(heroku) == [] and audit(web).recent() == []
     heroku._faults.clear()
+    heroku.fail_next(429, count=1, retry_after=1, methods=["PATCH"])  # refused at the write
+    _, url = driver.click(CONFIRM_ACTION, value, ADMIN)
+    assert "rate-limiting" in driver.reply(url)["text"]
+    [refused] = audit(web).recent()
+    assert refused.outcome == "error"
+    time.sleep(1.1)  # the stored Retry-After passes
     _, url = driver.click(CONFIRM_ACTION, value, ADMIN)
     assert "worker 1 → 0" in driver.reply(url)["text"]
-    assert len(patches(heroku)) == 1
-    [entry] = audit(web).recent()
-    assert entry.outcome == "ok"
+    assert len(patches(heroku)) == 2
+    assert [e.outcome for e in audit(web).recent()] == ["ok", "error"]
 
 
 def test_an_expensive_change_asks_first_with_its_cost(web, driver, heroku):

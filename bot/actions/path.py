@@ -245,8 +245,7 @@ class Actions:
         except (PlatformError, UnknownApp) as error:
             # Nothing was asked of the platform yet: give the prompt back, so the next click
             # acts instead of saying "already confirmed" about a change nobody made.
-            self._confirmations.reopen(confirmation_id, actor.user_id)
-            return Reply(f"{error} The request is still open: click again once it answers.")
+            return self._reopened(confirmation_id, actor, error)
         # A freeze may have begun, or the formation moved, since the prompt was shown.
         verdict = self._judge(
             resolved.target,
@@ -261,17 +260,27 @@ class Actions:
                 requester, verb, pending.app, pending.command, "refused", verdict.reason
             )
             return Reply(f"Nothing was changed: {verdict.reason}", public=True)
-        return self._apply(
-            requester,
-            resolved,
-            pending.app,
-            verb,
-            pending.command,
-            before,
-            targets,
-            verdict,
-            confirmer=actor,
-        )
+        try:
+            return self._apply(
+                requester,
+                resolved,
+                pending.app,
+                verb,
+                pending.command,
+                before,
+                targets,
+                verdict,
+                confirmer=actor,
+            )
+        except PlatformError as error:
+            # Refused outright (throttled, 4xx): nothing changed, so the prompt stays usable.
+            return self._reopened(confirmation_id, actor, error)
+
+    def _reopened(
+        self, confirmation_id: str, actor: Actor, error: PlatformError | UnknownApp
+    ) -> Reply:
+        self._confirmations.reopen(confirmation_id, actor.user_id)
+        return Reply(f"{error} Nothing was changed; the request stays open until it expires.")
 
     def _may_decide(self, actor: Actor, pending: Pending, verb: str) -> str | None:
         """Why `actor` may not click Confirm/Approve on `pending`, or None if they may."""
@@ -492,7 +501,8 @@ class Actions:
         except PlatformError as error:
             if error.changed is not None:
                 self._audit.finish(entry, error.outcome, error=str(error))
-                return Reply(str(error))
+                error.audited = True
+                raise
             # The request went out and no answer came back: read the formation back and say
             # what runs now, never "not changed, try again" (`web+1` would apply twice).
             requested = {t: list(v) for t, v in targets.items()}
