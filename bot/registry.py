@@ -19,12 +19,13 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from policies import autoscale, guardrails, rules
+from policies import autoscale, costs, guardrails, rules
 from policies.guardrails import parse_duration
 from policies.names import suggest
 
 DEFAULT_FILE = "deploybot.yml"
 DEFAULT_HEROKU_KEY_ENV = "HEROKU_API_KEY"
+DEFAULT_UNLISTED_MAX = 100
 MAX_DOWN_STABILIZATION = timedelta(hours=1)
 
 _ALIAS = r"^[a-z0-9][a-z0-9-]{0,39}$"
@@ -46,6 +47,8 @@ class _Strict(BaseModel):
 class HerokuSettings(_Strict):
     allow_unlisted: bool = False
     api_key_env: str = Field(DEFAULT_HEROKU_KEY_ENV, pattern=_ENV_VAR)
+    # The most dynos of any one process type on an app the file does not list.
+    unlisted_max: int = Field(DEFAULT_UNLISTED_MAX, ge=0, le=1000)
 
 
 _COUNT = Annotated[int, Field(ge=0, le=1000)]
@@ -147,6 +150,8 @@ class GuardrailsEntry(_Strict):
     sizes: list[Annotated[str, Field(min_length=1)]] | None = None
     protected: bool = False
     freezes: list[FreezeEntry] = []
+    # A change that raises the monthly cost by more than this (USD) asks first, with the cost.
+    confirm_above_usd: float = Field(costs.DEFAULT_CONFIRM_ABOVE_USD, ge=0)
 
     def policy(self, max_per_type: int | None) -> guardrails.Guardrails:
         # The entry's plain `max:` caps every process type the per-type `max` leaves out.
@@ -189,6 +194,7 @@ class _AppEntry(_Strict):
             "channel": self.channel,
             "max": self.max,
             "guardrails": self.guardrails.policy(self.max),
+            "confirm_above_usd": self.guardrails.confirm_above_usd,
             "schedule": tuple(window.policy() for window in self.autoscale.schedule),
             "alert_rules": self.alerts.rules(),
             "down_stabilization": self.autoscale.stabilization(),
@@ -275,6 +281,7 @@ class Target:
     schedule: tuple[autoscale.Window, ...] = ()  # autoscaling min/max by time of week
     alert_rules: Mapping[str, Any] = field(default_factory=dict)  # DetectorRules changes
     down_stabilization: timedelta | None = None  # None: the policy's default
+    confirm_above_usd: float = costs.DEFAULT_CONFIRM_ABOVE_USD  # a cost rise above: ask first
 
 
 class UnknownApp(LookupError):
@@ -386,8 +393,13 @@ class Registry:
                 **entry.shared(),
             )
         if self.spec.heroku.allow_unlisted and re.match(_HEROKU_APP, alias):
+            cap = {guardrails.ANY_TYPE: self.spec.heroku.unlisted_max}
             return Target(
-                alias=alias, platform="heroku", name=alias, api_key_env=self.spec.heroku.api_key_env
+                alias=alias,
+                platform="heroku",
+                name=alias,
+                api_key_env=self.spec.heroku.api_key_env,
+                guardrails=guardrails.Guardrails(max=cap),
             )
         hint = suggest(alias, self.aliases())
         listed = f" Did you mean {hint}?" if hint else " `/deploy apps` lists them."

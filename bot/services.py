@@ -27,6 +27,7 @@ from bot.store.drains import Drains
 from bot.store.incidents import Alerts
 from bot.store.observations import Observations
 from bot.store.request_keys import RequestKeys
+from bot.store.throttles import Throttles
 from bot.store.webhook_secrets import WebhookSecrets
 from policies.commands import Command
 
@@ -56,6 +57,7 @@ class Services:
         self.metrics = MetricsStore(self.db)
         self.webhook_secrets = WebhookSecrets(self.db)
         self.observations = Observations(self.db)
+        self.throttles = Throttles(self.db)
         self.followups = followups or FollowUps()
         # Clients are built on first use, one per credential set: start-up calls no API.
         self._platforms: dict[tuple[str, ...], Platform] = {}
@@ -106,7 +108,9 @@ class Services:
                     f"An admin should set {key_env}."
                 )
             cache_key: tuple[str, ...] = ("heroku", key_env)
-            factory = lambda: HerokuPlatform(key, self.config.heroku_api_url)  # noqa: E731
+            factory = lambda: HerokuPlatform(  # noqa: E731
+                key, self.config.heroku_api_url, throttles=self.throttles, account=key_env
+            )
         else:
             cache_key = ("beanstalk", target.region or "", target.aws_profile or "")
             factory = lambda: BeanstalkPlatform(target.region or "", target.aws_profile)  # noqa: E731

@@ -23,6 +23,7 @@ from bot.actions.results import (
 )
 from bot.metrics.aggregate import sparkline
 from bot.platforms.base import Formation, Settled
+from policies.slack_text import code, escape
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,8 @@ def message(result: Result, now: datetime | None = None) -> Message:
 def break_glass_message(notice: BreakGlass) -> Message:
     """Said in the app's channel when an admin forces a change through a freeze."""
     text = (
-        f":rotating_light: Break-glass: <@{notice.user_id}> forced `{notice.command}` during a "
-        f"freeze ({notice.freeze_reason}). Their reason: {notice.reason}"
+        f":rotating_light: Break-glass: <@{notice.user_id}> forced {code(notice.command)} "
+        f"during a freeze ({escape(notice.freeze_reason)}). Their reason: {escape(notice.reason)}"
     )
     return {"text": text, "blocks": [_section(text)]}
 
@@ -68,7 +69,7 @@ def settled_message(settled: Settled) -> Message:
     if settled.ok:
         text = f"Done: {settled.summary}"
     else:
-        events = "\n".join(f"• {event}" for event in settled.events[:10])
+        events = "\n".join(f"• {escape(event)}" for event in settled.events[:10])
         text = f"Failed: {settled.summary}" + (f"\n{events}" if events else "")
     return {"text": text, "blocks": [_section(text)]}
 
@@ -122,12 +123,13 @@ def _metrics(result: Metrics) -> Message:
         lines.append(f"p95 service time: `{sparkline(list(result.p95s))}`")
     errors = f"5xx: {summary.error_rate:.1%}" if summary.error_rate is not None else "5xx: none"
     if summary.codes:
-        errors += " · " + ", ".join(f"{code} ×{n}" for code, n in summary.codes.items())
+        # Codes and dyno names come from drained log lines: shown as typed.
+        errors += " · " + ", ".join(f"{escape(c)} ×{n}" for c, n in summary.codes.items())
     lines.append(errors)
     if summary.dynos:
         lines.append(
             "Per dyno: "
-            + ", ".join(f"{dyno} {rate:,.1f}/min" for dyno, rate in summary.dynos.items())
+            + ", ".join(f"{escape(d)} {rate:,.1f}/min" for d, rate in summary.dynos.items())
         )
     return _text("\n".join(lines), public=True)
 
@@ -165,26 +167,39 @@ def _buckets(per_minute: tuple[int, ...], points: int = 60) -> list[float]:
     return [sum(per_minute[i : i + width]) / width for i in range(0, len(per_minute), width)]
 
 
-OUTCOME_MARK = {"ok": "✓", "error": "✗", "refused": "✗", "unknown": "?", "pending": "…"}
+OUTCOME_MARK = {
+    "ok": "✓",
+    "error": "✗",
+    "refused": "✗ refused",
+    "unknown": "? may have changed",
+    "pending": "…",
+    "not-applied": "✗ not applied",
+    "cancelled": "– cancelled",
+    "expired": "– expired",
+}
 
 
 def _history(result: History) -> Message:
     scope = f"`{result.app}`" if result.app else "every app"
     if not result.entries:
-        return _text(f"No changes recorded for {scope} yet.", public=False)
-    lines = [f"*Recent changes to {scope}*, newest first"]
+        what = f"{result.only} requests" if result.only else "changes"
+        return _text(f"No {what} recorded for {scope} yet.", public=False)
+    title = f"requests for {scope} ({result.only})" if result.only else f"changes to {scope}"
+    lines = [f"*Recent {title}*, newest first"]
     for entry in result.entries:
         when = int(entry.started_at.timestamp())
         fallback = entry.started_at.strftime("%Y-%m-%d %H:%M UTC")
         mark = OUTCOME_MARK.get(entry.outcome, entry.outcome)
         line = (
             f"{mark} <!date^{when}^{{date_short}} {{time}}|{fallback}> <@{entry.user_id}> "
-            f"`{entry.command}`"
+            f"{code(entry.command)}"
         )
         if entry.source != "slack":
             line += f" ({entry.source})"
         if entry.error:
-            line += f": {entry.error[:150]}"
+            # Stored as Slack-ready sentences; the angle brackets go in any case, so an
+            # older row with a raw platform message can make no mention or link.
+            line += ": " + entry.error[:150].replace("<", "&lt;").replace(">", "&gt;")
         lines.append(line)
     return _text("\n".join(lines), public=False)
 
@@ -215,6 +230,8 @@ def _changed(result: Changed) -> Message:
     summary = ", ".join(changes) or "no change"
     verb = "killed" if result.verb == "kill" else "scaled"
     text = f"<@{result.user_id}> {verb} `{result.app}`: {summary}."
+    if result.note:
+        text += f" {result.note}"
     blocks = [_section(text)]
     if result.confirmed_by:
         how = "Confirmed" if result.confirmed_by == result.user_id else "Approved"
@@ -242,12 +259,13 @@ def _restart_target(result: Restarted) -> str:
 def _status(result: Status, now: datetime) -> Message:
     status = result.status
     formation = (
-        "\n".join(f"`{f.type}` {f.quantity} × {f.size}" for f in status.formation)
+        "\n".join(f"{code(f.type)} {f.quantity} × {escape(f.size)}" for f in status.formation)
         or "no process types"
     )
     dynos = (
         "\n".join(
-            f"`{d.name}` {d.state}{_age(d.since, now)}" for d in status.dynos[:MAX_DYNOS_SHOWN]
+            f"{code(d.name)} {escape(d.state)}{_age(d.since, now)}"
+            for d in status.dynos[:MAX_DYNOS_SHOWN]
         )
         or f"no {status.unit}s running"
     )
@@ -256,13 +274,14 @@ def _status(result: Status, now: datetime) -> Message:
     release = "no releases yet"
     if status.release is not None:
         rel = status.release
-        release = f"{rel.version} {rel.description}".strip() + _age(rel.created_at, now)
+        release = f"{escape(rel.version)} {escape(rel.description)}".strip()
+        release += _age(rel.created_at, now)
         if rel.user:
-            release += f" by {rel.user}"
+            release += f" by {escape(rel.user)}"
     text = f"Status of `{status.app}`: " + ", ".join(
-        f"{f.type}={f.quantity}" for f in status.formation
+        f"{escape(f.type)}={f.quantity}" for f in status.formation
     )
-    state = " ".join(part for part in (status.state, status.health) if part)
+    state = " ".join(escape(part) for part in (status.state, status.health) if part)
     prefix = f"{state} · " if state else ""
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": f"{status.app}"[:150]}},
@@ -273,7 +292,7 @@ def _status(result: Status, now: datetime) -> Message:
                 {"type": "mrkdwn", "text": f"*{status.unit.capitalize()}s*\n{dynos}"},
             ],
         },
-        _context(f"{prefix}Release: {release}", *status.notes[:MAX_NOTES]),
+        _context(f"{prefix}Release: {release}", *map(escape, status.notes[:MAX_NOTES])),
     ]
     return {"response_type": "in_channel", "text": text, "blocks": blocks}
 
@@ -309,6 +328,8 @@ def _confirmation(result: NeedsConfirmation) -> Message:
         who = f"Only <@{result.user_id}> can confirm"
     if result.cost:
         text += f"\nMonthly cost: {result.cost}"
+    if result.costly:
+        text += "\nThat raises the monthly cost past this app's threshold, so I ask first."
     expires = int(result.expires_at.timestamp())
     return {
         "response_type": "in_channel",

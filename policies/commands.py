@@ -44,6 +44,9 @@ PIN_MAX_MINUTES = 7 * 24 * 60
 # Heroku allows a few hundred dynos per type at most; anything past this is a typo.
 MAX_QUANTITY = 1000
 HISTORY_DEFAULT, HISTORY_MAX = 10, 50
+# `/deploy history [APP] refused`: which requests to show (the audit outcomes they stand for
+# are the actions path's business).
+HISTORY_FILTERS = ("refused", "cancelled", "expired", "failed", "unknown", "done")
 METRICS_DEFAULT_MINUTES, METRICS_MAX_MINUTES = 60, 24 * 60
 _WINDOW_RE = re.compile(r"^(\d+)([mh])$", re.IGNORECASE)
 _LONG_NUMBER = re.compile(r"\d{100}")
@@ -61,7 +64,7 @@ USAGE = {
     "simulate": "/deploy simulate spike APP",
     "alerts": "/deploy alerts [APP]",
     "apps": "/deploy apps",
-    "history": "/deploy history [APP] [N]",
+    "history": "/deploy history [APP] [N] [refused|cancelled|expired|failed|unknown|done]",
     "whoami": "/deploy whoami",
     "help": "/deploy help [VERB]",
 }
@@ -79,7 +82,7 @@ SUMMARY = {
     "simulate": "sandbox only: play a traffic spike against a demo app and watch the autoscaler react",
     "alerts": "list the open alerts (all apps, or one), with who acknowledged or silenced them",
     "apps": "list the apps I manage, with their platform and channel",
-    "history": "show who changed what, newest first (all apps, or one)",
+    "history": "show who changed what (and who was refused, cancelled or let expire), newest first",
     "whoami": "show what you may do in this channel, and which rule says so",
     "help": "show this help, or the help of one verb",
 }
@@ -101,7 +104,7 @@ EXAMPLES = {
     "simulate": ("simulate spike demo",),
     "alerts": ("alerts", "alerts myapp"),
     "apps": ("apps",),
-    "history": ("history", "history myapp 20"),
+    "history": ("history", "history myapp 20", "history myapp refused"),
     "whoami": ("whoami",),
     "help": ("help", "help scale"),
 }
@@ -369,8 +372,15 @@ def _parse_apps(args: list[str], app: str | None) -> Command:
 
 def _parse_history(args: list[str], app: str | None) -> Command:
     limit: int | None = None
+    only: str | None = None
     for word in args:
-        if word.isascii() and word.isdigit():  # '²'.isdigit(), but int('²') raises
+        if word.lower() in HISTORY_FILTERS:
+            if only is not None:
+                raise CommandError(
+                    "Give one of refused, cancelled, expired, failed, unknown or done.", "history"
+                )
+            only = word.lower()
+        elif word.isascii() and word.isdigit():  # '²'.isdigit(), but int('²') raises
             if limit is not None:
                 raise CommandError("Give the number of entries once.", "history")
             limit = int(word)
@@ -378,7 +388,7 @@ def _parse_history(args: list[str], app: str | None) -> Command:
                 raise CommandError(f"Ask for 1 to {HISTORY_MAX} entries.", "history")
         else:
             app = _app_name(word, "history", app)
-    return Command("history", app=app, limit=limit or HISTORY_DEFAULT)
+    return Command("history", app=app, limit=limit or HISTORY_DEFAULT, mode=only)
 
 
 def _parse_alerts(args: list[str], app: str | None) -> Command:

@@ -5,10 +5,16 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from flask.testing import FlaskClient
 
+from bot.config import Config
+from bot.sandbox.fakes.server import LocalServer
 from bot.sandbox.fakes.slack import FakeSlack
 from bot.sandbox.slack_requests import button_click, sign, slash_command
 from tests.conftest import SIGNING_SECRET
@@ -95,3 +101,23 @@ def post_chunked(client: FlaskClient, path: str, body: EndlessBody, **headers: s
         headers={"Transfer-Encoding": "chunked", **headers},
         environ_overrides={"wsgi.input_terminated": True},
     )
+
+
+@contextmanager
+def served_app(config: Config, registry: str, tmp_path: Path, monkeypatch: Any) -> Iterator[Any]:
+    """The web app on a real port (Heroku must reach it), knowing its own URL and reading
+    `registry`; yields (flask app, config, base URL)."""
+    from bot.web.app import create_app
+
+    path = tmp_path / "deploybot.yml"
+    path.write_text(registry)
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    holder: dict[str, Any] = {}
+    server = LocalServer(lambda environ, start: holder["app"](environ, start)).start()
+    config = replace(config, public_url=server.url)
+    holder["app"] = create_app(config)
+    try:
+        yield holder["app"], config, server.url
+    finally:
+        server.stop()
+        holder["app"].extensions["deploybot"].db.dispose()

@@ -11,6 +11,7 @@ from bot.platforms.base import AppStatus, Formation, Platform, Traffic
 from bot.registry import Target
 from bot.store.audit import Entry
 from bot.store.confirmations import Pending
+from policies.slack_text import code
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Changed:
     audit_id: int | None = None
     slow: bool = False  # the platform is still applying it: follow up when it settles
     break_glass: BreakGlass | None = None
+    note: str | None = None  # how we know, when the platform's answer was lost
 
 
 @dataclass(frozen=True)
@@ -80,12 +82,14 @@ class NeedsConfirmation:
     unit: str = "dyno"
     approval: str | None = None  # why a second person must approve; None: requester confirms
     cost: str | None = None  # the monthly cost change, e.g. "≈ $75/month → $0/month"
+    costly: bool = False  # asked because the cost rises past the app's threshold
 
 
 @dataclass(frozen=True)
 class History:
     app: str | None
     entries: tuple[Entry, ...]
+    only: str | None = None  # a filter word: refused, cancelled, expired, failed, …
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,6 @@ def expired_text(pending: Pending) -> str:
     """What an expired prompt turns into (on a late click, or when the worker sweeps)."""
     expired = pending.expires_at.strftime("%H:%M UTC")
     return (
-        f"<@{pending.user_id}>'s request `{pending.command}` expired at {expired}, so "
-        f"nothing was changed. Run `/deploy {pending.command}` again if it is still wanted."
+        f"<@{pending.user_id}>'s request {code(pending.command)} expired at {expired}, so "
+        f"nothing was changed. Run {code('/deploy ' + pending.command)} again if it is still wanted."
     )

@@ -80,12 +80,22 @@ class PlatformError(Exception):
     def __init__(self, message: str, *, changed: bool | None = False) -> None:
         super().__init__(message)
         self.changed = changed
+        # Set by the actions path once an audit row holds this error, so none is added.
+        self.audited = False
 
     @property
     def outcome(self) -> str:
         """The audit outcome: `changed=None` means the request may have landed, so
         "unknown", not "error"."""
         return "unknown" if self.changed is None else "error"
+
+
+class Throttled(PlatformError):
+    """The platform refused the call for its rate limit until `until`; nothing was done."""
+
+    def __init__(self, message: str, *, until: datetime) -> None:
+        super().__init__(message, changed=False)
+        self.until = until
 
 
 class Platform(Protocol):

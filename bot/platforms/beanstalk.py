@@ -205,13 +205,13 @@ class BeanstalkPlatform:
             if time.monotonic() >= deadline:
                 return Settled(
                     ok=False,
-                    summary=f"`{app}` is still {environment.get('Status', 'busy')} after "
+                    summary=f"`{app}` is still {escape(environment.get('Status', 'busy'))} after "
                     f"{int(timeout // 60)} minutes; check the AWS console.",
                 )
             if stopping.wait(POLL_SECONDS):
                 return Settled(
                     ok=False,
-                    summary=f"`{app}` was still {environment.get('Status', 'busy')} when I "
+                    summary=f"`{app}` was still {escape(environment.get('Status', 'busy'))} when I "
                     "stopped watching it.",
                 )
         since = self._began.get(app)
@@ -225,7 +225,7 @@ class BeanstalkPlatform:
         if errors:
             return Settled(ok=False, summary=f"`{app}` update failed.", events=errors)
         return Settled(
-            ok=True, summary=f"`{app}` is Ready ({environment.get('Health', 'unknown')})."
+            ok=True, summary=f"`{app}` is Ready ({escape(environment.get('Health', 'unknown'))})."
         )
 
     def _environment(self, app: str) -> dict[str, Any]:
@@ -276,7 +276,8 @@ class BeanstalkPlatform:
 def _client_error(
     error: botocore.exceptions.ClientError, app: str, operation: str
 ) -> PlatformError:
-    code = escape(error.response.get("Error", {}).get("Code", ""))
+    code = error.response.get("Error", {}).get("Code", "")
+    # AWS's own words go into Slack text: shown as typed, never as mentions or links.
     message = escape(error.response.get("Error", {}).get("Message", "").strip())
     if code in (
         "InvalidClientTokenId",

@@ -10,7 +10,7 @@ heroku3's `_http_resource` with a body written here. Kill is a scale to zero.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from threading import Event
 from typing import Any
 from urllib.parse import quote
@@ -18,7 +18,13 @@ from urllib.parse import quote
 import requests
 from heroku3.api import Heroku, RateLimitExceeded
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    InvalidHeader,
+    MaxRetryError,
+    NewConnectionError,
+    ResponseError,
+)
 from urllib3.util.retry import Retry
 
 from bot.platforms.base import (
@@ -29,7 +35,9 @@ from bot.platforms.base import (
     Release,
     Settled,
     Targets,
+    Throttled,
 )
+from bot.store.throttles import Throttles
 from policies.slack_text import escape
 
 log = logging.getLogger(__name__)
@@ -41,14 +49,45 @@ WEBHOOK_ENTITIES = ("dyno", "api:release", "api:formation")
 
 CONNECT_TIMEOUT = 3.05
 READ_TIMEOUT = 15.0
-# Lazy listeners have minutes, not hours: never sleep longer than this for a Retry-After.
-MAX_RETRY_AFTER = 20.0
+# A Retry-After longer than this is not waited for: the call fails at once and says when
+# Heroku allows the next one, so no listener thread sleeps for minutes holding its slot.
+MAX_RETRY_AFTER = 5.0
+# After a 429 without Retry-After: Heroku refills an account's bucket at ~75 calls a minute.
+DEFAULT_THROTTLE = timedelta(seconds=30)
 
 
-class _CappedRetry(Retry):
-    def get_retry_after(self, response: Any) -> float | None:
-        value = super().get_retry_after(response)
-        return None if value is None else min(value, MAX_RETRY_AFTER)
+def _retry_after(response: Any) -> float:
+    try:
+        return Retry().get_retry_after(response) or 0.0
+    except InvalidHeader:
+        return 0.0
+
+
+class _ShortRetry(Retry):
+    """Retries with backoff, but never sleeps through a long Retry-After."""
+
+    def increment(
+        self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None
+    ):  # type: ignore[no-untyped-def,override]
+        if response is not None and _retry_after(response) > MAX_RETRY_AFTER:
+            # Give the response back as it is (raise_on_status is off): the caller decides.
+            raise MaxRetryError(_pool, url, ResponseError("Retry-After is too long to wait"))  # type: ignore[arg-type]
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+class _TooMany(Exception):
+    """A 429 left after the retries: how long Heroku asked us to wait, in seconds."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(wait)
+        self.wait = wait
+
+
+def _raise_on_429(response: Any, *args: Any, **kwargs: Any) -> Any:
+    # A session hook: heroku3 turns a 429 into RateLimitExceeded and drops the Retry-After.
+    if response.status_code == 429:
+        raise _TooMany(_retry_after(response))
+    return response
 
 
 class _TimeoutAdapter(HTTPAdapter):
@@ -62,7 +101,7 @@ def make_session(retries: int = 3, backoff: float = 0.5) -> requests.Session:
     """A session with timeouts and retries on 429/502/503/504 for every method."""
     session = requests.Session()
     session.trust_env = False
-    retry = _CappedRetry(
+    retry = _ShortRetry(
         total=retries,
         connect=retries,
         read=False,  # a timed-out PATCH may have landed: never resend it, raise the timeout
@@ -85,8 +124,20 @@ class HerokuPlatform:
     name = "heroku"
     unit = "dyno"
 
-    def __init__(self, api_key: str, api_url: str = "https://api.heroku.com", session=None):
-        self._client = Heroku(session=session or make_session())
+    def __init__(
+        self,
+        api_key: str,
+        api_url: str = "https://api.heroku.com",
+        session: requests.Session | None = None,
+        throttles: Throttles | None = None,
+        account: str = "HEROKU_API_KEY",
+    ) -> None:
+        session = session or make_session()
+        session.hooks["response"].append(_raise_on_429)
+        self._client = Heroku(session=session)
+        # Shared with every dyno through the database: a 429 seen by one stops them all.
+        self._throttles = throttles
+        self._account = account
         # Set the key directly: heroku3's authenticate() makes a verification request.
         self._client._session.auth = ("", api_key)
         self._client._heroku_url = api_url.rstrip("/")
@@ -173,25 +224,38 @@ class HerokuPlatform:
     ) -> Any:
         resource = tuple(quote(part, safe="") for part in path)
         data = self._client._resource_serialize(body) if body is not None else None
+        now = datetime.now(UTC)
+        if self._throttles is not None:
+            until = self._throttles.until(self._account, now)
+            if until is not None:
+                raise _throttled(until, now)
         try:
             if range_ is not None:
                 response = self._client._http_resource(method, resource, data=data, valrange=range_)
             else:
                 response = self._client._http_resource(method, resource, data=data)
-        except RateLimitExceeded:
-            raise PlatformError(
-                "Heroku's API rate limit for the bot's key is used up. Try again in a minute."
-            ) from None
+        except (_TooMany, RateLimitExceeded) as error:
+            wait = error.wait if isinstance(error, _TooMany) else 0.0
+            until = now + (timedelta(seconds=wait) if wait else DEFAULT_THROTTLE)
+            if self._throttles is not None:
+                self._throttles.throttle(self._account, until, now)
+            raise _throttled(until, now) from None
         except requests.HTTPError as error:
             if isinstance(error, requests.exceptions.ContentDecodingError):
                 raise _transport_error(error, app, method) from None
             raise _http_error(error.response, app, method) from None
         except requests.RequestException as error:
             raise _transport_error(error, app, method) from None
+        self._observe_remaining(now)
         try:
             return response.json() if response.content else None
         except ValueError as error:  # requests' JSONDecodeError: a proxy's HTML page, say
             raise _transport_error(error, app, method) from None
+
+    def _observe_remaining(self, now: datetime) -> None:
+        remaining = self.rate_limit_remaining
+        if self._throttles is not None and remaining is not None:
+            self._throttles.observe(self._account, remaining, now)
 
 
 def _transport_error(error: Exception, app: str, method: str) -> PlatformError:
@@ -220,7 +284,7 @@ def _transport_error(error: Exception, app: str, method: str) -> PlatformError:
     if isinstance(error, requests.ConnectTimeout) or (
         isinstance(error, requests.ConnectionError) and _never_connected(error)
     ):
-        return PlatformError("Heroku's API could not be reached. Try again in a minute.")
+        return _unreachable()
     if isinstance(
         error,
         requests.exceptions.InvalidURL
@@ -239,6 +303,12 @@ def _transport_error(error: Exception, app: str, method: str) -> PlatformError:
     if isinstance(error, requests.ReadTimeout):
         return PlatformError(f"Heroku's API did not answer in time.{again}", changed=maybe)
     if isinstance(error, requests.ConnectionError):
+        if write:
+            return PlatformError(
+                "The connection to Heroku's API dropped after the request was sent, so it "
+                "may have been carried out.",
+                changed=None,
+            )
         return PlatformError(
             f"The connection to Heroku's API dropped before it answered.{again}", changed=maybe
         )
@@ -259,6 +329,21 @@ def _never_connected(error: requests.ConnectionError) -> bool:
     connect. requests wraps urllib3's reason in a MaxRetryError once retries run out."""
     reason = getattr(error.args[0], "reason", None) if error.args else None
     return isinstance(reason, NewConnectionError | ConnectTimeoutError)
+
+
+def _unreachable() -> PlatformError:
+    return PlatformError(
+        "Heroku's API could not be reached, so nothing was changed. Try again in a minute."
+    )
+
+
+def _throttled(until: datetime, now: datetime) -> Throttled:
+    minutes = max(1, round((until - now).total_seconds() / 60))
+    return Throttled(
+        "Heroku is rate-limiting the bot's API key, so nothing was done. It allows the next "
+        f"call at {until:%H:%M:%S} UTC (in about {minutes} min).",
+        until=until,
+    )
 
 
 def _http_error(response: Any, app: str, method: str) -> PlatformError:

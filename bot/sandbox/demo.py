@@ -70,7 +70,10 @@ SANDBOX_APPS: dict[str, dict[str, tuple[int, str]]] = {
 SANDBOX_REGISTRY = """\
 heroku:
   allow_unlisted: true
+  unlisted_max: 100  # other apps: at most this many dynos of a type
 apps:
+  demo:
+    platform: heroku  # listed: its cost threshold (the default), not the cap above, guards it
   demo-api:
     platform: heroku
     guardrails:

@@ -34,6 +34,8 @@ class Pending:
     decided_by: str | None
     approval_required: bool = False
     force_reason: str | None = None
+    team_id: str | None = None
+    channel_id: str | None = None
 
 
 def _pending(row: Confirmation) -> Pending:
@@ -49,6 +51,8 @@ def _pending(row: Confirmation) -> Pending:
         decided_by=row.decided_by,
         approval_required=bool(row.approval_required),
         force_reason=row.force_reason,
+        team_id=row.team_id,
+        channel_id=row.channel_id,
     )
 
 
@@ -129,14 +133,33 @@ class Confirmations:
                     moved.append((_pending(row), row.response_url))
         return moved
 
-    def expire(self, confirmation_id: str, now: datetime) -> None:
+    def reopen(self, confirmation_id: str, user_id: str) -> bool:
+        """Undo `user_id`'s confirmation when nothing was done with it (the platform could
+        not be read), so the next click acts."""
         with self._db.session() as session, session.begin():
-            session.execute(
+            result = session.execute(
                 update(Confirmation)
                 .where(
                     Confirmation.id == confirmation_id,
-                    Confirmation.state == "pending",
-                    Confirmation.expires_at <= now,
+                    Confirmation.state == "confirmed",
+                    Confirmation.decided_by == user_id,
                 )
-                .values(state="expired", decided_at=now)
+                .values(state="pending", decided_by=None, decided_at=None)
+            )
+            return result.rowcount == 1
+
+    def expire(self, confirmation_id: str, now: datetime) -> bool:
+        """Move a pending row past its expiry to `expired`; True for the caller that did."""
+        with self._db.session() as session, session.begin():
+            return (
+                session.execute(
+                    update(Confirmation)
+                    .where(
+                        Confirmation.id == confirmation_id,
+                        Confirmation.state == "pending",
+                        Confirmation.expires_at <= now,
+                    )
+                    .values(state="expired", decided_at=now)
+                ).rowcount
+                == 1
             )

@@ -5,7 +5,7 @@ Every request is checked against Heroku's own JSON hyper-schema
 that its link's schema rejects gets 422, and both land in `violations`, so a test can insist
 that the client never sent anything the real API would refuse. Apps, formations, dynos and
 releases live in memory; dynos boot on a clock that tests move with `advance()`. `fail_next()`
-and `latency` rehearse a bad day. Links the fake does not implement answer 501.
+`drop_next()` and `latency` rehearse a bad day. Links the fake does not implement answer 501.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import functools
 import json
 import random
 import re
+import socket
 import threading
 import time
 import uuid
@@ -337,6 +338,7 @@ class _Release:
     version: int
     description: str
     created_at: datetime
+    email: str = OWNER_EMAIL  # who released it
 
 
 @dataclass
@@ -399,12 +401,14 @@ class FakeHeroku(ServedFake):
         self.api_keys = frozenset(api_keys)
         self.boot_seconds = boot_seconds
         self.latency = 0.0
+        self.slow_methods: frozenset[str] | None = None  # latency only for these; None: all
         self.rate_limit_remaining = RATE_LIMIT
         self.requests: list[Recorded] = []
         self.violations: list[str] = []
         self._now = (now or datetime.now(UTC)).replace(microsecond=0)
         self._apps: dict[str, _App] = {}
         self._faults: list[_Fault] = []
+        self._drops: list[tuple[int, frozenset[str] | None]] = []
         self._ids = random.Random(0)  # seeded: the same test sees the same ids every run
         self._lock = threading.RLock()
         self._server = LocalServer(self)
@@ -476,6 +480,14 @@ class FakeHeroku(ServedFake):
     def app_names(self) -> list[str]:
         with self._lock:
             return sorted(self._apps)
+
+    def release(self, app: str, description: str, email: str = OWNER_EMAIL) -> int:
+        """Add a release (a deploy by `email`) as the current one; returns its version."""
+        with self._lock:
+            found = self._apps[app]
+            version = found.releases[-1].version + 1 if found.releases else 1
+            found.releases.append(_Release(self._new_id(), version, description, self._now, email))
+            return version
 
     def crash(self, app: str, dyno: str) -> dict[str, Any]:
         """Crash one dyno (`web.1`): it shows `crashed` until restarted, and subscribers of
@@ -554,6 +566,23 @@ class FakeHeroku(ServedFake):
         with self._lock:
             self._faults.append(_Fault(status, count, retry_after, wanted, body))
 
+    def drop_next(self, count: int = 1, methods: Iterable[str] | None = None) -> None:
+        """Carry out the next `count` requests (of `methods`, if given) as usual, then close
+        the connection without answering: a change applied, and a client that cannot tell."""
+        wanted = frozenset(m.upper() for m in methods) if methods is not None else None
+        with self._lock:
+            self._drops.append((count, wanted))
+
+    def _take_drop(self, method: str) -> bool:
+        for index, (count, methods) in enumerate(self._drops):
+            if methods is None or method in methods:
+                if count <= 1:
+                    del self._drops[index]
+                else:
+                    self._drops[index] = (count - 1, methods)
+                return True
+        return False
+
     # -- WSGI -----------------------------------------------------------------------------
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -574,11 +603,14 @@ class FakeHeroku(ServedFake):
                 Recorded(request.method, request.path, dict(request.headers), body)
             )
         # Recorded first: a client that timed out can still see that its request arrived.
-        if self.latency:
+        if self.latency and (self.slow_methods is None or request.method in self.slow_methods):
             time.sleep(self.latency)
         with self._lock:
             reply = self._answer(request, body, bad_json)
             reply.headers.setdefault("RateLimit-Remaining", str(self.rate_limit_remaining))
+            drop = self._take_drop(request.method)
+        if drop and (connection := request.environ.get("werkzeug.socket")) is not None:
+            connection.shutdown(socket.SHUT_RDWR)  # done, but the client never hears so
         reply.headers["Request-Id"] = str(uuid.uuid4())
         return reply
 
@@ -1001,7 +1033,7 @@ class FakeHeroku(ServedFake):
             "slug": slug,
             "status": "succeeded",
             "updated_at": _timestamp(release.created_at),
-            "user": dict(_OWNER),
+            "user": {**_OWNER, "email": release.email},
             "version": release.version,
         }
 
