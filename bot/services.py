@@ -41,12 +41,14 @@ class Services:
         env: Mapping[str, str] | None = None,
         followups: FollowUps | None = None,
         simulate: Callable[[Actor, Command], Result] | None = None,
+        db: Database | None = None,
     ) -> None:
         self.config = config
         self.source = source
         self._env = os.environ if env is None else env
         self.registry = registry or Registry.from_env(self._env)
-        self.db = Database(config.database_url)
+        # A process shares one engine (one pool, one connection budget) among its parts.
+        self.db = db or Database(config.database_url)
         self.audit = AuditLog(self.db)
         self.confirmations = Confirmations(self.db)
         self.request_keys = RequestKeys(self.db)

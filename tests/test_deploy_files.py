@@ -17,7 +17,10 @@ CONTRACT = {
     "SLACK_API_URL",
     "HEROKU_API_URL",
 }
-OPTIONAL = {"DEPLOYBOT_URL"}  # only `/deploy drain` needs it
+OPTIONAL = {
+    "DEPLOYBOT_URL",  # only `/deploy drain` needs it
+    "DEPLOYBOT_DB_POOL_SIZE",  # the connection budget (docs/operations.md)
+}
 
 
 def test_procfile_has_release_web_and_worker():

@@ -103,6 +103,14 @@ class AutoscaleStore:
         with self._db.session() as session, session.begin():
             session.add(AutoscaleDecision(**decision.__dict__))
 
+    def forget_decisions_before(self, cutoff: datetime) -> int:
+        """Drop decisions older than `cutoff` (one row per app per tick: without this the
+        table grows by about 5,760 rows per app per day, for ever)."""
+        with self._db.session() as session, session.begin():
+            return session.execute(
+                delete(AutoscaleDecision).where(AutoscaleDecision.at < cutoff)
+            ).rowcount
+
     def decisions(self, app: str, limit: int = 5, since: datetime | None = None) -> list[Decision]:
         """Newest first."""
         query = (

@@ -16,6 +16,9 @@ from bot.store.db import Database
 from bot.store.models import RequestKey
 
 KEEP = timedelta(days=2)  # Slack gives up retrying within minutes
+# Logplex retries a batch within seconds of a failed POST; its ids need not outlive that.
+KEEP_DRAIN = timedelta(hours=1)
+DRAIN_PREFIX = "drain:"
 
 
 class RequestKeys:
@@ -31,11 +34,20 @@ class RequestKeys:
             return False
         return True
 
-    def forget_older_than(self, cutoff: datetime) -> int:
+    def forget_older_than(self, cutoff: datetime, drain_cutoff: datetime | None = None) -> int:
+        """Drop keys claimed before `cutoff`, and drain batch ids before `drain_cutoff`."""
         with self._db.session() as session, session.begin():
-            return session.execute(
+            forgotten = session.execute(
                 delete(RequestKey).where(RequestKey.claimed_at < cutoff)
             ).rowcount
+            if drain_cutoff is not None:
+                forgotten += session.execute(
+                    delete(RequestKey).where(
+                        RequestKey.claimed_at < drain_cutoff,
+                        RequestKey.key.startswith(DRAIN_PREFIX),
+                    )
+                ).rowcount
+            return forgotten
 
     def release(self, key: str) -> None:
         """Give a claim back, when the claimant failed and a redelivery should act."""

@@ -196,17 +196,18 @@ class Autoscaler:
         booting = self._booting(name, platform, account, now) if watch_boot else None
 
         policy = _policy(stored, resolved.target)
+        samples = self._samples(app, now)
         past = self._store.decisions(app, limit=200, since=now - HISTORY)
         pin = self._store.pin(app, now)
         decision = autoscale.decide(
             policy,
             current,
-            self._samples(app, now),
+            samples,
             now,
             recommendations=[autoscale.Recommendation(d.at, d.recommendation) for d in past],
             events=[autoscale.ScaleEvent(d.at, d.actual, d.desired) for d in past if d.acted],
             booting=booting,
-            forecast=self._forecast(app, policy, now),
+            forecast=self._forecast(app, policy, now, samples),
             last_release_at=last_release_at,
             pin=autoscale.Pin(pin.quantity, pin.until, pin.pinned_by) if pin else None,
         )
@@ -341,29 +342,36 @@ class Autoscaler:
             self._known.pop(name, None)
 
     def _forecast(
-        self, app: str, policy: autoscale.Settings, now: datetime
+        self,
+        app: str,
+        policy: autoscale.Settings,
+        now: datetime,
+        samples: list[autoscale.Sample],
     ) -> autoscale.Forecast | None:
         """The seasonal forecast from stored per-minute traffic a day and a week ago (and
-        today's, for its skill). The history is reloaded every few minutes, reaching a few
-        minutes further ahead, so each tick costs no query."""
+        today's, for its skill). Those are plain counts compaction wrote
+        (`MetricsStore.minutes`), reloaded every few minutes, reaching a few minutes
+        further ahead, so a tick costs no query for them; the minutes compaction has not
+        folded yet come from this tick's samples, which are read anyway."""
         if not policy.predictive:
             return None
         cached = self._history.get(app)
         if cached is None or now - cached.loaded_at >= FORECAST_RELOAD or now < cached.loaded_at:
             cached = _History(now, self._minutes(app, policy, now))
             self._history[app] = cached
+        for sample in samples:
+            # A sample is stamped at its minute's end; a later tick saw more of that minute.
+            cached.minutes[int(sample.at.timestamp()) // 60 - 1] = sample.rpm
         return autoscale.seasonal_forecast(policy, cached.minutes, now)
 
     def _minutes(self, app: str, policy: autoscale.Settings, now: datetime) -> dict[int, float]:
         ahead = int(FORECAST_RELOAD.total_seconds() // 60) + 1
-        minutes: dict[int, float] = {}
-        for index, (first, last) in enumerate(autoscale.history_minutes(policy, now)):
+        ranges = [
             # The first range is today's, which ends now; the seasonal ones can look ahead.
-            last = last if index == 0 else last + ahead
-            for window in self._metrics.windows(app, first * 60, last * 60):
-                minute = window.start // 60
-                minutes[minute] = minutes.get(minute, 0.0) + window.requests
-        return minutes
+            (first, last if index == 0 else last + ahead)
+            for index, (first, last) in enumerate(autoscale.history_minutes(policy, now))
+        ]
+        return self._metrics.minutes(app, ranges)
 
     def _samples(self, app: str, now: datetime) -> list[autoscale.Sample]:
         """Whole minutes of drained traffic before `now`, oldest first."""
