@@ -152,8 +152,8 @@ def test_an_app_in_steady_state_costs_no_api_call_between_refreshes(services, au
         assert (decision.actual, decision.desired, decision.acted) == (1, 1, False)
         per_tick.append(api_calls(heroku) - before)
     assert per_tick == [0] * 19
-    # The periodic refresh (5 minutes by default) reads it once more, then quiet again.
-    at = NOW + timedelta(minutes=5)
+    # The periodic refresh (15 minutes by default) reads it once more, then quiet again.
+    at = NOW + timedelta(minutes=15)
     steady(services, at)
     autoscaler.tick(at)
     assert len(heroku.calls("GET", FORMATION)) == 2
@@ -205,6 +205,21 @@ def test_a_formation_webhook_is_noticed_at_once(services, autoscaler, heroku):
     [decision] = autoscaler.tick(at)
     assert decision.actual == 4  # not the 1 a stale cache would have scaled "back up" from
     assert len(heroku.calls("GET", FORMATION)) == reads
+
+
+def test_a_webhook_postpones_the_periodic_refresh(services, autoscaler, heroku):
+    enable(services)
+    steady(services, NOW)
+    autoscaler.tick(NOW)
+    autoscaler.observe_formation("myapp", "web", 1, NOW + timedelta(minutes=10))
+    at = NOW + timedelta(minutes=15)
+    steady(services, at)
+    autoscaler.tick(at)  # Heroku spoke 5 minutes ago: no read needed yet
+    assert len(heroku.calls("GET", FORMATION)) == 1
+    at = NOW + timedelta(minutes=25)
+    steady(services, at)
+    autoscaler.tick(at)
+    assert len(heroku.calls("GET", FORMATION)) == 2
 
 
 def test_an_unknown_app_seen_first_by_webhook_needs_no_read(services, autoscaler, heroku):

@@ -7,9 +7,10 @@ repeated tick changes nothing; the only durable state is what `bot.store.autosca
 
 Heroku gives an account 4,500 API requests an hour, shared with the people using the bot,
 so what runs is not read every tick: the web formation is known from our own writes (the
-scale result), from Heroku's formation webhooks (`observe_formation`) and from a periodic
-refresh (`DEPLOYBOT_FORMATION_REFRESH_SECONDS`, default 300). An app in steady state costs
-no API call between refreshes. Each account's calls go through a token bucket
+scale result), from Heroku's formation webhooks (`observe_formation`) and, only when both
+have been silent for `DEPLOYBOT_FORMATION_REFRESH_SECONDS` (default 900), from a read that
+catches what a lost webhook did not tell us. A steady app costs 4 API calls an hour, so
+one account's 4,500 cover more than 1,000 steady apps. Each account's calls go through a token bucket
 (`policies.budget`) that mirrors `RateLimit-Remaining` and keeps a reserve for people: when
 it says no, the app's tick is skipped and logged. Dynos are listed (for `booting`) only in
 the two minutes after our own scale-up, until they are all up. The seasonal forecast reads
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 SAMPLE_MINUTES = 6  # the policy looks at the last few minutes
 HISTORY = timedelta(minutes=10)
 _METRIC = {"queue_p95": "queue_p95", "service_p95": "service_p95", "rpm": "rpm_per_dyno"}
-FORMATION_REFRESH = timedelta(minutes=5)  # catches what a lost webhook did not tell us
+FORMATION_REFRESH = timedelta(minutes=15)  # catches what a lost webhook did not tell us
 BOOT_WATCH = timedelta(minutes=2)  # dynos take 30-60 s to boot; after that, stop asking
 FORECAST_RELOAD = timedelta(minutes=5)  # the seasonal history barely changes in between
 SCALE_COST = 2  # the actions path reads the formation, then writes it
@@ -155,9 +156,14 @@ class Autoscaler:
                 # As good as a read: an old one is simply read again when its refresh is due.
                 self._known[app] = Known(quantity, at, at)
                 return False
+            # Heroku telling us is as good as a read: the periodic refresh counts from it.
+            refreshed = max(known.refreshed_at, at)
             if at < known.changed_at or quantity == known.quantity:
+                self._known[app] = replace(known, refreshed_at=refreshed)
                 return False
-            self._known[app] = replace(known, quantity=quantity, changed_at=at)
+            self._known[app] = replace(
+                known, quantity=quantity, changed_at=at, refreshed_at=refreshed
+            )
         return True
 
     def known(self, app: str) -> Known | None:
@@ -438,6 +444,6 @@ def _refresh_from_env() -> timedelta:
     try:
         seconds = float(raw) if raw else FORMATION_REFRESH.total_seconds()
     except ValueError:
-        log.warning("DEPLOYBOT_FORMATION_REFRESH_SECONDS is not a number; using 300 seconds.")
+        log.warning("DEPLOYBOT_FORMATION_REFRESH_SECONDS is not a number; using 900 seconds.")
         seconds = FORMATION_REFRESH.total_seconds()
     return timedelta(seconds=max(seconds, 0.0))
