@@ -326,13 +326,13 @@ def test_no_history_means_no_forecast(services, autoscaler, fed):
 
 
 def test_the_measured_api_calls_per_app_hour_behind_the_readme():
-    """`python -m benchmarks.autoscaler_api_calls`: a steady app costs only the 12 refreshes."""
+    """`python -m benchmarks.autoscaler_api_calls`: a steady app costs only the 4 refreshes."""
     from benchmarks.autoscaler_api_calls import measure
 
     steady_hour = measure("steady")
-    assert steady_hour["api_calls_per_hour"] == 12
-    assert steady_hour["by_request"] == {"GET /apps/myapp/formation": 12}
-    assert steady_hour["apps_per_account"] == 337
+    assert steady_hour["api_calls_per_hour"] == 4
+    assert steady_hour["by_request"] == {"GET /apps/myapp/formation": 4}
+    assert steady_hour["apps_per_account"] >= 1000
 
 
 # -- What Heroku's webhooks told the web dyno, read by the worker's tick -------------------

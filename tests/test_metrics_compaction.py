@@ -91,3 +91,21 @@ def test_minute_counts_are_forgotten_after_their_keeping(store):
     store.compact(NOW)
     assert store.compact(start + KEEP_MINUTES + 60)["forgotten"] >= 1
     assert store.minutes("myapp", [(start // 60, start // 60 + 1)]) == {}
+
+
+def test_recent_traffic_reads_new_rows_only_and_survives_a_fold(store):
+    from bot.metrics.recent import RecentTraffic
+
+    recent = RecentTraffic(store._db)
+    minute = NOW - 600
+    store.save([part(minute + s, dyno=d) for s in range(0, 60, 10) for d in ("web.1", "web.2")])
+    [before] = recent.minutes({"myapp"}, minute, minute + 60)["myapp"]
+    assert before.requests == 72 and before.dynos == {"web.1", "web.2"}
+    store.save([part(minute + 50, requests=8, dyno="web.3")])  # a later flush
+    [grown] = recent.minutes({"myapp"}, minute, minute + 60)["myapp"]
+    assert grown.requests == 80 and len(grown.ids) == 13
+    store.compact(NOW)  # parts become one folded row per window: rebuilt, same counts
+    [after] = recent.minutes({"myapp"}, minute, minute + 60)["myapp"]
+    assert after.requests == 80 and len(after.ids) == 6
+    assert after.service.quantile(0.95) == grown.service.quantile(0.95)
+    assert recent.minutes({"myapp"}, minute + 60, minute + 120) == {"myapp": []}

@@ -100,7 +100,10 @@ class MetricWindow(Base):
         Index("ix_metric_windows_resolution_folded_start", "resolution", "folded", "start"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # 64-bit: a large fleet inserts tens of millions of parts a day (SQLite's rowid is 64-bit).
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     app: Mapped[str] = mapped_column(String(64))
     resolution: Mapped[int] = mapped_column(Integer)  # 10 or 60 seconds
     start: Mapped[int] = mapped_column(BigInteger)  # epoch seconds

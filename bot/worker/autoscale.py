@@ -22,12 +22,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from bot.actions.gate import AUTOSCALER
 from bot.actions.results import Changed, Reply
+from bot.metrics.recent import RecentTraffic
 from bot.metrics.store import MetricsStore
 from bot.platforms.base import Platform, PlatformError, formation_map
 from bot.registry import Target, UnknownApp
@@ -35,11 +36,11 @@ from bot.services import Resolved, Services
 from bot.store.audit import Actor
 from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.autoscale_settings import Decision as Recorded
+from bot.store.autoscale_settings import Pin as StoredPin
 from bot.store.autoscale_settings import Settings as StoredSettings
 from policies import autoscale
 from policies.budget import Budget
 from policies.commands import parse
-from policies.sketch import Sketch
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,15 @@ class Known:
 
 
 @dataclass(frozen=True)
+class _Fleet:
+    """What one tick read for all its apps at once, by app."""
+
+    samples: dict[str, list[autoscale.Sample]]
+    decisions: dict[str, list[Recorded]]  # the last HISTORY of them, newest first
+    pins: dict[str, StoredPin]
+
+
+@dataclass(frozen=True)
 class _History:
     loaded_at: datetime
     minutes: dict[int, float]
@@ -81,6 +91,7 @@ class Autoscaler:
         self._services = services
         self._store = AutoscaleStore(services.db)
         self._metrics = MetricsStore(services.db)
+        self._recent = RecentTraffic(services.db)
         self._notify = notify
         self._refresh = formation_refresh or _refresh_from_env()
         self._fresh_budget = budget or Budget()
@@ -98,18 +109,29 @@ class Autoscaler:
         now = now or datetime.now(UTC)
         enabled = [s for s in self._store.all_enabled() if only is None or s.app == only]
         releases = self._observe({s.app for s in enabled if s.mode == "on"})
-        done = []
-        for settings in enabled:
-            try:
-                recorded = self._one(settings, now, releases.get(settings.app))
-            except (PlatformError, UnknownApp) as error:
-                log.warning(
-                    "autoscale tick skipped", extra={"app": settings.app, "error": str(error)}
-                )
-                self._forget(settings.app)  # what we knew may be why it failed: read next time
-                continue
-            if recorded is not None:
-                done.append(recorded)
+        # What every app's decision reads, in a few queries for the whole fleet, not a few
+        # per app: a thousand apps' tick is then mostly the policy's arithmetic.
+        apps = {s.app for s in enabled}
+        fleet = _Fleet(
+            self._samples_of(apps, now),
+            self._store.recent_decisions(apps, now - HISTORY) if apps else {},
+            self._store.pins(now) if apps else {},
+        )
+        done: list[Recorded] = []
+        try:
+            for settings in enabled:
+                try:
+                    recorded = self._one(settings, now, releases.get(settings.app), fleet)
+                except (PlatformError, UnknownApp) as error:
+                    log.warning(
+                        "autoscale tick skipped", extra={"app": settings.app, "error": str(error)}
+                    )
+                    self._forget(settings.app)  # what we knew may be why: read next time
+                    continue
+                if recorded is not None:
+                    done.append(recorded)
+        finally:
+            self._store.record_many(done)  # one transaction for the tick's decisions
         return done
 
     def _observe(self, acting: set[str]) -> dict[str, datetime]:
@@ -177,7 +199,11 @@ class Autoscaler:
             return self._budgets.get(account, self._fresh_budget)
 
     def _one(
-        self, stored: StoredSettings, now: datetime, last_release_at: datetime | None = None
+        self,
+        stored: StoredSettings,
+        now: datetime,
+        last_release_at: datetime | None,
+        fleet: _Fleet,
     ) -> Recorded | None:
         app = stored.app
         resolved = self._services.resolve(app)
@@ -202,9 +228,9 @@ class Autoscaler:
         booting = self._booting(name, platform, account, now) if watch_boot else None
 
         policy = _policy(stored, resolved.target)
-        samples = self._samples(app, now)
-        past = self._store.decisions(app, limit=200, since=now - HISTORY)
-        pin = self._store.pin(app, now)
+        samples = fleet.samples.get(app, [])
+        past = fleet.decisions.get(app, [])
+        pin = fleet.pins.get(app)
         decision = autoscale.decide(
             policy,
             current,
@@ -227,7 +253,6 @@ class Autoscaler:
         recorded = Recorded(
             app, now, current, decision.desired, acted, reason, decision.recommendation
         )
-        self._store.record(recorded)
         log.info(
             "autoscale decision",
             extra={
@@ -379,33 +404,30 @@ class Autoscaler:
         ]
         return self._metrics.minutes(app, ranges)
 
-    def _samples(self, app: str, now: datetime) -> list[autoscale.Sample]:
-        """Whole minutes of drained traffic before `now`, oldest first."""
+    def _samples_of(
+        self, apps: Collection[str], now: datetime
+    ) -> dict[str, list[autoscale.Sample]]:
+        """Each app's whole minutes of drained traffic before `now`, oldest first: one
+        incremental read for the whole fleet (`bot.metrics.recent`)."""
         end = int(now.timestamp()) // 60 * 60
         start = end - SAMPLE_MINUTES * 60
-        windows = self._metrics.windows(app, start, end)
-        samples = []
-        for minute in range(start, end, 60):
-            inside = [w for w in windows if minute <= w.start < minute + 60]
-            if not inside:
-                continue
-            queue, service = Sketch(), Sketch()
-            dynos: set[str] = set()
-            for window in inside:
-                queue.merge(window.queue)
-                service.merge(window.service)
-                dynos.update(window.dynos)
-            samples.append(
+        found = self._recent.minutes(apps, start, end)
+        return {
+            app: [
                 autoscale.Sample(
-                    at=datetime.fromtimestamp(minute + 60, UTC),
+                    at=datetime.fromtimestamp(minute.start + 60, UTC),
                     # A 10 s window with no requests is never stored: a sum, not an average.
-                    rpm=float(sum(w.requests for w in inside)),
-                    queue_p95_ms=queue.quantile(0.95) if queue.count else None,
-                    service_p95_ms=service.quantile(0.95) if service.count else None,
-                    dynos=len(dynos) or None,
+                    rpm=float(minute.requests),
+                    queue_p95_ms=minute.queue.quantile(0.95) if minute.queue.count else None,
+                    service_p95_ms=(
+                        minute.service.quantile(0.95) if minute.service.count else None
+                    ),
+                    dynos=len(minute.dynos) or None,
                 )
-            )
-        return samples
+                for minute in minutes
+            ]
+            for app, minutes in found.items()
+        }
 
 
 def _policy(stored: StoredSettings, target: Target) -> autoscale.Settings:

@@ -26,6 +26,11 @@ def upgrade() -> None:
         sa.Column("folded", sa.Boolean, nullable=False, server_default=sa.false()),
     )
     op.execute("UPDATE metric_windows SET folded = TRUE WHERE resolution = 60")
+    if op.get_bind().dialect.name == "postgresql":
+        # A thousand drained apps insert about 45 million window rows a day: a 32-bit id
+        # would run out within two months. (SQLite's rowid is 64-bit already.)
+        op.execute("ALTER TABLE metric_windows ALTER COLUMN id TYPE BIGINT")
+        op.execute("ALTER SEQUENCE metric_windows_id_seq AS BIGINT")
     # Compaction's lookups (parts not folded yet; folded fine windows past 48 hours) are
     # range scans on this, as small as what they find however much history is standing.
     op.create_index(
