@@ -124,8 +124,18 @@ class AutoscaleStore:
         self, apps: Collection[str], since: datetime, limit: int = 200
     ) -> dict[str, list[Decision]]:
         """Each app's decisions at or after `since`, newest first, at most `limit` each."""
+        columns = (
+            AutoscaleDecision.app,
+            AutoscaleDecision.at,
+            AutoscaleDecision.actual,
+            AutoscaleDecision.desired,
+            AutoscaleDecision.acted,
+            AutoscaleDecision.reason,
+            AutoscaleDecision.recommendation,
+        )
+        # Plain rows, not ORM objects: a thousand apps' ten minutes are 40,000 of them.
         query = (
-            select(AutoscaleDecision)
+            select(*columns)
             .where(AutoscaleDecision.at >= since)
             .order_by(AutoscaleDecision.id.desc())
         )
@@ -133,18 +143,10 @@ class AutoscaleStore:
             query = query.where(AutoscaleDecision.app.in_(list(apps)))
         found: dict[str, list[Decision]] = {}
         with self._db.session() as session:
-            for r in session.scalars(query):
-                if r.app in apps and len(found.setdefault(r.app, [])) < limit:
-                    found[r.app].append(
-                        Decision(
-                            r.app,
-                            _aware(r.at),
-                            r.actual,
-                            r.desired,
-                            r.acted,
-                            r.reason,
-                            r.recommendation,
-                        )
+            for app, at, actual, desired, acted, reason, recommendation in session.execute(query):
+                if app in apps and len(found.setdefault(app, [])) < limit:
+                    found[app].append(
+                        Decision(app, _aware(at), actual, desired, acted, reason, recommendation)
                     )
         return found
 

@@ -77,6 +77,7 @@ class _Fleet:
 class _History:
     loaded_at: datetime
     minutes: dict[int, float]
+    skill: float | None
 
 
 class Autoscaler:
@@ -388,12 +389,17 @@ class Autoscaler:
             return None
         cached = self._history.get(app)
         if cached is None or now - cached.loaded_at >= FORECAST_RELOAD or now < cached.loaded_at:
-            cached = _History(now, self._minutes(app, policy, now))
+            minutes = self._minutes(app, policy, now)
+            _add_samples(minutes, samples)
+            # The skill judges three hours and moves slowly: scored at each reload only.
+            cached = _History(now, minutes, autoscale.forecast_skill(policy, minutes, now))
             self._history[app] = cached
-        for sample in samples:
-            # A sample is stamped at its minute's end; a later tick saw more of that minute.
-            cached.minutes[int(sample.at.timestamp()) // 60 - 1] = sample.rpm
-        return autoscale.seasonal_forecast(policy, cached.minutes, now)
+        else:
+            _add_samples(cached.minutes, samples)
+        growth = autoscale.forecast_growth(policy, cached.minutes, now)
+        if growth is None or cached.skill is None:
+            return None
+        return autoscale.Forecast(growth, cached.skill)
 
     def _minutes(self, app: str, policy: autoscale.Settings, now: datetime) -> dict[int, float]:
         ahead = int(FORECAST_RELOAD.total_seconds() // 60) + 1
@@ -428,6 +434,13 @@ class Autoscaler:
             ]
             for app, minutes in found.items()
         }
+
+
+def _add_samples(minutes: dict[int, float], samples: list[autoscale.Sample]) -> None:
+    """The minutes compaction has not folded yet, from the tick's samples. A sample is
+    stamped at its minute's end; a later tick saw more of that minute, so it wins."""
+    for sample in samples:
+        minutes[int(sample.at.timestamp()) // 60 - 1] = sample.rpm
 
 
 def _policy(stored: StoredSettings, target: Target) -> autoscale.Settings:
