@@ -16,7 +16,6 @@ from bot.actions.usergroups import UserGroups
 from bot.config import Config
 from bot.metrics.store import MetricsStore
 from bot.platforms.base import Platform, PlatformError
-from bot.platforms.beanstalk import BeanstalkPlatform
 from bot.platforms.heroku import HerokuPlatform
 from bot.registry import Registry, Target
 from bot.store.audit import Actor, AuditLog
@@ -29,6 +28,14 @@ from bot.store.observations import Observations
 from bot.store.request_keys import RequestKeys
 from bot.store.webhook_secrets import WebhookSecrets
 from policies.commands import Command
+
+
+def _beanstalk(region: str, profile: str | None) -> Platform:
+    # Imported here: boto3 costs every process about 24 MB and a second of start-up, and
+    # most registries name no Beanstalk app.
+    from bot.platforms.beanstalk import BeanstalkPlatform
+
+    return BeanstalkPlatform(region, profile)
 
 
 class Services:
@@ -106,7 +113,7 @@ class Services:
             factory = lambda: HerokuPlatform(key, self.config.heroku_api_url)  # noqa: E731
         else:
             cache_key = ("beanstalk", target.region or "", target.aws_profile or "")
-            factory = lambda: BeanstalkPlatform(target.region or "", target.aws_profile)  # noqa: E731
+            factory = lambda: _beanstalk(target.region or "", target.aws_profile)  # noqa: E731
         with self._lock:
             if cache_key not in self._platforms:
                 self._platforms[cache_key] = factory()
