@@ -253,7 +253,7 @@ def child(job: str, url: str, heroku_url: str) -> int:
 
     if job == "all":
         timed("first_tick_s", worker.autoscale)
-        if os.environ.get("BENCH_SCALE_PROFILE"):  # where a steady tick's time goes
+        if os.environ.get("BENCH_SCALE_PROFILE") == "tick":  # where a steady tick's time goes
             import cProfile
             import pstats
 
@@ -264,7 +264,15 @@ def child(job: str, url: str, heroku_url: str) -> int:
         worker._autoscaler()._history.clear()  # every app's forecast is due, as at start
         timed("forecast_tick_s", worker.autoscale)
         timed("steady_tick_2_s", worker.autoscale)
-        timed("compaction_s", worker.compact_metrics)
+        if os.environ.get("BENCH_SCALE_PROFILE") == "compact":
+            import cProfile
+            import pstats
+
+            profile = cProfile.Profile()
+            profile.runcall(worker.compact_metrics)
+            pstats.Stats(profile, stream=sys.stderr).sort_stats("cumulative").print_stats(30)
+        else:
+            timed("compaction_s", worker.compact_metrics)
         timed("retention_s", worker.forget_request_keys)
     else:
         timed("compaction_s", worker.compact_metrics)

@@ -167,6 +167,19 @@ class Aggregator:
         return windows
 
 
+def fold(windows: Iterable[Window]) -> list[Window]:
+    """Windows of the same app and start merged into one each, like `Window.merge` but in
+    place: k parts cost k sketch merges, not k copies of a growing sketch (compaction)."""
+    parts: dict[tuple[str, int], _WindowParts] = {}
+    for window in windows:
+        key = (window.app, window.start)
+        found = parts.get(key)
+        if found is None:
+            found = parts[key] = _WindowParts()
+        found.add(window)
+    return [found.window(app, start) for (app, start), found in parts.items()]
+
+
 # ---------------------------------------------------------------------------------------------
 # Read side.
 
@@ -312,21 +325,7 @@ class _Pending:
                 sketch_of(part(start)).add_counts(tally)
         for (start, dyno, name), seen in self.runtime.items():
             part(start).runtime.setdefault(dyno, {})[name] = seen
-        return [
-            Window(
-                app=app,
-                start=start,
-                requests=p.requests,
-                statuses=dict(p.statuses),
-                codes=dict(p.codes),
-                dynos=dict(p.dynos),
-                service=p.service,
-                connect=p.connect,
-                queue=p.queue,
-                runtime=p.runtime,
-            )
-            for start, p in parts.items()
-        ]
+        return [p.window(app, start) for start, p in parts.items()]
 
 
 class _WindowParts:
@@ -341,6 +340,20 @@ class _WindowParts:
         self.connect = Sketch()
         self.queue = Sketch()
         self.runtime: dict[str, dict[str, tuple[int, float]]] = {}
+
+    def window(self, app: str, start: int) -> Window:
+        return Window(
+            app=app,
+            start=start,
+            requests=self.requests,
+            statuses=dict(self.statuses),
+            codes=dict(self.codes),
+            dynos=dict(self.dynos),
+            service=self.service,
+            connect=self.connect,
+            queue=self.queue,
+            runtime=self.runtime,
+        )
 
     def add(self, window: Window) -> None:
         self.requests += window.requests

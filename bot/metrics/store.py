@@ -28,7 +28,7 @@ from sqlalchemy import delete, false, func, insert, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from bot.metrics.aggregate import WINDOW_SECONDS, Window
+from bot.metrics.aggregate import WINDOW_SECONDS, Window, fold
 from bot.store.db import Database
 from bot.store.models import MetricMinute, MetricWindow
 
@@ -139,8 +139,8 @@ class MetricsStore:
     def _fold(self, first: int, last: int, now: int, done: dict[str, int]) -> None:
         with self._db.session() as session, session.begin():
             taken = _take(session, False, first, last)
-            fine: dict[tuple[str, int], Window] = {}
-            coarse: dict[tuple[str, int], Window] = {}
+            fine: list[Window] = []
+            coarse: list[Window] = []
             counts: dict[tuple[str, int], int] = {}
             for (document,) in taken:
                 done["parts_taken"] += 1
@@ -148,11 +148,12 @@ class MetricsStore:
                 minute = window.start // ROLLUP_SECONDS
                 counts[window.app, minute] = counts.get((window.app, minute), 0) + window.requests
                 if window.start < now - KEEP_FINE:  # late, or the worker was away for days
-                    _fold_into(coarse, replace(window, start=minute * ROLLUP_SECONDS))
+                    coarse.append(replace(window, start=minute * ROLLUP_SECONDS))
                 else:
-                    _fold_into(fine, window)
-            rows = [_row(w, WINDOW_SECONDS) for w in fine.values()]
-            rows += [_row(w, ROLLUP_SECONDS) for w in coarse.values()]
+                    fine.append(window)
+            fine, coarse = fold(fine), fold(coarse)
+            rows = [_row(w, WINDOW_SECONDS) for w in fine]
+            rows += [_row(w, ROLLUP_SECONDS) for w in coarse]
             if rows:
                 session.execute(insert(MetricWindow), rows)
             oldest = (now - KEEP_MINUTES) // 60
@@ -163,15 +164,12 @@ class MetricsStore:
     def _roll_up(self, first: int, last: int, done: dict[str, int]) -> None:
         with self._db.session() as session, session.begin():
             taken = _take(session, True, first, last)
-            coarse: dict[tuple[str, int], Window] = {}
-            for (document,) in taken:
-                window = Window.from_dict(document)
-                start = window.start // ROLLUP_SECONDS * ROLLUP_SECONDS
-                _fold_into(coarse, replace(window, start=start))
+            coarse = fold(
+                replace(window, start=window.start // ROLLUP_SECONDS * ROLLUP_SECONDS)
+                for window in (Window.from_dict(document) for (document,) in taken)
+            )
             if coarse:
-                session.execute(
-                    insert(MetricWindow), [_row(w, ROLLUP_SECONDS) for w in coarse.values()]
-                )
+                session.execute(insert(MetricWindow), [_row(w, ROLLUP_SECONDS) for w in coarse])
         done["rolled_up"] += len(coarse)
 
 
@@ -214,8 +212,3 @@ def _add_minutes(session: Session, counts: dict[tuple[str, int], int]) -> None:
         statement,
         [{"app": app, "minute": minute, "requests": n} for (app, minute), n in counts.items()],
     )
-
-
-def _fold_into(into: dict[tuple[str, int], Window], window: Window) -> None:
-    key = (window.app, window.start)
-    into[key] = into[key].merge(window) if key in into else window
