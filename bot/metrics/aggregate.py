@@ -167,17 +167,31 @@ class Aggregator:
         return windows
 
 
-def fold(windows: Iterable[Window]) -> list[Window]:
-    """Windows of the same app and start merged into one each, like `Window.merge` but in
-    place: k parts cost k sketch merges, not k copies of a growing sketch (compaction)."""
-    parts: dict[tuple[str, int], _WindowParts] = {}
-    for window in windows:
+class Folding:
+    """Windows of the same app and start merged into one each as they come, like
+    `Window.merge` but in place: k parts cost k sketch merges, not k copies of a growing
+    sketch, and a part can be dropped once added (compaction streams its rows through)."""
+
+    def __init__(self) -> None:
+        self._parts: dict[tuple[str, int], _WindowParts] = {}
+
+    def add(self, window: Window) -> None:
         key = (window.app, window.start)
-        found = parts.get(key)
+        found = self._parts.get(key)
         if found is None:
-            found = parts[key] = _WindowParts()
+            found = self._parts[key] = _WindowParts()
         found.add(window)
-    return [found.window(app, start) for (app, start), found in parts.items()]
+
+    def windows(self) -> list[Window]:
+        return [found.window(app, start) for (app, start), found in self._parts.items()]
+
+
+def fold(windows: Iterable[Window]) -> list[Window]:
+    """`windows` with the same app and start merged into one each (`Folding`)."""
+    folding = Folding()
+    for window in windows:
+        folding.add(window)
+    return folding.windows()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ merge them) and added to its minute's count.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -28,7 +28,7 @@ from sqlalchemy import delete, false, func, insert, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from bot.metrics.aggregate import WINDOW_SECONDS, Window, fold
+from bot.metrics.aggregate import WINDOW_SECONDS, Folding, Window, fold
 from bot.store.db import Database
 from bot.store.models import MetricMinute, MetricWindow
 
@@ -75,17 +75,24 @@ class MetricsStore:
         """Requests per epoch minute of `app` in each [first, last) range, from the counts
         compaction wrote: plain numbers, no sketch decoded. Minutes not folded yet (the
         last few) are missing; the caller adds them from the windows it reads anyway."""
-        minutes: dict[int, float] = {}
+        return self.minutes_of({app}, ranges).get(app, {})
+
+    def minutes_of(
+        self, apps: Collection[str], ranges: Iterable[tuple[int, int]]
+    ) -> dict[str, dict[int, float]]:
+        """`minutes` for many apps in one query per range (the forecast's reload)."""
+        found: dict[str, dict[int, float]] = {}
         with self._db.session() as session:
             for first, last in ranges:
-                query = select(MetricMinute.minute, MetricMinute.requests).where(
-                    MetricMinute.app == app,
-                    MetricMinute.minute >= first,
-                    MetricMinute.minute < last,
+                query = select(MetricMinute.app, MetricMinute.minute, MetricMinute.requests).where(
+                    MetricMinute.minute >= first, MetricMinute.minute < last
                 )
-                for minute, requests in session.execute(query):
-                    minutes[int(minute)] = float(requests)
-        return minutes
+                if len(apps) < 50:
+                    query = query.where(MetricMinute.app.in_(list(apps)))
+                for app, minute, requests in session.execute(query):
+                    if app in apps:
+                        found.setdefault(app, {})[int(minute)] = float(requests)
+        return found
 
     def compact(self, now: int) -> dict[str, int]:
         """Fold new parts, roll up fine windows past 48 hours, forget what is past keeping."""
@@ -139,27 +146,26 @@ class MetricsStore:
     def _fold(self, first: int, last: int, now: int, done: dict[str, int]) -> None:
         with self._db.session() as session, session.begin():
             taken = _take(session, False, first, last)
-            fine: list[Window] = []
-            coarse: list[Window] = []
+            fine, coarse = Folding(), Folding()
             counts: dict[tuple[str, int], int] = {}
-            for (document,) in taken:
+            for (document,) in taken:  # one row decoded at a time, folded, dropped
                 done["parts_taken"] += 1
                 window = Window.from_dict(document)
                 minute = window.start // ROLLUP_SECONDS
                 counts[window.app, minute] = counts.get((window.app, minute), 0) + window.requests
                 if window.start < now - KEEP_FINE:  # late, or the worker was away for days
-                    coarse.append(replace(window, start=minute * ROLLUP_SECONDS))
+                    coarse.add(replace(window, start=minute * ROLLUP_SECONDS))
                 else:
-                    fine.append(window)
-            fine, coarse = fold(fine), fold(coarse)
-            rows = [_row(w, WINDOW_SECONDS) for w in fine]
-            rows += [_row(w, ROLLUP_SECONDS) for w in coarse]
+                    fine.add(window)
+            folded, rolled = fine.windows(), coarse.windows()
+            rows = [_row(w, WINDOW_SECONDS) for w in folded]
+            rows += [_row(w, ROLLUP_SECONDS) for w in rolled]
             if rows:
-                session.execute(insert(MetricWindow), rows)
+                session.execute(insert(MetricWindow.__table__), rows)
             oldest = (now - KEEP_MINUTES) // 60
             _add_minutes(session, {k: n for k, n in counts.items() if k[1] >= oldest})
-        done["fine_written"] += len(fine)
-        done["rolled_up"] += len(coarse)
+        done["fine_written"] += len(folded)
+        done["rolled_up"] += len(rolled)
 
     def _roll_up(self, first: int, last: int, done: dict[str, int]) -> None:
         with self._db.session() as session, session.begin():
@@ -169,14 +175,17 @@ class MetricsStore:
                 for window in (Window.from_dict(document) for (document,) in taken)
             )
             if coarse:
-                session.execute(insert(MetricWindow), [_row(w, ROLLUP_SECONDS) for w in coarse])
+                session.execute(
+                    insert(MetricWindow.__table__), [_row(w, ROLLUP_SECONDS) for w in coarse]
+                )
         done["rolled_up"] += len(coarse)
 
 
 def _take(session: Session, folded: bool, first: int, last: int) -> Iterable[tuple[Any]]:
-    """Delete the fine windows (`folded` or not) starting in [first, last); their documents."""
+    """Delete the fine windows (`folded` or not) starting in [first, last); their documents,
+    as an iterator: on the table, not the mapped class, so the ORM does not buffer them."""
     return session.execute(
-        delete(MetricWindow)
+        delete(MetricWindow.__table__)
         .where(
             MetricWindow.resolution == WINDOW_SECONDS,
             MetricWindow.folded == (true() if folded else false()),

@@ -100,6 +100,8 @@ class Autoscaler:
         self._budgets: dict[str, Budget] = {}
         self._known: dict[str, Known] = {}  # by the platform's app name
         self._history: dict[str, _History] = {}
+        self._due: set[str] = set()
+        self._reloaded: dict[tuple[tuple[int, int], ...], dict[str, dict[int, float]]] = {}
         # The scheduler runs ticks on its thread pool; `known()` and `budget()` may be read
         # from another thread (status, tests).
         self._lock = threading.Lock()
@@ -113,6 +115,10 @@ class Autoscaler:
         # What every app's decision reads, in a few queries for the whole fleet, not a few
         # per app: a thousand apps' tick is then mostly the policy's arithmetic.
         apps = {s.app for s in enabled}
+        # Apps whose forecast history is due: their reload is one query per range for them
+        # all, made when the first of them needs it (`_forecast`).
+        self._due = {app for app in apps if self._history_due(app, now)}
+        self._reloaded = {}
         fleet = _Fleet(
             self._samples_of(apps, now),
             self._store.recent_decisions(apps, now - HISTORY) if apps else {},
@@ -133,6 +139,7 @@ class Autoscaler:
                     done.append(recorded)
         finally:
             self._store.record_many(done)  # one transaction for the tick's decisions
+            self._due, self._reloaded = set(), {}
         return done
 
     def _observe(self, acting: set[str]) -> dict[str, datetime]:
@@ -388,7 +395,7 @@ class Autoscaler:
         if not policy.predictive:
             return None
         cached = self._history.get(app)
-        if cached is None or now - cached.loaded_at >= FORECAST_RELOAD or now < cached.loaded_at:
+        if self._history_due(app, now):
             minutes = self._minutes(app, policy, now)
             _add_samples(minutes, samples)
             # The skill judges three hours and moves slowly: scored at each reload only.
@@ -401,14 +408,25 @@ class Autoscaler:
             return None
         return autoscale.Forecast(growth, cached.skill)
 
+    def _history_due(self, app: str, now: datetime) -> bool:
+        cached = self._history.get(app)
+        return cached is None or now - cached.loaded_at >= FORECAST_RELOAD or now < cached.loaded_at
+
     def _minutes(self, app: str, policy: autoscale.Settings, now: datetime) -> dict[int, float]:
         ahead = int(FORECAST_RELOAD.total_seconds() // 60) + 1
-        ranges = [
+        ranges = tuple(
             # The first range is today's, which ends now; the seasonal ones can look ahead.
             (first, last if index == 0 else last + ahead)
             for index, (first, last) in enumerate(autoscale.history_minutes(policy, now))
-        ]
-        return self._metrics.minutes(app, ranges)
+        )
+        if app not in self._due:
+            return self._metrics.minutes(app, ranges)
+        loaded = self._reloaded.get(ranges)
+        if loaded is None:
+            # Every app due this tick shares these ranges (they depend on the forecast's
+            # settings and the clock, not the app): one read for all of them.
+            loaded = self._reloaded[ranges] = self._metrics.minutes_of(self._due, ranges)
+        return loaded.pop(app, {})
 
     def _samples_of(
         self, apps: Collection[str], now: datetime
