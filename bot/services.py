@@ -16,7 +16,6 @@ from bot.actions.usergroups import UserGroups
 from bot.config import Config
 from bot.metrics.store import MetricsStore
 from bot.platforms.base import Platform, PlatformError
-from bot.platforms.beanstalk import BeanstalkPlatform
 from bot.platforms.heroku import HerokuPlatform
 from bot.registry import Registry, Target
 from bot.store.audit import Actor, AuditLog
@@ -32,6 +31,14 @@ from bot.store.webhook_secrets import WebhookSecrets
 from policies.commands import Command
 
 
+def _beanstalk(region: str, profile: str | None) -> Platform:
+    # Imported here: boto3 costs every process about 24 MB and a second of start-up, and
+    # most registries name no Beanstalk app.
+    from bot.platforms.beanstalk import BeanstalkPlatform
+
+    return BeanstalkPlatform(region, profile)
+
+
 class Services:
     def __init__(
         self,
@@ -43,6 +50,7 @@ class Services:
         followups: FollowUps | None = None,
         simulate: Callable[[Actor, Command], Result] | None = None,
         worker_runs: bool = True,
+        db: Database | None = None,
     ) -> None:
         """`worker_runs` False: no worker dyno acts on what is stored (the sandbox console),
         so replies about the autoscaler say so instead of promising it acts."""
@@ -50,7 +58,8 @@ class Services:
         self.source = source
         self._env = os.environ if env is None else env
         self.registry = registry or Registry.from_env(self._env)
-        self.db = Database(config.database_url)
+        # A process shares one engine (one pool, one connection budget) among its parts.
+        self.db = db or Database(config.database_url)
         self.audit = AuditLog(self.db)
         self.confirmations = Confirmations(self.db)
         self.request_keys = RequestKeys(self.db)
@@ -113,7 +122,7 @@ class Services:
             )
         else:
             cache_key = ("beanstalk", target.region or "", target.aws_profile or "")
-            factory = lambda: BeanstalkPlatform(target.region or "", target.aws_profile)  # noqa: E731
+            factory = lambda: _beanstalk(target.region or "", target.aws_profile)  # noqa: E731
         with self._lock:
             if cache_key not in self._platforms:
                 self._platforms[cache_key] = factory()

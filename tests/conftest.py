@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 
 from bot.config import Config
 from bot.sandbox.fakes.heroku import FakeHeroku
@@ -32,6 +33,25 @@ def _postgres_url(schema: str) -> str:
     base = os.environ["TEST_DATABASE_URL"]
     separator = "&" if "?" in base else "?"
     return f"{base}{separator}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(autouse=True)
+def dispose_engines() -> Iterator[None]:
+    """Close every connection each test's engines opened (Services, web apps, workers,
+    leases all make their own): left pooled, they pile up across the suite and CI's server
+    runs out of connections. A disposed engine still works; it just connects afresh."""
+    engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+    def seen(connection, *_):  # type: ignore[no-untyped-def]
+        engines.add(connection.engine)
+
+    event.listen(Engine, "engine_connect", seen)
+    try:
+        yield
+    finally:
+        event.remove(Engine, "engine_connect", seen)
+        for engine in list(engines):
+            engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -180,6 +180,33 @@ class Aggregator:
         return windows
 
 
+class Folding:
+    """Windows of the same app and start merged into one each as they come, like
+    `Window.merge` but in place: k parts cost k sketch merges, not k copies of a growing
+    sketch, and a part can be dropped once added (compaction streams its rows through)."""
+
+    def __init__(self) -> None:
+        self._parts: dict[tuple[str, int], _WindowParts] = {}
+
+    def add(self, window: Window) -> None:
+        key = (window.app, window.start)
+        found = self._parts.get(key)
+        if found is None:
+            found = self._parts[key] = _WindowParts()
+        found.add(window)
+
+    def windows(self) -> list[Window]:
+        return [found.window(app, start) for (app, start), found in self._parts.items()]
+
+
+def fold(windows: Iterable[Window]) -> list[Window]:
+    """`windows` with the same app and start merged into one each (`Folding`)."""
+    folding = Folding()
+    for window in windows:
+        folding.add(window)
+    return folding.windows()
+
+
 # ---------------------------------------------------------------------------------------------
 # Read side.
 
@@ -330,21 +357,7 @@ class _Pending:
                 sketch_of(part(start)).add_counts(tally)
         for (start, dyno, name), seen in self.runtime.items():
             part(start).runtime.setdefault(dyno, {})[name] = seen
-        return [
-            Window(
-                app=app,
-                start=start,
-                requests=p.requests,
-                statuses=dict(p.statuses),
-                codes=dict(p.codes),
-                dynos=dict(p.dynos),
-                service=p.service,
-                connect=p.connect,
-                queue=p.queue,
-                runtime=p.runtime,
-            )
-            for start, p in parts.items()
-        ]
+        return [p.window(app, start) for start, p in parts.items()]
 
 
 class _WindowParts:
@@ -359,6 +372,20 @@ class _WindowParts:
         self.connect = Sketch()
         self.queue = Sketch()
         self.runtime: dict[str, dict[str, tuple[int, float]]] = {}
+
+    def window(self, app: str, start: int) -> Window:
+        return Window(
+            app=app,
+            start=start,
+            requests=self.requests,
+            statuses=dict(self.statuses),
+            codes=dict(self.codes),
+            dynos=dict(self.dynos),
+            service=self.service,
+            connect=self.connect,
+            queue=self.queue,
+            runtime=self.runtime,
+        )
 
     def add(self, window: Window) -> None:
         self.requests += window.requests

@@ -91,19 +91,39 @@ class MetricWindow(Base):
     """One stored piece of an app's traffic in [start, start + resolution) seconds.
 
     Several rows may share (app, resolution, start): each web dyno flushes its own part, and
-    readers merge them (exactly); compaction folds them into one row later.
+    readers merge them (exactly); compaction folds them into one row later and marks it
+    `folded`, so the next compaction takes only parts written since.
     """
 
     __tablename__ = "metric_windows"
     __table_args__ = (
         Index("ix_metric_windows_app_resolution_start", "app", "resolution", "start"),
+        # Compaction's lookups (parts not folded yet; folded fine windows past 48 hours)
+        # are range scans on this, as small as what they find however much history stands.
+        Index("ix_metric_windows_resolution_folded_start", "resolution", "folded", "start"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # 64-bit: a large fleet inserts tens of millions of parts a day (SQLite's rowid is 64-bit).
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     app: Mapped[str] = mapped_column(String(64))
     resolution: Mapped[int] = mapped_column(Integer)  # 10 or 60 seconds
     start: Mapped[int] = mapped_column(BigInteger)  # epoch seconds
     data: Mapped[dict] = mapped_column(JSON)  # Window.to_dict()
+    folded: Mapped[bool] = mapped_column(Boolean, server_default=false(), default=False)
+
+
+class MetricMinute(Base):
+    """Requests an app served in one minute, as a plain number: written when compaction folds
+    that minute's windows, read by the seasonal forecast without decoding any sketch."""
+
+    __tablename__ = "metric_minutes"
+    __table_args__ = (Index("ix_metric_minutes_minute", "minute"),)  # retention, by age
+
+    app: Mapped[str] = mapped_column(String(64), primary_key=True)
+    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # epoch seconds // 60
+    requests: Mapped[int] = mapped_column(BigInteger)
 
 
 class Drain(Base):
@@ -149,7 +169,10 @@ class AutoscaleDecision(Base):
     """One tick's verdict for one app, acted on or not: the autoscaler's own trail."""
 
     __tablename__ = "autoscale_decisions"
-    __table_args__ = (Index("ix_autoscale_decisions_app_at", "app", "at"),)
+    __table_args__ = (
+        Index("ix_autoscale_decisions_app_at", "app", "at"),
+        Index("ix_autoscale_decisions_at", "at"),  # retention deletes by age alone
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     app: Mapped[str] = mapped_column(String(64))
@@ -174,6 +197,7 @@ class AlertOutboxEntry(Base):
     __table_args__ = (
         Index("ix_alert_outbox_state_next", "state", "next_attempt_at"),
         Index("ix_alert_outbox_incident_id", "incident_key", "id"),
+        Index("ix_alert_outbox_sent_at", "sent_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
