@@ -25,6 +25,7 @@ from bot.store.confirmations import Confirmations
 from bot.store.db import Database
 from bot.store.drains import Drains
 from bot.store.incidents import Alerts
+from bot.store.locks import Locks
 from bot.store.observations import Observations
 from bot.store.request_keys import RequestKeys
 from bot.store.webhook_secrets import WebhookSecrets
@@ -75,6 +76,7 @@ class Services:
             webhook_secrets=self.webhook_secrets,
             simulate=simulate,  # the sandbox console's traffic player; None elsewhere
             alerts=Alerts(self.db),
+            locks=Locks(self.db),
         )
 
     def _groups_of(self, user_id: str, groups: Iterable[str]) -> frozenset[str]:

@@ -12,17 +12,22 @@ from bot.actions.results import (
     AppList,
     BreakGlass,
     Changed,
+    ConfigVars,
+    Deployed,
+    DeployPrompt,
     History,
     Metrics,
     NeedsConfirmation,
     PlatformMetrics,
+    Releases,
     Reply,
     Restarted,
     Result,
     Status,
 )
 from bot.metrics.aggregate import sparkline
-from bot.platforms.base import Formation, Settled
+from bot.platforms.base import Formation, Release, Settled
+from policies.slack_text import code, escape
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +56,106 @@ def message(result: Result, now: datetime | None = None) -> Message:
         return _metrics(result)
     if isinstance(result, PlatformMetrics):
         return _platform_metrics(result)
+    if isinstance(result, Releases):
+        return _releases(result, now)
+    if isinstance(result, DeployPrompt):
+        return _deploy_prompt(result)
+    if isinstance(result, Deployed):
+        return _deployed(result)
+    if isinstance(result, ConfigVars):
+        return _config_vars(result)
     return _confirmation(result)
+
+
+def _release_line(release: Release, now: datetime) -> str:
+    """One release; its description and author come from outside, so they are escaped."""
+    parts = [code(release.version)]
+    if release.description:
+        parts.append(escape(release.description[:120]))
+    if release.user:
+        parts.append(f"by {escape(release.user)}")
+    if release.created_at is not None:
+        parts.append(_age(release.created_at, now).replace(" for ", "", 1) + " ago")
+    line = " · ".join(parts)
+    if not release.good:
+        line += f" · *{escape(release.status.lower())}*"
+    if release.current:
+        line += "  ← current"
+    return line
+
+
+def _releases(result: Releases, now: datetime) -> Message:
+    what = "releases" if result.platform == "heroku" else "application versions"
+    if not result.releases:
+        return _text(f"`{result.app}` has no {what} yet.", public=False)
+    lines = [f"*{what.capitalize()} of `{result.app}`*, newest first"]
+    lines += [f"• {_release_line(release, now)}" for release in result.releases]
+    lines.append(f"Roll back with `/deploy rollback {result.app} VERSION`.")
+    return _text("\n".join(lines), public=False)
+
+
+def _release_words(release: Release | None) -> str:
+    if release is None:
+        return "?"
+    described = f" ({escape(release.description[:120])})" if release.description else ""
+    return f"{code(release.version)}{described}"
+
+
+def _deploy_prompt(result: DeployPrompt) -> Message:
+    if result.verb == "rollback":
+        text = (
+            f"<@{result.user_id}> asks to roll `{result.app}` back: "
+            f"{_release_words(result.before)} → {_release_words(result.after)}."
+        )
+        label = "Roll back"
+    else:
+        names = ", ".join(code(key) for key in result.keys)
+        what = "unset" if result.unset else "set"
+        text = f"<@{result.user_id}> asks to {what} {names} on `{result.app}` (values hidden)."
+        label = "Confirm"
+    who = f"Only <@{result.user_id}> can confirm"
+    return _prompt(text, label, who, result.id, result.expires_at)
+
+
+def _deployed(result: Deployed) -> Message:
+    who, app = f"<@{result.user_id}>", f"`{result.app}`"
+    if result.verb == "rollback":
+        text = (
+            f"{who} rolled {app} back: {_release_words(result.before)} → "
+            f"{_release_words(result.after)}"
+            + (f", as the new release {code(result.mode)}." if result.mode else ".")
+        )
+    elif result.verb == "maintenance":
+        text = f"{who} turned maintenance mode {result.mode} for {app}."
+    elif result.verb == "config":
+        names = ", ".join(code(key) for key in result.keys)
+        text = f"{who} {result.mode} {names} on {app}."
+    elif result.verb == "lock":
+        text = (
+            f"{who} locked {app}: {escape(result.mode or '')}. Only they may roll it back until "
+            f"`/deploy unlock {result.app}`."
+        )
+    else:
+        text = f"{who} unlocked {app} (it was locked by <@{result.mode}>)."
+    blocks = [_section(text)]
+    if result.confirmed_by and result.confirmed_by != result.user_id:
+        blocks.append(_context(f"Approved by <@{result.confirmed_by}>."))
+    return {"response_type": "in_channel", "text": text, "blocks": blocks}
+
+
+MASK = "••••••"
+
+
+def _config_vars(result: ConfigVars) -> Message:
+    if not result.values:
+        return _text(f"`{result.app}` has no config vars.", public=False)
+    lines = [f"*Config vars of `{result.app}`*"]
+    for key, value in result.values:
+        shown = MASK if result.masked else code(value[:200])
+        lines.append(f"• {code(key)} {shown}")
+    if result.masked:
+        lines.append("Values are hidden: seeing them needs the `config` permission.")
+    return _text("\n".join(lines), public=False)
 
 
 def break_glass_message(notice: BreakGlass) -> Message:
@@ -305,7 +409,12 @@ def _confirmation(result: NeedsConfirmation) -> Message:
         who = f"Only <@{result.user_id}> can confirm"
     if result.cost:
         text += f"\nMonthly cost: {result.cost}"
-    expires = int(result.expires_at.timestamp())
+    return _prompt(text, label, who, result.id, result.expires_at)
+
+
+def _prompt(text: str, label: str, who: str, confirmation_id: str, expires_at: datetime) -> Message:
+    """A question with Confirm (or Approve, Kill, Roll back) and Cancel buttons."""
+    expires = int(expires_at.timestamp())
     return {
         "response_type": "in_channel",
         "text": text,
@@ -320,17 +429,17 @@ def _confirmation(result: NeedsConfirmation) -> Message:
                         "action_id": CONFIRM_ACTION,
                         "text": {"type": "plain_text", "text": label[:75]},
                         "style": "danger",
-                        "value": result.id,
+                        "value": confirmation_id,
                     },
                     {
                         "type": "button",
                         "action_id": CANCEL_ACTION,
                         "text": {"type": "plain_text", "text": "Cancel"},
-                        "value": result.id,
+                        "value": confirmation_id,
                     },
                 ],
             },
-            _context(f"{who}. Expires <!date^{expires}^{{time}}|{result.expires_at:%H:%M} UTC>."),
+            _context(f"{who}. Expires <!date^{expires}^{{time}}|{expires_at:%H:%M} UTC>."),
         ],
     }
 

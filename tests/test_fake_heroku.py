@@ -421,6 +421,10 @@ SAMPLES = [
     ),
     ("GET", "/apps/myapp/webhooks", None),
     ("PATCH", "/apps/myapp/webhooks/{webhook}", {"secret": "n3w-s3cr3t"}),
+    ("PATCH", "/apps/myapp", {"maintenance": True}),
+    ("GET", "/apps/myapp/config-vars", None),
+    ("PATCH", "/apps/myapp/config-vars", {"LOG_LEVEL": "debug", "UNUSED": None}),
+    ("POST", "/apps/myapp/releases", {"release": "{release}"}),
 ]
 # The definition whose properties an answer carries, by the last collection in its path.
 SHAPES = {
@@ -467,15 +471,21 @@ def test_every_answer_validates_against_its_target_schema(fake, api, subtests):
             path = sample.replace(
                 "{webhook}", (fake.webhooks("myapp") or [{"id": "none"}])[0]["id"]
             )
+            if body == {"release": "{release}"}:
+                body = {"release": api("GET", "/apps/myapp/releases").json()[0]["id"]}
             answer = api(method, path, json=body)
             assert answer.ok, answer.text
-            [link] = schema.match(method, path)[0]
+            # Release Create and Rollback share POST /apps/{app}/releases: the body picks one.
+            links = schema.match(method, path)[0]
+            [link] = [x for x in links if x.title == "Rollback"] if len(links) > 1 else links
             validator = schema.validator(f"{link.pointer}/targetSchema", format_checker=_checker())
             found = answer.json()
             assert [
                 f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(found)
             ] == []
-            if method != "DELETE":  # Heroku's `strictProperties`: exactly the declared properties
+            if (
+                method != "DELETE" and "config-vars" not in path
+            ):  # Heroku's `strictProperties`: exactly the declared properties
                 declared = set(_declared(schema.document["definitions"][_kind(path)]))
                 items = found if isinstance(found, list) else [found]
                 assert items and all(set(item) == declared for item in items)

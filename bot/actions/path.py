@@ -15,11 +15,14 @@ from threading import Event
 
 from bot.actions.autoscaling import AutoscaleCommands
 from bot.actions.connections import Connections
+from bot.actions.deployments import CONFIRMED_VERBS, Deployments
+from bot.actions.deployments import VERBS as DEPLOYMENT_VERBS
 from bot.actions.gate import Gate
 from bot.actions.results import (
     AppList,
     BreakGlass,
     Changed,
+    Deployed,
     Duplicate,
     History,
     Metrics,
@@ -38,6 +41,7 @@ from bot.metrics.report import series
 from bot.metrics.store import MetricsStore
 from bot.platforms.base import (
     Formation,
+    NotSupported,
     PlatformError,
     Settled,
     formation_map,
@@ -48,6 +52,7 @@ from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.confirmations import Confirmations, Pending
 from bot.store.drains import Drains
 from bot.store.incidents import Alerts
+from bot.store.locks import Locks
 from bot.store.request_keys import RequestKeys
 from bot.store.webhook_secrets import WebhookSecrets
 from policies import costs, guardrails
@@ -87,6 +92,7 @@ class Actions:
         webhook_secrets: WebhookSecrets | None = None,
         simulate: Callable[[Actor, Command], Result] | None = None,
         alerts: Alerts | None = None,
+        locks: Locks | None = None,
     ) -> None:
         self._resolve = resolve
         self._audit = audit
@@ -104,6 +110,19 @@ class Actions:
         self._targets = targets
         self._unlisted_heroku = unlisted_heroku
         self._request_keys = request_keys
+        self._deployments = (
+            Deployments(
+                resolve,
+                audit,
+                confirmations,
+                locks,
+                gate,
+                lambda target, verb, force, user: self._judge(target, verb, {}, {}, force, user),
+                now,
+            )
+            if locks is not None
+            else None
+        )
 
     def run(self, actor: Actor, command: Command) -> Result:
         """Carry out a parsed command for `actor`."""
@@ -113,6 +132,8 @@ class Actions:
         # like `history`, across apps or for one.
         verb = "status" if command.verb == "autoscale" and not command.mutating else command.verb
         verb = "history" if verb == "alerts" else verb
+        # `config APP` lists names for anyone who may see status; values need `config`.
+        verb = "status" if command.verb == "config" and not command.mutating else verb
         try:
             decision = self._gate.decide(actor, verb, command.app)
             if not decision.allowed:
@@ -160,12 +181,16 @@ class Actions:
                 return self._connections.drain(actor, resolved, command)
             if command.verb == "watch":
                 return self._connections.watch(actor, resolved, command)
+            if command.verb in DEPLOYMENT_VERBS:
+                if self._deployments is None:
+                    return Reply("This bot keeps no deploy locks, so it does no deployments.")
+                return self._deployments.run(actor, resolved, command)
             if command.verb in ("autoscale", "pin"):
                 if self._autoscaling is None:
                     return Reply("This bot has no autoscaler.")
                 return self._autoscaling.run(actor, resolved, command)
             return self._scale_or_kill(actor, resolved, command)
-        except (PlatformError, CommandError, UnknownApp) as error:
+        except (PlatformError, CommandError, UnknownApp, NotSupported) as error:
             return Reply(str(error))
 
     def _claim(self, actor: Actor) -> bool:
@@ -173,7 +198,7 @@ class Actions:
             return True
         return self._request_keys.claim(actor.request_key, self._now())
 
-    def follow_up(self, result: Changed | Restarted, stopping: Event) -> Settled:
+    def follow_up(self, result: Changed | Restarted | Deployed, stopping: Event) -> Settled:
         """Wait for a slow change to settle and complete its audit row with how it ended."""
         resolved = self._resolve(result.app)
         try:
@@ -218,6 +243,11 @@ class Actions:
         if not self._confirmations.decide(confirmation_id, actor.user_id, "confirmed", now):
             return self._already_decided(confirmation_id, now)
         requester = replace(actor, user_id=pending.user_id, request_key=None)
+        if verb in CONFIRMED_VERBS and self._deployments is not None:
+            try:
+                return self._deployments.confirmed(requester, actor, pending)
+            except (PlatformError, UnknownApp, NotSupported) as error:
+                return Reply(str(error))
         targets = {ptype: (qty, size) for ptype, (qty, size) in pending.targets.items()}
         try:
             resolved = self._resolve(pending.app)

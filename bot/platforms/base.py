@@ -34,6 +34,18 @@ class Release:
     description: str
     created_at: datetime | None
     user: str
+    id: str = ""  # Heroku's release id (what a rollback names); the label on Beanstalk
+    status: str = "succeeded"  # Heroku: pending, succeeded, failed; Beanstalk: PROCESSED, …
+    current: bool = False  # the release the app (environment) runs now
+
+    @property
+    def good(self) -> bool:
+        """Whether the release went out, so going back to it makes sense."""
+        return self.status.lower() not in ("failed", "pending")
+
+
+class NotSupported(Exception):
+    """The platform has no such thing (maintenance mode on Beanstalk): say so plainly."""
 
 
 @dataclass(frozen=True)

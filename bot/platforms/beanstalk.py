@@ -22,6 +22,7 @@ from bot.platforms.base import (
     AppStatus,
     Dyno,
     Formation,
+    NotSupported,
     PlatformError,
     Release,
     Settled,
@@ -36,6 +37,12 @@ POLL_SECONDS = 10.0
 ASG = "aws:autoscaling:asg"
 LAUNCH = "aws:autoscaling:launchconfiguration"
 EC2 = "aws:ec2:instances"
+ENV_PROPERTIES = "aws:elasticbeanstalk:application:environment"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NO_MAINTENANCE = (
+    "`{app}` is a Beanstalk environment, and maintenance mode is not a Beanstalk feature. "
+    "Swap its CNAME to a maintenance environment, or scale it, instead."
+)
 _BOTO_CONFIG = BotoConfig(
     connect_timeout=3,
     read_timeout=15,
@@ -185,6 +192,79 @@ class BeanstalkPlatform:
             notes=tuple(notes),
             unit=self.unit,
         )
+
+    def releases(self, app: str, limit: int) -> tuple[Release, ...]:
+        """The environment's application's versions, newest first, the deployed one marked."""
+        environment = self._environment(app)
+        found = self._call(
+            "describe_application_versions",
+            app,
+            ApplicationName=environment["ApplicationName"],
+            MaxRecords=min(max(limit, 1), 1000),
+        ).get("ApplicationVersions", [])
+        found = sorted(found, key=lambda v: v.get("DateCreated") or _EPOCH, reverse=True)
+        current = environment.get("VersionLabel")
+        return tuple(
+            Release(
+                version=v["VersionLabel"],
+                description=v.get("Description", ""),
+                created_at=v.get("DateCreated"),
+                user="",
+                id=v["VersionLabel"],
+                status=v.get("Status", "Processed"),
+                current=v["VersionLabel"] == current,
+            )
+            for v in found[:limit]
+        )
+
+    def rollback(self, app: str, release: Release) -> Release:
+        """Deploy an earlier application version; the update takes minutes (follow it up)."""
+        environment = self._environment(app)
+        _refuse_if_busy(environment)
+        self._call("update_environment", app, EnvironmentName=app, VersionLabel=release.version)
+        self._began[app] = environment.get("DateUpdated") or datetime.now(UTC)
+        return release
+
+    def maintenance(self, app: str) -> bool:
+        raise NotSupported(_NO_MAINTENANCE.format(app=app))
+
+    def set_maintenance(self, app: str, on: bool) -> bool:
+        raise NotSupported(_NO_MAINTENANCE.format(app=app))
+
+    def config_vars(self, app: str) -> dict[str, str]:
+        """Environment properties (namespace aws:elasticbeanstalk:application:environment)."""
+        environment = self._environment(app)
+        found = self._call(
+            "describe_configuration_settings",
+            app,
+            ApplicationName=environment["ApplicationName"],
+            EnvironmentName=app,
+        )
+        return {
+            o["OptionName"]: o.get("Value", "")
+            for s in found.get("ConfigurationSettings", [])
+            for o in s.get("OptionSettings", [])
+            if o.get("Namespace") == ENV_PROPERTIES
+        }
+
+    def set_config(self, app: str, changes: dict[str, str | None]) -> None:
+        environment = self._environment(app)
+        _refuse_if_busy(environment)
+        options = [
+            {"Namespace": ENV_PROPERTIES, "OptionName": k, "Value": v}
+            for k, v in changes.items()
+            if v is not None
+        ]
+        removals = [
+            {"Namespace": ENV_PROPERTIES, "OptionName": k} for k, v in changes.items() if v is None
+        ]
+        params: dict[str, Any] = {"EnvironmentName": app}
+        if options:
+            params["OptionSettings"] = options
+        if removals:
+            params["OptionsToRemove"] = removals
+        self._call("update_environment", app, **params)
+        self._began[app] = environment.get("DateUpdated") or datetime.now(UTC)
 
     def wait_until_settled(self, app: str, timeout: float, stopping: Event) -> Settled:
         deadline = time.monotonic() + timeout

@@ -41,6 +41,7 @@ CONNECT_TIMEOUT = 3.05
 READ_TIMEOUT = 15.0
 # Lazy listeners have minutes, not hours: never sleep longer than this for a Retry-After.
 MAX_RETRY_AFTER = 20.0
+PAGE_MAX = 1000  # the most items Heroku returns in one page
 
 
 class _CappedRetry(Retry):
@@ -136,6 +137,38 @@ class HerokuPlatform:
             release=_release(current[0]) if current else None,
         )
 
+    def releases(self, app: str, limit: int) -> tuple[Release, ...]:
+        """The newest `limit` releases, newest first, following Heroku's `Next-Range` pages."""
+        found: list[Release] = []
+        range_: str | None = f"version ..; order=desc, max={min(limit, PAGE_MAX)};"
+        while range_ is not None and len(found) < limit:
+            response = self._response("GET", app, ("apps", app, "releases"), range_=range_)
+            found += [_release(item) for item in response.json() or ()]
+            next_range = response.headers.get("Next-Range")
+            range_ = next_range if response.status_code == 206 and next_range else None
+        return tuple(found[:limit])
+
+    def rollback(self, app: str, release: Release) -> Release:
+        """A new release with the code and config of `release` (Heroku's Rollback link)."""
+        created = self._call("POST", app, ("apps", app, "releases"), {"release": release.id})
+        return _release(created)
+
+    def maintenance(self, app: str) -> bool:
+        return bool(self._call("GET", app, ("apps", app)).get("maintenance"))
+
+    def set_maintenance(self, app: str, on: bool) -> bool:
+        return bool(self._call("PATCH", app, ("apps", app), {"maintenance": on})["maintenance"])
+
+    def config_vars(self, app: str) -> dict[str, str]:
+        return {
+            str(k): str(v)
+            for k, v in (self._call("GET", app, ("apps", app, "config-vars")) or {}).items()
+        }
+
+    def set_config(self, app: str, changes: dict[str, str | None]) -> None:
+        """Set each key to its value, or unset it where the value is None."""
+        self._call("PATCH", app, ("apps", app, "config-vars"), dict(changes))
+
     def add_log_drain(self, app: str, url: str) -> str:
         """Point a log drain at `url` (Heroku only); returns Heroku's drain id. A drain
         already there with that URL is found, not added twice."""
@@ -169,6 +202,17 @@ class HerokuPlatform:
         body: dict[str, Any] | None = None,
         range_: str | None = None,
     ) -> Any:
+        response = self._response(method, app, path, body, range_)
+        return response.json() if response.content else None
+
+    def _response(
+        self,
+        method: str,
+        app: str,
+        path: tuple[str, ...],
+        body: dict[str, Any] | None = None,
+        range_: str | None = None,
+    ) -> Any:
         resource = tuple(quote(part, safe="") for part in path)
         data = self._client._resource_serialize(body) if body is not None else None
         try:
@@ -193,7 +237,7 @@ class HerokuPlatform:
             raise PlatformError(
                 "Heroku's API could not be reached. Try again in a minute."
             ) from None
-        return response.json() if response.content else None
+        return response
 
 
 def _http_error(response: Any, app: str, method: str) -> PlatformError:
@@ -266,4 +310,7 @@ def _release(item: dict[str, Any]) -> Release:
         description=item.get("description", ""),
         created_at=_parse_time(item.get("created_at")),
         user=(item.get("user") or {}).get("email", ""),
+        id=str(item.get("id", "")),
+        status=str(item.get("status") or "succeeded"),
+        current=bool(item.get("current", False)),
     )

@@ -79,6 +79,23 @@ class Sandbox:
             min_size=2,
             max_size=2,
             instance_type="t3.small",
+            version_label="shop-1.4.0",
+        )
+        # Earlier application versions, so `releases` and `rollback` have something to show.
+        for label, description, age in (
+            ("shop-1.3.2", "Fix the basket total rounding", 72.0),
+            ("shop-1.3.1", "Checkout button copy", 120.0),
+        ):
+            self.beanstalk.add_version(
+                "demo-shop",
+                label,
+                description,
+                region="us-east-1",
+                access_key=SANDBOX_AWS_KEY,
+                age_hours=age,
+            )
+        self.heroku.set_config_vars(
+            "demo", {"LOG_LEVEL": "info", "DATABASE_URL": "postgres://demo:s3cret@db/demo"}
         )
         self.registry = Registry.parse(SANDBOX_REGISTRY, "<sandbox registry>")
         self._admins = admins

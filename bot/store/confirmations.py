@@ -140,3 +140,12 @@ class Confirmations:
                 )
                 .values(state="expired", decided_at=now)
             )
+
+    def forget_targets(self, confirmation_id: str) -> None:
+        """Wipe what a decided change carried (config values): they must not outlive it."""
+        with self._db.session() as session, session.begin():
+            session.execute(
+                update(Confirmation)
+                .where(Confirmation.id == confirmation_id)
+                .values(targets={"forgotten": True})
+            )

@@ -335,6 +335,8 @@ class _Release:
     version: int
     description: str
     created_at: datetime
+    status: str = "succeeded"  # pending, succeeded, failed
+    user: str = OWNER_EMAIL
 
 
 @dataclass
@@ -348,6 +350,14 @@ class _App:
     releases: list[_Release] = field(default_factory=list)
     log_drains: list[dict[str, Any]] = field(default_factory=list)
     webhooks: list[dict[str, Any]] = field(default_factory=list)  # with their secrets
+    maintenance: bool = False
+    config: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def current(self) -> _Release:
+        """The release the app runs: the newest that did not fail (a failed one never ran)."""
+        good = [r for r in self.releases if r.status == "succeeded"]
+        return good[-1] if good else self.releases[-1]
 
 
 # Implemented links, by route; everything else the schema knows answers 501.
@@ -355,6 +365,10 @@ _HANDLERS: dict[str, str] = {
     "GET /account/rate-limits": "_rate_limits",
     "GET /apps": "_app_list",
     "GET /apps/{}": "_app_info",
+    "PATCH /apps/{}": "_app_update",
+    "GET /apps/{}/config-vars": "_config_var_info",
+    "PATCH /apps/{}/config-vars": "_config_var_update",
+    "POST /apps/{}/releases": "_release_create",
     "GET /apps/{}/formation": "_formation_list",
     "GET /apps/{}/formation/{}": "_formation_info",
     "PATCH /apps/{}/formation": "_formation_batch_update",
@@ -465,6 +479,30 @@ class FakeHeroku(ServedFake):
         """The app's webhook subscriptions, `secret` included (the API never shows it)."""
         with self._lock:
             return [dict(hook) for hook in self._apps[app].webhooks]
+
+    def add_release(
+        self, app: str, description: str, status: str = "succeeded", user: str = OWNER_EMAIL
+    ) -> dict[str, Any]:
+        """Record a new release (a deploy done elsewhere), `failed` or `succeeded`; subscribers
+        of `api:release` are told. Returns it as the API shows it."""
+        with self._lock:
+            found = self._apps[app]
+            release = self._new_release(found, description, status, user)
+            data = self._release_json(found, release)
+            self._publish(found, "api:release", "release", "update", data, {"status": "pending"})
+            return data
+
+    def config_vars(self, app: str) -> dict[str, str]:
+        with self._lock:
+            return dict(self._apps[app].config)
+
+    def set_config_vars(self, app: str, values: Mapping[str, str]) -> None:
+        with self._lock:
+            self._apps[app].config.update(values)
+
+    def maintenance(self, app: str) -> bool:
+        with self._lock:
+            return self._apps[app].maintenance
 
     def crash(self, app: str, dyno: str) -> dict[str, Any]:
         """Crash one dyno (`web.1`): it shows `crashed` until restarted, and subscribers of
@@ -690,6 +728,48 @@ class FakeHeroku(ServedFake):
         app = self._app(call.params[0])
         return _Reply(200, self._release_json(app, self._release(app, call.params[1])))
 
+    def _release_create(self, call: _Call) -> _Reply:
+        app = self._app(call.params[0])
+        if "release" not in call.body:
+            message = "The fake builds no slugs: it implements Rollback, not Create."
+            raise _ApiError(501, "not_implemented", message)
+        target = self._release(app, call.body["release"])
+        if target.status != "succeeded":
+            raise _invalid(
+                f"Release v{target.version} cannot be rolled back to: it {target.status}."
+            )
+        release = self._new_release(app, f"Rollback to v{target.version}", "succeeded", OWNER_EMAIL)
+        # A release restarts every dyno on the new code.
+        for dyno in app.dynos:
+            dyno.start(self._now, self.boot_seconds)
+        data = self._release_json(app, release)
+        self._publish(app, "api:release", "release", "create", data, {})
+        return _Reply(201, data)
+
+    def _app_update(self, call: _Call) -> _Reply:
+        app = self._app(call.params[0])
+        if "name" in call.body or "build_stack" in call.body:
+            raise _ApiError(501, "not_implemented", "The fake only changes `maintenance`.")
+        if "maintenance" in call.body:
+            app.maintenance = bool(call.body["maintenance"])
+            app.updated_at = self._now
+        return _Reply(200, self._app_json(app))
+
+    def _config_var_info(self, call: _Call) -> _Reply:
+        return _Reply(200, dict(self._app(call.params[0]).config))
+
+    def _config_var_update(self, call: _Call) -> _Reply:
+        app = self._app(call.params[0])
+        for key, value in call.body.items():
+            if value is None:
+                app.config.pop(key, None)
+            else:
+                app.config[key] = value
+        # Heroku makes a release for every config change.
+        keys = ", ".join(sorted(call.body))
+        self._new_release(app, f"Set {keys} config vars", "succeeded", OWNER_EMAIL)
+        return _Reply(200, dict(app.config))
+
     def _log_drain_create(self, call: _Call) -> _Reply:
         app = self._app(call.params[0])
         url = call.body["url"]
@@ -858,6 +938,13 @@ class FakeHeroku(ServedFake):
             app.releases.append(_Release(self._new_id(), version, description, when))
         return app
 
+    def _new_release(self, app: _App, description: str, status: str, user: str) -> _Release:
+        version = app.releases[-1].version + 1
+        release = _Release(self._new_id(), version, description, self._now, status, user)
+        app.releases.append(release)
+        app.updated_at = self._now
+        return release
+
     def _add_process(self, app: _App, process_type: str, quantity: int, size: str) -> None:
         canonical = canonical_size(size)
         if canonical is None:
@@ -891,12 +978,12 @@ class FakeHeroku(ServedFake):
             "git_url": f"https://git.heroku.com/{app.name}.git",
             "id": app.id,
             "internal_routing": None,
-            "maintenance": False,
+            "maintenance": app.maintenance,
             "name": app.name,
             "organization": None,
             "owner": dict(_OWNER),
             "region": dict(_REGION),
-            "released_at": _timestamp(app.releases[-1].created_at),
+            "released_at": _timestamp(app.current.created_at),
             "repo_size": None,
             "slug_size": None,
             "space": None,
@@ -921,7 +1008,7 @@ class FakeHeroku(ServedFake):
 
     def _dyno_json(self, app: _App, dyno: _Dyno) -> dict[str, Any]:
         up = self._now >= dyno.ready_at
-        current = app.releases[-1]
+        current = app.current
         return {
             "app": {"id": app.id, "name": app.name},
             "attach_url": None,
@@ -938,7 +1025,7 @@ class FakeHeroku(ServedFake):
         }
 
     def _release_json(self, app: _App, release: _Release) -> dict[str, Any]:
-        current = release is app.releases[-1]
+        current = release is app.current
         slug = {"id": _fixed_id(f"slug/{release.id}")}
         return {
             "addon_plan_names": ["heroku-postgresql:essential-0"],
@@ -947,13 +1034,13 @@ class FakeHeroku(ServedFake):
             "created_at": _timestamp(release.created_at),
             "current": current,
             "description": release.description,
-            "eligible_for_rollback": not current,
+            "eligible_for_rollback": not current and release.status == "succeeded",
             "id": release.id,
             "output_stream_url": None,
             "slug": slug,
-            "status": "succeeded",
+            "status": release.status,
             "updated_at": _timestamp(release.created_at),
-            "user": dict(_OWNER),
+            "user": {**_OWNER, "email": release.user},
             "version": release.version,
         }
 
