@@ -199,6 +199,11 @@ class HerokuEntry(_AppEntry):
     platform: Literal["heroku"]
     app: str | None = Field(None, pattern=_HEROKU_APP)
     api_key_env: str | None = Field(None, pattern=_ENV_VAR)
+    # `/deploy ship APP [REF]` builds from this tarball URL, `{ref}` replaced by the ref.
+    source: str | None = Field(None, pattern=r"^https?://\S*\{ref\}\S*$", max_length=500)
+    # `/deploy run APP COMMAND` runs only these commands (anything else is remote code
+    # execution for whoever may type in the channel).
+    run: list[Annotated[str, Field(min_length=1, max_length=200)]] = []
 
 
 class BeanstalkEntry(_AppEntry):
@@ -275,6 +280,8 @@ class Target:
     schedule: tuple[autoscale.Window, ...] = ()  # autoscaling min/max by time of week
     alert_rules: Mapping[str, Any] = field(default_factory=dict)  # DetectorRules changes
     down_stabilization: timedelta | None = None  # None: the policy's default
+    source: str | None = None  # heroku: the tarball URL template `ship` builds from
+    run: tuple[str, ...] = ()  # heroku: the commands `run` may start
 
 
 class UnknownApp(LookupError):
@@ -366,6 +373,8 @@ class Registry:
                 platform="heroku",
                 name=entry.app or alias,
                 api_key_env=entry.api_key_env or self.spec.heroku.api_key_env,
+                source=entry.source,
+                run=tuple(entry.run),
                 **entry.shared(),
             )
         if isinstance(entry, BeanstalkEntry):

@@ -16,6 +16,7 @@ from bot.actions.results import (
     Deployed,
     DeployPrompt,
     History,
+    Logs,
     Metrics,
     NeedsConfirmation,
     PlatformMetrics,
@@ -27,6 +28,7 @@ from bot.actions.results import (
 )
 from bot.metrics.aggregate import sparkline
 from bot.platforms.base import Formation, Release, Settled
+from policies.redact import mask
 from policies.slack_text import code, escape
 
 log = logging.getLogger(__name__)
@@ -64,7 +66,20 @@ def message(result: Result, now: datetime | None = None) -> Message:
         return _deployed(result)
     if isinstance(result, ConfigVars):
         return _config_vars(result)
+    if isinstance(result, Logs):
+        return _logs(result)
     return _confirmation(result)
+
+
+def _logs(result: Logs) -> Message:
+    scope = f"`{result.dyno}` of `{result.app}`" if result.dyno else f"`{result.app}`"
+    if not result.lines:
+        return _text(f"No log lines from {scope} yet.", public=False)
+    body = "\n".join(escape(line.replace("```", "ˋˋˋ")) for line in result.lines)
+    # A section holds 3000 characters: keep the newest lines.
+    body = body[-2800:]
+    text = f"*Last {len(result.lines)} log lines of {scope}* (secrets masked)\n```\n{body}\n```"
+    return _text(text, public=False)
 
 
 def _release_line(release: Release, now: datetime) -> str:
@@ -135,6 +150,21 @@ def _deployed(result: Deployed) -> Message:
             f"{who} locked {app}: {escape(result.mode or '')}. Only they may roll it back until "
             f"`/deploy unlock {result.app}`."
         )
+    elif result.verb == "ship" and result.build_id:
+        text = f"{who} is shipping {code(result.mode or '')} to {app}."
+    elif result.verb == "ship":
+        text = f"{who} is deploying {_release_words(result.after)} to {app}."
+    elif result.verb == "promote":
+        outcomes = "; ".join(
+            f"`{p.app}` {escape(p.status)}" + (f" ({escape(p.error)})" if p.error else "")
+            for p in result.promotions
+        )
+        text = f"{who} promoted {app}: {outcomes}."
+    elif result.verb == "swap":
+        text = f"{who} swapped the CNAMEs of {app} and `{result.mode}`."
+    elif result.verb == "run":
+        what = code(result.keys[0]) if result.keys else "a command"
+        text = f"{who} started {what} on {app} as {code(result.mode or '')}."
     else:
         text = f"{who} unlocked {app} (it was locked by <@{result.mode}>)."
     blocks = [_section(text)]
@@ -168,12 +198,17 @@ def break_glass_message(notice: BreakGlass) -> Message:
 
 
 def settled_message(settled: Settled) -> Message:
-    """The follow-up of a slow change: Ready, or the events that explain the failure."""
-    if settled.ok:
-        text = f"Done: {settled.summary}"
+    """The follow-up of a slow change: Ready, or the events that explain the failure; a
+    build's or a run's output tail either way. Events and output come from the platform,
+    so they are escaped."""
+    if settled.output:
+        body = "\n".join(escape(mask(line).replace("```", "ˋˋˋ")) for line in settled.events)
+        detail = f"\n```\n{body[-2800:]}\n```" if body else ""
+    elif settled.ok:
+        detail = ""
     else:
-        events = "\n".join(f"• {event}" for event in settled.events[:10])
-        text = f"Failed: {settled.summary}" + (f"\n{events}" if events else "")
+        detail = "".join(f"\n• {escape(event)}" for event in settled.events[:10])
+    text = ("Done: " if settled.ok else "Failed: ") + settled.summary + detail
     return {"text": text, "blocks": [_section(text)]}
 
 

@@ -29,6 +29,11 @@ VERBS = (
     "config",
     "lock",
     "unlock",
+    "ship",
+    "promote",
+    "swap",
+    "run",
+    "logs",
     "alerts",
     "apps",
     "history",
@@ -49,6 +54,10 @@ MUTATING_VERBS = frozenset(
         "config",
         "lock",
         "unlock",
+        "ship",
+        "promote",
+        "swap",
+        "run",
     }
 )
 # What `/deploy simulate` can play against an app in the sandbox.
@@ -68,6 +77,9 @@ _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 # Config var names as a shell would accept them: Heroku and Beanstalk both take these.
 CONFIG_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 LOCK_REASON_MAX = 200
+# A git ref: a branch, a tag or a commit (`main`, `v1.2.3`, `release/2026-11`, `3f2c1a9`).
+_REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
+LOGS_DEFAULT, LOGS_MAX = 100, 1500
 METRICS_DEFAULT_MINUTES, METRICS_MAX_MINUTES = 60, 24 * 60
 _WINDOW_RE = re.compile(r"^(\d+)([mh])$", re.IGNORECASE)
 
@@ -88,6 +100,11 @@ USAGE = {
     "config": "/deploy config APP  |  /deploy config set KEY=VALUE APP  |  /deploy config unset KEY APP",
     "lock": "/deploy lock APP REASON",
     "unlock": "/deploy unlock APP",
+    "ship": "/deploy ship APP [REF]",
+    "promote": "/deploy promote APP",
+    "swap": "/deploy swap APP OTHER",
+    "run": "/deploy run APP COMMAND…",
+    "logs": "/deploy logs APP [DYNO] [N]",
     "alerts": "/deploy alerts [APP]",
     "apps": "/deploy apps",
     "history": "/deploy history [APP] [N]",
@@ -112,6 +129,11 @@ SUMMARY = {
     "config": "list an app's config vars (values masked unless you may change them), or set or unset one after you confirm",
     "lock": "hold a deploy lock on an app: nobody else may roll it back until you unlock it",
     "unlock": "release an app's deploy lock (the holder, or an admin)",
+    "ship": "build and release a git ref (Heroku, from the registry's `source:`) or deploy an application version (Beanstalk)",
+    "promote": "promote a Heroku app's slug to the next stage of its pipeline",
+    "swap": "swap two Beanstalk environments' CNAMEs (blue/green)",
+    "run": "run one of the app's allowed commands (the registry's `run:`) in a one-off dyno and show its output",
+    "logs": "show the last N log lines (of one dyno, if given), secrets masked",
     "alerts": "list the open alerts (all apps, or one), with who acknowledged or silenced them",
     "apps": "list the apps I manage, with their platform and channel",
     "history": "show who changed what, newest first (all apps, or one)",
@@ -140,6 +162,11 @@ EXAMPLES = {
     "config": ("config myapp", "config set LOG_LEVEL=debug myapp", "config unset LOG_LEVEL myapp"),
     "lock": ('lock myapp "investigating the checkout bug"',),
     "unlock": ("unlock myapp",),
+    "ship": ("ship myapp", "ship myapp v1.4.2"),
+    "promote": ("promote myapp-staging",),
+    "swap": ("swap shop-blue shop-green",),
+    "run": ("run myapp python manage.py migrate",),
+    "logs": ("logs myapp", "logs myapp web.1 200"),
     "alerts": ("alerts", "alerts myapp"),
     "apps": ("apps",),
     "history": ("history", "history myapp 20"),
@@ -221,6 +248,10 @@ class Command:
             return f"config {self.app}"
         if self.verb == "lock":
             return f"lock {self.app} {shlex.quote(self.reason or '')}"
+        if self.verb == "run":
+            return f"run {self.app} {self.reason or ''}"
+        if self.verb == "swap":
+            return f"swap {self.app} {self.target}"
         if self.verb == "scale":
             words += [str(c) for c in self.changes]
         if self.verb == "pin" and self.app:
@@ -262,6 +293,9 @@ def parse(text: str) -> Command:
         raise CommandError(
             f"`{_clip(words[0])}` is not a command I know. Try one of: {', '.join(VERBS)}."
         )
+    if verb == "run":
+        # Everything after the app is the command, options and all (`--noinput`).
+        return _parse_run(words[1:], None)
     args, force = _take_force_option(words[1:], verb)
     args, app = _take_app_option(args, verb)
     command = _PARSERS[verb](args, app)
@@ -589,6 +623,53 @@ def _parse_unlock(args: list[str], app: str | None) -> Command:
     return Command("unlock", app=app)
 
 
+def _parse_ship(args: list[str], app: str | None) -> Command:
+    app, rest = _positional_app(args, app, "ship")
+    ref = _one_optional(rest, "ship")
+    if ref is not None and (not _REF_RE.match(ref) or ".." in ref):
+        raise CommandError(f"`{_clip(ref)}` is not a git ref or version label.", "ship")
+    return Command("ship", app=app, target=ref)
+
+
+def _parse_promote(args: list[str], app: str | None) -> Command:
+    app, rest = _positional_app(args, app, "promote")
+    if rest:
+        raise CommandError(f"`{_clip(rest[0])}` is one word too many.", "promote")
+    return Command("promote", app=app)
+
+
+def _parse_swap(args: list[str], app: str | None) -> Command:
+    app, rest = _positional_app(args, app, "swap")
+    if len(rest) != 1:
+        raise CommandError("Name the two environments to swap.", "swap")
+    other = _app_name(rest[0], "swap", None)
+    if other == app:
+        raise CommandError("Name two different environments.", "swap")
+    return Command("swap", app=app, target=other)
+
+
+def _parse_run(args: list[str], app: str | None) -> Command:
+    app, rest = _positional_app(args, app, "run")
+    if not rest:
+        raise CommandError("Say which command to run.", "run")
+    return Command("run", app=app, reason=" ".join(rest))
+
+
+def _parse_logs(args: list[str], app: str | None) -> Command:
+    app, rest = _positional_app(args, app, "logs")
+    dyno, lines = None, None
+    for word in rest:
+        if word.isdigit() and lines is None:
+            lines = int(word)
+            if not 1 <= lines <= LOGS_MAX:
+                raise CommandError(f"Ask for 1 to {LOGS_MAX} lines.", "logs")
+        elif dyno is None and (_DYNO_RE.match(word) or _PROCESS_TYPE_RE.match(word)):
+            dyno = word.lower()
+        else:
+            raise CommandError(f"`{_clip(word)}` is neither a dyno nor a number.", "logs")
+    return Command("logs", app=app, target=dyno, limit=lines or LOGS_DEFAULT)
+
+
 def _parse_whoami(args: list[str], app: str | None) -> Command:
     if args or app is not None:
         raise CommandError("`whoami` takes no other words.", "whoami")
@@ -654,6 +735,11 @@ _PARSERS = {
     "config": _parse_config,
     "lock": _parse_lock,
     "unlock": _parse_unlock,
+    "ship": _parse_ship,
+    "promote": _parse_promote,
+    "swap": _parse_swap,
+    "run": _parse_run,
+    "logs": _parse_logs,
     "whoami": _parse_whoami,
     "help": _parse_help,
 }

@@ -33,6 +33,10 @@ MUTATING_VERBS = frozenset(
         "config",
         "lock",
         "unlock",
+        "ship",
+        "promote",
+        "swap",
+        "run",
     }
 )
 KNOWN_VERBS = READ_ONLY_VERBS | MUTATING_VERBS
@@ -51,8 +55,13 @@ VERB_ORDER = (
     "config",
     "lock",
     "unlock",
+    "ship",
+    "promote",
+    "swap",
+    "run",
     "status",
     "releases",
+    "logs",
     "history",
     "metrics",
     "apps",

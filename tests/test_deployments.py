@@ -260,3 +260,113 @@ def test_a_failed_release_alert_carries_a_rollback_button(heroku, slack, served)
     assert "rolled `myapp` back" in driver.reply(url)["text"]
     assert len(rollbacks(heroku)) == 1
     assert heroku.violations == []
+
+
+REGISTRY = """\
+heroku:
+  allow_unlisted: true
+apps:
+  myapp:
+    platform: heroku
+    source: https://example.com/acme/shop/archive/{ref}.tar.gz
+    run: ["python manage.py migrate"]
+"""
+
+
+@pytest.fixture
+def registered(config, slack, heroku, tmp_path, monkeypatch):
+    """The web app with a registry naming myapp's source and allowed commands, and a
+    pipeline myapp (staging) → other-app (production)."""
+    path = tmp_path / "deploybot.yml"
+    path.write_text(REGISTRY)
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    heroku.add_pipeline("shop", {"myapp": "staging", "other-app": "production"})
+    app = create_app(config)
+    yield SlackDriver(app.test_client(), slack)
+    app.extensions["deploybot"].followups.close()
+    app.extensions["deploybot"].db.dispose()
+
+
+def test_ship_builds_the_ref_from_the_registry_source_and_follows_the_build(
+    registered, heroku, slack, config
+):
+    registered.command("ship myapp v1.4.2", ADMIN)
+    [anchor, follow_up] = slack.wait_for_calls("chat.postMessage", n=2, timeout=10)
+    assert "is shipping `v1.4.2` to `myapp`" in anchor.args["text"]
+    assert follow_up.args["thread_ts"] == anchor.response["ts"]
+    assert (
+        "Done: The build of `v1.4.2` for `myapp` succeeded and released as v4."
+        in (follow_up.args["text"])
+    )
+    assert "Released v4" in follow_up.args["text"]  # the output's tail
+    [build] = heroku.calls("POST", "/apps/myapp/builds")
+    assert build.json == {
+        "source_blob": {
+            "url": "https://example.com/acme/shop/archive/v1.4.2.tar.gz",
+            "version": "v1.4.2",
+        }
+    }
+    # The output stream lives on another host in Heroku: the API key never goes there.
+    assert heroku.stream_requests
+    assert all("Authorization" not in r.headers for r in heroku.stream_requests)
+    assert heroku.violations == []
+
+
+def test_a_failed_build_says_so_with_its_last_lines(registered, heroku, slack, config):
+    heroku.fail_next_build("myapp", ["ERROR: No matching distribution found for nope==1.0"])
+    registered.command("ship myapp", ADMIN)
+    follow_up = slack.wait_for_calls("chat.postMessage", n=2, timeout=10)[1].args
+    assert "Failed: The build of `main` for `myapp` failed." in follow_up["text"]
+    assert "No matching distribution found for nope==1.0" in follow_up["text"]
+    assert "Push rejected" in follow_up["text"]
+    [entry] = [e for e in history(config) if e.verb == "ship"]
+    assert entry.outcome == "error" and "nope==1.0" not in (entry.error or "")
+
+
+def test_shipping_is_refused_while_locked_frozen_or_without_a_source(registered, heroku):
+    say(registered, "lock myapp release train", OTHER_ADMIN)
+    assert "is locked by" in say(registered, "ship myapp")["text"]
+    say(registered, "unlock myapp", OTHER_ADMIN)
+    assert "`other-app` has no `source:`" in say(registered, "ship other-app")["text"]
+    assert "is not a git ref" in ack_text(registered.command("ship myapp ../x", ADMIN)[0])
+    assert heroku.calls("POST", "/apps/myapp/builds") == []
+
+
+def test_promote_moves_the_slug_to_the_next_stage_and_not_past_the_last(registered, heroku):
+    reply = say(registered, "promote myapp")
+    assert "promoted `myapp`: `other-app` succeeded" in reply["text"]
+    [promotion] = heroku.calls("POST", "/pipeline-promotions")
+    assert len(promotion.json["targets"]) == 1
+    last = say(registered, "promote other-app")
+    assert "in the production stage" in last["text"] and "nothing to promote to" in last["text"]
+    assert len(heroku.calls("POST", "/pipeline-promotions")) == 1
+    assert "Promote myapp v3" in heroku.releases("other-app")[-1]["description"]
+    assert heroku.violations == []
+
+
+def test_run_starts_only_allowed_commands_and_reports_output_and_exit_status(
+    registered, heroku, slack
+):
+    heroku.run_output["python manage.py migrate"] = (["Applying hello.0002... OK"], 0)
+    refused = say(registered, "run myapp rm -rf /")
+    assert "`rm -rf /` is not a command `myapp` may run" in refused["text"]
+    assert heroku.calls("POST", "/apps/myapp/dynos") == []
+    registered.command("run myapp python manage.py migrate", ADMIN)
+    [anchor, follow_up] = slack.wait_for_calls("chat.postMessage", n=2, timeout=10)
+    assert "started `python manage.py migrate` on `myapp` as `run.1000`" in anchor.args["text"]
+    assert "Done: `run.1000` on `myapp` succeeded: exit status 0." in follow_up.args["text"]
+    assert "Applying hello.0002... OK" in follow_up.args["text"]
+    [dyno] = heroku.calls("POST", "/apps/myapp/dynos")
+    assert dyno.json == {"command": "python manage.py migrate", "attach": False}
+    assert heroku.violations == []
+
+
+def test_logs_mask_secrets_and_escape_markup(driver, heroku):
+    heroku.log("myapp", "web.1", "Booting with DATABASE_URL=postgres://u:pw@db/x <!channel>")
+    heroku.log("myapp", "worker.1", "job done")
+    reply = say(driver, "logs myapp web.1 5")
+    assert "DATABASE_URL=••••••" in reply["text"] and "pw@" not in reply["text"]
+    assert "&lt;!channel&gt;" in reply["text"] and "job done" not in reply["text"]
+    [session] = heroku.calls("POST", "/apps/myapp/log-sessions")
+    assert session.json == {"lines": 5, "tail": False, "dyno_name": "web.1"}
+    assert heroku.violations == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -425,6 +426,26 @@ SAMPLES = [
     ("GET", "/apps/myapp/config-vars", None),
     ("PATCH", "/apps/myapp/config-vars", {"LOG_LEVEL": "debug", "UNUSED": None}),
     ("POST", "/apps/myapp/releases", {"release": "{release}"}),
+    (
+        "POST",
+        "/apps/myapp/builds",
+        {"source_blob": {"url": "https://example.com/src/v1.tar.gz", "version": "v1"}},
+    ),
+    ("GET", "/apps/myapp/builds/{build}", None),
+    ("POST", "/apps/myapp/dynos", {"command": "python manage.py migrate", "attach": False}),
+    ("POST", "/apps/myapp/log-sessions", {"lines": 10, "tail": False, "dyno_name": "web.1"}),
+    ("GET", "/apps/myapp/pipeline-couplings", None),
+    ("GET", "/pipelines/{pipeline}/pipeline-couplings", None),
+    (
+        "POST",
+        "/pipeline-promotions",
+        {
+            "pipeline": {"id": "{pipeline}"},
+            "source": {"app": {"id": "{myapp}"}},
+            "targets": [{"app": {"id": "{hobby-app}"}}],
+        },
+    ),
+    ("GET", "/pipeline-promotions/{promotion}/promotion-targets", None),
 ]
 # The definition whose properties an answer carries, by the last collection in its path.
 SHAPES = {
@@ -435,6 +456,11 @@ SHAPES = {
     "releases": "release",
     "log-drains": "log-drain",
     "webhooks": "app-webhook",
+    "builds": "build",
+    "log-sessions": "log-session",
+    "pipeline-couplings": "pipeline-coupling",
+    "pipeline-promotions": "pipeline-promotion",
+    "promotion-targets": "pipeline-promotion-target",
 }
 
 
@@ -466,14 +492,25 @@ def test_the_samples_cover_every_implemented_endpoint():
 
 def test_every_answer_validates_against_its_target_schema(fake, api, subtests):
     schema = load_schema()
+    ids = {
+        "{pipeline}": fake.add_pipeline("p", {"myapp": "staging", "hobby-app": "production"}),
+        "{myapp}": api("GET", "/apps/myapp").json()["id"],
+        "{hobby-app}": api("GET", "/apps/hobby-app").json()["id"],
+    }
     for method, sample, body in SAMPLES:
         with subtests.test(f"{method} {sample}"):
-            path = sample.replace(
-                "{webhook}", (fake.webhooks("myapp") or [{"id": "none"}])[0]["id"]
-            )
-            if body == {"release": "{release}"}:
-                body = {"release": api("GET", "/apps/myapp/releases").json()[0]["id"]}
+            ids["{webhook}"] = (fake.webhooks("myapp") or [{"id": "none"}])[0]["id"]
+            ids["{release}"] = api("GET", "/apps/myapp/releases").json()[0]["id"]
+            path = sample
+            text = json.dumps(body)
+            for placeholder, value in ids.items():
+                path, text = path.replace(placeholder, value), text.replace(placeholder, value)
+            body = json.loads(text)
             answer = api(method, path, json=body)
+            if path.endswith("/builds"):
+                ids["{build}"] = answer.json()["id"]
+            if path == "/pipeline-promotions":
+                ids["{promotion}"] = answer.json()["id"]
             assert answer.ok, answer.text
             # Release Create and Rollback share POST /apps/{app}/releases: the body picks one.
             links = schema.match(method, path)[0]

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from bot.actions.gate import Gate
 from bot.actions.results import (
@@ -20,6 +21,7 @@ from bot.actions.results import (
     ConfigVars,
     Deployed,
     DeployPrompt,
+    Logs,
     Releases,
     Reply,
     Resolved,
@@ -32,10 +34,26 @@ from bot.store.confirmations import Confirmations, Pending
 from bot.store.locks import Locks
 from policies import guardrails
 from policies.commands import Command
+from policies.redact import mask
 
 log = logging.getLogger(__name__)
 
-VERBS = frozenset({"releases", "rollback", "maintenance", "config", "lock", "unlock"})
+VERBS = frozenset(
+    {
+        "releases",
+        "rollback",
+        "maintenance",
+        "config",
+        "lock",
+        "unlock",
+        "ship",
+        "promote",
+        "swap",
+        "run",
+        "logs",
+    }
+)
+DEFAULT_REF = "main"
 # Verbs whose Confirm click lands here rather than in the formation path.
 CONFIRMED_VERBS = frozenset({"rollback", "config"})
 # How far back a rollback looks for its target (and `releases` at most shows).
@@ -78,6 +96,16 @@ class Deployments:
                 return self._maintenance(actor, resolved, command)
             if command.verb == "config":
                 return self._config(actor, resolved, command)
+            if command.verb == "ship":
+                return self._ship(actor, resolved, command)
+            if command.verb == "promote":
+                return self._promote(actor, resolved, command)
+            if command.verb == "swap":
+                return self._swap(actor, resolved, command)
+            if command.verb == "run":
+                return self._run(actor, resolved, command)
+            if command.verb == "logs":
+                return self._logs(resolved, command)
             return self._rollback(actor, resolved, command)
         except NotSupported as error:
             return Reply(str(error))
@@ -158,6 +186,164 @@ class Deployments:
             slow=platform.settles_slowly(),
             break_glass=self._break_glass(resolved.target, requester, pending),
         )
+
+    # -- ship, promote, swap ---------------------------------------------------------------
+
+    def _ship(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
+        app, target = command.app or "", resolved.target
+        refusal = self._refusal(target, "ship", command.force, actor.user_id)
+        if refusal:
+            return Reply(refusal)
+        platform = self._platform(resolved)
+        if target.platform == "beanstalk":
+            return self._ship_version(actor, resolved, command)
+        if not target.source:
+            return Reply(
+                f"`{app}` has no `source:` in the registry, so I do not know what to build. "
+                "An admin can add a tarball URL with `{ref}` in it."
+            )
+        ref = command.target or DEFAULT_REF
+        url = target.source.replace("{ref}", quote(ref, safe="/"))
+        entry = self._audit.start(actor, "ship", app, command.text(), None, {"ref": ref})
+        build = self._call(entry, lambda: platform.build(target.name, url, ref))
+        self._audit.finish(entry, "ok", after={"build": build.id})
+        log.info("build started", extra={"app": app, "user": actor.user_id})
+        return Deployed(
+            app, "ship", actor.user_id, mode=ref, audit_id=entry, slow=True, build_id=build.id
+        )
+
+    def _ship_version(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
+        app, platform = command.app or "", self._platform(resolved)
+        if command.target is None:
+            return Reply(
+                f"Say which application version to deploy to `{app}`: "
+                f"`/deploy ship {app} LABEL` (see `/deploy releases {app}`)."
+            )
+        releases = platform.releases(resolved.target.name, LOOKBACK)
+        found = [r for r in releases if r.version == command.target]
+        if not found:
+            return Reply(
+                f"`{app}` has no application version {_clip(command.target)}. "
+                f"See `/deploy releases {app}`."
+            )
+        if found[0].current:
+            return Reply(f"{found[0].version} is already deployed to `{app}`; nothing to ship.")
+        before = _current(releases)
+        entry = self._audit.start(
+            actor,
+            "ship",
+            app,
+            command.text(),
+            {"version": before.version if before else None},
+            {"version": found[0].version},
+        )
+        self._call(entry, lambda: platform.deploy_version(resolved.target.name, found[0].version))
+        self._audit.finish(entry, "ok", after={"version": found[0].version})
+        return Deployed(
+            app,
+            "ship",
+            actor.user_id,
+            before=before,
+            after=found[0],
+            mode=found[0].version,
+            audit_id=entry,
+            slow=True,
+        )
+
+    def _promote(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
+        app, target = command.app or "", resolved.target
+        if target.platform != "heroku":
+            return Reply(
+                f"`{app}` is a Beanstalk environment, and Beanstalk has no pipelines. For "
+                f"blue/green, swap two environments: `/deploy swap {app} OTHER`."
+            )
+        refusal = self._refusal(target, "promote", command.force, actor.user_id)
+        if refusal:
+            return Reply(refusal)
+        platform = self._platform(resolved)
+        pipeline, source, stage, downstream = platform.downstream(target.name)
+        if not downstream:
+            return Reply(
+                f"`{app}` is in the {stage} stage of its pipeline and no stage after it has an "
+                "app, so there is nothing to promote to."
+            )
+        for _, name in downstream:
+            held = self._locks.get(name)
+            if held is not None and held.user_id != actor.user_id:
+                refusal = guardrails.lock_refusal(
+                    "promote", name, held.user_id, held.reason, actor.user_id
+                )
+                return Reply(refusal or "")
+        names = [name for _, name in downstream]
+        entry = self._audit.start(actor, "promote", app, command.text(), None, {"to": names})
+        results = self._call(
+            entry, lambda: platform.promote(target.name, pipeline, source, downstream)
+        )
+        failed = [r for r in results if r.status == "failed"]
+        outcome = "error" if failed else "ok"
+        self._audit.finish(
+            entry,
+            outcome,
+            after={r.app: r.status for r in results},
+            error="; ".join(f"{r.app}: {r.error}" for r in failed) or None,
+        )
+        return Deployed(app, "promote", actor.user_id, audit_id=entry, promotions=results)
+
+    def _swap(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
+        app, other_alias = command.app or "", command.target or ""
+        if resolved.target.platform != "beanstalk":
+            return Reply(
+                f"`{app}` is a Heroku app: swapping CNAMEs is for Beanstalk environments. "
+                f"To move a release between Heroku apps, use `/deploy promote {app}`."
+            )
+        other = self._resolve(other_alias)
+        if other.target.platform != "beanstalk" or other.target.region != resolved.target.region:
+            return Reply(
+                f"`{other_alias}` is not a Beanstalk environment in {resolved.target.region}, "
+                f"so it cannot swap CNAMEs with `{app}`."
+            )
+        for target in (resolved.target, other.target):
+            refusal = self._refusal(target, "swap", command.force, actor.user_id)
+            if refusal:
+                return Reply(refusal)
+        platform = self._platform(resolved)
+        entry = self._audit.start(actor, "swap", app, command.text(), None, {"with": other_alias})
+        self._call(entry, lambda: platform.swap(resolved.target.name, other.target.name))
+        self._audit.finish(entry, "ok")
+        return Deployed(app, "swap", actor.user_id, mode=other_alias, audit_id=entry)
+
+    # -- run and logs -----------------------------------------------------------------------
+
+    def _run(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
+        app, target, wanted = command.app or "", resolved.target, command.reason or ""
+        if target.platform != "heroku":
+            return Reply(
+                f"`{app}` is a Beanstalk environment, which has no one-off processes, so "
+                "`run` is not supported there."
+            )
+        if wanted not in target.run:
+            allowed = ", ".join(f"`{c}`" for c in target.run)
+            listed = f"It allows: {allowed}." if allowed else "It allows none yet."
+            return Reply(
+                f"`{_clip(wanted)}` is not a command `{app}` may run from chat. {listed} "
+                "An admin can add commands under the app's `run:` in the registry."
+            )
+        refusal = self._refusal(target, "run", command.force, actor.user_id)
+        if refusal:
+            return Reply(refusal)
+        platform = self._platform(resolved)
+        entry = self._audit.start(actor, "run", app, command.text(), None, {"command": wanted})
+        dyno = self._call(entry, lambda: platform.run_detached(target.name, wanted))
+        self._audit.finish(entry, "ok", after={"dyno": dyno})
+        return Deployed(
+            app, "run", actor.user_id, mode=dyno, keys=(wanted,), audit_id=entry, slow=True
+        )
+
+    def _logs(self, resolved: Resolved, command: Command) -> Result:
+        platform = self._platform(resolved)
+        dyno = command.target if resolved.target.platform == "heroku" else None
+        lines = platform.log_lines(resolved.target.name, dyno, command.limit or 100)
+        return Logs(command.app or "", dyno, tuple(mask(line) for line in lines))
 
     # -- maintenance ------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from threading import Event
+from typing import Any
 
 from bot.actions.autoscaling import AutoscaleCommands
 from bot.actions.connections import Connections
@@ -201,10 +202,20 @@ class Actions:
     def follow_up(self, result: Changed | Restarted | Deployed, stopping: Event) -> Settled:
         """Wait for a slow change to settle and complete its audit row with how it ended."""
         resolved = self._resolve(result.app)
+        platform: Any = resolved.platform
         try:
-            settled = resolved.platform.wait_until_settled(
-                resolved.target.name, FOLLOW_UP_TIMEOUT, stopping
-            )
+            if isinstance(result, Deployed) and result.build_id:
+                settled = platform.wait_for_build(
+                    resolved.target.name, result.build_id, FOLLOW_UP_TIMEOUT, stopping
+                )
+            elif isinstance(result, Deployed) and result.verb == "run":
+                settled = platform.wait_for_run(
+                    resolved.target.name, result.mode or "", FOLLOW_UP_TIMEOUT, stopping
+                )
+            else:
+                settled = platform.wait_until_settled(
+                    resolved.target.name, FOLLOW_UP_TIMEOUT, stopping
+                )
         except PlatformError as error:
             settled = Settled(ok=False, summary=str(error))
         if stopping.is_set() and not settled.ok:
@@ -214,7 +225,9 @@ class Actions:
                 f"check `/deploy status {result.app}` in a few minutes.",
             )
         if result.audit_id is not None and not settled.ok:
-            detail = "; ".join((settled.summary, *settled.events))
+            # Output lines (a build's, a run's) may hold anything: the audit keeps the summary.
+            events = () if settled.output else settled.events
+            detail = "; ".join((settled.summary, *events))
             self._audit.finish(result.audit_id, "error", error=detail)
         return settled
 

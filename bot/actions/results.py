@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.metrics.aggregate import Summary
-from bot.platforms.base import AppStatus, Formation, Platform, Release, Traffic
+from bot.platforms.base import AppStatus, Formation, Platform, Promotion, Release, Traffic
 from bot.registry import Target
 from bot.store.audit import Entry
 from bot.store.confirmations import Pending
@@ -155,6 +155,17 @@ class Deployed:
     audit_id: int | None = None
     slow: bool = False  # Beanstalk: the update takes minutes, follow it up in a thread
     break_glass: BreakGlass | None = None
+    build_id: str | None = None  # ship on Heroku: the build the thread follows
+    promotions: tuple[Promotion, ...] = ()  # promote: each downstream app's result
+
+
+@dataclass(frozen=True)
+class Logs:
+    """The last log lines of an app (or one dyno), secrets already masked."""
+
+    app: str
+    dyno: str | None
+    lines: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -178,6 +189,7 @@ Result = (
     | DeployPrompt
     | Deployed
     | ConfigVars
+    | Logs
 )
 
 

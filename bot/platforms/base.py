@@ -44,6 +44,24 @@ class Release:
         return self.status.lower() not in ("failed", "pending")
 
 
+@dataclass(frozen=True)
+class Build:
+    """A Heroku build from source (or a Beanstalk version deploy), as started."""
+
+    id: str
+    status: str  # pending, succeeded, failed
+    version: str  # the git ref or version label built
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """A pipeline promotion's result for one downstream app."""
+
+    app: str
+    status: str  # pending, succeeded, failed
+    error: str | None = None
+
+
 class NotSupported(Exception):
     """The platform has no such thing (maintenance mode on Beanstalk): say so plainly."""
 
@@ -78,6 +96,7 @@ class Settled:
     ok: bool
     summary: str
     events: tuple[str, ...] = ()
+    output: bool = False  # `events` are output lines (a build's, a run's): show them verbatim
 
 
 class PlatformError(Exception):

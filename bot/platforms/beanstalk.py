@@ -16,6 +16,7 @@ from typing import Any
 
 import boto3
 import botocore.exceptions
+import requests
 from botocore.config import Config as BotoConfig
 
 from bot.platforms.base import (
@@ -34,6 +35,7 @@ from bot.platforms.cloudwatch import requests_per_minute
 PROCESS_TYPE = "web"
 # How often a follow-up asks whether an update has finished (tests shorten it).
 POLL_SECONDS = 10.0
+TAIL_WAIT_SECONDS = 60.0  # instances upload a tail bundle within seconds
 ASG = "aws:autoscaling:asg"
 LAUNCH = "aws:autoscaling:launchconfiguration"
 EC2 = "aws:ec2:instances"
@@ -224,6 +226,47 @@ class BeanstalkPlatform:
         self._call("update_environment", app, EnvironmentName=app, VersionLabel=release.version)
         self._began[app] = environment.get("DateUpdated") or datetime.now(UTC)
         return release
+
+    def deploy_version(self, app: str, label: str) -> Release:
+        """`ship`: deploy an existing application version by its label."""
+        return self.rollback(app, Release(label, "", None, "", id=label))
+
+    def swap(self, app: str, other: str) -> None:
+        """Swap the two environments' CNAMEs (blue/green); both must be Ready."""
+        for name in (app, other):
+            _refuse_if_busy(self._environment(name))
+        self._call(
+            "swap_environment_cnames",
+            app,
+            SourceEnvironmentName=app,
+            DestinationEnvironmentName=other,
+        )
+
+    def cname(self, app: str) -> str:
+        return str(self._environment(app).get("CNAME", ""))
+
+    def log_lines(
+        self, app: str, dyno: str | None, lines: int, stopping: Event | None = None
+    ) -> list[str]:
+        """The tail of the first instance's logs: ask the instances, then fetch the bundle."""
+        self._call("request_environment_info", app, EnvironmentName=app, InfoType="tail")
+        deadline = time.monotonic() + TAIL_WAIT_SECONDS
+        while True:
+            found = self._call(
+                "retrieve_environment_info", app, EnvironmentName=app, InfoType="tail"
+            ).get("EnvironmentInfo", [])
+            if found or time.monotonic() >= deadline:
+                break
+            time.sleep(POLL_SECONDS)
+        if not found:
+            return []
+        try:
+            # A presigned S3 URL: it carries its own signature, so no credentials go with it.
+            response = requests.get(found[0]["Message"], timeout=(3.05, 15))
+            response.raise_for_status()
+        except requests.RequestException:
+            return ["(the log bundle could not be read)"]
+        return response.text.splitlines()[-lines:]
 
     def maintenance(self, app: str) -> bool:
         raise NotSupported(_NO_MAINTENANCE.format(app=app))

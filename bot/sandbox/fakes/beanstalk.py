@@ -433,6 +433,8 @@ class _Environment:
     description: str | None = None
     terminated_at: datetime | None = None
     properties: dict[str, str] = field(default_factory=dict)  # environment properties
+    log_lines: list[str] = field(default_factory=list)  # what a tail bundle holds
+    tail_requested: bool = False
 
     @property
     def instance_type(self) -> str:
@@ -467,6 +469,9 @@ _HANDLERS: dict[str, str] = {
     "DescribeEvents": "_describe_events",
     "DescribeInstancesHealth": "_describe_instances_health",
     "DescribeApplicationVersions": "_describe_application_versions",
+    "SwapEnvironmentCNAMEs": "_swap_environment_cnames",
+    "RequestEnvironmentInfo": "_request_environment_info",
+    "RetrieveEnvironmentInfo": "_retrieve_environment_info",
 }
 IMPLEMENTED = frozenset(_HANDLERS)
 
@@ -635,10 +640,19 @@ class FakeBeanstalk(ServedFake):
                 _Version(application, label, description, created, region, access_key)
             )
 
+    def log(self, name: str, line: str) -> None:
+        """Add a line to the environment's instance logs (what `tail` retrieves)."""
+        with self._lock:
+            self._lookup(name, None, None).log_lines.append(line)
+
     def set_properties(self, name: str, values: Mapping[str, str]) -> None:
         """Set environment properties directly (as if set in the console)."""
         with self._lock:
             self._lookup(name, None, None).properties.update(values)
+
+    def cname(self, name: str) -> str:
+        with self._lock:
+            return self._lookup(name, None, None).cname
 
     def environment(
         self, name: str, region: str | None = None, access_key: str | None = None
@@ -765,6 +779,13 @@ class FakeBeanstalk(ServedFake):
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
+        if request.path.startswith("/tail/"):
+            # The presigned S3 URL a tail bundle is retrieved from.
+            with self._lock:
+                found = [e for e in self._environments if e.id == request.path.split("/")[2]]
+                text = "".join(f"{line}\n" for line in found[0].log_lines) if found else ""
+            status = 200 if found else 404
+            return Response(text, status=status, content_type="text/plain")(environ, start_response)
         status, body, request_id = self._handle(request)
         response = Response(
             body,
@@ -957,6 +978,58 @@ class FakeBeanstalk(ServedFake):
         ]
         page, token = _page(items, p)
         return {"ApplicationVersions": page, "NextToken": token}
+
+    def _swap_environment_cnames(self, call: _Call) -> None:
+        p = call.params
+
+        def named(side: str) -> _Call:
+            params = {
+                "EnvironmentName": p.get(f"{side}EnvironmentName"),
+                "EnvironmentId": p.get(f"{side}EnvironmentId"),
+            }
+            return _Call(
+                call.action,
+                {k: v for k, v in params.items() if v is not None},
+                call.access_key,
+                call.region,
+                call.request_id,
+            )
+
+        source, other = self._target(named("Source")), self._target(named("Destination"))
+        if source is other:
+            raise _invalid("Source and destination environments must differ.")
+        _must_be_ready(source)
+        _must_be_ready(other)
+        source.cname, other.cname = other.cname, source.cname
+        for env in (source, other):
+            self._event(
+                env, "Completed swapping CNAMEs for environments.", request_id=call.request_id
+            )
+        return None
+
+    def _request_environment_info(self, call: _Call) -> None:
+        env = self._target(call)
+        if call.params.get("InfoType") != "tail":
+            raise _AwsError(501, "NotImplemented", "The fake gathers tail logs only.")
+        env.tail_requested = True
+        self._event(env, "requestEnvironmentInfo is starting.", request_id=call.request_id)
+        return None
+
+    def _retrieve_environment_info(self, call: _Call) -> dict[str, Any]:
+        env = self._target(call)
+        if not env.tail_requested:
+            return {"EnvironmentInfo": []}
+        return {
+            "EnvironmentInfo": [
+                {
+                    "InfoType": "tail",
+                    "Ec2InstanceId": instance.id,
+                    "SampleTimestamp": self._now,
+                    "Message": f"{self.url}/tail/{env.id}/{instance.id}",
+                }
+                for instance in env.instances[:1]
+            ]
+        }
 
     def _update_environment(self, call: _Call) -> dict[str, Any]:
         p = call.params

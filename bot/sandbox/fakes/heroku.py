@@ -352,6 +352,8 @@ class _App:
     webhooks: list[dict[str, Any]] = field(default_factory=list)  # with their secrets
     maintenance: bool = False
     config: dict[str, str] = field(default_factory=dict)
+    builds: list[dict[str, Any]] = field(default_factory=list)
+    logs: list[str] = field(default_factory=list)  # logplex lines, oldest first
 
     @property
     def current(self) -> _Release:
@@ -369,6 +371,14 @@ _HANDLERS: dict[str, str] = {
     "GET /apps/{}/config-vars": "_config_var_info",
     "PATCH /apps/{}/config-vars": "_config_var_update",
     "POST /apps/{}/releases": "_release_create",
+    "POST /apps/{}/builds": "_build_create",
+    "GET /apps/{}/builds/{}": "_build_info",
+    "POST /apps/{}/dynos": "_dyno_create",
+    "POST /apps/{}/log-sessions": "_log_session_create",
+    "GET /apps/{}/pipeline-couplings": "_coupling_of_app",
+    "GET /pipelines/{}/pipeline-couplings": "_couplings_of_pipeline",
+    "POST /pipeline-promotions": "_promotion_create",
+    "GET /pipeline-promotions/{}/promotion-targets": "_promotion_targets",
     "GET /apps/{}/formation": "_formation_list",
     "GET /apps/{}/formation/{}": "_formation_info",
     "PATCH /apps/{}/formation": "_formation_batch_update",
@@ -420,6 +430,15 @@ class FakeHeroku(ServedFake):
         self._ids = random.Random(0)  # seeded: the same test sees the same ids every run
         self._lock = threading.RLock()
         self._server = LocalServer(self)
+        # Builds: their output streams, and the next build of an app that will fail.
+        self._streams: dict[str, list[str]] = {}
+        self._failing_builds: dict[str, list[str]] = {}
+        self._pipelines: dict[str, dict[str, str]] = {}  # pipeline id → app name → stage
+        self._promotions: dict[str, list[dict[str, Any]]] = {}  # id → its targets
+        # One-off commands: what each prints and the status it exits with.
+        self.run_output: dict[str, tuple[list[str], int]] = {}
+        # Requests for build output and log sessions, which are not API calls.
+        self.stream_requests: list[Recorded] = []
         # Webhook notifications sent to subscribers, in order; `.wait()` lets them land.
         self.deliveries = Dispatcher()
 
@@ -492,6 +511,28 @@ class FakeHeroku(ServedFake):
             self._publish(found, "api:release", "release", "update", data, {"status": "pending"})
             return data
 
+    def fail_next_build(self, app: str, output: Iterable[str]) -> None:
+        """The app's next build fails, its output ending with `output`."""
+        with self._lock:
+            self._failing_builds[app] = list(output)
+
+    def log(self, app: str, dyno: str, message: str, source: str = "app") -> None:
+        """Add one line to the app's logs (`app[web.1]: message`)."""
+        with self._lock:
+            self._apps[app].logs.append(f"{_timestamp(self._now)} {source}[{dyno}]: {message}")
+
+    def add_pipeline(self, name: str, stages: Mapping[str, str]) -> str:
+        """A pipeline coupling each app to its stage (`{"demo-staging": "staging"}`)."""
+        with self._lock:
+            pipeline_id = _fixed_id(f"pipeline/{name}")
+            self._pipelines[pipeline_id] = dict(stages)
+            return pipeline_id
+
+    def releases(self, app: str) -> list[dict[str, Any]]:
+        with self._lock:
+            found = self._apps[app]
+            return [self._release_json(found, r) for r in found.releases]
+
     def config_vars(self, app: str) -> dict[str, str]:
         with self._lock:
             return dict(self._apps[app].config)
@@ -548,6 +589,16 @@ class FakeHeroku(ServedFake):
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
+        if request.path.startswith("/streams/"):
+            # Build output and log sessions: plain text on their own host in Heroku, no key.
+            with self._lock:
+                self.stream_requests.append(
+                    Recorded("GET", request.path, dict(request.headers), None)
+                )
+                lines = self._streams.get(request.path.rsplit("/", 1)[-1])
+            text = "".join(f"{line}\n" for line in lines or ())
+            status = 200 if lines is not None else 404
+            return Response(text, status=status, content_type="text/plain")(environ, start_response)
         reply = self._handle(request)
         response = Response(
             json.dumps(reply.body),
@@ -745,6 +796,169 @@ class FakeHeroku(ServedFake):
         data = self._release_json(app, release)
         self._publish(app, "api:release", "release", "create", data, {})
         return _Reply(201, data)
+
+    def _build_create(self, call: _Call) -> _Reply:
+        app = self._app(call.params[0])
+        blob = call.body["source_blob"]
+        build_id = self._new_id()
+        version = blob.get("version") or "unknown"
+        output = [
+            "-----> Building on the Heroku-24 stack",
+            f"-----> Fetching source {version}",
+            "-----> Using buildpack: heroku/python",
+            "-----> Installing requirements with pip",
+        ]
+        failing = self._failing_builds.pop(app.name, None)
+        build = {
+            "app": {"id": app.id},
+            "buildpacks": [{"url": "heroku/python", "name": "heroku/python"}],
+            "created_at": _timestamp(self._now),
+            "id": build_id,
+            "output_stream_url": f"{self.url}/streams/builds/{build_id}",
+            "release": None,
+            "slug": None,
+            "source_blob": {
+                "checksum": None,
+                "url": blob["url"],
+                "version": version,
+                "version_description": None,
+            },
+            "stack": _STACK["name"],
+            "generation": _GENERATION["name"],
+            "status": "pending",
+            "updated_at": _timestamp(self._now),
+            "user": dict(_OWNER),
+        }
+        if failing is not None:
+            output += [*failing, " !     Push rejected, failed to compile Python app."]
+            build["status"] = "failed"
+        else:
+            release = self._new_release(app, f"Deploy {version}", "succeeded", OWNER_EMAIL)
+            for dyno in app.dynos:
+                dyno.start(self._now, self.boot_seconds)
+            output += ["-----> Discovering process types", f"       Released v{release.version}"]
+            build["status"] = "succeeded"
+            build["release"] = {"id": release.id}
+            build["slug"] = {"id": _fixed_id(f"slug/{release.id}")}
+        self._streams[build_id] = output
+        app.builds.append(build)
+        # The first answer says pending, as Heroku's does: the build runs after the request.
+        return _Reply(201, {**build, "status": "pending", "release": None, "slug": None})
+
+    def _build_info(self, call: _Call) -> _Reply:
+        app = self._app(call.params[0])
+        for build in app.builds:
+            if build["id"] == call.params[1]:
+                return _Reply(200, dict(build))
+        raise _not_found("build", "Couldn't find that build.")
+
+    def _dyno_create(self, call: _Call) -> _Reply:
+        app = self._app(call.params[0])
+        command = call.body["command"]
+        number = 1000 + len([line for line in app.logs if "Starting process with command" in line])
+        name = f"run.{number}"
+        printed, status = self.run_output.get(command, ([f"ran {command}"], 0))
+        self.log(app.name, name, f"Starting process with command `{command}`", source="heroku")
+        for line in printed:
+            self.log(app.name, name, line)
+        self.log(app.name, name, f"Process exited with status {status}", source="heroku")
+        self.log(app.name, name, "State changed from up to complete", source="heroku")
+        # The one-off has already finished: it never shows in the dyno list.
+        process = _Process(self._new_id(), "run", 1, "Basic", command, self._now, self._now)
+        dyno = self._new_dyno(process, number, self._now, 0.0)
+        data = self._dyno_json(app, dyno)
+        return _Reply(201, {**data, "name": name, "type": "run", "state": "starting"})
+
+    def _log_session_create(self, call: _Call) -> _Reply:
+        app = self._app(call.params[0])
+        body = call.body or {}
+        wanted = body.get("dyno_name")
+        lines = [
+            line
+            for line in app.logs
+            if wanted is None or f"[{wanted}]" in line or f"[{wanted}." in line
+        ]
+        count = int(body.get("lines", 100))
+        session_id = self._new_id()
+        self._streams[session_id] = lines[-count:] if count else []
+        now = _timestamp(self._now)
+        return _Reply(
+            201,
+            {
+                "created_at": now,
+                "id": session_id,
+                "logplex_url": f"{self.url}/streams/logs/{session_id}",
+                "updated_at": now,
+            },
+        )
+
+    def _coupling_of_app(self, call: _Call) -> _Reply:
+        app = self._app(call.params[0])
+        for pipeline_id, stages in self._pipelines.items():
+            if app.name in stages:
+                return _Reply(200, self._coupling_json(pipeline_id, app, stages[app.name]))
+        raise _not_found("pipeline-coupling", "Couldn't find that pipeline coupling.")
+
+    def _couplings_of_pipeline(self, call: _Call) -> _Reply:
+        stages = self._pipelines.get(call.params[0])
+        if stages is None:
+            raise _not_found("pipeline", "Couldn't find that pipeline.")
+        items = [
+            self._coupling_json(call.params[0], self._app(name), stage)
+            for name, stage in stages.items()
+        ]
+        return _Reply(200, items)
+
+    def _promotion_create(self, call: _Call) -> _Reply:
+        pipeline_id = call.body["pipeline"]["id"]
+        source = self._app(call.body["source"]["app"]["id"])
+        promotion_id = self._new_id()
+        targets = []
+        for target in call.body["targets"]:
+            app = self._app(target["app"]["id"])
+            release = self._new_release(
+                app, f"Promote {source.name} v{source.current.version}", "succeeded", OWNER_EMAIL
+            )
+            targets.append(
+                {
+                    "app": {"id": app.id},
+                    "error_message": None,
+                    "id": self._new_id(),
+                    "pipeline_promotion": {"id": promotion_id},
+                    "release": {"id": release.id},
+                    "status": "succeeded",
+                }
+            )
+        self._promotions[promotion_id] = targets
+        now = _timestamp(self._now)
+        return _Reply(
+            201,
+            {
+                "created_at": now,
+                "id": promotion_id,
+                "pipeline": {"id": pipeline_id},
+                "source": {"app": {"id": source.id}, "release": {"id": source.current.id}},
+                "status": "pending",
+                "updated_at": None,
+            },
+        )
+
+    def _promotion_targets(self, call: _Call) -> _Reply:
+        targets = self._promotions.get(call.params[0])
+        if targets is None:
+            raise _not_found("pipeline-promotion", "Couldn't find that promotion.")
+        return _Reply(200, [dict(t) for t in targets])
+
+    def _coupling_json(self, pipeline_id: str, app: _App, stage: str) -> dict[str, Any]:
+        created = _timestamp(app.created_at)
+        return {
+            "app": {"id": app.id},
+            "created_at": created,
+            "id": _fixed_id(f"coupling/{pipeline_id}/{app.name}"),
+            "pipeline": {"id": pipeline_id},
+            "stage": stage,
+            "updated_at": created,
+        }
 
     def _app_update(self, call: _Call) -> _Reply:
         app = self._app(call.params[0])
