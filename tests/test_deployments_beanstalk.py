@@ -5,10 +5,13 @@ maintenance mode refused plainly since Beanstalk has none."""
 
 from __future__ import annotations
 
+import pytest
+
+from bot.web.app import create_app
 from handlers.render import CONFIRM_ACTION
 from tests.conftest import ADMIN
 from tests.test_beanstalk import CHANNEL, PROD_KEY, aws, driver  # noqa: F401  (fixtures)
-from tests.webclient import button, settle
+from tests.webclient import SlackDriver, button, settle
 
 
 def versions(aws):  # noqa: F811
@@ -99,3 +102,90 @@ def test_config_is_environment_properties(driver, aws, slack):  # noqa: F811
     slack.wait_for_calls("chat.postMessage", n=2, timeout=10)
     assert "`FEATURE_X` `on`" in say(driver, "config shop")["text"]
     assert aws.violations == []
+
+
+BLUE_GREEN = """\
+heroku:
+  allow_unlisted: false
+apps:
+  shop:
+    platform: beanstalk
+    environment: shop-prod
+    region: us-east-1
+    aws_profile: prod
+  shop-green:
+    platform: beanstalk
+    environment: shop-green
+    region: us-east-1
+    aws_profile: prod
+  shop-eu:
+    platform: beanstalk
+    environment: shop-eu
+    region: eu-west-1
+    aws_profile: eu
+"""
+
+
+@pytest.fixture
+def blue_green(config, aws, slack, tmp_path, monkeypatch):  # noqa: F811
+    aws.add_environment(
+        "shop-green", region="us-east-1", access_key=PROD_KEY, application="shop", min_size=1
+    )
+    path = tmp_path / "blue-green.yml"
+    path.write_text(BLUE_GREEN)
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    web = create_app(config)
+    yield SlackDriver(web.test_client(), slack)
+    web.extensions["deploybot"].followups.close()
+    web.extensions["deploybot"].db.dispose()
+
+
+def test_swap_exchanges_the_cnames_once(blue_green, aws):  # noqa: F811
+    blue, green = aws.cname("shop-prod"), aws.cname("shop-green")
+    reply = say(blue_green, "swap shop shop-green")
+    assert "swapped the CNAMEs of `shop` and `shop-green`" in reply["text"]
+    assert (aws.cname("shop-prod"), aws.cname("shop-green")) == (green, blue)
+    [swap] = aws.calls("SwapEnvironmentCNAMEs")
+    assert swap.params == {
+        "SourceEnvironmentName": "shop-prod",
+        "DestinationEnvironmentName": "shop-green",
+    }
+    refused = say(blue_green, "swap shop shop-eu")
+    assert "is not a Beanstalk environment in us-east-1" in refused["text"]
+    assert len(aws.calls("SwapEnvironmentCNAMEs")) == 1
+    assert aws.violations == []
+
+
+def test_ship_deploys_an_application_version_by_label(driver, aws, slack):  # noqa: F811
+    versions(aws)
+    assert "has no application version nope" in say(driver, "ship shop nope")["text"]
+    assert "Say which application version" in say(driver, "ship shop")["text"]
+    assert updates(aws) == []
+    driver.command("ship shop shop-1.0", ADMIN)
+    [anchor] = slack.wait_for_calls("chat.postMessage", n=1, timeout=10)
+    assert (
+        "is deploying `shop-1.0` (Basket &lt;b&gt;fix&lt;/b&gt;) to `shop`" in anchor.args["text"]
+    )
+    [update] = updates(aws)
+    assert update.params["VersionLabel"] == "shop-1.0"
+    aws.advance(600)
+    assert "Done:" in slack.wait_for_calls("chat.postMessage", n=2, timeout=10)[1].args["text"]
+
+
+def test_logs_tail_the_environment_with_secrets_masked(driver, aws):  # noqa: F811
+    aws.log("shop-prod", "[INFO] STRIPE_KEY=sk_live_x connected")
+    aws.log("shop-prod", "[INFO] GET /basket 200")
+    reply = say(driver, "logs shop 10")
+    assert "STRIPE_KEY=••••••" in reply["text"] and "sk_live_x" not in reply["text"]
+    assert "GET /basket 200" in reply["text"]
+    assert [r.action for r in aws.requests if "EnvironmentInfo" in r.action] == [
+        "RequestEnvironmentInfo",
+        "RetrieveEnvironmentInfo",
+    ]
+    assert aws.violations == []
+
+
+def test_run_and_promote_are_not_beanstalk_features(driver, aws):  # noqa: F811
+    assert "`run` is not supported there" in say(driver, "run shop ls")["text"]
+    assert "Beanstalk has no pipelines" in say(driver, "promote shop")["text"]
+    assert updates(aws) == []

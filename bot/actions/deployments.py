@@ -28,6 +28,7 @@ from bot.actions.results import (
     Result,
 )
 from bot.platforms.base import NotSupported, PlatformError, Release
+from bot.platforms.beanstalk import NO_MAINTENANCE
 from bot.registry import Target
 from bot.store.audit import Actor, AuditLog
 from bot.store.confirmations import Confirmations, Pending
@@ -350,7 +351,9 @@ class Deployments:
     def _maintenance(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
         app, on = command.app or "", command.mode == "on"
         platform = self._platform(resolved)
-        # Asked first, before any rule or freeze: Beanstalk has no such thing at all.
+        if resolved.target.platform == "beanstalk":
+            # Said first, before any rule or freeze: Beanstalk has no such thing at all.
+            return Reply(NO_MAINTENANCE.format(app=app))
         if platform.maintenance(resolved.target.name) == on:
             return Reply(f"`{app}` is already in maintenance mode {command.mode}; nothing to do.")
         refusal = self._refusal(resolved.target, "maintenance", command.force, actor.user_id)

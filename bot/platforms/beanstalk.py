@@ -41,7 +41,7 @@ LAUNCH = "aws:autoscaling:launchconfiguration"
 EC2 = "aws:ec2:instances"
 ENV_PROPERTIES = "aws:elasticbeanstalk:application:environment"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_NO_MAINTENANCE = (
+NO_MAINTENANCE = (
     "`{app}` is a Beanstalk environment, and maintenance mode is not a Beanstalk feature. "
     "Swap its CNAME to a maintenance environment, or scale it, instead."
 )
@@ -269,10 +269,10 @@ class BeanstalkPlatform:
         return response.text.splitlines()[-lines:]
 
     def maintenance(self, app: str) -> bool:
-        raise NotSupported(_NO_MAINTENANCE.format(app=app))
+        raise NotSupported(NO_MAINTENANCE.format(app=app))
 
     def set_maintenance(self, app: str, on: bool) -> bool:
-        raise NotSupported(_NO_MAINTENANCE.format(app=app))
+        raise NotSupported(NO_MAINTENANCE.format(app=app))
 
     def config_vars(self, app: str) -> dict[str, str]:
         """Environment properties (namespace aws:elasticbeanstalk:application:environment)."""
