@@ -370,3 +370,16 @@ def test_logs_mask_secrets_and_escape_markup(driver, heroku):
     [session] = heroku.calls("POST", "/apps/myapp/log-sessions")
     assert session.json == {"lines": 5, "tail": False, "dyno_name": "web.1"}
     assert heroku.violations == []
+
+
+def test_releases_follow_next_range_across_pages(heroku, monkeypatch):
+    from bot.platforms import heroku as heroku_module
+
+    monkeypatch.setattr(heroku_module, "PAGE_MAX", 2)
+    for n in range(3):
+        heroku.add_release("myapp", f"Deploy {n}")
+    found = heroku_module.HerokuPlatform("test-key", heroku.url).releases("myapp", 5)
+    assert [r.version for r in found] == ["v6", "v5", "v4", "v3", "v2"]
+    ranges = [r.headers["Range"] for r in heroku.calls("GET", "/apps/myapp/releases")]
+    assert ranges[0] == "version ..; order=desc, max=2;"
+    assert len(ranges) == 3 and ranges[1].startswith("version ]")
