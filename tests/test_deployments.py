@@ -383,3 +383,21 @@ def test_releases_follow_next_range_across_pages(heroku, monkeypatch):
     ranges = [r.headers["Range"] for r in heroku.calls("GET", "/apps/myapp/releases")]
     assert ranges[0] == "version ..; order=desc, max=2;"
     assert len(ranges) == 3 and ranges[1].startswith("version ]")
+
+
+def test_a_cancelled_config_prompt_keeps_no_value(driver, heroku, config):
+    from sqlalchemy import text
+
+    prompt = say(driver, f"config set DATABASE_URL={SECRET_VALUE} myapp")
+    _, url = driver.click(CANCEL_ACTION, button(prompt, CANCEL_ACTION)["value"], ADMIN)
+    assert "cancelled `config set DATABASE_URL=… myapp`" in driver.reply(url)["text"]
+    db = Database(config.database_url)
+    try:
+        with db.session() as session:
+            stored = " ".join(
+                str(row) for row in session.execute(text("SELECT * FROM confirmations"))
+            )
+    finally:
+        db.dispose()
+    assert "config set" in stored and SECRET_VALUE not in stored
+    assert heroku.calls("PATCH", "/apps/myapp/config-vars") == []

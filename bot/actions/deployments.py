@@ -388,7 +388,7 @@ class Deployments:
         changes: dict[str, Any] = {
             key: (value if command.mode == "set" else None) for key, value in command.options
         }
-        # The values wait in the confirmation row until the click, and are wiped then.
+        # The values wait in the confirmation row until it is decided or expires (then wiped).
         pending = self._confirmations.create(
             actor,
             app,
@@ -411,8 +411,8 @@ class Deployments:
     def _apply_config(
         self, requester: Actor, confirmer: Actor, resolved: Resolved, pending: Pending
     ) -> Result:
+        # Read before the click was decided; the row itself no longer holds the values.
         changes = dict(pending.targets.get("changes") or {})
-        self._confirmations.forget_targets(pending.id)
         keys = tuple(sorted(changes))
         unset = all(value is None for value in changes.values())
         mode = "unset" if unset else "set"
