@@ -206,12 +206,20 @@ class HerokuEntry(_AppEntry):
     run: list[Annotated[str, Field(min_length=1, max_length=200)]] = []
 
 
+class BundleEntry(_Strict):
+    """Where `ship APP REF` finds a source bundle to make a new application version from."""
+
+    bucket: str = Field(min_length=3, max_length=63)
+    key: str = Field(pattern=r"^\S*\{ref\}\S*$", max_length=500)  # e.g. shop/{ref}.zip
+
+
 class BeanstalkEntry(_AppEntry):
     platform: Literal["beanstalk"]
     environment: str = Field(pattern=_BEANSTALK_ENV)
     application: str | None = None
     region: str = Field(pattern=_REGION)
     aws_profile: str | None = Field(None, min_length=1)
+    bundle: BundleEntry | None = None
 
 
 Entry = Annotated[HerokuEntry | BeanstalkEntry, Field(discriminator="platform")]
@@ -282,6 +290,7 @@ class Target:
     down_stabilization: timedelta | None = None  # None: the policy's default
     source: str | None = None  # heroku: the tarball URL template `ship` builds from
     run: tuple[str, ...] = ()  # heroku: the commands `run` may start
+    bundle: tuple[str, str] | None = None  # beanstalk: (S3 bucket, key with `{ref}`) for ship
 
 
 class UnknownApp(LookupError):
@@ -385,6 +394,7 @@ class Registry:
                 region=entry.region,
                 aws_profile=entry.aws_profile,
                 application=entry.application,
+                bundle=(entry.bundle.bucket, entry.bundle.key) if entry.bundle else None,
                 **entry.shared(),
             )
         if self.spec.heroku.allow_unlisted and re.match(_HEROKU_APP, alias):

@@ -165,6 +165,7 @@ def test_a_freeze_refuses_a_rollback(config, slack, heroku, tmp_path, monkeypatc
         reply = say(driver, "rollback myapp")
         assert "is frozen until" in reply["text"] and "release freeze" in reply["text"]
         assert "is frozen" in say(driver, "maintenance myapp on")["text"]
+        assert "is frozen" in say(driver, "ship myapp")["text"]
         assert rollbacks(heroku) == [] and heroku.calls("PATCH", "/apps/myapp") == []
     finally:
         web.extensions["deploybot"].db.dispose()

@@ -113,6 +113,7 @@ apps:
     environment: shop-prod
     region: us-east-1
     aws_profile: prod
+    bundle: {bucket: acme-bundles, key: "shop/{ref}.zip"}
   shop-green:
     platform: beanstalk
     environment: shop-green
@@ -189,3 +190,32 @@ def test_run_and_promote_are_not_beanstalk_features(driver, aws):  # noqa: F811
     assert "`run` is not supported there" in say(driver, "run shop ls")["text"]
     assert "Beanstalk has no pipelines" in say(driver, "promote shop")["text"]
     assert updates(aws) == []
+
+
+def test_ship_makes_a_version_from_the_registry_bundle_then_deploys_it(blue_green, aws, slack):  # noqa: F811
+    aws.missing_bundles.add(("acme-bundles", "shop/v9.zip"))
+    refused = say(blue_green, "ship shop v9")
+    assert "Unable to download from S3 location" in refused["text"]
+    assert updates(aws) == []
+    blue_green.command("ship shop v2.0", ADMIN)
+    [anchor] = slack.wait_for_calls("chat.postMessage", n=1, timeout=10)
+    assert (
+        "is deploying `v2.0` (from s3://acme-bundles/shop/v2.0.zip) to `shop`"
+        in (anchor.args["text"])
+    )
+    created = [
+        c for c in aws.calls("CreateApplicationVersion") if c.params["VersionLabel"] == "v2.0"
+    ]
+    assert created[0].params["SourceBundle"] == {
+        "S3Bucket": "acme-bundles",
+        "S3Key": "shop/v2.0.zip",
+    }
+    [update] = updates(aws)
+    assert update.params["VersionLabel"] == "v2.0"
+    aws.advance(600)
+    slack.wait_for_calls("chat.postMessage", n=2, timeout=10)
+    assert (
+        aws.environment("shop-prod", region="us-east-1", access_key=PROD_KEY)["version_label"]
+        == "v2.0"
+    )
+    assert aws.violations == []

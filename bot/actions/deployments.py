@@ -222,11 +222,14 @@ class Deployments:
             )
         releases = platform.releases(resolved.target.name, LOOKBACK)
         found = [r for r in releases if r.version == command.target]
-        if not found:
+        bundle = resolved.target.bundle
+        if not found and bundle is None:
             return Reply(
-                f"`{app}` has no application version {_clip(command.target)}. "
-                f"See `/deploy releases {app}`."
+                f"`{app}` has no application version {_clip(command.target)}, and no `bundle:` "
+                f"in the registry to make one from. See `/deploy releases {app}`."
             )
+        if not found:
+            return self._ship_bundle(actor, resolved, command, _current(releases))
         if found[0].current:
             return Reply(f"{found[0].version} is already deployed to `{app}`; nothing to ship.")
         before = _current(releases)
@@ -247,6 +250,40 @@ class Deployments:
             before=before,
             after=found[0],
             mode=found[0].version,
+            audit_id=entry,
+            slow=True,
+        )
+
+    def _ship_bundle(
+        self, actor: Actor, resolved: Resolved, command: Command, before: Release | None
+    ) -> Result:
+        """A new application version from the registry's S3 bundle, then deployed."""
+        app, label, platform = command.app or "", command.target or "", self._platform(resolved)
+        bucket, template = resolved.target.bundle or ("", "")
+        key = template.replace("{ref}", label)
+        entry = self._audit.start(
+            actor,
+            "ship",
+            app,
+            command.text(),
+            {"version": before.version if before else None},
+            {"version": label, "bundle": f"s3://{bucket}/{key}"},
+        )
+
+        def create_and_deploy() -> None:
+            platform.create_version(resolved.target.name, label, bucket, key)
+            platform.deploy_version(resolved.target.name, label)
+
+        self._call(entry, create_and_deploy)
+        self._audit.finish(entry, "ok", after={"version": label})
+        after = Release(label, f"from s3://{bucket}/{key}", None, "", id=label)
+        return Deployed(
+            app,
+            "ship",
+            actor.user_id,
+            before=before,
+            after=after,
+            mode=label,
             audit_id=entry,
             slow=True,
         )

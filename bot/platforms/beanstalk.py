@@ -231,6 +231,19 @@ class BeanstalkPlatform:
         """`ship`: deploy an existing application version by its label."""
         return self.rollback(app, Release(label, "", None, "", id=label))
 
+    def create_version(self, app: str, label: str, bucket: str, key: str) -> None:
+        """A new application version from an S3 bundle (which `ship` then deploys)."""
+        environment = self._environment(app)
+        self._call(
+            "create_application_version",
+            app,
+            ApplicationName=environment["ApplicationName"],
+            VersionLabel=label,
+            Description=f"Shipped from chat: s3://{bucket}/{key}"[:200],
+            SourceBundle={"S3Bucket": bucket, "S3Key": key},
+            Process=True,
+        )
+
     def swap(self, app: str, other: str) -> None:
         """Swap the two environments' CNAMEs (blue/green); both must be Ready."""
         for name in (app, other):
@@ -245,9 +258,7 @@ class BeanstalkPlatform:
     def cname(self, app: str) -> str:
         return str(self._environment(app).get("CNAME", ""))
 
-    def log_lines(
-        self, app: str, dyno: str | None, lines: int, stopping: Event | None = None
-    ) -> list[str]:
+    def log_lines(self, app: str, dyno: str | None, lines: int) -> list[str]:
         """The tail of the first instance's logs: ask the instances, then fetch the bundle."""
         self._call("request_environment_info", app, EnvironmentName=app, InfoType="tail")
         deadline = time.monotonic() + TAIL_WAIT_SECONDS

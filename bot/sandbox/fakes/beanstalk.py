@@ -470,6 +470,7 @@ _HANDLERS: dict[str, str] = {
     "DescribeInstancesHealth": "_describe_instances_health",
     "DescribeApplicationVersions": "_describe_application_versions",
     "SwapEnvironmentCNAMEs": "_swap_environment_cnames",
+    "CreateApplicationVersion": "_create_application_version",
     "RequestEnvironmentInfo": "_request_environment_info",
     "RetrieveEnvironmentInfo": "_retrieve_environment_info",
 }
@@ -532,6 +533,8 @@ class FakeBeanstalk(ServedFake):
         self._now = (now or datetime.now(UTC)).replace(microsecond=0)
         self._environments: list[_Environment] = []
         self._versions: list[_Version] = []
+        # (bucket, key) pairs S3 has no object for: CreateApplicationVersion fails on them.
+        self.missing_bundles: set[tuple[str, str]] = set()
         self._events: list[_Event] = []
         self._faults: list[_Fault] = []
         self._seq = 0
@@ -960,24 +963,28 @@ class FakeBeanstalk(ServedFake):
             and (not labels or v.label in labels)
         ]
         found.sort(key=lambda v: v.created, reverse=True)
-        items = [
-            {
-                "ApplicationVersionArn": (
-                    f"arn:aws:elasticbeanstalk:{v.region}:{_account_of(v.access_key)}:"
-                    f"applicationversion/{v.application}/{v.label}"
-                ),
-                "ApplicationName": v.application,
-                "Description": v.description,
-                "VersionLabel": v.label,
-                "SourceBundle": {"S3Bucket": "elasticbeanstalk-bundles", "S3Key": f"{v.label}.zip"},
-                "DateCreated": v.created,
-                "DateUpdated": v.created,
-                "Status": "Processed",
-            }
-            for v in found
-        ]
+        items = [self._version_json(v) for v in found]
         page, token = _page(items, p)
         return {"ApplicationVersions": page, "NextToken": token}
+
+    def _create_application_version(self, call: _Call) -> dict[str, Any]:
+        p = call.params
+        application, label = p["ApplicationName"], p["VersionLabel"]
+        if not any(env.application == application for env in self._scope(call)):
+            raise _invalid(f"No Application named '{application}' found.")
+        if self._version(application, label, call.region, call.access_key):
+            raise _invalid(f"Application Version {label} already exists.")
+        bundle = p.get("SourceBundle") or {}
+        if (bundle.get("S3Bucket"), bundle.get("S3Key")) in self.missing_bundles:
+            raise _invalid(
+                f"Unable to download from S3 location (Bucket: {bundle.get('S3Bucket')} "
+                f"Key: {bundle.get('S3Key')}). Reason: Not Found"
+            )
+        version = _Version(
+            application, label, p.get("Description", ""), self._now, call.region, call.access_key
+        )
+        self._versions.append(version)
+        return {"ApplicationVersion": self._version_json(version)}
 
     def _swap_environment_cnames(self, call: _Call) -> None:
         p = call.params
@@ -1029,6 +1036,22 @@ class FakeBeanstalk(ServedFake):
                 }
                 for instance in env.instances[:1]
             ]
+        }
+
+    @staticmethod
+    def _version_json(v: _Version) -> dict[str, Any]:
+        return {
+            "ApplicationVersionArn": (
+                f"arn:aws:elasticbeanstalk:{v.region}:{_account_of(v.access_key)}:"
+                f"applicationversion/{v.application}/{v.label}"
+            ),
+            "ApplicationName": v.application,
+            "Description": v.description,
+            "VersionLabel": v.label,
+            "SourceBundle": {"S3Bucket": "elasticbeanstalk-bundles", "S3Key": f"{v.label}.zip"},
+            "DateCreated": v.created,
+            "DateUpdated": v.created,
+            "Status": "Processed",
         }
 
     def _update_environment(self, call: _Call) -> dict[str, Any]:
