@@ -204,6 +204,8 @@ class HerokuEntry(_AppEntry):
     # `/deploy run APP COMMAND` runs only these commands (anything else is remote code
     # execution for whoever may type in the channel).
     run: list[Annotated[str, Field(min_length=1, max_length=200)]] = []
+    # A private repository: the env var holding a token the source host accepts.
+    source_token_env: str | None = Field(None, pattern=_ENV_VAR)
 
 
 class BundleEntry(_Strict):
@@ -290,6 +292,7 @@ class Target:
     down_stabilization: timedelta | None = None  # None: the policy's default
     source: str | None = None  # heroku: the tarball URL template `ship` builds from
     run: tuple[str, ...] = ()  # heroku: the commands `run` may start
+    source_token_env: str | None = None  # heroku: env var with the private source's token
     bundle: tuple[str, str] | None = None  # beanstalk: (S3 bucket, key with `{ref}`) for ship
 
 
@@ -383,6 +386,7 @@ class Registry:
                 name=entry.app or alias,
                 api_key_env=entry.api_key_env or self.spec.heroku.api_key_env,
                 source=entry.source,
+                source_token_env=entry.source_token_env,
                 run=tuple(entry.run),
                 **entry.shared(),
             )

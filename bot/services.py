@@ -77,6 +77,7 @@ class Services:
             simulate=simulate,  # the sandbox console's traffic player; None elsewhere
             alerts=Alerts(self.db),
             locks=Locks(self.db),
+            secret=lambda name: self._env.get(name) or None,
         )
 
     def _groups_of(self, user_id: str, groups: Iterable[str]) -> frozenset[str]:

@@ -808,8 +808,9 @@ def help_text(topic: str | None = None) -> str:
         return f"*/deploy {topic}*: {SUMMARY[topic]}.\nUsage: `{USAGE[topic]}`\n{examples}"
     lines = [f"• `{USAGE[verb]}`: {SUMMARY[verb]}" for verb in VERBS]
     return (
-        "*deploybot* scales, restarts and inspects your apps.\n"
+        "*deploybot* scales, restarts, deploys and inspects your apps.\n"
         + "\n".join(lines)
         + "\nThe app is the last word, or give it with `-a APP`. "
-        "`kill` and anything that scales a process type to 0 ask you to confirm first."
+        "`kill`, `rollback`, `config set` and anything that scales a process type to 0 ask you "
+        "to confirm first."
     )

@@ -402,3 +402,49 @@ def test_a_cancelled_config_prompt_keeps_no_value(driver, heroku, config):
         db.dispose()
     assert "config set" in stored and SECRET_VALUE not in stored
     assert heroku.calls("PATCH", "/apps/myapp/config-vars") == []
+
+
+def test_a_private_source_is_shipped_through_the_hosts_signed_redirect(
+    config, slack, heroku, tmp_path, monkeypatch
+):
+    from werkzeug.wrappers import Request, Response
+
+    from bot.sandbox.fakes.server import LocalServer
+
+    seen = []
+
+    def github(environ, start_response):
+        request = Request(environ)
+        seen.append(request.headers.get("Authorization"))
+        if request.headers.get("Authorization") != "Bearer gh-token" or "nope" in request.path:
+            return Response("Not Found", status=404)(environ, start_response)
+        signed = f"https://codeload.example/acme/shop/legacy.tar.gz/{request.path.rsplit('/', 1)[-1]}?token=TMP"
+        return Response("", status=302, headers={"Location": signed})(environ, start_response)
+
+    with LocalServer(github) as host:
+        path = tmp_path / "deploybot.yml"
+        path.write_text(
+            "apps:\n  myapp:\n    platform: heroku\n"
+            f"    source: {host.url}/repos/acme/shop/tarball/{{ref}}\n"
+            "    source_token_env: SHOP_SOURCE_TOKEN\n"
+        )
+        monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+        web = create_app(config)
+        driver = SlackDriver(web.test_client(), slack)
+        try:
+            assert "SHOP_SOURCE_TOKEN is not set" in say(driver, "ship myapp v1")["text"]
+            monkeypatch.setenv("SHOP_SOURCE_TOKEN", "gh-token")
+            assert "that ref does not exist" in say(driver, "ship myapp nope")["text"]
+            assert heroku.calls("POST", "/apps/myapp/builds") == []
+            driver.command("ship myapp v1", ADMIN)
+            slack.wait_for_calls("chat.postMessage", n=2, timeout=10)
+        finally:
+            web.extensions["deploybot"].followups.close()
+            web.extensions["deploybot"].db.dispose()
+    [build] = heroku.calls("POST", "/apps/myapp/builds")
+    assert (
+        build.json["source_blob"]["url"]
+        == "https://codeload.example/acme/shop/legacy.tar.gz/v1?token=TMP"
+    )
+    assert seen == ["Bearer gh-token", "Bearer gh-token"]  # only the source host saw it
+    assert all("gh-token" not in str(r.headers) for r in heroku.requests)

@@ -29,6 +29,7 @@ from bot.actions.results import (
 )
 from bot.platforms.base import NotSupported, PlatformError, Release
 from bot.platforms.beanstalk import NO_MAINTENANCE
+from bot.platforms.sources import SourceError, signed_url
 from bot.registry import Target
 from bot.store.audit import Actor, AuditLog
 from bot.store.confirmations import Confirmations, Pending
@@ -74,6 +75,7 @@ class Deployments:
         gate: Gate,
         judge: Judge,
         now: Callable[[], datetime],
+        secret: Callable[[str], str | None] = lambda name: None,
     ) -> None:
         self._resolve = resolve
         self._audit = audit
@@ -82,6 +84,7 @@ class Deployments:
         self._gate = gate
         self._judge = judge
         self._now = now
+        self._secret = secret  # reads a named env var (a private source's token)
 
     def run(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
         """A deployment verb, already allowed by the gate, for the resolved app."""
@@ -205,6 +208,17 @@ class Deployments:
             )
         ref = command.target or DEFAULT_REF
         url = target.source.replace("{ref}", quote(ref, safe="/"))
+        if target.source_token_env:
+            token = self._secret(target.source_token_env)
+            if not token:
+                return Reply(
+                    f"`{app}`'s source needs a token, and {target.source_token_env} is not set "
+                    "on the bot. An admin should set it."
+                )
+            try:
+                url = signed_url(url, token)
+            except SourceError as error:
+                return Reply(str(error))
         entry = self._audit.start(actor, "ship", app, command.text(), None, {"ref": ref})
         build = self._call(entry, lambda: platform.build(target.name, url, ref))
         self._audit.finish(entry, "ok", after={"build": build.id})

@@ -94,6 +94,7 @@ class Actions:
         simulate: Callable[[Actor, Command], Result] | None = None,
         alerts: Alerts | None = None,
         locks: Locks | None = None,
+        secret: Callable[[str], str | None] = lambda name: None,
     ) -> None:
         self._resolve = resolve
         self._audit = audit
@@ -120,6 +121,7 @@ class Actions:
                 gate,
                 lambda target, verb, force, user: self._judge(target, verb, {}, {}, force, user),
                 now,
+                secret,
             )
             if locks is not None
             else None
