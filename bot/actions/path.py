@@ -16,6 +16,7 @@ from typing import Any
 
 from bot.actions.autoscaling import AutoscaleCommands
 from bot.actions.connections import Connections
+from bot.actions.deploy_guard import audited_call
 from bot.actions.deployments import CONFIRMED_VERBS, Deployments
 from bot.actions.deployments import VERBS as DEPLOYMENT_VERBS
 from bot.actions.gate import Gate
@@ -378,14 +379,9 @@ class Actions:
             actor, "restart", app, command.text(), None, {"target": command.target or "all"}
         )
         platform = resolved.platform
-        try:
-            platform.restart(resolved.target.name, command.target)
-        except PlatformError as error:
-            self._audit.finish(entry, error.outcome, error=str(error))
-            raise
-        except Exception as error:
-            self._audit.finish(entry, "error", error=type(error).__name__)
-            raise
+        audited_call(
+            self._audit, entry, lambda: platform.restart(resolved.target.name, command.target)
+        )
         self._audit.finish(entry, "ok")
         return Restarted(
             app,
@@ -478,14 +474,9 @@ class Actions:
             actor, verb, app, text, _as_json(before), {t: list(v) for t, v in targets.items()}
         )
         platform = resolved.platform
-        try:
-            after = platform.scale(resolved.target.name, targets)
-        except PlatformError as error:
-            self._audit.finish(entry, error.outcome, error=str(error))
-            raise
-        except Exception as error:
-            self._audit.finish(entry, "error", error=type(error).__name__)
-            raise
+        after = audited_call(
+            self._audit, entry, lambda: platform.scale(resolved.target.name, targets)
+        )
         self._audit.finish(entry, "ok", after=_as_json(after))
         log.info("formation changed", extra={"app": app, "verb": verb, "user": actor.user_id})
         return Changed(
