@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 from policies.names import suggest
 
-READ_ONLY_VERBS = frozenset({"status", "help", "apps", "whoami", "history", "metrics", "releases"})
+READ_ONLY_VERBS = frozenset(
+    {"status", "help", "apps", "whoami", "history", "metrics", "releases", "logs"}
+)
 # `config` covers both setting config vars and seeing their values unmasked: listing the
 # names is open to everyone, as `status` is.
 MUTATING_VERBS = frozenset(

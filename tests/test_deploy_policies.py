@@ -93,3 +93,22 @@ def test_a_lock_holds_back_others_from_deploy_verbs_only():
 )
 def test_mask_hides_secret_values_and_keeps_the_rest(line, shown):
     assert mask(line) == shown
+
+
+def test_rules_can_name_every_deployment_verb_and_reading_ones_are_open():
+    from policies.rules import is_read_only, validate_verb
+
+    for verb in (
+        "rollback",
+        "maintenance",
+        "config",
+        "lock",
+        "unlock",
+        "ship",
+        "promote",
+        "swap",
+        "run",
+    ):
+        assert validate_verb(verb) == verb and not is_read_only(verb)
+    for verb in ("releases", "logs"):
+        assert validate_verb(verb) == verb and is_read_only(verb)

@@ -365,7 +365,7 @@ def test_run_starts_only_allowed_commands_and_reports_output_and_exit_status(
 def test_logs_mask_secrets_and_escape_markup(driver, heroku):
     heroku.log("myapp", "web.1", "Booting with DATABASE_URL=postgres://u:pw@db/x <!channel>")
     heroku.log("myapp", "worker.1", "job done")
-    reply = say(driver, "logs myapp web.1 5")
+    reply = say(driver, "logs myapp web.1 5", USER)  # read-only, like status
     assert "DATABASE_URL=••••••" in reply["text"] and "pw@" not in reply["text"]
     assert "&lt;!channel&gt;" in reply["text"] and "job done" not in reply["text"]
     [session] = heroku.calls("POST", "/apps/myapp/log-sessions")
