@@ -19,6 +19,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from policies.names import suggest
 from policies.rules import is_read_only
+from policies.slack_text import escape
 
 # A freeze refuses every change except these: `watch` changes no app, and `approve` only
 # releases a change that the actions path must pass through `check` again when it runs.
@@ -164,7 +165,7 @@ def lock_refusal(
     if holder is None or holder == user_id or verb not in LOCKED_VERBS:
         return None
     return (
-        f"`{app}` is locked by <@{holder}> ({reason or 'no reason given'}), so only they may "
+        f"`{app}` is locked by <@{holder}> ({escape(reason or 'no reason given')}), so only they may "
         f"{verb} it. Ask them to `/deploy unlock {app}` when they are done."
     )
 

@@ -41,6 +41,7 @@ from bot.store.audit import Actor, AuditLog
 from bot.store.confirmations import Confirmations, Pending
 from bot.store.locks import Locks
 from policies.commands import Command
+from policies.slack_text import escape
 
 log = logging.getLogger(__name__)
 
@@ -287,7 +288,7 @@ class Deployments:
         if held.user_id != actor.user_id:
             self._audit.finish(entry, "refused", error=f"already locked by {held.user_id}")
             return Reply(
-                f"`{app}` is already locked by <@{held.user_id}> ({held.reason}). Ask them to "
+                f"`{app}` is already locked by <@{held.user_id}> ({escape(held.reason)}). Ask them to "
                 f"`/deploy unlock {app}` first."
             )
         self._audit.finish(entry, "ok")
