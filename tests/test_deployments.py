@@ -244,23 +244,33 @@ def test_config_unset_and_bad_keys(driver, heroku):
 def test_a_failed_release_alert_carries_a_rollback_button(heroku, slack, served):  # noqa: F811
     app, config, _ = served
     driver = SlackDriver(app.test_client(), slack)
-    watch(driver, heroku)
-    heroku.add_release("myapp", "Deploy 0badc0d", status="failed")
-    assert heroku.deliveries.wait()
-    Worker(config).send_alerts()
-    [alert] = alert_messages(slack)
-    assert "release failed" in alert["text"]
-    rollback = button(alert, ROLLBACK_ACTION)
-    # The click asks first, like a typed rollback; a second delivery of it asks nothing more.
-    where = {"channel_id": "CMYAPP", "message_ts": alert["ts"]}
-    response, url = driver.click(ROLLBACK_ACTION, rollback["value"], ADMIN, **where)
-    ack_text(response)
-    prompt = driver.reply(url)
-    assert "asks to roll `myapp` back: `v3`" in prompt["text"]
-    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
-    assert "rolled `myapp` back" in driver.reply(url)["text"]
-    assert len(rollbacks(heroku)) == 1
-    assert heroku.violations == []
+    try:
+        watch(driver, heroku)
+        heroku.add_release("myapp", "Deploy 0badc0d", status="failed")
+        assert heroku.deliveries.wait()
+        worker = Worker(config)
+        try:
+            worker.send_alerts()
+        finally:
+            worker.db.dispose()
+        [alert] = alert_messages(slack)
+        assert "release failed" in alert["text"]
+        rollback = button(alert, ROLLBACK_ACTION)
+        # The click asks first, like a typed rollback; a second delivery of it asks nothing more.
+        where = {"channel_id": "CMYAPP", "message_ts": alert["ts"]}
+        response, url = driver.click(ROLLBACK_ACTION, rollback["value"], ADMIN, **where)
+        ack_text(response)
+        prompt = driver.reply(url)
+        assert "asks to roll `myapp` back: `v3`" in prompt["text"]
+        _, again = driver.click(ROLLBACK_ACTION, rollback["value"], ADMIN, **where)
+        settle(1.0)
+        assert slack.responses_for(again) == []
+        _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+        assert "rolled `myapp` back" in driver.reply(url)["text"]
+        assert len(rollbacks(heroku)) == 1
+        assert heroku.violations == []
+    finally:
+        app.extensions["deploybot"].db.dispose()
 
 
 REGISTRY = """\
