@@ -205,6 +205,20 @@ class HerokuEntry(_AppEntry):
     platform: Literal["heroku"]
     app: str | None = Field(None, pattern=_HEROKU_APP)
     api_key_env: str | None = Field(None, pattern=_ENV_VAR)
+    # `/deploy ship APP [REF]` builds from this tarball URL, `{ref}` replaced by the ref.
+    source: str | None = Field(None, pattern=r"^https?://\S*\{ref\}\S*$", max_length=500)
+    # `/deploy run APP COMMAND` runs only these commands (anything else is remote code
+    # execution for whoever may type in the channel).
+    run: list[Annotated[str, Field(min_length=1, max_length=200)]] = []
+    # A private repository: the env var holding a token the source host accepts.
+    source_token_env: str | None = Field(None, pattern=_ENV_VAR)
+
+
+class BundleEntry(_Strict):
+    """Where `ship APP REF` finds a source bundle to make a new application version from."""
+
+    bucket: str = Field(min_length=3, max_length=63)
+    key: str = Field(pattern=r"^\S*\{ref\}\S*$", max_length=500)  # e.g. shop/{ref}.zip
 
 
 class BeanstalkEntry(_AppEntry):
@@ -213,6 +227,7 @@ class BeanstalkEntry(_AppEntry):
     application: str | None = None
     region: str = Field(pattern=_REGION)
     aws_profile: str | None = Field(None, min_length=1)
+    bundle: BundleEntry | None = None
 
 
 Entry = Annotated[HerokuEntry | BeanstalkEntry, Field(discriminator="platform")]
@@ -282,6 +297,10 @@ class Target:
     alert_rules: Mapping[str, Any] = field(default_factory=dict)  # DetectorRules changes
     down_stabilization: timedelta | None = None  # None: the policy's default
     confirm_above_usd: float = costs.DEFAULT_CONFIRM_ABOVE_USD  # a cost rise above: ask first
+    source: str | None = None  # heroku: the tarball URL template `ship` builds from
+    run: tuple[str, ...] = ()  # heroku: the commands `run` may start
+    source_token_env: str | None = None  # heroku: env var with the private source's token
+    bundle: tuple[str, str] | None = None  # beanstalk: (S3 bucket, key with `{ref}`) for ship
 
 
 class UnknownApp(LookupError):
@@ -380,6 +399,9 @@ class Registry:
                 platform="heroku",
                 name=entry.app or alias,
                 api_key_env=entry.api_key_env or self.spec.heroku.api_key_env,
+                source=entry.source,
+                source_token_env=entry.source_token_env,
+                run=tuple(entry.run),
                 **entry.shared(),
             )
         if isinstance(entry, BeanstalkEntry):
@@ -390,6 +412,7 @@ class Registry:
                 region=entry.region,
                 aws_profile=entry.aws_profile,
                 application=entry.application,
+                bundle=(entry.bundle.bucket, entry.bundle.key) if entry.bundle else None,
                 **entry.shared(),
             )
         if self.spec.heroku.allow_unlisted and re.match(_HEROKU_APP, alias):

@@ -24,6 +24,7 @@ from bot.store.confirmations import Confirmations
 from bot.store.db import Database
 from bot.store.drains import Drains
 from bot.store.incidents import Alerts
+from bot.store.locks import Locks
 from bot.store.observations import Observations
 from bot.store.request_keys import RequestKeys
 from bot.store.throttles import Throttles
@@ -91,6 +92,8 @@ class Services:
             alerts=Alerts(self.db),
             canonical=self.registry.canonical,
             worker_runs=worker_runs,
+            locks=Locks(self.db),
+            secret=lambda name: self._env.get(name) or None,
         )
 
     def _groups_of(self, user_id: str, groups: Iterable[str]) -> frozenset[str]:

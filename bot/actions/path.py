@@ -12,15 +12,19 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from threading import Event
+from typing import Any
 
 from bot.actions.autoscaling import AutoscaleCommands
 from bot.actions.connections import Connections
+from bot.actions.deployments import CONFIRMED_VERBS, Deployments
+from bot.actions.deployments import VERBS as DEPLOYMENT_VERBS
 from bot.actions.gate import AUTOSCALER, Gate
 from bot.actions.reconcile import Reconciler, formation_json
 from bot.actions.results import (
     AppList,
     BreakGlass,
     Changed,
+    Deployed,
     Duplicate,
     History,
     Metrics,
@@ -39,6 +43,7 @@ from bot.metrics.report import series
 from bot.metrics.store import MetricsStore
 from bot.platforms.base import (
     Formation,
+    NotSupported,
     PlatformError,
     Settled,
     formation_map,
@@ -49,6 +54,7 @@ from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.confirmations import Confirmations, Pending
 from bot.store.drains import Drains
 from bot.store.incidents import Alerts
+from bot.store.locks import Locks
 from bot.store.request_keys import RequestKeys
 from bot.store.webhook_secrets import WebhookSecrets
 from policies import costs, guardrails
@@ -91,6 +97,8 @@ class Actions:
         alerts: Alerts | None = None,
         canonical: Callable[[str], str] = str,
         worker_runs: bool = True,
+        locks: Locks | None = None,
+        secret: Callable[[str], str | None] = lambda name: None,
     ) -> None:
         self._resolve = resolve
         # The registry's spelling of an app name (`DEMO` → `demo`), so rules, audit rows and
@@ -114,6 +122,20 @@ class Actions:
         self._unlisted_heroku = unlisted_heroku
         self._request_keys = request_keys
         self.reconciler = Reconciler(resolve, audit)
+        self._deployments = (
+            Deployments(
+                resolve,
+                audit,
+                confirmations,
+                locks,
+                gate,
+                lambda target, verb, force, user: self._judge(target, verb, {}, {}, force, user),
+                now,
+                secret,
+            )
+            if locks is not None
+            else None
+        )
 
     def run(self, actor: Actor, command: Command) -> Result:
         """Carry out a parsed command for `actor`."""
@@ -125,6 +147,8 @@ class Actions:
         # like `history`, across apps or for one.
         verb = "status" if command.verb == "autoscale" and not command.mutating else command.verb
         verb = "history" if verb == "alerts" else verb
+        # `config APP` lists names for anyone who may see status; values need `config`.
+        verb = "status" if command.verb == "config" and not command.mutating else verb
         try:
             decision = self._gate.decide(actor, verb, command.app)
             if not decision.allowed:
@@ -174,6 +198,10 @@ class Actions:
                 return self._connections.drain(actor, resolved, command)
             if command.verb == "watch":
                 return self._connections.watch(actor, resolved, command)
+            if command.verb in DEPLOYMENT_VERBS:
+                if self._deployments is None:
+                    return Reply("This bot keeps no deploy locks, so it does no deployments.")
+                return self._deployments.run(actor, resolved, command)
             if command.verb in ("autoscale", "pin"):
                 if self._autoscaling is None:
                     return Reply("This bot has no autoscaler.")
@@ -184,7 +212,7 @@ class Actions:
                 # Failed before any change was asked of the platform (reading the formation).
                 self._record(actor, command, "error", str(error))
             return Reply(str(error))
-        except (CommandError, UnknownApp) as error:
+        except (CommandError, UnknownApp, NotSupported) as error:
             return Reply(str(error))
 
     def _record(self, actor: Actor, command: Command, outcome: str, reason: str) -> None:
@@ -202,13 +230,23 @@ class Actions:
             return True
         return self._request_keys.claim(actor.request_key, self._now())
 
-    def follow_up(self, result: Changed | Restarted, stopping: Event) -> Settled:
+    def follow_up(self, result: Changed | Restarted | Deployed, stopping: Event) -> Settled:
         """Wait for a slow change to settle and complete its audit row with how it ended."""
         resolved = self._resolve(result.app)
+        platform: Any = resolved.platform
         try:
-            settled = resolved.platform.wait_until_settled(
-                resolved.target.name, FOLLOW_UP_TIMEOUT, stopping
-            )
+            if isinstance(result, Deployed) and result.build_id:
+                settled = platform.wait_for_build(
+                    resolved.target.name, result.build_id, FOLLOW_UP_TIMEOUT, stopping
+                )
+            elif isinstance(result, Deployed) and result.verb == "run":
+                settled = platform.wait_for_run(
+                    resolved.target.name, result.mode or "", FOLLOW_UP_TIMEOUT, stopping
+                )
+            else:
+                settled = platform.wait_until_settled(
+                    resolved.target.name, FOLLOW_UP_TIMEOUT, stopping
+                )
         except PlatformError as error:
             settled = Settled(ok=False, summary=str(error))
         if stopping.is_set() and not settled.ok:
@@ -218,7 +256,9 @@ class Actions:
                 f"check `/deploy status {result.app}` in a few minutes.",
             )
         if result.audit_id is not None and not settled.ok:
-            detail = "; ".join((settled.summary, *settled.events))
+            # Output lines (a build's, a run's) may hold anything: the audit keeps the summary.
+            events = () if settled.output else settled.events
+            detail = "; ".join((settled.summary, *events))
             self._audit.finish(result.audit_id, "error", error=detail)
         return settled
 
@@ -247,6 +287,11 @@ class Actions:
         if not self._confirmations.decide(confirmation_id, actor.user_id, "confirmed", now):
             return self._already_decided(confirmation_id, now)
         requester = replace(actor, user_id=pending.user_id, request_key=None)
+        if verb in CONFIRMED_VERBS and self._deployments is not None:
+            try:
+                return self._deployments.confirmed(requester, actor, pending)
+            except (PlatformError, UnknownApp, NotSupported) as error:
+                return Reply(str(error))
         targets = {ptype: (qty, size) for ptype, (qty, size) in pending.targets.items()}
         try:
             resolved = self._resolve(pending.app)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.metrics.aggregate import Summary
-from bot.platforms.base import AppStatus, Formation, Platform, Traffic
+from bot.platforms.base import AppStatus, Formation, Platform, Promotion, Release, Traffic
 from bot.registry import Target
 from bot.store.audit import Entry
 from bot.store.confirmations import Pending
@@ -119,6 +119,66 @@ class Duplicate:
     key: str
 
 
+@dataclass(frozen=True)
+class Releases:
+    """An app's releases (Heroku) or application versions (Beanstalk), newest first."""
+
+    app: str
+    platform: str
+    releases: tuple[Release, ...]
+
+
+@dataclass(frozen=True)
+class DeployPrompt:
+    """A deployment change (rollback, config) waiting for its requester's Confirm click."""
+
+    id: str
+    app: str
+    verb: str
+    user_id: str
+    expires_at: datetime
+    before: Release | None = None  # rollback: from this release…
+    after: Release | None = None  # …to this one
+    keys: tuple[str, ...] = ()  # config: the names set or unset (never the values)
+    unset: bool = False
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """A deployment change done: a rollback, maintenance on or off, config set or unset,
+    a lock taken or released."""
+
+    app: str
+    verb: str
+    user_id: str
+    before: Release | None = None
+    after: Release | None = None
+    mode: str | None = None  # maintenance: on/off; config: set/unset; lock: the reason
+    keys: tuple[str, ...] = ()
+    confirmed_by: str | None = None
+    audit_id: int | None = None
+    slow: bool = False  # Beanstalk: the update takes minutes, follow it up in a thread
+    break_glass: BreakGlass | None = None
+    build_id: str | None = None  # ship on Heroku: the build the thread follows
+    promotions: tuple[Promotion, ...] = ()  # promote: each downstream app's result
+
+
+@dataclass(frozen=True)
+class Logs:
+    """The last log lines of an app (or one dyno), secrets already masked."""
+
+    app: str
+    dyno: str | None
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ConfigVars:
+    app: str
+    values: tuple[tuple[str, str], ...]
+    masked: bool  # the asker may not see values: names only
+
+
 Result = (
     Reply
     | Changed
@@ -129,6 +189,11 @@ Result = (
     | History
     | Metrics
     | Duplicate
+    | Releases
+    | DeployPrompt
+    | Deployed
+    | ConfigVars
+    | Logs
 )
 
 

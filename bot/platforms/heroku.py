@@ -10,6 +10,8 @@ heroku3's `_http_resource` with a body written here. Kill is a scale to zero.
 from __future__ import annotations
 
 import logging
+import re
+import time
 from datetime import UTC, datetime, timedelta
 from threading import Event
 from typing import Any
@@ -29,9 +31,11 @@ from urllib3.util.retry import Retry
 
 from bot.platforms.base import (
     AppStatus,
+    Build,
     Dyno,
     Formation,
     PlatformError,
+    Promotion,
     Release,
     Settled,
     Targets,
@@ -54,6 +58,14 @@ READ_TIMEOUT = 15.0
 MAX_RETRY_AFTER = 5.0
 # After a 429 without Retry-After: Heroku refills an account's bucket at ~75 calls a minute.
 DEFAULT_THROTTLE = timedelta(seconds=30)
+PAGE_MAX = 1000  # the most items Heroku returns in one page
+OUTPUT_TAIL = 20  # build output and run output lines shown in the thread
+RUN_LOG_LINES = 500
+BUILD_POLL_SECONDS = 3.0
+RUN_POLL_SECONDS = 3.0
+# Heroku's pipeline stages, in promotion order.
+STAGES = ("test", "review", "development", "staging", "production")
+_EXIT = re.compile(r"heroku\[[\w.]+\]: Process exited with status (\d+)")
 
 
 def _retry_after(response: Any) -> float:
@@ -141,6 +153,7 @@ class HerokuPlatform:
         # Set the key directly: heroku3's authenticate() makes a verification request.
         self._client._session.auth = ("", api_key)
         self._client._heroku_url = api_url.rstrip("/")
+        self._plain = make_session(retries=1)  # streams: no auth on this session
 
     @property
     def rate_limit_remaining(self) -> int | None:
@@ -189,6 +202,164 @@ class HerokuPlatform:
             release=_release(current[0]) if current else None,
         )
 
+    def releases(self, app: str, limit: int) -> tuple[Release, ...]:
+        """The newest `limit` releases, newest first, following Heroku's `Next-Range` pages."""
+        found: list[Release] = []
+        range_: str | None = f"version ..; order=desc, max={min(limit, PAGE_MAX)};"
+        while range_ is not None and len(found) < limit:
+            response = self._response("GET", app, ("apps", app, "releases"), range_=range_)
+            found += [_release(item) for item in response.json() or ()]
+            next_range = response.headers.get("Next-Range")
+            range_ = next_range if response.status_code == 206 and next_range else None
+        return tuple(found[:limit])
+
+    def rollback(self, app: str, release: Release) -> Release:
+        """A new release with the code and config of `release` (Heroku's Rollback link)."""
+        created = self._call("POST", app, ("apps", app, "releases"), {"release": release.id})
+        return _release(created)
+
+    def maintenance(self, app: str) -> bool:
+        return bool(self._call("GET", app, ("apps", app)).get("maintenance"))
+
+    def set_maintenance(self, app: str, on: bool) -> bool:
+        return bool(self._call("PATCH", app, ("apps", app), {"maintenance": on})["maintenance"])
+
+    def config_vars(self, app: str) -> dict[str, str]:
+        return {
+            str(k): str(v)
+            for k, v in (self._call("GET", app, ("apps", app, "config-vars")) or {}).items()
+        }
+
+    def set_config(self, app: str, changes: dict[str, str | None]) -> None:
+        """Set each key to its value, or unset it where the value is None."""
+        self._call("PATCH", app, ("apps", app, "config-vars"), dict(changes))
+
+    def build(self, app: str, url: str, version: str) -> Build:
+        """Start a build from the tarball at `url` (`version` names it in the release)."""
+        body = {"source_blob": {"url": url, "version": version}}
+        item = self._call("POST", app, ("apps", app, "builds"), body)
+        return Build(str(item["id"]), str(item.get("status", "pending")), version)
+
+    def wait_for_build(self, app: str, build_id: str, timeout: float, stopping: Event) -> Settled:
+        """Poll the build until it ends; the tail of its output explains it either way."""
+        item = self._wait(app, ("apps", app, "builds", build_id), timeout, stopping)
+        if item is None:
+            return Settled(
+                ok=False, summary=f"The build of `{app}` is still running; see the dashboard."
+            )
+        tail = tuple(self._text(item.get("output_stream_url"))[-OUTPUT_TAIL:])
+        version = (item.get("source_blob") or {}).get("version") or "?"
+        if item.get("status") != "succeeded":
+            summary = f"The build of `{version}` for `{app}` failed."
+            return Settled(ok=False, summary=summary, events=tail, output=True)
+        release_id = (item.get("release") or {}).get("id")
+        released = ""
+        if release_id:
+            release = self._call("GET", app, ("apps", app, "releases", str(release_id)))
+            released = f" and released as v{release.get('version')}"
+        return Settled(
+            ok=True,
+            summary=f"The build of `{version}` for `{app}` succeeded{released}.",
+            events=tail,
+            output=True,
+        )
+
+    def log_lines(self, app: str, dyno: str | None, lines: int) -> list[str]:
+        """The last `lines` log lines (of one dyno or process type), through a log session."""
+        body: dict[str, Any] = {"lines": lines, "tail": False}
+        if dyno:
+            body["dyno_name"] = dyno
+        session = self._call("POST", app, ("apps", app, "log-sessions"), body)
+        return self._text(session.get("logplex_url"))[-lines:]
+
+    def run_detached(self, app: str, command: str) -> str:
+        """Start `command` in a one-off dyno that nobody attaches to; returns its name."""
+        body = {"command": command, "attach": False}
+        return str(self._call("POST", app, ("apps", app, "dynos"), body)["name"])
+
+    def wait_for_run(self, app: str, dyno: str, timeout: float, stopping: Event) -> Settled:
+        """Wait for the one-off dyno to exit; its log lines and exit status say how it went."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = self.log_lines(app, dyno, RUN_LOG_LINES)
+            exits = [_EXIT.search(line) for line in lines]
+            found = [m for m in exits if m]
+            if found:
+                status = int(found[-1].group(1))
+                output = tuple(line for line in lines if f"app[{dyno}]" in line)[-OUTPUT_TAIL:]
+                verdict = "succeeded" if status == 0 else "failed"
+                return Settled(
+                    ok=status == 0,
+                    summary=f"`{dyno}` on `{app}` {verdict}: exit status {status}.",
+                    events=output,
+                    output=True,
+                )
+            if time.monotonic() >= deadline or stopping.wait(RUN_POLL_SECONDS):
+                return Settled(
+                    ok=False,
+                    summary=f"`{dyno}` on `{app}` was still running when I stopped watching it.",
+                )
+
+    def downstream(self, app: str) -> tuple[str, str, str, tuple[tuple[str, str], ...]]:
+        """(pipeline id, this app's id, its stage, ((id, name) of each next-stage app))."""
+        coupling = self._call("GET", app, ("apps", app, "pipeline-couplings"))
+        pipeline_id = str(coupling["pipeline"]["id"])
+        stage = str(coupling["stage"])
+        couplings = self._call("GET", app, ("pipelines", pipeline_id, "pipeline-couplings"))
+        later = [s for s in STAGES[STAGES.index(stage) + 1 :]] if stage in STAGES else []
+        for next_stage in later:
+            ids = [str(c["app"]["id"]) for c in couplings if c["stage"] == next_stage]
+            if ids:
+                names = tuple((i, str(self._call("GET", app, ("apps", i))["name"])) for i in ids)
+                return pipeline_id, str(coupling["app"]["id"]), stage, names
+        return pipeline_id, str(coupling["app"]["id"]), stage, ()
+
+    def promote(
+        self, app: str, pipeline_id: str, source_id: str, targets: tuple[tuple[str, str], ...]
+    ) -> tuple[Promotion, ...]:
+        body = {
+            "pipeline": {"id": pipeline_id},
+            "source": {"app": {"id": source_id}},
+            "targets": [{"app": {"id": target_id}} for target_id, _ in targets],
+        }
+        promotion = self._call("POST", app, ("pipeline-promotions",), body)
+        names = dict(targets)
+        found = self._call(
+            "GET", app, ("pipeline-promotions", str(promotion["id"]), "promotion-targets")
+        )
+        return tuple(
+            Promotion(
+                names.get(str(t["app"]["id"]), str(t["app"]["id"])),
+                str(t.get("status", "pending")),
+                t.get("error_message"),
+            )
+            for t in found
+        )
+
+    def _wait(
+        self, app: str, path: tuple[str, ...], timeout: float, stopping: Event
+    ) -> dict[str, Any] | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            item = self._call("GET", app, path)
+            if item.get("status") != "pending":
+                return item
+            if time.monotonic() >= deadline or stopping.wait(BUILD_POLL_SECONDS):
+                return None
+
+    def _text(self, url: str | None) -> list[str]:
+        """A build output stream or log session: plain text on another host, fetched
+        without the API key (it must never travel to a host other than the API's)."""
+        if not url:
+            return []
+        try:
+            response = self._plain.get(url, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
+            response.raise_for_status()
+        except requests.RequestException as error:
+            log.warning("heroku stream unreadable", extra={"error": type(error).__name__})
+            return ["(the output could not be read)"]
+        return response.text.splitlines()
+
     def add_log_drain(self, app: str, url: str) -> str:
         """Point a log drain at `url` (Heroku only); returns Heroku's drain id. A drain
         already there with that URL is found, not added twice."""
@@ -222,6 +393,20 @@ class HerokuPlatform:
         body: dict[str, Any] | None = None,
         range_: str | None = None,
     ) -> Any:
+        response = self._response(method, app, path, body, range_)
+        try:
+            return response.json() if response.content else None
+        except ValueError as error:  # requests' JSONDecodeError: a proxy's HTML page, say
+            raise _transport_error(error, app, method) from None
+
+    def _response(
+        self,
+        method: str,
+        app: str,
+        path: tuple[str, ...],
+        body: dict[str, Any] | None = None,
+        range_: str | None = None,
+    ) -> Any:
         resource = tuple(quote(part, safe="") for part in path)
         data = self._client._resource_serialize(body) if body is not None else None
         now = datetime.now(UTC)
@@ -247,10 +432,7 @@ class HerokuPlatform:
         except requests.RequestException as error:
             raise _transport_error(error, app, method) from None
         self._observe_remaining(now)
-        try:
-            return response.json() if response.content else None
-        except ValueError as error:  # requests' JSONDecodeError: a proxy's HTML page, say
-            raise _transport_error(error, app, method) from None
+        return response
 
     def _observe_remaining(self, now: datetime) -> None:
         remaining = self.rate_limit_remaining
@@ -440,4 +622,7 @@ def _release(item: dict[str, Any]) -> Release:
         description=item.get("description", ""),
         created_at=_parse_time(item.get("created_at")),
         user=(item.get("user") or {}).get("email", ""),
+        id=str(item.get("id", "")),
+        status=str(item.get("status") or "succeeded"),
+        current=bool(item.get("current", False)),
     )

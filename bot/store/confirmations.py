@@ -19,6 +19,9 @@ from bot.store.db import Database
 from bot.store.models import Confirmation
 
 DEFAULT_TTL = timedelta(minutes=10)
+# A `config set` prompt carries the values until it is decided; then they are wiped, so a
+# secret lives in the database only while the prompt waits for its click.
+_CARRIES_SECRETS = "config %"
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,8 @@ class Confirmations:
                 )
                 .values(state=state, decided_by=user_id, decided_at=now)
             )
+            if result.rowcount == 1:
+                _forget_secrets(session, confirmation_id)
             return result.rowcount == 1
 
     def expire_due(self, now: datetime, limit: int = 100) -> list[tuple[Pending, str | None]]:
@@ -128,6 +133,8 @@ class Confirmations:
                     .where(Confirmation.id == confirmation_id, Confirmation.state == "pending")
                     .values(state="expired", decided_at=now)
                 ).rowcount
+                if won:
+                    _forget_secrets(session, confirmation_id)
                 row = session.get(Confirmation, confirmation_id) if won else None
                 if row is not None:
                     moved.append((_pending(row), row.response_url))
@@ -163,3 +170,14 @@ class Confirmations:
                 ).rowcount
                 == 1
             )
+            _forget_secrets(session, confirmation_id)
+
+
+def _forget_secrets(session: Any, confirmation_id: str) -> None:
+    """Wipe the values a decided or expired config prompt carried. The caller that acts on
+    a confirmed one read them before deciding."""
+    session.execute(
+        update(Confirmation)
+        .where(Confirmation.id == confirmation_id, Confirmation.command.like(_CARRIES_SECRETS))
+        .values(targets={"forgotten": True})
+    )

@@ -277,3 +277,15 @@ class ApiThrottle(Base):
     throttled_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     remaining: Mapped[int | None] = mapped_column(Integer)
     observed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DeployLock(Base):
+    """`/deploy lock APP REASON`: while the row stands, only `user_id` may roll the app back.
+    The primary key makes taking a lock atomic across web dynos."""
+
+    __tablename__ = "deploy_locks"
+
+    app: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    locked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
