@@ -11,6 +11,15 @@ A one-off dyno (`heroku run`, Heroku Scheduler, the release phase) is a command 
 once and ends; a non-zero exit is the command failing, not the app crashing, and there is
 no process type to restart (Heroku refuses `restart APP scheduler`). So it becomes a plain
 notice of what ran and how it ended, with no buttons.
+
+Replays. The signature covers the body only, so anyone holding one captured delivery can
+send it again with any headers; the `Heroku-Webhook-Id` header proves nothing. What the
+signature does cover is the event's own `id` (the same on every redelivery of one event)
+and its `created_at`: `replay_key` is claimed once per event id, and `too_old` refuses an
+event older than `MAX_EVENT_AGE` or dated in the future. The age limit is shorter than the
+time claimed keys are kept (`bot.store.request_keys.KEEP`, 2 days), so every event young
+enough to be accepted still has its key remembered. Heroku itself gives up redelivering
+after 72 hours; an event a day late is no news anyone should act on.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ import hmac
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from policies.incidents import Event
@@ -29,8 +38,9 @@ from policies.slack_text import code, escape
 
 MAX_BODY_BYTES = 1 << 20  # a notification carries one resource: far smaller than this
 SIGNATURE_HEADER = "Heroku-Webhook-Hmac-SHA256"
-DELIVERY_HEADER = "Heroku-Webhook-Id"
 WEBHOOK_PATH = "/webhooks/heroku"
+MAX_EVENT_AGE = timedelta(hours=24)
+MAX_CLOCK_SKEW = timedelta(minutes=5)  # Heroku's clock ahead of ours by at most this
 
 
 @dataclass(frozen=True)
@@ -127,16 +137,19 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def verify(secret: str, body: bytes, signature: str | None) -> bool:
-    return bool(signature) and hmac.compare_digest(sign(secret, body), str(signature))
+    # Bytes: compare_digest raises TypeError on a str with non-ASCII characters ('\xb2').
+    given = str(signature or "").encode("utf-8", "replace")
+    return bool(given) and hmac.compare_digest(sign(secret, body).encode(), given)
 
 
 def parse(body: bytes, delivery_id: str, now: datetime) -> WebhookEvent | None:
     """A notification as a `WebhookEvent`, or None when it is not one this bot uses."""
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(document, dict) or not isinstance(document.get("data"), dict):
+    return event_of(document_of(body), delivery_id, now)
+
+
+def event_of(document: dict[str, Any], delivery_id: str, now: datetime) -> WebhookEvent | None:
+    """`parse` for a body already read with `document_of`."""
+    if not isinstance(document.get("data"), dict):
         return None
     data = document["data"]
     app = app_name(document)
@@ -158,11 +171,43 @@ def parse(body: bytes, delivery_id: str, now: datetime) -> WebhookEvent | None:
 
 
 def document_of(body: bytes) -> dict[str, Any]:
+    """The body's JSON object, or {} for anything else (never raises: it runs before the
+    signature is checked, on whatever anyone sends)."""
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
         return {}
     return document if isinstance(document, dict) else {}
+
+
+def replay_key(document: dict[str, Any]) -> str | None:
+    """The key claimed once per event: its own `id`, inside the signed body."""
+    event_id = document.get("id")
+    if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > 100:
+        return None
+    return f"heroku-event:{event_id.strip()}"
+
+
+def too_old(document: dict[str, Any], now: datetime) -> str | None:
+    """Why the event is refused by its age (None: young enough): its signed `created_at`
+    (else `updated_at`) must be within MAX_EVENT_AGE before `now`, and not in the future."""
+    data = document.get("data")
+    stamp = (
+        _timestamp(document.get("created_at"))
+        or _timestamp(document.get("updated_at"))
+        or _timestamp(data.get("updated_at") if isinstance(data, dict) else None)
+    )
+    if stamp is None:
+        return "no timestamp"
+    try:
+        age = now - stamp
+    except OverflowError:  # year 1 or 9999 with an offset
+        return "timestamp out of range"
+    if age > MAX_EVENT_AGE:
+        return "too old"
+    if age < -MAX_CLOCK_SKEW:
+        return "dated in the future"
+    return None
 
 
 def app_name(document: dict[str, Any]) -> str | None:

@@ -6,13 +6,11 @@ stays one message, and quiet resolves it in place."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 
-from bot.sandbox.fakes.server import LocalServer
 from bot.store.incidents import LISTED_AT_MOST, Alerts
 from bot.web.app import create_app
 from bot.worker.main import Worker
@@ -21,7 +19,7 @@ from policies.heroku_webhooks import sign
 from policies.incidents import Event
 from tests.conftest import ADMIN, USER
 from tests.test_drain import add_drain, post, router_line
-from tests.webclient import SlackDriver, ack_text, button
+from tests.webclient import SlackDriver, ack_text, button, served_app
 
 REGISTRY = """\
 apps:
@@ -34,15 +32,8 @@ apps:
 @pytest.fixture
 def served(config, tmp_path, monkeypatch):
     """The web app on a real port (Heroku must reach it), knowing its own URL."""
-    path = tmp_path / "deploybot.yml"
-    path.write_text(REGISTRY)
-    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
-    holder = {}
-    server = LocalServer(lambda environ, start: holder["app"](environ, start)).start()
-    config = replace(config, public_url=server.url)
-    holder["app"] = create_app(config)
-    yield holder["app"], config, server.url
-    server.stop()
+    with served_app(config, REGISTRY, tmp_path, monkeypatch) as served:
+        yield served
 
 
 @pytest.fixture
@@ -250,7 +241,7 @@ def test_a_formation_change_by_hand_and_a_release_are_observed(driver, heroku, s
             "id": "11111111-2222-3333-4444-555555555555",
             "action": "update",
             "resource": "release",
-            "created_at": "2026-11-29T00:00:00Z",
+            "created_at": f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}",  # fresh, or it is refused
             "actor": {"email": "dev@example.com"},
             "data": {
                 "app": {"name": "myapp"},

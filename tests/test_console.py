@@ -147,3 +147,10 @@ def test_a_pin_in_the_console_says_nothing_holds_it_yet(tmp_path):
     assert "autoscaling of `demo` is off, so nothing acts on the pin" in output
     assert "no worker runs in this console" in output
     assert "the autoscaler holds it there" not in output
+
+
+def test_an_expensive_scale_in_the_sandbox_asks_first_and_shows_the_cost(tmp_path):
+    output = run_lines(tmp_path, "scale web=999 demo", "status demo")
+    assert "Monthly cost: ≈ $50/month → $25,000/month (+$24,950/month)" in output
+    assert "[ Confirm ]  [ Cancel ]" in output
+    assert "`web` 1 × Standard-1X" in output  # nothing done before the click

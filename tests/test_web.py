@@ -252,7 +252,7 @@ def test_an_expired_confirmation_is_refused(web, driver, heroku):
         ("scale web=2:basic myapp", None, "Heroku refused the change to `myapp`"),
         ("scale clock=1 myapp", None, "no `clock` process type"),
         ("restart myapp clock.1", None, "could not find that on `myapp`"),
-        ("scale web=2 myapp", (429, 10), "rate limit"),
+        ("scale web=2 myapp", (429, 10), "rate-limiting"),
         ("scale web=2 myapp", (503, 10), "Heroku's API failed (503)"),
         ("scale web=2 myapp", (401, 1), "rejected the bot's API key"),
         ("scale web=2 myapp", (403, 1), "may not do that on `myapp`"),

@@ -15,6 +15,8 @@ from bot.store.audit import Actor, AuditLog
 from bot.store.autoscale_settings import DEFAULT_TARGET, AutoscaleStore, Pin, Settings, parse_target
 from policies.commands import Command
 
+DEFAULT_MAX = 10  # web dynos, when `/deploy autoscale APP on` names no max
+
 
 class AutoscaleCommands:
     def __init__(
@@ -65,7 +67,9 @@ class AutoscaleCommands:
             else ((current.target_kind, current.target_value) if current else DEFAULT_TARGET)
         )
         low = int(options.get("min", current.min if current else max(1, web)))
-        high = int(options.get("max", current.max if current else max(low, cap or 10)))
+        # With no max given: the app's cap, but never more than ten by default.
+        default = min(cap, DEFAULT_MAX) if cap is not None else DEFAULT_MAX
+        high = int(options.get("max", current.max if current else max(low, default)))
         if low > high:
             self._audit.finish(entry, "refused", error="min above max")
             return Reply(

@@ -70,7 +70,15 @@ SANDBOX_APPS: dict[str, dict[str, tuple[int, str]]] = {
 SANDBOX_REGISTRY = """\
 heroku:
   allow_unlisted: true
+  unlisted_max: 100  # other apps: at most this many dynos of a type
 apps:
+  demo:
+    platform: heroku  # listed: its cost threshold (the default), not the cap above, guards it
+    source: https://github.com/heroku/python-getting-started/archive/{ref}.tar.gz
+    run: ["python manage.py migrate", "python manage.py check"]
+  demo-staging:
+    platform: heroku
+    source: https://github.com/heroku/python-getting-started/archive/{ref}.tar.gz
   demo-api:
     platform: heroku
     guardrails:
@@ -81,7 +89,28 @@ apps:
     environment: demo-shop-prod
     region: us-east-1
     max: 8
+  demo-shop-green:
+    platform: beanstalk
+    environment: demo-shop-green
+    region: us-east-1
+    max: 8
 """
+# What the sandbox's one-off dynos print, by command: (lines, exit status).
+SANDBOX_RUNS = {
+    "python manage.py migrate": (
+        [
+            "Operations to perform:",
+            "  Apply all migrations: admin, auth, hello",
+            "Running migrations:",
+            "  No migrations to apply.",
+        ],
+        0,
+    ),
+    "python manage.py check": (
+        ["System check identified 1 issue:", "?: (security.W004) HSTS unset"],
+        1,
+    ),
+}
 SPEEDUP = 20.0
 TICK_SECONDS = 0.05
 
@@ -110,6 +139,51 @@ class Sandbox:
             min_size=2,
             max_size=2,
             instance_type="t3.small",
+            version_label="shop-1.4.0",
+        )
+        # Earlier application versions, so `releases` and `rollback` have something to show.
+        for label, description, age in (
+            ("shop-1.3.2", "Fix the basket total rounding", 72.0),
+            ("shop-1.3.1", "Checkout button copy", 120.0),
+        ):
+            self.beanstalk.add_version(
+                "demo-shop",
+                label,
+                description,
+                region="us-east-1",
+                access_key=SANDBOX_AWS_KEY,
+                age_hours=age,
+            )
+        # The second environment blue/green swaps with.
+        self.beanstalk.add_environment(
+            "demo-shop-green",
+            region="us-east-1",
+            access_key=SANDBOX_AWS_KEY,
+            application="demo-shop",
+            min_size=2,
+            max_size=2,
+            instance_type="t3.small",
+            version_label="shop-1.3.2",
+        )
+        for line in (
+            "[INFO] Booting worker with pid: 4242",
+            "[INFO] GET /basket 200 in 41ms",
+            "[INFO] STRIPE_KEY=sk_live_not_really connected",
+        ):
+            self.beanstalk.log("demo-shop-prod", line)
+        self.heroku.add_pipeline("demo", {"demo-staging": "staging", "demo": "production"})
+        self.heroku.run_output.update(SANDBOX_RUNS)
+        for dyno, line in (
+            ("web.1", "Booting gunicorn 23.0.0 with DATABASE_URL=postgres://demo:s3cret@db/demo"),
+            ("web.1", "Listening at: http://0.0.0.0:5000"),
+            ("worker.1", "Processing job 17 for user 42"),
+        ):
+            self.heroku.log("demo", dyno, line)
+        self.heroku.log(
+            "demo", "router", 'at=info method=GET path="/" status=200 service=12ms', source="heroku"
+        )
+        self.heroku.set_config_vars(
+            "demo", {"LOG_LEVEL": "info", "DATABASE_URL": "postgres://demo:s3cret@db/demo"}
         )
         self.registry = Registry.parse(SANDBOX_REGISTRY, "<sandbox registry>")
         self._admins = admins
