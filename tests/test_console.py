@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from bot.metrics.aggregate import summarize
 from bot.metrics.store import MetricsStore
 from bot.sandbox import console
 from bot.sandbox.demo import Sandbox
@@ -99,10 +100,14 @@ def test_drain_then_traffic_then_metrics_and_watch_in_the_sandbox():
         try:
             session.run_line("drain demo")
             session.run_line("watch demo")
-            # Logplex posts each second and the web app flushes every few: wait for it.
+            # Logplex posts each second and the web app flushes every few; `metrics` counts
+            # only complete 10 s windows, so wait until one that has ended is stored.
             metrics = MetricsStore(session.services.db)
-            deadline = time.monotonic() + 30
-            while metrics.rows("demo") == 0 and time.monotonic() < deadline:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                now = int(time.time())
+                if summarize(metrics.windows("demo", now - 300, now + 10), now, 5).requests:
+                    break
                 time.sleep(0.5)
             session.run_line("metrics demo 5m")
             sandbox.heroku.run_one_off("demo", "rake cleanup", "scheduler", 137)
