@@ -1,4 +1,4 @@
-"""Alert messages and their buttons: Restart, Scale +1, Silence 1 h, Acknowledge.
+"""Alert messages and their buttons: Restart, Scale +1, Silence 1 h, Acknowledge, Chart.
 
 `blocks()` is what `bot.store.incidents.Alerts` stores with each notice. Restart and Scale +1 run
 `/deploy restart` and `/deploy scale web+1` through the same actions path as typed
@@ -16,6 +16,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.store.audit import Actor
 from bot.store.incidents import Alerts
+from handlers.charts import chart_button
 from handlers.delivery import deliver
 from handlers.render import safely
 from policies.commands import parse
@@ -72,6 +73,8 @@ def blocks(notice: Notice, incident: Incident | None) -> list[dict[str, Any]] | 
         }
         for action in actions
     ]
+    # The last six hours of the app's traffic and scaling, into the incident's thread.
+    elements.append(chart_button(_parts(incident.key)[1], "6h", in_thread=True))
     return [section, {"type": "actions", "elements": elements}]
 
 

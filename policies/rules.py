@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 from policies.names import suggest
 
-READ_ONLY_VERBS = frozenset({"status", "help", "apps", "whoami", "history", "metrics"})
+READ_ONLY_VERBS = frozenset(
+    {"status", "help", "apps", "whoami", "history", "metrics", "chart", "cost", "about"}
+)
 MUTATING_VERBS = frozenset(
     {"scale", "restart", "kill", "autoscale", "pin", "drain", "watch", "approve"}
 )
@@ -33,12 +35,15 @@ VERB_ORDER = (
     "status",
     "history",
     "metrics",
+    "chart",
+    "cost",
     "apps",
+    "about",
     "whoami",
     "help",
 )
 # These verbs name no app, so `whoami` answers them once instead of per app.
-APPLESS_VERBS = frozenset({"apps", "whoami", "help"})
+APPLESS_VERBS = frozenset({"apps", "whoami", "help", "about"})
 
 _USER_ID_RE = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _GROUP_ID_RE = re.compile(r"^S[A-Z0-9]{2,}$")

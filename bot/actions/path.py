@@ -15,6 +15,7 @@ from threading import Event
 
 from bot.actions.autoscaling import AutoscaleCommands
 from bot.actions.connections import Connections
+from bot.actions.dashboards import Dashboards
 from bot.actions.gate import Gate
 from bot.actions.results import (
     AppList,
@@ -87,6 +88,7 @@ class Actions:
         webhook_secrets: WebhookSecrets | None = None,
         simulate: Callable[[Actor, Command], Result] | None = None,
         alerts: Alerts | None = None,
+        dashboards: Dashboards | None = None,
     ) -> None:
         self._resolve = resolve
         self._audit = audit
@@ -100,6 +102,7 @@ class Actions:
         # The sandbox's traffic player; None outside the sandbox console.
         self._simulate = simulate
         self._alerts = alerts
+        self.dashboards = dashboards  # chart, cost and about; None: not offered
         self._now = now
         self._targets = targets
         self._unlisted_heroku = unlisted_heroku
@@ -122,6 +125,14 @@ class Actions:
                 return Reply("\n".join(self._gate.summary(actor, aliases)))
             if command.verb == "apps":
                 return self._apps(actor)
+            if command.verb in ("about", "cost", "chart") and self.dashboards is None:
+                return Reply(f"This bot does not offer `{command.verb}`.")
+            if command.verb == "about":
+                assert self.dashboards is not None
+                return self.dashboards.health.about()
+            if command.verb == "cost" and command.app is None:
+                assert self.dashboards is not None
+                return self.dashboards.cost(self._targets(), every_app=True)
             if command.verb == "simulate":
                 if self._simulate is None:
                     return Reply(
@@ -150,6 +161,10 @@ class Actions:
                 )
             if command.verb == "restart":
                 return self._restart(actor, resolved, command)
+            if command.verb == "chart" and self.dashboards is not None:
+                return self.dashboards.chart(command.app, command.limit or 24 * 60)
+            if command.verb == "cost" and self.dashboards is not None:
+                return self.dashboards.cost([resolved.target])
             if command.verb == "metrics" and hasattr(resolved.platform, "traffic"):
                 minutes = command.limit or 60
                 traffic = resolved.platform.traffic(resolved.target.name, minutes, self._now())

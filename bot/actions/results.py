@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.metrics.aggregate import Summary
+from bot.metrics.chart_data import ChartData
 from bot.platforms.base import AppStatus, Formation, Platform, Traffic
 from bot.registry import Target
 from bot.store.audit import Entry
 from bot.store.confirmations import Pending
+from bot.store.heartbeats import Beat
+from policies.costs import MonthlyCost
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,43 @@ class PlatformMetrics:
 
 
 @dataclass(frozen=True)
+class Chart:
+    """`/deploy chart`: the numbers to draw; the handler renders and uploads them."""
+
+    data: ChartData
+
+
+@dataclass(frozen=True)
+class AppCost:
+    app: str
+    platform: str
+    formation: dict[str, tuple[int, str]]
+    monthly: MonthlyCost | None  # None when the formation could not be read
+    problem: str | None = None  # why not
+    web_hours: float | None = None  # the last 7 days' web dyno-hours from the autoscaler
+    covered_hours: float = 0.0  # how much of the 7 days that record covers
+    web_usd: float | None = None  # what those dyno-hours cost at list prices
+
+
+@dataclass(frozen=True)
+class CostReport:
+    apps: tuple[AppCost, ...]
+    days: int = 7
+
+
+@dataclass(frozen=True)
+class About:
+    """`/deploy about` and the App Home header: the bot's own health."""
+
+    release: str | None
+    beat: Beat | None  # the worker leader's newest tick; None if it never ticked
+    worker_down: bool
+    outbox_backlog: int
+    drains: tuple[tuple[str, datetime | None], ...]  # app, its newest traffic
+    now: datetime
+
+
+@dataclass(frozen=True)
 class Duplicate:
     """Another delivery of a request already handled (by this process or another): the
     first delivery answers, so this one says nothing."""
@@ -125,6 +165,9 @@ Result = (
     | History
     | Metrics
     | Duplicate
+    | Chart
+    | CostReport
+    | About
 )
 
 
