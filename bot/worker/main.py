@@ -5,7 +5,7 @@ while the main thread keeps checking that the lease still holds; losing it stops
 scheduler and exits non-zero, so Heroku restarts the dyno and it queues for the lease again.
 All state is in the database, so a restarted worker picks up where the last one stopped.
 
-Jobs: the autoscale tick (every 15 s), send the alert outbox to Slack (every 5 s, honouring
+Jobs: a heartbeat (every 15 s: the web dyno warns when it stops), the autoscale tick (every 15 s), send the alert outbox to Slack (every 5 s, honouring
 Retry-After), run the alert detectors and resolve quiet incidents (every 60 s), store Beanstalk
 health reports as traffic windows (every 10 s), expire confirmation
 prompts nobody answered (their messages say so), fold and roll up traffic windows, forget
@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,12 +26,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
 
+from bot.actions.health import release_of
 from bot.actions.results import expired_text
 from bot.config import Config
 from bot.metrics.store import MetricsStore
 from bot.services import Services
 from bot.store.confirmations import Confirmations
 from bot.store.db import Database
+from bot.store.heartbeats import Heartbeats
 from bot.store.incidents import Alerts
 from bot.store.request_keys import KEEP, RequestKeys
 from bot.worker.autoscale import Autoscaler
@@ -60,12 +63,22 @@ class Worker:
         self.metrics = MetricsStore(self.db)
         self.request_keys = RequestKeys(self.db)
         self.alerts = Alerts(self.db, blocks_for=alert_blocks)
+        self.heartbeats = Heartbeats(self.db)
+        # Heroku names each dyno (worker.1); elsewhere the host and process say who ticks.
+        self.name = os.environ.get("DYNO") or f"{socket.gethostname()}:{os.getpid()}"
+        self.started_at = datetime.now(UTC)
         self.stopping = threading.Event()
         self._services: Services | None = None
         self._scaler: Autoscaler | None = None
         self._sender: OutboxSender | None = None
         self._sampler: BeanstalkSampler | None = None
         self._detectors: Detectors | None = None
+
+    def heartbeat(self) -> None:
+        """Say this worker ticks (and whether it leads): the web dyno reads it."""
+        self.heartbeats.beat(
+            self.name, self.lease.held, datetime.now(UTC), release_of(), self.started_at
+        )
 
     def expire_prompts(self) -> int:
         """Turn prompts past their expiry into "expired" messages, once each."""
@@ -157,6 +170,7 @@ class Worker:
             timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1}
         )
         jobs: list[tuple[Any, float]] = [
+            (self.heartbeat, _seconds("DEPLOYBOT_HEARTBEAT_SECONDS", 15)),
             (self.autoscale, _seconds("DEPLOYBOT_AUTOSCALE_SECONDS", 15)),
             (self.send_alerts, _seconds("DEPLOYBOT_ALERTS_SECONDS", 5)),
             (self.watch, _seconds("DEPLOYBOT_WATCH_SECONDS", 60)),
