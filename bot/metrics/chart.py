@@ -42,6 +42,7 @@ def render(data: ChartData) -> Rendered:
     from matplotlib import dates as mdates  # lazily: see the module docstring
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, NullLocator
 
     figure = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
     FigureCanvasAgg(figure)
@@ -54,7 +55,7 @@ def render(data: ChartData) -> Rendered:
         gridspec_kw={
             "height_ratios": (3, 3, 2),
             "left": 0.08,
-            "right": 0.985,
+            "right": 0.97,
             "top": 0.95,
             "bottom": 0.08,
             "hspace": 0.12,
@@ -67,7 +68,8 @@ def render(data: ChartData) -> Rendered:
     traffic.fill_between(x, rates, step="post", color="#1f77b4", alpha=0.15, linewidth=0)
     traffic.set_ylabel("requests / min")
     traffic.set_ylim(bottom=0)
-    traffic.set_title(f"{data.app}: last {data.minutes // 60} h (UTC)", loc="left", fontsize=11)
+    # A figure text, not an axes title: a title is re-measured against the ticks each draw.
+    figure.text(0.08, 0.965, f"{data.app}: last {data.minutes // 60} h (UTC)", fontsize=11)
 
     service = [_nan(v) for v in data.service_p95]
     queue = [_nan(v) for v in data.queue_p95]
@@ -86,6 +88,10 @@ def render(data: ChartData) -> Rendered:
     if known and max(known) > 20 * max(min(known), 1.0):
         # A spike of seconds would flatten everyday milliseconds and the target to a line.
         latency.set_yscale("log")
+        # Log axes draw a dozen minor ticks per decade, each a Line2D: a third of the render.
+        latency.yaxis.set_minor_locator(NullLocator())
+        # Plain numbers (100, 1000), not 10² through mathtext, which is slow and less clear.
+        latency.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     else:
         latency.set_ylim(bottom=0)
     latency.legend(loc="upper left", fontsize=8, frameon=False, ncols=3)
@@ -144,7 +150,13 @@ def render(data: ChartData) -> Rendered:
     }
     out = io.BytesIO()
     summary = {"app": data.app, "requests": data.total, "points": len(x)}
-    figure.savefig(out, format="png", metadata={"Description": json.dumps(summary)})
+    # zlib level 3: a fifth faster to encode than the default 6, for a few percent more bytes.
+    figure.savefig(
+        out,
+        format="png",
+        metadata={"Description": json.dumps(summary)},
+        pil_kwargs={"compress_level": 3},
+    )
     return Rendered(out.getvalue(), plotted)
 
 
