@@ -57,6 +57,8 @@ class Services:
         self.webhook_secrets = WebhookSecrets(self.db)
         self.observations = Observations(self.db)
         self.followups = followups or FollowUps()
+        # Called with a user ID after a change made on their behalf (App Home refreshes).
+        self.changed: list[Callable[[str], None]] = []
         # Clients are built on first use, one per credential set: start-up calls no API.
         self._platforms: dict[tuple[str, ...], Platform] = {}
         self._lock = threading.Lock()

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from bot.store.audit import Actor
 from handlers.charts import CHART_ACTION
-from handlers.delivery import deliver
+from handlers.delivery import deliver, dm_responder
 from handlers.render import CANCEL_ACTION, CONFIRM_ACTION, safely
 from policies.commands import CHART_WINDOWS, Command
+from policies.slack_text import code
 
 if TYPE_CHECKING:
     from slack_bolt import Ack, App, Respond
@@ -36,13 +37,23 @@ def register(app: App, services: Services) -> None:
         actor, value = _click(body, services.source)
         name, _, rest = value.partition("|")
         window, _, where = rest.partition("|")
-        thread_ts = None
+        thread_ts, channel = None, actor.channel_id
         if where == "thread":
             container = body.get("container") or {}
             thread_ts = container.get("thread_ts") or container.get("message_ts")
+        if where == "home":
+            # App Home has no channel and no response_url: the app's channel, else a DM.
+            respond = dm_responder(client, actor.user_id)
+            channel = services.registry.channel_of(name)
+            if channel is None:
+                respond(
+                    text=f"{code(name)} has no channel in the registry to post its chart in: "
+                    f"run `/deploy chart {name}` in a channel."
+                )
+                return
         command = Command("chart", app=name, limit=CHART_WINDOWS.get(window, 6 * 60))
         result = safely(lambda: services.actions.run(actor, command))
-        deliver(services, result, respond, client, actor.channel_id, thread_ts=thread_ts)
+        deliver(services, result, respond, client, channel, thread_ts=thread_ts)
 
     app.action(CONFIRM_ACTION)(ack=ack_click, lazy=[confirm])
     app.action(CANCEL_ACTION)(ack=ack_click, lazy=[cancel])

@@ -74,7 +74,7 @@ def blocks(notice: Notice, incident: Incident | None) -> list[dict[str, Any]] | 
         for action in actions
     ]
     # The last six hours of the app's traffic and scaling, into the incident's thread.
-    elements.append(chart_button(_parts(incident.key)[1], "6h", in_thread=True))
+    elements.append(chart_button(_parts(incident.key)[1], "6h", where="thread"))
     return [section, {"type": "actions", "elements": elements}]
 
 

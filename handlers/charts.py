@@ -29,13 +29,14 @@ SCOPE = "files:write"
 log = logging.getLogger(__name__)
 
 
-def chart_button(app: str, window: str = "6h", in_thread: bool = False) -> dict[str, Any]:
-    """A "Chart" button; `in_thread` uploads into the thread of the message it sits on."""
+def chart_button(app: str, window: str = "6h", where: str = "channel") -> dict[str, Any]:
+    """A "Chart" button. `where` the chart goes: `channel` (the one clicked in), `thread`
+    (the thread of the message it sits on) or `home` (from App Home: the app's channel)."""
     return {
         "type": "button",
         "action_id": CHART_ACTION,
         "text": {"type": "plain_text", "text": "Chart"},
-        "value": f"{app}|{window}|{'thread' if in_thread else 'channel'}",
+        "value": f"{app}|{window}|{where}",
     }
 
 

@@ -9,6 +9,7 @@ alert outbox needs the very worker that stopped)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
@@ -57,6 +58,9 @@ def deliver(
     payload = message(result)
     if _changes_something(result):
         payload = _warn_if_worker_down(services, client, payload)
+    if isinstance(result, Changed | Restarted):
+        for listener in services.changed:
+            listener(result.user_id)  # App Home refreshes, debounced
     if isinstance(result, Changed | Restarted) and result.slow:
         _deliver_slow(services, result, payload, respond, client, channel_id, from_button)
     elif from_button:
@@ -65,6 +69,19 @@ def deliver(
         respond(**payload, replace_original=not private)
     else:
         respond(**payload)
+
+
+def dm_responder(client: WebClient, user_id: str) -> Callable[..., None]:
+    """A `respond` for clicks without a `response_url` (App Home): answers go to the user's
+    DM with the bot, which only they see."""
+
+    def respond(**payload: Any) -> None:
+        if payload.get("delete_original") and not payload.get("text"):
+            return  # nothing to delete in a DM
+        fields = {k: v for k, v in payload.items() if k in ("text", "blocks")}
+        client.chat_postMessage(channel=user_id, **fields)
+
+    return respond
 
 
 def _changes_something(result: Result) -> bool:

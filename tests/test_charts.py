@@ -71,7 +71,9 @@ def store_traffic(database_url: str, app: str, minutes: int, now: datetime) -> i
 
 @pytest.fixture
 def web(config):
-    return create_app(config)
+    app = create_app(config)
+    yield app
+    app.extensions["deploybot"].db.dispose()  # its pool's connections, now
 
 
 @pytest.fixture

@@ -16,7 +16,9 @@ from tests.webclient import SlackDriver
 
 @pytest.fixture
 def web(config):
-    return create_app(config)
+    app = create_app(config)
+    yield app
+    app.extensions["deploybot"].db.dispose()  # its pool's connections, now
 
 
 @pytest.fixture

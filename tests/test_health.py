@@ -25,7 +25,9 @@ WARNING = "The worker is not running: autoscaling and alerts are paused."
 
 @pytest.fixture
 def web(config):
-    return create_app(replace(config, admin_channel=ADMIN_CHANNEL))
+    app = create_app(replace(config, admin_channel=ADMIN_CHANNEL))
+    yield app
+    app.extensions["deploybot"].db.dispose()  # its pool's connections, now
 
 
 @pytest.fixture

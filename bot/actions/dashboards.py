@@ -11,7 +11,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from bot.actions.health import Health
-from bot.actions.results import AppCost, Chart, CostReport, Reply, Resolved, Result
+from bot.actions.results import (
+    AppCard,
+    AppCost,
+    Chart,
+    CostReport,
+    Reply,
+    Resolved,
+    Result,
+)
 from bot.metrics.chart_data import ChartData, Mark, Shade, bucket_seconds, buckets, web_steps
 from bot.metrics.store import MetricsStore
 from bot.platforms.base import PlatformError, formation_map
@@ -135,13 +143,7 @@ class Dashboards:
         (unlisted Heroku apps reached by their own name)."""
         now = self._now()
         if every_app:
-            listed = {target.alias for target in targets}
-            for settings in self._autoscale.all_enabled():
-                if settings.app not in listed:
-                    try:
-                        targets = [*targets, self._resolve(settings.app).target]
-                    except (PlatformError, UnknownApp):
-                        continue  # no longer reachable: nothing to price
+            targets = self.targets(targets)
         return CostReport(tuple(self._app_cost(target, now) for target in targets), COST_DAYS)
 
     def _app_cost(self, target: Target, now: datetime) -> AppCost:
@@ -168,6 +170,53 @@ class Dashboards:
             covered_hours=covered,
             web_usd=None if hourly is None else hours * hourly,
         )
+
+    def card(self, target: Target) -> AppCard:
+        """What App Home shows of one app: formation, autoscaler, incidents, changes, cost."""
+        now = self._now()
+        formation: dict[str, tuple[int, str]] | None = None
+        problem = monthly = None
+        try:
+            resolved = self._resolve(target.alias)
+            formation = formation_map(resolved.platform.formation(target.name))
+            monthly = costs.monthly_cost(target.platform, formation)
+        except (PlatformError, UnknownApp) as error:
+            problem = str(error)
+        settings = self._autoscale.settings(target.alias)
+        autoscale = [f"Autoscaling: {settings.describe() if settings else 'off'}"]
+        pin = self._autoscale.pin(target.alias, now)
+        if pin:
+            autoscale.append(f"Pinned at web={pin.quantity} until {pin.until:%H:%M} UTC")
+        for decision in self._autoscale.decisions(target.alias, 1):
+            mark = "acted" if decision.acted else "held"
+            autoscale.append(f"Last decision {decision.at:%H:%M} UTC, {mark}: {decision.reason}")
+        incidents = tuple(
+            f"{row.kind} {row.subject}: {row.detail}"
+            for row in self._alerts.incidents(target.alias)
+            if row.state == "open"
+        )
+        return AppCard(
+            alias=target.alias,
+            platform=target.platform,
+            formation=formation,
+            problem=problem,
+            autoscale=tuple(autoscale),
+            incidents=incidents,
+            changes=tuple(self._audit.recent(target.alias, 3)),
+            monthly=monthly,
+        )
+
+    def targets(self, listed: list[Target]) -> list[Target]:
+        """The registry's apps plus unlisted ones the autoscaler runs, by alias."""
+        known = {target.alias for target in listed}
+        extra = []
+        for settings in self._autoscale.all_enabled():
+            if settings.app not in known:
+                try:
+                    extra.append(self._resolve(settings.app).target)
+                except (PlatformError, UnknownApp):
+                    continue  # no longer reachable: nothing to show
+        return sorted([*listed, *extra], key=lambda target: target.alias)
 
 
 def _epoch(moment: datetime) -> int:

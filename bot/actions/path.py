@@ -23,6 +23,7 @@ from bot.actions.results import (
     Changed,
     Duplicate,
     History,
+    Home,
     Metrics,
     NeedsConfirmation,
     PlatformMetrics,
@@ -182,6 +183,28 @@ class Actions:
             return self._scale_or_kill(actor, resolved, command)
         except (PlatformError, CommandError, UnknownApp) as error:
             return Reply(str(error))
+
+    def home(self, actor: Actor, page: int = 0, per_page: int = 15) -> Result:
+        """App Home: the bot's health and page `page` of the apps `actor` may see."""
+        if self.dashboards is None:
+            return Reply("This bot does not offer App Home.")
+        visible = []
+        for target in self.dashboards.targets(self._targets()):
+            try:
+                if self._gate.decide(actor, "status", target.alias).allowed:
+                    visible.append(target)
+            except GroupLookupFailed:
+                continue  # Slack cannot say which groups they are in: show less, not more
+        pages = max(1, -(-len(visible) // per_page))
+        page = min(max(0, page), pages - 1)
+        shown = visible[page * per_page : (page + 1) * per_page]
+        return Home(
+            about=self.dashboards.health.about(),
+            cards=tuple(self.dashboards.card(target) for target in shown),
+            page=page,
+            pages=pages,
+            total=len(visible),
+        )
 
     def _claim(self, actor: Actor) -> bool:
         if self._request_keys is None or actor.request_key is None:

@@ -148,6 +148,31 @@ class About:
 
 
 @dataclass(frozen=True)
+class AppCard:
+    """One app on App Home."""
+
+    alias: str
+    platform: str
+    formation: dict[str, tuple[int, str]] | None  # None when it could not be read
+    problem: str | None
+    autoscale: tuple[str, ...]  # state, pin, last decision: plain lines
+    incidents: tuple[str, ...]  # open incidents, as their messages read
+    changes: tuple[Entry, ...]  # the last three, newest first
+    monthly: MonthlyCost | None
+
+
+@dataclass(frozen=True)
+class Home:
+    """App Home: the bot's health and a page of the apps the user may see."""
+
+    about: About
+    cards: tuple[AppCard, ...]
+    page: int  # from 0
+    pages: int
+    total: int  # apps the user may see, on every page
+
+
+@dataclass(frozen=True)
 class Duplicate:
     """Another delivery of a request already handled (by this process or another): the
     first delivery answers, so this one says nothing."""
