@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from policies import autoscale, guardrails, rules
+from policies.digest import DigestTime, parse_digest
 from policies.guardrails import parse_duration
 from policies.names import suggest
 
@@ -169,6 +170,15 @@ class _AppEntry(_Strict):
     guardrails: GuardrailsEntry = GuardrailsEntry()
     autoscale: AutoscaleEntry = AutoscaleEntry()
     alerts: AlertsEntry = AlertsEntry()
+    # `"09:00 Europe/Paris"`: post yesterday's digest to the app's channel at that time.
+    digest: str | None = None
+
+    @field_validator("digest")
+    @classmethod
+    def _digest(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_digest(value)  # raises ValueError saying what is wrong
+        return value
 
     @model_validator(mode="after")
     def _schedule_within_guardrails(self) -> _AppEntry:
@@ -192,6 +202,7 @@ class _AppEntry(_Strict):
             "schedule": tuple(window.policy() for window in self.autoscale.schedule),
             "alert_rules": self.alerts.rules(),
             "down_stabilization": self.autoscale.stabilization(),
+            "digest": parse_digest(self.digest) if self.digest else None,
         }
 
 
@@ -275,6 +286,7 @@ class Target:
     schedule: tuple[autoscale.Window, ...] = ()  # autoscaling min/max by time of week
     alert_rules: Mapping[str, Any] = field(default_factory=dict)  # DetectorRules changes
     down_stabilization: timedelta | None = None  # None: the policy's default
+    digest: DigestTime | None = None  # when the daily digest goes to `channel`
 
 
 class UnknownApp(LookupError):

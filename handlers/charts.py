@@ -10,6 +10,7 @@ command.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError, SlackRequestError
@@ -48,15 +49,17 @@ def window_for(minutes: int) -> str:
 def upload(
     client: WebClient,
     result: Chart,
-    respond: Respond,
+    respond: Respond | Callable[..., None],
     channel_id: str | None,
     thread_ts: str | None = None,
+    comment: str | None = None,
 ) -> None:
-    """Draw and upload the chart; fall back to text, saying why, when that fails."""
+    """Draw and upload the chart with `comment` (default: its numbers in words); fall back
+    to that text, saying why, when the upload fails."""
     from bot.metrics.chart import render  # matplotlib: only when a chart is drawn
 
     data = result.data
-    text = "\n".join(summary_lines(data))
+    text = comment or "\n".join(summary_lines(data))
     rendered = render(data)
     try:
         client.files_upload_v2(
@@ -79,6 +82,8 @@ def upload(
             )
         else:
             why = f"I could not upload the chart ({code(problem)}). Here are its numbers:"
+        if comment:
+            why = why.replace("Here are its numbers:", "The words without the picture:")
         log.warning("chart not uploaded", extra={"error": problem})
         respond(text=f"{why}\n{text}", response_type="in_channel", replace_original=False)
     except (SlackRequestError, OSError) as error:

@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.actions.results import (
     About,
@@ -14,6 +15,7 @@ from bot.actions.results import (
     BreakGlass,
     Changed,
     CostReport,
+    Digest,
     History,
     Metrics,
     NeedsConfirmation,
@@ -27,6 +29,7 @@ from bot.metrics.aggregate import sparkline
 from bot.platforms.base import Formation, Settled
 from handlers.charts import chart_button, window_for
 from policies import costs
+from policies.digest import duration
 from policies.slack_text import code, escape
 
 log = logging.getLogger(__name__)
@@ -97,6 +100,54 @@ def cost_text(report: CostReport) -> str:
     if len(report.apps) > 1:
         lines.append(f"*Total: {costs.usd(total)}/month*" + (" (estimate)" if estimate else ""))
     return "\n".join(lines)
+
+
+def digest_text(day: Digest) -> str:
+    """The daily digest: yesterday's dyno-hours and cost, the static-at-peak comparison,
+    scale actions and incidents with their durations, the busiest hour."""
+    n, zone = day.numbers, day.timezone
+    label = " (estimate)" if day.estimate else ""
+    lines = [f"*Daily digest for {code(day.app)}: {day.day:%A %d %B %Y}* ({escape(zone)})"]
+    if n.dyno_hours is None:
+        lines.append("Web dynos: no autoscaler record for the day, so no dyno-hours.")
+    else:
+        cost = f", {costs.usd(n.cost_usd)}{label}" if n.cost_usd is not None else ""
+        lines.append(f"Web dyno-hours: {n.dyno_hours:,.1f}{cost}")
+        if n.static_usd is not None and n.saving_usd is not None:
+            lines.append(
+                f"A static formation at the day's peak ({n.peak} web) would have cost "
+                f"{costs.usd(n.static_usd)}: autoscaling saved {costs.usd(max(0.0, n.saving_usd))}."
+            )
+    if day.actions:
+        lines.append(f"Scale actions ({len(day.actions)}):")
+        lines += [
+            f"• {_local(a.start, zone)} {a.label}, held {duration(a.seconds)}"
+            for a in day.actions[:20]
+        ]
+        if len(day.actions) > 20:
+            lines.append(f"• …and {len(day.actions) - 20} more")
+    else:
+        lines.append("Scale actions: none.")
+    if day.incidents:
+        lines.append(f"Incidents ({len(day.incidents)}):")
+        lines += [
+            f"• {escape(i.label)} from {_local(i.start, zone)} for {duration(i.seconds)}"
+            for i in day.incidents[:10]
+        ]
+    else:
+        lines.append("Incidents: none.")
+    if n.busiest_hour is not None:
+        lines.append(
+            f"Busiest hour: {n.busiest_hour:02d}:00–{(n.busiest_hour + 1) % 24:02d}:00 with "
+            f"{n.busiest_requests:,} requests."
+        )
+    else:
+        lines.append("No requests recorded.")
+    return "\n".join(lines)
+
+
+def _local(epoch: float, zone: str) -> str:
+    return datetime.fromtimestamp(epoch, ZoneInfo(zone)).strftime("%H:%M")
 
 
 def about_lines(about: About) -> list[str]:

@@ -8,7 +8,8 @@ words them. Nothing here changes anything.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from bot.actions.health import Health
 from bot.actions.results import (
@@ -16,6 +17,7 @@ from bot.actions.results import (
     AppCost,
     Chart,
     CostReport,
+    Digest,
     Reply,
     Resolved,
     Result,
@@ -28,7 +30,7 @@ from bot.store.audit import AuditLog
 from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.drains import Drains
 from bot.store.incidents import Alerts
-from policies import costs
+from policies import costs, digest
 from policies.slack_text import code
 
 COST_DAYS = 7
@@ -62,12 +64,9 @@ class Dashboards:
         """The numbers for `app`'s chart over the last `minutes`, or why there are none."""
         resolved = self._resolve(app)
         step = bucket_seconds(minutes)
-        now = int(self._now().timestamp())
-        until = (now // step + 1) * step
-        since = until - minutes * 60
-        windows = self._metrics.windows(app, since, until)
-        requests, service, queue = buckets(windows, since, until, step)
-        if not sum(requests):
+        until = (int(self._now().timestamp()) // step + 1) * step
+        data = self.chart_between(resolved, until - minutes * 60, until, step)
+        if data is None:
             hint = (
                 "Heroku may not have sent any yet: give it a minute."
                 if self._drains.get(app) is not None or resolved.target.platform != "heroku"
@@ -78,37 +77,50 @@ class Dashboards:
                 f"No requests recorded for {code(app)} in the last {span}, so there is nothing "
                 f"to chart. {hint}"
             )
-        marks = self._marks(app, datetime.fromtimestamp(since, UTC))
+        return Chart(data)
+
+    def chart_between(
+        self, resolved: Resolved, since: int, until: int, step: int
+    ) -> ChartData | None:
+        """The chart's numbers for [since, until) in `step`-second buckets; None when no
+        request was recorded then (a chart of nothing says nothing)."""
+        app = resolved.target.alias
+        windows = self._metrics.windows(app, since, until)
+        requests, service, queue = buckets(windows, since, until, step)
+        if not sum(requests):
+            return None
+        marks = self._marks(app, datetime.fromtimestamp(since, UTC), until)
         current = self._web_count(resolved)
+        if until < self._now().timestamp() - step:
+            # A past day: it ended with the count of its last change, not today's.
+            current = marks[-1].after if marks else current
         settings = self._autoscale.settings(app)
         target = (
             (settings.target_kind, settings.target_value)
             if settings and settings.mode in ("on", "shadow")
             else None
         )
-        return Chart(
-            ChartData(
-                app=app,
-                since=since,
-                until=until,
-                step=step,
-                requests=requests,
-                service_p95=service,
-                queue_p95=queue,
-                web=web_steps(marks, current, since, until),
-                marks=tuple(marks),
-                shades=self._shades(app, since, until),
-                target=target,
-            )
+        return ChartData(
+            app=app,
+            since=since,
+            until=until,
+            step=step,
+            requests=requests,
+            service_p95=service,
+            queue_p95=queue,
+            web=web_steps(marks, current, since, until),
+            marks=tuple(marks),
+            shades=self._shades(app, since, until),
+            target=target,
         )
 
-    def _marks(self, app: str, since: datetime) -> list[Mark]:
+    def _marks(self, app: str, since: datetime, until: float) -> list[Mark]:
         """Every change of the web count: the autoscaler's from its decisions (stamped with
         the tick's time), people's from the audit trail."""
         marks = [
             Mark(d.at.timestamp(), d.actual, d.desired, "autoscaler")
             for d in self._autoscale.decisions(app, _DECISIONS, since=since)
-            if d.acted and d.desired != d.actual
+            if d.acted and d.desired != d.actual and d.at.timestamp() < until
         ]
         for entry in self._audit.recent(app, _AUDIT_ROWS):
             if entry.started_at < since:
@@ -117,6 +129,8 @@ class Dashboards:
                 continue
             before = (entry.before or {}).get("web")
             after = (entry.after or {}).get("web")
+            if entry.started_at.timestamp() >= until:
+                continue
             if entry.outcome == "ok" and before and after and before[0] != after[0]:
                 marks.append(Mark(entry.started_at.timestamp(), before[0], after[0], entry.user_id))
         return sorted(marks, key=lambda mark: mark.at)
@@ -217,6 +231,55 @@ class Dashboards:
                 except (PlatformError, UnknownApp):
                     continue  # no longer reachable: nothing to show
         return sorted([*listed, *extra], key=lambda target: target.alias)
+
+    def digest(self, target: Target, day: date, start: datetime, end: datetime) -> Digest:
+        """`target`'s numbers for the local `day`, which runs from `start` to `end`."""
+        resolved = self._resolve(target.alias)
+        since, until = int(start.timestamp()), int(end.timestamp())
+        zone = ZoneInfo(target.digest.timezone if target.digest else "UTC")
+        hourly = [0] * 24
+        for window in self._metrics.windows(target.alias, since, until):
+            hourly[datetime.fromtimestamp(window.start, zone).hour] += window.requests
+        decisions = [
+            d
+            for d in self._autoscale.decisions(target.alias, _DECISIONS, since=start)
+            if d.at < end
+        ]
+        samples = [(d.at.timestamp(), d.actual) for d in reversed(decisions)]
+        size = self._web_size(resolved)
+        numbers = digest.day_numbers(target.platform, size, samples, since, until, hourly)
+        marks = self._marks(target.alias, start, until)
+        actions = tuple(
+            digest.Span(
+                mark.at,
+                marks[i + 1].at if i + 1 < len(marks) else until,
+                f"web {mark.before} → {mark.after} by "
+                + ("the autoscaler" if mark.by == "autoscaler" else f"<@{mark.by}>"),
+            )
+            for i, mark in enumerate(marks)
+        )
+        incidents = tuple(
+            digest.Span(shade.start, shade.end, shade.label)
+            for shade in self._shades(target.alias, since, until)
+        )
+        chart = self.chart_between(resolved, since, until, bucket_seconds(24 * 60))
+        return Digest(
+            app=target.alias,
+            day=day,
+            timezone=zone.key,
+            numbers=numbers,
+            actions=actions,
+            incidents=incidents,
+            chart=chart,
+            estimate=target.platform == "beanstalk",
+        )
+
+    def _web_size(self, resolved: Resolved) -> str | None:
+        try:
+            formation = formation_map(resolved.platform.formation(resolved.target.name))
+        except PlatformError:
+            return None
+        return formation.get("web", (0, None))[1]
 
 
 def _epoch(moment: datetime) -> int:

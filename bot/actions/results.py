@@ -4,7 +4,7 @@ Block Kit and the console prints. Nothing here knows about Slack."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from bot.metrics.aggregate import Summary
 from bot.metrics.chart_data import ChartData
@@ -14,6 +14,7 @@ from bot.store.audit import Entry
 from bot.store.confirmations import Pending
 from bot.store.heartbeats import Beat
 from policies.costs import MonthlyCost
+from policies.digest import DayNumbers, Span
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,20 @@ class Home:
     page: int  # from 0
     pages: int
     total: int  # apps the user may see, on every page
+
+
+@dataclass(frozen=True)
+class Digest:
+    """One app's day: posted to its channel by the worker at the registry's `digest` time."""
+
+    app: str
+    day: date
+    timezone: str
+    numbers: DayNumbers
+    actions: tuple[Span, ...]  # each web count change, held until the next (or day's end)
+    incidents: tuple[Span, ...]
+    chart: ChartData | None  # None: no traffic that day
+    estimate: bool  # Beanstalk's EC2 prices
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ scheduler and exits non-zero, so Heroku restarts the dyno and it queues for the 
 All state is in the database, so a restarted worker picks up where the last one stopped.
 
 Jobs: a heartbeat (every 15 s: the web dyno warns when it stops), the autoscale tick (every 15 s), send the alert outbox to Slack (every 5 s, honouring
-Retry-After), run the alert detectors and resolve quiet incidents (every 60 s), store Beanstalk
+Retry-After), run the alert detectors and resolve quiet incidents (every 60 s), post the daily digests that are due (every 60 s), store Beanstalk
 health reports as traffic windows (every 10 s), expire confirmation
 prompts nobody answered (their messages say so), fold and roll up traffic windows, forget
 old request keys and sent alerts.
@@ -39,6 +39,7 @@ from bot.store.request_keys import KEEP, RequestKeys
 from bot.worker.autoscale import Autoscaler
 from bot.worker.beanstalk_sampler import BeanstalkSampler
 from bot.worker.detectors import Detectors
+from bot.worker.digest import DigestJob
 from bot.worker.lease import Lease
 from bot.worker.outbox_sender import OutboxSender
 from handlers.alerts import blocks as alert_blocks
@@ -73,6 +74,7 @@ class Worker:
         self._sender: OutboxSender | None = None
         self._sampler: BeanstalkSampler | None = None
         self._detectors: Detectors | None = None
+        self._digests: DigestJob | None = None
 
     def heartbeat(self) -> None:
         """Say this worker ticks (and whether it leads): the web dyno reads it."""
@@ -139,6 +141,17 @@ class Worker:
         events = self._detectors.run(now)
         return len(self.alerts.record(events, now, services.registry.channel_of).incidents)
 
+    def post_digests(self, now: datetime | None = None) -> int:
+        """Post the daily digests that are due (`bot.worker.digest`)."""
+        if not self.config.slack_bot_token:
+            return 0
+        if self._digests is None:
+            client = WebClient(
+                token=self.config.slack_bot_token, base_url=self.config.slack_api_url
+            )
+            self._digests = DigestJob(self.services(), client)
+        return self._digests.run(now or datetime.now(UTC))
+
     def sample_beanstalk(self) -> int:
         """Store each Beanstalk environment's latest 10 s health report as a window."""
         if self._sampler is None:
@@ -174,6 +187,7 @@ class Worker:
             (self.autoscale, _seconds("DEPLOYBOT_AUTOSCALE_SECONDS", 15)),
             (self.send_alerts, _seconds("DEPLOYBOT_ALERTS_SECONDS", 5)),
             (self.watch, _seconds("DEPLOYBOT_WATCH_SECONDS", 60)),
+            (self.post_digests, _seconds("DEPLOYBOT_DIGEST_SECONDS", 60)),
             (self.sample_beanstalk, _seconds("DEPLOYBOT_BEANSTALK_SECONDS", 10)),
             (self.expire_prompts, _seconds("DEPLOYBOT_EXPIRE_SECONDS", 30)),
             (self.compact_metrics, _seconds("DEPLOYBOT_COMPACT_SECONDS", 600)),
