@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import json
 import struct
+import subprocess
+import sys
 import zlib
 from datetime import UTC, datetime
 
 import pytest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.metrics.aggregate import Window
 from bot.metrics.chart import DPI, HEIGHT_IN, WIDTH_IN, render
@@ -208,3 +212,27 @@ def test_charts_are_read_only_and_open_to_everyone(driver, slack, database_url):
     driver.command("chart myapp", ADMIN)
     driver.command("chart myapp", USER)
     assert len(slack.wait_for_uploads(2, timeout=30)) == 2
+
+
+def test_the_web_dyno_starts_without_matplotlib(config):
+    # A fresh interpreter: this test process may have drawn charts already.
+    code = (
+        "import sys\n"
+        "from bot.config import Config\n"
+        "from bot.web.app import create_app\n"
+        f"create_app(Config(database_url={config.database_url!r}, slack_bot_token='x', "
+        "slack_signing_secret='y'))\n"
+        "assert 'matplotlib' not in sys.modules, 'matplotlib imported at start-up'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_fake_refuses_an_upload_it_did_not_hand_out(slack):
+    client = WebClient(token=slack.bot_token, base_url=slack.api_url)
+    with pytest.raises(SlackApiError) as refused:
+        client.files_completeUploadExternal(files=[{"id": "F0NOPE", "title": "x"}])
+    assert refused.value.response["error"] == "file_not_found"
+    with pytest.raises(SlackApiError):
+        client.api_call("files.getUploadURLExternal", params={"filename": "a.png"})
+    assert slack.violations == ["files.getUploadURLExternal: missing required argument(s) length"]
