@@ -34,7 +34,7 @@ COMMANDS = {
 }
 
 
-def home_view(home: Result) -> dict[str, Any]:
+def home_view(home: Home | Result) -> dict[str, Any]:
     """The Home tab for `services.actions.home(...)`'s result."""
     if not isinstance(home, Home):
         text = home.text if isinstance(home, Reply) else "App Home is not available."
@@ -48,7 +48,7 @@ def home_view(home: Result) -> dict[str, Any]:
         blocks.append(
             _section(
                 "You can see no apps yet. An admin adds them to the registry file "
-                "(`DEPLOYBOT_CONFIG`, see the README's registry section); any Heroku app the "
+                "(`DEPLOYBOT_CONFIG`, see docs/registry.md); any Heroku app the "
                 "bot's key can reach also works by its own name, as in `/deploy status myapp`."
             )
         )

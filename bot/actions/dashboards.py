@@ -171,7 +171,7 @@ class Dashboards:
         decisions = self._autoscale.decisions(target.alias, _DECISIONS, since=since)
         if not decisions:
             return AppCost(target.alias, target.platform, formation, monthly)
-        samples = [(d.at.timestamp(), d.actual) for d in reversed(decisions)]
+        samples = sorted((d.at.timestamp(), d.actual) for d in decisions)
         hours, covered = costs.dyno_hours(samples, now.timestamp())
         size = formation.get("web", (0, ""))[1]
         hourly = costs.hourly_price(target.platform, size) if size else None
@@ -245,7 +245,7 @@ class Dashboards:
             for d in self._autoscale.decisions(target.alias, _DECISIONS, since=start)
             if d.at < end
         ]
-        samples = [(d.at.timestamp(), d.actual) for d in reversed(decisions)]
+        samples = sorted((d.at.timestamp(), d.actual) for d in decisions)
         size = self._web_size(resolved)
         numbers = digest.day_numbers(target.platform, size, samples, since, until, hourly)
         marks = self._marks(target.alias, start, until)

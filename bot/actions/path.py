@@ -184,7 +184,7 @@ class Actions:
         except (PlatformError, CommandError, UnknownApp) as error:
             return Reply(str(error))
 
-    def home(self, actor: Actor, page: int = 0, per_page: int = 15) -> Result:
+    def home(self, actor: Actor, page: int = 0, per_page: int = 15) -> Home | Reply:
         """App Home: the bot's health and page `page` of the apps `actor` may see."""
         if self.dashboards is None:
             return Reply("This bot does not offer App Home.")

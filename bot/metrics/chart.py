@@ -58,7 +58,7 @@ def render(data: ChartData) -> Rendered:
             "right": 0.97,
             "top": 0.95,
             "bottom": 0.08,
-            "hspace": 0.12,
+            "hspace": 0.22,
         },
     )
     x = [(data.since + i * data.step) / _DAY for i in range(len(data.requests))]
@@ -94,7 +94,16 @@ def render(data: ChartData) -> Rendered:
         latency.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     else:
         latency.set_ylim(bottom=0)
-    latency.legend(loc="upper left", fontsize=8, frameon=False, ncols=3)
+    # Above the panel, in the gap between panels: inside it would hide the lines.
+    latency.legend(
+        loc="lower left",
+        bbox_to_anchor=(0, 0.99),
+        fontsize=8,
+        frameon=False,
+        ncols=3,
+        borderaxespad=0,
+        handlelength=1.5,
+    )
 
     web_x = [t / _DAY for t, _ in data.web]
     web_y = [count for _, count in data.web]

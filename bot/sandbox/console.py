@@ -106,6 +106,9 @@ class Console:
         self.services.db.migrate()
         if self._dashboard_clock is not None:
             self.services.health.now = self._dashboard_clock
+            from bot.sandbox import history  # a day for demo-api's chart, cost and App Home
+
+            history.seed(self.services, datetime.now(UTC))
         self._lazy = LaterExecutor()
         self._bolt = build_bolt_app(self.services, listener_executor=self._lazy)
         self._buttons: dict[str, tuple[str, str, str]] = {}
