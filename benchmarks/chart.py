@@ -8,7 +8,9 @@
   dpi, `savefig` to PNG: the least a chart of this data costs with matplotlib.
 
 Both are timed warm (the first render, which loads fonts and builds matplotlib's caches, is
-printed apart), best and median of --repeat runs. Goal: ours <= 300 ms. Missing it is
+printed apart), on one core, interleaved, best and median of --repeat runs each, in wall
+time and in the process's CPU time (on a busy shared machine the wall clock also counts
+other processes' turns; the goal is judged on CPU time). Goal: ours <= 300 ms. Missing it is
 reported, not an error. The numbers are seeded, so every run draws the same picture.
 
     .venv/bin/python benchmarks/chart.py [--repeat 10] [--json]
@@ -20,6 +22,7 @@ import argparse
 import io
 import json
 import math
+import os
 import random
 import statistics
 import time
@@ -75,12 +78,14 @@ def baseline(data: ChartData) -> bytes:
     return out.getvalue()
 
 
-def timed(draw: Callable[[], object], repeat: int) -> list[float]:
+def timed(draw: Callable[[], object], repeat: int) -> list[tuple[float, float]]:
+    """(wall ms, CPU ms) per run. On a shared machine the wall clock counts other people's
+    work too; the process's CPU time counts only the render's."""
     times = []
     for _ in range(repeat):
-        started = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         draw()
-        times.append((time.perf_counter() - started) * 1000)
+        times.append(((time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000))
     return times
 
 
@@ -93,34 +98,44 @@ def main() -> None:
     started = time.perf_counter()
     first = render(data)
     cold_ms = (time.perf_counter() - started) * 1000
-    ours = timed(lambda: render(data), args.repeat)
-    base = timed(lambda: baseline(data), args.repeat)
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as on a dyno
+    # Interleaved, so a busy machine slows both alike; the best run is the least disturbed.
+    ours: list[tuple[float, float]] = []
+    base: list[tuple[float, float]] = []
+    for _ in range(args.repeat):
+        ours += timed(lambda: render(data), 1)
+        base += timed(lambda: baseline(data), 1)
+    ours_cpu, base_cpu = min(c for _, c in ours), min(c for _, c in base)
     result = {
         "points": POINTS,
         "png_bytes": len(first.png),
         "cold_ms": round(cold_ms, 1),
-        "ours_best_ms": round(min(ours), 1),
-        "ours_median_ms": round(statistics.median(ours), 1),
-        "baseline_best_ms": round(min(base), 1),
-        "baseline_median_ms": round(statistics.median(base), 1),
+        "ours_best_ms": round(min(w for w, _ in ours), 1),
+        "ours_median_ms": round(statistics.median(w for w, _ in ours), 1),
+        "ours_best_cpu_ms": round(ours_cpu, 1),
+        "baseline_best_ms": round(min(w for w, _ in base), 1),
+        "baseline_median_ms": round(statistics.median(w for w, _ in base), 1),
+        "baseline_best_cpu_ms": round(base_cpu, 1),
         "goal_ms": GOAL_MS,
-        "goal_met": min(ours) <= GOAL_MS,
+        "goal_met": ours_cpu <= GOAL_MS,
     }
     if args.json:
         print(json.dumps(result))
         return
+    print(f"chart of 24 h at one minute ({POINTS} points a series), best of {args.repeat}")
+    print("                                          wall ms   CPU ms  (median wall)")
     print(
-        f"chart of 24 h at one-minute resolution ({POINTS} points a series), best of {args.repeat}"
+        f"  ours (3 panels, marks, shading, dates) {result['ours_best_ms']:8.1f} "
+        f"{result['ours_best_cpu_ms']:8.1f}  ({result['ours_median_ms']:.1f}; first, cold "
+        f"{result['cold_ms']:.0f})"
     )
     print(
-        f"  ours (3 panels, marks, shading, dates) {result['ours_best_ms']:7.1f} ms  (median {result['ours_median_ms']:.1f}; first, cold {result['cold_ms']:.0f})"
+        f"  baseline (one line, same size)        {result['baseline_best_ms']:8.1f} "
+        f"{result['baseline_best_cpu_ms']:8.1f}  ({result['baseline_median_ms']:.1f})"
     )
-    print(
-        f"  baseline (one line, same size)        {result['baseline_best_ms']:7.1f} ms  (median {result['baseline_median_ms']:.1f})"
-    )
-    print(
-        f"  PNG {result['png_bytes']:,} bytes; goal <= {GOAL_MS:.0f} ms: {'met' if result['goal_met'] else 'NOT met'}"
-    )
+    met = "met" if result["goal_met"] else "NOT met"
+    print(f"  PNG {result['png_bytes']:,} bytes; goal <= {GOAL_MS:.0f} ms of CPU: {met}")
 
 
 if __name__ == "__main__":

@@ -43,9 +43,11 @@ def render(data: ChartData) -> Rendered:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, NullLocator
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
 
     figure = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
-    FigureCanvasAgg(figure)
+    canvas = FigureCanvasAgg(figure)
     # Fixed margins, not a layout engine: constrained layout measured every tick label on
     # each draw and took half the render time (benchmarks/chart.py).
     traffic, latency, dynos = figure.subplots(
@@ -65,7 +67,8 @@ def render(data: ChartData) -> Rendered:
     rates = list(data.rates)
 
     (rate_line,) = traffic.plot(x, rates, color="#1f77b4", linewidth=1.0, drawstyle="steps-post")
-    traffic.fill_between(x, rates, step="post", color="#1f77b4", alpha=0.15, linewidth=0)
+    # Not stepped: half the vertices, and at a pixel a minute the eye sees no difference.
+    traffic.fill_between(x, rates, color="#1f77b4", alpha=0.15, linewidth=0)
     traffic.set_ylabel("requests / min")
     traffic.set_ylim(bottom=0)
     # A figure text, not an axes title: a title is re-measured against the ticks each draw.
@@ -157,15 +160,19 @@ def render(data: ChartData) -> Rendered:
         "marks": len(data.marks),
         "shades": len(data.shades),
     }
-    out = io.BytesIO()
     summary = {"app": data.app, "requests": data.total, "points": len(x)}
-    # zlib level 3: a fifth faster to encode than the default 6, for a few percent more bytes.
-    figure.savefig(
-        out,
-        format="png",
-        metadata={"Description": json.dumps(summary)},
-        pil_kwargs={"compress_level": 3},
-    )
+    canvas.draw()
+    width, height = canvas.get_width_height()
+    # The figure is opaque: an RGB PNG encodes in half the time of matplotlib's RGBA one,
+    # and zlib level 3 is faster than the default 6 for a few percent more bytes.
+    image = Image.frombuffer(
+        "RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1
+    ).convert("RGB")
+    info = PngInfo()
+    info.add_text("Software", "deploybot")
+    info.add_text("Description", json.dumps(summary))
+    out = io.BytesIO()
+    image.save(out, "png", pnginfo=info, compress_level=3)
     return Rendered(out.getvalue(), plotted)
 
 
