@@ -44,3 +44,10 @@ clean:
 .PHONY: bench-autoscale
 bench-autoscale: $(STAMP)
 	$(BIN)/python -m benchmarks.autoscale $(ARGS)
+
+# The worker's jobs over a synthetic fleet of 10, 100 and 1,000 autoscaled, drained apps in
+# PostgreSQL (TEST_DATABASE_URL, default the local server), with the goals checked;
+# `make bench-scale ARGS='--sizes 10,100'` for a quicker run.
+.PHONY: bench-scale
+bench-scale: $(STAMP)
+	$(BIN)/python -m benchmarks.scale $(ARGS)

@@ -18,7 +18,6 @@ from bot.actions.usergroups import UserGroups
 from bot.config import Config
 from bot.metrics.store import MetricsStore
 from bot.platforms.base import Platform, PlatformError
-from bot.platforms.beanstalk import BeanstalkPlatform
 from bot.platforms.heroku import HerokuPlatform
 from bot.registry import Registry, Target
 from bot.store.audit import Actor, AuditLog
@@ -28,10 +27,20 @@ from bot.store.db import Database
 from bot.store.drains import Drains
 from bot.store.heartbeats import Heartbeats
 from bot.store.incidents import Alerts
+from bot.store.locks import Locks
 from bot.store.observations import Observations
 from bot.store.request_keys import RequestKeys
+from bot.store.throttles import Throttles
 from bot.store.webhook_secrets import WebhookSecrets
 from policies.commands import Command
+
+
+def _beanstalk(region: str, profile: str | None) -> Platform:
+    # Imported here: boto3 costs every process about 24 MB and a second of start-up, and
+    # most registries name no Beanstalk app.
+    from bot.platforms.beanstalk import BeanstalkPlatform
+
+    return BeanstalkPlatform(region, profile)
 
 
 class Services:
@@ -44,18 +53,24 @@ class Services:
         env: Mapping[str, str] | None = None,
         followups: FollowUps | None = None,
         simulate: Callable[[Actor, Command], Result] | None = None,
+        worker_runs: bool = True,
+        db: Database | None = None,
     ) -> None:
+        """`worker_runs` False: no worker dyno acts on what is stored (the sandbox console),
+        so replies about the autoscaler say so instead of promising it acts."""
         self.config = config
         self.source = source
         self._env = os.environ if env is None else env
         self.registry = registry or Registry.from_env(self._env)
-        self.db = Database(config.database_url)
+        # A process shares one engine (one pool, one connection budget) among its parts.
+        self.db = db or Database(config.database_url)
         self.audit = AuditLog(self.db)
         self.confirmations = Confirmations(self.db)
         self.request_keys = RequestKeys(self.db)
         self.metrics = MetricsStore(self.db)
         self.webhook_secrets = WebhookSecrets(self.db)
         self.observations = Observations(self.db)
+        self.throttles = Throttles(self.db)
         self.followups = followups or FollowUps()
         # Called with a user ID after a change made on their behalf (App Home refreshes).
         self.changed: list[Callable[[str], None]] = []
@@ -97,6 +112,10 @@ class Services:
             simulate=simulate,  # the sandbox console's traffic player; None elsewhere
             alerts=alerts,
             dashboards=self.dashboards,
+            canonical=self.registry.canonical,
+            worker_runs=worker_runs,
+            locks=Locks(self.db),
+            secret=lambda name: self._env.get(name) or None,
         )
 
     def _groups_of(self, user_id: str, groups: Iterable[str]) -> frozenset[str]:
@@ -123,10 +142,12 @@ class Services:
                     f"An admin should set {key_env}."
                 )
             cache_key: tuple[str, ...] = ("heroku", key_env)
-            factory = lambda: HerokuPlatform(key, self.config.heroku_api_url)  # noqa: E731
+            factory = lambda: HerokuPlatform(  # noqa: E731
+                key, self.config.heroku_api_url, throttles=self.throttles, account=key_env
+            )
         else:
             cache_key = ("beanstalk", target.region or "", target.aws_profile or "")
-            factory = lambda: BeanstalkPlatform(target.region or "", target.aws_profile)  # noqa: E731
+            factory = lambda: _beanstalk(target.region or "", target.aws_profile)  # noqa: E731
         with self._lock:
             if cache_key not in self._platforms:
                 self._platforms[cache_key] = factory()

@@ -19,6 +19,7 @@ from bot.actions.results import (
     BreakGlass,
     Changed,
     Chart,
+    Deployed,
     Duplicate,
     NeedsConfirmation,
     Reply,
@@ -53,15 +54,15 @@ def deliver(
     if isinstance(result, Chart):
         upload(client, result, respond, channel_id, thread_ts)
         return
-    if isinstance(result, Changed | Restarted) and result.break_glass is not None:
+    if isinstance(result, Changed | Restarted | Deployed) and result.break_glass is not None:
         _announce_break_glass(client, result.break_glass, channel_id)
     payload = message(result)
     if _changes_something(result):
         payload = _warn_if_worker_down(services, client, payload)
-    if isinstance(result, Changed | Restarted):
+    if isinstance(result, Changed | Restarted | Deployed):
         for listener in services.changed:
             listener(result.user_id)  # App Home refreshes, debounced
-    if isinstance(result, Changed | Restarted) and result.slow:
+    if isinstance(result, Changed | Restarted | Deployed) and result.slow:
         _deliver_slow(services, result, payload, respond, client, channel_id, from_button)
     elif from_button:
         # A private reply (not yours, already decided) must leave the buttons for their owner.
@@ -85,7 +86,7 @@ def dm_responder(client: WebClient, user_id: str) -> Callable[..., None]:
 
 
 def _changes_something(result: Result) -> bool:
-    return isinstance(result, Changed | Restarted | NeedsConfirmation) or (
+    return isinstance(result, Changed | Restarted | Deployed | NeedsConfirmation) or (
         isinstance(result, Reply) and result.public
     )
 
@@ -146,7 +147,7 @@ def _announce_break_glass(client: WebClient, notice: BreakGlass, asked_in: str |
 
 def _deliver_slow(
     services: Services,
-    result: Changed | Restarted,
+    result: Changed | Restarted | Deployed,
     payload: dict[str, Any],
     respond: Respond,
     client: WebClient,

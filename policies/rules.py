@@ -16,10 +16,42 @@ from dataclasses import dataclass
 from policies.names import suggest
 
 READ_ONLY_VERBS = frozenset(
-    {"status", "help", "apps", "whoami", "history", "metrics", "chart", "cost", "about"}
+    {
+        "status",
+        "help",
+        "apps",
+        "whoami",
+        "history",
+        "metrics",
+        "releases",
+        "logs",
+        "chart",
+        "cost",
+        "about",
+    }
 )
+# `config` covers both setting config vars and seeing their values unmasked: listing the
+# names is open to everyone, as `status` is.
 MUTATING_VERBS = frozenset(
-    {"scale", "restart", "kill", "autoscale", "pin", "drain", "watch", "approve"}
+    {
+        "scale",
+        "restart",
+        "kill",
+        "autoscale",
+        "pin",
+        "drain",
+        "watch",
+        "approve",
+        "rollback",
+        "maintenance",
+        "config",
+        "lock",
+        "unlock",
+        "ship",
+        "promote",
+        "swap",
+        "run",
+    }
 )
 KNOWN_VERBS = READ_ONLY_VERBS | MUTATING_VERBS
 # The order `/deploy whoami` lists them in: changes first, since they are what people ask about.
@@ -32,7 +64,18 @@ VERB_ORDER = (
     "drain",
     "watch",
     "approve",
+    "rollback",
+    "maintenance",
+    "config",
+    "lock",
+    "unlock",
+    "ship",
+    "promote",
+    "swap",
+    "run",
     "status",
+    "releases",
+    "logs",
     "history",
     "metrics",
     "chart",

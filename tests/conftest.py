@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import os
 import secrets
+import weakref
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 
 from bot.config import Config
 from bot.sandbox.fakes.heroku import FakeHeroku
 from bot.sandbox.fakes.slack import FakeSlack
 from bot.store.db import Database, normalize_url
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from tests.webclient import SlackDriver
 
 ADMIN = "UADMIN01"
 OTHER_ADMIN = "UADMIN02"
@@ -26,6 +33,25 @@ def _postgres_url(schema: str) -> str:
     base = os.environ["TEST_DATABASE_URL"]
     separator = "&" if "?" in base else "?"
     return f"{base}{separator}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(autouse=True)
+def dispose_engines() -> Iterator[None]:
+    """Close every connection each test's engines opened (Services, web apps, workers,
+    leases all make their own): left pooled, they pile up across the suite and CI's server
+    runs out of connections. A disposed engine still works; it just connects afresh."""
+    engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+    def seen(connection, *_):  # type: ignore[no-untyped-def]
+        engines.add(connection.engine)
+
+    event.listen(Engine, "engine_connect", seen)
+    try:
+        yield
+    finally:
+        event.remove(Engine, "engine_connect", seen)
+        for engine in list(engines):
+            engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -85,6 +111,21 @@ def heroku() -> Iterator[FakeHeroku]:
 def slack() -> Iterator[FakeSlack]:
     with FakeSlack() as fake:
         yield fake
+
+
+@pytest.fixture
+def web(config: Config) -> Flask:
+    """The real web app (Flask, bolt, drains, webhooks) over the fakes; files may override."""
+    from bot.web.app import create_app
+
+    return create_app(config)
+
+
+@pytest.fixture
+def driver(web: Flask, slack: FakeSlack) -> SlackDriver:
+    from tests.webclient import SlackDriver  # it imports this module's constants
+
+    return SlackDriver(web.test_client(), slack)
 
 
 @pytest.fixture

@@ -18,6 +18,8 @@ CONTRACT = {
     "HEROKU_API_URL",
 }
 OPTIONAL = {"DEPLOYBOT_URL"}  # only `/deploy drain` needs it
+# Operators' knobs, read where they act and explained in docs/operations.md.
+TUNING = {"DEPLOYBOT_DB_POOL_SIZE": ROOT / "bot" / "store" / "db.py"}
 
 
 def test_procfile_has_release_web_and_worker():
@@ -40,6 +42,13 @@ def test_every_variable_is_read_by_the_config_and_documented():
     for name in [*CONTRACT, *OPTIONAL, "DATABASE_URL", "PORT", "SLACK_APP_TOKEN"]:
         assert f'"{name}"' in source, name
         assert f"`{name}`" in readme, name
+
+
+def test_every_tuning_variable_is_read_and_documented():
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    for name, reader in TUNING.items():
+        assert f'"{name}"' in reader.read_text(), name
+        assert f"`{name}`" in operations, name
 
 
 def test_slack_manifest_points_every_url_at_the_one_endpoint():

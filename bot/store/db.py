@@ -1,7 +1,16 @@
-"""Database connection: `DATABASE_URL` as Heroku sets it, or a SQLite file by default."""
+"""Database connection: `DATABASE_URL` as Heroku sets it, or a SQLite file by default.
+
+Every process (each gunicorn worker, the worker dyno, the release phase) opens at most
+`DEPLOYBOT_DB_POOL_SIZE` connections (default 3, no overflow), so the whole app's share of
+the server is known in advance: web dynos * WEB_CONCURRENCY * pool + the worker's pool +
+one for the release phase. `docs/operations.md` has the arithmetic for each plan.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from alembic import command
@@ -12,6 +21,12 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_SQLITE_URL = "sqlite:///deploybot.sqlite3"
+POOL_SIZE_ENV = "DEPLOYBOT_DB_POOL_SIZE"
+# 1 web dyno × 2 gunicorn workers × 3 + worker 3 + release 1 = 10 of Essential-0's 20:
+# the other 10 cover a restart, when old and new dynos overlap, and a `heroku pg:psql`.
+DEFAULT_POOL_SIZE = 3
+POOL_TIMEOUT = 30  # seconds a thread waits for a free connection before it errors
+log = logging.getLogger(__name__)
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -31,7 +46,26 @@ def make_engine(url: str | None) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 15, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # No overflow: the pool is the process's whole share of the server's connections;
+    # a busy moment waits for a free one instead of opening a connection the plan lacks.
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=pool_size(),
+        max_overflow=0,
+        pool_timeout=POOL_TIMEOUT,
+    )
+
+
+def pool_size(env: Mapping[str, str] | None = None) -> int:
+    """Connections one process may hold: `DEPLOYBOT_DB_POOL_SIZE`, at least 1."""
+    raw = (os.environ if env is None else env).get(POOL_SIZE_ENV, "")
+    try:
+        size = int(raw) if raw else DEFAULT_POOL_SIZE
+    except ValueError:
+        log.warning("%s is not a whole number; using %d.", POOL_SIZE_ENV, DEFAULT_POOL_SIZE)
+        size = DEFAULT_POOL_SIZE
+    return max(size, 1)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

@@ -45,8 +45,11 @@ class AuditEntry(Base):
     before: Mapped[dict | None] = mapped_column(JSON)
     requested: Mapped[dict | None] = mapped_column(JSON)
     after: Mapped[dict | None] = mapped_column(JSON)
-    outcome: Mapped[str] = mapped_column(String(20))  # pending, ok, error, unknown
+    # pending, ok, error, unknown, not-applied, refused, cancelled, expired
+    outcome: Mapped[str] = mapped_column(String(20))
     error: Mapped[str | None] = mapped_column(Text)
+    # When the reconciliation pass read the formation back for a pending or unknown row.
+    reconciled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Confirmation(Base):
@@ -88,19 +91,39 @@ class MetricWindow(Base):
     """One stored piece of an app's traffic in [start, start + resolution) seconds.
 
     Several rows may share (app, resolution, start): each web dyno flushes its own part, and
-    readers merge them (exactly); compaction folds them into one row later.
+    readers merge them (exactly); compaction folds them into one row later and marks it
+    `folded`, so the next compaction takes only parts written since.
     """
 
     __tablename__ = "metric_windows"
     __table_args__ = (
         Index("ix_metric_windows_app_resolution_start", "app", "resolution", "start"),
+        # Compaction's lookups (parts not folded yet; folded fine windows past 48 hours)
+        # are range scans on this, as small as what they find however much history stands.
+        Index("ix_metric_windows_resolution_folded_start", "resolution", "folded", "start"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # 64-bit: a large fleet inserts tens of millions of parts a day (SQLite's rowid is 64-bit).
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     app: Mapped[str] = mapped_column(String(64))
     resolution: Mapped[int] = mapped_column(Integer)  # 10 or 60 seconds
     start: Mapped[int] = mapped_column(BigInteger)  # epoch seconds
     data: Mapped[dict] = mapped_column(JSON)  # Window.to_dict()
+    folded: Mapped[bool] = mapped_column(Boolean, server_default=false(), default=False)
+
+
+class MetricMinute(Base):
+    """Requests an app served in one minute, as a plain number: written when compaction folds
+    that minute's windows, read by the seasonal forecast without decoding any sketch."""
+
+    __tablename__ = "metric_minutes"
+    __table_args__ = (Index("ix_metric_minutes_minute", "minute"),)  # retention, by age
+
+    app: Mapped[str] = mapped_column(String(64), primary_key=True)
+    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # epoch seconds // 60
+    requests: Mapped[int] = mapped_column(BigInteger)
 
 
 class Drain(Base):
@@ -146,7 +169,10 @@ class AutoscaleDecision(Base):
     """One tick's verdict for one app, acted on or not: the autoscaler's own trail."""
 
     __tablename__ = "autoscale_decisions"
-    __table_args__ = (Index("ix_autoscale_decisions_app_at", "app", "at"),)
+    __table_args__ = (
+        Index("ix_autoscale_decisions_app_at", "app", "at"),
+        Index("ix_autoscale_decisions_at", "at"),  # retention deletes by age alone
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     app: Mapped[str] = mapped_column(String(64))
@@ -171,6 +197,7 @@ class AlertOutboxEntry(Base):
     __table_args__ = (
         Index("ix_alert_outbox_state_next", "state", "next_attempt_at"),
         Index("ix_alert_outbox_incident_id", "incident_key", "id"),
+        Index("ix_alert_outbox_sent_at", "sent_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -238,6 +265,30 @@ class PlatformObservation(Base):
     value: Mapped[int] = mapped_column(Integer)
     detail: Mapped[str] = mapped_column(Text, server_default="")
     observed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ApiThrottle(Base):
+    """A Heroku account's last word on its API budget, for every dyno: `throttled_until`
+    after a 429, `remaining` from RateLimit-Remaining."""
+
+    __tablename__ = "api_throttles"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    throttled_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    remaining: Mapped[int | None] = mapped_column(Integer)
+    observed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DeployLock(Base):
+    """`/deploy lock APP REASON`: while the row stands, only `user_id` may roll the app back.
+    The primary key makes taking a lock atomic across web dynos."""
+
+    __tablename__ = "deploy_locks"
+
+    app: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    locked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class WorkerHeartbeat(Base):

@@ -7,15 +7,22 @@ a retry may land on another one; each delivery of one slash command carries the 
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from bot.store.db import Database
 from bot.store.models import RequestKey
 
 KEEP = timedelta(days=2)  # Slack gives up retrying within minutes
+# Logplex retries a batch within seconds of a failed POST; its ids need not outlive that.
+KEEP_DRAIN = timedelta(hours=1)
+DRAIN_PREFIX = "drain:"
 
 
 class RequestKeys:
@@ -31,13 +38,83 @@ class RequestKeys:
             return False
         return True
 
-    def forget_older_than(self, cutoff: datetime) -> int:
+    def claim_many(self, keys: Iterable[str], now: datetime) -> set[str]:
+        """The keys of `keys` this call claimed first: one INSERT, one commit for them all."""
+        rows = [{"key": key[:200], "claimed_at": now} for key in dict.fromkeys(keys)]
+        if not rows:
+            return set()
         with self._db.session() as session, session.begin():
-            return session.execute(
+            dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+            statement = (
+                dialect.insert(RequestKey)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=[RequestKey.key])
+                .returning(RequestKey.key)
+            )
+            return set(session.scalars(statement))
+
+    def forget_older_than(self, cutoff: datetime, drain_cutoff: datetime | None = None) -> int:
+        """Drop keys claimed before `cutoff`, and drain batch ids before `drain_cutoff`."""
+        with self._db.session() as session, session.begin():
+            forgotten = session.execute(
                 delete(RequestKey).where(RequestKey.claimed_at < cutoff)
             ).rowcount
+            if drain_cutoff is not None:
+                forgotten += session.execute(
+                    delete(RequestKey).where(
+                        RequestKey.claimed_at < drain_cutoff,
+                        RequestKey.key.startswith(DRAIN_PREFIX),
+                    )
+                ).rowcount
+            return forgotten
 
     def release(self, key: str) -> None:
         """Give a claim back, when the claimant failed and a redelivery should act."""
         with self._db.session() as session, session.begin():
             session.execute(delete(RequestKey).where(RequestKey.key == key[:200]))
+
+
+class GroupClaims:
+    """`RequestKeys.claim` for many threads at once: a claim waits for the one thread that
+    writes every claim made meanwhile in a single INSERT and commit (a group commit), so a
+    busy web dyno commits once per group of drain POSTs, not once per POST. The database
+    still decides each winner, across dynos, exactly as a lone claim would."""
+
+    def __init__(self, keys: RequestKeys, clock: Callable[[], datetime]) -> None:
+        self._keys = keys
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._waiting: dict[str, Future[bool]] = {}
+        self._writing = False
+
+    def claim(self, key: str) -> bool:
+        """True for the one caller, in any process, that claimed `key` first."""
+        key = key[:200]
+        with self._lock:
+            if key in self._waiting:
+                return False  # the same key twice in one group: the first one has it
+            mine: Future[bool] = Future()
+            self._waiting[key] = mine
+            lead = not self._writing
+            self._writing = True
+        if lead:
+            self._write_groups()
+        return mine.result()
+
+    def _write_groups(self) -> None:
+        # The leader writes groups until none is waiting: claims that arrive while it
+        # commits form the next group, so under load each commit serves many.
+        while True:
+            with self._lock:
+                group, self._waiting = self._waiting, {}
+                if not group:
+                    self._writing = False
+                    return
+            try:
+                won = self._keys.claim_many(group, self._clock())
+            except Exception as error:
+                for waiting in group.values():
+                    waiting.set_exception(error)
+                continue
+            for key, waiting in group.items():
+                waiting.set_result(key in won)

@@ -7,11 +7,13 @@ repeated tick changes nothing; the only durable state is what `bot.store.autosca
 
 Heroku gives an account 4,500 API requests an hour, shared with the people using the bot,
 so what runs is not read every tick: the web formation is known from our own writes (the
-scale result), from Heroku's formation webhooks (`observe_formation`) and from a periodic
-refresh (`DEPLOYBOT_FORMATION_REFRESH_SECONDS`, default 300). An app in steady state costs
-no API call between refreshes. Each account's calls go through a token bucket
-(`policies.budget`) that mirrors `RateLimit-Remaining` and keeps a reserve for people: when
-it says no, the app's tick is skipped and logged. Dynos are listed (for `booting`) only in
+scale result), from Heroku's formation webhooks (`observe_formation`) and, only when both
+have been silent for `DEPLOYBOT_FORMATION_REFRESH_SECONDS` (default 900), from a read that
+catches what a lost webhook did not tell us. A steady app costs 4 API calls an hour, so
+one account's 4,500 cover more than 1,000 steady apps. Each account's calls go through a token bucket
+(`policies.budget`) that mirrors `RateLimit-Remaining` (its latest figure from any dyno, kept
+in `bot.store.throttles`) and keeps a reserve for people: when it says no, or a 429 seen by
+any dyno asked to wait, the app's tick is skipped and logged. Dynos are listed (for `booting`) only in
 the two minutes after our own scale-up, until they are all up. The seasonal forecast reads
 yesterday's and last week's stored minutes, reloaded every few minutes, never the API.
 """
@@ -21,12 +23,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from bot.actions.gate import AUTOSCALER
 from bot.actions.results import Changed, Reply
+from bot.metrics.recent import RecentTraffic
 from bot.metrics.store import MetricsStore
 from bot.platforms.base import Platform, PlatformError, formation_map
 from bot.registry import Target, UnknownApp
@@ -34,18 +37,19 @@ from bot.services import Resolved, Services
 from bot.store.audit import Actor
 from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.autoscale_settings import Decision as Recorded
+from bot.store.autoscale_settings import Pin as StoredPin
 from bot.store.autoscale_settings import Settings as StoredSettings
 from policies import autoscale
 from policies.budget import Budget
 from policies.commands import parse
-from policies.sketch import Sketch
+from policies.slack_text import escape
 
 log = logging.getLogger(__name__)
 
 SAMPLE_MINUTES = 6  # the policy looks at the last few minutes
 HISTORY = timedelta(minutes=10)
 _METRIC = {"queue_p95": "queue_p95", "service_p95": "service_p95", "rpm": "rpm_per_dyno"}
-FORMATION_REFRESH = timedelta(minutes=5)  # catches what a lost webhook did not tell us
+FORMATION_REFRESH = timedelta(minutes=15)  # catches what a lost webhook did not tell us
 BOOT_WATCH = timedelta(minutes=2)  # dynos take 30-60 s to boot; after that, stop asking
 FORECAST_RELOAD = timedelta(minutes=5)  # the seasonal history barely changes in between
 SCALE_COST = 2  # the actions path reads the formation, then writes it
@@ -63,9 +67,19 @@ class Known:
 
 
 @dataclass(frozen=True)
+class _Fleet:
+    """What one tick read for all its apps at once, by app."""
+
+    samples: dict[str, list[autoscale.Sample]]
+    decisions: dict[str, list[Recorded]]  # the last HISTORY of them, newest first
+    pins: dict[str, StoredPin]
+
+
+@dataclass(frozen=True)
 class _History:
     loaded_at: datetime
     minutes: dict[int, float]
+    skill: float | None
 
 
 class Autoscaler:
@@ -80,6 +94,7 @@ class Autoscaler:
         self._services = services
         self._store = AutoscaleStore(services.db)
         self._metrics = MetricsStore(services.db)
+        self._recent = RecentTraffic(services.db)
         self._notify = notify
         self._refresh = formation_refresh or _refresh_from_env()
         self._fresh_budget = budget or Budget()
@@ -87,6 +102,8 @@ class Autoscaler:
         self._budgets: dict[str, Budget] = {}
         self._known: dict[str, Known] = {}  # by the platform's app name
         self._history: dict[str, _History] = {}
+        self._due: set[str] = set()
+        self._reloaded: dict[tuple[tuple[int, int], ...], dict[str, dict[int, float]]] = {}
         # The scheduler runs ticks on its thread pool; `known()` and `budget()` may be read
         # from another thread (status, tests).
         self._lock = threading.Lock()
@@ -97,18 +114,34 @@ class Autoscaler:
         now = now or datetime.now(UTC)
         enabled = [s for s in self._store.all_enabled() if only is None or s.app == only]
         releases = self._observe({s.app for s in enabled if s.mode == "on"})
-        done = []
-        for settings in enabled:
-            try:
-                recorded = self._one(settings, now, releases.get(settings.app))
-            except (PlatformError, UnknownApp) as error:
-                log.warning(
-                    "autoscale tick skipped", extra={"app": settings.app, "error": str(error)}
-                )
-                self._forget(settings.app)  # what we knew may be why it failed: read next time
-                continue
-            if recorded is not None:
-                done.append(recorded)
+        # What every app's decision reads, in a few queries for the whole fleet, not a few
+        # per app: a thousand apps' tick is then mostly the policy's arithmetic.
+        apps = {s.app for s in enabled}
+        # Apps whose forecast history is due: their reload is one query per range for them
+        # all, made when the first of them needs it (`_forecast`).
+        self._due = {app for app in apps if self._history_due(app, now)}
+        self._reloaded = {}
+        fleet = _Fleet(
+            self._samples_of(apps, now),
+            self._store.recent_decisions(apps, now - HISTORY) if apps else {},
+            self._store.pins(now) if apps else {},
+        )
+        done: list[Recorded] = []
+        try:
+            for settings in enabled:
+                try:
+                    recorded = self._one(settings, now, releases.get(settings.app), fleet)
+                except (PlatformError, UnknownApp) as error:
+                    log.warning(
+                        "autoscale tick skipped", extra={"app": settings.app, "error": str(error)}
+                    )
+                    self._forget(settings.app)  # what we knew may be why: read next time
+                    continue
+                if recorded is not None:
+                    done.append(recorded)
+        finally:
+            self._store.record_many(done)  # one transaction for the tick's decisions
+            self._due, self._reloaded = set(), {}
         return done
 
     def _observe(self, acting: set[str]) -> dict[str, datetime]:
@@ -131,7 +164,7 @@ class Autoscaler:
                 target.name, seen.subject, seen.value, seen.observed_at
             )
             if changed and seen.app in acting:
-                by = f" ({seen.detail})" if seen.detail else ""
+                by = f" ({escape(seen.detail)})" if seen.detail else ""
                 self._notify(
                     target.channel,
                     f"Autoscaler on `{seen.app}`: web was set to {seen.value} outside the "
@@ -155,9 +188,14 @@ class Autoscaler:
                 # As good as a read: an old one is simply read again when its refresh is due.
                 self._known[app] = Known(quantity, at, at)
                 return False
+            # Heroku telling us is as good as a read: the periodic refresh counts from it.
+            refreshed = max(known.refreshed_at, at)
             if at < known.changed_at or quantity == known.quantity:
+                self._known[app] = replace(known, refreshed_at=refreshed)
                 return False
-            self._known[app] = replace(known, quantity=quantity, changed_at=at)
+            self._known[app] = replace(
+                known, quantity=quantity, changed_at=at, refreshed_at=refreshed
+            )
         return True
 
     def known(self, app: str) -> Known | None:
@@ -171,7 +209,11 @@ class Autoscaler:
             return self._budgets.get(account, self._fresh_budget)
 
     def _one(
-        self, stored: StoredSettings, now: datetime, last_release_at: datetime | None = None
+        self,
+        stored: StoredSettings,
+        now: datetime,
+        last_release_at: datetime | None,
+        fleet: _Fleet,
     ) -> Recorded | None:
         app = stored.app
         resolved = self._services.resolve(app)
@@ -196,17 +238,18 @@ class Autoscaler:
         booting = self._booting(name, platform, account, now) if watch_boot else None
 
         policy = _policy(stored, resolved.target)
-        past = self._store.decisions(app, limit=200, since=now - HISTORY)
-        pin = self._store.pin(app, now)
+        samples = fleet.samples.get(app, [])
+        past = fleet.decisions.get(app, [])
+        pin = fleet.pins.get(app)
         decision = autoscale.decide(
             policy,
             current,
-            self._samples(app, now),
+            samples,
             now,
             recommendations=[autoscale.Recommendation(d.at, d.recommendation) for d in past],
             events=[autoscale.ScaleEvent(d.at, d.actual, d.desired) for d in past if d.acted],
             booting=booting,
-            forecast=self._forecast(app, policy, now),
+            forecast=self._forecast(app, policy, now, samples),
             last_release_at=last_release_at,
             pin=autoscale.Pin(pin.quantity, pin.until, pin.pinned_by) if pin else None,
         )
@@ -220,7 +263,6 @@ class Autoscaler:
         recorded = Recorded(
             app, now, current, decision.desired, acted, reason, decision.recommendation
         )
-        self._store.record(recorded)
         log.info(
             "autoscale decision",
             extra={
@@ -307,9 +349,20 @@ class Autoscaler:
     def _allows(self, account: str | None, now: datetime, cost: int, app: str) -> bool:
         if account is None:
             return True  # not Heroku: no shared per-account budget to keep
+        shared = self._services.throttles.get(account)
+        if shared is not None and shared.throttled_until and shared.throttled_until > now:
+            # Heroku said 429 to some dyno: nobody calls before its Retry-After.
+            log.warning(
+                "autoscale tick skipped: Heroku throttles the account",
+                extra={"app": app, "until": shared.throttled_until.isoformat()},
+            )
+            return False
         with self._lock:
             # Stored refilled to now, so a fresh bucket starts counting from its first use.
             budget = self._budgets.get(account, self._fresh_budget).now(now)
+            if shared is not None and (budget.at is None or shared.observed_at > budget.at):
+                # The web dyno's calls spend from the same account: its last figure counts.
+                budget = budget.observe(shared.remaining, shared.observed_at).now(now)
             self._budgets[account] = budget
         if budget.allows(now, cost):
             return True
@@ -341,57 +394,84 @@ class Autoscaler:
             self._known.pop(name, None)
 
     def _forecast(
-        self, app: str, policy: autoscale.Settings, now: datetime
+        self,
+        app: str,
+        policy: autoscale.Settings,
+        now: datetime,
+        samples: list[autoscale.Sample],
     ) -> autoscale.Forecast | None:
         """The seasonal forecast from stored per-minute traffic a day and a week ago (and
-        today's, for its skill). The history is reloaded every few minutes, reaching a few
-        minutes further ahead, so each tick costs no query."""
+        today's, for its skill). Those are plain counts compaction wrote
+        (`MetricsStore.minutes`), reloaded every few minutes, reaching a few minutes
+        further ahead, so a tick costs no query for them; the minutes compaction has not
+        folded yet come from this tick's samples, which are read anyway."""
         if not policy.predictive:
             return None
         cached = self._history.get(app)
-        if cached is None or now - cached.loaded_at >= FORECAST_RELOAD or now < cached.loaded_at:
-            cached = _History(now, self._minutes(app, policy, now))
+        if self._history_due(app, now):
+            minutes = self._minutes(app, policy, now)
+            _add_samples(minutes, samples)
+            # The skill judges three hours and moves slowly: scored at each reload only.
+            cached = _History(now, minutes, autoscale.forecast_skill(policy, minutes, now))
             self._history[app] = cached
-        return autoscale.seasonal_forecast(policy, cached.minutes, now)
+        else:
+            _add_samples(cached.minutes, samples)
+        growth = autoscale.forecast_growth(policy, cached.minutes, now)
+        if growth is None or cached.skill is None:
+            return None
+        return autoscale.Forecast(growth, cached.skill)
+
+    def _history_due(self, app: str, now: datetime) -> bool:
+        cached = self._history.get(app)
+        return cached is None or now - cached.loaded_at >= FORECAST_RELOAD or now < cached.loaded_at
 
     def _minutes(self, app: str, policy: autoscale.Settings, now: datetime) -> dict[int, float]:
         ahead = int(FORECAST_RELOAD.total_seconds() // 60) + 1
-        minutes: dict[int, float] = {}
-        for index, (first, last) in enumerate(autoscale.history_minutes(policy, now)):
+        ranges = tuple(
             # The first range is today's, which ends now; the seasonal ones can look ahead.
-            last = last if index == 0 else last + ahead
-            for window in self._metrics.windows(app, first * 60, last * 60):
-                minute = window.start // 60
-                minutes[minute] = minutes.get(minute, 0.0) + window.requests
-        return minutes
+            (first, last if index == 0 else last + ahead)
+            for index, (first, last) in enumerate(autoscale.history_minutes(policy, now))
+        )
+        if app not in self._due:
+            return self._metrics.minutes(app, ranges)
+        loaded = self._reloaded.get(ranges)
+        if loaded is None:
+            # Every app due this tick shares these ranges (they depend on the forecast's
+            # settings and the clock, not the app): one read for all of them.
+            loaded = self._reloaded[ranges] = self._metrics.minutes_of(self._due, ranges)
+        return loaded.pop(app, {})
 
-    def _samples(self, app: str, now: datetime) -> list[autoscale.Sample]:
-        """Whole minutes of drained traffic before `now`, oldest first."""
+    def _samples_of(
+        self, apps: Collection[str], now: datetime
+    ) -> dict[str, list[autoscale.Sample]]:
+        """Each app's whole minutes of drained traffic before `now`, oldest first: one
+        incremental read for the whole fleet (`bot.metrics.recent`)."""
         end = int(now.timestamp()) // 60 * 60
         start = end - SAMPLE_MINUTES * 60
-        windows = self._metrics.windows(app, start, end)
-        samples = []
-        for minute in range(start, end, 60):
-            inside = [w for w in windows if minute <= w.start < minute + 60]
-            if not inside:
-                continue
-            queue, service = Sketch(), Sketch()
-            dynos: set[str] = set()
-            for window in inside:
-                queue.merge(window.queue)
-                service.merge(window.service)
-                dynos.update(window.dynos)
-            samples.append(
+        found = self._recent.minutes(apps, start, end)
+        return {
+            app: [
                 autoscale.Sample(
-                    at=datetime.fromtimestamp(minute + 60, UTC),
+                    at=datetime.fromtimestamp(minute.start + 60, UTC),
                     # A 10 s window with no requests is never stored: a sum, not an average.
-                    rpm=float(sum(w.requests for w in inside)),
-                    queue_p95_ms=queue.quantile(0.95) if queue.count else None,
-                    service_p95_ms=service.quantile(0.95) if service.count else None,
-                    dynos=len(dynos) or None,
+                    rpm=float(minute.requests),
+                    queue_p95_ms=minute.queue.quantile(0.95) if minute.queue.count else None,
+                    service_p95_ms=(
+                        minute.service.quantile(0.95) if minute.service.count else None
+                    ),
+                    dynos=len(minute.dynos) or None,
                 )
-            )
-        return samples
+                for minute in minutes
+            ]
+            for app, minutes in found.items()
+        }
+
+
+def _add_samples(minutes: dict[int, float], samples: list[autoscale.Sample]) -> None:
+    """The minutes compaction has not folded yet, from the tick's samples. A sample is
+    stamped at its minute's end; a later tick saw more of that minute, so it wins."""
+    for sample in samples:
+        minutes[int(sample.at.timestamp()) // 60 - 1] = sample.rpm
 
 
 def _policy(stored: StoredSettings, target: Target) -> autoscale.Settings:
@@ -430,6 +510,6 @@ def _refresh_from_env() -> timedelta:
     try:
         seconds = float(raw) if raw else FORMATION_REFRESH.total_seconds()
     except ValueError:
-        log.warning("DEPLOYBOT_FORMATION_REFRESH_SECONDS is not a number; using 300 seconds.")
+        log.warning("DEPLOYBOT_FORMATION_REFRESH_SECONDS is not a number; using 900 seconds.")
         seconds = FORMATION_REFRESH.total_seconds()
     return timedelta(seconds=max(seconds, 0.0))

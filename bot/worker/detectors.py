@@ -24,7 +24,6 @@ from bot.actions.results import Resolved
 from bot.metrics.aggregate import WINDOW_SECONDS, Window
 from bot.metrics.store import MetricsStore
 from bot.platforms.base import PlatformError
-from bot.platforms.beanstalk import BeanstalkPlatform
 from bot.registry import Registry, Target, UnknownApp
 from bot.store.autoscale_settings import AutoscaleStore, Decision, Settings
 from bot.store.db import Database
@@ -147,7 +146,7 @@ class Detectors:
             return None  # an unlisted app is a Heroku one: no health to read
         try:
             platform = self._resolve(app).platform
-            if not isinstance(platform, BeanstalkPlatform):
+            if getattr(platform, "name", None) != "beanstalk":
                 return None
             found = platform.environment_health(target.name)
         except PlatformError as error:

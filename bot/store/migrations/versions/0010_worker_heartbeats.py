@@ -1,16 +1,16 @@
 """The worker's heartbeat: each worker process writes its latest tick, so the web dyno can
 say when the worker stopped (and with it autoscaling and alerts).
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-11-30
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,96 @@
+"""Every autoscaled app's last few minutes of traffic, per minute, read incrementally.
+
+The autoscale tick needs, each 15 s and for every app, the request count, the p95 queue
+and service times and the dynos seen in each of the last few whole minutes. Decoding every
+stored part of those minutes each tick cost most of the tick (about 100 sketch documents
+per app). Rows never change once written (compaction deletes parts and inserts their
+merge as a new row), so this keeps, per (app, minute), the merged counts and the ids of the
+rows they came from. A tick asks the database only for the ids and starts of the rows in
+range (one query for the whole fleet, no JSON), reads the documents of ids it has not seen
+(one query), and rebuilds a minute from scratch only when one of its rows went away (it was
+folded). A steady tick decodes what the web dynos flushed in the last 15 s, not 6 minutes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.metrics.aggregate import WINDOW_SECONDS
+from bot.store.db import Database
+from bot.store.models import MetricWindow
+from policies.sketch import Sketch
+
+_CHUNK = 5000  # ids per IN list
+
+
+@dataclass
+class MinuteTraffic:
+    """One app's traffic in [start, start + 60) seconds, merged from its stored windows."""
+
+    start: int
+    ids: set[int] = field(default_factory=set)
+    requests: int = 0
+    queue: Sketch = field(default_factory=Sketch)
+    service: Sketch = field(default_factory=Sketch)
+    dynos: set[str] = field(default_factory=set)
+
+    def add(self, document: Mapping[str, Any]) -> None:
+        # Only the fields the autoscaler reads: a whole Window costs three sketches more.
+        self.requests += int(document["requests"])
+        self.queue.merge(Sketch.from_dict(document["queue"]))
+        self.service.merge(Sketch.from_dict(document["service"]))
+        self.dynos.update(document["dynos"])
+
+
+class RecentTraffic:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._minutes: dict[tuple[str, int], MinuteTraffic] = {}
+
+    def minutes(
+        self, apps: Collection[str], since: int, until: int
+    ) -> dict[str, list[MinuteTraffic]]:
+        """Each of `apps`' whole minutes in [since, until) that has traffic, oldest first.
+        `since` and `until` are whole minutes (epoch seconds)."""
+        rows: dict[tuple[str, int], set[int]] = {}
+        query = select(MetricWindow.app, MetricWindow.id, MetricWindow.start).where(
+            MetricWindow.resolution == WINDOW_SECONDS,
+            MetricWindow.start >= since,
+            MetricWindow.start < until,
+        )
+        if len(apps) == 1:
+            query = query.where(MetricWindow.app.in_(list(apps)))
+        with self._db.session() as session:
+            for app, row_id, start in session.execute(query):
+                if app in apps:
+                    rows.setdefault((app, int(start) // 60 * 60), set()).add(int(row_id))
+        wanted: dict[int, MinuteTraffic] = {}
+        for key, ids in rows.items():
+            known = self._minutes.get(key)
+            if known is None or not known.ids <= ids:
+                # New, or a row went away (compaction folded its parts): start again.
+                known = self._minutes[key] = MinuteTraffic(key[1])
+            for row_id in ids - known.ids:
+                wanted[row_id] = known
+        for chunk in _chunks(list(wanted), _CHUNK):
+            query = select(MetricWindow.id, MetricWindow.data).where(MetricWindow.id.in_(chunk))
+            with self._db.session() as session:
+                for row_id, document in session.execute(query):
+                    minute = wanted[row_id]
+                    minute.add(document)
+                    minute.ids.add(row_id)
+        for key in [k for k in self._minutes if k[0] in apps and k not in rows]:
+            del self._minutes[key]  # out of range, or its rows are gone
+        found: dict[str, list[MinuteTraffic]] = {app: [] for app in apps}
+        for app, start in sorted(rows, key=lambda key: key[1]):
+            found[app].append(self._minutes[app, start])
+        return found
+
+
+def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
+    for index in range(0, len(items), size):
+        yield items[index : index + size]

@@ -1,0 +1,111 @@
+"""Compaction works on what arrived since its last run: it folds new parts once, writes each
+minute's request count once as a plain number, rolls up only windows that crossed the
+48-hour line, and leaves standing history alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.metrics.aggregate import Window, summarize
+from bot.metrics.store import KEEP_FINE, KEEP_MINUTES, MetricsStore
+from bot.store.db import Database
+from policies.sketch import Sketch
+
+NOW = 1_700_000_000 // 60 * 60  # a whole minute
+
+
+def part(start: int, requests: int = 6, dyno: str = "web.1", app: str = "myapp") -> Window:
+    service = Sketch()
+    service.add_counts({20.0 + requests: requests})
+    return Window(app=app, start=start, requests=requests, dynos={dyno: requests}, service=service)
+
+
+@pytest.fixture
+def store(database_url):
+    database = Database(database_url)
+    yield MetricsStore(database)
+    database.dispose()
+
+
+def test_a_second_run_without_new_data_takes_nothing(store):
+    minute = NOW - 600
+    store.save([part(minute + s, dyno=d) for s in range(0, 60, 10) for d in ("web.1", "web.2")])
+    first = store.compact(NOW)
+    assert first["parts_taken"] == 12 and first["fine_written"] == 6
+    assert store.compact(NOW) == {
+        "parts_taken": 0,
+        "fine_written": 0,
+        "rolled_up": 0,
+        "forgotten": 0,
+    }
+    assert store.minutes("myapp", [(minute // 60, minute // 60 + 1)]) == {minute // 60: 72.0}
+    windows = store.windows("myapp", minute, minute + 60)
+    assert [w.requests for w in windows] == [12] * 6
+    assert windows[0].dynos == {"web.1": 6, "web.2": 6}
+
+
+def test_new_parts_are_folded_and_old_ones_left_alone(store):
+    old, new = NOW - 3600, NOW - 300
+    store.save([part(old), part(old, dyno="web.2")])
+    store.compact(NOW)
+    store.save([part(new), part(new, dyno="web.2")])
+    done = store.compact(NOW)
+    assert done["parts_taken"] == 2 and done["fine_written"] == 1
+    assert store.rows("myapp") == 2
+
+
+def test_unsettled_minutes_wait_for_a_later_run(store):
+    store.save([part(NOW - 30)])
+    assert store.compact(NOW)["parts_taken"] == 0
+    assert store.compact(NOW + 180)["parts_taken"] == 1
+
+
+def test_a_late_part_adds_to_its_minute_and_reads_back_merged(store):
+    start = NOW - 600
+    store.save([part(start, requests=5)])
+    store.compact(NOW)
+    store.save([part(start, requests=7, dyno="web.2")])  # Heroku delivered it late
+    store.compact(NOW + 60)
+    assert store.minutes("myapp", [(start // 60, start // 60 + 1)]) == {start // 60: 12.0}
+    [window] = store.windows("myapp", start, start + 10)
+    assert window.requests == 12 and window.dynos == {"web.1": 5, "web.2": 7}
+
+
+def test_fine_windows_past_48_hours_roll_up_once(store):
+    minute = NOW - 3600
+    store.save([part(minute + s) for s in range(0, 60, 10)])
+    store.compact(NOW)
+    later = minute + KEEP_FINE + 120
+    done = store.compact(later)
+    assert done["rolled_up"] == 1 and store.rows("myapp") == 1
+    assert store.compact(later)["rolled_up"] == 0
+    [window] = store.windows("myapp", minute, minute + 60)
+    whole = summarize([part(minute + s) for s in range(0, 60, 10)], minute + 60, 1)
+    assert window.requests == 36
+    assert summarize([window], minute + 60, 1).service == whole.service
+
+
+def test_minute_counts_are_forgotten_after_their_keeping(store):
+    start = NOW - 600
+    store.save([part(start)])
+    store.compact(NOW)
+    assert store.compact(start + KEEP_MINUTES + 60)["forgotten"] >= 1
+    assert store.minutes("myapp", [(start // 60, start // 60 + 1)]) == {}
+
+
+def test_recent_traffic_reads_new_rows_only_and_survives_a_fold(store):
+    from bot.metrics.recent import RecentTraffic
+
+    recent = RecentTraffic(store._db)
+    minute = NOW - 600
+    store.save([part(minute + s, dyno=d) for s in range(0, 60, 10) for d in ("web.1", "web.2")])
+    [before] = recent.minutes({"myapp"}, minute, minute + 60)["myapp"]
+    assert before.requests == 72 and before.dynos == {"web.1", "web.2"}
+    store.save([part(minute + 50, requests=8, dyno="web.3")])  # a later flush
+    [grown] = recent.minutes({"myapp"}, minute, minute + 60)["myapp"]
+    assert grown.requests == 80 and len(grown.ids) == 13
+    store.compact(NOW)  # parts become one folded row per window: rebuilt, same counts
+    [after] = recent.minutes({"myapp"}, minute, minute + 60)["myapp"]
+    assert after.requests == 80 and len(after.ids) == 6
+    assert after.service.quantile(0.95) == grown.service.quantile(0.95)
+    assert recent.minutes({"myapp"}, minute + 60, minute + 120) == {"myapp": []}

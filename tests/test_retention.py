@@ -1,0 +1,46 @@
+"""Tables that gain rows with time or traffic are pruned: autoscale decisions after two
+days, drain batch ids after an hour, Slack request keys after two days."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.store.autoscale_settings import AutoscaleStore, Decision
+from bot.store.db import Database, pool_size
+from bot.store.request_keys import KEEP, KEEP_DRAIN, RequestKeys
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def database(database_url):
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+def test_old_decisions_are_forgotten(database):
+    store = AutoscaleStore(database)
+    for age in (timedelta(days=3), timedelta(hours=1)):
+        store.record(Decision("myapp", NOW - age, 1, 1, False, "steady", 1))
+    assert store.forget_decisions_before(NOW - timedelta(days=2)) == 1
+    assert [d.at for d in store.decisions("myapp")] == [NOW - timedelta(hours=1)]
+
+
+def test_drain_batch_ids_go_sooner_than_slack_keys(database):
+    keys = RequestKeys(database)
+    two_hours_ago = NOW - timedelta(hours=2)
+    assert keys.claim("drain:myapp:frame-1", two_hours_ago)
+    assert keys.claim("slack:trigger-1", two_hours_ago)
+    assert keys.forget_older_than(NOW - KEEP, NOW - KEEP_DRAIN) == 1
+    assert keys.claim("drain:myapp:frame-1", NOW)  # forgotten, so claimable again
+    assert not keys.claim("slack:trigger-1", NOW)
+
+
+def test_the_pool_size_comes_from_one_setting():
+    assert pool_size({}) == 3
+    assert pool_size({"DEPLOYBOT_DB_POOL_SIZE": "5"}) == 5
+    assert pool_size({"DEPLOYBOT_DB_POOL_SIZE": "0"}) == 1
+    assert pool_size({"DEPLOYBOT_DB_POOL_SIZE": "many"}) == 3
