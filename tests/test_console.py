@@ -83,6 +83,17 @@ def test_whoami_and_history_in_the_console(tmp_path):
     assert "`demo-api` is protected" in output and "[ Approve ]" in output
 
 
+def test_the_sandbox_charts_a_seeded_day_and_prints_where_the_png_is(tmp_path):
+    output = run_lines(tmp_path, "chart demo-api", "cost", "about")
+    written = [line for line in output.splitlines() if "written to" in line]
+    assert len(written) == 1, output
+    path = Path(written[0].rsplit("written to ", 1)[1].rstrip("]"))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Web dynos: 2–5; 5 scaling change(s)" in output and "Incidents: 1" in output
+    assert "• `demo-api`: $107/month" in output and "web dyno-hours" in output
+    assert "The worker has never ticked" in output  # the console runs no worker
+
+
 def test_metrics_of_the_beanstalk_shop_come_from_the_sandbox_s_cloudwatch(tmp_path):
     output = run_lines(tmp_path, "metrics demo-shop 24h", "metrics demo-shop")
     assert "Traceback" not in output and "could not be reached" not in output
