@@ -40,6 +40,9 @@ VERBS = (
     "alerts",
     "apps",
     "history",
+    "chart",
+    "cost",
+    "about",
     "whoami",
     "help",
 )
@@ -88,6 +91,9 @@ _REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
 LOGS_DEFAULT, LOGS_MAX = 100, 1500
 METRICS_DEFAULT_MINUTES, METRICS_MAX_MINUTES = 60, 24 * 60
 _WINDOW_RE = re.compile(r"^(\d+)([mh])$", re.IGNORECASE)
+# `/deploy chart APP [6h|24h|7d]`: the windows a chart is drawn over, in minutes.
+CHART_WINDOWS = {"6h": 6 * 60, "24h": 24 * 60, "7d": 7 * 24 * 60}
+CHART_DEFAULT = "24h"
 _LONG_NUMBER = re.compile(r"\d{100}")
 
 USAGE = {
@@ -115,6 +121,9 @@ USAGE = {
     "alerts": "/deploy alerts [APP]",
     "apps": "/deploy apps",
     "history": "/deploy history [APP] [N] [refused|cancelled|expired|failed|unknown|done]",
+    "chart": "/deploy chart APP [6h | 24h | 7d]",
+    "cost": "/deploy cost [APP]",
+    "about": "/deploy about",
     "whoami": "/deploy whoami",
     "help": "/deploy help [VERB]",
 }
@@ -144,6 +153,9 @@ SUMMARY = {
     "alerts": "list the open alerts (all apps, or one), with who acknowledged or silenced them",
     "apps": "list the apps I manage, with their platform and channel",
     "history": "show who changed what (and who was refused, cancelled or let expire), newest first",
+    "chart": "post a chart of requests, response times and web dynos, with scaling and incidents marked",
+    "cost": "show the monthly cost of each app (or one) at list prices, and the last 7 days' web dyno-hours",
+    "about": "show the bot's own health: its release, the worker's last tick, the alert backlog, the drains",
     "whoami": "show what you may do in this channel, and which rule says so",
     "help": "show this help, or the help of one verb",
 }
@@ -177,6 +189,9 @@ EXAMPLES = {
     "alerts": ("alerts", "alerts myapp"),
     "apps": ("apps",),
     "history": ("history", "history myapp 20", "history myapp refused"),
+    "chart": ("chart myapp", "chart myapp 6h", "chart myapp 7d"),
+    "cost": ("cost", "cost myapp"),
+    "about": ("about",),
     "whoami": ("whoami",),
     "help": ("help", "help scale"),
 }
@@ -279,10 +294,16 @@ class Command:
         if self.verb == "pin" and self.limit is not None:
             words += ["for", f"{self.limit}m"]
         elif self.limit is not None:
-            words.append(f"{self.limit}m" if self.verb == "metrics" else str(self.limit))
+            words.append(_limit_text(self.verb, self.limit))
         if self.force:
             words.append(f"--force {shlex.quote(self.force)}")
         return " ".join(words)
+
+
+def _limit_text(verb: str, limit: int) -> str:
+    if verb == "chart":
+        return next((w for w, m in CHART_WINDOWS.items() if m == limit), f"{limit}m")
+    return f"{limit}m" if verb == "metrics" else str(limit)
 
 
 def parse(text: str) -> Command:
@@ -502,6 +523,30 @@ def _parse_metrics(args: list[str], app: str | None) -> Command:
             "metrics",
         )
     return Command("metrics", app=app, limit=minutes)
+
+
+def _parse_chart(args: list[str], app: str | None) -> Command:
+    app, rest = _positional_app(args, app, "chart")
+    if len(rest) > 1:
+        raise CommandError(f"`{_clip(rest[1])}` is one word too many.", "chart")
+    window = rest[0].lower() if rest else CHART_DEFAULT
+    if window not in CHART_WINDOWS:
+        raise CommandError(
+            f"`{_clip(rest[0])}` is not a chart window: use {', '.join(CHART_WINDOWS)}.", "chart"
+        )
+    return Command("chart", app=app, limit=CHART_WINDOWS[window])
+
+
+def _parse_cost(args: list[str], app: str | None) -> Command:
+    for word in args:
+        app = _app_name(word, "cost", app)
+    return Command("cost", app=app)
+
+
+def _parse_about(args: list[str], app: str | None) -> Command:
+    if args or app is not None:
+        raise CommandError("`about` takes no other words.", "about")
+    return Command("about")
 
 
 def _parse_drain(args: list[str], app: str | None) -> Command:
@@ -771,6 +816,9 @@ _PARSERS = {
     "apps": _parse_apps,
     "history": _parse_history,
     "alerts": _parse_alerts,
+    "chart": _parse_chart,
+    "cost": _parse_cost,
+    "about": _parse_about,
     "releases": _parse_releases,
     "rollback": _parse_rollback,
     "maintenance": _parse_maintenance,

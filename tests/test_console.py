@@ -83,6 +83,17 @@ def test_whoami_and_history_in_the_console(tmp_path):
     assert "`demo-api` is protected" in output and "[ Approve ]" in output
 
 
+def test_the_sandbox_charts_a_seeded_day_and_prints_where_the_png_is(tmp_path):
+    output = run_lines(tmp_path, "chart demo-api", "cost", "about")
+    written = [line for line in output.splitlines() if "written to" in line]
+    assert len(written) == 1, output
+    path = Path(written[0].rsplit("written to ", 1)[1].rstrip("]"))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Web dynos: 2–5; 5 scaling change(s)" in output and "Incidents: 1" in output
+    assert "• `demo-api`: $107/month" in output and "web dyno-hours" in output
+    assert "The worker has never ticked" in output  # the console runs no worker
+
+
 def test_metrics_of_the_beanstalk_shop_come_from_the_sandbox_s_cloudwatch(tmp_path):
     output = run_lines(tmp_path, "metrics demo-shop 24h", "metrics demo-shop")
     assert "Traceback" not in output and "could not be reached" not in output
@@ -100,11 +111,14 @@ def test_drain_then_traffic_then_metrics_and_watch_in_the_sandbox():
         try:
             session.run_line("drain demo")
             session.run_line("watch demo")
-            # Logplex posts each second, the web app flushes every few, and metrics count
-            # only complete windows: wait for the first (a loaded machine may take a while).
+            # Logplex posts each second and the web app flushes every few; `metrics` counts
+            # only complete 10 s windows, so wait until one that has ended is stored.
             metrics = MetricsStore(session.services.db)
             deadline = time.monotonic() + 60
-            while not _counted(metrics, "demo") and time.monotonic() < deadline:
+            while time.monotonic() < deadline:
+                now = int(time.time())
+                if summarize(metrics.windows("demo", now - 300, now + 10), now, 5).requests:
+                    break
                 time.sleep(0.5)
             session.run_line("metrics demo 5m")
             sandbox.heroku.run_one_off("demo", "rake cleanup", "scheduler", 137)
@@ -117,11 +131,6 @@ def test_drain_then_traffic_then_metrics_and_watch_in_the_sandbox():
     assert "I am watching `demo`" in output and "DEPLOYBOT_URL" not in output
     assert re.search(r"\*`demo` over the last 5 min\*\nRequests: [1-9]", output), output
     assert "one-off `scheduler` dyno failed" in output and "status 137" in output
-
-
-def _counted(metrics: MetricsStore, app: str) -> int:
-    now = time.time()
-    return summarize(metrics.windows(app, int(now) - 360, int(now)), now, 5).requests
 
 
 def test_history_starts_empty_each_run_unless_kept(tmp_path, monkeypatch):

@@ -289,3 +289,16 @@ class DeployLock(Base):
     user_id: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text)
     locked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WorkerHeartbeat(Base):
+    """One worker process's latest tick: the web dyno reads it to tell whether the worker
+    (and so autoscaling, alerts and expiry) is running, and who leads."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker: Mapped[str] = mapped_column(String(128), primary_key=True)  # DYNO, or host:pid
+    leader: Mapped[bool] = mapped_column(Boolean)
+    release: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ticked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
