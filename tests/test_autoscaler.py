@@ -389,8 +389,8 @@ def test_a_schedule_window_in_the_registry_raises_the_min_at_once(
     assert "Schedule: daily 00:00–00:00 UTC: min 3 (now)." in status.text
 
 
-@pytest.mark.parametrize(("stabilization", "down"), [(None, False), ("1m", True)])
-def test_the_registry_can_shorten_the_scale_down_stabilization(
+@pytest.mark.parametrize(("stabilization", "down"), [(None, True), ("10m", False)])
+def test_the_registry_can_set_the_scale_down_stabilization(
     config, heroku, tmp_path, monkeypatch, said, stabilization, down
 ):
     entry = "apps:\n  myapp:\n    platform: heroku\n    channel: CMYAPP\n"
@@ -404,9 +404,11 @@ def test_the_registry_can_shorten_the_scale_down_stabilization(
     autoscaler = Autoscaler(services, lambda c, t: said.append((c, t)))
     traffic(services, service_ms=1500)
     [up] = autoscaler.tick(NOW)
-    later = NOW + timedelta(minutes=2)  # past 1 minute, inside the default 5
+    # Past the adaptive window on steady traffic (1 minute), inside a set 10 minutes.
+    later = NOW + timedelta(minutes=2)
     traffic(services, service_ms=50, rpm=60, now=later)
     [after] = autoscaler.tick(later)
     assert (after.desired < up.desired) is down and after.acted is down
     status = services.actions.run(Actor(ADMIN, source="console"), parse("autoscale myapp status"))
-    assert ("highest wish of the last 1 min (registry)" in status.text) is down
+    assert ("highest wish of the last 10 min (registry)" in status.text) is not down
+    assert ("last 1–5 min, longer the jumpier the traffic (default)" in status.text) is down

@@ -85,6 +85,11 @@ class AutoscaleCommands:
             lines.append(
                 f"Scale-down follows the highest wish of the last {minutes:g} min (registry)."
             )
+        else:
+            lines.append(
+                "Scale-down follows the highest wish of the last 1–5 min, longer the jumpier "
+                "the traffic (default)."
+            )
         for window in target.schedule:
             limits = ", ".join(
                 f"{word} {value}"
