@@ -13,8 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policies.autoscale import (
-    stabilization,
-    volatility,
     Forecast,
     Pin,
     Recommendation,
@@ -30,12 +28,13 @@ from policies.autoscale import (
     history_minutes,
     parse_window,
     seasonal_forecast,
+    stabilization,
+    volatility,
 )
 
 NOON = datetime(2026, 6, 3, 12, 0, tzinfo=UTC)  # a Wednesday
 QUEUE = Settings(targets=(Target("queue_p95", 300.0),), min_dynos=1, max_dynos=20)
 RPM = Settings(targets=(Target("rpm_per_dyno", 1000.0),), min_dynos=1, max_dynos=40)
-RPM_DEFAULT = RPM
 
 
 def series(
@@ -92,20 +91,20 @@ def test_step_limits_up_and_down() -> None:
 
 
 def test_scale_down_stops_at_the_highest_recommendation_of_the_last_5_minutes() -> None:
-    RPM = replace(RPM_DEFAULT, down_stabilization=timedelta(minutes=5))  # noqa: N806
+    five = replace(RPM, down_stabilization=timedelta(minutes=5))
     recent = [
         Recommendation(NOON - timedelta(minutes=4), 7),
         Recommendation(NOON - timedelta(minutes=1), 3),
     ]
-    decision = decide(RPM, 8, series(rpm=2000.0), NOON, recommendations=recent)
+    decision = decide(five, 8, series(rpm=2000.0), NOON, recommendations=recent)
     assert decision.desired == 7
     assert decision.recommendation == 2  # stored as measured, not as stabilized
-    held = decide(RPM, 7, series(rpm=2000.0), NOON, recommendations=recent)
+    held = decide(five, 7, series(rpm=2000.0), NOON, recommendations=recent)
     assert held.desired == 7
     assert "but the last 5 min asked for up to 7" in held.reason
     # A recommendation older than the window no longer holds anything.
     old = [Recommendation(NOON - timedelta(minutes=5, seconds=1), 7)]
-    assert decide(RPM, 7, series(rpm=2000.0), NOON, recommendations=old).desired == 6
+    assert decide(five, 7, series(rpm=2000.0), NOON, recommendations=old).desired == 6
 
 
 def test_no_second_scale_up_while_the_last_ones_boot() -> None:
