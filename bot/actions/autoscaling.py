@@ -45,6 +45,15 @@ class AutoscaleCommands:
                 )
             self._audit.finish(entry, "ok")
             return Reply(text, public=True)
+        if resolved.target.platform != "heroku" and command.mode != "off":
+            # The tick reads drained router logs and Heroku formations; a Beanstalk
+            # environment has neither, and its own Auto Scaling group scales it.
+            self._audit.finish(entry, "refused", error="autoscale is Heroku-only")
+            return Reply(
+                f"`{app}` is an Elastic Beanstalk environment: the autoscaler scales Heroku "
+                "dynos only. Set its Auto Scaling group's MinSize/MaxSize and triggers in "
+                "Beanstalk (`aws:autoscaling:asg`), or `/deploy scale` it by hand."
+            )
         current = self._autoscale.settings(app)
         options = dict(command.options)
         web = formation_map(resolved.platform.formation(resolved.target.name)).get("web", (1, ""))[

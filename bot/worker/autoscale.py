@@ -175,6 +175,8 @@ class Autoscaler:
     ) -> Recorded | None:
         app = stored.app
         resolved = self._services.resolve(app)
+        if resolved.target.platform != "heroku":
+            return None  # refused by `/deploy autoscale`; settings from before are ignored
         name, platform = resolved.target.name, resolved.platform
         account = _account(resolved.target)
         known = self.known(name)
