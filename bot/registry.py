@@ -93,6 +93,10 @@ class AutoscaleEntry(_Strict):
     schedule: list[ScheduleEntry] = []
     # Scale down only to the highest recommendation of this long (default 5m, the HPA's).
     down_stabilization: str | None = None
+    # Worker types: the app's base URL serving HireFire's `/hirefire/<token>/info`, and
+    # the bot's environment variable holding that token.
+    queue_url: str | None = Field(None, pattern=r"^https?://")
+    queue_token_env: str = Field("HIREFIRE_TOKEN", pattern=r"^[A-Z_][A-Z0-9_]*$")
 
     @field_validator("down_stabilization")
     @classmethod
@@ -192,6 +196,8 @@ class _AppEntry(_Strict):
             "schedule": tuple(window.policy() for window in self.autoscale.schedule),
             "alert_rules": self.alerts.rules(),
             "down_stabilization": self.autoscale.stabilization(),
+            "queue_url": self.autoscale.queue_url,
+            "queue_token_env": self.autoscale.queue_token_env,
         }
 
 
@@ -275,6 +281,8 @@ class Target:
     schedule: tuple[autoscale.Window, ...] = ()  # autoscaling min/max by time of week
     alert_rules: Mapping[str, Any] = field(default_factory=dict)  # DetectorRules changes
     down_stabilization: timedelta | None = None  # None: the policy's default
+    queue_url: str | None = None  # worker autoscaling: the app's HireFire endpoint base
+    queue_token_env: str = "HIREFIRE_TOKEN"
 
 
 class UnknownApp(LookupError):

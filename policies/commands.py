@@ -36,6 +36,10 @@ AUTOSCALE_MODES = ("on", "off", "shadow", "status")
 # What the autoscaler can track: `target=queue:300ms` (also `p95:300ms`), `service:500ms`,
 # `rpm:1200` (requests per minute per dyno).
 _TARGET_RE = re.compile(r"^(p95|queue|service|rpm):(\d+(?:\.\d+)?)(ms|s)?$", re.IGNORECASE)
+# Worker types: `target=latency:30s` (job queue latency) or `jobs:50` (waiting per dyno).
+_WORKER_TARGET_RE = re.compile(r"^(latency:\d+(?:\.\d+)?[sm]?|jobs:\d+(?:\.\d+)?)$", re.IGNORECASE)
+# A Procfile process type, as Heroku and hirefire-resource accept it.
+_PTYPE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,29}$", re.IGNORECASE)
 _DURATION_RE = re.compile(r"^(\d+)([mhd])$", re.IGNORECASE)
 PIN_MAX_MINUTES = 7 * 24 * 60
 # Heroku allows a few hundred dynos per type at most; anything past this is a typo.
@@ -51,7 +55,7 @@ USAGE = {
     "status": "/deploy status APP",
     "metrics": "/deploy metrics APP [5m | 1h | 24h]",
     "drain": "/deploy drain APP",
-    "autoscale": "/deploy autoscale APP on|off|shadow|status [min=N] [max=N] [target=queue:300ms|service:500ms|rpm:1200]",
+    "autoscale": "/deploy autoscale APP [TYPE] on|off|shadow|status [min=N] [max=N] [target=queue:300ms|service:500ms|rpm:1200|latency:30s|jobs:50]",
     "pin": "/deploy pin APP web=N for DURATION  |  /deploy pin APP off",
     "watch": "/deploy watch APP",
     "simulate": "/deploy simulate spike APP",
@@ -399,6 +403,11 @@ def _parse_simulate(args: list[str], app: str | None) -> Command:
 
 def _parse_autoscale(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "autoscale")
+    ptype = None
+    # `autoscale APP worker on target=latency:30s`: a process type before the mode.
+    if len(rest) > 1 and rest[1].lower() in AUTOSCALE_MODES and _PTYPE_RE.match(rest[0]):
+        ptype, rest = rest[0].lower(), rest[1:]
+        ptype = None if ptype == "web" else ptype
     if not rest or rest[0].lower() not in AUTOSCALE_MODES:
         got = f"`{_clip(rest[0])}` is not a mode. " if rest else ""
         raise CommandError(f"{got}Say on, off, shadow or status.", "autoscale")
@@ -418,7 +427,12 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
             raise CommandError(
                 f"`{_clip(word)}`: {key} must be a whole number up to {MAX_QUANTITY}.", "autoscale"
             )
-        if key == "target" and not _TARGET_RE.match(value):
+        if key == "target" and ptype is not None and not _WORKER_TARGET_RE.match(value):
+            raise CommandError(
+                f"`{_clip(word)}` is not a worker target: write latency:30s or jobs:50.",
+                "autoscale",
+            )
+        if key == "target" and ptype is None and not _TARGET_RE.match(value):
             raise CommandError(
                 f"`{_clip(word)}` is not a target: write queue:300ms, service:500ms or rpm:1200.",
                 "autoscale",
@@ -429,7 +443,7 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
         raise CommandError(f"min={values['min']} is more than max={values['max']}.", "autoscale")
     if options and mode in ("off", "status"):
         raise CommandError(f"`autoscale {mode}` takes no settings.", "autoscale")
-    return Command("autoscale", app=app, mode=mode, options=tuple(options))
+    return Command("autoscale", app=app, mode=mode, options=tuple(options), target=ptype)
 
 
 def _parse_pin(args: list[str], app: str | None) -> Command:

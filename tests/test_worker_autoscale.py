@@ -134,3 +134,70 @@ def test_targets_parse(text, kind, value):
 def test_bad_targets_say_what_to_write(text):
     with pytest.raises(ValueError, match=r"latency:30s|more than 0"):
         parse_worker_target(text)
+
+
+@pytest.fixture
+def services(config, app_url, tmp_path, monkeypatch):
+    from bot.services import Services
+
+    registry = tmp_path / "deploybot.yml"
+    registry.write_text(
+        "apps:\n  myapp:\n    platform: heroku\n    channel: CMYAPP\n"
+        f"    autoscale:\n      queue_url: {app_url}\n"
+    )
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(registry))
+    services = Services(config)
+    yield services
+    services.db.dispose()
+
+
+def test_a_worker_type_scales_from_the_real_endpoint(services, heroku, queue):
+    from bot.store.audit import Actor
+    from bot.worker.autoscale_workers import WorkerAutoscaler
+    from policies.commands import parse
+    from tests.conftest import ADMIN
+
+    said = []
+    run = services.actions.run
+    reply = run(
+        Actor(ADMIN, source="console"),
+        parse("autoscale myapp worker on target=latency:30s min=0 max=10"),
+    )
+    assert (
+        "set autoscaling of `myapp`: on, worker 0–10, target job queue latency 30 s" in reply.text
+    )
+    status = run(Actor(ADMIN, source="console"), parse("autoscale myapp status")).text
+    assert "Worker `worker`: on, worker 0–10, target job queue latency 30 s." in status
+    scaler = WorkerAutoscaler(services, lambda channel, text: said.append((channel, text)))
+
+    queue.latency = 75.0  # 1 worker, 75 s behind: 3 keep it at 30 s
+    [up] = scaler.tick()
+    assert (up.current, up.desired, up.acted) == (1, 3, True)
+    assert heroku.formation("myapp")["worker"][0] == 3
+    assert said[-1] == ("CMYAPP", f"Autoscaler on `myapp`: {up.reason}")
+
+    queue.latency, queue.running = 0.0, 1  # the queue is empty but a job still runs
+    [held] = scaler.tick()
+    assert (held.desired, held.acted) == (3, False)
+    assert heroku.formation("myapp")["worker"][0] == 3
+
+    queue.running = 0
+    [down] = scaler.tick()
+    assert (down.desired, down.acted) == (0, True), down.reason
+    assert heroku.formation("myapp")["worker"][0] == 0
+
+
+def test_worker_autoscaling_needs_the_registry_queue_url(config, queue):
+    from bot.services import Services
+    from bot.store.audit import Actor
+    from policies.commands import parse
+    from tests.conftest import ADMIN
+
+    services = Services(config)
+    try:
+        reply = services.actions.run(
+            Actor(ADMIN, source="console"), parse("autoscale myapp worker on target=jobs:50")
+        )
+        assert "no `autoscale: queue_url:` in the registry" in reply.text
+    finally:
+        services.db.dispose()

@@ -13,7 +13,9 @@ from bot.platforms.base import formation_map
 from bot.registry import Target
 from bot.store.audit import Actor, AuditLog
 from bot.store.autoscale_settings import DEFAULT_TARGET, AutoscaleStore, Pin, Settings, parse_target
+from bot.store.worker_autoscale_settings import WorkerSettings
 from policies.commands import Command
+from policies.worker_autoscale import WorkerTarget, parse_worker_target
 
 
 class AutoscaleCommands:
@@ -54,6 +56,8 @@ class AutoscaleCommands:
                 "dynos only. Set its Auto Scaling group's MinSize/MaxSize and triggers in "
                 "Beanstalk (`aws:autoscaling:asg`), or `/deploy scale` it by hand."
             )
+        if command.target:
+            return self._worker(actor, resolved, command, entry, now)
         current = self._autoscale.settings(app)
         options = dict(command.options)
         web = formation_map(resolved.platform.formation(resolved.target.name)).get("web", (1, ""))[
@@ -79,6 +83,58 @@ class AutoscaleCommands:
             )
         settings = Settings(app, command.mode or "off", low, high, kind, value, actor.user_id, now)
         self._autoscale.save(settings)
+        self._audit.finish(entry, "ok", after={"autoscale": settings.describe()})
+        return Reply(
+            f"<@{actor.user_id}> set autoscaling of `{app}`: {settings.describe()}.", public=True
+        )
+
+    def _worker(
+        self, actor: Actor, resolved: Resolved, command: Command, entry: int, now: datetime
+    ) -> Result:
+        """`autoscale APP worker on target=latency:30s min=0 max=10`: a worker type from
+        the app's job queue (`policies.worker_autoscale`)."""
+        app, ptype = command.app or "", command.target or ""
+        store = self._autoscale.workers()
+        if command.mode == "status":
+            return Reply(self.status(app, now, resolved.target))
+        if resolved.target.queue_url is None and command.mode != "off":
+            self._audit.finish(entry, "refused", error="no queue_url")
+            return Reply(
+                f"`{app}` has no `autoscale: queue_url:` in the registry: the bot reads worker "
+                "queues from the app's HireFire endpoint, `<queue_url>/hirefire/<token>/info`."
+            )
+        current = store.settings(app, ptype)
+        options = dict(command.options)
+        running = formation_map(resolved.platform.formation(resolved.target.name))
+        if ptype not in running:
+            self._audit.finish(entry, "refused", error="no such process type")
+            return Reply(f"`{app}` has no `{ptype}` process type in its formation.")
+        target = (
+            parse_worker_target(options["target"])
+            if "target" in options
+            else (current.target if current else WorkerTarget("latency", 30.0))
+        )
+        cap = resolved.target.guardrails.most(ptype)
+        low = int(options.get("min", current.min if current else 0))
+        high = int(options.get("max", current.max if current else max(low, cap or 10)))
+        if low > high:
+            self._audit.finish(entry, "refused", error="min above max")
+            return Reply(f"min={low} is more than max={high}: give both, or one that fits.")
+        if cap is not None and high > cap:
+            self._audit.finish(entry, "refused", error="max above guardrail")
+            return Reply(f"`{app}` allows at most {cap} `{ptype}` dynos, so max={high} is refused.")
+        settings = WorkerSettings(
+            app,
+            ptype,
+            command.mode or "off",
+            low,
+            high,
+            target.kind,
+            target.value,
+            actor.user_id,
+            now,
+        )
+        store.save(settings)
         self._audit.finish(entry, "ok", after={"autoscale": settings.describe()})
         return Reply(
             f"<@{actor.user_id}> set autoscaling of `{app}`: {settings.describe()}.", public=True
@@ -112,6 +168,8 @@ class AutoscaleCommands:
             lines.append(
                 f"Pinned at web={pin.quantity} until {pin.until:%H:%M} UTC by <@{pin.pinned_by}>."
             )
+        for worker in self._autoscale.workers().of_app(app):
+            lines.append(f"Worker `{worker.process_type}`: {worker.describe()}.")
         for decision in self._autoscale.decisions(app):
             mark = "acted" if decision.acted else "held"
             lines.append(f"• {decision.at:%H:%M:%S} {mark}: {decision.reason}")

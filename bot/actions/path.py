@@ -15,7 +15,7 @@ from threading import Event
 
 from bot.actions.autoscaling import AutoscaleCommands
 from bot.actions.connections import Connections
-from bot.actions.gate import Gate
+from bot.actions.gate import AUTOSCALER, Gate
 from bot.actions.results import (
     AppList,
     BreakGlass,
@@ -373,7 +373,10 @@ class Actions:
         )
         if verdict.refused:
             return Reply(verdict.reason)
-        if command.verb == "kill" or stops_dynos(current, targets) or verdict.needs_approval:
+        # Taking a type to zero is a kill and is asked first, unless the autoscaler does it:
+        # a person allowed that with `min=0` in an audited `/deploy autoscale`.
+        stops = stops_dynos(current, targets) and actor.source != AUTOSCALER
+        if command.verb == "kill" or stops or verdict.needs_approval:
             return self._ask_first(actor, resolved, command, current, targets, verdict)
         return self._apply(
             actor, resolved, app, command.verb, command.text(), before, targets, verdict

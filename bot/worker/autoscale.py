@@ -78,6 +78,7 @@ class Autoscaler:
         budget: Budget | None = None,
     ) -> None:
         self._services = services
+        self.notify = notify  # the worker-type tick says its actions the same way
         self._store = AutoscaleStore(services.db)
         self._metrics = MetricsStore(services.db)
         self._notify = notify

@@ -1,0 +1,33 @@
+"""Autoscaling of worker process types from the app's job queue (HireFire endpoint).
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-11-30
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0007"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "autoscale_worker_settings",
+        sa.Column("app", sa.String(64), primary_key=True),
+        sa.Column("process_type", sa.String(30), primary_key=True),
+        sa.Column("mode", sa.String(10), nullable=False),
+        sa.Column("min", sa.Integer, nullable=False),
+        sa.Column("max", sa.Integer, nullable=False),
+        sa.Column("target_kind", sa.String(20), nullable=False),  # latency, jobs
+        sa.Column("target_value", sa.Float, nullable=False),  # seconds; jobs per dyno
+        sa.Column("updated_by", sa.String(64), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("autoscale_worker_settings")
