@@ -159,15 +159,16 @@ class Command:
 
     @property
     def mutating(self) -> bool:
-        return self.verb in MUTATING_VERBS and not (
-            self.verb == "autoscale" and self.mode == "status"
-        )
+        reads = self.mode == "status" or (self.mode == "schedule" and self.topic == "list")
+        return self.verb in MUTATING_VERBS and not (self.verb == "autoscale" and reads)
 
     def text(self) -> str:
         """The command written back in canonical form, for audit rows and messages."""
         words = [self.verb]
         if self.verb == "simulate":
             return f"simulate {self.mode} {self.app}"
+        if self.verb == "autoscale" and self.mode == "schedule":
+            return _schedule_text(self)
         if self.verb == "scale":
             words += [str(c) for c in self.changes]
         if self.verb == "pin" and self.app:
@@ -192,6 +193,17 @@ class Command:
         if self.force:
             words.append(f"--force {shlex.quote(self.force)}")
         return " ".join(words)
+
+
+def _schedule_text(command: Command) -> str:
+    words = ["autoscale", command.app or "", "schedule", command.topic or ""]
+    values = dict(command.options)
+    if command.topic == "add":
+        words += [values["days"], f"{values['start']}-{values['end']}"]
+        words += [f"{k}={v}" for k, v in command.options if k in ("min", "max", "tz")]
+    elif command.topic == "remove":
+        words.append(str(command.limit))
+    return " ".join(words)
 
 
 def parse(text: str) -> Command:
@@ -403,6 +415,10 @@ def _parse_simulate(args: list[str], app: str | None) -> Command:
 
 def _parse_autoscale(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "autoscale")
+    if rest and rest[0].lower() == "set":
+        return _parse_autoscale_set(app, rest[1:])
+    if rest and rest[0].lower() == "schedule":
+        return _parse_autoscale_schedule(app, rest[1:])
     ptype = None
     # `autoscale APP worker on target=latency:30s`: a process type before the mode.
     if len(rest) > 1 and rest[1].lower() in AUTOSCALE_MODES and _PTYPE_RE.match(rest[0]):
@@ -444,6 +460,74 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
     if options and mode in ("off", "status"):
         raise CommandError(f"`autoscale {mode}` takes no settings.", "autoscale")
     return Command("autoscale", app=app, mode=mode, options=tuple(options), target=ptype)
+
+
+# `/deploy autoscale APP set KEY=VALUE`: the policy settings chat may change; `default`
+# drops chat's value (the registry's or the built-in default applies again).
+AUTOSCALE_SET_KEYS = ("down_stabilization", "max_step")
+_SET_DURATION_RE = re.compile(r"^\d+[smh]$", re.IGNORECASE)
+_CLOCK_RANGE_RE = re.compile(r"^(\d{1,2}:\d{2})-(\d{1,2}:\d{2})$")
+
+
+def _parse_autoscale_set(app: str | None, words: list[str]) -> Command:
+    if not words:
+        raise CommandError(
+            "Say what to set, like `set down_stabilization=2m max_step=4`.", "autoscale"
+        )
+    options: list[tuple[str, str]] = []
+    for word in words:
+        key, _, value = word.partition("=")
+        key, value = key.lower(), value.lower()
+        if key not in AUTOSCALE_SET_KEYS or not value:
+            raise CommandError(
+                f"`{_clip(word)}` is not a setting: use down_stabilization=2m or max_step=4 "
+                "(`=default` to drop chat's value).",
+                "autoscale",
+            )
+        if any(k == key for k, _ in options):
+            raise CommandError(f"`{key}` is given twice.", "autoscale")
+        fits = value == "default" or (
+            _SET_DURATION_RE.match(value)
+            if key == "down_stabilization"
+            else value.isdigit() and 1 <= int(value) <= MAX_QUANTITY
+        )
+        if not fits:
+            what = "a duration like 2m or 90s" if key == "down_stabilization" else "a whole number"
+            raise CommandError(f"`{_clip(word)}`: {key} must be {what}.", "autoscale")
+        options.append((key, value))
+    return Command("autoscale", app=app, mode="set", options=tuple(options))
+
+
+def _parse_autoscale_schedule(app: str | None, words: list[str]) -> Command:
+    """`schedule add mon-fri 08:00-18:00 min=3 [max=N] [tz=Europe/Paris]`, `schedule list`,
+    `schedule remove N` (N as `schedule list` numbers them)."""
+    action = words[0].lower() if words else ""
+    if action == "list" and len(words) == 1:
+        return Command("autoscale", app=app, mode="schedule", topic="list")
+    if action == "remove" and len(words) == 2 and words[1].isdigit() and int(words[1]) > 0:
+        return Command("autoscale", app=app, mode="schedule", topic="remove", limit=int(words[1]))
+    usage = "Write `schedule add mon-fri 08:00-18:00 min=3 [max=N] [tz=Europe/Paris]`, `schedule list` or `schedule remove N`."
+    if action != "add" or len(words) < 4:
+        raise CommandError(usage, "autoscale")
+    days, clocks = words[1].lower(), _CLOCK_RANGE_RE.match(words[2])
+    if clocks is None:
+        raise CommandError(
+            f"`{_clip(words[2])}` is not a time range like 08:00-18:00.", "autoscale"
+        )
+    options = [("days", days), ("start", clocks[1]), ("end", clocks[2])]
+    for word in words[3:]:
+        key, _, value = word.partition("=")
+        key = key.lower()
+        count = key in ("min", "max") and value.isdigit() and int(value) <= MAX_QUANTITY
+        if count or (key == "tz" and value):
+            options.append((key, value))
+        else:
+            raise CommandError(
+                f"`{_clip(word)}` is not min=N, max=N or tz=Area/City. {usage}", "autoscale"
+            )
+    if not any(k in ("min", "max") for k, _ in options):
+        raise CommandError("A schedule window sets min=N, max=N or both.", "autoscale")
+    return Command("autoscale", app=app, mode="schedule", topic="add", options=tuple(options))
 
 
 def _parse_pin(args: list[str], app: str | None) -> Command:

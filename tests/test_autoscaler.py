@@ -386,7 +386,7 @@ def test_a_schedule_window_in_the_registry_raises_the_min_at_once(
     assert heroku.formation("myapp")["web"][0] == 3
     assert "schedule daily 00:00–00:00 UTC sets min 3" in said[0][1]
     status = services.actions.run(Actor(ADMIN, source="console"), parse("autoscale myapp status"))
-    assert "Schedule: daily 00:00–00:00 UTC: min 3 (now)." in status.text
+    assert "Schedule: daily 00:00–00:00 UTC: min 3 (now) (registry)." in status.text
 
 
 @pytest.mark.parametrize(("stabilization", "down"), [(None, True), ("10m", False)])
@@ -412,3 +412,22 @@ def test_the_registry_can_set_the_scale_down_stabilization(
     status = services.actions.run(Actor(ADMIN, source="console"), parse("autoscale myapp status"))
     assert ("highest wish of the last 10 min (registry)" in status.text) is not down
     assert ("last 1–5 min, longer the jumpier the traffic (default)" in status.text) is down
+
+
+def test_the_tick_uses_what_chat_set_where_the_registry_is_silent():
+    from bot.registry import Target
+    from bot.store.autoscale_overrides import Override
+    from bot.worker.autoscale import _policy
+
+    stored = Settings("myapp", "on", 1, 8, "rpm", 1000.0, ADMIN, NOW)
+    chat = {
+        "down_stabilization": Override("myapp", "down_stabilization", "2m", ADMIN, NOW),
+        "max_step": Override("myapp", "max_step", "3", ADMIN, NOW),
+    }
+    policy = _policy(stored, Target("myapp", "heroku", "myapp"), chat)
+    assert policy.down_stabilization == timedelta(minutes=2)
+    assert (policy.up_max_dynos, policy.up_max_percent, policy.down_max_dynos) == (3, 0.0, 3)
+    # The registry wins where it sets the key; with nothing set, the adaptive default.
+    ruled = Target("myapp", "heroku", "myapp", down_stabilization=timedelta(minutes=7))
+    assert _policy(stored, ruled, chat).down_stabilization == timedelta(minutes=7)
+    assert _policy(stored, Target("myapp", "heroku", "myapp"), {}).down_stabilization is None

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import delete, select
 
+from bot.store.autoscale_overrides import OverrideStore
 from bot.store.db import Database
 from bot.store.models import AutoscaleDecision, AutoscalePin, AutoscaleSetting
 from bot.store.worker_autoscale_settings import WorkerAutoscaleStore
@@ -68,6 +69,10 @@ def parse_target(text: str) -> tuple[str, float]:
 class AutoscaleStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+
+    def overrides(self) -> OverrideStore:
+        """The same database's settings changed from chat (`autoscale APP set|schedule`)."""
+        return OverrideStore(self._db)
 
     def workers(self) -> WorkerAutoscaleStore:
         """The same database's settings of worker process types."""

@@ -131,6 +131,18 @@ class AutoscaleSetting(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class AutoscaleOverride(Base):
+    """One autoscaler setting changed from chat (`/deploy autoscale APP set|schedule`)."""
+
+    __tablename__ = "autoscale_overrides"
+
+    app: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class AutoscaleWorkerSetting(Base):
     """How one app's worker process type is autoscaled from its job queue."""
 

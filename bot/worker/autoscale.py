@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from bot.actions.autoscaling import effective
 from bot.actions.gate import AUTOSCALER
 from bot.actions.results import Changed, Reply
 from bot.metrics.store import MetricsStore
@@ -32,6 +33,7 @@ from bot.platforms.base import Platform, PlatformError, formation_map
 from bot.registry import Target, UnknownApp
 from bot.services import Resolved, Services
 from bot.store.audit import Actor
+from bot.store.autoscale_overrides import Override
 from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.autoscale_settings import Decision as Recorded
 from bot.store.autoscale_settings import Settings as StoredSettings
@@ -198,7 +200,7 @@ class Autoscaler:
             current = known.quantity
         booting = self._booting(name, platform, account, now) if watch_boot else None
 
-        policy = _policy(stored, resolved.target)
+        policy = _policy(stored, resolved.target, self._store.overrides().of_app(app))
         past = self._store.decisions(app, limit=200, since=now - HISTORY)
         pin = self._store.pin(app, now)
         decision = autoscale.decide(
@@ -397,18 +399,27 @@ class Autoscaler:
         return samples
 
 
-def _policy(stored: StoredSettings, target: Target) -> autoscale.Settings:
-    """The policy from the app's `/deploy autoscale` settings and its registry entry."""
+def _policy(
+    stored: StoredSettings, target: Target, overrides: dict[str, Override]
+) -> autoscale.Settings:
+    """The policy from the app's `/deploy autoscale` settings, its registry entry and what
+    chat changed (`autoscale APP set|schedule`; the registry wins where it sets a key)."""
+    found = effective(target, overrides)
     policy = autoscale.Settings(
         targets=(autoscale.Target(_METRIC[stored.target_kind], stored.target_value),),
         min_dynos=stored.min,
         max_dynos=stored.max,
-        windows=target.schedule,  # the registry's `autoscale: schedule:`
+        windows=found.windows,
+        down_stabilization=found.down_stabilization,  # None: adaptive
         # The forecast drops itself while it predicts badly or has no history (a new app).
         predictive=True,
     )
-    if target.down_stabilization is not None:
-        policy = replace(policy, down_stabilization=target.down_stabilization)
+    if found.max_step is not None:
+        # `max_step=N`: the most one tick adds or removes, either way.
+        step = found.max_step
+        policy = replace(
+            policy, up_max_percent=0.0, up_max_dynos=step, down_max_percent=0.0, down_max_dynos=step
+        )
     return policy
 
 

@@ -1,4 +1,5 @@
-"""Autoscaling of worker process types from the app's job queue (HireFire endpoint).
+"""Autoscaling of worker process types from the app's job queue (HireFire endpoint), and
+the autoscaler settings and schedule windows changed from chat.
 
 Revision ID: 0007
 Revises: 0006
@@ -27,7 +28,16 @@ def upgrade() -> None:
         sa.Column("updated_by", sa.String(64), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     )
+    op.create_table(
+        "autoscale_overrides",
+        sa.Column("app", sa.String(64), primary_key=True),
+        sa.Column("key", sa.String(32), primary_key=True),  # down_stabilization, max_step, schedule
+        sa.Column("value", sa.Text, nullable=False),  # "2m", "4", a JSON list of windows
+        sa.Column("updated_by", sa.String(64), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("autoscale_overrides")
     op.drop_table("autoscale_worker_settings")
