@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from datetime import timedelta
 
 from policies.autoscale import (
@@ -331,6 +332,25 @@ POLICIES: dict[str, Callable[[Context], Policy]] = {
     "static": Static,
     "optimum": Optimum,
 }
+
+
+def own_settings(
+    context: Context,
+    target: Target | None = None,
+    low: int | None = None,
+    high: int | None = None,
+    down_stabilization: timedelta | None = None,
+) -> Settings:
+    """`ours` with an app's own settings, for replaying its stored traffic: what is not
+    given is the benchmark's (the model's load-tested rpm target, the adaptive window)."""
+    settings = ours_settings(context)
+    return replace(
+        settings,
+        targets=(target,) if target is not None else settings.targets,
+        min_dynos=settings.min_dynos if low is None else low,
+        max_dynos=settings.max_dynos if high is None else high,
+        down_stabilization=down_stabilization,
+    )
 
 
 def make_policy(name: str, context: Context) -> Policy:
