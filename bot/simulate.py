@@ -20,13 +20,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.config import Config
-from bot.metrics.replay import stored_trace
+from bot.metrics.replay import replay_app
 from bot.metrics.store import MetricsStore
 from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.db import Database
 from policies.autoscale import Target
 from policies.simulator import (
-    Context,
     Model,
     Result,
     Trace,
@@ -35,7 +34,7 @@ from policies.simulator import (
     run,
     trace_from_rows,
 )
-from policies.simulator_baselines import POLICIES, Autoscaler, make_policy, own_settings
+from policies.simulator_baselines import POLICIES, make_policy
 
 
 def load_trace(path: str | Path) -> Trace:
@@ -70,29 +69,6 @@ def _target(text: str) -> Target:
     value = float(match[2]) * (1000 if match[3] == "s" else 1)
     metric = {"rpm": "rpm_per_dyno", "queue": "queue_p95", "p95": "queue_p95"}
     return Target(metric.get(match[1], "service_p95"), value)  # type: ignore[arg-type]
-
-
-def replay_app(
-    metrics: MetricsStore,
-    app: str,
-    since: timedelta,
-    now: datetime,
-    tried: dict[str, object],
-    current: dict[str, object],
-) -> tuple[Result, Result, Context] | None:
-    """The app's stored traffic under the default policy with `tried` settings and with
-    its `current` ones (keys: target, low, high, down_stabilization); None with no traffic."""
-    trace = stored_trace(metrics, app, since, now)
-    if trace is None:
-        return None
-    highest = max(int(v) for v in (tried.get("high"), current.get("high"), 20) if v is not None)
-    model = Model(min_dynos=0, max_dynos=highest)
-    context = make_context(trace, model, max(max(trace.counts), 1.0))
-    results = []
-    for name, given in (("tried", tried), ("current", current)):
-        settings = own_settings(context, **given)  # type: ignore[arg-type]
-        results.append(run(context, Autoscaler(name, context, settings, reads_every_s=600.0)))
-    return results[0], results[1], context
 
 
 def _main_app(args: argparse.Namespace, out: Callable[[str], object]) -> int:

@@ -32,6 +32,7 @@ VERBS = (
 MUTATING_VERBS = frozenset({"scale", "restart", "kill", "drain", "autoscale", "pin", "watch"})
 # What `/deploy simulate` can play against an app in the sandbox.
 SIMULATIONS = ("spike",)
+_REPLAY_RE = re.compile(r"^(\d+)([hd])$", re.IGNORECASE)
 AUTOSCALE_MODES = ("on", "off", "shadow", "status")
 # What the autoscaler can track: `target=queue:300ms` (also `p95:300ms`), `service:500ms`,
 # `rpm:1200` (requests per minute per dyno).
@@ -58,7 +59,7 @@ USAGE = {
     "autoscale": "/deploy autoscale APP [TYPE] on|off|shadow|status [min=N] [max=N] [target=queue:300ms|service:500ms|rpm:1200|latency:30s|jobs:50]",
     "pin": "/deploy pin APP web=N for DURATION  |  /deploy pin APP off",
     "watch": "/deploy watch APP",
-    "simulate": "/deploy simulate spike APP",
+    "simulate": "/deploy simulate APP 7d | /deploy simulate spike APP",
     "alerts": "/deploy alerts [APP]",
     "apps": "/deploy apps",
     "history": "/deploy history [APP] [N]",
@@ -76,7 +77,7 @@ SUMMARY = {
     "autoscale": "turn the autoscaler on, off or to shadow mode (decide and log, not act) for an app's web dynos",
     "pin": "hold an app's web dynos at a count for a while, whatever the autoscaler thinks",
     "watch": "subscribe to a Heroku app's dyno, release and formation events, so crashes alert its channel",
-    "simulate": "sandbox only: play a traffic spike against a demo app and watch the autoscaler react",
+    "simulate": "replay an app's stored traffic through the autoscaler's model (`simulate APP 7d`); in the sandbox, also play a traffic spike",
     "alerts": "list the open alerts (all apps, or one), with who acknowledged or silenced them",
     "apps": "list the apps I manage, with their platform and channel",
     "history": "show who changed what, newest first (all apps, or one)",
@@ -98,7 +99,7 @@ EXAMPLES = {
     "autoscale": ("autoscale myapp on min=2 max=10 target=queue:300ms", "autoscale myapp status"),
     "pin": ("pin myapp web=5 for 2h", "pin myapp off"),
     "watch": ("watch myapp",),
-    "simulate": ("simulate spike demo",),
+    "simulate": ("simulate myapp 7d", "simulate spike demo"),
     "alerts": ("alerts", "alerts myapp"),
     "apps": ("apps",),
     "history": ("history", "history myapp 20"),
@@ -165,6 +166,8 @@ class Command:
     def text(self) -> str:
         """The command written back in canonical form, for audit rows and messages."""
         words = [self.verb]
+        if self.verb == "simulate" and self.mode == "replay":
+            return f"simulate {self.app} {(self.limit or 0) // 60}h"
         if self.verb == "simulate":
             return f"simulate {self.mode} {self.app}"
         if self.verb == "autoscale" and self.mode == "schedule":
@@ -404,6 +407,15 @@ def _parse_watch(args: list[str], app: str | None) -> Command:
 
 
 def _parse_simulate(args: list[str], app: str | None) -> Command:
+    # `simulate APP 7d`: replay the app's stored traffic (anywhere, not only the sandbox).
+    span = _REPLAY_RE.match(args[-1]) if args else None
+    if span and (len(args) == 2 or (len(args) == 1 and app)) and args[0].lower() not in SIMULATIONS:
+        minutes = int(span[1]) * {"h": 60, "d": 24 * 60}[span[2].lower()]
+        if not 0 < minutes <= 14 * 24 * 60:
+            raise CommandError("Replay at most 14d of stored traffic.", "simulate")
+        return Command(
+            "simulate", app=args[0] if len(args) == 2 else app, mode="replay", limit=minutes
+        )
     if not args or args[0].lower() not in SIMULATIONS:
         got = f"`{_clip(args[0])}` is not a simulation. " if args else ""
         raise CommandError(f"{got}Say which one: {', '.join(SIMULATIONS)}.", "simulate")

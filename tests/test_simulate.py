@@ -321,6 +321,17 @@ def test_simulate_app_replays_its_stored_traffic(config, monkeypatch):
         assert trace is not None and trace.interval_s == 60
         assert len(trace.counts) == 180 and max(trace.counts) == 4800.0
         assert stored_trace(MetricsStore(services.db), "nobody", timedelta(days=1), now) is None
+        # In chat, outside the sandbox: the default against the current settings.
+        from bot.store.audit import Actor
+        from policies.commands import parse
+        from tests.conftest import ADMIN
+
+        reply = services.actions.run(Actor(ADMIN, source="console"), parse("simulate myapp 1d"))
+        assert reply.public
+        assert reply.text.startswith("Replaying `myapp`'s last 1d (180 minutes, peak 4,800 rpm)")
+        assert "your current settings: " in reply.text
+        other = services.actions.run(Actor(ADMIN, source="console"), parse("simulate other 12h"))
+        assert "`other` has no stored traffic in the last 12h" in other.text
     finally:
         services.db.dispose()
 

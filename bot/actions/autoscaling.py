@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.actions.results import Reply, Resolved, Result
+from bot.metrics.replay import replay_app
+from bot.metrics.store import MetricsStore
 from bot.platforms.base import formation_map
 from bot.registry import Target
 from bot.store.audit import Actor, AuditLog
@@ -19,6 +21,7 @@ from bot.store.autoscale_settings import DEFAULT_TARGET, AutoscaleStore, Pin, Se
 from bot.store.worker_autoscale_settings import WorkerSettings
 from policies import autoscale as policy
 from policies.commands import Command
+from policies.slack_text import code
 from policies.worker_autoscale import WorkerTarget, parse_worker_target
 
 
@@ -81,6 +84,11 @@ def _duration(text: str) -> timedelta:
     """`90s`, `2m`, `1h` (the grammar checked the form)."""
     unit = {"s": "seconds", "m": "minutes", "h": "hours"}[text[-1]]
     return timedelta(**{unit: int(text[:-1])})
+
+
+def _span(since: timedelta) -> str:
+    hours = int(since.total_seconds() // 3600)
+    return f"{hours // 24}d" if hours % 24 == 0 else f"{hours}h"
 
 
 def _limits_text(window: policy.Window) -> str:
@@ -241,6 +249,34 @@ class AutoscaleCommands:
         for number, window in enumerate(found.windows, 1):
             lines.append(f"{number}. {window.describe()}: {_limits_text(window)}")
         return "\n".join(lines)
+
+    def replay(self, app: str, target: Target, metrics: MetricsStore, since: timedelta) -> str:
+        """The default policy against the app's current settings on its stored traffic."""
+        stored = self._autoscale.settings(app)
+        found = effective(target, self._overrides().of_app(app))
+        current: dict[str, object] = {"down_stabilization": found.down_stabilization}
+        if stored is not None:
+            kind = "rpm_per_dyno" if stored.target_kind == "rpm" else stored.target_kind
+            current |= {
+                "target": policy.Target(kind, stored.target_value),  # type: ignore[arg-type]
+                "low": stored.min,
+                "high": stored.max,
+            }
+        tried = current | {"down_stabilization": None}
+        replayed = replay_app(metrics, app, since, self._now(), tried, current)
+        span = _span(since)
+        if replayed is None:
+            return f"{code(app)} has no stored traffic in the last {span}; is its log drain on?"
+        default, mine, context = replayed
+        return (
+            f"Replaying {code(app)}'s last {span} ({len(context.trace.counts):,} minutes, peak "
+            f"{context.peak_rpm:,.0f} rpm) through the simulator's dyno model: with the default "
+            f"(adaptive) settings it would have cost {default.dyno_hours:,.1f} dyno-hours and "
+            f"{default.slo_violation_minutes:,} violation minutes; your current settings: "
+            f"{mine.dyno_hours:,.1f} dyno-hours and {mine.slo_violation_minutes:,} violation "
+            "minutes. Try others with `deploybot simulate --app` (--target, --min, --max, "
+            "--down-stabilization)."
+        )
 
     def _overrides(self) -> OverrideStore:
         return self._autoscale.overrides()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from threading import Event
 
 from bot.actions.autoscaling import AutoscaleCommands
@@ -122,6 +122,8 @@ class Actions:
                 return Reply("\n".join(self._gate.summary(actor, aliases)))
             if command.verb == "apps":
                 return self._apps(actor)
+            if command.verb == "simulate" and command.mode == "replay":
+                return self._replay(command)
             if command.verb == "simulate":
                 if self._simulate is None:
                     return Reply(
@@ -313,6 +315,15 @@ class Actions:
             self_app=target.platform == "heroku" and target.name == self._own_app,
             app=target.alias,
         )
+
+    def _replay(self, command: Command) -> Result:
+        """`/deploy simulate APP 7d`: the app's stored traffic through the simulator."""
+        if self._metrics is None or self._autoscaling is None:
+            return Reply("This bot keeps no traffic metrics.")
+        app = command.app or ""
+        target = self._resolve(app).target
+        since = timedelta(minutes=command.limit or 7 * 24 * 60)
+        return Reply(self._autoscaling.replay(app, target, self._metrics, since), public=True)
 
     def _metrics_of(self, app: str, minutes: int) -> Result:
         if self._metrics is None or self._drains is None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from bot.metrics.store import MetricsStore
-from policies.simulator import Trace
+from policies.simulator import Context, Model, Result, Trace, make_context, run
+from policies.simulator_baselines import Autoscaler, own_settings
 
 
 def stored_trace(metrics: MetricsStore, app: str, since: timedelta, now: datetime) -> Trace | None:
@@ -26,3 +27,26 @@ def stored_trace(metrics: MetricsStore, app: str, since: timedelta, now: datetim
     begin = min(per_minute)
     counts = tuple(per_minute.get(m, 0.0) for m in range(begin, end, 60))
     return Trace(f"{app} (stored)", datetime.fromtimestamp(begin, UTC), 60, counts)
+
+
+def replay_app(
+    metrics: MetricsStore,
+    app: str,
+    since: timedelta,
+    now: datetime,
+    tried: dict[str, object],
+    current: dict[str, object],
+) -> tuple[Result, Result, Context] | None:
+    """The app's stored traffic under the default policy with `tried` settings and with
+    its `current` ones (keys: target, low, high, down_stabilization); None with no traffic."""
+    trace = stored_trace(metrics, app, since, now)
+    if trace is None:
+        return None
+    highest = max(int(v) for v in (tried.get("high"), current.get("high"), 20) if v is not None)
+    model = Model(min_dynos=0, max_dynos=highest)
+    context = make_context(trace, model, max(max(trace.counts), 1.0))
+    results = []
+    for name, given in (("tried", tried), ("current", current)):
+        settings = own_settings(context, **given)  # type: ignore[arg-type]
+        results.append(run(context, Autoscaler(name, context, settings, reads_every_s=600.0)))
+    return results[0], results[1], context
