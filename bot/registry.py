@@ -366,7 +366,14 @@ class Registry:
     def targets(self) -> list[Target]:
         return [self.resolve(alias) for alias in self.aliases()]
 
+    def canonical(self, name: str) -> str:
+        """The alias `name` stands for, whatever its case: `DEMO` is `demo`. Aliases are
+        lowercase (the file's own rule) and so are Heroku app names, so a name in another
+        case can only mean its lowercase self; whether that app exists is `resolve`'s to say."""
+        return name if name in self.spec.apps else name.lower()
+
     def resolve(self, alias: str) -> Target:
+        alias = self.canonical(alias)
         entry = self.spec.apps.get(alias)
         if isinstance(entry, HerokuEntry):
             return Target(

@@ -41,7 +41,10 @@ class Services:
         env: Mapping[str, str] | None = None,
         followups: FollowUps | None = None,
         simulate: Callable[[Actor, Command], Result] | None = None,
+        worker_runs: bool = True,
     ) -> None:
+        """`worker_runs` False: no worker dyno acts on what is stored (the sandbox console),
+        so replies about the autoscaler say so instead of promising it acts."""
         self.config = config
         self.source = source
         self._env = os.environ if env is None else env
@@ -75,6 +78,8 @@ class Services:
             webhook_secrets=self.webhook_secrets,
             simulate=simulate,  # the sandbox console's traffic player; None elsewhere
             alerts=Alerts(self.db),
+            canonical=self.registry.canonical,
+            worker_runs=worker_runs,
         )
 
     def _groups_of(self, user_id: str, groups: Iterable[str]) -> frozenset[str]:

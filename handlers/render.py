@@ -136,10 +136,14 @@ def _platform_metrics(result: PlatformMetrics) -> Message:
     traffic, minutes = result.traffic, result.minutes
     span = f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"
     total = sum(traffic.per_minute)
-    lines = [
-        f"*`{result.app}` over the last {span}* (CloudWatch, load balancer)",
-        f"Requests: {total:,} ({total / minutes:,.1f}/min)  `{sparkline(list(_buckets(traffic.per_minute)))}`",
-    ]
+    lines = [f"*`{result.app}` over the last {span}* (CloudWatch, load balancer)"]
+    if traffic.per_minute_problem:
+        lines.append(f"Requests per minute are not available: {traffic.per_minute_problem}")
+    else:
+        lines.append(
+            f"Requests: {total:,} ({total / minutes:,.1f}/min)  "
+            f"`{sparkline(list(_buckets(traffic.per_minute)))}`"
+        )
     if traffic.latest_requests:
         latency = " / ".join(
             f"{traffic.latency_ms[k]:,.0f}"

@@ -12,6 +12,9 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from policies.names import closest, suggest
+from policies.slack_text import code
+
 VERBS = (
     "scale",
     "restart",
@@ -48,6 +51,7 @@ MAX_QUANTITY = 1000
 HISTORY_DEFAULT, HISTORY_MAX = 10, 50
 METRICS_DEFAULT_MINUTES, METRICS_MAX_MINUTES = 60, 24 * 60
 _WINDOW_RE = re.compile(r"^(\d+)([mh])$", re.IGNORECASE)
+_LONG_NUMBER = re.compile(r"\d{100}")
 
 USAGE = {
     "scale": "/deploy scale TYPE=N[:SIZE] [TYPE+N | TYPE-N ...] APP",
@@ -217,17 +221,43 @@ def parse(text: str) -> Command:
         raise CommandError("There is an unmatched quote in your command.") from None
     if not words:
         return Command("help")
+    for word in words:
+        # int() refuses numbers past 4,300 digits with a ValueError; no count, duration or
+        # app name (40 characters at most) comes near this, so say so before reading any.
+        if _LONG_NUMBER.search(word):
+            raise CommandError(f"`{_clip(word)}` holds a number far too long to mean anything.")
     verb = words[0].lower()
     if verb in ("-h", "--help"):
         verb = "help"
     if verb not in VERBS:
-        raise CommandError(
-            f"`{_clip(words[0])}` is not a command I know. Try one of: {', '.join(VERBS)}."
-        )
+        raise _unknown_verb(words)
     args, force = _take_force_option(words[1:], verb)
     args, app = _take_app_option(args, verb)
     command = _PARSERS[verb](args, app)
     return replace(command, force=force) if force else command
+
+
+def _unknown_verb(words: list[str]) -> CommandError:
+    """A word that is no verb: a near miss (`scal`, `stauts`) gets the command as it was
+    probably meant, and a verb typed after the app (`demo status`) the right order. Only
+    suggested, never run: a guess must not change anything."""
+    typed = words[0]
+    unknown = f"{code(_clip(typed))} is not a command I know."
+    if len(words) > 1 and words[1].lower() in VERBS:
+        meant = [words[1].lower(), typed, *words[2:]]
+        return CommandError(
+            f"{unknown} Did you mean {_rewrite(meant)}? The verb comes first.", words[1].lower()
+        )
+    near = closest(typed, VERBS)
+    if near:
+        return CommandError(f"{unknown} Did you mean {_rewrite([near[0], *words[1:]])}?", near[0])
+    return CommandError(f"{unknown} Try one of: {', '.join(VERBS)}.")
+
+
+def _rewrite(words: list[str]) -> str:
+    # Quote only what needs it, so the suggestion reads as the user would type it.
+    quoted = (shlex.quote(w) if not w or any(c.isspace() for c in w) else w for w in words)
+    return code(_clip(" ".join(quoted), limit=80))
 
 
 def _take_force_option(words: list[str], verb: str) -> tuple[list[str], str | None]:
@@ -359,7 +389,7 @@ def _parse_apps(args: list[str], app: str | None) -> Command:
 def _parse_history(args: list[str], app: str | None) -> Command:
     limit: int | None = None
     for word in args:
-        if word.isdigit():
+        if word.isascii() and word.isdigit():  # '²'.isdigit(), but int('²') raises
             if limit is not None:
                 raise CommandError("Give the number of entries once.", "history")
             limit = int(word)
@@ -451,7 +481,9 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
         if key in seen:
             raise CommandError(f"`{key}` is given twice.", "autoscale")
         seen.add(key)
-        if key in ("min", "max") and not (value.isdigit() and int(value) <= MAX_QUANTITY):
+        if key in ("min", "max") and not (
+            value.isascii() and value.isdigit() and int(value) <= MAX_QUANTITY
+        ):
             raise CommandError(
                 f"`{_clip(word)}`: {key} must be a whole number up to {MAX_QUANTITY}.", "autoscale"
             )
@@ -578,9 +610,9 @@ def _parse_help(args: list[str], app: str | None) -> Command:
         return Command("help")
     topic = args[0].lower()
     if topic not in VERBS:
-        raise CommandError(
-            f"`{_clip(args[0])}` is not a command I know. Try one of: {', '.join(VERBS)}.", "help"
-        )
+        hint = suggest(topic, VERBS)
+        meant = f"Did you mean {hint}?" if hint else f"Try one of: {', '.join(VERBS)}."
+        raise CommandError(f"{code(_clip(args[0]))} is not a command I know. {meant}", "help")
     return Command("help", topic=topic)
 
 

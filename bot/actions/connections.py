@@ -49,6 +49,9 @@ class Connections:
         try:
             drain_id = resolved.platform.add_log_drain(resolved.target.name, drain.url)
         except PlatformError as error:
+            # Heroku's refusal may quote the URL ("Url … is not a valid drain URL"): its
+            # token must reach neither the audit row, nor `/deploy history`, nor the reply.
+            error.args = (drain.redact(str(error)),)
             self._audit.finish(entry, error.outcome, error=str(error))
             raise
         self._drains.set_drain_id(app, drain_id)
@@ -86,11 +89,11 @@ class Connections:
         self._webhook_secrets.save(name, secret, url, actor.user_id, self._now(), webhook_id)
         self._audit.finish(entry, "ok", after={"webhook_id": webhook_id})
         where = (
-            f"alerts go to <#{resolved.target.channel}>"
+            f"and alerts go to <#{resolved.target.channel}>"
             if resolved.target.channel
-            else "but it has no channel in the registry, so nobody is told: add `channel:`"
+            else f"but `{app}` has no channel in the registry, so nobody is told: add `channel:`"
         )
         return Reply(
             f"I am watching `{app}`: dyno crashes, releases and formation changes now reach me "
-            f"(Heroku webhook `{webhook_id}`), and {where}."
+            f"(Heroku webhook `{webhook_id}`), {where}. `/deploy alerts {app}` lists what is open."
         )

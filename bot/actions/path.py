@@ -87,8 +87,13 @@ class Actions:
         webhook_secrets: WebhookSecrets | None = None,
         simulate: Callable[[Actor, Command], Result] | None = None,
         alerts: Alerts | None = None,
+        canonical: Callable[[str], str] = str,
+        worker_runs: bool = True,
     ) -> None:
         self._resolve = resolve
+        # The registry's spelling of an app name (`DEMO` → `demo`), so rules, audit rows and
+        # settings all see one name whatever case was typed.
+        self._canonical = canonical
         self._audit = audit
         self._confirmations = confirmations
         self._gate = gate
@@ -96,7 +101,9 @@ class Actions:
         self._metrics = metrics
         self._drains = drains
         self._connections = Connections(audit, now, public_url, drains, webhook_secrets)
-        self._autoscaling = AutoscaleCommands(autoscale, audit, now) if autoscale else None
+        self._autoscaling = (
+            AutoscaleCommands(autoscale, audit, now, worker_runs) if autoscale else None
+        )
         # The sandbox's traffic player; None outside the sandbox console.
         self._simulate = simulate
         self._alerts = alerts
@@ -107,6 +114,8 @@ class Actions:
 
     def run(self, actor: Actor, command: Command) -> Result:
         """Carry out a parsed command for `actor`."""
+        if command.app is not None:
+            command = replace(command, app=self._canonical(command.app))
         if command.verb == "help":
             return Reply(help_text(command.topic))
         # `autoscale APP status` only reads: it needs what `status` needs; `alerts` lists

@@ -57,6 +57,8 @@ class Traffic:
     latest_requests: int
     latest_statuses: dict[str, int]  # "2xx" -> n, over the latest seconds
     latency_ms: dict[str, float]  # "p50", "p95", "p99", ... over the latest seconds
+    # Why `per_minute` is missing (CloudWatch failed while health answered); None: it is not.
+    per_minute_problem: str | None = None
 
 
 @dataclass(frozen=True)

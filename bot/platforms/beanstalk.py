@@ -18,6 +18,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config as BotoConfig
 
+from bot.platforms.aws_errors import botocore_error
 from bot.platforms.base import (
     AppStatus,
     Dyno,
@@ -29,8 +30,10 @@ from bot.platforms.base import (
     Traffic,
 )
 from bot.platforms.cloudwatch import requests_per_minute
+from policies.slack_text import escape
 
 PROCESS_TYPE = "web"
+SERVICE = "Elastic Beanstalk"  # as error messages name it
 # How often a follow-up asks whether an update has finished (tests shorten it).
 POLL_SECONDS = 10.0
 ASG = "aws:autoscaling:asg"
@@ -68,6 +71,7 @@ class BeanstalkPlatform:
                     f"The AWS profile `{self.profile}` is not configured on the bot. "
                     "An admin should add it (or fix the registry)."
                 ) from None
+            # A missing region raises here, inside `_call`, which words it for the app.
             self._client = session.client("elasticbeanstalk", config=_BOTO_CONFIG)
         return self._client
 
@@ -79,18 +83,21 @@ class BeanstalkPlatform:
         resources = self._call("describe_environment_resources", app, EnvironmentName=app)
         balancers = resources.get("EnvironmentResources", {}).get("LoadBalancers", [])
         per_minute = [0] * minutes
+        problem = None
         if balancers:
             try:
                 per_minute = requests_per_minute(
-                    self._cloudwatch(), balancers[0]["Name"], now, minutes
+                    self._cloudwatch(app), balancers[0]["Name"], now, minutes, app
                 )
-            except botocore.exceptions.ClientError as error:
-                raise _client_error(error, app, "get_metric_data") from None
+            except PlatformError as error:
+                # Enhanced health still answers: show it, and say why the minutes are missing.
+                problem = str(error)
         _, metrics = self.health_metrics(app)
         codes = metrics.get("StatusCodes") or {}
         latency = metrics.get("Latency") or {}
         return Traffic(
             per_minute=tuple(per_minute),
+            per_minute_problem=problem,
             latest_seconds=int(metrics.get("Duration") or 10),
             latest_requests=int(metrics.get("RequestCount") or 0),
             latest_statuses={key[-3:].lower(): int(n) for key, n in codes.items()},
@@ -122,10 +129,13 @@ class BeanstalkPlatform:
             AttributeNames=["Color", "HealthStatus", "Causes"],
         )
 
-    def _cloudwatch(self) -> Any:
+    def _cloudwatch(self, app: str) -> Any:
         if self._cloudwatch_client is None:
-            session = boto3.Session(profile_name=self.profile, region_name=self.region)
-            self._cloudwatch_client = session.client("cloudwatch", config=_BOTO_CONFIG)
+            try:
+                session = boto3.Session(profile_name=self.profile, region_name=self.region)
+                self._cloudwatch_client = session.client("cloudwatch", config=_BOTO_CONFIG)
+            except botocore.exceptions.BotoCoreError as error:
+                raise botocore_error(error, "CloudWatch", app) from None
         return self._cloudwatch_client
 
     def formation(self, app: str) -> tuple[Formation, ...]:
@@ -258,31 +268,16 @@ class BeanstalkPlatform:
             return getattr(self._eb(), operation)(**params)
         except botocore.exceptions.ClientError as error:
             raise _client_error(error, app, operation) from None
-        except (
-            botocore.exceptions.NoCredentialsError,
-            botocore.exceptions.PartialCredentialsError,
-        ):
-            raise PlatformError(
-                "The bot has no AWS credentials for this app. An admin should configure the "
-                "profile named in the registry."
-            ) from None
-        except botocore.exceptions.ReadTimeoutError:
-            raise PlatformError(
-                f"Elastic Beanstalk did not answer in time. Check `/deploy status {app}` "
-                "before trying again.",
-                changed=None if not operation.startswith("describe") else False,
-            ) from None
-        except botocore.exceptions.BotoCoreError:
-            raise PlatformError(
-                "Elastic Beanstalk could not be reached. Try again in a minute."
-            ) from None
+        except botocore.exceptions.BotoCoreError as error:
+            write = not operation.startswith("describe")
+            raise botocore_error(error, SERVICE, app, write=write) from None
 
 
 def _client_error(
     error: botocore.exceptions.ClientError, app: str, operation: str
 ) -> PlatformError:
-    code = error.response.get("Error", {}).get("Code", "")
-    message = error.response.get("Error", {}).get("Message", "").strip()
+    code = escape(error.response.get("Error", {}).get("Code", ""))
+    message = escape(error.response.get("Error", {}).get("Message", "").strip())
     if code in (
         "InvalidClientTokenId",
         "UnrecognizedClientException",

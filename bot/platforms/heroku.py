@@ -18,6 +18,7 @@ from urllib.parse import quote
 import requests
 from heroku3.api import Heroku, RateLimitExceeded
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.retry import Retry
 
 from bot.platforms.base import (
@@ -29,6 +30,7 @@ from bot.platforms.base import (
     Settled,
     Targets,
 )
+from policies.slack_text import escape
 
 log = logging.getLogger(__name__)
 
@@ -181,19 +183,82 @@ class HerokuPlatform:
                 "Heroku's API rate limit for the bot's key is used up. Try again in a minute."
             ) from None
         except requests.HTTPError as error:
+            if isinstance(error, requests.exceptions.ContentDecodingError):
+                raise _transport_error(error, app, method) from None
             raise _http_error(error.response, app, method) from None
-        except requests.Timeout:
-            raise PlatformError(
-                f"Heroku's API did not answer in time. Check `/deploy status {app}` before "
-                "trying again.",
-                changed=None if method != "GET" else False,
-            ) from None
         except requests.RequestException as error:
-            log.warning("heroku request failed", extra={"error": type(error).__name__})
-            raise PlatformError(
-                "Heroku's API could not be reached. Try again in a minute."
-            ) from None
-        return response.json() if response.content else None
+            raise _transport_error(error, app, method) from None
+        try:
+            return response.json() if response.content else None
+        except ValueError as error:  # requests' JSONDecodeError: a proxy's HTML page, say
+            raise _transport_error(error, app, method) from None
+
+
+def _transport_error(error: Exception, app: str, method: str) -> PlatformError:
+    """Each way the HTTP exchange itself can fail, as one or two plain sentences.
+
+    Whether the change may have landed decides the advice: a request that never left
+    (no connection, a bad URL) changed nothing, so trying again is safe; one that was sent
+    and then lost its answer (a read timeout, a dropped or garbled reply) may have been
+    applied, so the user is sent to `status` first, and the audit outcome is "unknown".
+    """
+    log.warning("heroku request failed", extra={"error": type(error).__name__})
+    write = method != "GET"
+    check = f" Check `/deploy status {app}` before trying again." if write else ""
+    again = check or " Try again in a minute."
+    maybe = None if write else False
+    if isinstance(error, requests.exceptions.SSLError):
+        return PlatformError(
+            "The bot could not make a secure (TLS) connection to Heroku's API. An admin "
+            "should check the network and HEROKU_API_URL."
+        )
+    if isinstance(error, requests.exceptions.ProxyError):
+        return PlatformError(
+            "A proxy between the bot and Heroku's API refused the connection. "
+            "Try again in a minute."
+        )
+    if isinstance(error, requests.ConnectTimeout) or (
+        isinstance(error, requests.ConnectionError) and _never_connected(error)
+    ):
+        return PlatformError("Heroku's API could not be reached. Try again in a minute.")
+    if isinstance(
+        error,
+        requests.exceptions.InvalidURL
+        | requests.exceptions.InvalidSchema
+        | requests.exceptions.MissingSchema
+        | requests.exceptions.URLRequired,
+    ):
+        return PlatformError(
+            "HEROKU_API_URL is not a URL the bot can call. An admin should fix it "
+            "(leave it unset in production)."
+        )
+    if isinstance(error, requests.TooManyRedirects):
+        return PlatformError(
+            "Heroku's API kept redirecting the bot. An admin should check HEROKU_API_URL."
+        )
+    if isinstance(error, requests.ReadTimeout):
+        return PlatformError(f"Heroku's API did not answer in time.{again}", changed=maybe)
+    if isinstance(error, requests.ConnectionError):
+        return PlatformError(
+            f"The connection to Heroku's API dropped before it answered.{again}", changed=maybe
+        )
+    if isinstance(
+        error,
+        requests.exceptions.ChunkedEncodingError
+        | requests.exceptions.ContentDecodingError
+        | ValueError,
+    ):
+        return PlatformError(
+            f"Heroku's API sent an answer the bot could not read.{again}", changed=maybe
+        )
+    return PlatformError(f"Heroku's API could not be reached.{again}", changed=maybe)
+
+
+def _never_connected(error: requests.ConnectionError) -> bool:
+    """True when the request never reached Heroku: no DNS answer, a refused or timed-out
+    connect. requests wraps urllib3's reason in a MaxRetryError once retries run out."""
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(reason, NewConnectionError | ConnectTimeoutError)
 
 
 def _http_error(response: Any, app: str, method: str) -> PlatformError:
@@ -202,7 +267,8 @@ def _http_error(response: Any, app: str, method: str) -> PlatformError:
         body = response.json()
     except ValueError:
         body = {}
-    error_id = body.get("id", "")
+    if not isinstance(body, dict):
+        body = {}
     message = str(body.get("message", "")).strip()
     if status == 401:
         return PlatformError(
@@ -220,15 +286,38 @@ def _http_error(response: Any, app: str, method: str) -> PlatformError:
                 f"Heroku has no app called `{app}`, or the bot's key cannot see it. "
                 "Check the name in the Heroku dashboard."
             )
-        return PlatformError(f"Heroku could not find that on `{app}`: {message or error_id}")
+        return PlatformError(f"Heroku could not find that on `{app}`: {_reason(body)}")
     if status == 422:
-        return PlatformError(f"Heroku refused the change to `{app}`: {message or error_id}")
+        return PlatformError(f"Heroku refused the change to `{app}`: {_reason(body)}")
     if status >= 500:
         return PlatformError(
             f"Heroku's API failed ({status}). Check `/deploy status {app}` before trying again.",
             changed=None if method != "GET" else False,
         )
-    return PlatformError(f"Heroku answered {status}: {message or error_id}")
+    return PlatformError(f"Heroku answered {status}: {_reason(body)}")
+
+
+# Heroku error ids whose body may come without a message, in words.
+_REASONS = {
+    "cannot_update_above_limit": "that is more dynos than Heroku allows",
+    "invalid_params": "Heroku did not accept the request's parameters",
+    "verification_needed": "the account needs a verified credit card for that",
+    "payment_method_required": "the account needs a payment method for that",
+}
+
+
+def _reason(body: dict[str, Any]) -> str:
+    """Heroku's own message, else its error id in words; a `limit` it sends is kept in the
+    sentence (a bare `cannot_update_above_limit` is no help without the number)."""
+    error_id = str(body.get("id") or "").strip()
+    message = str(body.get("message") or "").strip().rstrip(".")
+    text = escape(message or _REASONS.get(error_id) or error_id or "no reason given")
+    limit = body.get("limit")
+    if isinstance(limit, int | float) and not isinstance(limit, bool):
+        figure = f"{limit:g}"
+        if figure not in text:
+            text += f" (Heroku's limit is {figure})"
+    return text + "."
 
 
 def _parse_time(value: str | None) -> datetime | None:

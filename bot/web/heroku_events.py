@@ -1,6 +1,6 @@
 """What a verified Heroku notification means to the bot.
 
-A crashed dyno is an alert for the app's channel; a release is a short notice there and
+A crashed dyno is an alert for the app's channel (a one-off dyno that failed, a notice); a release is a short notice there and
 arms the autoscaler's deploy guard; a formation change is stored for the worker, so the
 autoscaler knows at its next tick about scaling done by hand. Heroku names the app by its
 Heroku name; the registry turns that into the alias people use (an app the registry does
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from bot.registry import Registry
@@ -77,8 +78,8 @@ class HerokuEvents:
                         severity="critical",
                     )
                 )
-        elif (crash := notification.incident_event()) is not None:
-            events.append(Event(alias, crash.kind, crash.subject, crash.at, crash.detail))
+        elif (event := notification.incident_event()) is not None:
+            events.append(replace(event, app=alias))  # a crash, or a one-off that failed
         if events:
             self._alerts.record(events, self._clock(), self._registry.channel_of)
 

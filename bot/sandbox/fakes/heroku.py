@@ -271,13 +271,15 @@ class _Fault:
     count: int
     retry_after: float | None
     methods: frozenset[str] | None
+    body: dict[str, Any] | None = None  # exactly this error body, e.g. one without a message
 
     def reply(self) -> _Reply:
         default = ("unavailable", "The API is temporarily unavailable. Please try again later.")
         if self.status < 500:
             default = ("bad_request", "Invalid request.")
         error_id, message = _FAULT_BODIES.get(self.status, default)
-        reply = _Reply(self.status, {"id": error_id, "message": message})
+        body = self.body if self.body is not None else {"id": error_id, "message": message}
+        reply = _Reply(self.status, dict(body))
         if self.retry_after is not None:
             reply.headers["Retry-After"] = _number(self.retry_after)
         if self.status == 429:
@@ -466,6 +468,15 @@ class FakeHeroku(ServedFake):
         with self._lock:
             return [dict(hook) for hook in self._apps[app].webhooks]
 
+    def log_drains(self, app: str) -> list[dict[str, Any]]:
+        """The app's log drains as the API shows them (`url` among them)."""
+        with self._lock:
+            return [dict(drain) for drain in self._apps[app].log_drains]
+
+    def app_names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._apps)
+
     def crash(self, app: str, dyno: str) -> dict[str, Any]:
         """Crash one dyno (`web.1`): it shows `crashed` until restarted, and subscribers of
         `api:dyno` are told. Returns the dyno as the API shows it."""
@@ -474,6 +485,41 @@ class FakeHeroku(ServedFake):
             target = self._dyno(found, dyno)
             target.crashed = True
             data = self._dyno_json(found, target)
+            self._publish(found, "dyno", "dyno", "update", data, {"state": "up"})
+            return data
+
+    def run_one_off(
+        self,
+        app: str,
+        command: str,
+        process_type: str = "run",
+        exit_status: int = 0,
+        management: str | None = "run:detached",
+    ) -> dict[str, Any]:
+        """A one-off dyno (`heroku run:detached`, or Heroku Scheduler with `scheduler`)
+        runs `command` and exits with `exit_status`: subscribers of `dyno` are told how it
+        ended (`crashed` for a non-zero exit, as Heroku shows it, else `down`), with the
+        `exit_status` and `management` that dyno notifications carry. It is never part of
+        the formation. Returns the notification's data."""
+        with self._lock:
+            found = self._apps[app]
+            number = 1000 + self._ids.randrange(9000)
+            current = found.releases[-1]
+            data = {
+                "app": {"id": found.id, "name": found.name},
+                "attach_url": None,
+                "command": command,
+                "created_at": _timestamp(self._now),
+                "exit_status": exit_status,
+                "id": self._new_id(),
+                "management": management,
+                "name": f"{process_type}.{number}",
+                "release": {"id": current.id, "version": current.version},
+                "size": "Basic",
+                "state": "crashed" if exit_status else "down",
+                "type": process_type,
+                "updated_at": _timestamp(self._now),
+            }
             self._publish(found, "dyno", "dyno", "update", data, {"state": "up"})
             return data
 
@@ -495,8 +541,10 @@ class FakeHeroku(ServedFake):
         count: int = 1,
         retry_after: float | None = None,
         methods: Iterable[str] | None = None,
+        body: dict[str, Any] | None = None,
     ) -> None:
-        """Answer the next `count` requests (of `methods`, if given) with `status`.
+        """Answer the next `count` requests (of `methods`, if given) with `status`, and with
+        `body` if given (Heroku's error bodies vary: some have no `message`).
 
         Faults queue up: `fail_next(429)` then `fail_next(503)` fails two requests in turn.
         """
@@ -504,7 +552,7 @@ class FakeHeroku(ServedFake):
             raise ValueError("a fault needs a 4xx or 5xx status")
         wanted = frozenset(m.upper() for m in methods) if methods is not None else None
         with self._lock:
-            self._faults.append(_Fault(status, count, retry_after, wanted))
+            self._faults.append(_Fault(status, count, retry_after, wanted, body))
 
     # -- WSGI -----------------------------------------------------------------------------
 

@@ -1,0 +1,138 @@
+"""The README is the user's guide, and it must not drift from the code: every command in its
+table exists in the grammar (and every verb is in the table), every environment variable the
+code reads is in its configuration reference and in app.json, the Heroku Button deploys this
+app.json, and the IAM policy grants every AWS operation the code calls."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+from policies.commands import VERBS
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+APP_JSON = json.loads((ROOT / "app.json").read_text())
+# Heroku sets these itself (Postgres add-on, the router, runtime-dyno-metadata): a Button
+# must not ask for them.
+SET_BY_HEROKU = {"DATABASE_URL", "PORT", "HEROKU_APP_NAME"}
+_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{2,}$")
+
+
+def _section(title: str) -> str:
+    start = README.index(f"\n## {title}\n")
+    end = README.find("\n## ", start + 1)
+    return README[start : end if end != -1 else None]
+
+
+def _runtime_sources() -> list[Path]:
+    """The code that runs in production: everything but the sandbox and its fakes."""
+    return [
+        path
+        for package in ("bot", "handlers", "policies")
+        for path in (ROOT / package).rglob("*.py")
+        if "sandbox" not in path.parts and "migrations" not in path.parts
+    ]
+
+
+def _env_reads(tree: ast.AST) -> set[str]:
+    """Names read with env.get("X"), os.environ["X"], os.getenv("X") or _seconds("X", …)."""
+    found = set()
+    for node in ast.walk(tree):
+        name = None
+        if isinstance(node, ast.Call) and node.args:
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            owner = func.value if isinstance(func, ast.Attribute) else None
+            owner_name = getattr(owner, "attr", None) or getattr(owner, "id", None)
+            if (called == "get" and owner_name in ("environ", "env", "_env")) or called in (
+                "getenv",
+                "_seconds",
+            ):
+                name = node.args[0]
+        elif isinstance(node, ast.Subscript):
+            owner_name = getattr(node.value, "attr", None) or getattr(node.value, "id", None)
+            if owner_name == "environ":
+                name = node.slice
+        if (
+            isinstance(name, ast.Constant)
+            and isinstance(name.value, str)
+            and _ENV_NAME.match(name.value)
+        ):
+            found.add(name.value)
+    return found
+
+
+def env_vars_read() -> set[str]:
+    names: set[str] = set()
+    for path in _runtime_sources():
+        names |= _env_reads(ast.parse(path.read_text(), str(path)))
+    return names
+
+
+def test_the_env_var_finder_sees_every_kind_of_read() -> None:
+    source = 'env.get("A_B")\nos.environ["C_D"]\nos.getenv("E_F")\n_seconds("G_H", 5)\nx.get("no")'
+    assert _env_reads(ast.parse(source)) == {"A_B", "C_D", "E_F", "G_H"}
+
+
+def test_every_env_var_the_code_reads_is_documented_and_in_app_json() -> None:
+    names = env_vars_read()
+    assert {"SLACK_BOT_TOKEN", "DEPLOYBOT_AUTOSCALE_SECONDS", "WEB_CONCURRENCY"} <= names
+    reference = _section("Configuration")
+    missing_in_readme = sorted(n for n in names if f"`{n}`" not in reference)
+    assert missing_in_readme == [], "add these to the README's configuration table"
+    missing_in_app_json = sorted(names - SET_BY_HEROKU - set(APP_JSON["env"]))
+    assert missing_in_app_json == [], "add these to app.json's env"
+    assert not SET_BY_HEROKU & set(APP_JSON["env"]), "Heroku sets these itself"
+
+
+def test_every_command_in_the_table_is_in_the_grammar_and_every_verb_in_the_table() -> None:
+    rows = re.findall(r"^\| `/deploy (\w+)", _section("Commands"), re.MULTILINE)
+    assert rows, "the README has a command table"
+    assert sorted(set(rows) - set(VERBS)) == []
+    assert sorted(set(VERBS) - set(rows)) == []
+
+
+def test_the_heroku_button_deploys_this_app_json_with_a_worker() -> None:
+    buttons = re.findall(r"\(https://www\.heroku\.com/deploy\?template=([^)\s]+)\)", README)
+    assert buttons == [APP_JSON["repository"]]
+    assert APP_JSON["formation"]["worker"]["quantity"] == 1
+    assert APP_JSON["formation"]["web"]["quantity"] == 1
+
+
+def test_the_iam_policy_grants_every_aws_operation_the_code_calls() -> None:
+    block = re.search(r"```json\n(.*?)```", _section("Beanstalk and AWS"), re.DOTALL)
+    assert block is not None
+    policy = json.loads(block.group(1))
+    granted = {action for s in policy["Statement"] for action in s["Action"]}
+    calls: set[str] = set()
+    for path in (ROOT / "bot" / "platforms").glob("*.py"):
+        text = path.read_text()
+        service = "cloudwatch" if "cloudwatch" in path.name else "elasticbeanstalk"
+        for operation in re.findall(r'_call\(\s*"([a-z_]+)"', text):
+            calls.add(f"{service}:{operation.title().replace('_', '')}")
+        for operation in re.findall(r"cloudwatch\.([a-z_]+)\(", text):
+            calls.add(f"cloudwatch:{operation.title().replace('_', '')}")
+    assert "elasticbeanstalk:UpdateEnvironment" in calls
+    assert sorted(calls - granted) == []
+
+
+def test_every_document_the_readme_links_to_exists() -> None:
+    for link in re.findall(r"\]\(((?:docs/)?[\w./-]+\.(?:md|yml|json))\)", README):
+        assert (ROOT / link).exists(), link
+
+
+def test_the_readme_stays_a_guide() -> None:
+    order = [
+        "Try it",
+        "Install in Slack",
+        "Deploy on Heroku",
+        "Beanstalk and AWS",
+        "Configuration",
+        "Commands",
+    ]
+    positions = [README.index(f"\n## {title}\n") for title in order]
+    assert positions == sorted(positions)
+    assert len(README.splitlines()) <= 270
