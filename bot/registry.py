@@ -97,6 +97,10 @@ class AutoscaleEntry(_Strict):
     schedule: list[ScheduleEntry] = []
     # Scale down only to the highest recommendation of this long (default 5m, the HPA's).
     down_stabilization: str | None = None
+    # Worker types: the app's base URL serving HireFire's `/hirefire/<token>/info`, and
+    # the bot's environment variable holding that token.
+    queue_url: str | None = Field(None, pattern=r"^https?://")
+    queue_token_env: str = Field("HIREFIRE_TOKEN", pattern=r"^[A-Z_][A-Z0-9_]*$")
 
     @field_validator("down_stabilization")
     @classmethod
@@ -209,6 +213,8 @@ class _AppEntry(_Strict):
             "alert_rules": self.alerts.rules(),
             "down_stabilization": self.autoscale.stabilization(),
             "digest": parse_digest(self.digest) if self.digest else None,
+            "queue_url": self.autoscale.queue_url,
+            "queue_token_env": self.autoscale.queue_token_env,
         }
 
 
@@ -313,6 +319,8 @@ class Target:
     source_token_env: str | None = None  # heroku: env var with the private source's token
     bundle: tuple[str, str] | None = None  # beanstalk: (S3 bucket, key with `{ref}`) for ship
     digest: DigestTime | None = None  # when the daily digest goes to `channel`
+    queue_url: str | None = None  # worker autoscaling: the app's HireFire endpoint base
+    queue_token_env: str = "HIREFIRE_TOKEN"
 
 
 class UnknownApp(LookupError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from threading import Event
 from typing import Any
 
@@ -163,6 +163,8 @@ class Actions:
                 return Reply("\n".join(self._gate.summary(actor, aliases)))
             if command.verb == "apps":
                 return self._apps(actor)
+            if command.verb == "simulate" and command.mode == "replay":
+                return self._replay(command)
             if command.verb in ("about", "cost", "chart") and self.dashboards is None:
                 return Reply(f"This bot does not offer `{command.verb}`.")
             if command.verb == "about":
@@ -456,6 +458,15 @@ class Actions:
             app=target.alias,
         )
 
+    def _replay(self, command: Command) -> Result:
+        """`/deploy simulate APP 7d`: the app's stored traffic through the simulator."""
+        if self._metrics is None or self._autoscaling is None:
+            return Reply("This bot keeps no traffic metrics.")
+        app = command.app or ""
+        target = self._resolve(app).target
+        since = timedelta(minutes=command.limit or 7 * 24 * 60)
+        return Reply(self._autoscaling.replay(app, target, self._metrics, since), public=True)
+
     def _metrics_of(self, app: str, minutes: int) -> Result:
         if self._metrics is None or self._drains is None:
             return Reply("This bot keeps no traffic metrics.")
@@ -525,9 +536,12 @@ class Actions:
             self._refused(actor, command, verdict.reason)
             return Reply(verdict.reason)
         cost = costs.monthly_change(resolved.target.platform, current, _after(current, targets))
+        # Taking a type to zero is a kill and is asked first, unless the autoscaler does it:
+        # a person allowed that with `min=0` in an audited `/deploy autoscale`.
+        stops = stops_dynos(current, targets) and actor.source != AUTOSCALER
         if (
             command.verb == "kill"
-            or stops_dynos(current, targets)
+            or stops
             or verdict.needs_approval
             or (actor.source != AUTOSCALER and cost.delta_usd > resolved.target.confirm_above_usd)
         ):

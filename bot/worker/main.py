@@ -42,6 +42,7 @@ from bot.store.heartbeats import Heartbeats
 from bot.store.incidents import Alerts
 from bot.store.request_keys import KEEP, KEEP_DRAIN, RequestKeys
 from bot.worker.autoscale import Autoscaler
+from bot.worker.autoscale_workers import WorkerAutoscaler
 from bot.worker.beanstalk_sampler import BeanstalkSampler
 from bot.worker.detectors import Detectors
 from bot.worker.digest import DigestJob
@@ -81,6 +82,7 @@ class Worker:
         self.stopping = threading.Event()
         self._services: Services | None = None
         self._scaler: Autoscaler | None = None
+        self._workers: WorkerAutoscaler | None = None
         self._sender: OutboxSender | None = None
         self._sampler: BeanstalkSampler | None = None
         self._detectors: Detectors | None = None
@@ -128,7 +130,9 @@ class Worker:
         return self.request_keys.forget_older_than(now - KEEP, now - KEEP_DRAIN)
 
     def autoscale(self) -> int:
-        return len(self._autoscaler().tick())
+        if self._workers is None:
+            self._workers = WorkerAutoscaler(self.services(), self._autoscaler().notify)
+        return len(self._autoscaler().tick()) + len(self._workers.tick())
 
     def send_alerts(self, now: datetime | None = None) -> int:
         """Send what the outbox holds; a Slack outage leaves it there for the next run."""
