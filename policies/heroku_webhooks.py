@@ -76,9 +76,7 @@ class WebhookEvent:
         if data.get("state") != "crashed":
             return None
         exited = f" (exit status {status})" if status is not None else ""
-        return Event(
-            self.app, "crash", process_type, self.at, f"{escape(name)} crashed{exited}".strip()
-        )
+        return Event(self.app, "crash", process_type, self.at, f"{name} crashed{exited}".strip())
 
 
 # Process types of one-off dynos: `heroku run` (`run`), Heroku Scheduler (`scheduler`), the

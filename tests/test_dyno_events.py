@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from policies.heroku_webhooks import WebhookEvent, is_one_off
+from policies.incidents import step
 
 AT = datetime(2026, 11, 30, 15, 2, tzinfo=UTC)
 
@@ -34,7 +35,7 @@ def test_one_offs_are_told_apart_by_type_or_management():
     assert not is_one_off({"type": "web", "management": None})
 
 
-def test_a_failed_one_off_is_a_notice_with_command_and_status_escaped():
+def test_a_failed_one_off_is_a_notice_with_command_and_status_escaped_when_shown():
     notice = event(
         name="run.4821",
         type="run",
@@ -45,9 +46,11 @@ def test_a_failed_one_off_is_a_notice_with_command_and_status_escaped():
     ).incident_event()
     assert notice is not None and notice.kind == "one_off_failed" and notice.subject == "run"
     assert notice.detail == (
-        "run.4821 `rake ˋcleanupˋ &lt;!channel&gt;` exited with status 137 "
+        "run.4821 `rake ˋcleanupˋ <!channel>` exited with status 137 "
         "(killed with SIGKILL: usually over its memory, or past its time limit)."
     )
+    [shown] = step({}, [notice], AT, lambda app: "C1").notices
+    assert "`rake ˋcleanupˋ &lt;!channel&gt;` exited with status 137" in shown.text
 
 
 def test_a_one_off_that_ends_well_or_is_still_running_is_no_news():
@@ -75,5 +78,6 @@ def test_no_dyno_data_makes_it_raise(data, state, process_type):
     found = event(**data, state=state, type=process_type).incident_event()
     assert found is None or found.kind in ("crash", "one_off_failed")
     if found is not None:
-        assert "<" not in found.detail and len(found.detail) < 600
         assert found.subject.replace("-", "").replace("_", "").isalnum()
+        for notice in step({}, [found], AT, lambda app: "C1").notices:
+            assert "<" not in notice.text and len(notice.text) < 1000
