@@ -141,7 +141,7 @@ def test_a_deploy_lock_holds_back_everyone_but_its_holder(driver, heroku, config
     assert "asks to roll `myapp` back" in say(driver, "rollback myapp")["text"]
     assert rollbacks(heroku) == []
     verbs = [(e.verb, e.outcome) for e in history(config)]
-    # The refused unlock (access rules) is in the audit trail too, like every refusal.
+    # Newest first; the refusals are audited too (the user's unlock, the second lock).
     assert verbs == [("unlock", "ok"), ("unlock", "refused"), ("lock", "refused"), ("lock", "ok")]
 
 

@@ -38,8 +38,8 @@ class HerokuEvents:
 
     def __call__(self, notification: WebhookEvent) -> None:
         alias = self.alias_of(notification.app)
-        # Kept as Heroku sent it: `policies.incidents.describe` and the autoscaler's notice
-        # escape it where it goes into Slack text (escaping here too showed `&amp;lt;`).
+        # Who released what comes from Heroku as plain text; `policies.incidents` escapes an
+        # event's detail when it renders it, so a description cannot ping a channel.
         by = f" by {notification.actor}" if notification.actor else ""
         events: list[Event] = []
         if notification.resource == "formation":
