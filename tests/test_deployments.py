@@ -141,7 +141,14 @@ def test_a_deploy_lock_holds_back_everyone_but_its_holder(driver, heroku, config
     assert "asks to roll `myapp` back" in say(driver, "rollback myapp")["text"]
     assert rollbacks(heroku) == []
     verbs = [(e.verb, e.outcome) for e in history(config)]
-    assert verbs == [("unlock", "ok"), ("lock", "refused"), ("lock", "ok")]
+    # Refusals are in the trail too: the lock's, the rule's and the one for a second lock.
+    assert verbs == [
+        ("unlock", "ok"),
+        ("unlock", "refused"),
+        ("lock", "refused"),
+        ("rollback", "refused"),
+        ("lock", "ok"),
+    ]
 
 
 def test_a_lock_taken_after_the_prompt_stops_the_confirm(driver, heroku):
