@@ -748,7 +748,7 @@ def _parse_releases(args: list[str], app: str | None) -> Command:
     count = _one_optional(rest, "releases")
     if count is None:
         return Command("releases", app=app, limit=RELEASES_DEFAULT)
-    if not count.isdigit() or not 1 <= int(count) <= RELEASES_MAX:
+    if not (count.isascii() and count.isdigit()) or not 1 <= int(count) <= RELEASES_MAX:
         raise CommandError(f"Ask for 1 to {RELEASES_MAX} releases.", "releases")
     return Command("releases", app=app, limit=int(count))
 
@@ -856,7 +856,7 @@ def _parse_logs(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "logs")
     dyno, lines = None, None
     for word in rest:
-        if word.isdigit() and lines is None:
+        if word.isascii() and word.isdigit() and lines is None:
             lines = int(word)
             if not 1 <= lines <= LOGS_MAX:
                 raise CommandError(f"Ask for 1 to {LOGS_MAX} lines.", "logs")
