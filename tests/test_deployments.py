@@ -276,6 +276,9 @@ def test_a_failed_release_alert_carries_a_rollback_button(heroku, slack, served)
         assert "rolled `myapp` back" in driver.reply(url)["text"]
         assert len(rollbacks(heroku)) == 1
         assert heroku.violations == []
+        # The rollback's own release notice goes to the served app: let it land before the
+        # schema is dropped, or its write and the DROP deadlock on PostgreSQL.
+        assert heroku.deliveries.wait()
     finally:
         app.extensions["deploybot"].db.dispose()
 
