@@ -28,6 +28,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -63,6 +64,8 @@ class WebhookEvent:
         data = self.data
         name = str(data.get("name") or "")
         process_type = str(data.get("type") or name.split(".")[0] or "dyno")
+        if not _PROCESS_TYPE.match(process_type):
+            process_type = "dyno"  # the incident's subject is shown in Slack: a plain word only
         status = _exit_status(data.get("exit_status"))
         if is_one_off(data):
             if not (data.get("state") == "crashed" or status not in (None, 0)):
@@ -81,6 +84,7 @@ class WebhookEvent:
 # (`run:detached`, `run:attached`), whatever their type.
 ONE_OFF_TYPES = frozenset({"run", "scheduler", "release"})
 COMMAND_SHOWN = 120  # characters of a one-off's command in a notice
+_PROCESS_TYPE = re.compile(r"^[a-z][a-z0-9_-]{0,29}$")
 
 
 def is_one_off(data: dict[str, Any]) -> bool:
