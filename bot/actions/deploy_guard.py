@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from bot.actions.results import Resolved
+from bot.actions.results import Reply, Resolved
 from bot.platforms.base import PlatformError, Release
 from bot.registry import Target
-from bot.store.audit import AuditLog
+from bot.store.audit import Actor, AuditLog
 from bot.store.locks import Locks
 from policies import guardrails
+from policies.commands import Command
 
 T = TypeVar("T")
 
@@ -42,6 +43,11 @@ class DeployGuard:
             return refusal
         verdict = self.judge(target, verb, force, user_id)
         return verdict.reason if verdict.refused else None
+
+    def refuse(self, actor: Actor, command: Command, verb: str, reason: str) -> Reply:
+        """Say why, and keep the refusal in the audit trail, as the gate's refusals are."""
+        self._audit.record(actor, verb, command.app or "", command.text(), "refused", reason)
+        return Reply(reason)
 
     def call(self, entry: int, work: Callable[[], T]) -> T:
         """Run the platform call, completing the audit row with how it failed if it did."""

@@ -119,7 +119,7 @@ class Deployments:
         app = command.app or ""
         refusal = self._guard.refusal(resolved.target, "rollback", command.force, actor.user_id)
         if refusal:
-            return Reply(refusal)
+            return self._guard.refuse(actor, command, "rollback", refusal)
         releases = platform_of(resolved).releases(resolved.target.name, LOOKBACK)
         current = current_release(releases)
         if current is None:
@@ -149,6 +149,7 @@ class Deployments:
             resolved.target, verb, pending.force_reason, requester.user_id
         )
         if refusal:
+            self._audit.record(requester, verb, pending.app, pending.command, "refused", refusal)
             return Reply(f"Nothing was changed: {refusal}", public=True)
         if verb == "config":
             return self._apply_config(requester, confirmer, resolved, pending)
@@ -204,7 +205,7 @@ class Deployments:
             return Reply(f"`{app}` is already in maintenance mode {command.mode}; nothing to do.")
         refusal = self._guard.refusal(resolved.target, "maintenance", command.force, actor.user_id)
         if refusal:
-            return Reply(refusal)
+            return self._guard.refuse(actor, command, "maintenance", refusal)
         entry = self._audit.start(
             actor, "maintenance", app, command.text(), {"maintenance": not on}, {"maintenance": on}
         )
@@ -223,7 +224,7 @@ class Deployments:
             return ConfigVars(app, tuple(sorted(values.items())), masked)
         refusal = self._guard.refusal(resolved.target, "config", command.force, actor.user_id)
         if refusal:
-            return Reply(refusal)
+            return self._guard.refuse(actor, command, "config", refusal)
         keys = tuple(key for key, _ in command.options)
         if command.mode == "unset":
             present = platform.config_vars(resolved.target.name)

@@ -44,7 +44,7 @@ class Shipping:
         app, target = command.app or "", resolved.target
         refusal = self._guard.refusal(target, "ship", command.force, actor.user_id)
         if refusal:
-            return Reply(refusal)
+            return self._guard.refuse(actor, command, "ship", refusal)
         platform = platform_of(resolved)
         if target.platform == "beanstalk":
             return self._ship_version(actor, resolved, command)
@@ -160,7 +160,7 @@ class Shipping:
             )
         refusal = self._guard.refusal(target, "promote", command.force, actor.user_id)
         if refusal:
-            return Reply(refusal)
+            return self._guard.refuse(actor, command, "promote", refusal)
         platform = platform_of(resolved)
         pipeline, source, stage, downstream = platform.downstream(target.name)
         if not downstream:
@@ -174,7 +174,7 @@ class Shipping:
                 refusal = guardrails.lock_refusal(
                     "promote", name, held.user_id, held.reason, actor.user_id
                 )
-                return Reply(refusal or "")
+                return self._guard.refuse(actor, command, "promote", refusal or "")
         names = [name for _, name in downstream]
         entry = self._audit.start(actor, "promote", app, command.text(), None, {"to": names})
         results = self._guard.call(
@@ -206,7 +206,7 @@ class Shipping:
         for target in (resolved.target, other.target):
             refusal = self._guard.refusal(target, "swap", command.force, actor.user_id)
             if refusal:
-                return Reply(refusal)
+                return self._guard.refuse(actor, command, "swap", refusal)
         platform = platform_of(resolved)
         entry = self._audit.start(actor, "swap", app, command.text(), None, {"with": other_alias})
         self._guard.call(entry, lambda: platform.swap(resolved.target.name, other.target.name))
@@ -231,7 +231,7 @@ class Shipping:
             )
         refusal = self._guard.refusal(target, "run", command.force, actor.user_id)
         if refusal:
-            return Reply(refusal)
+            return self._guard.refuse(actor, command, "run", refusal)
         platform = platform_of(resolved)
         entry = self._audit.start(actor, "run", app, command.text(), None, {"command": wanted})
         dyno = self._guard.call(entry, lambda: platform.run_detached(target.name, wanted))
