@@ -31,6 +31,12 @@ def main(argv: list[str] | None = None) -> int:
         help='run LINE (e.g. "/deploy status demo") and exit; repeatable',
     )
     console.add_argument("--user", default=None, help="the Slack user ID to act as")
+    console.add_argument(
+        "--keep-history",
+        action="store_true",
+        help="with --sandbox: keep the database in deploybot-sandbox.sqlite3 across runs "
+        "(by default each run starts fresh, as the fakes do)",
+    )
 
     check = commands.add_parser(
         "check-config", help="validate the app registry and the environment, offline"
@@ -80,13 +86,24 @@ def _console(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     user_id = args.user or console.CONSOLE_USER
+    if args.keep_history and not args.sandbox:
+        print("deploybot: --keep-history goes with --sandbox.", file=sys.stderr)
+        return 2
     if not args.sandbox:
         return console.run(
             Config.from_env(), args.lines, interactive=not args.lines, user_id=user_id
         )
-    from bot.sandbox.demo import Sandbox
+    from bot.sandbox.demo import SANDBOX_DATABASE, Sandbox
 
-    sandbox = Sandbox(admins=frozenset({user_id}))
+    kept = SANDBOX_DATABASE if args.keep_history else None
+    sandbox = Sandbox(admins=frozenset({user_id}), database_url=kept)
+    if not args.lines:
+        history = "kept in deploybot-sandbox.sqlite3" if kept else "fresh each run"
+        print(
+            "Sandbox: fake Heroku (demo, demo-api, demo-staging) and Beanstalk (demo-shop), "
+            f"its database {history}, no worker running (`simulate spike demo` plays the "
+            "autoscaler)."
+        )
     with sandbox as config:
         return console.run(
             config,

@@ -1,4 +1,10 @@
-"""Logs to stdout in logfmt, Heroku's convention: `at=info msg="…" key=value`."""
+"""Logs to stdout in logfmt, Heroku's convention: `at=info msg="…" key=value`.
+
+Every line is redacted on its way out (`redact`): credentials shaped like Slack's or
+Heroku's, and the secret token in a log drain's URL (`/drain/<token>`), which would
+otherwise reach the log in Flask's own `Exception on /drain/<token> [POST]` or a gunicorn
+access line. `RedactSecrets` does the same for loggers that do not use this formatter.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,30 @@ _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 _BARE = re.compile(r"^[A-Za-z0-9_.:/@+-]+$")
 # Anything shaped like a Slack or Heroku credential is masked wherever it appears.
 _SECRET = re.compile(r"(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|HRKU-[A-Za-z0-9_-]+)")
+# A drain URL's last segment is the secret that names the app (bot.store.drains.new_token):
+# keep the path, cut the token, whatever surrounds it (a URL, a request line, a route).
+_DRAIN_TOKEN = re.compile(r"(/drain/)[^\s/?#\"'<>]+")
+
+
+def redact(text: str) -> str:
+    """`text` with credentials and drain tokens cut out."""
+    return _DRAIN_TOKEN.sub(r"\1[redacted]", _SECRET.sub("[redacted]", text))
+
+
+class RedactSecrets(logging.Filter):
+    """Redacts a logger's records in place (gunicorn's error and access logs use it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage()), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
 
 
 def _value(value: object) -> str:
-    text = _SECRET.sub("[redacted]", str(value))
+    text = redact(str(value))
     if _BARE.match(text):
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'

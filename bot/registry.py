@@ -19,12 +19,13 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from policies import autoscale, guardrails, rules
+from policies import autoscale, costs, guardrails, rules
 from policies.guardrails import parse_duration
 from policies.names import suggest
 
 DEFAULT_FILE = "deploybot.yml"
 DEFAULT_HEROKU_KEY_ENV = "HEROKU_API_KEY"
+DEFAULT_UNLISTED_MAX = 100
 MAX_DOWN_STABILIZATION = timedelta(hours=1)
 
 _ALIAS = r"^[a-z0-9][a-z0-9-]{0,39}$"
@@ -46,6 +47,8 @@ class _Strict(BaseModel):
 class HerokuSettings(_Strict):
     allow_unlisted: bool = False
     api_key_env: str = Field(DEFAULT_HEROKU_KEY_ENV, pattern=_ENV_VAR)
+    # The most dynos of any one process type on an app the file does not list.
+    unlisted_max: int = Field(DEFAULT_UNLISTED_MAX, ge=0, le=1000)
 
 
 _COUNT = Annotated[int, Field(ge=0, le=1000)]
@@ -147,6 +150,8 @@ class GuardrailsEntry(_Strict):
     sizes: list[Annotated[str, Field(min_length=1)]] | None = None
     protected: bool = False
     freezes: list[FreezeEntry] = []
+    # A change that raises the monthly cost by more than this (USD) asks first, with the cost.
+    confirm_above_usd: float = Field(costs.DEFAULT_CONFIRM_ABOVE_USD, ge=0)
 
     def policy(self, max_per_type: int | None) -> guardrails.Guardrails:
         # The entry's plain `max:` caps every process type the per-type `max` leaves out.
@@ -189,6 +194,7 @@ class _AppEntry(_Strict):
             "channel": self.channel,
             "max": self.max,
             "guardrails": self.guardrails.policy(self.max),
+            "confirm_above_usd": self.guardrails.confirm_above_usd,
             "schedule": tuple(window.policy() for window in self.autoscale.schedule),
             "alert_rules": self.alerts.rules(),
             "down_stabilization": self.autoscale.stabilization(),
@@ -199,6 +205,20 @@ class HerokuEntry(_AppEntry):
     platform: Literal["heroku"]
     app: str | None = Field(None, pattern=_HEROKU_APP)
     api_key_env: str | None = Field(None, pattern=_ENV_VAR)
+    # `/deploy ship APP [REF]` builds from this tarball URL, `{ref}` replaced by the ref.
+    source: str | None = Field(None, pattern=r"^https?://\S*\{ref\}\S*$", max_length=500)
+    # `/deploy run APP COMMAND` runs only these commands (anything else is remote code
+    # execution for whoever may type in the channel).
+    run: list[Annotated[str, Field(min_length=1, max_length=200)]] = []
+    # A private repository: the env var holding a token the source host accepts.
+    source_token_env: str | None = Field(None, pattern=_ENV_VAR)
+
+
+class BundleEntry(_Strict):
+    """Where `ship APP REF` finds a source bundle to make a new application version from."""
+
+    bucket: str = Field(min_length=3, max_length=63)
+    key: str = Field(pattern=r"^\S*\{ref\}\S*$", max_length=500)  # e.g. shop/{ref}.zip
 
 
 class BeanstalkEntry(_AppEntry):
@@ -207,6 +227,7 @@ class BeanstalkEntry(_AppEntry):
     application: str | None = None
     region: str = Field(pattern=_REGION)
     aws_profile: str | None = Field(None, min_length=1)
+    bundle: BundleEntry | None = None
 
 
 Entry = Annotated[HerokuEntry | BeanstalkEntry, Field(discriminator="platform")]
@@ -275,6 +296,11 @@ class Target:
     schedule: tuple[autoscale.Window, ...] = ()  # autoscaling min/max by time of week
     alert_rules: Mapping[str, Any] = field(default_factory=dict)  # DetectorRules changes
     down_stabilization: timedelta | None = None  # None: the policy's default
+    confirm_above_usd: float = costs.DEFAULT_CONFIRM_ABOVE_USD  # a cost rise above: ask first
+    source: str | None = None  # heroku: the tarball URL template `ship` builds from
+    run: tuple[str, ...] = ()  # heroku: the commands `run` may start
+    source_token_env: str | None = None  # heroku: env var with the private source's token
+    bundle: tuple[str, str] | None = None  # beanstalk: (S3 bucket, key with `{ref}`) for ship
 
 
 class UnknownApp(LookupError):
@@ -358,7 +384,14 @@ class Registry:
     def targets(self) -> list[Target]:
         return [self.resolve(alias) for alias in self.aliases()]
 
+    def canonical(self, name: str) -> str:
+        """The alias `name` stands for, whatever its case: `DEMO` is `demo`. Aliases are
+        lowercase (the file's own rule) and so are Heroku app names, so a name in another
+        case can only mean its lowercase self; whether that app exists is `resolve`'s to say."""
+        return name if name in self.spec.apps else name.lower()
+
     def resolve(self, alias: str) -> Target:
+        alias = self.canonical(alias)
         entry = self.spec.apps.get(alias)
         if isinstance(entry, HerokuEntry):
             return Target(
@@ -366,6 +399,9 @@ class Registry:
                 platform="heroku",
                 name=entry.app or alias,
                 api_key_env=entry.api_key_env or self.spec.heroku.api_key_env,
+                source=entry.source,
+                source_token_env=entry.source_token_env,
+                run=tuple(entry.run),
                 **entry.shared(),
             )
         if isinstance(entry, BeanstalkEntry):
@@ -376,11 +412,17 @@ class Registry:
                 region=entry.region,
                 aws_profile=entry.aws_profile,
                 application=entry.application,
+                bundle=(entry.bundle.bucket, entry.bundle.key) if entry.bundle else None,
                 **entry.shared(),
             )
         if self.spec.heroku.allow_unlisted and re.match(_HEROKU_APP, alias):
+            cap = {guardrails.ANY_TYPE: self.spec.heroku.unlisted_max}
             return Target(
-                alias=alias, platform="heroku", name=alias, api_key_env=self.spec.heroku.api_key_env
+                alias=alias,
+                platform="heroku",
+                name=alias,
+                api_key_env=self.spec.heroku.api_key_env,
+                guardrails=guardrails.Guardrails(max=cap),
             )
         hint = suggest(alias, self.aliases())
         listed = f" Did you mean {hint}?" if hint else " `/deploy apps` lists them."

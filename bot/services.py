@@ -24,8 +24,10 @@ from bot.store.confirmations import Confirmations
 from bot.store.db import Database
 from bot.store.drains import Drains
 from bot.store.incidents import Alerts
+from bot.store.locks import Locks
 from bot.store.observations import Observations
 from bot.store.request_keys import RequestKeys
+from bot.store.throttles import Throttles
 from bot.store.webhook_secrets import WebhookSecrets
 from policies.commands import Command
 
@@ -48,8 +50,11 @@ class Services:
         env: Mapping[str, str] | None = None,
         followups: FollowUps | None = None,
         simulate: Callable[[Actor, Command], Result] | None = None,
+        worker_runs: bool = True,
         db: Database | None = None,
     ) -> None:
+        """`worker_runs` False: no worker dyno acts on what is stored (the sandbox console),
+        so replies about the autoscaler say so instead of promising it acts."""
         self.config = config
         self.source = source
         self._env = os.environ if env is None else env
@@ -62,6 +67,7 @@ class Services:
         self.metrics = MetricsStore(self.db)
         self.webhook_secrets = WebhookSecrets(self.db)
         self.observations = Observations(self.db)
+        self.throttles = Throttles(self.db)
         self.followups = followups or FollowUps()
         # Clients are built on first use, one per credential set: start-up calls no API.
         self._platforms: dict[tuple[str, ...], Platform] = {}
@@ -84,6 +90,10 @@ class Services:
             webhook_secrets=self.webhook_secrets,
             simulate=simulate,  # the sandbox console's traffic player; None elsewhere
             alerts=Alerts(self.db),
+            canonical=self.registry.canonical,
+            worker_runs=worker_runs,
+            locks=Locks(self.db),
+            secret=lambda name: self._env.get(name) or None,
         )
 
     def _groups_of(self, user_id: str, groups: Iterable[str]) -> frozenset[str]:
@@ -110,7 +120,9 @@ class Services:
                     f"An admin should set {key_env}."
                 )
             cache_key: tuple[str, ...] = ("heroku", key_env)
-            factory = lambda: HerokuPlatform(key, self.config.heroku_api_url)  # noqa: E731
+            factory = lambda: HerokuPlatform(  # noqa: E731
+                key, self.config.heroku_api_url, throttles=self.throttles, account=key_env
+            )
         else:
             cache_key = ("beanstalk", target.region or "", target.aws_profile or "")
             factory = lambda: _beanstalk(target.region or "", target.aws_profile)  # noqa: E731

@@ -1,7 +1,8 @@
-"""Alert messages and their buttons: Restart, Scale +1, Silence 1 h, Acknowledge.
+"""Alert messages and their buttons: Restart, Scale +1, Rollback, Silence 1 h, Acknowledge.
 
-`blocks()` is what `bot.store.incidents.Alerts` stores with each notice. Restart and Scale +1 run
-`/deploy restart` and `/deploy scale web+1` through the same actions path as typed
+`blocks()` is what `bot.store.incidents.Alerts` stores with each notice. Restart, Scale +1 and
+Rollback run `/deploy restart`, `/deploy scale web+1` and `/deploy rollback` (which asks
+first) through the same actions path as typed
 commands (rules, guardrails, confirmation, audit); Silence needs the `watch` permission
 on the app; anyone in the channel may acknowledge.
 """
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 RESTART_ACTION = "deploybot_alert_restart"
 SCALE_ACTION = "deploybot_alert_scale"
+ROLLBACK_ACTION = "deploybot_alert_rollback"
 SILENCE_ACTION = "deploybot_alert_silence"
 ACK_ACTION = "deploybot_alert_ack"
 SILENCE_FOR = timedelta(hours=1)
@@ -42,10 +44,13 @@ _REMEDIES = {
     "slow": (RESTART_ACTION, SCALE_ACTION),
     "errors": (RESTART_ACTION, SCALE_ACTION),
     "health": (RESTART_ACTION,),
+    # A failed release: go back to the last good one (it asks first, like a typed rollback).
+    "release_failed": (ROLLBACK_ACTION,),
 }
 _LABELS = {
     RESTART_ACTION: "Restart",
     SCALE_ACTION: "Scale web +1",
+    ROLLBACK_ACTION: "Rollback",
     SILENCE_ACTION: "Silence 1 h",
     ACK_ACTION: "Acknowledge",
 }
@@ -80,6 +85,8 @@ def command_for(action_id: str, key: str) -> str:
     kind, app, subject = _parts(key)
     if action_id == SCALE_ACTION:
         return f"scale web+1 {app}"
+    if action_id == ROLLBACK_ACTION:
+        return f"rollback {app}"
     # A crash names its process type: restart those dynos, not the whole app.
     return f"restart {app} {subject}" if kind == "crash" else f"restart {app}"
 
@@ -114,7 +121,7 @@ def register(app: App, services: Services) -> None:
         if alerts.acknowledge(key, actor.user_id):
             _in_thread(client, body, f"<@{actor.user_id}> is looking into it.")
 
-    for action_id in (RESTART_ACTION, SCALE_ACTION):
+    for action_id in (RESTART_ACTION, SCALE_ACTION, ROLLBACK_ACTION):
         app.action(action_id)(ack=ack_click, lazy=[remedy])
     app.action(SILENCE_ACTION)(ack=ack_click, lazy=[silence])
     app.action(ACK_ACTION)(ack=ack_click, lazy=[acknowledge])

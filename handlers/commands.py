@@ -8,6 +8,7 @@ from bot.store.audit import Actor
 from handlers.delivery import deliver
 from handlers.render import safely
 from policies.commands import Command, CommandError, help_text, parse
+from policies.slack_text import code
 
 if TYPE_CHECKING:
     from slack_bolt import Ack, App, Respond
@@ -24,7 +25,7 @@ def register(app: App, services: Services) -> None:
         elif parsed.verb == "help":
             ack(response_type="ephemeral", text=help_text(parsed.topic))
         else:
-            ack(response_type="ephemeral", text=f"Working on `{parsed.text()}`…")
+            ack(response_type="ephemeral", text=f"Working on {code(parsed.text())}…")
 
     def run_deploy(command: dict[str, Any], respond: Respond, client: WebClient) -> None:
         parsed = _parse(command)

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot.actions.results import BreakGlass, Changed, Duplicate, Reply, Restarted, Result
+from bot.actions.results import (
+    BreakGlass,
+    Changed,
+    Deployed,
+    Duplicate,
+    Reply,
+    Restarted,
+    Result,
+)
 from handlers.render import break_glass_message, message, settled_message
 
 if TYPE_CHECKING:
@@ -31,10 +39,10 @@ def deliver(
 ) -> None:
     if isinstance(result, Duplicate):
         return  # the first delivery of this request answers it
-    if isinstance(result, Changed | Restarted) and result.break_glass is not None:
+    if isinstance(result, Changed | Restarted | Deployed) and result.break_glass is not None:
         _announce_break_glass(client, result.break_glass, channel_id)
     payload = message(result)
-    if isinstance(result, Changed | Restarted) and result.slow:
+    if isinstance(result, Changed | Restarted | Deployed) and result.slow:
         _deliver_slow(services, result, payload, respond, client, channel_id, from_button)
     elif from_button:
         # A private reply (not yours, already decided) must leave the buttons for their owner.
@@ -58,7 +66,7 @@ def _announce_break_glass(client: WebClient, notice: BreakGlass, asked_in: str |
 
 def _deliver_slow(
     services: Services,
-    result: Changed | Restarted,
+    result: Changed | Restarted | Deployed,
     payload: dict[str, Any],
     respond: Respond,
     client: WebClient,

@@ -12,17 +12,24 @@ from bot.actions.results import (
     AppList,
     BreakGlass,
     Changed,
+    ConfigVars,
+    Deployed,
+    DeployPrompt,
     History,
+    Logs,
     Metrics,
     NeedsConfirmation,
     PlatformMetrics,
+    Releases,
     Reply,
     Restarted,
     Result,
     Status,
 )
 from bot.metrics.aggregate import sparkline
-from bot.platforms.base import Formation, Settled
+from bot.platforms.base import Formation, Release, Settled
+from policies.redact import mask
+from policies.slack_text import code, escape
 
 log = logging.getLogger(__name__)
 
@@ -51,25 +58,157 @@ def message(result: Result, now: datetime | None = None) -> Message:
         return _metrics(result)
     if isinstance(result, PlatformMetrics):
         return _platform_metrics(result)
+    if isinstance(result, Releases):
+        return _releases(result, now)
+    if isinstance(result, DeployPrompt):
+        return _deploy_prompt(result)
+    if isinstance(result, Deployed):
+        return _deployed(result)
+    if isinstance(result, ConfigVars):
+        return _config_vars(result)
+    if isinstance(result, Logs):
+        return _logs(result)
     return _confirmation(result)
+
+
+def _logs(result: Logs) -> Message:
+    scope = f"`{result.dyno}` of `{result.app}`" if result.dyno else f"`{result.app}`"
+    if not result.lines:
+        return _text(f"No log lines from {scope} yet.", public=False)
+    body = "\n".join(escape(line.replace("```", "ˋˋˋ")) for line in result.lines)
+    # A section holds 3000 characters: keep the newest lines.
+    body = body[-2800:]
+    text = f"*Last {len(result.lines)} log lines of {scope}* (secrets masked)\n```\n{body}\n```"
+    return _text(text, public=False)
+
+
+def _release_line(release: Release, now: datetime) -> str:
+    """One release; its description and author come from outside, so they are escaped."""
+    parts = [code(release.version)]
+    if release.description:
+        parts.append(escape(release.description[:120]))
+    if release.user:
+        parts.append(f"by {escape(release.user)}")
+    if release.created_at is not None:
+        parts.append(_age(release.created_at, now).replace(" for ", "", 1) + " ago")
+    line = " · ".join(parts)
+    if not release.good:
+        line += f" · *{escape(release.status.lower())}*"
+    if release.current:
+        line += "  ← current"
+    return line
+
+
+def _releases(result: Releases, now: datetime) -> Message:
+    what = "releases" if result.platform == "heroku" else "application versions"
+    if not result.releases:
+        return _text(f"`{result.app}` has no {what} yet.", public=False)
+    lines = [f"*{what.capitalize()} of `{result.app}`*, newest first"]
+    lines += [f"• {_release_line(release, now)}" for release in result.releases]
+    lines.append(f"Roll back with `/deploy rollback {result.app} VERSION`.")
+    return _text("\n".join(lines), public=False)
+
+
+def _release_words(release: Release | None) -> str:
+    if release is None:
+        return "?"
+    described = f" ({escape(release.description[:120])})" if release.description else ""
+    return f"{code(release.version)}{described}"
+
+
+def _deploy_prompt(result: DeployPrompt) -> Message:
+    if result.verb == "rollback":
+        text = (
+            f"<@{result.user_id}> asks to roll `{result.app}` back: "
+            f"{_release_words(result.before)} → {_release_words(result.after)}."
+        )
+        label = "Roll back"
+    else:
+        names = ", ".join(code(key) for key in result.keys)
+        what = "unset" if result.unset else "set"
+        text = f"<@{result.user_id}> asks to {what} {names} on `{result.app}` (values hidden)."
+        label = "Confirm"
+    who = f"Only <@{result.user_id}> can confirm"
+    return _prompt(text, label, who, result.id, result.expires_at)
+
+
+def _deployed(result: Deployed) -> Message:
+    who, app = f"<@{result.user_id}>", f"`{result.app}`"
+    if result.verb == "rollback":
+        text = (
+            f"{who} rolled {app} back: {_release_words(result.before)} → "
+            f"{_release_words(result.after)}"
+            + (f", as the new release {code(result.mode)}." if result.mode else ".")
+        )
+    elif result.verb == "maintenance":
+        text = f"{who} turned maintenance mode {result.mode} for {app}."
+    elif result.verb == "config":
+        names = ", ".join(code(key) for key in result.keys)
+        text = f"{who} {result.mode} {names} on {app}."
+    elif result.verb == "lock":
+        text = (
+            f"{who} locked {app}: {escape(result.mode or '')}. Only they may roll it back until "
+            f"`/deploy unlock {result.app}`."
+        )
+    elif result.verb == "ship" and result.build_id:
+        text = f"{who} is shipping {code(result.mode or '')} to {app}."
+    elif result.verb == "ship":
+        text = f"{who} is deploying {_release_words(result.after)} to {app}."
+    elif result.verb == "promote":
+        outcomes = "; ".join(
+            f"`{p.app}` {escape(p.status)}" + (f" ({escape(p.error)})" if p.error else "")
+            for p in result.promotions
+        )
+        text = f"{who} promoted {app}: {outcomes}."
+    elif result.verb == "swap":
+        text = f"{who} swapped the CNAMEs of {app} and `{result.mode}`."
+    elif result.verb == "run":
+        what = code(result.keys[0]) if result.keys else "a command"
+        text = f"{who} started {what} on {app} as {code(result.mode or '')}."
+    else:
+        text = f"{who} unlocked {app} (it was locked by <@{result.mode}>)."
+    blocks = [_section(text)]
+    if result.confirmed_by and result.confirmed_by != result.user_id:
+        blocks.append(_context(f"Approved by <@{result.confirmed_by}>."))
+    return {"response_type": "in_channel", "text": text, "blocks": blocks}
+
+
+MASK = "••••••"
+
+
+def _config_vars(result: ConfigVars) -> Message:
+    if not result.values:
+        return _text(f"`{result.app}` has no config vars.", public=False)
+    lines = [f"*Config vars of `{result.app}`*"]
+    for key, value in result.values:
+        shown = MASK if result.masked else code(value[:200])
+        lines.append(f"• {code(key)} {shown}")
+    if result.masked:
+        lines.append("Values are hidden: seeing them needs the `config` permission.")
+    return _text("\n".join(lines), public=False)
 
 
 def break_glass_message(notice: BreakGlass) -> Message:
     """Said in the app's channel when an admin forces a change through a freeze."""
     text = (
-        f":rotating_light: Break-glass: <@{notice.user_id}> forced `{notice.command}` during a "
-        f"freeze ({notice.freeze_reason}). Their reason: {notice.reason}"
+        f":rotating_light: Break-glass: <@{notice.user_id}> forced {code(notice.command)} "
+        f"during a freeze ({escape(notice.freeze_reason)}). Their reason: {escape(notice.reason)}"
     )
     return {"text": text, "blocks": [_section(text)]}
 
 
 def settled_message(settled: Settled) -> Message:
-    """The follow-up of a slow change: Ready, or the events that explain the failure."""
-    if settled.ok:
-        text = f"Done: {settled.summary}"
+    """The follow-up of a slow change: Ready, or the events that explain the failure; a
+    build's or a run's output tail either way. Events and output come from the platform,
+    so they are escaped."""
+    if settled.output:
+        body = "\n".join(escape(mask(line).replace("```", "ˋˋˋ")) for line in settled.events)
+        detail = f"\n```\n{body[-2800:]}\n```" if body else ""
+    elif settled.ok:
+        detail = ""
     else:
-        events = "\n".join(f"• {event}" for event in settled.events[:10])
-        text = f"Failed: {settled.summary}" + (f"\n{events}" if events else "")
+        detail = "".join(f"\n• {escape(event)}" for event in settled.events[:10])
+    text = ("Done: " if settled.ok else "Failed: ") + settled.summary + detail
     return {"text": text, "blocks": [_section(text)]}
 
 
@@ -122,12 +261,13 @@ def _metrics(result: Metrics) -> Message:
         lines.append(f"p95 service time: `{sparkline(list(result.p95s))}`")
     errors = f"5xx: {summary.error_rate:.1%}" if summary.error_rate is not None else "5xx: none"
     if summary.codes:
-        errors += " · " + ", ".join(f"{code} ×{n}" for code, n in summary.codes.items())
+        # Codes and dyno names come from drained log lines: shown as typed.
+        errors += " · " + ", ".join(f"{escape(c)} ×{n}" for c, n in summary.codes.items())
     lines.append(errors)
     if summary.dynos:
         lines.append(
             "Per dyno: "
-            + ", ".join(f"{dyno} {rate:,.1f}/min" for dyno, rate in summary.dynos.items())
+            + ", ".join(f"{escape(d)} {rate:,.1f}/min" for d, rate in summary.dynos.items())
         )
     return _text("\n".join(lines), public=True)
 
@@ -136,10 +276,14 @@ def _platform_metrics(result: PlatformMetrics) -> Message:
     traffic, minutes = result.traffic, result.minutes
     span = f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"
     total = sum(traffic.per_minute)
-    lines = [
-        f"*`{result.app}` over the last {span}* (CloudWatch, load balancer)",
-        f"Requests: {total:,} ({total / minutes:,.1f}/min)  `{sparkline(list(_buckets(traffic.per_minute)))}`",
-    ]
+    lines = [f"*`{result.app}` over the last {span}* (CloudWatch, load balancer)"]
+    if traffic.per_minute_problem:
+        lines.append(f"Requests per minute are not available: {traffic.per_minute_problem}")
+    else:
+        lines.append(
+            f"Requests: {total:,} ({total / minutes:,.1f}/min)  "
+            f"`{sparkline(list(_buckets(traffic.per_minute)))}`"
+        )
     if traffic.latest_requests:
         latency = " / ".join(
             f"{traffic.latency_ms[k]:,.0f}"
@@ -161,26 +305,39 @@ def _buckets(per_minute: tuple[int, ...], points: int = 60) -> list[float]:
     return [sum(per_minute[i : i + width]) / width for i in range(0, len(per_minute), width)]
 
 
-OUTCOME_MARK = {"ok": "✓", "error": "✗", "refused": "✗", "unknown": "?", "pending": "…"}
+OUTCOME_MARK = {
+    "ok": "✓",
+    "error": "✗",
+    "refused": "✗ refused",
+    "unknown": "? may have changed",
+    "pending": "…",
+    "not-applied": "✗ not applied",
+    "cancelled": "– cancelled",
+    "expired": "– expired",
+}
 
 
 def _history(result: History) -> Message:
     scope = f"`{result.app}`" if result.app else "every app"
     if not result.entries:
-        return _text(f"No changes recorded for {scope} yet.", public=False)
-    lines = [f"*Recent changes to {scope}*, newest first"]
+        what = f"{result.only} requests" if result.only else "changes"
+        return _text(f"No {what} recorded for {scope} yet.", public=False)
+    title = f"requests for {scope} ({result.only})" if result.only else f"changes to {scope}"
+    lines = [f"*Recent {title}*, newest first"]
     for entry in result.entries:
         when = int(entry.started_at.timestamp())
         fallback = entry.started_at.strftime("%Y-%m-%d %H:%M UTC")
         mark = OUTCOME_MARK.get(entry.outcome, entry.outcome)
         line = (
             f"{mark} <!date^{when}^{{date_short}} {{time}}|{fallback}> <@{entry.user_id}> "
-            f"`{entry.command}`"
+            f"{code(entry.command)}"
         )
         if entry.source != "slack":
             line += f" ({entry.source})"
         if entry.error:
-            line += f": {entry.error[:150]}"
+            # Stored as Slack-ready sentences; the angle brackets go in any case, so an
+            # older row with a raw platform message can make no mention or link.
+            line += ": " + entry.error[:150].replace("<", "&lt;").replace(">", "&gt;")
         lines.append(line)
     return _text("\n".join(lines), public=False)
 
@@ -211,6 +368,8 @@ def _changed(result: Changed) -> Message:
     summary = ", ".join(changes) or "no change"
     verb = "killed" if result.verb == "kill" else "scaled"
     text = f"<@{result.user_id}> {verb} `{result.app}`: {summary}."
+    if result.note:
+        text += f" {result.note}"
     blocks = [_section(text)]
     if result.confirmed_by:
         how = "Confirmed" if result.confirmed_by == result.user_id else "Approved"
@@ -238,12 +397,13 @@ def _restart_target(result: Restarted) -> str:
 def _status(result: Status, now: datetime) -> Message:
     status = result.status
     formation = (
-        "\n".join(f"`{f.type}` {f.quantity} × {f.size}" for f in status.formation)
+        "\n".join(f"{code(f.type)} {f.quantity} × {escape(f.size)}" for f in status.formation)
         or "no process types"
     )
     dynos = (
         "\n".join(
-            f"`{d.name}` {d.state}{_age(d.since, now)}" for d in status.dynos[:MAX_DYNOS_SHOWN]
+            f"{code(d.name)} {escape(d.state)}{_age(d.since, now)}"
+            for d in status.dynos[:MAX_DYNOS_SHOWN]
         )
         or f"no {status.unit}s running"
     )
@@ -252,13 +412,14 @@ def _status(result: Status, now: datetime) -> Message:
     release = "no releases yet"
     if status.release is not None:
         rel = status.release
-        release = f"{rel.version} {rel.description}".strip() + _age(rel.created_at, now)
+        release = f"{escape(rel.version)} {escape(rel.description)}".strip()
+        release += _age(rel.created_at, now)
         if rel.user:
-            release += f" by {rel.user}"
+            release += f" by {escape(rel.user)}"
     text = f"Status of `{status.app}`: " + ", ".join(
-        f"{f.type}={f.quantity}" for f in status.formation
+        f"{escape(f.type)}={f.quantity}" for f in status.formation
     )
-    state = " ".join(part for part in (status.state, status.health) if part)
+    state = " ".join(escape(part) for part in (status.state, status.health) if part)
     prefix = f"{state} · " if state else ""
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": f"{status.app}"[:150]}},
@@ -269,7 +430,7 @@ def _status(result: Status, now: datetime) -> Message:
                 {"type": "mrkdwn", "text": f"*{status.unit.capitalize()}s*\n{dynos}"},
             ],
         },
-        _context(f"{prefix}Release: {release}", *status.notes[:MAX_NOTES]),
+        _context(f"{prefix}Release: {release}", *map(escape, status.notes[:MAX_NOTES])),
     ]
     return {"response_type": "in_channel", "text": text, "blocks": blocks}
 
@@ -305,7 +466,14 @@ def _confirmation(result: NeedsConfirmation) -> Message:
         who = f"Only <@{result.user_id}> can confirm"
     if result.cost:
         text += f"\nMonthly cost: {result.cost}"
-    expires = int(result.expires_at.timestamp())
+    if result.costly:
+        text += "\nThat raises the monthly cost past this app's threshold, so I ask first."
+    return _prompt(text, label, who, result.id, result.expires_at)
+
+
+def _prompt(text: str, label: str, who: str, confirmation_id: str, expires_at: datetime) -> Message:
+    """A question with Confirm (or Approve, Kill, Roll back) and Cancel buttons."""
+    expires = int(expires_at.timestamp())
     return {
         "response_type": "in_channel",
         "text": text,
@@ -320,17 +488,17 @@ def _confirmation(result: NeedsConfirmation) -> Message:
                         "action_id": CONFIRM_ACTION,
                         "text": {"type": "plain_text", "text": label[:75]},
                         "style": "danger",
-                        "value": result.id,
+                        "value": confirmation_id,
                     },
                     {
                         "type": "button",
                         "action_id": CANCEL_ACTION,
                         "text": {"type": "plain_text", "text": "Cancel"},
-                        "value": result.id,
+                        "value": confirmation_id,
                     },
                 ],
             },
-            _context(f"{who}. Expires <!date^{expires}^{{time}}|{result.expires_at:%H:%M} UTC>."),
+            _context(f"{who}. Expires <!date^{expires}^{{time}}|{expires_at:%H:%M} UTC>."),
         ],
     }
 

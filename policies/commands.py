@@ -12,6 +12,9 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from policies.names import closest, suggest
+from policies.slack_text import code
+
 VERBS = (
     "scale",
     "restart",
@@ -23,13 +26,43 @@ VERBS = (
     "pin",
     "watch",
     "simulate",
+    "releases",
+    "rollback",
+    "maintenance",
+    "config",
+    "lock",
+    "unlock",
+    "ship",
+    "promote",
+    "swap",
+    "run",
+    "logs",
     "alerts",
     "apps",
     "history",
     "whoami",
     "help",
 )
-MUTATING_VERBS = frozenset({"scale", "restart", "kill", "drain", "autoscale", "pin", "watch"})
+MUTATING_VERBS = frozenset(
+    {
+        "scale",
+        "restart",
+        "kill",
+        "drain",
+        "autoscale",
+        "pin",
+        "watch",
+        "rollback",
+        "maintenance",
+        "config",
+        "lock",
+        "unlock",
+        "ship",
+        "promote",
+        "swap",
+        "run",
+    }
+)
 # What `/deploy simulate` can play against an app in the sandbox.
 SIMULATIONS = ("spike",)
 AUTOSCALE_MODES = ("on", "off", "shadow", "status")
@@ -41,8 +74,21 @@ PIN_MAX_MINUTES = 7 * 24 * 60
 # Heroku allows a few hundred dynos per type at most; anything past this is a typo.
 MAX_QUANTITY = 1000
 HISTORY_DEFAULT, HISTORY_MAX = 10, 50
+# `/deploy history [APP] refused`: which requests to show (the audit outcomes they stand for
+# are the actions path's business).
+HISTORY_FILTERS = ("refused", "cancelled", "expired", "failed", "unknown", "done")
+RELEASES_DEFAULT, RELEASES_MAX = 10, 50
+# A Heroku release (`v42`) or a Beanstalk version label (`app-1.2.3`, `build-17`).
+_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# Config var names as a shell would accept them: Heroku and Beanstalk both take these.
+CONFIG_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+LOCK_REASON_MAX = 200
+# A git ref: a branch, a tag or a commit (`main`, `v1.2.3`, `release/2026-11`, `3f2c1a9`).
+_REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
+LOGS_DEFAULT, LOGS_MAX = 100, 1500
 METRICS_DEFAULT_MINUTES, METRICS_MAX_MINUTES = 60, 24 * 60
 _WINDOW_RE = re.compile(r"^(\d+)([mh])$", re.IGNORECASE)
+_LONG_NUMBER = re.compile(r"\d{100}")
 
 USAGE = {
     "scale": "/deploy scale TYPE=N[:SIZE] [TYPE+N | TYPE-N ...] APP",
@@ -55,9 +101,20 @@ USAGE = {
     "pin": "/deploy pin APP web=N for DURATION  |  /deploy pin APP off",
     "watch": "/deploy watch APP",
     "simulate": "/deploy simulate spike APP",
+    "releases": "/deploy releases APP [N]",
+    "rollback": "/deploy rollback APP [VERSION]",
+    "maintenance": "/deploy maintenance APP on|off",
+    "config": "/deploy config APP  |  /deploy config set KEY=VALUE APP  |  /deploy config unset KEY APP",
+    "lock": "/deploy lock APP REASON",
+    "unlock": "/deploy unlock APP",
+    "ship": "/deploy ship APP [REF]",
+    "promote": "/deploy promote APP",
+    "swap": "/deploy swap APP OTHER",
+    "run": "/deploy run APP COMMAND…",
+    "logs": "/deploy logs APP [DYNO] [N]",
     "alerts": "/deploy alerts [APP]",
     "apps": "/deploy apps",
-    "history": "/deploy history [APP] [N]",
+    "history": "/deploy history [APP] [N] [refused|cancelled|expired|failed|unknown|done]",
     "whoami": "/deploy whoami",
     "help": "/deploy help [VERB]",
 }
@@ -73,9 +130,20 @@ SUMMARY = {
     "pin": "hold an app's web dynos at a count for a while, whatever the autoscaler thinks",
     "watch": "subscribe to a Heroku app's dyno, release and formation events, so crashes alert its channel",
     "simulate": "sandbox only: play a traffic spike against a demo app and watch the autoscaler react",
+    "releases": "list an app's releases (Heroku) or application versions (Beanstalk), newest first",
+    "rollback": "go back to an earlier release (by default the previous good one), after you confirm",
+    "maintenance": "turn a Heroku app's maintenance page on or off",
+    "config": "list an app's config vars (values masked unless you may change them), or set or unset one after you confirm",
+    "lock": "hold a deploy lock on an app: nobody else may roll it back until you unlock it",
+    "unlock": "release an app's deploy lock (the holder, or an admin)",
+    "ship": "build and release a git ref (Heroku, from the registry's `source:`) or deploy an application version (Beanstalk)",
+    "promote": "promote a Heroku app's slug to the next stage of its pipeline",
+    "swap": "swap two Beanstalk environments' CNAMEs (blue/green)",
+    "run": "run one of the app's allowed commands (the registry's `run:`) in a one-off dyno and show its output",
+    "logs": "show the last N log lines (of one dyno, if given), secrets masked",
     "alerts": "list the open alerts (all apps, or one), with who acknowledged or silenced them",
     "apps": "list the apps I manage, with their platform and channel",
-    "history": "show who changed what, newest first (all apps, or one)",
+    "history": "show who changed what (and who was refused, cancelled or let expire), newest first",
     "whoami": "show what you may do in this channel, and which rule says so",
     "help": "show this help, or the help of one verb",
 }
@@ -95,9 +163,20 @@ EXAMPLES = {
     "pin": ("pin myapp web=5 for 2h", "pin myapp off"),
     "watch": ("watch myapp",),
     "simulate": ("simulate spike demo",),
+    "releases": ("releases myapp", "releases myapp 20"),
+    "rollback": ("rollback myapp", "rollback myapp v41"),
+    "maintenance": ("maintenance myapp on", "maintenance myapp off"),
+    "config": ("config myapp", "config set LOG_LEVEL=debug myapp", "config unset LOG_LEVEL myapp"),
+    "lock": ('lock myapp "investigating the checkout bug"',),
+    "unlock": ("unlock myapp",),
+    "ship": ("ship myapp", "ship myapp v1.4.2"),
+    "promote": ("promote myapp-staging",),
+    "swap": ("swap shop-blue shop-green",),
+    "run": ("run myapp python manage.py migrate",),
+    "logs": ("logs myapp", "logs myapp web.1 200"),
     "alerts": ("alerts", "alerts myapp"),
     "apps": ("apps",),
-    "history": ("history", "history myapp 20"),
+    "history": ("history", "history myapp 20", "history myapp refused"),
     "whoami": ("whoami",),
     "help": ("help", "help scale"),
 }
@@ -152,9 +231,12 @@ class Command:
     force: str | None = None  # mutating verbs: `--force "reason"` past a freeze window
     mode: str | None = None  # autoscale: on, off, shadow, status; pin: "off" to unpin
     options: tuple[tuple[str, str], ...] = ()  # autoscale: ("min", "2"), ("target", "queue:300ms")
+    reason: str | None = None  # lock: why the app is locked
 
     @property
     def mutating(self) -> bool:
+        if self.verb == "config":
+            return self.mode is not None  # `config APP` only reads
         return self.verb in MUTATING_VERBS and not (
             self.verb == "autoscale" and self.mode == "status"
         )
@@ -164,6 +246,19 @@ class Command:
         words = [self.verb]
         if self.verb == "simulate":
             return f"simulate {self.mode} {self.app}"
+        if self.verb == "config":
+            # Values never leave the command: audit rows, prompts and logs show names only.
+            if self.mode == "set":
+                return " ".join(["config set", *(f"{k}=…" for k, _ in self.options), str(self.app)])
+            if self.mode == "unset":
+                return " ".join(["config unset", *(k for k, _ in self.options), str(self.app)])
+            return f"config {self.app}"
+        if self.verb == "lock":
+            return f"lock {self.app} {shlex.quote(self.reason or '')}"
+        if self.verb == "run":
+            return f"run {self.app} {self.reason or ''}"
+        if self.verb == "swap":
+            return f"swap {self.app} {self.target}"
         if self.verb == "scale":
             words += [str(c) for c in self.changes]
         if self.verb == "pin" and self.app:
@@ -198,17 +293,46 @@ def parse(text: str) -> Command:
         raise CommandError("There is an unmatched quote in your command.") from None
     if not words:
         return Command("help")
+    for word in words:
+        # int() refuses numbers past 4,300 digits with a ValueError; no count, duration or
+        # app name (40 characters at most) comes near this, so say so before reading any.
+        if _LONG_NUMBER.search(word):
+            raise CommandError(f"`{_clip(word)}` holds a number far too long to mean anything.")
     verb = words[0].lower()
     if verb in ("-h", "--help"):
         verb = "help"
     if verb not in VERBS:
-        raise CommandError(
-            f"`{_clip(words[0])}` is not a command I know. Try one of: {', '.join(VERBS)}."
-        )
+        raise _unknown_verb(words)
+    if verb == "run":
+        # Everything after the app is the command, options and all (`--noinput`).
+        return _parse_run(words[1:], None)
     args, force = _take_force_option(words[1:], verb)
     args, app = _take_app_option(args, verb)
     command = _PARSERS[verb](args, app)
     return replace(command, force=force) if force else command
+
+
+def _unknown_verb(words: list[str]) -> CommandError:
+    """A word that is no verb: a near miss (`scal`, `stauts`) gets the command as it was
+    probably meant, and a verb typed after the app (`demo status`) the right order. Only
+    suggested, never run: a guess must not change anything."""
+    typed = words[0]
+    unknown = f"{code(_clip(typed))} is not a command I know."
+    if len(words) > 1 and words[1].lower() in VERBS:
+        meant = [words[1].lower(), typed, *words[2:]]
+        return CommandError(
+            f"{unknown} Did you mean {_rewrite(meant)}? The verb comes first.", words[1].lower()
+        )
+    near = closest(typed, VERBS)
+    if near:
+        return CommandError(f"{unknown} Did you mean {_rewrite([near[0], *words[1:]])}?", near[0])
+    return CommandError(f"{unknown} Try one of: {', '.join(VERBS)}.")
+
+
+def _rewrite(words: list[str]) -> str:
+    # Quote only what needs it, so the suggestion reads as the user would type it.
+    quoted = (shlex.quote(w) if not w or any(c.isspace() for c in w) else w for w in words)
+    return code(_clip(" ".join(quoted), limit=80))
 
 
 def _take_force_option(words: list[str], verb: str) -> tuple[list[str], str | None]:
@@ -339,8 +463,15 @@ def _parse_apps(args: list[str], app: str | None) -> Command:
 
 def _parse_history(args: list[str], app: str | None) -> Command:
     limit: int | None = None
+    only: str | None = None
     for word in args:
-        if word.isdigit():
+        if word.lower() in HISTORY_FILTERS:
+            if only is not None:
+                raise CommandError(
+                    "Give one of refused, cancelled, expired, failed, unknown or done.", "history"
+                )
+            only = word.lower()
+        elif word.isascii() and word.isdigit():  # '²'.isdigit(), but int('²') raises
             if limit is not None:
                 raise CommandError("Give the number of entries once.", "history")
             limit = int(word)
@@ -348,7 +479,7 @@ def _parse_history(args: list[str], app: str | None) -> Command:
                 raise CommandError(f"Ask for 1 to {HISTORY_MAX} entries.", "history")
         else:
             app = _app_name(word, "history", app)
-    return Command("history", app=app, limit=limit or HISTORY_DEFAULT)
+    return Command("history", app=app, limit=limit or HISTORY_DEFAULT, mode=only)
 
 
 def _parse_alerts(args: list[str], app: str | None) -> Command:
@@ -414,7 +545,9 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
         if key in seen:
             raise CommandError(f"`{key}` is given twice.", "autoscale")
         seen.add(key)
-        if key in ("min", "max") and not (value.isdigit() and int(value) <= MAX_QUANTITY):
+        if key in ("min", "max") and not (
+            value.isascii() and value.isdigit() and int(value) <= MAX_QUANTITY
+        ):
             raise CommandError(
                 f"`{_clip(word)}`: {key} must be a whole number up to {MAX_QUANTITY}.", "autoscale"
             )
@@ -455,6 +588,130 @@ def _parse_pin(args: list[str], app: str | None) -> Command:
     return Command("pin", app=app, changes=(change,), limit=minutes)
 
 
+def _parse_releases(args: list[str], app: str | None) -> Command:
+    app, rest = _positional_app(args, app, "releases")
+    count = _one_optional(rest, "releases")
+    if count is None:
+        return Command("releases", app=app, limit=RELEASES_DEFAULT)
+    if not count.isdigit() or not 1 <= int(count) <= RELEASES_MAX:
+        raise CommandError(f"Ask for 1 to {RELEASES_MAX} releases.", "releases")
+    return Command("releases", app=app, limit=int(count))
+
+
+def _parse_rollback(args: list[str], app: str | None) -> Command:
+    app, rest = _positional_app(args, app, "rollback")
+    version = _one_optional(rest, "rollback")
+    if version is not None and not _VERSION_RE.match(version):
+        raise CommandError(
+            f"`{_clip(version)}` is not a release: write it like v41 (Heroku) or the version "
+            "label (Beanstalk).",
+            "rollback",
+        )
+    return Command("rollback", app=app, target=version)
+
+
+def _parse_maintenance(args: list[str], app: str | None) -> Command:
+    app, rest = _positional_app(args, app, "maintenance")
+    if len(rest) != 1 or rest[0].lower() not in ("on", "off"):
+        raise CommandError("Say `on` or `off`.", "maintenance")
+    return Command("maintenance", app=app, mode=rest[0].lower())
+
+
+def _parse_config(args: list[str], app: str | None) -> Command:
+    mode = args[0].lower() if args and args[0].lower() in ("set", "unset") else None
+    if mode is None:
+        app, rest = _positional_app(args, app, "config")
+        if rest:
+            raise CommandError(f"`{_clip(rest[0])}` is one word too many.", "config")
+        return Command("config", app=app)
+    words = args[1:]
+    if app is None:
+        if len(words) < 2:
+            raise CommandError("Say which variable and which app.", "config")
+        app, words = _app_name(words[-1], "config", None), words[:-1]
+    pairs: list[tuple[str, str]] = []
+    for word in words:
+        key, equals, value = word.partition("=")
+        if mode == "set" and not equals:
+            raise CommandError(f"`{_clip(key)}` needs a value: write KEY=VALUE.", "config")
+        if mode == "unset" and equals:
+            raise CommandError("`config unset` takes names only, without `=`.", "config")
+        if not CONFIG_KEY_RE.match(key):
+            raise CommandError(
+                f"`{_clip(key)}` is not a valid config var name: use letters, digits and "
+                "underscores, not starting with a digit.",
+                "config",
+            )
+        if any(key == seen for seen, _ in pairs):
+            raise CommandError(f"`{key}` is given twice.", "config")
+        pairs.append((key, value))
+    if not pairs:
+        raise CommandError("Say which variable.", "config")
+    return Command("config", app=app, mode=mode, options=tuple(pairs))
+
+
+def _parse_lock(args: list[str], app: str | None) -> Command:
+    app, rest = _positional_app(args, app, "lock")
+    reason = " ".join(rest).strip()
+    if not reason:
+        raise CommandError("Say why, so others know: `lock APP fixing the checkout bug`.", "lock")
+    return Command("lock", app=app, reason=reason[:LOCK_REASON_MAX])
+
+
+def _parse_unlock(args: list[str], app: str | None) -> Command:
+    app, rest = _positional_app(args, app, "unlock")
+    if rest:
+        raise CommandError(f"`{_clip(rest[0])}` is one word too many.", "unlock")
+    return Command("unlock", app=app)
+
+
+def _parse_ship(args: list[str], app: str | None) -> Command:
+    app, rest = _positional_app(args, app, "ship")
+    ref = _one_optional(rest, "ship")
+    if ref is not None and (not _REF_RE.match(ref) or ".." in ref):
+        raise CommandError(f"`{_clip(ref)}` is not a git ref or version label.", "ship")
+    return Command("ship", app=app, target=ref)
+
+
+def _parse_promote(args: list[str], app: str | None) -> Command:
+    app, rest = _positional_app(args, app, "promote")
+    if rest:
+        raise CommandError(f"`{_clip(rest[0])}` is one word too many.", "promote")
+    return Command("promote", app=app)
+
+
+def _parse_swap(args: list[str], app: str | None) -> Command:
+    app, rest = _positional_app(args, app, "swap")
+    if len(rest) != 1:
+        raise CommandError("Name the two environments to swap.", "swap")
+    other = _app_name(rest[0], "swap", None)
+    if other == app:
+        raise CommandError("Name two different environments.", "swap")
+    return Command("swap", app=app, target=other)
+
+
+def _parse_run(args: list[str], app: str | None) -> Command:
+    app, rest = _positional_app(args, app, "run")
+    if not rest:
+        raise CommandError("Say which command to run.", "run")
+    return Command("run", app=app, reason=" ".join(rest))
+
+
+def _parse_logs(args: list[str], app: str | None) -> Command:
+    app, rest = _positional_app(args, app, "logs")
+    dyno, lines = None, None
+    for word in rest:
+        if word.isdigit() and lines is None:
+            lines = int(word)
+            if not 1 <= lines <= LOGS_MAX:
+                raise CommandError(f"Ask for 1 to {LOGS_MAX} lines.", "logs")
+        elif dyno is None and (_DYNO_RE.match(word) or _PROCESS_TYPE_RE.match(word)):
+            dyno = word.lower()
+        else:
+            raise CommandError(f"`{_clip(word)}` is neither a dyno nor a number.", "logs")
+    return Command("logs", app=app, target=dyno, limit=lines or LOGS_DEFAULT)
+
+
 def _parse_whoami(args: list[str], app: str | None) -> Command:
     if args or app is not None:
         raise CommandError("`whoami` takes no other words.", "whoami")
@@ -468,9 +725,9 @@ def _parse_help(args: list[str], app: str | None) -> Command:
         return Command("help")
     topic = args[0].lower()
     if topic not in VERBS:
-        raise CommandError(
-            f"`{_clip(args[0])}` is not a command I know. Try one of: {', '.join(VERBS)}.", "help"
-        )
+        hint = suggest(topic, VERBS)
+        meant = f"Did you mean {hint}?" if hint else f"Try one of: {', '.join(VERBS)}."
+        raise CommandError(f"{code(_clip(args[0]))} is not a command I know. {meant}", "help")
     return Command("help", topic=topic)
 
 
@@ -514,6 +771,17 @@ _PARSERS = {
     "apps": _parse_apps,
     "history": _parse_history,
     "alerts": _parse_alerts,
+    "releases": _parse_releases,
+    "rollback": _parse_rollback,
+    "maintenance": _parse_maintenance,
+    "config": _parse_config,
+    "lock": _parse_lock,
+    "unlock": _parse_unlock,
+    "ship": _parse_ship,
+    "promote": _parse_promote,
+    "swap": _parse_swap,
+    "run": _parse_run,
+    "logs": _parse_logs,
     "whoami": _parse_whoami,
     "help": _parse_help,
 }
@@ -582,8 +850,9 @@ def help_text(topic: str | None = None) -> str:
         return f"*/deploy {topic}*: {SUMMARY[topic]}.\nUsage: `{USAGE[topic]}`\n{examples}"
     lines = [f"• `{USAGE[verb]}`: {SUMMARY[verb]}" for verb in VERBS]
     return (
-        "*deploybot* scales, restarts and inspects your apps.\n"
+        "*deploybot* scales, restarts, deploys and inspects your apps.\n"
         + "\n".join(lines)
         + "\nThe app is the last word, or give it with `-a APP`. "
-        "`kill` and anything that scales a process type to 0 ask you to confirm first."
+        "`kill`, `rollback`, `config set` and anything that scales a process type to 0 ask you "
+        "to confirm first."
     )

@@ -89,6 +89,9 @@ EC2_HOURLY_USD: dict[str, float] = {
 HOURS_PER_MONTH = 730
 
 PLATFORMS = ("heroku", "beanstalk")
+# A change raising the monthly cost by more than this (USD) asks first, showing the cost:
+# ten Standard-1X dynos. The registry's `guardrails: confirm_above_usd:` sets it per app.
+DEFAULT_CONFIRM_ABOVE_USD = 250.0
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,17 @@ from policies.incidents import Event
 
 MINUTE = timedelta(minutes=1)
 
-# Heroku router codes worth an alert, in words a person recognises.
+# Heroku router codes worth an alert, in words a person recognises. H27 (client request
+# interrupted) and H28 (client connection idle) are left out on purpose: the client went
+# away (a closed tab, a mobile network), the app did nothing wrong and can do nothing about
+# it, so a burst of them is noise. Their 499 status is no 5xx either.
 ROUTER_CODES = {
     "H10": "app crashed",
     "H12": "request timeout",
     "H13": "connection closed without response",
-    "H27": "client request interrupted",
 }
+# Client-side codes: never an alert, even where a caller's rules list them.
+CLIENT_CODES = frozenset({"H27", "H28"})
 
 # Beanstalk's colours: Red is down or failing; Yellow degraded; Grey unknown or updating.
 HEALTH_SEVERITY = {"Red": "critical", "Yellow": "warning", "Grey": "warning"}
@@ -166,6 +170,8 @@ def router_errors(
         if minute is None:
             continue
         for code, count in minute.codes.items():
+            if code in CLIENT_CODES:
+                continue
             burst = code in rules.router_codes and count >= rules.router_burst
             if burst and (code not in worst or count > worst[code][0]):
                 worst[code] = (count, start)

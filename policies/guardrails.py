@@ -19,10 +19,14 @@ from apscheduler.triggers.cron import CronTrigger
 
 from policies.names import suggest
 from policies.rules import is_read_only
+from policies.slack_text import escape
 
 # A freeze refuses every change except these: `watch` changes no app, and `approve` only
 # releases a change that the actions path must pass through `check` again when it runs.
-_FREEZE_EXEMPT_VERBS = frozenset({"approve", "watch"})
+# `lock` and `unlock` change no app either: they say who may deploy it.
+_FREEZE_EXEMPT_VERBS = frozenset({"approve", "watch", "lock", "unlock"})
+# What a deploy lock holds back from everyone but its holder (as Atlantis and heaven do).
+LOCKED_VERBS = frozenset({"rollback", "ship", "promote", "swap"})
 # Verbs that set counts; `restart` and `drain` keep the formation as it is.
 _COUNT_VERBS = frozenset({"scale", "kill", "autoscale", "pin"})
 # The process type whose loss would leave nobody able to scale the bot back up.
@@ -152,6 +156,18 @@ def check(
                 freeze_reason,
             )
     return Verdict("allowed", "", forced, freeze_reason)
+
+
+def lock_refusal(
+    verb: str, app: str, holder: str | None, reason: str | None, user_id: str
+) -> str | None:
+    """Why `user_id` may not `verb` the app while `holder` holds its deploy lock, or None."""
+    if holder is None or holder == user_id or verb not in LOCKED_VERBS:
+        return None
+    return (
+        f"`{app}` is locked by <@{holder}> ({escape(reason or 'no reason given')}), so only they may "
+        f"{verb} it. Ask them to `/deploy unlock {app}` when they are done."
+    )
 
 
 def _self_protection(verb: str, targets: Mapping[str, tuple[int, str | None]], name: str) -> str:

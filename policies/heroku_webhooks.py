@@ -2,8 +2,24 @@
 body means (`WebhookEvent`). `bot.web.heroku_webhooks` serves them; this module only decides.
 
 Heroku signs each notification with the subscription's secret: `Heroku-Webhook-Hmac-SHA256`
-is the base64 HMAC-SHA256 of the raw body. Entities understood: `dyno` (state `crashed`
-becomes a crash `Event`), `api:release` and `api:formation`. Anything else is None.
+is the base64 HMAC-SHA256 of the raw body. Entities understood: `dyno`, `api:release` and
+`api:formation`. Anything else is None.
+
+A `dyno` notification is one of two kinds of dyno. A formation dyno (`web.1`) that crashes
+is a critical crash: Heroku restarts it, and a Restart button for its process type helps.
+A one-off dyno (`heroku run`, Heroku Scheduler, the release phase) is a command that runs
+once and ends; a non-zero exit is the command failing, not the app crashing, and there is
+no process type to restart (Heroku refuses `restart APP scheduler`). So it becomes a plain
+notice of what ran and how it ended, with no buttons.
+
+Replays. The signature covers the body only, so anyone holding one captured delivery can
+send it again with any headers; the `Heroku-Webhook-Id` header proves nothing. What the
+signature does cover is the event's own `id` (the same on every redelivery of one event)
+and its `created_at`: `replay_key` is claimed once per event id, and `too_old` refuses an
+event older than `MAX_EVENT_AGE` or dated in the future. The age limit is shorter than the
+time claimed keys are kept (`bot.store.request_keys.KEEP`, 2 days), so every event young
+enough to be accepted still has its key remembered. Heroku itself gives up redelivering
+after 72 hours; an event a day late is no news anyone should act on.
 """
 
 from __future__ import annotations
@@ -13,15 +29,17 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from policies.incidents import Event
+from policies.slack_text import code, escape
 
 MAX_BODY_BYTES = 1 << 20  # a notification carries one resource: far smaller than this
 SIGNATURE_HEADER = "Heroku-Webhook-Hmac-SHA256"
-DELIVERY_HEADER = "Heroku-Webhook-Id"
 WEBHOOK_PATH = "/webhooks/heroku"
+MAX_EVENT_AGE = timedelta(hours=24)
+MAX_CLOCK_SKEW = timedelta(minutes=5)  # Heroku's clock ahead of ours by at most this
 
 
 @dataclass(frozen=True)
@@ -39,12 +57,71 @@ class WebhookEvent:
     actor: str | None = None
 
     def incident_event(self) -> Event | None:
-        """The alert this notification is, if any: a crashed dyno is a crash."""
-        if self.resource == "dyno" and self.data.get("state") == "crashed":
-            name = str(self.data.get("name") or "")
-            process_type = str(self.data.get("type") or name.split(".")[0] or "dyno")
-            return Event(self.app, "crash", process_type, self.at, f"{name} crashed".strip())
+        """The alert this notification is, if any: a crashed formation dyno is a crash; a
+        one-off dyno that exited non-zero is a notice (`one_off_failed`)."""
+        if self.resource != "dyno":
+            return None
+        data = self.data
+        name = str(data.get("name") or "")
+        process_type = str(data.get("type") or name.split(".")[0] or "dyno")
+        status = _exit_status(data.get("exit_status"))
+        if is_one_off(data):
+            if not (data.get("state") == "crashed" or status not in (None, 0)):
+                return None  # starting, up, or ended well
+            return Event(
+                self.app, "one_off_failed", process_type, self.at, one_off_detail(data, status)
+            )
+        if data.get("state") != "crashed":
+            return None
+        exited = f" (exit status {status})" if status is not None else ""
+        return Event(self.app, "crash", process_type, self.at, f"{name} crashed{exited}".strip())
+
+
+# Process types of one-off dynos: `heroku run` (`run`), Heroku Scheduler (`scheduler`), the
+# release phase (`release`). Heroku also marks runs it manages in `management`
+# (`run:detached`, `run:attached`), whatever their type.
+ONE_OFF_TYPES = frozenset({"run", "scheduler", "release"})
+COMMAND_SHOWN = 120  # characters of a one-off's command in a notice
+
+
+def is_one_off(data: dict[str, Any]) -> bool:
+    """Whether a dyno (as a `dyno` notification carries it) is a one-off, not a formation dyno."""
+    management = str(data.get("management") or "")
+    return str(data.get("type") or "") in ONE_OFF_TYPES or management.startswith("run:")
+
+
+def one_off_detail(data: dict[str, Any], status: int | None) -> str:
+    """`scheduler.4821 `rake cleanup` exited with status 137 (killed: …)`: what ran and how it
+    ended, the command escaped for Slack since it comes from whoever started the dyno."""
+    name = escape(str(data.get("name") or "a one-off dyno"))
+    command = str(data.get("command") or "").strip()
+    if len(command) > COMMAND_SHOWN:
+        command = command[: COMMAND_SHOWN - 1] + "…"
+    ran = f"{name} {code(command)}" if command else name
+    if status is None:
+        return f"{ran} crashed."
+    return f"{ran} exited with status {status}{_meaning(status)}."
+
+
+def _meaning(status: int) -> str:
+    if status == 137:
+        return " (killed with SIGKILL: usually over its memory, or past its time limit)"
+    if status == 143:
+        return " (stopped with SIGTERM)"
+    if 128 < status < 160:
+        return f" (ended by signal {status - 128})"
+    return ""
+
+
+def _exit_status(value: Any) -> int | None:
+    # JSON may carry it as a number or, from some producers, a numeric string.
+    if isinstance(value, bool):
         return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 6:
+        return int(value)
+    return None
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -54,16 +131,19 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def verify(secret: str, body: bytes, signature: str | None) -> bool:
-    return bool(signature) and hmac.compare_digest(sign(secret, body), str(signature))
+    # Bytes: compare_digest raises TypeError on a str with non-ASCII characters ('\xb2').
+    given = str(signature or "").encode("utf-8", "replace")
+    return bool(given) and hmac.compare_digest(sign(secret, body).encode(), given)
 
 
 def parse(body: bytes, delivery_id: str, now: datetime) -> WebhookEvent | None:
     """A notification as a `WebhookEvent`, or None when it is not one this bot uses."""
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(document, dict) or not isinstance(document.get("data"), dict):
+    return event_of(document_of(body), delivery_id, now)
+
+
+def event_of(document: dict[str, Any], delivery_id: str, now: datetime) -> WebhookEvent | None:
+    """`parse` for a body already read with `document_of`."""
+    if not isinstance(document.get("data"), dict):
         return None
     data = document["data"]
     app = app_name(document)
@@ -85,11 +165,43 @@ def parse(body: bytes, delivery_id: str, now: datetime) -> WebhookEvent | None:
 
 
 def document_of(body: bytes) -> dict[str, Any]:
+    """The body's JSON object, or {} for anything else (never raises: it runs before the
+    signature is checked, on whatever anyone sends)."""
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
         return {}
     return document if isinstance(document, dict) else {}
+
+
+def replay_key(document: dict[str, Any]) -> str | None:
+    """The key claimed once per event: its own `id`, inside the signed body."""
+    event_id = document.get("id")
+    if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > 100:
+        return None
+    return f"heroku-event:{event_id.strip()}"
+
+
+def too_old(document: dict[str, Any], now: datetime) -> str | None:
+    """Why the event is refused by its age (None: young enough): its signed `created_at`
+    (else `updated_at`) must be within MAX_EVENT_AGE before `now`, and not in the future."""
+    data = document.get("data")
+    stamp = (
+        _timestamp(document.get("created_at"))
+        or _timestamp(document.get("updated_at"))
+        or _timestamp(data.get("updated_at") if isinstance(data, dict) else None)
+    )
+    if stamp is None:
+        return "no timestamp"
+    try:
+        age = now - stamp
+    except OverflowError:  # year 1 or 9999 with an offset
+        return "timestamp out of range"
+    if age > MAX_EVENT_AGE:
+        return "too old"
+    if age < -MAX_CLOCK_SKEW:
+        return "dated in the future"
+    return None
 
 
 def app_name(document: dict[str, Any]) -> str | None:

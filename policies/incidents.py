@@ -23,6 +23,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
+from policies.slack_text import code, escape
+
 NoticeKind = Literal["post", "update", "reply"]
 
 SEVERITIES = ("info", "warning", "critical")
@@ -39,6 +41,8 @@ DEFAULT_SEVERITY = {
     "release": "info",
     "release_failed": "critical",
     "formation": "info",
+    # A one-off dyno's command failed: the app itself runs on, so a notice, no remedy.
+    "one_off_failed": "info",
 }
 
 # Kinds that are a condition the worker's detectors find on each check, not one event
@@ -224,7 +228,7 @@ def describe(incident: Incident) -> str:
     if incident.state == "resolved":
         times = f"{incident.count} times " if incident.count > 1 and not condition else ""
         return (
-            f":white_check_mark: Resolved: *{incident.app}* {what} {times}"
+            f":white_check_mark: Resolved: *{escape(incident.app)}* {what} {times}"
             f"between {since} and {_clock(incident.last_at)}."
         )
     icon = _ICONS.get(incident.severity, _ICONS["warning"])
@@ -232,8 +236,9 @@ def describe(incident: Incident) -> str:
         count = f" since {since}"
     else:
         count = f" {incident.count} times since {since}" if incident.count > 1 else f" at {since}"
-    detail = f" Last: {incident.detail}" if incident.detail else ""
-    return f"{icon} *{incident.app}* {what}{count}.{detail}"
+    # Details carry outside words (release descriptions, who deployed): shown as typed.
+    detail = f" Last: {escape(incident.detail)}" if incident.detail else ""
+    return f"{icon} *{escape(incident.app)}* {what}{count}.{detail}"
 
 
 def resolution(incident: Incident, now: datetime) -> str:
@@ -242,12 +247,12 @@ def resolution(incident: Incident, now: datetime) -> str:
 
 
 def summary(incidents: list[Incident]) -> str:
-    items = ", ".join(f"*{i.app}* {_what(i)}" for i in incidents)
+    items = ", ".join(f"*{escape(i.app)}* {_what(i)}" for i in incidents)
     return f":rotating_light: {len(incidents)} more alerts in this channel just now: {items}."
 
 
 def _what(incident: Incident) -> str:
-    subject = f"`{incident.subject}`"
+    subject = code(incident.subject)
     phrases = {
         "crash": f"{subject} dynos crashed",
         "router_error": f"router errors {subject}",
@@ -258,6 +263,7 @@ def _what(incident: Incident) -> str:
         "stale": f"metrics stale for {subject}",
         "release": "released",
         "release_failed": "release failed",
+        "one_off_failed": f"one-off {subject} dyno failed",
     }
     return phrases.get(incident.kind, f"{incident.kind.replace('_', ' ')} {subject}")
 

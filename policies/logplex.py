@@ -1,6 +1,11 @@
 """Heroku log drain bodies (`application/logplex-1`): bytes in, the lines metrics need out.
 
-Pure: no HTTP, no clock, no storage. `parse_body` never raises, whatever the bytes.
+Pure: no HTTP, no clock, no storage. `parse_body` never raises, whatever the bytes: every
+number is bounded as it is read (a length prefix of at most `_MAX_LENGTH_DIGITS` digits,
+any other number of at most `_MAX_NUMBER_DIGITS`, so nothing downstream meets an int too
+large for a float or a float that is infinite), and every timestamp must fall in
+[`EARLIEST`, `LATEST`) (year 1 or 9999 with an offset would overflow `datetime`). A frame
+that breaks a bound is malformed: skipped and counted, never an exception.
 
 The format. Logplex POSTs RFC 6587 octet-counted frames back to back, `LEN SP MSG`, where
 LEN counts the bytes of MSG including its trailing newline, and MSG is an RFC 5424 header
@@ -28,7 +33,7 @@ What comes out (`ParsedBody`):
   (load averages as is, memory in MB, paging in pages).
 - `other`: well-formed lines of no use here; `malformed`: frames skipped because the length
   prefix is not a number or runs past the body, the header lacks a field, PRI/VERSION is not
-  `<0..191>1`, or the timestamp is not `YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)`.
+  `<0..191>1`, or the timestamp is not `YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)` in range.
   After a bad frame the scanner resumes at the next newline, as every Heroku message ends
   with one. A router line without status, service or connect still counts as a request,
   with those fields None (H10, H14, ... log them empty).
@@ -51,8 +56,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import NamedTuple
+
+EARLIEST = 946_684_800  # 2000-01-01T00:00:00Z: Heroku's logs are younger than that
+LATEST = 4_102_444_800  # 2100-01-01T00:00:00Z
+_MAX_LENGTH_DIGITS = 7  # a frame is shorter than the 1 MiB body that carries it
+_MAX_NUMBER_DIGITS = 12  # 10^12 ms is 31 years; 10^12 bytes is a terabyte
 
 
 class RouterLine(NamedTuple):
@@ -133,7 +143,7 @@ class DrainHeaders:
         lower = {str(k).lower(): str(v).strip() for k, v in headers.items()}
         count = lower.get("logplex-msg-count", "")
         return cls(
-            msg_count=int(count) if count.isascii() and count.isdigit() else None,
+            msg_count=_integer(count),
             frame_id=lower.get("logplex-frame-id") or None,
             drain_token=lower.get("logplex-drain-token") or None,
         )
@@ -210,7 +220,11 @@ def _parse_by_lines(text: str) -> ParsedBody | None:
         prefix = parts[0]
         # LEN counts the message and its newline; the piece holds `LEN ` and the message.
         # Anything else (a newline inside a message, frames glued together) -> octets.
-        if not prefix.isdigit() or int(prefix) + len(prefix) != len(piece):
+        if (
+            not prefix.isdigit()
+            or len(prefix) > _MAX_LENGTH_DIGITS
+            or int(prefix) + len(prefix) != len(piece)
+        ):
             return None
         if len(parts) < 8 or parts[1] not in versions:
             kind = _message(piece[len(prefix) + 1 :], requests, queue, runtime)
@@ -284,7 +298,8 @@ def _parse_by_octets(body: bytes) -> ParsedBody:
             continue
         space = body.find(b" ", position, position + _MAX_PREFIX)
         prefix = body[position:space] if space > position else b""
-        end = space + 1 + int(prefix) if prefix.isdigit() else size + 1
+        digits = prefix.isdigit() and len(prefix) <= _MAX_LENGTH_DIGITS
+        end = space + 1 + int(prefix) if digits else size + 1
         if end > size:
             malformed += 1
             newline = body.find(b"\n", position)
@@ -446,7 +461,9 @@ def _key_values(text: str) -> dict[str, str]:
 
 
 def _integer(text: str) -> int | None:
-    return int(text) if text.isascii() and text.isdigit() else None
+    if len(text) > _MAX_NUMBER_DIGITS or not (text.isascii() and text.isdigit()):
+        return None
+    return int(text)
 
 
 def _milliseconds(text: str) -> int | None:
@@ -457,7 +474,9 @@ def _milliseconds(text: str) -> int | None:
 def _is_decimal(text: str) -> bool:
     whole, _, fraction = text.partition(".")
     return (
-        text.isascii()
+        len(whole) <= _MAX_NUMBER_DIGITS
+        and len(fraction) <= _MAX_NUMBER_DIGITS
+        and text.isascii()
         and whole.isdigit()
         and (fraction.isdigit() or (not fraction and not text.endswith(".")))
     )
@@ -487,9 +506,14 @@ def _epoch(stamp: str) -> int | None:
         return None
     if offset[0] not in "+-" or offset[3] != ":" or not (offset[1:3] + offset[4:]).isdigit():
         return None
+    hours, minutes = int(offset[1:3]), int(offset[4:])
+    if hours > 23 or minutes > 59:
+        return None
     try:
         moment = datetime.fromisoformat(date).replace(tzinfo=UTC)
     except ValueError:
         return None
-    shift = timedelta(hours=int(offset[1:3]), minutes=int(offset[4:]))
-    return int((moment - shift if offset[0] == "+" else moment + shift).timestamp())
+    # In plain seconds: `moment - timedelta` overflows at year 1 or 9999 with an offset.
+    shift = (hours * 60 + minutes) * 60
+    epoch = int(moment.timestamp()) + (-shift if offset[0] == "+" else shift)
+    return epoch if EARLIEST <= epoch < LATEST else None

@@ -1,4 +1,8 @@
-"""Names people type: nearest-match suggestions for a mistyped app name."""
+"""Names people type: nearest-match suggestions for a mistyped verb, app or size name.
+
+Matching ignores case (`DEMO` is close to `demo`); a suggestion is spelled as the
+candidate is, since that is what the user should type.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,18 @@ import difflib
 from collections.abc import Iterable
 
 
+def closest(name: str, candidates: Iterable[str], limit: int = 3) -> list[str]:
+    """The candidates close to `name`, best first, in their own spelling; [] if none is."""
+    spelled: dict[str, str] = {}
+    for candidate in candidates:
+        spelled.setdefault(candidate.lower(), candidate)
+    matches = difflib.get_close_matches(name.lower(), list(spelled), n=limit, cutoff=0.6)
+    return [spelled[match] for match in matches]
+
+
 def suggest(name: str, candidates: Iterable[str], limit: int = 3) -> str | None:
     """`a`, `a or b`, or `a, b or c`: the closest candidates, best first; None if none is close."""
-    matches = difflib.get_close_matches(name, list(candidates), n=limit, cutoff=0.6)
+    matches = closest(name, candidates, limit)
     if not matches:
         return None
     quoted = [f"`{m}`" for m in matches]

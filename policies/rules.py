@@ -15,9 +15,31 @@ from dataclasses import dataclass
 
 from policies.names import suggest
 
-READ_ONLY_VERBS = frozenset({"status", "help", "apps", "whoami", "history", "metrics"})
+READ_ONLY_VERBS = frozenset(
+    {"status", "help", "apps", "whoami", "history", "metrics", "releases", "logs"}
+)
+# `config` covers both setting config vars and seeing their values unmasked: listing the
+# names is open to everyone, as `status` is.
 MUTATING_VERBS = frozenset(
-    {"scale", "restart", "kill", "autoscale", "pin", "drain", "watch", "approve"}
+    {
+        "scale",
+        "restart",
+        "kill",
+        "autoscale",
+        "pin",
+        "drain",
+        "watch",
+        "approve",
+        "rollback",
+        "maintenance",
+        "config",
+        "lock",
+        "unlock",
+        "ship",
+        "promote",
+        "swap",
+        "run",
+    }
 )
 KNOWN_VERBS = READ_ONLY_VERBS | MUTATING_VERBS
 # The order `/deploy whoami` lists them in: changes first, since they are what people ask about.
@@ -30,7 +52,18 @@ VERB_ORDER = (
     "drain",
     "watch",
     "approve",
+    "rollback",
+    "maintenance",
+    "config",
+    "lock",
+    "unlock",
+    "ship",
+    "promote",
+    "swap",
+    "run",
     "status",
+    "releases",
+    "logs",
     "history",
     "metrics",
     "apps",

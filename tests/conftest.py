@@ -7,6 +7,7 @@ import os
 import secrets
 import weakref
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import Engine, create_engine, event, text
@@ -15,6 +16,11 @@ from bot.config import Config
 from bot.sandbox.fakes.heroku import FakeHeroku
 from bot.sandbox.fakes.slack import FakeSlack
 from bot.store.db import Database, normalize_url
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from tests.webclient import SlackDriver
 
 ADMIN = "UADMIN01"
 OTHER_ADMIN = "UADMIN02"
@@ -87,6 +93,21 @@ def heroku() -> Iterator[FakeHeroku]:
 def slack() -> Iterator[FakeSlack]:
     with FakeSlack() as fake:
         yield fake
+
+
+@pytest.fixture
+def web(config: Config) -> Flask:
+    """The real web app (Flask, bolt, drains, webhooks) over the fakes; files may override."""
+    from bot.web.app import create_app
+
+    return create_app(config)
+
+
+@pytest.fixture
+def driver(web: Flask, slack: FakeSlack) -> SlackDriver:
+    from tests.webclient import SlackDriver  # it imports this module's constants
+
+    return SlackDriver(web.test_client(), slack)
 
 
 @pytest.fixture

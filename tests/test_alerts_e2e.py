@@ -6,13 +6,11 @@ stays one message, and quiet resolves it in place."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 
-from bot.sandbox.fakes.server import LocalServer
 from bot.store.incidents import LISTED_AT_MOST, Alerts
 from bot.web.app import create_app
 from bot.worker.main import Worker
@@ -21,7 +19,7 @@ from policies.heroku_webhooks import sign
 from policies.incidents import Event
 from tests.conftest import ADMIN, USER
 from tests.test_drain import add_drain, post, router_line
-from tests.webclient import SlackDriver, ack_text, button
+from tests.webclient import SlackDriver, ack_text, button, served_app
 
 REGISTRY = """\
 apps:
@@ -34,15 +32,8 @@ apps:
 @pytest.fixture
 def served(config, tmp_path, monkeypatch):
     """The web app on a real port (Heroku must reach it), knowing its own URL."""
-    path = tmp_path / "deploybot.yml"
-    path.write_text(REGISTRY)
-    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
-    holder = {}
-    server = LocalServer(lambda environ, start: holder["app"](environ, start)).start()
-    config = replace(config, public_url=server.url)
-    holder["app"] = create_app(config)
-    yield holder["app"], config, server.url
-    server.stop()
+    with served_app(config, REGISTRY, tmp_path, monkeypatch) as served:
+        yield served
 
 
 @pytest.fixture
@@ -122,6 +113,66 @@ def test_a_crash_becomes_one_alert_whose_restart_button_works_and_which_resolves
     assert slack.violations == [] and heroku.violations == []
 
 
+@pytest.mark.parametrize(
+    ("process_type", "management"), [("scheduler", "run:detached"), ("run", "run:detached")]
+)
+def test_a_failed_one_off_dyno_is_a_notice_with_its_exit_status_not_a_crash(
+    driver, heroku, slack, served, process_type, management
+):
+    _, config, _ = served
+    watch(driver, heroku)
+    worker = Worker(config)
+    heroku.run_one_off("myapp", "python manage.py clearsessions", process_type, 0, management)
+    heroku.run_one_off("myapp", "python manage.py cleanup", process_type, 137, management)
+    assert heroku.deliveries.wait()
+    assert worker.send_alerts() == 1  # the run that exited 0 is no news
+    [notice] = alert_messages(slack)
+    text = notice["text"]
+    assert f"one-off `{process_type}` dyno failed" in text
+    assert "`python manage.py cleanup` exited with status 137" in text
+    assert "crash" not in text and ":red_circle:" not in text
+    # No Restart button: Heroku refuses `restart myapp scheduler`, and nothing is down.
+    assert all(block["type"] != "actions" for block in notice.get("blocks", []))
+    assert Alerts(served[0].extensions["deploybot"].db).open_text(None, datetime.now(UTC))
+
+
+def test_a_crash_shows_its_exit_status_when_heroku_sends_it(driver, heroku, slack, served):
+    _, config, _ = served
+    hook = watch(driver, heroku)
+    now = datetime.now(UTC).isoformat()
+    document = {
+        "id": "7c1a4f52-5d8e-4d3b-9a53-3f0b6a2d9e10",
+        "action": "update",
+        "created_at": now,
+        "published_at": now,
+        "updated_at": now,
+        "resource": "dyno",
+        "data": {
+            "app": {"name": "myapp"},
+            "name": "web.2",
+            "type": "web",
+            "state": "crashed",
+            "exit_status": 1,
+            "management": None,
+        },
+    }
+    body = json.dumps(document).encode()
+    answer = requests.post(
+        hook["url"],
+        data=body,
+        headers={
+            "Heroku-Webhook-Hmac-SHA256": sign(hook["secret"], body),
+            "Heroku-Webhook-Id": "d1",
+        },
+        timeout=10,
+    )
+    assert answer.status_code < 300
+    assert Worker(config).send_alerts() == 1
+    [alert] = alert_messages(slack)
+    assert "web.2 crashed (exit status 1)" in alert["text"]
+    button(alert, RESTART_ACTION)
+
+
 def test_silence_and_acknowledge_answer_in_the_thread(driver, heroku, slack, served):
     _, config, _ = served
     watch(driver, heroku)
@@ -190,7 +241,7 @@ def test_a_formation_change_by_hand_and_a_release_are_observed(driver, heroku, s
             "id": "11111111-2222-3333-4444-555555555555",
             "action": "update",
             "resource": "release",
-            "created_at": "2026-11-29T00:00:00Z",
+            "created_at": f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}",  # fresh, or it is refused
             "actor": {"email": "dev@example.com"},
             "data": {
                 "app": {"name": "myapp"},
@@ -275,6 +326,24 @@ def test_a_burst_of_router_timeouts_in_the_drain_becomes_an_alert(driver, heroku
     worker.watch(judged + timedelta(seconds=30))
     worker.send_alerts(judged + timedelta(seconds=30))
     assert len([t for t in (m["text"] for m in alert_messages(slack)) if "H12" in t]) == 1
+
+
+def test_clients_closing_their_requests_h27_is_no_alert(driver, heroku, slack, served):
+    """H27 (client request interrupted) is the client going away: noise, however many."""
+    app, config, _ = served
+    token = add_drain(driver, heroku)[1]
+    minute = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
+    frames = [
+        router_line(minute + timedelta(seconds=1 + i % 50), "web.1", 0, 499, "H27")
+        for i in range(200)
+    ] + [router_line(minute + timedelta(seconds=20 + i), "web.1", 40, 200) for i in range(30)]
+    assert post(driver.client, token, frames).status_code == 204
+    app.extensions["deploybot.metrics"][1].flush()
+    worker = Worker(config)
+    judged = minute + timedelta(seconds=90)
+    worker.watch(judged)
+    worker.send_alerts(judged)
+    assert alert_messages(slack) == []
 
 
 def test_the_alerts_list_stays_one_readable_message(config):

@@ -64,6 +64,10 @@ def test_status_is_open_to_everyone_changes_are_not(driver):
 def test_pins_hold_until_they_expire_or_are_lifted(driver, web):
     reply = say(driver, "pin myapp web=4 for 90m")["text"]
     assert "pinned `myapp` at web=4 until" in reply
+    # Only the autoscaler acts on a pin: with autoscaling off, the reply says nothing holds it.
+    assert "autoscaling of `myapp` is off, so nothing acts on the pin" in reply
+    say(driver, "autoscale myapp on")
+    assert "the autoscaler holds it there" in say(driver, "pin myapp web=4 for 90m")["text"]
     assert "Pinned at web=4" in say(driver, "autoscale myapp status", USER)["text"]
     assert "unpinned `myapp`" in say(driver, "pin myapp off")["text"]
     assert "`myapp` was not pinned." in say(driver, "pin myapp off")["text"]

@@ -427,3 +427,27 @@ def test_the_registry_can_shorten_the_scale_down_stabilization(
     assert (after.desired < up.desired) is down and after.acted is down
     status = services.actions.run(Actor(ADMIN, source="console"), parse("autoscale myapp status"))
     assert ("highest wish of the last 1 min (registry)" in status.text) is down
+
+
+@pytest.mark.parametrize("seen", ["a 429", "the reserve reached"])
+def test_what_the_web_dyno_saw_of_the_account_holds_the_autoscaler(
+    config, services, said, heroku, caplog, seen
+):
+    web = Services(config)  # another process: the web dyno, sharing only the database
+    try:
+        autoscaler = Autoscaler(services, lambda c, t: said.append((c, t)))
+        enable(services)
+        traffic(services, service_ms=1500)
+        if seen == "a 429":
+            heroku.fail_next(429, count=1, retry_after=600)
+        else:
+            heroku.rate_limit_remaining = 451  # people's commands spent the rest
+        web.actions.run(Actor(ADMIN), parse("status myapp"))
+        calls = api_calls(heroku)
+        with caplog.at_level("WARNING", logger="bot.worker.autoscale"):
+            assert autoscaler.tick(NOW) == []
+        assert api_calls(heroku) == calls and said == []
+        why = "throttles the account" if seen == "a 429" else "Heroku API budget low"
+        assert why in caplog.text
+    finally:
+        web.db.dispose()

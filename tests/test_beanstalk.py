@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 import requests
+from botocore.config import Config as BotoConfig
 
 from bot.platforms import beanstalk as beanstalk_module
 from bot.sandbox.fakes.beanstalk import FakeBeanstalk
@@ -297,3 +298,20 @@ def test_metrics_come_from_cloudwatch_and_the_health_report(driver, aws, cloudwa
     assert "Requests: 420 (84.0/min)" in text
     assert "Last 10 s (Beanstalk health): 120 requests" in text
     assert aws.violations == []
+
+
+def test_metrics_without_cloudwatch_still_show_health_and_say_why(driver, aws, monkeypatch):
+    # Nothing listens on port 9: botocore raises EndpointConnectionError, as with no network.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH", "http://127.0.0.1:9")
+    monkeypatch.setattr(
+        beanstalk_module, "_BOTO_CONFIG", beanstalk_module._BOTO_CONFIG.merge(ONE_ATTEMPT)
+    )
+    aws.set_health("shop-prod", region="us-east-1", request_count=120)
+    _, url = driver.command("metrics shop 5m", ADMIN)
+    text = driver.reply(url)["text"]
+    assert "Requests per minute are not available: CloudWatch could not be reached." in text
+    assert "Last 10 s (Beanstalk health): 120 requests" in text
+    assert "Traceback" not in text and "127.0.0.1" not in text
+
+
+ONE_ATTEMPT = BotoConfig(retries={"mode": "standard", "max_attempts": 1})

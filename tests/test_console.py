@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
-from dataclasses import replace
+import time
 from pathlib import Path
 
+from bot.metrics.store import MetricsStore
 from bot.sandbox import console
 from bot.sandbox.demo import Sandbox
 
@@ -19,7 +21,6 @@ def run_lines(tmp_path, *lines: str) -> str:
     sandbox = Sandbox(admins=frozenset({console.CONSOLE_USER}))
     out = io.StringIO()
     with sandbox as config:
-        config = replace(config, database_url=f"sqlite:///{tmp_path / 'c.sqlite3'}")
         console.run(config, lines, interactive=False, out=out, registry=sandbox.registry)
     return out.getvalue()
 
@@ -79,3 +80,70 @@ def test_whoami_and_history_in_the_console(tmp_path):
     assert "*Recent changes to every app*, newest first" in output
     assert "@you `scale web=2 demo` (console)" in output
     assert "`demo-api` is protected" in output and "[ Approve ]" in output
+
+
+def test_metrics_of_the_beanstalk_shop_come_from_the_sandbox_s_cloudwatch(tmp_path):
+    output = run_lines(tmp_path, "metrics demo-shop 24h", "metrics demo-shop")
+    assert "Traceback" not in output and "could not be reached" not in output
+    assert "*`demo-shop` over the last 24 h* (CloudWatch, load balancer)" in output
+    assert "Last 10 s (Beanstalk health):" in output
+    totals = [int(t.replace(",", "")) for t in re.findall(r"Requests: ([\d,]+) ", output)]
+    assert len(totals) == 2 and totals[0] > totals[1] > 0
+
+
+def test_drain_then_traffic_then_metrics_and_watch_in_the_sandbox():
+    sandbox = Sandbox(admins=frozenset({console.CONSOLE_USER}))
+    out = io.StringIO()
+    with sandbox as config:
+        session = console.Console(config, out=out, registry=sandbox.registry)
+        try:
+            session.run_line("drain demo")
+            session.run_line("watch demo")
+            # Logplex posts each second and the web app flushes every few: wait for it.
+            metrics = MetricsStore(session.services.db)
+            deadline = time.monotonic() + 30
+            while metrics.rows("demo") == 0 and time.monotonic() < deadline:
+                time.sleep(0.5)
+            session.run_line("metrics demo 5m")
+            sandbox.heroku.run_one_off("demo", "rake cleanup", "scheduler", 137)
+            assert sandbox.heroku.deliveries.wait()
+            session.run_line("alerts demo")
+        finally:
+            session.close()
+    output = out.getvalue()
+    assert "`demo` now drains its logs to me (http://127.0.0.1:" in output
+    assert "I am watching `demo`" in output and "DEPLOYBOT_URL" not in output
+    assert re.search(r"\*`demo` over the last 5 min\*\nRequests: [1-9]", output), output
+    assert "one-off `scheduler` dyno failed" in output and "status 137" in output
+
+
+def test_history_starts_empty_each_run_unless_kept(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert "@you `scale web=2 demo`" in run_lines(tmp_path, "scale web=2 demo", "history")
+    assert "No changes recorded" in run_lines(tmp_path, "history")
+    assert list(tmp_path.iterdir()) == []  # nothing left behind
+    kept = [sys.executable, "-m", "bot", "console", "--sandbox", "--keep-history", "-c"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for line in ("scale web=2 demo", "history"):
+        result = subprocess.run(
+            [*kept, line], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+    assert "@you `scale web=2 demo`" in result.stdout
+    assert (tmp_path / "deploybot-sandbox.sqlite3").exists()
+
+
+def test_a_pin_in_the_console_says_nothing_holds_it_yet(tmp_path):
+    output = run_lines(
+        tmp_path, "pin demo web=3 for 1h", "autoscale demo on", "pin demo web=3 for 1h"
+    )
+    assert "autoscaling of `demo` is off, so nothing acts on the pin" in output
+    assert "no worker runs in this console" in output
+    assert "the autoscaler holds it there" not in output
+
+
+def test_an_expensive_scale_in_the_sandbox_asks_first_and_shows_the_cost(tmp_path):
+    output = run_lines(tmp_path, "scale web=999 demo", "status demo")
+    assert "Monthly cost: ≈ $50/month → $25,000/month (+$24,950/month)" in output
+    assert "[ Confirm ]  [ Cancel ]" in output
+    assert "`web` 1 × Standard-1X" in output  # nothing done before the click

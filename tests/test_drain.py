@@ -5,6 +5,7 @@ and two web processes ingesting halves of a stream read back exactly as one."""
 from __future__ import annotations
 
 import json
+import logging
 import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -12,10 +13,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.__main__ import main
+from bot.logs import LogfmtFormatter
 from bot.metrics.aggregate import summarize
+from bot.store.audit import AuditLog
+from bot.store.drains import Drains
+from bot.web import edge
 from bot.web.app import create_app
 from tests.conftest import ADMIN, USER
-from tests.webclient import SlackDriver
+from tests.webclient import EndlessBody, SlackDriver, post_chunked
 
 PUBLIC_URL = "https://deploybot.example.com"
 
@@ -184,3 +189,116 @@ def test_two_web_processes_with_halves_read_back_as_one(config_with_url, slack, 
     again = summarize(store.windows("myapp", int(now) - 600, int(now)), now, 5)
     assert replace(again, app=None) == replace(whole, app=None)
     assert store.rows("myapp") == store.rows("other-app")
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile drain bodies: every frame the parser cannot read is skipped and counted; no body
+# makes a 500, loses its batch or poisons the next flush; no log line carries the token.
+
+
+def hostile_frames() -> list[str]:
+    now = datetime.now(UTC).replace(microsecond=0)
+    stamp = (now - timedelta(seconds=60)).isoformat()
+    good = router_line(now - timedelta(seconds=60), "web.1", 30, 200).split(" ", 1)[1][:-1]
+    return [
+        "1" * 5000 + " <158>1 x\n",  # a 5,000-digit length prefix
+        frame_of(good.replace(stamp, "0001-01-01T00:00:00+01:00")),
+        frame_of(good.replace(stamp, "9999-12-31T23:59:59-01:00")),
+        frame_of(good.replace("+00:00 host", "+99:99 host")),
+        frame_of(good.replace("service=30ms", "service=" + "9" * 400 + "ms")),
+        frame_of(good.replace("connect=1ms", "connect=" + "9" * 5000 + "ms")),
+        frame_of(f"<40>1 {stamp} host heroku web.1 - source=web.1 sample#load_avg_1m=" + "9" * 400),
+        frame_of(f"<190>1 {stamp} host app web.1 - queue=" + "9" * 400 + "ms"),
+        frame_of(good),
+    ]  # fmt: skip
+
+
+def frame_of(message: str) -> str:
+    return f"{len(message.encode()) + 1} {message}\n"
+
+
+def test_hostile_frames_are_skipped_and_counted_and_the_flush_still_saves(driver, web, heroku):
+    _, token = add_drain(driver, heroku)
+    intake, flusher = web.extensions["deploybot.metrics"]
+    for i in range(2):  # the second batch lands after the first one's bad values
+        answer = post(driver.client, token, hostile_frames(), frame_id=f"hostile-{i}")
+        assert answer.status_code == 204
+    assert intake.malformed == 2 * 4  # the prefix, the two years, the offset
+    flusher.flush()  # no "int too large to convert to float": nothing unbounded got in
+    store = web.extensions["deploybot"].metrics
+    now = datetime.now(UTC).timestamp()
+    summary = summarize(store.windows("myapp", int(now) - 600, int(now) + 60), now + 60, 6)
+    # The good line and the two with an unreadable timing are requests; the runtime and
+    # queue lines with 400-digit values are no samples.
+    assert summary.requests == 2 * 3
+    assert summary.runtime == {}
+
+
+def test_the_batch_id_is_claimed_only_after_the_body_is_parsed(driver, web, heroku, monkeypatch):
+    _, token = add_drain(driver, heroku)
+    from bot.web import log_drain
+
+    real = log_drain.parse_body
+    calls = []
+
+    def fails_once(body: bytes):
+        calls.append(body)
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        return real(body)
+
+    monkeypatch.setattr(log_drain, "parse_body", fails_once)
+    frames = stream(20)
+    assert post(driver.client, token, frames, frame_id="retried").status_code == 500
+    # Heroku retries the batch: it is counted, the id was not claimed by the failure.
+    assert post(driver.client, token, frames, frame_id="retried").status_code == 204
+    assert post(driver.client, token, frames, frame_id="retried").status_code == 204
+    web.extensions["deploybot.metrics"][1].flush()
+    store = web.extensions["deploybot"].metrics
+    now = datetime.now(UTC).timestamp()
+    assert summarize(store.windows("myapp", int(now) - 600, int(now)), now, 5).requests == 20
+
+
+def test_no_log_line_carries_the_drain_token(driver, web, heroku, monkeypatch, caplog):
+    _, token = add_drain(driver, heroku)
+    intake = web.extensions["deploybot.metrics"][0]
+
+    def explode(*args):
+        raise ValueError(f"boom while reading /drain/{token}")
+
+    monkeypatch.setattr(intake, "receive", explode)
+    caplog.set_level(logging.INFO)
+    assert post(driver.client, token, stream(3)).status_code == 500
+    lines = [LogfmtFormatter().format(record) for record in caplog.records]
+    assert any("request failed" in line and "/drain/[redacted]" in line for line in lines)
+    assert not [line for line in lines if token in line]
+    assert not [line for line in lines if "Traceback" in line]
+
+
+def test_a_chunked_drain_body_is_cut_at_the_ceiling(driver, heroku):
+    _, token = add_drain(driver, heroku)
+    body = EndlessBody()
+    assert post_chunked(driver.client, f"/drain/{token}", body).status_code == 413
+    assert body.read_bytes <= edge.MAX_BODY_BYTES + 64 * 1024
+    # A wrong token is refused before a byte of the body is read.
+    body = EndlessBody()
+    assert post_chunked(driver.client, "/drain/forged", body).status_code == 403
+    assert body.read_bytes == 0
+
+
+def test_a_refusal_quoting_the_drain_url_keeps_its_token_out_of_slack_and_audit(
+    config, slack, heroku
+):
+    # The fake, like Heroku, quotes a URL it refuses: "Url ftp://… is not a valid drain URL."
+    web = create_app(replace(config, public_url="ftp://deploybot.example.com"))
+    driver = SlackDriver(web.test_client(), slack)
+    _, url = driver.command("drain myapp", ADMIN)
+    reply = driver.reply(url)["text"]
+    token = Drains(web.extensions["deploybot"].db).get("myapp").token
+    assert "is not a valid drain URL" in reply and "/drain/…" in reply
+    assert token not in reply
+    [entry] = AuditLog(web.extensions["deploybot"].db).recent("myapp")
+    assert entry.error and "is not a valid drain URL" in entry.error
+    assert token not in json.dumps([str(value) for value in vars(entry).values()])
+    _, url = driver.command("history myapp", USER)
+    assert token not in json.dumps(driver.reply(url))

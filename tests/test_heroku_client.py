@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
+import requests
+import requests.adapters
+import urllib3.exceptions
 import urllib3.util.retry
 
 from bot.platforms import heroku as heroku_module
@@ -25,13 +29,23 @@ def client(heroku) -> HerokuPlatform:
     return HerokuPlatform(HEROKU_KEY, heroku.url)
 
 
-def test_retry_after_is_honoured_and_capped(heroku, sleeps):
+def test_a_short_retry_after_is_honoured(heroku, sleeps):
     heroku.fail_next(429, count=1, retry_after=2)
-    heroku.fail_next(503, count=1, retry_after=3600)
     assert client(heroku).formation("myapp")[0].type == "web"
-    assert 2.0 in sleeps
-    assert heroku_module.MAX_RETRY_AFTER in sleeps
-    assert max(sleeps) == heroku_module.MAX_RETRY_AFTER
+    assert sleeps == [2.0]
+
+
+def test_a_long_retry_after_is_not_slept_through(heroku, sleeps):
+    heroku.fail_next(503, count=1, retry_after=3600)
+    with pytest.raises(PlatformError, match=r"failed \(503\)"):
+        client(heroku).formation("myapp")
+    assert sleeps == [] and len(heroku.requests) == 1
+    heroku.fail_next(429, count=5, retry_after=3600)
+    with pytest.raises(PlatformError, match="allows the next call at") as caught:
+        client(heroku).formation("myapp")
+    assert sleeps == [] and len(heroku.requests) == 2
+    assert caught.value.changed is False
+    assert heroku_module.MAX_RETRY_AFTER < 3600
 
 
 def test_gives_up_after_a_few_retries(heroku, sleeps):
@@ -81,3 +95,81 @@ def test_requests_carry_the_key_and_the_v3_accept_header(heroku):
     [request] = heroku.requests
     assert request.headers["Accept"].startswith("application/vnd.heroku+json; version=3")
     assert request.headers["Authorization"].startswith("Basic ")
+
+
+class _Raising(requests.adapters.HTTPAdapter):
+    """A transport that fails the way `error` says, before or after sending."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    def send(self, request, **kwargs):  # type: ignore[no-untyped-def]
+        raise self.error
+
+
+def _refused() -> requests.ConnectionError:
+    reason = urllib3.exceptions.NewConnectionError(None, "Connection refused")
+    return requests.ConnectionError(urllib3.exceptions.MaxRetryError(None, "/", reason))
+
+
+# Every requests error class a call can raise → (words the user sees, may it have changed?)
+TRANSPORT_FAULTS = [
+    (_refused(), "could not be reached, so nothing was changed. Try again", False),
+    (requests.ConnectTimeout(), "could not be reached, so nothing was changed. Try again", False),
+    (requests.ReadTimeout(), "did not answer in time. Check `/deploy status myapp`", None),
+    (
+        requests.ConnectionError(urllib3.exceptions.ProtocolError("Connection aborted.")),
+        "dropped after the request was sent, so it may have been carried out",
+        None,
+    ),
+    (requests.exceptions.SSLError(), "secure (TLS) connection", False),
+    (requests.exceptions.ProxyError(), "A proxy between the bot and Heroku's API", False),
+    (requests.exceptions.ChunkedEncodingError(), "an answer the bot could not read", None),
+    (requests.exceptions.ContentDecodingError(), "an answer the bot could not read", None),
+    (requests.TooManyRedirects(), "kept redirecting", False),
+    (requests.exceptions.InvalidURL(), "HEROKU_API_URL is not a URL", False),
+    (requests.exceptions.InvalidSchema(), "HEROKU_API_URL is not a URL", False),
+    (requests.exceptions.RetryError(), "could not be reached. Check `/deploy status", None),
+]
+
+
+@pytest.mark.parametrize(("error", "words", "changed"), TRANSPORT_FAULTS)
+def test_every_transport_failure_is_one_plain_sentence(error, words, changed):
+    session = heroku_module.make_session(retries=0)
+    session.mount("http://", _Raising(error))
+    platform = HerokuPlatform(HEROKU_KEY, "http://127.0.0.1:9", session=session)
+    with pytest.raises(PlatformError) as caught:
+        platform.scale("myapp", {"web": (2, None)})
+    message = str(caught.value)
+    assert words in message
+    assert "Traceback" not in message and "Error(" not in message and len(message) < 200
+    assert caught.value.changed is changed
+    # A read that fails changed nothing, so it never says "may have changed".
+    with pytest.raises(PlatformError) as read:
+        platform.formation("myapp")
+    assert read.value.changed is False and "/deploy status" not in str(read.value)
+
+
+def test_an_answer_that_is_not_json_is_a_plain_sentence(heroku, monkeypatch):
+    platform = client(heroku)
+    monkeypatch.setattr(requests.Response, "json", lambda self: json.loads("<html>"))
+    with pytest.raises(PlatformError, match="an answer the bot could not read"):
+        platform.formation("myapp")
+
+
+def test_a_limit_without_a_message_keeps_the_number(heroku):
+    heroku.fail_next(422, body={"id": "cannot_update_above_limit", "limit": 100})
+    with pytest.raises(PlatformError) as caught:
+        client(heroku).scale("myapp", {"web": (150, None)})
+    assert str(caught.value) == (
+        "Heroku refused the change to `myapp`: that is more dynos than Heroku allows "
+        "(Heroku's limit is 100)."
+    )
+
+
+def test_heroku_s_own_message_is_kept_and_escaped(heroku):
+    heroku.fail_next(422, body={"id": "invalid_params", "message": "No <!channel> for you."})
+    with pytest.raises(PlatformError) as caught:
+        client(heroku).scale("myapp", {"web": (2, None)})
+    assert str(caught.value) == "Heroku refused the change to `myapp`: No &lt;!channel&gt; for you."

@@ -554,3 +554,91 @@ def test_both_scanners_agree_on_any_ascii_body(pieces: list[bytes]) -> None:
     fast = logplex._parse_by_lines(body.decode("ascii"))
     if fast is not None:
         assert fast == logplex._parse_by_octets(body)
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile numbers and timestamps: bounded at parse, a bad frame skipped and counted.
+
+_DIGITS = st.one_of(
+    st.integers(0, 10**15).map(str),
+    st.integers(1, 6000).map(lambda n: "9" * n),  # past int()'s 4,300-digit limit too
+    st.sampled_from(["", "-1", "1e400", "inf", "NaN", "\xb2", "1_000", " 1"]),
+)
+_STAMPS = st.one_of(
+    st.builds(
+        "{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}{}{}".format,
+        st.integers(0, 9999),
+        st.integers(0, 13),
+        st.integers(0, 32),
+        st.integers(0, 25),
+        st.integers(0, 61),
+        st.integers(0, 61),
+        st.sampled_from(["", ".5", ".123456", "." + "9" * 5000]),
+        st.one_of(
+            st.just("Z"),
+            st.builds("{}{:02d}:{:02d}".format, st.sampled_from("+-"), st.integers(0, 99), st.integers(0, 99)),
+        ),
+    ),
+    st.sampled_from(["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "1" * 5000]),
+)  # fmt: skip
+
+
+@st.composite
+def hostile_frames(draw: st.DrawFn) -> bytes:
+    stamp = draw(_STAMPS)
+    kind = draw(st.sampled_from(["router", "runtime", "queue", "prefix"]))
+    if kind == "prefix":
+        return draw(_DIGITS).encode() + b" <158>1 " + stamp.encode() + b" x\n"
+    if kind == "router":
+        text = (
+            f"at=info method=GET path=/ host=h dyno=web.1 connect={draw(_DIGITS)}ms "
+            f"service={draw(_DIGITS)}{draw(st.sampled_from(['ms', '']))} "
+            f"status={draw(_DIGITS)} bytes={draw(_DIGITS)}"
+        )
+        return router(text, stamp)
+    if kind == "runtime":
+        return frame(
+            f"<45>1 {stamp} host heroku web.1 - source=web.1 sample#load_avg_1m={draw(_DIGITS)}.{draw(_DIGITS)}"
+        )
+    return frame(f"<190>1 {stamp} host app web.1 - queue={draw(_DIGITS)}ms")  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(hostile_frames(), max_size=6), st.binary(max_size=50))
+def test_hostile_numbers_and_timestamps_never_raise_and_come_out_bounded(
+    frames: list[bytes], junk: bytes
+) -> None:
+    for body in (b"".join(frames), b"".join(frames) + junk):
+        parsed = parse_body(body)
+        for line in parsed.requests:
+            assert logplex.EARLIEST <= line.time < logplex.LATEST
+            for number in (line.status, line.service, line.connect):
+                assert number is None or 0 <= number < 10**12
+        for sample in parsed.queue:
+            assert logplex.EARLIEST <= sample.time < logplex.LATEST
+            assert 0 <= sample.queue < 1e16
+        for metrics in parsed.runtime:
+            assert all(0 <= value < 1e13 for value in metrics.samples.values())
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "2024-05-01T12:00:00+24:00",
+     "2024-05-01T12:00:00+00:60", "1999-12-31T23:59:59Z", "2100-01-01T00:00:00Z"],
+)  # fmt: skip
+def test_timestamps_out_of_range_make_a_frame_malformed(stamp: str) -> None:
+    parsed = parse_body(router(INFO, stamp) + router(INFO))
+    assert (len(parsed.requests), parsed.malformed) == (1, 1)
+
+
+def test_a_length_prefix_of_5000_digits_is_one_malformed_frame() -> None:
+    parsed = parse_body(b"1" * 5000 + b" <158>1 x\n" + router(INFO))
+    assert (len(parsed.requests), parsed.malformed) == (1, 1)
+
+
+def test_a_400_digit_timing_is_read_as_no_timing() -> None:
+    [line] = parse_body(
+        router(INFO.replace("service=32ms", "service=" + "9" * 400 + "ms"))
+    ).requests
+    assert (line.service, line.connect, line.status) == (None, 1, 200)
+    assert DrainHeaders.from_headers({"Logplex-Msg-Count": "1" * 5000}).msg_count is None

@@ -357,3 +357,32 @@ def test_window_defaults_are_empty() -> None:
     window = Window("shop", NOON)
     assert (window.requests, window.service, window.queue) == (0, Sketch(), Sketch())
     assert ParsedBody().frames == 0
+
+
+def test_values_no_parser_would_give_are_left_out_and_the_rest_is_kept() -> None:
+    """Defence behind the parser's bounds: one absurd value must not make `drain()` raise
+    ("int too large to convert to float") and lose every window it held."""
+    from policies.logplex import QueueSample, RouterLine, RuntimeSample
+
+    def line(service: object) -> RouterLine:
+        return RouterLine(NOON + 1, "web.1", 200, None, service, 1, "")  # type: ignore[arg-type]
+
+    aggregator = Aggregator()
+    aggregator.ingest(
+        "myapp",
+        ParsedBody(
+            requests=[line(10**400), line(-5), line(float("nan")), line(30)],
+            queue=[QueueSample(NOON + 2, "web.1", math.inf), QueueSample(NOON + 2, "web.1", 4.0)],
+            runtime=[RuntimeSample(NOON + 3, "web.1", None, {"load": math.nan, "memory": 2.0})],
+        ),
+    )
+    aggregator.ingest("other", ParsedBody(requests=[line(12)]))
+    windows = aggregator.drain()
+    assert [(w.app, w.requests, w.service.count, w.queue.count) for w in windows] == [
+        ("myapp", 4, 1, 1),
+        ("other", 1, 1, 0),
+    ]
+    assert windows[0].runtime == {"web.1": {"memory": (NOON + 3, 2.0)}}
+    assert aggregator.dropped == 5
+    for window in windows:  # PostgreSQL's JSON takes no NaN or Infinity
+        json.dumps(window.to_dict(), allow_nan=False)

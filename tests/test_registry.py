@@ -298,3 +298,11 @@ def test_alert_thresholds_map_onto_the_detector_rules():
         Registry.parse(
             "apps:\n  a:\n    platform: heroku\n    alerts:\n      error_rate_percent: 0\n"
         )
+
+
+def test_app_names_ignore_case_and_a_near_miss_in_any_case_is_suggested():
+    registry = Registry.parse("apps:\n  shop:\n    platform: heroku\n    app: shop-prod\n")
+    assert registry.canonical("SHOP") == "shop"
+    assert registry.resolve("Shop").name == "shop-prod"
+    with pytest.raises(UnknownApp, match="Did you mean `shop`"):
+        registry.resolve("SHOPP")

@@ -110,6 +110,11 @@ def test_scale_with_size_and_relative_terms(driver, heroku):
         ("status", "Say which app"),
         ('restart "myapp', "unmatched quote"),
         ("\u0000\u202e💥", "is not a command I know"),
+        # A near miss is suggested, never run: a guess must not change anything.
+        ("scal web=2 myapp", "`scal` is not a command I know. Did you mean `scale web=2 myapp`?"),
+        ("stauts myapp", "`stauts` is not a command I know. Did you mean `status myapp`?"),
+        ("myapp status", "Did you mean `status myapp`? The verb comes first."),
+        ("help scal", "Did you mean `scale` or `autoscale`?"),
     ],
 )
 def test_bad_input_gets_a_clear_ephemeral_answer_and_no_call(driver, heroku, text, says):
@@ -119,6 +124,15 @@ def test_bad_input_gets_a_clear_ephemeral_answer_and_no_call(driver, heroku, tex
     assert says in body["text"] and "Usage:" in body["text"]
     settle()
     assert heroku.requests == []
+
+
+def test_app_names_ignore_case(web, driver, heroku):
+    _, url = driver.command("status MYAPP", USER)
+    assert "myapp" in driver.reply(url)["text"]
+    _, url = driver.command("scale web=2 -a MyApp", ADMIN)
+    assert "web 1 → 2" in driver.reply(url)["text"]
+    [entry] = AuditLog(web.extensions["deploybot"].db).recent(None, 5)
+    assert (entry.app, entry.command) == ("myapp", "scale web=2 myapp")
 
 
 def test_help_and_empty_text_answer_in_the_ack(driver, heroku):
@@ -238,7 +252,7 @@ def test_an_expired_confirmation_is_refused(web, driver, heroku):
         ("scale web=2:basic myapp", None, "Heroku refused the change to `myapp`"),
         ("scale clock=1 myapp", None, "no `clock` process type"),
         ("restart myapp clock.1", None, "could not find that on `myapp`"),
-        ("scale web=2 myapp", (429, 10), "rate limit"),
+        ("scale web=2 myapp", (429, 10), "rate-limiting"),
         ("scale web=2 myapp", (503, 10), "Heroku's API failed (503)"),
         ("scale web=2 myapp", (401, 1), "rejected the bot's API key"),
         ("scale web=2 myapp", (403, 1), "may not do that on `myapp`"),
@@ -253,6 +267,14 @@ def test_heroku_errors_become_plain_sentences(driver, heroku, text, setup, says)
     assert says in reply["text"]
     assert reply["response_type"] == "ephemeral"
     assert "Traceback" not in reply["text"]
+
+
+def test_a_limit_heroku_gives_without_a_message_reaches_the_user(driver, heroku):
+    body = {"id": "cannot_update_above_limit", "limit": 100}
+    heroku.fail_next(422, body=body, methods=["PATCH"])
+    _, url = driver.command("scale web=3 myapp", ADMIN)
+    text = driver.reply(url)["text"]
+    assert "Heroku refused the change to `myapp`" in text and "Heroku's limit is 100" in text
 
 
 def test_a_passing_heroku_outage_is_retried(driver, heroku):

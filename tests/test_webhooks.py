@@ -6,22 +6,33 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import requests
 from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from bot.store.db import Database
+from bot.store.incidents import Alerts
 from bot.store.models import RequestKey
-from bot.store.request_keys import RequestKeys
+from bot.store.request_keys import KEEP, RequestKeys
 from bot.store.webhook_secrets import WebhookSecrets
+from bot.web.app import create_app
 from bot.web.heroku_webhooks import heroku_webhooks
-from policies.heroku_webhooks import WebhookEvent, sign
+from policies.heroku_webhooks import (
+    MAX_BODY_BYTES,
+    MAX_CLOCK_SKEW,
+    MAX_EVENT_AGE,
+    WebhookEvent,
+    sign,
+)
 from policies.incidents import Event
 from tests.conftest import HEROKU_KEY
+from tests.webclient import EndlessBody, post_chunked
 
 SECRET = "dcbff0c4430a2960a2552389d587bc58d30a37a8cf3f75f8fb77abe667ad"
 NOW = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
@@ -130,13 +141,16 @@ def test_a_signed_dyno_crash_becomes_a_crash_event(receiver):
         ("forged with another secret", "not-the-secret", None),
         ("body changed after signing", SECRET, "tamper"),
         ("empty signature", "", None),
+        ("non-ASCII signature", "\xb2", None),
     ],
 )
 def test_a_bad_signature_gets_401_and_nothing_is_stored(receiver, case, secret, mangle):
     body = json.dumps(dyno("crashed")).encode()
     headers = {"Heroku-Webhook-Id": str(uuid.uuid4())}
     if secret is not None:
-        headers["Heroku-Webhook-Hmac-SHA256"] = sign(secret, body) if secret else ""
+        headers["Heroku-Webhook-Hmac-SHA256"] = (
+            secret if secret == "\xb2" else sign(secret, body) if secret else ""
+        )
     if mangle:
         body = body.replace(b"web.1", b"web.9")
     answer = receiver.client.post("/webhooks/heroku", data=body, headers=headers)
@@ -246,7 +260,9 @@ def test_stored_subscription_secrets_check_deliveries(db):
     assert stored.lookup("myapp") == secret and stored.lookup("other") is None
     events: list[WebhookEvent] = []
     app = Flask("test")
-    app.register_blueprint(heroku_webhooks(stored.lookup, events.append, RequestKeys(db)))
+    app.register_blueprint(
+        heroku_webhooks(stored.lookup, events.append, RequestKeys(db), clock=lambda: NOW)
+    )
     body = json.dumps(dyno("crashed")).encode()
     for signed_with, status in ((secret, 200), ("old-secret", 401)):
         answer = app.test_client().post(
@@ -259,3 +275,153 @@ def test_stored_subscription_secrets_check_deliveries(db):
         )
         assert answer.status_code == status
     assert len(events) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Replays and hostile bodies: the signed body decides, never a header.
+
+
+def test_a_captured_delivery_replayed_under_new_header_ids_counts_once(config, db):
+    """The attack: one real crash delivery, captured, sent 10 more times with fresh
+    `Heroku-Webhook-Id`s. Through the real web app: one crash incident, counted once."""
+    web = create_app(config)
+    web.extensions["deploybot"].webhook_secrets.save(
+        "myapp", SECRET, "https://bot.example.com/webhooks/heroku", "U1", datetime.now(UTC)
+    )
+    document = dyno("crashed")
+    document["created_at"] = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
+    body = json.dumps(document).encode()
+    signature = sign(SECRET, body)
+    client = web.test_client()
+    answers = [
+        client.post(
+            "/webhooks/heroku",
+            data=body,
+            headers={
+                "Heroku-Webhook-Hmac-SHA256": signature,
+                "Heroku-Webhook-Id": str(uuid.uuid4()),
+            },
+        )
+        for _ in range(11)
+    ]
+    assert [a.status_code for a in answers] == [200] * 11
+    assert [a.json.get("duplicate") for a in answers] == [None] + [True] * 10
+    [incident] = Alerts(db).incidents("myapp")
+    assert incident.count == 1
+
+
+@pytest.mark.parametrize(
+    ("case", "created_at", "reason"),
+    [
+        ("a day and a minute old", NOW - MAX_EVENT_AGE - timedelta(minutes=1), "too old"),
+        ("from the future", NOW + MAX_CLOCK_SKEW + timedelta(minutes=1), "dated in the future"),
+        ("year 1", "0001-01-01T00:00:00+01:00", "too old"),
+        ("year 9999", "9999-12-31T23:59:59-01:00", "dated in the future"),
+        ("no timestamp", None, "no timestamp"),
+        ("a number", 1764342123, "no timestamp"),
+    ],
+)
+def test_a_signed_event_too_old_or_too_new_is_ignored(receiver, case, created_at, reason):
+    document = dyno("crashed")
+    for field in ("created_at", "updated_at"):
+        document.pop(field)
+    document["data"].pop("updated_at")
+    if isinstance(created_at, datetime):
+        created_at = created_at.isoformat()
+    if created_at is not None:
+        document["created_at"] = created_at
+    answer = receiver.post(document)
+    assert answer.status_code == 200, case
+    assert answer.json == {"ok": True, "ignored": True, "reason": reason}
+    assert receiver.events == [] and receiver.keys() == 0
+
+
+def test_the_age_limit_is_shorter_than_claimed_keys_are_kept():
+    # Otherwise an event could be replayed after its key was forgotten, still young enough.
+    assert MAX_EVENT_AGE + MAX_CLOCK_SKEW < KEEP
+
+
+@pytest.mark.parametrize("event_id", [None, "", 7, ["x"], "x" * 101], ids=repr)
+def test_a_signed_event_without_a_usable_id_gets_400(receiver, event_id):
+    document = dyno("crashed")
+    if event_id is None:
+        del document["id"]
+    else:
+        document["id"] = event_id
+    assert receiver.post(document).status_code == 400
+    assert receiver.events == [] and receiver.keys() == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{not json", b"[1, 2]", b"[" * 100_000, b'"x"', b"\xff\xfe", b"", b"1" * 5000],
+    ids=["bad JSON", "array", "deep", "string", "not UTF-8", "empty", "5,000 digits"],
+)
+@pytest.mark.parametrize("signed", [False, True])
+def test_junk_bodies_get_4xx_signed_or_not(receiver, body, signed):
+    answer = receiver.post(body, secret=SECRET if signed else None)
+    # Without an app in the body there is no secret to check it with: 401 either way.
+    assert answer.status_code == 401
+    assert receiver.events == []
+
+
+def test_a_signed_body_of_the_wrong_shape_is_acknowledged_and_ignored(receiver):
+    shapes = [
+        {"id": "e1", "created_at": NOW.isoformat(), "resource": "dyno", "data": {"app": {"name": "myapp"}, "state": ["crashed"]}},
+        {"id": "e2", "created_at": NOW.isoformat(), "resource": ["dyno"], "data": {"app": {"name": "myapp"}}},
+        {"id": "e3", "created_at": NOW.isoformat(), "resource": "formation", "actor": "x", "data": {"app": {"name": "myapp"}, "quantity": "3"}},
+    ]  # fmt: skip
+    for document in shapes:
+        assert receiver.post(document).status_code in (200, 400), document
+
+
+def test_a_body_past_the_ceiling_is_413_chunked_or_not(receiver):
+    big = json.dumps({"pad": "x" * MAX_BODY_BYTES}).encode()
+    assert receiver.post(big).status_code == 413
+    body = EndlessBody()
+    assert post_chunked(receiver.client, "/webhooks/heroku", body).status_code == 413
+    assert body.read_bytes <= MAX_BODY_BYTES + 64 * 1024
+
+
+_WEBHOOK_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.text(max_size=6),
+              st.sampled_from(["crashed", "up", "succeeded", "failed", "web", "web.1", "myapp"])),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=2),
+        st.dictionaries(st.sampled_from(["name", "app", "state", "type", "quantity", "version",
+                                         "status", "description", "email", "updated_at"]), inner, max_size=4),
+    ),
+    max_leaves=12,
+)  # fmt: skip
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    resource=st.sampled_from(["dyno", "release", "formation", "build", 7]),
+    data=st.dictionaries(
+        st.sampled_from(["state", "name", "type", "quantity", "version", "status", "description", "updated_at"]),
+        _WEBHOOK_VALUES,
+        max_size=6,
+    ),
+    extra=st.dictionaries(st.sampled_from(["action", "actor", "previous_data", "updated_at"]), _WEBHOOK_VALUES, max_size=3),
+)  # fmt: skip
+def test_no_signed_event_of_any_shape_gets_a_5xx_from_the_real_app(web, resource, data, extra):
+    web.extensions["deploybot"].webhook_secrets.save(
+        "myapp", SECRET, "https://bot.example.com/webhooks/heroku", "U1", datetime.now(UTC)
+    )
+    document = {
+        **extra,
+        "id": str(uuid.uuid4()),
+        "created_at": f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}",
+        "resource": resource,
+        "data": {**data, "app": {"name": "myapp"}},
+    }
+    body = json.dumps(document).encode()
+    answer = web.test_client().post(
+        "/webhooks/heroku", data=body, headers={"Heroku-Webhook-Hmac-SHA256": sign(SECRET, body)}
+    )
+    assert answer.status_code < 500, (document, answer.data)

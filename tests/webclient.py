@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from flask.testing import FlaskClient
 
+from bot.config import Config
+from bot.sandbox.fakes.server import LocalServer
 from bot.sandbox.fakes.slack import FakeSlack
 from bot.sandbox.slack_requests import button_click, sign, slash_command
 from tests.conftest import SIGNING_SECRET
@@ -41,6 +48,11 @@ class SlackDriver:
         return self.replies(url, 1)[-1]
 
 
+def patches(heroku: Any) -> list[Any]:
+    """The formation changes (PATCHes) the fake Heroku received."""
+    return [r for r in heroku.requests if r.method == "PATCH"]
+
+
 def ack_text(response: Any) -> str:
     assert response.status_code == 200, response.data
     return json.loads(response.data)["text"] if response.data else ""
@@ -57,3 +69,55 @@ def button(message: dict[str, Any], action_id: str) -> dict[str, Any]:
 def settle(seconds: float = 0.3) -> None:
     """Give lazy listeners time to (wrongly) act before asserting that nothing happened."""
     time.sleep(seconds)
+
+
+class EndlessBody(io.RawIOBase):
+    """A request body that never ends (sent chunked), counting what the app read of it."""
+
+    def __init__(self) -> None:
+        self.read_bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        n = len(buffer)
+        buffer[:n] = b"x" * n
+        self.read_bytes += n
+        return n
+
+    def seekable(self) -> bool:
+        return True  # werkzeug's test client asks where it is; chunked, it never measures
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return 0
+
+
+def post_chunked(client: FlaskClient, path: str, body: EndlessBody, **headers: str) -> Any:
+    """POST `body` with no Content-Length, as gunicorn hands a chunked upload to the app."""
+    return client.post(
+        path,
+        input_stream=body,
+        headers={"Transfer-Encoding": "chunked", **headers},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+
+@contextmanager
+def served_app(config: Config, registry: str, tmp_path: Path, monkeypatch: Any) -> Iterator[Any]:
+    """The web app on a real port (Heroku must reach it), knowing its own URL and reading
+    `registry`; yields (flask app, config, base URL)."""
+    from bot.web.app import create_app
+
+    path = tmp_path / "deploybot.yml"
+    path.write_text(registry)
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    holder: dict[str, Any] = {}
+    server = LocalServer(lambda environ, start: holder["app"](environ, start)).start()
+    config = replace(config, public_url=server.url)
+    holder["app"] = create_app(config)
+    try:
+        yield holder["app"], config, server.url
+    finally:
+        server.stop()
+        holder["app"].extensions["deploybot"].db.dispose()

@@ -15,12 +15,22 @@ from bot.store.audit import Actor, AuditLog
 from bot.store.autoscale_settings import DEFAULT_TARGET, AutoscaleStore, Pin, Settings, parse_target
 from policies.commands import Command
 
+DEFAULT_MAX = 10  # web dynos, when `/deploy autoscale APP on` names no max
+
 
 class AutoscaleCommands:
-    def __init__(self, store: AutoscaleStore, audit: AuditLog, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        store: AutoscaleStore,
+        audit: AuditLog,
+        now: Callable[[], datetime],
+        worker_runs: bool = True,
+    ) -> None:
         self._autoscale = store
         self._audit = audit
         self._now = now
+        # False in the sandbox console, where no worker runs the autoscaler between lines.
+        self._worker_runs = worker_runs
 
     def run(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
         app = command.app or ""
@@ -41,7 +51,7 @@ class AutoscaleCommands:
                 text = (
                     f"<@{actor.user_id}> pinned `{app}` at web={quantity} until "
                     f"<!date^{int(until.timestamp())}^{{time}}|{until:%H:%M} UTC>: "
-                    "the autoscaler holds it there."
+                    f"{self._who_holds(app)}."
                 )
             self._audit.finish(entry, "ok")
             return Reply(text, public=True)
@@ -57,7 +67,9 @@ class AutoscaleCommands:
             else ((current.target_kind, current.target_value) if current else DEFAULT_TARGET)
         )
         low = int(options.get("min", current.min if current else max(1, web)))
-        high = int(options.get("max", current.max if current else max(low, cap or 10)))
+        # With no max given: the app's cap, but never more than ten by default.
+        default = min(cap, DEFAULT_MAX) if cap is not None else DEFAULT_MAX
+        high = int(options.get("max", current.max if current else max(low, default)))
         if low > high:
             self._audit.finish(entry, "refused", error="min above max")
             return Reply(
@@ -74,6 +86,24 @@ class AutoscaleCommands:
         return Reply(
             f"<@{actor.user_id}> set autoscaling of `{app}`: {settings.describe()}.", public=True
         )
+
+    def _who_holds(self, app: str) -> str:
+        """What a pin does now, truthfully: only the worker's autoscaler acts on it, and
+        only for an app whose autoscaling is on."""
+        settings = self._autoscale.settings(app)
+        mode = settings.mode if settings else "off"
+        if mode != "on":
+            return (
+                f"autoscaling of `{app}` is {mode}, so nothing acts on the pin until "
+                f"`/deploy autoscale {app} on`"
+            )
+        if not self._worker_runs:
+            return (
+                "no worker runs in this console, so nothing holds it yet: the autoscaler "
+                f"applies it when `deploybot worker` runs, and `/deploy simulate spike {app}` "
+                "plays it here"
+            )
+        return "the autoscaler holds it there"
 
     def status(self, app: str, now: datetime, target: Target) -> str:
         settings = self._autoscale.settings(app)

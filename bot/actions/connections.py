@@ -13,6 +13,7 @@ from bot.store.drains import Drains
 from bot.store.webhook_secrets import WebhookSecrets
 from policies.commands import Command
 from policies.heroku_webhooks import WEBHOOK_PATH
+from policies.slack_text import code
 
 
 class Connections:
@@ -49,12 +50,16 @@ class Connections:
         try:
             drain_id = resolved.platform.add_log_drain(resolved.target.name, drain.url)
         except PlatformError as error:
+            # Heroku's refusal may quote the URL ("Url … is not a valid drain URL"): its
+            # token must reach neither the audit row, nor `/deploy history`, nor the reply.
+            error.args = (drain.redact(str(error)),)
             self._audit.finish(entry, error.outcome, error=str(error))
+            error.audited = True
             raise
         self._drains.set_drain_id(app, drain_id)
         self._audit.finish(entry, "ok", after={"drain_id": drain_id})
         return Reply(
-            f"`{app}` now drains its logs to me ({drain.shown_url}, Heroku drain `{drain_id}`). "
+            f"`{app}` now drains its logs to me ({drain.shown_url}, Heroku drain {code(drain_id)}). "
             f"Traffic shows in `/deploy metrics {app}` within a minute."
         )
 
@@ -82,15 +87,16 @@ class Connections:
             webhook_id = resolved.platform.add_webhook(name, url, secret)
         except PlatformError as error:
             self._audit.finish(entry, error.outcome, error=str(error))
+            error.audited = True
             raise
         self._webhook_secrets.save(name, secret, url, actor.user_id, self._now(), webhook_id)
         self._audit.finish(entry, "ok", after={"webhook_id": webhook_id})
         where = (
-            f"alerts go to <#{resolved.target.channel}>"
+            f"and alerts go to <#{resolved.target.channel}>"
             if resolved.target.channel
-            else "but it has no channel in the registry, so nobody is told: add `channel:`"
+            else f"but `{app}` has no channel in the registry, so nobody is told: add `channel:`"
         )
         return Reply(
             f"I am watching `{app}`: dyno crashes, releases and formation changes now reach me "
-            f"(Heroku webhook `{webhook_id}`), and {where}."
+            f"(Heroku webhook {code(webhook_id)}), {where}. `/deploy alerts {app}` lists what is open."
         )

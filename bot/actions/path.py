@@ -12,14 +12,19 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from threading import Event
+from typing import Any
 
 from bot.actions.autoscaling import AutoscaleCommands
 from bot.actions.connections import Connections
-from bot.actions.gate import Gate
+from bot.actions.deployments import CONFIRMED_VERBS, Deployments
+from bot.actions.deployments import VERBS as DEPLOYMENT_VERBS
+from bot.actions.gate import AUTOSCALER, Gate
+from bot.actions.reconcile import Reconciler, formation_json
 from bot.actions.results import (
     AppList,
     BreakGlass,
     Changed,
+    Deployed,
     Duplicate,
     History,
     Metrics,
@@ -38,6 +43,7 @@ from bot.metrics.report import series
 from bot.metrics.store import MetricsStore
 from bot.platforms.base import (
     Formation,
+    NotSupported,
     PlatformError,
     Settled,
     formation_map,
@@ -48,6 +54,7 @@ from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.confirmations import Confirmations, Pending
 from bot.store.drains import Drains
 from bot.store.incidents import Alerts
+from bot.store.locks import Locks
 from bot.store.request_keys import RequestKeys
 from bot.store.webhook_secrets import WebhookSecrets
 from policies import costs, guardrails
@@ -61,6 +68,7 @@ from policies.commands import (
     stops_dynos,
 )
 from policies.sizes import check_size
+from policies.slack_text import code
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +95,15 @@ class Actions:
         webhook_secrets: WebhookSecrets | None = None,
         simulate: Callable[[Actor, Command], Result] | None = None,
         alerts: Alerts | None = None,
+        canonical: Callable[[str], str] = str,
+        worker_runs: bool = True,
+        locks: Locks | None = None,
+        secret: Callable[[str], str | None] = lambda name: None,
     ) -> None:
         self._resolve = resolve
+        # The registry's spelling of an app name (`DEMO` → `demo`), so rules, audit rows and
+        # settings all see one name whatever case was typed.
+        self._canonical = canonical
         self._audit = audit
         self._confirmations = confirmations
         self._gate = gate
@@ -96,7 +111,9 @@ class Actions:
         self._metrics = metrics
         self._drains = drains
         self._connections = Connections(audit, now, public_url, drains, webhook_secrets)
-        self._autoscaling = AutoscaleCommands(autoscale, audit, now) if autoscale else None
+        self._autoscaling = (
+            AutoscaleCommands(autoscale, audit, now, worker_runs) if autoscale else None
+        )
         # The sandbox's traffic player; None outside the sandbox console.
         self._simulate = simulate
         self._alerts = alerts
@@ -104,18 +121,38 @@ class Actions:
         self._targets = targets
         self._unlisted_heroku = unlisted_heroku
         self._request_keys = request_keys
+        self.reconciler = Reconciler(resolve, audit)
+        self._deployments = (
+            Deployments(
+                resolve,
+                audit,
+                confirmations,
+                locks,
+                gate,
+                lambda target, verb, force, user: self._judge(target, verb, {}, {}, force, user),
+                now,
+                secret,
+            )
+            if locks is not None
+            else None
+        )
 
     def run(self, actor: Actor, command: Command) -> Result:
         """Carry out a parsed command for `actor`."""
+        if command.app is not None:
+            command = replace(command, app=self._canonical(command.app))
         if command.verb == "help":
             return Reply(help_text(command.topic))
         # `autoscale APP status` only reads: it needs what `status` needs; `alerts` lists
         # like `history`, across apps or for one.
         verb = "status" if command.verb == "autoscale" and not command.mutating else command.verb
         verb = "history" if verb == "alerts" else verb
+        # `config APP` lists names for anyone who may see status; values need `config`.
+        verb = "status" if command.verb == "config" and not command.mutating else verb
         try:
             decision = self._gate.decide(actor, verb, command.app)
             if not decision.allowed:
+                self._refused(actor, command, decision.reason)
                 return Reply(decision.reason)
             if command.verb == "whoami":
                 aliases = [target.alias for target in self._targets()]
@@ -132,8 +169,9 @@ class Actions:
         except GroupLookupFailed as error:
             return Reply(str(error))
         if command.verb == "history":
-            entries = self._audit.recent(command.app, command.limit)
-            return History(command.app, tuple(entries))
+            outcomes = HISTORY_FILTERS.get(command.mode or "")
+            entries = self._audit.recent(command.app, command.limit, outcomes)
+            return History(command.app, tuple(entries), command.mode)
         if command.verb == "alerts":
             if self._alerts is None:
                 return Reply("This bot keeps no alerts.")
@@ -160,26 +198,55 @@ class Actions:
                 return self._connections.drain(actor, resolved, command)
             if command.verb == "watch":
                 return self._connections.watch(actor, resolved, command)
+            if command.verb in DEPLOYMENT_VERBS:
+                if self._deployments is None:
+                    return Reply("This bot keeps no deploy locks, so it does no deployments.")
+                return self._deployments.run(actor, resolved, command)
             if command.verb in ("autoscale", "pin"):
                 if self._autoscaling is None:
                     return Reply("This bot has no autoscaler.")
                 return self._autoscaling.run(actor, resolved, command)
             return self._scale_or_kill(actor, resolved, command)
-        except (PlatformError, CommandError, UnknownApp) as error:
+        except PlatformError as error:
+            if command.mutating and not error.audited:
+                # Failed before any change was asked of the platform (reading the formation).
+                self._record(actor, command, "error", str(error))
             return Reply(str(error))
+        except (CommandError, UnknownApp, NotSupported) as error:
+            return Reply(str(error))
+
+    def _record(self, actor: Actor, command: Command, outcome: str, reason: str) -> None:
+        # The autoscaler's own refusals are in its decisions, every tick: not audit rows.
+        if actor.source == AUTOSCALER or command.app is None:
+            return
+        self._audit.record(actor, command.verb, command.app, command.text(), outcome, reason)
+
+    def _refused(self, actor: Actor, command: Command, reason: str) -> None:
+        if command.mutating:
+            self._record(actor, command, "refused", reason)
 
     def _claim(self, actor: Actor) -> bool:
         if self._request_keys is None or actor.request_key is None:
             return True
         return self._request_keys.claim(actor.request_key, self._now())
 
-    def follow_up(self, result: Changed | Restarted, stopping: Event) -> Settled:
+    def follow_up(self, result: Changed | Restarted | Deployed, stopping: Event) -> Settled:
         """Wait for a slow change to settle and complete its audit row with how it ended."""
         resolved = self._resolve(result.app)
+        platform: Any = resolved.platform
         try:
-            settled = resolved.platform.wait_until_settled(
-                resolved.target.name, FOLLOW_UP_TIMEOUT, stopping
-            )
+            if isinstance(result, Deployed) and result.build_id:
+                settled = platform.wait_for_build(
+                    resolved.target.name, result.build_id, FOLLOW_UP_TIMEOUT, stopping
+                )
+            elif isinstance(result, Deployed) and result.verb == "run":
+                settled = platform.wait_for_run(
+                    resolved.target.name, result.mode or "", FOLLOW_UP_TIMEOUT, stopping
+                )
+            else:
+                settled = platform.wait_until_settled(
+                    resolved.target.name, FOLLOW_UP_TIMEOUT, stopping
+                )
         except PlatformError as error:
             settled = Settled(ok=False, summary=str(error))
         if stopping.is_set() and not settled.ok:
@@ -189,7 +256,9 @@ class Actions:
                 f"check `/deploy status {result.app}` in a few minutes.",
             )
         if result.audit_id is not None and not settled.ok:
-            detail = "; ".join((settled.summary, *settled.events))
+            # Output lines (a build's, a run's) may hold anything: the audit keeps the summary.
+            events = () if settled.output else settled.events
+            detail = "; ".join((settled.summary, *events))
             self._audit.finish(result.audit_id, "error", error=detail)
         return settled
 
@@ -218,21 +287,34 @@ class Actions:
         if not self._confirmations.decide(confirmation_id, actor.user_id, "confirmed", now):
             return self._already_decided(confirmation_id, now)
         requester = replace(actor, user_id=pending.user_id, request_key=None)
+        if verb in CONFIRMED_VERBS and self._deployments is not None:
+            try:
+                return self._deployments.confirmed(requester, actor, pending)
+            except (PlatformError, UnknownApp, NotSupported) as error:
+                return Reply(str(error))
         targets = {ptype: (qty, size) for ptype, (qty, size) in pending.targets.items()}
         try:
             resolved = self._resolve(pending.app)
             before = resolved.platform.formation(resolved.target.name)
-            # A freeze may have begun, or the formation moved, since the prompt was shown.
-            verdict = self._judge(
-                resolved.target,
-                verb,
-                formation_map(before),
-                targets,
-                pending.force_reason,
-                pending.user_id,
+        except (PlatformError, UnknownApp) as error:
+            # Nothing was asked of the platform yet: give the prompt back, so the next click
+            # acts instead of saying "already confirmed" about a change nobody made.
+            return self._reopened(confirmation_id, actor, error)
+        # A freeze may have begun, or the formation moved, since the prompt was shown.
+        verdict = self._judge(
+            resolved.target,
+            verb,
+            formation_map(before),
+            targets,
+            pending.force_reason,
+            pending.user_id,
+        )
+        if verdict.refused:
+            self._audit.record(
+                requester, verb, pending.app, pending.command, "refused", verdict.reason
             )
-            if verdict.refused:
-                return Reply(f"Nothing was changed: {verdict.reason}", public=True)
+            return Reply(f"Nothing was changed: {verdict.reason}", public=True)
+        try:
             return self._apply(
                 requester,
                 resolved,
@@ -244,8 +326,15 @@ class Actions:
                 verdict,
                 confirmer=actor,
             )
-        except (PlatformError, UnknownApp) as error:
-            return Reply(str(error))
+        except PlatformError as error:
+            # Refused outright (throttled, 4xx): nothing changed, so the prompt stays usable.
+            return self._reopened(confirmation_id, actor, error)
+
+    def _reopened(
+        self, confirmation_id: str, actor: Actor, error: PlatformError | UnknownApp
+    ) -> Reply:
+        self._confirmations.reopen(confirmation_id, actor.user_id)
+        return Reply(f"{error} Nothing was changed; the request stays open until it expires.")
 
     def _may_decide(self, actor: Actor, pending: Pending, verb: str) -> str | None:
         """Why `actor` may not click Confirm/Approve on `pending`, or None if they may."""
@@ -278,18 +367,33 @@ class Actions:
         now = self._now()
         if not self._confirmations.decide(confirmation_id, actor.user_id, "cancelled", now):
             return self._already_decided(confirmation_id, now)
+        self._audit.record(
+            replace(actor, user_id=pending.user_id),
+            verb=pending.command.split()[0],
+            app=pending.app,
+            command=pending.command,
+            outcome="cancelled",
+            reason=f"Cancelled by {actor.user_id}.",
+            requested=pending.targets,
+        )
         return Reply(
-            f"<@{actor.user_id}> cancelled `{pending.command}`. Nothing was changed.", public=True
+            f"<@{actor.user_id}> cancelled {code(pending.command)}. Nothing was changed.",
+            public=True,
         )
 
     def _already_decided(self, confirmation_id: str, now: datetime) -> Reply:
-        self._confirmations.expire(confirmation_id, now)
+        if self._confirmations.expire(confirmation_id, now):
+            expired = self._confirmations.get(confirmation_id)
+            assert expired is not None
+            record_expiry(self._audit, expired)
         pending = self._confirmations.get(confirmation_id)
         assert pending is not None
         if pending.state == "confirmed":
-            return Reply(f"`{pending.command}` was already confirmed by <@{pending.decided_by}>.")
+            return Reply(
+                f"{code(pending.command)} was already confirmed by <@{pending.decided_by}>."
+            )
         if pending.state == "cancelled":
-            return Reply(f"`{pending.command}` was cancelled; nothing was changed.")
+            return Reply(f"{code(pending.command)} was cancelled; nothing was changed.")
         # Public: the expired prompt is replaced, so nobody else tries its buttons.
         return Reply(expired_text(pending), public=True)
 
@@ -328,6 +432,7 @@ class Actions:
         app = command.app or ""
         verdict = self._judge(resolved.target, "restart", {}, {}, command.force, actor.user_id)
         if verdict.refused:
+            self._refused(actor, command, verdict.reason)
             return Reply(verdict.reason)
         entry = self._audit.start(
             actor, "restart", app, command.text(), None, {"target": command.target or "all"}
@@ -337,7 +442,14 @@ class Actions:
             platform.restart(resolved.target.name, command.target)
         except PlatformError as error:
             self._audit.finish(entry, error.outcome, error=str(error))
-            raise
+            if error.changed is None:
+                # Nothing in the formation shows a restart: say so rather than guess.
+                return Reply(
+                    f"{error} Restarting twice does no harm, but check "
+                    f"`/deploy status {app}` (dyno ages) before asking again.",
+                    public=True,
+                )
+            return Reply(str(error))
         except Exception as error:
             self._audit.finish(entry, "error", error=type(error).__name__)
             raise
@@ -372,9 +484,16 @@ class Actions:
             resolved.target, command.verb, current, targets, command.force, actor.user_id
         )
         if verdict.refused:
+            self._refused(actor, command, verdict.reason)
             return Reply(verdict.reason)
-        if command.verb == "kill" or stops_dynos(current, targets) or verdict.needs_approval:
-            return self._ask_first(actor, resolved, command, current, targets, verdict)
+        cost = costs.monthly_change(resolved.target.platform, current, _after(current, targets))
+        if (
+            command.verb == "kill"
+            or stops_dynos(current, targets)
+            or verdict.needs_approval
+            or (actor.source != AUTOSCALER and cost.delta_usd > resolved.target.confirm_above_usd)
+        ):
+            return self._ask_first(actor, resolved, command, current, targets, verdict, cost)
         return self._apply(
             actor, resolved, app, command.verb, command.text(), before, targets, verdict
         )
@@ -387,6 +506,7 @@ class Actions:
         current: dict[str, tuple[int, str]],
         targets: dict[str, tuple[int, str | None]],
         verdict: guardrails.Verdict,
+        cost: costs.CostChange,
     ) -> NeedsConfirmation:
         app = command.app or ""
         pending = self._confirmations.create(
@@ -399,11 +519,6 @@ class Actions:
             approval_required=verdict.needs_approval,
             force_reason=command.force if verdict.forced else None,
         )
-        after = {
-            **current,
-            **{t: (qty, size or current.get(t, (0, ""))[1]) for t, (qty, size) in targets.items()},
-        }
-        cost = costs.describe(costs.monthly_change(resolved.target.platform, current, after))
         return NeedsConfirmation(
             id=pending.id,
             app=app,
@@ -414,7 +529,8 @@ class Actions:
             expires_at=pending.expires_at,
             unit=resolved.platform.unit,
             approval=verdict.reason if verdict.needs_approval else None,
-            cost=cost,
+            cost=costs.describe(cost),
+            costly=cost.delta_usd > resolved.target.confirm_above_usd,
         )
 
     def _apply(
@@ -430,18 +546,34 @@ class Actions:
         confirmer: Actor | None = None,
     ) -> Result:
         entry = self._audit.start(
-            actor, verb, app, text, _as_json(before), {t: list(v) for t, v in targets.items()}
+            actor, verb, app, text, formation_json(before), {t: list(v) for t, v in targets.items()}
         )
         platform = resolved.platform
+        note = None
         try:
             after = platform.scale(resolved.target.name, targets)
         except PlatformError as error:
-            self._audit.finish(entry, error.outcome, error=str(error))
-            raise
+            if error.changed is not None:
+                self._audit.finish(entry, error.outcome, error=str(error))
+                error.audited = True
+                raise
+            # The request went out and no answer came back: read the formation back and say
+            # what runs now, never "not changed, try again" (`web+1` would apply twice).
+            requested = {t: list(v) for t, v in targets.items()}
+            found = self.reconciler.settle_now(
+                entry, resolved, formation_json(before), requested, str(error)
+            )
+            if found.outcome != "ok" or found.formation is None:
+                return _unsure(actor.user_id, app, text, error, found.sentence, found.formation)
+            after, note = (
+                found.formation,
+                f"{error} I read it back: {found.sentence}, so it was made.",
+            )
         except Exception as error:
             self._audit.finish(entry, "error", error=type(error).__name__)
             raise
-        self._audit.finish(entry, "ok", after=_as_json(after))
+        else:
+            self._audit.finish(entry, "ok", after=formation_json(after))
         log.info("formation changed", extra={"app": app, "verb": verb, "user": actor.user_id})
         return Changed(
             app=app,
@@ -455,7 +587,65 @@ class Actions:
             break_glass=_break_glass(
                 verdict, actor.user_id, text, _force_of(text), resolved.target
             ),
+            note=note,
         )
+
+
+def _unsure(
+    user_id: str,
+    app: str,
+    text: str,
+    error: PlatformError,
+    now_running: str,
+    formation: tuple[Formation, ...] | None,
+) -> Reply:
+    """What to say when a maybe-made change is not seen in the formation (yet), or the
+    formation cannot be read back at all."""
+    if formation is not None:
+        return Reply(
+            f"<@{user_id}> asked {code(text)}. {error} I read it back: {now_running}, not what "
+            f"was asked, yet: it may still be under way. Check `/deploy status {app}` "
+            "in a minute before asking again.",
+            public=True,
+        )
+    return Reply(
+        f"<@{user_id}> asked {code(text)}. {error} I could not read the formation back, so I "
+        f"cannot tell whether it was made. Check `/deploy status {app}` before asking again.",
+        public=True,
+    )
+
+
+# `policies.commands.HISTORY_FILTERS` words → the audit outcomes they show.
+HISTORY_FILTERS: dict[str, frozenset[str]] = {
+    "refused": frozenset({"refused"}),
+    "cancelled": frozenset({"cancelled"}),
+    "expired": frozenset({"expired"}),
+    "failed": frozenset({"error", "not-applied"}),
+    "unknown": frozenset({"unknown", "pending"}),
+    "done": frozenset({"ok"}),
+}
+
+
+def record_expiry(audit: AuditLog, pending: Pending) -> None:
+    """An expired prompt is an audit row too: asked for, never decided."""
+    audit.record(
+        Actor(pending.user_id, pending.team_id, pending.channel_id),
+        pending.command.split()[0],
+        pending.app,
+        pending.command,
+        "expired",
+        f"Nobody answered the prompt by {pending.expires_at:%H:%M} UTC.",
+        pending.targets,
+    )
+
+
+def _after(
+    current: dict[str, tuple[int, str]], targets: dict[str, tuple[int, str | None]]
+) -> dict[str, tuple[int, str]]:
+    return {
+        **current,
+        **{t: (qty, size or current.get(t, (0, ""))[1]) for t, (qty, size) in targets.items()},
+    }
 
 
 def _break_glass(
@@ -481,7 +671,3 @@ def _check_sizes(target: Target, command: Command) -> str | None:
             if problem:
                 return problem
     return None
-
-
-def _as_json(formation: tuple[Formation, ...]) -> dict[str, list[object]]:
-    return {f.type: [f.quantity, f.size] for f in formation}

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.metrics.aggregate import Summary
-from bot.platforms.base import AppStatus, Formation, Platform, Traffic
+from bot.platforms.base import AppStatus, Formation, Platform, Promotion, Release, Traffic
 from bot.registry import Target
 from bot.store.audit import Entry
 from bot.store.confirmations import Pending
+from policies.slack_text import code
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Changed:
     audit_id: int | None = None
     slow: bool = False  # the platform is still applying it: follow up when it settles
     break_glass: BreakGlass | None = None
+    note: str | None = None  # how we know, when the platform's answer was lost
 
 
 @dataclass(frozen=True)
@@ -80,12 +82,14 @@ class NeedsConfirmation:
     unit: str = "dyno"
     approval: str | None = None  # why a second person must approve; None: requester confirms
     cost: str | None = None  # the monthly cost change, e.g. "≈ $75/month → $0/month"
+    costly: bool = False  # asked because the cost rises past the app's threshold
 
 
 @dataclass(frozen=True)
 class History:
     app: str | None
     entries: tuple[Entry, ...]
+    only: str | None = None  # a filter word: refused, cancelled, expired, failed, …
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,66 @@ class Duplicate:
     key: str
 
 
+@dataclass(frozen=True)
+class Releases:
+    """An app's releases (Heroku) or application versions (Beanstalk), newest first."""
+
+    app: str
+    platform: str
+    releases: tuple[Release, ...]
+
+
+@dataclass(frozen=True)
+class DeployPrompt:
+    """A deployment change (rollback, config) waiting for its requester's Confirm click."""
+
+    id: str
+    app: str
+    verb: str
+    user_id: str
+    expires_at: datetime
+    before: Release | None = None  # rollback: from this release…
+    after: Release | None = None  # …to this one
+    keys: tuple[str, ...] = ()  # config: the names set or unset (never the values)
+    unset: bool = False
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """A deployment change done: a rollback, maintenance on or off, config set or unset,
+    a lock taken or released."""
+
+    app: str
+    verb: str
+    user_id: str
+    before: Release | None = None
+    after: Release | None = None
+    mode: str | None = None  # maintenance: on/off; config: set/unset; lock: the reason
+    keys: tuple[str, ...] = ()
+    confirmed_by: str | None = None
+    audit_id: int | None = None
+    slow: bool = False  # Beanstalk: the update takes minutes, follow it up in a thread
+    break_glass: BreakGlass | None = None
+    build_id: str | None = None  # ship on Heroku: the build the thread follows
+    promotions: tuple[Promotion, ...] = ()  # promote: each downstream app's result
+
+
+@dataclass(frozen=True)
+class Logs:
+    """The last log lines of an app (or one dyno), secrets already masked."""
+
+    app: str
+    dyno: str | None
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ConfigVars:
+    app: str
+    values: tuple[tuple[str, str], ...]
+    masked: bool  # the asker may not see values: names only
+
+
 Result = (
     Reply
     | Changed
@@ -125,6 +189,11 @@ Result = (
     | History
     | Metrics
     | Duplicate
+    | Releases
+    | DeployPrompt
+    | Deployed
+    | ConfigVars
+    | Logs
 )
 
 
@@ -140,6 +209,6 @@ def expired_text(pending: Pending) -> str:
     """What an expired prompt turns into (on a late click, or when the worker sweeps)."""
     expired = pending.expires_at.strftime("%H:%M UTC")
     return (
-        f"<@{pending.user_id}>'s request `{pending.command}` expired at {expired}, so "
-        f"nothing was changed. Run `/deploy {pending.command}` again if it is still wanted."
+        f"<@{pending.user_id}>'s request {code(pending.command)} expired at {expired}, so "
+        f"nothing was changed. Run {code('/deploy ' + pending.command)} again if it is still wanted."
     )

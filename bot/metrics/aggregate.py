@@ -14,6 +14,11 @@ Ingest is the hot half: per line it only counts tuples (second, dyno, status, co
 (second, service), ... in `Counter`s, whose C loop does the work; the seconds are folded into
 windows and the timings into sketches once per distinct value, at `drain()`.
 
+A bad value never reaches a window: the parser bounds every number, and here a timing that
+is not a duration up to `MAX_MILLISECONDS`, or a runtime value that is not a finite number,
+is left out (and counted in `Aggregator.dropped`). Otherwise one absurd line could make every
+later `drain()` raise (an int too large for a float) and lose every window it held.
+
 `summarize` and `sparkline` are the read side: pure functions of stored windows.
 """
 
@@ -31,6 +36,8 @@ from policies.logplex import ParsedBody
 from policies.sketch import Sketch
 
 WINDOW_SECONDS = 10
+MAX_MILLISECONDS = 10**12  # policies.logplex reads no number longer than 12 digits
+_MAX_RUNTIME_VALUE = 1e15
 
 # Fields of RouterLine (time, dyno, status, code, service, connect, message) and of
 # QueueSample (time, dyno, queue) that make the counted keys.
@@ -133,6 +140,7 @@ class Aggregator:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pending: dict[str, _Pending] = {}
+        self.dropped = 0  # values left out of windows as not numbers in range
 
     def ingest(self, app: str, parsed: ParsedBody) -> None:
         """Count one parsed body for `app` (the registry's name for the drain's app)."""
@@ -151,6 +159,9 @@ class Aggregator:
             for sample in parsed.runtime:
                 start = sample.time - sample.time % WINDOW_SECONDS
                 for name, value in sample.samples.items():
+                    if not _within(value, _MAX_RUNTIME_VALUE, low=-_MAX_RUNTIME_VALUE):
+                        self.dropped += 1
+                        continue
                     key = (start, sample.dyno, name)
                     seen = latest.get(key)
                     if seen is None or (sample.time, value) > seen:
@@ -163,6 +174,8 @@ class Aggregator:
         windows: list[Window] = []
         for app, counted in pending.items():
             windows += counted.windows(app)
+        with self._lock:
+            self.dropped += sum(counted.dropped for counted in pending.values())
         windows.sort(key=lambda window: (window.app, window.start))
         return windows
 
@@ -294,9 +307,10 @@ def sparkline(values: Sequence[float | None]) -> str:
 class _Pending:
     """One app's counts since the last drain, keyed by exact second."""
 
-    __slots__ = ("connect", "queue", "requests", "runtime", "service")
+    __slots__ = ("connect", "dropped", "queue", "requests", "runtime", "service")
 
     def __init__(self) -> None:
+        self.dropped = 0
         self.requests: Counter[tuple[int, str | None, int | None, str | None]] = Counter()
         self.service: Counter[tuple[int, int | None]] = Counter()
         self.connect: Counter[tuple[int, int | None]] = Counter()
@@ -329,12 +343,16 @@ class _Pending:
         ):
             tallies: dict[int, Counter[float]] = {}
             for (second, value), n in counted.items():
-                if value is not None:
-                    start = second - second % WINDOW_SECONDS
-                    tally = tallies.get(start)
-                    if tally is None:
-                        tally = tallies[start] = Counter()
-                    tally[value] += n
+                if value is None:
+                    continue
+                if not _within(value, MAX_MILLISECONDS):
+                    self.dropped += n
+                    continue
+                start = second - second % WINDOW_SECONDS
+                tally = tallies.get(start)
+                if tally is None:
+                    tally = tallies[start] = Counter()
+                tally[value] += n
             for start, tally in tallies.items():
                 sketch_of(part(start)).add_counts(tally)
         for (start, dyno, name), seen in self.runtime.items():
@@ -383,6 +401,12 @@ class _WindowParts:
 _SERVICE_OF = attrgetter("service")
 _CONNECT_OF = attrgetter("connect")
 _QUEUE_OF = attrgetter("queue")
+
+
+def _within(value: object, high: float, low: float = 0) -> bool:
+    """A real number in [low, high]; compared, never converted, so a 400-digit int is
+    simply out of range (float() of it would raise) and NaN is never in it."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and low <= value <= high
 
 
 def _status_class(status: int | None) -> str:

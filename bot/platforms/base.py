@@ -34,6 +34,36 @@ class Release:
     description: str
     created_at: datetime | None
     user: str
+    id: str = ""  # Heroku's release id (what a rollback names); the label on Beanstalk
+    status: str = "succeeded"  # Heroku: pending, succeeded, failed; Beanstalk: PROCESSED, …
+    current: bool = False  # the release the app (environment) runs now
+
+    @property
+    def good(self) -> bool:
+        """Whether the release went out, so going back to it makes sense."""
+        return self.status.lower() not in ("failed", "pending")
+
+
+@dataclass(frozen=True)
+class Build:
+    """A Heroku build from source (or a Beanstalk version deploy), as started."""
+
+    id: str
+    status: str  # pending, succeeded, failed
+    version: str  # the git ref or version label built
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """A pipeline promotion's result for one downstream app."""
+
+    app: str
+    status: str  # pending, succeeded, failed
+    error: str | None = None
+
+
+class NotSupported(Exception):
+    """The platform has no such thing (maintenance mode on Beanstalk): say so plainly."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +87,8 @@ class Traffic:
     latest_requests: int
     latest_statuses: dict[str, int]  # "2xx" -> n, over the latest seconds
     latency_ms: dict[str, float]  # "p50", "p95", "p99", ... over the latest seconds
+    # Why `per_minute` is missing (CloudWatch failed while health answered); None: it is not.
+    per_minute_problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +98,7 @@ class Settled:
     ok: bool
     summary: str
     events: tuple[str, ...] = ()
+    output: bool = False  # `events` are output lines (a build's, a run's): show them verbatim
 
 
 class PlatformError(Exception):
@@ -78,12 +111,22 @@ class PlatformError(Exception):
     def __init__(self, message: str, *, changed: bool | None = False) -> None:
         super().__init__(message)
         self.changed = changed
+        # Set by the actions path once an audit row holds this error, so none is added.
+        self.audited = False
 
     @property
     def outcome(self) -> str:
         """The audit outcome: `changed=None` means the request may have landed, so
         "unknown", not "error"."""
         return "unknown" if self.changed is None else "error"
+
+
+class Throttled(PlatformError):
+    """The platform refused the call for its rate limit until `until`; nothing was done."""
+
+    def __init__(self, message: str, *, until: datetime) -> None:
+        super().__init__(message, changed=False)
+        self.until = until
 
 
 class Platform(Protocol):

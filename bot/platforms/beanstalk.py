@@ -16,12 +16,15 @@ from typing import Any
 
 import boto3
 import botocore.exceptions
+import requests
 from botocore.config import Config as BotoConfig
 
+from bot.platforms.aws_errors import botocore_error
 from bot.platforms.base import (
     AppStatus,
     Dyno,
     Formation,
+    NotSupported,
     PlatformError,
     Release,
     Settled,
@@ -29,13 +32,22 @@ from bot.platforms.base import (
     Traffic,
 )
 from bot.platforms.cloudwatch import requests_per_minute
+from policies.slack_text import escape
 
 PROCESS_TYPE = "web"
+SERVICE = "Elastic Beanstalk"  # as error messages name it
 # How often a follow-up asks whether an update has finished (tests shorten it).
 POLL_SECONDS = 10.0
+TAIL_WAIT_SECONDS = 60.0  # instances upload a tail bundle within seconds
 ASG = "aws:autoscaling:asg"
 LAUNCH = "aws:autoscaling:launchconfiguration"
 EC2 = "aws:ec2:instances"
+ENV_PROPERTIES = "aws:elasticbeanstalk:application:environment"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+NO_MAINTENANCE = (
+    "`{app}` is a Beanstalk environment, and maintenance mode is not a Beanstalk feature. "
+    "Swap its CNAME to a maintenance environment, or scale it, instead."
+)
 _BOTO_CONFIG = BotoConfig(
     connect_timeout=3,
     read_timeout=15,
@@ -68,6 +80,7 @@ class BeanstalkPlatform:
                     f"The AWS profile `{self.profile}` is not configured on the bot. "
                     "An admin should add it (or fix the registry)."
                 ) from None
+            # A missing region raises here, inside `_call`, which words it for the app.
             self._client = session.client("elasticbeanstalk", config=_BOTO_CONFIG)
         return self._client
 
@@ -79,18 +92,21 @@ class BeanstalkPlatform:
         resources = self._call("describe_environment_resources", app, EnvironmentName=app)
         balancers = resources.get("EnvironmentResources", {}).get("LoadBalancers", [])
         per_minute = [0] * minutes
+        problem = None
         if balancers:
             try:
                 per_minute = requests_per_minute(
-                    self._cloudwatch(), balancers[0]["Name"], now, minutes
+                    self._cloudwatch(app), balancers[0]["Name"], now, minutes, app
                 )
-            except botocore.exceptions.ClientError as error:
-                raise _client_error(error, app, "get_metric_data") from None
+            except PlatformError as error:
+                # Enhanced health still answers: show it, and say why the minutes are missing.
+                problem = str(error)
         _, metrics = self.health_metrics(app)
         codes = metrics.get("StatusCodes") or {}
         latency = metrics.get("Latency") or {}
         return Traffic(
             per_minute=tuple(per_minute),
+            per_minute_problem=problem,
             latest_seconds=int(metrics.get("Duration") or 10),
             latest_requests=int(metrics.get("RequestCount") or 0),
             latest_statuses={key[-3:].lower(): int(n) for key, n in codes.items()},
@@ -122,10 +138,13 @@ class BeanstalkPlatform:
             AttributeNames=["Color", "HealthStatus", "Causes"],
         )
 
-    def _cloudwatch(self) -> Any:
+    def _cloudwatch(self, app: str) -> Any:
         if self._cloudwatch_client is None:
-            session = boto3.Session(profile_name=self.profile, region_name=self.region)
-            self._cloudwatch_client = session.client("cloudwatch", config=_BOTO_CONFIG)
+            try:
+                session = boto3.Session(profile_name=self.profile, region_name=self.region)
+                self._cloudwatch_client = session.client("cloudwatch", config=_BOTO_CONFIG)
+            except botocore.exceptions.BotoCoreError as error:
+                raise botocore_error(error, "CloudWatch", app) from None
         return self._cloudwatch_client
 
     def formation(self, app: str) -> tuple[Formation, ...]:
@@ -186,6 +205,131 @@ class BeanstalkPlatform:
             unit=self.unit,
         )
 
+    def releases(self, app: str, limit: int) -> tuple[Release, ...]:
+        """The environment's application's versions, newest first, the deployed one marked."""
+        environment = self._environment(app)
+        found = self._call(
+            "describe_application_versions",
+            app,
+            ApplicationName=environment["ApplicationName"],
+            MaxRecords=min(max(limit, 1), 1000),
+        ).get("ApplicationVersions", [])
+        found = sorted(found, key=lambda v: v.get("DateCreated") or _EPOCH, reverse=True)
+        current = environment.get("VersionLabel")
+        return tuple(
+            Release(
+                version=v["VersionLabel"],
+                description=v.get("Description", ""),
+                created_at=v.get("DateCreated"),
+                user="",
+                id=v["VersionLabel"],
+                status=v.get("Status", "Processed"),
+                current=v["VersionLabel"] == current,
+            )
+            for v in found[:limit]
+        )
+
+    def rollback(self, app: str, release: Release) -> Release:
+        """Deploy an earlier application version; the update takes minutes (follow it up)."""
+        environment = self._environment(app)
+        _refuse_if_busy(environment)
+        self._call("update_environment", app, EnvironmentName=app, VersionLabel=release.version)
+        self._began[app] = environment.get("DateUpdated") or datetime.now(UTC)
+        return release
+
+    def deploy_version(self, app: str, label: str) -> Release:
+        """`ship`: deploy an existing application version by its label."""
+        return self.rollback(app, Release(label, "", None, "", id=label))
+
+    def create_version(self, app: str, label: str, bucket: str, key: str) -> None:
+        """A new application version from an S3 bundle (which `ship` then deploys)."""
+        environment = self._environment(app)
+        self._call(
+            "create_application_version",
+            app,
+            ApplicationName=environment["ApplicationName"],
+            VersionLabel=label,
+            Description=f"Shipped from chat: s3://{bucket}/{key}"[:200],
+            SourceBundle={"S3Bucket": bucket, "S3Key": key},
+            Process=True,
+        )
+
+    def swap(self, app: str, other: str) -> None:
+        """Swap the two environments' CNAMEs (blue/green); both must be Ready."""
+        for name in (app, other):
+            _refuse_if_busy(self._environment(name))
+        self._call(
+            "swap_environment_cnames",
+            app,
+            SourceEnvironmentName=app,
+            DestinationEnvironmentName=other,
+        )
+
+    def cname(self, app: str) -> str:
+        return str(self._environment(app).get("CNAME", ""))
+
+    def log_lines(self, app: str, dyno: str | None, lines: int) -> list[str]:
+        """The tail of the first instance's logs: ask the instances, then fetch the bundle."""
+        self._call("request_environment_info", app, EnvironmentName=app, InfoType="tail")
+        deadline = time.monotonic() + TAIL_WAIT_SECONDS
+        while True:
+            found = self._call(
+                "retrieve_environment_info", app, EnvironmentName=app, InfoType="tail"
+            ).get("EnvironmentInfo", [])
+            if found or time.monotonic() >= deadline:
+                break
+            time.sleep(POLL_SECONDS)
+        if not found:
+            return []
+        try:
+            # A presigned S3 URL: it carries its own signature, so no credentials go with it.
+            response = requests.get(found[0]["Message"], timeout=(3.05, 15))
+            response.raise_for_status()
+        except requests.RequestException:
+            return ["(the log bundle could not be read)"]
+        return response.text.splitlines()[-lines:]
+
+    def maintenance(self, app: str) -> bool:
+        raise NotSupported(NO_MAINTENANCE.format(app=app))
+
+    def set_maintenance(self, app: str, on: bool) -> bool:
+        raise NotSupported(NO_MAINTENANCE.format(app=app))
+
+    def config_vars(self, app: str) -> dict[str, str]:
+        """Environment properties (namespace aws:elasticbeanstalk:application:environment)."""
+        environment = self._environment(app)
+        found = self._call(
+            "describe_configuration_settings",
+            app,
+            ApplicationName=environment["ApplicationName"],
+            EnvironmentName=app,
+        )
+        return {
+            o["OptionName"]: o.get("Value", "")
+            for s in found.get("ConfigurationSettings", [])
+            for o in s.get("OptionSettings", [])
+            if o.get("Namespace") == ENV_PROPERTIES
+        }
+
+    def set_config(self, app: str, changes: dict[str, str | None]) -> None:
+        environment = self._environment(app)
+        _refuse_if_busy(environment)
+        options = [
+            {"Namespace": ENV_PROPERTIES, "OptionName": k, "Value": v}
+            for k, v in changes.items()
+            if v is not None
+        ]
+        removals = [
+            {"Namespace": ENV_PROPERTIES, "OptionName": k} for k, v in changes.items() if v is None
+        ]
+        params: dict[str, Any] = {"EnvironmentName": app}
+        if options:
+            params["OptionSettings"] = options
+        if removals:
+            params["OptionsToRemove"] = removals
+        self._call("update_environment", app, **params)
+        self._began[app] = environment.get("DateUpdated") or datetime.now(UTC)
+
     def wait_until_settled(self, app: str, timeout: float, stopping: Event) -> Settled:
         deadline = time.monotonic() + timeout
         while True:
@@ -195,13 +339,13 @@ class BeanstalkPlatform:
             if time.monotonic() >= deadline:
                 return Settled(
                     ok=False,
-                    summary=f"`{app}` is still {environment.get('Status', 'busy')} after "
+                    summary=f"`{app}` is still {escape(environment.get('Status', 'busy'))} after "
                     f"{int(timeout // 60)} minutes; check the AWS console.",
                 )
             if stopping.wait(POLL_SECONDS):
                 return Settled(
                     ok=False,
-                    summary=f"`{app}` was still {environment.get('Status', 'busy')} when I "
+                    summary=f"`{app}` was still {escape(environment.get('Status', 'busy'))} when I "
                     "stopped watching it.",
                 )
         since = self._began.get(app)
@@ -215,7 +359,7 @@ class BeanstalkPlatform:
         if errors:
             return Settled(ok=False, summary=f"`{app}` update failed.", events=errors)
         return Settled(
-            ok=True, summary=f"`{app}` is Ready ({environment.get('Health', 'unknown')})."
+            ok=True, summary=f"`{app}` is Ready ({escape(environment.get('Health', 'unknown'))})."
         )
 
     def _environment(self, app: str) -> dict[str, Any]:
@@ -258,31 +402,17 @@ class BeanstalkPlatform:
             return getattr(self._eb(), operation)(**params)
         except botocore.exceptions.ClientError as error:
             raise _client_error(error, app, operation) from None
-        except (
-            botocore.exceptions.NoCredentialsError,
-            botocore.exceptions.PartialCredentialsError,
-        ):
-            raise PlatformError(
-                "The bot has no AWS credentials for this app. An admin should configure the "
-                "profile named in the registry."
-            ) from None
-        except botocore.exceptions.ReadTimeoutError:
-            raise PlatformError(
-                f"Elastic Beanstalk did not answer in time. Check `/deploy status {app}` "
-                "before trying again.",
-                changed=None if not operation.startswith("describe") else False,
-            ) from None
-        except botocore.exceptions.BotoCoreError:
-            raise PlatformError(
-                "Elastic Beanstalk could not be reached. Try again in a minute."
-            ) from None
+        except botocore.exceptions.BotoCoreError as error:
+            write = not operation.startswith("describe")
+            raise botocore_error(error, SERVICE, app, write=write) from None
 
 
 def _client_error(
     error: botocore.exceptions.ClientError, app: str, operation: str
 ) -> PlatformError:
     code = error.response.get("Error", {}).get("Code", "")
-    message = error.response.get("Error", {}).get("Message", "").strip()
+    # AWS's own words go into Slack text: shown as typed, never as mentions or links.
+    message = escape(error.response.get("Error", {}).get("Message", "").strip())
     if code in (
         "InvalidClientTokenId",
         "UnrecognizedClientException",

@@ -1,13 +1,24 @@
 """Beanstalk traffic from CloudWatch: the environment's load balancer's requests per minute.
 
 `AWS/ApplicationELB` publishes `RequestCount` only for minutes that had requests, so a
-missing datapoint is a quiet minute, not an outage: it reads as 0.
+missing datapoint is a quiet minute, not an outage: it reads as 0. A failed read is a
+`PlatformError` in CloudWatch's own words (not Beanstalk's: the two fail apart).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
+
+from botocore import exceptions as boto
+
+from bot.platforms.aws_errors import botocore_error
+from bot.platforms.base import PlatformError
+from policies.slack_text import escape
+
+SERVICE = "CloudWatch"
+# What the bot's AWS user needs for `metrics`, named when AWS refuses it.
+PERMISSION = "cloudwatch:GetMetricData"
 
 NAMESPACE = "AWS/ApplicationELB"
 
@@ -20,12 +31,30 @@ def load_balancer_dimension(name: str) -> str:
 
 
 def requests_per_minute(
-    cloudwatch: Any, load_balancer: str, until: datetime, minutes: int
+    cloudwatch: Any, load_balancer: str, until: datetime, minutes: int, app: str = ""
 ) -> list[int]:
     """Requests in each of the `minutes` whole minutes before `until`, oldest first."""
     end = until.replace(second=0, microsecond=0)
     start = end - timedelta(minutes=minutes)
-    result = cloudwatch.get_metric_data(
+    try:
+        result = _get(cloudwatch, load_balancer, start, end)
+    except boto.ClientError as error:
+        raise _client_error(error, app) from None
+    except boto.BotoCoreError as error:
+        raise botocore_error(error, SERVICE, app) from None
+    counts = [0] * minutes
+    for series in result.get("MetricDataResults", []):
+        for stamp, value in zip(
+            series.get("Timestamps", []), series.get("Values", []), strict=False
+        ):
+            index = int((stamp - start).total_seconds() // 60)
+            if 0 <= index < minutes:
+                counts[index] += int(value)
+    return counts
+
+
+def _get(cloudwatch: Any, load_balancer: str, start: datetime, end: datetime) -> dict[str, Any]:
+    return cloudwatch.get_metric_data(
         MetricDataQueries=[
             {
                 "Id": "requests",
@@ -48,12 +77,22 @@ def requests_per_minute(
         StartTime=start,
         EndTime=end,
     )
-    counts = [0] * minutes
-    for series in result.get("MetricDataResults", []):
-        for stamp, value in zip(
-            series.get("Timestamps", []), series.get("Values", []), strict=False
-        ):
-            index = int((stamp - start).total_seconds() // 60)
-            if 0 <= index < minutes:
-                counts[index] += int(value)
-    return counts
+
+
+def _client_error(error: boto.ClientError, app: str) -> PlatformError:
+    code = error.response.get("Error", {}).get("Code", "")
+    if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
+        return PlatformError(
+            f"AWS does not let the bot read CloudWatch metrics for `{app}`. An admin should "
+            f"allow {PERMISSION} for the bot's AWS user."
+        )
+    if code in ("InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch"):
+        return PlatformError(
+            f"AWS refused the bot's credentials for `{app}` ({code}). An admin should check "
+            "the profile named in the registry."
+        )
+    if code in ("Throttling", "ThrottlingException", "LimitExceeded"):
+        return PlatformError("CloudWatch is throttling the bot's requests. Try again in a minute.")
+    return PlatformError(
+        f"CloudWatch answered {escape(code or 'an error')}. Try again in a minute."
+    )

@@ -10,7 +10,9 @@ heroku3's `_http_resource` with a body written here. Kill is a scale to zero.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+import re
+import time
+from datetime import UTC, datetime, timedelta
 from threading import Event
 from typing import Any
 from urllib.parse import quote
@@ -18,17 +20,29 @@ from urllib.parse import quote
 import requests
 from heroku3.api import Heroku, RateLimitExceeded
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    InvalidHeader,
+    MaxRetryError,
+    NewConnectionError,
+    ResponseError,
+)
 from urllib3.util.retry import Retry
 
 from bot.platforms.base import (
     AppStatus,
+    Build,
     Dyno,
     Formation,
     PlatformError,
+    Promotion,
     Release,
     Settled,
     Targets,
+    Throttled,
 )
+from bot.store.throttles import Throttles
+from policies.slack_text import escape
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +53,53 @@ WEBHOOK_ENTITIES = ("dyno", "api:release", "api:formation")
 
 CONNECT_TIMEOUT = 3.05
 READ_TIMEOUT = 15.0
-# Lazy listeners have minutes, not hours: never sleep longer than this for a Retry-After.
-MAX_RETRY_AFTER = 20.0
+# A Retry-After longer than this is not waited for: the call fails at once and says when
+# Heroku allows the next one, so no listener thread sleeps for minutes holding its slot.
+MAX_RETRY_AFTER = 5.0
+# After a 429 without Retry-After: Heroku refills an account's bucket at ~75 calls a minute.
+DEFAULT_THROTTLE = timedelta(seconds=30)
+PAGE_MAX = 1000  # the most items Heroku returns in one page
+OUTPUT_TAIL = 20  # build output and run output lines shown in the thread
+RUN_LOG_LINES = 500
+BUILD_POLL_SECONDS = 3.0
+RUN_POLL_SECONDS = 3.0
+# Heroku's pipeline stages, in promotion order.
+STAGES = ("test", "review", "development", "staging", "production")
+_EXIT = re.compile(r"heroku\[[\w.]+\]: Process exited with status (\d+)")
 
 
-class _CappedRetry(Retry):
-    def get_retry_after(self, response: Any) -> float | None:
-        value = super().get_retry_after(response)
-        return None if value is None else min(value, MAX_RETRY_AFTER)
+def _retry_after(response: Any) -> float:
+    try:
+        return Retry().get_retry_after(response) or 0.0
+    except InvalidHeader:
+        return 0.0
+
+
+class _ShortRetry(Retry):
+    """Retries with backoff, but never sleeps through a long Retry-After."""
+
+    def increment(
+        self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None
+    ):  # type: ignore[no-untyped-def,override]
+        if response is not None and _retry_after(response) > MAX_RETRY_AFTER:
+            # Give the response back as it is (raise_on_status is off): the caller decides.
+            raise MaxRetryError(_pool, url, ResponseError("Retry-After is too long to wait"))  # type: ignore[arg-type]
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+class _TooMany(Exception):
+    """A 429 left after the retries: how long Heroku asked us to wait, in seconds."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(wait)
+        self.wait = wait
+
+
+def _raise_on_429(response: Any, *args: Any, **kwargs: Any) -> Any:
+    # A session hook: heroku3 turns a 429 into RateLimitExceeded and drops the Retry-After.
+    if response.status_code == 429:
+        raise _TooMany(_retry_after(response))
+    return response
 
 
 class _TimeoutAdapter(HTTPAdapter):
@@ -60,7 +113,7 @@ def make_session(retries: int = 3, backoff: float = 0.5) -> requests.Session:
     """A session with timeouts and retries on 429/502/503/504 for every method."""
     session = requests.Session()
     session.trust_env = False
-    retry = _CappedRetry(
+    retry = _ShortRetry(
         total=retries,
         connect=retries,
         read=False,  # a timed-out PATCH may have landed: never resend it, raise the timeout
@@ -83,11 +136,24 @@ class HerokuPlatform:
     name = "heroku"
     unit = "dyno"
 
-    def __init__(self, api_key: str, api_url: str = "https://api.heroku.com", session=None):
-        self._client = Heroku(session=session or make_session())
+    def __init__(
+        self,
+        api_key: str,
+        api_url: str = "https://api.heroku.com",
+        session: requests.Session | None = None,
+        throttles: Throttles | None = None,
+        account: str = "HEROKU_API_KEY",
+    ) -> None:
+        session = session or make_session()
+        session.hooks["response"].append(_raise_on_429)
+        self._client = Heroku(session=session)
+        # Shared with every dyno through the database: a 429 seen by one stops them all.
+        self._throttles = throttles
+        self._account = account
         # Set the key directly: heroku3's authenticate() makes a verification request.
         self._client._session.auth = ("", api_key)
         self._client._heroku_url = api_url.rstrip("/")
+        self._plain = make_session(retries=1)  # streams: no auth on this session
 
     @property
     def rate_limit_remaining(self) -> int | None:
@@ -136,6 +202,164 @@ class HerokuPlatform:
             release=_release(current[0]) if current else None,
         )
 
+    def releases(self, app: str, limit: int) -> tuple[Release, ...]:
+        """The newest `limit` releases, newest first, following Heroku's `Next-Range` pages."""
+        found: list[Release] = []
+        range_: str | None = f"version ..; order=desc, max={min(limit, PAGE_MAX)};"
+        while range_ is not None and len(found) < limit:
+            response = self._response("GET", app, ("apps", app, "releases"), range_=range_)
+            found += [_release(item) for item in response.json() or ()]
+            next_range = response.headers.get("Next-Range")
+            range_ = next_range if response.status_code == 206 and next_range else None
+        return tuple(found[:limit])
+
+    def rollback(self, app: str, release: Release) -> Release:
+        """A new release with the code and config of `release` (Heroku's Rollback link)."""
+        created = self._call("POST", app, ("apps", app, "releases"), {"release": release.id})
+        return _release(created)
+
+    def maintenance(self, app: str) -> bool:
+        return bool(self._call("GET", app, ("apps", app)).get("maintenance"))
+
+    def set_maintenance(self, app: str, on: bool) -> bool:
+        return bool(self._call("PATCH", app, ("apps", app), {"maintenance": on})["maintenance"])
+
+    def config_vars(self, app: str) -> dict[str, str]:
+        return {
+            str(k): str(v)
+            for k, v in (self._call("GET", app, ("apps", app, "config-vars")) or {}).items()
+        }
+
+    def set_config(self, app: str, changes: dict[str, str | None]) -> None:
+        """Set each key to its value, or unset it where the value is None."""
+        self._call("PATCH", app, ("apps", app, "config-vars"), dict(changes))
+
+    def build(self, app: str, url: str, version: str) -> Build:
+        """Start a build from the tarball at `url` (`version` names it in the release)."""
+        body = {"source_blob": {"url": url, "version": version}}
+        item = self._call("POST", app, ("apps", app, "builds"), body)
+        return Build(str(item["id"]), str(item.get("status", "pending")), version)
+
+    def wait_for_build(self, app: str, build_id: str, timeout: float, stopping: Event) -> Settled:
+        """Poll the build until it ends; the tail of its output explains it either way."""
+        item = self._wait(app, ("apps", app, "builds", build_id), timeout, stopping)
+        if item is None:
+            return Settled(
+                ok=False, summary=f"The build of `{app}` is still running; see the dashboard."
+            )
+        tail = tuple(self._text(item.get("output_stream_url"))[-OUTPUT_TAIL:])
+        version = (item.get("source_blob") or {}).get("version") or "?"
+        if item.get("status") != "succeeded":
+            summary = f"The build of `{version}` for `{app}` failed."
+            return Settled(ok=False, summary=summary, events=tail, output=True)
+        release_id = (item.get("release") or {}).get("id")
+        released = ""
+        if release_id:
+            release = self._call("GET", app, ("apps", app, "releases", str(release_id)))
+            released = f" and released as v{release.get('version')}"
+        return Settled(
+            ok=True,
+            summary=f"The build of `{version}` for `{app}` succeeded{released}.",
+            events=tail,
+            output=True,
+        )
+
+    def log_lines(self, app: str, dyno: str | None, lines: int) -> list[str]:
+        """The last `lines` log lines (of one dyno or process type), through a log session."""
+        body: dict[str, Any] = {"lines": lines, "tail": False}
+        if dyno:
+            body["dyno_name"] = dyno
+        session = self._call("POST", app, ("apps", app, "log-sessions"), body)
+        return self._text(session.get("logplex_url"))[-lines:]
+
+    def run_detached(self, app: str, command: str) -> str:
+        """Start `command` in a one-off dyno that nobody attaches to; returns its name."""
+        body = {"command": command, "attach": False}
+        return str(self._call("POST", app, ("apps", app, "dynos"), body)["name"])
+
+    def wait_for_run(self, app: str, dyno: str, timeout: float, stopping: Event) -> Settled:
+        """Wait for the one-off dyno to exit; its log lines and exit status say how it went."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = self.log_lines(app, dyno, RUN_LOG_LINES)
+            exits = [_EXIT.search(line) for line in lines]
+            found = [m for m in exits if m]
+            if found:
+                status = int(found[-1].group(1))
+                output = tuple(line for line in lines if f"app[{dyno}]" in line)[-OUTPUT_TAIL:]
+                verdict = "succeeded" if status == 0 else "failed"
+                return Settled(
+                    ok=status == 0,
+                    summary=f"`{dyno}` on `{app}` {verdict}: exit status {status}.",
+                    events=output,
+                    output=True,
+                )
+            if time.monotonic() >= deadline or stopping.wait(RUN_POLL_SECONDS):
+                return Settled(
+                    ok=False,
+                    summary=f"`{dyno}` on `{app}` was still running when I stopped watching it.",
+                )
+
+    def downstream(self, app: str) -> tuple[str, str, str, tuple[tuple[str, str], ...]]:
+        """(pipeline id, this app's id, its stage, ((id, name) of each next-stage app))."""
+        coupling = self._call("GET", app, ("apps", app, "pipeline-couplings"))
+        pipeline_id = str(coupling["pipeline"]["id"])
+        stage = str(coupling["stage"])
+        couplings = self._call("GET", app, ("pipelines", pipeline_id, "pipeline-couplings"))
+        later = [s for s in STAGES[STAGES.index(stage) + 1 :]] if stage in STAGES else []
+        for next_stage in later:
+            ids = [str(c["app"]["id"]) for c in couplings if c["stage"] == next_stage]
+            if ids:
+                names = tuple((i, str(self._call("GET", app, ("apps", i))["name"])) for i in ids)
+                return pipeline_id, str(coupling["app"]["id"]), stage, names
+        return pipeline_id, str(coupling["app"]["id"]), stage, ()
+
+    def promote(
+        self, app: str, pipeline_id: str, source_id: str, targets: tuple[tuple[str, str], ...]
+    ) -> tuple[Promotion, ...]:
+        body = {
+            "pipeline": {"id": pipeline_id},
+            "source": {"app": {"id": source_id}},
+            "targets": [{"app": {"id": target_id}} for target_id, _ in targets],
+        }
+        promotion = self._call("POST", app, ("pipeline-promotions",), body)
+        names = dict(targets)
+        found = self._call(
+            "GET", app, ("pipeline-promotions", str(promotion["id"]), "promotion-targets")
+        )
+        return tuple(
+            Promotion(
+                names.get(str(t["app"]["id"]), str(t["app"]["id"])),
+                str(t.get("status", "pending")),
+                t.get("error_message"),
+            )
+            for t in found
+        )
+
+    def _wait(
+        self, app: str, path: tuple[str, ...], timeout: float, stopping: Event
+    ) -> dict[str, Any] | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            item = self._call("GET", app, path)
+            if item.get("status") != "pending":
+                return item
+            if time.monotonic() >= deadline or stopping.wait(BUILD_POLL_SECONDS):
+                return None
+
+    def _text(self, url: str | None) -> list[str]:
+        """A build output stream or log session: plain text on another host, fetched
+        without the API key (it must never travel to a host other than the API's)."""
+        if not url:
+            return []
+        try:
+            response = self._plain.get(url, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
+            response.raise_for_status()
+        except requests.RequestException as error:
+            log.warning("heroku stream unreadable", extra={"error": type(error).__name__})
+            return ["(the output could not be read)"]
+        return response.text.splitlines()
+
     def add_log_drain(self, app: str, url: str) -> str:
         """Point a log drain at `url` (Heroku only); returns Heroku's drain id. A drain
         already there with that URL is found, not added twice."""
@@ -169,31 +393,139 @@ class HerokuPlatform:
         body: dict[str, Any] | None = None,
         range_: str | None = None,
     ) -> Any:
+        response = self._response(method, app, path, body, range_)
+        try:
+            return response.json() if response.content else None
+        except ValueError as error:  # requests' JSONDecodeError: a proxy's HTML page, say
+            raise _transport_error(error, app, method) from None
+
+    def _response(
+        self,
+        method: str,
+        app: str,
+        path: tuple[str, ...],
+        body: dict[str, Any] | None = None,
+        range_: str | None = None,
+    ) -> Any:
         resource = tuple(quote(part, safe="") for part in path)
         data = self._client._resource_serialize(body) if body is not None else None
+        now = datetime.now(UTC)
+        if self._throttles is not None:
+            until = self._throttles.until(self._account, now)
+            if until is not None:
+                raise _throttled(until, now)
         try:
             if range_ is not None:
                 response = self._client._http_resource(method, resource, data=data, valrange=range_)
             else:
                 response = self._client._http_resource(method, resource, data=data)
-        except RateLimitExceeded:
-            raise PlatformError(
-                "Heroku's API rate limit for the bot's key is used up. Try again in a minute."
-            ) from None
+        except (_TooMany, RateLimitExceeded) as error:
+            wait = error.wait if isinstance(error, _TooMany) else 0.0
+            until = now + (timedelta(seconds=wait) if wait else DEFAULT_THROTTLE)
+            if self._throttles is not None:
+                self._throttles.throttle(self._account, until, now)
+            raise _throttled(until, now) from None
         except requests.HTTPError as error:
+            if isinstance(error, requests.exceptions.ContentDecodingError):
+                raise _transport_error(error, app, method) from None
             raise _http_error(error.response, app, method) from None
-        except requests.Timeout:
-            raise PlatformError(
-                f"Heroku's API did not answer in time. Check `/deploy status {app}` before "
-                "trying again.",
-                changed=None if method != "GET" else False,
-            ) from None
         except requests.RequestException as error:
-            log.warning("heroku request failed", extra={"error": type(error).__name__})
-            raise PlatformError(
-                "Heroku's API could not be reached. Try again in a minute."
-            ) from None
-        return response.json() if response.content else None
+            raise _transport_error(error, app, method) from None
+        self._observe_remaining(now)
+        return response
+
+    def _observe_remaining(self, now: datetime) -> None:
+        remaining = self.rate_limit_remaining
+        if self._throttles is not None and remaining is not None:
+            self._throttles.observe(self._account, remaining, now)
+
+
+def _transport_error(error: Exception, app: str, method: str) -> PlatformError:
+    """Each way the HTTP exchange itself can fail, as one or two plain sentences.
+
+    Whether the change may have landed decides the advice: a request that never left
+    (no connection, a bad URL) changed nothing, so trying again is safe; one that was sent
+    and then lost its answer (a read timeout, a dropped or garbled reply) may have been
+    applied, so the user is sent to `status` first, and the audit outcome is "unknown".
+    """
+    log.warning("heroku request failed", extra={"error": type(error).__name__})
+    write = method != "GET"
+    check = f" Check `/deploy status {app}` before trying again." if write else ""
+    again = check or " Try again in a minute."
+    maybe = None if write else False
+    if isinstance(error, requests.exceptions.SSLError):
+        return PlatformError(
+            "The bot could not make a secure (TLS) connection to Heroku's API. An admin "
+            "should check the network and HEROKU_API_URL."
+        )
+    if isinstance(error, requests.exceptions.ProxyError):
+        return PlatformError(
+            "A proxy between the bot and Heroku's API refused the connection. "
+            "Try again in a minute."
+        )
+    if isinstance(error, requests.ConnectTimeout) or (
+        isinstance(error, requests.ConnectionError) and _never_connected(error)
+    ):
+        return _unreachable()
+    if isinstance(
+        error,
+        requests.exceptions.InvalidURL
+        | requests.exceptions.InvalidSchema
+        | requests.exceptions.MissingSchema
+        | requests.exceptions.URLRequired,
+    ):
+        return PlatformError(
+            "HEROKU_API_URL is not a URL the bot can call. An admin should fix it "
+            "(leave it unset in production)."
+        )
+    if isinstance(error, requests.TooManyRedirects):
+        return PlatformError(
+            "Heroku's API kept redirecting the bot. An admin should check HEROKU_API_URL."
+        )
+    if isinstance(error, requests.ReadTimeout):
+        return PlatformError(f"Heroku's API did not answer in time.{again}", changed=maybe)
+    if isinstance(error, requests.ConnectionError):
+        if write:
+            return PlatformError(
+                "The connection to Heroku's API dropped after the request was sent, so it "
+                "may have been carried out.",
+                changed=None,
+            )
+        return PlatformError(
+            f"The connection to Heroku's API dropped before it answered.{again}", changed=maybe
+        )
+    if isinstance(
+        error,
+        requests.exceptions.ChunkedEncodingError
+        | requests.exceptions.ContentDecodingError
+        | ValueError,
+    ):
+        return PlatformError(
+            f"Heroku's API sent an answer the bot could not read.{again}", changed=maybe
+        )
+    return PlatformError(f"Heroku's API could not be reached.{again}", changed=maybe)
+
+
+def _never_connected(error: requests.ConnectionError) -> bool:
+    """True when the request never reached Heroku: no DNS answer, a refused or timed-out
+    connect. requests wraps urllib3's reason in a MaxRetryError once retries run out."""
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(reason, NewConnectionError | ConnectTimeoutError)
+
+
+def _unreachable() -> PlatformError:
+    return PlatformError(
+        "Heroku's API could not be reached, so nothing was changed. Try again in a minute."
+    )
+
+
+def _throttled(until: datetime, now: datetime) -> Throttled:
+    minutes = max(1, round((until - now).total_seconds() / 60))
+    return Throttled(
+        "Heroku is rate-limiting the bot's API key, so nothing was done. It allows the next "
+        f"call at {until:%H:%M:%S} UTC (in about {minutes} min).",
+        until=until,
+    )
 
 
 def _http_error(response: Any, app: str, method: str) -> PlatformError:
@@ -202,7 +534,8 @@ def _http_error(response: Any, app: str, method: str) -> PlatformError:
         body = response.json()
     except ValueError:
         body = {}
-    error_id = body.get("id", "")
+    if not isinstance(body, dict):
+        body = {}
     message = str(body.get("message", "")).strip()
     if status == 401:
         return PlatformError(
@@ -220,15 +553,38 @@ def _http_error(response: Any, app: str, method: str) -> PlatformError:
                 f"Heroku has no app called `{app}`, or the bot's key cannot see it. "
                 "Check the name in the Heroku dashboard."
             )
-        return PlatformError(f"Heroku could not find that on `{app}`: {message or error_id}")
+        return PlatformError(f"Heroku could not find that on `{app}`: {_reason(body)}")
     if status == 422:
-        return PlatformError(f"Heroku refused the change to `{app}`: {message or error_id}")
+        return PlatformError(f"Heroku refused the change to `{app}`: {_reason(body)}")
     if status >= 500:
         return PlatformError(
             f"Heroku's API failed ({status}). Check `/deploy status {app}` before trying again.",
             changed=None if method != "GET" else False,
         )
-    return PlatformError(f"Heroku answered {status}: {message or error_id}")
+    return PlatformError(f"Heroku answered {status}: {_reason(body)}")
+
+
+# Heroku error ids whose body may come without a message, in words.
+_REASONS = {
+    "cannot_update_above_limit": "that is more dynos than Heroku allows",
+    "invalid_params": "Heroku did not accept the request's parameters",
+    "verification_needed": "the account needs a verified credit card for that",
+    "payment_method_required": "the account needs a payment method for that",
+}
+
+
+def _reason(body: dict[str, Any]) -> str:
+    """Heroku's own message, else its error id in words; a `limit` it sends is kept in the
+    sentence (a bare `cannot_update_above_limit` is no help without the number)."""
+    error_id = str(body.get("id") or "").strip()
+    message = str(body.get("message") or "").strip().rstrip(".")
+    text = escape(message or _REASONS.get(error_id) or error_id or "no reason given")
+    limit = body.get("limit")
+    if isinstance(limit, int | float) and not isinstance(limit, bool):
+        figure = f"{limit:g}"
+        if figure not in text:
+            text += f" (Heroku's limit is {figure})"
+    return text + "."
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -266,4 +622,7 @@ def _release(item: dict[str, Any]) -> Release:
         description=item.get("description", ""),
         created_at=_parse_time(item.get("created_at")),
         user=(item.get("user") or {}).get("email", ""),
+        id=str(item.get("id", "")),
+        status=str(item.get("status") or "succeeded"),
+        current=bool(item.get("current", False)),
     )

@@ -92,12 +92,15 @@ class Console:
         )
         self._client = WebClient(token=self._slack.bot_token, base_url=self._slack.api_url)
         # Follow-ups run inline too, so a slow change's thread prints before the next prompt.
+        simulate = self._simulator(config)
         self.services = Services(
             config,
             source="console",
             registry=registry,
             followups=FollowUps(ImmediateExecutor()),
-            simulate=self._simulator(config),
+            simulate=simulate,
+            # Against the sandbox nothing runs the worker; elsewhere a real one may.
+            worker_runs=simulate is None,
         )
         self.services.db.migrate()
         self._lazy = LaterExecutor()

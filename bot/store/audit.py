@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from bot.store.db import Database
 from bot.store.models import AuditEntry
@@ -125,11 +125,65 @@ class AuditLog:
                 .values(finished_at=utcnow(), outcome=outcome, after=after, error=error)
             )
 
-    def recent(self, app: str | None = None, limit: int | None = 20) -> list[Entry]:
-        """Newest first; `limit=None` for every row."""
+    def record(
+        self,
+        actor: Actor,
+        verb: str,
+        app: str,
+        command: str,
+        outcome: str,
+        reason: str | None = None,
+        requested: dict[str, Any] | None = None,
+    ) -> int:
+        """A request that ended without a platform call (refused, cancelled, expired, or
+        failed before it): one finished row."""
+        entry = self.start(actor, verb, app, command, None, requested)
+        self.finish(entry, outcome, error=reason)
+        return entry
+
+    def settle(
+        self, entry_id: int, outcome: str, after: dict[str, Any] | None, note: str | None
+    ) -> None:
+        """The final word on a pending or unknown row, once the formation has been read back."""
+        now = utcnow()
+        with self._db.session() as session, session.begin():
+            row = session.get(AuditEntry, entry_id)
+            if row is None:
+                return
+            row.outcome = outcome
+            row.after = after if after is not None else row.after
+            row.error = "; ".join(part for part in (row.error, note) if part) or None
+            row.finished_at = row.finished_at or now
+            row.reconciled_at = now
+
+    def unsettled(self, started_before: datetime, limit: int = 50) -> list[Entry]:
+        """Rows still `pending` or `unknown`, started before the cutoff and not yet read
+        back by the reconciliation pass; oldest first."""
+        query = (
+            select(AuditEntry)
+            .where(
+                AuditEntry.outcome.in_(("pending", "unknown")),
+                AuditEntry.reconciled_at.is_(None),
+                AuditEntry.started_at < started_before,
+            )
+            .order_by(AuditEntry.id)
+            .limit(limit)
+        )
+        with self._db.session() as session:
+            return [_entry(row) for row in session.scalars(query)]
+
+    def recent(
+        self,
+        app: str | None = None,
+        limit: int | None = 20,
+        outcomes: frozenset[str] | None = None,
+    ) -> list[Entry]:
+        """Newest first; `limit=None` for every row; `outcomes` keeps only those."""
         query = select(AuditEntry).order_by(AuditEntry.id.desc())
         if app is not None:
             query = query.where(AuditEntry.app == app)
+        if outcomes is not None:
+            query = query.where(or_(*(AuditEntry.outcome == o for o in sorted(outcomes))))
         if limit is not None:
             query = query.limit(limit)
         with self._db.session() as session:

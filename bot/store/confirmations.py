@@ -19,6 +19,9 @@ from bot.store.db import Database
 from bot.store.models import Confirmation
 
 DEFAULT_TTL = timedelta(minutes=10)
+# A `config set` prompt carries the values until it is decided; then they are wiped, so a
+# secret lives in the database only while the prompt waits for its click.
+_CARRIES_SECRETS = "config %"
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,8 @@ class Pending:
     decided_by: str | None
     approval_required: bool = False
     force_reason: str | None = None
+    team_id: str | None = None
+    channel_id: str | None = None
 
 
 def _pending(row: Confirmation) -> Pending:
@@ -49,6 +54,8 @@ def _pending(row: Confirmation) -> Pending:
         decided_by=row.decided_by,
         approval_required=bool(row.approval_required),
         force_reason=row.force_reason,
+        team_id=row.team_id,
+        channel_id=row.channel_id,
     )
 
 
@@ -106,6 +113,8 @@ class Confirmations:
                 )
                 .values(state=state, decided_by=user_id, decided_at=now)
             )
+            if result.rowcount == 1:
+                _forget_secrets(session, confirmation_id)
             return result.rowcount == 1
 
     def expire_due(self, now: datetime, limit: int = 100) -> list[tuple[Pending, str | None]]:
@@ -124,19 +133,51 @@ class Confirmations:
                     .where(Confirmation.id == confirmation_id, Confirmation.state == "pending")
                     .values(state="expired", decided_at=now)
                 ).rowcount
+                if won:
+                    _forget_secrets(session, confirmation_id)
                 row = session.get(Confirmation, confirmation_id) if won else None
                 if row is not None:
                     moved.append((_pending(row), row.response_url))
         return moved
 
-    def expire(self, confirmation_id: str, now: datetime) -> None:
+    def reopen(self, confirmation_id: str, user_id: str) -> bool:
+        """Undo `user_id`'s confirmation when nothing was done with it (the platform could
+        not be read), so the next click acts."""
         with self._db.session() as session, session.begin():
-            session.execute(
+            result = session.execute(
                 update(Confirmation)
                 .where(
                     Confirmation.id == confirmation_id,
-                    Confirmation.state == "pending",
-                    Confirmation.expires_at <= now,
+                    Confirmation.state == "confirmed",
+                    Confirmation.decided_by == user_id,
                 )
-                .values(state="expired", decided_at=now)
+                .values(state="pending", decided_by=None, decided_at=None)
             )
+            return result.rowcount == 1
+
+    def expire(self, confirmation_id: str, now: datetime) -> bool:
+        """Move a pending row past its expiry to `expired`; True for the caller that did."""
+        with self._db.session() as session, session.begin():
+            return (
+                session.execute(
+                    update(Confirmation)
+                    .where(
+                        Confirmation.id == confirmation_id,
+                        Confirmation.state == "pending",
+                        Confirmation.expires_at <= now,
+                    )
+                    .values(state="expired", decided_at=now)
+                ).rowcount
+                == 1
+            )
+            _forget_secrets(session, confirmation_id)
+
+
+def _forget_secrets(session: Any, confirmation_id: str) -> None:
+    """Wipe the values a decided or expired config prompt carried. The caller that acts on
+    a confirmed one read them before deciding."""
+    session.execute(
+        update(Confirmation)
+        .where(Confirmation.id == confirmation_id, Confirmation.command.like(_CARRIES_SECRETS))
+        .values(targets={"forgotten": True})
+    )

@@ -27,7 +27,11 @@ class DrainInfo:
     @property
     def shown_url(self) -> str:
         """The URL with its secret cut, fit for a Slack message or a log line."""
-        return self.url.replace(self.token, f"…{self.token[-4:]}")
+        return self.redact(self.url)
+
+    def redact(self, text: str) -> str:
+        """`text` with this drain's secret token cut to its last four characters."""
+        return text.replace(self.token, f"…{self.token[-4:]}")
 
 
 class Drains:

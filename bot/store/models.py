@@ -45,8 +45,11 @@ class AuditEntry(Base):
     before: Mapped[dict | None] = mapped_column(JSON)
     requested: Mapped[dict | None] = mapped_column(JSON)
     after: Mapped[dict | None] = mapped_column(JSON)
-    outcome: Mapped[str] = mapped_column(String(20))  # pending, ok, error, unknown
+    # pending, ok, error, unknown, not-applied, refused, cancelled, expired
+    outcome: Mapped[str] = mapped_column(String(20))
     error: Mapped[str | None] = mapped_column(Text)
+    # When the reconciliation pass read the formation back for a pending or unknown row.
+    reconciled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Confirmation(Base):
@@ -262,3 +265,27 @@ class PlatformObservation(Base):
     value: Mapped[int] = mapped_column(Integer)
     detail: Mapped[str] = mapped_column(Text, server_default="")
     observed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ApiThrottle(Base):
+    """A Heroku account's last word on its API budget, for every dyno: `throttled_until`
+    after a 429, `remaining` from RateLimit-Remaining."""
+
+    __tablename__ = "api_throttles"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    throttled_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    remaining: Mapped[int | None] = mapped_column(Integer)
+    observed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DeployLock(Base):
+    """`/deploy lock APP REASON`: while the row stands, only `user_id` may roll the app back.
+    The primary key makes taking a lock atomic across web dynos."""
+
+    __tablename__ = "deploy_locks"
+
+    app: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    locked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -2,6 +2,10 @@
 
 import os
 
+from gunicorn.glogging import Logger
+
+from bot.logs import RedactSecrets
+
 bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
@@ -11,6 +15,21 @@ timeout = 30
 graceful_timeout = 20
 accesslog = None
 errorlog = "-"
+
+
+class RedactingLogger(Logger):
+    """gunicorn's logger with drain tokens and credentials cut from every line: the access
+    log (if someone turns it on with --access-logfile) prints each request line, and
+    `/drain/<token>` is a secret."""
+
+    def setup(self, cfg):  # type: ignore[no-untyped-def]
+        super().setup(cfg)
+        for logger in (self.error_log, self.access_log):
+            if not any(isinstance(f, RedactSecrets) for f in logger.filters):
+                logger.addFilter(RedactSecrets())
+
+
+logger_class = RedactingLogger
 
 
 def on_starting(server):  # type: ignore[no-untyped-def]

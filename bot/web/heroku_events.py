@@ -1,6 +1,6 @@
 """What a verified Heroku notification means to the bot.
 
-A crashed dyno is an alert for the app's channel; a release is a short notice there and
+A crashed dyno is an alert for the app's channel (a one-off dyno that failed, a notice); a release is a short notice there and
 arms the autoscaler's deploy guard; a formation change is stored for the worker, so the
 autoscaler knows at its next tick about scaling done by hand. Heroku names the app by its
 Heroku name; the registry turns that into the alias people use (an app the registry does
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from bot.registry import Registry
@@ -18,6 +19,7 @@ from bot.store.incidents import Alerts
 from bot.store.observations import Observation, Observations
 from policies.heroku_webhooks import WebhookEvent
 from policies.incidents import Event
+from policies.slack_text import escape
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,8 @@ class HerokuEvents:
 
     def __call__(self, notification: WebhookEvent) -> None:
         alias = self.alias_of(notification.app)
-        by = f" by {notification.actor}" if notification.actor else ""
+        # Who released what comes from Heroku: escaped, so a description cannot ping a channel.
+        by = f" by {escape(notification.actor)}" if notification.actor else ""
         events: list[Event] = []
         if notification.resource == "formation":
             quantity = notification.data.get("quantity")
@@ -63,7 +66,7 @@ class HerokuEvents:
                         "release",
                         "release",
                         notification.at,
-                        f"v{version} {description}{by}",
+                        f"v{version} {escape(description)}{by}",
                     )
                 )
             elif isinstance(version, int) and status == "failed":
@@ -77,8 +80,8 @@ class HerokuEvents:
                         severity="critical",
                     )
                 )
-        elif (crash := notification.incident_event()) is not None:
-            events.append(Event(alias, crash.kind, crash.subject, crash.at, crash.detail))
+        elif (event := notification.incident_event()) is not None:
+            events.append(replace(event, app=alias))  # a crash, or a one-off that failed
         if events:
             self._alerts.record(events, self._clock(), self._registry.channel_of)
 

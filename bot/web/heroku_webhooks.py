@@ -4,9 +4,11 @@ events for the caller.
 Heroku signs each notification with the subscription's secret: `Heroku-Webhook-Hmac-SHA256`
 is the base64 HMAC-SHA256 of the raw body. The app named in the body picks the secret (the
 body is only read for that until the signature holds); a missing, wrong or unknown
-signature gets 401 and nothing is stored. A `sync` subscription redelivers until it gets a
-2xx, with the same `Heroku-Webhook-Id`: that id is claimed once in the database, so a
-redelivery landing on another web dyno is answered 200 and not processed twice.
+signature gets 401 and nothing is stored. Replays are recognised from the signed body
+alone (`policies.heroku_webhooks.replay_key` and `too_old`): the event's own `id` is
+claimed once in the database, so a redelivery, or a captured delivery sent again under a
+fresh `Heroku-Webhook-Id`, is answered 200 and not processed twice, on any web dyno; an
+event older than a day, or dated in the future, is answered 200 and ignored.
 
 Entities understood: `dyno` (state `crashed` becomes a crash `Event`), `api:release` and
 `api:formation` (handed on as `WebhookEvent`s, e.g. so the autoscaler notices a hand-made
@@ -22,15 +24,17 @@ from datetime import UTC, datetime
 from flask import Blueprint, jsonify, request
 
 from bot.store.request_keys import RequestKeys
+from bot.web.edge import read_body, where
 from policies.heroku_webhooks import (
-    DELIVERY_HEADER,
     MAX_BODY_BYTES,
     SIGNATURE_HEADER,
     WEBHOOK_PATH,
     WebhookEvent,
     app_name,
     document_of,
-    parse,
+    event_of,
+    replay_key,
+    too_old,
     verify,
 )
 
@@ -49,30 +53,35 @@ def heroku_webhooks(
 
     @blueprint.post(WEBHOOK_PATH)
     def receive():  # type: ignore[no-untyped-def]
-        if (request.content_length or 0) > MAX_BODY_BYTES:
-            return "", 413
-        body = request.get_data(cache=False)
-        if len(body) > MAX_BODY_BYTES:
-            return "", 413
-        secret = secret_lookup(app_name(document_of(body)) or "")
+        body = read_body(MAX_BODY_BYTES)  # 413 past it, before a byte is parsed
+        document = document_of(body)
+        secret = secret_lookup(app_name(document) or "")
         if secret is None or not verify(secret, body, request.headers.get(SIGNATURE_HEADER)):
             log.warning("heroku webhook refused: bad signature")
             return jsonify(error="invalid signature"), 401
-        delivery_id = request.headers.get(DELIVERY_HEADER) or str(document_of(body).get("id") or "")
-        if not delivery_id:
-            return jsonify(error="no delivery id"), 400
-        event = parse(body, delivery_id, clock())
+        key = replay_key(document)
+        if key is None:
+            log.warning("heroku webhook refused: no event id")
+            return jsonify(error="no event id"), 400
+        now = clock()
+        if (stale := too_old(document, now)) is not None:
+            # 200, not 4xx: Heroku would redeliver a refused event for 72 hours.
+            log.warning("heroku webhook ignored", extra={"reason": stale, "key": key})
+            return jsonify(ok=True, ignored=True, reason=stale)
+        event = event_of(document, key.partition(":")[2], now)
         if event is None:
             return jsonify(ok=True, ignored=True)
-        key = f"heroku-webhook:{delivery_id}"
-        if not request_keys.claim(key, clock()):
+        if not request_keys.claim(key, now):
             return jsonify(ok=True, duplicate=True)
         try:
             on_event(event)
-        except Exception:
+        except Exception as error:
             # Let Heroku's redelivery try again rather than lose the event.
             request_keys.release(key)
-            log.exception("heroku webhook not processed", extra={"delivery": delivery_id})
+            log.error(
+                "heroku webhook not processed",
+                extra={"key": key, "error": type(error).__name__, "where": where(error)},
+            )
             return jsonify(error="not processed"), 500
         return jsonify(ok=True)
 

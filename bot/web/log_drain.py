@@ -1,9 +1,10 @@
 """`POST /drain/<token>`: Heroku HTTPS log drains in, parsed lines into the aggregator.
 
 Heroku posts `application/logplex-1` bodies and retries a batch it thinks failed with the
-same `Logplex-Frame-Id`; a frame id is claimed once in the database, after the batch
+same `Logplex-Frame-Id`; a frame id is claimed once in the database, after the body is
 parsed, so a retry landing on another web dyno is not counted twice. Concurrent POSTs'
-claims share one commit (`GroupClaims`): de-duplication costs no commit per POST. The URL's secret token names the app: a wrong
+claims share one commit (`GroupClaims`): de-duplication costs no commit per POST. No body
+makes a 500: a frame the parser cannot read is skipped and counted in `malformed`. The URL's secret token names the app: a wrong
 one gets 403 and nothing is parsed. A flusher thread hands the aggregator's windows to the
 store every few seconds; a crash loses at most those seconds of metrics, never a command.
 """
@@ -56,6 +57,8 @@ class DrainIntake:
     def receive(self, app: str, headers: Mapping[str, str], body: bytes) -> None:
         """Count one drain POST for `app` (its token already checked)."""
         frame = DrainHeaders.from_headers(headers)
+        # Parsed before the batch id is claimed: the batch counts as received only once
+        # its lines are in hand (parse_body never raises; bad frames are counted, not fatal).
         parsed = parse_body(body)
         if frame.frame_id and not self._claims.claim(f"{DRAIN_PREFIX}{app}:{frame.frame_id}"):
             return  # a retry of a batch already counted

@@ -11,8 +11,9 @@ scale result), from Heroku's formation webhooks (`observe_formation`) and, only 
 have been silent for `DEPLOYBOT_FORMATION_REFRESH_SECONDS` (default 900), from a read that
 catches what a lost webhook did not tell us. A steady app costs 4 API calls an hour, so
 one account's 4,500 cover more than 1,000 steady apps. Each account's calls go through a token bucket
-(`policies.budget`) that mirrors `RateLimit-Remaining` and keeps a reserve for people: when
-it says no, the app's tick is skipped and logged. Dynos are listed (for `booting`) only in
+(`policies.budget`) that mirrors `RateLimit-Remaining` (its latest figure from any dyno, kept
+in `bot.store.throttles`) and keeps a reserve for people: when it says no, or a 429 seen by
+any dyno asked to wait, the app's tick is skipped and logged. Dynos are listed (for `booting`) only in
 the two minutes after our own scale-up, until they are all up. The seasonal forecast reads
 yesterday's and last week's stored minutes, reloaded every few minutes, never the API.
 """
@@ -41,6 +42,7 @@ from bot.store.autoscale_settings import Settings as StoredSettings
 from policies import autoscale
 from policies.budget import Budget
 from policies.commands import parse
+from policies.slack_text import escape
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +164,7 @@ class Autoscaler:
                 target.name, seen.subject, seen.value, seen.observed_at
             )
             if changed and seen.app in acting:
-                by = f" ({seen.detail})" if seen.detail else ""
+                by = f" ({escape(seen.detail)})" if seen.detail else ""
                 self._notify(
                     target.channel,
                     f"Autoscaler on `{seen.app}`: web was set to {seen.value} outside the "
@@ -347,9 +349,20 @@ class Autoscaler:
     def _allows(self, account: str | None, now: datetime, cost: int, app: str) -> bool:
         if account is None:
             return True  # not Heroku: no shared per-account budget to keep
+        shared = self._services.throttles.get(account)
+        if shared is not None and shared.throttled_until and shared.throttled_until > now:
+            # Heroku said 429 to some dyno: nobody calls before its Retry-After.
+            log.warning(
+                "autoscale tick skipped: Heroku throttles the account",
+                extra={"app": app, "until": shared.throttled_until.isoformat()},
+            )
+            return False
         with self._lock:
             # Stored refilled to now, so a fresh bucket starts counting from its first use.
             budget = self._budgets.get(account, self._fresh_budget).now(now)
+            if shared is not None and (budget.at is None or shared.observed_at > budget.at):
+                # The web dyno's calls spend from the same account: its last figure counts.
+                budget = budget.observe(shared.remaining, shared.observed_at).now(now)
             self._budgets[account] = budget
         if budget.allows(now, cost):
             return True

@@ -8,9 +8,10 @@ All state is in the database, so a restarted worker picks up where the last one 
 Jobs: the autoscale tick (every 15 s), send the alert outbox to Slack (every 5 s, honouring
 Retry-After), run the alert detectors and resolve quiet incidents (every 60 s), store Beanstalk
 health reports as traffic windows (every 10 s), expire confirmation
-prompts nobody answered (their messages say so), fold and roll up traffic windows (every
-60 s: each run folds only what arrived since the last, so running often keeps it short),
-forget old request keys, drain batch ids, autoscale decisions and sent alerts.
+prompts nobody answered (their messages say so, and the audit trail keeps them), read back
+changes whose outcome is unknown (`bot.actions.reconcile`), fold and roll up traffic windows
+(every 60 s: each run folds only what arrived since the last, so running often keeps it
+short), forget old request keys, drain batch ids, autoscale decisions and sent alerts.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
 
+from bot.actions.path import record_expiry
 from bot.actions.results import expired_text
 from bot.config import Config
 from bot.metrics.store import MetricsStore
 from bot.services import Services
+from bot.store.audit import AuditLog
 from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.confirmations import Confirmations
 from bot.store.db import Database
@@ -46,6 +49,7 @@ log = logging.getLogger(__name__)
 
 LEASE_RETRY_SECONDS = 5.0  # a waiting worker takes over within this of the leader's death
 KEEP_SENT_ALERTS = timedelta(days=7)
+RECONCILE_SECONDS = 60.0  # rows become due 3 minutes after they started: once a minute is ample
 # The tick reads 10 minutes of its own decisions, the detectors a few more, `status` the
 # last five: two days leave room to look back at an incident.
 KEEP_DECISIONS = timedelta(days=2)
@@ -62,6 +66,7 @@ class Worker:
         self.db = Database(config.database_url)
         self.lease = Lease(self.db)
         self.confirmations = Confirmations(self.db)
+        self.audit = AuditLog(self.db)
         self.metrics = MetricsStore(self.db)
         self.request_keys = RequestKeys(self.db)
         self.alerts = Alerts(self.db, blocks_for=alert_blocks)
@@ -77,6 +82,7 @@ class Worker:
         now = datetime.now(UTC)
         expired = self.confirmations.expire_due(now)
         for pending, response_url in expired:
+            record_expiry(self.audit, pending)
             if not response_url:
                 continue
             response = WebhookClient(response_url, timeout=10).send(
@@ -88,6 +94,11 @@ class Worker:
         if expired:
             log.info("prompts expired", extra={"count": len(expired)})
         return len(expired)
+
+    def reconcile(self, now: datetime | None = None) -> int:
+        """Read the formation back for changes left `pending` (a process died mid-call) or
+        `unknown` (the connection dropped) a few minutes ago, and give them a final outcome."""
+        return self.services().actions.reconciler.sweep(now or datetime.now(UTC))
 
     def compact_metrics(self) -> dict[str, int]:
         done = self.metrics.compact(int(datetime.now(UTC).timestamp()))
@@ -169,6 +180,7 @@ class Worker:
             (self.watch, _seconds("DEPLOYBOT_WATCH_SECONDS", 60)),
             (self.sample_beanstalk, _seconds("DEPLOYBOT_BEANSTALK_SECONDS", 10)),
             (self.expire_prompts, _seconds("DEPLOYBOT_EXPIRE_SECONDS", 30)),
+            (self.reconcile, RECONCILE_SECONDS),
             (self.compact_metrics, _seconds("DEPLOYBOT_COMPACT_SECONDS", 60)),
             (self.forget_request_keys, _seconds("DEPLOYBOT_FORGET_SECONDS", 3600)),
         ]

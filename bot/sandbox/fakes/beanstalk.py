@@ -111,6 +111,7 @@ _log = logging.getLogger(__name__)
 
 _ASG = "aws:autoscaling:asg"
 _LAUNCH = "aws:autoscaling:launchconfiguration"
+_ENV_PROPERTIES = "aws:elasticbeanstalk:application:environment"
 _EC2 = "aws:ec2:instances"
 
 
@@ -373,6 +374,18 @@ class _Operation:
     previous: _Config | None = None
     failure: str | None = None
     failing: bool = False
+    version_label: str | None = None  # a deploy: the version the environment moves to
+    properties: dict[str, str] | None = None  # environment properties after the update
+
+
+@dataclass
+class _Version:
+    application: str
+    label: str
+    description: str
+    created: datetime
+    region: str
+    access_key: str
 
 
 @dataclass
@@ -419,6 +432,9 @@ class _Environment:
     failed: bool = False
     description: str | None = None
     terminated_at: datetime | None = None
+    properties: dict[str, str] = field(default_factory=dict)  # environment properties
+    log_lines: list[str] = field(default_factory=list)  # what a tail bundle holds
+    tail_requested: bool = False
 
     @property
     def instance_type(self) -> str:
@@ -452,6 +468,11 @@ _HANDLERS: dict[str, str] = {
     "DescribeEnvironmentResources": "_describe_environment_resources",
     "DescribeEvents": "_describe_events",
     "DescribeInstancesHealth": "_describe_instances_health",
+    "DescribeApplicationVersions": "_describe_application_versions",
+    "SwapEnvironmentCNAMEs": "_swap_environment_cnames",
+    "CreateApplicationVersion": "_create_application_version",
+    "RequestEnvironmentInfo": "_request_environment_info",
+    "RetrieveEnvironmentInfo": "_retrieve_environment_info",
 }
 IMPLEMENTED = frozenset(_HANDLERS)
 
@@ -511,6 +532,9 @@ class FakeBeanstalk(ServedFake):
         self.violations: list[str] = []
         self._now = (now or datetime.now(UTC)).replace(microsecond=0)
         self._environments: list[_Environment] = []
+        self._versions: list[_Version] = []
+        # (bucket, key) pairs S3 has no object for: CreateApplicationVersion fails on them.
+        self.missing_bundles: set[tuple[str, str]] = set()
         self._events: list[_Event] = []
         self._faults: list[_Fault] = []
         self._seq = 0
@@ -591,10 +615,47 @@ class FakeBeanstalk(ServedFake):
             )
             env.color = health
             env.version_label = version_label
+            if not self._version(application, version_label, region, access_key):
+                created = self._now - timedelta(days=1)
+                self._versions.append(
+                    _Version(application, version_label, "", created, region, access_key)
+                )
             env.target_instances = count
             self._environments.append(env)
             self._begin(env, status)
             return self._snapshot(env)
+
+    def add_version(
+        self,
+        application: str,
+        label: str,
+        description: str = "",
+        region: str = DEFAULT_REGION,
+        access_key: str = DEFAULT_ACCESS_KEY,
+        age_hours: float = 0.0,
+    ) -> None:
+        """Register an application version (a bundle uploaded earlier), `age_hours` old."""
+        with self._lock:
+            if self._version(application, label, region, access_key):
+                raise ValueError(f"version {label!r} of {application!r} already exists")
+            created = self._now - timedelta(hours=age_hours)
+            self._versions.append(
+                _Version(application, label, description, created, region, access_key)
+            )
+
+    def log(self, name: str, line: str) -> None:
+        """Add a line to the environment's instance logs (what `tail` retrieves)."""
+        with self._lock:
+            self._lookup(name, None, None).log_lines.append(line)
+
+    def set_properties(self, name: str, values: Mapping[str, str]) -> None:
+        """Set environment properties directly (as if set in the console)."""
+        with self._lock:
+            self._lookup(name, None, None).properties.update(values)
+
+    def cname(self, name: str) -> str:
+        with self._lock:
+            return self._lookup(name, None, None).cname
 
     def environment(
         self, name: str, region: str | None = None, access_key: str | None = None
@@ -721,6 +782,13 @@ class FakeBeanstalk(ServedFake):
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
+        if request.path.startswith("/tail/"):
+            # The presigned S3 URL a tail bundle is retrieved from.
+            with self._lock:
+                found = [e for e in self._environments if e.id == request.path.split("/")[2]]
+                text = "".join(f"{line}\n" for line in found[0].log_lines) if found else ""
+            status = 200 if found else 404
+            return Response(text, status=status, content_type="text/plain")(environ, start_response)
         status, body, request_id = self._handle(request)
         response = Response(
             body,
@@ -884,6 +952,108 @@ class FakeBeanstalk(ServedFake):
             ]
         }
 
+    def _describe_application_versions(self, call: _Call) -> dict[str, Any]:
+        p = call.params
+        labels = p.get("VersionLabels")
+        found = [
+            v
+            for v in self._versions
+            if (v.access_key, v.region) == (call.access_key, call.region)
+            and p.get("ApplicationName") in (None, v.application)
+            and (not labels or v.label in labels)
+        ]
+        found.sort(key=lambda v: v.created, reverse=True)
+        items = [self._version_json(v) for v in found]
+        page, token = _page(items, p)
+        return {"ApplicationVersions": page, "NextToken": token}
+
+    def _create_application_version(self, call: _Call) -> dict[str, Any]:
+        p = call.params
+        application, label = p["ApplicationName"], p["VersionLabel"]
+        if not any(env.application == application for env in self._scope(call)):
+            raise _invalid(f"No Application named '{application}' found.")
+        if self._version(application, label, call.region, call.access_key):
+            raise _invalid(f"Application Version {label} already exists.")
+        bundle = p.get("SourceBundle") or {}
+        if (bundle.get("S3Bucket"), bundle.get("S3Key")) in self.missing_bundles:
+            raise _invalid(
+                f"Unable to download from S3 location (Bucket: {bundle.get('S3Bucket')} "
+                f"Key: {bundle.get('S3Key')}). Reason: Not Found"
+            )
+        version = _Version(
+            application, label, p.get("Description", ""), self._now, call.region, call.access_key
+        )
+        self._versions.append(version)
+        return {"ApplicationVersion": self._version_json(version)}
+
+    def _swap_environment_cnames(self, call: _Call) -> None:
+        p = call.params
+
+        def named(side: str) -> _Call:
+            params = {
+                "EnvironmentName": p.get(f"{side}EnvironmentName"),
+                "EnvironmentId": p.get(f"{side}EnvironmentId"),
+            }
+            return _Call(
+                call.action,
+                {k: v for k, v in params.items() if v is not None},
+                call.access_key,
+                call.region,
+                call.request_id,
+            )
+
+        source, other = self._target(named("Source")), self._target(named("Destination"))
+        if source is other:
+            raise _invalid("Source and destination environments must differ.")
+        _must_be_ready(source)
+        _must_be_ready(other)
+        source.cname, other.cname = other.cname, source.cname
+        for env in (source, other):
+            self._event(
+                env, "Completed swapping CNAMEs for environments.", request_id=call.request_id
+            )
+        return None
+
+    def _request_environment_info(self, call: _Call) -> None:
+        env = self._target(call)
+        if call.params.get("InfoType") != "tail":
+            raise _AwsError(501, "NotImplemented", "The fake gathers tail logs only.")
+        env.tail_requested = True
+        self._event(env, "requestEnvironmentInfo is starting.", request_id=call.request_id)
+        return None
+
+    def _retrieve_environment_info(self, call: _Call) -> dict[str, Any]:
+        env = self._target(call)
+        if not env.tail_requested:
+            return {"EnvironmentInfo": []}
+        return {
+            "EnvironmentInfo": [
+                {
+                    "InfoType": "tail",
+                    "Ec2InstanceId": instance.id,
+                    "SampleTimestamp": self._now,
+                    "Message": f"{self.url}/tail/{env.id}/{instance.id}",
+                }
+                for instance in env.instances[:1]
+            ]
+        }
+
+    @staticmethod
+    def _version_json(v: _Version) -> dict[str, Any]:
+        return {
+            "ApplicationVersionArn": (
+                f"arn:aws:elasticbeanstalk:{v.region}:{_account_of(v.access_key)}:"
+                f"applicationversion/{v.application}/{v.label}"
+            ),
+            "ApplicationName": v.application,
+            "Description": v.description,
+            "VersionLabel": v.label,
+            "SourceBundle": {"S3Bucket": "elasticbeanstalk-bundles", "S3Key": f"{v.label}.zip"},
+            "DateCreated": v.created,
+            "DateUpdated": v.created,
+            "Status": "Processed",
+        }
+
     def _update_environment(self, call: _Call) -> dict[str, Any]:
         p = call.params
         unsupported = sorted(
@@ -894,6 +1064,8 @@ class FakeBeanstalk(ServedFake):
                 "EnvironmentName",
                 "Description",
                 "OptionSettings",
+                "OptionsToRemove",
+                "VersionLabel",
             }
         )
         if unsupported:
@@ -906,7 +1078,25 @@ class FakeBeanstalk(ServedFake):
         if p.get("ApplicationName") not in (None, env.application):
             raise _invalid(f"No Environment found for EnvironmentName = '{env.name}'.")
         _must_be_ready(env)
-        new = _apply_options(env.config, p.get("OptionSettings", []))
+        label = p.get("VersionLabel")
+        if label is not None and not self._version(
+            env.application, label, env.region, env.access_key
+        ):
+            raise _invalid(f"No Application Version named '{label}' found.")
+        properties = dict(env.properties)
+        options = []
+        for option in p.get("OptionSettings", []):
+            if option.get("Namespace") == _ENV_PROPERTIES:
+                properties[option["OptionName"]] = option.get("Value", "")
+            else:
+                options.append(option)
+        for option in p.get("OptionsToRemove", []):
+            if option.get("Namespace") != _ENV_PROPERTIES:
+                raise _AwsError(
+                    501, "NotImplemented", "The fake removes environment properties only."
+                )
+            properties.pop(option["OptionName"], None)
+        new = _apply_options(env.config, options)
         previous = env.config
         env.config = new
         if "Description" in p:
@@ -918,16 +1108,23 @@ class FakeBeanstalk(ServedFake):
             previous=previous,
             failure=env.failure_message,
             failing=env.fail_next_update,
+            version_label=label,
+            properties=properties,
         )
         env.fail_next_update, env.failure_message = False, None
         env.status = "Updating"
         env.updated = self._now
         self._event(env, "Environment update is starting.", request_id=call.request_id)
-        self._event(
-            env,
-            f"Updating environment {env.name}'s configuration settings.",
-            request_id=call.request_id,
-        )
+        if label is not None:
+            self._event(
+                env, f"Deploying new version to instance(s): {label}.", request_id=call.request_id
+            )
+        else:
+            self._event(
+                env,
+                f"Updating environment {env.name}'s configuration settings.",
+                request_id=call.request_id,
+            )
         return self._description(env)
 
     def _restart_app_server(self, call: _Call) -> None:
@@ -1035,6 +1232,19 @@ class FakeBeanstalk(ServedFake):
         return {"Events": page, "NextToken": token}
 
     # -- lookups --------------------------------------------------------------------------
+
+    def _version(
+        self, application: str, label: str, region: str, access_key: str
+    ) -> _Version | None:
+        for version in self._versions:
+            if (version.application, version.label, version.region, version.access_key) == (
+                application,
+                label,
+                region,
+                access_key,
+            ):
+                return version
+        return None
 
     def _scope(self, call: _Call) -> list[_Environment]:
         return [
@@ -1208,6 +1418,10 @@ class FakeBeanstalk(ServedFake):
                 env.color, env.health_status, env.causes = "Green", None, []
             if env.instance_type != operation.previous.instance_types[0]:
                 self._resize(env, 0)  # every instance is replaced by one of the new type
+            if operation.version_label is not None:
+                env.version_label = operation.version_label
+            if operation.properties is not None:
+                env.properties = operation.properties
             low, high = env.config.min_size, env.config.max_size
             env.target_instances = min(max(env.target_instances, low), high)
             self._resize(env, env.target_instances)
@@ -1476,6 +1690,7 @@ def _option_settings(env: _Environment) -> list[dict[str, str]]:
         ("aws:elasticbeanstalk:environment", "LoadBalancerType", "application", None),
         ("aws:elasticbeanstalk:healthreporting:system", "SystemType", "enhanced", None),
     ]
+    settings += [(_ENV_PROPERTIES, k, v, None) for k, v in env.properties.items()]
     out = []
     for namespace, option, value, resource in sorted(settings, key=lambda s: (s[0], s[1])):
         item = {"Namespace": namespace, "OptionName": option, "Value": value}

@@ -5,7 +5,7 @@ Every request is checked against Heroku's own JSON hyper-schema
 that its link's schema rejects gets 422, and both land in `violations`, so a test can insist
 that the client never sent anything the real API would refuse. Apps, formations, dynos and
 releases live in memory; dynos boot on a clock that tests move with `advance()`. `fail_next()`
-and `latency` rehearse a bad day. Links the fake does not implement answer 501.
+`drop_next()` and `latency` rehearse a bad day. Links the fake does not implement answer 501.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import functools
 import json
 import random
 import re
+import socket
 import threading
 import time
 import uuid
@@ -271,13 +272,15 @@ class _Fault:
     count: int
     retry_after: float | None
     methods: frozenset[str] | None
+    body: dict[str, Any] | None = None  # exactly this error body, e.g. one without a message
 
     def reply(self) -> _Reply:
         default = ("unavailable", "The API is temporarily unavailable. Please try again later.")
         if self.status < 500:
             default = ("bad_request", "Invalid request.")
         error_id, message = _FAULT_BODIES.get(self.status, default)
-        reply = _Reply(self.status, {"id": error_id, "message": message})
+        body = self.body if self.body is not None else {"id": error_id, "message": message}
+        reply = _Reply(self.status, dict(body))
         if self.retry_after is not None:
             reply.headers["Retry-After"] = _number(self.retry_after)
         if self.status == 429:
@@ -335,6 +338,8 @@ class _Release:
     version: int
     description: str
     created_at: datetime
+    status: str = "succeeded"  # pending, succeeded, failed
+    user: str = OWNER_EMAIL
 
 
 @dataclass
@@ -348,6 +353,16 @@ class _App:
     releases: list[_Release] = field(default_factory=list)
     log_drains: list[dict[str, Any]] = field(default_factory=list)
     webhooks: list[dict[str, Any]] = field(default_factory=list)  # with their secrets
+    maintenance: bool = False
+    config: dict[str, str] = field(default_factory=dict)
+    builds: list[dict[str, Any]] = field(default_factory=list)
+    logs: list[str] = field(default_factory=list)  # logplex lines, oldest first
+
+    @property
+    def current(self) -> _Release:
+        """The release the app runs: the newest that did not fail (a failed one never ran)."""
+        good = [r for r in self.releases if r.status == "succeeded"]
+        return good[-1] if good else self.releases[-1]
 
 
 # Implemented links, by route; everything else the schema knows answers 501.
@@ -355,6 +370,18 @@ _HANDLERS: dict[str, str] = {
     "GET /account/rate-limits": "_rate_limits",
     "GET /apps": "_app_list",
     "GET /apps/{}": "_app_info",
+    "PATCH /apps/{}": "_app_update",
+    "GET /apps/{}/config-vars": "_config_var_info",
+    "PATCH /apps/{}/config-vars": "_config_var_update",
+    "POST /apps/{}/releases": "_release_create",
+    "POST /apps/{}/builds": "_build_create",
+    "GET /apps/{}/builds/{}": "_build_info",
+    "POST /apps/{}/dynos": "_dyno_create",
+    "POST /apps/{}/log-sessions": "_log_session_create",
+    "GET /apps/{}/pipeline-couplings": "_coupling_of_app",
+    "GET /pipelines/{}/pipeline-couplings": "_couplings_of_pipeline",
+    "POST /pipeline-promotions": "_promotion_create",
+    "GET /pipeline-promotions/{}/promotion-targets": "_promotion_targets",
     "GET /apps/{}/formation": "_formation_list",
     "GET /apps/{}/formation/{}": "_formation_info",
     "PATCH /apps/{}/formation": "_formation_batch_update",
@@ -397,15 +424,26 @@ class FakeHeroku(ServedFake):
         self.api_keys = frozenset(api_keys)
         self.boot_seconds = boot_seconds
         self.latency = 0.0
+        self.slow_methods: frozenset[str] | None = None  # latency only for these; None: all
         self.rate_limit_remaining = RATE_LIMIT
         self.requests: list[Recorded] = []
         self.violations: list[str] = []
         self._now = (now or datetime.now(UTC)).replace(microsecond=0)
         self._apps: dict[str, _App] = {}
         self._faults: list[_Fault] = []
+        self._drops: list[tuple[int, frozenset[str] | None]] = []
         self._ids = random.Random(0)  # seeded: the same test sees the same ids every run
         self._lock = threading.RLock()
         self._server = LocalServer(self)
+        # Builds: their output streams, and the next build of an app that will fail.
+        self._streams: dict[str, list[str]] = {}
+        self._failing_builds: dict[str, list[str]] = {}
+        self._pipelines: dict[str, dict[str, str]] = {}  # pipeline id → app name → stage
+        self._promotions: dict[str, list[dict[str, Any]]] = {}  # id → its targets
+        # One-off commands: what each prints and the status it exits with.
+        self.run_output: dict[str, tuple[list[str], int]] = {}
+        # Requests for build output and log sessions, which are not API calls.
+        self.stream_requests: list[Recorded] = []
         # Webhook notifications sent to subscribers, in order; `.wait()` lets them land.
         self.deliveries = Dispatcher()
 
@@ -466,6 +504,67 @@ class FakeHeroku(ServedFake):
         with self._lock:
             return [dict(hook) for hook in self._apps[app].webhooks]
 
+    def log_drains(self, app: str) -> list[dict[str, Any]]:
+        """The app's log drains as the API shows them (`url` among them)."""
+        with self._lock:
+            return [dict(drain) for drain in self._apps[app].log_drains]
+
+    def app_names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._apps)
+
+    def release(self, app: str, description: str, email: str = OWNER_EMAIL) -> int:
+        """Add a succeeded release (a deploy by `email`) as the current one, telling no
+        subscriber; returns its version."""
+        with self._lock:
+            return self._new_release(self._apps[app], description, "succeeded", email).version
+
+    def add_release(
+        self, app: str, description: str, status: str = "succeeded", user: str = OWNER_EMAIL
+    ) -> dict[str, Any]:
+        """Record a new release (a deploy done elsewhere), `failed` or `succeeded`; subscribers
+        of `api:release` are told. Returns it as the API shows it."""
+        with self._lock:
+            found = self._apps[app]
+            release = self._new_release(found, description, status, user)
+            data = self._release_json(found, release)
+            self._publish(found, "api:release", "release", "update", data, {"status": "pending"})
+            return data
+
+    def fail_next_build(self, app: str, output: Iterable[str]) -> None:
+        """The app's next build fails, its output ending with `output`."""
+        with self._lock:
+            self._failing_builds[app] = list(output)
+
+    def log(self, app: str, dyno: str, message: str, source: str = "app") -> None:
+        """Add one line to the app's logs (`app[web.1]: message`)."""
+        with self._lock:
+            self._apps[app].logs.append(f"{_timestamp(self._now)} {source}[{dyno}]: {message}")
+
+    def add_pipeline(self, name: str, stages: Mapping[str, str]) -> str:
+        """A pipeline coupling each app to its stage (`{"demo-staging": "staging"}`)."""
+        with self._lock:
+            pipeline_id = _fixed_id(f"pipeline/{name}")
+            self._pipelines[pipeline_id] = dict(stages)
+            return pipeline_id
+
+    def releases(self, app: str) -> list[dict[str, Any]]:
+        with self._lock:
+            found = self._apps[app]
+            return [self._release_json(found, r) for r in found.releases]
+
+    def config_vars(self, app: str) -> dict[str, str]:
+        with self._lock:
+            return dict(self._apps[app].config)
+
+    def set_config_vars(self, app: str, values: Mapping[str, str]) -> None:
+        with self._lock:
+            self._apps[app].config.update(values)
+
+    def maintenance(self, app: str) -> bool:
+        with self._lock:
+            return self._apps[app].maintenance
+
     def crash(self, app: str, dyno: str) -> dict[str, Any]:
         """Crash one dyno (`web.1`): it shows `crashed` until restarted, and subscribers of
         `api:dyno` are told. Returns the dyno as the API shows it."""
@@ -474,6 +573,41 @@ class FakeHeroku(ServedFake):
             target = self._dyno(found, dyno)
             target.crashed = True
             data = self._dyno_json(found, target)
+            self._publish(found, "dyno", "dyno", "update", data, {"state": "up"})
+            return data
+
+    def run_one_off(
+        self,
+        app: str,
+        command: str,
+        process_type: str = "run",
+        exit_status: int = 0,
+        management: str | None = "run:detached",
+    ) -> dict[str, Any]:
+        """A one-off dyno (`heroku run:detached`, or Heroku Scheduler with `scheduler`)
+        runs `command` and exits with `exit_status`: subscribers of `dyno` are told how it
+        ended (`crashed` for a non-zero exit, as Heroku shows it, else `down`), with the
+        `exit_status` and `management` that dyno notifications carry. It is never part of
+        the formation. Returns the notification's data."""
+        with self._lock:
+            found = self._apps[app]
+            number = 1000 + self._ids.randrange(9000)
+            current = found.releases[-1]
+            data = {
+                "app": {"id": found.id, "name": found.name},
+                "attach_url": None,
+                "command": command,
+                "created_at": _timestamp(self._now),
+                "exit_status": exit_status,
+                "id": self._new_id(),
+                "management": management,
+                "name": f"{process_type}.{number}",
+                "release": {"id": current.id, "version": current.version},
+                "size": "Basic",
+                "state": "crashed" if exit_status else "down",
+                "type": process_type,
+                "updated_at": _timestamp(self._now),
+            }
             self._publish(found, "dyno", "dyno", "update", data, {"state": "up"})
             return data
 
@@ -495,8 +629,10 @@ class FakeHeroku(ServedFake):
         count: int = 1,
         retry_after: float | None = None,
         methods: Iterable[str] | None = None,
+        body: dict[str, Any] | None = None,
     ) -> None:
-        """Answer the next `count` requests (of `methods`, if given) with `status`.
+        """Answer the next `count` requests (of `methods`, if given) with `status`, and with
+        `body` if given (Heroku's error bodies vary: some have no `message`).
 
         Faults queue up: `fail_next(429)` then `fail_next(503)` fails two requests in turn.
         """
@@ -504,12 +640,39 @@ class FakeHeroku(ServedFake):
             raise ValueError("a fault needs a 4xx or 5xx status")
         wanted = frozenset(m.upper() for m in methods) if methods is not None else None
         with self._lock:
-            self._faults.append(_Fault(status, count, retry_after, wanted))
+            self._faults.append(_Fault(status, count, retry_after, wanted, body))
+
+    def drop_next(self, count: int = 1, methods: Iterable[str] | None = None) -> None:
+        """Carry out the next `count` requests (of `methods`, if given) as usual, then close
+        the connection without answering: a change applied, and a client that cannot tell."""
+        wanted = frozenset(m.upper() for m in methods) if methods is not None else None
+        with self._lock:
+            self._drops.append((count, wanted))
+
+    def _take_drop(self, method: str) -> bool:
+        for index, (count, methods) in enumerate(self._drops):
+            if methods is None or method in methods:
+                if count <= 1:
+                    del self._drops[index]
+                else:
+                    self._drops[index] = (count - 1, methods)
+                return True
+        return False
 
     # -- WSGI -----------------------------------------------------------------------------
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
+        if request.path.startswith("/streams/"):
+            # Build output and log sessions: plain text on their own host in Heroku, no key.
+            with self._lock:
+                self.stream_requests.append(
+                    Recorded("GET", request.path, dict(request.headers), None)
+                )
+                lines = self._streams.get(request.path.rsplit("/", 1)[-1])
+            text = "".join(f"{line}\n" for line in lines or ())
+            status = 200 if lines is not None else 404
+            return Response(text, status=status, content_type="text/plain")(environ, start_response)
         reply = self._handle(request)
         response = Response(
             json.dumps(reply.body),
@@ -526,11 +689,14 @@ class FakeHeroku(ServedFake):
                 Recorded(request.method, request.path, dict(request.headers), body)
             )
         # Recorded first: a client that timed out can still see that its request arrived.
-        if self.latency:
+        if self.latency and (self.slow_methods is None or request.method in self.slow_methods):
             time.sleep(self.latency)
         with self._lock:
             reply = self._answer(request, body, bad_json)
             reply.headers.setdefault("RateLimit-Remaining", str(self.rate_limit_remaining))
+            drop = self._take_drop(request.method)
+        if drop and (connection := request.environ.get("werkzeug.socket")) is not None:
+            connection.shutdown(socket.SHUT_RDWR)  # done, but the client never hears so
         reply.headers["Request-Id"] = str(uuid.uuid4())
         return reply
 
@@ -689,6 +855,211 @@ class FakeHeroku(ServedFake):
     def _release_info(self, call: _Call) -> _Reply:
         app = self._app(call.params[0])
         return _Reply(200, self._release_json(app, self._release(app, call.params[1])))
+
+    def _release_create(self, call: _Call) -> _Reply:
+        app = self._app(call.params[0])
+        if "release" not in call.body:
+            message = "The fake builds no slugs: it implements Rollback, not Create."
+            raise _ApiError(501, "not_implemented", message)
+        target = self._release(app, call.body["release"])
+        if target.status != "succeeded":
+            raise _invalid(
+                f"Release v{target.version} cannot be rolled back to: it {target.status}."
+            )
+        release = self._new_release(app, f"Rollback to v{target.version}", "succeeded", OWNER_EMAIL)
+        # A release restarts every dyno on the new code.
+        for dyno in app.dynos:
+            dyno.start(self._now, self.boot_seconds)
+        data = self._release_json(app, release)
+        self._publish(app, "api:release", "release", "create", data, {})
+        return _Reply(201, data)
+
+    def _build_create(self, call: _Call) -> _Reply:
+        app = self._app(call.params[0])
+        blob = call.body["source_blob"]
+        build_id = self._new_id()
+        version = blob.get("version") or "unknown"
+        output = [
+            "-----> Building on the Heroku-24 stack",
+            f"-----> Fetching source {version}",
+            "-----> Using buildpack: heroku/python",
+            "-----> Installing requirements with pip",
+        ]
+        failing = self._failing_builds.pop(app.name, None)
+        build = {
+            "app": {"id": app.id},
+            "buildpacks": [{"url": "heroku/python", "name": "heroku/python"}],
+            "created_at": _timestamp(self._now),
+            "id": build_id,
+            "output_stream_url": f"{self.url}/streams/builds/{build_id}",
+            "release": None,
+            "slug": None,
+            "source_blob": {
+                "checksum": None,
+                "url": blob["url"],
+                "version": version,
+                "version_description": None,
+            },
+            "stack": _STACK["name"],
+            "generation": _GENERATION["name"],
+            "status": "pending",
+            "updated_at": _timestamp(self._now),
+            "user": dict(_OWNER),
+        }
+        if failing is not None:
+            output += [*failing, " !     Push rejected, failed to compile Python app."]
+            build["status"] = "failed"
+        else:
+            release = self._new_release(app, f"Deploy {version}", "succeeded", OWNER_EMAIL)
+            for dyno in app.dynos:
+                dyno.start(self._now, self.boot_seconds)
+            output += ["-----> Discovering process types", f"       Released v{release.version}"]
+            build["status"] = "succeeded"
+            build["release"] = {"id": release.id}
+            build["slug"] = {"id": _fixed_id(f"slug/{release.id}")}
+        self._streams[build_id] = output
+        app.builds.append(build)
+        # The first answer says pending, as Heroku's does: the build runs after the request.
+        return _Reply(201, {**build, "status": "pending", "release": None, "slug": None})
+
+    def _build_info(self, call: _Call) -> _Reply:
+        app = self._app(call.params[0])
+        for build in app.builds:
+            if build["id"] == call.params[1]:
+                return _Reply(200, dict(build))
+        raise _not_found("build", "Couldn't find that build.")
+
+    def _dyno_create(self, call: _Call) -> _Reply:
+        app = self._app(call.params[0])
+        command = call.body["command"]
+        number = 1000 + len([line for line in app.logs if "Starting process with command" in line])
+        name = f"run.{number}"
+        printed, status = self.run_output.get(command, ([f"ran {command}"], 0))
+        self.log(app.name, name, f"Starting process with command `{command}`", source="heroku")
+        for line in printed:
+            self.log(app.name, name, line)
+        self.log(app.name, name, f"Process exited with status {status}", source="heroku")
+        self.log(app.name, name, "State changed from up to complete", source="heroku")
+        # The one-off has already finished: it never shows in the dyno list.
+        process = _Process(self._new_id(), "run", 1, "Basic", command, self._now, self._now)
+        dyno = self._new_dyno(process, number, self._now, 0.0)
+        data = self._dyno_json(app, dyno)
+        return _Reply(201, {**data, "name": name, "type": "run", "state": "starting"})
+
+    def _log_session_create(self, call: _Call) -> _Reply:
+        app = self._app(call.params[0])
+        body = call.body or {}
+        wanted = body.get("dyno_name")
+        lines = [
+            line
+            for line in app.logs
+            if wanted is None or f"[{wanted}]" in line or f"[{wanted}." in line
+        ]
+        count = int(body.get("lines", 100))
+        session_id = self._new_id()
+        self._streams[session_id] = lines[-count:] if count else []
+        now = _timestamp(self._now)
+        return _Reply(
+            201,
+            {
+                "created_at": now,
+                "id": session_id,
+                "logplex_url": f"{self.url}/streams/logs/{session_id}",
+                "updated_at": now,
+            },
+        )
+
+    def _coupling_of_app(self, call: _Call) -> _Reply:
+        app = self._app(call.params[0])
+        for pipeline_id, stages in self._pipelines.items():
+            if app.name in stages:
+                return _Reply(200, self._coupling_json(pipeline_id, app, stages[app.name]))
+        raise _not_found("pipeline-coupling", "Couldn't find that pipeline coupling.")
+
+    def _couplings_of_pipeline(self, call: _Call) -> _Reply:
+        stages = self._pipelines.get(call.params[0])
+        if stages is None:
+            raise _not_found("pipeline", "Couldn't find that pipeline.")
+        items = [
+            self._coupling_json(call.params[0], self._app(name), stage)
+            for name, stage in stages.items()
+        ]
+        return _Reply(200, items)
+
+    def _promotion_create(self, call: _Call) -> _Reply:
+        pipeline_id = call.body["pipeline"]["id"]
+        source = self._app(call.body["source"]["app"]["id"])
+        promotion_id = self._new_id()
+        targets = []
+        for target in call.body["targets"]:
+            app = self._app(target["app"]["id"])
+            release = self._new_release(
+                app, f"Promote {source.name} v{source.current.version}", "succeeded", OWNER_EMAIL
+            )
+            targets.append(
+                {
+                    "app": {"id": app.id},
+                    "error_message": None,
+                    "id": self._new_id(),
+                    "pipeline_promotion": {"id": promotion_id},
+                    "release": {"id": release.id},
+                    "status": "succeeded",
+                }
+            )
+        self._promotions[promotion_id] = targets
+        now = _timestamp(self._now)
+        return _Reply(
+            201,
+            {
+                "created_at": now,
+                "id": promotion_id,
+                "pipeline": {"id": pipeline_id},
+                "source": {"app": {"id": source.id}, "release": {"id": source.current.id}},
+                "status": "pending",
+                "updated_at": None,
+            },
+        )
+
+    def _promotion_targets(self, call: _Call) -> _Reply:
+        targets = self._promotions.get(call.params[0])
+        if targets is None:
+            raise _not_found("pipeline-promotion", "Couldn't find that promotion.")
+        return _Reply(200, [dict(t) for t in targets])
+
+    def _coupling_json(self, pipeline_id: str, app: _App, stage: str) -> dict[str, Any]:
+        created = _timestamp(app.created_at)
+        return {
+            "app": {"id": app.id},
+            "created_at": created,
+            "id": _fixed_id(f"coupling/{pipeline_id}/{app.name}"),
+            "pipeline": {"id": pipeline_id},
+            "stage": stage,
+            "updated_at": created,
+        }
+
+    def _app_update(self, call: _Call) -> _Reply:
+        app = self._app(call.params[0])
+        if "name" in call.body or "build_stack" in call.body:
+            raise _ApiError(501, "not_implemented", "The fake only changes `maintenance`.")
+        if "maintenance" in call.body:
+            app.maintenance = bool(call.body["maintenance"])
+            app.updated_at = self._now
+        return _Reply(200, self._app_json(app))
+
+    def _config_var_info(self, call: _Call) -> _Reply:
+        return _Reply(200, dict(self._app(call.params[0]).config))
+
+    def _config_var_update(self, call: _Call) -> _Reply:
+        app = self._app(call.params[0])
+        for key, value in call.body.items():
+            if value is None:
+                app.config.pop(key, None)
+            else:
+                app.config[key] = value
+        # Heroku makes a release for every config change.
+        keys = ", ".join(sorted(call.body))
+        self._new_release(app, f"Set {keys} config vars", "succeeded", OWNER_EMAIL)
+        return _Reply(200, dict(app.config))
 
     def _log_drain_create(self, call: _Call) -> _Reply:
         app = self._app(call.params[0])
@@ -858,6 +1229,13 @@ class FakeHeroku(ServedFake):
             app.releases.append(_Release(self._new_id(), version, description, when))
         return app
 
+    def _new_release(self, app: _App, description: str, status: str, user: str) -> _Release:
+        version = app.releases[-1].version + 1
+        release = _Release(self._new_id(), version, description, self._now, status, user)
+        app.releases.append(release)
+        app.updated_at = self._now
+        return release
+
     def _add_process(self, app: _App, process_type: str, quantity: int, size: str) -> None:
         canonical = canonical_size(size)
         if canonical is None:
@@ -891,12 +1269,12 @@ class FakeHeroku(ServedFake):
             "git_url": f"https://git.heroku.com/{app.name}.git",
             "id": app.id,
             "internal_routing": None,
-            "maintenance": False,
+            "maintenance": app.maintenance,
             "name": app.name,
             "organization": None,
             "owner": dict(_OWNER),
             "region": dict(_REGION),
-            "released_at": _timestamp(app.releases[-1].created_at),
+            "released_at": _timestamp(app.current.created_at),
             "repo_size": None,
             "slug_size": None,
             "space": None,
@@ -921,7 +1299,7 @@ class FakeHeroku(ServedFake):
 
     def _dyno_json(self, app: _App, dyno: _Dyno) -> dict[str, Any]:
         up = self._now >= dyno.ready_at
-        current = app.releases[-1]
+        current = app.current
         return {
             "app": {"id": app.id, "name": app.name},
             "attach_url": None,
@@ -938,7 +1316,7 @@ class FakeHeroku(ServedFake):
         }
 
     def _release_json(self, app: _App, release: _Release) -> dict[str, Any]:
-        current = release is app.releases[-1]
+        current = release is app.current
         slug = {"id": _fixed_id(f"slug/{release.id}")}
         return {
             "addon_plan_names": ["heroku-postgresql:essential-0"],
@@ -947,13 +1325,13 @@ class FakeHeroku(ServedFake):
             "created_at": _timestamp(release.created_at),
             "current": current,
             "description": release.description,
-            "eligible_for_rollback": not current,
+            "eligible_for_rollback": not current and release.status == "succeeded",
             "id": release.id,
             "output_stream_url": None,
             "slug": slug,
-            "status": "succeeded",
+            "status": release.status,
             "updated_at": _timestamp(release.created_at),
-            "user": dict(_OWNER),
+            "user": {**_OWNER, "email": release.user},
             "version": release.version,
         }
 

@@ -6,16 +6,16 @@ Existing 10 s rows start unfolded, so the first compaction after the upgrade fol
 and writes their minutes; existing 1-minute rollups are folded already, and their request
 counts are copied into `metric_minutes` here so the week-ago forecast has its history.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-11-30
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,82 @@
+"""What every deployment verb shares: the deploy lock and the guardrails' verdict as one
+refusal, the audited platform call, and small helpers on release lists."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from bot.actions.results import Resolved
+from bot.platforms.base import PlatformError, Release
+from bot.registry import Target
+from bot.store.audit import AuditLog
+from bot.store.locks import Locks
+from policies import guardrails
+
+T = TypeVar("T")
+
+# How far back a rollback (or a Beanstalk ship) looks for its release or version.
+LOOKBACK = 50
+
+# (target, verb, force reason, user) → the guardrails' verdict on a change with no formation.
+Judge = Callable[[Target, str, str | None, str], guardrails.Verdict]
+
+
+class DeployGuard:
+    def __init__(self, audit: AuditLog, locks: Locks, judge: Judge) -> None:
+        self._audit = audit
+        self._locks = locks
+        self.judge = judge
+
+    def refusal(self, target: Target, verb: str, force: str | None, user_id: str) -> str | None:
+        """Why `user_id` may not `verb` the app now (someone else's lock, a freeze), or None."""
+        held = self._locks.get(target.alias)
+        refusal = guardrails.lock_refusal(
+            verb,
+            target.alias,
+            held.user_id if held else None,
+            held.reason if held else None,
+            user_id,
+        )
+        if refusal:
+            return refusal
+        verdict = self.judge(target, verb, force, user_id)
+        return verdict.reason if verdict.refused else None
+
+    def call(self, entry: int, work: Callable[[], T]) -> T:
+        """Run the platform call, completing the audit row with how it failed if it did."""
+        return audited_call(self._audit, entry, work)
+
+
+def audited_call(audit: AuditLog, entry: int, work: Callable[[], T]) -> T:
+    """Run `work` (a platform call); if it fails, finish audit row `entry` with how, and
+    re-raise. A PlatformError that may have landed is `unknown`, anything else `error`."""
+    try:
+        return work()
+    except PlatformError as error:
+        audit.finish(entry, error.outcome, error=str(error))
+        error.audited = True  # the path's catch-all must not record it a second time
+        raise
+    except Exception as error:
+        audit.finish(entry, "error", error=type(error).__name__)
+        raise
+
+
+def platform_of(resolved: Resolved) -> Any:
+    # Both platform clients have the deployment calls; `Platform` stays the scale protocol,
+    # and a verb only one platform has checks `target.platform` before calling it.
+    return resolved.platform
+
+
+def current_release(releases: tuple[Release, ...]) -> Release | None:
+    """The release the app runs: the one marked current, else the newest good one."""
+    marked = [r for r in releases if r.current]
+    if marked:
+        return marked[0]
+    good = [r for r in releases if r.good]
+    return good[0] if good else None
+
+
+def clip(word: str) -> str:
+    """User input echoed back: short, and without backticks that would break formatting."""
+    return word.replace("`", "'")[:40]

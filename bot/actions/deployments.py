@@ -1,0 +1,381 @@
+"""The deployment verbs: releases, rollback, maintenance, config, lock and unlock.
+
+They take the same path as scale (the gate has already said the user may; here come the
+deploy lock, the guardrails and freeze windows, the confirmation, the audit row and the
+platform call). A rollback and a config change always ask first; the Confirm click acts
+once, however often Slack delivers it, because `Confirmations.decide` is one conditional
+UPDATE. Config values never reach an audit row, a log line or a confirmation's command.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from bot.actions.deploy_guard import (
+    LOOKBACK,
+    DeployGuard,
+    Judge,
+    clip,
+    current_release,
+    platform_of,
+)
+from bot.actions.gate import Gate
+from bot.actions.results import (
+    BreakGlass,
+    ConfigVars,
+    Deployed,
+    DeployPrompt,
+    Releases,
+    Reply,
+    Resolved,
+    Result,
+)
+from bot.actions.shipping import Shipping
+from bot.platforms.base import NotSupported, Release
+from bot.platforms.beanstalk import NO_MAINTENANCE
+from bot.registry import Target
+from bot.store.audit import Actor, AuditLog
+from bot.store.confirmations import Confirmations, Pending
+from bot.store.locks import Locks
+from policies.commands import Command
+from policies.slack_text import escape
+
+log = logging.getLogger(__name__)
+
+VERBS = frozenset(
+    {
+        "releases",
+        "rollback",
+        "maintenance",
+        "config",
+        "lock",
+        "unlock",
+        "ship",
+        "promote",
+        "swap",
+        "run",
+        "logs",
+    }
+)
+# Verbs whose Confirm click lands here rather than in the formation path.
+CONFIRMED_VERBS = frozenset({"rollback", "config"})
+
+
+class Deployments:
+    def __init__(
+        self,
+        resolve: Callable[[str], Resolved],
+        audit: AuditLog,
+        confirmations: Confirmations,
+        locks: Locks,
+        gate: Gate,
+        judge: Judge,
+        now: Callable[[], datetime],
+        secret: Callable[[str], str | None] = lambda name: None,
+    ) -> None:
+        self._resolve = resolve
+        self._audit = audit
+        self._confirmations = confirmations
+        self._locks = locks
+        self._gate = gate
+        self._now = now
+        self._guard = DeployGuard(audit, locks, judge)
+        self._shipping = Shipping(resolve, audit, locks, self._guard, secret)
+
+    def run(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
+        """A deployment verb, already allowed by the gate, for the resolved app."""
+        try:
+            if command.verb == "releases":
+                found = platform_of(resolved).releases(resolved.target.name, command.limit or 10)
+                return Releases(command.app or "", resolved.target.platform, found)
+            if command.verb == "lock":
+                return self._lock(actor, command)
+            if command.verb == "unlock":
+                return self._unlock(actor, command)
+            if command.verb == "maintenance":
+                return self._maintenance(actor, resolved, command)
+            if command.verb == "config":
+                return self._config(actor, resolved, command)
+            if command.verb == "ship":
+                return self._shipping.ship(actor, resolved, command)
+            if command.verb == "promote":
+                return self._shipping.promote(actor, resolved, command)
+            if command.verb == "swap":
+                return self._shipping.swap(actor, resolved, command)
+            if command.verb == "run":
+                return self._shipping.run(actor, resolved, command)
+            if command.verb == "logs":
+                return self._shipping.logs(resolved, command)
+            return self._rollback(actor, resolved, command)
+        except NotSupported as error:
+            return Reply(str(error))
+
+    # -- rollback ---------------------------------------------------------------------------
+
+    def _rollback(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
+        app = command.app or ""
+        refusal = self._guard.refusal(resolved.target, "rollback", command.force, actor.user_id)
+        if refusal:
+            return Reply(refusal)
+        releases = platform_of(resolved).releases(resolved.target.name, LOOKBACK)
+        current = current_release(releases)
+        if current is None:
+            return Reply(f"`{app}` has no releases yet, so there is nothing to roll back to.")
+        target = _rollback_target(app, releases, current, command.target)
+        if isinstance(target, str):
+            return Reply(target)
+        verdict = self._guard.judge(resolved.target, "rollback", command.force, actor.user_id)
+        pending = self._confirmations.create(
+            actor,
+            app,
+            f"rollback {app} {target.version}",
+            _as_json(current),
+            _as_json(target),
+            self._now(),
+            force_reason=command.force if verdict.forced else None,
+        )
+        return DeployPrompt(
+            pending.id, app, "rollback", actor.user_id, pending.expires_at, current, target
+        )
+
+    def confirmed(self, requester: Actor, confirmer: Actor, pending: Pending) -> Result:
+        """Carry out a confirmed rollback or config change, judged again as things stand."""
+        verb = pending.command.split()[0]
+        resolved = self._resolve(pending.app)
+        refusal = self._guard.refusal(
+            resolved.target, verb, pending.force_reason, requester.user_id
+        )
+        if refusal:
+            return Reply(f"Nothing was changed: {refusal}", public=True)
+        if verb == "config":
+            return self._apply_config(requester, confirmer, resolved, pending)
+        return self._apply_rollback(requester, confirmer, resolved, pending)
+
+    def _apply_rollback(
+        self, requester: Actor, confirmer: Actor, resolved: Resolved, pending: Pending
+    ) -> Result:
+        platform = platform_of(resolved)
+        before, target = _release(pending.before), _release(pending.targets)
+        current = current_release(platform.releases(resolved.target.name, LOOKBACK))
+        if current is None or current.version != before.version:
+            now = current.version if current else "nothing"
+            return Reply(
+                f"Nothing was changed: `{pending.app}` moved from {before.version} to {now} "
+                f"since the rollback was asked for. Run `/deploy rollback {pending.app}` again.",
+                public=True,
+            )
+        entry = self._audit.start(
+            requester,
+            "rollback",
+            pending.app,
+            pending.command,
+            {"version": before.version},
+            {"version": target.version},
+        )
+        after = self._guard.call(entry, lambda: platform.rollback(resolved.target.name, target))
+        self._audit.finish(entry, "ok", after={"version": after.version})
+        log.info("rolled back", extra={"app": pending.app, "user": requester.user_id})
+        return Deployed(
+            pending.app,
+            "rollback",
+            requester.user_id,
+            before=before,
+            after=target,
+            # Heroku makes a new release (v43) from the old one (v41); Beanstalk redeploys it.
+            mode=after.version if after.version != target.version else None,
+            confirmed_by=confirmer.user_id,
+            audit_id=entry,
+            slow=platform.settles_slowly(),
+            break_glass=self._break_glass(resolved.target, requester, pending),
+        )
+
+    # -- maintenance ------------------------------------------------------------------------
+
+    def _maintenance(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
+        app, on = command.app or "", command.mode == "on"
+        platform = platform_of(resolved)
+        if resolved.target.platform == "beanstalk":
+            # Said first, before any rule or freeze: Beanstalk has no such thing at all.
+            return Reply(NO_MAINTENANCE.format(app=app))
+        if platform.maintenance(resolved.target.name) == on:
+            return Reply(f"`{app}` is already in maintenance mode {command.mode}; nothing to do.")
+        refusal = self._guard.refusal(resolved.target, "maintenance", command.force, actor.user_id)
+        if refusal:
+            return Reply(refusal)
+        entry = self._audit.start(
+            actor, "maintenance", app, command.text(), {"maintenance": not on}, {"maintenance": on}
+        )
+        self._guard.call(entry, lambda: platform.set_maintenance(resolved.target.name, on))
+        self._audit.finish(entry, "ok", after={"maintenance": on})
+        return Deployed(app, "maintenance", actor.user_id, mode=command.mode, audit_id=entry)
+
+    # -- config -----------------------------------------------------------------------------
+
+    def _config(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
+        app = command.app or ""
+        platform = platform_of(resolved)
+        if command.mode is None:
+            values = platform.config_vars(resolved.target.name)
+            masked = not self._gate.decide(actor, "config", app).allowed
+            return ConfigVars(app, tuple(sorted(values.items())), masked)
+        refusal = self._guard.refusal(resolved.target, "config", command.force, actor.user_id)
+        if refusal:
+            return Reply(refusal)
+        keys = tuple(key for key, _ in command.options)
+        if command.mode == "unset":
+            present = platform.config_vars(resolved.target.name)
+            missing = [key for key in keys if key not in present]
+            if missing:
+                return Reply(f"`{missing[0]}` is not set on `{app}`; nothing to unset.")
+        verdict = self._guard.judge(resolved.target, "config", command.force, actor.user_id)
+        changes: dict[str, Any] = {
+            key: (value if command.mode == "set" else None) for key, value in command.options
+        }
+        # The values wait in the confirmation row until it is decided or expires (then wiped).
+        pending = self._confirmations.create(
+            actor,
+            app,
+            command.text(),
+            {},
+            {"changes": changes},
+            self._now(),
+            force_reason=command.force if verdict.forced else None,
+        )
+        return DeployPrompt(
+            pending.id,
+            app,
+            "config",
+            actor.user_id,
+            pending.expires_at,
+            keys=keys,
+            unset=command.mode == "unset",
+        )
+
+    def _apply_config(
+        self, requester: Actor, confirmer: Actor, resolved: Resolved, pending: Pending
+    ) -> Result:
+        # Read before the click was decided; the row itself no longer holds the values.
+        changes = dict(pending.targets.get("changes") or {})
+        keys = tuple(sorted(changes))
+        unset = all(value is None for value in changes.values())
+        mode = "unset" if unset else "set"
+        entry = self._audit.start(
+            requester, "config", pending.app, pending.command, None, {mode: list(keys)}
+        )
+        platform = platform_of(resolved)
+        self._guard.call(entry, lambda: platform.set_config(resolved.target.name, changes))
+        self._audit.finish(entry, "ok", after={mode: list(keys)})
+        return Deployed(
+            pending.app,
+            "config",
+            requester.user_id,
+            mode=mode,
+            keys=keys,
+            confirmed_by=confirmer.user_id,
+            audit_id=entry,
+            slow=platform.settles_slowly(),
+        )
+
+    # -- lock and unlock --------------------------------------------------------------------
+
+    def _lock(self, actor: Actor, command: Command) -> Result:
+        app, reason = command.app or "", command.reason or ""
+        entry = self._audit.start(actor, "lock", app, command.text(), None, None)
+        held = self._locks.take(app, actor.user_id, reason, self._now())
+        if held.user_id != actor.user_id:
+            self._audit.finish(entry, "refused", error=f"already locked by {held.user_id}")
+            return Reply(
+                f"`{app}` is already locked by <@{held.user_id}> ({escape(held.reason)}). Ask them to "
+                f"`/deploy unlock {app}` first."
+            )
+        self._audit.finish(entry, "ok")
+        return Deployed(app, "lock", actor.user_id, mode=held.reason, audit_id=entry)
+
+    def _unlock(self, actor: Actor, command: Command) -> Result:
+        app = command.app or ""
+        held = self._locks.get(app)
+        if held is None:
+            return Reply(f"`{app}` is not locked; nothing to do.")
+        if held.user_id != actor.user_id and not self._gate.is_admin(actor.user_id):
+            return Reply(
+                f"`{app}` is locked by <@{held.user_id}>; only they or an admin may unlock it."
+            )
+        entry = self._audit.start(actor, "unlock", app, command.text(), None, None)
+        self._locks.release(app)
+        self._audit.finish(entry, "ok")
+        return Deployed(app, "unlock", actor.user_id, mode=held.user_id, audit_id=entry)
+
+    def _break_glass(self, target: Target, actor: Actor, pending: Pending) -> BreakGlass | None:
+        if not pending.force_reason:
+            return None
+        verdict = self._guard.judge(target, "rollback", pending.force_reason, actor.user_id)
+        if not verdict.forced:
+            return None
+        return BreakGlass(
+            actor.user_id,
+            pending.command,
+            verdict.freeze_reason or "",
+            pending.force_reason,
+            target.channel,
+        )
+
+
+def _rollback_target(
+    app: str, releases: tuple[Release, ...], current: Release, wanted: str | None
+) -> Release | str:
+    """The release to go back to, or the sentence saying why there is none."""
+    if wanted is None:
+        older = [r for r in releases if r.good and _older(r, current, releases)]
+        if not older:
+            return f"`{app}` has no earlier good release to roll back to."
+        return older[0]
+    matches = [r for r in releases if r.version.lower() in _spellings(wanted)]
+    if not matches:
+        return (
+            f"`{app}` has no release {clip(wanted)} among its last {LOOKBACK}. "
+            f"See `/deploy releases {app}`."
+        )
+    found = matches[0]
+    if found.version == current.version:
+        return f"{found.version} is already the current release of `{app}`; nothing to roll back."
+    if not found.good:
+        return (
+            f"{found.version} of `{app}` {found.status.lower()}, so it cannot be rolled back to. "
+            f"Pick a good release from `/deploy releases {app}`."
+        )
+    return found
+
+
+def _older(release: Release, current: Release, releases: tuple[Release, ...]) -> bool:
+    # `releases` is newest first, so older means later in the list.
+    return releases.index(release) > releases.index(current)
+
+
+def _spellings(wanted: str) -> set[str]:
+    word = wanted.lower()
+    if word.isdigit():
+        return {word, f"v{word}"}
+    return {word}
+
+
+def _as_json(release: Release) -> dict[str, Any]:
+    return {
+        "version": release.version,
+        "description": release.description,
+        "id": release.id,
+        "status": release.status,
+    }
+
+
+def _release(data: dict[str, Any]) -> Release:
+    return Release(
+        version=str(data.get("version", "")),
+        description=str(data.get("description", "")),
+        created_at=None,
+        user="",
+        id=str(data.get("id", "")),
+        status=str(data.get("status", "succeeded")),
+    )

@@ -1,0 +1,157 @@
+"""What became of a change the bot cannot be sure about: read the formation back and say.
+
+A timeout or a dropped connection after a request was sent (`PlatformError.changed is
+None`) leaves the change maybe made; a process that died between the platform call and
+the audit outcome leaves its row `pending`. Both are settled the same way: read what runs
+now and compare it with what ran before and what was asked. Right after the error the
+user is told what runs now; a few minutes later the worker's pass (`sweep`) gives every
+such row its final outcome:
+
+- `ok`: what was asked is what runs;
+- `not-applied`: what ran before still runs (only final after a few minutes: a slow
+  request may still land);
+- `unknown`: neither (someone else changed it too), or nothing can tell (restarts).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.actions.results import Resolved
+from bot.platforms.base import Formation, PlatformError, formation_map
+from bot.registry import UnknownApp
+from bot.store.audit import AuditLog, Entry
+
+log = logging.getLogger(__name__)
+
+SETTLE_AFTER = timedelta(minutes=3)  # older pending/unknown rows are read back by the worker
+GIVE_UP_AFTER = timedelta(days=1)  # a row whose app cannot be read for this long: unknown
+_FORMATION_VERBS = frozenset({"scale", "kill"})
+
+
+@dataclass(frozen=True)
+class ReadBack:
+    outcome: str  # ok, not-applied, unknown
+    formation: tuple[Formation, ...] | None  # None: it could not be read
+    sentence: str  # "web is now 2", for the user and the audit row
+
+
+def judge(
+    before: Mapping[str, Any] | None,
+    requested: Mapping[str, Any],
+    now: Mapping[str, tuple[int, str]],
+) -> str:
+    """`ok`, `not-applied` or `unknown` for a formation change, from three plain maps:
+    type → [quantity, size] before and asked (size None: kept), type → (quantity, size) now."""
+
+    def matches(ptype: str, quantity: int, size: str | None) -> bool:
+        current = now.get(ptype)
+        if current is None:
+            return False
+        return current[0] == quantity and (not size or size.lower() == current[1].lower())
+
+    if all(matches(t, int(q), s) for t, (q, s) in requested.items()):
+        return "ok"
+    if before and all(
+        t in before and matches(t, int(before[t][0]), before[t][1]) for t in requested
+    ):
+        return "not-applied"
+    return "unknown"
+
+
+def now_running(requested: Mapping[str, Any], now: Mapping[str, tuple[int, str]]) -> str:
+    """`web is now 2, worker is now 0`: the asked-about types as they run now."""
+    parts = []
+    for ptype in requested:
+        quantity, size = now.get(ptype, (0, "?"))
+        parts.append(f"{ptype} is now {quantity} × {size}")
+    return ", ".join(parts)
+
+
+class Reconciler:
+    def __init__(self, resolve: Callable[[str], Resolved], audit: AuditLog) -> None:
+        self._resolve = resolve
+        self._audit = audit
+
+    def read_back(
+        self,
+        resolved: Resolved,
+        before: Mapping[str, Any] | None,
+        requested: Mapping[str, Any],
+        *,
+        final: bool,
+    ) -> ReadBack:
+        """Read the formation and judge it; `final=False` (right after the error) keeps a
+        not-yet-applied change `unknown`, since a slow request may still land."""
+        try:
+            formation = resolved.platform.formation(resolved.target.name)
+        except PlatformError as error:
+            log.info("formation read-back failed", extra={"app": resolved.target.alias})
+            return ReadBack("unknown", None, f"reading it back failed too ({error})")
+        now = formation_map(formation)
+        outcome = judge(before, requested, now)
+        if outcome == "not-applied" and not final:
+            outcome = "unknown"
+        return ReadBack(outcome, formation, now_running(requested, now))
+
+    def settle_now(
+        self,
+        entry_id: int,
+        resolved: Resolved,
+        before: Mapping[str, Any] | None,
+        requested: Mapping[str, Any],
+        error: str,
+    ) -> ReadBack:
+        """Right after a maybe-made change: read back, finish the audit row, and return
+        what to tell the user."""
+        found = self.read_back(resolved, before, requested, final=False)
+        after = formation_json(found.formation) if found.formation is not None else None
+        note = f"{error} Read back: {found.sentence}."
+        if found.outcome == "ok":
+            self._audit.settle(entry_id, "ok", after, note)
+        else:
+            self._audit.finish(entry_id, "unknown", after=after, error=note)
+        return found
+
+    def sweep(self, now: datetime) -> int:
+        """Give every pending or unknown row older than SETTLE_AFTER its final outcome.
+        Returns how many rows were settled."""
+        settled = 0
+        for entry in self._audit.unsettled(now - SETTLE_AFTER):
+            if self._settle(entry, now):
+                settled += 1
+        if settled:
+            log.info("audit rows reconciled", extra={"count": settled})
+        return settled
+
+    def _settle(self, entry: Entry, now: datetime) -> bool:
+        died = "The bot stopped before it heard back." if entry.outcome == "pending" else None
+        if entry.verb not in _FORMATION_VERBS or not entry.requested:
+            # Nothing to read back that would tell (a restart leaves no trace in the formation).
+            self._audit.settle(entry.id, "unknown", None, died or "Nothing to read back.")
+            return True
+        try:
+            resolved = self._resolve(entry.app)
+        except (PlatformError, UnknownApp):
+            return self._give_up(entry, now, died)
+        found = self.read_back(resolved, entry.before, entry.requested, final=True)
+        if found.formation is None:
+            return self._give_up(entry, now, died)
+        note = " ".join(part for part in (died, f"Read back: {found.sentence}.") if part)
+        self._audit.settle(entry.id, found.outcome, formation_json(found.formation), note)
+        return True
+
+    def _give_up(self, entry: Entry, now: datetime, died: str | None) -> bool:
+        if now - entry.started_at < GIVE_UP_AFTER:
+            return False  # try again on the next pass
+        note = " ".join(part for part in (died, "The formation could not be read back.") if part)
+        self._audit.settle(entry.id, "unknown", None, note)
+        return True
+
+
+def formation_json(formation: tuple[Formation, ...]) -> dict[str, list[object]]:
+    return {f.type: [f.quantity, f.size] for f in formation}

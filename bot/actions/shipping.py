@@ -1,0 +1,247 @@
+"""Shipping verbs: `ship` (a Heroku build from the registry's source, or a Beanstalk
+application version), `promote` (Heroku pipelines), `swap` (Beanstalk CNAMEs), `run` (a
+registry-allowed one-off dyno) and `logs`. Each is refused plainly where its platform has no
+such thing, before anything is sent to it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from urllib.parse import quote
+
+from bot.actions.deploy_guard import LOOKBACK, DeployGuard, clip, current_release, platform_of
+from bot.actions.results import Deployed, Logs, Reply, Resolved, Result
+from bot.platforms.base import Release
+from bot.platforms.sources import SourceError, signed_url
+from bot.store.audit import Actor, AuditLog
+from bot.store.locks import Locks
+from policies import guardrails
+from policies.commands import Command
+from policies.redact import mask
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REF = "main"
+
+
+class Shipping:
+    def __init__(
+        self,
+        resolve: Callable[[str], Resolved],
+        audit: AuditLog,
+        locks: Locks,
+        guard: DeployGuard,
+        secret: Callable[[str], str | None],
+    ) -> None:
+        self._resolve = resolve
+        self._audit = audit
+        self._locks = locks
+        self._guard = guard
+        self._secret = secret  # reads a named env var (a private source's token)
+
+    def ship(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
+        app, target = command.app or "", resolved.target
+        refusal = self._guard.refusal(target, "ship", command.force, actor.user_id)
+        if refusal:
+            return Reply(refusal)
+        platform = platform_of(resolved)
+        if target.platform == "beanstalk":
+            return self._ship_version(actor, resolved, command)
+        if not target.source:
+            return Reply(
+                f"`{app}` has no `source:` in the registry, so I do not know what to build. "
+                "An admin can add a tarball URL with `{ref}` in it."
+            )
+        ref = command.target or DEFAULT_REF
+        url = target.source.replace("{ref}", quote(ref, safe="/"))
+        if target.source_token_env:
+            token = self._secret(target.source_token_env)
+            if not token:
+                return Reply(
+                    f"`{app}`'s source needs a token, and {target.source_token_env} is not set "
+                    "on the bot. An admin should set it."
+                )
+            try:
+                url = signed_url(url, token)
+            except SourceError as error:
+                return Reply(str(error))
+        entry = self._audit.start(actor, "ship", app, command.text(), None, {"ref": ref})
+        build = self._guard.call(entry, lambda: platform.build(target.name, url, ref))
+        self._audit.finish(entry, "ok", after={"build": build.id})
+        log.info("build started", extra={"app": app, "user": actor.user_id})
+        return Deployed(
+            app, "ship", actor.user_id, mode=ref, audit_id=entry, slow=True, build_id=build.id
+        )
+
+    def _ship_version(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
+        app, platform = command.app or "", platform_of(resolved)
+        if command.target is None:
+            return Reply(
+                f"Say which application version to deploy to `{app}`: "
+                f"`/deploy ship {app} LABEL` (see `/deploy releases {app}`)."
+            )
+        releases = platform.releases(resolved.target.name, LOOKBACK)
+        found = [r for r in releases if r.version == command.target]
+        bundle = resolved.target.bundle
+        if not found and bundle is None:
+            return Reply(
+                f"`{app}` has no application version {clip(command.target)}, and no `bundle:` "
+                f"in the registry to make one from. See `/deploy releases {app}`."
+            )
+        if not found:
+            return self._ship_bundle(actor, resolved, command, current_release(releases))
+        if found[0].current:
+            return Reply(f"{found[0].version} is already deployed to `{app}`; nothing to ship.")
+        before = current_release(releases)
+        entry = self._audit.start(
+            actor,
+            "ship",
+            app,
+            command.text(),
+            {"version": before.version if before else None},
+            {"version": found[0].version},
+        )
+        self._guard.call(
+            entry, lambda: platform.deploy_version(resolved.target.name, found[0].version)
+        )
+        self._audit.finish(entry, "ok", after={"version": found[0].version})
+        return Deployed(
+            app,
+            "ship",
+            actor.user_id,
+            before=before,
+            after=found[0],
+            mode=found[0].version,
+            audit_id=entry,
+            slow=True,
+        )
+
+    def _ship_bundle(
+        self, actor: Actor, resolved: Resolved, command: Command, before: Release | None
+    ) -> Result:
+        """A new application version from the registry's S3 bundle, then deployed."""
+        app, label, platform = command.app or "", command.target or "", platform_of(resolved)
+        bucket, template = resolved.target.bundle or ("", "")
+        key = template.replace("{ref}", label)
+        entry = self._audit.start(
+            actor,
+            "ship",
+            app,
+            command.text(),
+            {"version": before.version if before else None},
+            {"version": label, "bundle": f"s3://{bucket}/{key}"},
+        )
+
+        def create_and_deploy() -> None:
+            platform.create_version(resolved.target.name, label, bucket, key)
+            platform.deploy_version(resolved.target.name, label)
+
+        self._guard.call(entry, create_and_deploy)
+        self._audit.finish(entry, "ok", after={"version": label})
+        after = Release(label, f"from s3://{bucket}/{key}", None, "", id=label)
+        return Deployed(
+            app,
+            "ship",
+            actor.user_id,
+            before=before,
+            after=after,
+            mode=label,
+            audit_id=entry,
+            slow=True,
+        )
+
+    def promote(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
+        app, target = command.app or "", resolved.target
+        if target.platform != "heroku":
+            return Reply(
+                f"`{app}` is a Beanstalk environment, and Beanstalk has no pipelines. For "
+                f"blue/green, swap two environments: `/deploy swap {app} OTHER`."
+            )
+        refusal = self._guard.refusal(target, "promote", command.force, actor.user_id)
+        if refusal:
+            return Reply(refusal)
+        platform = platform_of(resolved)
+        pipeline, source, stage, downstream = platform.downstream(target.name)
+        if not downstream:
+            return Reply(
+                f"`{app}` is in the {stage} stage of its pipeline and no stage after it has an "
+                "app, so there is nothing to promote to."
+            )
+        for _, name in downstream:
+            held = self._locks.get(name)
+            if held is not None and held.user_id != actor.user_id:
+                refusal = guardrails.lock_refusal(
+                    "promote", name, held.user_id, held.reason, actor.user_id
+                )
+                return Reply(refusal or "")
+        names = [name for _, name in downstream]
+        entry = self._audit.start(actor, "promote", app, command.text(), None, {"to": names})
+        results = self._guard.call(
+            entry, lambda: platform.promote(target.name, pipeline, source, downstream)
+        )
+        failed = [r for r in results if r.status == "failed"]
+        outcome = "error" if failed else "ok"
+        self._audit.finish(
+            entry,
+            outcome,
+            after={r.app: r.status for r in results},
+            error="; ".join(f"{r.app}: {r.error}" for r in failed) or None,
+        )
+        return Deployed(app, "promote", actor.user_id, audit_id=entry, promotions=results)
+
+    def swap(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
+        app, other_alias = command.app or "", command.target or ""
+        if resolved.target.platform != "beanstalk":
+            return Reply(
+                f"`{app}` is a Heroku app: swapping CNAMEs is for Beanstalk environments. "
+                f"To move a release between Heroku apps, use `/deploy promote {app}`."
+            )
+        other = self._resolve(other_alias)
+        if other.target.platform != "beanstalk" or other.target.region != resolved.target.region:
+            return Reply(
+                f"`{other_alias}` is not a Beanstalk environment in {resolved.target.region}, "
+                f"so it cannot swap CNAMEs with `{app}`."
+            )
+        for target in (resolved.target, other.target):
+            refusal = self._guard.refusal(target, "swap", command.force, actor.user_id)
+            if refusal:
+                return Reply(refusal)
+        platform = platform_of(resolved)
+        entry = self._audit.start(actor, "swap", app, command.text(), None, {"with": other_alias})
+        self._guard.call(entry, lambda: platform.swap(resolved.target.name, other.target.name))
+        self._audit.finish(entry, "ok")
+        return Deployed(app, "swap", actor.user_id, mode=other_alias, audit_id=entry)
+
+    # -- run and logs -----------------------------------------------------------------------
+
+    def run(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
+        app, target, wanted = command.app or "", resolved.target, command.reason or ""
+        if target.platform != "heroku":
+            return Reply(
+                f"`{app}` is a Beanstalk environment, which has no one-off processes, so "
+                "`run` is not supported there."
+            )
+        if wanted not in target.run:
+            allowed = ", ".join(f"`{c}`" for c in target.run)
+            listed = f"It allows: {allowed}." if allowed else "It allows none yet."
+            return Reply(
+                f"`{clip(wanted)}` is not a command `{app}` may run from chat. {listed} "
+                "An admin can add commands under the app's `run:` in the registry."
+            )
+        refusal = self._guard.refusal(target, "run", command.force, actor.user_id)
+        if refusal:
+            return Reply(refusal)
+        platform = platform_of(resolved)
+        entry = self._audit.start(actor, "run", app, command.text(), None, {"command": wanted})
+        dyno = self._guard.call(entry, lambda: platform.run_detached(target.name, wanted))
+        self._audit.finish(entry, "ok", after={"dyno": dyno})
+        return Deployed(
+            app, "run", actor.user_id, mode=dyno, keys=(wanted,), audit_id=entry, slow=True
+        )
+
+    def logs(self, resolved: Resolved, command: Command) -> Result:
+        platform = platform_of(resolved)
+        dyno = command.target if resolved.target.platform == "heroku" else None
+        lines = platform.log_lines(resolved.target.name, dyno, command.limit or 100)
+        return Logs(command.app or "", dyno, tuple(mask(line) for line in lines))

@@ -1,0 +1,52 @@
+"""Deploy locks, one per app: taking one is an INSERT on the app's primary key, so two
+people locking at once (on two web dynos) cannot both win."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+
+from bot.store.db import Database
+from bot.store.models import DeployLock
+
+
+@dataclass(frozen=True)
+class Lock:
+    app: str
+    user_id: str
+    reason: str
+    locked_at: datetime
+
+
+def _lock(row: DeployLock) -> Lock:
+    at = row.locked_at if row.locked_at.tzinfo else row.locked_at.replace(tzinfo=UTC)
+    return Lock(row.app, row.user_id, row.reason, at)
+
+
+class Locks:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def get(self, app: str) -> Lock | None:
+        with self._db.session() as session:
+            row = session.get(DeployLock, app)
+            return _lock(row) if row is not None else None
+
+    def take(self, app: str, user_id: str, reason: str, now: datetime) -> Lock:
+        """Lock `app` for `user_id`; returns the lock that stands (theirs, or an earlier one)."""
+        try:
+            with self._db.session() as session, session.begin():
+                session.add(DeployLock(app=app, user_id=user_id, reason=reason, locked_at=now))
+        except IntegrityError:
+            pass
+        found = self.get(app)
+        assert found is not None  # locks are only deleted by unlock, never by a race here
+        return found
+
+    def release(self, app: str) -> bool:
+        """Remove the lock; True if there was one."""
+        with self._db.session() as session, session.begin():
+            return session.execute(delete(DeployLock).where(DeployLock.app == app)).rowcount == 1

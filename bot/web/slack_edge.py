@@ -1,0 +1,193 @@
+"""The edge of `/slack/events`: a request is authenticated on its raw bytes, and its shape
+checked, before slack_bolt parses anything.
+
+Why not leave it to bolt: bolt builds its request object by parsing the body (`json.loads`,
+`parse_qsl`) before it checks the signature, so unsigned junk raised inside bolt and came
+out as a 500 with a traceback; and its context builder and matchers index into whatever
+the JSON held (`body["actions"][0]`, `event.get(...)`), so a signed payload of the wrong
+shape did the same. Here, in order:
+
+1. the signature: Slack's v0 scheme, `v0=HMAC-SHA256(secret, "v0:" + timestamp + ":" + body)`
+   in `X-Slack-Signature`, over the exact bytes received; `X-Slack-Request-Timestamp` must
+   be plain ASCII digits (a few, not 5,000) within `MAX_SKEW` seconds of now;
+2. the body: UTF-8; a JSON object (Events API), or a form whose `payload` is a JSON object
+   (interactivity), or a plain form (slash commands, `ssl_check`), exactly as bolt reads it;
+3. the shape: every field bolt or our listeners read, where present, has the type Slack
+   documents, and each kind of request has the fields its listener needs.
+
+`check` returns None for a request bolt may have, else a `Refusal` (401 unauthenticated,
+400 malformed) whose reason is a few words for one log line: never the body or a header.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+MAX_SKEW = 300  # Slack's own advice: refuse requests more than five minutes old
+_MAX_TIMESTAMP_DIGITS = 12  # epoch seconds have 10 digits until the year 2286
+_MAX_DEPTH = 4  # event -> message -> ... nesting bolt follows
+
+# Fields bolt's context builder, its matchers and our listeners read, and the types Slack
+# sends them as. `None` is allowed wherever Slack documents a null (team on org installs).
+_NONE = type(None)
+_FIELDS: dict[str, tuple[type, ...]] = {
+    "type": (str,),
+    "team": (dict, str, _NONE),
+    "user": (dict, str, _NONE),
+    "channel": (dict, str, _NONE),
+    "enterprise": (dict, str, _NONE),
+    "authorizations": (list, _NONE),
+    "event": (dict,),
+    "actions": (list,),
+    "view": (dict,),
+    "container": (dict,),
+    "message": (dict,),
+    "previous_message": (dict,),
+    "item": (dict,),
+    "assistant_thread": (dict,),
+    "function_data": (dict,),
+    "state": (dict,),
+    "response_urls": (list,),
+    "response_url": (str,),
+    "trigger_id": (str,),
+    "callback_id": (str,),
+    "command": (str,),
+    "text": (str,),
+    "user_id": (str,),
+    "team_id": (str, _NONE),
+    "channel_id": (str, _NONE),
+    "enterprise_id": (str, _NONE),
+    "thread_ts": (str, _NONE),
+    "challenge": (str,),
+}
+# Nested objects bolt descends into looking for ids: the same rules apply inside them.
+_NESTED = ("event", "message", "previous_message", "item", "assistant_thread")
+# Objects whose `id` bolt reads.
+_WITH_ID = ("team", "user", "channel", "enterprise")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    status: int  # 401: not from Slack; 400: from Slack's key but not a request we can read
+    reason: str  # a few words for the log line
+
+
+def check(secret: str, headers: Mapping[str, str], body: bytes, now: float) -> Refusal | None:
+    """None if `body` is a signed request of a shape bolt can take, else why not."""
+    refusal = _authenticate(secret, headers, body, now)
+    if refusal is not None:
+        return refusal
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return Refusal(400, "body is not UTF-8")
+    parsed = _parse(text, headers.get("Content-Type"))
+    if isinstance(parsed, Refusal):
+        return parsed
+    problem = _shape(parsed, 0) or _needs(parsed)
+    return Refusal(400, problem) if problem else None
+
+
+def _authenticate(
+    secret: str, headers: Mapping[str, str], body: bytes, now: float
+) -> Refusal | None:
+    timestamp = headers.get("X-Slack-Request-Timestamp") or ""
+    signature = headers.get("X-Slack-Signature") or ""
+    if not timestamp or not signature:
+        return Refusal(401, "unsigned")
+    # str.isdigit() accepts '²' and other digits int() refuses; and int() of 5,000
+    # digits raises: only a few ASCII digits are a timestamp.
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > _MAX_TIMESTAMP_DIGITS:
+        return Refusal(401, "malformed timestamp")
+    if abs(now - int(timestamp)) > MAX_SKEW:
+        return Refusal(401, "stale timestamp")
+    base = b"v0:" + timestamp.encode() + b":" + body
+    expected = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    # Bytes, not str: compare_digest raises TypeError on a non-ASCII str.
+    if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
+        return Refusal(401, "bad signature")
+    return None
+
+
+def _parse(text: str, content_type: str | None) -> dict[str, Any] | Refusal:
+    """The body as bolt's `parse_body` reads it (JSON if it says so or starts with `{`; a
+    form with `payload` holding JSON; else a plain form), refusing what bolt would choke on."""
+    if not text:
+        return Refusal(400, "empty body")
+    try:
+        if (content_type or "").split(";")[0] == "application/json" or text.startswith("{"):
+            parsed: Any = json.loads(text)
+        elif "payload" in text:
+            # bolt looks for the word anywhere; a form without a `payload` field is {} to it.
+            payload = dict(parse_qsl(text, keep_blank_values=True)).get("payload")
+            parsed = json.loads(payload) if payload is not None else {}
+        else:
+            parsed = dict(parse_qsl(text, keep_blank_values=True))
+    except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
+        return Refusal(400, "body is not JSON or a form")
+    if not isinstance(parsed, dict):
+        return Refusal(400, "body is not a JSON object")
+    return parsed
+
+
+def _shape(document: dict[str, Any], depth: int) -> str | None:
+    if depth > _MAX_DEPTH:
+        return "nested too deep"
+    for name, types in _FIELDS.items():
+        if name in document and not isinstance(document[name], types):
+            return f"{name} has the wrong type"
+    for name in _WITH_ID:
+        value = document.get(name)
+        if isinstance(value, dict) and not isinstance(value.get("id", ""), str):
+            return f"{name}.id has the wrong type"
+    for name in ("authorizations", "response_urls", "actions"):
+        items = document.get(name) or []
+        if not all(isinstance(item, dict) for item in items):
+            return f"{name} holds a non-object"
+    if "actions" in document and not document["actions"]:
+        return "actions is empty"  # bolt reads actions[0]; Slack never sends none
+    for authorization in document.get("authorizations") or []:
+        problem = _shape(authorization, depth + 1)
+        if problem:
+            return problem
+    for action in document.get("actions") or []:
+        for name in ("action_id", "block_id", "value"):
+            if not isinstance(action.get(name, ""), str):
+                return f"actions.{name} has the wrong type"
+    for name in _NESTED:
+        nested = document.get(name)
+        if isinstance(nested, dict):
+            problem = _shape(nested, depth + 1)
+            if problem:
+                return problem
+    return None
+
+
+def _needs(document: dict[str, Any]) -> str | None:
+    """What each kind of request must carry for its listener (Slack always sends these)."""
+    kind = document.get("type")
+    if "command" in document:  # a slash command's form
+        missing = [f for f in ("user_id", "response_url") if not document.get(f)]
+    elif kind == "block_actions":
+        missing = [] if document.get("actions") else ["actions"]
+        user = document.get("user")
+        if not (isinstance(user, dict) and user.get("id")):
+            missing.append("user.id")
+        if any(not action.get("action_id") for action in document.get("actions") or []):
+            missing.append("actions.action_id")
+    elif kind == "event_callback":
+        event = document.get("event")
+        missing = [] if isinstance(event, dict) and event.get("type") else ["event.type"]
+    elif kind in ("view_submission", "view_closed"):
+        missing = [] if "view" in document else ["view"]
+    elif kind == "url_verification":
+        missing = [] if document.get("challenge") else ["challenge"]
+    else:
+        missing = []
+    return f"missing {', '.join(missing)}" if missing else None

@@ -1,0 +1,94 @@
+"""Every botocore failure, from Elastic Beanstalk or CloudWatch, reaches the user as one or
+two plain sentences: no class name, no endpoint URL, no traceback."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from botocore import exceptions as boto
+
+from bot.platforms.base import PlatformError
+from bot.platforms.beanstalk import BeanstalkPlatform
+from bot.platforms.cloudwatch import requests_per_minute
+
+URL = "https://elasticbeanstalk.us-east-1.amazonaws.com/"
+
+# error → words the user sees
+FAULTS = [
+    (boto.EndpointConnectionError(endpoint_url=URL), "could not be reached. Try again"),
+    (boto.ConnectTimeoutError(endpoint_url=URL), "could not be reached. Try again"),
+    (boto.ReadTimeoutError(endpoint_url=URL), "did not answer in time"),
+    (boto.ConnectionClosedError(endpoint_url=URL), "dropped before it answered"),
+    (boto.IncompleteReadError(actual_bytes=1, expected_bytes=2), "dropped before it answered"),
+    (boto.ResponseStreamingError(error="reset"), "dropped before it answered"),
+    (boto.SSLError(endpoint_url=URL, error="bad cert"), "secure (TLS) connection"),
+    (boto.ProxyConnectionError(proxy_url="http://proxy:3128", error="no"), "A proxy"),
+    (boto.NoCredentialsError(), "no usable AWS credentials"),
+    (boto.PartialCredentialsError(provider="env", cred_var="secret"), "no usable AWS credentials"),
+    (boto.CredentialRetrievalError(provider="sso", error_msg="x"), "no usable AWS credentials"),
+    (boto.TokenRetrievalError(provider="sso", error_msg="x"), "no usable AWS credentials"),
+    (boto.ProfileNotFound(profile="prod"), "AWS profile for `shop`"),
+    (boto.NoRegionError(), "not available in the region"),
+    (boto.CapacityNotAvailableError(), "stopped retrying"),
+    (boto.ParamValidationError(report="bad"), "a bug in deploybot"),
+    (boto.HTTPClientError(error="odd"), "dropped before it answered"),
+    (boto.BotoCoreError(), "could not be reached"),
+]
+
+
+class _Failing:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def __getattr__(self, operation: str):  # type: ignore[no-untyped-def]
+        def call(**params):  # type: ignore[no-untyped-def]
+            raise self.error
+
+        return call
+
+
+def _plain(message: str) -> None:
+    assert "amazonaws.com" not in message and "proxy:3128" not in message
+    assert "Error" not in message and "Traceback" not in message
+    assert message.endswith(".") and message.count(". ") <= 2 and len(message) < 220
+
+
+@pytest.mark.parametrize(("error", "words"), FAULTS, ids=lambda v: type(v).__name__)
+def test_beanstalk_words_every_botocore_error(error, words):
+    platform = BeanstalkPlatform("us-east-1")
+    platform._client = _Failing(error)
+    with pytest.raises(PlatformError) as read:
+        platform.status("shop")
+    assert words in str(read.value)
+    _plain(str(read.value))
+    assert read.value.changed is False  # a failed read changed nothing
+    with pytest.raises(PlatformError) as write:
+        platform._call("update_environment", "shop", EnvironmentName="shop")
+    assert words in str(write.value)
+    _plain(str(write.value))
+
+
+def test_a_lost_answer_to_a_change_may_have_changed_it():
+    platform = BeanstalkPlatform("us-east-1")
+    platform._client = _Failing(boto.ReadTimeoutError(endpoint_url=URL))
+    with pytest.raises(PlatformError) as caught:
+        platform._call("update_environment", "shop", EnvironmentName="shop")
+    assert caught.value.changed is None and "Check `/deploy status shop`" in str(caught.value)
+
+
+@pytest.mark.parametrize(("error", "words"), FAULTS, ids=lambda v: type(v).__name__)
+def test_cloudwatch_words_every_botocore_error_as_its_own(error, words):
+    with pytest.raises(PlatformError) as caught:
+        requests_per_minute(_Failing(error), "app/x/1", datetime.now(UTC), 5, "shop")
+    _plain(str(caught.value))
+    assert "Elastic Beanstalk" not in str(caught.value)
+
+
+def test_cloudwatch_access_denied_names_the_permission():
+    denied = boto.ClientError(
+        {"Error": {"Code": "AccessDenied", "Message": "User: arn:... is not authorized"}},
+        "GetMetricData",
+    )
+    with pytest.raises(PlatformError, match="allow cloudwatch:GetMetricData"):
+        requests_per_minute(_Failing(denied), "app/x/1", datetime.now(UTC), 5, "shop")

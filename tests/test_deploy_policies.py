@@ -1,0 +1,114 @@
+"""The deployment verbs' pure parts: grammar, canonical text (config values never in it),
+the deploy lock rule, and secret masking in log lines."""
+
+from __future__ import annotations
+
+import pytest
+
+from policies.commands import CommandError, parse
+from policies.guardrails import lock_refusal
+from policies.redact import MASK, mask
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("releases myapp", "releases myapp 10"),
+        ("releases -a myapp 20", "releases myapp 20"),
+        ("rollback myapp", "rollback myapp"),
+        ("rollback myapp v41", "rollback myapp v41"),
+        ("maintenance myapp ON", "maintenance myapp on"),
+        ("config myapp", "config myapp"),
+        ("config set A=1 B_2=x=y myapp", "config set A=… B_2=… myapp"),
+        ("config unset A myapp", "config unset A myapp"),
+        ("lock myapp fixing the basket", "lock myapp 'fixing the basket'"),
+        ("unlock myapp", "unlock myapp"),
+        ("ship myapp", "ship myapp"),
+        ("ship myapp release/2026-11", "ship myapp release/2026-11"),
+        ("promote myapp", "promote myapp"),
+        ("swap shop shop-green", "swap shop shop-green"),
+        (
+            "run myapp python manage.py migrate --noinput",
+            "run myapp python manage.py migrate --noinput",
+        ),
+        ("logs myapp", "logs myapp 100"),
+        ("logs myapp web.1 20", "logs myapp web.1 20"),
+    ],
+)
+def test_deployment_verbs_parse_to_canonical_text(text, canonical):
+    assert parse(text).text() == canonical
+
+
+def test_config_values_stay_in_the_command_but_never_in_its_text():
+    command = parse("config set DATABASE_URL=postgres://u:pw@h/db myapp")
+    assert command.options == (("DATABASE_URL", "postgres://u:pw@h/db"),)
+    assert "pw" not in command.text() and command.mutating
+    assert not parse("config myapp").mutating
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("releases myapp 0", "Ask for 1 to 50 releases"),
+        ("rollback myapp v1 v2", "one word too many"),
+        ("rollback myapp `v1`", "is not a release"),
+        ("maintenance myapp maybe", "Say `on` or `off`"),
+        ("config set 1A=x myapp", "not a valid config var name"),
+        ("config set A myapp", "needs a value"),
+        ("config unset A=1 myapp", "names only"),
+        ("config set A=1 A=2 myapp", "given twice"),
+        ("lock myapp", "Say why"),
+        ("ship myapp ../../etc", "not a git ref"),
+        ("swap shop shop", "two different environments"),
+        ("swap shop", "Name the two environments"),
+        ("run myapp", "Say which command"),
+        ("logs myapp web.1 9999", "Ask for 1 to 1500 lines"),
+    ],
+)
+def test_bad_deployment_input_gets_a_sentence(text, says):
+    with pytest.raises(CommandError) as raised:
+        parse(text)
+    assert says in raised.value.message
+
+
+def test_a_lock_holds_back_others_from_deploy_verbs_only():
+    assert lock_refusal("rollback", "myapp", "UA", "hotfix", "UA") is None
+    assert lock_refusal("scale", "myapp", "UA", "hotfix", "UB") is None
+    assert lock_refusal("rollback", "myapp", None, None, "UB") is None
+    for verb in ("rollback", "ship", "promote", "swap"):
+        refusal = lock_refusal(verb, "myapp", "UA", "hotfix", "UB")
+        assert refusal and "<@UA>" in refusal and "hotfix" in refusal
+
+
+@pytest.mark.parametrize(
+    ("line", "shown"),
+    [
+        ("DATABASE_URL=postgres://u:pw@db/x up", f"DATABASE_URL={MASK} up"),
+        ("connect postgres://u:pw@db/x", f"connect postgres://u:{MASK}@db/x"),
+        ("password=hunter2 ok", f"password={MASK} ok"),
+        ('api_key="abc def" ok', f"api_key={MASK} ok"),
+        ("at=info method=GET path=/ status=200", "at=info method=GET path=/ status=200"),
+        ("WARNING: disk 91% full", "WARNING: disk 91% full"),
+    ],
+)
+def test_mask_hides_secret_values_and_keeps_the_rest(line, shown):
+    assert mask(line) == shown
+
+
+def test_rules_can_name_every_deployment_verb_and_reading_ones_are_open():
+    from policies.rules import is_read_only, validate_verb
+
+    for verb in (
+        "rollback",
+        "maintenance",
+        "config",
+        "lock",
+        "unlock",
+        "ship",
+        "promote",
+        "swap",
+        "run",
+    ):
+        assert validate_verb(verb) == verb and not is_read_only(verb)
+    for verb in ("releases", "logs"):
+        assert validate_verb(verb) == verb and is_read_only(verb)

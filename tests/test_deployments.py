@@ -1,0 +1,460 @@
+"""Deployments on Heroku end to end: signed Slack requests into the real web app, the
+Heroku client (heroku3) against the fake Heroku over HTTP, answers through response_url.
+Releases, rollback (once, however many clicks), maintenance, config, deploy locks, freezes,
+and the failed-release alert's Rollback button."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from bot.sandbox.slack_requests import slash_command
+from bot.store.audit import AuditLog
+from bot.store.db import Database
+from bot.web.app import create_app
+from bot.worker.main import Worker
+from handlers.alerts import ROLLBACK_ACTION
+from handlers.render import CANCEL_ACTION, CONFIRM_ACTION
+from tests.conftest import ADMIN, OTHER_ADMIN, USER
+from tests.test_alerts_e2e import alert_messages, served, watch  # noqa: F401  (fixture)
+from tests.webclient import SlackDriver, ack_text, button, settle
+
+SECRET_VALUE = "postgres://u:hunter2@db/x"
+
+
+@pytest.fixture
+def web(config):
+    app = create_app(config)
+    yield app
+    app.extensions["deploybot"].db.dispose()
+
+
+@pytest.fixture
+def driver(web, slack):
+    return SlackDriver(web.test_client(), slack)
+
+
+def rollbacks(heroku):
+    return heroku.calls("POST", "/apps/myapp/releases")
+
+
+def say(driver, text, user=ADMIN):
+    response, url = driver.command(text, user)
+    ack_text(response)
+    return driver.reply(url)
+
+
+def history(config):
+    db = Database(config.database_url)
+    try:
+        return AuditLog(db).recent(None, None)
+    finally:
+        db.dispose()
+
+
+def test_releases_lists_newest_first_with_the_current_one_marked_and_escaped(driver, heroku):
+    heroku.add_release("myapp", "Deploy <!channel> & co")
+    heroku.add_release("myapp", "Deploy broken", status="failed")
+    reply = say(driver, "releases myapp 3")
+    lines = reply["text"].splitlines()
+    assert lines[1].startswith("• `v5` · Deploy broken") and "*failed*" in lines[1]
+    assert "`v4` · Deploy &lt;!channel&gt; &amp; co" in lines[2] and "← current" in lines[2]
+    assert lines[3].startswith("• `v3`") and len(lines) == 5
+    [listing] = heroku.calls("GET", "/apps/myapp/releases")
+    assert listing.headers["Range"].startswith("version ..; order=desc, max=3")
+    assert heroku.violations == []
+
+
+def test_rollback_confirms_from_and_to_then_makes_one_release_however_many_clicks(
+    driver, heroku, config
+):
+    prompt = say(driver, "rollback myapp")
+    assert "asks to roll `myapp` back: `v3`" in prompt["text"]
+    assert "→ `v2` (" in prompt["text"]  # both descriptions shown
+    confirm = button(prompt, CONFIRM_ACTION)
+    assert confirm["text"]["text"] == "Roll back"
+    settle()
+    assert rollbacks(heroku) == []
+
+    _, url = driver.click(CONFIRM_ACTION, confirm["value"], OTHER_ADMIN)
+    assert f"Only <@{ADMIN}>" in driver.reply(url)["text"]
+    with ThreadPoolExecutor(4) as pool:
+        clicks = list(
+            pool.map(lambda _: driver.click(CONFIRM_ACTION, confirm["value"], ADMIN), range(4))
+        )
+    replies = [driver.reply(url) for _, url in clicks]
+    settle()
+    [call] = rollbacks(heroku)
+    assert set(call.json) == {"release"}
+    # The fake names the new release after the one whose id was posted.
+    assert "`v4` · Rollback to v2" in say(driver, "releases myapp 1")["text"]
+    done = [r for r in replies if "rolled `myapp` back" in r["text"]]
+    assert len(done) == 1 and "as the new release `v4`" in done[0]["text"]
+    assert sum("already confirmed" in r["text"] for r in replies) == 3
+    [entry] = [e for e in history(config) if e.verb == "rollback"]
+    assert entry.outcome == "ok" and entry.command == "rollback myapp v2"
+    assert entry.before == {"version": "v3"} and entry.after == {"version": "v4"}
+    assert "`rollback myapp v2`" in say(driver, "history myapp")["text"]
+    assert heroku.violations == []
+
+
+def test_a_slash_command_delivered_twice_asks_once(driver, slack):
+    url = slack.new_response_url()
+    body = slash_command("rollback myapp", url, user_id=ADMIN)
+    driver.post(body)
+    driver.post(body)  # Slack's retry carries the same trigger_id
+    settle(1.0)
+    assert len(slack.responses_for(url)) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("rollback myapp v99", "`myapp` has no release v99 among its last 50"),
+        ("rollback myapp v3", "v3 is already the current release of `myapp`"),
+        ("rollback myapp 3", "v3 is already the current release of `myapp`"),
+        ("rollback myapp v4", "v4 of `myapp` failed, so it cannot be rolled back to"),
+    ],
+)
+def test_bad_rollbacks_get_a_sentence_and_send_nothing(driver, heroku, text, says):
+    heroku.add_release("myapp", "Deploy broken", status="failed")
+    assert says in say(driver, text)["text"]
+    assert rollbacks(heroku) == []
+
+
+def test_a_rollback_needs_permission(driver, heroku):
+    assert say(driver, "rollback myapp", USER)["text"].startswith("You may not rollback `myapp`")
+    assert rollbacks(heroku) == []
+
+
+def test_a_deploy_lock_holds_back_everyone_but_its_holder(driver, heroku, config):
+    locked = say(driver, 'lock myapp "chasing the checkout bug"', OTHER_ADMIN)
+    assert "locked `myapp`: chasing the checkout bug" in locked["text"]
+    refused = say(driver, "rollback myapp")
+    assert f"`myapp` is locked by <@{OTHER_ADMIN}> (chasing the checkout bug)" in refused["text"]
+    assert "already locked" in say(driver, "lock myapp mine now")["text"]
+    assert "asks to roll `myapp` back" in say(driver, "rollback myapp", OTHER_ADMIN)["text"]
+    assert say(driver, "unlock myapp", USER)["text"].startswith("You may not unlock `myapp`")
+    assert f"was locked by <@{OTHER_ADMIN}>" in say(driver, "unlock myapp")["text"]
+    assert "asks to roll `myapp` back" in say(driver, "rollback myapp")["text"]
+    assert rollbacks(heroku) == []
+    verbs = [(e.verb, e.outcome) for e in history(config)]
+    assert verbs == [("unlock", "ok"), ("lock", "refused"), ("lock", "ok")]
+
+
+def test_a_lock_taken_after_the_prompt_stops_the_confirm(driver, heroku):
+    prompt = say(driver, "rollback myapp")
+    say(driver, "lock myapp hold on", OTHER_ADMIN)
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    assert driver.reply(url)["text"].startswith("Nothing was changed: `myapp` is locked")
+    assert rollbacks(heroku) == []
+
+
+def test_a_freeze_refuses_a_rollback(config, slack, heroku, tmp_path, monkeypatch):
+    path = tmp_path / "deploybot.yml"
+    path.write_text(
+        "apps:\n  myapp:\n    platform: heroku\n    guardrails:\n      freezes:\n"
+        "        - {cron: '* * * * *', duration: 2h, reason: release freeze}\n"
+    )
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    web = create_app(config)
+    driver = SlackDriver(web.test_client(), slack)
+    try:
+        reply = say(driver, "rollback myapp")
+        assert "is frozen until" in reply["text"] and "release freeze" in reply["text"]
+        assert "is frozen" in say(driver, "maintenance myapp on")["text"]
+        assert "is frozen" in say(driver, "ship myapp")["text"]
+        assert rollbacks(heroku) == [] and heroku.calls("PATCH", "/apps/myapp") == []
+    finally:
+        web.extensions["deploybot"].db.dispose()
+
+
+def test_cancel_rolls_nothing_back(driver, heroku):
+    prompt = say(driver, "rollback myapp v1")
+    assert "→ `v1` (Initial release)" in prompt["text"]
+    _, url = driver.click(CANCEL_ACTION, button(prompt, CANCEL_ACTION)["value"], ADMIN)
+    assert "cancelled `rollback myapp v1`" in driver.reply(url)["text"]
+    assert rollbacks(heroku) == []
+
+
+def test_maintenance_turns_on_once_and_says_when_already_on(driver, heroku, config):
+    assert "turned maintenance mode on for `myapp`" in say(driver, "maintenance myapp on")["text"]
+    assert heroku.maintenance("myapp") is True
+    assert "already in maintenance mode on" in say(driver, "maintenance myapp on")["text"]
+    [patch] = heroku.calls("PATCH", "/apps/myapp")
+    assert patch.json == {"maintenance": True}
+    say(driver, "maintenance myapp off")
+    assert heroku.maintenance("myapp") is False
+    assert heroku.violations == []
+
+
+def test_config_masks_values_except_for_those_allowed_config(driver, heroku):
+    heroku.set_config_vars("myapp", {"DATABASE_URL": SECRET_VALUE, "LOG_LEVEL": "info"})
+    masked = say(driver, "config myapp", USER)["text"]
+    assert "`DATABASE_URL` ••••••" in masked and SECRET_VALUE not in masked
+    shown = say(driver, "config myapp", ADMIN)["text"]
+    assert f"`DATABASE_URL` `{SECRET_VALUE}`" in shown
+    assert say(driver, "config set LOG_LEVEL=debug myapp", USER)["text"].startswith(
+        "You may not config `myapp`"
+    )
+
+
+def test_config_set_confirms_and_never_writes_the_value_down(driver, heroku, slack, config, caplog):
+    caplog.set_level(logging.DEBUG)
+    response, url = driver.command(f"config set DATABASE_URL={SECRET_VALUE} myapp", ADMIN)
+    assert SECRET_VALUE not in ack_text(response)
+    prompt = driver.reply(url)
+    assert "asks to set `DATABASE_URL` on `myapp` (values hidden)" in prompt["text"]
+    assert SECRET_VALUE not in str(prompt)
+    assert heroku.calls("PATCH", "/apps/myapp/config-vars") == []
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    assert "set `DATABASE_URL` on `myapp`" in driver.reply(url)["text"]
+    assert heroku.config_vars("myapp") == {"DATABASE_URL": SECRET_VALUE}
+    [entry] = history(config)
+    assert SECRET_VALUE not in str(entry.as_json())
+    assert entry.command == "config set DATABASE_URL=… myapp"
+    assert SECRET_VALUE not in caplog.text
+    db = Database(config.database_url)
+    try:
+        from sqlalchemy import text
+
+        with db.session() as session:
+            stored = [str(row) for row in session.execute(text("SELECT * FROM confirmations"))]
+        assert stored and SECRET_VALUE not in " ".join(stored)
+    finally:
+        db.dispose()
+
+
+def test_config_unset_and_bad_keys(driver, heroku):
+    heroku.set_config_vars("myapp", {"LOG_LEVEL": "info"})
+    assert "`NOPE` is not set on `myapp`" in say(driver, "config unset NOPE myapp")["text"]
+    response, url = driver.command("config set 9LIVES=1 myapp", ADMIN)
+    assert "is not a valid config var name" in ack_text(response)
+    prompt = say(driver, "config unset LOG_LEVEL myapp")
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    assert "unset `LOG_LEVEL` on `myapp`" in driver.reply(url)["text"]
+    [patch] = heroku.calls("PATCH", "/apps/myapp/config-vars")
+    assert patch.json == {"LOG_LEVEL": None}
+    assert heroku.config_vars("myapp") == {}
+    assert heroku.violations == []
+
+
+def test_a_failed_release_alert_carries_a_rollback_button(heroku, slack, served):  # noqa: F811
+    app, config, _ = served
+    driver = SlackDriver(app.test_client(), slack)
+    try:
+        watch(driver, heroku)
+        heroku.add_release("myapp", "Deploy 0badc0d", status="failed")
+        assert heroku.deliveries.wait()
+        worker = Worker(config)
+        try:
+            worker.send_alerts()
+        finally:
+            worker.db.dispose()
+        [alert] = alert_messages(slack)
+        assert "release failed" in alert["text"]
+        rollback = button(alert, ROLLBACK_ACTION)
+        # The click asks first, like a typed rollback; a second delivery of it asks nothing more.
+        where = {"channel_id": "CMYAPP", "message_ts": alert["ts"]}
+        response, url = driver.click(ROLLBACK_ACTION, rollback["value"], ADMIN, **where)
+        ack_text(response)
+        prompt = driver.reply(url)
+        assert "asks to roll `myapp` back: `v3`" in prompt["text"]
+        _, again = driver.click(ROLLBACK_ACTION, rollback["value"], ADMIN, **where)
+        settle(1.0)
+        assert slack.responses_for(again) == []
+        _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+        assert "rolled `myapp` back" in driver.reply(url)["text"]
+        assert len(rollbacks(heroku)) == 1
+        assert heroku.violations == []
+    finally:
+        app.extensions["deploybot"].db.dispose()
+
+
+REGISTRY = """\
+heroku:
+  allow_unlisted: true
+apps:
+  myapp:
+    platform: heroku
+    source: https://example.com/acme/shop/archive/{ref}.tar.gz
+    run: ["python manage.py migrate"]
+"""
+
+
+@pytest.fixture
+def registered(config, slack, heroku, tmp_path, monkeypatch):
+    """The web app with a registry naming myapp's source and allowed commands, and a
+    pipeline myapp (staging) → other-app (production)."""
+    path = tmp_path / "deploybot.yml"
+    path.write_text(REGISTRY)
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    heroku.add_pipeline("shop", {"myapp": "staging", "other-app": "production"})
+    app = create_app(config)
+    yield SlackDriver(app.test_client(), slack)
+    app.extensions["deploybot"].followups.close()
+    app.extensions["deploybot"].db.dispose()
+
+
+def test_ship_builds_the_ref_from_the_registry_source_and_follows_the_build(
+    registered, heroku, slack, config
+):
+    registered.command("ship myapp v1.4.2", ADMIN)
+    [anchor, follow_up] = slack.wait_for_calls("chat.postMessage", n=2, timeout=10)
+    assert "is shipping `v1.4.2` to `myapp`" in anchor.args["text"]
+    assert follow_up.args["thread_ts"] == anchor.response["ts"]
+    assert (
+        "Done: The build of `v1.4.2` for `myapp` succeeded and released as v4."
+        in (follow_up.args["text"])
+    )
+    assert "Released v4" in follow_up.args["text"]  # the output's tail
+    [build] = heroku.calls("POST", "/apps/myapp/builds")
+    assert build.json == {
+        "source_blob": {
+            "url": "https://example.com/acme/shop/archive/v1.4.2.tar.gz",
+            "version": "v1.4.2",
+        }
+    }
+    # The output stream lives on another host in Heroku: the API key never goes there.
+    assert heroku.stream_requests
+    assert all("Authorization" not in r.headers for r in heroku.stream_requests)
+    assert heroku.violations == []
+
+
+def test_a_failed_build_says_so_with_its_last_lines(registered, heroku, slack, config):
+    heroku.fail_next_build("myapp", ["ERROR: No matching distribution found for nope==1.0"])
+    registered.command("ship myapp", ADMIN)
+    follow_up = slack.wait_for_calls("chat.postMessage", n=2, timeout=10)[1].args
+    assert "Failed: The build of `main` for `myapp` failed." in follow_up["text"]
+    assert "No matching distribution found for nope==1.0" in follow_up["text"]
+    assert "Push rejected" in follow_up["text"]
+    [entry] = [e for e in history(config) if e.verb == "ship"]
+    assert entry.outcome == "error" and "nope==1.0" not in (entry.error or "")
+
+
+def test_shipping_is_refused_while_locked_frozen_or_without_a_source(registered, heroku):
+    say(registered, "lock myapp release train", OTHER_ADMIN)
+    assert "is locked by" in say(registered, "ship myapp")["text"]
+    say(registered, "unlock myapp", OTHER_ADMIN)
+    assert "`other-app` has no `source:`" in say(registered, "ship other-app")["text"]
+    assert "is not a git ref" in ack_text(registered.command("ship myapp ../x", ADMIN)[0])
+    assert heroku.calls("POST", "/apps/myapp/builds") == []
+
+
+def test_promote_moves_the_slug_to_the_next_stage_and_not_past_the_last(registered, heroku):
+    reply = say(registered, "promote myapp")
+    assert "promoted `myapp`: `other-app` succeeded" in reply["text"]
+    [promotion] = heroku.calls("POST", "/pipeline-promotions")
+    assert len(promotion.json["targets"]) == 1
+    last = say(registered, "promote other-app")
+    assert "in the production stage" in last["text"] and "nothing to promote to" in last["text"]
+    assert len(heroku.calls("POST", "/pipeline-promotions")) == 1
+    assert "Promote myapp v3" in heroku.releases("other-app")[-1]["description"]
+    assert heroku.violations == []
+
+
+def test_run_starts_only_allowed_commands_and_reports_output_and_exit_status(
+    registered, heroku, slack
+):
+    heroku.run_output["python manage.py migrate"] = (["Applying hello.0002... OK"], 0)
+    refused = say(registered, "run myapp rm -rf /")
+    assert "`rm -rf /` is not a command `myapp` may run" in refused["text"]
+    assert heroku.calls("POST", "/apps/myapp/dynos") == []
+    registered.command("run myapp python manage.py migrate", ADMIN)
+    [anchor, follow_up] = slack.wait_for_calls("chat.postMessage", n=2, timeout=10)
+    assert "started `python manage.py migrate` on `myapp` as `run.1000`" in anchor.args["text"]
+    assert "Done: `run.1000` on `myapp` succeeded: exit status 0." in follow_up.args["text"]
+    assert "Applying hello.0002... OK" in follow_up.args["text"]
+    [dyno] = heroku.calls("POST", "/apps/myapp/dynos")
+    assert dyno.json == {"command": "python manage.py migrate", "attach": False}
+    assert heroku.violations == []
+
+
+def test_logs_mask_secrets_and_escape_markup(driver, heroku):
+    heroku.log("myapp", "web.1", "Booting with DATABASE_URL=postgres://u:pw@db/x <!channel>")
+    heroku.log("myapp", "worker.1", "job done")
+    reply = say(driver, "logs myapp web.1 5", USER)  # read-only, like status
+    assert "DATABASE_URL=••••••" in reply["text"] and "pw@" not in reply["text"]
+    assert "&lt;!channel&gt;" in reply["text"] and "job done" not in reply["text"]
+    [session] = heroku.calls("POST", "/apps/myapp/log-sessions")
+    assert session.json == {"lines": 5, "tail": False, "dyno_name": "web.1"}
+    assert heroku.violations == []
+
+
+def test_releases_follow_next_range_across_pages(heroku, monkeypatch):
+    from bot.platforms import heroku as heroku_module
+
+    monkeypatch.setattr(heroku_module, "PAGE_MAX", 2)
+    for n in range(3):
+        heroku.add_release("myapp", f"Deploy {n}")
+    found = heroku_module.HerokuPlatform("test-key", heroku.url).releases("myapp", 5)
+    assert [r.version for r in found] == ["v6", "v5", "v4", "v3", "v2"]
+    ranges = [r.headers["Range"] for r in heroku.calls("GET", "/apps/myapp/releases")]
+    assert ranges[0] == "version ..; order=desc, max=2;"
+    assert len(ranges) == 3 and ranges[1].startswith("version ]")
+
+
+def test_a_cancelled_config_prompt_keeps_no_value(driver, heroku, config):
+    from sqlalchemy import text
+
+    prompt = say(driver, f"config set DATABASE_URL={SECRET_VALUE} myapp")
+    _, url = driver.click(CANCEL_ACTION, button(prompt, CANCEL_ACTION)["value"], ADMIN)
+    assert "cancelled `config set DATABASE_URL=… myapp`" in driver.reply(url)["text"]
+    db = Database(config.database_url)
+    try:
+        with db.session() as session:
+            stored = " ".join(
+                str(row) for row in session.execute(text("SELECT * FROM confirmations"))
+            )
+    finally:
+        db.dispose()
+    assert "config set" in stored and SECRET_VALUE not in stored
+    assert heroku.calls("PATCH", "/apps/myapp/config-vars") == []
+
+
+def test_a_private_source_is_shipped_through_the_hosts_signed_redirect(
+    config, slack, heroku, tmp_path, monkeypatch
+):
+    from werkzeug.wrappers import Request, Response
+
+    from bot.sandbox.fakes.server import LocalServer
+
+    seen = []
+
+    def github(environ, start_response):
+        request = Request(environ)
+        seen.append(request.headers.get("Authorization"))
+        if request.headers.get("Authorization") != "Bearer gh-token" or "nope" in request.path:
+            return Response("Not Found", status=404)(environ, start_response)
+        signed = f"https://codeload.example/acme/shop/legacy.tar.gz/{request.path.rsplit('/', 1)[-1]}?token=TMP"
+        return Response("", status=302, headers={"Location": signed})(environ, start_response)
+
+    with LocalServer(github) as host:
+        path = tmp_path / "deploybot.yml"
+        path.write_text(
+            "apps:\n  myapp:\n    platform: heroku\n"
+            f"    source: {host.url}/repos/acme/shop/tarball/{{ref}}\n"
+            "    source_token_env: SHOP_SOURCE_TOKEN\n"
+        )
+        monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+        web = create_app(config)
+        driver = SlackDriver(web.test_client(), slack)
+        try:
+            assert "SHOP_SOURCE_TOKEN is not set" in say(driver, "ship myapp v1")["text"]
+            monkeypatch.setenv("SHOP_SOURCE_TOKEN", "gh-token")
+            assert "that ref does not exist" in say(driver, "ship myapp nope")["text"]
+            assert heroku.calls("POST", "/apps/myapp/builds") == []
+            driver.command("ship myapp v1", ADMIN)
+            slack.wait_for_calls("chat.postMessage", n=2, timeout=10)
+        finally:
+            web.extensions["deploybot"].followups.close()
+            web.extensions["deploybot"].db.dispose()
+    [build] = heroku.calls("POST", "/apps/myapp/builds")
+    assert (
+        build.json["source_blob"]["url"]
+        == "https://codeload.example/acme/shop/legacy.tar.gz/v1?token=TMP"
+    )
+    assert seen == ["Bearer gh-token", "Bearer gh-token"]  # only the source host saw it
+    assert all("gh-token" not in str(r.headers) for r in heroku.requests)

@@ -1,0 +1,221 @@
+"""Deployments on Elastic Beanstalk end to end: the web app, boto3 and the fake Beanstalk
+(botocore parses every answer). Application versions with the deployed one marked, a
+rollback by VersionLabel followed up in a thread, environment properties as config, and
+maintenance mode refused plainly since Beanstalk has none."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.web.app import create_app
+from handlers.render import CONFIRM_ACTION
+from tests.conftest import ADMIN
+from tests.test_beanstalk import CHANNEL, PROD_KEY, aws, driver  # noqa: F401  (fixtures)
+from tests.webclient import SlackDriver, button, settle
+
+
+def versions(aws):  # noqa: F811
+    aws.add_version(
+        "shop", "shop-0.9", "First cut", region="us-east-1", access_key=PROD_KEY, age_hours=48
+    )
+    aws.add_version(
+        "shop",
+        "shop-1.0",
+        "Basket <b>fix</b>",
+        region="us-east-1",
+        access_key=PROD_KEY,
+        age_hours=2,
+    )
+
+
+def updates(aws):  # noqa: F811
+    return aws.calls("UpdateEnvironment")
+
+
+def say(driver, text):  # noqa: F811
+    _, url = driver.command(text, ADMIN)
+    return driver.reply(url)
+
+
+def test_releases_lists_application_versions_with_the_deployed_one_marked(driver, aws):  # noqa: F811
+    versions(aws)
+    lines = say(driver, "releases shop")["text"].splitlines()
+    assert lines[0] == "*Application versions of `shop`*, newest first"
+    assert lines[1].startswith("• `shop-1.0` · Basket &lt;b&gt;fix&lt;/b&gt;")
+    assert lines[2].startswith("• `v1`") and "← current" in lines[2]
+    assert lines[3].startswith("• `shop-0.9` · First cut")
+    assert aws.violations == []
+
+
+def test_rollback_deploys_the_label_and_follows_up_in_the_thread(driver, aws, slack):  # noqa: F811
+    versions(aws)
+    prompt = say(driver, "rollback shop")
+    assert "asks to roll `shop` back: `v1` → `shop-0.9` (First cut)." in prompt["text"]
+    settle()
+    assert updates(aws) == []
+    for _ in range(3):  # a double click and Slack's retry: one update
+        driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    [anchor] = slack.wait_for_calls("chat.postMessage", n=1, timeout=10)
+    assert anchor.args["channel"] == CHANNEL
+    assert "rolled `shop` back: `v1` → `shop-0.9`" in anchor.args["text"]
+    assert "Updating" in anchor.args["text"]
+    [update] = updates(aws)
+    assert update.params["VersionLabel"] == "shop-0.9"
+    aws.advance(600)
+    follow_up = slack.wait_for_calls("chat.postMessage", n=2, timeout=10)[1].args
+    assert follow_up["thread_ts"] == anchor.response["ts"] and "Done:" in follow_up["text"]
+    env = aws.environment("shop-prod", region="us-east-1", access_key=PROD_KEY)
+    assert env["version_label"] == "shop-0.9"
+    assert aws.violations == []
+
+
+def test_rollback_to_an_unknown_label_sends_nothing(driver, aws):  # noqa: F811
+    versions(aws)
+    assert (
+        "`shop` has no release nope among its last 50" in say(driver, "rollback shop nope")["text"]
+    )
+    assert "v1 is already the current release of `shop`" in say(driver, "rollback shop v1")["text"]
+    assert updates(aws) == []
+
+
+def test_maintenance_is_not_a_beanstalk_feature(driver, aws):  # noqa: F811
+    reply = say(driver, "maintenance shop on")
+    assert "maintenance mode is not a Beanstalk feature" in reply["text"]
+    assert aws.requests == []
+
+
+def test_config_is_environment_properties(driver, aws, slack):  # noqa: F811
+    aws.set_properties("shop-prod", {"LOG_LEVEL": "info"})
+    assert "`LOG_LEVEL` `info`" in say(driver, "config shop")["text"]
+    prompt = say(driver, "config set FEATURE_X=on shop")
+    driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    slack.wait_for_calls("chat.postMessage", n=1, timeout=10)
+    [update] = updates(aws)
+    assert update.params["OptionSettings"] == [
+        {
+            "Namespace": "aws:elasticbeanstalk:application:environment",
+            "OptionName": "FEATURE_X",
+            "Value": "on",
+        }
+    ]
+    aws.advance(600)
+    slack.wait_for_calls("chat.postMessage", n=2, timeout=10)
+    assert "`FEATURE_X` `on`" in say(driver, "config shop")["text"]
+    assert aws.violations == []
+
+
+BLUE_GREEN = """\
+heroku:
+  allow_unlisted: false
+apps:
+  shop:
+    platform: beanstalk
+    environment: shop-prod
+    region: us-east-1
+    aws_profile: prod
+    bundle: {bucket: acme-bundles, key: "shop/{ref}.zip"}
+  shop-green:
+    platform: beanstalk
+    environment: shop-green
+    region: us-east-1
+    aws_profile: prod
+  shop-eu:
+    platform: beanstalk
+    environment: shop-eu
+    region: eu-west-1
+    aws_profile: eu
+"""
+
+
+@pytest.fixture
+def blue_green(config, aws, slack, tmp_path, monkeypatch):  # noqa: F811
+    aws.add_environment(
+        "shop-green", region="us-east-1", access_key=PROD_KEY, application="shop", min_size=1
+    )
+    path = tmp_path / "blue-green.yml"
+    path.write_text(BLUE_GREEN)
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    web = create_app(config)
+    yield SlackDriver(web.test_client(), slack)
+    web.extensions["deploybot"].followups.close()
+    web.extensions["deploybot"].db.dispose()
+
+
+def test_swap_exchanges_the_cnames_once(blue_green, aws):  # noqa: F811
+    blue, green = aws.cname("shop-prod"), aws.cname("shop-green")
+    reply = say(blue_green, "swap shop shop-green")
+    assert "swapped the CNAMEs of `shop` and `shop-green`" in reply["text"]
+    assert (aws.cname("shop-prod"), aws.cname("shop-green")) == (green, blue)
+    [swap] = aws.calls("SwapEnvironmentCNAMEs")
+    assert swap.params == {
+        "SourceEnvironmentName": "shop-prod",
+        "DestinationEnvironmentName": "shop-green",
+    }
+    refused = say(blue_green, "swap shop shop-eu")
+    assert "is not a Beanstalk environment in us-east-1" in refused["text"]
+    assert len(aws.calls("SwapEnvironmentCNAMEs")) == 1
+    assert aws.violations == []
+
+
+def test_ship_deploys_an_application_version_by_label(driver, aws, slack):  # noqa: F811
+    versions(aws)
+    assert "has no application version nope" in say(driver, "ship shop nope")["text"]
+    assert "Say which application version" in say(driver, "ship shop")["text"]
+    assert updates(aws) == []
+    driver.command("ship shop shop-1.0", ADMIN)
+    [anchor] = slack.wait_for_calls("chat.postMessage", n=1, timeout=10)
+    assert (
+        "is deploying `shop-1.0` (Basket &lt;b&gt;fix&lt;/b&gt;) to `shop`" in anchor.args["text"]
+    )
+    [update] = updates(aws)
+    assert update.params["VersionLabel"] == "shop-1.0"
+    aws.advance(600)
+    assert "Done:" in slack.wait_for_calls("chat.postMessage", n=2, timeout=10)[1].args["text"]
+
+
+def test_logs_tail_the_environment_with_secrets_masked(driver, aws):  # noqa: F811
+    aws.log("shop-prod", "[INFO] STRIPE_KEY=sk_live_x connected")
+    aws.log("shop-prod", "[INFO] GET /basket 200")
+    reply = say(driver, "logs shop 10")
+    assert "STRIPE_KEY=••••••" in reply["text"] and "sk_live_x" not in reply["text"]
+    assert "GET /basket 200" in reply["text"]
+    assert [r.action for r in aws.requests if "EnvironmentInfo" in r.action] == [
+        "RequestEnvironmentInfo",
+        "RetrieveEnvironmentInfo",
+    ]
+    assert aws.violations == []
+
+
+def test_run_and_promote_are_not_beanstalk_features(driver, aws):  # noqa: F811
+    assert "`run` is not supported there" in say(driver, "run shop ls")["text"]
+    assert "Beanstalk has no pipelines" in say(driver, "promote shop")["text"]
+    assert updates(aws) == []
+
+
+def test_ship_makes_a_version_from_the_registry_bundle_then_deploys_it(blue_green, aws, slack):  # noqa: F811
+    aws.missing_bundles.add(("acme-bundles", "shop/v9.zip"))
+    refused = say(blue_green, "ship shop v9")
+    assert "Unable to download from S3 location" in refused["text"]
+    assert updates(aws) == []
+    blue_green.command("ship shop v2.0", ADMIN)
+    [anchor] = slack.wait_for_calls("chat.postMessage", n=1, timeout=10)
+    assert (
+        "is deploying `v2.0` (from s3://acme-bundles/shop/v2.0.zip) to `shop`"
+        in (anchor.args["text"])
+    )
+    created = [
+        c for c in aws.calls("CreateApplicationVersion") if c.params["VersionLabel"] == "v2.0"
+    ]
+    assert created[0].params["SourceBundle"] == {
+        "S3Bucket": "acme-bundles",
+        "S3Key": "shop/v2.0.zip",
+    }
+    [update] = updates(aws)
+    assert update.params["VersionLabel"] == "v2.0"
+    aws.advance(600)
+    slack.wait_for_calls("chat.postMessage", n=2, timeout=10)
+    assert (
+        aws.environment("shop-prod", region="us-east-1", access_key=PROD_KEY)["version_label"]
+        == "v2.0"
+    )
+    assert aws.violations == []

@@ -1,0 +1,110 @@
+"""Outside strings reach Slack as typed, never as mentions, links or broken code spans:
+Heroku release descriptions and actor e-mails (in `/deploy status` and release notices)
+and `--force` reasons (in the break-glass notice), through the real web app, the fake
+Heroku and the fake Slack's recorded calls."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+import requests
+
+from bot.worker.main import Worker
+from policies.heroku_webhooks import sign
+from tests.conftest import ADMIN, USER
+from tests.webclient import SlackDriver, ack_text, served_app
+
+HOSTILE = "Deploy <!channel> <http://evil.example|login> `x` & <@UEVIL001>"
+RAW = ("<!channel>", "<http://evil.example", "<@UEVIL001>", "<!here>")
+
+REGISTRY = """\
+apps:
+  myapp:
+    platform: heroku
+    channel: CMYAPP
+    guardrails:
+      freezes:
+        - cron: "* * * * *"
+          duration: 2m
+          timezone: UTC
+          reason: always frozen
+"""
+
+
+@pytest.fixture
+def served(config, tmp_path, monkeypatch):
+    """The web app on a real port (Heroku must reach it), knowing its own URL."""
+    with served_app(config, REGISTRY, tmp_path, monkeypatch) as served:
+        yield served
+
+
+@pytest.fixture
+def driver(served, slack):
+    return SlackDriver(served[0].test_client(), slack)
+
+
+def assert_shown_as_typed(payload: object) -> None:
+    dumped = json.dumps(payload, ensure_ascii=False)
+    for raw in RAW:
+        assert raw not in dumped, raw
+    assert "&lt;!channel&gt;" in dumped or "&lt;!here&gt;" in dumped
+
+
+def test_a_release_description_and_email_in_status(driver, heroku):
+    heroku.release("myapp", HOSTILE, email="<!here>@evil.example")
+    _, url = driver.command("status myapp", USER)
+    reply = driver.reply(url)
+    assert_shown_as_typed(reply)
+    assert "&lt;http://evil.example|login&gt;" in json.dumps(reply)
+
+
+def test_a_release_notice_from_a_webhook(driver, heroku, slack, served):
+    _, config, base = served
+    response, url = driver.command('watch myapp --force "set up"', ADMIN)
+    ack_text(response)
+    driver.reply(url)
+    [hook] = heroku.webhooks("myapp")
+    body = json.dumps(
+        {
+            "id": "11111111-2222-3333-4444-555555555555",
+            "action": "update",
+            "resource": "release",
+            "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "actor": {"email": "<!here>@evil.example"},
+            "data": {
+                "app": {"name": "myapp"},
+                "version": 42,
+                "status": "succeeded",
+                "description": HOSTILE,
+            },
+        }
+    ).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "Heroku-Webhook-Id": "release-delivery-1",
+        "Heroku-Webhook-Hmac-SHA256": sign(hook["secret"], body),
+    }
+    assert requests.post(f"{base}/webhooks/heroku", data=body, headers=headers, timeout=10).ok
+    worker = Worker(config)
+    try:
+        assert worker.send_alerts() == 1
+    finally:
+        worker.services().db.dispose()
+        worker.db.dispose()
+    [notice] = slack.messages("CMYAPP")
+    assert "v42" in notice["text"]
+    assert_shown_as_typed(notice)
+
+
+def test_a_force_reason_in_the_break_glass_notice(driver, heroku, slack):
+    _, url = driver.command(f'scale web=2 myapp --force "{HOSTILE}"', ADMIN)
+    driver.reply(url)
+    assert heroku.formation("myapp")["web"][0] == 2
+    notices = [m for m in slack.messages("CMYAPP") if "Break-glass" in m["text"]]
+    assert notices
+    for notice in notices:
+        assert_shown_as_typed(notice)
+        # The command's code span holds the reason's backtick without closing early.
+        assert "ˋxˋ &amp; &lt;@UEVIL001&gt;'`" in notice["text"]
