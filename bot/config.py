@@ -30,6 +30,8 @@ class Config:
     heroku_app_name: str | None = None
     # The bot's public base URL (https://….herokuapp.com): log drains point at it.
     public_url: str | None = None
+    # Where the web dyno says, once, that the worker stopped (the outbox needs the worker).
+    admin_channel: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -47,6 +49,7 @@ class Config:
             port=_port(env.get("PORT", "5000")),
             heroku_app_name=env.get("HEROKU_APP_NAME") or None,
             public_url=env.get("DEPLOYBOT_URL") or None,
+            admin_channel=env.get("DEPLOYBOT_ADMIN_CHANNEL") or None,
         )
 
     def require(self, *names: str) -> None:

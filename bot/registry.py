@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from policies import autoscale, costs, guardrails, rules
+from policies.digest import DigestTime, parse_digest
 from policies.guardrails import parse_duration
 from policies.names import suggest
 
@@ -96,6 +97,10 @@ class AutoscaleEntry(_Strict):
     schedule: list[ScheduleEntry] = []
     # Scale down only to the highest recommendation of this long (default 5m, the HPA's).
     down_stabilization: str | None = None
+    # Worker types: the app's base URL serving HireFire's `/hirefire/<token>/info`, and
+    # the bot's environment variable holding that token.
+    queue_url: str | None = Field(None, pattern=r"^https?://")
+    queue_token_env: str = Field("HIREFIRE_TOKEN", pattern=r"^[A-Z_][A-Z0-9_]*$")
 
     @field_validator("down_stabilization")
     @classmethod
@@ -174,6 +179,15 @@ class _AppEntry(_Strict):
     guardrails: GuardrailsEntry = GuardrailsEntry()
     autoscale: AutoscaleEntry = AutoscaleEntry()
     alerts: AlertsEntry = AlertsEntry()
+    # `"09:00 Europe/Paris"`: post yesterday's digest to the app's channel at that time.
+    digest: str | None = None
+
+    @field_validator("digest")
+    @classmethod
+    def _digest(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_digest(value)  # raises ValueError saying what is wrong
+        return value
 
     @model_validator(mode="after")
     def _schedule_within_guardrails(self) -> _AppEntry:
@@ -198,6 +212,9 @@ class _AppEntry(_Strict):
             "schedule": tuple(window.policy() for window in self.autoscale.schedule),
             "alert_rules": self.alerts.rules(),
             "down_stabilization": self.autoscale.stabilization(),
+            "digest": parse_digest(self.digest) if self.digest else None,
+            "queue_url": self.autoscale.queue_url,
+            "queue_token_env": self.autoscale.queue_token_env,
         }
 
 
@@ -301,6 +318,9 @@ class Target:
     run: tuple[str, ...] = ()  # heroku: the commands `run` may start
     source_token_env: str | None = None  # heroku: env var with the private source's token
     bundle: tuple[str, str] | None = None  # beanstalk: (S3 bucket, key with `{ref}`) for ship
+    digest: DigestTime | None = None  # when the daily digest goes to `channel`
+    queue_url: str | None = None  # worker autoscaling: the app's HireFire endpoint base
+    queue_token_env: str = "HIREFIRE_TOKEN"
 
 
 class UnknownApp(LookupError):

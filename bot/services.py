@@ -8,8 +8,10 @@ from collections.abc import Callable, Iterable, Mapping
 
 from slack_sdk import WebClient
 
+from bot.actions.dashboards import Dashboards
 from bot.actions.followups import FollowUps
 from bot.actions.gate import Gate
+from bot.actions.health import Health, release_of
 from bot.actions.path import Actions
 from bot.actions.results import Resolved, Result
 from bot.actions.usergroups import UserGroups
@@ -23,6 +25,7 @@ from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.confirmations import Confirmations
 from bot.store.db import Database
 from bot.store.drains import Drains
+from bot.store.heartbeats import Heartbeats
 from bot.store.incidents import Alerts
 from bot.store.locks import Locks
 from bot.store.observations import Observations
@@ -69,11 +72,29 @@ class Services:
         self.observations = Observations(self.db)
         self.throttles = Throttles(self.db)
         self.followups = followups or FollowUps()
+        # Called with a user ID after a change made on their behalf (App Home refreshes).
+        self.changed: list[Callable[[str], None]] = []
         # Clients are built on first use, one per credential set: start-up calls no API.
         self._platforms: dict[tuple[str, ...], Platform] = {}
         self._lock = threading.Lock()
         self.gate = Gate(self.registry.rules, config.admins, self._groups_of)
         self._usergroups: UserGroups | None = None
+        drains = Drains(self.db)
+        autoscale = AutoscaleStore(self.db)
+        alerts = Alerts(self.db)
+        self.heartbeats = Heartbeats(self.db)
+        self.health = Health(self.heartbeats, drains.apps, release=release_of(self._env))
+        self.dashboards = Dashboards(
+            self.resolve,
+            self.metrics,
+            self.audit,
+            autoscale,
+            alerts,
+            drains,
+            self.health,
+            # Through the health clock, so a test moving it moves every dashboard with it.
+            now=lambda: self.health.now(),
+        )
         self.actions = Actions(
             self.resolve,
             self.audit,
@@ -84,12 +105,13 @@ class Services:
             request_keys=self.request_keys,
             own_app=config.heroku_app_name,
             metrics=self.metrics,
-            drains=Drains(self.db),
+            drains=drains,
             public_url=config.public_url,
-            autoscale=AutoscaleStore(self.db),
+            autoscale=autoscale,
             webhook_secrets=self.webhook_secrets,
             simulate=simulate,  # the sandbox console's traffic player; None elsewhere
-            alerts=Alerts(self.db),
+            alerts=alerts,
+            dashboards=self.dashboards,
             canonical=self.registry.canonical,
             worker_runs=worker_runs,
             locks=Locks(self.db),

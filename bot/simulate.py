@@ -1,7 +1,11 @@
-"""`deploybot simulate`: read a traffic trace file and replay it through the simulator's
-model (`policies.simulator`) under one policy or all of them, printing the results.
+"""`deploybot simulate`: replay traffic through the simulator's model (`policies.simulator`)
+and print the results: a trace file under one policy or all of them, or an app's own
+stored traffic (the drain's minute rollups) under the default policy with settings to try
+beside the app's current ones.
 
     python -m bot simulate --trace FILE.csv [--policy NAME|all] [--peak-rpm N] [--json]
+    python -m bot simulate --app APP [--since 7d] [--target rpm:1200] [--min N] [--max N]
+        [--down-stabilization 2m]
 """
 
 from __future__ import annotations
@@ -9,10 +13,18 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bot.config import Config
+from bot.metrics.replay import replay_app
+from bot.metrics.store import MetricsStore
+from bot.store.autoscale_settings import AutoscaleStore
+from bot.store.db import Database
+from policies.autoscale import Target
 from policies.simulator import (
     Model,
     Result,
@@ -42,12 +54,84 @@ def simulate(
     return run(context, make_policy(policy, context))
 
 
+def _duration(text: str) -> timedelta:
+    match = re.fullmatch(r"(\d+)([smhd])", text.strip().lower())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r}: write 90s, 2m, 12h or 7d")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match[2]]
+    return timedelta(**{unit: int(match[1])})
+
+
+def _target(text: str) -> Target:
+    match = re.fullmatch(r"(rpm|queue|p95|service):(\d+(?:\.\d+)?)(ms|s)?", text.strip().lower())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r}: write rpm:1200, queue:300ms or service:500ms")
+    value = float(match[2]) * (1000 if match[3] == "s" else 1)
+    metric = {"rpm": "rpm_per_dyno", "queue": "queue_p95", "p95": "queue_p95"}
+    return Target(metric.get(match[1], "service_p95"), value)  # type: ignore[arg-type]
+
+
+def _main_app(args: argparse.Namespace, out: Callable[[str], object]) -> int:
+    config = Config.from_env()
+    db = Database(config.database_url)
+    try:
+        stored = AutoscaleStore(db).settings(args.app)
+        current: dict[str, object] = {}
+        if stored is not None:
+            current = {
+                # The store says "rpm" where the policy says "rpm_per_dyno".
+                "target": Target(
+                    "rpm_per_dyno" if stored.target_kind == "rpm" else stored.target_kind,  # type: ignore[arg-type]
+                    stored.target_value,
+                ),
+                "low": stored.min,
+                "high": stored.max,
+            }
+        tried = dict(current)
+        for key, value in (
+            ("target", args.target),
+            ("low", args.min),
+            ("high", args.max),
+            ("down_stabilization", args.down_stabilization),
+        ):
+            if value is not None:
+                tried[key] = value
+        found = replay_app(
+            MetricsStore(db), args.app, args.since, datetime.now(UTC), tried, current
+        )
+    finally:
+        db.dispose()
+    if found is None:
+        out(f"{args.app}: no stored traffic in the last {args.since}; is its log drain on?")
+        return 1
+    mine, theirs, context = found
+    out(
+        f"{context.trace.name}: {len(context.trace.counts):,} minutes, peak "
+        f"{context.peak_rpm:,.0f} rpm; a modelled dyno carries "
+        f"{context.rpm_per_dyno_at_slo:,.0f} rpm within the {context.model.slo_ms:.0f} ms SLO."
+    )
+    for label, r in (("these settings", mine), ("current settings", theirs)):
+        out(
+            f"{label:>16}: {r.dyno_hours:10,.1f} dyno-hours  "
+            f"{r.slo_violation_minutes:6d} SLO-violation minutes  {r.scale_actions:6d} scale actions"
+        )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None, out: Callable[[str], object] = print) -> int:
     parser = argparse.ArgumentParser(
         prog="deploybot simulate",
-        description="Replay a traffic trace through a model of Heroku web dynos.",
+        description="Replay a traffic trace, or an app's stored traffic, through a model of "
+        "Heroku web dynos.",
     )
-    parser.add_argument("--trace", required=True, help="CSV with timestamp,value rows")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--trace", help="CSV with timestamp,value rows")
+    source.add_argument("--app", help="replay this app's stored traffic (DATABASE_URL)")
+    parser.add_argument("--since", type=_duration, default=timedelta(days=7), help="with --app")
+    parser.add_argument("--target", type=_target, help="with --app: rpm:1200, queue:300ms, …")
+    parser.add_argument("--min", type=int, help="with --app")
+    parser.add_argument("--max", type=int, help="with --app")
+    parser.add_argument("--down-stabilization", type=_duration, help="with --app: 2m")
     parser.add_argument(
         "--policy", default="ours", choices=[*POLICIES, "all"], help="default: ours"
     )
@@ -60,6 +144,8 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], object] = print
     parser.add_argument("--seed", type=int, default=0, help="boot delays (default 0)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)
+    if args.app:
+        return _main_app(args, out)
     if args.peak_rpm is not None and args.peak_rpm <= 0:
         parser.error("--peak-rpm must be positive")
     try:

@@ -1,12 +1,16 @@
-"""Button clicks on confirmation messages: Confirm acts once, Cancel changes nothing."""
+"""Button clicks on confirmation messages (Confirm acts once, Cancel changes nothing) and
+the "Chart" button of metrics replies and incidents."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from bot.store.audit import Actor
-from handlers.delivery import deliver
+from handlers.charts import CHART_ACTION
+from handlers.delivery import deliver, dm_responder
 from handlers.render import CANCEL_ACTION, CONFIRM_ACTION, safely
+from policies.commands import CHART_WINDOWS, Command
+from policies.slack_text import code
 
 if TYPE_CHECKING:
     from slack_bolt import Ack, App, Respond
@@ -29,8 +33,31 @@ def register(app: App, services: Services) -> None:
         result = safely(lambda: services.actions.cancel(actor, confirmation_id))
         deliver(services, result, respond, client, actor.channel_id, from_button=True)
 
+    def chart(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        actor, value = _click(body, services.source)
+        name, _, rest = value.partition("|")
+        window, _, where = rest.partition("|")
+        thread_ts, channel = None, actor.channel_id
+        if where == "thread":
+            container = body.get("container") or {}
+            thread_ts = container.get("thread_ts") or container.get("message_ts")
+        if where == "home":
+            # App Home has no channel and no response_url: the app's channel, else a DM.
+            respond = dm_responder(client, actor.user_id)
+            channel = services.registry.channel_of(name)
+            if channel is None:
+                respond(
+                    text=f"{code(name)} has no channel in the registry to post its chart in: "
+                    f"run `/deploy chart {name}` in a channel."
+                )
+                return
+        command = Command("chart", app=name, limit=CHART_WINDOWS.get(window, 6 * 60))
+        result = safely(lambda: services.actions.run(actor, command))
+        deliver(services, result, respond, client, channel, thread_ts=thread_ts)
+
     app.action(CONFIRM_ACTION)(ack=ack_click, lazy=[confirm])
     app.action(CANCEL_ACTION)(ack=ack_click, lazy=[cancel])
+    app.action(CHART_ACTION)(ack=ack_click, lazy=[chart])
 
 
 def _click(body: dict[str, Any], source: str) -> tuple[Actor, str]:

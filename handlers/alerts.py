@@ -1,4 +1,5 @@
-"""Alert messages and their buttons: Restart, Scale +1, Rollback, Silence 1 h, Acknowledge.
+"""Alert messages and their buttons: Restart, Scale +1, Rollback, Silence 1 h, Acknowledge,
+Chart.
 
 `blocks()` is what `bot.store.incidents.Alerts` stores with each notice. Restart, Scale +1 and
 Rollback run `/deploy restart`, `/deploy scale web+1` and `/deploy rollback` (which asks
@@ -17,6 +18,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.store.audit import Actor
 from bot.store.incidents import Alerts
+from handlers.charts import chart_button
 from handlers.delivery import deliver
 from handlers.render import safely
 from policies.commands import parse
@@ -77,6 +79,8 @@ def blocks(notice: Notice, incident: Incident | None) -> list[dict[str, Any]] | 
         }
         for action in actions
     ]
+    # The last six hours of the app's traffic and scaling, into the incident's thread.
+    elements.append(chart_button(_parts(incident.key)[1], "6h", where="thread"))
     return [section, {"type": "actions", "elements": elements}]
 
 

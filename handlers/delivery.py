@@ -1,22 +1,33 @@
 """Delivering results: through `response_url`, or, for slow changes, as a channel message
-whose thread later carries the follow-up ("Ready" or the events that explain a failure)."""
+whose thread later carries the follow-up ("Ready" or the events that explain a failure);
+charts as uploaded images.
+
+When the worker has stopped ticking, every reply that changes something carries one line
+saying so, and the admins' channel hears it once, straight through the Web API (the
+alert outbox needs the very worker that stopped)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
+from bot.actions.health import WORKER_DOWN
 from bot.actions.results import (
     BreakGlass,
     Changed,
+    Chart,
     Deployed,
     Duplicate,
+    NeedsConfirmation,
     Reply,
     Restarted,
     Result,
 )
+from bot.store.audit import utcnow
+from handlers.charts import upload
 from handlers.render import break_glass_message, message, settled_message
 
 if TYPE_CHECKING:
@@ -36,12 +47,21 @@ def deliver(
     channel_id: str | None,
     *,
     from_button: bool = False,
+    thread_ts: str | None = None,
 ) -> None:
     if isinstance(result, Duplicate):
         return  # the first delivery of this request answers it
+    if isinstance(result, Chart):
+        upload(client, result, respond, channel_id, thread_ts)
+        return
     if isinstance(result, Changed | Restarted | Deployed) and result.break_glass is not None:
         _announce_break_glass(client, result.break_glass, channel_id)
     payload = message(result)
+    if _changes_something(result):
+        payload = _warn_if_worker_down(services, client, payload)
+    if isinstance(result, Changed | Restarted | Deployed):
+        for listener in services.changed:
+            listener(result.user_id)  # App Home refreshes, debounced
     if isinstance(result, Changed | Restarted | Deployed) and result.slow:
         _deliver_slow(services, result, payload, respond, client, channel_id, from_button)
     elif from_button:
@@ -50,6 +70,67 @@ def deliver(
         respond(**payload, replace_original=not private)
     else:
         respond(**payload)
+
+
+def dm_responder(client: WebClient, user_id: str) -> Callable[..., None]:
+    """A `respond` for clicks without a `response_url` (App Home): answers go to the user's
+    DM with the bot, which only they see."""
+
+    def respond(**payload: Any) -> None:
+        if payload.get("delete_original") and not payload.get("text"):
+            return  # nothing to delete in a DM
+        fields = {k: v for k, v in payload.items() if k in ("text", "blocks")}
+        client.chat_postMessage(channel=user_id, **fields)
+
+    return respond
+
+
+def _changes_something(result: Result) -> bool:
+    return isinstance(result, Changed | Restarted | Deployed | NeedsConfirmation) or (
+        isinstance(result, Reply) and result.public
+    )
+
+
+def _warn_if_worker_down(services: Services, client: WebClient, payload: Message) -> Message:
+    """The payload with the worker-down line added when the worker has stopped ticking."""
+    if services.source == "console":
+        return payload  # the sandbox console runs no worker: the line would always show
+    try:
+        beat = services.health.beat()
+        down = services.health.worker_down(beat, checked=True)
+    except Exception as error:
+        # A health check must never cost the user their answer.
+        log.warning("worker health unknown", extra={"error": type(error).__name__})
+        return payload
+    if not down:
+        return payload
+    line = f":warning: {WORKER_DOWN[0].upper()}{WORKER_DOWN[1:]}."
+    blocks = [*(payload.get("blocks") or []), _context(line)]
+    _tell_admins_once(services, client, beat.ticked_at.isoformat() if beat else "never")
+    return {**payload, "text": f"{payload['text']}\n{line}", "blocks": blocks}
+
+
+def _tell_admins_once(services: Services, client: WebClient, last_tick: str) -> None:
+    channel = services.config.admin_channel
+    if not channel or not services.request_keys.claim(f"worker-down:{last_tick}", utcnow()):
+        return
+    when = "never ticked" if last_tick == "never" else f"last ticked at {last_tick[:19]} UTC"
+    text = (
+        f":rotating_light: The deploybot worker {when}: {WORKER_DOWN}. "
+        "Check `heroku ps` for the worker dyno (`heroku ps:scale worker=1`) and its logs."
+    )
+    try:
+        client.chat_postMessage(channel=channel, text=text)
+    except SlackApiError as error:
+        services.request_keys.release(f"worker-down:{last_tick}")  # try again next time
+        log.warning("admin channel not told", extra={"error": error.response.get("error")})
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+Message = dict[str, Any]
 
 
 def _announce_break_glass(client: WebClient, notice: BreakGlass, asked_in: str | None) -> None:

@@ -1,33 +1,78 @@
-"""Events: the App Home tab shows what the bot can do."""
+"""Events: App Home, published when a user opens it and, debounced, after a change.
+
+App Home's buttons run the same `/deploy` words through the same actions path as typed
+commands (rules, guardrails, confirmation, idempotency by the click's `action_ts`, audit).
+A click on App Home has no `response_url`, so answers go to the user's DM with the bot.
+"""
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import TYPE_CHECKING, Any
 
-from policies.commands import help_text
+from slack_sdk.errors import SlackApiError
+
+from bot.store.audit import Actor
+from handlers.delivery import deliver, dm_responder
+from handlers.home import COMMANDS, PAGE_ACTION, PER_PAGE, Refresher, home_view
+from handlers.render import safely
+from policies.commands import parse
 
 if TYPE_CHECKING:
-    from slack_bolt import App
+    from slack_bolt import Ack, App
     from slack_sdk import WebClient
 
     from bot.services import Services
 
+log = logging.getLogger(__name__)
+
 
 def register(app: App, services: Services) -> None:
-    def publish_home(event: dict[str, Any], client: WebClient) -> None:
-        if event.get("tab") != "home":
-            return
-        client.views_publish(user_id=event["user"], view=home_view())
+    pages: dict[str, int] = {}  # the page each user last looked at: a view, not state
+
+    def publish(client: WebClient, user_id: str, page: int | None = None) -> None:
+        page = pages.get(user_id, 0) if page is None else page
+        pages[user_id] = page
+        actor = Actor(user_id=user_id, source=services.source)
+        home = safely(lambda: services.actions.home(actor, page, PER_PAGE))
+        try:
+            client.views_publish(user_id=user_id, view=home_view(home))
+        except SlackApiError as error:
+            log.warning("home not published", extra={"error": error.response.get("error")})
+        except OSError as error:
+            # A refresh runs on a timer thread: a network failure ends it, quietly.
+            log.warning("home not published", extra={"error": type(error).__name__})
+
+    refresher = Refresher(lambda user_id: publish(app.client, user_id))
+    # Only users who opened App Home on this dyno have a tab worth refreshing.
+    services.changed.append(lambda user_id: refresher.soon(user_id) if user_id in pages else None)
+
+    def on_open(event: dict[str, Any], client: WebClient) -> None:
+        if event.get("tab") == "home":
+            publish(client, event["user"])
+
+    def ack_click(ack: Ack) -> None:
+        ack()
+
+    def on_button(body: dict[str, Any], client: WebClient) -> None:
+        action = body["actions"][0]
+        user_id = body["user"]["id"]
+        actor = Actor(
+            user_id=user_id,
+            team_id=(body.get("team") or {}).get("id"),
+            source=services.source,
+            request_key=f"home:{user_id}:{action.get('action_ts')}",
+        )
+        words = COMMANDS[action["action_id"]].format(app=action["value"])
+        result = safely(lambda: services.actions.run(actor, parse(words)))
+        deliver(services, result, dm_responder(client, user_id), client, user_id)
+
+    def on_page(body: dict[str, Any], client: WebClient) -> None:
+        publish(client, body["user"]["id"], int(body["actions"][0]["value"]))
 
     # Lazy: Slack gets its 200 before views.publish is called, which may be slow.
-    app.event("app_home_opened")(ack=lambda ack: ack(), lazy=[publish_home])
-
-
-def home_view() -> dict[str, Any]:
-    return {
-        "type": "home",
-        "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": "deploybot"}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": help_text()}},
-        ],
-    }
+    app.event("app_home_opened")(ack=lambda ack: ack(), lazy=[on_open])
+    for action_id in COMMANDS:
+        app.action(action_id)(ack=ack_click, lazy=[on_button])
+    app.action(re.compile(rf"^{PAGE_ACTION}(:.*)?$"))(ack=ack_click, lazy=[on_page])

@@ -7,14 +7,18 @@ import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.actions.results import (
+    About,
     AppList,
     BreakGlass,
     Changed,
     ConfigVars,
+    CostReport,
     Deployed,
     DeployPrompt,
+    Digest,
     History,
     Logs,
     Metrics,
@@ -28,6 +32,9 @@ from bot.actions.results import (
 )
 from bot.metrics.aggregate import sparkline
 from bot.platforms.base import Formation, Release, Settled
+from handlers.charts import chart_button, window_for
+from policies import costs
+from policies.digest import duration
 from policies.redact import mask
 from policies.slack_text import code, escape
 
@@ -68,6 +75,10 @@ def message(result: Result, now: datetime | None = None) -> Message:
         return _config_vars(result)
     if isinstance(result, Logs):
         return _logs(result)
+    if isinstance(result, CostReport):
+        return _text(cost_text(result), public=False)
+    if isinstance(result, About):
+        return _text("\n".join(about_lines(result)), public=False)
     return _confirmation(result)
 
 
@@ -188,6 +199,113 @@ def _config_vars(result: ConfigVars) -> Message:
     return _text("\n".join(lines), public=False)
 
 
+def cost_text(report: CostReport) -> str:
+    """`/deploy cost`: monthly cost per app at list prices, the total, and the last week's
+    actual web dyno-hours from the autoscaler's record."""
+    if not report.apps:
+        return "I manage no apps yet, so there is nothing to price."
+    lines = ["*Monthly cost at list prices*"]
+    total, estimate = 0.0, False
+    for app in report.apps:
+        if app.monthly is None:
+            lines.append(f"• {code(app.app)}: unknown ({escape(app.problem or 'no formation')})")
+            continue
+        total += app.monthly.usd
+        estimate = estimate or app.monthly.estimate
+        running = ", ".join(
+            f"{escape(t)} {q} × {escape(size)}" for t, (q, size) in sorted(app.formation.items())
+        )
+        label = " (estimate: EC2 on-demand, us-east-1)" if app.platform == "beanstalk" else ""
+        if app.platform == "heroku" and app.monthly.estimate:
+            label = " (estimate)"
+        line = f"• {code(app.app)}: {costs.usd(app.monthly.usd)}/month{label}: {running or 'nothing running'}"
+        if app.monthly.unknown_sizes:
+            line += f"; no price for {escape(', '.join(app.monthly.unknown_sizes))}"
+        lines.append(line)
+        if app.web_hours is not None:
+            cost = f" ≈ {costs.usd(app.web_usd)}" if app.web_usd is not None else ""
+            lines.append(
+                f"    last {report.days} days: {app.web_hours:,.1f} web dyno-hours{cost} "
+                f"(the autoscaler's record covers {app.covered_hours:,.1f} of {report.days * 24} h)"
+            )
+        else:
+            lines.append(f"    last {report.days} days: no autoscaler record of web dynos")
+    if len(report.apps) > 1:
+        lines.append(f"*Total: {costs.usd(total)}/month*" + (" (estimate)" if estimate else ""))
+    return "\n".join(lines)
+
+
+def digest_text(day: Digest) -> str:
+    """The daily digest: yesterday's dyno-hours and cost, the static-at-peak comparison,
+    scale actions and incidents with their durations, the busiest hour."""
+    n, zone = day.numbers, day.timezone
+    label = " (estimate)" if day.estimate else ""
+    lines = [f"*Daily digest for {code(day.app)}: {day.day:%A %d %B %Y}* ({escape(zone)})"]
+    if n.dyno_hours is None:
+        lines.append("Web dynos: no autoscaler record for the day, so no dyno-hours.")
+    else:
+        cost = f", {costs.usd(n.cost_usd)}{label}" if n.cost_usd is not None else ""
+        lines.append(f"Web dyno-hours: {n.dyno_hours:,.1f}{cost}")
+        if n.static_usd is not None and n.saving_usd is not None:
+            lines.append(
+                f"A static formation at the day's peak ({n.peak} web) would have cost "
+                f"{costs.usd(n.static_usd)}: autoscaling saved {costs.usd(max(0.0, n.saving_usd))}."
+            )
+    if day.actions:
+        lines.append(f"Scale actions ({len(day.actions)}):")
+        lines += [
+            f"• {_local(a.start, zone)} {a.label}, held {duration(a.seconds)}"
+            for a in day.actions[:20]
+        ]
+        if len(day.actions) > 20:
+            lines.append(f"• …and {len(day.actions) - 20} more")
+    else:
+        lines.append("Scale actions: none.")
+    if day.incidents:
+        lines.append(f"Incidents ({len(day.incidents)}):")
+        lines += [
+            f"• {escape(i.label)} from {_local(i.start, zone)} for {duration(i.seconds)}"
+            for i in day.incidents[:10]
+        ]
+    else:
+        lines.append("Incidents: none.")
+    if n.busiest_hour is not None:
+        lines.append(
+            f"Busiest hour: {n.busiest_hour:02d}:00–{(n.busiest_hour + 1) % 24:02d}:00 with "
+            f"{n.busiest_requests:,} requests."
+        )
+    else:
+        lines.append("No requests recorded.")
+    return "\n".join(lines)
+
+
+def _local(epoch: float, zone: str) -> str:
+    return datetime.fromtimestamp(epoch, ZoneInfo(zone)).strftime("%H:%M")
+
+
+def about_lines(about: About) -> list[str]:
+    """`/deploy about` and the App Home header: the release, the worker, the backlog, drains."""
+    lines = [
+        f"*deploybot* release {code(about.release) if about.release else 'unknown (not on Heroku)'}"
+    ]
+    if about.beat is None:
+        lines.append(":warning: The worker has never ticked: autoscaling and alerts are paused.")
+    else:
+        ago = _age(about.beat.ticked_at, about.now).removeprefix(" for ")
+        state = ":warning: stopped? " if about.worker_down else ""
+        lines.append(
+            f"{state}Worker: last tick {ago} ago, leader {code(about.beat.worker)}"
+            + (f", release {code(about.beat.release)}" if about.beat.release else "")
+        )
+    lines.append(f"Alert outbox: {about.outbox_backlog} message(s) waiting")
+    for app, newest in about.drains:
+        seen = f"{_age(newest, about.now).removeprefix(' for ')} ago" if newest else "nothing yet"
+        lines.append(f"Drain {code(app)}: last traffic {seen}")
+    if not about.drains:
+        lines.append("Drains: none yet (`/deploy drain APP` adds one)")
+    return lines
+
+
 def break_glass_message(notice: BreakGlass) -> Message:
     """Said in the app's channel when an admin forces a change through a freeze."""
     text = (
@@ -269,7 +387,10 @@ def _metrics(result: Metrics) -> Message:
             "Per dyno: "
             + ", ".join(f"{escape(d)} {rate:,.1f}/min" for d, rate in summary.dynos.items())
         )
-    return _text("\n".join(lines), public=True)
+    message = _text("\n".join(lines), public=True)
+    button = chart_button(app, window_for(result.minutes))
+    message["blocks"].append({"type": "actions", "elements": [button]})
+    return message
 
 
 def _platform_metrics(result: PlatformMetrics) -> Message:

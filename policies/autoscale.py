@@ -27,7 +27,9 @@ caller passes `now` (timezone-aware) and every sample and event; nothing here re
 
 from __future__ import annotations
 
+import itertools
 import math
+import statistics
 import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -169,7 +171,10 @@ class Settings:
     up_max_dynos: int = 4
     down_max_percent: float = 10.0  # one tick removes at most the larger of these two
     down_max_dynos: int = 1
-    down_stabilization: timedelta = timedelta(minutes=5)
+    # None: adaptive (`stabilization`), from 1 minute on steady traffic up to
+    # `down_stabilization_max` as the recent request rate grows volatile.
+    down_stabilization: timedelta | None = None
+    down_stabilization_max: timedelta = timedelta(minutes=5)
     boot_cooldown: timedelta = timedelta(seconds=60)
     stale_after: timedelta = timedelta(minutes=2)  # the newest sample must be younger
     deploy_guard: timedelta = timedelta(minutes=10)  # no scale-down this long after a release
@@ -306,10 +311,20 @@ def decide(
         if ahead > recommendation:
             driver = None
         wanted = max(recommendation, ahead)
-        desired, why = _up(settings, current, wanted, events, booting, now)
+        # A rate target counts the booting dynos already (rate / formation), so asking
+        # again before they boot does not pay twice; a latency stays high until they serve.
+        by_rate = driver is None or driver[0].metric == "rpm_per_dyno"
+        desired, why = _up(settings, current, wanted, events, booting, now, by_rate)
     elif recommendation < current:
         desired, why = _down(
-            settings, current, recommendation, recommendations, last_release_at, now, ahead
+            settings,
+            current,
+            recommendation,
+            recommendations,
+            last_release_at,
+            now,
+            ahead,
+            samples,
         )
     else:
         desired, why = current, ""
@@ -318,6 +333,42 @@ def decide(
     what = _what(settings, driver, latest, samples, forecast_rpm, current, desired != current)
     reason = _arrow(f"{what}{why}", ptype, current, desired, binding)
     return Decision(current, desired, reason, recommendation, False, (lo, hi), forecast_rpm)
+
+
+# Volatility (`volatility`) at and above which the adaptive stabilization is longest; at 0
+# it is `_SHORTEST`. A minute's Poisson noise at 1,000 rpm moves the rate ~4 % a minute;
+# traffic whose minutes differ by a tenth is jumpy.
+_VOLATILE = 0.20
+_SHORTEST = timedelta(minutes=1)
+
+
+def volatility(samples: Sequence[Sample]) -> float:
+    """How jumpy the request rate is from one minute to the next: the samples' rates
+    averaged per clock minute, then the median absolute change between consecutive
+    minutes over their mean rate. The median, so that one step up or down (a level
+    change, which the stabilization need not wait out) does not count as noise; 0 with
+    fewer than three minutes or no traffic."""
+    minutes: dict[int, list[float]] = {}
+    for sample in samples:
+        minutes.setdefault(int(sample.at.timestamp() // 60), []).append(sample.rpm)
+    rates = [sum(v) / len(v) for _, v in sorted(minutes.items())]
+    if len(rates) < 3:
+        return 0.0
+    mean = sum(rates) / len(rates)
+    if mean <= 0:
+        return 0.0
+    return statistics.median(abs(b - a) for a, b in itertools.pairwise(rates)) / mean
+
+
+def stabilization(settings: Settings, samples: Sequence[Sample]) -> timedelta:
+    """The scale-down stabilization window in force: the setting when one is set, else
+    adaptive, from `_SHORTEST` on a steady rate to `down_stabilization_max` on a jumpy one
+    (a fall in jumpy traffic is as likely to come back as to last)."""
+    if settings.down_stabilization is not None:
+        return settings.down_stabilization
+    longest = max(settings.down_stabilization_max, _SHORTEST)
+    share = min(1.0, volatility(samples) / _VOLATILE)
+    return timedelta(seconds=round((_SHORTEST + (longest - _SHORTEST) * share).total_seconds()))
 
 
 def bounds(settings: Settings, now: datetime) -> tuple[int, int, Window | None]:
@@ -510,9 +561,11 @@ def _up(
     events: Sequence[ScaleEvent],
     booting: int | None,
     now: datetime,
+    by_rate: bool = False,
 ) -> tuple[int, str]:
     last_up = max((e.at for e in events if e.after > e.before), default=None)
-    if last_up is not None and now - last_up < settings.boot_cooldown and booting != 0:
+    cooling = last_up is not None and now - last_up < settings.boot_cooldown
+    if cooling and booting != 0 and not by_rate:
         # The dynos just asked for are not serving yet, so today's numbers do not count
         # them: asking again would pay twice for the same traffic.
         waited = _duration(now - last_up)
@@ -531,6 +584,7 @@ def _down(
     last_release_at: datetime | None,
     now: datetime,
     ahead: int,
+    samples: Sequence[Sample],
 ) -> tuple[int, str]:
     if last_release_at is not None and now - last_release_at < settings.deploy_guard:
         since = _duration(now - last_release_at)
@@ -538,20 +592,20 @@ def _down(
             current,
             f", but a release {since} ago holds scale-down for {_duration(settings.deploy_guard)}",
         )
-    since = now - settings.down_stabilization
+    hold = stabilization(settings, samples)
+    since = now - hold
     highest = max((r.count for r in recommendations if r.at > since), default=recommendation)
     floor = max(recommendation, highest)
     if ahead >= current > floor:
         return current, ", but the forecast expects more traffic"
     if floor >= current:
-        window = _duration(settings.down_stabilization)
-        return current, f", but the last {window} asked for up to {floor}"
+        return current, f", but the last {_duration(hold)} asked for up to {floor}"
     floor = max(floor, ahead)
     step = max(math.floor(current * settings.down_max_percent / 100), settings.down_max_dynos)
     if floor < current - step:
         return current - step, f" (step limit −{step})"
     if floor > recommendation:
-        return floor, f" (the highest of the last {_duration(settings.down_stabilization)})"
+        return floor, f" (the highest of the last {_duration(hold)})"
     return floor, ""
 
 

@@ -40,6 +40,9 @@ VERBS = (
     "alerts",
     "apps",
     "history",
+    "chart",
+    "cost",
+    "about",
     "whoami",
     "help",
 )
@@ -65,10 +68,15 @@ MUTATING_VERBS = frozenset(
 )
 # What `/deploy simulate` can play against an app in the sandbox.
 SIMULATIONS = ("spike",)
+_REPLAY_RE = re.compile(r"^(\d+)([hd])$", re.IGNORECASE)
 AUTOSCALE_MODES = ("on", "off", "shadow", "status")
 # What the autoscaler can track: `target=queue:300ms` (also `p95:300ms`), `service:500ms`,
 # `rpm:1200` (requests per minute per dyno).
 _TARGET_RE = re.compile(r"^(p95|queue|service|rpm):(\d+(?:\.\d+)?)(ms|s)?$", re.IGNORECASE)
+# Worker types: `target=latency:30s` (job queue latency) or `jobs:50` (waiting per dyno).
+_WORKER_TARGET_RE = re.compile(r"^(latency:\d+(?:\.\d+)?[sm]?|jobs:\d+(?:\.\d+)?)$", re.IGNORECASE)
+# A Procfile process type, as Heroku and hirefire-resource accept it.
+_PTYPE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,29}$", re.IGNORECASE)
 _DURATION_RE = re.compile(r"^(\d+)([mhd])$", re.IGNORECASE)
 PIN_MAX_MINUTES = 7 * 24 * 60
 # Heroku allows a few hundred dynos per type at most; anything past this is a typo.
@@ -88,6 +96,9 @@ _REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
 LOGS_DEFAULT, LOGS_MAX = 100, 1500
 METRICS_DEFAULT_MINUTES, METRICS_MAX_MINUTES = 60, 24 * 60
 _WINDOW_RE = re.compile(r"^(\d+)([mh])$", re.IGNORECASE)
+# `/deploy chart APP [6h|24h|7d]`: the windows a chart is drawn over, in minutes.
+CHART_WINDOWS = {"6h": 6 * 60, "24h": 24 * 60, "7d": 7 * 24 * 60}
+CHART_DEFAULT = "24h"
 _LONG_NUMBER = re.compile(r"\d{100}")
 
 USAGE = {
@@ -97,10 +108,10 @@ USAGE = {
     "status": "/deploy status APP",
     "metrics": "/deploy metrics APP [5m | 1h | 24h]",
     "drain": "/deploy drain APP",
-    "autoscale": "/deploy autoscale APP on|off|shadow|status [min=N] [max=N] [target=queue:300ms|service:500ms|rpm:1200]",
+    "autoscale": "/deploy autoscale APP [TYPE] on|off|shadow|status [min=N] [max=N] [target=queue:300ms|service:500ms|rpm:1200|latency:30s|jobs:50]",
     "pin": "/deploy pin APP web=N for DURATION  |  /deploy pin APP off",
     "watch": "/deploy watch APP",
-    "simulate": "/deploy simulate spike APP",
+    "simulate": "/deploy simulate APP 7d | /deploy simulate spike APP",
     "releases": "/deploy releases APP [N]",
     "rollback": "/deploy rollback APP [VERSION]",
     "maintenance": "/deploy maintenance APP on|off",
@@ -115,6 +126,9 @@ USAGE = {
     "alerts": "/deploy alerts [APP]",
     "apps": "/deploy apps",
     "history": "/deploy history [APP] [N] [refused|cancelled|expired|failed|unknown|done]",
+    "chart": "/deploy chart APP [6h | 24h | 7d]",
+    "cost": "/deploy cost [APP]",
+    "about": "/deploy about",
     "whoami": "/deploy whoami",
     "help": "/deploy help [VERB]",
 }
@@ -129,7 +143,7 @@ SUMMARY = {
     "autoscale": "turn the autoscaler on, off or to shadow mode (decide and log, not act) for an app's web dynos",
     "pin": "hold an app's web dynos at a count for a while, whatever the autoscaler thinks",
     "watch": "subscribe to a Heroku app's dyno, release and formation events, so crashes alert its channel",
-    "simulate": "sandbox only: play a traffic spike against a demo app and watch the autoscaler react",
+    "simulate": "replay an app's stored traffic through the autoscaler's model (`simulate APP 7d`); in the sandbox, also play a traffic spike",
     "releases": "list an app's releases (Heroku) or application versions (Beanstalk), newest first",
     "rollback": "go back to an earlier release (by default the previous good one), after you confirm",
     "maintenance": "turn a Heroku app's maintenance page on or off",
@@ -144,6 +158,9 @@ SUMMARY = {
     "alerts": "list the open alerts (all apps, or one), with who acknowledged or silenced them",
     "apps": "list the apps I manage, with their platform and channel",
     "history": "show who changed what (and who was refused, cancelled or let expire), newest first",
+    "chart": "post a chart of requests, response times and web dynos, with scaling and incidents marked",
+    "cost": "show the monthly cost of each app (or one) at list prices, and the last 7 days' web dyno-hours",
+    "about": "show the bot's own health: its release, the worker's last tick, the alert backlog, the drains",
     "whoami": "show what you may do in this channel, and which rule says so",
     "help": "show this help, or the help of one verb",
 }
@@ -162,7 +179,7 @@ EXAMPLES = {
     "autoscale": ("autoscale myapp on min=2 max=10 target=queue:300ms", "autoscale myapp status"),
     "pin": ("pin myapp web=5 for 2h", "pin myapp off"),
     "watch": ("watch myapp",),
-    "simulate": ("simulate spike demo",),
+    "simulate": ("simulate myapp 7d", "simulate spike demo"),
     "releases": ("releases myapp", "releases myapp 20"),
     "rollback": ("rollback myapp", "rollback myapp v41"),
     "maintenance": ("maintenance myapp on", "maintenance myapp off"),
@@ -177,6 +194,9 @@ EXAMPLES = {
     "alerts": ("alerts", "alerts myapp"),
     "apps": ("apps",),
     "history": ("history", "history myapp 20", "history myapp refused"),
+    "chart": ("chart myapp", "chart myapp 6h", "chart myapp 7d"),
+    "cost": ("cost", "cost myapp"),
+    "about": ("about",),
     "whoami": ("whoami",),
     "help": ("help", "help scale"),
 }
@@ -237,13 +257,14 @@ class Command:
     def mutating(self) -> bool:
         if self.verb == "config":
             return self.mode is not None  # `config APP` only reads
-        return self.verb in MUTATING_VERBS and not (
-            self.verb == "autoscale" and self.mode == "status"
-        )
+        reads = self.mode == "status" or (self.mode == "schedule" and self.topic == "list")
+        return self.verb in MUTATING_VERBS and not (self.verb == "autoscale" and reads)
 
     def text(self) -> str:
         """The command written back in canonical form, for audit rows and messages."""
         words = [self.verb]
+        if self.verb == "simulate" and self.mode == "replay":
+            return f"simulate {self.app} {(self.limit or 0) // 60}h"
         if self.verb == "simulate":
             return f"simulate {self.mode} {self.app}"
         if self.verb == "config":
@@ -259,6 +280,8 @@ class Command:
             return f"run {self.app} {self.reason or ''}"
         if self.verb == "swap":
             return f"swap {self.app} {self.target}"
+        if self.verb == "autoscale" and self.mode == "schedule":
+            return _schedule_text(self)
         if self.verb == "scale":
             words += [str(c) for c in self.changes]
         if self.verb == "pin" and self.app:
@@ -279,10 +302,27 @@ class Command:
         if self.verb == "pin" and self.limit is not None:
             words += ["for", f"{self.limit}m"]
         elif self.limit is not None:
-            words.append(f"{self.limit}m" if self.verb == "metrics" else str(self.limit))
+            words.append(_limit_text(self.verb, self.limit))
         if self.force:
             words.append(f"--force {shlex.quote(self.force)}")
         return " ".join(words)
+
+
+def _limit_text(verb: str, limit: int) -> str:
+    if verb == "chart":
+        return next((w for w, m in CHART_WINDOWS.items() if m == limit), f"{limit}m")
+    return f"{limit}m" if verb == "metrics" else str(limit)
+
+
+def _schedule_text(command: Command) -> str:
+    words = ["autoscale", command.app or "", "schedule", command.topic or ""]
+    values = dict(command.options)
+    if command.topic == "add":
+        words += [values["days"], f"{values['start']}-{values['end']}"]
+        words += [f"{k}={v}" for k, v in command.options if k in ("min", "max", "tz")]
+    elif command.topic == "remove":
+        words.append(str(command.limit))
+    return " ".join(words)
 
 
 def parse(text: str) -> Command:
@@ -504,6 +544,30 @@ def _parse_metrics(args: list[str], app: str | None) -> Command:
     return Command("metrics", app=app, limit=minutes)
 
 
+def _parse_chart(args: list[str], app: str | None) -> Command:
+    app, rest = _positional_app(args, app, "chart")
+    if len(rest) > 1:
+        raise CommandError(f"`{_clip(rest[1])}` is one word too many.", "chart")
+    window = rest[0].lower() if rest else CHART_DEFAULT
+    if window not in CHART_WINDOWS:
+        raise CommandError(
+            f"`{_clip(rest[0])}` is not a chart window: use {', '.join(CHART_WINDOWS)}.", "chart"
+        )
+    return Command("chart", app=app, limit=CHART_WINDOWS[window])
+
+
+def _parse_cost(args: list[str], app: str | None) -> Command:
+    for word in args:
+        app = _app_name(word, "cost", app)
+    return Command("cost", app=app)
+
+
+def _parse_about(args: list[str], app: str | None) -> Command:
+    if args or app is not None:
+        raise CommandError("`about` takes no other words.", "about")
+    return Command("about")
+
+
 def _parse_drain(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "drain")
     if rest:
@@ -519,6 +583,15 @@ def _parse_watch(args: list[str], app: str | None) -> Command:
 
 
 def _parse_simulate(args: list[str], app: str | None) -> Command:
+    # `simulate APP 7d`: replay the app's stored traffic (anywhere, not only the sandbox).
+    span = _REPLAY_RE.match(args[-1]) if args else None
+    if span and (len(args) == 2 or (len(args) == 1 and app)) and args[0].lower() not in SIMULATIONS:
+        minutes = int(span[1]) * {"h": 60, "d": 24 * 60}[span[2].lower()]
+        if not 0 < minutes <= 14 * 24 * 60:
+            raise CommandError("Replay at most 14d of stored traffic.", "simulate")
+        return Command(
+            "simulate", app=args[0] if len(args) == 2 else app, mode="replay", limit=minutes
+        )
     if not args or args[0].lower() not in SIMULATIONS:
         got = f"`{_clip(args[0])}` is not a simulation. " if args else ""
         raise CommandError(f"{got}Say which one: {', '.join(SIMULATIONS)}.", "simulate")
@@ -530,6 +603,15 @@ def _parse_simulate(args: list[str], app: str | None) -> Command:
 
 def _parse_autoscale(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "autoscale")
+    if rest and rest[0].lower() == "set":
+        return _parse_autoscale_set(app, rest[1:])
+    if rest and rest[0].lower() == "schedule":
+        return _parse_autoscale_schedule(app, rest[1:])
+    ptype = None
+    # `autoscale APP worker on target=latency:30s`: a process type before the mode.
+    if len(rest) > 1 and rest[1].lower() in AUTOSCALE_MODES and _PTYPE_RE.match(rest[0]):
+        ptype, rest = rest[0].lower(), rest[1:]
+        ptype = None if ptype == "web" else ptype
     if not rest or rest[0].lower() not in AUTOSCALE_MODES:
         got = f"`{_clip(rest[0])}` is not a mode. " if rest else ""
         raise CommandError(f"{got}Say on, off, shadow or status.", "autoscale")
@@ -551,7 +633,12 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
             raise CommandError(
                 f"`{_clip(word)}`: {key} must be a whole number up to {MAX_QUANTITY}.", "autoscale"
             )
-        if key == "target" and not _TARGET_RE.match(value):
+        if key == "target" and ptype is not None and not _WORKER_TARGET_RE.match(value):
+            raise CommandError(
+                f"`{_clip(word)}` is not a worker target: write latency:30s or jobs:50.",
+                "autoscale",
+            )
+        if key == "target" and ptype is None and not _TARGET_RE.match(value):
             raise CommandError(
                 f"`{_clip(word)}` is not a target: write queue:300ms, service:500ms or rpm:1200.",
                 "autoscale",
@@ -562,7 +649,75 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
         raise CommandError(f"min={values['min']} is more than max={values['max']}.", "autoscale")
     if options and mode in ("off", "status"):
         raise CommandError(f"`autoscale {mode}` takes no settings.", "autoscale")
-    return Command("autoscale", app=app, mode=mode, options=tuple(options))
+    return Command("autoscale", app=app, mode=mode, options=tuple(options), target=ptype)
+
+
+# `/deploy autoscale APP set KEY=VALUE`: the policy settings chat may change; `default`
+# drops chat's value (the registry's or the built-in default applies again).
+AUTOSCALE_SET_KEYS = ("down_stabilization", "max_step")
+_SET_DURATION_RE = re.compile(r"^\d+[smh]$", re.IGNORECASE)
+_CLOCK_RANGE_RE = re.compile(r"^(\d{1,2}:\d{2})-(\d{1,2}:\d{2})$")
+
+
+def _parse_autoscale_set(app: str | None, words: list[str]) -> Command:
+    if not words:
+        raise CommandError(
+            "Say what to set, like `set down_stabilization=2m max_step=4`.", "autoscale"
+        )
+    options: list[tuple[str, str]] = []
+    for word in words:
+        key, _, value = word.partition("=")
+        key, value = key.lower(), value.lower()
+        if key not in AUTOSCALE_SET_KEYS or not value:
+            raise CommandError(
+                f"`{_clip(word)}` is not a setting: use down_stabilization=2m or max_step=4 "
+                "(`=default` to drop chat's value).",
+                "autoscale",
+            )
+        if any(k == key for k, _ in options):
+            raise CommandError(f"`{key}` is given twice.", "autoscale")
+        fits = value == "default" or (
+            _SET_DURATION_RE.match(value)
+            if key == "down_stabilization"
+            else value.isdigit() and 1 <= int(value) <= MAX_QUANTITY
+        )
+        if not fits:
+            what = "a duration like 2m or 90s" if key == "down_stabilization" else "a whole number"
+            raise CommandError(f"`{_clip(word)}`: {key} must be {what}.", "autoscale")
+        options.append((key, value))
+    return Command("autoscale", app=app, mode="set", options=tuple(options))
+
+
+def _parse_autoscale_schedule(app: str | None, words: list[str]) -> Command:
+    """`schedule add mon-fri 08:00-18:00 min=3 [max=N] [tz=Europe/Paris]`, `schedule list`,
+    `schedule remove N` (N as `schedule list` numbers them)."""
+    action = words[0].lower() if words else ""
+    if action == "list" and len(words) == 1:
+        return Command("autoscale", app=app, mode="schedule", topic="list")
+    if action == "remove" and len(words) == 2 and words[1].isdigit() and int(words[1]) > 0:
+        return Command("autoscale", app=app, mode="schedule", topic="remove", limit=int(words[1]))
+    usage = "Write `schedule add mon-fri 08:00-18:00 min=3 [max=N] [tz=Europe/Paris]`, `schedule list` or `schedule remove N`."
+    if action != "add" or len(words) < 4:
+        raise CommandError(usage, "autoscale")
+    days, clocks = words[1].lower(), _CLOCK_RANGE_RE.match(words[2])
+    if clocks is None:
+        raise CommandError(
+            f"`{_clip(words[2])}` is not a time range like 08:00-18:00.", "autoscale"
+        )
+    options = [("days", days), ("start", clocks[1]), ("end", clocks[2])]
+    for word in words[3:]:
+        key, _, value = word.partition("=")
+        key = key.lower()
+        count = key in ("min", "max") and value.isdigit() and int(value) <= MAX_QUANTITY
+        if count or (key == "tz" and value):
+            options.append((key, value))
+        else:
+            raise CommandError(
+                f"`{_clip(word)}` is not min=N, max=N or tz=Area/City. {usage}", "autoscale"
+            )
+    if not any(k in ("min", "max") for k, _ in options):
+        raise CommandError("A schedule window sets min=N, max=N or both.", "autoscale")
+    return Command("autoscale", app=app, mode="schedule", topic="add", options=tuple(options))
 
 
 def _parse_pin(args: list[str], app: str | None) -> Command:
@@ -771,6 +926,9 @@ _PARSERS = {
     "apps": _parse_apps,
     "history": _parse_history,
     "alerts": _parse_alerts,
+    "chart": _parse_chart,
+    "cost": _parse_cost,
+    "about": _parse_about,
     "releases": _parse_releases,
     "rollback": _parse_rollback,
     "maintenance": _parse_maintenance,

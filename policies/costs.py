@@ -7,7 +7,7 @@ other regions), so Beanstalk figures are always labelled as an estimate.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 # Heroku's list price per dyno per month in USD: heroku.com/pricing and Dev Center "Usage &
@@ -170,3 +170,43 @@ def _usd(amount: float) -> str:
     if abs(amount - round(amount)) < 0.005:
         return f"${round(amount):,}"
     return f"${amount:,.2f}"
+
+
+@dataclass(frozen=True)
+class MonthlyCost:
+    usd: float
+    estimate: bool
+    unknown_sizes: tuple[str, ...]
+
+
+def monthly_cost(platform: str, formation: Mapping[str, tuple[int, str]]) -> MonthlyCost:
+    """What `formation` (type → (quantity, size)) costs a month at list prices."""
+    change = monthly_change(platform, formation, formation)
+    return MonthlyCost(change.after_usd, change.estimate, change.unknown_sizes)
+
+
+def hourly_price(platform: str, size: str) -> float | None:
+    """USD per hour for one dyno or instance of `size` (a month is 730 hours)."""
+    monthly = monthly_price(platform, size)
+    return None if monthly is None else monthly / HOURS_PER_MONTH
+
+
+def dyno_hours(
+    samples: Sequence[tuple[float, int]], until: float, longest_gap: float = 300.0
+) -> tuple[float, float]:
+    """(dyno-hours, hours covered) from (epoch seconds, count) samples, oldest first: each
+    count holds until the next sample, the last until `until`. A gap longer than
+    `longest_gap` (the worker was down) counts only `longest_gap`, and the hours covered
+    say how much of the span the record speaks for."""
+    total = covered = 0.0
+    for i, (at, count) in enumerate(samples):
+        end = samples[i + 1][0] if i + 1 < len(samples) else until
+        span = min(max(0.0, end - at), longest_gap)
+        total += count * span
+        covered += span
+    return total / 3600, covered / 3600
+
+
+def usd(amount: float) -> str:
+    """`$1,234` for whole dollars, `$12.34` otherwise."""
+    return _usd(amount)

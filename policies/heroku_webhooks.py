@@ -33,7 +33,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from policies.incidents import Event
-from policies.slack_text import code, escape
 
 MAX_BODY_BYTES = 1 << 20  # a notification carries one resource: far smaller than this
 SIGNATURE_HEADER = "Heroku-Webhook-Hmac-SHA256"
@@ -92,12 +91,13 @@ def is_one_off(data: dict[str, Any]) -> bool:
 
 def one_off_detail(data: dict[str, Any], status: int | None) -> str:
     """`scheduler.4821 `rake cleanup` exited with status 137 (killed: …)`: what ran and how it
-    ended, the command escaped for Slack since it comes from whoever started the dyno."""
-    name = escape(str(data.get("name") or "a one-off dyno"))
+    ended. Plain text: the alert's renderer (`policies.incidents`) escapes a detail once, so
+    here a backtick in the command only loses its power to close the span."""
+    name = str(data.get("name") or "a one-off dyno")
     command = str(data.get("command") or "").strip()
     if len(command) > COMMAND_SHOWN:
         command = command[: COMMAND_SHOWN - 1] + "…"
-    ran = f"{name} {code(command)}" if command else name
+    ran = f"{name} `{command.replace('`', 'ˋ')}`" if command else name
     if status is None:
         return f"{ran} crashed."
     return f"{ran} exited with status {status}{_meaning(status)}."

@@ -16,7 +16,19 @@ from dataclasses import dataclass
 from policies.names import suggest
 
 READ_ONLY_VERBS = frozenset(
-    {"status", "help", "apps", "whoami", "history", "metrics", "releases", "logs"}
+    {
+        "status",
+        "help",
+        "apps",
+        "whoami",
+        "history",
+        "metrics",
+        "releases",
+        "logs",
+        "chart",
+        "cost",
+        "about",
+    }
 )
 # `config` covers both setting config vars and seeing their values unmasked: listing the
 # names is open to everyone, as `status` is.
@@ -66,12 +78,15 @@ VERB_ORDER = (
     "logs",
     "history",
     "metrics",
+    "chart",
+    "cost",
     "apps",
+    "about",
     "whoami",
     "help",
 )
 # These verbs name no app, so `whoami` answers them once instead of per app.
-APPLESS_VERBS = frozenset({"apps", "whoami", "help"})
+APPLESS_VERBS = frozenset({"apps", "whoami", "help", "about"})
 
 _USER_ID_RE = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _GROUP_ID_RE = re.compile(r"^S[A-Z0-9]{2,}$")

@@ -57,22 +57,16 @@ def user_rpm_target(context: Context) -> float:
     return round(context.rpm_per_dyno_at_slo / 1.1)
 
 
-def ours_settings(context: Context, *, tuned: bool = True) -> Settings:
-    """Ours for the benchmark: every default but one when `tuned`. The 5 minute scale-down
-    stabilization (the HPA's, and the issue's) holds every fall of a bursty trace for 5
-    minutes, which costs the ELB trace 13 % more dyno-hours than 1 minute with about the
-    same violation minutes: the rate's second, minute-long reading already keeps noise
-    from shedding dynos, and the tolerance band from flapping."""
+def ours_settings(context: Context) -> Settings:
+    """Ours for the benchmark: what an app gets with no tuning (the worker's
+    `policy_settings`: every default, predictive on), with the user's rpm target."""
     model = context.model
-    settings = Settings(
+    return Settings(
         targets=(Target("rpm_per_dyno", user_rpm_target(context)),),
         min_dynos=model.min_dynos,
         max_dynos=model.max_dynos,
         predictive=True,
     )
-    if tuned:
-        settings = replace(settings, down_stabilization=timedelta(minutes=1))
-    return settings
 
 
 def hpa_settings(context: Context) -> Settings:
@@ -145,7 +139,8 @@ class Autoscaler(Policy):
         self.reads_every_s = reads_every_s
         self.settings = settings
         tick = context.model.tick_s
-        keep = int(settings.down_stabilization.total_seconds() // tick) + 1
+        window = settings.down_stabilization or settings.down_stabilization_max
+        keep = int(window.total_seconds() // tick) + 1
         self.samples: deque[Sample] = deque(maxlen=max(5 * 60 // tick, 1))
         self.recommendations: deque[Recommendation] = deque(maxlen=keep)
         self.events: deque[ScaleEvent] = deque(maxlen=4)
@@ -330,9 +325,6 @@ class Optimum(Policy):
 
 POLICIES: dict[str, Callable[[Context], Policy]] = {
     "ours": lambda c: Autoscaler("ours", c, ours_settings(c), reads_every_s=600.0),
-    "ours-5min": lambda c: Autoscaler(
-        "ours-5min", c, ours_settings(c, tuned=False), reads_every_s=600.0
-    ),
     "hirefire": HireFire,
     "judoscale": Judoscale,
     "heroku": HerokuNative,
@@ -340,6 +332,25 @@ POLICIES: dict[str, Callable[[Context], Policy]] = {
     "static": Static,
     "optimum": Optimum,
 }
+
+
+def own_settings(
+    context: Context,
+    target: Target | None = None,
+    low: int | None = None,
+    high: int | None = None,
+    down_stabilization: timedelta | None = None,
+) -> Settings:
+    """`ours` with an app's own settings, for replaying its stored traffic: what is not
+    given is the benchmark's (the model's load-tested rpm target, the adaptive window)."""
+    settings = ours_settings(context)
+    return replace(
+        settings,
+        targets=(target,) if target is not None else settings.targets,
+        min_dynos=settings.min_dynos if low is None else low,
+        max_dynos=settings.max_dynos if high is None else high,
+        down_stabilization=down_stabilization,
+    )
 
 
 def make_policy(name: str, context: Context) -> Policy:

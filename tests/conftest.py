@@ -80,6 +80,24 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(autouse=True)
+def _dispose_every_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Dispose every engine a test made (web apps, workers, stores) when it ends: a web app's
+    flusher thread keeps its engine alive, and the pooled connections with it, which ran a
+    shared PostgreSQL out of connections ("too many clients") over a full run."""
+    made: list[Database] = []
+    original = Database.__init__
+
+    def tracked(self: Database, url: str | None) -> None:
+        original(self, url)
+        made.append(self)
+
+    monkeypatch.setattr(Database, "__init__", tracked)
+    yield
+    for database in made:
+        database.dispose()
+
+
 @pytest.fixture
 def heroku() -> Iterator[FakeHeroku]:
     fake = FakeHeroku(api_keys=(HEROKU_KEY,))

@@ -88,3 +88,50 @@ def test_bad_settings_are_refused(driver, web, text, says):
     ack, _ = driver.command(text, ADMIN)  # bad input is answered in the ack itself
     assert says in ack_text(ack)
     assert AutoscaleStore(web.extensions["deploybot"].db).settings("myapp") is None
+
+
+def test_settings_and_schedule_windows_change_from_chat(driver, web):
+    say(driver, "autoscale myapp on max=6")
+    reply = say(driver, "autoscale myapp set down_stabilization=2m max_step=4")
+    assert reply["response_type"] == "in_channel", reply["text"]
+    assert "set `myapp`'s autoscaler: down_stabilization=2m, max_step=4" in reply["text"]
+    added = say(driver, "autoscale myapp schedule add mon-fri 08:00-18:00 min=3 tz=Europe/Paris")
+    assert "added to `myapp`'s schedule: min 3 Mon–Fri 08:00–18:00 Europe/Paris" in added["text"]
+    say(driver, "autoscale myapp schedule add sat,sun 00:00-00:00 max=2")
+    listed = say(driver, "autoscale myapp schedule list", USER)["text"]
+    assert "1. Mon–Fri 08:00–18:00 Europe/Paris: min 3" in listed
+    assert "2. Sat,Sun 00:00–00:00 UTC: max 2" in listed
+    status = say(driver, "autoscale myapp status", USER)["text"]
+    assert f"last 2 min (chat, <@{ADMIN}>" in status
+    assert "Step per tick: 4 dynos (chat," in status
+    assert "Schedule: Mon–Fri 08:00–18:00 Europe/Paris: min 3" in status
+    # Each change is audited.
+    history = say(driver, "history myapp")["text"]
+    assert "autoscale myapp schedule add mon-fri 08:00-18:00 min=3 tz=Europe/Paris" in history
+    assert "autoscale myapp set down_stabilization=2m max_step=4" in history
+
+    removed = say(driver, "autoscale myapp schedule remove 1")["text"]
+    assert "removed `myapp`'s window Mon–Fri 08:00–18:00 Europe/Paris" in removed
+    say(driver, "autoscale myapp set down_stabilization=default")
+    status = say(driver, "autoscale myapp status")["text"]
+    assert "longer the jumpier the traffic (default)" in status
+    assert "Mon–Fri" not in status and "Sat,Sun 00:00–00:00 UTC: max 2" in status
+    assert "no schedule window 5" in say(driver, "autoscale myapp schedule remove 5")["text"]
+
+
+def test_chat_cannot_change_what_the_registry_sets(driver, tmp_path, monkeypatch, config):
+    registry = tmp_path / "deploybot.yml"
+    registry.write_text(
+        "apps:\n  myapp:\n    platform: heroku\n    autoscale:\n      down_stabilization: 3m\n"
+        "      schedule:\n        - {days: daily, from: '08:00', to: '20:00', min: 2}\n"
+    )
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(registry))
+    web = create_app(config)
+    driver = SlackDriver(web.test_client(), driver.slack)
+    text = say(driver, "autoscale myapp set down_stabilization=1m")["text"]
+    assert "registry entry sets `autoscale: down_stabilization:`" in text
+    text = say(driver, "autoscale myapp schedule add daily 00:00-06:00 max=1")["text"]
+    assert "registry entry has `autoscale: schedule:`" in text
+    status = say(driver, "autoscale myapp status")["text"]
+    assert "last 3 min (registry)" in status
+    assert "Schedule: daily 08:00–20:00 UTC: min 2" in status

@@ -5,6 +5,7 @@ pins and the seasonal forecast; then properties over arbitrary series (hypothesi
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
@@ -27,6 +28,8 @@ from policies.autoscale import (
     history_minutes,
     parse_window,
     seasonal_forecast,
+    stabilization,
+    volatility,
 )
 
 NOON = datetime(2026, 6, 3, 12, 0, tzinfo=UTC)  # a Wednesday
@@ -88,19 +91,20 @@ def test_step_limits_up_and_down() -> None:
 
 
 def test_scale_down_stops_at_the_highest_recommendation_of_the_last_5_minutes() -> None:
+    five = replace(RPM, down_stabilization=timedelta(minutes=5))
     recent = [
         Recommendation(NOON - timedelta(minutes=4), 7),
         Recommendation(NOON - timedelta(minutes=1), 3),
     ]
-    decision = decide(RPM, 8, series(rpm=2000.0), NOON, recommendations=recent)
+    decision = decide(five, 8, series(rpm=2000.0), NOON, recommendations=recent)
     assert decision.desired == 7
     assert decision.recommendation == 2  # stored as measured, not as stabilized
-    held = decide(RPM, 7, series(rpm=2000.0), NOON, recommendations=recent)
+    held = decide(five, 7, series(rpm=2000.0), NOON, recommendations=recent)
     assert held.desired == 7
     assert "but the last 5 min asked for up to 7" in held.reason
     # A recommendation older than the window no longer holds anything.
     old = [Recommendation(NOON - timedelta(minutes=5, seconds=1), 7)]
-    assert decide(RPM, 7, series(rpm=2000.0), NOON, recommendations=old).desired == 6
+    assert decide(five, 7, series(rpm=2000.0), NOON, recommendations=old).desired == 6
 
 
 def test_no_second_scale_up_while_the_last_ones_boot() -> None:
@@ -412,9 +416,43 @@ def test_step_limits_hold(situation) -> None:  # type: ignore[no-untyped-def]
 def test_stabilization_holds(situation) -> None:  # type: ignore[no-untyped-def]
     config, current, _, recommendations = situation[:4]
     decision = _run(situation)
-    window_start = NOON - config.down_stabilization
+    window_start = NOON - stabilization(config, situation[2])
     recent = [r.count for r in recommendations if r.at > window_start]
     if decision.stale or not recent or decision.desired >= current:
         return
-    # A scale-down never goes below what the last 5 minutes asked for (within the max).
+    # A scale-down never goes below what the stabilization window asked for (within the max).
     assert decision.desired >= min(max(recent), current, config.max_dynos)
+
+
+def _minutes_of(rates: list[float]) -> list[Sample]:
+    return [
+        Sample(NOON - timedelta(minutes=len(rates) - 1 - i), rpm) for i, rpm in enumerate(rates)
+    ]
+
+
+def test_the_default_stabilization_adapts_to_how_jumpy_traffic_is() -> None:
+    steady = _minutes_of([1000.0, 1010.0, 995.0, 1005.0, 1000.0])
+    jumpy = _minutes_of([1000.0, 1400.0, 900.0, 1300.0, 800.0])
+    step = _minutes_of([1000.0, 1000.0, 2000.0, 2000.0, 2000.0])  # a level change, not noise
+    assert RPM.down_stabilization is None
+    assert timedelta(minutes=1) <= stabilization(RPM, steady) < timedelta(minutes=1, seconds=30)
+    assert stabilization(RPM, jumpy) == RPM.down_stabilization_max == timedelta(minutes=5)
+    assert volatility(step) == 0.0
+    assert stabilization(RPM, _minutes_of([1000.0])) == timedelta(minutes=1)  # too few
+    # A set window is kept whatever the traffic.
+    fixed = replace(RPM, down_stabilization=timedelta(minutes=2))
+    assert stabilization(fixed, jumpy) == timedelta(minutes=2)
+    # The same fall is taken after 2 minutes on steady traffic and held on jumpy traffic.
+    recent = [Recommendation(NOON - timedelta(minutes=2), 6)]
+    calm = _minutes_of([3000.0, 3020.0, 2990.0, 3010.0, 3000.0])
+    assert decide(RPM, 6, calm, NOON, recommendations=recent).desired == 5
+    wild = _minutes_of([3000.0, 4500.0, 2500.0, 4000.0, 3000.0])
+    held = decide(RPM, 6, wild, NOON, recommendations=recent)
+    assert held.desired == 6 and "asked for up to 6" in held.reason
+
+
+def test_a_rate_target_scales_again_while_the_last_dynos_boot() -> None:
+    # rate / formation already counts the booting dynos, so a second step is no double pay.
+    up = [ScaleEvent(NOON - timedelta(seconds=15), 2, 6)]
+    busy = series(rpm=10_000.0)
+    assert decide(RPM, 6, busy, NOON, events=up, booting=4).desired == 10

@@ -403,11 +403,11 @@ def test_a_schedule_window_in_the_registry_raises_the_min_at_once(
     assert heroku.formation("myapp")["web"][0] == 3
     assert "schedule daily 00:00–00:00 UTC sets min 3" in said[0][1]
     status = services.actions.run(Actor(ADMIN, source="console"), parse("autoscale myapp status"))
-    assert "Schedule: daily 00:00–00:00 UTC: min 3 (now)." in status.text
+    assert "Schedule: daily 00:00–00:00 UTC: min 3 (now) (registry)." in status.text
 
 
-@pytest.mark.parametrize(("stabilization", "down"), [(None, False), ("1m", True)])
-def test_the_registry_can_shorten_the_scale_down_stabilization(
+@pytest.mark.parametrize(("stabilization", "down"), [(None, True), ("10m", False)])
+def test_the_registry_can_set_the_scale_down_stabilization(
     config, heroku, tmp_path, monkeypatch, said, stabilization, down
 ):
     entry = "apps:\n  myapp:\n    platform: heroku\n    channel: CMYAPP\n"
@@ -421,12 +421,33 @@ def test_the_registry_can_shorten_the_scale_down_stabilization(
     autoscaler = Autoscaler(services, lambda c, t: said.append((c, t)))
     traffic(services, service_ms=1500)
     [up] = autoscaler.tick(NOW)
-    later = NOW + timedelta(minutes=2)  # past 1 minute, inside the default 5
+    # Past the adaptive window on steady traffic (1 minute), inside a set 10 minutes.
+    later = NOW + timedelta(minutes=2)
     traffic(services, service_ms=50, rpm=60, now=later)
     [after] = autoscaler.tick(later)
     assert (after.desired < up.desired) is down and after.acted is down
     status = services.actions.run(Actor(ADMIN, source="console"), parse("autoscale myapp status"))
-    assert ("highest wish of the last 1 min (registry)" in status.text) is down
+    assert ("highest wish of the last 10 min (registry)" in status.text) is not down
+    assert ("last 1–5 min, longer the jumpier the traffic (default)" in status.text) is down
+
+
+def test_the_tick_uses_what_chat_set_where_the_registry_is_silent():
+    from bot.registry import Target
+    from bot.store.autoscale_overrides import Override
+    from bot.worker.autoscale import _policy
+
+    stored = Settings("myapp", "on", 1, 8, "rpm", 1000.0, ADMIN, NOW)
+    chat = {
+        "down_stabilization": Override("myapp", "down_stabilization", "2m", ADMIN, NOW),
+        "max_step": Override("myapp", "max_step", "3", ADMIN, NOW),
+    }
+    policy = _policy(stored, Target("myapp", "heroku", "myapp"), chat)
+    assert policy.down_stabilization == timedelta(minutes=2)
+    assert (policy.up_max_dynos, policy.up_max_percent, policy.down_max_dynos) == (3, 0.0, 3)
+    # The registry wins where it sets the key; with nothing set, the adaptive default.
+    ruled = Target("myapp", "heroku", "myapp", down_stabilization=timedelta(minutes=7))
+    assert _policy(stored, ruled, chat).down_stabilization == timedelta(minutes=7)
+    assert _policy(stored, Target("myapp", "heroku", "myapp"), {}).down_stabilization is None
 
 
 @pytest.mark.parametrize("seen", ["a 429", "the reserve reached"])

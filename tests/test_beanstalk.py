@@ -300,6 +300,19 @@ def test_metrics_come_from_cloudwatch_and_the_health_report(driver, aws, cloudwa
     assert aws.violations == []
 
 
+def test_autoscale_of_a_beanstalk_environment_is_refused_clearly(driver, aws, config):
+    # The autoscaler reads Heroku router logs and formations; it cannot scale an ASG.
+    _, url = driver.command("autoscale shop on max=4", ADMIN)
+    text = driver.reply(url)["text"]
+    assert "`shop` is an Elastic Beanstalk environment" in text
+    assert "MinSize/MaxSize" in text
+    _, url = driver.command("autoscale shop status", ADMIN)
+    assert "off (never set)" in driver.reply(url)["text"]
+    # Turning it off stays possible, for settings saved before the refusal existed.
+    _, url = driver.command("autoscale shop off", ADMIN)
+    assert "Elastic Beanstalk" not in driver.reply(url)["text"]
+
+
 def test_metrics_without_cloudwatch_still_show_health_and_say_why(driver, aws, monkeypatch):
     # Nothing listens on port 9: botocore raises EndpointConnectionError, as with no network.
     monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH", "http://127.0.0.1:9")

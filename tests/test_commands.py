@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -179,3 +181,32 @@ def test_help_lists_every_verb_and_explains_one() -> None:
 def test_history_whoami_and_force(text: str, expected: Command) -> None:
     assert parse(text) == expected
     assert parse(expected.text()) == expected  # canonical text round-trips
+
+
+@pytest.mark.parametrize(
+    ("text", "minutes"),
+    [("chart myapp", 24 * 60), ("chart myapp 6h", 6 * 60), ("chart -a myapp 7D", 7 * 24 * 60)],
+)
+def test_chart_windows(text, minutes):
+    command = parse(text)
+    assert (command.verb, command.app, command.limit) == ("chart", "myapp", minutes)
+    assert parse(command.text()) == command
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("chart myapp 3h", "`3h` is not a chart window: use 6h, 24h, 7d."),
+        ("chart", "Say which app."),
+        ("chart myapp 6h 7d", "`7d` is one word too many."),
+        ("about now", "`about` takes no other words."),
+    ],
+)
+def test_dashboard_verbs_refuse_bad_input(text, says):
+    with pytest.raises(CommandError, match=re.escape(says)):
+        parse(text)
+
+
+def test_cost_takes_an_optional_app():
+    assert parse("cost").app is None and parse("cost myapp").app == "myapp"
+    assert not parse("cost myapp").mutating and not parse("chart myapp").mutating

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from bot.metrics.aggregate import summarize
 from bot.metrics.store import MetricsStore
 from bot.sandbox import console
 from bot.sandbox.demo import Sandbox
@@ -82,6 +83,17 @@ def test_whoami_and_history_in_the_console(tmp_path):
     assert "`demo-api` is protected" in output and "[ Approve ]" in output
 
 
+def test_the_sandbox_charts_a_seeded_day_and_prints_where_the_png_is(tmp_path):
+    output = run_lines(tmp_path, "chart demo-api", "cost", "about")
+    written = [line for line in output.splitlines() if "written to" in line]
+    assert len(written) == 1, output
+    path = Path(written[0].rsplit("written to ", 1)[1].rstrip("]"))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Web dynos: 2–5; 5 scaling change(s)" in output and "Incidents: 1" in output
+    assert "• `demo-api`: $107/month" in output and "web dyno-hours" in output
+    assert "The worker has never ticked" in output  # the console runs no worker
+
+
 def test_metrics_of_the_beanstalk_shop_come_from_the_sandbox_s_cloudwatch(tmp_path):
     output = run_lines(tmp_path, "metrics demo-shop 24h", "metrics demo-shop")
     assert "Traceback" not in output and "could not be reached" not in output
@@ -99,10 +111,14 @@ def test_drain_then_traffic_then_metrics_and_watch_in_the_sandbox():
         try:
             session.run_line("drain demo")
             session.run_line("watch demo")
-            # Logplex posts each second and the web app flushes every few: wait for it.
+            # Logplex posts each second and the web app flushes every few; `metrics` counts
+            # only complete 10 s windows, so wait until one that has ended is stored.
             metrics = MetricsStore(session.services.db)
-            deadline = time.monotonic() + 30
-            while metrics.rows("demo") == 0 and time.monotonic() < deadline:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                now = int(time.time())
+                if summarize(metrics.windows("demo", now - 300, now + 10), now, 5).requests:
+                    break
                 time.sleep(0.5)
             session.run_line("metrics demo 5m")
             sandbox.heroku.run_one_off("demo", "rake cleanup", "scheduler", 137)

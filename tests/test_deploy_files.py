@@ -61,7 +61,7 @@ def test_slack_manifest_points_every_url_at_the_one_endpoint():
     ]
     assert all(re.match(r"^https://[^/]+/slack/events$", url) for url in urls)
     assert manifest["features"]["slash_commands"][0]["command"] == "/deploy"
-    assert {"commands", "chat:write", "usergroups:read"} <= set(
+    assert {"commands", "chat:write", "usergroups:read", "files:write"} <= set(
         manifest["oauth_config"]["scopes"]["bot"]
     )
     assert settings["event_subscriptions"]["bot_events"] == ["app_home_opened"]

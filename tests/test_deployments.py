@@ -141,7 +141,8 @@ def test_a_deploy_lock_holds_back_everyone_but_its_holder(driver, heroku, config
     assert "asks to roll `myapp` back" in say(driver, "rollback myapp")["text"]
     assert rollbacks(heroku) == []
     verbs = [(e.verb, e.outcome) for e in history(config)]
-    assert verbs == [("unlock", "ok"), ("lock", "refused"), ("lock", "ok")]
+    # Newest first; the refusals are audited too (the user's unlock, the second lock).
+    assert verbs == [("unlock", "ok"), ("unlock", "refused"), ("lock", "refused"), ("lock", "ok")]
 
 
 def test_a_lock_taken_after_the_prompt_stops_the_confirm(driver, heroku):

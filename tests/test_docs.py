@@ -17,7 +17,14 @@ README = (ROOT / "README.md").read_text()
 APP_JSON = json.loads((ROOT / "app.json").read_text())
 # Heroku sets these itself (Postgres add-on, the router, runtime-dyno-metadata): a Button
 # must not ask for them.
-SET_BY_HEROKU = {"DATABASE_URL", "PORT", "HEROKU_APP_NAME"}
+SET_BY_HEROKU = {
+    "DATABASE_URL",
+    "PORT",
+    "HEROKU_APP_NAME",
+    "HEROKU_RELEASE_VERSION",
+    "HEROKU_SLUG_COMMIT",
+    "DYNO",
+}
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{2,}$")
 
 

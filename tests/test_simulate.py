@@ -293,3 +293,57 @@ def test_deploybot_simulate_subcommand_replays_a_shared_trace(
     with pytest.raises(SystemExit):
         deploybot(["simulate", "--trace", str(trace), "--policy", "nope"])
     assert "deploybot simulate" in capsys.readouterr().err
+
+
+def test_simulate_app_replays_its_stored_traffic(config, monkeypatch):
+    from bot.metrics.aggregate import Window
+    from bot.metrics.replay import stored_trace
+    from bot.metrics.store import MetricsStore
+    from bot.services import Services
+    from bot.simulate import main
+    from policies.sketch import Sketch
+
+    services = Services(config)
+    try:
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        start = int(now.timestamp()) - 3 * 3600
+        windows = []
+        for second in range(start, start + 3 * 3600, 10):
+            # Two hours at 600 rpm, then an hour at 4,800: the replay must scale up.
+            requests = 100 if second < start + 2 * 3600 else 800
+            sketch = Sketch()
+            sketch.add(80.0, requests)
+            windows.append(
+                Window("myapp", second, requests, dynos={"web.1": requests}, service=sketch)
+            )
+        MetricsStore(services.db).save(windows)
+        trace = stored_trace(MetricsStore(services.db), "myapp", timedelta(days=1), now)
+        assert trace is not None and trace.interval_s == 60
+        assert len(trace.counts) == 180 and max(trace.counts) == 4800.0
+        assert stored_trace(MetricsStore(services.db), "nobody", timedelta(days=1), now) is None
+        # In chat, outside the sandbox: the default against the current settings.
+        from bot.store.audit import Actor
+        from policies.commands import parse
+        from tests.conftest import ADMIN
+
+        reply = services.actions.run(Actor(ADMIN, source="console"), parse("simulate myapp 1d"))
+        assert reply.public
+        assert reply.text.startswith("Replaying `myapp`'s last 1d (180 minutes, peak 4,800 rpm)")
+        assert "your current settings: " in reply.text
+        other = services.actions.run(Actor(ADMIN, source="console"), parse("simulate other 12h"))
+        assert "`other` has no stored traffic in the last 12h" in other.text
+    finally:
+        services.db.dispose()
+
+    monkeypatch.setenv("DATABASE_URL", config.database_url)
+    lines: list[str] = []
+    assert main(["--app", "myapp", "--since", "1d", "--max", "3"], out=lines.append) == 0
+    assert lines[0].startswith("myapp (stored): 180 minutes, peak 4,800 rpm")
+    tried, current = lines[1], lines[2]
+    assert "these settings" in tried and "current settings" in current
+    # Capped at 3 dynos, the busy hour breaks the SLO; the default max does not.
+    minutes = [int(line.split("dyno-hours")[1].split()[0]) for line in (tried, current)]
+    assert minutes[0] > minutes[1]
+    lines.clear()
+    assert main(["--app", "nobody", "--since", "1d"], out=lines.append) == 1
+    assert "no stored traffic" in lines[0]

@@ -5,15 +5,99 @@ autoscale tick itself is the worker's (`bot.worker.autoscale`); the arithmetic i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.actions.results import Reply, Resolved, Result
+from bot.metrics.replay import replay_app
+from bot.metrics.store import MetricsStore
 from bot.platforms.base import formation_map
 from bot.registry import Target
 from bot.store.audit import Actor, AuditLog
+from bot.store.autoscale_overrides import SCHEDULE, Override, OverrideStore
 from bot.store.autoscale_settings import DEFAULT_TARGET, AutoscaleStore, Pin, Settings, parse_target
+from bot.store.worker_autoscale_settings import WorkerSettings
+from policies import autoscale as policy
 from policies.commands import Command
+from policies.slack_text import code
+from policies.worker_autoscale import WorkerTarget, parse_worker_target
+
+
+@dataclass(frozen=True)
+class Effective:
+    """The autoscaler settings in force for one app, each with where it came from:
+    "registry", "chat (<@U…>, date)" or "default" (the one precedence rule is in
+    `bot.store.autoscale_overrides`)."""
+
+    down_stabilization: timedelta | None  # None: adaptive
+    down_source: str
+    max_step: int | None  # None: the policy's +100 % or +4, -10 % or -1
+    step_source: str
+    windows: tuple[policy.Window, ...]
+    windows_source: str
+
+
+def effective(target: Target, overrides: dict[str, Override]) -> Effective:
+    def chat(key: str) -> str:
+        found = overrides[key]
+        return f"chat, <@{found.updated_by}> {found.updated_at:%Y-%m-%d %H:%M} UTC"
+
+    down, down_source = target.down_stabilization, "registry"
+    if down is None and "down_stabilization" in overrides:
+        down, down_source = (
+            _duration(overrides["down_stabilization"].value),
+            chat("down_stabilization"),
+        )
+    elif down is None:
+        down_source = "default"
+    step, step_source = None, "default"
+    if "max_step" in overrides:
+        step, step_source = int(overrides["max_step"].value), chat("max_step")
+    windows, windows_source = target.schedule, "registry"
+    if not windows and SCHEDULE in overrides:
+        windows, windows_source = tuple(_windows(overrides)), chat(SCHEDULE)
+    elif not windows:
+        windows_source = "default"
+    return Effective(down, down_source, step, step_source, windows, windows_source)
+
+
+def _windows(overrides: dict[str, Override]) -> list[policy.Window]:
+    words = json.loads(overrides[SCHEDULE].value)
+    return [_window(w) for w in words]
+
+
+def _window(w: dict[str, str]) -> policy.Window:
+    low, high = w.get("min"), w.get("max")
+    return policy.parse_window(
+        w["days"],
+        w["start"],
+        w["end"],
+        w.get("tz", "UTC"),
+        int(low) if low is not None else None,
+        int(high) if high is not None else None,
+    )
+
+
+def _duration(text: str) -> timedelta:
+    """`90s`, `2m`, `1h` (the grammar checked the form)."""
+    unit = {"s": "seconds", "m": "minutes", "h": "hours"}[text[-1]]
+    return timedelta(**{unit: int(text[:-1])})
+
+
+def _span(since: timedelta) -> str:
+    hours = int(since.total_seconds() // 3600)
+    return f"{hours // 24}d" if hours % 24 == 0 else f"{hours}h"
+
+
+def _limits_text(window: policy.Window) -> str:
+    return ", ".join(
+        f"{word} {value}"
+        for word, value in (("min", window.min), ("max", window.max))
+        if value is not None
+    )
+
 
 DEFAULT_MAX = 10  # web dynos, when `/deploy autoscale APP on` names no max
 
@@ -37,6 +121,8 @@ class AutoscaleCommands:
         now = self._now()
         if command.verb == "autoscale" and command.mode == "status":
             return Reply(self.status(app, now, resolved.target))
+        if command.mode == "schedule" and command.topic == "list":
+            return Reply(self._schedule_list(app, resolved.target))
         entry = self._audit.start(actor, command.verb, app, command.text(), None, None)
         if command.verb == "pin":
             if command.mode == "off":
@@ -55,6 +141,21 @@ class AutoscaleCommands:
                 )
             self._audit.finish(entry, "ok")
             return Reply(text, public=True)
+        if resolved.target.platform != "heroku" and command.mode != "off":
+            # The tick reads drained router logs and Heroku formations; a Beanstalk
+            # environment has neither, and its own Auto Scaling group scales it.
+            self._audit.finish(entry, "refused", error="autoscale is Heroku-only")
+            return Reply(
+                f"`{app}` is an Elastic Beanstalk environment: the autoscaler scales Heroku "
+                "dynos only. Set its Auto Scaling group's MinSize/MaxSize and triggers in "
+                "Beanstalk (`aws:autoscaling:asg`), or `/deploy scale` it by hand."
+            )
+        if command.target:
+            return self._worker(actor, resolved, command, entry, now)
+        if command.mode == "set":
+            return self._set(actor, resolved.target, command, entry, now)
+        if command.mode == "schedule":
+            return self._schedule(actor, resolved.target, command, entry, now)
         current = self._autoscale.settings(app)
         options = dict(command.options)
         web = formation_map(resolved.platform.formation(resolved.target.name)).get("web", (1, ""))[
@@ -87,6 +188,164 @@ class AutoscaleCommands:
             f"<@{actor.user_id}> set autoscaling of `{app}`: {settings.describe()}.", public=True
         )
 
+    def _set(
+        self, actor: Actor, target: Target, command: Command, entry: int, now: datetime
+    ) -> Result:
+        """`autoscale APP set down_stabilization=2m max_step=4`; `=default` drops chat's value."""
+        app = command.app or ""
+        overrides = self._overrides()
+        for key, value in command.options:
+            if key == "down_stabilization" and target.down_stabilization is not None:
+                # The registry is the source of truth where it says so.
+                self._audit.finish(entry, "refused", error="set in the registry")
+                return Reply(
+                    f"`{app}`'s registry entry sets `autoscale: down_stabilization:`; "
+                    "change it there (the registry wins over chat)."
+                )
+            timed = key == "down_stabilization" and value != "default"
+            if timed and _duration(value) > timedelta(hours=1):
+                self._audit.finish(entry, "refused", error="too long")
+                return Reply(f"{value} is longer than the 1h most a scale-down may wait.")
+        before = {k: o.value for k, o in overrides.of_app(app).items() if k != SCHEDULE}
+        for key, value in command.options:
+            if value == "default":
+                overrides.drop(app, key)
+            else:
+                overrides.put(Override(app, key, value, actor.user_id, now))
+        after = {k: o.value for k, o in overrides.of_app(app).items() if k != SCHEDULE}
+        self._audit.finish(entry, "ok", after={"autoscale_set": after, "before": before})
+        said = ", ".join(f"{k}={v}" for k, v in command.options)
+        return Reply(f"<@{actor.user_id}> set `{app}`'s autoscaler: {said}.", public=True)
+
+    def _schedule(
+        self, actor: Actor, target: Target, command: Command, entry: int, now: datetime
+    ) -> Result:
+        """`autoscale APP schedule add …` and `… remove N`."""
+        app = command.app or ""
+        if target.schedule:
+            self._audit.finish(entry, "refused", error="schedule in the registry")
+            return Reply(
+                f"`{app}`'s registry entry has `autoscale: schedule:`; change the windows there "
+                "(the registry wins over chat)."
+            )
+        overrides = self._overrides()
+        windows = overrides.windows(app)
+        if command.topic == "remove":
+            number = command.limit or 0
+            if not 1 <= number <= len(windows):
+                self._audit.finish(entry, "refused", error="no such window")
+                return Reply(f"`{app}` has no schedule window {number}; see `schedule list`.")
+            gone = _window(windows.pop(number - 1)).describe()
+            overrides.put_windows(app, windows, actor.user_id, now)
+            self._audit.finish(entry, "ok", after={"schedule": windows})
+            return Reply(f"<@{actor.user_id}> removed `{app}`'s window {gone}.", public=True)
+        words = {k: v for k, v in command.options}
+        try:
+            added = _window(words)
+        except ValueError as exc:
+            self._audit.finish(entry, "refused", error=str(exc))
+            return Reply(f"Not a schedule window: {exc}")
+        windows.append(words)
+        overrides.put_windows(app, windows, actor.user_id, now)
+        self._audit.finish(entry, "ok", after={"schedule": windows})
+        return Reply(
+            f"<@{actor.user_id}> added to `{app}`'s schedule: {_limits_text(added)} "
+            f"{added.describe()} (window {len(windows)}).",
+            public=True,
+        )
+
+    def _schedule_list(self, app: str, target: Target) -> str:
+        found = effective(target, self._overrides().of_app(app))
+        if not found.windows:
+            return f"`{app}` has no schedule windows. Add one with `schedule add mon-fri 08:00-18:00 min=3`."
+        lines = [f"Schedule windows of `{app}` ({found.windows_source}):"]
+        for number, window in enumerate(found.windows, 1):
+            lines.append(f"{number}. {window.describe()}: {_limits_text(window)}")
+        return "\n".join(lines)
+
+    def replay(self, app: str, target: Target, metrics: MetricsStore, since: timedelta) -> str:
+        """The default policy against the app's current settings on its stored traffic."""
+        stored = self._autoscale.settings(app)
+        found = effective(target, self._overrides().of_app(app))
+        current: dict[str, object] = {"down_stabilization": found.down_stabilization}
+        if stored is not None:
+            kind = "rpm_per_dyno" if stored.target_kind == "rpm" else stored.target_kind
+            current |= {
+                "target": policy.Target(kind, stored.target_value),  # type: ignore[arg-type]
+                "low": stored.min,
+                "high": stored.max,
+            }
+        tried = current | {"down_stabilization": None}
+        replayed = replay_app(metrics, app, since, self._now(), tried, current)
+        span = _span(since)
+        if replayed is None:
+            return f"{code(app)} has no stored traffic in the last {span}; is its log drain on?"
+        default, mine, context = replayed
+        return (
+            f"Replaying {code(app)}'s last {span} ({len(context.trace.counts):,} minutes, peak "
+            f"{context.peak_rpm:,.0f} rpm) through the simulator's dyno model: with the default "
+            f"(adaptive) settings it would have cost {default.dyno_hours:,.1f} dyno-hours and "
+            f"{default.slo_violation_minutes:,} violation minutes; your current settings: "
+            f"{mine.dyno_hours:,.1f} dyno-hours and {mine.slo_violation_minutes:,} violation "
+            "minutes. Try others with `deploybot simulate --app` (--target, --min, --max, "
+            "--down-stabilization)."
+        )
+
+    def _overrides(self) -> OverrideStore:
+        return self._autoscale.overrides()
+
+    def _worker(
+        self, actor: Actor, resolved: Resolved, command: Command, entry: int, now: datetime
+    ) -> Result:
+        """`autoscale APP worker on target=latency:30s min=0 max=10`: a worker type from
+        the app's job queue (`policies.worker_autoscale`)."""
+        app, ptype = command.app or "", command.target or ""
+        store = self._autoscale.workers()
+        if command.mode == "status":
+            return Reply(self.status(app, now, resolved.target))
+        if resolved.target.queue_url is None and command.mode != "off":
+            self._audit.finish(entry, "refused", error="no queue_url")
+            return Reply(
+                f"`{app}` has no `autoscale: queue_url:` in the registry: the bot reads worker "
+                "queues from the app's HireFire endpoint, `<queue_url>/hirefire/<token>/info`."
+            )
+        current = store.settings(app, ptype)
+        options = dict(command.options)
+        running = formation_map(resolved.platform.formation(resolved.target.name))
+        if ptype not in running:
+            self._audit.finish(entry, "refused", error="no such process type")
+            return Reply(f"`{app}` has no `{ptype}` process type in its formation.")
+        target = (
+            parse_worker_target(options["target"])
+            if "target" in options
+            else (current.target if current else WorkerTarget("latency", 30.0))
+        )
+        cap = resolved.target.guardrails.most(ptype)
+        low = int(options.get("min", current.min if current else 0))
+        high = int(options.get("max", current.max if current else max(low, cap or 10)))
+        if low > high:
+            self._audit.finish(entry, "refused", error="min above max")
+            return Reply(f"min={low} is more than max={high}: give both, or one that fits.")
+        if cap is not None and high > cap:
+            self._audit.finish(entry, "refused", error="max above guardrail")
+            return Reply(f"`{app}` allows at most {cap} `{ptype}` dynos, so max={high} is refused.")
+        settings = WorkerSettings(
+            app,
+            ptype,
+            command.mode or "off",
+            low,
+            high,
+            target.kind,
+            target.value,
+            actor.user_id,
+            now,
+        )
+        store.save(settings)
+        self._audit.finish(entry, "ok", after={"autoscale": settings.describe()})
+        return Reply(
+            f"<@{actor.user_id}> set autoscaling of `{app}`: {settings.describe()}.", public=True
+        )
+
     def _who_holds(self, app: str) -> str:
         """What a pin does now, truthfully: only the worker's autoscaler acts on it, and
         only for an app whose autoscaling is on."""
@@ -110,24 +369,33 @@ class AutoscaleCommands:
         lines = [
             f"Autoscaling of `{app}`: {settings.describe() if settings else 'off (never set)'}."
         ]
-        if target.down_stabilization is not None:
-            minutes = target.down_stabilization.total_seconds() / 60
+        found = effective(target, self._overrides().of_app(app))
+        if found.down_stabilization is not None:
+            minutes = found.down_stabilization.total_seconds() / 60
             lines.append(
-                f"Scale-down follows the highest wish of the last {minutes:g} min (registry)."
+                f"Scale-down follows the highest wish of the last {minutes:g} min "
+                f"({found.down_source})."
             )
-        for window in target.schedule:
-            limits = ", ".join(
-                f"{word} {value}"
-                for word, value in (("min", window.min), ("max", window.max))
-                if value is not None
+        else:
+            lines.append(
+                "Scale-down follows the highest wish of the last 1–5 min, longer the jumpier "
+                "the traffic (default)."
             )
+        step = f"{found.max_step} dynos" if found.max_step else "+100 % or +4 up, -10 % or -1 down"
+        lines.append(f"Step per tick: {step} ({found.step_source}).")
+        for window in found.windows:
             active = " (now)" if window.covers(now) else ""
-            lines.append(f"Schedule: {window.describe()}: {limits}{active}.")
+            lines.append(
+                f"Schedule: {window.describe()}: {_limits_text(window)}{active} "
+                f"({found.windows_source})."
+            )
         pin = self._autoscale.pin(app, now)
         if pin:
             lines.append(
                 f"Pinned at web={pin.quantity} until {pin.until:%H:%M} UTC by <@{pin.pinned_by}>."
             )
+        for worker in self._autoscale.workers().of_app(app):
+            lines.append(f"Worker `{worker.process_type}`: {worker.describe()}.")
         for decision in self._autoscale.decisions(app):
             mark = "acted" if decision.acted else "held"
             lines.append(f"• {decision.at:%H:%M:%S} {mark}: {decision.reason}")

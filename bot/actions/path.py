@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from threading import Event
 from typing import Any
 
 from bot.actions.autoscaling import AutoscaleCommands
 from bot.actions.connections import Connections
+from bot.actions.dashboards import Dashboards
 from bot.actions.deployments import CONFIRMED_VERBS, Deployments
 from bot.actions.deployments import VERBS as DEPLOYMENT_VERBS
 from bot.actions.gate import AUTOSCALER, Gate
@@ -27,6 +28,7 @@ from bot.actions.results import (
     Deployed,
     Duplicate,
     History,
+    Home,
     Metrics,
     NeedsConfirmation,
     PlatformMetrics,
@@ -99,6 +101,7 @@ class Actions:
         worker_runs: bool = True,
         locks: Locks | None = None,
         secret: Callable[[str], str | None] = lambda name: None,
+        dashboards: Dashboards | None = None,
     ) -> None:
         self._resolve = resolve
         # The registry's spelling of an app name (`DEMO` → `demo`), so rules, audit rows and
@@ -117,6 +120,7 @@ class Actions:
         # The sandbox's traffic player; None outside the sandbox console.
         self._simulate = simulate
         self._alerts = alerts
+        self.dashboards = dashboards  # chart, cost and about; None: not offered
         self._now = now
         self._targets = targets
         self._unlisted_heroku = unlisted_heroku
@@ -159,6 +163,16 @@ class Actions:
                 return Reply("\n".join(self._gate.summary(actor, aliases)))
             if command.verb == "apps":
                 return self._apps(actor)
+            if command.verb == "simulate" and command.mode == "replay":
+                return self._replay(command)
+            if command.verb in ("about", "cost", "chart") and self.dashboards is None:
+                return Reply(f"This bot does not offer `{command.verb}`.")
+            if command.verb == "about":
+                assert self.dashboards is not None
+                return self.dashboards.health.about()
+            if command.verb == "cost" and command.app is None:
+                assert self.dashboards is not None
+                return self.dashboards.cost(self._targets(), every_app=True)
             if command.verb == "simulate":
                 if self._simulate is None:
                     return Reply(
@@ -188,6 +202,10 @@ class Actions:
                 )
             if command.verb == "restart":
                 return self._restart(actor, resolved, command)
+            if command.verb == "chart" and self.dashboards is not None:
+                return self.dashboards.chart(command.app, command.limit or 24 * 60)
+            if command.verb == "cost" and self.dashboards is not None:
+                return self.dashboards.cost([resolved.target])
             if command.verb == "metrics" and hasattr(resolved.platform, "traffic"):
                 minutes = command.limit or 60
                 traffic = resolved.platform.traffic(resolved.target.name, minutes, self._now())
@@ -224,6 +242,28 @@ class Actions:
     def _refused(self, actor: Actor, command: Command, reason: str) -> None:
         if command.mutating:
             self._record(actor, command, "refused", reason)
+
+    def home(self, actor: Actor, page: int = 0, per_page: int = 15) -> Home | Reply:
+        """App Home: the bot's health and page `page` of the apps `actor` may see."""
+        if self.dashboards is None:
+            return Reply("This bot does not offer App Home.")
+        visible = []
+        for target in self.dashboards.targets(self._targets()):
+            try:
+                if self._gate.decide(actor, "status", target.alias).allowed:
+                    visible.append(target)
+            except GroupLookupFailed:
+                continue  # Slack cannot say which groups they are in: show less, not more
+        pages = max(1, -(-len(visible) // per_page))
+        page = min(max(0, page), pages - 1)
+        shown = visible[page * per_page : (page + 1) * per_page]
+        return Home(
+            about=self.dashboards.health.about(),
+            cards=tuple(self.dashboards.card(target) for target in shown),
+            page=page,
+            pages=pages,
+            total=len(visible),
+        )
 
     def _claim(self, actor: Actor) -> bool:
         if self._request_keys is None or actor.request_key is None:
@@ -418,6 +458,15 @@ class Actions:
             app=target.alias,
         )
 
+    def _replay(self, command: Command) -> Result:
+        """`/deploy simulate APP 7d`: the app's stored traffic through the simulator."""
+        if self._metrics is None or self._autoscaling is None:
+            return Reply("This bot keeps no traffic metrics.")
+        app = command.app or ""
+        target = self._resolve(app).target
+        since = timedelta(minutes=command.limit or 7 * 24 * 60)
+        return Reply(self._autoscaling.replay(app, target, self._metrics, since), public=True)
+
     def _metrics_of(self, app: str, minutes: int) -> Result:
         if self._metrics is None or self._drains is None:
             return Reply("This bot keeps no traffic metrics.")
@@ -487,9 +536,12 @@ class Actions:
             self._refused(actor, command, verdict.reason)
             return Reply(verdict.reason)
         cost = costs.monthly_change(resolved.target.platform, current, _after(current, targets))
+        # Taking a type to zero is a kill and is asked first, unless the autoscaler does it:
+        # a person allowed that with `min=0` in an audited `/deploy autoscale`.
+        stops = stops_dynos(current, targets) and actor.source != AUTOSCALER
         if (
             command.verb == "kill"
-            or stops_dynos(current, targets)
+            or stops
             or verdict.needs_approval
             or (actor.source != AUTOSCALER and cost.delta_usd > resolved.target.confirm_above_usd)
         ):

@@ -4,13 +4,17 @@ Block Kit and the console prints. Nothing here knows about Slack."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from bot.metrics.aggregate import Summary
+from bot.metrics.chart_data import ChartData
 from bot.platforms.base import AppStatus, Formation, Platform, Promotion, Release, Traffic
 from bot.registry import Target
 from bot.store.audit import Entry
 from bot.store.confirmations import Pending
+from bot.store.heartbeats import Beat
+from policies.costs import MonthlyCost
+from policies.digest import DayNumbers, Span
 from policies.slack_text import code
 
 
@@ -112,6 +116,82 @@ class PlatformMetrics:
 
 
 @dataclass(frozen=True)
+class Chart:
+    """`/deploy chart`: the numbers to draw; the handler renders and uploads them."""
+
+    data: ChartData
+
+
+@dataclass(frozen=True)
+class AppCost:
+    app: str
+    platform: str
+    formation: dict[str, tuple[int, str]]
+    monthly: MonthlyCost | None  # None when the formation could not be read
+    problem: str | None = None  # why not
+    web_hours: float | None = None  # the last 7 days' web dyno-hours from the autoscaler
+    covered_hours: float = 0.0  # how much of the 7 days that record covers
+    web_usd: float | None = None  # what those dyno-hours cost at list prices
+
+
+@dataclass(frozen=True)
+class CostReport:
+    apps: tuple[AppCost, ...]
+    days: int = 7
+
+
+@dataclass(frozen=True)
+class About:
+    """`/deploy about` and the App Home header: the bot's own health."""
+
+    release: str | None
+    beat: Beat | None  # the worker leader's newest tick; None if it never ticked
+    worker_down: bool
+    outbox_backlog: int
+    drains: tuple[tuple[str, datetime | None], ...]  # app, its newest traffic
+    now: datetime
+
+
+@dataclass(frozen=True)
+class AppCard:
+    """One app on App Home."""
+
+    alias: str
+    platform: str
+    formation: dict[str, tuple[int, str]] | None  # None when it could not be read
+    problem: str | None
+    autoscale: tuple[str, ...]  # state, pin, last decision: plain lines
+    incidents: tuple[str, ...]  # open incidents, as their messages read
+    changes: tuple[Entry, ...]  # the last three, newest first
+    monthly: MonthlyCost | None
+
+
+@dataclass(frozen=True)
+class Home:
+    """App Home: the bot's health and a page of the apps the user may see."""
+
+    about: About
+    cards: tuple[AppCard, ...]
+    page: int  # from 0
+    pages: int
+    total: int  # apps the user may see, on every page
+
+
+@dataclass(frozen=True)
+class Digest:
+    """One app's day: posted to its channel by the worker at the registry's `digest` time."""
+
+    app: str
+    day: date
+    timezone: str
+    numbers: DayNumbers
+    actions: tuple[Span, ...]  # each web count change, held until the next (or day's end)
+    incidents: tuple[Span, ...]
+    chart: ChartData | None  # None: no traffic that day
+    estimate: bool  # Beanstalk's EC2 prices
+
+
+@dataclass(frozen=True)
 class Duplicate:
     """Another delivery of a request already handled (by this process or another): the
     first delivery answers, so this one says nothing."""
@@ -194,6 +274,9 @@ Result = (
     | Deployed
     | ConfigVars
     | Logs
+    | Chart
+    | CostReport
+    | About
 )
 
 

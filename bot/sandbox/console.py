@@ -14,10 +14,13 @@ import json
 import re
 import secrets
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
 from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 from slack_bolt.request import BoltRequest
@@ -91,6 +94,7 @@ class Console:
             slack_api_url=self._slack.api_url,
         )
         self._client = WebClient(token=self._slack.bot_token, base_url=self._slack.api_url)
+        self._dashboard_clock: Callable[[], datetime] | None = None
         # Follow-ups run inline too, so a slow change's thread prints before the next prompt.
         simulate = self._simulator(config)
         self.services = Services(
@@ -103,11 +107,18 @@ class Console:
             worker_runs=simulate is None,
         )
         self.services.db.migrate()
+        if self._dashboard_clock is not None:
+            self.services.health.now = self._dashboard_clock
+            from bot.sandbox import history  # a day for demo-api's chart, cost and App Home
+
+            history.seed(self.services, datetime.now(UTC))
         self._lazy = LaterExecutor()
         self._bolt = build_bolt_app(self.services, listener_executor=self._lazy)
         self._buttons: dict[str, tuple[str, str, str]] = {}
         self._seen: dict[str, int] = {}
         self._posts_seen = 0
+        self._uploads_seen = 0
+        self._files: Path | None = None  # where uploaded charts are written, made on first use
 
     def _simulator(self, config: Config) -> Callable[[Actor, Command], Result] | None:
         """`/deploy simulate` when this console runs against the sandbox started here."""
@@ -116,6 +127,10 @@ class Console:
         running = sandbox.running()
         if running is None or not running.serves(config):
             return None
+        # A played spike runs the fake Heroku's clock ahead of the wall clock: dashboards
+        # (charts, cost) read the later of the two, so the play is in the picture.
+        heroku = running.heroku
+        self._dashboard_clock = lambda: max(datetime.now(UTC), heroku.now)
         return lambda actor, command: running.simulate(self.services, self._say, actor, command)
 
     def _say(self, channel: str | None, text: str) -> None:
@@ -183,7 +198,21 @@ class Console:
                 text = "  ↳ " + text.replace("\n", "\n    ")
             self._out.write(text + "\n")
         self._posts_seen = len(calls)
+        self._print_uploads()
         self._out.flush()
+
+    def _print_uploads(self) -> None:
+        """Files the bot uploaded (charts): written to a temporary folder, path printed."""
+        uploads = self._slack.uploads
+        for upload in uploads[self._uploads_seen :]:
+            if self._files is None:
+                self._files = Path(tempfile.mkdtemp(prefix="deploybot-charts-"))
+            path = self._files / upload.filename
+            path.write_bytes(upload.data)
+            if upload.initial_comment:
+                self._out.write(_plain(upload.initial_comment, self._user_id) + "\n")
+            self._out.write(f"[chart {upload.title!r} written to {path}]\n")
+        self._uploads_seen = len(uploads)
 
     def _remember_buttons(self, payload: dict[str, Any], response_url: str) -> None:
         for block in payload.get("blocks") or []:

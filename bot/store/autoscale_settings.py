@@ -11,8 +11,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy import delete, insert, select
 
+from bot.store.autoscale_overrides import OverrideStore
 from bot.store.db import Database
 from bot.store.models import AutoscaleDecision, AutoscalePin, AutoscaleSetting
+from bot.store.worker_autoscale_settings import WorkerAutoscaleStore
 
 TARGET_KINDS = {"p95": "queue_p95", "queue": "queue_p95", "service": "service_p95", "rpm": "rpm"}
 DEFAULT_TARGET = ("service_p95", 500.0)  # every drained app has service times; not all log queue
@@ -68,6 +70,14 @@ def parse_target(text: str) -> tuple[str, float]:
 class AutoscaleStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+
+    def overrides(self) -> OverrideStore:
+        """The same database's settings changed from chat (`autoscale APP set|schedule`)."""
+        return OverrideStore(self._db)
+
+    def workers(self) -> WorkerAutoscaleStore:
+        """The same database's settings of worker process types."""
+        return WorkerAutoscaleStore(self._db)
 
     def settings(self, app: str) -> Settings | None:
         with self._db.session() as session:

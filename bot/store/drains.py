@@ -70,3 +70,8 @@ class Drains:
         with self._db.session() as session:
             row = session.scalar(select(Drain).where(Drain.app == app))
             return DrainInfo(row.app, row.token, row.url, row.drain_id) if row else None
+
+    def apps(self) -> list[str]:
+        """Every app the bot added a drain to, by name."""
+        with self._db.session() as session:
+            return sorted(session.scalars(select(Drain.app)))

@@ -154,6 +154,34 @@ class AutoscaleSetting(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class AutoscaleOverride(Base):
+    """One autoscaler setting changed from chat (`/deploy autoscale APP set|schedule`)."""
+
+    __tablename__ = "autoscale_overrides"
+
+    app: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AutoscaleWorkerSetting(Base):
+    """How one app's worker process type is autoscaled from its job queue."""
+
+    __tablename__ = "autoscale_worker_settings"
+
+    app: Mapped[str] = mapped_column(String(64), primary_key=True)
+    process_type: Mapped[str] = mapped_column(String(30), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(10))
+    min: Mapped[int] = mapped_column(Integer)
+    max: Mapped[int] = mapped_column(Integer)
+    target_kind: Mapped[str] = mapped_column(String(20))  # latency, jobs
+    target_value: Mapped[float] = mapped_column(Float)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class AutoscalePin(Base):
     """`/deploy pin APP web=5 for 2h`: the autoscaler holds this count until `until`."""
 
@@ -289,3 +317,16 @@ class DeployLock(Base):
     user_id: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text)
     locked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WorkerHeartbeat(Base):
+    """One worker process's latest tick: the web dyno reads it to tell whether the worker
+    (and so autoscaling, alerts and expiry) is running, and who leads."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker: Mapped[str] = mapped_column(String(128), primary_key=True)  # DYNO, or host:pid
+    leader: Mapped[bool] = mapped_column(Boolean)
+    release: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ticked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -1,5 +1,5 @@
 """The web process: Flask serving slack_bolt at /slack/events, Heroku log drains at
-/drain/<token>, Heroku app webhooks at /webhooks/heroku, plus /healthz.
+/drain/<token>, Heroku app webhooks at /webhooks/heroku, plus /healthz (`?deep=1` adds the worker's lag).
 
 `gunicorn 'bot.web.app:create_app()'` is the Procfile's web line.
 """
@@ -84,6 +84,18 @@ def create_app(config: Config | None = None, registry: Registry | None = None) -
         except Exception as error:
             log.error("health check failed", extra={"error": type(error).__name__})
             return jsonify(ok=False, database="unreachable"), 503
-        return jsonify(ok=True, database="ok")
+        if request.args.get("deep") != "1":
+            return jsonify(ok=True, database="ok")
+        # Deep: the worker too (its heartbeat), for a monitor that should page when
+        # autoscaling and alerts stop; the plain check stays about this dyno alone.
+        beat = services.health.beat()
+        down = services.health.worker_down(beat, checked=True)
+        lag = services.health.worker_lag()
+        worker = {
+            "ok": not down,
+            "lag_seconds": None if lag is None else round(lag, 1),
+            "leader": beat.worker if beat else None,
+        }
+        return jsonify(ok=not down, database="ok", worker=worker), 503 if down else 200
 
     return web

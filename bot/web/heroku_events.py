@@ -19,7 +19,6 @@ from bot.store.incidents import Alerts
 from bot.store.observations import Observation, Observations
 from policies.heroku_webhooks import WebhookEvent
 from policies.incidents import Event
-from policies.slack_text import escape
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +38,9 @@ class HerokuEvents:
 
     def __call__(self, notification: WebhookEvent) -> None:
         alias = self.alias_of(notification.app)
-        # Who released what comes from Heroku: escaped, so a description cannot ping a channel.
-        by = f" by {escape(notification.actor)}" if notification.actor else ""
+        # Who released what comes from Heroku as plain text; `policies.incidents` escapes an
+        # event's detail when it renders it, so a description cannot ping a channel.
+        by = f" by {notification.actor}" if notification.actor else ""
         events: list[Event] = []
         if notification.resource == "formation":
             quantity = notification.data.get("quantity")
@@ -66,7 +66,7 @@ class HerokuEvents:
                         "release",
                         "release",
                         notification.at,
-                        f"v{version} {escape(description)}{by}",
+                        f"v{version} {description}{by}",
                     )
                 )
             elif isinstance(version, int) and status == "failed":

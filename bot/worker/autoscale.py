@@ -27,6 +27,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from bot.actions.autoscaling import effective
 from bot.actions.gate import AUTOSCALER
 from bot.actions.results import Changed, Reply
 from bot.metrics.recent import RecentTraffic
@@ -35,6 +36,7 @@ from bot.platforms.base import Platform, PlatformError, formation_map
 from bot.registry import Target, UnknownApp
 from bot.services import Resolved, Services
 from bot.store.audit import Actor
+from bot.store.autoscale_overrides import Override
 from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.autoscale_settings import Decision as Recorded
 from bot.store.autoscale_settings import Pin as StoredPin
@@ -73,6 +75,7 @@ class _Fleet:
     samples: dict[str, list[autoscale.Sample]]
     decisions: dict[str, list[Recorded]]  # the last HISTORY of them, newest first
     pins: dict[str, StoredPin]
+    overrides: dict[str, dict[str, Override]]  # what chat set (`autoscale APP set`), by key
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ class Autoscaler:
         budget: Budget | None = None,
     ) -> None:
         self._services = services
+        self.notify = notify  # the worker-type tick says its actions the same way
         self._store = AutoscaleStore(services.db)
         self._metrics = MetricsStore(services.db)
         self._recent = RecentTraffic(services.db)
@@ -125,6 +129,7 @@ class Autoscaler:
             self._samples_of(apps, now),
             self._store.recent_decisions(apps, now - HISTORY) if apps else {},
             self._store.pins(now) if apps else {},
+            self._store.overrides().of_apps(apps),
         )
         done: list[Recorded] = []
         try:
@@ -217,6 +222,8 @@ class Autoscaler:
     ) -> Recorded | None:
         app = stored.app
         resolved = self._services.resolve(app)
+        if resolved.target.platform != "heroku":
+            return None  # refused by `/deploy autoscale`; settings from before are ignored
         name, platform = resolved.target.name, resolved.platform
         account = _account(resolved.target)
         known = self.known(name)
@@ -237,7 +244,7 @@ class Autoscaler:
             current = known.quantity
         booting = self._booting(name, platform, account, now) if watch_boot else None
 
-        policy = _policy(stored, resolved.target)
+        policy = _policy(stored, resolved.target, fleet.overrides.get(app, {}))
         samples = fleet.samples.get(app, [])
         past = fleet.decisions.get(app, [])
         pin = fleet.pins.get(app)
@@ -474,18 +481,27 @@ def _add_samples(minutes: dict[int, float], samples: list[autoscale.Sample]) -> 
         minutes[int(sample.at.timestamp()) // 60 - 1] = sample.rpm
 
 
-def _policy(stored: StoredSettings, target: Target) -> autoscale.Settings:
-    """The policy from the app's `/deploy autoscale` settings and its registry entry."""
+def _policy(
+    stored: StoredSettings, target: Target, overrides: dict[str, Override]
+) -> autoscale.Settings:
+    """The policy from the app's `/deploy autoscale` settings, its registry entry and what
+    chat changed (`autoscale APP set|schedule`; the registry wins where it sets a key)."""
+    found = effective(target, overrides)
     policy = autoscale.Settings(
         targets=(autoscale.Target(_METRIC[stored.target_kind], stored.target_value),),
         min_dynos=stored.min,
         max_dynos=stored.max,
-        windows=target.schedule,  # the registry's `autoscale: schedule:`
+        windows=found.windows,
+        down_stabilization=found.down_stabilization,  # None: adaptive
         # The forecast drops itself while it predicts badly or has no history (a new app).
         predictive=True,
     )
-    if target.down_stabilization is not None:
-        policy = replace(policy, down_stabilization=target.down_stabilization)
+    if found.max_step is not None:
+        # `max_step=N`: the most one tick adds or removes, either way.
+        step = found.max_step
+        policy = replace(
+            policy, up_max_percent=0.0, up_max_dynos=step, down_max_percent=0.0, down_max_dynos=step
+        )
     return policy
 
 

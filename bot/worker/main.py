@@ -5,8 +5,8 @@ while the main thread keeps checking that the lease still holds; losing it stops
 scheduler and exits non-zero, so Heroku restarts the dyno and it queues for the lease again.
 All state is in the database, so a restarted worker picks up where the last one stopped.
 
-Jobs: the autoscale tick (every 15 s), send the alert outbox to Slack (every 5 s, honouring
-Retry-After), run the alert detectors and resolve quiet incidents (every 60 s), store Beanstalk
+Jobs: a heartbeat (every 15 s: the web dyno warns when it stops), the autoscale tick (every 15 s), send the alert outbox to Slack (every 5 s, honouring
+Retry-After), run the alert detectors and resolve quiet incidents (every 60 s), post the daily digests that are due (every 60 s), store Beanstalk
 health reports as traffic windows (every 10 s), expire confirmation
 prompts nobody answered (their messages say so, and the audit trail keeps them), read back
 changes whose outcome is unknown (`bot.actions.reconcile`), fold and roll up traffic windows
@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +28,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
 
+from bot.actions.health import release_of
 from bot.actions.path import record_expiry
 from bot.actions.results import expired_text
 from bot.config import Config
@@ -36,11 +38,14 @@ from bot.store.audit import AuditLog
 from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.confirmations import Confirmations
 from bot.store.db import Database
+from bot.store.heartbeats import Heartbeats
 from bot.store.incidents import Alerts
 from bot.store.request_keys import KEEP, KEEP_DRAIN, RequestKeys
 from bot.worker.autoscale import Autoscaler
+from bot.worker.autoscale_workers import WorkerAutoscaler
 from bot.worker.beanstalk_sampler import BeanstalkSampler
 from bot.worker.detectors import Detectors
+from bot.worker.digest import DigestJob
 from bot.worker.lease import Lease
 from bot.worker.outbox_sender import OutboxSender
 from handlers.alerts import blocks as alert_blocks
@@ -70,12 +75,24 @@ class Worker:
         self.metrics = MetricsStore(self.db)
         self.request_keys = RequestKeys(self.db)
         self.alerts = Alerts(self.db, blocks_for=alert_blocks)
+        self.heartbeats = Heartbeats(self.db)
+        # Heroku names each dyno (worker.1); elsewhere the host and process say who ticks.
+        self.name = os.environ.get("DYNO") or f"{socket.gethostname()}:{os.getpid()}"
+        self.started_at = datetime.now(UTC)
         self.stopping = threading.Event()
         self._services: Services | None = None
         self._scaler: Autoscaler | None = None
+        self._workers: WorkerAutoscaler | None = None
         self._sender: OutboxSender | None = None
         self._sampler: BeanstalkSampler | None = None
         self._detectors: Detectors | None = None
+        self._digests: DigestJob | None = None
+
+    def heartbeat(self) -> None:
+        """Say this worker ticks (and whether it leads): the web dyno reads it."""
+        self.heartbeats.beat(
+            self.name, self.lease.held, datetime.now(UTC), release_of(), self.started_at
+        )
 
     def expire_prompts(self) -> int:
         """Turn prompts past their expiry into "expired" messages, once each."""
@@ -113,7 +130,9 @@ class Worker:
         return self.request_keys.forget_older_than(now - KEEP, now - KEEP_DRAIN)
 
     def autoscale(self) -> int:
-        return len(self._autoscaler().tick())
+        if self._workers is None:
+            self._workers = WorkerAutoscaler(self.services(), self._autoscaler().notify)
+        return len(self._autoscaler().tick()) + len(self._workers.tick())
 
     def send_alerts(self, now: datetime | None = None) -> int:
         """Send what the outbox holds; a Slack outage leaves it there for the next run."""
@@ -143,6 +162,17 @@ class Worker:
             self._detectors = Detectors.from_services(services)
         events = self._detectors.run(now)
         return len(self.alerts.record(events, now, services.registry.channel_of).incidents)
+
+    def post_digests(self, now: datetime | None = None) -> int:
+        """Post the daily digests that are due (`bot.worker.digest`)."""
+        if not self.config.slack_bot_token:
+            return 0
+        if self._digests is None:
+            client = WebClient(
+                token=self.config.slack_bot_token, base_url=self.config.slack_api_url
+            )
+            self._digests = DigestJob(self.services(), client)
+        return self._digests.run(now or datetime.now(UTC))
 
     def sample_beanstalk(self) -> int:
         """Store each Beanstalk environment's latest 10 s health report as a window."""
@@ -175,9 +205,11 @@ class Worker:
             timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1}
         )
         jobs: list[tuple[Any, float]] = [
+            (self.heartbeat, _seconds("DEPLOYBOT_HEARTBEAT_SECONDS", 15)),
             (self.autoscale, _seconds("DEPLOYBOT_AUTOSCALE_SECONDS", 15)),
             (self.send_alerts, _seconds("DEPLOYBOT_ALERTS_SECONDS", 5)),
             (self.watch, _seconds("DEPLOYBOT_WATCH_SECONDS", 60)),
+            (self.post_digests, _seconds("DEPLOYBOT_DIGEST_SECONDS", 60)),
             (self.sample_beanstalk, _seconds("DEPLOYBOT_BEANSTALK_SECONDS", 10)),
             (self.expire_prompts, _seconds("DEPLOYBOT_EXPIRE_SECONDS", 30)),
             (self.reconcile, RECONCILE_SECONDS),

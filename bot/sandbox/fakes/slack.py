@@ -37,7 +37,7 @@ RESPONSE_URL_MAX_USES = 5
 RESPONSE_URL_LIFETIME = 30 * 60
 
 # Form-encoded bodies carry these as JSON strings; JSON bodies carry them as values.
-_JSON_ENCODED_ARGS = ("blocks", "attachments", "view", "metadata")
+_JSON_ENCODED_ARGS = ("blocks", "attachments", "view", "metadata", "files")
 
 _RESPONSE_TYPES = ("in_channel", "ephemeral")
 
@@ -50,6 +50,25 @@ _IMPLEMENTED = (
     "chat.postEphemeral",
     "views.publish",
     "usergroups.users.list",
+    "files.getUploadURLExternal",
+    "files.completeUploadExternal",
+)
+
+# Methods newer than the 2021 spec: their required arguments as Slack's method pages give
+# them (docs.slack.dev/reference/methods/files.getUploadURLExternal, …completeUploadExternal).
+_NEWER_THAN_SPEC = {
+    "files.getUploadURLExternal": frozenset({"filename", "length"}),
+    "files.completeUploadExternal": frozenset({"files"}),
+}
+
+# The scopes a method needs (only those the fake checks): without them Slack answers
+# `missing_scope` with `needed` and `provided`.
+_SCOPES_NEEDED = {
+    "files.getUploadURLExternal": "files:write",
+    "files.completeUploadExternal": "files:write",
+}
+DEFAULT_SCOPES = frozenset(
+    {"commands", "chat:write", "chat:write.public", "usergroups:read", "files:write"}
 )
 
 # The first ts the fake hands out; later ones grow by 100 µs so they sort like Slack's.
@@ -66,6 +85,19 @@ class Call:
     args: dict[str, Any]
     headers: dict[str, str]
     response: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One file shared with files.completeUploadExternal: its bytes and where it went."""
+
+    file_id: str
+    filename: str
+    title: str
+    data: bytes
+    channel: str | None
+    thread_ts: str | None
+    initial_comment: str | None
 
 
 @dataclass(frozen=True)
@@ -105,7 +137,7 @@ def _required_params() -> dict[str, frozenset[str]]:
                 if param.get("required") and param["name"] != "token":
                     names.add(param["name"])
         required[path.lstrip("/")] = frozenset(names)
-    return required
+    return {**required, **_NEWER_THAN_SPEC}
 
 
 def _json_response(body: dict[str, Any], status: int = 200) -> HTTPResponse:
@@ -128,9 +160,10 @@ def _fault_error(status: int) -> str:
 
 
 class _ApiError(Exception):
-    def __init__(self, error: str) -> None:
+    def __init__(self, error: str, **extra: str) -> None:
         super().__init__(error)
         self.error = error
+        self.extra = extra
 
 
 class FakeSlack(ServedFake):
@@ -173,6 +206,7 @@ class FakeSlack(ServedFake):
             [
                 Rule("/api/<method>", endpoint="api", methods=["GET", "POST"]),
                 Rule("/response/<url_id>", endpoint="response_url", methods=["POST"]),
+                Rule("/upload/<file_id>", endpoint="upload", methods=["POST"]),
             ]
         )
         self._server = LocalServer(self._wsgi_app)
@@ -196,6 +230,11 @@ class FakeSlack(ServedFake):
             self._messages: dict[str, dict[str, dict[str, Any]]] = {}
             self._home_views: dict[str, dict[str, Any]] = {}
             self._usergroups: dict[str, list[str]] = {}
+            # The bot token's scopes: drop one to see how the bot copes without it.
+            self.scopes: set[str] = set(DEFAULT_SCOPES)
+            self._pending_files: dict[str, dict[str, Any]] = {}
+            self.uploads: list[Upload] = []
+            self._file_ids = itertools.count(1)
             self._ts = itertools.count(_FIRST_TS_MICROS, _TS_STEP_MICROS)
             self._view_ids = itertools.count(1)
 
@@ -261,6 +300,21 @@ class FakeSlack(ServedFake):
         with self._cond:
             return self._home_views.get(user_id)
 
+    def uploads_to(self, channel: str) -> list[Upload]:
+        """Files shared into `channel`, oldest first."""
+        with self._cond:
+            return [upload for upload in self.uploads if upload.channel == channel]
+
+    def wait_for_uploads(self, n: int = 1, timeout: float = 5.0) -> list[Upload]:
+        """Block until `n` files have been shared; return the first `n`."""
+        with self._cond:
+            arrived = self._cond.wait_for(lambda: len(self.uploads) >= n, timeout)
+            uploads = list(self.uploads)
+            calls = [(call.method, call.response.get("error")) for call in self.calls]
+        if not arrived:
+            raise AssertionError(f"expected {n} upload(s) within {timeout}s: every call {calls}")
+        return uploads[:n]
+
     def wait_for_calls(self, method: str, n: int = 1, timeout: float = 5.0) -> list[Call]:
         """Block until `n` calls to `method` have arrived; return the first `n`."""
         with self._cond:
@@ -302,6 +356,8 @@ class FakeSlack(ServedFake):
                 time.sleep(self.latency)
             if endpoint == "api":
                 response = self._api(request, values["method"])
+            elif endpoint == "upload":
+                response = self._receive_upload(request, values["file_id"])
             else:
                 response = self._response_url(request, values["url_id"])
         return response(environ, start_response)
@@ -324,7 +380,7 @@ class FakeSlack(ServedFake):
         try:
             body = self._dispatch(method, args, headers, form_token)
         except _ApiError as error:
-            body = {"ok": False, "error": error.error}
+            body = {"ok": False, "error": error.error, **error.extra}
         # The token is a credential, not an argument of the method.
         args.pop("token", None)
         return self._answer(method, args, headers, body)
@@ -379,6 +435,9 @@ class FakeSlack(ServedFake):
         if method not in _IMPLEMENTED:
             self._violation(f"{method}: in Slack's spec but not implemented by FakeSlack")
             raise _ApiError("not_implemented_in_fake")
+        needed = _SCOPES_NEEDED.get(method)
+        if needed and needed not in self.scopes:
+            raise _ApiError("missing_scope", needed=needed, provided=",".join(sorted(self.scopes)))
         if method.startswith("chat."):
             self._check_message(method, args)
         handler = {
@@ -388,6 +447,8 @@ class FakeSlack(ServedFake):
             "chat.postEphemeral": self._post_ephemeral,
             "views.publish": self._publish_view,
             "usergroups.users.list": self._usergroup_users,
+            "files.getUploadURLExternal": self._upload_url,
+            "files.completeUploadExternal": self._complete_upload,
         }[method]
         return handler(args)
 
@@ -480,6 +541,68 @@ class FakeSlack(ServedFake):
             # The live API's answer for an unknown group (older specs omit it from the enum).
             raise _ApiError("no_such_subteam")
         return {"ok": True, "users": list(users)}
+
+    def _upload_url(self, args: dict[str, Any]) -> dict[str, Any]:
+        length = str(args["length"])
+        if not length.isdigit():
+            raise _ApiError("invalid_arguments")
+        with self._cond:
+            file_id = f"F{next(self._file_ids):010d}"
+            self._pending_files[file_id] = {
+                "filename": str(args["filename"]),
+                "length": int(length),
+                "data": None,
+            }
+        return {"ok": True, "upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
+
+    def _receive_upload(self, request: Request, file_id: str) -> HTTPResponse:
+        # Read the raw body before anything parses it as a form (urllib sends no type).
+        data = request.get_data(cache=True)
+        with self._cond:
+            pending = self._pending_files.get(file_id)
+            if pending is None:
+                self._violation(f"upload {file_id}: no such upload URL")
+                return _text_response("not_found", 404)
+            if len(data) != pending["length"]:
+                self._violation(
+                    f"upload {file_id}: {len(data)} bytes sent, {pending['length']} announced"
+                )
+            pending["data"] = data
+        return _text_response(f"OK - {len(data)}")
+
+    def _complete_upload(self, args: dict[str, Any]) -> dict[str, Any]:
+        files = args["files"]
+        if not isinstance(files, list) or not files:
+            raise _ApiError("invalid_arguments")
+        channel = args.get("channel_id") or None
+        thread_ts = args.get("thread_ts") or None
+        if thread_ts and not channel:
+            self._violation("files.completeUploadExternal: thread_ts without channel_id")
+            raise _ApiError("invalid_arguments")
+        shared = []
+        with self._cond:
+            for item in files:
+                pending = self._pending_files.get(str((item or {}).get("id")))
+                if pending is None or pending["data"] is None:
+                    raise _ApiError("file_not_found")
+            for item in files:
+                file_id = str(item["id"])
+                pending = self._pending_files.pop(file_id)
+                title = str(item.get("title") or pending["filename"])
+                self.uploads.append(
+                    Upload(
+                        file_id,
+                        pending["filename"],
+                        title,
+                        pending["data"],
+                        channel,
+                        thread_ts,
+                        args.get("initial_comment") or None,
+                    )
+                )
+                shared.append({"id": file_id, "title": title})
+            self._cond.notify_all()
+        return {"ok": True, "files": shared}
 
     def _publish_view(self, args: dict[str, Any]) -> dict[str, Any]:
         view = args["view"]

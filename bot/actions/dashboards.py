@@ -1,0 +1,287 @@
+"""The read-only dashboard verbs: `/deploy chart`, `/deploy cost` and `/deploy about`.
+
+They gather what the stores already hold (traffic windows, the audit trail, the
+autoscaler's decisions, incidents, heartbeats) into plain results; `handlers/` draws and
+words them. Nothing here changes anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.actions.health import Health
+from bot.actions.results import (
+    AppCard,
+    AppCost,
+    Chart,
+    CostReport,
+    Digest,
+    Reply,
+    Resolved,
+    Result,
+)
+from bot.metrics.chart_data import ChartData, Mark, Shade, bucket_seconds, buckets, web_steps
+from bot.metrics.store import MetricsStore
+from bot.platforms.base import PlatformError, formation_map
+from bot.registry import Target, UnknownApp
+from bot.store.audit import AuditLog
+from bot.store.autoscale_settings import AutoscaleStore
+from bot.store.drains import Drains
+from bot.store.incidents import Alerts
+from policies import costs, digest
+from policies.slack_text import code
+
+COST_DAYS = 7
+# Audit rows read back for a chart's scaling marks: a busy week of autoscaling fits.
+_AUDIT_ROWS = 2000
+_DECISIONS = 50_000
+
+
+class Dashboards:
+    def __init__(
+        self,
+        resolve: Callable[[str], Resolved],
+        metrics: MetricsStore,
+        audit: AuditLog,
+        autoscale: AutoscaleStore,
+        alerts: Alerts,
+        drains: Drains,
+        health: Health,
+        now: Callable[[], datetime],
+    ) -> None:
+        self._resolve = resolve
+        self._metrics = metrics
+        self._audit = audit
+        self._autoscale = autoscale
+        self._alerts = alerts
+        self._drains = drains
+        self.health = health
+        self._now = now
+
+    def chart(self, app: str, minutes: int) -> Result:
+        """The numbers for `app`'s chart over the last `minutes`, or why there are none."""
+        resolved = self._resolve(app)
+        step = bucket_seconds(minutes)
+        until = (int(self._now().timestamp()) // step + 1) * step
+        data = self.chart_between(resolved, until - minutes * 60, until, step)
+        if data is None:
+            hint = (
+                "Heroku may not have sent any yet: give it a minute."
+                if self._drains.get(app) is not None or resolved.target.platform != "heroku"
+                else f"Add a log drain with `/deploy drain {app}` first."
+            )
+            span = f"{minutes // 60} h" if minutes < 2 * 24 * 60 else f"{minutes // 1440} days"
+            return Reply(
+                f"No requests recorded for {code(app)} in the last {span}, so there is nothing "
+                f"to chart. {hint}"
+            )
+        return Chart(data)
+
+    def chart_between(
+        self, resolved: Resolved, since: int, until: int, step: int
+    ) -> ChartData | None:
+        """The chart's numbers for [since, until) in `step`-second buckets; None when no
+        request was recorded then (a chart of nothing says nothing)."""
+        app = resolved.target.alias
+        windows = self._metrics.windows(app, since, until)
+        requests, service, queue = buckets(windows, since, until, step)
+        if not sum(requests):
+            return None
+        marks = self._marks(app, datetime.fromtimestamp(since, UTC), until)
+        current = self._web_count(resolved)
+        if until < self._now().timestamp() - step:
+            # A past day: it ended with the count of its last change, not today's.
+            current = marks[-1].after if marks else current
+        settings = self._autoscale.settings(app)
+        target = (
+            (settings.target_kind, settings.target_value)
+            if settings and settings.mode in ("on", "shadow")
+            else None
+        )
+        return ChartData(
+            app=app,
+            since=since,
+            until=until,
+            step=step,
+            requests=requests,
+            service_p95=service,
+            queue_p95=queue,
+            web=web_steps(marks, current, since, until),
+            marks=tuple(marks),
+            shades=self._shades(app, since, until),
+            target=target,
+        )
+
+    def _marks(self, app: str, since: datetime, until: float) -> list[Mark]:
+        """Every change of the web count: the autoscaler's from its decisions (stamped with
+        the tick's time), people's from the audit trail."""
+        marks = [
+            Mark(d.at.timestamp(), d.actual, d.desired, "autoscaler")
+            for d in self._autoscale.decisions(app, _DECISIONS, since=since)
+            if d.acted and d.desired != d.actual and d.at.timestamp() < until
+        ]
+        for entry in self._audit.recent(app, _AUDIT_ROWS):
+            if entry.started_at < since:
+                break  # newest first: the rest are older still
+            if entry.source == "autoscaler" or entry.verb not in ("scale", "kill"):
+                continue
+            before = (entry.before or {}).get("web")
+            after = (entry.after or {}).get("web")
+            if entry.started_at.timestamp() >= until:
+                continue
+            if entry.outcome == "ok" and before and after and before[0] != after[0]:
+                marks.append(Mark(entry.started_at.timestamp(), before[0], after[0], entry.user_id))
+        return sorted(marks, key=lambda mark: mark.at)
+
+    def _shades(self, app: str, since: int, until: int) -> tuple[Shade, ...]:
+        shades = []
+        for row in self._alerts.incidents(app):
+            start = _epoch(row.first_at)
+            end = until if row.state == "open" else _epoch(row.last_at)
+            if end >= since and start < until:
+                shades.append(Shade(max(start, since), min(max(end, start + 60), until), row.kind))
+        return tuple(shades)
+
+    def _web_count(self, resolved: Resolved) -> int | None:
+        try:
+            formation = formation_map(resolved.platform.formation(resolved.target.name))
+        except PlatformError:
+            return None
+        return formation.get("web", (0, ""))[0] if formation else None
+
+    def cost(self, targets: list[Target], every_app: bool = False) -> CostReport:
+        """Each app's monthly cost at list prices, and its last week of web dyno-hours.
+        `every_app` adds the apps the autoscaler runs that the registry does not list
+        (unlisted Heroku apps reached by their own name)."""
+        now = self._now()
+        if every_app:
+            targets = self.targets(targets)
+        return CostReport(tuple(self._app_cost(target, now) for target in targets), COST_DAYS)
+
+    def _app_cost(self, target: Target, now: datetime) -> AppCost:
+        try:
+            resolved = self._resolve(target.alias)
+            formation = formation_map(resolved.platform.formation(target.name))
+        except (PlatformError, UnknownApp) as error:
+            return AppCost(target.alias, target.platform, {}, None, problem=str(error))
+        monthly = costs.monthly_cost(target.platform, formation)
+        since = now - timedelta(days=COST_DAYS)
+        decisions = self._autoscale.decisions(target.alias, _DECISIONS, since=since)
+        if not decisions:
+            return AppCost(target.alias, target.platform, formation, monthly)
+        samples = sorted((d.at.timestamp(), d.actual) for d in decisions)
+        hours, covered = costs.dyno_hours(samples, now.timestamp())
+        size = formation.get("web", (0, ""))[1]
+        hourly = costs.hourly_price(target.platform, size) if size else None
+        return AppCost(
+            target.alias,
+            target.platform,
+            formation,
+            monthly,
+            web_hours=hours,
+            covered_hours=covered,
+            web_usd=None if hourly is None else hours * hourly,
+        )
+
+    def card(self, target: Target) -> AppCard:
+        """What App Home shows of one app: formation, autoscaler, incidents, changes, cost."""
+        now = self._now()
+        formation: dict[str, tuple[int, str]] | None = None
+        problem = monthly = None
+        try:
+            resolved = self._resolve(target.alias)
+            formation = formation_map(resolved.platform.formation(target.name))
+            monthly = costs.monthly_cost(target.platform, formation)
+        except (PlatformError, UnknownApp) as error:
+            problem = str(error)
+        settings = self._autoscale.settings(target.alias)
+        autoscale = [f"Autoscaling: {settings.describe() if settings else 'off'}"]
+        pin = self._autoscale.pin(target.alias, now)
+        if pin:
+            autoscale.append(f"Pinned at web={pin.quantity} until {pin.until:%H:%M} UTC")
+        for decision in self._autoscale.decisions(target.alias, 1):
+            mark = "acted" if decision.acted else "held"
+            autoscale.append(f"Last decision {decision.at:%H:%M} UTC, {mark}: {decision.reason}")
+        incidents = tuple(
+            f"{row.kind} {row.subject}: {row.detail}"
+            for row in self._alerts.incidents(target.alias)
+            if row.state == "open"
+        )
+        return AppCard(
+            alias=target.alias,
+            platform=target.platform,
+            formation=formation,
+            problem=problem,
+            autoscale=tuple(autoscale),
+            incidents=incidents,
+            changes=tuple(self._audit.recent(target.alias, 3)),
+            monthly=monthly,
+        )
+
+    def targets(self, listed: list[Target]) -> list[Target]:
+        """The registry's apps plus unlisted ones the autoscaler runs, by alias."""
+        known = {target.alias for target in listed}
+        extra = []
+        for settings in self._autoscale.all_enabled():
+            if settings.app not in known:
+                try:
+                    extra.append(self._resolve(settings.app).target)
+                except (PlatformError, UnknownApp):
+                    continue  # no longer reachable: nothing to show
+        return sorted([*listed, *extra], key=lambda target: target.alias)
+
+    def digest(self, target: Target, day: date, start: datetime, end: datetime) -> Digest:
+        """`target`'s numbers for the local `day`, which runs from `start` to `end`."""
+        resolved = self._resolve(target.alias)
+        since, until = int(start.timestamp()), int(end.timestamp())
+        zone = ZoneInfo(target.digest.timezone if target.digest else "UTC")
+        hourly = [0] * 24
+        for window in self._metrics.windows(target.alias, since, until):
+            hourly[datetime.fromtimestamp(window.start, zone).hour] += window.requests
+        decisions = [
+            d
+            for d in self._autoscale.decisions(target.alias, _DECISIONS, since=start)
+            if d.at < end
+        ]
+        samples = sorted((d.at.timestamp(), d.actual) for d in decisions)
+        size = self._web_size(resolved)
+        numbers = digest.day_numbers(target.platform, size, samples, since, until, hourly)
+        marks = self._marks(target.alias, start, until)
+        actions = tuple(
+            digest.Span(
+                mark.at,
+                marks[i + 1].at if i + 1 < len(marks) else until,
+                f"web {mark.before} → {mark.after} by "
+                + ("the autoscaler" if mark.by == "autoscaler" else f"<@{mark.by}>"),
+            )
+            for i, mark in enumerate(marks)
+        )
+        incidents = tuple(
+            digest.Span(shade.start, shade.end, shade.label)
+            for shade in self._shades(target.alias, since, until)
+        )
+        chart = self.chart_between(resolved, since, until, bucket_seconds(24 * 60))
+        return Digest(
+            app=target.alias,
+            day=day,
+            timezone=zone.key,
+            numbers=numbers,
+            actions=actions,
+            incidents=incidents,
+            chart=chart,
+            estimate=target.platform == "beanstalk",
+        )
+
+    def _web_size(self, resolved: Resolved) -> str | None:
+        try:
+            formation = formation_map(resolved.platform.formation(resolved.target.name))
+        except PlatformError:
+            return None
+        return formation.get("web", (0, None))[1]
+
+
+def _epoch(moment: datetime) -> int:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())

@@ -1,0 +1,48 @@
+"""The app's job queues, read from its HireFire-compatible endpoint.
+
+`GET <app URL>/hirefire/<token>/info` answers `[{"name": "worker", "value": N}, ...]`, as
+the `hirefire-resource` package (Python) and gem (Ruby) serve it; the policy that turns
+the numbers into dynos is `policies.worker_autoscale`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import requests
+
+TIMEOUT_S = 5.0  # the tick must not hang on a slow app; HireFire itself waits 10 s
+
+
+class QueueInfoError(Exception):
+    """The endpoint could not be read or did not answer the expected list."""
+
+
+def info_url(app_url: str, token: str) -> str:
+    return f"{app_url.rstrip('/')}/hirefire/{token}/info"
+
+
+def fetch_queue_info(
+    app_url: str, token: str, session: requests.Session | None = None
+) -> dict[str, float]:
+    """The endpoint's entries as name to value; a QueueInfoError says why not."""
+    getter = session or requests
+    url = info_url(app_url, token)
+    try:
+        response = getter.get(url, timeout=TIMEOUT_S, headers={"Accept": "application/json"})
+    except requests.RequestException as exc:
+        raise QueueInfoError(f"cannot reach the app's HireFire endpoint: {exc}") from None
+    if response.status_code != 200:
+        # hirefire-resource passes unknown paths (a wrong token) to the app: a 404 here.
+        raise QueueInfoError(
+            f"the app's HireFire endpoint answered {response.status_code}; "
+            "check HIREFIRE_TOKEN in the app and the bot"
+        )
+    try:
+        entries = response.json()
+        info = {str(e["name"]): float(e["value"]) for e in entries}
+    except (ValueError, TypeError, KeyError):
+        raise QueueInfoError(
+            "the app's HireFire endpoint did not answer a list of {name, value}"
+        ) from None
+    return {name: value for name, value in info.items() if math.isfinite(value)}

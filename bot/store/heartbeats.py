@@ -1,0 +1,86 @@
+"""The worker's heartbeat and what the web dyno reads of the bot's own health: the last
+tick and its leader, the alert outbox's backlog and each drained app's newest traffic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+
+from bot.store.db import Database
+from bot.store.models import AlertOutboxEntry, MetricWindow, WorkerHeartbeat
+
+
+@dataclass(frozen=True)
+class Beat:
+    worker: str
+    leader: bool
+    release: str | None
+    started_at: datetime
+    ticked_at: datetime
+
+
+class Heartbeats:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def beat(
+        self, worker: str, leader: bool, now: datetime, release: str | None, started_at: datetime
+    ) -> None:
+        """Record that `worker` ticked at `now` (one row per worker process, overwritten)."""
+        with self._db.session() as session, session.begin():
+            session.merge(
+                WorkerHeartbeat(
+                    worker=worker[:128],
+                    leader=leader,
+                    release=release[:64] if release else None,
+                    started_at=started_at,
+                    ticked_at=now,
+                )
+            )
+
+    def latest(self, leader_only: bool = True) -> Beat | None:
+        """The newest tick (of a leader, by default: a waiting worker runs no jobs)."""
+        query = select(WorkerHeartbeat).order_by(WorkerHeartbeat.ticked_at.desc()).limit(1)
+        if leader_only:
+            query = query.where(WorkerHeartbeat.leader.is_(True))
+        with self._db.session() as session:
+            row = session.scalars(query).first()
+            if row is None:
+                return None
+            return Beat(
+                row.worker, row.leader, row.release, _aware(row.started_at), _aware(row.ticked_at)
+            )
+
+    def outbox_backlog(self) -> int:
+        """Alert messages not yet in Slack (pending, or being sent)."""
+        query = (
+            select(func.count())
+            .select_from(AlertOutboxEntry)
+            .where(AlertOutboxEntry.state.in_(("pending", "sending")))
+        )
+        with self._db.session() as session:
+            return int(session.scalar(query) or 0)
+
+    def newest_traffic(self, apps: list[str]) -> dict[str, datetime | None]:
+        """Per app, the start of its newest stored traffic window: when its drain (or the
+        Beanstalk sampler) last delivered."""
+        if not apps:
+            return {}
+        query = (
+            select(MetricWindow.app, func.max(MetricWindow.start))
+            .where(MetricWindow.app.in_(apps))
+            .group_by(MetricWindow.app)
+        )
+        with self._db.session() as session:
+            found = {app: start for app, start in session.execute(query)}
+        return {
+            app: datetime.fromtimestamp(found[app], UTC) if found.get(app) is not None else None
+            for app in apps
+        }
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything stored here is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,113 @@
+"""The daily digest, as pure decisions: when an app's digest is due (`digest: "09:00
+Europe/Paris"` in the registry), which local day it covers, and its numbers from plain data:
+dyno-hours and their cost, what a static formation at the day's peak would have cost,
+scale actions and incidents with their durations, and the busiest hour.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from policies import costs
+
+_SPEC = re.compile(r"^(?P<h>[01]?\d|2[0-3]):(?P<m>[0-5]\d)(?:\s+(?P<tz>\S+))?$")
+
+
+@dataclass(frozen=True)
+class DigestTime:
+    at: time
+    timezone: str
+
+    def describe(self) -> str:
+        return f"{self.at:%H:%M} {self.timezone}"
+
+
+def parse_digest(text: str) -> DigestTime:
+    """`"09:00 Europe/Paris"` (the zone defaults to UTC); ValueError saying what is wrong."""
+    match = _SPEC.match(text.strip())
+    if match is None:
+        raise ValueError(f"`{text}` is not a digest time: write it like `09:00 Europe/Paris`")
+    zone = match["tz"] or "UTC"
+    try:
+        zoneinfo.ZoneInfo(zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"`{zone}` is not a time zone (use an IANA name like Europe/Paris)"
+        ) from None
+    return DigestTime(time(int(match["h"]), int(match["m"])), zone)
+
+
+def due(spec: DigestTime, now: datetime) -> tuple[date, datetime, datetime] | None:
+    """When the digest is due at `now` (past its local time today): (the local day it
+    covers, that day's start and end in UTC). None before the time."""
+    zone = zoneinfo.ZoneInfo(spec.timezone)
+    local = now.astimezone(zone)
+    if local.time() < spec.at:
+        return None
+    day = local.date() - timedelta(days=1)
+    start = datetime.combine(day, time(0), zone)
+    end = datetime.combine(local.date(), time(0), zone)
+    return day, start.astimezone(now.tzinfo), end.astimezone(now.tzinfo)
+
+
+@dataclass(frozen=True)
+class Span:
+    """Something that lasted: a web count held, an incident open."""
+
+    start: float  # epoch seconds
+    end: float
+    label: str
+
+    @property
+    def seconds(self) -> float:
+        return max(0.0, self.end - self.start)
+
+
+@dataclass(frozen=True)
+class DayNumbers:
+    dyno_hours: float | None  # web, from the autoscaler's record; None without one
+    cost_usd: float | None
+    peak: int | None  # the most web dynos at once
+    static_usd: float | None  # the peak held all day
+    saving_usd: float | None
+    busiest_hour: int | None  # local hour (0–23) with the most requests
+    busiest_requests: int
+
+
+def day_numbers(
+    platform: str,
+    size: str | None,
+    samples: Sequence[tuple[float, int]],
+    start: float,
+    end: float,
+    requests_by_hour: Sequence[int],
+) -> DayNumbers:
+    """The digest's numbers. `samples` are (epoch seconds, web count) from the day's
+    autoscaler ticks, oldest first; `requests_by_hour` the 24 local hours' requests."""
+    busiest = max(range(len(requests_by_hour)), key=lambda h: requests_by_hour[h], default=None)
+    most = requests_by_hour[busiest] if busiest is not None else 0
+    if most == 0:
+        busiest = None
+    if not samples:
+        return DayNumbers(None, None, None, None, None, busiest, most)
+    hours, _ = costs.dyno_hours(list(samples), end)
+    peak = max(count for _, count in samples)
+    hourly = costs.hourly_price(platform, size) if size else None
+    if hourly is None:
+        return DayNumbers(hours, None, peak, None, None, busiest, most)
+    cost = hours * hourly
+    static = peak * (end - start) / 3600 * hourly
+    return DayNumbers(hours, cost, peak, static, static - cost, busiest, most)
+
+
+def duration(seconds: float) -> str:
+    """`1 h 20 min`, `45 min`, `30 s`."""
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    hours, minutes = divmod(seconds // 60, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"

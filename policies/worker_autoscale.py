@@ -1,0 +1,128 @@
+"""Worker dynos from their job queue: the calculator for process types other than `web`.
+
+The app reports its queues the way HireFire reads them, `GET <app URL>/hirefire/<token>/info`
+returning `[{"name": "worker", "value": N}, ...]` (the `hirefire-resource` package for
+Python, the gem for Ruby), so apps already instrumented for HireFire work unchanged. The
+value is what the app chose for that process type: the job queue latency in seconds
+(`target=latency:30s`) or the number of jobs waiting (`target=jobs:50`, per dyno).
+
+One optional extra entry, `<type>_busy` (e.g. `worker_busy`), is the number of jobs
+running now. When the app reports it above 0, the type is never scaled down: Heroku stops
+a dyno with SIGTERM and 30 s later SIGKILL, and a long job dies with it (a known complaint
+about HireFire). Apps that do not report it are scaled down as their queue empties.
+
+Pure: the caller fetches the numbers and acts; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["latency", "jobs"]
+BUSY_SUFFIX = "_busy"
+_EPSILON = 1e-9
+
+
+@dataclass(frozen=True)
+class WorkerTarget:
+    kind: Kind
+    value: float  # seconds of queue latency, or jobs per dyno
+
+    def describe(self) -> str:
+        if self.kind == "latency":
+            return f"job queue latency {self.value:g} s"
+        return f"{self.value:g} jobs per dyno"
+
+
+def parse_worker_target(text: str) -> WorkerTarget:
+    """`latency:30s` (also `30`, `2m`) or `jobs:50`; a ValueError says what is wrong."""
+    kind, _, raw = text.strip().lower().partition(":")
+    try:
+        if kind == "latency" and raw.endswith("m"):
+            value = float(raw.removesuffix("m")) * 60
+        elif kind == "latency":
+            value = float(raw.removesuffix("s"))
+        elif kind == "jobs":
+            value = float(raw)
+        else:
+            raise ValueError
+    except ValueError:
+        raise ValueError(
+            f"target `{text}`: use latency:30s (job queue latency) or jobs:50 (per dyno)"
+        ) from None
+    if value <= 0 or not math.isfinite(value):
+        raise ValueError(f"target `{text}`: the value must be more than 0")
+    return WorkerTarget(kind, value)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class WorkerDecision:
+    current: int
+    desired: int
+    reason: str  # one sentence for the channel
+
+    @property
+    def changed(self) -> bool:
+        return self.desired != self.current
+
+
+def busy_jobs(info: Mapping[str, float], process_type: str) -> float | None:
+    """Jobs in progress for `process_type`, when the endpoint reports them."""
+    return info.get(process_type + BUSY_SUFFIX)
+
+
+def decide_worker(
+    target: WorkerTarget,
+    process_type: str,
+    current: int,
+    low: int,
+    high: int,
+    info: Mapping[str, float],
+    tolerance: float = 0.10,
+) -> WorkerDecision:
+    """The desired count of `process_type` from the endpoint's `info` (name to value).
+
+    jobs: ceil(waiting / per dyno). latency: the HPA rule, ceil(current x latency /
+    target), outside the tolerance band; with nothing running and jobs waiting, one dyno;
+    an empty queue (latency 0) asks for `low`. Never below what runs while the endpoint
+    reports jobs in progress; always within [low, high]. A type the endpoint does not
+    list keeps its count (a typo in the proc's name must not stop every worker).
+    """
+    value = info.get(process_type)
+    if value is None:
+        keep = min(max(current, low), high)
+        return WorkerDecision(
+            current,
+            keep,
+            _arrow(f"the endpoint lists no `{process_type}`", process_type, current, keep),
+        )
+    value = max(0.0, float(value))
+    if target.kind == "jobs":
+        wanted = math.ceil(value / target.value - _EPSILON)
+        shown = f"{value:g} jobs waiting, {target.value:g} per dyno"
+    else:
+        shown = f"job queue latency {value:g} s against {target.value:g} s"
+        ratio = value / target.value
+        if value == 0:
+            wanted = 0
+        elif current == 0:
+            wanted = 1
+        elif abs(ratio - 1) <= tolerance:
+            wanted = current
+        else:
+            wanted = math.ceil(current * ratio - _EPSILON)
+    desired = min(max(wanted, low), high)
+    why = ""
+    busy = busy_jobs(info, process_type)
+    if desired < current and busy is not None and busy > 0:
+        desired, why = current, f", but {busy:g} jobs are in progress"
+    return WorkerDecision(current, desired, _arrow(shown + why, process_type, current, desired))
+
+
+def _arrow(what: str, ptype: str, current: int, desired: int) -> str:
+    if desired == current:
+        return f"{what}: {ptype} stays at {current}"
+    return f"{what} → {ptype} {current}→{desired}"

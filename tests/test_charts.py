@@ -1,0 +1,238 @@
+"""Charts: `/deploy chart` and the Chart buttons upload a PNG through the fake Slack's
+files.getUploadURLExternal ▸ upload URL ▸ files.completeUploadExternal, drawn from the same
+numbers the text beside it (and `/deploy metrics`) shows; without `files:write` the numbers
+come as text and the missing scope is named."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+import zlib
+from datetime import UTC, datetime
+
+import pytest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.metrics.aggregate import Window
+from bot.metrics.chart import DPI, HEIGHT_IN, WIDTH_IN, render
+from bot.metrics.chart_data import ChartData, Mark, Shade, buckets, summary_lines, web_steps
+from bot.metrics.store import MetricsStore
+from bot.store.autoscale_settings import AutoscaleStore, Decision
+from bot.store.db import Database
+from bot.web.app import create_app
+from handlers.charts import CHART_ACTION
+from policies.sketch import Sketch
+from tests.conftest import ADMIN, USER
+from tests.webclient import SlackDriver, ack_text, button, settle
+
+CHANNEL = "C0CONSOLE"  # where the signed test requests say they were typed
+
+
+def png_info(data: bytes) -> tuple[int, int, dict[str, str]]:
+    """(width, height, text chunks) of a PNG, read with the standard library only."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    at, texts, size = 8, {}, (0, 0)
+    while at < len(data):
+        (length,) = struct.unpack(">I", data[at : at + 4])
+        kind = data[at + 4 : at + 8]
+        body = data[at + 8 : at + 8 + length]
+        (crc,) = struct.unpack(">I", data[at + 8 + length : at + 12 + length])
+        assert zlib.crc32(kind + body) == crc, f"bad CRC in {kind!r}"
+        if kind == b"IHDR":
+            size = struct.unpack(">II", body[:8])
+        elif kind == b"tEXt":
+            key, _, value = body.partition(b"\0")
+            texts[key.decode("latin-1")] = value.decode("latin-1")
+        at += 12 + length
+    return size[0], size[1], texts
+
+
+def store_traffic(database_url: str, app: str, minutes: int, now: datetime) -> int:
+    """`minutes` of traffic ending a minute before `now`: a ramp, so buckets differ."""
+    db = Database(database_url)
+    windows, total = [], 0
+    end = int(now.timestamp()) // 60 * 60 - 60
+    for minute in range(minutes):
+        start = end - (minutes - minute) * 60
+        for second in range(start, start + 60, 10):
+            count = 1 + minute % 7
+            service, queue = Sketch(), Sketch()
+            service.add(100.0 + minute, count)
+            queue.add(5.0 + minute % 3, count)
+            windows.append(
+                Window(
+                    app, second, count, {"2xx": count}, {}, {"web.1": count}, service, queue=queue
+                )
+            )
+            total += count
+    MetricsStore(db).save(windows)
+    db.dispose()
+    return total
+
+
+@pytest.fixture
+def web(config):
+    app = create_app(config)
+    yield app
+    app.extensions["deploybot"].db.dispose()  # its pool's connections, now
+
+
+@pytest.fixture
+def driver(web, slack):
+    return SlackDriver(web.test_client(), slack)
+
+
+def test_the_chart_draws_the_numbers_it_was_given():
+    since = 1_800_000_000 // 3600 * 3600
+    requests = tuple(60 * (i % 5) for i in range(360))
+    service = tuple(None if i % 50 == 0 else 100.0 + i for i in range(360))
+    marks = (Mark(since + 3600, 1, 3, "autoscaler"), Mark(since + 7200, 3, 2, "U1"))
+    data = ChartData(
+        app="myapp",
+        since=since,
+        until=since + 6 * 3600,
+        step=60,
+        requests=requests,
+        service_p95=service,
+        queue_p95=(None,) * 360,
+        web=web_steps(marks, 2, since, since + 6 * 3600),
+        marks=marks,
+        shades=(Shade(since + 100, since + 900, "slow"),),
+        target=("service_p95", 300.0),
+    )
+    rendered = render(data)
+    width, height, texts = png_info(rendered.png)
+    assert (width, height) == (int(WIDTH_IN * DPI), int(HEIGHT_IN * DPI))
+    assert json.loads(texts["Description"]) == {
+        "app": "myapp",
+        "requests": data.total,
+        "points": 360,
+    }
+    assert rendered.plotted["requests_per_minute"] == list(data.rates)
+    assert rendered.plotted["service_p95"] == list(service)
+    assert rendered.plotted["web"] == [1, 3, 2, 2]
+    assert (rendered.plotted["marks"], rendered.plotted["shades"]) == (2, 1)
+
+
+def test_a_chart_of_nothing_is_refused():
+    data = ChartData("quiet", 0, 3600, 60, (0,) * 60, (None,) * 60, (None,) * 60)
+    with pytest.raises(ValueError, match="no requests"):
+        render(data)
+
+
+def test_buckets_add_windows_up_exactly():
+    windows = [Window("a", start, 3) for start in range(0, 600, 10)]
+    requests, service, _ = buckets(windows, 0, 600, 60)
+    assert requests == (18,) * 10 and service == (None,) * 10
+
+
+def test_chart_command_uploads_a_png_drawn_from_the_metrics_numbers(driver, slack, database_url):
+    now = datetime.now(UTC)
+    total = store_traffic(database_url, "myapp", 90, now)
+    ack, _ = driver.command("chart myapp 6h", USER)
+    assert "Working on `chart myapp 6h`" in ack_text(ack)
+    [upload] = slack.wait_for_uploads(1, timeout=20)
+    assert upload.channel == CHANNEL and upload.thread_ts is None
+    width, height, texts = png_info(upload.data)
+    assert (width, height) == (1000, 640)
+    assert json.loads(texts["Description"])["requests"] == total
+    assert f"Requests: {total:,} (peak" in upload.initial_comment
+    # The same count the text reply of `/deploy metrics` gives for the same traffic.
+    _, metrics_url = driver.command("metrics myapp 6h", USER)
+    assert f"Requests: {total:,} (" in driver.reply(metrics_url)["text"]
+    [get_url] = slack.calls_to("files.getUploadURLExternal")
+    assert get_url.args["filename"] == "myapp-6h.png"
+    assert int(get_url.args["length"]) == len(upload.data)
+    assert slack.violations == []
+
+
+def test_without_files_write_the_numbers_come_as_text_naming_the_scope(driver, slack, database_url):
+    store_traffic(database_url, "myapp", 30, datetime.now(UTC))
+    slack.scopes.discard("files:write")
+    _, url = driver.command("chart myapp", USER)
+    reply = driver.reply(url)
+    assert "`files:write`" in reply["text"] and "Requests:" in reply["text"]
+    assert slack.uploads == []
+    [call] = slack.calls_to("files.getUploadURLExternal")
+    assert call.response["error"] == "missing_scope"
+
+
+def test_a_chart_of_an_app_with_no_traffic_says_so(driver, slack):
+    _, url = driver.command("chart myapp 7d", USER)
+    reply = driver.reply(url)
+    assert "No requests recorded for `myapp` in the last 7 days" in reply["text"]
+    assert "nothing to chart" in reply["text"]
+    assert slack.calls_to("files.getUploadURLExternal") == []
+
+
+def test_an_unknown_window_gets_the_accepted_forms(driver, slack):
+    ack, _ = driver.command("chart myapp 3h", USER)
+    text = ack_text(ack)
+    assert "`3h` is not a chart window: use 6h, 24h, 7d." in text
+    settle()
+    assert [c for c in slack.calls if c.method.startswith("files.")] == []
+
+
+def test_the_metrics_reply_has_a_chart_button_that_uploads(driver, slack, database_url):
+    store_traffic(database_url, "myapp", 30, datetime.now(UTC))
+    _, url = driver.command("metrics myapp 1h", USER)
+    chart = button(driver.reply(url), CHART_ACTION)
+    assert chart["value"] == "myapp|6h|channel"
+    driver.click(CHART_ACTION, chart["value"], USER)
+    [upload] = slack.wait_for_uploads(1, timeout=20)
+    assert upload.channel == CHANNEL and upload.thread_ts is None
+
+
+def test_an_incident_chart_goes_into_its_thread(driver, slack, database_url):
+    store_traffic(database_url, "myapp", 30, datetime.now(UTC))
+    driver.click(CHART_ACTION, "myapp|6h|thread", USER, message_ts="1700000000.000100")
+    [upload] = slack.wait_for_uploads(1, timeout=20)
+    assert (upload.channel, upload.thread_ts) == (CHANNEL, "1700000000.000100")
+
+
+def test_scaling_decisions_are_marked_on_the_chart(driver, slack, database_url, web):
+    now = datetime.now(UTC)
+    store_traffic(database_url, "myapp", 30, now)
+    services = web.extensions["deploybot"]
+    store = AutoscaleStore(services.db)
+    at = now.replace(microsecond=0)
+    store.record(Decision("myapp", at, 1, 3, True, "queue above target"))
+    data = services.dashboards.chart("myapp", 360).data
+    assert [(m.before, m.after, m.by) for m in data.marks] == [(1, 3, "autoscaler")]
+    assert data.web[-1] == (data.until, 1)  # the fake Heroku still runs one web dyno
+    lines = summary_lines(data)
+    assert "1 scaling change(s)" in "\n".join(lines)
+
+
+def test_charts_are_read_only_and_open_to_everyone(driver, slack, database_url):
+    store_traffic(database_url, "myapp", 10, datetime.now(UTC))
+    driver.command("chart myapp", ADMIN)
+    driver.command("chart myapp", USER)
+    assert len(slack.wait_for_uploads(2, timeout=30)) == 2
+
+
+def test_the_web_dyno_starts_without_matplotlib(config):
+    # A fresh interpreter: this test process may have drawn charts already.
+    code = (
+        "import sys\n"
+        "from bot.config import Config\n"
+        "from bot.web.app import create_app\n"
+        f"create_app(Config(database_url={config.database_url!r}, slack_bot_token='x', "
+        "slack_signing_secret='y'))\n"
+        "assert 'matplotlib' not in sys.modules, 'matplotlib imported at start-up'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_fake_refuses_an_upload_it_did_not_hand_out(slack):
+    client = WebClient(token=slack.bot_token, base_url=slack.api_url)
+    with pytest.raises(SlackApiError) as refused:
+        client.files_completeUploadExternal(files=[{"id": "F0NOPE", "title": "x"}])
+    assert refused.value.response["error"] == "file_not_found"
+    with pytest.raises(SlackApiError):
+        client.api_call("files.getUploadURLExternal", params={"filename": "a.png"})
+    assert slack.violations == ["files.getUploadURLExternal: missing required argument(s) length"]

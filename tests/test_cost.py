@@ -1,0 +1,65 @@
+"""`/deploy cost [APP]`: monthly cost at list prices from the formation, and the last week's
+web dyno-hours from the autoscaler's record."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.store.autoscale_settings import AutoscaleStore, Decision
+from bot.web.app import create_app
+from policies import costs
+from tests.conftest import USER
+from tests.webclient import SlackDriver
+
+
+@pytest.fixture
+def web(config):
+    app = create_app(config)
+    yield app
+    app.extensions["deploybot"].db.dispose()  # its pool's connections, now
+
+
+@pytest.fixture
+def driver(web, slack):
+    return SlackDriver(web.test_client(), slack)
+
+
+def test_dyno_hours_hold_each_count_until_the_next_sample_and_cap_gaps():
+    samples = [(0.0, 2), (3600.0, 4), (7200.0, 1)]
+    hours, covered = costs.dyno_hours(samples, 7200.0 + 300, longest_gap=3600)
+    assert hours == pytest.approx(2 + 4 + 300 / 3600)
+    assert covered == pytest.approx(2 + 300 / 3600)
+    # The worker was down for a day: the gap counts only up to longest_gap.
+    hours, covered = costs.dyno_hours([(0.0, 3)], 86400.0, longest_gap=300)
+    assert (hours, covered) == (pytest.approx(0.25), pytest.approx(300 / 3600))
+
+
+def test_monthly_cost_prices_a_formation():
+    cost = costs.monthly_cost("heroku", {"web": (2, "Standard-2X"), "worker": (0, "basic")})
+    assert (cost.usd, cost.estimate, cost.unknown_sizes) == (100.0, False, ())
+    ec2 = costs.monthly_cost("beanstalk", {"web": (2, "t3.small")})
+    assert ec2.estimate and ec2.usd == pytest.approx(2 * 0.0208 * 730, abs=0.01)
+
+
+def test_cost_of_one_app_with_its_week_of_dyno_hours(driver, web):
+    services = web.extensions["deploybot"]
+    store = AutoscaleStore(services.db)
+    now = datetime.now(UTC)
+    for minutes_ago, actual in ((120, 1), (60, 3), (1, 3)):
+        at = now - timedelta(minutes=minutes_ago)
+        store.record(Decision("myapp", at, actual, actual, False, "steady"))
+    _, url = driver.command("cost myapp", USER)
+    text = driver.reply(url)["text"]
+    assert "• `myapp`: $50/month: web 1 × Standard-1X, worker 1 × Standard-1X" in text
+    # 1 dyno for 5 minutes (gaps count at most 5), then 3 for 5, then 3 for about 1 minute.
+    assert "last 7 days: 0.4 web dyno-hours" in text
+    assert "Total" not in text
+
+
+def test_cost_of_every_app_totals_them(driver):
+    _, url = driver.command("cost", USER)
+    text = driver.reply(url)["text"]
+    # No registry: unlisted Heroku apps are priced once the autoscaler runs them.
+    assert "I manage no apps yet" in text

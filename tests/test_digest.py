@@ -1,0 +1,110 @@
+"""The daily digest: when it is due, its numbers, and the worker's job posting it once per
+day with its chart into the app's channel through the fake Slack."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.metrics.aggregate import Window
+from bot.metrics.store import MetricsStore
+from bot.registry import Registry, RegistryError
+from bot.store.autoscale_settings import AutoscaleStore, Decision
+from bot.worker.main import Worker
+from policies.digest import DigestTime, day_numbers, due, duration, parse_digest
+
+PARIS = ZoneInfo("Europe/Paris")
+REGISTRY = """\
+apps:
+  myapp:
+    platform: heroku
+    channel: C0MYAPP
+    digest: "09:00 Europe/Paris"
+  other-app:
+    platform: heroku
+"""
+
+
+def test_digest_times_parse_and_bad_ones_say_why():
+    assert parse_digest("09:00 Europe/Paris") == DigestTime(time(9), "Europe/Paris")
+    assert parse_digest("7:30") == DigestTime(time(7, 30), "UTC")
+    with pytest.raises(ValueError, match="not a digest time"):
+        parse_digest("9am")
+    with pytest.raises(ValueError, match="not a time zone"):
+        parse_digest("09:00 Mars/Olympus")
+    with pytest.raises(RegistryError, match="digest"):
+        Registry.parse("apps:\n  a:\n    platform: heroku\n    digest: '25:00'\n")
+
+
+def test_a_digest_is_due_after_its_local_time_and_covers_the_local_yesterday():
+    spec = parse_digest("09:00 Europe/Paris")
+    assert due(spec, datetime(2026, 11, 30, 7, 59, tzinfo=UTC)) is None  # 08:59 in Paris
+    day, start, end = due(spec, datetime(2026, 11, 30, 8, 0, tzinfo=UTC))
+    assert day == date(2026, 11, 29)
+    assert (start, end) == (
+        datetime(2026, 11, 28, 23, tzinfo=UTC),
+        datetime(2026, 11, 29, 23, tzinfo=UTC),
+    )
+
+
+def test_day_numbers_compare_the_day_with_a_static_peak():
+    start = 0.0
+    samples = [(start, 1), (start + 6 * 3600, 4), (start + 8 * 3600, 1)]
+    hourly = [0] * 24
+    hourly[7] = 500
+    numbers = day_numbers("heroku", "standard-1x", samples, start, start + 86400, hourly)
+    # 300 s at most between ticks: 1×300 + 4×300 + 1×300 seconds.
+    assert numbers.dyno_hours == pytest.approx(1800 / 3600)
+    assert numbers.peak == 4
+    hourly_price = 25.0 / 730
+    assert numbers.static_usd == pytest.approx(4 * 24 * hourly_price)
+    assert numbers.saving_usd == pytest.approx(numbers.static_usd - 0.5 * hourly_price)
+    assert (numbers.busiest_hour, numbers.busiest_requests) == (7, 500)
+    assert duration(4500) == "1 h 15 min" and duration(59) == "59 s"
+
+
+@pytest.fixture
+def worker(config, tmp_path, monkeypatch):
+    path = tmp_path / "deploybot.yml"
+    path.write_text(REGISTRY)
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    made = Worker(config)
+    yield made
+    made.services().db.dispose()
+    made.db.dispose()
+
+
+def test_the_worker_posts_yesterdays_digest_once_with_its_chart(worker, slack):
+    today = datetime.now(PARIS).date()
+    yesterday = today - timedelta(days=1)
+    two_pm = datetime.combine(yesterday, time(14), PARIS)
+    windows = [
+        Window("myapp", int(two_pm.timestamp()) + s, 30, dynos={"web.1": 30})
+        for s in range(0, 1800, 10)
+    ]
+    MetricsStore(worker.db).save(windows)
+    store = AutoscaleStore(worker.db)
+    for minute, (actual, desired, acted) in enumerate(((1, 2, True), (2, 2, False))):
+        at = (two_pm + timedelta(minutes=minute * 30)).astimezone(UTC)
+        store.record(Decision("myapp", at, actual, desired, acted, "queue above target"))
+    nine_thirty = datetime.combine(today, time(9, 30), PARIS).astimezone(UTC)
+    assert worker.post_digests(nine_thirty) == 1
+    [upload] = slack.wait_for_uploads(1, timeout=20)
+    assert upload.channel == "C0MYAPP"
+    comment = upload.initial_comment
+    assert f"Daily digest for `myapp`: {yesterday:%A %d %B %Y}" in comment
+    assert "Busiest hour: 14:00–15:00 with 5,400 requests." in comment
+    assert "web 1 → 2 by the autoscaler" in comment and "Web dyno-hours:" in comment
+    assert "would have cost" in comment and "Incidents: none." in comment
+    # Again, and from another worker: the day is claimed, so nothing more is posted.
+    assert worker.post_digests(nine_thirty + timedelta(minutes=1)) == 0
+    assert len(slack.uploads) == 1 and slack.calls_to("chat.postMessage") == []
+
+
+def test_before_its_time_nothing_is_posted(worker, slack):
+    today = datetime.now(PARIS).date()
+    eight = datetime.combine(today, time(8), PARIS).astimezone(UTC)
+    assert worker.post_digests(eight) == 0
+    assert slack.calls == []

@@ -1,0 +1,130 @@
+"""The bot's own health: the worker's heartbeat, `/deploy about`, `/healthz?deep=1`, and
+the worker-down line on replies that change something (with one post to the admins)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.store.db import Database
+from bot.store.drains import Drains
+from bot.store.heartbeats import Heartbeats
+from bot.store.incidents import Alerts
+from bot.web.app import create_app
+from tests.conftest import ADMIN, USER
+from tests.test_worker import wait_for, worker
+from tests.webclient import SlackDriver
+
+ADMIN_CHANNEL = "C0ADMINS"
+WARNING = "The worker is not running: autoscaling and alerts are paused."
+
+
+@pytest.fixture
+def web(config):
+    app = create_app(replace(config, admin_channel=ADMIN_CHANNEL))
+    yield app
+    app.extensions["deploybot"].db.dispose()  # its pool's connections, now
+
+
+@pytest.fixture
+def driver(web, slack):
+    return SlackDriver(web.test_client(), slack)
+
+
+def beat(web, at: datetime, name: str = "worker.1") -> None:
+    services = web.extensions["deploybot"]
+    Heartbeats(services.db).beat(name, True, at, "v42", at - timedelta(hours=1))
+
+
+def test_about_shows_the_release_the_worker_the_backlog_and_the_drains(driver, web, monkeypatch):
+    services = web.extensions["deploybot"]
+    services.health.release = "v42 (abc1234)"
+    now = datetime.now(UTC)
+    services.health.now = lambda: now  # the web dyno's clock, held still
+    beat(web, now - timedelta(seconds=30))
+    Drains(services.db).get_or_create("myapp", "https://bot.example", ADMIN, now)
+    Alerts(services.db).outbox.enqueue("k", "C1", "post", "hello", now)
+    _, url = driver.command("about", USER)
+    text = driver.reply(url)["text"]
+    assert "release `v42 (abc1234)`" in text
+    assert "Worker: last tick 30s ago, leader `worker.1`" in text
+    assert "Alert outbox: 1 message(s) waiting" in text
+    assert "Drain `myapp`: last traffic nothing yet" in text
+
+
+def test_about_says_when_the_worker_never_ticked(driver):
+    _, url = driver.command("about", USER)
+    assert "The worker has never ticked" in driver.reply(url)["text"]
+
+
+def test_healthz_stays_about_the_web_dyno_and_deep_adds_the_worker(driver, web):
+    assert driver.client.get("/healthz").json == {"ok": True, "database": "ok"}
+    deep = driver.client.get("/healthz?deep=1")
+    assert deep.status_code == 503 and deep.json["worker"]["lag_seconds"] is None
+    now = datetime.now(UTC)
+    web.extensions["deploybot"].health.now = lambda: now  # held still: no wall clock
+    beat(web, now - timedelta(seconds=5))
+    deep = driver.client.get("/healthz?deep=1")
+    assert deep.status_code == 200
+    assert deep.json["worker"]["ok"] is True and deep.json["worker"]["leader"] == "worker.1"
+    assert deep.json["worker"]["lag_seconds"] == 5.0
+
+
+def test_changes_say_the_worker_is_down_and_the_admins_hear_it_once(driver, web, slack):
+    beat(web, datetime.now(UTC) - timedelta(minutes=3))
+    for quantity in (2, 3):
+        _, url = driver.command(f"scale web={quantity} myapp", ADMIN)
+        reply = driver.reply(url)
+        assert f"web {quantity - 1} → {quantity}" in reply["text"]
+        assert WARNING in reply["text"]
+        assert reply["blocks"][-1]["type"] == "context"
+    [post] = slack.wait_for_calls("chat.postMessage")
+    assert post.args["channel"] == ADMIN_CHANNEL
+    assert "last ticked at" in post.args["text"]
+    _, url = driver.command("status myapp", USER)  # reads never carry the line
+    assert WARNING not in driver.reply(url)["text"]
+    assert len(slack.calls_to("chat.postMessage")) == 1
+
+
+def test_a_ticking_worker_adds_no_line(driver, web, slack):
+    beat(web, datetime.now(UTC) - timedelta(seconds=10))
+    _, url = driver.command("scale web=2 myapp", ADMIN)
+    assert WARNING not in driver.reply(url)["text"]
+    assert slack.calls_to("chat.postMessage") == []
+
+
+@pytest.mark.slow
+def test_stopping_the_worker_process_brings_the_warning(driver, web, slack, database_url, tmp_path):
+    services = web.extensions["deploybot"]
+    env = {"DEPLOYBOT_HEARTBEAT_SECONDS": "0.5", "DYNO": "worker.1", "HEROKU_RELEASE_VERSION": "v7"}
+    with worker(database_url, tmp_path / "w.log", **env) as process:
+        wait_for(lambda: services.health.beat() is not None)
+        _, url = driver.command("scale web=2 myapp", ADMIN)
+        assert WARNING not in driver.reply(url)["text"]
+        os.killpg(process.pid, signal.SIGKILL)  # a crash: no goodbye, no last beat
+        process.wait(timeout=30)
+    last = services.health.beat()
+    assert last is not None and last.worker == "worker.1" and last.release == "v7"
+    # Two minutes later, on the web dyno's clock (moved, not waited for).
+    services.health.now = lambda: last.ticked_at + timedelta(minutes=2, seconds=1)
+    _, url = driver.command("scale web=3 myapp", ADMIN)
+    assert WARNING in driver.reply(url)["text"]
+    [post] = slack.wait_for_calls("chat.postMessage")
+    assert post.args["channel"] == ADMIN_CHANNEL
+
+
+def test_the_heartbeat_store_keeps_one_row_per_worker(database_url):
+    db = Database(database_url)
+    beats = Heartbeats(db)
+    start = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    beats.beat("worker.1", True, start, None, start)
+    beats.beat("worker.1", True, start + timedelta(seconds=15), None, start)
+    beats.beat("worker.2", False, start + timedelta(seconds=20), None, start)
+    latest = beats.latest()
+    assert latest is not None and latest.worker == "worker.1"
+    assert latest.ticked_at == start + timedelta(seconds=15)
+    db.dispose()

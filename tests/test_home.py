@@ -1,0 +1,134 @@
+"""App Home through the real web app: opened, it lists the apps the user may see with
+their formation, autoscaler, incidents, changes and cost; its buttons run typed commands'
+path (rules, confirmation, audit) and answer in the user's DM; it pages past 15 apps."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qs, urlencode
+
+import pytest
+
+from bot.registry import Registry
+from bot.sandbox.slack_requests import button_click, sign
+from bot.store.audit import AuditLog
+from bot.web.app import create_app
+from handlers.home import PAGE_ACTION, RESTART_ACTION, SCALE_DOWN_ACTION, SCALE_UP_ACTION
+from handlers.render import CONFIRM_ACTION
+from tests.conftest import ADMIN, SIGNING_SECRET, USER
+from tests.webclient import SlackDriver, button
+
+REGISTRY = """\
+apps:
+  myapp:
+    platform: heroku
+    channel: C0MYAPP
+  other-app:
+    platform: heroku
+access:
+  - deny: [status]
+    users: [UUSER001]
+    apps: [other-app]
+"""
+
+
+@pytest.fixture
+def web(config, tmp_path, monkeypatch):
+    path = tmp_path / "deploybot.yml"
+    path.write_text(REGISTRY)
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    app = create_app(config)
+    yield app
+    app.extensions["deploybot"].db.dispose()  # its pool's connections, now
+
+
+@pytest.fixture
+def driver(web, slack):
+    return SlackDriver(web.test_client(), slack)
+
+
+def open_home(driver, user: str, n: int = 1) -> dict:
+    body = json.dumps(
+        {
+            "type": "event_callback",
+            "team_id": "T1",
+            "api_app_id": "A1",
+            "event": {"type": "app_home_opened", "user": user, "channel": "D1", "tab": "home"},
+            "event_id": f"Ev{n}",
+            "event_time": 1,
+        }
+    )
+    headers = {**sign(SIGNING_SECRET, body), "Content-Type": "application/json"}
+    assert driver.post(body, headers=headers).status_code == 200
+    calls = driver.slack.wait_for_calls("views.publish", n=n, timeout=10)
+    return calls[-1].args["view"]
+
+
+def click(driver, action_id: str, value: str, user: str, ts: str = "1.0") -> None:
+    body = button_click(action_id, value, "https://unused.example/", user_id=user)
+    # App Home clicks carry no response_url and no channel.
+    payload = json.loads(parse_qs(body)["payload"][0])
+    payload.pop("response_url")
+    payload.pop("channel")
+    payload["container"] = {"type": "view", "view_id": "V1"}
+    payload["actions"][0]["action_ts"] = ts
+    response = driver.post(urlencode({"payload": json.dumps(payload)}))
+    assert response.status_code == 200
+
+
+def test_home_lists_the_apps_the_user_may_see(driver, slack):
+    view = open_home(driver, ADMIN)
+    text = json.dumps(view, ensure_ascii=False)
+    assert "`myapp`" in text and "`other-app`" in text
+    assert "web 1 × Standard-1X, worker 1 × Standard-1X" in text
+    assert "$50/month" in text and "Autoscaling: off" in text
+    assert "The worker has never ticked" in text  # the health header
+    assert len(view["blocks"]) <= 100
+    user_view = json.dumps(open_home(driver, USER, n=2), ensure_ascii=False)
+    assert "`myapp`" in user_view and "`other-app`" not in user_view  # denied by the rule
+
+
+def test_home_scale_goes_through_the_actions_path_and_answers_in_a_dm(driver, slack, heroku, web):
+    open_home(driver, ADMIN)
+    click(driver, SCALE_UP_ACTION, "myapp", ADMIN)
+    [post] = slack.wait_for_calls("chat.postMessage", timeout=10)
+    assert post.args["channel"] == ADMIN
+    assert "scaled `myapp`: web 1 → 2" in post.args["text"]
+    assert heroku.formation("myapp")["web"][0] == 2
+    [entry] = AuditLog(web.extensions["deploybot"].db).recent("myapp")
+    assert entry.command == "scale web+1 myapp" and entry.user_id == ADMIN
+    # The same click delivered again (Slack's retry) acts once.
+    click(driver, SCALE_UP_ACTION, "myapp", ADMIN)
+    assert heroku.formation("myapp")["web"][0] == 2
+    # Debounced, the Home tab is published again with the change in it.
+    calls = slack.wait_for_calls("views.publish", n=2, timeout=10)
+    assert "scale web+1 myapp" in json.dumps(calls[-1].args["view"], ensure_ascii=False)
+
+
+def test_home_scale_to_zero_asks_to_confirm(driver, slack, heroku):
+    click(driver, SCALE_DOWN_ACTION, "myapp", ADMIN)
+    [post] = slack.wait_for_calls("chat.postMessage", timeout=10)
+    assert button(post.args, CONFIRM_ACTION)  # scaling web to 0 stops it: confirm first
+    assert heroku.formation("myapp")["web"][0] == 1
+
+
+def test_home_restart_is_refused_for_a_user_without_the_right(driver, slack, heroku):
+    click(driver, RESTART_ACTION, "myapp", USER)
+    [post] = slack.wait_for_calls("chat.postMessage", timeout=10)
+    assert post.args["channel"] == USER and "You may not restart `myapp`" in post.args["text"]
+
+
+def test_many_apps_are_paged_within_the_block_limit(driver, slack, web):
+    services = web.extensions["deploybot"]
+    many = "heroku:\n  allow_unlisted: false\napps:\n" + "".join(
+        f"  app-{i:02d}:\n    platform: heroku\n    app: myapp\n" for i in range(40)
+    )
+    services.registry = Registry.parse(many)
+    services.actions._targets = services.registry.targets
+    view = open_home(driver, ADMIN)
+    assert len(view["blocks"]) <= 100
+    text = json.dumps(view, ensure_ascii=False)
+    assert "`app-00`" in text and "`app-15`" not in text and "Page 1 of 3 (40 apps)" in text
+    click(driver, PAGE_ACTION, "2", ADMIN)
+    last = slack.wait_for_calls("views.publish", n=2, timeout=10)[-1].args["view"]
+    assert "`app-30`" in json.dumps(last, ensure_ascii=False) and len(last["blocks"]) <= 100

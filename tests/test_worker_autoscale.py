@@ -1,0 +1,203 @@
+"""Worker dynos from job-queue numbers: the calculator (`policies.worker_autoscale`) and
+the client (`bot.metrics.hirefire`) against a small real Flask app that serves the
+endpoint with the `hirefire-resource` package, as an instrumented app does."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from hirefire_resource import HireFire
+from hirefire_resource.configuration import Configuration
+from hirefire_resource.middleware.wsgi.flask import HireFireMiddleware
+from werkzeug.serving import make_server
+
+from bot.metrics.hirefire import QueueInfoError, fetch_queue_info
+from policies.worker_autoscale import WorkerTarget, decide_worker, parse_worker_target
+
+TOKEN = "hf-test-token"
+
+
+class Queue:
+    """What the app's procs read: a queue's latency, its size and the jobs running."""
+
+    def __init__(self) -> None:
+        self.latency = 0.0
+        self.waiting = 0
+        self.running = 0
+
+
+@pytest.fixture
+def queue(monkeypatch) -> Iterator[Queue]:
+    monkeypatch.setenv("HIREFIRE_TOKEN", TOKEN)
+    # hirefire-resource keeps its configuration on the class: a fresh one per test.
+    monkeypatch.setattr(HireFire, "configuration", Configuration())
+    state = Queue()
+    with HireFire.configure() as config:
+        config.dyno("worker", lambda: state.latency)
+        config.dyno("mailer", lambda: state.waiting)
+        config.dyno("worker_busy", lambda: state.running)
+    yield state
+
+
+@pytest.fixture
+def app_url(queue) -> Iterator[str]:
+    app = Flask("instrumented")
+
+    @app.get("/")
+    def home() -> str:
+        return "the app itself"
+
+    app.wsgi_app = HireFireMiddleware(app)  # type: ignore[method-assign]
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+def test_the_endpoint_of_hirefire_resource_is_read(app_url, queue):
+    queue.latency, queue.waiting, queue.running = 42.5, 120, 3
+    info = fetch_queue_info(app_url, TOKEN)
+    assert info == {"worker": 42.5, "mailer": 120.0, "worker_busy": 3.0}
+
+
+def test_a_wrong_token_or_no_app_says_why(app_url):
+    with pytest.raises(QueueInfoError, match="answered 404"):
+        fetch_queue_info(app_url, "not-the-token")
+    with pytest.raises(QueueInfoError, match="cannot reach"):
+        fetch_queue_info("http://127.0.0.1:9", TOKEN)
+
+
+def test_latency_scales_workers_up_and_down_when_idle(app_url, queue):
+    latency = parse_worker_target("latency:30s")
+    queue.latency = 90.0
+    up = decide_worker(latency, "worker", 2, 0, 10, fetch_queue_info(app_url, TOKEN))
+    assert (up.desired, up.changed) == (6, True)
+    assert up.reason == "job queue latency 90 s against 30 s → worker 2→6"
+    queue.latency = 0.0
+    down = decide_worker(latency, "worker", 6, 0, 10, fetch_queue_info(app_url, TOKEN))
+    assert down.desired == 0  # nothing waits and nothing runs
+    # From zero, one dyno for any waiting job; never above max.
+    queue.latency = 5.0
+    assert decide_worker(latency, "worker", 0, 0, 10, fetch_queue_info(app_url, TOKEN)).desired == 1
+    queue.latency = 3000.0
+    assert (
+        decide_worker(latency, "worker", 4, 0, 10, fetch_queue_info(app_url, TOKEN)).desired == 10
+    )
+
+
+def test_never_down_while_the_endpoint_reports_jobs_in_progress(app_url, queue):
+    latency = WorkerTarget("latency", 30.0)
+    queue.latency, queue.running = 0.0, 2
+    held = decide_worker(latency, "worker", 3, 0, 10, fetch_queue_info(app_url, TOKEN))
+    assert held.desired == 3
+    assert "but 2 jobs are in progress: worker stays at 3" in held.reason
+    queue.running = 0
+    assert decide_worker(latency, "worker", 3, 0, 10, fetch_queue_info(app_url, TOKEN)).desired == 0
+    # A rise is never held back by running jobs.
+    queue.latency, queue.running = 120.0, 5
+    assert (
+        decide_worker(latency, "worker", 3, 0, 10, fetch_queue_info(app_url, TOKEN)).desired == 10
+    )
+
+
+def test_jobs_per_dyno(app_url, queue):
+    jobs = parse_worker_target("jobs:50")
+    queue.waiting = 120
+    assert decide_worker(jobs, "mailer", 1, 0, 10, fetch_queue_info(app_url, TOKEN)).desired == 3
+    queue.waiting = 0
+    # `mailer` has no `mailer_busy` entry, so an empty queue lets it go to min.
+    assert decide_worker(jobs, "mailer", 3, 1, 10, fetch_queue_info(app_url, TOKEN)).desired == 1
+
+
+def test_a_type_the_endpoint_does_not_list_keeps_its_count(app_url):
+    info = fetch_queue_info(app_url, TOKEN)
+    decision = decide_worker(WorkerTarget("jobs", 10), "urgent", 2, 0, 5, info)
+    assert decision.desired == 2 and "lists no `urgent`" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "value"),
+    [("latency:30s", "latency", 30.0), ("latency:2m", "latency", 120.0), ("jobs:50", "jobs", 50.0)],
+)
+def test_targets_parse(text, kind, value):
+    assert parse_worker_target(text) == WorkerTarget(kind, value)
+
+
+@pytest.mark.parametrize("text", ["latency:", "queue:30s", "jobs:0", "jobs:many", "latency:-1s"])
+def test_bad_targets_say_what_to_write(text):
+    with pytest.raises(ValueError, match=r"latency:30s|more than 0"):
+        parse_worker_target(text)
+
+
+@pytest.fixture
+def services(config, app_url, tmp_path, monkeypatch):
+    from bot.services import Services
+
+    registry = tmp_path / "deploybot.yml"
+    registry.write_text(
+        "apps:\n  myapp:\n    platform: heroku\n    channel: CMYAPP\n"
+        f"    autoscale:\n      queue_url: {app_url}\n"
+    )
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(registry))
+    services = Services(config)
+    yield services
+    services.db.dispose()
+
+
+def test_a_worker_type_scales_from_the_real_endpoint(services, heroku, queue):
+    from bot.store.audit import Actor
+    from bot.worker.autoscale_workers import WorkerAutoscaler
+    from policies.commands import parse
+    from tests.conftest import ADMIN
+
+    said = []
+    run = services.actions.run
+    reply = run(
+        Actor(ADMIN, source="console"),
+        parse("autoscale myapp worker on target=latency:30s min=0 max=10"),
+    )
+    assert (
+        "set autoscaling of `myapp`: on, worker 0–10, target job queue latency 30 s" in reply.text
+    )
+    status = run(Actor(ADMIN, source="console"), parse("autoscale myapp status")).text
+    assert "Worker `worker`: on, worker 0–10, target job queue latency 30 s." in status
+    scaler = WorkerAutoscaler(services, lambda channel, text: said.append((channel, text)))
+
+    queue.latency = 75.0  # 1 worker, 75 s behind: 3 keep it at 30 s
+    [up] = scaler.tick()
+    assert (up.current, up.desired, up.acted) == (1, 3, True)
+    assert heroku.formation("myapp")["worker"][0] == 3
+    assert said[-1] == ("CMYAPP", f"Autoscaler on `myapp`: {up.reason}")
+
+    queue.latency, queue.running = 0.0, 1  # the queue is empty but a job still runs
+    [held] = scaler.tick()
+    assert (held.desired, held.acted) == (3, False)
+    assert heroku.formation("myapp")["worker"][0] == 3
+
+    queue.running = 0
+    [down] = scaler.tick()
+    assert (down.desired, down.acted) == (0, True), down.reason
+    assert heroku.formation("myapp")["worker"][0] == 0
+
+
+def test_worker_autoscaling_needs_the_registry_queue_url(config, queue):
+    from bot.services import Services
+    from bot.store.audit import Actor
+    from policies.commands import parse
+    from tests.conftest import ADMIN
+
+    services = Services(config)
+    try:
+        reply = services.actions.run(
+            Actor(ADMIN, source="console"), parse("autoscale myapp worker on target=jobs:50")
+        )
+        assert "no `autoscale: queue_url:` in the registry" in reply.text
+    finally:
+        services.db.dispose()
