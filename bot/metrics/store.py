@@ -181,7 +181,7 @@ class MetricsStore:
         done["rolled_up"] += len(coarse)
 
 
-def _take(session: Session, folded: bool, first: int, last: int) -> Iterable[tuple[Any]]:
+def _take(session: Session, folded: bool, first: int, last: int) -> Iterable[Any]:
     """Delete the fine windows (`folded` or not) starting in [first, last); their documents,
     as an iterator: on the table, not the mapped class, so the ORM does not buffer them."""
     return session.execute(
@@ -193,7 +193,7 @@ def _take(session: Session, folded: bool, first: int, last: int) -> Iterable[tup
             MetricWindow.start < last,
         )
         .returning(MetricWindow.data)
-    ).tuples()
+    )
 
 
 def _row(window: Window, resolution: int, folded: bool = True) -> dict[str, Any]:
