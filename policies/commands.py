@@ -15,17 +15,8 @@ from dataclasses import dataclass, replace
 from policies.names import closest, suggest
 from policies.slack_text import code
 
-VERBS = (
-    "scale",
-    "restart",
-    "kill",
-    "status",
-    "metrics",
-    "drain",
-    "autoscale",
-    "pin",
-    "watch",
-    "simulate",
+# A deployment's life after scaling: `bot.actions.deployments` carries these out.
+DEPLOYMENT_VERBS = (
     "releases",
     "rollback",
     "maintenance",
@@ -37,6 +28,19 @@ VERBS = (
     "swap",
     "run",
     "logs",
+)
+VERBS = (
+    "scale",
+    "restart",
+    "kill",
+    "status",
+    "metrics",
+    "drain",
+    "autoscale",
+    "pin",
+    "watch",
+    "simulate",
+    *DEPLOYMENT_VERBS,
     "alerts",
     "apps",
     "history",

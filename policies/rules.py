@@ -15,47 +15,10 @@ from dataclasses import dataclass
 
 from policies.names import suggest
 
-READ_ONLY_VERBS = frozenset(
-    {
-        "status",
-        "help",
-        "apps",
-        "whoami",
-        "history",
-        "metrics",
-        "releases",
-        "logs",
-        "chart",
-        "cost",
-        "about",
-    }
-)
-# `config` covers both setting config vars and seeing their values unmasked: listing the
-# names is open to everyone, as `status` is.
-MUTATING_VERBS = frozenset(
-    {
-        "scale",
-        "restart",
-        "kill",
-        "autoscale",
-        "pin",
-        "drain",
-        "watch",
-        "approve",
-        "rollback",
-        "maintenance",
-        "config",
-        "lock",
-        "unlock",
-        "ship",
-        "promote",
-        "swap",
-        "run",
-    }
-)
-KNOWN_VERBS = READ_ONLY_VERBS | MUTATING_VERBS
-# The order `/deploy whoami` lists them in: changes first, since they are what people ask about.
-VERB_ORDER = (
+# The order `/deploy whoami` lists them in: changes first, since they are what people ask
+# about. `config` covers both setting config vars and seeing their values unmasked: listing
+# the names is open to everyone, as `status` is.
+CHANGE_VERBS = (
     "scale",
     "restart",
     "kill",
@@ -73,6 +36,8 @@ VERB_ORDER = (
     "promote",
     "swap",
     "run",
+)
+READ_VERBS = (
     "status",
     "releases",
     "logs",
@@ -85,6 +50,10 @@ VERB_ORDER = (
     "whoami",
     "help",
 )
+VERB_ORDER = CHANGE_VERBS + READ_VERBS
+MUTATING_VERBS = frozenset(CHANGE_VERBS)
+READ_ONLY_VERBS = frozenset(READ_VERBS)
+KNOWN_VERBS = READ_ONLY_VERBS | MUTATING_VERBS
 # These verbs name no app, so `whoami` answers them once instead of per app.
 APPLESS_VERBS = frozenset({"apps", "whoami", "help", "about"})
 

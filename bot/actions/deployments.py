@@ -40,26 +40,12 @@ from bot.registry import Target
 from bot.store.audit import Actor, AuditLog
 from bot.store.confirmations import Confirmations, Pending
 from bot.store.locks import Locks
-from policies.commands import Command
+from policies.commands import DEPLOYMENT_VERBS, Command
 from policies.slack_text import escape
 
 log = logging.getLogger(__name__)
 
-VERBS = frozenset(
-    {
-        "releases",
-        "rollback",
-        "maintenance",
-        "config",
-        "lock",
-        "unlock",
-        "ship",
-        "promote",
-        "swap",
-        "run",
-        "logs",
-    }
-)
+VERBS = frozenset(DEPLOYMENT_VERBS)
 # Verbs whose Confirm click lands here rather than in the formation path.
 CONFIRMED_VERBS = frozenset({"rollback", "config"})
 
