@@ -12,6 +12,7 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from policies import rules
 from policies.names import closest, suggest
 from policies.slack_text import code
 
@@ -50,26 +51,9 @@ VERBS = (
     "whoami",
     "help",
 )
-MUTATING_VERBS = frozenset(
-    {
-        "scale",
-        "restart",
-        "kill",
-        "drain",
-        "autoscale",
-        "pin",
-        "watch",
-        "rollback",
-        "maintenance",
-        "config",
-        "lock",
-        "unlock",
-        "ship",
-        "promote",
-        "swap",
-        "run",
-    }
-)
+# The verbs that change something: the access rules' list, less `approve`, which is a
+# button's click, never a command of its own.
+MUTATING_VERBS = rules.MUTATING_VERBS - {"approve"}
 # What `/deploy simulate` can play against an app in the sandbox.
 SIMULATIONS = ("spike",)
 _REPLAY_RE = re.compile(r"^(\d+)([hd])$", re.IGNORECASE)
