@@ -135,6 +135,17 @@ def test_app_names_ignore_case(web, driver, heroku):
     assert (entry.app, entry.command) == ("myapp", "scale web=2 myapp")
 
 
+@pytest.mark.parametrize("text", ["status payload-api", "scale web=2 -a payloads", "help payload"])
+def test_a_command_with_the_word_payload_is_still_a_command(driver, heroku, text):
+    # bolt reads any form body containing "payload" as a button click, and answered 404.
+    ack, url = driver.command(text, ADMIN)
+    assert ack.status_code == 200
+    if text.startswith("help"):
+        assert "/deploy" in ack_text(ack)
+    else:
+        assert "Heroku has no app called `payload" in driver.reply(url)["text"]
+
+
 def test_help_and_empty_text_answer_in_the_ack(driver, heroku):
     for text in ("", "help", "help kill"):
         ack, _ = driver.command(text, USER)

@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 
 from bot.actions.followups import FollowUps
@@ -35,6 +34,7 @@ from bot.sandbox.slack_requests import button_click, sign, slash_command
 from bot.services import Services
 from bot.store.audit import Actor
 from bot.web.bolt_app import build_bolt_app
+from bot.web.slack_edge import bolt_request
 from policies.commands import Command
 
 CONSOLE_USER = "U0CONSOLE"
@@ -170,7 +170,7 @@ class Console:
         self._print_posts()
 
     def _dispatch(self, body: str) -> dict[str, Any] | None:
-        response = self._bolt.dispatch(BoltRequest(body=body, headers=sign(self._secret, body)))
+        response = self._bolt.dispatch(bolt_request(body, sign(self._secret, body)))
         if response.status != 200:
             self._out.write(f"(the bot answered HTTP {response.status})\n")
             return None

@@ -10,7 +10,7 @@ import logging
 import time
 
 from flask import Flask, jsonify, request
-from slack_bolt.adapter.flask import SlackRequestHandler
+from slack_bolt.adapter.flask.handler import to_flask_response
 
 from bot.config import Config, ConfigError
 from bot.logs import setup_logging
@@ -42,7 +42,6 @@ def create_app(config: Config | None = None, registry: Registry | None = None) -
         log.warning("DEPLOYBOT_ADMINS is empty: nobody can scale, restart or kill anything")
     bolt = build_bolt_app(services)
     signing_secret = config.slack_signing_secret or ""  # build_bolt_app required it
-    slack_handler = SlackRequestHandler(bolt)
     intake = DrainIntake(services.db, services.request_keys)
     flusher = Flusher(intake.aggregator, services.metrics).start()
 
@@ -75,7 +74,10 @@ def create_app(config: Config | None = None, registry: Registry | None = None) -
         if refusal is not None:
             log.warning("slack request refused", extra={"reason": refusal.reason})
             return jsonify(error="invalid request"), refusal.status
-        return slack_handler.handle(request)
+        query = request.query_string.decode("utf-8", "replace")
+        return to_flask_response(
+            bolt.dispatch(slack_edge.bolt_request(body.decode(), request.headers, query))
+        )
 
     @web.get("/healthz")
     def healthz():  # type: ignore[no-untyped-def]

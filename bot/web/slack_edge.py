@@ -11,12 +11,16 @@ shape did the same. Here, in order:
    in `X-Slack-Signature`, over the exact bytes received; `X-Slack-Request-Timestamp` must
    be plain ASCII digits (a few, not 5,000) within `MAX_SKEW` seconds of now;
 2. the body: UTF-8; a JSON object (Events API), or a form whose `payload` is a JSON object
-   (interactivity), or a plain form (slash commands, `ssl_check`), exactly as bolt reads it;
+   (interactivity), or a plain form (slash commands, `ssl_check`);
 3. the shape: every field bolt or our listeners read, where present, has the type Slack
    documents, and each kind of request has the fields its listener needs.
 
 `check` returns None for a request bolt may have, else a `Refusal` (401 unauthenticated,
 400 malformed) whose reason is a few words for one log line: never the body or a header.
+
+`bolt_request` builds the request bolt dispatches. Bolt reads any form body that contains the
+word "payload" anywhere as interactivity, so `/deploy status payload-api` reached it as `{}`
+and was answered 404; here a form is interactivity only when it has a `payload` field.
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
+
+from slack_bolt.context import BoltContext
+from slack_bolt.request import BoltRequest
+from slack_bolt.request.internals import build_context
 
 MAX_SKEW = 300  # Slack's own advice: refuse requests more than five minutes old
 _MAX_TIMESTAMP_DIGITS = 12  # epoch seconds have 10 digits until the year 2286
@@ -94,6 +102,41 @@ def check(secret: str, headers: Mapping[str, str], body: bytes, now: float) -> R
     return Refusal(400, problem) if problem else None
 
 
+def bolt_request(text: str, headers: Mapping[str, Any], query: str = "") -> BoltRequest:
+    """The request for bolt to dispatch, its body read as `check` reads it."""
+    return _SlackRequest(body=text, query=query, headers=dict(headers))
+
+
+class _SlackRequest(BoltRequest):
+    """A BoltRequest whose form body is interactivity only with a `payload` field; its copies
+    (bolt copies the request for each lazy listener) keep that reading."""
+
+    def __init__(
+        self,
+        *,
+        body: str | dict,
+        query: Any = None,
+        headers: Any = None,
+        context: dict | None = None,
+        mode: str = "http",
+    ) -> None:
+        super().__init__(body=body, query=query, headers=headers, context=context, mode=mode)
+        if self.body == {} and "payload" in self.raw_body and not self.raw_body.startswith("{"):
+            parsed = _parse(self.raw_body, self.content_type)
+            if isinstance(parsed, dict) and parsed:
+                self.body = parsed
+                self.context = build_context(BoltContext(context or {}), parsed)
+
+    def to_copyable(self) -> BoltRequest:
+        return _SlackRequest(
+            body=self.raw_body if self.mode == "http" else self.body,
+            query=self.query,
+            headers=self.headers,
+            context=self.context.to_copyable(),
+            mode=self.mode,
+        )
+
+
 def _authenticate(
     secret: str, headers: Mapping[str, str], body: bytes, now: float
 ) -> Refusal | None:
@@ -116,19 +159,17 @@ def _authenticate(
 
 
 def _parse(text: str, content_type: str | None) -> dict[str, Any] | Refusal:
-    """The body as bolt's `parse_body` reads it (JSON if it says so or starts with `{`; a
-    form with `payload` holding JSON; else a plain form), refusing what bolt would choke on."""
+    """The body as Slack sends it (JSON if it says so or starts with `{`; a form with a
+    `payload` field holding JSON; else a plain form), refusing what bolt would choke on."""
     if not text:
         return Refusal(400, "empty body")
     try:
         if (content_type or "").split(";")[0] == "application/json" or text.startswith("{"):
             parsed: Any = json.loads(text)
-        elif "payload" in text:
-            # bolt looks for the word anywhere; a form without a `payload` field is {} to it.
-            payload = dict(parse_qsl(text, keep_blank_values=True)).get("payload")
-            parsed = json.loads(payload) if payload is not None else {}
         else:
             parsed = dict(parse_qsl(text, keep_blank_values=True))
+            if "payload" in parsed:
+                parsed = json.loads(parsed["payload"])
     except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
         return Refusal(400, "body is not JSON or a form")
     if not isinstance(parsed, dict):
