@@ -55,7 +55,7 @@ VERBS = (
 # button's click, never a command of its own.
 MUTATING_VERBS = rules.MUTATING_VERBS - {"approve"}
 # What `/deploy simulate` can play against an app in the sandbox.
-SIMULATIONS = ("spike",)
+SIMULATIONS = ("spike", "queue")
 _REPLAY_RE = re.compile(r"^(\d+)([hd])$", re.IGNORECASE)
 AUTOSCALE_MODES = ("on", "off", "shadow", "status")
 # What the autoscaler can track: `target=queue:300ms` (also `p95:300ms`), `service:500ms`,
@@ -99,7 +99,7 @@ USAGE = {
     "autoscale": "/deploy autoscale APP [TYPE] on|off|shadow|status [min=N] [max=N] [target=queue:300ms|service:500ms|rpm:1200|latency:30s|jobs:50]",
     "pin": "/deploy pin APP web=N for DURATION  |  /deploy pin APP off",
     "watch": "/deploy watch APP",
-    "simulate": "/deploy simulate APP 7d | /deploy simulate spike APP",
+    "simulate": "/deploy simulate APP 7d | /deploy simulate spike|queue APP",
     "releases": "/deploy releases APP [N]",
     "rollback": "/deploy rollback APP [VERSION]",
     "maintenance": "/deploy maintenance APP on|off",
@@ -131,7 +131,7 @@ SUMMARY = {
     "autoscale": "turn the autoscaler on, off or to shadow mode (decide and log, not act) for an app's web dynos",
     "pin": "hold an app's web dynos at a count for a while, whatever the autoscaler thinks",
     "watch": "subscribe to a Heroku app's dyno, release and formation events, so crashes alert its channel",
-    "simulate": "replay an app's stored traffic through the autoscaler's model (`simulate APP 7d`); in the sandbox, also play a traffic spike",
+    "simulate": "replay an app's stored traffic through the autoscaler's model (`simulate APP 7d`); in the sandbox, also play a traffic spike or a backlog of jobs (`simulate queue demo`)",
     "releases": "list an app's releases (Heroku) or application versions (Beanstalk), newest first",
     "rollback": "go back to an earlier release (by default the previous good one), after you confirm",
     "maintenance": "turn a Heroku app's maintenance page on or off",
@@ -626,9 +626,16 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
                 f"`{_clip(word)}` is not a worker target: write latency:30s or jobs:50.",
                 "autoscale",
             )
+        if key == "target" and ptype is None and _WORKER_TARGET_RE.match(value):
+            raise CommandError(
+                f"`{_clip(word)}` is a job-queue target, for a worker type: name it, as in "
+                f"`autoscale {_clip(app or 'APP')} worker {mode} target={_clip(value)}`.",
+                "autoscale",
+            )
         if key == "target" and ptype is None and not _TARGET_RE.match(value):
             raise CommandError(
-                f"`{_clip(word)}` is not a target: write queue:300ms, service:500ms or rpm:1200.",
+                f"`{_clip(word)}` is not a target: write queue:300ms, service:500ms or rpm:1200 "
+                "(web), or latency:30s or jobs:50 after a worker type.",
                 "autoscale",
             )
         options.append((key, value.lower()))
