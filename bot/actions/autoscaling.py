@@ -127,7 +127,7 @@ class AutoscaleCommands:
         app = command.app or ""
         now = self._now()
         if command.verb == "autoscale" and command.mode == "status":
-            return Reply(self.status(app, now, resolved.target))
+            return Reply(self.status(app, now, resolved.target, command.target))
         if command.mode == "schedule" and command.topic == "list":
             return Reply(self._schedule_list(app, resolved.target))
         entry = self._audit.start(actor, command.verb, app, command.text(), None, None)
@@ -309,7 +309,7 @@ class AutoscaleCommands:
         app, ptype = command.app or "", command.target or ""
         store = self._autoscale.workers()
         if command.mode == "status":
-            return Reply(self.status(app, now, resolved.target))
+            return Reply(self.status(app, now, resolved.target, ptype))
         if resolved.target.queue_url is None and command.mode != "off":
             self._audit.finish(entry, "refused", error="no queue_url")
             return Reply(
@@ -387,7 +387,8 @@ class AutoscaleCommands:
             )
         return "the autoscaler holds it there"
 
-    def status(self, app: str, now: datetime, target: Target) -> str:
+    def status(self, app: str, now: datetime, target: Target, asked: str | None = None) -> str:
+        """What the autoscaler does for `app`; `asked`: a worker type the person named."""
         settings = self._autoscale.settings(app)
         said = (
             f"{settings.describe()} ({_chat(settings.updated_by, settings.updated_at)})"
@@ -435,6 +436,12 @@ class AutoscaleCommands:
                 app, WORKER_DECISIONS, process_type=worker.process_type
             )
             lines.extend(_decided(decided))
+            asked = None if asked == worker.process_type else asked
+        if asked is not None:
+            lines.append(
+                f"Worker `{asked}`: off (never set); `/deploy autoscale {app} {asked} on "
+                "target=latency:30s` scales it from its job queue."
+            )
         return "\n".join(lines)
 
 
@@ -444,6 +451,4 @@ def _chat(user: str, at: datetime) -> str:
 
 
 def _decided(decisions: list[Decision]) -> list[str]:
-    return [
-        f"• {d.at:%H:%M:%S} {'acted' if d.acted else 'held'}: {d.reason}" for d in decisions
-    ]
+    return [f"• {d.at:%H:%M:%S} {'acted' if d.acted else 'held'}: {d.reason}" for d in decisions]

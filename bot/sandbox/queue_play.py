@@ -133,7 +133,10 @@ def simulate(
             return turned_on  # refused: its reason is the answer
         say(channel, turned_on.text.split(" No worker runs")[0])
     else:
-        say(channel, f"Worker autoscaling of `{app}` is on ({settings.describe()}): playing with it.")
+        say(
+            channel,
+            f"Worker autoscaling of `{app}` is on ({settings.describe()}): playing with it.",
+        )
     outcome = _play(services, heroku, queue, say, app, resolved.target.name, channel, burst)
     return Reply(outcome.summary(burst.minutes), public=True)
 
