@@ -10,7 +10,7 @@ traffic written before each tick, and counts the requests the fake Heroku receiv
   dyno), so the autoscaler scales up and down several times an hour, and lists dynos
   while new ones boot (45 s);
 - +worker: the same, and the app's `worker` type autoscaled too
-  (`bot.worker.autoscale_workers`, target latency 30 s, 0–10) from a real hirefire-resource
+  (`bot.worker.autoscale_workers`, target latency 30 s, min 0, max 10) from a real hirefire-resource
   endpoint (the sandbox's `bot.sandbox.job_queue`), whose queue is empty all hour (steady)
   or gets 240 jobs a minute every other quarter hour (busy), drained by the up workers.
 
@@ -40,10 +40,10 @@ from bot.registry import Registry
 from bot.sandbox.fakes.heroku import FakeHeroku
 from bot.sandbox.fakes.slack import FakeSlack
 from bot.sandbox.job_queue import JobQueue, QueueEndpoint
-from bot.store.worker_autoscale_settings import WorkerAutoscaleStore, WorkerSettings
 from bot.services import Services
 from bot.store.autoscale_settings import AutoscaleStore, Settings
 from bot.store.db import Database
+from bot.store.worker_autoscale_settings import WorkerAutoscaleStore, WorkerSettings
 from bot.worker.autoscale import Autoscaler
 from bot.worker.autoscale_workers import WorkerAutoscaler
 from policies.budget import CAPACITY, RESERVE
