@@ -87,6 +87,8 @@ def test_the_sandbox_app_serves_a_real_hirefire_endpoint(tmp_path, monkeypatch):
         queue.drain(10, 2)  # two dynos, ten seconds: 20 done, 10 left, both busy
         assert fetch_queue_info(target.queue_url, token) == {"worker": 42.0, "worker_busy": 2.0}
         assert queue.waiting() == 10
+        queue.reports = "jobs"  # what an app whose target is jobs:N reports
+        assert fetch_queue_info(target.queue_url, token)["worker"] == 10.0
     assert "HIREFIRE_TOKEN" not in os.environ or os.environ["HIREFIRE_TOKEN"] != token
 
 
@@ -116,3 +118,13 @@ def test_without_hirefire_resource_the_play_says_what_to_install(console_run, mo
     output, box = console_run("simulate queue demo")
     assert box.queues == {}
     assert "needs the `hirefire-resource` package" in output
+
+
+def test_a_jobs_target_reads_jobs_waiting_from_the_demo_app(console_run):
+    output, box = console_run(
+        "autoscale demo worker on target=jobs:20 min=0 max=10", "simulate queue demo"
+    )
+    assert "(which reports the jobs waiting for `worker`)" in output
+    assert "jobs waiting, 20 per dyno → worker" in output
+    asked = worker_quantities(box)
+    assert max(asked) >= 2 and box.heroku.formation("demo")["worker"][0] == 0, output

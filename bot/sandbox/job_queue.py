@@ -5,7 +5,8 @@ The queue lives on the fake Heroku's clock: jobs wait in order, and each worker 
 is `up` on the fake finishes `per_dyno` jobs a second, so the dynos the autoscaler adds
 drain it. The endpoint is a small Flask app wrapped in hirefire-resource's own middleware,
 as an instrumented Python app is, answering `GET <url>/hirefire/<HIREFIRE_TOKEN>/info` with
-`[{"name": "worker", "value": <latency s>}, {"name": "worker_busy", "value": <running>}]`,
+`[{"name": "worker", "value": <latency s or jobs waiting>}, {"name": "worker_busy", "value":
+<running>}]`,
 so the bot reads it over HTTP exactly as it reads a real app's.
 
 `bot.sandbox.queue_play` enqueues a backlog and plays the worker tick against it.
@@ -39,6 +40,13 @@ class JobQueue:
         self._credit = 0.0  # a fraction of a job done, carried to the next drain
         self._running = 0
         self._lock = threading.Lock()
+        # What the endpoint reports for the type: an app reports one number per type, the
+        # one its autoscaling target reads (latency:30s or jobs:50); the play sets it.
+        self.reports = "latency"
+
+    def value(self) -> float:
+        """The endpoint's number for the type: latency in seconds, or jobs waiting."""
+        return self.latency() if self.reports == "latency" else float(self.waiting())
 
     def enqueue(self, jobs: int, at: datetime | None = None) -> None:
         if jobs <= 0:
@@ -111,7 +119,7 @@ class QueueEndpoint:
         configuration = Configuration()
         logger.handlers[:] = handlers  # it adds a stdout handler each time: not in a console
         for ptype, queue in queues.items():
-            configuration.dyno(ptype, queue.latency)
+            configuration.dyno(ptype, queue.value)
             configuration.dyno(f"{ptype}_busy", queue.running)
         self._configuration = configuration
         app = Flask("sandbox-demo-app")

@@ -137,6 +137,9 @@ def simulate(
             channel,
             f"Worker autoscaling of `{app}` is on ({settings.describe()}): playing with it.",
         )
+    stored = WorkerAutoscaleStore(services.db).settings(app, PROCESS)
+    # The demo app reports what the target reads, as an app instrumented for it would.
+    queue.reports = stored.target_kind if stored else "latency"
     outcome = _play(services, heroku, queue, say, app, resolved.target.name, channel, burst)
     return Reply(outcome.summary(burst.minutes), public=True)
 
@@ -166,7 +169,7 @@ def _play(
         f"{burst.per_minute:,} jobs a minute from minute {burst.start:g} to {burst.end:g}, "
         f"then none. A job takes a worker dyno {1 / queue.per_dyno:g} s, and a new dyno "
         f"takes {BOOT_SECONDS:.0f} s to boot; the autoscaler reads the app's HireFire endpoint "
-        f"every {STEP_SECONDS} s.",
+        f"(which reports the {_reported(queue)} for `{PROCESS}`) every {STEP_SECONDS} s.",
     )
     steps_per_minute = 60 // STEP_SECONDS
     saved_boot = heroku.boot_seconds
@@ -206,6 +209,10 @@ def _play(
         heroku.boot_seconds = saved_boot
     outcome.wall_seconds = time.monotonic() - began
     return outcome
+
+
+def _reported(queue: JobQueue) -> str:
+    return "job queue latency" if queue.reports == "latency" else "jobs waiting"
 
 
 def _formation(heroku: FakeHeroku, name: str) -> int:
