@@ -8,7 +8,15 @@ traffic written before each tick, and counts the requests the fake Heroku receiv
 - steady: traffic inside the target band all hour (no scaling);
 - busy: traffic steps between 600 and 3,000 rpm every 15 minutes (rpm target 600 per
   dyno), so the autoscaler scales up and down several times an hour, and lists dynos
-  while new ones boot (45 s).
+  while new ones boot (45 s);
+- +worker: the same, and the app's `worker` type autoscaled too
+  (`bot.worker.autoscale_workers`, target latency 30 s, min 0, max 10) from a real hirefire-resource
+  endpoint (the sandbox's `bot.sandbox.job_queue`), whose queue is empty all hour (steady)
+  or gets 240 jobs a minute every other quarter hour (busy), drained by the up workers.
+
+The baseline, in the same run: the +worker scenarios with the formation refresh set to
+1 s, below the 15 s tick, so every tick reads the formation, as the worker-type tick did
+before it shared the web tick's formation knowledge; nothing else differs.
 
     .venv/bin/python -m benchmarks.autoscaler_api_calls [--json]
 """
@@ -18,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import tempfile
 from collections import Counter
@@ -27,12 +36,16 @@ from pathlib import Path
 from bot.config import Config
 from bot.metrics.aggregate import Window
 from bot.metrics.store import MetricsStore
+from bot.registry import Registry
 from bot.sandbox.fakes.heroku import FakeHeroku
 from bot.sandbox.fakes.slack import FakeSlack
+from bot.sandbox.job_queue import JobQueue, QueueEndpoint
 from bot.services import Services
 from bot.store.autoscale_settings import AutoscaleStore, Settings
 from bot.store.db import Database
+from bot.store.worker_autoscale_settings import WorkerAutoscaleStore, WorkerSettings
 from bot.worker.autoscale import Autoscaler
+from bot.worker.autoscale_workers import WorkerAutoscaler
 from policies.budget import CAPACITY, RESERVE
 from policies.sketch import Sketch
 
@@ -43,14 +56,25 @@ START = datetime(2026, 6, 3, 12, 0, 30, tzinfo=UTC)
 
 
 def _rpm(scenario: str, tick: int) -> int:
-    if scenario == "steady":
+    if scenario.startswith("steady"):
         return 600
     return 3000 if (tick // 60) % 2 == 1 else 600  # 15 minutes each
 
 
-def measure(scenario: str) -> dict[str, object]:
+def _jobs(scenario: str, tick: int) -> int:
+    """Jobs enqueued in a tick: none when steady; 60 (240 a minute) every other quarter
+    hour when busy (a multiple of the tick's 15 seconds: they arrive 4 a second)."""
+    if scenario.startswith("steady"):
+        return 0
+    return 60 if (tick // 60) % 2 == 1 else 0
+
+
+def measure(scenario: str, every_tick: bool = False) -> dict[str, object]:
     heroku = FakeHeroku(api_keys=(KEY,), boot_seconds=45)
-    heroku.add_app("myapp", formation={"web": (1, "standard-1x")})
+    heroku.add_app("myapp", formation={"web": (1, "standard-1x"), "worker": (1, "standard-1x")})
+    workers = scenario.endswith("+worker")
+    queue = JobQueue(lambda: heroku.now)
+    endpoint = QueueEndpoint({"worker": queue}) if workers else None
     with heroku, FakeSlack() as slack, tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
         Database(url).migrate()
@@ -63,11 +87,25 @@ def measure(scenario: str) -> dict[str, object]:
             heroku_api_url=heroku.url,
             admins=frozenset({"UADMIN01"}),
         )
-        services = Services(config)
+        registry = None
+        if endpoint is not None:
+            endpoint.start()
+            registry = Registry.parse(
+                f"apps:\n  myapp:\n    platform: heroku\n    autoscale:\n"
+                f"      queue_url: {endpoint.url}\n",
+                "<bench registry>",
+            )
+        services = Services(config, registry=registry)
         AutoscaleStore(services.db).save(
             Settings("myapp", "on", 1, 10, "rpm", 600.0, "UADMIN01", START)
         )
-        autoscaler = Autoscaler(services, lambda channel, text: None)
+        refresh = timedelta(seconds=1) if every_tick else None
+        autoscaler = Autoscaler(services, lambda channel, text: None, formation_refresh=refresh)
+        worker_scaler = WorkerAutoscaler(services, autoscaler)
+        if workers:
+            WorkerAutoscaleStore(services.db).save(
+                WorkerSettings("myapp", "worker", "on", 0, 10, "latency", 30.0, "UADMIN01", START)
+            )
         metrics = MetricsStore(services.db)
         acted = 0
         for tick in range(HOUR_TICKS):
@@ -87,12 +125,22 @@ def measure(scenario: str) -> dict[str, object]:
                 )
             metrics.save(windows)
             acted += sum(1 for d in autoscaler.tick(now) if d.acted)
-            heroku.advance(TICK.total_seconds())
+            if workers:
+                acted += sum(1 for d in worker_scaler.tick(now) if d.acted)
+            seconds = int(TICK.total_seconds())
+            for _ in range(seconds):
+                # Jobs arrive through the tick, not all at its start.
+                queue.enqueue(_jobs(scenario, tick) // seconds, heroku.now)
+                up = [d for d in heroku.dynos("myapp") if d["type"] == "worker"]
+                heroku.advance(1)
+                queue.drain(1, sum(1 for d in up if d["state"] == "up"))
         calls = [r for r in heroku.requests if r.path.startswith("/apps/myapp")]
         services.db.dispose()
+        if endpoint is not None:
+            endpoint.stop()
     per_hour = len(calls)
     return {
-        "scenario": scenario,
+        "scenario": scenario + (" (read every tick)" if every_tick else ""),
         "ticks": HOUR_TICKS,
         "scale_actions_per_hour": acted,
         "api_calls_per_hour": per_hour,
@@ -111,14 +159,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # The first ticks have no whole minute of traffic yet and warn "metrics stale": noise here.
     logging.disable(logging.WARNING)
-    results = [measure("steady"), measure("busy")]
+    # The token the app's endpoint and the bot share (both read HIREFIRE_TOKEN).
+    os.environ.setdefault("HIREFIRE_TOKEN", "bench-hirefire-token")
+    results = [
+        measure("steady"),
+        measure("busy"),
+        measure("steady+worker"),
+        measure("busy+worker"),
+        measure("steady+worker", every_tick=True),
+        measure("busy+worker", every_tick=True),
+    ]
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
     print(f"One simulated hour of {HOUR_TICKS} ticks (every {TICK.seconds} s) per scenario.")
     for r in results:
         print(
-            f"{r['scenario']:>7}: {r['api_calls_per_hour']:4} API calls/h, "
+            f"{r['scenario']:>32}: {r['api_calls_per_hour']:4} API calls/h, "
             f"{r['scale_actions_per_hour']:3} scale actions/h, {r['by_request']} -> "
             f"{r['apps_per_account']} apps within {CAPACITY - RESERVE:,}/h "
             f"({CAPACITY:,} less the {RESERVE} reserve)"

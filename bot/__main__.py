@@ -102,7 +102,8 @@ def _console(args: argparse.Namespace) -> int:
         print(
             "Sandbox: fake Heroku (demo, demo-api, demo-staging) and Beanstalk (demo-shop), "
             f"its database {history}, no worker running (`simulate spike demo` plays the "
-            "autoscaler)."
+            "autoscaler on traffic, `simulate queue demo` on a backlog of jobs for `demo`'s "
+            "worker dynos)."
         )
     with sandbox as config:
         return console.run(

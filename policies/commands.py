@@ -55,7 +55,7 @@ VERBS = (
 # button's click, never a command of its own.
 MUTATING_VERBS = rules.MUTATING_VERBS - {"approve"}
 # What `/deploy simulate` can play against an app in the sandbox.
-SIMULATIONS = ("spike",)
+SIMULATIONS = ("spike", "queue")
 _REPLAY_RE = re.compile(r"^(\d+)([hd])$", re.IGNORECASE)
 AUTOSCALE_MODES = ("on", "off", "shadow", "status")
 # What the autoscaler can track: `target=queue:300ms` (also `p95:300ms`), `service:500ms`,
@@ -99,7 +99,7 @@ USAGE = {
     "autoscale": "/deploy autoscale APP [TYPE] on|off|shadow|status [min=N] [max=N] [target=queue:300ms|service:500ms|rpm:1200|latency:30s|jobs:50]",
     "pin": "/deploy pin APP web=N for DURATION  |  /deploy pin APP off",
     "watch": "/deploy watch APP",
-    "simulate": "/deploy simulate APP 7d | /deploy simulate spike APP",
+    "simulate": "/deploy simulate APP 7d | /deploy simulate spike|queue APP",
     "releases": "/deploy releases APP [N]",
     "rollback": "/deploy rollback APP [VERSION]",
     "maintenance": "/deploy maintenance APP on|off",
@@ -128,10 +128,10 @@ SUMMARY = {
     "status": "show the formation, the dynos with their state and age, and the current release",
     "metrics": "show requests per minute, response-time percentiles and errors (from the log drain)",
     "drain": "add a log drain to a Heroku app, so `metrics` and the autoscaler see its traffic",
-    "autoscale": "turn the autoscaler on, off or to shadow mode (decide and log, not act) for an app's web dynos",
+    "autoscale": "turn the autoscaler on, off or to shadow mode (decide and log, not act) for an app's web dynos, or a worker type from its job queue",
     "pin": "hold an app's web dynos at a count for a while, whatever the autoscaler thinks",
     "watch": "subscribe to a Heroku app's dyno, release and formation events, so crashes alert its channel",
-    "simulate": "replay an app's stored traffic through the autoscaler's model (`simulate APP 7d`); in the sandbox, also play a traffic spike",
+    "simulate": "replay an app's stored traffic through the autoscaler's model (`simulate APP 7d`); in the sandbox, also play a traffic spike or a backlog of jobs (`simulate queue demo`)",
     "releases": "list an app's releases (Heroku) or application versions (Beanstalk), newest first",
     "rollback": "go back to an earlier release (by default the previous good one), after you confirm",
     "maintenance": "turn a Heroku app's maintenance page on or off",
@@ -164,10 +164,14 @@ EXAMPLES = {
     "status": ("status myapp",),
     "metrics": ("metrics myapp", "metrics myapp 5m", "metrics myapp 24h"),
     "drain": ("drain myapp",),
-    "autoscale": ("autoscale myapp on min=2 max=10 target=queue:300ms", "autoscale myapp status"),
+    "autoscale": (
+        "autoscale myapp on min=2 max=10 target=queue:300ms",
+        "autoscale myapp worker on target=latency:30s min=0 max=10",
+        "autoscale myapp status",
+    ),
     "pin": ("pin myapp web=5 for 2h", "pin myapp off"),
     "watch": ("watch myapp",),
-    "simulate": ("simulate myapp 7d", "simulate spike demo"),
+    "simulate": ("simulate myapp 7d", "simulate spike demo", "simulate queue demo"),
     "releases": ("releases myapp", "releases myapp 20"),
     "rollback": ("rollback myapp", "rollback myapp v41"),
     "maintenance": ("maintenance myapp on", "maintenance myapp off"),
@@ -600,6 +604,9 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
     if len(rest) > 1 and rest[1].lower() in AUTOSCALE_MODES and _PTYPE_RE.match(rest[0]):
         ptype, rest = rest[0].lower(), rest[1:]
         ptype = None if ptype == "web" else ptype
+    if len(rest) > 1 and rest[0].lower() not in AUTOSCALE_MODES and _PTYPE_RE.match(rest[0]):
+        # `autoscale APP worker of`: the second word is the mistyped mode.
+        rest = rest[1:]
     if not rest or rest[0].lower() not in AUTOSCALE_MODES:
         got = f"`{_clip(rest[0])}` is not a mode. " if rest else ""
         raise CommandError(f"{got}Say on, off, shadow or status.", "autoscale")
@@ -626,9 +633,16 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
                 f"`{_clip(word)}` is not a worker target: write latency:30s or jobs:50.",
                 "autoscale",
             )
+        if key == "target" and ptype is None and _WORKER_TARGET_RE.match(value):
+            raise CommandError(
+                f"`{_clip(word)}` is a job-queue target, for a worker type: name it, as in "
+                f"`autoscale {_clip(app or 'APP')} worker {mode} target={_clip(value)}`.",
+                "autoscale",
+            )
         if key == "target" and ptype is None and not _TARGET_RE.match(value):
             raise CommandError(
-                f"`{_clip(word)}` is not a target: write queue:300ms, service:500ms or rpm:1200.",
+                f"`{_clip(word)}` is not a target: write queue:300ms, service:500ms or rpm:1200 "
+                "(web), or latency:30s or jobs:50 after a worker type.",
                 "autoscale",
             )
         options.append((key, value.lower()))

@@ -56,7 +56,10 @@ def test_turning_it_on_shadow_and_off(driver, web):
 def test_status_is_open_to_everyone_changes_are_not(driver):
     say(driver, "autoscale myapp on target=rpm:1200")
     status = say(driver, "autoscale myapp status", USER)["text"]
-    assert "Autoscaling of `myapp`: on, web 1–10, target requests 1200 rpm per dyno." in status
+    assert (
+        "Autoscaling of `myapp`: on, web 1–10, target requests 1200 rpm per dyno (chat, <@"
+        in status
+    )
     refused = say(driver, "autoscale myapp off", USER)["text"]
     assert "You may not autoscale `myapp`" in refused
 

@@ -335,6 +335,22 @@ def test_the_measured_api_calls_per_app_hour_behind_the_readme():
     assert steady_hour["apps_per_account"] >= 1000
 
 
+def test_worker_types_cost_their_scale_actions_not_a_read_a_tick(monkeypatch):
+    """The same benchmark with `worker` autoscaled from a real hirefire-resource endpoint:
+    its tick shares web's formation knowledge, so a quiet hour adds only the one scale to
+    min (1 → 0: a read and a write), against a read every tick when the refresh is off."""
+    from benchmarks.autoscaler_api_calls import measure
+
+    monkeypatch.setenv("HIREFIRE_TOKEN", "bench-hirefire-token")
+    shared = measure("steady+worker")
+    assert shared["by_request"] == {
+        "GET /apps/myapp/formation": 5,
+        "PATCH /apps/myapp/formation": 1,
+    }
+    every_tick = measure("steady+worker", every_tick=True)
+    assert every_tick["api_calls_per_hour"] > 200
+
+
 # -- What Heroku's webhooks told the web dyno, read by the worker's tick -------------------
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import Flask
@@ -153,6 +154,7 @@ def services(config, app_url, tmp_path, monkeypatch):
 
 def test_a_worker_type_scales_from_the_real_endpoint(services, heroku, queue):
     from bot.store.audit import Actor
+    from bot.worker.autoscale import Autoscaler
     from bot.worker.autoscale_workers import WorkerAutoscaler
     from policies.commands import parse
     from tests.conftest import ADMIN
@@ -167,12 +169,15 @@ def test_a_worker_type_scales_from_the_real_endpoint(services, heroku, queue):
         "set autoscaling of `myapp`: on, worker 0–10, target job queue latency 30 s" in reply.text
     )
     status = run(Actor(ADMIN, source="console"), parse("autoscale myapp status")).text
-    assert "Worker `worker`: on, worker 0–10, target job queue latency 30 s." in status
-    scaler = WorkerAutoscaler(services, lambda channel, text: said.append((channel, text)))
+    assert "Worker `worker`: on, worker 0–10, target job queue latency 30 s (chat, <@" in status
+    assert "its queue from the registry's `queue_url`, token from `HIREFIRE_TOKEN`" in status
+    scaler = WorkerAutoscaler(
+        services, Autoscaler(services, lambda channel, text: said.append((channel, text)))
+    )
 
     queue.latency = 75.0  # 1 worker, 75 s behind: 3 keep it at 30 s
     [up] = scaler.tick()
-    assert (up.current, up.desired, up.acted) == (1, 3, True)
+    assert (up.actual, up.desired, up.acted, up.process_type) == (1, 3, True, "worker")
     assert heroku.formation("myapp")["worker"][0] == 3
     assert said[-1] == ("CMYAPP", f"Autoscaler on `myapp`: {up.reason}")
 
@@ -198,6 +203,145 @@ def test_worker_autoscaling_needs_the_registry_queue_url(config, queue):
         reply = services.actions.run(
             Actor(ADMIN, source="console"), parse("autoscale myapp worker on target=jobs:50")
         )
-        assert "no `autoscale: queue_url:` in the registry" in reply.text
+        assert "has no job-queue endpoint" in reply.text
+        assert "`autoscale: queue_url: https://…`" in reply.text
     finally:
         services.db.dispose()
+
+
+# -- The tick's formation knowledge, API budget and decision rows -------------------------
+
+FORMATION = "/apps/myapp/formation"
+NOW = datetime(2026, 6, 3, 12, 0, 30, tzinfo=UTC)
+
+
+def _worker_on(services, mode="on"):
+    from bot.store.audit import Actor
+    from policies.commands import parse
+    from tests.conftest import ADMIN
+
+    reply = services.actions.run(
+        Actor(ADMIN, source="console"),
+        parse(f"autoscale myapp worker {mode} target=latency:30s min=0 max=10"),
+    )
+    assert reply.public, reply.text
+
+
+def _scalers(services, said, **kwargs):
+    from bot.worker.autoscale import Autoscaler
+    from bot.worker.autoscale_workers import WorkerAutoscaler
+
+    web = Autoscaler(services, lambda channel, text: said.append((channel, text)), **kwargs)
+    return web, WorkerAutoscaler(services, web)
+
+
+def test_the_worker_tick_reads_the_formation_only_when_nothing_told_it(services, heroku, queue):
+    _worker_on(services, mode="shadow")
+    _, scaler = _scalers(services, [])
+    queue.latency = 30.0  # on target: nothing to do
+    reads = len(heroku.calls("GET", FORMATION))
+    for tick in range(60):  # a quarter of an hour of 15 s ticks
+        [decision] = scaler.tick(NOW + timedelta(seconds=15 * tick))
+        assert decision.actual == 1 and decision.desired == 1
+    assert len(heroku.calls("GET", FORMATION)) == reads + 1  # the first tick's, no more
+    scaler.tick(NOW + timedelta(minutes=15))  # 15 minutes of silence: read again
+    assert len(heroku.calls("GET", FORMATION)) == reads + 2
+
+
+def test_webhooks_and_our_own_writes_keep_worker_counts_known(services, heroku, queue):
+    _worker_on(services)
+    web, scaler = _scalers(services, [])
+    queue.latency = 90.0
+    [up] = scaler.tick(NOW)
+    assert (up.actual, up.desired, up.acted) == (1, 3, True)
+    reads = len(heroku.calls("GET", FORMATION))
+    queue.latency = 30.0
+    [held] = scaler.tick(NOW + timedelta(seconds=15))
+    assert held.actual == 3  # Heroku's answer to our scale: no read
+    # Someone scales by hand; Heroku's formation webhook says so.
+    assert web.observe_formation("myapp", "worker", 5, NOW + timedelta(seconds=20))
+    [after] = scaler.tick(NOW + timedelta(seconds=30))
+    assert after.actual == 5
+    assert len(heroku.calls("GET", FORMATION)) == reads
+
+
+def test_worker_scaling_spends_from_the_accounts_budget(services, heroku, queue, caplog):
+    from bot.store.worker_autoscale_settings import WorkerAutoscaleStore, WorkerSettings
+    from policies.budget import Budget
+    from tests.conftest import ADMIN
+
+    # Stored directly: the command's own formation read would tell the budget Heroku's figure.
+    WorkerAutoscaleStore(services.db).save(
+        WorkerSettings("myapp", "worker", "on", 0, 10, "latency", 30.0, ADMIN, NOW)
+    )
+    said: list = []
+    # 450 left is the reserve: the autoscaler may not spend it, not even on a read.
+    _, scaler = _scalers(services, said, budget=Budget(tokens=450))
+    queue.latency = 90.0
+    with caplog.at_level("WARNING", logger="bot.worker.autoscale"):
+        assert scaler.tick(NOW) == []
+    assert heroku.requests == [] and said == []
+    assert "Heroku API budget low" in caplog.text
+    # It refills at 1.25 a second: a few seconds later the tick reads and scales.
+    [decision] = scaler.tick(NOW + timedelta(seconds=4))
+    assert decision.acted and len(heroku.requests) == 3  # a read, then the actions path's two
+
+
+def test_worker_decisions_are_stored_shown_and_forgotten(services, heroku, queue):
+    from bot.store.audit import Actor
+    from bot.store.autoscale_settings import AutoscaleStore
+    from policies.commands import parse
+    from tests.conftest import ADMIN
+
+    _worker_on(services)
+    _, scaler = _scalers(services, [])
+    queue.latency = 90.0
+    scaler.tick(NOW)
+    queue.latency = 30.0
+    scaler.tick(NOW + timedelta(seconds=15))
+    store = AutoscaleStore(services.db)
+    rows = store.decisions("myapp", process_type="worker")
+    assert [(d.actual, d.desired, d.acted) for d in rows] == [(3, 3, False), (1, 3, True)]
+    assert store.decisions("myapp") == []  # web's history (charts, detectors) is web's alone
+    assert store.recent_decisions({"myapp"}, NOW - timedelta(minutes=10)) == {}
+    status = services.actions.run(Actor(ADMIN, source="console"), parse("autoscale myapp status"))
+    assert "• 12:00:45 held: job queue latency 30 s against 30 s: worker stays at 3" in status.text
+    assert "• 12:00:30 acted: job queue latency 90 s against 30 s → worker 1→3" in status.text
+    assert store.forget_decisions_before(NOW + timedelta(seconds=1)) == 1
+    assert len(store.decisions("myapp", process_type=None)) == 1
+
+
+def test_an_unreadable_endpoint_is_a_held_decision_that_says_why(services, heroku, monkeypatch):
+    _worker_on(services)
+    _, scaler = _scalers(services, [])
+    # (The app in this test reads the same variable: it cannot be given another token.)
+    monkeypatch.delenv("HIREFIRE_TOKEN")
+    [held] = scaler.tick(NOW)
+    assert (held.actual, held.desired, held.acted) == (1, 1, False)
+    assert held.reason == (
+        "could not read the job queue (HIREFIRE_TOKEN is not set in the bot): worker stays at 1"
+    )
+    assert heroku.formation("myapp")["worker"][0] == 1
+
+
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [
+        ("autoscale myapp worker on target=latency:0s", "the value must be more than 0"),
+        ("autoscale myapp mailer on target=jobs:5", "its formation has `web`, `worker`"),
+        ("autoscale myapp on target=latency:30s", "is a job-queue target, for a worker type"),
+        ("autoscale myapp worker on target=30s", "is not a worker target"),
+    ],
+)
+def test_wrong_input_is_told_plainly(services, line, said):
+    from bot.store.audit import Actor
+    from policies.commands import CommandError, parse
+    from tests.conftest import ADMIN
+
+    try:
+        command = parse(line)
+    except CommandError as error:
+        assert said in str(error)
+        return
+    reply = services.actions.run(Actor(ADMIN, source="console"), command)
+    assert said in reply.text and not reply.public

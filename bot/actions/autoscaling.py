@@ -17,7 +17,14 @@ from bot.platforms.base import formation_map
 from bot.registry import Target
 from bot.store.audit import Actor, AuditLog
 from bot.store.autoscale_overrides import SCHEDULE, Override, OverrideStore
-from bot.store.autoscale_settings import DEFAULT_TARGET, AutoscaleStore, Pin, Settings, parse_target
+from bot.store.autoscale_settings import (
+    DEFAULT_TARGET,
+    AutoscaleStore,
+    Decision,
+    Pin,
+    Settings,
+    parse_target,
+)
 from bot.store.worker_autoscale_settings import WorkerSettings
 from policies import autoscale as policy
 from policies.commands import Command
@@ -41,8 +48,7 @@ class Effective:
 
 def effective(target: Target, overrides: dict[str, Override]) -> Effective:
     def chat(key: str) -> str:
-        found = overrides[key]
-        return f"chat, <@{found.updated_by}> {found.updated_at:%Y-%m-%d %H:%M} UTC"
+        return _chat(overrides[key].updated_by, overrides[key].updated_at)
 
     down, down_source = target.down_stabilization, "registry"
     if down is None and "down_stabilization" in overrides:
@@ -100,6 +106,7 @@ def _limits_text(window: policy.Window) -> str:
 
 
 DEFAULT_MAX = 10  # web dynos, when `/deploy autoscale APP on` names no max
+WORKER_DECISIONS = 3  # each worker type's latest decisions in `status`, after web's five
 
 
 class AutoscaleCommands:
@@ -120,7 +127,7 @@ class AutoscaleCommands:
         app = command.app or ""
         now = self._now()
         if command.verb == "autoscale" and command.mode == "status":
-            return Reply(self.status(app, now, resolved.target))
+            return Reply(self.status(app, now, resolved.target, command.target))
         if command.mode == "schedule" and command.topic == "list":
             return Reply(self._schedule_list(app, resolved.target))
         entry = self._audit.start(actor, command.verb, app, command.text(), None, None)
@@ -302,24 +309,33 @@ class AutoscaleCommands:
         app, ptype = command.app or "", command.target or ""
         store = self._autoscale.workers()
         if command.mode == "status":
-            return Reply(self.status(app, now, resolved.target))
+            return Reply(self.status(app, now, resolved.target, ptype))
         if resolved.target.queue_url is None and command.mode != "off":
             self._audit.finish(entry, "refused", error="no queue_url")
             return Reply(
-                f"`{app}` has no `autoscale: queue_url:` in the registry: the bot reads worker "
-                "queues from the app's HireFire endpoint, `<queue_url>/hirefire/<token>/info`."
+                f"`{app}` has no job-queue endpoint: worker dynos scale from the app's HireFire "
+                "endpoint (`<queue_url>/hirefire/<token>/info`), so its registry entry needs "
+                "`autoscale: queue_url: https://…`."
             )
         current = store.settings(app, ptype)
         options = dict(command.options)
         running = formation_map(resolved.platform.formation(resolved.target.name))
         if ptype not in running:
             self._audit.finish(entry, "refused", error="no such process type")
-            return Reply(f"`{app}` has no `{ptype}` process type in its formation.")
-        target = (
-            parse_worker_target(options["target"])
-            if "target" in options
-            else (current.target if current else WorkerTarget("latency", 30.0))
-        )
+            types = ", ".join(f"`{t}`" for t in sorted(running)) or "none"
+            return Reply(
+                f"`{app}` has no `{ptype}` process type; its formation has {types}. "
+                f"Name one, as in `/deploy autoscale {app} worker on target=latency:30s`."
+            )
+        try:
+            target = (
+                parse_worker_target(options["target"])
+                if "target" in options
+                else (current.target if current else WorkerTarget("latency", 30.0))
+            )
+        except ValueError as exc:
+            self._audit.finish(entry, "refused", error="bad target")
+            return Reply(f"{str(exc)[0].upper()}{str(exc)[1:]}.")
         cap = resolved.target.guardrails.most(ptype)
         low = int(options.get("min", current.min if current else 0))
         high = int(options.get("max", current.max if current else max(low, cap or 10)))
@@ -342,8 +358,15 @@ class AutoscaleCommands:
         )
         store.save(settings)
         self._audit.finish(entry, "ok", after={"autoscale": settings.describe()})
+        idle = ""
+        if settings.mode != "off" and not self._worker_runs:
+            idle = (
+                " No worker runs in this console, so nothing reads the queue yet: "
+                f"`/deploy simulate queue {app}` plays a backlog of jobs against it."
+            )
         return Reply(
-            f"<@{actor.user_id}> set autoscaling of `{app}`: {settings.describe()}.", public=True
+            f"<@{actor.user_id}> set autoscaling of `{app}`: {settings.describe()}.{idle}",
+            public=True,
         )
 
     def _who_holds(self, app: str) -> str:
@@ -364,11 +387,15 @@ class AutoscaleCommands:
             )
         return "the autoscaler holds it there"
 
-    def status(self, app: str, now: datetime, target: Target) -> str:
+    def status(self, app: str, now: datetime, target: Target, asked: str | None = None) -> str:
+        """What the autoscaler does for `app`; `asked`: a worker type the person named."""
         settings = self._autoscale.settings(app)
-        lines = [
-            f"Autoscaling of `{app}`: {settings.describe() if settings else 'off (never set)'}."
-        ]
+        said = (
+            f"{settings.describe()} ({_chat(settings.updated_by, settings.updated_at)})"
+            if settings
+            else "web off (never set)"
+        )
+        lines = [f"Autoscaling of `{app}`: {said}."]
         found = effective(target, self._overrides().of_app(app))
         if found.down_stabilization is not None:
             minutes = found.down_stabilization.total_seconds() / 60
@@ -394,9 +421,34 @@ class AutoscaleCommands:
             lines.append(
                 f"Pinned at web={pin.quantity} until {pin.until:%H:%M} UTC by <@{pin.pinned_by}>."
             )
+        lines.extend(_decided(self._autoscale.decisions(app)))
         for worker in self._autoscale.workers().of_app(app):
-            lines.append(f"Worker `{worker.process_type}`: {worker.describe()}.")
-        for decision in self._autoscale.decisions(app):
-            mark = "acted" if decision.acted else "held"
-            lines.append(f"• {decision.at:%H:%M:%S} {mark}: {decision.reason}")
+            endpoint = (
+                f"its queue from the registry's `queue_url`, token from `{target.queue_token_env}`"
+                if target.queue_url
+                else "no `queue_url` in the registry, so nothing is read"
+            )
+            lines.append(
+                f"Worker `{worker.process_type}`: {worker.describe()} "
+                f"({_chat(worker.updated_by, worker.updated_at)}); {endpoint}."
+            )
+            decided = self._autoscale.decisions(
+                app, WORKER_DECISIONS, process_type=worker.process_type
+            )
+            lines.extend(_decided(decided))
+            asked = None if asked == worker.process_type else asked
+        if asked is not None:
+            lines.append(
+                f"Worker `{asked}`: off (never set); `/deploy autoscale {app} {asked} on "
+                "target=latency:30s` scales it from its job queue."
+            )
         return "\n".join(lines)
+
+
+def _chat(user: str, at: datetime) -> str:
+    """Where a setting made by a command came from, as `effective` says it."""
+    return f"chat, <@{user}> {at:%Y-%m-%d %H:%M} UTC"
+
+
+def _decided(decisions: list[Decision]) -> list[str]:
+    return [f"• {d.at:%H:%M:%S} {'acted' if d.acted else 'held'}: {d.reason}" for d in decisions]

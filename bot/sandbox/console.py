@@ -281,7 +281,8 @@ def run(
 def _repl(console: Console, out: TextIO) -> None:
     out.write(
         "Type a command such as `status demo` or `scale web=2 demo`; `help` lists them; "
-        "Ctrl-D or `exit` leaves.\n"
+        "`simulate spike demo` and `simulate queue demo` play the autoscaler on web traffic "
+        "and on a job queue; Ctrl-D or `exit` leaves.\n"
     )
     with contextlib.suppress(ImportError):
         import readline  # noqa: F401  (line editing and history for input())

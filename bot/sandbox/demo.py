@@ -13,6 +13,8 @@ What else a real deployment has, the sandbox brings along, all on 127.0.0.1:
 - CloudWatch (moto, a development dependency), holding a day of request counts for the
   Beanstalk environment's load balancer and a datapoint each new minute, consistent with
   what its enhanced health reports;
+- `demo`'s job queue with a real HireFire endpoint (`bot.sandbox.job_queue`), so worker
+  dynos autoscale from it; `/deploy simulate queue demo` plays a backlog;
 - a fresh database each run (the fakes start fresh too, so history and status agree);
   `console --sandbox --keep-history` keeps it in `deploybot-sandbox.sqlite3` instead.
 
@@ -37,11 +39,13 @@ from typing import TYPE_CHECKING, Any
 from bot.config import Config
 from bot.platforms import beanstalk
 from bot.registry import Registry
+from bot.sandbox import job_queue
 from bot.sandbox.fakes.beanstalk import FakeBeanstalk
 from bot.sandbox.fakes.cloudwatch import FakeCloudWatch
 from bot.sandbox.fakes.heroku import FakeHeroku
 from bot.sandbox.fakes.server import LocalServer
 from bot.sandbox.fakes.slack import FakeSlack
+from bot.sandbox.job_queue import JobQueue, QueueEndpoint
 from bot.sandbox.logplex import Logplex
 
 if TYPE_CHECKING:
@@ -75,7 +79,7 @@ apps:
   demo:
     platform: heroku  # listed: its cost threshold (the default), not the cap above, guards it
     source: https://github.com/heroku/python-getting-started/archive/{ref}.tar.gz
-    run: ["python manage.py migrate", "python manage.py check"]
+    run: ["python manage.py migrate", "python manage.py check"]{demo_autoscale}
   demo-staging:
     platform: heroku
     source: https://github.com/heroku/python-getting-started/archive/{ref}.tar.gz
@@ -111,6 +115,9 @@ SANDBOX_RUNS = {
         1,
     ),
 }
+# `demo`'s HireFire endpoint (`bot.sandbox.job_queue`), when hirefire-resource is installed.
+QUEUE_APP = "demo"
+QUEUE_REGISTRY = "\n    autoscale:\n      queue_url: {url}"
 SPEEDUP = 20.0
 TICK_SECONDS = 0.05
 
@@ -185,7 +192,13 @@ class Sandbox:
         self.heroku.set_config_vars(
             "demo", {"LOG_LEVEL": "info", "DATABASE_URL": "postgres://demo:s3cret@db/demo"}
         )
-        self.registry = Registry.parse(SANDBOX_REGISTRY, "<sandbox registry>")
+        self.registry = _registry("")
+        # `demo`'s job queue and the app endpoint that reports it, on the fake's clock.
+        self.queues: dict[str, JobQueue] = {}
+        self._queue_endpoint: QueueEndpoint | None = None
+        if job_queue.available():
+            self.queues[QUEUE_APP] = JobQueue(lambda: self.heroku.now)
+            self._queue_endpoint = QueueEndpoint({"worker": self.queues[QUEUE_APP]})
         self._admins = admins
         self._stopping = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="sandbox-clock", daemon=True)
@@ -219,6 +232,11 @@ class Sandbox:
             AWS_SESSION_TOKEN=None,
         )
         beanstalk.POLL_SECONDS = 0.2  # in fake time that is four seconds
+        if self._queue_endpoint is not None:
+            # The token the app's endpoint and the bot share, as HIREFIRE_TOKEN on Heroku.
+            self._set_env(HIREFIRE_TOKEN=secrets.token_hex(8))
+            self._queue_endpoint.start()
+            self.registry = _registry(QUEUE_REGISTRY.format(url=self._queue_endpoint.url))
         self._seed_shop_traffic(datetime.now(UTC))
         database_url = self._database_url
         if database_url is None:
@@ -242,8 +260,14 @@ class Sandbox:
         return config.heroku_api_url == self.heroku.url
 
     def simulate(self, services: Services, say: Say, actor: Actor, command: Command) -> Result:
-        """`/deploy simulate spike APP` against this sandbox's fake Heroku (`bot.sandbox.spike`)."""
-        from bot.sandbox import spike  # it needs the autoscaler, which needs all of Services
+        """`/deploy simulate spike APP` against this sandbox's fake Heroku (`bot.sandbox.spike`);
+        `simulate queue APP`, a backlog of jobs on its job queue (`bot.sandbox.queue_play`)."""
+        # They need the autoscaler, which needs all of Services.
+        if command.mode == "queue":
+            from bot.sandbox import queue_play
+
+            return queue_play.simulate(services, self.heroku, self.queues, say, actor, command)
+        from bot.sandbox import spike
 
         return spike.simulate(services, self.heroku, say, actor, command)
 
@@ -272,6 +296,8 @@ class Sandbox:
                 os.environ[name] = value
         if self.cloudwatch is not None:
             self.cloudwatch.stop()
+        if self._queue_endpoint is not None:
+            self._queue_endpoint.stop()
         self.beanstalk.stop()
         self.heroku.stop()
         if self._folder is not None:
@@ -368,6 +394,11 @@ class Sandbox:
         if ended > self._published_minute:
             self._publish({ended: shop_rpm(ended)})
             self._published_minute = ended
+
+
+def _registry(demo_autoscale: str) -> Registry:
+    text = SANDBOX_REGISTRY.replace("{demo_autoscale}", demo_autoscale)
+    return Registry.parse(text, "<sandbox registry>")
 
 
 def shop_rpm(minute: datetime) -> int:

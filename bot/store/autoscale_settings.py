@@ -17,7 +17,8 @@ from bot.store.models import AutoscaleDecision, AutoscalePin, AutoscaleSetting
 from bot.store.worker_autoscale_settings import WorkerAutoscaleStore
 
 TARGET_KINDS = {"p95": "queue_p95", "queue": "queue_p95", "service": "service_p95", "rpm": "rpm"}
-DEFAULT_TARGET = ("service_p95", 500.0)  # every drained app has service times; not all log queue
+DEFAULT_TARGET = ("service_p95", 500.0)
+WEB = "web"  # the process type the traffic autoscaler scales; others scale from job queues  # every drained app has service times; not all log queue
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class Decision:
     acted: bool
     reason: str
     recommendation: int = 0
+    process_type: str = "web"
 
 
 def parse_target(text: str) -> tuple[str, float]:
@@ -133,7 +135,7 @@ class AutoscaleStore:
     def recent_decisions(
         self, apps: Collection[str], since: datetime, limit: int = 200
     ) -> dict[str, list[Decision]]:
-        """Each app's decisions at or after `since`, newest first, at most `limit` each."""
+        """Each app's web decisions at or after `since`, newest first, at most `limit` each."""
         columns = (
             AutoscaleDecision.app,
             AutoscaleDecision.at,
@@ -147,6 +149,7 @@ class AutoscaleStore:
         query = (
             select(*columns)
             .where(AutoscaleDecision.at >= since)
+            .where(AutoscaleDecision.process_type == WEB)
             .order_by(AutoscaleDecision.id.desc())
         )
         if len(apps) == 1:
@@ -168,8 +171,14 @@ class AutoscaleStore:
                 delete(AutoscaleDecision).where(AutoscaleDecision.at < cutoff)
             ).rowcount
 
-    def decisions(self, app: str, limit: int = 5, since: datetime | None = None) -> list[Decision]:
-        """Newest first."""
+    def decisions(
+        self,
+        app: str,
+        limit: int = 5,
+        since: datetime | None = None,
+        process_type: str | None = WEB,
+    ) -> list[Decision]:
+        """Newest first; those of `process_type` (web unless told; None: every type)."""
         query = (
             select(AutoscaleDecision)
             .where(AutoscaleDecision.app == app)
@@ -177,10 +186,19 @@ class AutoscaleStore:
             .order_by(AutoscaleDecision.id.desc())
             .limit(limit)
         )
+        if process_type is not None:
+            query = query.where(AutoscaleDecision.process_type == process_type)
         with self._db.session() as session:
             return [
                 Decision(
-                    r.app, _aware(r.at), r.actual, r.desired, r.acted, r.reason, r.recommendation
+                    r.app,
+                    _aware(r.at),
+                    r.actual,
+                    r.desired,
+                    r.acted,
+                    r.reason,
+                    r.recommendation,
+                    r.process_type,
                 )
                 for r in session.scalars(query)
             ]

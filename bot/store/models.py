@@ -204,6 +204,8 @@ class AutoscaleDecision(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     app: Mapped[str] = mapped_column(String(64))
+    # web, or a worker type autoscaled from its job queue (`bot.worker.autoscale_workers`)
+    process_type: Mapped[str] = mapped_column(String(30), server_default="web")
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     actual: Mapped[int] = mapped_column(Integer)
     desired: Mapped[int] = mapped_column(Integer)

@@ -16,6 +16,9 @@ in `bot.store.throttles`) and keeps a reserve for people: when it says no, or a 
 any dyno asked to wait, the app's tick is skipped and logged. Dynos are listed (for `booting`) only in
 the two minutes after our own scale-up, until they are all up. The seasonal forecast reads
 yesterday's and last week's stored minutes, reloaded every few minutes, never the API.
+
+Worker types scaled from their job queues (`bot.worker.autoscale_workers`) share this
+knowledge and these budgets (`quantity`, `scale`): one formation read tells every type.
 """
 
 from __future__ import annotations
@@ -60,7 +63,8 @@ PROCESS = "web"
 
 @dataclass(frozen=True)
 class Known:
-    """What we believe an app's web formation is, and since when."""
+    """What we believe one process type of an app runs (web, or a worker type the
+    worker-type tick scales), and since when."""
 
     quantity: int
     refreshed_at: datetime  # last read from the platform: the periodic refresh counts from it
@@ -95,7 +99,6 @@ class Autoscaler:
         budget: Budget | None = None,
     ) -> None:
         self._services = services
-        self.notify = notify  # the worker-type tick says its actions the same way
         self._store = AutoscaleStore(services.db)
         self._metrics = MetricsStore(services.db)
         self._recent = RecentTraffic(services.db)
@@ -104,7 +107,9 @@ class Autoscaler:
         self._fresh_budget = budget or Budget()
         # Per Heroku account (its API key's variable), as Heroku counts per account.
         self._budgets: dict[str, Budget] = {}
-        self._known: dict[str, Known] = {}  # by the platform's app name
+        # By the platform's app name and process type: one formation read (or our scale's
+        # answer) tells every type, so web and worker ticks share what they learn.
+        self._known: dict[tuple[str, str], Known] = {}
         self._history: dict[str, _History] = {}
         self._due: set[str] = set()
         self._reloaded: dict[tuple[tuple[int, int], ...], dict[str, dict[int, float]]] = {}
@@ -117,7 +122,11 @@ class Autoscaler:
         app alone, as the sandbox's spike play ticks on its own clock)."""
         now = now or datetime.now(UTC)
         enabled = [s for s in self._store.all_enabled() if only is None or s.app == only]
-        releases = self._observe({s.app for s in enabled if s.mode == "on"})
+        acting = {(s.app, PROCESS) for s in enabled if s.mode == "on"}
+        acting |= {
+            (w.app, w.process_type) for w in self._store.workers().all_enabled() if w.mode == "on"
+        }
+        releases = self._observe(acting)
         # What every app's decision reads, in a few queries for the whole fleet, not a few
         # per app: a thousand apps' tick is then mostly the policy's arithmetic.
         apps = {s.app for s in enabled}
@@ -140,7 +149,7 @@ class Autoscaler:
                     log.warning(
                         "autoscale tick skipped", extra={"app": settings.app, "error": str(error)}
                     )
-                    self._forget(settings.app)  # what we knew may be why: read next time
+                    self.forget(settings.app)  # what we knew may be why: read next time
                     continue
                 if recorded is not None:
                     done.append(recorded)
@@ -149,12 +158,12 @@ class Autoscaler:
             self._due, self._reloaded = set(), {}
         return done
 
-    def _observe(self, acting: set[str]) -> dict[str, datetime]:
+    def _observe(self, acting: set[tuple[str, str]]) -> dict[str, datetime]:
         """Take in what Heroku's webhooks told the web dyno (`bot.store.observations`): formation
         changes made by hand, and releases for the deploy guard. One query a tick; only the
         newest observation per app and subject is stored, so this stays small, and reading
         all of it every time means a late webhook is never skipped. A hand-made change to
-        an app the autoscaler acts on (`acting`, by alias) is said in its channel once,
+        a type the autoscaler acts on (`acting`, by alias and type) is said in its channel once,
         with how to make it stick. Returns each app's last release time, by alias."""
         releases: dict[str, datetime] = {}
         for seen in self._services.observations.since(None):
@@ -168,13 +177,17 @@ class Autoscaler:
             changed = self.observe_formation(
                 target.name, seen.subject, seen.value, seen.observed_at
             )
-            if changed and seen.app in acting:
+            if changed and (seen.app, seen.subject) in acting:
                 by = f" ({escape(seen.detail)})" if seen.detail else ""
+                hold = (
+                    f" To hold it, `/deploy pin {seen.app} web={seen.value} for 2h`."
+                    if seen.subject == PROCESS
+                    else f" To hold it, `/deploy autoscale {seen.app} {seen.subject} off`."
+                )
                 self._notify(
                     target.channel,
-                    f"Autoscaler on `{seen.app}`: web was set to {seen.value} outside the "
-                    f"bot{by}; I go on from there. To hold it, `/deploy pin {seen.app} "
-                    f"web={seen.value} for 2h`.",
+                    f"Autoscaler on `{seen.app}`: {escape(seen.subject)} was set to "
+                    f"{seen.value} outside the bot{by}; I go on from there.{hold}",
                 )
         return releases
 
@@ -184,29 +197,61 @@ class Autoscaler:
         hand-made scale is not undone by a tick working from an old count. `app` is the
         platform's name of the app. A report older than what we know is ignored: webhooks
         can arrive late and out of order. True when it changed what we believed (not when
-        it is the first we hear of the app)."""
-        if process_type != PROCESS:
-            return False  # only web dynos are autoscaled
+        it is the first we hear of the type)."""
+        key = (app, process_type)
         with self._lock:
-            known = self._known.get(app)
+            known = self._known.get(key)
             if known is None:
                 # As good as a read: an old one is simply read again when its refresh is due.
-                self._known[app] = Known(quantity, at, at)
+                self._known[key] = Known(quantity, at, at)
                 return False
             # Heroku telling us is as good as a read: the periodic refresh counts from it.
             refreshed = max(known.refreshed_at, at)
             if at < known.changed_at or quantity == known.quantity:
-                self._known[app] = replace(known, refreshed_at=refreshed)
+                self._known[key] = replace(known, refreshed_at=refreshed)
                 return False
-            self._known[app] = replace(
+            self._known[key] = replace(
                 known, quantity=quantity, changed_at=at, refreshed_at=refreshed
             )
         return True
 
-    def known(self, app: str) -> Known | None:
+    def known(self, app: str, process_type: str = PROCESS) -> Known | None:
         """What the cache holds for `app` (the platform's name), for status and tests."""
         with self._lock:
-            return self._known.get(app)
+            return self._known.get((app, process_type))
+
+    def quantity(self, resolved: Resolved, process_type: str, now: datetime) -> int | None:
+        """How many `process_type` dynos the app runs, for the worker-type tick: what we
+        know, read from Heroku only when webhooks and our writes have been silent for the
+        refresh period, within the account's budget as the web tick's reads are. None when
+        the budget says not now (logged)."""
+        target = resolved.target
+        account = _account(target)
+        known = self.known(target.name, process_type)
+        if known is not None and now - known.refreshed_at < self._refresh:
+            return known.quantity
+        if not self._allows(account, now, 1, target.alias):
+            return None
+        return self._read_formation(target.name, resolved.platform, account, now, process_type)
+
+    def scale(
+        self,
+        resolved: Resolved,
+        process_type: str,
+        desired: int,
+        current: int,
+        reason: str,
+        now: datetime,
+    ) -> tuple[bool, str] | None:
+        """Scale `process_type` to `desired` through the actions path, within the account's
+        budget, and say so in the app's channel: (acted, reason), or None when the budget
+        says not now (logged)."""
+        account = _account(resolved.target)
+        if not self._allows(account, now, SCALE_COST, resolved.target.alias):
+            return None
+        return self._scale(
+            resolved, resolved.target.alias, process_type, desired, current, reason, account, now
+        )
 
     def budget(self, account: str) -> Budget:
         """The token bucket of a Heroku account (its API key's variable name)."""
@@ -226,7 +271,7 @@ class Autoscaler:
             return None  # refused by `/deploy autoscale`; settings from before are ignored
         name, platform = resolved.target.name, resolved.platform
         account = _account(resolved.target)
-        known = self.known(name)
+        known = self.known(name, PROCESS)
         read_formation = known is None or now - known.refreshed_at >= self._refresh
         watch_boot = (
             known is not None
@@ -238,7 +283,7 @@ class Autoscaler:
             return None
 
         if read_formation:
-            current = self._read_formation(name, platform, account, now)
+            current = self._read_formation(name, platform, account, now, PROCESS)
         else:
             assert known is not None
             current = known.quantity
@@ -264,7 +309,9 @@ class Autoscaler:
         if stored.mode == "on" and decision.desired != current:
             if not self._allows(account, now, SCALE_COST, app):
                 return None
-            acted, reason = self._scale(resolved, app, decision, reason, account, now)
+            acted, reason = self._scale(
+                resolved, app, PROCESS, decision.desired, current, reason, account, now
+            )
         if decision.stale:
             log.warning("autoscale metrics stale", extra={"app": app})
         recorded = Recorded(
@@ -287,7 +334,9 @@ class Autoscaler:
         self,
         resolved: Resolved,
         app: str,
-        decision: autoscale.Decision,
+        process_type: str,
+        desired: int,
+        current: int,
         reason: str,
         account: str | None,
         now: datetime,
@@ -295,21 +344,24 @@ class Autoscaler:
         target = resolved.target
         actor = Actor(AUTOSCALER, channel_id=target.channel, source=AUTOSCALER)
         try:
-            result = self._services.actions.run(actor, parse(f"scale web={decision.desired} {app}"))
+            result = self._services.actions.run(
+                actor, parse(f"scale {process_type}={desired} {app}")
+            )
         finally:
             # Spent whatever happened: a refusal by a guardrail costs nothing, but we cannot
             # tell here how far it got, and Heroku's header below corrects the guess.
             self._spent(account, resolved.platform, now, SCALE_COST)
         acted = isinstance(result, Changed)
         if acted:
-            after = formation_map(result.after).get(PROCESS, (decision.desired, ""))[0]
+            after = formation_map(result.after).get(process_type, (desired, ""))[0]
             with self._lock:
-                self._known[target.name] = Known(
+                self._known[(target.name, process_type)] = Known(
                     after,
                     # Heroku answered with the formation: as good as a read.
                     refreshed_at=now,
                     changed_at=now,
-                    scaled_up_at=now if after > decision.current else None,
+                    # Only web's booting dynos are watched (they take traffic when up).
+                    scaled_up_at=now if after > current and process_type == PROCESS else None,
                 )
         else:
             # A guardrail or a platform error said no: say why, in the app's channel.
@@ -319,20 +371,23 @@ class Autoscaler:
         return acted, reason
 
     def _read_formation(
-        self, name: str, platform: Platform, account: str | None, now: datetime
+        self, name: str, platform: Platform, account: str | None, now: datetime, process_type: str
     ) -> int:
+        """`process_type`'s quantity from one read, which also refreshes every other type."""
         try:
             formation = platform.formation(name)
         finally:
             self._spent(account, platform, now, 1)
-        quantity = formation_map(formation).get(PROCESS, (0, ""))[0]
+        quantities = {ptype: q for ptype, (q, _) in formation_map(formation).items()}
+        quantities.setdefault(process_type, 0)
         with self._lock:
-            known = self._known.get(name)
-            if known is None or known.quantity != quantity:
-                self._known[name] = Known(quantity, now, now)
-            else:
-                self._known[name] = replace(known, refreshed_at=now)
-        return quantity
+            for ptype, quantity in quantities.items():
+                known = self._known.get((name, ptype))
+                if known is None or known.quantity != quantity:
+                    self._known[(name, ptype)] = Known(quantity, now, now)
+                else:
+                    self._known[(name, ptype)] = replace(known, refreshed_at=now)
+        return quantities[process_type]
 
     def _booting(
         self, name: str, platform: Platform, account: str | None, now: datetime
@@ -348,9 +403,9 @@ class Autoscaler:
         if booting == 0:
             # All up: no need to ask again until our next scale-up.
             with self._lock:
-                known = self._known.get(name)
+                known = self._known.get((name, PROCESS))
                 if known is not None:
-                    self._known[name] = replace(known, scaled_up_at=None)
+                    self._known[(name, PROCESS)] = replace(known, scaled_up_at=None)
         return booting
 
     def _allows(self, account: str | None, now: datetime, cost: int, app: str) -> bool:
@@ -392,13 +447,15 @@ class Autoscaler:
             budget = self._budgets.get(account, self._fresh_budget)
             self._budgets[account] = budget.spend(now, cost).observe(remaining, now)
 
-    def _forget(self, app: str) -> None:
+    def forget(self, app: str) -> None:
+        """Drop what we know of `app`'s formation (an error may be why): read next time."""
         try:
             name = self._services.resolve(app).target.name
         except (PlatformError, UnknownApp):
             name = app
         with self._lock:
-            self._known.pop(name, None)
+            for key in [key for key in self._known if key[0] == name]:
+                del self._known[key]
 
     def _forecast(
         self,

@@ -3,87 +3,98 @@
 and act through the one actions path (`scale worker=N APP`), as the web tick does.
 
 The endpoint is `<registry queue_url>/hirefire/<token>/info`, the token from the bot's
-environment variable the registry names (`queue_token_env`, default HIREFIRE_TOKEN).
+environment variable the registry names (`queue_token_env`, default HIREFIRE_TOKEN). It is
+the app's, not Heroku's: reading it costs no Heroku API call. What runs comes from the web
+tick's `Autoscaler` (`quantity`), which knows each type from webhooks and our own writes
+and reads the formation only after 15 minutes of silence, within the account's API
+budget; scaling spends from the same budget (`scale`). Every decision, acted on or not, is
+stored beside web's (`bot.store.autoscale_settings`, with its process type), so
+`autoscale APP status` shows it and retention forgets it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot.actions.gate import AUTOSCALER
-from bot.actions.results import Changed, Reply
 from bot.metrics.hirefire import QueueInfoError, fetch_queue_info
-from bot.platforms.base import PlatformError, formation_map
+from bot.platforms.base import PlatformError
 from bot.registry import UnknownApp
 from bot.services import Services
-from bot.store.audit import Actor
+from bot.store.autoscale_settings import AutoscaleStore
+from bot.store.autoscale_settings import Decision as Recorded
 from bot.store.worker_autoscale_settings import WorkerAutoscaleStore, WorkerSettings
-from policies.commands import parse
+from bot.worker.autoscale import Autoscaler
 from policies.worker_autoscale import decide_worker
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class WorkerTick:
-    app: str
-    process_type: str
-    current: int
-    desired: int
-    acted: bool
-    reason: str
-
-
 class WorkerAutoscaler:
-    def __init__(self, services: Services, notify: Callable[[str | None, str], None]) -> None:
+    def __init__(self, services: Services, scaler: Autoscaler) -> None:
         self._services = services
         self._store = WorkerAutoscaleStore(services.db)
-        self._notify = notify
+        self._decisions = AutoscaleStore(services.db)
+        # The web tick's: its formation knowledge, API budgets and channel notices.
+        self._scaler = scaler
 
-    def tick(self, now: datetime | None = None) -> list[WorkerTick]:
+    def tick(self, now: datetime | None = None, only: str | None = None) -> list[Recorded]:
+        """Decide (and act) for every worker type with autoscaling on or in shadow (`only`:
+        that app alone, as the sandbox's queue play ticks on its own clock). Returns the
+        decisions, stored in one transaction."""
         now = now or datetime.now(UTC)
-        done = []
-        for settings in self._store.all_enabled():
-            try:
-                tick = self._one(settings)
-            except (PlatformError, UnknownApp, QueueInfoError) as exc:
-                # One app's broken endpoint must not stop the others; said in the log.
-                log.warning(
-                    "worker autoscale skipped",
-                    extra={"app": settings.app, "type": settings.process_type, "why": str(exc)},
-                )
-                continue
-            if tick is not None:
-                done.append(tick)
+        done: list[Recorded] = []
+        try:
+            for settings in self._store.all_enabled():
+                if only is not None and settings.app != only:
+                    continue
+                try:
+                    recorded = self._one(settings, now)
+                except (PlatformError, UnknownApp) as exc:
+                    # One app's trouble must not stop the others; said in the log.
+                    log.warning(
+                        "worker autoscale skipped",
+                        extra={"app": settings.app, "type": settings.process_type, "why": str(exc)},
+                    )
+                    self._scaler.forget(settings.app)
+                    continue
+                if recorded is not None:
+                    done.append(recorded)
+        finally:
+            self._decisions.record_many(done)
         return done
 
-    def _one(self, settings: WorkerSettings) -> WorkerTick | None:
+    def _one(self, settings: WorkerSettings, now: datetime) -> Recorded | None:
         resolved = self._services.resolve(settings.app)
         target = resolved.target
         if target.platform != "heroku" or target.queue_url is None:
-            return None
-        token = os.environ.get(target.queue_token_env, "")
-        if not token:
-            raise QueueInfoError(f"{target.queue_token_env} is not set")
-        info = fetch_queue_info(target.queue_url, token)
+            return None  # refused by `/deploy autoscale`; settings from before are ignored
         ptype = settings.process_type
-        current = formation_map(resolved.platform.formation(target.name)).get(ptype, (0, ""))[0]
+        try:
+            token = os.environ.get(target.queue_token_env, "")
+            if not token:
+                raise QueueInfoError(f"{target.queue_token_env} is not set in the bot")
+            info = fetch_queue_info(target.queue_url, token)
+        except QueueInfoError as exc:
+            # Recorded, so `autoscale APP status` says why nothing moves; the channel is not
+            # told every tick. What runs is usually known, so this costs no API call.
+            log.warning("worker autoscale skipped", extra={"app": settings.app, "why": str(exc)})
+            current = self._scaler.quantity(resolved, ptype, now)
+            if current is None:
+                return None
+            why = f"could not read the job queue ({exc}): {ptype} stays at {current}"
+            return Recorded(settings.app, now, current, current, False, why, current, ptype)
+        current = self._scaler.quantity(resolved, ptype, now)
+        if current is None:
+            return None  # the API budget said not now (logged)
         decision = decide_worker(settings.target, ptype, current, settings.min, settings.max, info)
         acted, reason = False, decision.reason
         if settings.mode == "on" and decision.changed:
-            actor = Actor(AUTOSCALER, channel_id=target.channel, source=AUTOSCALER)
-            result = self._services.actions.run(
-                actor, parse(f"scale {ptype}={decision.desired} {settings.app}")
-            )
-            acted = isinstance(result, Changed)
-            if not acted:
-                why = result.text if isinstance(result, Reply) else type(result).__name__
-                reason = f"{reason} Not done: {why}"
-            self._notify(target.channel, f"Autoscaler on `{settings.app}`: {reason}")
+            done = self._scaler.scale(resolved, ptype, decision.desired, current, reason, now)
+            if done is None:
+                return None
+            acted, reason = done
         log.info(
             "worker autoscale decision",
             extra={
@@ -94,4 +105,6 @@ class WorkerAutoscaler:
                 "mode": settings.mode,
             },
         )
-        return WorkerTick(settings.app, ptype, current, decision.desired, acted, reason)
+        return Recorded(
+            settings.app, now, current, decision.desired, acted, reason, decision.desired, ptype
+        )

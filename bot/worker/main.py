@@ -131,7 +131,7 @@ class Worker:
 
     def autoscale(self) -> int:
         if self._workers is None:
-            self._workers = WorkerAutoscaler(self.services(), self._autoscaler().notify)
+            self._workers = WorkerAutoscaler(self.services(), self._autoscaler())
         return len(self._autoscaler().tick()) + len(self._workers.tick())
 
     def send_alerts(self, now: datetime | None = None) -> int:
