@@ -348,16 +348,72 @@ def volatility(samples: Sequence[Sample]) -> float:
     minutes over their mean rate. The median, so that one step up or down (a level
     change, which the stabilization need not wait out) does not count as noise; 0 with
     fewer than three minutes or no traffic."""
-    minutes: dict[int, list[float]] = {}
-    for sample in samples:
-        minutes.setdefault(int(sample.at.timestamp() // 60), []).append(sample.rpm)
-    rates = [sum(v) / len(v) for _, v in sorted(minutes.items())]
+    rates = _minute_rates(samples)
     if len(rates) < 3:
         return 0.0
     mean = sum(rates) / len(rates)
     if mean <= 0:
         return 0.0
     return statistics.median(abs(b - a) for a, b in itertools.pairwise(rates)) / mean
+
+
+# How many noise deviations a fall must exceed to count as a new level: a Gaussian
+# minute falls this far below its level about once in 30,000 minutes.
+_LEVEL_SIGMAS = 4.0
+# The minutes that the volatility and a fall are judged on; the noise is measured over
+# every sample given, and callers give `NOISE_SPAN`, so that a few calm minutes in a row
+# do not make ordinary noise look like a fall.
+_RECENT = timedelta(minutes=5)
+NOISE_SPAN = timedelta(minutes=15)
+
+
+def _last(samples: Sequence[Sample], span: timedelta) -> list[Sample]:
+    if not samples:
+        return []
+    return _newest(samples, samples[-1].at - span)[::-1]
+
+
+def _minute_rates(samples: Sequence[Sample]) -> list[float]:
+    """The samples' rates averaged per clock minute. A sample covers the time before its
+    `at` (a whole minute stamped at its end, or the last tick), so one stamped on the
+    minute belongs to the minute that just ended."""
+    minutes: dict[int, list[float]] = {}
+    for sample in samples:
+        minute = math.ceil(sample.at.timestamp() / 60) - 1
+        minutes.setdefault(minute, []).append(sample.rpm)
+    return [sum(v) / len(v) for _, v in sorted(minutes.items())]
+
+
+def noise(samples: Sequence[Sample]) -> float:
+    """The request rate's minute-to-minute noise, rpm, as one standard deviation: from the
+    mean absolute change between consecutive minutes, the largest left out (it may be a
+    change of level), and never less than a minute's Poisson noise, √rate."""
+    rates = _minute_rates(samples)
+    if len(rates) < 2:
+        return 0.0
+    poisson = math.sqrt(max(0.0, sum(rates) / len(rates)))
+    changes = sorted(abs(b - a) for a, b in itertools.pairwise(rates))
+    if len(changes) > 2:
+        changes.pop()  # the largest may be a change of level, not noise
+    # E|a - b| = 2σ/√π for two independent Gaussian minutes of deviation σ.
+    return max(poisson, sum(changes) / len(changes) * math.sqrt(math.pi) / 2)
+
+
+def fell_beyond_noise(samples: Sequence[Sample], now: datetime, settings: Settings) -> bool:
+    """Whether the last `smoothing` of traffic sits below every earlier minute of the
+    window and below their mean by more than `_LEVEL_SIGMAS` × the noise: a fall that
+    noise does not explain (a batch that ended, a crowd gone), not a dip."""
+    recent = _newest(samples, now - max(settings.smoothing, _SHORTEST))
+    window = _last(samples, _RECENT)
+    older = window[: len(window) - len(recent)]
+    if not recent:
+        return False
+    before = _minute_rates(older)
+    if len(before) < 2:
+        return False
+    rate = sum(s.rpm for s in recent) / len(recent)
+    mean = sum(before) / len(before)
+    return rate < min(before) and rate < mean - _LEVEL_SIGMAS * noise(samples)
 
 
 def stabilization(settings: Settings, samples: Sequence[Sample]) -> timedelta:
@@ -367,7 +423,7 @@ def stabilization(settings: Settings, samples: Sequence[Sample]) -> timedelta:
     if settings.down_stabilization is not None:
         return settings.down_stabilization
     longest = max(settings.down_stabilization_max, _SHORTEST)
-    share = min(1.0, volatility(samples) / _VOLATILE)
+    share = min(1.0, volatility(_last(samples, _RECENT)) / _VOLATILE)
     return timedelta(seconds=round((_SHORTEST + (longest - _SHORTEST) * share).total_seconds()))
 
 
@@ -592,7 +648,10 @@ def _down(
             current,
             f", but a release {since} ago holds scale-down for {_duration(settings.deploy_guard)}",
         )
-    hold = stabilization(settings, samples)
+    level = settings.down_stabilization is None and fell_beyond_noise(samples, now, settings)
+    # A fall that the noise cannot explain is a new level, not a dip that comes back: the
+    # minute's average behind `recommendation` already confirmed it, so nothing is held.
+    hold = timedelta(0) if level else stabilization(settings, samples)
     since = now - hold
     highest = max((r.count for r in recommendations if r.at > since), default=recommendation)
     floor = max(recommendation, highest)
@@ -601,6 +660,8 @@ def _down(
     if floor >= current:
         return current, f", but the last {_duration(hold)} asked for up to {floor}"
     floor = max(floor, ahead)
+    if level:
+        return floor, " (traffic fell beyond its noise)"
     step = max(math.floor(current * settings.down_max_percent / 100), settings.down_max_dynos)
     if floor < current - step:
         return current - step, f" (step limit −{step})"

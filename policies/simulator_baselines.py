@@ -37,6 +37,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from policies.autoscale import (
+    NOISE_SPAN,
     Decision,
     Forecast,
     Recommendation,
@@ -141,7 +142,8 @@ class Autoscaler(Policy):
         tick = context.model.tick_s
         window = settings.down_stabilization or settings.down_stabilization_max
         keep = int(window.total_seconds() // tick) + 1
-        self.samples: deque[Sample] = deque(maxlen=max(5 * 60 // tick, 1))
+        span = int(NOISE_SPAN.total_seconds())
+        self.samples: deque[Sample] = deque(maxlen=max(span // tick, 1))
         self.recommendations: deque[Recommendation] = deque(maxlen=keep)
         self.events: deque[ScaleEvent] = deque(maxlen=4)
         self.history = MinuteHistory(context)
