@@ -358,8 +358,9 @@ def volatility(samples: Sequence[Sample]) -> float:
 
 
 # How many noise deviations a fall must exceed to count as a new level: a Gaussian
-# minute falls this far below its level about once in 30,000 minutes.
-_LEVEL_SIGMAS = 4.0
+# minute falls this far below its level about once in 3.5 million minutes; the margin
+# is for the noise estimate, which from 15 minutes can be a third too low.
+_LEVEL_SIGMAS = 5.0
 # The minutes that the volatility and a fall are judged on; the noise is measured over
 # every sample given, and callers give `NOISE_SPAN`, so that a few calm minutes in a row
 # do not make ordinary noise look like a fall.
