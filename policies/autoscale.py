@@ -402,7 +402,7 @@ def noise(samples: Sequence[Sample]) -> float:
 
 def fell_beyond_noise(samples: Sequence[Sample], now: datetime, settings: Settings) -> bool:
     """Whether the last `smoothing` of traffic sits below every earlier minute of the
-    window and below their mean by more than `_LEVEL_SIGMAS` × the noise: a fall that
+    window and below their mean by more than `_LEVEL_SIGMAS` times the noise: a fall that
     noise does not explain (a batch that ended, a crowd gone), not a dip."""
     recent = _newest(samples, now - max(settings.smoothing, _SHORTEST))
     window = _last(samples, _RECENT)
