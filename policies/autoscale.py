@@ -12,7 +12,9 @@ answer wins too: a rise counts at once, a fall once it has lasted. Around it:
   not a second time until the dynos of the last scale-up are up or `boot_cooldown` passed;
 - scale down only to the highest recommendation of the last `down_stabilization`, by at
   most -1 dyno or -10 % (whichever is larger) per tick, and never within `deploy_guard`
-  of a release, nor on missing or stale metrics (which set `Decision.stale`);
+  of a release, nor on missing or stale metrics (which set `Decision.stale`); with the
+  adaptive window, a fall of the rate beyond `_LEVEL_SIGMAS` deviations of its own
+  measured noise (`fell_beyond_noise`) is a new level, taken at once;
 - schedule windows replace min and max at certain times of the week; a pin from Slack
   replaces the whole calculation until it expires;
 - optionally (`predictive`), a seasonal forecast: how traffic moved from this time to

@@ -1,9 +1,9 @@
 """The autoscaling policies `policies.simulator` compares, each as the simulator drives it.
 
 - `ours`: `policies.autoscale.decide` as the worker calls it, on the drain's freshest
-  request rate, predictive on, with the defaults but one (`ours_settings`): a 1-minute
-  scale-down stabilization, as an app gets with `autoscale: down_stabilization: 1m`.
-- `ours-5min`: the same with every default, the 5 minute scale-down stabilization too.
+  request rate, predictive on, with every default (`ours_settings`): what an app gets with
+  no tuning, the adaptive scale-down stabilization included. It is fed the last
+  `NOISE_SPAN` (15 minutes) of samples, as the worker is.
 - `hpa`: the same calculator with the Kubernetes HPA's defaults and nothing of ours: 15 s
   sync, 10 % tolerance, 5 min scale-down stabilization, up by 100 % or 4 per 15 s, down by
   100 % per 15 s, no boot cooldown, no forecast, one reading of the metric, which is the
