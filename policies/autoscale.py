@@ -225,6 +225,9 @@ class Forecast:
 
     growth: float  # traffic `forecast_lead` from now over traffic now, as a day and a week ago
     skill: float  # 1 - its error / the error of "no change", over the recent past; 1 is perfect
+    # The requests of the last whole minute, which `growth` starts from (`forecast_base`);
+    # None: unknown, and the growth is applied to the newest sample's rate instead.
+    base_rpm: float | None = None
 
 
 @dataclass(frozen=True)
@@ -300,7 +303,11 @@ def decide(
         and forecast.skill >= settings.forecast_min_skill
         and current > 0
     ):
-        forecast_rpm = latest.rpm * _usable(settings, forecast.growth)
+        # The growth is measured from the last whole minute, so it applies to that
+        # minute's rate: applied to a fresher rate that has already risen, it would count
+        # the same rise twice.
+        base = latest.rpm if forecast.base_rpm is None else forecast.base_rpm
+        forecast_rpm = base * _usable(settings, forecast.growth)
         if forecast_rpm > latest.rpm:
             count = _forecast_count(settings, readings, current, latest, forecast_rpm)
             weight = settings.forecast_weight
@@ -466,7 +473,13 @@ def seasonal_forecast(
     if growth is None:
         return None
     skill = forecast_skill(settings, history, now)
-    return None if skill is None else Forecast(growth, skill)
+    return None if skill is None else Forecast(growth, skill, forecast_base(history, now))
+
+
+def forecast_base(history: Mapping[int, float], now: datetime) -> float | None:
+    """The requests of the last whole minute before `now`, which `forecast_growth` starts
+    from; None when unknown."""
+    return history.get(_epoch_minute(now) - 1)
 
 
 def forecast_growth(

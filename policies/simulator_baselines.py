@@ -46,6 +46,7 @@ from policies.autoscale import (
     Settings,
     Target,
     decide,
+    forecast_base,
     forecast_growth,
     forecast_skill,
 )
@@ -165,7 +166,8 @@ class Autoscaler(Policy):
                 self.skill = forecast_skill(self.settings, self.history, now)
                 self.skill_at = obs.seconds
             if growth is not None and self.skill is not None:
-                forecast = Forecast(growth, self.skill)
+                base = forecast_base(self.history, now)
+                forecast = Forecast(growth, self.skill, base)
         decision = decide(
             self.settings,
             obs.current,

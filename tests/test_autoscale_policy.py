@@ -24,6 +24,7 @@ from policies.autoscale import (
     bounds,
     decide,
     fell_beyond_noise,
+    forecast_base,
     forecast_growth,
     forecast_skill,
     history_minutes,
@@ -519,3 +520,23 @@ def test_noise_is_one_deviation_of_the_minute_rate_and_at_least_poisson() -> Non
     # Samples every 15 s count in the minute they end: four of them make one minute.
     ticks = [Sample(NOON - timedelta(seconds=15 * i), 2000.0) for i in range(8)][::-1]
     assert noise(ticks) == pytest.approx(2000**0.5)
+
+
+def test_the_forecast_grows_the_minute_it_was_measured_from() -> None:
+    # Yesterday the rate tripled over these two minutes; today it has already tripled in
+    # the newest 15 s. The growth starts from the last whole minute (1,000 rpm), so it
+    # expects 3,000, not 3 × 3,000: the same rise is not counted twice.
+    predictive = Settings(targets=RPM.targets, max_dynos=40, predictive=True)
+    samples = series(rpm=1000.0)
+    samples[-1] = Sample(NOON, 3000.0, None, None)
+    risen = decide(predictive, 2, samples, NOON, forecast=Forecast(3.0, 0.5, base_rpm=1000.0))
+    assert risen.desired == 3  # the reactive answer, ceil(3,000 / 1,000)
+    doubled = decide(predictive, 2, samples, NOON, forecast=Forecast(3.0, 0.5))
+    # Without a base, the growth lands on the fresh 3,000 rpm: 9 wanted, +4 allowed.
+    assert doubled.desired == 6
+    # Before the rise, the forecast asks ahead from that minute's rate.
+    calm = decide(predictive, 1, series(rpm=1000.0), NOON, forecast=Forecast(3.0, 0.5, 1000.0))
+    assert calm.desired == 3 and calm.forecast_rpm == pytest.approx(3000.0)
+    # `forecast_base` reads that minute from the per-minute history.
+    assert forecast_base({_minute(NOON) - 1: 1000.0}, NOON) == 1000.0
+    assert forecast_base({}, NOON) is None

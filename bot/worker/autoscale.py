@@ -427,7 +427,8 @@ class Autoscaler:
         growth = autoscale.forecast_growth(policy, cached.minutes, now)
         if growth is None or cached.skill is None:
             return None
-        return autoscale.Forecast(growth, cached.skill)
+        base = autoscale.forecast_base(cached.minutes, now)
+        return autoscale.Forecast(growth, cached.skill, base)
 
     def _history_due(self, app: str, now: datetime) -> bool:
         cached = self._history.get(app)
