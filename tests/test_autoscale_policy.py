@@ -268,7 +268,7 @@ def test_seasonal_growth_and_skill_from_per_minute_history() -> None:
     # Just before today's rise the morning was flat: no evidence either way, so skill 0,
     # which is enough by default (the first rise of the day is the one worth forecasting).
     forecast = seasonal_forecast(predictive, history, now - timedelta(minutes=1))
-    assert forecast == Forecast(growth=pytest.approx(2.0), skill=0.0)
+    assert forecast == Forecast(growth=pytest.approx(2.0), skill=0.0, base_rpm=1000.0)
     # Nothing a day or a week back: no forecast.
     assert forecast_growth(predictive, {last: 1.0}, now) is None
     assert seasonal_forecast(predictive, {}, now) is None
