@@ -12,7 +12,9 @@ answer wins too: a rise counts at once, a fall once it has lasted. Around it:
   not a second time until the dynos of the last scale-up are up or `boot_cooldown` passed;
 - scale down only to the highest recommendation of the last `down_stabilization`, by at
   most -1 dyno or -10 % (whichever is larger) per tick, and never within `deploy_guard`
-  of a release, nor on missing or stale metrics (which set `Decision.stale`);
+  of a release, nor on missing or stale metrics (which set `Decision.stale`); with the
+  adaptive window, a fall of the rate beyond `_LEVEL_SIGMAS` deviations of its own
+  measured noise (`fell_beyond_noise`) is a new level, taken at once;
 - schedule windows replace min and max at certain times of the week; a pin from Slack
   replaces the whole calculation until it expires;
 - optionally (`predictive`), a seasonal forecast: how traffic moved from this time to
@@ -223,6 +225,9 @@ class Forecast:
 
     growth: float  # traffic `forecast_lead` from now over traffic now, as a day and a week ago
     skill: float  # 1 - its error / the error of "no change", over the recent past; 1 is perfect
+    # The requests of the last whole minute, which `growth` starts from (`forecast_base`);
+    # None: unknown, and the growth is applied to the newest sample's rate instead.
+    base_rpm: float | None = None
 
 
 @dataclass(frozen=True)
@@ -298,7 +303,11 @@ def decide(
         and forecast.skill >= settings.forecast_min_skill
         and current > 0
     ):
-        forecast_rpm = latest.rpm * _usable(settings, forecast.growth)
+        # The growth is measured from the last whole minute, so it applies to that
+        # minute's rate: applied to a fresher rate that has already risen, it would count
+        # the same rise twice.
+        base = latest.rpm if forecast.base_rpm is None else forecast.base_rpm
+        forecast_rpm = base * _usable(settings, forecast.growth)
         if forecast_rpm > latest.rpm:
             count = _forecast_count(settings, readings, current, latest, forecast_rpm)
             weight = settings.forecast_weight
@@ -348,16 +357,73 @@ def volatility(samples: Sequence[Sample]) -> float:
     minutes over their mean rate. The median, so that one step up or down (a level
     change, which the stabilization need not wait out) does not count as noise; 0 with
     fewer than three minutes or no traffic."""
-    minutes: dict[int, list[float]] = {}
-    for sample in samples:
-        minutes.setdefault(int(sample.at.timestamp() // 60), []).append(sample.rpm)
-    rates = [sum(v) / len(v) for _, v in sorted(minutes.items())]
+    rates = _minute_rates(samples)
     if len(rates) < 3:
         return 0.0
     mean = sum(rates) / len(rates)
     if mean <= 0:
         return 0.0
     return statistics.median(abs(b - a) for a, b in itertools.pairwise(rates)) / mean
+
+
+# How many noise deviations a fall must exceed to count as a new level: a Gaussian
+# minute falls this far below its level about once in 3.5 million minutes; the margin
+# is for the noise estimate, which from 15 minutes can be a third too low.
+_LEVEL_SIGMAS = 5.0
+# The minutes that the volatility and a fall are judged on; the noise is measured over
+# every sample given, and callers give `NOISE_SPAN`, so that a few calm minutes in a row
+# do not make ordinary noise look like a fall.
+_RECENT = timedelta(minutes=5)
+NOISE_SPAN = timedelta(minutes=15)
+
+
+def _last(samples: Sequence[Sample], span: timedelta) -> list[Sample]:
+    if not samples:
+        return []
+    return _newest(samples, samples[-1].at - span)[::-1]
+
+
+def _minute_rates(samples: Sequence[Sample]) -> list[float]:
+    """The samples' rates averaged per clock minute. A sample covers the time before its
+    `at` (a whole minute stamped at its end, or the last tick), so one stamped on the
+    minute belongs to the minute that just ended."""
+    minutes: dict[int, list[float]] = {}
+    for sample in samples:
+        minute = math.ceil(sample.at.timestamp() / 60) - 1
+        minutes.setdefault(minute, []).append(sample.rpm)
+    return [sum(v) / len(v) for _, v in sorted(minutes.items())]
+
+
+def noise(samples: Sequence[Sample]) -> float:
+    """The request rate's minute-to-minute noise, rpm, as one standard deviation: from the
+    mean absolute change between consecutive minutes, the largest left out (it may be a
+    change of level), and never less than a minute's Poisson noise, √rate."""
+    rates = _minute_rates(samples)
+    if len(rates) < 2:
+        return 0.0
+    poisson = math.sqrt(max(0.0, sum(rates) / len(rates)))
+    changes = sorted(abs(b - a) for a, b in itertools.pairwise(rates))
+    if len(changes) > 2:
+        changes.pop()  # the largest may be a change of level, not noise
+    # E|a - b| = 2σ/√π for two independent Gaussian minutes of deviation σ.
+    return max(poisson, sum(changes) / len(changes) * math.sqrt(math.pi) / 2)
+
+
+def fell_beyond_noise(samples: Sequence[Sample], now: datetime, settings: Settings) -> bool:
+    """Whether the last `smoothing` of traffic sits below every earlier minute of the
+    window and below their mean by more than `_LEVEL_SIGMAS` times the noise: a fall that
+    noise does not explain (a batch that ended, a crowd gone), not a dip."""
+    recent = _newest(samples, now - max(settings.smoothing, _SHORTEST))
+    window = _last(samples, _RECENT)
+    older = window[: len(window) - len(recent)]
+    if not recent:
+        return False
+    before = _minute_rates(older)
+    if len(before) < 2:
+        return False
+    rate = sum(s.rpm for s in recent) / len(recent)
+    mean = sum(before) / len(before)
+    return rate < min(before) and rate < mean - _LEVEL_SIGMAS * noise(samples)
 
 
 def stabilization(settings: Settings, samples: Sequence[Sample]) -> timedelta:
@@ -367,7 +433,7 @@ def stabilization(settings: Settings, samples: Sequence[Sample]) -> timedelta:
     if settings.down_stabilization is not None:
         return settings.down_stabilization
     longest = max(settings.down_stabilization_max, _SHORTEST)
-    share = min(1.0, volatility(samples) / _VOLATILE)
+    share = min(1.0, volatility(_last(samples, _RECENT)) / _VOLATILE)
     return timedelta(seconds=round((_SHORTEST + (longest - _SHORTEST) * share).total_seconds()))
 
 
@@ -407,7 +473,13 @@ def seasonal_forecast(
     if growth is None:
         return None
     skill = forecast_skill(settings, history, now)
-    return None if skill is None else Forecast(growth, skill)
+    return None if skill is None else Forecast(growth, skill, forecast_base(history, now))
+
+
+def forecast_base(history: Mapping[int, float], now: datetime) -> float | None:
+    """The requests of the last whole minute before `now`, which `forecast_growth` starts
+    from; None when unknown."""
+    return history.get(_epoch_minute(now) - 1)
 
 
 def forecast_growth(
@@ -592,7 +664,10 @@ def _down(
             current,
             f", but a release {since} ago holds scale-down for {_duration(settings.deploy_guard)}",
         )
-    hold = stabilization(settings, samples)
+    level = settings.down_stabilization is None and fell_beyond_noise(samples, now, settings)
+    # A fall that the noise cannot explain is a new level, not a dip that comes back: the
+    # minute's average behind `recommendation` already confirmed it, so nothing is held.
+    hold = timedelta(0) if level else stabilization(settings, samples)
     since = now - hold
     highest = max((r.count for r in recommendations if r.at > since), default=recommendation)
     floor = max(recommendation, highest)
@@ -601,6 +676,8 @@ def _down(
     if floor >= current:
         return current, f", but the last {_duration(hold)} asked for up to {floor}"
     floor = max(floor, ahead)
+    if level:
+        return floor, " (traffic fell beyond its noise)"
     step = max(math.floor(current * settings.down_max_percent / 100), settings.down_max_dynos)
     if floor < current - step:
         return current - step, f" (step limit −{step})"

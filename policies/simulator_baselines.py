@@ -1,9 +1,9 @@
 """The autoscaling policies `policies.simulator` compares, each as the simulator drives it.
 
 - `ours`: `policies.autoscale.decide` as the worker calls it, on the drain's freshest
-  request rate, predictive on, with the defaults but one (`ours_settings`): a 1-minute
-  scale-down stabilization, as an app gets with `autoscale: down_stabilization: 1m`.
-- `ours-5min`: the same with every default, the 5 minute scale-down stabilization too.
+  request rate, predictive on, with every default (`ours_settings`): what an app gets with
+  no tuning, the adaptive scale-down stabilization included. It is fed the last
+  `NOISE_SPAN` (15 minutes) of samples, as the worker is.
 - `hpa`: the same calculator with the Kubernetes HPA's defaults and nothing of ours: 15 s
   sync, 10 % tolerance, 5 min scale-down stabilization, up by 100 % or 4 per 15 s, down by
   100 % per 15 s, no boot cooldown, no forecast, one reading of the metric, which is the
@@ -37,6 +37,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from policies.autoscale import (
+    NOISE_SPAN,
     Decision,
     Forecast,
     Recommendation,
@@ -45,6 +46,7 @@ from policies.autoscale import (
     Settings,
     Target,
     decide,
+    forecast_base,
     forecast_growth,
     forecast_skill,
 )
@@ -141,7 +143,8 @@ class Autoscaler(Policy):
         tick = context.model.tick_s
         window = settings.down_stabilization or settings.down_stabilization_max
         keep = int(window.total_seconds() // tick) + 1
-        self.samples: deque[Sample] = deque(maxlen=max(5 * 60 // tick, 1))
+        span = int(NOISE_SPAN.total_seconds())
+        self.samples: deque[Sample] = deque(maxlen=max(span // tick, 1))
         self.recommendations: deque[Recommendation] = deque(maxlen=keep)
         self.events: deque[ScaleEvent] = deque(maxlen=4)
         self.history = MinuteHistory(context)
@@ -163,7 +166,8 @@ class Autoscaler(Policy):
                 self.skill = forecast_skill(self.settings, self.history, now)
                 self.skill_at = obs.seconds
             if growth is not None and self.skill is not None:
-                forecast = Forecast(growth, self.skill)
+                base = forecast_base(self.history, now)
+                forecast = Forecast(growth, self.skill, base)
         decision = decide(
             self.settings,
             obs.current,

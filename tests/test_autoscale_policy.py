@@ -23,9 +23,12 @@ from policies.autoscale import (
     Window,
     bounds,
     decide,
+    fell_beyond_noise,
+    forecast_base,
     forecast_growth,
     forecast_skill,
     history_minutes,
+    noise,
     parse_window,
     seasonal_forecast,
     stabilization,
@@ -265,7 +268,7 @@ def test_seasonal_growth_and_skill_from_per_minute_history() -> None:
     # Just before today's rise the morning was flat: no evidence either way, so skill 0,
     # which is enough by default (the first rise of the day is the one worth forecasting).
     forecast = seasonal_forecast(predictive, history, now - timedelta(minutes=1))
-    assert forecast == Forecast(growth=pytest.approx(2.0), skill=0.0)
+    assert forecast == Forecast(growth=pytest.approx(2.0), skill=0.0, base_rpm=1000.0)
     # Nothing a day or a week back: no forecast.
     assert forecast_growth(predictive, {last: 1.0}, now) is None
     assert seasonal_forecast(predictive, {}, now) is None
@@ -408,7 +411,8 @@ def test_step_limits_hold(situation) -> None:  # type: ignore[no-untyped-def]
     down = max(current * int(config.down_max_percent) // 100, config.down_max_dynos)
     # Beyond the bounds' own correction, no tick moves further than a step.
     assert decision.desired <= max(current + up, inside)
-    assert decision.desired >= min(current - down, inside)
+    if not _level_fall(config, situation[2]):
+        assert decision.desired >= min(current - down, inside)
 
 
 @settings(max_examples=400, deadline=None)
@@ -420,8 +424,14 @@ def test_stabilization_holds(situation) -> None:  # type: ignore[no-untyped-def]
     recent = [r.count for r in recommendations if r.at > window_start]
     if decision.stale or not recent or decision.desired >= current:
         return
+    if _level_fall(config, situation[2]):
+        return  # a new level is taken at once (test_a_fall_beyond_the_noise_…)
     # A scale-down never goes below what the stabilization window asked for (within the max).
     assert decision.desired >= min(max(recent), current, config.max_dynos)
+
+
+def _level_fall(config: Settings, samples: list[Sample]) -> bool:
+    return config.down_stabilization is None and fell_beyond_noise(samples, NOON, config)
 
 
 def _minutes_of(rates: list[float]) -> list[Sample]:
@@ -456,3 +466,77 @@ def test_a_rate_target_scales_again_while_the_last_dynos_boot() -> None:
     up = [ScaleEvent(NOON - timedelta(seconds=15), 2, 6)]
     busy = series(rpm=10_000.0)
     assert decide(RPM, 6, busy, NOON, events=up, booting=4).desired == 10
+
+
+# Fifteen minutes of a busy batch job, its rate wobbling by about 2 % a minute.
+BUSY = [6000.0, 6100.0, 5950.0, 6050.0, 6020.0, 5900.0, 6080.0, 5990.0, 6040.0, 5960.0]
+BUSY += [6030.0, 6010.0, 5970.0, 6060.0]
+
+
+def test_a_fall_beyond_the_noise_is_taken_at_once() -> None:
+    # The job ends: its last minute is far below what noise explains, so the count drops
+    # to what the new rate needs in one tick, without the stabilization hold or step limit.
+    samples = _minutes_of([*BUSY, 1200.0])
+    assert noise(samples) < 100  # the largest change (the fall) is left out
+    assert fell_beyond_noise(samples, NOON, RPM)
+    recent = [Recommendation(NOON - timedelta(minutes=m), 7) for m in (3, 2, 1)]
+    decision = decide(RPM, 7, samples, NOON, recommendations=recent)
+    assert decision.desired == 2  # ceil(1,200 / 1,000)
+    assert "fell beyond its noise" in decision.reason
+    # A window the user set is theirs: the same fall waits it out.
+    fixed = replace(RPM, down_stabilization=timedelta(minutes=5))
+    assert decide(fixed, 7, samples, NOON, recommendations=recent).desired == 7
+
+
+def test_no_scale_down_on_a_dip_within_volatile_traffic() -> None:
+    # Traffic that jumps by a third from minute to minute: a minute as low as the last is
+    # noise, so the count waits out the (long, volatile) stabilization window.
+    volatile = [6000.0, 4200.0, 7000.0, 4800.0, 6500.0, 4000.0, 6800.0, 5000.0, 7200.0]
+    volatile += [4400.0, 6600.0, 4900.0, 7100.0, 5200.0]
+    samples = _minutes_of([*volatile, 3800.0])
+    assert not fell_beyond_noise(samples, NOON, RPM)
+    assert stabilization(RPM, samples) == RPM.down_stabilization_max
+    recent = [Recommendation(NOON - timedelta(minutes=m), 8) for m in (4, 2, 1)]
+    held = decide(RPM, 8, samples, NOON, recommendations=recent)
+    assert held.desired == 8 and "asked for up to 8" in held.reason
+
+
+def test_a_gradual_fall_is_not_a_new_level() -> None:
+    # Falling 2 % a minute is a trend the hold and step limit follow, not a jump.
+    gradual = [6000.0 * 0.98**i for i in range(15)]
+    samples = _minutes_of(gradual)
+    assert not fell_beyond_noise(samples, NOON, RPM)
+    recent = [Recommendation(NOON - timedelta(seconds=30), 6)]
+    assert decide(RPM, 6, samples, NOON, recommendations=recent).desired == 6
+
+
+def test_noise_is_one_deviation_of_the_minute_rate_and_at_least_poisson() -> None:
+    assert noise(_minutes_of([1000.0])) == 0.0  # nothing to compare
+    # A perfectly flat count still has Poisson noise: √1,000 ≈ 31.6 requests a minute.
+    assert noise(_minutes_of([1000.0] * 6)) == pytest.approx(1000**0.5)
+    # Alternating ±300 around 10,000: every change is 600, so σ = 600·√π/2 ≈ 532.
+    alternating = [10_000.0 + (300 if i % 2 else -300) for i in range(10)]
+    assert noise(_minutes_of(alternating)) == pytest.approx(600 * 3.14159265**0.5 / 2, rel=1e-4)
+    # Samples every 15 s count in the minute they end: four of them make one minute.
+    ticks = [Sample(NOON - timedelta(seconds=15 * i), 2000.0) for i in range(8)][::-1]
+    assert noise(ticks) == pytest.approx(2000**0.5)
+
+
+def test_the_forecast_grows_the_minute_it_was_measured_from() -> None:
+    # Yesterday the rate tripled over these two minutes; today it has already tripled in
+    # the newest 15 s. The growth starts from the last whole minute (1,000 rpm), so it
+    # expects 3,000, not 3 × 3,000: the same rise is not counted twice.
+    predictive = Settings(targets=RPM.targets, max_dynos=40, predictive=True)
+    samples = series(rpm=1000.0)
+    samples[-1] = Sample(NOON, 3000.0, None, None)
+    risen = decide(predictive, 2, samples, NOON, forecast=Forecast(3.0, 0.5, base_rpm=1000.0))
+    assert risen.desired == 3  # the reactive answer, ceil(3,000 / 1,000)
+    doubled = decide(predictive, 2, samples, NOON, forecast=Forecast(3.0, 0.5))
+    # Without a base, the growth lands on the fresh 3,000 rpm: 9 wanted, +4 allowed.
+    assert doubled.desired == 6
+    # Before the rise, the forecast asks ahead from that minute's rate.
+    calm = decide(predictive, 1, series(rpm=1000.0), NOON, forecast=Forecast(3.0, 0.5, 1000.0))
+    assert calm.desired == 3 and calm.forecast_rpm == pytest.approx(3000.0)
+    # `forecast_base` reads that minute from the per-minute history.
+    assert forecast_base({_minute(NOON) - 1: 1000.0}, NOON) == 1000.0
+    assert forecast_base({}, NOON) is None

@@ -51,7 +51,8 @@ from policies.slack_text import escape
 
 log = logging.getLogger(__name__)
 
-SAMPLE_MINUTES = 6  # the policy looks at the last few minutes
+# The policy reads the last few minutes, and measures the rate's noise over this many.
+SAMPLE_MINUTES = int(autoscale.NOISE_SPAN.total_seconds() // 60)
 HISTORY = timedelta(minutes=10)
 _METRIC = {"queue_p95": "queue_p95", "service_p95": "service_p95", "rpm": "rpm_per_dyno"}
 FORMATION_REFRESH = timedelta(minutes=15)  # catches what a lost webhook did not tell us
@@ -483,7 +484,8 @@ class Autoscaler:
         growth = autoscale.forecast_growth(policy, cached.minutes, now)
         if growth is None or cached.skill is None:
             return None
-        return autoscale.Forecast(growth, cached.skill)
+        base = autoscale.forecast_base(cached.minutes, now)
+        return autoscale.Forecast(growth, cached.skill, base)
 
     def _history_due(self, app: str, now: datetime) -> bool:
         cached = self._history.get(app)
