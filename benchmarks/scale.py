@@ -246,33 +246,27 @@ def child(job: str, url: str, heroku_url: str) -> int:
     worker = Worker(config)
     out: dict[str, float] = {}
 
+    profile_dir = os.environ.get("BENCH_SCALE_PROFILE_DIR")
+
     def timed(name: str, call) -> None:  # type: ignore[no-untyped-def]
         began = time.perf_counter()
-        call()
+        if profile_dir:  # where each job's time goes: one cProfile file per job
+            import cProfile
+
+            profile = cProfile.Profile()
+            profile.runcall(call)
+            profile.dump_stats(os.path.join(profile_dir, f"{name}.prof"))
+        else:
+            call()
         out[name] = time.perf_counter() - began
 
     if job == "all":
         timed("first_tick_s", worker.autoscale)
-        if os.environ.get("BENCH_SCALE_PROFILE") == "tick":  # where a steady tick's time goes
-            import cProfile
-            import pstats
-
-            profile = cProfile.Profile()
-            profile.runcall(worker.autoscale)
-            pstats.Stats(profile, stream=sys.stderr).sort_stats("cumulative").print_stats(40)
         timed("steady_tick_s", worker.autoscale)
         worker._autoscaler()._history.clear()  # every app's forecast is due, as at start
         timed("forecast_tick_s", worker.autoscale)
         timed("steady_tick_2_s", worker.autoscale)
-        if os.environ.get("BENCH_SCALE_PROFILE") == "compact":
-            import cProfile
-            import pstats
-
-            profile = cProfile.Profile()
-            profile.runcall(worker.compact_metrics)
-            pstats.Stats(profile, stream=sys.stderr).sort_stats("cumulative").print_stats(30)
-        else:
-            timed("compaction_s", worker.compact_metrics)
+        timed("compaction_s", worker.compact_metrics)
         timed("retention_s", worker.forget_request_keys)
     else:
         timed("compaction_s", worker.compact_metrics)

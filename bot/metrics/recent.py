@@ -38,12 +38,27 @@ class MinuteTraffic:
     service: Sketch = field(default_factory=Sketch)
     dynos: set[str] = field(default_factory=set)
 
+    _p95s: tuple[float | None, float | None] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
     def add(self, document: Mapping[str, Any]) -> None:
         # Only the fields the autoscaler reads: a whole Window costs three sketches more.
         self.requests += int(document["requests"])
-        self.queue.merge(Sketch.from_dict(document["queue"]))
-        self.service.merge(Sketch.from_dict(document["service"]))
+        self.queue.merge_dict(document["queue"])
+        self.service.merge_dict(document["service"])
         self.dynos.update(document["dynos"])
+        self._p95s = None
+
+    def p95s(self) -> tuple[float | None, float | None]:
+        """The queue and service p95 (ms; None without timings), worked out once per change
+        of the minute: a steady tick asks for all of them and most have not changed."""
+        if self._p95s is None:
+            self._p95s = (
+                self.queue.quantile(0.95) if self.queue.count else None,
+                self.service.quantile(0.95) if self.service.count else None,
+            )
+        return self._p95s
 
 
 class RecentTraffic:
