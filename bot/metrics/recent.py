@@ -72,17 +72,23 @@ class RecentTraffic:
         """Each of `apps`' whole minutes in [since, until) that has traffic, oldest first.
         `since` and `until` are whole minutes (epoch seconds)."""
         rows: dict[tuple[str, int], set[int]] = {}
-        query = select(MetricWindow.app, MetricWindow.id, MetricWindow.start).where(
-            MetricWindow.resolution == WINDOW_SECONDS,
-            MetricWindow.start >= since,
-            MetricWindow.start < until,
+        table = MetricWindow.__table__.c
+        # On the table, not the mapped class: plain rows, no ORM compilation per tick.
+        query = select(table.app, table.id, table.start).where(
+            table.resolution == WINDOW_SECONDS,
+            table.start >= since,
+            table.start < until,
         )
         if len(apps) == 1:
-            query = query.where(MetricWindow.app.in_(list(apps)))
+            query = query.where(table.app.in_(list(apps)))
         with self._db.session() as session:
-            for app, row_id, start in session.execute(query):
+            for app, row_id, start in session.connection().execute(query):
                 if app in apps:
-                    rows.setdefault((app, int(start) // 60 * 60), set()).add(int(row_id))
+                    key = (app, start - start % 60)
+                    found = rows.get(key)
+                    if found is None:
+                        found = rows[key] = set()
+                    found.add(row_id)
         wanted: dict[int, MinuteTraffic] = {}
         for key, ids in rows.items():
             known = self._minutes.get(key)
@@ -92,9 +98,9 @@ class RecentTraffic:
             for row_id in ids - known.ids:
                 wanted[row_id] = known
         for chunk in _chunks(list(wanted), _CHUNK):
-            query = select(MetricWindow.id, MetricWindow.data).where(MetricWindow.id.in_(chunk))
+            query = select(table.id, table.data).where(table.id.in_(chunk))
             with self._db.session() as session:
-                for row_id, document in session.execute(query):
+                for row_id, document in session.connection().execute(query):
                     minute = wanted[row_id]
                     minute.add(document)
                     minute.ids.add(row_id)

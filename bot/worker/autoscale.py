@@ -127,7 +127,7 @@ class Autoscaler:
         self._reloaded = {}
         fleet = _Fleet(
             self._samples_of(apps, now),
-            self._store.recent_decisions(apps, now - HISTORY) if apps else {},
+            self._store.recent_decisions(apps, now - HISTORY, reasons=False) if apps else {},
             self._store.pins(now) if apps else {},
             self._store.overrides().of_apps(apps),
         )
