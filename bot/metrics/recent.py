@@ -76,13 +76,18 @@ class RecentTraffic:
         # On the table, not the mapped class: plain rows, no ORM compilation per tick.
         query = select(table.app, table.id, table.start).where(
             table.resolution == WINDOW_SECONDS,
+            # Both values named, so that PostgreSQL scans the (resolution, folded, start)
+            # index as two ranges of `start`: without it, it walks every fine window of the
+            # 48 hours kept (EXPLAIN: 565 index pages against 9 with 1,000 apps' hour).
+            table.folded.in_((False, True)),
             table.start >= since,
             table.start < until,
         )
         if len(apps) == 1:
             query = query.where(table.app.in_(list(apps)))
         with self._db.session() as session:
-            for app, row_id, start in session.connection().execute(query):
+            # all(): one fetch, not a driver call per row (tens of thousands of them).
+            for app, row_id, start in session.connection().execute(query).all():
                 if app in apps:
                     key = (app, start - start % 60)
                     found = rows.get(key)
@@ -100,7 +105,7 @@ class RecentTraffic:
         for chunk in _chunks(list(wanted), _CHUNK):
             query = select(table.id, table.data).where(table.id.in_(chunk))
             with self._db.session() as session:
-                for row_id, document in session.connection().execute(query):
+                for row_id, document in session.connection().execute(query).all():
                     minute = wanted[row_id]
                     minute.add(document)
                     minute.ids.add(row_id)

@@ -157,7 +157,7 @@ class AutoscaleStore:
             query = query.where(table.app.in_(list(apps)))
         found: dict[str, list[Decision]] = {}
         with self._db.session() as session:
-            rows = session.connection().execute(query)
+            rows = session.connection().execute(query).all()  # one fetch, not one per row
             for app, at, actual, desired, acted, why, recommendation in rows:
                 if app in apps and len(found.setdefault(app, [])) < limit:
                     found[app].append(
