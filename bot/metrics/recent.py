@@ -24,7 +24,7 @@ from bot.store.db import Database
 from bot.store.models import MetricWindow
 from policies.sketch import Sketch
 
-_CHUNK = 5000  # ids per IN list
+_CHUNK = 1000  # ids per query: their documents are decoded together (memory)
 
 
 @dataclass
@@ -103,8 +103,8 @@ class RecentTraffic:
             for row_id in ids - known.ids:
                 wanted[row_id] = known
         for chunk in _chunks(list(wanted), _CHUNK):
-            query = select(table.id, table.data).where(table.id.in_(chunk))
             with self._db.session() as session:
+                query = select(table.id, table.data).where(table.id.in_(chunk))
                 for row_id, document in session.connection().execute(query).all():
                     minute = wanted[row_id]
                     minute.add(document)
