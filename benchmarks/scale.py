@@ -5,12 +5,20 @@ process (the "worker process", so its peak RSS is the worker's alone) runs the w
 real jobs (`bot.worker.main.Worker`) against it and the fake Heroku (served by this
 process, over real HTTP):
 
-- a first tick (reads every app's formation once), then one steady tick;
+- a first tick (reads every app's formation once), then two steady ticks (the table shows
+  both; the goal line takes the worse: whether a tick's six-minute range has moved on by a
+  minute, and so decodes about 15 new stored windows per app, is chance of timing);
 - one tick with the forecast refresh (every app reloads its per-minute history at once,
   as all do at start and each does every 5 minutes);
-- one compaction run over one minute of new data: parts from 2 web dynos x 2 gunicorn
-  workers per 10 s window, plus the minute of fine windows that crossed the 48-hour line;
+- one compaction run over exactly one minute of new data: an untimed run folds what
+  seeding left, then one minute of parts (2 web dynos x 2 gunicorn workers per 10 s
+  window) and one minute of fine windows crossing the 48-hour line are written, and the
+  run timed is `MetricsStore.compact` at the clock where that minute has settled;
 - one retention run (request keys, drain ids, decisions, sent alerts).
+
+The fleet is steady: each app's traffic is what its 2 web dynos should serve, and traffic
+is seeded 15 minutes past the seeding time, so the ticks see whole minutes at that rate
+(the scale actions they took are printed: none expected).
 
 While the child runs, this process polls `pg_stat_activity` for the child's connections
 (its `application_name`) and reports the most held at once.
@@ -19,8 +27,8 @@ History per app: the 10-app fleet gets the full 48 hours of 10 s windows, 35 day
 rollups and 7 days of minute counts. The bigger fleets get less, to keep seeding within
 minutes on a 2-core machine: 100 apps 6 hours of 10 s windows, 1,000 apps 1 hour, both with
 the minute counts the forecast reads (a day and a week back). The jobs' work does not depend
-on history length, and the last section shows it: compaction on the same new minute with 1
-day and with 7 days of history standing.
+on history length, and the last section shows it: compaction of one new minute with 1 day
+and with 7 days of history standing, in two schemas, runs interleaved, medians compared.
 
 Rows per app per day and rows standing are derived from the jobs' intervals and the
 retention constants in the code (a tick every 15 s, 10 s windows, ...), not from the seeded
@@ -28,6 +36,9 @@ history. Logging is set to WARNING in the child: the per-app "autoscale decision
 line is not timed.
 
     .venv/bin/python -m benchmarks.scale [--sizes 10,100,1000] [--database-url URL]
+
+`BENCH_SCALE_PROFILE_DIR=DIR` writes a cProfile file per job (times then include cProfile's
+overhead).
 """
 
 from __future__ import annotations
@@ -443,17 +454,18 @@ def report(results: list[dict], independence: dict) -> None:
     print(f"Worker jobs at fleet scale (PostgreSQL, pool {pool} per process, this machine).")
     print()
     print(
-        "| apps | history per app | peak RSS | first tick | steady tick | tick + forecast "
+        "| apps | history per app | peak RSS | first tick | steady ticks | tick + forecast "
         "refresh | compaction (1 min new) | retention run | max connections |"
     )
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---|---:|---:|---|---:|---:|---:|---:|")
     for r in results:
         history = f"{r['fine_hours']:g} h of 10 s" + (
             f" + {r['coarse_days']:g} d of 1 min" if r["coarse_days"] else ""
         )
         print(
             f"| {r['apps']:,} | {history} | {r['rss_mb']:.0f} MB | {r['first_tick_s']:.2f} s | "
-            f"{r['steady_tick_s']:.2f} s | {r['forecast_tick_s']:.2f} s | "
+            f"{r['steady_tick_s']:.2f} s, {r['steady_tick_2_s']:.2f} s | "
+            f"{r['forecast_tick_s']:.2f} s | "
             f"{r['compaction_s']:.2f} s | {r['retention_s']:.2f} s | {r['connections']} |"
         )
     print()
@@ -484,10 +496,12 @@ def report(results: list[dict], independence: dict) -> None:
     biggest = max(results, key=lambda r: r["apps"])
     n = biggest["apps"]
     print()
+    steady = max(biggest["steady_tick_s"], biggest["steady_tick_2_s"])
     print(f"Goals (at {n:,} apps):")
     lines = [
         ("worker peak RSS", biggest["rss_mb"], GOALS["rss_mb"], "MB"),
-        ("steady tick", biggest["steady_tick_s"], GOALS["steady_tick_s"], "s"),
+        # The worse of the two: which one crosses a minute (and decodes it) is chance.
+        ("steady tick (the worse of two)", steady, GOALS["steady_tick_s"], "s"),
         ("tick with forecast refresh", biggest["forecast_tick_s"], GOALS["forecast_tick_s"], "s"),
         ("compaction run", biggest["compaction_s"], GOALS["compaction_s"], "s"),
         ("connections held at once", biggest["connections"], GOALS["connections"], ""),
