@@ -5,12 +5,20 @@ process (the "worker process", so its peak RSS is the worker's alone) runs the w
 real jobs (`bot.worker.main.Worker`) against it and the fake Heroku (served by this
 process, over real HTTP):
 
-- a first tick (reads every app's formation once), then one steady tick;
+- a first tick (reads every app's formation once), then two steady ticks (the table shows
+  both; the goal line takes the worse: whether a tick's six-minute range has moved on by a
+  minute, and so decodes about 15 new stored windows per app, is chance of timing);
 - one tick with the forecast refresh (every app reloads its per-minute history at once,
   as all do at start and each does every 5 minutes);
-- one compaction run over one minute of new data: parts from 2 web dynos x 2 gunicorn
-  workers per 10 s window, plus the minute of fine windows that crossed the 48-hour line;
+- one compaction run over exactly one minute of new data: an untimed run folds what
+  seeding left, then one minute of parts (2 web dynos x 2 gunicorn workers per 10 s
+  window) and one minute of fine windows crossing the 48-hour line are written, and the
+  run timed is `MetricsStore.compact` at the clock where that minute has settled;
 - one retention run (request keys, drain ids, decisions, sent alerts).
+
+The fleet is steady: each app's traffic is what its 2 web dynos should serve, and traffic
+is seeded 15 minutes past the seeding time, so the ticks see whole minutes at that rate
+(the scale actions they took are printed: none expected).
 
 While the child runs, this process polls `pg_stat_activity` for the child's connections
 (its `application_name`) and reports the most held at once.
@@ -19,8 +27,8 @@ History per app: the 10-app fleet gets the full 48 hours of 10 s windows, 35 day
 rollups and 7 days of minute counts. The bigger fleets get less, to keep seeding within
 minutes on a 2-core machine: 100 apps 6 hours of 10 s windows, 1,000 apps 1 hour, both with
 the minute counts the forecast reads (a day and a week back). The jobs' work does not depend
-on history length, and the last section shows it: compaction on the same new minute with 1
-day and with 7 days of history standing.
+on history length, and the last section shows it: compaction of one new minute with 1 day
+and with 7 days of history standing, in two schemas, runs interleaved, medians compared.
 
 Rows per app per day and rows standing are derived from the jobs' intervals and the
 retention constants in the code (a tick every 15 s, 10 s windows, ...), not from the seeded
@@ -28,6 +36,9 @@ history. Logging is set to WARNING in the child: the per-app "autoscale decision
 line is not timed.
 
     .venv/bin/python -m benchmarks.scale [--sizes 10,100,1000] [--database-url URL]
+
+`BENCH_SCALE_PROFILE_DIR=DIR` writes a cProfile file per job (times then include cProfile's
+overhead).
 """
 
 from __future__ import annotations
@@ -55,8 +66,10 @@ from policies.sketch import Sketch
 KEY = "bench-heroku-key"
 APP_NAME = "deploybot-bench-scale"  # the child's application_name in pg_stat_activity
 PARTS = 4  # 2 web dynos x 2 gunicorn workers, one part each per 10 s window
+DYNOS = 2  # web dynos per app, in the fake Heroku and in the target
 RPM = 1200
 DAY = 86400
+AHEAD = 15 * 60  # seconds of traffic seeded past the seeding time (see `seed`)
 
 GOALS = {
     "rss_mb": 300.0,
@@ -121,6 +134,10 @@ def seed(url: str, apps: int, fine_hours: float, coarse_days: float, now: int) -
             coarse_from = max(now - KEEP_FINE - int(coarse_days * DAY), now - KEEP_COARSE)
             db.execute(_windows_sql(apps, coarse_from // 60 * 60, crossing, 60, 60, True, 1))
         db.execute(_windows_sql(apps, new_from, now // 10 * 10, 10, 10, False, PARTS))
+        # The traffic goes on while the child runs: folded windows for the next minutes,
+        # so every tick sees whole minutes at the steady rate (with none, the last minutes
+        # empty out, and the fleet scales down during the ticks timed).
+        db.execute(_windows_sql(apps, now // 10 * 10, now + AHEAD, 10, 10, True, 1))
         # The forecast's minute counts: all of them for the full history, else the ranges
         # it reads (today's 3 hours, and a day and a week back around the same time).
         if coarse_days >= 7:
@@ -138,7 +155,10 @@ def seed(url: str, apps: int, fine_hours: float, coarse_days: float, now: int) -
             "INSERT INTO autoscale_settings (app, mode, min, max, target_kind, target_value, "
             "updated_by, updated_at) SELECT 'app-' || lpad(a::text, 4, '0'), 'on', 1, 10, "
             "'rpm', %s, 'UBENCH', now() FROM generate_series(0, %s) a",
-            (RPM, apps - 1),
+            # Each app's RPM is exactly what its 2 web dynos should serve: a steady fleet,
+            # so a steady tick decides "no change" (at 1,200 rpm per dyno every app would
+            # scale down to 1, and the tick timed would be 1,000 scale actions).
+            (RPM // DYNOS, apps - 1),
         )
         db.execute(
             "INSERT INTO autoscale_decisions (app, at, actual, desired, recommendation, acted, "
@@ -158,11 +178,36 @@ def add_history(url: str, apps: int, now: int, days_from: float, days_to: float)
         db.execute("ANALYZE")
 
 
-def new_minute(url: str, apps: int, now: int) -> None:
-    """One more minute of unfolded parts, for a repeated compaction measurement."""
-    settled = (now - SETTLED) // BATCH_SECONDS * BATCH_SECONDS
-    with psycopg.connect(url, autocommit=True) as db:
+def new_minute(url: str, apps: int, clock: int) -> None:
+    """The new data of one compaction run at `clock`: one minute of unfolded parts (the
+    minute that settles at `clock`) and, unless history already has it, one minute of
+    folded 10 s windows that crosses the 48-hour line at `clock`. Written as another
+    application, so not counted as the worker's connection."""
+    settled = (clock - SETTLED) // BATCH_SECONDS * BATCH_SECONDS
+    crossing = (clock - KEEP_FINE) // 60 * 60 - 60
+    with psycopg.connect(url, autocommit=True, application_name="bench-seed") as db:
         db.execute(_windows_sql(apps, settled - 60, settled, 10, 10, False, PARTS))
+        found = db.execute(
+            "SELECT count(*) FROM metric_windows WHERE resolution = 10 AND folded "
+            "AND start >= %s AND start < %s",
+            (crossing, crossing + 60),
+        ).fetchone()
+        if not (found and found[0]):
+            db.execute(_windows_sql(apps, crossing, crossing + 60, 10, 10, True, 1))
+
+
+def timed_compaction(worker, url: str, apps: int, clock: int) -> float:  # type: ignore[no-untyped-def]
+    """One compaction run over exactly one minute of new data, timed. A first, untimed run
+    at `clock` folds whatever seeding left (a few minutes of parts, crossing minutes);
+    `new_minute` then writes the minute that settles one minute later, and the timed run
+    is the worker's compaction at that clock. The clock is ahead of the wall, past the
+    seeded traffic, and the parent moves it 2 minutes on for each run in a schema, so
+    each run has a minute of its own."""
+    worker.metrics.compact(clock)
+    new_minute(url, apps, clock + 60)
+    began = time.perf_counter()
+    worker.metrics.compact(clock + 60)
+    return time.perf_counter() - began
 
 
 @contextmanager
@@ -215,10 +260,12 @@ class ConnectionWatch:
                 self.peak = max(self.peak, int(row[0]) if row else 0)
 
 
-def run_child(url: str, heroku_url: str, job: str, watch_url: str) -> dict[str, float]:
+def run_child(
+    url: str, heroku_url: str, job: str, watch_url: str, apps: int, clock: int
+) -> dict[str, float]:
     env = {**os.environ, "PGAPPNAME": APP_NAME}
     command = [sys.executable, "-m", "benchmarks.scale", "--child", job, "--database-url", url]
-    command += ["--heroku-url", heroku_url]
+    command += ["--heroku-url", heroku_url, "--apps", str(apps), "--clock", str(clock)]
     with ConnectionWatch(watch_url) as watch:
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -228,7 +275,7 @@ def run_child(url: str, heroku_url: str, job: str, watch_url: str) -> dict[str, 
     return result
 
 
-def child(job: str, url: str, heroku_url: str) -> int:
+def child(job: str, url: str, heroku_url: str, apps: int, clock: int) -> int:
     """The worker process: its real jobs, timed."""
     import logging
     import resource
@@ -246,36 +293,43 @@ def child(job: str, url: str, heroku_url: str) -> int:
     worker = Worker(config)
     out: dict[str, float] = {}
 
+    profile_dir = os.environ.get("BENCH_SCALE_PROFILE_DIR")
+
     def timed(name: str, call) -> None:  # type: ignore[no-untyped-def]
         began = time.perf_counter()
-        call()
+        if profile_dir:  # where each job's time goes: one cProfile file per job
+            import cProfile
+
+            profile = cProfile.Profile()
+            profile.runcall(call)
+            profile.dump_stats(os.path.join(profile_dir, f"{name}-{apps}.prof"))
+        else:
+            call()
         out[name] = time.perf_counter() - began
+
+    def acted() -> int:
+        """Scale actions recorded so far: a steady tick must add none."""
+        from sqlalchemy import text
+
+        with worker.db.session() as session:
+            query = text("SELECT count(*) FROM autoscale_decisions WHERE acted")
+            return int(session.scalar(query) or 0)
+
+    def compaction() -> None:
+        out["compaction_s"] = timed_compaction(worker, url, apps, clock)
 
     if job == "all":
         timed("first_tick_s", worker.autoscale)
-        if os.environ.get("BENCH_SCALE_PROFILE") == "tick":  # where a steady tick's time goes
-            import cProfile
-            import pstats
-
-            profile = cProfile.Profile()
-            profile.runcall(worker.autoscale)
-            pstats.Stats(profile, stream=sys.stderr).sort_stats("cumulative").print_stats(40)
+        before = acted()
         timed("steady_tick_s", worker.autoscale)
         worker._autoscaler()._history.clear()  # every app's forecast is due, as at start
         timed("forecast_tick_s", worker.autoscale)
         timed("steady_tick_2_s", worker.autoscale)
-        if os.environ.get("BENCH_SCALE_PROFILE") == "compact":
-            import cProfile
-            import pstats
-
-            profile = cProfile.Profile()
-            profile.runcall(worker.compact_metrics)
-            pstats.Stats(profile, stream=sys.stderr).sort_stats("cumulative").print_stats(30)
-        else:
-            timed("compaction_s", worker.compact_metrics)
+        out["scale_actions"] = acted() - before
+        timed("compaction_total_s", compaction)
         timed("retention_s", worker.forget_request_keys)
     else:
-        timed("compaction_s", worker.compact_metrics)
+        timed("compaction_total_s", compaction)
     worker.db.dispose()
     out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(out))
@@ -328,9 +382,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--independence-apps", type=int, default=100)
     parser.add_argument("--child", choices=("all", "compact"), help=argparse.SUPPRESS)
     parser.add_argument("--heroku-url", help=argparse.SUPPRESS)
+    parser.add_argument("--apps", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--clock", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        return child(args.child, args.database_url, args.heroku_url)
+        return child(args.child, args.database_url, args.heroku_url, args.apps, args.clock)
 
     from bot.sandbox.fakes.heroku import FakeHeroku
 
@@ -340,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     watch_url = base
     heroku = FakeHeroku(api_keys=(KEY,))
     for n in range(max(sizes)):
-        heroku.add_app(f"app-{n:04d}", formation={"web": (2, "standard-1x")})
+        heroku.add_app(f"app-{n:04d}", formation={"web": (DYNOS, "standard-1x")})
     results = []
     with heroku:
         for apps in sizes:
@@ -350,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
                 began = time.perf_counter()
                 seed(url, apps, fine_hours, coarse_days, now)
                 seeded = time.perf_counter() - began
-                result = run_child(url, heroku.url, "all", watch_url)
+                result = run_child(url, heroku.url, "all", watch_url, apps, now + AHEAD + 180)
                 result.update(apps=apps, seed_s=seeded, fine_hours=fine_hours)
                 result["coarse_days"] = coarse_days
                 results.append(result)
@@ -360,23 +416,36 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def measure_independence(base: str, heroku_url: str, apps: int, watch_url: str) -> dict:
-    """Compaction of one new minute with 1 day, then 7 days, of history standing (3 runs
-    each, median), in one schema: the 6 more days are added between the two."""
-    out: dict[str, object] = {"apps": apps}
-    with schema(base, f"bench_scale_{secrets.token_hex(4)}") as url:
+def measure_independence(
+    base: str, heroku_url: str, apps: int, watch_url: str, runs: int = 5
+) -> dict:
+    """Compaction of one new minute with 1 day, and with 7 days, of history standing: two
+    schemas, seeded alike but for the 6 more days, with `runs` runs on each interleaved
+    (1 day, 7 days, 1 day, ...) so that the machine's load falls on both alike; median."""
+    out: dict[str, object] = {"apps": apps, "runs": runs}
+    with (
+        schema(base, f"bench_scale_{secrets.token_hex(4)}") as one,
+        schema(base, f"bench_scale_{secrets.token_hex(4)}") as seven,
+    ):
         now = int(time.time())
-        seed(url, apps, 24.0, 0.0, now)
-        for label, extra in (("1 day", None), ("7 days", (0.0, 5.0))):
-            if extra is not None:
-                add_history(url, apps, now, *extra)
-            times = []
-            for _ in range(3):
-                new_minute(url, apps, int(time.time()))
-                times.append(run_child(url, heroku_url, "compact", watch_url)["compaction_s"])
+        seed(one, apps, 24.0, 0.0, now)
+        seed(seven, apps, 24.0, 0.0, now)
+        add_history(seven, apps, now, 0.0, 5.0)
+        times: dict[str, list[float]] = {"1 day": [], "7 days": []}
+        for run in range(runs):
+            for label, url in (("1 day", one), ("7 days", seven)):
+                # Each run its own minute: the clock moves 2 minutes further each time.
+                clock = now + AHEAD + 180 + 120 * run
+                result = run_child(url, heroku_url, "compact", watch_url, apps, clock)
+                times[label].append(result["compaction_s"])
+        for label, url in (("1 day", one), ("7 days", seven)):
             with psycopg.connect(url) as db:
                 row = db.execute("SELECT count(*) FROM metric_windows").fetchone()
-            out[label] = {"median_s": statistics.median(times), "runs": times, "rows": row[0]}
+            out[label] = {
+                "median_s": statistics.median(times[label]),
+                "runs": times[label],
+                "rows": row[0] if row else 0,
+            }
     return out
 
 
@@ -385,19 +454,27 @@ def report(results: list[dict], independence: dict) -> None:
     print(f"Worker jobs at fleet scale (PostgreSQL, pool {pool} per process, this machine).")
     print()
     print(
-        "| apps | history per app | peak RSS | first tick | steady tick | tick + forecast "
+        "| apps | history per app | peak RSS | first tick | steady ticks | tick + forecast "
         "refresh | compaction (1 min new) | retention run | max connections |"
     )
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---|---:|---:|---|---:|---:|---:|---:|")
     for r in results:
         history = f"{r['fine_hours']:g} h of 10 s" + (
             f" + {r['coarse_days']:g} d of 1 min" if r["coarse_days"] else ""
         )
         print(
             f"| {r['apps']:,} | {history} | {r['rss_mb']:.0f} MB | {r['first_tick_s']:.2f} s | "
-            f"{r['steady_tick_s']:.2f} s | {r['forecast_tick_s']:.2f} s | "
+            f"{r['steady_tick_s']:.2f} s, {r['steady_tick_2_s']:.2f} s | "
+            f"{r['forecast_tick_s']:.2f} s | "
             f"{r['compaction_s']:.2f} s | {r['retention_s']:.2f} s | {r['connections']} |"
         )
+    print()
+    print(
+        "Scale actions in the steady and forecast ticks (a steady fleet: none expected): "
+        + ", ".join(f"{r['apps']:,} apps {r['scale_actions']}" for r in results)
+        + ". Compaction: the timed run folds exactly one new minute (after an untimed run "
+        "that folds what seeding left), as the worker's every-minute job does."
+    )
     print()
     print("Rows per app, derived from the job intervals and the retention constants:")
     print()
@@ -409,17 +486,22 @@ def report(results: list[dict], independence: dict) -> None:
     ratio = seven["median_s"] / one["median_s"] if one["median_s"] else float("inf")
     print()
     print(
-        f"Compaction of one new minute, {independence['apps']} apps, median of 3: "
+        f"Compaction of one new minute, {independence['apps']} apps, median of "
+        f"{independence['runs']} runs each, interleaved: "
         f"1 day of history ({one['rows']:,} window rows) {one['median_s']:.3f} s, "
-        f"7 days ({seven['rows']:,} rows) {seven['median_s']:.3f} s: ratio {ratio:.2f}"
+        f"7 days ({seven['rows']:,} rows) {seven['median_s']:.3f} s: ratio {ratio:.2f} "
+        f"(runs: 1 day {', '.join(f'{t:.3f}' for t in one['runs'])}; "
+        f"7 days {', '.join(f'{t:.3f}' for t in seven['runs'])})"
     )
     biggest = max(results, key=lambda r: r["apps"])
     n = biggest["apps"]
     print()
+    steady = max(biggest["steady_tick_s"], biggest["steady_tick_2_s"])
     print(f"Goals (at {n:,} apps):")
     lines = [
         ("worker peak RSS", biggest["rss_mb"], GOALS["rss_mb"], "MB"),
-        ("steady tick", biggest["steady_tick_s"], GOALS["steady_tick_s"], "s"),
+        # The worse of the two: which one crosses a minute (and decodes it) is chance.
+        ("steady tick (the worse of two)", steady, GOALS["steady_tick_s"], "s"),
         ("tick with forecast refresh", biggest["forecast_tick_s"], GOALS["forecast_tick_s"], "s"),
         ("compaction run", biggest["compaction_s"], GOALS["compaction_s"], "s"),
         ("connections held at once", biggest["connections"], GOALS["connections"], ""),

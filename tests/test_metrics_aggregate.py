@@ -8,6 +8,7 @@ import json
 import math
 import random
 import threading
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from bot.metrics.aggregate import (
     WINDOW_SECONDS,
     Aggregator,
+    Folding,
     Percentiles,
     Window,
     sparkline,
@@ -219,6 +221,54 @@ def test_any_split_in_any_order_merges_to_the_whole(cuts: list[int], rng: random
     parts = [windows_of(bodies[a:b]) for a, b in itertools.pairwise(bounds)]
     rng.shuffle(parts)
     assert merged(*parts) == windows_of(bodies)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(0, 27), max_size=5), st.randoms(use_true_random=False))
+def test_folding_stored_documents_equals_folding_decoded_windows(
+    cuts: list[int], rng: random.Random
+) -> None:
+    # Compaction's fast path (add_document) against decoding each part first (add), on
+    # JSON round-tripped parts, at the stored start and rolled up to the minute.
+    bodies = stream(1000)
+    bounds = [0, *sorted(cuts), len(bodies)]
+    parts = [w for a, b in itertools.pairwise(bounds) for w in windows_of(bodies[a:b])]
+    rng.shuffle(parts)
+    documents = [json.loads(json.dumps(w.to_dict())) for w in parts]
+    for minute in (False, True):
+        slow, fast = Folding(), Folding()
+        for document in documents:
+            window = Window.from_dict(document)
+            start = window.start // 60 * 60 if minute else None
+            slow.add(window if start is None else replace(window, start=start))
+            assert fast.add_document(document, start) == window.requests
+        assert sorted(fast.windows(), key=_key) == sorted(slow.windows(), key=_key)
+    assert sorted(Folding().windows(), key=_key) == []
+
+
+def _key(window: Window) -> tuple[str, int]:
+    return (window.app, window.start)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: d.pop("requests"),
+        lambda d: d.__setitem__("start", 5),
+        lambda d: d.__setitem__("statuses", {"2xx": -1}),
+        lambda d: d["service"].__setitem__("zero", -1),
+        lambda d: d.__setitem__("runtime", {"web.1": {"load": [1]}}),
+    ],
+)
+def test_folding_refuses_a_damaged_document_like_from_dict(damage) -> None:
+    document = json.loads(json.dumps(windows_of(stream(200))[0].to_dict()))
+    document["runtime"] = {"web.1": {"load": [NOON, 0.5]}}
+    Folding().add_document(json.loads(json.dumps(document)))  # undamaged: taken
+    damage(document)
+    with pytest.raises(ValueError):
+        Window.from_dict(document)
+    with pytest.raises(ValueError):
+        Folding().add_document(document)
 
 
 def test_the_merge_test_can_fail_if_a_half_is_lost() -> None:

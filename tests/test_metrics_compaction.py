@@ -109,3 +109,29 @@ def test_recent_traffic_reads_new_rows_only_and_survives_a_fold(store):
     assert after.requests == 80 and len(after.ids) == 6
     assert after.service.quantile(0.95) == grown.service.quantile(0.95)
     assert recent.minutes({"myapp"}, minute + 60, minute + 120) == {"myapp": []}
+
+
+def test_a_minutes_p95s_follow_what_is_added_to_it():
+    from bot.metrics.recent import MinuteTraffic
+
+    minute = MinuteTraffic(NOW - 600)
+    assert minute.p95s() == (None, None)
+    minute.add(part(NOW - 600, requests=10).to_dict())
+    queue, service = minute.p95s()
+    assert queue is None and service == pytest.approx(30.0, rel=0.01)
+    minute.add(part(NOW - 590, requests=400).to_dict())  # worked out again, not the cache
+    assert minute.p95s()[1] == pytest.approx(420.0, rel=0.01)
+    assert minute.p95s()[1] == minute.service.quantile(0.95)
+
+
+def test_compaction_takes_the_same_rows_however_much_history_stands(store):
+    # What makes its time independent of history: each run takes one minute's new parts,
+    # and the minute crossing 48 hours, whatever else is stored.
+    for days in (0, 3):
+        for day in range(1, days + 1):  # older history, already folded or rolled up
+            store.save([part(NOW - KEEP_FINE - day * 86400)])
+        store.compact(NOW - 120)
+        minute = NOW // 60 * 60 - 240
+        store.save([part(minute + s, dyno=d) for s in range(0, 60, 10) for d in ("a", "b")])
+        done = store.compact(NOW)
+        assert done["parts_taken"] == 12 and done["fine_written"] == 6

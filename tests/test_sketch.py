@@ -171,3 +171,53 @@ def test_damaged_storage_is_refused(damage) -> None:
     damage(stored)
     with pytest.raises(ValueError):
         Sketch.from_dict(stored)
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(st.floats(0, 1e6, allow_nan=False), max_size=50),
+    st.lists(st.floats(0, 1e6, allow_nan=False), max_size=50),
+)
+def test_merging_a_stored_sketch_equals_merging_it_decoded(a: list[float], b: list[float]) -> None:
+    # merge_dict is compaction's fast path: the same sketch as from_dict then merge.
+    stored = json.loads(json.dumps(sketch_of(b).to_dict()))
+    slow, fast = sketch_of(a), sketch_of(a)
+    slow.merge(Sketch.from_dict(stored))
+    fast.merge_dict(stored)
+    assert fast == slow
+    assert fast.count == slow.count == len(a) + len(b)
+    assert fast.quantiles(QS) == slow.quantiles(QS)
+
+
+def test_merging_a_stored_sketch_takes_the_slow_path_for_unusual_shapes() -> None:
+    # Tuples, string bounds and int bounds are what from_dict accepts too.
+    stored = sketch_of([1.0, 10.0, 100.0]).to_dict()
+    unusual = {**stored, "keys": tuple(stored["keys"]), "min": str(stored["min"])}
+    slow, fast = sketch_of([5.0]), sketch_of([5.0])
+    slow.merge(Sketch.from_dict(unusual))
+    fast.merge_dict(unusual)
+    assert fast == slow
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: d.pop("keys"),
+        lambda d: d["counts"].append(1),
+        lambda d: d["counts"].__setitem__(0, 0),
+        lambda d: d["counts"].__setitem__(0, True),
+        lambda d: d["keys"].__setitem__(0, "x"),
+        lambda d: d.__setitem__("zero", -1),
+        lambda d: d.__setitem__("min", None),
+        lambda d: d.__setitem__("min", float("nan")),
+        lambda d: d.__setitem__("max", 0.5),
+        lambda d: d.__setitem__("alpha", 2),
+        lambda d: d.__setitem__("alpha", 0.02),
+        lambda d: d["keys"].__setitem__(1, d["keys"][0]),
+    ],
+)
+def test_a_damaged_stored_sketch_is_refused_when_merged(damage) -> None:
+    stored = sketch_of([1.0, 10.0, 100.0]).to_dict()
+    damage(stored)
+    with pytest.raises(ValueError):
+        Sketch().merge_dict(stored)

@@ -122,12 +122,7 @@ class Window:
                 service=Sketch.from_dict(data["service"]),
                 connect=Sketch.from_dict(data["connect"]),
                 queue=Sketch.from_dict(data["queue"]),
-                runtime={
-                    str(dyno): {
-                        str(name): (int(pair[0]), float(pair[1])) for name, pair in metrics.items()
-                    }
-                    for dyno, metrics in data["runtime"].items()
-                },
+                runtime=_runtime(data["runtime"]),
             )
         except (KeyError, TypeError, AttributeError, IndexError) as error:
             raise ValueError(f"not a stored window: {error!r}") from None
@@ -195,8 +190,48 @@ class Folding:
             found = self._parts[key] = _WindowParts()
         found.add(window)
 
+    def add_document(self, data: Mapping[str, Any], start: int | None = None) -> int:
+        """`add(Window.from_dict(data))`, at `start` instead of the stored start when given
+        (a roll-up's minute), without building the stored window: its sketches are merged
+        from their stored form (`Sketch.merge_dict`), which is most of what compaction
+        saves. The same checks, the same ValueError; a document that fails them may leave
+        part of itself added (compaction's transaction then rolls back). Returns the
+        window's requests."""
+        try:
+            app, stored = str(data["app"]), stored_start(data)
+            requests = int(data["requests"])
+            statuses, codes = _counts(data["statuses"]), _counts(data["codes"])
+            dynos, runtime = _counts(data["dynos"]), _runtime(data["runtime"])
+            service, connect, queue = data["service"], data["connect"], data["queue"]
+        except (KeyError, TypeError, AttributeError, IndexError) as error:
+            raise ValueError(f"not a stored window: {error!r}") from None
+        key = (app, stored if start is None else start)
+        found = self._parts.get(key)
+        if found is None:
+            found = self._parts[key] = _WindowParts()
+        found.requests += requests
+        found.statuses.update(statuses)
+        found.codes.update(codes)
+        found.dynos.update(dynos)
+        found.service.merge_dict(service)
+        found.connect.merge_dict(connect)
+        found.queue.merge_dict(queue)
+        found.runtime = _latest(found.runtime, runtime)
+        return requests
+
     def windows(self) -> list[Window]:
         return [found.window(app, start) for (app, start), found in self._parts.items()]
+
+
+def stored_start(data: Mapping[str, Any]) -> int:
+    """A stored window document's start; ValueError when it is missing or not aligned."""
+    try:
+        start = int(data["start"])
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"not a stored window: {error!r}") from None
+    if start % WINDOW_SECONDS:
+        raise ValueError(f"window start {start} is not a multiple of {WINDOW_SECONDS}")
+    return start
 
 
 def fold(windows: Iterable[Window]) -> list[Window]:
@@ -447,6 +482,13 @@ def _counts(data: Mapping[str, Any]) -> dict[str, int]:
     if any(n < 0 for n in counts.values()):
         raise ValueError("a stored count is negative")
     return counts
+
+
+def _runtime(data: Mapping[str, Any]) -> dict[str, dict[str, tuple[int, float]]]:
+    return {
+        str(dyno): {str(name): (int(pair[0]), float(pair[1])) for name, pair in metrics.items()}
+        for dyno, metrics in data.items()
+    }
 
 
 def _percentiles(sketch: Sketch) -> Percentiles | None:

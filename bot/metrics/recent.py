@@ -24,7 +24,7 @@ from bot.store.db import Database
 from bot.store.models import MetricWindow
 from policies.sketch import Sketch
 
-_CHUNK = 5000  # ids per IN list
+_CHUNK = 1000  # ids per query: their documents are decoded together (memory)
 
 
 @dataclass
@@ -38,12 +38,27 @@ class MinuteTraffic:
     service: Sketch = field(default_factory=Sketch)
     dynos: set[str] = field(default_factory=set)
 
+    _p95s: tuple[float | None, float | None] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
     def add(self, document: Mapping[str, Any]) -> None:
         # Only the fields the autoscaler reads: a whole Window costs three sketches more.
         self.requests += int(document["requests"])
-        self.queue.merge(Sketch.from_dict(document["queue"]))
-        self.service.merge(Sketch.from_dict(document["service"]))
+        self.queue.merge_dict(document["queue"])
+        self.service.merge_dict(document["service"])
         self.dynos.update(document["dynos"])
+        self._p95s = None
+
+    def p95s(self) -> tuple[float | None, float | None]:
+        """The queue and service p95 (ms; None without timings), worked out once per change
+        of the minute: a steady tick asks for all of them and most have not changed."""
+        if self._p95s is None:
+            self._p95s = (
+                self.queue.quantile(0.95) if self.queue.count else None,
+                self.service.quantile(0.95) if self.service.count else None,
+            )
+        return self._p95s
 
 
 class RecentTraffic:
@@ -57,17 +72,28 @@ class RecentTraffic:
         """Each of `apps`' whole minutes in [since, until) that has traffic, oldest first.
         `since` and `until` are whole minutes (epoch seconds)."""
         rows: dict[tuple[str, int], set[int]] = {}
-        query = select(MetricWindow.app, MetricWindow.id, MetricWindow.start).where(
-            MetricWindow.resolution == WINDOW_SECONDS,
-            MetricWindow.start >= since,
-            MetricWindow.start < until,
+        table = MetricWindow.__table__.c
+        # On the table, not the mapped class: plain rows, no ORM compilation per tick.
+        query = select(table.app, table.id, table.start).where(
+            table.resolution == WINDOW_SECONDS,
+            # Both values named, so that PostgreSQL scans the (resolution, folded, start)
+            # index as two ranges of `start`: without it, it walks every fine window of the
+            # 48 hours kept (EXPLAIN: 565 index pages against 9 with 1,000 apps' hour).
+            table.folded.in_((False, True)),
+            table.start >= since,
+            table.start < until,
         )
         if len(apps) == 1:
-            query = query.where(MetricWindow.app.in_(list(apps)))
+            query = query.where(table.app.in_(list(apps)))
         with self._db.session() as session:
-            for app, row_id, start in session.execute(query):
+            # all(): one fetch, not a driver call per row (tens of thousands of them).
+            for app, row_id, start in session.connection().execute(query).all():
                 if app in apps:
-                    rows.setdefault((app, int(start) // 60 * 60), set()).add(int(row_id))
+                    key = (app, start - start % 60)
+                    found = rows.get(key)
+                    if found is None:
+                        found = rows[key] = set()
+                    found.add(row_id)
         wanted: dict[int, MinuteTraffic] = {}
         for key, ids in rows.items():
             known = self._minutes.get(key)
@@ -77,9 +103,9 @@ class RecentTraffic:
             for row_id in ids - known.ids:
                 wanted[row_id] = known
         for chunk in _chunks(list(wanted), _CHUNK):
-            query = select(MetricWindow.id, MetricWindow.data).where(MetricWindow.id.in_(chunk))
             with self._db.session() as session:
-                for row_id, document in session.execute(query):
+                query = select(table.id, table.data).where(table.id.in_(chunk))
+                for row_id, document in session.connection().execute(query).all():
                     minute = wanted[row_id]
                     minute.add(document)
                     minute.ids.add(row_id)

@@ -21,14 +21,13 @@ merge them) and added to its minute's count.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import delete, false, func, insert, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from bot.metrics.aggregate import WINDOW_SECONDS, Folding, Window, fold
+from bot.metrics.aggregate import WINDOW_SECONDS, Folding, Window, stored_start
 from bot.store.db import Database
 from bot.store.models import MetricMinute, MetricWindow
 
@@ -150,13 +149,14 @@ class MetricsStore:
             counts: dict[tuple[str, int], int] = {}
             for (document,) in taken:  # one row decoded at a time, folded, dropped
                 done["parts_taken"] += 1
-                window = Window.from_dict(document)
-                minute = window.start // ROLLUP_SECONDS
-                counts[window.app, minute] = counts.get((window.app, minute), 0) + window.requests
-                if window.start < now - KEEP_FINE:  # late, or the worker was away for days
-                    coarse.add(replace(window, start=minute * ROLLUP_SECONDS))
+                start = stored_start(document)
+                minute = start // ROLLUP_SECONDS
+                if start < now - KEEP_FINE:  # late, or the worker was away for days
+                    requests = coarse.add_document(document, minute * ROLLUP_SECONDS)
                 else:
-                    fine.add(window)
+                    requests = fine.add_document(document)
+                key = (str(document["app"]), minute)
+                counts[key] = counts.get(key, 0) + requests
             folded, rolled = fine.windows(), coarse.windows()
             rows = [_row(w, WINDOW_SECONDS) for w in folded]
             rows += [_row(w, ROLLUP_SECONDS) for w in rolled]
@@ -169,11 +169,11 @@ class MetricsStore:
 
     def _roll_up(self, first: int, last: int, done: dict[str, int]) -> None:
         with self._db.session() as session, session.begin():
-            taken = _take(session, True, first, last)
-            coarse = fold(
-                replace(window, start=window.start // ROLLUP_SECONDS * ROLLUP_SECONDS)
-                for window in (Window.from_dict(document) for (document,) in taken)
-            )
+            folding = Folding()
+            for (document,) in _take(session, True, first, last):
+                minute = stored_start(document) // ROLLUP_SECONDS * ROLLUP_SECONDS
+                folding.add_document(document, minute)
+            coarse = folding.windows()
             if coarse:
                 session.execute(
                     insert(MetricWindow.__table__), [_row(w, ROLLUP_SECONDS) for w in coarse]

@@ -137,7 +137,7 @@ class Autoscaler:
         self._reloaded = {}
         fleet = _Fleet(
             self._samples_of(apps, now),
-            self._store.recent_decisions(apps, now - HISTORY) if apps else {},
+            self._store.recent_decisions(apps, now - HISTORY, reasons=False) if apps else {},
             self._store.pins(now) if apps else {},
             self._store.overrides().of_apps(apps),
         )
@@ -521,10 +521,8 @@ class Autoscaler:
                     at=datetime.fromtimestamp(minute.start + 60, UTC),
                     # A 10 s window with no requests is never stored: a sum, not an average.
                     rpm=float(minute.requests),
-                    queue_p95_ms=minute.queue.quantile(0.95) if minute.queue.count else None,
-                    service_p95_ms=(
-                        minute.service.quantile(0.95) if minute.service.count else None
-                    ),
+                    queue_p95_ms=minute.p95s()[0],
+                    service_p95_ms=minute.p95s()[1],
                     dynos=len(minute.dynos) or None,
                 )
                 for minute in minutes
