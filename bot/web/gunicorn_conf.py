@@ -9,7 +9,7 @@ from bot.logs import RedactSecrets
 bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
-# Lazy listeners run on bolt's thread pool; gthread keeps acks flowing while they work.
+# Request threads ack; the work after an ack runs on services.background's own 2 threads.
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = 30
 graceful_timeout = 20
@@ -48,6 +48,7 @@ def worker_exit(server, worker):  # type: ignore[no-untyped-def]
     # leaving a Beanstalk update's thread without an ending.
     extensions = getattr(getattr(worker, "wsgi", None), "extensions", {})
     if "deploybot" in extensions:
+        extensions["deploybot"].background.close()  # accepted commands still get answers
         extensions["deploybot"].followups.close()
     if "deploybot.metrics" in extensions:
         extensions["deploybot.metrics"][1].stop()  # the last seconds of drained traffic
