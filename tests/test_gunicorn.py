@@ -143,3 +143,11 @@ def scale_and_kill(web_dyno: str, heroku, slack) -> None:
         headers=sign("forged", "x"),
     )
     assert forged.status_code == 401
+
+
+def test_the_web_process_imports_neither_boto3_nor_alembic() -> None:
+    # boto3 costs each web worker about 24 MB and alembic 0.3 s of start-up; the web process
+    # loads them only when a Beanstalk app is used or a SQLite file must be migrated.
+    code = "import sys, bot.web.app; print(sorted({'boto3', 'botocore', 'alembic'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
