@@ -44,7 +44,7 @@ def create_app(config: Config | None = None, registry: Registry | None = None) -
     signing_secret = config.slack_signing_secret or ""  # build_bolt_app required it
     slack_handler = SlackRequestHandler(bolt)
     intake = DrainIntake(services.db, services.request_keys)
-    flusher = Flusher(intake.aggregator, services.metrics).start()
+    flusher = Flusher(intake.aggregator, services.metrics, settle=intake.settle).start()
 
     web = Flask("deploybot")
     edge.install(web)

@@ -51,4 +51,6 @@ def worker_exit(server, worker):  # type: ignore[no-untyped-def]
         extensions["deploybot"].background.close()  # accepted commands still get answers
         extensions["deploybot"].followups.close()
     if "deploybot.metrics" in extensions:
-        extensions["deploybot.metrics"][1].stop()  # the last seconds of drained traffic
+        intake, flusher = extensions["deploybot.metrics"]
+        intake.close()  # count the batches still queued for their claim
+        flusher.stop()  # then save the last seconds of drained traffic
