@@ -13,6 +13,8 @@ rate: paced to the rate, or as fast as the server takes them for `max`. Printed 
   (`pg_stat_database`, which counts only this database: other users of the server do not
   show), from just before the first POST until gunicorn has stopped, so the final flush
   (gunicorn's worker_exit hook) is included;
+- all log lines per CPU-second used by gunicorn's processes (less sensitive than lines/s
+  to what else the machine runs);
 - the router lines the database holds afterwards, checked against what was sent.
 
 Goal: >= 150,000 router lines/s at `max`, and writes per minute that do not grow with the
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
+import math
 import os
 import shutil
 import sys
@@ -120,6 +123,7 @@ def run_rate(
         lock = threading.Lock()
         interval = senders * (sum(lines_per_body) / len(bodies)) / rate if rate else 0.0
         before = database_writes(database_url)
+        cpu_before = (server.cpu_seconds(), time.process_time())
         started = time.perf_counter()
         stop_at = started + seconds
 
@@ -156,6 +160,8 @@ def run_rate(
         for thread in threads:
             thread.join()
         wall = time.perf_counter() - started
+        server_cpu = server.cpu_seconds() - cpu_before[0]
+        sender_cpu = time.process_time() - cpu_before[1]
         server.stop()  # worker_exit flushes what each worker still holds
         after = database_writes(database_url)
         log_text = server.log_text()
@@ -183,6 +189,9 @@ def run_rate(
         "commits_per_min": (after[0] - before[0]) / minutes,
         "rows_per_min": (after[1] - before[1]) / minutes,
         "stored": stored,
+        "server_cpu": server_cpu,
+        "sender_cpu": sender_cpu,
+        "lines_per_server_cpu_s": sum(sent_lines) / server_cpu if server_cpu else math.nan,
         "tracebacks": log_text.count("Traceback"),
     }
 
@@ -236,9 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         "| asked (lines/s) | all lines/s | router lines/s | POSTs | commits/min | rows/min "
-        "| router lines stored / sent |"
+        "| lines per gunicorn CPU-s | router lines stored / sent |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---|")
     ok = True
     for r in results:
         asked = "max" if r["rate"] is None else f"{r['rate']:,.0f}"
@@ -247,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"| {asked} | {r['all_lines_per_s']:,.0f} | {r['router_lines_per_s']:,.0f} "
             f"| {r['posts']:,} | {r['commits_per_min']:,.0f} | {r['rows_per_min']:,.0f} "
-            f"| {r['stored']:,} / {r['router_lines']:,} ({match}; {r['failures']} failed POSTs) |"
+            f"| {r['lines_per_server_cpu_s']:,.0f} | {r['stored']:,} / {r['router_lines']:,} ({match}; {r['failures']} failed POSTs) |"
         )
     top = max(r["router_lines_per_s"] for r in results)
     print()
