@@ -84,7 +84,7 @@ def test_a_batch_whose_claim_fails_is_still_counted(intake, caplog):
 
 
 def test_a_batch_without_an_id_counts_at_once_and_close_loses_nothing(intake):
-    intake, keys = intake
+    intake, _ = intake
     intake.receive("myapp", HEADERS, body(5, seed=3))
     assert sum(w.requests for w in intake.aggregator.drain()) == 5
     intake.receive("myapp", {**HEADERS, "Logplex-Frame-Id": "f-1"}, body(4, seed=4))
