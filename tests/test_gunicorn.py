@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,3 +152,14 @@ def test_the_web_process_imports_neither_boto3_nor_alembic() -> None:
     code = "import sys, bot.web.app; print(sorted({'boto3', 'botocore', 'alembic'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_building_the_app_starts_no_thread(config) -> None:
+    # gunicorn preloads the app in the master and forks the workers from it: a thread
+    # started while building it would exist only in the master, never in a worker.
+    from bot.web.app import create_app
+
+    before = {thread.ident for thread in threading.enumerate()}
+    create_app(config)
+    started = [t.name for t in threading.enumerate() if t.ident not in before]
+    assert started == []

@@ -23,7 +23,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 THREADS = 2  # per web worker process
-QUEUE = 32  # waiting jobs per process beyond the running ones; more get "busy"
+QUEUE = 256  # waiting jobs per process (a few seconds of work); more get "busy"
 BUSY = "I'm busy with other commands right now. Try again in a few seconds."
 
 

@@ -188,9 +188,16 @@ class Flusher:
         self._carried: list[Window] = []
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="metrics-flush", daemon=True)
+        self._started = False
+        self._start_lock = threading.Lock()
 
     def start(self) -> Flusher:
-        self._thread.start()
+        """Start the thread, once (later calls do nothing)."""
+        if not self._started:
+            with self._start_lock:
+                if not self._started:
+                    self._thread.start()
+                    self._started = True
         return self
 
     def flush(self) -> int:
