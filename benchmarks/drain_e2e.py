@@ -193,6 +193,7 @@ def run_rate(
         "sender_cpu": sender_cpu,
         "lines_per_server_cpu_s": sum(sent_lines) / server_cpu if server_cpu else math.nan,
         "tracebacks": log_text.count("Traceback"),
+        "log_tail": "\n".join(log_text.splitlines()[-15:]),
     }
 
 
@@ -220,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     temp = Path(tempfile.mkdtemp(prefix="deploybot-drain-"))
     results = []
     with contextlib.ExitStack() as stack:
-        stack.callback(shutil.rmtree, temp, ignore_errors=True)
+        if not os.environ.get("KEEP_DRAIN_LOGS"):
+            stack.callback(shutil.rmtree, temp, ignore_errors=True)
         database_url = stack.enter_context(scratch_database(args.database_url))
         database = Database(database_url)
         database.migrate()
@@ -253,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         asked = "max" if r["rate"] is None else f"{r['rate']:,.0f}"
         match = "all" if r["stored"] == r["router_lines"] else "**MISMATCH**"
         ok &= r["stored"] == r["router_lines"] and not r["failures"]
+        if r["stored"] != r["router_lines"]:
+            print(f"gunicorn's log ended:\n{r['log_tail']}", file=sys.stderr)
         print(
             f"| {asked} | {r['all_lines_per_s']:,.0f} | {r['router_lines_per_s']:,.0f} "
             f"| {r['posts']:,} | {r['commits_per_min']:,.0f} | {r['rows_per_min']:,.0f} "

@@ -163,3 +163,30 @@ def test_building_the_app_starts_no_thread(config) -> None:
     create_app(config)
     started = [t.name for t in threading.enumerate() if t.ident not in before]
     assert started == []
+
+
+def test_a_flusher_made_before_the_fork_is_waited_for_in_the_worker() -> None:
+    # With preload_app the master builds the Flusher and a worker starts it: stop() must
+    # still see its thread alive and wait for the flush it is in, or the worker exits
+    # with the last windows unsaved (a Thread object made before a fork is not).
+    from bot.metrics.aggregate import Aggregator
+    from bot.web.log_drain import Flusher
+
+    class SlowStore:
+        def save(self, windows) -> int:  # type: ignore[no-untyped-def]
+            time.sleep(0.2)
+            return 0
+
+    flusher = Flusher(Aggregator(), SlowStore(), interval=0.01)  # type: ignore[arg-type]
+    pid = os.fork()
+    if pid == 0:  # the worker
+        try:
+            flusher.start()
+            time.sleep(0.05)  # the thread is inside a slow save now
+            alive = flusher._thread is not None and flusher._thread.is_alive()
+            flusher.stop()
+            os._exit(0 if alive else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

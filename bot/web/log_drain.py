@@ -187,17 +187,19 @@ class Flusher:
         self._interval = interval
         self._carried: list[Window] = []
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="metrics-flush", daemon=True)
-        self._started = False
+        # Made in start(), not here: a Thread object made before gunicorn forks (preload)
+        # and started after it reports is_alive() False, and stop() would not wait for it.
+        self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
     def start(self) -> Flusher:
         """Start the thread, once (later calls do nothing)."""
-        if not self._started:
+        if self._thread is None:
             with self._start_lock:
-                if not self._started:
-                    self._thread.start()
-                    self._started = True
+                if self._thread is None:
+                    thread = threading.Thread(target=self._run, name="metrics-flush", daemon=True)
+                    thread.start()
+                    self._thread = thread
         return self
 
     def flush(self) -> int:
@@ -216,7 +218,7 @@ class Flusher:
     def stop(self) -> None:
         """Stop the thread and flush what is left (gunicorn's worker_exit calls this)."""
         self._stopping.set()
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=self._interval + 5)
         self.flush()
 
