@@ -9,17 +9,19 @@ CPU, and times, best of --repeat runs:
 
 - ours: `policies.logplex.parse_body` + `bot.metrics.aggregate.Aggregator.ingest`, then
   `drain()` into windows;
-- regex: the straightforward way: octet-counted frames, `split(" ", 6)` of the header,
-  `datetime.fromisoformat` of the timestamp and `re.findall(r'(\\w+)=("[^"]*"|\\S+)')` of
-  every message, feeding the same RouterLine tuples into the same Aggregator;
+- regex: a competent regex pipeline: one compiled frame pattern run with `finditer` over the
+  whole body, timestamps converted once per second (a dict of seconds seen), and a router
+  line's dyno, connect, service and status read by one pattern anchored on ` dyno=`
+  (`re.findall` of every key=value only for lines that break that order), feeding the same
+  RouterLine tuples into the same Aggregator;
 - syslog-rfc5424-parser: the same, but the header parsed by that library (a lark grammar).
   Heroku omits STRUCTURED-DATA, which the library requires, so a `-` is inserted for it.
   Parse + the same aggregation, on a --syslog-lines subset (the library is slow).
 
-Each pipeline's windows are checked equal to ours, so all do the same work. Also printed:
+Each pipeline's windows are asserted equal to ours, so all do the same work. Also printed:
 the parse alone, and ours with its token memo tables emptied before each run (a cold web
-dyno). Goal: ours >= 200,000 lines/s and >= 2 x the regex pipeline. Missing it is reported,
-not an error.
+dyno). Goal: ours >= 200,000 lines/s and ahead of (> 1.0 x) the competent regex pipeline.
+Missing it is reported, not an error.
 
     .venv/bin/python benchmarks/drain.py [--lines 200000] [--repeat 5] [--json]
 """
@@ -51,7 +53,7 @@ from policies.logplex import (
 )
 
 GOAL_LINES_PER_SECOND = 200_000
-GOAL_RATIO = 2.0
+GOAL_RATIO = 1.0  # ahead of the competent regex pipeline
 APP = "shop"
 HOST = "shop.herokuapp.com"
 START = 1_714_564_800  # 2024-05-01T12:00:00Z
@@ -201,26 +203,66 @@ def _hex(rng: random.Random, digits: int) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# The baselines: the same lines, read the straightforward way.
+# The baselines: the same lines, read the way a competent regex parser would.
 
 KEY_VALUE = re.compile(r'(\w+)=("[^"]*"|\S+)')
 _UNITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# One pattern for a whole frame, run with finditer over the whole body: LEN, <PRI>1, the
+# timestamp split at the second, host, app, procid, `-` for MSGID, then the message.
+FRAME = re.compile(
+    r"^(\d+) <\d{1,3}>1 (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(\+00:00|Z)? \S+ (\S+) (\S+) - (.*)$",
+    re.MULTILINE,
+)
+# A router line's numbers, anchored on ` dyno=`: they follow it in this order on every
+# line Heroku's router writes; a line that breaks the order takes the general reader.
+ROUTER = re.compile(r" dyno=(\S*) connect=(\d+)ms service=(\d+)ms status=(\d+)(?= |$)")
+CODE = re.compile(r"\bcode=(H\d+)")
+QUEUE = re.compile(r"\bqueue=(\d+(?:\.\d+)?)ms\b")
 
 
 def regex_parse(body: bytes) -> ParsedBody:
-    """Octet-counted frames, header by split, timestamp by fromisoformat, findall per line."""
+    """The competent regex pipeline: one compiled pattern with finditer over the whole body,
+    timestamps cached per second, router fields by one pattern anchored on ` dyno=`."""
     parsed = _Lines()
-    for frame in _frames(body, parsed):
-        parts = frame.split(" ", 6)
-        if len(parts) < 7:
-            parsed.malformed += 1
+    seconds: dict[str, int] = {}
+    requests = parsed.requests
+    for match in FRAME.finditer(body.decode("utf-8", "replace")):
+        _, stamp, fraction, zone, app, procid, message = match.groups()
+        if zone is not None:  # UTC: one datetime per second of log, not one per line
+            when = seconds.get(stamp)
+            if when is None:
+                when = seconds[stamp] = int(datetime.fromisoformat(stamp + "+00:00").timestamp())
+        else:
+            try:
+                when = int(datetime.fromisoformat(stamp + (fraction or "")).timestamp())
+            except ValueError:
+                parsed.malformed += 1
+                continue
+        if procid == "router":
+            router = ROUTER.search(message)
+            if router is not None and '"' not in message[router.start() :]:
+                dyno, connect, service, status = router.groups()
+                code = CODE.search(message) if "code=" in message else None
+                requests.append(
+                    RouterLine(
+                        when,
+                        dyno or None,
+                        int(status),
+                        code.group(1) if code else None,
+                        int(service),
+                        int(connect),
+                        message,
+                    )
+                )
+                continue
+        elif app == "app" and "source=" not in message:
+            queue = QUEUE.search(message) if "queue=" in message else None
+            if queue is None:
+                parsed.other += 1
+            else:
+                parsed.queue.append(QueueSample(when, procid, float(queue.group(1))))
             continue
-        try:
-            when = int(datetime.fromisoformat(parts[1]).timestamp())
-        except ValueError:
-            parsed.malformed += 1
-            continue
-        _classify(parsed, when, parts[3], parts[4], parts[6])
+        _classify(parsed, when, app, procid, message)
     return parsed.done()
 
 
@@ -383,8 +425,9 @@ def main(argv: list[str] | None = None) -> int:
     subset_lines = count_lines(subset)
 
     ours_windows = aggregate_with(parse_body)(bodies)
-    if aggregate_with(regex_parse)(bodies) != ours_windows:
-        raise SystemExit("the regex pipeline counted differently from ours: not comparable")
+    regex_windows = aggregate_with(regex_parse)(bodies)
+    assert regex_windows == ours_windows, "the regex pipeline's windows differ from ours"
+    assert len(ours_windows) > 1 and sum(w.requests for w in ours_windows) > 0
     if subset and aggregate_with(syslog_parse)(subset) != aggregate_with(parse_body)(subset):
         raise SystemExit("the syslog-rfc5424-parser pipeline counted differently from ours")
 
@@ -411,9 +454,9 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         row["ours_ratio"] = ours / row["lines_per_s"]
     regex_ratio = next(r["ours_ratio"] for r in rows if r["pipeline"].startswith("regex: parse +"))
-    met = ours >= GOAL_LINES_PER_SECOND and regex_ratio >= GOAL_RATIO
+    met = ours >= GOAL_LINES_PER_SECOND and regex_ratio > GOAL_RATIO
     result = {
-        "goal": f"ours >= {GOAL_LINES_PER_SECOND} lines/s and >= {GOAL_RATIO}x the regex pipeline",
+        "goal": f"ours >= {GOAL_LINES_PER_SECOND} lines/s and > {GOAL_RATIO}x the regex pipeline",
         "goal_met": met,
         "rows": rows,
         "settings": {
@@ -443,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     verdict = "MET" if met else "NOT MET"
     print(
         f"Goal {verdict}: ours {ours:,.0f} lines/s (goal {GOAL_LINES_PER_SECOND:,}), "
-        f"{regex_ratio:.2f}x the regex pipeline (goal {GOAL_RATIO}x)."
+        f"{regex_ratio:.2f}x the competent regex pipeline (goal > {GOAL_RATIO}x)."
     )
     return 0
 

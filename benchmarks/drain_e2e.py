@@ -1,12 +1,26 @@
-"""End-to-end drain ingestion: the corpus of `benchmarks/drain.py` POSTed to deploybot's
-web process, started from the Procfile's `web:` line exactly as the ack benchmark starts it.
+"""End-to-end drain ingestion into PostgreSQL: the corpus of `benchmarks/drain.py` POSTed to
+deploybot's web process, started from the Procfile's `web:` line exactly as the ack
+benchmark starts it, at two or more line rates.
 
-A drain token is written to a fresh SQLite database before gunicorn starts; 4 keep-alive
-clients then POST the bodies (250 frames each, as Logplex batches) and the figure is lines
-accepted per second of wall time, with the count the database holds after a final flush
-(gunicorn's worker_exit hook) checked against what was sent.
+A database of its own is made on the PostgreSQL server of --database-url (default
+TEST_DATABASE_URL), migrated, and given a drain token before gunicorn starts; it is dropped
+at the end. Several keep-alive senders (Logplex keeps several connections open to a drain)
+then POST the bodies, 250 frames each with a unique `Logplex-Frame-Id`, for --seconds at each
+rate: paced to the rate, or as fast as the server takes them for `max`. Printed per rate:
 
-    .venv/bin/python -m benchmarks.drain_e2e [--lines 200000] [--clients 4]
+- router lines accepted per second of wall time;
+- database writes per minute: transactions committed and rows written in that database
+  (`pg_stat_database`, which counts only this database: other users of the server do not
+  show), from just before the first POST until gunicorn has stopped, so the final flush
+  (gunicorn's worker_exit hook) is included;
+- all log lines per CPU-second used by gunicorn's processes (less sensitive than lines/s
+  to what else the machine runs);
+- the router lines the database holds afterwards, checked against what was sent.
+
+Goal: >= 150,000 router lines/s at `max`, and writes per minute that do not grow with the
+line rate. Missing it is reported, not an error.
+
+    .venv/bin/python -m benchmarks.drain_e2e [--rates 20000,max] [--seconds 20] [--senders 8]
 """
 
 from __future__ import annotations
@@ -14,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
+import math
 import os
 import shutil
 import sys
@@ -22,81 +37,238 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import requests
+from sqlalchemy import create_engine, text
 
 from benchmarks.ack_latency import Fakes, Server, dyno_env, procfile_web_line
-from benchmarks.drain import APP, START, count_lines, make_corpus
+from benchmarks.drain import APP, START, make_corpus
 from bot.metrics.aggregate import WINDOW_SECONDS
 from bot.metrics.store import MetricsStore
-from bot.store.db import Database
+from bot.store.db import Database, normalize_url
 from bot.store.drains import Drains
 from policies.logplex import parse_body
 
+GOAL_LINES_PER_SECOND = 150_000
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lines", type=int, default=200_000)
-    parser.add_argument("--clients", type=int, default=4)
-    args = parser.parse_args(argv)
-    bodies = make_corpus(args.lines)
-    lines = count_lines(bodies)
-    temp = Path(tempfile.mkdtemp(prefix="deploybot-drain-"))
-    database_url = f"sqlite:///{temp / 'deploybot.sqlite3'}"
-    database = Database(database_url)
-    database.migrate()
-    drain = Drains(database).get_or_create(APP, "http://127.0.0.1", "UBENCH", datetime.now(UTC))
+
+@contextlib.contextmanager
+def scratch_database(base_url: str) -> Any:
+    """A fresh database on the server of `base_url`; yields its URL; drops it afterwards."""
+    name = f"bench_drain_{os.urandom(4).hex()}"
+    admin = create_engine(normalize_url(base_url), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f"CREATE DATABASE {name}"))
+        head, _, tail = base_url.partition("?")
+        yield head.rsplit("/", 1)[0] + f"/{name}" + (f"?{tail}" if tail else "")
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+def database_writes(url: str) -> tuple[int, int]:
+    """(transactions committed, rows inserted + updated + deleted) so far in `url`'s database."""
+    engine = create_engine(normalize_url(url))
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_stat_clear_snapshot()"))
+            commits, rows = connection.execute(
+                text(
+                    "SELECT xact_commit, tup_inserted + tup_updated + tup_deleted "
+                    "FROM pg_stat_database WHERE datname = current_database()"
+                )
+            ).one()
+        return int(commits), int(rows)
+    finally:
+        engine.dispose()
+
+
+def run_rate(
+    rate: float | None,
+    seconds: float,
+    senders: int,
+    bodies: list[bytes],
+    lines_per_body: list[int],
+    database_url: str,
+    token: str,
+    temp: Path,
+) -> dict[str, Any]:
+    """One gunicorn, `seconds` of POSTs at `rate` lines/s (None: as fast as it goes)."""
     path = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"
+    database = Database(database_url)
+    with database.engine.begin() as connection:  # each rate starts from empty windows
+        connection.execute(text("DELETE FROM metric_windows"))
+        connection.execute(text("DELETE FROM metric_minutes"))
+    database.dispose()
     with contextlib.ExitStack() as stack:
-        stack.callback(shutil.rmtree, temp, ignore_errors=True)
         fakes = stack.enter_context(Fakes())
         assert fakes.endpoints is not None
         server = Server(
             "deploybot",
             procfile_web_line(),
             dyno_env(path, database_url, fakes.endpoints),
-            temp / "web.log",
+            temp / f"web-{rate or 'max'}.log",
         )
         stack.callback(server.stop)
         server.start()
-        url = f"{server.base}/drain/{drain.token}"
+        url = f"{server.base}/drain/{token}"
+        run = os.urandom(3).hex()  # frame ids unique across rates: each is a new batch
         tickets = itertools.count()
         failures: list[str] = []
+        sent_lines = [0] * senders
+        sent_bodies: list[int] = []
+        lock = threading.Lock()
+        interval = senders * (sum(lines_per_body) / len(bodies)) / rate if rate else 0.0
+        before = database_writes(database_url)
+        cpu_before = (server.cpu_seconds(), time.process_time())
+        started = time.perf_counter()
+        stop_at = started + seconds
 
-        def client() -> None:
+        def sender(n: int) -> None:
+            next_at = started + n * interval / senders
             with requests.Session() as session:
-                while (i := next(tickets)) < len(bodies):
+                while (now := time.perf_counter()) < stop_at:
+                    if interval:
+                        if now < next_at:
+                            time.sleep(next_at - now)
+                        next_at += interval
+                    i = next(tickets)
+                    body = bodies[i % len(bodies)]
                     response = session.post(
                         url,
-                        data=bodies[i],
+                        data=body,
                         headers={
                             "Content-Type": "application/logplex-1",
-                            "Logplex-Frame-Id": f"bench-{i}",
-                            "Logplex-Msg-Count": str(bodies[i].count(b"\n")),
+                            "Logplex-Frame-Id": f"bench-{run}-{i}",
+                            "Logplex-Msg-Count": str(body.count(b"\n")),
                         },
                         timeout=30,
                     )
-                    if response.status_code != 204:
+                    if response.status_code == 204:
+                        sent_lines[n] += lines_per_body[i % len(bodies)]
+                        with lock:
+                            sent_bodies.append(i % len(bodies))
+                    else:
                         failures.append(str(response.status_code))
 
-        threads = [threading.Thread(target=client) for _ in range(args.clients)]
-        started = time.perf_counter()
+        threads = [threading.Thread(target=sender, args=(n,)) for n in range(senders)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         wall = time.perf_counter() - started
+        server_cpu = server.cpu_seconds() - cpu_before[0]
+        sender_cpu = time.process_time() - cpu_before[1]
         server.stop()  # worker_exit flushes what each worker still holds
-        end = START + lines // 400 + 2 * WINDOW_SECONDS
+        after = database_writes(database_url)
+        log_text = server.log_text()
+    database = Database(database_url)
+    try:
+        end = START + len(bodies) * 250 // 400 + 2 * WINDOW_SECONDS
         stored = sum(w.requests for w in MetricsStore(database).windows(APP, START - 60, end))
-    print(
-        f"{lines:,} lines in {len(bodies)} POSTs from {args.clients} clients to gunicorn "
-        f"({procfile_web_line()})"
+    finally:
+        database.dispose()
+    routed = {}
+    expected = 0
+    for i in sent_bodies:
+        if i not in routed:
+            routed[i] = len(parse_body(bodies[i]).requests)
+        expected += routed[i]
+    minutes = wall / 60
+    return {
+        "rate": rate,
+        "wall": wall,
+        "router_lines": expected,
+        "router_lines_per_s": expected / wall,
+        "all_lines_per_s": sum(sent_lines) / wall,
+        "posts": len(sent_bodies),
+        "failures": len(failures),
+        "commits_per_min": (after[0] - before[0]) / minutes,
+        "rows_per_min": (after[1] - before[1]) / minutes,
+        "stored": stored,
+        "server_cpu": server_cpu,
+        "sender_cpu": sender_cpu,
+        "lines_per_server_cpu_s": sum(sent_lines) / server_cpu if server_cpu else math.nan,
+        "tracebacks": log_text.count("Traceback"),
+        "log_tail": "\n".join(log_text.splitlines()[-15:]),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=200_000, help="corpus size, cycled")
+    parser.add_argument(
+        "--rates",
+        default="20000,max",
+        help="comma-separated log lines/s to send at; `max`: as fast as it goes",
     )
-    print(f"end to end: {lines / wall:,.0f} lines/s ({wall:.2f} s); failed POSTs: {len(failures)}")
-    expected = sum(len(parse_body(body).requests) for body in bodies)
-    print(f"router lines stored after the final flush: {stored:,} of {expected:,} sent")
-    return 0 if not failures and stored == expected else 1
+    parser.add_argument("--seconds", type=float, default=20.0, help="time at each rate")
+    parser.add_argument("--senders", type=int, default=8, help="concurrent keep-alive senders")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("TEST_DATABASE_URL"),
+        help="a PostgreSQL server to make the scratch database on (default TEST_DATABASE_URL)",
+    )
+    args = parser.parse_args(argv)
+    if not (args.database_url or "").startswith(("postgres://", "postgresql://")):
+        parser.error("--database-url (or TEST_DATABASE_URL) must name a PostgreSQL server")
+    rates = [None if part == "max" else float(part) for part in args.rates.split(",")]
+    bodies = make_corpus(args.lines)
+    lines_per_body = [body.count(b"\n") for body in bodies]
+    temp = Path(tempfile.mkdtemp(prefix="deploybot-drain-"))
+    results = []
+    with contextlib.ExitStack() as stack:
+        if not os.environ.get("KEEP_DRAIN_LOGS"):
+            stack.callback(shutil.rmtree, temp, ignore_errors=True)
+        database_url = stack.enter_context(scratch_database(args.database_url))
+        database = Database(database_url)
+        database.migrate()
+        drain = Drains(database).get_or_create(APP, "http://127.0.0.1", "UBENCH", datetime.now(UTC))
+        database.dispose()
+        for rate in rates:
+            results.append(
+                run_rate(
+                    rate,
+                    args.seconds,
+                    args.senders,
+                    bodies,
+                    lines_per_body,
+                    database_url,
+                    drain.token,
+                    temp,
+                )
+            )
+    print(
+        f"{args.senders} senders, {args.seconds:.0f} s per rate, to {procfile_web_line()} "
+        f"on PostgreSQL (WEB_CONCURRENCY={os.environ.get('WEB_CONCURRENCY', '2')})\n"
+    )
+    print(
+        "| asked (lines/s) | all lines/s | router lines/s | POSTs | commits/min | rows/min "
+        "| lines per gunicorn CPU-s | router lines stored / sent |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---|")
+    ok = True
+    for r in results:
+        asked = "max" if r["rate"] is None else f"{r['rate']:,.0f}"
+        match = "all" if r["stored"] == r["router_lines"] else "**MISMATCH**"
+        ok &= r["stored"] == r["router_lines"] and not r["failures"]
+        if r["stored"] != r["router_lines"]:
+            print(f"gunicorn's log ended:\n{r['log_tail']}", file=sys.stderr)
+        print(
+            f"| {asked} | {r['all_lines_per_s']:,.0f} | {r['router_lines_per_s']:,.0f} "
+            f"| {r['posts']:,} | {r['commits_per_min']:,.0f} | {r['rows_per_min']:,.0f} "
+            f"| {r['lines_per_server_cpu_s']:,.0f} | {r['stored']:,} / {r['router_lines']:,} ({match}; {r['failures']} failed POSTs) |"
+        )
+    top = max(r["router_lines_per_s"] for r in results)
+    print()
+    print(
+        f"Goal {'MET' if top >= GOAL_LINES_PER_SECOND else 'NOT MET'}: "
+        f"{top:,.0f} router lines/s at best (goal {GOAL_LINES_PER_SECOND:,})."
+    )
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -154,7 +154,7 @@ def run(post_mb: int = 64) -> Figures:
         replays += _webhooks(attacker, database)
         replays += _drains(attacker, drain.token)
         _drain_refusal(attacker, slack)
-        time.sleep(1.0)  # lazy listeners finish their answers
+        time.sleep(1.0)  # the background pool finishes its answers
         server.stop()
         log = server.log_text()
         secrets = [SIGNING_SECRET, HEROKU_KEY, WEBHOOK_SECRET, slack.bot_token, drain.token]

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from slack_sdk import WebClient
 
+from bot.actions.background import Background
 from bot.actions.dashboards import Dashboards
 from bot.actions.followups import FollowUps
 from bot.actions.gate import Gate
@@ -52,6 +53,7 @@ class Services:
         registry: Registry | None = None,
         env: Mapping[str, str] | None = None,
         followups: FollowUps | None = None,
+        background: Background | None = None,
         simulate: Callable[[Actor, Command], Result] | None = None,
         worker_runs: bool = True,
         db: Database | None = None,
@@ -72,6 +74,8 @@ class Services:
         self.observations = Observations(self.db)
         self.throttles = Throttles(self.db)
         self.followups = followups or FollowUps()
+        # Slack listeners' work after the ack: bounded, so it cannot starve the acks.
+        self.background = background or Background()
         # Called with a user ID after a change made on their behalf (App Home refreshes).
         self.changed: list[Callable[[str], None]] = []
         # Clients are built on first use, one per credential set: start-up calls no API.

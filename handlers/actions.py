@@ -8,21 +8,19 @@ from typing import TYPE_CHECKING, Any
 from bot.store.audit import Actor
 from handlers.charts import CHART_ACTION
 from handlers.delivery import deliver, dm_responder
+from handlers.offload import click
 from handlers.render import CANCEL_ACTION, CONFIRM_ACTION, safely
 from policies.commands import CHART_WINDOWS, Command
 from policies.slack_text import code
 
 if TYPE_CHECKING:
-    from slack_bolt import Ack, App, Respond
+    from slack_bolt import App, Respond
     from slack_sdk import WebClient
 
     from bot.services import Services
 
 
 def register(app: App, services: Services) -> None:
-    def ack_click(ack: Ack) -> None:
-        ack()
-
     def confirm(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         actor, confirmation_id = _click(body, services.source)
         result = safely(lambda: services.actions.confirm(actor, confirmation_id))
@@ -55,9 +53,9 @@ def register(app: App, services: Services) -> None:
         result = safely(lambda: services.actions.run(actor, command))
         deliver(services, result, respond, client, channel, thread_ts=thread_ts)
 
-    app.action(CONFIRM_ACTION)(ack=ack_click, lazy=[confirm])
-    app.action(CANCEL_ACTION)(ack=ack_click, lazy=[cancel])
-    app.action(CHART_ACTION)(ack=ack_click, lazy=[chart])
+    app.action(CONFIRM_ACTION)(click(services, confirm))
+    app.action(CANCEL_ACTION)(click(services, cancel))
+    app.action(CHART_ACTION)(click(services, chart))
 
 
 def _click(body: dict[str, Any], source: str) -> tuple[Actor, str]:

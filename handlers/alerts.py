@@ -20,12 +20,13 @@ from bot.store.audit import Actor
 from bot.store.incidents import Alerts
 from handlers.charts import chart_button
 from handlers.delivery import deliver
+from handlers.offload import click
 from handlers.render import safely
 from policies.commands import parse
 from policies.incidents import Incident, Notice
 
 if TYPE_CHECKING:
-    from slack_bolt import Ack, App, Respond
+    from slack_bolt import App, Respond
     from slack_sdk import WebClient
 
     from bot.services import Services
@@ -98,9 +99,6 @@ def command_for(action_id: str, key: str) -> str:
 def register(app: App, services: Services) -> None:
     alerts = Alerts(services.db)
 
-    def ack_click(ack: Ack) -> None:
-        ack()
-
     def remedy(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         action_id = body["actions"][0]["action_id"]
         key, count = _value(body)
@@ -126,9 +124,9 @@ def register(app: App, services: Services) -> None:
             _in_thread(client, body, f"<@{actor.user_id}> is looking into it.")
 
     for action_id in (RESTART_ACTION, SCALE_ACTION, ROLLBACK_ACTION):
-        app.action(action_id)(ack=ack_click, lazy=[remedy])
-    app.action(SILENCE_ACTION)(ack=ack_click, lazy=[silence])
-    app.action(ACK_ACTION)(ack=ack_click, lazy=[acknowledge])
+        app.action(action_id)(click(services, remedy))
+    app.action(SILENCE_ACTION)(click(services, silence))
+    app.action(ACK_ACTION)(click(services, acknowledge))
 
 
 def _parts(key: str) -> tuple[str, str, str]:

@@ -1,4 +1,4 @@
-"""Charts into Slack: render the PNG in the lazy listener and upload it with
+"""Charts into Slack: render the PNG in the background job after the ack and upload it with
 `files_upload_v2` into the channel (or an incident's thread). Without the `files:write`
 scope, or when the upload fails, the same numbers go out as text, with the reason.
 

@@ -1,9 +1,11 @@
-"""`/deploy`: ack at once with a one-line answer, then do the work in a lazy listener."""
+"""`/deploy`: ack at once with a one-line answer, then do the work on the background pool
+(`handlers.offload` says why not a bolt lazy listener); a full pool is answered "busy"."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from bot.actions.background import BUSY
 from bot.store.audit import Actor
 from handlers.delivery import deliver
 from handlers.render import safely
@@ -18,19 +20,20 @@ if TYPE_CHECKING:
 
 
 def register(app: App, services: Services) -> None:
-    def ack_deploy(ack: Ack, command: dict[str, Any]) -> None:
+    def on_deploy(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
         parsed = _parse(command)
         if isinstance(parsed, CommandError):
             ack(response_type="ephemeral", text=parsed.message)
         elif parsed.verb == "help":
             ack(response_type="ephemeral", text=help_text(parsed.topic))
-        else:
+        elif services.background.try_submit(run_deploy, parsed, command, respond, client):
             ack(response_type="ephemeral", text=f"Working on {code(parsed.text())}…")
+        else:
+            ack(response_type="ephemeral", text=BUSY)
 
-    def run_deploy(command: dict[str, Any], respond: Respond, client: WebClient) -> None:
-        parsed = _parse(command)
-        if isinstance(parsed, CommandError) or parsed.verb == "help":
-            return  # the ack already answered
+    def run_deploy(
+        parsed: Command, command: dict[str, Any], respond: Respond, client: WebClient
+    ) -> None:
         actor = Actor(
             user_id=command["user_id"],
             team_id=command.get("team_id"),
@@ -42,7 +45,7 @@ def register(app: App, services: Services) -> None:
         result = safely(lambda: services.actions.run(actor, parsed))
         deliver(services, result, respond, client, actor.channel_id)
 
-    app.command("/deploy")(ack=ack_deploy, lazy=[run_deploy])
+    app.command("/deploy")(on_deploy)
 
 
 def _parse(command: dict[str, Any]) -> Command | CommandError:

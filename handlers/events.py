@@ -16,11 +16,12 @@ from slack_sdk.errors import SlackApiError
 from bot.store.audit import Actor
 from handlers.delivery import deliver, dm_responder
 from handlers.home import COMMANDS, PAGE_ACTION, PER_PAGE, Refresher, home_view
+from handlers.offload import quietly
 from handlers.render import safely
 from policies.commands import parse
 
 if TYPE_CHECKING:
-    from slack_bolt import Ack, App
+    from slack_bolt import App
     from slack_sdk import WebClient
 
     from bot.services import Services
@@ -48,12 +49,10 @@ def register(app: App, services: Services) -> None:
     # Only users who opened App Home on this dyno have a tab worth refreshing.
     services.changed.append(lambda user_id: refresher.soon(user_id) if user_id in pages else None)
 
-    def on_open(event: dict[str, Any], client: WebClient) -> None:
+    def on_open(body: dict[str, Any], client: WebClient) -> None:
+        event = body.get("event") or {}
         if event.get("tab") == "home":
             publish(client, event["user"])
-
-    def ack_click(ack: Ack) -> None:
-        ack()
 
     def on_button(body: dict[str, Any], client: WebClient) -> None:
         action = body["actions"][0]
@@ -71,8 +70,8 @@ def register(app: App, services: Services) -> None:
     def on_page(body: dict[str, Any], client: WebClient) -> None:
         publish(client, body["user"]["id"], int(body["actions"][0]["value"]))
 
-    # Lazy: Slack gets its 200 before views.publish is called, which may be slow.
-    app.event("app_home_opened")(ack=lambda ack: ack(), lazy=[on_open])
+    # In the background: Slack gets its 200 before views.publish is called, which may be slow.
+    app.event("app_home_opened")(quietly(services, on_open))
     for action_id in COMMANDS:
-        app.action(action_id)(ack=ack_click, lazy=[on_button])
-    app.action(re.compile(rf"^{PAGE_ACTION}(:.*)?$"))(ack=ack_click, lazy=[on_page])
+        app.action(action_id)(quietly(services, on_button))
+    app.action(re.compile(rf"^{PAGE_ACTION}(:.*)?$"))(quietly(services, on_page))

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.actions.background import THREADS as BACKGROUND_THREADS
 from bot.store.audit import Actor, AuditLog
 from bot.web.app import create_app
-from bot.web.bolt_app import LAZY_WORKERS
 from bot.worker.main import Worker
 from handlers.render import CANCEL_ACTION, CONFIRM_ACTION
 from tests.conftest import ADMIN, HEROKU_KEY, USER
@@ -133,7 +133,7 @@ def test_throttling_answers_at_once_and_an_unrelated_command_is_not_kept_waiting
         assert all("rate-limiting" in r and "allows the next call at" in r for r in replies)
         # No retries, and once one 429 is stored the rest are answered without a call: only
         # the commands already running on the other listener threads reached Heroku.
-        assert 1 <= len(patches(heroku)) <= LAZY_WORKERS
+        assert 1 <= len(patches(heroku)) <= BACKGROUND_THREADS
 
         started = time.monotonic()
         _, url = driver.command("status other-app", USER)

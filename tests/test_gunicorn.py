@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -143,3 +144,49 @@ def scale_and_kill(web_dyno: str, heroku, slack) -> None:
         headers=sign("forged", "x"),
     )
     assert forged.status_code == 401
+
+
+def test_the_web_process_imports_neither_boto3_nor_alembic() -> None:
+    # boto3 costs each web worker about 24 MB and alembic 0.3 s of start-up; the web process
+    # loads them only when a Beanstalk app is used or a SQLite file must be migrated.
+    code = "import sys, bot.web.app; print(sorted({'boto3', 'botocore', 'alembic'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_building_the_app_starts_no_thread(config) -> None:
+    # gunicorn preloads the app in the master and forks the workers from it: a thread
+    # started while building it would exist only in the master, never in a worker.
+    from bot.web.app import create_app
+
+    before = {thread.ident for thread in threading.enumerate()}
+    create_app(config)
+    started = [t.name for t in threading.enumerate() if t.ident not in before]
+    assert started == []
+
+
+def test_a_flusher_made_before_the_fork_is_waited_for_in_the_worker() -> None:
+    # With preload_app the master builds the Flusher and a worker starts it: stop() must
+    # still see its thread alive and wait for the flush it is in, or the worker exits
+    # with the last windows unsaved (a Thread object made before a fork is not).
+    from bot.metrics.aggregate import Aggregator
+    from bot.web.log_drain import Flusher
+
+    class SlowStore:
+        def save(self, windows) -> int:  # type: ignore[no-untyped-def]
+            time.sleep(0.2)
+            return 0
+
+    flusher = Flusher(Aggregator(), SlowStore(), interval=0.01)  # type: ignore[arg-type]
+    pid = os.fork()
+    if pid == 0:  # the worker
+        try:
+            flusher.start()
+            time.sleep(0.05)  # the thread is inside a slow save now
+            alive = flusher._thread is not None and flusher._thread.is_alive()
+            flusher.stop()
+            os._exit(0 if alive else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -34,8 +34,7 @@ from bot.actions.results import (
     Result,
 )
 from bot.actions.shipping import Shipping
-from bot.platforms.base import NotSupported, Release
-from bot.platforms.beanstalk import NO_MAINTENANCE
+from bot.platforms.base import NO_MAINTENANCE, NotSupported, Release
 from bot.registry import Target
 from bot.store.audit import Actor, AuditLog
 from bot.store.confirmations import Confirmations, Pending

@@ -1,7 +1,7 @@
 """Follow-ups of slow changes (Beanstalk updates) on a thread pool of their own.
 
-They must not occupy bolt's lazy-listener threads for minutes, or acks would queue behind
-them. They live in process memory: a web dyno restarted mid-update loses its follow-up
+They must not occupy the web's small background pool (`background.py`) for minutes, or
+commands would be answered "busy" behind them. They live in process memory: a web dyno restarted mid-update loses its follow-up
 (the audit row still says what was asked); the worker dyno is the place to make them durable.
 """
 

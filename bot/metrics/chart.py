@@ -5,9 +5,9 @@ the autoscaler's target; the web dyno count as a step line with each scaling dec
 Incidents are shaded across all three.
 
 matplotlib is imported inside `render`, never at module import, so the web dyno's start-up
-and its acks do not pay for it; only a lazy listener drawing a chart does. The figure is
+and its acks do not pay for it; only a background job drawing a chart does. The figure is
 built with `Figure` and an Agg canvas directly (no pyplot): no global state, safe from the
-lazy listeners' threads.
+background pool's threads.
 """
 
 from __future__ import annotations

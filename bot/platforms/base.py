@@ -154,3 +154,10 @@ class Platform(Protocol):
 def formation_map(formation: tuple[Formation, ...]) -> dict[str, tuple[int, str]]:
     """Formation as the plain mapping the policies work on: type → (quantity, size)."""
     return {f.type: (f.quantity, f.size) for f in formation}
+
+
+# Here, not in beanstalk.py: the actions path says it without importing boto3.
+NO_MAINTENANCE = (
+    "`{app}` is a Beanstalk environment, and maintenance mode is not a Beanstalk feature. "
+    "Swap its CNAME to a maintenance environment, or scale it, instead."
+)

@@ -21,6 +21,7 @@ from botocore.config import Config as BotoConfig
 
 from bot.platforms.aws_errors import botocore_error
 from bot.platforms.base import (
+    NO_MAINTENANCE,
     AppStatus,
     Dyno,
     Formation,
@@ -44,10 +45,6 @@ LAUNCH = "aws:autoscaling:launchconfiguration"
 EC2 = "aws:ec2:instances"
 ENV_PROPERTIES = "aws:elasticbeanstalk:application:environment"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-NO_MAINTENANCE = (
-    "`{app}` is a Beanstalk environment, and maintenance mode is not a Beanstalk feature. "
-    "Swap its CNAME to a maintenance environment, or scale it, instead."
-)
 _BOTO_CONFIG = BotoConfig(
     connect_timeout=3,
     read_timeout=15,

@@ -25,6 +25,7 @@ from typing import Any, TextIO
 
 from slack_sdk import WebClient
 
+from bot.actions.background import Background
 from bot.actions.followups import FollowUps
 from bot.actions.results import Result
 from bot.config import Config
@@ -97,11 +98,14 @@ class Console:
         self._dashboard_clock: Callable[[], datetime] | None = None
         # Follow-ups run inline too, so a slow change's thread prints before the next prompt.
         simulate = self._simulator(config)
+        # Listeners' background work waits until run_pending(), after the ack is printed.
+        self._lazy = LaterExecutor()
         self.services = Services(
             config,
             source="console",
             registry=registry,
             followups=FollowUps(ImmediateExecutor()),
+            background=Background(executor=self._lazy),
             simulate=simulate,
             # Against the sandbox nothing runs the worker; elsewhere a real one may.
             worker_runs=simulate is None,
@@ -112,8 +116,7 @@ class Console:
             from bot.sandbox import history  # a day for demo-api's chart, cost and App Home
 
             history.seed(self.services, datetime.now(UTC))
-        self._lazy = LaterExecutor()
-        self._bolt = build_bolt_app(self.services, listener_executor=self._lazy)
+        self._bolt = build_bolt_app(self.services)
         self._buttons: dict[str, tuple[str, str, str]] = {}
         self._seen: dict[str, int] = {}
         self._posts_seen = 0

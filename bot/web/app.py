@@ -43,7 +43,9 @@ def create_app(config: Config | None = None, registry: Registry | None = None) -
     bolt = build_bolt_app(services)
     signing_secret = config.slack_signing_secret or ""  # build_bolt_app required it
     intake = DrainIntake(services.db, services.request_keys)
-    flusher = Flusher(intake.aggregator, services.metrics).start()
+    # Its thread starts with the first drain POST: a gunicorn master that preloads this app
+    # must fork no threads (they would not exist in the workers).
+    flusher = Flusher(intake.aggregator, services.metrics, settle=intake.settle)
 
     web = Flask("deploybot")
     edge.install(web)
@@ -63,6 +65,7 @@ def create_app(config: Config | None = None, registry: Registry | None = None) -
             return "", 403
         # Read only once the token held.
         intake.receive(app, request.headers, edge.read_body(MAX_BODY_BYTES))
+        flusher.start()
         return "", 204
 
     @web.post("/slack/events")

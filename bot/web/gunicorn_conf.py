@@ -9,8 +9,13 @@ from bot.logs import RedactSecrets
 bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
-# Lazy listeners run on bolt's thread pool; gthread keeps acks flowing while they work.
+# Request threads ack; the work after an ack runs on services.background's own 2 threads.
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# The master imports and builds the app once; workers fork from it, sharing those pages
+# and booting without their own second of imports. Safe because create_app starts no
+# thread (the drain's flusher and claimer, the background pool and follow-ups all start
+# on first use, in the worker) and post_fork drops any database connection the master made.
+preload_app = True
 timeout = 30
 graceful_timeout = 20
 accesslog = None
@@ -43,11 +48,24 @@ def on_starting(server):  # type: ignore[no-untyped-def]
     database.dispose()
 
 
+def post_fork(server, worker):  # type: ignore[no-untyped-def]
+    # A connection the master opened (SQLite's migration check) must not be shared by
+    # several processes: each worker starts with an empty pool of its own.
+    if not server.cfg.preload_app:
+        return  # the worker builds its own app after this hook
+    extensions = getattr(worker.app.wsgi(), "extensions", {})  # the master's, inherited
+    if "deploybot" in extensions:
+        extensions["deploybot"].db.engine.dispose(close=False)
+
+
 def worker_exit(server, worker):  # type: ignore[no-untyped-def]
     # A restarting dyno tells each waiting follow-up thread it stopped watching, instead of
     # leaving a Beanstalk update's thread without an ending.
     extensions = getattr(getattr(worker, "wsgi", None), "extensions", {})
     if "deploybot" in extensions:
+        extensions["deploybot"].background.close()  # accepted commands still get answers
         extensions["deploybot"].followups.close()
     if "deploybot.metrics" in extensions:
-        extensions["deploybot.metrics"][1].stop()  # the last seconds of drained traffic
+        intake, flusher = extensions["deploybot.metrics"]
+        intake.close()  # count the batches still queued for their claim
+        flusher.stop()  # then save the last seconds of drained traffic

@@ -2,8 +2,15 @@
 
 Heroku posts `application/logplex-1` bodies and retries a batch it thinks failed with the
 same `Logplex-Frame-Id`; a frame id is claimed once in the database, after the body is
-parsed, so a retry landing on another web dyno is not counted twice. Concurrent POSTs'
-claims share one commit (`GroupClaims`): de-duplication costs no commit per POST. No body
+parsed, so a retry landing on another web dyno is not counted twice. The request thread
+only parses: it queues the parsed batch and answers 204, and one claimer thread per process
+claims every batch queued meanwhile in one INSERT and commit, at most one commit every
+CLAIM_INTERVAL seconds whatever the line rate (and without waiting for the WAL flush: a
+claim lost in a database crash can at worst count one retried batch twice), then counts
+the winners. De-duplication thus costs no commit per POST and no database wait in the
+request. The queue is bounded: when the database is slower than the drain, POSTs wait
+for room (back-pressure) rather than memory growing. If a claim fails, the batches are
+counted anyway: they were answered 204, so Logplex will not send them again. No body
 makes a 500: a frame the parser cannot read is skipped and counted in `malformed`. The URL's secret token names the app: a wrong
 one gets 403 and nothing is parsed. A flusher thread hands the aggregator's windows to the
 store every few seconds; a crash loses at most those seconds of metrics, never a command.
@@ -12,6 +19,7 @@ store every few seconds; a crash loses at most those seconds of metrics, never a
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -23,8 +31,8 @@ from bot.metrics.aggregate import Aggregator, Window
 from bot.metrics.store import MetricsStore
 from bot.store.db import Database
 from bot.store.models import Drain
-from bot.store.request_keys import DRAIN_PREFIX, GroupClaims, RequestKeys
-from policies.logplex import DrainHeaders, parse_body
+from bot.store.request_keys import DRAIN_PREFIX, RequestKeys
+from policies.logplex import DrainHeaders, ParsedBody, parse_body
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +40,11 @@ MAX_BODY_BYTES = 1 << 20  # logplex batches are far smaller; anything bigger is 
 FLUSH_SECONDS = 5.0
 TOKEN_CACHE_SECONDS = 60.0
 MAX_CARRIED = 50_000  # about 12 hours of one app's windows
+MAX_QUEUED = 256  # parsed batches waiting for their claim: ~64k lines, a few MB
+MAX_GROUP = 500  # batches claimed in one INSERT
+# At most one claim commit per this many seconds per process, whatever the line rate: the
+# claimer lets batches gather for it (off the request path, so no POST waits for it).
+CLAIM_INTERVAL = 0.25
 
 
 class DrainIntake:
@@ -43,7 +56,9 @@ class DrainIntake:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
-        self._claims = GroupClaims(request_keys, lambda: datetime.now(UTC))
+        self._keys = request_keys
+        self._queue: queue.Queue[tuple[str, str, ParsedBody] | None] = queue.Queue(MAX_QUEUED)
+        self._claimer: threading.Thread | None = None  # started on first use: after fork
         self.aggregator = aggregator or Aggregator()
         self._clock = clock
         self._apps: dict[str, tuple[float, str]] = {}
@@ -60,15 +75,87 @@ class DrainIntake:
         # Parsed before the batch id is claimed: the batch counts as received only once
         # its lines are in hand (parse_body never raises; bad frames are counted, not fatal).
         parsed = parse_body(body)
-        if frame.frame_id and not self._claims.claim(f"{DRAIN_PREFIX}{app}:{frame.frame_id}"):
-            return  # a retry of a batch already counted
         if parsed.malformed:
             with self._lock:
                 self.malformed += parsed.malformed
             log.info(
                 "malformed drain frames skipped", extra={"app": app, "count": parsed.malformed}
             )
-        self.aggregator.ingest(app, parsed)
+        if not frame.frame_id:
+            self.aggregator.ingest(app, parsed)
+            return
+        self._start_claimer()
+        self._queue.put((f"{DRAIN_PREFIX}{app}:{frame.frame_id}", app, parsed))
+
+    def settle(self) -> None:
+        """Wait until every queued batch is claimed and counted (before a flush)."""
+        if self._claimer is not None and self._claimer.is_alive():
+            self._queue.join()
+            return
+        # Closed already (a POST that raced the shutdown): count what is left here.
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            self._count([item] if item is not None else [])
+            self._queue.task_done()
+
+    def close(self) -> None:
+        """Count what is queued and stop the claimer (gunicorn's worker_exit)."""
+        if self._claimer is not None and self._claimer.is_alive():
+            self._queue.put(None)
+            self._claimer.join(timeout=30)
+
+    def _start_claimer(self) -> None:
+        if self._claimer is None:
+            with self._lock:
+                if self._claimer is None:
+                    thread = threading.Thread(target=self._claim, name="drain-claims", daemon=True)
+                    thread.start()
+                    self._claimer = thread
+
+    def _claim(self) -> None:
+        last = -CLAIM_INTERVAL
+        while True:
+            first = self._queue.get()
+            pause = last + CLAIM_INTERVAL - time.monotonic()
+            if first is not None and pause > 0:
+                time.sleep(pause)  # let this interval's batches gather into one commit
+            last = time.monotonic()
+            group = [first]
+            while len(group) < MAX_GROUP:
+                try:
+                    group.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            batches = [item for item in group if item is not None]
+            try:
+                self._count(batches)
+            finally:
+                for _ in group:
+                    self._queue.task_done()
+            if len(batches) < len(group):
+                return  # close() asked
+
+    def _count(self, batches: list[tuple[str, str, ParsedBody]]) -> None:
+        if not batches:
+            return
+        try:
+            won = self._keys.claim_many(
+                [key for key, _, _ in batches], datetime.now(UTC), durable=False
+            )
+        except Exception as error:
+            # Answered 204 already, so Logplex sends none of them again: count them.
+            log.warning(
+                "drain batch claims failed; counting them unclaimed",
+                extra={"batches": len(batches), "error": type(error).__name__},
+            )
+            won = {key for key, _, _ in batches}
+        for key, app, parsed in batches:
+            if key in won:  # else a retry of a batch already counted
+                self.aggregator.ingest(app, parsed)
+                won.discard(key)  # the same id twice in one group counts once
 
     def _app_for(self, token: str) -> str | None:
         now = self._clock()
@@ -88,20 +175,35 @@ class Flusher:
     """Moves the aggregator's windows to the store every `interval` seconds."""
 
     def __init__(
-        self, aggregator: Aggregator, store: MetricsStore, interval: float = FLUSH_SECONDS
+        self,
+        aggregator: Aggregator,
+        store: MetricsStore,
+        interval: float = FLUSH_SECONDS,
+        settle: Callable[[], None] = lambda: None,
     ):
         self._aggregator = aggregator
+        self._settle = settle  # the intake's queued batches are counted before each flush
         self._store = store
         self._interval = interval
         self._carried: list[Window] = []
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="metrics-flush", daemon=True)
+        # Made in start(), not here: a Thread object made before gunicorn forks (preload)
+        # and started after it reports is_alive() False, and stop() would not wait for it.
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
 
     def start(self) -> Flusher:
-        self._thread.start()
+        """Start the thread, once (later calls do nothing)."""
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    thread = threading.Thread(target=self._run, name="metrics-flush", daemon=True)
+                    thread.start()
+                    self._thread = thread
         return self
 
     def flush(self) -> int:
+        self._settle()
         windows = [*self._carried, *self._aggregator.drain()]
         try:
             saved = self._store.save(windows)
@@ -116,7 +218,7 @@ class Flusher:
     def stop(self) -> None:
         """Stop the thread and flush what is left (gunicorn's worker_exit calls this)."""
         self._stopping.set()
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=self._interval + 5)
         self.flush()
 

@@ -1,0 +1,59 @@
+"""The shared Heroku throttle row is read at most once a second and written at most once
+every few seconds per process, except near the floor and after a 429, so a burst of
+commands does not queue on one row; another dyno's 429 still holds within that second."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.store.db import Database
+from bot.store.throttles import LOW_REMAINING, READ_EVERY, WRITE_EVERY, Throttles
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+ACCOUNT = "HEROKU_API_KEY"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def database(database_url):
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+def test_remaining_is_stored_every_few_seconds_and_every_time_near_the_floor(database):
+    clock = Clock()
+    throttles = Throttles(database, clock)
+    throttles.observe(ACCOUNT, 4000, NOW)
+    throttles.observe(ACCOUNT, 3999, NOW)  # within WRITE_EVERY: not stored
+    assert throttles.get(ACCOUNT).remaining == 4000
+    clock.now += WRITE_EVERY
+    throttles.observe(ACCOUNT, 3998, NOW)
+    assert throttles.get(ACCOUNT).remaining == 3998
+    throttles.observe(ACCOUNT, LOW_REMAINING - 1, NOW)
+    throttles.observe(ACCOUNT, LOW_REMAINING - 2, NOW)  # near the floor: each one stored
+    assert throttles.get(ACCOUNT).remaining == LOW_REMAINING - 2
+
+
+def test_a_429_holds_here_at_once_and_on_another_dyno_within_a_second(database):
+    clock = Clock()
+    here, there = Throttles(database, clock), Throttles(database, clock)
+    assert here.until(ACCOUNT, NOW) is None and there.until(ACCOUNT, NOW) is None
+    until = NOW + timedelta(minutes=10)
+    here.throttle(ACCOUNT, until, NOW)
+    assert here.until(ACCOUNT, NOW) == until  # its own 429: at once
+    assert there.until(ACCOUNT, NOW) is None  # the other dyno trusts its read a moment
+    clock.now += READ_EVERY
+    assert there.until(ACCOUNT, NOW) == until
+    # A shorter 429 seen elsewhere does not shorten the stored one.
+    there.throttle(ACCOUNT, NOW + timedelta(minutes=1), NOW)
+    assert there.get(ACCOUNT).throttled_until == until
