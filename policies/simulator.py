@@ -36,7 +36,7 @@ import functools
 import itertools
 import math
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -243,6 +243,71 @@ def dynos_for(model: Model, rate_rps: float) -> int:
     raise ArithmeticError(f"no dyno count keeps {rate_rps:.1f} req/s within the SLO")
 
 
+# One step of the model, shared by `run` and the fake Heroku's router
+# (`bot.sandbox.fakes.router`), so the closed loop and the simulator agree by construction:
+# a part is (requests per second, backlog delay s, P(wait > 0), decay per second).
+Part = tuple[float, float, float, float]
+
+
+def serving_dynos(model: Model, ready_at: Iterable[float], t: float) -> float:
+    """How many dynos serve the step [t, t + tick): `ready_at` are the running dynos' ready
+    times (seconds on the same clock as `t`); one that becomes ready within the step
+    serves that fraction of it."""
+    tick = model.tick_s
+    return sum(min(1.0, max(0.0, (t + tick - r) / tick)) for r in ready_at)
+
+
+def serve_step(model: Model, rate_rps: float, serving: float, backlog: float) -> tuple[Part, float]:
+    """One step at `rate_rps` on `serving` dynos with `backlog` requests waiting from before:
+    its wait distribution and the backlog after it. Traffic beyond capacity piles up as a
+    fluid backlog, capped at what the router lets wait `timeout_s` (H12 drops the rest)."""
+    full = serving * model.capacity_rps
+    if backlog == 0.0 and rate_rps <= full:
+        return (rate_rps, 0.0, *wait_tail(model, rate_rps, serving)), 0.0
+    tick, timeout = model.tick_s, model.timeout_s
+    if full > 0:
+        after = min(max(0.0, backlog + (rate_rps - full) * tick), timeout * full)
+        delay = min((backlog + after) / 2 / full, timeout)
+    else:
+        after, delay = backlog + rate_rps * tick, timeout
+    return (rate_rps, delay, *wait_tail(model, rate_rps, serving)), after
+
+
+def capped_ms(model: Model, p95_s: float) -> float:
+    """A p95 wait in milliseconds as the router lets it be: no longer than `timeout_s`."""
+    return 1000 * min(p95_s, model.timeout_s)
+
+
+def minute_queue_p95_ms(model: Model, parts: Sequence[Part]) -> float:
+    """The p95 queue time of a clock minute from its steps' parts."""
+    return capped_ms(model, p95_mix(parts))
+
+
+def violates(model: Model, queue_p95_ms: float) -> bool:
+    """Whether a clock minute with this p95 queue time counts as an SLO-violation minute."""
+    return queue_p95_ms > model.slo_ms
+
+
+def draw_request(model: Model, part: Part, rng: random.Random) -> tuple[float, float]:
+    """(queue wait, service time) in seconds of one request of a step with wait
+    distribution `part`: the backlog's delay, plus an exponential wait of rate `decay` with
+    probability P(wait > 0); service exponential of mean `service_s`. A wait over
+    `timeout_s` is what Heroku's router logs as an H12."""
+    _, delay, p, decay = part
+    wait = delay
+    if rng.random() < p:
+        wait += rng.expovariate(decay) if decay > 0 else model.timeout_s
+    return wait, rng.expovariate(1 / model.service_s)
+
+
+def boot_delays(model: Model) -> Iterator[float]:
+    """Each started dyno's boot delay, in the order dynos start: uniform in
+    [boot_min_s, boot_max_s], seeded by the model's seed."""
+    rng = random.Random(model.seed)
+    while True:
+        yield rng.uniform(model.boot_min_s, model.boot_max_s)
+
+
 def default_peak_rpm(model: Model) -> float:
     """A peak that needs 10 dynos: ten times what one dyno carries, in whole hundreds."""
     return math.floor(10 * rpm_per_dyno_at_slo(model) / 100) * 100
@@ -300,7 +365,7 @@ class Policy:
 def run(context: Context, policy: Policy) -> Result:
     """Replay the whole trace under `policy`."""
     model = context.model
-    rng = random.Random(model.seed)
+    boots = boot_delays(model)
     tick = float(model.tick_s)
     capacity = model.capacity_rps
     per_minute = 60 // model.tick_s
@@ -320,29 +385,19 @@ def run(context: Context, policy: Policy) -> Result:
     most = count
     obs = Observation(context.start, service_p95_ms=model.service_p95_ms)
     minute_rpm, counted = context.minute_rpm, context.counted
-    slo_ms, timeout = model.slo_ms, model.timeout_s
 
     for k, rate in enumerate(rates):
         t = k * tick
         n = len(ready_at)
         dyno_steps += n
-        if last_ready <= t:
-            serving = float(n)
-        else:
-            serving = sum(min(1.0, max(0.0, (t + tick - r) / tick)) for r in ready_at)
-        full = serving * capacity
-        if backlog == 0.0 and rate <= full:
+        serving = float(n) if last_ready <= t else serving_dynos(model, ready_at, t)
+        if backlog == 0.0 and rate <= serving * capacity:
+            # A steady step: the same (rate, serving) always gives the same part.
             part = steady.get((rate, serving))
             if part is None:
-                part = steady[(rate, serving)] = (rate, 0.0, *wait_tail(model, rate, serving))
+                part = steady[(rate, serving)] = serve_step(model, rate, serving, 0.0)[0]
         else:
-            if full > 0:
-                after = min(max(0.0, backlog + (rate - full) * tick), timeout * full)
-                delay = min((backlog + after) / 2 / full, timeout)
-            else:
-                after, delay = backlog + rate * tick, timeout
-            backlog = after
-            part = (rate, delay, *wait_tail(model, rate, serving))
+            part, backlog = serve_step(model, rate, serving, backlog)
         if k < per_minute:
             window.append(part)
         else:
@@ -354,8 +409,8 @@ def run(context: Context, policy: Policy) -> Result:
                 p95 = p95_of[part] = p95_one(*part[1:])
         else:
             p95 = p95_mix(window)
-        queue_ms = 1000 * min(p95, timeout)
-        if (k + 1) % per_minute == 0 and queue_ms > slo_ms:
+        queue_ms = capped_ms(model, p95)
+        if (k + 1) % per_minute == 0 and violates(model, queue_ms):
             violations += 1
 
         now_s = t + tick
@@ -371,7 +426,7 @@ def run(context: Context, policy: Policy) -> Result:
         desired = min(max(desired, 0), model.max_dynos)
         if desired > n:
             for _ in range(desired - n):
-                r = now_s + rng.uniform(model.boot_min_s, model.boot_max_s)
+                r = now_s + next(boots)
                 ready_at.append(r)
                 last_ready = max(last_ready, r)
             most = max(most, desired)
