@@ -67,7 +67,16 @@ from bot.sandbox.fakes.slack import FakeSlack
 from bot.store.autoscale_settings import AutoscaleStore, Settings
 from bot.store.db import Database, normalize_url
 from bot.store.drains import Drains
-from policies.simulator import Model, Trace, boot_delays, make_context, run
+from policies.simulator import (
+    Context,
+    Model,
+    Observation,
+    Policy,
+    Trace,
+    boot_delays,
+    make_context,
+    run,
+)
 from policies.simulator_baselines import make_policy, user_rpm_target
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,6 +84,24 @@ TRACES = ROOT.parent / "shared" / "traces"
 APP = "loop"
 GOAL = 0.10
 DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+class Recorder(Policy):
+    """A policy as it is, noting what the simulator showed it at each minute's end."""
+
+    def __init__(self, inner: Policy, context: Context) -> None:
+        self.inner, self.name, self.reads_every_s = inner, inner.name, inner.reads_every_s
+        self.per_minute: list[tuple[int, float]] = []  # (web dynos, p95 queue ms)
+        self._per_minute = 60 // context.model.tick_s
+
+    def start(self, context: Context) -> int:
+        return self.inner.start(context)
+
+    def tick(self, obs: Observation) -> int:
+        desired = self.inner.tick(obs)
+        if (obs.step + 1) % self._per_minute == 0:
+            self.per_minute.append((obs.current, obs.queue_p95_ms))
+        return desired
 
 
 @dataclass(frozen=True)
@@ -93,6 +120,8 @@ class Outcome:
     h12: int
     decisions: int
     wall_s: float
+    # Per clock minute: requests, then web dynos and p95 queue ms in the loop and simulated.
+    detail: tuple[tuple[float, int, float, int, float], ...] = ()
 
     @property
     def hours_diff(self) -> float:
@@ -295,9 +324,18 @@ def run_loop(
     printed: list[str] = []
     simulate.main(argv, out=printed.append)
     sim = json.loads(printed[0])
-    # The same call, in process: a check that the command line built the same context.
-    direct = run(context, make_policy("ours", context))
+    # The same run in process, with what it saw each minute: a check that the command line
+    # built the same context, and the minute-by-minute detail (`--detail`).
+    recorder = Recorder(make_policy("ours", context), context)
+    direct = run(context, recorder)
     assert round(direct.dyno_hours, 2) == sim["dyno_hours"], (direct, sim)
+    per_minute = 60 // model.tick_s
+    detail = tuple(
+        (context.minute_rpm[(i + 1) * per_minute - 1], loop_n, loop_ms, sim_n, sim_ms)
+        for i, ((_, loop_ms, loop_n), (sim_n, sim_ms)) in enumerate(
+            zip(router.stats.per_minute, recorder.per_minute, strict=False)
+        )
+    )
     return Outcome(
         trace=trace_path.name,
         minutes=minutes,
@@ -313,6 +351,7 @@ def run_loop(
         h12=router.stats.h12,
         decisions=decisions,
         wall_s=time.monotonic() - began,
+        detail=detail,
     )
 
 
@@ -338,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--service-ms", type=float, default=1000.0)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--detail", action="store_true", help="print each minute too")
     args = parser.parse_args(argv)
     if args.minutes < 2 or args.speed <= 0:
         parser.error("--minutes must be at least 2 and --speed positive")
@@ -378,6 +418,14 @@ def main(argv: list[str] | None = None) -> int:
             f"| {o.lines_sent:,} / {o.lines_stored:,} | {o.h12} | {o.wall_s:.0f} "
             f"| {'met' if o.met else 'not met'} |"
         )
+    if args.detail:
+        for o in outcomes:
+            print(f"\n{o.trace}: minute, requests, web dynos and p95 queue ms: loop | simulate")
+            for i, (rpm, loop_n, loop_ms, sim_n, sim_ms) in enumerate(o.detail):
+                print(
+                    f"{i:4d} {rpm:7.0f}  {loop_n:3d} {loop_ms:8.0f} | {sim_n:3d} {sim_ms:8.0f}"
+                    f"{'  <' if (loop_n, loop_ms > 300) != (sim_n, sim_ms > 300) else ''}"
+                )
     met = all(o.met for o in outcomes)
     print(f"goal (within {GOAL:.0%} on both figures, every trace): {'met' if met else 'not met'}")
     return 0 if met else 1

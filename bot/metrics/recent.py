@@ -37,10 +37,15 @@ class MinuteTraffic:
     queue: Sketch = field(default_factory=Sketch)
     service: Sketch = field(default_factory=Sketch)
     dynos: set[str] = field(default_factory=set)
+    # Requests per 10 s window start: the tick's freshest rate reads the newest of them.
+    windows: dict[int, int] = field(default_factory=dict)
 
     def add(self, document: Mapping[str, Any]) -> None:
         # Only the fields the autoscaler reads: a whole Window costs three sketches more.
-        self.requests += int(document["requests"])
+        requests = int(document["requests"])
+        self.requests += requests
+        start = int(document.get("start", self.start))
+        self.windows[start] = self.windows.get(start, 0) + requests
         self.queue.merge(Sketch.from_dict(document["queue"]))
         self.service.merge(Sketch.from_dict(document["service"]))
         self.dynos.update(document["dynos"])
@@ -54,8 +59,9 @@ class RecentTraffic:
     def minutes(
         self, apps: Collection[str], since: int, until: int
     ) -> dict[str, list[MinuteTraffic]]:
-        """Each of `apps`' whole minutes in [since, until) that has traffic, oldest first.
-        `since` and `until` are whole minutes (epoch seconds)."""
+        """Each of `apps`' minutes in [since, until) that has traffic, oldest first.
+        `since` is a whole minute and `until` a whole 10 s window (epoch seconds): when it
+        is not a whole minute, the last minute holds only the windows before it."""
         rows: dict[tuple[str, int], set[int]] = {}
         query = select(MetricWindow.app, MetricWindow.id, MetricWindow.start).where(
             MetricWindow.resolution == WINDOW_SECONDS,
