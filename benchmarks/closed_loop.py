@@ -407,15 +407,16 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "| trace (peak rpm) | dyno-hours: loop / simulate (diff) | SLO-violation minutes: "
         "loop / simulate (diff) | scale calls: loop / simulate | router lines sent / stored "
-        "| H12 | wall s | goal |"
+        "| H12 | worker ticks: decided / due | wall s | goal |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for o in outcomes:
         print(
             f"| {o.trace} ({o.peak_rpm:,.0f}) | {o.loop_dyno_hours:.2f} / {o.sim_dyno_hours:.2f} "
             f"({o.hours_diff:.1%}) | {o.loop_violations} / {o.sim_violations} "
             f"({o.violations_diff:.1%}) | {o.scale_calls} / {o.sim_scale_actions} "
-            f"| {o.lines_sent:,} / {o.lines_stored:,} | {o.h12} | {o.wall_s:.0f} "
+            f"| {o.lines_sent:,} / {o.lines_stored:,} | {o.h12} "
+            f"| {o.decisions} / {o.minutes * 60 // 15} | {o.wall_s:.0f} "
             f"| {'met' if o.met else 'not met'} |"
         )
     if args.detail:

@@ -20,9 +20,12 @@ The model, in 15 s steps (the worker's tick):
   Scaling down stops the newest dynos first, as Heroku stops the highest-numbered ones.
 - Every tick the policy sees what the bot would: the last minute's p95 queue time (the
   p95 of the four steps' wait distributions mixed by their requests), the requests
-  counted in the last tick and the last minute (Poisson noise around the rate, the same
-  draw for every policy; the queue itself follows the rate), the p95 service time, and
-  the formation's quantity, ready and booting counts.
+  counted in the last minute and the freshest rate the drain has, 20 s ending with the
+  step before the last (`fresh_rpm`; Poisson noise around the rate, the same draw for every policy;
+  the queue itself follows the rate), the p95 service time, and the formation's quantity,
+  ready and booting counts. `make bench-closed-loop` checks these against the real web
+  and worker processes (the closed loop found that the tick read whole minutes only, and
+  that the simulator's freshest rate was fresher than any drain can be).
 
 Results: `dyno_hours` (billed, booting included), `slo_violation_minutes` (clock minutes
 whose p95 queue time exceeds `slo_ms`), `scale_actions` (formation writes) and
@@ -56,6 +59,12 @@ class Model:
     boot_max_s: float = 60.0
     rho_cap: float = 0.97  # utilisation beyond which the backlog, not the formula, rules
     timeout_s: float = 30.0  # Heroku's router gives up on a request after 30 s (H12)
+    # The freshest rate the tick reads (`bot.worker.autoscale`): the last two 10 s drain
+    # windows that ended at least 8 s before it (Logplex and the web dyno's 5 s flush), so
+    # 20 s of requests ending 8-18 s before the tick. Modelled as the `fresh_span_s` that
+    # end with the step before the last (`drain_lag_steps`).
+    drain_lag_steps: int = 1
+    fresh_span_s: float = 20.0
     min_dynos: int = 1
     max_dynos: int = 20
     seed: int = 0
@@ -116,7 +125,7 @@ class Observation:
     ready: int = 0
     booting: int = 0
     rpm: float = 0.0  # requests in the last minute
-    rpm_now: float = 0.0  # the request rate of the last tick, per minute (10 s drain windows)
+    rpm_now: float = 0.0  # the freshest request rate, per minute (`Model.drain_lag_steps`)
     queue_p95_ms: float = 0.0
     service_p95_ms: float = 0.0
 
@@ -308,6 +317,25 @@ def boot_delays(model: Model) -> Iterator[float]:
         yield rng.uniform(model.boot_min_s, model.boot_max_s)
 
 
+def fresh_rpm(model: Model, counted: Sequence[float]) -> list[float]:
+    """By step: the freshest request rate the tick reads, per minute: the requests logged
+    in the `fresh_span_s` that end with step k - `drain_lag_steps`, older steps counted in
+    whole or in part (a share of a step's requests for a share of its time)."""
+    tick, span = model.tick_s, model.fresh_span_s
+    rates = []
+    for k in range(len(counted)):
+        last = max(0, k - model.drain_lag_steps)
+        total, left, j = 0.0, span, last
+        while left > 0 and j >= 0:
+            share = min(1.0, left / tick)
+            total += counted[j] * share
+            left -= tick * share
+            j -= 1
+        covered = span - left
+        rates.append(total * 60 / covered if covered > 0 else 0.0)
+    return rates
+
+
 def default_peak_rpm(model: Model) -> float:
     """A peak that needs 10 dynos: ten times what one dyno carries, in whole hundreds."""
     return math.floor(10 * rpm_per_dyno_at_slo(model) / 100) * 100
@@ -385,6 +413,7 @@ def run(context: Context, policy: Policy) -> Result:
     most = count
     obs = Observation(context.start, service_p95_ms=model.service_p95_ms)
     minute_rpm, counted = context.minute_rpm, context.counted
+    fresh = fresh_rpm(model, counted)
 
     for k, rate in enumerate(rates):
         t = k * tick
@@ -418,7 +447,7 @@ def run(context: Context, policy: Policy) -> Result:
         obs.step, obs.seconds = k, now_s
         obs.current, obs.ready, obs.booting = n, ready, n - ready
         obs.rpm, obs.queue_p95_ms = minute_rpm[k], queue_ms
-        obs.rpm_now = counted[k] * per_minute
+        obs.rpm_now = fresh[k]
 
         desired = policy.tick(obs)
         if desired == n:

@@ -487,7 +487,7 @@ class Autoscaler:
                 if minute.start + 60 <= end
             ]
             samples[app] = whole
-            if fresh_end > end and whole:
+            if whole:
                 newest = _fresh(minutes, fresh_end, whole[-1])
                 if newest is not None:
                     fresh[app] = newest
@@ -498,10 +498,12 @@ def _fresh(
     minutes: list[MinuteTraffic], until: int, last: autoscale.Sample
 ) -> autoscale.Sample | None:
     """The request rate of the `FRESH_WINDOWS` complete 10 s windows before `until`, as a
-    sample stamped `until`, with the p95s and dynos of the last whole minute (`last`; a p95
-    needs more requests than 20 s bring). A rise then counts within a tick or two, not a
-    minute later, as `policies.simulator` models the tick. None when those windows hold no
-    request: nothing stored may as well be a drain running late, and the minutes decide."""
+    sample with the p95s and dynos of the last whole minute (`last`; a p95 needs more
+    requests than 20 s bring), stamped `until` or, when those windows lie inside that
+    minute (the first seconds of a minute), at its end, so samples stay in time order and
+    every tick has one. A rise then counts within a tick, not a minute later, as
+    `policies.simulator` models the tick. None when those windows hold no request: nothing
+    stored may as well be a drain running late, and the minutes decide."""
     first = until - FRESH_WINDOWS * WINDOW_SECONDS
     counts = [
         requests
@@ -513,7 +515,7 @@ def _fresh(
         return None
     return replace(
         last,
-        at=datetime.fromtimestamp(until, UTC),
+        at=max(last.at, datetime.fromtimestamp(until, UTC)),
         rpm=sum(counts) * 60 / (FRESH_WINDOWS * WINDOW_SECONDS),
     )
 
