@@ -51,3 +51,11 @@ bench-autoscale: $(STAMP)
 .PHONY: bench-scale
 bench-scale: $(STAMP)
 	$(BIN)/python -m benchmarks.scale $(ARGS)
+
+# The closed-loop proof: a trace on a compressed clock through the Procfile's web and worker
+# processes on PostgreSQL (TEST_DATABASE_URL, default the local server), the fake Heroku's
+# dyno model and router, beside `deploybot simulate` on the same trace and settings;
+# `make bench-closed-loop ARGS='--trace all --minutes 60 --detail'` for more.
+.PHONY: bench-closed-loop
+bench-closed-loop: $(STAMP)
+	$(BIN)/python -m benchmarks.closed_loop $(ARGS)

@@ -4,6 +4,7 @@ stored traffic (the drain's minute rollups) under the default policy with settin
 beside the app's current ones.
 
     python -m bot simulate --trace FILE.csv [--policy NAME|all] [--peak-rpm N] [--json]
+        [--service-ms 200] [--concurrency 4] [--seed 0]
     python -m bot simulate --app APP [--since 7d] [--target rpm:1200] [--min N] [--max N]
         [--down-stabilization 2m]
 """
@@ -142,17 +143,32 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], object] = print
         help=f"requests per minute at the trace's peak (default {default_peak_rpm(Model()):,.0f}: 10 dynos)",
     )
     parser.add_argument("--seed", type=int, default=0, help="boot delays (default 0)")
+    parser.add_argument(
+        "--service-ms",
+        type=float,
+        default=Model.service_s * 1000,
+        help=f"a request's mean service time (default {Model.service_s * 1000:.0f})",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=Model.concurrency,
+        help=f"requests one dyno serves at once (default {Model.concurrency})",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)
     if args.app:
         return _main_app(args, out)
     if args.peak_rpm is not None and args.peak_rpm <= 0:
         parser.error("--peak-rpm must be positive")
+    if args.service_ms <= 0 or args.concurrency < 1:
+        parser.error("--service-ms and --concurrency must be positive")
     try:
         trace = load_trace(args.trace)
     except (OSError, ValueError, KeyError) as exc:
         parser.error(f"cannot read the trace: {exc}")
-    context = make_context(trace, Model(seed=args.seed), args.peak_rpm)
+    model = Model(seed=args.seed, service_s=args.service_ms / 1000, concurrency=args.concurrency)
+    context = make_context(trace, model, args.peak_rpm)
     names = list(POLICIES) if args.policy == "all" else [args.policy]
     results = [run(context, POLICIES[name](context)) for name in names]
     if args.json:

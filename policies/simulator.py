@@ -20,9 +20,12 @@ The model, in 15 s steps (the worker's tick):
   Scaling down stops the newest dynos first, as Heroku stops the highest-numbered ones.
 - Every tick the policy sees what the bot would: the last minute's p95 queue time (the
   p95 of the four steps' wait distributions mixed by their requests), the requests
-  counted in the last tick and the last minute (Poisson noise around the rate, the same
-  draw for every policy; the queue itself follows the rate), the p95 service time, and
-  the formation's quantity, ready and booting counts.
+  counted in the last minute and the freshest rate the drain has, 20 s ending with the
+  step before the last (`fresh_rpm`; Poisson noise around the rate, the same draw for every policy;
+  the queue itself follows the rate), the p95 service time, and the formation's quantity,
+  ready and booting counts. `make bench-closed-loop` checks these against the real web
+  and worker processes (the closed loop found that the tick read whole minutes only, and
+  that the simulator's freshest rate was fresher than any drain can be).
 
 Results: `dyno_hours` (billed, booting included), `slo_violation_minutes` (clock minutes
 whose p95 queue time exceeds `slo_ms`), `scale_actions` (formation writes) and
@@ -36,7 +39,7 @@ import functools
 import itertools
 import math
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -56,6 +59,12 @@ class Model:
     boot_max_s: float = 60.0
     rho_cap: float = 0.97  # utilisation beyond which the backlog, not the formula, rules
     timeout_s: float = 30.0  # Heroku's router gives up on a request after 30 s (H12)
+    # The freshest rate the tick reads (`bot.worker.autoscale`): the last two 10 s drain
+    # windows that ended at least 8 s before it (Logplex and the web dyno's 5 s flush), so
+    # 20 s of requests ending 8-18 s before the tick. Modelled as the `fresh_span_s` that
+    # end with the step before the last (`drain_lag_steps`).
+    drain_lag_steps: int = 1
+    fresh_span_s: float = 20.0
     min_dynos: int = 1
     max_dynos: int = 20
     seed: int = 0
@@ -116,7 +125,7 @@ class Observation:
     ready: int = 0
     booting: int = 0
     rpm: float = 0.0  # requests in the last minute
-    rpm_now: float = 0.0  # the request rate of the last tick, per minute (10 s drain windows)
+    rpm_now: float = 0.0  # the freshest request rate, per minute (`Model.drain_lag_steps`)
     queue_p95_ms: float = 0.0
     service_p95_ms: float = 0.0
 
@@ -243,6 +252,90 @@ def dynos_for(model: Model, rate_rps: float) -> int:
     raise ArithmeticError(f"no dyno count keeps {rate_rps:.1f} req/s within the SLO")
 
 
+# One step of the model, shared by `run` and the fake Heroku's router
+# (`bot.sandbox.fakes.router`), so the closed loop and the simulator agree by construction:
+# a part is (requests per second, backlog delay s, P(wait > 0), decay per second).
+Part = tuple[float, float, float, float]
+
+
+def serving_dynos(model: Model, ready_at: Iterable[float], t: float) -> float:
+    """How many dynos serve the step [t, t + tick): `ready_at` are the running dynos' ready
+    times (seconds on the same clock as `t`); one that becomes ready within the step
+    serves that fraction of it."""
+    tick = model.tick_s
+    return sum(min(1.0, max(0.0, (t + tick - r) / tick)) for r in ready_at)
+
+
+def serve_step(model: Model, rate_rps: float, serving: float, backlog: float) -> tuple[Part, float]:
+    """One step at `rate_rps` on `serving` dynos with `backlog` requests waiting from before:
+    its wait distribution and the backlog after it. Traffic beyond capacity piles up as a
+    fluid backlog, capped at what the router lets wait `timeout_s` (H12 drops the rest)."""
+    full = serving * model.capacity_rps
+    if backlog == 0.0 and rate_rps <= full:
+        return (rate_rps, 0.0, *wait_tail(model, rate_rps, serving)), 0.0
+    tick, timeout = model.tick_s, model.timeout_s
+    if full > 0:
+        after = min(max(0.0, backlog + (rate_rps - full) * tick), timeout * full)
+        delay = min((backlog + after) / 2 / full, timeout)
+    else:
+        after, delay = backlog + rate_rps * tick, timeout
+    return (rate_rps, delay, *wait_tail(model, rate_rps, serving)), after
+
+
+def capped_ms(model: Model, p95_s: float) -> float:
+    """A p95 wait in milliseconds as the router lets it be: no longer than `timeout_s`."""
+    return 1000 * min(p95_s, model.timeout_s)
+
+
+def minute_queue_p95_ms(model: Model, parts: Sequence[Part]) -> float:
+    """The p95 queue time of a clock minute from its steps' parts."""
+    return capped_ms(model, p95_mix(parts))
+
+
+def violates(model: Model, queue_p95_ms: float) -> bool:
+    """Whether a clock minute with this p95 queue time counts as an SLO-violation minute."""
+    return queue_p95_ms > model.slo_ms
+
+
+def draw_request(model: Model, part: Part, rng: random.Random) -> tuple[float, float]:
+    """(queue wait, service time) in seconds of one request of a step with wait
+    distribution `part`: the backlog's delay, plus an exponential wait of rate `decay` with
+    probability P(wait > 0); service exponential of mean `service_s`. A wait over
+    `timeout_s` is what Heroku's router logs as an H12."""
+    _, delay, p, decay = part
+    wait = delay
+    if rng.random() < p:
+        wait += rng.expovariate(decay) if decay > 0 else model.timeout_s
+    return wait, rng.expovariate(1 / model.service_s)
+
+
+def boot_delays(model: Model) -> Iterator[float]:
+    """Each started dyno's boot delay, in the order dynos start: uniform in
+    [boot_min_s, boot_max_s], seeded by the model's seed."""
+    rng = random.Random(model.seed)
+    while True:
+        yield rng.uniform(model.boot_min_s, model.boot_max_s)
+
+
+def fresh_rpm(model: Model, counted: Sequence[float]) -> list[float]:
+    """By step: the freshest request rate the tick reads, per minute: the requests logged
+    in the `fresh_span_s` that end with step k - `drain_lag_steps`, older steps counted in
+    whole or in part (a share of a step's requests for a share of its time)."""
+    tick, span = model.tick_s, model.fresh_span_s
+    rates = []
+    for k in range(len(counted)):
+        last = max(0, k - model.drain_lag_steps)
+        total, left, j = 0.0, span, last
+        while left > 0 and j >= 0:
+            share = min(1.0, left / tick)
+            total += counted[j] * share
+            left -= tick * share
+            j -= 1
+        covered = span - left
+        rates.append(total * 60 / covered if covered > 0 else 0.0)
+    return rates
+
+
 def default_peak_rpm(model: Model) -> float:
     """A peak that needs 10 dynos: ten times what one dyno carries, in whole hundreds."""
     return math.floor(10 * rpm_per_dyno_at_slo(model) / 100) * 100
@@ -300,7 +393,7 @@ class Policy:
 def run(context: Context, policy: Policy) -> Result:
     """Replay the whole trace under `policy`."""
     model = context.model
-    rng = random.Random(model.seed)
+    boots = boot_delays(model)
     tick = float(model.tick_s)
     capacity = model.capacity_rps
     per_minute = 60 // model.tick_s
@@ -320,29 +413,20 @@ def run(context: Context, policy: Policy) -> Result:
     most = count
     obs = Observation(context.start, service_p95_ms=model.service_p95_ms)
     minute_rpm, counted = context.minute_rpm, context.counted
-    slo_ms, timeout = model.slo_ms, model.timeout_s
+    fresh = fresh_rpm(model, counted)
 
     for k, rate in enumerate(rates):
         t = k * tick
         n = len(ready_at)
         dyno_steps += n
-        if last_ready <= t:
-            serving = float(n)
-        else:
-            serving = sum(min(1.0, max(0.0, (t + tick - r) / tick)) for r in ready_at)
-        full = serving * capacity
-        if backlog == 0.0 and rate <= full:
+        serving = float(n) if last_ready <= t else serving_dynos(model, ready_at, t)
+        if backlog == 0.0 and rate <= serving * capacity:
+            # A steady step: the same (rate, serving) always gives the same part.
             part = steady.get((rate, serving))
             if part is None:
-                part = steady[(rate, serving)] = (rate, 0.0, *wait_tail(model, rate, serving))
+                part = steady[(rate, serving)] = serve_step(model, rate, serving, 0.0)[0]
         else:
-            if full > 0:
-                after = min(max(0.0, backlog + (rate - full) * tick), timeout * full)
-                delay = min((backlog + after) / 2 / full, timeout)
-            else:
-                after, delay = backlog + rate * tick, timeout
-            backlog = after
-            part = (rate, delay, *wait_tail(model, rate, serving))
+            part, backlog = serve_step(model, rate, serving, backlog)
         if k < per_minute:
             window.append(part)
         else:
@@ -354,8 +438,8 @@ def run(context: Context, policy: Policy) -> Result:
                 p95 = p95_of[part] = p95_one(*part[1:])
         else:
             p95 = p95_mix(window)
-        queue_ms = 1000 * min(p95, timeout)
-        if (k + 1) % per_minute == 0 and queue_ms > slo_ms:
+        queue_ms = capped_ms(model, p95)
+        if (k + 1) % per_minute == 0 and violates(model, queue_ms):
             violations += 1
 
         now_s = t + tick
@@ -363,7 +447,7 @@ def run(context: Context, policy: Policy) -> Result:
         obs.step, obs.seconds = k, now_s
         obs.current, obs.ready, obs.booting = n, ready, n - ready
         obs.rpm, obs.queue_p95_ms = minute_rpm[k], queue_ms
-        obs.rpm_now = counted[k] * per_minute
+        obs.rpm_now = fresh[k]
 
         desired = policy.tick(obs)
         if desired == n:
@@ -371,7 +455,7 @@ def run(context: Context, policy: Policy) -> Result:
         desired = min(max(desired, 0), model.max_dynos)
         if desired > n:
             for _ in range(desired - n):
-                r = now_s + rng.uniform(model.boot_min_s, model.boot_max_s)
+                r = now_s + next(boots)
                 ready_at.append(r)
                 last_ready = max(last_ready, r)
             most = max(most, desired)

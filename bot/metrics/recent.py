@@ -37,6 +37,8 @@ class MinuteTraffic:
     queue: Sketch = field(default_factory=Sketch)
     service: Sketch = field(default_factory=Sketch)
     dynos: set[str] = field(default_factory=set)
+    # Requests per 10 s window start: the tick's freshest rate reads the newest of them.
+    windows: dict[int, int] = field(default_factory=dict)
 
     _p95s: tuple[float | None, float | None] | None = field(
         default=None, init=False, repr=False, compare=False
@@ -44,7 +46,10 @@ class MinuteTraffic:
 
     def add(self, document: Mapping[str, Any]) -> None:
         # Only the fields the autoscaler reads: a whole Window costs three sketches more.
-        self.requests += int(document["requests"])
+        requests = int(document["requests"])
+        self.requests += requests
+        start = int(document.get("start", self.start))
+        self.windows[start] = self.windows.get(start, 0) + requests
         self.queue.merge_dict(document["queue"])
         self.service.merge_dict(document["service"])
         self.dynos.update(document["dynos"])
@@ -69,8 +74,9 @@ class RecentTraffic:
     def minutes(
         self, apps: Collection[str], since: int, until: int
     ) -> dict[str, list[MinuteTraffic]]:
-        """Each of `apps`' whole minutes in [since, until) that has traffic, oldest first.
-        `since` and `until` are whole minutes (epoch seconds)."""
+        """Each of `apps`' minutes in [since, until) that has traffic, oldest first.
+        `since` is a whole minute and `until` a whole 10 s window (epoch seconds): when it
+        is not a whole minute, the last minute holds only the windows before it."""
         rows: dict[tuple[str, int], set[int]] = {}
         table = MetricWindow.__table__.c
         # On the table, not the mapped class: plain rows, no ORM compilation per tick.

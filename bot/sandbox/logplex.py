@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import requests
 
 from bot.sandbox.fakes.heroku import FakeHeroku
+from bot.sandbox.fakes.router import frame, post_frames
 
 log = logging.getLogger(__name__)
 
@@ -67,22 +68,8 @@ class Logplex:
             f"dyno={self._random.choice(dynos)} connect=1ms service={service}ms "
             f"status={status} bytes=512 protocol=https\n"
         )
-        return f"{len(message.encode())} {message}"
+        return frame(message)
 
     def _post(self, url: str, frames: list[str]) -> None:
         self._frames += 1
-        try:
-            self._session.post(
-                url,
-                data="".join(frames).encode(),
-                headers={
-                    "Content-Type": "application/logplex-1",
-                    "Logplex-Msg-Count": str(len(frames)),
-                    "Logplex-Frame-Id": f"sandbox-{self._frames}",
-                    "Logplex-Drain-Token": "d.00000000-0000-0000-0000-000000000000",
-                },
-                timeout=5,
-            )
-        except requests.RequestException as error:
-            # Heroku drops lines a drain does not take; so does the sandbox.
-            log.info("sandbox drain post failed", extra={"error": type(error).__name__})
+        post_frames(self._session, url, frames, f"sandbox-{self._frames}")

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 from flask import Flask, jsonify, request
@@ -21,7 +22,7 @@ from bot.web import edge, slack_edge
 from bot.web.bolt_app import build_bolt_app
 from bot.web.heroku_events import HerokuEvents
 from bot.web.heroku_webhooks import heroku_webhooks
-from bot.web.log_drain import MAX_BODY_BYTES, DrainIntake, Flusher
+from bot.web.log_drain import FLUSH_SECONDS, MAX_BODY_BYTES, DrainIntake, Flusher
 from handlers.alerts import blocks as alert_blocks
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,11 @@ def create_app(config: Config | None = None, registry: Registry | None = None) -
     bolt = build_bolt_app(services)
     signing_secret = config.slack_signing_secret or ""  # build_bolt_app required it
     intake = DrainIntake(services.db, services.request_keys)
+    # `DEPLOYBOT_DRAIN_FLUSH_SECONDS`: tests and the closed-loop benchmark flush faster.
+    every = float(os.environ.get("DEPLOYBOT_DRAIN_FLUSH_SECONDS", FLUSH_SECONDS))
     # Its thread starts with the first drain POST: a gunicorn master that preloads this app
     # must fork no threads (they would not exist in the workers).
-    flusher = Flusher(intake.aggregator, services.metrics, settle=intake.settle)
+    flusher = Flusher(intake.aggregator, services.metrics, every, settle=intake.settle)
 
     web = Flask("deploybot")
     edge.install(web)

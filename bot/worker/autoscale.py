@@ -33,7 +33,8 @@ from datetime import UTC, datetime, timedelta
 from bot.actions.autoscaling import effective
 from bot.actions.gate import AUTOSCALER
 from bot.actions.results import Changed, Reply
-from bot.metrics.recent import RecentTraffic
+from bot.metrics.aggregate import WINDOW_SECONDS
+from bot.metrics.recent import MinuteTraffic, RecentTraffic
 from bot.metrics.store import MetricsStore
 from bot.platforms.base import Platform, PlatformError, formation_map
 from bot.registry import Target, UnknownApp
@@ -53,6 +54,10 @@ log = logging.getLogger(__name__)
 
 # The policy reads the last few minutes, and measures the rate's noise over this many.
 SAMPLE_MINUTES = int(autoscale.NOISE_SPAN.total_seconds() // 60)
+# The freshest rate: the last two 10 s windows that ended at least 8 s ago. Logplex delivers
+# within a second or two and each web dyno flushes every 5 s, so by then they are whole.
+FRESH_WINDOWS = 2
+FRESH_LAG_SECONDS = 8
 HISTORY = timedelta(minutes=10)
 _METRIC = {"queue_p95": "queue_p95", "service_p95": "service_p95", "rpm": "rpm_per_dyno"}
 FORMATION_REFRESH = timedelta(minutes=15)  # catches what a lost webhook did not tell us
@@ -77,7 +82,8 @@ class Known:
 class _Fleet:
     """What one tick read for all its apps at once, by app."""
 
-    samples: dict[str, list[autoscale.Sample]]
+    samples: dict[str, list[autoscale.Sample]]  # whole minutes, oldest first
+    fresh: dict[str, autoscale.Sample]  # the freshest rate, newer than the last minute
     decisions: dict[str, list[Recorded]]  # the last HISTORY of them, newest first
     pins: dict[str, StoredPin]
     overrides: dict[str, dict[str, Override]]  # what chat set (`autoscale APP set`), by key
@@ -135,8 +141,10 @@ class Autoscaler:
         # all, made when the first of them needs it (`_forecast`).
         self._due = {app for app in apps if self._history_due(app, now)}
         self._reloaded = {}
+        samples, fresh = self._samples_of(apps, now)
         fleet = _Fleet(
-            self._samples_of(apps, now),
+            samples,
+            fresh,
             self._store.recent_decisions(apps, now - HISTORY, reasons=False) if apps else {},
             self._store.pins(now) if apps else {},
             self._store.overrides().of_apps(apps),
@@ -292,12 +300,13 @@ class Autoscaler:
 
         policy = _policy(stored, resolved.target, fleet.overrides.get(app, {}))
         samples = fleet.samples.get(app, [])
+        fresh = fleet.fresh.get(app)
         past = fleet.decisions.get(app, [])
         pin = fleet.pins.get(app)
         decision = autoscale.decide(
             policy,
             current,
-            samples,
+            [*samples, fresh] if fresh is not None else samples,
             now,
             recommendations=[autoscale.Recommendation(d.at, d.recommendation) for d in past],
             events=[autoscale.ScaleEvent(d.at, d.actual, d.desired) for d in past if d.acted],
@@ -509,14 +518,20 @@ class Autoscaler:
 
     def _samples_of(
         self, apps: Collection[str], now: datetime
-    ) -> dict[str, list[autoscale.Sample]]:
-        """Each app's whole minutes of drained traffic before `now`, oldest first: one
-        incremental read for the whole fleet (`bot.metrics.recent`)."""
-        end = int(now.timestamp()) // 60 * 60
+    ) -> tuple[dict[str, list[autoscale.Sample]], dict[str, autoscale.Sample]]:
+        """Each app's whole minutes of drained traffic before `now`, oldest first, and its
+        freshest rate (`_fresh`): one incremental read for the whole fleet
+        (`bot.metrics.recent`), which reaches into the current minute only as far as its
+        complete 10 s windows."""
+        second = int(now.timestamp())
+        end = second // 60 * 60
         start = end - SAMPLE_MINUTES * 60
-        found = self._recent.minutes(apps, start, end)
-        return {
-            app: [
+        fresh_end = (second - FRESH_LAG_SECONDS) // WINDOW_SECONDS * WINDOW_SECONDS
+        found = self._recent.minutes(apps, start, max(end, fresh_end))
+        samples: dict[str, list[autoscale.Sample]] = {}
+        fresh: dict[str, autoscale.Sample] = {}
+        for app, minutes in found.items():
+            whole = [
                 autoscale.Sample(
                     at=datetime.fromtimestamp(minute.start + 60, UTC),
                     # A 10 s window with no requests is never stored: a sum, not an average.
@@ -526,9 +541,40 @@ class Autoscaler:
                     dynos=len(minute.dynos) or None,
                 )
                 for minute in minutes
+                if minute.start + 60 <= end
             ]
-            for app, minutes in found.items()
-        }
+            samples[app] = whole
+            if whole:
+                newest = _fresh(minutes, fresh_end, whole[-1])
+                if newest is not None:
+                    fresh[app] = newest
+        return samples, fresh
+
+
+def _fresh(
+    minutes: list[MinuteTraffic], until: int, last: autoscale.Sample
+) -> autoscale.Sample | None:
+    """The request rate of the `FRESH_WINDOWS` complete 10 s windows before `until`, as a
+    sample with the p95s and dynos of the last whole minute (`last`; a p95 needs more
+    requests than 20 s bring), stamped `until` or, when those windows lie inside that
+    minute (the first seconds of a minute), at its end, so samples stay in time order and
+    every tick has one. A rise then counts within a tick, not a minute later, as
+    `policies.simulator` models the tick. None when those windows hold no request: nothing
+    stored may as well be a drain running late, and the minutes decide."""
+    first = until - FRESH_WINDOWS * WINDOW_SECONDS
+    counts = [
+        requests
+        for minute in minutes
+        for start, requests in minute.windows.items()
+        if first <= start < until
+    ]
+    if not counts:
+        return None
+    return replace(
+        last,
+        at=max(last.at, datetime.fromtimestamp(until, UTC)),
+        rpm=sum(counts) * 60 / (FRESH_WINDOWS * WINDOW_SECONDS),
+    )
 
 
 def _add_samples(minutes: dict[int, float], samples: list[autoscale.Sample]) -> None:

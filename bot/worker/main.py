@@ -21,6 +21,8 @@ import os
 import signal
 import socket
 import threading
+import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -65,6 +67,20 @@ def _seconds(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
 
+def tick_clock(env: Mapping[str, str] | None = None) -> Callable[[], datetime]:
+    """The clock the autoscale tick reads: the wall clock, except under
+    `make bench-closed-loop`, which replays a trace on a compressed clock and sets
+    `DEPLOYBOT_BENCH_CLOCK="SIM_START WALL_START SPEED"` (epoch seconds, epoch seconds, a
+    factor): the tick then sees SIM_START + (wall - WALL_START) * SPEED, the time the
+    benchmark's fake Heroku and its router logs keep. Nothing else reads it; production
+    never sets it."""
+    raw = (os.environ if env is None else env).get("DEPLOYBOT_BENCH_CLOCK", "").split()
+    if not raw:
+        return lambda: datetime.now(UTC)
+    sim_start, wall_start, speed = (float(part) for part in raw)
+    return lambda: datetime.fromtimestamp(sim_start + (time.time() - wall_start) * speed, UTC)
+
+
 class Worker:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -79,6 +95,7 @@ class Worker:
         # Heroku names each dyno (worker.1); elsewhere the host and process say who ticks.
         self.name = os.environ.get("DYNO") or f"{socket.gethostname()}:{os.getpid()}"
         self.started_at = datetime.now(UTC)
+        self.tick_now = tick_clock()
         self.stopping = threading.Event()
         self._services: Services | None = None
         self._scaler: Autoscaler | None = None
@@ -132,7 +149,8 @@ class Worker:
     def autoscale(self) -> int:
         if self._workers is None:
             self._workers = WorkerAutoscaler(self.services(), self._autoscaler())
-        return len(self._autoscaler().tick()) + len(self._workers.tick())
+        now = self.tick_now()
+        return len(self._autoscaler().tick(now)) + len(self._workers.tick(now))
 
     def send_alerts(self, now: datetime | None = None) -> int:
         """Send what the outbox holds; a Slack outage leaves it there for the next run."""

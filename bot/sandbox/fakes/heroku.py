@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -417,6 +417,9 @@ class FakeHeroku(ServedFake):
         api_keys: Iterable[str] = ("test-key",),
         boot_seconds: float = 0.0,
         now: datetime | None = None,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        boot_delays: Iterator[float] | None = None,
     ) -> None:
         schema = load_schema()
         if missing := IMPLEMENTED - schema.routes:
@@ -428,7 +431,13 @@ class FakeHeroku(ServedFake):
         self.rate_limit_remaining = RATE_LIMIT
         self.requests: list[Recorded] = []
         self.violations: list[str] = []
-        self._now = (now or datetime.now(UTC)).replace(microsecond=0)
+        self._fixed_now = (now or datetime.now(UTC)).replace(microsecond=0)
+        # The closed-loop benchmark runs the fake on its compressed clock (`clock`) and draws
+        # each started dyno's boot time as the simulator does (`boot_delays`).
+        self.clock = clock
+        self.boot_delays = boot_delays
+        # (when, app, process type, quantity): every formation quantity set, from the start.
+        self.formation_changes: list[tuple[datetime, str, str, int]] = []
         self._apps: dict[str, _App] = {}
         self._faults: list[_Fault] = []
         self._drops: list[tuple[int, frozenset[str] | None]] = []
@@ -455,9 +464,23 @@ class FakeHeroku(ServedFake):
 
     @property
     def now(self) -> datetime:
-        """The fake's clock (UTC); it moves only when `advance()` is called."""
+        """The fake's clock (UTC); it moves only when `advance()` is called, or follows
+        `clock` when one was given."""
         with self._lock:
             return self._now
+
+    @property
+    def _now(self) -> datetime:
+        return self.clock() if self.clock is not None else self._fixed_now
+
+    @_now.setter
+    def _now(self, value: datetime) -> None:
+        if self.clock is not None:
+            raise RuntimeError("this fake's clock follows `clock`; advance() cannot move it")
+        self._fixed_now = value
+
+    def _boot_seconds(self) -> float:
+        return next(self.boot_delays) if self.boot_delays is not None else self.boot_seconds
 
     def advance(self, seconds: float) -> datetime:
         """Move the clock forward, e.g. past `boot_seconds` so starting dynos are up."""
@@ -492,6 +515,12 @@ class FakeHeroku(ServedFake):
         """`{type: (quantity, size)}` with sizes spelled the way Heroku spells them."""
         with self._lock:
             return {p.type: (p.quantity, p.size) for p in self._apps[app].processes.values()}
+
+    def ready_times(self, app: str, process_type: str = "web") -> list[datetime]:
+        """When each running dyno of `process_type` is (or was) up, by dyno number."""
+        with self._lock:
+            mine = [d for d in self._apps[app].dynos if d.type == process_type]
+            return [d.ready_at for d in sorted(mine, key=_dyno_order)]
 
     def dynos(self, app: str) -> list[dict[str, Any]]:
         """The app's dynos as `GET /apps/{app}/dynos` would show them, by type and number."""
@@ -869,7 +898,7 @@ class FakeHeroku(ServedFake):
         release = self._new_release(app, f"Rollback to v{target.version}", "succeeded", OWNER_EMAIL)
         # A release restarts every dyno on the new code.
         for dyno in app.dynos:
-            dyno.start(self._now, self.boot_seconds)
+            dyno.start(self._now, self._boot_seconds())
         data = self._release_json(app, release)
         self._publish(app, "api:release", "release", "create", data, {})
         return _Reply(201, data)
@@ -912,7 +941,7 @@ class FakeHeroku(ServedFake):
         else:
             release = self._new_release(app, f"Deploy {version}", "succeeded", OWNER_EMAIL)
             for dyno in app.dynos:
-                dyno.start(self._now, self.boot_seconds)
+                dyno.start(self._now, self._boot_seconds())
             output += ["-----> Discovering process types", f"       Released v{release.version}"]
             build["status"] = "succeeded"
             build["release"] = {"id": release.id}
@@ -1173,10 +1202,11 @@ class FakeHeroku(ServedFake):
             for dyno in app.dynos:
                 if dyno.type == process.type:
                     dyno.size = size
-                    dyno.start(self._now, self.boot_seconds)
+                    dyno.start(self._now, self._boot_seconds())
         if quantity is not None:
             process.quantity = quantity
             self._scale(app, process)
+            self.formation_changes.append((self._now, app.name, process.type, quantity))
         process.updated_at = self._now
         return process
 
@@ -1186,7 +1216,7 @@ class FakeHeroku(ServedFake):
         for dyno in mine[process.quantity :]:
             app.dynos.remove(dyno)
         for number in range(len(mine) + 1, process.quantity + 1):
-            app.dynos.append(self._new_dyno(process, number, self._now, self.boot_seconds))
+            app.dynos.append(self._new_dyno(process, number, self._now, self._boot_seconds()))
 
     def _formation_changed(self, app: _App, process: _Process, before: int) -> None:
         data = self._formation_json(app, process)
@@ -1211,7 +1241,7 @@ class FakeHeroku(ServedFake):
 
     def _restart(self, dynos: Iterable[_Dyno]) -> _Reply:
         for dyno in dynos:
-            dyno.start(self._now, self.boot_seconds)
+            dyno.start(self._now, self._boot_seconds())
         return _Reply(202, {})
 
     # -- construction ---------------------------------------------------------------------
@@ -1246,6 +1276,7 @@ class FakeHeroku(ServedFake):
             self._new_id(), process_type, quantity, canonical, command, created, created
         )
         app.processes[process_type] = process
+        self.formation_changes.append((self._now, app.name, process_type, quantity))
         booted = app.releases[-1].created_at  # the dynos have been up since the last release
         for number in range(1, quantity + 1):
             app.dynos.append(self._new_dyno(process, number, booted, 0.0))
