@@ -4,9 +4,12 @@ answered "busy" by the ack, with no work left behind."""
 
 from __future__ import annotations
 
+import os
 import threading
 
-from bot.actions.background import BUSY, Background
+import pytest
+
+from bot.actions.background import BUSY, NICE, Background
 from tests.conftest import ADMIN, USER
 from tests.webclient import ack_text, patches, settle
 
@@ -54,3 +57,18 @@ def test_a_command_that_finds_the_pool_full_is_answered_busy_and_nothing_runs(
     response, url = driver.command("scale web=2 myapp", ADMIN)  # room again
     assert "Working on" in ack_text(response)
     assert "web" in driver.reply(url)["text"]
+
+
+def test_pool_threads_run_at_a_lower_cpu_priority_than_the_request_threads() -> None:
+    # Acks win the CPU from background jobs: the pool's threads are niced, the caller not.
+    if not hasattr(os, "getpriority"):
+        pytest.skip("no per-thread nice on this platform")
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen: list[int] = []
+    pool = Background(threads=1, queue=0)
+    assert pool.try_submit(
+        lambda: seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+    )
+    pool.close()
+    assert seen == [min(19, own + NICE)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own
