@@ -63,6 +63,12 @@ def create_app(config: Config | None = None, registry: Registry | None = None) -
     # far; see bot/web/drain_wsgi.py); Flask still answers every other method on that path.
     web.wsgi_app = DrainDispatch(web.wsgi_app, intake, flusher)  # type: ignore[method-assign]
 
+    @web.post("/drain/<token>")
+    def drain(token: str):  # type: ignore[no-untyped-def]
+        # Never reached (DrainDispatch answers every POST here); the rule makes Flask answer
+        # other methods 405 with an Allow header, as it did when this route did the work.
+        raise RuntimeError("POST /drain/<token> is answered by DrainDispatch")
+
     @web.post("/slack/events")
     def slack_events():  # type: ignore[no-untyped-def]
         # The raw bytes are checked before bolt parses them; cached, so bolt's adapter gets
