@@ -17,7 +17,13 @@ from tests.webclient import SlackDriver
 
 @pytest.fixture
 def web(config):
-    return create_app(replace(config, public_url=PUBLIC_URL))
+    app = create_app(replace(config, public_url=PUBLIC_URL))
+    yield app
+    # Stop the flusher while its database still exists: left running, it would log a
+    # failed flush into later tests every few seconds.
+    intake, flusher = app.extensions["deploybot.metrics"]
+    intake.close()
+    flusher.stop()
 
 
 @pytest.fixture
