@@ -13,7 +13,7 @@ from concurrent.futures import Future
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
 from bot.store.db import Database
@@ -23,6 +23,10 @@ KEEP = timedelta(days=2)  # Slack gives up retrying within minutes
 # Logplex retries a batch within seconds of a failed POST; its ids need not outlive that.
 KEEP_DRAIN = timedelta(hours=1)
 DRAIN_PREFIX = "drain:"
+_CLAIM_ARRAY = text(
+    "INSERT INTO request_keys (key, claimed_at) SELECT unnest(CAST(:keys AS varchar[])), :now "
+    "ON CONFLICT (key) DO NOTHING RETURNING key"
+)
 
 
 class RequestKeys:
@@ -42,17 +46,20 @@ class RequestKeys:
         """The keys of `keys` this call claimed first: one INSERT, one commit for them all.
         `durable=False` (PostgreSQL) commits without waiting for the WAL flush: for claims
         whose loss in a server crash costs little (a drain batch counted twice)."""
-        rows = [{"key": key[:200], "claimed_at": now} for key in dict.fromkeys(keys)]
-        if not rows:
+        unique = list(dict.fromkeys(key[:200] for key in keys))
+        if not unique:
             return set()
         with self._db.session() as session, session.begin():
-            postgres = session.get_bind().dialect.name == "postgresql"
-            if postgres and not durable:
-                session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-            dialect = postgresql if postgres else sqlite
+            if session.get_bind().dialect.name == "postgresql":
+                if not durable:
+                    session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+                # One statement text whatever the number of keys (an array bound to
+                # unnest), so it is prepared once, not compiled per group as a
+                # multi-row VALUES would be: this runs several times a second per process.
+                return set(session.scalars(_CLAIM_ARRAY, {"keys": unique, "now": now}))
             statement = (
-                dialect.insert(RequestKey)
-                .values(rows)
+                sqlite.insert(RequestKey)
+                .values([{"key": key, "claimed_at": now} for key in unique])
                 .on_conflict_do_nothing(index_elements=[RequestKey.key])
                 .returning(RequestKey.key)
             )
