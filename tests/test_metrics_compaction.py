@@ -111,6 +111,23 @@ def test_recent_traffic_reads_new_rows_only_and_survives_a_fold(store):
     assert recent.minutes({"myapp"}, minute + 60, minute + 120) == {"myapp": []}
 
 
+def test_a_past_minute_is_sealed_and_a_late_part_rebuilds_it(store):
+    from bot.metrics.recent import RecentTraffic
+
+    recent = RecentTraffic(store._db)
+    minute = NOW - 600
+    store.save([part(minute + s, dyno="web.1") for s in range(0, 60, 10)])
+    [open_] = recent.minutes({"myapp"}, minute, minute + 60)["myapp"]
+    assert not open_.sealed and open_.service.count == 36
+    p95s = open_.p95s()
+    [sealed] = recent.minutes({"myapp"}, minute, minute + 180)["myapp"]  # a minute past its end
+    assert sealed.sealed and sealed.service.count == 0 and sealed.p95s() == p95s
+    store.save([part(minute + 50, requests=400, dyno="web.2")])  # a very late flush
+    [rebuilt] = recent.minutes({"myapp"}, minute, minute + 180)["myapp"]
+    assert rebuilt.requests == 36 + 400 and rebuilt.dynos == {"web.1", "web.2"}
+    assert rebuilt.p95s()[1] > p95s[1]  # the late part's slow requests count
+
+
 def test_a_minutes_p95s_follow_what_is_added_to_it():
     from bot.metrics.recent import MinuteTraffic
 
