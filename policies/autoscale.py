@@ -15,6 +15,10 @@ answer wins too: a rise counts at once, a fall once it has lasted. Around it:
   of a release, nor on missing or stale metrics (which set `Decision.stale`); with the
   adaptive window, a fall of the rate beyond `_LEVEL_SIGMAS` deviations of its own
   measured noise (`fell_beyond_noise`) is a new level, taken at once;
+- with the adaptive window (the default) and a rate target, never fewer dynos than carry
+  the last minute's mean rate plus 2 deviations of its measured noise within the band
+  (`headroom`), up and down: a count sized for the mean sits at the SLO's edge whenever
+  the rate wobbles up, and the scale-up then comes a drain lag and a boot too late;
 - schedule windows replace min and max at certain times of the week; a pin from Slack
   replaces the whole calculation until it expires;
 - optionally (`predictive`), a seasonal forecast: how traffic moved from this time to
@@ -292,6 +296,12 @@ def decide(
 
     assert readings is not None and latest is not None
     reactive, driver = _reactive(settings, readings, current, latest)
+    # The noise allowance is a floor under the HPA rule's answer, up and down; with
+    # nothing running there is no noise to measure, and the rule starts what is needed.
+    room = headroom(settings, samples, now) if current > 0 else None
+    roomy = room is not None and room.count > reactive
+    if room is not None and roomy:
+        reactive = room.count
     recommendation = min(max(reactive, lo), hi)
     # Name the schedule window only when it is what moved the count.
     binding = window if window is not None and reactive != recommendation else None
@@ -340,6 +350,11 @@ def decide(
     # Bounds come last: a schedule window's min is met at once, step limits or not.
     desired = min(max(desired, lo), hi)
     what = _what(settings, driver, latest, samples, forecast_rpm, current, desired != current)
+    if room is not None and roomy and driver is not None:
+        what = (
+            f"{room.rate:,.0f} rpm and {room.allowance:,.0f} of noise (2 deviations) "
+            f"need {room.count}"
+        )
     reason = _arrow(f"{what}{why}", ptype, current, desired, binding)
     return Decision(current, desired, reason, recommendation, False, (lo, hi), forecast_rpm)
 
@@ -424,6 +439,67 @@ def fell_beyond_noise(samples: Sequence[Sample], now: datetime, settings: Settin
     rate = sum(s.rpm for s in recent) / len(recent)
     mean = sum(before) / len(before)
     return rate < min(before) and rate < mean - _LEVEL_SIGMAS * noise(samples)
+
+
+# How many deviations of the rate's measured noise the default keeps room for. A count
+# chosen for the mean rate runs a dyno at the band's upper edge (which a load-tested rate
+# target puts at the SLO) whenever the rate wobbles up, and the scale-up that follows
+# comes a drain lag and a boot too late for that minute; the rate exceeds its mean by 2
+# deviations in about one minute of 40.
+_HEADROOM_SIGMAS = 2.0
+# Fewer minutes than this say too little about the noise (two minutes give one change,
+# which may be a start-up or a step): no allowance until they have been seen.
+_NOISE_MINUTES = 5
+
+
+@dataclass(frozen=True)
+class Headroom:
+    """What `headroom` found: the dynos that carry `rate` plus `allowance` within the band."""
+
+    count: int
+    rate: float  # the mean request rate of the last `smoothing`, rpm
+    allowance: float  # `_HEADROOM_SIGMAS` deviations of its noise, rpm
+
+
+def headroom(settings: Settings, samples: Sequence[Sample], now: datetime) -> Headroom | None:
+    """With the adaptive stabilization (the default), the fewest dynos that carry the last
+    `smoothing`'s mean rate plus `_HEADROOM_SIGMAS` deviations of its noise within each
+    rate target's tolerance band: a floor under the recommendation, up and down. None
+    without a rate target, traffic or `_NOISE_MINUTES` minutes of samples, or with a fixed
+    stabilization window (a setting chosen by hand is kept as the HPA's)."""
+    if settings.down_stabilization is not None:
+        return None
+    recent = _newest(samples, now - max(settings.smoothing, _SHORTEST))
+    edges = [
+        t.value * (1 + settings.tolerance) for t in settings.targets if t.metric == "rpm_per_dyno"
+    ]
+    if not recent or not edges or len(_minute_rates(samples)) < _NOISE_MINUTES:
+        return None
+    rate = sum(s.rpm for s in recent) / len(recent)
+    if rate <= 0:
+        return None
+    allowance = _HEADROOM_SIGMAS * noise_detrended(samples)
+    count = max(math.ceil((rate + allowance) / edge - _EPSILON) for edge in edges)
+    return Headroom(count, rate, allowance)
+
+
+def noise_detrended(samples: Sequence[Sample]) -> float:
+    """The rate's noise as `noise` measures it, but from second differences of the minute
+    rates (a - 2b + c), so a steady rise or fall (a ramp) does not count as noise; at
+    least a minute's Poisson noise, √rate. With fewer than three minutes, `noise`."""
+    rates = _minute_rates(samples)
+    if len(rates) < 3:
+        return noise(samples)
+    poisson = math.sqrt(max(0.0, sum(rates) / len(rates)))
+    seconds = sorted(
+        abs(a - 2 * b + c) for a, b, c in zip(rates, rates[1:], rates[2:], strict=False)
+    )
+    if len(seconds) > 4:
+        # A change of level gives two large second differences (into and out of the
+        # step), neither of them noise.
+        del seconds[-2:]
+    # E|a - 2b + c| = √6 σ √(2/π) for independent Gaussian minutes of deviation σ.
+    return max(poisson, sum(seconds) / len(seconds) / math.sqrt(6) * math.sqrt(math.pi / 2))
 
 
 def stabilization(settings: Settings, samples: Sequence[Sample]) -> timedelta:
