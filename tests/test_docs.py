@@ -68,15 +68,15 @@ def _env_reads(tree: ast.AST) -> set[str]:
                 getattr(part, "attr", None) or getattr(part, "id", None)
                 for part in (ast.walk(owner) if owner is not None else ())
             }
-            if (called == "get" and owners & {"environ", "env", "_env"}) or called in (
+            # A bare `environ` is a WSGI request's (CONTENT_LENGTH, PATH_INFO), not os's.
+            mapping = {"environ", "os"} <= owners or owners & {"env", "_env"}
+            if (called == "get" and mapping) or called in (
                 "getenv",
                 "_seconds",
             ):
                 name = node.args[0]
-        elif isinstance(node, ast.Subscript):
-            owner_name = getattr(node.value, "attr", None) or getattr(node.value, "id", None)
-            if owner_name == "environ":
-                name = node.slice
+        elif isinstance(node, ast.Subscript) and getattr(node.value, "attr", None) == "environ":
+            name = node.slice
         if isinstance(name, ast.Name) and name.id in constants:
             name = ast.Constant(constants[name.id])
         if (
@@ -98,6 +98,7 @@ def env_vars_read() -> set[str]:
 def test_the_env_var_finder_sees_every_kind_of_read() -> None:
     source = 'env.get("A_B")\nos.environ["C_D"]\nos.getenv("E_F")\n_seconds("G_H", 5)\nx.get("no")'
     source += '\nNAME = "I_J"\n(os.environ if env is None else env).get(NAME)'
+    source += '\nenviron.get("PATH_INFO")\nenviron["CONTENT_LENGTH"]'  # WSGI's, not os's
     assert _env_reads(ast.parse(source)) == {"A_B", "C_D", "E_F", "G_H", "I_J"}
 
 
