@@ -96,7 +96,7 @@ USAGE = {
     "status": "/deploy status APP",
     "metrics": "/deploy metrics APP [5m | 1h | 24h]",
     "drain": "/deploy drain APP",
-    "autoscale": "/deploy autoscale APP [TYPE] on|off|shadow|status [min=N] [max=N] [target=queue:300ms|service:500ms|rpm:1200|latency:30s|jobs:50]",
+    "autoscale": "/deploy autoscale APP [TYPE] on|off|shadow|status [min=N] [max=N] [target=queue:300ms|service:500ms|rpm:1200|latency:30s|jobs:50]  |  /deploy autoscale APP set down_stabilization=2m|max_step=4|…=default  |  /deploy autoscale APP schedule add DAYS HH:MM-HH:MM min=N [max=N] [tz=ZONE] | list | remove N",
     "pin": "/deploy pin APP web=N for DURATION  |  /deploy pin APP off",
     "watch": "/deploy watch APP",
     "simulate": "/deploy simulate APP 7d | /deploy simulate spike|queue APP",
@@ -167,6 +167,8 @@ EXAMPLES = {
     "autoscale": (
         "autoscale myapp on min=2 max=10 target=queue:300ms",
         "autoscale myapp worker on target=latency:30s min=0 max=10",
+        "autoscale myapp set down_stabilization=2m max_step=4",
+        "autoscale myapp schedule add mon-fri 08:00-18:00 min=3",
         "autoscale myapp status",
     ),
     "pin": ("pin myapp web=5 for 2h", "pin myapp off"),
