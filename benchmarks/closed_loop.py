@@ -44,7 +44,6 @@ import json
 import math
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
@@ -57,6 +56,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from benchmarks import procfile
 from benchmarks.ack_latency import ADMIN, HEROKU_KEY, SIGNING_SECRET, Server
 from bot import simulate
 from bot.metrics.store import MetricsStore
@@ -136,13 +136,6 @@ class Outcome:
         return self.hours_diff <= GOAL and self.violations_diff <= GOAL
 
 
-def procfile_line(kind: str) -> str:
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.startswith(f"{kind}:"):
-            return line.split(":", 1)[1].strip()
-    raise SystemExit(f"the Procfile has no {kind}: line")
-
-
 def trace_rows(path: Path) -> list[tuple[str, float]]:
     with path.open(newline="") as handle:
         return [(row["timestamp"], float(row["value"])) for row in csv.DictReader(handle)]
@@ -180,29 +173,6 @@ def postgres_schema(base: str) -> Iterator[str]:
         admin.dispose()
 
 
-@contextlib.contextmanager
-def worker_process(env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            ["bash", "-c", procfile_line("worker")],
-            env=env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            yield process
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
-
 def run_loop(
     trace_path: Path,
     *,
@@ -231,7 +201,7 @@ def run_loop(
     with contextlib.ExitStack() as stack:
         database_url = stack.enter_context(postgres_schema(database_base))
         subprocess.run(
-            ["bash", "-c", procfile_line("release")],
+            ["bash", "-c", procfile.line("release")],
             env={"PATH": path, "DATABASE_URL": database_url},
             cwd=ROOT,
             check=True,
@@ -266,7 +236,7 @@ def run_loop(
             # production (every 5 s).
             "DEPLOYBOT_DRAIN_FLUSH_SECONDS": f"{5 / speed:.3f}",
         }
-        web = Server("deploybot", procfile_line("web"), web_env, workdir / "web.log")
+        web = Server("deploybot", procfile.line("web"), web_env, workdir / "web.log")
         stack.callback(web.stop)
         web.start()
 
@@ -280,7 +250,7 @@ def run_loop(
             "DEPLOYBOT_AUTOSCALE_SECONDS": f"{model.tick_s / speed:.4f}",
             "DEPLOYBOT_LEASE_RETRY_SECONDS": "0.5",
         }
-        stack.enter_context(worker_process(worker_env, workdir / "worker.log"))
+        stack.enter_context(procfile.process("worker", worker_env, workdir / "worker.log"))
 
         router = FakeRouter(heroku, APP, context, sim_start, f"{web.base}/drain/{token}")
         stack.callback(router.close)

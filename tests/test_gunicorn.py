@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from benchmarks import procfile
 from bot.sandbox.fakes.dyno import FakeEndpoints, web_dyno_env
 from bot.sandbox.slack_requests import button_click, sign, slash_command
 from handlers.render import CONFIRM_ACTION
@@ -24,13 +25,6 @@ from tests.webclient import button
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
-
-
-def procfile_line(kind: str) -> str:
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.startswith(f"{kind}:"):
-            return line.split(":", 1)[1].strip()
-    raise AssertionError(f"no {kind}: line in the Procfile")
 
 
 def free_port() -> int:
@@ -60,10 +54,10 @@ def web_dyno(database_url: str, heroku, slack, tmp_path, release: bool) -> Itera
     port = free_port()
     env = dyno_env(database_url, heroku, slack, port)
     if release:  # the release phase migrates, as on Heroku
-        subprocess.run(["bash", "-c", procfile_line("release")], env=env, cwd=ROOT, check=True)
+        subprocess.run(["bash", "-c", procfile.line("release")], env=env, cwd=ROOT, check=True)
     log = open(tmp_path / "gunicorn.log", "w+")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
-        ["bash", "-c", procfile_line("web")],
+        ["bash", "-c", procfile.line("web")],
         env=env,
         cwd=ROOT,
         stdout=log,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from benchmarks import procfile
 from bot.metrics.aggregate import Window
 from bot.metrics.store import MetricsStore
 from bot.store.audit import Actor
@@ -26,7 +26,7 @@ from bot.store.drains import Drains
 from policies.sketch import Sketch
 from tests.conftest import HEROKU_KEY
 from tests.test_drain import router_line
-from tests.test_gunicorn import procfile_line, web_dyno
+from tests.test_gunicorn import web_dyno
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -47,21 +47,8 @@ def worker(database_url: str, log_path: Path, **extra: str):
         **FAST,
         **extra,
     }
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            ["bash", "-c", procfile_line("worker")],
-            env=env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            yield process
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
+    with procfile.process("worker", env, log_path) as process:
+        yield process
 
 
 def wait_for(predicate, timeout: float = 30.0) -> float:
