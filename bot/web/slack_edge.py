@@ -104,37 +104,13 @@ def check(secret: str, headers: Mapping[str, str], body: bytes, now: float) -> R
 
 def bolt_request(text: str, headers: Mapping[str, Any], query: str = "") -> BoltRequest:
     """The request for bolt to dispatch, its body read as `check` reads it."""
-    return _SlackRequest(body=text, query=query, headers=dict(headers))
-
-
-class _SlackRequest(BoltRequest):
-    """A BoltRequest whose form body is interactivity only with a `payload` field; its copies
-    (bolt copies the request for each lazy listener) keep that reading."""
-
-    def __init__(
-        self,
-        *,
-        body: str | dict,
-        query: Any = None,
-        headers: Any = None,
-        context: dict | None = None,
-        mode: str = "http",
-    ) -> None:
-        super().__init__(body=body, query=query, headers=headers, context=context, mode=mode)
-        if self.body == {} and "payload" in self.raw_body and not self.raw_body.startswith("{"):
-            parsed = _parse(self.raw_body, self.content_type)
-            if isinstance(parsed, dict) and parsed:
-                self.body = parsed
-                self.context = build_context(BoltContext(context or {}), parsed)
-
-    def to_copyable(self) -> BoltRequest:
-        return _SlackRequest(
-            body=self.raw_body if self.mode == "http" else self.body,
-            query=self.query,
-            headers=self.headers,
-            context=self.context.to_copyable(),
-            mode=self.mode,
-        )
+    request = BoltRequest(body=text, query=query, headers=dict(headers))
+    if request.body == {} and "payload" in text and not text.startswith("{"):
+        parsed = _parse(text, request.content_type)
+        if isinstance(parsed, dict) and parsed:
+            request.body = parsed
+            request.context = build_context(BoltContext({}), parsed)
+    return request
 
 
 def _authenticate(
