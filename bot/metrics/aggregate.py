@@ -234,14 +234,6 @@ def stored_start(data: Mapping[str, Any]) -> int:
     return start
 
 
-def fold(windows: Iterable[Window]) -> list[Window]:
-    """`windows` with the same app and start merged into one each (`Folding`)."""
-    folding = Folding()
-    for window in windows:
-        folding.add(window)
-    return folding.windows()
-
-
 # ---------------------------------------------------------------------------------------------
 # Read side.
 

@@ -7,9 +7,7 @@ a retry may land on another one; each delivery of one slash command carries the 
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, text
@@ -84,49 +82,3 @@ class RequestKeys:
         """Give a claim back, when the claimant failed and a redelivery should act."""
         with self._db.session() as session, session.begin():
             session.execute(delete(RequestKey).where(RequestKey.key == key[:200]))
-
-
-class GroupClaims:
-    """`RequestKeys.claim` for many threads at once: a claim waits for the one thread that
-    writes every claim made meanwhile in a single INSERT and commit (a group commit), so a
-    busy web dyno commits once per group of drain POSTs, not once per POST. The database
-    still decides each winner, across dynos, exactly as a lone claim would."""
-
-    def __init__(self, keys: RequestKeys, clock: Callable[[], datetime]) -> None:
-        self._keys = keys
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._waiting: dict[str, Future[bool]] = {}
-        self._writing = False
-
-    def claim(self, key: str) -> bool:
-        """True for the one caller, in any process, that claimed `key` first."""
-        key = key[:200]
-        with self._lock:
-            if key in self._waiting:
-                return False  # the same key twice in one group: the first one has it
-            mine: Future[bool] = Future()
-            self._waiting[key] = mine
-            lead = not self._writing
-            self._writing = True
-        if lead:
-            self._write_groups()
-        return mine.result()
-
-    def _write_groups(self) -> None:
-        # The leader writes groups until none is waiting: claims that arrive while it
-        # commits form the next group, so under load each commit serves many.
-        while True:
-            with self._lock:
-                group, self._waiting = self._waiting, {}
-                if not group:
-                    self._writing = False
-                    return
-            try:
-                won = self._keys.claim_many(group, self._clock())
-            except Exception as error:
-                for waiting in group.values():
-                    waiting.set_exception(error)
-                continue
-            for key, waiting in group.items():
-                waiting.set_result(key in won)
