@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 
-from bot.store.db import Database
+from bot.store.db import Database, aware
 from bot.store.models import AuditEntry
 
 
@@ -62,8 +62,8 @@ def _entry(row: AuditEntry) -> Entry:
     # SQLite hands back naive datetimes; every time stored here is UTC.
     return Entry(
         id=row.id,
-        started_at=started if started.tzinfo else started.replace(tzinfo=UTC),
-        finished_at=finished.replace(tzinfo=UTC) if finished and not finished.tzinfo else finished,
+        started_at=aware(started),
+        finished_at=aware(finished) if finished else finished,
         source=row.source,
         team_id=row.team_id,
         user_id=row.user_id,

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import delete, select
 
-from bot.store.db import Database
+from bot.store.db import Database, aware
 from bot.store.models import AutoscaleOverride
 
 SCHEDULE = "schedule"
@@ -71,5 +71,5 @@ class OverrideStore:
 
 
 def _override(row: AutoscaleOverride) -> Override:
-    at = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=UTC)
+    at = aware(row.updated_at)
     return Override(row.app, row.key, row.value, row.updated_by, at)

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import delete, insert, literal, select
 
 from bot.store.autoscale_overrides import OverrideStore
-from bot.store.db import Database
+from bot.store.db import Database, aware
 from bot.store.models import AutoscaleDecision, AutoscalePin, AutoscaleSetting
 from bot.store.worker_autoscale_settings import WorkerAutoscaleStore
 
@@ -98,9 +98,9 @@ class AutoscaleStore:
     def pin(self, app: str, now: datetime) -> Pin | None:
         with self._db.session() as session:
             row = session.get(AutoscalePin, app)
-            if row is None or _aware(row.until) <= now:
+            if row is None or aware(row.until) <= now:
                 return None
-            return Pin(row.app, row.quantity, _aware(row.until), row.pinned_by)
+            return Pin(row.app, row.quantity, aware(row.until), row.pinned_by)
 
     def set_pin(self, pin: Pin) -> None:
         with self._db.session() as session, session.begin():
@@ -128,9 +128,9 @@ class AutoscaleStore:
         query = select(AutoscalePin).where(AutoscalePin.until > now)
         with self._db.session() as session:
             return {
-                row.app: Pin(row.app, row.quantity, _aware(row.until), row.pinned_by)
+                row.app: Pin(row.app, row.quantity, aware(row.until), row.pinned_by)
                 for row in session.scalars(query)
-                if _aware(row.until) > now
+                if aware(row.until) > now
             }
 
     def recent_decisions(
@@ -164,7 +164,7 @@ class AutoscaleStore:
             for app, at, actual, desired, acted, why, recommendation in rows:
                 if app in apps and len(found.setdefault(app, [])) < limit:
                     found[app].append(
-                        Decision(app, _aware(at), actual, desired, acted, why, recommendation)
+                        Decision(app, aware(at), actual, desired, acted, why, recommendation)
                     )
         return found
 
@@ -197,7 +197,7 @@ class AutoscaleStore:
             return [
                 Decision(
                     r.app,
-                    _aware(r.at),
+                    aware(r.at),
                     r.actual,
                     r.desired,
                     r.acted,
@@ -218,10 +218,5 @@ def _settings(row: AutoscaleSetting) -> Settings:
         row.target_kind,
         row.target_value,
         row.updated_by,
-        _aware(row.updated_at),
+        aware(row.updated_at),
     )
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything stored here is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

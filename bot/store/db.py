@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -126,3 +127,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def aware(moment: datetime) -> datetime:
+    """`moment` in UTC: SQLite hands back naive datetimes, and every time stored is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

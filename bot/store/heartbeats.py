@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
-from bot.store.db import Database
+from bot.store.db import Database, aware
 from bot.store.models import AlertOutboxEntry, MetricWindow, WorkerHeartbeat
 
 
@@ -50,7 +50,7 @@ class Heartbeats:
             if row is None:
                 return None
             return Beat(
-                row.worker, row.leader, row.release, _aware(row.started_at), _aware(row.ticked_at)
+                row.worker, row.leader, row.release, aware(row.started_at), aware(row.ticked_at)
             )
 
     def outbox_backlog(self) -> int:
@@ -79,8 +79,3 @@ class Heartbeats:
             app: datetime.fromtimestamp(found[app], UTC) if found.get(app) is not None else None
             for app in apps
         }
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything stored here is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

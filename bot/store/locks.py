@@ -4,12 +4,12 @@ people locking at once (on two web dynos) cannot both win."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
-from bot.store.db import Database
+from bot.store.db import Database, aware
 from bot.store.models import DeployLock
 
 
@@ -22,7 +22,7 @@ class Lock:
 
 
 def _lock(row: DeployLock) -> Lock:
-    at = row.locked_at if row.locked_at.tzinfo else row.locked_at.replace(tzinfo=UTC)
+    at = aware(row.locked_at)
     return Lock(row.app, row.user_id, row.reason, at)
 
 

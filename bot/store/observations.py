@@ -10,12 +10,12 @@ observation per (app, kind, subject) is kept, and an older one never overwrites 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from bot.store.db import Database
+from bot.store.db import Database, aware
 from bot.store.models import PlatformObservation
 
 KINDS = ("formation", "release")
@@ -59,7 +59,7 @@ class Observations:
                             )
                         )
                         return True
-                    if _aware(row.observed_at) > observation.observed_at:
+                    if aware(row.observed_at) > observation.observed_at:
                         return False
                     row.value = observation.value
                     row.detail = observation.detail[:500]
@@ -79,7 +79,7 @@ class Observations:
         with self._db.session() as session:
             return [
                 Observation(
-                    row.app, row.kind, row.subject, row.value, _aware(row.observed_at), row.detail
+                    row.app, row.kind, row.subject, row.value, aware(row.observed_at), row.detail
                 )
                 for row in session.scalars(query)
             ]
@@ -88,8 +88,3 @@ class Observations:
         found = self.since(None, app)
         releases = [o.observed_at for o in found if o.kind == "release"]
         return max(releases) if releases else None
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every time we store is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -19,12 +19,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
-from bot.store.db import Database
+from bot.store.db import Database, aware
 from bot.store.models import ApiThrottle
 
 
@@ -38,7 +38,7 @@ class Throttle:
 
 def _aware(value: datetime | None) -> datetime | None:
     # SQLite hands back naive datetimes; every time stored here is UTC.
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+    return None if value is None else aware(value)
 
 
 READ_EVERY = 1.0  # seconds a process trusts its last read of an account's throttle

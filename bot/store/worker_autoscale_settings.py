@@ -4,11 +4,11 @@ row per app and type; the web type's are in `bot.store.autoscale_settings`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import select
 
-from bot.store.db import Database
+from bot.store.db import Database, aware
 from bot.store.models import AutoscaleWorkerSetting
 from policies.worker_autoscale import WorkerTarget
 
@@ -67,7 +67,7 @@ class WorkerAutoscaleStore:
 
 
 def _settings(row: AutoscaleWorkerSetting) -> WorkerSettings:
-    at = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=UTC)
+    at = aware(row.updated_at)
     return WorkerSettings(
         row.app,
         row.process_type,

@@ -26,7 +26,7 @@ from bot.metrics.store import MetricsStore
 from bot.platforms.base import PlatformError
 from bot.registry import Registry, Target, UnknownApp
 from bot.store.autoscale_settings import AutoscaleStore, Decision, Settings
-from bot.store.db import Database
+from bot.store.db import Database, aware
 from bot.store.models import Drain, MetricWindow
 from policies import autoscale
 from policies.detectors import (
@@ -120,7 +120,7 @@ class Detectors:
             # The autoscaler decides from these windows: without them it cannot scale down,
             # which matters only while it runs more than its min (an app idle at night
             # sends no router logs and is at its min already: no news).
-            expected.append(_aware(settings.updated_at))
+            expected.append(aware(settings.updated_at))
         if newest is None and (expected or drain_since is not None):
             newest = self._newest_stored(app)  # only staleness needs to know how old
         if drain_since is not None and not expected:
@@ -168,7 +168,7 @@ class Detectors:
         """Apps with a drain the bot made, and when: from then on their metrics are due."""
         with self._db.session() as session:
             return {
-                app: _aware(created)
+                app: aware(created)
                 for app, created in session.execute(select(Drain.app, Drain.created_at))
             }
 
@@ -231,8 +231,3 @@ def _newest_end(windows: list[Window]) -> datetime | None:
     if not windows:
         return None
     return datetime.fromtimestamp(max(w.start for w in windows) + WINDOW_SECONDS, UTC)
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands timestamps back without their zone; they were stored in UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
