@@ -74,8 +74,10 @@ class Services:
         self.observations = Observations(self.db)
         self.throttles = Throttles(self.db)
         self.followups = followups or FollowUps()
-        # Slack listeners' work after the ack: bounded, so it cannot starve the acks.
+        # Slack listeners' work after the ack: bounded, so it cannot starve the acks; under
+        # gunicorn in a child process of each worker (gunicorn_conf.post_worker_init).
         self.background = background or Background()
+        self.background.in_child(after_fork=self._after_fork, at_exit=self.followups.close)
         # Called with a user ID after a change made on their behalf (App Home refreshes).
         self.changed: list[Callable[[str], None]] = []
         # Clients are built on first use, one per credential set: start-up calls no API.
@@ -83,6 +85,7 @@ class Services:
         self._lock = threading.Lock()
         self.gate = Gate(self.registry.rules, config.admins, self._groups_of)
         self._usergroups: UserGroups | None = None
+        self._slack: WebClient | None = None
         drains = Drains(self.db)
         autoscale = AutoscaleStore(self.db)
         alerts = Alerts(self.db)
@@ -121,6 +124,22 @@ class Services:
             locks=Locks(self.db),
             secret=lambda name: self._env.get(name) or None,
         )
+
+    def _after_fork(self) -> None:
+        # In the background process: the parent's pooled connections and API clients stay
+        # the parent's (a socket used from two processes garbles both conversations).
+        self.db.engine.dispose(close=False)
+        self._lock = threading.Lock()
+        self._platforms = {}
+        self._usergroups = None
+
+    def slack(self) -> WebClient:
+        """The Web API client background jobs use: the same token and URL as bolt's."""
+        if self._slack is None:
+            self._slack = WebClient(
+                token=self.config.slack_bot_token, base_url=self.config.slack_api_url
+            )
+        return self._slack
 
     def _groups_of(self, user_id: str, groups: Iterable[str]) -> frozenset[str]:
         # Built on first use: start-up makes no Slack call, and most registries name no group.

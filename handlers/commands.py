@@ -1,5 +1,6 @@
-"""`/deploy`: ack at once with a one-line answer, then do the work on the background pool
-(`handlers.offload` says why not a bolt lazy listener); a full pool is answered "busy"."""
+"""`/deploy`: ack at once with a one-line answer, then do the work as a background job (the
+command's dict is all it gets; `handlers.offload` says why not a bolt lazy listener); a full
+runner is answered "busy"."""
 
 from __future__ import annotations
 
@@ -8,32 +9,32 @@ from typing import TYPE_CHECKING, Any
 from bot.actions.background import BUSY
 from bot.store.audit import Actor
 from handlers.delivery import deliver
+from handlers.offload import answer_lost, job_name, responder
 from handlers.render import safely
 from policies.commands import Command, CommandError, help_text, parse
 from policies.slack_text import code
 
 if TYPE_CHECKING:
-    from slack_bolt import Ack, App, Respond
-    from slack_sdk import WebClient
+    from slack_bolt import Ack, App
 
     from bot.services import Services
 
 
 def register(app: App, services: Services) -> None:
-    def on_deploy(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
+    def on_deploy(ack: Ack, command: dict[str, Any]) -> None:
         parsed = _parse(command)
         if isinstance(parsed, CommandError):
             ack(response_type="ephemeral", text=parsed.message)
         elif parsed.verb == "help":
             ack(response_type="ephemeral", text=help_text(parsed.topic))
-        elif services.background.try_submit(run_deploy, parsed, command, respond, client):
+        elif services.background.try_submit(job, command):
             ack(response_type="ephemeral", text=f"Working on {code(parsed.text())}…")
         else:
             ack(response_type="ephemeral", text=BUSY)
 
-    def run_deploy(
-        parsed: Command, command: dict[str, Any], respond: Respond, client: WebClient
-    ) -> None:
+    def run_deploy(command: dict[str, Any]) -> None:
+        parsed = _parse(command)
+        assert isinstance(parsed, Command)  # the ack parsed the same text before submitting
         actor = Actor(
             user_id=command["user_id"],
             team_id=command.get("team_id"),
@@ -43,8 +44,19 @@ def register(app: App, services: Services) -> None:
             reply_to=command.get("response_url"),
         )
         result = safely(lambda: services.actions.run(actor, parsed))
-        deliver(services, result, respond, client, actor.channel_id)
+        client = services.slack()
+        deliver(
+            services,
+            result,
+            responder(client, command.get("response_url")),
+            client,
+            actor.channel_id,
+        )
 
+    def lost(command: dict[str, Any]) -> None:
+        answer_lost(services, command.get("response_url"))
+
+    job = services.background.register(job_name(run_deploy), run_deploy, lost=lost)
     app.command("/deploy")(on_deploy)
 
 

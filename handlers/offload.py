@@ -1,9 +1,12 @@
 """Ack on the request's thread, then hand the work to the process's bounded background
-pool (`bot.actions.background`), instead of bolt's lazy listeners.
+runner (`bot.actions.background`) as a named job with plain data, instead of bolt's lazy
+listeners.
 
 Bolt's lazy listener runner deep-copies the whole request for each lazy function; these
-listeners pass on only the payload dict, `respond` and the client, which nothing mutates
-after the ack. When the pool is full the user gets a plain "busy, try again" at once.
+listeners pass on only the payload dict and the `response_url`: under gunicorn the job
+runs in a child process, so what crosses is data, and the job rebuilds `respond` and the
+Web API client there. When the runner is full the user gets a plain "busy, try again" at
+once; if the process running a click's job dies, the user is told (`LOST`).
 """
 
 from __future__ import annotations
@@ -12,26 +15,59 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bot.actions.background import BUSY
+from slack_bolt import Respond
+
+from bot.actions.background import BUSY, LOST
 
 if TYPE_CHECKING:
-    from slack_bolt import Ack, Respond
+    from slack_bolt import Ack
     from slack_sdk import WebClient
 
     from bot.services import Services
 
 log = logging.getLogger(__name__)
 
-Work = Callable[[dict[str, Any], "Respond", "WebClient"], None]
+Work = Callable[[dict[str, Any], Respond, "WebClient"], None]
+
+
+def job_name(work: Callable[..., Any]) -> str:
+    """The name a listener's work is registered under: where it is defined."""
+    return f"{work.__module__}.{work.__qualname__}"
+
+
+def responder(client: WebClient, response_url: str | None) -> Respond:
+    """`respond` for a job: what bolt would have built for the request, from its URL."""
+    return Respond(response_url=response_url, proxy=client.proxy, ssl=client.ssl)  # type: ignore[arg-type]
+
+
+def answer_lost(services: Services, response_url: str | None) -> None:
+    """Tell the user a job was cut off with its process, on its `response_url`."""
+    if response_url:
+        responder(services.slack(), response_url)(
+            text=LOST, replace_original=False, response_type="ephemeral"
+        )
+    else:
+        log.error("a background job was lost and has no response_url to say so on")
 
 
 def click(services: Services, work: Work) -> Callable[..., None]:
     """A button's listener: ack empty, run `work(body, respond, client)` in the background;
     busy: say so through the click's response_url."""
+    name = job_name(work)
+    if name not in services.background:
 
-    def listener(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        def job(body: dict[str, Any], response_url: str | None) -> None:
+            client = services.slack()
+            work(body, responder(client, response_url), client)
+
+        def lost(body: dict[str, Any], response_url: str | None) -> None:
+            answer_lost(services, response_url)
+
+        services.background.register(name, job, lost=lost)
+
+    def listener(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
-        if not services.background.try_submit(work, body, respond, client):
+        if not services.background.try_submit(name, body, respond.response_url):
             respond(text=BUSY, replace_original=False, response_type="ephemeral")
 
     return listener
@@ -42,10 +78,13 @@ def quietly(
 ) -> Callable[..., None]:
     """An App Home listener (no response_url to answer on): ack, run `work(body, client)` in
     the background; busy: log it, as the user can simply click again."""
+    name = job_name(work)
+    if name not in services.background:
+        services.background.register(name, lambda body: work(body, services.slack()))
 
-    def listener(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+    def listener(ack: Ack, body: dict[str, Any]) -> None:
         ack()
-        if not services.background.try_submit(work, body, client):
+        if not services.background.try_submit(name, body):
             log.warning("background pool full: an App Home action was dropped")
 
     return listener

@@ -1,27 +1,53 @@
-"""The web process's background pool: bounded (a full pool says no at once instead of
-queueing), a failing job frees its slot, and a slash command that finds it full is
-answered "busy" by the ack, with no work left behind."""
+"""The web process's background runner: bounded (a full runner says no at once instead of
+queueing), a failing job frees its slot, jobs are registered names with plain data, and a
+slash command that finds it full is answered "busy" by the ack, with no work left behind.
+
+In a child process (as under gunicorn): a job never leaves the ack waiting, a dead child
+is replaced and the user whose job it was running is told, jobs it had not started run in
+the next one, and closing finishes every accepted job first."""
 
 from __future__ import annotations
 
 import os
+import signal
 import threading
+import time
+from pathlib import Path
 
 import pytest
 
-from bot.actions.background import BUSY, NICE, Background
+from bot.actions.background import BUSY, LOST, NICE, Background
 from tests.conftest import ADMIN, USER
 from tests.webclient import ack_text, patches, settle
+
+
+class Gate:
+    """Holds jobs in a child process until opened: a file, as a process-shared lock or
+    event would stay taken by a child killed while waiting on it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def wait(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(self.path) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def set(self) -> None:
+        Path(self.path).touch()
 
 
 def test_a_full_pool_refuses_at_once_and_a_failed_job_frees_its_slot(caplog) -> None:
     pool = Background(threads=1, queue=1)
     release = threading.Event()
     done: list[str] = []
+    pool.register("hold", release.wait)
+    pool.register("note", done.append)
+    pool.register("fail", lambda: 1 / 0)
     try:
-        assert pool.try_submit(release.wait, 10)  # running
-        assert pool.try_submit(done.append, "queued")  # waiting
-        assert not pool.try_submit(done.append, "refused")
+        assert pool.try_submit("hold", 10)  # running
+        assert pool.try_submit("note", "queued")  # waiting
+        assert not pool.try_submit("note", "refused")
         assert pool.refused == 1
         release.set()
         pool.close()
@@ -29,11 +55,30 @@ def test_a_full_pool_refuses_at_once_and_a_failed_job_frees_its_slot(caplog) -> 
         release.set()
     assert done == ["queued"]
 
-    pool = Background(threads=1, queue=0)
-    assert pool.try_submit(lambda: 1 / 0)
+    pool = Background(threads=1, queue=0, jobs=pool)
+    assert pool.try_submit("fail")
     pool.close()  # the failure was logged, and its slot given back before shutdown
     assert "background job failed" in caplog.text
     assert pool._slots.acquire(blocking=False)
+
+
+def test_jobs_are_registered_names_with_plain_data() -> None:
+    pool = Background(threads=1, queue=1)
+    pool.register("note", print)
+    with pytest.raises(KeyError):
+        pool.try_submit("unregistered")
+    with pytest.raises(ValueError):
+        pool.register("note", repr)  # a second function under a taken name
+    with pytest.raises((TypeError, AttributeError, pickle_error())):
+        pool.try_submit("note", lambda: None)  # a closure cannot cross to a child process
+    assert pool._slots.acquire(blocking=False) and pool._slots.acquire(blocking=False)
+    pool.close()
+
+
+def pickle_error() -> type[Exception]:
+    import pickle
+
+    return pickle.PicklingError
 
 
 def test_a_command_that_finds_the_pool_full_is_answered_busy_and_nothing_runs(
@@ -41,9 +86,11 @@ def test_a_command_that_finds_the_pool_full_is_answered_busy_and_nothing_runs(
 ) -> None:
     services = web.extensions["deploybot"]
     release = threading.Event()
-    usual, services.background = services.background, Background(threads=1, queue=0)
+    usual = services.background
+    services.background = Background(threads=1, queue=0, jobs=usual)
+    services.background.register("hold", release.wait)
     try:
-        assert services.background.try_submit(release.wait, 10)  # the one slot, taken
+        assert services.background.try_submit("hold", 10)  # the one slot, taken
         response, url = driver.command("scale web=2 myapp", ADMIN)
         assert ack_text(response) == BUSY
         response, _ = driver.command("help", USER)  # no background work: answered as ever
@@ -66,9 +113,159 @@ def test_pool_threads_run_at_a_lower_cpu_priority_than_the_request_threads() -> 
     own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     seen: list[int] = []
     pool = Background(threads=1, queue=0)
-    assert pool.try_submit(
-        lambda: seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+    pool.register(
+        "look", lambda: seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
     )
+    assert pool.try_submit("look")
     pool.close()
     assert seen == [min(19, own + NICE)]
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own
+
+
+# ---------------------------------------------------------------------------------------------
+# In a child process, as each gunicorn worker runs them.
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def append(path: str, text: str) -> None:
+    with open(path, "a") as file:
+        file.write(f"{text} {os.getpid()}\n")
+
+
+def test_jobs_run_in_a_niced_child_process_and_close_finishes_every_accepted_one(
+    tmp_path,
+) -> None:
+    out = tmp_path / "out"
+    gate = Gate(tmp_path / "gate")
+    pool = Background(threads=2, queue=20)
+    pool.register("note", lambda text: (gate.wait(10), append(str(out), text)))
+    pool.register("nice", lambda: append(str(out), str(os.getpriority(os.PRIO_PROCESS, 0))))
+    pool.start_process()
+    try:
+        assert pool.child_pid not in (None, os.getpid())
+        assert all(pool.try_submit("note", f"job{i}") for i in range(10))
+        assert lines(out) == []  # held by the gate: all ten accepted, none finished
+    finally:
+        gate.set()
+        pool.close()  # gunicorn's worker_exit: returns once all ten are done
+    done = lines(out)
+    assert sorted(line.split()[0] for line in done) == [f"job{i}" for i in range(10)]
+    assert {line.split()[1] for line in done} == {str(pool.child_pid)}
+    assert not pool.try_submit("note", "after close")
+
+    pool = Background(threads=1, queue=0, jobs=pool)
+    pool.start_process()
+    assert pool.try_submit("nice")
+    pool.close()
+    assert lines(out)[-1].split()[0] == str(min(19, os.getpriority(os.PRIO_PROCESS, 0) + NICE))
+
+
+def test_a_full_child_refuses_at_once_and_a_slot_frees_when_its_job_ends(tmp_path) -> None:
+    gate = Gate(tmp_path / "gate")
+    pool = Background(threads=1, queue=1)
+    pool.register("hold", lambda: gate.wait(10))
+    pool.start_process()
+    try:
+        assert pool.try_submit("hold") and pool.try_submit("hold")
+        assert not pool.try_submit("hold")
+        assert pool.refused == 1
+        gate.set()
+        # The slots come back as the child reports each job's end.
+        for _ in range(200):
+            if pool._slots._value == 2:  # type: ignore[attr-defined]
+                break
+            threading.Event().wait(0.05)
+        assert pool.try_submit("hold") and pool.try_submit("hold")
+    finally:
+        gate.set()
+        pool.close()
+
+
+def test_a_dead_child_is_replaced_its_running_job_answered_lost_and_the_rest_run(
+    tmp_path,
+) -> None:
+    out, lost = tmp_path / "out", tmp_path / "lost"
+    gate = Gate(tmp_path / "gate")
+    pool = Background(threads=1, queue=10)
+    pool.register(
+        "note",
+        lambda text: (gate.wait(30), append(str(out), text)),
+        lost=lambda text: append(str(lost), text),
+    )
+    pool.start_process()
+    first = pool.child_pid
+    try:
+        assert all(pool.try_submit("note", f"job{i}") for i in range(4))
+        # job0 runs (held by the gate), job1..3 wait: wait for job0's start to be reported.
+        for _ in range(200):
+            if pool._child._started:  # type: ignore[union-attr]
+                break
+            threading.Event().wait(0.05)
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        for _ in range(200):
+            if pool.child_pid != first and lines(lost):
+                break
+            threading.Event().wait(0.05)
+        assert pool.child_pid != first
+        gate.set()
+    finally:
+        gate.set()
+        pool.close()
+    assert [line.split()[0] for line in lines(lost)] == ["job0"]  # told, not run again
+    assert sorted(line.split()[0] for line in lines(out)) == ["job1", "job2", "job3"]
+    assert {line.split()[1] for line in lines(out) + lines(lost)} == {str(pool.child_pid)}
+
+
+def test_through_the_web_app_a_command_whose_process_dies_is_answered_and_the_next_works(
+    driver, web, heroku, slack, tmp_path
+) -> None:
+    services = web.extensions["deploybot"]
+    crashed = tmp_path / "crashed"
+    run = services.actions.run
+
+    def crash_once(actor, command):  # type: ignore[no-untyped-def]
+        # Forked into the child with the rest of the process: the first command kills it.
+        if not crashed.exists():
+            crashed.touch()
+            os._exit(9)
+        return run(actor, command)
+
+    services.actions.run = crash_once
+    services.background.start_process()
+    first = services.background.child_pid
+    try:
+        response, url = driver.command("scale web=2 myapp", ADMIN)
+        assert "Working on" in ack_text(response)
+        assert driver.reply(url)["text"] == LOST  # never silence
+        assert services.background.child_pid != first
+        assert patches(heroku) == []
+        response, url = driver.command("scale web=2 myapp", ADMIN)  # the new child serves
+        assert "Working on" in ack_text(response)
+        assert "web 1 → 2" in driver.reply(url)["text"]
+    finally:
+        services.background.close()
+        services.actions.run = run
+
+
+def test_through_the_web_app_a_full_child_answers_busy(
+    driver, web, heroku, slack, tmp_path
+) -> None:
+    services = web.extensions["deploybot"]
+    gate = Gate(tmp_path / "gate")
+    usual = services.background
+    services.background = Background(threads=1, queue=0, jobs=usual)
+    services.background.register("hold", lambda: gate.wait(10))
+    services.background.start_process()
+    try:
+        assert services.background.try_submit("hold")
+        response, url = driver.command("scale web=2 myapp", ADMIN)
+        assert ack_text(response) == BUSY
+    finally:
+        gate.set()
+        services.background.close()
+        services.background = usual
+    assert patches(heroku) == [] and slack.responses_for(url) == []

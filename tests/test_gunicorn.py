@@ -184,3 +184,21 @@ def test_a_flusher_made_before_the_fork_is_waited_for_in_the_worker() -> None:
             os._exit(2)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_stopping_the_dyno_answers_every_command_its_background_processes_accepted(
+    heroku, slack, tmp_path
+):
+    # Each worker's jobs run in its child process; on SIGTERM (a dyno restart) gunicorn's
+    # worker_exit has the child finish every accepted job before the worker exits.
+    heroku.latency = 1.0  # three calls per status: about 3 s a job, two at a time per worker
+    database_url = f"sqlite:///{tmp_path / 'stop.sqlite3'}"
+    urls = [slack.new_response_url() for _ in range(8)]
+    with web_dyno(database_url, heroku, slack, tmp_path, release=False) as base:
+        for url in urls:
+            ack = post(base, slash_command("status myapp", url, user_id=ADMIN))
+            assert ack.status_code == 200 and "Working on" in ack.json()["text"]
+        unanswered = [url for url in urls if not slack.responses_for(url)]
+        assert unanswered  # still working when the stop comes
+    # The master has exited, so its workers (which waited for their children) have too.
+    assert all("Status of `myapp`" in slack.responses_for(u)[0].payload["text"] for u in urls)

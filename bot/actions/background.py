@@ -1,15 +1,29 @@
-"""The web process's background work (platform calls, answers to `response_url`) on a
-small, bounded pool of its own.
+"""The web process's background work (platform calls, answers to `response_url`): bounded,
+and under gunicorn run by a child process of each web worker, off the acks' GIL.
 
-Slack listeners ack on the request's thread and hand the rest here. The pool is small
-because the work mostly waits on the network, and every extra thread would take GIL time
-from the acks; the queue is bounded so that a burst cannot pile up unbounded memory or
-minutes of latency. When every slot is taken `try_submit` says no at once, and the caller
+Slack listeners ack on the request's thread and hand the rest here as a *named job* plus
+plain data: `register(name, fn)` once at start-up (handlers do it in `register(app, ...)`),
+then `try_submit(name, *args)` from the ack. The arguments are pickled on the ack's thread
+(a slash command's dict: tens of microseconds), so a closure or a live client can never
+slip into a job. When every slot is taken `try_submit` says no at once, and the caller
 answers "busy, try again" instead of queueing.
 
-The pool's threads run at a lower CPU priority (Linux `nice` is per thread): when an ack
-and a background job are both ready to run, the kernel runs the ack first. They still
-share the GIL, so the pool stays small.
+Two ways to run the jobs, the same names and data for both:
+- In the process (the default; tests, the sandbox console): a small thread pool, or the
+  executor passed in (the console's runs jobs after it prints the ack). Its threads run at
+  nice +10 (Linux `nice` is per thread) but share the GIL with the acks.
+- In a child process (`start_process`, called by gunicorn's `post_worker_init` in each
+  worker before it starts its request threads, never in the preloading master). The child
+  is forked from the worker, so it holds the same registered jobs and services; it runs at
+  nice +10 with `threads` job threads. The ack's thread only appends the pickled job to a
+  list and wakes a sender thread, which writes it to the child's pipe; the child reports
+  each job's start and end on a second pipe, and the slot is freed at the end. A profile of
+  one worker under one client showed the jobs (requests/heroku3 calls and the post to
+  `response_url`) took about 57 % of its GIL time, which every ack waited behind.
+  If the child dies, a new one is forked at once: jobs it had not started are sent to the
+  new one, and every job it had started (it may or may not have changed something) runs its
+  `lost` handler instead, which tells the user (never silence). `close` (gunicorn's
+  `worker_exit`) refuses new work, lets the child finish everything accepted, and waits.
 
 Why the queue holds 1024 jobs per worker process: Slack's `response_url` stays valid for
 30 minutes, so every accepted command must be answered within that. A `/deploy` job is up
@@ -17,7 +31,7 @@ to three Heroku calls and one post to Slack; at up to about 3 s a job (calls of 
 each), two threads clear 1024 waiting jobs in 1024 / 2 x 3 s = 25.6 min, inside the 30.
 A burst of 50 concurrent commands from a team, or a thousand in a row from the ack
 benchmark's closed loop (about 600 per worker), fits without a "busy" answer. A waiting
-job holds only its payload dict and two small closures, a few KB: about 5 MB at the bound.
+job is its pickled payload, a few KB: about 5 MB at the bound.
 
 This replaces bolt's lazy listeners, which deep-copy each request (`create_copy`) before
 handing it to their executor: under load that copy took about 45 % of the request threads'
@@ -27,61 +41,367 @@ GIL time.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
+import pickle
+import queue
+import signal
+import struct
 import threading
-from collections.abc import Callable
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
+from multiprocessing.connection import Connection, Pipe
 from typing import Any
 
 log = logging.getLogger(__name__)
 
-THREADS = 2  # per web worker process
+THREADS = 2  # per web worker process (or its child)
 QUEUE = 1024  # waiting jobs per worker process (the arithmetic is above); more get "busy"
-NICE = 10  # added to the pool threads' nice value: below the request threads, not starved
+NICE = 10  # added to the jobs' nice value: below the request threads, not starved
 BUSY = "I'm busy with other commands right now. Try again in a few seconds."
+LOST = (
+    "The bot restarted its background worker while it was working on this, so it may or "
+    "may not have been done. Check with `/deploy status` or `/deploy history` before "
+    "trying again."
+)
+RESTART_PAUSE = 1.0  # seconds between attempts when forking a new child fails
+
+_START, _DONE = b"s", b"d"  # the child's reports: one byte and the job's number
+_REPORT = struct.Struct("!cQ")
 
 
 class Background:
-    """A bounded executor: at most `threads` jobs run and `queue` wait; `try_submit`
-    never blocks."""
+    """A bounded runner of registered jobs: at most `threads` run and `queue` wait;
+    `try_submit` never blocks."""
 
     def __init__(
-        self, threads: int = THREADS, queue: int = QUEUE, executor: Executor | None = None
+        self,
+        threads: int = THREADS,
+        queue: int = QUEUE,
+        executor: Executor | None = None,
+        jobs: Background | None = None,
     ) -> None:
+        """`jobs`: another pool whose registered jobs this one shares (tests)."""
+        self.threads = threads
+        self.capacity = threads + queue
+        self.refused = 0  # jobs turned away because every slot was taken
         # Threads start on first submit, so a gunicorn master that preloads the app forks
         # no half-made pool into its workers.
         self._executor = executor or ThreadPoolExecutor(
             threads, thread_name_prefix="background", initializer=_yield_cpu
         )
-        self._slots = threading.BoundedSemaphore(threads + queue)
-        self.capacity = threads + queue
-        self.refused = 0  # jobs turned away because every slot was taken
+        self._slots = threading.BoundedSemaphore(self.capacity)
+        self._jobs: dict[str, Callable[..., Any]] = {} if jobs is None else jobs._jobs
+        self._lost: dict[str, Callable[..., Any]] = {} if jobs is None else jobs._lost
+        self._after_fork: list[Callable[[], None]] = []
+        self._at_exit: list[Callable[[], None]] = []
+        self._child: _Child | None = None
 
-    def try_submit(self, fn: Callable[..., Any], /, *args: Any) -> bool:
-        """Start `fn(*args)` when a thread is free; False (and nothing queued) if full."""
+    # -- set-up ------------------------------------------------------------------------------
+
+    def register(
+        self, name: str, fn: Callable[..., Any], lost: Callable[..., Any] | None = None
+    ) -> str:
+        """Name `fn` as a job; `lost(*args)` runs instead if the process running it died
+        (it should tell the user). The same name may be registered again with the same
+        functions (a listener used for several actions)."""
+        known = self._jobs.get(name)
+        if known is not None and known is not fn:
+            raise ValueError(f"background job {name!r} is already another function")
+        if self._child is not None and known is None:
+            raise RuntimeError("jobs must be registered before the child process starts")
+        self._jobs[name] = fn
+        if lost is not None:
+            self._lost[name] = lost
+        return name
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._jobs
+
+    def in_child(
+        self,
+        after_fork: Callable[[], None] | None = None,
+        at_exit: Callable[[], None] | None = None,
+    ) -> None:
+        """Hooks run in the child: right after it is forked (drop the parent's connections)
+        and when it has finished its last job (close what jobs started)."""
+        if after_fork is not None:
+            self._after_fork.append(after_fork)
+        if at_exit is not None:
+            self._at_exit.append(at_exit)
+
+    def start_process(self, close_in_child: Iterable[Any] = ()) -> None:
+        """Run jobs in a child process from now on. Call while the calling process has no
+        other thread (gunicorn's post_worker_init): a fork copies only the calling thread.
+        `close_in_child`: objects with `close()` the child must not hold (listening sockets)."""
+        if self._child is None:
+            self._child = _Child(self, tuple(close_in_child))
+
+    @property
+    def child_pid(self) -> int | None:
+        """The child process's id, None when jobs run in this process."""
+        return self._child.pid if self._child is not None else None
+
+    # -- use ---------------------------------------------------------------------------------
+
+    def try_submit(self, name: str, /, *args: Any) -> bool:
+        """Start job `name` with `args` (plain data) when a thread is free; False (and
+        nothing queued) if full or closing."""
+        if name not in self._jobs:
+            raise KeyError(f"no background job is registered as {name!r}")
         if not self._slots.acquire(blocking=False):
             self.refused += 1
             return False
         try:
-            self._executor.submit(self._run, fn, args)
-        except RuntimeError:  # shut down: the process is stopping
+            payload = pickle.dumps((name, args), pickle.HIGHEST_PROTOCOL)
+        except Exception:  # a closure or a client among the arguments: the caller's bug
+            self._slots.release()
+            raise
+        if self._child is not None:
+            accepted = self._child.submit(payload)
+        else:
+            try:
+                self._executor.submit(self._run, name, args)
+                accepted = True
+            except RuntimeError:  # shut down: the process is stopping
+                accepted = False
+        if not accepted:
             self._slots.release()
             self.refused += 1
-            return False
-        return True
+        return accepted
 
     def close(self, wait: bool = True) -> None:
         """Finish what was accepted (gunicorn's worker_exit), then refuse new work."""
+        if self._child is not None:
+            self._child.close(wait)
         self._executor.shutdown(wait=wait)
 
-    def _run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    def _run(self, name: str, args: tuple[Any, ...]) -> None:
         try:
-            fn(*args)
+            self._jobs[name](*args)
         except Exception:
-            log.exception("background job failed", extra={"job": getattr(fn, "__name__", "?")})
+            log.exception("background job failed", extra={"job": name})
         finally:
             self._slots.release()
+
+
+class _Child:
+    """The parent's side of the job process: the jobs accepted and not finished, a sender
+    thread feeding the child's pipe, and a watcher thread reading its reports and forking
+    a new child when one dies."""
+
+    def __init__(self, pool: Background, close_in_child: tuple[Any, ...]) -> None:
+        self._pool = pool
+        self._close_in_child = close_in_child
+        self._numbers = itertools.count(1)
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)  # the sender: work to send, or stop
+        self._idle = threading.Condition(self._lock)  # close(): the child has finished
+        self._pending: dict[int, bytes] = {}  # accepted, not finished: number -> frame
+        self._started: set[int] = set()
+        self._outbox: deque[int] = deque()  # numbers to write to the child's pipe
+        self._closing = False
+        self._stop_sent = False
+        self._finished = False
+        self.generation = 0
+        self.pid = 0
+        self._jobs_out: Connection | None = None
+        self._retired: list[Connection] = []  # dead children's pipes, for the sender to close
+        self._reports_in: Connection | None = None
+        self._fork()  # before the threads below: the caller has no other thread yet
+        threading.Thread(target=self._send, name="background-send", daemon=True).start()
+        threading.Thread(target=self._watch, name="background-watch", daemon=True).start()
+
+    def submit(self, payload: bytes) -> bool:
+        with self._lock:
+            if self._closing:
+                return False
+            number = next(self._numbers)
+            self._pending[number] = struct.pack("!Q", number) + payload
+            self._outbox.append(number)
+            self._wake.notify()
+        return True
+
+    def close(self, wait: bool) -> None:
+        with self._lock:
+            self._closing = True
+            self._wake.notify()
+            while wait and not self._finished:
+                self._idle.wait()
+
+    def _fork(self) -> None:
+        """A new child with fresh pipes (its predecessor's are closed by now)."""
+        jobs_in, jobs_out = Pipe(duplex=False)
+        reports_in, reports_out = Pipe(duplex=False)
+        while True:
+            try:
+                pid = os.fork()
+                break
+            except OSError:
+                log.exception("could not fork the background process; trying again")
+                time.sleep(RESTART_PAUSE)
+        if pid == 0:  # the child: never returns into the parent's code
+            status = 1
+            try:
+                jobs_out.close()
+                reports_in.close()
+                _serve(self._pool, jobs_in, reports_out, self._close_in_child)
+                status = 0
+            except BaseException:
+                with contextlib.suppress(BaseException):
+                    log.exception("background process failed")
+            finally:
+                os._exit(status)
+        jobs_in.close()
+        reports_out.close()
+        with self._lock:
+            self.pid = pid
+            self._jobs_out, self._reports_in = jobs_out, reports_in
+            self.generation += 1
+            self._wake.notify_all()
+        log.info("background process started", extra={"pid": pid})
+
+    def _send(self) -> None:
+        while True:
+            with self._lock:
+                while self._retired:
+                    with contextlib.suppress(OSError):
+                        self._retired.pop().close()
+                # No connection: the child died and the watcher is forking the next one.
+                while self._jobs_out is None or not (
+                    self._outbox or (self._closing and not self._stop_sent)
+                ):
+                    if self._finished:
+                        return
+                    self._wake.wait()
+                generation, connection = self.generation, self._jobs_out
+                frame = None
+                while self._outbox and frame is None:
+                    frame = self._pending.get(self._outbox.popleft())
+                if frame is None:
+                    if not self._closing or self._stop_sent:
+                        continue
+                    frame = b""  # the end: the child finishes what it has, then exits
+                    self._stop_sent = True
+            try:
+                connection.send_bytes(frame)
+            except OSError:
+                # The child is gone: the watcher forks another and queues again every job
+                # this one never started (this one included). Wait for that.
+                with self._lock:
+                    while self.generation == generation and not self._finished:
+                        self._wake.wait()
+
+    def _watch(self) -> None:
+        while True:
+            connection = self._reports_in
+            assert connection is not None
+            with contextlib.suppress(EOFError, OSError):
+                while True:
+                    kind, number = _REPORT.unpack(connection.recv_bytes())
+                    with self._lock:
+                        if kind == _START:
+                            self._started.add(number)
+                        elif self._pending.pop(number, None) is not None:
+                            self._started.discard(number)
+                            self._pool._slots.release()
+            connection.close()
+            _, status = os.waitpid(self.pid, 0)
+            with self._lock:
+                if self._closing and not self._pending:
+                    self._finished = True
+                    self._wake.notify_all()
+                    self._idle.notify_all()
+                    return
+                lost = sorted(self._started)
+                again = sorted(n for n in self._pending if n not in self._started)
+                self._started.clear()
+                for number in lost:
+                    self._replace_lost(number)
+                self._outbox = deque([*(n for n in lost if n in self._pending), *again])
+                self._stop_sent = False
+                # The sender closes it: closed here, its number could be reused by the next
+                # pipe while the sender is about to write to it.
+                if self._jobs_out is not None:
+                    self._retired.append(self._jobs_out)
+                self._jobs_out = None  # the sender waits for the next child's pipe
+            log.error(
+                "background process died; starting another",
+                extra={"pid": self.pid, "status": status, "lost": len(lost), "resent": len(again)},
+            )
+            self._fork()
+
+    def _replace_lost(self, number: int) -> None:
+        """A job the dead child had started becomes its `lost` handler, or is dropped."""
+        name, args = pickle.loads(self._pending[number][8:])
+        if name in self._pool._lost:
+            payload = pickle.dumps((_lost_name(name), args), pickle.HIGHEST_PROTOCOL)
+            self._pending[number] = struct.pack("!Q", number) + payload
+        else:  # nothing to tell anyone (an App Home refresh, or a lost handler itself)
+            del self._pending[number]
+            self._pool._slots.release()
+            log.error("background job lost with its process", extra={"job": name})
+
+
+def _lost_name(name: str) -> str:
+    return f"{name}:lost"
+
+
+def _serve(
+    pool: Background, jobs_in: Connection, reports_out: Connection, close: tuple[Any, ...]
+) -> None:
+    """The child: read jobs until the parent says stop (or is gone), run them on `threads`
+    threads, report each start and end; finish everything read before exiting."""
+    for thing in close:
+        with contextlib.suppress(OSError):
+            thing.close()
+    # The dyno's SIGTERM reaches every process: the child finishes its accepted jobs and
+    # exits when its parent stops sending (gunicorn's worker_exit, or the parent's death).
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)
+    for signum in (signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD):
+        signal.signal(signum, signal.SIG_DFL)
+    for hook in pool._after_fork:
+        hook()
+    if hasattr(os, "setpriority"):  # threads made after this inherit it
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, 0, min(19, os.getpriority(os.PRIO_PROCESS, 0) + NICE))
+    jobs = {**pool._jobs, **{_lost_name(n): fn for n, fn in pool._lost.items()}}
+    waiting: queue.SimpleQueue[tuple[int, str, tuple[Any, ...]] | None] = queue.SimpleQueue()
+    report_lock = threading.Lock()
+
+    def report(kind: bytes, number: int) -> None:
+        with report_lock, contextlib.suppress(OSError):
+            reports_out.send_bytes(_REPORT.pack(kind, number))
+
+    def work() -> None:
+        while (item := waiting.get()) is not None:
+            number, name, args = item
+            report(_START, number)
+            try:
+                jobs[name](*args)
+            except Exception:
+                log.exception("background job failed", extra={"job": name})
+            report(_DONE, number)
+
+    workers = [threading.Thread(target=work, name=f"background-{i}") for i in range(pool.threads)]
+    for thread in workers:
+        thread.start()
+    with contextlib.suppress(EOFError, OSError):
+        while frame := jobs_in.recv_bytes():
+            (number,) = struct.unpack_from("!Q", frame)
+            name, args = pickle.loads(frame[8:])
+            waiting.put((number, name, args))
+    for _ in workers:
+        waiting.put(None)
+    for thread in workers:
+        thread.join()
+    for hook in pool._at_exit:
+        with contextlib.suppress(Exception):
+            hook()
 
 
 def _yield_cpu() -> None:

@@ -9,12 +9,14 @@ from bot.logs import RedactSecrets
 bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
-# Request threads ack; the work after an ack runs on services.background's own 2 threads.
+# Request threads ack; the work after an ack runs in a child process of each worker
+# (post_worker_init below), on that child's 2 threads.
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 # The master imports and builds the app once; workers fork from it, sharing those pages
 # and booting without their own second of imports. Safe because create_app starts no
-# thread (the drain's flusher and claimer, the background pool and follow-ups all start
-# on first use, in the worker) and post_fork drops any database connection the master made.
+# thread (the drain's flusher and claimer and follow-ups start on first use, the background
+# process in post_worker_init, all in the worker) and post_fork drops any database
+# connection the master made.
 preload_app = True
 timeout = 30
 graceful_timeout = 20
@@ -58,12 +60,22 @@ def post_fork(server, worker):  # type: ignore[no-untyped-def]
         extensions["deploybot"].db.engine.dispose(close=False)
 
 
+def post_worker_init(worker):  # type: ignore[no-untyped-def]
+    # The app is loaded and the worker has no thread yet (gthread starts its request
+    # threads after this hook): the one safe moment to fork the worker's background
+    # process, which then runs the work after each ack off the request threads' GIL.
+    extensions = getattr(worker.wsgi, "extensions", {})
+    if "deploybot" in extensions:
+        extensions["deploybot"].background.start_process(close_in_child=worker.sockets)
+
+
 def worker_exit(server, worker):  # type: ignore[no-untyped-def]
     # A restarting dyno tells each waiting follow-up thread it stopped watching, instead of
     # leaving a Beanstalk update's thread without an ending.
     extensions = getattr(getattr(worker, "wsgi", None), "extensions", {})
     if "deploybot" in extensions:
-        extensions["deploybot"].background.close()  # accepted commands still get answers
+        # Accepted commands still get answers: the background process finishes them all.
+        extensions["deploybot"].background.close()
         extensions["deploybot"].followups.close()
     if "deploybot.metrics" in extensions:
         intake, flusher = extensions["deploybot.metrics"]
