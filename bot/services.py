@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from slack_sdk import WebClient
 
@@ -24,7 +25,7 @@ from bot.registry import Registry, Target
 from bot.store.audit import Actor, AuditLog
 from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.confirmations import Confirmations
-from bot.store.db import Database
+from bot.store.db import Database, pool_size
 from bot.store.drains import Drains
 from bot.store.heartbeats import Heartbeats
 from bot.store.incidents import Alerts
@@ -34,6 +35,11 @@ from bot.store.request_keys import RequestKeys
 from bot.store.throttles import Throttles
 from bot.store.webhook_secrets import WebhookSecrets
 from policies.commands import Command
+
+
+def _parent_share(size: int) -> int:
+    """Connections a web worker keeps when its background process takes the rest."""
+    return 1 if size > 1 else size
 
 
 def _beanstalk(region: str, profile: str | None) -> Platform:
@@ -125,10 +131,23 @@ class Services:
             secret=lambda name: self._env.get(name) or None,
         )
 
+    def start_background_process(self, close_in_child: Iterable[Any] = ()) -> None:
+        """Run the work after each ack in a child process (gunicorn's post_worker_init).
+
+        The pair keeps the worker's share of database connections: the child, which runs
+        the jobs (audit rows, request keys), takes all but one; the worker keeps one for the
+        drain's claimer and flusher and /healthz, which hold it only for short queries."""
+        self.background.start_process(close_in_child)
+        if not self.db.is_sqlite:
+            self.db.resize(_parent_share(pool_size()))
+
     def _after_fork(self) -> None:
         # In the background process: the parent's pooled connections and API clients stay
         # the parent's (a socket used from two processes garbles both conversations).
-        self.db.engine.dispose(close=False)
+        if self.db.is_sqlite:
+            self.db.engine.dispose(close=False)
+        else:
+            self.db.resize(max(1, pool_size() - _parent_share(pool_size())))
         self._lock = threading.Lock()
         self._platforms = {}
         self._usergroups = None

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from bot.actions.background import BUSY, LOST, NICE, Background
+from bot.store.db import pool_size
 from tests.conftest import ADMIN, USER
 from tests.webclient import ack_text, patches, settle
 
@@ -235,7 +236,7 @@ def test_through_the_web_app_a_command_whose_process_dies_is_answered_and_the_ne
         return run(actor, command)
 
     services.actions.run = crash_once
-    services.background.start_process()
+    services.start_background_process()
     first = services.background.child_pid
     try:
         response, url = driver.command("scale web=2 myapp", ADMIN)
@@ -259,7 +260,7 @@ def test_through_the_web_app_a_full_child_answers_busy(
     usual = services.background
     services.background = Background(threads=1, queue=0, jobs=usual)
     services.background.register("hold", lambda: gate.wait(10))
-    services.background.start_process()
+    services.start_background_process()
     try:
         assert services.background.try_submit("hold")
         response, url = driver.command("scale web=2 myapp", ADMIN)
@@ -269,3 +270,21 @@ def test_through_the_web_app_a_full_child_answers_busy(
         services.background.close()
         services.background = usual
     assert patches(heroku) == [] and slack.responses_for(url) == []
+
+
+def test_the_worker_and_its_child_share_the_workers_database_connections(web, tmp_path) -> None:
+    # DEPLOYBOT_DB_POOL_SIZE is per web worker: the child that runs the jobs takes all but
+    # one connection, the worker keeps one (drain claims and flushes, /healthz).
+    services = web.extensions["deploybot"]
+    if services.db.is_sqlite:
+        pytest.skip("SQLite has no connection budget")
+    out = tmp_path / "out"
+    services.background.register("size", lambda: append(str(out), str(services.db.size())))
+    services.start_background_process()
+    try:
+        assert services.background.try_submit("size")
+    finally:
+        services.background.close()
+    assert [line.split()[0] for line in lines(out)] == [str(pool_size() - 1)]
+    assert services.db.size() == 1
+    services.db.ping()  # the worker's own connection works

@@ -309,7 +309,9 @@ class _Child:
                             self._started.discard(number)
                             self._pool._slots.release()
             connection.close()
-            _, status = os.waitpid(self.pid, 0)
+            status = None
+            with contextlib.suppress(ChildProcessError):  # reaped by someone else already
+                _, status = os.waitpid(self.pid, 0)
             with self._lock:
                 if self._closing and not self._pending:
                     self._finished = True

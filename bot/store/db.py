@@ -41,7 +41,8 @@ def normalize_url(url: str | None) -> str:
     return url
 
 
-def make_engine(url: str | None) -> Engine:
+def make_engine(url: str | None, size: int | None = None) -> Engine:
+    """`size`: the pool's connections on PostgreSQL (default `pool_size()`)."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 15, "check_same_thread": False})
@@ -52,7 +53,7 @@ def make_engine(url: str | None) -> Engine:
     return create_engine(
         url,
         pool_pre_ping=True,
-        pool_size=pool_size(),
+        pool_size=size or pool_size(),
         max_overflow=0,
         pool_timeout=POOL_TIMEOUT,
     )
@@ -127,6 +128,17 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def size(self) -> int | None:
+        """Connections the pool may hold; None on SQLite (no pool limit)."""
+        return None if self.is_sqlite else self.engine.pool.size()  # type: ignore[attr-defined]
+
+    def resize(self, size: int) -> None:
+        """A new pool of `size` connections in place of the current one, whose connections
+        are left to whichever process made them (call it right after a fork)."""
+        self.engine.dispose(close=False)
+        self.engine = make_engine(self.url, size)
+        self.sessions.configure(bind=self.engine)
 
 
 def aware(moment: datetime) -> datetime:

@@ -66,7 +66,7 @@ def post_worker_init(worker):  # type: ignore[no-untyped-def]
     # process, which then runs the work after each ack off the request threads' GIL.
     extensions = getattr(worker.wsgi, "extensions", {})
     if "deploybot" in extensions:
-        extensions["deploybot"].background.start_process(close_in_child=worker.sockets)
+        extensions["deploybot"].start_background_process(close_in_child=worker.sockets)
 
 
 def worker_exit(server, worker):  # type: ignore[no-untyped-def]
