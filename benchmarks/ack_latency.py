@@ -24,7 +24,7 @@ How it is made fair:
 - The fakes of Heroku and Slack run in a process of their own, as the real services are
   remote; the load clients are in this process.
 
-An ack that says "busy" (ours: its bounded background pool was full) is counted apart and
+An ack that says "busy" (ours: its bounded background runner was full) is counted apart and
 fails the goal: it is cheap and would flatter ours. Command → final reply is the time from
 sending the POST to the fake Slack receiving the first post to its `response_url`.
 

@@ -31,7 +31,8 @@ to three Heroku calls and one post to Slack; at up to about 3 s a job (calls of 
 each), two threads clear 1024 waiting jobs in 1024 / 2 x 3 s = 25.6 min, inside the 30.
 A burst of 50 concurrent commands from a team, or a thousand in a row from the ack
 benchmark's closed loop (about 600 per worker), fits without a "busy" answer. A waiting
-job is its pickled payload, a few KB: about 5 MB at the bound.
+job is its pickled payload, a few KB, held by the worker (to resend it if the child dies)
+and by the child: about 10 MB at the bound.
 
 This replaces bolt's lazy listeners, which deep-copy each request (`create_copy`) before
 handing it to their executor: under load that copy took about 45 % of the request threads'
