@@ -244,6 +244,10 @@ class _Child:
             except OSError:
                 log.exception("could not fork the background process; trying again")
                 time.sleep(RESTART_PAUSE)
+        # A replacement is forked from the worker while its request threads run: it also
+        # holds copies of the client sockets open at that moment until it exits (the
+        # worker's close of one of those reaches the client only then). The first child,
+        # forked before the worker serves anything, has none.
         if pid == 0:  # the child: never returns into the parent's code
             status = 1
             try:
