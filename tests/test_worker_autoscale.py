@@ -303,7 +303,7 @@ def test_worker_decisions_are_stored_shown_and_forgotten(services, heroku, queue
     rows = store.decisions("myapp", process_type="worker")
     assert [(d.actual, d.desired, d.acted) for d in rows] == [(3, 3, False), (1, 3, True)]
     assert store.decisions("myapp") == []  # web's history (charts, detectors) is web's alone
-    assert store.decision_rows({"myapp"}, NOW - timedelta(minutes=10)) == []
+    assert store.recent_decisions({"myapp"}, NOW - timedelta(minutes=10)) == {}
     status = services.actions.run(Actor(ADMIN, source="console"), parse("autoscale myapp status"))
     assert "• 12:00:45 held: job queue latency 30 s against 30 s: worker stays at 3" in status.text
     assert "• 12:00:30 acted: job queue latency 90 s against 30 s → worker 1→3" in status.text

@@ -133,15 +133,10 @@ class AutoscaleStore:
                 if aware(row.until) > now
             }
 
-    def decision_rows(
-        self,
-        apps: Collection[str],
-        since: datetime,
-        above: int | None = None,
-        reasons: bool = False,
-    ) -> list[tuple[int, Decision]]:
-        """(id, decision) of `apps`' web decisions at or after `since`, newest first; only
-        those with ids `above` a number when one is given (the tick's `DecisionHistory`).
+    def recent_decisions(
+        self, apps: Collection[str], since: datetime, limit: int = 200, reasons: bool = True
+    ) -> dict[str, list[Decision]]:
+        """Each app's web decisions at or after `since`, newest first, at most `limit` each.
         `reasons=False` leaves each reason empty (the tick reads none: a thousand apps' ten
         minutes are 40,000 of them)."""
         table = AutoscaleDecision.__table__.c
@@ -149,7 +144,6 @@ class AutoscaleStore:
         # Plain rows on the table, not ORM objects or ORM-compiled rows.
         query = (
             select(
-                table.id,
                 table.app,
                 table.at,
                 table.actual,
@@ -162,17 +156,17 @@ class AutoscaleStore:
             .where(table.process_type == WEB)
             .order_by(table.id.desc())
         )
-        if above is not None:
-            query = query.where(table.id > above)
         if len(apps) == 1:
             query = query.where(table.app.in_(list(apps)))
+        found: dict[str, list[Decision]] = {}
         with self._db.session() as session:
             rows = session.connection().execute(query).all()  # one fetch, not one per row
-        return [
-            (row_id, Decision(app, aware(at), actual, desired, acted, why, recommendation))
-            for row_id, app, at, actual, desired, acted, why, recommendation in rows
-            if app in apps
-        ]
+            for app, at, actual, desired, acted, why, recommendation in rows:
+                if app in apps and len(found.setdefault(app, [])) < limit:
+                    found[app].append(
+                        Decision(app, aware(at), actual, desired, acted, why, recommendation)
+                    )
+        return found
 
     def forget_decisions_before(self, cutoff: datetime) -> int:
         """Drop decisions older than `cutoff` (one row per app per tick: without this the

@@ -45,7 +45,6 @@ from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.autoscale_settings import Decision as Recorded
 from bot.store.autoscale_settings import Pin as StoredPin
 from bot.store.autoscale_settings import Settings as StoredSettings
-from bot.worker.decision_history import DecisionHistory
 from policies import autoscale
 from policies.budget import Budget
 from policies.commands import parse
@@ -110,7 +109,6 @@ class Autoscaler:
         self._store = AutoscaleStore(services.db)
         self._metrics = MetricsStore(services.db)
         self._recent = RecentTraffic(services.db)
-        self._decisions = DecisionHistory(self._store, whole_every_time=services.db.is_sqlite)
         self._notify = notify
         self._refresh = formation_refresh or _refresh_from_env()
         self._fresh_budget = budget or Budget()
@@ -147,7 +145,7 @@ class Autoscaler:
         fleet = _Fleet(
             samples,
             fresh,
-            self._decisions.of(apps, now - HISTORY) if apps else {},
+            self._store.recent_decisions(apps, now - HISTORY, reasons=False) if apps else {},
             self._store.pins(now) if apps else {},
             self._store.overrides().of_apps(apps),
         )
