@@ -338,7 +338,7 @@ def child(job: str, url: str, heroku_url: str, apps: int, clock: int) -> int:
 
 def rows_per_day() -> list[tuple[str, str, str]]:
     """(table, rows per app per day, rows standing per app), from intervals and retention."""
-    from bot.store.request_keys import KEEP_DRAIN
+    from bot.store.drain_claims import KEEP as KEEP_DRAIN
     from bot.worker.main import KEEP_DECISIONS
 
     ticks = DAY // 15
