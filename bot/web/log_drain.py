@@ -5,15 +5,16 @@ same `Logplex-Frame-Id`; a frame id is claimed once in the database, after the b
 parsed, so a retry landing on another web dyno is not counted twice. The request thread
 only parses: it queues the parsed batch and answers 204, and one claimer thread per process
 claims every batch queued meanwhile in one INSERT and commit, at most one commit every
-CLAIM_INTERVAL seconds whatever the line rate, and one row per app per claim
-(`bot.store.drain_claims`: its docstring says how two processes' overlapping claims are
-kept apart), then counts the winners. De-duplication thus costs no commit and no row per
-POST, and no database wait in the request. The queue is bounded: when the database is slower than the drain, POSTs wait
-for room (back-pressure) rather than memory growing. If a claim fails, the batches are
-counted anyway: they were answered 204, so Logplex will not send them again. No body
-makes a 500: a frame the parser cannot read is skipped and counted in `malformed`. The URL's secret token names the app: a wrong
-one gets 403 and nothing is parsed. A flusher thread hands the aggregator's windows to the
-store every few seconds; a crash loses at most those seconds of metrics, never a command.
+CLAIM_INTERVAL seconds whatever the line rate, writing one row for all of them, every
+app's (`bot.store.drain_claims`, whose docstring says how two processes' overlapping claims
+are kept apart), then counts the winners. De-duplication thus costs no commit and no row
+per POST, and no database wait in the request. The queue is bounded: when the database is
+slower than the drain, POSTs wait for room (back-pressure) rather than memory growing. If
+a claim fails, the batches are counted anyway: they were answered 204, so Logplex will not
+send them again. No body makes a 500: a frame the parser cannot read is skipped and counted
+in `malformed`. The URL's secret token names the app: a wrong one gets 403 and nothing is
+parsed. A flusher thread hands the aggregator's windows to the store every few seconds; a
+crash loses at most those seconds of metrics, never a command.
 """
 
 from __future__ import annotations
