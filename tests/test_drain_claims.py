@@ -208,5 +208,7 @@ def test_two_processes_claiming_the_same_ids_count_each_once(postgres_url):
     for process in processes:
         process.join(timeout=30)
     assert all(process.exitcode == 0 for process in processes)
-    assert sorted(won[0] + won[1]) == sorted(ids)  # every id once, none twice
-    assert won[0] and won[1]  # both processes did claim (they ran side by side)
+    # Every id once, none twice. Which process wins which ids is the scheduler's business:
+    # on a loaded machine one may run through all its groups before the other starts, so
+    # that both win some is not asserted (the two-connection test above pins the waiting).
+    assert sorted(won[0] + won[1]) == sorted(ids)
