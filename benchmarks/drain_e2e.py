@@ -14,11 +14,15 @@ rate: paced to the rate, or as fast as the server takes them for `max`. Printed 
   show), from just before the first POST until gunicorn has stopped, so the final flush
   (gunicorn's worker_exit hook) is included;
 - all log lines per CPU-second used by gunicorn's processes (less sensitive than lines/s
-  to what else the machine runs);
+  to what else the machine runs), and the CPU seconds of gunicorn, of the PostgreSQL
+  server processes serving gunicorn's connections (when the server runs on this machine;
+  their share of the cores is taken from gunicorn's) and of the senders;
 - the router lines the database holds afterwards, checked against what was sent.
 
 Goal: >= 150,000 router lines/s at `max`, and writes per minute that do not grow with the
-line rate. Missing it is reported, not an error.
+line rate: commits/min and rows/min are each called flat when the count at the fastest
+rate is at most FLAT_RATIO times the one at the slowest. Missing either is reported, not
+an error.
 
     .venv/bin/python -m benchmarks.drain_e2e [--rates 20000,max] [--seconds 20] [--senders 8]
 """
@@ -52,6 +56,9 @@ from bot.store.drains import Drains
 from policies.logplex import parse_body
 
 GOAL_LINES_PER_SECOND = 150_000
+# Writes per minute at the fastest rate at most this many times those at the slowest,
+# where the line rate itself grows several-fold (about 8x from 20,000 to max): "flat".
+FLAT_RATIO = 1.5
 
 
 @contextlib.contextmanager
@@ -85,6 +92,32 @@ def database_writes(url: str) -> tuple[int, int]:
         return int(commits), int(rows)
     finally:
         engine.dispose()
+
+
+def database_cpu(url: str) -> dict[int, float] | None:
+    """CPU seconds used so far by each server process connected to `url`'s database, other
+    than this query's, or None when the server is not on this machine (no /proc to read)."""
+    if urllib.parse.urlsplit(url).hostname not in ("127.0.0.1", "localhost", "::1"):
+        return None
+    engine = create_engine(normalize_url(url))
+    try:
+        with engine.connect() as connection:
+            pids = connection.scalars(
+                text(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    used = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone since, or not readable
+        used[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return used
 
 
 def run_rate(
@@ -124,6 +157,7 @@ def run_rate(
         lock = threading.Lock()
         interval = senders * (sum(lines_per_body) / len(bodies)) / rate if rate else 0.0
         before = database_writes(database_url)
+        database_before = database_cpu(database_url)
         cpu_before = (server.cpu_seconds(), time.process_time())
         started = time.perf_counter()
         stop_at = started + seconds
@@ -173,6 +207,15 @@ def run_rate(
         wall = time.perf_counter() - started
         server_cpu = server.cpu_seconds() - cpu_before[0]
         sender_cpu = time.process_time() - cpu_before[1]
+        database_after = database_cpu(database_url)
+        # Connections opened during the run count from zero; the final flush is not in it.
+        database_used = (
+            sum(
+                used - (database_before or {}).get(pid, 0.0) for pid, used in database_after.items()
+            )
+            if database_after is not None
+            else math.nan
+        )
         server.stop()  # worker_exit flushes what each worker still holds
         after = database_writes(database_url)
         log_text = server.log_text()
@@ -201,6 +244,7 @@ def run_rate(
         "rows_per_min": (after[1] - before[1]) / minutes,
         "stored": stored,
         "server_cpu": server_cpu,
+        "database_cpu": database_used,
         "sender_cpu": sender_cpu,
         "lines_per_server_cpu_s": sum(sent_lines) / server_cpu if server_cpu else math.nan,
         "tracebacks": log_text.count("Traceback"),
@@ -258,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         "| asked (lines/s) | all lines/s | router lines/s | POSTs | commits/min | rows/min "
-        "| lines per gunicorn CPU-s | CPU-s gunicorn / senders | router lines stored / sent |"
+        "| lines per gunicorn CPU-s | CPU-s gunicorn / PostgreSQL / senders "
+        "| router lines stored / sent |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     ok = True
@@ -272,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| {asked} | {r['all_lines_per_s']:,.0f} | {r['router_lines_per_s']:,.0f} "
             f"| {r['posts']:,} | {r['commits_per_min']:,.0f} | {r['rows_per_min']:,.0f} "
             f"| {r['lines_per_server_cpu_s']:,.0f} "
-            f"| {r['server_cpu']:.1f} / {r['sender_cpu']:.1f} | {r['stored']:,} / {r['router_lines']:,} ({match}; {r['failures']} failed POSTs) |"
+            f"| {r['server_cpu']:.1f} / {r['database_cpu']:.1f} / {r['sender_cpu']:.1f} | {r['stored']:,} / {r['router_lines']:,} ({match}; {r['failures']} failed POSTs) |"
         )
     top = max(r["router_lines_per_s"] for r in results)
     print()
@@ -280,7 +325,25 @@ def main(argv: list[str] | None = None) -> int:
         f"Goal {'MET' if top >= GOAL_LINES_PER_SECOND else 'NOT MET'}: "
         f"{top:,.0f} router lines/s at best (goal {GOAL_LINES_PER_SECOND:,})."
     )
+    if len(results) > 1:
+        for key, name in (("commits_per_min", "commits/min"), ("rows_per_min", "rows/min")):
+            print(flat_verdict(results, key, name))
     return 0 if ok else 1
+
+
+def flat_verdict(results: list[dict[str, Any]], key: str, name: str) -> str:
+    """Whether `key` (a per-minute write count) stayed flat from the slowest line rate
+    measured to the fastest."""
+    slow = min(results, key=lambda r: r["router_lines_per_s"])
+    fast = max(results, key=lambda r: r["router_lines_per_s"])
+    ratio = fast[key] / slow[key] if slow[key] else math.inf
+    lines = fast["router_lines_per_s"] / slow["router_lines_per_s"]
+    return (
+        f"{name} flat {'MET' if ratio <= FLAT_RATIO else 'NOT MET'}: "
+        f"{fast[key]:,.0f} at {fast['router_lines_per_s']:,.0f} router lines/s against "
+        f"{slow[key]:,.0f} at {slow['router_lines_per_s']:,.0f}, {ratio:.2f}x for "
+        f"{lines:.1f}x the lines (flat: at most {FLAT_RATIO}x)."
+    )
 
 
 if __name__ == "__main__":

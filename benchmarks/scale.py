@@ -338,12 +338,15 @@ def child(job: str, url: str, heroku_url: str, apps: int, clock: int) -> int:
 
 def rows_per_day() -> list[tuple[str, str, str]]:
     """(table, rows per app per day, rows standing per app), from intervals and retention."""
-    from bot.store.request_keys import KEEP_DRAIN
+    from bot.store.drain_claims import KEEP as KEEP_DRAIN
+    from bot.web.log_drain import CLAIM_INTERVAL
     from bot.worker.main import KEEP_DECISIONS
 
     ticks = DAY // 15
     fine = DAY // 10
-    posts = DAY  # one drain POST a second per app, a busy app
+    # A web process's claimer commits one drain_claims row per CLAIM_INTERVAL at most,
+    # holding every app's batch ids: rows per process, not per app nor per POST.
+    claims = int(DAY / CLAIM_INTERVAL)
     keep_drain = int(KEEP_DRAIN.total_seconds())
     return [
         (
@@ -364,9 +367,9 @@ def rows_per_day() -> list[tuple[str, str, str]]:
             f"{ticks * KEEP_DECISIONS.days:,} ({KEEP_DECISIONS.days} d)",
         ),
         (
-            "request_keys (drain ids, 1 POST/s)",
-            f"{posts:,}",
-            f"{keep_drain:,} ({keep_drain // 3600} h)",
+            "drain_claims (per web process, every app together)",
+            f"at most {claims:,}",
+            f"at most {int(keep_drain / CLAIM_INTERVAL):,} ({keep_drain // 3600} h)",
         ),
         ("alert_outbox (sent)", "only when something happens", "7 d of them"),
     ]

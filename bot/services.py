@@ -26,6 +26,7 @@ from bot.store.audit import Actor, AuditLog
 from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.confirmations import Confirmations
 from bot.store.db import Database, pool_size
+from bot.store.drain_claims import DrainClaims
 from bot.store.drains import Drains
 from bot.store.heartbeats import Heartbeats
 from bot.store.incidents import Alerts
@@ -75,6 +76,7 @@ class Services:
         self.audit = AuditLog(self.db)
         self.confirmations = Confirmations(self.db)
         self.request_keys = RequestKeys(self.db)
+        self.drain_claims = DrainClaims(self.db)
         self.metrics = MetricsStore(self.db)
         self.webhook_secrets = WebhookSecrets(self.db)
         self.observations = Observations(self.db)

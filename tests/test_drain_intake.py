@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.store.db import Database
-from bot.store.request_keys import RequestKeys
+from bot.store.drain_claims import DrainClaims
 from bot.web.log_drain import DrainIntake
 from tests.test_drain import stream
 
@@ -20,7 +20,7 @@ NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 HEADERS = {"Content-Type": "application/logplex-1"}
 
 
-class CountingKeys(RequestKeys):
+class CountingClaims(DrainClaims):
     """Counts the commits; `fail` makes every claim raise, as a database outage would."""
 
     def __init__(self, db: Database) -> None:
@@ -30,19 +30,19 @@ class CountingKeys(RequestKeys):
         self.gate = threading.Event()  # holds the first claim until the rest have queued
         self.gate.set()
 
-    def claim_many(self, keys, now, *, durable=True):  # type: ignore[no-untyped-def]
+    def claim(self, batches, now):  # type: ignore[no-untyped-def]
         self.gate.wait(timeout=10)
         self.commits += 1
         if self.fail:
             raise ConnectionError("the database went away")
-        return super().claim_many(keys, now, durable=durable)
+        return super().claim(batches, now)
 
 
 @pytest.fixture
 def intake(database_url):
     database = Database(database_url)
-    keys = CountingKeys(database)
-    yield DrainIntake(database, keys), keys
+    claims = CountingClaims(database)
+    yield DrainIntake(database, claims), claims
     database.dispose()
 
 
@@ -56,9 +56,11 @@ def counted(intake: DrainIntake) -> int:
 
 
 def test_batches_share_commits_and_each_id_counts_once_in_any_process(intake):
-    intake, keys = intake
-    assert keys.claim("drain:myapp:taken", NOW)  # another dyno counted this batch already
-    keys.gate.clear()
+    intake, claims = intake
+    # Another dyno counted this batch already.
+    assert claims.claim([("myapp", "taken")], NOW) == {("myapp", "taken")}
+    claims.commits = 0
+    claims.gate.clear()
     ids = [f"f-{i % 20}" for i in range(60)] + ["taken"]  # each id POSTed three times
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(
@@ -69,14 +71,14 @@ def test_batches_share_commits_and_each_id_counts_once_in_any_process(intake):
                 ids,
             )
         )
-        keys.gate.set()
+        claims.gate.set()
     assert counted(intake) == 20 * 10
-    assert keys.commits < 20  # the POSTs queued behind the first claim shared a commit
+    assert claims.commits < 20  # the POSTs queued behind the first claim shared a commit
 
 
 def test_a_batch_whose_claim_fails_is_still_counted(intake, caplog):
-    intake, keys = intake
-    keys.fail = True
+    intake, claims = intake
+    claims.fail = True
     with caplog.at_level(logging.WARNING):
         intake.receive("myapp", {**HEADERS, "Logplex-Frame-Id": "f-1"}, body(7, seed=2))
         assert counted(intake) == 7  # answered 204 already: Logplex will not resend it

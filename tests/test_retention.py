@@ -9,7 +9,8 @@ import pytest
 
 from bot.store.autoscale_settings import AutoscaleStore, Decision
 from bot.store.db import Database, pool_size
-from bot.store.request_keys import KEEP, KEEP_DRAIN, RequestKeys
+from bot.store.drain_claims import KEEP as KEEP_DRAIN
+from bot.store.request_keys import KEEP, RequestKeys
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -29,7 +30,7 @@ def test_old_decisions_are_forgotten(database):
     assert [d.at for d in store.decisions("myapp")] == [NOW - timedelta(hours=1)]
 
 
-def test_drain_batch_ids_go_sooner_than_slack_keys(database):
+def test_drain_batch_ids_left_from_before_drain_claims_go_sooner_than_slack_keys(database):
     keys = RequestKeys(database)
     two_hours_ago = NOW - timedelta(hours=2)
     assert keys.claim("drain:myapp:frame-1", two_hours_ago)

@@ -210,7 +210,7 @@ class SpikePlayer:
         began = time.monotonic()
         start = self._start(app)
         outcome = Outcome(app, start, web=[self._web(name)])
-        intake = DrainIntake(self._services.db, self._services.request_keys)
+        intake = DrainIntake(self._services.db, self._services.drain_claims)
         flusher = Flusher(intake.aggregator, self._services.metrics)
         traffic = _Traffic(self._model, random.Random(f"spike/{self._seed}"), app, name)
         warmup = int(WARMUP_MINUTES * 60 / STEP_SECONDS)

@@ -1,11 +1,12 @@
-"""Database tables: the audit trail, pending confirmations, claimed request keys, traffic
-metric windows and log drains."""
+"""Database tables: the audit trail, pending confirmations, claimed request keys, drain
+batch claims, traffic metric windows and log drains."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from sqlalchemy import (
+    ARRAY,
     JSON,
     BigInteger,
     Boolean,
@@ -85,6 +86,27 @@ class RequestKey(Base):
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class DrainClaim(Base):
+    """One claim group: the Logplex batch ids (every app's, each as a 64-bit hash of
+    `app:frame id`) one web process's drain claimer counted in one commit
+    (`bot.store.drain_claims`). A row per group, not per id or per app, so the rows drains
+    write per minute follow the claimer's pace, not the line rate or the number of apps."""
+
+    __tablename__ = "drain_claims"
+    __table_args__ = (
+        Index("ix_drain_claims_claimed_at", "claimed_at"),  # retention deletes by age
+        # Which standing groups hold any of a new group's ids: one GIN probe per claim.
+        # The migration makes it on PostgreSQL only; SQLite keeps the ids as a JSON array.
+        Index("ix_drain_claims_batch_ids", "batch_ids", postgresql_using="gin"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    batch_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger).with_variant(JSON, "sqlite"))
 
 
 class MetricWindow(Base):

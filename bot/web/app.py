@@ -44,7 +44,7 @@ def create_app(config: Config | None = None, registry: Registry | None = None) -
         log.warning("DEPLOYBOT_ADMINS is empty: nobody can scale, restart or kill anything")
     bolt = build_bolt_app(services)
     signing_secret = config.slack_signing_secret or ""  # build_bolt_app required it
-    intake = DrainIntake(services.db, services.request_keys)
+    intake = DrainIntake(services.db, services.drain_claims)
     # `DEPLOYBOT_DRAIN_FLUSH_SECONDS`: tests and the closed-loop benchmark flush faster.
     every = float(os.environ.get("DEPLOYBOT_DRAIN_FLUSH_SECONDS", FLUSH_SECONDS))
     # Its thread starts with the first drain POST: a gunicorn master that preloads this app

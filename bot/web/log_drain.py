@@ -5,15 +5,16 @@ same `Logplex-Frame-Id`; a frame id is claimed once in the database, after the b
 parsed, so a retry landing on another web dyno is not counted twice. The request thread
 only parses: it queues the parsed batch and answers 204, and one claimer thread per process
 claims every batch queued meanwhile in one INSERT and commit, at most one commit every
-CLAIM_INTERVAL seconds whatever the line rate (and without waiting for the WAL flush: a
-claim lost in a database crash can at worst count one retried batch twice), then counts
-the winners. De-duplication thus costs no commit per POST and no database wait in the
-request. The queue is bounded: when the database is slower than the drain, POSTs wait
-for room (back-pressure) rather than memory growing. If a claim fails, the batches are
-counted anyway: they were answered 204, so Logplex will not send them again. No body
-makes a 500: a frame the parser cannot read is skipped and counted in `malformed`. The URL's secret token names the app: a wrong
-one gets 403 and nothing is parsed. A flusher thread hands the aggregator's windows to the
-store every few seconds; a crash loses at most those seconds of metrics, never a command.
+CLAIM_INTERVAL seconds whatever the line rate, writing one row for all of them, every
+app's (`bot.store.drain_claims`, whose docstring says how two processes' overlapping claims
+are kept apart), then counts the winners. De-duplication thus costs no commit and no row
+per POST, and no database wait in the request. The queue is bounded: when the database is
+slower than the drain, POSTs wait for room (back-pressure) rather than memory growing. If
+a claim fails, the batches are counted anyway: they were answered 204, so Logplex will not
+send them again. No body makes a 500: a frame the parser cannot read is skipped and counted
+in `malformed`. The URL's secret token names the app: a wrong one gets 403 and nothing is
+parsed. A flusher thread hands the aggregator's windows to the store every few seconds; a
+crash loses at most those seconds of metrics, never a command.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from sqlalchemy import select
 from bot.metrics.aggregate import Aggregator, Window
 from bot.metrics.store import MetricsStore
 from bot.store.db import Database
+from bot.store.drain_claims import MAX_IDS, DrainClaims
 from bot.store.models import Drain
-from bot.store.request_keys import DRAIN_PREFIX, RequestKeys
 from policies.logplex import DrainHeaders, ParsedBody, parse_body
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ FLUSH_SECONDS = 5.0
 TOKEN_CACHE_SECONDS = 60.0
 MAX_CARRIED = 50_000  # about 12 hours of one app's windows
 MAX_QUEUED = 256  # parsed batches waiting for their claim: ~64k lines, a few MB
-MAX_GROUP = 500  # batches claimed in one INSERT
+MAX_GROUP = MAX_IDS  # batches claimed in one INSERT (one row)
 # At most one claim commit per this many seconds per process, whatever the line rate: the
 # claimer lets batches gather for it (off the request path, so no POST waits for it).
 CLAIM_INTERVAL = 0.25
@@ -51,12 +52,13 @@ class DrainIntake:
     def __init__(
         self,
         db: Database,
-        request_keys: RequestKeys,
+        claims: DrainClaims,
         aggregator: Aggregator | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
-        self._keys = request_keys
+        self._claims = claims
+        # (app, frame id, parsed batch): None asks the claimer to stop.
         self._queue: queue.Queue[tuple[str, str, ParsedBody] | None] = queue.Queue(MAX_QUEUED)
         self._claimer: threading.Thread | None = None  # started on first use: after fork
         self.aggregator = aggregator or Aggregator()
@@ -85,7 +87,7 @@ class DrainIntake:
             self.aggregator.ingest(app, parsed)
             return
         self._start_claimer()
-        self._queue.put((f"{DRAIN_PREFIX}{app}:{frame.frame_id}", app, parsed))
+        self._queue.put((app, frame.frame_id, parsed))
 
     def settle(self) -> None:
         """Wait until every queued batch is claimed and counted (before a flush)."""
@@ -142,8 +144,8 @@ class DrainIntake:
         if not batches:
             return
         try:
-            won = self._keys.claim_many(
-                [key for key, _, _ in batches], datetime.now(UTC), durable=False
+            won = self._claims.claim(
+                [(app, frame_id) for app, frame_id, _ in batches], datetime.now(UTC)
             )
         except Exception as error:
             # Answered 204 already, so Logplex sends none of them again: count them.
@@ -151,11 +153,11 @@ class DrainIntake:
                 "drain batch claims failed; counting them unclaimed",
                 extra={"batches": len(batches), "error": type(error).__name__},
             )
-            won = {key for key, _, _ in batches}
-        for key, app, parsed in batches:
-            if key in won:  # else a retry of a batch already counted
+            won = {(app, frame_id) for app, frame_id, _ in batches}
+        for app, frame_id, parsed in batches:
+            if (app, frame_id) in won:  # else a retry of a batch already counted
                 self.aggregator.ingest(app, parsed)
-                won.discard(key)  # the same id twice in one group counts once
+                won.discard((app, frame_id))  # the same id twice in one group counts once
 
     def _app_for(self, token: str) -> str | None:
         now = self._clock()

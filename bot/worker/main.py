@@ -40,9 +40,11 @@ from bot.store.audit import AuditLog
 from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.confirmations import Confirmations
 from bot.store.db import Database
+from bot.store.drain_claims import KEEP as KEEP_DRAIN
+from bot.store.drain_claims import DrainClaims
 from bot.store.heartbeats import Heartbeats
 from bot.store.incidents import Alerts
-from bot.store.request_keys import KEEP, KEEP_DRAIN, RequestKeys
+from bot.store.request_keys import KEEP, RequestKeys
 from bot.worker.autoscale import Autoscaler
 from bot.worker.autoscale_workers import WorkerAutoscaler
 from bot.worker.beanstalk_sampler import BeanstalkSampler
@@ -90,6 +92,7 @@ class Worker:
         self.audit = AuditLog(self.db)
         self.metrics = MetricsStore(self.db)
         self.request_keys = RequestKeys(self.db)
+        self.drain_claims = DrainClaims(self.db)
         self.alerts = Alerts(self.db, blocks_for=alert_blocks)
         self.heartbeats = Heartbeats(self.db)
         # Heroku names each dyno (worker.1); elsewhere the host and process say who ticks.
@@ -144,7 +147,9 @@ class Worker:
         now = datetime.now(UTC)
         self.alerts.outbox.forget_sent_before(now - KEEP_SENT_ALERTS)
         AutoscaleStore(self.db).forget_decisions_before(now - KEEP_DECISIONS)
-        return self.request_keys.forget_older_than(now - KEEP, now - KEEP_DRAIN)
+        forgotten = self.drain_claims.forget_older_than(now - KEEP_DRAIN)
+        # Drain ids in request_keys are those claimed before migration 0014, one per row.
+        return forgotten + self.request_keys.forget_older_than(now - KEEP, now - KEEP_DRAIN)
 
     def autoscale(self) -> int:
         if self._workers is None:
