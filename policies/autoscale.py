@@ -498,6 +498,10 @@ def headroom(settings: Settings, samples: Sequence[Sample], now: datetime) -> He
 # A minute this many deviations (of the noise and of the mean so far together) away from
 # the mean of the newer minutes belongs to another level: the level starts after it.
 _CHANGE_SIGMAS = 3.0
+# A slope beyond this many of its standard errors is a trend, not noise; fewer minutes
+# than `_TREND_MINUTES` say too little about one.
+_TREND_SIGMAS = 2.0
+_TREND_MINUTES = 5
 
 
 def rate_level(rates: Sequence[float], sigma: float) -> tuple[float, int]:
@@ -505,7 +509,9 @@ def rate_level(rates: Sequence[float], sigma: float) -> tuple[float, int]:
     and the older ones back to the first that lies beyond `_CHANGE_SIGMAS` deviations of
     the mean of those newer than it (a step, up or down, starts a new level). The mean of
     n minutes of one level errs by sigma / sqrt(n), where one minute alone errs by sigma.
-    (0, 1) without minutes."""
+    When those minutes rise or fall beyond their noise (`_TREND_SIGMAS`), the level is
+    the end of their least-squares line instead, and the count the minutes whose mean
+    would err as much as that end does. (0, 1) without minutes."""
     if not rates:
         return 0.0, 1
     total, count = rates[-1], 1
@@ -514,6 +520,18 @@ def rate_level(rates: Sequence[float], sigma: float) -> tuple[float, int]:
         if abs(rate - mean) > _CHANGE_SIGMAS * sigma * math.sqrt(1 + 1 / count):
             break
         total, count = total + rate, count + 1
+    if count >= _TREND_MINUTES:
+        # A trend the minutes show beyond their noise (a crowd decaying, a daily rise): the
+        # level is the fitted line's end, not the mean, which lags it by half the window.
+        # The line's end errs more than the mean does (by σ √(1/n + (n-1-x̄)²/Sxx)), said
+        # as the count of minutes whose mean would err as much.
+        xbar = (count - 1) / 2
+        sxx = sum((x - xbar) ** 2 for x in range(count))
+        ybar = total / count
+        slope = sum((x - xbar) * (y - ybar) for x, y in enumerate(rates[-count:])) / sxx
+        if abs(slope) > _TREND_SIGMAS * sigma / math.sqrt(sxx):
+            spread = 1 / count + (count - 1 - xbar) ** 2 / sxx
+            return ybar + slope * (count - 1 - xbar), max(1, round(1 / spread))
     return total / count, count
 
 

@@ -607,6 +607,13 @@ def test_the_level_is_the_mean_since_the_rate_last_stepped() -> None:
     assert rate_level([2000.0, 2010.0, 1990.0, 1000.0], 50.0) == (1000.0, 1)
     # The same wobble within a larger noise is one level.
     assert rate_level(step, 600.0)[1] == 6
+    # A fall the noise cannot explain (a crowd leaving) is a trend: the level is where the
+    # line ends, not the mean that lags it, and counts fewer minutes than it spans.
+    falling = [3000.0 - 100.0 * i + (20.0 if i % 2 else -20.0) for i in range(10)]
+    level, minutes = rate_level(falling, 300.0)
+    assert level == pytest.approx(2100.0, abs=20.0) and 1 <= minutes < 10
+    # The same minutes within a noise that explains the slope: their mean.
+    assert rate_level(falling, 2000.0) == (pytest.approx(sum(falling) / 10), 10)
 
 
 def test_the_allowance_counts_the_levels_own_error() -> None:
