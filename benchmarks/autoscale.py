@@ -20,6 +20,14 @@ than the fewest of the hirefire, judoscale, heroku and hpa baselines' in the sam
 
 --output writes the table into FILE between `<!-- bench-autoscale -->` and
 `<!-- /bench-autoscale -->` (a new file gets both); a file without them is left alone.
+
+    .venv/bin/python -m benchmarks.autoscale --detail SOURCE [--policy ours judoscale]
+
+--detail prints one trace minute by minute instead (SOURCE a CSV path or a shape such as
+`shape:noisy-plateau#1`): the minute's requests, the dynos the SLO needs for its busiest
+step, and per policy the formation and ready dynos at the minute's end, its p95 queue time
+and `!` when that broke the SLO; ours' reason last. Reading why a policy loses minutes on
+a trace starts here.
 """
 
 from __future__ import annotations
@@ -36,8 +44,8 @@ from pathlib import Path
 
 from bot.simulate import load_trace
 from policies.shapes import SHAPES, generate
-from policies.simulator import Model, Result, Trace, make_context, run
-from policies.simulator_baselines import POLICIES
+from policies.simulator import Context, Model, Observation, Policy, Result, Trace, make_context, run
+from policies.simulator_baselines import POLICIES, Autoscaler
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TRACES = ROOT.parent / "shared" / "traces"
@@ -158,6 +166,52 @@ def verdict_lines(verdicts: Sequence[dict[str, object]]) -> list[str]:
     return lines
 
 
+class Recorder(Policy):
+    """A policy as it is, noting at each minute's end what it ran and the queue it saw."""
+
+    def __init__(self, inner: Policy, context: Context) -> None:
+        self.inner, self.name, self.reads_every_s = inner, inner.name, inner.reads_every_s
+        self.per_minute: list[tuple[int, int, float, str]] = []  # count, ready, p95 ms, why
+        self._per_minute = 60 // context.model.tick_s
+
+    def start(self, context: Context) -> int:
+        return self.inner.start(context)
+
+    def tick(self, obs: Observation) -> int:
+        desired = self.inner.tick(obs)
+        if (obs.step + 1) % self._per_minute == 0:
+            last = getattr(self.inner, "last", None)
+            why = last.reason if isinstance(self.inner, Autoscaler) and last else ""
+            self.per_minute.append((obs.current, obs.ready, obs.queue_p95_ms, why))
+        return desired
+
+
+def detail(source: str, policies: Sequence[str], peak_rpm: float | None, seed: int) -> str:
+    """One trace minute by minute under `policies` (the --detail table)."""
+    context = _context(source, peak_rpm, seed)
+    model = context.model
+    per_minute = 60 // model.tick_s
+    recorders = [Recorder(POLICIES[name](context), context) for name in policies]
+    totals = {r.name: run(context, r).slo_violation_minutes for r in recorders}
+    head = ["minute", "rpm", "need"] + [f"{r.name} n/ready ms" for r in recorders]
+    lines = [
+        "  ".join(head) + "  why (ours)",
+        "violation minutes: " + ", ".join(f"{k} {v}" for k, v in totals.items()),
+    ]
+    for i in range(len(context.rates) // per_minute):
+        steps = context.rates[i * per_minute : (i + 1) * per_minute]
+        need = context.required(max(steps))
+        cells = [f"{i:5d}", f"{context.minute_rpm[(i + 1) * per_minute - 1]:7,.0f}", f"{need:3d}"]
+        why = ""
+        for r in recorders:
+            n, ready, ms, reason = r.per_minute[i]
+            mark = "!" if ms > model.slo_ms else " "
+            cells.append(f"{n:3d}/{ready:<3d}{ms:7,.0f}{mark}")
+            why = why or reason
+        lines.append("  ".join(cells) + "  " + why)
+    return "\n".join(lines)
+
+
 def write_block(path: Path, text: str) -> None:
     block = f"{BEGIN}\n{text}\n{END}"
     if not path.exists():
@@ -193,7 +247,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--output", type=Path, help="write the table into this file")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--detail", metavar="SOURCE", help="one trace, minute by minute")
     args = parser.parse_args(argv)
+    if args.detail:
+        chosen = args.policy or [OURS, "hpa", "judoscale", OPTIMUM]
+        print(detail(args.detail, chosen, args.peak_rpm, args.seed))
+        return 0
 
     traces: list[str | Path] = [] if args.no_traces else sorted(args.traces.glob("*.csv"))
     if not traces and not args.no_traces:

@@ -16,9 +16,12 @@ answer wins too: a rise counts at once, a fall once it has lasted. Around it:
   adaptive window, a fall of the rate beyond `_LEVEL_SIGMAS` deviations of its own
   measured noise (`fell_beyond_noise`) is a new level, taken at once;
 - with the adaptive window (the default) and a rate target, never fewer dynos than carry
-  the last minute's mean rate plus 2 deviations of its measured noise within the band
-  (`headroom`), up and down: a count sized for the mean sits at the SLO's edge whenever
-  the rate wobbles up, and the scale-up then comes a drain lag and a boot too late;
+  the rate's level (the mean of the minutes since it last stepped, `rate_level`) plus 2
+  deviations of how far the next minute may lie from it within the band (`headroom`), up
+  and down: a count sized for the mean sits at the SLO's edge whenever the rate wobbles
+  up, and the scale-up then comes a drain lag and a boot too late. While this allowance
+  is in force, the scale-down hold is the shortest (a minute): the allowance is the room
+  for the wobbles that a longer hold waited out;
 - schedule windows replace min and max at certain times of the week; a pin from Slack
   replaces the whole calculation until it expires;
 - optionally (`predictive`), a seasonal forecast: how traffic moved from this time to
@@ -344,6 +347,7 @@ def decide(
             now,
             ahead,
             samples,
+            room is not None,
         )
     else:
         desired, why = current, ""
@@ -387,9 +391,11 @@ def volatility(samples: Sequence[Sample]) -> float:
 _LEVEL_SIGMAS = 5.0
 # The minutes that the volatility and a fall are judged on; the noise is measured over
 # every sample given, and callers give `NOISE_SPAN`, so that a few calm minutes in a row
-# do not make ordinary noise look like a fall.
+# do not make ordinary noise look like a fall. Thirty minutes, not fifteen: the noise
+# measured from 15 minutes varied by a third from one tick to the next, and the allowance
+# with it (`make bench-autoscale`: 15 of 30 shapes met at 15 minutes, 20 at 30).
 _RECENT = timedelta(minutes=5)
-NOISE_SPAN = timedelta(minutes=15)
+NOISE_SPAN = timedelta(minutes=30)
 
 
 def _last(samples: Sequence[Sample], span: timedelta) -> list[Sample]:
@@ -447,6 +453,8 @@ def fell_beyond_noise(samples: Sequence[Sample], now: datetime, settings: Settin
 # comes a drain lag and a boot too late for that minute; the rate exceeds its mean by 2
 # deviations in about one minute of 40.
 _HEADROOM_SIGMAS = 2.0
+# Φ⁻¹(3/4): the median of |N(0, 1)|.
+_QUARTILE = statistics.NormalDist().inv_cdf(0.75)
 # Fewer minutes than this say too little about the noise (two minutes give one change,
 # which may be a start-up or a step): no allowance until they have been seen.
 _NOISE_MINUTES = 5
@@ -457,14 +465,15 @@ class Headroom:
     """What `headroom` found: the dynos that carry `rate` plus `allowance` within the band."""
 
     count: int
-    rate: float  # the mean request rate of the last `smoothing`, rpm
-    allowance: float  # `_HEADROOM_SIGMAS` deviations of its noise, rpm
+    rate: float  # the rate's current level (`rate_level`), rpm
+    allowance: float  # `_HEADROOM_SIGMAS` deviations of the next minute from it, rpm
 
 
 def headroom(settings: Settings, samples: Sequence[Sample], now: datetime) -> Headroom | None:
-    """With the adaptive stabilization (the default), the fewest dynos that carry the last
-    `smoothing`'s mean rate plus `_HEADROOM_SIGMAS` deviations of its noise within each
-    rate target's tolerance band: a floor under the recommendation, up and down. None
+    """With the adaptive stabilization (the default), the fewest dynos that carry the
+    rate's current level (`rate_level`) plus `_HEADROOM_SIGMAS` deviations of how far the
+    next minute may lie from it (its noise and the level's own error) within each rate
+    target's tolerance band: a floor under the recommendation, up and down. None
     without a rate target, traffic or `_NOISE_MINUTES` minutes of samples, or with a fixed
     stabilization window (a setting chosen by hand is kept as the HPA's)."""
     if settings.down_stabilization is not None:
@@ -475,18 +484,63 @@ def headroom(settings: Settings, samples: Sequence[Sample], now: datetime) -> He
     ]
     if not recent or not edges or len(_minute_rates(samples)) < _NOISE_MINUTES:
         return None
-    rate = sum(s.rpm for s in recent) / len(recent)
+    sigma = noise_detrended(samples)
+    rate, minutes = rate_level(_minute_rates(samples), sigma)
     if rate <= 0:
         return None
-    allowance = _HEADROOM_SIGMAS * noise_detrended(samples)
+    # The level is itself a mean of `minutes` noisy minutes: the next minute may differ
+    # from it by the noise of one minute and of that mean together.
+    allowance = _HEADROOM_SIGMAS * sigma * math.sqrt(1 + 1 / minutes)
     count = max(math.ceil((rate + allowance) / edge - _EPSILON) for edge in edges)
     return Headroom(count, rate, allowance)
 
 
+# A minute this many deviations (of the noise and of the mean so far together) away from
+# the mean of the newer minutes belongs to another level: the level starts after it.
+_CHANGE_SIGMAS = 3.0
+# A slope beyond this many of its standard errors is a trend, not noise; fewer minutes
+# than `_TREND_MINUTES` say too little about one.
+_TREND_SIGMAS = 2.0
+_TREND_MINUTES = 5
+
+
+def rate_level(rates: Sequence[float], sigma: float) -> tuple[float, int]:
+    """The rate's current level and how many minutes it is the mean of: the newest minute,
+    and the older ones back to the first that lies beyond `_CHANGE_SIGMAS` deviations of
+    the mean of those newer than it (a step, up or down, starts a new level). The mean of
+    n minutes of one level errs by sigma / sqrt(n), where one minute alone errs by sigma.
+    When those minutes rise or fall beyond their noise (`_TREND_SIGMAS`), the level is
+    the end of their least-squares line instead, and the count the minutes whose mean
+    would err as much as that end does. (0, 1) without minutes."""
+    if not rates:
+        return 0.0, 1
+    total, count = rates[-1], 1
+    for rate in reversed(rates[:-1]):
+        mean = total / count
+        if abs(rate - mean) > _CHANGE_SIGMAS * sigma * math.sqrt(1 + 1 / count):
+            break
+        total, count = total + rate, count + 1
+    if count >= _TREND_MINUTES:
+        # A trend the minutes show beyond their noise (a crowd decaying, a daily rise): the
+        # level is the fitted line's end, not the mean, which lags it by half the window.
+        # The line's end errs more than the mean does (by σ √(1/n + (n-1-x̄)²/Sxx)), said
+        # as the count of minutes whose mean would err as much.
+        xbar = (count - 1) / 2
+        sxx = sum((x - xbar) ** 2 for x in range(count))
+        ybar = total / count
+        slope = sum((x - xbar) * (y - ybar) for x, y in enumerate(rates[-count:])) / sxx
+        if abs(slope) > _TREND_SIGMAS * sigma / math.sqrt(sxx):
+            spread = 1 / count + (count - 1 - xbar) ** 2 / sxx
+            return ybar + slope * (count - 1 - xbar), max(1, round(1 / spread))
+    return total / count, count
+
+
 def noise_detrended(samples: Sequence[Sample]) -> float:
-    """The rate's noise as `noise` measures it, but from second differences of the minute
-    rates (a - 2b + c), so a steady rise or fall (a ramp) does not count as noise; at
-    least a minute's Poisson noise, √rate. With fewer than three minutes, `noise`."""
+    """The rate's minute-to-minute noise, rpm, as one standard deviation, from second
+    differences of the minute rates (a - 2b + c), so a steady rise or fall (a ramp) does
+    not count as noise: their median, scaled to read one deviation on Gaussian minutes
+    (a step or a batch job's start and end do not move it); at least a minute's Poisson
+    noise, √rate. With fewer than three minutes, `noise`."""
     rates = _minute_rates(samples)
     if len(rates) < 3:
         return noise(samples)
@@ -494,12 +548,11 @@ def noise_detrended(samples: Sequence[Sample]) -> float:
     seconds = sorted(
         abs(a - 2 * b + c) for a, b, c in zip(rates, rates[1:], rates[2:], strict=False)
     )
-    if len(seconds) > 4:
-        # A change of level gives two large second differences (into and out of the
-        # step), neither of them noise.
-        del seconds[-2:]
-    # E|a - 2b + c| = √6 σ √(2/π) for independent Gaussian minutes of deviation σ.
-    return max(poisson, sum(seconds) / len(seconds) / math.sqrt(6) * math.sqrt(math.pi / 2))
+    # The median, not a mean: a change of level gives two large second differences (into
+    # and out of the step), a batch job four, and a mean that leaves out the largest two
+    # still read a third low on plain Gaussian minutes. |a - 2b + c| of independent
+    # Gaussian minutes of deviation σ is |N(0, 6σ²)|, whose median is √6 σ Φ⁻¹(3/4).
+    return max(poisson, statistics.median(seconds) / (math.sqrt(6) * _QUARTILE))
 
 
 def stabilization(settings: Settings, samples: Sequence[Sample]) -> timedelta:
@@ -733,6 +786,7 @@ def _down(
     now: datetime,
     ahead: int,
     samples: Sequence[Sample],
+    noise_kept: bool = False,
 ) -> tuple[int, str]:
     if last_release_at is not None and now - last_release_at < settings.deploy_guard:
         since = _duration(now - last_release_at)
@@ -743,7 +797,14 @@ def _down(
     level = settings.down_stabilization is None and fell_beyond_noise(samples, now, settings)
     # A fall that the noise cannot explain is a new level, not a dip that comes back: the
     # minute's average behind `recommendation` already confirmed it, so nothing is held.
-    hold = timedelta(0) if level else stabilization(settings, samples)
+    if level:
+        hold = timedelta(0)
+    elif noise_kept:
+        # The noise allowance already keeps room for the wobbles a longer hold waits out
+        # (a dip within the noise leaves the level where it was), so a minute is enough.
+        hold = _SHORTEST
+    else:
+        hold = stabilization(settings, samples)
     since = now - hold
     highest = max((r.count for r in recommendations if r.at > since), default=recommendation)
     floor = max(recommendation, highest)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 
@@ -145,6 +145,14 @@ class Autoscaler(Policy):
         keep = int(window.total_seconds() // tick) + 1
         span = int(NOISE_SPAN.total_seconds())
         self.samples: deque[Sample] = deque(maxlen=max(span // tick, 1))
+        # With `fresh`, as the worker feeds `decide` (`bot.worker.autoscale._samples_of`):
+        # one sample per whole minute, then the freshest rate. Fed every tick's fresh rate
+        # instead, a minute's rate mixed 20 s windows of two minutes and the noise the
+        # policy measured was under half the real one (the closed loop cannot see this: its
+        # worker is fed properly).
+        self.minutes: deque[Sample] = deque(maxlen=max(span // 60, 1))
+        self.per_minute = 60 // tick
+        self.lag = timedelta(seconds=context.model.drain_lag_steps * tick)
         self.recommendations: deque[Recommendation] = deque(maxlen=keep)
         self.events: deque[ScaleEvent] = deque(maxlen=4)
         self.history = MinuteHistory(context)
@@ -154,10 +162,21 @@ class Autoscaler(Policy):
 
     def tick(self, obs: Observation) -> int:
         now = obs.now
-        # The drain keeps 10 s windows, so the rate can be that fresh; a p95 needs the minute.
-        rpm = obs.rpm_now if self.fresh else obs.rpm
-        sample = Sample(now, rpm, obs.queue_p95_ms, obs.service_p95_ms, obs.ready)
-        self.samples.append(sample)
+        if self.fresh:
+            if (obs.step + 1) % self.per_minute == 0:
+                whole = Sample(now, obs.rpm, obs.queue_p95_ms, obs.service_p95_ms, obs.ready)
+                self.minutes.append(whole)
+            # The drain keeps 10 s windows, so the rate can be that fresh (its window ends a
+            # drain lag before the tick: stamped there, or at the last whole minute's end
+            # when it lies within that minute, as the worker stamps it); a p95 needs the
+            # minute.
+            at = max(now - self.lag, self.minutes[-1].at) if self.minutes else now
+            fresh = Sample(at, obs.rpm_now, obs.queue_p95_ms, obs.service_p95_ms, obs.ready)
+            samples: Sequence[Sample] = [*self.minutes, fresh]
+        else:
+            sample = Sample(now, obs.rpm, obs.queue_p95_ms, obs.service_p95_ms, obs.ready)
+            self.samples.append(sample)
+            samples = self.samples
         forecast = None
         if self.settings.predictive:
             self.history.upto = obs.step
@@ -171,7 +190,7 @@ class Autoscaler(Policy):
         decision = decide(
             self.settings,
             obs.current,
-            self.samples,
+            samples,
             now,
             recommendations=self.recommendations,
             events=self.events,

@@ -30,7 +30,7 @@ from policies.simulator import (
     run,
     wait_tail,
 )
-from policies.simulator_baselines import POLICIES, Optimum, Static
+from policies.simulator_baselines import POLICIES, Autoscaler, Optimum, Static
 
 MODEL = Model()
 START = datetime(2026, 6, 1, tzinfo=UTC)
@@ -187,6 +187,31 @@ def test_every_policy_runs_and_counts_its_api_calls() -> None:
     # The same seed replays the same run.
     again = run(context, POLICIES["ours"](context))
     assert again == results["ours"]
+
+
+def test_ours_is_fed_whole_minutes_and_the_freshest_rate_as_the_worker_feeds_it() -> None:
+    # `bot.worker.autoscale` gives `decide` one sample per whole minute (its requests) and
+    # then the freshest rate; fed every tick's fresh rate instead, a minute's rate mixed
+    # two minutes and the noise the policy measured read under half the real one.
+    counts = [float(100 + 40 * (i % 3)) for i in range(40)]
+    context = make_context(trace(counts, interval=60), MODEL)
+    seen: list[list[tuple[datetime, float]]] = []
+
+    class Spy(Autoscaler):
+        def tick(self, obs: Observation) -> int:
+            desired = super().tick(obs)
+            seen.append([(s.at, s.rpm) for s in [*self.minutes]])
+            return desired
+
+    policy = Spy("ours", context, POLICIES["ours"](context).settings, None)  # type: ignore[attr-defined]
+    run(context, policy)
+    per_minute = 60 // MODEL.tick_s
+    last = seen[-1]
+    assert len(last) == 30  # `NOISE_SPAN` of whole minutes
+    for at, rpm in last:
+        k = int((at - START).total_seconds() // MODEL.tick_s) - 1
+        assert (k + 1) % per_minute == 0  # stamped at the minute's end
+        assert rpm == context.minute_rpm[k]  # that minute's requests
 
 
 def _write_trace(path: Path, days: int = 2) -> Path:
