@@ -6,10 +6,11 @@ real jobs (`bot.worker.main.Worker`) against it and the fake Heroku (served by t
 process, over real HTTP):
 
 - a first tick (reads every app's formation once), then two steady ticks (the table shows
-  both; the goal line takes the worse: whether a tick's six-minute range has moved on by a
+  both; the goal line takes the worse: whether a tick's range has moved on by a
   minute, and so decodes about 15 new stored windows per app, is chance of timing);
 - one tick with the forecast refresh (every app reloads its per-minute history at once,
-  as all do at start and each does every 5 minutes);
+  as all do at start and each does every 5 minutes), and one scan tick (every 20th tick
+  reads every row id of the samples' half hour, not only new ones: `bot.metrics.recent`);
 - one compaction run over exactly one minute of new data: an untimed run folds what
   seeding left, then one minute of parts (2 web dynos x 2 gunicorn workers per 10 s
   window) and one minute of fine windows crossing the 48-hour line are written, and the
@@ -59,6 +60,7 @@ from contextlib import contextmanager
 import psycopg
 
 from bot.metrics.aggregate import Window
+from bot.metrics.recent import SCAN_EVERY
 from bot.metrics.store import BATCH_SECONDS, KEEP_COARSE, KEEP_FINE, KEEP_MINUTES, SETTLED
 from bot.store.db import Database, pool_size
 from policies.sketch import Sketch
@@ -325,6 +327,11 @@ def child(job: str, url: str, heroku_url: str, apps: int, clock: int) -> int:
         worker._autoscaler()._history.clear()  # every app's forecast is due, as at start
         timed("forecast_tick_s", worker.autoscale)
         timed("steady_tick_2_s", worker.autoscale)
+        # Every SCAN_EVERY-th call the recent-traffic read takes every row id in range, not
+        # only new ones (`bot.metrics.recent`): time one such tick too.
+        recent = worker._autoscaler()._recent
+        recent._calls = SCAN_EVERY * (recent._calls // SCAN_EVERY + 1) - 1
+        timed("scan_tick_s", worker.autoscale)
         out["scale_actions"] = acted() - before
         timed("compaction_total_s", compaction)
         timed("retention_s", worker.forget_request_keys)
@@ -457,10 +464,10 @@ def report(results: list[dict], independence: dict) -> None:
     print(f"Worker jobs at fleet scale (PostgreSQL, pool {pool} per process, this machine).")
     print()
     print(
-        "| apps | history per app | peak RSS | first tick | steady ticks | tick + forecast "
-        "refresh | compaction (1 min new) | retention run | max connections |"
+        "| apps | history per app | peak RSS | first tick | steady ticks | scan tick | "
+        "tick + forecast refresh | compaction (1 min new) | retention run | max connections |"
     )
-    print("|---:|---|---:|---:|---|---:|---:|---:|---:|")
+    print("|---:|---|---:|---:|---|---:|---:|---:|---:|---:|")
     for r in results:
         history = f"{r['fine_hours']:g} h of 10 s" + (
             f" + {r['coarse_days']:g} d of 1 min" if r["coarse_days"] else ""
@@ -468,7 +475,7 @@ def report(results: list[dict], independence: dict) -> None:
         print(
             f"| {r['apps']:,} | {history} | {r['rss_mb']:.0f} MB | {r['first_tick_s']:.2f} s | "
             f"{r['steady_tick_s']:.2f} s, {r['steady_tick_2_s']:.2f} s | "
-            f"{r['forecast_tick_s']:.2f} s | "
+            f"{r['scan_tick_s']:.2f} s | {r['forecast_tick_s']:.2f} s | "
             f"{r['compaction_s']:.2f} s | {r['retention_s']:.2f} s | {r['connections']} |"
         )
     print()

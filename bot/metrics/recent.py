@@ -12,7 +12,7 @@ its rows only when a new row is a fold or lands in a sealed minute. A steady tic
 what the web dynos flushed in the last 15 s, not 15 minutes of ids (`make bench-scale`,
 1,000 apps: reading every id in range was 0.9 s of a 1.65 s tick; the tick is now about
 0.6 s, and the worker's peak RSS is no higher).
-Every `_SCAN_EVERY` calls one reads every id in range instead and heals what the first way
+Every `SCAN_EVERY` calls one reads every id in range instead and heals what the first way
 cannot see: a row committed more than a tick after a higher id, or deleted with no fold.
 
 A minute that ended `_SEAL_AFTER` seconds before the range's end is sealed: its p95s are
@@ -24,7 +24,8 @@ minute from its rows.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from array import array
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,12 +37,13 @@ from bot.store.models import MetricWindow
 from policies.sketch import Sketch
 
 _CHUNK = 1000  # ids per query: their documents are decoded together (memory)
+_STREAM_ROWS = 20_000  # rows per fetch of a whole scan
 # Web dynos flush every 5 s and Logplex delivers within seconds: a minute a minute old is whole.
 _SEAL_AFTER = 60
 # Every this many calls (5 minutes of 15 s ticks) a call reads every row's id in range, not
 # only new ones: it heals whatever a reader of new ids could miss (a row committed more than
 # a tick late, a row deleted with no fold to say so).
-_SCAN_EVERY = 20
+SCAN_EVERY = 20
 _NAMED_APPS = 20  # up to this many apps are named in the query; a fleet is filtered here
 
 
@@ -50,7 +52,9 @@ class MinuteTraffic:
     """One app's traffic in [start, start + 60) seconds, merged from its stored windows."""
 
     start: int
-    ids: set[int] = field(default_factory=set)
+    # The ids of the rows merged in, as 8-byte numbers: a set of Python ints is about seven
+    # times the size, and a fleet's half hour is tens of thousands of minutes.
+    ids: array[int] = field(default_factory=lambda: array("q"))
     requests: int = 0
     queue: Sketch = field(default_factory=Sketch)
     service: Sketch = field(default_factory=Sketch)
@@ -62,11 +66,16 @@ class MinuteTraffic:
         default=None, init=False, repr=False, compare=False
     )
     sealed: bool = False
+    # What a reader derived from this minute once it was sealed (the tick's policy sample):
+    # a sealed minute never changes, and a rebuilt one is a new object.
+    memo: Any = field(default=None, compare=False, repr=False)
 
     def seal(self) -> None:
-        """Keep the p95s, drop the sketches: this minute takes no more parts."""
+        """Keep the p95s, drop the sketches and the 10 s counts (only the freshest windows
+        are read): this minute takes no more parts."""
         self.p95s()
         self.queue = self.service = _EMPTY
+        self.windows = {}
         self.sealed = True
 
     def add(self, document: Mapping[str, Any]) -> None:
@@ -127,7 +136,7 @@ class RecentTraffic:
             or since < self._since
             or until < self._until
             or not apps <= self._apps
-            or self._calls % _SCAN_EVERY == 0
+            or self._calls % SCAN_EVERY == 0
         )
         seen = self._take(apps, since, until, whole, wanted)
         # Read once the ids are dropped: a whole scan's are a few hundred thousand rows.
@@ -157,19 +166,16 @@ class RecentTraffic:
         """Which rows to read (into `wanted`): of every id in range (`whole`), or of the new
         ones. Returns the highest id seen."""
         if whole:
-            rows = self._rows(apps, since, until)
-            by_minute = self._by_minute(rows)
+            by_minute = self._by_minute(self._rows(apps, since, until, stream=True))
             for key in [k for k in self._minutes if k not in by_minute]:
                 del self._minutes[key]  # its rows are gone
             self._settle(by_minute, wanted)
-        else:
-            # New ids, and the windows the range reaches only now (written before the last
-            # call, past its end): their ids may lie below the floor.
-            rows = self._rows(apps, since, until, above=self._floor)
-            reached = (
-                self._rows(apps, max(since, self._until), until) if until > self._until else []
-            )
-            self._add_new([*rows, *reached], until, wanted)
+            return max((max(ids) for ids in by_minute.values()), default=self._seen)
+        # New ids, and the windows the range reaches only now (written before the last call,
+        # past its end): their ids may lie below the floor.
+        rows = self._rows(apps, since, until, above=self._floor)
+        reached = self._rows(apps, max(since, self._until), until) if until > self._until else []
+        self._add_new([*rows, *reached], until, wanted)
         return max((row[1] for row in rows), default=self._seen)
 
     def _add_new(self, rows: Sequence[Row], until: int, wanted: dict[int, MinuteTraffic]) -> None:
@@ -180,7 +186,7 @@ class RecentTraffic:
         for app, row_id, start, folded in rows:
             key = (app, start - start % 60)
             minute = self._minutes.get(key)
-            if minute is not None and row_id in minute.ids:
+            if minute is not None and row_id in minute.ids:  # a re-read below the floor
                 continue
             if folded or (minute is not None and minute.sealed):
                 rebuild.add(key)  # compaction replaced parts, or a part came late
@@ -190,7 +196,7 @@ class RecentTraffic:
             first = min(start for _, start in rebuild)
             last = min(max(start for _, start in rebuild) + 60, until)
             scoped = self._by_minute(self._rows(frozenset(a for a, _ in rebuild), first, last))
-            self._settle({key: scoped.get(key, set()) for key in rebuild}, wanted)
+            self._settle({key: scoped.get(key, array("q")) for key in rebuild}, wanted)
         for key, row_id in added:
             if key not in rebuild:
                 minute = self._minutes.get(key)
@@ -199,37 +205,46 @@ class RecentTraffic:
                 wanted[row_id] = minute
 
     def _settle(
-        self, by_minute: Mapping[tuple[str, int], set[int]], wanted: dict[int, MinuteTraffic]
+        self, by_minute: Mapping[tuple[str, int], array[int]], wanted: dict[int, MinuteTraffic]
     ) -> None:
         """Make each minute's state match its stored rows (`by_minute`), reading only ids it
         has not read, unless a row went away (compaction folded its parts) or a part came
         after the minute was sealed: then it starts again."""
-        for key, ids in by_minute.items():
+        for key, stored in by_minute.items():
             known = self._minutes.get(key)
-            if not ids:
+            if not stored:
                 self._minutes.pop(key, None)
                 continue
-            if known is None or not known.ids <= ids or (known.sealed and ids != known.ids):
-                known = self._minutes[key] = MinuteTraffic(key[1])
-            for row_id in ids - known.ids:
+            ids, had = set(stored), set(known.ids) if known is not None else set()
+            if known is None or not had <= ids or (known.sealed and ids != had):
+                known, had = MinuteTraffic(key[1]), set()
+                self._minutes[key] = known
+            for row_id in ids - had:
                 wanted[row_id] = known
 
     @staticmethod
-    def _by_minute(rows: Sequence[Row]) -> dict[tuple[str, int], set[int]]:
-        found: dict[tuple[str, int], set[int]] = {}
+    def _by_minute(rows: Iterable[Row]) -> dict[tuple[str, int], array[int]]:
+        found: dict[tuple[str, int], array[int]] = {}
         for app, row_id, start, _ in rows:
             key = (app, start - start % 60)
             ids = found.get(key)
             if ids is None:
-                ids = found[key] = set()
-            ids.add(row_id)
+                ids = found[key] = array("q")
+            ids.append(row_id)
         return found
 
     def _rows(
-        self, apps: frozenset[str], since: int, until: int, above: int | None = None
-    ) -> Sequence[Row]:
+        self,
+        apps: frozenset[str],
+        since: int,
+        until: int,
+        above: int | None = None,
+        stream: bool = False,
+    ) -> Sequence[Row] | _Streamed:
         """(app, id, start, folded) of `apps`' fine windows in [since, until), or only of
-        those with ids `above` a number: one query, no JSON."""
+        those with ids `above` a number: one query, no JSON. `stream`: fetched a partition
+        at a time, for a whole scan of the fleet (half an hour of a thousand apps' rows is
+        about 700,000 of them, some 70 MB at once)."""
         table = MetricWindow.__table__.c
         # On the table, not the mapped class: plain rows, no ORM compilation per tick.
         query = select(table.app, table.id, table.start, table.folded).where(
@@ -244,10 +259,12 @@ class RecentTraffic:
             query = query.where(table.folded.in_((False, True)))
         if len(apps) <= _NAMED_APPS:
             query = query.where(table.app.in_(sorted(apps)))
+        if stream:
+            return _Streamed(self._db, query, apps)
         with self._db.session() as session:
             # all(): one fetch, not a driver call per row (tens of thousands of them).
             found = session.connection().execute(query).all()
-        # Filtered in place, not copied: a fleet's whole scan is a few hundred thousand rows.
+        # Filtered in place, not copied.
         return found if len(apps) <= _NAMED_APPS else [row for row in found if row[0] in apps]
 
     def _read(self, wanted: dict[int, MinuteTraffic]) -> None:
@@ -258,7 +275,22 @@ class RecentTraffic:
                 for row_id, document in session.connection().execute(query).all():
                     minute = wanted[row_id]
                     minute.add(document)
-                    minute.ids.add(row_id)
+                    minute.ids.append(row_id)
+
+
+class _Streamed:
+    """A query's rows (of `apps` only), iterated once, `_STREAM_ROWS` fetched at a time."""
+
+    def __init__(self, db: Database, query: Any, apps: frozenset[str]) -> None:
+        self._db, self._query, self._apps = db, query, apps
+
+    def __iter__(self) -> Iterator[Row]:
+        with self._db.session() as session:
+            connection = session.connection().execution_options(yield_per=_STREAM_ROWS)
+            for rows in connection.execute(self._query).partitions():
+                for row in rows:
+                    if row[0] in self._apps:
+                        yield row
 
 
 def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
