@@ -60,8 +60,13 @@ def test_status_is_open_to_everyone_changes_are_not(driver):
         "Autoscaling of `myapp`: on, web 1–10, target requests 1200 rpm per dyno (chat, <@"
         in status
     )
+    # What scale-down follows depends on the target: a rate's noise allowance, or a hold.
+    assert "Scale-down keeps room for the rate's noise" in status
     refused = say(driver, "autoscale myapp off", USER)["text"]
     assert "You may not autoscale `myapp`" in refused
+    say(driver, "autoscale myapp on target=queue:300ms")
+    status = say(driver, "autoscale myapp status", USER)["text"]
+    assert "Scale-down follows the highest wish of the last 1–5 min" in status
 
 
 def test_pins_hold_until_they_expire_or_are_lifted(driver, web):

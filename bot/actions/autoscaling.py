@@ -403,6 +403,13 @@ class AutoscaleCommands:
                 f"Scale-down follows the highest wish of the last {minutes:g} min "
                 f"({found.down_source})."
             )
+        elif settings is not None and settings.target_kind == "rpm":
+            # `policies.autoscale.headroom`: with a rate target the noise allowance is the
+            # room a longer hold would keep.
+            lines.append(
+                "Scale-down keeps room for the rate's noise (its level plus two deviations) "
+                "and follows the highest wish of the last minute (default)."
+            )
         else:
             lines.append(
                 "Scale-down follows the highest wish of the last 1–5 min, longer the jumpier "
