@@ -10,13 +10,13 @@ it has seen (a range of the primary key, no JSON) and for the 10 s windows its r
 only now (a range of `start`), adds them to their minutes, and rebuilds a minute from all
 its rows only when a new row is a fold or lands in a sealed minute. A steady tick touches
 what the web dynos flushed in the last 15 s, not 15 minutes of ids (`make bench-scale`,
-1,000 apps: reading every id in range was 0.9 s of a 1.65 s tick; the tick is now about
-0.6 s, and the worker's peak RSS is no higher).
+1,000 apps: reading every id in range was 0.9 s of a 1.65 s tick; the tick is now 0.6 to
+1.0 s, and the worker's peak RSS is no higher).
 Every `SCAN_EVERY` calls one reads every id in range instead and heals what the first way
 cannot see: a row committed more than a tick after a higher id, or deleted with no fold.
 
 A minute that ended `_SEAL_AFTER` seconds before the range's end is sealed: its p95s are
-worked out and its sketches dropped, since the policy reads 15 minutes of rates but no
+worked out and its sketches dropped, since the policy reads 30 minutes of rates but no
 sketch of a past minute changes (`make bench-scale`, 1,000 apps: the worker's peak RSS went
 from 329 MB to 291 MB with sealing). A part that arrives later, or a fold, rebuilds that
 minute from its rows.
