@@ -58,6 +58,7 @@ from sqlalchemy import create_engine, text
 
 from benchmarks import procfile
 from benchmarks.ack_latency import ADMIN, HEROKU_KEY, SIGNING_SECRET, Server
+from benchmarks.autoscale import Recorder
 from bot import simulate
 from bot.metrics.store import MetricsStore
 from bot.sandbox.fakes.dyno import FakeEndpoints, web_dyno_env
@@ -68,10 +69,7 @@ from bot.store.autoscale_settings import AutoscaleStore, Settings
 from bot.store.db import Database, normalize_url
 from bot.store.drains import Drains
 from policies.simulator import (
-    Context,
     Model,
-    Observation,
-    Policy,
     Trace,
     boot_delays,
     make_context,
@@ -84,24 +82,6 @@ TRACES = ROOT.parent / "shared" / "traces"
 APP = "loop"
 GOAL = 0.10
 DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-class Recorder(Policy):
-    """A policy as it is, noting what the simulator showed it at each minute's end."""
-
-    def __init__(self, inner: Policy, context: Context) -> None:
-        self.inner, self.name, self.reads_every_s = inner, inner.name, inner.reads_every_s
-        self.per_minute: list[tuple[int, float]] = []  # (web dynos, p95 queue ms)
-        self._per_minute = 60 // context.model.tick_s
-
-    def start(self, context: Context) -> int:
-        return self.inner.start(context)
-
-    def tick(self, obs: Observation) -> int:
-        desired = self.inner.tick(obs)
-        if (obs.step + 1) % self._per_minute == 0:
-            self.per_minute.append((obs.current, obs.queue_p95_ms))
-        return desired
 
 
 @dataclass(frozen=True)
@@ -302,7 +282,7 @@ def run_loop(
     per_minute = 60 // model.tick_s
     detail = tuple(
         (context.minute_rpm[(i + 1) * per_minute - 1], loop_n, loop_ms, sim_n, sim_ms)
-        for i, ((_, loop_ms, loop_n), (sim_n, sim_ms)) in enumerate(
+        for i, ((_, loop_ms, loop_n), (sim_n, _, sim_ms, _)) in enumerate(
             zip(router.stats.per_minute, recorder.per_minute, strict=False)
         )
     )
