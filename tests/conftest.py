@@ -80,6 +80,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    """A `Database` on `database_url`, disposed after the test."""
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
 @pytest.fixture(autouse=True)
 def _dispose_every_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Dispose every engine a test made (web apps, workers, stores) when it ends: a web app's

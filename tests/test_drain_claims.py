@@ -24,13 +24,6 @@ from tests.conftest import _postgres_url
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def database(database_url):
-    database = Database(database_url)
-    yield database
-    database.dispose()
-
-
 def rows(database: Database) -> int:
     with database.session() as session:
         return int(session.scalar(select(func.count()).select_from(DrainClaim)) or 0)

@@ -5,21 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from bot.store.autoscale_settings import AutoscaleStore, Decision
-from bot.store.db import Database, pool_size
+from bot.store.db import pool_size
 from bot.store.drain_claims import KEEP as KEEP_DRAIN
 from bot.store.request_keys import KEEP, RequestKeys
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def database(database_url):
-    database = Database(database_url)
-    yield database
-    database.dispose()
 
 
 def test_old_decisions_are_forgotten(database):

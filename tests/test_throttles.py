@@ -6,9 +6,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
-from bot.store.db import Database
 from bot.store.throttles import LOW_REMAINING, READ_EVERY, WRITE_EVERY, Throttles
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -21,13 +18,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def database(database_url):
-    database = Database(database_url)
-    yield database
-    database.dispose()
 
 
 def test_remaining_is_stored_every_few_seconds_and_every_time_near_the_floor(database):
