@@ -174,8 +174,10 @@ def test_a_full_child_refuses_at_once_and_a_slot_frees_when_its_job_ends(tmp_pat
         assert not pool.try_submit("hold")
         assert pool.refused == 1
         gate.set()
-        # The slots come back as the child reports each job's end.
+        # The slots come back with the child's reports of each job's end, read when a job
+        # is next submitted (no thread wakes for them).
         for _ in range(200):
+            pool._child.collect()  # type: ignore[union-attr]
             if pool._slots._value == 2:  # type: ignore[attr-defined]
                 break
             threading.Event().wait(0.05)
@@ -185,24 +187,51 @@ def test_a_full_child_refuses_at_once_and_a_slot_frees_when_its_job_ends(tmp_pat
         pool.close()
 
 
+@pytest.mark.parametrize("size", [1000, 8192])  # written by the ack itself, by the sender
+def test_jobs_the_pipe_has_no_room_for_wait_for_the_sender_and_every_job_runs_once(
+    tmp_path, size: int
+) -> None:
+    out = tmp_path / "out"
+    count = 2 * (1 << 20) // size  # twice what the 1 MiB jobs pipe holds
+    pool = Background(threads=2, queue=count)
+    pool.register("note", lambda text, padding: append(str(out), text))
+    pool.start_process()
+    child = pool.child_pid
+    assert child is not None
+    os.kill(child, signal.SIGSTOP)  # the child reads nothing: the pipe fills up
+    try:
+        submitter = threading.Thread(
+            target=lambda: [pool.try_submit("note", f"job{i}", "x" * size) for i in range(count)]
+        )
+        submitter.start()
+        submitter.join(60)
+        assert not submitter.is_alive()  # no ack waited for the stopped child
+        assert lines(out) == []
+    finally:
+        os.kill(child, signal.SIGCONT)
+        pool.close()
+    assert sorted(line.split()[0] for line in lines(out)) == sorted(f"job{i}" for i in range(count))
+
+
 def test_a_dead_child_is_replaced_its_running_job_answered_lost_and_the_rest_run(
     tmp_path,
 ) -> None:
-    out, lost = tmp_path / "out", tmp_path / "lost"
+    out, lost, started = tmp_path / "out", tmp_path / "lost", tmp_path / "started"
     gate = Gate(tmp_path / "gate")
     pool = Background(threads=1, queue=10)
     pool.register(
         "note",
-        lambda text: (gate.wait(30), append(str(out), text)),
+        lambda text: (append(str(started), text), gate.wait(30), append(str(out), text)),
         lost=lambda text: append(str(lost), text),
     )
     pool.start_process()
     first = pool.child_pid
     try:
         assert all(pool.try_submit("note", f"job{i}") for i in range(4))
-        # job0 runs (held by the gate), job1..3 wait: wait for job0's start to be reported.
+        # job0 runs (held by the gate), job1..3 wait. Nothing reads the child's reports
+        # before it dies: the watcher finds job0's start among its last ones.
         for _ in range(200):
-            if pool._child._started:  # type: ignore[union-attr]
+            if lines(started):
                 break
             threading.Event().wait(0.05)
         assert first is not None

@@ -15,11 +15,20 @@ Two ways to run the jobs, the same names and data for both:
 - In a child process (`start_process`, called by gunicorn's `post_worker_init` in each
   worker before it starts its request threads, never in the preloading master). The child
   is forked from the worker, so it holds the same registered jobs and services; it runs at
-  nice +10 with `threads` job threads. The ack's thread only appends the pickled job to a
-  list and wakes a sender thread, which writes it to the child's pipe; the child reports
-  each job's start and end on a second pipe, and the slot is freed at the end. A profile of
-  one worker under one client showed the jobs (requests/heroku3 calls and the post to
-  `response_url`) took about 57 % of its GIL time, which every ack waited behind.
+  nice +10 with `threads` job threads. The ack's thread writes the pickled job into the
+  child's pipe itself, without blocking: a write of at most PIPE_BUF (4 KiB; a slash
+  command's is well under 1 KiB) into a non-blocking pipe is all or nothing. A larger job,
+  or one the pipe (1 MiB) has no room for, goes to a sender thread that waits for room.
+  The child reports each job's start and end on a second pipe, which the worker reads only
+  when it next submits a job (that is when a finished job's slot is needed) or when the
+  child dies: no worker thread wakes per job to take the GIL from the acks. (Unread reports
+  are at most two per accepted job, 27 KB at the bound: the child never blocks on them.)
+  A profile of one worker under one client showed the jobs (requests/heroku3 calls and the
+  post to `response_url`) took about 57 % of its GIL time, which every ack waited behind.
+  With the jobs in the child, the sender and watcher threads still woke three times per job;
+  writing from the ack and reading reports lazily took ours' ack p99 at 50 clients from
+  1.17 to 0.90 times bare bolt's (mean of 10 p99 ratios each, status and scale in 5
+  alternating runs; docs/benchmarks.md).
   If the child dies, a new one is forked at once: jobs it had not started are sent to the
   new one, and every job it had started (it may or may not have changed something) runs its
   `lost` handler instead, which tells the user (never silence). `close` (gunicorn's
@@ -42,11 +51,13 @@ GIL time.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import itertools
 import logging
 import os
 import pickle
 import queue
+import select
 import signal
 import struct
 import threading
@@ -69,6 +80,7 @@ LOST = (
     "trying again."
 )
 RESTART_PAUSE = 1.0  # seconds between attempts when forking a new child fails
+PIPE_BYTES = 1 << 20  # the jobs pipe's size: Linux's default pipe-max-size for any user
 
 _START, _DONE = b"s", b"d"  # the child's reports: one byte and the job's number
 _REPORT = struct.Struct("!cQ")
@@ -153,6 +165,8 @@ class Background:
         nothing queued) if full or closing."""
         if name not in self._jobs:
             raise KeyError(f"no background job is registered as {name!r}")
+        if self._child is not None:
+            self._child.collect()  # finished jobs give their slots back
         if not self._slots.acquire(blocking=False):
             self.refused += 1
             return False
@@ -191,8 +205,8 @@ class Background:
 
 class _Child:
     """The parent's side of the job process: the jobs accepted and not finished, a sender
-    thread feeding the child's pipe, and a watcher thread reading its reports and forking
-    a new child when one dies."""
+    thread for jobs the pipe had no room for, and a watcher thread that waits for the
+    child's death, reads its last reports and forks a new one."""
 
     def __init__(self, pool: Background, close_in_child: tuple[Any, ...]) -> None:
         self._pool = pool
@@ -203,7 +217,9 @@ class _Child:
         self._idle = threading.Condition(self._lock)  # close(): the child has finished
         self._pending: dict[int, bytes] = {}  # accepted, not finished: number -> frame
         self._started: set[int] = set()
-        self._outbox: deque[int] = deque()  # numbers to write to the child's pipe
+        self._outbox: deque[int] = deque()  # numbers for the sender to write
+        self._sending = False  # the sender is writing: nobody else may write now
+        self._reading = threading.Lock()  # one reader of the reports pipe at a time
         self._closing = False
         self._stop_sent = False
         self._finished = False
@@ -221,10 +237,40 @@ class _Child:
             if self._closing:
                 return False
             number = next(self._numbers)
-            self._pending[number] = struct.pack("!Q", number) + payload
+            frame = self._pending[number] = struct.pack("!Q", number) + payload
+            connection = self._jobs_out
+            # Nobody else writes while the lock is held and the sender is idle.
+            if connection is not None and not (self._outbox or self._sending):
+                try:
+                    if _write_at_once(connection, frame):
+                        return True
+                except OSError:
+                    return True  # the child died: the watcher resends every job not started
             self._outbox.append(number)
             self._wake.notify()
         return True
+
+    def collect(self) -> None:
+        """Note the reports the child has sent so far, never waiting: a finished job's
+        slot comes back here."""
+        if not self._reading.acquire(blocking=False):
+            return  # another thread is reading them right now
+        try:
+            connection = self._reports_in
+            with contextlib.suppress(EOFError, OSError):  # the child died: the watcher's part
+                while connection is not None and connection.poll(0):
+                    self._note(connection.recv_bytes())
+        finally:
+            self._reading.release()
+
+    def _note(self, report: bytes) -> None:
+        kind, number = _REPORT.unpack(report)
+        with self._lock:
+            if kind == _START:
+                self._started.add(number)
+            elif self._pending.pop(number, None) is not None:
+                self._started.discard(number)
+                self._pool._slots.release()
 
     def close(self, wait: bool) -> None:
         with self._lock:
@@ -262,6 +308,9 @@ class _Child:
                 os._exit(status)
         jobs_in.close()
         reports_out.close()
+        with contextlib.suppress(AttributeError, OSError):  # not Linux, or over the allowance
+            fcntl.fcntl(jobs_out.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        os.set_blocking(jobs_out.fileno(), False)  # for the ack's all-or-nothing writes
         with self._lock:
             self.pid = pid
             self._jobs_out, self._reports_in = jobs_out, reports_in
@@ -272,6 +321,7 @@ class _Child:
     def _send(self) -> None:
         while True:
             with self._lock:
+                self._sending = False
                 while self._retired:
                     with contextlib.suppress(OSError):
                         self._retired.pop().close()
@@ -291,8 +341,9 @@ class _Child:
                         continue
                     frame = b""  # the end: the child finishes what it has, then exits
                     self._stop_sent = True
+                self._sending = True
             try:
-                connection.send_bytes(frame)
+                _write_all(connection, frame)
             except OSError:
                 # The child is gone: the watcher forks another and queues again every job
                 # this one never started (this one included). Wait for that.
@@ -302,21 +353,17 @@ class _Child:
 
     def _watch(self) -> None:
         while True:
-            connection = self._reports_in
-            assert connection is not None
-            with contextlib.suppress(EOFError, OSError):
-                while True:
-                    kind, number = _REPORT.unpack(connection.recv_bytes())
-                    with self._lock:
-                        if kind == _START:
-                            self._started.add(number)
-                        elif self._pending.pop(number, None) is not None:
-                            self._started.discard(number)
-                            self._pool._slots.release()
-            connection.close()
             status = None
+            # Blocked in waitpid, this thread holds no GIL until the child has exited.
             with contextlib.suppress(ChildProcessError):  # reaped by someone else already
                 _, status = os.waitpid(self.pid, 0)
+            with self._reading:  # every report the child wrote is in the pipe by now
+                connection, self._reports_in = self._reports_in, None
+                assert connection is not None
+                with contextlib.suppress(EOFError, OSError):
+                    while connection.poll(0):
+                        self._note(connection.recv_bytes())
+                connection.close()
             with self._lock:
                 if self._closing and not self._pending:
                     self._finished = True
@@ -351,6 +398,37 @@ class _Child:
             del self._pending[number]
             self._pool._slots.release()
             log.error("background job lost with its process", extra={"job": name})
+
+
+def _framed(frame: bytes) -> bytes:
+    """`frame` as `Connection.send_bytes` writes it (a 4-byte length first), for the
+    child's `recv_bytes`."""
+    return struct.pack("!i", len(frame)) + frame
+
+
+def _write_at_once(connection: Connection, frame: bytes) -> bool:
+    """Write `frame` whole into the non-blocking pipe now, or write nothing and say False:
+    a pipe write of at most PIPE_BUF bytes is atomic."""
+    data = _framed(frame)
+    if len(data) > select.PIPE_BUF:
+        return False
+    try:
+        os.write(connection.fileno(), data)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _write_all(connection: Connection, frame: bytes) -> None:
+    """Write `frame` into the non-blocking pipe, waiting for room as often as needed."""
+    data = memoryview(_framed(frame))
+    room = select.poll()
+    room.register(connection.fileno(), select.POLLOUT)
+    while data:
+        try:
+            data = data[os.write(connection.fileno(), data) :]
+        except BlockingIOError:
+            room.poll()
 
 
 def _lost_name(name: str) -> str:
