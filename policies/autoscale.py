@@ -482,10 +482,11 @@ def headroom(settings: Settings, samples: Sequence[Sample], now: datetime) -> He
     edges = [
         t.value * (1 + settings.tolerance) for t in settings.targets if t.metric == "rpm_per_dyno"
     ]
-    if not recent or not edges or len(_minute_rates(samples)) < _NOISE_MINUTES:
+    rates = _minute_rates(samples)
+    if not recent or not edges or len(rates) < _NOISE_MINUTES:
         return None
-    sigma = noise_detrended(samples)
-    rate, minutes = rate_level(_minute_rates(samples), sigma)
+    sigma = _detrended(rates)
+    rate, minutes = rate_level(rates, sigma)
     if rate <= 0:
         return None
     # The level is itself a mean of `minutes` noisy minutes: the next minute may differ
@@ -544,6 +545,11 @@ def noise_detrended(samples: Sequence[Sample]) -> float:
     rates = _minute_rates(samples)
     if len(rates) < 3:
         return noise(samples)
+    return _detrended(rates)
+
+
+def _detrended(rates: Sequence[float]) -> float:
+    """`noise_detrended` of at least three minute rates."""
     poisson = math.sqrt(max(0.0, sum(rates) / len(rates)))
     seconds = sorted(
         abs(a - 2 * b + c) for a, b, c in zip(rates, rates[1:], rates[2:], strict=False)

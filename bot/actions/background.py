@@ -256,12 +256,16 @@ class _Child:
         if not self._reading.acquire(blocking=False):
             return  # another thread is reading them right now
         try:
-            connection = self._reports_in
-            with contextlib.suppress(EOFError, OSError):  # the child died: the watcher's part
-                while connection is not None and connection.poll(0):
-                    self._note(connection.recv_bytes())
+            self._read_reports(self._reports_in)
         finally:
             self._reading.release()
+
+    def _read_reports(self, connection: Connection | None) -> None:
+        """Note every report already in the pipe, never waiting; a dead child's pipe ends
+        the reading (what follows its death is the watcher's part)."""
+        with contextlib.suppress(EOFError, OSError):
+            while connection is not None and connection.poll(0):
+                self._note(connection.recv_bytes())
 
     def _note(self, report: bytes) -> None:
         kind, number = _REPORT.unpack(report)
@@ -360,9 +364,7 @@ class _Child:
             with self._reading:  # every report the child wrote is in the pipe by now
                 connection, self._reports_in = self._reports_in, None
                 assert connection is not None
-                with contextlib.suppress(EOFError, OSError):
-                    while connection.poll(0):
-                        self._note(connection.recv_bytes())
+                self._read_reports(connection)
                 connection.close()
             with self._lock:
                 if self._closing and not self._pending:
@@ -451,9 +453,7 @@ def _serve(
         signal.signal(signum, signal.SIG_DFL)
     for hook in pool._after_fork:
         hook()
-    if hasattr(os, "setpriority"):  # threads made after this inherit it
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, 0, min(19, os.getpriority(os.PRIO_PROCESS, 0) + NICE))
+    _yield_cpu()  # the job threads started below inherit it
     jobs = {**pool._jobs, **{_lost_name(n): fn for n, fn in pool._lost.items()}}
     waiting: queue.SimpleQueue[tuple[int, str, tuple[Any, ...]] | None] = queue.SimpleQueue()
     report_lock = threading.Lock()
@@ -490,7 +490,8 @@ def _serve(
 
 
 def _yield_cpu() -> None:
-    """Lower the calling pool thread's CPU priority (each pool thread runs this first)."""
+    """Lower the calling thread's CPU priority (each pool thread runs this first, and the
+    child's main thread before it starts its job threads)."""
     if hasattr(os, "setpriority"):
         # Raising one's own nice needs no privilege; where it is refused, run as before.
         thread = threading.get_native_id()
