@@ -45,6 +45,12 @@ clean:
 bench-autoscale: $(STAMP)
 	$(BIN)/python -m benchmarks.autoscale $(ARGS)
 
+# How far that goal can be reached on the synthetic shapes: the cheapest run of a policy
+# that knows each minute's traffic level in advance, within the best peer's minutes.
+.PHONY: bench-autoscale-bound
+bench-autoscale-bound: $(STAMP)
+	$(BIN)/python -m benchmarks.autoscale_bound $(ARGS)
+
 # The worker's jobs over a synthetic fleet of 10, 100 and 1,000 autoscaled, drained apps in
 # PostgreSQL (TEST_DATABASE_URL, default the local server), with the goals checked;
 # `make bench-scale ARGS='--sizes 10,100'` for a quicker run.

@@ -66,13 +66,13 @@ def _trace(source: str) -> Trace:
 
 
 @functools.lru_cache(maxsize=2)
-def _context(source: str, peak_rpm: float | None, seed: int):  # type: ignore[no-untyped-def]
+def context_of(source: str, peak_rpm: float | None, seed: int):  # type: ignore[no-untyped-def]
     return make_context(_trace(source), Model(seed=seed), peak_rpm)
 
 
 def _job(task: tuple[str, str, float | None, int]) -> tuple[Result, float]:
     path, policy, peak_rpm, seed = task
-    context = _context(path, peak_rpm, seed)
+    context = context_of(path, peak_rpm, seed)
     started = time.perf_counter()
     return run(context, POLICIES[policy](context)), time.perf_counter() - started
 
@@ -188,7 +188,7 @@ class Recorder(Policy):
 
 def detail(source: str, policies: Sequence[str], peak_rpm: float | None, seed: int) -> str:
     """One trace minute by minute under `policies` (the --detail table)."""
-    context = _context(source, peak_rpm, seed)
+    context = context_of(source, peak_rpm, seed)
     model = context.model
     per_minute = 60 // model.tick_s
     recorders = [Recorder(POLICIES[name](context), context) for name in policies]
@@ -270,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     model = Model(seed=args.seed)
-    context = _context(str(sources[0]), args.peak_rpm, args.seed)
+    context = context_of(str(sources[0]), args.peak_rpm, args.seed)
     command = "make bench-autoscale" + (f" ARGS='{' '.join(argv)}'" if argv else "")
     header = (
         f"Model: a dyno serves {model.concurrency} requests at once, {model.service_s * 1000:.0f} ms "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 from policies.simulator import Trace
@@ -27,14 +27,19 @@ def _diurnal(minute: int, peak_hour: float, width_h: float) -> float:
     return math.exp(-((distance / width_h) ** 2))
 
 
-def _noisy(rng: random.Random, level: float) -> float:
-    # A minute's count wobbles more than Poisson arrivals at this scale would (users come
-    # in sessions, clients retry): 5 % of the level, what the simulator then adds its own
-    # Poisson noise to.
-    return max(0.0, rng.gauss(level, 0.05 * level))
+# A minute's count wobbles more than Poisson arrivals at this scale would (users come in
+# sessions, clients retry): by 5 % of the level, what the simulator then adds its own
+# Poisson noise to.
+WOBBLE = 0.05
+
+# A shape yields, minute by minute, the level traffic follows and the relative standard
+# deviation of the minute's wobble around it; `generate` draws the wobble from the same
+# generator right after each yield, so a shape that draws inside its loop sees the
+# sequence it always saw.
+Levels = Iterator[tuple[float, float]]
 
 
-def flash_crowd(rng: random.Random, days: int) -> list[float]:
+def flash_crowd(rng: random.Random, days: int) -> Levels:
     """A quiet diurnal app hit by a few sudden crowds (a link on a news site): x4-8 within
     a minute or two, decaying over 20-90 minutes."""
     base = 100.0
@@ -42,49 +47,43 @@ def flash_crowd(rng: random.Random, days: int) -> list[float]:
         (rng.randrange(_DAY // 2, days * _DAY - 120), rng.uniform(4, 8), rng.uniform(20, 90))
         for _ in range(2 * days)
     ]
-    out = []
     for m in range(days * _DAY):
         level = base * (0.4 + 0.6 * _diurnal(m, 14, 5))
         for at, height, decay in crowds:
             if m >= at:
                 level += base * height * math.exp(-(m - at) / decay) * min(1.0, (m - at + 1) / 2)
-        out.append(_noisy(rng, level))
-    return out
+        yield level, WOBBLE
 
 
-def launch_step(rng: random.Random, days: int) -> list[float]:
+def launch_step(rng: random.Random, days: int) -> Levels:
     """A launch: low traffic, then a step up by x3-5 at a random moment that stays, with a
     second smaller step a day later."""
     first = rng.randrange(_DAY // 2, _DAY + _DAY // 2)
     second = first + _DAY + rng.randrange(-120, 120)
     high, more = rng.uniform(3, 5), rng.uniform(1.2, 1.6)
-    out = []
     for m in range(days * _DAY):
         level = 100.0 * (0.7 + 0.3 * _diurnal(m, 15, 6))
         if m >= first:
             level *= high
         if m >= second:
             level *= more
-        out.append(_noisy(rng, level))
-    return out
+        yield level, WOBBLE
 
 
-def double_peaks(rng: random.Random, days: int) -> list[float]:
+def double_peaks(rng: random.Random, days: int) -> Levels:
     """Two daily peaks (morning and evening), the evening one taller, each a little
     different from day to day."""
     morning, evening = rng.uniform(8, 10), rng.uniform(19, 21)
-    out = []
     for m in range(days * _DAY):
         day = m // _DAY
         wobble = 1 + 0.1 * math.sin(day * 1.7 + morning)
         level = 30 + 100 * wobble * (
             0.6 * _diurnal(m, morning, 1.5) + 1.0 * _diurnal(m, evening, 2)
         )
-        out.append(_noisy(rng, level))
-    return out
+        yield level, WOBBLE
 
 
-def ramp_bursts(rng: random.Random, days: int) -> list[float]:
+def ramp_bursts(rng: random.Random, days: int) -> Levels:
     """Traffic ramping up and down over hours, with short bursts (x2-3 for 2-10 minutes)
     sprinkled on top at random."""
     bursts = {}
@@ -94,37 +93,32 @@ def ramp_bursts(rng: random.Random, days: int) -> list[float]:
         for m in range(at, at + length):
             bursts[m] = height
     period = rng.uniform(4, 8) * 60
-    out = []
     for m in range(days * _DAY):
         ramp = 0.5 + 0.5 * abs(((m / period) % 2) - 1)  # a triangle wave 0.5..1
         level = 120 * ramp * bursts.get(m, 1.0)
-        out.append(_noisy(rng, level))
-    return out
+        yield level, WOBBLE
 
 
-def noisy_plateau(rng: random.Random, days: int) -> list[float]:
+def noisy_plateau(rng: random.Random, days: int) -> Levels:
     """Flat traffic with twice the usual minute-to-minute noise (10 %) and slow drifts but
     no daily rhythm: what a stabilization window exists for."""
-    level, out = rng.uniform(300, 500), []
+    level = rng.uniform(300, 500)
     for m in range(days * _DAY):
         drift = 1 + 0.3 * math.sin(m / rng.uniform(200, 400)) if m % 97 == 0 else None
         level = level if drift is None else 400 * drift
-        out.append(max(0.0, rng.gauss(level, 0.10 * level)))
-    return out
+        yield level, 2 * WOBBLE
 
 
-def batch_sawtooth(rng: random.Random, days: int) -> list[float]:
+def batch_sawtooth(rng: random.Random, days: int) -> Levels:
     """A job every hour or so that hammers the API for 10-20 minutes, then stops."""
     every, length = rng.randrange(45, 90), rng.randrange(10, 21)
     offset = rng.randrange(every)
-    out = []
     for m in range(days * _DAY):
         busy = (m + offset) % every < length
-        out.append(_noisy(rng, 400.0 if busy else 60.0))
-    return out
+        yield (400.0 if busy else 60.0), WOBBLE
 
 
-SHAPES: dict[str, Callable[[random.Random, int], list[float]]] = {
+SHAPES: dict[str, Callable[[random.Random, int], Levels]] = {
     "flash-crowd": flash_crowd,
     "launch-step": launch_step,
     "double-peaks": double_peaks,
@@ -134,11 +128,24 @@ SHAPES: dict[str, Callable[[random.Random, int], list[float]]] = {
 }
 
 
-def generate(shape: str, seed: int, days: int = 3) -> Trace:
-    """The trace of `shape` drawn from `seed`, one-minute intervals, named `shape#seed`."""
+def _draws(shape: str, seed: int, days: int) -> list[tuple[float, float, float]]:
+    """(level, relative wobble, the minute's count) for each minute of `shape`."""
     try:
         make = SHAPES[shape]
     except KeyError:
         raise ValueError(f"unknown shape {shape!r}; try one of {', '.join(SHAPES)}") from None
-    counts = make(random.Random(f"{shape}/{seed}"), days)
-    return Trace(f"{shape}#{seed}", _START, 60, tuple(counts))
+    rng = random.Random(f"{shape}/{seed}")
+    return [(level, sd, max(0.0, rng.gauss(level, sd * level))) for level, sd in make(rng, days)]
+
+
+def generate(shape: str, seed: int, days: int = 3) -> Trace:
+    """The trace of `shape` drawn from `seed`, one-minute intervals, named `shape#seed`."""
+    counts = tuple(count for _, _, count in _draws(shape, seed, days))
+    return Trace(f"{shape}#{seed}", _START, 60, counts)
+
+
+def levels(shape: str, seed: int, days: int = 3) -> list[tuple[float, float]]:
+    """What `generate` draws its trace around, minute by minute: the level and the relative
+    standard deviation of the minute's wobble. What no real policy can know in advance,
+    for `benchmarks.autoscale_bound`."""
+    return [(level, sd) for level, sd, _ in _draws(shape, seed, days)]

@@ -300,42 +300,33 @@ class Static(Policy):
         return self.count
 
 
-class Optimum(Policy):
-    """The offline optimum, knowing the whole trace and planning for the longest boot.
+def plan_ahead(required: Sequence[int], span: int) -> list[int]:
+    """The cheapest counts that have `required[m]` dynos ready at every step m when a dyno
+    takes up to `span` steps to boot: at each step, the most required over the next span
+    steps. A dyno ready at step m was started at the latest `span` steps before and billed
+    since, so the count at step j must be at least required(m) for every m in [j, j +
+    span]; and the sliding maximum over that window meets every constraint (stop the
+    newest dynos first, as Heroku does, and the ones needed at m are all old enough).
+    Computed backwards with a monotone queue in one pass."""
+    plan = [0] * len(required)
+    window: deque[int] = deque()  # indices of decreasing required counts
+    for m in range(len(required) - 1, -1, -1):
+        while window and required[window[-1]] <= required[m]:
+            window.pop()
+        window.append(m)
+        while window[0] > m + span:
+            window.popleft()
+        plan[m] = required[window[0]]
+    return plan
 
-    As a dynamic programme: the state is the count billed at each step, the cost the sum
-    of counts, the constraint that each step has `required` dynos ready. A dyno ready at
-    step m was started at the latest B = boot_steps steps before, and billed since, so
-    the count at step j must be at least required(m) for every m in [j, j + B]; and the
-    sliding maximum over that window meets every constraint (stop the newest dynos
-    first, as Heroku does, and the ones needed at m are all old enough). The programme's
-    value function therefore collapses to that window maximum, computed backwards here
-    with a monotone queue in one pass. Boot delays are drawn at random by the simulator,
-    so the plan assumes the longest (60 s); where even that cannot help (the first
-    steps), the run starts with the count the first steps need.
-    """
 
-    name = "optimum"
+class Planned(Policy):
+    """A policy that follows a count per step worked out before the run."""
+
     reads_every_s = None
 
-    def __init__(self, context: Context) -> None:
-        need: dict[float, int] = {}
-        required = []
-        for rate in context.rates:
-            if rate not in need:
-                need[rate] = context.required(rate)
-            required.append(need[rate])
-        span = context.model.boot_steps
-        plan = [0] * len(required)
-        window: deque[int] = deque()  # indices of decreasing required counts
-        for m in range(len(required) - 1, -1, -1):
-            while window and required[window[-1]] <= required[m]:
-                window.pop()
-            window.append(m)
-            while window[0] > m + span:
-                window.popleft()
-            plan[m] = required[window[0]]
-        self.plan = plan
+    def __init__(self, name: str, plan: Sequence[int]) -> None:
+        self.name, self.plan = name, list(plan)
 
     def start(self, context: Context) -> int:
         return self.plan[0]
@@ -344,6 +335,26 @@ class Optimum(Policy):
         # Decided at the end of step k, the count serves from step k + 1.
         nxt = obs.step + 1
         return self.plan[nxt] if nxt < len(self.plan) else self.plan[-1]
+
+
+class Optimum(Planned):
+    """The offline optimum, knowing the whole trace and planning for the longest boot.
+
+    As a dynamic programme: the state is the count billed at each step, the cost the sum
+    of counts, the constraint that each step has `required` dynos ready. Its value
+    function collapses to `plan_ahead`'s window maximum. Boot delays are drawn at random
+    by the simulator, so the plan assumes the longest (60 s); where even that cannot help
+    (the first steps), the run starts with the count the first steps need.
+    """
+
+    def __init__(self, context: Context) -> None:
+        need: dict[float, int] = {}
+        required = []
+        for rate in context.rates:
+            if rate not in need:
+                need[rate] = context.required(rate)
+            required.append(need[rate])
+        super().__init__("optimum", plan_ahead(required, context.model.boot_steps))
 
 
 POLICIES: dict[str, Callable[[Context], Policy]] = {
