@@ -53,8 +53,8 @@ def register(app: App, services: Services) -> None:
             actor.channel_id,
         )
 
-    def lost(command: dict[str, Any]) -> None:
-        answer_lost(services, command.get("response_url"))
+    def lost(command: dict[str, Any], *, started: bool) -> None:
+        answer_lost(services, command.get("response_url"), started=started)
 
     job = services.background.register(job_name(run_deploy), run_deploy, lost=lost)
     app.command("/deploy")(on_deploy)

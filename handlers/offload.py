@@ -6,7 +6,8 @@ Bolt's lazy listener runner deep-copies the whole request for each lazy function
 listeners pass on only the payload dict and the `response_url`: under gunicorn the job
 runs in a child process, so what crosses is data, and the job rebuilds `respond` and the
 Web API client there. When the runner is full the user gets a plain "busy, try again" at
-once; if the process running a click's job dies, the user is told (`LOST`).
+once; if the process running a click's job dies, the user is told (`LOST`), and if the
+dyno stops before the job starts, that nothing was done (`NOT_RUN`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Respond
 
-from bot.actions.background import BUSY, LOST
+from bot.actions.background import BUSY, LOST, NOT_RUN
 
 if TYPE_CHECKING:
     from slack_bolt import Ack
@@ -40,11 +41,12 @@ def responder(client: WebClient, response_url: str | None) -> Respond:
     return Respond(response_url=response_url, proxy=client.proxy, ssl=client.ssl)  # type: ignore[arg-type]
 
 
-def answer_lost(services: Services, response_url: str | None) -> None:
-    """Tell the user a job was cut off with its process, on its `response_url`."""
+def answer_lost(services: Services, response_url: str | None, *, started: bool) -> None:
+    """Tell the user, on the job's `response_url`, that its process was cut off while it
+    ran (`started`) or stopped before it began."""
     if response_url:
         responder(services.slack(), response_url)(
-            text=LOST, replace_original=False, response_type="ephemeral"
+            text=LOST if started else NOT_RUN, replace_original=False, response_type="ephemeral"
         )
     else:
         log.error("a background job was lost and has no response_url to say so on")
@@ -60,8 +62,8 @@ def click(services: Services, work: Work) -> Callable[..., None]:
             client = services.slack()
             work(body, responder(client, response_url), client)
 
-        def lost(body: dict[str, Any], response_url: str | None) -> None:
-            answer_lost(services, response_url)
+        def lost(body: dict[str, Any], response_url: str | None, *, started: bool) -> None:
+            answer_lost(services, response_url, started=started)
 
         services.background.register(name, job, lost=lost)
 

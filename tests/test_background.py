@@ -4,19 +4,24 @@ slash command that finds it full is answered "busy" by the ack, with no work lef
 
 In a child process (as under gunicorn): a job never leaves the ack waiting, a dead child
 is replaced and the user whose job it was running is told, jobs it had not started run in
-the next one, and closing finishes every accepted job first."""
+the next one, and closing finishes every accepted job first. When the dyno stops
+(SIGTERM), jobs still waiting after the grace period are answered "nothing was done"
+instead of being cut off unanswered by the kill that follows."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bot.actions.background import BUSY, LOST, NICE, Background
+from bot.actions.background import BUSY, LOST, NICE, NOT_RUN, Background
 from bot.store.db import pool_size
 from tests.conftest import ADMIN, USER
 from tests.webclient import ack_text, patches, settle
@@ -222,7 +227,7 @@ def test_a_dead_child_is_replaced_its_running_job_answered_lost_and_the_rest_run
     pool.register(
         "note",
         lambda text: (append(str(started), text), gate.wait(30), append(str(out), text)),
-        lost=lambda text: append(str(lost), text),
+        lost=lambda text, started: append(str(lost), text),
     )
     pool.start_process()
     first = pool.child_pid
@@ -248,6 +253,57 @@ def test_a_dead_child_is_replaced_its_running_job_answered_lost_and_the_rest_run
     assert [line.split()[0] for line in lines(lost)] == ["job0"]  # told, not run again
     assert sorted(line.split()[0] for line in lines(out)) == ["job1", "job2", "job3"]
     assert {line.split()[1] for line in lines(out) + lines(lost)} == {str(pool.child_pid)}
+
+
+def wait_for(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_after_sigterm_jobs_waiting_past_the_grace_are_answered_not_run(tmp_path) -> None:
+    out, told = tmp_path / "out", tmp_path / "told"
+    gate = Gate(tmp_path / "gate")
+    pool = Background(threads=1, queue=10, stop_grace=0.0)
+    pool.register(
+        "note",
+        lambda text: (gate.wait(30), append(str(out), text)),
+        lost=lambda text, started: append(str(told), f"{text} started={started}"),
+    )
+    pool.start_process()
+    child = pool.child_pid
+    try:
+        assert all(pool.try_submit("note", f"job{i}") for i in range(5))
+        time.sleep(0.5)  # job0 runs, held by the gate; the child has read the other four
+        assert child is not None
+        os.kill(child, signal.SIGTERM)  # what Heroku sends every process of a stopping dyno
+        time.sleep(0.5)
+        gate.set()
+        wait_for(lambda: len(lines(out)) + len(lines(told)) == 5)
+    finally:
+        gate.set()
+        pool.close()
+    assert [line.split()[0] for line in lines(out)] == ["job0"]  # started before: finished
+    assert [line.split()[:2] for line in lines(told)] == [
+        [f"job{i}", "started=False"] for i in range(1, 5)
+    ]
+
+
+def test_a_child_signalled_alone_exits_and_the_next_one_runs_jobs(tmp_path) -> None:
+    out = tmp_path / "out"
+    pool = Background(threads=1, queue=10, stop_grace=0.0)
+    pool.register("note", lambda text: append(str(out), text))
+    pool.start_process()
+    first = pool.child_pid
+    try:
+        assert first is not None
+        os.kill(first, signal.SIGTERM)
+        wait_for(lambda: pool.child_pid != first)
+        assert pool.child_pid != first  # not a child answering "restarting" for ever
+        assert pool.try_submit("note", "after")
+    finally:
+        pool.close()
+    assert [line.split() for line in lines(out)] == [["after", str(pool.child_pid)]]
 
 
 def test_through_the_web_app_a_command_whose_process_dies_is_answered_and_the_next_works(
@@ -281,23 +337,45 @@ def test_through_the_web_app_a_command_whose_process_dies_is_answered_and_the_ne
         services.actions.run = run
 
 
-def test_through_the_web_app_a_full_child_answers_busy(
-    driver, web, heroku, slack, tmp_path
-) -> None:
+@contextlib.contextmanager
+def one_held_job(web, tmp_path: Path, **options: Any) -> Iterator[Background]:
+    """The web app's jobs on a one-thread child pool whose thread a job holds until the
+    block ends; put back as it was after."""
     services = web.extensions["deploybot"]
     gate = Gate(tmp_path / "gate")
     usual = services.background
-    services.background = Background(threads=1, queue=0, jobs=usual)
-    services.background.register("hold", lambda: gate.wait(10))
+    services.background = pool = Background(threads=1, jobs=usual, **options)
+    pool.register("hold", lambda: gate.wait(30))
     services.start_background_process()
     try:
-        assert services.background.try_submit("hold")
-        response, url = driver.command("scale web=2 myapp", ADMIN)
-        assert ack_text(response) == BUSY
+        assert pool.try_submit("hold")
+        yield pool
     finally:
         gate.set()
-        services.background.close()
+        pool.close()
         services.background = usual
+
+
+def test_through_the_web_app_a_command_the_stopping_dyno_never_started_is_answered(
+    driver, web, heroku, slack, tmp_path
+) -> None:
+    with one_held_job(web, tmp_path, queue=5, stop_grace=0.0) as pool:
+        response, url = driver.command("scale web=2 myapp", ADMIN)
+        assert "Working on" in ack_text(response)
+        assert pool.child_pid is not None
+        time.sleep(0.5)  # the child has read the command's job
+        os.kill(pool.child_pid, signal.SIGTERM)
+        time.sleep(0.5)
+    assert driver.reply(url)["text"] == NOT_RUN
+    assert patches(heroku) == []  # and indeed nothing was done
+
+
+def test_through_the_web_app_a_full_child_answers_busy(
+    driver, web, heroku, slack, tmp_path
+) -> None:
+    with one_held_job(web, tmp_path, queue=0):
+        response, url = driver.command("scale web=2 myapp", ADMIN)
+        assert ack_text(response) == BUSY
     assert patches(heroku) == [] and slack.responses_for(url) == []
 
 

@@ -33,6 +33,11 @@ Two ways to run the jobs, the same names and data for both:
   new one, and every job it had started (it may or may not have changed something) runs its
   `lost` handler instead, which tells the user (never silence). `close` (gunicorn's
   `worker_exit`) refuses new work, lets the child finish everything accepted, and waits.
+  When the dyno stops, Heroku sends every process SIGTERM and kills them all 30 s later.
+  The child then starts jobs for `stop_grace` (20 s) more; each job still waiting after
+  that runs its `lost` handler with `started=False`, which tells the user that nothing
+  was done, in the 10 s left, instead of leaving the command unanswered when the kill
+  comes.
 
 Why the queue holds 1024 jobs per worker process: Slack's `response_url` stays valid for
 30 minutes, so every accepted command must be answered within that. A `/deploy` job is up
@@ -52,8 +57,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import itertools
 import logging
+import math
 import os
 import pickle
 import queue
@@ -79,6 +86,10 @@ LOST = (
     "may not have been done. Check with `/deploy status` or `/deploy history` before "
     "trying again."
 )
+NOT_RUN = (
+    "The bot was restarting and did not get to this command, so nothing was done. Run it again."
+)
+STOP_GRACE = 20.0  # s after SIGTERM the child still starts jobs: Heroku kills at 30 s
 RESTART_PAUSE = 1.0  # seconds between attempts when forking a new child fails
 PIPE_BYTES = 1 << 20  # the jobs pipe's size: Linux's default pipe-max-size for any user
 
@@ -96,9 +107,11 @@ class Background:
         queue: int = QUEUE,
         executor: Executor | None = None,
         jobs: Background | None = None,
+        stop_grace: float = STOP_GRACE,
     ) -> None:
         """`jobs`: another pool whose registered jobs this one shares (tests)."""
         self.threads = threads
+        self.stop_grace = stop_grace
         self.capacity = threads + queue
         self.refused = 0  # jobs turned away because every slot was taken
         # Threads start on first submit, so a gunicorn master that preloads the app forks
@@ -118,9 +131,11 @@ class Background:
     def register(
         self, name: str, fn: Callable[..., Any], lost: Callable[..., Any] | None = None
     ) -> str:
-        """Name `fn` as a job; `lost(*args)` runs instead if the process running it died
-        (it should tell the user). The same name may be registered again with the same
-        functions (a listener used for several actions)."""
+        """Name `fn` as a job; `lost(*args, started=...)` runs instead if the process
+        running it died (`started=True`: it may or may not have done its work) or was
+        stopped before it began (`started=False`); it should tell the user which. The
+        same name may be registered again with the same functions (a listener used for
+        several actions)."""
         known = self._jobs.get(name)
         if known is not None and known is not fn:
             raise ValueError(f"background job {name!r} is already another function")
@@ -445,16 +460,24 @@ def _serve(
     for thing in close:
         with contextlib.suppress(OSError):
             thing.close()
-    # The dyno's SIGTERM reaches every process: the child finishes its accepted jobs and
-    # exits when its parent stops sending (gunicorn's worker_exit, or the parent's death).
+    # The dyno's SIGTERM reaches every process: the child goes on until its parent stops
+    # sending (gunicorn's worker_exit, or the parent's death) and exits when it has
+    # finished or answered every job it read; jobs still waiting `stop_grace` after the
+    # signal are answered, not started (the kill comes 30 s after it).
+    stop_at = [math.inf]
+
+    def stopping(signum: int, frame: object) -> None:
+        stop_at[0] = min(stop_at[0], time.monotonic() + pool.stop_grace)
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, signal.SIG_IGN)
+        signal.signal(signum, stopping)
     for signum in (signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD):
         signal.signal(signum, signal.SIG_DFL)
     for hook in pool._after_fork:
         hook()
     _yield_cpu()  # the job threads started below inherit it
-    jobs = {**pool._jobs, **{_lost_name(n): fn for n, fn in pool._lost.items()}}
+    answers = {_lost_name(n): functools.partial(fn, started=True) for n, fn in pool._lost.items()}
+    jobs = {**pool._jobs, **answers}
     waiting: queue.SimpleQueue[tuple[int, str, tuple[Any, ...]] | None] = queue.SimpleQueue()
     report_lock = threading.Lock()
 
@@ -466,8 +489,13 @@ def _serve(
         while (item := waiting.get()) is not None:
             number, name, args = item
             report(_START, number)
+            run = jobs[name]
+            if name in pool._jobs and time.monotonic() >= stop_at[0]:
+                lost = pool._lost.get(name)
+                log.warning("background job not started: the dyno is stopping", extra={"job": name})
+                run = functools.partial(lost, started=False) if lost else _nothing
             try:
-                jobs[name](*args)
+                run(*args)
             except Exception:
                 log.exception("background job failed", extra={"job": name})
             report(_DONE, number)
@@ -476,7 +504,15 @@ def _serve(
     for thread in workers:
         thread.start()
     with contextlib.suppress(EOFError, OSError):
-        while frame := jobs_in.recv_bytes():
+        while True:
+            if not jobs_in.poll(1.0):
+                # Signalled alone (the parent lives on): exit as a dead child would, and
+                # the parent starts another for the jobs still in the pipe.
+                if time.monotonic() >= stop_at[0]:
+                    break
+                continue
+            if not (frame := jobs_in.recv_bytes()):
+                break
             (number,) = struct.unpack_from("!Q", frame)
             name, args = pickle.loads(frame[8:])
             waiting.put((number, name, args))
@@ -487,6 +523,10 @@ def _serve(
     for hook in pool._at_exit:
         with contextlib.suppress(Exception):
             hook()
+
+
+def _nothing(*args: Any) -> None:
+    """What runs instead of a job that has nobody to tell it was not run."""
 
 
 def _yield_cpu() -> None:
