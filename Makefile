@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ack_latency.py
 	$(BIN)/python benchmarks/drain.py
 	$(BIN)/python -m benchmarks.drain_e2e
+	$(BIN)/python -m benchmarks.replies
 	$(BIN)/python -m benchmarks.chart
 
 clean:

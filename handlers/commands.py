@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 from bot.actions.background import BUSY
 from bot.store.audit import Actor
 from handlers.delivery import deliver
-from handlers.offload import answer_lost, job_name, responder
+from handlers.offload import answer_lost, job_name
 from handlers.render import safely
+from handlers.replies import respond_to
 from policies.commands import Command, CommandError, help_text, parse
 from policies.slack_text import code
 
@@ -48,7 +49,7 @@ def register(app: App, services: Services) -> None:
         deliver(
             services,
             result,
-            responder(client, command.get("response_url")),
+            respond_to(command.get("response_url")),
             client,
             actor.channel_id,
         )

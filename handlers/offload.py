@@ -4,8 +4,8 @@ listeners.
 
 Bolt's lazy listener runner deep-copies the whole request for each lazy function; these
 listeners pass on only the payload dict and the `response_url`: under gunicorn the job
-runs in a child process, so what crosses is data, and the job rebuilds `respond` and the
-Web API client there. When the runner is full the user gets a plain "busy, try again" at
+runs in a child process, so what crosses is data, and the job rebuilds `respond` (over
+kept-alive connections, `handlers.replies`) and the Web API client there. When the runner is full the user gets a plain "busy, try again" at
 once; if the process running a click's job dies, the user is told (`LOST`), and if the
 dyno stops before the job starts, that nothing was done (`NOT_RUN`).
 """
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Respond
 
 from bot.actions.background import BUSY, LOST, NOT_RUN
+from handlers.replies import respond_to
 
 if TYPE_CHECKING:
     from slack_bolt import Ack
@@ -36,16 +37,11 @@ def job_name(work: Callable[..., Any]) -> str:
     return f"{work.__module__}.{work.__qualname__}"
 
 
-def responder(client: WebClient, response_url: str | None) -> Respond:
-    """`respond` for a job: what bolt would have built for the request, from its URL."""
-    return Respond(response_url=response_url, proxy=client.proxy, ssl=client.ssl)  # type: ignore[arg-type]
-
-
 def answer_lost(services: Services, response_url: str | None, *, started: bool) -> None:
     """Tell the user, on the job's `response_url`, that its process was cut off while it
     ran (`started`) or stopped before it began."""
     if response_url:
-        responder(services.slack(), response_url)(
+        respond_to(response_url)(
             text=LOST if started else NOT_RUN, replace_original=False, response_type="ephemeral"
         )
     else:
@@ -60,7 +56,7 @@ def click(services: Services, work: Work) -> Callable[..., None]:
 
         def job(body: dict[str, Any], response_url: str | None) -> None:
             client = services.slack()
-            work(body, responder(client, response_url), client)
+            work(body, respond_to(response_url), client)
 
         def lost(body: dict[str, Any], response_url: str | None, *, started: bool) -> None:
             answer_lost(services, response_url, started=started)

@@ -1,0 +1,80 @@
+"""Answers to a Slack `response_url` over connections kept open between posts.
+
+Bolt's `respond` posts through slack_sdk's `WebhookClient`, which opens a new connection
+for every post: in production a TCP and TLS handshake with hooks.slack.com per answer, and
+a command's job answers at least once, a slow change twice. `respond_to(url)` is the same
+`respond` (same arguments, same message, a `WebhookResponse` back), posting through one
+urllib3 pool per process: a forked child (the jobs' process under gunicorn) makes its own
+rather than share its parent's sockets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from typing import Any
+
+import urllib3
+from slack_bolt import Respond
+from slack_bolt.context.respond.internals import _build_message
+from slack_sdk.webhook import WebhookResponse
+
+TIMEOUT = urllib3.Timeout(connect=10.0, read=30.0)  # slack_sdk's WebhookClient waits 30 s
+# A post that never reached Slack is sent again; one cut off after it was sent once more
+# too, as that is how a kept-alive connection the other end has just closed fails. A
+# second copy of an answer is better than none (a response_url takes five).
+RETRIES = urllib3.Retry(total=2, connect=2, read=1, status=0, allowed_methods=None)
+CONNECTIONS = 4  # kept per host: the job threads of one process post at most two at once
+
+_pools: dict[int, urllib3.PoolManager] = {}
+_lock = threading.Lock()
+
+
+def _pool() -> urllib3.PoolManager:
+    pid = os.getpid()
+    pool = _pools.get(pid)
+    if pool is None:
+        with _lock:
+            # Sockets inherited across a fork belong to the parent: a new process starts
+            # with no pool of its own and never touches the one it inherited.
+            pool = _pools.get(pid)
+            if pool is None:
+                pool = _pools[pid] = urllib3.PoolManager(
+                    num_pools=4, maxsize=CONNECTIONS, timeout=TIMEOUT, retries=RETRIES
+                )
+    return pool
+
+
+class PooledRespond(Respond):
+    """Bolt's `respond` for `response_url`, posting over kept-alive connections."""
+
+    def __call__(  # type: ignore[override]
+        self, text: str | dict[str, Any] = "", **fields: Any
+    ) -> WebhookResponse:
+        """Bolt's arguments (text, blocks, response_type, replace_original, …) by name, or
+        the whole message as one dict."""
+        if self.response_url is None:
+            raise ValueError("respond is unsupported here as there is no response_url")
+        message = (
+            _build_message(**text)
+            if isinstance(text, dict)
+            else _build_message(text=text, **fields)
+        )
+        answer = _pool().request(
+            "POST",
+            self.response_url,
+            body=json.dumps(message).encode(),
+            headers={"Content-Type": "application/json;charset=utf-8"},
+        )
+        return WebhookResponse(
+            url=self.response_url,
+            status_code=answer.status,
+            body=answer.data.decode("utf-8", "replace"),
+            headers=dict(answer.headers),
+        )
+
+
+def respond_to(response_url: str | None) -> Respond:
+    """`respond` for a job: what bolt would have built for the request, from its URL."""
+    return PooledRespond(response_url=response_url)

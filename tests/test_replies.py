@@ -1,0 +1,57 @@
+"""Answers to `response_url`: bolt's message, over a connection kept open between posts,
+never one a forked process inherited."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from benchmarks.replies import keep_alive_endpoint
+from handlers.replies import respond_to
+
+
+@pytest.fixture
+def hooks() -> Iterator[tuple[str, list[tuple[int, dict]]]]:
+    with keep_alive_endpoint() as (url, posts, _):
+        yield url, posts
+
+
+def test_answers_are_bolts_message_and_share_one_connection(hooks) -> None:
+    url, posts = hooks
+    respond = respond_to(url)
+    answer = respond(text="Working", response_type="ephemeral")
+    assert (answer.status_code, answer.body) == (200, "ok")
+    respond(text="web 1 → 2", blocks=[{"type": "section"}], replace_original=True)
+    respond({"text": "whole", "delete_original": False})
+    assert [body for _, body in posts] == [
+        {"text": "Working", "response_type": "ephemeral"},
+        {"text": "web 1 → 2", "blocks": [{"type": "section"}], "replace_original": True},
+        {"text": "whole", "delete_original": False},
+    ]
+    assert len({port for port, _ in posts}) == 1  # one connection, kept open
+
+
+def test_a_forked_process_opens_its_own_connection(hooks) -> None:
+    url, posts = hooks
+    respond_to(url)(text="parent")
+    pid = os.fork()
+    if pid == 0:  # the child: posts, then leaves without running the test's teardown
+        status = 1
+        try:
+            respond_to(url)(text="child")
+            status = 0
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    respond_to(url)(text="parent again")
+    ports = {body["text"]: port for port, body in posts}
+    assert set(ports) == {"parent", "child", "parent again"}
+    assert ports["child"] != ports["parent"] == ports["parent again"]
+
+
+def test_no_response_url_is_refused_as_bolt_refuses_it() -> None:
+    with pytest.raises(ValueError, match="no response_url"):
+        respond_to(None)(text="hello")
