@@ -43,6 +43,9 @@ class KeepAlive(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.posts.append((self.client_address[1], json.loads(body)))
+        self.answer()
+
+    def answer(self) -> None:
         self.send_response(200)
         self.send_header("Content-Length", "2")
         self.end_headers()
@@ -53,12 +56,14 @@ class KeepAlive(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def keep_alive_endpoint() -> Iterator[tuple[str, list[tuple[int, dict]], list[int]]]:
+def keep_alive_endpoint(
+    serve: type[KeepAlive] = KeepAlive,
+) -> Iterator[tuple[str, list[tuple[int, dict]], list[int]]]:
     """A response_url on a local keep-alive server, the posts it has received (client port,
     body) and the connections it has accepted (client port)."""
     posts: list[tuple[int, dict]] = []
     connections: list[int] = []
-    handler = type("Hooks", (KeepAlive,), {"posts": posts, "connections": connections})
+    handler = type("Hooks", (serve,), {"posts": posts, "connections": connections})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -1,9 +1,10 @@
 """Logs to stdout in logfmt, Heroku's convention: `at=info msg="…" key=value`.
 
 Every line is redacted on its way out (`redact`): credentials shaped like Slack's or
-Heroku's, and the secret token in a log drain's URL (`/drain/<token>`), which would
-otherwise reach the log in Flask's own `Exception on /drain/<token> [POST]` or a gunicorn
-access line. `RedactSecrets` does the same for loggers that do not use this formatter.
+Heroku's, the secret token in a log drain's URL (`/drain/<token>`), which would otherwise
+reach the log in Flask's own `Exception on /drain/<token> [POST]` or a gunicorn access
+line, and the secret at the end of a Slack `response_url`. `RedactSecrets` does the same
+for loggers that do not use this formatter.
 """
 
 from __future__ import annotations
@@ -19,11 +20,15 @@ _SECRET = re.compile(r"(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|HRKU-[A-Za-
 # A drain URL's last segment is the secret that names the app (bot.store.drains.new_token):
 # keep the path, cut the token, whatever surrounds it (a URL, a request line, a route).
 _DRAIN_TOKEN = re.compile(r"(/drain/)[^\s/?#\"'<>]+")
+# A `response_url` (hooks.slack.com/commands/T…/…/SECRET, or /actions/) lets whoever holds
+# it post into the channel for 30 minutes; urllib3 names its path when it retries a post.
+_RESPONSE_URL = re.compile(r"(/(?:commands|actions)/[A-Z0-9]+/[0-9]+/)[A-Za-z0-9]+")
 
 
 def redact(text: str) -> str:
-    """`text` with credentials and drain tokens cut out."""
-    return _DRAIN_TOKEN.sub(r"\1[redacted]", _SECRET.sub("[redacted]", text))
+    """`text` with credentials, drain tokens and response_url secrets cut out."""
+    text = _SECRET.sub("[redacted]", text)
+    return _RESPONSE_URL.sub(r"\1[redacted]", _DRAIN_TOKEN.sub(r"\1[redacted]", text))
 
 
 class RedactSecrets(logging.Filter):

@@ -5,9 +5,10 @@ listeners.
 Bolt's lazy listener runner deep-copies the whole request for each lazy function; these
 listeners pass on only the payload dict and the `response_url`: under gunicorn the job
 runs in a child process, so what crosses is data, and the job rebuilds `respond` (over
-kept-alive connections, `handlers.replies`) and the Web API client there. When the runner is full the user gets a plain "busy, try again" at
-once; if the process running a click's job dies, the user is told (`LOST`), and if the
-dyno stops before the job starts, that nothing was done (`NOT_RUN`).
+kept-alive connections, `handlers.replies`) and the Web API client there. When the runner
+is full the user gets a plain "busy, try again" at once; if the process running a click's
+job dies, the user is told (`LOST`), and if the dyno stops before the job starts, that
+nothing was done (`NOT_RUN`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from benchmarks.replies import keep_alive_endpoint
+from benchmarks.replies import KeepAlive, keep_alive_endpoint
+from bot.logs import LogfmtFormatter
 from handlers.replies import respond_to
 
 
@@ -55,3 +56,26 @@ def test_a_forked_process_opens_its_own_connection(hooks) -> None:
 def test_no_response_url_is_refused_as_bolt_refuses_it() -> None:
     with pytest.raises(ValueError, match="no response_url"):
         respond_to(None)(text="hello")
+
+
+class HangsUpOnce(KeepAlive):
+    """Reads the first post and closes the connection unanswered, as a server does that
+    closes a kept-alive connection just as the client reuses it."""
+
+    def answer(self) -> None:
+        if len(self.posts) == 1:
+            self.close_connection = True
+            return
+        super().answer()
+
+
+def test_a_post_cut_off_is_sent_again_and_the_log_keeps_the_url_secret(caplog) -> None:
+    with keep_alive_endpoint(HangsUpOnce) as (url, posts, _):
+        secret_url = url.replace("/commands/T1/1/abc", "/commands/T0ABC12/9876543210/s3cretT0ken")
+        answer = respond_to(secret_url)(text="web 1 → 2")
+    assert answer.status_code == 200
+    assert [body["text"] for _, body in posts] == ["web 1 → 2", "web 1 → 2"]  # better twice
+    lines = [LogfmtFormatter().format(record) for record in caplog.records]
+    assert any("Retrying" in line for line in lines)  # urllib3 said so, naming the path
+    assert all("s3cretT0ken" not in line for line in lines)
+    assert any("/commands/T0ABC12/9876543210/[redacted]" in line for line in lines)
