@@ -74,15 +74,15 @@ def create_app(config: Config | None = None, registry: Registry | None = None) -
 
     @web.post("/slack/events")
     def slack_events():  # type: ignore[no-untyped-def]
-        # The raw bytes are checked before bolt parses them, and bolt gets those same bytes.
+        # The raw bytes are checked and parsed here, once; bolt gets what they parsed to.
         body = edge.read_body(cache=True)
-        refusal = slack_edge.check(signing_secret, request.headers, body, time.time())
-        if refusal is not None:
-            log.warning("slack request refused", extra={"reason": refusal.reason})
-            return jsonify(error="invalid request"), refusal.status
+        parsed = slack_edge.check(signing_secret, request.headers, body, time.time())
+        if isinstance(parsed, slack_edge.Refusal):
+            log.warning("slack request refused", extra={"reason": parsed.reason})
+            return jsonify(error="invalid request"), parsed.status
         query = request.query_string.decode("utf-8", "replace")
         return to_flask_response(
-            bolt.dispatch(slack_edge.bolt_request(body.decode(), request.headers, query))
+            bolt.dispatch(slack_edge.bolt_request(body.decode(), request.headers, query, parsed))
         )
 
     @web.get("/healthz")
