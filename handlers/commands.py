@@ -55,7 +55,7 @@ def register(app: App, services: Services) -> None:
         )
 
     def lost(command: dict[str, Any], *, started: bool) -> None:
-        answer_lost(services, command.get("response_url"), started=started)
+        answer_lost(command.get("response_url"), started=started)
 
     job = services.background.register(job_name(run_deploy), run_deploy, lost=lost)
     app.command("/deploy")(on_deploy)

@@ -38,7 +38,7 @@ def job_name(work: Callable[..., Any]) -> str:
     return f"{work.__module__}.{work.__qualname__}"
 
 
-def answer_lost(services: Services, response_url: str | None, *, started: bool) -> None:
+def answer_lost(response_url: str | None, *, started: bool) -> None:
     """Tell the user, on the job's `response_url`, that its process was cut off while it
     ran (`started`) or stopped before it began."""
     if response_url:
@@ -60,7 +60,7 @@ def click(services: Services, work: Work) -> Callable[..., None]:
             work(body, respond_to(response_url), client)
 
         def lost(body: dict[str, Any], response_url: str | None, *, started: bool) -> None:
-            answer_lost(services, response_url, started=started)
+            answer_lost(response_url, started=started)
 
         services.background.register(name, job, lost=lost)
 
