@@ -24,7 +24,7 @@ import pytest
 from bot.actions.background import BUSY, LOST, NICE, NOT_RUN, Background
 from bot.store.db import pool_size
 from tests.conftest import ADMIN, USER
-from tests.webclient import ack_text, patches, settle
+from tests.webclient import ack_text, patches, settle, wait_for
 
 
 class Gate:
@@ -255,12 +255,6 @@ def test_a_dead_child_is_replaced_its_running_job_answered_lost_and_the_rest_run
     assert {line.split()[1] for line in lines(out) + lines(lost)} == {str(pool.child_pid)}
 
 
-def wait_for(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.02)
-
-
 def test_after_sigterm_jobs_waiting_past_the_grace_are_answered_not_run(tmp_path) -> None:
     out, told = tmp_path / "out", tmp_path / "told"
     gate = Gate(tmp_path / "gate")
@@ -279,7 +273,7 @@ def test_after_sigterm_jobs_waiting_past_the_grace_are_answered_not_run(tmp_path
         os.kill(child, signal.SIGTERM)  # what Heroku sends every process of a stopping dyno
         time.sleep(0.5)
         gate.set()
-        wait_for(lambda: len(lines(out)) + len(lines(told)) == 5)
+        wait_for(lambda: len(lines(out)) + len(lines(told)) == 5, timeout=10, poll=0.02)
     finally:
         gate.set()
         pool.close()
@@ -298,7 +292,7 @@ def test_a_child_signalled_alone_exits_and_the_next_one_runs_jobs(tmp_path) -> N
     try:
         assert first is not None
         os.kill(first, signal.SIGTERM)
-        wait_for(lambda: pool.child_pid != first)
+        wait_for(lambda: pool.child_pid != first, timeout=10, poll=0.02)
         assert pool.child_pid != first  # not a child answering "restarting" for ever
         assert pool.try_submit("note", "after")
     finally:

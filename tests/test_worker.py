@@ -27,6 +27,7 @@ from policies.sketch import Sketch
 from tests.conftest import HEROKU_KEY
 from tests.test_drain import router_line
 from tests.test_gunicorn import web_dyno
+from tests.webclient import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -49,15 +50,6 @@ def worker(database_url: str, log_path: Path, **extra: str):
     }
     with procfile.process("worker", env, log_path) as process:
         yield process
-
-
-def wait_for(predicate, timeout: float = 30.0) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
 def autoscaling_env(heroku, slack) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -64,6 +64,16 @@ def button(message: dict[str, Any], action_id: str) -> dict[str, Any]:
             if element["action_id"] == action_id:
                 return element
     raise AssertionError(f"no {action_id} button in {message}")
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 30.0, poll: float = 0.1) -> float:
+    """Seconds until `predicate()` held; AssertionError if it did not within `timeout`."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(poll)
+    raise AssertionError("timed out")
 
 
 def settle(seconds: float = 0.3) -> None:
