@@ -20,10 +20,10 @@ unauthenticated, 400 malformed) whose reason is a few words for one log line: ne
 body or a header.
 
 `bolt_request` builds the request bolt dispatches from that parsed body, so the body is
-parsed once per request, here, not again by bolt (about 20 µs a slash command). Bolt reads any form
-body that contains the word "payload" anywhere as interactivity, so `/deploy status
-payload-api` reached it as `{}` and was answered 404; here a form is interactivity only
-when it has a `payload` field.
+parsed once per request, here, not again by bolt (about 20 µs a slash command). Bolt
+reads any form body that contains the word "payload" anywhere as interactivity, so
+`/deploy status payload-api` reached it as `{}` and was answered 404; here a form is
+interactivity only when it has a `payload` field.
 """
 
 from __future__ import annotations
