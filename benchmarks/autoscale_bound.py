@@ -36,6 +36,7 @@ from benchmarks.autoscale import (
     SHAPE,
     WITHIN,
     context_of,
+    goal,
     run_all,
     shape_sources,
 )
@@ -118,11 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sources = shape_sources(args.shape_seeds)
     jobs = max(1, args.jobs)
     results = run_all(sources, args.peak_rpm, args.seed, jobs, [OURS, OPTIMUM, *PEERS])
-    by = {(r.trace, r.policy): r for r in results}
-    budgets = []
-    for source in sources:
-        trace = source.removeprefix(SHAPE)
-        budgets.append(min(by[(trace, peer)].slo_violation_minutes for peer in PEERS))
+    optimum = {r.trace: r.dyno_hours for r in results if r.policy == OPTIMUM}
+    verdicts = goal(results)  # per trace, in the order of `sources`: ours and the best peer
+    budgets = [int(v["best_peer_minutes"]) for v in verdicts]  # type: ignore[call-overload]
     tasks = [(s, b, args.peak_rpm, args.seed) for s, b in zip(sources, budgets, strict=True)]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         bounds = list(pool.map(_bound, tasks))
@@ -132,15 +131,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "| ours: × optimum (minutes) | both bounds reachable |"
     )
     print("|---|---:|---:|---:|:---|")
-    for source, budget, bound in zip(sources, budgets, bounds, strict=True):
-        trace = source.removeprefix(SHAPE)
-        optimum, ours = by[(trace, OPTIMUM)].dyno_hours, by[(trace, OURS)]
-        ratio = bound.dyno_hours / optimum
+    for verdict, budget, bound in zip(verdicts, budgets, bounds, strict=True):
+        trace = str(verdict["trace"])
+        ratio = bound.dyno_hours / optimum[trace]
         within = bound.slo_violation_minutes <= budget
         reachable = "yes" if within and ratio <= WITHIN else "**no**"
         print(
             f"| {trace} | {budget:,} | {ratio:.3f} ({bound.slo_violation_minutes:,}) "
-            f"| {ours.dyno_hours / optimum:.3f} ({ours.slo_violation_minutes:,}) | {reachable} |"
+            f"| {verdict['vs_optimum']:.3f} ({verdict['violation_minutes']:,}) | {reachable} |"
         )
     print(
         f"\nA trace is out of reach when a policy that knows every minute's level in advance "
