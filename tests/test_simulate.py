@@ -351,9 +351,10 @@ def test_simulate_app_replays_its_stored_traffic(config, monkeypatch):
         from policies.commands import parse
         from tests.conftest import ADMIN
 
-        # Held still, as tests/test_health.py holds it: a minute boundary passing before the
-        # command would add a quiet 181st minute to the replay.
-        services.health.now = lambda: now
+        # The replay's clock held at `now`: a minute boundary passing before the command
+        # would add a quiet 181st minute to it. Actions take their clock at construction,
+        # and Services passes none, so the autoscaling commands' own is replaced.
+        monkeypatch.setattr(services.actions._autoscaling, "_now", lambda: now)
         reply = services.actions.run(Actor(ADMIN, source="console"), parse("simulate myapp 1d"))
         assert reply.public
         assert reply.text.startswith("Replaying `myapp`'s last 1d (180 minutes, peak 4,800 rpm)")
