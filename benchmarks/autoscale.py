@@ -15,7 +15,7 @@ its dyno-hours are at most 1.10 x the offline optimum's, and its violation minut
 than the fewest of the hirefire, judoscale, heroku and hpa baselines' in the same run
 (static is shown too). Missing the goal is reported, not an error.
 
-    .venv/bin/python -m benchmarks.autoscale [--traces DIR] [--shape-seeds 1 2] [--no-shapes]
+    .venv/bin/python -m benchmarks.autoscale [--traces DIR] [--shape-seeds 1 2] [--no-traces]
         [--policy NAME ...] [--peak-rpm N] [--seed N] [--jobs N] [--output FILE] [--json]
 
 --output writes the table into FILE between `<!-- bench-autoscale -->` and

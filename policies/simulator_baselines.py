@@ -3,7 +3,7 @@
 - `ours`: `policies.autoscale.decide` as the worker calls it, on the drain's freshest
   request rate, predictive on, with every default (`ours_settings`): what an app gets with
   no tuning, the adaptive scale-down stabilization included. It is fed the last
-  `NOISE_SPAN` (15 minutes) of samples, as the worker is.
+  `NOISE_SPAN` (30 minutes) of samples, as the worker is.
 - `hpa`: the same calculator with the Kubernetes HPA's defaults and nothing of ours: 15 s
   sync, 10 % tolerance, 5 min scale-down stabilization, up by 100 % or 4 per 15 s, down by
   100 % per 15 s, no boot cooldown, no forecast, one reading of the metric, which is the

@@ -22,7 +22,7 @@ Two ways to run the jobs, the same names and data for both:
   The child reports each job's start and end on a second pipe, which the worker reads only
   when it next submits a job (that is when a finished job's slot is needed) or when the
   child dies: no worker thread wakes per job to take the GIL from the acks. (Unread reports
-  are at most two per accepted job, 27 KB at the bound: the child never blocks on them.)
+  are at most two per accepted job, 18 KB at the bound: the child never blocks on them.)
   A profile of one worker under one client showed the jobs (requests/heroku3 calls and the
   post to `response_url`) took about 57 % of its GIL time, which every ack waited behind.
   With the jobs in the child, the sender and watcher threads still woke three times per job;
@@ -95,6 +95,9 @@ PIPE_BYTES = 1 << 20  # the jobs pipe's size: Linux's default pipe-max-size for 
 
 _START, _DONE = b"s", b"d"  # the child's reports: one byte and the job's number
 _REPORT = struct.Struct("!cQ")
+# Reports are fixed-size records written whole (atomic: under PIPE_BUF) and read in one
+# non-blocking read of a whole number of records, so a read never splits one.
+_REPORTS_READ = _REPORT.size * 4096
 
 
 class Background:
@@ -276,20 +279,26 @@ class _Child:
             self._reading.release()
 
     def _read_reports(self, connection: Connection | None) -> None:
-        """Note every report already in the pipe, never waiting; a dead child's pipe ends
-        the reading (what follows its death is the watcher's part)."""
-        with contextlib.suppress(EOFError, OSError):
-            while connection is not None and connection.poll(0):
-                self._note(connection.recv_bytes())
+        """Note every report already in the pipe, never waiting (one read when it is
+        empty, the ack's case between jobs); a dead child's pipe ends the reading (what
+        follows its death is the watcher's part)."""
+        while connection is not None:
+            try:
+                data = os.read(connection.fileno(), _REPORTS_READ)
+            except OSError:  # BlockingIOError: nothing yet; or the pipe is closed
+                return
+            if not data:
+                return  # the child is gone and every report is read
+            self._note(data)
 
-    def _note(self, report: bytes) -> None:
-        kind, number = _REPORT.unpack(report)
+    def _note(self, reports: bytes) -> None:
         with self._lock:
-            if kind == _START:
-                self._started.add(number)
-            elif self._pending.pop(number, None) is not None:
-                self._started.discard(number)
-                self._pool._slots.release()
+            for kind, number in _REPORT.iter_unpack(reports):
+                if kind == _START:
+                    self._started.add(number)
+                elif self._pending.pop(number, None) is not None:
+                    self._started.discard(number)
+                    self._pool._slots.release()
 
     def close(self, wait: bool) -> None:
         with self._lock:
@@ -330,6 +339,7 @@ class _Child:
         with contextlib.suppress(AttributeError, OSError):  # not Linux, or over the allowance
             fcntl.fcntl(jobs_out.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         os.set_blocking(jobs_out.fileno(), False)  # for the ack's all-or-nothing writes
+        os.set_blocking(reports_in.fileno(), False)  # read only what is there
         with self._lock:
             self.pid = pid
             self._jobs_out, self._reports_in = jobs_out, reports_in
@@ -479,11 +489,10 @@ def _serve(
     answers = {_lost_name(n): functools.partial(fn, started=True) for n, fn in pool._lost.items()}
     jobs = {**pool._jobs, **answers}
     waiting: queue.SimpleQueue[tuple[int, str, tuple[Any, ...]] | None] = queue.SimpleQueue()
-    report_lock = threading.Lock()
 
     def report(kind: bytes, number: int) -> None:
-        with report_lock, contextlib.suppress(OSError):
-            reports_out.send_bytes(_REPORT.pack(kind, number))
+        with contextlib.suppress(OSError):  # one record, written whole: no lock needed
+            os.write(reports_out.fileno(), _REPORT.pack(kind, number))
 
     def work() -> None:
         while (item := waiting.get()) is not None:
