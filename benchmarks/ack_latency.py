@@ -15,6 +15,8 @@ How it is made fair:
   threads, WEB_CONCURRENCY, preload setting) and the same environment contract.
 - Both are given a PostgreSQL database (a fresh schema each in --database-url, default
   TEST_DATABASE_URL): ours stores audit rows there, the bare app connects to it at start.
+  Ours' holds a fresh worker heartbeat before each of its turns (`worker_ticks`), as with
+  a worker dyno running: otherwise every `scale` reply would take the worker-down path.
 - Both apps use `process_before_response=True`: the ack runs on the request's thread.
   (Bolt's default polls for the ack with 10 ms sleeps, which would slow the baseline.)
 - The two apps take turns (bare, ours, ours, bare, ... at each level) so that neither
@@ -582,6 +584,23 @@ def migrate(url: str) -> None:
         database.dispose()
 
 
+def worker_ticks(url: str) -> None:
+    """A fresh heartbeat of a leading worker in ours' database, as a running worker dyno
+    keeps one. Without it every change's reply takes the worker-down path (a warning line,
+    and a claim to tell the admins once), which a healthy deployment never runs."""
+    from datetime import UTC, datetime
+
+    from bot.store.db import Database
+    from bot.store.heartbeats import Heartbeats
+
+    database = Database(url)
+    try:
+        now = datetime.now(UTC)
+        Heartbeats(database).beat("benchmark", leader=True, now=now, release=None, started_at=now)
+    finally:
+        database.dispose()
+
+
 # ---------------------------------------------------------------------------------------------
 # Main.
 
@@ -692,6 +711,7 @@ def main(argv: list[str] | None = None) -> int:
 
         results: list[dict[str, Any]] = []
         try:
+            worker_ticks(urls["ours"])
             for target in targets.values():  # imports, connection pools, every worker
                 for text in (COMMANDS[name] for name in args.commands):
                     run_turn(target, text, 4, WARMUP_PER_SERVER, fakes, deadline, 1)
@@ -709,6 +729,8 @@ def main(argv: list[str] | None = None) -> int:
                     order = ("bare", "ours") if turn % 2 == 0 else ("ours", "bare")
                     for name in order:
                         target = targets[name]
+                        if name == "ours":
+                            worker_ticks(urls["ours"])  # stale after 2 minutes
                         sample = run_turn(
                             target, COMMANDS[command], concurrency, per_turn, fakes, deadline
                         )

@@ -1,9 +1,12 @@
 """Tables that gain rows with time or traffic are pruned: autoscale decisions after two
-days, drain batch ids after an hour, Slack request keys after two days."""
+days, drain batch ids after an hour, Slack request keys after two days; a lost claim of a
+key is no database error."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import event
 
 from bot.store.autoscale_settings import AutoscaleStore, Decision
 from bot.store.db import pool_size
@@ -36,3 +39,18 @@ def test_the_pool_size_comes_from_one_setting():
     assert pool_size({"DEPLOYBOT_DB_POOL_SIZE": "5"}) == 5
     assert pool_size({"DEPLOYBOT_DB_POOL_SIZE": "0"}) == 1
     assert pool_size({"DEPLOYBOT_DB_POOL_SIZE": "many"}) == 3
+
+
+def test_a_lost_claim_is_no_error_in_the_database(database):
+    # Every Slack retry, and every worker-down reply after the first, loses a claim: it
+    # must not be a failed INSERT (an ERROR line in PostgreSQL's log, a rolled-back
+    # transaction), only an insert that did nothing.
+    keys = RequestKeys(database)
+    errors: list[BaseException] = []
+    event.listen(
+        database.engine, "handle_error", lambda context: errors.append(context.original_exception)
+    )
+    assert keys.claim("slack:trigger-1", NOW)
+    assert not keys.claim("slack:trigger-1", NOW)
+    assert not keys.claim("slack:trigger-1", NOW + timedelta(seconds=1))
+    assert errors == []

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.store.db import Database
 from bot.store.models import RequestKey
@@ -27,12 +27,19 @@ class RequestKeys:
 
     def claim(self, key: str, now: datetime) -> bool:
         """True for the one caller that claimed `key` first."""
-        try:
-            with self._db.session() as session, session.begin():
-                session.add(RequestKey(key=key[:200], claimed_at=now))
-        except IntegrityError:
-            return False
-        return True
+        # ON CONFLICT DO NOTHING rather than catching the duplicate key: a lost claim (a
+        # Slack retry, every worker-down reply after the first) is then no error in the
+        # database's log and no aborted transaction. A second claimant still waits for the
+        # first one's commit, and wins only if that rolled back.
+        insert = sqlite.insert if self._db.is_sqlite else postgresql.insert
+        statement = (
+            insert(RequestKey)
+            .values(key=key[:200], claimed_at=now)
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(RequestKey.key)  # a row back: this caller inserted it
+        )
+        with self._db.session() as session, session.begin():
+            return session.execute(statement).first() is not None
 
     def forget_older_than(self, cutoff: datetime, drain_cutoff: datetime | None = None) -> int:
         """Drop keys claimed before `cutoff`, and drain batch ids before `drain_cutoff`."""
