@@ -13,9 +13,10 @@ import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 if TYPE_CHECKING:
@@ -102,6 +103,26 @@ class Database:
 
     def session(self) -> Session:
         return self.sessions()
+
+    def insert_new(self, model: Any, **values: Any) -> bool:
+        """Insert one `model` row unless one with its primary key is there; True if this
+        call inserted it.
+
+        ON CONFLICT DO NOTHING rather than catching the duplicate key: losing (a Slack
+        retry, a second dyno making the same row) is then no error in the database's log
+        and no aborted transaction. A second caller still waits for the first one's commit,
+        and inserts only if that rolled back.
+        """
+        insert = sqlite.insert if self.is_sqlite else postgresql.insert
+        key = list(model.__table__.primary_key.columns)
+        statement = (
+            insert(model)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=key)
+            .returning(*key)  # a row back: this call inserted it
+        )
+        with self.session() as session, session.begin():
+            return session.execute(statement).first() is not None
 
     def ping(self) -> None:
         with self.engine.connect() as connection:

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from bot.store.db import Database
 from bot.store.models import Drain
@@ -44,18 +43,14 @@ class Drains:
         if found is not None:
             return found
         token = new_token()
-        row = Drain(
+        self._db.insert_new(  # False: another dyno made it first, and theirs is used
+            Drain,
             app=app,
             token=token,
             url=f"{base_url.rstrip('/')}/drain/{token}",
             created_by=user_id,
             created_at=now,
         )
-        try:
-            with self._db.session() as session, session.begin():
-                session.add(row)
-        except IntegrityError:
-            pass  # another dyno made it first: use theirs
         found = self.get(app)
         assert found is not None
         return found

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
 
 from bot.store.db import Database, aware
 from bot.store.models import DeployLock
@@ -37,11 +36,7 @@ class Locks:
 
     def take(self, app: str, user_id: str, reason: str, now: datetime) -> Lock:
         """Lock `app` for `user_id`; returns the lock that stands (theirs, or an earlier one)."""
-        try:
-            with self._db.session() as session, session.begin():
-                session.add(DeployLock(app=app, user_id=user_id, reason=reason, locked_at=now))
-        except IntegrityError:
-            pass
+        self._db.insert_new(DeployLock, app=app, user_id=user_id, reason=reason, locked_at=now)
         found = self.get(app)
         assert found is not None  # locks are only deleted by unlock, never by a race here
         return found

@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete
-from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.store.db import Database
 from bot.store.models import RequestKey
@@ -26,20 +25,9 @@ class RequestKeys:
         self._db = db
 
     def claim(self, key: str, now: datetime) -> bool:
-        """True for the one caller that claimed `key` first."""
-        # ON CONFLICT DO NOTHING rather than catching the duplicate key: a lost claim (a
-        # Slack retry, every worker-down reply after the first) is then no error in the
-        # database's log and no aborted transaction. A second claimant still waits for the
-        # first one's commit, and wins only if that rolled back.
-        insert = sqlite.insert if self._db.is_sqlite else postgresql.insert
-        statement = (
-            insert(RequestKey)
-            .values(key=key[:200], claimed_at=now)
-            .on_conflict_do_nothing(index_elements=["key"])
-            .returning(RequestKey.key)  # a row back: this caller inserted it
-        )
-        with self._db.session() as session, session.begin():
-            return session.execute(statement).first() is not None
+        """True for the one caller that claimed `key` first (a lost claim, a Slack retry
+        or each worker-down reply after the first, is no database error)."""
+        return self._db.insert_new(RequestKey, key=key[:200], claimed_at=now)
 
     def forget_older_than(self, cutoff: datetime, drain_cutoff: datetime | None = None) -> int:
         """Drop keys claimed before `cutoff`, and drain batch ids before `drain_cutoff`."""
