@@ -331,7 +331,7 @@ def parse(text: str) -> Command:
         # int() refuses numbers past 4,300 digits with a ValueError; no count, duration or
         # app name (40 characters at most) comes near this, so say so before reading any.
         if _LONG_NUMBER.search(word):
-            raise CommandError(f"`{_clip(word)}` holds a number far too long to mean anything.")
+            raise CommandError(f"{_shown(word)} holds a number far too long to mean anything.")
     verb = words[0].lower()
     if verb in ("-h", "--help"):
         verb = "help"
@@ -346,18 +346,23 @@ def parse(text: str) -> Command:
     return replace(command, force=force) if force else command
 
 
+# What people coming from the Heroku CLI or other bots type for a verb spelled otherwise
+# here; no spelling is near enough for `closest` to find it.
+_OTHER_WORDS = {"deploy": "ship", "ps": "status", "info": "status", "stop": "kill"}
+
+
 def _unknown_verb(words: list[str]) -> CommandError:
     """A word that is no verb: a near miss (`scal`, `stauts`) gets the command as it was
     probably meant, and a verb typed after the app (`demo status`) the right order. Only
     suggested, never run: a guess must not change anything."""
     typed = words[0]
-    unknown = f"{code(_clip(typed))} is not a command I know."
+    unknown = f"{_shown(typed)} is not a command I know."
     if len(words) > 1 and words[1].lower() in VERBS:
         meant = [words[1].lower(), typed, *words[2:]]
         return CommandError(
             f"{unknown} Did you mean {_rewrite(meant)}? The verb comes first.", words[1].lower()
         )
-    near = closest(typed, VERBS)
+    near = [_OTHER_WORDS[typed.lower()]] if typed.lower() in _OTHER_WORDS else closest(typed, VERBS)
     if near:
         return CommandError(f"{unknown} Did you mean {_rewrite([near[0], *words[1:]])}?", near[0])
     return CommandError(f"{unknown} Try one of: {', '.join(VERBS)}.")
@@ -366,7 +371,7 @@ def _unknown_verb(words: list[str]) -> CommandError:
 def _rewrite(words: list[str]) -> str:
     # Quote only what needs it, so the suggestion reads as the user would type it.
     quoted = (shlex.quote(w) if not w or any(c.isspace() for c in w) else w for w in words)
-    return code(_clip(" ".join(quoted), limit=80))
+    return _shown(" ".join(quoted), limit=80)
 
 
 def _take_force_option(words: list[str], verb: str) -> tuple[list[str], str | None]:
@@ -398,7 +403,7 @@ def _take_app_option(words: list[str], verb: str) -> tuple[list[str], str | None
         if word.startswith("--app="):
             app = _app_name(word.split("=", 1)[1], verb, app)
         elif word.startswith("-") and not _CHANGE_RE.match(word):
-            raise CommandError(f"`{_clip(word)}` is not an option I know.", verb)
+            raise CommandError(f"{_shown(word)} is not an option I know.", verb)
         else:
             rest.append(word)
         i += 1
@@ -407,10 +412,10 @@ def _take_app_option(words: list[str], verb: str) -> tuple[list[str], str | None
 
 def _app_name(word: str, verb: str, already: str | None) -> str:
     if already is not None:
-        raise CommandError(f"The app is given twice (`{already}` and `{_clip(word)}`).", verb)
+        raise CommandError(f"The app is given twice ({code(already)} and {_shown(word)}).", verb)
     if not _APP_RE.match(word):
         raise CommandError(
-            f"`{_clip(word)}` is not a valid app name: use letters, digits and dashes.", verb
+            f"{_shown(word)} is not a valid app name: use letters, digits and dashes.", verb
         )
     return word
 
@@ -422,7 +427,7 @@ def _parse_scale(args: list[str], app: str | None) -> Command:
             raise CommandError("Say which app, as the last word or with `-a APP`.", "scale")
         if "=" in args[-1] or not _APP_RE.match(args[-1]):
             raise CommandError(
-                f"The last word, `{_clip(args[-1])}`, should be the app (or give it with `-a APP`).",
+                f"The last word, {_shown(args[-1])}, should be the app (or give it with `-a APP`).",
                 "scale",
             )
         app, args = args[-1], args[:-1]
@@ -431,7 +436,7 @@ def _parse_scale(args: list[str], app: str | None) -> Command:
         match = _CHANGE_RE.match(word)
         if match is None:
             raise CommandError(
-                f"`{_clip(word)}` is not a scale term: write TYPE=N, TYPE+N or TYPE-N.", "scale"
+                f"{_shown(word)} is not a scale term: write TYPE=N, TYPE+N or TYPE-N.", "scale"
             )
         changes.append(_change(match))
     if not changes:
@@ -439,7 +444,7 @@ def _parse_scale(args: list[str], app: str | None) -> Command:
     seen: set[str] = set()
     for change in changes:
         if change.process_type in seen:
-            raise CommandError(f"`{change.process_type}` is scaled twice.", "scale")
+            raise CommandError(f"{code(change.process_type)} is scaled twice.", "scale")
         seen.add(change.process_type)
     return Command("scale", app=app, changes=tuple(changes))
 
@@ -448,17 +453,17 @@ def _change(match: re.Match[str]) -> Change:
     process_type = match["type"].lower()
     if not process_type:
         raise CommandError(
-            f"`{_clip(match.string)}` has no process type before `{match['op']}`.", "scale"
+            f"{_shown(match.string)} has no process type before `{match['op']}`.", "scale"
         )
     amount = int(match["amount"])
     if amount > MAX_QUANTITY:
         raise CommandError(
-            f"`{_clip(match.string)}` asks for more than {MAX_QUANTITY} dynos.", "scale"
+            f"{_shown(match.string)} asks for more than {MAX_QUANTITY} dynos.", "scale"
         )
     size = match["size"].lower() if match["size"] else None
     if size and match["op"] != "=":
         raise CommandError(
-            f"`{_clip(match.string)}`: a size goes with `=` only, as in `web=2:standard-2x`.",
+            f"{_shown(match.string)}: a size goes with `=` only, as in `web=2:standard-2x`.",
             "scale",
         )
     return Change(process_type, match["op"], amount, size)
@@ -469,7 +474,7 @@ def _parse_restart(args: list[str], app: str | None) -> Command:
     target = _one_optional(rest, "restart")
     if target is not None and not (_PROCESS_TYPE_RE.match(target) or _DYNO_RE.match(target)):
         raise CommandError(
-            f"`{_clip(target)}` is neither a process type (`web`) nor a dyno (`web.1`).", "restart"
+            f"{_shown(target)} is neither a process type (`web`) nor a dyno (`web.1`).", "restart"
         )
     return Command("restart", app=app, target=target.lower() if target else None)
 
@@ -478,14 +483,14 @@ def _parse_kill(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "kill")
     target = _one_optional(rest, "kill")
     if target is not None and not _PROCESS_TYPE_RE.match(target):
-        raise CommandError(f"`{_clip(target)}` is not a process type such as `web`.", "kill")
+        raise CommandError(f"{_shown(target)} is not a process type such as `web`.", "kill")
     return Command("kill", app=app, target=target.lower() if target else None)
 
 
 def _parse_status(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "status")
     if rest:
-        raise CommandError(f"`{_clip(rest[0])}` is one word too many.", "status")
+        raise CommandError(f"{_shown(rest[0])} is one word too many.", "status")
     return Command("status", app=app)
 
 
@@ -525,14 +530,14 @@ def _parse_alerts(args: list[str], app: str | None) -> Command:
 def _parse_metrics(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "metrics")
     if len(rest) > 1:
-        raise CommandError(f"`{_clip(rest[1])}` is one word too many.", "metrics")
+        raise CommandError(f"{_shown(rest[1])} is one word too many.", "metrics")
     if not rest:
         return Command("metrics", app=app, limit=METRICS_DEFAULT_MINUTES)
     match = _WINDOW_RE.match(rest[0])
     minutes = int(match[1]) * (60 if match[2].lower() == "h" else 1) if match else 0
     if not 1 <= minutes <= METRICS_MAX_MINUTES:
         raise CommandError(
-            f"`{_clip(rest[0])}` is not a window: write minutes or hours up to 24h, like 5m or 1h.",
+            f"{_shown(rest[0])} is not a window: write minutes or hours up to 24h, like 5m or 1h.",
             "metrics",
         )
     return Command("metrics", app=app, limit=minutes)
@@ -541,11 +546,11 @@ def _parse_metrics(args: list[str], app: str | None) -> Command:
 def _parse_chart(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "chart")
     if len(rest) > 1:
-        raise CommandError(f"`{_clip(rest[1])}` is one word too many.", "chart")
+        raise CommandError(f"{_shown(rest[1])} is one word too many.", "chart")
     window = rest[0].lower() if rest else CHART_DEFAULT
     if window not in CHART_WINDOWS:
         raise CommandError(
-            f"`{_clip(rest[0])}` is not a chart window: use {', '.join(CHART_WINDOWS)}.", "chart"
+            f"{_shown(rest[0])} is not a chart window: use {', '.join(CHART_WINDOWS)}.", "chart"
         )
     return Command("chart", app=app, limit=CHART_WINDOWS[window])
 
@@ -565,14 +570,14 @@ def _parse_about(args: list[str], app: str | None) -> Command:
 def _parse_drain(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "drain")
     if rest:
-        raise CommandError(f"`{_clip(rest[0])}` is one word too many.", "drain")
+        raise CommandError(f"{_shown(rest[0])} is one word too many.", "drain")
     return Command("drain", app=app)
 
 
 def _parse_watch(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "watch")
     if rest:
-        raise CommandError(f"`{_clip(rest[0])}` is one word too many.", "watch")
+        raise CommandError(f"{_shown(rest[0])} is one word too many.", "watch")
     return Command("watch", app=app)
 
 
@@ -587,11 +592,11 @@ def _parse_simulate(args: list[str], app: str | None) -> Command:
             "simulate", app=args[0] if len(args) == 2 else app, mode="replay", limit=minutes
         )
     if not args or args[0].lower() not in SIMULATIONS:
-        got = f"`{_clip(args[0])}` is not a simulation. " if args else ""
+        got = f"{_shown(args[0])} is not a simulation. " if args else ""
         raise CommandError(f"{got}Say which one: {', '.join(SIMULATIONS)}.", "simulate")
     app, rest = _positional_app(args[1:], app, "simulate")
     if rest:
-        raise CommandError(f"`{_clip(rest[0])}` is one word too many.", "simulate")
+        raise CommandError(f"{_shown(rest[0])} is one word too many.", "simulate")
     return Command("simulate", app=app, mode=args[0].lower())
 
 
@@ -610,7 +615,7 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
         # `autoscale APP worker of`: the second word is the mistyped mode.
         rest = rest[1:]
     if not rest or rest[0].lower() not in AUTOSCALE_MODES:
-        got = f"`{_clip(rest[0])}` is not a mode. " if rest else ""
+        got = f"{_shown(rest[0])} is not a mode. " if rest else ""
         raise CommandError(f"{got}Say on, off, shadow or status.", "autoscale")
     mode, options = rest[0].lower(), []
     seen: set[str] = set()
@@ -619,31 +624,32 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
         key = key.lower()
         if key not in ("min", "max", "target") or not value:
             raise CommandError(
-                f"`{_clip(word)}` is not a setting: use min=N, max=N or target=….", "autoscale"
+                f"{_shown(word)} is not a setting: use min=N, max=N or target=….", "autoscale"
             )
         if key in seen:
-            raise CommandError(f"`{key}` is given twice.", "autoscale")
+            raise CommandError(f"{code(key)} is given twice.", "autoscale")
         seen.add(key)
         if key in ("min", "max") and not (
             value.isascii() and value.isdigit() and int(value) <= MAX_QUANTITY
         ):
             raise CommandError(
-                f"`{_clip(word)}`: {key} must be a whole number up to {MAX_QUANTITY}.", "autoscale"
+                f"{_shown(word)}: {key} must be a whole number up to {MAX_QUANTITY}.", "autoscale"
             )
         if key == "target" and ptype is not None and not _WORKER_TARGET_RE.match(value):
             raise CommandError(
-                f"`{_clip(word)}` is not a worker target: write latency:30s or jobs:50.",
+                f"{_shown(word)} is not a worker target: write latency:30s or jobs:50.",
                 "autoscale",
             )
         if key == "target" and ptype is None and _WORKER_TARGET_RE.match(value):
+            meant = f"autoscale {app or 'APP'} worker {mode} target={value}"
             raise CommandError(
-                f"`{_clip(word)}` is a job-queue target, for a worker type: name it, as in "
-                f"`autoscale {_clip(app or 'APP')} worker {mode} target={_clip(value)}`.",
+                f"{_shown(word)} is a job-queue target, for a worker type: name it, as in "
+                f"{_shown(meant, limit=120)}.",
                 "autoscale",
             )
         if key == "target" and ptype is None and not _TARGET_RE.match(value):
             raise CommandError(
-                f"`{_clip(word)}` is not a target: write queue:300ms, service:500ms or rpm:1200 "
+                f"{_shown(word)} is not a target: write queue:300ms, service:500ms or rpm:1200 "
                 "(web), or latency:30s or jobs:50 after a worker type.",
                 "autoscale",
             )
@@ -674,12 +680,12 @@ def _parse_autoscale_set(app: str | None, words: list[str]) -> Command:
         key, value = key.lower(), value.lower()
         if key not in AUTOSCALE_SET_KEYS or not value:
             raise CommandError(
-                f"`{_clip(word)}` is not a setting: use down_stabilization=2m or max_step=4 "
+                f"{_shown(word)} is not a setting: use down_stabilization=2m or max_step=4 "
                 "(`=default` to drop chat's value).",
                 "autoscale",
             )
         if any(k == key for k, _ in options):
-            raise CommandError(f"`{key}` is given twice.", "autoscale")
+            raise CommandError(f"{code(key)} is given twice.", "autoscale")
         fits = value == "default" or (
             _SET_DURATION_RE.match(value)
             if key == "down_stabilization"
@@ -687,7 +693,7 @@ def _parse_autoscale_set(app: str | None, words: list[str]) -> Command:
         )
         if not fits:
             what = "a duration like 2m or 90s" if key == "down_stabilization" else "a whole number"
-            raise CommandError(f"`{_clip(word)}`: {key} must be {what}.", "autoscale")
+            raise CommandError(f"{_shown(word)}: {key} must be {what}.", "autoscale")
         options.append((key, value))
     return Command("autoscale", app=app, mode="set", options=tuple(options))
 
@@ -705,9 +711,7 @@ def _parse_autoscale_schedule(app: str | None, words: list[str]) -> Command:
         raise CommandError(usage, "autoscale")
     days, clocks = words[1].lower(), _CLOCK_RANGE_RE.match(words[2])
     if clocks is None:
-        raise CommandError(
-            f"`{_clip(words[2])}` is not a time range like 08:00-18:00.", "autoscale"
-        )
+        raise CommandError(f"{_shown(words[2])} is not a time range like 08:00-18:00.", "autoscale")
     options = [("days", days), ("start", clocks[1]), ("end", clocks[2])]
     for word in words[3:]:
         key, _, value = word.partition("=")
@@ -717,7 +721,7 @@ def _parse_autoscale_schedule(app: str | None, words: list[str]) -> Command:
             options.append((key, value))
         else:
             raise CommandError(
-                f"`{_clip(word)}` is not min=N, max=N or tz=Area/City. {usage}", "autoscale"
+                f"{_shown(word)} is not min=N, max=N or tz=Area/City. {usage}", "autoscale"
             )
     if not any(k in ("min", "max") for k, _ in options):
         raise CommandError("A schedule window sets min=N, max=N or both.", "autoscale")
@@ -732,7 +736,7 @@ def _parse_pin(args: list[str], app: str | None) -> Command:
         raise CommandError("Write the count and how long, like `web=5 for 2h`.", "pin")
     match = _CHANGE_RE.match(rest[0])
     if match is None or match["op"] != "=" or match["size"]:
-        raise CommandError(f"`{_clip(rest[0])}` is not a pin: write TYPE=N, like web=5.", "pin")
+        raise CommandError(f"{_shown(rest[0])} is not a pin: write TYPE=N, like web=5.", "pin")
     change = _change(match)
     if change.process_type != "web":
         raise CommandError("The autoscaler scales `web` only, so only `web` can be pinned.", "pin")
@@ -742,7 +746,7 @@ def _parse_pin(args: list[str], app: str | None) -> Command:
         minutes = int(duration[1]) * {"m": 1, "h": 60, "d": 1440}[duration[2].lower()]
     if not 1 <= minutes <= PIN_MAX_MINUTES:
         raise CommandError(
-            f"`{_clip(rest[2])}` is not a duration up to 7d: write 90m, 2h or 1d.", "pin"
+            f"{_shown(rest[2])} is not a duration up to 7d: write 90m, 2h or 1d.", "pin"
         )
     return Command("pin", app=app, changes=(change,), limit=minutes)
 
@@ -762,7 +766,7 @@ def _parse_rollback(args: list[str], app: str | None) -> Command:
     version = _one_optional(rest, "rollback")
     if version is not None and not _VERSION_RE.match(version):
         raise CommandError(
-            f"`{_clip(version)}` is not a release: write it like v41 (Heroku) or the version "
+            f"{_shown(version)} is not a release: write it like v41 (Heroku) or the version "
             "label (Beanstalk).",
             "rollback",
         )
@@ -781,7 +785,7 @@ def _parse_config(args: list[str], app: str | None) -> Command:
     if mode is None:
         app, rest = _positional_app(args, app, "config")
         if rest:
-            raise CommandError(f"`{_clip(rest[0])}` is one word too many.", "config")
+            raise CommandError(f"{_shown(rest[0])} is one word too many.", "config")
         return Command("config", app=app)
     words = args[1:]
     if app is None:
@@ -792,17 +796,17 @@ def _parse_config(args: list[str], app: str | None) -> Command:
     for word in words:
         key, equals, value = word.partition("=")
         if mode == "set" and not equals:
-            raise CommandError(f"`{_clip(key)}` needs a value: write KEY=VALUE.", "config")
+            raise CommandError(f"{_shown(key)} needs a value: write KEY=VALUE.", "config")
         if mode == "unset" and equals:
             raise CommandError("`config unset` takes names only, without `=`.", "config")
         if not CONFIG_KEY_RE.match(key):
             raise CommandError(
-                f"`{_clip(key)}` is not a valid config var name: use letters, digits and "
+                f"{_shown(key)} is not a valid config var name: use letters, digits and "
                 "underscores, not starting with a digit.",
                 "config",
             )
         if any(key == seen for seen, _ in pairs):
-            raise CommandError(f"`{key}` is given twice.", "config")
+            raise CommandError(f"{code(key)} is given twice.", "config")
         pairs.append((key, value))
     if not pairs:
         raise CommandError("Say which variable.", "config")
@@ -820,7 +824,7 @@ def _parse_lock(args: list[str], app: str | None) -> Command:
 def _parse_unlock(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "unlock")
     if rest:
-        raise CommandError(f"`{_clip(rest[0])}` is one word too many.", "unlock")
+        raise CommandError(f"{_shown(rest[0])} is one word too many.", "unlock")
     return Command("unlock", app=app)
 
 
@@ -828,14 +832,14 @@ def _parse_ship(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "ship")
     ref = _one_optional(rest, "ship")
     if ref is not None and (not _REF_RE.match(ref) or ".." in ref):
-        raise CommandError(f"`{_clip(ref)}` is not a git ref or version label.", "ship")
+        raise CommandError(f"{_shown(ref)} is not a git ref or version label.", "ship")
     return Command("ship", app=app, target=ref)
 
 
 def _parse_promote(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "promote")
     if rest:
-        raise CommandError(f"`{_clip(rest[0])}` is one word too many.", "promote")
+        raise CommandError(f"{_shown(rest[0])} is one word too many.", "promote")
     return Command("promote", app=app)
 
 
@@ -867,7 +871,7 @@ def _parse_logs(args: list[str], app: str | None) -> Command:
         elif dyno is None and (_DYNO_RE.match(word) or _PROCESS_TYPE_RE.match(word)):
             dyno = word.lower()
         else:
-            raise CommandError(f"`{_clip(word)}` is neither a dyno nor a number.", "logs")
+            raise CommandError(f"{_shown(word)} is neither a dyno nor a number.", "logs")
     return Command("logs", app=app, target=dyno, limit=lines or LOGS_DEFAULT)
 
 
@@ -886,7 +890,7 @@ def _parse_help(args: list[str], app: str | None) -> Command:
     if topic not in VERBS:
         hint = suggest(topic, VERBS)
         meant = f"Did you mean {hint}?" if hint else f"Try one of: {', '.join(VERBS)}."
-        raise CommandError(f"{code(_clip(args[0]))} is not a command I know. {meant}", "help")
+        raise CommandError(f"{_shown(args[0])} is not a command I know. {meant}", "help")
     return Command("help", topic=topic)
 
 
@@ -900,7 +904,7 @@ def _positional_app(args: list[str], app: str | None, verb: str) -> tuple[str, l
 
 def _one_optional(rest: list[str], verb: str) -> str | None:
     if len(rest) > 1:
-        raise CommandError(f"`{_clip(rest[1])}` is one word too many.", verb)
+        raise CommandError(f"{_shown(rest[1])} is one word too many.", verb)
     return rest[0] if rest else None
 
 
@@ -910,10 +914,15 @@ def _require_app(app: str | None, verb: str) -> str:
     return app
 
 
-def _clip(word: str, limit: int = 40) -> str:
-    # Echo user input back safely: short, and without backticks that would break formatting.
-    word = word.replace("`", "'")
-    return word if len(word) <= limit else word[: limit - 1] + "…"
+def _shown(word: str, limit: int = 40) -> str:
+    """What the user typed, echoed back as a code span: clipped short, and escaped
+    (`code`), so a `<!channel>` or a backtick in it is shown, not acted on."""
+    return code(word if len(word) <= limit else word[: limit - 1] + "…")
+
+
+def _listed(formation: Mapping[str, object]) -> str:
+    """The process types Heroku or Beanstalk reported, each in its own code span."""
+    return ", ".join(code(name) for name in sorted(formation)) or "none"
 
 
 _PARSERS = {
@@ -961,9 +970,10 @@ def plan_scale(
     targets: dict[str, tuple[int, str | None]] = {}
     for change in changes:
         if change.process_type not in current:
-            known = ", ".join(sorted(current)) or "none"
             raise CommandError(
-                f"The app has no `{change.process_type}` process type (it has: {known}).", "scale"
+                f"The app has no {code(change.process_type)} process type "
+                f"(it has: {_listed(current)}).",
+                "scale",
             )
         quantity = current[change.process_type][0]
         if change.op == "=":
@@ -974,10 +984,10 @@ def plan_scale(
             quantity -= change.amount
         if quantity < 0:
             raise CommandError(
-                f"`{change}` would leave {quantity} {change.process_type} dynos.", "scale"
+                f"{code(change)} would leave {quantity} {code(change.process_type)} dynos.", "scale"
             )
         if quantity > MAX_QUANTITY:
-            raise CommandError(f"`{change}` asks for more than {MAX_QUANTITY} dynos.", "scale")
+            raise CommandError(f"{code(change)} asks for more than {MAX_QUANTITY} dynos.", "scale")
         targets[change.process_type] = (quantity, change.size)
     return targets
 
@@ -988,9 +998,9 @@ def plan_kill(
     """Targets that scale every process type (or the one given) to zero."""
     if process_type is not None:
         if process_type not in current:
-            known = ", ".join(sorted(current)) or "none"
             raise CommandError(
-                f"The app has no `{process_type}` process type (it has: {known}).", "kill"
+                f"The app has no {code(process_type)} process type (it has: {_listed(current)}).",
+                "kill",
             )
         return {process_type: (0, None)}
     return {ptype: (0, None) for ptype in current}

@@ -184,7 +184,7 @@ def test_kill_on_beanstalk_confirms_then_sets_zero(driver, aws, slack):
         ("scale web=2:standard-2x shop", "not an EC2 instance type"),
         ("scale web=3:t3.large myapp", "not a Heroku dyno size"),
         ("scale web=9 shop", "at most 6"),
-        ("scale worker=1 shop", "no `worker` process type (it has: web)"),
+        ("scale worker=1 shop", "no `worker` process type (it has: `web`)"),
         ("restart shop web.1", "restart all of it"),
         ("status shopp", "Did you mean `shop`"),
         ("status unlisted-app", "not an app I manage"),

@@ -60,7 +60,8 @@ def test_parses(text: str, expected: Command) -> None:
 @pytest.mark.parametrize(
     ("text", "names"),
     [
-        ("deploy myapp", "`deploy`"),
+        ("deploy myapp", "`deploy` is not a command I know. Did you mean `ship myapp`?"),
+        ("ps myapp", "Did you mean `status myapp`?"),
         ("scale web=2", "Say which app"),
         ("scale myapp", "Say which process types"),
         ("scale myapp web=2", "`web=2`"),
@@ -108,6 +109,57 @@ def test_any_text_parses_or_gets_a_short_message(text: str) -> None:
         assert command.verb in VERBS
         appless = ("help", "apps", "history", "whoami", "alerts")
         assert command.app is not None or command.verb in appless
+
+
+HOSTILE_WORD = "<!channel>&`x`"
+_SLACK_MARKUP = re.compile(r"<[!@#]|<https?:|&(?!amp;|lt;|gt;)")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{w}",
+        "help {w}",
+        "status {w}",
+        "status demo {w}",
+        "status -{w} demo",
+        "status demo -a {w}",
+        "scale {w} demo",
+        "scale web=2:{w} demo",
+        "restart demo {w}",
+        "kill demo {w}",
+        "metrics demo {w}",
+        "chart demo {w}",
+        "autoscale demo on {w}",
+        "autoscale demo set {w}",
+        "rollback demo {w}",
+        "config set {w} demo",
+        "ship demo {w}",
+        "logs demo {w}",
+        "simulate {w} demo",
+        "swap demo {w}",
+        "history demo {w}",
+    ],
+)
+def test_a_mistyped_word_is_echoed_escaped(text: str) -> None:
+    # Slack would act on the raw word: ping the channel, or end the code span at the backtick.
+    with pytest.raises(CommandError) as caught:
+        parse(text.format(w=HOSTILE_WORD))
+    message = caught.value.message
+    assert "`&lt;!channel&gt;&amp;ˋxˋ`" in message or "&lt;!channel&gt;&amp;ˋxˋ`" in message
+    assert not _SLACK_MARKUP.search(message), message
+    assert message.count("`") % 2 == 0
+
+
+@given(
+    st.sampled_from(VERBS),
+    st.lists(st.text(alphabet="<>&!@#`|:/= -ahtpweb1", max_size=12), max_size=4),
+)
+def test_no_error_message_carries_slack_markup(verb: str, words: list[str]) -> None:
+    try:
+        parse(" ".join([verb, *words, "demo"]))
+    except CommandError as error:
+        assert not _SLACK_MARKUP.search(error.message), error.message
 
 
 _words = st.sampled_from(["web", "worker", "clock", "my_worker"])

@@ -108,3 +108,12 @@ def test_a_force_reason_in_the_break_glass_notice(driver, heroku, slack):
         assert_shown_as_typed(notice)
         # The command's code span holds the reason's backtick without closing early.
         assert "ˋxˋ &amp; &lt;@UEVIL001&gt;'`" in notice["text"]
+
+
+@pytest.mark.parametrize("text", ["status <!channel>", "scale web=<!channel> myapp", "<!here>"])
+def test_a_mistyped_command_is_echoed_as_typed(driver, text):
+    # The ack names the word it could not read: as typed, never as a mention.
+    response, _ = driver.command(text, USER)
+    answer = ack_text(response)
+    assert "Usage: `/deploy" in answer
+    assert_shown_as_typed({"text": answer})
