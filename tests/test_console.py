@@ -163,3 +163,12 @@ def test_an_expensive_scale_in_the_sandbox_asks_first_and_shows_the_cost(tmp_pat
     assert "Monthly cost: ≈ $50/month → $25,000/month (+$24,950/month)" in output
     assert "[ Confirm ]  [ Cancel ]" in output
     assert "`web` 1 × Standard-1X" in output  # nothing done before the click
+
+
+def test_outside_text_prints_as_slack_shows_it_and_never_drives_the_terminal(tmp_path):
+    output = run_lines(tmp_path, "\x1b[2J\x1b]0;owned\x07 demo", "status a<b>&c")
+    # Slack shows an escaped `<`, `>`, `&` as typed, and a control character as nothing
+    # special; a terminal would clear the screen and retitle the window.
+    assert "\x1b" not in output and "\x07" not in output
+    assert "`␛[2J␛]0;owned␇` is not a command I know" in output
+    assert "`a<b>&c` is not a valid app name" in output

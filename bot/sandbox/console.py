@@ -213,7 +213,8 @@ class Console:
             path = self._files / upload.filename
             path.write_bytes(upload.data)
             if upload.initial_comment:
-                self._out.write(_plain(upload.initial_comment, self._user_id) + "\n")
+                comment = _plain(upload.initial_comment, self._user_id)
+                self._out.write(comment.translate(_VISIBLE_CONTROLS) + "\n")
             self._out.write(f"[chart {upload.title!r} written to {path}]\n")
         self._uploads_seen = len(uploads)
 
@@ -245,7 +246,7 @@ def to_text(payload: dict[str, Any], user_id: str = CONSOLE_USER) -> str:
         elif kind == "actions":
             labels = "  ".join(f"[ {e['text']['text']} ]" for e in block["elements"])
             lines.append(f"{labels}   <- type a label to press it")
-    text = "\n".join(lines)
+    text = "\n".join(lines).translate(_VISIBLE_CONTROLS)
     if payload.get("response_type", "ephemeral") == "ephemeral" and not payload.get(
         "replace_original"
     ):
@@ -253,10 +254,23 @@ def to_text(payload: dict[str, Any], user_id: str = CONSOLE_USER) -> str:
     return text
 
 
+# A terminal acts on control characters (ESC starts a sequence that can recolour, move the
+# cursor or retitle the window); Slack only shows them. They come from outside (a word
+# typed, a release description), so the console prints a picture of each instead.
+_VISIBLE_CONTROLS = (
+    {c: chr(0x2400 + c) for c in range(32) if chr(c) not in "\t\n"}
+    | {0x7F: "\u2421"}
+    | {c: "\ufffd" for c in range(0x80, 0xA0)}
+)
+
+
 def _plain(mrkdwn: str, user_id: str) -> str:
+    """Slack's mrkdwn as its clients show it: mentions and dates as words, and the escaped
+    `<`, `>` and `&` (`policies.slack_text`) as the characters typed."""
     text = re.sub(rf"<@{user_id}>", "@you", mrkdwn)
     text = re.sub(r"<@(\w+)>", r"@\1", text)
-    return re.sub(r"<!date\^\d+\^[^|]*\|([^>]*)>", r"\1", text)
+    text = re.sub(r"<!date\^\d+\^[^|]*\|([^>]*)>", r"\1", text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def run(
@@ -272,7 +286,7 @@ def run(
     console = Console(config, out=out, user_id=user_id, registry=registry)
     try:
         for line in commands:
-            out.write(f"{PROMPT}{line}\n")
+            out.write(f"{PROMPT}{line.translate(_VISIBLE_CONTROLS)}\n")
             console.run_line(line)
         if interactive:
             _repl(console, out)
