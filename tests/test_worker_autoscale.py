@@ -4,6 +4,7 @@ endpoint with the `hirefire-resource` package, as an instrumented app does."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ from hirefire_resource.configuration import Configuration
 from hirefire_resource.middleware.wsgi.flask import HireFireMiddleware
 from werkzeug.serving import make_server
 
+from bot.metrics import hirefire
 from bot.metrics.hirefire import QueueInfoError, fetch_queue_info
 from policies.worker_autoscale import WorkerTarget, decide_worker, parse_worker_target
 
@@ -71,8 +73,19 @@ def test_the_endpoint_of_hirefire_resource_is_read(app_url, queue):
 def test_a_wrong_token_or_no_app_says_why(app_url):
     with pytest.raises(QueueInfoError, match="answered 404"):
         fetch_queue_info(app_url, "not-the-token")
-    with pytest.raises(QueueInfoError, match="cannot reach"):
+    with pytest.raises(QueueInfoError, match="cannot reach") as caught:
         fetch_queue_info("http://127.0.0.1:9", TOKEN)
+    # The reason is shown in chat and logged; the URL in requests' message holds the token.
+    assert TOKEN not in str(caught.value) and "hirefire/" not in str(caught.value)
+
+
+def test_an_endpoint_that_never_answers_is_a_timeout(monkeypatch):
+    monkeypatch.setattr(hirefire, "TIMEOUT_S", 0.2)
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # connects, never answers
+        port = silent.getsockname()[1]
+        with pytest.raises(QueueInfoError) as caught:
+            fetch_queue_info(f"http://127.0.0.1:{port}", TOKEN)
+    assert str(caught.value) == "the app's HireFire endpoint did not answer within 0.2 s"
 
 
 def test_latency_scales_workers_up_and_down_when_idle(app_url, queue):

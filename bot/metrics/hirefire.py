@@ -30,8 +30,16 @@ def fetch_queue_info(
     url = info_url(app_url, token)
     try:
         response = getter.get(url, timeout=TIMEOUT_S, headers={"Accept": "application/json"})
+    except requests.Timeout:
+        raise QueueInfoError(
+            f"the app's HireFire endpoint did not answer within {TIMEOUT_S:g} s"
+        ) from None
     except requests.RequestException as exc:
-        raise QueueInfoError(f"cannot reach the app's HireFire endpoint: {exc}") from None
+        # Only the kind of failure: requests' message quotes the URL, and the URL holds the
+        # token, which would then show in `autoscale APP status`, App Home and the log.
+        raise QueueInfoError(
+            f"cannot reach the app's HireFire endpoint ({type(exc).__name__})"
+        ) from None
     if response.status_code != 200:
         # hirefire-resource passes unknown paths (a wrong token) to the app: a 404 here.
         raise QueueInfoError(
