@@ -13,7 +13,7 @@ import time
 from urllib.parse import urlencode
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bot.sandbox.slack_requests import button_click, sign, slash_command
@@ -215,6 +215,19 @@ _PAYLOADS = st.builds(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(payload=_PAYLOADS, as_json=st.booleans())
+# A view submission with two `response_url_enabled` inputs: bolt's build_context logged
+# through a context that had no logger yet (KeyError, a 500) until slack_edge gave it one.
+@example(payload={"type": "shortcut", "response_urls": [{}, {}]}, as_json=False)
+@example(
+    payload={
+        "type": "view_submission",
+        "response_urls": [
+            {"block_id": b, "action_id": "c", "channel_id": "C1", "response_url": "https://x/y"}
+            for b in ("first", "second")
+        ],
+    },
+    as_json=False,
+)
 def test_no_signed_payload_of_any_shape_gets_a_5xx(driver, caplog, payload, as_json):
     body = json.dumps(payload) if as_json else form(payload)
     headers = sign(SIGNING_SECRET, body)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -107,6 +108,9 @@ def check(
     return Refusal(400, problem) if problem else parsed
 
 
+_BOLT_LOG = logging.getLogger("slack_bolt.App")
+
+
 def bolt_request(
     text: str, headers: Mapping[str, Any], query: str = "", body: dict[str, Any] | None = None
 ) -> BoltRequest:
@@ -117,7 +121,9 @@ def bolt_request(
         parsed = _parse(text, request.content_type)
         body = parsed if isinstance(parsed, dict) else {}
     request.raw_body, request.body = text, body
-    request.context = build_context(BoltContext({}), body)
+    # build_context logs through the context's logger when a view submission carries more
+    # than one response_url, before bolt's dispatch has put one there (a KeyError, a 500).
+    request.context = build_context(BoltContext({"logger": _BOLT_LOG}), body)
     return request
 
 
