@@ -23,6 +23,7 @@ from policies import autoscale, costs, guardrails, rules
 from policies.digest import DigestTime, parse_digest
 from policies.guardrails import parse_duration
 from policies.names import suggest
+from policies.slack_text import code
 
 DEFAULT_FILE = "deploybot.yml"
 DEFAULT_HEROKU_KEY_ENV = "HEROKU_API_KEY"
@@ -446,7 +447,7 @@ class Registry:
             )
         hint = suggest(alias, self.aliases())
         listed = f" Did you mean {hint}?" if hint else " `/deploy apps` lists them."
-        raise UnknownApp(f"`{alias}` is not an app I manage.{listed}")
+        raise UnknownApp(f"{code(alias)} is not an app I manage.{listed}")
 
     def problems(self, env: Mapping[str, str]) -> list[str]:
         """What would fail at run time: credentials named in the file but not set."""

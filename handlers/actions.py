@@ -46,7 +46,7 @@ def register(app: App, services: Services) -> None:
             if channel is None:
                 respond(
                     text=f"{code(name)} has no channel in the registry to post its chart in: "
-                    f"run `/deploy chart {name}` in a channel."
+                    f"run {code(f'/deploy chart {name}')} in a channel."
                 )
                 return
         command = Command("chart", app=name, limit=CHART_WINDOWS.get(window, 6 * 60))

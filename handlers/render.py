@@ -500,9 +500,9 @@ def _changed(result: Changed) -> Message:
 
 def _formation_change(old: Formation | None, new: Formation) -> str:
     if old is None:
-        return f"{new.type} → {new.quantity} × {new.size}"
-    size = f" ({old.size} → {new.size})" if old.size != new.size else ""
-    return f"{new.type} {old.quantity} → {new.quantity}{size}"
+        return f"{escape(new.type)} → {new.quantity} × {escape(new.size)}"
+    size = f" ({escape(old.size)} → {escape(new.size)})" if old.size != new.size else ""
+    return f"{escape(new.type)} {old.quantity} → {new.quantity}{size}"
 
 
 def _restart_target(result: Restarted) -> str:
@@ -574,7 +574,8 @@ def _age(since: datetime | None, now: datetime) -> str:
 
 def _confirmation(result: NeedsConfirmation) -> Message:
     changes = ", ".join(
-        f"{ptype} {result.before[ptype][0]} → {qty}" for ptype, (qty, _) in result.targets.items()
+        f"{escape(ptype)} {result.before[ptype][0]} → {qty}"
+        for ptype, (qty, _) in result.targets.items()
     )
     stops = any(qty == 0 for qty, _ in result.targets.values())
     warning = f" {result.unit.capitalize()}s scaled to 0 stop serving at once." if stops else ""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from policies import rules
 from policies.names import closest, suggest
-from policies.slack_text import code
+from policies.slack_text import code, shown
 
 # A deployment's life after scaling: `bot.actions.deployments` carries these out.
 DEPLOYMENT_VERBS = (
@@ -331,7 +331,7 @@ def parse(text: str) -> Command:
         # int() refuses numbers past 4,300 digits with a ValueError; no count, duration or
         # app name (40 characters at most) comes near this, so say so before reading any.
         if _LONG_NUMBER.search(word):
-            raise CommandError(f"{_shown(word)} holds a number far too long to mean anything.")
+            raise CommandError(f"{shown(word)} holds a number far too long to mean anything.")
     verb = words[0].lower()
     if verb in ("-h", "--help"):
         verb = "help"
@@ -356,7 +356,7 @@ def _unknown_verb(words: list[str]) -> CommandError:
     probably meant, and a verb typed after the app (`demo status`) the right order. Only
     suggested, never run: a guess must not change anything."""
     typed = words[0]
-    unknown = f"{_shown(typed)} is not a command I know."
+    unknown = f"{shown(typed)} is not a command I know."
     if len(words) > 1 and words[1].lower() in VERBS:
         meant = [words[1].lower(), typed, *words[2:]]
         return CommandError(
@@ -371,7 +371,7 @@ def _unknown_verb(words: list[str]) -> CommandError:
 def _rewrite(words: list[str]) -> str:
     # Quote only what needs it, so the suggestion reads as the user would type it.
     quoted = (shlex.quote(w) if not w or any(c.isspace() for c in w) else w for w in words)
-    return _shown(" ".join(quoted), limit=80)
+    return shown(" ".join(quoted), limit=80)
 
 
 def _take_force_option(words: list[str], verb: str) -> tuple[list[str], str | None]:
@@ -403,7 +403,7 @@ def _take_app_option(words: list[str], verb: str) -> tuple[list[str], str | None
         if word.startswith("--app="):
             app = _app_name(word.split("=", 1)[1], verb, app)
         elif word.startswith("-") and not _CHANGE_RE.match(word):
-            raise CommandError(f"{_shown(word)} is not an option I know.", verb)
+            raise CommandError(f"{shown(word)} is not an option I know.", verb)
         else:
             rest.append(word)
         i += 1
@@ -412,10 +412,10 @@ def _take_app_option(words: list[str], verb: str) -> tuple[list[str], str | None
 
 def _app_name(word: str, verb: str, already: str | None) -> str:
     if already is not None:
-        raise CommandError(f"The app is given twice ({code(already)} and {_shown(word)}).", verb)
+        raise CommandError(f"The app is given twice ({code(already)} and {shown(word)}).", verb)
     if not _APP_RE.match(word):
         raise CommandError(
-            f"{_shown(word)} is not a valid app name: use letters, digits and dashes.", verb
+            f"{shown(word)} is not a valid app name: use letters, digits and dashes.", verb
         )
     return word
 
@@ -427,7 +427,7 @@ def _parse_scale(args: list[str], app: str | None) -> Command:
             raise CommandError("Say which app, as the last word or with `-a APP`.", "scale")
         if "=" in args[-1] or not _APP_RE.match(args[-1]):
             raise CommandError(
-                f"The last word, {_shown(args[-1])}, should be the app (or give it with `-a APP`).",
+                f"The last word, {shown(args[-1])}, should be the app (or give it with `-a APP`).",
                 "scale",
             )
         app, args = args[-1], args[:-1]
@@ -436,7 +436,7 @@ def _parse_scale(args: list[str], app: str | None) -> Command:
         match = _CHANGE_RE.match(word)
         if match is None:
             raise CommandError(
-                f"{_shown(word)} is not a scale term: write TYPE=N, TYPE+N or TYPE-N.", "scale"
+                f"{shown(word)} is not a scale term: write TYPE=N, TYPE+N or TYPE-N.", "scale"
             )
         changes.append(_change(match))
     if not changes:
@@ -453,17 +453,17 @@ def _change(match: re.Match[str]) -> Change:
     process_type = match["type"].lower()
     if not process_type:
         raise CommandError(
-            f"{_shown(match.string)} has no process type before `{match['op']}`.", "scale"
+            f"{shown(match.string)} has no process type before `{match['op']}`.", "scale"
         )
     amount = int(match["amount"])
     if amount > MAX_QUANTITY:
         raise CommandError(
-            f"{_shown(match.string)} asks for more than {MAX_QUANTITY} dynos.", "scale"
+            f"{shown(match.string)} asks for more than {MAX_QUANTITY} dynos.", "scale"
         )
     size = match["size"].lower() if match["size"] else None
     if size and match["op"] != "=":
         raise CommandError(
-            f"{_shown(match.string)}: a size goes with `=` only, as in `web=2:standard-2x`.",
+            f"{shown(match.string)}: a size goes with `=` only, as in `web=2:standard-2x`.",
             "scale",
         )
     return Change(process_type, match["op"], amount, size)
@@ -474,7 +474,7 @@ def _parse_restart(args: list[str], app: str | None) -> Command:
     target = _one_optional(rest, "restart")
     if target is not None and not (_PROCESS_TYPE_RE.match(target) or _DYNO_RE.match(target)):
         raise CommandError(
-            f"{_shown(target)} is neither a process type (`web`) nor a dyno (`web.1`).", "restart"
+            f"{shown(target)} is neither a process type (`web`) nor a dyno (`web.1`).", "restart"
         )
     return Command("restart", app=app, target=target.lower() if target else None)
 
@@ -483,14 +483,14 @@ def _parse_kill(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "kill")
     target = _one_optional(rest, "kill")
     if target is not None and not _PROCESS_TYPE_RE.match(target):
-        raise CommandError(f"{_shown(target)} is not a process type such as `web`.", "kill")
+        raise CommandError(f"{shown(target)} is not a process type such as `web`.", "kill")
     return Command("kill", app=app, target=target.lower() if target else None)
 
 
 def _parse_status(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "status")
     if rest:
-        raise CommandError(f"{_shown(rest[0])} is one word too many.", "status")
+        raise CommandError(f"{shown(rest[0])} is one word too many.", "status")
     return Command("status", app=app)
 
 
@@ -530,14 +530,14 @@ def _parse_alerts(args: list[str], app: str | None) -> Command:
 def _parse_metrics(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "metrics")
     if len(rest) > 1:
-        raise CommandError(f"{_shown(rest[1])} is one word too many.", "metrics")
+        raise CommandError(f"{shown(rest[1])} is one word too many.", "metrics")
     if not rest:
         return Command("metrics", app=app, limit=METRICS_DEFAULT_MINUTES)
     match = _WINDOW_RE.match(rest[0])
     minutes = int(match[1]) * (60 if match[2].lower() == "h" else 1) if match else 0
     if not 1 <= minutes <= METRICS_MAX_MINUTES:
         raise CommandError(
-            f"{_shown(rest[0])} is not a window: write minutes or hours up to 24h, like 5m or 1h.",
+            f"{shown(rest[0])} is not a window: write minutes or hours up to 24h, like 5m or 1h.",
             "metrics",
         )
     return Command("metrics", app=app, limit=minutes)
@@ -546,11 +546,11 @@ def _parse_metrics(args: list[str], app: str | None) -> Command:
 def _parse_chart(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "chart")
     if len(rest) > 1:
-        raise CommandError(f"{_shown(rest[1])} is one word too many.", "chart")
+        raise CommandError(f"{shown(rest[1])} is one word too many.", "chart")
     window = rest[0].lower() if rest else CHART_DEFAULT
     if window not in CHART_WINDOWS:
         raise CommandError(
-            f"{_shown(rest[0])} is not a chart window: use {', '.join(CHART_WINDOWS)}.", "chart"
+            f"{shown(rest[0])} is not a chart window: use {', '.join(CHART_WINDOWS)}.", "chart"
         )
     return Command("chart", app=app, limit=CHART_WINDOWS[window])
 
@@ -570,14 +570,14 @@ def _parse_about(args: list[str], app: str | None) -> Command:
 def _parse_drain(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "drain")
     if rest:
-        raise CommandError(f"{_shown(rest[0])} is one word too many.", "drain")
+        raise CommandError(f"{shown(rest[0])} is one word too many.", "drain")
     return Command("drain", app=app)
 
 
 def _parse_watch(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "watch")
     if rest:
-        raise CommandError(f"{_shown(rest[0])} is one word too many.", "watch")
+        raise CommandError(f"{shown(rest[0])} is one word too many.", "watch")
     return Command("watch", app=app)
 
 
@@ -592,11 +592,11 @@ def _parse_simulate(args: list[str], app: str | None) -> Command:
             "simulate", app=args[0] if len(args) == 2 else app, mode="replay", limit=minutes
         )
     if not args or args[0].lower() not in SIMULATIONS:
-        got = f"{_shown(args[0])} is not a simulation. " if args else ""
+        got = f"{shown(args[0])} is not a simulation. " if args else ""
         raise CommandError(f"{got}Say which one: {', '.join(SIMULATIONS)}.", "simulate")
     app, rest = _positional_app(args[1:], app, "simulate")
     if rest:
-        raise CommandError(f"{_shown(rest[0])} is one word too many.", "simulate")
+        raise CommandError(f"{shown(rest[0])} is one word too many.", "simulate")
     return Command("simulate", app=app, mode=args[0].lower())
 
 
@@ -615,7 +615,7 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
         # `autoscale APP worker of`: the second word is the mistyped mode.
         rest = rest[1:]
     if not rest or rest[0].lower() not in AUTOSCALE_MODES:
-        got = f"{_shown(rest[0])} is not a mode. " if rest else ""
+        got = f"{shown(rest[0])} is not a mode. " if rest else ""
         raise CommandError(f"{got}Say on, off, shadow or status.", "autoscale")
     mode, options = rest[0].lower(), []
     seen: set[str] = set()
@@ -624,7 +624,7 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
         key = key.lower()
         if key not in ("min", "max", "target") or not value:
             raise CommandError(
-                f"{_shown(word)} is not a setting: use min=N, max=N or target=….", "autoscale"
+                f"{shown(word)} is not a setting: use min=N, max=N or target=….", "autoscale"
             )
         if key in seen:
             raise CommandError(f"{code(key)} is given twice.", "autoscale")
@@ -633,23 +633,23 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
             value.isascii() and value.isdigit() and int(value) <= MAX_QUANTITY
         ):
             raise CommandError(
-                f"{_shown(word)}: {key} must be a whole number up to {MAX_QUANTITY}.", "autoscale"
+                f"{shown(word)}: {key} must be a whole number up to {MAX_QUANTITY}.", "autoscale"
             )
         if key == "target" and ptype is not None and not _WORKER_TARGET_RE.match(value):
             raise CommandError(
-                f"{_shown(word)} is not a worker target: write latency:30s or jobs:50.",
+                f"{shown(word)} is not a worker target: write latency:30s or jobs:50.",
                 "autoscale",
             )
         if key == "target" and ptype is None and _WORKER_TARGET_RE.match(value):
             meant = f"autoscale {app or 'APP'} worker {mode} target={value}"
             raise CommandError(
-                f"{_shown(word)} is a job-queue target, for a worker type: name it, as in "
-                f"{_shown(meant, limit=120)}.",
+                f"{shown(word)} is a job-queue target, for a worker type: name it, as in "
+                f"{shown(meant, limit=120)}.",
                 "autoscale",
             )
         if key == "target" and ptype is None and not _TARGET_RE.match(value):
             raise CommandError(
-                f"{_shown(word)} is not a target: write queue:300ms, service:500ms or rpm:1200 "
+                f"{shown(word)} is not a target: write queue:300ms, service:500ms or rpm:1200 "
                 "(web), or latency:30s or jobs:50 after a worker type.",
                 "autoscale",
             )
@@ -680,7 +680,7 @@ def _parse_autoscale_set(app: str | None, words: list[str]) -> Command:
         key, value = key.lower(), value.lower()
         if key not in AUTOSCALE_SET_KEYS or not value:
             raise CommandError(
-                f"{_shown(word)} is not a setting: use down_stabilization=2m or max_step=4 "
+                f"{shown(word)} is not a setting: use down_stabilization=2m or max_step=4 "
                 "(`=default` to drop chat's value).",
                 "autoscale",
             )
@@ -693,7 +693,7 @@ def _parse_autoscale_set(app: str | None, words: list[str]) -> Command:
         )
         if not fits:
             what = "a duration like 2m or 90s" if key == "down_stabilization" else "a whole number"
-            raise CommandError(f"{_shown(word)}: {key} must be {what}.", "autoscale")
+            raise CommandError(f"{shown(word)}: {key} must be {what}.", "autoscale")
         options.append((key, value))
     return Command("autoscale", app=app, mode="set", options=tuple(options))
 
@@ -711,7 +711,7 @@ def _parse_autoscale_schedule(app: str | None, words: list[str]) -> Command:
         raise CommandError(usage, "autoscale")
     days, clocks = words[1].lower(), _CLOCK_RANGE_RE.match(words[2])
     if clocks is None:
-        raise CommandError(f"{_shown(words[2])} is not a time range like 08:00-18:00.", "autoscale")
+        raise CommandError(f"{shown(words[2])} is not a time range like 08:00-18:00.", "autoscale")
     options = [("days", days), ("start", clocks[1]), ("end", clocks[2])]
     for word in words[3:]:
         key, _, value = word.partition("=")
@@ -721,7 +721,7 @@ def _parse_autoscale_schedule(app: str | None, words: list[str]) -> Command:
             options.append((key, value))
         else:
             raise CommandError(
-                f"{_shown(word)} is not min=N, max=N or tz=Area/City. {usage}", "autoscale"
+                f"{shown(word)} is not min=N, max=N or tz=Area/City. {usage}", "autoscale"
             )
     if not any(k in ("min", "max") for k, _ in options):
         raise CommandError("A schedule window sets min=N, max=N or both.", "autoscale")
@@ -736,7 +736,7 @@ def _parse_pin(args: list[str], app: str | None) -> Command:
         raise CommandError("Write the count and how long, like `web=5 for 2h`.", "pin")
     match = _CHANGE_RE.match(rest[0])
     if match is None or match["op"] != "=" or match["size"]:
-        raise CommandError(f"{_shown(rest[0])} is not a pin: write TYPE=N, like web=5.", "pin")
+        raise CommandError(f"{shown(rest[0])} is not a pin: write TYPE=N, like web=5.", "pin")
     change = _change(match)
     if change.process_type != "web":
         raise CommandError("The autoscaler scales `web` only, so only `web` can be pinned.", "pin")
@@ -746,7 +746,7 @@ def _parse_pin(args: list[str], app: str | None) -> Command:
         minutes = int(duration[1]) * {"m": 1, "h": 60, "d": 1440}[duration[2].lower()]
     if not 1 <= minutes <= PIN_MAX_MINUTES:
         raise CommandError(
-            f"{_shown(rest[2])} is not a duration up to 7d: write 90m, 2h or 1d.", "pin"
+            f"{shown(rest[2])} is not a duration up to 7d: write 90m, 2h or 1d.", "pin"
         )
     return Command("pin", app=app, changes=(change,), limit=minutes)
 
@@ -766,7 +766,7 @@ def _parse_rollback(args: list[str], app: str | None) -> Command:
     version = _one_optional(rest, "rollback")
     if version is not None and not _VERSION_RE.match(version):
         raise CommandError(
-            f"{_shown(version)} is not a release: write it like v41 (Heroku) or the version "
+            f"{shown(version)} is not a release: write it like v41 (Heroku) or the version "
             "label (Beanstalk).",
             "rollback",
         )
@@ -785,7 +785,7 @@ def _parse_config(args: list[str], app: str | None) -> Command:
     if mode is None:
         app, rest = _positional_app(args, app, "config")
         if rest:
-            raise CommandError(f"{_shown(rest[0])} is one word too many.", "config")
+            raise CommandError(f"{shown(rest[0])} is one word too many.", "config")
         return Command("config", app=app)
     words = args[1:]
     if app is None:
@@ -796,12 +796,12 @@ def _parse_config(args: list[str], app: str | None) -> Command:
     for word in words:
         key, equals, value = word.partition("=")
         if mode == "set" and not equals:
-            raise CommandError(f"{_shown(key)} needs a value: write KEY=VALUE.", "config")
+            raise CommandError(f"{shown(key)} needs a value: write KEY=VALUE.", "config")
         if mode == "unset" and equals:
             raise CommandError("`config unset` takes names only, without `=`.", "config")
         if not CONFIG_KEY_RE.match(key):
             raise CommandError(
-                f"{_shown(key)} is not a valid config var name: use letters, digits and "
+                f"{shown(key)} is not a valid config var name: use letters, digits and "
                 "underscores, not starting with a digit.",
                 "config",
             )
@@ -824,7 +824,7 @@ def _parse_lock(args: list[str], app: str | None) -> Command:
 def _parse_unlock(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "unlock")
     if rest:
-        raise CommandError(f"{_shown(rest[0])} is one word too many.", "unlock")
+        raise CommandError(f"{shown(rest[0])} is one word too many.", "unlock")
     return Command("unlock", app=app)
 
 
@@ -832,14 +832,14 @@ def _parse_ship(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "ship")
     ref = _one_optional(rest, "ship")
     if ref is not None and (not _REF_RE.match(ref) or ".." in ref):
-        raise CommandError(f"{_shown(ref)} is not a git ref or version label.", "ship")
+        raise CommandError(f"{shown(ref)} is not a git ref or version label.", "ship")
     return Command("ship", app=app, target=ref)
 
 
 def _parse_promote(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "promote")
     if rest:
-        raise CommandError(f"{_shown(rest[0])} is one word too many.", "promote")
+        raise CommandError(f"{shown(rest[0])} is one word too many.", "promote")
     return Command("promote", app=app)
 
 
@@ -871,7 +871,7 @@ def _parse_logs(args: list[str], app: str | None) -> Command:
         elif dyno is None and (_DYNO_RE.match(word) or _PROCESS_TYPE_RE.match(word)):
             dyno = word.lower()
         else:
-            raise CommandError(f"{_shown(word)} is neither a dyno nor a number.", "logs")
+            raise CommandError(f"{shown(word)} is neither a dyno nor a number.", "logs")
     return Command("logs", app=app, target=dyno, limit=lines or LOGS_DEFAULT)
 
 
@@ -890,7 +890,7 @@ def _parse_help(args: list[str], app: str | None) -> Command:
     if topic not in VERBS:
         hint = suggest(topic, VERBS)
         meant = f"Did you mean {hint}?" if hint else f"Try one of: {', '.join(VERBS)}."
-        raise CommandError(f"{_shown(args[0])} is not a command I know. {meant}", "help")
+        raise CommandError(f"{shown(args[0])} is not a command I know. {meant}", "help")
     return Command("help", topic=topic)
 
 
@@ -904,7 +904,7 @@ def _positional_app(args: list[str], app: str | None, verb: str) -> tuple[str, l
 
 def _one_optional(rest: list[str], verb: str) -> str | None:
     if len(rest) > 1:
-        raise CommandError(f"{_shown(rest[1])} is one word too many.", verb)
+        raise CommandError(f"{shown(rest[1])} is one word too many.", verb)
     return rest[0] if rest else None
 
 
@@ -912,12 +912,6 @@ def _require_app(app: str | None, verb: str) -> str:
     if app is None:
         raise CommandError("Say which app, as the last word or with `-a APP`.", verb)
     return app
-
-
-def _shown(word: str, limit: int = 40) -> str:
-    """What the user typed, echoed back as a code span: clipped short, and escaped
-    (`code`), so a `<!channel>` or a backtick in it is shown, not acted on."""
-    return code(word if len(word) <= limit else word[: limit - 1] + "…")
 
 
 def _listed(formation: Mapping[str, object]) -> str:

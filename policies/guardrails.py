@@ -19,7 +19,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from policies.names import suggest
 from policies.rules import is_read_only
-from policies.slack_text import escape
+from policies.slack_text import code, escape
 
 # A freeze refuses every change except these: `watch` changes no app, and `approve` only
 # releases a change that the actions path must pass through `check` again when it runs.
@@ -127,12 +127,12 @@ def check(
             if force_reason is None or not force_reason.strip():
                 return Verdict(
                     "refused",
-                    f'{frozen} ({freeze.reason}). An admin can override with --force "reason".',
+                    f'{frozen} ({escape(freeze.reason)}). An admin can override with --force "reason".',
                 )
             if not is_admin:
                 return Verdict(
                     "refused",
-                    f"{frozen} ({freeze.reason}). Only an admin can override it with --force; "
+                    f"{frozen} ({escape(freeze.reason)}). Only an admin can override it with --force; "
                     "ask one of them.",
                 )
             forced, freeze_reason = True, freeze.reason
@@ -218,8 +218,8 @@ def _limits(
             and guardrails.sizes is not None
             and size.lower() not in guardrails.sizes
         ):
-            allowed = ", ".join(sorted(guardrails.sizes)) or "none"
-            return f"`{size.lower()}` is not an allowed size for {name}: use one of {allowed}."
+            allowed = ", ".join(code(s) for s in sorted(guardrails.sizes)) or "none"
+            return f"{code(size.lower())} is not an allowed size for {name}: use one of {allowed}."
     return ""
 
 

@@ -20,3 +20,10 @@ def code(text: object) -> str:
     """`text` in a code span, escaped; a backtick inside becomes U+02CB, its look-alike, so the span
     cannot be closed early and the rest of the message turned into markup."""
     return "`" + escape(text).replace("`", "ˋ") + "`"
+
+
+def shown(typed: object, limit: int = 40) -> str:
+    """What someone typed, echoed back in an answer: clipped to `limit` characters, as a
+    `code` span."""
+    text = str(typed)
+    return code(text if len(text) <= limit else text[: limit - 1] + "…")

@@ -95,7 +95,7 @@ def test_monthly_change(platform: str, before: dict, after: dict, expected: Cost
         (
             CostChange(25.0, 0.0, -25.0, False, ("private-2xl",)),
             "≈ $25/month → $0/month (-$25/month). "
-            "No price is known for private-2xl, so it is left out.",
+            "No price is known for `private-2xl`, so it is left out.",
         ),
     ],
 )

@@ -112,10 +112,10 @@ def test_a_slash_command_delivered_twice_asks_once(driver, slack):
 @pytest.mark.parametrize(
     ("text", "says"),
     [
-        ("rollback myapp v99", "`myapp` has no release v99 among its last 50"),
-        ("rollback myapp v3", "v3 is already the current release of `myapp`"),
-        ("rollback myapp 3", "v3 is already the current release of `myapp`"),
-        ("rollback myapp v4", "v4 of `myapp` failed, so it cannot be rolled back to"),
+        ("rollback myapp v99", "`myapp` has no release `v99` among its last 50"),
+        ("rollback myapp v3", "`v3` is already the current release of `myapp`"),
+        ("rollback myapp 3", "`v3` is already the current release of `myapp`"),
+        ("rollback myapp v4", "`v4` of `myapp` failed, so it cannot be rolled back to"),
     ],
 )
 def test_bad_rollbacks_get_a_sentence_and_send_nothing(driver, heroku, text, says):

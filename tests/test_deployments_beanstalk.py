@@ -72,9 +72,12 @@ def test_rollback_deploys_the_label_and_follows_up_in_the_thread(driver, aws, sl
 def test_rollback_to_an_unknown_label_sends_nothing(driver, aws):  # noqa: F811
     versions(aws)
     assert (
-        "`shop` has no release nope among its last 50" in say(driver, "rollback shop nope")["text"]
+        "`shop` has no release `nope` among its last 50"
+        in say(driver, "rollback shop nope")["text"]
     )
-    assert "v1 is already the current release of `shop`" in say(driver, "rollback shop v1")["text"]
+    assert (
+        "`v1` is already the current release of `shop`" in say(driver, "rollback shop v1")["text"]
+    )
     assert updates(aws) == []
 
 
@@ -159,7 +162,7 @@ def test_swap_exchanges_the_cnames_once(blue_green, aws):  # noqa: F811
 
 def test_ship_deploys_an_application_version_by_label(driver, aws, slack):  # noqa: F811
     versions(aws)
-    assert "has no application version nope" in say(driver, "ship shop nope")["text"]
+    assert "has no application version `nope`" in say(driver, "ship shop nope")["text"]
     assert "Say which application version" in say(driver, "ship shop")["text"]
     assert updates(aws) == []
     driver.command("ship shop shop-1.0", ADMIN)

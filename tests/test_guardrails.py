@@ -69,7 +69,12 @@ def run(
         ("scale", {"worker": (5, None)}, "refused", "at most 4 per process type"),
         ("scale", {"clock": (1, None)}, "allowed", ""),  # a stopped type may start
         ("scale", {"web": (3, "Standard-2X")}, "allowed", ""),
-        ("scale", {"web": (3, "performance-m")}, "refused", "use one of standard-1x, standard-2x"),
+        (
+            "scale",
+            {"web": (3, "performance-m")},
+            "refused",
+            "use one of `standard-1x`, `standard-2x`",
+        ),
         # Any one bad term refuses the whole command.
         ("scale", {"web": (3, None), "worker": (9, None)}, "refused", "`worker=9`"),
         # A kill is named and confirmed: no step limit, but the minimum still holds.
@@ -97,7 +102,7 @@ def test_the_max_message_names_the_limit_and_the_term() -> None:
 def test_a_bad_size_lists_the_allowed_sizes() -> None:
     verdict = run(LIMITS, "scale", {"web": (2, "performance-l")})
     assert verdict.reason == (
-        "`performance-l` is not an allowed size for `shop`: use one of standard-1x, standard-2x."
+        "`performance-l` is not an allowed size for `shop`: use one of `standard-1x`, `standard-2x`."
     )
 
 

@@ -1,7 +1,8 @@
 """Outside strings reach Slack as typed, never as mentions, links or broken code spans:
-Heroku release descriptions and actor e-mails (in `/deploy status` and release notices)
-and `--force` reasons (in the break-glass notice), through the real web app, the fake
-Heroku and the fake Slack's recorded calls."""
+Heroku release descriptions and actor e-mails (in `/deploy status` and release notices),
+`--force` reasons (in the break-glass notice), words typed wrong, and the registry's own
+texts (a freeze's reason, the allowed sizes), through the real web app, the fake Heroku
+and the fake Slack's recorded calls."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ apps:
         - cron: "* * * * *"
           duration: 2m
           timezone: UTC
-          reason: always frozen
+          reason: "always frozen <!channel> <http://evil.example|login> & `x`"
+      sizes: ["<!channel>", standard-1x]
 """
 
 
@@ -117,3 +119,26 @@ def test_a_mistyped_command_is_echoed_as_typed(driver, text):
     answer = ack_text(response)
     assert "Usage: `/deploy" in answer
     assert_shown_as_typed({"text": answer})
+
+
+def test_a_freeze_reason_from_the_registry_in_the_refusal(driver):
+    _, url = driver.command("scale web=2 myapp", ADMIN)
+    refusal = driver.reply(url)
+    assert "is frozen until" in refusal["text"]
+    assert_shown_as_typed(refusal)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("run myapp <!channel> `rm` &", "is not a command `myapp` may run from chat"),
+        ("autoscale myapp schedule add <!channel> 08:00-18:00 min=3", "Not a schedule window"),
+        ("autoscale myapp schedule add mon 08:00-18:00 min=3 tz=<!here>", "unknown timezone"),
+        ("scale web=1:performance-m myapp --force now", "is not an allowed size"),
+    ],
+)
+def test_typed_words_and_registry_texts_in_refusals(driver, text, says):
+    _, url = driver.command(text, ADMIN)
+    reply = driver.reply(url)
+    assert says in reply["text"]
+    assert_shown_as_typed(reply)

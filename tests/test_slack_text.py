@@ -5,6 +5,11 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.actions.reconcile import now_running
+from bot.platforms.base import Formation
+from bot.registry import Registry, UnknownApp
+from handlers.render import _formation_change
+from policies import costs
 from policies.slack_text import code, escape
 
 
@@ -27,3 +32,30 @@ def test_escaped_text_has_no_control_characters_left(text: str) -> None:
     assert shown.replace("&amp;", "").replace("&lt;", "").replace("&gt;", "").count("&") == 0
     inner = code(text)[1:-1]
     assert "`" not in inner
+
+
+HOSTILE = "<!channel>`x`"
+
+
+def test_process_types_and_sizes_from_the_platform_are_shown_as_typed() -> None:
+    # Heroku's schema allows only [-\w] in a process type, but each is still an outside
+    # string: every message that names one escapes it, as `status` always did.
+    shown = [
+        now_running({HOSTILE: 1}, {HOSTILE: (1, HOSTILE)}),
+        _formation_change(Formation(HOSTILE, 1, HOSTILE), Formation(HOSTILE, 2, "standard-1x")),
+        _formation_change(None, Formation(HOSTILE, 2, HOSTILE)),
+        costs.describe(costs.monthly_change("heroku", {}, {"web": (1, HOSTILE)})),
+    ]
+    for text in shown:
+        assert "<!channel>" not in text and "&lt;!channel&gt;" in text, text
+
+
+def test_an_unknown_alias_is_named_as_typed() -> None:
+    # A button's value reaches `resolve` without the command parser's name check.
+    registry = Registry.parse("apps:\n  myapp:\n    platform: heroku\n")
+    try:
+        registry.resolve(HOSTILE)
+    except UnknownApp as error:
+        assert str(error).startswith("`&lt;!channel&gt;ˋxˋ` is not an app I manage.")
+    else:
+        raise AssertionError("resolved a name that is not in the registry")

@@ -28,7 +28,7 @@ from bot.store.autoscale_settings import (
 from bot.store.worker_autoscale_settings import WorkerSettings
 from policies import autoscale as policy
 from policies.commands import Command
-from policies.slack_text import code
+from policies.slack_text import code, escape
 from policies.worker_autoscale import WorkerTarget, parse_worker_target
 
 
@@ -251,7 +251,7 @@ class AutoscaleCommands:
             added = _window(words)
         except ValueError as exc:
             self._audit.finish(entry, "refused", error=str(exc))
-            return Reply(f"Not a schedule window: {exc}")
+            return Reply(f"Not a schedule window: {escape(str(exc))}")
         windows.append(words)
         overrides.put_windows(app, windows, actor.user_id, now)
         self._audit.finish(entry, "ok", after={"schedule": windows})
@@ -314,7 +314,7 @@ class AutoscaleCommands:
             self._audit.finish(entry, "refused", error="no queue_url")
             return Reply(
                 f"`{app}` has no job-queue endpoint: worker dynos scale from the app's HireFire "
-                "endpoint (`<queue_url>/hirefire/<token>/info`), so its registry entry needs "
+                "endpoint (`QUEUE_URL/hirefire/TOKEN/info`), so its registry entry needs "
                 "`autoscale: queue_url: https://…`."
             )
         current = store.settings(app, ptype)
@@ -322,7 +322,7 @@ class AutoscaleCommands:
         running = formation_map(resolved.platform.formation(resolved.target.name))
         if ptype not in running:
             self._audit.finish(entry, "refused", error="no such process type")
-            types = ", ".join(f"`{t}`" for t in sorted(running)) or "none"
+            types = ", ".join(code(t) for t in sorted(running)) or "none"
             return Reply(
                 f"`{app}` has no `{ptype}` process type; its formation has {types}. "
                 f"Name one, as in `/deploy autoscale {app} worker on target=latency:30s`."

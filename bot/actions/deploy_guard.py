@@ -81,8 +81,3 @@ def current_release(releases: tuple[Release, ...]) -> Release | None:
         return marked[0]
     good = [r for r in releases if r.good]
     return good[0] if good else None
-
-
-def clip(word: str) -> str:
-    """User input echoed back: short, and without backticks that would break formatting."""
-    return word.replace("`", "'")[:40]

@@ -18,7 +18,6 @@ from bot.actions.deploy_guard import (
     LOOKBACK,
     DeployGuard,
     Judge,
-    clip,
     current_release,
     platform_of,
 )
@@ -40,7 +39,7 @@ from bot.store.audit import Actor, AuditLog
 from bot.store.confirmations import Confirmations, Pending
 from bot.store.locks import Locks
 from policies.commands import DEPLOYMENT_VERBS, Command
-from policies.slack_text import escape
+from policies.slack_text import code, escape, shown
 
 log = logging.getLogger(__name__)
 
@@ -147,9 +146,9 @@ class Deployments:
         before, target = _release(pending.before), _release(pending.targets)
         current = current_release(platform.releases(resolved.target.name, LOOKBACK))
         if current is None or current.version != before.version:
-            now = current.version if current else "nothing"
+            now = code(current.version) if current else "nothing"
             return Reply(
-                f"Nothing was changed: `{pending.app}` moved from {before.version} to {now} "
+                f"Nothing was changed: `{pending.app}` moved from {code(before.version)} to {now} "
                 f"since the rollback was asked for. Run `/deploy rollback {pending.app}` again.",
                 public=True,
             )
@@ -321,15 +320,16 @@ def _rollback_target(
     matches = [r for r in releases if r.version.lower() in _spellings(wanted)]
     if not matches:
         return (
-            f"`{app}` has no release {clip(wanted)} among its last {LOOKBACK}. "
+            f"`{app}` has no release {shown(wanted)} among its last {LOOKBACK}. "
             f"See `/deploy releases {app}`."
         )
     found = matches[0]
     if found.version == current.version:
-        return f"{found.version} is already the current release of `{app}`; nothing to roll back."
+        return f"{code(found.version)} is already the current release of `{app}`; nothing to roll back."
     if not found.good:
         return (
-            f"{found.version} of `{app}` {found.status.lower()}, so it cannot be rolled back to. "
+            f"{code(found.version)} of `{app}` {escape(found.status.lower())}, so it cannot be "
+            "rolled back to. "
             f"Pick a good release from `/deploy releases {app}`."
         )
     return found

@@ -25,6 +25,7 @@ from bot.actions.results import Resolved
 from bot.platforms.base import Formation, PlatformError, formation_map
 from bot.registry import UnknownApp
 from bot.store.audit import AuditLog, Entry
+from policies.slack_text import escape
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def now_running(requested: Mapping[str, Any], now: Mapping[str, tuple[int, str]]
     parts = []
     for ptype in requested:
         quantity, size = now.get(ptype, (0, "?"))
-        parts.append(f"{ptype} is now {quantity} × {size}")
+        parts.append(f"{escape(ptype)} is now {quantity} × {escape(size)}")
     return ", ".join(parts)
 
 

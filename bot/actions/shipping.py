@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from urllib.parse import quote
 
-from bot.actions.deploy_guard import LOOKBACK, DeployGuard, clip, current_release, platform_of
+from bot.actions.deploy_guard import LOOKBACK, DeployGuard, current_release, platform_of
 from bot.actions.results import Deployed, Logs, Reply, Resolved, Result
 from bot.platforms.base import Release
 from bot.platforms.sources import SourceError, signed_url
@@ -19,6 +19,7 @@ from bot.store.locks import Locks
 from policies import guardrails
 from policies.commands import Command
 from policies.redact import mask
+from policies.slack_text import code, shown
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class Shipping:
         bundle = resolved.target.bundle
         if not found and bundle is None:
             return Reply(
-                f"`{app}` has no application version {clip(command.target)}, and no `bundle:` "
+                f"`{app}` has no application version {shown(command.target)}, and no `bundle:` "
                 f"in the registry to make one from. See `/deploy releases {app}`."
             )
         if not found:
@@ -223,10 +224,10 @@ class Shipping:
                 "`run` is not supported there."
             )
         if wanted not in target.run:
-            allowed = ", ".join(f"`{c}`" for c in target.run)
+            allowed = ", ".join(code(c) for c in target.run)
             listed = f"It allows: {allowed}." if allowed else "It allows none yet."
             return Reply(
-                f"`{clip(wanted)}` is not a command `{app}` may run from chat. {listed} "
+                f"{shown(wanted)} is not a command `{app}` may run from chat. {listed} "
                 "An admin can add commands under the app's `run:` in the registry."
             )
         refusal = self._guard.refusal(target, "run", command.force, actor.user_id)

@@ -33,7 +33,7 @@ from bot.platforms.base import (
     Traffic,
 )
 from bot.platforms.cloudwatch import requests_per_minute
-from policies.slack_text import escape
+from policies.slack_text import code, escape
 
 PROCESS_TYPE = "web"
 SERVICE = "Elastic Beanstalk"  # as error messages name it
@@ -74,7 +74,7 @@ class BeanstalkPlatform:
                 session = boto3.Session(profile_name=self.profile, region_name=self.region)
             except botocore.exceptions.ProfileNotFound:
                 raise PlatformError(
-                    f"The AWS profile `{self.profile}` is not configured on the bot. "
+                    f"The AWS profile {code(self.profile)} is not configured on the bot. "
                     "An admin should add it (or fix the registry)."
                 ) from None
             # A missing region raises here, inside `_call`, which words it for the app.
