@@ -5,16 +5,20 @@ once and holds no thread; a failed read at click time leaves the prompt usable."
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 
 from bot.actions.background import THREADS as BACKGROUND_THREADS
+from bot.logs import LogfmtFormatter
 from bot.store.audit import Actor, AuditLog
 from bot.web.app import create_app
 from bot.worker.main import Worker
 from handlers.render import CANCEL_ACTION, CONFIRM_ACTION
+from policies.heroku_webhooks import one_off_detail
 from tests.conftest import ADMIN, HEROKU_KEY, USER
 from tests.webclient import SlackDriver, button, settle
 
@@ -314,3 +318,36 @@ def test_a_restart_whose_answer_was_lost_says_to_check_and_is_settled_later(
     assert reconcile(config, minutes=5) == 1
     [entry] = audit(web).recent()
     assert entry.outcome == "unknown" and "Nothing to read back" in entry.error
+
+
+def test_a_failed_statement_names_no_value_it_was_given(database):
+    # The error's log line (`safely`, the background job, the worker's scheduler) would
+    # otherwise carry a webhook secret, a drain token or a config value with it.
+    with pytest.raises(Exception) as caught, database.engine.connect() as connection:
+        connection.execute(text("SELECT * FROM no_such_table WHERE x = :v"), {"v": "sk_live_42"})
+    assert "no_such_table" in str(caught.value) and "sk_live_42" not in str(caught.value)
+
+
+def test_a_log_line_carries_no_credential_of_a_known_shape():
+    secrets_seen = {
+        "AKIAIOSFODNN7EXAMPLE": "Credential=AKIAIOSFODNN7EXAMPLE/20261201/us-east-1",
+        "hunter2": "could not connect to postgres://admin:hunter2@db.example:5432/prod",
+        "eyJhbGciOi.payload.sig": "Authorization: Bearer eyJhbGciOi.payload.sig",
+        "q1w2e3r4t5": "GET https://app.example/hirefire/q1w2e3r4t5/info failed",
+        "xoxe-1-abc": "refresh xoxe-1-abc",
+    }
+    record = logging.makeLogRecord(
+        {"name": "x", "levelname": "ERROR", "msg": " | ".join(secrets_seen.values())}
+    )
+    record.why = secrets_seen["hunter2"]  # an `extra` value is redacted as the message is
+    line = LogfmtFormatter().format(record)
+    assert not [secret for secret in secrets_seen if secret in line], line
+    assert "/hirefire/[redacted]/info" in line
+
+
+def test_a_failed_one_off_dyno_alert_masks_its_command_line():
+    detail = one_off_detail(
+        {"name": "run.4821", "command": "STRIPE_KEY=sk_live_1 psql postgres://a:pw@db/prod"}, 1
+    )
+    assert "sk_live_1" not in detail and ":pw@" not in detail
+    assert detail.startswith("run.4821 `STRIPE_KEY=")

@@ -45,8 +45,15 @@ def normalize_url(url: str | None) -> str:
 def make_engine(url: str | None, size: int | None = None) -> Engine:
     """`size`: the pool's connections on PostgreSQL (default `pool_size()`)."""
     url = normalize_url(url)
+    # A failed statement's message would otherwise quote its values, and some are secrets
+    # (a webhook secret, a drain token, a config value awaiting confirmation) that the
+    # error's log line would carry.
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 15, "check_same_thread": False})
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 15, "check_same_thread": False},
+            hide_parameters=True,
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     # No overflow: the pool is the process's whole share of the server's connections;
@@ -57,6 +64,7 @@ def make_engine(url: str | None, size: int | None = None) -> Engine:
         pool_size=size or pool_size(),
         max_overflow=0,
         pool_timeout=POOL_TIMEOUT,
+        hide_parameters=True,
     )
 
 
