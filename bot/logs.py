@@ -1,10 +1,12 @@
 """Logs to stdout in logfmt, Heroku's convention: `at=info msg="…" key=value`.
 
-Every line is redacted on its way out (`redact`): credentials shaped like Slack's or
-Heroku's, the secret token in a log drain's URL (`/drain/<token>`), which would otherwise
-reach the log in Flask's own `Exception on /drain/<token> [POST]` or a gunicorn access
-line, and the secret at the end of a Slack `response_url`. `RedactSecrets` does the same
-for loggers that do not use this formatter.
+Every line is redacted on its way out (`redact`): credentials shaped like Slack's, Heroku's
+or AWS's, passwords in URLs and `Bearer` credentials (`policies.redact.mask_credentials`),
+the secret token in a log drain's URL (`/drain/<token>`), which would otherwise reach the
+log in Flask's own `Exception on /drain/<token> [POST]` or a gunicorn access line, the
+token in an app's HireFire URL (`/hirefire/<token>/info`), and the secret at the end of a
+Slack `response_url`. `RedactSecrets` does the same for loggers that do not use this
+formatter.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ import logging
 import re
 import sys
 
+from policies.redact import mask_credentials
+
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 _BARE = re.compile(r"^[A-Za-z0-9_.:/@+-]+$")
 # Anything shaped like a Slack or Heroku credential is masked wherever it appears.
-_SECRET = re.compile(r"(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|HRKU-[A-Za-z0-9_-]+)")
+_SECRET = re.compile(r"(xox[abeposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|HRKU-[A-Za-z0-9_-]+)")
 # A drain URL's last segment is the secret that names the app (bot.store.drains.new_token):
 # keep the path, cut the token, whatever surrounds it (a URL, a request line, a route).
-_DRAIN_TOKEN = re.compile(r"(/drain/)[^\s/?#\"'<>]+")
+_DRAIN_TOKEN = re.compile(r"(/(?:drain|hirefire)/)[^\s/?#\"'<>]+")
 # A `response_url` (hooks.slack.com/commands/T…/…/SECRET, or /actions/) lets whoever holds
 # it post into the channel for 30 minutes; urllib3 names its path when it retries a post.
 _RESPONSE_URL = re.compile(r"(/(?:commands|actions)/[A-Z0-9]+/[0-9]+/)[A-Za-z0-9]+")
@@ -27,7 +31,7 @@ _RESPONSE_URL = re.compile(r"(/(?:commands|actions)/[A-Z0-9]+/[0-9]+/)[A-Za-z0-9
 
 def redact(text: str) -> str:
     """`text` with credentials, drain tokens and response_url secrets cut out."""
-    text = _SECRET.sub("[redacted]", text)
+    text = mask_credentials(_SECRET.sub("[redacted]", text))
     return _RESPONSE_URL.sub(r"\1[redacted]", _DRAIN_TOKEN.sub(r"\1[redacted]", text))
 
 

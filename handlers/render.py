@@ -318,14 +318,14 @@ def break_glass_message(notice: BreakGlass) -> Message:
 def settled_message(settled: Settled) -> Message:
     """The follow-up of a slow change: Ready, or the events that explain the failure; a
     build's or a run's output tail either way. Events and output come from the platform,
-    so they are escaped."""
+    so they are masked (an instance's event can quote a command line) and escaped."""
     if settled.output:
         body = "\n".join(escape(mask(line).replace("```", "ˋˋˋ")) for line in settled.events)
         detail = f"\n```\n{body[-2800:]}\n```" if body else ""
     elif settled.ok:
         detail = ""
     else:
-        detail = "".join(f"\n• {escape(event)}" for event in settled.events[:10])
+        detail = "".join(f"\n• {escape(mask(event))}" for event in settled.events[:10])
     text = ("Done: " if settled.ok else "Failed: ") + settled.summary + detail
     return {"text": text, "blocks": [_section(text)]}
 

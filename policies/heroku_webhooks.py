@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from policies.incidents import Event
+from policies.redact import mask
 
 MAX_BODY_BYTES = 1 << 20  # a notification carries one resource: far smaller than this
 SIGNATURE_HEADER = "Heroku-Webhook-Hmac-SHA256"
@@ -98,7 +99,9 @@ def one_off_detail(data: dict[str, Any], status: int | None) -> str:
     ended. Plain text: the alert's renderer (`policies.incidents`) escapes a detail once, so
     here a backtick in the command only loses its power to close the span."""
     name = str(data.get("name") or "a one-off dyno")
-    command = str(data.get("command") or "").strip()
+    # A command line can carry a secret (`STRIPE_KEY=… rake x`, a database URL), and the
+    # alert goes to a channel.
+    command = mask(str(data.get("command") or "").strip())
     if len(command) > COMMAND_SHOWN:
         command = command[: COMMAND_SHOWN - 1] + "…"
     ran = f"{name} `{command.replace('`', 'ˋ')}`" if command else name

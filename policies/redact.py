@@ -2,8 +2,11 @@
 
 Pure. A log line is shown with the value of every `KEY=value` whose key is written in
 capitals (`DATABASE_URL=…`, `STRIPE_KEY=…`: how config vars look) or names a secret in any
-case (`password=…`, `api_key=…`), and the password in any `scheme://user:password@host`.
-Lowercase router fields (`status=200`, `path=/`) stay as they are.
+case (`password=…`, `"api_key": "…"`, `?access_token=…` inside a URL), the password in any
+`scheme://user:password@host` (the user may be empty, as in Heroku Redis's URLs), the
+credential after `Bearer` or `Basic`, and AWS access key ids, whatever surrounds them
+(`mask_credentials`, which the bot's own log lines also go through). Lowercase router
+fields (`status=200`, `path=/`) stay as they are.
 """
 
 from __future__ import annotations
@@ -12,27 +15,42 @@ import re
 
 MASK = "••••••"
 _SECRET_WORDS = (
-    r"(?:pass(?:word|wd)?|pwd|secret|token|api[_-]?key|auth|credentials?|private[_-]?key)"
+    r"(?:pass(?:word|wd)?|pwd|secret|token|api[_-]?key|auth|credentials?|private[_-]?key"
+    r"|signature)"
 )
+# A key, bare or quoted as in JSON or a Python dict, then `=`, `: ` or `": "`.
 _ASSIGNMENT = re.compile(
-    rf"\b(?P<key>[A-Z][A-Z0-9_]{{2,}}|[\w-]*{_SECRET_WORDS}[\w-]*)(?P<sep>=|: ?)"
-    r"(?P<value>\"[^\"]*\"|'[^']*'|\S+)",
+    rf"\b(?P<key>[A-Z][A-Z0-9_]{{2,}}|[\w-]*{_SECRET_WORDS}[\w-]*)(?P<sep>[\"']?(?:\s?=\s?|: ?))"
+    r"(?P<value>\"[^\"]*\"|'[^']*'|(?:Bearer|Basic|Digest|Token)\s+\S+|\S+)",
     re.IGNORECASE,
 )
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@", re.IGNORECASE)
+# A credential has a digit or a symbol in it, which `Basic authentication failed` has not.
+_SCHEME_CREDENTIAL = re.compile(
+    r"\b(?P<scheme>Bearer|Basic)\s+(?=[\w.~+/=-]*[\d.~+/=-])[\w.~+/=-]{8,}", re.IGNORECASE
+)
+_AWS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")
+
+
+def mask_credentials(text: str) -> str:
+    """`text` with the credentials that show by their shape alone masked: URL passwords,
+    `Bearer`/`Basic` credentials and AWS access key ids."""
+    text = _URL_PASSWORD.sub(lambda m: f"{m['head']}{MASK}@", text)
+    text = _SCHEME_CREDENTIAL.sub(lambda m: f"{m['scheme']} {MASK}", text)
+    return _AWS_KEY_ID.sub(MASK, text)
 
 
 def mask(line: str) -> str:
     """`line` with secret values replaced by a mask."""
-    line = _URL_PASSWORD.sub(lambda m: f"{m['head']}{MASK}@", line)
-    return _ASSIGNMENT.sub(_masked, line)
+    return _ASSIGNMENT.sub(_masked, mask_credentials(line))
 
 
 def _masked(found: re.Match[str]) -> str:
-    key = found["key"]
+    key, sep = found["key"], found["sep"]
     secretish = re.search(_SECRET_WORDS, key, re.IGNORECASE) is not None
-    if not (key.isupper() or secretish):
-        return found.group(0)
-    if found["sep"] != "=" and not secretish:
-        return found.group(0)  # `WARNING: text` is prose, not an assignment
-    return f"{key}{found['sep']}{MASK}"
+    prose = not secretish and "=" not in sep  # `WARNING: text` is no assignment
+    if (key.isupper() or secretish) and not prose:
+        return f"{key}{sep}{MASK}"
+    # Not a secret's key (`path=`, `url=`): its value may still hold one
+    # (`path=/cb?access_token=…`), so look inside it.
+    return f"{key}{sep}{_ASSIGNMENT.sub(_masked, found['value'])}"

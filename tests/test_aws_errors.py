@@ -92,3 +92,43 @@ def test_cloudwatch_access_denied_names_the_permission():
     )
     with pytest.raises(PlatformError, match="allow cloudwatch:GetMetricData"):
         requests_per_minute(_Failing(denied), "app/x/1", datetime.now(UTC), 5, "shop")
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "secret"),
+    [
+        # A key id pasted with a newline: AWS quotes the request's Authorization header.
+        (
+            "IncompleteSignature",
+            "Authorization header requires 'Signature'. Credential=AKIAIOSFODNN7EXAMPLE\n/x",
+            "AKIAIOSFODNN7EXAMPLE",
+        ),
+        (
+            "InvalidParameterValue",
+            "Invalid option value: 'sk_live_42' (Namespace: "
+            "'aws:elasticbeanstalk:application:environment', OptionName: 'STRIPE_KEY'): too long",
+            "sk_live_42",
+        ),
+        ("SomethingNew", "Rejected request with Credential=ASIAIOSFODNN7EXAMPLE", "ASIAIOSFODNN7"),
+    ],
+)
+def test_aws_words_never_carry_a_credential_or_a_config_value(code, message, secret):
+    error = boto.ClientError({"Error": {"Code": code, "Message": message}}, "UpdateEnvironment")
+    platform = BeanstalkPlatform("us-east-1")
+    platform._client = _Failing(error)
+    with pytest.raises(PlatformError) as caught:
+        platform._call("update_environment", "shop", EnvironmentName="shop")
+    assert secret not in str(caught.value)
+
+
+def test_aws_words_keep_a_rejected_scaling_value():
+    message = (
+        "Invalid option value: 'x' (Namespace: 'aws:autoscaling:asg', OptionName: 'MinSize'): "
+        "Value is not an integer."
+    )
+    error = boto.ClientError({"Error": {"Code": "InvalidParameterValue", "Message": message}}, "U")
+    platform = BeanstalkPlatform("us-east-1")
+    platform._client = _Failing(error)
+    with pytest.raises(PlatformError) as caught:
+        platform._call("update_environment", "shop", EnvironmentName="shop")
+    assert "Invalid option value: 'x'" in str(caught.value)

@@ -89,6 +89,19 @@ def test_a_lock_holds_back_others_from_deploy_verbs_only():
         ('api_key="abc def" ok', f"api_key={MASK} ok"),
         ("at=info method=GET path=/ status=200", "at=info method=GET path=/ status=200"),
         ("WARNING: disk 91% full", "WARNING: disk 91% full"),
+        # A plain key's value may hold a secret's (a URL's query string).
+        ("path=/cb?code=x&access_token=abc1 ok", f"path=/cb?code=x&access_token={MASK} ok"),
+        ("url=https://h/a.tgz?token=abc ok", f"url=https://h/a.tgz?token={MASK} ok"),
+        ("error:STRIPE_KEY=sk_live_1", f"error:STRIPE_KEY={MASK}"),
+        ('{"password": "hunter2", "user": "bob"}', f'{{"password": {MASK}, "user": "bob"}}'),
+        ("aws_secret_access_key = wJalr/K7", f"aws_secret_access_key = {MASK}"),
+        ("Authorization: Basic dXNlcjpwYXNz", f"Authorization: {MASK}"),
+        ("curl -H 'Authorization: Bearer eyJh.x.y'", f"curl -H 'Authorization: {MASK}"),
+        ("retry Bearer eyJhbGciOi.x.y now", f"retry Bearer {MASK} now"),
+        ("Basic authentication failed", "Basic authentication failed"),
+        ("REDIS_TLS_URL is rediss://:p4ss@ec2:6379", f"REDIS_TLS_URL is rediss://:{MASK}@ec2:6379"),
+        ("key AKIAIOSFODNN7EXAMPLE signed", f"key {MASK} signed"),
+        ("s3?X-Amz-Signature=ab12&x=1", f"s3?X-Amz-Signature={MASK}"),
     ],
 )
 def test_mask_hides_secret_values_and_keeps_the_rest(line, shown):

@@ -9,6 +9,7 @@ Updates take minutes and lock the environment, so changes return at once and
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime
 from threading import Event
@@ -33,6 +34,7 @@ from bot.platforms.base import (
     Traffic,
 )
 from bot.platforms.cloudwatch import requests_per_minute
+from policies.redact import MASK, mask
 from policies.slack_text import code, escape
 
 PROCESS_TYPE = "web"
@@ -404,18 +406,32 @@ class BeanstalkPlatform:
             raise botocore_error(error, SERVICE, app, write=write) from None
 
 
+# `Invalid option value: 'sk_live_…' (Namespace: 'aws:elasticbeanstalk:application:
+# environment', …)` quotes a config var's value, which is never shown beyond its command.
+_ENVIRONMENT_VALUE = re.compile(
+    r"(Invalid option value: ')[^']*('\s*\(Namespace: 'aws:elasticbeanstalk:application:environment')"
+)
+
+
 def _client_error(
     error: botocore.exceptions.ClientError, app: str, operation: str
 ) -> PlatformError:
     code = error.response.get("Error", {}).get("Code", "")
-    # AWS's own words go into Slack text: shown as typed, never as mentions or links.
-    message = escape(error.response.get("Error", {}).get("Message", "").strip())
+    # AWS's own words go into Slack text and the audit: shown as typed, never as mentions or
+    # links, and masked, as they can quote a request's credential or a rejected value.
+    raw = error.response.get("Error", {}).get("Message", "").strip()
+    message = escape(mask(_ENVIRONMENT_VALUE.sub(rf"\g<1>{MASK}\g<2>", raw)))
     if code in (
         "InvalidClientTokenId",
         "UnrecognizedClientException",
         "AccessDenied",
         "InsufficientPrivilegesException",
         "SignatureDoesNotMatch",
+        # A key pasted with a newline or space: AWS's message quotes the Authorization header.
+        "IncompleteSignature",
+        "AuthorizationHeaderMalformed",
+        "ExpiredToken",
+        "ExpiredTokenException",
     ):
         return PlatformError(
             f"AWS refused the bot's credentials for `{app}` ({code}). An admin should check "
