@@ -7,11 +7,16 @@ the numbers into dynos is `policies.worker_autoscale`.
 
 from __future__ import annotations
 
+import json
 import math
+import time
 
 import requests
 
 TIMEOUT_S = 5.0  # the tick must not hang on a slow app; HireFire itself waits 10 s
+# An answer lists the app's queues: a few hundred bytes. Anything past this is not one,
+# and is not read further.
+MAX_BODY_BYTES = 64 * 1024
 
 
 class QueueInfoError(Exception):
@@ -29,7 +34,11 @@ def fetch_queue_info(
     getter = session or requests
     url = info_url(app_url, token)
     try:
-        response = getter.get(url, timeout=TIMEOUT_S, headers={"Accept": "application/json"})
+        with getter.get(
+            url, timeout=TIMEOUT_S, headers={"Accept": "application/json"}, stream=True
+        ) as response:
+            status = response.status_code
+            body = _bounded_body(response) if status == 200 else b""
     except requests.Timeout:
         raise QueueInfoError(
             f"the app's HireFire endpoint did not answer within {TIMEOUT_S:g} s"
@@ -40,17 +49,35 @@ def fetch_queue_info(
         raise QueueInfoError(
             f"cannot reach the app's HireFire endpoint ({type(exc).__name__})"
         ) from None
-    if response.status_code != 200:
+    if status != 200:
         # hirefire-resource passes unknown paths (a wrong token) to the app: a 404 here.
         raise QueueInfoError(
-            f"the app's HireFire endpoint answered {response.status_code}; "
+            f"the app's HireFire endpoint answered {status}; "
             "check HIREFIRE_TOKEN in the app and the bot"
         )
     try:
-        entries = response.json()
+        entries = json.loads(body)
         info = {str(e["name"]): float(e["value"]) for e in entries}
     except (ValueError, TypeError, KeyError):
         raise QueueInfoError(
             "the app's HireFire endpoint did not answer a list of {name, value}"
         ) from None
     return {name: value for name, value in info.items() if math.isfinite(value)}
+
+
+def _bounded_body(response: requests.Response) -> bytes:
+    """The body, read while it stays within `MAX_BODY_BYTES` and `TIMEOUT_S` in all (the
+    request's timeout bounds each wait, not a body that trickles in)."""
+    deadline = time.monotonic() + TIMEOUT_S
+    chunks, size = [], 0
+    for chunk in response.iter_content(8192):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise QueueInfoError(
+                f"the app's HireFire endpoint answered more than {MAX_BODY_BYTES // 1024} KiB, "
+                "which is no list of queues"
+            )
+        if time.monotonic() > deadline:
+            raise requests.Timeout()
+        chunks.append(chunk)
+    return b"".join(chunks)
