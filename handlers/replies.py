@@ -20,12 +20,15 @@ from slack_bolt import Respond
 from slack_bolt.context.respond.internals import _build_message
 from slack_sdk.webhook import WebhookResponse
 
+from bot.http_bodies import BodyTooLarge, read_within
+
 TIMEOUT = urllib3.Timeout(connect=10.0, read=30.0)  # slack_sdk's WebhookClient waits 30 s
 # A post that never reached Slack is sent again; one cut off after it was sent once more
 # too, as that is how a kept-alive connection the other end has just closed fails. A
 # second copy of an answer is better than none (a response_url takes five).
 RETRIES = urllib3.Retry(total=2, connect=2, read=1, status=0, allowed_methods=None)
 CONNECTIONS = 4  # kept per host: the job threads of one process post at most two at once
+ANSWER_BYTES = 64 * 1024
 
 _pools: dict[int, urllib3.PoolManager] = {}
 _lock = threading.Lock()
@@ -66,11 +69,20 @@ class PooledRespond(Respond):
             self.response_url,
             body=json.dumps(message).encode(),
             headers={"Content-Type": "application/json;charset=utf-8"},
+            preload_content=False,
         )
+        try:
+            # Slack answers `ok` or a short error: more is not read (`bot.http_bodies`).
+            body = read_within(answer, ANSWER_BYTES, TIMEOUT.read_timeout or 30.0)
+        except (BodyTooLarge, TimeoutError):
+            body = b"(an answer too large or too slow to read)"
+            answer.close()  # the rest stays unread, so the connection is not kept
+        else:
+            answer.release_conn()
         return WebhookResponse(
             url=self.response_url,
             status_code=answer.status,
-            body=answer.data.decode("utf-8", "replace"),
+            body=body.decode("utf-8", "replace"),
             headers=dict(answer.headers),
         )
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import requests
+
+from bot.http_bodies import BodyTooLarge, read_within
 
 TIMEOUT_S = 5.0  # the tick must not hang on a slow app; HireFire itself waits 10 s
 # An answer lists the app's queues: a few hundred bytes. Anything past this is not one,
@@ -38,8 +39,13 @@ def fetch_queue_info(
             url, timeout=TIMEOUT_S, headers={"Accept": "application/json"}, stream=True
         ) as response:
             status = response.status_code
-            body = _bounded_body(response) if status == 200 else b""
-    except requests.Timeout:
+            body = read_within(response.raw, MAX_BODY_BYTES, TIMEOUT_S) if status == 200 else b""
+    except BodyTooLarge:
+        raise QueueInfoError(
+            f"the app's HireFire endpoint answered more than {MAX_BODY_BYTES // 1024} KiB, "
+            "which is no list of queues"
+        ) from None
+    except (requests.Timeout, TimeoutError):
         raise QueueInfoError(
             f"the app's HireFire endpoint did not answer within {TIMEOUT_S:g} s"
         ) from None
@@ -63,21 +69,3 @@ def fetch_queue_info(
             "the app's HireFire endpoint did not answer a list of {name, value}"
         ) from None
     return {name: value for name, value in info.items() if math.isfinite(value)}
-
-
-def _bounded_body(response: requests.Response) -> bytes:
-    """The body, read while it stays within `MAX_BODY_BYTES` and `TIMEOUT_S` in all (the
-    request's timeout bounds each wait, not a body that trickles in)."""
-    deadline = time.monotonic() + TIMEOUT_S
-    chunks, size = [], 0
-    for chunk in response.iter_content(8192):
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise QueueInfoError(
-                f"the app's HireFire endpoint answered more than {MAX_BODY_BYTES // 1024} KiB, "
-                "which is no list of queues"
-            )
-        if time.monotonic() > deadline:
-            raise requests.Timeout()
-        chunks.append(chunk)
-    return b"".join(chunks)

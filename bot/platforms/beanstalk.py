@@ -20,6 +20,7 @@ import botocore.exceptions
 import requests
 from botocore.config import Config as BotoConfig
 
+from bot.http_bodies import tail_lines
 from bot.platforms.aws_errors import botocore_error
 from bot.platforms.base import (
     NO_MAINTENANCE,
@@ -282,11 +283,11 @@ class BeanstalkPlatform:
             return []
         try:
             # A presigned S3 URL: it carries its own signature, so no credentials go with it.
-            response = requests.get(found[0]["Message"], timeout=(3.05, 15))
-            response.raise_for_status()
+            with requests.get(found[0]["Message"], timeout=(3.05, 15), stream=True) as response:
+                response.raise_for_status()
+                return tail_lines(response.raw)[-lines:]
         except requests.RequestException:
             return ["(the log bundle could not be read)"]
-        return response.text.splitlines()[-lines:]
 
     def maintenance(self, app: str) -> bool:
         raise NotSupported(NO_MAINTENANCE.format(app=app))

@@ -29,6 +29,7 @@ from urllib3.exceptions import (
 )
 from urllib3.util.retry import Retry
 
+from bot.http_bodies import tail_lines
 from bot.platforms.base import (
     AppStatus,
     Build,
@@ -353,12 +354,14 @@ class HerokuPlatform:
         if not url:
             return []
         try:
-            response = self._plain.get(url, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
-            response.raise_for_status()
+            with self._plain.get(
+                url, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), stream=True
+            ) as response:
+                response.raise_for_status()
+                return tail_lines(response.raw)
         except requests.RequestException as error:
             log.warning("heroku stream unreadable", extra={"error": type(error).__name__})
             return ["(the output could not be read)"]
-        return response.text.splitlines()
 
     def add_log_drain(self, app: str, url: str) -> str:
         """Point a log drain at `url` (Heroku only); returns Heroku's drain id. A drain

@@ -1,0 +1,74 @@
+"""Reading an answer from another host within a size and a time.
+
+requests and urllib3 read a whole body into memory, and their timeout bounds each wait for
+the socket, not the read: an endless answer fills the process's memory, and one that
+trickles a byte before each timeout holds a thread for hours. An app's HireFire endpoint,
+a build's output stream, a log session, an S3 log bundle and a `response_url`'s answer
+are read here instead, from the urllib3 response (`requests.Response.raw`, or urllib3's
+own with `preload_content=False`), one socket read at a time, decoded (gzip included)
+before it is counted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from urllib3 import BaseHTTPResponse
+
+CHUNK = 64 * 1024
+# A build's output, a log session or a log bundle is read for its end: 1 MiB holds
+# `/deploy logs`' 1,500 lines; one that goes on past 32 MiB or a minute is cut there.
+TAIL_KEEP, TAIL_LIMIT, TAIL_SECONDS = 1 << 20, 32 << 20, 60.0
+
+
+class BodyTooLarge(Exception):
+    """The answer went past the bytes it may have."""
+
+
+def read_within(response: BaseHTTPResponse, limit: int, seconds: float) -> bytes:
+    """The whole body; `BodyTooLarge` past `limit` bytes, `TimeoutError` past `seconds`."""
+    chunks, size = [], 0
+    for chunk in _chunks(response, seconds):
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"more than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def tail_lines(
+    response: BaseHTTPResponse,
+    keep: int = TAIL_KEEP,
+    limit: int = TAIL_LIMIT,
+    seconds: float = TAIL_SECONDS,
+) -> list[str]:
+    """The text lines of the body's last `keep` bytes (a build's output or a log matters at
+    its end), reading at most `limit` bytes for at most `seconds`; an answer cut short there
+    ends with a line that says so."""
+    tail, size, cut = b"", 0, False
+    try:
+        for chunk in _chunks(response, seconds):
+            size += len(chunk)
+            tail = (tail + chunk)[-keep:]
+            if size >= limit:
+                cut = True
+                break
+    except TimeoutError:
+        cut = True
+    lines = tail.decode("utf-8", "replace").splitlines()
+    if size > len(tail):
+        lines = lines[1:]  # the first was cut in two where the kept bytes begin
+    if cut:
+        lines.append(f"(cut here: the answer went on past {size:,} bytes or {seconds:g} s)")
+    return lines
+
+
+def _chunks(response: BaseHTTPResponse, seconds: float) -> Iterator[bytes]:
+    # read1 returns after one read from the socket, so the deadline is checked between
+    # reads however slowly the bytes come.
+    deadline = time.monotonic() + seconds
+    while chunk := response.read1(CHUNK, decode_content=True):
+        yield chunk
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still reading after {seconds:g} s")
