@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 
 from urllib3 import BaseHTTPResponse
+from urllib3.exceptions import ReadTimeoutError
 
 CHUNK = 64 * 1024
 # A build's output, a log session or a log bundle is read for its end: 1 MiB holds
@@ -51,10 +52,10 @@ def tail_lines(
         for chunk in _chunks(response, seconds):
             size += len(chunk)
             tail = (tail + chunk)[-keep:]
-            if size >= limit:
+            if size > limit:
                 cut = True
                 break
-    except TimeoutError:
+    except (TimeoutError, ReadTimeoutError):  # our deadline, or one read's timeout
         cut = True
     lines = tail.decode("utf-8", "replace").splitlines()
     if size > len(tail):

@@ -16,6 +16,7 @@ import requests
 import urllib3
 
 from bot.http_bodies import BodyTooLarge, read_within, tail_lines
+from bot.metrics import hirefire
 from bot.platforms.heroku import HerokuPlatform
 
 LOG = b"".join(b"2026-12-01T10:00:00Z app[web.1]: line %d\n" % i for i in range(100_000))
@@ -41,6 +42,10 @@ class _Host(http.server.BaseHTTPRequestHandler):
         elif self.path == "/endless":
             while self.wfile.write(b"x" * 65536):
                 pass
+        elif self.path.startswith("/stall"):  # a few lines, then nothing, connection open
+            self.wfile.write(b"first\nsecond\n")
+            self.wfile.flush()
+            time.sleep(2)
         elif self.path == "/trickle":
             while self.wfile.write(b"y\n"):
                 self.wfile.flush()
@@ -113,3 +118,16 @@ def test_a_build_stream_that_never_ends_is_shown_cut(host):
     assert re.fullmatch(
         r"\(cut here: the answer went on past 33,[5-6]\d\d,\d{3} bytes or 60 s\)", lines[-1]
     )
+
+
+def test_a_stalled_answer_is_shown_as_far_as_it_came(host):
+    # One read's own timeout (requests' read timeout) ends it, as the total deadline would.
+    with requests.get(f"{host}/stall", stream=True, timeout=(3, 0.2)) as response:
+        lines = tail_lines(response.raw)
+    assert lines[:2] == ["first", "second"] and lines[-1].startswith("(cut here:")
+
+
+def test_a_stalled_queue_endpoint_is_a_timeout(host, monkeypatch):
+    monkeypatch.setattr(hirefire, "TIMEOUT_S", 0.2)
+    with pytest.raises(hirefire.QueueInfoError, match=r"did not answer within 0\.2 s"):
+        hirefire.fetch_queue_info(f"{host}/stall", "token")  # GET /stall/hirefire/token/info

@@ -11,6 +11,7 @@ import json
 import math
 
 import requests
+import urllib3
 
 from bot.http_bodies import BodyTooLarge, read_within
 
@@ -45,11 +46,11 @@ def fetch_queue_info(
             f"the app's HireFire endpoint answered more than {MAX_BODY_BYTES // 1024} KiB, "
             "which is no list of queues"
         ) from None
-    except (requests.Timeout, TimeoutError):
+    except (requests.Timeout, TimeoutError, urllib3.exceptions.ReadTimeoutError):
         raise QueueInfoError(
             f"the app's HireFire endpoint did not answer within {TIMEOUT_S:g} s"
         ) from None
-    except requests.RequestException as exc:
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
         # Only the kind of failure: requests' message quotes the URL, and the URL holds the
         # token, which would then show in `autoscale APP status`, App Home and the log.
         raise QueueInfoError(

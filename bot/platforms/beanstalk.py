@@ -18,6 +18,7 @@ from typing import Any
 import boto3
 import botocore.exceptions
 import requests
+import urllib3
 from botocore.config import Config as BotoConfig
 
 from bot.http_bodies import tail_lines
@@ -286,7 +287,7 @@ class BeanstalkPlatform:
             with requests.get(found[0]["Message"], timeout=(3.05, 15), stream=True) as response:
                 response.raise_for_status()
                 return tail_lines(response.raw)[-lines:]
-        except requests.RequestException:
+        except (requests.RequestException, urllib3.exceptions.HTTPError):
             return ["(the log bundle could not be read)"]
 
     def maintenance(self, app: str) -> bool:

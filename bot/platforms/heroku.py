@@ -27,6 +27,7 @@ from urllib3.exceptions import (
     NewConnectionError,
     ResponseError,
 )
+from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.util.retry import Retry
 
 from bot.http_bodies import tail_lines
@@ -359,7 +360,7 @@ class HerokuPlatform:
             ) as response:
                 response.raise_for_status()
                 return tail_lines(response.raw)
-        except requests.RequestException as error:
+        except (requests.RequestException, Urllib3Error) as error:
             log.warning("heroku stream unreadable", extra={"error": type(error).__name__})
             return ["(the output could not be read)"]
 
