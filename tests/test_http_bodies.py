@@ -17,6 +17,8 @@ import urllib3
 
 from bot.http_bodies import BodyTooLarge, read_within, tail_lines
 from bot.metrics import hirefire
+from bot.platforms import heroku as heroku_platform
+from bot.platforms.base import PlatformError
 from bot.platforms.heroku import HerokuPlatform
 
 LOG = b"".join(b"2026-12-01T10:00:00Z app[web.1]: line %d\n" % i for i in range(100_000))
@@ -32,12 +34,12 @@ class _Host(http.server.BaseHTTPRequestHandler):
 
     def _answer(self) -> None:
         self.send_response(200)
-        if self.path == "/bomb":
+        if self.path.startswith("/bomb"):
             self.send_header("Content-Encoding", "gzip")
         self.end_headers()
         if self.path == "/log":
             self.wfile.write(LOG)
-        elif self.path == "/bomb":
+        elif self.path.startswith("/bomb"):
             self.wfile.write(BOMB)
         elif self.path == "/endless":
             while self.wfile.write(b"x" * 65536):
@@ -46,7 +48,7 @@ class _Host(http.server.BaseHTTPRequestHandler):
             self.wfile.write(b"first\nsecond\n")
             self.wfile.flush()
             time.sleep(2)
-        elif self.path == "/trickle":
+        elif self.path.startswith("/trickle"):
             while self.wfile.write(b"y\n"):
                 self.wfile.flush()
                 time.sleep(0.05)
@@ -131,3 +133,18 @@ def test_a_stalled_queue_endpoint_is_a_timeout(host, monkeypatch):
     monkeypatch.setattr(hirefire, "TIMEOUT_S", 0.2)
     with pytest.raises(hirefire.QueueInfoError, match=r"did not answer within 0\.2 s"):
         hirefire.fetch_queue_info(f"{host}/stall", "token")  # GET /stall/hirefire/token/info
+
+
+@pytest.mark.parametrize(
+    ("api", "says"),
+    [
+        ("/bomb", "Heroku's API sent an answer the bot could not read."),
+        ("/trickle", "Heroku's API did not answer in time."),
+    ],
+)
+def test_a_runaway_api_answer_is_a_plain_error(host, monkeypatch, api, says):
+    monkeypatch.setattr(heroku_platform, "API_ANSWER_SECONDS", 0.3)
+    platform = HerokuPlatform("test-key", f"{host}{api}")  # GET {api}/apps/demo/formation
+    with pytest.raises(PlatformError) as caught:
+        platform.formation("demo")
+    assert str(caught.value).startswith(says)

@@ -25,12 +25,13 @@ from urllib3.exceptions import (
     InvalidHeader,
     MaxRetryError,
     NewConnectionError,
+    ReadTimeoutError,
     ResponseError,
 )
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.util.retry import Retry
 
-from bot.http_bodies import tail_lines
+from bot.http_bodies import BodyTooLarge, read_within, tail_lines
 from bot.platforms.base import (
     AppStatus,
     Build,
@@ -62,6 +63,7 @@ MAX_RETRY_AFTER = 5.0
 DEFAULT_THROTTLE = timedelta(seconds=30)
 PAGE_MAX = 1000  # the most items Heroku returns in one page
 OUTPUT_TAIL = 20  # build output and run output lines shown in the thread
+API_ANSWER_BYTES, API_ANSWER_SECONDS = 16 << 20, 60.0
 RUN_LOG_LINES = 500
 BUILD_POLL_SECONDS = 3.0
 RUN_POLL_SECONDS = 3.0
@@ -111,6 +113,23 @@ class _TimeoutAdapter(HTTPAdapter):
         return super().send(request, **kwargs)
 
 
+def _read_within_limits(response: Any, *args: Any, **kwargs: Any) -> Any:
+    # A session hook: requests runs it before reading the body, which it would otherwise
+    # read whole, however large or slow. A page of 1,000 releases is about 1.5 MB.
+    if kwargs.get("stream"):
+        return response
+    try:
+        response._content = read_within(response.raw, API_ANSWER_BYTES, API_ANSWER_SECONDS)
+    except (TimeoutError, ReadTimeoutError):
+        response.close()
+        raise requests.ReadTimeout("Heroku's answer did not arrive in time") from None
+    except (BodyTooLarge, Urllib3Error) as error:
+        response.close()
+        raise requests.exceptions.ContentDecodingError(type(error).__name__) from None
+    response._content_consumed = True
+    return response
+
+
 def make_session(retries: int = 3, backoff: float = 0.5) -> requests.Session:
     """A session with timeouts and retries on 429/502/503/504 for every method."""
     session = requests.Session()
@@ -147,7 +166,7 @@ class HerokuPlatform:
         account: str = "HEROKU_API_KEY",
     ) -> None:
         session = session or make_session()
-        session.hooks["response"].append(_raise_on_429)
+        session.hooks["response"] += [_raise_on_429, _read_within_limits]
         self._client = Heroku(session=session)
         # Shared with every dyno through the database: a 429 seen by one stops them all.
         self._throttles = throttles
