@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import http.server
+import json
 import re
 import threading
 import time
@@ -148,3 +149,41 @@ def test_a_runaway_api_answer_is_a_plain_error(host, monkeypatch, api, says):
     with pytest.raises(PlatformError) as caught:
         platform.formation("demo")
     assert str(caught.value).startswith(says)
+
+
+class _KeepAlive(http.server.BaseHTTPRequestHandler):
+    """An API host that keeps connections open, as Heroku's does (unlike the fakes)."""
+
+    protocol_version = "HTTP/1.1"
+    opened: list[object] = []
+
+    def setup(self) -> None:
+        self.opened.append(self.client_address)
+        super().setup()
+
+    def do_GET(self) -> None:
+        body = json.dumps([{"type": "web", "quantity": 1, "size": "standard-1X"}]).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_api_answers_read_within_limits_keep_the_connection_open():
+    # In production each new connection is a TLS handshake with api.heroku.com.
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _KeepAlive)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        platform = HerokuPlatform("test-key", f"http://127.0.0.1:{server.server_port}")
+        for _ in range(3):
+            assert [f.type for f in platform.formation("demo")] == ["web"]
+        assert len(_KeepAlive.opened) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
