@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from bot.actions.background import THREADS as BACKGROUND_THREADS
 from bot.logs import LogfmtFormatter
@@ -323,7 +324,7 @@ def test_a_restart_whose_answer_was_lost_says_to_check_and_is_settled_later(
 def test_a_failed_statement_names_no_value_it_was_given(database):
     # The error's log line (`safely`, the background job, the worker's scheduler) would
     # otherwise carry a webhook secret, a drain token or a config value with it.
-    with pytest.raises(Exception) as caught, database.engine.connect() as connection:
+    with pytest.raises(DBAPIError) as caught, database.engine.connect() as connection:
         connection.execute(text("SELECT * FROM no_such_table WHERE x = :v"), {"v": "sk_live_42"})
     assert "no_such_table" in str(caught.value) and "sk_live_42" not in str(caught.value)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -53,9 +54,6 @@ def test_process_types_and_sizes_from_the_platform_are_shown_as_typed() -> None:
 def test_an_unknown_alias_is_named_as_typed() -> None:
     # A button's value reaches `resolve` without the command parser's name check.
     registry = Registry.parse("apps:\n  myapp:\n    platform: heroku\n")
-    try:
+    with pytest.raises(UnknownApp) as caught:
         registry.resolve(HOSTILE)
-    except UnknownApp as error:
-        assert str(error).startswith("`&lt;!channel&gt;ˋxˋ` is not an app I manage.")
-    else:
-        raise AssertionError("resolved a name that is not in the registry")
+    assert str(caught.value).startswith("`&lt;!channel&gt;ˋxˋ` is not an app I manage.")
