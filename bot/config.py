@@ -74,6 +74,7 @@ def parse_admins(raw: str) -> frozenset[str]:
 
 
 def _port(raw: str) -> int:
-    if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise ConfigError(f"PORT must be a TCP port number, not {raw!r}.")
+    # isdigit alone takes `²` and 5,000-digit strings, which int() then refuses with a trace.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 5 and 0 < int(raw) < 65536):
+        raise ConfigError(f"PORT must be a TCP port number, not {raw[:20]!r}.")
     return int(raw)

@@ -26,6 +26,9 @@ from policies.names import suggest
 from policies.slack_text import code
 
 DEFAULT_FILE = "deploybot.yml"
+# A thousand apps with every setting written out take about 400 KB and 50,000 values.
+MAX_FILE_BYTES = 1 << 20
+MAX_VALUES = 200_000
 DEFAULT_HEROKU_KEY_ENV = "HEROKU_API_KEY"
 DEFAULT_UNLISTED_MAX = 100
 MAX_DOWN_STABILIZATION = timedelta(hours=1)
@@ -351,9 +354,21 @@ class Registry:
     def load(cls, path: str | Path) -> Registry:
         path = Path(path)
         try:
-            text = path.read_text()
+            with path.open("rb") as file:
+                raw = file.read(MAX_FILE_BYTES + 1)
         except OSError as error:
             raise RegistryError(f"{path}: cannot read the registry ({error.strerror}).") from None
+        if len(raw) > MAX_FILE_BYTES:
+            raise RegistryError(
+                f"{path}: the registry is larger than {MAX_FILE_BYTES >> 20} MiB, far more than "
+                "a thousand apps need; check that it is the right file."
+            )
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise RegistryError(
+                f"{path}: the registry is not UTF-8 text (byte {error.start})."
+            ) from None
         return cls.parse(text, str(path))
 
     @classmethod
@@ -370,6 +385,13 @@ class Registry:
             data = {}
         if not isinstance(data, dict):
             raise RegistryError(f"{source}:1: the registry must be a mapping with `apps:`.")
+        if not _within(data, MAX_VALUES):
+            # YAML aliases repeat a node without repeating its text: a small file can stand
+            # for millions of values, and checking them all would take the bot's start-up.
+            raise RegistryError(
+                f"{source}: the registry holds more than {MAX_VALUES:,} values once its YAML "
+                "aliases (`*name`) are expanded; write shared settings out, or use fewer aliases."
+            )
         try:
             spec = RegistryFile.model_validate(data)
         except ValidationError as error:
@@ -481,3 +503,20 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int:
         node = child
         line = node.start_mark.line + 1
     return line
+
+
+def _within(data: object, budget: int) -> bool:
+    """Whether `data` holds at most `budget` values, counting each alias's copy; stops
+    counting as soon as it is over."""
+    stack = [data]
+    while stack:
+        budget -= 1
+        if budget < 0:
+            return False
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return True

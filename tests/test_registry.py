@@ -306,3 +306,22 @@ def test_app_names_ignore_case_and_a_near_miss_in_any_case_is_suggested():
     assert registry.resolve("Shop").name == "shop-prod"
     with pytest.raises(UnknownApp, match="Did you mean `shop`"):
         registry.resolve("SHOPP")
+
+
+def test_an_alias_bomb_is_refused_before_it_is_checked():
+    # 27 lines that stand for 10^8 values: every value is read as many times as it is named.
+    lines = ["x: &a0 [" + ", ".join(["v"] * 100) + "]"]
+    lines += [f"x{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 8)]
+    with pytest.raises(RegistryError, match="more than 200,000 values once its YAML aliases"):
+        Registry.parse("\n".join(lines))
+
+
+def test_a_registry_file_too_large_or_not_text_is_one_sentence(tmp_path):
+    huge = tmp_path / "huge.yml"
+    huge.write_text("apps: {}\n" + "# padding\n" * 120_000)
+    with pytest.raises(RegistryError, match="larger than 1 MiB"):
+        Registry.load(huge)
+    binary = tmp_path / "binary.yml"
+    binary.write_bytes(b"apps:\n  demo: \xff\xfe\n")
+    with pytest.raises(RegistryError, match=r"is not UTF-8 text \(byte 14\)"):
+        Registry.load(binary)
