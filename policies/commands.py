@@ -357,7 +357,7 @@ def _unknown_verb(words: list[str]) -> CommandError:
     suggested, never run: a guess must not change anything."""
     typed = words[0]
     unknown = f"{shown(typed)} is not a command I know."
-    if len(words) > 1 and words[1].lower() in VERBS:
+    if len(words) > 1 and words[1].lower() in VERBS and _APP_RE.match(typed):
         meant = [words[1].lower(), typed, *words[2:]]
         return CommandError(
             f"{unknown} Did you mean {_rewrite(meant)}? The verb comes first.", words[1].lower()

@@ -52,5 +52,8 @@ def _masked(found: re.Match[str]) -> str:
     if (key.isupper() or secretish) and not prose:
         return f"{key}{sep}{MASK}"
     # Not a secret's key (`path=`, `url=`): its value may still hold one
-    # (`path=/cb?access_token=…`), so look inside it.
-    return f"{key}{sep}{_ASSIGNMENT.sub(_masked, found['value'])}"
+    # (`path=/cb?access_token=…`), so look inside it, quotes kept.
+    value = found["value"]
+    quote = value[0] if len(value) > 1 and value[0] in "\"'" and value[-1] == value[0] else ""
+    inner = value[len(quote) : len(value) - len(quote)]
+    return f"{key}{sep}{quote}{_ASSIGNMENT.sub(_masked, inner)}{quote}"

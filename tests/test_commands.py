@@ -62,6 +62,9 @@ def test_parses(text: str, expected: Command) -> None:
     [
         ("deploy myapp", "`deploy` is not a command I know. Did you mean `ship myapp`?"),
         ("ps myapp", "Did you mean `status myapp`?"),
+        ("myapp status", "Did you mean `status myapp`? The verb comes first."),
+        # Words that are no app name are not offered back as one.
+        ("Yes, ship it", "`Yes,` is not a command I know. Try one of:"),
         ("scale web=2", "Say which app"),
         ("scale myapp", "Say which process types"),
         ("scale myapp web=2", "`web=2`"),

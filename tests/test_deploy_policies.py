@@ -91,6 +91,7 @@ def test_a_lock_holds_back_others_from_deploy_verbs_only():
         ("WARNING: disk 91% full", "WARNING: disk 91% full"),
         # A plain key's value may hold a secret's (a URL's query string).
         ("path=/cb?code=x&access_token=abc1 ok", f"path=/cb?code=x&access_token={MASK} ok"),
+        ('path="/cb?access_token=abc1" ok', f'path="/cb?access_token={MASK}" ok'),
         ("url=https://h/a.tgz?token=abc ok", f"url=https://h/a.tgz?token={MASK} ok"),
         ("error:STRIPE_KEY=sk_live_1", f"error:STRIPE_KEY={MASK}"),
         ('{"password": "hunter2", "user": "bob"}', f'{{"password": {MASK}, "user": "bob"}}'),
