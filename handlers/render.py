@@ -36,7 +36,7 @@ from handlers.charts import chart_button, window_for
 from policies import costs
 from policies.digest import duration
 from policies.redact import mask
-from policies.slack_text import code, escape
+from policies.slack_text import code, escape, listed
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def _deploy_prompt(result: DeployPrompt) -> Message:
         )
         label = "Roll back"
     else:
-        names = ", ".join(code(key) for key in result.keys)
+        names = listed(result.keys)
         what = "unset" if result.unset else "set"
         text = f"<@{result.user_id}> asks to {what} {names} on `{result.app}` (values hidden)."
         label = "Confirm"
@@ -154,7 +154,7 @@ def _deployed(result: Deployed) -> Message:
     elif result.verb == "maintenance":
         text = f"{who} turned maintenance mode {result.mode} for {app}."
     elif result.verb == "config":
-        names = ", ".join(code(key) for key in result.keys)
+        names = listed(result.keys)
         text = f"{who} {result.mode} {names} on {app}."
     elif result.verb == "lock":
         text = (

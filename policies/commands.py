@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from policies import rules
 from policies.names import closest, suggest
-from policies.slack_text import code, shown
+from policies.slack_text import code, listed, shown
 
 # A deployment's life after scaling: `bot.actions.deployments` carries these out.
 DEPLOYMENT_VERBS = (
@@ -914,11 +914,6 @@ def _require_app(app: str | None, verb: str) -> str:
     return app
 
 
-def _listed(formation: Mapping[str, object]) -> str:
-    """The process types Heroku or Beanstalk reported, each in its own code span."""
-    return ", ".join(code(name) for name in sorted(formation)) or "none"
-
-
 _PARSERS = {
     "scale": _parse_scale,
     "restart": _parse_restart,
@@ -966,7 +961,7 @@ def plan_scale(
         if change.process_type not in current:
             raise CommandError(
                 f"The app has no {code(change.process_type)} process type "
-                f"(it has: {_listed(current)}).",
+                f"(it has: {listed(sorted(current))}).",
                 "scale",
             )
         quantity = current[change.process_type][0]
@@ -993,7 +988,7 @@ def plan_kill(
     if process_type is not None:
         if process_type not in current:
             raise CommandError(
-                f"The app has no {code(process_type)} process type (it has: {_listed(current)}).",
+                f"The app has no {code(process_type)} process type (it has: {listed(sorted(current))}).",
                 "kill",
             )
         return {process_type: (0, None)}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from policies.slack_text import code
+from policies.slack_text import listed
 
 # Heroku's list price per dyno per month in USD: heroku.com/pricing and Dev Center "Usage &
 # Billing", as known on 2026-11-28. Basic, Standard and Performance-M/L are long-published.
@@ -163,8 +163,7 @@ def describe(change: CostChange) -> str:
     if change.estimate:
         text += " (estimate)"
     if change.unknown_sizes:
-        sizes = ", ".join(code(size) for size in change.unknown_sizes)
-        text += f". No price is known for {sizes}, so it is left out."
+        text += f". No price is known for {listed(change.unknown_sizes)}, so it is left out."
     return text
 
 

@@ -19,7 +19,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from policies.names import suggest
 from policies.rules import is_read_only
-from policies.slack_text import code, escape
+from policies.slack_text import code, escape, listed
 
 # A freeze refuses every change except these: `watch` changes no app, and `approve` only
 # releases a change that the actions path must pass through `check` again when it runs.
@@ -218,7 +218,7 @@ def _limits(
             and guardrails.sizes is not None
             and size.lower() not in guardrails.sizes
         ):
-            allowed = ", ".join(code(s) for s in sorted(guardrails.sizes)) or "none"
+            allowed = listed(sorted(guardrails.sizes))
             return f"{code(size.lower())} is not an allowed size for {name}: use one of {allowed}."
     return ""
 

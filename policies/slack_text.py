@@ -8,6 +8,8 @@ none of them. `code` also keeps a backtick from closing a code span early.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
 
@@ -20,6 +22,12 @@ def code(text: object) -> str:
     """`text` in a code span, escaped; a backtick inside becomes U+02CB, its look-alike, so the span
     cannot be closed early and the rest of the message turned into markup."""
     return "`" + escape(text).replace("`", "ˋ") + "`"
+
+
+def listed(names: Iterable[object], empty: str = "none") -> str:
+    """Each of `names` in its own `code` span, comma-separated, in the order given; `empty`
+    when there are none."""
+    return ", ".join(code(name) for name in names) or empty
 
 
 def shown(typed: object, limit: int = 40) -> str:

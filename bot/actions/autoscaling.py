@@ -28,7 +28,7 @@ from bot.store.autoscale_settings import (
 from bot.store.worker_autoscale_settings import WorkerSettings
 from policies import autoscale as policy
 from policies.commands import Command
-from policies.slack_text import code, escape
+from policies.slack_text import code, escape, listed
 from policies.worker_autoscale import WorkerTarget, parse_worker_target
 
 
@@ -322,9 +322,9 @@ class AutoscaleCommands:
         running = formation_map(resolved.platform.formation(resolved.target.name))
         if ptype not in running:
             self._audit.finish(entry, "refused", error="no such process type")
-            types = ", ".join(code(t) for t in sorted(running)) or "none"
             return Reply(
-                f"`{app}` has no `{ptype}` process type; its formation has {types}. "
+                f"`{app}` has no `{ptype}` process type; its formation has "
+                f"{listed(sorted(running))}. "
                 f"Name one, as in `/deploy autoscale {app} worker on target=latency:30s`."
             )
         try:

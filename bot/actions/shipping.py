@@ -19,7 +19,7 @@ from bot.store.locks import Locks
 from policies import guardrails
 from policies.commands import Command
 from policies.redact import mask
-from policies.slack_text import code, shown
+from policies.slack_text import listed, shown
 
 log = logging.getLogger(__name__)
 
@@ -224,10 +224,9 @@ class Shipping:
                 "`run` is not supported there."
             )
         if wanted not in target.run:
-            allowed = ", ".join(code(c) for c in target.run)
-            listed = f"It allows: {allowed}." if allowed else "It allows none yet."
+            allows = f"It allows: {listed(target.run)}." if target.run else "It allows none yet."
             return Reply(
-                f"{shown(wanted)} is not a command `{app}` may run from chat. {listed} "
+                f"{shown(wanted)} is not a command `{app}` may run from chat. {allows} "
                 "An admin can add commands under the app's `run:` in the registry."
             )
         refusal = self._guard.refusal(target, "run", command.force, actor.user_id)

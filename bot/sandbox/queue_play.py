@@ -27,6 +27,7 @@ from bot.store.worker_autoscale_settings import WorkerAutoscaleStore
 from bot.worker.autoscale import Autoscaler
 from bot.worker.autoscale_workers import WorkerAutoscaler
 from policies.commands import Command, parse
+from policies.slack_text import listed
 
 STEP_SECONDS = 15  # the worker's autoscale tick
 BOOT_SECONDS = 45.0  # Heroku dynos take 30–60 s to boot
@@ -113,7 +114,7 @@ def simulate(
         return Reply(str(error))
     queue = queues.get(resolved.target.name)
     if queue is None or resolved.target.queue_url is None:
-        have = ", ".join(f"`{name}`" for name in sorted(queues))
+        have = listed(sorted(queues), empty="")
         if not have:
             return Reply(
                 "The sandbox's job queue needs the `hirefire-resource` package "
