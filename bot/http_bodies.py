@@ -12,8 +12,11 @@ before it is counted.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
+import requests
+import urllib3
 from urllib3 import BaseHTTPResponse
 from urllib3.exceptions import ReadTimeoutError
 
@@ -21,6 +24,11 @@ CHUNK = 64 * 1024
 # A build's output, a log session or a log bundle is read for its end: 1 MiB holds
 # `/deploy logs`' 1,500 lines; one that goes on past 32 MiB or a minute is cut there.
 TAIL_KEEP, TAIL_LIMIT, TAIL_SECONDS = 1 << 20, 32 << 20, 60.0
+
+
+# What a streamed answer can raise: requests' errors, and urllib3's, which reads from
+# `response.raw` raise unwrapped.
+UNREADABLE = (requests.RequestException, urllib3.exceptions.HTTPError)
 
 
 class BodyTooLarge(Exception):
@@ -63,6 +71,14 @@ def tail_lines(
     if cut:
         lines.append(f"(cut here: the answer went on past {size:,} bytes or {seconds:g} s)")
     return lines
+
+
+def fetch_tail(get: Callable[..., Any], url: str, timeout: tuple[float, float]) -> list[str]:
+    """`tail_lines` of a GET of `url` through `get` (a session's, or requests'); a failure
+    raises one of `UNREADABLE`."""
+    with get(url, timeout=timeout, stream=True) as response:
+        response.raise_for_status()
+        return tail_lines(response.raw)
 
 
 def _chunks(response: BaseHTTPResponse, seconds: float) -> Iterator[bytes]:

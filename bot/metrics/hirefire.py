@@ -13,7 +13,7 @@ import math
 import requests
 import urllib3
 
-from bot.http_bodies import BodyTooLarge, read_within
+from bot.http_bodies import UNREADABLE, BodyTooLarge, read_within
 
 TIMEOUT_S = 5.0  # the tick must not hang on a slow app; HireFire itself waits 10 s
 # An answer lists the app's queues: a few hundred bytes. Anything past this is not one,
@@ -50,7 +50,7 @@ def fetch_queue_info(
         raise QueueInfoError(
             f"the app's HireFire endpoint did not answer within {TIMEOUT_S:g} s"
         ) from None
-    except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+    except UNREADABLE as exc:
         # Only the kind of failure: requests' message quotes the URL, and the URL holds the
         # token, which would then show in `autoscale APP status`, App Home and the log.
         raise QueueInfoError(

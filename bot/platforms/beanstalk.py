@@ -18,10 +18,9 @@ from typing import Any
 import boto3
 import botocore.exceptions
 import requests
-import urllib3
 from botocore.config import Config as BotoConfig
 
-from bot.http_bodies import tail_lines
+from bot.http_bodies import UNREADABLE, fetch_tail
 from bot.platforms.aws_errors import botocore_error
 from bot.platforms.base import (
     NO_MAINTENANCE,
@@ -284,10 +283,8 @@ class BeanstalkPlatform:
             return []
         try:
             # A presigned S3 URL: it carries its own signature, so no credentials go with it.
-            with requests.get(found[0]["Message"], timeout=(3.05, 15), stream=True) as response:
-                response.raise_for_status()
-                return tail_lines(response.raw)[-lines:]
-        except (requests.RequestException, urllib3.exceptions.HTTPError):
+            return fetch_tail(requests.get, found[0]["Message"], (3.05, 15))[-lines:]
+        except UNREADABLE:
             return ["(the log bundle could not be read)"]
 
     def maintenance(self, app: str) -> bool:

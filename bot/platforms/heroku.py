@@ -31,7 +31,7 @@ from urllib3.exceptions import (
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.util.retry import Retry
 
-from bot.http_bodies import BodyTooLarge, read_within, tail_lines
+from bot.http_bodies import UNREADABLE, BodyTooLarge, fetch_tail, read_within
 from bot.platforms.base import (
     AppStatus,
     Build,
@@ -374,12 +374,8 @@ class HerokuPlatform:
         if not url:
             return []
         try:
-            with self._plain.get(
-                url, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), stream=True
-            ) as response:
-                response.raise_for_status()
-                return tail_lines(response.raw)
-        except (requests.RequestException, Urllib3Error) as error:
+            return fetch_tail(self._plain.get, url, (CONNECT_TIMEOUT, READ_TIMEOUT))
+        except UNREADABLE as error:
             log.warning("heroku stream unreadable", extra={"error": type(error).__name__})
             return ["(the output could not be read)"]
 
