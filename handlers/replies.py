@@ -22,7 +22,8 @@ from slack_sdk.webhook import WebhookResponse
 
 from bot.http_bodies import BodyTooLarge, read_within
 
-TIMEOUT = urllib3.Timeout(connect=10.0, read=30.0)  # slack_sdk's WebhookClient waits 30 s
+READ_S = 30.0  # slack_sdk's WebhookClient waits 30 s
+TIMEOUT = urllib3.Timeout(connect=10.0, read=READ_S)
 # A post that never reached Slack is sent again; one cut off after it was sent once more
 # too, as that is how a kept-alive connection the other end has just closed fails. A
 # second copy of an answer is better than none (a response_url takes five).
@@ -73,7 +74,7 @@ class PooledRespond(Respond):
         )
         try:
             # Slack answers `ok` or a short error: more is not read (`bot.http_bodies`).
-            body = read_within(answer, ANSWER_BYTES, TIMEOUT.read_timeout or 30.0)
+            body = read_within(answer, ANSWER_BYTES, READ_S)
         except (BodyTooLarge, TimeoutError):
             body = b"(an answer too large or too slow to read)"
             answer.close()  # the rest stays unread, so the connection is not kept
