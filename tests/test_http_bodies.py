@@ -42,7 +42,7 @@ class _Host(http.server.BaseHTTPRequestHandler):
             self.wfile.write(LOG)
         elif self.path.startswith("/bomb"):
             self.wfile.write(BOMB)
-        elif self.path == "/endless":
+        elif self.path.startswith("/endless"):
             while self.wfile.write(b"x" * 65536):
                 pass
         elif self.path.startswith("/stall"):  # a few lines, then nothing, connection open
@@ -130,10 +130,19 @@ def test_a_stalled_answer_is_shown_as_far_as_it_came(host):
     assert lines[:2] == ["first", "second"] and lines[-1].startswith("(cut here:")
 
 
-def test_a_stalled_queue_endpoint_is_a_timeout(host, monkeypatch):
+@pytest.mark.parametrize(
+    ("app", "says"),
+    [
+        ("/endless", "answered more than 64 KiB"),
+        ("/bomb", "answered more than 64 KiB"),
+        ("/trickle", r"did not answer within 0\.2 s"),
+        ("/stall", r"did not answer within 0\.2 s"),
+    ],
+)
+def test_a_queue_endpoint_is_read_within_its_size_and_time(host, monkeypatch, app, says):
     monkeypatch.setattr(hirefire, "TIMEOUT_S", 0.2)
-    with pytest.raises(hirefire.QueueInfoError, match=r"did not answer within 0\.2 s"):
-        hirefire.fetch_queue_info(f"{host}/stall", "token")  # GET /stall/hirefire/token/info
+    with pytest.raises(hirefire.QueueInfoError, match=says):
+        hirefire.fetch_queue_info(f"{host}{app}", "token")  # GET {app}/hirefire/token/info
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,8 @@ endpoint with the `hirefire-resource` package, as an instrumented app does."""
 
 from __future__ import annotations
 
-import http.server
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -360,44 +358,3 @@ def test_wrong_input_is_told_plainly(services, line, said):
         return
     reply = services.actions.run(Actor(ADMIN, source="console"), command)
     assert said in reply.text and not reply.public
-
-
-class _Answer(http.server.BaseHTTPRequestHandler):
-    """An app whose HireFire endpoint answers `body` (a few MB, or one byte a while)."""
-
-    body = b""
-    drip_s = 0.0
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        for i in range(0, len(self.body), 4096):
-            self.wfile.write(self.body[i : i + 4096])
-            self.wfile.flush()
-            time.sleep(self.drip_s)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.mark.parametrize(
-    ("body", "drip_s", "says"),
-    [
-        (b"[" + b'{"name": "worker", "value": 1},' * 200_000 + b"]", 0.0, "more than 64 KiB"),
-        (b'[{"name": "worker", "value": 1}]' + b" " * 40_000, 0.05, "did not answer within"),
-    ],
-)
-def test_an_endless_or_trickling_answer_is_not_read_to_its_end(monkeypatch, body, drip_s, says):
-    monkeypatch.setattr(hirefire, "TIMEOUT_S", 0.3)
-    handler = type("Handler", (_Answer,), {"body": body, "drip_s": drip_s})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        with pytest.raises(QueueInfoError, match=says):
-            fetch_queue_info(f"http://127.0.0.1:{server.server_port}", TOKEN)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
