@@ -62,7 +62,7 @@ def home_view(home: Home | Result) -> dict[str, Any]:
 def _card(card: AppCard) -> list[dict[str, Any]]:
     where = "Heroku" if card.platform == "heroku" else "Elastic Beanstalk"
     if card.formation is None:
-        formation = escape(card.problem or "unknown")
+        formation = card.problem or "unknown"  # a PlatformError's text: Slack text already
     else:
         formation = (
             ", ".join(
@@ -76,7 +76,7 @@ def _card(card: AppCard) -> list[dict[str, Any]]:
         label = " (estimate)" if card.monthly.estimate else ""
         cost = f" · {costs.usd(card.monthly.usd)}/month{label}"
     lines = [f"*{code(card.alias)}* · {where}{cost}", formation]
-    lines += [escape(line) for line in card.autoscale]
+    lines += card.autoscale  # Slack text: numbers, and decision reasons stored as Slack text
     if card.incidents:
         lines += [f":red_circle: {escape(text)[:200]}" for text in card.incidents[:3]]
     changes = [

@@ -208,7 +208,7 @@ def cost_text(report: CostReport) -> str:
     total, estimate = 0.0, False
     for app in report.apps:
         if app.monthly is None:
-            lines.append(f"• {code(app.app)}: unknown ({escape(app.problem or 'no formation')})")
+            lines.append(f"• {code(app.app)}: unknown ({app.problem or 'no formation'})")
             continue
         total += app.monthly.usd
         estimate = estimate or app.monthly.estimate

@@ -70,6 +70,9 @@ def test_slow_responses_scale_up_through_the_actions_path(services, autoscaler, 
     assert heroku.formation("myapp")["web"][0] == decision.desired
     [(_, text)] = said
     assert text.startswith("Autoscaler on `myapp`:") and f"→ web 1→{decision.desired}" in text
+    # The policy's "1500 ms > 500 ms" reaches Slack, and the record, as Slack text.
+    assert "&gt; 500 ms" in text and ">" not in text.replace("&gt;", "")
+    assert decision.reason in text
     [entry] = AuditLog(services.db).recent("myapp")
     assert (entry.user_id, entry.source, entry.outcome) == ("autoscaler", "autoscaler", "ok")
 

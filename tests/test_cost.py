@@ -63,3 +63,10 @@ def test_cost_of_every_app_totals_them(driver):
     text = driver.reply(url)["text"]
     # No registry: unlisted Heroku apps are priced once the autoscaler runs them.
     assert "I manage no apps yet" in text
+
+
+def test_an_app_heroku_would_not_show_says_why_escaped_once(driver, heroku):
+    heroku.fail_next(400, methods=["GET"], body={"id": "x", "message": "A & <b>"})
+    _, url = driver.command("cost myapp", USER)
+    text = driver.reply(url)["text"]
+    assert "• `myapp`: unknown (Heroku answered 400: A &amp; &lt;b&gt;.)" in text

@@ -5,6 +5,7 @@ path (rules, confirmation, audit) and answer in the user's DM; it pages past 15 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlencode
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from bot.registry import Registry
 from bot.sandbox.slack_requests import button_click, sign
 from bot.store.audit import AuditLog
+from bot.store.autoscale_settings import AutoscaleStore, Decision
 from bot.web.app import create_app
 from handlers.home import PAGE_ACTION, RESTART_ACTION, SCALE_DOWN_ACTION, SCALE_UP_ACTION
 from handlers.render import CONFIRM_ACTION
@@ -132,3 +134,17 @@ def test_many_apps_are_paged_within_the_block_limit(driver, slack, web):
     click(driver, PAGE_ACTION, "2", ADMIN)
     last = slack.wait_for_calls("views.publish", n=2, timeout=10)[-1].args["view"]
     assert "`app-30`" in json.dumps(last, ensure_ascii=False) and len(last["blocks"]) <= 100
+
+
+def test_outside_words_on_a_card_are_escaped_once(driver, heroku, web):
+    # Heroku's own message (escaped into the PlatformError) and a decision's reason (stored as
+    # Slack text by the worker) are Slack text already: a second escape showed `&amp;lt;`.
+    services = web.extensions["deploybot"]
+    AutoscaleStore(services.db).record(
+        Decision("myapp", datetime.now(UTC), 1, 2, True, "p95 queue 480 ms &gt; 300 ms")
+    )
+    heroku.fail_next(400, count=2, methods=["GET"], body={"id": "x", "message": "A & <b>"})
+    text = json.dumps(open_home(driver, ADMIN), ensure_ascii=False)
+    assert "Heroku answered 400: A &amp; &lt;b&gt;." in text
+    assert "acted: p95 queue 480 ms &gt; 300 ms" in text
+    assert "&amp;amp;" not in text and "&amp;lt;" not in text and "&amp;gt;" not in text

@@ -128,7 +128,7 @@ class AppCost:
     platform: str
     formation: dict[str, tuple[int, str]]
     monthly: MonthlyCost | None  # None when the formation could not be read
-    problem: str | None = None  # why not
+    problem: str | None = None  # why not, as Slack text (a PlatformError's message)
     web_hours: float | None = None  # the last 7 days' web dyno-hours from the autoscaler
     covered_hours: float = 0.0  # how much of the 7 days that record covers
     web_usd: float | None = None  # what those dyno-hours cost at list prices
@@ -159,9 +159,9 @@ class AppCard:
     alias: str
     platform: str
     formation: dict[str, tuple[int, str]] | None  # None when it could not be read
-    problem: str | None
-    autoscale: tuple[str, ...]  # state, pin, last decision: plain lines
-    incidents: tuple[str, ...]  # open incidents, as their messages read
+    problem: str | None  # why no formation, as Slack text (a PlatformError's message)
+    autoscale: tuple[str, ...]  # state, pin, last decision: Slack text
+    incidents: tuple[str, ...]  # open incidents, as typed: escaped when shown
     changes: tuple[Entry, ...]  # the last three, newest first
     monthly: MonthlyCost | None
 

@@ -315,7 +315,9 @@ class Autoscaler:
             last_release_at=last_release_at,
             pin=autoscale.Pin(pin.quantity, pin.until, pin.pinned_by) if pin else None,
         )
-        acted, reason = False, decision.reason
+        # The policy's sentence is plain text ("480 ms > 300 ms"); from here on the reason is
+        # Slack text, stored and shown as it is, and a refusal's Slack text may follow it.
+        acted, reason = False, escape(decision.reason)
         if stored.mode == "on" and decision.desired != current:
             if not self._allows(account, now, SCALE_COST, app):
                 return None

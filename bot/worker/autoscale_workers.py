@@ -26,6 +26,7 @@ from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.autoscale_settings import Decision as Recorded
 from bot.store.worker_autoscale_settings import WorkerAutoscaleStore, WorkerSettings
 from bot.worker.autoscale import Autoscaler
+from policies.slack_text import escape
 from policies.worker_autoscale import decide_worker
 
 log = logging.getLogger(__name__)
@@ -83,13 +84,13 @@ class WorkerAutoscaler:
             current = self._scaler.quantity(resolved, ptype, now)
             if current is None:
                 return None
-            why = f"could not read the job queue ({exc}): {ptype} stays at {current}"
+            why = escape(f"could not read the job queue ({exc}): {ptype} stays at {current}")
             return Recorded(settings.app, now, current, current, False, why, current, ptype)
         current = self._scaler.quantity(resolved, ptype, now)
         if current is None:
             return None  # the API budget said not now (logged)
         decision = decide_worker(settings.target, ptype, current, settings.min, settings.max, info)
-        acted, reason = False, decision.reason
+        acted, reason = False, escape(decision.reason)  # Slack text from here, as for web
         if settings.mode == "on" and decision.changed:
             done = self._scaler.scale(resolved, ptype, decision.desired, current, reason, now)
             if done is None:
