@@ -1,12 +1,15 @@
-"""Posts to a `response_url`: bolt's `respond` (a new connection per post) against ours
-(`handlers.replies`, kept-alive connections), on one endpoint that keeps connections open.
+"""Posts to Slack, on one endpoint that keeps connections open: to a `response_url`,
+bolt's `respond` (a new connection per post) against ours (`handlers.replies`, kept-alive
+connections); and Web API `chat.postMessage` calls, slack_sdk's `WebClient` (urllib, a
+new connection per call) against ours (`bot.slack_api`, kept alive, answers read within
+limits).
 
-Fair: both send the same messages, one at a time, to the same local HTTP/1.1 endpoint
-(Python's `ThreadingHTTPServer` with Nagle off, as a real server answers), alternating
-rounds in one process; the CPU figure counts the endpoint's share too, the same for both.
-Plain HTTP on 127.0.0.1, so what a new connection costs here is a TCP handshake only: in
-production each of bolt's posts also makes a TLS handshake with hooks.slack.com, which
-this leaves out.
+Fair: each pair sends the same messages, one at a time, to the same local HTTP/1.1
+endpoint (Python's `ThreadingHTTPServer` with Nagle off, as a real server answers),
+alternating rounds in one process; the CPU figure counts the endpoint's share too, the
+same for both. Plain HTTP on 127.0.0.1, so what a new connection costs here is a TCP
+handshake only: in production each of the baselines' posts also makes a TLS handshake
+with hooks.slack.com or slack.com, which this leaves out.
 
     .venv/bin/python -m benchmarks.replies [--posts 500] [--rounds 3]
 """
@@ -23,7 +26,9 @@ from collections.abc import Callable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from slack_bolt import Respond
+from slack_sdk import WebClient
 
+from bot.slack_api import web_client
 from handlers.replies import respond_to
 
 
@@ -46,10 +51,14 @@ class KeepAlive(BaseHTTPRequestHandler):
         self.answer()
 
     def answer(self) -> None:
+        # A response_url answers "ok"; the Web API (under /api/) a JSON object.
+        body = b'{"ok": true, "ts": "1.000100"}' if self.path.startswith("/api/") else b"ok"
         self.send_response(200)
-        self.send_header("Content-Length", "2")
+        if self.path.startswith("/api/"):
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(b"ok")
+        self.wfile.write(body)
 
     def log_message(self, *args: object) -> None:
         pass
@@ -74,11 +83,13 @@ def keep_alive_endpoint(
         server.server_close()
 
 
-def _round(make: Callable[[], Respond], posts: int, opened: list[int]) -> tuple[float, float, int]:
+def _round(
+    post: Callable[[int], object], posts: int, opened: list[int]
+) -> tuple[float, float, int]:
     """(wall ms, CPU ms) per post, and the connections the round opened."""
     before, wall, cpu = len(opened), time.perf_counter(), time.process_time()
     for i in range(posts):
-        make()(text=f"answer {i}", response_type="ephemeral")
+        post(i)
     return (
         1000 * (time.perf_counter() - wall) / posts,
         1000 * (time.process_time() - cpu) / posts,
@@ -92,23 +103,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     with keep_alive_endpoint() as (url, _, opened):
-        ways = {
-            "bolt's respond (baseline)": lambda: Respond(response_url=url),
-            "ours (kept alive)": lambda: respond_to(url),
+        api = url.split("/commands/")[0] + "/api/"
+        stock = WebClient(token="xoxb-bench", base_url=api)
+        ours = web_client("xoxb-bench", api)
+        pairs = {
+            "Answers to a response_url": {
+                "bolt's respond (baseline)": lambda i: Respond(response_url=url)(
+                    text=f"answer {i}", response_type="ephemeral"
+                ),
+                "ours (kept alive)": lambda i: respond_to(url)(
+                    text=f"answer {i}", response_type="ephemeral"
+                ),
+            },
+            "Web API chat.postMessage": {
+                "slack_sdk's WebClient (baseline)": lambda i: stock.chat_postMessage(
+                    channel="C1", text=f"alert {i}"
+                ),
+                "ours (kept alive)": lambda i: ours.chat_postMessage(
+                    channel="C1", text=f"alert {i}"
+                ),
+            },
         }
-        figures: dict[str, list[tuple[float, float, int]]] = {name: [] for name in ways}
+        figures: dict[tuple[str, str], list[tuple[float, float, int]]] = {
+            (title, name): [] for title, ways in pairs.items() for name in ways
+        }
         for _ in range(args.rounds):
-            for name, make in ways.items():
-                figures[name].append(_round(make, args.posts, opened))
+            for title, ways in pairs.items():
+                for name, post in ways.items():
+                    figures[title, name].append(_round(post, args.posts, opened))
     print(
         f"{args.rounds} alternating rounds of {args.posts} posts each; the best round's figures.\n"
     )
-    print("| way | wall ms per post | CPU ms per post | connections opened |")
-    print("|---|---:|---:|---:|")
-    for name, rounds in figures.items():
+    print("| posts | way | wall ms per post | CPU ms per post | connections opened |")
+    print("|---|---|---:|---:|---:|")
+    for (title, name), rounds in figures.items():
         wall = min(w for w, _, _ in rounds)
         cpu = min(c for _, c, _ in rounds)
-        print(f"| {name} | {wall:.3f} | {cpu:.3f} | {sum(n for _, _, n in rounds):,} |")
+        made = sum(n for _, _, n in rounds)
+        print(f"| {title} | {name} | {wall:.3f} | {cpu:.3f} | {made:,} |")
     return 0
 
 

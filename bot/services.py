@@ -22,6 +22,7 @@ from bot.metrics.store import MetricsStore
 from bot.platforms.base import Platform, PlatformError
 from bot.platforms.heroku import HerokuPlatform
 from bot.registry import Registry, Target
+from bot.slack_api import web_client
 from bot.store.audit import Actor, AuditLog
 from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.confirmations import Confirmations
@@ -157,18 +158,14 @@ class Services:
     def slack(self) -> WebClient:
         """The Web API client background jobs use: the same token and URL as bolt's."""
         if self._slack is None:
-            self._slack = WebClient(
-                token=self.config.slack_bot_token, base_url=self.config.slack_api_url
-            )
+            self._slack = web_client(self.config.slack_bot_token, self.config.slack_api_url)
         return self._slack
 
     def _groups_of(self, user_id: str, groups: Iterable[str]) -> frozenset[str]:
         # Built on first use: start-up makes no Slack call, and most registries name no group.
         if self._usergroups is None:
             self.config.require("SLACK_BOT_TOKEN")
-            client = WebClient(
-                token=self.config.slack_bot_token, base_url=self.config.slack_api_url
-            )
+            client = web_client(self.config.slack_bot_token, self.config.slack_api_url)
             self._usergroups = UserGroups(client)
         return self._usergroups.groups_of(user_id, groups)
 

@@ -4,15 +4,12 @@ Bolt's `respond` posts through slack_sdk's `WebhookClient`, which opens a new co
 for every post: in production a TCP and TLS handshake with hooks.slack.com per answer, and
 a command's job answers at least once, a slow change twice. `respond_to(url)` is the same
 `respond` (same arguments, same message, a `WebhookResponse` back), posting through one
-urllib3 pool per process: a forked child (the jobs' process under gunicorn) makes its own
-rather than share its parent's sockets.
+urllib3 pool per process (`bot.http_pool`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import threading
 from typing import Any
 
 import urllib3
@@ -21,6 +18,7 @@ from slack_bolt.context.respond.internals import _build_message
 from slack_sdk.webhook import WebhookResponse
 
 from bot.http_bodies import BodyTooLarge, read_within
+from bot.http_pool import ProcessPool
 
 READ_S = 30.0  # slack_sdk's WebhookClient waits 30 s
 TIMEOUT = urllib3.Timeout(connect=10.0, read=READ_S)
@@ -31,23 +29,7 @@ RETRIES = urllib3.Retry(total=2, connect=2, read=1, status=0, allowed_methods=No
 CONNECTIONS = 4  # kept per host: the job threads of one process post at most two at once
 ANSWER_BYTES = 64 * 1024
 
-_pools: dict[int, urllib3.PoolManager] = {}
-_lock = threading.Lock()
-
-
-def _pool() -> urllib3.PoolManager:
-    pid = os.getpid()
-    pool = _pools.get(pid)
-    if pool is None:
-        with _lock:
-            # Sockets inherited across a fork belong to the parent: a new process starts
-            # with no pool of its own and never touches the one it inherited.
-            pool = _pools.get(pid)
-            if pool is None:
-                pool = _pools[pid] = urllib3.PoolManager(
-                    num_pools=4, maxsize=CONNECTIONS, timeout=TIMEOUT, retries=RETRIES
-                )
-    return pool
+_pool = ProcessPool(num_pools=4, maxsize=CONNECTIONS, timeout=TIMEOUT, retries=RETRIES)
 
 
 class PooledRespond(Respond):

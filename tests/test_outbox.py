@@ -12,6 +12,7 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlalchemy import update
 
+from bot.slack_api import web_client
 from bot.store.db import Database
 from bot.store.incidents import Alerts
 from bot.store.models import AlertOutboxEntry
@@ -32,7 +33,7 @@ def db(database_url: str) -> Iterator[Database]:
 
 @pytest.fixture
 def client(slack) -> WebClient:
-    return WebClient(token=slack.bot_token, base_url=slack.api_url, timeout=5)
+    return web_client(slack.bot_token, slack.api_url, timeout=5)  # the bot's own client
 
 
 def drain(sender: OutboxSender, outbox: Outbox, start: datetime, limit: int = 2000) -> datetime:

@@ -79,3 +79,17 @@ def test_a_post_cut_off_is_sent_again_and_the_log_keeps_the_url_secret(caplog) -
     assert any("Retrying" in line for line in lines)  # urllib3 said so, naming the path
     assert all("s3cretT0ken" not in line for line in lines)
     assert any("/commands/T0ABC12/9876543210/[redacted]" in line for line in lines)
+
+
+def test_the_benchmark_measures_both_clients_beside_their_baselines(capsys) -> None:
+    from benchmarks.replies import main
+
+    assert main(["--posts", "5", "--rounds", "2"]) == 0
+    rows = [line.strip("| ").split(" | ") for line in capsys.readouterr().out.splitlines()]
+    opened = {(row[0], row[1]): row[4] for row in rows if row[0].startswith(("Answers", "Web"))}
+    assert opened == {
+        ("Answers to a response_url", "bolt's respond (baseline)"): "10",
+        ("Answers to a response_url", "ours (kept alive)"): "1",
+        ("Web API chat.postMessage", "slack_sdk's WebClient (baseline)"): "10",
+        ("Web API chat.postMessage", "ours (kept alive)"): "1",
+    }

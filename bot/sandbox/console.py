@@ -23,8 +23,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from slack_sdk import WebClient
-
 from bot.actions.background import Background
 from bot.actions.followups import FollowUps
 from bot.actions.results import Result
@@ -33,6 +31,7 @@ from bot.registry import Registry
 from bot.sandbox.fakes.slack import FakeSlack
 from bot.sandbox.slack_requests import button_click, sign, slash_command
 from bot.services import Services
+from bot.slack_api import web_client
 from bot.store.audit import Actor
 from bot.web.bolt_app import build_bolt_app
 from bot.web.slack_edge import bolt_request
@@ -94,7 +93,7 @@ class Console:
             slack_signing_secret=self._secret,
             slack_api_url=self._slack.api_url,
         )
-        self._client = WebClient(token=self._slack.bot_token, base_url=self._slack.api_url)
+        self._client = web_client(self._slack.bot_token, self._slack.api_url)
         self._dashboard_clock: Callable[[], datetime] | None = None
         # Follow-ups run inline too, so a slow change's thread prints before the next prompt.
         simulate = self._simulator(config)

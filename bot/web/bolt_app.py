@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from slack_bolt import App
-from slack_sdk import WebClient
 
 import handlers
 from bot.services import Services
+from bot.slack_api import web_client
 
 
 def build_bolt_app(services: Services) -> App:
     config = services.config
     config.require("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
-    client = WebClient(token=config.slack_bot_token, base_url=config.slack_api_url)
+    client = web_client(config.slack_bot_token, config.slack_api_url)
     app = App(
         client=client,
         signing_secret=config.slack_signing_secret,

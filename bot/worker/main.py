@@ -27,7 +27,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
 
 from bot.actions.health import release_of
@@ -36,6 +35,7 @@ from bot.actions.results import expired_text
 from bot.config import Config
 from bot.metrics.store import MetricsStore
 from bot.services import Services
+from bot.slack_api import web_client
 from bot.store.audit import AuditLog
 from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.confirmations import Confirmations
@@ -163,9 +163,7 @@ class Worker:
             return 0
         if self._sender is None:
             # No retry handler for 429s: the sender honours Retry-After without sleeping.
-            client = WebClient(
-                token=self.config.slack_bot_token, base_url=self.config.slack_api_url
-            )
+            client = web_client(self.config.slack_bot_token, self.config.slack_api_url)
             self._sender = OutboxSender(self.db, client)
         report = self._sender.send_due(now or datetime.now(UTC))
         if report.retrying or report.failed:
@@ -191,9 +189,7 @@ class Worker:
         if not self.config.slack_bot_token:
             return 0
         if self._digests is None:
-            client = WebClient(
-                token=self.config.slack_bot_token, base_url=self.config.slack_api_url
-            )
+            client = web_client(self.config.slack_bot_token, self.config.slack_api_url)
             self._digests = DigestJob(self.services(), client)
         return self._digests.run(now or datetime.now(UTC))
 

@@ -1,0 +1,107 @@
+"""The Slack Web API client of every process: slack_sdk's `WebClient`, over connections
+kept open between calls, each answer read within a size and a time.
+
+slack_sdk's `WebClient` sends each call through `urllib.request.urlopen`: a new connection
+per call (in production a TCP and TLS handshake with slack.com for every message, update
+and Home tab), and an answer read whole, however large or slow. `web_client` gives the
+same `WebClient` (its methods, retry handlers, `SlackApiError`s), whose one request step
+goes through a urllib3 pool per process (`bot.http_pool`) and reads the answer with
+`bot.http_bodies.read_within`. It fails as `urlopen` would, so callers catch what they
+caught before: `HTTPError` (which slack_sdk turns into a `SlackApiError`) for a non-2xx
+status, `URLError` when no answer came or it was too large, `TimeoutError` when it came too
+slowly. With a proxy configured (`HTTPS_PROXY`), slack_sdk's own path is used.
+"""
+
+from __future__ import annotations
+
+import io
+from http.client import HTTPMessage
+from typing import Any
+from urllib.error import HTTPError, URLError
+from urllib.request import Request
+
+import urllib3
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackRequestError
+from slack_sdk.web.file_upload_v2_result import FileUploadV2Result
+from urllib3.exceptions import ReadTimeoutError
+
+from bot.http_bodies import BodyTooLarge, read_within
+from bot.http_pool import ProcessPool
+
+# The largest Web API answer the bot reads: its biggest are a user group's members and
+# `usergroups.list`, a few hundred kB for thousands of people.
+ANSWER_BYTES = 8 << 20
+CONNECT_S = 10.0
+CONNECTIONS = 4  # kept per host; a process's job threads call Slack a few at a time
+
+# No retries here: slack_sdk's retry handlers decide, as they do over urlopen (by default
+# one more try after a connection error).
+_pool = ProcessPool(num_pools=2, maxsize=CONNECTIONS, retries=False)
+
+
+class PooledWebClient(WebClient):
+    """`WebClient` whose requests reuse this process's connections and read their answers
+    within `ANSWER_BYTES` and the client's `timeout`."""
+
+    def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
+        if self.proxy:
+            return super()._perform_urllib_http_request_internal(url, req)
+        if not url.lower().startswith(("http://", "https://")):
+            raise SlackRequestError(f"Invalid URL detected: {url}")
+        headers = {name: str(value) for name, value in req.header_items()}
+        try:
+            answer = _pool().request(
+                req.get_method(),
+                url,
+                body=req.data,  # type: ignore[arg-type]
+                headers=headers,
+                timeout=urllib3.Timeout(connect=min(CONNECT_S, self.timeout), read=self.timeout),
+                redirect=False,
+                preload_content=False,
+            )
+        except ReadTimeoutError as error:
+            raise TimeoutError(f"Slack did not answer within {self.timeout} s") from error
+        except urllib3.exceptions.HTTPError as error:
+            raise URLError(error) from error
+        try:
+            body = read_within(answer, ANSWER_BYTES, self.timeout)
+        except BodyTooLarge as error:
+            answer.close()  # the rest stays unread: the connection cannot be reused
+            raise URLError(f"Slack's answer went past {ANSWER_BYTES:,} bytes") from error
+        except (TimeoutError, ReadTimeoutError) as error:
+            answer.close()
+            raise TimeoutError(f"Slack's answer took longer than {self.timeout} s") from error
+        except urllib3.exceptions.HTTPError as error:
+            answer.close()
+            raise URLError(error) from error
+        answer.release_conn()
+        message = HTTPMessage()
+        for name, value in answer.headers.items():
+            message[name] = value
+        if not 200 <= answer.status < 300:
+            raise HTTPError(url, answer.status, answer.reason or "", message, io.BytesIO(body))
+        if message.get_content_type() == "application/gzip":  # admin.analytics.getFile
+            return {"status": answer.status, "headers": message, "body": body}
+        charset = message.get_content_charset() or "utf-8"
+        return {
+            "status": answer.status,
+            "headers": message,
+            "body": body.decode(charset, "replace"),
+        }
+
+    def _upload_file(  # type: ignore[override]
+        self, *, url: str, data: bytes, proxy: str | None, **rest: Any
+    ) -> FileUploadV2Result:
+        """A file's bytes to the upload URL Slack gave (`files_upload_v2`: a chart), by the
+        same step as every call, where slack_sdk would use `urlopen`."""
+        if proxy:
+            return super()._upload_file(url=url, data=data, proxy=proxy, **rest)
+        sent = self._perform_urllib_http_request_internal(url, Request(url, data, method="POST"))
+        return FileUploadV2Result(status=sent["status"], body=sent["body"])
+
+
+def web_client(token: str | None, base_url: str, timeout: int = 30) -> WebClient:
+    """The bot's Web API client for `token` at `base_url` (slack.com's, or a fake's);
+    `timeout` seconds per call, slack_sdk's default."""
+    return PooledWebClient(token=token, base_url=base_url, timeout=timeout)
