@@ -2,7 +2,8 @@
 
 Pure. A log line is shown with the value of every `KEY=value` whose key is written in
 capitals (`DATABASE_URL=…`, `STRIPE_KEY=…`: how config vars look) or names a secret in any
-case (`password=…`, `"api_key": "…"`, `?access_token=…` inside a URL), the password in any
+case (`password=…`, `"api_key": "…"`, `?access_token=…` inside a URL, up to the next
+`&`), the password in any
 `scheme://user:password@host` (the user may be empty, as in Heroku Redis's URLs), the
 credential after `Bearer` or `Basic`, and AWS access key ids, whatever surrounds them
 (`mask_credentials`, which the bot's own log lines also go through). Lowercase router
@@ -19,9 +20,12 @@ _SECRET_WORDS = (
     r"|signature)"
 )
 # A key, bare or quoted as in JSON or a Python dict, then `=`, `: ` or `": "`.
+# A key right after `?` or `&` is a URL's query parameter: its value ends at the next `&`
+# or `#`, and the parameters after it are no secret (`?token=…&page=2`).
 _ASSIGNMENT = re.compile(
+    r"(?P<query>(?<=[?&]))?"
     rf"\b(?P<key>[A-Z][A-Z0-9_]{{2,}}|[\w-]*{_SECRET_WORDS}[\w-]*)(?P<sep>[\"']?(?:\s?=\s?|: ?))"
-    r"(?P<value>\"[^\"]*\"|'[^']*'|(?:Bearer|Basic|Digest|Token)\s+\S+|\S+)",
+    r"(?P<value>(?(query)[^\s&#]+|(?:\"[^\"]*\"|'[^']*'|(?:Bearer|Basic|Digest|Token)\s+\S+|\S+)))",
     re.IGNORECASE,
 )
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@", re.IGNORECASE)

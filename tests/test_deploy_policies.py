@@ -102,7 +102,14 @@ def test_a_lock_holds_back_others_from_deploy_verbs_only():
         ("Basic authentication failed", "Basic authentication failed"),
         ("REDIS_TLS_URL is rediss://:p4ss@ec2:6379", f"REDIS_TLS_URL is rediss://:{MASK}@ec2:6379"),
         ("key AKIAIOSFODNN7EXAMPLE signed", f"key {MASK} signed"),
-        ("s3?X-Amz-Signature=ab12&x=1", f"s3?X-Amz-Signature={MASK}"),
+        # A query parameter's value ends at `&` or `#`: the parameters after it stay.
+        ("s3?X-Amz-Signature=ab12&x=1", f"s3?X-Amz-Signature={MASK}&x=1"),
+        (
+            "GET /cb?access_token=ab1&page=2#top HTTP/1.1",
+            f"GET /cb?access_token={MASK}&page=2#top HTTP/1.1",
+        ),
+        ("/a?PASSWORD=x&y=1&SECRET_KEY=z", f"/a?PASSWORD={MASK}&y=1&SECRET_KEY={MASK}"),
+        ("TOKEN=a&b ok", f"TOKEN={MASK} ok"),  # outside a URL, `&` may be part of the value
     ],
 )
 def test_mask_hides_secret_values_and_keeps_the_rest(line, shown):
