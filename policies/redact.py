@@ -2,12 +2,11 @@
 
 Pure. A log line is shown with the value of every `KEY=value` whose key is written in
 capitals (`DATABASE_URL=…`, `STRIPE_KEY=…`: how config vars look) or names a secret in any
-case (`password=…`, `"api_key": "…"`, `?access_token=…` inside a URL, up to the next
-`&`), the password in any
-`scheme://user:password@host` (the user may be empty, as in Heroku Redis's URLs), the
-credential after `Bearer` or `Basic`, and AWS access key ids, whatever surrounds them
-(`mask_credentials`, which the bot's own log lines also go through). Lowercase router
-fields (`status=200`, `path=/`) stay as they are.
+case (`password=…`, `"api_key": "…"`, `?access_token=…` inside a URL, up to the next `&`),
+the password in any `scheme://user:password@host` (the user may be empty, as in Heroku
+Redis's URLs), the credential after `Bearer` or `Basic`, and AWS access key ids, whatever
+surrounds them (`mask_credentials`, which the bot's own log lines also go through).
+Lowercase router fields (`status=200`, `path=/`) stay as they are.
 """
 
 from __future__ import annotations
