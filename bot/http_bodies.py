@@ -12,6 +12,7 @@ before it is counted.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -55,16 +56,23 @@ def tail_lines(
     """The text lines of the body's last `keep` bytes (a build's output or a log matters at
     its end), reading at most `limit` bytes for at most `seconds`; an answer cut short there
     ends with a line that says so."""
-    tail, size, cut = b"", 0, False
+    # The newest chunks that hold the last `keep` bytes, joined once at the end: slicing a
+    # joined tail at every chunk would copy the whole MiB each time.
+    kept: deque[bytes] = deque()
+    held, size, cut = 0, 0, False
     try:
         for chunk in _chunks(response, seconds):
             size += len(chunk)
-            tail = (tail + chunk)[-keep:]
+            kept.append(chunk)
+            held += len(chunk)
+            while held - len(kept[0]) >= keep:
+                held -= len(kept.popleft())
             if size > limit:
                 cut = True
                 break
     except (TimeoutError, ReadTimeoutError):  # our deadline, or one read's timeout
         cut = True
+    tail = b"".join(kept)[-keep:]
     lines = tail.decode("utf-8", "replace").splitlines()
     if size > len(tail):
         lines = lines[1:]  # the first was cut in two where the kept bytes begin

@@ -97,12 +97,14 @@ def test_a_urllib3_answer_is_read_the_same_way(host):
     answer.close()
 
 
-def test_the_tail_of_a_long_log_keeps_whole_lines(host):
+@pytest.mark.parametrize("keep", [4096, 200_000])  # within one 64 KiB read, and across four
+def test_the_tail_of_a_long_log_keeps_whole_lines(host, keep):
     with _get(f"{host}/log") as response:
-        lines = tail_lines(response.raw, keep=4096)
-    assert lines[-1] == "2026-12-01T10:00:00Z app[web.1]: line 99999"
+        lines = tail_lines(response.raw, keep=keep)
     assert all(line.startswith("2026-12-01T10:00:00Z app[web.1]: line ") for line in lines)
-    assert 50 < len(lines) < 4096 // 40
+    numbers = [int(line.rsplit(" ", 1)[1]) for line in lines]
+    assert numbers == list(range(100_000 - len(numbers), 100_000))  # the last ones, in order
+    assert keep // 45 < len(lines) <= keep // 40
 
 
 @pytest.mark.parametrize(
