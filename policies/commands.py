@@ -195,13 +195,16 @@ EXAMPLES = {
     "help": ("help", "help scale"),
 }
 
-_NAME = r"[a-z][a-z0-9_-]*"
+# A process type as Heroku takes it (30 characters at most), so a longer word is refused as
+# typed, clipped, instead of being sent to Heroku and echoed whole.
+_NAME = r"[a-z][a-z0-9_-]{0,29}"
 _CHANGE_RE = re.compile(
-    rf"^(?P<type>{_NAME}?)(?P<op>[=+-])(?P<amount>\d+)(?::(?P<size>[a-z0-9][a-z0-9.-]*))?$",
+    rf"^(?P<type>(?:{_NAME})?)(?P<op>[=+-])(?P<amount>\d{{1,30}})"
+    r"(?::(?P<size>[a-z0-9][a-z0-9.-]{0,39}))?$",
     re.IGNORECASE,
 )
 _PROCESS_TYPE_RE = re.compile(rf"^{_NAME}$", re.IGNORECASE)
-_DYNO_RE = re.compile(rf"^{_NAME}\.\d+$", re.IGNORECASE)
+_DYNO_RE = re.compile(rf"^{_NAME}\.\d{{1,6}}$", re.IGNORECASE)
 # Heroku app names and Beanstalk environment names both fit in this.
 _APP_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$", re.IGNORECASE)
 
@@ -449,24 +452,47 @@ def _parse_scale(args: list[str], app: str | None) -> Command:
     return Command("scale", app=app, changes=tuple(changes))
 
 
-def _change(match: re.Match[str]) -> Change:
+def _change(match: re.Match[str], verb: str = "scale") -> Change:
     process_type = match["type"].lower()
     if not process_type:
         raise CommandError(
-            f"{shown(match.string)} has no process type before `{match['op']}`.", "scale"
+            f"{shown(match.string)} has no process type before `{match['op']}`.", verb
         )
     amount = int(match["amount"])
     if amount > MAX_QUANTITY:
-        raise CommandError(
-            f"{shown(match.string)} asks for more than {MAX_QUANTITY} dynos.", "scale"
-        )
+        raise CommandError(f"{shown(match.string)} asks for more than {MAX_QUANTITY} dynos.", verb)
     size = match["size"].lower() if match["size"] else None
     if size and match["op"] != "=":
         raise CommandError(
             f"{shown(match.string)}: a size goes with `=` only, as in `web=2:standard-2x`.",
-            "scale",
+            verb,
         )
     return Change(process_type, match["op"], amount, size)
+
+
+# Heroku's router ends a request at 30 s (H12): a p95 target past it can never be missed.
+_TARGET_MOST_MS, _TARGET_MOST_RPM = 30_000, 1_000_000
+
+
+def _target_out_of_range(text: str) -> str | None:
+    """Why a web target that `_TARGET_RE` matched cannot be met or missed, or None."""
+    match = _TARGET_RE.match(text)
+    assert match is not None
+    number = float(match[2]) * (1000 if (match[3] or "").lower() == "s" else 1)
+    if number <= 0:
+        return "a target must be more than 0."
+    if match[1].lower() == "rpm":
+        return None if number <= _TARGET_MOST_RPM else f"at most {_TARGET_MOST_RPM:,} rpm per dyno."
+    if number > _TARGET_MOST_MS:
+        return "a p95 target is at most 30s: Heroku's router ends a request there (H12)."
+    return None
+
+
+def _web_zero(app: str | None, how: str = "autoscaled") -> str:
+    return (
+        f"Web dynos are never {how} to 0: at 0 the app serves nothing. To stop it, "
+        f"`/deploy kill {app or 'APP'}` asks you to confirm first."
+    )
 
 
 def _parse_restart(args: list[str], app: str | None) -> Command:
@@ -653,8 +679,12 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
                 "(web), or latency:30s or jobs:50 after a worker type.",
                 "autoscale",
             )
+        if key == "target" and ptype is None and (why := _target_out_of_range(value)):
+            raise CommandError(f"{shown(word)}: {why}", "autoscale")
         options.append((key, value.lower()))
     values = dict(options)
+    if ptype is None and "0" in (values.get("min"), values.get("max")):
+        raise CommandError(_web_zero(app), "autoscale")
     if "min" in values and "max" in values and int(values["min"]) > int(values["max"]):
         raise CommandError(f"min={values['min']} is more than max={values['max']}.", "autoscale")
     if options and mode in ("off", "status"):
@@ -692,7 +722,11 @@ def _parse_autoscale_set(app: str | None, words: list[str]) -> Command:
             else value.isdigit() and 1 <= int(value) <= MAX_QUANTITY
         )
         if not fits:
-            what = "a duration like 2m or 90s" if key == "down_stabilization" else "a whole number"
+            what = (
+                "a duration like 2m or 90s"
+                if key == "down_stabilization"
+                else f"a whole number from 1 to {MAX_QUANTITY}"
+            )
             raise CommandError(f"{shown(word)}: {key} must be {what}.", "autoscale")
         options.append((key, value))
     return Command("autoscale", app=app, mode="set", options=tuple(options))
@@ -725,6 +759,8 @@ def _parse_autoscale_schedule(app: str | None, words: list[str]) -> Command:
             )
     if not any(k in ("min", "max") for k, _ in options):
         raise CommandError("A schedule window sets min=N, max=N or both.", "autoscale")
+    if any(k in ("min", "max") and int(v) == 0 for k, v in options):
+        raise CommandError(_web_zero(app), "autoscale")
     return Command("autoscale", app=app, mode="schedule", topic="add", options=tuple(options))
 
 
@@ -737,9 +773,11 @@ def _parse_pin(args: list[str], app: str | None) -> Command:
     match = _CHANGE_RE.match(rest[0])
     if match is None or match["op"] != "=" or match["size"]:
         raise CommandError(f"{shown(rest[0])} is not a pin: write TYPE=N, like web=5.", "pin")
-    change = _change(match)
+    change = _change(match, "pin")
     if change.process_type != "web":
         raise CommandError("The autoscaler scales `web` only, so only `web` can be pinned.", "pin")
+    if change.amount == 0:
+        raise CommandError(_web_zero(app, "pinned"), "pin")
     duration = _DURATION_RE.match(rest[2])
     minutes = 0
     if duration:
@@ -910,7 +948,7 @@ def _one_optional(rest: list[str], verb: str) -> str | None:
 
 def _require_app(app: str | None, verb: str) -> str:
     if app is None:
-        raise CommandError("Say which app, as the last word or with `-a APP`.", verb)
+        raise CommandError("Say which app, where the usage shows APP or with `-a APP`.", verb)
     return app
 
 
@@ -1013,7 +1051,7 @@ def help_text(topic: str | None = None) -> str:
     return (
         "*deploybot* scales, restarts, deploys and inspects your apps.\n"
         + "\n".join(lines)
-        + "\nThe app is the last word, or give it with `-a APP`. "
+        + "\nThe app goes where each line shows APP (`-a APP` also names it). "
         "`kill`, `rollback`, `config set` and anything that scales a process type to 0 ask you "
         "to confirm first."
     )

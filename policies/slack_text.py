@@ -3,25 +3,28 @@
 Slack's `mrkdwn` gives `&`, `<` and `>` control meaning: `<!channel>` pings a channel,
 `<http://x|label>` is a link with any label, `<@U123>` is a mention. Escaping those three
 characters as Slack documents (`&amp;`, `&lt;`, `&gt;`) shows the text as typed and makes
-none of them. `code` also keeps a backtick from closing a code span early.
+none of them; a backtick, which would open or close a code span, becomes its look-alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+# A backtick becomes U+02CB, its look-alike: a lone one would open a code span that the
+# next backtick of the message closes, turning the text between into code.
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "`": "ˋ"})
 
 
 def escape(text: object) -> str:
-    """`text` as Slack shows it literally: no mentions, no links, no entities of its own."""
+    """`text` as Slack shows it literally: no mentions, no links, no entities of its own, no
+    code span opened or closed."""
     return str(text).translate(_ESCAPES)
 
 
 def code(text: object) -> str:
-    """`text` in a code span, escaped; a backtick inside becomes U+02CB, its look-alike, so the span
-    cannot be closed early and the rest of the message turned into markup."""
-    return "`" + escape(text).replace("`", "ˋ") + "`"
+    """`text` in a code span, escaped (so the span cannot be closed early and the rest of the
+    message turned into markup)."""
+    return "`" + escape(text) + "`"
 
 
 def listed(names: Iterable[object], empty: str = "none") -> str:

@@ -97,7 +97,7 @@ def decide_worker(
         return WorkerDecision(
             current,
             keep,
-            _arrow(f"the endpoint lists no `{process_type}`", process_type, current, keep),
+            _arrow(f"the endpoint lists no {process_type}", process_type, current, keep),
         )
     value = max(0.0, float(value))
     if target.kind == "jobs":

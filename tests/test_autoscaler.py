@@ -491,3 +491,20 @@ def test_what_the_web_dyno_saw_of_the_account_holds_the_autoscaler(
         assert why in caplog.text
     finally:
         web.db.dispose()
+
+
+def test_a_change_the_path_holds_for_a_person_is_said_in_words():
+    from bot.actions.results import NeedsConfirmation
+    from bot.worker.autoscale import _not_done
+
+    def held(**fields):
+        return NeedsConfirmation("c1", "myapp", "scale", "autoscaler", {}, {}, NOW, **fields)
+
+    # It posted "Not done: NeedsConfirmation" every tick.
+    assert _not_done(held(approval="protected")) == (
+        "the app is protected, and this change needs a second person's approval."
+    )
+    costly = _not_done(held(costly=True, cost="≈ $50/month → $500/month"))
+    assert "≈ $50/month → $500/month" in costly
+    assert "Lower the autoscaler's max" in costly
+    assert _not_done(held()) == "it stops dynos, which a person must confirm."

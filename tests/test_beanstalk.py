@@ -311,6 +311,12 @@ def test_autoscale_of_a_beanstalk_environment_is_refused_clearly(driver, aws, co
     # Turning it off stays possible, for settings saved before the refusal existed.
     _, url = driver.command("autoscale shop off", ADMIN)
     assert "Elastic Beanstalk" not in driver.reply(url)["text"]
+    # A pin would wait for an autoscaler that never comes; a schedule window likewise.
+    for command in ("pin shop web=3 for 1h", "autoscale shop schedule add daily 08:00-18:00 min=2"):
+        _, url = driver.command(command, ADMIN)
+        assert "`shop` is an Elastic Beanstalk environment" in driver.reply(url)["text"]
+    _, url = driver.command("pin shop off", ADMIN)
+    assert "was not pinned" in driver.reply(url)["text"]
 
 
 def test_metrics_without_cloudwatch_still_show_health_and_say_why(driver, aws, monkeypatch):
@@ -328,3 +334,13 @@ def test_metrics_without_cloudwatch_still_show_health_and_say_why(driver, aws, m
 
 
 ONE_ATTEMPT = BotoConfig(retries={"mode": "standard", "max_attempts": 1})
+
+
+def test_a_beanstalk_chart_or_replay_with_no_data_names_no_heroku_drain(driver, aws):
+    _, url = driver.command("chart shop", ADMIN)
+    text = driver.reply(url)["text"]
+    assert "No requests recorded for `shop`" in text and "`/deploy metrics shop`" in text
+    assert "Heroku" not in text and "drain" not in text
+    _, url = driver.command("simulate shop 7d", ADMIN)
+    text = driver.reply(url)["text"]
+    assert "the autoscaler, whose settings this replays, scales Heroku dynos only" in text

@@ -90,6 +90,18 @@ def test_parses(text: str, expected: Command) -> None:
         ("help nothing", "`nothing`"),
         ('status "myapp', "unmatched quote"),
         ("status `rm -rf`", "is not an option I know"),
+        # Settings that would stop the app, or could never be met or missed.
+        ("autoscale demo on min=0 max=0", "Web dynos are never autoscaled to 0"),
+        ("autoscale demo on max=0", "`/deploy kill demo` asks you to confirm first"),
+        ("autoscale demo on min=0", "never autoscaled to 0"),
+        ("autoscale demo schedule add mon-fri 08:00-18:00 min=0 max=0", "never autoscaled to 0"),
+        ("pin demo web=0 for 2h", "Web dynos are never pinned to 0"),
+        ("autoscale demo on target=rpm:0", "a target must be more than 0"),
+        ("autoscale demo on target=queue:0ms", "a target must be more than 0"),
+        ("autoscale demo on target=p95:99999999999s", "a p95 target is at most 30s"),
+        ("autoscale demo on target=rpm:2000000", "at most 1,000,000 rpm per dyno"),
+        ("autoscale demo set max_step=0", "a whole number from 1 to 1000"),
+        ("pin demo web=99999 for 1h", "Usage: `/deploy pin"),
     ],
 )
 def test_bad_input_names_the_token_and_shows_usage(text: str, names: str) -> None:
@@ -265,3 +277,26 @@ def test_dashboard_verbs_refuse_bad_input(text, says):
 def test_cost_takes_an_optional_app():
     assert parse("cost").app is None and parse("cost myapp").app == "myapp"
     assert not parse("cost myapp").mutating and not parse("chart myapp").mutating
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "scale {w}=1 demo",
+        "restart demo {w}",
+        "restart demo {w}.1",
+        "kill demo {w}",
+        "logs demo {w}",
+        "scale web=2:{w} demo",
+    ],
+)
+def test_a_huge_word_is_refused_clipped(text: str) -> None:
+    # Not sent to Heroku, nor echoed whole: a name is at most 30 characters, a size 40.
+    with pytest.raises(CommandError) as caught:
+        parse(text.format(w="a" * 10_000))
+    assert "a" * 30 + "…`" in caught.value.message and len(caught.value.message) < 300
+
+
+def test_a_worker_type_may_still_autoscale_to_zero_and_targets_at_the_edge_pass() -> None:
+    assert parse("autoscale demo worker on min=0 max=3 target=jobs:5").options[0] == ("min", "0")
+    assert parse("autoscale demo on target=queue:30s min=1").options[0] == ("target", "queue:30s")

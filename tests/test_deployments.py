@@ -130,6 +130,8 @@ def test_a_rollback_needs_permission(driver, heroku):
 
 
 def test_a_deploy_lock_holds_back_everyone_but_its_holder(driver, heroku, config):
+    say(driver, "lock myapp checkout", OTHER_ADMIN)
+    # Locked again by its holder, the lock takes the new reason (the trail says it did).
     locked = say(driver, 'lock myapp "chasing the checkout bug"', OTHER_ADMIN)
     assert "locked `myapp`: chasing the checkout bug" in locked["text"]
     refused = say(driver, "rollback myapp")
@@ -147,6 +149,7 @@ def test_a_deploy_lock_holds_back_everyone_but_its_holder(driver, heroku, config
         ("unlock", "refused"),
         ("lock", "refused"),
         ("rollback", "refused"),
+        ("lock", "ok"),
         ("lock", "ok"),
     ]
 
@@ -468,3 +471,15 @@ def test_a_private_source_is_shipped_through_the_hosts_signed_redirect(
     )
     assert seen == ["Bearer gh-token", "Bearer gh-token"]  # only the source host saw it
     assert all("gh-token" not in str(r.headers) for r in heroku.requests)
+
+
+def test_a_rollback_answered_503_is_not_sent_again(driver, heroku, config):
+    # A POST makes a release each time: one answered 5xx may have been made, so a second
+    # send could roll back twice. (A 429 was refused before anything was done: retried.)
+    confirm = button(say(driver, "rollback myapp"), CONFIRM_ACTION)
+    heroku.fail_next(503, methods=["POST"])
+    _, url = driver.click(CONFIRM_ACTION, confirm["value"], ADMIN)
+    text = driver.reply(url)["text"]
+    settle()
+    assert len(rollbacks(heroku)) == 1
+    assert "Heroku's API failed (503)" in text

@@ -156,6 +156,8 @@ def test_an_answer_that_is_not_json_is_a_plain_sentence(heroku, monkeypatch):
     monkeypatch.setattr(requests.Response, "json", lambda self: json.loads("<html>"))
     with pytest.raises(PlatformError, match="an answer the bot could not read"):
         platform.formation("myapp")
+    with pytest.raises(PlatformError, match="an answer the bot could not read"):
+        platform.releases("myapp", 5)  # read page by page, apart from the other calls
 
 
 def test_a_limit_without_a_message_keeps_the_number(heroku):
@@ -173,3 +175,13 @@ def test_heroku_s_own_message_is_kept_and_escaped(heroku):
     with pytest.raises(PlatformError) as caught:
         client(heroku).scale("myapp", {"web": (2, None)})
     assert str(caught.value) == "Heroku refused the change to `myapp`: No &lt;!channel&gt; for you."
+
+
+def test_an_app_in_no_pipeline_is_said_so_with_what_to_do(heroku):
+    # Heroku's own words were "Couldn't find that pipeline coupling."
+    with pytest.raises(PlatformError) as caught:
+        client(heroku).downstream("myapp")
+    assert str(caught.value) == (
+        "`myapp` is in no Heroku pipeline, so there is no stage to promote it to. "
+        "Add it to one first (`heroku pipelines:add PIPELINE -a myapp`)."
+    )

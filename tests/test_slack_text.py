@@ -25,10 +25,18 @@ def test_a_backtick_cannot_close_a_code_span() -> None:
     assert code("x` <!here> `y") == "`xˋ &lt;!here&gt; ˋy`"
 
 
+def test_a_backtick_in_plain_text_cannot_open_a_code_span() -> None:
+    # A lock's reason "a`b" before "`/deploy unlock demo`" made the words between code.
+    line = (
+        f"locked `demo`: {escape('a`b')}. Only they may roll it back until `/deploy unlock demo`."
+    )
+    assert line.count("`") == 4
+
+
 @given(st.text())
 def test_escaped_text_has_no_control_characters_left(text: str) -> None:
     shown = escape(text)
-    assert "<" not in shown and ">" not in shown
+    assert "<" not in shown and ">" not in shown and "`" not in shown
     # Every & is the start of one of the three entities.
     assert shown.replace("&amp;", "").replace("&lt;", "").replace("&gt;", "").count("&") == 0
     inner = code(text)[1:-1]

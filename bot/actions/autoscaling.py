@@ -131,6 +131,16 @@ class AutoscaleCommands:
         if command.mode == "schedule" and command.topic == "list":
             return Reply(self._schedule_list(app, resolved.target))
         entry = self._audit.start(actor, command.verb, app, command.text(), None, None)
+        if resolved.target.platform != "heroku" and command.mode != "off":
+            # The tick reads drained router logs and Heroku formations; a Beanstalk
+            # environment has neither, and its own Auto Scaling group scales it.
+            self._audit.finish(entry, "refused", error=f"{command.verb} is Heroku-only")
+            what = "a pin holds" if command.verb == "pin" else "the autoscaler scales"
+            return Reply(
+                f"`{app}` is an Elastic Beanstalk environment: {what} Heroku dynos only. Set "
+                "its Auto Scaling group's MinSize/MaxSize and triggers in Beanstalk "
+                "(`aws:autoscaling:asg`), or `/deploy scale` it by hand."
+            )
         if command.verb == "pin":
             if command.mode == "off":
                 gone = self._autoscale.unpin(app)
@@ -148,15 +158,6 @@ class AutoscaleCommands:
                 )
             self._audit.finish(entry, "ok")
             return Reply(text, public=True)
-        if resolved.target.platform != "heroku" and command.mode != "off":
-            # The tick reads drained router logs and Heroku formations; a Beanstalk
-            # environment has neither, and its own Auto Scaling group scales it.
-            self._audit.finish(entry, "refused", error="autoscale is Heroku-only")
-            return Reply(
-                f"`{app}` is an Elastic Beanstalk environment: the autoscaler scales Heroku "
-                "dynos only. Set its Auto Scaling group's MinSize/MaxSize and triggers in "
-                "Beanstalk (`aws:autoscaling:asg`), or `/deploy scale` it by hand."
-            )
         if command.target:
             return self._worker(actor, resolved, command, entry, now)
         if command.mode == "set":
@@ -285,6 +286,11 @@ class AutoscaleCommands:
         tried = current | {"down_stabilization": None}
         replayed = replay_app(metrics, app, since, self._now(), tried, current)
         span = _span(since)
+        if target.platform != "heroku":
+            return (
+                f"{code(app)} is an Elastic Beanstalk environment: the autoscaler, whose "
+                "settings this replays, scales Heroku dynos only."
+            )
         if replayed is None:
             return f"{code(app)} has no stored traffic in the last {span}; is its log drain on?"
         default, mine, context = replayed

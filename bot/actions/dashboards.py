@@ -67,11 +67,15 @@ class Dashboards:
         until = (int(self._now().timestamp()) // step + 1) * step
         data = self.chart_between(resolved, until - minutes * 60, until, step)
         if data is None:
-            hint = (
-                "Heroku may not have sent any yet: give it a minute."
-                if self._drains.get(app) is not None or resolved.target.platform != "heroku"
-                else f"Add a log drain with `/deploy drain {app}` first."
-            )
+            if resolved.target.platform != "heroku":
+                hint = (
+                    "The worker stores the environment's health report each minute: is it "
+                    f"running? `/deploy metrics {app}` reads CloudWatch now."
+                )
+            elif self._drains.get(app) is not None:
+                hint = "Heroku may not have sent any yet: give it a minute."
+            else:
+                hint = f"Add a log drain with `/deploy drain {app}` first."
             span = f"{minutes // 60} h" if minutes < 2 * 24 * 60 else f"{minutes // 1440} days"
             return Reply(
                 f"No requests recorded for {code(app)} in the last {span}, so there is nothing "

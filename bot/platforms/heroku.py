@@ -80,7 +80,16 @@ def _retry_after(response: Any) -> float:
 
 
 class _ShortRetry(Retry):
-    """Retries with backoff, but never sleeps through a long Retry-After."""
+    """Retries with backoff, but never sleeps through a long Retry-After, and never sends a
+    POST again after a 5xx."""
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        # A POST makes something each time (a release, a build, a promotion, a one-off
+        # dyno), and one answered 5xx may have been carried out: sent again, it could be
+        # done twice. A 429 was refused before anything was done.
+        if method.upper() == "POST" and status_code != 429:
+            return False
+        return super().is_retry(method, status_code, has_retry_after)
 
     def increment(
         self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None
@@ -131,7 +140,7 @@ def _read_within_limits(response: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def make_session(retries: int = 3, backoff: float = 0.5) -> requests.Session:
-    """A session with timeouts and retries on 429/502/503/504 for every method."""
+    """A session with timeouts and retries on 429/502/503/504 (a POST on 429 only)."""
     session = requests.Session()
     session.trust_env = False
     retry = _ShortRetry(
@@ -141,7 +150,7 @@ def make_session(retries: int = 3, backoff: float = 0.5) -> requests.Session:
         status=retries,
         backoff_factor=backoff,
         status_forcelist=(429, 502, 503, 504),
-        allowed_methods=None,  # formation PATCHes and restarts are idempotent
+        allowed_methods=None,  # formation PATCHes and restarts are idempotent; POST: is_retry
         respect_retry_after_header=True,
         raise_on_status=False,
     )
@@ -229,7 +238,7 @@ class HerokuPlatform:
         range_: str | None = f"version ..; order=desc, max={min(limit, PAGE_MAX)};"
         while range_ is not None and len(found) < limit:
             response = self._response("GET", app, ("apps", app, "releases"), range_=range_)
-            found += [_release(item) for item in response.json() or ()]
+            found += [_release(item) for item in _json(response, app, "GET") or ()]
             next_range = response.headers.get("Next-Range")
             range_ = next_range if response.status_code == 206 and next_range else None
         return tuple(found[:limit])
@@ -412,11 +421,7 @@ class HerokuPlatform:
         body: dict[str, Any] | None = None,
         range_: str | None = None,
     ) -> Any:
-        response = self._response(method, app, path, body, range_)
-        try:
-            return response.json() if response.content else None
-        except ValueError as error:  # requests' JSONDecodeError: a proxy's HTML page, say
-            raise _transport_error(error, app, method) from None
+        return _json(self._response(method, app, path, body, range_), app, method)
 
     def _response(
         self,
@@ -547,6 +552,15 @@ def _throttled(until: datetime, now: datetime) -> Throttled:
     )
 
 
+def _json(response: Any, app: str, method: str) -> Any:
+    """The answer's JSON (None when empty); one that is not JSON (a proxy's HTML page, say)
+    is a `PlatformError` in words."""
+    try:
+        return response.json() if response.content else None
+    except ValueError as error:  # requests' JSONDecodeError
+        raise _transport_error(error, app, method) from None
+
+
 def _http_error(response: Any, app: str, method: str) -> PlatformError:
     status = response.status_code if response is not None else 0
     try:
@@ -571,6 +585,11 @@ def _http_error(response: Any, app: str, method: str) -> PlatformError:
             return PlatformError(
                 f"Heroku has no app called `{app}`, or the bot's key cannot see it. "
                 "Check the name in the Heroku dashboard."
+            )
+        if body.get("resource") == "pipeline_coupling" or "pipeline coupling" in message.lower():
+            return PlatformError(
+                f"`{app}` is in no Heroku pipeline, so there is no stage to promote it to. "
+                f"Add it to one first (`heroku pipelines:add PIPELINE -a {app}`)."
             )
         return PlatformError(f"Heroku could not find that on `{app}`: {_reason(body)}")
     if status == 422:

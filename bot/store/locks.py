@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 
 from bot.store.db import Database, aware
 from bot.store.models import DeployLock
@@ -35,8 +35,15 @@ class Locks:
             return _lock(row) if row is not None else None
 
     def take(self, app: str, user_id: str, reason: str, now: datetime) -> Lock:
-        """Lock `app` for `user_id`; returns the lock that stands (theirs, or an earlier one)."""
+        """Lock `app` for `user_id`; returns the lock that stands (theirs, or an earlier one).
+        Their own earlier lock takes the new reason."""
         self._db.insert_new(DeployLock, app=app, user_id=user_id, reason=reason, locked_at=now)
+        with self._db.session() as session, session.begin():
+            session.execute(
+                update(DeployLock)
+                .where(DeployLock.app == app, DeployLock.user_id == user_id)
+                .values(reason=reason)
+            )
         found = self.get(app)
         assert found is not None  # locks are only deleted by unlock, never by a race here
         return found

@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.actions.autoscaling import effective
 from bot.actions.gate import AUTOSCALER
-from bot.actions.results import Changed, Reply
+from bot.actions.results import Changed, NeedsConfirmation, Reply
 from bot.metrics.aggregate import WINDOW_SECONDS
 from bot.metrics.recent import MinuteTraffic, RecentTraffic
 from bot.metrics.store import MetricsStore
@@ -377,8 +377,7 @@ class Autoscaler:
                 )
         else:
             # A guardrail or a platform error said no: say why, in the app's channel.
-            why = result.text if isinstance(result, Reply) else type(result).__name__
-            reason = f"{reason} Not done: {why}"
+            reason = f"{reason} Not done: {_not_done(result)}"
         self._notify(target.channel, f"Autoscaler on `{app}`: {reason}")
         return acted, reason
 
@@ -642,3 +641,19 @@ def _refresh_from_env() -> timedelta:
         log.warning("DEPLOYBOT_FORMATION_REFRESH_SECONDS is not a number; using 900 seconds.")
         seconds = FORMATION_REFRESH.total_seconds()
     return timedelta(seconds=max(seconds, 0.0))
+
+
+def _not_done(result: object) -> str:
+    """Why the actions path did not make the autoscaler's change, for the app's channel."""
+    if isinstance(result, Reply):
+        return result.text
+    if isinstance(result, NeedsConfirmation):
+        if result.approval:
+            return "the app is protected, and this change needs a second person's approval."
+        if result.costly:
+            return (
+                f"it raises the monthly cost past the app's threshold ({result.cost}), which a "
+                "person must confirm. Lower the autoscaler's max, or scale by hand."
+            )
+        return "it stops dynos, which a person must confirm."
+    return "the change was not made."
