@@ -483,3 +483,23 @@ def test_a_rollback_answered_503_is_not_sent_again(driver, heroku, config):
     settle()
     assert len(rollbacks(heroku)) == 1
     assert "Heroku's API failed (503)" in text
+
+
+def test_a_confirmed_change_heroku_refused_says_how_to_retry(driver, heroku):
+    # It said "already confirmed" at the next click, about a change nobody made.
+    heroku.add_release("myapp", "Deploy abc1234")
+    prompt = say(driver, "rollback myapp")
+    value = button(prompt, CONFIRM_ACTION)["value"]
+    heroku.fail_next(422, methods=["POST"], body={"id": "invalid_params", "message": "Try later"})
+    _, url = driver.click(CONFIRM_ACTION, value, ADMIN)
+    refused = driver.reply(url)["text"]
+    assert "Heroku refused the change to `myapp`: Try later." in refused
+    assert "Nothing was changed; the request stays open" in refused
+    _, url = driver.click(CONFIRM_ACTION, value, ADMIN)
+    assert "rolled `myapp` back" in driver.reply(url)["text"]
+    # Config's values are wiped once the click is decided: the command must come again.
+    prompt = say(driver, "config set FOO=bar myapp")
+    heroku.fail_next(422, methods=["PATCH"], body={"id": "invalid_params", "message": "No"})
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    assert "Nothing was changed; send the command again to retry." in driver.reply(url)["text"]
+    assert heroku.config_vars("myapp") == {}

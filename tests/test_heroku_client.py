@@ -185,3 +185,33 @@ def test_an_app_in_no_pipeline_is_said_so_with_what_to_do(heroku):
         "`myapp` is in no Heroku pipeline, so there is no stage to promote it to. "
         "Add it to one first (`heroku pipelines:add PIPELINE -a myapp`)."
     )
+
+
+def test_a_refusal_that_quotes_a_secret_shows_it_masked(heroku):
+    message = (
+        "Could not fetch source_blob https://codeload.github.com/a/b/main?token=GHSAT0AAAAsecret1 "
+        "(DATABASE_URL=postgres://u:hunter2@db/x)"
+    )
+    heroku.fail_next(422, body={"id": "invalid_params", "message": message})
+    with pytest.raises(PlatformError) as caught:
+        client(heroku).scale("myapp", {"web": (2, None)})
+    shown = str(caught.value)
+    assert "GHSAT0AAAAsecret1" not in shown and "hunter2" not in shown
+    assert shown.startswith("Heroku refused the change to `myapp`: Could not fetch source_blob")
+
+
+def test_failed_reads_are_worded_as_reads(heroku):
+    # A log session is a POST that changes nothing: never "may have been carried out".
+    platform = client(heroku)
+    heroku.fail_next(500, methods=["POST"])
+    with pytest.raises(PlatformError) as caught:
+        platform.log_lines("myapp", None, 10)
+    assert (
+        str(caught.value)
+        == "Heroku's API failed (500), so nothing was done. Try again in a minute."
+    )
+    assert caught.value.changed is False
+    heroku.fail_next(422, methods=["GET"], body={"id": "invalid_params", "message": "Bad range"})
+    with pytest.raises(PlatformError) as caught:
+        platform.formation("myapp")
+    assert str(caught.value) == "Heroku refused the request about `myapp`: Bad range."

@@ -330,7 +330,16 @@ class Actions:
         if verb in CONFIRMED_VERBS and self._deployments is not None:
             try:
                 return self._deployments.confirmed(requester, actor, pending)
-            except (PlatformError, UnknownApp, NotSupported) as error:
+            except PlatformError as error:
+                # Refused outright, nothing changed: the next click may try again (config's
+                # values were wiped when the click was decided: the command must come again).
+                # One that may have landed is not offered again: it could be done twice.
+                if error.changed is False and verb == "config":
+                    return Reply(f"{error} Nothing was changed; send the command again to retry.")
+                if error.changed is False:
+                    return self._reopened(confirmation_id, actor, error)
+                return Reply(str(error))
+            except (UnknownApp, NotSupported) as error:
                 return Reply(str(error))
         targets = {ptype: (qty, size) for ptype, (qty, size) in pending.targets.items()}
         try:

@@ -45,6 +45,7 @@ from bot.platforms.base import (
     Throttled,
 )
 from bot.store.throttles import Throttles
+from policies.redact import mask
 from policies.slack_text import escape
 
 log = logging.getLogger(__name__)
@@ -299,7 +300,7 @@ class HerokuPlatform:
         body: dict[str, Any] = {"lines": lines, "tail": False}
         if dyno:
             body["dyno_name"] = dyno
-        session = self._call("POST", app, ("apps", app, "log-sessions"), body)
+        session = self._call("POST", app, ("apps", app, "log-sessions"), body, reads=True)
         return self._text(session.get("logplex_url"))[-lines:]
 
     def run_detached(self, app: str, command: str) -> str:
@@ -420,8 +421,12 @@ class HerokuPlatform:
         path: tuple[str, ...],
         body: dict[str, Any] | None = None,
         range_: str | None = None,
+        reads: bool = False,
     ) -> Any:
-        return _json(self._response(method, app, path, body, range_), app, method)
+        """The answer's JSON. `reads`: a POST that changes nothing (a log session), whose
+        failure is worded as a read's."""
+        told = "GET" if reads else method
+        return _json(self._response(method, app, path, body, range_, reads), app, told)
 
     def _response(
         self,
@@ -430,8 +435,10 @@ class HerokuPlatform:
         path: tuple[str, ...],
         body: dict[str, Any] | None = None,
         range_: str | None = None,
+        reads: bool = False,
     ) -> Any:
         resource = tuple(quote(part, safe="") for part in path)
+        told = "GET" if reads else method  # how a failure is worded: a change, or a read
         data = self._client._resource_serialize(body) if body is not None else None
         now = datetime.now(UTC)
         if self._throttles is not None:
@@ -451,10 +458,10 @@ class HerokuPlatform:
             raise _throttled(until, now) from None
         except requests.HTTPError as error:
             if isinstance(error, requests.exceptions.ContentDecodingError):
-                raise _transport_error(error, app, method) from None
-            raise _http_error(error.response, app, method) from None
+                raise _transport_error(error, app, told) from None
+            raise _http_error(error.response, app, told) from None
         except requests.RequestException as error:
-            raise _transport_error(error, app, method) from None
+            raise _transport_error(error, app, told) from None
         self._observe_remaining(now)
         return response
 
@@ -593,11 +600,16 @@ def _http_error(response: Any, app: str, method: str) -> PlatformError:
             )
         return PlatformError(f"Heroku could not find that on `{app}`: {_reason(body)}")
     if status == 422:
-        return PlatformError(f"Heroku refused the change to `{app}`: {_reason(body)}")
+        what = "the request about" if method == "GET" else "the change to"
+        return PlatformError(f"Heroku refused {what} `{app}`: {_reason(body)}")
+    if status >= 500 and method == "GET":
+        return PlatformError(
+            f"Heroku's API failed ({status}), so nothing was done. Try again in a minute."
+        )
     if status >= 500:
         return PlatformError(
             f"Heroku's API failed ({status}). Check `/deploy status {app}` before trying again.",
-            changed=None if method != "GET" else False,
+            changed=None,
         )
     return PlatformError(f"Heroku answered {status}: {_reason(body)}")
 
@@ -616,7 +628,8 @@ def _reason(body: dict[str, Any]) -> str:
     sentence (a bare `cannot_update_above_limit` is no help without the number)."""
     error_id = str(body.get("id") or "").strip()
     message = str(body.get("message") or "").strip().rstrip(".")
-    text = escape(message or _REASONS.get(error_id) or error_id or "no reason given")
+    # Masked, as AWS's are: a refusal may quote a source URL's token or a config value.
+    text = escape(mask(message or _REASONS.get(error_id) or error_id or "no reason given"))
     limit = body.get("limit")
     if isinstance(limit, int | float) and not isinstance(limit, bool):
         figure = f"{limit:g}"
