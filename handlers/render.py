@@ -326,7 +326,8 @@ def settled_message(settled: Settled) -> Message:
         detail = ""
     else:
         detail = "".join(f"\n• {escape(mask(event))}" for event in settled.events[:10])
-    text = ("Done: " if settled.ok else "Failed: ") + settled.summary + detail
+    head = "Done: " if settled.ok else "" if settled.unknown else "Failed: "
+    text = head + settled.summary + detail
     return {"text": text, "blocks": [_section(text)]}
 
 

@@ -347,6 +347,24 @@ def test_a_failed_build_says_so_with_its_last_lines(registered, heroku, slack, c
     assert entry.outcome == "error" and "nope==1.0" not in (entry.error or "")
 
 
+def test_a_failed_poll_is_not_a_failed_build(registered, heroku, slack, config, monkeypatch):
+    from bot.actions import path
+
+    monkeypatch.setattr(path, "FOLLOW_UP_PAUSE_S", 0.05)
+    heroku.fail_next(500, count=1, methods=["GET"])  # the first poll of the build
+    registered.command("ship myapp v1.4.2", ADMIN)
+    [_, follow_up] = slack.wait_for_calls("chat.postMessage", n=2, timeout=10)
+    assert "Done: The build of `v1.4.2` for `myapp` succeeded" in follow_up.args["text"]
+    # Every poll failing: how it ended is not known, which is no "Failed:".
+    heroku.fail_next(500, count=3, methods=["GET"])
+    registered.command("ship myapp v1.4.3", ADMIN)
+    last = slack.wait_for_calls("chat.postMessage", n=4, timeout=10)[-1].args["text"]
+    assert last.startswith("I could not follow it to the end: Heroku's API failed (500)")
+    assert "Check `/deploy status myapp` to see how it went." in last
+    [entry, _] = [e for e in history(config) if e.verb == "ship"]
+    assert entry.outcome == "unknown"
+
+
 def test_shipping_is_refused_while_locked_frozen_or_without_a_source(registered, heroku):
     say(registered, "lock myapp release train", OTHER_ADMIN)
     assert "is locked by" in say(registered, "ship myapp")["text"]

@@ -76,6 +76,7 @@ log = logging.getLogger(__name__)
 
 # Beanstalk updates usually take 2–10 minutes; past this the follow-up says to look in AWS.
 FOLLOW_UP_TIMEOUT = 30 * 60.0
+FOLLOW_UP_TRIES, FOLLOW_UP_PAUSE_S = 3, 5.0  # a follow-up's waits, after a failed poll
 
 
 class Actions:
@@ -274,21 +275,30 @@ class Actions:
         """Wait for a slow change to settle and complete its audit row with how it ended."""
         resolved = self._resolve(result.app)
         platform: Any = resolved.platform
-        try:
+        name = resolved.target.name
+
+        def wait() -> Settled:
             if isinstance(result, Deployed) and result.build_id:
-                settled = platform.wait_for_build(
-                    resolved.target.name, result.build_id, FOLLOW_UP_TIMEOUT, stopping
+                return platform.wait_for_build(name, result.build_id, FOLLOW_UP_TIMEOUT, stopping)
+            if isinstance(result, Deployed) and result.verb == "run":
+                return platform.wait_for_run(name, result.mode or "", FOLLOW_UP_TIMEOUT, stopping)
+            return platform.wait_until_settled(name, FOLLOW_UP_TIMEOUT, stopping)
+
+        # A poll that fails (a 5xx, a 429) says nothing of the change itself: the wait starts
+        # again from where things stand, and only when every try fails is the end unknown.
+        for attempt in range(1, FOLLOW_UP_TRIES + 1):
+            try:
+                settled = wait()
+                break
+            except PlatformError as error:
+                settled = Settled(
+                    ok=False,
+                    summary=f"I could not follow it to the end: {error} Check "
+                    f"`/deploy status {result.app}` to see how it went.",
+                    unknown=True,
                 )
-            elif isinstance(result, Deployed) and result.verb == "run":
-                settled = platform.wait_for_run(
-                    resolved.target.name, result.mode or "", FOLLOW_UP_TIMEOUT, stopping
-                )
-            else:
-                settled = platform.wait_until_settled(
-                    resolved.target.name, FOLLOW_UP_TIMEOUT, stopping
-                )
-        except PlatformError as error:
-            settled = Settled(ok=False, summary=str(error))
+                if attempt == FOLLOW_UP_TRIES or stopping.wait(FOLLOW_UP_PAUSE_S):
+                    break
         if stopping.is_set() and not settled.ok:
             settled = Settled(
                 ok=False,
@@ -299,7 +309,8 @@ class Actions:
             # Output lines (a build's, a run's) may hold anything: the audit keeps the summary.
             events = () if settled.output else settled.events
             detail = "; ".join((settled.summary, *events))
-            self._audit.finish(result.audit_id, "error", error=detail)
+            outcome = "unknown" if settled.unknown else "error"
+            self._audit.finish(result.audit_id, outcome, error=detail)
         return settled
 
     def _apps(self, actor: Actor) -> AppList:

@@ -99,6 +99,7 @@ class Settled:
     summary: str
     events: tuple[str, ...] = ()
     output: bool = False  # `events` are output lines (a build's, a run's): show them verbatim
+    unknown: bool = False  # not followed to its end (the platform could not be read): not ok
 
 
 class PlatformError(Exception):
