@@ -57,7 +57,7 @@ def _plain(message: str) -> None:
 @pytest.mark.parametrize(("error", "words"), FAULTS, ids=lambda v: type(v).__name__)
 def test_beanstalk_words_every_botocore_error(error, words):
     platform = BeanstalkPlatform("us-east-1")
-    platform._client = _Failing(error)
+    platform._client = platform._write_client = _Failing(error)
     with pytest.raises(PlatformError) as read:
         platform.status("shop")
     assert words in str(read.value)
@@ -71,7 +71,7 @@ def test_beanstalk_words_every_botocore_error(error, words):
 
 def test_a_lost_answer_to_a_change_may_have_changed_it():
     platform = BeanstalkPlatform("us-east-1")
-    platform._client = _Failing(boto.ReadTimeoutError(endpoint_url=URL))
+    platform._client = platform._write_client = _Failing(boto.ReadTimeoutError(endpoint_url=URL))
     with pytest.raises(PlatformError) as caught:
         platform._call("update_environment", "shop", EnvironmentName="shop")
     assert caught.value.changed is None and "Check `/deploy status shop`" in str(caught.value)
@@ -115,7 +115,7 @@ def test_cloudwatch_access_denied_names_the_permission():
 def test_aws_words_never_carry_a_credential_or_a_config_value(code, message, secret):
     error = boto.ClientError({"Error": {"Code": code, "Message": message}}, "UpdateEnvironment")
     platform = BeanstalkPlatform("us-east-1")
-    platform._client = _Failing(error)
+    platform._client = platform._write_client = _Failing(error)
     with pytest.raises(PlatformError) as caught:
         platform._call("update_environment", "shop", EnvironmentName="shop")
     assert secret not in str(caught.value)
@@ -128,7 +128,28 @@ def test_aws_words_keep_a_rejected_scaling_value():
     )
     error = boto.ClientError({"Error": {"Code": "InvalidParameterValue", "Message": message}}, "U")
     platform = BeanstalkPlatform("us-east-1")
-    platform._client = _Failing(error)
+    platform._client = platform._write_client = _Failing(error)
     with pytest.raises(PlatformError) as caught:
         platform._call("update_environment", "shop", EnvironmentName="shop")
     assert "Invalid option value: 'x'" in str(caught.value)
+
+
+def test_a_5xx_on_a_change_may_have_made_it_and_on_a_read_did_nothing():
+    error = boto.ClientError(
+        {
+            "Error": {"Code": "InternalFailure", "Message": "unknown error"},
+            "ResponseMetadata": {"HTTPStatusCode": 500},
+        },
+        "UpdateEnvironment",
+    )
+    platform = BeanstalkPlatform("us-east-1")
+    platform._client = platform._write_client = _Failing(error)
+    with pytest.raises(PlatformError) as write:
+        platform._call("update_environment", "shop", EnvironmentName="shop")
+    assert write.value.changed is None and "so it may have been made" in str(write.value)
+    with pytest.raises(PlatformError) as read:
+        platform.status("shop")
+    assert read.value.changed is False
+    assert str(read.value) == (
+        "Elastic Beanstalk failed (InternalFailure), so nothing was done. Try again in a minute."
+    )

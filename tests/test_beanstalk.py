@@ -344,3 +344,17 @@ def test_a_beanstalk_chart_or_replay_with_no_data_names_no_heroku_drain(driver, 
     _, url = driver.command("simulate shop 7d", ADMIN)
     text = driver.reply(url)["text"]
     assert "the autoscaler, whose settings this replays, scales Heroku dynos only" in text
+
+
+def test_a_change_answered_500_is_sent_once_and_may_have_been_made(driver, aws):
+    # botocore resent it, met "invalid state", and the user read "busy, try again".
+    aws.fail_next(500, actions=["UpdateEnvironment"])
+    _, url = driver.command("scale web=3 shop", ADMIN)
+    text = driver.reply(url)["text"]
+    assert len(aws.calls("UpdateEnvironment")) == 1
+    assert "failed (InternalFailure) after the change to `shop-prod` was sent" in text
+    assert "so it may have been made" in text and "I read it back: web is now 2" in text
+    # A read answered 500 is retried, as before.
+    aws.fail_next(500, actions=["DescribeEnvironments"])
+    _, url = driver.command("status shop", ADMIN)
+    assert driver.reply(url)["text"].startswith("Status of `shop`: web=2")

@@ -53,6 +53,11 @@ _BOTO_CONFIG = BotoConfig(
     read_timeout=15,
     retries={"mode": "standard", "max_attempts": 4},
 )
+# A change is sent once: one answered 5xx may have been made, and botocore's retry would then
+# meet "invalid state" and read as "busy, try again" (a throttled change says try again).
+_WRITE_CONFIG = _BOTO_CONFIG.merge(
+    BotoConfig(retries={"mode": "standard", "total_max_attempts": 1})
+)
 
 
 class BeanstalkPlatform:
@@ -65,14 +70,15 @@ class BeanstalkPlatform:
         self.region = region
         self.profile = profile
         self._client: Any = None
+        self._write_client: Any = None
         self._cloudwatch_client: Any = None
         # When each environment's latest change began, by the service's clock: its events
         # from then on say how the change ended.
         self._began: dict[str, datetime] = {}
 
-    def _eb(self) -> Any:
+    def _eb(self, write: bool = False) -> Any:
         # Built on first use: start-up never touches AWS, and a bad profile is reported per app.
-        if self._client is None:
+        if (self._write_client if write else self._client) is None:
             try:
                 session = boto3.Session(profile_name=self.profile, region_name=self.region)
             except botocore.exceptions.ProfileNotFound:
@@ -81,8 +87,11 @@ class BeanstalkPlatform:
                     "An admin should add it (or fix the registry)."
                 ) from None
             # A missing region raises here, inside `_call`, which words it for the app.
-            self._client = session.client("elasticbeanstalk", config=_BOTO_CONFIG)
-        return self._client
+            if write:
+                self._write_client = session.client("elasticbeanstalk", config=_WRITE_CONFIG)
+            else:
+                self._client = session.client("elasticbeanstalk", config=_BOTO_CONFIG)
+        return self._write_client if write else self._client
 
     def settles_slowly(self) -> bool:
         return True
@@ -396,12 +405,12 @@ class BeanstalkPlatform:
         return list(found.get("EnvironmentResources", {}).get("Instances", []))
 
     def _call(self, operation: str, app: str, **params: Any) -> dict[str, Any]:
+        write = not operation.startswith("describe")
         try:
-            return getattr(self._eb(), operation)(**params)
+            return getattr(self._eb(write), operation)(**params)
         except botocore.exceptions.ClientError as error:
-            raise _client_error(error, app, operation) from None
+            raise _client_error(error, app, write) from None
         except botocore.exceptions.BotoCoreError as error:
-            write = not operation.startswith("describe")
             raise botocore_error(error, SERVICE, app, write=write) from None
 
 
@@ -412,9 +421,7 @@ _ENVIRONMENT_VALUE = re.compile(
 )
 
 
-def _client_error(
-    error: botocore.exceptions.ClientError, app: str, operation: str
-) -> PlatformError:
+def _client_error(error: botocore.exceptions.ClientError, app: str, write: bool) -> PlatformError:
     code = error.response.get("Error", {}).get("Code", "")
     # AWS's own words go into Slack text and the audit: shown as typed, never as mentions or
     # links, and masked, as they can quote a request's credential or a rejected value.
@@ -440,8 +447,21 @@ def _client_error(
         return PlatformError("AWS is throttling the bot's requests. Try again in a minute.")
     if "invalid state" in message.lower():
         return PlatformError(f"`{app}` is busy with another update; try again when it is Ready.")
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    if status >= 500 and write:
+        return PlatformError(
+            f"Elastic Beanstalk failed ({code or status}) after the change to `{app}` was "
+            f"sent, so it may have been made. Check `/deploy status {app}` before trying again.",
+            changed=None,
+        )
+    if status >= 500:
+        return PlatformError(
+            f"Elastic Beanstalk failed ({code or status}), so nothing was done. "
+            "Try again in a minute."
+        )
     if code == "InvalidParameterValue":
-        return PlatformError(f"Elastic Beanstalk refused the change to `{app}`: {message}")
+        what = "the change to" if write else "the request about"
+        return PlatformError(f"Elastic Beanstalk refused {what} `{app}`: {message}")
     return PlatformError(f"Elastic Beanstalk answered {code or 'an error'}: {message}")
 
 
