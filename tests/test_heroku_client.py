@@ -120,7 +120,7 @@ TRANSPORT_FAULTS = [
     (requests.ReadTimeout(), "did not answer in time. Check `/deploy status myapp`", None),
     (
         requests.ConnectionError(urllib3.exceptions.ProtocolError("Connection aborted.")),
-        "dropped after the request was sent, so it may have been carried out",
+        "dropped after the request was sent, so it may have been carried out. Check `/deploy status myapp`",
         None,
     ),
     (requests.exceptions.SSLError(), "secure (TLS) connection", False),

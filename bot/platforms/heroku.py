@@ -519,7 +519,7 @@ def _transport_error(error: Exception, app: str, method: str) -> PlatformError:
         if write:
             return PlatformError(
                 "The connection to Heroku's API dropped after the request was sent, so it "
-                "may have been carried out.",
+                f"may have been carried out.{check}",
                 changed=None,
             )
         return PlatformError(
