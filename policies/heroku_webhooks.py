@@ -95,16 +95,16 @@ def is_one_off(data: dict[str, Any]) -> bool:
 
 
 def one_off_detail(data: dict[str, Any], status: int | None) -> str:
-    """`scheduler.4821 `rake cleanup` exited with status 137 (killed: …)`: what ran and how it
-    ended. Plain text: the alert's renderer (`policies.incidents`) escapes a detail once, so
-    here a backtick in the command only loses its power to close the span."""
+    """`scheduler.4821 “rake cleanup” exited with status 137 (killed: …)`: what ran and how it
+    ended. Plain text, no markup: the alert's renderer (`policies.incidents`) escapes a detail
+    once, and a backtick there shows as its look-alike, so the command is in quotes."""
     name = str(data.get("name") or "a one-off dyno")
     # A command line can carry a secret (`STRIPE_KEY=… rake x`, a database URL), and the
     # alert goes to a channel.
     command = mask(str(data.get("command") or "").strip())
     if len(command) > COMMAND_SHOWN:
         command = command[: COMMAND_SHOWN - 1] + "…"
-    ran = f"{name} `{command.replace('`', 'ˋ')}`" if command else name
+    ran = f"{name} “{command}”" if command else name
     if status is None:
         return f"{ran} crashed."
     return f"{ran} exited with status {status}{_meaning(status)}."

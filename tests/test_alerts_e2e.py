@@ -129,7 +129,7 @@ def test_a_failed_one_off_dyno_is_a_notice_with_its_exit_status_not_a_crash(
     [notice] = alert_messages(slack)
     text = notice["text"]
     assert f"one-off `{process_type}` dyno failed" in text
-    assert "`python manage.py cleanup` exited with status 137" in text
+    assert "“python manage.py cleanup” exited with status 137" in text
     assert "crash" not in text and ":red_circle:" not in text
     # No Restart button: Heroku refuses `restart myapp scheduler`, and nothing is down.
     assert all(block["type"] != "actions" for block in notice.get("blocks", []))

@@ -46,11 +46,11 @@ def test_a_failed_one_off_is_a_notice_with_command_and_status_escaped_when_shown
     ).incident_event()
     assert notice is not None and notice.kind == "one_off_failed" and notice.subject == "run"
     assert notice.detail == (
-        "run.4821 `rake ˋcleanupˋ <!channel>` exited with status 137 "
+        "run.4821 “rake `cleanup` <!channel>” exited with status 137 "
         "(killed with SIGKILL: usually over its memory, or past its time limit)."
     )
     [shown] = step({}, [notice], AT, lambda app: "C1").notices
-    assert "`rake ˋcleanupˋ &lt;!channel&gt;` exited with status 137" in shown.text
+    assert "“rake ˋcleanupˋ &lt;!channel&gt;” exited with status 137" in shown.text
 
 
 def test_a_one_off_that_ends_well_or_is_still_running_is_no_news():
