@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -439,6 +440,14 @@ OUTCOME_MARK = {
 }
 
 
+_MENTION_OR_BRACKET = re.compile(r"<@[UW][A-Z0-9]{2,20}>|[<>]")
+
+
+def _keep_mentions(found: re.Match[str]) -> str:
+    text = found.group(0)
+    return text if len(text) > 1 else ("&lt;" if text == "<" else "&gt;")
+
+
 def _history(result: History) -> Message:
     scope = f"`{result.app}`" if result.app else "every app"
     if not result.entries:
@@ -457,9 +466,10 @@ def _history(result: History) -> Message:
         if entry.source != "slack":
             line += f" ({entry.source})"
         if entry.error:
-            # Stored as Slack-ready sentences; the angle brackets go in any case, so an
-            # older row with a raw platform message can make no mention or link.
-            line += ": " + entry.error[:150].replace("<", "&lt;").replace(">", "&gt;")
+            # Stored as Slack-ready sentences; every other angle bracket goes in any case, so
+            # an older row with a raw platform message can make no link, no channel ping.
+            # A user mention stays one: the listing is for the asker's eyes only.
+            line += ": " + _MENTION_OR_BRACKET.sub(_keep_mentions, entry.error[:150])
         lines.append(line)
     return _text("\n".join(lines), public=False)
 

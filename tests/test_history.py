@@ -7,6 +7,8 @@ import json
 import pytest
 
 from bot.__main__ import main
+from bot.store.audit import Actor, AuditLog
+from bot.store.db import Database
 from bot.web.app import create_app
 from tests.conftest import ADMIN, USER
 from tests.webclient import SlackDriver
@@ -63,3 +65,19 @@ def test_audit_export_as_json(driver, config, monkeypatch, capsys):
     assert main(["audit", "--app", "other-app", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
     assert main(["audit", "--limit", "0"]) == 2
+
+
+def test_a_mention_in_a_stored_reason_stays_one_and_nothing_else_becomes_markup(driver, config):
+    db = Database(config.database_url)
+    try:
+        log, by = AuditLog(db), Actor(ADMIN, source="slack")
+        log.record(by, "kill", "myapp", "kill myapp", "cancelled", f"Cancelled by <@{USER}>.")
+        log.record(
+            by, "scale", "myapp", "scale web=2 myapp", "error", "old <!channel> <http://x|y>"
+        )
+    finally:
+        db.dispose()
+    _, url = driver.command("history myapp", ADMIN)
+    text = driver.reply(url)["text"]
+    assert f"`kill myapp`: Cancelled by <@{USER}>." in text
+    assert "old &lt;!channel&gt; &lt;http://x|y&gt;" in text

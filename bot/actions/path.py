@@ -433,7 +433,7 @@ class Actions:
             app=pending.app,
             command=pending.command,
             outcome="cancelled",
-            reason=f"Cancelled by {actor.user_id}.",
+            reason=f"Cancelled by <@{actor.user_id}>.",
             requested=pending.targets,
         )
         return Reply(
