@@ -209,11 +209,21 @@ _DYNO_RE = re.compile(rf"^{_NAME}\.\d{{1,6}}$", re.IGNORECASE)
 _APP_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$", re.IGNORECASE)
 
 
+# A verb with several forms shows, in an error, the usage of the form that was typed.
+_PART_USAGE = {
+    "autoscale on": "/deploy autoscale APP [TYPE] on|off|shadow|status [min=N] [max=N] "
+    "[target=queue:300ms|service:500ms|rpm:1200|latency:30s|jobs:50]",
+    "autoscale set": "/deploy autoscale APP set down_stabilization=2m|max_step=4|…=default",
+    "autoscale schedule": "/deploy autoscale APP schedule add DAYS HH:MM-HH:MM min=N [max=N] "
+    "[tz=ZONE] | list | remove N",
+}
+
+
 class CommandError(ValueError):
     """Bad input: `message` is one or two plain sentences ending with the usage line."""
 
     def __init__(self, problem: str, verb: str | None = None) -> None:
-        usage = USAGE.get(verb or "", "/deploy help")
+        usage = USAGE.get(verb or "") or _PART_USAGE.get(verb or "", "/deploy help")
         self.problem = problem
         self.verb = verb
         super().__init__(f"{problem} Usage: `{usage}`")
@@ -642,7 +652,7 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
         rest = rest[1:]
     if not rest or rest[0].lower() not in AUTOSCALE_MODES:
         got = f"{shown(rest[0])} is not a mode. " if rest else ""
-        raise CommandError(f"{got}Say on, off, shadow or status.", "autoscale")
+        raise CommandError(f"{got}Say on, off, shadow or status.", "autoscale on")
     mode, options = rest[0].lower(), []
     seen: set[str] = set()
     for word in rest[1:]:
@@ -650,45 +660,45 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
         key = key.lower()
         if key not in ("min", "max", "target") or not value:
             raise CommandError(
-                f"{shown(word)} is not a setting: use min=N, max=N or target=….", "autoscale"
+                f"{shown(word)} is not a setting: use min=N, max=N or target=….", "autoscale on"
             )
         if key in seen:
-            raise CommandError(f"{code(key)} is given twice.", "autoscale")
+            raise CommandError(f"{code(key)} is given twice.", "autoscale on")
         seen.add(key)
         if key in ("min", "max") and not (
             value.isascii() and value.isdigit() and int(value) <= MAX_QUANTITY
         ):
             raise CommandError(
-                f"{shown(word)}: {key} must be a whole number up to {MAX_QUANTITY}.", "autoscale"
+                f"{shown(word)}: {key} must be a whole number up to {MAX_QUANTITY}.", "autoscale on"
             )
         if key == "target" and ptype is not None and not _WORKER_TARGET_RE.match(value):
             raise CommandError(
                 f"{shown(word)} is not a worker target: write latency:30s or jobs:50.",
-                "autoscale",
+                "autoscale on",
             )
         if key == "target" and ptype is None and _WORKER_TARGET_RE.match(value):
             meant = f"autoscale {app or 'APP'} worker {mode} target={value}"
             raise CommandError(
                 f"{shown(word)} is a job-queue target, for a worker type: name it, as in "
                 f"{shown(meant, limit=120)}.",
-                "autoscale",
+                "autoscale on",
             )
         if key == "target" and ptype is None and not _TARGET_RE.match(value):
             raise CommandError(
                 f"{shown(word)} is not a target: write queue:300ms, service:500ms or rpm:1200 "
                 "(web), or latency:30s or jobs:50 after a worker type.",
-                "autoscale",
+                "autoscale on",
             )
         if key == "target" and ptype is None and (why := _target_out_of_range(value)):
-            raise CommandError(f"{shown(word)}: {why}", "autoscale")
+            raise CommandError(f"{shown(word)}: {why}", "autoscale on")
         options.append((key, value.lower()))
     values = dict(options)
     if ptype is None and "0" in (values.get("min"), values.get("max")):
-        raise CommandError(_web_zero(app), "autoscale")
+        raise CommandError(_web_zero(app), "autoscale on")
     if "min" in values and "max" in values and int(values["min"]) > int(values["max"]):
-        raise CommandError(f"min={values['min']} is more than max={values['max']}.", "autoscale")
+        raise CommandError(f"min={values['min']} is more than max={values['max']}.", "autoscale on")
     if options and mode in ("off", "status"):
-        raise CommandError(f"`autoscale {mode}` takes no settings.", "autoscale")
+        raise CommandError(f"`autoscale {mode}` takes no settings.", "autoscale on")
     return Command("autoscale", app=app, mode=mode, options=tuple(options), target=ptype)
 
 
@@ -702,7 +712,7 @@ _CLOCK_RANGE_RE = re.compile(r"^(\d{1,2}:\d{2})-(\d{1,2}:\d{2})$")
 def _parse_autoscale_set(app: str | None, words: list[str]) -> Command:
     if not words:
         raise CommandError(
-            "Say what to set, like `set down_stabilization=2m max_step=4`.", "autoscale"
+            "Say what to set, like `set down_stabilization=2m max_step=4`.", "autoscale set"
         )
     options: list[tuple[str, str]] = []
     for word in words:
@@ -712,10 +722,10 @@ def _parse_autoscale_set(app: str | None, words: list[str]) -> Command:
             raise CommandError(
                 f"{shown(word)} is not a setting: use down_stabilization=2m or max_step=4 "
                 "(`=default` to drop chat's value).",
-                "autoscale",
+                "autoscale set",
             )
         if any(k == key for k, _ in options):
-            raise CommandError(f"{code(key)} is given twice.", "autoscale")
+            raise CommandError(f"{code(key)} is given twice.", "autoscale set")
         fits = value == "default" or (
             _SET_DURATION_RE.match(value)
             if key == "down_stabilization"
@@ -727,7 +737,7 @@ def _parse_autoscale_set(app: str | None, words: list[str]) -> Command:
                 if key == "down_stabilization"
                 else f"a whole number from 1 to {MAX_QUANTITY}"
             )
-            raise CommandError(f"{shown(word)}: {key} must be {what}.", "autoscale")
+            raise CommandError(f"{shown(word)}: {key} must be {what}.", "autoscale set")
         options.append((key, value))
     return Command("autoscale", app=app, mode="set", options=tuple(options))
 
@@ -740,12 +750,14 @@ def _parse_autoscale_schedule(app: str | None, words: list[str]) -> Command:
         return Command("autoscale", app=app, mode="schedule", topic="list")
     if action == "remove" and len(words) == 2 and words[1].isdigit() and int(words[1]) > 0:
         return Command("autoscale", app=app, mode="schedule", topic="remove", limit=int(words[1]))
-    usage = "Write `schedule add mon-fri 08:00-18:00 min=3 [max=N] [tz=Europe/Paris]`, `schedule list` or `schedule remove N`."
+    usage = "Say `schedule add mon-fri 08:00-18:00 min=3`, `schedule list` or `schedule remove N`."
     if action != "add" or len(words) < 4:
-        raise CommandError(usage, "autoscale")
+        raise CommandError(usage, "autoscale schedule")
     days, clocks = words[1].lower(), _CLOCK_RANGE_RE.match(words[2])
     if clocks is None:
-        raise CommandError(f"{shown(words[2])} is not a time range like 08:00-18:00.", "autoscale")
+        raise CommandError(
+            f"{shown(words[2])} is not a time range like 08:00-18:00.", "autoscale schedule"
+        )
     options = [("days", days), ("start", clocks[1]), ("end", clocks[2])]
     for word in words[3:]:
         key, _, value = word.partition("=")
@@ -755,12 +767,12 @@ def _parse_autoscale_schedule(app: str | None, words: list[str]) -> Command:
             options.append((key, value))
         else:
             raise CommandError(
-                f"{shown(word)} is not min=N, max=N or tz=Area/City. {usage}", "autoscale"
+                f"{shown(word)} is not min=N, max=N or tz=Area/City. {usage}", "autoscale schedule"
             )
     if not any(k in ("min", "max") for k, _ in options):
-        raise CommandError("A schedule window sets min=N, max=N or both.", "autoscale")
+        raise CommandError("A schedule window sets min=N, max=N or both.", "autoscale schedule")
     if any(k in ("min", "max") and int(v) == 0 for k, v in options):
-        raise CommandError(_web_zero(app), "autoscale")
+        raise CommandError(_web_zero(app), "autoscale schedule")
     return Command("autoscale", app=app, mode="schedule", topic="add", options=tuple(options))
 
 

@@ -300,3 +300,19 @@ def test_a_huge_word_is_refused_clipped(text: str) -> None:
 def test_a_worker_type_may_still_autoscale_to_zero_and_targets_at_the_edge_pass() -> None:
     assert parse("autoscale demo worker on min=0 max=3 target=jobs:5").options[0] == ("min", "0")
     assert parse("autoscale demo on target=queue:30s min=1").options[0] == ("target", "queue:30s")
+
+
+@pytest.mark.parametrize(
+    ("text", "usage"),
+    [
+        ("autoscale demo on max=0", "/deploy autoscale APP [TYPE] on|off|shadow|status"),
+        ("autoscale demo set max_step=0", "/deploy autoscale APP set down_stabilization"),
+        ("autoscale demo schedule add x", "/deploy autoscale APP schedule add DAYS"),
+    ],
+)
+def test_an_autoscale_error_shows_the_usage_of_the_form_typed(text: str, usage: str) -> None:
+    # The whole usage of all three forms made every error about 380 characters long.
+    with pytest.raises(CommandError) as caught:
+        parse(text)
+    shown_usage = caught.value.message.split("Usage: ")[1]
+    assert shown_usage.startswith(f"`{usage}") and shown_usage.count("/deploy") == 1
