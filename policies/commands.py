@@ -623,7 +623,7 @@ def _parse_simulate(args: list[str], app: str | None) -> Command:
     if span and (len(args) == 2 or (len(args) == 1 and app)) and args[0].lower() not in SIMULATIONS:
         minutes = int(span[1]) * {"h": 60, "d": 24 * 60}[span[2].lower()]
         if not 0 < minutes <= 14 * 24 * 60:
-            raise CommandError("Replay at most 14d of stored traffic.", "simulate")
+            raise CommandError("Replay from 1h to 14d of stored traffic, like 7d.", "simulate")
         return Command(
             "simulate", app=args[0] if len(args) == 2 else app, mode="replay", limit=minutes
         )
@@ -920,6 +920,10 @@ def _parse_logs(args: list[str], app: str | None) -> Command:
                 raise CommandError(f"Ask for 1 to {LOGS_MAX} lines.", "logs")
         elif dyno is None and (_DYNO_RE.match(word) or _PROCESS_TYPE_RE.match(word)):
             dyno = word.lower()
+        elif _DYNO_RE.match(word) or _PROCESS_TYPE_RE.match(word):
+            raise CommandError(f"{shown(word)} is a second dyno: ask for one at a time.", "logs")
+        elif word.isascii() and word.isdigit():
+            raise CommandError(f"{shown(word)} is a second number of lines.", "logs")
         else:
             raise CommandError(f"{shown(word)} is neither a dyno nor a number.", "logs")
     return Command("logs", app=app, target=dyno, limit=lines or LOGS_DEFAULT)

@@ -102,6 +102,9 @@ def test_parses(text: str, expected: Command) -> None:
         ("autoscale demo on target=rpm:2000000", "at most 1,000,000 rpm per dyno"),
         ("autoscale demo set max_step=0", "a whole number from 1 to 1000"),
         ("pin demo web=99999 for 1h", "Usage: `/deploy pin"),
+        ("simulate demo 0d", "Replay from 1h to 14d"),
+        ("logs demo web.1 web.2", "`web.2` is a second dyno"),
+        ("logs demo 5 6", "`6` is a second number of lines"),
     ],
 )
 def test_bad_input_names_the_token_and_shows_usage(text: str, names: str) -> None:
