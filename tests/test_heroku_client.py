@@ -215,3 +215,13 @@ def test_failed_reads_are_worded_as_reads(heroku):
     with pytest.raises(PlatformError) as caught:
         platform.formation("myapp")
     assert str(caught.value) == "Heroku refused the request about `myapp`: Bad range."
+
+
+def test_a_conflict_says_to_wait_for_what_is_under_way(heroku):
+    heroku.fail_next(409, body={"id": "conflict", "message": "A build is already running"})
+    with pytest.raises(PlatformError) as caught:
+        client(heroku).scale("myapp", {"web": (2, None)})
+    assert str(caught.value) == (
+        "Heroku cannot do that on `myapp` right now: A build is already running. "
+        "Try again once what is under way has finished."
+    )

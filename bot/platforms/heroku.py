@@ -611,6 +611,11 @@ def _http_error(response: Any, app: str, method: str) -> PlatformError:
             f"Heroku's API failed ({status}). Check `/deploy status {app}` before trying again.",
             changed=None,
         )
+    if status == 409:  # a conflict with something under way: a build, a release
+        return PlatformError(
+            f"Heroku cannot do that on `{app}` right now: {_reason(body)} "
+            "Try again once what is under way has finished."
+        )
     return PlatformError(f"Heroku answered {status}: {_reason(body)}")
 
 
