@@ -351,4 +351,4 @@ def test_a_failed_one_off_dyno_alert_masks_its_command_line():
         {"name": "run.4821", "command": "STRIPE_KEY=sk_live_1 psql postgres://a:pw@db/prod"}, 1
     )
     assert "sk_live_1" not in detail and ":pw@" not in detail
-    assert detail.startswith("run.4821 `STRIPE_KEY=")
+    assert detail.startswith("run.4821 “STRIPE_KEY=")
