@@ -405,7 +405,7 @@ class BeanstalkPlatform:
         return list(found.get("EnvironmentResources", {}).get("Instances", []))
 
     def _call(self, operation: str, app: str, **params: Any) -> dict[str, Any]:
-        write = not operation.startswith("describe")
+        write = not operation.startswith(("describe_", "retrieve_", "list_"))
         try:
             return getattr(self._eb(write), operation)(**params)
         except botocore.exceptions.ClientError as error:
