@@ -106,12 +106,17 @@ def test_a_guardrail_refusal_is_said_in_the_channel(config, heroku, tmp_path, mo
     services, said = Services(config), []
     enable(services, high=6)
     traffic(services, service_ms=5000)
-    [decision] = Autoscaler(services, lambda c, t: said.append((c, t))).tick(NOW)
+    autoscaler = Autoscaler(services, lambda c, t: said.append((c, t)))
+    [decision] = autoscaler.tick(NOW)
     assert decision.acted is False and decision.desired > 2
     [(channel, text)] = said
     assert channel == "CMYAPP"
     assert "Not done: `myapp` allows at most 2 for `web`" in text
     assert [r for r in heroku.requests if r.method == "PATCH"] == []
+    # Held back again for the same reason: recorded, but not said again every 15 s.
+    [again] = autoscaler.tick(NOW + timedelta(seconds=15))
+    assert again.acted is False and "Not done: `myapp` allows at most 2" in again.reason
+    assert len(said) == 1
 
 
 def test_up_when_slow_then_down_when_quiet(services, autoscaler, heroku, said):

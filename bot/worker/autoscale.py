@@ -64,6 +64,9 @@ FORMATION_REFRESH = timedelta(minutes=15)  # catches what a lost webhook did not
 BOOT_WATCH = timedelta(minutes=2)  # dynos take 30-60 s to boot; after that, stop asking
 FORECAST_RELOAD = timedelta(minutes=5)  # the seasonal history barely changes in between
 SCALE_COST = 2  # the actions path reads the formation, then writes it
+# A change the path keeps holding back for the same reason is said once in this long, not
+# every tick (every 15 s): the decisions keep each tick.
+HELD_RETOLD = timedelta(minutes=30)
 PROCESS = "web"
 
 
@@ -119,6 +122,7 @@ class Autoscaler:
         self._known: dict[tuple[str, str], Known] = {}
         self._history: dict[str, _History] = {}
         self._due: set[str] = set()
+        self._held: dict[tuple[str, str], tuple[str, datetime]] = {}  # why not done, when said
         self._reloaded: dict[tuple[tuple[int, int], ...], dict[str, dict[int, float]]] = {}
         # The scheduler runs ticks on its thread pool; `known()` and `budget()` may be read
         # from another thread (status, tests).
@@ -377,7 +381,13 @@ class Autoscaler:
                 )
         else:
             # A guardrail or a platform error said no: say why, in the app's channel.
-            reason = f"{reason} Not done: {_not_done(result)}"
+            why = _not_done(result)
+            reason = f"{reason} Not done: {why}"
+            with self._lock:
+                told = self._held.get((app, process_type))
+                if told is not None and told[0] == why and now - told[1] < HELD_RETOLD:
+                    return acted, reason
+                self._held[(app, process_type)] = (why, now)
         self._notify(target.channel, f"Autoscaler on `{app}`: {reason}")
         return acted, reason
 
