@@ -386,6 +386,26 @@ def test_promote_moves_the_slug_to_the_next_stage_and_not_past_the_last(register
     assert heroku.violations == []
 
 
+def test_a_lock_taken_by_the_registry_name_holds_back_a_promotion(
+    config, slack, heroku, tmp_path, monkeypatch
+):
+    # Locks are kept by the name people type; the pipeline names the Heroku app.
+    path = tmp_path / "deploybot.yml"
+    path.write_text(REGISTRY + "  prod:\n    platform: heroku\n    app: other-app\n")
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    heroku.add_pipeline("shop", {"myapp": "staging", "other-app": "production"})
+    app = create_app(config)
+    try:
+        driver = SlackDriver(app.test_client(), slack)
+        say(driver, "lock prod incident 42", OTHER_ADMIN)
+        refused = say(driver, "promote myapp")
+        assert f"locked by <@{OTHER_ADMIN}> (incident 42)" in refused["text"]
+        assert heroku.calls("POST", "/pipeline-promotions") == []
+    finally:
+        app.extensions["deploybot"].followups.close()
+        app.extensions["deploybot"].db.dispose()
+
+
 def test_run_starts_only_allowed_commands_and_reports_output_and_exit_status(
     registered, heroku, slack
 ):

@@ -59,6 +59,7 @@ class Deployments:
         judge: Judge,
         now: Callable[[], datetime],
         secret: Callable[[str], str | None] = lambda name: None,
+        aliases: Callable[[str], list[str]] = lambda name: [],
     ) -> None:
         self._resolve = resolve
         self._audit = audit
@@ -67,7 +68,7 @@ class Deployments:
         self._gate = gate
         self._now = now
         self._guard = DeployGuard(audit, locks, judge)
-        self._shipping = Shipping(resolve, audit, locks, self._guard, secret)
+        self._shipping = Shipping(resolve, audit, locks, self._guard, secret, aliases)
 
     def run(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
         """A deployment verb, already allowed by the gate, for the resolved app."""

@@ -34,12 +34,15 @@ class Shipping:
         locks: Locks,
         guard: DeployGuard,
         secret: Callable[[str], str | None],
+        aliases: Callable[[str], list[str]] = lambda name: [],
     ) -> None:
         self._resolve = resolve
         self._audit = audit
         self._locks = locks
         self._guard = guard
         self._secret = secret  # reads a named env var (a private source's token)
+        # The registry's names for a Heroku app: a lock is taken by the name people type.
+        self._aliases = aliases
 
     def ship(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
         app, target = command.app or "", resolved.target
@@ -170,12 +173,13 @@ class Shipping:
                 "app, so there is nothing to promote to."
             )
         for _, name in downstream:
-            held = self._locks.get(name)
-            if held is not None and held.user_id != actor.user_id:
-                refusal = guardrails.lock_refusal(
-                    "promote", name, held.user_id, held.reason, actor.user_id
-                )
-                return self._guard.refuse(actor, command, "promote", refusal or "")
+            for locked in dict.fromkeys([*self._aliases(name), name]):
+                held = self._locks.get(locked)
+                if held is not None and held.user_id != actor.user_id:
+                    refusal = guardrails.lock_refusal(
+                        "promote", locked, held.user_id, held.reason, actor.user_id
+                    )
+                    return self._guard.refuse(actor, command, "promote", refusal or "")
         names = [name for _, name in downstream]
         entry = self._audit.start(actor, "promote", app, command.text(), None, {"to": names})
         results = self._guard.call(
