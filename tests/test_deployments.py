@@ -406,6 +406,26 @@ def test_a_lock_taken_by_the_registry_name_holds_back_a_promotion(
         app.extensions["deploybot"].db.dispose()
 
 
+def test_a_freeze_of_the_downstream_app_holds_back_a_promotion(
+    config, slack, heroku, tmp_path, monkeypatch
+):
+    path = tmp_path / "deploybot.yml"
+    path.write_text(
+        REGISTRY + "  prod:\n    platform: heroku\n    app: other-app\n    guardrails:\n"
+        "      freezes:\n        - {cron: '* * * * *', duration: 2h, reason: launch week}\n"
+    )
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    heroku.add_pipeline("shop", {"myapp": "staging", "other-app": "production"})
+    app = create_app(config)
+    try:
+        refused = say(SlackDriver(app.test_client(), slack), "promote myapp")
+        assert "is frozen until" in refused["text"] and "launch week" in refused["text"]
+        assert heroku.calls("POST", "/pipeline-promotions") == []
+    finally:
+        app.extensions["deploybot"].followups.close()
+        app.extensions["deploybot"].db.dispose()
+
+
 def test_run_starts_only_allowed_commands_and_reports_output_and_exit_status(
     registered, heroku, slack
 ):

@@ -12,8 +12,9 @@ from urllib.parse import quote
 
 from bot.actions.deploy_guard import LOOKBACK, DeployGuard, current_release, platform_of
 from bot.actions.results import Deployed, Logs, Reply, Resolved, Result
-from bot.platforms.base import Release
+from bot.platforms.base import PlatformError, Release
 from bot.platforms.sources import SourceError, signed_url
+from bot.registry import UnknownApp
 from bot.store.audit import Actor, AuditLog
 from bot.store.locks import Locks
 from policies import guardrails
@@ -155,6 +156,22 @@ class Shipping:
             slow=True,
         )
 
+    def _downstream_refusal(self, name: str, force: str | None, user_id: str) -> str | None:
+        """Why a promotion may not go into Heroku app `name` (a lock, a freeze window of the
+        registry entry that names it), or None. Locks are kept by the name people type."""
+        for alias in self._aliases(name):
+            try:
+                target = self._resolve(alias).target
+            except (UnknownApp, PlatformError):
+                continue  # the lock, by name, is still checked below
+            refusal = self._guard.refusal(target, "promote", force, user_id)
+            if refusal:
+                return refusal
+        held = self._locks.get(name)
+        if held is None:
+            return None
+        return guardrails.lock_refusal("promote", name, held.user_id, held.reason, user_id)
+
     def promote(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
         app, target = command.app or "", resolved.target
         if target.platform != "heroku":
@@ -173,13 +190,9 @@ class Shipping:
                 "app, so there is nothing to promote to."
             )
         for _, name in downstream:
-            for locked in dict.fromkeys([*self._aliases(name), name]):
-                held = self._locks.get(locked)
-                if held is not None and held.user_id != actor.user_id:
-                    refusal = guardrails.lock_refusal(
-                        "promote", locked, held.user_id, held.reason, actor.user_id
-                    )
-                    return self._guard.refuse(actor, command, "promote", refusal or "")
+            refusal = self._downstream_refusal(name, command.force, actor.user_id)
+            if refusal:
+                return self._guard.refuse(actor, command, "promote", refusal)
         names = [name for _, name in downstream]
         entry = self._audit.start(actor, "promote", app, command.text(), None, {"to": names})
         results = self._guard.call(
