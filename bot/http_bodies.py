@@ -47,6 +47,18 @@ def read_within(response: BaseHTTPResponse, limit: int, seconds: float) -> bytes
     return b"".join(chunks)
 
 
+def read_and_release(answer: BaseHTTPResponse, limit: int, seconds: float) -> bytes:
+    """`read_within` of a urllib3 answer from a pool: read whole, its connection goes back to
+    the pool; cut short, the connection is closed (the rest of the answer stays unread)."""
+    try:
+        body = read_within(answer, limit, seconds)
+    except BaseException:
+        answer.close()
+        raise
+    answer.release_conn()
+    return body
+
+
 def tail_lines(
     response: BaseHTTPResponse,
     keep: int = TAIL_KEEP,

@@ -26,7 +26,7 @@ from slack_sdk.errors import SlackRequestError
 from slack_sdk.web.file_upload_v2_result import FileUploadV2Result
 from urllib3.exceptions import ReadTimeoutError
 
-from bot.http_bodies import BodyTooLarge, read_within
+from bot.http_bodies import BodyTooLarge, read_and_release
 from bot.http_pool import ProcessPool
 
 # The largest Web API answer the bot reads: its biggest are a user group's members and
@@ -65,17 +65,13 @@ class PooledWebClient(WebClient):
         except urllib3.exceptions.HTTPError as error:
             raise URLError(error) from error
         try:
-            body = read_within(answer, ANSWER_BYTES, self.timeout)
+            body = read_and_release(answer, ANSWER_BYTES, self.timeout)
         except BodyTooLarge as error:
-            answer.close()  # the rest stays unread: the connection cannot be reused
             raise URLError(f"Slack's answer went past {ANSWER_BYTES:,} bytes") from error
         except (TimeoutError, ReadTimeoutError) as error:
-            answer.close()
             raise TimeoutError(f"Slack's answer took longer than {self.timeout} s") from error
         except urllib3.exceptions.HTTPError as error:
-            answer.close()
             raise URLError(error) from error
-        answer.release_conn()
         message = HTTPMessage()
         for name, value in answer.headers.items():
             message[name] = value

@@ -17,7 +17,7 @@ from slack_bolt import Respond
 from slack_bolt.context.respond.internals import _build_message
 from slack_sdk.webhook import WebhookResponse
 
-from bot.http_bodies import BodyTooLarge, read_within
+from bot.http_bodies import BodyTooLarge, read_and_release
 from bot.http_pool import ProcessPool
 
 READ_S = 30.0  # slack_sdk's WebhookClient waits 30 s
@@ -56,12 +56,9 @@ class PooledRespond(Respond):
         )
         try:
             # Slack answers `ok` or a short error: more is not read (`bot.http_bodies`).
-            body = read_within(answer, ANSWER_BYTES, READ_S)
+            body = read_and_release(answer, ANSWER_BYTES, READ_S)
         except (BodyTooLarge, TimeoutError):
             body = b"(an answer too large or too slow to read)"
-            answer.close()  # the rest stays unread, so the connection is not kept
-        else:
-            answer.release_conn()
         return WebhookResponse(
             url=self.response_url,
             status_code=answer.status,
