@@ -48,6 +48,13 @@ class _Failing:
         return call
 
 
+def _failing(error: Exception) -> BeanstalkPlatform:
+    """A platform whose every call, read or write, raises `error`."""
+    platform = BeanstalkPlatform("us-east-1")
+    platform._clients = dict.fromkeys((False, True), _Failing(error))
+    return platform
+
+
 def _plain(message: str) -> None:
     assert "amazonaws.com" not in message and "proxy:3128" not in message
     assert "Error" not in message and "Traceback" not in message
@@ -56,8 +63,7 @@ def _plain(message: str) -> None:
 
 @pytest.mark.parametrize(("error", "words"), FAULTS, ids=lambda v: type(v).__name__)
 def test_beanstalk_words_every_botocore_error(error, words):
-    platform = BeanstalkPlatform("us-east-1")
-    platform._client = platform._write_client = _Failing(error)
+    platform = _failing(error)
     with pytest.raises(PlatformError) as read:
         platform.status("shop")
     assert words in str(read.value)
@@ -70,8 +76,7 @@ def test_beanstalk_words_every_botocore_error(error, words):
 
 
 def test_a_lost_answer_to_a_change_may_have_changed_it():
-    platform = BeanstalkPlatform("us-east-1")
-    platform._client = platform._write_client = _Failing(boto.ReadTimeoutError(endpoint_url=URL))
+    platform = _failing(boto.ReadTimeoutError(endpoint_url=URL))
     with pytest.raises(PlatformError) as caught:
         platform._call("update_environment", "shop", EnvironmentName="shop")
     assert caught.value.changed is None and "Check `/deploy status shop`" in str(caught.value)
@@ -114,8 +119,7 @@ def test_cloudwatch_access_denied_names_the_permission():
 )
 def test_aws_words_never_carry_a_credential_or_a_config_value(code, message, secret):
     error = boto.ClientError({"Error": {"Code": code, "Message": message}}, "UpdateEnvironment")
-    platform = BeanstalkPlatform("us-east-1")
-    platform._client = platform._write_client = _Failing(error)
+    platform = _failing(error)
     with pytest.raises(PlatformError) as caught:
         platform._call("update_environment", "shop", EnvironmentName="shop")
     assert secret not in str(caught.value)
@@ -127,8 +131,7 @@ def test_aws_words_keep_a_rejected_scaling_value():
         "Value is not an integer."
     )
     error = boto.ClientError({"Error": {"Code": "InvalidParameterValue", "Message": message}}, "U")
-    platform = BeanstalkPlatform("us-east-1")
-    platform._client = platform._write_client = _Failing(error)
+    platform = _failing(error)
     with pytest.raises(PlatformError) as caught:
         platform._call("update_environment", "shop", EnvironmentName="shop")
     assert "Invalid option value: 'x'" in str(caught.value)
@@ -142,8 +145,7 @@ def test_a_5xx_on_a_change_may_have_made_it_and_on_a_read_did_nothing():
         },
         "UpdateEnvironment",
     )
-    platform = BeanstalkPlatform("us-east-1")
-    platform._client = platform._write_client = _Failing(error)
+    platform = _failing(error)
     with pytest.raises(PlatformError) as write:
         platform._call("update_environment", "shop", EnvironmentName="shop")
     assert write.value.changed is None and "so it may have been made" in str(write.value)

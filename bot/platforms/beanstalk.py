@@ -69,8 +69,7 @@ class BeanstalkPlatform:
     def __init__(self, region: str, profile: str | None = None) -> None:
         self.region = region
         self.profile = profile
-        self._client: Any = None
-        self._write_client: Any = None
+        self._clients: dict[bool, Any] = {}  # by `write`: changes go without retries
         self._cloudwatch_client: Any = None
         # When each environment's latest change began, by the service's clock: its events
         # from then on say how the change ended.
@@ -78,7 +77,8 @@ class BeanstalkPlatform:
 
     def _eb(self, write: bool = False) -> Any:
         # Built on first use: start-up never touches AWS, and a bad profile is reported per app.
-        if (self._write_client if write else self._client) is None:
+        client = self._clients.get(write)
+        if client is None:
             try:
                 session = boto3.Session(profile_name=self.profile, region_name=self.region)
             except botocore.exceptions.ProfileNotFound:
@@ -87,11 +87,9 @@ class BeanstalkPlatform:
                     "An admin should add it (or fix the registry)."
                 ) from None
             # A missing region raises here, inside `_call`, which words it for the app.
-            if write:
-                self._write_client = session.client("elasticbeanstalk", config=_WRITE_CONFIG)
-            else:
-                self._client = session.client("elasticbeanstalk", config=_BOTO_CONFIG)
-        return self._write_client if write else self._client
+            config = _WRITE_CONFIG if write else _BOTO_CONFIG
+            client = self._clients[write] = session.client("elasticbeanstalk", config=config)
+        return client
 
     def settles_slowly(self) -> bool:
         return True
