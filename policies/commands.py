@@ -498,6 +498,11 @@ def _target_out_of_range(text: str) -> str | None:
     return None
 
 
+def _a_bound_is_zero(options: list[tuple[str, str]]) -> bool:
+    """Whether a `min=` or `max=` among `options` (checked whole numbers) is 0, as `00` is."""
+    return any(key in ("min", "max") and int(value) == 0 for key, value in options)
+
+
 def _web_zero(app: str | None, how: str = "autoscaled") -> str:
     return (
         f"Web dynos are never {how} to 0: at 0 the app serves nothing. To stop it, "
@@ -693,7 +698,7 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
             raise CommandError(f"{shown(word)}: {why}", "autoscale on")
         options.append((key, value.lower()))
     values = dict(options)
-    if ptype is None and "0" in (values.get("min"), values.get("max")):
+    if ptype is None and _a_bound_is_zero(options):
         raise CommandError(_web_zero(app), "autoscale on")
     if "min" in values and "max" in values and int(values["min"]) > int(values["max"]):
         raise CommandError(f"min={values['min']} is more than max={values['max']}.", "autoscale on")
@@ -771,7 +776,7 @@ def _parse_autoscale_schedule(app: str | None, words: list[str]) -> Command:
             )
     if not any(k in ("min", "max") for k, _ in options):
         raise CommandError("A schedule window sets min=N, max=N or both.", "autoscale schedule")
-    if any(k in ("min", "max") and int(v) == 0 for k, v in options):
+    if _a_bound_is_zero(options):
         raise CommandError(_web_zero(app), "autoscale schedule")
     return Command("autoscale", app=app, mode="schedule", topic="add", options=tuple(options))
 

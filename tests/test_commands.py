@@ -94,6 +94,7 @@ def test_parses(text: str, expected: Command) -> None:
         ("autoscale demo on min=0 max=0", "Web dynos are never autoscaled to 0"),
         ("autoscale demo on max=0", "`/deploy kill demo` asks you to confirm first"),
         ("autoscale demo on min=0", "never autoscaled to 0"),
+        ("autoscale demo on max=00", "never autoscaled to 0"),
         ("autoscale demo schedule add mon-fri 08:00-18:00 min=0 max=0", "never autoscaled to 0"),
         ("pin demo web=0 for 2h", "Web dynos are never pinned to 0"),
         ("autoscale demo on target=rpm:0", "a target must be more than 0"),
