@@ -52,10 +52,16 @@ class KeepAlive(BaseHTTPRequestHandler):
 
     def answer(self) -> None:
         # A response_url answers "ok"; the Web API (under /api/) a JSON object.
-        body = b'{"ok": true, "ts": "1.000100"}' if self.path.startswith("/api/") else b"ok"
-        self.send_response(200)
         if self.path.startswith("/api/"):
-            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_whole(b'{"ok": true, "ts": "1.000100"}', "application/json; charset=utf-8")
+        else:
+            self.send_whole(b"ok")
+
+    def send_whole(self, body: bytes, content_type: str | None = None) -> None:
+        """A 200 with `body`, its length given, so the connection stays open after it."""
+        self.send_response(200)
+        if content_type:
+            self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

@@ -16,6 +16,7 @@ import pytest
 import requests
 import urllib3
 
+from benchmarks.replies import KeepAlive, keep_alive_endpoint
 from bot.http_bodies import BodyTooLarge, read_within, tail_lines
 from bot.metrics import hirefire
 from bot.platforms import heroku as heroku_platform
@@ -162,39 +163,18 @@ def test_a_runaway_api_answer_is_a_plain_error(host, monkeypatch, api, says):
     assert str(caught.value).startswith(says)
 
 
-class _KeepAlive(http.server.BaseHTTPRequestHandler):
+class _HerokuLike(KeepAlive):
     """An API host that keeps connections open, as Heroku's does (unlike the fakes)."""
 
-    protocol_version = "HTTP/1.1"
-    opened: list[object] = []
-
-    def setup(self) -> None:
-        self.opened.append(self.client_address)
-        super().setup()
-
     def do_GET(self) -> None:
-        body = json.dumps([{"type": "web", "quantity": 1, "size": "standard-1X"}]).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        formation = [{"type": "web", "quantity": 1, "size": "standard-1X"}]
+        self.send_whole(json.dumps(formation).encode(), "application/json")
 
 
 def test_api_answers_read_within_limits_keep_the_connection_open():
     # In production each new connection is a TLS handshake with api.heroku.com.
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _KeepAlive)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        platform = HerokuPlatform("test-key", f"http://127.0.0.1:{server.server_port}")
+    with keep_alive_endpoint(_HerokuLike) as (url, _, opened):
+        platform = HerokuPlatform("test-key", url.split("/commands/")[0])
         for _ in range(3):
             assert [f.type for f in platform.formation("demo")] == ["web"]
-        assert len(_KeepAlive.opened) == 1
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+        assert len(opened) == 1
