@@ -117,6 +117,9 @@ def test_a_guardrail_refusal_is_said_in_the_channel(config, heroku, tmp_path, mo
     [again] = autoscaler.tick(NOW + timedelta(seconds=15))
     assert again.acted is False and "Not done: `myapp` allows at most 2" in again.reason
     assert len(said) == 1
+    # Its decisions keep the refusals; the audit log, people's record of changes, does
+    # not get one every 15 s.
+    assert AuditLog(services.db).recent("myapp", limit=None) == []
 
 
 def test_up_when_slow_then_down_when_quiet(services, autoscaler, heroku, said):
@@ -496,20 +499,3 @@ def test_what_the_web_dyno_saw_of_the_account_holds_the_autoscaler(
         assert why in caplog.text
     finally:
         web.db.dispose()
-
-
-def test_a_change_the_path_holds_for_a_person_is_said_in_words():
-    from bot.actions.results import NeedsConfirmation
-    from bot.worker.autoscale import _not_done
-
-    def held(**fields):
-        return NeedsConfirmation("c1", "myapp", "scale", "autoscaler", {}, {}, NOW, **fields)
-
-    # It posted "Not done: NeedsConfirmation" every tick.
-    assert _not_done(held(approval="protected")) == (
-        "the app is protected, and this change needs a second person's approval."
-    )
-    costly = _not_done(held(costly=True, cost="≈ $50/month → $500/month"))
-    assert "≈ $50/month → $500/month" in costly
-    assert "Lower the autoscaler's max" in costly
-    assert _not_done(held()) == "it stops dynos, which a person must confirm."

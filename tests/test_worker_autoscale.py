@@ -358,3 +358,50 @@ def test_wrong_input_is_told_plainly(services, line, said):
         return
     reply = services.actions.run(Actor(ADMIN, source="console"), command)
     assert said in reply.text and not reply.public
+
+
+def test_a_held_change_on_a_protected_app_leaves_no_prompt_or_audit_row_per_tick(
+    config, app_url, queue, heroku, tmp_path, monkeypatch
+):
+    from bot.services import Services
+    from bot.store.audit import AuditLog
+    from bot.store.confirmations import Confirmations
+
+    registry = tmp_path / "deploybot.yml"
+    registry.write_text(
+        "apps:\n  myapp:\n    platform: heroku\n    channel: CMYAPP\n"
+        "    guardrails:\n      protected: true\n"
+        f"    autoscale:\n      queue_url: {app_url}\n"
+    )
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(registry))
+    services = Services(config)
+    try:
+        _worker_on(services)
+        said: list = []
+        _, scaler = _scalers(services, said)
+        queue.latency = 0.0  # nothing queued: worker=0 is what min=0 allows
+        audited = len(AuditLog(services.db).recent("myapp", limit=None))
+        for tick in range(8):  # two minutes of ticks
+            [held] = scaler.tick(NOW + timedelta(seconds=15 * tick))
+            assert (held.desired, held.acted) == (0, False)
+        assert held.reason.endswith(
+            "Not done: `myapp` is protected: scaling `worker` of `myapp` to 0 needs a second "
+            "person's approval. To ask for it, scale by hand: `/deploy scale worker=0 myapp`."
+        )
+        assert heroku.formation("myapp")["worker"][0] == 1
+        assert len(said) == 1  # said once, not every tick
+        # Nobody can answer a prompt the autoscaler opened: none is made, none expires
+        # into history, and no refusal is audited every 15 s.
+        # (The actions path stamps prompts with the real clock, not the tick's.)
+        later = datetime.now(UTC) + timedelta(days=1)
+        assert Confirmations(services.db).expire_due(later) == []
+        assert len(AuditLog(services.db).recent("myapp", limit=None)) == audited
+        # A change made in between: held again for the same reason is news again.
+        queue.latency = 90.0
+        [up] = scaler.tick(NOW + timedelta(minutes=3))
+        assert up.acted and len(said) == 2
+        queue.latency = 0.0
+        [held] = scaler.tick(NOW + timedelta(minutes=4))
+        assert (held.desired, held.acted) == (0, False) and len(said) == 3
+    finally:
+        services.db.dispose()

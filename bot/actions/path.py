@@ -568,6 +568,12 @@ class Actions:
             or verdict.needs_approval
             or (actor.source != AUTOSCALER and cost.delta_usd > resolved.target.confirm_above_usd)
         ):
+            if actor.source == AUTOSCALER:
+                # Only a person can ask for that approval: a prompt opened every tick would
+                # expire unanswered into the history, four a minute.
+                return Reply(
+                    f"{verdict.reason} To ask for it, scale by hand: `/deploy {command.text()}`."
+                )
             return self._ask_first(actor, resolved, command, current, targets, verdict, cost)
         return self._apply(
             actor, resolved, app, command.verb, command.text(), before, targets, verdict

@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.actions.autoscaling import effective
 from bot.actions.gate import AUTOSCALER
-from bot.actions.results import Changed, NeedsConfirmation, Reply
+from bot.actions.results import Changed, Reply
 from bot.metrics.aggregate import WINDOW_SECONDS
 from bot.metrics.recent import MinuteTraffic, RecentTraffic
 from bot.metrics.store import MetricsStore
@@ -371,6 +371,8 @@ class Autoscaler:
         if acted:
             after = formation_map(result.after).get(process_type, (desired, ""))[0]
             with self._lock:
+                # Held again later, for the same reason, is news again.
+                self._held.pop((app, process_type), None)
                 self._known[(target.name, process_type)] = Known(
                     after,
                     # Heroku answered with the formation: as good as a read.
@@ -654,16 +656,6 @@ def _refresh_from_env() -> timedelta:
 
 
 def _not_done(result: object) -> str:
-    """Why the actions path did not make the autoscaler's change, for the app's channel."""
-    if isinstance(result, Reply):
-        return result.text
-    if isinstance(result, NeedsConfirmation):
-        if result.approval:
-            return "the app is protected, and this change needs a second person's approval."
-        if result.costly:
-            return (
-                f"it raises the monthly cost past the app's threshold ({result.cost}), which a "
-                "person must confirm. Lower the autoscaler's max, or scale by hand."
-            )
-        return "it stops dynos, which a person must confirm."
-    return "the change was not made."
+    """Why the actions path did not make the autoscaler's change, for the app's channel:
+    its refusals, a protected app's approval included, come back as a Reply."""
+    return result.text if isinstance(result, Reply) else "the change was not made."
