@@ -325,6 +325,7 @@ class Target:
     digest: DigestTime | None = None  # when the daily digest goes to `channel`
     queue_url: str | None = None  # worker autoscaling: the app's HireFire endpoint base
     queue_token_env: str = "HIREFIRE_TOKEN"
+    listed: bool = True  # False: an unlisted Heroku app (`allow_unlisted`), not known to exist
 
 
 class UnknownApp(LookupError):
@@ -466,6 +467,7 @@ class Registry:
                 name=alias,
                 api_key_env=self.spec.heroku.api_key_env,
                 guardrails=guardrails.Guardrails(max=cap),
+                listed=False,
             )
         hint = suggest(alias, self.aliases())
         listed = f" Did you mean {hint}?" if hint else " `/deploy apps` lists them."

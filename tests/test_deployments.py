@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.sandbox.slack_requests import slash_command
 from bot.store.audit import AuditLog
+from bot.store.autoscale_settings import AutoscaleStore
+from bot.store.confirmations import Confirmations
 from bot.store.db import Database
 from bot.web.app import create_app
 from bot.worker.main import Worker
@@ -152,6 +155,28 @@ def test_a_deploy_lock_holds_back_everyone_but_its_holder(driver, heroku, config
         ("lock", "ok"),
         ("lock", "ok"),
     ]
+
+
+@pytest.mark.parametrize(
+    "text", ["lock myap deploying", "pin myap web=3 for 1h", "config set FOO=bar myap"]
+)
+def test_a_mistyped_app_outside_the_registry_is_not_locked_pinned_or_prompted(
+    driver, heroku, config, text
+):
+    # The default registry lets any Heroku app be named: a typo must not look done.
+    reply = say(driver, text)
+    assert reply["text"] == (
+        "Heroku has no app called `myap`, or the bot's key cannot see it. Check the name in "
+        "the Heroku dashboard."
+    )
+    # Nothing was kept: no lock, no pin, no prompt.
+    assert say(driver, "unlock myap")["text"] == "`myap` is not locked; nothing to do."
+    db = Database(config.database_url)
+    try:
+        assert AutoscaleStore(db).pins(datetime.now(UTC)) == {}
+        assert Confirmations(db).expire_due(datetime.now(UTC) + timedelta(days=1)) == []
+    finally:
+        db.dispose()
 
 
 def test_a_lock_taken_after_the_prompt_stops_the_confirm(driver, heroku):

@@ -75,6 +75,9 @@ from policies.slack_text import code
 log = logging.getLogger(__name__)
 
 # Beanstalk updates usually take 2–10 minutes; past this the follow-up says to look in AWS.
+# Verbs that keep something in the bot's own tables (a lock, a pin, a prompt) before any
+# platform call; unlock is not one, so a lock on an app deleted since can still go.
+_BOOKKEEPING = frozenset({"lock", "pin", "config"})
 FOLLOW_UP_TIMEOUT = 30 * 60.0
 FOLLOW_UP_TRIES, FOLLOW_UP_PAUSE_S = 3, 5.0  # a follow-up's waits, after a failed poll
 
@@ -200,6 +203,10 @@ class Actions:
         assert command.app is not None  # the grammar guarantees an app for every other verb
         try:
             resolved = self._resolve(command.app)
+            if not resolved.target.listed and command.verb in _BOOKKEEPING and command.mutating:
+                # These touch no platform before they are kept: for a name outside the
+                # registry, one read first, so a typo is not locked, pinned or prompted for.
+                resolved.platform.formation(resolved.target.name)
             if command.verb == "status":
                 return Status(
                     replace(resolved.platform.status(resolved.target.name), app=command.app)
