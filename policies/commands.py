@@ -84,6 +84,7 @@ _REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
 LOGS_DEFAULT, LOGS_MAX = 100, 1500
 METRICS_DEFAULT_MINUTES, METRICS_MAX_MINUTES = 60, 24 * 60
 _WINDOW_RE = re.compile(r"^(\d+)([mh])$", re.IGNORECASE)
+_AMOUNT_RE = re.compile(r"^\d+[mhd]?$", re.IGNORECASE)  # a count or a window: 5, 30m, 7d
 # `/deploy chart APP [6h|24h|7d]`: the windows a chart is drawn over, in minutes.
 CHART_WINDOWS = {"6h": 6 * 60, "24h": 24 * 60, "7d": 7 * 24 * 60}
 CHART_DEFAULT = "24h"
@@ -577,6 +578,7 @@ def _parse_metrics(args: list[str], app: str | None) -> Command:
     match = _WINDOW_RE.match(rest[0])
     minutes = int(match[1]) * (60 if match[2].lower() == "h" else 1) if match else 0
     if not 1 <= minutes <= METRICS_MAX_MINUTES:
+        _app_second(app, rest[0], "metrics")
         raise CommandError(
             f"{shown(rest[0])} is not a window: write minutes or hours up to 24h, like 5m or 1h.",
             "metrics",
@@ -590,6 +592,7 @@ def _parse_chart(args: list[str], app: str | None) -> Command:
         raise CommandError(f"{shown(rest[1])} is one word too many.", "chart")
     window = rest[0].lower() if rest else CHART_DEFAULT
     if window not in CHART_WINDOWS:
+        _app_second(app, rest[0], "chart")
         raise CommandError(
             f"{shown(rest[0])} is not a chart window: use {', '.join(CHART_WINDOWS)}.", "chart"
         )
@@ -812,6 +815,7 @@ def _parse_releases(args: list[str], app: str | None) -> Command:
     if count is None:
         return Command("releases", app=app, limit=RELEASES_DEFAULT)
     if not (count.isascii() and count.isdigit()) or not 1 <= int(count) <= RELEASES_MAX:
+        _app_second(app, count, "releases")
         raise CommandError(f"Ask for 1 to {RELEASES_MAX} releases.", "releases")
     return Command("releases", app=app, limit=int(count))
 
@@ -959,6 +963,14 @@ def _positional_app(args: list[str], app: str | None, verb: str) -> tuple[str, l
             raise CommandError("Say which app.", verb)
         return _app_name(args[0], verb, None), args[1:]
     return app, args
+
+
+def _app_second(app: str, word: str, verb: str) -> None:
+    """`releases 5 demo`: a number where the app goes and an app after it. Said as such,
+    instead of "`demo` is not a number"; called once the words failed as given, so an
+    app whose alias is a number still works."""
+    if _AMOUNT_RE.match(app) and _APP_RE.match(word) and not _AMOUNT_RE.match(word):
+        raise CommandError(f"Put the app first: `/deploy {verb} {word} {app}`.", verb)
 
 
 def _one_optional(rest: list[str], verb: str) -> str | None:

@@ -278,6 +278,25 @@ def test_dashboard_verbs_refuse_bad_input(text, says):
         parse(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("releases 5 myapp", "Put the app first: `/deploy releases myapp 5`."),
+        ("metrics 30m myapp", "Put the app first: `/deploy metrics myapp 30m`."),
+        ("chart 7d myapp", "Put the app first: `/deploy chart myapp 7d`."),
+        # Two numbers: no app in sight, the plain answer.
+        ("releases 5 0", "Ask for 1 to 50 releases."),
+    ],
+)
+def test_a_number_before_the_app_is_answered_with_the_order(text, says):
+    with pytest.raises(CommandError, match=re.escape(says)):
+        parse(text)
+
+
+def test_an_app_named_by_a_number_still_takes_its_count():
+    assert (parse("releases 5 3").app, parse("releases 5 3").limit) == ("5", 3)
+
+
 def test_cost_takes_an_optional_app():
     assert parse("cost").app is None and parse("cost myapp").app == "myapp"
     assert not parse("cost myapp").mutating and not parse("chart myapp").mutating
