@@ -345,6 +345,13 @@ class Registry:
             entry.policy(f"{where}:{line}" if line else where)
             for entry, line in zip(spec.access, lines, strict=True)
         )
+        # Each platform name (Heroku app, Beanstalk environment) → the aliases behind it.
+        # The bot's own messages name apps by it, and people know it from the dashboard.
+        self._behind: dict[str, list[str]] = {}
+        for alias, entry in sorted(spec.apps.items()):
+            name = entry.app or alias if isinstance(entry, HerokuEntry) else entry.environment
+            if name.lower() != alias:
+                self._behind.setdefault(name.lower(), []).append(alias)
 
     @classmethod
     def empty(cls) -> Registry:
@@ -431,8 +438,15 @@ class Registry:
     def canonical(self, name: str) -> str:
         """The alias `name` stands for, whatever its case: `DEMO` is `demo`. Aliases are
         lowercase (the file's own rule) and so are Heroku app names, so a name in another
-        case can only mean its lowercase self; whether that app exists is `resolve`'s to say."""
-        return name if name in self.spec.apps else name.lower()
+        case can only mean its lowercase self; whether that app exists is `resolve`'s to say.
+        A listed app's Heroku app or Beanstalk environment name stands for its alias."""
+        if name in self.spec.apps:
+            return name
+        name = name.lower()
+        behind = self._behind.get(name, [])
+        # A listed app's own name means its alias; never the same app unlisted, which
+        # would hold none of the entry's guardrails, locks or rules.
+        return behind[0] if len(behind) == 1 and name not in self.spec.apps else name
 
     def resolve(self, alias: str) -> Target:
         alias = self.canonical(alias)
@@ -459,6 +473,9 @@ class Registry:
                 bundle=(entry.bundle.bucket, entry.bundle.key) if entry.bundle else None,
                 **entry.shared(),
             )
+        if alias in self._behind:  # two or more entries for one app: which one is meant
+            named = " and ".join(code(a) for a in self._behind[alias])
+            raise UnknownApp(f"{code(alias)} is the app behind {named}: name one of them.")
         if self.spec.heroku.allow_unlisted and re.match(_HEROKU_APP, alias):
             cap = {guardrails.ANY_TYPE: self.spec.heroku.unlisted_max}
             return Target(

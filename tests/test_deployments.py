@@ -431,6 +431,34 @@ def test_a_lock_taken_by_the_registry_name_holds_back_a_promotion(
         app.extensions["deploybot"].db.dispose()
 
 
+def test_the_heroku_name_of_a_listed_app_is_that_app_with_its_lock_and_guardrails(
+    config, slack, heroku, tmp_path, monkeypatch
+):
+    # Typed by its Heroku name, `other-app` had resolved as an unlisted app: no lock, no
+    # protection, and a kill that only its requester had to confirm.
+    path = tmp_path / "deploybot.yml"
+    path.write_text(
+        REGISTRY + "  prod:\n    platform: heroku\n    app: other-app\n"
+        "    guardrails:\n      protected: true\n"
+    )
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    app = create_app(config)
+    try:
+        driver = SlackDriver(app.test_client(), slack)
+        say(driver, "lock prod incident 42", OTHER_ADMIN)
+        refused = say(driver, "rollback other-app")
+        assert f"`prod` is locked by <@{OTHER_ADMIN}> (incident 42)" in refused["text"]
+        asked = say(driver, "kill other-app")
+        assert (
+            "`prod` is protected: killing `prod` needs a second person's approval"
+            in (asked["text"])
+        )
+        assert heroku.calls("POST", "/apps/other-app/releases") == []
+    finally:
+        app.extensions["deploybot"].followups.close()
+        app.extensions["deploybot"].db.dispose()
+
+
 def test_a_freeze_of_the_downstream_app_holds_back_a_promotion(
     config, slack, heroku, tmp_path, monkeypatch
 ):

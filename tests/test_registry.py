@@ -308,6 +308,31 @@ def test_app_names_ignore_case_and_a_near_miss_in_any_case_is_suggested():
         registry.resolve("SHOPP")
 
 
+def test_an_apps_platform_name_stands_for_its_alias_never_for_an_unlisted_app():
+    # With unlisted apps allowed, `acme-web-prod` had resolved as an unlisted app: none of
+    # web-prod's guardrails, locks or rules held, and the bot's own "Check `/deploy status
+    # acme-web-prod`" advice led there.
+    registry = Registry.parse(GOOD.replace("allow_unlisted: false", "allow_unlisted: true"))
+    assert registry.canonical("acme-web-prod") == "web-prod"
+    assert registry.canonical("ACME-WEB-PROD") == "web-prod"
+    assert registry.canonical("shop-prod") == "shop"
+    prod = registry.resolve("acme-web-prod")
+    assert (prod.alias, prod.listed, prod.api_key_env) == (
+        "web-prod",
+        True,
+        "HEROKU_API_KEY_PROD",
+    )
+    assert registry.resolve("someone-else").listed is False
+    two = Registry.parse(
+        "heroku:\n  allow_unlisted: true\napps:\n"
+        "  api:\n    platform: heroku\n    app: acme-api\n"
+        "  api-eu:\n    platform: heroku\n    app: acme-api\n    channel: C0EU\n"
+    )
+    assert two.canonical("acme-api") == "acme-api"
+    with pytest.raises(UnknownApp, match=r"`acme-api` is the app behind `api` and `api-eu`"):
+        two.resolve("acme-api")
+
+
 def test_an_alias_bomb_is_refused_before_it_is_checked():
     # 27 lines that stand for 10^8 values: every value is read as many times as it is named.
     lines = ["x: &a0 [" + ", ".join(["v"] * 100) + "]"]

@@ -655,7 +655,7 @@ class Actions:
                 return _unsure(actor.user_id, app, text, error, found.sentence, found.formation)
             after, note = (
                 found.formation,
-                f"{error} I read it back: {found.sentence}, so it was made.",
+                f"{error.fact} I read it back: {found.sentence}, so it was made.",
             )
         except Exception as error:
             self._audit.finish(entry, "error", error=type(error).__name__)
@@ -691,13 +691,13 @@ def _unsure(
     formation cannot be read back at all."""
     if formation is not None:
         return Reply(
-            f"<@{user_id}> asked {code(text)}. {error} I read it back: {now_running}, not what "
+            f"<@{user_id}> asked {code(text)}. {error.fact} I read it back: {now_running}, not what "
             f"was asked, yet: it may still be under way. Check `/deploy status {app}` "
             "in a minute before asking again.",
             public=True,
         )
     return Reply(
-        f"<@{user_id}> asked {code(text)}. {error} I could not read the formation back, so I "
+        f"<@{user_id}> asked {code(text)}. {error.fact} I could not read the formation back, so I "
         f"cannot tell whether it was made. Check `/deploy status {app}` before asking again.",
         public=True,
     )

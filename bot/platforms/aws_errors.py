@@ -14,7 +14,7 @@ import logging
 
 from botocore import exceptions as boto
 
-from bot.platforms.base import PlatformError
+from bot.platforms.base import PlatformError, lost_answer
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +42,6 @@ def botocore_error(
     `write` says the call changes something, so a lost answer may hide a change."""
     # The class name only: botocore's messages carry endpoint URLs and profile paths.
     log.warning("aws request failed", extra={"service": service, "error": type(error).__name__})
-    check = f" Check `/deploy status {app}` before trying again." if write else ""
-    again = check or " Try again in a minute."
-    maybe = None if write else False
     if isinstance(error, _CREDENTIALS):
         return PlatformError(
             f"The bot has no usable AWS credentials for `{app}`. An admin should configure "
@@ -72,10 +69,10 @@ def botocore_error(
     if isinstance(error, boto.EndpointConnectionError | boto.ConnectTimeoutError):
         return PlatformError(f"{service} could not be reached. Try again in a minute.")
     if isinstance(error, boto.ReadTimeoutError):
-        return PlatformError(f"{service} did not answer in time.{again}", changed=maybe)
+        return lost_answer(f"{service} did not answer in time.", app, write=write)
     if isinstance(error, _DROPPED):
-        return PlatformError(
-            f"The connection to {service} dropped before it answered.{again}", changed=maybe
+        return lost_answer(
+            f"The connection to {service} dropped before it answered.", app, write=write
         )
     if isinstance(error, boto.CapacityNotAvailableError):
         return PlatformError(
@@ -87,4 +84,4 @@ def botocore_error(
             f"The bot built a request {service} does not accept: a bug in deploybot, "
             "logged for its maintainers."
         )
-    return PlatformError(f"{service} could not be reached.{again}", changed=maybe)
+    return lost_answer(f"{service} could not be reached.", app, write=write)

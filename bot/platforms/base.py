@@ -112,6 +112,8 @@ class PlatformError(Exception):
     def __init__(self, message: str, *, changed: bool | None = False) -> None:
         super().__init__(message)
         self.changed = changed
+        # What happened, without the advice: a reply that reads the app back gives its own.
+        self.fact = message
         # Set by the actions path once an audit row holds this error, so none is added.
         self.audited = False
 
@@ -120,6 +122,16 @@ class PlatformError(Exception):
         """The audit outcome: `changed=None` means the request may have landed, so
         "unknown", not "error"."""
         return "unknown" if self.changed is None else "error"
+
+
+def lost_answer(fact: str, app: str, *, write: bool) -> PlatformError:
+    """A call that was sent and whose answer was lost (`fact` says how): a write may have
+    been made, so the user is sent to `status` first; a read changed nothing."""
+    if not write:
+        return PlatformError(f"{fact} Try again in a minute.")
+    error = PlatformError(f"{fact} Check `/deploy status {app}` before trying again.", changed=None)
+    error.fact = fact
+    return error
 
 
 class Throttled(PlatformError):

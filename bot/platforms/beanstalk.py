@@ -33,6 +33,7 @@ from bot.platforms.base import (
     Settled,
     Targets,
     Traffic,
+    lost_answer,
 )
 from bot.platforms.cloudwatch import requests_per_minute
 from policies.redact import MASK, mask
@@ -447,10 +448,11 @@ def _client_error(error: botocore.exceptions.ClientError, app: str, write: bool)
         return PlatformError(f"`{app}` is busy with another update; try again when it is Ready.")
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
     if status >= 500 and write:
-        return PlatformError(
+        return lost_answer(
             f"Elastic Beanstalk failed ({code or status}) after the change to `{app}` was "
-            f"sent, so it may have been made. Check `/deploy status {app}` before trying again.",
-            changed=None,
+            "sent, so it may have been made.",
+            app,
+            write=True,
         )
     if status >= 500:
         return PlatformError(

@@ -43,6 +43,7 @@ from bot.platforms.base import (
     Settled,
     Targets,
     Throttled,
+    lost_answer,
 )
 from bot.store.throttles import Throttles
 from policies.redact import mask
@@ -481,9 +482,6 @@ def _transport_error(error: Exception, app: str, method: str) -> PlatformError:
     """
     log.warning("heroku request failed", extra={"error": type(error).__name__})
     write = method != "GET"
-    check = f" Check `/deploy status {app}` before trying again." if write else ""
-    again = check or " Try again in a minute."
-    maybe = None if write else False
     if isinstance(error, requests.exceptions.SSLError):
         return PlatformError(
             "The bot could not make a secure (TLS) connection to Heroku's API. An admin "
@@ -514,16 +512,17 @@ def _transport_error(error: Exception, app: str, method: str) -> PlatformError:
             "Heroku's API kept redirecting the bot. An admin should check HEROKU_API_URL."
         )
     if isinstance(error, requests.ReadTimeout):
-        return PlatformError(f"Heroku's API did not answer in time.{again}", changed=maybe)
+        return lost_answer("Heroku's API did not answer in time.", app, write=write)
     if isinstance(error, requests.ConnectionError):
         if write:
-            return PlatformError(
+            return lost_answer(
                 "The connection to Heroku's API dropped after the request was sent, so it "
-                f"may have been carried out.{check}",
-                changed=None,
+                "may have been carried out.",
+                app,
+                write=True,
             )
-        return PlatformError(
-            f"The connection to Heroku's API dropped before it answered.{again}", changed=maybe
+        return lost_answer(
+            "The connection to Heroku's API dropped before it answered.", app, write=False
         )
     if isinstance(
         error,
@@ -531,10 +530,8 @@ def _transport_error(error: Exception, app: str, method: str) -> PlatformError:
         | requests.exceptions.ContentDecodingError
         | ValueError,
     ):
-        return PlatformError(
-            f"Heroku's API sent an answer the bot could not read.{again}", changed=maybe
-        )
-    return PlatformError(f"Heroku's API could not be reached.{again}", changed=maybe)
+        return lost_answer("Heroku's API sent an answer the bot could not read.", app, write=write)
+    return lost_answer("Heroku's API could not be reached.", app, write=write)
 
 
 def _never_connected(error: requests.ConnectionError) -> bool:
@@ -607,10 +604,7 @@ def _http_error(response: Any, app: str, method: str) -> PlatformError:
             f"Heroku's API failed ({status}), so nothing was done. Try again in a minute."
         )
     if status >= 500:
-        return PlatformError(
-            f"Heroku's API failed ({status}). Check `/deploy status {app}` before trying again.",
-            changed=None,
-        )
+        return lost_answer(f"Heroku's API failed ({status}).", app, write=True)
     if status == 409:  # a conflict with something under way: a build, a release
         return PlatformError(
             f"Heroku cannot do that on `{app}` right now: {_reason(body)} "
