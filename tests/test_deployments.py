@@ -262,6 +262,43 @@ def test_config_set_confirms_and_never_writes_the_value_down(driver, heroku, sla
         db.dispose()
 
 
+def test_a_config_prompt_clicked_after_it_expired_forgets_the_value(driver, heroku, config):
+    from sqlalchemy import text, update
+
+    from bot.store.models import Confirmation
+
+    _, url = driver.command(f"config set DATABASE_URL={SECRET_VALUE} myapp", ADMIN)
+    prompt = driver.reply(url)
+    db = Database(config.database_url)
+    try:
+        with db.session() as session, session.begin():
+            past = datetime.now(UTC) - timedelta(minutes=1)
+            session.execute(update(Confirmation).values(expires_at=past))
+        # Clicked before the worker's sweep: the click expires it, and must wipe it too,
+        # since the sweep only looks at pending rows.
+        _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+        assert "expired" in driver.reply(url)["text"]
+        assert heroku.calls("PATCH", "/apps/myapp/config-vars") == []
+        with db.session() as session:
+            stored = [str(row) for row in session.execute(text("SELECT * FROM confirmations"))]
+        assert stored and SECRET_VALUE not in " ".join(stored)
+        # The expiry's audit row names the key, not the value.
+        [entry] = history(config)
+        assert entry.outcome == "expired" and entry.requested == {"set": ["DATABASE_URL"]}
+    finally:
+        db.dispose()
+
+
+def test_a_cancelled_config_prompt_audits_the_key_not_the_value(driver, heroku, config):
+    _, url = driver.command(f"config set DATABASE_URL={SECRET_VALUE} myapp", ADMIN)
+    prompt = driver.reply(url)
+    _, url = driver.click(CANCEL_ACTION, button(prompt, CANCEL_ACTION)["value"], ADMIN)
+    assert "cancelled" in driver.reply(url)["text"]
+    [entry] = history(config)
+    assert entry.outcome == "cancelled" and entry.requested == {"set": ["DATABASE_URL"]}
+    assert SECRET_VALUE not in str(entry.as_json())
+
+
 def test_config_unset_and_bad_keys(driver, heroku):
     heroku.set_config_vars("myapp", {"LOG_LEVEL": "info"})
     assert "`NOPE` is not set on `myapp`" in say(driver, "config unset NOPE myapp")["text"]

@@ -53,7 +53,7 @@ from bot.platforms.base import (
 from bot.registry import Target, UnknownApp
 from bot.store.audit import Actor, AuditLog, utcnow
 from bot.store.autoscale_settings import AutoscaleStore
-from bot.store.confirmations import Confirmations, Pending
+from bot.store.confirmations import Confirmations, Pending, audited_targets
 from bot.store.drains import Drains
 from bot.store.incidents import Alerts
 from bot.store.locks import Locks
@@ -444,7 +444,7 @@ class Actions:
             command=pending.command,
             outcome="cancelled",
             reason=f"Cancelled by <@{actor.user_id}>.",
-            requested=pending.targets,
+            requested=audited_targets(pending),
         )
         return Reply(
             f"<@{actor.user_id}> cancelled {code(pending.command)}. Nothing was changed.",
@@ -452,10 +452,10 @@ class Actions:
         )
 
     def _already_decided(self, confirmation_id: str, now: datetime) -> Reply:
-        if self._confirmations.expire(confirmation_id, now):
-            expired = self._confirmations.get(confirmation_id)
-            assert expired is not None
-            record_expiry(self._audit, expired)
+        # Read first: expiring a config prompt wipes its values, key names included.
+        unexpired = self._confirmations.get(confirmation_id)
+        if unexpired is not None and self._confirmations.expire(confirmation_id, now):
+            record_expiry(self._audit, unexpired)
         pending = self._confirmations.get(confirmation_id)
         assert pending is not None
         if pending.state == "confirmed":
@@ -723,7 +723,7 @@ def record_expiry(audit: AuditLog, pending: Pending) -> None:
         pending.command,
         "expired",
         f"Nobody answered the prompt by {pending.expires_at:%H:%M} UTC.",
-        pending.targets,
+        audited_targets(pending),
     )
 
 

@@ -158,7 +158,7 @@ class Confirmations:
     def expire(self, confirmation_id: str, now: datetime) -> bool:
         """Move a pending row past its expiry to `expired`; True for the caller that did."""
         with self._db.session() as session, session.begin():
-            return (
+            won = (
                 session.execute(
                     update(Confirmation)
                     .where(
@@ -170,7 +170,19 @@ class Confirmations:
                 ).rowcount
                 == 1
             )
-            _forget_secrets(session, confirmation_id)
+            if won:
+                _forget_secrets(session, confirmation_id)
+            return won
+
+
+def audited_targets(pending: Pending) -> dict[str, Any]:
+    """What an audit row may keep of a prompt's targets: a config prompt's key names, as
+    its applied change records them, never the values it carries."""
+    changes = pending.targets.get("changes")
+    if not pending.command.startswith("config ") or not isinstance(changes, dict):
+        return pending.targets
+    mode = "unset" if all(value is None for value in changes.values()) else "set"
+    return {mode: sorted(changes)}
 
 
 def _forget_secrets(session: Any, confirmation_id: str) -> None:
