@@ -47,3 +47,86 @@ def test_deployments_in_schemas_of_their_own_each_have_a_leader():
             for schema in schemas:
                 connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@pytest.mark.postgres
+def test_a_leader_whose_session_dies_sees_it_and_can_lead_again():
+    if not os.environ.get("TEST_DATABASE_URL"):
+        pytest.skip("TEST_DATABASE_URL is not set")
+    database = Database(os.environ["TEST_DATABASE_URL"])
+    admin = create_engine(normalize_url(os.environ["TEST_DATABASE_URL"]))
+    lease = Lease(database)
+    try:
+        assert lease.try_acquire()
+        pid = lease._connection.execute(text("SELECT pg_backend_pid()")).scalar()
+        lease._connection.commit()
+        # What a database restart does to the leader's session, and with it the lock.
+        with admin.begin() as connection:
+            connection.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        assert not lease.still_held() and not lease.held
+        assert lease.try_acquire() and lease.still_held()
+    finally:
+        lease.release()
+        database.dispose()
+        admin.dispose()
+
+
+def test_an_unreachable_database_is_not_the_lease_this_time(caplog):
+    # Nothing listens on port 1: the connect fails as it does while PostgreSQL restarts.
+    database = Database("postgresql://postgres@127.0.0.1:1/test?connect_timeout=2")
+    try:
+        with caplog.at_level("WARNING", logger="bot.worker.lease"):
+            assert Lease(database).try_acquire() is False
+        [said] = caplog.records
+        assert said.getMessage() == "lease: database unreachable"
+        assert said.error == "OperationalError"  # the class, never the URL
+    finally:
+        database.dispose()
+
+
+class _Lease:
+    """A lease that is away, then held, then lost with its session, then held again."""
+
+    def __init__(self, stopping) -> None:
+        self.acquires = [False, True, True]
+        self.checks = [True, False, True]
+        self.held = False
+        self.stopping = stopping
+
+    def try_acquire(self) -> bool:
+        self.held = self.acquires.pop(0)
+        return self.held
+
+    def still_held(self) -> bool:
+        self.held = self.checks.pop(0)
+        if not self.checks:
+            self.stopping.set()  # a SIGTERM while leading the second time
+        return self.held
+
+    def release(self) -> None:
+        self.held = False
+
+
+class _Scheduler:
+    def __init__(self, runs: list[str]) -> None:
+        self.runs = runs
+
+    def start(self) -> None:
+        self.runs.append("start")
+
+    def shutdown(self, wait: bool) -> None:
+        self.runs.append("shutdown")
+
+
+def test_the_worker_rides_out_a_lost_lease_in_one_process(config, monkeypatch):
+    from bot.worker.main import Worker
+
+    monkeypatch.setenv("DEPLOYBOT_LEASE_RETRY_SECONDS", "0.01")
+    monkeypatch.setenv("DEPLOYBOT_LEASE_CHECK_SECONDS", "0.01")
+    worker, runs = Worker(config), []
+    worker.lease = _Lease(worker.stopping)
+    monkeypatch.setattr(worker, "scheduler", lambda: _Scheduler(runs))
+    # It had exited 1 at the first lost check, and crashed while the database was away.
+    assert worker.run() == 0
+    assert runs == ["start", "shutdown", "start", "shutdown"]
+    assert worker.lease.acquires == [] and worker.lease.checks == []

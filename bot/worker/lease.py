@@ -4,19 +4,26 @@ APScheduler 3 cannot share a job store between schedulers, so only the worker ho
 lease runs jobs; another (`heroku ps:scale worker=2`, or the overlap while Heroku restarts
 dynos) waits and takes over when the leader's connection or process dies: PostgreSQL
 drops a session's advisory locks with the session, the kernel drops a dead process's flock.
+A leader whose session drops (the database restarted) stops its jobs and waits for the
+lease again, in the same process, like any other waiting worker.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import logging
 import os
 import zlib
 from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.store.db import Database
+
+log = logging.getLogger(__name__)
 
 LEASE_NAME = "deploybot-worker"
 _SCHEMA_KEY = "hashtext(coalesce(current_schema(), ''))"
@@ -41,7 +48,13 @@ class Lease:
             return True
         if self._db.is_sqlite:
             return self._try_file()
-        connection = self._db.engine.connect()
+        try:
+            connection = self._db.engine.connect()
+        except SQLAlchemyError as error:
+            # The database is away (a restart, maintenance, a network cut): not the lease
+            # this time. Crashing instead would cost a dyno restart and Heroku's cool-off.
+            log.warning("lease: database unreachable", extra={"error": type(error).__name__})
+            return False
         try:
             got = connection.execute(
                 text(f"SELECT pg_try_advisory_lock(:k, {_SCHEMA_KEY})"), {"k": self._key}
@@ -66,7 +79,9 @@ class Lease:
             self._connection.execute(text("SELECT 1"))
             self._connection.commit()
         except Exception:
-            self._connection = None
+            connection, self._connection = self._connection, None
+            with contextlib.suppress(Exception):
+                connection.close()  # hands the broken connection back for the pool to drop
             return False
         return True
 

@@ -242,25 +242,41 @@ class Worker:
         return scheduler
 
     def run(self) -> int:
-        """Wait for the lease, run the jobs while it holds; the exit code says why it ended."""
-        log.info("worker waiting for the lease")
-        while not self.lease.try_acquire():
-            if self.stopping.wait(_seconds("DEPLOYBOT_LEASE_RETRY_SECONDS", LEASE_RETRY_SECONDS)):
-                return 0
-        log.info("worker is the leader", extra={"pid": os.getpid()})
-        scheduler = self.scheduler()
-        scheduler.start()
+        """Wait for the lease and run the jobs while it holds, until told to stop. A lease
+        lost with its database session (a database restart, a network cut) stops the jobs
+        and waits for it again: the process rides out the outage instead of crashing."""
         try:
-            while not self.stopping.wait(_seconds("DEPLOYBOT_LEASE_CHECK_SECONDS", 10)):
-                if not self.lease.still_held():
-                    log.error("worker lost the lease; exiting so Heroku restarts it")
-                    return 1
+            while self._wait_for_lease():
+                log.info("worker is the leader", extra={"pid": os.getpid()})
+                scheduler = self.scheduler()
+                scheduler.start()
+                try:
+                    if self._lead():
+                        return 0
+                finally:
+                    scheduler.shutdown(wait=True)
+                    self.lease.release()
+                log.error("worker lost the lease with its database session; waiting for it again")
             return 0
         finally:
-            scheduler.shutdown(wait=True)
-            self.lease.release()
             self.db.dispose()
             log.info("worker stopped")
+
+    def _wait_for_lease(self) -> bool:
+        """True once this worker leads; False when told to stop first."""
+        log.info("worker waiting for the lease")
+        retry = _seconds("DEPLOYBOT_LEASE_RETRY_SECONDS", LEASE_RETRY_SECONDS)
+        while not self.lease.try_acquire():
+            if self.stopping.wait(retry):
+                return False
+        return True
+
+    def _lead(self) -> bool:
+        """Check the lease while the jobs run: True when told to stop, False when it is lost."""
+        while not self.stopping.wait(_seconds("DEPLOYBOT_LEASE_CHECK_SECONDS", 10)):
+            if not self.lease.still_held():
+                return False
+        return True
 
 
 def main() -> int:
