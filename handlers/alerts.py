@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
+from bot.actions.results import Duplicate, Reply
 from bot.store.audit import Actor
 from bot.store.incidents import Alerts
 from handlers.charts import chart_button
@@ -102,8 +103,25 @@ def register(app: App, services: Services) -> None:
     def remedy(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         action_id = body["actions"][0]["action_id"]
         key, count = _value(body)
-        actor = _actor(body, services.source, f"alert:{action_id}:{key}:{count}")
-        result = safely(lambda: services.actions.run(actor, parse(command_for(action_id, key))))
+        # One claim per button and state of the incident: two people clicking Restart on
+        # one crash restart it once.
+        claim = f"alert:{action_id}:{key}:{count}"
+        actor = _actor(body, services.source, claim)
+        words = command_for(action_id, key)
+        result = safely(lambda: services.actions.run(actor, parse(words)))
+        if isinstance(result, Duplicate):
+            respond(
+                text=f"This alert's {_LABELS[action_id]} button was already used, so I did "
+                f"nothing this time. To do it again, send `/deploy {words}`.",
+                replace_original=False,
+                response_type="ephemeral",
+            )
+            return
+        if isinstance(result, Reply) and not result.public:
+            # Refused, or failed before any change: the button stays for the next click.
+            # (A public reply may report a change that might have been made; a prompt
+            # keeps the claim, so a second click is told to type the command.)
+            services.request_keys.release(claim)
         deliver(services, result, respond, client, actor.channel_id)
 
     def silence(body: dict[str, Any], respond: Respond, client: WebClient) -> None:

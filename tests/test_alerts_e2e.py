@@ -17,7 +17,7 @@ from bot.worker.main import Worker
 from handlers.alerts import ACK_ACTION, RESTART_ACTION, SILENCE_ACTION
 from policies.heroku_webhooks import sign
 from policies.incidents import Event
-from tests.conftest import ADMIN, USER
+from tests.conftest import ADMIN, OTHER_ADMIN, USER
 from tests.test_drain import add_drain, post, router_line
 from tests.webclient import SlackDriver, ack_text, button, served_app
 
@@ -111,6 +111,38 @@ def test_a_crash_becomes_one_alert_whose_restart_button_works_and_which_resolves
     replies = [m for m in slack.messages("CMYAPP") if m.get("thread_ts") == alert["ts"]]
     assert any("Resolved" in m["text"] for m in replies)
     assert slack.violations == [] and heroku.violations == []
+
+
+def _crash_alert(driver, heroku, slack, config):
+    watch(driver, heroku)
+    heroku.crash("myapp", "web.1")
+    assert heroku.deliveries.wait()
+    Worker(config).send_alerts()
+    [alert] = alert_messages(slack)
+    return button(alert, RESTART_ACTION)["value"], {
+        "channel_id": "CMYAPP",
+        "message_ts": alert["ts"],
+    }
+
+
+def test_a_remedy_click_that_did_nothing_leaves_the_button_to_the_next_click(
+    driver, heroku, slack, served
+):
+    value, where = _crash_alert(driver, heroku, slack, served[1])
+    heroku.fail_next(403, methods=["DELETE"], body={"id": "forbidden", "message": "no access"})
+    _, url = driver.click(RESTART_ACTION, value, ADMIN, **where)
+    assert "may not do that" in driver.reply(url)["text"]
+    # Nothing was restarted, so the next click acts (it had been answered with silence).
+    _, url = driver.click(RESTART_ACTION, value, OTHER_ADMIN, **where)
+    assert "restart" in driver.reply(url)["text"].lower()
+    assert len(heroku.calls("DELETE", "/apps/myapp/formations/web")) == 2
+    # Done once for this state of the incident: a third click is told so, not ignored.
+    _, url = driver.click(RESTART_ACTION, value, ADMIN, **where)
+    assert driver.reply(url)["text"] == (
+        "This alert's Restart button was already used, so I did nothing this time. To do "
+        "it again, send `/deploy restart myapp web`."
+    )
+    assert len(heroku.calls("DELETE", "/apps/myapp/formations/web")) == 2
 
 
 @pytest.mark.parametrize(
