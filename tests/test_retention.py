@@ -1,6 +1,6 @@
 """Tables that gain rows with time or traffic are pruned: autoscale decisions after two
-days, drain batch ids after an hour, Slack request keys after two days; a lost claim of a
-key is no database error."""
+days, drain batch ids after an hour, Slack request keys after two days, answered prompts
+after a week; a lost claim of a key is no database error."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import event
 
+from bot.store.audit import Actor
 from bot.store.autoscale_settings import AutoscaleStore, Decision
+from bot.store.confirmations import Confirmations
 from bot.store.db import pool_size
 from bot.store.drain_claims import KEEP as KEEP_DRAIN
 from bot.store.request_keys import KEEP, RequestKeys
@@ -32,6 +34,25 @@ def test_drain_batch_ids_left_from_before_drain_claims_go_sooner_than_slack_keys
     assert keys.forget_older_than(NOW - KEEP, NOW - KEEP_DRAIN) == 1
     assert keys.claim("drain:myapp:frame-1", NOW)  # forgotten, so claimable again
     assert not keys.claim("slack:trigger-1", NOW)
+
+
+def test_answered_and_expired_prompts_are_forgotten_after_a_week(database):
+    prompts = Confirmations(database)
+    actor = Actor("UADMIN01", channel_id="C1")
+
+    def ask(days_ago: float) -> str:
+        asked = NOW - timedelta(days=days_ago)
+        return prompts.create(actor, "myapp", "kill myapp", {}, {}, asked).id
+
+    old_cancelled, old_unanswered, recent = ask(8), ask(8), ask(1)
+    assert prompts.decide(old_cancelled, "UADMIN01", "cancelled", NOW - timedelta(days=8))
+    # Still pending (the expiry job has not run): not this job's to judge.
+    assert prompts.forget_before(NOW - timedelta(days=7)) == 1
+    assert prompts.get(old_cancelled) is None
+    assert prompts.get(old_unanswered) is not None and prompts.get(recent) is not None
+    assert len(prompts.expire_due(NOW)) == 2
+    assert prompts.forget_before(NOW - timedelta(days=7)) == 1
+    assert prompts.get(old_unanswered) is None and prompts.get(recent) is not None
 
 
 def test_the_pool_size_comes_from_one_setting():

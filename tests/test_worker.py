@@ -97,6 +97,31 @@ def test_an_unanswered_prompt_expires_and_its_message_says_so(database_url, tmp_
     assert "request `kill myapp` expired at" in message["text"]
 
 
+def test_a_prompt_slack_cannot_be_told_of_leaves_every_expiry_recorded(config, slack):
+    from bot.store.audit import AuditLog
+    from bot.worker.main import Worker
+
+    database = Database(config.database_url)
+    asked = datetime.now(UTC) - timedelta(minutes=11)
+    urls = ["http://127.0.0.1:9/unreachable", slack.new_response_url(), slack.new_response_url()]
+    for url in urls:
+        actor = Actor("UADMIN01", channel_id="C1", reply_to=url)
+        Confirmations(database).create(actor, "myapp", "kill myapp", {}, {}, asked)
+    worker = Worker(config)
+    try:
+        # The first post cannot connect: the job had raised there, leaving two expired
+        # prompts with no audit row and no message.
+        assert worker.expire_prompts() == 3
+        expired = AuditLog(database).recent("myapp", limit=None, outcomes=frozenset({"expired"}))
+        assert len(expired) == 3
+        for url in urls[1:]:
+            [message] = slack.wait_for_responses(url, n=1, timeout=10)
+            assert "request `kill myapp` expired at" in message["text"]
+    finally:
+        worker.db.dispose()
+        database.dispose()
+
+
 def test_the_worker_scales_an_app_from_drained_traffic_and_survives_a_restart(
     database_url, heroku, slack, tmp_path
 ):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from bot.store.audit import Actor
 from bot.store.db import Database
@@ -173,6 +173,16 @@ class Confirmations:
             if won:
                 _forget_secrets(session, confirmation_id)
             return won
+
+    def forget_before(self, cutoff: datetime) -> int:
+        """Retention: rows decided or expired whose prompt ended before `cutoff`. Their
+        story is in the audit log; a click on one that old is answered "no record"."""
+        with self._db.session() as session, session.begin():
+            return session.execute(
+                delete(Confirmation).where(
+                    Confirmation.state != "pending", Confirmation.expires_at < cutoff
+                )
+            ).rowcount
 
 
 def audited_targets(pending: Pending) -> dict[str, Any]:

@@ -62,6 +62,7 @@ RECONCILE_SECONDS = 60.0  # rows become due 3 minutes after they started: once a
 # The tick reads 10 minutes of its own decisions, the detectors a few more, `status` the
 # last five: two days leave room to look back at an incident.
 KEEP_DECISIONS = timedelta(days=2)
+KEEP_PROMPTS = timedelta(days=7)  # answered or expired prompts; the audit log keeps their story
 
 
 def _seconds(name: str, default: float) -> float:
@@ -118,13 +119,20 @@ class Worker:
         """Turn prompts past their expiry into "expired" messages, once each."""
         now = datetime.now(UTC)
         expired = self.confirmations.expire_due(now)
-        for pending, response_url in expired:
+        # Every row is audited before any Slack call: a post that fails must not leave
+        # the prompts after it expired with no trail (they are expired once, for good).
+        for pending, _ in expired:
             record_expiry(self.audit, pending)
+        for pending, response_url in expired:
             if not response_url:
                 continue
-            response = WebhookClient(response_url, timeout=10).send(
-                text=expired_text(pending), replace_original=True, response_type="in_channel"
-            )
+            try:
+                response = WebhookClient(response_url, timeout=10).send(
+                    text=expired_text(pending), replace_original=True, response_type="in_channel"
+                )
+            except OSError as error:  # URLError, a timeout, a refused connection
+                log.info("expired prompt not updated", extra={"error": type(error).__name__})
+                continue
             if response.status_code != 200:
                 # Slack allows a response_url 30 minutes; the state is right either way.
                 log.info("expired prompt not updated", extra={"status": response.status_code})
@@ -147,6 +155,7 @@ class Worker:
         now = datetime.now(UTC)
         self.alerts.outbox.forget_sent_before(now - KEEP_SENT_ALERTS)
         AutoscaleStore(self.db).forget_decisions_before(now - KEEP_DECISIONS)
+        self.confirmations.forget_before(now - KEEP_PROMPTS)
         forgotten = self.drain_claims.forget_older_than(now - KEEP_DRAIN)
         # Drain ids in request_keys are those claimed before migration 0014, one per row.
         return forgotten + self.request_keys.forget_older_than(now - KEEP, now - KEEP_DRAIN)
