@@ -12,6 +12,7 @@ from bot.metrics.aggregate import Window
 from bot.metrics.store import MetricsStore
 from bot.registry import Registry, RegistryError
 from bot.store.autoscale_settings import AutoscaleStore, Decision
+from bot.worker.digest import MAX_TRIES
 from bot.worker.main import Worker
 from policies.digest import DigestTime, day_numbers, due, duration, parse_digest
 
@@ -108,3 +109,34 @@ def test_before_its_time_nothing_is_posted(worker, slack):
     eight = datetime.combine(today, time(8), PARIS).astimezone(UTC)
     assert worker.post_digests(eight) == 0
     assert slack.calls == []
+
+
+def _nine_thirty(minutes: int = 0) -> datetime:
+    today = datetime.now(PARIS).date()
+    return datetime.combine(today, time(9, 30), PARIS).astimezone(UTC) + timedelta(minutes=minutes)
+
+
+def _digest_calls(slack) -> int:
+    # Requests answered by an injected fault are counted there, not among the calls.
+    return len(slack.faults_served)
+
+
+def test_a_digest_slack_refuses_is_not_rebuilt_and_resent_every_minute(worker, slack, caplog):
+    # Slack's `ok: false` (the bot not in the channel, a revoked token) lasts until a
+    # person acts: the day had been given back each time, about 900 posts a day per app.
+    slack.fail_next("files.getUploadURLExternal", count=1000, status=400)
+    slack.fail_next("chat.postMessage", count=1000, status=400)
+    for minute in range(10):
+        assert worker.post_digests(_nine_thirty(minute)) == 0
+    assert _digest_calls(slack) == 1  # one upload, refused, and the day is left alone
+    [given_up] = [r for r in caplog.records if r.getMessage() == "digest not posted today"]
+    assert given_up.why == "request_failed"
+
+
+def test_a_digest_slack_fails_to_take_is_tried_again_a_few_times(worker, slack):
+    slack.fail_next("files.getUploadURLExternal", count=1000, status=503)
+    slack.fail_next("chat.postMessage", count=1000, status=503)
+    for minute in range(10):
+        worker.post_digests(_nine_thirty(minute))
+    # Given back while it may pass (one upload a minute), then given up for the day.
+    assert _digest_calls(slack) == MAX_TRIES

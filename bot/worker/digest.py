@@ -4,7 +4,9 @@ chart into the channel.
 
 "Once" is a claimed request key per app and local day in the database, so a restarted
 worker, or a new leader, never posts a day twice. It posts straight through the Web API,
-not the alert outbox: a digest carries a file, which the outbox does not.
+not the alert outbox: a digest carries a file, which the outbox does not. A post that
+fails is tried again next minute, up to MAX_TRIES times, unless Slack refused it for a
+reason that will not pass by itself.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.actions.results import Chart, Digest
 from bot.services import Services
@@ -23,11 +26,21 @@ from policies import digest
 
 log = logging.getLogger(__name__)
 
+MAX_TRIES = 5  # a day's digest is tried once a minute at most this often, then given up
+
+
+def _transient(error: SlackApiError) -> bool:
+    """Slack's 5xx and rate limits pass; its `ok: false` answers (not_in_channel,
+    channel_not_found, invalid_auth…) stay until a person acts."""
+    status = error.response.status_code
+    return status >= 500 or status == 429 or error.response.get("error") == "ratelimited"
+
 
 class DigestJob:
     def __init__(self, services: Services, client: WebClient) -> None:
         self._services = services
         self._client = client
+        self._tries: dict[str, int] = {}  # failed posts per claim key, until it is settled
 
     def run(self, now: datetime) -> int:
         """Post every digest due at `now` not posted yet; returns how many were posted."""
@@ -46,11 +59,29 @@ class DigestJob:
                 result = self._services.dashboards.digest(target, day, start, end)
                 self._post(target.channel, result)
                 posted += 1
+            except SlackApiError as error:
+                why = str(error.response.get("error") or error.response.status_code)
+                self._failed(key, target.alias, why, transient=_transient(error))
+            except OSError as error:  # no connection, a timeout: Slack may be back soon
+                self._failed(key, target.alias, type(error).__name__, transient=True)
             except Exception:
-                # Not posted: give the day back, so the next run tries again.
-                self._services.request_keys.release(key)
                 log.exception("digest not posted", extra={"app": target.alias})
+                self._failed(key, target.alias, "error", transient=True)
+            else:
+                self._tries.pop(key, None)
         return posted
+
+    def _failed(self, key: str, app: str, why: str, *, transient: bool) -> None:
+        """Give the day back for the next run while the failure may pass, a few times;
+        otherwise keep the claim: a refusal (the bot is not in the channel, a revoked
+        token) would be rebuilt, chart and all, and refused again every minute all day."""
+        tries = self._tries[key] = self._tries.get(key, 0) + 1
+        if transient and tries < MAX_TRIES:
+            self._services.request_keys.release(key)
+            log.warning("digest not posted; trying again", extra={"app": app, "why": why})
+            return
+        self._tries.pop(key, None)
+        log.error("digest not posted today", extra={"app": app, "why": why, "tries": tries})
 
     def _post(self, channel: str, result: Digest) -> None:
         text = digest_text(result)
