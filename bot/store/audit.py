@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Select, or_, select, update
 
 from bot.store.db import Database, aware
 from bot.store.models import AuditEntry
@@ -159,7 +159,14 @@ class AuditLog:
     def unsettled(self, started_before: datetime, limit: int = 50) -> list[Entry]:
         """Rows still `pending` or `unknown`, started before the cutoff and not yet read
         back by the reconciliation pass; oldest first."""
-        query = (
+        query = self.unsettled_query(started_before, limit)
+        with self._db.session() as session:
+            return [_entry(row) for row in session.scalars(query)]
+
+    @staticmethod
+    def unsettled_query(started_before: datetime, limit: int) -> Select[tuple[AuditEntry]]:
+        # Its WHERE matches the partial index ix_audit_log_unsettled (migration 0015).
+        return (
             select(AuditEntry)
             .where(
                 AuditEntry.outcome.in_(("pending", "unknown")),
@@ -169,8 +176,6 @@ class AuditLog:
             .order_by(AuditEntry.id)
             .limit(limit)
         )
-        with self._db.session() as session:
-            return [_entry(row) for row in session.scalars(query)]
 
     def recent(
         self,

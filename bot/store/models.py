@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -51,6 +52,16 @@ class AuditEntry(Base):
     error: Mapped[str | None] = mapped_column(Text)
     # When the reconciliation pass read the formation back for a pending or unknown row.
     reconciled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        # The reconcile job's question every minute, over a log that is never pruned.
+        Index(
+            "ix_audit_log_unsettled",
+            "id",
+            postgresql_where=text("outcome IN ('pending', 'unknown') AND reconciled_at IS NULL"),
+            sqlite_where=text("outcome IN ('pending', 'unknown') AND reconciled_at IS NULL"),
+        ),
+    )
 
 
 class Confirmation(Base):
