@@ -159,8 +159,8 @@ def _deployed(result: Deployed) -> Message:
         text = f"{who} {result.mode} {names} on {app}."
     elif result.verb == "lock":
         text = (
-            f"{who} locked {app}: {escape(result.mode or '')}. Only they may roll it back until "
-            f"`/deploy unlock {result.app}`."
+            f"{who} locked {app}: {escape(result.mode or '')}. Only they may roll it back, ship, "
+            f"promote or swap it until `/deploy unlock {result.app}`."
         )
     elif result.verb == "ship" and result.build_id:
         text = f"{who} is shipping {code(result.mode or '')} to {app}."
@@ -585,8 +585,8 @@ def _age(since: datetime | None, now: datetime) -> str:
 
 def _confirmation(result: NeedsConfirmation) -> Message:
     changes = ", ".join(
-        f"{escape(ptype)} {result.before[ptype][0]} → {qty}"
-        for ptype, (qty, _) in result.targets.items()
+        _asked_change(ptype, result.before.get(ptype, (0, "")), qty, size)
+        for ptype, (qty, size) in result.targets.items()
     )
     stops = any(qty == 0 for qty, _ in result.targets.values())
     warning = f" {result.unit.capitalize()}s scaled to 0 stop serving at once." if stops else ""
@@ -602,6 +602,15 @@ def _confirmation(result: NeedsConfirmation) -> Message:
     if result.costly:
         text += "\nThat raises the monthly cost past this app's threshold, so I ask first."
     return _prompt(text, label, who, result.id, result.expires_at)
+
+
+def _asked_change(ptype: str, before: tuple[int, str], quantity: int, size: str | None) -> str:
+    # A new size is often what moves the cost the prompt shows: it is said, as after.
+    old_quantity, old_size = before
+    resized = size is not None and size.lower() != old_size.lower()
+    # Lowercase both: Heroku answers Standard-1X for what people type as standard-1x.
+    sizes = f" ({escape(old_size.lower())} → {escape((size or '').lower())})" if resized else ""
+    return f"{escape(ptype)} {old_quantity} → {quantity}{sizes}"
 
 
 def _prompt(text: str, label: str, who: str, confirmation_id: str, expires_at: datetime) -> Message:

@@ -137,7 +137,7 @@ SUMMARY = {
     "rollback": "go back to an earlier release (by default the previous good one), after you confirm",
     "maintenance": "turn a Heroku app's maintenance page on or off",
     "config": "list an app's config vars (values masked unless you may change them), or set or unset one after you confirm",
-    "lock": "hold a deploy lock on an app: nobody else may roll it back until you unlock it",
+    "lock": "hold a deploy lock on an app: nobody else may roll it back, ship, promote or swap it until you unlock it",
     "unlock": "release an app's deploy lock (the holder, or an admin)",
     "ship": "build and release a git ref (Heroku, from the registry's `source:`) or deploy an application version (Beanstalk)",
     "promote": "promote a Heroku app's slug to the next stage of its pipeline",
@@ -272,7 +272,7 @@ class Command:
         """The command written back in canonical form, for audit rows and messages."""
         words = [self.verb]
         if self.verb == "simulate" and self.mode == "replay":
-            return f"simulate {self.app} {(self.limit or 0) // 60}h"
+            return f"simulate {self.app} {_span(self.limit or 0, 'dh')}"
         if self.verb == "simulate":
             return f"simulate {self.mode} {self.app}"
         if self.verb == "config":
@@ -308,7 +308,7 @@ class Command:
             words.append(self.mode)
         words += [f"{key}={value}" for key, value in self.options]
         if self.verb == "pin" and self.limit is not None:
-            words += ["for", f"{self.limit}m"]
+            words += ["for", _span(self.limit, "dhm")]
         elif self.limit is not None:
             words.append(_limit_text(self.verb, self.limit))
         if self.force:
@@ -319,7 +319,17 @@ class Command:
 def _limit_text(verb: str, limit: int) -> str:
     if verb == "chart":
         return next((w for w, m in CHART_WINDOWS.items() if m == limit), f"{limit}m")
-    return f"{limit}m" if verb == "metrics" else str(limit)
+    return _span(limit, "hm") if verb == "metrics" else str(limit)
+
+
+def _span(minutes: int, units: str) -> str:
+    """Minutes in the largest of `units` (the verb's grammar takes) that divides them, so
+    the echo reads as typed: 24h, not 1440m."""
+    for unit in units:
+        size = {"d": 1440, "h": 60, "m": 1}[unit]
+        if minutes % size == 0 or unit == units[-1]:
+            return f"{minutes // size}{unit}"
+    raise AssertionError(units)
 
 
 def _schedule_text(command: Command) -> str:
@@ -930,7 +940,11 @@ def _parse_logs(args: list[str], app: str | None) -> Command:
         elif dyno is None and (_DYNO_RE.match(word) or _PROCESS_TYPE_RE.match(word)):
             dyno = word.lower()
         elif _DYNO_RE.match(word) or _PROCESS_TYPE_RE.match(word):
-            raise CommandError(f"{shown(word)} is a second dyno: ask for one at a time.", "logs")
+            raise CommandError(
+                f"{shown(word)} is one word too many: name one dyno or process type (web.1 or "
+                "web) and at most one number of lines.",
+                "logs",
+            )
         elif word.isascii() and word.isdigit():
             raise CommandError(f"{shown(word)} is a second number of lines.", "logs")
         else:

@@ -45,6 +45,7 @@ READ_VERBS = (
     "metrics",
     "chart",
     "cost",
+    "simulate",  # replays stored traffic through the simulator: it changes nothing
     "apps",
     "about",
     "whoami",

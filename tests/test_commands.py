@@ -104,7 +104,8 @@ def test_parses(text: str, expected: Command) -> None:
         ("autoscale demo set max_step=0", "a whole number from 1 to 1000"),
         ("pin demo web=99999 for 1h", "Usage: `/deploy pin"),
         ("simulate demo 0d", "Replay from 1h to 14d"),
-        ("logs demo web.1 web.2", "`web.2` is a second dyno"),
+        ("logs demo web.1 web.2", "`web.2` is one word too many: name one dyno"),
+        ("logs demo web.1 abc", "`abc` is one word too many: name one dyno"),
         ("logs demo 5 6", "`6` is a second number of lines"),
     ],
 )
@@ -126,7 +127,7 @@ def test_any_text_parses_or_gets_a_short_message(text: str) -> None:
         assert "Usage: `/deploy" in message
     else:
         assert command.verb in VERBS
-        appless = ("help", "apps", "history", "whoami", "alerts")
+        appless = ("help", "apps", "history", "whoami", "alerts", "cost", "about")
         assert command.app is not None or command.verb in appless
 
 
@@ -295,6 +296,23 @@ def test_a_number_before_the_app_is_answered_with_the_order(text, says):
 
 def test_an_app_named_by_a_number_still_takes_its_count():
     assert (parse("releases 5 3").app, parse("releases 5 3").limit) == ("5", 3)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "metrics demo 24h",
+        "metrics demo 90m",
+        "simulate demo 7d",
+        "simulate demo 36h",
+        "pin demo web=5 for 2h",
+        "pin demo web=5 for 1d",
+        "pin demo web=5 for 90m",
+    ],
+)
+def test_a_span_is_written_back_as_typed(text):
+    # The echo ("Working on …") and audit rows had read 1440m, 168h and 120m.
+    assert parse(text).text() == text
 
 
 def test_cost_takes_an_optional_app():

@@ -197,6 +197,10 @@ def test_an_expensive_change_asks_first_with_its_cost(web, driver, heroku):
     button(prompt, CONFIRM_ACTION)
     settle()
     assert patches(heroku) == []
+    # A new size, often what moves the cost, is in the question as it will be in the answer.
+    _, url = driver.command("scale web=2:performance-l myapp", ADMIN)
+    resized = driver.reply(url)["text"]
+    assert "asks to scale `myapp`: web 1 → 2 (standard-1x → performance-l)." in resized
     # A small change goes ahead as before.
     _, url = driver.command("scale web=2 myapp", ADMIN)
     assert "web 1 → 2" in driver.reply(url)["text"]

@@ -167,6 +167,12 @@ def test_no_rules_no_admins_allows_reads_only() -> None:
         assert not decide([], ask(ALICE, verb, "shop"), frozenset()).allowed
 
 
+def test_a_replay_of_stored_traffic_is_a_read() -> None:
+    # `simulate APP 7d` changes nothing: it had needed an admin, and no rule could name it.
+    assert "simulate" in READ_ONLY_VERBS
+    assert decide([], ask(ALICE, "simulate", "shop"), frozenset()).allowed
+
+
 def test_the_first_matching_rule_is_reported() -> None:
     rules = [
         Rule("deny", users=frozenset({ALICE}), verbs=frozenset({"*"}), source="a.yml:1"),

@@ -28,7 +28,8 @@ def test_a_backtick_cannot_close_a_code_span() -> None:
 def test_a_backtick_in_plain_text_cannot_open_a_code_span() -> None:
     # A lock's reason "a`b" before "`/deploy unlock demo`" made the words between code.
     line = (
-        f"locked `demo`: {escape('a`b')}. Only they may roll it back until `/deploy unlock demo`."
+        f"locked `demo`: {escape('a`b')}. Only they may roll it back, ship, "
+        "promote or swap it until `/deploy unlock demo`."
     )
     assert line.count("`") == 4
 

@@ -41,7 +41,12 @@ def create_app(config: Config | None = None, registry: Registry | None = None) -
         raise SystemExit(3) from None
     services.migrate_sqlite_if_behind()
     if not config.admins:
-        log.warning("DEPLOYBOT_ADMINS is empty: nobody can scale, restart or kill anything")
+        if services.registry.rules:
+            log.warning("DEPLOYBOT_ADMINS is empty: only the registry's access rules allow changes")
+        else:
+            log.warning(
+                "DEPLOYBOT_ADMINS is empty and no access rule is set: nobody can change anything"
+            )
     bolt = build_bolt_app(services)
     signing_secret = config.slack_signing_secret or ""  # build_bolt_app required it
     intake = DrainIntake(services.db, services.drain_claims)
