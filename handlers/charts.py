@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError, SlackRequestError
 
 from bot.actions.results import Chart
-from bot.metrics.chart_data import summary_lines
+from bot.metrics.chart_data import span_words, summary_lines
 from policies.commands import CHART_WINDOWS
 from policies.slack_text import code
 
@@ -66,8 +66,8 @@ def upload(
             channel=channel_id,
             thread_ts=thread_ts,
             file=rendered.png,
-            filename=f"{data.app}-{data.minutes // 60}h.png",
-            title=f"{data.app}: last {data.minutes // 60} h",
+            filename=f"{data.app}-{window_for(data.minutes)}.png",
+            title=f"{data.app}: last {span_words(data.minutes)}",
             alt_txt=f"Requests, p95 times and web dynos of {data.app}",
             initial_comment=text,
         )

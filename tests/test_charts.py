@@ -236,3 +236,12 @@ def test_the_fake_refuses_an_upload_it_did_not_hand_out(slack):
     with pytest.raises(SlackApiError):
         client.api_call("files.getUploadURLExternal", params={"filename": "a.png"})
     assert slack.violations == ["files.getUploadURLExternal: missing required argument(s) length"]
+
+
+def test_a_weeks_chart_is_named_and_titled_as_asked():
+    # It had been uploaded as "myapp-168h.png", titled "last 168 h", beside "last 7 days".
+    from bot.metrics.chart_data import span_words
+    from handlers.charts import window_for
+
+    assert (window_for(7 * 24 * 60), span_words(7 * 24 * 60)) == ("7d", "7 days")
+    assert (window_for(24 * 60), span_words(24 * 60)) == ("24h", "24 h")

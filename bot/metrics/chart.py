@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from bot.metrics.chart_data import ChartData
+from bot.metrics.chart_data import ChartData, span_words
 
 WIDTH_IN, HEIGHT_IN, DPI = 10.0, 6.4, 100
 _DAY = 86400.0
@@ -72,7 +72,7 @@ def render(data: ChartData) -> Rendered:
     traffic.set_ylabel("requests / min")
     traffic.set_ylim(bottom=0)
     # A figure text, not an axes title: a title is re-measured against the ticks each draw.
-    figure.text(0.08, 0.965, f"{data.app}: last {data.minutes // 60} h (UTC)", fontsize=11)
+    figure.text(0.08, 0.965, f"{data.app}: last {span_words(data.minutes)} (UTC)", fontsize=11)
 
     service = [_nan(v) for v in data.service_p95]
     queue = [_nan(v) for v in data.queue_p95]

@@ -115,7 +115,7 @@ def web_steps(
 
 def summary_lines(data: ChartData) -> list[str]:
     """The words beside the chart (and instead of it, when it cannot be uploaded)."""
-    span = _span(data.minutes)
+    span = span_words(data.minutes)
     rates = data.rates
     lines = [
         f"*{code(data.app)} over the last {span}*",
@@ -145,7 +145,8 @@ def _fit(values: Sequence[float], points: int = 60) -> list[float]:
     ]
 
 
-def _span(minutes: int) -> str:
+def span_words(minutes: int) -> str:
+    """A chart's window as people say it: 7 days, 24 h, 90 min."""
     if minutes % (24 * 60) == 0 and minutes >= 2 * 24 * 60:
         return f"{minutes // (24 * 60)} days"
     return f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"
