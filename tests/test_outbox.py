@@ -132,6 +132,24 @@ def test_server_errors_back_off_exponentially_for_that_incident_only(db, slack, 
     assert all(entry.last_error is None for entry in outbox.entries())
 
 
+def test_a_long_backlog_behind_a_head_in_backoff_holds_only_its_own_incident(db, slack, client):
+    outbox = Outbox(db)
+    sender = OutboxSender(db, client, batch=50)
+    outbox.enqueue("crash:a:web", "C1", "post", "a", T0)
+    assert sender.send_due(T0).sent == 1
+    outbox.enqueue("crash:a:web", "C1", "update", "a, more", T0)
+    for n in range(60):  # more rows behind a's stuck head than one batch holds
+        outbox.enqueue("crash:a:web", "C1", "reply", f"a{n}", T0)
+    outbox.enqueue("crash:b:web", "C2", "post", "b", T0)
+    slack.fail_next("chat.update", count=100, status=503)
+
+    sender.send_due(T0)
+    sender.send_due(T0 + SECOND)  # a's head is still in backoff
+
+    assert [call.args["text"] for call in ok_calls(slack)] == ["a", "b"]
+    assert [m["text"] for m in slack.messages("C2")] == ["b"]
+
+
 def test_two_senders_never_send_the_same_row(db, slack, client):
     outbox = Outbox(db)
     incidents = [f"crash:app{n}:web" for n in range(8)]

@@ -27,7 +27,7 @@ from urllib.error import URLError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 
 from bot.store.db import Database
 from bot.store.models import AlertOutboxEntry, IncidentRow
@@ -99,7 +99,7 @@ class OutboxSender:
             return report
         held: set[str] = set()  # incidents whose head row could not go this round
         while True:
-            heads = [row for row in self._heads(now) if row.incident_key not in held]
+            heads = self._heads(now, held)
             if not heads:
                 return report
             for row in heads:
@@ -131,38 +131,37 @@ class OutboxSender:
 
     # -- the database side -------------------------------------------------------------
 
-    def _heads(self, now: datetime) -> list[AlertOutboxEntry]:
-        """The first unsent row of each incident, if it may be sent now."""
+    def _heads(self, now: datetime, held: set[str]) -> list[AlertOutboxEntry]:
+        """The first unsent row of each incident not in `held`, if it may be sent now."""
+        unsent = AlertOutboxEntry.state.in_(("pending", "sending"))
+        # Heads are picked per incident in the query: reading the first `batch` unsent rows
+        # and picking heads from those let one incident's backlog behind a head in backoff
+        # fill the whole batch, so no other incident was ever looked at.
+        first = (
+            select(func.min(AlertOutboxEntry.id))
+            .where(unsent)
+            .group_by(AlertOutboxEntry.incident_key)
+        )
+        query = (
+            select(AlertOutboxEntry)
+            .where(
+                AlertOutboxEntry.id.in_(first),
+                _due(now),
+            )
+            .order_by(AlertOutboxEntry.id)
+            .limit(self._batch)
+        )
+        if held:
+            query = query.where(AlertOutboxEntry.incident_key.not_in(held))
         with self._db.session() as session:
-            rows = session.scalars(
-                select(AlertOutboxEntry)
-                .where(AlertOutboxEntry.state.in_(("pending", "sending")))
-                .order_by(AlertOutboxEntry.id)
-                .limit(self._batch)
-            ).all()
-        heads: dict[str, AlertOutboxEntry] = {}
-        for row in rows:
-            heads.setdefault(row.incident_key, row)
-        return [row for row in heads.values() if _claimable(row, now)]
+            return list(session.scalars(query))
 
     def _claim(self, row_id: int, now: datetime) -> bool:
         # The database decides between two senders: only one UPDATE matches the row.
         with self._db.session() as session, session.begin():
             claimed = session.execute(
                 update(AlertOutboxEntry)
-                .where(
-                    AlertOutboxEntry.id == row_id,
-                    or_(
-                        and_(
-                            AlertOutboxEntry.state == "pending",
-                            AlertOutboxEntry.next_attempt_at <= now,
-                        ),
-                        and_(
-                            AlertOutboxEntry.state == "sending",
-                            AlertOutboxEntry.claimed_until <= now,
-                        ),
-                    ),
-                )
+                .where(AlertOutboxEntry.id == row_id, _due(now))
                 .values(
                     state="sending",
                     claimed_until=now + self._lease,
@@ -247,10 +246,13 @@ class OutboxSender:
             raise _Retry(f"connection: {error}") from None
 
 
-def _claimable(row: AlertOutboxEntry, now: datetime) -> bool:
-    if row.state == "pending":
-        return _aware(row.next_attempt_at, now) <= now
-    return row.claimed_until is None or _aware(row.claimed_until, now) <= now
+def _due(now: datetime) -> ColumnElement[bool]:
+    """A row that may be claimed now: pending and out of its backoff, or `sending` under a
+    claim that expired (its sender died)."""
+    return or_(
+        and_(AlertOutboxEntry.state == "pending", AlertOutboxEntry.next_attempt_at <= now),
+        and_(AlertOutboxEntry.state == "sending", AlertOutboxEntry.claimed_until <= now),
+    )
 
 
 def _aware(moment: datetime, like: datetime) -> datetime:
