@@ -150,6 +150,18 @@ def test_a_long_backlog_behind_a_head_in_backoff_holds_only_its_own_incident(db,
     assert [m["text"] for m in slack.messages("C2")] == ["b"]
 
 
+def test_the_backoff_stays_at_its_cap_however_many_attempts(db, slack, client):
+    outbox = Outbox(db)
+    outbox.enqueue("crash:a:web", "C1", "post", "a", T0)
+    with db.session() as session, session.begin():
+        session.execute(update(AlertOutboxEntry).values(attempts=60))  # retried for hours
+    slack.fail_next("chat.postMessage", count=1, status=503)
+    report = OutboxSender(db, client, max_backoff=timedelta(minutes=5)).send_due(T0)
+    assert report.retrying == 1
+    [row] = outbox.entries()
+    assert _utc(row.next_attempt_at) == T0 + timedelta(minutes=5)
+
+
 def test_two_senders_never_send_the_same_row(db, slack, client):
     outbox = Outbox(db)
     incidents = [f"crash:app{n}:web" for n in range(8)]

@@ -218,7 +218,9 @@ class OutboxSender:
             )
 
     def _delay(self, attempts: int) -> timedelta:
-        return min(self._max_backoff, self._backoff * 2 ** max(0, attempts - 1))
+        # The exponent is capped first: 2 s * 2**46 is past what a timedelta holds, so an
+        # incident retried for a few hours would raise OverflowError on every round.
+        return min(self._max_backoff, self._backoff * 2 ** min(max(0, attempts - 1), 32))
 
     # -- the Slack side ----------------------------------------------------------------
 
