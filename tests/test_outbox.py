@@ -3,6 +3,7 @@ alert still arrives once, in order per incident; two senders never send one row 
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -160,6 +161,88 @@ def test_the_backoff_stays_at_its_cap_however_many_attempts(db, slack, client):
     assert report.retrying == 1
     [row] = outbox.entries()
     assert _utc(row.next_attempt_at) == T0 + timedelta(minutes=5)
+
+
+def test_a_row_that_keeps_failing_is_given_up_after_a_day(db, slack, client, caplog):
+    outbox = Outbox(db)
+    sender = OutboxSender(db, client)
+    post = outbox.enqueue("crash:a:web", "C1", "post", "the alert text", T0)
+    reply = outbox.enqueue("crash:a:web", "C1", "reply", "a2", T0)
+    slack.fail_next("chat.postMessage", count=10**6, status=503)
+
+    now = T0
+    with caplog.at_level(logging.WARNING, logger="bot.worker.outbox_sender"):
+        for _ in range(1000):
+            sender.send_due(now)
+            [head] = [e for e in outbox.entries() if e.id == post]
+            if head.state != "pending":
+                break
+            now = _utc(head.next_attempt_at)
+    assert head.state == "failed" and head.last_error.startswith("gave up: http 503")
+    assert timedelta(days=1) <= now - T0 < timedelta(days=1, minutes=5)
+    assert head.attempts == len(slack.faults_served) < 300  # bounded, at the 5-minute backoff
+    given_up = [r for r in caplog.records if r.getMessage() == "alert given up"]
+    assert [(r.id, r.attempts) for r in given_up] == [(post, head.attempts)]
+    assert not any("the alert text" in str(vars(r)) for r in caplog.records)
+    # What queued behind it is as old: one try each, not another day.
+    sender.send_due(now + SECOND)
+    [behind] = [e for e in outbox.entries() if e.id == reply]
+    assert (behind.state, behind.attempts) == ("failed", 1)
+
+
+def test_queued_updates_of_one_message_collapse_into_the_newest(db, slack, client):
+    outbox = Outbox(db)
+    sender = OutboxSender(db, client)
+    outbox.enqueue("slow:a:web", "C1", "post", "a", T0)
+    assert sender.send_due(T0).sent == 1
+    slack.fail_next("chat.update", count=10**6, status=503)
+    for minute in range(1, 31):  # a condition that persists: an update each watch tick
+        now = T0 + minute * 60 * SECOND
+        outbox.enqueue("slow:a:web", "C1", "update", f"a, {minute} min", now)
+        sender.send_due(now)
+
+    [waiting] = [e for e in outbox.entries() if e.state != "sent"]
+    assert (waiting.kind, waiting.payload["text"]) == ("update", "a, 30 min")
+    # It kept the backoff of the rows it replaced: no fresh retry every minute.
+    assert waiting.attempts == len(slack.faults_served) < 15
+    assert _utc(waiting.next_attempt_at) > now
+
+
+def test_an_update_replaces_only_updates_of_the_same_message_after_its_last_reply(
+    db, slack, client
+):
+    outbox = Outbox(db)
+    sender = OutboxSender(db, client)
+    outbox.enqueue("crash:a:web", "C1", "post", "a", T0)
+    assert sender.send_due(T0).sent == 1
+    for kind, text in [
+        ("update", "a, 2"),
+        ("reply", "a thread"),
+        ("update", "a, 3"),
+        ("update", "a, 4"),  # replaces "a, 3" only
+        ("post", "a again"),  # reopened: a new message
+        ("update", "a again, 2"),
+        ("update", "a again, 3"),  # replaces "a again, 2", never an edit of the first
+    ]:
+        outbox.enqueue("crash:a:web", "C1", kind, text, T0)
+    outbox.enqueue("crash:b:web", "C1", "update", "b, 2", T0)  # another incident's
+    drain(sender, outbox, T0)
+
+    delivered = [call.args["text"] for call in ok_calls(slack)]
+    assert [text for text in delivered if not text.startswith("b")] == [
+        "a",
+        "a, 2",
+        "a thread",
+        "a, 4",
+        "a again",
+        "a again, 3",
+    ]
+    assert sorted(m["text"] for m in slack.messages("C1")) == [
+        "a again, 3",
+        "a thread",
+        "a, 4",
+        "b, 2",
+    ]
 
 
 def test_two_senders_never_send_the_same_row(db, slack, client):

@@ -274,6 +274,8 @@ class AlertOutboxEntry(Base):
     claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
     ts: Mapped[str | None] = mapped_column(String(32))  # Slack's ts once posted
+    # Queued at; an update that replaced queued ones keeps the oldest's, for the sender's
+    # give-up age.
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.orm import Session
 
-from bot.store.db import Database
+from bot.store.db import Database, aware
 from bot.store.models import AlertOutboxEntry
 
 KINDS = ("post", "update", "reply")
@@ -32,7 +32,11 @@ class Outbox:
         blocks: Sequence[dict[str, Any]] | None = None,
         session: Session | None = None,
     ) -> int:
-        """Store one message owed to Slack; with `session`, inside the caller's transaction."""
+        """Store one message owed to Slack; with `session`, inside the caller's transaction.
+
+        An `update` replaces the updates of the same message still queued right behind each
+        other (no post or reply between): only the message's newest state matters, so an
+        incident stuck behind a Slack error holds one update, not one per watch tick."""
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
         entry = AlertOutboxEntry(
@@ -46,13 +50,9 @@ class Outbox:
             created_at=now,
         )
         if session is not None:
-            session.add(entry)
-            session.flush()
-            return entry.id
+            return _add(session, entry)
         with self._db.session() as own, own.begin():
-            own.add(entry)
-            own.flush()
-            return entry.id
+            return _add(own, entry)
 
     def posts_since(self, cutoff: datetime, session: Session | None = None) -> dict[str, int]:
         """New messages per channel enqueued since `cutoff`: the input of the rate limit."""
@@ -90,3 +90,52 @@ class Outbox:
             query = query.where(AlertOutboxEntry.incident_key == incident_key)
         with self._db.session() as session:
             return list(session.scalars(query))
+
+
+def _add(session: Session, entry: AlertOutboxEntry) -> int:
+    if entry.kind == "update":
+        _supersede(session, entry)
+    session.add(entry)
+    session.flush()
+    return entry.id
+
+
+def _supersede(session: Session, entry: AlertOutboxEntry) -> None:
+    """Delete the pending updates `entry` makes pointless, handing it their place."""
+    same_message = and_(
+        AlertOutboxEntry.incident_key == entry.incident_key,
+        AlertOutboxEntry.channel == entry.channel,
+    )
+    # Only updates after the message's last post or reply: an update before a reply still
+    # has to land first, and one before a new post (a reopened incident) edits another message.
+    last_other = (
+        select(func.coalesce(func.max(AlertOutboxEntry.id), 0))
+        .where(same_message, AlertOutboxEntry.kind != "update")
+        .scalar_subquery()
+    )
+    # Only `pending` rows: a `sending` one is in a sender's hands, and a sender that read a
+    # row this deletes finds nothing to claim.
+    replaced = session.execute(
+        delete(AlertOutboxEntry)
+        .where(
+            same_message,
+            AlertOutboxEntry.kind == "update",
+            AlertOutboxEntry.state == "pending",
+            AlertOutboxEntry.id > last_other,
+        )
+        .returning(
+            AlertOutboxEntry.attempts,
+            AlertOutboxEntry.next_attempt_at,
+            AlertOutboxEntry.created_at,
+        )
+        .execution_options(synchronize_session=False)
+    ).all()
+    if not replaced:
+        return
+    # The newest state inherits the backoff and the age of what it replaces: a fresh row
+    # every tick would restart both, retrying a persisting error every minute forever.
+    entry.attempts = max(row.attempts for row in replaced)
+    entry.next_attempt_at = max(
+        aware(entry.next_attempt_at), *(aware(r.next_attempt_at) for r in replaced)
+    )
+    entry.created_at = min(aware(entry.created_at), *(aware(r.created_at) for r in replaced))

@@ -12,7 +12,8 @@ thread), and a row that cannot go now holds back the rows behind it.
   a sender dying between Slack's answer and that commit: Slack has no idempotency key.
 - HTTP 429: wait Slack's `Retry-After` and stop this round (the limit is the app's, not
   the row's). 5xx, connection errors and Slack's own transient errors: exponential
-  backoff for that incident only. Other Slack errors (`channel_not_found`, …) mark the
+  backoff for that incident only, until the row is a day old; then it is marked failed
+  and the incident's next row goes. Other Slack errors (`channel_not_found`, …) mark the
   row failed with the error, so one bad channel cannot stall the rest forever.
 """
 
@@ -29,7 +30,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 
-from bot.store.db import Database
+from bot.store.db import Database, aware
 from bot.store.models import AlertOutboxEntry, IncidentRow
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class OutboxSender:
         backoff: timedelta = timedelta(seconds=2),
         max_backoff: timedelta = timedelta(minutes=5),
         batch: int = 500,
+        give_up_after: timedelta = timedelta(days=1),
     ) -> None:
         if any(isinstance(h, RateLimitErrorRetryHandler) for h in client.retry_handlers):
             raise ValueError("give OutboxSender a WebClient without RateLimitErrorRetryHandler")
@@ -86,6 +88,10 @@ class OutboxSender:
         self._backoff = backoff
         self._max_backoff = max_backoff
         self._batch = batch
+        # A row still failing a day after it was queued is marked failed: Slack's outages
+        # last hours, an alert a day late is stale news, and a condition that still holds
+        # queues a fresh update anyway. At the 5-minute backoff that is under 300 tries.
+        self._give_up_after = give_up_after
         # Slack's limit is the app's: after a 429 nothing goes until Retry-After has passed.
         # In memory only, since the worker's one leader is the only sender in production;
         # the limited row itself also waits in the database.
@@ -115,6 +121,20 @@ class OutboxSender:
                     report.rate_limited_until = self._paused_until = until
                     return report
                 except _Retry as retry:
+                    if now - aware(row.created_at) >= self._give_up_after:
+                        self._fail(row.id, f"gave up: {retry.error}")
+                        held.add(row.incident_key)
+                        report.failed += 1
+                        report.errors.append(retry.error)
+                        log.warning(
+                            "alert given up",
+                            extra={
+                                "id": row.id,
+                                "attempts": row.attempts + 1,
+                                "error": retry.error,
+                            },
+                        )
+                        continue
                     delay = self._delay(row.attempts + 1)
                     self._release(row.id, now + delay, retry.error)
                     held.add(row.incident_key)
@@ -255,13 +275,6 @@ def _due(now: datetime) -> ColumnElement[bool]:
         and_(AlertOutboxEntry.state == "pending", AlertOutboxEntry.next_attempt_at <= now),
         and_(AlertOutboxEntry.state == "sending", AlertOutboxEntry.claimed_until <= now),
     )
-
-
-def _aware(moment: datetime, like: datetime) -> datetime:
-    # SQLite hands timestamps back without their zone; they were stored in UTC.
-    if moment.tzinfo is None and like.tzinfo is not None:
-        return moment.replace(tzinfo=like.tzinfo)
-    return moment
 
 
 def _classify(error: SlackApiError) -> Exception:
