@@ -378,7 +378,7 @@ def rows_per_day() -> list[tuple[str, str, str]]:
             f"at most {claims:,}",
             f"at most {int(keep_drain / CLAIM_INTERVAL):,} ({keep_drain // 3600} h)",
         ),
-        ("alert_outbox (sent)", "only when something happens", "7 d of them"),
+        ("alert_outbox (sent, failed)", "only when something happens", "7 d of them"),
     ]
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import update
 from bot.slack_api import web_client
 from bot.store.db import Database
 from bot.store.incidents import Alerts
-from bot.store.models import AlertOutboxEntry
+from bot.store.models import AlertOutboxEntry, IncidentRow
 from bot.store.outbox import Outbox
 from bot.worker.outbox_sender import OutboxSender
 from policies.incidents import Event, Rules
@@ -352,9 +352,29 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _incident(db: Database, key: str, state: str = "open") -> None:
+    kind, app, subject = key.split(":")
+    with db.session() as session, session.begin():
+        session.add(
+            IncidentRow(
+                key=key,
+                app=app,
+                kind=kind,
+                subject=subject,
+                severity="critical",
+                state=state,
+                detail="",
+                first_at=T0,
+                last_at=T0,
+                count=1,
+            )
+        )
+
+
 def test_old_sent_rows_are_forgotten_but_the_message_row_stays(db, slack, client):
     outbox = Outbox(db)
     sender = OutboxSender(db, client)
+    _incident(db, "crash:a:web")  # open: its message may still be edited
     outbox.enqueue("crash:a:web", "C1", "post", "a", T0)
     outbox.enqueue("crash:a:web", "C1", "update", "a, more", T0)
     outbox.enqueue("crash:a:web", "C1", "reply", "a2", T0)
@@ -367,6 +387,37 @@ def test_old_sent_rows_are_forgotten_but_the_message_row_stays(db, slack, client
     outbox.enqueue("crash:a:web", "C1", "update", "a, resolved", T0 + SECOND)
     assert sender.send_due(T0 + SECOND).sent == 1
     assert [m["text"] for m in slack.messages("C1")] == ["a, resolved", "a2"]
+
+
+def test_retention_forgets_failed_rows_summaries_and_messages_nothing_will_edit(db, slack, client):
+    outbox = Outbox(db)
+    sender = OutboxSender(db, client)
+    _incident(db, "crash:open:web")
+    _incident(db, "crash:done:web", state="resolved")
+    _incident(db, "crash:closing:web", state="resolved")
+    outbox.enqueue("crash:open:web", "C1", "post", "open", T0)
+    outbox.enqueue("crash:done:web", "C1", "post", "done", T0)
+    outbox.enqueue("crash:closing:web", "C1", "post", "closing", T0)
+    outbox.enqueue(f"summary:C1:{T0.isoformat()}", "C1", "post", "3 more alerts", T0)
+    outbox.enqueue("autoscale:C1", "C1", "post", "scaled web to 3", T0)
+    outbox.enqueue("crash:bad:web", "C1", "post", "bad", T0, blocks=[{"text": "no type"}])
+    report = sender.send_due(T0)
+    assert (report.sent, report.failed) == (5, 1)
+    # The resolution of "closing" is still queued: it edits the message and replies under it.
+    outbox.enqueue("crash:closing:web", "C1", "update", "closing, resolved", T0)
+    outbox.enqueue("crash:closing:web", "C1", "reply", "closing: resolved", T0)
+
+    assert outbox.forget_sent_before(T0) == 0  # nothing is older than the cutoff
+    assert outbox.forget_sent_before(T0 + 8 * 24 * 3600 * SECOND) == 4
+    assert [(e.incident_key, e.kind, e.state) for e in outbox.entries()] == [
+        ("crash:open:web", "post", "sent"),
+        ("crash:closing:web", "post", "sent"),
+        ("crash:closing:web", "update", "pending"),
+        ("crash:closing:web", "reply", "pending"),
+    ]
+    assert sender.send_due(T0 + 8 * 24 * 3600 * SECOND).sent == 2
+    [closing, reply] = [m for m in slack.messages("C1") if m["text"].startswith("closing")]
+    assert reply["thread_ts"] == closing["ts"]  # still found the message to reply under
 
 
 def test_alerts_carry_the_blocks_the_caller_builds(db, slack, client):

@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import and_, delete, func, or_, select, union
 from sqlalchemy.orm import Session
 
 from bot.store.db import Database, aware
-from bot.store.models import AlertOutboxEntry
+from bot.store.models import AlertOutboxEntry, IncidentRow
 
 KINDS = ("post", "update", "reply")
 
@@ -67,18 +67,37 @@ class Outbox:
             return {channel: count for channel, count in own.execute(query)}
 
     def forget_sent_before(self, cutoff: datetime) -> int:
-        """Drop rows sent before `cutoff`, keeping each incident's newest message row: later
-        updates and replies find the message to edit through it."""
+        """Drop rows sent before `cutoff`, and failed rows queued before it, but keep the
+        newest message row of an incident still open or with rows queued: those later
+        updates and replies find the message to edit through it. A resolved incident's
+        message gets no more (a reopened incident posts a new one), and summaries and the
+        autoscaler's notices are never edited, so theirs go with the rest."""
         with self._db.session() as session, session.begin():
+            live = union(
+                select(IncidentRow.key).where(IncidentRow.state == "open"),
+                select(AlertOutboxEntry.incident_key).where(
+                    AlertOutboxEntry.state.in_(("pending", "sending"))
+                ),
+            )
             newest = (
                 select(func.max(AlertOutboxEntry.id))
-                .where(AlertOutboxEntry.state == "sent", AlertOutboxEntry.ts.is_not(None))
+                .where(
+                    AlertOutboxEntry.state == "sent",
+                    AlertOutboxEntry.ts.is_not(None),
+                    AlertOutboxEntry.incident_key.in_(live),
+                )
                 .group_by(AlertOutboxEntry.incident_key, AlertOutboxEntry.channel)
             )
             return session.execute(
                 delete(AlertOutboxEntry).where(
-                    AlertOutboxEntry.state == "sent",
-                    AlertOutboxEntry.sent_at < cutoff,
+                    or_(
+                        and_(AlertOutboxEntry.state == "sent", AlertOutboxEntry.sent_at < cutoff),
+                        # A failed row has no sent_at: its age counts from when it was queued.
+                        and_(
+                            AlertOutboxEntry.state == "failed",
+                            AlertOutboxEntry.created_at < cutoff,
+                        ),
+                    ),
                     AlertOutboxEntry.id.not_in(newest),
                 )
             ).rowcount
