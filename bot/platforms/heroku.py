@@ -426,8 +426,8 @@ class HerokuPlatform:
     ) -> Any:
         """The answer's JSON. `reads`: a POST that changes nothing (a log session), whose
         failure is worded as a read's."""
-        told = "GET" if reads else method
-        return _json(self._response(method, app, path, body, range_, reads), app, told)
+        told = "GET" if reads else method  # how a failure is worded: a change, or a read
+        return _json(self._response(method, app, path, body, range_, told), app, told)
 
     def _response(
         self,
@@ -436,10 +436,11 @@ class HerokuPlatform:
         path: tuple[str, ...],
         body: dict[str, Any] | None = None,
         range_: str | None = None,
-        reads: bool = False,
+        told: str | None = None,
     ) -> Any:
+        """The raw answer; `told`: the method a failure is worded for (default `method`)."""
         resource = tuple(quote(part, safe="") for part in path)
-        told = "GET" if reads else method  # how a failure is worded: a change, or a read
+        told = told or method
         data = self._client._resource_serialize(body) if body is not None else None
         now = datetime.now(UTC)
         if self._throttles is not None:
