@@ -632,6 +632,52 @@ def test_a_rollback_answered_503_is_not_sent_again(driver, heroku, config):
     settle()
     assert len(rollbacks(heroku)) == 1
     assert "Heroku's API failed (503)" in text
+    # Read back: the app still runs v3, which a slow request may yet change.
+    assert "I read it back: it runs v3" in text and "not what was asked, yet" in text
+    assert text.count("Check `/deploy") == 1
+
+
+def test_a_rollback_whose_answer_was_lost_is_read_back_from_the_releases(driver, heroku, config):
+    confirm = button(say(driver, "rollback myapp"), CONFIRM_ACTION)
+    heroku.drop_next(methods=["POST"])  # Heroku makes the release; its answer never comes
+    _, url = driver.click(CONFIRM_ACTION, confirm["value"], ADMIN)
+    text = driver.reply(url)["text"]
+    assert "dropped after the request was sent" in text
+    assert "I read it back: it runs v4 (Rollback to v2), so it was made." in text
+    assert len(rollbacks(heroku)) == 1
+    [entry] = [e for e in history(config) if e.verb == "rollback"]
+    assert entry.outcome == "ok"
+
+
+def test_the_worker_settles_maybe_made_rollbacks_from_the_releases(heroku, config):
+    from bot.actions.reconcile import SETTLE_AFTER
+    from bot.services import Services
+    from bot.store.audit import Actor
+
+    services = Services(config)
+    try:
+        audit = AuditLog(services.db)
+        rows = {}
+        for name, asked in (("made", "v2"), ("not made", "v1")):
+            rows[name] = audit.start(
+                Actor(ADMIN),
+                "rollback",
+                "myapp",
+                f"rollback myapp {asked}",
+                {"version": "v3"},
+                {"version": asked},
+            )
+            audit.finish(rows[name], "unknown", error="The connection dropped.")
+        heroku.add_release("myapp", "Rollback to v2")  # what the first request did: v4
+        # Before, a rollback row was settled "unknown: nothing to read back".
+        later = datetime.now(UTC) + SETTLE_AFTER + timedelta(minutes=1)
+        assert services.actions.reconciler.sweep(later) == 2
+        settled = {e.id: e for e in audit.recent("myapp", limit=None)}
+        assert settled[rows["made"]].outcome == "ok"
+        assert "Read back: it runs v4 (Rollback to v2)." in settled[rows["made"]].error
+        assert settled[rows["not made"]].outcome == "unknown"  # v4 is neither v3 nor v1
+    finally:
+        services.db.dispose()
 
 
 def test_a_confirmed_change_heroku_refused_says_how_to_retry(driver, heroku):

@@ -22,6 +22,7 @@ from bot.actions.deploy_guard import (
     platform_of,
 )
 from bot.actions.gate import Gate
+from bot.actions.reconcile import Reconciler
 from bot.actions.results import (
     BreakGlass,
     ConfigVars,
@@ -33,7 +34,7 @@ from bot.actions.results import (
     Result,
 )
 from bot.actions.shipping import Shipping
-from bot.platforms.base import NO_MAINTENANCE, NotSupported, Release
+from bot.platforms.base import NO_MAINTENANCE, NotSupported, PlatformError, Release
 from bot.registry import Target
 from bot.store.audit import Actor, AuditLog
 from bot.store.confirmations import Confirmations, Pending
@@ -68,6 +69,7 @@ class Deployments:
         self._gate = gate
         self._now = now
         self._guard = DeployGuard(audit, locks, judge)
+        self._reconciler = Reconciler(resolve, audit)
         self._shipping = Shipping(resolve, audit, locks, self._guard, secret, aliases)
 
     def run(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
@@ -161,7 +163,14 @@ class Deployments:
             {"version": before.version},
             {"version": target.version},
         )
-        after = self._guard.call(entry, lambda: platform.rollback(resolved.target.name, target))
+        try:
+            after = self._guard.call(entry, lambda: platform.rollback(resolved.target.name, target))
+        except PlatformError as error:
+            if error.changed is not None:
+                raise
+            # The request went out and its answer was lost: read the releases back and
+            # say what runs, never "try again" (a second rollback makes a second release).
+            return self._lost_rollback(requester, resolved, pending, entry, error)
         self._audit.finish(entry, "ok", after={"version": after.version})
         log.info("rolled back", extra={"app": pending.app, "user": requester.user_id})
         return Deployed(
@@ -197,6 +206,39 @@ class Deployments:
         self._guard.call(entry, lambda: platform.set_maintenance(resolved.target.name, on))
         self._audit.finish(entry, "ok", after={"maintenance": on})
         return Deployed(app, "maintenance", actor.user_id, mode=command.mode, audit_id=entry)
+
+    def _lost_rollback(
+        self,
+        requester: Actor,
+        resolved: Resolved,
+        pending: Pending,
+        entry: int,
+        error: PlatformError,
+    ) -> Reply:
+        app = pending.app
+        before, target = _release(pending.before), _release(pending.targets)
+        asked = f"<@{requester.user_id}> asked to roll `{app}` back to {code(target.version)}."
+        found = self._reconciler.read_back_release(
+            resolved, before.version, target.version, final=False
+        )
+        if found is None:
+            return Reply(
+                f"{asked} {error.fact} I could not read its releases back, so I cannot tell "
+                f"whether it was made. Check `/deploy releases {app}` before asking again.",
+                public=True,
+            )
+        if found.outcome == "ok":
+            self._audit.settle(entry, "ok", None, f"{error} Read back: {found.sentence}.")
+            return Reply(
+                f"{asked} {error.fact} I read it back: {found.sentence}, so it was made.",
+                public=True,
+            )
+        return Reply(
+            f"{asked} {error.fact} I read it back: {found.sentence}, not what was asked, yet: "
+            f"it may still be under way. Check `/deploy releases {app}` in a minute before "
+            "asking again.",
+            public=True,
+        )
 
     # -- config -----------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""What became of a change the bot cannot be sure about: read the formation back and say.
+"""What became of a change the bot cannot be sure about: read it back and say.
 
 A timeout or a dropped connection after a request was sent (`PlatformError.changed is
 None`) leaves the change maybe made; a process that died between the platform call and
@@ -11,6 +11,8 @@ such row its final outcome:
 - `not-applied`: what ran before still runs (only final after a few minutes: a slow
   request may still land);
 - `unknown`: neither (someone else changed it too), or nothing can tell (restarts).
+
+A scale or kill is read back from the formation, a rollback from the releases.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.actions.deploy_guard import current_release
 from bot.actions.results import Resolved
 from bot.platforms.base import Formation, PlatformError, formation_map
 from bot.registry import UnknownApp
@@ -30,6 +33,7 @@ from policies.slack_text import escape
 log = logging.getLogger(__name__)
 
 SETTLE_AFTER = timedelta(minutes=3)  # older pending/unknown rows are read back by the worker
+RELEASES_READ = 5  # a rollback's new release is the newest; a few more cover a deploy since
 GIVE_UP_AFTER = timedelta(days=1)  # a row whose app cannot be read for this long: unknown
 _FORMATION_VERBS = frozenset({"scale", "kill"})
 
@@ -118,6 +122,30 @@ class Reconciler:
             self._audit.finish(entry_id, "unknown", after=after, error=note)
         return found
 
+    def read_back_release(
+        self, resolved: Resolved, before: str, asked: str, *, final: bool
+    ) -> ReadBack | None:
+        """What a maybe-made rollback did: the app runs `asked` (Beanstalk) or a new
+        release made from it (Heroku's "Rollback to v41"), still `before`, or neither.
+        None when the releases cannot be read."""
+        try:
+            releases = resolved.platform.releases(resolved.target.name, RELEASES_READ)
+        except PlatformError:
+            log.info("release read-back failed", extra={"app": resolved.target.alias})
+            return None
+        current = current_release(releases)
+        if current is None:
+            return None
+        made = current.version == asked or (
+            current.version != before
+            and current.description.lower().startswith(f"rollback to {asked.lower()}")
+        )
+        outcome = "ok" if made else "not-applied" if current.version == before else "unknown"
+        if outcome == "not-applied" and not final:
+            outcome = "unknown"
+        words = f"it runs {escape(current.version)} ({escape(current.description)})"
+        return ReadBack(outcome, None, words)
+
     def sweep(self, now: datetime) -> int:
         """Give every pending or unknown row older than SETTLE_AFTER its final outcome.
         Returns how many rows were settled."""
@@ -131,6 +159,8 @@ class Reconciler:
 
     def _settle(self, entry: Entry, now: datetime) -> bool:
         died = "The bot stopped before it heard back." if entry.outcome == "pending" else None
+        if entry.verb == "rollback" and entry.requested and entry.before:
+            return self._settle_rollback(entry, now, died)
         if entry.verb not in _FORMATION_VERBS or not entry.requested:
             # Nothing to read back that would tell (a restart leaves no trace in the formation).
             self._audit.settle(entry.id, "unknown", None, died or "Nothing to read back.")
@@ -144,6 +174,20 @@ class Reconciler:
             return self._give_up(entry, now, died)
         note = " ".join(part for part in (died, f"Read back: {found.sentence}.") if part)
         self._audit.settle(entry.id, found.outcome, formation_json(found.formation), note)
+        return True
+
+    def _settle_rollback(self, entry: Entry, now: datetime, died: str | None) -> bool:
+        assert entry.before is not None and entry.requested is not None
+        try:
+            resolved = self._resolve(entry.app)
+        except (PlatformError, UnknownApp):
+            return self._give_up(entry, now, died)
+        before, asked = str(entry.before["version"]), str(entry.requested["version"])
+        found = self.read_back_release(resolved, before, asked, final=True)
+        if found is None:
+            return self._give_up(entry, now, died)
+        note = " ".join(part for part in (died, f"Read back: {found.sentence}.") if part)
+        self._audit.settle(entry.id, found.outcome, None, note)
         return True
 
     def _give_up(self, entry: Entry, now: datetime, died: str | None) -> bool:
