@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError
 
 from bot.actions.results import Duplicate, Reply
+from bot.actions.usergroups import GroupLookupFailed
 from bot.store.audit import Actor
 from bot.store.incidents import Alerts
 from handlers.charts import chart_button
@@ -127,7 +128,12 @@ def register(app: App, services: Services) -> None:
     def silence(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         key, _ = _value(body)
         actor = _actor(body, services.source)
-        decision = services.gate.decide(actor, "watch", _parts(key)[1])
+        try:
+            decision = services.gate.decide(actor, "watch", _parts(key)[1])
+        except GroupLookupFailed as error:
+            # Restart answers this through the actions path; Silence asks the gate itself.
+            respond(text=str(error), replace_original=False, response_type="ephemeral")
+            return
         if not decision.allowed:
             respond(text=decision.reason, replace_original=False, response_type="ephemeral")
             return

@@ -240,6 +240,39 @@ def test_silence_and_acknowledge_answer_in_the_thread(driver, heroku, slack, ser
     assert driver.reply(url)["text"] == "No open alerts for `other-app`."
 
 
+def test_silence_answers_when_slack_cannot_say_who_is_in_a_group(
+    config, heroku, slack, tmp_path, monkeypatch
+):
+    registry = REGISTRY + "access:\n  - allow: [watch]\n    groups: [S0OPS]\n"
+    slack.set_usergroup("S0OPS", ["UOTHER99"])
+    with served_app(config, registry, tmp_path, monkeypatch) as (web, config, _):
+        watch(SlackDriver(web.test_client(), slack), heroku)
+        worker = Worker(config)
+        heroku.crash("myapp", "web.1")
+        assert heroku.deliveries.wait()
+        worker.send_alerts()
+        [alert] = alert_messages(slack)
+        # A second web dyno: the one that ran `watch` keeps the group's members for minutes.
+        other = create_app(config)
+        try:
+            slack.fail_next("usergroups.users.list", count=5, status=500)
+            where = {"channel_id": "CMYAPP", "message_ts": alert["ts"]}
+            value = button(alert, SILENCE_ACTION)["value"]
+            response, url = SlackDriver(other.test_client(), slack).click(
+                SILENCE_ACTION, value, USER, **where
+            )
+            ack_text(response)
+            # It had said nothing at all: the lookup's error escaped the click's job.
+            [answer] = slack.wait_for_responses(url, timeout=10)
+            assert answer["text"].startswith(
+                "I could not check the members of Slack user group S0OPS"
+            )
+        finally:
+            other.extensions["deploybot"].db.dispose()
+        [incident] = Alerts(worker.db).incidents("myapp")
+        assert incident.silenced_until is None
+
+
 def test_forged_and_replayed_webhooks_are_refused(driver, heroku, served):
     _, config, url = served
     watch(driver, heroku)
