@@ -7,14 +7,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import inspect
 import json
 import logging
+import re
 import time
 from urllib.parse import urlencode
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from slack_bolt.request import payload_utils
 
 from bot.sandbox.slack_requests import button_click, sign, slash_command
 from bot.web import edge
@@ -145,6 +148,15 @@ SIGNED_MALFORMED = {
     "event a string": json.dumps({"type": "event_callback", "event": "app_home_opened"}),
     "event without type": json.dumps({"type": "event_callback", "event": {"user": ADMIN}}),
     "view a string": form({"type": "view_submission", "view": "x"}),
+    # What bolt reads once it knows the kind: each was a KeyError in its dispatch, a 500.
+    "attachment click without actions": form({"type": "interactive_message", "callback_id": "x"}),
+    "workflow step edit without its step": form({"type": "workflow_step_edit", "callback_id": "x"}),
+    "view without type": form(
+        {"type": "view_submission", "user": {"id": ADMIN}, "view": {"id": "V1", "callback_id": "x"}}
+    ),
+    "workflow step save without its step": json.dumps(
+        {"type": "view_submission", "view": {"type": "workflow_step", "callback_id": "x"}}
+    ),
     "command without user": "command=%2Fdeploy&text=status+myapp",
     "url_verification without challenge": json.dumps({"type": "url_verification"}),
 }
@@ -160,6 +172,36 @@ def test_signed_but_malformed_gets_400_and_one_log_line(driver, heroku, caplog, 
     assert line.getMessage() == "slack request refused" and not line.exc_info
     settle()
     assert patches(heroku) == []
+
+
+# Every payload type bolt tells apart, read from its own source so that a kind a new bolt
+# learns is tried too; and the fields that make a payload that kind to bolt, with nothing
+# else it goes on to read.
+BOLT_KINDS = sorted(
+    set(re.findall(r'_is_expected_type\(body, "(\w+)"\)', inspect.getsource(payload_utils)))
+)
+RECOGNISED = [
+    {},
+    {"callback_id": "x"},
+    {"action_id": "x"},
+    {"user": {"id": ADMIN}, "view": {"callback_id": "x"}},
+    {"view": {"callback_id": "x", "type": "workflow_step"}},
+    {"event": {"type": "workflow_step_execute"}},
+    {"event": {"type": "function_executed", "function_execution_id": "Fx1"}},
+]
+
+
+@pytest.mark.parametrize("kind", BOLT_KINDS)
+def test_every_kind_bolt_dispatches_on_is_refused_or_answered_without_a_5xx(driver, caplog, kind):
+    for extra in RECOGNISED:
+        payload = {"type": kind, **extra}
+        for body, headers in (
+            (form(payload), {}),
+            (json.dumps(payload), {"Content-Type": "application/json"}),
+        ):
+            response = driver.post(body, headers={**sign(SIGNING_SECRET, body), **headers})
+            assert response.status_code < 500, payload
+    assert not [r for r in caplog.records if r.exc_info]
 
 
 def _digest(timestamp: bytes, raw: bytes) -> str:
@@ -184,7 +226,7 @@ _KEYS = st.sampled_from(
         "channel_id", "enterprise_id", "thread_ts", "challenge", "id", "action_id", "block_id",
         "value", "tab", "is_ext_shared_channel", "user_team", "is_enterprise_install", "state",
         "function_data", "function_execution_id", "bot_access_token", "inputs", "bot_id",
-        "assistant_thread", "subtype", "app_installed_team_id",
+        "assistant_thread", "subtype", "app_installed_team_id", "workflow_step",
     ]
 )  # fmt: skip
 _WORDS = st.sampled_from(
@@ -192,6 +234,7 @@ _WORDS = st.sampled_from(
         "block_actions", "event_callback", "url_verification", "view_submission", "shortcut",
         "message_action", "interactive_message", "app_home_opened", "home", "message",
         "function_executed", "block_suggestion", "dialog_submission", "app_mention",
+        "workflow_step_edit", "workflow_step", "view_closed", "dialog_cancellation",
         CONFIRM_ACTION, CANCEL_ACTION, RESTART_ACTION, SCALE_ACTION, SILENCE_ACTION,
         ACK_ACTION, "/deploy", ADMIN, "T0CONSOLE", "E123", "http://127.0.0.1:9/r",
     ]

@@ -13,7 +13,8 @@ shape did the same. Here, in order:
 2. the body: UTF-8; a JSON object (Events API), or a form whose `payload` is a JSON object
    (interactivity), or a plain form (slash commands, `ssl_check`);
 3. the shape: every field bolt or our listeners read, where present, has the type Slack
-   documents, and each kind of request has the fields its listener needs.
+   documents, and each kind of payload bolt dispatches on has the fields bolt reads from
+   it without looking and those its listener needs.
 
 `check` returns the parsed body of a request bolt may have, else a `Refusal` (401
 unauthenticated, 400 malformed) whose reason is a few words for one log line: never the
@@ -64,6 +65,7 @@ _FIELDS: dict[str, tuple[type, ...]] = {
     "item": (dict,),
     "assistant_thread": (dict,),
     "function_data": (dict,),
+    "workflow_step": (dict,),
     "state": (dict,),
     "response_urls": (list,),
     "response_url": (str,),
@@ -78,10 +80,34 @@ _FIELDS: dict[str, tuple[type, ...]] = {
     "thread_ts": (str, _NONE),
     "challenge": (str,),
 }
-# Nested objects bolt descends into looking for ids: the same rules apply inside them.
-_NESTED = ("event", "message", "previous_message", "item", "assistant_thread")
+# Nested objects bolt descends into looking for ids (and, in a view, its `type`): the same
+# rules apply inside them.
+_NESTED = ("event", "message", "previous_message", "item", "assistant_thread", "view")
 # Objects whose `id` bolt reads.
 _WITH_ID = ("team", "user", "channel", "enterprise")
+
+# Every kind of payload bolt dispatches on (by its `type`), and what must then be there, not
+# empty: what bolt reads without looking once it knows the kind, and what our listeners
+# read. bolt works out every listener argument (`to_action` takes `actions[0]`, `to_step`
+# the `workflow_step`) for each listener it tries, whatever kind that listener is for, so
+# a kind we have no listener for still reaches these reads. Slack always sends them.
+_CARRIES: dict[str, tuple[str, ...]] = {
+    "block_actions": ("actions", "user.id"),
+    "interactive_message": ("actions",),
+    "workflow_step_edit": ("workflow_step",),
+    "view_submission": ("view.type",),  # bolt reads it to tell a workflow step's save
+    "workflow_step_save": ("view.type", "workflow_step"),  # a view_submission, to bolt
+    "view_closed": ("view.type",),
+    "event_callback": ("event.type",),
+    "url_verification": ("challenge",),
+    # bolt reads nothing past what makes these kinds what they are:
+    "dialog_submission": (),
+    "dialog_cancellation": (),
+    "dialog_suggestion": (),
+    "block_suggestion": (),
+    "shortcut": (),
+    "message_action": (),
+}
 
 
 @dataclass(frozen=True)
@@ -201,24 +227,29 @@ def _shape(document: dict[str, Any], depth: int) -> str | None:
 
 
 def _needs(document: dict[str, Any]) -> str | None:
-    """What each kind of request must carry for its listener (Slack always sends these)."""
-    kind = document.get("type")
+    """What each kind of request must carry for bolt and our listeners (see `_CARRIES`)."""
     if "command" in document:  # a slash command's form
         missing = [f for f in ("user_id", "response_url") if not document.get(f)]
-    elif kind == "block_actions":
-        missing = [] if document.get("actions") else ["actions"]
-        user = document.get("user")
-        if not (isinstance(user, dict) and user.get("id")):
-            missing.append("user.id")
-        if any(not action.get("action_id") for action in document.get("actions") or []):
-            missing.append("actions.action_id")
-    elif kind == "event_callback":
-        event = document.get("event")
-        missing = [] if isinstance(event, dict) and event.get("type") else ["event.type"]
-    elif kind in ("view_submission", "view_closed"):
-        missing = [] if "view" in document else ["view"]
-    elif kind == "url_verification":
-        missing = [] if document.get("challenge") else ["challenge"]
     else:
-        missing = []
+        kind = _kind(document)
+        missing = [path for path in _CARRIES.get(kind, ()) if not _at(document, path)]
+        actions = (document.get("actions") or []) if kind == "block_actions" else []
+        if any(not action.get("action_id") for action in actions):
+            missing.append("actions.action_id")  # bolt matches our listeners on it
     return f"missing {', '.join(missing)}" if missing else None
+
+
+def _kind(document: dict[str, Any]) -> str | None:
+    """The payload's `type`, except that bolt tells a workflow step's save by its view."""
+    kind = document.get("type")
+    if kind == "view_submission" and _at(document, "view.type") == "workflow_step":
+        return "workflow_step_save"
+    return kind
+
+
+def _at(document: dict[str, Any], path: str) -> Any:
+    """The value at a dotted `path`, or None; `_shape` has checked the types on the way."""
+    value: Any = document
+    for name in path.split("."):
+        value = value.get(name) if isinstance(value, dict) else None
+    return value
