@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from bot.store.audit import Actor
 from handlers.charts import CHART_ACTION
+from handlers.clicks import refuse
 from handlers.delivery import deliver, dm_responder
 from handlers.offload import click
 from handlers.render import CANCEL_ACTION, CONFIRM_ACTION, safely
-from policies.commands import CHART_WINDOWS, Command
+from policies.commands import CHART_WINDOWS, Command, is_app_name
 from policies.slack_text import code
 
 if TYPE_CHECKING:
@@ -35,6 +36,9 @@ def register(app: App, services: Services) -> None:
         actor, value = _click(body, services.source)
         name, _, rest = value.partition("|")
         window, _, where = rest.partition("|")
+        if not is_app_name(name):  # it becomes the command's app as it is
+            refuse(respond, body)
+            return
         thread_ts, channel = None, actor.channel_id
         if where == "thread":
             container = body.get("container") or {}
@@ -65,4 +69,4 @@ def _click(body: dict[str, Any], source: str) -> tuple[Actor, str]:
         channel_id=(body.get("channel") or {}).get("id"),
         source=source,
     )
-    return actor, body["actions"][0]["value"]
+    return actor, body["actions"][0]["value"]  # `offload.click` refuses a click without one

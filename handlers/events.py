@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError
 
 from bot.store.audit import Actor
+from handlers.clicks import button_value, page_number, refuse
 from handlers.delivery import deliver, dm_responder
 from handlers.home import COMMANDS, PAGE_ACTION, PER_PAGE, Refresher, home_view
 from handlers.offload import quietly
 from handlers.render import safely
-from policies.commands import parse
+from policies.commands import is_app_name, parse
 
 if TYPE_CHECKING:
     from slack_bolt import App
@@ -57,18 +58,29 @@ def register(app: App, services: Services) -> None:
     def on_button(body: dict[str, Any], client: WebClient) -> None:
         action = body["actions"][0]
         user_id = body["user"]["id"]
+        respond = dm_responder(client, user_id)
+        app_name = button_value(body)
+        # It becomes a word of the command: an app name only, so no option rides along.
+        if app_name is None or not is_app_name(app_name):
+            refuse(respond, body)
+            return
         actor = Actor(
             user_id=user_id,
             team_id=(body.get("team") or {}).get("id"),
             source=services.source,
             request_key=f"home:{user_id}:{action.get('action_ts')}",
         )
-        words = COMMANDS[action["action_id"]].format(app=action["value"])
+        words = COMMANDS[action["action_id"]].format(app=app_name)
         result = safely(lambda: services.actions.run(actor, parse(words)))
-        deliver(services, result, dm_responder(client, user_id), client, user_id)
+        deliver(services, result, respond, client, user_id)
 
     def on_page(body: dict[str, Any], client: WebClient) -> None:
-        publish(client, body["user"]["id"], int(body["actions"][0]["value"]))
+        user_id = body["user"]["id"]
+        page = page_number(button_value(body))
+        if page is None:
+            refuse(dm_responder(client, user_id), body)
+            return
+        publish(client, user_id, page)
 
     # In the background: Slack gets its 200 before views.publish is called, which may be slow.
     app.event("app_home_opened")(quietly(services, on_open))

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Respond
 
 from bot.actions.background import BUSY, LOST, NOT_RUN
+from handlers.clicks import button_value, refuse
+from handlers.delivery import dm_responder
 from handlers.replies import respond_to
 
 if TYPE_CHECKING:
@@ -51,13 +53,24 @@ def answer_lost(response_url: str | None, *, started: bool) -> None:
 
 def click(services: Services, work: Work) -> Callable[..., None]:
     """A button's listener: ack empty, run `work(body, respond, client)` in the background;
-    busy: say so through the click's response_url."""
+    busy: say so through the click's response_url. Every such button carries a value, so a
+    click without one is refused here, before `work` reads it."""
     name = job_name(work)
     if name not in services.background:
 
         def job(body: dict[str, Any], response_url: str | None) -> None:
             client = services.slack()
-            work(body, respond_to(response_url), client)
+            # Slack sends a response_url with every click on a message; App Home's have none
+            # (and neither may a forged one), and their answers go to the user's DM.
+            respond = (
+                respond_to(response_url)
+                if response_url
+                else dm_responder(client, body["user"]["id"])
+            )
+            if button_value(body) is None:
+                refuse(respond, body)
+                return
+            work(body, respond, client)
 
         def lost(body: dict[str, Any], response_url: str | None, *, started: bool) -> None:
             answer_lost(response_url, started=started)

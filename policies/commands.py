@@ -210,6 +210,11 @@ _DYNO_RE = re.compile(rf"^{_NAME}\.\d{{1,6}}$", re.IGNORECASE)
 _APP_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$", re.IGNORECASE)
 
 
+def is_app_name(word: str) -> bool:
+    """Whether `word` is an app name as commands take one (and nothing more: no option)."""
+    return _APP_RE.fullmatch(word) is not None
+
+
 # A verb with several forms shows, in an error, the usage of the form that was typed.
 _PART_USAGE = {
     "autoscale on": "/deploy autoscale APP [TYPE] on|off|shadow|status [min=N] [max=N] "

@@ -15,7 +15,14 @@ from bot.sandbox.slack_requests import button_click, sign
 from bot.store.audit import AuditLog
 from bot.store.autoscale_settings import AutoscaleStore, Decision
 from bot.web.app import create_app
-from handlers.home import PAGE_ACTION, RESTART_ACTION, SCALE_DOWN_ACTION, SCALE_UP_ACTION
+from handlers.clicks import NOT_MINE
+from handlers.home import (
+    PAGE_ACTION,
+    RESTART_ACTION,
+    SCALE_DOWN_ACTION,
+    SCALE_UP_ACTION,
+    STATUS_ACTION,
+)
 from handlers.render import CONFIRM_ACTION
 from tests.conftest import ADMIN, SIGNING_SECRET, USER
 from tests.webclient import SlackDriver, button
@@ -66,10 +73,12 @@ def open_home(driver, user: str, n: int = 1) -> dict:
     return calls[-1].args["view"]
 
 
-def click(driver, action_id: str, value: str, user: str, ts: str = "1.0") -> None:
-    body = button_click(action_id, value, "https://unused.example/", user_id=user)
+def click(driver, action_id: str, value: str | None, user: str, ts: str = "1.0") -> None:
+    body = button_click(action_id, value or "", "https://unused.example/", user_id=user)
     # App Home clicks carry no response_url and no channel.
     payload = json.loads(parse_qs(body)["payload"][0])
+    if value is None:
+        del payload["actions"][0]["value"]
     payload.pop("response_url")
     payload.pop("channel")
     payload["container"] = {"type": "view", "view_id": "V1"}
@@ -118,6 +127,32 @@ def test_home_restart_is_refused_for_a_user_without_the_right(driver, slack, her
     click(driver, RESTART_ACTION, "myapp", USER)
     [post] = slack.wait_for_calls("chat.postMessage", timeout=10)
     assert post.args["channel"] == USER and "You may not restart `myapp`" in post.args["text"]
+
+
+@pytest.mark.parametrize(
+    ("action", "value"),
+    [
+        (STATUS_ACTION, ""),
+        (STATUS_ACTION, None),
+        (SCALE_UP_ACTION, "myapp --force x"),  # would have been a word of the command
+        (RESTART_ACTION, "-a myapp"),
+        (PAGE_ACTION, "abc"),
+        (PAGE_ACTION, "9" * 5000),  # int() raises past 4,300 digits
+        (PAGE_ACTION, "\xb2"),
+        (PAGE_ACTION, None),
+    ],
+    ids=["empty", "none", "option", "flag", "page word", "page digits", "page superscript",
+         "no page"],
+)  # fmt: skip
+def test_a_home_button_value_not_made_by_us_is_told_so(
+    driver, slack, heroku, caplog, action, value
+):
+    click(driver, action, value, ADMIN)
+    # It had been the generic "Something went wrong", or no answer and a traceback.
+    [post] = slack.wait_for_calls("chat.postMessage", timeout=10)
+    assert post.args["channel"] == ADMIN and post.args["text"] == NOT_MINE
+    assert heroku.formation("myapp")["web"][0] == 1
+    assert not [r for r in caplog.records if r.exc_info]
 
 
 def test_many_apps_are_paged_within_the_block_limit(driver, slack, web):

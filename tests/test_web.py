@@ -15,6 +15,8 @@ import pytest
 from bot.sandbox.slack_requests import sign, slash_command
 from bot.store.audit import AuditLog
 from bot.web.app import create_app
+from handlers.charts import CHART_ACTION
+from handlers.clicks import NOT_MINE
 from handlers.render import CANCEL_ACTION, CONFIRM_ACTION
 from tests.conftest import ADMIN, OTHER_ADMIN, SIGNING_SECRET, USER
 from tests.webclient import SlackDriver, ack_text, button, settle
@@ -231,6 +233,36 @@ def test_cancel_leaves_everything_as_it_was(driver, heroku):
     settle()
     assert patches(heroku) == []
     assert heroku.formation("myapp")["worker"][0] == 1
+
+
+@pytest.mark.parametrize("action", [CONFIRM_ACTION, CANCEL_ACTION, CHART_ACTION])
+def test_a_click_without_a_value_is_told_so(driver, heroku, caplog, action):
+    _, url = driver.command("kill myapp worker", ADMIN)
+    driver.reply(url)
+    response, url = driver.click_without(action, "unused", ADMIN, "value")
+    ack_text(response)
+    # It had said nothing: a KeyError in the click's job, with its traceback in the log.
+    assert driver.reply(url)["text"] == NOT_MINE
+    assert patches(heroku) == []
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+@pytest.mark.parametrize("value", ["myapp --force|6h|channel", "|6h|thread", "<!here>|1h|home"])
+def test_a_chart_button_naming_no_app_is_told_so(driver, slack, value):
+    _, url = driver.click(CHART_ACTION, value, ADMIN)
+    assert driver.reply(url)["text"] == NOT_MINE
+    assert slack.calls_to("chat.postMessage") == []
+
+
+def test_a_confirm_without_a_response_url_is_answered_in_a_dm(driver, heroku, slack, caplog):
+    _, url = driver.command("kill myapp worker", ADMIN)
+    value = button(driver.reply(url), CONFIRM_ACTION)["value"]
+    ack_text(driver.click_without(CONFIRM_ACTION, value, ADMIN, "response_url")[0])
+    # It had acted and then said nothing: its answer raised for want of a response_url.
+    [post] = slack.wait_for_calls("chat.postMessage", timeout=10)
+    assert post.args["channel"] == ADMIN and "killed `myapp`" in post.args["text"]
+    assert heroku.formation("myapp")["worker"][0] == 0
+    assert not [r for r in caplog.records if r.exc_info]
 
 
 def test_scale_to_zero_counts_as_a_kill(driver, heroku):

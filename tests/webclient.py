@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode
 
 from flask.testing import FlaskClient
 
@@ -40,6 +41,17 @@ class SlackDriver:
         url = self.slack.new_response_url()
         where = {name: value for name, value in where.items() if value is not None}
         return self.post(button_click(action_id, value, url, user_id=user, **where)), url
+
+    def click_without(self, action_id: str, value: str, user: str, *fields: str) -> tuple[Any, str]:
+        """Press a button whose payload lacks `fields`: `value` (the button's) and
+        `response_url` (the payload's) are what Slack always sends with a click on a message."""
+        url = self.slack.new_response_url()
+        payload = json.loads(
+            parse_qs(button_click(action_id, value, url, user_id=user))["payload"][0]
+        )
+        for field in fields:
+            (payload["actions"][0] if field == "value" else payload).pop(field)
+        return self.post(urlencode({"payload": json.dumps(payload)})), url
 
     def replies(self, url: str, n: int = 1) -> list[dict[str, Any]]:
         return self.slack.wait_for_responses(url, n=n, timeout=10)
