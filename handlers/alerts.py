@@ -21,10 +21,11 @@ from bot.actions.usergroups import GroupLookupFailed
 from bot.store.audit import Actor
 from bot.store.incidents import Alerts
 from handlers.charts import chart_button
+from handlers.clicks import refuse
 from handlers.delivery import deliver
 from handlers.offload import click
 from handlers.render import safely
-from policies.commands import parse
+from policies.commands import is_app_name, is_process_type, parse
 from policies.incidents import Incident, Notice
 
 if TYPE_CHECKING:
@@ -104,6 +105,11 @@ def register(app: App, services: Services) -> None:
     def remedy(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         action_id = body["actions"][0]["action_id"]
         key, count = _value(body)
+        kind, app_name, subject = _parts(key)
+        if not is_app_name(app_name) or (kind == "crash" and not is_process_type(subject)):
+            # The value becomes command words: only names we could have made go through.
+            refuse(respond, body)
+            return
         # One claim per button and state of the incident: two people clicking Restart on
         # one crash restart it once.
         claim = f"alert:{action_id}:{key}:{count}"

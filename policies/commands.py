@@ -215,6 +215,11 @@ def is_app_name(word: str) -> bool:
     return _APP_RE.fullmatch(word) is not None
 
 
+def is_process_type(word: str) -> bool:
+    """Whether `word` is a process type (web, worker, clock_2) and nothing more."""
+    return _PTYPE_RE.fullmatch(word) is not None
+
+
 # A verb with several forms shows, in an error, the usage of the form that was typed.
 _PART_USAGE = {
     "autoscale on": "/deploy autoscale APP [TYPE] on|off|shadow|status [min=N] [max=N] "

@@ -146,6 +146,19 @@ def test_a_remedy_click_that_did_nothing_leaves_the_button_to_the_next_click(
 
 
 @pytest.mark.parametrize(
+    "value", ["crash:myapp --force now:web|1", "crash:myapp:web --force x|1", "crash::web|1"]
+)
+def test_a_remedy_value_that_is_no_name_of_ours_is_refused_in_a_sentence(
+    driver, heroku, slack, served, value
+):
+    # Its parts become command words: a forged one had reached the parser, and the user
+    # got "Something went wrong inside deploybot".
+    _, url = driver.click(RESTART_ACTION, value, ADMIN, channel_id="CMYAPP", message_ts="1.2")
+    assert driver.reply(url)["text"].startswith("That button's value is not one I made")
+    assert heroku.calls("DELETE", "/apps/myapp/formations/web") == []
+
+
+@pytest.mark.parametrize(
     ("process_type", "management"), [("scheduler", "run:detached"), ("run", "run:detached")]
 )
 def test_a_failed_one_off_dyno_is_a_notice_with_its_exit_status_not_a_crash(
