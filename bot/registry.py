@@ -474,8 +474,10 @@ class Registry:
                 **entry.shared(),
             )
         if alias in self._behind:  # two or more entries for one app: which one is meant
-            named = " and ".join(code(a) for a in self._behind[alias])
-            raise UnknownApp(f"{code(alias)} is the app behind {named}: name one of them.")
+            behind = self._behind[alias]
+            named = ", ".join(code(a) for a in behind[:3])
+            more = f" and {len(behind) - 3} more" if len(behind) > 3 else ""
+            raise UnknownApp(f"{code(alias)} is the app behind {named}{more}: name one of them.")
         if self.spec.heroku.allow_unlisted and re.match(_HEROKU_APP, alias):
             cap = {guardrails.ANY_TYPE: self.spec.heroku.unlisted_max}
             return Target(

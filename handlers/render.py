@@ -6,7 +6,7 @@ import logging
 import re
 import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -205,11 +205,12 @@ def cost_text(report: CostReport) -> str:
     actual web dyno-hours from the autoscaler's record."""
     if not report.apps:
         return "I manage no apps yet, so there is nothing to price."
-    lines = ["*Monthly cost at list prices*"]
-    total, estimate = 0.0, False
+    lines: list[str] = []
+    total, estimate, unpriced = 0.0, False, 0
     for app in report.apps:
         if app.monthly is None:
             lines.append(f"• {code(app.app)}: unknown ({app.problem or 'no formation'})")
+            unpriced += 1
             continue
         total += app.monthly.usd
         estimate = estimate or app.monthly.estimate
@@ -231,9 +232,20 @@ def cost_text(report: CostReport) -> str:
             )
         else:
             lines.append(f"    last {report.days} days: no autoscaler record of web dynos")
-    if len(report.apps) > 1:
-        lines.append(f"*Total: {costs.usd(total)}/month*" + (" (estimate)" if estimate else ""))
-    return "\n".join(lines)
+    if len(report.apps) == 1:
+        return "\n".join(["*Monthly cost at list prices*", *lines])
+    # First, so a fleet's answer cut to one Slack message still has it.
+    head = f"*Monthly cost at list prices: {costs.usd(total)}/month in all*" + (
+        " (estimate)" if estimate else ""
+    )
+    if unpriced:
+        head += f"; {unpriced:,} of {len(report.apps):,} apps could not be priced and are left out"
+    if report.reserve_kept:
+        head += (
+            " (most to keep the Heroku API calls that changes and the autoscaler need this hour;"
+            " `/deploy cost APP` prices one app)"
+        )
+    return "\n".join([head, *lines])
 
 
 def digest_text(day: Digest) -> str:
@@ -299,11 +311,31 @@ def about_lines(about: About) -> list[str]:
             + (f", release {code(about.beat.release)}" if about.beat.release else "")
         )
     lines.append(f"Alert outbox: {about.outbox_backlog} message(s) waiting")
-    for app, newest in about.drains:
-        seen = f"{_age(newest, about.now).removeprefix(' for ')} ago" if newest else "nothing yet"
-        lines.append(f"Drain {code(app)}: last traffic {seen}")
+
+    def seen(newest: datetime | None) -> str:
+        return f"{_age(newest, about.now).removeprefix(' for ')} ago" if newest else "nothing yet"
+
     if not about.drains:
         lines.append("Drains: none yet (`/deploy drain APP` adds one)")
+    elif len(about.drains) <= DRAINS_LISTED:
+        lines += [f"Drain {code(app)}: last traffic {seen(newest)}" for app, newest in about.drains]
+    else:
+        # A line per drain filled App Home's header, cut mid-line, at a fleet's size: the
+        # count, and the quiet ones, which are the ones to look at.
+        quiet = [
+            (app, newest)
+            for app, newest in about.drains
+            if newest is None or about.now - newest > DRAIN_QUIET
+        ]
+        line = (
+            f"Drains: {len(about.drains):,} apps, {len(about.drains) - len(quiet):,} with "
+            f"traffic in the last {DRAIN_QUIET.seconds // 60} minutes"
+        )
+        if quiet:
+            named = ", ".join(f"{code(app)} ({seen(new)})" for app, new in quiet[:DRAINS_LISTED])
+            more = f" and {len(quiet) - DRAINS_LISTED:,} more" if len(quiet) > DRAINS_LISTED else ""
+            line += f"; quiet: {named}{more}"
+        lines.append(line)
     return lines
 
 
@@ -475,11 +507,40 @@ def _history(result: History) -> Message:
 
 
 def _text(text: str, public: bool) -> Message:
+    """A reply of any length as Slack takes it: sections of whole lines within a section's
+    limit, and no more of them than a message holds, with a note of what was left out."""
+    sections = fit_sections(text)
     return {
         "response_type": "in_channel" if public else "ephemeral",
-        "text": text,
-        "blocks": [_section(text)],
+        "text": "\n".join(sections),
+        "blocks": [_section(part) for part in sections],
     }
+
+
+def fit_sections(text: str) -> list[str]:
+    """`text` in sections of at most SECTION_CHARS, split between lines, holding at most
+    MESSAGE_CHARS in all. A fleet's `apps` or `cost` had gone out as one section of
+    60,000-120,000 characters, which Slack refuses: the user heard nothing."""
+    lines = text.split("\n")
+    sections: list[str] = []
+    current: list[str] = []
+    size = total = 0
+    for index, line in enumerate(lines):
+        if len(line) > SECTION_CHARS:
+            line = line[: SECTION_CHARS - 1] + "…"
+        if total + len(line) + 1 > MESSAGE_CHARS - len(_MORE):
+            if current:
+                sections.append("\n".join(current))
+            sections.append(_MORE.format(n=len(lines) - index))
+            return sections
+        if current and size + len(line) + 1 > SECTION_CHARS:
+            sections.append("\n".join(current))
+            current, size = [], 0
+        current.append(line)
+        size += len(line) + 1
+        total += len(line) + 1
+    sections.append("\n".join(current))
+    return sections
 
 
 def _section(text: str) -> dict[str, Any]:
@@ -568,6 +629,13 @@ def _status(result: Status, now: datetime) -> Message:
 
 
 MAX_DYNOS_SHOWN = 20
+DRAINS_LISTED = 5  # more drains than this are counted, and only the quiet ones named
+DRAIN_QUIET = timedelta(minutes=10)
+SECTION_CHARS = 3000  # Slack refuses a section's text beyond this (invalid_blocks)
+# And a message whose blocks hold much more than about 13,000 characters in all
+# (msg_blocks_too_long, below the 40,000 its plain text may hold).
+MESSAGE_CHARS = 12_000
+_MORE = "…and {n:,} more lines, more than one Slack message holds. Ask about one app to see it."
 MAX_NOTES = 9  # a context block holds at most ten elements
 
 

@@ -56,6 +56,25 @@ def test_about_shows_the_release_the_worker_the_backlog_and_the_drains(driver, w
     assert "Drain `myapp`: last traffic nothing yet" in text
 
 
+def test_a_fleets_drains_are_counted_and_only_the_quiet_ones_named():
+    from bot.actions.results import About
+    from handlers.render import about_lines
+
+    now = datetime.now(UTC)
+    drains = tuple(
+        (f"app-{i:04d}", None if i % 250 == 0 else now - timedelta(seconds=20)) for i in range(1000)
+    )
+    lines = about_lines(About(release=None, beat=None, worker_down=True, outbox_backlog=0,
+                              drains=drains, now=now))  # fmt: skip
+    # A line per drain had filled App Home's header, cut mid-line.
+    assert len(lines) == 4 and len("\n".join(lines)) < 500
+    assert lines[-1] == (
+        "Drains: 1,000 apps, 996 with traffic in the last 10 minutes; quiet: `app-0000` "
+        "(nothing yet), `app-0250` (nothing yet), `app-0500` (nothing yet), `app-0750` "
+        "(nothing yet)"
+    )
+
+
 def test_about_says_when_the_worker_never_ticked(driver):
     _, url = driver.command("about", USER)
     assert "The worker has never ticked" in driver.reply(url)["text"]

@@ -329,7 +329,7 @@ def test_an_apps_platform_name_stands_for_its_alias_never_for_an_unlisted_app():
         "  api-eu:\n    platform: heroku\n    app: acme-api\n    channel: C0EU\n"
     )
     assert two.canonical("acme-api") == "acme-api"
-    with pytest.raises(UnknownApp, match=r"`acme-api` is the app behind `api` and `api-eu`"):
+    with pytest.raises(UnknownApp, match=r"`acme-api` is the app behind `api`, `api-eu`: "):
         two.resolve("acme-api")
 
 

@@ -30,6 +30,7 @@ from bot.store.audit import AuditLog
 from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.drains import Drains
 from bot.store.incidents import Alerts
+from bot.store.throttles import LOW_REMAINING
 from policies import costs, digest
 from policies.slack_text import code
 
@@ -37,6 +38,12 @@ COST_DAYS = 7
 # Audit rows read back for a chart's scaling marks: a busy week of autoscaling fits.
 _AUDIT_ROWS = 2000
 _DECISIONS = 50_000
+
+
+_KEPT = (
+    f"not priced: its Heroku account has fewer than {LOW_REMAINING} API calls left this "
+    "hour, kept for changes and the autoscaler; `/deploy cost APP` prices one app"
+)
 
 
 class Dashboards:
@@ -162,7 +169,29 @@ class Dashboards:
         now = self._now()
         if every_app:
             targets = self.targets(targets)
-        return CostReport(tuple(self._app_cost(target, now) for target in targets), COST_DAYS)
+        priced: list[AppCost] = []
+        kept: set[str] = set()  # Heroku accounts down to the autoscaler's reserve
+        for target in targets:
+            account = target.api_key_env if target.platform == "heroku" else None
+            if account in kept:
+                priced.append(AppCost(target.alias, target.platform, {}, None, problem=_KEPT))
+                continue
+            priced.append(self._app_cost(target, now))
+            remaining = self._remaining(target)
+            # One formation read per app: a fleet's sweep would spend the hour's calls that
+            # changes and the autoscaler need.
+            if account and remaining is not None and remaining < LOW_REMAINING:
+                kept.add(account)
+        return CostReport(tuple(priced), COST_DAYS, reserve_kept=bool(kept))
+
+    def _remaining(self, target: Target) -> int | None:
+        """The Heroku account's calls left this hour, as its last answer said."""
+        try:
+            platform = self._resolve(target.alias).platform
+        except UnknownApp:
+            return None
+        remaining = getattr(platform, "rate_limit_remaining", None)
+        return remaining if isinstance(remaining, int) else None
 
     def _app_cost(self, target: Target, now: datetime) -> AppCost:
         try:

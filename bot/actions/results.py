@@ -138,6 +138,7 @@ class AppCost:
 class CostReport:
     apps: tuple[AppCost, ...]
     days: int = 7
+    reserve_kept: bool = False  # some apps were left unpriced to keep the API reserve
 
 
 @dataclass(frozen=True)

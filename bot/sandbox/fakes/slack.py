@@ -462,6 +462,26 @@ class FakeSlack(ServedFake):
         ):
             self._violation(f"{method}: blocks is not a list of blocks: {blocks!r}")
             raise _ApiError("invalid_blocks")
+        if not self._check_limits(method, blocks):
+            raise _ApiError("invalid_blocks")
+
+    def _check_limits(self, where: str, blocks: Any, most_blocks: int = 50) -> bool:
+        """Block Kit's documented limits: at most `most_blocks` blocks (50 in a message, 100
+        in a Home tab), a section's text at most 3,000 characters. Slack answers
+        invalid_blocks past them; False (and a violation) when they are passed."""
+        if not isinstance(blocks, list):
+            return True
+        problems = []
+        if len(blocks) > most_blocks:
+            problems.append(f"{len(blocks)} blocks, over {most_blocks}")
+        for block in blocks:
+            text = block.get("text") if isinstance(block, dict) else None
+            body = text.get("text") if isinstance(text, dict) else None
+            if block.get("type") == "section" and isinstance(body, str) and len(body) > 3000:
+                problems.append(f"a section of {len(body):,} characters, over 3,000")
+        for problem in problems:
+            self._violation(f"{where}: {problem}")
+        return not problems
 
     def _violation(self, text: str) -> None:
         with self._cond:
@@ -609,6 +629,8 @@ class FakeSlack(ServedFake):
         if not isinstance(view, dict) or view.get("type") != "home":
             self._violation(f"views.publish: view is not a Home tab view: {view!r}")
             raise _ApiError("invalid_arguments")
+        if not self._check_limits("views.publish", view.get("blocks"), most_blocks=100):
+            raise _ApiError("invalid_blocks")
         user_id = str(args["user_id"])
         with self._cond:
             previous = self._home_views.get(user_id)
@@ -677,6 +699,8 @@ class FakeSlack(ServedFake):
             ):
                 self._violation(f"response_url {url_id}: nothing to show: {payload!r}")
                 return _text_response("no_text", 400)
+            if not self._check_limits(f"response_url {url_id}", payload.get("blocks")):
+                return _text_response("invalid_blocks", 400)
             response_type = payload.get("response_type")
             if response_type is not None and response_type not in _RESPONSE_TYPES:
                 # Accepted, since Slack's reaction is undocumented, but the bot meant something else.

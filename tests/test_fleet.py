@@ -1,0 +1,91 @@
+"""Fleet-wide answers at a thousand apps: `apps`, `cost` and long histories go out within
+Slack's Block Kit limits (the fake Slack refuses what Slack refuses), cut with a note
+rather than refused whole; `cost` keeps the Heroku API budget's reserve."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.web.app import create_app
+from tests.conftest import ADMIN
+from tests.webclient import SlackDriver, ack_text
+
+
+def _fleet(count: int) -> str:
+    return "heroku:\n  allow_unlisted: false\napps:\n" + "".join(
+        f"  app-{i:04d}:\n    platform: heroku\n    app: myapp\n" for i in range(count)
+    )
+
+
+@pytest.fixture
+def fleet(config, slack, tmp_path, monkeypatch):
+    def start(count: int) -> SlackDriver:
+        path = tmp_path / "deploybot.yml"
+        path.write_text(_fleet(count))
+        monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+        app = create_app(config)
+        made.append(app)
+        return SlackDriver(app.test_client(), slack)
+
+    made: list = []
+    yield start
+    for app in made:
+        app.extensions["deploybot"].db.dispose()
+
+
+def _say(driver: SlackDriver, text: str) -> dict:
+    response, url = driver.command(text, ADMIN)
+    ack_text(response)
+    return driver.reply(url)
+
+
+def _sections(reply: dict) -> list[str]:
+    return [block["text"]["text"] for block in reply["blocks"] if block["type"] == "section"]
+
+
+def test_a_thousand_apps_are_listed_within_one_messages_limits(fleet, slack):
+    # One section of 60,000 characters: Slack refused it and the user heard nothing.
+    reply = _say(fleet(1000), "apps")
+    sections = _sections(reply)
+    assert all(len(text) <= 3000 for text in sections) and len(reply["blocks"]) <= 50
+    assert "`app-0000`" in sections[0]
+    assert sections[-1].startswith("…and ") and "more lines" in sections[-1]
+    assert slack.violations == []
+
+
+def test_the_cost_of_a_fleet_is_cut_with_a_note_not_refused(fleet, slack):
+    reply = _say(fleet(300), "cost")
+    sections = _sections(reply)
+    assert all(len(text) <= 3000 for text in sections)
+    assert "more lines" in sections[-1]
+    assert slack.violations == []
+
+
+def test_the_fake_slack_refuses_what_slack_refuses(slack):
+    from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError
+
+    client = WebClient(token=slack.bot_token, base_url=slack.api_url)
+    long_section = [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}]
+    with pytest.raises(SlackApiError, match="invalid_blocks"):
+        client.chat_postMessage(channel="C1", text="t", blocks=long_section)
+    many = [{"type": "section", "text": {"type": "mrkdwn", "text": "x"}}] * 51
+    with pytest.raises(SlackApiError, match="invalid_blocks"):
+        client.chat_postMessage(channel="C1", text="t", blocks=many)
+    assert len(slack.violations) == 2
+    slack.violations.clear()  # the fixture's own check: these were asked for
+
+
+def test_the_cost_of_a_fleet_keeps_the_api_reserve_and_says_what_it_left_out(fleet, slack, heroku):
+    from bot.store.throttles import LOW_REMAINING
+
+    heroku.rate_limit_remaining = LOW_REMAINING + 100
+    driver = fleet(300)
+    reply = _say(driver, "cost")
+    # One formation read per app had taken the account to 0: the next change was refused.
+    assert heroku.rate_limit_remaining >= LOW_REMAINING - 1
+    head = _sections(reply)[0].split("\n")[0]
+    assert "/month in all*" in head and "apps could not be priced and are left out" in head
+    assert "to keep the Heroku API calls that changes and the autoscaler need" in head
+    _, url = driver.command("scale web=2 app-0001", ADMIN)
+    assert "scaled `app-0001`: web 1 → 2" in driver.reply(url)["text"]
