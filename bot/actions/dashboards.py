@@ -8,6 +8,7 @@ words them. Nothing here changes anything.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -38,6 +39,13 @@ COST_DAYS = 7
 # Audit rows read back for a chart's scaling marks: a busy week of autoscaling fits.
 _AUDIT_ROWS = 2000
 _DECISIONS = 50_000
+
+
+COST_READS = 8  # formation reads in flight at once for a fleet's `cost`
+
+
+def _account(target: Target) -> str | None:
+    return target.api_key_env if target.platform == "heroku" else None
 
 
 _KEPT = (
@@ -171,18 +179,37 @@ class Dashboards:
             targets = self.targets(targets)
         priced: list[AppCost] = []
         kept: set[str] = set()  # Heroku accounts down to the autoscaler's reserve
-        for target in targets:
-            account = target.api_key_env if target.platform == "heroku" else None
-            if account in kept:
-                priced.append(AppCost(target.alias, target.platform, {}, None, problem=_KEPT))
-                continue
-            priced.append(self._app_cost(target, now))
-            remaining = self._remaining(target)
-            # One formation read per app: a fleet's sweep would spend the hour's calls that
-            # changes and the autoscaler need.
-            if account and remaining is not None and remaining < LOW_REMAINING:
-                kept.add(account)
+        # The formations are read COST_READS at a time: one after another, a thousand
+        # apps held one of the web's two job threads for minutes at Heroku's latency.
+        with ThreadPoolExecutor(COST_READS, thread_name_prefix="cost") as pool:
+            for start in range(0, len(targets), COST_READS):
+                batch = [
+                    (target, None if _account(target) in kept else target)
+                    for target in targets[start : start + COST_READS]
+                ]
+                reads = list(pool.map(self._read_formation, [t for _, t in batch]))
+                for (target, asked), read in zip(batch, reads, strict=True):
+                    if asked is None:
+                        priced.append(AppCost(target.alias, target.platform, {}, None, _KEPT))
+                        continue
+                    priced.append(self._app_cost(target, now, read))
+                    remaining = self._remaining(target)
+                    # One read per app: a fleet's sweep would spend the hour's calls that
+                    # changes and the autoscaler need.
+                    account = _account(target)
+                    if account and remaining is not None and remaining < LOW_REMAINING:
+                        kept.add(account)
         return CostReport(tuple(priced), COST_DAYS, reserve_kept=bool(kept))
+
+    def _read_formation(self, target: Target | None) -> dict[str, tuple[int, str]] | str | None:
+        """The app's formation, or why it cannot be read; None for an app not to be read."""
+        if target is None:
+            return None
+        try:
+            resolved = self._resolve(target.alias)
+            return formation_map(resolved.platform.formation(target.name))
+        except (PlatformError, UnknownApp) as error:
+            return str(error)
 
     def _remaining(self, target: Target) -> int | None:
         """The Heroku account's calls left this hour, as its last answer said."""
@@ -193,12 +220,12 @@ class Dashboards:
         remaining = getattr(platform, "rate_limit_remaining", None)
         return remaining if isinstance(remaining, int) else None
 
-    def _app_cost(self, target: Target, now: datetime) -> AppCost:
-        try:
-            resolved = self._resolve(target.alias)
-            formation = formation_map(resolved.platform.formation(target.name))
-        except (PlatformError, UnknownApp) as error:
-            return AppCost(target.alias, target.platform, {}, None, problem=str(error))
+    def _app_cost(
+        self, target: Target, now: datetime, read: dict[str, tuple[int, str]] | str | None = None
+    ) -> AppCost:
+        formation = read if read is not None else self._read_formation(target)
+        if isinstance(formation, str) or formation is None:
+            return AppCost(target.alias, target.platform, {}, None, problem=formation)
         monthly = costs.monthly_cost(target.platform, formation)
         since = now - timedelta(days=COST_DAYS)
         decisions = self._autoscale.decisions(target.alias, _DECISIONS, since=since)
