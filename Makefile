@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.drain_e2e
 	$(BIN)/python -m benchmarks.replies
 	$(BIN)/python -m benchmarks.chart
+	$(BIN)/python -m benchmarks.reconcile_scan
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache deploybot*.sqlite3*
