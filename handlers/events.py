@@ -52,8 +52,14 @@ def register(app: App, services: Services) -> None:
 
     def on_open(body: dict[str, Any], client: WebClient) -> None:
         event = body.get("event") or {}
-        if event.get("tab") == "home":
-            publish(client, event["user"])
+        user_id = event.get("user")
+        if event.get("tab") != "home":
+            return
+        if not isinstance(user_id, str) or not user_id:
+            # Slack always names the user; a signed event without one was not made by it.
+            log.warning("app_home_opened without a user ignored")
+            return
+        publish(client, user_id)
 
     def on_button(body: dict[str, Any], client: WebClient) -> None:
         action = body["actions"][0]

@@ -152,6 +152,8 @@ def _deployed(result: Deployed) -> Message:
             f"{_release_words(result.after)}"
             + (f", as the new release {code(result.mode)}." if result.mode else ".")
         )
+        if result.note:
+            text += f" {result.note}"
     elif result.verb == "maintenance":
         text = f"{who} turned maintenance mode {result.mode} for {app}."
     elif result.verb == "config":

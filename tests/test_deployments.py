@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.actions.path import record_expiry
 from bot.sandbox.slack_requests import slash_command
 from bot.store.audit import AuditLog
 from bot.store.autoscale_settings import AutoscaleStore
@@ -171,6 +172,7 @@ def test_a_mistyped_app_outside_the_registry_is_not_locked_pinned_or_prompted(
     )
     # Nothing was kept: no lock, no pin, no prompt.
     assert say(driver, "unlock myap")["text"] == "`myap` is not locked; nothing to do."
+    assert say(driver, "pin myap off")["text"].startswith("`myap` was not pinned.")
     db = Database(config.database_url)
     try:
         assert AutoscaleStore(db).pins(datetime.now(UTC)) == {}
@@ -202,6 +204,30 @@ def test_a_freeze_refuses_a_rollback(config, slack, heroku, tmp_path, monkeypatc
         assert "is frozen" in say(driver, "maintenance myapp on")["text"]
         assert "is frozen" in say(driver, "ship myapp")["text"]
         assert rollbacks(heroku) == [] and heroku.calls("PATCH", "/apps/myapp") == []
+    finally:
+        web.extensions["deploybot"].db.dispose()
+
+
+def test_a_forced_rollback_whose_answer_was_lost_still_breaks_glass_in_the_channel(
+    config, slack, heroku, tmp_path, monkeypatch
+):
+    path = tmp_path / "deploybot.yml"
+    path.write_text(
+        "apps:\n  myapp:\n    platform: heroku\n    channel: CMYAPP\n    guardrails:\n"
+        "      freezes:\n        - {cron: '* * * * *', duration: 2h, reason: release freeze}\n"
+    )
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    web = create_app(config)
+    driver = SlackDriver(web.test_client(), slack)
+    try:
+        prompt = say(driver, 'rollback myapp --force "hotfix"')
+        heroku.drop_next(methods=["POST"])  # made; its answer never comes
+        _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+        text = driver.reply(url)["text"]
+        assert "rolled `myapp` back" in text and "so it was made" in text
+        # Read back as made, it is a rollback like any other: the freeze's notice goes out.
+        [notice] = slack.wait_for_calls("chat.postMessage", n=1, timeout=10)
+        assert notice.args["channel"] == "CMYAPP" and "Break-glass" in notice.args["text"]
     finally:
         web.extensions["deploybot"].db.dispose()
 
@@ -287,6 +313,28 @@ def test_a_config_prompt_clicked_after_it_expired_forgets_the_value(driver, hero
         assert entry.outcome == "expired" and entry.requested == {"set": ["DATABASE_URL"]}
     finally:
         db.dispose()
+
+
+def test_a_config_prompt_the_worker_expires_audits_the_key_and_forgets_the_value(
+    driver, heroku, config
+):
+    from sqlalchemy import text
+
+    _, url = driver.command(f"config set DATABASE_URL={SECRET_VALUE} myapp", ADMIN)
+    driver.reply(url)
+    worker = Worker(config)
+    try:
+        later = datetime.now(UTC) + timedelta(minutes=11)
+        [(pending, _)] = worker.confirmations.expire_due(later)
+        record_expiry(worker.audit, pending)
+        [entry] = history(config)
+        # It had been {"forgotten": True}: the wipe ran before the row was read.
+        assert entry.outcome == "expired" and entry.requested == {"set": ["DATABASE_URL"]}
+        with worker.db.session() as session:
+            stored = [str(row) for row in session.execute(text("SELECT * FROM confirmations"))]
+        assert stored and SECRET_VALUE not in " ".join(stored)
+    finally:
+        worker.db.dispose()
 
 
 def test_a_cancelled_config_prompt_audits_the_key_not_the_value(driver, heroku, config):
@@ -658,7 +706,7 @@ def test_the_worker_settles_maybe_made_rollbacks_from_the_releases(heroku, confi
     try:
         audit = AuditLog(services.db)
         rows = {}
-        for name, asked in (("made", "v2"), ("not made", "v1")):
+        for name, asked in (("made", "v2"), ("not made", "v1"), ("v2's prefix", "v")):
             rows[name] = audit.start(
                 Actor(ADMIN),
                 "rollback",
@@ -671,11 +719,12 @@ def test_the_worker_settles_maybe_made_rollbacks_from_the_releases(heroku, confi
         heroku.add_release("myapp", "Rollback to v2")  # what the first request did: v4
         # Before, a rollback row was settled "unknown: nothing to read back".
         later = datetime.now(UTC) + SETTLE_AFTER + timedelta(minutes=1)
-        assert services.actions.reconciler.sweep(later) == 2
+        assert services.actions.reconciler.sweep(later) == 3
         settled = {e.id: e for e in audit.recent("myapp", limit=None)}
         assert settled[rows["made"]].outcome == "ok"
         assert "Read back: it runs v4 (Rollback to v2)." in settled[rows["made"]].error
         assert settled[rows["not made"]].outcome == "unknown"  # v4 is neither v3 nor v1
+        assert settled[rows["v2's prefix"]].outcome == "unknown"  # "to v2" is not "to v"
     finally:
         services.db.dispose()
 

@@ -140,3 +140,22 @@ def test_a_digest_slack_fails_to_take_is_tried_again_a_few_times(worker, slack):
         worker.post_digests(_nine_thirty(minute))
     # Given back while it may pass (one upload a minute), then given up for the day.
     assert _digest_calls(slack) == MAX_TRIES
+
+
+@pytest.mark.parametrize("code", ["internal_error", "service_unavailable", "request_timeout"])
+def test_slacks_passing_errors_answered_200_are_tried_again(code):
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.web import SlackResponse
+
+    from bot.worker.digest import _transient
+
+    answer = SlackResponse(
+        client=None, http_verb="POST", api_url="u", req_args={}, data={"ok": False, "error": code},
+        headers={}, status_code=200,
+    )  # fmt: skip
+    assert _transient(SlackApiError("x", answer))
+    refused = SlackResponse(
+        client=None, http_verb="POST", api_url="u", req_args={},
+        data={"ok": False, "error": "not_in_channel"}, headers={}, status_code=200,
+    )  # fmt: skip
+    assert not _transient(SlackApiError("x", refused))

@@ -318,6 +318,7 @@ def test_a_restart_whose_answer_was_lost_says_to_check_and_is_settled_later(
     assert "dropped after the request was sent" in reply["text"]
     assert "Restarting twice does no harm" in reply["text"]
     assert "nothing was changed" not in reply["text"]
+    assert reply["text"].lower().count("check `/deploy status") == 1  # one piece of advice
     [entry] = audit(web).recent()
     assert entry.outcome == "unknown"
     assert reconcile(config, minutes=5) == 1

@@ -90,3 +90,22 @@ def test_the_cost_of_a_fleet_keeps_the_api_reserve_and_says_what_it_left_out(fle
     assert "to keep the Heroku API calls that changes and the autoscaler need" in head
     _, url = driver.command("scale web=2 app-0001", ADMIN)
     assert "scaled `app-0001`: web 1 → 2" in driver.reply(url)["text"]
+
+
+def test_an_app_whose_key_is_not_set_is_one_unknown_line_not_a_failed_answer(
+    config, slack, heroku, tmp_path, monkeypatch
+):
+    path = tmp_path / "deploybot.yml"
+    path.write_text(
+        "heroku:\n  allow_unlisted: false\napps:\n  alpha:\n    platform: heroku\n"
+        "    app: myapp\n  beta:\n    platform: heroku\n    app: other-app\n"
+        "    api_key_env: NOT_SET_KEY\n"
+    )
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    monkeypatch.delenv("NOT_SET_KEY", raising=False)
+    app = create_app(config)
+    try:
+        reply = _say(SlackDriver(app.test_client(), slack), "cost")
+        assert "• `alpha`: $" in reply["text"] and "• `beta`: unknown (" in reply["text"]
+    finally:
+        app.extensions["deploybot"].db.dispose()

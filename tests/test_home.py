@@ -25,7 +25,7 @@ from handlers.home import (
 )
 from handlers.render import CONFIRM_ACTION
 from tests.conftest import ADMIN, SIGNING_SECRET, USER
-from tests.webclient import SlackDriver, button
+from tests.webclient import SlackDriver, button, settle
 
 REGISTRY = """\
 apps:
@@ -183,3 +183,20 @@ def test_outside_words_on_a_card_are_escaped_once(driver, heroku, web):
     assert "Heroku answered 400: A &amp; &lt;b&gt;." in text
     assert "acted: p95 queue 480 ms &gt; 300 ms" in text
     assert "&amp;amp;" not in text and "&amp;lt;" not in text and "&amp;gt;" not in text
+
+
+@pytest.mark.parametrize("user", [None, {"id": "U1"}, ""])
+def test_a_home_opened_event_without_a_user_is_ignored_without_a_traceback(
+    driver, slack, caplog, user
+):
+    event = {"type": "app_home_opened", "channel": "D1", "tab": "home"}
+    if user is not None:
+        event["user"] = user
+    body = json.dumps({"type": "event_callback", "team_id": "T1", "event": event,
+                       "event_id": "Ev9", "event_time": 1})  # fmt: skip
+    headers = {**sign(SIGNING_SECRET, body), "Content-Type": "application/json"}
+    assert driver.post(body, headers=headers).status_code == 200
+    settle(0.5)
+    # It had been a KeyError (no user) or a TypeError (an object) in the listener's job.
+    assert not [r for r in caplog.records if r.exc_info]
+    assert slack.calls_to("views.publish") == []

@@ -29,8 +29,7 @@ def test_the_reconcile_question_has_an_index_of_its_own(database_url) -> None:
     # that is never pruned: without this index each run read the whole log.
     from datetime import UTC, datetime
 
-    from sqlalchemy import inspect, text
-    from sqlalchemy.dialects import postgresql, sqlite
+    from sqlalchemy import inspect
 
     from bot.store.audit import AuditLog
     from bot.store.db import Database
@@ -39,16 +38,23 @@ def test_the_reconcile_question_has_an_index_of_its_own(database_url) -> None:
     try:
         names = {index["name"] for index in inspect(database.engine).get_indexes("audit_log")}
         assert "ix_audit_log_unsettled" in names
-        # The planner may use it for the job's own query (its predicate covers the WHERE).
+        # The planner may use it for the job's own query, as sent: with its parameters
+        # bound (on PostgreSQL in a generic plan too, which a prepared statement gets).
         query = AuditLog(database).unsettled_query(datetime.now(UTC), 50)
-        dialect = postgresql.dialect() if not database.is_sqlite else sqlite.dialect()
-        compiled = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
         with database.engine.connect() as connection:
+            compiled = query.compile(dialect=connection.dialect)
             if database.is_sqlite:
-                plan = connection.execute(text(f"EXPLAIN QUERY PLAN {compiled}")).all()
+                explain = "EXPLAIN QUERY PLAN "
             else:
-                connection.execute(text("SET enable_seqscan = off"))
-                plan = connection.execute(text(f"EXPLAIN {compiled}")).all()
+                explain = "EXPLAIN "
+                connection.exec_driver_sql("SET enable_seqscan = off")
+                connection.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+            params = compiled.construct_params()
+            if compiled.positional:  # SQLite's `?`
+                params = tuple(params[name] for name in compiled.positiontup or ())
+            plan = connection.exec_driver_sql(explain + str(compiled), params).all()
+            if not database.is_sqlite:
+                connection.rollback()
         assert "ix_audit_log_unsettled" in " ".join(str(row) for row in plan), plan
     finally:
         database.dispose()

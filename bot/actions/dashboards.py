@@ -215,7 +215,7 @@ class Dashboards:
         """The Heroku account's calls left this hour, as its last answer said."""
         try:
             platform = self._resolve(target.alias).platform
-        except UnknownApp:
+        except (PlatformError, UnknownApp):  # its key is not set: said on its own line
             return None
         remaining = getattr(platform, "rate_limit_remaining", None)
         return remaining if isinstance(remaining, int) else None

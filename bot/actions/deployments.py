@@ -170,7 +170,7 @@ class Deployments:
                 raise
             # The request went out and its answer was lost: read the releases back and
             # say what runs, never "try again" (a second rollback makes a second release).
-            return self._lost_rollback(requester, resolved, pending, entry, error)
+            return self._lost_rollback(requester, confirmer, resolved, pending, entry, error)
         self._audit.finish(entry, "ok", after={"version": after.version})
         log.info("rolled back", extra={"app": pending.app, "user": requester.user_id})
         return Deployed(
@@ -210,11 +210,12 @@ class Deployments:
     def _lost_rollback(
         self,
         requester: Actor,
+        confirmer: Actor,
         resolved: Resolved,
         pending: Pending,
         entry: int,
         error: PlatformError,
-    ) -> Reply:
+    ) -> Result:
         app = pending.app
         before, target = _release(pending.before), _release(pending.targets)
         asked = f"<@{requester.user_id}> asked to roll `{app}` back to {code(target.version)}."
@@ -228,10 +229,19 @@ class Deployments:
                 public=True,
             )
         if found.outcome == "ok":
+            # Made: said as any rollback is, break-glass notice and follow-up included.
             self._audit.settle(entry, "ok", None, f"{error} Read back: {found.sentence}.")
-            return Reply(
-                f"{asked} {error.fact} I read it back: {found.sentence}, so it was made.",
-                public=True,
+            return Deployed(
+                app,
+                "rollback",
+                requester.user_id,
+                before=before,
+                after=target,
+                confirmed_by=confirmer.user_id,
+                audit_id=entry,
+                slow=platform_of(resolved).settles_slowly(),
+                break_glass=self._break_glass(resolved.target, requester, pending),
+                note=f"{error.fact} I read it back: {found.sentence}, so it was made.",
             )
         return Reply(
             f"{asked} {error.fact} I read it back: {found.sentence}, not what was asked, yet: "

@@ -76,7 +76,7 @@ log = logging.getLogger(__name__)
 
 # Beanstalk updates usually take 2–10 minutes; past this the follow-up says to look in AWS.
 # Verbs that keep something in the bot's own tables (a lock, a pin, a prompt) before any
-# platform call; unlock is not one, so a lock on an app deleted since can still go.
+# platform call; unlock and `pin off` only remove, so what an app deleted since left can go.
 _BOOKKEEPING = frozenset({"lock", "pin", "config"})
 FOLLOW_UP_TIMEOUT = 30 * 60.0
 FOLLOW_UP_TRIES, FOLLOW_UP_PAUSE_S = 3, 5.0  # a follow-up's waits, after a failed poll
@@ -203,7 +203,12 @@ class Actions:
         assert command.app is not None  # the grammar guarantees an app for every other verb
         try:
             resolved = self._resolve(command.app)
-            if not resolved.target.listed and command.verb in _BOOKKEEPING and command.mutating:
+            if (
+                not resolved.target.listed
+                and command.verb in _BOOKKEEPING
+                and command.mutating
+                and command.mode != "off"  # a pin on an app deleted since can still go
+            ):
                 # These touch no platform before they are kept: for a name outside the
                 # registry, one read first, so a typo is not locked, pinned or prompted for.
                 resolved.platform.formation(resolved.target.name)
@@ -524,7 +529,7 @@ class Actions:
             if error.changed is None:
                 # Nothing in the formation shows a restart: say so rather than guess.
                 return Reply(
-                    f"{error} Restarting twice does no harm, but check "
+                    f"{error.fact} Restarting twice does no harm, but check "
                     f"`/deploy status {app}` (dyno ages) before asking again.",
                     public=True,
                 )

@@ -136,9 +136,10 @@ class Reconciler:
         current = current_release(releases)
         if current is None:
             return None
+        # Word by word: "Rollback to v41" is not a rollback to v4.
+        described = current.description.lower().split()[:3]
         made = current.version == asked or (
-            current.version != before
-            and current.description.lower().startswith(f"rollback to {asked.lower()}")
+            current.version != before and described == ["rollback", "to", asked.lower()]
         )
         outcome = "ok" if made else "not-applied" if current.version == before else "unknown"
         if outcome == "not-applied" and not final:

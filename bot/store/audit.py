@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import Select, or_, select, text, update
 
 from bot.store.db import Database, aware
 from bot.store.models import AuditEntry
@@ -165,11 +165,13 @@ class AuditLog:
 
     @staticmethod
     def unsettled_query(started_before: datetime, limit: int) -> Select[tuple[AuditEntry]]:
-        # Its WHERE matches the partial index ix_audit_log_unsettled (migration 0015).
+        # Its WHERE matches the partial index ix_audit_log_unsettled (migration 0015), in
+        # words the planner compares with the index's: the outcomes written into the SQL,
+        # not bound, or SQLite (and PostgreSQL's generic plan) cannot prove the match.
         return (
             select(AuditEntry)
             .where(
-                AuditEntry.outcome.in_(("pending", "unknown")),
+                text("audit_log.outcome IN ('pending', 'unknown')"),
                 AuditEntry.reconciled_at.is_(None),
                 AuditEntry.started_at < started_before,
             )

@@ -133,11 +133,11 @@ class Confirmations:
                     .where(Confirmation.id == confirmation_id, Confirmation.state == "pending")
                     .values(state="expired", decided_at=now)
                 ).rowcount
-                if won:
-                    _forget_secrets(session, confirmation_id)
                 row = session.get(Confirmation, confirmation_id) if won else None
                 if row is not None:
+                    # Read before the wipe: the audit row keeps a config prompt's key names.
                     moved.append((_pending(row), row.response_url))
+                    _forget_secrets(session, confirmation_id)
         return moved
 
     def reopen(self, confirmation_id: str, user_id: str) -> bool:

@@ -20,6 +20,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.actions.results import Chart, Digest
 from bot.services import Services
+from bot.worker.outbox_sender import TRANSIENT_ERRORS
 from handlers.charts import upload
 from handlers.render import digest_text
 from policies import digest
@@ -30,10 +31,12 @@ MAX_TRIES = 5  # a day's digest is tried once a minute at most this often, then 
 
 
 def _transient(error: SlackApiError) -> bool:
-    """Slack's 5xx and rate limits pass; its `ok: false` answers (not_in_channel,
-    channel_not_found, invalid_auth…) stay until a person acts."""
+    """Slack's 5xx, rate limits and its own passing errors (internal_error,
+    service_unavailable…, as the alert outbox reads them) pass; its other `ok: false`
+    answers (not_in_channel, channel_not_found, invalid_auth…) stay until a person acts."""
     status = error.response.status_code
-    return status >= 500 or status == 429 or error.response.get("error") == "ratelimited"
+    code = error.response.get("error")
+    return status >= 500 or status == 429 or code == "ratelimited" or code in TRANSIENT_ERRORS
 
 
 class DigestJob:
