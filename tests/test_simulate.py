@@ -365,6 +365,15 @@ def test_simulate_app_replays_its_stored_traffic(config, monkeypatch):
         services.db.dispose()
 
     monkeypatch.setenv("DATABASE_URL", config.database_url)
+
+    class Held(datetime):
+        """The command line's clock held at `now`, as the chat command's is above."""
+
+        @classmethod
+        def now(cls, tz=None):
+            return now
+
+    monkeypatch.setattr("bot.simulate.datetime", Held)
     lines: list[str] = []
     assert main(["--app", "myapp", "--since", "1d", "--max", "3"], out=lines.append) == 0
     assert lines[0].startswith("myapp (stored): 180 minutes, peak 4,800 rpm")
