@@ -152,8 +152,6 @@ def _deployed(result: Deployed) -> Message:
             f"{_release_words(result.after)}"
             + (f", as the new release {code(result.mode)}." if result.mode else ".")
         )
-        if result.note:
-            text += f" {result.note}"
     elif result.verb == "maintenance":
         text = f"{who} turned maintenance mode {result.mode} for {app}."
     elif result.verb == "config":
@@ -181,6 +179,8 @@ def _deployed(result: Deployed) -> Message:
         text = f"{who} started {what} on {app} as {code(result.mode or '')}."
     else:
         text = f"{who} unlocked {app} (it was locked by <@{result.mode}>)."
+    if result.note:
+        text += f" {result.note}"
     blocks = [_section(text)]
     if result.confirmed_by and result.confirmed_by != result.user_id:
         blocks.append(_context(f"Approved by <@{result.confirmed_by}>."))

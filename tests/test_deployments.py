@@ -347,6 +347,29 @@ def test_a_cancelled_config_prompt_audits_the_key_not_the_value(driver, heroku, 
     assert SECRET_VALUE not in str(entry.as_json())
 
 
+def test_a_config_change_whose_answer_was_lost_is_read_back_without_its_values(
+    driver, heroku, config
+):
+    prompt = say(driver, f"config set DATABASE_URL={SECRET_VALUE} myapp")
+    heroku.drop_next(methods=["PATCH"])  # Heroku sets it; the answer never comes
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    text = driver.reply(url)["text"]
+    # It had said only to check: a second send is harmless here, but the user cannot know.
+    assert "set `DATABASE_URL` on `myapp`" in text
+    assert "I read it back: `DATABASE_URL` as asked, so it was made." in text
+    assert SECRET_VALUE not in text
+    [entry] = [e for e in history(config) if e.verb == "config"]
+    assert entry.outcome == "ok" and SECRET_VALUE not in str(entry.as_json())
+    # Not made (a 500, which is not retried, answered before Heroku acted): said so.
+    prompt = say(driver, "config unset DATABASE_URL myapp")
+    heroku.fail_next(500, methods=["PATCH"])
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    text = driver.reply(url)["text"]
+    assert text.startswith(f"<@{ADMIN}> asked `config unset DATABASE_URL myapp`.")
+    assert "`DATABASE_URL` not as asked, yet" in text and "`/deploy config myapp`" in text
+    assert heroku.config_vars("myapp") == {"DATABASE_URL": SECRET_VALUE}
+
+
 def test_config_unset_and_bad_keys(driver, heroku):
     heroku.set_config_vars("myapp", {"LOG_LEVEL": "info"})
     assert "`NOPE` is not set on `myapp`" in say(driver, "config unset NOPE myapp")["text"]

@@ -304,8 +304,20 @@ class Deployments:
             requester, "config", pending.app, pending.command, None, {mode: list(keys)}
         )
         platform = platform_of(resolved)
-        self._guard.call(entry, lambda: platform.set_config(resolved.target.name, changes))
-        self._audit.finish(entry, "ok", after={mode: list(keys)})
+        note = None
+        try:
+            self._guard.call(entry, lambda: platform.set_config(resolved.target.name, changes))
+        except PlatformError as error:
+            if error.changed is not None:
+                raise
+            # Its answer was lost: read the config back (values compared, never shown).
+            made, note = self._lost_config(resolved, pending, changes, error)
+            if not made:
+                asked = f"<@{requester.user_id}> asked {code(pending.command)}."
+                return Reply(f"{asked} {note}", public=True)
+            self._audit.settle(entry, "ok", {mode: list(keys)}, f"{error} Read back: as asked.")
+        else:
+            self._audit.finish(entry, "ok", after={mode: list(keys)})
         return Deployed(
             pending.app,
             "config",
@@ -315,6 +327,34 @@ class Deployments:
             confirmed_by=confirmer.user_id,
             audit_id=entry,
             slow=platform.settles_slowly(),
+            note=note,
+        )
+
+    def _lost_config(
+        self,
+        resolved: Resolved,
+        pending: Pending,
+        changes: dict[str, str | None],
+        error: PlatformError,
+    ) -> tuple[bool, str]:
+        """Whether a config change whose answer was lost was made, from a read of the
+        config, and what to say of it."""
+        app, names = pending.app, ", ".join(code(key) for key in sorted(changes))
+        try:
+            now = platform_of(resolved).config_vars(resolved.target.name)
+        except PlatformError:
+            return False, (
+                f"{error.fact} I could not read the config of `{app}` back, so I cannot tell "
+                f"whether {names} changed. Check `/deploy config {app}` before asking again."
+            )
+        if all(
+            (key not in now) if value is None else (now.get(key) == value)
+            for key, value in changes.items()
+        ):
+            return True, f"{error.fact} I read it back: {names} as asked, so it was made."
+        return False, (
+            f"{error.fact} I read it back: {names} not as asked, yet: it may still be under "
+            f"way. Check `/deploy config {app}` in a minute before asking again."
         )
 
     # -- lock and unlock --------------------------------------------------------------------

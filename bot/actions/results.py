@@ -242,7 +242,7 @@ class Deployed:
     break_glass: BreakGlass | None = None
     build_id: str | None = None  # ship on Heroku: the build the thread follows
     promotions: tuple[Promotion, ...] = ()  # promote: each downstream app's result
-    note: str | None = None  # rollback: how a lost answer was read back (Slack text)
+    note: str | None = None  # rollback, config: how a lost answer was read back (Slack text)
 
 
 @dataclass(frozen=True)
