@@ -499,6 +499,29 @@ def test_a_failed_poll_is_not_a_failed_build(registered, heroku, slack, config, 
     assert entry.outcome == "unknown"
 
 
+def test_a_ship_whose_answer_was_lost_finds_its_build_and_follows_it(
+    registered, heroku, slack, config
+):
+    heroku.clock = lambda: datetime.now(UTC)  # Heroku's clock is the bot's, give or take
+    heroku.drop_next(methods=["POST"])  # the build starts; its answer never comes
+    registered.command("ship myapp v1.4.2", ADMIN)
+    [anchor, follow_up] = slack.wait_for_calls("chat.postMessage", n=2, timeout=10)
+    # It had said only to check: a second ship would have built and released again.
+    assert "is shipping `v1.4.2` to `myapp`" in anchor.args["text"]
+    assert "I found its build, so it was made." in anchor.args["text"]
+    assert "Done: The build of `v1.4.2` for `myapp` succeeded" in follow_up.args["text"]
+    assert len(heroku.calls("POST", "/apps/myapp/builds")) == 1
+    [entry] = [e for e in history(config) if e.verb == "ship"]
+    assert entry.outcome == "ok"
+    # Lost before Heroku made anything: it says it sees no build, and where to look.
+    heroku.fail_next(500, methods=["POST"])
+    _, url = registered.command("ship myapp v1.4.3", ADMIN)
+    assert (
+        "I see no build of `v1.4.3` on `myapp` among its newest, yet"
+        in (registered.reply(url)["text"])
+    )
+
+
 def test_shipping_is_refused_while_locked_frozen_or_without_a_source(registered, heroku):
     say(registered, "lock myapp release train", OTHER_ADMIN)
     assert "is locked by" in say(registered, "ship myapp")["text"]

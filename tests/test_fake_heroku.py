@@ -432,6 +432,7 @@ SAMPLES = [
         {"source_blob": {"url": "https://example.com/src/v1.tar.gz", "version": "v1"}},
     ),
     ("GET", "/apps/myapp/builds/{build}", None),
+    ("GET", "/apps/myapp/builds", None),
     ("POST", "/apps/myapp/dynos", {"command": "python manage.py migrate", "attach": False}),
     ("POST", "/apps/myapp/log-sessions", {"lines": 10, "tail": False, "dyno_name": "web.1"}),
     ("GET", "/apps/myapp/pipeline-couplings", None),
@@ -507,7 +508,7 @@ def test_every_answer_validates_against_its_target_schema(fake, api, subtests):
                 path, text = path.replace(placeholder, value), text.replace(placeholder, value)
             body = json.loads(text)
             answer = api(method, path, json=body)
-            if path.endswith("/builds"):
+            if method == "POST" and path.endswith("/builds"):
                 ids["{build}"] = answer.json()["id"]
             if path == "/pipeline-promotions":
                 ids["{promotion}"] = answer.json()["id"]

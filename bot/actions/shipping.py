@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 from bot.actions.deploy_guard import LOOKBACK, DeployGuard, current_release, platform_of
 from bot.actions.results import Deployed, Logs, Reply, Resolved, Result
-from bot.platforms.base import PlatformError, Release
+from bot.platforms.base import Build, PlatformError, Release
 from bot.platforms.sources import SourceError, signed_url
 from bot.registry import UnknownApp
 from bot.store.audit import Actor, AuditLog
@@ -20,11 +22,26 @@ from bot.store.locks import Locks
 from policies import guardrails
 from policies.commands import Command
 from policies.redact import mask
-from policies.slack_text import listed, shown
+from policies.slack_text import code, listed, shown
 
 log = logging.getLogger(__name__)
 
 DEFAULT_REF = "main"
+
+
+def _build_since(platform: Any, name: str, ref: str, since: datetime) -> Build | None:
+    """The build of `ref` started at or after `since` (less 30 s for Heroku's clock and
+    ours), if the newest builds hold one; None when none does or they cannot be read. A
+    build of the same ref started in those 30 s before is taken for it."""
+    try:
+        builds = platform.builds(name)
+    except PlatformError:
+        return None
+    slack = since - timedelta(seconds=30)
+    return next(
+        (b for b in builds if b.version == ref and (b.created_at is None or b.created_at >= slack)),
+        None,
+    )
 
 
 class Shipping:
@@ -72,7 +89,29 @@ class Shipping:
             except SourceError as error:
                 return Reply(str(error))
         entry = self._audit.start(actor, "ship", app, command.text(), None, {"ref": ref})
-        build = self._guard.call(entry, lambda: platform.build(target.name, url, ref))
+        asked_at = datetime.now(UTC)
+        try:
+            build = self._guard.call(entry, lambda: platform.build(target.name, url, ref))
+        except PlatformError as error:
+            if error.changed is not None:
+                raise
+            # The request went out and its answer was lost: a second send would build
+            # and release twice. Look for the build among the newest instead.
+            found = _build_since(platform, target.name, ref, asked_at)
+            if found is None:
+                return Reply(
+                    f"<@{actor.user_id}> asked {code(command.text())}. {error.fact} I see no "
+                    f"build of {code(ref)} on `{app}` among its newest, yet. Check the app's "
+                    "builds in the Heroku dashboard before asking again.",
+                    public=True,
+                )
+            build = found
+            self._audit.settle(entry, "ok", {"build": build.id}, f"{error} Read back: built.")
+            log.info("build found after a lost answer", extra={"app": app})
+            return Deployed(
+                app, "ship", actor.user_id, mode=ref, audit_id=entry, slow=True,
+                build_id=build.id, note=f"{error.fact} I found its build, so it was made.",
+            )  # fmt: skip
         self._audit.finish(entry, "ok", after={"build": build.id})
         log.info("build started", extra={"app": app, "user": actor.user_id})
         return Deployed(

@@ -51,6 +51,7 @@ class Build:
     id: str
     status: str  # pending, succeeded, failed
     version: str  # the git ref or version label built
+    created_at: datetime | None = None  # as listed (Heroku); None when just started
 
 
 @dataclass(frozen=True)

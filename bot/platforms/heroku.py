@@ -272,6 +272,22 @@ class HerokuPlatform:
         item = self._call("POST", app, ("apps", app, "builds"), body)
         return Build(str(item["id"]), str(item.get("status", "pending")), version)
 
+    def builds(self, app: str, limit: int = 5) -> tuple[Build, ...]:
+        """The newest `limit` builds, newest first."""
+        items = self._call(
+            "GET", app, ("apps", app, "builds"), range_=f"started_at ..; order=desc, max={limit}"
+        )
+        return tuple(
+            Build(
+                str(item["id"]),
+                str(item.get("status", "pending")),
+                str((item.get("source_blob") or {}).get("version") or ""),
+                _parse_time(item.get("created_at")),
+            )
+            for item in items or []
+            if isinstance(item, dict) and "id" in item
+        )
+
     def wait_for_build(self, app: str, build_id: str, timeout: float, stopping: Event) -> Settled:
         """Poll the build until it ends; the tail of its output explains it either way."""
         item = self._wait(app, ("apps", app, "builds", build_id), timeout, stopping)

@@ -376,6 +376,7 @@ _HANDLERS: dict[str, str] = {
     "POST /apps/{}/releases": "_release_create",
     "POST /apps/{}/builds": "_build_create",
     "GET /apps/{}/builds/{}": "_build_info",
+    "GET /apps/{}/builds": "_build_list",
     "POST /apps/{}/dynos": "_dyno_create",
     "POST /apps/{}/log-sessions": "_log_session_create",
     "GET /apps/{}/pipeline-couplings": "_coupling_of_app",
@@ -950,6 +951,19 @@ class FakeHeroku(ServedFake):
         app.builds.append(build)
         # The first answer says pending, as Heroku's does: the build runs after the request.
         return _Reply(201, {**build, "status": "pending", "release": None, "slug": None})
+
+    def _build_list(self, call: _Call) -> _Reply:
+        """Builds ordered as the Range asks. Heroku ranges them by `id` or `started_at`,
+        which no build shows: the order they were made in stands for it."""
+        app = self._app(call.params[0])
+        wanted = _parse_range(call.range, ("id", "started_at"))
+        made = list(enumerate(app.builds))
+        if wanted.field == "id":
+            made.sort(key=lambda pair: pair[1]["id"])
+        if wanted.descending:
+            made.reverse()
+        page = [dict(build) for _, build in made[: wanted.max]]
+        return _Reply(200, page, {"Accept-Ranges": "id, started_at"})
 
     def _build_info(self, call: _Call) -> _Reply:
         app = self._app(call.params[0])
