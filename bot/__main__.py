@@ -7,9 +7,14 @@ import argparse
 import logging
 import sys
 
+import sqlalchemy.exc
+
 from bot.config import Config, ConfigError
 from bot.logs import setup_logging
 from bot.registry import Registry, RegistryError
+
+# A bad DATABASE_URL (no such scheme, port, host or file) or a server that is down.
+_DATABASE_ERRORS = (sqlalchemy.exc.SQLAlchemyError, sqlalchemy.exc.NoSuchModuleError)
 
 log = logging.getLogger("bot")
 
@@ -78,6 +83,14 @@ def main(argv: list[str] | None = None) -> int:
         return _COMMANDS[args.cmd](args)
     except (ConfigError, RegistryError) as error:
         print(f"deploybot: {error}", file=sys.stderr)
+        return 2
+    except _DATABASE_ERRORS as error:
+        # The class only: a driver's message can quote the URL, password and all.
+        print(
+            f"deploybot: the database at DATABASE_URL cannot be used "
+            f"({type(error).__name__}). Check the URL and that the server is up.",
+            file=sys.stderr,
+        )
         return 2
 
 

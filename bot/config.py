@@ -38,7 +38,7 @@ class Config:
         env = os.environ if env is None else env
         api_url = env.get("SLACK_API_URL") or "https://slack.com/api/"
         return cls(
-            database_url=env.get("DATABASE_URL") or None,
+            database_url=_database_url(env.get("DATABASE_URL") or None),
             slack_bot_token=env.get("SLACK_BOT_TOKEN") or None,
             slack_signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
             slack_app_token=env.get("SLACK_APP_TOKEN") or None,
@@ -78,3 +78,24 @@ def _port(raw: str) -> int:
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 5 and 0 < int(raw) < 65536):
         raise ConfigError(f"PORT must be a TCP port number, not {raw[:20]!r}.")
     return int(raw)
+
+
+def _database_url(url: str | None) -> str | None:
+    """DATABASE_URL as given, once it is a URL the bot can use: PostgreSQL (Heroku's
+    `postgres://` too) or a SQLite file. The driver's own errors quote the URL."""
+    if url is None:
+        return None
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in ("postgres", "postgresql", "postgresql+psycopg", "sqlite"):
+        raise ConfigError(
+            "DATABASE_URL must be a postgres:// (Heroku Postgres) or sqlite:/// URL; "
+            "leave it unset for the local SQLite file."
+        )
+    if scheme != "sqlite":
+        from sqlalchemy.engine import make_url
+
+        try:
+            make_url(url).port  # noqa: B018 (parsing the port is the check)
+        except ValueError:
+            raise ConfigError("DATABASE_URL's port is not a number.") from None
+    return url

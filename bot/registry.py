@@ -389,6 +389,14 @@ class Registry:
             line = f":{mark.line + 1}" if mark else ""
             reason = getattr(error, "problem", None) or str(error)
             raise RegistryError(f"{source}{line}: not valid YAML ({reason}).") from None
+        twice = _duplicate_key(node)
+        if twice is not None:
+            key, line = twice
+            # YAML lets the last one win: a second `web:` would drop the first one's
+            # guardrails without a word.
+            raise RegistryError(
+                f"{source}:{line}: `{key[:40]}` is given twice in the same mapping; keep one."
+            )
         if data is None:
             data = {}
         if not isinstance(data, dict):
@@ -541,3 +549,26 @@ def _within(data: object, budget: int) -> bool:
         elif isinstance(node, list):
             stack.extend(node)
     return True
+
+
+def _duplicate_key(root: yaml.Node | None) -> tuple[str, int] | None:
+    """The first key given twice in one mapping, with the line of its second mention.
+    Each node is visited once, so aliases cost nothing more."""
+    seen: set[int] = set()
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: set[str] = set()
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value != "<<":
+                    if key.value in keys:
+                        return key.value, key.start_mark.line + 1
+                    keys.add(key.value)
+                stack += [key, value]
+        elif isinstance(node, yaml.SequenceNode):
+            stack += node.value
+    return None

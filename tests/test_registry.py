@@ -333,6 +333,16 @@ def test_an_apps_platform_name_stands_for_its_alias_never_for_an_unlisted_app():
         two.resolve("acme-api")
 
 
+def test_a_key_given_twice_is_refused_with_its_line_not_silently_dropped():
+    text = (
+        "apps:\n  web:\n    platform: heroku\n    guardrails:\n      protected: true\n"
+        "  web:\n    platform: heroku\n"
+    )
+    # YAML keeps the last: the first entry's protection was gone, and check-config said ok.
+    with pytest.raises(RegistryError, match=r"^deploybot.yml:6: `web` is given twice"):
+        Registry.parse(text, "deploybot.yml")
+
+
 def test_an_alias_bomb_is_refused_before_it_is_checked():
     # 27 lines that stand for 10^8 values: every value is read as many times as it is named.
     lines = ["x: &a0 [" + ", ".join(["v"] * 100) + "]"]

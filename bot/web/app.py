@@ -15,6 +15,7 @@ from slack_bolt.adapter.flask.handler import to_flask_response
 
 from bot.config import Config, ConfigError
 from bot.logs import setup_logging
+from bot.preflight import NEEDS
 from bot.registry import Registry, RegistryError
 from bot.services import Services
 from bot.store.incidents import Alerts
@@ -34,6 +35,9 @@ def create_app(config: Config | None = None, registry: Registry | None = None) -
     setup_logging()
     try:
         config = config or Config.from_env()
+        # Checked before any migration, as `serve` does: the Procfile's gunicorn line had
+        # migrated, then died in bolt with a 61-line traceback.
+        config.require(*NEEDS["serve"])
         services = Services(config, registry=registry)
     except (ConfigError, RegistryError) as error:
         log.error(str(error))

@@ -32,8 +32,9 @@ from slack_sdk.webhook import WebhookClient
 from bot.actions.health import release_of
 from bot.actions.path import record_expiry
 from bot.actions.results import expired_text
-from bot.config import Config
+from bot.config import Config, ConfigError
 from bot.metrics.store import MetricsStore
+from bot.registry import Registry
 from bot.services import Services
 from bot.slack_api import web_client
 from bot.store.audit import AuditLog
@@ -67,7 +68,16 @@ KEEP_PROMPTS = timedelta(days=7)  # answered or expired prompts; the audit log k
 
 def _seconds(name: str, default: float) -> float:
     # Tests run the jobs on a faster clock; production keeps the defaults.
-    return float(os.environ.get(name, default))
+    raw = os.environ.get(name, "")
+    if not raw:
+        return default
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < 86_400:  # nan and inf fail this too
+        raise ConfigError(f"{name} must be a number of seconds above 0, not {raw[:20]!r}.")
+    return seconds
 
 
 def tick_clock(env: Mapping[str, str] | None = None) -> Callable[[], datetime]:
@@ -80,7 +90,13 @@ def tick_clock(env: Mapping[str, str] | None = None) -> Callable[[], datetime]:
     raw = (os.environ if env is None else env).get("DEPLOYBOT_BENCH_CLOCK", "").split()
     if not raw:
         return lambda: datetime.now(UTC)
-    sim_start, wall_start, speed = (float(part) for part in raw)
+    try:
+        sim_start, wall_start, speed = (float(part) for part in raw)
+    except ValueError:
+        raise ConfigError(
+            "DEPLOYBOT_BENCH_CLOCK must be three numbers (SIM_START WALL_START SPEED); "
+            "leave it unset outside the closed-loop benchmark."
+        ) from None
     return lambda: datetime.fromtimestamp(sim_start + (time.time() - wall_start) * speed, UTC)
 
 
@@ -289,7 +305,15 @@ class Worker:
 
 
 def main() -> int:
-    worker = Worker(Config.from_env())
+    config = Config.from_env()
+    # As `serve` does: a registry that cannot be read stops the worker with its line,
+    # instead of every job failing on it while the heartbeat says all is well.
+    Registry.from_env()
+    worker = Worker(config)
+    # Every interval read once, now: a bad one stops the worker with its name, not a job.
+    worker.scheduler()
+    _seconds("DEPLOYBOT_LEASE_CHECK_SECONDS", 10)
+    _seconds("DEPLOYBOT_LEASE_RETRY_SECONDS", LEASE_RETRY_SECONDS)
     # Heroku sends SIGTERM and waits 30 s: finish the running job, then let go of the lease.
     signal.signal(signal.SIGTERM, lambda *_: worker.stopping.set())
     signal.signal(signal.SIGINT, lambda *_: worker.stopping.set())

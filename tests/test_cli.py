@@ -1,0 +1,80 @@
+"""What an operator meets outside Slack: each process started with a bad setting stops
+at once with one sentence naming it, exit code 2, never a traceback or a secret."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=tmp_path,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("foo", "DATABASE_URL must be a postgres:// (Heroku Postgres) or sqlite:/// URL"),
+        ("mysql://u:hunter2@db/x", "DATABASE_URL must be a postgres://"),
+        ("postgresql://u:hunter2@127.0.0.1:abc/x", "DATABASE_URL's port is not a number."),
+        ("postgresql://u:hunter2@127.0.0.1:1/x", "cannot be used (OperationalError)"),
+    ],
+)
+def test_a_database_url_that_cannot_work_is_one_sentence(tmp_path, url, says):
+    done = _run(tmp_path, "migrate", DATABASE_URL=url)
+    assert done.returncode == 2 and says in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "hunter2" not in done.stderr
+
+
+def test_the_worker_stops_at_a_registry_it_cannot_read(tmp_path):
+    # It had taken the lease and failed every job on it, while its heartbeat said all was
+    # well, so the web dyno never warned.
+    db = f"sqlite:///{tmp_path / 'w.sqlite3'}"
+    done = _run(tmp_path, "worker", DATABASE_URL=db, DEPLOYBOT_CONFIG=str(tmp_path / "no.yml"))
+    assert done.returncode == 2 and "cannot read the registry" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_the_worker_stops_at_an_interval_that_is_no_number(tmp_path):
+    db = f"sqlite:///{tmp_path / 'w.sqlite3'}"
+    done = _run(tmp_path, "worker", DATABASE_URL=db, DEPLOYBOT_AUTOSCALE_SECONDS="abc")
+    assert done.returncode == 2, done.stderr
+    assert "DEPLOYBOT_AUTOSCALE_SECONDS must be a number of seconds above 0" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_the_procfile_web_line_without_slack_settings_stops_in_one_line(tmp_path):
+    # gunicorn's own "worker failed to boot" (3): it had migrated, then died in bolt with a
+    # 61-line traceback.
+    procfile = (ROOT / "Procfile").read_text()
+    web = next(line for line in procfile.splitlines() if line.startswith("web:"))
+    command = web.removeprefix("web:").strip().replace("$PORT", "0")
+    db = tmp_path / "g.sqlite3"
+    done = subprocess.run(
+        command,
+        shell=True,
+        cwd=ROOT,
+        env={"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HOME": str(tmp_path),
+             "DATABASE_URL": f"sqlite:///{db}", "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    out = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "Set SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET in the environment" in out
+    assert "Traceback" not in out and not db.exists()
