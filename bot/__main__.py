@@ -245,9 +245,25 @@ def _socket(_args: argparse.Namespace) -> int:
     setup_logging()
     config = Config.from_env()
     preflight.require("socket", config, Registry.from_env(), os.environ)
+    from slack_sdk.errors import SlackApiError
+
     services = Services(config)
     services.migrate_sqlite_if_behind()
-    SocketModeHandler(build_bolt_app(services), config.slack_app_token).start()
+    try:
+        SocketModeHandler(build_bolt_app(services), config.slack_app_token).start()
+    except SlackApiError as error:  # Slack's word: invalid_auth, not_allowed_token_type…
+        why = error.response.get("error") or "refused"
+        print(
+            f"deploybot: Slack refused Socket Mode ({why}); check SLACK_APP_TOKEN.", file=sys.stderr
+        )
+        return 2
+    except OSError as error:  # URLError, a timeout: Slack cannot be reached
+        print(
+            f"deploybot: Slack cannot be reached for Socket Mode ({type(error).__name__}); "
+            "check the network and SLACK_API_URL.",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 

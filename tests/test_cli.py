@@ -78,3 +78,19 @@ def test_the_procfile_web_line_without_slack_settings_stops_in_one_line(tmp_path
     assert done.returncode != 0
     assert "Set SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET in the environment" in out
     assert "Traceback" not in out and not db.exists()
+
+
+def test_socket_mode_needs_no_signing_secret_and_says_when_slack_is_away(tmp_path):
+    done = _run(
+        tmp_path,
+        "socket",
+        DATABASE_URL=f"sqlite:///{tmp_path / 's.sqlite3'}",
+        SLACK_BOT_TOKEN="xoxb-1",
+        SLACK_APP_TOKEN="xapp-1",
+        HEROKU_API_KEY="x",
+        SLACK_API_URL="http://127.0.0.1:9/api/",  # nothing listens there
+    )
+    # It had asked for SLACK_SIGNING_SECRET, which Socket Mode never uses; then a traceback.
+    assert done.returncode == 2, done.stderr
+    assert "Slack cannot be reached for Socket Mode (URLError)" in done.stderr
+    assert "SLACK_SIGNING_SECRET" not in done.stderr and "Traceback" not in done.stderr

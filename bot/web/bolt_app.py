@@ -11,11 +11,12 @@ from bot.slack_api import web_client
 
 def build_bolt_app(services: Services) -> App:
     config = services.config
-    config.require("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
+    # The signing secret is the web edge's (create_app requires it); Socket Mode has none.
+    config.require("SLACK_BOT_TOKEN")
     client = web_client(config.slack_bot_token, config.slack_api_url)
     app = App(
         client=client,
-        signing_secret=config.slack_signing_secret,
+        signing_secret=config.slack_signing_secret or "",
         # The default calls auth.test at start-up; the web process must not call Slack then.
         token_verification_enabled=False,
         # Listeners run on the request's own thread: they ack and hand the slow part to
