@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 
 import sqlalchemy.exc
 
@@ -50,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
 
     audit = commands.add_parser("audit", help="print the audit trail (newest first)")
     audit.add_argument("--app", default=None, help="only this app (its alias)")
-    audit.add_argument("--limit", type=int, default=None, help="at most this many entries")
+    audit.add_argument(
+        "--limit", type=_count(0, 1_000_000), default=None, help="at most this many entries"
+    )
     audit.add_argument("--json", action="store_true", help="one JSON array, for scripts")
 
     metrics = commands.add_parser("metrics", help="an app's traffic from its log drain")
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("migrate", help="apply database migrations (the release phase)")
     commands.add_parser("socket", help="run in Slack Socket Mode (needs SLACK_APP_TOKEN)")
     serve = commands.add_parser("serve", help="run the web process with Flask's dev server")
-    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--port", type=_count(1, 65_535), default=None)
 
     args, rest = parser.parse_known_args(argv)
     if args.cmd == "simulate":
@@ -92,6 +95,21 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+
+
+def _count(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` to `high`, or argparse's usage error."""
+
+    def parse(text: str) -> int:
+        digits = text.lstrip("0") or "0"
+        # The length first: int() of thousands of digits is slow, then refused anyway.
+        if not (text.isascii() and text.isdigit()) or len(digits) > len(str(high)):
+            raise argparse.ArgumentTypeError(f"give a whole number from {low} to {high:,}")
+        if not low <= int(digits) <= high:
+            raise argparse.ArgumentTypeError(f"give a whole number from {low} to {high:,}")
+        return int(digits)
+
+    return parse
 
 
 def _console(args: argparse.Namespace) -> int:

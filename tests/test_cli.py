@@ -94,3 +94,18 @@ def test_socket_mode_needs_no_signing_secret_and_says_when_slack_is_away(tmp_pat
     assert done.returncode == 2, done.stderr
     assert "Slack cannot be reached for Socket Mode (URLError)" in done.stderr
     assert "SLACK_SIGNING_SECRET" not in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("audit", "--limit", "99999999999999999999"),  # an OverflowError in SQLite
+        ("serve", "--port", "99999"),  # served on 34463
+        ("serve", "--port", "-1"),  # an OverflowError
+        ("serve", "--port", "0"),  # ignored: 5000
+    ],
+)
+def test_numbers_on_the_command_line_are_checked_before_use(tmp_path, args):
+    done = _run(tmp_path, *args)
+    assert done.returncode == 2 and "give a whole number from" in done.stderr
+    assert "Traceback" not in done.stderr
