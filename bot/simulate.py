@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -36,6 +37,9 @@ from policies.simulator import (
     trace_from_rows,
 )
 from policies.simulator_baselines import POLICIES, make_policy
+
+MAX_TRACE_BYTES = 32 << 20  # the shared traces are at most a few hundred KiB
+MAX_TRACE_SPAN = timedelta(days=120)  # the simulator steps every 10 s: about a million steps
 
 
 def load_trace(path: str | Path) -> Trace:
@@ -159,14 +163,21 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], object] = print
     args = parser.parse_args(argv)
     if args.app:
         return _main_app(args, out)
-    if args.peak_rpm is not None and args.peak_rpm <= 0:
-        parser.error("--peak-rpm must be positive")
-    if args.service_ms <= 0 or args.concurrency < 1:
-        parser.error("--service-ms and --concurrency must be positive")
+    # `not x > 0` and isfinite: nan compares false with everything, inf runs forever.
+    if args.peak_rpm is not None and not (args.peak_rpm > 0 and math.isfinite(args.peak_rpm)):
+        parser.error("--peak-rpm must be a positive number")
+    if not (args.service_ms > 0 and math.isfinite(args.service_ms)) or args.concurrency < 1:
+        parser.error("--service-ms and --concurrency must be positive numbers")
     try:
+        if Path(args.trace).stat().st_size > MAX_TRACE_BYTES:
+            parser.error(f"the trace is larger than {MAX_TRACE_BYTES >> 20} MiB")
         trace = load_trace(args.trace)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # TypeError: a row cut short
         parser.error(f"cannot read the trace: {exc}")
+    if not all(math.isfinite(count) and count >= 0 for count in trace.counts):
+        parser.error("the trace holds a value that is not a count (negative, inf or nan)")
+    if len(trace.counts) * trace.interval_s > MAX_TRACE_SPAN.total_seconds():
+        parser.error(f"the trace spans more than {MAX_TRACE_SPAN.days} days of 10 s ticks")
     model = Model(seed=args.seed, service_s=args.service_ms / 1000, concurrency=args.concurrency)
     context = make_context(trace, model, args.peak_rpm)
     names = list(POLICIES) if args.policy == "all" else [args.policy]

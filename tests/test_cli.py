@@ -109,3 +109,25 @@ def test_numbers_on_the_command_line_are_checked_before_use(tmp_path, args):
     done = _run(tmp_path, *args)
     assert done.returncode == 2 and "give a whole number from" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("rows", "args", "says"),
+    [
+        ("2024-01-01 00:00:00,5\n2024-01-01 00:05:00\n", (), "cannot read the trace"),
+        (
+            "2023-01-01 00:00:00,5\n2024-01-01 00:00:00,5\n2025-01-01 00:00:00,5\n",
+            (),
+            "the trace spans more than 120 days",  # it had run for minutes, silently
+        ),
+        ("2024-01-01 00:00:00,5\n2024-01-01 00:05:00,inf\n", (), "not a count"),
+        ("2024-01-01 00:00:00,5\n2024-01-01 00:05:00,6\n", ("--peak-rpm", "nan"), "positive"),
+    ],
+    ids=["row cut short", "a year apart", "inf", "nan peak"],
+)
+def test_a_trace_the_simulator_cannot_use_is_one_sentence(tmp_path, rows, args, says):
+    trace = tmp_path / "t.csv"
+    trace.write_text("timestamp,value\n" + rows)
+    done = _run(tmp_path, "simulate", "--trace", str(trace), *args)
+    assert done.returncode == 2 and says in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
