@@ -158,7 +158,13 @@ def _check_config(args: argparse.Namespace) -> int:
     for target in registry.targets():
         place = target.name if target.platform == "heroku" else f"{target.name} ({target.region})"
         print(f"  {target.alias}: {target.platform} {place}")
-    problems = preflight.problems(Config.from_env(), registry, os.environ)
+    config = Config.from_env()
+    problems = [
+        f"{name} is not set: the web dyno needs it (`serve`, the Procfile's web line)"
+        for name in preflight.NEEDS["serve"]
+        if not getattr(config, name.lower())
+    ]
+    problems += preflight.problems(config, registry, os.environ)
     for problem in problems:
         print(f"problem: {problem}", file=sys.stderr)
     if problems:

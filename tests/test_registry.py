@@ -142,12 +142,20 @@ def test_problems_name_missing_credentials():
     ]
 
 
-def run_check_config(tmp_path, text: str, **env: str):
+SLACK_SETTINGS = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}
+
+
+def run_check_config(tmp_path, text: str, slack: bool = True, **env: str):
     path = tmp_path / "deploybot.yml"
     path.write_text(text)
     return subprocess.run(
         [sys.executable, "-m", "bot", "check-config", str(path)],
-        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), **env},
+        env={
+            "PATH": os.environ["PATH"],
+            "PYTHONPATH": str(ROOT),
+            **(SLACK_SETTINGS if slack else {}),
+            **env,
+        },
         capture_output=True,
         text=True,
         timeout=60,
@@ -186,6 +194,17 @@ def test_check_config_accepts_a_good_file_and_rejects_a_broken_one(tmp_path):
     broken = run_check_config(tmp_path, GOOD.replace("eu-west-1", "mars"))
     assert broken.returncode == 2
     assert "deploybot.yml:15:" in broken.stderr and "Traceback" not in broken.stderr
+
+
+def test_check_config_names_the_slack_settings_the_web_dyno_needs(tmp_path):
+    keys = {"HEROKU_API_KEY_PROD": "x", "HEROKU_API_KEY_STAGING": "y"}
+    # It had said ok, and `serve` then refused to start.
+    done = run_check_config(
+        tmp_path, GOOD, slack=False, **keys, **aws_files(tmp_path, PROD_PROFILE)
+    )
+    assert done.returncode == 1
+    assert "SLACK_BOT_TOKEN is not set: the web dyno needs it" in done.stderr
+    assert "SLACK_SIGNING_SECRET is not set: the web dyno needs it" in done.stderr
 
 
 def test_check_config_names_beanstalk_apps_whose_aws_credentials_are_missing(tmp_path):
