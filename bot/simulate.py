@@ -79,6 +79,10 @@ def _target(text: str) -> Target:
 def _main_app(args: argparse.Namespace, out: Callable[[str], object]) -> int:
     config = Config.from_env()
     db = Database(config.database_url)
+    if db.needs_migration():
+        db.dispose()
+        out("the database is not migrated: run `deploybot migrate` (the release phase) first.")
+        return 1
     try:
         stored = AutoscaleStore(db).settings(args.app)
         current: dict[str, object] = {}
@@ -161,6 +165,8 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], object] = print
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)
+    if args.min is not None and (args.min < 1 or (args.max is not None and args.min > args.max)):
+        parser.error("--min must be at least 1 and at most --max")
     if args.app:
         return _main_app(args, out)
     # `not x > 0` and isfinite: nan compares false with everything, inf runs forever.
