@@ -189,7 +189,9 @@ def _audit(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    entries = AuditLog(database).recent(args.app, args.limit)
+    # The alias as the registry folds it, as in chat: `DEMO` is `demo`.
+    app = Registry.from_env().canonical(args.app) if args.app else None
+    entries = AuditLog(database).recent(app, args.limit)
     if args.json:
         print(json.dumps([entry.as_json() for entry in entries], indent=2))
         return 0
@@ -216,22 +218,19 @@ def _metrics(args: argparse.Namespace) -> int:
         print(f"deploybot: {error.problem}", file=sys.stderr)
         return 2
     minutes = command.limit or 60
+    app = Registry.from_env().canonical(command.app or args.app)  # `DEMO` is `demo`, as in chat
     database = Database(Config.from_env().database_url)
     if database.needs_migration():
         print("deploybot: the database is not migrated: run `deploybot migrate`.", file=sys.stderr)
         return 1
     now = time.time()
-    windows = MetricsStore(database).windows(args.app, int(now) - minutes * 60 - 60, int(now))
+    windows = MetricsStore(database).windows(app, int(now) - minutes * 60 - 60, int(now))
     summary = summarize(windows, now, minutes)
     if args.json:
-        print(
-            json.dumps(
-                {**dataclasses.asdict(summary), "app": args.app, "minutes": minutes}, indent=2
-            )
-        )
+        print(json.dumps({**dataclasses.asdict(summary), "app": app, "minutes": minutes}, indent=2))
         return 0
     print(
-        f"{args.app}: {summary.requests} requests in {minutes} min ({summary.requests_per_minute:.1f}/min)"
+        f"{app}: {summary.requests} requests in {minutes} min ({summary.requests_per_minute:.1f}/min)"
     )
     for label, pct in (("service", summary.service), ("queue", summary.queue)):
         if pct is not None:

@@ -60,9 +60,10 @@ def simulate(
 
 
 def _duration(text: str) -> timedelta:
-    match = re.fullmatch(r"(\d+)([smhd])", text.strip().lower())
+    # At most six digits: `99999999999d` overflowed timedelta in a traceback.
+    match = re.fullmatch(r"(\d{1,6})([smhd])", text.strip().lower())
     if match is None:
-        raise argparse.ArgumentTypeError(f"{text!r}: write 90s, 2m, 12h or 7d")
+        raise argparse.ArgumentTypeError(f"{text[:20]!r}: write 90s, 2m, 12h or 7d")
     unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match[2]]
     return timedelta(**{unit: int(match[1])})
 

@@ -140,3 +140,24 @@ def test_simulate_app_says_what_to_do_on_an_unmigrated_database_and_bad_bounds(t
     assert done.returncode == 1 and "run `deploybot migrate`" in done.stdout
     bounds = _run(tmp_path, "simulate", "--app", "demo", "--min", "5", "--max", "2")
     assert bounds.returncode == 2 and "--min must be at least 1 and at most --max" in bounds.stderr
+
+
+def test_the_audit_cli_folds_an_apps_case_as_chat_does(tmp_path):
+    from bot.store.audit import Actor, AuditLog
+    from bot.store.db import Database
+
+    url = f"sqlite:///{tmp_path / 'a.sqlite3'}"
+    database = Database(url)
+    try:
+        database.migrate()
+        AuditLog(database).record(Actor("U1"), "scale", "myapp", "scale web=2 myapp", "ok", "")
+    finally:
+        database.dispose()
+    done = _run(tmp_path, "audit", "--app", "MYAPP", DATABASE_URL=url)
+    assert done.returncode == 0 and "scale web=2 myapp" in done.stdout, done.stderr
+
+
+def test_a_replay_span_too_long_to_be_a_duration_is_a_usage_error(tmp_path):
+    done = _run(tmp_path, "simulate", "--app", "demo", "--since", "99999999999d")
+    assert done.returncode == 2 and "write 90s, 2m, 12h or 7d" in done.stderr
+    assert "Traceback" not in done.stderr
