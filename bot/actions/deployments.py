@@ -163,6 +163,7 @@ class Deployments:
             {"version": before.version},
             {"version": target.version},
         )
+        new_release, note = None, None
         try:
             after = self._guard.call(entry, lambda: platform.rollback(resolved.target.name, target))
         except PlatformError as error:
@@ -170,21 +171,28 @@ class Deployments:
                 raise
             # The request went out and its answer was lost: read the releases back and
             # say what runs, never "try again" (a second rollback makes a second release).
-            return self._lost_rollback(requester, confirmer, resolved, pending, entry, error)
-        self._audit.finish(entry, "ok", after={"version": after.version})
+            made, note = self._lost_rollback(resolved, pending, entry, error)
+            if not made:
+                asked = f"<@{requester.user_id}> asked to roll `{pending.app}` back to "
+                return Reply(f"{asked}{code(target.version)}. {note}", public=True)
+        else:
+            self._audit.finish(entry, "ok", after={"version": after.version})
+            # Heroku makes a new release (v43) from the old one (v41); Beanstalk redeploys it.
+            new_release = after.version if after.version != target.version else None
         log.info("rolled back", extra={"app": pending.app, "user": requester.user_id})
+        # Read back as made, it is said as any rollback is: break-glass notice and follow-up.
         return Deployed(
             pending.app,
             "rollback",
             requester.user_id,
             before=before,
             after=target,
-            # Heroku makes a new release (v43) from the old one (v41); Beanstalk redeploys it.
-            mode=after.version if after.version != target.version else None,
+            mode=new_release,
             confirmed_by=confirmer.user_id,
             audit_id=entry,
             slow=platform.settles_slowly(),
             break_glass=self._break_glass(resolved.target, requester, pending),
+            note=note,
         )
 
     # -- maintenance ------------------------------------------------------------------------
@@ -208,46 +216,27 @@ class Deployments:
         return Deployed(app, "maintenance", actor.user_id, mode=command.mode, audit_id=entry)
 
     def _lost_rollback(
-        self,
-        requester: Actor,
-        confirmer: Actor,
-        resolved: Resolved,
-        pending: Pending,
-        entry: int,
-        error: PlatformError,
-    ) -> Result:
+        self, resolved: Resolved, pending: Pending, entry: int, error: PlatformError
+    ) -> tuple[bool, str]:
+        """Whether a rollback whose answer was lost was made, from the releases (its audit
+        row settled `ok` if so), and what to say of it."""
         app = pending.app
         before, target = _release(pending.before), _release(pending.targets)
-        asked = f"<@{requester.user_id}> asked to roll `{app}` back to {code(target.version)}."
         found = self._reconciler.read_back_release(
             resolved, before.version, target.version, final=False
         )
         if found is None:
-            return Reply(
-                f"{asked} {error.fact} I could not read its releases back, so I cannot tell "
-                f"whether it was made. Check `/deploy releases {app}` before asking again.",
-                public=True,
+            return False, (
+                f"{error.fact} I could not read its releases back, so I cannot tell "
+                f"whether it was made. Check `/deploy releases {app}` before asking again."
             )
         if found.outcome == "ok":
-            # Made: said as any rollback is, break-glass notice and follow-up included.
             self._audit.settle(entry, "ok", None, f"{error} Read back: {found.sentence}.")
-            return Deployed(
-                app,
-                "rollback",
-                requester.user_id,
-                before=before,
-                after=target,
-                confirmed_by=confirmer.user_id,
-                audit_id=entry,
-                slow=platform_of(resolved).settles_slowly(),
-                break_glass=self._break_glass(resolved.target, requester, pending),
-                note=f"{error.fact} I read it back: {found.sentence}, so it was made.",
-            )
-        return Reply(
-            f"{asked} {error.fact} I read it back: {found.sentence}, not what was asked, yet: "
+            return True, f"{error.fact} I read it back: {found.sentence}, so it was made."
+        return False, (
+            f"{error.fact} I read it back: {found.sentence}, not what was asked, yet: "
             f"it may still be under way. Check `/deploy releases {app}` in a minute before "
-            "asking again.",
-            public=True,
+            "asking again."
         )
 
     # -- config -----------------------------------------------------------------------------
