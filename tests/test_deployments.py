@@ -189,47 +189,51 @@ def test_a_lock_taken_after_the_prompt_stops_the_confirm(driver, heroku):
     assert rollbacks(heroku) == []
 
 
-def test_a_freeze_refuses_a_rollback(config, slack, heroku, tmp_path, monkeypatch):
-    path = tmp_path / "deploybot.yml"
-    path.write_text(
+@pytest.fixture
+def with_registry(config, slack, tmp_path, monkeypatch):
+    """The web app on a registry of `text`, as a driver; each app made is closed after."""
+    made = []
+
+    def start(text: str) -> SlackDriver:
+        path = tmp_path / "deploybot.yml"
+        path.write_text(text)
+        monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+        made.append(create_app(config))
+        return SlackDriver(made[-1].test_client(), slack)
+
+    yield start
+    for app in made:
+        app.extensions["deploybot"].followups.close()
+        app.extensions["deploybot"].db.dispose()
+
+
+def test_a_freeze_refuses_a_rollback(with_registry, heroku):
+    driver = with_registry(
         "apps:\n  myapp:\n    platform: heroku\n    guardrails:\n      freezes:\n"
         "        - {cron: '* * * * *', duration: 2h, reason: release freeze}\n"
     )
-    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
-    web = create_app(config)
-    driver = SlackDriver(web.test_client(), slack)
-    try:
-        reply = say(driver, "rollback myapp")
-        assert "is frozen until" in reply["text"] and "release freeze" in reply["text"]
-        assert "is frozen" in say(driver, "maintenance myapp on")["text"]
-        assert "is frozen" in say(driver, "ship myapp")["text"]
-        assert rollbacks(heroku) == [] and heroku.calls("PATCH", "/apps/myapp") == []
-    finally:
-        web.extensions["deploybot"].db.dispose()
+    reply = say(driver, "rollback myapp")
+    assert "is frozen until" in reply["text"] and "release freeze" in reply["text"]
+    assert "is frozen" in say(driver, "maintenance myapp on")["text"]
+    assert "is frozen" in say(driver, "ship myapp")["text"]
+    assert rollbacks(heroku) == [] and heroku.calls("PATCH", "/apps/myapp") == []
 
 
 def test_a_forced_rollback_whose_answer_was_lost_still_breaks_glass_in_the_channel(
-    config, slack, heroku, tmp_path, monkeypatch
+    with_registry, slack, heroku
 ):
-    path = tmp_path / "deploybot.yml"
-    path.write_text(
+    driver = with_registry(
         "apps:\n  myapp:\n    platform: heroku\n    channel: CMYAPP\n    guardrails:\n"
         "      freezes:\n        - {cron: '* * * * *', duration: 2h, reason: release freeze}\n"
     )
-    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
-    web = create_app(config)
-    driver = SlackDriver(web.test_client(), slack)
-    try:
-        prompt = say(driver, 'rollback myapp --force "hotfix"')
-        heroku.drop_next(methods=["POST"])  # made; its answer never comes
-        _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
-        text = driver.reply(url)["text"]
-        assert "rolled `myapp` back" in text and "so it was made" in text
-        # Read back as made, it is a rollback like any other: the freeze's notice goes out.
-        [notice] = slack.wait_for_calls("chat.postMessage", n=1, timeout=10)
-        assert notice.args["channel"] == "CMYAPP" and "Break-glass" in notice.args["text"]
-    finally:
-        web.extensions["deploybot"].db.dispose()
+    prompt = say(driver, 'rollback myapp --force "hotfix"')
+    heroku.drop_next(methods=["POST"])  # made; its answer never comes
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    text = driver.reply(url)["text"]
+    assert "rolled `myapp` back" in text and "so it was made" in text
+    # Read back as made, it is a rollback like any other: the freeze's notice goes out.
+    [notice] = slack.wait_for_calls("chat.postMessage", n=1, timeout=10)
+    assert notice.args["channel"] == "CMYAPP" and "Break-glass" in notice.args["text"]
 
 
 def test_cancel_rolls_nothing_back(driver, heroku):
@@ -432,17 +436,11 @@ apps:
 
 
 @pytest.fixture
-def registered(config, slack, heroku, tmp_path, monkeypatch):
+def registered(with_registry, heroku):
     """The web app with a registry naming myapp's source and allowed commands, and a
     pipeline myapp (staging) → other-app (production)."""
-    path = tmp_path / "deploybot.yml"
-    path.write_text(REGISTRY)
-    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
     heroku.add_pipeline("shop", {"myapp": "staging", "other-app": "production"})
-    app = create_app(config)
-    yield SlackDriver(app.test_client(), slack)
-    app.extensions["deploybot"].followups.close()
-    app.extensions["deploybot"].db.dispose()
+    return with_registry(REGISTRY)
 
 
 def test_ship_builds_the_ref_from_the_registry_source_and_follows_the_build(
@@ -543,72 +541,42 @@ def test_promote_moves_the_slug_to_the_next_stage_and_not_past_the_last(register
     assert heroku.violations == []
 
 
-def test_a_lock_taken_by_the_registry_name_holds_back_a_promotion(
-    config, slack, heroku, tmp_path, monkeypatch
-):
+def test_a_lock_taken_by_the_registry_name_holds_back_a_promotion(with_registry, heroku):
     # Locks are kept by the name people type; the pipeline names the Heroku app.
-    path = tmp_path / "deploybot.yml"
-    path.write_text(REGISTRY + "  prod:\n    platform: heroku\n    app: other-app\n")
-    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
     heroku.add_pipeline("shop", {"myapp": "staging", "other-app": "production"})
-    app = create_app(config)
-    try:
-        driver = SlackDriver(app.test_client(), slack)
-        say(driver, "lock prod incident 42", OTHER_ADMIN)
-        refused = say(driver, "promote myapp")
-        assert f"locked by <@{OTHER_ADMIN}> (incident 42)" in refused["text"]
-        assert heroku.calls("POST", "/pipeline-promotions") == []
-    finally:
-        app.extensions["deploybot"].followups.close()
-        app.extensions["deploybot"].db.dispose()
+    driver = with_registry(REGISTRY + "  prod:\n    platform: heroku\n    app: other-app\n")
+    say(driver, "lock prod incident 42", OTHER_ADMIN)
+    refused = say(driver, "promote myapp")
+    assert f"locked by <@{OTHER_ADMIN}> (incident 42)" in refused["text"]
+    assert heroku.calls("POST", "/pipeline-promotions") == []
 
 
 def test_the_heroku_name_of_a_listed_app_is_that_app_with_its_lock_and_guardrails(
-    config, slack, heroku, tmp_path, monkeypatch
+    with_registry, heroku
 ):
     # Typed by its Heroku name, `other-app` had resolved as an unlisted app: no lock, no
     # protection, and a kill that only its requester had to confirm.
-    path = tmp_path / "deploybot.yml"
-    path.write_text(
+    driver = with_registry(
         REGISTRY + "  prod:\n    platform: heroku\n    app: other-app\n"
         "    guardrails:\n      protected: true\n"
     )
-    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
-    app = create_app(config)
-    try:
-        driver = SlackDriver(app.test_client(), slack)
-        say(driver, "lock prod incident 42", OTHER_ADMIN)
-        refused = say(driver, "rollback other-app")
-        assert f"`prod` is locked by <@{OTHER_ADMIN}> (incident 42)" in refused["text"]
-        asked = say(driver, "kill other-app")
-        assert (
-            "`prod` is protected: killing `prod` needs a second person's approval"
-            in (asked["text"])
-        )
-        assert heroku.calls("POST", "/apps/other-app/releases") == []
-    finally:
-        app.extensions["deploybot"].followups.close()
-        app.extensions["deploybot"].db.dispose()
+    say(driver, "lock prod incident 42", OTHER_ADMIN)
+    refused = say(driver, "rollback other-app")
+    assert f"`prod` is locked by <@{OTHER_ADMIN}> (incident 42)" in refused["text"]
+    asked = say(driver, "kill other-app")
+    assert "`prod` is protected: killing `prod` needs a second person's approval" in (asked["text"])
+    assert heroku.calls("POST", "/apps/other-app/releases") == []
 
 
-def test_a_freeze_of_the_downstream_app_holds_back_a_promotion(
-    config, slack, heroku, tmp_path, monkeypatch
-):
-    path = tmp_path / "deploybot.yml"
-    path.write_text(
+def test_a_freeze_of_the_downstream_app_holds_back_a_promotion(with_registry, heroku):
+    heroku.add_pipeline("shop", {"myapp": "staging", "other-app": "production"})
+    driver = with_registry(
         REGISTRY + "  prod:\n    platform: heroku\n    app: other-app\n    guardrails:\n"
         "      freezes:\n        - {cron: '* * * * *', duration: 2h, reason: launch week}\n"
     )
-    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
-    heroku.add_pipeline("shop", {"myapp": "staging", "other-app": "production"})
-    app = create_app(config)
-    try:
-        refused = say(SlackDriver(app.test_client(), slack), "promote myapp")
-        assert "is frozen until" in refused["text"] and "launch week" in refused["text"]
-        assert heroku.calls("POST", "/pipeline-promotions") == []
-    finally:
-        app.extensions["deploybot"].followups.close()
-        app.extensions["deploybot"].db.dispose()
+    refused = say(driver, "promote myapp")
+    assert "is frozen until" in refused["text"] and "launch week" in refused["text"]
+    assert heroku.calls("POST", "/pipeline-promotions") == []
 
 
 def test_run_starts_only_allowed_commands_and_reports_output_and_exit_status(
