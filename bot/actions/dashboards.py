@@ -250,12 +250,11 @@ class Dashboards:
         now = self._now()
         formation: dict[str, tuple[int, str]] | None = None
         problem = monthly = None
-        try:
-            resolved = self._resolve(target.alias)
-            formation = formation_map(resolved.platform.formation(target.name))
-            monthly = costs.monthly_cost(target.platform, formation)
-        except (PlatformError, UnknownApp) as error:
-            problem = str(error)
+        read = self._read_formation(target)
+        if isinstance(read, str):
+            problem = read
+        elif read is not None:
+            formation, monthly = read, costs.monthly_cost(target.platform, read)
         settings = self._autoscale.settings(target.alias)
         autoscale = [f"Autoscaling: {settings.describe() if settings else 'off'}"]
         pin = self._autoscale.pin(target.alias, now)
