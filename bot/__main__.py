@@ -14,8 +14,8 @@ from bot.config import Config, ConfigError
 from bot.logs import setup_logging
 from bot.registry import Registry, RegistryError
 
-# A bad DATABASE_URL (no such scheme, port, host or file) or a server that is down.
-_DATABASE_ERRORS = (sqlalchemy.exc.SQLAlchemyError, sqlalchemy.exc.NoSuchModuleError)
+# A DATABASE_URL that names no reachable server or file, or a server that is down.
+_DATABASE_ERRORS = sqlalchemy.exc.SQLAlchemyError
 
 log = logging.getLogger("bot")
 
