@@ -6,7 +6,9 @@ beside the app's current ones.
     python -m bot simulate --trace FILE.csv [--policy NAME|all] [--peak-rpm N] [--json]
         [--service-ms 200] [--concurrency 4] [--seed 0]
     python -m bot simulate --app APP [--since 7d] [--target rpm:1200] [--min N] [--max N]
-        [--down-stabilization 2m]
+        [--down-stabilization 2m] [--json]
+
+An option of one form given to the other is refused, not ignored.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ from policies.simulator_baselines import POLICIES, make_policy
 
 MAX_TRACE_BYTES = 32 << 20  # the shared traces are at most a few hundred KiB
 MAX_TRACE_SPAN = timedelta(days=120)  # the simulator steps every 10 s: about a million steps
+DEFAULT_SINCE = timedelta(days=7)
+# The options each form reads (by argparse dest); the other form refuses them.
+_APP_ONLY = ("since", "target", "min", "max", "down_stabilization")
+_TRACE_ONLY = ("policy", "peak_rpm", "seed", "service_ms", "concurrency")
 
 
 def load_trace(path: str | Path) -> Trace:
@@ -115,6 +121,17 @@ def _main_app(args: argparse.Namespace, out: Callable[[str], object]) -> int:
         out(f"{args.app}: no stored traffic in the last {args.since}; is its log drain on?")
         return 1
     mine, theirs, context = found
+    if args.json:
+        payload = {
+            "app": args.app,
+            "minutes": len(context.trace.counts),
+            "peak_rpm": round(context.peak_rpm, 1),
+            "rpm_per_dyno_at_slo": round(context.rpm_per_dyno_at_slo, 1),
+            "these_settings": mine.as_json(),
+            "current_settings": theirs.as_json(),
+        }
+        out(json.dumps(payload, indent=2))
+        return 0
     out(
         f"{context.trace.name}: {len(context.trace.counts):,} minutes, peak "
         f"{context.peak_rpm:,.0f} rpm; a modelled dyno carries "
@@ -137,39 +154,48 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], object] = print
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--trace", help="CSV with timestamp,value rows")
     source.add_argument("--app", help="replay this app's stored traffic (DATABASE_URL)")
-    parser.add_argument("--since", type=_duration, default=timedelta(days=7), help="with --app")
+    parser.add_argument("--since", type=_duration, help="with --app (default 7d)")
     parser.add_argument("--target", type=_target, help="with --app: rpm:1200, queue:300ms, …")
     parser.add_argument("--min", type=int, help="with --app")
     parser.add_argument("--max", type=int, help="with --app")
     parser.add_argument("--down-stabilization", type=_duration, help="with --app: 2m")
-    parser.add_argument(
-        "--policy", default="ours", choices=[*POLICIES, "all"], help="default: ours"
-    )
+    parser.add_argument("--policy", choices=[*POLICIES, "all"], help="with --trace (default ours)")
     parser.add_argument(
         "--peak-rpm",
         type=float,
         default=None,
         help=f"requests per minute at the trace's peak (default {default_peak_rpm(Model()):,.0f}: 10 dynos)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="boot delays (default 0)")
+    parser.add_argument("--seed", type=int, help="boot delays (default 0)")
     parser.add_argument(
         "--service-ms",
         type=float,
-        default=Model.service_s * 1000,
         help=f"a request's mean service time (default {Model.service_s * 1000:.0f})",
     )
     parser.add_argument(
         "--concurrency",
         type=int,
-        default=Model.concurrency,
         help=f"requests one dyno serves at once (default {Model.concurrency})",
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)
+    # An option of the other form had been accepted and silently ignored.
+    other = _TRACE_ONLY if args.app else _APP_ONLY
+    given = [f"--{dest.replace('_', '-')}" for dest in other if getattr(args, dest) is not None]
+    if given:
+        parser.error(
+            f"{', '.join(given)} only works with {'--trace' if args.app else '--app'}; "
+            f"leave {'it' if len(given) == 1 else 'them'} out"
+        )
     if args.min is not None and (args.min < 1 or (args.max is not None and args.min > args.max)):
         parser.error("--min must be at least 1 and at most --max")
     if args.app:
+        args.since = DEFAULT_SINCE if args.since is None else args.since
         return _main_app(args, out)
+    args.policy = args.policy or "ours"
+    args.seed = 0 if args.seed is None else args.seed
+    args.service_ms = Model.service_s * 1000 if args.service_ms is None else args.service_ms
+    args.concurrency = Model.concurrency if args.concurrency is None else args.concurrency
     # `not x > 0` and isfinite: nan compares false with everything, inf runs forever.
     if args.peak_rpm is not None and not (args.peak_rpm > 0 and math.isfinite(args.peak_rpm)):
         parser.error("--peak-rpm must be a positive number")
@@ -181,8 +207,6 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], object] = print
         trace = load_trace(args.trace)
     except (OSError, ValueError, KeyError, TypeError) as exc:  # TypeError: a row cut short
         parser.error(f"cannot read the trace: {exc}")
-    if not all(math.isfinite(count) and count >= 0 for count in trace.counts):
-        parser.error("the trace holds a value that is not a count (negative, inf or nan)")
     if len(trace.counts) * trace.interval_s > MAX_TRACE_SPAN.total_seconds():
         parser.error(f"the trace spans more than {MAX_TRACE_SPAN.days} days of 10 s ticks")
     model = Model(seed=args.seed, service_s=args.service_ms / 1000, concurrency=args.concurrency)

@@ -163,9 +163,13 @@ def trace_from_rows(name: str, rows: Iterable[Mapping[str, str]]) -> Trace:
     """A trace from CSV rows with `timestamp` and `value` (what `load_trace` reads)."""
     stamps: list[datetime] = []
     counts: list[float] = []
-    for row in rows:
+    for line, row in enumerate(rows, start=2):  # line 1 is the header
         stamps.append(datetime.fromisoformat(row["timestamp"]).replace(tzinfo=UTC))
-        counts.append(max(0.0, float(row["value"])))
+        count = float(row["value"])
+        # `max(0.0, nan)` is 0.0: a nan had been read as a quiet minute.
+        if not (math.isfinite(count) and count >= 0):
+            raise ValueError(f"{name}, line {line}: {row['value'][:20]!r} is not a request count")
+        counts.append(count)
     if len(stamps) < 2:
         raise ValueError(f"{name}: a trace needs at least two rows")
     # The median spacing: a few traces skip a row here and there.

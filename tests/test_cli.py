@@ -120,10 +120,24 @@ def test_numbers_on_the_command_line_are_checked_before_use(tmp_path, args):
             (),
             "the trace spans more than 120 days",  # it had run for minutes, silently
         ),
-        ("2024-01-01 00:00:00,5\n2024-01-01 00:05:00,inf\n", (), "not a count"),
+        (
+            "2024-01-01 00:00:00,5\n2024-01-01 00:05:00,inf\n",
+            (),
+            "line 3: 'inf' is not a request count",
+        ),
+        (
+            "2024-01-01 00:00:00,5\n2024-01-01 00:05:00,nan\n",
+            (),
+            "line 3: 'nan' is not a request count",
+        ),
+        (
+            "2024-01-01 00:00:00,5\n2024-01-01 00:05:00,-4\n",
+            (),
+            "line 3: '-4' is not a request count",
+        ),
         ("2024-01-01 00:00:00,5\n2024-01-01 00:05:00,6\n", ("--peak-rpm", "nan"), "positive"),
     ],
-    ids=["row cut short", "a year apart", "inf", "nan peak"],
+    ids=["row cut short", "a year apart", "inf", "nan (read as 0)", "negative", "nan peak"],
 )
 def test_a_trace_the_simulator_cannot_use_is_one_sentence(tmp_path, rows, args, says):
     trace = tmp_path / "t.csv"

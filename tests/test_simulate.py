@@ -383,5 +383,32 @@ def test_simulate_app_replays_its_stored_traffic(config, monkeypatch):
     minutes = [int(line.split("dyno-hours")[1].split()[0]) for line in (tried, current)]
     assert minutes[0] > minutes[1]
     lines.clear()
+    # --json had been ignored with --app.
+    assert main(["--app", "myapp", "--since", "1d", "--max", "3", "--json"], out=lines.append) == 0
+    answer = json.loads(lines[0])
+    assert answer["app"] == "myapp" and answer["minutes"] == 180
+    assert answer["these_settings"]["slo_violation_minutes"] == minutes[0]
+    assert answer["current_settings"]["slo_violation_minutes"] == minutes[1]
+    lines.clear()
     assert main(["--app", "nobody", "--since", "1d"], out=lines.append) == 1
     assert "no stored traffic" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--app", "demo", "--policy", "hpa"], "--policy only works with --trace; leave it out"),
+        (
+            ["--app", "demo", "--seed", "3", "--peak-rpm", "900"],
+            "--peak-rpm, --seed only works with --trace; leave them out",
+        ),
+        (["--trace", "t.csv", "--since", "2d"], "--since only works with --app; leave it out"),
+        (["--trace", "t.csv", "--max", "3"], "--max only works with --app; leave it out"),
+    ],
+)
+def test_an_option_of_the_other_form_is_refused_not_ignored(args, says, capsys):
+    from bot.simulate import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(args)
+    assert stopped.value.code == 2 and says in capsys.readouterr().err
