@@ -57,7 +57,19 @@ def test_the_worker_stops_at_an_interval_that_is_no_number(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def test_the_procfile_web_line_without_slack_settings_stops_in_one_line(tmp_path):
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ({}, "Set SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET in the environment"),
+        # It had started and then answered every command that it had no key.
+        (
+            {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"},
+            "environment variable HEROKU_API_KEY is not set",
+        ),
+    ],
+    ids=["no slack settings", "no heroku api key"],
+)
+def test_the_procfile_web_line_without_its_settings_stops_in_one_line(tmp_path, given, says):
     # gunicorn's own "worker failed to boot" (3): it had migrated, then died in bolt with a
     # 61-line traceback.
     procfile = (ROOT / "Procfile").read_text()
@@ -69,14 +81,14 @@ def test_the_procfile_web_line_without_slack_settings_stops_in_one_line(tmp_path
         shell=True,
         cwd=ROOT,
         env={"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HOME": str(tmp_path),
-             "DATABASE_URL": f"sqlite:///{db}", "PYTHONPATH": str(ROOT)},
+             "DATABASE_URL": f"sqlite:///{db}", "PYTHONPATH": str(ROOT), **given},
         capture_output=True,
         text=True,
         timeout=60,
     )  # fmt: skip
     out = done.stdout + done.stderr
     assert done.returncode != 0
-    assert "Set SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET in the environment" in out
+    assert says in out, out
     assert "Traceback" not in out and not db.exists()
 
 

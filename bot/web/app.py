@@ -13,6 +13,7 @@ import time
 from flask import Flask, jsonify, request
 from slack_bolt.adapter.flask.handler import to_flask_response
 
+from bot import preflight
 from bot.config import Config, ConfigError
 from bot.logs import setup_logging
 from bot.preflight import NEEDS
@@ -37,7 +38,16 @@ def create_app(config: Config | None = None, registry: Registry | None = None) -
         config = config or Config.from_env()
         # Checked before any migration, as `serve` does: the Procfile's gunicorn line had
         # migrated, then died in bolt with a 61-line traceback.
-        config.require(*NEEDS["serve"])
+        if registry is None:
+            # All of what `serve` checks, the registry's credentials too: the gunicorn line
+            # had started without HEROKU_API_KEY and then answered every command "no key".
+            registry = Registry.from_env()
+            env = dict(os.environ)
+            if config.heroku_api_key:  # tests and the console set it on the Config alone
+                env["HEROKU_API_KEY"] = config.heroku_api_key
+            preflight.require("serve", config, registry, env)
+        else:
+            config.require(*NEEDS["serve"])
         services = Services(config, registry=registry)
     except (ConfigError, RegistryError) as error:
         log.error(str(error))
