@@ -32,22 +32,20 @@ log = logging.getLogger(__name__)
 
 
 def create_app(config: Config | None = None, registry: Registry | None = None) -> Flask:
-    """`registry` None reads DEPLOYBOT_CONFIG; the sandbox passes its demo apps' own."""
+    """`registry` None reads DEPLOYBOT_CONFIG; the sandbox passes its demo apps' own. With
+    neither argument (the Procfile's line) the environment is checked as `serve` checks it."""
     setup_logging()
     try:
-        config = config or Config.from_env()
         # Checked before any migration, as `serve` does: the Procfile's gunicorn line had
         # migrated, then died in bolt with a 61-line traceback.
-        if registry is None:
-            # All of what `serve` checks, the registry's credentials too: the gunicorn line
-            # had started without HEROKU_API_KEY and then answered every command "no key".
-            registry = Registry.from_env()
-            env = dict(os.environ)
-            if config.heroku_api_key:  # tests and the console set it on the Config alone
-                env["HEROKU_API_KEY"] = config.heroku_api_key
-            preflight.require("serve", config, registry, env)
-        else:
-            config.require(*NEEDS["serve"])
+        if config is None and registry is None:
+            # The Procfile's line, `create_app()`: all of what `serve` checks (which passes
+            # its config), the registry's credentials too. It had started without
+            # HEROKU_API_KEY and then answered every command that it had no key.
+            config, registry = Config.from_env(), Registry.from_env()
+            preflight.require("serve", config, registry, os.environ)
+        config = config or Config.from_env()
+        config.require(*NEEDS["serve"])
         services = Services(config, registry=registry)
     except (ConfigError, RegistryError) as error:
         log.error(str(error))
