@@ -255,6 +255,54 @@ def test_maintenance_turns_on_once_and_says_when_already_on(driver, heroku, conf
     assert heroku.violations == []
 
 
+def test_maintenance_whose_answer_was_lost_is_read_back_from_the_app(driver, heroku, config):
+    heroku.drop_next(methods=["PATCH"])  # Heroku turns it on; the answer never comes
+    text = say(driver, "maintenance myapp on")["text"]
+    # It had said only that it may have been made, and to check.
+    assert "turned maintenance mode on for `myapp`" in text
+    assert "I read it back: maintenance mode is on, so it was made." in text
+    [entry] = [e for e in history(config) if e.verb == "maintenance"]
+    assert entry.outcome == "ok"
+    # Answered 503 before Heroku acted: not seen, so said as maybe still under way.
+    heroku.fail_next(503, count=5, methods=["PATCH"])
+    text = say(driver, "maintenance myapp off")["text"]
+    assert heroku.maintenance("myapp") is True
+    assert "I read it back: maintenance mode is on, not what was asked, yet" in text
+    assert text.count("Check ") == 1 and "turned maintenance" not in text
+    [entry, _] = [e for e in history(config) if e.verb == "maintenance"]
+    assert entry.outcome == "unknown"
+
+
+def test_the_worker_settles_maybe_made_maintenance_from_the_app(heroku, config):
+    from bot.actions.reconcile import SETTLE_AFTER
+    from bot.services import Services
+    from bot.store.audit import Actor
+
+    services = Services(config)
+    try:
+        audit = AuditLog(services.db)
+        rows = {}
+        for name, verb, before, asked in (
+            ("on", "maintenance", {"maintenance": False}, {"maintenance": True}),
+            ("off", "maintenance", {"maintenance": True}, {"maintenance": False}),
+            ("a Heroku ship", "ship", None, {"ref": "main"}),
+        ):
+            rows[name] = audit.start(Actor(ADMIN), verb, "myapp", f"{verb} myapp", before, asked)
+            audit.finish(rows[name], "unknown", error="The connection dropped.")
+        heroku.set_maintenance("myapp", True)  # what the first request did
+        later = datetime.now(UTC) + SETTLE_AFTER + timedelta(minutes=1)
+        assert services.actions.reconciler.sweep(later) == 3
+        settled = {e.id: e for e in audit.recent("myapp", limit=None)}
+        # Before, both had been settled "unknown: nothing to read back".
+        assert settled[rows["on"]].outcome == "ok"
+        assert "Read back: maintenance mode is on." in settled[rows["on"]].error
+        assert settled[rows["off"]].outcome == "not-applied"
+        assert settled[rows["a Heroku ship"]].outcome == "unknown"
+        assert "Nothing to read back" in settled[rows["a Heroku ship"]].error
+    finally:
+        services.db.dispose()
+
+
 def test_config_masks_values_except_for_those_allowed_config(driver, heroku):
     heroku.set_config_vars("myapp", {"DATABASE_URL": SECRET_VALUE, "LOG_LEVEL": "info"})
     masked = say(driver, "config myapp", USER)["text"]
@@ -370,7 +418,10 @@ def test_a_config_change_whose_answer_was_lost_is_read_back_without_its_values(
     _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
     text = driver.reply(url)["text"]
     assert text.startswith(f"<@{ADMIN}> asked `config unset DATABASE_URL myapp`.")
-    assert "`DATABASE_URL` not as asked, yet" in text and "`/deploy config myapp`" in text
+    assert (
+        "`DATABASE_URL` otherwise, not what was asked, yet" in text
+        and "`/deploy config myapp`" in text
+    )
     assert heroku.config_vars("myapp") == {"DATABASE_URL": SECRET_VALUE}
 
 

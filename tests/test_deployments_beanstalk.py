@@ -176,6 +176,18 @@ def test_ship_deploys_an_application_version_by_label(driver, aws, slack):  # no
     assert "Done:" in slack.wait_for_calls("chat.postMessage", n=2, timeout=10)[1].args["text"]
 
 
+def test_a_ship_answered_500_is_sent_once_and_read_back_from_the_version(driver, aws):  # noqa: F811
+    versions(aws)
+    aws.fail_next(500, actions=["UpdateEnvironment"])  # answered before anything was done
+    text = say(driver, "ship shop shop-1.0")["text"]
+    assert len(updates(aws)) == 1
+    # It had said only that it may have been made, and to check.
+    assert "after the change to `shop-prod` was sent" in text
+    assert "I read it back: it runs v1" in text and "not what was asked, yet" in text
+    assert text.count("Check ") == 1 and "`/deploy releases shop`" in text
+    assert aws.violations == []
+
+
 def test_logs_tail_the_environment_with_secrets_masked(driver, aws):  # noqa: F811
     aws.log("shop-prod", "[INFO] STRIPE_KEY=sk_live_x connected")
     aws.log("shop-prod", "[INFO] GET /basket 200")

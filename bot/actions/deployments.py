@@ -22,7 +22,7 @@ from bot.actions.deploy_guard import (
     platform_of,
 )
 from bot.actions.gate import Gate
-from bot.actions.reconcile import Reconciler
+from bot.actions.reconcile import ReadBack, Reconciler, lost_note, unsure
 from bot.actions.results import (
     BreakGlass,
     ConfigVars,
@@ -211,33 +211,42 @@ class Deployments:
         entry = self._audit.start(
             actor, "maintenance", app, command.text(), {"maintenance": not on}, {"maintenance": on}
         )
-        self._guard.call(entry, lambda: platform.set_maintenance(resolved.target.name, on))
-        self._audit.finish(entry, "ok", after={"maintenance": on})
-        return Deployed(app, "maintenance", actor.user_id, mode=command.mode, audit_id=entry)
+        note = None
+        try:
+            self._guard.call(entry, lambda: platform.set_maintenance(resolved.target.name, on))
+        except PlatformError as error:
+            if error.changed is not None:
+                raise
+            # Its answer was lost: switching again is harmless, but the user cannot know
+            # whether the page is up, so read the flag back and say.
+            found = self._reconciler.read_back_maintenance(resolved, not on, on, final=False)
+            made, note = lost_note(
+                error, found, "its maintenance mode", "the app in the Heroku dashboard"
+            )
+            if not made or found is None:
+                return unsure(actor.user_id, command.text(), note)
+            self._audit.settle(
+                entry, "ok", {"maintenance": on}, f"{error} Read back: {found.sentence}."
+            )
+        else:
+            self._audit.finish(entry, "ok", after={"maintenance": on})
+        return Deployed(
+            app, "maintenance", actor.user_id, mode=command.mode, audit_id=entry, note=note
+        )
 
     def _lost_rollback(
         self, resolved: Resolved, pending: Pending, entry: int, error: PlatformError
     ) -> tuple[bool, str]:
         """Whether a rollback whose answer was lost was made, from the releases (its audit
         row settled `ok` if so), and what to say of it."""
-        app = pending.app
         before, target = _release(pending.before), _release(pending.targets)
         found = self._reconciler.read_back_release(
             resolved, before.version, target.version, final=False
         )
-        if found is None:
-            return False, (
-                f"{error.fact} I could not read its releases back, so I cannot tell "
-                f"whether it was made. Check `/deploy releases {app}` before asking again."
-            )
-        if found.outcome == "ok":
+        made, note = lost_note(error, found, "its releases", f"`/deploy releases {pending.app}`")
+        if made and found is not None:
             self._audit.settle(entry, "ok", None, f"{error} Read back: {found.sentence}.")
-            return True, f"{error.fact} I read it back: {found.sentence}, so it was made."
-        return False, (
-            f"{error.fact} I read it back: {found.sentence}, not what was asked, yet: "
-            f"it may still be under way. Check `/deploy releases {app}` in a minute before "
-            "asking again."
-        )
+        return made, note
 
     # -- config -----------------------------------------------------------------------------
 
@@ -302,8 +311,7 @@ class Deployments:
             # Its answer was lost: read the config back (values compared, never shown).
             made, note = self._lost_config(resolved, pending, changes, error)
             if not made:
-                asked = f"<@{requester.user_id}> asked {code(pending.command)}."
-                return Reply(f"{asked} {note}", public=True)
+                return unsure(requester.user_id, pending.command, note)
             self._audit.settle(entry, "ok", {mode: list(keys)}, f"{error} Read back: as asked.")
         else:
             self._audit.finish(entry, "ok", after={mode: list(keys)})
@@ -327,23 +335,22 @@ class Deployments:
         error: PlatformError,
     ) -> tuple[bool, str]:
         """Whether a config change whose answer was lost was made, from a read of the
-        config, and what to say of it."""
-        app, names = pending.app, ", ".join(code(key) for key in sorted(changes))
+        config (values compared, never shown), and what to say of it."""
+        names = ", ".join(code(key) for key in sorted(changes))
+        found = None
         try:
             now = platform_of(resolved).config_vars(resolved.target.name)
         except PlatformError:
-            return False, (
-                f"{error.fact} I could not read the config of `{app}` back, so I cannot tell "
-                f"whether {names} changed. Check `/deploy config {app}` before asking again."
+            pass
+        else:
+            made = all(
+                (key not in now) if value is None else (now.get(key) == value)
+                for key, value in changes.items()
             )
-        if all(
-            (key not in now) if value is None else (now.get(key) == value)
-            for key, value in changes.items()
-        ):
-            return True, f"{error.fact} I read it back: {names} as asked, so it was made."
-        return False, (
-            f"{error.fact} I read it back: {names} not as asked, yet: it may still be under "
-            f"way. Check `/deploy config {app}` in a minute before asking again."
+            said = f"{names} as asked" if made else f"{names} otherwise"
+            found = ReadBack("ok" if made else "unknown", None, said)
+        return lost_note(
+            error, found, f"the config of `{pending.app}`", f"`/deploy config {pending.app}`"
         )
 
     # -- lock and unlock --------------------------------------------------------------------

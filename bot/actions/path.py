@@ -20,7 +20,7 @@ from bot.actions.dashboards import Dashboards
 from bot.actions.deployments import CONFIRMED_VERBS, Deployments
 from bot.actions.deployments import VERBS as DEPLOYMENT_VERBS
 from bot.actions.gate import AUTOSCALER, Gate
-from bot.actions.reconcile import Reconciler, formation_json
+from bot.actions.reconcile import Reconciler, formation_json, lost_note, unsure
 from bot.actions.results import (
     AppList,
     BreakGlass,
@@ -656,12 +656,15 @@ class Actions:
             found = self.reconciler.settle_now(
                 entry, resolved, formation_json(before), requested, str(error)
             )
-            if found.outcome != "ok" or found.formation is None:
-                return _unsure(actor.user_id, app, text, error, found.sentence, found.formation)
-            after, note = (
-                found.formation,
-                f"{error.fact} I read it back: {found.sentence}, so it was made.",
+            made, note = lost_note(
+                error,
+                found if found.formation is not None else None,
+                "the formation",
+                f"`/deploy status {app}`",
             )
+            if not made or found.formation is None:
+                return unsure(actor.user_id, text, note)
+            after = found.formation
         except Exception as error:
             self._audit.finish(entry, "error", error=type(error).__name__)
             raise
@@ -682,30 +685,6 @@ class Actions:
             ),
             note=note,
         )
-
-
-def _unsure(
-    user_id: str,
-    app: str,
-    text: str,
-    error: PlatformError,
-    now_running: str,
-    formation: tuple[Formation, ...] | None,
-) -> Reply:
-    """What to say when a maybe-made change is not seen in the formation (yet), or the
-    formation cannot be read back at all."""
-    if formation is not None:
-        return Reply(
-            f"<@{user_id}> asked {code(text)}. {error.fact} I read it back: {now_running}, not what "
-            f"was asked, yet: it may still be under way. Check `/deploy status {app}` "
-            "in a minute before asking again.",
-            public=True,
-        )
-    return Reply(
-        f"<@{user_id}> asked {code(text)}. {error.fact} I could not read the formation back, so I "
-        f"cannot tell whether it was made. Check `/deploy status {app}` before asking again.",
-        public=True,
-    )
 
 
 # `policies.commands.HISTORY_FILTERS` words → the audit outcomes they show.

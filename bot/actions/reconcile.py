@@ -12,7 +12,9 @@ such row its final outcome:
   request may still land);
 - `unknown`: neither (someone else changed it too), or nothing can tell (restarts).
 
-A scale or kill is read back from the formation, a rollback from the releases.
+A scale or kill is read back from the formation, a rollback or a Beanstalk ship from the
+releases (the environment's version), maintenance from the app's maintenance flag.
+`lost_note` says what was found, in the same words for every verb.
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.actions.deploy_guard import current_release
-from bot.actions.results import Resolved
+from bot.actions.results import Reply, Resolved
 from bot.platforms.base import Formation, PlatformError, formation_map
 from bot.registry import UnknownApp
 from bot.store.audit import AuditLog, Entry
-from policies.slack_text import escape
+from policies.slack_text import code, escape
+
+# The read-back for one audit row: (resolved, final) → what was found, None if unreadable.
+Reader = Callable[[Resolved, bool], "ReadBack | None"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +71,31 @@ def judge(
     ):
         return "not-applied"
     return "unknown"
+
+
+def lost_note(
+    error: PlatformError, found: ReadBack | None, what: str, check: str
+) -> tuple[bool, str]:
+    """Whether a change whose answer was lost (`error`) was made, from what its read-back
+    `found` (None: `what` could not be read), and the sentences that tell the user so,
+    ending with where to `check` when the bot cannot say it was made."""
+    if found is None:
+        return False, (
+            f"{error.fact} I could not read {what} back, so I cannot tell whether it was "
+            f"made. Check {check} before asking again."
+        )
+    if found.outcome == "ok":
+        return True, f"{error.fact} I read it back: {found.sentence}, so it was made."
+    return False, (
+        f"{error.fact} I read it back: {found.sentence}, not what was asked, yet: it may "
+        f"still be under way. Check {check} in a minute before asking again."
+    )
+
+
+def unsure(user_id: str, text: str, note: str) -> Reply:
+    """The reply, in the channel, to a change the bot cannot say was made: who asked for
+    what, and `lost_note`'s sentences."""
+    return Reply(f"<@{user_id}> asked {code(text)}. {note}", public=True)
 
 
 def now_running(requested: Mapping[str, Any], now: Mapping[str, tuple[int, str]]) -> str:
@@ -147,6 +177,19 @@ class Reconciler:
         words = f"it runs {escape(current.version)} ({escape(current.description)})"
         return ReadBack(outcome, None, words)
 
+    def read_back_maintenance(
+        self, resolved: Resolved, before: bool, asked: bool, *, final: bool
+    ) -> ReadBack | None:
+        """What a maybe-made maintenance switch did, from the app's flag; None when it
+        cannot be read."""
+        try:
+            on = resolved.platform.maintenance(resolved.target.name)
+        except PlatformError:
+            log.info("maintenance read-back failed", extra={"app": resolved.target.alias})
+            return None
+        outcome = "ok" if on == asked else "not-applied" if final and on == before else "unknown"
+        return ReadBack(outcome, None, f"maintenance mode is {'on' if on else 'off'}")
+
     def sweep(self, now: datetime) -> int:
         """Give every pending or unknown row older than SETTLE_AFTER its final outcome.
         Returns how many rows were settled."""
@@ -160,9 +203,8 @@ class Reconciler:
 
     def _settle(self, entry: Entry, now: datetime) -> bool:
         died = "The bot stopped before it heard back." if entry.outcome == "pending" else None
-        if entry.verb == "rollback" and entry.requested and entry.before:
-            return self._settle_rollback(entry, now, died)
-        if entry.verb not in _FORMATION_VERBS or not entry.requested:
+        reader = self._reader(entry)
+        if reader is None:
             # Nothing to read back that would tell (a restart leaves no trace in the formation).
             self._audit.settle(entry.id, "unknown", None, died or "Nothing to read back.")
             return True
@@ -170,31 +212,43 @@ class Reconciler:
             resolved = self._resolve(entry.app)
         except (PlatformError, UnknownApp):
             return self._give_up(entry, now, died)
-        found = self.read_back(resolved, entry.before, entry.requested, final=True)
-        if found.formation is None:
-            return self._give_up(entry, now, died)
-        note = " ".join(part for part in (died, f"Read back: {found.sentence}.") if part)
-        self._audit.settle(entry.id, found.outcome, formation_json(found.formation), note)
-        return True
-
-    def _settle_rollback(self, entry: Entry, now: datetime, died: str | None) -> bool:
-        assert entry.before is not None and entry.requested is not None
-        try:
-            resolved = self._resolve(entry.app)
-        except (PlatformError, UnknownApp):
-            return self._give_up(entry, now, died)
-        before, asked = str(entry.before["version"]), str(entry.requested["version"])
-        found = self.read_back_release(resolved, before, asked, final=True)
+        found = reader(resolved, True)
         if found is None:
             return self._give_up(entry, now, died)
         note = " ".join(part for part in (died, f"Read back: {found.sentence}.") if part)
-        self._audit.settle(entry.id, found.outcome, None, note)
+        after = formation_json(found.formation) if found.formation is not None else None
+        self._audit.settle(entry.id, found.outcome, after, note)
         return True
+
+    def _reader(self, entry: Entry) -> Reader | None:
+        """How to read back what `entry` asked for, or None when nothing would tell."""
+        before, asked = entry.before or {}, entry.requested or {}
+        if entry.verb in _FORMATION_VERBS and asked:
+
+            def formation(resolved: Resolved, final: bool) -> ReadBack | None:
+                found = self.read_back(resolved, entry.before, asked, final=final)
+                return found if found.formation is not None else None
+
+            return formation
+        # A rollback, or a Beanstalk ship (a Heroku ship asks for a ref, not a version).
+        if entry.verb in ("rollback", "ship") and "version" in asked and "version" in before:
+            was, wanted = str(before["version"]), str(asked["version"])
+            return lambda resolved, final: self.read_back_release(
+                resolved, was, wanted, final=final
+            )
+        if entry.verb == "maintenance" and "maintenance" in asked and "maintenance" in before:
+            was_on, on = bool(before["maintenance"]), bool(asked["maintenance"])
+            return lambda resolved, final: self.read_back_maintenance(
+                resolved, was_on, on, final=final
+            )
+        return None
 
     def _give_up(self, entry: Entry, now: datetime, died: str | None) -> bool:
         if now - entry.started_at < GIVE_UP_AFTER:
             return False  # try again on the next pass
-        note = " ".join(part for part in (died, "The formation could not be read back.") if part)
+        note = " ".join(
+            part for part in (died, "What runs could not be read back for a day.") if part
+        )
         self._audit.settle(entry.id, "unknown", None, note)
         return True
 

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bot.actions.deploy_guard import LOOKBACK, DeployGuard, current_release, platform_of
+from bot.actions.reconcile import Reconciler, lost_note, unsure
 from bot.actions.results import Deployed, Logs, Reply, Resolved, Result
 from bot.platforms.base import Build, PlatformError, Release
 from bot.platforms.sources import SourceError, signed_url
@@ -56,6 +57,7 @@ class Shipping:
     ) -> None:
         self._resolve = resolve
         self._audit = audit
+        self._reconciler = Reconciler(resolve, audit)
         self._locks = locks
         self._guard = guard
         self._secret = secret  # reads a named env var (a private source's token)
@@ -146,19 +148,14 @@ class Shipping:
             {"version": before.version if before else None},
             {"version": found[0].version},
         )
-        self._guard.call(
-            entry, lambda: platform.deploy_version(resolved.target.name, found[0].version)
-        )
-        self._audit.finish(entry, "ok", after={"version": found[0].version})
-        return Deployed(
-            app,
-            "ship",
-            actor.user_id,
-            before=before,
-            after=found[0],
-            mode=found[0].version,
-            audit_id=entry,
-            slow=True,
+        return self._deploy_version(
+            actor,
+            resolved,
+            command,
+            entry,
+            before,
+            found[0],
+            lambda: platform.deploy_version(resolved.target.name, found[0].version),
         )
 
     def _ship_bundle(
@@ -181,18 +178,48 @@ class Shipping:
             platform.create_version(resolved.target.name, label, bucket, key)
             platform.deploy_version(resolved.target.name, label)
 
-        self._guard.call(entry, create_and_deploy)
-        self._audit.finish(entry, "ok", after={"version": label})
         after = Release(label, f"from s3://{bucket}/{key}", None, "", id=label)
+        return self._deploy_version(
+            actor, resolved, command, entry, before, after, create_and_deploy
+        )
+
+    def _deploy_version(
+        self,
+        actor: Actor,
+        resolved: Resolved,
+        command: Command,
+        entry: int,
+        before: Release | None,
+        after: Release,
+        work: Callable[[], object],
+    ) -> Result:
+        """Run `work`, which deploys application version `after` (audit row `entry`); when
+        its answer is lost, read the environment's version back and say what runs."""
+        app, note = command.app or "", None
+        try:
+            self._guard.call(entry, work)
+        except PlatformError as error:
+            if error.changed is not None:
+                raise
+            was = before.version if before else ""
+            found = self._reconciler.read_back_release(resolved, was, after.version, final=False)
+            made, note = lost_note(error, found, "its version", f"`/deploy releases {app}`")
+            if not made or found is None:
+                return unsure(actor.user_id, command.text(), note)
+            read = f"{error} Read back: {found.sentence}."
+            self._audit.settle(entry, "ok", {"version": after.version}, read)
+        else:
+            self._audit.finish(entry, "ok", after={"version": after.version})
         return Deployed(
             app,
             "ship",
             actor.user_id,
             before=before,
             after=after,
-            mode=label,
+            mode=after.version,
             audit_id=entry,
             slow=True,
+            note=note,
         )
 
     def _downstream_refusal(self, name: str, force: str | None, user_id: str) -> str | None:

@@ -595,6 +595,11 @@ class FakeHeroku(ServedFake):
         with self._lock:
             return self._apps[app].maintenance
 
+    def set_maintenance(self, app: str, on: bool) -> None:
+        """Switch maintenance as someone else (the dashboard, a lost request) would."""
+        with self._lock:
+            self._apps[app].maintenance = on
+
     def crash(self, app: str, dyno: str) -> dict[str, Any]:
         """Crash one dyno (`web.1`): it shows `crashed` until restarted, and subscribers of
         `api:dyno` are told. Returns the dyno as the API shows it."""
