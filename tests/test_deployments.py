@@ -274,33 +274,21 @@ def test_maintenance_whose_answer_was_lost_is_read_back_from_the_app(driver, her
 
 
 def test_the_worker_settles_maybe_made_maintenance_from_the_app(heroku, config):
-    from bot.actions.reconcile import SETTLE_AFTER
-    from bot.services import Services
-    from bot.store.audit import Actor
-
-    services = Services(config)
-    try:
-        audit = AuditLog(services.db)
-        rows = {}
-        for name, verb, before, asked in (
-            ("on", "maintenance", {"maintenance": False}, {"maintenance": True}),
-            ("off", "maintenance", {"maintenance": True}, {"maintenance": False}),
-            ("a Heroku ship", "ship", None, {"ref": "main"}),
-        ):
-            rows[name] = audit.start(Actor(ADMIN), verb, "myapp", f"{verb} myapp", before, asked)
-            audit.finish(rows[name], "unknown", error="The connection dropped.")
-        heroku.set_maintenance("myapp", True)  # what the first request did
-        later = datetime.now(UTC) + SETTLE_AFTER + timedelta(minutes=1)
-        assert services.actions.reconciler.sweep(later) == 3
-        settled = {e.id: e for e in audit.recent("myapp", limit=None)}
-        # Before, both had been settled "unknown: nothing to read back".
-        assert settled[rows["on"]].outcome == "ok"
-        assert "Read back: maintenance mode is on." in settled[rows["on"]].error
-        assert settled[rows["off"]].outcome == "not-applied"
-        assert settled[rows["a Heroku ship"]].outcome == "unknown"
-        assert "Nothing to read back" in settled[rows["a Heroku ship"]].error
-    finally:
-        services.db.dispose()
+    settled = swept(
+        config,
+        {
+            "on": ("maintenance", {"maintenance": False}, {"maintenance": True}),
+            "off": ("maintenance", {"maintenance": True}, {"maintenance": False}),
+            "a Heroku ship": ("ship", None, {"ref": "main"}),
+        },
+        lambda: heroku.set_maintenance("myapp", True),  # what the first request did
+    )
+    # Before, both had been settled "unknown: nothing to read back".
+    assert settled["on"].outcome == "ok"
+    assert "Read back: maintenance mode is on." in settled["on"].error
+    assert settled["off"].outcome == "not-applied"
+    assert settled["a Heroku ship"].outcome == "unknown"
+    assert "Nothing to read back" in settled["a Heroku ship"].error
 
 
 def test_config_masks_values_except_for_those_allowed_config(driver, heroku):
@@ -592,6 +580,39 @@ def test_promote_moves_the_slug_to_the_next_stage_and_not_past_the_last(register
     assert heroku.violations == []
 
 
+def test_a_promotion_whose_answer_was_lost_is_read_back_from_the_next_stage(
+    registered, heroku, config
+):
+    heroku.drop_next(methods=["POST"])  # Heroku promotes; the answer never comes
+    text = say(registered, "promote myapp")["text"]
+    # It had said only that it may have been made, and to check.
+    assert "promoted `myapp`: `other-app` succeeded" in text
+    assert "I read it back: `other-app` runs v4 (Promote myapp v3), so it was made." in text
+    [entry] = [e for e in history(config) if e.verb == "promote"]
+    assert entry.outcome == "ok"
+    # Answered 503 before Heroku acted: v4, seconds old, is from the promotion before.
+    heroku.fail_next(503, count=5, methods=["POST"])
+    text = say(registered, "promote myapp")["text"]
+    assert len(heroku.calls("POST", "/pipeline-promotions")) == 2
+    assert "I read it back: no new release promoted to `other-app`, not what was asked, yet" in text
+    assert text.count("Check ") == 1 and "`/deploy releases other-app`" in text
+
+
+def test_the_worker_settles_maybe_made_promotions_from_the_next_stage(registered, heroku, config):
+    settled = swept(
+        config,
+        {
+            name: ("promote", {"newest": {"other-app": newest}}, {"to": ["other-app"]})
+            for name, newest in (("made", "v3"), ("not made", "v4"))
+        },
+        lambda: heroku.add_release("other-app", "Promote myapp v3 abc1234"),  # v4: the first's
+    )
+    # Before, both had been settled "unknown: nothing to read back".
+    assert settled["made"].outcome == "ok"
+    assert "`other-app` runs v4 (Promote myapp v3 abc1234)" in settled["made"].error
+    assert settled["not made"].outcome == "not-applied"
+
+
 def test_a_lock_taken_by_the_registry_name_holds_back_a_promotion(with_registry, heroku):
     # Locks are kept by the name people type; the pipeline names the Heroku app.
     heroku.add_pipeline("shop", {"myapp": "staging", "other-app": "production"})
@@ -762,7 +783,10 @@ def test_a_rollback_whose_answer_was_lost_is_read_back_from_the_releases(driver,
     assert entry.outcome == "ok"
 
 
-def test_the_worker_settles_maybe_made_rollbacks_from_the_releases(heroku, config):
+def swept(config, rows, then=lambda: None):
+    """Audit rows left `unknown` by a lost answer ({name: (verb, before, asked)}), settled
+    by the worker's reconcile pass after `then` (what the platform did meanwhile); each
+    settled row by its name."""
     from bot.actions.reconcile import SETTLE_AFTER
     from bot.services import Services
     from bot.store.audit import Actor
@@ -770,28 +794,34 @@ def test_the_worker_settles_maybe_made_rollbacks_from_the_releases(heroku, confi
     services = Services(config)
     try:
         audit = AuditLog(services.db)
-        rows = {}
-        for name, asked in (("made", "v2"), ("not made", "v1"), ("v2's prefix", "v")):
-            rows[name] = audit.start(
-                Actor(ADMIN),
-                "rollback",
-                "myapp",
-                f"rollback myapp {asked}",
-                {"version": "v3"},
-                {"version": asked},
-            )
-            audit.finish(rows[name], "unknown", error="The connection dropped.")
-        heroku.add_release("myapp", "Rollback to v2")  # what the first request did: v4
-        # Before, a rollback row was settled "unknown: nothing to read back".
+        ids = {}
+        for name, (verb, before, asked) in rows.items():
+            ids[name] = audit.start(Actor(ADMIN), verb, "myapp", f"{verb} myapp", before, asked)
+            audit.finish(ids[name], "unknown", error="The connection dropped.")
+        then()
         later = datetime.now(UTC) + SETTLE_AFTER + timedelta(minutes=1)
-        assert services.actions.reconciler.sweep(later) == 3
+        assert services.actions.reconciler.sweep(later) == len(rows)
         settled = {e.id: e for e in audit.recent("myapp", limit=None)}
-        assert settled[rows["made"]].outcome == "ok"
-        assert "Read back: it runs v4 (Rollback to v2)." in settled[rows["made"]].error
-        assert settled[rows["not made"]].outcome == "unknown"  # v4 is neither v3 nor v1
-        assert settled[rows["v2's prefix"]].outcome == "unknown"  # "to v2" is not "to v"
+        return {name: settled[i] for name, i in ids.items()}
     finally:
         services.db.dispose()
+
+
+def test_the_worker_settles_maybe_made_rollbacks_from_the_releases(heroku, config):
+    settled = swept(
+        config,
+        {
+            name: ("rollback", {"version": "v3"}, {"version": asked})
+            for name, asked in (("made", "v2"), ("not made", "v1"), ("v2's prefix", "v"))
+        },
+        # What the first request did: v4. Before, a rollback row was settled "unknown:
+        # nothing to read back".
+        lambda: heroku.add_release("myapp", "Rollback to v2"),
+    )
+    assert settled["made"].outcome == "ok"
+    assert "Read back: it runs v4 (Rollback to v2)." in settled["made"].error
+    assert settled["not made"].outcome == "unknown"  # v4 is neither v3 nor v1
+    assert settled["v2's prefix"].outcome == "unknown"  # "to v2" is not "to v"
 
 
 def test_a_confirmed_change_heroku_refused_says_how_to_retry(driver, heroku):

@@ -225,3 +225,15 @@ def test_a_conflict_says_to_wait_for_what_is_under_way(heroku):
         "Heroku cannot do that on `myapp` right now: A build is already running. "
         "Try again once what is under way has finished."
     )
+
+
+def test_a_promotion_whose_targets_cannot_be_read_is_pending_not_failed(heroku, sleeps):
+    # The POST made it: a failed read of its targets had said "try again", which would
+    # promote twice.
+    heroku.add_pipeline("shop", {"myapp": "staging", "other-app": "production"})
+    platform = client(heroku)
+    pipeline, source, _, downstream = platform.downstream("myapp")
+    heroku.fail_next(500, count=10, methods=["GET"])
+    [promotion] = platform.promote("myapp", pipeline, source, downstream)
+    assert (promotion.app, promotion.status) == ("other-app", "pending")
+    assert len(heroku.calls("POST", "/pipeline-promotions")) == 1

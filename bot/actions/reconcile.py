@@ -13,7 +13,8 @@ such row its final outcome:
 - `unknown`: neither (someone else changed it too), or nothing can tell (restarts).
 
 A scale or kill is read back from the formation, a rollback or a Beanstalk ship from the
-releases (the environment's version), maintenance from the app's maintenance flag.
+releases (the environment's version), a promotion from the downstream apps' releases,
+maintenance from the app's maintenance flag.
 `lost_note` says what was found, in the same words for every verb.
 """
 
@@ -39,7 +40,10 @@ log = logging.getLogger(__name__)
 
 SETTLE_AFTER = timedelta(minutes=3)  # older pending/unknown rows are read back by the worker
 RELEASES_READ = 5  # a rollback's new release is the newest; a few more cover a deploy since
-GIVE_UP_AFTER = timedelta(days=1)  # a row whose app cannot be read for this long: unknown
+GIVE_UP_AFTER = timedelta(days=1)
+PROMOTION_SLACK = timedelta(
+    seconds=30
+)  # Heroku's clock and ours  # a row whose app cannot be read for this long: unknown
 _FORMATION_VERBS = frozenset({"scale", "kill"})
 
 
@@ -177,6 +181,42 @@ class Reconciler:
         words = f"it runs {escape(current.version)} ({escape(current.description)})"
         return ReadBack(outcome, None, words)
 
+    def read_back_promotion(
+        self, resolved: Resolved, newest: Mapping[str, str], *, final: bool
+    ) -> ReadBack | None:
+        """What a maybe-made promotion of `resolved` did: whether each downstream Heroku app
+        (the keys of `newest`, each with its newest release when the promotion was asked)
+        has a newer release promoted from it ("Promote myapp-staging v12 …"). None when one
+        cannot be read."""
+        source = resolved.target.name.lower()
+        promoted, missing = [], []
+        for name, before in newest.items():
+            try:
+                releases = resolved.platform.releases(name, RELEASES_READ)
+            except PlatformError:
+                log.info("promotion read-back failed", extra={"app": resolved.target.alias})
+                return None
+            made = next(
+                (
+                    r
+                    for r in releases
+                    if _number(r.version) > _number(before)
+                    and r.description.lower().split()[:2] == ["promote", source]
+                ),
+                None,
+            )
+            if made is None:
+                missing.append(f"`{escape(name)}`")
+            else:
+                words = f"({escape(made.description)})"
+                promoted.append(f"`{escape(name)}` runs {escape(made.version)} {words}")
+        if not missing:
+            return ReadBack("ok", None, "; ".join(promoted))
+        # A promotion makes its releases within seconds; none after the pass's minutes is final.
+        outcome = "not-applied" if final and not promoted else "unknown"
+        nothing = f"no new release promoted to {', '.join(missing)}"
+        return ReadBack(outcome, None, "; ".join([*promoted, nothing]))
+
     def read_back_maintenance(
         self, resolved: Resolved, before: bool, asked: bool, *, final: bool
     ) -> ReadBack | None:
@@ -236,6 +276,9 @@ class Reconciler:
             return lambda resolved, final: self.read_back_release(
                 resolved, was, wanted, final=final
             )
+        if entry.verb == "promote" and isinstance(before.get("newest"), dict):
+            newest = {str(k): str(v) for k, v in before["newest"].items()}
+            return lambda resolved, final: self.read_back_promotion(resolved, newest, final=final)
         if entry.verb == "maintenance" and "maintenance" in asked and "maintenance" in before:
             was_on, on = bool(before["maintenance"]), bool(asked["maintenance"])
             return lambda resolved, final: self.read_back_maintenance(
@@ -255,3 +298,9 @@ class Reconciler:
 
 def formation_json(formation: tuple[Formation, ...]) -> dict[str, list[object]]:
     return {f.type: [f.quantity, f.size] for f in formation}
+
+
+def _number(version: str) -> int:
+    """Heroku's release number, `v12` → 12; 0 when it is not one."""
+    digits = version.lower().removeprefix("v")
+    return int(digits) if digits.isdecimal() and len(digits) < 10 else 0

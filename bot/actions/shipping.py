@@ -15,7 +15,7 @@ from urllib.parse import quote
 from bot.actions.deploy_guard import LOOKBACK, DeployGuard, current_release, platform_of
 from bot.actions.reconcile import Reconciler, lost_note, unsure
 from bot.actions.results import Deployed, Logs, Reply, Resolved, Result
-from bot.platforms.base import Build, PlatformError, Release
+from bot.platforms.base import Build, PlatformError, Promotion, Release
 from bot.platforms.sources import SourceError, signed_url
 from bot.registry import UnknownApp
 from bot.store.audit import Actor, AuditLog
@@ -260,19 +260,53 @@ class Shipping:
             if refusal:
                 return self._guard.refuse(actor, command, "promote", refusal)
         names = [name for _, name in downstream]
-        entry = self._audit.start(actor, "promote", app, command.text(), None, {"to": names})
-        results = self._guard.call(
-            entry, lambda: platform.promote(target.name, pipeline, source, downstream)
+        # Each next-stage app's newest release: a lost answer is read back as a newer one.
+        newest = {}
+        for name in names:
+            found = platform.releases(name, 1)
+            newest[name] = found[0].version if found else "v0"
+        entry = self._audit.start(
+            actor, "promote", app, command.text(), {"newest": newest}, {"to": names}
         )
+        note = None
+        try:
+            results = self._guard.call(
+                entry, lambda: platform.promote(target.name, pipeline, source, downstream)
+            )
+        except PlatformError as error:
+            if error.changed is not None:
+                raise
+            # Its answer was lost: a second promotion would release twice downstream.
+            found = self._reconciler.read_back_promotion(resolved, newest, final=False)
+            made, note = lost_note(
+                error, found, "the next stage's releases", f"`/deploy releases {names[0]}`"
+            )
+            if not made or found is None:
+                return unsure(actor.user_id, command.text(), note)
+            results = tuple(Promotion(name, "succeeded", None) for name in names)
+            read = f"{error} Read back: {found.sentence}."
+            self._audit.settle(entry, "ok", {name: "succeeded" for name in names}, read)
+            return Deployed(
+                app, "promote", actor.user_id, audit_id=entry, promotions=results, note=note
+            )
         failed = [r for r in results if r.status == "failed"]
+        # Pending: its outcome could not be read; the worker's pass reads the releases back.
         outcome = "error" if failed else "ok"
+        if any(r.status == "pending" for r in results):
+            outcome = "unknown"
+            note = (
+                "Heroku had not said how it went when I looked: check "
+                f"`/deploy releases {names[0]}` in a minute."
+            )
         self._audit.finish(
             entry,
             outcome,
             after={r.app: r.status for r in results},
             error="; ".join(f"{r.app}: {r.error}" for r in failed) or None,
         )
-        return Deployed(app, "promote", actor.user_id, audit_id=entry, promotions=results)
+        return Deployed(
+            app, "promote", actor.user_id, audit_id=entry, promotions=results, note=note
+        )
 
     def swap(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
         app, other_alias = command.app or "", command.target or ""

@@ -372,9 +372,15 @@ class HerokuPlatform:
         }
         promotion = self._call("POST", app, ("pipeline-promotions",), body)
         names = dict(targets)
-        found = self._call(
-            "GET", app, ("pipeline-promotions", str(promotion["id"]), "promotion-targets")
-        )
+        try:
+            found = self._call(
+                "GET", app, ("pipeline-promotions", str(promotion["id"]), "promotion-targets")
+            )
+        except PlatformError:
+            # The promotion was made: a failed read of its targets must not say "nothing
+            # was changed, try again", which would promote twice. Their outcome is unknown.
+            log.info("promotion targets unreadable", extra={"app": app})
+            return tuple(Promotion(name, "pending", None) for _, name in targets)
         return tuple(
             Promotion(
                 names.get(str(t["app"]["id"]), str(t["app"]["id"])),
