@@ -360,3 +360,22 @@ def test_a_change_answered_500_is_sent_once_and_may_have_been_made(driver, aws):
     aws.fail_next(500, actions=["DescribeEnvironments"])
     _, url = driver.command("status shop", ADMIN)
     assert driver.reply(url)["text"].startswith("Status of `shop`: web=2")
+
+
+def test_a_scale_reads_what_it_needs_before_it_writes(driver, aws, config):
+    # The instance type had been read after UpdateEnvironment: that read failing said
+    # "nothing was done, try again" of a change made, and `scale web+1` would add two.
+    from bot.platforms.base import PlatformError
+    from bot.services import Services
+
+    services = Services(config)
+    try:
+        platform = services.resolve("shop").platform
+        aws.fail_next(400, code="AccessDenied", actions=["DescribeConfigurationSettings"])
+        with pytest.raises(PlatformError) as failed:
+            platform.scale("shop-prod", {"web": (3, None)})
+        assert failed.value.changed is False and aws.calls("UpdateEnvironment") == []
+        assert platform.scale("shop-prod", {"web": (3, None)})[0].quantity == 3
+        assert len(aws.calls("UpdateEnvironment")) == 1
+    finally:
+        services.db.dispose()

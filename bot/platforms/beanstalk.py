@@ -172,8 +172,10 @@ class BeanstalkPlatform:
         ]
         if size:
             options.append({"Namespace": EC2, "OptionName": "InstanceTypes", "Value": size})
-        self._call("update_environment", app, EnvironmentName=app, OptionSettings=options)
+        # Read before the write: a failed read after it would say "nothing was changed" of
+        # a change made, and `scale web+1` asked again would add a second instance.
         current = size or self._settings(environment)["instance_type"]
+        self._call("update_environment", app, EnvironmentName=app, OptionSettings=options)
         return (Formation(PROCESS_TYPE, quantity, current),)
 
     def restart(self, app: str, target: str | None) -> None:
