@@ -383,8 +383,19 @@ def _app_list(result: AppList) -> Message:
         if result.may_change
         else "You may see their status; changes need an admin."
     )
-    text = "\n".join(["*Apps I manage*", *lines, rights]) if lines else "I manage no apps yet."
-    return _text(text, public=False)
+    if result.matching is not None:
+        word = code(result.matching)
+        if not lines:
+            return _text(
+                f"None of the {result.of:,} apps I manage has {word} in its name. "
+                "`/deploy apps` lists them all.",
+                public=False,
+            )
+        title = f"*Apps I manage with {word} in their name* ({len(lines):,} of {result.of:,})"
+    else:
+        title = "*Apps I manage*"
+    text = "\n".join([title, *lines, rights]) if lines else "I manage no apps yet."
+    return _text(text, public=False, more=_MORE_APPS)
 
 
 def _metrics(result: Metrics) -> Message:
@@ -508,10 +519,11 @@ def _history(result: History) -> Message:
     return _text("\n".join(lines), public=False)
 
 
-def _text(text: str, public: bool) -> Message:
+def _text(text: str, public: bool, more: str | None = None) -> Message:
     """A reply of any length as Slack takes it: sections of whole lines within a section's
-    limit, and no more of them than a message holds, with a note of what was left out."""
-    sections = fit_sections(text)
+    limit, and no more of them than a message holds, with a note of what was left out
+    (`more`, with `{n}` for how many lines, where the verb has a better way to ask)."""
+    sections = fit_sections(text, more)
     return {
         "response_type": "in_channel" if public else "ephemeral",
         "text": "\n".join(sections),
@@ -519,10 +531,12 @@ def _text(text: str, public: bool) -> Message:
     }
 
 
-def fit_sections(text: str) -> list[str]:
+def fit_sections(text: str, more: str | None = None) -> list[str]:
     """`text` in sections of at most SECTION_CHARS, split between lines, holding at most
     MESSAGE_CHARS in all. A fleet's `apps` or `cost` had gone out as one section of
-    60,000-120,000 characters, which Slack refuses: the user heard nothing."""
+    60,000-120,000 characters, which Slack refuses: the user heard nothing. `more` (`{n}`:
+    how many lines) ends a cut reply; by default it says to ask about one app."""
+    note = more or _MORE
     lines = text.split("\n")
     sections: list[str] = []
     current: list[str] = []
@@ -530,10 +544,10 @@ def fit_sections(text: str) -> list[str]:
     for index, line in enumerate(lines):
         if len(line) > SECTION_CHARS:
             line = line[: SECTION_CHARS - 1] + "…"
-        if total + len(line) + 1 > MESSAGE_CHARS - len(_MORE):
+        if total + len(line) + 1 > MESSAGE_CHARS - len(note):
             if current:
                 sections.append("\n".join(current))
-            sections.append(_MORE.format(n=len(lines) - index))
+            sections.append(note.format(n=len(lines) - index))
             return sections
         if current and size + len(line) + 1 > SECTION_CHARS:
             sections.append("\n".join(current))
@@ -638,6 +652,10 @@ SECTION_CHARS = 3000  # Slack refuses a section's text beyond this (invalid_bloc
 # (msg_blocks_too_long, below the 40,000 its plain text may hold).
 MESSAGE_CHARS = 12_000
 _MORE = "…and {n:,} more lines, more than one Slack message holds. Ask about one app to see it."
+_MORE_APPS = (
+    "…and {n:,} more lines, more than one Slack message holds. `/deploy apps WORD` lists "
+    "only the apps whose name holds WORD."
+)
 MAX_NOTES = 9  # a context block holds at most ten elements
 
 

@@ -113,7 +113,7 @@ USAGE = {
     "run": "/deploy run APP COMMAND…",
     "logs": "/deploy logs APP [DYNO] [N]",
     "alerts": "/deploy alerts [APP]",
-    "apps": "/deploy apps",
+    "apps": "/deploy apps [WORD]",
     "history": "/deploy history [APP] [N] [refused|cancelled|expired|failed|unknown|done]",
     "chart": "/deploy chart APP [6h | 24h | 7d]",
     "cost": "/deploy cost [APP]",
@@ -145,7 +145,7 @@ SUMMARY = {
     "run": "run one of the app's allowed commands (the registry's `run:`) in a one-off dyno and show its output",
     "logs": "show the last N log lines (of one dyno, if given), secrets masked",
     "alerts": "list the open alerts (all apps, or one), with who acknowledged or silenced them",
-    "apps": "list the apps I manage, with their platform and channel",
+    "apps": "list the apps I manage (or those whose name holds WORD), with their platform and channel",
     "history": "show who changed what (and who was refused, cancelled or let expire), newest first",
     "chart": "post a chart of requests, response times and web dynos, with scaling and incidents marked",
     "cost": "show the monthly cost of each app (or one) at list prices, and the last 7 days' web dyno-hours",
@@ -187,7 +187,7 @@ EXAMPLES = {
     "run": ("run myapp python manage.py migrate",),
     "logs": ("logs myapp", "logs myapp web.1 200"),
     "alerts": ("alerts", "alerts myapp"),
-    "apps": ("apps",),
+    "apps": ("apps", "apps shop"),
     "history": ("history", "history myapp 20", "history myapp refused"),
     "chart": ("chart myapp", "chart myapp 6h", "chart myapp 7d"),
     "cost": ("cost", "cost myapp"),
@@ -557,9 +557,14 @@ def _parse_status(args: list[str], app: str | None) -> Command:
 
 
 def _parse_apps(args: list[str], app: str | None) -> Command:
-    if args or app is not None:
-        raise CommandError("`apps` takes no app or other words.", "apps")
-    return Command("apps")
+    if app is not None:
+        raise CommandError(
+            "`apps` takes no app: `/deploy apps WORD` lists those named with WORD.", "apps"
+        )
+    word = _one_optional(args, "apps")
+    if word is not None and not _APP_RE.match(word):
+        raise CommandError(f"{shown(word)} cannot be part of an app's name.", "apps")
+    return Command("apps", target=word.lower() if word else None)
 
 
 def _parse_history(args: list[str], app: str | None) -> Command:

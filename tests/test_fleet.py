@@ -50,6 +50,22 @@ def test_a_thousand_apps_are_listed_within_one_messages_limits(fleet, slack):
     assert all(len(text) <= 3000 for text in sections) and len(reply["blocks"]) <= 50
     assert "`app-0000`" in sections[0]
     assert sections[-1].startswith("…and ") and "more lines" in sections[-1]
+    assert "`/deploy apps WORD` lists only the apps whose name holds WORD" in sections[-1]
+    assert slack.violations == []
+
+
+def test_a_word_picks_the_apps_wanted_from_a_thousand(fleet, slack):
+    driver = fleet(1000)
+    text = _say(driver, "apps 0042")["text"]
+    assert "*Apps I manage with `0042` in their name* (1 of 1,000)" in text
+    assert "`app-0042`" in text and "`app-0043`" not in text
+    text = _say(driver, "apps APP-004")["text"]  # case folded, as app names are
+    assert "(10 of 1,000)" in text and "`app-0049`" in text
+    nothing = _say(driver, "apps nope")["text"]
+    assert nothing.startswith("None of the 1,000 apps I manage has `nope` in its name.")
+    refused = ack_text(driver.command("apps a<b", ADMIN)[0])
+    assert "cannot be part of an app's name" in refused and "<b" not in refused
+    assert "one word too many" in ack_text(driver.command("apps a b", ADMIN)[0])
     assert slack.violations == []
 
 

@@ -169,7 +169,7 @@ class Actions:
                 aliases = [target.alias for target in self._targets()]
                 return Reply("\n".join(self._gate.summary(actor, aliases)))
             if command.verb == "apps":
-                return self._apps(actor)
+                return self._apps(actor, command.target)
             if command.verb == "simulate" and command.mode == "replay":
                 return self._replay(command)
             if command.verb in ("about", "cost", "chart") and self.dashboards is None:
@@ -328,15 +328,21 @@ class Actions:
             self._audit.finish(result.audit_id, outcome, error=detail)
         return settled
 
-    def _apps(self, actor: Actor) -> AppList:
-        targets = tuple(self._targets())
+    def _apps(self, actor: Actor, word: str | None) -> AppList:
+        every = tuple(self._targets())
+        targets = every
+        if word is not None:
+            # A thousand apps do not fit one message: a word picks the few wanted.
+            targets = tuple(t for t in every if word in t.alias.lower() or word in t.name.lower())
         return AppList(
             apps=targets,
             may_change=any(
                 self._gate.decide(actor, "scale", app).allowed
                 for app in [t.alias for t in targets] or [None]
             ),
-            unlisted_heroku=self._unlisted_heroku,
+            unlisted_heroku=self._unlisted_heroku and word is None,
+            matching=word,
+            of=len(every),
         )
 
     def confirm(self, actor: Actor, confirmation_id: str) -> Result:

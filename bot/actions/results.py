@@ -67,6 +67,8 @@ class AppList:
     apps: tuple[Target, ...]
     may_change: bool
     unlisted_heroku: bool
+    matching: str | None = None  # `apps WORD`: only the apps whose alias or name holds it
+    of: int = 0  # with `matching`: how many apps there are in all
 
 
 @dataclass(frozen=True)
