@@ -309,6 +309,34 @@ def test_no_fault_makes_a_relative_change_twice_or_misreports_it(
     assert "Traceback" not in text
 
 
+def test_a_write_answered_5xx_is_not_sent_again_and_is_read_back(web, driver, heroku):
+    """Heroku makes the change and answers 503; a retry would meet a 429. The retry had been
+    sent, and its 429 reported "nothing was done" of a dyno added: `scale web+1` asked
+    again then added a second."""
+    from bot.sandbox.fakes.heroku import _Fault, _Reply
+
+    made = heroku._formation_batch_update
+
+    def applied_then_503(call):
+        made(call)
+        heroku._faults.append(_Fault(429, 1, 3600.0, frozenset({"PATCH"})))
+        return _Reply(503, {"id": "unavailable", "message": "The API is temporarily unavailable."})
+
+    heroku._formation_batch_update = applied_then_503
+    try:
+        _, url = driver.command("scale web+1 myapp", ADMIN)
+        text = driver.reply(url)["text"]
+    finally:
+        heroku._formation_batch_update = made
+        heroku._faults.clear()
+    assert len([r for r in heroku.requests if r.method == "PATCH"]) == 1
+    assert heroku.formation("myapp")["web"][0] == 2
+    assert "Heroku's API failed (503)" in text and "web is now 2" in text
+    assert "so it was made" in text and "nothing was" not in text.lower()
+    [entry] = audit(web).recent()
+    assert entry.outcome == "ok"
+
+
 def test_a_restart_whose_answer_was_lost_says_to_check_and_is_settled_later(
     web, driver, heroku, config
 ):

@@ -83,13 +83,16 @@ def _retry_after(response: Any) -> float:
 
 class _ShortRetry(Retry):
     """Retries with backoff, but never sleeps through a long Retry-After, and never sends a
-    POST again after a 5xx."""
+    write again after a 5xx."""
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
-        # A POST makes something each time (a release, a build, a promotion, a one-off
-        # dyno), and one answered 5xx may have been carried out: sent again, it could be
-        # done twice. A 429 was refused before anything was done.
-        if method.upper() == "POST" and status_code != 429:
+        # A write answered 5xx may have been carried out. A POST sent again could make a
+        # second release, build, promotion or one-off dyno; a PATCH or DELETE sent again
+        # is harmless itself, but its own answer (a 429, a refusal, no connection) would
+        # then be the one reported, as "nothing was done", of a change that was made, and
+        # `scale web+1` asked again would add two. Answered 5xx, a write is a lost answer
+        # and is read back. A 429 was refused before anything was done.
+        if method.upper() != "GET" and status_code != 429:
             return False
         return super().is_retry(method, status_code, has_retry_after)
 
@@ -142,7 +145,7 @@ def _read_within_limits(response: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def make_session(retries: int = 3, backoff: float = 0.5) -> requests.Session:
-    """A session with timeouts and retries on 429/502/503/504 (a POST on 429 only)."""
+    """A session with timeouts and retries on 429/502/503/504 (a write on 429 only)."""
     session = requests.Session()
     session.trust_env = False
     retry = _ShortRetry(
@@ -152,7 +155,7 @@ def make_session(retries: int = 3, backoff: float = 0.5) -> requests.Session:
         status=retries,
         backoff_factor=backoff,
         status_forcelist=(429, 502, 503, 504),
-        allowed_methods=None,  # formation PATCHes and restarts are idempotent; POST: is_retry
+        allowed_methods=None,  # which methods are retried on which status: is_retry
         respect_retry_after_header=True,
         raise_on_status=False,
     )
