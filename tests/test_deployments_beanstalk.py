@@ -160,6 +160,49 @@ def test_swap_exchanges_the_cnames_once(blue_green, aws):  # noqa: F811
     assert aws.violations == []
 
 
+def test_a_swap_whose_answer_was_lost_is_read_back_not_sent_again(blue_green, aws, config):  # noqa: F811
+    from bot.sandbox.fakes.beanstalk import _AwsError
+
+    blue, green = aws.cname("shop-prod"), aws.cname("shop-green")
+    made = aws._swap_environment_cnames
+
+    def applied_then_500(call):
+        made(call)
+        raise _AwsError(500, "InternalFailure", "We encountered an internal error.")
+
+    aws._swap_environment_cnames = applied_then_500
+    try:
+        text = say(blue_green, "swap shop shop-green")["text"]
+    finally:
+        aws._swap_environment_cnames = made
+    # It had said only "may have been made, check status", whose answer showed no CNAME;
+    # the swap asked again put both back.
+    assert "swapped the CNAMEs of `shop` and `shop-green`" in text
+    assert f"I read it back: `shop-prod` answers at {green}, so it was made." in text
+    assert f"answers at {green}" in str(say(blue_green, "status shop")["blocks"])
+    # Answered 500 before anything was done: said as not yet seen, to check first.
+    aws.fail_next(500, actions=["SwapEnvironmentCNAMEs"])
+    text = say(blue_green, "swap shop shop-green")["text"]
+    assert f"I read it back: `shop-prod` answers at {green}, not what was asked, yet" in text
+    assert (aws.cname("shop-prod"), aws.cname("shop-green")) == (green, blue)
+    assert len(aws.calls("SwapEnvironmentCNAMEs")) == 2 and aws.violations == []
+    # The worker's pass gives both rows their final word from the CNAMEs (it had been
+    # "unknown: nothing to read back").
+    from datetime import UTC, datetime, timedelta
+
+    from bot.store.audit import AuditLog
+    from bot.worker.main import Worker
+
+    worker = Worker(config)
+    try:
+        assert worker.reconcile(datetime.now(UTC) + timedelta(minutes=5)) == 1
+        rows = [e for e in AuditLog(worker.db).recent() if e.verb == "swap"]
+        assert [e.outcome for e in rows] == ["not-applied", "ok"]
+    finally:
+        worker.services().db.dispose()
+        worker.db.dispose()
+
+
 def test_ship_deploys_an_application_version_by_label(driver, aws, slack):  # noqa: F811
     versions(aws)
     assert "has no application version `nope`" in say(driver, "ship shop nope")["text"]

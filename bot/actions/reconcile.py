@@ -13,8 +13,8 @@ such row its final outcome:
 - `unknown`: neither (someone else changed it too), or nothing can tell (restarts).
 
 A scale or kill is read back from the formation, a rollback or a Beanstalk ship from the
-releases (the environment's version), a promotion from the downstream apps' releases,
-maintenance from the app's maintenance flag.
+releases (the environment's version), a promotion from the downstream apps' releases, a
+swap from the two environments' CNAMEs, maintenance from the app's maintenance flag.
 `lost_note` says what was found, in the same words for every verb.
 """
 
@@ -217,6 +217,26 @@ class Reconciler:
         nothing = f"no new release promoted to {', '.join(missing)}"
         return ReadBack(outcome, None, "; ".join([*promoted, nothing]))
 
+    def read_back_swap(
+        self, resolved: Resolved, before: Mapping[str, str], *, final: bool
+    ) -> ReadBack | None:
+        """What a maybe-made CNAME swap did: `before` maps the two environments to the
+        CNAMEs they had; swapped when each has the other's. None when one cannot be read."""
+        (one, had), (other, other_had) = before.items()
+        try:
+            now = {name: resolved.platform.cname(name) for name in (one, other)}
+        except PlatformError:
+            log.info("swap read-back failed", extra={"app": resolved.target.alias})
+            return None
+        if (now[one], now[other]) == (other_had, had):
+            outcome = "ok"
+        elif (now[one], now[other]) == (had, other_had):
+            outcome = "not-applied" if final else "unknown"
+        else:
+            outcome = "unknown"
+        words = f"`{escape(one)}` answers at {escape(now[one])}"
+        return ReadBack(outcome, None, words)
+
     def read_back_maintenance(
         self, resolved: Resolved, before: bool, asked: bool, *, final: bool
     ) -> ReadBack | None:
@@ -279,6 +299,10 @@ class Reconciler:
         if entry.verb == "promote" and isinstance(before.get("newest"), dict):
             newest = {str(k): str(v) for k, v in before["newest"].items()}
             return lambda resolved, final: self.read_back_promotion(resolved, newest, final=final)
+        cnames = before.get("cnames")
+        if entry.verb == "swap" and isinstance(cnames, dict) and len(cnames) == 2:
+            had = {str(k): str(v) for k, v in cnames.items()}
+            return lambda resolved, final: self.read_back_swap(resolved, had, final=final)
         if entry.verb == "maintenance" and "maintenance" in asked and "maintenance" in before:
             was_on, on = bool(before["maintenance"]), bool(asked["maintenance"])
             return lambda resolved, final: self.read_back_maintenance(

@@ -326,10 +326,27 @@ class Shipping:
             if refusal:
                 return self._guard.refuse(actor, command, "swap", refusal)
         platform = platform_of(resolved)
-        entry = self._audit.start(actor, "swap", app, command.text(), None, {"with": other_alias})
-        self._guard.call(entry, lambda: platform.swap(resolved.target.name, other.target.name))
-        self._audit.finish(entry, "ok")
-        return Deployed(app, "swap", actor.user_id, mode=other_alias, audit_id=entry)
+        names = (resolved.target.name, other.target.name)
+        # Read first: a lost answer is read back from them, and the user told to "check"
+        # would otherwise swap again, which swaps back.
+        cnames = {name: platform.cname(name) for name in names}
+        entry = self._audit.start(
+            actor, "swap", app, command.text(), {"cnames": cnames}, {"with": other_alias}
+        )
+        note = None
+        try:
+            self._guard.call(entry, lambda: platform.swap(*names))
+        except PlatformError as error:
+            if error.changed is not None:
+                raise
+            found = self._reconciler.read_back_swap(resolved, cnames, final=False)
+            made, note = lost_note(error, found, "their addresses", f"`/deploy status {app}`")
+            if not made or found is None:
+                return unsure(actor.user_id, command.text(), note)
+            self._audit.settle(entry, "ok", None, f"{error} Read back: {found.sentence}.")
+        else:
+            self._audit.finish(entry, "ok")
+        return Deployed(app, "swap", actor.user_id, mode=other_alias, audit_id=entry, note=note)
 
     # -- run and logs -----------------------------------------------------------------------
 

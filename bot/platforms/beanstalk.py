@@ -196,6 +196,9 @@ class BeanstalkPlatform:
         )
         instances = self._instances(app)
         notes = [f"instances {settings['min']}–{settings['max']} (Auto Scaling group)"]
+        if environment.get("CNAME"):
+            # What a blue/green swap moves: which environment answers at which address.
+            notes.append(f"answers at {environment['CNAME']}")
         notes += [f"cause: {cause}" for cause in health.get("Causes", [])]
         metrics = _metrics_note(health.get("ApplicationMetrics") or {})
         if metrics:
