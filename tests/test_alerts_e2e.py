@@ -63,6 +63,26 @@ def test_watch_subscribes_once_and_a_second_watch_rotates_the_secret(driver, her
     assert heroku.violations == []
 
 
+def test_a_watch_heroku_refused_keeps_the_secret_heroku_signs_with(driver, heroku, served, slack):
+    # The new secret had replaced the stored one before Heroku refused it: the reply said
+    # nothing was done, and every later delivery was refused (401), silently.
+    watch(driver, heroku)
+    heroku.fail_next(403, methods=["GET"])  # the second watch's list of webhooks
+    response, url = driver.command("watch myapp", ADMIN)
+    ack_text(response)
+    assert "may not do that" in driver.reply(url)["text"]
+    heroku.crash("myapp", "web.1")  # delivered, signed with the secret Heroku kept
+    assert heroku.deliveries.wait()
+    assert [d.statuses for d in heroku.deliveries.deliveries] == [[200]]
+    worker = Worker(served[1])
+    try:
+        assert worker.send_alerts() == 1
+    finally:
+        worker.db.dispose()
+    [alert] = alert_messages(slack)
+    assert "crashed" in alert["text"]
+
+
 def test_watch_needs_permission(driver, heroku):
     response, url = driver.command("watch myapp", USER)
     ack_text(response)

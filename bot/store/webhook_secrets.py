@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from bot.store.db import Database
 from bot.store.models import WebhookSubscription
+
+_COLUMNS = ("app", "webhook_id", "secret", "url", "created_by", "created_at")
 
 
 class WebhookSecrets:
@@ -43,6 +46,23 @@ class WebhookSecrets:
                     created_at=now,
                 )
             )
+
+    def held(self, app: str) -> dict[str, Any] | None:
+        """The app's subscription as saved, for `put_back` (None: there is none)."""
+        with self._db.session() as session:
+            row = session.get(WebhookSubscription, app)
+            if row is None:
+                return None
+            return {column: getattr(row, column) for column in _COLUMNS}
+
+    def put_back(self, app: str, held: dict[str, Any] | None) -> None:
+        """Restore what `held` read: the secret Heroku still signs with when a new one it
+        never accepted had replaced it, or no row when there was none."""
+        with self._db.session() as session, session.begin():
+            if held is None:
+                session.execute(delete(WebhookSubscription).where(WebhookSubscription.app == app))
+            else:
+                session.merge(WebhookSubscription(**held))
 
     def lookup(self, app: str) -> str | None:
         with self._db.session() as session:
