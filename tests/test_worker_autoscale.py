@@ -278,6 +278,36 @@ def test_webhooks_and_our_own_writes_keep_worker_counts_known(services, heroku, 
     assert len(heroku.calls("GET", FORMATION)) == reads
 
 
+def test_a_scale_made_but_not_read_back_is_not_posted_as_not_done(services, heroku, queue):
+    """The PATCH is made and its answer lost, and the read-back fails too: the channel had
+    read "Not done" of a change Heroku made, and the tick trusted the old count."""
+    from bot.sandbox.fakes.heroku import _Fault
+
+    _worker_on(services)
+    said: list = []
+    _, scaler = _scalers(services, said)
+    made = heroku._formation_batch_update
+
+    def then_reads_fail(call):
+        heroku._formation_batch_update = made
+        heroku._faults.append(_Fault(503, 4, None, frozenset({"GET"})))
+        return made(call)
+
+    heroku._formation_batch_update = then_reads_fail
+    heroku.drop_next(methods=["PATCH"])
+    queue.latency = 90.0
+    [decision] = scaler.tick(NOW)
+    assert heroku.formation("myapp")["worker"][0] == 3 and not decision.acted
+    [(channel, text)] = said[-1:]
+    assert channel == "CMYAPP" and "Not done" not in text
+    assert "It may have been made:" in text and "I could not read the formation back" in text
+    reads = len(heroku.calls("GET", FORMATION))
+    queue.latency = 30.0  # on target now
+    [after] = scaler.tick(NOW + timedelta(seconds=15))  # reads what runs, not the old 1
+    assert len(heroku.calls("GET", FORMATION)) > reads
+    assert after.actual == 3 and not after.acted
+
+
 def test_worker_scaling_spends_from_the_accounts_budget(services, heroku, queue, caplog):
     from bot.store.worker_autoscale_settings import WorkerAutoscaleStore, WorkerSettings
     from policies.budget import Budget

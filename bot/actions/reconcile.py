@@ -99,7 +99,7 @@ def lost_note(
 def unsure(user_id: str, text: str, note: str) -> Reply:
     """The reply, in the channel, to a change the bot cannot say was made: who asked for
     what, and `lost_note`'s sentences."""
-    return Reply(f"<@{user_id}> asked {code(text)}. {note}", public=True)
+    return Reply(f"<@{user_id}> asked {code(text)}. {note}", public=True, maybe_made=True)
 
 
 def now_running(requested: Mapping[str, Any], now: Mapping[str, tuple[int, str]]) -> str:

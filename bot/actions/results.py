@@ -24,6 +24,8 @@ class Reply:
 
     text: str
     public: bool = False
+    # A change whose answer was lost and not read back as made: not a refusal (`unsure`).
+    maybe_made: bool = False
 
 
 @dataclass(frozen=True)

@@ -381,6 +381,12 @@ class Autoscaler:
                     # Only web's booting dynos are watched (they take traffic when up).
                     scaled_up_at=now if after > current and process_type == PROCESS else None,
                 )
+        elif isinstance(result, Reply) and result.maybe_made:
+            # Its answer was lost and the formation not seen to change, yet: not a refusal.
+            # Forget the quantity, so the next tick reads what runs instead of trusting it.
+            reason = f"{reason} It may have been made: {result.text}"
+            with self._lock:
+                self._known.pop((target.name, process_type), None)
         else:
             # A guardrail or a platform error said no: say why, in the app's channel.
             why = _not_done(result)
