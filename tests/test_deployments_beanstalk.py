@@ -250,6 +250,31 @@ def test_run_and_promote_are_not_beanstalk_features(driver, aws):  # noqa: F811
     assert updates(aws) == []
 
 
+def test_a_version_made_but_not_deployed_says_so_and_how_to_deploy_it(blue_green, aws, slack):  # noqa: F811
+    from bot.sandbox.fakes.beanstalk import _Fault
+
+    made = aws._create_application_version
+
+    def then_refused(call):
+        aws._create_application_version = made
+        aws._faults.append(
+            _Fault(403, "AccessDenied", "Not authorized", 1, frozenset({"DescribeEnvironments"}))
+        )
+        return made(call)
+
+    aws._create_application_version = then_refused
+    text = say(blue_green, "ship shop v3.0")["text"]
+    # It had said only "try again", of a version that now exists.
+    assert text.startswith("I made application version `v3.0` but could not deploy it:")
+    assert text.endswith("`/deploy ship shop v3.0` deploys it.")
+    assert updates(aws) == []
+    blue_green.command("ship shop v3.0", ADMIN)  # deploys the version made, in the channel
+    slack.wait_for_calls("chat.postMessage", n=1, timeout=10)
+    [update] = updates(aws)
+    assert update.params["VersionLabel"] == "v3.0"
+    assert len(aws.calls("CreateApplicationVersion")) == 1
+
+
 def test_ship_makes_a_version_from_the_registry_bundle_then_deploys_it(blue_green, aws, slack):  # noqa: F811
     aws.missing_bundles.add(("acme-bundles", "shop/v9.zip"))
     refused = say(blue_green, "ship shop v9")

@@ -176,7 +176,16 @@ class Shipping:
 
         def create_and_deploy() -> None:
             platform.create_version(resolved.target.name, label, bucket, key)
-            platform.deploy_version(resolved.target.name, label)
+            try:
+                platform.deploy_version(resolved.target.name, label)
+            except PlatformError as error:
+                if error.changed is not False:
+                    raise
+                # The version exists now: "try again" alone would say nothing was made.
+                raise PlatformError(
+                    f"I made application version {code(label)} but could not deploy it: "
+                    f"{error} `/deploy ship {app} {label}` deploys it."
+                ) from error
 
         after = Release(label, f"from s3://{bucket}/{key}", None, "", id=label)
         return self._deploy_version(
