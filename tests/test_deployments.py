@@ -247,7 +247,10 @@ def test_cancel_rolls_nothing_back(driver, heroku):
 def test_maintenance_turns_on_once_and_says_when_already_on(driver, heroku, config):
     assert "turned maintenance mode on for `myapp`" in say(driver, "maintenance myapp on")["text"]
     assert heroku.maintenance("myapp") is True
-    assert "already in maintenance mode on" in say(driver, "maintenance myapp on")["text"]
+    assert (
+        "`myapp`'s maintenance mode is already on; nothing to do."
+        in say(driver, "maintenance myapp on")["text"]
+    )
     [patch] = heroku.calls("PATCH", "/apps/myapp")
     assert patch.json == {"maintenance": True}
     say(driver, "maintenance myapp off")

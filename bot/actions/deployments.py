@@ -204,7 +204,7 @@ class Deployments:
             # Said first, before any rule or freeze: Beanstalk has no such thing at all.
             return Reply(NO_MAINTENANCE.format(app=app))
         if platform.maintenance(resolved.target.name) == on:
-            return Reply(f"`{app}` is already in maintenance mode {command.mode}; nothing to do.")
+            return Reply(f"`{app}`'s maintenance mode is already {command.mode}; nothing to do.")
         refusal = self._guard.refusal(resolved.target, "maintenance", command.force, actor.user_id)
         if refusal:
             return self._guard.refuse(actor, command, "maintenance", refusal)
