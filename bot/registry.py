@@ -348,10 +348,12 @@ class Registry:
         # Each platform name (Heroku app, Beanstalk environment) → the aliases behind it.
         # The bot's own messages name apps by it, and people know it from the dashboard.
         self._behind: dict[str, list[str]] = {}
+        self._named: dict[str, str] = {}  # alias → its platform name, where they differ
         for alias, entry in sorted(spec.apps.items()):
             name = entry.app or alias if isinstance(entry, HerokuEntry) else entry.environment
             if name.lower() != alias:
                 self._behind.setdefault(name.lower(), []).append(alias)
+                self._named[alias] = name.lower()
 
     @classmethod
     def empty(cls) -> Registry:
@@ -455,6 +457,12 @@ class Registry:
         # A listed app's own name means its alias; never the same app unlisted, which
         # would hold none of the entry's guardrails, locks or rules.
         return behind[0] if len(behind) == 1 and name not in self.spec.apps else name
+
+    def other_names(self, alias: str) -> tuple[str, ...]:
+        """The Heroku app or Beanstalk environment behind a listed `alias`, where its name
+        differs: access rules match it too (`()` for an app outside the registry)."""
+        name = self._named.get(alias)
+        return (name,) if name else ()
 
     def resolve(self, alias: str) -> Target:
         alias = self.canonical(alias)

@@ -92,7 +92,9 @@ class Services:
         # Clients are built on first use, one per credential set: start-up calls no API.
         self._platforms: dict[tuple[str, ...], Platform] = {}
         self._lock = threading.Lock()
-        self.gate = Gate(self.registry.rules, config.admins, self._groups_of)
+        self.gate = Gate(
+            self.registry.rules, config.admins, self._groups_of, self.registry.other_names
+        )
         self._usergroups: UserGroups | None = None
         self._slack: WebClient | None = None
         drains = Drains(self.db)

@@ -157,14 +157,16 @@ class Rule:
         apps = "every app" if "*" in self.apps else ", ".join(self.apps)
         return f"{verbs} on {apps}"
 
-    def covers(self, verb: str, app: str | None) -> bool:
-        """True when the rule speaks about `verb` on `app` (None: a verb that names no app)."""
+    def covers(self, verb: str, app: str | None, also: tuple[str, ...] = ()) -> bool:
+        """True when the rule speaks about `verb` on `app` (None: a verb that names no app),
+        or on one of its other names `also` (the Heroku app or Beanstalk environment behind
+        a registry name: a rule written with the name the dashboard shows still holds)."""
         if "*" not in self.verbs and verb not in self.verbs:
             return False
         if app is None:
             return "*" in self.apps
-        name = app.lower()
-        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.apps)
+        names = {name.lower() for name in (app, *also)}
+        return any(fnmatch.fnmatchcase(name, p) for name in names for p in self.apps)
 
     def applies_to(self, user_id: str, groups: frozenset[str], channel_id: str | None) -> bool:
         """True when the caller, in this channel, is someone the rule is about."""
@@ -182,6 +184,7 @@ class Request:
     channel_id: str | None
     verb: str
     app: str | None
+    also: tuple[str, ...] = ()  # the app's other names (its platform name), for `covers`
 
 
 @dataclass(frozen=True)
@@ -205,7 +208,7 @@ def decide(rules: Sequence[Rule], request: Request, admins: frozenset[str]) -> D
             rule
             for rule in rules
             if rule.effect == effect
-            and rule.covers(verb, app)
+            and rule.covers(verb, app, request.also)
             and rule.applies_to(request.user_id, request.groups, request.channel_id)
         ]
 
@@ -243,7 +246,7 @@ def _refusal(rules: Sequence[Rule], request: Request, verb: str, admins: frozens
         for rule in rules
         if rule.effect == "allow"
         and rule.channels
-        and rule.covers(verb, request.app)
+        and rule.covers(verb, request.app, request.also)
         and rule.applies_to(request.user_id, request.groups, next(iter(rule.channels)))
     ]
     if elsewhere:

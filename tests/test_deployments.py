@@ -97,7 +97,8 @@ def test_rollback_confirms_from_and_to_then_makes_one_release_however_many_click
     done = [r for r in replies if "rolled `myapp` back" in r["text"]]
     assert len(done) == 1 and "as the new release `v4`" in done[0]["text"]
     assert sum("already confirmed" in r["text"] for r in replies) == 3
-    [entry] = [e for e in history(config) if e.verb == "rollback"]
+    entry, refused = [e for e in history(config) if e.verb == "rollback"]  # newest first
+    assert (refused.outcome, refused.user_id) == ("refused", OTHER_ADMIN)  # the click above
     assert entry.outcome == "ok" and entry.command == "rollback myapp v2"
     assert entry.before == {"version": "v3"} and entry.after == {"version": "v4"}
     assert "`rollback myapp v2`" in say(driver, "history myapp")["text"]

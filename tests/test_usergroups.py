@@ -44,10 +44,14 @@ def test_membership_is_cached_for_the_ttl(slack, groups):
     assert slack.violations == []
 
 
-def test_an_unknown_group_or_a_slack_outage_is_not_guessed(slack, groups):
+def test_a_deleted_group_has_no_members_and_a_slack_outage_is_not_guessed(slack, groups):
     usergroups, clock = groups
-    with pytest.raises(GroupLookupFailed, match="SNOPE"):
-        usergroups.members("SNOPE")
+    # Slack says the group does not exist (no_such_subteam): no members, kept for the TTL.
+    # It had raised, so every command whose rules named it said "try again", forever.
+    asked = len(slack.calls_to("usergroups.users.list"))
+    assert usergroups.members("SNOPE") == frozenset()
+    assert usergroups.members("SNOPE") == frozenset()
+    assert len(slack.calls_to("usergroups.users.list")) == asked + 1
 
     assert usergroups.members("SOPS") == {"UONE", "UTWO"}
     clock.now = 1000

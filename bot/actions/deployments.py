@@ -70,7 +70,7 @@ class Deployments:
         self._now = now
         self._guard = DeployGuard(audit, locks, judge)
         self._reconciler = Reconciler(resolve, audit)
-        self._shipping = Shipping(resolve, audit, locks, self._guard, secret, aliases)
+        self._shipping = Shipping(resolve, audit, locks, self._guard, gate, secret, aliases)
 
     def run(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
         """A deployment verb, already allowed by the gate, for the resolved app."""
@@ -374,9 +374,10 @@ class Deployments:
         if held is None:
             return Reply(f"`{app}` is not locked; nothing to do.")
         if held.user_id != actor.user_id and not self._gate.is_admin(actor.user_id):
-            return Reply(
+            refusal = (
                 f"`{app}` is locked by <@{held.user_id}>; only they or an admin may unlock it."
             )
+            return self._guard.refuse(actor, command, "unlock", refusal)
         entry = self._audit.start(actor, "unlock", app, command.text(), None, None)
         self._locks.release(app)
         self._audit.finish(entry, "ok")

@@ -20,10 +20,12 @@ class Gate:
         rules_: Sequence[rules.Rule] = (),
         admins: frozenset[str] = frozenset(),
         groups_of: Callable[[str, Iterable[str]], frozenset[str]] | None = None,
+        also: Callable[[str], tuple[str, ...]] = lambda app: (),
     ) -> None:
         self.rules = tuple(rules_)
         self.admins = admins
         self._groups_of = groups_of
+        self._also = also  # an app's other names (its platform name), matched by rules too
         # Only groups some rule names matter; with none, Slack is never asked.
         self._named_groups = sorted({group for rule in self.rules for group in rule.groups})
 
@@ -35,7 +37,15 @@ class Gate:
         if actor.source == AUTOSCALER and verb == "scale":
             # Someone allowed to `autoscale` this app turned it on; guardrails still apply.
             return rules.Decision(True, "The autoscaler scales apps it was turned on for.")
-        request = rules.Request(actor.user_id, self._groups(actor), actor.channel_id, verb, app)
+        also = self._also(app) if app is not None else ()
+        # Only the groups of rules about this verb and app: one group Slack cannot answer
+        # for must not stop every other verb on every other app.
+        named = {
+            g for rule in self.rules if rule.covers(verb.lower(), app, also) for g in rule.groups
+        }
+        request = rules.Request(
+            actor.user_id, self._groups(actor, sorted(named)), actor.channel_id, verb, app, also
+        )
         return rules.decide(self.rules, request, self.admins)
 
     def summary(self, actor: Actor, apps: Iterable[str]) -> list[str]:
@@ -43,7 +53,9 @@ class Gate:
             self.rules, actor.user_id, self._groups(actor), actor.channel_id, self.admins, apps
         )
 
-    def _groups(self, actor: Actor) -> frozenset[str]:
-        if not self._named_groups or self._groups_of is None:
+    def _groups(self, actor: Actor, named: list[str] | None = None) -> frozenset[str]:
+        """Which of the `named` groups (default: every group a rule names) `actor` is in."""
+        named = self._named_groups if named is None else named
+        if not named or self._groups_of is None:
             return frozenset()
-        return self._groups_of(actor.user_id, self._named_groups)
+        return self._groups_of(actor.user_id, named)

@@ -354,6 +354,8 @@ class Actions:
         verb = pending.command.split()[0]
         refusal = self._may_decide(actor, pending, verb)
         if refusal:
+            # In the trail like every refusal: who clicked, on what.
+            self._audit.record(actor, verb, pending.app, pending.command, "refused", refusal)
             return Reply(refusal)
         now = self._now()
         if not self._confirmations.decide(confirmation_id, actor.user_id, "confirmed", now):
@@ -390,6 +392,15 @@ class Actions:
             pending.force_reason,
             pending.user_id,
         )
+        if verdict.needs_approval and not pending.approval_required:
+            # The formation moved since the prompt (a worker type scaled up meanwhile): the
+            # change is now a protected one, which a Confirm by the asker alone may not make.
+            verdict = replace(
+                verdict,
+                outcome="refused",
+                reason=f"{verdict.reason} Ask again: `/deploy {pending.command}` opens an "
+                "approval request.",
+            )
         if verdict.refused:
             self._audit.record(
                 requester, verb, pending.app, pending.command, "refused", verdict.reason
@@ -429,6 +440,15 @@ class Actions:
                 decision = self._gate.decide(actor, "approve", pending.app)
                 if not decision.allowed:
                     return f"You may not approve changes to `{pending.app}`. {decision.reason}"
+                # The asker's own right, judged again: it may have been taken away (a rule,
+                # a user group) since they asked, and the change is made in their name.
+                requester = replace(actor, user_id=pending.user_id, request_key=None)
+                asked = self._gate.decide(requester, verb, pending.app)
+                if not asked.allowed:
+                    return (
+                        f"<@{pending.user_id}>, who asked, may no longer {verb} `{pending.app}`, "
+                        f"so it cannot be approved. {asked.reason}"
+                    )
                 return None
             if pending.user_id != actor.user_id:
                 return f"Only <@{pending.user_id}>, who asked, can confirm this."

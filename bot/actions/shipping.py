@@ -13,8 +13,10 @@ from typing import Any
 from urllib.parse import quote
 
 from bot.actions.deploy_guard import LOOKBACK, DeployGuard, current_release, platform_of
+from bot.actions.gate import Gate
 from bot.actions.reconcile import Reconciler, lost_note, unsure
 from bot.actions.results import Deployed, Logs, Reply, Resolved, Result
+from bot.actions.usergroups import GroupLookupFailed
 from bot.platforms.base import Build, PlatformError, Promotion, Release
 from bot.platforms.sources import SourceError, signed_url
 from bot.registry import UnknownApp
@@ -52,10 +54,14 @@ class Shipping:
         audit: AuditLog,
         locks: Locks,
         guard: DeployGuard,
+        gate: Gate,
         secret: Callable[[str], str | None],
         aliases: Callable[[str], list[str]] = lambda name: [],
     ) -> None:
         self._resolve = resolve
+        # The gate allowed the verb on the app typed; promote and swap change another app
+        # too, which the asker must also be allowed to change.
+        self._gate = gate
         self._audit = audit
         self._reconciler = Reconciler(resolve, audit)
         self._locks = locks
@@ -231,21 +237,35 @@ class Shipping:
             note=note,
         )
 
-    def _downstream_refusal(self, name: str, force: str | None, user_id: str) -> str | None:
-        """Why a promotion may not go into Heroku app `name` (a lock, a freeze window of the
-        registry entry that names it), or None. Locks are kept by the name people type."""
-        for alias in self._aliases(name):
+    def _not_allowed(self, actor: Actor, verb: str, app: str) -> str | None:
+        """Why the access rules do not let `actor` `verb` the other app `app`, or None."""
+        try:
+            decision = self._gate.decide(actor, verb, app)
+        except GroupLookupFailed as error:
+            return str(error)
+        return None if decision.allowed else f"You may not {verb} into `{app}`: {decision.reason}"
+
+    def _downstream_refusal(self, name: str, force: str | None, actor: Actor) -> str | None:
+        """Why a promotion may not go into Heroku app `name` (the access rules, a lock, a
+        freeze window of the registry entry that names it), or None. Rules and locks are
+        kept by the name people type; an app outside the registry by its own name."""
+        aliases = self._aliases(name)
+        for alias in aliases or [name]:
+            refusal = self._not_allowed(actor, "promote", alias)
+            if refusal:
+                return refusal
+        for alias in aliases:
             try:
                 target = self._resolve(alias).target
             except (UnknownApp, PlatformError):
                 continue  # the lock, by name, is still checked below
-            refusal = self._guard.refusal(target, "promote", force, user_id)
+            refusal = self._guard.refusal(target, "promote", force, actor.user_id)
             if refusal:
                 return refusal
         held = self._locks.get(name)
         if held is None:
             return None
-        return guardrails.lock_refusal("promote", name, held.user_id, held.reason, user_id)
+        return guardrails.lock_refusal("promote", name, held.user_id, held.reason, actor.user_id)
 
     def promote(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
         app, target = command.app or "", resolved.target
@@ -265,7 +285,7 @@ class Shipping:
                 "app, so there is nothing to promote to."
             )
         for _, name in downstream:
-            refusal = self._downstream_refusal(name, command.force, actor.user_id)
+            refusal = self._downstream_refusal(name, command.force, actor)
             if refusal:
                 return self._guard.refuse(actor, command, "promote", refusal)
         names = [name for _, name in downstream]
@@ -330,6 +350,9 @@ class Shipping:
                 f"`{other_alias}` is not a Beanstalk environment in {resolved.target.region}, "
                 f"so it cannot swap CNAMEs with `{app}`."
             )
+        refusal = self._not_allowed(actor, "swap", other.target.alias)
+        if refusal:
+            return self._guard.refuse(actor, command, "swap", refusal)
         for target in (resolved.target, other.target):
             refusal = self._guard.refusal(target, "swap", command.force, actor.user_id)
             if refusal:

@@ -4,7 +4,8 @@ Rules may name user groups (`S…` IDs); deciding needs the caller's groups. Mem
 changes rarely and `usergroups.users.list` is rate-limited (Tier 2), so each group's
 members are cached for `TTL`. If Slack cannot answer, a stale answer is used; with none,
 `GroupLookupFailed` is raised: a group may carry a deny rule, so guessing "not a member"
-could let through someone a rule keeps out.
+could let through someone a rule keeps out. A group Slack says does not exist has no
+members.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from slack_sdk.errors import SlackApiError
 log = logging.getLogger(__name__)
 
 TTL = 300.0
+# Slack's answer for a group that does not exist (deleted, or an ID from another workspace).
+_GONE = frozenset({"no_such_subteam"})
 
 
 class GroupLookupFailed(Exception):
@@ -52,16 +55,19 @@ class UserGroups:
         try:
             users = self._client.usergroups_users_list(usergroup=group_id)["users"]
         except SlackApiError as error:
-            log.warning(
-                "user group lookup failed",
-                extra={"group": group_id, "error": error.response.get("error")},
-            )
-            if cached is not None:
+            code = error.response.get("error")
+            log.warning("user group lookup failed", extra={"group": group_id, "error": code})
+            if code in _GONE:
+                # A group deleted from Slack has no members, for deny rules too; "try again"
+                # would fail forever, and every verb whose rules name it with it.
+                users = []
+            elif cached is not None:
                 return cached[1]
-            raise GroupLookupFailed(
-                f"I could not check the members of Slack user group {group_id}, which the "
-                "access rules name. Try again in a minute."
-            ) from None
+            else:
+                raise GroupLookupFailed(
+                    f"I could not check the members of Slack user group {group_id}, which the "
+                    "access rules name. Try again in a minute."
+                ) from None
         members = frozenset(users)
         with self._lock:
             self._members[group_id] = (now, members)

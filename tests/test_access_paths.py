@@ -1,0 +1,176 @@
+"""Access rules and approvals on every path a change can take: into the other app of a
+promote or swap, an approval of a prompt whose asker lost the right, a Confirm whose change
+became a protected one, a rule written with the platform's name, a deleted user group, and
+refusals in the audit trail. Each case got through (or locked everyone out) before."""
+
+from __future__ import annotations
+
+from handlers.render import CONFIRM_ACTION
+from tests.conftest import ADMIN, OTHER_ADMIN, USER
+from tests.test_beanstalk import PROD_KEY, aws  # noqa: F401  (fixture)
+from tests.test_deployments import history, say, with_registry  # noqa: F401  (fixtures)
+from tests.test_deployments_beanstalk import BLUE_GREEN
+from tests.webclient import button
+
+PROMOTE_REGISTRY = """\
+heroku:
+  allow_unlisted: false
+access:
+  - allow: [promote]
+    users: [UUSER001]
+    apps: [myapp]
+  - deny: ["*"]
+    users: [UUSER001]
+    apps: [prod]
+apps:
+  myapp:
+    platform: heroku
+  prod:
+    platform: heroku
+    app: other-app
+"""
+
+
+def test_a_promotion_into_an_app_the_user_may_not_change_is_refused(with_registry, heroku, config):  # noqa: F811
+    heroku.add_pipeline("shop", {"myapp": "staging", "other-app": "production"})
+    driver = with_registry(PROMOTE_REGISTRY)
+    assert "Denied by the rule" in say(driver, "ship prod", USER)["text"]
+    text = say(driver, "promote myapp", USER)["text"]
+    assert text.startswith("You may not promote into `prod`: Denied by the rule")
+    assert heroku.calls("POST", "/pipeline-promotions") == []
+    assert next((e.verb, e.outcome) for e in history(config)) == ("promote", "refused")
+    assert "promoted `myapp`" in say(driver, "promote myapp", ADMIN)["text"]
+
+
+SWAP_RULES = """\
+access:
+  - allow: [swap]
+    users: [UUSER001]
+    apps: [shop-green]
+  - deny: ["*"]
+    users: [UUSER001]
+    apps: [shop]
+"""
+
+
+def test_a_swap_needs_the_right_on_both_environments(with_registry, aws):  # noqa: F811
+    aws.add_environment(
+        "shop-green", region="us-east-1", access_key=PROD_KEY, application="shop", min_size=1
+    )
+    driver = with_registry(BLUE_GREEN + SWAP_RULES)
+    assert "Denied by the rule" in say(driver, "swap shop shop-green", USER)["text"]
+    # Named the other way round, it had passed the gate and moved shop's CNAME.
+    text = say(driver, "swap shop-green shop", USER)["text"]
+    assert text.startswith("You may not swap into `shop`: Denied by the rule")
+    assert aws.calls("SwapEnvironmentCNAMEs") == []
+
+
+PROTECTED = """\
+apps:
+  shop:
+    platform: heroku
+    guardrails:
+      protected: true
+      confirm_above_usd: 30
+"""
+
+
+def test_a_confirm_whose_change_became_a_protected_stop_is_refused(with_registry, heroku):  # noqa: F811
+    heroku.add_app("shop", formation={"web": (1, "standard-1x"), "worker": (0, "standard-1x")})
+    driver = with_registry(PROTECTED)
+    # Costly, so it asks first; worker is already 0, so no approval is asked.
+    prompt = say(driver, "scale web=3 worker=0 shop", ADMIN)
+    assert button(prompt, CONFIRM_ACTION)["text"]["text"] == "Confirm"
+    assert "worker 0 → 1" in say(driver, "scale worker=1 shop", OTHER_ADMIN)["text"]
+    # Now the Confirm stops a running worker on a protected app: a second person's call.
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    text = driver.reply(url)["text"]
+    assert text.startswith("Nothing was changed:") and "opens an approval request" in text
+    assert heroku.formation("shop")["worker"][0] == 1 and heroku.formation("shop")["web"][0] == 1
+
+
+RIGHTS = """\
+access:
+  - allow: [kill, scale]
+    users: [UUSER001]
+apps:
+  shop:
+    platform: heroku
+    guardrails:
+      protected: true
+"""
+REVOKED = RIGHTS.replace("allow: [kill, scale]", "deny: [kill, scale]")
+
+
+def test_an_approval_judges_the_askers_own_right_again(with_registry, heroku, config):  # noqa: F811
+    heroku.add_app("shop", formation={"web": (1, "standard-1x")})
+    prompt = say(with_registry(RIGHTS), "kill shop", USER)
+    assert "needs a second person's approval" in prompt["text"]
+    after = with_registry(REVOKED)  # USER may no longer kill: the approval had killed anyway
+    _, url = after.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    text = after.reply(url)["text"]
+    assert text.startswith(f"<@{USER}>, who asked, may no longer kill `shop`")
+    assert heroku.formation("shop")["web"][0] == 1
+    [refused] = [e for e in history(config) if e.outcome == "refused"]
+    assert (refused.verb, refused.user_id) == ("kill", ADMIN)
+
+
+def test_a_refused_click_is_in_the_audit_trail(with_registry, heroku, config):  # noqa: F811
+    heroku.add_app("shop", formation={"web": (1, "standard-1x")})
+    driver = with_registry(RIGHTS)
+    prompt = say(driver, "kill shop", USER)
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], USER)
+    assert "must come from someone other than" in driver.reply(url)["text"]
+    [entry] = [e for e in history(config) if e.verb == "kill"]
+    assert (entry.outcome, entry.user_id) == ("refused", USER)
+    assert "must come from someone other than" in (entry.error or "")
+
+
+HEROKU_NAME_RULE = """\
+heroku:
+  allow_unlisted: true
+access:
+  - allow: [scale]
+    users: [UUSER001]
+  - deny: ["*"]
+    users: [UUSER001]
+    apps: [other-app]
+apps:
+  prod:
+    platform: heroku
+    app: other-app
+"""
+
+
+def test_a_rule_written_with_the_heroku_name_holds_for_the_alias(with_registry, heroku):  # noqa: F811
+    driver = with_registry(HEROKU_NAME_RULE)
+    # It had matched the alias only, which the Heroku name is rewritten to first.
+    for name in ("other-app", "prod"):
+        assert "Denied by the rule" in say(driver, f"scale web=3 {name}", USER)["text"]
+    assert heroku.formation("other-app")["web"][0] == 2
+    assert "scaled `myapp`" in say(driver, "scale web=3 myapp", USER)["text"]
+
+
+def test_a_deleted_user_group_has_no_members_and_stops_nothing_else(with_registry, heroku):  # noqa: F811
+    # SGONE no longer exists: the fake Slack answers usergroups.users.list no_such_subteam.
+    driver = with_registry(
+        "heroku:\n  allow_unlisted: true\naccess:\n"
+        "  - allow: [restart]\n    groups: [SGONE]\n    apps: [other-app]\n"
+        "  - deny: [kill]\n    groups: [SGONE]\n    apps: [myapp]\n"
+    )
+    # Every command had answered "I could not check the members of Slack user group
+    # SGONE … Try again in a minute", forever.
+    assert "Status of `myapp`" in say(driver, "status myapp", USER)["text"]
+    assert "scaled `myapp`" in say(driver, "scale web=3 myapp", ADMIN)["text"]
+    # A rule about the verb and app asks Slack, which says the group is gone: no members.
+    assert "asks to kill `myapp`" in say(driver, "kill myapp", ADMIN)["text"]
+
+
+def test_a_refused_unlock_is_in_the_audit_trail(with_registry, heroku, config):  # noqa: F811
+    driver = with_registry(
+        "heroku:\n  allow_unlisted: true\naccess:\n  - allow: [lock, unlock]\n    users: [UUSER001]\n"
+    )
+    say(driver, "lock myapp incident 7", OTHER_ADMIN)
+    refused = say(driver, "unlock myapp", USER)["text"]
+    assert f"locked by <@{OTHER_ADMIN}>; only they or an admin may unlock it" in refused
+    assert [(e.verb, e.outcome) for e in history(config)] == [("unlock", "refused"), ("lock", "ok")]
