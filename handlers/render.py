@@ -510,6 +510,8 @@ def _history(result: History) -> Message:
         )
         if entry.source != "slack":
             line += f" ({entry.source})"
+        if entry.confirmed_by and entry.confirmed_by != entry.user_id:
+            line += f", approved by <@{entry.confirmed_by}>"
         if entry.error:
             # Stored as Slack-ready sentences; every other angle bracket goes in any case, so
             # an older row with a raw platform message can make no link, no channel ping.

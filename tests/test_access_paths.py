@@ -174,3 +174,23 @@ def test_a_refused_unlock_is_in_the_audit_trail(with_registry, heroku, config): 
     refused = say(driver, "unlock myapp", USER)["text"]
     assert f"locked by <@{OTHER_ADMIN}>; only they or an admin may unlock it" in refused
     assert [(e.verb, e.outcome) for e in history(config)] == [("unlock", "refused"), ("lock", "ok")]
+
+
+def test_the_audit_trail_names_who_approved(with_registry, heroku, config):  # noqa: F811
+    heroku.add_app("shop", formation={"web": (1, "standard-1x")})
+    driver = with_registry(RIGHTS)
+    prompt = say(driver, "kill shop", USER)
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    assert "killed `shop`" in driver.reply(url)["text"]
+    # The approver had been kept only in the prompt row (deleted after 7 days) and Slack.
+    [entry] = [e for e in history(config) if e.verb == "kill"]
+    assert (entry.user_id, entry.confirmed_by, entry.outcome) == (USER, ADMIN, "ok")
+    assert f"`kill shop`, approved by <@{ADMIN}>" in say(driver, "history shop", ADMIN)["text"]
+    # A rollback the asker confirmed names them: a click, not a second person.
+    heroku.add_release("shop", "Deploy abc1234")
+    prompt = say(driver, "rollback shop", ADMIN)
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    assert "rolled `shop` back" in driver.reply(url)["text"]
+    [rollback] = [e for e in history(config) if e.verb == "rollback"]
+    assert rollback.confirmed_by == ADMIN
+    assert "approved by" not in say(driver, "history shop 1", ADMIN)["text"]

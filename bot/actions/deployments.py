@@ -162,6 +162,7 @@ class Deployments:
             pending.command,
             {"version": before.version},
             {"version": target.version},
+            confirmed_by=confirmer.user_id,
         )
         new_release, note = None, None
         try:
@@ -299,7 +300,13 @@ class Deployments:
         unset = all(value is None for value in changes.values())
         mode = "unset" if unset else "set"
         entry = self._audit.start(
-            requester, "config", pending.app, pending.command, None, {mode: list(keys)}
+            requester,
+            "config",
+            pending.app,
+            pending.command,
+            None,
+            {mode: list(keys)},
+            confirmed_by=confirmer.user_id,
         )
         platform = platform_of(resolved)
         note = None

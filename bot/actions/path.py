@@ -665,7 +665,13 @@ class Actions:
         confirmer: Actor | None = None,
     ) -> Result:
         entry = self._audit.start(
-            actor, verb, app, text, formation_json(before), {t: list(v) for t, v in targets.items()}
+            actor,
+            verb,
+            app,
+            text,
+            formation_json(before),
+            {t: list(v) for t, v in targets.items()},
+            confirmed_by=confirmer.user_id if confirmer else None,
         )
         platform = resolved.platform
         note = None

@@ -49,6 +49,7 @@ class Entry:
     after: dict[str, Any] | None
     outcome: str
     error: str | None
+    confirmed_by: str | None = None  # who clicked Confirm or Approve, for a prompted change
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -76,6 +77,7 @@ def _entry(row: AuditEntry) -> Entry:
         after=row.after,
         outcome=row.outcome,
         error=row.error,
+        confirmed_by=row.confirmed_by,
     )
 
 
@@ -91,8 +93,10 @@ class AuditLog:
         command: str,
         before: dict[str, Any] | None,
         requested: dict[str, Any] | None,
+        confirmed_by: str | None = None,
     ) -> int:
-        """Record the intent; returns the row id to finish."""
+        """Record the intent; returns the row id to finish. `confirmed_by`: who clicked
+        Confirm or Approve, when the change waited for a click."""
         entry = AuditEntry(
             started_at=utcnow(),
             source=actor.source,
@@ -105,6 +109,7 @@ class AuditLog:
             before=before,
             requested=requested,
             outcome="pending",
+            confirmed_by=confirmed_by,
         )
         with self._db.session() as session, session.begin():
             session.add(entry)

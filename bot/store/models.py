@@ -50,6 +50,8 @@ class AuditEntry(Base):
     # pending, ok, error, unknown, not-applied, refused, cancelled, expired
     outcome: Mapped[str] = mapped_column(String(20))
     error: Mapped[str | None] = mapped_column(Text)
+    # Who clicked Confirm (the asker) or Approve (a second person), for a prompted change.
+    confirmed_by: Mapped[str | None] = mapped_column(String(64))
     # When the reconciliation pass read the formation back for a pending or unknown row.
     reconciled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
