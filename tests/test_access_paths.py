@@ -194,3 +194,18 @@ def test_the_audit_trail_names_who_approved(with_registry, heroku, config):  # n
     [rollback] = [e for e in history(config) if e.verb == "rollback"]
     assert rollback.confirmed_by == ADMIN
     assert "approved by" not in say(driver, "history shop 1", ADMIN)["text"]
+
+
+def test_a_pin_or_autoscale_max_above_the_guardrail_is_refused(with_registry, heroku, config):  # noqa: F811
+    driver = with_registry(
+        "heroku:\n  allow_unlisted: true\napps:\n  capped:\n    platform: heroku\n"
+        "    app: myapp\n    guardrails:\n      max: {web: 4}\n"
+    )
+    # The pin had been accepted ("pinned at web=9") and clamped to 4 by the tick in silence.
+    text = say(driver, "pin capped web=9 for 1h", ADMIN)["text"]
+    assert text.startswith("`capped` allows at most 4 web dynos (the registry's `max`)")
+    assert "Pin at web=4 or fewer." in text
+    assert "pinned `capped` at web=4" in say(driver, "pin capped web=4 for 1h", ADMIN)["text"]
+    text = say(driver, "autoscale capped on min=1 max=9", ADMIN)["text"]
+    assert "allows at most 4 web dynos" in text and "max=9 is refused" in text
+    assert [e.outcome for e in history(config)][:3] == ["refused", "ok", "refused"]

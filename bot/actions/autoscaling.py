@@ -149,6 +149,14 @@ class AutoscaleCommands:
                 )
             else:
                 quantity = command.changes[0].amount
+                cap = resolved.target.guardrails.most("web")
+                if cap is not None and quantity > cap:
+                    # The autoscaler would clamp it in silence; say so while the asker is here.
+                    self._audit.finish(entry, "refused", error="pin above guardrail")
+                    return Reply(
+                        f"`{app}` allows at most {cap} web dynos (the registry's `max`), so a "
+                        f"pin at web={quantity} is refused. Pin at web={cap} or fewer."
+                    )
                 until = now + timedelta(minutes=command.limit or 60)
                 self._autoscale.set_pin(Pin(app, quantity, until, actor.user_id))
                 text = (
