@@ -79,21 +79,22 @@ class Connections:
         url = f"{self._public_url.rstrip('/')}{WEBHOOK_PATH}"
         secret = self._webhook_secrets.new_secret()
         entry = self._audit.start(actor, "watch", app, command.text(), None, {"url": url})
-        held = self._webhook_secrets.held(name)
-        try:
-            # Saved first: Heroku may deliver before it answers, and a delivery signed with
-            # a secret we do not know yet would be refused.
-            self._webhook_secrets.save(name, secret, url, actor.user_id, self._now())
-            webhook_id = resolved.platform.add_webhook(name, url, secret)
-        except PlatformError as error:
-            if error.changed is False:
-                # Heroku kept the secret it had: so must we, or every delivery of a watch
-                # that worked is refused from now on, and nobody is told.
-                self._webhook_secrets.put_back(name, held)
-            self._audit.finish(entry, error.outcome, error=str(error))
-            error.audited = True
-            raise
-        self._webhook_secrets.save(name, secret, url, actor.user_id, self._now(), webhook_id)
+        with self._webhook_secrets.rotating(name):
+            held = self._webhook_secrets.held(name)
+            try:
+                # Saved first: Heroku may deliver before it answers, and a delivery signed
+                # with a secret we do not know yet would be refused.
+                self._webhook_secrets.save(name, secret, url, actor.user_id, self._now())
+                webhook_id = resolved.platform.add_webhook(name, url, secret)
+            except PlatformError as error:
+                if error.changed is False:
+                    # Heroku kept the secret it had: so must we, or every delivery of a
+                    # watch that worked is refused from now on, and nobody is told.
+                    self._webhook_secrets.put_back(name, held)
+                self._audit.finish(entry, error.outcome, error=str(error))
+                error.audited = True
+                raise
+            self._webhook_secrets.save(name, secret, url, actor.user_id, self._now(), webhook_id)
         self._audit.finish(entry, "ok", after={"webhook_id": webhook_id})
         where = (
             f"and alerts go to <#{resolved.target.channel}>"

@@ -386,7 +386,16 @@ class Deployments:
             )
             return self._guard.refuse(actor, command, "unlock", refusal)
         entry = self._audit.start(actor, "unlock", app, command.text(), None, None)
-        self._locks.release(app)
+        if not self._locks.release(held):
+            # Unlocked meanwhile, and perhaps locked again by someone else: theirs stays.
+            now = self._locks.get(app)
+            self._audit.finish(entry, "not-applied", error="the lock changed meanwhile")
+            if now is None:
+                return Reply(f"`{app}` was unlocked meanwhile; nothing to do.")
+            return Reply(
+                f"`{app}` was unlocked meanwhile and is now locked by <@{now.user_id}> "
+                f"({escape(now.reason)}); their lock stays."
+            )
         self._audit.finish(entry, "ok")
         return Deployed(app, "unlock", actor.user_id, mode=held.user_id, audit_id=entry)
 

@@ -425,7 +425,15 @@ class Actions:
     def _reopened(
         self, confirmation_id: str, actor: Actor, error: PlatformError | UnknownApp
     ) -> Reply:
-        self._confirmations.reopen(confirmation_id, actor.user_id)
+        if self._confirmations.reopen(confirmation_id, actor.user_id, self._now()) == "cancelled":
+            pending = self._confirmations.get(confirmation_id)
+            assert pending is not None and pending.decided_by is not None
+            self._record_cancel(actor, pending, pending.decided_by)
+            return Reply(
+                f"{error} Nothing was changed, and <@{pending.decided_by}> cancelled "
+                f"{code(pending.command)} meanwhile, so it stays cancelled.",
+                public=True,
+            )
         return Reply(f"{error} Nothing was changed; the request stays open until it expires.")
 
     def _may_decide(self, actor: Actor, pending: Pending, verb: str) -> str | None:
@@ -467,19 +475,34 @@ class Actions:
             return Reply(f"Only <@{pending.user_id}>, who asked, can cancel this.")
         now = self._now()
         if not self._confirmations.decide(confirmation_id, actor.user_id, "cancelled", now):
-            return self._already_decided(confirmation_id, now)
+            if self._confirmations.ask_cancel(confirmation_id, actor.user_id):
+                # Its Confirm may still be under way: if the platform refuses it, the
+                # cancel stands (`_reopened`) instead of the prompt opening again.
+                decided = self._confirmations.get(confirmation_id)
+                by = f" by <@{decided.decided_by}>" if decided and decided.decided_by else ""
+                return Reply(
+                    f"{code(pending.command)} was already confirmed{by}. If that click "
+                    "changes nothing, your cancel stands."
+                )
+            # Opened again meanwhile by a refused Confirm: cancel it now.
+            if not self._confirmations.decide(confirmation_id, actor.user_id, "cancelled", now):
+                return self._already_decided(confirmation_id, now)
+        self._record_cancel(actor, pending, actor.user_id)
+        return Reply(
+            f"<@{actor.user_id}> cancelled {code(pending.command)}. Nothing was changed.",
+            public=True,
+        )
+
+    def _record_cancel(self, actor: Actor, pending: Pending, by: str) -> None:
+        """The cancelled request in the trail, in its asker's name; `actor` clicked."""
         self._audit.record(
             replace(actor, user_id=pending.user_id),
             verb=pending.command.split()[0],
             app=pending.app,
             command=pending.command,
             outcome="cancelled",
-            reason=f"Cancelled by <@{actor.user_id}>.",
+            reason=f"Cancelled by <@{by}>.",
             requested=audited_targets(pending),
-        )
-        return Reply(
-            f"<@{actor.user_id}> cancelled {code(pending.command)}. Nothing was changed.",
-            public=True,
         )
 
     def _already_decided(self, confirmation_id: str, now: datetime) -> Reply:

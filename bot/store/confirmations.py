@@ -140,20 +140,39 @@ class Confirmations:
                     _forget_secrets(session, confirmation_id)
         return moved
 
-    def reopen(self, confirmation_id: str, user_id: str) -> bool:
-        """Undo `user_id`'s confirmation when nothing was done with it (the platform could
-        not be read), so the next click acts."""
+    def ask_cancel(self, confirmation_id: str, user_id: str) -> bool:
+        """Cancel clicked on a confirmed row: kept, so that if its Confirm changes nothing
+        the row is cancelled (`reopen`) rather than opened again. False if it is not
+        confirmed (any more: a refused Confirm may have opened it again meanwhile)."""
         with self._db.session() as session, session.begin():
             result = session.execute(
                 update(Confirmation)
+                .where(Confirmation.id == confirmation_id, Confirmation.state == "confirmed")
+                .values(cancel_asked_by=user_id)
+            )
+            return result.rowcount == 1
+
+    def reopen(self, confirmation_id: str, user_id: str, now: datetime) -> str | None:
+        """Undo `user_id`'s confirmation when nothing was done with it (the platform refused
+        it, or could not be read), so the next click acts: `pending`. `cancelled` (by
+        `cancel_asked_by`) when someone clicked Cancel meanwhile; None if it was not theirs."""
+        with self._db.session() as session, session.begin():
+            row = session.scalar(
+                select(Confirmation)
                 .where(
                     Confirmation.id == confirmation_id,
                     Confirmation.state == "confirmed",
                     Confirmation.decided_by == user_id,
                 )
-                .values(state="pending", decided_by=None, decided_at=None)
+                .with_for_update()
             )
-            return result.rowcount == 1
+            if row is None:
+                return None
+            if row.cancel_asked_by:
+                row.state, row.decided_by, row.decided_at = "cancelled", row.cancel_asked_by, now
+            else:
+                row.state, row.decided_by, row.decided_at = "pending", None, None
+            return row.state
 
     def expire(self, confirmation_id: str, now: datetime) -> bool:
         """Move a pending row past its expiry to `expired`; True for the caller that did."""

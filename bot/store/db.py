@@ -97,6 +97,14 @@ def _alembic_config() -> Config:
     return config
 
 
+# The schema's hash in the high 32 bits (tests share one server, a schema each), the name's
+# in the low 32.
+_HOLD = text(
+    "SELECT pg_advisory_xact_lock((CAST(hashtext(coalesce(current_schema(), '')) AS bigint)"
+    " << 32) | (CAST(hashtext(:name) AS bigint) & 4294967295))"
+)
+
+
 class Database:
     """An engine and its session factory."""
 
@@ -111,6 +119,13 @@ class Database:
 
     def session(self) -> Session:
         return self.sessions()
+
+    def hold(self, session: Session, name: str) -> None:
+        """Serialize `session`'s transaction with every other one that holds `name`, until
+        it ends: a transaction-scoped advisory lock, in this schema's key space, on
+        PostgreSQL. SQLite lets one transaction write at a time already (the sandbox)."""
+        if not self.is_sqlite:
+            session.execute(_HOLD, {"name": name})
 
     def insert_new(self, model: Any, **values: Any) -> bool:
         """Insert one `model` row unless one with its primary key is there; True if this

@@ -121,6 +121,9 @@ class Alerts:
         now: datetime,
         channel_of: Callable[[str], str | None],
     ) -> Step:
+        # Web dynos (Heroku's webhooks) and the worker record at once: read, step and write
+        # as one, or a crash is not counted and a reopened incident is posted twice.
+        self._db.hold(session, "incidents")
         keys = {event.key for event in events}
         rows = {
             row.key: row

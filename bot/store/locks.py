@@ -37,18 +37,29 @@ class Locks:
     def take(self, app: str, user_id: str, reason: str, now: datetime) -> Lock:
         """Lock `app` for `user_id`; returns the lock that stands (theirs, or an earlier one).
         Their own earlier lock takes the new reason."""
-        self._db.insert_new(DeployLock, app=app, user_id=user_id, reason=reason, locked_at=now)
-        with self._db.session() as session, session.begin():
-            session.execute(
-                update(DeployLock)
-                .where(DeployLock.app == app, DeployLock.user_id == user_id)
-                .values(reason=reason)
-            )
-        found = self.get(app)
-        assert found is not None  # locks are only deleted by unlock, never by a race here
-        return found
+        while True:
+            self._db.insert_new(DeployLock, app=app, user_id=user_id, reason=reason, locked_at=now)
+            with self._db.session() as session, session.begin():
+                session.execute(
+                    update(DeployLock)
+                    .where(DeployLock.app == app, DeployLock.user_id == user_id)
+                    .values(reason=reason)
+                )
+            found = self.get(app)
+            if found is not None:
+                return found
+            # Its holder unlocked it between the insert and the read: take it again.
 
-    def release(self, app: str) -> bool:
-        """Remove the lock; True if there was one."""
+    def release(self, held: Lock) -> bool:
+        """Remove the lock `held`, as read; False if its holder's lock is not the one
+        standing any more (unlocked meanwhile, perhaps taken by someone else, whose lock
+        stays)."""
         with self._db.session() as session, session.begin():
-            return session.execute(delete(DeployLock).where(DeployLock.app == app)).rowcount == 1
+            gone = session.execute(
+                # The holder, not the time: the same person locking again meanwhile is the
+                # same lock to them, and a stored time reads back naive on SQLite.
+                delete(DeployLock).where(
+                    DeployLock.app == held.app, DeployLock.user_id == held.user_id
+                )
+            )
+            return gone.rowcount == 1

@@ -89,6 +89,9 @@ class Confirmation(Base):
     approved_by: Mapped[str | None] = mapped_column(String(64))
     response_url: Mapped[str | None] = mapped_column(Text)  # to mark the prompt expired
     force_reason: Mapped[str | None] = mapped_column(Text)  # break-glass past a freeze
+    # Cancel clicked while a Confirm was under way: if that Confirm changes nothing, the
+    # row is cancelled rather than opened again.
+    cancel_asked_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class RequestKey(Base):

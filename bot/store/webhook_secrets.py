@@ -4,6 +4,8 @@ web dyno's webhook intake looks it up to verify a delivery)."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +48,14 @@ class WebhookSecrets:
                     created_at=now,
                 )
             )
+
+    @contextmanager
+    def rotating(self, app: str) -> Iterator[None]:
+        """One rotation of `app`'s secret at a time, across processes: two `/deploy watch`
+        at once had left the bot storing one secret and Heroku signing with the other."""
+        with self._db.session() as session, session.begin():
+            self._db.hold(session, f"watch:{app}")
+            yield
 
     def held(self, app: str) -> dict[str, Any] | None:
         """The app's subscription as saved, for `put_back` (None: there is none)."""
