@@ -10,6 +10,8 @@ answer wins too: a rise counts at once, a fall once it has lasted. Around it:
 
 - scale up at once, but by at most +100 % or +4 dynos (whichever is larger) per tick, and
   not a second time until the dynos of the last scale-up are up or `boot_cooldown` passed;
+  a rate reading that more than doubles what runs takes that whole step at once (the
+  first reading after a step understates the new level);
 - scale down only to the highest recommendation of the last `down_stabilization`, by at
   most -1 dyno or -10 % (whichever is larger) per tick, and never within `deploy_guard`
   of a release, nor on missing or stale metrics (which set `Decision.stale`); with the
@@ -336,7 +338,15 @@ def decide(
         # A rate target counts the booting dynos already (rate / formation), so asking
         # again before they boot does not pay twice; a latency stays high until they serve.
         by_rate = driver is None or driver[0].metric == "rpm_per_dyno"
-        desired, why = _up(settings, current, wanted, events, booting, now, by_rate)
+        # A measured rate, not the forecast: only a reading can straddle a step (`_up`).
+        # With the adaptive window only, as the noise allowance: a window the user set is
+        # the HPA's rule alone.
+        measured = (
+            settings.down_stabilization is None
+            and driver is not None
+            and driver[0].metric == "rpm_per_dyno"
+        )
+        desired, why = _up(settings, current, wanted, events, booting, now, by_rate, measured)
     elif recommendation < current:
         desired, why = _down(
             settings,
@@ -431,9 +441,9 @@ def noise(samples: Sequence[Sample]) -> float:
 
 
 def fell_beyond_noise(samples: Sequence[Sample], now: datetime, settings: Settings) -> bool:
-    """Whether the last `smoothing` of traffic sits below every earlier minute of the
-    window and below their mean by more than `_LEVEL_SIGMAS` times the noise: a fall that
-    noise does not explain (a batch that ended, a crowd gone), not a dip."""
+    """Whether every reading of the last `smoothing` of traffic sits below every earlier
+    minute of the window and below their mean by more than `_LEVEL_SIGMAS` times the noise:
+    a fall that noise does not explain (a batch that ended, a crowd gone), not a dip."""
     recent = _newest(samples, now - max(settings.smoothing, _SHORTEST))
     window = _last(samples, _RECENT)
     older = window[: len(window) - len(recent)]
@@ -442,7 +452,12 @@ def fell_beyond_noise(samples: Sequence[Sample], now: datetime, settings: Settin
     before = _minute_rates(older)
     if len(before) < 2:
         return False
-    rate = sum(s.rpm for s in recent) / len(recent)
+    # The largest reading of the last minute, not their mean: the freshest reading covers
+    # only 20 s and wobbles more than a whole minute, and one low reading beside a whole
+    # minute near the level is a dip, not a new level. Shedding dynos at once on it lost
+    # the next minute when the rate came back (launch-step#1: 9→7 on a minute 1,000 rpm
+    # low, back at the level a minute later). A real fall shows in every reading.
+    rate = max(s.rpm for s in recent)
     mean = sum(before) / len(before)
     return rate < min(before) and rate < mean - _LEVEL_SIGMAS * noise(samples)
 
@@ -769,6 +784,7 @@ def _up(
     booting: int | None,
     now: datetime,
     by_rate: bool = False,
+    measured: bool = False,
 ) -> tuple[int, str]:
     last_up = max((e.at for e in events if e.after > e.before), default=None)
     cooling = last_up is not None and now - last_up < settings.boot_cooldown
@@ -778,6 +794,15 @@ def _up(
         waited = _duration(now - last_up)
         return current, f", but the dynos started {waited} ago are still booting"
     step = max(math.ceil(current * settings.up_max_percent / 100), settings.up_max_dynos)
+    # A rate reading that more than doubles what runs is a step to a new level, and the
+    # first fresh reading after it mixes the old rate with the new one (its 20 s window
+    # straddles the step), so it understates where the rate went: take the whole step
+    # allowance now rather than a second step a tick later. Dynos it asked for beyond the
+    # new rate go again after the one-minute hold; until then they drain the backlog the
+    # step queued. (launch-step#1: the last dyno of a 2→6 step was ordered a tick later
+    # and the minute after the step was lost.)
+    if measured and current > 0 and 2 * current < recommendation < current + step:
+        return current + step, f" (a step to a new level: +{step} at once; {recommendation} asked)"
     if recommendation > current + step:
         return current + step, f" (step limit +{step}; {recommendation} wanted)"
     return recommendation, ""

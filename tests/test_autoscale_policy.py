@@ -643,3 +643,32 @@ def test_the_detrended_noise_reads_one_deviation_of_gaussian_minutes() -> None:
     rates = [rng.gauss(20_000.0, 500.0) for _ in range(15)]
     rates += [rng.gauss(25_000.0, 500.0) for _ in range(15)]
     assert noise_detrended(_minutes_of(rates)) < 800.0
+
+
+def test_one_low_reading_beside_a_whole_minute_at_the_level_is_not_a_fall() -> None:
+    # The whole minute is at the job's level and only the freshest 20 s reads low: a dip
+    # (the fresh reading wobbles more than a minute), not a new level. Every reading of
+    # the last minute has to fall for the count to drop at once.
+    minutes = [
+        Sample(NOON - timedelta(seconds=20) - timedelta(minutes=len(BUSY) - i), rpm)
+        for i, rpm in enumerate([*BUSY, 6000.0])
+    ]
+    assert not fell_beyond_noise([*minutes, Sample(NOON, 1200.0)], NOON, RPM)
+    fell = [*minutes[:-1], Sample(NOON - timedelta(seconds=20), 1300.0), Sample(NOON, 1200.0)]
+    assert fell_beyond_noise(fell, NOON, RPM)
+
+
+def test_a_reading_that_more_than_doubles_the_rate_takes_the_whole_step() -> None:
+    # 2 dynos, and the freshest reading says 5,000 rpm (5 wanted at 1,000 per dyno): that
+    # reading straddles the step, so the tick asks for the whole +4 at once.
+    samples = series(rpm=1000.0)
+    samples[-1] = Sample(NOON, 5000.0, None, None)
+    decision = decide(RPM, 2, samples, NOON)
+    assert decision.desired == 6
+    assert "(a step to a new level: +4 at once; 5 asked)" in decision.reason
+    # A window the user set is the HPA's rule alone: 5, as the reading asks.
+    fixed = replace(RPM, down_stabilization=timedelta(minutes=5))
+    assert decide(fixed, 2, samples, NOON).desired == 5
+    # Less than double is an ordinary rise.
+    samples[-1] = Sample(NOON, 3500.0, None, None)
+    assert decide(RPM, 2, samples, NOON).desired == 4
