@@ -341,10 +341,13 @@ def decide(
         # A measured rate, not the forecast: only a reading can straddle a step (`_up`).
         # With the adaptive window only, as the noise allowance: a window the user set is
         # the HPA's rule alone.
+        # The reading's own count, not one a raised min lifted it to: a schedule window or
+        # min opening asks for what it names, not a whole step more.
         measured = (
             settings.down_stabilization is None
             and driver is not None
             and driver[0].metric == "rpm_per_dyno"
+            and reactive > 2 * current
         )
         desired, why = _up(settings, current, wanted, events, booting, now, by_rate, measured)
     elif recommendation < current:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from policies.names import suggest
@@ -269,8 +269,10 @@ def summarize(
     channel_id: str | None,
     admins: frozenset[str],
     apps: Iterable[str],
+    also: Callable[[str], tuple[str, ...]] = lambda app: (),
 ) -> list[str]:
-    """Plain lines for `/deploy whoami`: per verb, the apps allowed here and which rule says so."""
+    """Plain lines for `/deploy whoami`: per verb, the apps allowed here and which rule says
+    so; `also` gives an app's other names, which rules match as `decide` does."""
     app_names = sorted(set(apps))
     where = f"<#{channel_id}>" if channel_id else "this conversation"
     group_text = ", ".join(sorted(groups)) if groups else "none"
@@ -282,7 +284,9 @@ def summarize(
         allowed: dict[str, list[str]] = {}
         denied: dict[str, list[str]] = {}
         for app in targets:
-            decision = decide(rules, Request(user_id, groups, channel_id, verb, app), admins)
+            names = also(app) if app is not None else ()
+            request = Request(user_id, groups, channel_id, verb, app, names)
+            decision = decide(rules, request, admins)
             why = _why(decision, verb)
             bucket = allowed if decision.allowed else denied
             bucket.setdefault(why, []).append(app or "")

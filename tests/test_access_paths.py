@@ -5,7 +5,7 @@ refusals in the audit trail. Each case got through (or locked everyone out) befo
 
 from __future__ import annotations
 
-from handlers.render import CONFIRM_ACTION
+from handlers.render import CANCEL_ACTION, CONFIRM_ACTION
 from tests.conftest import ADMIN, OTHER_ADMIN, USER
 from tests.test_beanstalk import PROD_KEY, aws  # noqa: F401  (fixture)
 from tests.test_deployments import history, say, with_registry  # noqa: F401  (fixtures)
@@ -209,3 +209,30 @@ def test_a_pin_or_autoscale_max_above_the_guardrail_is_refused(with_registry, he
     text = say(driver, "autoscale capped on min=1 max=9", ADMIN)["text"]
     assert "allows at most 4 web dynos" in text and "max=9 is refused" in text
     assert [e.outcome for e in history(config)][:3] == ["refused", "ok", "refused"]
+
+
+def test_an_approver_may_still_decline_and_a_late_cancel_promises_nothing(
+    with_registry,  # noqa: F811
+    heroku,
+    config,
+):
+    heroku.add_app("shop", formation={"web": (1, "standard-1x")})
+    driver = with_registry(RIGHTS)
+    prompt = say(driver, "kill shop", USER)
+    # The asker's right, judged again for an approval, had been judged for Cancel too,
+    # as the right to "approve": the approver could no longer decline.
+    _, url = driver.click(CANCEL_ACTION, button(prompt, CANCEL_ACTION)["value"], ADMIN)
+    assert f"<@{ADMIN}> cancelled `kill shop`" in driver.reply(url)["text"]
+    prompt = say(driver, "kill shop", USER)
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    assert "killed `shop`" in driver.reply(url)["text"]
+    _, url = driver.click(CANCEL_ACTION, button(prompt, CANCEL_ACTION)["value"], USER)
+    assert driver.reply(url)["text"] == f"`kill shop` was already confirmed by <@{ADMIN}>."
+
+
+def test_whoami_agrees_with_a_rule_written_with_the_heroku_name(with_registry, heroku):  # noqa: F811
+    driver = with_registry(HEROKU_NAME_RULE)
+    assert "Denied by the rule" in say(driver, "scale web=3 prod", USER)["text"]
+    text = say(driver, "whoami", USER)["text"]
+    scale = next(line for line in text.splitlines() if "`scale`" in line)
+    assert "every app" not in scale and "prod" in scale, scale

@@ -672,3 +672,11 @@ def test_a_reading_that_more_than_doubles_the_rate_takes_the_whole_step() -> Non
     # Less than double is an ordinary rise.
     samples[-1] = Sample(NOON, 3500.0, None, None)
     assert decide(RPM, 2, samples, NOON).desired == 4
+
+
+def test_a_raised_minimum_is_met_not_overshot_by_the_whole_step() -> None:
+    # The whole step at once is for a reading that more than doubles what runs; a window's
+    # min or `min_dynos` lifting the count had taken it too (2→6 with "5 asked").
+    office = Window(frozenset(range(7)), time(0), time(23, 59), "UTC", min=5, max=12)
+    assert decide(replace(RPM, windows=(office,)), 2, series(rpm=1000.0), NOON).desired == 5
+    assert decide(replace(RPM, min_dynos=5), 2, series(rpm=1000.0), NOON).desired == 5

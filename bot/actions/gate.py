@@ -50,7 +50,13 @@ class Gate:
 
     def summary(self, actor: Actor, apps: Iterable[str]) -> list[str]:
         return rules.summarize(
-            self.rules, actor.user_id, self._groups(actor), actor.channel_id, self.admins, apps
+            self.rules,
+            actor.user_id,
+            self._groups(actor),
+            actor.channel_id,
+            self.admins,
+            apps,
+            self._also,
         )
 
     def _groups(self, actor: Actor, named: list[str] | None = None) -> frozenset[str]:

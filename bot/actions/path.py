@@ -436,8 +436,11 @@ class Actions:
             )
         return Reply(f"{error} Nothing was changed; the request stays open until it expires.")
 
-    def _may_decide(self, actor: Actor, pending: Pending, verb: str) -> str | None:
-        """Why `actor` may not click Confirm/Approve on `pending`, or None if they may."""
+    def _may_decide(
+        self, actor: Actor, pending: Pending, verb: str, acting: bool = True
+    ) -> str | None:
+        """Why `actor` may not click Confirm/Approve on `pending`, or None if they may;
+        `acting=False` (declining with Cancel) does not judge the asker's own right."""
         try:
             if pending.approval_required:
                 if actor.user_id == pending.user_id:
@@ -448,9 +451,17 @@ class Actions:
                 decision = self._gate.decide(actor, "approve", pending.app)
                 if not decision.allowed:
                     return f"You may not approve changes to `{pending.app}`. {decision.reason}"
+                if not acting:
+                    return None
                 # The asker's own right, judged again: it may have been taken away (a rule,
-                # a user group) since they asked, and the change is made in their name.
-                requester = replace(actor, user_id=pending.user_id, request_key=None)
+                # a user group) since they asked, and the change is made in their name, in
+                # the channel they asked in.
+                requester = replace(
+                    actor,
+                    user_id=pending.user_id,
+                    channel_id=pending.channel_id or actor.channel_id,
+                    request_key=None,
+                )
                 asked = self._gate.decide(requester, verb, pending.app)
                 if not asked.allowed:
                     return (
@@ -470,20 +481,17 @@ class Actions:
         if pending is None:
             return Reply("I have no record of that request.")
         if pending.user_id != actor.user_id and (
-            not pending.approval_required or self._may_decide(actor, pending, "approve")
+            not pending.approval_required
+            or self._may_decide(actor, pending, "approve", acting=False)
         ):
             return Reply(f"Only <@{pending.user_id}>, who asked, can cancel this.")
         now = self._now()
         if not self._confirmations.decide(confirmation_id, actor.user_id, "cancelled", now):
             if self._confirmations.ask_cancel(confirmation_id, actor.user_id):
                 # Its Confirm may still be under way: if the platform refuses it, the
-                # cancel stands (`_reopened`) instead of the prompt opening again.
-                decided = self._confirmations.get(confirmation_id)
-                by = f" by <@{decided.decided_by}>" if decided and decided.decided_by else ""
-                return Reply(
-                    f"{code(pending.command)} was already confirmed{by}. If that click "
-                    "changes nothing, your cancel stands."
-                )
+                # cancel stands (`_reopened` says so in the channel) instead of the prompt
+                # opening again. Said as before here: the change may well be made already.
+                return self._already_decided(confirmation_id, now)
             # Opened again meanwhile by a refused Confirm: cancel it now.
             if not self._confirmations.decide(confirmation_id, actor.user_id, "cancelled", now):
                 return self._already_decided(confirmation_id, now)

@@ -40,10 +40,7 @@ log = logging.getLogger(__name__)
 
 SETTLE_AFTER = timedelta(minutes=3)  # older pending/unknown rows are read back by the worker
 RELEASES_READ = 5  # a rollback's new release is the newest; a few more cover a deploy since
-GIVE_UP_AFTER = timedelta(days=1)
-PROMOTION_SLACK = timedelta(
-    seconds=30
-)  # Heroku's clock and ours  # a row whose app cannot be read for this long: unknown
+GIVE_UP_AFTER = timedelta(days=1)  # a row whose app cannot be read for this long: unknown
 _FORMATION_VERBS = frozenset({"scale", "kill"})
 
 
@@ -223,6 +220,8 @@ class Reconciler:
         """What a maybe-made CNAME swap did: `before` maps the two environments to the
         CNAMEs they had; swapped when each has the other's. None when one cannot be read."""
         (one, had), (other, other_had) = before.items()
+        if not had and not other_had:
+            return None  # no CNAMEs to compare (worker tiers): nothing tells
         try:
             now = {name: resolved.platform.cname(name) for name in (one, other)}
         except PlatformError:

@@ -243,7 +243,12 @@ class Shipping:
             decision = self._gate.decide(actor, verb, app)
         except GroupLookupFailed as error:
             return str(error)
-        return None if decision.allowed else f"You may not {verb} into `{app}`: {decision.reason}"
+        if decision.allowed:
+            return None
+        # "You may not promote `prod`: no rule allows it…" names the app already.
+        if decision.reason.startswith("You may not"):
+            return decision.reason
+        return f"You may not {verb} into `{app}`: {decision.reason}"
 
     def _downstream_refusal(self, name: str, force: str | None, actor: Actor) -> str | None:
         """Why a promotion may not go into Heroku app `name` (the access rules, a lock, a
