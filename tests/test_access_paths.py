@@ -85,8 +85,24 @@ def test_a_confirm_whose_change_became_a_protected_stop_is_refused(with_registry
     # Now the Confirm stops a running worker on a protected app: a second person's call.
     _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
     text = driver.reply(url)["text"]
-    assert text.startswith("Nothing was changed:") and "opens an approval request" in text
+    assert text.startswith("Nothing was changed: `shop`'s worker went from 0 to 1 since")
     assert heroku.formation("shop")["worker"][0] == 1 and heroku.formation("shop")["web"][0] == 1
+
+
+def test_a_confirm_acts_only_on_what_its_prompt_showed(with_registry, heroku, config):  # noqa: F811
+    driver = with_registry("heroku:\n  allow_unlisted: true\n")
+    prompt = say(driver, "kill myapp worker", ADMIN)
+    assert "worker 1 → 0" in prompt["text"]
+    assert "worker 1 → 3" in say(driver, "scale worker=3 myapp", OTHER_ADMIN)["text"]
+    # It had stopped 3 workers where the prompt showed 1, and its saving.
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    text = driver.reply(url)["text"]
+    assert text.startswith(
+        "Nothing was changed: `myapp`'s worker went from 1 to 3 since it was asked. "
+        "Run `/deploy kill myapp worker` again to see what it would do now."
+    )
+    assert heroku.formation("myapp")["worker"][0] == 3
+    assert next(e.outcome for e in history(config)) == "refused"
 
 
 RIGHTS = """\

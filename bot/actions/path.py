@@ -70,7 +70,7 @@ from policies.commands import (
     stops_dynos,
 )
 from policies.sizes import check_size
-from policies.slack_text import code
+from policies.slack_text import code, escape
 
 log = logging.getLogger(__name__)
 
@@ -383,7 +383,18 @@ class Actions:
             # Nothing was asked of the platform yet: give the prompt back, so the next click
             # acts instead of saying "already confirmed" about a change nobody made.
             return self._reopened(confirmation_id, actor, error)
-        # A freeze may have begun, or the formation moved, since the prompt was shown.
+        # The prompt showed current → target and its cost: if what runs moved since (the
+        # autoscaler, someone else), a Confirm would act on what nobody was shown (stop 3
+        # workers where 1 was asked about). Said, as a rollback does when its release moved.
+        moved = _moved(pending.before, formation_map(before), targets)
+        if moved:
+            reason = (
+                f"`{pending.app}`'s {moved} since it was asked. Run "
+                f"`/deploy {pending.command}` again to see what it would do now."
+            )
+            self._audit.record(requester, verb, pending.app, pending.command, "refused", reason)
+            return Reply(f"Nothing was changed: {reason}", public=True)
+        # A freeze may have begun since the prompt was shown.
         verdict = self._judge(
             resolved.target,
             verb,
@@ -748,6 +759,20 @@ class Actions:
             ),
             note=note,
         )
+
+
+def _moved(
+    shown: dict[str, Any], now: dict[str, tuple[int, str]], targets: dict[str, Any]
+) -> str | None:
+    """`worker went from 1 to 3`: how the asked-about types moved since the prompt showed
+    them (`shown`, its `before`), or None when they run as shown."""
+    changes = []
+    for ptype in targets:
+        was = int(shown[ptype][0]) if ptype in shown else 0
+        is_now = now[ptype][0] if ptype in now else 0
+        if was != is_now:
+            changes.append(f"{escape(ptype)} went from {was} to {is_now}")
+    return ", ".join(changes) or None
 
 
 # `policies.commands.HISTORY_FILTERS` words → the audit outcomes they show.
