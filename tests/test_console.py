@@ -172,3 +172,21 @@ def test_outside_text_prints_as_slack_shows_it_and_never_drives_the_terminal(tmp
     assert "\x1b" not in output and "\x07" not in output
     assert "`␛[2J␛]0;owned␇` is not a command I know" in output
     assert "`a<b>&c` is not a valid app name" in output
+
+
+def test_a_command_typed_again_asks_again_and_a_lowercase_label_still_presses(tmp_path):
+    output = run_lines(tmp_path, "kill demo worker", "kill demo", "cancel", "status demo")
+    # `kill demo` had pressed the waiting "Kill demo" button: the worker-only prompt was
+    # confirmed and the whole-app kill never asked about.
+    assert "@you killed" not in output
+    assert output.count("[ Kill demo ]  [ Cancel ]") == 2
+    assert "@you cancelled `kill demo`" in output  # `cancel` is no command: the button
+    assert "`worker` 1" in output
+
+
+def test_the_autoscaler_names_who_pinned_as_a_person(tmp_path):
+    output = run_lines(
+        tmp_path, "autoscale demo on", "pin demo web=3 for 1h", "simulate spike demo"
+    )
+    # The raw user ID had been shown: "pinned by U0CONSOLE at web=3".
+    assert "pinned by @you at web=3" in output and "U0CONSOLE" not in output

@@ -35,7 +35,7 @@ from bot.slack_api import web_client
 from bot.store.audit import Actor
 from bot.web.bolt_app import build_bolt_app
 from bot.web.slack_edge import bolt_request
-from policies.commands import Command
+from policies.commands import Command, CommandError, parse
 
 CONSOLE_USER = "U0CONSOLE"
 CONSOLE_CHANNEL = "C0CONSOLE"  # where the console's slash commands say they were typed
@@ -151,7 +151,7 @@ class Console:
         line = line.strip()
         if not line:
             return
-        button = self._buttons.get(line.lower())
+        button = self._button(line)
         if button is not None:
             action_id, value, response_url = button
             click_url = self._slack.new_response_url()
@@ -220,8 +220,21 @@ class Console:
     def _remember_buttons(self, payload: dict[str, Any], response_url: str) -> None:
         for block in payload.get("blocks") or []:
             for element in block.get("elements", []) if block.get("type") == "actions" else []:
-                label = element["text"]["text"].lower()
+                label = element["text"]["text"]
                 self._buttons[label] = (element["action_id"], element["value"], response_url)
+
+    def _button(self, line: str) -> tuple[str, str, str] | None:
+        """The button `line` presses: its label exactly, or in another case when the line
+        is not a command of its own. `kill demo` typed again after a "Kill demo" prompt had
+        pressed it, confirming the old prompt instead of asking about the new command."""
+        if line in self._buttons:
+            return self._buttons[line]
+        try:
+            parse(re.sub(r"^/deploy\b", "", line).strip())
+        except CommandError:
+            folded = {label.lower(): button for label, button in self._buttons.items()}
+            return folded.get(line.lower())
+        return None
 
     def _print(self, payload: dict[str, Any]) -> None:
         self._out.write(to_text(payload, self._user_id) + "\n")

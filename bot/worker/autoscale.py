@@ -322,6 +322,11 @@ class Autoscaler:
         # The policy's sentence is plain text ("480 ms > 300 ms"); from here on the reason is
         # Slack text, stored and shown as it is, and a refusal's Slack text may follow it.
         acted, reason = False, escape(decision.reason)
+        if pin is not None:
+            # Who pinned it, as Slack shows a person (the raw user ID had been shown): a
+            # Slack user ID has no character `escape` changes, so the words are found as is.
+            said = f"pinned by {pin.pinned_by} "
+            reason = reason.replace(said, f"pinned by <@{pin.pinned_by}> ", 1)
         if stored.mode == "on" and decision.desired != current:
             if not self._allows(account, now, SCALE_COST, app):
                 return None
