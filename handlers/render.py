@@ -497,7 +497,8 @@ def _history(result: History) -> Message:
     scope = f"`{result.app}`" if result.app else "every app"
     if not result.entries:
         what = f"{result.only} requests" if result.only else "changes"
-        return _text(f"No {what} recorded for {scope} yet.", public=False)
+        anywhere = f"`{result.app}`" if result.app else "any app"
+        return _text(f"No {what} recorded for {anywhere} yet.", public=False)
     title = f"requests for {scope} ({result.only})" if result.only else f"changes to {scope}"
     lines = [f"*Recent {title}*, newest first"]
     for entry in result.entries:

@@ -583,6 +583,10 @@ def _parse_history(args: list[str], app: str | None) -> Command:
             limit = int(word)
             if not 1 <= limit <= HISTORY_MAX:
                 raise CommandError(f"Ask for 1 to {HISTORY_MAX} entries.", "history")
+        elif app is not None:
+            # A second word where the filter goes: a filter misspelt ("canceled"), most likely.
+            filters = ", ".join(HISTORY_FILTERS)
+            raise CommandError(f"{shown(word)} is not a filter: use one of {filters}.", "history")
         else:
             app = _app_name(word, "history", app)
     return Command("history", app=app, limit=limit or HISTORY_DEFAULT, mode=only)
@@ -858,6 +862,11 @@ def _parse_rollback(args: list[str], app: str | None) -> Command:
 
 
 def _parse_maintenance(args: list[str], app: str | None) -> Command:
+    if app is None and len(args) == 2 and args[0].lower() in ("on", "off"):
+        raise CommandError(
+            f"Put the app first: `/deploy maintenance {shown(args[1])[1:-1]} {args[0].lower()}`.",
+            "maintenance",
+        )
     app, rest = _positional_app(args, app, "maintenance")
     if len(rest) != 1 or rest[0].lower() not in ("on", "off"):
         raise CommandError("Say `on` or `off`.", "maintenance")

@@ -53,6 +53,10 @@ def test_config_values_stay_in_the_command_but_never_in_its_text():
         ("rollback myapp v1 v2", "one word too many"),
         ("rollback myapp `v1`", "is not a release"),
         ("maintenance myapp maybe", "Say `on` or `off`"),
+        # It had said "Say `on` or `off`" to someone who had said `on`.
+        ("maintenance on myapp", "Put the app first: `/deploy maintenance myapp on`."),
+        # It had said "The app is given twice (`myapp` and `canceled`)".
+        ("history myapp canceled", "`canceled` is not a filter: use one of refused, cancelled"),
         ("config set 1A=x myapp", "not a valid config var name"),
         ("config set A myapp", "needs a value"),
         ("config unset A=1 myapp", "names only"),
