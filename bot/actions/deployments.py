@@ -22,7 +22,13 @@ from bot.actions.deploy_guard import (
     platform_of,
 )
 from bot.actions.gate import Gate
-from bot.actions.reconcile import ReadBack, Reconciler, lost_note, unsure
+from bot.actions.reconcile import (
+    ReadBack,
+    Reconciler,
+    call_reading_back,
+    lost_note,
+    unsure,
+)
 from bot.actions.results import (
     BreakGlass,
     ConfigVars,
@@ -70,7 +76,9 @@ class Deployments:
         self._now = now
         self._guard = DeployGuard(audit, locks, judge)
         self._reconciler = Reconciler(resolve, audit)
-        self._shipping = Shipping(resolve, audit, locks, self._guard, gate, secret, aliases)
+        self._shipping = Shipping(
+            resolve, audit, locks, self._guard, gate, self._reconciler, secret, aliases
+        )
 
     def run(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
         """A deployment verb, already allowed by the gate, for the resolved app."""
@@ -212,25 +220,20 @@ class Deployments:
         entry = self._audit.start(
             actor, "maintenance", app, command.text(), {"maintenance": not on}, {"maintenance": on}
         )
-        note = None
-        try:
-            self._guard.call(entry, lambda: platform.set_maintenance(resolved.target.name, on))
-        except PlatformError as error:
-            if error.changed is not None:
-                raise
-            # Its answer was lost: switching again is harmless, but the user cannot know
-            # whether the page is up, so read the flag back and say.
-            found = self._reconciler.read_back_maintenance(resolved, not on, on, final=False)
-            made, note = lost_note(
-                error, found, "its maintenance mode", "the app in the Heroku dashboard"
-            )
-            if not made or found is None:
-                return unsure(actor.user_id, command.text(), note)
-            self._audit.settle(
-                entry, "ok", {"maintenance": on}, f"{error} Read back: {found.sentence}."
-            )
-        else:
-            self._audit.finish(entry, "ok", after={"maintenance": on})
+        # A lost answer: switching again is harmless, but the user cannot know whether the
+        # page is up, so the flag is read back and said.
+        note = call_reading_back(
+            self._audit,
+            entry,
+            lambda: platform.set_maintenance(resolved.target.name, on),
+            lambda: self._reconciler.read_back_maintenance(resolved, not on, on, final=False),
+            what="its maintenance mode",
+            check="the app in the Heroku dashboard",
+            after={"maintenance": on},
+            asked=(actor.user_id, command.text()),
+        )
+        if isinstance(note, Reply):
+            return note
         return Deployed(
             app, "maintenance", actor.user_id, mode=command.mode, audit_id=entry, note=note
         )

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.actions.deploy_guard import current_release
+from bot.actions.deploy_guard import audited_call, current_release
 from bot.actions.results import Reply, Resolved
 from bot.platforms.base import Formation, PlatformError, formation_map
 from bot.registry import UnknownApp
@@ -97,6 +97,37 @@ def unsure(user_id: str, text: str, note: str) -> Reply:
     """The reply, in the channel, to a change the bot cannot say was made: who asked for
     what, and `lost_note`'s sentences."""
     return Reply(f"<@{user_id}> asked {code(text)}. {note}", public=True, maybe_made=True)
+
+
+def call_reading_back(
+    audit: AuditLog,
+    entry: int,
+    work: Callable[[], object],
+    read_back: Callable[[], ReadBack | None],
+    *,
+    what: str,
+    check: str,
+    after: dict[str, Any] | None,
+    asked: tuple[str, str],
+) -> Reply | str | None:
+    """Run `work`, a change audited as row `entry`, finishing the row `ok` with `after`.
+    When its answer is lost, `read_back` says what runs (None: `what` could not be read):
+    read back as made, the row is settled `ok` and `lost_note`'s sentence returned, to be
+    said with the change; otherwise the `unsure` Reply to `asked` (who, and what they
+    typed), to be said instead. None when the platform answered. A refusal is raised."""
+    try:
+        audited_call(audit, entry, work)
+    except PlatformError as error:
+        if error.changed is not None:
+            raise
+        found = read_back()
+        made, note = lost_note(error, found, what, check)
+        if not made or found is None:
+            return unsure(*asked, note)
+        audit.settle(entry, "ok", after, f"{error} Read back: {found.sentence}.")
+        return note
+    audit.finish(entry, "ok", after=after)
+    return None
 
 
 def now_running(requested: Mapping[str, Any], now: Mapping[str, tuple[int, str]]) -> str:

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from bot.actions.deploy_guard import LOOKBACK, DeployGuard, current_release, platform_of
 from bot.actions.gate import Gate
-from bot.actions.reconcile import Reconciler, lost_note, unsure
+from bot.actions.reconcile import Reconciler, call_reading_back, lost_note, unsure
 from bot.actions.results import Deployed, Logs, Reply, Resolved, Result
 from bot.actions.usergroups import GroupLookupFailed
 from bot.platforms.base import Build, PlatformError, Promotion, Release
@@ -55,6 +55,7 @@ class Shipping:
         locks: Locks,
         guard: DeployGuard,
         gate: Gate,
+        reconciler: Reconciler,
         secret: Callable[[str], str | None],
         aliases: Callable[[str], list[str]] = lambda name: [],
     ) -> None:
@@ -63,7 +64,7 @@ class Shipping:
         # too, which the asker must also be allowed to change.
         self._gate = gate
         self._audit = audit
-        self._reconciler = Reconciler(resolve, audit)
+        self._reconciler = reconciler
         self._locks = locks
         self._guard = guard
         self._secret = secret  # reads a named env var (a private source's token)
@@ -210,21 +211,19 @@ class Shipping:
     ) -> Result:
         """Run `work`, which deploys application version `after` (audit row `entry`); when
         its answer is lost, read the environment's version back and say what runs."""
-        app, note = command.app or "", None
-        try:
-            self._guard.call(entry, work)
-        except PlatformError as error:
-            if error.changed is not None:
-                raise
-            was = before.version if before else ""
-            found = self._reconciler.read_back_release(resolved, was, after.version, final=False)
-            made, note = lost_note(error, found, "its version", f"`/deploy releases {app}`")
-            if not made or found is None:
-                return unsure(actor.user_id, command.text(), note)
-            read = f"{error} Read back: {found.sentence}."
-            self._audit.settle(entry, "ok", {"version": after.version}, read)
-        else:
-            self._audit.finish(entry, "ok", after={"version": after.version})
+        app, was = command.app or "", before.version if before else ""
+        note = call_reading_back(
+            self._audit,
+            entry,
+            work,
+            lambda: self._reconciler.read_back_release(resolved, was, after.version, final=False),
+            what="its version",
+            check=f"`/deploy releases {app}`",
+            after={"version": after.version},
+            asked=(actor.user_id, command.text()),
+        )
+        if isinstance(note, Reply):
+            return note
         return Deployed(
             app,
             "ship",
@@ -370,19 +369,18 @@ class Shipping:
         entry = self._audit.start(
             actor, "swap", app, command.text(), {"cnames": cnames}, {"with": other_alias}
         )
-        note = None
-        try:
-            self._guard.call(entry, lambda: platform.swap(*names))
-        except PlatformError as error:
-            if error.changed is not None:
-                raise
-            found = self._reconciler.read_back_swap(resolved, cnames, final=False)
-            made, note = lost_note(error, found, "their addresses", f"`/deploy status {app}`")
-            if not made or found is None:
-                return unsure(actor.user_id, command.text(), note)
-            self._audit.settle(entry, "ok", None, f"{error} Read back: {found.sentence}.")
-        else:
-            self._audit.finish(entry, "ok")
+        note = call_reading_back(
+            self._audit,
+            entry,
+            lambda: platform.swap(*names),
+            lambda: self._reconciler.read_back_swap(resolved, cnames, final=False),
+            what="their addresses",
+            check=f"`/deploy status {app}`",
+            after=None,
+            asked=(actor.user_id, command.text()),
+        )
+        if isinstance(note, Reply):
+            return note
         return Deployed(app, "swap", actor.user_id, mode=other_alias, audit_id=entry, note=note)
 
     # -- run and logs -----------------------------------------------------------------------
