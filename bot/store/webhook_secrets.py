@@ -14,7 +14,7 @@ from sqlalchemy import delete, select
 from bot.store.db import Database
 from bot.store.models import WebhookSubscription
 
-_COLUMNS = ("app", "webhook_id", "secret", "url", "created_by", "created_at")
+_COLUMNS = tuple(column.key for column in WebhookSubscription.__table__.columns)
 
 
 class WebhookSecrets:
