@@ -489,7 +489,9 @@ def test_what_the_web_dyno_saw_of_the_account_holds_the_autoscaler(
         if seen == "a 429":
             heroku.fail_next(429, count=1, retry_after=600)
         else:
-            heroku.rate_limit_remaining = 451  # people's commands spent the rest
+            # People's commands spent the rest, past the reserve by more than the bucket
+            # refills in the half minute NOW may run ahead of the web dyno's clock.
+            heroku.rate_limit_remaining = 400
         web.actions.run(Actor(ADMIN), parse("status myapp"))
         calls = api_calls(heroku)
         with caplog.at_level("WARNING", logger="bot.worker.autoscale"):
@@ -497,5 +499,23 @@ def test_what_the_web_dyno_saw_of_the_account_holds_the_autoscaler(
         assert api_calls(heroku) == calls and said == []
         why = "throttles the account" if seen == "a 429" else "Heroku API budget low"
         assert why in caplog.text
+    finally:
+        web.db.dispose()
+
+
+def test_a_worker_just_started_takes_the_web_dynos_last_figure(config, services, said, heroku):
+    """A bucket never used knows nothing: the figure the web dyno stored a moment before
+    the worker's first tick counts (it had counted only when stamped after that tick)."""
+    web = Services(config)
+    try:
+        autoscaler = Autoscaler(services, lambda c, t: said.append((c, t)))
+        enable(services)
+        heroku.rate_limit_remaining = 400
+        web.actions.run(Actor(ADMIN), parse("status myapp"))
+        later = datetime.now(UTC) + timedelta(seconds=1)
+        traffic(services, service_ms=1500, now=later)
+        calls = api_calls(heroku)
+        assert autoscaler.tick(later) == []
+        assert api_calls(heroku) == calls and said == []
     finally:
         web.db.dispose()

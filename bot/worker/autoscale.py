@@ -454,11 +454,13 @@ class Autoscaler:
             )
             return False
         with self._lock:
-            # Stored refilled to now, so a fresh bucket starts counting from its first use.
-            budget = self._budgets.get(account, self._fresh_budget).now(now)
+            budget = self._budgets.get(account, self._fresh_budget)
             if shared is not None and (budget.at is None or shared.observed_at > budget.at):
-                # The web dyno's calls spend from the same account: its last figure counts.
-                budget = budget.observe(shared.remaining, shared.observed_at).now(now)
+                # The web dyno's calls spend from the same account: its last figure counts,
+                # and a bucket never used knows nothing newer (a worker just started).
+                budget = budget.observe(shared.remaining, shared.observed_at)
+            # Stored refilled to now, so a fresh bucket starts counting from its first use.
+            budget = budget.now(now)
             self._budgets[account] = budget
         if budget.allows(now, cost):
             return True
