@@ -127,7 +127,7 @@ def _console(args: argparse.Namespace) -> int:
     from bot.sandbox.demo import SANDBOX_DATABASE, Sandbox
 
     kept = SANDBOX_DATABASE if args.keep_history else None
-    sandbox = Sandbox(admins=frozenset({user_id}), database_url=kept)
+    sandbox = Sandbox(admins=frozenset({user_id, console.TEAMMATE}), database_url=kept)
     if not args.lines:
         history = "kept in deploybot-sandbox.sqlite3" if kept else "fresh each run"
         print(
@@ -143,6 +143,7 @@ def _console(args: argparse.Namespace) -> int:
             interactive=not args.lines,
             user_id=user_id,
             registry=sandbox.registry,
+            teammate=console.TEAMMATE,
         )
 
 

@@ -18,11 +18,12 @@ from bot.sandbox.demo import Sandbox
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_lines(tmp_path, *lines: str) -> str:
-    sandbox = Sandbox(admins=frozenset({console.CONSOLE_USER}))
+def run_lines(tmp_path, *lines: str, teammate: str | None = None) -> str:
+    """The console over the sandbox; with `teammate`, a second admin `as teammate` types as."""
+    sandbox = Sandbox(admins=frozenset({console.CONSOLE_USER, teammate or console.CONSOLE_USER}))
     out = io.StringIO()
     with sandbox as config:
-        console.run(config, lines, interactive=False, out=out, registry=sandbox.registry)
+        console.run(config, lines, False, out=out, registry=sandbox.registry, teammate=teammate)
     return out.getvalue()
 
 
@@ -190,3 +191,22 @@ def test_the_autoscaler_names_who_pinned_as_a_person(tmp_path):
     )
     # The raw user ID had been shown: "pinned by U0CONSOLE at web=3".
     assert "pinned by @you at web=3" in output and "U0CONSOLE" not in output
+
+
+def test_a_teammate_in_the_sandbox_approves_a_protected_kill(tmp_path):
+    """`as teammate` types as the sandbox's second admin, so an approval can be given and
+    seen in the history; the asker alone cannot give it."""
+    lines = ("kill demo-api", "Approve", "as teammate", "Approve", "as you", "history demo-api")
+    output = run_lines(tmp_path, *lines, teammate=console.TEAMMATE)
+    assert "(sandbox: `as teammate`, then `Approve`, to be the second person)" in output
+    assert "An approval must come from someone other than @you" in output
+    assert "deploybot (as teammate)> Approve" in output
+    assert "@you killed `demo-api`: clock 1 → 0, web 2 → 0." in output
+    assert "(Approved by @teammate.)" in output
+    assert "`kill demo-api` (console), approved by @teammate" in output
+
+
+def test_as_someone_else_is_the_sandbox_s_alone(tmp_path):
+    output = run_lines(tmp_path, "as teammate", "as @YOU", "whoami")
+    assert "(only the sandbox has a second person to type as" in output
+    assert "(typing as @you now)" in output and "You are @you" in output

@@ -38,6 +38,8 @@ from bot.web.slack_edge import bolt_request
 from policies.commands import Command, CommandError, parse
 
 CONSOLE_USER = "U0CONSOLE"
+# The sandbox's second person, so a protected app's approval can be given: `as teammate`.
+TEAMMATE = "U0TEAMMATE"
 CONSOLE_CHANNEL = "C0CONSOLE"  # where the console's slash commands say they were typed
 PROMPT = "deploybot> "
 # Between live lines on a terminal, so a played spike reads as it unfolds; none otherwise.
@@ -82,9 +84,14 @@ class Console:
         out: TextIO | None = None,
         user_id: str = CONSOLE_USER,
         registry: Registry | None = None,
+        teammate: str | None = None,
     ):
         self._out = out if out is not None else sys.stdout
         self._user_id = user_id
+        # Who `as NAME` may switch to; `teammate` only where the sandbox made them an admin,
+        # so against real platforms nobody approves their own change from here.
+        self._people = {"you": user_id} | ({"teammate": teammate} if teammate else {})
+        self._names = {uid: name for name, uid in self._people.items()}
         self._slack = FakeSlack().start()
         self._secret = secrets.token_hex(16)
         config = replace(
@@ -147,9 +154,19 @@ class Console:
         self._slack.stop()
         self.services.db.dispose()
 
+    @property
+    def prompt(self) -> str:
+        """The prompt, naming who types when it is not the console's own user."""
+        who = self._names.get(self._user_id, "you")
+        return PROMPT if who == "you" else f"deploybot (as {who})> "
+
     def run_line(self, line: str) -> None:
         line = line.strip()
         if not line:
+            return
+        switch = re.fullmatch(r"as\s+@?(\S+)", line, flags=re.IGNORECASE)
+        if switch is not None:
+            self._switch(switch.group(1).lower())
             return
         button = self._button(line)
         if button is not None:
@@ -170,6 +187,21 @@ class Console:
         self._lazy.run_pending()
         self._print_responses(response_url)
         self._print_posts()
+
+    def _switch(self, name: str) -> None:
+        if name not in self._people:
+            names = " or ".join(f"`as {n}`" for n in self._people)
+            if len(self._people) == 1:
+                self._out.write(
+                    "(only the sandbox has a second person to type as: "
+                    "`deploybot console --sandbox`)\n"
+                )
+            else:
+                self._out.write(f"(nobody called `{name}` here: {names})\n")
+            return
+        self._user_id = self._people[name]
+        back = "" if name == "you" else ": `as you` goes back"
+        self._out.write(f"(typing as @{name} now{back})\n")
 
     def _dispatch(self, body: str) -> dict[str, Any] | None:
         response = self._bolt.dispatch(bolt_request(body, sign(self._secret, body)))
@@ -195,7 +227,7 @@ class Console:
         calls = self._slack.calls_to("chat.postMessage")
         for call in calls[self._posts_seen :]:
             payload = {**call.args, "response_type": "in_channel"}
-            text = to_text(payload, self._user_id)
+            text = to_text(payload, self._user_id, self._names)
             if call.args.get("thread_ts"):
                 text = "  ↳ " + text.replace("\n", "\n    ")
             self._out.write(text + "\n")
@@ -212,7 +244,7 @@ class Console:
             path = self._files / upload.filename
             path.write_bytes(upload.data)
             if upload.initial_comment:
-                comment = _plain(upload.initial_comment, self._user_id)
+                comment = _plain(upload.initial_comment, self._user_id, self._names)
                 self._out.write(comment.translate(_VISIBLE_CONTROLS) + "\n")
             self._out.write(f"[chart {upload.title!r} written to {path}]\n")
         self._uploads_seen = len(uploads)
@@ -237,12 +269,26 @@ class Console:
         return None
 
     def _print(self, payload: dict[str, Any]) -> None:
-        self._out.write(to_text(payload, self._user_id) + "\n")
+        self._out.write(to_text(payload, self._user_id, self._names) + "\n")
+        if len(self._people) > 1 and _asks_approval(payload):
+            self._out.write("(sandbox: `as teammate`, then `Approve`, to be the second person)\n")
         self._out.flush()
 
 
-def to_text(payload: dict[str, Any], user_id: str = CONSOLE_USER) -> str:
-    """A Slack message as readable terminal text, buttons included."""
+def _asks_approval(payload: dict[str, Any]) -> bool:
+    return any(
+        element.get("text", {}).get("text") == "Approve"
+        for block in payload.get("blocks") or []
+        if block.get("type") == "actions"
+        for element in block.get("elements", [])
+    )
+
+
+def to_text(
+    payload: dict[str, Any], user_id: str = CONSOLE_USER, names: dict[str, str] | None = None
+) -> str:
+    """A Slack message as readable terminal text, buttons included; `user_id` shows as
+    @you, other user IDs by `names` (the sandbox's teammate) or as themselves."""
     lines: list[str] = []
     blocks = payload.get("blocks") or [{"type": "section", "text": {"text": payload["text"]}}]
     for block in blocks:
@@ -251,10 +297,10 @@ def to_text(payload: dict[str, Any], user_id: str = CONSOLE_USER) -> str:
             lines.append(f"== {block['text']['text']} ==")
         elif kind == "section":
             if block.get("text"):
-                lines.append(_plain(block["text"]["text"], user_id))
-            lines.extend(_plain(field["text"], user_id) for field in block.get("fields", []))
+                lines.append(_plain(block["text"]["text"], user_id, names))
+            lines.extend(_plain(field["text"], user_id, names) for field in block.get("fields", []))
         elif kind == "context":
-            lines.extend(f"  ({_plain(e['text'], user_id)})" for e in block["elements"])
+            lines.extend(f"  ({_plain(e['text'], user_id, names)})" for e in block["elements"])
         elif kind == "actions":
             labels = "  ".join(f"[ {e['text']['text']} ]" for e in block["elements"])
             lines.append(f"{labels}   <- type a label to press it")
@@ -276,11 +322,11 @@ _VISIBLE_CONTROLS = (
 )
 
 
-def _plain(mrkdwn: str, user_id: str) -> str:
+def _plain(mrkdwn: str, user_id: str, names: dict[str, str] | None = None) -> str:
     """Slack's mrkdwn as its clients show it: mentions and dates as words, and the escaped
     `<`, `>` and `&` (`policies.slack_text`) as the characters typed."""
-    text = re.sub(rf"<@{user_id}>", "@you", mrkdwn)
-    text = re.sub(r"<@(\w+)>", r"@\1", text)
+    known = {user_id: "you", **(names or {})}
+    text = re.sub(r"<@(\w+)>", lambda m: "@" + known.get(m.group(1), m.group(1)), mrkdwn)
     text = re.sub(r"<!date\^\d+\^[^|]*\|([^>]*)>", r"\1", text)
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
@@ -292,13 +338,14 @@ def run(
     user_id: str = CONSOLE_USER,
     out: TextIO | None = None,
     registry: Registry | None = None,
+    teammate: str | None = None,
 ) -> int:
     # sys.stdout as it is now, not at import: a test's capture replaces it.
     out = out if out is not None else sys.stdout
-    console = Console(config, out=out, user_id=user_id, registry=registry)
+    console = Console(config, out=out, user_id=user_id, registry=registry, teammate=teammate)
     try:
         for line in commands:
-            out.write(f"{PROMPT}{line.translate(_VISIBLE_CONTROLS)}\n")
+            out.write(f"{console.prompt}{line.translate(_VISIBLE_CONTROLS)}\n")
             console.run_line(line)
         if interactive:
             _repl(console, out)
@@ -311,13 +358,14 @@ def _repl(console: Console, out: TextIO) -> None:
     out.write(
         "Type a command such as `status demo` or `scale web=2 demo`; `help` lists them; "
         "`simulate spike demo` and `simulate queue demo` play the autoscaler on web traffic "
-        "and on a job queue; Ctrl-D or `exit` leaves.\n"
+        "and on a job queue; `as teammate` types as a second person (for approvals); "
+        "Ctrl-D or `exit` leaves.\n"
     )
     with contextlib.suppress(ImportError):
         import readline  # noqa: F401  (line editing and history for input())
     while True:
         try:
-            line = input(PROMPT)
+            line = input(console.prompt)
         except (EOFError, KeyboardInterrupt):
             out.write("\n")
             return
