@@ -846,3 +846,15 @@ def test_a_confirmed_change_heroku_refused_says_how_to_retry(driver, heroku):
     _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
     assert "Nothing was changed; send the command again to retry." in driver.reply(url)["text"]
     assert heroku.config_vars("myapp") == {}
+
+
+def test_a_lost_answer_sends_the_user_to_the_app_by_its_registry_name(with_registry, heroku):
+    """The platform knows only its own name for the app; the advice names the one typed."""
+    driver = with_registry(
+        'apps:\n  prod:\n    platform: heroku\n    app: myapp\n    run: ["python manage.py migrate"]\n'
+    )
+    heroku.drop_next(methods=["POST"])
+    reply = say(driver, "run prod python manage.py migrate")
+    assert "Check `/deploy status prod` before trying again." in reply["text"], reply["text"]
+    assert "myapp" not in reply["text"]
+    assert len(heroku.calls("POST", "/apps/myapp/dynos")) == 1

@@ -48,6 +48,7 @@ from bot.platforms.base import (
     NotSupported,
     PlatformError,
     Settled,
+    check_first,
     formation_map,
 )
 from bot.registry import Target, UnknownApp
@@ -245,6 +246,8 @@ class Actions:
             if command.mutating and not error.audited:
                 # Failed before any change was asked of the platform (reading the formation).
                 self._record(actor, command, "error", str(error))
+            if error.changed is None:
+                return Reply(check_first(error.fact, command.app))
             return Reply(str(error))
         except (CommandError, UnknownApp, NotSupported) as error:
             return Reply(str(error))

@@ -130,9 +130,16 @@ def lost_answer(fact: str, app: str, *, write: bool) -> PlatformError:
     been made, so the user is sent to `status` first; a read changed nothing."""
     if not write:
         return PlatformError(f"{fact} Try again in a minute.")
-    error = PlatformError(f"{fact} Check `/deploy status {app}` before trying again.", changed=None)
+    error = PlatformError(check_first(fact, app), changed=None)
     error.fact = fact
     return error
+
+
+def check_first(fact: str, app: str) -> str:
+    """A lost answer's sentences: what happened, and to look at `app` before asking again.
+    The actions path says it again with the app's name in the registry, where the platform
+    knew only its own (a Beanstalk environment's, a Heroku app's behind an alias)."""
+    return f"{fact} Check `/deploy status {app}` before trying again."
 
 
 class Throttled(PlatformError):
