@@ -519,3 +519,31 @@ def test_a_worker_just_started_takes_the_web_dynos_last_figure(config, services,
         assert api_calls(heroku) == calls and said == []
     finally:
         web.db.dispose()
+
+
+@pytest.mark.parametrize("meanwhile", ["pin", "off"])
+def test_a_pin_or_off_set_while_the_tick_ran_is_not_overridden(
+    services, autoscaler, heroku, said, monkeypatch, meanwhile
+):
+    """At a thousand apps a tick takes a second or more: a person's pin or `off` landing
+    after it read the settings had been scaled over until the next tick."""
+    from bot.store.autoscale_settings import Pin
+
+    enable(services)
+    traffic(services, service_ms=1500)
+    store = AutoscaleStore(services.db)
+    read_pins = store.pins
+
+    def pinned_after_the_read(now):
+        pins = read_pins(now)
+        if meanwhile == "pin":
+            store.set_pin(Pin("myapp", 1, NOW + timedelta(hours=2), ADMIN))
+        else:
+            enable(services, mode="off")
+        return pins
+
+    monkeypatch.setattr(autoscaler._store, "pins", pinned_after_the_read)
+    [decision] = autoscaler.tick(NOW)
+    assert decision.desired > 1 and decision.acted is False
+    assert "Not done: its settings or pin changed while this tick ran" in decision.reason
+    assert [r for r in heroku.requests if r.method == "PATCH"] == [] and said == []

@@ -435,3 +435,25 @@ def test_a_held_change_on_a_protected_app_leaves_no_prompt_or_audit_row_per_tick
         assert (held.desired, held.acted) == (0, False) and len(said) == 3
     finally:
         services.db.dispose()
+
+
+def test_a_worker_type_turned_off_while_its_endpoint_answered_is_not_scaled(
+    services, heroku, queue, monkeypatch
+):
+    from bot.worker import autoscale_workers
+
+    _worker_on(services)
+    _, scaler = _scalers(services, [])
+    queue.latency = 75.0
+    read = autoscale_workers.fetch_queue_info
+
+    def answered_slowly(url, token):
+        info = read(url, token)
+        _worker_on(services, mode="shadow")  # a person, meanwhile
+        return info
+
+    monkeypatch.setattr(autoscale_workers, "fetch_queue_info", answered_slowly)
+    [decision] = scaler.tick(NOW)
+    assert (decision.desired, decision.acted) == (3, False)
+    assert "Not done: its settings or pin changed while this tick ran" in decision.reason
+    assert heroku.formation("myapp")["worker"][0] == 1

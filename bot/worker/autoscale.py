@@ -99,6 +99,10 @@ class _History:
     skill: float | None
 
 
+# A decision not acted on because a person changed the settings or a pin meanwhile.
+MOVED = "its settings or pin changed while this tick ran; the next tick decides with them."
+
+
 class Autoscaler:
     def __init__(
         self,
@@ -330,9 +334,12 @@ class Autoscaler:
         if stored.mode == "on" and decision.desired != current:
             if not self._allows(account, now, SCALE_COST, app):
                 return None
-            acted, reason = self._scale(
-                resolved, app, PROCESS, decision.desired, current, reason, account, now
-            )
+            if self._moved_meanwhile(stored, pin, now):
+                reason = f"{reason} Not done: {MOVED}"
+            else:
+                acted, reason = self._scale(
+                    resolved, app, PROCESS, decision.desired, current, reason, account, now
+                )
         if decision.stale:
             log.warning("autoscale metrics stale", extra={"app": app})
         recorded = Recorded(
@@ -350,6 +357,14 @@ class Autoscaler:
             },
         )
         return recorded
+
+    def _moved_meanwhile(
+        self, stored: StoredSettings, pin: StoredPin | None, now: datetime
+    ) -> bool:
+        """Whether a person changed the app's settings or pin since the tick read them, read
+        again just before a scale: at a thousand apps a tick takes a second or more, and a
+        pin or an `off` in that time had been overridden until the next tick."""
+        return self._store.settings(stored.app) != stored or self._store.pin(stored.app, now) != pin
 
     def _scale(
         self,

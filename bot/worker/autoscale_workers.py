@@ -25,7 +25,7 @@ from bot.services import Services
 from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.autoscale_settings import Decision as Recorded
 from bot.store.worker_autoscale_settings import WorkerAutoscaleStore, WorkerSettings
-from bot.worker.autoscale import Autoscaler
+from bot.worker.autoscale import MOVED, Autoscaler
 from policies.slack_text import escape
 from policies.worker_autoscale import decide_worker
 
@@ -92,10 +92,15 @@ class WorkerAutoscaler:
         decision = decide_worker(settings.target, ptype, current, settings.min, settings.max, info)
         acted, reason = False, escape(decision.reason)  # Slack text from here, as for web
         if settings.mode == "on" and decision.changed:
-            done = self._scaler.scale(resolved, ptype, decision.desired, current, reason, now)
-            if done is None:
-                return None
-            acted, reason = done
+            # Read again: the endpoint's answer may have taken seconds, in which a person
+            # may have turned this off or moved its bounds (`MOVED`).
+            if self._store.settings(settings.app, ptype) != settings:
+                reason = f"{reason} Not done: {MOVED}"
+            else:
+                done = self._scaler.scale(resolved, ptype, decision.desired, current, reason, now)
+                if done is None:
+                    return None
+                acted, reason = done
         log.info(
             "worker autoscale decision",
             extra={
