@@ -58,6 +58,7 @@ MUTATING_VERBS = rules.MUTATING_VERBS - {"approve"}
 SIMULATIONS = ("spike", "queue")
 _REPLAY_RE = re.compile(r"^(\d+)([hd])$", re.IGNORECASE)
 AUTOSCALE_MODES = ("on", "off", "shadow", "status")
+_AUTOSCALE_WORDS = (*AUTOSCALE_MODES, "set", "schedule")
 # What the autoscaler can track: `target=queue:300ms` (also `p95:300ms`), `service:500ms`,
 # `rpm:1200` (requests per minute per dyno).
 _TARGET_RE = re.compile(r"^(p95|queue|service|rpm):(\d+(?:\.\d+)?)(ms|s)?$", re.IGNORECASE)
@@ -76,6 +77,7 @@ HISTORY_FILTERS = ("refused", "cancelled", "expired", "failed", "unknown", "done
 RELEASES_DEFAULT, RELEASES_MAX = 10, 50
 # A Heroku release (`v42`) or a Beanstalk version label (`app-1.2.3`, `build-17`).
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+CONFIG_ACTIONS = ("set", "unset")
 # Config var names as a shell would accept them: Heroku and Beanstalk both take these.
 CONFIG_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 LOCK_REASON_MAX = 200
@@ -375,9 +377,32 @@ def parse(text: str) -> Command:
         # Everything after the app is the command, options and all (`--noinput`).
         return _parse_run(words[1:], None)
     args, force = _take_force_option(words[1:], verb)
-    args, app = _take_app_option(args, verb)
-    command = _PARSERS[verb](args, app)
+    args, app, ahead = _take_app_option(args, verb)
+    try:
+        command = _PARSERS[verb](args, app)
+    except CommandError as error:
+        raise _app_typed_too(verb, args, app, ahead) or error from None
     return replace(command, force=force) if force else command
+
+
+def _app_typed_too(verb: str, args: list[str], app: str | None, ahead: int) -> CommandError | None:
+    """`status demo -a demo-api`: an app where the usage puts APP as well as `-a`. The words
+    failed as given, and blamed whichever was left over (`demo` is one word too many); read
+    without `-a` they are a command whose app was typed before the option, so that is the
+    mistake to name. Asked only after a failure: `restart web -a demo` is a command."""
+    if app is None:
+        return None
+    try:
+        alone = _PARSERS[verb](args, None)
+    except CommandError:
+        return None
+    if alone.app is None or alone.app not in args[:ahead]:
+        return None
+    return CommandError(
+        f"The app is given twice: {shown(alone.app)} and {shown(app)} after `-a`. "
+        "Name it once, where the usage shows APP or with `-a`.",
+        verb,
+    )
 
 
 # What people coming from the Heroku CLI or other bots type for a verb spelled otherwise
@@ -422,9 +447,11 @@ def _take_force_option(words: list[str], verb: str) -> tuple[list[str], str | No
     return words[:at] + words[at + 2 :], reason[:200]
 
 
-def _take_app_option(words: list[str], verb: str) -> tuple[list[str], str | None]:
+def _take_app_option(words: list[str], verb: str) -> tuple[list[str], str | None, int]:
+    """The words less `-a APP`, the app, and how many words came before the option."""
     rest: list[str] = []
     app: str | None = None
+    ahead = len(words)
     i = 0
     while i < len(words):
         word = words[i]
@@ -432,16 +459,18 @@ def _take_app_option(words: list[str], verb: str) -> tuple[list[str], str | None
             if i + 1 >= len(words):
                 raise CommandError(f"`{word}` needs an app name after it.", verb)
             app = _app_name(words[i + 1], verb, app)
+            ahead = min(ahead, len(rest))
             i += 2
             continue
         if word.startswith("--app="):
             app = _app_name(word.split("=", 1)[1], verb, app)
+            ahead = min(ahead, len(rest))
         elif word.startswith("-") and not _CHANGE_RE.match(word):
             raise CommandError(f"{shown(word)} is not an option I know.", verb)
         else:
             rest.append(word)
         i += 1
-    return rest, app
+    return rest, app, ahead
 
 
 def _app_name(word: str, verb: str, already: str | None) -> str:
@@ -532,8 +561,8 @@ def _web_zero(app: str | None, how: str = "autoscaled") -> str:
 
 
 def _parse_restart(args: list[str], app: str | None) -> Command:
-    app, rest = _positional_app(args, app, "restart")
-    target = _one_optional(rest, "restart")
+    app, rest = _positional_app(args, app, "restart", most=1)
+    target = rest[0] if rest else None
     if target is not None and not (_PROCESS_TYPE_RE.match(target) or _DYNO_RE.match(target)):
         raise CommandError(
             f"{shown(target)} is neither a process type (`web`) nor a dyno (`web.1`).", "restart"
@@ -542,17 +571,15 @@ def _parse_restart(args: list[str], app: str | None) -> Command:
 
 
 def _parse_kill(args: list[str], app: str | None) -> Command:
-    app, rest = _positional_app(args, app, "kill")
-    target = _one_optional(rest, "kill")
+    app, rest = _positional_app(args, app, "kill", most=1)
+    target = rest[0] if rest else None
     if target is not None and not _PROCESS_TYPE_RE.match(target):
         raise CommandError(f"{shown(target)} is not a process type such as `web`.", "kill")
     return Command("kill", app=app, target=target.lower() if target else None)
 
 
 def _parse_status(args: list[str], app: str | None) -> Command:
-    app, rest = _positional_app(args, app, "status")
-    if rest:
-        raise CommandError(f"{shown(rest[0])} is one word too many.", "status")
+    app, _ = _positional_app(args, app, "status", most=0)
     return Command("status", app=app)
 
 
@@ -599,9 +626,7 @@ def _parse_alerts(args: list[str], app: str | None) -> Command:
 
 
 def _parse_metrics(args: list[str], app: str | None) -> Command:
-    app, rest = _positional_app(args, app, "metrics")
-    if len(rest) > 1:
-        raise CommandError(f"{shown(rest[1])} is one word too many.", "metrics")
+    app, rest = _positional_app(args, app, "metrics", most=1)
     if not rest:
         return Command("metrics", app=app, limit=METRICS_DEFAULT_MINUTES)
     match = _WINDOW_RE.match(rest[0])
@@ -616,9 +641,7 @@ def _parse_metrics(args: list[str], app: str | None) -> Command:
 
 
 def _parse_chart(args: list[str], app: str | None) -> Command:
-    app, rest = _positional_app(args, app, "chart")
-    if len(rest) > 1:
-        raise CommandError(f"{shown(rest[1])} is one word too many.", "chart")
+    app, rest = _positional_app(args, app, "chart", most=1)
     window = rest[0].lower() if rest else CHART_DEFAULT
     if window not in CHART_WINDOWS:
         _app_second(app, rest[0], "chart")
@@ -641,16 +664,12 @@ def _parse_about(args: list[str], app: str | None) -> Command:
 
 
 def _parse_drain(args: list[str], app: str | None) -> Command:
-    app, rest = _positional_app(args, app, "drain")
-    if rest:
-        raise CommandError(f"{shown(rest[0])} is one word too many.", "drain")
+    app, _ = _positional_app(args, app, "drain", most=0)
     return Command("drain", app=app)
 
 
 def _parse_watch(args: list[str], app: str | None) -> Command:
-    app, rest = _positional_app(args, app, "watch")
-    if rest:
-        raise CommandError(f"{shown(rest[0])} is one word too many.", "watch")
+    app, _ = _positional_app(args, app, "watch", most=0)
     return Command("watch", app=app)
 
 
@@ -667,9 +686,7 @@ def _parse_simulate(args: list[str], app: str | None) -> Command:
     if not args or args[0].lower() not in SIMULATIONS:
         got = f"{shown(args[0])} is not a simulation. " if args else ""
         raise CommandError(f"{got}Say which one: {', '.join(SIMULATIONS)}.", "simulate")
-    app, rest = _positional_app(args[1:], app, "simulate")
-    if rest:
-        raise CommandError(f"{shown(rest[0])} is one word too many.", "simulate")
+    app, _ = _positional_app(args[1:], app, "simulate", most=0)
     return Command("simulate", app=app, mode=args[0].lower())
 
 
@@ -685,7 +702,13 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
         ptype, rest = rest[0].lower(), rest[1:]
         ptype = None if ptype == "web" else ptype
     if len(rest) > 1 and rest[0].lower() not in AUTOSCALE_MODES and _PTYPE_RE.match(rest[0]):
-        # `autoscale APP worker of`: the second word is the mistyped mode.
+        # `autoscale APP worker of`: the second word is the mistyped mode, unless a setting
+        # follows the first or only the first is near a mode (`sett max_step=4`, `schedul
+        # add …`): then the first is, and blaming the second would point past it.
+        if "=" in rest[1] or not closest(rest[1], AUTOSCALE_MODES):
+            _keyword(
+                rest[0], _AUTOSCALE_WORDS, "a mode", "autoscale on", near_only="=" not in rest[1]
+            )
         rest = rest[1:]
     if not rest or rest[0].lower() not in AUTOSCALE_MODES:
         got = f"{shown(rest[0])} is not a mode. " if rest else ""
@@ -839,8 +862,8 @@ def _parse_pin(args: list[str], app: str | None) -> Command:
 
 
 def _parse_releases(args: list[str], app: str | None) -> Command:
-    app, rest = _positional_app(args, app, "releases")
-    count = _one_optional(rest, "releases")
+    app, rest = _positional_app(args, app, "releases", most=1)
+    count = rest[0] if rest else None
     if count is None:
         return Command("releases", app=app, limit=RELEASES_DEFAULT)
     if not (count.isascii() and count.isdigit()) or not 1 <= int(count) <= RELEASES_MAX:
@@ -850,8 +873,8 @@ def _parse_releases(args: list[str], app: str | None) -> Command:
 
 
 def _parse_rollback(args: list[str], app: str | None) -> Command:
-    app, rest = _positional_app(args, app, "rollback")
-    version = _one_optional(rest, "rollback")
+    app, rest = _positional_app(args, app, "rollback", most=1)
+    version = rest[0] if rest else None
     if version is not None and not _VERSION_RE.match(version):
         raise CommandError(
             f"{shown(version)} is not a release: write it like v41 (Heroku) or the version "
@@ -874,11 +897,23 @@ def _parse_maintenance(args: list[str], app: str | None) -> Command:
 
 
 def _parse_config(args: list[str], app: str | None) -> Command:
-    mode = args[0].lower() if args and args[0].lower() in ("set", "unset") else None
+    mode = args[0].lower() if args and args[0].lower() in CONFIG_ACTIONS else None
     if mode is None:
-        app, rest = _positional_app(args, app, "config")
-        if rest:
-            raise CommandError(f"{shown(rest[0])} is one word too many.", "config")
+        if app is None and len(args) > 1 and args[1].lower() in CONFIG_ACTIONS:
+            meant = ["/deploy", "config", args[1].lower(), *_masked(args[2:]), args[0]]
+            raise CommandError(f"Put {code(args[1].lower())} first: {_rewrite(meant)}.", "config")
+        if len(args) > (0 if app else 1):
+            # `config sett KEY=v demo`: a mistyped action, which would pass for the app and
+            # leave the words after it blamed.
+            _keyword(
+                args[0],
+                CONFIG_ACTIONS,
+                "a config action",
+                "config",
+                near_only=True,
+                also=", or only the app to list the vars",
+            )
+        app, _ = _positional_app(args, app, "config", most=0)
         return Command("config", app=app)
     words = args[1:]
     if app is None:
@@ -906,6 +941,36 @@ def _parse_config(args: list[str], app: str | None) -> Command:
     return Command("config", app=app, mode=mode, options=tuple(pairs))
 
 
+def _masked(words: list[str]) -> list[str]:
+    """Config words echoed back: `KEY=…`, never a value."""
+    return [w.partition("=")[0] + ("=…" if "=" in w else "") for w in words]
+
+
+def _keyword(
+    word: str,
+    keywords: tuple[str, ...],
+    what: str,
+    verb: str,
+    near_only: bool = False,
+    also: str = "",
+) -> None:
+    """Refuse `word`, typed where one of `keywords` goes, naming it and what to type
+    instead. With `near_only`, only a near miss (`sett`) is refused: the caller then
+    reads the word another way (as the app)."""
+    if word.lower() in keywords:
+        return
+    near = closest(word, keywords, limit=1)
+    if near_only and not near:
+        return
+    meant = f"did you mean {code(near[0])}? Use " if near else "use "
+    raise CommandError(f"{shown(word)} is not {what}: {meant}{_or(keywords)}{also}.", verb)
+
+
+def _or(words: tuple[str, ...]) -> str:
+    quoted = [code(w) for w in words]
+    return ", ".join(quoted[:-1]) + " or " + quoted[-1] if len(quoted) > 1 else quoted[0]
+
+
 def _parse_lock(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "lock")
     reason = " ".join(rest).strip()
@@ -915,30 +980,26 @@ def _parse_lock(args: list[str], app: str | None) -> Command:
 
 
 def _parse_unlock(args: list[str], app: str | None) -> Command:
-    app, rest = _positional_app(args, app, "unlock")
-    if rest:
-        raise CommandError(f"{shown(rest[0])} is one word too many.", "unlock")
+    app, _ = _positional_app(args, app, "unlock", most=0)
     return Command("unlock", app=app)
 
 
 def _parse_ship(args: list[str], app: str | None) -> Command:
-    app, rest = _positional_app(args, app, "ship")
-    ref = _one_optional(rest, "ship")
+    app, rest = _positional_app(args, app, "ship", most=1)
+    ref = rest[0] if rest else None
     if ref is not None and (not _REF_RE.match(ref) or ".." in ref):
         raise CommandError(f"{shown(ref)} is not a git ref or version label.", "ship")
     return Command("ship", app=app, target=ref)
 
 
 def _parse_promote(args: list[str], app: str | None) -> Command:
-    app, rest = _positional_app(args, app, "promote")
-    if rest:
-        raise CommandError(f"{shown(rest[0])} is one word too many.", "promote")
+    app, _ = _positional_app(args, app, "promote", most=0)
     return Command("promote", app=app)
 
 
 def _parse_swap(args: list[str], app: str | None) -> Command:
-    app, rest = _positional_app(args, app, "swap")
-    if len(rest) != 1:
+    app, rest = _positional_app(args, app, "swap", most=1)
+    if not rest:
         raise CommandError("Name the two environments to swap.", "swap")
     other = _app_name(rest[0], "swap", None)
     if other == app:
@@ -995,12 +1056,23 @@ def _parse_help(args: list[str], app: str | None) -> Command:
     return Command("help", topic=topic)
 
 
-def _positional_app(args: list[str], app: str | None, verb: str) -> tuple[str, list[str]]:
+def _positional_app(
+    args: list[str], app: str | None, verb: str, most: int | None = None
+) -> tuple[str, list[str]]:
+    """The app (the first word, unless `-a` gave it) and the words after it; with `most`,
+    more words than that are refused by naming the first one past it. When `-a` also gave
+    the app, `parse` tells an app typed in its place apart from a word too many."""
     if app is None:
         if not args:
             raise CommandError("Say which app.", verb)
-        return _app_name(args[0], verb, None), args[1:]
+        app, args = _app_name(args[0], verb, None), args[1:]
+    if most is not None and len(args) > most:
+        raise _too_many(args[most], verb)
     return app, args
+
+
+def _too_many(word: str, verb: str) -> CommandError:
+    return CommandError(f"{shown(word)} is one word too many.", verb)
 
 
 def _app_second(app: str, word: str, verb: str) -> None:
@@ -1013,7 +1085,7 @@ def _app_second(app: str, word: str, verb: str) -> None:
 
 def _one_optional(rest: list[str], verb: str) -> str | None:
     if len(rest) > 1:
-        raise CommandError(f"{shown(rest[1])} is one word too many.", verb)
+        raise _too_many(rest[1], verb)
     return rest[0] if rest else None
 
 

@@ -357,3 +357,42 @@ def test_an_autoscale_error_shows_the_usage_of_the_form_typed(text: str, usage: 
         parse(text)
     shown_usage = caught.value.message.split("Usage: ")[1]
     assert shown_usage.startswith(f"`{usage}") and shown_usage.count("/deploy") == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        # The misspelt action passed for the app, and the word after it was blamed:
+        # "`KEY=v` is one word too many".
+        (
+            "config sett KEY=v demo",
+            "`sett` is not a config action: did you mean `set`? Use `set` or `unset`, "
+            "or only the app to list the vars.",
+        ),
+        ("config sett KEY=v -a demo", "`sett` is not a config action: did you mean `set`?"),
+        ("config demo set KEY=secret", "Put `set` first: `/deploy config set KEY=… demo`."),
+        ("autoscale demo sett max_step=4", "`sett` is not a mode: did you mean `set`?"),
+        ("autoscale demo schedul add mon-fri 08:00-18:00 min=3", "`schedul` is not a mode"),
+        # "Name the two environments to swap", to someone who had named three.
+        ("swap a b extra", "`extra` is one word too many."),
+        # "`demo` is one word too many": the app typed where APP goes and with -a as well.
+        ("status demo -a demo-api", "The app is given twice: `demo` and `demo-api` after `-a`."),
+        ("restart demo web -a demo-api", "The app is given twice: `demo` and `demo-api`"),
+        ("releases demo -a demo-api", "The app is given twice"),
+        ("scale web=2 demo -a demo-api", "The app is given twice"),
+        ("config set K=v demo -a demo-api", "The app is given twice"),
+        # Words after the option are not the app: the word too many is.
+        ("restart -a demo web web.1", "`web.1` is one word too many."),
+        ("autoscale demo worker of", "`of` is not a mode."),
+    ],
+)
+def test_an_error_blames_the_word_that_is_wrong(text: str, problem: str) -> None:
+    with pytest.raises(CommandError) as caught:
+        parse(text)
+    assert caught.value.problem.startswith(problem)
+    assert "KEY=v" not in caught.value.message and "secret" not in caught.value.message
+
+
+def test_a_word_before_the_app_option_is_still_read_when_the_command_holds() -> None:
+    assert parse("restart web -a demo") == Command("restart", "demo", target="web")
+    assert parse("config sets").app == "sets"  # near `set`, but alone it is the app
