@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 
 CONFIRM_ACTION = "deploybot_confirm"
 CANCEL_ACTION = "deploybot_cancel"
+# A prompt's buttons: one of the first three (or "Kill APP"), and Cancel. The console
+# knows a label typed with no prompt open by these.
+CONFIRM, APPROVE, ROLL_BACK, CANCEL = "Confirm", "Approve", "Roll back", "Cancel"
+PROMPT_LABELS = (CONFIRM, APPROVE, ROLL_BACK, CANCEL)
 
 Message = dict[str, Any]
 
@@ -134,12 +138,12 @@ def _deploy_prompt(result: DeployPrompt) -> Message:
             f"<@{result.user_id}> asks to roll `{result.app}` back: "
             f"{_release_words(result.before)} → {_release_words(result.after)}."
         )
-        label = "Roll back"
+        label = ROLL_BACK
     else:
         names = listed(result.keys)
         what = "unset" if result.unset else "set"
         text = f"<@{result.user_id}> asks to {what} {names} on `{result.app}` (values hidden)."
-        label = "Confirm"
+        label = CONFIRM
     who = f"Only <@{result.user_id}> can confirm"
     return _prompt(text, label, who, result.id, result.expires_at)
 
@@ -683,10 +687,10 @@ def _confirmation(result: NeedsConfirmation) -> Message:
     warning = f" {result.unit.capitalize()}s scaled to 0 stop serving at once." if stops else ""
     text = f"<@{result.user_id}> asks to {result.verb} `{result.app}`: {changes}.{warning}"
     if result.approval:
-        label, who = "Approve", f"Anyone but <@{result.user_id}> who may approve can approve"
+        label, who = APPROVE, f"Anyone but <@{result.user_id}> who may approve can approve"
         text += f"\n{result.approval}"
     else:
-        label = f"Kill {result.app}" if result.verb == "kill" else "Confirm"
+        label = f"Kill {result.app}" if result.verb == "kill" else CONFIRM
         who = f"Only <@{result.user_id}> can confirm"
     if result.cost:
         text += f"\nMonthly cost: {result.cost}"
@@ -726,7 +730,7 @@ def _prompt(text: str, label: str, who: str, confirmation_id: str, expires_at: d
                     {
                         "type": "button",
                         "action_id": CANCEL_ACTION,
-                        "text": {"type": "plain_text", "text": "Cancel"},
+                        "text": {"type": "plain_text", "text": CANCEL},
                         "value": confirmation_id,
                     },
                 ],

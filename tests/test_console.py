@@ -210,3 +210,12 @@ def test_as_someone_else_is_the_sandbox_s_alone(tmp_path):
     output = run_lines(tmp_path, "as teammate", "as @YOU", "whoami")
     assert "(only the sandbox has a second person to type as" in output
     assert "(typing as @you now)" in output and "You are @you" in output
+
+
+def test_a_label_typed_with_no_prompt_open_is_said_to_be_one(tmp_path):
+    output = run_lines(tmp_path, "Roll back", "confirm", "Cancel")
+    # Sent as commands they got guesses: "Did you mean `rollback back`?", "`config`?".
+    assert "rollback back" not in output and "Did you mean" not in output
+    for label in ("Roll back", "Confirm", "Cancel"):
+        assert f"No prompt here has a `{label}` button yet" in output
+    assert "such as `kill APP` has asked. Type a command, or `help` for the list." in output

@@ -35,6 +35,7 @@ from bot.slack_api import web_client
 from bot.store.audit import Actor
 from bot.web.bolt_app import build_bolt_app
 from bot.web.slack_edge import bolt_request
+from handlers.render import PROMPT_LABELS
 from policies.commands import Command, CommandError, parse
 
 CONSOLE_USER = "U0CONSOLE"
@@ -42,6 +43,7 @@ CONSOLE_USER = "U0CONSOLE"
 TEAMMATE = "U0TEAMMATE"
 CONSOLE_CHANNEL = "C0CONSOLE"  # where the console's slash commands say they were typed
 PROMPT = "deploybot> "
+_PROMPT_LABELS = {label.lower(): label for label in PROMPT_LABELS}
 # Between live lines on a terminal, so a played spike reads as it unfolds; none otherwise.
 LIVE_PAUSE_SECONDS = 0.1
 
@@ -176,6 +178,15 @@ class Console:
             self._lazy.run_pending()
             self._print_responses(click_url)
             self._print_posts()
+            return
+        if line.lower() in _PROMPT_LABELS:
+            # Sent as a command it got a guess: "`Roll` is not a command I know. Did you
+            # mean `rollback back`?", and for Confirm, "Did you mean `config`?".
+            self._out.write(
+                f"No prompt here has a `{_PROMPT_LABELS[line.lower()]}` button yet: a label "
+                "presses a button once a command such as `kill APP` has asked. "
+                "Type a command, or `help` for the list.\n"
+            )
             return
         text = re.sub(r"^/deploy\b", "", line).strip()
         response_url = self._slack.new_response_url()
