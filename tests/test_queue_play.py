@@ -128,3 +128,25 @@ def test_a_jobs_target_reads_jobs_waiting_from_the_demo_app(console_run):
     assert "jobs waiting, 20 per dyno → worker" in output
     asked = worker_quantities(box)
     assert max(asked) >= 2 and box.heroku.formation("demo")["worker"][0] == 0, output
+
+
+def test_a_play_leaves_worker_autoscaling_as_the_user_set_it_and_says_so(console_run):
+    output, box = console_run(
+        "autoscale demo worker on target=latency:30s min=0 max=10",
+        "autoscale demo worker off",
+        "simulate queue demo",
+        "autoscale demo worker shadow",
+        "simulate queue demo",
+        "autoscale demo status",
+    )
+    # The play had turned it back on: "@you set autoscaling of `demo`: on, worker 0–10".
+    assert output.count("set autoscaling of `demo`: on") == 1  # the user's own, first line
+    assert "Worker autoscaling of `demo` is off, as @you set it: playing as is." in output
+    assert (
+        "Worker autoscaling stayed off, so the autoscaler does nothing; "
+        "`/deploy autoscale demo worker on` turns it on, keeping the other settings."
+    ) in output
+    assert worker_quantities(box) == []  # neither play scaled anything
+    assert "Worker autoscaling stayed shadow, so the autoscaler only logs what it" in output
+    assert "could not be carried out" not in output  # shadow logs; nothing turned it down
+    assert "Worker `worker`: shadow, worker 0–10" in output

@@ -160,3 +160,16 @@ def test_the_spikes_timeouts_raise_one_alert_that_resolves_in_the_play(played):
     first_failure = next(i for i, line in enumerate(lines) if " failed · " in line)
     assert first_failure < raised[0] < raised[1]
     assert "The worker's detectors raised 1 alert." in lines[-1]
+
+
+def test_a_spike_leaves_autoscaling_off_when_the_user_turned_it_off(tmp_path):
+    output = in_a_sandbox_console(
+        tmp_path, ["autoscale demo off", "simulate spike demo", "autoscale demo status"]
+    )
+    assert "set autoscaling of `demo`: on" not in output  # the play had turned it on
+    assert "Autoscaling of `demo` is off, as @you set it: playing as is." in output
+    assert (
+        "Autoscaling stayed off, so the autoscaler does nothing; `/deploy autoscale demo on`"
+        in output
+    )
+    assert "Autoscaling of `demo`: off, web" in output

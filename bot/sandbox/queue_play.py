@@ -12,7 +12,7 @@ a minute about the queue. Nothing sleeps: the simulated clock is the fake Heroku
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.actions.results import Reply, Result
@@ -20,19 +20,19 @@ from bot.platforms.base import PlatformError
 from bot.registry import UnknownApp
 from bot.sandbox.fakes.heroku import FakeHeroku
 from bot.sandbox.job_queue import JobQueue
-from bot.sandbox.spike import Say, _stamp
+from bot.sandbox.spike import Say, _stamp, autoscaling_for_play
 from bot.services import Services
 from bot.store.audit import Actor
 from bot.store.worker_autoscale_settings import WorkerAutoscaleStore
 from bot.worker.autoscale import Autoscaler
 from bot.worker.autoscale_workers import WorkerAutoscaler
-from policies.commands import Command, parse
+from policies.commands import Command
 from policies.slack_text import listed
 
 STEP_SECONDS = 15  # the worker's autoscale tick
 BOOT_SECONDS = 45.0  # Heroku dynos take 30–60 s to boot
 PROCESS = "worker"
-# What the play turns autoscaling on with, when it is not on already.
+# What the play turns autoscaling on with, when it was never set.
 AUTOSCALE = "target=latency:30s min=0 max=10"
 
 
@@ -106,7 +106,7 @@ def simulate(
     *,
     burst: Burst | None = None,
 ) -> Result:
-    """`/deploy simulate queue APP`: turn worker autoscaling on if it is not, play, summarize."""
+    """`/deploy simulate queue APP`: turn worker autoscaling on if never set, play, summarize."""
     app = command.app or ""
     try:
         resolved = services.resolve(app)
@@ -124,25 +124,19 @@ def simulate(
     burst = burst or Burst()
     channel = resolved.target.channel
     settings = WorkerAutoscaleStore(services.db).settings(app, PROCESS)
-    if settings is None or settings.mode != "on":
-        turned_on = services.actions.run(
-            # The person's own command, so the gate, the audit and the reply are as always.
-            replace(actor, request_key=None),
-            parse(f"autoscale {app} {PROCESS} on {AUTOSCALE}"),
-        )
-        if not (isinstance(turned_on, Reply) and turned_on.public):
-            return turned_on  # refused: its reason is the answer
-        say(channel, turned_on.text.split(" No worker runs")[0])
-    else:
-        say(
-            channel,
-            f"Worker autoscaling of `{app}` is on ({settings.describe()}): playing with it.",
-        )
+    on = f"autoscale {app} {PROCESS} on {AUTOSCALE}"
+    refused, kept = autoscaling_for_play(
+        services, actor, say, channel, settings, "Worker autoscaling", on, PROCESS
+    )
+    if refused is not None:
+        return refused  # its reason is the answer
     stored = WorkerAutoscaleStore(services.db).settings(app, PROCESS)
     # The demo app reports what the target reads, as an app instrumented for it would.
     queue.reports = stored.target_kind if stored else "latency"
     outcome = _play(services, heroku, queue, say, app, resolved.target.name, channel, burst)
-    return Reply(outcome.summary(burst.minutes), public=True)
+    if settings is not None and settings.mode == "shadow":
+        outcome.refused = 0  # logged only, as shadow does: nothing turned them down
+    return Reply(outcome.summary(burst.minutes) + kept, public=True)
 
 
 def _play(

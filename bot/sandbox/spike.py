@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from bot.actions.results import Reply, Result
 from bot.platforms.base import PlatformError
@@ -144,7 +145,7 @@ def simulate(
     shape: Shape | None = None,
     seed: int = 0,
 ) -> Result:
-    """`/deploy simulate spike APP`: turn autoscaling on if it is not, play, summarize."""
+    """`/deploy simulate spike APP`: turn autoscaling on if never set, play, summarize."""
     app = command.app or ""
     try:
         resolved = services.resolve(app)
@@ -163,26 +164,64 @@ def simulate(
             "process type, so there is nothing to autoscale: try `/deploy simulate spike demo`."
         )
     channel = resolved.target.channel
+    cap = resolved.target.guardrails.most("web")
+    high = min(AUTOSCALE_MAX, cap) if cap else AUTOSCALE_MAX
+    on = f"autoscale {app} on min=1 max={high} target={AUTOSCALE_TARGET}"
     settings = AutoscaleStore(services.db).settings(app)
-    if settings is None or settings.mode != "on":
-        cap = resolved.target.guardrails.most("web")
-        high = min(AUTOSCALE_MAX, cap) if cap else AUTOSCALE_MAX
+    refused, kept = autoscaling_for_play(services, actor, say, channel, settings, "Autoscaling", on)
+    if refused is not None:
+        return refused  # its reason is the answer
+    outcome = SpikePlayer(services, heroku, say, shape=shape, seed=seed).play(app, name, channel)
+    if settings is not None and settings.mode == "shadow":
+        outcome.refused = 0  # logged only, as shadow does: nothing turned them down
+    return Reply(outcome.summary() + kept, public=True)
+
+
+class _Setting(Protocol):
+    app: str
+    mode: str
+    updated_by: str
+
+    def describe(self) -> str: ...
+
+
+def autoscaling_for_play(
+    services: Services,
+    actor: Actor,
+    say: Say,
+    channel: str | None,
+    settings: _Setting | None,
+    what: str,
+    on: str,
+    ptype: str = "",
+) -> tuple[Result | None, str]:
+    """Autoscaling for a play: turned on with `on` (a command) when nobody has set it. A
+    mode someone chose (off, shadow) is theirs: the play leaves it, says so as it starts
+    and in its summary, with `autoscale APP [ptype] on`, which keeps the rest of
+    their settings. Returns the refusal to answer with (or None), and what the play's
+    summary adds (or "")."""
+    if settings is None:
         # The person's own `autoscale` command, so the gate, the audit trail and the reply
         # are the ones it always has; no request key, as it is part of this command.
-        turned_on = services.actions.run(
-            replace(actor, request_key=None),
-            parse(f"autoscale {app} on min=1 max={high} target={AUTOSCALE_TARGET}"),
-        )
+        turned_on = services.actions.run(replace(actor, request_key=None), parse(on))
         if not (isinstance(turned_on, Reply) and turned_on.public):
-            return turned_on  # refused: its reason is the answer
-        say(channel, turned_on.text)
-    else:
+            return turned_on, ""
+        say(channel, turned_on.text.split(" No worker runs")[0])
+        return None, ""
+    if settings.mode == "on":
         say(
             channel,
-            f"Autoscaling of `{app}` is already on ({settings.describe()}): playing with it.",
+            f"{what} of `{settings.app}` is already on ({settings.describe()}): playing with it.",
         )
-    outcome = SpikePlayer(services, heroku, say, shape=shape, seed=seed).play(app, name, channel)
-    return Reply(outcome.summary(), public=True)
+        return None, ""
+    app, mode = settings.app, settings.mode
+    does = "only logs what it would do" if mode == "shadow" else "does nothing"
+    say(channel, f"{what} of `{app}` is {mode}, as <@{settings.updated_by}> set it: playing as is.")
+    turn_on = " ".join(["/deploy autoscale", app, *([ptype] if ptype else []), "on"])
+    return None, (
+        f" {what} stayed {mode}, so the autoscaler {does}; `{turn_on}` turns it on, keeping "
+        "the other settings."
+    )
 
 
 class SpikePlayer:
