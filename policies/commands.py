@@ -145,7 +145,7 @@ SUMMARY = {
     "promote": "promote a Heroku app's slug to the next stage of its pipeline",
     "swap": "swap two Beanstalk environments' CNAMEs (blue/green)",
     "run": "run one of the app's allowed commands (the registry's `run:`) in a one-off dyno and show its output",
-    "logs": "show the last N log lines (of one dyno, if given), secrets masked",
+    "logs": "show the last N log lines (of one dyno, or one Beanstalk instance by its ID), secrets masked",
     "alerts": "list the open alerts (all apps, or one), with who acknowledged or silenced them",
     "apps": "list the apps I manage (or those whose name holds WORD), with their platform and channel",
     "history": "show who changed what (and who was refused, cancelled or let expire), newest first",

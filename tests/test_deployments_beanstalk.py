@@ -244,6 +244,30 @@ def test_logs_tail_the_environment_with_secrets_masked(driver, aws):  # noqa: F8
     assert aws.violations == []
 
 
+def test_logs_of_one_instance_are_its_own_and_other_names_are_refused(driver, aws):  # noqa: F811
+    first, second = aws.environment("shop-prod", region="us-east-1", access_key=PROD_KEY)[
+        "instance_ids"
+    ][:2]
+    aws.log("shop-prod", "[INFO] GET /basket 200")
+    aws.log("shop-prod", "[WARN] worker timeout", instance=second)
+    # The instance ID had been dropped: every `logs shop i-…` showed the first instance's.
+    reply = say(driver, f"logs shop {second} 10")["text"]
+    assert f"`{second}` of `shop`" in reply and "worker timeout" in reply
+    assert "worker timeout" not in say(driver, f"logs shop {first}")["text"]
+    assert "worker timeout" not in say(driver, "logs shop web")["text"]  # web: every instance
+    asked = len([r for r in aws.requests if "EnvironmentInfo" in r.action])
+    assert say(driver, "logs shop i-0abc")["text"] == (
+        f"`i-0abc` is not one of `shop-prod`'s instances (`{min(first, second)}`, "
+        f"`{max(first, second)}`): name one of those, or none for the first instance's logs."
+    )
+    assert say(driver, "logs shop web.1")["text"] == (
+        "On Beanstalk, logs take an instance ID such as `i-0abc…`, not `web.1`: "
+        "`/deploy status shop` lists the instances."
+    )
+    assert len([r for r in aws.requests if "EnvironmentInfo" in r.action]) == asked
+    assert aws.violations == []
+
+
 def test_run_and_promote_are_not_beanstalk_features(driver, aws):  # noqa: F811
     assert "`run` is not supported there" in say(driver, "run shop ls")["text"]
     assert "Beanstalk has no pipelines" in say(driver, "promote shop")["text"]

@@ -411,6 +411,14 @@ class Shipping:
 
     def logs(self, resolved: Resolved, command: Command) -> Result:
         platform = platform_of(resolved)
-        dyno = command.target if resolved.target.platform == "heroku" else None
+        dyno = command.target
+        if resolved.target.platform == "beanstalk" and dyno is not None:
+            # An environment's one process type is `web`: every instance runs it.
+            dyno = None if dyno == "web" else dyno
+            if dyno is not None and not dyno.startswith("i-"):
+                return Reply(
+                    f"On Beanstalk, logs take an instance ID such as `i-0abc…`, not "
+                    f"{code(dyno)}: `/deploy status {command.app}` lists the instances."
+                )
         lines = platform.log_lines(resolved.target.name, dyno, command.limit or 100)
         return Logs(command.app or "", dyno, tuple(mask(line) for line in lines))

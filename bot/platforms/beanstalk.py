@@ -37,7 +37,7 @@ from bot.platforms.base import (
 )
 from bot.platforms.cloudwatch import requests_per_minute
 from policies.redact import MASK, mask
-from policies.slack_text import code, escape
+from policies.slack_text import code, escape, listed
 
 PROCESS_TYPE = "web"
 SERVICE = "Elastic Beanstalk"  # as error messages name it
@@ -282,21 +282,37 @@ class BeanstalkPlatform:
         return str(self._environment(app).get("CNAME", ""))
 
     def log_lines(self, app: str, dyno: str | None, lines: int) -> list[str]:
-        """The tail of the first instance's logs: ask the instances, then fetch the bundle."""
+        """The tail of one instance's logs (`dyno`, an instance ID; else the first to send
+        one): ask the instances, then fetch its bundle. An ID that is not one of the
+        environment's instances is refused before anything is asked."""
+        if dyno is not None:
+            ids = [i.get("Id", "") for i in self._instances(app)]
+            if dyno not in ids:
+                raise NotSupported(
+                    f"{code(dyno)} is not one of `{escape(app)}`'s instances "
+                    f"({listed(sorted(ids))}): name one of those, or none for the first "
+                    "instance's logs."
+                )
         self._call("request_environment_info", app, EnvironmentName=app, InfoType="tail")
         deadline = time.monotonic() + TAIL_WAIT_SECONDS
         while True:
-            found = self._call(
-                "retrieve_environment_info", app, EnvironmentName=app, InfoType="tail"
-            ).get("EnvironmentInfo", [])
+            found = [
+                info
+                for info in self._call(
+                    "retrieve_environment_info", app, EnvironmentName=app, InfoType="tail"
+                ).get("EnvironmentInfo", [])
+                if dyno is None or info.get("Ec2InstanceId") == dyno
+            ]
             if found or time.monotonic() >= deadline:
                 break
             time.sleep(POLL_SECONDS)
         if not found:
             return []
+        # An instance may have sent more than one tail lately: the newest of its own.
+        info = max(found, key=lambda i: i.get("SampleTimestamp") or 0) if dyno else found[0]
         try:
             # A presigned S3 URL: it carries its own signature, so no credentials go with it.
-            return fetch_tail(requests.get, found[0]["Message"], (3.05, 15))[-lines:]
+            return fetch_tail(requests.get, info["Message"], (3.05, 15))[-lines:]
         except UNREADABLE:
             return ["(the log bundle could not be read)"]
 

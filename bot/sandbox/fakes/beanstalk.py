@@ -433,7 +433,8 @@ class _Environment:
     description: str | None = None
     terminated_at: datetime | None = None
     properties: dict[str, str] = field(default_factory=dict)  # environment properties
-    log_lines: list[str] = field(default_factory=list)  # what a tail bundle holds
+    # What a tail bundle holds: (instance ID, or None for every instance's, line).
+    log_lines: list[tuple[str | None, str]] = field(default_factory=list)
     tail_requested: bool = False
 
     @property
@@ -643,10 +644,11 @@ class FakeBeanstalk(ServedFake):
                 _Version(application, label, description, created, region, access_key)
             )
 
-    def log(self, name: str, line: str) -> None:
-        """Add a line to the environment's instance logs (what `tail` retrieves)."""
+    def log(self, name: str, line: str, instance: str | None = None) -> None:
+        """Add a line to the environment's instance logs (what `tail` retrieves): to one
+        instance's, or to every instance's."""
         with self._lock:
-            self._lookup(name, None, None).log_lines.append(line)
+            self._lookup(name, None, None).log_lines.append((instance, line))
 
     def set_properties(self, name: str, values: Mapping[str, str]) -> None:
         """Set environment properties directly (as if set in the console)."""
@@ -785,8 +787,13 @@ class FakeBeanstalk(ServedFake):
         if request.path.startswith("/tail/"):
             # The presigned S3 URL a tail bundle is retrieved from.
             with self._lock:
-                found = [e for e in self._environments if e.id == request.path.split("/")[2]]
-                text = "".join(f"{line}\n" for line in found[0].log_lines) if found else ""
+                _, _, env_id, instance = request.path.split("/")[:4]
+                found = [e for e in self._environments if e.id == env_id]
+                text = "".join(
+                    f"{line}\n"
+                    for at, line in (found[0].log_lines if found else [])
+                    if at in (None, instance)
+                )
             status = 200 if found else 404
             return Response(text, status=status, content_type="text/plain")(environ, start_response)
         status, body, request_id = self._handle(request)
@@ -1034,7 +1041,7 @@ class FakeBeanstalk(ServedFake):
                     "SampleTimestamp": self._now,
                     "Message": f"{self.url}/tail/{env.id}/{instance.id}",
                 }
-                for instance in env.instances[:1]
+                for instance in env.instances  # as AWS does: one per instance that sent one
             ]
         }
 
