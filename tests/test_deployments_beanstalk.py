@@ -5,6 +5,9 @@ maintenance mode refused plainly since Beanstalk has none."""
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
 from bot.web.app import create_app
@@ -217,6 +220,28 @@ def test_ship_deploys_an_application_version_by_label(driver, aws, slack):  # no
     assert update.params["VersionLabel"] == "shop-1.0"
     aws.advance(600)
     assert "Done:" in slack.wait_for_calls("chat.postMessage", n=2, timeout=10)[1].args["text"]
+
+
+def release_age(driver) -> str:  # noqa: F811
+    _, url = driver.command("status shop", ADMIN)
+    return re.search(r"Release: (\S+ for \w+)", json.dumps(driver.reply(url)["blocks"]))[1]
+
+
+def test_status_dates_the_version_by_its_deployment_not_the_last_update(driver, aws, slack):  # noqa: F811
+    versions(aws)
+    assert release_age(driver) == "v1 for 23h"  # launched with it a day ago
+    driver.command("scale web=3 shop", ADMIN)
+    slack.wait_for_calls("chat.postMessage", n=1, timeout=10)
+    aws.advance(600)
+    slack.wait_for_calls("chat.postMessage", n=2, timeout=10)
+    # The scale had moved DateUpdated, and with it the age: "v1 for 0s".
+    assert release_age(driver) == "v1 for 23h"
+    driver.command("ship shop shop-1.0", ADMIN)
+    slack.wait_for_calls("chat.postMessage", n=3, timeout=10)
+    aws.advance(600)
+    slack.wait_for_calls("chat.postMessage", n=4, timeout=10)
+    assert release_age(driver) == "shop-1.0 for 0s"  # dated by its deployment, just now
+    assert aws.violations == []
 
 
 def test_a_ship_answered_500_is_sent_once_and_read_back_from_the_version(driver, aws):  # noqa: F811

@@ -44,6 +44,10 @@ SERVICE = "Elastic Beanstalk"  # as error messages name it
 # How often a follow-up asks whether an update has finished (tests shorten it).
 POLL_SECONDS = 10.0
 TAIL_WAIT_SECONDS = 60.0  # instances upload a tail bundle within seconds
+# The events (newest first, AWS's wording) that say a version went out: a deployment's end,
+# or the launch of an environment created with it.
+_DEPLOYED = re.compile(r"^(New application version was deployed|Successfully launched environment)")
+EVENTS_READ = 1000  # DescribeEvents' most in one call
 ASG = "aws:autoscaling:asg"
 LAUNCH = "aws:autoscaling:launchconfiguration"
 EC2 = "aws:ec2:instances"
@@ -75,6 +79,8 @@ class BeanstalkPlatform:
         # When each environment's latest change began, by the service's clock: its events
         # from then on say how the change ended.
         self._began: dict[str, datetime] = {}
+        # When each environment's version was deployed, by (version, DateUpdated) read then.
+        self._deployed: dict[str, tuple[tuple[Any, Any], datetime | None]] = {}
 
     def _eb(self, write: bool = False) -> Any:
         # Built on first use: start-up never touches AWS, and a bad profile is reported per app.
@@ -211,7 +217,7 @@ class BeanstalkPlatform:
                 Dyno(i["Id"], PROCESS_TYPE, "running", settings["instance_type"], None)
                 for i in instances
             ),
-            release=Release(label, "", environment.get("DateUpdated"), "") if label else None,
+            release=Release(label, "", self._deployed_at(app, environment), "") if label else None,
             state=environment.get("Status"),
             health=environment.get("Health") or health.get("Color"),
             notes=tuple(notes),
@@ -388,6 +394,24 @@ class BeanstalkPlatform:
         return Settled(
             ok=True, summary=f"`{app}` is Ready ({escape(environment.get('Health', 'unknown'))})."
         )
+
+    def _deployed_at(self, app: str, environment: dict[str, Any]) -> datetime | None:
+        """When the environment's version went out: the newest event that says a version was
+        deployed (or the environment launched with it), not `DateUpdated`, which any update
+        moves (a scale, a config change). None past the events AWS keeps (six weeks). Read
+        again only once `DateUpdated` has moved."""
+        key = (environment.get("VersionLabel"), environment.get("DateUpdated"))
+        known = self._deployed.get(app)
+        if known is not None and known[0] == key:
+            return known[1]
+        events = self._call(
+            "describe_events", app, EnvironmentName=app, MaxRecords=EVENTS_READ
+        ).get("Events", [])
+        at = next(
+            (e.get("EventDate") for e in events if _DEPLOYED.match(e.get("Message", ""))), None
+        )
+        self._deployed[app] = (key, at)
+        return at
 
     def _environment(self, app: str) -> dict[str, Any]:
         found = self._call("describe_environments", app, EnvironmentNames=[app])

@@ -1427,6 +1427,11 @@ class FakeBeanstalk(ServedFake):
                 self._resize(env, 0)  # every instance is replaced by one of the new type
             if operation.version_label is not None:
                 env.version_label = operation.version_label
+                self._event(
+                    env,
+                    "New application version was deployed to running EC2 instances.",
+                    request_id=rid,
+                )
             if operation.properties is not None:
                 env.properties = operation.properties
             low, high = env.config.min_size, env.config.max_size
