@@ -637,8 +637,10 @@ def _status(result: Status, now: datetime) -> Message:
     )
     state = " ".join(escape(part) for part in (status.state, status.health) if part)
     prefix = f"{state} · " if state else ""
+    held = _holds(result, now)
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": f"{status.app}"[:150]}},
+        *([_section(held)] if held else []),
         {
             "type": "section",
             "fields": [
@@ -648,7 +650,26 @@ def _status(result: Status, now: datetime) -> Message:
         },
         _context(f"{prefix}Release: {release}", *map(escape, status.notes[:MAX_NOTES])),
     ]
+    text += f". {held}" if held else ""
     return {"response_type": "in_channel", "text": text, "blocks": blocks}
+
+
+def _holds(result: Status, now: datetime) -> str:
+    """What holds the app back, if anything: maintenance mode, a deploy lock."""
+    app, lock = result.status.app, result.lock
+    lines = []
+    if result.status.maintenance:
+        lines.append(f"*Maintenance mode is on* (`/deploy maintenance {app} off` ends it).")
+    if lock is not None:
+        lines.append(
+            f"*Locked* by <@{lock.user_id}> since {_clock(lock.locked_at)}: {escape(lock.reason)}"
+        )
+    return "\n".join(lines)
+
+
+def _clock(at: datetime) -> str:
+    """A time of day each reader sees in their own time zone (UTC where dates are not shown)."""
+    return f"<!date^{int(at.timestamp())}^{{time}}|{at:%H:%M} UTC>"
 
 
 MAX_DYNOS_SHOWN = 20
@@ -710,7 +731,6 @@ def _asked_change(ptype: str, before: tuple[int, str], quantity: int, size: str 
 
 def _prompt(text: str, label: str, who: str, confirmation_id: str, expires_at: datetime) -> Message:
     """A question with Confirm (or Approve, Kill, Roll back) and Cancel buttons."""
-    expires = int(expires_at.timestamp())
     return {
         "response_type": "in_channel",
         "text": text,
@@ -735,7 +755,7 @@ def _prompt(text: str, label: str, who: str, confirmation_id: str, expires_at: d
                     },
                 ],
             },
-            _context(f"{who}. Expires <!date^{expires}^{{time}}|{expires_at:%H:%M} UTC>."),
+            _context(f"{who}. Expires {_clock(expires_at)}."),
         ],
     }
 

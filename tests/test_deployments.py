@@ -6,6 +6,7 @@ and the failed-release alert's Rollback button."""
 from __future__ import annotations
 
 import logging
+import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -256,6 +257,24 @@ def test_maintenance_turns_on_once_and_says_when_already_on(driver, heroku, conf
     assert patch.json == {"maintenance": True}
     say(driver, "maintenance myapp off")
     assert heroku.maintenance("myapp") is False
+    assert heroku.violations == []
+
+
+def test_status_says_when_maintenance_mode_is_on_and_who_holds_the_lock(driver, heroku):
+    plain = say(driver, "status myapp", USER)
+    assert "Maintenance" not in plain["text"] and "Locked" not in plain["text"]
+    heroku.set_maintenance("myapp", True)  # turned on in the dashboard: read from Heroku
+    say(driver, 'lock myapp "migrating <!channel>"', OTHER_ADMIN)
+    reply = say(driver, "status myapp", USER)
+    maintenance, lock = reply["blocks"][1]["text"]["text"].splitlines()
+    assert maintenance == "*Maintenance mode is on* (`/deploy maintenance myapp off` ends it)."
+    since = r"<!date\^\d+\^\{time\}\|\d\d:\d\d UTC>"
+    assert re.fullmatch(
+        rf"\*Locked\* by <@{OTHER_ADMIN}> since {since}: migrating &lt;!channel&gt;", lock
+    )
+    assert (
+        "Maintenance mode is on" in reply["text"] and "migrating &lt;!channel&gt;" in reply["text"]
+    )
     assert heroku.violations == []
 
 

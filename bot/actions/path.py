@@ -130,6 +130,7 @@ class Actions:
         self._targets = targets
         self._unlisted_heroku = unlisted_heroku
         self._request_keys = request_keys
+        self._locks = locks
         self.reconciler = Reconciler(resolve, audit)
         self._deployments = (
             Deployments(
@@ -215,7 +216,10 @@ class Actions:
                 resolved.platform.formation(resolved.target.name)
             if command.verb == "status":
                 return Status(
-                    replace(resolved.platform.status(resolved.target.name), app=command.app)
+                    replace(resolved.platform.status(resolved.target.name), app=command.app),
+                    lock=self._locks.get(resolved.target.alias)
+                    if self._locks is not None
+                    else None,
                 )
             if command.verb == "restart":
                 return self._restart(actor, resolved, command)

@@ -13,6 +13,7 @@ from bot.registry import Target
 from bot.store.audit import Entry
 from bot.store.confirmations import Pending
 from bot.store.heartbeats import Beat
+from bot.store.locks import Lock
 from policies.costs import MonthlyCost
 from policies.digest import DayNumbers, Span
 from policies.slack_text import code
@@ -76,6 +77,7 @@ class AppList:
 @dataclass(frozen=True)
 class Status:
     status: AppStatus
+    lock: Lock | None = None  # the app's deploy lock, if someone holds it
 
 
 @dataclass(frozen=True)

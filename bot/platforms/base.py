@@ -77,6 +77,7 @@ class AppStatus:
     health: str | None = None  # Beanstalk: Green, Yellow, Red, Grey
     notes: tuple[str, ...] = ()  # health causes, request metrics, scaling limits
     unit: str = "dyno"  # what runs the app: Heroku dynos, Beanstalk instances
+    maintenance: bool | None = None  # Heroku's maintenance mode; None: the platform has none
 
 
 @dataclass(frozen=True)

@@ -219,11 +219,13 @@ class HerokuPlatform:
         self._call("DELETE", app, path)
 
     def dynos(self, app: str) -> tuple[Dyno, ...]:
-        """The app's dynos in one API call (`status` makes three)."""
+        """The app's dynos in one API call (`status` makes four)."""
         items = self._call("GET", app, ("apps", app, "dynos"))
         return tuple(sorted((_dyno(d) for d in items or ()), key=_dyno_order))
 
     def status(self, app: str) -> AppStatus:
+        """Four reads: the formation, the dynos, the current release and the app itself
+        (whether it is in maintenance mode)."""
         formation = self.formation(app)
         dynos = self.dynos(app)
         releases = self._call(
@@ -235,6 +237,7 @@ class HerokuPlatform:
             formation=formation,
             dynos=dynos,
             release=_release(current[0]) if current else None,
+            maintenance=self.maintenance(app),
         )
 
     def releases(self, app: str, limit: int) -> tuple[Release, ...]:
