@@ -162,9 +162,14 @@ def _deployed(result: Deployed) -> Message:
         names = listed(result.keys)
         text = f"{who} {result.mode} {names} on {app}."
     elif result.verb == "lock":
+        was = (
+            f" (replacing their earlier reason: {escape(result.replaced)})"
+            if result.replaced
+            else ""
+        )
         text = (
-            f"{who} locked {app}: {escape(result.mode or '')}. Only they may roll it back, ship, "
-            f"promote or swap it until `/deploy unlock {result.app}`."
+            f"{who} locked {app}: {escape(result.mode or '')}{was}. Only they may roll it back, "
+            f"ship, promote or swap it until `/deploy unlock {result.app}`."
         )
     elif result.verb == "ship" and result.build_id:
         text = f"{who} is shipping {code(result.mode or '')} to {app}."

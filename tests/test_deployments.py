@@ -160,6 +160,21 @@ def test_a_deploy_lock_holds_back_everyone_but_its_holder(driver, heroku, config
     ]
 
 
+def test_locking_again_says_which_reason_the_new_one_replaced(driver, heroku):
+    say(driver, 'lock myapp "checkout <!here>"', OTHER_ADMIN)
+    text = say(driver, "lock myapp payments", OTHER_ADMIN)["text"]
+    assert text.startswith(
+        f"<@{OTHER_ADMIN}> locked `myapp`: payments "
+        "(replacing their earlier reason: checkout &lt;!here&gt;). Only they may"
+    )
+    # The same reason again replaces nothing, and someone else's lock is refused as before.
+    assert "replacing" not in say(driver, "lock myapp payments", OTHER_ADMIN)["text"]
+    assert say(driver, "lock myapp mine", ADMIN)["text"] == (
+        f"`myapp` is already locked by <@{OTHER_ADMIN}> (payments). Ask them to "
+        "`/deploy unlock myapp` first."
+    )
+
+
 @pytest.mark.parametrize(
     "text", ["lock myap deploying", "pin myap web=3 for 1h", "config set FOO=bar myap"]
 )

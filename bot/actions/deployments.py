@@ -368,15 +368,19 @@ class Deployments:
     def _lock(self, actor: Actor, command: Command) -> Result:
         app, reason = command.app or "", command.reason or ""
         entry = self._audit.start(actor, "lock", app, command.text(), None, None)
-        held = self._locks.take(app, actor.user_id, reason, self._now())
+        held, earlier = self._locks.take(app, actor.user_id, reason, self._now())
         if held.user_id != actor.user_id:
             self._audit.finish(entry, "refused", error=f"already locked by {held.user_id}")
             return Reply(
                 f"`{app}` is already locked by <@{held.user_id}> ({escape(held.reason)}). Ask them to "
                 f"`/deploy unlock {app}` first."
             )
+        # Their own lock again: a new reason replaces the old one, and the reply says which.
+        replaced = earlier.reason if earlier and earlier.reason != reason else None
         self._audit.finish(entry, "ok")
-        return Deployed(app, "lock", actor.user_id, mode=held.reason, audit_id=entry)
+        return Deployed(
+            app, "lock", actor.user_id, mode=held.reason, audit_id=entry, replaced=replaced
+        )
 
     def _unlock(self, actor: Actor, command: Command) -> Result:
         app = command.app or ""

@@ -249,6 +249,7 @@ class Deployed:
     build_id: str | None = None  # ship on Heroku: the build the thread follows
     promotions: tuple[Promotion, ...] = ()  # promote: each downstream app's result
     note: str | None = None  # rollback, config: how a lost answer was read back (Slack text)
+    replaced: str | None = None  # lock: the reason the holder's own earlier lock had
 
 
 @dataclass(frozen=True)

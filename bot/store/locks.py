@@ -3,10 +3,10 @@ people locking at once (on two web dynos) cannot both win."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete
 
 from bot.store.db import Database, aware
 from bot.store.models import DeployLock
@@ -34,20 +34,23 @@ class Locks:
             row = session.get(DeployLock, app)
             return _lock(row) if row is not None else None
 
-    def take(self, app: str, user_id: str, reason: str, now: datetime) -> Lock:
-        """Lock `app` for `user_id`; returns the lock that stands (theirs, or an earlier one).
-        Their own earlier lock takes the new reason."""
+    def take(self, app: str, user_id: str, reason: str, now: datetime) -> tuple[Lock, Lock | None]:
+        """Lock `app` for `user_id`: the lock that stands (theirs, or an earlier one of
+        someone else's), and the holder's own earlier lock as it was, whose reason the new
+        one replaces (None when the lock is new or not theirs)."""
         while True:
-            self._db.insert_new(DeployLock, app=app, user_id=user_id, reason=reason, locked_at=now)
+            if self._db.insert_new(
+                DeployLock, app=app, user_id=user_id, reason=reason, locked_at=now
+            ):
+                return Lock(app, user_id, reason, now), None
             with self._db.session() as session, session.begin():
-                session.execute(
-                    update(DeployLock)
-                    .where(DeployLock.app == app, DeployLock.user_id == user_id)
-                    .values(reason=reason)
-                )
-            found = self.get(app)
-            if found is not None:
-                return found
+                row = session.get(DeployLock, app, with_for_update=True)
+                if row is not None:
+                    standing = _lock(row)
+                    if row.user_id != user_id:
+                        return standing, None
+                    row.reason = reason
+                    return replace(standing, reason=reason), standing
             # Its holder unlocked it between the insert and the read: take it again.
 
     def release(self, held: Lock) -> bool:
