@@ -57,6 +57,12 @@ READ_ONLY_VERBS = frozenset(READ_VERBS)
 KNOWN_VERBS = READ_ONLY_VERBS | MUTATING_VERBS
 # These verbs name no app, so `whoami` answers them once instead of per app.
 APPLESS_VERBS = frozenset({"apps", "whoami", "help", "about"})
+# `approve` is a right to click a button, not a command anyone types: `whoami` names it as
+# the button, after the verbs that change something.
+_CLICKED = {"approve": "the Approve button on someone else's protected change"}
+_WHOAMI_ORDER = (
+    tuple(verb for verb in CHANGE_VERBS if verb not in _CLICKED) + tuple(_CLICKED) + READ_VERBS
+)
 
 _USER_ID_RE = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _GROUP_ID_RE = re.compile(r"^S[A-Z0-9]{2,}$")
@@ -279,7 +285,7 @@ def summarize(
     lines = [f"You are <@{user_id}> (user groups: {group_text}), asking in {where}."]
     if user_id in admins:
         lines.append("You are in DEPLOYBOT_ADMINS: you may change any app no deny rule protects.")
-    for verb in VERB_ORDER:
+    for verb in _WHOAMI_ORDER:
         targets: list[str | None] = [None] if verb in APPLESS_VERBS else list(app_names)
         allowed: dict[str, list[str]] = {}
         denied: dict[str, list[str]] = {}
@@ -305,11 +311,13 @@ def _why(decision: Decision, verb: str) -> str:
 def _summary_line(
     verb: str, allowed: dict[str, list[str]], denied: dict[str, list[str]], appless: bool
 ) -> str:
+    label = _CLICKED.get(verb, f"`{verb}`")
+    label = label[0].upper() + label[1:]
     if appless:
         (why,) = (allowed or denied).keys()
-        return f"`{verb}`: {'yes' if allowed else 'no'} ({why})."
+        return f"{label}: {'yes' if allowed else 'no'} ({why})."
     if not allowed and not denied:
-        return f"`{verb}`: no apps are registered."
+        return f"{label}: no apps are registered."
     total = sum(len(names) for names in allowed.values()) + sum(
         len(names) for names in denied.values()
     )
@@ -323,7 +331,7 @@ def _summary_line(
     ]
     if refused:
         text += "; denied on " + "; ".join(refused)
-    return f"`{verb}`: {text}."
+    return f"{label}: {text}."
 
 
 def _ordered(verbs: Iterable[str]) -> list[str]:

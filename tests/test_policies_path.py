@@ -12,7 +12,7 @@ from bot.sandbox.slack_requests import slash_command
 from bot.web.app import create_app
 from handlers.render import CANCEL_ACTION, CONFIRM_ACTION
 from tests.conftest import ADMIN, OTHER_ADMIN, USER
-from tests.webclient import SlackDriver, button, settle
+from tests.webclient import SlackDriver, ack_text, button, settle
 
 OPS, INTERN, APPROVER = "UOPS0001", "UINTERN1", "UAPPROVE1"
 REGISTRY = """\
@@ -194,6 +194,19 @@ def test_whoami_says_what_and_why(driver):
     text = say(driver, "whoami", OPS)["text"]
     assert f"You are <@{OPS}> (user groups: SOPS)" in text
     assert "scale" in text and "myapp" in text and "deploybot.yml:4" in text
+
+
+def test_whoami_names_approve_as_the_button_it_is_not_a_command_to_type(driver):
+    # `approve` is no verb of the grammar: a line `approve`: … read as one to type.
+    ack = driver.post(
+        slash_command("approve myapp", driver.slack.new_response_url(), user_id=APPROVER)
+    )
+    assert "`approve` is not a command I know" in ack_text(ack)
+    lines = say(driver, "whoami", APPROVER)["text"].splitlines()
+    assert not [line for line in lines if line.startswith("`approve`")]
+    [button_line] = [line for line in lines if line.startswith("The Approve button")]
+    assert button_line.startswith("The Approve button on someone else's protected change: every")
+    assert button_line.endswith("deploybot.yml:7).")
 
 
 @pytest.mark.parametrize(

@@ -277,7 +277,8 @@ def test_summary_lists_apps_and_the_rule_behind_each() -> None:
     assert by_verb["`kill`"] == "`kill`: no apps."
     assert by_verb["`status`"] == "`status`: every app (read-only)."
     assert by_verb["`help`"] == "`help`: yes (read-only)."
-    assert by_verb["`approve`"] == "`approve`: no apps."
+    clicked = "The Approve button on someone else's protected change"
+    assert by_verb[clicked] == f"{clicked}: no apps."
 
 
 def test_summary_shows_denies_and_admin_rights() -> None:
