@@ -37,8 +37,24 @@ def test_history_lists_changes_newest_first_with_who_and_outcome(driver, heroku)
     lines = driver.reply(url)["text"].splitlines()
     assert lines[0].startswith("*Recent changes to `myapp`*") and len(lines) == 2
 
-    _, url = driver.command("history nothing-here", USER)
-    assert driver.reply(url)["text"] == "No changes recorded for `nothing-here` yet."
+    _, url = driver.command("history other-app refused", USER)
+    assert driver.reply(url)["text"] == "No refused requests recorded for `other-app` yet."
+
+
+def test_history_of_an_app_that_does_not_exist_says_so(driver, heroku):
+    # It had answered as for an app with nothing done to it yet.
+    for text in ("history nothing-here", "history nothing-here refused"):
+        _, url = driver.command(text, USER)
+        assert driver.reply(url)["text"] == (
+            "Heroku has no app called `nothing-here`, or the bot's key cannot see it. "
+            "Check the name in the Heroku dashboard."
+        )
+    # An app deleted since keeps its trail: the rows are read before Heroku is asked.
+    _, url = driver.command("scale web=2 myapp", ADMIN)
+    driver.reply(url)
+    heroku._apps.pop("myapp")
+    _, url = driver.command("history myapp", USER)
+    assert f"<@{ADMIN}> `scale web=2 myapp`" in driver.reply(url)["text"]
 
 
 def test_a_change_of_unknown_outcome_says_so(driver, heroku):

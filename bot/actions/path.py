@@ -45,6 +45,7 @@ from bot.metrics.report import series
 from bot.metrics.store import MetricsStore
 from bot.platforms.base import (
     Formation,
+    NoSuchApp,
     NotSupported,
     PlatformError,
     Settled,
@@ -194,7 +195,8 @@ class Actions:
         if command.verb == "history":
             outcomes = HISTORY_FILTERS.get(command.mode or "")
             entries = self._audit.recent(command.app, command.limit, outcomes)
-            return History(command.app, tuple(entries), command.mode)
+            missing = self._no_such_app(command.app) if command.app and not entries else None
+            return Reply(missing) if missing else History(command.app, tuple(entries), command.mode)
         if command.verb == "alerts":
             if self._alerts is None:
                 return Reply("This bot keeps no alerts.")
@@ -255,6 +257,20 @@ class Actions:
             return Reply(str(error))
         except (CommandError, UnknownApp, NotSupported) as error:
             return Reply(str(error))
+
+    def _no_such_app(self, app: str) -> str | None:
+        """Why `app` names no app, or None: it is listed, exists, or the platform cannot say
+        now (a name outside the registry costs one read; an app deleted since keeps its
+        history, which is read before asking)."""
+        try:
+            resolved = self._resolve(app)
+            if not resolved.target.listed:
+                resolved.platform.formation(resolved.target.name)
+        except (UnknownApp, NoSuchApp) as error:
+            return str(error)
+        except PlatformError:
+            return None  # unreachable, throttled, no key: the trail is still worth showing
+        return None
 
     def _record(self, actor: Actor, command: Command, outcome: str, reason: str) -> None:
         # The autoscaler's own refusals are in its decisions, every tick: not audit rows.

@@ -126,6 +126,16 @@ class PlatformError(Exception):
         return "unknown" if self.changed is None else "error"
 
 
+class NoSuchApp(PlatformError):
+    """The platform has no app called `app`, or the bot's key cannot see it: `fact` says
+    so, and the advice after it says what to do."""
+
+    def __init__(self, app: str, fact: str, advice: str) -> None:
+        super().__init__(f"{fact} {advice}")
+        self.app = app
+        self.fact = fact
+
+
 def lost_answer(fact: str, app: str, *, write: bool) -> PlatformError:
     """A call that was sent and whose answer was lost (`fact` says how): a write may have
     been made, so the user is sent to `status` first; a read changed nothing."""

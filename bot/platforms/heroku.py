@@ -37,6 +37,7 @@ from bot.platforms.base import (
     Build,
     Dyno,
     Formation,
+    NoSuchApp,
     PlatformError,
     Promotion,
     Release,
@@ -47,7 +48,7 @@ from bot.platforms.base import (
 )
 from bot.store.throttles import Throttles
 from policies.redact import mask
-from policies.slack_text import escape
+from policies.slack_text import code, escape
 
 log = logging.getLogger(__name__)
 
@@ -615,9 +616,10 @@ def _http_error(response: Any, app: str, method: str) -> PlatformError:
     if status == 404:
         # Heroku names the missing resource in `resource`; its message says "that app".
         if body.get("resource") == "app" or "that app" in message.lower():
-            return PlatformError(
-                f"Heroku has no app called `{app}`, or the bot's key cannot see it. "
-                "Check the name in the Heroku dashboard."
+            return NoSuchApp(
+                app,
+                f"Heroku has no app called {code(app)}, or the bot's key cannot see it.",
+                "Check the name in the Heroku dashboard.",
             )
         if body.get("resource") == "pipeline_coupling" or "pipeline coupling" in message.lower():
             return PlatformError(
