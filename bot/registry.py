@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from policies import autoscale, costs, guardrails, rules
 from policies.digest import DigestTime, parse_digest
 from policies.guardrails import parse_duration
-from policies.names import suggest
+from policies.names import suggest_app
 from policies.slack_text import code
 
 DEFAULT_FILE = "deploybot.yml"
@@ -435,6 +435,14 @@ class Registry:
     def aliases(self) -> list[str]:
         return sorted(self.spec.apps)
 
+    def names(self) -> dict[str, str]:
+        """Each name a listed app goes by (its alias, its Heroku app or Beanstalk
+        environment where that differs) → the alias to type: what a did-you-mean offers."""
+        known = {alias: alias for alias in self.aliases()}
+        for name, behind in self._behind.items():
+            known.setdefault(name, behind[0])
+        return known
+
     def channel_of(self, alias: str) -> str | None:
         """The app's home channel for alerts; None for an app without one or not listed."""
         try:
@@ -504,7 +512,7 @@ class Registry:
                 guardrails=guardrails.Guardrails(max=cap),
                 listed=False,
             )
-        hint = suggest(alias, self.aliases())
+        hint = suggest_app(alias, self.names())
         listed = f" Did you mean {hint}?" if hint else " `/deploy apps` lists them."
         raise UnknownApp(f"{code(alias)} is not an app I manage.{listed}")
 

@@ -7,7 +7,9 @@ candidate is, since that is what the user should type.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+
+from policies.slack_text import code
 
 
 def closest(name: str, candidates: Iterable[str], limit: int = 3) -> list[str]:
@@ -20,9 +22,24 @@ def closest(name: str, candidates: Iterable[str], limit: int = 3) -> list[str]:
 
 
 def suggest(name: str, candidates: Iterable[str], limit: int = 3) -> str | None:
-    """`a`, `a or b`, or `a, b or c`: the closest candidates, best first; None if none is close."""
-    matches = closest(name, candidates, limit)
+    """`a`, `a or b`, or `a, b or c`: the closest candidates, best first; None if none is."""
+    return _said(closest(name, candidates, limit))
+
+
+def suggest_app(name: str, known: Mapping[str, str], limit: int = 3) -> str | None:
+    """The apps whose names are close to `name`, as `suggest` says them. `known` maps each
+    name an app goes by (its alias, its Heroku app or Beanstalk environment) to the name to
+    type; an app close by two of its names is offered once, and `name` itself never."""
+    offered: list[str] = []
+    for match in closest(name, known, limit=max(1, len(known))):
+        app = known[match]
+        if app not in offered and app.lower() != name.lower():
+            offered.append(app)
+    return _said(offered[:limit])
+
+
+def _said(matches: list[str]) -> str | None:
     if not matches:
         return None
-    quoted = [f"`{m}`" for m in matches]
+    quoted = [code(m) for m in matches]
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]

@@ -187,6 +187,11 @@ def test_kill_on_beanstalk_confirms_then_sets_zero(driver, aws, slack):
         ("scale worker=1 shop", "no `worker` process type (it has: `web`)"),
         ("restart shop web.1", "restart all of it"),
         ("status shopp", "Did you mean `shop`"),
+        # Close to the environment's name only (`shop-prod`): the alias to type is offered.
+        (
+            "status shop-production",
+            "`shop-production` is not an app I manage. Did you mean `shop`?",
+        ),
         ("status unlisted-app", "not an app I manage"),
         (
             "scale web=2 ghost",

@@ -52,6 +52,13 @@ def test_bad_input_and_help_in_the_console(tmp_path):
     assert "Heroku has no app called `nope`" in output
 
 
+def test_a_mistyped_app_in_the_console_gets_the_closest_sandbox_app(tmp_path):
+    output = run_lines(tmp_path, "status dmeo", "history dmeo", "status demo-shop-prd")
+    said = "(only you) Heroku has no app called `dmeo`, or the bot's key cannot see it."
+    assert output.count(f"{said} Did you mean `demo`?") == 2
+    assert "Did you mean `demo-shop` or `demo-shop-green`?" in output
+
+
 def test_python_m_bot_console_sandbox_runs_one_line_and_exits(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(

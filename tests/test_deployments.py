@@ -184,8 +184,7 @@ def test_a_mistyped_app_outside_the_registry_is_not_locked_pinned_or_prompted(
     # The default registry lets any Heroku app be named: a typo must not look done.
     reply = say(driver, text)
     assert reply["text"] == (
-        "Heroku has no app called `myap`, or the bot's key cannot see it. Check the name in "
-        "the Heroku dashboard."
+        "Heroku has no app called `myap`, or the bot's key cannot see it. Did you mean `myapp`?"
     )
     # Nothing was kept: no lock, no pin, no prompt.
     assert say(driver, "unlock myap")["text"] == "`myap` is not locked; nothing to do."
@@ -222,6 +221,19 @@ def with_registry(config, slack, tmp_path, monkeypatch):
     for app in made:
         app.extensions["deploybot"].followups.close()
         app.extensions["deploybot"].db.dispose()
+
+
+def test_a_listed_app_heroku_cannot_find_is_not_answered_with_other_names(with_registry, heroku):
+    # The registry's `myap` points at no Heroku app: the entry is wrong, not the typing.
+    driver = with_registry(
+        "heroku:\n  allow_unlisted: true\napps:\n  myap:\n    platform: heroku\n"
+    )
+    assert say(driver, "status myap")["text"] == (
+        "Heroku has no app called `myap`, or the bot's key cannot see it. Check the name in "
+        "the Heroku dashboard."
+    )
+    # A name outside the registry is offered both kinds: the Heroku apps and the aliases.
+    assert say(driver, "status myappp")["text"].endswith("Did you mean `myapp` or `myap`?")
 
 
 def test_a_freeze_refuses_a_rollback(with_registry, heroku):

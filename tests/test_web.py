@@ -312,6 +312,26 @@ def test_heroku_errors_become_plain_sentences(driver, heroku, text, setup, says)
     assert "Traceback" not in reply["text"]
 
 
+@pytest.mark.parametrize(
+    "text", ["status mypap", "scale web=2 mypap", "restart mypap", "history mypap", "kill mypap"]
+)
+def test_a_mistyped_app_gets_the_closest_names_the_heroku_key_can_see(driver, heroku, text):
+    # No registry: the names come from Heroku's app list, read once the app was not found.
+    _, url = driver.command(text, ADMIN)
+    assert driver.reply(url)["text"] == (
+        "Heroku has no app called `mypap`, or the bot's key cannot see it. Did you mean `myapp`?"
+    )
+    assert heroku.calls("GET", "/apps") and heroku.violations == []
+
+
+def test_a_name_close_to_no_app_keeps_the_advice_to_check_it(driver, heroku):
+    _, url = driver.command("status zzzzzz", ADMIN)
+    assert driver.reply(url)["text"] == (
+        "Heroku has no app called `zzzzzz`, or the bot's key cannot see it. Check the name in "
+        "the Heroku dashboard."
+    )
+
+
 def test_a_limit_heroku_gives_without_a_message_reaches_the_user(driver, heroku):
     body = {"id": "cannot_update_above_limit", "limit": 100}
     heroku.fail_next(422, body=body, methods=["PATCH"])

@@ -61,7 +61,7 @@ from bot.store.incidents import Alerts
 from bot.store.locks import Locks
 from bot.store.request_keys import RequestKeys
 from bot.store.webhook_secrets import WebhookSecrets
-from policies import costs, guardrails
+from policies import costs, guardrails, names
 from policies.commands import (
     Command,
     CommandError,
@@ -254,7 +254,7 @@ class Actions:
                 self._record(actor, command, "error", str(error))
             if error.changed is None:
                 return Reply(check_first(error.fact, command.app))
-            return Reply(str(error))
+            return Reply(self._said(error))
         except (CommandError, UnknownApp, NotSupported) as error:
             return Reply(str(error))
 
@@ -266,11 +266,34 @@ class Actions:
             resolved = self._resolve(app)
             if not resolved.target.listed:
                 resolved.platform.formation(resolved.target.name)
-        except (UnknownApp, NoSuchApp) as error:
+        except UnknownApp as error:
             return str(error)
+        except NoSuchApp as error:
+            return self._said(error)
         except PlatformError:
             return None  # unreachable, throttled, no key: the trail is still worth showing
         return None
+
+    def _said(self, error: PlatformError) -> str:
+        """The error in words; a name typed outside the registry that the platform does not
+        know gets the known apps' names closest to it (the registry's, and those the Heroku
+        key can see: one more read, only now)."""
+        if not isinstance(error, NoSuchApp):
+            return str(error)
+        seen: tuple[str, ...] = ()
+        try:
+            resolved = self._resolve(error.app)
+            if resolved.target.listed:
+                return str(error)  # the registry's entry is what is wrong, not the typing
+            # Only Heroku takes names outside the registry, so only it lists them.
+            seen = getattr(resolved.platform, "app_names", tuple)()
+        except (PlatformError, UnknownApp):
+            pass  # the registry's names still help
+        known = {name: self._canonical(name) for name in seen}
+        for target in self._targets():
+            known[target.alias] = known[target.name] = target.alias
+        hint = names.suggest_app(error.app, known)
+        return f"{error.fact} Did you mean {hint}?" if hint else str(error)
 
     def _record(self, actor: Actor, command: Command, outcome: str, reason: str) -> None:
         # The autoscaler's own refusals are in its decisions, every tick: not audit rows.
@@ -624,7 +647,7 @@ class Actions:
                     f"`/deploy status {app}` (dyno ages) before asking again.",
                     public=True,
                 )
-            return Reply(str(error))
+            return Reply(self._said(error))
         except Exception as error:
             self._audit.finish(entry, "error", error=type(error).__name__)
             raise

@@ -257,6 +257,11 @@ class HerokuPlatform:
         created = self._call("POST", app, ("apps", app, "releases"), {"release": release.id})
         return _release(created)
 
+    def app_names(self) -> tuple[str, ...]:
+        """The names of the apps the key can see (the first thousand): a did-you-mean's."""
+        items = self._call("GET", "", ("apps",), range_="name ..; max=1000;")
+        return tuple(str(item["name"]) for item in items or () if item.get("name"))
+
     def maintenance(self, app: str) -> bool:
         return bool(self._call("GET", app, ("apps", app)).get("maintenance"))
 
