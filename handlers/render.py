@@ -163,7 +163,7 @@ def _deployed(result: Deployed) -> Message:
         text = f"{who} {result.mode} {names} on {app}."
     elif result.verb == "lock":
         was = (
-            f" (replacing their earlier reason: {escape(result.replaced)})"
+            f" (it replaces the earlier reason: {escape(result.replaced)})"
             if result.replaced
             else ""
         )
@@ -667,7 +667,7 @@ def _holds(result: Status, now: datetime) -> str:
         lines.append(f"*Maintenance mode is on* (`/deploy maintenance {app} off` ends it).")
     if lock is not None:
         lines.append(
-            f"*Locked* by <@{lock.user_id}> since {_clock(lock.locked_at)}: {escape(lock.reason)}"
+            f"*Locked* by <@{lock.user_id}> since {_day_and_clock(lock.locked_at)}: {escape(lock.reason)}"
         )
     return "\n".join(lines)
 
@@ -675,6 +675,12 @@ def _holds(result: Status, now: datetime) -> str:
 def _clock(at: datetime) -> str:
     """A time of day each reader sees in their own time zone (UTC where dates are not shown)."""
     return f"<!date^{int(at.timestamp())}^{{time}}|{at:%H:%M} UTC>"
+
+
+def _day_and_clock(at: datetime) -> str:
+    """A moment that may be days ago (a lock): "today 14:02", "yesterday", "Dec 2" and the
+    time, in each reader's time zone."""
+    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{at:%Y-%m-%d %H:%M} UTC>"
 
 
 MAX_DYNOS_SHOWN = 20

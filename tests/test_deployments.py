@@ -165,7 +165,7 @@ def test_locking_again_says_which_reason_the_new_one_replaced(driver, heroku):
     text = say(driver, "lock myapp payments", OTHER_ADMIN)["text"]
     assert text.startswith(
         f"<@{OTHER_ADMIN}> locked `myapp`: payments "
-        "(replacing their earlier reason: checkout &lt;!here&gt;). Only they may"
+        "(it replaces the earlier reason: checkout &lt;!here&gt;). Only they may"
     )
     # The same reason again replaces nothing, and someone else's lock is refused as before.
     assert "replacing" not in say(driver, "lock myapp payments", OTHER_ADMIN)["text"]
@@ -295,7 +295,7 @@ def test_status_says_when_maintenance_mode_is_on_and_who_holds_the_lock(driver, 
     reply = say(driver, "status myapp", USER)
     maintenance, lock = reply["blocks"][1]["text"]["text"].splitlines()
     assert maintenance == "*Maintenance mode is on* (`/deploy maintenance myapp off` ends it)."
-    since = r"<!date\^\d+\^\{time\}\|\d\d:\d\d UTC>"
+    since = r"<!date\^\d+\^\{date_short_pretty\} \{time\}\|\d{4}-\d\d-\d\d \d\d:\d\d UTC>"
     assert re.fullmatch(
         rf"\*Locked\* by <@{OTHER_ADMIN}> since {since}: migrating &lt;!channel&gt;", lock
     )
