@@ -295,7 +295,10 @@ class Command:
                 return " ".join(["config unset", *(k for k, _ in self.options), str(self.app)])
             return f"config {self.app}"
         if self.verb == "lock":
-            return f"lock {self.app} {shlex.quote(self.reason or '')}"
+            reason = self.reason or ""
+            if "'" in reason and not any(c in reason for c in '"\\$`'):
+                return f'lock {self.app} "{reason}"'  # `"don't ship"`, as one would type it
+            return f"lock {self.app} {shlex.quote(reason)}"
         if self.verb == "run":
             return f"run {self.app} {self.reason or ''}"
         if self.verb == "swap":
@@ -357,6 +360,9 @@ def _schedule_text(command: Command) -> str:
 
 def parse(text: str) -> Command:
     """Parse the text after `/deploy`. Raises `CommandError` with a user-facing message."""
+    locked = _lock_as_typed(text or "")
+    if locked is not None:
+        return locked
     try:
         words = shlex.split(text or "")
     except ValueError:
@@ -977,6 +983,20 @@ def _parse_lock(args: list[str], app: str | None) -> Command:
     if not reason:
         raise CommandError("Say why, so others know: `lock APP fixing the checkout bug`.", "lock")
     return Command("lock", app=app, reason=reason[:LOCK_REASON_MAX])
+
+
+def _lock_as_typed(text: str) -> Command | None:
+    """`lock APP REASON…`: the reason is prose, so an apostrophe (`don't ship`) or a dash
+    (`hotfix - do not ship`) is part of it, not a quote to match or an option; quotes
+    around it (`lock APP "the reason"`) are taken off as before. None for any other form."""
+    words = text.split(None, 2)
+    if len(words) < 3 or words[0].lower() != "lock" or not _APP_RE.match(words[1]):
+        return None
+    try:
+        reason = " ".join(shlex.split(words[2]))
+    except ValueError:
+        reason = words[2]
+    return _parse_lock([words[1], reason], None)
 
 
 def _parse_unlock(args: list[str], app: str | None) -> Command:

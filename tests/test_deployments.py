@@ -904,3 +904,17 @@ def test_a_lost_answer_sends_the_user_to_the_app_by_its_registry_name(with_regis
     assert "Check `/deploy status prod` before trying again." in reply["text"], reply["text"]
     assert "myapp" not in reply["text"]
     assert len(heroku.calls("POST", "/apps/myapp/dynos")) == 1
+
+
+@pytest.mark.parametrize(
+    "reason", ["don't ship, chasing the checkout bug", "hotfix - do not ship", "-- see #ops"]
+)
+def test_a_lock_reason_is_the_words_as_typed_apostrophes_and_dashes_too(driver, reason):
+    # It had said "There is an unmatched quote in your command." to an apostrophe, and
+    # "`-` is not an option I know." to a dash, so the app stayed unlocked.
+    response, url = driver.command(f"lock myapp {reason}", OTHER_ADMIN)
+    assert "'\"'\"'" not in ack_text(response)  # `Working on` it as typed, not shell-quoted
+    locked = driver.reply(url)
+    assert f"locked `myapp`: {reason}." in locked["text"]
+    refused = say(driver, "rollback myapp")
+    assert f"`myapp` is locked by <@{OTHER_ADMIN}> ({reason})" in refused["text"]
