@@ -364,7 +364,7 @@ def parse(text: str) -> Command:
     if locked is not None:
         return locked
     try:
-        words = shlex.split(text or "")
+        words = _split(text or "")
     except ValueError:
         raise CommandError("There is an unmatched quote in your command.") from None
     if not words:
@@ -409,6 +409,18 @@ def _app_typed_too(verb: str, args: list[str], app: str | None, ahead: int) -> C
         "Name it once, where the usage shows APP or with `-a`.",
         verb,
     )
+
+
+# Every Unicode space separates words, as ASCII's do: a no-break space (macOS's Option+Space,
+# or a command copied from a rendered page) had joined `status demo` into one unknown verb.
+_SPACES = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
+
+
+def _split(text: str) -> list[str]:
+    """`shlex.split`, with any Unicode space between words; inside quotes, kept as typed."""
+    lexer = shlex.shlex(text, posix=True)
+    lexer.whitespace, lexer.whitespace_split, lexer.commenters = _SPACES, True, ""
+    return list(lexer)
 
 
 # What people coming from the Heroku CLI or other bots type for a verb spelled otherwise
@@ -993,7 +1005,7 @@ def _lock_as_typed(text: str) -> Command | None:
     if len(words) < 3 or words[0].lower() != "lock" or not _APP_RE.match(words[1]):
         return None
     try:
-        reason = " ".join(shlex.split(words[2]))
+        reason = " ".join(_split(words[2]))
     except ValueError:
         reason = words[2]
     return _parse_lock([words[1], reason], None)

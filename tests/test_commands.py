@@ -58,6 +58,21 @@ def test_parses(text: str, expected: Command) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # A no-break space (macOS's Option+Space, a command copied from a rendered page) had
+        # made "`status demo` is not a command I know. Did you mean `status`?".
+        ("status\u00a0myapp", Command("status", "myapp")),
+        ("scale\u2009web=2\u3000myapp", Command("scale", "myapp", (Change("web", "=", 2),))),
+        # Inside quotes it is part of the word, as typed.
+        ('lock myapp "a\u00a0b"', Command("lock", "myapp", reason="a\u00a0b")),
+    ],
+)
+def test_any_unicode_space_separates_words(text: str, expected: Command) -> None:
+    assert parse(text) == expected
+
+
+@pytest.mark.parametrize(
     ("text", "names"),
     [
         ("deploy myapp", "`deploy` is not a command I know. Did you mean `ship myapp`?"),
