@@ -24,7 +24,7 @@ from handlers.alerts import ROLLBACK_ACTION
 from handlers.render import CANCEL_ACTION, CONFIRM_ACTION
 from tests.conftest import ADMIN, OTHER_ADMIN, USER
 from tests.test_alerts_e2e import alert_messages, served, watch  # noqa: F401  (fixture)
-from tests.webclient import SlackDriver, ack_text, button, settle
+from tests.webclient import SlackDriver, ack_text, button, settle, wait_for
 
 SECRET_VALUE = "postgres://u:hunter2@db/x"
 
@@ -918,3 +918,41 @@ def test_a_lock_reason_is_the_words_as_typed_apostrophes_and_dashes_too(driver, 
     assert f"locked `myapp`: {reason}." in locked["text"]
     refused = say(driver, "rollback myapp")
     assert f"`myapp` is locked by <@{OTHER_ADMIN}> ({reason})" in refused["text"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'maintenance myapp on --force "hotfix"',
+        'ship myapp v2 --force "hotfix"',
+        'config set LOG_LEVEL=debug myapp --force "hotfix"',
+    ],
+)
+def test_a_change_forced_through_a_freeze_breaks_glass_in_the_channel(
+    with_registry, slack, heroku, text
+):
+    # Only scale, restart and rollback had said so: a forced ship, maintenance or config
+    # change went through the freeze with nobody in the app's channel told.
+    driver = with_registry(
+        REGISTRY.replace("    run:", "    channel: CMYAPP\n    run:")
+        + "    guardrails:\n      freezes:\n"
+        "        - {cron: '* * * * *', duration: 2h, reason: release freeze}\n"
+    )
+    response, url = driver.command(text, ADMIN)
+    ack_text(response)
+    if text.startswith("config"):
+        prompt = driver.reply(url)
+        _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+        assert "set `LOG_LEVEL` on `myapp`" in driver.reply(url)["text"]
+
+    def notices():
+        calls = slack.calls_to("chat.postMessage")
+        return [c.args for c in calls if "Break-glass" in c.args.get("text", "")]
+
+    wait_for(notices, timeout=10)
+    [notice] = notices()
+    assert notice["channel"] == "CMYAPP" and "release freeze" in notice["text"]
+    assert "Their reason: hotfix" in notice["text"] and "debug" not in notice["text"]
+    if text.startswith(("ship", "run")):  # let its thread end before the app is closed
+        posts = lambda: slack.calls_to("chat.postMessage")  # noqa: E731
+        wait_for(lambda: any("Done:" in c.args.get("text", "") for c in posts()), timeout=20)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +54,8 @@ log = logging.getLogger(__name__)
 VERBS = frozenset(DEPLOYMENT_VERBS)
 # Verbs whose Confirm click lands here rather than in the formation path.
 CONFIRMED_VERBS = frozenset({"rollback", "config"})
+# Verbs a freeze holds back that act at once: forced through one, the channel is told.
+_FORCED_AT_ONCE = frozenset({"maintenance", "ship", "promote", "swap", "run"})
 
 
 class Deployments:
@@ -82,6 +85,15 @@ class Deployments:
 
     def run(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
         """A deployment verb, already allowed by the gate, for the resolved app."""
+        result = self._run(actor, resolved, command)
+        if isinstance(result, Deployed) and command.force and command.verb in _FORCED_AT_ONCE:
+            notice = self._forced(
+                resolved.target, actor, command.verb, command.text(), command.force
+            )
+            result = replace(result, break_glass=notice)
+        return result
+
+    def _run(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
         try:
             if command.verb == "releases":
                 found = platform_of(resolved).releases(resolved.target.name, command.limit or 10)
@@ -334,6 +346,7 @@ class Deployments:
             confirmed_by=confirmer.user_id,
             audit_id=entry,
             slow=platform.settles_slowly(),
+            break_glass=self._break_glass(resolved.target, requester, pending),
             note=note,
         )
 
@@ -407,17 +420,20 @@ class Deployments:
         return Deployed(app, "unlock", actor.user_id, mode=held.user_id, audit_id=entry)
 
     def _break_glass(self, target: Target, actor: Actor, pending: Pending) -> BreakGlass | None:
-        if not pending.force_reason:
+        verb = pending.command.split()[0]
+        return self._forced(target, actor, verb, pending.command, pending.force_reason)
+
+    def _forced(
+        self, target: Target, actor: Actor, verb: str, command: str, force: str | None
+    ) -> BreakGlass | None:
+        """The break-glass notice of a change `force`d through a freeze, or None."""
+        if not force:
             return None
-        verdict = self._guard.judge(target, "rollback", pending.force_reason, actor.user_id)
+        verdict = self._guard.judge(target, verb, force, actor.user_id)
         if not verdict.forced:
             return None
         return BreakGlass(
-            actor.user_id,
-            pending.command,
-            verdict.freeze_reason or "",
-            pending.force_reason,
-            target.channel,
+            actor.user_id, command, verdict.freeze_reason or "", force, target.channel
         )
 
 
