@@ -380,8 +380,11 @@ def parse(text: str) -> Command:
     if verb not in VERBS:
         raise _unknown_verb(words)
     if verb == "run":
-        # Everything after the app is the command, options and all (`--noinput`).
-        return _parse_run(words[1:], None)
+        # Everything after the app is the command, options and all (`--noinput`), but for
+        # `--force "reason"` before the command or ending the line, as on every change.
+        args, force = _take_run_force(words[1:])
+        command = _parse_run(args, None)
+        return replace(command, force=force) if force else command
     args, force = _take_force_option(words[1:], verb)
     args, app, ahead = _take_app_option(args, verb)
     try:
@@ -1037,6 +1040,17 @@ def _parse_swap(args: list[str], app: str | None) -> Command:
     if other == app:
         raise CommandError("Name two different environments.", "swap")
     return Command("swap", app=app, target=other)
+
+
+def _take_run_force(words: list[str]) -> tuple[list[str], str | None]:
+    """`run`'s `--force "reason"`: right after the verb or the app, or as the last two
+    words; anywhere else (or followed by an option) `--force` is the command's own."""
+    for at in (0, 1, len(words) - 2):
+        if 0 <= at < len(words) - 1 and words[at] == "--force":
+            reason = words[at + 1].strip()
+            if reason and not reason.startswith("-"):
+                return words[:at] + words[at + 2 :], reason[:200]
+    return words, None
 
 
 def _parse_run(args: list[str], app: str | None) -> Command:

@@ -926,6 +926,10 @@ def test_a_lock_reason_is_the_words_as_typed_apostrophes_and_dashes_too(driver, 
         'maintenance myapp on --force "hotfix"',
         'ship myapp v2 --force "hotfix"',
         'config set LOG_LEVEL=debug myapp --force "hotfix"',
+        # `run` had taken `--force "hotfix"` for words of the command: "`python manage.py
+        # migrate --force hotfix` is not a command `myapp` may run", frozen or not.
+        'run myapp python manage.py migrate --force "hotfix"',
+        'run myapp --force "hotfix" python manage.py migrate',
     ],
 )
 def test_a_change_forced_through_a_freeze_breaks_glass_in_the_channel(
