@@ -701,6 +701,28 @@ def test_a_freeze_of_the_downstream_app_holds_back_a_promotion(with_registry, he
     assert heroku.calls("POST", "/pipeline-promotions") == []
 
 
+def test_a_promotion_forced_through_the_next_stages_freeze_breaks_glass_in_its_channel(
+    with_registry, heroku, slack
+):
+    # The freeze that matters is production's: forced through it, its channel had not been
+    # told (only the promoted app's own freeze was judged for the notice).
+    heroku.add_pipeline("shop", {"myapp": "staging", "other-app": "production"})
+    driver = with_registry(
+        REGISTRY + "  prod:\n    platform: heroku\n    app: other-app\n    channel: CPROD\n"
+        "    guardrails:\n      freezes:\n"
+        "        - {cron: '* * * * *', duration: 2h, reason: launch week}\n"
+    )
+    promoted = say(driver, 'promote myapp --force "hotfix"')
+    assert "promoted `myapp`" in promoted["text"]
+    [notice] = [
+        call.args
+        for call in slack.calls_to("chat.postMessage")
+        if "Break-glass" in call.args.get("text", "")
+    ]
+    assert notice["channel"] == "CPROD" and "launch week" in notice["text"]
+    assert "Their reason: hotfix" in notice["text"]
+
+
 def test_run_starts_only_allowed_commands_and_reports_output_and_exit_status(
     registered, heroku, slack
 ):

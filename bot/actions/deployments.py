@@ -86,7 +86,8 @@ class Deployments:
     def run(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
         """A deployment verb, already allowed by the gate, for the resolved app."""
         result = self._run(actor, resolved, command)
-        if isinstance(result, Deployed) and command.force and command.verb in _FORCED_AT_ONCE:
+        forced = command.force and command.verb in _FORCED_AT_ONCE
+        if isinstance(result, Deployed) and forced and result.break_glass is None:
             notice = self._forced(
                 resolved.target, actor, command.verb, command.text(), command.force
             )

@@ -15,7 +15,7 @@ from urllib.parse import quote
 from bot.actions.deploy_guard import LOOKBACK, DeployGuard, current_release, platform_of
 from bot.actions.gate import Gate
 from bot.actions.reconcile import Reconciler, call_reading_back, lost_note, unsure
-from bot.actions.results import Deployed, Logs, Reply, Resolved, Result
+from bot.actions.results import BreakGlass, Deployed, Logs, Reply, Resolved, Result
 from bot.actions.usergroups import GroupLookupFailed
 from bot.platforms.base import Build, PlatformError, Promotion, Release
 from bot.platforms.sources import SourceError, signed_url
@@ -271,6 +271,28 @@ class Shipping:
             return None
         return guardrails.lock_refusal("promote", name, held.user_id, held.reason, actor.user_id)
 
+    def _downstream_forced(
+        self, names: list[str], command: Command, actor: Actor
+    ) -> BreakGlass | None:
+        """The break-glass notice of a promotion `--force`d through a next-stage app's
+        freeze, for that app's channel; None if no freeze there was forced."""
+        for name in names if command.force else []:
+            for alias in self._aliases(name):
+                try:
+                    target = self._resolve(alias).target
+                except (UnknownApp, PlatformError):
+                    continue
+                verdict = self._guard.judge(target, "promote", command.force, actor.user_id)
+                if verdict.forced:
+                    return BreakGlass(
+                        actor.user_id,
+                        command.text(),
+                        verdict.freeze_reason or "",
+                        command.force or "",
+                        target.channel,
+                    )
+        return None
+
     def promote(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
         app, target = command.app or "", resolved.target
         if target.platform != "heroku":
@@ -320,7 +342,13 @@ class Shipping:
             read = f"{error} Read back: {found.sentence}."
             self._audit.settle(entry, "ok", {name: "succeeded" for name in names}, read)
             return Deployed(
-                app, "promote", actor.user_id, audit_id=entry, promotions=results, note=note
+                app,
+                "promote",
+                actor.user_id,
+                audit_id=entry,
+                promotions=results,
+                note=note,
+                break_glass=self._downstream_forced(names, command, actor),
             )
         failed = [r for r in results if r.status == "failed"]
         # Pending: its outcome could not be read; the worker's pass reads the releases back.
@@ -338,7 +366,13 @@ class Shipping:
             error="; ".join(f"{r.app}: {r.error}" for r in failed) or None,
         )
         return Deployed(
-            app, "promote", actor.user_id, audit_id=entry, promotions=results, note=note
+            app,
+            "promote",
+            actor.user_id,
+            audit_id=entry,
+            promotions=results,
+            note=note,
+            break_glass=self._downstream_forced(names, command, actor),
         )
 
     def swap(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
