@@ -163,6 +163,44 @@ def test_swap_exchanges_the_cnames_once(blue_green, aws):  # noqa: F811
     assert aws.violations == []
 
 
+def test_a_swap_forced_through_the_other_environments_freeze_breaks_glass_there(
+    config,
+    aws,  # noqa: F811
+    slack,
+    tmp_path,
+    monkeypatch,
+):
+    # Only the environment named first was judged for the notice: forced through the
+    # other's freeze, the swap told nobody in its channel.
+    aws.add_environment(
+        "shop-green", region="us-east-1", access_key=PROD_KEY, application="shop", min_size=1
+    )
+    path = tmp_path / "frozen-green.yml"
+    path.write_text(
+        BLUE_GREEN.replace(
+            "    environment: shop-green\n",
+            "    environment: shop-green\n    channel: CGREEN\n    guardrails:\n"
+            "      freezes:\n        - {cron: '* * * * *', duration: 2h, reason: launch week}\n",
+        )
+    )
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    web = create_app(config)
+    try:
+        driver = SlackDriver(web.test_client(), slack)
+        assert "is frozen" in say(driver, "swap shop shop-green")["text"]
+        reply = say(driver, 'swap shop shop-green --force "hotfix"')
+        assert "swapped the CNAMEs of `shop` and `shop-green`" in reply["text"]
+        [notice] = [
+            call.args
+            for call in slack.calls_to("chat.postMessage")
+            if "Break-glass" in call.args.get("text", "")
+        ]
+        assert notice["channel"] == "CGREEN" and "launch week" in notice["text"]
+    finally:
+        web.extensions["deploybot"].followups.close()
+        web.extensions["deploybot"].db.dispose()
+
+
 def test_a_swap_whose_answer_was_lost_is_read_back_not_sent_again(blue_green, aws, config):  # noqa: F811
     from bot.sandbox.fakes.beanstalk import _AwsError
 
