@@ -74,7 +74,7 @@ def deliver(
 
 def dm_responder(client: WebClient, user_id: str) -> Callable[..., None]:
     """A `respond` for clicks without a `response_url` (App Home): answers go to the user's
-    DM with the bot, which only they see."""
+    DM with the bot, which only they see (or to the channel `user_id` names instead)."""
 
     def respond(**payload: Any) -> None:
         if payload.get("delete_original") and not payload.get("text"):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
+from bot.actions.results import NeedsConfirmation
 from bot.store.audit import Actor
 from handlers.clicks import button_value, page_number, refuse
 from handlers.delivery import deliver, dm_responder
@@ -78,7 +79,12 @@ def register(app: App, services: Services) -> None:
         )
         words = COMMANDS[action["action_id"]].format(app=app_name)
         result = safely(lambda: services.actions.run(actor, parse(words)))
-        deliver(services, result, respond, client, user_id)
+        where = user_id
+        if isinstance(result, NeedsConfirmation) and result.approval:
+            # A second person must see it to approve: in the DM nobody else could.
+            where = services.registry.channel_of(app_name) or user_id
+            respond = dm_responder(client, where)
+        deliver(services, result, respond, client, where)
 
     def on_page(body: dict[str, Any], client: WebClient) -> None:
         user_id = body["user"]["id"]

@@ -24,7 +24,7 @@ from handlers.home import (
     STATUS_ACTION,
 )
 from handlers.render import CONFIRM_ACTION
-from tests.conftest import ADMIN, SIGNING_SECRET, USER
+from tests.conftest import ADMIN, OTHER_ADMIN, SIGNING_SECRET, USER
 from tests.webclient import SlackDriver, button, settle
 
 REGISTRY = """\
@@ -121,6 +121,32 @@ def test_home_scale_to_zero_asks_to_confirm(driver, slack, heroku):
     [post] = slack.wait_for_calls("chat.postMessage", timeout=10)
     assert button(post.args, CONFIRM_ACTION)  # scaling web to 0 stops it: confirm first
     assert heroku.formation("myapp")["web"][0] == 1
+
+
+def test_a_home_change_needing_approval_is_asked_in_the_apps_channel(
+    config, slack, heroku, tmp_path, monkeypatch
+):
+    # It had been posted in the asker's DM, saying "Anyone but @you who may approve can
+    # approve" where nobody else could see it, let alone click Approve: it expired there.
+    path = tmp_path / "protected.yml"
+    path.write_text(
+        REGISTRY.replace(
+            "    channel: C0MYAPP\n", "    channel: C0MYAPP\n    guardrails: {protected: true}\n"
+        )
+    )
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    app = create_app(config)
+    try:
+        driver = SlackDriver(app.test_client(), slack)
+        click(driver, SCALE_DOWN_ACTION, "myapp", ADMIN)
+        [post] = slack.wait_for_calls("chat.postMessage", timeout=10)
+        assert post.args["channel"] == "C0MYAPP" and "needs a second person" in post.args["text"]
+        approve = button(post.args, CONFIRM_ACTION)
+        _, url = driver.click(CONFIRM_ACTION, approve["value"], OTHER_ADMIN)
+        assert "scaled `myapp`: web 1 → 0" in driver.reply(url)["text"]
+        assert heroku.formation("myapp")["web"][0] == 0
+    finally:
+        app.extensions["deploybot"].db.dispose()
 
 
 def test_home_restart_is_refused_for_a_user_without_the_right(driver, slack, heroku):
