@@ -168,6 +168,16 @@ def test_a_chart_of_an_app_with_no_traffic_says_so(driver, slack):
     assert slack.calls_to("files.getUploadURLExternal") == []
 
 
+def test_an_app_deleted_since_keeps_its_traffic_readable_without_asking_heroku(
+    driver, slack, heroku, database_url
+):
+    # What the bot stored of an app is proof enough it was there: Heroku is not asked.
+    total = store_traffic(database_url, "gone-app", 30, datetime.now(UTC))
+    _, url = driver.command("metrics gone-app 1h", USER)
+    assert f"Requests: {total:,} (" in driver.reply(url)["text"]
+    assert heroku.calls("GET", "/apps/gone-app/formation") == []
+
+
 def test_an_unknown_window_gets_the_accepted_forms(driver, slack):
     ack, _ = driver.command("chart myapp 3h", USER)
     text = ack_text(ack)

@@ -66,7 +66,8 @@ def test_cost_of_every_app_totals_them(driver):
 
 
 def test_an_app_heroku_would_not_show_says_why_escaped_once(driver, heroku):
-    heroku.fail_next(400, methods=["GET"], body={"id": "x", "message": "A & <b>"})
+    # Twice: `myapp` is outside the registry, so its name is read first, then its cost.
+    heroku.fail_next(400, 2, methods=["GET"], body={"id": "x", "message": "A & <b>"})
     _, url = driver.command("cost myapp", USER)
     text = driver.reply(url)["text"]
     assert "• `myapp`: unknown (Heroku answered 400: A &amp; &lt;b&gt;.)" in text

@@ -324,6 +324,29 @@ def test_a_mistyped_app_gets_the_closest_names_the_heroku_key_can_see(driver, he
     assert heroku.calls("GET", "/apps") and heroku.violations == []
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["alerts mypap", "metrics mypap", "chart mypap", "cost mypap", "ship mypap", "run mypap x"],
+)
+def test_verbs_that_read_what_is_stored_say_a_mistyped_app_does_not_exist(driver, heroku, text):
+    # They had answered as for a real app with nothing to show: no open alerts, no traffic
+    # (add a drain), its cost "unknown" in a list, no `source:` or `run:` in the registry.
+    _, url = driver.command(text, ADMIN)
+    assert driver.reply(url)["text"] == (
+        "Heroku has no app called `mypap`, or the bot's key cannot see it. Did you mean `myapp`?"
+    )
+    # One read says so (the formation); the did-you-mean's app list follows only the 404.
+    assert len(heroku.calls("GET", "/apps/mypap/formation")) == 1
+    assert heroku.violations == []
+
+
+@pytest.mark.parametrize("text", ["alerts myapp", "metrics myapp", "chart myapp"])
+def test_a_real_app_with_nothing_stored_costs_one_read_and_answers_as_before(driver, heroku, text):
+    _, url = driver.command(text, ADMIN)
+    assert "Heroku has no app" not in driver.reply(url)["text"]
+    assert len(heroku.calls("GET", "/apps/myapp/formation")) <= 1
+
+
 def test_a_name_close_to_no_app_keeps_the_advice_to_check_it(driver, heroku):
     _, url = driver.command("status zzzzzz", ADMIN)
     assert driver.reply(url)["text"] == (

@@ -80,6 +80,9 @@ log = logging.getLogger(__name__)
 # Verbs that keep something in the bot's own tables (a lock, a pin, a prompt) before any
 # platform call; unlock and `pin off` only remove, so what an app deleted since left can go.
 _BOOKKEEPING = frozenset({"lock", "pin", "config"})
+# Verbs whose answer for a name no app goes by would read as an app with nothing to show
+# (no alerts, no traffic, no source): the name is checked first, as `history` checks it.
+_CHECKED = frozenset({"alerts", "metrics", "chart", "cost", "ship", "run"})
 FOLLOW_UP_TIMEOUT = 30 * 60.0
 FOLLOW_UP_TRIES, FOLLOW_UP_PAUSE_S = 3, 5.0  # a follow-up's waits, after a failed poll
 
@@ -200,7 +203,8 @@ class Actions:
         if command.verb == "alerts":
             if self._alerts is None:
                 return Reply("This bot keeps no alerts.")
-            return Reply(self._alerts.open_text(command.app, self._now()))
+            missing = self._no_such_app(command.app) if command.app else None
+            return Reply(missing or self._alerts.open_text(command.app, self._now()))
         if command.mutating and not self._claim(actor):
             log.info("duplicate delivery ignored", extra={"key": actor.request_key})
             return Duplicate(actor.request_key or "")
@@ -216,6 +220,9 @@ class Actions:
                 # These touch no platform before they are kept: for a name outside the
                 # registry, one read first, so a typo is not locked, pinned or prompted for.
                 resolved.platform.formation(resolved.target.name)
+            missing = self._no_such_app(command.app) if command.verb in _CHECKED else None
+            if missing:
+                return Reply(missing)
             if command.verb == "status":
                 return Status(
                     replace(resolved.platform.status(resolved.target.name), app=command.app),
@@ -259,20 +266,31 @@ class Actions:
             return Reply(str(error))
 
     def _no_such_app(self, app: str) -> str | None:
-        """Why `app` names no app, or None: it is listed, exists, or the platform cannot say
-        now (a name outside the registry costs one read; an app deleted since keeps its
-        history, which is read before asking)."""
+        """Why `app` names no app, or None: it is listed, the bot stored something of it (an
+        app deleted or taken out of the registry since keeps what was kept readable), it
+        exists, or the platform cannot say now. Only a name outside the registry that nothing stored knows
+        costs a read."""
         try:
             resolved = self._resolve(app)
-            if not resolved.target.listed:
+            if not resolved.target.listed and not self._stored(app):
                 resolved.platform.formation(resolved.target.name)
         except UnknownApp as error:
-            return str(error)
+            return None if self._stored(app) else str(error)  # taken out of the registry
         except NoSuchApp as error:
             return self._said(error)
         except PlatformError:
             return None  # unreachable, throttled, no key: the trail is still worth showing
         return None
+
+    def _stored(self, app: str) -> bool:
+        """Whether the bot's own tables show `app` was there: a change made to it, its log
+        drain, its traffic or its alerts (a failed or refused request proves nothing)."""
+        return bool(
+            self._audit.recent(app, 1, HISTORY_FILTERS["done"])
+            or (self._drains is not None and self._drains.get(app))
+            or (self._metrics is not None and self._metrics.rows(app))
+            or (self._alerts is not None and self._alerts.incidents(app))
+        )
 
     def _said(self, error: PlatformError) -> str:
         """The error in words; a name typed outside the registry that the platform does not
