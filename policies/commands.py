@@ -861,7 +861,13 @@ def _parse_pin(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "pin")
     if [w.lower() for w in rest] == ["off"]:
         return Command("pin", app=app, mode="off")
-    if len(rest) != 3 or rest[1].lower() != "for":
+    if len(rest) == 3 and rest[1].lower() != "for":
+        raise CommandError(
+            f"{shown(rest[1])} is not `for`: write the count, `for` and how long, like "
+            "`web=5 for 2h`.",
+            "pin",
+        )
+    if len(rest) != 3:
         raise CommandError("Write the count and how long, like `web=5 for 2h`.", "pin")
     match = _CHANGE_RE.match(rest[0])
     if match is None or match["op"] != "=" or match["size"]:
@@ -912,7 +918,9 @@ def _parse_maintenance(args: list[str], app: str | None) -> Command:
             "maintenance",
         )
     app, rest = _positional_app(args, app, "maintenance")
-    if len(rest) != 1 or rest[0].lower() not in ("on", "off"):
+    if len(rest) == 1:
+        _keyword(rest[0], ("on", "off"), "a maintenance setting", "maintenance")
+    else:
         raise CommandError("Say `on` or `off`.", "maintenance")
     return Command("maintenance", app=app, mode=rest[0].lower())
 

@@ -399,6 +399,16 @@ def test_an_autoscale_error_shows_the_usage_of_the_form_typed(text: str, usage: 
         # Words after the option are not the app: the word too many is.
         ("restart -a demo web web.1", "`web.1` is one word too many."),
         ("autoscale demo worker of", "`of` is not a mode."),
+        # "Say `on` or `off`." and "Write the count and how long…" named no word.
+        (
+            "maintenance demo of",
+            "`of` is not a maintenance setting: did you mean `off`? Use `on` or `off`.",
+        ),
+        ("maintenance demo bogus", "`bogus` is not a maintenance setting: use `on` or `off`."),
+        (
+            "pin demo web=5 fr 2h",
+            "`fr` is not `for`: write the count, `for` and how long, like `web=5 for 2h`.",
+        ),
     ],
 )
 def test_an_error_blames_the_word_that_is_wrong(text: str, problem: str) -> None:
