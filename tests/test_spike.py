@@ -173,3 +173,13 @@ def test_a_spike_leaves_autoscaling_off_when_the_user_turned_it_off(tmp_path):
         in output
     )
     assert "Autoscaling of `demo`: off, web" in output
+
+
+@pytest.mark.parametrize(("mode", "does"), [("off", "does nothing"), ("shadow", "only logs")])
+def test_a_spike_played_without_autoscaling_does_not_say_capacity_caught_up(tmp_path, mode, does):
+    # Its summary had said requests failed "while capacity caught up": nothing was added.
+    output = in_a_sandbox_console(tmp_path, [f"autoscale demo {mode}", "simulate spike demo"])
+    summary = output.splitlines()[-1]
+    assert "Web dynos 1 → 1 → 1" in summary and "while capacity caught up" not in summary
+    assert re.search(r"requests failed \(H12/H14\) as no web dynos were added\.", summary)
+    assert f"the autoscaler {does}" in summary

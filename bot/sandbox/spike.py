@@ -108,8 +108,10 @@ class Outcome:
             acted = "with no scale action by the autoscaler"
         started = f"; {shape[0]} at the start" if shape[0] != min(shape) else ""
         queue = max(self.minute_queue_ms, default=0.0)
+        # Capacity caught up only if dynos were added: not with autoscaling off or shadow.
         lost = (
-            f", and {self.timeouts:,} requests failed (H12/H14) while capacity caught up"
+            f", and {self.timeouts:,} requests failed (H12/H14) "
+            + ("while capacity caught up" if self.ups else "as no web dynos were added")
             if self.timeouts
             else ""
         )
