@@ -13,7 +13,7 @@ from handlers.offload import answer_lost, job_name
 from handlers.render import safely
 from handlers.replies import respond_to
 from policies.commands import Command, CommandError, help_text, parse
-from policies.slack_text import code
+from policies.slack_text import code, unescape
 
 if TYPE_CHECKING:
     from slack_bolt import Ack, App
@@ -63,6 +63,6 @@ def register(app: App, services: Services) -> None:
 
 def _parse(command: dict[str, Any]) -> Command | CommandError:
     try:
-        return parse(command.get("text", ""))
+        return parse(unescape(command.get("text", "")))
     except CommandError as error:
         return error

@@ -8,6 +8,7 @@ none of them; a backtick, which would open or close a code span, becomes its loo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 # A backtick becomes U+02CB, its look-alike: a lone one would open a code span that the
@@ -19,6 +20,17 @@ def escape(text: object) -> str:
     """`text` as Slack shows it literally: no mentions, no links, no entities of its own, no
     code span opened or closed."""
     return str(text).translate(_ESCAPES)
+
+
+_ENTITIES = {"&amp;": "&", "&lt;": "<", "&gt;": ">"}
+_ENTITY = re.compile("|".join(_ENTITIES))
+
+
+def unescape(text: str) -> str:
+    """Text Slack sent, as it was typed: Slack escapes `&`, `<` and `>` in what users type
+    (a slash command's text too), so `a=1&b=2` arrives as `a=1&amp;b=2`. One pass, so a
+    typed `&lt;` (sent as `&amp;lt;`) stays `&lt;`."""
+    return _ENTITY.sub(lambda m: _ENTITIES[m.group(0)], text)
 
 
 def code(text: object) -> str:

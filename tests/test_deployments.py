@@ -982,3 +982,18 @@ def test_a_change_forced_through_a_freeze_breaks_glass_in_the_channel(
     if text.startswith(("ship", "run")):  # let its thread end before the app is closed
         posts = lambda: slack.calls_to("chat.postMessage")  # noqa: E731
         wait_for(lambda: any("Done:" in c.args.get("text", "") for c in posts()), timeout=20)
+
+
+def test_what_slack_escapes_in_a_command_is_read_as_typed(driver, heroku):
+    """Slack sends `&`, `<` and `>` typed in a slash command as `&amp;`, `&lt;`, `&gt;`
+    (the driver's bodies do, as Slack's clients do): a config value with a query string
+    had been stored with `&amp;` in it, and a lock's reason shown with entities doubled."""
+    url = "https://hooks.example.com/in?a=1&b=<2>"
+    _, reply_url = driver.command(f"config set HOOK_URL={url} myapp", ADMIN)
+    prompt = driver.reply(reply_url)
+    _, done = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    assert "set `HOOK_URL` on `myapp`" in driver.reply(done)["text"]
+    assert heroku.config_vars("myapp")["HOOK_URL"] == url
+    reply = say(driver, "lock myapp R&D <fix> &lt;", ADMIN)
+    assert "R&amp;D &lt;fix&gt; &amp;lt;" in reply["text"], reply["text"]
+    assert "&amp;amp;" not in reply["text"]

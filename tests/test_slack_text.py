@@ -66,3 +66,21 @@ def test_an_unknown_alias_is_named_as_typed() -> None:
     with pytest.raises(UnknownApp) as caught:
         registry.resolve(HOSTILE)
     assert str(caught.value).startswith("`&lt;!channel&gt;ˋxˋ` is not an app I manage.")
+
+
+def test_unescape_reads_slacks_entities_back_in_one_pass():
+    from bot.sandbox.slack_requests import escape_typed
+    from policies.slack_text import unescape
+
+    typed = "a=1&b=<2> &lt; &amp;amp; & ;"
+    assert escape_typed(typed) == "a=1&amp;b=&lt;2&gt; &amp;lt; &amp;amp;amp; &amp; ;"
+    assert unescape(escape_typed(typed)) == typed
+    assert unescape("no entities <here> & there") == "no entities <here> & there"
+
+
+@given(st.text())
+def test_what_slack_escapes_reads_back_as_typed(typed: str) -> None:
+    from bot.sandbox.slack_requests import escape_typed
+    from policies.slack_text import unescape
+
+    assert unescape(escape_typed(typed)) == typed

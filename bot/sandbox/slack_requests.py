@@ -14,6 +14,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 
+def escape_typed(text: str) -> str:
+    """What Slack's clients send for `text` typed in the message box: `&`, `<` and `>` as
+    entities (and nothing else; the bot reads them back with `policies.slack_text.unescape`)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def sign(secret: str, body: str, timestamp: int | None = None) -> dict[str, str]:
     """Slack's v0 request signature headers for `body`."""
     timestamp = int(time.time()) if timestamp is None else timestamp
@@ -35,7 +41,8 @@ def slash_command(
     team_id: str = "T0CONSOLE",
     command: str = "/deploy",
 ) -> str:
-    """The form-encoded body of a slash command invocation."""
+    """The form-encoded body of a slash command invocation, its text escaped as Slack
+    escapes what people type (`&`, `<`, `>`)."""
     return urlencode(
         {
             "token": "unused-verification-token",
@@ -46,7 +53,7 @@ def slash_command(
             "user_id": user_id,
             "user_name": user_id.lower(),
             "command": command,
-            "text": text,
+            "text": escape_typed(text),
             "api_app_id": "A0DEPLOYBOT",
             "response_url": response_url,
             # Unique per invocation, as Slack's are: deliveries of one command share it.
