@@ -288,8 +288,8 @@ class Actions:
         return bool(
             self._audit.recent(app, 1, HISTORY_FILTERS["done"])
             or (self._drains is not None and self._drains.get(app))
-            or (self._metrics is not None and self._metrics.rows(app))
-            or (self._alerts is not None and self._alerts.incidents(app))
+            or (self._metrics is not None and self._metrics.has(app))
+            or (self._alerts is not None and self._alerts.any_of(app))
         )
 
     def _said(self, error: PlatformError) -> str:

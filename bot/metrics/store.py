@@ -116,6 +116,12 @@ class MetricsStore:
             self._roll_up(first, last, done)
         return done
 
+    def has(self, app: str) -> bool:
+        """Whether any traffic of `app` is stored (one row looked up, not counted)."""
+        query = select(MetricWindow.app).where(MetricWindow.app == app).limit(1)
+        with self._db.session() as session:
+            return session.scalar(query) is not None
+
     def rows(self, app: str) -> int:
         """How many stored parts `app` has (compaction brings it down)."""
         query = select(func.count()).select_from(MetricWindow).where(MetricWindow.app == app)

@@ -107,6 +107,12 @@ class Alerts:
             lines.append(f"…and {len(rows) - LISTED_AT_MOST} older: name an app to see its own.")
         return "\n".join(lines)
 
+    def any_of(self, app: str) -> bool:
+        """Whether `app` ever had an incident kept (one row looked up)."""
+        query = select(IncidentRow.id).where(IncidentRow.app == app).limit(1)
+        with self._db.session() as session:
+            return session.scalar(query) is not None
+
     def incidents(self, app: str | None = None) -> list[IncidentRow]:
         query = select(IncidentRow).order_by(IncidentRow.id)
         if app is not None:
