@@ -91,11 +91,43 @@ def _logs(result: Logs) -> Message:
     scope = f"`{result.dyno}` of `{result.app}`" if result.dyno else f"`{result.app}`"
     if not result.lines:
         return _text(f"No log lines from {scope} yet.", public=False)
-    body = "\n".join(escape(line.replace("```", "ˋˋˋ")) for line in result.lines)
-    # A section holds 3000 characters: keep the newest lines.
-    body = body[-2800:]
-    text = f"*Last {len(result.lines)} log lines of {scope}* (secrets masked)\n```\n{body}\n```"
+    lines = [escape(line) for line in result.lines]
+
+    def title(shown: int) -> str:
+        head = f"*Last {shown} log lines of {scope}* (secrets masked)"
+        if shown == len(lines):
+            return head
+        return (
+            f"{head}: {result.asked:,} were asked for, more than one Slack message holds. "
+            f"{_all_logs(result)}"
+        )
+
+    # A section holds SECTION_CHARS: the newest whole lines that fit beside the title.
+    room = SECTION_CHARS - len(title(0)) - len("\n```\n\n```") - len(str(len(lines)))
+    body = _newest_lines(lines, room)
+    text = f"{title(len(body))}\n```\n" + "\n".join(body) + "\n```"
     return _text(text, public=False)
+
+
+def _all_logs(result: Logs) -> str:
+    """Where all the lines asked for can be read, beyond what a message holds."""
+    if result.platform == "beanstalk":
+        return "The environment's Logs page in the AWS console has them all."
+    dyno = f" -d {escape(result.dyno)}" if result.dyno else ""
+    return f"`heroku logs -n {result.asked}{dyno} -a {escape(result.name)}` shows them all."
+
+
+def _newest_lines(lines: list[str], room: int) -> list[str]:
+    """The newest of `lines` that fit in `room` characters, whole; a newest line longer than
+    that alone, its start."""
+    kept: list[str] = []
+    size = 0
+    for line in reversed(lines):
+        size += len(line) + 1
+        if size > room + 1:
+            break
+        kept.append(line)
+    return kept[::-1] or [lines[-1][: room - 1] + "…"]
 
 
 def _release_line(release: Release, now: datetime) -> str:

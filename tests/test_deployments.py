@@ -751,6 +751,25 @@ def test_logs_mask_secrets_and_escape_markup(driver, heroku):
     assert heroku.violations == []
 
 
+def test_logs_longer_than_a_message_show_whole_newest_lines_and_say_how_many(driver, heroku):
+    for n in range(300):
+        heroku.log("myapp", "web.1", f"request {n:03} " + "x" * 80)
+    reply = say(driver, "logs myapp 300", USER)
+    [block] = reply["blocks"]
+    title, fence, *body, end = block["text"]["text"].split("\n")
+    # It had said "Last 300 log lines" above 25, the first of them cut mid-line.
+    assert fence == end == "```" and len(block["text"]["text"]) <= 3000
+    assert all(re.search(r"app\[web\.1\]: request \d{3} x{80}$", line) for line in body)
+    assert body[-1].endswith("request 299 " + "x" * 80) and 20 < len(body) < 300
+    assert title == (
+        f"*Last {len(body)} log lines of `myapp`* (secrets masked): 300 were asked for, more "
+        "than one Slack message holds. `heroku logs -n 300 -a myapp` shows them all."
+    )
+    assert say(driver, "logs myapp 5", USER)["text"].startswith(
+        "*Last 5 log lines of `myapp`* (secrets masked)\n```"
+    )
+
+
 def test_releases_follow_next_range_across_pages(heroku, monkeypatch):
     from bot.platforms import heroku as heroku_module
 

@@ -307,6 +307,17 @@ def test_logs_tail_the_environment_with_secrets_masked(driver, aws):  # noqa: F8
     assert aws.violations == []
 
 
+def test_logs_longer_than_a_message_say_where_to_read_them_all(driver, aws):  # noqa: F811
+    for n in range(100):
+        aws.log("shop-prod", f"[INFO] GET /basket/{n:03} 200 " + "x" * 60)
+    title, _, *body = say(driver, "logs shop")["text"].split("\n")
+    assert body[0].startswith("[INFO] GET /basket/") and body[-2].startswith(
+        "[INFO] GET /basket/099"
+    )
+    assert title.startswith(f"*Last {len(body) - 1} log lines of `shop`* (secrets masked): 100 ")
+    assert title.endswith("The environment's Logs page in the AWS console has them all.")
+
+
 def test_logs_of_one_instance_are_its_own_and_other_names_are_refused(driver, aws):  # noqa: F811
     first, second = aws.environment("shop-prod", region="us-east-1", access_key=PROD_KEY)[
         "instance_ids"

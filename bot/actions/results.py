@@ -259,6 +259,9 @@ class Logs:
     app: str
     dyno: str | None
     lines: tuple[str, ...]
+    asked: int  # how many lines were asked for: more than a message holds are cut
+    platform: str
+    name: str  # the app's name on its platform, for the platform's own tools
 
 
 @dataclass(frozen=True)

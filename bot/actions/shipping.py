@@ -474,5 +474,13 @@ class Shipping:
                     f"On Beanstalk, logs take an instance ID such as `i-0abc…`, not "
                     f"{code(dyno)}: `/deploy status {command.app}` lists the instances."
                 )
-        lines = platform.log_lines(resolved.target.name, dyno, command.limit or 100)
-        return Logs(command.app or "", dyno, tuple(mask(line) for line in lines))
+        asked = command.limit or 100
+        lines = platform.log_lines(resolved.target.name, dyno, asked)
+        return Logs(
+            command.app or "",
+            dyno,
+            tuple(mask(line) for line in lines),
+            asked,
+            resolved.target.platform,
+            resolved.target.name,
+        )
