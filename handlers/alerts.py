@@ -1,11 +1,10 @@
-"""Alert messages and their buttons: Restart, Scale +1, Rollback, Silence 1 h, Acknowledge,
-Chart.
+"""Alert messages and their buttons: Restart, Scale +1, Silence 1 h, Acknowledge, Chart.
 
-`blocks()` is what `bot.store.incidents.Alerts` stores with each notice. Restart, Scale +1 and
-Rollback run `/deploy restart`, `/deploy scale web+1` and `/deploy rollback` (which asks
-first) through the same actions path as typed
+`blocks()` is what `bot.store.incidents.Alerts` stores with each notice. Restart and Scale +1
+run `/deploy restart` and `/deploy scale web+1` through the same actions path as typed
 commands (rules, guardrails, confirmation, audit); Silence needs the `watch` permission
-on the app; anyone in the channel may acknowledge.
+on the app; anyone in the channel may acknowledge. A failed release has no remedy button:
+the app still runs its last good release, which a rollback would undo.
 """
 
 from __future__ import annotations
@@ -50,13 +49,10 @@ _REMEDIES = {
     "slow": (RESTART_ACTION, SCALE_ACTION),
     "errors": (RESTART_ACTION, SCALE_ACTION),
     "health": (RESTART_ACTION,),
-    # A failed release: go back to the last good one (it asks first, like a typed rollback).
-    "release_failed": (ROLLBACK_ACTION,),
 }
 _LABELS = {
     RESTART_ACTION: "Restart",
     SCALE_ACTION: "Scale web +1",
-    ROLLBACK_ACTION: "Rollback",
     SILENCE_ACTION: "Silence 1 h",
     ACK_ACTION: "Acknowledge",
 }
@@ -93,8 +89,6 @@ def command_for(action_id: str, key: str) -> str:
     kind, app, subject = _parts(key)
     if action_id == SCALE_ACTION:
         return f"scale web+1 {app}"
-    if action_id == ROLLBACK_ACTION:
-        return f"rollback {app}"
     # A crash names its process type: restart those dynos, not the whole app.
     return f"restart {app} {subject}" if kind == "crash" else f"restart {app}"
 
@@ -153,8 +147,24 @@ def register(app: App, services: Services) -> None:
         if alerts.acknowledge(key, actor.user_id):
             _in_thread(client, body, f"<@{actor.user_id}> is looking into it.")
 
-    for action_id in (RESTART_ACTION, SCALE_ACTION, ROLLBACK_ACTION):
+    def old_rollback(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        # Failed-release alerts posted before had a Rollback button, which offered to undo
+        # the last good release (the one the app still runs): it now only says so.
+        app_name = _parts(_value(body)[0])[1]
+        if not is_app_name(app_name):
+            refuse(respond, body)
+            return
+        respond(
+            text=f"`{app_name}` still runs its last good release, since a failed release never "
+            f"goes live, so there is nothing to roll back. `/deploy releases {app_name}` shows "
+            "which it runs.",
+            replace_original=False,
+            response_type="ephemeral",
+        )
+
+    for action_id in (RESTART_ACTION, SCALE_ACTION):
         app.action(action_id)(click(services, remedy))
+    app.action(ROLLBACK_ACTION)(click(services, old_rollback))
     app.action(SILENCE_ACTION)(click(services, silence))
     app.action(ACK_ACTION)(click(services, acknowledge))
 

@@ -238,6 +238,12 @@ def describe(incident: Incident) -> str:
         count = f" {incident.count} times since {since}" if incident.count > 1 else f" at {since}"
     # Details carry outside words (release descriptions, who deployed): shown as typed.
     detail = f" Last: {escape(incident.detail)}" if incident.detail else ""
+    if incident.kind == "release_failed":
+        # Heroku never puts a failed release live: rolling back would undo the good one.
+        detail += (
+            f" {code(incident.app)} still runs its last good release, since a failed release "
+            f"never goes live: {code('/deploy releases ' + incident.app)} shows which."
+        )
     return f"{icon} *{escape(incident.app)}* {what}{count}.{detail}"
 
 

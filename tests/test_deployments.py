@@ -1,7 +1,7 @@
 """Deployments on Heroku end to end: signed Slack requests into the real web app, the
 Heroku client (heroku3) against the fake Heroku over HTTP, answers through response_url.
 Releases, rollback (once, however many clicks), maintenance, config, deploy locks, freezes,
-and the failed-release alert's Rollback button."""
+and the failed-release alert (no Rollback button: the app still runs its last good release)."""
 
 from __future__ import annotations
 
@@ -477,12 +477,16 @@ def test_config_unset_and_bad_keys(driver, heroku):
     assert heroku.violations == []
 
 
-def test_a_failed_release_alert_carries_a_rollback_button(heroku, slack, served):  # noqa: F811
+def test_a_failed_release_alert_says_the_app_runs_its_last_good_release_and_offers_no_rollback(
+    heroku,
+    slack,
+    served,  # noqa: F811
+):
     app, config, _ = served
     driver = SlackDriver(app.test_client(), slack)
     try:
         watch(driver, heroku)
-        heroku.add_release("myapp", "Deploy 0badc0d", status="failed")
+        heroku.add_release("myapp", "Deploy 0badc0d", status="failed")  # v4: release phase
         assert heroku.deliveries.wait()
         worker = Worker(config)
         try:
@@ -490,25 +494,30 @@ def test_a_failed_release_alert_carries_a_rollback_button(heroku, slack, served)
         finally:
             worker.db.dispose()
         [alert] = alert_messages(slack)
-        assert "release failed" in alert["text"]
-        rollback = button(alert, ROLLBACK_ACTION)
-        # The click asks first, like a typed rollback; a second click asks nothing more, and
-        # says how to ask again.
+        assert "release failed" in alert["text"] and "v4 failed" in alert["text"]
+        # Its Rollback button had asked "roll `myapp` back: `v3` → `v2`": v4 never went live,
+        # so that undid the release the app runs. Now it says so, and offers no rollback.
+        assert alert["text"].endswith(
+            "`myapp` still runs its last good release, since a failed release never goes "
+            "live: `/deploy releases myapp` shows which."
+        )
+        actions = [b["action_id"] for block in alert["blocks"] for b in block.get("elements", [])]
+        assert ROLLBACK_ACTION not in actions and "deploybot_alert_ack" in actions
+        assert "`v3` · Deploy" in say(driver, "releases myapp")["text"].split("← current")[0]
+        # A Rollback button on an alert posted before this change only says so.
+        value = button(alert, "deploybot_alert_ack")["value"]
         where = {"channel_id": "CMYAPP", "message_ts": alert["ts"]}
-        response, url = driver.click(ROLLBACK_ACTION, rollback["value"], ADMIN, **where)
+        response, url = driver.click(ROLLBACK_ACTION, value, ADMIN, **where)
         ack_text(response)
-        prompt = driver.reply(url)
-        assert "asks to roll `myapp` back: `v3`" in prompt["text"]
-        _, again = driver.click(ROLLBACK_ACTION, rollback["value"], ADMIN, **where)
-        assert "button was already used" in driver.reply(again)["text"]
-        assert "`/deploy rollback myapp`" in driver.reply(again)["text"]
-        _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
-        assert "rolled `myapp` back" in driver.reply(url)["text"]
-        assert len(rollbacks(heroku)) == 1
+        assert driver.reply(url)["text"] == (
+            "`myapp` still runs its last good release, since a failed release never goes "
+            "live, so there is nothing to roll back. `/deploy releases myapp` shows which it "
+            "runs."
+        )
+        settle()
+        assert rollbacks(heroku) == []
+        assert [e.verb for e in history(config)] == ["watch"]
         assert heroku.violations == []
-        # The rollback's own release notice goes to the served app: let it land before the
-        # schema is dropped, or its write and the DROP deadlock on PostgreSQL.
-        assert heroku.deliveries.wait()
     finally:
         app.extensions["deploybot"].db.dispose()
 
