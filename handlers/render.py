@@ -236,7 +236,8 @@ def _config_vars(result: ConfigVars) -> Message:
         return _text(f"`{result.app}` has no config vars.", public=False)
     lines = [f"*Config vars of `{result.app}`*"]
     for key, value in result.values:
-        shown = MASK if result.masked else code(value[:200])
+        # An empty value had shown as two backticks.
+        shown = MASK if result.masked else code(value[:200]) if value else "(empty)"
         lines.append(f"• {code(key)} {shown}")
     if result.masked:
         lines.append("Values are hidden: seeing them needs the `config` permission.")

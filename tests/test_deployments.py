@@ -342,11 +342,15 @@ def test_the_worker_settles_maybe_made_maintenance_from_the_app(heroku, config):
 
 
 def test_config_masks_values_except_for_those_allowed_config(driver, heroku):
-    heroku.set_config_vars("myapp", {"DATABASE_URL": SECRET_VALUE, "LOG_LEVEL": "info"})
+    heroku.set_config_vars(
+        "myapp", {"DATABASE_URL": SECRET_VALUE, "LOG_LEVEL": "info", "FEATURE_FLAGS": ""}
+    )
     masked = say(driver, "config myapp", USER)["text"]
     assert "`DATABASE_URL` ••••••" in masked and SECRET_VALUE not in masked
+    assert "`FEATURE_FLAGS` ••••••" in masked  # that it is empty is a value too
     shown = say(driver, "config myapp", ADMIN)["text"]
     assert f"`DATABASE_URL` `{SECRET_VALUE}`" in shown
+    assert "• `FEATURE_FLAGS` (empty)\n" in shown  # it had been "• `FEATURE_FLAGS` ``"
     assert say(driver, "config set LOG_LEVEL=debug myapp", USER)["text"].startswith(
         "You may not config `myapp`"
     )
