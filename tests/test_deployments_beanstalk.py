@@ -163,6 +163,27 @@ def test_swap_exchanges_the_cnames_once(blue_green, aws):  # noqa: F811
     assert aws.violations == []
 
 
+def test_swap_of_one_environment_by_two_names_is_refused(blue_green, aws, config):  # noqa: F811
+    from bot.store.audit import AuditLog
+    from bot.store.db import Database
+
+    # Each had reached AWS ("Source and destination environments must differ") and left a
+    # failed row in history.
+    assert say(blue_green, "swap shop SHOP")["text"] == (
+        "`SHOP` is `shop` again (both are `shop-prod`): name two different environments to swap."
+    )
+    assert say(blue_green, "swap shop shop-prod")["text"] == (
+        "`shop-prod` is `shop` again (both are `shop-prod`): name two different environments "
+        "to swap."
+    )
+    assert aws.calls("SwapEnvironmentCNAMEs") == []
+    db = Database(config.database_url)
+    try:
+        assert AuditLog(db).recent() == []
+    finally:
+        db.dispose()
+
+
 def test_a_swap_forced_through_the_other_environments_freeze_breaks_glass_there(
     config,
     aws,  # noqa: F811

@@ -400,6 +400,14 @@ class Shipping:
                 f"`{other_alias}` is not a Beanstalk environment in {resolved.target.region}, "
                 f"so it cannot swap CNAMEs with `{app}`."
             )
+        same = (other.target.name, other.target.aws_profile)
+        if same == (resolved.target.name, resolved.target.aws_profile):
+            # The words differed (`shop SHOP`, an alias and its environment's name), but not
+            # the environment: Beanstalk would refuse it, leaving a failed row in history.
+            return Reply(
+                f"{code(other_alias)} is `{app}` again (both are `{resolved.target.name}`): "
+                "name two different environments to swap."
+            )
         refusal = self._not_allowed(actor, "swap", other.target.alias)
         if refusal:
             return self._guard.refuse(actor, command, "swap", refusal)
