@@ -35,6 +35,7 @@ from bot.metrics.aggregate import sparkline
 from bot.platforms.base import Formation, Release, Settled
 from handlers.charts import chart_button, window_for
 from policies import costs
+from policies.commands import changing, stops_dynos
 from policies.digest import duration
 from policies.redact import mask
 from policies.slack_text import code, escape, listed
@@ -744,11 +745,12 @@ def _age(since: datetime | None, now: datetime) -> str:
 
 
 def _confirmation(result: NeedsConfirmation) -> Message:
+    # Only what changes: a kill had listed "worker 0 → 0" beside "web 1 → 0".
     changes = ", ".join(
         _asked_change(ptype, result.before.get(ptype, (0, "")), qty, size)
-        for ptype, (qty, size) in result.targets.items()
+        for ptype, (qty, size) in changing(result.before, result.targets).items()
     )
-    stops = any(qty == 0 for qty, _ in result.targets.values())
+    stops = stops_dynos(result.before, result.targets)
     warning = f" {result.unit.capitalize()}s scaled to 0 stop serving at once." if stops else ""
     text = f"<@{result.user_id}> asks to {result.verb} `{result.app}`: {changes}.{warning}"
     if result.approval:

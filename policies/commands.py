@@ -1230,6 +1230,19 @@ def plan_kill(
     return {ptype: (0, None) for ptype in current}
 
 
+def changing(
+    current: Mapping[str, tuple[int, str]], targets: Mapping[str, tuple[int, str | None]]
+) -> dict[str, tuple[int, str | None]]:
+    """The targets that change something: a count, or a size other than the one running
+    (sizes in any case). A kill targets every type, those already at zero too."""
+    found = {}
+    for ptype, (qty, size) in targets.items():
+        quantity, running = current.get(ptype, (0, ""))
+        if qty != quantity or (size is not None and size.lower() != running.lower()):
+            found[ptype] = (qty, size)
+    return found
+
+
 def stops_dynos(
     current: Mapping[str, tuple[int, str]], targets: Mapping[str, tuple[int, str | None]]
 ) -> bool:

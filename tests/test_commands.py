@@ -13,6 +13,7 @@ from policies.commands import (
     Change,
     Command,
     CommandError,
+    changing,
     help_text,
     parse,
     plan_kill,
@@ -236,6 +237,14 @@ def test_kill_targets_every_type_or_one() -> None:
     assert plan_kill(current, "worker") == {"worker": (0, None)}
     with pytest.raises(CommandError, match="no `clock`"):
         plan_kill(current, "clock")
+
+
+def test_only_targets_that_move_a_count_or_a_size_change_anything() -> None:
+    current = {"web": (2, "Standard-1X"), "worker": (0, "basic")}
+    assert changing(current, plan_kill(current, None)) == {"web": (0, None)}
+    assert changing(current, {"web": (2, "standard-1x")}) == {}
+    assert changing(current, {"web": (2, "standard-2x")}) == {"web": (2, "standard-2x")}
+    assert changing(current, {"clock": (1, None)}) == {"clock": (1, None)}
 
 
 def test_scaling_a_running_type_to_zero_counts_as_a_kill() -> None:

@@ -274,6 +274,22 @@ def test_scale_to_zero_counts_as_a_kill(driver, heroku):
     assert [p.json for p in patches(heroku)] == [{"updates": [{"type": "web", "quantity": 0}]}]
 
 
+def test_a_kill_prompt_lists_only_the_types_it_changes(driver, heroku):
+    heroku.add_app("half-app", formation={"web": (1, "basic"), "worker": (0, "basic")})
+    _, url = driver.command("kill half-app", ADMIN)
+    prompt = driver.reply(url)
+    # It had asked "web 1 → 0, worker 0 → 0".
+    assert prompt["text"].startswith(
+        f"<@{ADMIN}> asks to kill `half-app`: web 1 → 0. Dynos scaled to 0 stop serving at once."
+    )
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    assert f"<@{ADMIN}> killed `half-app`: web 1 → 0." in driver.reply(url)["text"]
+    assert heroku.formation("half-app") == {"web": (0, "Basic"), "worker": (0, "Basic")}
+    # A scale that stops nothing running is not said to: worker is already at 0.
+    _, url = driver.command("scale web=3 worker=0 half-app", ADMIN)
+    assert "stop serving" not in driver.reply(url)["text"]
+
+
 def test_an_expired_confirmation_is_refused(web, driver, heroku):
     _, url = driver.command("kill myapp", ADMIN)
     prompt = driver.reply(url)

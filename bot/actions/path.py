@@ -65,6 +65,7 @@ from policies import costs, guardrails, names
 from policies.commands import (
     Command,
     CommandError,
+    changing,
     help_text,
     parse,
     plan_kill,
@@ -691,10 +692,7 @@ class Actions:
             targets = plan_kill(current, command.target)
         else:
             targets = plan_scale(command.changes, current)
-        if all(
-            current[ptype][0] == qty and (size is None or size == current[ptype][1].lower())
-            for ptype, (qty, size) in targets.items()
-        ):
+        if not changing(current, targets):
             return Reply(f"`{app}` already runs that formation; nothing to change.")
         verdict = self._judge(
             resolved.target, command.verb, current, targets, command.force, actor.user_id
