@@ -717,7 +717,7 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
         return _parse_autoscale_set(app, rest[1:])
     if rest and rest[0].lower() == "schedule":
         return _parse_autoscale_schedule(app, rest[1:])
-    ptype = None
+    ptype, words = None, _AUTOSCALE_WORDS
     # `autoscale APP worker on target=latency:30s`: a process type before the mode.
     if len(rest) > 1 and rest[1].lower() in AUTOSCALE_MODES and _PTYPE_RE.match(rest[0]):
         ptype, rest = rest[0].lower(), rest[1:]
@@ -730,10 +730,12 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
             _keyword(
                 rest[0], _AUTOSCALE_WORDS, "a mode", "autoscale on", near_only="=" not in rest[1]
             )
-        rest = rest[1:]
-    if not rest or rest[0].lower() not in AUTOSCALE_MODES:
-        got = f"{shown(rest[0])} is not a mode. " if rest else ""
-        raise CommandError(f"{got}Say on, off, shadow or status.", "autoscale on")
+        rest, words = rest[1:], AUTOSCALE_MODES  # `set` and `schedule` take no type
+    if not rest:
+        raise CommandError("Say on, off, shadow or status.", "autoscale on")
+    # `autoscale demo worker of` had said only "`of` is not a mode.": the mode meant is
+    # offered, as for `maintenance demo of`.
+    _keyword(rest[0], words, "a mode", "autoscale on")
     mode, options = rest[0].lower(), []
     seen: set[str] = set()
     for word in rest[1:]:

@@ -407,7 +407,17 @@ def test_an_autoscale_error_shows_the_usage_of_the_form_typed(text: str, usage: 
         ("config set K=v demo -a demo-api", "The app is given twice"),
         # Words after the option are not the app: the word too many is.
         ("restart -a demo web web.1", "`web.1` is one word too many."),
-        ("autoscale demo worker of", "`of` is not a mode."),
+        # "`of` is not a mode." named no mode.
+        (
+            "autoscale demo worker of",
+            "`of` is not a mode: did you mean `off`? Use `on`, `off`, `shadow` or `status`.",
+        ),
+        (
+            "autoscale demo of",
+            "`of` is not a mode: did you mean `off`? Use `on`, `off`, `shadow`, `status`, `set` "
+            "or `schedule`.",
+        ),
+        ("autoscale demo worker bogus", "`bogus` is not a mode: use `on`, `off`, `shadow` or"),
         # "Say `on` or `off`." and "Write the count and how long…" named no word.
         (
             "maintenance demo of",

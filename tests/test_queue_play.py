@@ -109,7 +109,9 @@ def test_wrong_input_in_the_sandbox_says_what_to_do(console_run):
     assert "is a job-queue target, for a worker type" in output
     assert "`target=latency` is not a worker target: write latency:30s or jobs:50." in output
     assert "Target `latency:0s`: the value must be more than 0." in output
-    assert "`of` is not a mode. Say on, off, shadow or status." in output
+    assert (
+        "`of` is not a mode: did you mean `off`? Use `on`, `off`, `shadow` or `status`." in output
+    )
     assert "Worker `worker`: off (never set); `/deploy autoscale demo worker on" in output
 
 
