@@ -89,19 +89,31 @@ def message(result: Result, now: datetime | None = None) -> Message:
 
 
 def _logs(result: Logs) -> Message:
-    scope = f"`{result.dyno}` of `{result.app}`" if result.dyno else f"`{result.app}`"
+    scope = f"{code(result.dyno)} of `{result.app}`" if result.dyno else f"`{result.app}`"
+    if result.picked:
+        # Beanstalk with no instance named: one instance's tail, which the title had
+        # passed off as the whole environment's.
+        which = "first" if result.others else "only one"
+        scope = f"{code(result.dyno)}, the {which} of `{result.app}`'s instances to answer"
     if not result.lines:
         return _text(f"No log lines from {scope} yet.", public=False)
     lines = [escape(line) for line in result.lines]
+    another = (
+        f" {code(f'/deploy logs {result.app} {result.others[0]}')} shows another instance's."
+        if result.picked and result.others
+        else ""
+    )
 
     def title(shown: int) -> str:
-        head = f"*Last {shown} log lines of {scope}* (secrets masked)"
-        if shown == len(lines):
-            return head
-        return (
-            f"{head}: {result.asked:,} were asked for, more than one Slack message holds. "
-            f"{_all_logs(result)}"
-        )
+        head = f"*Last {shown} log line{'' if shown == 1 else 's'} of {scope}* (secrets masked)"
+        if shown < len(lines):
+            head += (
+                f": {result.asked:,} were asked for, more than one Slack message holds. "
+                f"{_all_logs(result)}"
+            )
+        elif another:
+            head += "."
+        return head + another
 
     # A section holds SECTION_CHARS: the newest whole lines that fit beside the title.
     room = SECTION_CHARS - len(title(0)) - len("\n```\n\n```") - len(str(len(lines)))

@@ -335,8 +335,41 @@ def test_logs_longer_than_a_message_say_where_to_read_them_all(driver, aws):  # 
     assert body[0].startswith("[INFO] GET /basket/") and body[-2].startswith(
         "[INFO] GET /basket/099"
     )
-    assert title.startswith(f"*Last {len(body) - 1} log lines of `shop`* (secrets masked): 100 ")
-    assert title.endswith("The environment's Logs page in the AWS console has them all.")
+    assert title.startswith(f"*Last {len(body) - 1} log lines of `i-")
+    assert (
+        title.endswith("instance's.")
+        and (
+            "(secrets masked): 100 were asked for, more than one Slack message holds. The "
+            "environment's Logs page in the AWS console has them all. `/deploy logs shop i-"
+        )
+        in title
+    )
+
+
+def test_logs_with_no_instance_named_say_whose_they_are_and_how_to_see_another(
+    blue_green,
+    aws,  # noqa: F811
+):
+    ids = aws.environment("shop-prod", region="us-east-1", access_key=PROD_KEY)["instance_ids"]
+    aws.log("shop-prod", "[INFO] GET /basket 200")
+    aws.log("shop-green", "[INFO] GET /basket 200")
+    # Each had said "Last 1 log lines of `shop`": one instance's tail, as the environment's.
+    for words in ("logs shop", "logs shop web"):
+        assert say(blue_green, words)["text"].split("\n")[0] == (
+            f"*Last 1 log line of `{ids[0]}`, the first of `shop`'s instances to answer* "
+            f"(secrets masked). `/deploy logs shop {min(set(ids) - {ids[0]})}` shows another "
+            "instance's."
+        )
+    [green] = aws.environment("shop-green", region="us-east-1", access_key=PROD_KEY)["instance_ids"]
+    assert say(blue_green, "logs shop-green")["text"].split("\n")[0] == (
+        f"*Last 1 log line of `{green}`, the only one of `shop-green`'s instances to answer* "
+        "(secrets masked)"
+    )
+    # Named, it is that instance's, as before.
+    assert say(blue_green, f"logs shop {ids[1]}")["text"].startswith(
+        f"*Last 1 log line of `{ids[1]}` of `shop`* (secrets masked)\n"
+    )
+    assert aws.violations == []
 
 
 def test_logs_of_one_instance_are_its_own_and_other_names_are_refused(driver, aws):  # noqa: F811
@@ -349,7 +382,7 @@ def test_logs_of_one_instance_are_its_own_and_other_names_are_refused(driver, aw
     reply = say(driver, f"logs shop {second} 10")["text"]
     assert f"`{second}` of `shop`" in reply and "worker timeout" in reply
     assert "worker timeout" not in say(driver, f"logs shop {first}")["text"]
-    assert "worker timeout" not in say(driver, "logs shop web")["text"]  # web: every instance
+    assert "worker timeout" not in say(driver, "logs shop web")["text"]  # web: the first
     asked = len([r for r in aws.requests if "EnvironmentInfo" in r.action])
     assert say(driver, "logs shop i-0abc")["text"] == (
         f"`i-0abc` is not one of `shop-prod`'s instances (`{min(first, second)}`, "

@@ -262,6 +262,10 @@ class Logs:
     asked: int  # how many lines were asked for: more than a message holds are cut
     platform: str
     name: str  # the app's name on its platform, for the platform's own tools
+    # Beanstalk, no instance named: `dyno` is the one the bot showed, `others` those that
+    # also sent a tail (to name next).
+    picked: bool = False
+    others: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

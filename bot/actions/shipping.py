@@ -472,23 +472,31 @@ class Shipping:
         )
 
     def logs(self, resolved: Resolved, command: Command) -> Result:
-        platform = platform_of(resolved)
-        dyno = command.target
-        if resolved.target.platform == "beanstalk" and dyno is not None:
-            # An environment's one process type is `web`: every instance runs it.
-            dyno = None if dyno == "web" else dyno
-            if dyno is not None and not dyno.startswith("i-"):
-                return Reply(
-                    f"On Beanstalk, logs take an instance ID such as `i-0abc…`, not "
-                    f"{code(dyno)}: `/deploy status {command.app}` lists the instances."
-                )
-        asked = command.limit or 100
-        lines = platform.log_lines(resolved.target.name, dyno, asked)
+        platform, target = platform_of(resolved), resolved.target
+        app, dyno, asked = command.app or "", command.target, command.limit or 100
+        if target.platform != "beanstalk":
+            lines = platform.log_lines(target.name, dyno, asked)
+            return Logs(app, dyno, _masked(lines), asked, target.platform, target.name)
+        # An environment's one process type is `web`: every instance runs it.
+        dyno = None if dyno == "web" else dyno
+        if dyno is not None and not dyno.startswith("i-"):
+            return Reply(
+                f"On Beanstalk, logs take an instance ID such as `i-0abc…`, not "
+                f"{code(dyno)}: `/deploy status {app}` lists the instances."
+            )
+        tail = platform.log_tail(target.name, dyno, asked)
+        # No instance named: one instance's tail all the same, so it is named, and others.
         return Logs(
-            command.app or "",
-            dyno,
-            tuple(mask(line) for line in lines),
+            app,
+            tail.instance,
+            _masked(tail.lines),
             asked,
-            resolved.target.platform,
-            resolved.target.name,
+            target.platform,
+            target.name,
+            picked=dyno is None and tail.instance is not None,
+            others=tail.others,
         )
+
+
+def _masked(lines: list[str]) -> tuple[str, ...]:
+    return tuple(mask(line) for line in lines)

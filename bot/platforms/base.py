@@ -104,6 +104,16 @@ class Settled:
     unknown: bool = False  # not followed to its end (the platform could not be read): not ok
 
 
+@dataclass(frozen=True)
+class LogTail:
+    """The tail of one Beanstalk instance's logs: the instance, its lines, and the other
+    instances whose tails came back with it (those one may ask for next)."""
+
+    instance: str | None
+    lines: list[str]
+    others: tuple[str, ...] = ()
+
+
 class PlatformError(Exception):
     """A platform call failed; `str(error)` is a plain sentence fit to show in Slack.
 

@@ -27,6 +27,7 @@ from bot.platforms.base import (
     AppStatus,
     Dyno,
     Formation,
+    LogTail,
     NotSupported,
     PlatformError,
     Release,
@@ -287,7 +288,7 @@ class BeanstalkPlatform:
     def cname(self, app: str) -> str:
         return str(self._environment(app).get("CNAME", ""))
 
-    def log_lines(self, app: str, dyno: str | None, lines: int) -> list[str]:
+    def log_tail(self, app: str, dyno: str | None, lines: int) -> LogTail:
         """The tail of one instance's logs (`dyno`, an instance ID; else the first to send
         one): ask the instances, then fetch its bundle. An ID that is not one of the
         environment's instances is refused before anything is asked."""
@@ -313,14 +314,17 @@ class BeanstalkPlatform:
                 break
             time.sleep(POLL_SECONDS)
         if not found:
-            return []
+            return LogTail(dyno, [])
         # An instance may have sent more than one tail lately: the newest of its own.
         info = max(found, key=lambda i: i.get("SampleTimestamp") or 0) if dyno else found[0]
+        shown = str(info.get("Ec2InstanceId") or "") or None
+        others = tuple(sorted({str(i.get("Ec2InstanceId") or "") for i in found} - {"", shown}))
         try:
             # A presigned S3 URL: it carries its own signature, so no credentials go with it.
-            return fetch_tail(requests.get, info["Message"], (3.05, 15))[-lines:]
+            tail = fetch_tail(requests.get, info["Message"], (3.05, 15))[-lines:]
         except UNREADABLE:
-            return ["(the log bundle could not be read)"]
+            tail = ["(the log bundle could not be read)"]
+        return LogTail(shown, tail, others)
 
     def maintenance(self, app: str) -> bool:
         raise NotSupported(NO_MAINTENANCE.format(app=app))
