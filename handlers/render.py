@@ -410,8 +410,12 @@ def settled_message(settled: Settled) -> Message:
     build's or a run's output tail either way. Events and output come from the platform,
     so they are masked (an instance's event can quote a command line) and escaped."""
     if settled.output:
-        body = "\n".join(escape(mask(line).replace("```", "ˋˋˋ")) for line in settled.events)
-        detail = f"\n```\n{body[-2800:]}\n```" if body else ""
+        lines = [escape(mask(line).replace("```", "ˋˋˋ")) for line in settled.events]
+        # The newest whole lines that fit; a cut by characters had begun mid-line.
+        body = "\n".join(_newest_lines(lines, OUTPUT_CHARS)) if lines else ""
+        shown = body.count("\n") + 1 if body else 0
+        more = f"\n(the last {shown} of {len(lines):,} lines)" if shown < len(lines) else ""
+        detail = f"\n```\n{body}\n```{more}" if body else ""
     elif settled.ok:
         detail = ""
     else:
@@ -729,6 +733,7 @@ def _day_and_clock(at: datetime) -> str:
     return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{at:%Y-%m-%d %H:%M} UTC>"
 
 
+OUTPUT_CHARS = 2800  # a build's or a run's output tail in a follow-up, with room for its head
 MAX_DYNOS_SHOWN = 20
 DRAINS_LISTED = 5  # more drains than this are counted, and only the quiet ones named
 DRAIN_QUIET = timedelta(minutes=10)

@@ -1029,3 +1029,19 @@ def test_what_slack_escapes_in_a_command_is_read_as_typed(driver, heroku):
     reply = say(driver, "lock myapp R&D <fix> &lt;", ADMIN)
     assert "R&amp;D &lt;fix&gt; &amp;lt;" in reply["text"], reply["text"]
     assert "&amp;amp;" not in reply["text"]
+
+
+def test_a_long_build_output_ends_the_follow_up_with_whole_lines_and_says_how_many():
+    from bot.platforms.base import Settled
+    from handlers.render import settled_message
+
+    output = tuple(f"step {n:03}: compiling assets for the storefront bundle" for n in range(300))
+    text = settled_message(Settled(True, "The build of `v2` succeeded.", output, output=True))[
+        "text"
+    ]
+    block = text.split("```\n", 1)[1].split("\n```", 1)[0].splitlines()
+    assert all(line in output for line in block), block[0]  # none begins mid-line
+    assert block[-1] == output[-1]
+    assert text.endswith(f"(the last {len(block)} of 300 lines)")
+    short = settled_message(Settled(False, "The run failed.", output[:3], output=True))["text"]
+    assert "the last" not in short and output[0] in short
