@@ -39,6 +39,7 @@ from policies.commands import changing, stops_dynos
 from policies.digest import duration
 from policies.redact import mask
 from policies.slack_text import code, escape, listed
+from policies.slack_text import shown as clipped  # `shown` names a local below
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +251,7 @@ def _config_vars(result: ConfigVars) -> Message:
     lines = [f"*Config vars of `{result.app}`*"]
     for key, value in result.values:
         # An empty value had shown as two backticks.
-        shown = MASK if result.masked else code(value[:200]) if value else "(empty)"
+        shown = MASK if result.masked else clipped(value, 200) if value else "(empty)"
         lines.append(f"• {code(key)} {shown}")
     if result.masked:
         lines.append("Values are hidden: seeing them needs the `config` permission.")

@@ -342,8 +342,10 @@ def test_the_worker_settles_maybe_made_maintenance_from_the_app(heroku, config):
 
 
 def test_config_masks_values_except_for_those_allowed_config(driver, heroku):
+    long = "x" * 250  # a certificate, say: more than a list shows
     heroku.set_config_vars(
-        "myapp", {"DATABASE_URL": SECRET_VALUE, "LOG_LEVEL": "info", "FEATURE_FLAGS": ""}
+        "myapp",
+        {"DATABASE_URL": SECRET_VALUE, "LOG_LEVEL": "info", "FEATURE_FLAGS": "", "CERT": long},
     )
     masked = say(driver, "config myapp", USER)["text"]
     assert "`DATABASE_URL` ••••••" in masked and SECRET_VALUE not in masked
@@ -351,6 +353,7 @@ def test_config_masks_values_except_for_those_allowed_config(driver, heroku):
     shown = say(driver, "config myapp", ADMIN)["text"]
     assert f"`DATABASE_URL` `{SECRET_VALUE}`" in shown
     assert "• `FEATURE_FLAGS` (empty)\n" in shown  # it had been "• `FEATURE_FLAGS` ``"
+    assert f"• `CERT` `{'x' * 199}…`" in shown  # cut where it is said to be, not silently
     assert say(driver, "config set LOG_LEVEL=debug myapp", USER)["text"].startswith(
         "You may not config `myapp`"
     )
