@@ -1048,3 +1048,22 @@ def test_a_long_build_output_ends_the_follow_up_with_whole_lines_and_says_how_ma
     assert text.endswith(f"(the last {len(block)} of 300 lines)")
     short = settled_message(Settled(False, "The run failed.", output[:3], output=True))["text"]
     assert "the last" not in short and output[0] in short
+
+
+@pytest.mark.parametrize(
+    ("named", "field"),
+    [("worker", "type"), ("web.2", "dyno_name"), ("web-1234abcde-123ab", "dyno_name")],
+)
+def test_logs_of_a_process_type_ask_by_type_and_of_a_dyno_by_its_name(driver, heroku, named, field):
+    """Heroku's log-session takes a process type as `type` and a dyno as `dyno_name`
+    (`web.1`, or on Fir `web-1234abcde-123ab`); a type had been sent as a dyno's name."""
+    heroku.log("myapp", "worker.1", "job 1 done")
+    heroku.log("myapp", "worker.2", "job 2 done")
+    heroku.log("myapp", "web.1", "GET /")
+    reply = say(driver, f"logs myapp {named} 5", USER)
+    [session] = heroku.calls("POST", "/apps/myapp/log-sessions")
+    assert session.json == {"lines": 5, "tail": False, field: named}
+    if named == "worker":
+        assert "job 1 done" in reply["text"] and "job 2 done" in reply["text"]
+        assert "GET /" not in reply["text"]
+    assert heroku.violations == []

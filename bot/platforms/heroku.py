@@ -328,7 +328,9 @@ class HerokuPlatform:
         """The last `lines` log lines (of one dyno or process type), through a log session."""
         body: dict[str, Any] = {"lines": lines, "tail": False}
         if dyno:
-            body["dyno_name"] = dyno
+            # The API limits a session to one dyno by `dyno_name` (`web.1`, or on Fir
+            # `web-1234abcde-123ab`) and to a process type by `type`.
+            body["dyno_name" if _DYNO_NAME.fullmatch(dyno) else "type"] = dyno
         session = self._call("POST", app, ("apps", app, "log-sessions"), body, reads=True)
         return self._text(session.get("logplex_url"))[-lines:]
 
@@ -505,6 +507,9 @@ class HerokuPlatform:
         remaining = self.rate_limit_remaining
         if self._throttles is not None and remaining is not None:
             self._throttles.observe(self._account, remaining, now)
+
+
+_DYNO_NAME = re.compile(r"[\w-]+\.\d+|[\w-]+-[0-9a-f]{8,10}-[0-9a-z]{5}")
 
 
 def _transport_error(error: Exception, app: str, method: str) -> PlatformError:

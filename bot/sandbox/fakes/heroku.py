@@ -997,11 +997,12 @@ class FakeHeroku(ServedFake):
     def _log_session_create(self, call: _Call) -> _Reply:
         app = self._app(call.params[0])
         body = call.body or {}
-        wanted = body.get("dyno_name")
+        # One dyno by its name, or every dyno of a process type, as the API's two fields do.
+        dyno, ptype = body.get("dyno_name"), body.get("type")
         lines = [
             line
             for line in app.logs
-            if wanted is None or f"[{wanted}]" in line or f"[{wanted}." in line
+            if (dyno is None or f"[{dyno}]" in line) and (ptype is None or f"[{ptype}." in line)
         ]
         count = int(body.get("lines", 100))
         session_id = self._new_id()
