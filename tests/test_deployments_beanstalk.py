@@ -454,3 +454,29 @@ def test_ship_makes_a_version_from_the_registry_bundle_then_deploys_it(blue_gree
         == "v2.0"
     )
     assert aws.violations == []
+
+
+def test_with_no_instance_named_the_newest_tail_is_shown_not_the_first_listed(monkeypatch):
+    """Tails stay listed for a while: the first one listed can be an older request's."""
+    from datetime import UTC, datetime
+
+    from bot.platforms import beanstalk
+
+    listed_tails = [
+        {
+            "Ec2InstanceId": "i-old",
+            "SampleTimestamp": datetime(2026, 12, 2, 9, tzinfo=UTC),
+            "Message": "https://s3.example/old",
+        },
+        {
+            "Ec2InstanceId": "i-new",
+            "SampleTimestamp": datetime(2026, 12, 2, 10, tzinfo=UTC),
+            "Message": "https://s3.example/new",
+        },
+        {"Ec2InstanceId": "i-undated", "Message": "https://s3.example/undated"},
+    ]
+    platform = beanstalk.BeanstalkPlatform("us-east-1")
+    monkeypatch.setattr(platform, "_call", lambda op, app, **kw: {"EnvironmentInfo": listed_tails})
+    monkeypatch.setattr(beanstalk, "fetch_tail", lambda get, url, timeout: [f"from {url}"])
+    tail = platform.log_tail("shop-prod", None, 10)
+    assert (tail.instance, tail.lines) == ("i-new", ["from https://s3.example/new"])

@@ -289,8 +289,8 @@ class BeanstalkPlatform:
         return str(self._environment(app).get("CNAME", ""))
 
     def log_tail(self, app: str, dyno: str | None, lines: int) -> LogTail:
-        """The tail of one instance's logs (`dyno`, an instance ID; else the first to send
-        one): ask the instances, then fetch its bundle. An ID that is not one of the
+        """The tail of one instance's logs (`dyno`, an instance ID; else the one that sent
+        the newest): ask the instances, then fetch its bundle. An ID that is not one of the
         environment's instances is refused before anything is asked."""
         if dyno is not None:
             ids = [i.get("Id", "") for i in self._instances(app)]
@@ -315,8 +315,9 @@ class BeanstalkPlatform:
             time.sleep(POLL_SECONDS)
         if not found:
             return LogTail(dyno, [])
-        # An instance may have sent more than one tail lately: the newest of its own.
-        info = max(found, key=lambda i: i.get("SampleTimestamp") or 0) if dyno else found[0]
+        # Tails stay listed for a while, and an instance may have sent more than one: the
+        # newest, of the instance named or of any (the first listed can be a stale one).
+        info = max(found, key=_sampled)
         shown = str(info.get("Ec2InstanceId") or "") or None
         others = tuple(sorted({str(i.get("Ec2InstanceId") or "") for i in found} - {"", shown}))
         try:
@@ -545,3 +546,9 @@ def _metrics_note(metrics: dict[str, Any]) -> str | None:
     if codes.get("Status5xx"):
         parts.append(f"{codes['Status5xx']} 5xx")
     return ", ".join(parts)
+
+
+def _sampled(info: dict[str, Any]) -> datetime:
+    """When an instance sent this tail; one that does not say, oldest."""
+    at = info.get("SampleTimestamp")
+    return at if isinstance(at, datetime) else _EPOCH
