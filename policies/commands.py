@@ -733,6 +733,15 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
         rest, words = rest[1:], AUTOSCALE_MODES  # `set` and `schedule` take no type
     if not rest:
         raise CommandError("Say on, off, shadow or status.", "autoscale on")
+    typed_alone = len(rest) == 1 and words is _AUTOSCALE_WORDS  # one word after the app
+    if typed_alone and _PTYPE_RE.match(rest[0]) and not closest(rest[0], _AUTOSCALE_WORDS):
+        # `autoscale demo worker`: most likely a process type with its mode left out, which
+        # "`worker` is not a mode: use `on`, …" did not say how to write.
+        raise CommandError(
+            f"{shown(rest[0])} is not a mode. After a process type, say on, off, shadow or "
+            f"status, like `/deploy autoscale {app} {rest[0].lower()} status`.",
+            "autoscale on",
+        )
     # `autoscale demo worker of` had said only "`of` is not a mode.": the mode meant is
     # offered, as for `maintenance demo of`.
     _keyword(rest[0], words, "a mode", "autoscale on")

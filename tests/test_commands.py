@@ -418,6 +418,12 @@ def test_an_autoscale_error_shows_the_usage_of_the_form_typed(text: str, usage: 
             "or `schedule`.",
         ),
         ("autoscale demo worker bogus", "`bogus` is not a mode: use `on`, `off`, `shadow` or"),
+        # "`worker` is not a mode: use `on`, …" did not say a type takes a mode after it.
+        (
+            "autoscale demo worker",
+            "`worker` is not a mode. After a process type, say on, off, shadow or status, like "
+            "`/deploy autoscale demo worker status`.",
+        ),
         # "Say `on` or `off`." and "Write the count and how long…" named no word.
         (
             "maintenance demo of",
