@@ -183,3 +183,5 @@ def test_a_spike_played_without_autoscaling_does_not_say_capacity_caught_up(tmp_
     assert "Web dynos 1 → 1 → 1" in summary and "while capacity caught up" not in summary
     assert re.search(r"requests failed \(H12/H14\) as no web dynos were added\.", summary)
     assert f"the autoscaler {does}" in summary
+    # Off decides nothing, so no decisions are pointed to; shadow's are there to list.
+    assert ("lists the latest decisions" in summary) is (mode == "shadow")

@@ -94,6 +94,7 @@ class Outcome:
     timeouts: int = 0  # requests the router gave up on (H12) or had no dyno for (H14)
     alerts: int = 0  # alerts the worker's detectors raised in the channel
     wall_seconds: float = 0.0
+    decided: bool = True  # the autoscaler recorded decisions (not with autoscaling off)
 
     def summary(self) -> str:
         shape = self.web or [0]
@@ -132,8 +133,8 @@ class Outcome:
             f"{self.wall_seconds:.1f} s: peak {max(self.minute_rpm, default=0):,} rpm. "
             f"Web dynos {min(shape)} → {max(shape)} → {shape[-1]} (fewest → most → at the "
             f"end{started}) {acted}; the p95 queue time peaked at "
-            f"{_ms(queue)}{lost}.{alerts}{refused} `/deploy autoscale {self.app} status` lists the "
-            "latest decisions."
+            f"{_ms(queue)}{lost}.{alerts}{refused}"
+            + (f" `/deploy autoscale {self.app} status` lists the latest decisions." * self.decided)
         )
 
 
@@ -176,6 +177,8 @@ def simulate(
     outcome = SpikePlayer(services, heroku, say, shape=shape, seed=seed).play(app, name, channel)
     if settings is not None and settings.mode == "shadow":
         outcome.refused = 0  # logged only, as shadow does: nothing turned them down
+    # Off, the autoscaler decides nothing, so there are no decisions to point to.
+    outcome.decided = settings is None or settings.mode != "off"
     return Reply(outcome.summary() + kept, public=True)
 
 
