@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from bot.actions.results import Reply, Resolved
+from bot.actions.results import BreakGlass, Reply, Resolved
 from bot.platforms.base import PlatformError, Release
 from bot.registry import Target
 from bot.store.audit import Actor, AuditLog
@@ -43,6 +43,18 @@ class DeployGuard:
             return refusal
         verdict = self.judge(target, verb, force, user_id)
         return verdict.reason if verdict.refused else None
+
+    def forced(
+        self, target: Target, user_id: str, verb: str, command: str, force: str | None
+    ) -> BreakGlass | None:
+        """The break-glass notice for `target`'s channel when `command` was `--force`d
+        through its freeze, or None (no force, or no freeze it had to pass)."""
+        if not force:
+            return None
+        verdict = self.judge(target, verb, force, user_id)
+        if not verdict.forced:
+            return None
+        return BreakGlass(user_id, command, verdict.freeze_reason or "", force, target.channel)
 
     def refuse(self, actor: Actor, command: Command, verb: str, reason: str) -> Reply:
         """Say why, and keep the refusal in the audit trail, as the gate's refusals are."""

@@ -88,8 +88,8 @@ class Deployments:
         result = self._run(actor, resolved, command)
         forced = command.force and command.verb in _FORCED_AT_ONCE
         if isinstance(result, Deployed) and forced and result.break_glass is None:
-            notice = self._forced(
-                resolved.target, actor, command.verb, command.text(), command.force
+            notice = self._guard.forced(
+                resolved.target, actor.user_id, command.verb, command.text(), command.force
             )
             result = replace(result, break_glass=notice)
         return result
@@ -422,19 +422,8 @@ class Deployments:
 
     def _break_glass(self, target: Target, actor: Actor, pending: Pending) -> BreakGlass | None:
         verb = pending.command.split()[0]
-        return self._forced(target, actor, verb, pending.command, pending.force_reason)
-
-    def _forced(
-        self, target: Target, actor: Actor, verb: str, command: str, force: str | None
-    ) -> BreakGlass | None:
-        """The break-glass notice of a change `force`d through a freeze, or None."""
-        if not force:
-            return None
-        verdict = self._guard.judge(target, verb, force, actor.user_id)
-        if not verdict.forced:
-            return None
-        return BreakGlass(
-            actor.user_id, command, verdict.freeze_reason or "", force, target.channel
+        return self._guard.forced(
+            target, actor.user_id, verb, pending.command, pending.force_reason
         )
 
 

@@ -19,7 +19,7 @@ from bot.actions.results import BreakGlass, Deployed, Logs, Reply, Resolved, Res
 from bot.actions.usergroups import GroupLookupFailed
 from bot.platforms.base import Build, PlatformError, Promotion, Release
 from bot.platforms.sources import SourceError, signed_url
-from bot.registry import Target, UnknownApp
+from bot.registry import UnknownApp
 from bot.store.audit import Actor, AuditLog
 from bot.store.locks import Locks
 from policies import guardrails
@@ -282,28 +282,12 @@ class Shipping:
                     target = self._resolve(alias).target
                 except (UnknownApp, PlatformError):
                     continue
-                notice = self._forced(target, "promote", command, actor)
+                notice = self._guard.forced(
+                    target, actor.user_id, "promote", command.text(), command.force
+                )
                 if notice is not None:
                     return notice
         return None
-
-    def _forced(
-        self, target: Target, verb: str, command: Command, actor: Actor
-    ) -> BreakGlass | None:
-        """The notice for `target`'s channel when `command` was `--force`d through its
-        freeze (another app than the one typed: a next stage, the other environment)."""
-        if not command.force:
-            return None
-        verdict = self._guard.judge(target, verb, command.force, actor.user_id)
-        if not verdict.forced:
-            return None
-        return BreakGlass(
-            actor.user_id,
-            command.text(),
-            verdict.freeze_reason or "",
-            command.force,
-            target.channel,
-        )
 
     def promote(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
         app, target = command.app or "", resolved.target
@@ -442,7 +426,10 @@ class Shipping:
             mode=other_alias,
             audit_id=entry,
             note=note,
-            break_glass=self._forced(other.target, "swap", command, actor),
+            # The other environment's freeze, forced: its channel is told.
+            break_glass=self._guard.forced(
+                other.target, actor.user_id, "swap", command.text(), command.force
+            ),
         )
 
     # -- run and logs -----------------------------------------------------------------------
