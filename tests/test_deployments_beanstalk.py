@@ -386,7 +386,7 @@ def test_logs_of_one_instance_are_its_own_and_other_names_are_refused(driver, aw
     asked = len([r for r in aws.requests if "EnvironmentInfo" in r.action])
     assert say(driver, "logs shop i-0abc")["text"] == (
         f"`i-0abc` is not one of `shop-prod`'s instances (`{min(first, second)}`, "
-        f"`{max(first, second)}`): name one of those, or none for the first instance's logs."
+        f"`{max(first, second)}`): name one of those, or none for the newest tail of any."
     )
     assert say(driver, "logs shop web.1")["text"] == (
         "On Beanstalk, logs take an instance ID such as `i-0abc…`, not `web.1`: "

@@ -297,8 +297,8 @@ class BeanstalkPlatform:
             if dyno not in ids:
                 raise NotSupported(
                     f"{code(dyno)} is not one of `{escape(app)}`'s instances "
-                    f"({listed(sorted(ids))}): name one of those, or none for the first "
-                    "instance's logs."
+                    f"({listed(sorted(ids))}): name one of those, or none for the newest "
+                    "tail of any."
                 )
         self._call("request_environment_info", app, EnvironmentName=app, InfoType="tail")
         deadline = time.monotonic() + TAIL_WAIT_SECONDS
