@@ -319,6 +319,18 @@ class Shipping:
         entry = self._audit.start(
             actor, "promote", app, command.text(), {"newest": newest}, {"to": names}
         )
+
+        def promoted(results: tuple[Promotion, ...], note: str | None) -> Deployed:
+            return Deployed(
+                app,
+                "promote",
+                actor.user_id,
+                audit_id=entry,
+                promotions=results,
+                note=note,
+                break_glass=self._downstream_forced(names, command, actor),
+            )
+
         note = None
         try:
             results = self._guard.call(
@@ -337,15 +349,7 @@ class Shipping:
             results = tuple(Promotion(name, "succeeded", None) for name in names)
             read = f"{error} Read back: {found.sentence}."
             self._audit.settle(entry, "ok", {name: "succeeded" for name in names}, read)
-            return Deployed(
-                app,
-                "promote",
-                actor.user_id,
-                audit_id=entry,
-                promotions=results,
-                note=note,
-                break_glass=self._downstream_forced(names, command, actor),
-            )
+            return promoted(results, note)
         failed = [r for r in results if r.status == "failed"]
         # Pending: its outcome could not be read; the worker's pass reads the releases back.
         outcome = "error" if failed else "ok"
@@ -361,15 +365,7 @@ class Shipping:
             after={r.app: r.status for r in results},
             error="; ".join(f"{r.app}: {r.error}" for r in failed) or None,
         )
-        return Deployed(
-            app,
-            "promote",
-            actor.user_id,
-            audit_id=entry,
-            promotions=results,
-            note=note,
-            break_glass=self._downstream_forced(names, command, actor),
-        )
+        return promoted(results, note)
 
     def swap(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
         app, other_alias = command.app or "", command.target or ""
