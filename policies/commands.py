@@ -407,9 +407,26 @@ def _app_typed_too(verb: str, args: list[str], app: str | None, ahead: int) -> C
         return None
     if alone.app is None or alone.app not in args[:ahead]:
         return None
+    return _given_twice(alone.app, app, verb)
+
+
+# What follows the app in the verbs whose next word could be an app name too.
+_AFTER_APP = {"lock": "REASON"}
+
+
+def _app_before_option(verb: str, args: list[str], app: str | None, ahead: int) -> None:
+    """`lock demo -a demo-api why`: with `-a`, the first word before it stands where the
+    usage puts APP, so an app name there is the app typed twice, not the start of what
+    follows the app (the reason), which goes after the option."""
+    if app is not None and ahead > 0 and _APP_RE.match(args[0]):
+        raise _given_twice(args[0], app, verb)
+
+
+def _given_twice(typed: str, app: str, verb: str) -> CommandError:
+    after = f" and the {_AFTER_APP[verb]} after it" if verb in _AFTER_APP else ""
     return CommandError(
-        f"The app is given twice: {shown(alone.app)} and {shown(app)} after `-a`. "
-        "Name it once, where the usage shows APP or with `-a`.",
+        f"The app is given twice: {shown(typed)} and {shown(app)} after `-a`. "
+        f"Name it once, where the usage shows APP or with `-a`{after}.",
         verb,
     )
 
@@ -459,6 +476,13 @@ def _take_force_option(words: list[str], verb: str) -> tuple[list[str], str | No
         return words, None
     if verb not in MUTATING_VERBS:
         raise CommandError(f"`--force` only applies to changes, not to `{verb}`.", verb)
+    if verb in ("lock", "unlock"):
+        # A freeze never holds them back (policies.guardrails), nor does `--force` pass
+        # someone else's lock: said, where it had been ignored or made a lock's reason.
+        raise CommandError(
+            f"`--force` only passes a freeze, and no freeze holds back `{verb}`: leave it out.",
+            verb,
+        )
     at = words.index("--force")
     reason = words[at + 1].strip() if at + 1 < len(words) else ""
     if not reason or reason.startswith("-"):
@@ -468,8 +492,11 @@ def _take_force_option(words: list[str], verb: str) -> tuple[list[str], str | No
     return words[:at] + words[at + 2 :], reason[:200]
 
 
-def _take_app_option(words: list[str], verb: str) -> tuple[list[str], str | None, int]:
-    """The words less `-a APP`, the app, and how many words came before the option."""
+def _take_app_option(
+    words: list[str], verb: str, prose: bool = False
+) -> tuple[list[str], str | None, int]:
+    """The words less `-a APP`, the app, and how many words came before the option. With
+    `prose` (a lock's reason), another word starting with a dash is kept as a word."""
     rest: list[str] = []
     app: str | None = None
     ahead = len(words)
@@ -486,7 +513,7 @@ def _take_app_option(words: list[str], verb: str) -> tuple[list[str], str | None
         if word.startswith("--app="):
             app = _app_name(word.split("=", 1)[1], verb, app)
             ahead = min(ahead, len(rest))
-        elif word.startswith("-") and not _CHANGE_RE.match(word):
+        elif word.startswith("-") and not _CHANGE_RE.match(word) and not prose:
             raise CommandError(f"{shown(word)} is not an option I know.", verb)
         else:
             rest.append(word)
@@ -1022,15 +1049,20 @@ def _parse_lock(args: list[str], app: str | None) -> Command:
 def _lock_as_typed(text: str) -> Command | None:
     """`lock APP REASON…`: the reason is prose, so an apostrophe (`don't ship`) or a dash
     (`hotfix - do not ship`) is part of it, not a quote to match or an option; quotes
-    around it (`lock APP "the reason"`) are taken off as before. None for any other form."""
-    words = text.split(None, 2)
-    if len(words) < 3 or words[0].lower() != "lock" or not _APP_RE.match(words[1]):
+    around it (`lock APP "the reason"`) are taken off as before. A word that is an option
+    everywhere else (`-a APP`, `--app APP`, `--force`) is one here too. None for any other
+    verb."""
+    words = text.split(None, 1)
+    if not words or words[0].lower() != "lock":
         return None
     try:
-        reason = " ".join(_split(words[2]))
+        args = _split(words[1] if len(words) > 1 else "")
     except ValueError:
-        reason = words[2]
-    return _parse_lock([words[1], reason], None)
+        args = words[1].split()  # an apostrophe in the prose, not a quote
+    args, _ = _take_force_option(args, "lock")
+    args, app, ahead = _take_app_option(args, "lock", prose=True)
+    _app_before_option("lock", args, app, ahead)
+    return _parse_lock(args, app)
 
 
 def _parse_unlock(args: list[str], app: str | None) -> Command:

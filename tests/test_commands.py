@@ -446,3 +446,52 @@ def test_an_error_blames_the_word_that_is_wrong(text: str, problem: str) -> None
 def test_a_word_before_the_app_option_is_still_read_when_the_command_holds() -> None:
     assert parse("restart web -a demo") == Command("restart", "demo", target="web")
     assert parse("config sets").app == "sets"  # near `set`, but alone it is the app
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # `-a` in a lock was taken for words of the reason: app `demo`, reason `-a demo-api`.
+        ('lock -a demo "release freeze"', Command("lock", "demo", reason="release freeze")),
+        ("lock -a demo release freeze", Command("lock", "demo", reason="release freeze")),
+        ("lock --app=demo don't ship", Command("lock", "demo", reason="don't ship")),
+        (
+            "lock -a demo hotfix - do not ship",
+            Command("lock", "demo", reason="hotfix - do not ship"),
+        ),
+        # A dash or an option-like word inside the prose stays the reason's own.
+        ("lock demo hotfix - do not ship", Command("lock", "demo", reason="hotfix - do not ship")),
+        ("lock demo -- see #ops", Command("lock", "demo", reason="-- see #ops")),
+        ('lock demo "hold -a while"', Command("lock", "demo", reason="hold -a while")),
+    ],
+)
+def test_the_app_and_force_options_are_read_in_a_lock(text: str, expected: Command) -> None:
+    assert parse(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        # These locked `demo` with the reason `-a demo-api …` or `--force x`.
+        ("lock demo -a demo-api", "The app is given twice: `demo` and `demo-api` after `-a`."),
+        ('lock demo -a demo-api "release freeze"', "The app is given twice: `demo` and `demo-api`"),
+        ("lock demo --app demo-api why", "The app is given twice: `demo` and `demo-api`"),
+        ("lock demo --app=demo-api why", "The app is given twice: `demo` and `demo-api`"),
+        (
+            'lock demo --force "x"',
+            "`--force` only passes a freeze, and no freeze holds back `lock`",
+        ),
+        ("lock demo --force x", "`--force` only passes a freeze, and no freeze holds back `lock`"),
+        ("lock demo don't --force", "`--force` only passes a freeze"),
+        (
+            "unlock demo --force x",
+            "`--force` only passes a freeze, and no freeze holds back `unlock`",
+        ),
+    ],
+)
+def test_an_app_or_force_option_in_a_lock_is_not_a_word_of_its_reason(
+    text: str, problem: str
+) -> None:
+    with pytest.raises(CommandError) as caught:
+        parse(text)
+    assert caught.value.problem.startswith(problem), caught.value.problem

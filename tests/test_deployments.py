@@ -5,6 +5,7 @@ and the failed-release alert (no Rollback button: the app still runs its last go
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -975,6 +976,22 @@ def test_a_lock_reason_is_the_words_as_typed_apostrophes_and_dashes_too(driver, 
     assert f"locked `myapp`: {reason}." in locked["text"]
     refused = say(driver, "rollback myapp")
     assert f"`myapp` is locked by <@{OTHER_ADMIN}> ({reason})" in refused["text"]
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ('lock myapp -a other-app "release freeze"', "The app is given twice: `myapp` and"),
+        ('lock myapp --force "hotfix"', "`--force` only passes a freeze, and no freeze holds"),
+    ],
+)
+def test_an_option_in_a_lock_is_read_as_the_option_not_as_the_reason(driver, text, says):
+    # `myapp` was locked with the reason `-a other-app release freeze` or `--force hotfix`.
+    ack, _ = driver.command(text, OTHER_ADMIN)
+    assert says in json.loads(ack.data)["text"]
+    assert "is not locked" in say(driver, "unlock myapp", OTHER_ADMIN)["text"]
+    locked = say(driver, 'lock -a myapp "release freeze"', OTHER_ADMIN)
+    assert "locked `myapp`: release freeze." in locked["text"]
 
 
 @pytest.mark.parametrize(
