@@ -387,6 +387,8 @@ def parse(text: str) -> Command:
         return replace(command, force=force) if force else command
     args, force = _take_force_option(words[1:], verb)
     args, app, ahead = _take_app_option(args, verb)
+    if verb in _AFTER_APP:
+        _app_before_option(verb, args, app, ahead)
     try:
         command = _PARSERS[verb](args, app)
     except CommandError as error:
@@ -411,14 +413,19 @@ def _app_typed_too(verb: str, args: list[str], app: str | None, ahead: int) -> C
 
 
 # What follows the app in the verbs whose next word could be an app name too.
-_AFTER_APP = {"lock": "REASON"}
+_AFTER_APP = {"lock": "REASON", "rollback": "VERSION", "ship": "REF"}
+# `v12` or `12`: a release (or a tag), as `heroku releases:rollback v12 -a APP` puts it.
+_RELEASE_NUMBER_RE = re.compile(r"^v?\d+$", re.IGNORECASE)
 
 
 def _app_before_option(verb: str, args: list[str], app: str | None, ahead: int) -> None:
-    """`lock demo -a demo-api why`: with `-a`, the first word before it stands where the
-    usage puts APP, so an app name there is the app typed twice, not the start of what
-    follows the app (the reason), which goes after the option."""
-    if app is not None and ahead > 0 and _APP_RE.match(args[0]):
+    """`ship demo -a demo-api`: with `-a`, the first word before it stands where the usage
+    puts APP, so an app name there is the app typed twice, not what follows the app (the
+    reason, version or ref), which goes after the option. A release number or a word no
+    app is called (`v1.4.2`) is still read as the version or ref."""
+    if app is None or ahead == 0 or (verb != "lock" and _RELEASE_NUMBER_RE.match(args[0])):
+        return
+    if _APP_RE.match(args[0]):
         raise _given_twice(args[0], app, verb)
 
 
@@ -1304,7 +1311,8 @@ def help_text(topic: str | None = None) -> str:
     return (
         "*deploybot* scales, restarts, deploys and inspects your apps.\n"
         + "\n".join(lines)
-        + "\nThe app goes where each line shows APP (`-a APP` also names it). "
+        + "\nThe app goes where each line shows APP, or `-a APP` names it; then a VERSION, "
+        "REF or REASON goes after the option (`rollback -a myapp v41`). "
         "`kill`, `rollback`, `config set` and anything that scales a process type to 0 ask you "
         "to confirm first."
     )

@@ -495,3 +495,51 @@ def test_an_app_or_force_option_in_a_lock_is_not_a_word_of_its_reason(
     with pytest.raises(CommandError) as caught:
         parse(text)
     assert caught.value.problem.startswith(problem), caught.value.problem
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Before `-a`, a release number or a word that can be no app is the version or ref,
+        # as in `heroku releases:rollback v12 -a APP`; after it, any version or ref is.
+        ("rollback v12 -a demo", Command("rollback", "demo", target="v12")),
+        ("rollback 12 -a demo", Command("rollback", "demo", target="12")),
+        ("rollback app-1.2.3 -a demo", Command("rollback", "demo", target="app-1.2.3")),
+        ("rollback -a demo-api demo", Command("rollback", "demo-api", target="demo")),
+        ("rollback -a demo-api build-17", Command("rollback", "demo-api", target="build-17")),
+        ("ship -a demo-api demo", Command("ship", "demo-api", target="demo")),
+        ("ship v1.4.2 -a demo", Command("ship", "demo", target="v1.4.2")),
+        ("ship release/2026-11 -a demo", Command("ship", "demo", target="release/2026-11")),
+        ("ship demo main", Command("ship", "demo", target="main")),
+    ],
+)
+def test_a_version_or_ref_is_read_on_either_side_of_the_app_option(
+    text: str, expected: Command
+) -> None:
+    assert parse(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        # These took `demo` for the version (or the git ref) of `demo-api`.
+        (
+            "rollback demo -a demo-api",
+            "The app is given twice: `demo` and `demo-api` after `-a`. Name it once, where the "
+            "usage shows APP or with `-a` and the VERSION after it.",
+        ),
+        (
+            "ship demo -a demo-api",
+            "The app is given twice: `demo` and `demo-api` after `-a`. Name it once, where the "
+            "usage shows APP or with `-a` and the REF after it.",
+        ),
+        ("ship main -a demo", "The app is given twice: `main` and `demo` after `-a`."),
+        ("rollback build-17 -a demo", "The app is given twice: `build-17` and `demo`"),
+    ],
+)
+def test_an_app_typed_before_the_app_option_is_not_taken_for_a_version_or_ref(
+    text: str, problem: str
+) -> None:
+    with pytest.raises(CommandError) as caught:
+        parse(text)
+    assert caught.value.problem == problem or caught.value.problem.startswith(problem)

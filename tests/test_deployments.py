@@ -978,6 +978,19 @@ def test_a_lock_reason_is_the_words_as_typed_apostrophes_and_dashes_too(driver, 
     assert f"`myapp` is locked by <@{OTHER_ADMIN}> ({reason})" in refused["text"]
 
 
+@pytest.mark.parametrize("text", ["rollback myapp -a other-app", "ship myapp -a other-app"])
+def test_an_app_before_the_app_option_is_not_taken_for_a_version_or_ref(driver, heroku, text):
+    # `myapp` was read as the release (or the git ref) of other-app: "`other-app` has no
+    # release `myapp`", or a build of a ref called `myapp`.
+    ack, _ = driver.command(text, ADMIN)
+    assert (
+        "The app is given twice: `myapp` and `other-app` after `-a`."
+        in json.loads(ack.data)["text"]
+    )
+    settle()
+    assert heroku.requests == []
+
+
 @pytest.mark.parametrize(
     ("text", "says"),
     [
