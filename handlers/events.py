@@ -78,7 +78,7 @@ def register(app: App, services: Services) -> None:
             request_key=f"home:{user_id}:{action.get('action_ts')}",
         )
         words = COMMANDS[action["action_id"]].format(app=app_name)
-        result = safely(lambda: services.actions.run(actor, parse(words)))
+        result = safely(lambda: services.actions.run(actor, parse(words), from_home=True))
         where = user_id
         if isinstance(result, NeedsConfirmation) and result.approval:
             # A second person must see it to approve: in the DM nobody else could.

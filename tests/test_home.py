@@ -149,6 +149,43 @@ def test_a_home_change_needing_approval_is_asked_in_the_apps_channel(
         app.extensions["deploybot"].db.dispose()
 
 
+def test_a_home_change_needing_approval_for_an_app_without_a_channel_is_refused_at_once(
+    config, slack, heroku, tmp_path, monkeypatch
+):
+    # With no `channel:` it was asked in the asker's DM: "Anyone but @you who may approve
+    # can approve", with an Approve button nobody else could see; it expired there.
+    path = tmp_path / "protected.yml"
+    path.write_text(
+        REGISTRY.replace(
+            "  other-app:\n    platform: heroku\n",
+            "  other-app:\n    platform: heroku\n    guardrails: {protected: true}\n",
+        )
+    )
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    app = create_app(config)
+    try:
+        driver = SlackDriver(app.test_client(), slack)
+        click(driver, SCALE_DOWN_ACTION, "other-app", ADMIN)  # web 2 → 1: no approval
+        slack.wait_for_calls("chat.postMessage", timeout=10)
+        click(driver, SCALE_DOWN_ACTION, "other-app", ADMIN, ts="2.0")  # 1 → 0: approval
+        _, post = slack.wait_for_calls("chat.postMessage", n=2, timeout=10)
+        assert post.args["channel"] == ADMIN
+        assert post.args["text"].startswith(
+            "`other-app` is protected: scaling `web` of `other-app` to 0 needs a second person's "
+            "approval. From App Home it is asked in the app's channel, and `other-app` has none: "
+            "type `/deploy scale web-1 other-app` in a channel where someone who may approve "
+            "will see it, or add `channel:` to `other-app` in the registry (docs/registry.md)."
+        ), post.args["text"]
+        assert "blocks" not in post.args or not any(
+            b.get("type") == "actions" for b in post.args["blocks"]
+        )
+        assert heroku.formation("other-app")["web"][0] == 1
+        entry = AuditLog(app.extensions["deploybot"].db).recent("other-app")[0]
+        assert entry.outcome == "refused" and entry.command == "scale web-1 other-app"
+    finally:
+        app.extensions["deploybot"].db.dispose()
+
+
 def test_home_restart_is_refused_for_a_user_without_the_right(driver, slack, heroku):
     click(driver, RESTART_ACTION, "myapp", USER)
     [post] = slack.wait_for_calls("chat.postMessage", timeout=10)

@@ -155,8 +155,9 @@ class Actions:
             else None
         )
 
-    def run(self, actor: Actor, command: Command) -> Result:
-        """Carry out a parsed command for `actor`."""
+    def run(self, actor: Actor, command: Command, from_home: bool = False) -> Result:
+        """Carry out a parsed command for `actor`. `from_home`: asked from App Home, whose
+        answers go to the asker's DM, and an approval request to the app's channel."""
         if command.app is not None:
             command = replace(command, app=self._canonical(command.app))
         if command.verb == "help":
@@ -255,7 +256,7 @@ class Actions:
                 if self._autoscaling is None:
                     return Reply("This bot has no autoscaler.")
                 return self._autoscaling.run(actor, resolved, command)
-            return self._scale_or_kill(actor, resolved, command)
+            return self._scale_or_kill(actor, resolved, command, from_home)
         except PlatformError as error:
             if command.mutating and not error.audited:
                 # Failed before any change was asked of the platform (reading the formation).
@@ -681,7 +682,9 @@ class Actions:
             _break_glass(verdict, actor.user_id, command.text(), command.force, resolved.target),
         )
 
-    def _scale_or_kill(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
+    def _scale_or_kill(
+        self, actor: Actor, resolved: Resolved, command: Command, from_home: bool = False
+    ) -> Result:
         app = command.app or ""
         problem = _check_sizes(resolved.target, command)
         if problem:
@@ -716,6 +719,17 @@ class Actions:
                 return Reply(
                     f"{verdict.reason} To ask for it, scale by hand: `/deploy {command.text()}`."
                 )
+            if verdict.needs_approval and from_home and resolved.target.channel is None:
+                # App Home asks in the app's channel; without one the request went to the
+                # asker's DM, where nobody who could approve it saw it, and expired there.
+                refusal = (
+                    f"{verdict.reason} From App Home it is asked in the app's channel, and "
+                    f"{code(app)} has none: type `/deploy {command.text()}` in a channel where "
+                    f"someone who may approve will see it, or add `channel:` to {code(app)} in "
+                    "the registry (docs/registry.md)."
+                )
+                self._refused(actor, command, refusal)
+                return Reply(refusal)
             return self._ask_first(actor, resolved, command, current, targets, verdict, cost)
         return self._apply(
             actor, resolved, app, command.verb, command.text(), before, targets, verdict
