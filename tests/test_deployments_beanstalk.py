@@ -303,6 +303,37 @@ def test_status_dates_the_version_by_its_deployment_not_the_last_update(driver, 
     assert aws.violations == []
 
 
+def test_status_reads_only_the_newest_events_to_date_the_version(driver, aws):  # noqa: F811
+    # Each read had asked for up to 1,000 events, however near the deployment was.
+    assert release_age(driver) == "v1 for 23h"
+    [read] = aws.calls("DescribeEvents")
+    assert read.params["MaxRecords"] <= 50
+
+
+def test_status_reads_back_only_as_far_as_the_deployment(driver, aws):  # noqa: F811
+    for n in range(120):
+        aws.set_health("shop-prod", color="Yellow" if n % 2 == 0 else "Green")
+    assert release_age(driver) == "v1 for 23h"
+    assert len(aws.calls("DescribeEvents")) == 3  # pages of 50: the launch is the 121st
+
+
+def test_status_says_when_the_version_is_older_than_the_events_it_reads(driver, aws):  # noqa: F811
+    # 300 health changes since the launch: the deployment is past the cap, so the age is
+    # said to be unknown, not guessed, after a bounded number of small reads.
+    for n in range(300):
+        aws.set_health("shop-prod", color="Yellow" if n % 2 == 0 else "Green")
+    _, url = driver.command("status shop", ADMIN)
+    context = json.dumps(driver.reply(url)["blocks"])
+    assert 'Release: v1"' in context  # no age after it
+    assert (
+        "the age of v1 is unknown: its deployment is not among the environment's newest "
+        "200 events" in context
+    )
+    reads = aws.calls("DescribeEvents")
+    assert len(reads) == 4 and all(r.params["MaxRecords"] == 50 for r in reads)
+    assert aws.violations == []
+
+
 def test_a_ship_answered_500_is_sent_once_and_read_back_from_the_version(driver, aws):  # noqa: F811
     versions(aws)
     aws.fail_next(500, actions=["UpdateEnvironment"])  # answered before anything was done

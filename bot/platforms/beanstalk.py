@@ -48,7 +48,10 @@ TAIL_WAIT_SECONDS = 60.0  # instances upload a tail bundle within seconds
 # The events (newest first, AWS's wording) that say a version went out: a deployment's end,
 # or the launch of an environment created with it.
 _DEPLOYED = re.compile(r"^(New application version was deployed|Successfully launched environment)")
-EVENTS_READ = 1000  # DescribeEvents' most in one call
+# To date the running version, events are read newest first, a page at a time, until its
+# deployment is found: a status costs a page, not DescribeEvents' 1,000, and past the cap
+# the age is said to be unknown rather than guessed.
+EVENTS_PAGE, EVENTS_MOST = 50, 200
 ASG = "aws:autoscaling:asg"
 LAUNCH = "aws:autoscaling:launchconfiguration"
 EC2 = "aws:ec2:instances"
@@ -81,7 +84,7 @@ class BeanstalkPlatform:
         # from then on say how the change ended.
         self._began: dict[str, datetime] = {}
         # When each environment's version was deployed, by (version, DateUpdated) read then.
-        self._deployed: dict[str, tuple[tuple[Any, Any], datetime | None]] = {}
+        self._deployed: dict[str, tuple[tuple[Any, Any], datetime | None, bool]] = {}
 
     def _eb(self, write: bool = False) -> Any:
         # Built on first use: start-up never touches AWS, and a bad profile is reported per app.
@@ -211,6 +214,13 @@ class BeanstalkPlatform:
         if metrics:
             notes.append(metrics)
         label = environment.get("VersionLabel")
+        deployed_at, beyond = self._deployed_at(app, environment) if label else (None, False)
+        if beyond:
+            notes.insert(
+                0,
+                f"the age of {label} is unknown: its deployment is not among the environment's "
+                f"newest {EVENTS_MOST} events",
+            )
         return AppStatus(
             app=app,
             formation=(Formation(PROCESS_TYPE, len(instances), settings["instance_type"]),),
@@ -218,7 +228,7 @@ class BeanstalkPlatform:
                 Dyno(i["Id"], PROCESS_TYPE, "running", settings["instance_type"], None)
                 for i in instances
             ),
-            release=Release(label, "", self._deployed_at(app, environment), "") if label else None,
+            release=Release(label, "", deployed_at, "") if label else None,
             state=environment.get("Status"),
             health=environment.get("Health") or health.get("Color"),
             notes=tuple(notes),
@@ -400,23 +410,38 @@ class BeanstalkPlatform:
             ok=True, summary=f"`{app}` is Ready ({escape(environment.get('Health', 'unknown'))})."
         )
 
-    def _deployed_at(self, app: str, environment: dict[str, Any]) -> datetime | None:
+    def _deployed_at(self, app: str, environment: dict[str, Any]) -> tuple[datetime | None, bool]:
         """When the environment's version went out: the newest event that says a version was
         deployed (or the environment launched with it), not `DateUpdated`, which any update
-        moves (a scale, a config change). None past the events AWS keeps (six weeks). Read
-        again only once `DateUpdated` has moved."""
+        moves (a scale, a config change). None past the events AWS keeps (six weeks), and
+        with True past the newest `EVENTS_MOST`, which are all that is read. Read again only
+        once `DateUpdated` has moved."""
         key = (environment.get("VersionLabel"), environment.get("DateUpdated"))
         known = self._deployed.get(app)
         if known is not None and known[0] == key:
-            return known[1]
-        events = self._call(
-            "describe_events", app, EnvironmentName=app, MaxRecords=EVENTS_READ
-        ).get("Events", [])
-        at = next(
-            (e.get("EventDate") for e in events if _DEPLOYED.match(e.get("Message", ""))), None
-        )
-        self._deployed[app] = (key, at)
-        return at
+            return known[1], known[2]
+        at, beyond, token = None, False, None
+        # Counted in pages, not events: a page may come back short with a token all the same.
+        for _ in range(EVENTS_MOST // EVENTS_PAGE):
+            page = self._call(
+                "describe_events",
+                app,
+                EnvironmentName=app,
+                MaxRecords=EVENTS_PAGE,
+                **({"NextToken": token} if token else {}),
+            )
+            events = page.get("Events", [])
+            at = next(
+                (e.get("EventDate") for e in events if _DEPLOYED.match(e.get("Message", ""))),
+                None,
+            )
+            token = page.get("NextToken")
+            if at is not None or not token:
+                break
+        else:
+            beyond = True
+        self._deployed[app] = (key, at, beyond)
+        return at, beyond
 
     def _environment(self, app: str) -> dict[str, Any]:
         found = self._call("describe_environments", app, EnvironmentNames=[app])
