@@ -425,8 +425,19 @@ def _app_before_option(verb: str, args: list[str], app: str | None, ahead: int) 
     app is called (`v1.4.2`) is still read as the version or ref."""
     if app is None or ahead == 0 or (verb != "lock" and _RELEASE_NUMBER_RE.match(args[0])):
         return
-    if _APP_RE.match(args[0]):
+    if not _APP_RE.match(args[0]):
+        return
+    if verb == "lock":
         raise _given_twice(args[0], app, verb)
+    # `ship main -a demo` reads as well as a ref typed first as an app typed twice, so
+    # the answer gives the command for each.
+    typed, what = args[0], {"rollback": "version", "ship": "git ref"}[verb]
+    raise CommandError(
+        f"{shown(typed)} stands where the usage puts APP, and `-a` names {shown(app)} too. "
+        f"If {shown(typed)} is the {what}, put it after the app: "
+        f"{_rewrite([verb, app, typed, *args[1:]])}; if it is the app, leave out `-a`.",
+        verb,
+    )
 
 
 def _given_twice(typed: str, app: str, verb: str) -> CommandError:

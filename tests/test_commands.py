@@ -525,16 +525,19 @@ def test_a_version_or_ref_is_read_on_either_side_of_the_app_option(
         # These took `demo` for the version (or the git ref) of `demo-api`.
         (
             "rollback demo -a demo-api",
-            "The app is given twice: `demo` and `demo-api` after `-a`. Name it once, where the "
-            "usage shows APP or with `-a` and the VERSION after it.",
+            "`demo` stands where the usage puts APP, and `-a` names `demo-api` too. If `demo` "
+            "is the version, put it after the app: `rollback demo-api demo`; if it is the app, "
+            "leave out `-a`.",
         ),
         (
             "ship demo -a demo-api",
-            "The app is given twice: `demo` and `demo-api` after `-a`. Name it once, where the "
-            "usage shows APP or with `-a` and the REF after it.",
+            "`demo` stands where the usage puts APP, and `-a` names `demo-api` too. If `demo` "
+            "is the git ref, put it after the app: `ship demo-api demo`; if it is the app, "
+            "leave out `-a`.",
         ),
-        ("ship main -a demo", "The app is given twice: `main` and `demo` after `-a`."),
-        ("rollback build-17 -a demo", "The app is given twice: `build-17` and `demo`"),
+        # A ref typed first is told where it goes, not only that an app is given twice.
+        ("ship main -a demo", "`main` stands where the usage puts APP, and `-a` names `demo`"),
+        ("rollback build-17 -a demo", "`build-17` stands where the usage puts APP"),
     ],
 )
 def test_an_app_typed_before_the_app_option_is_not_taken_for_a_version_or_ref(

@@ -984,7 +984,7 @@ def test_an_app_before_the_app_option_is_not_taken_for_a_version_or_ref(driver, 
     # release `myapp`", or a build of a ref called `myapp`.
     ack, _ = driver.command(text, ADMIN)
     assert (
-        "The app is given twice: `myapp` and `other-app` after `-a`."
+        "`myapp` stands where the usage puts APP, and `-a` names `other-app` too."
         in json.loads(ack.data)["text"]
     )
     settle()
