@@ -161,7 +161,8 @@ def test_throttling_never_sleeps_through_a_long_retry_after(driver, heroku, monk
     heroku.fail_next(429, count=100, retry_after=3600)
     _, url = driver.command("status myapp", USER)
     assert "rate-limiting" in driver.reply(url)["text"]
-    assert sleeps == [] and len(heroku.requests) == 1
+    # status's four reads go out together: each was answered 429 at once, none retried.
+    assert sleeps == [] and 1 <= len(heroku.requests) <= 4
 
 
 def test_a_failed_read_at_click_time_leaves_the_prompt_usable(web, driver, heroku, monkeypatch):

@@ -46,6 +46,7 @@ from bot.platforms.base import (
     Throttled,
     lost_answer,
 )
+from bot.platforms.together import read_together
 from bot.store.throttles import Throttles
 from policies.redact import mask
 from policies.slack_text import code, escape
@@ -225,12 +226,18 @@ class HerokuPlatform:
         return tuple(sorted((_dyno(d) for d in items or ()), key=_dyno_order))
 
     def status(self, app: str) -> AppStatus:
-        """Four reads: the formation, the dynos, the current release and the app itself
-        (whether it is in maintenance mode)."""
-        formation = self.formation(app)
-        dynos = self.dynos(app)
-        releases = self._call(
-            "GET", app, ("apps", app, "releases"), range_="version ..; order=desc, max=1;"
+        """Four reads, made at once: the formation, the dynos, the current release and the
+        app itself (whether it is in maintenance mode). A failure is the first one's in that
+        order, as when they were made one after another."""
+        formation, dynos, releases, maintenance = read_together(
+            (
+                lambda: self.formation(app),
+                lambda: self.dynos(app),
+                lambda: self._call(
+                    "GET", app, ("apps", app, "releases"), range_="version ..; order=desc, max=1;"
+                ),
+                lambda: self.maintenance(app),
+            )
         )
         current = [r for r in releases if r.get("current", True)] or releases
         return AppStatus(
@@ -238,7 +245,7 @@ class HerokuPlatform:
             formation=formation,
             dynos=dynos,
             release=_release(current[0]) if current else None,
-            maintenance=self.maintenance(app),
+            maintenance=maintenance,
         )
 
     def releases(self, app: str, limit: int) -> tuple[Release, ...]:

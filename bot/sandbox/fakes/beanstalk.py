@@ -819,6 +819,7 @@ class FakeBeanstalk(ServedFake):
                 )
             )
         # Recorded first: a client that timed out can still see that its request arrived.
+        self._arrived()
         if self.latency:
             time.sleep(self.latency)
         rid = incoming.request_id

@@ -5,7 +5,8 @@ Every request is checked against Heroku's own JSON hyper-schema
 that its link's schema rejects gets 422, and both land in `violations`, so a test can insist
 that the client never sent anything the real API would refuse. Apps, formations, dynos and
 releases live in memory; dynos boot on a clock that tests move with `advance()`. `fail_next()`
-`drop_next()` and `latency` rehearse a bad day. Links the fake does not implement answer 501.
+`drop_next()` and `latency` rehearse a bad day; `gather()` shows whether a client sent
+requests together. Links the fake does not implement answer 501.
 """
 
 from __future__ import annotations
@@ -273,6 +274,7 @@ class _Fault:
     retry_after: float | None
     methods: frozenset[str] | None
     body: dict[str, Any] | None = None  # exactly this error body, e.g. one without a message
+    path: str | None = None  # only requests for this path (`/apps/myapp/dynos`)
 
     def reply(self) -> _Reply:
         default = ("unavailable", "The API is temporarily unavailable. Please try again later.")
@@ -665,9 +667,11 @@ class FakeHeroku(ServedFake):
         retry_after: float | None = None,
         methods: Iterable[str] | None = None,
         body: dict[str, Any] | None = None,
+        path: str | None = None,
     ) -> None:
-        """Answer the next `count` requests (of `methods`, if given) with `status`, and with
-        `body` if given (Heroku's error bodies vary: some have no `message`).
+        """Answer the next `count` requests (of `methods` and for `path`, if given) with
+        `status`, and with `body` if given (Heroku's error bodies vary: some have no
+        `message`). A path picks one of reads a client makes at once, whatever their order.
 
         Faults queue up: `fail_next(429)` then `fail_next(503)` fails two requests in turn.
         """
@@ -675,7 +679,7 @@ class FakeHeroku(ServedFake):
             raise ValueError("a fault needs a 4xx or 5xx status")
         wanted = frozenset(m.upper() for m in methods) if methods is not None else None
         with self._lock:
-            self._faults.append(_Fault(status, count, retry_after, wanted, body))
+            self._faults.append(_Fault(status, count, retry_after, wanted, body, path))
 
     def drop_next(self, count: int = 1, methods: Iterable[str] | None = None) -> None:
         """Carry out the next `count` requests (of `methods`, if given) as usual, then close
@@ -724,6 +728,7 @@ class FakeHeroku(ServedFake):
                 Recorded(request.method, request.path, dict(request.headers), body)
             )
         # Recorded first: a client that timed out can still see that its request arrived.
+        self._arrived()
         if self.latency and (self.slow_methods is None or request.method in self.slow_methods):
             time.sleep(self.latency)
         with self._lock:
@@ -740,7 +745,7 @@ class FakeHeroku(ServedFake):
         accept_error = self._accept_error(request)
         route_error = self._route_error(request, links)
         body_error = self._body_error(request, links, body, bad_json)
-        fault = self._take_fault(request.method)
+        fault = self._take_fault(request.method, request.path)
         if fault is not None:
             return fault.reply()
         if not (links and links[0].route == _UNCOUNTED):
@@ -813,9 +818,9 @@ class FakeHeroku(ServedFake):
             return _ApiError(401, "unauthorized", "Invalid credentials provided.")
         return None
 
-    def _take_fault(self, method: str) -> _Fault | None:
+    def _take_fault(self, method: str, path: str) -> _Fault | None:
         for fault in self._faults:
-            if fault.methods is None or method in fault.methods:
+            if (fault.methods is None or method in fault.methods) and fault.path in (None, path):
                 fault.count -= 1
                 if fault.count <= 0:
                     self._faults.remove(fault)

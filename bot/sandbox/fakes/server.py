@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -50,11 +51,39 @@ class LocalServer:
         self.stop()
 
 
+_GATHER_LOCK = threading.Lock()
+
+
 class ServedFake:
     """What every fake shares: served by a LocalServer, started and stopped as a context
-    manager. Subclasses set `self._server`."""
+    manager. Subclasses set `self._server`, and call `_arrived()` as each request comes in."""
 
     _server: LocalServer
+    _gathering: tuple[threading.Barrier, list[int]] | None = None
+
+    def gather(self, count: int, timeout: float) -> threading.Barrier:
+        """Hold each of the next `count` requests until all `count` have arrived, so a test
+        can tell that a client sent them together without timing anything. A client that
+        sends them one after another leaves the first waiting: after `timeout` seconds the
+        barrier breaks (`.broken`), and every request is answered as usual."""
+        barrier = threading.Barrier(count, timeout=timeout)
+        self._gathering = (barrier, [count])
+        return barrier
+
+    def _arrived(self) -> None:
+        gathering = self._gathering
+        if gathering is None:
+            return
+        barrier, left = gathering
+        with _GATHER_LOCK:
+            if left[0] <= 0:
+                return
+            left[0] -= 1
+            if left[0] == 0:
+                self._gathering = None
+        # Sent apart: answered anyway, and the test reads `broken`.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait()
 
     @property
     def url(self) -> str:
