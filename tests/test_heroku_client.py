@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 
 import pytest
 import requests
@@ -14,6 +15,8 @@ import urllib3.util.retry
 from bot.platforms import heroku as heroku_module
 from bot.platforms.base import PlatformError
 from bot.platforms.heroku import HerokuPlatform
+from bot.sandbox.fakes import heroku as heroku_module_fake
+from bot.store.throttles import LOW_REMAINING, Throttles
 from tests.conftest import HEROKU_KEY
 
 
@@ -23,6 +26,9 @@ def sleeps(monkeypatch):
     recorded: list[float] = []
     monkeypatch.setattr(urllib3.util.retry.time, "sleep", recorded.append)
     return recorded
+
+
+BURSTS, THREADS, CALLS = 10, 8, 3  # calls to one platform from threads at once
 
 
 def client(heroku) -> HerokuPlatform:
@@ -237,3 +243,47 @@ def test_a_promotion_whose_targets_cannot_be_read_is_pending_not_failed(heroku, 
     [promotion] = platform.promote("myapp", pipeline, source, downstream)
     assert (promotion.app, promotion.status) == ("other-app", "pending")
     assert len(heroku.calls("POST", "/pipeline-promotions")) == 1
+
+
+def hammer(platform: HerokuPlatform, heroku, check) -> None:  # type: ignore[no-untyped-def]
+    """Bursts of calls to one platform from threads at once, and `check()` after each."""
+
+    def calls(start: threading.Barrier) -> None:
+        start.wait()
+        for _ in range(CALLS):
+            platform.formation("myapp")
+
+    for _ in range(BURSTS):
+        start = threading.Barrier(THREADS, timeout=10)
+        threads = [threading.Thread(target=calls, args=(start,)) for _ in range(THREADS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        check()
+
+
+def test_rate_limit_remaining_is_the_last_answers_under_concurrent_calls(heroku):
+    # A status's reads and the background jobs share one platform: however their answers
+    # interleave, once a burst of calls is done the figure is the one Heroku gave last.
+    platform = client(heroku)
+
+    def check() -> None:
+        assert platform.rate_limit_remaining == heroku.rate_limit_remaining
+
+    hammer(platform, heroku, check)
+    spent = BURSTS * THREADS * CALLS
+    assert heroku.rate_limit_remaining == heroku_module_fake.RATE_LIMIT - spent
+
+
+def test_the_stored_remaining_is_the_last_answers_under_concurrent_calls(heroku, database):
+    # Near the floor every answer's figure is stored for the worker's autoscaler budget.
+    heroku.rate_limit_remaining = LOW_REMAINING - 1
+    throttles = Throttles(database)
+    platform = HerokuPlatform(HEROKU_KEY, heroku.url, throttles=throttles)
+
+    def check() -> None:
+        stored = throttles.get("HEROKU_API_KEY")
+        assert stored is not None and stored.remaining == heroku.rate_limit_remaining
+
+    hammer(platform, heroku, check)

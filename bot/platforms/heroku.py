@@ -13,7 +13,7 @@ import logging
 import re
 import time
 from datetime import UTC, datetime, timedelta
-from threading import Event
+from threading import Event, Lock
 from typing import Any
 from urllib.parse import quote
 
@@ -167,6 +167,33 @@ def make_session(retries: int = 3, backoff: float = 0.5) -> requests.Session:
     return session
 
 
+class _Remaining:
+    """`RateLimit-Remaining` as the answers tell it, kept for every thread that calls
+    through one platform (a status's reads, the background jobs at once). heroku3 keeps
+    the last answer's figure in one attribute, so a slower thread's answer to an earlier
+    call could overwrite a newer, lower one. Answers to calls that overlapped may arrive
+    in any order: the lowest figure among them is the newest (Heroku refills about 75
+    calls a minute, not within one exchange). A call sent after the figure held arrived
+    replaces it, lower or higher."""
+
+    def __init__(self) -> None:
+        self._lock = Lock()
+        self._value: int | None = None
+        self._arrived = 0.0  # monotonic: when the answers behind `_value` arrived
+
+    @property
+    def value(self) -> int | None:
+        return self._value
+
+    def observe(self, value: int, sent: float, arrived: float) -> None:
+        """An answer carrying `value` to a call sent at `sent` arrived at `arrived`."""
+        with self._lock:
+            if self._value is None or sent >= self._arrived:
+                self._value, self._arrived = value, arrived
+            else:
+                self._value, self._arrived = min(self._value, value), max(self._arrived, arrived)
+
+
 class HerokuPlatform:
     """`Platform` for Heroku apps, one API key, built without any network call."""
 
@@ -191,11 +218,14 @@ class HerokuPlatform:
         self._client._session.auth = ("", api_key)
         self._client._heroku_url = api_url.rstrip("/")
         self._plain = make_session(retries=1)  # streams: no auth on this session
+        self._remaining = _Remaining()
+        # Stores the figure to `throttles` one thread at a time, each the figure as it is
+        # then: two threads' writes could otherwise land in either order, an older one last.
+        self._storing = Lock()
 
     @property
     def rate_limit_remaining(self) -> int | None:
-        value = self._client._ratelimit_remaining
-        return int(value) if value is not None else None
+        return self._remaining.value
 
     def formation(self, app: str) -> tuple[Formation, ...]:
         items = self._call("GET", app, ("apps", app, "formation"))
@@ -490,6 +520,7 @@ class HerokuPlatform:
             until = self._throttles.until(self._account, now)
             if until is not None:
                 raise _throttled(until, now)
+        sent = time.monotonic()
         try:
             if range_ is not None:
                 response = self._client._http_resource(method, resource, data=data, valrange=range_)
@@ -507,13 +538,19 @@ class HerokuPlatform:
             raise _http_error(error.response, app, told) from None
         except requests.RequestException as error:
             raise _transport_error(error, app, told) from None
-        self._observe_remaining(now)
+        self._observe_remaining(response, sent, now)
         return response
 
-    def _observe_remaining(self, now: datetime) -> None:
-        remaining = self.rate_limit_remaining
-        if self._throttles is not None and remaining is not None:
-            self._throttles.observe(self._account, remaining, now)
+    def _observe_remaining(self, response: Any, sent: float, now: datetime) -> None:
+        # This answer's own header: heroku3's copy may already be another thread's.
+        try:
+            told = int(response.headers["RateLimit-Remaining"])
+        except (KeyError, ValueError):
+            return
+        self._remaining.observe(told, sent, time.monotonic())
+        if self._throttles is not None:
+            with self._storing:
+                self._throttles.observe(self._account, self._remaining.value or 0, now)
 
 
 _DYNO_NAME = re.compile(r"[\w-]+\.\d+|[\w-]+-[0-9a-f]{8,10}-[0-9a-z]{5}")
