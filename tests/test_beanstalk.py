@@ -19,6 +19,7 @@ from bot.sandbox.fakes.beanstalk import FakeBeanstalk
 from bot.web.app import create_app
 from handlers.render import CONFIRM_ACTION
 from tests.conftest import ADMIN, HEROKU_KEY
+from tests.test_status_reads import in_turn
 from tests.webclient import SlackDriver, button, settle
 
 PROD_KEY, EU_KEY = "AKIDPRODEXAMPLE01", "AKIDEUEXAMPLE0002"
@@ -384,3 +385,57 @@ def test_a_scale_reads_what_it_needs_before_it_writes(driver, aws, config):
         assert len(aws.calls("UpdateEnvironment")) == 1
     finally:
         services.db.dispose()
+
+
+def test_status_reads_what_needs_only_the_environment_at_once(driver, aws):
+    # The environment first (the rest need its application and version), then four reads
+    # together: read in turn, the first of them would wait here until the timeout.
+    gathered = aws.gather(4, timeout=3, after=1)
+    _, url = driver.command("status shop", ADMIN)
+    assert driver.reply(url)["text"].startswith("Status of `shop`: web=2")
+    assert not gathered.broken
+    assert aws.requests[0].action == "DescribeEnvironments"
+    assert sorted(r.action for r in aws.requests[1:]) == [
+        "DescribeConfigurationSettings",
+        "DescribeEnvironmentHealth",
+        "DescribeEnvironmentResources",
+        "DescribeEvents",
+    ]
+
+
+SETTINGS, HEALTH = "DescribeConfigurationSettings", "DescribeEnvironmentHealth"
+RESOURCES, EVENTS = "DescribeEnvironmentResources", "DescribeEvents"
+
+
+@pytest.mark.parametrize(
+    ("faults", "says"),
+    [
+        ([("InvalidParameterValue", SETTINGS)], "Elastic Beanstalk refused the request about"),
+        ([("AccessDenied", HEALTH)], "AWS refused the bot's credentials"),
+        ([("ResourceNotFound", RESOURCES)], "Elastic Beanstalk answered ResourceNotFound"),
+        ([("ResourceNotFound", EVENTS)], "Elastic Beanstalk answered ResourceNotFound"),
+        # Several failing in different ways: the first in the old order is told.
+        (
+            [("AccessDenied", RESOURCES), ("InvalidParameterValue", HEALTH)],
+            "Elastic Beanstalk refused the request about",
+        ),
+        (
+            [("InvalidParameterValue", EVENTS), ("AccessDenied", SETTINGS)],
+            "AWS refused the bot's credentials",
+        ),
+    ],
+    ids=["settings", "health", "resources", "events", "mixed", "mixed-2"],
+)
+def test_every_status_answer_is_the_one_reads_in_turn_gave(driver, aws, monkeypatch, faults, says):
+    def status_text() -> str:
+        aws._faults.clear()
+        for code, action in faults:
+            aws.fail_next(400, code=code, actions=[action])
+        _, url = driver.command("status shop", ADMIN)
+        return driver.reply(url)["text"]
+
+    together = status_text()
+    monkeypatch.setattr(beanstalk_module, "read_together", in_turn)
+    assert status_text() == together
+    assert together.count(says) == 1, together
+    assert "Traceback" not in together

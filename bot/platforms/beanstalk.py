@@ -37,6 +37,7 @@ from bot.platforms.base import (
     lost_answer,
 )
 from bot.platforms.cloudwatch import requests_per_minute
+from bot.platforms.together import read_together
 from policies.redact import MASK, mask
 from policies.slack_text import code, escape, listed
 
@@ -199,12 +200,21 @@ class BeanstalkPlatform:
         self._began[app] = environment.get("DateUpdated") or datetime.now(UTC)
 
     def status(self, app: str) -> AppStatus:
-        environment = self._environment(app)
-        settings = self._settings(environment)
-        health = self._call(
-            "describe_environment_health", app, EnvironmentName=app, AttributeNames=["All"]
+        """The environment, then at once what needs only it: its settings, health,
+        instances and when its version went out. A failure is the first one's in that
+        order, as when they were read one after another."""
+        environment = self._environment(app)  # builds the client the reads below share
+        label = environment.get("VersionLabel")
+        settings, health, instances, (deployed_at, beyond) = read_together(
+            (
+                lambda: self._settings(environment),
+                lambda: self._call(
+                    "describe_environment_health", app, EnvironmentName=app, AttributeNames=["All"]
+                ),
+                lambda: self._instances(app),
+                lambda: self._deployed_at(app, environment) if label else (None, False),
+            )
         )
-        instances = self._instances(app)
         notes = [f"instances {settings['min']}–{settings['max']} (Auto Scaling group)"]
         if environment.get("CNAME"):
             # What a blue/green swap moves: which environment answers at which address.
@@ -213,8 +223,6 @@ class BeanstalkPlatform:
         metrics = _metrics_note(health.get("ApplicationMetrics") or {})
         if metrics:
             notes.append(metrics)
-        label = environment.get("VersionLabel")
-        deployed_at, beyond = self._deployed_at(app, environment) if label else (None, False)
         if beyond:
             notes.insert(
                 0,

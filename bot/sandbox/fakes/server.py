@@ -59,27 +59,31 @@ class ServedFake:
     manager. Subclasses set `self._server`, and call `_arrived()` as each request comes in."""
 
     _server: LocalServer
-    _gathering: tuple[threading.Barrier, list[int]] | None = None
+    _gathering: tuple[threading.Barrier, list[int]] | None = None  # see gather()
 
-    def gather(self, count: int, timeout: float) -> threading.Barrier:
-        """Hold each of the next `count` requests until all `count` have arrived, so a test
-        can tell that a client sent them together without timing anything. A client that
-        sends them one after another leaves the first waiting: after `timeout` seconds the
-        barrier breaks (`.broken`), and every request is answered as usual."""
+    def gather(self, count: int, timeout: float, after: int = 0) -> threading.Barrier:
+        """Hold each of the next `count` requests (after the next `after`, which pass as
+        usual) until all `count` have arrived, so a test can tell that a client sent them
+        together without timing anything. A client that sends them one after another
+        leaves the first waiting: after `timeout` seconds the barrier breaks (`.broken`),
+        and every request is answered as usual."""
         barrier = threading.Barrier(count, timeout=timeout)
-        self._gathering = (barrier, [count])
+        self._gathering = (barrier, [after, count])
         return barrier
 
     def _arrived(self) -> None:
         gathering = self._gathering
         if gathering is None:
             return
-        barrier, left = gathering
+        barrier, left = gathering  # [requests to let pass first, requests to hold]
         with _GATHER_LOCK:
-            if left[0] <= 0:
+            if left[0] > 0:
+                left[0] -= 1
                 return
-            left[0] -= 1
-            if left[0] == 0:
+            if left[1] <= 0:
+                return
+            left[1] -= 1
+            if left[1] == 0:
                 self._gathering = None
         # Sent apart: answered anyway, and the test reads `broken`.
         with contextlib.suppress(threading.BrokenBarrierError):
