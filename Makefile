@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.replies
 	$(BIN)/python -m benchmarks.chart
 	$(BIN)/python -m benchmarks.reconcile_scan
+	$(BIN)/python -m benchmarks.status_reads
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache deploybot*.sqlite3*

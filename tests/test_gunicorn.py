@@ -191,7 +191,7 @@ def test_stopping_the_dyno_answers_every_command_its_background_processes_accept
 ):
     # Each worker's jobs run in its child process; on SIGTERM (a dyno restart) gunicorn's
     # worker_exit has the child finish every accepted job before the worker exits.
-    heroku.latency = 1.0  # three calls per status: about 3 s a job, two at a time per worker
+    heroku.latency = 1.0  # a status reads at once: about 1 s a job, two at a time per worker
     database_url = f"sqlite:///{tmp_path / 'stop.sqlite3'}"
     urls = [slack.new_response_url() for _ in range(8)]
     with web_dyno(database_url, heroku, slack, tmp_path, release=False) as base:
