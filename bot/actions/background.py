@@ -41,8 +41,8 @@ Two ways to run the jobs, the same names and data for both:
 
 Why the queue holds 1024 jobs per worker process: Slack's `response_url` stays valid for
 30 minutes, so every accepted command must be answered within that. A `/deploy` job is up
-to three Heroku calls and one post to Slack; at up to about 3 s a job (calls of about 1 s
-each), two threads clear 1024 waiting jobs in 1024 / 2 x 3 s = 25.6 min, inside the 30.
+to three rounds of Heroku calls (status sends its four reads at once, as one round) and one
+post to Slack; at up to about 3 s a job (rounds of about 1 s each), two threads clear 1024 waiting jobs in 1024 / 2 x 3 s = 25.6 min, inside the 30.
 A burst of 50 concurrent commands from a team, or a thousand in a row from the ack
 benchmark's closed loop (about 600 per worker), fits without a "busy" answer. A waiting
 job is its pickled payload, a few KB, held by the worker (to resend it if the child dies)
