@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 
 from bot.actions.background import BUSY, LOST, NICE, NOT_RUN, Background
+from bot.sandbox.slack_requests import sign, slash_command
 from bot.store.db import pool_size
-from tests.conftest import ADMIN, USER
+from tests.conftest import ADMIN, SIGNING_SECRET, USER
 from tests.webclient import ack_text, patches, settle, wait_for
 
 
@@ -192,6 +193,40 @@ def test_a_full_child_refuses_at_once_and_a_slot_frees_when_its_job_ends(tmp_pat
         pool.close()
 
 
+def test_held_jobs_are_handed_over_on_release_or_at_once_when_the_answer_fails(
+    tmp_path,
+) -> None:
+    out = tmp_path / "out"
+    pool = Background(threads=1, queue=4)
+    pool.register("note", lambda text: append(str(out), text))
+    pool.start_process()
+    try:
+        with pool.holding() as release:
+            assert pool.try_submit("note", "held")
+        with pytest.raises(ZeroDivisionError), pool.holding():
+            assert pool.try_submit("note", "failed answer")
+            1 / 0  # noqa: B018
+        release()
+        release()  # once only
+    finally:
+        pool.close()
+    assert sorted(line.split()[0] for line in lines(out)) == ["failed", "held"]
+
+
+def test_a_held_job_the_closing_pool_refuses_is_answered_not_run(tmp_path) -> None:
+    answered: list[tuple[str, bool]] = []
+    pool = Background(threads=1, queue=4)
+    pool.register(
+        "note", lambda text: None, lost=lambda text, started: answered.append((text, started))
+    )
+    pool.start_process()
+    with pool.holding() as release:
+        assert pool.try_submit("note", "acked as under way")
+    pool.close()  # the worker stops before the answer was closed
+    release()
+    assert answered == [("acked as under way", False)]
+
+
 @pytest.mark.parametrize("size", [1000, 8192])  # written by the ack itself, by the sender
 def test_jobs_the_pipe_has_no_room_for_wait_for_the_sender_and_every_job_runs_once(
     tmp_path, size: int
@@ -298,6 +333,27 @@ def test_a_child_signalled_alone_exits_and_the_next_one_runs_jobs(tmp_path) -> N
     finally:
         pool.close()
     assert [line.split() for line in lines(out)] == [["after", str(pool.child_pid)]]
+
+
+def test_through_the_web_app_a_command_reaches_the_child_once_its_ack_is_sent(
+    driver, web, heroku, slack
+) -> None:
+    # Written into the child's pipe during the ack, the job woke the child while the ack
+    # was still being answered; gunicorn closes the answer after sending it.
+    services = web.extensions["deploybot"]
+    services.start_background_process()
+    try:
+        url = slack.new_response_url()
+        body = slash_command("status myapp", url, user_id=ADMIN)
+        response = driver.client.post(
+            "/slack/events", data=body, headers=sign(SIGNING_SECRET, body)
+        )
+        assert "Working on" in ack_text(response)
+        assert services.background._child._pending == {}  # accepted, not yet in the pipe
+        response.close()
+        assert "Status of `myapp`" in driver.reply(url)["text"]
+    finally:
+        services.background.close()
 
 
 def test_through_the_web_app_a_command_whose_process_dies_is_answered_and_the_next_works(

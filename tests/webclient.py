@@ -28,7 +28,12 @@ class SlackDriver:
 
     def post(self, body: str, headers: dict[str, str] | None = None) -> Any:
         headers = sign(SIGNING_SECRET, body) if headers is None else headers
-        return self.client.post("/slack/events", data=body, headers=headers)
+        response = self.client.post("/slack/events", data=body, headers=headers)
+        # Read and closed, as gunicorn does: the jobs an ack submits reach the background
+        # process when its answer is closed (bot/web/after_answer.py).
+        response.get_data()
+        response.close()
+        return response
 
     def command(self, text: str, user: str) -> tuple[Any, str]:
         """Send `/deploy text`; returns the ack response and the command's response_url."""

@@ -15,14 +15,17 @@ Two ways to run the jobs, the same names and data for both:
 - In a child process (`start_process`, called by gunicorn's `post_worker_init` in each
   worker before it starts its request threads, never in the preloading master). The child
   is forked from the worker, so it holds the same registered jobs and services; it runs at
-  nice +10 with `threads` job threads. The ack's thread writes the pickled job into the
-  child's pipe itself, without blocking: a write of at most PIPE_BUF (4 KiB; a slash
+  nice +10 with `threads` job threads. The request's thread writes the pickled job into
+  the child's pipe itself, without blocking: a write of at most PIPE_BUF (4 KiB; a slash
   command's is well under 1 KiB) into a non-blocking pipe is all or nothing. A larger job,
   or one the pipe (1 MiB) has no room for, goes to a sender thread that waits for room.
+  The web app holds an ack's jobs (`holding`) until its answer is sent: the write wakes
+  the child, and that wake-up had been on the ack's time.
   The child reports each job's start and end on a second pipe, which the worker reads only
-  when it next submits a job (that is when a finished job's slot is needed) or when the
-  child dies: no worker thread wakes per job to take the GIL from the acks. (Unread reports
-  are at most two per accepted job, 18 KB at the bound: the child never blocks on them.)
+  after handing over held jobs, when every slot seems taken (that is when a finished job's
+  slot is needed) or when the child dies: no worker thread wakes per job to take the GIL
+  from the acks. (Unread reports are at most two per accepted job, 18 KB at the bound: the
+  child never blocks on them.)
   A profile of one worker under one client showed the jobs (requests/heroku3 calls and the
   post to `response_url`) took about 57 % of its GIL time, which every ack waited behind.
   With the jobs in the child, the sender and watcher threads still woke three times per job;
@@ -70,7 +73,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from multiprocessing.connection import Connection, Pipe
 from typing import Any
@@ -128,6 +131,7 @@ class Background:
         self._after_fork: list[Callable[[], None]] = []
         self._at_exit: list[Callable[[], None]] = []
         self._child: _Child | None = None
+        self._held = threading.local()  # `holding`: this thread's jobs not yet handed over
 
     # -- set-up ------------------------------------------------------------------------------
 
@@ -180,12 +184,11 @@ class Background:
 
     def try_submit(self, name: str, /, *args: Any) -> bool:
         """Start job `name` with `args` (plain data) when a thread is free; False (and
-        nothing queued) if full or closing."""
+        nothing queued) if full or closing. Inside `holding`, an accepted job is handed
+        over only when the hold is released."""
         if name not in self._jobs:
             raise KeyError(f"no background job is registered as {name!r}")
-        if self._child is not None:
-            self._child.collect()  # finished jobs give their slots back
-        if not self._slots.acquire(blocking=False):
+        if not self._take_slot():
             self.refused += 1
             return False
         try:
@@ -193,6 +196,54 @@ class Background:
         except Exception:  # a closure or a client among the arguments: the caller's bug
             self._slots.release()
             raise
+        held = getattr(self._held, "jobs", None)
+        if held is not None:
+            held.append((name, args, payload))
+            return True
+        return self._hand_over(name, args, payload)
+
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[Callable[[], None]]:
+        """Hold the jobs this thread submits inside the block until the function it yields
+        is called (the web app calls it once the request's answer is sent; on an exception
+        they are handed over at once). Only while jobs run in a child process; otherwise
+        it holds nothing and the function does nothing.
+
+        `try_submit` still takes the slot and pickles the data at once, so its answer is
+        final; what waits is the write into the child's pipe, which wakes the child: done
+        while the ack was being answered, that wake-up and the finished jobs' reports read
+        with it (`collect`) were on the ack's time."""
+        if self._child is None or getattr(self._held, "jobs", None) is not None:
+            yield _nothing
+            return
+        jobs: list[tuple[str, tuple[Any, ...], bytes]] = []
+        self._held.jobs = jobs
+        try:
+            yield functools.partial(self._release, jobs)
+        except BaseException:
+            self._held.jobs = None
+            self._release(jobs)
+            raise
+        finally:
+            self._held.jobs = None
+
+    def close(self, wait: bool = True) -> None:
+        """Finish what was accepted (gunicorn's worker_exit), then refuse new work."""
+        if self._child is not None:
+            self._child.close(wait)
+        self._executor.shutdown(wait=wait)
+
+    def _take_slot(self) -> bool:
+        if self._slots.acquire(blocking=False):
+            return True
+        if self._child is None:
+            return False
+        # Finished jobs give their slots back when the child's reports are read: after
+        # each held job is handed over, and here when every slot seems taken.
+        self._child.collect()
+        return self._slots.acquire(blocking=False)
+
+    def _hand_over(self, name: str, args: tuple[Any, ...], payload: bytes) -> bool:
         if self._child is not None:
             accepted = self._child.submit(payload)
         else:
@@ -206,11 +257,22 @@ class Background:
             self.refused += 1
         return accepted
 
-    def close(self, wait: bool = True) -> None:
-        """Finish what was accepted (gunicorn's worker_exit), then refuse new work."""
+    def _release(self, jobs: list[tuple[str, tuple[Any, ...], bytes]]) -> None:
+        """Hand over held jobs (once: the list empties); then note the child's reports."""
+        while jobs:
+            name, args, payload = jobs.pop(0)
+            if not self._hand_over(name, args, payload):
+                # The user was told it is under way; the runner closed in between (the
+                # worker is stopping): say that nothing was done.
+                lost = self._lost.get(name)
+                log.error("a held background job was refused", extra={"job": name})
+                if lost is not None:
+                    try:
+                        lost(*args, started=False)
+                    except Exception:
+                        log.exception("background job's lost handler failed", extra={"job": name})
         if self._child is not None:
-            self._child.close(wait)
-        self._executor.shutdown(wait=wait)
+            self._child.collect()
 
     def _run(self, name: str, args: tuple[Any, ...]) -> None:
         try:

@@ -21,6 +21,7 @@ from bot.registry import Registry, RegistryError
 from bot.services import Services
 from bot.store.incidents import Alerts
 from bot.web import edge, slack_edge
+from bot.web.after_answer import HandOverAfterAnswer
 from bot.web.bolt_app import build_bolt_app
 from bot.web.drain_wsgi import DrainDispatch
 from bot.web.heroku_events import HerokuEvents
@@ -81,7 +82,9 @@ def create_app(config: Config | None = None, registry: Registry | None = None) -
 
     # POST /drain/<token> is answered in plain WSGI in front of Flask (the busiest route by
     # far; see bot/web/drain_wsgi.py); Flask still answers every other method on that path.
-    web.wsgi_app = DrainDispatch(web.wsgi_app, intake, flusher)  # type: ignore[method-assign]
+    # Behind it, an ack's job is written to the background process after the ack is sent.
+    answered = HandOverAfterAnswer(web.wsgi_app, services.background)
+    web.wsgi_app = DrainDispatch(answered, intake, flusher)  # type: ignore[method-assign]
 
     @web.post("/drain/<token>")
     def drain(token: str):  # type: ignore[no-untyped-def]
