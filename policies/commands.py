@@ -456,6 +456,11 @@ _SPACES = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
 
 def _split(text: str) -> list[str]:
     """`shlex.split`, with any Unicode space between words; inside quotes, kept as typed."""
+    if "'" not in text and '"' not in text and "\\" not in text:
+        # Without quotes or backslashes shlex's words are the runs between spaces, and
+        # str.split's spaces are _SPACES: the same words, without shlex reading the text a
+        # character at a time in Python (most of parsing a command, which every ack does).
+        return text.split()
     lexer = shlex.shlex(text, posix=True)
     lexer.whitespace, lexer.whitespace_split, lexer.commenters = _SPACES, True, ""
     return list(lexer)

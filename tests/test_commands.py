@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import re
+import shlex
+import sys
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from policies.commands import (
+    _SPACES,
     VERBS,
     Change,
     Command,
     CommandError,
+    _split,
     changing,
     help_text,
     parse,
@@ -71,6 +75,21 @@ def test_parses(text: str, expected: Command) -> None:
 )
 def test_any_unicode_space_separates_words(text: str, expected: Command) -> None:
     assert parse(text) == expected
+
+
+_SPACE_CHARS = [c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace()]
+
+
+@given(
+    st.text(
+        st.sampled_from(_SPACE_CHARS) | st.characters(blacklist_characters="'\"\\"), max_size=30
+    )
+)
+def test_words_without_quotes_split_as_shlex_splits_them(text: str) -> None:
+    # Text without quotes or backslashes skips shlex: the words must be the same.
+    lexer = shlex.shlex(text, posix=True)
+    lexer.whitespace, lexer.whitespace_split, lexer.commenters = _SPACES, True, ""
+    assert _split(text) == list(lexer)
 
 
 @pytest.mark.parametrize(
