@@ -226,3 +226,12 @@ def test_a_label_typed_with_no_prompt_open_is_said_to_be_one(tmp_path):
     for label in ("Roll back", "Confirm", "Cancel"):
         assert f"No prompt here has a `{label}` button yet" in output
     assert "such as `kill APP` has asked. Type a command, or `help` for the list." in output
+
+
+def test_a_drain_for_a_mistyped_app_leaves_no_drain_behind(tmp_path):
+    output = run_lines(tmp_path, "drain dmeo", "metrics dmeo", "about")
+    # The drain's row had been kept before Heroku refused: `about` listed a drain of `dmeo`,
+    # `metrics dmeo` took it for an app waiting for traffic, the detectors for a silent one.
+    said = "(only you) Heroku has no app called `dmeo`, or the bot's key cannot see it."
+    assert output.count(f"{said} Did you mean `demo`?") == 2, output
+    assert "Drain `dmeo`" not in output and "Drains: none yet" in output

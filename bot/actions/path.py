@@ -78,9 +78,10 @@ from policies.slack_text import code, escape
 log = logging.getLogger(__name__)
 
 # Beanstalk updates usually take 2–10 minutes; past this the follow-up says to look in AWS.
-# Verbs that keep something in the bot's own tables (a lock, a pin, a prompt) before any
-# platform call; unlock and `pin off` only remove, so what an app deleted since left can go.
-_BOOKKEEPING = frozenset({"lock", "pin", "config"})
+# Verbs that keep something in the bot's own tables (a lock, a pin, a prompt, a drain's
+# token) before any platform call; unlock and `pin off` only remove, so what an app deleted
+# since left can go.
+_BOOKKEEPING = frozenset({"lock", "pin", "config", "drain"})
 # Verbs whose answer for a name no app goes by would read as an app with nothing to show
 # (no alerts, no traffic, no source): the name is checked first, as `history` checks it.
 _CHECKED = frozenset({"alerts", "metrics", "chart", "cost", "ship", "run"})
