@@ -235,3 +235,10 @@ def test_a_drain_for_a_mistyped_app_leaves_no_drain_behind(tmp_path):
     said = "(only you) Heroku has no app called `dmeo`, or the bot's key cannot see it."
     assert output.count(f"{said} Did you mean `demo`?") == 2, output
     assert "Drain `dmeo`" not in output and "Drains: none yet" in output
+
+
+def test_a_replay_of_a_mistyped_app_gets_the_closest_app(tmp_path):
+    output = run_lines(tmp_path, "simulate dmeo 7d")
+    # It had said "`dmeo` has no stored traffic in the last 7d; is its log drain on?".
+    assert "Heroku has no app called `dmeo`, or the bot's key cannot see it." in output
+    assert "Did you mean `demo`?" in output and "log drain" not in output

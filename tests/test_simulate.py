@@ -359,8 +359,10 @@ def test_simulate_app_replays_its_stored_traffic(config, monkeypatch):
         assert reply.public
         assert reply.text.startswith("Replaying `myapp`'s last 1d (180 minutes, peak 4,800 rpm)")
         assert "your current settings: " in reply.text
-        other = services.actions.run(Actor(ADMIN, source="console"), parse("simulate other 12h"))
-        assert "`other` has no stored traffic in the last 12h" in other.text
+        other = services.actions.run(
+            Actor(ADMIN, source="console"), parse("simulate other-app 12h")
+        )
+        assert "`other-app` has no stored traffic in the last 12h" in other.text
     finally:
         services.db.dispose()
 

@@ -633,6 +633,10 @@ class Actions:
         if self._metrics is None or self._autoscaling is None:
             return Reply("This bot keeps no traffic metrics.")
         app = command.app or ""
+        # Checked as `_CHECKED`'s verbs are: a typo would read as an app with no traffic.
+        missing = self._no_such_app(app)
+        if missing:
+            return Reply(missing)
         target = self._resolve(app).target
         since = timedelta(minutes=command.limit or 7 * 24 * 60)
         return Reply(self._autoscaling.replay(app, target, self._metrics, since), public=True)
