@@ -47,6 +47,8 @@ def listed(names: Iterable[object], empty: str = "none") -> str:
 
 def shown(typed: object, limit: int = 40) -> str:
     """What someone typed, echoed back in an answer: clipped to `limit` characters, as a
-    `code` span."""
+    `code` span; an empty word (typed as `""`) as `""`."""
     text = str(typed)
+    if not text:
+        return code('""')  # Slack shows an empty span as its two backticks
     return code(text if len(text) <= limit else text[: limit - 1] + "…")

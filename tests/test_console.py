@@ -242,3 +242,10 @@ def test_a_replay_of_a_mistyped_app_gets_the_closest_app(tmp_path):
     # It had said "`dmeo` has no stored traffic in the last 7d; is its log drain on?".
     assert "Heroku has no app called `dmeo`, or the bot's key cannot see it." in output
     assert "Did you mean `demo`?" in output and "log drain" not in output
+
+
+def test_empty_quotes_are_echoed_as_typed(tmp_path):
+    output = run_lines(tmp_path, 'help ""', 'metrics demo ""')
+    # An empty code span had been echoed: Slack shows "``" is not a command I know.
+    assert '`""` is not a command I know' in output
+    assert '`""` is not a window' in output and "``" not in output
