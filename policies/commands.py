@@ -1129,7 +1129,7 @@ def _take_run_force(words: list[str]) -> tuple[list[str], str | None]:
 
 def _parse_run(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "run")
-    if not rest:
+    if not "".join(rest).strip():  # none, or only empty quotes
         raise CommandError("Say which command to run.", "run")
     return Command("run", app=app, reason=" ".join(rest))
 

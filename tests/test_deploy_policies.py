@@ -67,6 +67,9 @@ def test_config_values_stay_in_the_command_but_never_in_its_text():
         ("swap shop shop", "two different environments"),
         ("swap shop", "Name the two environments"),
         ("run myapp", "Say which command"),
+        # It had been "`` is not a command `myapp` may run from chat", asked of the platform.
+        ('run myapp ""', "Say which command"),
+        ("run myapp '  '", "Say which command"),
         ("logs myapp web.1 9999", "Ask for 1 to 1500 lines"),
     ],
 )
