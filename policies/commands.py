@@ -87,6 +87,7 @@ LOGS_DEFAULT, LOGS_MAX = 100, 1500
 METRICS_DEFAULT_MINUTES, METRICS_MAX_MINUTES = 60, 24 * 60
 _WINDOW_RE = re.compile(r"^(\d+)([mh])$", re.IGNORECASE)
 _AMOUNT_RE = re.compile(r"^\d+[mhd]?$", re.IGNORECASE)  # a count or a window: 5, 30m, 7d
+_NEGATIVE_RE = re.compile(r"^-\d+$")  # a count below zero: out of range, not some other word
 # `/deploy chart APP [6h|24h|7d]`: the windows a chart is drawn over, in minutes.
 CHART_WINDOWS = {"6h": 6 * 60, "24h": 24 * 60, "7d": 7 * 24 * 60}
 CHART_DEFAULT = "24h"
@@ -675,7 +676,8 @@ def _parse_history(args: list[str], app: str | None) -> Command:
                     "Give one of refused, cancelled, expired, failed, unknown or done.", "history"
                 )
             only = word.lower()
-        elif word.isascii() and word.isdigit():  # '²'.isdigit(), but int('²') raises
+        elif (word.isascii() and word.isdigit()) or _NEGATIVE_RE.match(word):
+            # '²'.isdigit(), but int('²') raises
             if limit is not None:
                 raise CommandError("Give the number of entries once.", "history")
             limit = int(word)
@@ -1138,7 +1140,7 @@ def _parse_logs(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "logs")
     dyno, lines = None, None
     for word in rest:
-        if word.isascii() and word.isdigit() and lines is None:
+        if ((word.isascii() and word.isdigit()) or _NEGATIVE_RE.match(word)) and lines is None:
             lines = int(word)
             if not 1 <= lines <= LOGS_MAX:
                 raise CommandError(f"Ask for 1 to {LOGS_MAX} lines.", "logs")

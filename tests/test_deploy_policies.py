@@ -71,6 +71,11 @@ def test_config_values_stay_in_the_command_but_never_in_its_text():
         ('run myapp ""', "Say which command"),
         ("run myapp '  '", "Say which command"),
         ("logs myapp web.1 9999", "Ask for 1 to 1500 lines"),
+        # A negative count had been "`-5` is neither a dyno nor a number", "is not a filter".
+        ("logs myapp web.1 -5", "Ask for 1 to 1500 lines"),
+        ("logs myapp -5", "Ask for 1 to 1500 lines"),
+        ("history myapp -5", "Ask for 1 to 50 entries"),
+        ("history -5", "Ask for 1 to 50 entries"),
     ],
 )
 def test_bad_deployment_input_gets_a_sentence(text, says):
