@@ -756,6 +756,8 @@ def _parse_simulate(args: list[str], app: str | None) -> Command:
         return Command(
             "simulate", app=args[0] if len(args) == 2 else app, mode="replay", limit=minutes
         )
+    if len(args) > 2 and _REPLAY_RE.match(args[1]) and args[0].lower() not in SIMULATIONS:
+        raise _too_many(args[2], "simulate")  # `simulate APP 7d` and a word after it
     if not args or args[0].lower() not in SIMULATIONS:
         got = f"{shown(args[0])} is not a simulation. " if args else ""
         raise CommandError(f"{got}Say which one: {', '.join(SIMULATIONS)}.", "simulate")
@@ -922,8 +924,12 @@ def _parse_autoscale_schedule(app: str | None, words: list[str]) -> Command:
 
 def _parse_pin(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "pin")
-    if [w.lower() for w in rest] == ["off"]:
+    if rest and rest[0].lower() == "off":
+        if len(rest) > 1:
+            raise _too_many(rest[1], "pin")
         return Command("pin", app=app, mode="off")
+    if len(rest) > 3 and rest[1].lower() == "for":
+        raise _too_many(rest[3], "pin")
     if len(rest) == 3 and rest[1].lower() != "for":
         raise CommandError(
             f"{shown(rest[1])} is not `for`: write the count, `for` and how long, like "
@@ -981,10 +987,11 @@ def _parse_maintenance(args: list[str], app: str | None) -> Command:
             "maintenance",
         )
     app, rest = _positional_app(args, app, "maintenance")
-    if len(rest) == 1:
-        _keyword(rest[0], ("on", "off"), "a maintenance setting", "maintenance")
-    else:
+    if not rest:
         raise CommandError("Say `on` or `off`.", "maintenance")
+    _keyword(rest[0], ("on", "off"), "a maintenance setting", "maintenance")
+    if len(rest) > 1:
+        raise _too_many(rest[1], "maintenance")
     return Command("maintenance", app=app, mode=rest[0].lower())
 
 

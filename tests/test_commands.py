@@ -453,6 +453,12 @@ def test_an_autoscale_error_shows_the_usage_of_the_form_typed(text: str, usage: 
             "pin demo web=5 fr 2h",
             "`fr` is not `for`: write the count, `for` and how long, like `web=5 for 2h`.",
         ),
+        # A word after a whole command had been "Say `on` or `off`.", "Write the count and
+        # how long, like `web=5 for 2h`." and "`demo` is not a simulation."
+        ("maintenance demo on extra", "`extra` is one word too many."),
+        ("pin demo web=5 for 2h extra", "`extra` is one word too many."),
+        ("pin demo off extra", "`extra` is one word too many."),
+        ("simulate demo 7d extra", "`extra` is one word too many."),
     ],
 )
 def test_an_error_blames_the_word_that_is_wrong(text: str, problem: str) -> None:
