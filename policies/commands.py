@@ -759,6 +759,7 @@ def _parse_simulate(args: list[str], app: str | None) -> Command:
     if len(args) > 2 and _REPLAY_RE.match(args[1]) and args[0].lower() not in SIMULATIONS:
         raise _too_many(args[2], "simulate")  # `simulate APP 7d` and a word after it
     if not args or args[0].lower() not in SIMULATIONS:
+        _app_last(args, app, "simulate", len(args) == 2 and bool(_REPLAY_RE.match(args[0])))
         got = f"{shown(args[0])} is not a simulation. " if args else ""
         raise CommandError(f"{got}Say which one: {', '.join(SIMULATIONS)}.", "simulate")
     app, _ = _positional_app(args[1:], app, "simulate", most=0)
@@ -923,6 +924,7 @@ def _parse_autoscale_schedule(app: str | None, words: list[str]) -> Command:
 
 
 def _parse_pin(args: list[str], app: str | None) -> Command:
+    _app_last(args, app, "pin", len(args) == 4 and bool(_CHANGE_RE.match(args[0])))
     app, rest = _positional_app(args, app, "pin")
     if rest and rest[0].lower() == "off":
         if len(rest) > 1:
@@ -1144,6 +1146,8 @@ def _parse_run(args: list[str], app: str | None) -> Command:
 
 
 def _parse_logs(args: list[str], app: str | None) -> Command:
+    shape = len(args) == 2 or (len(args) == 3 and args[1].isdigit())  # DYNO [N] APP
+    _app_last(args, app, "logs", shape and bool(_DYNO_RE.match(args[0])))
     app, rest = _positional_app(args, app, "logs")
     dyno, lines = None, None
     for word in rest:
@@ -1210,6 +1214,17 @@ def _app_second(app: str, word: str, verb: str) -> None:
     app whose alias is a number still works."""
     if _AMOUNT_RE.match(app) and _APP_RE.match(word) and not _AMOUNT_RE.match(word):
         raise CommandError(f"Put the app first: `/deploy {verb} {word} {app}`.", verb)
+
+
+def _app_last(args: list[str], app: str | None, verb: str, first_fits: bool) -> None:
+    """`pin web=5 for 2h demo`: the words after the app typed first and the app last, when
+    the first word (`first_fits`) can only be one of those words. Said as such, instead of
+    "`web=5` is not a valid app name"."""
+    if app is None and first_fits and len(args) > 1:
+        last = args[-1]
+        if _APP_RE.match(last) and not last.isdigit():
+            order = _rewrite(["/deploy", verb, last, *args[:-1]])
+            raise CommandError(f"Put the app first: {order}.", verb)
 
 
 def _one_optional(rest: list[str], verb: str) -> str | None:

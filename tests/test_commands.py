@@ -328,6 +328,12 @@ def test_dashboard_verbs_refuse_bad_input(text, says):
         ("releases 5 myapp", "Put the app first: `/deploy releases myapp 5`."),
         ("metrics 30m myapp", "Put the app first: `/deploy metrics myapp 30m`."),
         ("chart 7d myapp", "Put the app first: `/deploy chart myapp 7d`."),
+        # These had been "`web=5` is not a valid app name", "`7d` is not a simulation" and
+        # "`web.1` is not a valid app name".
+        ("pin web=5 for 2h myapp", "Put the app first: `/deploy pin myapp web=5 for 2h`."),
+        ("simulate 7d myapp", "Put the app first: `/deploy simulate myapp 7d`."),
+        ("logs web.1 myapp", "Put the app first: `/deploy logs myapp web.1`."),
+        ("logs web.1 200 myapp", "Put the app first: `/deploy logs myapp web.1 200`."),
         # Two numbers: no app in sight, the plain answer.
         ("releases 5 0", "Ask for 1 to 50 releases."),
     ],
