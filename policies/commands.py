@@ -384,7 +384,8 @@ def parse(text: str) -> Command:
         # Everything after the app is the command, options and all (`--noinput`), but for
         # `--force "reason"` before the command or ending the line, as on every change.
         args, force = _take_run_force(words[1:])
-        command = _parse_run(args, None)
+        args, app = _take_run_app(args)
+        command = _parse_run(args, app)
         return replace(command, force=force) if force else command
     args, force = _take_force_option(words[1:], verb)
     args, app, ahead = _take_app_option(args, verb)
@@ -1135,6 +1136,18 @@ def _take_run_force(words: list[str]) -> tuple[list[str], str | None]:
             reason = words[at + 1].strip()
             if reason and not reason.startswith("-"):
                 return words[:at] + words[at + 2 :], reason[:200]
+    return words, None
+
+
+def _take_run_app(words: list[str]) -> tuple[list[str], str | None]:
+    """`run`'s `-a APP`, before the command only: after it, `-a` is the command's own."""
+    first = words[0] if words else ""
+    if first.startswith("--app="):
+        return words[1:], _app_name(first.split("=", 1)[1], "run", None)
+    if first in ("-a", "--app"):
+        if len(words) < 2:
+            raise CommandError(f"`{first}` needs an app name after it.", "run")
+        return words[2:], _app_name(words[1], "run", None)
     return words, None
 
 

@@ -33,6 +33,10 @@ from policies.redact import MASK, mask
         ),
         ("logs myapp", "logs myapp 100"),
         ("logs myapp web.1 20", "logs myapp web.1 20"),
+        # `-a APP` names the app on every line, as help says; `run` had taken `-a` for it.
+        ("run -a myapp python manage.py check", "run myapp python manage.py check"),
+        ("run --app=myapp python manage.py check", "run myapp python manage.py check"),
+        ("run myapp python manage.py check -a x", "run myapp python manage.py check -a x"),
     ],
 )
 def test_deployment_verbs_parse_to_canonical_text(text, canonical):
