@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from policies import autoscale, costs, guardrails, rules
+from policies.commands import RUN_COMMAND_MAX
 from policies.digest import DigestTime, parse_digest
 from policies.guardrails import parse_duration
 from policies.names import suggest_app
@@ -230,7 +231,7 @@ class HerokuEntry(_AppEntry):
     source: str | None = Field(None, pattern=r"^https?://\S*\{ref\}\S*$", max_length=500)
     # `/deploy run APP COMMAND` runs only these commands (anything else is remote code
     # execution for whoever may type in the channel).
-    run: list[Annotated[str, Field(min_length=1, max_length=200)]] = []
+    run: list[Annotated[str, Field(min_length=1, max_length=RUN_COMMAND_MAX)]] = []
     # A private repository: the env var holding a token the source host accepts.
     source_token_env: str | None = Field(None, pattern=_ENV_VAR)
 

@@ -84,6 +84,8 @@ LOCK_REASON_MAX = 200
 # A git ref: a branch, a tag or a commit (`main`, `v1.2.3`, `release/2026-11`, `3f2c1a9`).
 _REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
 LOGS_DEFAULT, LOGS_MAX = 100, 1500
+# `/deploy run APP COMMAND`: no command the registry's `run:` allows is longer.
+RUN_COMMAND_MAX = 200
 METRICS_DEFAULT_MINUTES, METRICS_MAX_MINUTES = 60, 24 * 60
 _WINDOW_RE = re.compile(r"^(\d+)([mh])$", re.IGNORECASE)
 _AMOUNT_RE = re.compile(r"^\d+[mhd]?$", re.IGNORECASE)  # a count or a window: 5, 30m, 7d
@@ -1155,7 +1157,14 @@ def _parse_run(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "run")
     if not "".join(rest).strip():  # none, or only empty quotes
         raise CommandError("Say which command to run.", "run")
-    return Command("run", app=app, reason=" ".join(rest))
+    typed = " ".join(rest)
+    if len(typed) > RUN_COMMAND_MAX:
+        raise CommandError(
+            f"A command to run is at most {RUN_COMMAND_MAX} characters, as the registry's "
+            f"`run:` allows; {shown(typed)} is {len(typed):,}.",
+            "run",
+        )
+    return Command("run", app=app, reason=typed)
 
 
 def _parse_logs(args: list[str], app: str | None) -> Command:

@@ -74,6 +74,8 @@ def test_config_values_stay_in_the_command_but_never_in_its_text():
         # It had been "`` is not a command `myapp` may run from chat", asked of the platform.
         ('run myapp ""', "Say which command"),
         ("run myapp '  '", "Say which command"),
+        # The whole of it had been echoed back ("Working on `run myapp xxx…`"), 5,000 characters.
+        ("run myapp " + "x" * 5000, "A command to run is at most 200 characters"),
         ("logs myapp web.1 9999", "Ask for 1 to 1500 lines"),
         # A negative count had been "`-5` is neither a dyno nor a number", "is not a filter".
         ("logs myapp web.1 -5", "Ask for 1 to 1500 lines"),
