@@ -372,14 +372,17 @@ def parse(text: str) -> Command:
         raise CommandError("There is an unmatched quote in your command.") from None
     if not words:
         return Command("help")
+    verb = words[0].lower()
+    if verb in ("-h", "--help"):
+        verb = "help"
     for word in words:
         # int() refuses numbers past 4,300 digits with a ValueError; no count, duration or
         # app name (40 characters at most) comes near this, so say so before reading any.
         if _LONG_NUMBER.search(word):
-            raise CommandError(f"{shown(word)} holds a number far too long to mean anything.")
-    verb = words[0].lower()
-    if verb in ("-h", "--help"):
-        verb = "help"
+            raise CommandError(
+                f"{shown(word)} holds a number far too long to mean anything.",
+                verb if verb in VERBS else None,
+            )
     if verb not in VERBS:
         raise _unknown_verb(words)
     if verb == "run":

@@ -142,6 +142,9 @@ def test_words_without_quotes_split_as_shlex_splits_them(text: str) -> None:
         ("logs demo web.1 web.2", "`web.2` is one word too many: name one dyno"),
         ("logs demo web.1 abc", "`abc` is one word too many: name one dyno"),
         ("logs demo 5 6", "`6` is a second number of lines"),
+        # A number past int()'s 4,300 digits had been shown `/deploy help`'s usage.
+        ("logs demo " + "9" * 5000, "Usage: `/deploy logs APP"),
+        ("history demo " + "9" * 5000, "Usage: `/deploy history"),
     ],
 )
 def test_bad_input_names_the_token_and_shows_usage(text: str, names: str) -> None:
