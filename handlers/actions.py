@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from bot.store.audit import Actor
-from handlers.charts import CHART_ACTION
+from handlers.charts import CHART_ACTION, PLACES
 from handlers.clicks import refuse
 from handlers.delivery import deliver, dm_responder
 from handlers.offload import click
@@ -36,7 +36,8 @@ def register(app: App, services: Services) -> None:
         actor, value = _click(body, services.source)
         name, _, rest = value.partition("|")
         window, _, where = rest.partition("|")
-        if not is_app_name(name):  # it becomes the command's app as it is
+        # The app becomes the command's as it is; the window and place are ones we wrote.
+        if not is_app_name(name) or window not in CHART_WINDOWS or where not in PLACES:
             refuse(respond, body)
             return
         thread_ts, channel = None, actor.channel_id
@@ -53,7 +54,7 @@ def register(app: App, services: Services) -> None:
                     f"run {code(f'/deploy chart {name}')} in a channel."
                 )
                 return
-        command = Command("chart", app=name, limit=CHART_WINDOWS.get(window, 6 * 60))
+        command = Command("chart", app=name, limit=CHART_WINDOWS[window])
         result = safely(lambda: services.actions.run(actor, command))
         deliver(services, result, respond, client, channel, thread_ts=thread_ts)
 

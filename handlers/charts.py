@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from slack_sdk import WebClient
 
 CHART_ACTION = "deploybot_chart"
+PLACES = ("channel", "thread", "home")  # where a Chart button's chart goes: `chart_button`
 SCOPE = "files:write"
 
 log = logging.getLogger(__name__)

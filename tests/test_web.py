@@ -247,7 +247,17 @@ def test_a_click_without_a_value_is_told_so(driver, heroku, caplog, action):
     assert not [r for r in caplog.records if r.exc_info]
 
 
-@pytest.mark.parametrize("value", ["myapp --force|6h|channel", "|6h|thread", "<!here>|1h|home"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "myapp --force|6h|channel",
+        "|6h|thread",
+        "<!here>|1h|home",
+        # A window or a place no button of ours holds had been drawn anyway: 6 h, here.
+        "myapp|99d|channel",
+        "myapp|6h|elsewhere",
+    ],
+)
 def test_a_chart_button_naming_no_app_is_told_so(driver, slack, value):
     _, url = driver.click(CHART_ACTION, value, ADMIN)
     assert driver.reply(url)["text"] == NOT_MINE
