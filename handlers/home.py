@@ -78,7 +78,7 @@ def _card(card: AppCard) -> list[dict[str, Any]]:
     lines = [f"*{code(card.alias)}* · {where}{cost}", formation]
     lines += card.autoscale  # Slack text: numbers, and decision reasons stored as Slack text
     if card.incidents:
-        lines += [f":red_circle: {escape(text[:200])}" for text in card.incidents[:3]]
+        lines += [f":red_circle: {text}" for text in card.incidents[:3]]
     changes = [
         f"{OUTCOME_MARK.get(e.outcome, '?')} {e.started_at:%m-%d %H:%M} <@{e.user_id}> "
         f"{code(e.command[:80])}"

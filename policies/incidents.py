@@ -258,7 +258,12 @@ def summary(incidents: list[Incident]) -> str:
 
 
 def _what(incident: Incident) -> str:
-    subject = code(incident.subject)
+    return headline(incident.kind, incident.subject)
+
+
+def headline(kind: str, subject: str) -> str:
+    """What went wrong, in words (Slack text): "`web` dynos crashed", "router errors `H12`"."""
+    subject = code(subject)
     phrases = {
         "crash": f"{subject} dynos crashed",
         "router_error": f"router errors {subject}",
@@ -271,7 +276,7 @@ def _what(incident: Incident) -> str:
         "release_failed": "release failed",
         "one_off_failed": f"one-off {subject} dyno failed",
     }
-    return phrases.get(incident.kind, f"{incident.kind.replace('_', ' ')} {subject}")
+    return phrases.get(kind, f"{kind.replace('_', ' ')} {subject}")
 
 
 def _clock(moment: datetime) -> str:

@@ -14,6 +14,7 @@ from bot.registry import Registry
 from bot.sandbox.slack_requests import button_click, sign
 from bot.store.audit import AuditLog
 from bot.store.autoscale_settings import AutoscaleStore, Decision
+from bot.store.incidents import Alerts
 from bot.web.app import create_app
 from handlers.clicks import NOT_MINE
 from handlers.home import (
@@ -24,6 +25,7 @@ from handlers.home import (
     STATUS_ACTION,
 )
 from handlers.render import CONFIRM_ACTION
+from policies.incidents import Event
 from tests.conftest import ADMIN, OTHER_ADMIN, SIGNING_SECRET, USER
 from tests.webclient import SlackDriver, button, settle
 
@@ -246,6 +248,20 @@ def test_outside_words_on_a_card_are_escaped_once(driver, heroku, web):
     assert "Heroku answered 400: A &amp; &lt;b&gt;." in text
     assert "acted: p95 queue 480 ms &gt; 300 ms" in text
     assert "&amp;amp;" not in text and "&amp;lt;" not in text and "&amp;gt;" not in text
+
+
+def test_an_open_incident_on_a_card_reads_as_its_alert_does(driver, web):
+    now = datetime.now(UTC)
+    events = [
+        Event("myapp", "crash", "web", now, "web.1 exited <!channel>"),
+        Event("myapp", "router_error", "H12", now, "12 H12 in a minute"),
+    ]
+    Alerts(web.extensions["deploybot"].db).record(events, now, lambda app: None)
+    text = json.dumps(open_home(driver, ADMIN), ensure_ascii=False)
+    # The store's own words had been shown: "crash web: …", "router_error H12: …".
+    assert ":red_circle: `web` dynos crashed: web.1 exited &lt;!channel&gt;" in text
+    assert ":red_circle: router errors `H12`: 12 H12 in a minute" in text
+    assert "crash web" not in text and "router_error" not in text
 
 
 @pytest.mark.parametrize("user", [None, {"id": "U1"}, ""])

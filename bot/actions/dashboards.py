@@ -33,7 +33,8 @@ from bot.store.drains import Drains
 from bot.store.incidents import Alerts
 from bot.store.throttles import LOW_REMAINING
 from policies import costs, digest
-from policies.slack_text import code
+from policies.incidents import headline
+from policies.slack_text import code, escape
 
 COST_DAYS = 7
 # Audit rows read back for a chart's scaling marks: a busy week of autoscaling fits.
@@ -264,7 +265,8 @@ class Dashboards:
             mark = "acted" if decision.acted else "held"
             autoscale.append(f"Last decision {decision.at:%H:%M} UTC, {mark}: {decision.reason}")
         incidents = tuple(
-            f"{row.kind} {row.subject}: {row.detail}"
+            headline(row.kind, row.subject)
+            + (f": {escape(row.detail[:200])}" if row.detail else "")
             for row in self._alerts.incidents(target.alias)
             if row.state == "open"
         )
