@@ -44,7 +44,15 @@ def home_view(home: Home | Result) -> dict[str, Any]:
         _context("\n".join(about_lines(home.about))),
         {"type": "divider"},
     ]
-    if not home.total:
+    if not home.total and home.hidden:
+        blocks.append(
+            _section(
+                f"The access rules let you see no app I manage ({home.hidden} in all; a rule "
+                "allowing `status` shows one). `/deploy whoami` says what you may do; ask an "
+                "admin if that is wrong."
+            )
+        )
+    elif not home.total:
         blocks.append(
             _section(
                 "You can see no apps yet. An admin adds them to the registry file "

@@ -188,6 +188,20 @@ def test_a_home_change_needing_approval_for_an_app_without_a_channel_is_refused_
         app.extensions["deploybot"].db.dispose()
 
 
+def test_a_user_the_rules_show_no_app_is_not_told_to_add_apps(config, slack, tmp_path, monkeypatch):
+    path = tmp_path / "hidden.yml"
+    path.write_text(REGISTRY.replace("apps: [other-app]", "apps: [myapp, other-app]"))
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    app = create_app(config)
+    try:
+        text = json.dumps(open_home(SlackDriver(app.test_client(), slack), USER))
+    finally:
+        app.extensions["deploybot"].db.dispose()
+    # It had said "You can see no apps yet. An admin adds them to the registry file".
+    assert "An admin adds them" not in text
+    assert "The access rules let you see no app I manage (2 in all;" in text
+
+
 def test_home_restart_is_refused_for_a_user_without_the_right(driver, slack, heroku):
     click(driver, RESTART_ACTION, "myapp", USER)
     [post] = slack.wait_for_calls("chat.postMessage", timeout=10)

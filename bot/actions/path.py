@@ -331,7 +331,8 @@ class Actions:
         if self.dashboards is None:
             return Reply("This bot does not offer App Home.")
         visible = []
-        for target in self.dashboards.targets(self._targets()):
+        targets = self.dashboards.targets(self._targets())
+        for target in targets:
             try:
                 if self._gate.decide(actor, "status", target.alias).allowed:
                     visible.append(target)
@@ -346,6 +347,7 @@ class Actions:
             page=page,
             pages=pages,
             total=len(visible),
+            hidden=len(targets) - len(visible),
         )
 
     def _claim(self, actor: Actor) -> bool:

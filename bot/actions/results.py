@@ -182,6 +182,7 @@ class Home:
     page: int  # from 0
     pages: int
     total: int  # apps the user may see, on every page
+    hidden: int = 0  # apps the access rules keep from the user
 
 
 @dataclass(frozen=True)
