@@ -252,3 +252,46 @@ def test_whoami_agrees_with_a_rule_written_with_the_heroku_name(with_registry, h
     text = say(driver, "whoami", USER)["text"]
     scale = next(line for line in text.splitlines() if "`scale`" in line)
     assert "every app" not in scale and "prod" in scale, scale
+
+
+HIDDEN_RULES = """\
+heroku:
+  allow_unlisted: false
+access:
+  - deny: [history, cost]
+    users: [UUSER001]
+    apps: [other-app]
+apps:
+  myapp:
+    platform: heroku
+  other-app:
+    platform: heroku
+"""
+
+
+def test_a_listing_across_apps_leaves_out_the_apps_a_rule_hides(with_registry, config):  # noqa: F811
+    from datetime import UTC, datetime
+
+    from bot.store.db import Database
+    from bot.store.incidents import Alerts
+    from policies.incidents import Event
+
+    driver = with_registry(HIDDEN_RULES)
+    say(driver, "scale web=3 other-app", ADMIN)
+    say(driver, "scale web=2 myapp", ADMIN)
+    db = Database(config.database_url)
+    try:
+        now = datetime.now(UTC)
+        Alerts(db).record([Event("other-app", "crash", "web", now, "web.1")], now, lambda a: None)
+    finally:
+        db.dispose()
+    assert "Denied by the rule" in say(driver, "history other-app", USER)["text"]
+    # Named, they were refused; unnamed, `history`, `alerts` and `cost` had listed them.
+    listed = say(driver, "history", USER)["text"]
+    assert "scale web=2 myapp" in listed and "other-app" not in listed
+    assert "other-app" not in say(driver, "alerts", USER)["text"]
+    costs = say(driver, "cost", USER)["text"]
+    assert "`myapp`" in costs and "other-app" not in costs
+    # Whom no rule hides an app from sees it all.
+    assert "scale web=3 other-app" in say(driver, "history", ADMIN)["text"]
+    assert "other-app" in say(driver, "alerts", ADMIN)["text"]

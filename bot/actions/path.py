@@ -8,7 +8,7 @@ objects that `handlers/render.py` turns into Block Kit. Nothing here knows about
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from threading import Event
@@ -188,7 +188,9 @@ class Actions:
                 return self.dashboards.health.about()
             if command.verb == "cost" and command.app is None:
                 assert self.dashboards is not None
-                return self.dashboards.cost(self._targets(), every_app=True)
+                every = self.dashboards.targets(self._targets())
+                hidden = self._hidden(actor, "cost", [target.alias for target in every])
+                return self.dashboards.cost([t for t in every if t.alias not in hidden])
             if command.verb == "simulate":
                 if self._simulate is None:
                     return Reply(
@@ -200,14 +202,27 @@ class Actions:
             return Reply(str(error))
         if command.verb == "history":
             outcomes = HISTORY_FILTERS.get(command.mode or "")
-            entries = self._audit.recent(command.app, command.limit, outcomes)
+            hidden = (
+                self._hidden(actor, "history", self._audit.apps())
+                if command.app is None
+                else frozenset()
+            )
+            entries = self._audit.recent(command.app, command.limit, outcomes, hidden)
             missing = self._no_such_app(command.app) if command.app and not entries else None
             return Reply(missing) if missing else History(command.app, tuple(entries), command.mode)
         if command.verb == "alerts":
             if self._alerts is None:
                 return Reply("This bot keeps no alerts.")
             missing = self._no_such_app(command.app) if command.app else None
-            return Reply(missing or self._alerts.open_text(command.app, self._now()))
+            if missing:
+                return Reply(missing)
+            hidden = (
+                self._hidden(actor, "history", self._alerts.open_apps())
+                if command.app is None
+                else frozenset()
+            )
+            now = self._now()
+            return Reply(self._alerts.open_text(command.app, now, lambda a: a not in hidden))
         if command.mutating and not self._claim(actor):
             log.info("duplicate delivery ignored", extra={"key": actor.request_key})
             return Duplicate(actor.request_key or "")
@@ -284,6 +299,18 @@ class Actions:
         except PlatformError:
             return None  # unreachable, throttled, no key: the trail is still worth showing
         return None
+
+    def _hidden(self, actor: Actor, verb: str, apps: Iterable[str]) -> frozenset[str]:
+        """Which of `apps` a rule keeps `verb` from showing `actor`: a listing across apps
+        leaves them out, as naming one of them is refused."""
+        hidden = set()
+        for app in set(apps):
+            try:
+                if not self._gate.decide(actor, verb, app).allowed:
+                    hidden.add(app)
+            except GroupLookupFailed:
+                hidden.add(app)  # Slack cannot say which groups they are in: show less
+        return frozenset(hidden)
 
     def _stored(self, app: str) -> bool:
         """Whether the bot's own tables show `app` was there: a change made to it, its log

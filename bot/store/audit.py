@@ -189,14 +189,23 @@ class AuditLog:
         app: str | None = None,
         limit: int | None = 20,
         outcomes: frozenset[str] | None = None,
+        hidden: frozenset[str] = frozenset(),
     ) -> list[Entry]:
-        """Newest first; `limit=None` for every row; `outcomes` keeps only those."""
+        """Newest first; `limit=None` for every row; `outcomes` keeps only those; the apps
+        `hidden` names are left out."""
         query = select(AuditEntry).order_by(AuditEntry.id.desc())
         if app is not None:
             query = query.where(AuditEntry.app == app)
+        if hidden:
+            query = query.where(AuditEntry.app.not_in(sorted(hidden)))
         if outcomes is not None:
             query = query.where(or_(*(AuditEntry.outcome == o for o in sorted(outcomes))))
         if limit is not None:
             query = query.limit(limit)
         with self._db.session() as session:
             return [_entry(row) for row in session.scalars(query)]
+
+    def apps(self) -> list[str]:
+        """Every app a row names, once each."""
+        with self._db.session() as session:
+            return list(session.scalars(select(AuditEntry.app).distinct()))

@@ -79,14 +79,17 @@ class Alerts:
             row.acknowledged_by = user_id
             return True
 
-    def open_text(self, app: str | None, now: datetime) -> str:
+    def open_text(
+        self, app: str | None, now: datetime, shows: Callable[[str], bool] = lambda app: True
+    ) -> str:
         """`/deploy alerts [APP]`: the open incidents as their messages read, newest first,
-        with who acknowledged or silenced them."""
+        with who acknowledged or silenced them; only those of apps `shows` keeps."""
         query = select(IncidentRow).where(IncidentRow.state == "open")
         if app is not None:
             query = query.where(IncidentRow.app == app)
         with self._db.session() as session:
             rows = list(session.scalars(query.order_by(IncidentRow.last_at.desc())))
+        rows = [row for row in rows if shows(row.app)]
         where = f" for `{app}`" if app else ""
         if not rows:
             return f"No open alerts{where}."
@@ -106,6 +109,12 @@ class Alerts:
         if len(rows) > LISTED_AT_MOST:
             lines.append(f"…and {len(rows) - LISTED_AT_MOST} older: name an app to see its own.")
         return "\n".join(lines)
+
+    def open_apps(self) -> list[str]:
+        """Every app with an open incident, once each."""
+        query = select(IncidentRow.app).where(IncidentRow.state == "open").distinct()
+        with self._db.session() as session:
+            return list(session.scalars(query))
 
     def any_of(self, app: str) -> bool:
         """Whether `app` ever had an incident kept (one row looked up)."""
