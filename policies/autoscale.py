@@ -172,6 +172,12 @@ class Pin:
     by: str = ""  # who pinned it, for the reason
 
 
+def pin_end(until: datetime, now: datetime) -> str:
+    """When a pin (of up to 7 days) ends, in UTC: its time of day when that is today, its date
+    too when not ("until 05:37 UTC" read as minutes from now for a pin a week long)."""
+    return f"{until:%H:%M} UTC" if until.date() == now.date() else f"{until:%Y-%m-%d %H:%M} UTC"
+
+
 @dataclass(frozen=True)
 class Settings:
     targets: tuple[Target, ...] = (Target("queue_p95", 300.0),)
@@ -283,7 +289,7 @@ def decide(
         count = min(max(pin.count, settings.min_dynos), settings.max_dynos)
         who = f" by {pin.by}" if pin.by else ""
         clamp = f" (clamped to {count})" if count != pin.count else ""
-        reason = f"pinned{who} at {ptype}={pin.count} until {pin.until:%H:%M} UTC{clamp}"
+        reason = f"pinned{who} at {ptype}={pin.count} until {pin_end(pin.until, now)}{clamp}"
         return Decision(
             current, count, _arrow(reason, ptype, current, count), count, False, (lo, hi)
         )

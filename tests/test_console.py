@@ -249,3 +249,10 @@ def test_empty_quotes_are_echoed_as_typed(tmp_path):
     # An empty code span had been echoed: Slack shows "``" is not a command I know.
     assert '`""` is not a command I know' in output
     assert '`""` is not a window' in output and "``" not in output
+
+
+def test_a_pin_for_days_says_on_which_day_it_ends(tmp_path):
+    output = run_lines(tmp_path, "pin demo web=3 for 7d", "autoscale demo status")
+    # "until 05:37 UTC" had read as today, minutes from now, for a pin a week long.
+    ends = re.findall(r"until (\d{4}-\d\d-\d\d \d\d:\d\d UTC)", output)
+    assert len(ends) == 2 and ends[0] == ends[1], output

@@ -161,7 +161,7 @@ class AutoscaleCommands:
                 self._autoscale.set_pin(Pin(app, quantity, until, actor.user_id))
                 text = (
                     f"<@{actor.user_id}> pinned `{app}` at web={quantity} until "
-                    f"<!date^{int(until.timestamp())}^{{time}}|{until:%H:%M} UTC>: "
+                    f"{_slack_pin_end(until, now)}: "
                     f"{self._who_holds(app)}."
                 )
             self._audit.finish(entry, "ok")
@@ -440,7 +440,8 @@ class AutoscaleCommands:
         pin = self._autoscale.pin(app, now)
         if pin:
             lines.append(
-                f"Pinned at web={pin.quantity} until {pin.until:%H:%M} UTC by <@{pin.pinned_by}>."
+                f"Pinned at web={pin.quantity} until {_slack_pin_end(pin.until, now)} "
+                f"by <@{pin.pinned_by}>."
             )
         lines.extend(_decided(self._autoscale.decisions(app)))
         for worker in self._autoscale.workers().of_app(app):
@@ -473,3 +474,9 @@ def _chat(user: str, at: datetime) -> str:
 
 def _decided(decisions: list[Decision]) -> list[str]:
     return [f"• {d.at:%H:%M:%S} {'acted' if d.acted else 'held'}: {d.reason}" for d in decisions]
+
+
+def _slack_pin_end(until: datetime, now: datetime) -> str:
+    """`policy.pin_end` in each reader's time zone: the day too when it is not today."""
+    token = "{time}" if until.date() == now.date() else "{date_short_pretty} {time}"
+    return f"<!date^{int(until.timestamp())}^{token}|{policy.pin_end(until, now)}>"

@@ -33,6 +33,7 @@ from bot.store.drains import Drains
 from bot.store.incidents import Alerts
 from bot.store.throttles import LOW_REMAINING
 from policies import costs, digest
+from policies.autoscale import pin_end
 from policies.incidents import headline
 from policies.slack_text import code, escape
 
@@ -260,7 +261,7 @@ class Dashboards:
         autoscale = [f"Autoscaling: {settings.describe() if settings else 'off'}"]
         pin = self._autoscale.pin(target.alias, now)
         if pin:
-            autoscale.append(f"Pinned at web={pin.quantity} until {pin.until:%H:%M} UTC")
+            autoscale.append(f"Pinned at web={pin.quantity} until {pin_end(pin.until, now)}")
         for decision in self._autoscale.decisions(target.alias, 1):
             mark = "acted" if decision.acted else "held"
             autoscale.append(f"Last decision {decision.at:%H:%M} UTC, {mark}: {decision.reason}")
