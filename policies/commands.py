@@ -755,15 +755,19 @@ def _parse_watch(args: list[str], app: str | None) -> Command:
 def _parse_simulate(args: list[str], app: str | None) -> Command:
     # `simulate APP 7d`: replay the app's stored traffic (anywhere, not only the sandbox).
     span = _REPLAY_RE.match(args[-1]) if args else None
+    replay_span = "Replay from 1h to 14d of stored traffic, like 7d."
     if span and (len(args) == 2 or (len(args) == 1 and app)) and args[0].lower() not in SIMULATIONS:
         minutes = int(span[1]) * {"h": 60, "d": 24 * 60}[span[2].lower()]
         if not 0 < minutes <= 14 * 24 * 60:
-            raise CommandError("Replay from 1h to 14d of stored traffic, like 7d.", "simulate")
+            raise CommandError(replay_span, "simulate")
         return Command(
             "simulate", app=args[0] if len(args) == 2 else app, mode="replay", limit=minutes
         )
     if len(args) > 2 and _REPLAY_RE.match(args[1]) and args[0].lower() not in SIMULATIONS:
         raise _too_many(args[2], "simulate")  # `simulate APP 7d` and a word after it
+    spans = len(args) == 2 or (len(args) == 1 and app)  # APP SPAN, or SPAN after `-a APP`
+    if spans and args[-1][:1].isdigit() and args[0].lower() not in SIMULATIONS:
+        raise CommandError(replay_span, "simulate")  # a span in other units: 90m, 2w, 1.5d
     if not args or args[0].lower() not in SIMULATIONS:
         _app_last(args, app, "simulate", len(args) == 2 and bool(_REPLAY_RE.match(args[0])))
         got = f"{shown(args[0])} is not a simulation. " if args else ""

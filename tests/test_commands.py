@@ -139,6 +139,11 @@ def test_words_without_quotes_split_as_shlex_splits_them(text: str) -> None:
         ("autoscale demo set max_step=0", "a whole number from 1 to 1000"),
         ("pin demo web=99999 for 1h", "Usage: `/deploy pin"),
         ("simulate demo 0d", "Replay from 1h to 14d"),
+        # Minutes and weeks had been "`demo` is not a simulation".
+        ("simulate demo 90m", "Replay from 1h to 14d"),
+        ("simulate demo 2w", "Replay from 1h to 14d"),
+        ("simulate demo 1.5d", "Replay from 1h to 14d"),
+        ("simulate -a demo 90m", "Replay from 1h to 14d"),
         ("logs demo web.1 web.2", "`web.2` is one word too many: name one dyno"),
         ("logs demo web.1 abc", "`abc` is one word too many: name one dyno"),
         ("logs demo 5 6", "`6` is a second number of lines"),
