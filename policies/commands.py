@@ -1206,7 +1206,11 @@ def _parse_whoami(args: list[str], app: str | None) -> Command:
 
 
 def _parse_help(args: list[str], app: str | None) -> Command:
-    if app is not None or len(args) > 1:
+    if app is not None:
+        raise CommandError(
+            "`help` takes no app: `/deploy help VERB` shows one verb's help.", "help"
+        )
+    if len(args) > 1:
         raise CommandError("Ask for help on one verb at most.", "help")
     if not args:
         return Command("help")

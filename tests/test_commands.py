@@ -123,6 +123,8 @@ def test_words_without_quotes_split_as_shlex_splits_them(text: str) -> None:
         ("status my_app!", "`my_app!` is not a valid app name"),
         ("status a b", "`b` is one word too many"),
         ("help nothing", "`nothing`"),
+        # It had said "Ask for help on one verb at most." to someone who had named none.
+        ("help -a demo", "`help` takes no app: `/deploy help VERB` shows one verb's help."),
         ('status "myapp', "unmatched quote"),
         ("status `rm -rf`", "is not an option I know"),
         # Settings that would stop the app, or could never be met or missed.
