@@ -189,7 +189,7 @@ class Actions:
             if command.verb == "cost" and command.app is None:
                 assert self.dashboards is not None
                 every = self.dashboards.targets(self._targets())
-                hidden = self._hidden(actor, "cost", [target.alias for target in every])
+                hidden = self._hidden(actor, "cost", lambda: [target.alias for target in every])
                 return self.dashboards.cost([t for t in every if t.alias not in hidden])
             if command.verb == "simulate":
                 if self._simulate is None:
@@ -203,7 +203,7 @@ class Actions:
         if command.verb == "history":
             outcomes = HISTORY_FILTERS.get(command.mode or "")
             hidden = (
-                self._hidden(actor, "history", self._audit.apps())
+                self._hidden(actor, "history", self._audit.apps)
                 if command.app is None
                 else frozenset()
             )
@@ -217,7 +217,7 @@ class Actions:
             if missing:
                 return Reply(missing)
             hidden = (
-                self._hidden(actor, "history", self._alerts.open_apps())
+                self._hidden(actor, "history", self._alerts.open_apps)
                 if command.app is None
                 else frozenset()
             )
@@ -300,11 +300,14 @@ class Actions:
             return None  # unreachable, throttled, no key: the trail is still worth showing
         return None
 
-    def _hidden(self, actor: Actor, verb: str, apps: Iterable[str]) -> frozenset[str]:
-        """Which of `apps` a rule keeps `verb` from showing `actor`: a listing across apps
-        leaves them out, as naming one of them is refused."""
+    def _hidden(self, actor: Actor, verb: str, apps: Callable[[], Iterable[str]]) -> frozenset[str]:
+        """Which of `apps()` a rule keeps `verb` (read-only: open unless a rule denies it)
+        from showing `actor`: a listing across apps leaves them out, as naming one of them is
+        refused. Without a rule denying `verb`, no app is hidden and none is read."""
+        if not any(r.effect == "deny" and ({verb, "*"} & r.verbs) for r in self._gate.rules):
+            return frozenset()
         hidden = set()
-        for app in set(apps):
+        for app in set(apps()):
             try:
                 if not self._gate.decide(actor, verb, app).allowed:
                     hidden.add(app)
