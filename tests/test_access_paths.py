@@ -295,3 +295,10 @@ def test_a_listing_across_apps_leaves_out_the_apps_a_rule_hides(with_registry, c
     # Whom no rule hides an app from sees it all.
     assert "scale web=3 other-app" in say(driver, "history", ADMIN)["text"]
     assert "other-app" in say(driver, "alerts", ADMIN)["text"]
+
+
+def test_a_cost_listing_with_every_app_hidden_says_so(with_registry):  # noqa: F811
+    driver = with_registry(HIDDEN_RULES.replace("apps: [other-app]", "apps: [myapp, other-app]"))
+    # It had said "I manage no apps yet, so there is nothing to price."
+    text = say(driver, "cost", USER)["text"]
+    assert text.startswith("The access rules let you see the cost of no app I manage (2 in all).")

@@ -190,6 +190,11 @@ class Actions:
                 assert self.dashboards is not None
                 every = self.dashboards.targets(self._targets())
                 hidden = self._hidden(actor, "cost", lambda: [target.alias for target in every])
+                if every and len(hidden) == len(every):
+                    return Reply(
+                        f"The access rules let you see the cost of no app I manage ({len(every)} "
+                        "in all). `/deploy whoami` says what you may do."
+                    )
                 return self.dashboards.cost([t for t in every if t.alias not in hidden])
             if command.verb == "simulate":
                 if self._simulate is None:
