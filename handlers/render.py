@@ -373,10 +373,14 @@ def about_lines(about: About) -> list[str]:
     def seen(newest: datetime | None) -> str:
         return f"{_age(newest, about.now).removeprefix(' for ')} ago" if newest else "nothing yet"
 
-    if not about.drains:
+    kept = f"{about.hidden:,} more the access rules keep from you"
+    if not about.drains and about.hidden:
+        lines.append(f"Drains: none you may see ({kept.replace(' more', '')})")
+    elif not about.drains:
         lines.append("Drains: none yet (`/deploy drain APP` adds one)")
     elif len(about.drains) <= DRAINS_LISTED:
         lines += [f"Drain {code(app)}: last traffic {seen(newest)}" for app, newest in about.drains]
+        lines += [f"Drains of {kept}"] if about.hidden else []
     else:
         # A line per drain filled App Home's header, cut mid-line, at a fleet's size: the
         # count, and the quiet ones, which are the ones to look at.
@@ -393,7 +397,7 @@ def about_lines(about: About) -> list[str]:
             named = ", ".join(f"{code(app)} ({seen(new)})" for app, new in quiet[:DRAINS_LISTED])
             more = f" and {len(quiet) - DRAINS_LISTED:,} more" if len(quiet) > DRAINS_LISTED else ""
             line += f"; quiet: {named}{more}"
-        lines.append(line)
+        lines.append(line + (f"; drains of {kept}" if about.hidden else ""))
     return lines
 
 
@@ -555,12 +559,19 @@ def _keep_mentions(found: re.Match[str]) -> str:
 
 def _history(result: History) -> Message:
     scope = f"`{result.app}`" if result.app else "every app"
+    scope = "the apps you may see" if result.hidden else scope
+    # Across apps, what the rules leave out is counted, so "every app" is not claimed.
+    kept = ""
+    if result.hidden:
+        apps = "1 app" if result.hidden == 1 else f"{result.hidden:,} apps"
+        kept = f" (the access rules keep {apps} from you)"
     if not result.entries:
         what = f"{result.only} requests" if result.only else "changes"
         anywhere = f"`{result.app}`" if result.app else "any app"
-        return _text(f"No {what} recorded for {anywhere} yet.", public=False)
+        anywhere = "any app you may see" if result.hidden else anywhere
+        return _text(f"No {what} recorded for {anywhere} yet{kept}.", public=False)
     title = f"requests for {scope} ({result.only})" if result.only else f"changes to {scope}"
-    lines = [f"*Recent {title}*, newest first"]
+    lines = [f"*Recent {title}*, newest first{kept}"]
     for entry in result.entries:
         when = int(entry.started_at.timestamp())
         fallback = entry.started_at.strftime("%Y-%m-%d %H:%M UTC")

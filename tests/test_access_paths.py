@@ -302,3 +302,35 @@ def test_a_cost_listing_with_every_app_hidden_says_so(with_registry):  # noqa: F
     # It had said "I manage no apps yet, so there is nothing to price."
     text = say(driver, "cost", USER)["text"]
     assert text.startswith("The access rules let you see the cost of no app I manage (2 in all).")
+
+
+def test_history_across_apps_says_how_many_apps_the_rules_leave_out(with_registry):  # noqa: F811
+    driver = with_registry(HIDDEN_RULES)
+    say(driver, "scale web=3 other-app", ADMIN)
+    say(driver, "scale web=2 myapp", ADMIN)
+    # It had said "Recent changes to every app", one of them left out.
+    header = say(driver, "history", USER)["text"].splitlines()[0]
+    assert header == (
+        "*Recent changes to the apps you may see*, newest first (the access rules keep "
+        "1 app from you)"
+    )
+    assert say(driver, "history", ADMIN)["text"].startswith("*Recent changes to every app*")
+
+
+def test_about_names_no_drain_of_an_app_the_rules_hide(with_registry, config):  # noqa: F811
+    from datetime import UTC, datetime
+
+    from bot.store.db import Database
+    from bot.store.drains import Drains
+
+    driver = with_registry(HIDDEN_RULES.replace("deny: [history, cost]", "deny: [about]"))
+    db = Database(config.database_url)
+    try:
+        for app in ("myapp", "other-app"):
+            Drains(db).get_or_create(app, "https://bot.example", ADMIN, datetime.now(UTC))
+    finally:
+        db.dispose()
+    text = say(driver, "about", USER)["text"]
+    assert "Drain `myapp`" in text and "other-app" not in text
+    assert "Drains of 1 more the access rules keep from you" in text
+    assert "Drain `other-app`" in say(driver, "about", ADMIN)["text"]

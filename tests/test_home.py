@@ -293,3 +293,15 @@ def test_a_home_opened_event_without_a_user_is_ignored_without_a_traceback(
     # It had been a KeyError (no user) or a TypeError (an object) in the listener's job.
     assert not [r for r in caplog.records if r.exc_info]
     assert slack.calls_to("views.publish") == []
+
+
+def test_the_header_names_no_drain_of_an_app_the_user_may_not_see(driver, web):
+    from bot.store.drains import Drains
+
+    db = web.extensions["deploybot"].db
+    for app in ("myapp", "other-app"):
+        Drains(db).get_or_create(app, "https://bot.example", ADMIN, datetime.now(UTC))
+    # The header had named `other-app`'s drain above cards that leave it out.
+    header = open_home(driver, USER)["blocks"][1]["elements"][0]["text"]
+    assert "Drain `myapp`" in header and "other-app" not in header
+    assert "Drain `other-app`" in json.dumps(open_home(driver, ADMIN, n=2))

@@ -22,6 +22,7 @@ from bot.actions.deployments import VERBS as DEPLOYMENT_VERBS
 from bot.actions.gate import AUTOSCALER, Gate
 from bot.actions.reconcile import Reconciler, formation_json, lost_note, unsure
 from bot.actions.results import (
+    About,
     AppList,
     BreakGlass,
     Changed,
@@ -185,7 +186,7 @@ class Actions:
                 return Reply(f"This bot does not offer `{command.verb}`.")
             if command.verb == "about":
                 assert self.dashboards is not None
-                return self.dashboards.health.about()
+                return self._about(actor, "about")
             if command.verb == "cost" and command.app is None:
                 assert self.dashboards is not None
                 every = self.dashboards.targets(self._targets())
@@ -214,7 +215,9 @@ class Actions:
             )
             entries = self._audit.recent(command.app, command.limit, outcomes, hidden)
             missing = self._no_such_app(command.app) if command.app and not entries else None
-            return Reply(missing) if missing else History(command.app, tuple(entries), command.mode)
+            if missing:
+                return Reply(missing)
+            return History(command.app, tuple(entries), command.mode, len(hidden))
         if command.verb == "alerts":
             if self._alerts is None:
                 return Reply("This bot keeps no alerts.")
@@ -320,6 +323,17 @@ class Actions:
                 hidden.add(app)  # Slack cannot say which groups they are in: show less
         return frozenset(hidden)
 
+    def _about(self, actor: Actor, verb: str) -> About:
+        """The bot's health, naming no drain of an app `verb` is kept from `actor` by the
+        rules (only how many): the listing shows what naming that app would refuse."""
+        assert self.dashboards is not None
+        about = self.dashboards.health.about()
+        hidden = self._hidden(actor, verb, lambda: [app for app, _ in about.drains])
+        if not hidden:
+            return about
+        shown = tuple(drain for drain in about.drains if drain[0] not in hidden)
+        return replace(about, drains=shown, hidden=len(hidden))
+
     def _stored(self, app: str) -> bool:
         """Whether the bot's own tables show `app` was there: a change made to it, its log
         drain, its traffic or its alerts (a failed or refused request proves nothing)."""
@@ -377,7 +391,7 @@ class Actions:
         page = min(max(0, page), pages - 1)
         shown = visible[page * per_page : (page + 1) * per_page]
         return Home(
-            about=self.dashboards.health.about(),
+            about=self._about(actor, "status"),
             cards=tuple(self.dashboards.card(target) for target in shown),
             page=page,
             pages=pages,

@@ -100,6 +100,7 @@ class History:
     app: str | None
     entries: tuple[Entry, ...]
     only: str | None = None  # a filter word: refused, cancelled, expired, failed, …
+    hidden: int = 0  # across apps: how many apps the access rules keep from the asker
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,7 @@ class About:
     outbox_backlog: int
     drains: tuple[tuple[str, datetime | None], ...]  # app, its newest traffic
     now: datetime
+    hidden: int = 0  # drains left out: the access rules keep their apps from the asker
 
 
 @dataclass(frozen=True)
