@@ -294,7 +294,9 @@ def test_a_refusal_quoting_the_drain_url_keeps_its_token_out_of_slack_and_audit(
     driver = SlackDriver(web.test_client(), slack)
     _, url = driver.command("drain myapp", ADMIN)
     reply = driver.reply(url)["text"]
-    token = Drains(web.extensions["deploybot"].db).get("myapp").token
+    [refused] = [r for r in heroku.requests if r.method == "POST"]
+    token = refused.json["url"].rsplit("/", 1)[1]
+    assert Drains(web.extensions["deploybot"].db).get("myapp") is None  # none was added
     assert "is not a valid drain URL" in reply and "/drain/…" in reply
     assert token not in reply
     [entry] = AuditLog(web.extensions["deploybot"].db).recent("myapp")
@@ -302,3 +304,27 @@ def test_a_refusal_quoting_the_drain_url_keeps_its_token_out_of_slack_and_audit(
     assert token not in json.dumps([str(value) for value in vars(entry).values()])
     _, url = driver.command("history myapp", USER)
     assert token not in json.dumps(driver.reply(url))
+
+
+def test_a_drain_heroku_refuses_for_a_listed_app_leaves_no_drain_behind(
+    config_with_url, slack, heroku, tmp_path, monkeypatch
+):
+    # The registry's `myap` names no Heroku app: the entry is wrong, not the typing.
+    path = tmp_path / "deploybot.yml"
+    path.write_text("apps:\n  myap:\n    platform: heroku\n")
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    web = create_app(config_with_url)
+    try:
+        driver = SlackDriver(web.test_client(), slack)
+        _, url = driver.command("drain myap", ADMIN)
+        assert driver.reply(url)["text"] == (
+            "Heroku has no app called `myap`, or the bot's key cannot see it. Check the name in "
+            "the Heroku dashboard."
+        )
+        # Its token row had stayed: `about` listed a drain of `myap`, and metrics, alerts and
+        # the detectors took it for an app waiting for traffic.
+        assert Drains(web.extensions["deploybot"].db).get("myap") is None
+        _, url = driver.command("about", ADMIN)
+        assert "myap" not in driver.reply(url)["text"]
+    finally:
+        web.extensions["deploybot"].db.dispose()

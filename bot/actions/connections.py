@@ -43,7 +43,10 @@ class Connections:
                 "I do not know my own public URL, so Heroku could not reach a drain. "
                 "An admin should set DEPLOYBOT_URL (e.g. https://my-deploybot.herokuapp.com)."
             )
-        drain = self._drains.get_or_create(app, self._public_url, actor.user_id, self._now())
+        kept = self._drains.get(app)
+        drain = kept or self._drains.get_or_create(
+            app, self._public_url, actor.user_id, self._now()
+        )
         entry = self._audit.start(
             actor, "drain", app, command.text(), None, {"url": drain.shown_url}
         )
@@ -53,6 +56,10 @@ class Connections:
             # Heroku's refusal may quote the URL ("Url … is not a valid drain URL"): its
             # token must reach neither the audit row, nor `/deploy history`, nor the reply.
             error.args = (drain.redact(str(error)),)
+            if kept is None and error.changed is False:
+                # Heroku surely added nothing: the row made for it goes too. One that may
+                # have landed stays, so the drain's deliveries are still taken.
+                self._drains.forget(app, drain.token)
             self._audit.finish(entry, error.outcome, error=str(error))
             error.audited = True
             raise

@@ -61,6 +61,14 @@ class Drains:
             if row is not None:
                 row.drain_id = drain_id
 
+    def forget(self, app: str, token: str) -> None:
+        """Delete the app's drain if it is still the one with `token` and Heroku never took
+        it (no drain id): kept, it would read as a real drain waiting for traffic."""
+        with self._db.session() as session, session.begin():
+            row = session.get(Drain, app)
+            if row is not None and row.token == token and row.drain_id is None:
+                session.delete(row)
+
     def get(self, app: str) -> DrainInfo | None:
         with self._db.session() as session:
             row = session.scalar(select(Drain).where(Drain.app == app))
