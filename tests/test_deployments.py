@@ -745,7 +745,12 @@ def test_run_starts_only_allowed_commands_and_reports_output_and_exit_status(
 ):
     heroku.run_output["python manage.py migrate"] = (["Applying hello.0002... OK"], 0)
     refused = say(registered, "run myapp rm -rf /")
-    assert "`rm -rf /` is not a command `myapp` may run" in refused["text"]
+    # It had been three sentences: not allowed, what it allows, how an admin adds one.
+    assert refused["text"] == (
+        "`rm -rf /` is not a command `myapp` may run from chat: it allows only "
+        "`python manage.py migrate`. An admin can add more under the app's `run:` in the "
+        "registry."
+    )
     assert heroku.calls("POST", "/apps/myapp/dynos") == []
     registered.command("run myapp python manage.py migrate", ADMIN)
     [anchor, follow_up] = slack.wait_for_calls("chat.postMessage", n=2, timeout=10)

@@ -438,10 +438,11 @@ class Shipping:
                 "`run` is not supported there."
             )
         if wanted not in target.run:
-            allows = f"It allows: {listed(target.run)}." if target.run else "It allows none yet."
+            allows = f"only {listed(target.run)}" if target.run else "none yet"
+            more = "more" if target.run else "some"
             return Reply(
-                f"{shown(wanted)} is not a command `{app}` may run from chat. {allows} "
-                "An admin can add commands under the app's `run:` in the registry."
+                f"{shown(wanted)} is not a command `{app}` may run from chat: it allows {allows}. "
+                f"An admin can add {more} under the app's `run:` in the registry."
             )
         refusal = self._guard.refusal(target, "run", command.force, actor.user_id)
         if refusal:
