@@ -214,7 +214,14 @@ def test_scaling_decisions_are_marked_on_the_chart(driver, slack, database_url, 
     assert [(m.before, m.after, m.by) for m in data.marks] == [(1, 3, "autoscaler")]
     assert data.web[-1] == (data.until, 1)  # the fake Heroku still runs one web dyno
     lines = summary_lines(data)
-    assert "1 scaling change(s)" in "\n".join(lines)
+    assert "Web dynos: 1–3; 1 scaling change" in lines
+
+
+def test_a_flat_dyno_count_reads_as_one_number(driver, slack, database_url, web):
+    store_traffic(database_url, "myapp", 30, datetime.now(UTC))
+    lines = summary_lines(web.extensions["deploybot"].dashboards.chart("myapp", 360).data)
+    # It had read "Web dynos: 1–1; 0 scaling change(s)".
+    assert "Web dynos: 1 throughout; no scaling changes" in lines
 
 
 def test_charts_are_read_only_and_open_to_everyone(driver, slack, database_url):

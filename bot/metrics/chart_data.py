@@ -129,7 +129,12 @@ def summary_lines(data: ChartData) -> list[str]:
         lines.append(f"p95 queue time: highest {max(queues):,.0f} ms")
     if data.web:
         counts = [count for _, count in data.web]
-        lines.append(f"Web dynos: {min(counts)}–{max(counts)}; {len(data.marks)} scaling change(s)")
+        low, high, changes = min(counts), max(counts), len(data.marks)
+        span = f"{low} throughout" if low == high else f"{low}–{high}"
+        made = {0: "no scaling changes", 1: "1 scaling change"}.get(
+            changes, f"{changes:,} scaling changes"
+        )
+        lines.append(f"Web dynos: {span}; {made}")
     if data.shades:
         lines.append(f"Incidents: {len(data.shades)}")
     lines.extend(data.notes)
