@@ -373,14 +373,14 @@ def about_lines(about: About) -> list[str]:
     def seen(newest: datetime | None) -> str:
         return f"{_age(newest, about.now).removeprefix(' for ')} ago" if newest else "nothing yet"
 
-    kept = f"{about.hidden:,} more the access rules keep from you"
+    kept = f"the access rules keep {about.hidden:,} more from you"
     if not about.drains and about.hidden:
-        lines.append(f"Drains: none you may see ({kept.replace(' more', '')})")
+        lines.append(f"Drains: none you may see (the access rules keep {about.hidden:,} from you)")
     elif not about.drains:
         lines.append("Drains: none yet (`/deploy drain APP` adds one)")
     elif len(about.drains) <= DRAINS_LISTED:
         lines += [f"Drain {code(app)}: last traffic {seen(newest)}" for app, newest in about.drains]
-        lines += [f"Drains of {kept}"] if about.hidden else []
+        lines += [f"Drains: {kept}"] if about.hidden else []
     else:
         # A line per drain filled App Home's header, cut mid-line, at a fleet's size: the
         # count, and the quiet ones, which are the ones to look at.
@@ -397,7 +397,7 @@ def about_lines(about: About) -> list[str]:
             named = ", ".join(f"{code(app)} ({seen(new)})" for app, new in quiet[:DRAINS_LISTED])
             more = f" and {len(quiet) - DRAINS_LISTED:,} more" if len(quiet) > DRAINS_LISTED else ""
             line += f"; quiet: {named}{more}"
-        lines.append(line + (f"; drains of {kept}" if about.hidden else ""))
+        lines.append(line + (f"; {kept}" if about.hidden else ""))
     return lines
 
 

@@ -332,5 +332,5 @@ def test_about_names_no_drain_of_an_app_the_rules_hide(with_registry, config):  
         db.dispose()
     text = say(driver, "about", USER)["text"]
     assert "Drain `myapp`" in text and "other-app" not in text
-    assert "Drains of 1 more the access rules keep from you" in text
+    assert "Drains: the access rules keep 1 more from you" in text
     assert "Drain `other-app`" in say(driver, "about", ADMIN)["text"]

@@ -147,3 +147,13 @@ def test_the_heartbeat_store_keeps_one_row_per_worker(database_url):
     assert latest is not None and latest.worker == "worker.1"
     assert latest.ticked_at == start + timedelta(seconds=15)
     db.dispose()
+
+
+def test_drains_all_hidden_by_the_rules_are_not_called_none_yet():
+    from bot.actions.results import About
+    from handlers.render import about_lines
+
+    about = About(release=None, beat=None, worker_down=True, outbox_backlog=0, drains=(),
+                  now=datetime.now(UTC), hidden=2)  # fmt: skip
+    # "Drains: none yet (`/deploy drain APP` adds one)" would ask for drains that are there.
+    assert about_lines(about)[-1] == "Drains: none you may see (the access rules keep 2 from you)"
