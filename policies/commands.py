@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from policies import rules
+from policies.guardrails import FREEZE_EXEMPT_VERBS
 from policies.names import closest, suggest
 from policies.slack_text import code, listed, shown
 
@@ -506,9 +507,9 @@ def _take_force_option(words: list[str], verb: str) -> tuple[list[str], str | No
         return words, None
     if verb not in MUTATING_VERBS:
         raise CommandError(f"`--force` only applies to changes, not to `{verb}`.", verb)
-    if verb in ("lock", "unlock"):
-        # A freeze never holds them back (policies.guardrails), nor does `--force` pass
-        # someone else's lock: said, where it had been ignored or made a lock's reason.
+    if verb in FREEZE_EXEMPT_VERBS:
+        # A freeze never holds them back, nor does `--force` pass someone else's lock:
+        # said, where it had been ignored (`watch`) or made a lock's reason.
         raise CommandError(
             f"`--force` only passes a freeze, and no freeze holds back `{verb}`: leave it out.",
             verb,

@@ -24,7 +24,7 @@ from policies.slack_text import code, escape, listed
 # A freeze refuses every change except these: `watch` changes no app, and `approve` only
 # releases a change that the actions path must pass through `check` again when it runs.
 # `lock` and `unlock` change no app either: they say who may deploy it.
-_FREEZE_EXEMPT_VERBS = frozenset({"approve", "watch", "lock", "unlock"})
+FREEZE_EXEMPT_VERBS = frozenset({"approve", "watch", "lock", "unlock"})
 # What a deploy lock holds back from everyone but its holder (as Atlantis and heaven do).
 LOCKED_VERBS = frozenset({"rollback", "ship", "promote", "swap"})
 # Verbs that set counts; `restart` and `drain` keep the formation as it is.
@@ -119,7 +119,7 @@ def check(
         if refusal:
             return Verdict("refused", refusal)
     forced, freeze_reason = False, None
-    if verb not in _FREEZE_EXEMPT_VERBS:
+    if verb not in FREEZE_EXEMPT_VERBS:
         active = active_freeze(guardrails.freezes, now)
         if active is not None:
             freeze, until = active

@@ -528,6 +528,11 @@ def test_the_app_and_force_options_are_read_in_a_lock(text: str, expected: Comma
             "unlock demo --force x",
             "`--force` only passes a freeze, and no freeze holds back `unlock`",
         ),
+        # `watch` is exempt from freezes too: its `--force` had been ignored without a word.
+        (
+            'watch demo --force "x"',
+            "`--force` only passes a freeze, and no freeze holds back `watch`",
+        ),
     ],
 )
 def test_an_app_or_force_option_in_a_lock_is_not_a_word_of_its_reason(

@@ -64,7 +64,12 @@ def test_a_release_description_and_email_in_status(driver, heroku):
 
 def test_a_release_notice_from_a_webhook(driver, heroku, slack, served):
     _, config, base = served
-    response, url = driver.command('watch myapp --force "set up"', ADMIN)
+    # A freeze never holds `watch` back, so `--force` is refused, its reason not echoed.
+    response, _ = driver.command(f'watch myapp --force "{HOSTILE}"', ADMIN)
+    refusal = ack_text(response)
+    assert "no freeze holds back `watch`: leave it out" in refusal
+    assert not any(raw in refusal for raw in RAW)
+    response, url = driver.command("watch myapp", ADMIN)
     ack_text(response)
     driver.reply(url)
     [hook] = heroku.webhooks("myapp")
