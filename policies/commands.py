@@ -424,14 +424,19 @@ def _app_typed_too(verb: str, args: list[str], app: str | None, ahead: int) -> C
 _AFTER_APP = {"lock": "REASON", "rollback": "VERSION", "ship": "REF"}
 # `v12` or `12`: a release (or a tag), as `heroku releases:rollback v12 -a APP` puts it.
 _RELEASE_NUMBER_RE = re.compile(r"^v?\d+$", re.IGNORECASE)
+# A commit SHA, short or whole: hex with a digit and a letter, which no app is likely named.
+_COMMIT_RE = re.compile(r"^(?=.*\d)(?=.*[a-f])[0-9a-f]{7,40}$", re.IGNORECASE)
 
 
 def _app_before_option(verb: str, args: list[str], app: str | None, ahead: int) -> None:
     """`ship demo -a demo-api`: with `-a`, the first word before it stands where the usage
     puts APP, so an app name there is the app typed twice, not what follows the app (the
-    reason, version or ref), which goes after the option. A release number or a word no
-    app is called (`v1.4.2`) is still read as the version or ref."""
+    reason, version or ref), which goes after the option. A release number, a word no
+    app is called (`v1.4.2`) or a commit SHA to ship (`3f2c1a9`) is still read as the
+    version or ref."""
     if app is None or ahead == 0 or (verb != "lock" and _RELEASE_NUMBER_RE.match(args[0])):
+        return
+    if verb == "ship" and _COMMIT_RE.match(args[0]):
         return
     if not _APP_RE.match(args[0]):
         return

@@ -557,6 +557,11 @@ def test_an_app_or_force_option_in_a_lock_is_not_a_word_of_its_reason(
         ("ship v1.4.2 -a demo", Command("ship", "demo", target="v1.4.2")),
         ("ship release/2026-11 -a demo", Command("ship", "demo", target="release/2026-11")),
         ("ship demo main", Command("ship", "demo", target="main")),
+        # A commit SHA (7 to 40 hex characters, digits and letters both) is no app's name
+        # anyone types: it had been told that it stands where the usage puts APP.
+        ("ship 3f2c1a9 -a demo", Command("ship", "demo", target="3f2c1a9")),
+        ("ship 3F2C1A9 -a demo", Command("ship", "demo", target="3F2C1A9")),
+        ("ship " + "3f2c1a9e" * 5 + " -a demo", Command("ship", "demo", target="3f2c1a9e" * 5)),
     ],
 )
 def test_a_version_or_ref_is_read_on_either_side_of_the_app_option(
@@ -584,6 +589,10 @@ def test_a_version_or_ref_is_read_on_either_side_of_the_app_option(
         # A ref typed first is told where it goes, not only that an app is given twice.
         ("ship main -a demo", "`main` stands where the usage puts APP, and `-a` names `demo`"),
         ("rollback build-17 -a demo", "`build-17` stands where the usage puts APP"),
+        # Hex without a digit, or too short for a SHA, may well be an app.
+        ("ship deadbeef -a demo", "`deadbeef` stands where the usage puts APP"),
+        ("ship 3f2c1a -a demo", "`3f2c1a` stands where the usage puts APP"),
+        ("rollback 3f2c1a9 -a demo", "`3f2c1a9` stands where the usage puts APP"),
     ],
 )
 def test_an_app_typed_before_the_app_option_is_not_taken_for_a_version_or_ref(
