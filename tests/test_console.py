@@ -256,3 +256,16 @@ def test_a_pin_for_days_says_on_which_day_it_ends(tmp_path):
     # "until 05:37 UTC" had read as today, minutes from now, for a pin a week long.
     ends = re.findall(r"until (\d{4}-\d\d-\d\d \d\d:\d\d UTC)", output)
     assert len(ends) == 2 and ends[0] == ends[1], output
+
+
+def test_logs_with_the_app_typed_last_are_told_to_put_it_first(tmp_path):
+    output = run_lines(
+        tmp_path, "logs web demo", "logs 50 demo", "logs worker demo 20", "logs web dmeo"
+    )
+    # They had said "Heroku has no app called `web`" and "`50` is not an app I manage".
+    assert "(only you) Put the app first: `/deploy logs demo web`." in output
+    assert "(only you) Put the app first: `/deploy logs demo 50`." in output
+    assert "(only you) Put the app first: `/deploy logs demo worker 20`." in output
+    # When the last word names no app either, the first is the one blamed, as before.
+    assert "Heroku has no app called `web`" in output
+    assert "Put the app first: `/deploy logs dmeo" not in output

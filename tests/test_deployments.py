@@ -1102,3 +1102,14 @@ def test_logs_of_a_process_type_ask_by_type_and_of_a_dyno_by_its_name(driver, he
         assert "job 1 done" in reply["text"] and "job 2 done" in reply["text"]
         assert "GET /" not in reply["text"]
     assert heroku.violations == []
+
+
+def test_logs_of_an_app_called_like_a_process_type_are_its_logs(driver, heroku):
+    """`logs web myapp` is told to put the app first only when no app is called `web`."""
+    assert say(driver, "logs web myapp 5", USER)["text"].startswith(
+        "Put the app first: `/deploy logs myapp web 5`."
+    )
+    heroku.add_app("web", formation={"web": (1, "standard-1x")})
+    heroku.log("web", "myapp.1", "the web app's own line")
+    reply = say(driver, "logs web myapp 5", USER)
+    assert "the web app's own line" in reply["text"] and "Put the app first" not in reply["text"]

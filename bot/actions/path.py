@@ -66,6 +66,7 @@ from policies import costs, guardrails, names
 from policies.commands import (
     Command,
     CommandError,
+    app_typed_last,
     changing,
     help_text,
     parse,
@@ -282,6 +283,8 @@ class Actions:
                 return self._autoscaling.run(actor, resolved, command)
             return self._scale_or_kill(actor, resolved, command, from_home)
         except PlatformError as error:
+            if isinstance(error, NoSuchApp) and (hint := self._app_typed_last(command)):
+                return Reply(hint)
             if command.mutating and not error.audited:
                 # Failed before any change was asked of the platform (reading the formation).
                 self._record(actor, command, "error", str(error))
@@ -289,7 +292,16 @@ class Actions:
                 return Reply(check_first(error.fact, command.app))
             return Reply(self._said(error))
         except (CommandError, UnknownApp, NotSupported) as error:
-            return Reply(str(error))
+            hint = self._app_typed_last(command) if isinstance(error, UnknownApp) else None
+            return Reply(hint or str(error))
+
+    def _app_typed_last(self, command: Command) -> str | None:
+        """`logs web demo` once no app is called `web`: the order to type, when the word
+        after it names an app; otherwise None, and the first word is the one blamed."""
+        hint = app_typed_last(command)
+        if hint is None or self._no_such_app(command.target or "") is not None:
+            return None
+        return hint
 
     def _no_such_app(self, app: str) -> str | None:
         """Why `app` names no app, or None: it is listed, the bot stored something of it (an
