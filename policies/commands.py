@@ -1267,13 +1267,18 @@ def _app_last(args: list[str], app: str | None, verb: str, first_fits: bool) -> 
 
 
 def app_typed_last(command: Command) -> str | None:
-    """`logs web demo`, `logs 50 demo`: they parse, as the logs of apps called `web` and
-    `50`, so only the caller, once no app goes by that name, can ask this: if the word after
-    it could be the app, the answer saying to put the app first; otherwise None."""
+    """`logs web demo`, `logs 50 demo`, `restart web demo`: they parse, as the logs of apps
+    called `web` and `50` and a restart of `web`, so only the caller, once no app goes by
+    that name, can ask this: if the word after it could be the app, the answer saying to
+    put the app first; otherwise None."""
     typed, last = command.app or "", command.target or ""
-    if command.verb != "logs" or not _APP_RE.match(last) or last.isdigit():
+    if command.verb not in ("logs", "restart") or not _APP_RE.match(last) or last.isdigit():
         return None
-    if typed.isascii() and typed.isdigit():
+    if command.verb == "restart":
+        if not _PROCESS_TYPE_RE.match(typed):
+            return None
+        words = ["/deploy", "restart", last, typed.lower()]
+    elif typed.isascii() and typed.isdigit():
         if command.limit != LOGS_DEFAULT:
             return None  # a number of lines typed as well: two numbers, no one order
         words = ["/deploy", "logs", last, typed]
@@ -1283,7 +1288,7 @@ def app_typed_last(command: Command) -> str | None:
             words.append(str(command.limit))
     else:
         return None
-    return CommandError(f"Put the app first: {_rewrite(words)}.", "logs").message
+    return CommandError(f"Put the app first: {_rewrite(words)}.", command.verb).message
 
 
 def _one_optional(rest: list[str], verb: str) -> str | None:

@@ -260,12 +260,18 @@ def test_a_pin_for_days_says_on_which_day_it_ends(tmp_path):
 
 def test_logs_with_the_app_typed_last_are_told_to_put_it_first(tmp_path):
     output = run_lines(
-        tmp_path, "logs web demo", "logs 50 demo", "logs worker demo 20", "logs web dmeo"
+        tmp_path,
+        "logs web demo",
+        "logs 50 demo",
+        "logs worker demo 20",
+        "logs web dmeo",
+        "restart worker demo",
     )
     # They had said "Heroku has no app called `web`" and "`50` is not an app I manage".
     assert "(only you) Put the app first: `/deploy logs demo web`." in output
     assert "(only you) Put the app first: `/deploy logs demo 50`." in output
     assert "(only you) Put the app first: `/deploy logs demo worker 20`." in output
+    assert "(only you) Put the app first: `/deploy restart demo worker`." in output
     # When the last word names no app either, the first is the one blamed, as before.
     assert "Heroku has no app called `web`" in output
     assert "Put the app first: `/deploy logs dmeo" not in output

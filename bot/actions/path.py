@@ -728,6 +728,8 @@ class Actions:
             platform.restart(resolved.target.name, command.target)
         except PlatformError as error:
             self._audit.finish(entry, error.outcome, error=str(error))
+            if isinstance(error, NoSuchApp) and (hint := self._app_typed_last(command)):
+                return Reply(hint)  # `restart worker demo`
             if error.changed is None:
                 # Nothing in the formation shows a restart: say so rather than guess.
                 return Reply(
