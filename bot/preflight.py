@@ -62,7 +62,7 @@ def aws_problems(targets: list[Target], env: Mapping[str, str]) -> list[str]:
             except botocore.exceptions.ProfileNotFound:
                 found.append(
                     f"{target.alias}: AWS profile `{target.aws_profile}` is not in "
-                    "~/.aws/config or ~/.aws/credentials"
+                    f"{_profile_files(env)}"
                 )
                 continue
             except botocore.exceptions.BotoCoreError as error:
@@ -74,6 +74,24 @@ def aws_problems(targets: list[Target], env: Mapping[str, str]) -> list[str]:
                     "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (README, 'Beanstalk and AWS')"
                 )
     return found
+
+
+def _profile_files(env: Mapping[str, str]) -> str:
+    """The two files boto3 reads profiles from, as `env` points it: a dyno has no home
+    folder's ~/.aws, so the README commits a file and names it in AWS_CONFIG_FILE."""
+    named = []
+    for variable, default in (
+        ("AWS_CONFIG_FILE", "~/.aws/config"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
+    ):
+        path = env.get(variable)
+        if not path:
+            named.append(default)
+        elif os.path.isfile(os.path.expanduser(path)):
+            named.append(f"{path} ({variable})")
+        else:
+            named.append(f"{path} ({variable}: no such file)")
+    return " or ".join(named)
 
 
 @contextmanager

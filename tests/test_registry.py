@@ -379,3 +379,17 @@ def test_a_registry_file_too_large_or_not_text_is_one_sentence(tmp_path):
     binary.write_bytes(b"apps:\n  demo: \xff\xfe\n")
     with pytest.raises(RegistryError, match=r"is not UTF-8 text \(byte 14\)"):
         Registry.load(binary)
+
+
+def test_check_config_names_the_aws_config_file_the_profile_is_missing_from(tmp_path):
+    # The README commits an AWS config file and points AWS_CONFIG_FILE at it; the problem
+    # said "~/.aws/config", a file a dyno does not have, so the admin looked in the wrong place.
+    keys = {"HEROKU_API_KEY_PROD": "x", "HEROKU_API_KEY_STAGING": "y"}
+    (tmp_path / "aws.ini").write_text("[profile staging]\nregion = eu-west-1\n")
+    files = {**aws_files(tmp_path, ""), "AWS_CONFIG_FILE": "aws.ini"}
+    listed = run_check_config(tmp_path, GOOD, **keys, **files)
+    assert "shop: AWS profile `prod` is not in aws.ini (AWS_CONFIG_FILE) or " in listed.stderr
+    assert "~/.aws/config" not in listed.stderr
+    files["AWS_CONFIG_FILE"] = "aws-typo.ini"
+    absent = run_check_config(tmp_path, GOOD, **keys, **files)
+    assert "not in aws-typo.ini (AWS_CONFIG_FILE: no such file) or " in absent.stderr
