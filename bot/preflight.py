@@ -34,7 +34,7 @@ def require(process: str, config: Config, registry: Registry, env: Mapping[str, 
     found = problems(config, registry, env)
     if found:
         raise ConfigError(
-            "; ".join(found) + ". Fix these, then start again (`deploybot check-config` "
+            "; ".join(found) + ". Fix these, then start again (`python -m bot check-config` "
             "lists them)."
         )
 

@@ -250,6 +250,9 @@ def test_serve_refuses_to_start_before_migrating_when_the_environment_is_incompl
     )
     assert done.returncode == 2
     assert "HEROKU_API_KEY_STAGING is not set" in done.stderr
+    # A Heroku slug has no `deploybot` script (pip installs requirements.txt, not the
+    # project): the command named must be one a one-off dyno can run.
+    assert "(`python -m bot check-config` lists them)" in done.stderr
     assert "Traceback" not in done.stderr
     assert not database.exists()
 
