@@ -73,3 +73,55 @@ def test_requirements_are_pinned_exactly():
             line = line.split("#")[0].strip()
             if line and not line.startswith(("#", "-r")):
                 assert re.match(r"^[A-Za-z0-9_.\[\]-]+==[0-9][\w.]*$", line), line
+
+
+def _pins(name: str) -> set[str]:
+    """The distributions a requirements file pins, by normalized name."""
+    pins = set()
+    for line in (ROOT / name).read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line and not line.startswith("-r"):
+            pins.add(re.sub(r"[-_.]+", "-", line.split("==")[0].split("[")[0]).lower())
+    return pins
+
+
+def _imported_distributions(*folders: str) -> dict[str, str]:
+    """Third-party distribution → a file that imports it, over every module in `folders`."""
+    import ast
+    import sys
+    from importlib.metadata import packages_distributions
+
+    owners = packages_distributions()
+    found: dict[str, str] = {}
+    for folder in folders:
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    top = name.split(".")[0]
+                    if top in sys.stdlib_module_names or top not in owners:
+                        continue
+                    for dist in owners[top]:
+                        key = re.sub(r"[-_.]+", "-", dist).lower()
+                        found.setdefault(key, str(path.relative_to(ROOT)))
+    return found
+
+
+def test_every_package_the_code_imports_is_pinned_and_explained():
+    # The fake Heroku imported `referencing` (jsonschema's $ref resolver) directly while
+    # only jsonschema was pinned: a jsonschema release that dropped or moved it would have
+    # broken the sandbox and the tests with nothing in the requirements to say why.
+    pinned = _pins("requirements.txt") | _pins("requirements-dev.txt")
+    imported = _imported_distributions("bot", "handlers", "policies", "tests", "benchmarks")
+    imported.pop("deploybot", None)  # the project itself, installed with `pip install -e .`
+    unpinned = {dist: path for dist, path in imported.items() if dist not in pinned}
+    assert unpinned == {}, "pin these in requirements.txt or requirements-dev.txt"
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("\n## Why each dependency is here\n") :].lower()
+    unexplained = sorted(dist for dist in pinned if dist not in table)
+    assert unexplained == [], "say in the README's dependency table why each is here"
