@@ -130,8 +130,12 @@ def _console(args: argparse.Namespace) -> int:
     sandbox = Sandbox(admins=frozenset({user_id, console.TEAMMATE}), database_url=kept)
     if not args.lines:
         history = "kept in deploybot-sandbox.sqlite3" if kept else "fresh each run"
+        # From the sandbox's own registry, so the greeting names every app it has.
+        targets = sandbox.registry.targets()
+        heroku = ", ".join(t.alias for t in targets if t.platform == "heroku")
+        beanstalk = ", ".join(t.alias for t in targets if t.platform == "beanstalk")
         print(
-            "Sandbox: fake Heroku (demo, demo-api, demo-staging) and Beanstalk (demo-shop), "
+            f"Sandbox: fake Heroku ({heroku}) and Beanstalk ({beanstalk}), "
             f"its database {history}, no worker running (`simulate spike demo` plays the "
             "autoscaler on traffic, `simulate queue demo` on a backlog of jobs for `demo`'s "
             "worker dynos)."

@@ -74,6 +74,24 @@ def test_python_m_bot_console_sandbox_runs_one_line_and_exits(tmp_path):
     assert "`web` 2" in result.stdout
 
 
+def test_the_sandbox_s_greeting_names_every_app_it_has(tmp_path):
+    # It named Beanstalk's `demo-shop` only, so `demo-shop-green`, the one way to try
+    # `swap`, was found by nobody who did not read the sandbox's source.
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "console", "--sandbox"],
+        input="exit\n",
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    greeting = result.stdout.splitlines()[0]
+    assert "fake Heroku (demo, demo-api, demo-staging)" in greeting
+    assert "Beanstalk (demo-shop, demo-shop-green)" in greeting
+
+
 def test_the_sandbox_beanstalk_environment_answers_the_same_words(tmp_path):
     output = run_lines(tmp_path, "apps", "status demo-shop", "scale web=3 demo-shop")
     assert "`demo-shop`: Beanstalk environment `demo-shop-prod` in us-east-1" in output
