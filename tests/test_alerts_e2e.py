@@ -384,7 +384,9 @@ def test_watch_without_a_public_url_says_what_to_set(config, tmp_path, monkeypat
     driver = SlackDriver(create_app(config).test_client(), slack)
     response, url = driver.command("watch myapp", ADMIN)
     ack_text(response)
-    assert "DEPLOYBOT_URL" in driver.reply(url)["text"]
+    assert (
+        "set DEPLOYBOT_URL to the bot's Web URL (`heroku apps:info`)" in driver.reply(url)["text"]
+    )
     assert heroku.webhooks("myapp") == []
 
 

@@ -138,7 +138,11 @@ def test_metrics_before_any_drain_says_how_to_start(driver):
 def test_drain_needs_an_admin_and_a_public_url(config, slack, heroku):
     no_url = SlackDriver(create_app(config).test_client(), slack)
     _, url = no_url.command("drain myapp", ADMIN)
-    assert "set DEPLOYBOT_URL" in no_url.reply(url)["text"]
+    # Heroku hosts are `APP-<12 characters>.herokuapp.com` since 2023: a made-up example
+    # host would be copied wrong, so the reply says where the real one is.
+    assert (
+        "set DEPLOYBOT_URL to the bot's Web URL (`heroku apps:info`)" in no_url.reply(url)["text"]
+    )
     _, url = no_url.command("drain myapp", USER)
     assert "only the admins" in no_url.reply(url)["text"]
     assert [r for r in heroku.requests if r.method == "POST"] == []

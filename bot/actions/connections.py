@@ -15,6 +15,10 @@ from policies.commands import Command
 from policies.heroku_webhooks import WEBHOOK_PATH
 from policies.slack_text import code
 
+# Hosts are `APP-<12 random characters>.herokuapp.com` for apps made since 2023: an example
+# host would be copied as is, so say where the real one is shown.
+SET_PUBLIC_URL = "An admin should set DEPLOYBOT_URL to the bot's Web URL (`heroku apps:info`)."
+
 
 class Connections:
     def __init__(
@@ -41,7 +45,7 @@ class Connections:
         if self._drains is None or not self._public_url:
             return Reply(
                 "I do not know my own public URL, so Heroku could not reach a drain. "
-                "An admin should set DEPLOYBOT_URL (e.g. https://my-deploybot.herokuapp.com)."
+                + SET_PUBLIC_URL
             )
         kept = self._drains.get(app)
         drain = kept or self._drains.get_or_create(
@@ -79,8 +83,7 @@ class Connections:
             )
         if self._webhook_secrets is None or not self._public_url:
             return Reply(
-                "I do not know my own public URL, so Heroku could not reach me. "
-                "An admin should set DEPLOYBOT_URL (e.g. https://my-deploybot.herokuapp.com)."
+                "I do not know my own public URL, so Heroku could not reach me. " + SET_PUBLIC_URL
             )
         name = resolved.target.name
         url = f"{self._public_url.rstrip('/')}{WEBHOOK_PATH}"
