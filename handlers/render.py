@@ -356,9 +356,9 @@ def _local(epoch: float, zone: str) -> str:
 
 def about_lines(about: About) -> list[str]:
     """`/deploy about` and the App Home header: the release, the worker, the backlog, drains."""
-    lines = [
-        f"*deploybot* release {code(about.release) if about.release else 'unknown (not on Heroku)'}"
-    ]
+    # No release is also a Heroku dyno without runtime-dyno-metadata, which sets it.
+    unknown = "unknown (on Heroku, `heroku labs:enable runtime-dyno-metadata` shows it)"
+    lines = [f"*deploybot* release {code(about.release) if about.release else unknown}"]
     if about.beat is None:
         lines.append(":warning: The worker has never ticked: autoscaling and alerts are paused.")
     else:

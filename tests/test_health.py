@@ -80,6 +80,17 @@ def test_about_says_when_the_worker_never_ticked(driver):
     assert "The worker has never ticked" in driver.reply(url)["text"]
 
 
+def test_about_without_a_release_says_how_to_show_it(driver):
+    # A Heroku dyno without runtime-dyno-metadata has no HEROKU_RELEASE_VERSION either: it
+    # was told "not on Heroku", on Heroku, with no word of the setting the README names.
+    _, url = driver.command("about", USER)
+    text = driver.reply(url)["text"]
+    assert "not on Heroku" not in text
+    assert (
+        "release unknown (on Heroku, `heroku labs:enable runtime-dyno-metadata` shows it)" in text
+    )
+
+
 def test_healthz_stays_about_the_web_dyno_and_deep_adds_the_worker(driver, web):
     assert driver.client.get("/healthz").json == {"ok": True, "database": "ok"}
     deep = driver.client.get("/healthz?deep=1")
