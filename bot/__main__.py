@@ -190,7 +190,7 @@ def _audit(args: argparse.Namespace) -> int:
     database = Database(Config.from_env().database_url)
     if database.needs_migration():
         print(
-            "deploybot: the database has no audit trail yet: run `deploybot migrate`.",
+            "deploybot: the database has no audit trail yet: run `python -m bot migrate`.",
             file=sys.stderr,
         )
         return 1
@@ -226,7 +226,9 @@ def _metrics(args: argparse.Namespace) -> int:
     app = Registry.from_env().canonical(command.app or args.app)  # `DEMO` is `demo`, as in chat
     database = Database(Config.from_env().database_url)
     if database.needs_migration():
-        print("deploybot: the database is not migrated: run `deploybot migrate`.", file=sys.stderr)
+        print(
+            "deploybot: the database is not migrated: run `python -m bot migrate`.", file=sys.stderr
+        )
         return 1
     now = time.time()
     windows = MetricsStore(database).windows(app, int(now) - minutes * 60 - 60, int(now))

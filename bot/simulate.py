@@ -88,7 +88,7 @@ def _main_app(args: argparse.Namespace, out: Callable[[str], object]) -> int:
     db = Database(config.database_url)
     if db.needs_migration():
         db.dispose()
-        out("the database is not migrated: run `deploybot migrate` (the release phase) first.")
+        out("the database is not migrated: run `python -m bot migrate` (the release phase) first.")
         return 1
     try:
         stored = AutoscaleStore(db).settings(args.app)

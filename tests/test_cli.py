@@ -163,7 +163,7 @@ def test_simulate_app_says_what_to_do_on_an_unmigrated_database_and_bad_bounds(t
     db = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
     done = _run(tmp_path, "simulate", "--app", "demo", DATABASE_URL=db)
     # It had been "no such table: autoscale_settings" in a traceback.
-    assert done.returncode == 1 and "run `deploybot migrate`" in done.stdout
+    assert done.returncode == 1 and "run `python -m bot migrate`" in done.stdout
     bounds = _run(tmp_path, "simulate", "--app", "demo", "--min", "5", "--max", "2")
     assert bounds.returncode == 2 and "--min must be at least 1 and at most --max" in bounds.stderr
 

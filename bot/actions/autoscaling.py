@@ -308,8 +308,8 @@ class AutoscaleCommands:
             f"(adaptive) settings it would have cost {default.dyno_hours:,.1f} dyno-hours and "
             f"{default.slo_violation_minutes:,} violation minutes; your current settings: "
             f"{mine.dyno_hours:,.1f} dyno-hours and {mine.slo_violation_minutes:,} violation "
-            "minutes. Try others with `deploybot simulate --app` (--target, --min, --max, "
-            "--down-stabilization)."
+            "minutes. Try others with `python -m bot simulate --app` where the bot runs "
+            "(`heroku run` on Heroku; --target, --min, --max, --down-stabilization)."
         )
 
     def _overrides(self) -> OverrideStore:
@@ -396,7 +396,7 @@ class AutoscaleCommands:
         if not self._worker_runs:
             return (
                 "no worker runs in this console, so nothing holds it yet: the autoscaler "
-                f"applies it when `deploybot worker` runs, and `/deploy simulate spike {app}` "
+                f"applies it when the worker (`python -m bot worker`) runs, and `/deploy simulate spike {app}` "
                 "plays it here"
             )
         return "the autoscaler holds it there"
