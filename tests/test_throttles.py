@@ -47,3 +47,22 @@ def test_a_429_holds_here_at_once_and_on_another_dyno_within_a_second(database):
     # A shorter 429 seen elsewhere does not shorten the stored one.
     there.throttle(ACCOUNT, NOW + timedelta(minutes=1), NOW)
     assert there.get(ACCOUNT).throttled_until == until
+
+
+def test_a_shorter_429_stored_after_a_longer_one_it_did_not_see_keeps_the_longer(
+    database, monkeypatch
+):
+    # Two threads (a status's reads) or two dynos get 429s at once: each reads the row,
+    # then writes. The one that read before the other's longer time was stored must not
+    # overwrite it with its shorter one.
+    here, there = Throttles(database), Throttles(database)
+    longer, shorter = NOW + timedelta(minutes=10), NOW + timedelta(minutes=1)
+    here.throttle(ACCOUNT, longer, NOW)
+    monkeypatch.setattr(there, "get", lambda account: None)  # its read came before that write
+    there.throttle(ACCOUNT, shorter, NOW)
+    assert here.get(ACCOUNT).throttled_until == longer
+    # Once the longer one has passed, a new 429 is stored as before.
+    later = NOW + timedelta(minutes=20)
+    monkeypatch.undo()
+    there.throttle(ACCOUNT, later + timedelta(minutes=1), later)
+    assert here.get(ACCOUNT).throttled_until == later + timedelta(minutes=1)

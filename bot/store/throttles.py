@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, or_, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.store.db import Database, aware
@@ -79,7 +79,19 @@ class Throttles:
             current = None
         if current is not None and current >= until:
             return
-        self._put(account, now, throttled_until=until, remaining=0)
+        # The read above may predate another thread's or dyno's longer 429: the write itself
+        # only lengthens a throttle still in force.
+        self._put(
+            account,
+            now,
+            only_if=or_(
+                ApiThrottle.throttled_until.is_(None),
+                ApiThrottle.throttled_until <= now,
+                ApiThrottle.throttled_until < until,
+            ),
+            throttled_until=until,
+            remaining=0,
+        )
 
     def observe(self, account: str, remaining: int, now: datetime) -> None:
         """A response carried `RateLimit-Remaining: remaining`."""
@@ -104,10 +116,16 @@ class Throttles:
                 self._read[account] = (moment, found)
         return found
 
-    def _put(self, account: str, now: datetime, **values: object) -> None:
+    def _put(
+        self,
+        account: str,
+        now: datetime,
+        only_if: ColumnElement[bool] | None = None,
+        **values: object,
+    ) -> None:
         self._forget(account)
         try:
-            self._store(account, now, **values)
+            self._store(account, now, only_if, **values)
         finally:
             self._forget(account)  # this process reads its own write next time
 
@@ -116,16 +134,20 @@ class Throttles:
             self._writes += 1
             self._read.pop(account, None)
 
-    def _store(self, account: str, now: datetime, **values: object) -> None:
+    def _store(
+        self, account: str, now: datetime, only_if: ColumnElement[bool] | None, **values: object
+    ) -> None:
+        """Update the account's row (where `only_if` holds), or insert it if there is none."""
         for _ in range(2):
             with self._db.session() as session, session.begin():
-                changed = session.execute(
-                    update(ApiThrottle)
-                    .where(ApiThrottle.account == account)
-                    .values(observed_at=now, **values)
-                ).rowcount
+                statement = update(ApiThrottle).where(ApiThrottle.account == account)
+                if only_if is not None:
+                    statement = statement.where(only_if)
+                changed = session.execute(statement.values(observed_at=now, **values)).rowcount
                 if changed:
                     return
+                if only_if is not None and session.get(ApiThrottle, account) is not None:
+                    return  # the row holds what `only_if` keeps
             try:
                 with self._db.session() as session, session.begin():
                     session.add(ApiThrottle(account=account, observed_at=now, **values))
