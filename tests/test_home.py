@@ -5,7 +5,10 @@ path (rules, confirmation, audit) and answer in the user's DM; it pages past 15 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 import pytest
@@ -56,6 +59,20 @@ def web(config, tmp_path, monkeypatch):
 @pytest.fixture
 def driver(web, slack):
     return SlackDriver(web.test_client(), slack)
+
+
+@contextmanager
+def protected(config, tmp_path, monkeypatch, entry: str) -> Iterator[Any]:
+    """The web app with `entry` (the registry's line that opens an app's settings)
+    followed by `guardrails: {protected: true}`."""
+    path = tmp_path / "protected.yml"
+    path.write_text(REGISTRY.replace(entry, f"{entry}    guardrails: {{protected: true}}\n"))
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    app = create_app(config)
+    try:
+        yield app
+    finally:
+        app.extensions["deploybot"].db.dispose()
 
 
 def open_home(driver, user: str, n: int = 1) -> dict:
@@ -130,15 +147,7 @@ def test_a_home_change_needing_approval_is_asked_in_the_apps_channel(
 ):
     # It had been posted in the asker's DM, saying "Anyone but @you who may approve can
     # approve" where nobody else could see it, let alone click Approve: it expired there.
-    path = tmp_path / "protected.yml"
-    path.write_text(
-        REGISTRY.replace(
-            "    channel: C0MYAPP\n", "    channel: C0MYAPP\n    guardrails: {protected: true}\n"
-        )
-    )
-    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
-    app = create_app(config)
-    try:
+    with protected(config, tmp_path, monkeypatch, "    channel: C0MYAPP\n") as app:
         driver = SlackDriver(app.test_client(), slack)
         click(driver, SCALE_DOWN_ACTION, "myapp", ADMIN)
         [post] = slack.wait_for_calls("chat.postMessage", timeout=10)
@@ -147,8 +156,24 @@ def test_a_home_change_needing_approval_is_asked_in_the_apps_channel(
         _, url = driver.click(CONFIRM_ACTION, approve["value"], OTHER_ADMIN)
         assert "scaled `myapp`: web 1 → 0" in driver.reply(url)["text"]
         assert heroku.formation("myapp")["web"][0] == 0
-    finally:
-        app.extensions["deploybot"].db.dispose()
+
+
+def test_a_change_typed_in_a_dm_needing_approval_is_asked_in_the_apps_channel(
+    config, slack, heroku, tmp_path, monkeypatch
+):
+    # Typed in the user's DM with the bot, the approval prompt came back into that DM
+    # (its response_url), where nobody who could approve it saw it, as App Home's had.
+    with protected(config, tmp_path, monkeypatch, "    channel: C0MYAPP\n") as app:
+        driver = SlackDriver(app.test_client(), slack)
+        _, url = driver.command("kill myapp", ADMIN, channel="D0ADMINDM")
+        [post] = slack.wait_for_calls("chat.postMessage", timeout=10)
+        assert post.args["channel"] == "C0MYAPP" and "needs a second person" in post.args["text"]
+        told = driver.reply(url)["text"]
+        assert "<#C0MYAPP>" in told and "approve" in told, told
+        approve = button(post.args, CONFIRM_ACTION)
+        _, clicked = driver.click(CONFIRM_ACTION, approve["value"], OTHER_ADMIN)
+        assert "myapp" in driver.reply(clicked)["text"]
+        assert heroku.formation("myapp")["web"][0] == 0
 
 
 def test_a_home_change_needing_approval_for_an_app_without_a_channel_is_refused_at_once(
@@ -156,16 +181,7 @@ def test_a_home_change_needing_approval_for_an_app_without_a_channel_is_refused_
 ):
     # With no `channel:` it was asked in the asker's DM: "Anyone but @you who may approve
     # can approve", with an Approve button nobody else could see; it expired there.
-    path = tmp_path / "protected.yml"
-    path.write_text(
-        REGISTRY.replace(
-            "  other-app:\n    platform: heroku\n",
-            "  other-app:\n    platform: heroku\n    guardrails: {protected: true}\n",
-        )
-    )
-    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
-    app = create_app(config)
-    try:
+    with protected(config, tmp_path, monkeypatch, "  other-app:\n    platform: heroku\n") as app:
         driver = SlackDriver(app.test_client(), slack)
         click(driver, SCALE_DOWN_ACTION, "other-app", ADMIN)  # web 2 → 1: no approval
         slack.wait_for_calls("chat.postMessage", timeout=10)
@@ -184,8 +200,6 @@ def test_a_home_change_needing_approval_for_an_app_without_a_channel_is_refused_
         assert heroku.formation("other-app")["web"][0] == 1
         entry = AuditLog(app.extensions["deploybot"].db).recent("other-app")[0]
         assert entry.outcome == "refused" and entry.command == "scale web-1 other-app"
-    finally:
-        app.extensions["deploybot"].db.dispose()
 
 
 def test_a_user_the_rules_show_no_app_is_not_told_to_add_apps(config, slack, tmp_path, monkeypatch):

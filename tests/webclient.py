@@ -35,10 +35,12 @@ class SlackDriver:
         response.close()
         return response
 
-    def command(self, text: str, user: str) -> tuple[Any, str]:
-        """Send `/deploy text`; returns the ack response and the command's response_url."""
+    def command(self, text: str, user: str, channel: str | None = None) -> tuple[Any, str]:
+        """Send `/deploy text` (typed in `channel`, if given); returns the ack response and
+        the command's response_url."""
         url = self.slack.new_response_url()
-        return self.post(slash_command(text, url, user_id=user)), url
+        where = {"channel_id": channel} if channel else {}
+        return self.post(slash_command(text, url, user_id=user, **where)), url
 
     def click(self, action_id: str, value: str, user: str, **where: str | None) -> tuple[Any, str]:
         """Press a button; like Slack, every click carries a response_url of its own.
