@@ -66,7 +66,10 @@ def aws_problems(targets: list[Target], env: Mapping[str, str]) -> list[str]:
                 )
                 continue
             except botocore.exceptions.BotoCoreError as error:
-                found.append(f"{target.alias}: AWS credentials from {where} fail: {error}")
+                found.append(
+                    _keys_from_environment(target, env)
+                    or f"{target.alias}: AWS credentials from {where} fail: {error}"
+                )
                 continue
             if credentials is None:
                 found.append(
@@ -74,6 +77,30 @@ def aws_problems(targets: list[Target], env: Mapping[str, str]) -> list[str]:
                     "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (README, 'Beanstalk and AWS')"
                 )
     return found
+
+
+ENVIRONMENT_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+
+
+def _keys_from_environment(target: Target, env: Mapping[str, str]) -> str | None:
+    """For a profile that assumes its role with keys from the environment (the README's),
+    the keys that are missing, in words: botocore's own text names neither variable."""
+    import botocore.session
+
+    profile = botocore.session.Session(profile=target.aws_profile).get_scoped_config()
+    missing = [name for name in ENVIRONMENT_KEYS if not env.get(name)]
+    if profile.get("credential_source") != "Environment" or not missing:
+        return None
+    named, verb, them = (
+        (" and ".join(missing), "are", "them as config vars")
+        if len(missing) > 1
+        else (missing[0], "is", "it as a config var")
+    )
+    return (
+        f"{target.alias}: AWS profile `{target.aws_profile}` assumes its role with keys from "
+        f"the environment (credential_source = Environment), and {named} {verb} not set; "
+        f"set {them} (README, 'Beanstalk and AWS')"
+    )
 
 
 def _profile_files(env: Mapping[str, str]) -> str:

@@ -396,3 +396,25 @@ def test_check_config_names_the_aws_config_file_the_profile_is_missing_from(tmp_
     files["AWS_CONFIG_FILE"] = "aws-typo.ini"
     absent = run_check_config(tmp_path, GOOD, **keys, **files)
     assert "not in aws-typo.ini (AWS_CONFIG_FILE: no such file) or " in absent.stderr
+
+
+def test_check_config_says_which_keys_a_role_profile_from_the_environment_lacks(tmp_path):
+    # The README's profile takes its keys from the environment; with none set, check-config
+    # passed on botocore's "Error when retrieving credentials from Environment: …".
+    keys = {"HEROKU_API_KEY_PROD": "x", "HEROKU_API_KEY_STAGING": "y"}
+    (tmp_path / "aws.ini").write_text(
+        "[profile prod]\nrole_arn = arn:aws:iam::123456789012:role/deploybot\n"
+        "credential_source = Environment\n"
+    )
+    files = {**aws_files(tmp_path, ""), "AWS_CONFIG_FILE": "aws.ini"}
+    none = run_check_config(tmp_path, GOOD, **keys, **files)
+    assert none.returncode == 1
+    assert (
+        "shop: AWS profile `prod` assumes its role with keys from the environment "
+        "(credential_source = Environment), and AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+        "are not set; set them as config vars (README, 'Beanstalk and AWS')" in none.stderr
+    )
+    assert "Error when retrieving" not in none.stderr
+    half = run_check_config(tmp_path, GOOD, **keys, **files, AWS_ACCESS_KEY_ID="AKIASECRETISH")
+    assert "and AWS_SECRET_ACCESS_KEY is not set; set it as a config var" in half.stderr
+    assert "AKIASECRETISH" not in half.stderr + half.stdout
