@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import re
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -23,7 +25,7 @@ from policies import autoscale, costs, guardrails, rules
 from policies.commands import RUN_COMMAND_MAX
 from policies.digest import DigestTime, parse_digest
 from policies.guardrails import parse_duration
-from policies.names import suggest_app
+from policies.names import closest, suggest_app
 from policies.slack_text import code
 
 DEFAULT_FILE = "deploybot.yml"
@@ -414,7 +416,14 @@ class Registry:
         try:
             spec = RegistryFile.model_validate(data)
         except ValidationError as error:
-            first = error.errors()[0]
+            errors = error.errors()
+            # A misspelled key also leaves the setting it meant "required": name the typo.
+            unknown = [e for e in errors if e["type"] == "extra_forbidden"]
+            if unknown:
+                loc = unknown[0]["loc"]
+                line = _line_of(node, loc, key=True)
+                raise RegistryError(f"{source}:{line}: {_unknown_setting(loc)}") from None
+            first = errors[0]
             line = _line_of(node, first["loc"])
             where = ".".join(str(part) for part in first["loc"])
             # Our own validators' words read better without pydantic's "Value error, ".
@@ -531,15 +540,84 @@ class Registry:
         return found
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int:
-    """The 1-based line of the deepest YAML node that pydantic's error `loc` reaches."""
+def _unknown_setting(loc: tuple[Any, ...]) -> str:
+    """A sentence for the key at `loc` that its mapping's model has no field for: the
+    closest field it has, else all of them."""
+    name, model = str(loc[-1]), _model_at(loc[:-1])
+    named = [str(part) for part in loc[:-1] if isinstance(part, str)]
+    if model is not None and issubclass(model, _AppEntry):
+        owner = "an app"
+    elif not named:
+        owner = "the registry"
+    elif isinstance(loc[-2], int):
+        owner = f"a `{named[-1]}` entry"
+    else:
+        owner = f"`{named[-1]}`"
+    settings = [f.alias or n for n, f in model.model_fields.items()] if model else []
+    near = closest(name, settings, limit=1)
+    if near:
+        return f"`{name[:40]}` is not a setting of {owner}; did you mean `{near[0]}`?"
+    said = f"`{name[:40]}` is not a setting of {owner}"
+    if not settings:
+        return f"{said}."
+    return f"{said}; its settings are {', '.join(f'`{s}`' for s in settings)}."
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model whose fields the mapping at pydantic's error `loc` holds, if one does."""
+    kind: Any = RegistryFile
+    for part in loc:
+        kind = _unwrap(kind)
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            field = kind.model_fields.get(str(part)) or next(
+                (f for f in kind.model_fields.values() if f.alias == part), None
+            )
+            kind = field.annotation if field else None
+        elif typing.get_origin(kind) in (dict, list):
+            kind = typing.get_args(kind)[-1]
+        elif isinstance(kind, tuple):
+            # A discriminated union: pydantic's `loc` names the member by its tag.
+            kind = next((m for m in kind if part in _tags(m)), None)
+        else:
+            return None
+    kind = _unwrap(kind)
+    return kind if isinstance(kind, type) and issubclass(kind, BaseModel) else None
+
+
+def _unwrap(kind: Any) -> Any:
+    """`kind` without Annotated and None; a union of several models as a tuple of them."""
+    while typing.get_origin(kind) is Annotated:
+        kind = typing.get_args(kind)[0]
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        members = tuple(_unwrap(m) for m in typing.get_args(kind) if m is not type(None))
+        return members[0] if len(members) == 1 else members
+    return kind
+
+
+def _tags(model: Any) -> tuple[Any, ...]:
+    """The Literal values a union member's fields take: its discriminator's tag."""
+    fields = getattr(model, "model_fields", {})
+    return tuple(
+        value
+        for field in fields.values()
+        if typing.get_origin(field.annotation) is Literal
+        for value in typing.get_args(field.annotation)
+    )
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...], key: bool = False) -> int:
+    """The 1-based line of the deepest YAML node that pydantic's error `loc` reaches; with
+    `key`, of the last key in `loc` rather than its value (a block value starts below it)."""
     if node is None:
         return 1
     line = node.start_mark.line + 1
-    for part in loc:
+    for depth, part in enumerate(loc, 1):
         child: yaml.Node | None = None
         if isinstance(node, yaml.MappingNode):
-            child = next((v for k, v in node.value if k.value == str(part)), None)
+            pair = next(((k, v) for k, v in node.value if k.value == str(part)), None)
+            if pair is not None and key and depth == len(loc):
+                return pair[0].start_mark.line + 1
+            child = pair[1] if pair else None
         elif (
             isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
         ):

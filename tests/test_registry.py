@@ -104,8 +104,8 @@ def test_no_registry_reaches_every_heroku_app_by_name():
         (
             "apps:\n  web:\n    platform: heroku\n    autoscale:\n      schedule:\n"
             "        - from: '08:00'\n          until: '18:00'\n",
-            6,
-            "to: Field required",
+            7,
+            "`until` is not a setting of a `schedule` entry; its settings are `days`, `from`, `to`",
         ),
         (
             "apps:\n  web:\n    platform: heroku\n    autoscale:\n      down_stabilization: 2h\n",
@@ -132,6 +132,36 @@ def test_a_broken_registry_names_the_file_line_and_reason(text, line, says):
     message = str(caught.value)
     assert message.startswith(f"deploybot.yml:{line}:"), message
     assert says in message
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (
+            "apps:\n  shop:\n    platform: beanstalk\n    environment: shop-prod\n"
+            "    regoin: eu-west-1\n",
+            "deploybot.yml:5: `regoin` is not a setting of an app; did you mean `region`?",
+        ),
+        (
+            "apps:\n  web:\n    platform: heroku\n    guardrails:\n      mx:\n        web: 3\n",
+            "deploybot.yml:5: `mx` is not a setting of `guardrails`; did you mean `max`?",
+        ),
+        (
+            "heroku:\n  alow_unlisted: true\n",
+            "deploybot.yml:2: `alow_unlisted` is not a setting "
+            "of `heroku`; did you mean `allow_unlisted`?",
+        ),
+        (
+            "aps: {}\n",
+            "deploybot.yml:1: `aps` is not a setting of the registry; did you mean `apps`?",
+        ),
+    ],
+)
+def test_a_misspelled_setting_is_named_at_its_own_line_with_the_closest_one(text, says):
+    # A typo'd `regoin:` was reported as "region: Field required" at the entry's line.
+    with pytest.raises(RegistryError) as caught:
+        Registry.parse(text, "deploybot.yml")
+    assert str(caught.value) == says
 
 
 def test_problems_name_missing_credentials():
