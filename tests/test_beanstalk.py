@@ -185,7 +185,7 @@ def test_kill_on_beanstalk_confirms_then_sets_zero(driver, aws, slack):
         ("scale web=2:standard-2x shop", "not an EC2 instance type"),
         ("scale web=3:t3.large myapp", "not a Heroku dyno size"),
         ("scale web=9 shop", "at most 6"),
-        ("scale worker=1 shop", "no `worker` process type (it has: `web`)"),
+        ("scale worker=1 shop", "it scales as `web` (its instances); `worker` has no meaning"),
         ("restart shop web.1", "restart all of it"),
         ("status shopp", "Did you mean `shop`"),
         # Close to the environment's name only (`shop-prod`): the alias to type is offered.
@@ -439,3 +439,15 @@ def test_every_status_answer_is_the_one_reads_in_turn_gave(driver, aws, monkeypa
     assert status_text() == together
     assert together.count(says) == 1, together
     assert "Traceback" not in together
+
+
+def test_a_process_type_other_than_web_on_beanstalk_says_why(driver, aws):
+    # "The app has no `worker` process type" read as if the environment were missing one.
+    for command in ("scale worker=2 shop", "kill shop worker"):
+        _, url = driver.command(command, ADMIN)
+        text = driver.reply(url)["text"]
+        assert (
+            "`shop` is an Elastic Beanstalk environment: it scales as `web` (its instances); "
+            "`worker` has no meaning there." in text
+        ), text
+    assert not [r for r in aws.requests if r.action == "UpdateEnvironment"]

@@ -761,10 +761,11 @@ class Actions:
             return Reply(problem)
         before = resolved.platform.formation(resolved.target.name)
         current = formation_map(before)
+        beanstalk = app if resolved.target.platform == "beanstalk" else None
         if command.verb == "kill":
-            targets = plan_kill(current, command.target)
+            targets = plan_kill(current, command.target, beanstalk)
         else:
-            targets = plan_scale(command.changes, current)
+            targets = plan_scale(command.changes, current, beanstalk)
         if not changing(current, targets):
             return Reply(f"`{app}` already runs that formation; nothing to change.")
         verdict = self._judge(
