@@ -1291,6 +1291,16 @@ def app_typed_last(command: Command) -> str | None:
     return CommandError(f"Put the app first: {_rewrite(words)}.", command.verb).message
 
 
+def with_usage_if_a_number(command: Command, said: str) -> str:
+    """`said` (no app by the name typed), with the verb's usage line when that name is a
+    number: `logs 50 demo 200` has no one order to suggest (`app_typed_last`), and the
+    usage shows where the app goes."""
+    typed = command.app or ""
+    if typed.isascii() and typed.isdigit():
+        return CommandError(said, command.verb).message
+    return said
+
+
 def _one_optional(rest: list[str], verb: str) -> str | None:
     if len(rest) > 1:
         raise _too_many(rest[1], verb)

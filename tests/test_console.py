@@ -293,3 +293,15 @@ def test_logs_with_the_app_typed_last_are_told_to_put_it_first(tmp_path):
     # When the last word names no app either, the first is the one blamed, as before.
     assert "Heroku has no app called `web`" in output
     assert "Put the app first: `/deploy logs dmeo" not in output
+
+
+def test_two_numbers_around_the_app_show_the_usage_line(tmp_path):
+    output = run_lines(tmp_path, "logs 50 demo 200", "logs shopp")
+    # No one order to suggest (`app_typed_last`), so only "`50` is not an app I manage"
+    # had been said; the usage line shows where the app goes.
+    assert (
+        "(only you) `50` is not an app I manage. `/deploy apps` lists them. "
+        "Usage: `/deploy logs APP [DYNO] [N]`" in output
+    ), output
+    # A misspelled app needs the name, not the order.
+    assert "Usage: `/deploy logs APP" not in output.split("logs shopp")[-1]

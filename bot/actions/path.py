@@ -73,6 +73,7 @@ from policies.commands import (
     plan_kill,
     plan_scale,
     stops_dynos,
+    with_usage_if_a_number,
 )
 from policies.sizes import check_size
 from policies.slack_text import code, escape
@@ -292,8 +293,11 @@ class Actions:
                 return Reply(check_first(error.fact, command.app))
             return Reply(self._said(error))
         except (CommandError, UnknownApp, NotSupported) as error:
-            hint = self._app_typed_last(command) if isinstance(error, UnknownApp) else None
-            return Reply(hint or str(error))
+            if isinstance(error, UnknownApp):
+                return Reply(
+                    self._app_typed_last(command) or with_usage_if_a_number(command, str(error))
+                )
+            return Reply(str(error))
 
     def _app_typed_last(self, command: Command) -> str | None:
         """`logs web demo` once no app is called `web`: the order to type, when the word
