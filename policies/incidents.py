@@ -23,11 +23,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from policies.slack_text import code, escape
+from policies.slack_text import clip, code, escape
 
 NoticeKind = Literal["post", "update", "reply"]
 
 SEVERITIES = ("info", "warning", "critical")
+DETAIL_SHOWN = 300  # characters of an event's detail in its alert
 
 # The default severity of each kind of event; an event may carry its own.
 DEFAULT_SEVERITY = {
@@ -236,8 +237,9 @@ def describe(incident: Incident) -> str:
         count = f" since {since}"
     else:
         count = f" {incident.count} times since {since}" if incident.count > 1 else f" at {since}"
-    # Details carry outside words (release descriptions, who deployed): shown as typed.
-    detail = f" Last: {escape(incident.detail)}" if incident.detail else ""
+    # Details carry outside words (release descriptions, who deployed): shown as typed, and
+    # clipped, since Slack refuses a message past its limits and the alert would be lost.
+    detail = f" Last: {escape(clip(incident.detail, DETAIL_SHOWN))}" if incident.detail else ""
     if incident.kind == "release_failed":
         # Heroku never puts a failed release live: rolling back would undo the good one.
         detail += (

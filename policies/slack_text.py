@@ -45,10 +45,16 @@ def listed(names: Iterable[object], empty: str = "none") -> str:
     return ", ".join(code(name) for name in names) or empty
 
 
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, an ellipsis marking a cut: an outside string
+    can be any length, and Slack refuses a message past its limits."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def shown(typed: object, limit: int = 40) -> str:
     """What someone typed, echoed back in an answer: clipped to `limit` characters, as a
     `code` span; an empty word (typed as `""`) as `""`."""
     text = str(typed)
     if not text:
         return code('""')  # Slack shows an empty span as its two backticks
-    return code(text if len(text) <= limit else text[: limit - 1] + "…")
+    return code(clip(text, limit))

@@ -62,13 +62,10 @@ def test_a_release_description_and_email_in_status(driver, heroku):
     assert "&lt;http://evil.example|login&gt;" in json.dumps(reply)
 
 
-def test_a_release_notice_from_a_webhook(driver, heroku, slack, served):
+def deliver_release(driver, heroku, served, description: str) -> None:
+    """`watch myapp`, then Heroku's notice of release v42 described as `description`, then
+    one worker pass that posts it."""
     _, config, base = served
-    # A freeze never holds `watch` back, so `--force` is refused, its reason not echoed.
-    response, _ = driver.command(f'watch myapp --force "{HOSTILE}"', ADMIN)
-    refusal = ack_text(response)
-    assert "no freeze holds back `watch`: leave it out" in refusal
-    assert not any(raw in refusal for raw in RAW)
     response, url = driver.command("watch myapp", ADMIN)
     ack_text(response)
     driver.reply(url)
@@ -84,7 +81,7 @@ def test_a_release_notice_from_a_webhook(driver, heroku, slack, served):
                 "app": {"name": "myapp"},
                 "version": 42,
                 "status": "succeeded",
-                "description": HOSTILE,
+                "description": description,
             },
         }
     ).encode()
@@ -100,9 +97,27 @@ def test_a_release_notice_from_a_webhook(driver, heroku, slack, served):
     finally:
         worker.services().db.dispose()
         worker.db.dispose()
+
+
+def test_a_release_notice_from_a_webhook(driver, heroku, slack, served):
+    # A freeze never holds `watch` back, so `--force` is refused, its reason not echoed.
+    response, _ = driver.command(f'watch myapp --force "{HOSTILE}"', ADMIN)
+    refusal = ack_text(response)
+    assert "no freeze holds back `watch`: leave it out" in refusal
+    assert not any(raw in refusal for raw in RAW)
+    deliver_release(driver, heroku, served, HOSTILE)
     [notice] = slack.messages("CMYAPP")
     assert "v42" in notice["text"]
     assert_shown_as_typed(notice)
+
+
+def test_a_long_release_description_is_clipped_in_the_notice(driver, heroku, slack, served):
+    # An app owner writes the description: a 200 KB one must not become a 200 KB message.
+    deliver_release(driver, heroku, served, "<!channel> " + "x" * 200_000)
+    [notice] = slack.messages("CMYAPP")
+    assert "v42 &lt;!channel&gt; xxx" in notice["text"]
+    assert notice["text"].endswith("…")
+    assert len(json.dumps(notice)) < 3000
 
 
 def test_a_force_reason_in_the_break_glass_notice(driver, heroku, slack):
