@@ -38,7 +38,7 @@ from policies import costs
 from policies.commands import changing, stops_dynos
 from policies.digest import duration
 from policies.redact import mask
-from policies.slack_text import code, escape, listed
+from policies.slack_text import clip, code, escape, listed
 from policies.slack_text import shown as clipped  # `shown` names a local below
 
 log = logging.getLogger(__name__)
@@ -695,7 +695,10 @@ def _status(result: Status, now: datetime) -> Message:
     release = "no releases yet"
     if status.release is not None:
         rel = status.release
-        release = f"{escape(rel.version)} {escape(rel.description)}".strip()
+        # An app owner writes the description: a long one would make the block, and so the
+        # whole status, one Slack refuses.
+        described = clip(rel.description, DESCRIPTION_SHOWN)
+        release = f"{escape(rel.version)} {escape(described)}".strip()
         release += _age(rel.created_at, now)
         if rel.user:
             release += f" by {escape(rel.user)}"
@@ -759,6 +762,7 @@ _MORE_APPS = (
     "only the apps whose name holds WORD."
 )
 MAX_NOTES = 9  # a context block holds at most ten elements
+DESCRIPTION_SHOWN = 120  # characters of the release's description in a status
 
 
 def _age(since: datetime | None, now: datetime) -> str:

@@ -162,3 +162,12 @@ def test_typed_words_and_registry_texts_in_refusals(driver, text, says):
     reply = driver.reply(url)
     assert says in reply["text"]
     assert_shown_as_typed(reply)
+
+
+def test_a_long_release_description_is_clipped_in_status(driver, heroku):
+    heroku.release("myapp", "<!here> " + "x" * 5000)
+    _, url = driver.command("status myapp", USER)
+    reply = driver.reply(url)
+    assert_shown_as_typed(reply)
+    assert "&lt;!here&gt; xxx" in json.dumps(reply)
+    assert len(json.dumps(reply)) < 3000
