@@ -884,6 +884,19 @@ def test_a_rollback_answered_503_is_not_sent_again(driver, heroku, config):
     assert text.count("Check `/deploy") == 1
 
 
+def test_a_read_back_shows_a_long_release_description_clipped_and_as_typed(driver, heroku):
+    # The app owner writes the description the read-back quotes: no mention, no 5 KB reply.
+    heroku.release("myapp", "<!here> " + "x" * 5000)
+    confirm = button(say(driver, "rollback myapp"), CONFIRM_ACTION)
+    heroku.fail_next(503, methods=["POST"])
+    _, url = driver.click(CONFIRM_ACTION, confirm["value"], ADMIN)
+    text = driver.reply(url)["text"]
+    settle()
+    assert "I read it back: it runs v4 (&lt;!here&gt; xxx" in text and "<!here>" not in text
+    assert "x…)" in text and len(text) < 1000
+    assert "Check `/deploy" in text  # the advice after it is not cut off
+
+
 def test_a_rollback_whose_answer_was_lost_is_read_back_from_the_releases(driver, heroku, config):
     confirm = button(say(driver, "rollback myapp"), CONFIRM_ACTION)
     heroku.drop_next(methods=["POST"])  # Heroku makes the release; its answer never comes

@@ -31,7 +31,7 @@ from bot.actions.results import Reply, Resolved
 from bot.platforms.base import Formation, PlatformError, formation_map
 from bot.registry import UnknownApp
 from bot.store.audit import AuditLog, Entry
-from policies.slack_text import code, escape
+from policies.slack_text import clip, code, escape
 
 # The read-back for one audit row: (resolved, final) → what was found, None if unreadable.
 Reader = Callable[[Resolved, bool], "ReadBack | None"]
@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 SETTLE_AFTER = timedelta(minutes=3)  # older pending/unknown rows are read back by the worker
 RELEASES_READ = 5  # a rollback's new release is the newest; a few more cover a deploy since
+# Characters of a release's description in a read-back: the app owner writes it, and a long
+# one pushed the advice after it out of the reply.
+DESCRIPTION_SHOWN = 120
 GIVE_UP_AFTER = timedelta(days=1)  # a row whose app cannot be read for this long: unknown
 _FORMATION_VERBS = frozenset({"scale", "kill"})
 
@@ -206,7 +209,8 @@ class Reconciler:
         outcome = "ok" if made else "not-applied" if current.version == before else "unknown"
         if outcome == "not-applied" and not final:
             outcome = "unknown"
-        words = f"it runs {escape(current.version)} ({escape(current.description)})"
+        described = escape(clip(current.description, DESCRIPTION_SHOWN))
+        words = f"it runs {escape(current.version)} ({described})"
         return ReadBack(outcome, None, words)
 
     def read_back_promotion(
@@ -236,7 +240,7 @@ class Reconciler:
             if made is None:
                 missing.append(f"`{escape(name)}`")
             else:
-                words = f"({escape(made.description)})"
+                words = f"({escape(clip(made.description, DESCRIPTION_SHOWN))})"
                 promoted.append(f"`{escape(name)}` runs {escape(made.version)} {words}")
         if not missing:
             return ReadBack("ok", None, "; ".join(promoted))
