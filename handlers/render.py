@@ -424,7 +424,8 @@ def settled_message(settled: Settled) -> Message:
     elif settled.ok:
         detail = ""
     else:
-        detail = "".join(f"\n• {escape(mask(event))}" for event in settled.events[:10])
+        events = settled.events[:FAILURE_EVENTS]
+        detail = "".join(f"\n• {escape(clip(mask(event), EVENT_SHOWN))}" for event in events)
     head = "Done: " if settled.ok else "" if settled.unknown else "Failed: "
     text = head + settled.summary + detail
     return {"text": text, "blocks": [_section(text)]}
@@ -748,6 +749,9 @@ def _day_and_clock(at: datetime) -> str:
     return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{at:%Y-%m-%d %H:%M} UTC>"
 
 
+# A failure's events, each clipped, so that they fit one section: an event can quote what the
+# app wrote, and a section past SECTION_CHARS made Slack refuse the whole follow-up.
+FAILURE_EVENTS, EVENT_SHOWN = 10, 250
 OUTPUT_CHARS = 2800  # a build's or a run's output tail in a follow-up, with room for its head
 MAX_DYNOS_SHOWN = 20
 DRAINS_LISTED = 5  # more drains than this are counted, and only the quiet ones named

@@ -164,6 +164,18 @@ def test_a_failed_update_is_explained_with_its_events(driver, aws, slack):
     assert "Failed to deploy configuration." in follow_up["text"]
 
 
+def test_a_failed_updates_long_event_is_clipped_and_shown_as_typed(driver, aws, slack):
+    # An event's message can quote what the app wrote: it may not ping, nor make the
+    # follow-up one Slack refuses (then nobody would hear the update failed).
+    aws.fail_update("shop-prod", "<!channel> " + "y" * 5000)
+    driver.command("scale web=4 shop", ADMIN)
+    slack.wait_for_calls("chat.postMessage", n=1, timeout=10)
+    aws.advance(600)
+    follow_up = slack.wait_for_calls("chat.postMessage", n=2, timeout=10)[1].args
+    assert "Failed:" in follow_up["text"] and "&lt;!channel&gt; yyy" in follow_up["text"]
+    assert "<!channel>" not in follow_up["text"] and "y…" in follow_up["text"]
+
+
 def test_kill_on_beanstalk_confirms_then_sets_zero(driver, aws, slack):
     _, url = driver.command("kill shop-eu", ADMIN)
     prompt = driver.reply(url)
