@@ -719,7 +719,10 @@ def _status(result: Status, now: datetime) -> Message:
                 {"type": "mrkdwn", "text": f"*{status.unit.capitalize()}s*\n{dynos}"},
             ],
         },
-        _context(f"{prefix}Release: {release}", *map(escape, status.notes[:MAX_NOTES])),
+        _context(
+            f"{prefix}Release: {release}",
+            *(escape(clip(note, NOTE_SHOWN)) for note in status.notes[:MAX_NOTES]),
+        ),
     ]
     text += f". {held}" if held else ""
     return {"response_type": "in_channel", "text": text, "blocks": blocks}
@@ -767,6 +770,7 @@ _MORE_APPS = (
 )
 MAX_NOTES = 9  # a context block holds at most ten elements
 DESCRIPTION_SHOWN = 120  # characters of the release's description in a status
+NOTE_SHOWN = 300  # characters of a note (a health cause can quote the app) in a status
 
 
 def _age(since: datetime | None, now: datetime) -> str:

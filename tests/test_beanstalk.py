@@ -463,3 +463,12 @@ def test_a_process_type_other_than_web_on_beanstalk_says_why(driver, aws):
             "`worker` has no meaning there." in text
         ), text
     assert not [r for r in aws.requests if r.action == "UpdateEnvironment"]
+
+
+def test_a_long_health_cause_is_clipped_in_status_and_shown_as_typed(driver, aws):
+    # A cause can quote what the app reported: no mention, and no element past Slack's limit.
+    aws.set_health("shop-prod", region="us-east-1", color="Red", causes=["<!here> " + "z" * 3000])
+    _, url = driver.command("status shop", ADMIN)
+    context = json.dumps(driver.reply(url)["blocks"][-1], ensure_ascii=False)
+    assert "cause: &lt;!here&gt; zzz" in context and "<!here>" not in context
+    assert "z…" in context and len(context) < 2000
