@@ -137,6 +137,17 @@ def test_aws_words_keep_a_rejected_scaling_value():
     assert "Invalid option value: 'x'" in str(caught.value)
 
 
+def test_long_aws_words_are_clipped():
+    # A Slack section holds 3,000 characters: AWS's message is cut, not the whole answer.
+    message = "Invalid option value: '" + "z" * 10_000 + "'"
+    error = boto.ClientError({"Error": {"Code": "InvalidParameterValue", "Message": message}}, "U")
+    platform = _failing(error)
+    with pytest.raises(PlatformError) as caught:
+        platform._call("update_environment", "shop", EnvironmentName="shop")
+    assert "Invalid option value: 'zzz" in str(caught.value) and "z…" in str(caught.value)
+    assert len(str(caught.value)) < 600
+
+
 def test_a_5xx_on_a_change_may_have_made_it_and_on_a_read_did_nothing():
     error = boto.ClientError(
         {

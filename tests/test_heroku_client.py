@@ -183,6 +183,17 @@ def test_heroku_s_own_message_is_kept_and_escaped(heroku):
     assert str(caught.value) == "Heroku refused the change to `myapp`: No &lt;!channel&gt; for you."
 
 
+def test_a_long_message_from_heroku_is_clipped(heroku):
+    # Heroku's body is read up to its size cap; a message that long became a reply Slack
+    # refuses (a section holds 3,000 characters).
+    heroku.fail_next(422, body={"id": "invalid_params", "message": "<!here> " + "y" * 20_000})
+    with pytest.raises(PlatformError) as caught:
+        client(heroku).scale("myapp", {"web": (2, None)})
+    shown = str(caught.value)
+    assert shown.startswith("Heroku refused the change to `myapp`: &lt;!here&gt; yyy")
+    assert shown.endswith("y….") and len(shown) < 400, shown[-40:]
+
+
 def test_an_app_in_no_pipeline_is_said_so_with_what_to_do(heroku):
     # Heroku's own words were "Couldn't find that pipeline coupling."
     with pytest.raises(PlatformError) as caught:

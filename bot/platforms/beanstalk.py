@@ -39,7 +39,7 @@ from bot.platforms.base import (
 from bot.platforms.cloudwatch import requests_per_minute
 from bot.platforms.together import read_together
 from policies.redact import MASK, mask
-from policies.slack_text import code, escape, listed
+from policies.slack_text import clip, code, escape, listed
 
 PROCESS_TYPE = "web"
 SERVICE = "Elastic Beanstalk"  # as error messages name it
@@ -508,7 +508,8 @@ def _client_error(error: botocore.exceptions.ClientError, app: str, write: bool)
     # AWS's own words go into Slack text and the audit: shown as typed, never as mentions or
     # links, and masked, as they can quote a request's credential or a rejected value.
     raw = error.response.get("Error", {}).get("Message", "").strip()
-    message = escape(mask(_ENVIRONMENT_VALUE.sub(rf"\g<1>{MASK}\g<2>", raw)))
+    # Clipped after masking (a cut secret would escape the mask): Slack refuses long blocks.
+    message = escape(clip(mask(_ENVIRONMENT_VALUE.sub(rf"\g<1>{MASK}\g<2>", raw)), 300))
     if code in (
         "InvalidClientTokenId",
         "UnrecognizedClientException",

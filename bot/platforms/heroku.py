@@ -49,7 +49,7 @@ from bot.platforms.base import (
 from bot.platforms.together import read_together
 from bot.store.throttles import Throttles
 from policies.redact import mask
-from policies.slack_text import code, escape
+from policies.slack_text import clip, code, escape
 
 log = logging.getLogger(__name__)
 
@@ -698,6 +698,7 @@ def _http_error(response: Any, app: str, method: str) -> PlatformError:
     return PlatformError(f"Heroku answered {status}: {_reason(body)}")
 
 
+REASON_SHOWN = 300  # characters of Heroku's own message in an answer
 # Heroku error ids whose body may come without a message, in words.
 _REASONS = {
     "cannot_update_above_limit": "that is more dynos than Heroku allows",
@@ -713,7 +714,9 @@ def _reason(body: dict[str, Any]) -> str:
     error_id = str(body.get("id") or "").strip()
     message = str(body.get("message") or "").strip().rstrip(".")
     # Masked, as AWS's are: a refusal may quote a source URL's token or a config value.
-    text = escape(mask(message or _REASONS.get(error_id) or error_id or "no reason given"))
+    # Clipped after masking (a cut secret would escape the mask), before escaping.
+    reason = mask(message or _REASONS.get(error_id) or error_id or "no reason given")
+    text = escape(clip(reason, REASON_SHOWN))
     limit = body.get("limit")
     if isinstance(limit, int | float) and not isinstance(limit, bool):
         figure = f"{limit:g}"
