@@ -143,11 +143,14 @@ class Throttles:
                 statement = update(ApiThrottle).where(ApiThrottle.account == account)
                 if only_if is not None:
                     statement = statement.where(only_if)
-                changed = session.execute(statement.values(observed_at=now, **values)).rowcount
-                if changed:
+                statement = statement.values(observed_at=now, **values)
+                if session.execute(statement).rowcount:
                     return
                 if only_if is not None and session.get(ApiThrottle, account) is not None:
-                    return  # the row holds what `only_if` keeps
+                    # The row is there: it holds what `only_if` keeps, or another thread
+                    # inserted it since the update above, which asks again.
+                    session.execute(statement)
+                    return
             try:
                 with self._db.session() as session, session.begin():
                     session.add(ApiThrottle(account=account, observed_at=now, **values))
