@@ -395,14 +395,9 @@ class Actions:
         """App Home: the bot's health and page `page` of the apps `actor` may see."""
         if self.dashboards is None:
             return Reply("This bot does not offer App Home.")
-        visible = []
         targets = self.dashboards.targets(self._targets())
-        for target in targets:
-            try:
-                if self._gate.decide(actor, "status", target.alias).allowed:
-                    visible.append(target)
-            except GroupLookupFailed:
-                continue  # Slack cannot say which groups they are in: show less, not more
+        hidden = self._hidden(actor, "status", lambda: [target.alias for target in targets])
+        visible = [target for target in targets if target.alias not in hidden]
         pages = max(1, -(-len(visible) // per_page))
         page = min(max(0, page), pages - 1)
         shown = visible[page * per_page : (page + 1) * per_page]
