@@ -1262,8 +1262,12 @@ def _app_last(args: list[str], app: str | None, verb: str, first_fits: bool) -> 
     if app is None and first_fits and len(args) > 1:
         last = args[-1]
         if _APP_RE.match(last) and not last.isdigit():
-            order = _rewrite(["/deploy", verb, last, *args[:-1]])
-            raise CommandError(f"Put the app first: {order}.", verb)
+            raise _app_first(verb, last, args[:-1])
+
+
+def _app_first(verb: str, app: str, rest: list[str]) -> CommandError:
+    """The command as it would be typed with `app` where the usage puts it."""
+    return CommandError(f"Put the app first: {_rewrite(['/deploy', verb, app, *rest])}.", verb)
 
 
 def app_typed_last(command: Command) -> str | None:
@@ -1277,18 +1281,18 @@ def app_typed_last(command: Command) -> str | None:
     if command.verb == "restart":
         if not _PROCESS_TYPE_RE.match(typed):
             return None
-        words = ["/deploy", "restart", last, typed.lower()]
+        rest = [typed.lower()]
     elif typed.isascii() and typed.isdigit():
         if command.limit != LOGS_DEFAULT:
             return None  # a number of lines typed as well: two numbers, no one order
-        words = ["/deploy", "logs", last, typed]
+        rest = [typed]
     elif _PROCESS_TYPE_RE.match(typed):
-        words = ["/deploy", "logs", last, typed.lower()]
+        rest = [typed.lower()]
         if command.limit != LOGS_DEFAULT:
-            words.append(str(command.limit))
+            rest.append(str(command.limit))
     else:
         return None
-    return CommandError(f"Put the app first: {_rewrite(words)}.", command.verb).message
+    return _app_first(command.verb, last, rest).message
 
 
 def with_usage_if_a_number(command: Command, said: str) -> str:
