@@ -7,9 +7,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from bot.actions.background import BUSY
-from bot.actions.results import NeedsConfirmation
 from bot.store.audit import Actor
-from handlers.delivery import deliver, dm_responder
+from handlers.delivery import approvers_channel, deliver, dm_responder
 from handlers.offload import answer_lost, job_name
 from handlers.render import safely
 from handlers.replies import respond_to
@@ -48,7 +47,9 @@ def register(app: App, services: Services) -> None:
         result = safely(lambda: services.actions.run(actor, parsed))
         client = services.slack()
         respond = respond_to(command.get("response_url"))
-        channel = _approvers_channel(services, result, actor.channel_id, parsed.app)
+        # Slack's IDs for direct messages start with D.
+        in_dm = (actor.channel_id or "").startswith("D")
+        channel = approvers_channel(services, result, parsed.app) if in_dm else None
         if channel is not None:
             # Typed in a DM: a second person must see the request to approve it.
             deliver(services, result, dm_responder(client, channel), client, channel)
@@ -64,18 +65,6 @@ def register(app: App, services: Services) -> None:
 
     job = services.background.register(job_name(run_deploy), run_deploy, lost=lost)
     app.command("/deploy")(on_deploy)
-
-
-def _approvers_channel(
-    services: Services, result: object, channel_id: str | None, app: str | None
-) -> str | None:
-    """The app's channel, for an approval asked from a DM (Slack's IDs for direct messages
-    start with D) when the app has one; otherwise None and it is answered where typed."""
-    if not (isinstance(result, NeedsConfirmation) and result.approval and app):
-        return None
-    if not (channel_id or "").startswith("D"):
-        return None
-    return services.registry.channel_of(services.registry.canonical(app))
 
 
 def _parse(command: dict[str, Any]) -> Command | CommandError:

@@ -72,6 +72,14 @@ def deliver(
         respond(**payload)
 
 
+def approvers_channel(services: Services, result: Result, app: str | None) -> str | None:
+    """The app's channel for a change a second person must approve, when it has one: asked
+    where only the asker sees it (App Home, a DM), nobody who could approve it would."""
+    if not (isinstance(result, NeedsConfirmation) and result.approval and app):
+        return None
+    return services.registry.channel_of(services.registry.canonical(app))
+
+
 def dm_responder(client: WebClient, user_id: str) -> Callable[..., None]:
     """A `respond` for clicks without a `response_url` (App Home): answers go to the user's
     DM with the bot, which only they see (or to the channel `user_id` names instead)."""

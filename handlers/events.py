@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot.actions.results import NeedsConfirmation
 from bot.store.audit import Actor
 from handlers.clicks import button_value, page_number, refuse
-from handlers.delivery import deliver, dm_responder
+from handlers.delivery import approvers_channel, deliver, dm_responder
 from handlers.home import COMMANDS, PAGE_ACTION, PER_PAGE, Refresher, home_view
 from handlers.offload import quietly
 from handlers.render import safely
@@ -79,12 +78,11 @@ def register(app: App, services: Services) -> None:
         )
         words = COMMANDS[action["action_id"]].format(app=app_name)
         result = safely(lambda: services.actions.run(actor, parse(words), from_home=True))
-        where = user_id
-        if isinstance(result, NeedsConfirmation) and result.approval:
-            # A second person must see it to approve: in the DM nobody else could.
-            where = services.registry.channel_of(app_name) or user_id
+        # A second person must see it to approve: in the DM nobody else could.
+        where = approvers_channel(services, result, app_name)
+        if where is not None:
             respond = dm_responder(client, where)
-        deliver(services, result, respond, client, where)
+        deliver(services, result, respond, client, where or user_id)
 
     def on_page(body: dict[str, Any], client: WebClient) -> None:
         user_id = body["user"]["id"]
