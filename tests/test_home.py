@@ -142,6 +142,15 @@ def test_home_scale_to_zero_asks_to_confirm(driver, slack, heroku):
     assert heroku.formation("myapp")["web"][0] == 1
 
 
+def approved_in_its_channel(driver: SlackDriver, slack: Any) -> str:
+    """The request asked in myapp's channel, approved there by another admin: the answer."""
+    [post] = slack.wait_for_calls("chat.postMessage", timeout=10)
+    assert post.args["channel"] == "C0MYAPP" and "needs a second person" in post.args["text"]
+    approve = button(post.args, CONFIRM_ACTION)
+    _, url = driver.click(CONFIRM_ACTION, approve["value"], OTHER_ADMIN)
+    return driver.reply(url)["text"]
+
+
 def test_a_home_change_needing_approval_is_asked_in_the_apps_channel(
     config, slack, heroku, tmp_path, monkeypatch
 ):
@@ -150,11 +159,7 @@ def test_a_home_change_needing_approval_is_asked_in_the_apps_channel(
     with protected(config, tmp_path, monkeypatch, "    channel: C0MYAPP\n") as app:
         driver = SlackDriver(app.test_client(), slack)
         click(driver, SCALE_DOWN_ACTION, "myapp", ADMIN)
-        [post] = slack.wait_for_calls("chat.postMessage", timeout=10)
-        assert post.args["channel"] == "C0MYAPP" and "needs a second person" in post.args["text"]
-        approve = button(post.args, CONFIRM_ACTION)
-        _, url = driver.click(CONFIRM_ACTION, approve["value"], OTHER_ADMIN)
-        assert "scaled `myapp`: web 1 → 0" in driver.reply(url)["text"]
+        assert "scaled `myapp`: web 1 → 0" in approved_in_its_channel(driver, slack)
         assert heroku.formation("myapp")["web"][0] == 0
 
 
@@ -166,13 +171,9 @@ def test_a_change_typed_in_a_dm_needing_approval_is_asked_in_the_apps_channel(
     with protected(config, tmp_path, monkeypatch, "    channel: C0MYAPP\n") as app:
         driver = SlackDriver(app.test_client(), slack)
         _, url = driver.command("kill myapp", ADMIN, channel="D0ADMINDM")
-        [post] = slack.wait_for_calls("chat.postMessage", timeout=10)
-        assert post.args["channel"] == "C0MYAPP" and "needs a second person" in post.args["text"]
+        assert "myapp" in approved_in_its_channel(driver, slack)
         told = driver.reply(url)["text"]
         assert "<#C0MYAPP>" in told and "approve" in told, told
-        approve = button(post.args, CONFIRM_ACTION)
-        _, clicked = driver.click(CONFIRM_ACTION, approve["value"], OTHER_ADMIN)
-        assert "myapp" in driver.reply(clicked)["text"]
         assert heroku.formation("myapp")["web"][0] == 0
 
 
