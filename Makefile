@@ -31,7 +31,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/ack_latency.py
+	$(BIN)/python benchmarks/ack_latency.py --work-baseline
 	$(BIN)/python benchmarks/drain.py
 	$(BIN)/python -m benchmarks.drain_e2e
 	$(BIN)/python -m benchmarks.replies

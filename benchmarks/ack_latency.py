@@ -37,8 +37,17 @@ sending the POST to the fake Slack receiving the first post to its `response_url
 Goal: ours p99 <= 1.3 x bare p99 at every concurrency, for each command. Missing it is
 reported, not an error: the exit status is 0 unless the benchmark itself could not run.
 
+Two options say where ours' time goes beside the bare app:
+- `--work-baseline` times a third app, in the same turns and from the same Procfile line: a
+  plain bolt app that does the command's Heroku calls and answers `response_url` in a lazy
+  listener, as bolt's documentation says to (`bare_app.create_working_app`). The bare app
+  does none of the work ours must do; this one does the same work the plain way.
+- `--idle-burner` keeps one process spinning at SCHED_IDLE through every turn: on a 2-vCPU
+  machine even that doubles an app's one-client p99, as ours' own jobs do to ours.
+
     .venv/bin/python benchmarks/ack_latency.py [--commands status,scale]
-        [--requests-scale 0.5] [--database-url postgresql://...] [--json]
+        [--requests-scale 0.5] [--database-url postgresql://...] [--work-baseline]
+        [--idle-burner] [--json]
 """
 
 from __future__ import annotations
@@ -74,6 +83,7 @@ from bot.sandbox.slack_requests import sign, slash_command
 ROOT = Path(__file__).resolve().parent.parent
 OUR_APP = "'bot.web.app:create_app()'"
 BARE_APP = "'benchmarks.bare_app:create_app()'"
+WORKING_APP = "'benchmarks.bare_app:create_working_app()'"
 GOAL = 1.3
 SIGNING_SECRET = "bench-signing-secret"
 HEROKU_KEY = "bench-heroku-key"
@@ -111,12 +121,12 @@ def procfile_web_line() -> str:
     raise SystemExit("the Procfile has no web: line")
 
 
-def bare_web_line() -> str:
-    """The Procfile's web line with the bare app in place of ours: identical settings."""
+def bare_web_line(app: str = BARE_APP) -> str:
+    """The Procfile's web line with a baseline app in place of ours: identical settings."""
     line = procfile_web_line()
     if OUR_APP not in line:
         raise SystemExit(f"the Procfile's web line does not name {OUR_APP}: {line}")
-    return line.replace(OUR_APP, BARE_APP)
+    return line.replace(OUR_APP, app)
 
 
 def free_port() -> int:
@@ -339,7 +349,8 @@ class Target:
     server: Server
     looks_right: Callable[[requests.Response], bool]
     says_busy: Callable[[requests.Response], bool] = lambda response: False
-    sent: int = 0  # successful slash commands, warm-ups included (each owes a lazy answer)
+    answers_later: bool = True  # each command owes an answer at the fake response_url
+    sent: int = 0  # successful slash commands, warm-ups included
 
 
 def run_turn(
@@ -423,6 +434,30 @@ def run_turn(
     return sample
 
 
+@contextlib.contextmanager
+def idle_burner() -> Any:
+    """A process spinning at SCHED_IDLE, the lowest priority Linux has, while the block runs:
+    what any CPU work elsewhere on the machine does to an app's ack tail."""
+    process = multiprocessing.get_context("spawn").Process(target=_burn, daemon=True)
+    process.start()
+    try:
+        yield
+    finally:
+        process.kill()
+        process.join()
+
+
+def _burn() -> None:
+    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    while True:
+        pass
+
+
+def owed(targets: dict[str, Target]) -> int:
+    """How many answers the fake Slack should hold once every app has done its work."""
+    return sum(target.sent for target in targets.values() if target.answers_later)
+
+
 def drain(fakes: Fakes, expected: int, deadline: float) -> float:
     """Wait until the fake Slack holds `expected` lazy answers; return the seconds waited."""
     started = time.monotonic()
@@ -459,7 +494,9 @@ class Level:
     command: str
     concurrency: int
     requests: int
-    samples: dict[str, list[Sample]] = field(default_factory=lambda: {"bare": [], "ours": []})
+    samples: dict[str, list[Sample]] = field(
+        default_factory=lambda: {"bare": [], "ours": [], "work": []}
+    )
     drain_seconds: float = 0.0
 
     def merged(self, name: str) -> list[float]:
@@ -489,9 +526,11 @@ class Level:
         }
 
     def result(self) -> dict[str, Any]:
-        bare, ours = self.stats("bare"), self.stats("ours")
+        bare, ours, work = self.stats("bare"), self.stats("ours"), self.stats("work")
         ratio = ours["p99_ms"] / bare["p99_ms"] if bare["p99_ms"] else math.nan
         return {
+            "work": work,
+            "work_ratio": ours["p99_ms"] / work["p99_ms"] if work["n"] else math.nan,
             "command": self.command,
             "concurrency": self.concurrency,
             "requests_per_app": self.requests,
@@ -511,10 +550,12 @@ def _per_request(samples: list[Sample], attribute: str) -> float:
 
 
 def table(results: list[dict[str, Any]]) -> str:
+    with_work = any(r["work"]["n"] for r in results)
+    extra = " bolt+work p99 | bolt+work reply p99 | ours ÷ bolt+work p99 |" if with_work else ""
     rows = [
         "| command | concurrency | bare p50 | bare p99 | ours p50 | ours p99 | p99 ratio "
-        "| ours reply p50 | ours reply p99 | goal met |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|:---|",
+        f"| ours reply p50 | ours reply p99 |{extra} goal met |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * 3 * with_work + ":---|",
     ]
     for r in results:
         bare, ours = r["bare"], r["ours"]
@@ -531,9 +572,16 @@ def table(results: list[dict[str, Any]]) -> str:
             f"| {r['command']} | {r['concurrency']} | {bare['p50_ms']:.1f} ms "
             f"| {bare['p99_ms']:.1f} ms | {ours['p50_ms']:.1f} ms | {ours['p99_ms']:.1f} ms "
             f"| {r['p99_ratio']:.2f}x | {ours['reply_p50_ms']:.0f} ms "
-            f"| {ours['reply_p99_ms']:.0f} ms | {met} |"
+            f"| {ours['reply_p99_ms']:.0f} ms |{_work_cells(r) if with_work else ''} {met} |"
         )
     return "\n".join(rows)
+
+
+def _work_cells(result: dict[str, Any]) -> str:
+    work = result["work"]
+    return (
+        f" {work['p99_ms']:.1f} ms | {work['reply_p99_ms']:.0f} ms | {result['work_ratio']:.2f}x |"
+    )
 
 
 def verdict(results: list[dict[str, Any]]) -> str:
@@ -654,6 +702,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=FAKES_NICE,
         help=f"the fakes' process's nice value (default {FAKES_NICE}; 0 shares the CPUs evenly)",
     )
+    parser.add_argument(
+        "--idle-burner",
+        action="store_true",
+        help="keep one CPU-bound process at SCHED_IDLE running through every turn of every app",
+    )
+    parser.add_argument(
+        "--work-baseline",
+        action="store_true",
+        help="also time a plain bolt app that does the same Heroku calls in a lazy listener",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument(
         "--keep-logs", action="store_true", help="print where the gunicorn logs are and keep them"
@@ -691,8 +749,11 @@ def main(argv: list[str] | None = None) -> int:
         else:  # runs last, after the servers have stopped, even on Ctrl-C
             stack.callback(shutil.rmtree, temp, ignore_errors=True)
         fakes = stack.enter_context(Fakes(args.fakes_nice))
+        if args.idle_burner:
+            stack.enter_context(idle_burner())
         assert fakes.endpoints is not None
-        urls = stack.enter_context(postgres_schemas(args.database_url, ["ours", "bare"]))
+        names = ["bare", "ours", "work"] if args.work_baseline else ["bare", "ours"]
+        urls = stack.enter_context(postgres_schemas(args.database_url, names))
         migrate(urls["ours"])  # the release phase's job on Heroku
 
         ours = Server(
@@ -708,12 +769,20 @@ def main(argv: list[str] | None = None) -> int:
             temp / "bare.log",
         )
         targets = {
-            "bare": Target("bare", bare, lambda r: r.text == "ok"),
+            "bare": Target("bare", bare, lambda r: r.text == "ok", answers_later=False),
             "ours": Target(
                 "ours", ours, lambda r: "Working on" in r.text, lambda r: BUSY_WORDS in r.text
             ),
         }
-        for server in (ours, bare):
+        if args.work_baseline:
+            work = Server(
+                "bolt app doing the work",
+                bare_web_line(WORKING_APP),
+                dyno_env(path, urls["work"], fakes.endpoints),
+                temp / "work.log",
+            )
+            targets["work"] = Target("work", work, lambda r: r.text == "ok")
+        for server in (target.server for target in targets.values()):
             stack.callback(server.stop)
             log(f"starting {server.name}: {server.command}")
             server.start()
@@ -724,7 +793,7 @@ def main(argv: list[str] | None = None) -> int:
             for target in targets.values():  # imports, connection pools, every worker
                 for text in (COMMANDS[name] for name in args.commands):
                     run_turn(target, text, 4, WARMUP_PER_SERVER, fakes, deadline, 1)
-            drain(fakes, targets["ours"].sent, deadline)
+            drain(fakes, owed(targets), deadline)
 
             for command, concurrency in itertools.product(args.commands, args.concurrency):
                 if time.monotonic() > deadline:
@@ -735,7 +804,7 @@ def main(argv: list[str] | None = None) -> int:
                 level = Level(command, concurrency, per_turn * args.rounds)
                 log(f"{command} at concurrency {concurrency}: {level.requests} requests per app")
                 for turn in range(args.rounds):
-                    order = ("bare", "ours") if turn % 2 == 0 else ("ours", "bare")
+                    order = list(targets) if turn % 2 == 0 else list(reversed(targets))
                     for name in order:
                         target = targets[name]
                         if name == "ours":
@@ -752,9 +821,9 @@ def main(argv: list[str] | None = None) -> int:
                             f"  cpu/req: gunicorn {sample.server_cpu / per_turn * 1000:4.1f} ms,"
                             f" bench {sample.bench_cpu / per_turn * 1000:4.1f} ms"
                         )
-                        if name == "ours":
-                            # Its background work must not run on the bare app's time.
-                            waited = drain(fakes, target.sent, deadline)
+                        if target.answers_later:
+                            # Its work after the acks must not run on another app's turn.
+                            waited = drain(fakes, owed(targets), deadline)
                             level.drain_seconds += waited
                             answered = fakes.reply_times(list(sample.sent_at))
                             sample.replies = [
