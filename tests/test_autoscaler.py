@@ -12,9 +12,10 @@ from bot.metrics.store import MetricsStore
 from bot.services import Services
 from bot.store.audit import Actor, AuditLog
 from bot.store.autoscale_settings import AutoscaleStore, Settings
-from bot.worker.autoscale import Autoscaler
+from bot.worker.autoscale import ACTOR_SHOWN, Autoscaler
 from policies.commands import parse
 from policies.sketch import Sketch
+from policies.slack_text import unescape
 from tests.conftest import ADMIN
 
 NOW = datetime.now(UTC).replace(second=30, microsecond=0)
@@ -393,6 +394,24 @@ def test_a_hand_scale_reported_by_webhook_is_known_at_the_next_tick(
     [again] = autoscaler.tick(NOW + timedelta(seconds=30))
     assert again.actual == 2
     assert len([t for _, t in said if "outside the bot" in t]) == 1
+
+
+def test_a_hand_scale_by_a_very_long_actor_is_said_clipped(services, autoscaler, said):
+    """Who scaled comes from Heroku's webhook as any text: the notice clips it, as alerts and
+    status clip every platform string, so Slack never refuses the message for its size."""
+    from bot.store.observations import Observation
+
+    enable(services, low=1, high=6)
+    steady(services, NOW)
+    autoscaler.tick(NOW)
+    actor = "by " + "<x&>" * 2500  # 10 KB, each character one Slack would escape
+    seen = NOW + timedelta(seconds=5)
+    services.observations.record(Observation("myapp", "formation", "web", 4, seen, actor))
+    autoscaler.tick(NOW + timedelta(seconds=15))
+    [notice] = [t for _, t in said if "outside the bot" in t]
+    assert "<" not in notice and len(unescape(notice)) < 300
+    shown = notice.split(" outside the bot (")[1].split("); I go on")[0]
+    assert shown.endswith("…") and len(unescape(shown)) == ACTOR_SHOWN
 
 
 @pytest.mark.parametrize("released_minutes_ago, holds", [(2, True), (30, False)])

@@ -48,7 +48,7 @@ from bot.store.autoscale_settings import Settings as StoredSettings
 from policies import autoscale
 from policies.budget import Budget
 from policies.commands import parse
-from policies.slack_text import escape
+from policies.slack_text import clip, escape
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,9 @@ SAMPLE_MINUTES = int(autoscale.NOISE_SPAN.total_seconds() // 60)
 # within a second or two and each web dyno flushes every 5 s, so by then they are whole.
 FRESH_WINDOWS = 2
 FRESH_LAG_SECONDS = 8
+# Characters of who scaled by hand (Heroku's actor, any text) and of the process type in
+# the notice that says so: outside strings are clipped before Slack sees them.
+ACTOR_SHOWN, TYPE_SHOWN = 120, 30
 HISTORY = timedelta(minutes=10)
 _METRIC = {"queue_p95": "queue_p95", "service_p95": "service_p95", "rpm": "rpm_per_dyno"}
 FORMATION_REFRESH = timedelta(minutes=15)  # catches what a lost webhook did not tell us
@@ -195,7 +198,7 @@ class Autoscaler:
                 target.name, seen.subject, seen.value, seen.observed_at
             )
             if changed and (seen.app, seen.subject) in acting:
-                by = f" ({escape(seen.detail)})" if seen.detail else ""
+                by = f" ({escape(clip(seen.detail, ACTOR_SHOWN))})" if seen.detail else ""
                 hold = (
                     f" To hold it, `/deploy pin {seen.app} web={seen.value} for 2h`."
                     if seen.subject == PROCESS
@@ -203,7 +206,7 @@ class Autoscaler:
                 )
                 self._notify(
                     target.channel,
-                    f"Autoscaler on `{seen.app}`: {escape(seen.subject)} was set to "
+                    f"Autoscaler on `{seen.app}`: {escape(clip(seen.subject, TYPE_SHOWN))} was set to "
                     f"{seen.value} outside the bot{by}; I go on from there.{hold}",
                 )
         return releases
