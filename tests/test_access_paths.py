@@ -5,11 +5,14 @@ refusals in the audit trail. Each case got through (or locked everyone out) befo
 
 from __future__ import annotations
 
+import pytest
+
 from handlers.render import CANCEL_ACTION, CONFIRM_ACTION
 from tests.conftest import ADMIN, OTHER_ADMIN, USER
 from tests.test_beanstalk import PROD_KEY, aws  # noqa: F401  (fixture)
 from tests.test_deployments import history, say, with_registry  # noqa: F401  (fixtures)
 from tests.test_deployments_beanstalk import BLUE_GREEN
+from tests.test_home import open_home
 from tests.webclient import button
 
 PROMOTE_REGISTRY = """\
@@ -317,13 +320,17 @@ def test_history_across_apps_says_how_many_apps_the_rules_leave_out(with_registr
     assert say(driver, "history", ADMIN)["text"].startswith("*Recent changes to every app*")
 
 
-def test_about_names_no_drain_of_an_app_the_rules_hide(with_registry, config):  # noqa: F811
+@pytest.mark.parametrize("denied", ["about", "status"])
+def test_about_and_home_name_no_drain_of_an_app_the_rules_hide(with_registry, config, denied):  # noqa: F811
+    """One rule for both: a rule denying `about` or `status` for an app keeps its drain's
+    name out of `/deploy about` and out of App Home's header. Each had followed its own verb
+    (`about` the one, App Home `status`), so either rule showed the drain in the other."""
     from datetime import UTC, datetime
 
     from bot.store.db import Database
     from bot.store.drains import Drains
 
-    driver = with_registry(HIDDEN_RULES.replace("deny: [history, cost]", "deny: [about]"))
+    driver = with_registry(HIDDEN_RULES.replace("deny: [history, cost]", f"deny: [{denied}]"))
     db = Database(config.database_url)
     try:
         for app in ("myapp", "other-app"):
@@ -334,3 +341,6 @@ def test_about_names_no_drain_of_an_app_the_rules_hide(with_registry, config):  
     assert "Drain `myapp`" in text and "other-app" not in text
     assert "Drains: the access rules keep 1 more from you" in text
     assert "Drain `other-app`" in say(driver, "about", ADMIN)["text"]
+    header = open_home(driver, USER)["blocks"][1]["elements"][0]["text"]
+    assert "Drain `myapp`" in header and "other-app" not in header
+    assert "Drains: the access rules keep 1 more from you" in header

@@ -188,7 +188,7 @@ class Actions:
                 return Reply(f"This bot does not offer `{command.verb}`.")
             if command.verb == "about":
                 assert self.dashboards is not None
-                return self._about(actor, "about")
+                return self._about(actor)
             if command.verb == "cost" and command.app is None:
                 assert self.dashboards is not None
                 every = self.dashboards.targets(self._targets())
@@ -339,12 +339,16 @@ class Actions:
                 hidden.add(app)  # Slack cannot say which groups they are in: show less
         return frozenset(hidden)
 
-    def _about(self, actor: Actor, verb: str) -> About:
-        """The bot's health, naming no drain of an app `verb` is kept from `actor` by the
-        rules (only how many): the listing shows what naming that app would refuse."""
+    def _about(self, actor: Actor) -> About:
+        """The bot's health, naming no drain of an app the rules keep from `actor` (only how
+        many). One rule for `/deploy about` and App Home's header, which show the same
+        drains: a rule denying `about` or `status` for the app hides its drain in both."""
         assert self.dashboards is not None
         about = self.dashboards.health.about()
-        hidden = self._hidden(actor, verb, lambda: [app for app, _ in about.drains])
+        drained = [app for app, _ in about.drains]
+        hidden = self._hidden(actor, "about", lambda: drained) | self._hidden(
+            actor, "status", lambda: drained
+        )
         if not hidden:
             return about
         shown = tuple(drain for drain in about.drains if drain[0] not in hidden)
@@ -402,7 +406,7 @@ class Actions:
         page = min(max(0, page), pages - 1)
         shown = visible[page * per_page : (page + 1) * per_page]
         return Home(
-            about=self._about(actor, "status"),
+            about=self._about(actor),
             cards=tuple(self.dashboards.card(target) for target in shown),
             page=page,
             pages=pages,
