@@ -65,9 +65,13 @@ def aws_problems(targets: list[Target], env: Mapping[str, str]) -> list[str]:
                     f"{_profile_files(env)}"
                 )
                 continue
-            except botocore.exceptions.BotoCoreError as error:
+            except (botocore.exceptions.BotoCoreError, ValueError) as error:
+                # ValueError: botocore's container provider refusing the host its
+                # AWS_CONTAINER_CREDENTIALS_FULL_URI names (or its token), the only one in the
+                # chain that raises it; it had ended check-config in a traceback.
                 found.append(
                     _keys_from_environment(target, env)
+                    or _not_on_a_dyno(target, where, error)
                     or f"{target.alias}: AWS credentials from {where} fail: {error}"
                 )
                 continue
@@ -101,6 +105,43 @@ def _keys_from_environment(target: Target, env: Mapping[str, str]) -> str | None
         f"the environment (credential_source = Environment), and {named} {verb} not set; "
         f"set {them} (README, 'Beanstalk and AWS')"
     )
+
+
+# Where a role profile's `credential_source` takes its keys from, for the two a Heroku dyno
+# lacks. botocore says "Error when retrieving credentials from Ec2InstanceMetadata: No
+# credentials found in credential_source referenced in profile prod", naming neither the way
+# out nor the README.
+_ROLE_SOURCES = {
+    "Ec2InstanceMetadata": "the EC2 instance metadata",
+    "EcsContainer": "an ECS container's credentials endpoint",
+}
+_KEYS = "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY as config vars (README, 'Beanstalk and AWS')"
+
+
+def _not_on_a_dyno(target: Target, where: str, error: Exception) -> str | None:
+    """For credentials that come from where a Heroku dyno has nothing (instance metadata, a
+    container's endpoint), the problem in words with the way out; None for other errors."""
+    import botocore.exceptions
+
+    provider = (
+        error.kwargs.get("provider")
+        if isinstance(error, botocore.exceptions.CredentialRetrievalError)
+        else None
+    )
+    if provider in _ROLE_SOURCES:
+        return (
+            f"{target.alias}: AWS profile `{target.aws_profile}` takes its keys from "
+            f"{_ROLE_SOURCES[provider]} (credential_source = {provider}), which a Heroku dyno "
+            f"does not have; set credential_source = Environment, and {_KEYS}"
+        )
+    if provider == "container-role" or isinstance(error, ValueError):
+        return (
+            f"{target.alias}: AWS credentials from {where} come from a container credentials "
+            "endpoint (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or "
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI), which a Heroku dyno does not have; unset it, "
+            f"and set {_KEYS}"
+        )
+    return None
 
 
 def _profile_files(env: Mapping[str, str]) -> str:

@@ -448,3 +448,72 @@ def test_check_config_says_which_keys_a_role_profile_from_the_environment_lacks(
     half = run_check_config(tmp_path, GOOD, **keys, **files, AWS_ACCESS_KEY_ID="AKIASECRETISH")
     assert "and AWS_SECRET_ACCESS_KEY is not set; set it as a config var" in half.stderr
     assert "AKIASECRETISH" not in half.stderr + half.stdout
+
+
+@pytest.mark.parametrize(
+    ("source", "words"),
+    [
+        ("Ec2InstanceMetadata", "the EC2 instance metadata"),
+        ("EcsContainer", "an ECS container's credentials endpoint"),
+    ],
+)
+def test_check_config_says_in_words_that_a_role_profile_s_source_is_not_on_a_dyno(
+    tmp_path, source, words
+):
+    # It passed on botocore's "Error when retrieving credentials from Ec2InstanceMetadata: No
+    # credentials found in credential_source referenced in profile prod".
+    keys = {"HEROKU_API_KEY_PROD": "x", "HEROKU_API_KEY_STAGING": "y"}
+    (tmp_path / "aws.ini").write_text(
+        "[profile prod]\nrole_arn = arn:aws:iam::123456789012:role/deploybot\n"
+        f"credential_source = {source}\n"
+    )
+    files = {**aws_files(tmp_path, ""), "AWS_CONFIG_FILE": "aws.ini"}
+    done = run_check_config(tmp_path, GOOD, **keys, **files)
+    assert done.returncode == 1
+    assert (
+        f"problem: shop: AWS profile `prod` takes its keys from {words} (credential_source = "
+        f"{source}), which a Heroku dyno does not have; set credential_source = Environment, "
+        "and AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY as config vars (README, 'Beanstalk "
+        "and AWS')\n"
+    ) in done.stderr
+    assert "Error when retrieving" not in done.stderr
+
+
+CONTAINER_SAID = (
+    "shop: AWS credentials from the default chain come from a container credentials endpoint "
+    "(AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or AWS_CONTAINER_CREDENTIALS_FULL_URI), which a "
+    "Heroku dyno does not have; unset it, and set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+    "as config vars (README, 'Beanstalk and AWS')"
+)
+
+
+def test_a_container_endpoint_botocore_will_not_ask_is_one_sentence_not_a_traceback(tmp_path):
+    from bot import preflight
+
+    chain = Registry.parse(GOOD.replace("    aws_profile: prod\n", ""))
+    env = {
+        **aws_files(tmp_path, ""),
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://169.254.170.2.example.com/creds",
+    }
+    # botocore raised ValueError ("Unsupported host …"): check-config ended in a traceback,
+    # and serve and socket would not start with a sentence either.
+    assert preflight.aws_problems(chain.targets(), env) == [CONTAINER_SAID]
+
+
+def test_a_container_endpoint_that_gives_nothing_is_one_sentence(tmp_path, monkeypatch):
+    import boto3
+    import botocore.exceptions
+
+    from bot import preflight
+
+    def unreachable(self):
+        # What botocore's ContainerProvider raises when its endpoint does not answer 200.
+        raise botocore.exceptions.CredentialRetrievalError(
+            provider="container-role",
+            error_msg="Error retrieving metadata: Received non 200 response 403",
+        )
+
+    monkeypatch.setattr(boto3.Session, "get_credentials", unreachable)
+    chain = Registry.parse(GOOD.replace("    aws_profile: prod\n", ""))
+    env = {**aws_files(tmp_path, ""), "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/creds"}
+    assert preflight.aws_problems(chain.targets(), env) == [CONTAINER_SAID]
