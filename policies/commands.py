@@ -1000,10 +1000,7 @@ def _parse_rollback(args: list[str], app: str | None) -> Command:
 
 def _parse_maintenance(args: list[str], app: str | None) -> Command:
     if app is None and len(args) == 2 and args[0].lower() in ("on", "off"):
-        raise CommandError(
-            f"Put the app first: `/deploy maintenance {shown(args[1])[1:-1]} {args[0].lower()}`.",
-            "maintenance",
-        )
+        raise _app_first("maintenance", args[1], [args[0].lower()])
     app, rest = _positional_app(args, app, "maintenance")
     if not rest:
         raise CommandError("Say `on` or `off`.", "maintenance")
@@ -1252,7 +1249,7 @@ def _app_second(app: str, word: str, verb: str) -> None:
     instead of "`demo` is not a number"; called once the words failed as given, so an
     app whose alias is a number still works."""
     if _AMOUNT_RE.match(app) and _APP_RE.match(word) and not _AMOUNT_RE.match(word):
-        raise CommandError(f"Put the app first: `/deploy {verb} {word} {app}`.", verb)
+        raise _app_first(verb, word, [app])
 
 
 def _app_last(args: list[str], app: str | None, verb: str, first_fits: bool) -> None:

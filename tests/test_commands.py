@@ -353,6 +353,32 @@ def test_a_number_before_the_app_is_answered_with_the_order(text, says):
         parse(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        # maintenance had built its own: it echoed a quoted name with a space unquoted (three
+        # words, as typed), an empty one as "", and clipped a long name alone, at 40.
+        ('maintenance on "my app"', "Put the app first: `/deploy maintenance 'my app' on`."),
+        ('maintenance on ""', "Put the app first: `/deploy maintenance '' on`."),
+        (
+            "maintenance off " + "x" * 60,
+            "Put the app first: `/deploy maintenance " + "x" * 59 + "…`.",
+        ),
+        # releases, metrics and chart had not clipped at all (97 characters here).
+        (
+            "releases " + "1" * 39 + " " + "a" * 40,
+            "Put the app first: `/deploy releases " + "a" * 40 + " " + "1" * 21 + "…`.",
+        ),
+    ],
+)
+def test_put_the_app_first_is_one_wording_for_every_verb(text, says):
+    """Every verb's "Put the app first" is `_app_first`'s: the command quoted as it would be
+    typed, clipped as a whole at 80 characters."""
+    with pytest.raises(CommandError) as caught:
+        parse(text)
+    assert caught.value.message.startswith(says + " Usage: ")
+
+
 def test_an_app_named_by_a_number_still_takes_its_count():
     assert (parse("releases 5 3").app, parse("releases 5 3").limit) == ("5", 3)
 
