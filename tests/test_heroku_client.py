@@ -298,3 +298,27 @@ def test_the_stored_remaining_is_the_last_answers_under_concurrent_calls(heroku,
         assert stored is not None and stored.remaining == heroku.rate_limit_remaining
 
     hammer(platform, heroku, check)
+
+
+@pytest.mark.parametrize(
+    ("app", "status", "says"),
+    [("nosuchapp", None, "Heroku has no app called"), ("myapp", 401, "rejected the bot's API key")],
+    ids=["404", "401"],
+)
+def test_a_status_refused_by_heroku_still_counts_its_four_calls(
+    heroku, database, app, status, says
+):
+    # Heroku counts a refused call against the hour as any other, and says what is left on
+    # its answer: the four reads of a status that all failed were not counted.
+    heroku.rate_limit_remaining = LOW_REMAINING - 1  # near the floor: stored as well
+    throttles = Throttles(database)
+    platform = HerokuPlatform(HEROKU_KEY, heroku.url, throttles=throttles)
+    if status is not None:
+        heroku.fail_next(status, count=4)
+    with pytest.raises(PlatformError, match=says):
+        platform.status(app)
+    assert len(heroku.requests) == 4
+    assert platform.rate_limit_remaining == heroku.rate_limit_remaining
+    stored = throttles.get("HEROKU_API_KEY")
+    assert stored is not None and stored.remaining == heroku.rate_limit_remaining
+    assert stored.throttled_until is None  # refused, not rate-limited

@@ -535,6 +535,10 @@ class HerokuPlatform:
         except requests.HTTPError as error:
             if isinstance(error, requests.exceptions.ContentDecodingError):
                 raise _transport_error(error, app, told) from None
+            if error.response is not None:
+                # A refused call (a 404, a 422) counts against the hour too, and its answer
+                # says what is left: a status's four 404s had gone uncounted.
+                self._observe_remaining(error.response, sent, now)
             raise _http_error(error.response, app, told) from None
         except requests.RequestException as error:
             raise _transport_error(error, app, told) from None
