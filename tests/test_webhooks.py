@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from bot.store.db import Database
 from bot.store.incidents import Alerts
 from bot.store.models import RequestKey
+from bot.store.observations import Observations
 from bot.store.request_keys import KEEP, RequestKeys
 from bot.store.webhook_secrets import WebhookSecrets
 from bot.web.app import create_app
@@ -440,3 +441,36 @@ def test_a_hostile_exit_status_is_no_5xx(web, exit_status):
         "/webhooks/heroku", data=body, headers={"Heroku-Webhook-Hmac-SHA256": sign(SECRET, body)}
     )
     assert answer.status_code == 200, answer.data
+
+
+@pytest.mark.parametrize("process_type", ["w" * 65, "w" * 128, "w" * 31], ids=len)
+def test_a_formation_of_a_type_the_bot_cannot_scale_is_acknowledged_not_stored(
+    config, db, process_type
+):
+    """Heroku's formation type may be 128 characters of [-\\w]; the autoscaler acts only on
+    the Procfile names a command can name (30 characters at most), and the store keeps 64.
+    Through the real web app: answered 200, nothing stored (on PostgreSQL a 65-character
+    type had failed the insert, so Heroku got a 500 and retried it for a day)."""
+    web = create_app(config)
+    web.extensions["deploybot"].webhook_secrets.save(
+        "myapp", SECRET, "https://bot.example.com/webhooks/heroku", "U1", datetime.now(UTC)
+    )
+    app = {"id": str(uuid.uuid4()), "name": "myapp"}
+    at = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
+    client = web.test_client()
+    for kind in (process_type, "web"):
+        document = notification("formation", {"app": app, "type": kind, "quantity": 3})
+        document["created_at"] = at
+        body = json.dumps(document).encode()
+        answer = client.post(
+            "/webhooks/heroku",
+            data=body,
+            headers={
+                "Heroku-Webhook-Hmac-SHA256": sign(SECRET, body),
+                "Heroku-Webhook-Id": str(uuid.uuid4()),
+                "Content-Type": "application/json",
+            },
+        )
+        assert answer.status_code == 200, answer.data
+    stored = Observations(db).since(None, "myapp")
+    assert [(o.subject, o.value) for o in stored] == [("web", 3)]

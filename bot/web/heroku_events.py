@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from bot.registry import Registry
 from bot.store.incidents import Alerts
 from bot.store.observations import Observation, Observations
+from policies.commands import is_process_type
 from policies.heroku_webhooks import WebhookEvent
 from policies.incidents import Event
 
@@ -45,7 +46,13 @@ class HerokuEvents:
         if notification.resource == "formation":
             quantity = notification.data.get("quantity")
             process_type = notification.data.get("type")
-            if isinstance(quantity, int) and isinstance(process_type, str):
+            # Heroku's types run to 128 characters; the autoscaler acts only on those a
+            # command can name (and the store keeps 64), so others are not its business.
+            if (
+                isinstance(quantity, int)
+                and isinstance(process_type, str)
+                and is_process_type(process_type)
+            ):
                 self._observations.record(
                     Observation(
                         alias, "formation", process_type, quantity, notification.at, by.strip()
