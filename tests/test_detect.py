@@ -193,7 +193,10 @@ def test_an_unlisted_autoscaled_app_is_watched_too(services, caplog):
     )
     with caplog.at_level(logging.WARNING, logger="bot.worker.detectors"):
         assert keys(Detectors.from_services(services).run(NOW)) == ["stale:unlisted-app:traffic"]
-    assert caplog.records == []  # nothing to complain about: it simply has no health
+    # Nothing to complain about: it simply has no health. (Only the detectors' own records:
+    # a thread an earlier test left behind may log to the root logger meanwhile, as one
+    # posting to that test's stopped fake Slack did in a CI run.)
+    assert [r for r in caplog.records if r.name.startswith("bot.")] == []
 
 
 def test_autoscaling_off_expects_no_metrics(services):
