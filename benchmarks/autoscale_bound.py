@@ -15,7 +15,13 @@ run with no more violation minutes than the best peer's. If that run costs more 
 x the optimum's dyno-hours, no policy meets both bounds of the goal on that trace, ours
 included. Same model, traces, scaling and peers as `benchmarks.autoscale`.
 
+The bisection picks λ per trace, which no policy running on unseen traffic can do.
+`--lambdas 10 20 30` adds, per λ given, the same policy with that one λ on every shape, and
+which shapes it meets both bounds on: a shape no single λ meets together with the others
+is out of reach of any one setting of this trade-off, however well it knew the level.
+
     .venv/bin/python -m benchmarks.autoscale_bound [--shape-seeds 1 2] [--jobs N]
+        [--lambdas 10 20 30]
 """
 
 from __future__ import annotations
@@ -108,12 +114,22 @@ def _bound(task: tuple[str, int, float | None, int]) -> Result:
     return cheapest_within(*task)
 
 
+def _one_lambda(task: tuple[str, float | None, int, float]) -> Result:
+    source, peak_rpm, seed, lam = task
+    context = context_of(source, peak_rpm, seed)
+    plan = knowing_plan(context, level_rates(context, source), lam)
+    return run(context, Planned("knows the level", plan))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape-seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--peak-rpm", type=float, default=None, help="default: 10 dynos' worth")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--lambdas", type=float, nargs="*", default=[], help="also: one λ for every shape"
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     sources = shape_sources(args.shape_seeds)
@@ -140,6 +156,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"| {trace} | {budget:,} | {ratio:.3f} ({bound.slo_violation_minutes:,}) "
             f"| {verdict['vs_optimum']:.3f} ({verdict['violation_minutes']:,}) | {reachable} |"
         )
+    if args.lambdas:
+        print("\n| one λ for every shape | met | × optimum (minutes) per shape, * met |")
+        print("|---:|---:|:---|")
+    for lam in args.lambdas:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            runs = list(
+                pool.map(_one_lambda, [(s, args.peak_rpm, args.seed, lam) for s in sources])
+            )
+        cells, met = [], 0
+        for verdict, budget, result in zip(verdicts, budgets, runs, strict=True):
+            trace = str(verdict["trace"])
+            ratio = result.dyno_hours / optimum[trace]
+            ok = ratio <= WITHIN and result.slo_violation_minutes <= budget
+            met += ok
+            name = trace.removeprefix(SHAPE)
+            cells.append(f"{name} {ratio:.3f} ({result.slo_violation_minutes}){' *' if ok else ''}")
+        print(f"| {lam:g} | {met} of {len(runs)} | {'; '.join(cells)} |")
     print(
         f"\nA trace is out of reach when a policy that knows every minute's level in advance "
         f"needs more than {WITHIN} x the optimum's dyno-hours to keep within the best peer's "
