@@ -380,8 +380,9 @@ def parse(text: str) -> Command:
         # int() refuses numbers past 4,300 digits with a ValueError; no count, duration or
         # app name (40 characters at most) comes near this, so say so before reading any.
         if _LONG_NUMBER.search(word):
+            said = _masked([word])[0] if verb == "config" else word
             raise CommandError(
-                f"{shown(word)} holds a number far too long to mean anything.",
+                f"{shown(said)} holds a number far too long to mean anything.",
                 verb if verb in VERBS else None,
             )
     if verb not in VERBS:
@@ -491,13 +492,14 @@ def _unknown_verb(words: list[str]) -> CommandError:
     typed = words[0]
     unknown = f"{shown(typed)} is not a command I know."
     if len(words) > 1 and words[1].lower() in VERBS and _APP_RE.match(typed):
-        meant = [words[1].lower(), typed, *words[2:]]
+        meant = _as_typed(words[1].lower(), [typed, *words[2:]])
         return CommandError(
             f"{unknown} Did you mean {_rewrite(meant)}? The verb comes first.", words[1].lower()
         )
     near = [_OTHER_WORDS[typed.lower()]] if typed.lower() in _OTHER_WORDS else closest(typed, VERBS)
     if near:
-        return CommandError(f"{unknown} Did you mean {_rewrite([near[0], *words[1:]])}?", near[0])
+        meant = _as_typed(near[0], words[1:])
+        return CommandError(f"{unknown} Did you mean {_rewrite(meant)}?", near[0])
     return CommandError(f"{unknown} Try one of: {', '.join(VERBS)}.")
 
 
@@ -1014,26 +1016,31 @@ def _parse_config(args: list[str], app: str | None) -> Command:
     mode = args[0].lower() if args and args[0].lower() in CONFIG_ACTIONS else None
     if mode is None:
         if app is None and len(args) > 1 and args[1].lower() in CONFIG_ACTIONS:
-            meant = ["/deploy", "config", args[1].lower(), *_masked(args[2:]), args[0]]
+            meant = ["/deploy", *_as_typed("config", args)]
             raise CommandError(f"Put {code(args[1].lower())} first: {_rewrite(meant)}.", "config")
+        # Only names are echoed from here on: a word left over may be KEY=secret.
+        shown_args = _masked(args)
         if len(args) > (0 if app else 1):
             # `config sett KEY=v demo`: a mistyped action, which would pass for the app and
             # leave the words after it blamed.
             _keyword(
-                args[0],
+                shown_args[0],
                 CONFIG_ACTIONS,
                 "a config action",
                 "config",
                 near_only=True,
                 also=", or only the app to list the vars",
             )
-        app, _ = _positional_app(args, app, "config", most=0)
+        app, _ = _positional_app(shown_args, app, "config", most=0)
         return Command("config", app=app)
     words = args[1:]
     if app is None:
         if len(words) < 2:
             raise CommandError("Say which variable and which app.", "config")
-        app, words = _app_name(words[-1], "config", None), words[:-1]
+        if mode == "set" and "=" in words[-1] and _APP_RE.match(words[0]):
+            meant = ["/deploy", "config", mode, *_masked(words[1:]), words[0]]
+            raise CommandError(f"Put the app last: {_rewrite(meant)}.", "config")
+        app, words = _app_name(_masked(words[-1:])[0], "config", None), words[:-1]
     pairs: list[tuple[str, str]] = []
     for word in words:
         key, equals, value = word.partition("=")
@@ -1058,6 +1065,16 @@ def _parse_config(args: list[str], app: str | None) -> Command:
 def _masked(words: list[str]) -> list[str]:
     """Config words echoed back: `KEY=…`, never a value."""
     return [w.partition("=")[0] + ("=…" if "=" in w else "") for w in words]
+
+
+def _as_typed(verb: str, args: list[str]) -> list[str]:
+    """`verb` and its words as a suggestion shows them: `config`'s with values masked, and
+    its action before the app where the app came first (`config demo set K=v`)."""
+    if verb != "config":
+        return [verb, *args]
+    if len(args) > 1 and args[1].lower() in CONFIG_ACTIONS:
+        return ["config", args[1].lower(), *_masked(args[2:]), args[0]]
+    return ["config", *_masked(args)]
 
 
 def _keyword(

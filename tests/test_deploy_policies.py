@@ -66,6 +66,16 @@ def test_config_values_stay_in_the_command_but_never_in_its_text():
         ("config set A myapp", "needs a value"),
         ("config unset A=1 myapp", "names only"),
         ("config set A=1 A=2 myapp", "given twice"),
+        # Config words in the wrong place had echoed the value: "`KEY=hunter2` is not a valid
+        # app name", "Did you mean `config set KEY=hunter2 myapp`?", "`KEY=hunter2` is one
+        # word too many".
+        ("config set myapp KEY=hunter2", "Put the app last: `/deploy config set KEY=… myapp`."),
+        ("config set myapp A=1 KEY=hunter2", "`/deploy config set A=… KEY=… myapp`"),
+        ("config myapp KEY=hunter2", "`KEY=…` is one word too many."),
+        ("config -a myapp KEY=hunter2", "`KEY=…` is one word too many."),
+        ("confg set KEY=hunter2 myapp", "Did you mean `config set KEY=… myapp`?"),
+        ("myapp config set KEY=hunter2", "Did you mean `config set KEY=… myapp`?"),
+        ("config set KEY=hunter2" + "9" * 5000 + " myapp", "`KEY=…` holds a number far too"),
         ("lock myapp", "Say why"),
         ("ship myapp ../../etc", "not a git ref"),
         ("swap shop shop", "two different environments"),
@@ -88,6 +98,7 @@ def test_bad_deployment_input_gets_a_sentence(text, says):
     with pytest.raises(CommandError) as raised:
         parse(text)
     assert says in raised.value.message
+    assert "hunter2" not in raised.value.message
 
 
 def test_a_lock_holds_back_others_from_deploy_verbs_only():
