@@ -989,6 +989,7 @@ def _parse_releases(args: list[str], app: str | None) -> Command:
 
 
 def _parse_rollback(args: list[str], app: str | None) -> Command:
+    _app_last(args, app, "rollback", _fits_no_app(args, _VERSION_RE))
     app, rest = _positional_app(args, app, "rollback", most=1)
     version = rest[0] if rest else None
     if version is not None and not _VERSION_RE.match(version):
@@ -1135,6 +1136,7 @@ def _parse_unlock(args: list[str], app: str | None) -> Command:
 
 
 def _parse_ship(args: list[str], app: str | None) -> Command:
+    _app_last(args, app, "ship", _fits_no_app(args, _REF_RE))
     app, rest = _positional_app(args, app, "ship", most=1)
     ref = rest[0] if rest else None
     if ref is not None and (not _REF_RE.match(ref) or ".." in ref):
@@ -1279,20 +1281,32 @@ def _app_last(args: list[str], app: str | None, verb: str, first_fits: bool) -> 
             raise _app_first(verb, last, args[:-1])
 
 
+def _fits_no_app(args: list[str], pattern: re.Pattern[str]) -> bool:
+    """`ship v1.4.2 demo`: two words, the first what follows the app (`pattern`) and no
+    app name, so it can only have been typed before the app."""
+    return len(args) == 2 and bool(pattern.match(args[0])) and not _APP_RE.match(args[0])
+
+
 def _app_first(verb: str, app: str, rest: list[str]) -> CommandError:
     """The command as it would be typed with `app` where the usage puts it."""
     return CommandError(f"Put the app first: {_rewrite(['/deploy', verb, app, *rest])}.", verb)
 
 
+_TYPED_LAST = ("logs", "restart", "rollback", "ship")
+
+
 def app_typed_last(command: Command) -> str | None:
-    """`logs web demo`, `logs 50 demo`, `restart web demo`: they parse, as the logs of apps
-    called `web` and `50` and a restart of `web`, so only the caller, once no app goes by
+    """`logs web demo`, `logs 50 demo`, `restart web demo`, `rollback v2 demo`, `ship main
+    demo`: they parse, as the logs of apps called `web` and `50`, a restart of `web` and
+    so on, so only the caller, once no app goes by
     that name, can ask this: if the word after it could be the app, the answer saying to
     put the app first; otherwise None."""
     typed, last = command.app or "", command.target or ""
-    if command.verb not in ("logs", "restart") or not _APP_RE.match(last) or last.isdigit():
+    if command.verb not in _TYPED_LAST or not _APP_RE.match(last) or last.isdigit():
         return None
-    if command.verb == "restart":
+    if command.verb in ("rollback", "ship"):
+        rest = [typed]  # `rollback v2 demo`, `ship main demo`
+    elif command.verb == "restart":
         if not _PROCESS_TYPE_RE.match(typed):
             return None
         rest = [typed.lower()]

@@ -344,6 +344,9 @@ def test_dashboard_verbs_refuse_bad_input(text, says):
         ("simulate 7d myapp", "Put the app first: `/deploy simulate myapp 7d`."),
         ("logs web.1 myapp", "Put the app first: `/deploy logs myapp web.1`."),
         ("logs web.1 200 myapp", "Put the app first: `/deploy logs myapp web.1 200`."),
+        # "`v1.4.2` is not a valid app name": a ref or version label no app is called.
+        ("ship v1.4.2 myapp", "Put the app first: `/deploy ship myapp v1.4.2`."),
+        ("rollback shop-1.3.2 myapp", "Put the app first: `/deploy rollback myapp shop-1.3.2`."),
         # Two numbers: no app in sight, the plain answer.
         ("releases 5 0", "Ask for 1 to 50 releases."),
     ],

@@ -295,6 +295,16 @@ def test_logs_with_the_app_typed_last_are_told_to_put_it_first(tmp_path):
     assert "Put the app first: `/deploy logs dmeo" not in output
 
 
+def test_a_rollback_or_ship_with_the_app_typed_last_is_told_to_put_it_first(tmp_path):
+    output = run_lines(tmp_path, "rollback v2 demo", "ship main demo", "rollback v2 dmeo")
+    # They had said "Heroku has no app called `v2`" and "… called `main`".
+    assert "(only you) Put the app first: `/deploy rollback demo v2`." in output
+    assert "(only you) Put the app first: `/deploy ship demo main`." in output
+    # When the last word names no app either, the first is the one blamed, as before.
+    assert "Heroku has no app called `v2`" in output
+    assert "`/deploy rollback dmeo" not in output
+
+
 def test_two_numbers_around_the_app_show_the_usage_line(tmp_path):
     output = run_lines(tmp_path, "logs 50 demo 200", "logs shopp")
     # No one order to suggest (`app_typed_last`), so only "`50` is not an app I manage"

@@ -250,7 +250,7 @@ class Actions:
                 resolved.platform.formation(resolved.target.name)
             missing = self._no_such_app(command.app) if command.verb in _CHECKED else None
             if missing:
-                return Reply(missing)
+                return Reply(self._app_typed_last(command) or missing)  # `ship main demo`
             if command.verb == "status":
                 return Status(
                     replace(resolved.platform.status(resolved.target.name), app=command.app),
