@@ -144,6 +144,9 @@ def test_a_deploy_lock_holds_back_everyone_but_its_holder(driver, heroku, config
     refused = say(driver, "rollback myapp")
     assert f"`myapp` is locked by <@{OTHER_ADMIN}> (chasing the checkout bug)" in refused["text"]
     assert "already locked" in say(driver, "lock myapp mine now")["text"]
+    # The trail names the holder as a mention, as every other refusal does: it had shown
+    # their raw user ID ("already locked by UADMIN02").
+    assert f"already locked by <@{OTHER_ADMIN}>" in say(driver, "history myapp")["text"]
     assert "asks to roll `myapp` back" in say(driver, "rollback myapp", OTHER_ADMIN)["text"]
     assert say(driver, "unlock myapp", USER)["text"].startswith("You may not unlock `myapp`")
     assert f"was locked by <@{OTHER_ADMIN}>" in say(driver, "unlock myapp")["text"]

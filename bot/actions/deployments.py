@@ -384,7 +384,7 @@ class Deployments:
         entry = self._audit.start(actor, "lock", app, command.text(), None, None)
         held, earlier = self._locks.take(app, actor.user_id, reason, self._now())
         if held.user_id != actor.user_id:
-            self._audit.finish(entry, "refused", error=f"already locked by {held.user_id}")
+            self._audit.finish(entry, "refused", error=f"already locked by <@{held.user_id}>")
             return Reply(
                 f"`{app}` is already locked by <@{held.user_id}> ({escape(held.reason)}). Ask them to "
                 f"`/deploy unlock {app}` first."
