@@ -166,8 +166,14 @@ def lock_refusal(
         return None
     return (
         f"`{app}` is locked by <@{holder}> ({escape(reason or 'no reason given')}), so only they may "
-        f"{verb} it. Ask them to `/deploy unlock {app}` when they are done."
+        f"{_LOCKED_DOING.get(verb, f'{verb} it')}. Ask them to `/deploy unlock {app}` when they "
+        "are done."
     )
+
+
+# Said after "only they may": `rollback` is the noun, and a promotion is held back both out
+# of a locked app and into one (the next stage).
+_LOCKED_DOING = {"rollback": "roll it back", "promote": "promote to or from it"}
 
 
 def _self_protection(verb: str, targets: Mapping[str, tuple[int, str | None]], name: str) -> str:
