@@ -279,6 +279,11 @@ def test_ship_deploys_an_application_version_by_label(driver, aws, slack):  # no
     assert update.params["VersionLabel"] == "shop-1.0"
     aws.advance(600)
     assert "Done:" in slack.wait_for_calls("chat.postMessage", n=2, timeout=10)[1].args["text"]
+    # In code, as every other label: it had been bare ("shop-1.0 is already deployed"), and
+    # a label's underscores read as italics.
+    assert say(driver, "ship shop shop-1.0")["text"] == (
+        "`shop-1.0` is already deployed to `shop`; nothing to ship."
+    )
 
 
 def release_age(driver) -> str:  # noqa: F811

@@ -145,7 +145,9 @@ class Shipping:
         if not found:
             return self._ship_bundle(actor, resolved, command, current_release(releases))
         if found[0].current:
-            return Reply(f"{found[0].version} is already deployed to `{app}`; nothing to ship.")
+            return Reply(
+                f"{shown(found[0].version)} is already deployed to `{app}`; nothing to ship."
+            )
         before = current_release(releases)
         entry = self._audit.start(
             actor,
