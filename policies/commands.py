@@ -1472,6 +1472,6 @@ def help_text(topic: str | None = None) -> str:
         + "\n".join(lines)
         + "\nThe app goes where each line shows APP, or `-a APP` names it; then a VERSION, "
         "REF or REASON goes after the option (`rollback -a myapp v41`). "
-        "`kill`, `rollback`, `config set` and anything that scales a process type to 0 ask you "
-        "to confirm first."
+        "`kill`, `rollback`, `config set`, `config unset` and anything that scales a process "
+        "type to 0 ask you to confirm first."
     )
