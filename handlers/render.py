@@ -444,7 +444,7 @@ def _app_list(result: AppList) -> Message:
     if result.unlisted_heroku:
         lines.append("• any other Heroku app the bot's key can see, by its own name")
     rights = (
-        "You may scale, restart and kill them."
+        "You may make changes: `/deploy whoami` says which, on which apps."
         if result.may_change
         else "You may see their status; changes need an admin."
     )

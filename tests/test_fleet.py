@@ -59,6 +59,9 @@ def test_a_word_picks_the_apps_wanted_from_a_thousand(fleet, slack):
     text = _say(driver, "apps 0042")["text"]
     assert "*Apps I manage with `0042` in their name* (1 of 1,000)" in text
     assert "`app-0042`" in text and "`app-0043`" not in text
+    # It had said "You may scale, restart and kill them" to an admin who may also roll
+    # back, ship, promote and change config.
+    assert text.endswith("You may make changes: `/deploy whoami` says which, on which apps.")
     text = _say(driver, "apps APP-004")["text"]  # case folded, as app names are
     assert "(10 of 1,000)" in text and "`app-0049`" in text
     nothing = _say(driver, "apps nope")["text"]
