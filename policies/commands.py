@@ -79,6 +79,7 @@ RELEASES_DEFAULT, RELEASES_MAX = 10, 50
 # A Heroku release (`v42`) or a Beanstalk version label (`app-1.2.3`, `build-17`).
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 CONFIG_ACTIONS = ("set", "unset")
+_CONFIG_READS = ("get", "show", "list", "ls", "view")  # words for reading: `config APP` alone
 # Config var names as a shell would accept them: Heroku and Beanstalk both take these.
 CONFIG_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 LOCK_REASON_MAX = 200
@@ -483,6 +484,8 @@ def _split(text: str) -> list[str]:
 # What people coming from the Heroku CLI or other bots type for a verb spelled otherwise
 # here; no spelling is near enough for `closest` to find it.
 _OTHER_WORDS = {"deploy": "ship", "ps": "status", "info": "status", "stop": "kill"}
+# The Heroku CLI's config commands, and the action each is here (reading: none, the app only).
+_CLI_CONFIG = {"config:set": "set", "config:unset": "unset", "config:get": ""}
 
 
 def _unknown_verb(words: list[str]) -> CommandError:
@@ -496,6 +499,10 @@ def _unknown_verb(words: list[str]) -> CommandError:
         return CommandError(
             f"{unknown} Did you mean {_rewrite(meant)}? The verb comes first.", words[1].lower()
         )
+    if typed.lower() in _CLI_CONFIG:  # the Heroku CLI's `config:set K=v -a APP`
+        action = _CLI_CONFIG[typed.lower()]
+        meant = ["config", action, *_masked(words[1:])] if action else ["config", *words[-1:]]
+        return CommandError(f"{unknown} Did you mean {_rewrite(meant)}?", "config")
     near = [_OTHER_WORDS[typed.lower()]] if typed.lower() in _OTHER_WORDS else closest(typed, VERBS)
     if near:
         meant = _as_typed(near[0], words[1:])
@@ -1021,6 +1028,14 @@ def _parse_config(args: list[str], app: str | None) -> Command:
             raise CommandError(f"Put {code(args[1].lower())} first: {_rewrite(meant)}.", "config")
         # Only names are echoed from here on: a word left over may be KEY=secret.
         shown_args = _masked(args)
+        if len(args) > (0 if app else 1) and args[0].lower() in _CONFIG_READS:
+            # `config get KEY demo`: near `set`, which it had been offered, but a read.
+            listed = app or _app_name(shown_args[-1], "config", None)
+            raise CommandError(
+                f"{shown(args[0])} is not a config action: `/deploy config {listed}` lists the "
+                "vars, with their values if you may change them.",
+                "config",
+            )
         if len(args) > (0 if app else 1):
             # `config sett KEY=v demo`: a mistyped action, which would pass for the app and
             # leave the words after it blamed.

@@ -76,6 +76,14 @@ def test_config_values_stay_in_the_command_but_never_in_its_text():
         ("confg set KEY=hunter2 myapp", "Did you mean `config set KEY=… myapp`?"),
         ("myapp config set KEY=hunter2", "Did you mean `config set KEY=… myapp`?"),
         ("config set KEY=hunter2" + "9" * 5000 + " myapp", "`KEY=…` holds a number far too"),
+        # Reading had been "did you mean `set`?" (a write) or "`myapp` is one word too many";
+        # the Heroku CLI's spelling had been "Did you mean `config KEY=… myapp`?" (no action).
+        ("config get KEY myapp", "`get` is not a config action: `/deploy config myapp` lists"),
+        ("config show myapp", "`show` is not a config action: `/deploy config myapp` lists"),
+        ("config -a myapp list", "`list` is not a config action: `/deploy config myapp` lists"),
+        ("config:set KEY=hunter2 myapp", "Did you mean `config set KEY=… myapp`?"),
+        ("config:unset KEY -a myapp", "Did you mean `config unset KEY -a myapp`?"),
+        ("config:get KEY -a myapp", "Did you mean `config myapp`?"),
         ("lock myapp", "Say why"),
         ("ship myapp ../../etc", "not a git ref"),
         ("swap shop shop", "two different environments"),
