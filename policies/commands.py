@@ -484,8 +484,22 @@ def _split(text: str) -> list[str]:
 # What people coming from the Heroku CLI or other bots type for a verb spelled otherwise
 # here; no spelling is near enough for `closest` to find it.
 _OTHER_WORDS = {"deploy": "ship", "ps": "status", "info": "status", "stop": "kill"}
-# The Heroku CLI's config commands, and the action each is here (reading: none, the app only).
-_CLI_CONFIG = {"config:set": "set", "config:unset": "unset", "config:get": ""}
+
+
+def _heroku_cli(typed: str, rest: list[str]) -> list[str] | None:
+    """The words here for the Heroku CLI's `topic:command` (`maintenance:on -a demo`,
+    `config:set K=v demo`) and the words after it (values masked), or None. A near verb
+    alone (`maintenance`) would drop the part after the colon."""
+    topic, _, action = typed.lower().partition(":")
+    if topic == "maintenance" and action in ("on", "off"):
+        return ["maintenance", *rest, action]
+    if topic == "config" and action in CONFIG_ACTIONS:
+        return ["config", action, *_masked(rest)]
+    if topic == "config" and action == "get":
+        return ["config", *rest[-1:]]  # reading is the app alone
+    if topic == "pipelines" and action == "promote":
+        return ["promote", *rest]
+    return None
 
 
 def _unknown_verb(words: list[str]) -> CommandError:
@@ -499,10 +513,9 @@ def _unknown_verb(words: list[str]) -> CommandError:
         return CommandError(
             f"{unknown} Did you mean {_rewrite(meant)}? The verb comes first.", words[1].lower()
         )
-    if typed.lower() in _CLI_CONFIG:  # the Heroku CLI's `config:set K=v -a APP`
-        action = _CLI_CONFIG[typed.lower()]
-        meant = ["config", action, *_masked(words[1:])] if action else ["config", *words[-1:]]
-        return CommandError(f"{unknown} Did you mean {_rewrite(meant)}?", "config")
+    cli = _heroku_cli(typed, words[1:])
+    if cli:
+        return CommandError(f"{unknown} Did you mean {_rewrite(cli)}?", cli[0])
     near = [_OTHER_WORDS[typed.lower()]] if typed.lower() in _OTHER_WORDS else closest(typed, VERBS)
     if near:
         meant = _as_typed(near[0], words[1:])

@@ -84,6 +84,11 @@ def test_config_values_stay_in_the_command_but_never_in_its_text():
         ("config:set KEY=hunter2 myapp", "Did you mean `config set KEY=… myapp`?"),
         ("config:unset KEY -a myapp", "Did you mean `config unset KEY -a myapp`?"),
         ("config:get KEY -a myapp", "Did you mean `config myapp`?"),
+        # "Did you mean `maintenance -a myapp`?" had left out `on`; `pipelines:promote` had
+        # been no command at all.
+        ("maintenance:on -a myapp", "Did you mean `maintenance -a myapp on`?"),
+        ("maintenance:off myapp", "Did you mean `maintenance myapp off`?"),
+        ("pipelines:promote -a myapp", "Did you mean `promote -a myapp`?"),
         ("lock myapp", "Say why"),
         ("ship myapp ../../etc", "not a git ref"),
         ("swap shop shop", "two different environments"),
