@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from policies import rules
 from policies.guardrails import FREEZE_EXEMPT_VERBS
 from policies.names import closest, suggest
-from policies.slack_text import code, listed, shown
+from policies.slack_text import clip, code, listed, shown
 
 # A deployment's life after scaling: `bot.actions.deployments` carries these out.
 DEPLOYMENT_VERBS = (
@@ -547,7 +547,7 @@ def _take_force_option(words: list[str], verb: str) -> tuple[list[str], str | No
         raise CommandError(
             '`--force` needs a reason after it, in quotes: `--force "hotfix"`.', verb
         )
-    return words[:at] + words[at + 2 :], reason[:200]
+    return words[:at] + words[at + 2 :], clip(reason, 200)
 
 
 def _take_app_option(
@@ -1136,7 +1136,7 @@ def _parse_lock(args: list[str], app: str | None) -> Command:
     reason = " ".join(rest).strip()
     if not reason:
         raise CommandError("Say why, so others know: `lock APP fixing the checkout bug`.", "lock")
-    return Command("lock", app=app, reason=reason[:LOCK_REASON_MAX])
+    return Command("lock", app=app, reason=clip(reason, LOCK_REASON_MAX))
 
 
 def _lock_as_typed(text: str) -> Command | None:

@@ -574,6 +574,15 @@ def test_an_app_or_force_option_in_a_lock_is_not_a_word_of_its_reason(
     assert caught.value.problem.startswith(problem), caught.value.problem
 
 
+def test_a_reason_past_its_limit_is_cut_with_a_mark() -> None:
+    # Both had been cut at 200 characters without a word of it: the lock's reply read
+    # "locked `demo`: long long … long . Only they may", as if that were all of it.
+    reason = parse("lock demo " + "long " * 60).reason or ""
+    assert len(reason) == 200 and reason.endswith(" long…")
+    force = parse('scale web=2 demo --force "' + "hotfix " * 40 + '"').force or ""
+    assert len(force) == 200 and force.endswith("…")
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
