@@ -365,11 +365,12 @@ def _schedule_text(command: Command) -> str:
 
 def parse(text: str) -> Command:
     """Parse the text after `/deploy`. Raises `CommandError` with a user-facing message."""
-    locked = _lock_as_typed(text or "")
+    text = (text or "").translate(_INVISIBLE)
+    locked = _lock_as_typed(text)
     if locked is not None:
         return locked
     try:
-        words = _split(text or "")
+        words = _split(text)
     except ValueError:
         raise CommandError("There is an unmatched quote in your command.") from None
     if not words:
@@ -467,6 +468,12 @@ def _given_twice(typed: str, app: str, verb: str) -> CommandError:
 # Every Unicode space separates words, as ASCII's do: a no-break space (macOS's Option+Space,
 # or a command copied from a rendered page) had joined `status demo` into one unknown verb.
 _SPACES = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
+
+
+# Characters that show as nothing, which a command copied from a page or a document can
+# carry (a zero-width space, a word joiner, a byte-order mark, a soft hyphen): no part of a
+# word anyone meant to type. Zero-width joiners stay: they join emoji in a lock's reason.
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u2060\ufeff\u00ad"))
 
 
 def _split(text: str) -> list[str]:

@@ -77,6 +77,21 @@ def test_any_unicode_space_separates_words(text: str, expected: Command) -> None
     assert parse(text) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Invisible characters a copied command can carry (a zero-width space, a word joiner,
+        # a byte-order mark, a soft hyphen) had made "`myapp` is not a valid app name",
+        # naming a word that looks right.
+        ("status myapp\u200b", Command("status", "myapp")),
+        ("\ufeffstatus my\u2060app", Command("status", "myapp")),
+        ("rollback my\u00adapp v2\u200b", Command("rollback", "myapp", target="v2")),
+    ],
+)
+def test_invisible_characters_are_no_part_of_a_word(text: str, expected: Command) -> None:
+    assert parse(text) == expected
+
+
 _SPACE_CHARS = [c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace()]
 
 
