@@ -233,8 +233,21 @@ def decide(rules: Sequence[Rule], request: Request, admins: frozenset[str]) -> D
     return Decision(False, _refusal(rules, request, verb, admins))
 
 
+# What a verb does to an app, where its name does not say it after "You may not": `rollback`
+# is a noun, and "You may not maintenance `shop`" said nothing.
+_DOING = {
+    "rollback": "roll back {}",
+    "maintenance": "switch maintenance mode of {}",
+    "config": "change the config of {}",
+    "run": "run commands on {}",
+    "drain": "add a log drain to {}",
+    "approve": "approve changes to {}",
+}
+
+
 def _refusal(rules: Sequence[Rule], request: Request, verb: str, admins: frozenset[str]) -> str:
-    what = f"{verb} `{request.app}`" if request.app else f"`{verb}`"
+    doing = _DOING.get(verb, f"{verb} {{}}")
+    what = doing.replace("{}", f"`{request.app}`") if request.app else f"`{verb}`"
     if not rules:
         # No access rules at all: DEPLOYBOT_ADMINS is the only way in, so name it.
         if not admins:

@@ -132,7 +132,7 @@ def test_bad_rollbacks_get_a_sentence_and_send_nothing(driver, heroku, text, say
 
 
 def test_a_rollback_needs_permission(driver, heroku):
-    assert say(driver, "rollback myapp", USER)["text"].startswith("You may not rollback `myapp`")
+    assert say(driver, "rollback myapp", USER)["text"].startswith("You may not roll back `myapp`")
     assert rollbacks(heroku) == []
 
 
@@ -359,7 +359,7 @@ def test_config_masks_values_except_for_those_allowed_config(driver, heroku):
     assert "• `FEATURE_FLAGS` (empty)\n" in shown  # it had been "• `FEATURE_FLAGS` ``"
     assert f"• `CERT` `{'x' * 199}…`" in shown  # cut where it is said to be, not silently
     assert say(driver, "config set LOG_LEVEL=debug myapp", USER)["text"].startswith(
-        "You may not config `myapp`"
+        "You may not change the config of `myapp`"
     )
 
 

@@ -153,6 +153,24 @@ def test_refusal_says_what_to_ask_for() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("verb", "says"),
+    [
+        # The verb's name had stood for the action: "You may not rollback `shop`", "You may
+        # not maintenance `shop`", "You may not config `shop`", "You may not run `shop`".
+        ("rollback", "You may not roll back `shop`: no rule allows it."),
+        ("maintenance", "You may not switch maintenance mode of `shop`: no rule allows it."),
+        ("config", "You may not change the config of `shop`: no rule allows it."),
+        ("run", "You may not run commands on `shop`: no rule allows it."),
+        ("drain", "You may not add a log drain to `shop`: no rule allows it."),
+        ("approve", "You may not approve changes to `shop`: no rule allows it."),
+        ("ship", "You may not ship `shop`: no rule allows it."),
+    ],
+)
+def test_a_refusal_says_what_was_refused_in_words(verb: str, says: str) -> None:
+    assert decide(RULES, ask(ALICE, verb, "shop"), ADMINS).reason.startswith(says)
+
+
 def test_refusal_points_at_the_channel_where_it_is_allowed() -> None:
     decision = decide(RULES, ask(BOB, "restart", "web", channel=RANDOM), ADMINS)
     assert not decision.allowed
