@@ -130,6 +130,9 @@ def test_a_protected_kill_needs_a_second_persons_approval(driver, heroku, slack)
         _, url = driver.click(CONFIRM_ACTION, approve["value"], user)
         reply = driver.reply(url)
         assert refusal in reply["text"] and reply["replace_original"] is False
+        # Said once: it had been "You may not approve changes to `myapp`. You may not approve
+        # `myapp`: no rule allows it. …".
+        assert reply["text"].count("You may not") <= 1, reply["text"]
     settle(0.1)
     assert patches(heroku) == []
 

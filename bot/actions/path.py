@@ -593,6 +593,8 @@ class Actions:
                         f"who asked. Ask another person who may approve changes to `{pending.app}`."
                     )
                 decision = self._gate.decide(actor, "approve", pending.app)
+                if not decision.allowed and decision.reason.startswith("You may not"):
+                    return decision.reason  # it names the approval and the app already
                 if not decision.allowed:
                     return f"You may not approve changes to `{pending.app}`. {decision.reason}"
                 if not acting:
