@@ -477,6 +477,11 @@ def test_a_config_change_whose_answer_was_lost_is_read_back_without_its_values(
 def test_config_unset_and_bad_keys(driver, heroku):
     heroku.set_config_vars("myapp", {"LOG_LEVEL": "info"})
     assert "`NOPE` is not set on `myapp`" in say(driver, "config unset NOPE myapp")["text"]
+    # Setting what is set had asked, then made a release and restarted every dyno (on
+    # Beanstalk, an environment update) to change nothing.
+    assert say(driver, "config set LOG_LEVEL=info myapp")["text"] == (
+        "`LOG_LEVEL` already has that value on `myapp`; nothing to set."
+    )
     response, url = driver.command("config set 9LIVES=1 myapp", ADMIN)
     assert "is not a valid config var name" in ack_text(response)
     prompt = say(driver, "config unset LOG_LEVEL myapp")

@@ -47,7 +47,7 @@ from bot.store.audit import Actor, AuditLog
 from bot.store.confirmations import Confirmations, Pending
 from bot.store.locks import Locks
 from policies.commands import DEPLOYMENT_VERBS, Command
-from policies.slack_text import code, escape, shown
+from policies.slack_text import code, escape, listed, shown
 
 log = logging.getLogger(__name__)
 
@@ -278,11 +278,15 @@ class Deployments:
         if refusal:
             return self._guard.refuse(actor, command, "config", refusal)
         keys = tuple(key for key, _ in command.options)
-        if command.mode == "unset":
-            present = platform.config_vars(resolved.target.name)
-            missing = [key for key in keys if key not in present]
-            if missing:
-                return Reply(f"`{missing[0]}` is not set on `{app}`; nothing to unset.")
+        present = platform.config_vars(resolved.target.name)
+        missing = [key for key in keys if key not in present]
+        if command.mode == "unset" and missing:
+            return Reply(f"`{missing[0]}` is not set on `{app}`; nothing to unset.")
+        if command.mode == "set" and all(present.get(k) == v for k, v in command.options):
+            # A release and a restart (on Beanstalk, an environment update) for nothing.
+            names = listed(keys)
+            has = "has that value" if len(keys) == 1 else "have those values"
+            return Reply(f"{names} already {has} on `{app}`; nothing to set.")
         verdict = self._guard.judge(resolved.target, "config", command.force, actor.user_id)
         changes: dict[str, Any] = {
             key: (value if command.mode == "set" else None) for key, value in command.options
