@@ -652,6 +652,13 @@ def test_promote_moves_the_slug_to_the_next_stage_and_not_past_the_last(register
     assert "in the production stage" in last["text"] and "nothing to promote to" in last["text"]
     assert len(heroku.calls("POST", "/pipeline-promotions")) == 1
     assert "Promote myapp v3" in heroku.releases("other-app")[-1]["description"]
+    # `swap PROD STAGING` on Heroku had been pointed at `/deploy promote other-app`, the
+    # production stage, which has nothing to promote to: the earlier stage is promoted.
+    swapped = say(registered, "swap other-app myapp")["text"]
+    assert swapped.endswith(
+        "promote the app in the earlier stage of their pipeline: `/deploy promote myapp` "
+        "(or `/deploy promote other-app`)."
+    )
     assert heroku.violations == []
 
 

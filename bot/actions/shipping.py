@@ -374,7 +374,8 @@ class Shipping:
         if resolved.target.platform != "beanstalk":
             return Reply(
                 f"`{app}` is a Heroku app: swapping CNAMEs is for Beanstalk environments. "
-                f"To move a release between Heroku apps, use `/deploy promote {app}`."
+                "To move a release between Heroku apps, promote the app in the earlier stage "
+                f"of their pipeline: `/deploy promote {other_alias}` (or `/deploy promote {app}`)."
             )
         other = self._resolve(other_alias)
         if other.target.platform != "beanstalk" or other.target.region != resolved.target.region:
