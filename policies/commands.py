@@ -1287,7 +1287,7 @@ def _positional_app(
     the app, `parse` tells an app typed in its place apart from a word too many."""
     if app is None:
         if not args:
-            raise CommandError("Say which app.", verb)
+            raise CommandError("Say which app. `/deploy apps` lists them.", verb)
         app, args = _app_name(args[0], verb, None), args[1:]
     if most is not None and len(args) > most:
         raise _too_many(args[most], verb)

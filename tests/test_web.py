@@ -109,7 +109,8 @@ def test_scale_with_size_and_relative_terms(driver, heroku):
         ("scale web=two myapp", "`web=two`"),
         ("scale web=2", "Say which app"),
         ("frobnicate", "`frobnicate` is not a command"),
-        ("status", "Say which app"),
+        # A new user's `/deploy status` had not been told where to find the names.
+        ("status", "Say which app. `/deploy apps` lists them. Usage: `/deploy status APP`"),
         ('restart "myapp', "unmatched quote"),
         ("\u0000\u202e💥", "is not a command I know"),
         # A near miss is suggested, never run: a guess must not change anything.
