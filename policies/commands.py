@@ -85,6 +85,9 @@ CONFIG_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 LOCK_REASON_MAX = 200
 # A git ref: a branch, a tag or a commit (`main`, `v1.2.3`, `release/2026-11`, `3f2c1a9`).
 _REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
+# What git refuses in a ref's name (`git check-ref-format`) of the characters above: `..`,
+# `//`, a part starting with a dot, and an end of `/`, `.` or `.lock`.
+_NO_REF = re.compile(r"\.\.|//|/\.|[/.]$|\.lock$")
 LOGS_DEFAULT, LOGS_MAX = 100, 1500
 # `/deploy run APP COMMAND`: no command the registry's `run:` allows is longer.
 RUN_COMMAND_MAX = 200
@@ -1174,7 +1177,7 @@ def _parse_ship(args: list[str], app: str | None) -> Command:
     _app_last(args, app, "ship", _fits_no_app(args, _REF_RE))
     app, rest = _positional_app(args, app, "ship", most=1)
     ref = rest[0] if rest else None
-    if ref is not None and (not _REF_RE.match(ref) or ".." in ref):
+    if ref is not None and (not _REF_RE.match(ref) or _NO_REF.search(ref)):
         raise CommandError(f"{shown(ref)} is not a git ref or version label.", "ship")
     return Command("ship", app=app, target=ref)
 

@@ -91,6 +91,13 @@ def test_config_values_stay_in_the_command_but_never_in_its_text():
         ("pipelines:promote -a myapp", "Did you mean `promote -a myapp`?"),
         ("lock myapp", "Say why"),
         ("ship myapp ../../etc", "not a git ref"),
+        # Names git refuses for a ref (`git check-ref-format`): the build had started, and
+        # failed at the source host.
+        ("ship myapp main.lock", "not a git ref"),
+        ("ship myapp feature//x", "not a git ref"),
+        ("ship myapp feature/", "not a git ref"),
+        ("ship myapp feature/.x", "not a git ref"),
+        ("ship myapp main.", "not a git ref"),
         ("swap shop shop", "two different environments"),
         ("swap shop", "Name the two environments"),
         ("run myapp", "Say which command"),
