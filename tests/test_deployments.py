@@ -1141,3 +1141,14 @@ def test_logs_of_an_app_called_like_a_process_type_are_its_logs(driver, heroku):
     heroku.log("web", "myapp.1", "the web app's own line")
     reply = say(driver, "logs web myapp 5", USER)
     assert "the web app's own line" in reply["text"] and "Put the app first" not in reply["text"]
+
+
+def test_logs_of_a_heroku_app_by_a_beanstalk_instance_id_say_to_name_a_dyno(driver, heroku):
+    # It had asked Heroku for dyno `i-0123…` and said "No log lines from `i-0123…` of `myapp`
+    # yet", as if they might come; Beanstalk answers a dyno name likewise.
+    reply = say(driver, "logs myapp i-0123456789abcdef0", USER)
+    assert reply["text"] == (
+        "`myapp` is a Heroku app: logs take a dyno such as `web.1` or a process type, not "
+        "the Beanstalk instance ID `i-0123456789abcdef0`. `/deploy status myapp` lists the dynos."
+    )
+    assert heroku.calls("POST", "/apps/myapp/log-sessions") == []

@@ -7,6 +7,7 @@ such thing, before anything is sent to it.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,6 +31,8 @@ from policies.slack_text import code, listed, shown
 log = logging.getLogger(__name__)
 
 DEFAULT_REF = "main"
+# An EC2 instance ID (8 or 17 hex digits): what Beanstalk's logs take, never a Heroku dyno.
+_INSTANCE_ID = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 
 
 def _build_since(platform: Any, name: str, ref: str, since: datetime) -> Build | None:
@@ -461,6 +464,12 @@ class Shipping:
     def logs(self, resolved: Resolved, command: Command) -> Result:
         platform, target = platform_of(resolved), resolved.target
         app, dyno, asked = command.app or "", command.target, command.limit or 100
+        if target.platform != "beanstalk" and dyno and _INSTANCE_ID.match(dyno):
+            return Reply(
+                f"`{app}` is a Heroku app: logs take a dyno such as `web.1` or a process type, "
+                f"not the Beanstalk instance ID {code(dyno)}. `/deploy status {app}` lists the "
+                "dynos."
+            )
         if target.platform != "beanstalk":
             lines = platform.log_lines(target.name, dyno, asked)
             return Logs(app, dyno, _masked(lines), asked, target.platform, target.name)
