@@ -368,14 +368,19 @@ def _schedule_text(command: Command) -> str:
 
 def parse(text: str) -> Command:
     """Parse the text after `/deploy`. Raises `CommandError` with a user-facing message."""
-    text = (text or "").translate(_INVISIBLE)
-    locked = _lock_as_typed(text)
+    text = text or ""
+    locked = _lock_as_typed(text.translate(_INVISIBLE))
     if locked is not None:
         return locked
     try:
         words = _split(text)
     except ValueError:
         raise CommandError("There is an unmatched quote in your command.") from None
+    # A config `KEY=VALUE` word keeps them: a value is stored as typed, never changed unseen
+    # (the prompt masks it), and an invisible character in a key is refused.
+    config = any(w.lower().startswith("config") for w in words[:2])
+    kept = (w if config and "=" in w else w.translate(_INVISIBLE) for w in words)
+    words = [w for w, typed in zip(kept, words, strict=True) if w or not typed]  # "" stays
     if not words:
         return Command("help")
     verb = words[0].lower()

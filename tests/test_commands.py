@@ -86,10 +86,18 @@ def test_any_unicode_space_separates_words(text: str, expected: Command) -> None
         ("status myapp\u200b", Command("status", "myapp")),
         ("\ufeffstatus my\u2060app", Command("status", "myapp")),
         ("rollback my\u00adapp v2\u200b", Command("rollback", "myapp", target="v2")),
+        ("scale web=2\u200b myapp", Command("scale", "myapp", (Change("web", "=", 2),))),
     ],
 )
 def test_invisible_characters_are_no_part_of_a_word(text: str, expected: Command) -> None:
     assert parse(text) == expected
+
+
+def test_a_config_value_keeps_its_invisible_characters() -> None:
+    # Stored as typed: a value changed unseen (the prompt masks values) would be data lost.
+    command = parse("config set GREETING=gr\u00fc\u00dfe\u00adn\u200b myapp\u200b")
+    assert command.app == "myapp"
+    assert command.options == (("GREETING", "gr\u00fc\u00dfe\u00adn\u200b"),)
 
 
 _SPACE_CHARS = [c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace()]
