@@ -12,7 +12,7 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from policies import rules
+from policies import config_vars, rules
 from policies.guardrails import FREEZE_EXEMPT_VERBS
 from policies.names import closest, suggest
 from policies.slack_text import clip, code, listed, shown
@@ -80,8 +80,6 @@ RELEASES_DEFAULT, RELEASES_MAX = 10, 50
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 CONFIG_ACTIONS = ("set", "unset")
 _CONFIG_READS = ("get", "show", "list", "ls", "view")  # words for reading: `config APP` alone
-# Config var names as a shell would accept them: Heroku and Beanstalk both take these.
-CONFIG_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 LOCK_REASON_MAX = 200
 # A git ref: a branch, a tag or a commit (`main`, `v1.2.3`, `release/2026-11`, `3f2c1a9`).
 _REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
@@ -1092,12 +1090,9 @@ def _parse_config(args: list[str], app: str | None) -> Command:
             raise CommandError(f"{shown(key)} needs a value: write KEY=VALUE.", "config")
         if mode == "unset" and equals:
             raise CommandError("`config unset` takes names only, without `=`.", "config")
-        if not CONFIG_KEY_RE.match(key):
-            raise CommandError(
-                f"{shown(key)} is not a valid config var name: use letters, digits and "
-                "underscores, not starting with a digit.",
-                "config",
-            )
+        if not config_vars.NAME_RE.fullmatch(key):
+            # Taken by no platform; the app's own rule comes once the app is known.
+            raise CommandError(config_vars.not_a_name(key), "config")
         if any(key == seen for seen, _ in pairs):
             raise CommandError(f"{code(key)} is given twice.", "config")
         pairs.append((key, value))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from policies.commands import CommandError, parse
+from policies.config_vars import refusal
 from policies.guardrails import lock_refusal
 from policies.redact import MASK, mask
 
@@ -20,6 +21,10 @@ from policies.redact import MASK, mask
         ("maintenance myapp ON", "maintenance myapp on"),
         ("config myapp", "config myapp"),
         ("config set A=1 B_2=x=y myapp", "config set A=… B_2=… myapp"),
+        (
+            "config set spring.profiles.active=prod myapp",
+            "config set spring.profiles.active=… myapp",
+        ),
         ("config unset A myapp", "config unset A myapp"),
         ("lock myapp fixing the basket", "lock myapp 'fixing the basket'"),
         ("unlock myapp", "unlock myapp"),
@@ -62,7 +67,9 @@ def test_config_values_stay_in_the_command_but_never_in_its_text():
         ("maintenance on myapp", "Put the app first: `/deploy maintenance myapp on`."),
         # It had said "The app is given twice (`myapp` and `canceled`)".
         ("history myapp canceled", "`canceled` is not a filter: use one of refused, cancelled"),
-        ("config set 1A=x myapp", "not a valid config var name"),
+        # A name no platform takes; `1A` and `a.b` wait for the app's own rule (Beanstalk's).
+        ("config set A$B=x myapp", "not a valid config var name"),
+        ("config set " + "A" * 129 + "=x myapp", "not a valid config var name"),
         ("config set A myapp", "needs a value"),
         ("config unset A=1 myapp", "names only"),
         ("config set A=1 A=2 myapp", "given twice"),
@@ -119,6 +126,35 @@ def test_bad_deployment_input_gets_a_sentence(text, says):
         parse(text)
     assert says in raised.value.message
     assert "hunter2" not in raised.value.message
+
+
+def test_config_names_and_values_follow_the_apps_own_platform():
+    # Beanstalk's environment properties take `_ . : / + \\ - @` in a name, and a digit first.
+    for key in ("spring.profiles.active", "9LIVES", "a:b/c+d\\e-f@g"):
+        assert refusal("beanstalk", {key: "on"}, {}) is None
+        assert "not a valid config var name on Heroku" in refusal("heroku", {key: "on"}, {})
+    assert refusal("beanstalk", {"K" * 128: "on"}, {}) is None
+    assert refusal("heroku", {"K" * 128: "on"}, {}) is None
+    assert refusal("heroku", {"LOG_LEVEL": "x" * 5000 + ";&"}, {}) is None  # no value rule
+    assert refusal("heroku", {"spring.x": None}, {}) is not None  # nor unset such a name
+    # Values: letters, digits, white space and `_ . : / = + \\ - @ ' "`, 256 characters at most.
+    said = refusal("beanstalk", {"K": "hunter2;"}, {})
+    assert said is not None and "has a character Beanstalk does not take" in said
+    assert "hunter2" not in said
+    assert refusal("beanstalk", {"K": "a b=c:d/e+f\\g-h@i'j\"k_l.m"}, {}) is None
+    assert refusal("beanstalk", {"K": ""}, {}) is None
+    assert refusal("beanstalk", {"K": "x" * 256}, {}) is None
+    assert "longer than the 256 characters" in refusal("beanstalk", {"K": "x" * 257}, {})
+    # All of them together, as KEY=VALUE, no more than 4,096 bytes: what is there counts,
+    # what is unset does not.
+    present = {f"K{n:02}": "x" * 250 for n in range(16)}  # 16 × 254 = 4,064 bytes
+    assert refusal("beanstalk", {"NEW": "x" * 28}, present) is None  # 32 more: 4,096
+    too_many = refusal("beanstalk", {"NEW": "x" * 29}, present)
+    assert too_many == (
+        "The environment properties would come to 4,097 bytes as KEY=VALUE, over the 4,096 "
+        "Beanstalk takes."
+    )
+    assert refusal("beanstalk", {"NEW": "x" * 29, "K00": None}, present) is None
 
 
 def test_a_lock_holds_back_others_from_deploy_verbs_only():

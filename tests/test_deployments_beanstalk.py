@@ -110,6 +110,29 @@ def test_config_is_environment_properties(driver, aws, slack):  # noqa: F811
     assert aws.violations == []
 
 
+def test_config_takes_the_names_and_values_beanstalk_takes(driver, aws, slack):  # noqa: F811
+    # A dotted name had been refused by Heroku's rule: "`spring.profiles.active` is not a
+    # valid config var name: use letters, digits and underscores".
+    prompt = say(driver, "config set spring.profiles.active=prod 9LIVES=1 shop")
+    assert "asks to set `spring.profiles.active`, `9LIVES` on `shop`" in prompt["text"]
+    driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    slack.wait_for_calls("chat.postMessage", n=1, timeout=10)
+    [update] = updates(aws)
+    assert [o["OptionName"] for o in update.params["OptionSettings"]] == [
+        "spring.profiles.active",
+        "9LIVES",
+    ]
+    # What Beanstalk does not take is answered before asking, the value never quoted.
+    reply = say(driver, "config set TOKEN='hunter2;' shop")["text"]
+    assert reply == (
+        "The value of `TOKEN` has a character Beanstalk does not take: use letters, digits, "
+        "spaces and `_ . : / = + \\ - @ ' \"`."
+    )
+    assert "longer than the 256" in say(driver, f"config set TOKEN={'x' * 257} shop")["text"]
+    assert len(updates(aws)) == 1
+    assert aws.violations == []
+
+
 BLUE_GREEN = """\
 heroku:
   allow_unlisted: false

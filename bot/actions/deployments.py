@@ -46,6 +46,7 @@ from bot.registry import Target
 from bot.store.audit import Actor, AuditLog
 from bot.store.confirmations import Confirmations, Pending
 from bot.store.locks import Locks
+from policies import config_vars
 from policies.commands import DEPLOYMENT_VERBS, Command
 from policies.slack_text import code, escape, listed, shown
 
@@ -278,7 +279,13 @@ class Deployments:
         if refusal:
             return self._guard.refuse(actor, command, "config", refusal)
         keys = tuple(key for key, _ in command.options)
+        changes: dict[str, Any] = {
+            key: (value if command.mode == "set" else None) for key, value in command.options
+        }
         present = platform.config_vars(resolved.target.name)
+        problem = config_vars.refusal(resolved.target.platform, changes, present)
+        if problem:
+            return Reply(problem)
         missing = [key for key in keys if key not in present]
         if command.mode == "unset" and missing:
             return Reply(f"`{missing[0]}` is not set on `{app}`; nothing to unset.")
@@ -288,9 +295,6 @@ class Deployments:
             has = "has that value" if len(keys) == 1 else "have those values"
             return Reply(f"{names} already {has} on `{app}`; nothing to set.")
         verdict = self._guard.judge(resolved.target, "config", command.force, actor.user_id)
-        changes: dict[str, Any] = {
-            key: (value if command.mode == "set" else None) for key, value in command.options
-        }
         # The values wait in the confirmation row until it is decided or expires (then wiped).
         pending = self._confirmations.create(
             actor,

@@ -1,0 +1,67 @@
+"""Which config var names and values each platform takes.
+
+Heroku takes shell-style names (letters, digits and underscores, not starting with a digit).
+Beanstalk's environment properties (namespace aws:elasticbeanstalk:application:environment)
+take more, by the limits its developer guide lists under "Environment property limits":
+names of letters, digits and `_ . : / + \\ - @` (`spring.profiles.active`), up to 128
+characters; values of letters, digits, white space and `_ . : / = + \\ - @ ' "`, up to 256
+characters; all of them together no more than 4,096 bytes written as `key=value`.
+
+The grammar takes any name one of them does (`NAME_RE`); `refusal` applies the app's own
+platform's rule once the app is known. Values are never quoted back: they may be secrets.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from policies.slack_text import code, shown
+
+# Matched whole (`fullmatch`). Beanstalk's name characters; Heroku's names are a part of them.
+NAME_RE = re.compile(r"[\w.:/+\\@-]{1,128}")
+HEROKU_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+# "Alphanumeric" read as any letter or digit: AWS has the last word on one it does not take.
+_BEANSTALK_VALUE_RE = re.compile(r"[\w\s.:/=+\\@'\"-]*")
+BEANSTALK_VALUE_MAX, BEANSTALK_TOTAL_MAX = 256, 4096
+
+
+def not_a_name(key: str, where: str = "") -> str:
+    """The refusal of `key` as a name: the rule every platform takes."""
+    return (
+        f"{shown(key)} is not a valid config var name{where}: use letters, digits and "
+        "underscores, not starting with a digit."
+    )
+
+
+def refusal(
+    platform: str, changes: Mapping[str, str | None], present: Mapping[str, str]
+) -> str | None:
+    """Why `platform` would refuse `changes` (a value of None unsets) to a config that is
+    `present`, or None."""
+    if platform != "beanstalk":
+        for key in changes:
+            if not HEROKU_NAME_RE.fullmatch(key):
+                return not_a_name(key, " on Heroku")
+        return None
+    for key, value in changes.items():
+        if value is None:
+            continue
+        if not _BEANSTALK_VALUE_RE.fullmatch(value):
+            return (
+                f"The value of {code(key)} has a character Beanstalk does not take: use "
+                "letters, digits, spaces and `_ . : / = + \\ - @ ' \"`."
+            )
+        if len(value) > BEANSTALK_VALUE_MAX:
+            return (
+                f"The value of {code(key)} is longer than the {BEANSTALK_VALUE_MAX} "
+                "characters Beanstalk takes."
+            )
+    after = {**present, **changes}
+    total = sum(len(f"{k}={v}".encode()) for k, v in after.items() if v is not None)
+    if total > BEANSTALK_TOTAL_MAX:
+        return (
+            f"The environment properties would come to {total:,} bytes as KEY=VALUE, over "
+            f"the {BEANSTALK_TOTAL_MAX:,} Beanstalk takes."
+        )
+    return None
