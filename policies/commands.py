@@ -1054,6 +1054,15 @@ def _parse_config(args: list[str], app: str | None) -> Command:
             raise CommandError(f"Put {code(args[1].lower())} first: {_rewrite(meant)}.", "config")
         # Only names are echoed from here on: a word left over may be KEY=secret.
         shown_args = _masked(args)
+        if (
+            app is None
+            and len(args) > 1
+            and all("=" in word for word in args[:-1])
+            and _APP_RE.match(args[-1])
+        ):
+            # `config K=v demo`, as `heroku config:set` takes it: `set` left out.
+            meant = ["config", "set", *shown_args]
+            raise CommandError(f"Did you mean {_rewrite(meant)}?", "config")
         if len(args) > (0 if app else 1) and args[0].lower() in _CONFIG_READS:
             # `config get KEY demo`: near `set`, which it had been offered, but a read.
             listed = app or _app_name(shown_args[-1], "config", None)
@@ -1079,7 +1088,10 @@ def _parse_config(args: list[str], app: str | None) -> Command:
     if app is None:
         if len(words) < 2:
             raise CommandError("Say which variable and which app.", "config")
-        if mode == "set" and "=" in words[-1] and _APP_RE.match(words[0]):
+        # `config set demo K=v`, `config unset demo LOG_LEVEL`: no app last, one first. (A
+        # name that could be an app, `config unset demo K`, is asked once `k` is no app.)
+        no_app_last = "=" in words[-1] if mode == "set" else not _APP_RE.match(words[-1])
+        if no_app_last and _APP_RE.match(words[0]):
             meant = ["/deploy", "config", mode, *_masked(words[1:]), words[0]]
             raise CommandError(f"Put the app last: {_rewrite(meant)}.", "config")
         app, words = _app_name(_masked(words[-1:])[0], "config", None), words[:-1]
@@ -1333,13 +1345,20 @@ def _app_first(verb: str, app: str, rest: list[str]) -> CommandError:
 _TYPED_LAST = ("logs", "restart", "rollback", "ship")
 
 
-def app_typed_last(command: Command) -> str | None:
+def app_typed_last(command: Command) -> tuple[str, str] | None:
     """`logs web demo`, `logs 50 demo`, `restart web demo`, `rollback v2 demo`, `ship main
-    demo`: they parse, as the logs of apps called `web` and `50`, a restart of `web` and
-    so on, so only the caller, once no app goes by
-    that name, can ask this: if the word after it could be the app, the answer saying to
-    put the app first; otherwise None."""
+    demo`, `config unset demo K`: they parse, as the logs of apps called `web` and `50`, a
+    restart of `web`, config of an app `K` and so on, so only the caller, once no app goes
+    by that name, can ask this: if another word could be the app, that word and the answer
+    saying where to put it (the caller checks it names an app); otherwise None."""
     typed, last = command.app or "", command.target or ""
+    if command.verb == "config" and command.mode == "unset":
+        # `config unset demo K`: the app typed first, and the last name read as the app.
+        keys = [key for key, _ in command.options]
+        if not _APP_RE.match(keys[0]):
+            return None
+        meant = ["/deploy", "config", "unset", *keys[1:], typed, keys[0]]
+        return keys[0], CommandError(f"Put the app last: {_rewrite(meant)}.", "config").message
     if command.verb not in _TYPED_LAST or not _APP_RE.match(last) or last.isdigit():
         return None
     if command.verb in ("rollback", "ship"):
@@ -1358,7 +1377,7 @@ def app_typed_last(command: Command) -> str | None:
             rest.append(str(command.limit))
     else:
         return None
-    return _app_first(command.verb, last, rest).message
+    return last, _app_first(command.verb, last, rest).message
 
 
 def with_usage_if_a_number(command: Command, said: str) -> str:

@@ -305,6 +305,25 @@ def test_a_rollback_or_ship_with_the_app_typed_last_is_told_to_put_it_first(tmp_
     assert "`/deploy rollback dmeo" not in output
 
 
+def test_config_with_the_app_typed_first_or_without_set_is_told_the_command_meant(tmp_path):
+    output = run_lines(
+        tmp_path,
+        "config unset demo K",
+        "config unset demo-shop K1 LOG_LEVEL",
+        "config unset dmeo K",
+        "config K=hunter2 demo",
+    )
+    # It had said "`k` is not an app I manage": the last name read as the app.
+    assert "(only you) Put the app last: `/deploy config unset K demo`." in output
+    assert "Put the app last: `/deploy config unset K1 LOG_LEVEL demo-shop`." in output
+    # When the first word names no app either, the last is the one blamed, as before.
+    assert "`k` is not an app I manage" in output
+    assert "`/deploy config unset K dmeo" not in output
+    # It had said "`K=…` is not a valid app name".
+    assert "(only you) Did you mean `config set K=… demo`?" in output
+    assert "hunter2" not in output.replace("config K=hunter2 demo", "")
+
+
 def test_two_numbers_around_the_app_show_the_usage_line(tmp_path):
     output = run_lines(tmp_path, "logs 50 demo 200", "logs shopp")
     # No one order to suggest (`app_typed_last`), so only "`50` is not an app I manage"

@@ -78,7 +78,15 @@ def test_config_values_stay_in_the_command_but_never_in_its_text():
         # word too many".
         ("config set myapp KEY=hunter2", "Put the app last: `/deploy config set KEY=… myapp`."),
         ("config set myapp A=1 KEY=hunter2", "`/deploy config set A=… KEY=… myapp`"),
+        # It had been "`LOG_LEVEL` is not a valid app name".
+        (
+            "config unset myapp LOG_LEVEL",
+            "Put the app last: `/deploy config unset LOG_LEVEL myapp`.",
+        ),
         ("config myapp KEY=hunter2", "`KEY=…` is one word too many."),
+        # `set` left out, as `heroku config:set` takes it: "`KEY=…` is not a valid app name".
+        ("config KEY=hunter2 myapp", "Did you mean `config set KEY=… myapp`?"),
+        ("config A=1 KEY=hunter2 myapp", "Did you mean `config set A=… KEY=… myapp`?"),
         ("config -a myapp KEY=hunter2", "`KEY=…` is one word too many."),
         ("confg set KEY=hunter2 myapp", "Did you mean `config set KEY=… myapp`?"),
         ("myapp config set KEY=hunter2", "Did you mean `config set KEY=… myapp`?"),

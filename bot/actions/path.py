@@ -162,6 +162,7 @@ class Actions:
     def run(self, actor: Actor, command: Command, from_home: bool = False) -> Result:
         """Carry out a parsed command for `actor`. `from_home`: asked from App Home, whose
         answers go to the asker's DM, and an approval request to the app's channel."""
+        typed = command  # `config unset demo K` is answered with `K` as typed (`_app_typed_last`)
         if command.app is not None:
             command = replace(command, app=self._canonical(command.app))
         if command.verb == "help":
@@ -250,7 +251,7 @@ class Actions:
                 resolved.platform.formation(resolved.target.name)
             missing = self._no_such_app(command.app) if command.verb in _CHECKED else None
             if missing:
-                return Reply(self._app_typed_last(command) or missing)  # `ship main demo`
+                return Reply(self._app_typed_last(typed) or missing)  # `ship main demo`
             if command.verb == "status":
                 return Status(
                     replace(resolved.platform.status(resolved.target.name), app=command.app),
@@ -284,7 +285,7 @@ class Actions:
                 return self._autoscaling.run(actor, resolved, command)
             return self._scale_or_kill(actor, resolved, command, from_home)
         except PlatformError as error:
-            if isinstance(error, NoSuchApp) and (hint := self._app_typed_last(command)):
+            if isinstance(error, NoSuchApp) and (hint := self._app_typed_last(typed)):
                 return Reply(hint)
             if command.mutating and not error.audited:
                 # Failed before any change was asked of the platform (reading the formation).
@@ -295,17 +296,17 @@ class Actions:
         except (CommandError, UnknownApp, NotSupported) as error:
             if isinstance(error, UnknownApp):
                 return Reply(
-                    self._app_typed_last(command) or with_usage_if_a_number(command, str(error))
+                    self._app_typed_last(typed) or with_usage_if_a_number(command, str(error))
                 )
             return Reply(str(error))
 
     def _app_typed_last(self, command: Command) -> str | None:
         """`logs web demo` once no app is called `web`: the order to type, when the word
         after it names an app; otherwise None, and the first word is the one blamed."""
-        hint = app_typed_last(command)
-        if hint is None or self._no_such_app(command.target or "") is not None:
+        found = app_typed_last(command)
+        if found is None or self._no_such_app(found[0]) is not None:
             return None
-        return hint
+        return found[1]
 
     def _no_such_app(self, app: str) -> str | None:
         """Why `app` names no app, or None: it is listed, the bot stored something of it (an
