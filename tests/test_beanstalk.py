@@ -198,7 +198,11 @@ def test_kill_on_beanstalk_confirms_then_sets_zero(driver, aws, slack):
         ("scale web=3:t3.large myapp", "not a Heroku dyno size"),
         ("scale web=9 shop", "at most 6"),
         ("scale worker=1 shop", "it scales as `web` (its instances); `worker` has no meaning"),
-        ("restart shop web.1", "restart all of it"),
+        # It had named the environment (`shop-prod`), not the app typed.
+        (
+            "restart shop web.1",
+            "`shop` is a Beanstalk environment: restart all of it, without `web.1`.",
+        ),
         ("status shopp", "Did you mean `shop`"),
         # Close to the environment's name only (`shop-prod`): the alias to type is offered.
         (

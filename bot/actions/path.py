@@ -45,6 +45,7 @@ from bot.metrics.aggregate import summarize
 from bot.metrics.report import series
 from bot.metrics.store import MetricsStore
 from bot.platforms.base import (
+    RESTART_WHOLE,
     Formation,
     NoSuchApp,
     NotSupported,
@@ -722,6 +723,9 @@ class Actions:
 
     def _restart(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
         app = command.app or ""
+        if resolved.target.platform == "beanstalk" and command.target not in (None, "web"):
+            # Said here, by the alias typed: the platform knows only the environment's name.
+            return Reply(RESTART_WHOLE.format(app=app, target=command.target))
         verdict = self._judge(resolved.target, "restart", {}, {}, command.force, actor.user_id)
         if verdict.refused:
             self._refused(actor, command, verdict.reason)

@@ -198,7 +198,8 @@ def formation_map(formation: tuple[Formation, ...]) -> dict[str, tuple[int, str]
     return {f.type: (f.quantity, f.size) for f in formation}
 
 
-# Here, not in beanstalk.py: the actions path says it without importing boto3.
+# Here, not in beanstalk.py: the actions path says these without importing boto3.
+RESTART_WHOLE = "`{app}` is a Beanstalk environment: restart all of it, without `{target}`."
 NO_MAINTENANCE = (
     "`{app}` is a Beanstalk environment, and maintenance mode is not a Beanstalk feature. "
     "Swap its CNAME to a maintenance environment, or scale it, instead."

@@ -24,6 +24,7 @@ from bot.http_bodies import UNREADABLE, fetch_tail
 from bot.platforms.aws_errors import botocore_error
 from bot.platforms.base import (
     NO_MAINTENANCE,
+    RESTART_WHOLE,
     AppStatus,
     Dyno,
     Formation,
@@ -191,9 +192,7 @@ class BeanstalkPlatform:
 
     def restart(self, app: str, target: str | None) -> None:
         if target not in (None, PROCESS_TYPE):
-            raise PlatformError(
-                f"`{app}` is a Beanstalk environment: restart all of it, without `{target}`."
-            )
+            raise PlatformError(RESTART_WHOLE.format(app=app, target=target))
         environment = self._environment(app)
         _refuse_if_busy(environment)
         self._call("restart_app_server", app, EnvironmentName=app)
