@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import contextmanager
 
 import pytest
 
@@ -117,6 +118,8 @@ def test_config_takes_the_names_and_values_beanstalk_takes(driver, aws, slack): 
     assert "asks to set `spring.profiles.active`, `9LIVES` on `shop`" in prompt["text"]
     driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
     slack.wait_for_calls("chat.postMessage", n=1, timeout=10)
+    aws.advance(600)
+    slack.wait_for_calls("chat.postMessage", n=2, timeout=10)  # the follow-up, done
     [update] = updates(aws)
     assert [o["OptionName"] for o in update.params["OptionSettings"]] == [
         "spring.profiles.active",
@@ -156,18 +159,27 @@ apps:
 """
 
 
-@pytest.fixture
-def blue_green(config, aws, slack, tmp_path, monkeypatch):  # noqa: F811
+@contextmanager
+def served(config, aws, slack, tmp_path, monkeypatch, registry=BLUE_GREEN):  # noqa: F811
+    """The web app over `registry`, with `shop-green` beside `shop-prod` at AWS."""
     aws.add_environment(
         "shop-green", region="us-east-1", access_key=PROD_KEY, application="shop", min_size=1
     )
     path = tmp_path / "blue-green.yml"
-    path.write_text(BLUE_GREEN)
+    path.write_text(registry)
     monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
     web = create_app(config)
-    yield SlackDriver(web.test_client(), slack)
-    web.extensions["deploybot"].followups.close()
-    web.extensions["deploybot"].db.dispose()
+    try:
+        yield SlackDriver(web.test_client(), slack)
+    finally:
+        web.extensions["deploybot"].followups.close()
+        web.extensions["deploybot"].db.dispose()
+
+
+@pytest.fixture
+def blue_green(config, aws, slack, tmp_path, monkeypatch):  # noqa: F811
+    with served(config, aws, slack, tmp_path, monkeypatch) as slack_driver:
+        yield slack_driver
 
 
 def test_swap_exchanges_the_cnames_once(blue_green, aws):  # noqa: F811
@@ -184,6 +196,31 @@ def test_swap_exchanges_the_cnames_once(blue_green, aws):  # noqa: F811
     assert "is not a Beanstalk environment in us-east-1" in refused["text"]
     assert len(aws.calls("SwapEnvironmentCNAMEs")) == 1
     assert aws.violations == []
+
+
+def test_a_mistyped_environment_to_swap_with_gets_a_did_you_mean(
+    config,
+    aws,  # noqa: F811
+    slack,
+    tmp_path,
+    monkeypatch,
+):
+    # With Heroku apps outside the registry allowed, a name the registry does not hold had
+    # been only "is not a Beanstalk environment", where another verb's mistyped app is offered
+    # the names near it; here those it could swap with (same region, not itself).
+    unlisted = BLUE_GREEN.replace("allow_unlisted: false", "allow_unlisted: true")
+    with served(config, aws, slack, tmp_path, monkeypatch, unlisted) as unlisted_driver:
+        assert say(unlisted_driver, "swap shop shop-gren")["text"] == (
+            "`shop-gren` is not a Beanstalk environment in us-east-1, so it cannot swap CNAMEs "
+            "with `shop`. Did you mean `shop-green`?"
+        )
+        # Near its environment's name (`shop-prod`), offered by its alias.
+        assert say(unlisted_driver, "swap shop-green shop-prd")["text"].endswith(
+            "Did you mean `shop`?"
+        )
+        # An app of the registry, typed right, is not second-guessed.
+        assert "Did you mean" not in say(unlisted_driver, "swap shop shop-eu")["text"]
+        assert aws.calls("SwapEnvironmentCNAMEs") == []
 
 
 def test_swap_of_one_environment_by_two_names_is_refused(blue_green, aws, config):  # noqa: F811
@@ -216,23 +253,14 @@ def test_a_swap_forced_through_the_other_environments_freeze_breaks_glass_there(
 ):
     # Only the environment named first was judged for the notice: forced through the
     # other's freeze, the swap told nobody in its channel.
-    aws.add_environment(
-        "shop-green", region="us-east-1", access_key=PROD_KEY, application="shop", min_size=1
+    frozen = BLUE_GREEN.replace(
+        "    environment: shop-green\n",
+        "    environment: shop-green\n    channel: CGREEN\n    guardrails:\n"
+        "      freezes:\n        - {cron: '* * * * *', duration: 2h, reason: launch week}\n",
     )
-    path = tmp_path / "frozen-green.yml"
-    path.write_text(
-        BLUE_GREEN.replace(
-            "    environment: shop-green\n",
-            "    environment: shop-green\n    channel: CGREEN\n    guardrails:\n"
-            "      freezes:\n        - {cron: '* * * * *', duration: 2h, reason: launch week}\n",
-        )
-    )
-    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
-    web = create_app(config)
-    try:
-        driver = SlackDriver(web.test_client(), slack)
-        assert "is frozen" in say(driver, "swap shop shop-green")["text"]
-        reply = say(driver, 'swap shop shop-green --force "hotfix"')
+    with served(config, aws, slack, tmp_path, monkeypatch, frozen) as frozen_driver:
+        assert "is frozen" in say(frozen_driver, "swap shop shop-green")["text"]
+        reply = say(frozen_driver, 'swap shop shop-green --force "hotfix"')
         assert "swapped the CNAMEs of `shop` and `shop-green`" in reply["text"]
         [notice] = [
             call.args
@@ -240,9 +268,6 @@ def test_a_swap_forced_through_the_other_environments_freeze_breaks_glass_there(
             if "Break-glass" in call.args.get("text", "")
         ]
         assert notice["channel"] == "CGREEN" and "launch week" in notice["text"]
-    finally:
-        web.extensions["deploybot"].followups.close()
-        web.extensions["deploybot"].db.dispose()
 
 
 def test_a_swap_whose_answer_was_lost_is_read_back_not_sent_again(blue_green, aws, config):  # noqa: F811

@@ -70,7 +70,7 @@ class Deployments:
         judge: Judge,
         now: Callable[[], datetime],
         secret: Callable[[str], str | None] = lambda name: None,
-        aliases: Callable[[str], list[str]] = lambda name: [],
+        targets: Callable[[], list[Target]] = list,
     ) -> None:
         self._resolve = resolve
         self._audit = audit
@@ -81,7 +81,7 @@ class Deployments:
         self._guard = DeployGuard(audit, locks, judge)
         self._reconciler = Reconciler(resolve, audit)
         self._shipping = Shipping(
-            resolve, audit, locks, self._guard, gate, self._reconciler, secret, aliases
+            resolve, audit, locks, self._guard, gate, self._reconciler, secret, targets
         )
 
     def run(self, actor: Actor, resolved: Resolved, command: Command) -> Result:

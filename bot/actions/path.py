@@ -152,9 +152,7 @@ class Actions:
                 lambda target, verb, force, user: self._judge(target, verb, {}, {}, force, user),
                 now,
                 secret,
-                lambda name: [
-                    t.alias for t in self._targets() if t.platform == "heroku" and t.name == name
-                ],
+                self._targets,
             )
             if locks is not None
             else None

@@ -20,11 +20,12 @@ from bot.actions.results import BreakGlass, Deployed, Logs, Reply, Resolved, Res
 from bot.actions.usergroups import GroupLookupFailed
 from bot.platforms.base import Build, PlatformError, Promotion, Release
 from bot.platforms.sources import SourceError, signed_url
-from bot.registry import UnknownApp
+from bot.registry import Target, UnknownApp
 from bot.store.audit import Actor, AuditLog
 from bot.store.locks import Locks
 from policies import guardrails
 from policies.commands import Command
+from policies.names import suggest_app
 from policies.redact import mask
 from policies.slack_text import code, listed, shown
 
@@ -60,7 +61,7 @@ class Shipping:
         gate: Gate,
         reconciler: Reconciler,
         secret: Callable[[str], str | None],
-        aliases: Callable[[str], list[str]] = lambda name: [],
+        targets: Callable[[], list[Target]] = list,
     ) -> None:
         self._resolve = resolve
         # The gate allowed the verb on the app typed; promote and swap change another app
@@ -71,8 +72,7 @@ class Shipping:
         self._locks = locks
         self._guard = guard
         self._secret = secret  # reads a named env var (a private source's token)
-        # The registry's names for a Heroku app: a lock is taken by the name people type.
-        self._aliases = aliases
+        self._targets = targets  # the registry's apps
 
     def ship(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
         app, target = command.app or "", resolved.target
@@ -254,6 +254,10 @@ class Shipping:
             return decision.reason
         return f"You may not {verb} into `{app}`: {decision.reason}"
 
+    def _aliases(self, name: str) -> list[str]:
+        """The registry's names for Heroku app `name`: a lock is taken by the name typed."""
+        return [t.alias for t in self._targets() if t.platform == "heroku" and t.name == name]
+
     def _downstream_refusal(self, name: str, force: str | None, actor: Actor) -> str | None:
         """Why a promotion may not go into Heroku app `name` (the access rules, a lock, a
         freeze window of the registry entry that names it), or None. Rules and locks are
@@ -381,10 +385,22 @@ class Shipping:
                 f"of their pipeline: `/deploy promote {other_alias}` (or `/deploy promote {app}`)."
             )
         other = self._resolve(other_alias)
-        if other.target.platform != "beanstalk" or other.target.region != resolved.target.region:
+        region = resolved.target.region
+        if other.target.platform != "beanstalk" or other.target.region != region:
+            # A name outside the registry may be mistyped (`shop-gren`): it gets the
+            # environments it may have meant, as an app mistyped elsewhere does, of those it
+            # could swap with, by either of their names.
+            known = {
+                name: t.alias
+                for t in self._targets()
+                if t.platform == "beanstalk" and t.region == region and t.alias != app
+                for name in (t.alias, t.name)
+            }
+            hint = None if other.target.listed else suggest_app(other_alias, known)
+            meant = f" Did you mean {hint}?" if hint else ""
             return Reply(
-                f"`{other_alias}` is not a Beanstalk environment in {resolved.target.region}, "
-                f"so it cannot swap CNAMEs with `{app}`."
+                f"`{other_alias}` is not a Beanstalk environment in {region}, so it cannot "
+                f"swap CNAMEs with `{app}`.{meant}"
             )
         same = (other.target.name, other.target.aws_profile)
         if same == (resolved.target.name, resolved.target.aws_profile):
