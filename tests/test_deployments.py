@@ -569,7 +569,7 @@ def test_ship_builds_the_ref_from_the_registry_source_and_follows_the_build(
     assert "is shipping `v1.4.2` to `myapp`" in anchor.args["text"]
     assert follow_up.args["thread_ts"] == anchor.response["ts"]
     assert (
-        "Done: The build of `v1.4.2` for `myapp` succeeded and released as v4."
+        "Done: The build of `v1.4.2` for `myapp` succeeded and released as `v4`."
         in (follow_up.args["text"])
     )
     assert "Released v4" in follow_up.args["text"]  # the output's tail

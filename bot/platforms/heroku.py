@@ -353,7 +353,7 @@ class HerokuPlatform:
         released = ""
         if release_id:
             release = self._call("GET", app, ("apps", app, "releases", str(release_id)))
-            released = f" and released as v{release.get('version')}"
+            released = f" and released as `v{release.get('version')}`"
         return Settled(
             ok=True,
             summary=f"The build of `{version}` for `{app}` succeeded{released}.",
