@@ -367,6 +367,25 @@ def test_verbs_that_read_what_is_stored_say_a_mistyped_app_does_not_exist(driver
     assert heroku.violations == []
 
 
+def test_a_change_to_a_mistyped_app_leaves_the_same_error_row_whichever_verb(web, driver):
+    # `ship` and `run` check the name first, and had answered without a row, where a change
+    # whose formation read found no app (`scale`, `restart`, `kill`, `rollback`) keeps an
+    # `error` one: docs/faults.md, "The audit trail keeps every request".
+    texts = ["scale web=2 mypap", "restart mypap", "ship mypap", "run mypap x"]
+    for text in texts:
+        _, url = driver.command(text, ADMIN)
+        assert "Did you mean `myapp`?" in driver.reply(url)["text"]
+    entries = AuditLog(web.extensions["deploybot"].db).recent(None, 10)
+    assert sorted(e.command for e in entries) == sorted(texts)
+    assert {(e.outcome, e.error) for e in entries} == {
+        (
+            "error",
+            "Heroku has no app called `mypap`, or the bot's key cannot see it. Check the name "
+            "in the Heroku dashboard.",
+        )
+    }
+
+
 @pytest.mark.parametrize("text", ["alerts myapp", "metrics myapp", "chart myapp"])
 def test_a_real_app_with_nothing_stored_costs_one_read_and_answers_as_before(driver, heroku, text):
     _, url = driver.command(text, ADMIN)

@@ -248,9 +248,12 @@ class Actions:
                 # These touch no platform before they are kept: for a name outside the
                 # registry, one read first, so a typo is not locked, pinned or prompted for.
                 resolved.platform.formation(resolved.target.name)
-            missing = self._no_such_app(command.app) if command.verb in _CHECKED else None
-            if missing:
-                return Reply(self._app_typed_last(typed) or missing)  # `ship main demo`
+            missing = self._missing(command.app) if command.verb in _CHECKED else None
+            if missing is not None:
+                # Answered below as any verb's mistyped app is (`ship main demo` with the
+                # order to type), and `ship dmeo`, a change, kept as an `error` row, as a
+                # `scale web=2 dmeo` whose formation read found no app is.
+                raise missing
             if command.verb == "status":
                 return Status(
                     replace(resolved.platform.status(resolved.target.name), app=command.app),
@@ -308,18 +311,25 @@ class Actions:
         return found[1]
 
     def _no_such_app(self, app: str) -> str | None:
+        """Why `app` names no app, in words, or None (`_missing`)."""
+        error = self._missing(app)
+        if isinstance(error, NoSuchApp):
+            return self._said(error)
+        return None if error is None else str(error)
+
+    def _missing(self, app: str) -> NoSuchApp | UnknownApp | None:
         """Why `app` names no app, or None: it is listed, the bot stored something of it (an
         app deleted or taken out of the registry since keeps what was kept readable), it
-        exists, or the platform cannot say now. Only a name outside the registry that nothing stored knows
-        costs a read."""
+        exists, or the platform cannot say now. Only a name outside the registry that
+        nothing stored knows costs a read."""
         try:
             resolved = self._resolve(app)
             if not resolved.target.listed and not self._stored(app):
                 resolved.platform.formation(resolved.target.name)
         except UnknownApp as error:
-            return None if self._stored(app) else str(error)  # taken out of the registry
+            return None if self._stored(app) else error  # taken out of the registry
         except NoSuchApp as error:
-            return self._said(error)
+            return error
         except PlatformError:
             return None  # unreachable, throttled, no key: the trail is still worth showing
         return None
