@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -14,7 +15,7 @@ import pytest
 
 from bot.sandbox.slack_requests import sign, slash_command
 from bot.store.audit import AuditLog
-from bot.web.app import create_app
+from bot.web.app import close, create_app
 from handlers.charts import CHART_ACTION
 from handlers.clicks import NOT_MINE
 from handlers.render import CANCEL_ACTION, CONFIRM_ACTION
@@ -24,7 +25,9 @@ from tests.webclient import SlackDriver, ack_text, button, settle
 
 @pytest.fixture
 def web(config):
-    return create_app(config)
+    web = create_app(config)
+    yield web
+    close(web)  # before the fakes stop: a job still running would call them stopped
 
 
 @pytest.fixture
@@ -40,6 +43,28 @@ def test_healthz_checks_the_database(driver):
     response = driver.client.get("/healthz")
     assert response.status_code == 200
     assert response.json == {"ok": True, "database": "ok"}
+
+
+OUR_THREADS = ("background", "followup", "drain-claims", "metrics-flush")
+
+
+def test_closing_the_app_answers_the_command_in_hand_and_stops_its_threads(config, heroku, slack):
+    # Left running, an app's job, claim and flush threads went on calling the fakes (and
+    # the database) of a test that had ended: one posted to a stopped fake Slack in CI.
+    web = create_app(config)
+    driver = SlackDriver(web.test_client(), slack)
+    heroku.latency = 0.2  # the status is still reading Heroku when close() is called
+    _, url = driver.command("status myapp", ADMIN)
+    intake, flusher = web.extensions["deploybot.metrics"]
+    intake.receive("myapp", {"Logplex-Frame-Id": "f1"}, b"")  # starts the claimer
+    flusher.start()
+    threads = [t for t in threading.enumerate() if t.name.startswith(OUR_THREADS)]
+    assert threads
+    close(web)
+    assert [t.name for t in threads if t.is_alive()] == []
+    # Answered, not dropped: close waited for the job.
+    [answer] = slack.responses_for(url)
+    assert "myapp" in answer.payload["text"]
 
 
 def test_healthz_reports_an_unreachable_database(config):

@@ -127,3 +127,20 @@ def create_app(config: Config | None = None, registry: Registry | None = None) -
         return jsonify(ok=not down, database="ok", worker=worker), 503 if down else 200
 
     return web
+
+
+def close(web: Flask) -> None:
+    """Stop what an app made by `create_app` runs besides requests (gunicorn's worker_exit;
+    tests when they end): accepted commands are still answered, waiting follow-ups end their
+    threads, queued drain batches are counted and the last seconds flushed. An app left
+    running keeps its job, claim and flush threads, which go on calling Slack, the platforms
+    and the database after whoever made it has moved on."""
+    services = web.extensions.get("deploybot")
+    if services is not None:
+        services.background.close()  # the background process (or pool) finishes every job
+        services.followups.close()
+    metrics = web.extensions.get("deploybot.metrics")
+    if metrics is not None:
+        intake, flusher = metrics
+        intake.close()  # count the batches still queued for their claim
+        flusher.stop()  # then save the last seconds of drained traffic

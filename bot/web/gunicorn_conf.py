@@ -70,14 +70,11 @@ def post_worker_init(worker):  # type: ignore[no-untyped-def]
 
 
 def worker_exit(server, worker):  # type: ignore[no-untyped-def]
-    # A restarting dyno tells each waiting follow-up thread it stopped watching, instead of
-    # leaving a Beanstalk update's thread without an ending.
-    extensions = getattr(getattr(worker, "wsgi", None), "extensions", {})
-    if "deploybot" in extensions:
-        # Accepted commands still get answers: the background process finishes them all.
-        extensions["deploybot"].background.close()
-        extensions["deploybot"].followups.close()
-    if "deploybot.metrics" in extensions:
-        intake, flusher = extensions["deploybot.metrics"]
-        intake.close()  # count the batches still queued for their claim
-        flusher.stop()  # then save the last seconds of drained traffic
+    # A restarting dyno answers every accepted command, tells each waiting follow-up thread
+    # it stopped watching (instead of leaving a Beanstalk update's thread without an ending)
+    # and saves the drained traffic it holds.
+    from bot.web.app import close
+
+    app = getattr(worker, "wsgi", None)
+    if hasattr(app, "extensions"):  # the app create_app made
+        close(app)
