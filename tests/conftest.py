@@ -122,11 +122,14 @@ def slack() -> Iterator[FakeSlack]:
 
 
 @pytest.fixture
-def web(config: Config) -> Flask:
-    """The real web app (Flask, bolt, drains, webhooks) over the fakes; files may override."""
-    from bot.web.app import create_app
+def web(config: Config) -> Iterator[Flask]:
+    """The real web app (Flask, bolt, drains, webhooks) over the fakes; files may override.
+    Closed before the fakes stop, so a job still in hand finishes while they answer."""
+    from bot.web.app import close, create_app
 
-    return create_app(config)
+    app = create_app(config)
+    yield app
+    close(app)
 
 
 @pytest.fixture

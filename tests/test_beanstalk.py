@@ -16,7 +16,7 @@ from botocore.config import Config as BotoConfig
 
 from bot.platforms import beanstalk as beanstalk_module
 from bot.sandbox.fakes.beanstalk import FakeBeanstalk
-from bot.web.app import create_app
+from bot.web.app import close, create_app
 from handlers.render import CONFIRM_ACTION
 from tests.conftest import ADMIN, HEROKU_KEY
 from tests.test_status_reads import in_turn
@@ -105,7 +105,7 @@ def driver(config, aws, slack, heroku, tmp_path, monkeypatch):
     heroku.api_keys = (*heroku.api_keys, SECOND_HEROKU_KEY)
     web = create_app(config)
     yield SlackDriver(web.test_client(), slack)
-    web.extensions["deploybot"].followups.close()
+    close(web)  # the job in hand finishes while the fakes still answer
 
 
 def thread_replies(slack, n):

@@ -19,7 +19,7 @@ from bot.store.audit import AuditLog
 from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.confirmations import Confirmations
 from bot.store.db import Database
-from bot.web.app import create_app
+from bot.web.app import close, create_app
 from bot.worker.main import Worker
 from handlers.alerts import ROLLBACK_ACTION
 from handlers.render import CANCEL_ACTION, CONFIRM_ACTION
@@ -34,6 +34,7 @@ SECRET_VALUE = "postgres://u:hunter2@db/x"
 def web(config):
     app = create_app(config)
     yield app
+    close(app)  # the job in hand finishes while the fakes still answer
     app.extensions["deploybot"].db.dispose()
 
 
@@ -223,7 +224,7 @@ def with_registry(config, slack, tmp_path, monkeypatch):
 
     yield start
     for app in made:
-        app.extensions["deploybot"].followups.close()
+        close(app)  # the job in hand finishes while the fakes still answer
         app.extensions["deploybot"].db.dispose()
 
 
@@ -877,7 +878,7 @@ def test_a_private_source_is_shipped_through_the_hosts_signed_redirect(
             driver.command("ship myapp v1", ADMIN)
             slack.wait_for_calls("chat.postMessage", n=2, timeout=10)
         finally:
-            web.extensions["deploybot"].followups.close()
+            close(web)
             web.extensions["deploybot"].db.dispose()
     [build] = heroku.calls("POST", "/apps/myapp/builds")
     assert (

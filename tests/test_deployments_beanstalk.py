@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from bot.web.app import create_app
+from bot.web.app import close, create_app
 from handlers.render import CONFIRM_ACTION
 from tests.conftest import ADMIN
 from tests.test_beanstalk import CHANNEL, PROD_KEY, aws, driver  # noqa: F401  (fixtures)
@@ -172,7 +172,7 @@ def served(config, aws, slack, tmp_path, monkeypatch, registry=BLUE_GREEN):  # n
     try:
         yield SlackDriver(web.test_client(), slack)
     finally:
-        web.extensions["deploybot"].followups.close()
+        close(web)  # the job in hand finishes while the fakes still answer
         web.extensions["deploybot"].db.dispose()
 
 
