@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from bot.store.incidents import LISTED_AT_MOST, Alerts
-from bot.web.app import create_app
+from bot.web.app import close, create_app
 from bot.worker.main import Worker
 from handlers.alerts import ACK_ACTION, RESTART_ACTION, SILENCE_ACTION
 from policies.heroku_webhooks import sign
@@ -302,6 +302,7 @@ def test_silence_answers_when_slack_cannot_say_who_is_in_a_group(
                 "I could not check the members of Slack user group S0OPS"
             )
         finally:
+            close(other)
             other.extensions["deploybot"].db.dispose()
         [incident] = Alerts(worker.db).incidents("myapp")
         assert incident.silenced_until is None
@@ -381,12 +382,14 @@ def test_watch_without_a_public_url_says_what_to_set(config, tmp_path, monkeypat
     path = tmp_path / "deploybot.yml"
     path.write_text(REGISTRY)
     monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
-    driver = SlackDriver(create_app(config).test_client(), slack)
+    web = create_app(config)
+    driver = SlackDriver(web.test_client(), slack)
     response, url = driver.command("watch myapp", ADMIN)
     ack_text(response)
     assert (
         "set DEPLOYBOT_URL to the bot's Web URL (`heroku apps:info`)" in driver.reply(url)["text"]
     )
+    close(web)
     assert heroku.webhooks("myapp") == []
 
 

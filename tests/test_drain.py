@@ -18,7 +18,7 @@ from bot.metrics.aggregate import summarize
 from bot.store.audit import AuditLog
 from bot.store.drains import Drains
 from bot.web import edge
-from bot.web.app import create_app
+from bot.web.app import close, create_app
 from tests.conftest import ADMIN, USER
 from tests.webclient import EndlessBody, SlackDriver, post_chunked
 
@@ -73,8 +73,23 @@ def config_with_url(config):
 
 
 @pytest.fixture
-def web(config_with_url):
-    return create_app(config_with_url)
+def web(new_app, config_with_url):
+    return new_app(config_with_url)
+
+
+@pytest.fixture
+def new_app(slack, heroku):
+    """`create_app`, each app closed when the test ends (while the fakes still answer): a
+    drained app's claim and flush threads had gone on into later tests."""
+    made = []
+
+    def new(config):
+        made.append(create_app(config))
+        return made[-1]
+
+    yield new
+    for app in made:
+        close(app)
 
 
 @pytest.fixture
@@ -135,8 +150,8 @@ def test_metrics_before_any_drain_says_how_to_start(driver):
     assert "Add a log drain with `/deploy drain myapp` first." in driver.reply(url)["text"]
 
 
-def test_drain_needs_an_admin_and_a_public_url(config, slack, heroku):
-    no_url = SlackDriver(create_app(config).test_client(), slack)
+def test_drain_needs_an_admin_and_a_public_url(config, slack, heroku, new_app):
+    no_url = SlackDriver(new_app(config).test_client(), slack)
     _, url = no_url.command("drain myapp", ADMIN)
     # Heroku hosts are `APP-<12 characters>.herokuapp.com` since 2023: a made-up example
     # host would be copied wrong, so the reply says where the real one is.
@@ -165,9 +180,9 @@ def test_forged_oversized_and_malformed_bodies(driver, web, heroku):
     assert summarize(store.windows("myapp", int(now) - 600, int(now)), now, 5).requests == 5
 
 
-def test_two_web_processes_with_halves_read_back_as_one(config_with_url, slack, heroku):
-    first = create_app(config_with_url)
-    second = create_app(config_with_url)
+def test_two_web_processes_with_halves_read_back_as_one(config_with_url, slack, heroku, new_app):
+    first = new_app(config_with_url)
+    second = new_app(config_with_url)
     admin = SlackDriver(first.test_client(), slack)
     _, halves_token = add_drain(admin, heroku, "myapp")
     _, whole_token = add_drain(admin, heroku, "other-app")
@@ -291,10 +306,10 @@ def test_a_chunked_drain_body_is_cut_at_the_ceiling(driver, heroku):
 
 
 def test_a_refusal_quoting_the_drain_url_keeps_its_token_out_of_slack_and_audit(
-    config, slack, heroku
+    config, slack, heroku, new_app
 ):
     # The fake, like Heroku, quotes a URL it refuses: "Url ftp://… is not a valid drain URL."
-    web = create_app(replace(config, public_url="ftp://deploybot.example.com"))
+    web = new_app(replace(config, public_url="ftp://deploybot.example.com"))
     driver = SlackDriver(web.test_client(), slack)
     _, url = driver.command("drain myapp", ADMIN)
     reply = driver.reply(url)["text"]
@@ -331,4 +346,5 @@ def test_a_drain_heroku_refuses_for_a_listed_app_leaves_no_drain_behind(
         _, url = driver.command("about", ADMIN)
         assert "myap" not in driver.reply(url)["text"]
     finally:
+        close(web)
         web.extensions["deploybot"].db.dispose()

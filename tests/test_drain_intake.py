@@ -42,7 +42,9 @@ class CountingClaims(DrainClaims):
 def intake(database_url):
     database = Database(database_url)
     claims = CountingClaims(database)
-    yield DrainIntake(database, claims), claims
+    drains = DrainIntake(database, claims)
+    yield drains, claims
+    drains.close()  # its claimer thread, before the engine it uses goes
     database.dispose()
 
 

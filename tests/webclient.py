@@ -136,7 +136,7 @@ def post_chunked(client: FlaskClient, path: str, body: EndlessBody, **headers: s
 def served_app(config: Config, registry: str, tmp_path: Path, monkeypatch: Any) -> Iterator[Any]:
     """The web app on a real port (Heroku must reach it), knowing its own URL and reading
     `registry`; yields (flask app, config, base URL)."""
-    from bot.web.app import create_app
+    from bot.web.app import close, create_app
 
     path = tmp_path / "deploybot.yml"
     path.write_text(registry)
@@ -148,5 +148,6 @@ def served_app(config: Config, registry: str, tmp_path: Path, monkeypatch: Any) 
     try:
         yield holder["app"], config, server.url
     finally:
+        close(holder["app"])  # its jobs finish while the fakes still answer
         server.stop()
         holder["app"].extensions["deploybot"].db.dispose()
