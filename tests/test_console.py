@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -130,6 +131,7 @@ def test_metrics_of_the_beanstalk_shop_come_from_the_sandbox_s_cloudwatch(tmp_pa
 
 
 def test_drain_then_traffic_then_metrics_and_watch_in_the_sandbox():
+    before = set(threading.enumerate())
     sandbox = Sandbox(admins=frozenset({console.CONSOLE_USER}))
     out = io.StringIO()
     with sandbox as config:
@@ -157,6 +159,10 @@ def test_drain_then_traffic_then_metrics_and_watch_in_the_sandbox():
     assert "I am watching `demo`" in output and "DEPLOYBOT_URL" not in output
     assert re.search(r"\*`demo` over the last 5 min\*\nRequests: [1-9]", output), output
     assert "one-off `scheduler` dyno failed" in output and "status 137" in output
+    # Stopped, the sandbox's web app claims and flushes no more drained traffic.
+    web_threads = ("background", "followup", "drain-claims", "metrics-flush")
+    left = [t.name for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert [name for name in left if name.startswith(web_threads)] == []
 
 
 def test_history_starts_empty_each_run_unless_kept(tmp_path, monkeypatch):

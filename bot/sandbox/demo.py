@@ -281,10 +281,11 @@ class Sandbox:
             self._ticker.join()
         self.logplex.close()
         if self._web is not None:
-            services = self._web.extensions["deploybot"]
-            self._web.extensions["deploybot.metrics"][1].stop()
-            services.followups.close()
-            services.db.dispose()
+            from bot.web.app import close
+
+            # The drain's claim thread too: it had outlived the sandbox, holding its engine.
+            close(self._web)
+            self._web.extensions["deploybot"].db.dispose()
         if self._web_server is not None:
             self._web_server.stop()
             self.slack.stop()
