@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -122,14 +122,30 @@ def slack() -> Iterator[FakeSlack]:
 
 
 @pytest.fixture
-def web(config: Config) -> Iterator[Flask]:
-    """The real web app (Flask, bolt, drains, webhooks) over the fakes; files may override.
-    Closed before the fakes stop, so a job still in hand finishes while they answer."""
+def new_app(
+    database_url: str, heroku: FakeHeroku, slack: FakeSlack
+) -> Iterator[Callable[[Config], Flask]]:
+    """`create_app`, each app closed when the test ends, before the database and the fakes
+    go (hence their fixtures here): its jobs, drain claims and flushes left running had
+    called the fakes and the database of tests that had ended (one posted to a stopped
+    fake Slack in a later test)."""
     from bot.web.app import close, create_app
 
-    app = create_app(config)
-    yield app
-    close(app)
+    made: list[Flask] = []
+
+    def new(config: Config) -> Flask:
+        made.append(create_app(config))
+        return made[-1]
+
+    yield new
+    for app in made:
+        close(app)
+
+
+@pytest.fixture
+def web(new_app: Callable[[Config], Flask], config: Config) -> Flask:
+    """The real web app (Flask, bolt, drains, webhooks) over the fakes; files may override."""
+    return new_app(config)
 
 
 @pytest.fixture

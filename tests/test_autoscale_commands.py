@@ -6,14 +6,13 @@ from __future__ import annotations
 import pytest
 
 from bot.store.autoscale_settings import AutoscaleStore
-from bot.web.app import create_app
 from tests.conftest import ADMIN, USER
 from tests.webclient import SlackDriver, ack_text
 
 
 @pytest.fixture
-def web(config):
-    return create_app(config)
+def web(new_app, config):
+    return new_app(config)
 
 
 @pytest.fixture
@@ -127,14 +126,14 @@ def test_settings_and_schedule_windows_change_from_chat(driver, web):
     assert "no schedule window 5" in say(driver, "autoscale myapp schedule remove 5")["text"]
 
 
-def test_chat_cannot_change_what_the_registry_sets(driver, tmp_path, monkeypatch, config):
+def test_chat_cannot_change_what_the_registry_sets(new_app, driver, tmp_path, monkeypatch, config):
     registry = tmp_path / "deploybot.yml"
     registry.write_text(
         "apps:\n  myapp:\n    platform: heroku\n    autoscale:\n      down_stabilization: 3m\n"
         "      schedule:\n        - {days: daily, from: '08:00', to: '20:00', min: 2}\n"
     )
     monkeypatch.setenv("DEPLOYBOT_CONFIG", str(registry))
-    web = create_app(config)
+    web = new_app(config)
     driver = SlackDriver(web.test_client(), driver.slack)
     text = say(driver, "autoscale myapp set down_stabilization=1m")["text"]
     assert "registry entry sets `autoscale: down_stabilization:`" in text

@@ -22,7 +22,6 @@ from bot.metrics.chart_data import ChartData, Mark, Shade, buckets, summary_line
 from bot.metrics.store import MetricsStore
 from bot.store.autoscale_settings import AutoscaleStore, Decision
 from bot.store.db import Database
-from bot.web.app import create_app
 from handlers.charts import CHART_ACTION
 from policies.sketch import Sketch
 from tests.conftest import ADMIN, USER
@@ -74,8 +73,8 @@ def store_traffic(database_url: str, app: str, minutes: int, now: datetime) -> i
 
 
 @pytest.fixture
-def web(config):
-    app = create_app(config)
+def web(new_app, config):
+    app = new_app(config)
     yield app
     app.extensions["deploybot"].db.dispose()  # its pool's connections, now
 

@@ -8,15 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.store.autoscale_settings import AutoscaleStore, Decision
-from bot.web.app import create_app
 from policies import costs
 from tests.conftest import USER
 from tests.webclient import SlackDriver
 
 
 @pytest.fixture
-def web(config):
-    app = create_app(config)
+def web(new_app, config):
+    app = new_app(config)
     yield app
     app.extensions["deploybot"].db.dispose()  # its pool's connections, now
 

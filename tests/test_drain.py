@@ -78,21 +78,6 @@ def web(new_app, config_with_url):
 
 
 @pytest.fixture
-def new_app(slack, heroku):
-    """`create_app`, each app closed when the test ends (while the fakes still answer): a
-    drained app's claim and flush threads had gone on into later tests."""
-    made = []
-
-    def new(config):
-        made.append(create_app(config))
-        return made[-1]
-
-    yield new
-    for app in made:
-        close(app)
-
-
-@pytest.fixture
 def driver(web, slack):
     return SlackDriver(web.test_client(), slack)
 

@@ -10,20 +10,15 @@ from dataclasses import replace
 import pytest
 
 from bot.web import edge
-from bot.web.app import create_app
 from tests.test_drain import PUBLIC_URL, add_drain, post, stream
 from tests.webclient import SlackDriver
 
 
 @pytest.fixture
-def web(config):
-    app = create_app(replace(config, public_url=PUBLIC_URL))
-    yield app
-    # Stop the flusher while its database still exists: left running, it would log a
-    # failed flush into later tests every few seconds.
-    intake, flusher = app.extensions["deploybot.metrics"]
-    intake.close()
-    flusher.stop()
+def web(new_app, config):
+    # new_app closes it (the flusher too) while its database still exists: left running,
+    # the flusher would log a failed flush into later tests every few seconds.
+    return new_app(replace(config, public_url=PUBLIC_URL))
 
 
 @pytest.fixture

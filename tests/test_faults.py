@@ -16,7 +16,6 @@ from sqlalchemy.exc import DBAPIError
 from bot.actions.background import THREADS as BACKGROUND_THREADS
 from bot.logs import LogfmtFormatter
 from bot.store.audit import Actor, AuditLog
-from bot.web.app import create_app
 from bot.worker.main import Worker
 from handlers.render import CANCEL_ACTION, CONFIRM_ACTION
 from policies.heroku_webhooks import one_off_detail
@@ -27,8 +26,8 @@ OTHER_KEY = "other-account-key"
 
 
 @pytest.fixture
-def web(config):
-    app = create_app(config)
+def web(new_app, config):
+    app = new_app(config)
     yield app
     app.extensions["deploybot"].db.dispose()
 
@@ -117,7 +116,7 @@ def test_a_row_left_pending_by_a_dead_process_gets_its_outcome_from_the_read_bac
 
 
 def test_throttling_answers_at_once_and_an_unrelated_command_is_not_kept_waiting(
-    driver, heroku, slack, tmp_path, monkeypatch, config
+    new_app, driver, heroku, slack, tmp_path, monkeypatch, config
 ):
     registry = tmp_path / "deploybot.yml"
     registry.write_text(
@@ -127,7 +126,7 @@ def test_throttling_answers_at_once_and_an_unrelated_command_is_not_kept_waiting
     monkeypatch.setenv("DEPLOYBOT_CONFIG", str(registry))
     monkeypatch.setenv("OTHER_HEROKU_KEY", OTHER_KEY)
     heroku.api_keys = frozenset({HEROKU_KEY, OTHER_KEY})
-    web = create_app(config)
+    web = new_app(config)
     try:
         driver = SlackDriver(web.test_client(), slack)
         heroku.fail_next(429, count=100, retry_after=3600, methods=["PATCH"])

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from bot.web.app import create_app
 from tests.conftest import ADMIN
 from tests.webclient import SlackDriver, ack_text
 
@@ -18,12 +17,12 @@ def _fleet(count: int) -> str:
 
 
 @pytest.fixture
-def fleet(config, slack, tmp_path, monkeypatch):
+def fleet(new_app, config, slack, tmp_path, monkeypatch):
     def start(count: int) -> SlackDriver:
         path = tmp_path / "deploybot.yml"
         path.write_text(_fleet(count))
         monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
-        app = create_app(config)
+        app = new_app(config)
         made.append(app)
         return SlackDriver(app.test_client(), slack)
 
@@ -112,7 +111,7 @@ def test_the_cost_of_a_fleet_keeps_the_api_reserve_and_says_what_it_left_out(fle
 
 
 def test_an_app_whose_key_is_not_set_is_one_unknown_line_not_a_failed_answer(
-    config, slack, heroku, tmp_path, monkeypatch
+    new_app, config, slack, heroku, tmp_path, monkeypatch
 ):
     path = tmp_path / "deploybot.yml"
     path.write_text(
@@ -122,7 +121,7 @@ def test_an_app_whose_key_is_not_set_is_one_unknown_line_not_a_failed_answer(
     )
     monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
     monkeypatch.delenv("NOT_SET_KEY", raising=False)
-    app = create_app(config)
+    app = new_app(config)
     try:
         reply = _say(SlackDriver(app.test_client(), slack), "cost")
         assert "• `alpha`: $" in reply["text"] and "• `beta`: unknown (" in reply["text"]

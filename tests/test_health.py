@@ -14,7 +14,6 @@ from bot.store.db import Database
 from bot.store.drains import Drains
 from bot.store.heartbeats import Heartbeats
 from bot.store.incidents import Alerts
-from bot.web.app import create_app
 from tests.conftest import ADMIN, USER
 from tests.test_worker import wait_for, worker
 from tests.webclient import SlackDriver
@@ -24,8 +23,8 @@ WARNING = "The worker is not running: autoscaling and alerts are paused."
 
 
 @pytest.fixture
-def web(config):
-    app = create_app(replace(config, admin_channel=ADMIN_CHANNEL))
+def web(new_app, config):
+    app = new_app(replace(config, admin_channel=ADMIN_CHANNEL))
     yield app
     app.extensions["deploybot"].db.dispose()  # its pool's connections, now
 

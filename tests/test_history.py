@@ -9,14 +9,13 @@ import pytest
 from bot.__main__ import main
 from bot.store.audit import Actor, AuditLog
 from bot.store.db import Database
-from bot.web.app import create_app
 from tests.conftest import ADMIN, USER
 from tests.webclient import SlackDriver
 
 
 @pytest.fixture
-def driver(config, slack):
-    return SlackDriver(create_app(config).test_client(), slack)
+def driver(new_app, config, slack):
+    return SlackDriver(new_app(config).test_client(), slack)
 
 
 def test_history_lists_changes_newest_first_with_who_and_outcome(driver, heroku):

@@ -18,7 +18,7 @@ from bot.sandbox.slack_requests import button_click, sign
 from bot.store.audit import AuditLog
 from bot.store.autoscale_settings import AutoscaleStore, Decision
 from bot.store.incidents import Alerts
-from bot.web.app import create_app
+from bot.web.app import close, create_app
 from handlers.clicks import NOT_MINE
 from handlers.home import (
     PAGE_ACTION,
@@ -47,11 +47,11 @@ access:
 
 
 @pytest.fixture
-def web(config, tmp_path, monkeypatch):
+def web(new_app, config, tmp_path, monkeypatch):
     path = tmp_path / "deploybot.yml"
     path.write_text(REGISTRY)
     monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
-    app = create_app(config)
+    app = new_app(config)
     yield app
     app.extensions["deploybot"].db.dispose()  # its pool's connections, now
 
@@ -72,6 +72,7 @@ def protected(config, tmp_path, monkeypatch, entry: str) -> Iterator[Any]:
     try:
         yield app
     finally:
+        close(app)  # its jobs finish while the fakes still answer
         app.extensions["deploybot"].db.dispose()
 
 
@@ -203,11 +204,13 @@ def test_a_home_change_needing_approval_for_an_app_without_a_channel_is_refused_
         assert entry.outcome == "refused" and entry.command == "scale web-1 other-app"
 
 
-def test_a_user_the_rules_show_no_app_is_not_told_to_add_apps(config, slack, tmp_path, monkeypatch):
+def test_a_user_the_rules_show_no_app_is_not_told_to_add_apps(
+    new_app, config, slack, tmp_path, monkeypatch
+):
     path = tmp_path / "hidden.yml"
     path.write_text(REGISTRY.replace("apps: [other-app]", "apps: [myapp, other-app]"))
     monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
-    app = create_app(config)
+    app = new_app(config)
     try:
         text = json.dumps(open_home(SlackDriver(app.test_client(), slack), USER))
     finally:

@@ -9,7 +9,6 @@ import pytest
 
 from bot.registry import Registry, RegistryError
 from bot.sandbox.slack_requests import slash_command
-from bot.web.app import create_app
 from handlers.render import CANCEL_ACTION, CONFIRM_ACTION
 from tests.conftest import ADMIN, OTHER_ADMIN, USER
 from tests.webclient import SlackDriver, ack_text, button, settle
@@ -52,12 +51,12 @@ apps:
 
 
 @pytest.fixture
-def web(config, tmp_path, monkeypatch, slack):
+def web(new_app, config, tmp_path, monkeypatch, slack):
     path = tmp_path / "deploybot.yml"
     path.write_text(REGISTRY)
     monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
     slack.set_usergroup("SOPS", [OPS])
-    return create_app(config)
+    return new_app(config)
 
 
 @pytest.fixture
@@ -165,10 +164,10 @@ def test_a_freeze_refuses_changes_unless_an_admin_breaks_glass(driver, heroku, s
     assert len(patches(heroku)) == 1
 
 
-def test_the_bot_will_not_kill_its_own_app(config, tmp_path, monkeypatch, slack, heroku):
+def test_the_bot_will_not_kill_its_own_app(new_app, config, tmp_path, monkeypatch, slack, heroku):
     monkeypatch.delenv("DEPLOYBOT_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)
-    web = create_app(replace(config, heroku_app_name="myapp"))
+    web = new_app(replace(config, heroku_app_name="myapp"))
     driver = SlackDriver(web.test_client(), slack)
     assert "I will not kill myself" in say(driver, "kill myapp", ADMIN)["text"]
     assert (

@@ -127,16 +127,15 @@ apps:
 
 @pytest.mark.parametrize("database_url", ON_POSTGRES, indirect=True)
 def test_two_watches_at_once_leave_the_secret_heroku_signs_with(
-    config, heroku, slack, tmp_path, monkeypatch
+    new_app, config, heroku, slack, tmp_path, monkeypatch
 ):
     from bot.store.webhook_secrets import WebhookSecrets
-    from bot.web.app import create_app
     from tests.conftest import ADMIN, OTHER_ADMIN
     from tests.webclient import SlackDriver, served_app
 
     with served_app(config, WATCH_REGISTRY, tmp_path, monkeypatch) as (web, served_config, _):
         first = SlackDriver(web.test_client(), slack)
-        second = SlackDriver(create_app(served_config).test_client(), slack)  # another dyno
+        second = SlackDriver(new_app(served_config).test_client(), slack)  # another dyno
         _, url = first.command("watch myapp", ADMIN)
         assert "I am watching" in first.reply(url)["text"]
         db = Database(served_config.database_url)
@@ -161,13 +160,12 @@ def test_two_watches_at_once_leave_the_secret_heroku_signs_with(
 
 
 @pytest.mark.parametrize("database_url", ON_POSTGRES, indirect=True)
-def test_a_lock_sent_while_the_holder_unlocks_is_answered(config, heroku, slack):
-    from bot.web.app import create_app
+def test_a_lock_sent_while_the_holder_unlocks_is_answered(new_app, config, heroku, slack):
     from tests.conftest import ADMIN, OTHER_ADMIN
     from tests.webclient import SlackDriver
 
-    first = SlackDriver(create_app(config).test_client(), slack)
-    second = SlackDriver(create_app(config).test_client(), slack)  # another web dyno
+    first = SlackDriver(new_app(config).test_client(), slack)
+    second = SlackDriver(new_app(config).test_client(), slack)  # another web dyno
     broken = []
     tries = 30
     for i in range(tries):
@@ -198,15 +196,14 @@ def test_a_lock_sent_while_the_holder_unlocks_is_answered(config, heroku, slack)
 
 @pytest.mark.parametrize("database_url", ON_POSTGRES, indirect=True)
 def test_an_unlock_in_flight_does_not_remove_a_lock_taken_after_it_looked(
-    config, heroku, slack, monkeypatch
+    new_app, config, heroku, slack, monkeypatch
 ):
     from bot.store.locks import Locks
-    from bot.web.app import create_app
     from tests.conftest import ADMIN, OTHER_ADMIN
     from tests.webclient import SlackDriver
 
-    first = SlackDriver(create_app(config).test_client(), slack)
-    second = SlackDriver(create_app(config).test_client(), slack)  # another web dyno
+    first = SlackDriver(new_app(config).test_client(), slack)
+    second = SlackDriver(new_app(config).test_client(), slack)  # another web dyno
     _, url = first.command("lock myapp holder", ADMIN)
     first.reply(url)
     # Hold the holder's own unlock between its read of the lock and its delete (the few
@@ -238,17 +235,16 @@ def test_an_unlock_in_flight_does_not_remove_a_lock_taken_after_it_looked(
 
 
 @pytest.mark.parametrize("database_url", ON_POSTGRES, indirect=True)
-def test_confirm_racing_cancel_and_the_worker_expiry_decides_once(config, heroku, slack):
+def test_confirm_racing_cancel_and_the_worker_expiry_decides_once(new_app, config, heroku, slack):
     from sqlalchemy import text as sql
 
-    from bot.web.app import create_app
     from bot.worker.main import Worker
     from handlers.render import CANCEL_ACTION, CONFIRM_ACTION
     from tests.conftest import ADMIN
     from tests.webclient import SlackDriver, button, patches
 
-    first = SlackDriver(create_app(config).test_client(), slack)
-    second = SlackDriver(create_app(config).test_client(), slack)
+    first = SlackDriver(new_app(config).test_client(), slack)
+    second = SlackDriver(new_app(config).test_client(), slack)
     worker = Worker(config)
     db = Database(config.database_url)
     bad = []
@@ -297,17 +293,16 @@ def test_confirm_racing_cancel_and_the_worker_expiry_decides_once(config, heroku
 
 
 @pytest.mark.parametrize("database_url", ON_POSTGRES, indirect=True)
-def test_a_cancel_during_a_refused_confirm_is_not_lost(config, heroku, slack):
+def test_a_cancel_during_a_refused_confirm_is_not_lost(new_app, config, heroku, slack):
     import time
 
     from bot.store.confirmations import Confirmations
-    from bot.web.app import create_app
     from handlers.render import CANCEL_ACTION, CONFIRM_ACTION
     from tests.conftest import ADMIN
     from tests.webclient import SlackDriver, button
 
-    first = SlackDriver(create_app(config).test_client(), slack)
-    second = SlackDriver(create_app(config).test_client(), slack)
+    first = SlackDriver(new_app(config).test_client(), slack)
+    second = SlackDriver(new_app(config).test_client(), slack)
     confirmations = Confirmations(Database(config.database_url))
     _, url = first.command("kill myapp worker", ADMIN)
     value = button(first.reply(url), CONFIRM_ACTION)["value"]

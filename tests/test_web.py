@@ -24,10 +24,8 @@ from tests.webclient import SlackDriver, ack_text, button, settle
 
 
 @pytest.fixture
-def web(config):
-    web = create_app(config)
-    yield web
-    close(web)  # before the fakes stop: a job still running would call them stopped
+def web(new_app, config):
+    return new_app(config)
 
 
 @pytest.fixture
@@ -470,9 +468,9 @@ def test_every_change_is_audited(web, driver, heroku):
     assert failed.outcome == "error" and "Heroku refused" in failed.error
 
 
-def test_no_admins_means_no_changes_and_a_warning(config, slack, heroku, caplog):
+def test_no_admins_means_no_changes_and_a_warning(new_app, config, slack, heroku, caplog):
     with caplog.at_level(logging.WARNING):
-        web = create_app(replace(config, admins=frozenset()))
+        web = new_app(replace(config, admins=frozenset()))
     assert "DEPLOYBOT_ADMINS is empty" in caplog.text
     driver = SlackDriver(web.test_client(), slack)
     _, url = driver.command("scale web=2 myapp", ADMIN)
@@ -504,9 +502,9 @@ def test_app_home_without_apps_says_how_to_add_one(driver, slack):
     assert "You can see no apps yet" in view and "/deploy status myapp" in view
 
 
-def test_a_retried_command_on_two_web_processes_acts_once(config, heroku, slack):
+def test_a_retried_command_on_two_web_processes_acts_once(new_app, config, heroku, slack):
     # Two apps with engines of their own stand for two web dynos sharing the database.
-    first, second = create_app(config).test_client(), create_app(config).test_client()
+    first, second = new_app(config).test_client(), new_app(config).test_client()
     url = slack.new_response_url()
     body = slash_command("scale web=3 myapp", url, user_id=ADMIN)
     retries = [
@@ -535,8 +533,8 @@ def test_a_retried_command_on_two_web_processes_acts_once(config, heroku, slack)
     assert heroku.formation("myapp")["web"][0] == 3
 
 
-def test_a_double_click_on_two_web_processes_acts_once(config, heroku, slack):
-    first, second = (SlackDriver(create_app(config).test_client(), slack) for _ in range(2))
+def test_a_double_click_on_two_web_processes_acts_once(new_app, config, heroku, slack):
+    first, second = (SlackDriver(new_app(config).test_client(), slack) for _ in range(2))
     _, url = first.command("kill myapp worker", ADMIN)
     value = button(first.reply(url), CONFIRM_ACTION)["value"]
     drivers = [first, second, first, second]
