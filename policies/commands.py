@@ -1082,6 +1082,11 @@ def _parse_config(args: list[str], app: str | None) -> Command:
                 near_only=True,
                 also=", or only the app to list the vars",
             )
+        named, pairs = (app, args) if app else (args[0], args[1:])
+        if pairs and all("=" in word for word in pairs) and _APP_RE.match(named):
+            # `config demo K=v`, `config -a demo K=v`: `set` left out with the app first.
+            meant = ["config", "set", *_masked(pairs), named]
+            raise CommandError(f"Did you mean {_rewrite(meant)}?", "config")
         app, _ = _positional_app(shown_args, app, "config", most=0)
         return Command("config", app=app)
     words = args[1:]

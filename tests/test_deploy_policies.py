@@ -83,11 +83,13 @@ def test_config_values_stay_in_the_command_but_never_in_its_text():
             "config unset myapp LOG_LEVEL",
             "Put the app last: `/deploy config unset LOG_LEVEL myapp`.",
         ),
-        ("config myapp KEY=hunter2", "`KEY=…` is one word too many."),
+        # `set` left out with the app first had been "`KEY=…` is one word too many".
+        ("config myapp KEY=hunter2", "Did you mean `config set KEY=… myapp`?"),
+        ("config myapp A=1 KEY=hunter2", "Did you mean `config set A=… KEY=… myapp`?"),
         # `set` left out, as `heroku config:set` takes it: "`KEY=…` is not a valid app name".
         ("config KEY=hunter2 myapp", "Did you mean `config set KEY=… myapp`?"),
         ("config A=1 KEY=hunter2 myapp", "Did you mean `config set A=… KEY=… myapp`?"),
-        ("config -a myapp KEY=hunter2", "`KEY=…` is one word too many."),
+        ("config -a myapp KEY=hunter2", "Did you mean `config set KEY=… myapp`?"),
         ("confg set KEY=hunter2 myapp", "Did you mean `config set KEY=… myapp`?"),
         ("myapp config set KEY=hunter2", "Did you mean `config set KEY=… myapp`?"),
         ("config set KEY=hunter2" + "9" * 5000 + " myapp", "`KEY=…` holds a number far too"),
