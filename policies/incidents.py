@@ -18,6 +18,7 @@ Pure: the caller passes `now`, the known incidents and the events; nothing reads
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -29,6 +30,7 @@ NoticeKind = Literal["post", "update", "reply"]
 
 SEVERITIES = ("info", "warning", "critical")
 DETAIL_SHOWN = 300  # characters of an event's detail in its alert
+_VERSION_RE = re.compile(r"v\d+")  # a Heroku release, leading a release event's detail
 
 # The default severity of each kind of event; an event may carry its own.
 DEFAULT_SEVERITY = {
@@ -237,9 +239,7 @@ def describe(incident: Incident) -> str:
         count = f" since {since}"
     else:
         count = f" {incident.count} times since {since}" if incident.count > 1 else f" at {since}"
-    # Details carry outside words (release descriptions, who deployed): shown as typed, and
-    # clipped, since Slack refuses a message past its limits and the alert would be lost.
-    detail = f" Last: {escape(clip(incident.detail, DETAIL_SHOWN))}" if incident.detail else ""
+    detail = f" Last: {_detail(incident)}" if incident.detail else ""
     if incident.kind == "release_failed":
         # Heroku never puts a failed release live: rolling back would undo the good one.
         detail += (
@@ -247,6 +247,17 @@ def describe(incident: Incident) -> str:
             f"never goes live: {code('/deploy releases ' + incident.app)} shows which."
         )
     return f"{icon} *{escape(incident.app)}* {what}{count}.{detail}"
+
+
+def _detail(incident: Incident) -> str:
+    """The detail as shown. Details carry outside words (release descriptions, who deployed):
+    shown as typed, and clipped, since Slack refuses a message past its limits and the alert
+    would be lost. A release's version leads its detail as plain text (escaping would turn a
+    backtick into its look-alike), and is put in code here, as every other reply names one."""
+    version, space, rest = incident.detail.partition(" ")
+    if incident.kind in ("release", "release_failed") and _VERSION_RE.fullmatch(version):
+        return f"{code(version)}{space}{escape(clip(rest, DETAIL_SHOWN))}"
+    return escape(clip(incident.detail, DETAIL_SHOWN))
 
 
 def resolution(incident: Incident, now: datetime) -> str:

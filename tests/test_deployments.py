@@ -515,7 +515,7 @@ def test_a_failed_release_alert_says_the_app_runs_its_last_good_release_and_offe
         finally:
             worker.db.dispose()
         [alert] = alert_messages(slack)
-        assert "release failed" in alert["text"] and "v4 failed" in alert["text"]
+        assert "release failed" in alert["text"] and "`v4` failed" in alert["text"]
         # Its Rollback button had asked "roll `myapp` back: `v3` → `v2`": v4 never went live,
         # so that undid the release the app runs. Now it says so, and offers no rollback.
         assert alert["text"].endswith(

@@ -115,7 +115,7 @@ def test_a_long_release_description_is_clipped_in_the_notice(driver, heroku, sla
     # An app owner writes the description: a 200 KB one must not become a 200 KB message.
     deliver_release(driver, heroku, served, "<!channel> " + "x" * 200_000)
     [notice] = slack.messages("CMYAPP")
-    assert "v42 &lt;!channel&gt; xxx" in notice["text"]
+    assert "`v42` &lt;!channel&gt; xxx" in notice["text"]
     assert notice["text"].endswith("…")
     assert len(json.dumps(notice)) < 3000
 

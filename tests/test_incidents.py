@@ -211,6 +211,17 @@ def test_a_release_notice_is_posted_and_closes_without_a_resolved_message():
     [incident] = (opened := run([release], now=at(0))).incidents
     assert incident.severity == "info"
     assert kinds(opened) == [("post", "release:myapp:release")]
-    assert "released" in opened.notices[0].text and "v42" in opened.notices[0].text
+    # The version had been plain "v42", where every other reply names a release in code.
+    assert "released" in opened.notices[0].text
+    assert "Last: `v42` Deploy abc1234" in opened.notices[0].text
     closed = run([], known=[incident], now=at(0) + timedelta(minutes=10), rules=QUIET)
     assert [i.state for i in closed.incidents] == ["resolved"] and closed.notices == ()
+
+
+def test_a_failed_release_names_its_version_in_code_and_escapes_the_rest():
+    failed = Event("myapp", "release_failed", "release", at(0), "v4 failed <!channel> `x`")
+    [notice] = run([failed], now=at(0)).notices
+    assert "Last: `v4` failed &lt;!channel&gt; ˋxˋ" in notice.text
+    # A detail not led by a version is escaped whole: no code span from outside words.
+    other = Event("myapp", "release", "release", at(0), "`v4` <!here>")
+    assert "Last: ˋv4ˋ &lt;!here&gt;" in run([other], now=at(0)).notices[0].text
