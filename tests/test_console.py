@@ -311,6 +311,17 @@ def test_a_rollback_or_ship_with_the_app_typed_last_is_told_to_put_it_first(tmp_
     assert "`/deploy rollback dmeo" not in output
 
 
+def test_a_command_typed_with_the_app_last_leaves_no_history_row(tmp_path):
+    output = run_lines(
+        tmp_path, "restart web demo", "rollback v2 demo", "ship main demo", "history"
+    )
+    assert "(only you) Put the app first: `/deploy restart demo web`." in output
+    # The restart had been tried on an app `web` and left an `error` row: "✗ … `restart web
+    # demo` (console): Heroku has no app called `web`"; a rollback or ship had left none.
+    history = output.split("deploybot> history")[1]
+    assert "restart web demo" not in history and "✗" not in history, history
+
+
 def test_config_with_the_app_typed_first_or_without_set_is_told_the_command_meant(tmp_path):
     output = run_lines(
         tmp_path,

@@ -734,6 +734,15 @@ class Actions:
         if resolved.target.platform == "beanstalk" and command.target not in (None, "web"):
             # Said here, by the alias typed: the platform knows only the environment's name.
             return Reply(RESTART_WHOLE.format(app=app, target=command.target))
+        # `restart worker demo`: asked before the audit row is opened, as `rollback v2 demo`
+        # is (its releases read first), since a command only typed in the wrong order is no
+        # change that failed. The shape is checked first: only it costs `_missing` a read.
+        if (
+            app_typed_last(command)
+            and self._missing(app) is not None
+            and (hint := self._app_typed_last(command))
+        ):
+            return Reply(hint)
         verdict = self._judge(resolved.target, "restart", {}, {}, command.force, actor.user_id)
         if verdict.refused:
             self._refused(actor, command, verdict.reason)
@@ -746,8 +755,6 @@ class Actions:
             platform.restart(resolved.target.name, command.target)
         except PlatformError as error:
             self._audit.finish(entry, error.outcome, error=str(error))
-            if isinstance(error, NoSuchApp) and (hint := self._app_typed_last(command)):
-                return Reply(hint)  # `restart worker demo`
             if error.changed is None:
                 # Nothing in the formation shows a restart: say so rather than guess.
                 return Reply(
