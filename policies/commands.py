@@ -1082,7 +1082,7 @@ def _parse_config(args: list[str], app: str | None) -> Command:
                 near_only=True,
                 also=", or only the app to list the vars",
             )
-        named, pairs = (app, args) if app else (args[0], args[1:])
+        named, pairs = (app, args) if app else (args[0] if args else "", args[1:])
         if pairs and all("=" in word for word in pairs) and _APP_RE.match(named):
             # `config demo K=v`, `config -a demo K=v`: `set` left out with the app first.
             meant = ["config", "set", *_masked(pairs), named]

@@ -664,3 +664,10 @@ def test_an_app_typed_before_the_app_option_is_not_taken_for_a_version_or_ref(
     with pytest.raises(CommandError) as caught:
         parse(text)
     assert caught.value.problem == problem or caught.value.problem.startswith(problem)
+
+
+def test_config_alone_asks_for_the_app() -> None:
+    # The `config demo K=v` suggestion had read the first word of none: an IndexError, so
+    # `/deploy config` got no answer (found by test_slack_edge's property test in CI).
+    with pytest.raises(CommandError, match="Say which app"):
+        parse("config")
