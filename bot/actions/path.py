@@ -334,16 +334,25 @@ class Actions:
             return None  # unreachable, throttled, no key: the trail is still worth showing
         return None
 
-    def _hidden(self, actor: Actor, verb: str, apps: Callable[[], Iterable[str]]) -> frozenset[str]:
-        """Which of `apps()` a rule keeps `verb` (read-only: open unless a rule denies it)
-        from showing `actor`: a listing across apps leaves them out, as naming one of them is
-        refused. Without a rule denying `verb`, no app is hidden and none is read."""
-        if not any(r.effect == "deny" and ({verb, "*"} & r.verbs) for r in self._gate.rules):
+    def _hidden(
+        self, actor: Actor, verb: str | tuple[str, ...], apps: Callable[[], Iterable[str]]
+    ) -> frozenset[str]:
+        """Which of `apps()` a rule keeps `verb` (read-only: open unless a rule denies it;
+        several verbs: any of them) from showing `actor`: a listing across apps leaves them
+        out, as naming one of them is refused. Without a rule denying one of the verbs, no app
+        is hidden and none is read."""
+        verbs = (verb,) if isinstance(verb, str) else verb
+        denied = [
+            v
+            for v in verbs
+            if any(r.effect == "deny" and ({v, "*"} & r.verbs) for r in self._gate.rules)
+        ]
+        if not denied:
             return frozenset()
         hidden = set()
         for app in set(apps()):
             try:
-                if not self._gate.decide(actor, verb, app).allowed:
+                if not all(self._gate.decide(actor, v, app).allowed for v in denied):
                     hidden.add(app)
             except GroupLookupFailed:
                 hidden.add(app)  # Slack cannot say which groups they are in: show less
@@ -356,9 +365,7 @@ class Actions:
         assert self.dashboards is not None
         about = self.dashboards.health.about()
         drained = [app for app, _ in about.drains]
-        hidden = self._hidden(actor, "about", lambda: drained) | self._hidden(
-            actor, "status", lambda: drained
-        )
+        hidden = self._hidden(actor, ("about", "status"), lambda: drained)
         if not hidden:
             return about
         shown = tuple(drain for drain in about.drains if drain[0] not in hidden)
