@@ -32,7 +32,7 @@ from bot.actions.results import (
     Status,
 )
 from bot.metrics.aggregate import sparkline
-from bot.platforms.base import Formation, Release, Settled
+from bot.platforms.base import Formation, Promotion, Release, Settled
 from handlers.charts import chart_button, window_for
 from policies import costs
 from policies.commands import changing, stops_dynos
@@ -222,11 +222,7 @@ def _deployed(result: Deployed) -> Message:
     elif result.verb == "ship":
         text = f"{who} is deploying {_release_words(result.after)} to {app}."
     elif result.verb == "promote":
-        outcomes = "; ".join(
-            f"`{p.app}` {escape(p.status)}" + (f" ({escape(p.error)})" if p.error else "")
-            for p in result.promotions
-        )
-        text = f"{who} promoted {app}: {outcomes}."
+        text = f"{who} promoted {app} to {_promotion_targets(result.promotions)}."
     elif result.verb == "swap":
         text = f"{who} swapped the CNAMEs of {app} and `{result.mode}`."
     elif result.verb == "run":
@@ -666,6 +662,18 @@ def _formation_change(old: Formation | None, new: Formation) -> str:
         return f"{escape(new.type)} → {new.quantity} × {escape(new.size)}"
     size = f" ({escape(old.size)} → {escape(new.size)})" if old.size != new.size else ""
     return f"{escape(new.type)} {old.quantity} → {new.quantity}{size}"
+
+
+def _promotion_targets(promotions: tuple[Promotion, ...]) -> str:
+    """`other-app`, or `other-app` (failed: why) where a target did not simply succeed."""
+
+    def target(promotion: Promotion) -> str:
+        if promotion.status == "succeeded":
+            return code(promotion.app)
+        why = f": {escape(promotion.error)}" if promotion.error else ""
+        return f"{code(promotion.app)} ({escape(promotion.status)}{why})"
+
+    return ", ".join(target(p) for p in promotions)
 
 
 def _restart_target(result: Restarted) -> str:

@@ -650,7 +650,7 @@ def test_shipping_is_refused_while_locked_frozen_or_without_a_source(registered,
 
 def test_promote_moves_the_slug_to_the_next_stage_and_not_past_the_last(registered, heroku):
     reply = say(registered, "promote myapp")
-    assert "promoted `myapp`: `other-app` succeeded" in reply["text"]
+    assert "promoted `myapp` to `other-app`." in reply["text"]
     [promotion] = heroku.calls("POST", "/pipeline-promotions")
     assert len(promotion.json["targets"]) == 1
     last = say(registered, "promote other-app")
@@ -673,7 +673,7 @@ def test_a_promotion_whose_answer_was_lost_is_read_back_from_the_next_stage(
     heroku.drop_next(methods=["POST"])  # Heroku promotes; the answer never comes
     text = say(registered, "promote myapp")["text"]
     # It had said only that it may have been made, and to check.
-    assert "promoted `myapp`: `other-app` succeeded" in text
+    assert "promoted `myapp` to `other-app`." in text
     assert "I read it back: `other-app` runs v4 (Promote myapp v3), so it was made." in text
     [entry] = [e for e in history(config) if e.verb == "promote"]
     assert entry.outcome == "ok"
@@ -1157,3 +1157,25 @@ def test_logs_of_a_heroku_app_by_a_beanstalk_instance_id_say_to_name_a_dyno(driv
         "the Beanstalk instance ID `i-0123456789abcdef0`. `/deploy status myapp` lists the dynos."
     )
     assert heroku.calls("POST", "/apps/myapp/log-sessions") == []
+
+
+def test_a_promotion_names_each_target_and_says_why_one_did_not_succeed():
+    from bot.actions.results import Deployed
+    from bot.platforms.base import Promotion
+    from handlers.render import message
+
+    result = Deployed(
+        "myapp",
+        "promote",
+        ADMIN,
+        promotions=(
+            Promotion("other-app", "succeeded", None),
+            Promotion("eu-app", "failed", "release <phase> *failed*"),
+            Promotion("us-app", "pending", None),
+        ),
+    )
+    text = message(result)["text"]
+    assert text == (
+        f"<@{ADMIN}> promoted `myapp` to `other-app`, "
+        "`eu-app` (failed: release &lt;phase&gt; *failed*), `us-app` (pending)."
+    ), text
