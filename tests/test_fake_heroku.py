@@ -391,6 +391,30 @@ def test_rate_limit_remaining_counts_down_and_never_below_zero(fake, api):
     assert exhausted.headers["RateLimit-Remaining"] == "0"
 
 
+def test_a_failed_call_counts_against_the_budget_as_heroku_counts_every_call(fake, api):
+    # Heroku's rate limits: each API call removes a token from the account's pool, whatever
+    # its answer; only a 429 (the pool is empty) removes none, and says 0 is left.
+    fake.fail_next(503)
+    fake.fail_next(404, path="/apps/myapp/dynos")
+    answers = [api("GET", path) for path in ("/apps/myapp", "/apps/myapp/dynos", "/apps")]
+    assert [(a.status_code, a.headers["RateLimit-Remaining"]) for a in answers] == [
+        (503, str(RATE_LIMIT - 1)),
+        (404, str(RATE_LIMIT - 2)),
+        (200, str(RATE_LIMIT - 3)),
+    ]
+    fake.fail_next(429, retry_after=7)
+    limited = api("GET", "/apps")
+    assert (limited.status_code, limited.headers["RateLimit-Remaining"]) == (429, "0")
+    assert fake.rate_limit_remaining == RATE_LIMIT - 3
+    # An empty pool answers 429 before any fault a test queued: the fault waits its turn.
+    fake.rate_limit_remaining = 0
+    fake.fail_next(500)
+    assert api("GET", "/apps").status_code == 429
+    fake.rate_limit_remaining = 5
+    answer = api("GET", "/apps")
+    assert (answer.status_code, answer.headers["RateLimit-Remaining"]) == (500, "4")
+
+
 # -- every answer in the schema's shapes -------------------------------------------------------
 
 SAMPLES = [

@@ -674,6 +674,8 @@ class FakeHeroku(ServedFake):
         `message`). A path picks one of reads a client makes at once, whatever their order.
 
         Faults queue up: `fail_next(429)` then `fail_next(503)` fails two requests in turn.
+        A failed request takes its token from `rate_limit_remaining` as any other does (a
+        429 takes none: it says the pool is empty).
         """
         if not 400 <= status <= 599:
             raise ValueError("a fault needs a 4xx or 5xx status")
@@ -745,13 +747,17 @@ class FakeHeroku(ServedFake):
         accept_error = self._accept_error(request)
         route_error = self._route_error(request, links)
         body_error = self._body_error(request, links, body, bad_json)
+        # Heroku's rate limits: every call takes a token from the account's pool, whatever
+        # its answer, so a fault is counted like any other; an empty pool answers 429 first
+        # (taking none), and a queued fault waits for a call that gets through.
+        counted = not (links and links[0].route == _UNCOUNTED)
+        if counted and self.rate_limit_remaining == 0:
+            return _Fault(429, 1, None, None).reply()
         fault = self._take_fault(request.method, request.path)
+        if counted and (fault is None or fault.status != 429):  # a 429 found the pool empty
+            self.rate_limit_remaining -= 1
         if fault is not None:
             return fault.reply()
-        if not (links and links[0].route == _UNCOUNTED):
-            if self.rate_limit_remaining == 0:
-                return _Fault(429, 1, None, None).reply()
-            self.rate_limit_remaining -= 1
         for error in (accept_error, self._auth_error(request), route_error, body_error):
             if error is not None:
                 return error.reply()
