@@ -441,3 +441,26 @@ def test_alerts_carry_the_blocks_the_caller_builds(db, slack, client):
     [message] = slack.messages("C1")
     assert message["blocks"][1]["elements"][0]["value"] == "crash:myapp:web"
     assert slack.violations == []
+
+
+def test_a_429_pause_holds_for_the_next_leader_after_a_handover(config, slack):
+    # The pause is the Slack app's, not the sender's: a worker that takes the lease over
+    # mid-pause (the old one restarted, or lost the lease) must wait out Retry-After too.
+    from bot.worker.main import Worker
+
+    outbox = Outbox(Database(config.database_url))
+    outbox.enqueue("crash:a:web", "C1", "post", "a", T0)
+    outbox.enqueue("crash:b:web", "C1", "post", "b", T0)
+    slack.fail_next("chat.postMessage", count=1, status=429, retry_after=30)
+    first, second = Worker(config), Worker(config)
+    assert first.lease.try_acquire() and not second.lease.try_acquire()
+    assert first.send_alerts(T0) == 0
+    first.lease.release()
+    assert second.lease.try_acquire()
+    try:
+        assert second.send_alerts(T0 + 29 * SECOND) == 0
+        assert len(slack.faults_served) == 1 and slack.calls == []  # nothing asked of Slack
+        assert second.send_alerts(T0 + 30 * SECOND) == 2
+        assert [call.args["text"] for call in ok_calls(slack)] == ["a", "b"]
+    finally:
+        second.lease.release()

@@ -1,4 +1,5 @@
-"""Each Heroku account's throttle, shared by every dyno through the database.
+"""Each Heroku account's throttle, shared by every dyno through the database (and the
+alert outbox's pause after a Slack 429, under its own name, so the next leader keeps it).
 
 Heroku counts API calls per account, whichever dyno makes them. After a 429 the dyno that
 got it stores "throttled until" (from `Retry-After`); every dyno then answers at once

@@ -11,7 +11,8 @@ thread), and a row that cannot go now holds back the rows behind it.
 - It is marked sent right after Slack answers ok. The one window left for a duplicate is
   a sender dying between Slack's answer and that commit: Slack has no idempotency key.
 - HTTP 429: wait Slack's `Retry-After` and stop this round (the limit is the app's, not
-  the row's). 5xx, connection errors and Slack's own transient errors: exponential
+  the row's). The pause is stored (`bot.store.throttles`), so a worker that takes the
+  lease over mid-pause waits it out too. 5xx, connection errors and Slack's own transient errors: exponential
   backoff for that incident only, until the row is a day old; then it is marked failed
   and the incident's next row goes. Other Slack errors (`channel_not_found`, …) mark the
   row failed with the error, so one bad channel cannot stall the rest forever.
@@ -32,6 +33,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, update
 
 from bot.store.db import Database, aware
 from bot.store.models import AlertOutboxEntry, IncidentRow
+from bot.store.throttles import Throttles
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,9 @@ log = logging.getLogger(__name__)
 TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
+# The throttle row of the Slack app's 429 pause; Heroku's rows are named by their key's
+# environment variable, which has no colon.
+SLACK_PAUSE = "slack:outbox"
 
 
 @dataclass
@@ -93,15 +98,15 @@ class OutboxSender:
         # queues a fresh update anyway. At the 5-minute backoff that is under 300 tries.
         self._give_up_after = give_up_after
         # Slack's limit is the app's: after a 429 nothing goes until Retry-After has passed.
-        # In memory only, since the worker's one leader is the only sender in production;
-        # the limited row itself also waits in the database.
-        self._paused_until: datetime | None = None
+        # Stored, not kept in memory: the lease may move to another worker mid-pause.
+        self._pauses = Throttles(db)
 
     def send_due(self, now: datetime) -> SendReport:
         """Send every row that is due, in order per incident; returns what happened."""
         report = SendReport()
-        if self._paused_until is not None and now < self._paused_until:
-            report.rate_limited_until = self._paused_until
+        paused_until = self._pauses.until(SLACK_PAUSE, now)
+        if paused_until is not None:
+            report.rate_limited_until = paused_until
             return report
         held: set[str] = set()  # incidents whose head row could not go this round
         while True:
@@ -117,8 +122,9 @@ class OutboxSender:
                 except _RateLimited as limited:
                     until = now + timedelta(seconds=limited.after or 1)
                     self._release(row.id, until, limited.error)
+                    self._pauses.throttle(SLACK_PAUSE, until, now)
                     report.retrying += 1
-                    report.rate_limited_until = self._paused_until = until
+                    report.rate_limited_until = until
                     return report
                 except _Retry as retry:
                     if now - aware(row.created_at) >= self._give_up_after:
