@@ -11,8 +11,9 @@ import time
 import pytest
 
 from bot.platforms import heroku as heroku_module
+from bot.platforms.base import NoSuchApp
 from bot.platforms.together import read_together
-from tests.conftest import USER
+from tests.conftest import HEROKU_KEY, USER
 
 READS = ("/apps/myapp/formation", "/apps/myapp/dynos", "/apps/myapp/releases", "/apps/myapp")
 FORMATION, DYNOS, RELEASES, APP = READS
@@ -82,6 +83,65 @@ def test_throttled_reads_say_so_once_and_never_sleep(driver, heroku, monkeypatch
     sent = len(heroku.requests)
     _, url = driver.command("status myapp", USER)
     assert "rate-limiting" in driver.reply(url)["text"] and len(heroku.requests) == sent
+
+
+@pytest.mark.parametrize(
+    ("app", "faults", "says"),
+    [
+        ("nosuchapp", [], "Heroku has no app called `nosuchapp`"),
+        ("myapp", [(401, None)], "Heroku rejected the bot's API key"),
+        ("myapp", [(429, None)], "rate-limiting"),
+    ],
+    ids=["no-such-app", "wrong-key", "rate-limited"],
+)
+def test_an_answer_that_ends_the_status_stops_the_reads_not_sent(
+    driver, heroku, monkeypatch, app, faults, says
+):
+    # The dynos read is answered 503 "try again in a second" (Retry-After, which the client
+    # honours); by then the other reads have been told that the app is missing, the key
+    # wrong or the account out of calls: asking again would spend the budget for nothing.
+    import urllib3.util.retry
+
+    slept: list[float] = []
+    real_sleep = time.sleep  # the same function as urllib3's, until patched
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(urllib3.util.retry.time, "sleep", sleep)
+    dynos = DYNOS.replace("myapp", app)
+    heroku.fail_next(503, count=10, path=dynos, retry_after=1)
+    for status, path in faults:
+        heroku.fail_next(status, count=10, path=path, retry_after=1 if status == 429 else None)
+    _, url = driver.command(f"status {app}", USER)
+    text = driver.reply(url)["text"]
+    assert text.count(says) == 1 and "Traceback" not in text, text
+    reads = [r for r in heroku.requests if r.path.startswith(f"/apps/{app}")]
+    # The dynos read went once at most (the others may have been answered before it left),
+    # waited once at most (its 503 may have come after their answers), and sent no more.
+    assert len(heroku.calls("GET", dynos)) <= 1 and len(reads) <= len(READS)
+    assert slept in ([], [1])
+
+
+def test_a_read_not_sent_when_another_ends_the_call_is_never_sent(heroku):
+    platform = heroku_module.HerokuPlatform(HEROKU_KEY, heroku.url)
+    answered = threading.Event()
+
+    def first():  # type: ignore[no-untyped-def]
+        try:
+            return platform.maintenance("nosuchapp")
+        finally:
+            answered.set()
+
+    def second():  # type: ignore[no-untyped-def]
+        assert answered.wait(5)
+        return platform.dynos("myapp")
+
+    with pytest.raises(NoSuchApp):
+        read_together([first, second])
+    assert [r.path for r in heroku.requests] == ["/apps/nosuchapp"]
+    assert read_threads() == []
 
 
 def test_reads_that_time_out_are_answered_once_without_hanging(driver, heroku, monkeypatch):

@@ -46,7 +46,7 @@ from bot.platforms.base import (
     Throttled,
     lost_answer,
 )
-from bot.platforms.together import read_together
+from bot.platforms.together import call_ended, check_call, end_call, read_together
 from bot.store.throttles import Throttles
 from policies.redact import mask
 from policies.slack_text import clip, code, escape
@@ -101,10 +101,20 @@ class _ShortRetry(Retry):
     def increment(
         self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None
     ):  # type: ignore[no-untyped-def,override]
-        if response is not None and _retry_after(response) > MAX_RETRY_AFTER:
+        if response is not None and response.status == 429:
+            # One of several reads made at once (`status`): the others are stopped, so this
+            # one asking again after the wait could not make the answer whole.
+            end_call()
+        if call_ended():
             # Give the response back as it is (raise_on_status is off): the caller decides.
+            raise MaxRetryError(_pool, url, ResponseError("another read ended the call"))  # type: ignore[arg-type]
+        if response is not None and _retry_after(response) > MAX_RETRY_AFTER:
             raise MaxRetryError(_pool, url, ResponseError("Retry-After is too long to wait"))  # type: ignore[arg-type]
         return super().increment(method, url, response, error, _pool, _stacktrace)
+
+    def sleep(self, response: Any = None) -> None:
+        super().sleep(response)
+        check_call()  # another read's answer may have ended the call during the wait
 
 
 class _TooMany(Exception):
@@ -516,32 +526,51 @@ class HerokuPlatform:
         told = told or method
         data = self._client._resource_serialize(body) if body is not None else None
         now = datetime.now(UTC)
+        check_call()  # a read made with others (`status`) whose call has ended sends nothing
         if self._throttles is not None:
             until = self._throttles.until(self._account, now)
             if until is not None:
                 raise _throttled(until, now)
+        try:
+            return self._send(method, resource, data, range_, now)
+        except (_TooMany, RateLimitExceeded) as error:
+            wait = error.wait if isinstance(error, _TooMany) else 0.0
+            until = now + (timedelta(seconds=wait) if wait else DEFAULT_THROTTLE)
+            if self._throttles is not None:
+                self._throttles.throttle(self._account, until, now)
+            end_call()
+            raise _throttled(until, now) from None
+        except requests.HTTPError as error:
+            if isinstance(error, requests.exceptions.ContentDecodingError):
+                raise _transport_error(error, app, told) from None
+            failure = _http_error(error.response, app, told)
+            status = error.response.status_code if error.response is not None else None
+            if isinstance(failure, NoSuchApp) or status == 401:
+                end_call()  # every other read of the app, or with the key, hears the same
+            raise failure from None
+        except requests.RequestException as error:
+            raise _transport_error(error, app, told) from None
+
+    def _send(
+        self, method: str, resource: tuple[str, ...], data: Any, range_: str | None, now: datetime
+    ) -> Any:
+        """The answer, its `RateLimit-Remaining` noted; a refused call's too."""
         sent = time.monotonic()
         try:
             if range_ is not None:
                 response = self._client._http_resource(method, resource, data=data, valrange=range_)
             else:
                 response = self._client._http_resource(method, resource, data=data)
-        except (_TooMany, RateLimitExceeded) as error:
-            wait = error.wait if isinstance(error, _TooMany) else 0.0
-            until = now + (timedelta(seconds=wait) if wait else DEFAULT_THROTTLE)
-            if self._throttles is not None:
-                self._throttles.throttle(self._account, until, now)
-            raise _throttled(until, now) from None
-        except requests.HTTPError as error:
-            if isinstance(error, requests.exceptions.ContentDecodingError):
-                raise _transport_error(error, app, told) from None
-            if error.response is not None:
+        except Exception as error:
+            refused = getattr(error, "response", None)
+            if isinstance(error, requests.HTTPError) and refused is not None:
                 # A refused call (a 404, a 422) counts against the hour too, and its answer
                 # says what is left: a status's four 404s had gone uncounted.
-                self._observe_remaining(error.response, sent, now)
-            raise _http_error(error.response, app, told) from None
-        except requests.RequestException as error:
-            raise _transport_error(error, app, told) from None
+                self._observe_remaining(refused, sent, now)
+            # Cut short (its retries not made) because another read of its call got an
+            # answer that ends them all: that read's error is the one told, not this one's.
+            check_call()
+            raise
         self._observe_remaining(response, sent, now)
         return response
 
