@@ -215,7 +215,7 @@ def _deployed(result: Deployed) -> Message:
         )
         text = (
             f"{who} locked {app}: {escape(result.mode or '')}{was}. Only they may roll it back, "
-            f"ship, promote or swap it until `/deploy unlock {result.app}`."
+            f"ship, promote or swap it, or change its config, until `/deploy unlock {result.app}`."
         )
     elif result.verb == "ship" and result.build_id:
         text = f"{who} is shipping {code(result.mode or '')} to {app}."

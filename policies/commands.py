@@ -145,7 +145,7 @@ SUMMARY = {
     "rollback": "go back to an earlier release (by default the previous good one), after you confirm",
     "maintenance": "turn a Heroku app's maintenance page on or off",
     "config": "list an app's config vars (values masked unless you may change them), or set or unset one after you confirm",
-    "lock": "hold a deploy lock on an app: nobody else may roll it back, ship, promote or swap it until you unlock it",
+    "lock": "hold a deploy lock on an app: nobody else may roll it back, ship, promote or swap it, or change its config, until you unlock it",
     "unlock": "release an app's deploy lock (the holder, or an admin)",
     "ship": "build and release a git ref (Heroku, from the registry's `source:`) or deploy an application version (Beanstalk)",
     "promote": "promote a Heroku app's slug to the next stage of its pipeline",
@@ -1162,7 +1162,8 @@ def _parse_lock(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "lock")
     reason = " ".join(rest).strip()
     if not reason:
-        raise CommandError("Say why, so others know: `lock APP fixing the checkout bug`.", "lock")
+        example = _rewrite(["/deploy", "lock", app, "fixing", "the", "checkout", "bug"])
+        raise CommandError(f"Say why, so others know: {example}.", "lock")
     return Command("lock", app=app, reason=clip(reason, LOCK_REASON_MAX))
 
 

@@ -18,15 +18,18 @@ from typing import Literal
 from apscheduler.triggers.cron import CronTrigger
 
 from policies.names import suggest
-from policies.rules import is_read_only
+from policies.rules import doing, is_read_only
 from policies.slack_text import code, escape, listed
 
 # A freeze refuses every change except these: `watch` changes no app, and `approve` only
 # releases a change that the actions path must pass through `check` again when it runs.
 # `lock` and `unlock` change no app either: they say who may deploy it.
 FREEZE_EXEMPT_VERBS = frozenset({"approve", "watch", "lock", "unlock"})
-# What a deploy lock holds back from everyone but its holder (as Atlantis and heaven do).
-LOCKED_VERBS = frozenset({"rollback", "ship", "promote", "swap"})
+# What a deploy lock holds back from everyone but its holder (as Atlantis and heaven do):
+# what puts other code or settings live. A config change makes a release and restarts every
+# dyno (an environment update on Beanstalk). Maintenance mode is left out: it is what
+# whoever is on call reaches for in an incident, whether the holder is around or not.
+LOCKED_VERBS = frozenset({"rollback", "ship", "promote", "swap", "config"})
 # Verbs that set counts; `restart` and `drain` keep the formation as it is.
 _COUNT_VERBS = frozenset({"scale", "kill", "autoscale", "pin"})
 # The process type whose loss would leave nobody able to scale the bot back up.
@@ -166,14 +169,8 @@ def lock_refusal(
         return None
     return (
         f"`{app}` is locked by <@{holder}> ({escape(reason or 'no reason given')}), so only they may "
-        f"{_LOCKED_DOING.get(verb, f'{verb} it')}. Ask them to `/deploy unlock {app}` when they "
-        "are done."
+        f"{doing(verb, 'it')}. Ask them to `/deploy unlock {app}` when they are done."
     )
-
-
-# Said after "only they may": `rollback` is the noun, and a promotion is held back both out
-# of a locked app and into one (the next stage).
-_LOCKED_DOING = {"rollback": "roll it back", "promote": "promote to or from it"}
 
 
 def _self_protection(verb: str, targets: Mapping[str, tuple[int, str | None]], name: str) -> str:

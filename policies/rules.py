@@ -233,21 +233,28 @@ def decide(rules: Sequence[Rule], request: Request, admins: frozenset[str]) -> D
     return Decision(False, _refusal(rules, request, verb, admins))
 
 
-# What a verb does to an app, where its name does not say it after "You may not": `rollback`
-# is a noun, and "You may not maintenance `shop`" said nothing.
+# What a verb does to an app, where its name does not say it: `rollback` is a noun, and
+# "You may not maintenance `shop`" said nothing. One table for the access rules' "You may
+# not …" and the deploy lock's "only they may …", so both say a verb in the same words.
 _DOING = {
-    "rollback": "roll back {}",
+    "rollback": "roll {} back",
     "maintenance": "switch maintenance mode of {}",
     "config": "change the config of {}",
     "run": "run commands on {}",
     "drain": "add a log drain to {}",
     "approve": "approve changes to {}",
+    # A rule (and a lock) on an app holds back a promotion into it as well as out of it.
+    "promote": "promote to or from {}",
 }
 
 
+def doing(verb: str, app: str) -> str:
+    """What `verb` does to `app` in words: `doing("rollback", "it")` is "roll it back"."""
+    return _DOING.get(verb, f"{verb} {{}}").replace("{}", app)
+
+
 def _refusal(rules: Sequence[Rule], request: Request, verb: str, admins: frozenset[str]) -> str:
-    doing = _DOING.get(verb, f"{verb} {{}}")
-    what = doing.replace("{}", f"`{request.app}`") if request.app else f"`{verb}`"
+    what = doing(verb, f"`{request.app}`") if request.app else f"`{verb}`"
     if not rules:
         # No access rules at all: DEPLOYBOT_ADMINS is the only way in, so name it.
         if not admins:

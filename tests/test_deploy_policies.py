@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from policies import rules
 from policies.commands import CommandError, parse
 from policies.config_vars import refusal
 from policies.guardrails import lock_refusal
@@ -106,7 +107,9 @@ def test_config_values_stay_in_the_command_but_never_in_its_text():
         ("maintenance:on -a myapp", "Did you mean `maintenance -a myapp on`?"),
         ("maintenance:off myapp", "Did you mean `maintenance myapp off`?"),
         ("pipelines:promote -a myapp", "Did you mean `promote -a myapp`?"),
-        ("lock myapp", "Say why"),
+        # It had said `lock APP fixing the checkout bug` to someone who had named the app.
+        ("lock myapp", "Say why, so others know: `/deploy lock myapp fixing the checkout bug`."),
+        ("lock -a myapp", "Say why, so others know: `/deploy lock myapp fixing the checkout bug`."),
         ("ship myapp ../../etc", "not a git ref"),
         # Names git refuses for a ref (`git check-ref-format`): the build had started, and
         # failed at the source host.
@@ -170,20 +173,33 @@ def test_config_names_and_values_follow_the_apps_own_platform():
 def test_a_lock_holds_back_others_from_deploy_verbs_only():
     assert lock_refusal("rollback", "myapp", "UA", "hotfix", "UA") is None
     assert lock_refusal("scale", "myapp", "UA", "hotfix", "UB") is None
+    # Maintenance mode is an incident tool: the holder may be away when the site burns.
+    assert lock_refusal("maintenance", "myapp", "UA", "hotfix", "UB") is None
     assert lock_refusal("rollback", "myapp", None, None, "UB") is None
     said = {}
-    for verb in ("rollback", "ship", "promote", "swap"):
+    for verb in ("rollback", "ship", "promote", "swap", "config"):
         refusal = lock_refusal(verb, "myapp", "UA", "hotfix", "UB")
         assert refusal and "<@UA>" in refusal and "hotfix" in refusal
         said[verb] = refusal.split("so only they may ")[1].split(".")[0]
     # "only they may rollback it" had used the noun; a promotion is refused into a locked
-    # app as well as out of one.
+    # app as well as out of one. A config change makes a release and restarts every dyno
+    # (an environment update on Beanstalk), so a lock holds it back too.
     assert said == {
         "rollback": "roll it back",
         "ship": "ship it",
         "promote": "promote to or from it",
         "swap": "swap it",
+        "config": "change the config of it",
     }
+
+
+def test_a_lock_and_an_access_rule_say_a_verb_in_the_same_words():
+    # Two tables had said what each verb does ("roll back `shop`", "roll it back").
+    for verb in ("rollback", "promote", "config", "ship"):
+        refusal = lock_refusal(verb, "shop", "UA", "hotfix", "UB")
+        assert refusal is not None
+        doing = refusal.split("so only they may ")[1].split(". Ask")[0]
+        assert doing == rules.doing(verb, "it")
 
 
 @pytest.mark.parametrize(

@@ -133,7 +133,7 @@ def test_bad_rollbacks_get_a_sentence_and_send_nothing(driver, heroku, text, say
 
 
 def test_a_rollback_needs_permission(driver, heroku):
-    assert say(driver, "rollback myapp", USER)["text"].startswith("You may not roll back `myapp`")
+    assert say(driver, "rollback myapp", USER)["text"].startswith("You may not roll `myapp` back")
     assert rollbacks(heroku) == []
 
 
@@ -208,6 +208,30 @@ def test_a_lock_taken_after_the_prompt_stops_the_confirm(driver, heroku):
     _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
     assert driver.reply(url)["text"].startswith("Nothing was changed: `myapp` is locked")
     assert rollbacks(heroku) == []
+
+
+def test_a_deploy_lock_holds_back_config_changes_but_not_reading_them(driver, heroku, config):
+    # A config change makes a release and restarts every dyno: it had gone through a lock.
+    before = heroku.config_vars("myapp")
+    prompt = say(driver, "config set LOG_LEVEL=debug myapp")  # asked before the lock
+    locked = say(driver, "lock myapp migrating", OTHER_ADMIN)["text"]
+    assert (
+        "Only they may roll it back, ship, promote or swap it, or change its config, until "
+        "`/deploy unlock myapp`."
+    ) in locked
+    for text in ("config set LOG_LEVEL=debug myapp", "config unset LOG_LEVEL myapp"):
+        assert say(driver, text)["text"] == (
+            f"`myapp` is locked by <@{OTHER_ADMIN}> (migrating), so only they may change the "
+            "config of it. Ask them to `/deploy unlock myapp` when they are done."
+        )
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    assert driver.reply(url)["text"].startswith("Nothing was changed: `myapp` is locked")
+    assert say(driver, "config myapp")["text"].startswith("`myapp` has no config vars.")
+    mine = say(driver, "config set LOG_LEVEL=debug myapp", OTHER_ADMIN)
+    assert "asks to set `LOG_LEVEL` on `myapp`" in mine["text"]
+    assert heroku.config_vars("myapp") == before
+    refused = [e.outcome for e in history(config) if e.verb == "config"]
+    assert refused == ["refused"] * 3
 
 
 @pytest.fixture

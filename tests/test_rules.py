@@ -158,7 +158,9 @@ def test_refusal_says_what_to_ask_for() -> None:
     [
         # The verb's name had stood for the action: "You may not rollback `shop`", "You may
         # not maintenance `shop`", "You may not config `shop`", "You may not run `shop`".
-        ("rollback", "You may not roll back `shop`: no rule allows it."),
+        ("rollback", "You may not roll `shop` back: no rule allows it."),
+        # The same rule covers a promotion into `shop` (the next stage) and out of it.
+        ("promote", "You may not promote to or from `shop`: no rule allows it."),
         ("maintenance", "You may not switch maintenance mode of `shop`: no rule allows it."),
         ("config", "You may not change the config of `shop`: no rule allows it."),
         ("run", "You may not run commands on `shop`: no rule allows it."),
