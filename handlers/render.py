@@ -48,7 +48,8 @@ CANCEL_ACTION = "deploybot_cancel"
 # A prompt's buttons: one of the first three (or "Kill APP"), and Cancel. The console
 # knows a label typed with no prompt open by these.
 CONFIRM, APPROVE, ROLL_BACK, CANCEL = "Confirm", "Approve", "Roll back", "Cancel"
-PROMPT_LABELS = (CONFIRM, APPROVE, ROLL_BACK, CANCEL)
+MAINTENANCE_ON = "Turn maintenance on"
+PROMPT_LABELS = (CONFIRM, APPROVE, ROLL_BACK, MAINTENANCE_ON, CANCEL)
 
 Message = dict[str, Any]
 
@@ -185,6 +186,12 @@ def _deploy_prompt(result: DeployPrompt) -> Message:
             f"{_release_words(result.before)} → {_release_words(result.after)}."
         )
         label = ROLL_BACK
+    elif result.verb == "maintenance":
+        text = (
+            f"<@{result.user_id}> asks to turn maintenance mode on for `{result.app}`: its users "
+            "get Heroku's maintenance page instead of the app until it is turned off."
+        )
+        label = MAINTENANCE_ON
     else:
         names = listed(result.keys)
         what = "unset" if result.unset else "set"

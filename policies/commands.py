@@ -143,7 +143,7 @@ SUMMARY = {
     "simulate": "replay an app's stored traffic through the autoscaler's model (`simulate APP 7d`); in the sandbox, also play a traffic spike or a backlog of jobs (`simulate queue demo`)",
     "releases": "list an app's releases (Heroku) or application versions (Beanstalk), newest first",
     "rollback": "go back to an earlier release (by default the previous good one), after you confirm",
-    "maintenance": "turn a Heroku app's maintenance page on or off",
+    "maintenance": "turn a Heroku app's maintenance page on (after you confirm) or off",
     "config": "list an app's config vars (values masked unless you may change them), or set or unset one after you confirm",
     "lock": "hold a deploy lock on an app: nobody else may roll it back, ship, promote or swap it, or change its config, until you unlock it",
     "unlock": "release an app's deploy lock (the holder, or an admin)",
@@ -1535,6 +1535,6 @@ def help_text(topic: str | None = None) -> str:
         + "\n".join(lines)
         + "\nThe app goes where each line shows APP, or `-a APP` names it; then a VERSION, "
         "REF or REASON goes after the option (`rollback -a myapp v41`). "
-        "`kill`, `rollback`, `config set`, `config unset` and anything that scales a process "
-        "type to 0 ask you to confirm first."
+        "`kill`, `rollback`, `config set`, `config unset`, `maintenance on` and anything that "
+        "scales a process type to 0 ask you to confirm first."
     )

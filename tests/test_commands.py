@@ -311,8 +311,12 @@ def test_help_lists_every_verb_and_explains_one() -> None:
     for verb in VERBS:
         assert f"/deploy {verb}" in text
     assert "scale web=2 myapp" in help_text("scale")
-    # Every change that asks first is named: `config unset` asks as `config set` does.
-    assert "`kill`, `rollback`, `config set`, `config unset` and anything that" in text
+    # Every change that asks first is named: `config unset` asks as `config set` does, and
+    # `maintenance on` takes the site offline for its users.
+    assert (
+        "`kill`, `rollback`, `config set`, `config unset`, `maintenance on` and anything that"
+        in text
+    )
 
 
 @pytest.mark.parametrize(

@@ -302,8 +302,31 @@ def test_cancel_rolls_nothing_back(driver, heroku):
     assert rollbacks(heroku) == []
 
 
-def test_maintenance_turns_on_once_and_says_when_already_on(driver, heroku, config):
-    assert "turned maintenance mode on for `myapp`" in say(driver, "maintenance myapp on")["text"]
+def maintenance_on(driver, user=ADMIN):
+    """`maintenance myapp on`, confirmed: the reply to the click."""
+    prompt = say(driver, "maintenance myapp on", user)
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], user)
+    return driver.reply(url)
+
+
+def test_maintenance_on_asks_first_and_turns_on_once_off_at_once(driver, heroku, config):
+    # Maintenance mode takes the site offline for everyone using it, as a kill does; it
+    # had gone on at once where a kill asks first.
+    prompt = say(driver, "maintenance myapp on")
+    assert prompt["text"] == (
+        f"<@{ADMIN}> asks to turn maintenance mode on for `myapp`: its users get Heroku's "
+        "maintenance page instead of the app until it is turned off."
+    )
+    confirm = button(prompt, CONFIRM_ACTION)
+    assert confirm["text"]["text"] == "Turn maintenance on"
+    settle()
+    assert heroku.calls("PATCH", "/apps/myapp") == [] and heroku.maintenance("myapp") is False
+    replies = []
+    for _ in range(2):
+        _, url = driver.click(CONFIRM_ACTION, confirm["value"], ADMIN)
+        replies.append(driver.reply(url)["text"].splitlines()[0])
+    assert replies[0] == f"<@{ADMIN}> turned maintenance mode on for `myapp`."
+    assert "already confirmed" in replies[1]
     assert heroku.maintenance("myapp") is True
     assert (
         "`myapp`'s maintenance mode is already on; nothing to do."
@@ -311,9 +334,35 @@ def test_maintenance_turns_on_once_and_says_when_already_on(driver, heroku, conf
     )
     [patch] = heroku.calls("PATCH", "/apps/myapp")
     assert patch.json == {"maintenance": True}
-    say(driver, "maintenance myapp off")
+    # Back online needs no question.
+    off = say(driver, "maintenance myapp off")["text"].splitlines()[0]
+    assert off == f"<@{ADMIN}> turned maintenance mode off for `myapp`."
     assert heroku.maintenance("myapp") is False
+    done_off, done_on = [e for e in history(config) if e.verb == "maintenance"]
+    assert (done_on.command, done_on.outcome, done_on.confirmed_by) == (
+        "maintenance myapp on",
+        "ok",
+        ADMIN,
+    )
+    assert (done_off.outcome, done_off.confirmed_by) == ("ok", None)
     assert heroku.violations == []
+
+
+def test_maintenance_turned_on_after_the_prompt_is_not_turned_on_again(driver, heroku, config):
+    prompt = say(driver, "maintenance myapp on")
+    heroku.set_maintenance("myapp", True)  # someone used the Heroku dashboard meanwhile
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    assert driver.reply(url)["text"].startswith(
+        "Nothing was changed: `myapp`'s maintenance mode was turned on meanwhile."
+    )
+    assert heroku.calls("PATCH", "/apps/myapp") == []
+
+
+def test_a_deploy_lock_does_not_hold_back_maintenance_mode(driver, heroku):
+    # An incident tool: whoever is on call takes the site down, the holder away or not.
+    say(driver, "lock myapp migrating", OTHER_ADMIN)
+    done = maintenance_on(driver)["text"]
+    assert done.startswith(f"<@{ADMIN}> turned maintenance mode on for `myapp`.")
 
 
 def test_status_says_when_maintenance_mode_is_on_and_who_holds_the_lock(driver, heroku):
@@ -336,7 +385,7 @@ def test_status_says_when_maintenance_mode_is_on_and_who_holds_the_lock(driver, 
 
 def test_maintenance_whose_answer_was_lost_is_read_back_from_the_app(driver, heroku, config):
     heroku.drop_next(methods=["PATCH"])  # Heroku turns it on; the answer never comes
-    text = say(driver, "maintenance myapp on")["text"]
+    text = maintenance_on(driver)["text"]
     # It had said only that it may have been made, and to check.
     assert "turned maintenance mode on for `myapp`" in text
     assert "I read it back: maintenance mode is on, so it was made." in text
@@ -1093,10 +1142,11 @@ def test_a_change_forced_through_a_freeze_breaks_glass_in_the_channel(
     )
     response, url = driver.command(text, ADMIN)
     ack_text(response)
-    if text.startswith("config"):
+    if text.startswith(("config", "maintenance")):  # they ask first
         prompt = driver.reply(url)
         _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
-        assert "set `LOG_LEVEL` on `myapp`" in driver.reply(url)["text"]
+        done = "set `LOG_LEVEL` on" if text.startswith("config") else "turned maintenance mode on"
+        assert done in driver.reply(url)["text"]
 
     def notices():
         calls = slack.calls_to("chat.postMessage")

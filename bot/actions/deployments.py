@@ -2,7 +2,8 @@
 
 They take the same path as scale (the gate has already said the user may; here come the
 deploy lock, the guardrails and freeze windows, the confirmation, the audit row and the
-platform call). A rollback and a config change always ask first; the Confirm click acts
+platform call). A rollback, a config change and maintenance mode going on always ask first
+(maintenance takes the site offline for its users, as a kill does); the Confirm click acts
 once, however often Slack delivers it, because `Confirmations.decide` is one conditional
 UPDATE. Config values never reach an audit row, a log line or a confirmation's command.
 """
@@ -54,7 +55,7 @@ log = logging.getLogger(__name__)
 
 VERBS = frozenset(DEPLOYMENT_VERBS)
 # Verbs whose Confirm click lands here rather than in the formation path.
-CONFIRMED_VERBS = frozenset({"rollback", "config"})
+CONFIRMED_VERBS = frozenset({"rollback", "config", "maintenance"})
 # Verbs a freeze holds back that act at once: forced through one, the channel is told.
 _FORCED_AT_ONCE = frozenset({"maintenance", "ship", "promote", "swap", "run"})
 
@@ -136,18 +137,38 @@ class Deployments:
         target = _rollback_target(app, releases, current, command.target)
         if isinstance(target, str):
             return Reply(target)
-        verdict = self._guard.judge(resolved.target, "rollback", command.force, actor.user_id)
-        pending = self._confirmations.create(
+        pending = self._ask(
             actor,
-            app,
+            resolved,
+            command,
             f"rollback {app} {target.version}",
             _as_json(current),
             _as_json(target),
-            self._now(),
-            force_reason=command.force if verdict.forced else None,
         )
         return DeployPrompt(
             pending.id, app, "rollback", actor.user_id, pending.expires_at, current, target
+        )
+
+    def _ask(
+        self,
+        actor: Actor,
+        resolved: Resolved,
+        command: Command,
+        text: str,
+        before: dict[str, Any],
+        targets: dict[str, Any],
+    ) -> Pending:
+        """The prompt row of a change that asks first, kept as `text`; its `--force` reason
+        is kept only when a freeze needs it, so the click breaks glass then too."""
+        verdict = self._guard.judge(resolved.target, command.verb, command.force, actor.user_id)
+        return self._confirmations.create(
+            actor,
+            command.app or "",
+            text,
+            before,
+            targets,
+            self._now(),
+            force_reason=command.force if verdict.forced else None,
         )
 
     def confirmed(self, requester: Actor, confirmer: Actor, pending: Pending) -> Result:
@@ -162,6 +183,8 @@ class Deployments:
             return Reply(f"Nothing was changed: {refusal}", public=True)
         if verb == "config":
             return self._apply_config(requester, confirmer, resolved, pending)
+        if verb == "maintenance":
+            return self._apply_maintenance(requester, confirmer, resolved, pending)
         return self._apply_rollback(requester, confirmer, resolved, pending)
 
     def _apply_rollback(
@@ -231,8 +254,49 @@ class Deployments:
         refusal = self._guard.refusal(resolved.target, "maintenance", command.force, actor.user_id)
         if refusal:
             return self._guard.refuse(actor, command, "maintenance", refusal)
+        if not on:
+            # Back online: nothing to ask.
+            return self._switch_maintenance(actor, resolved, app, False, command.text())
+        pending = self._ask(
+            actor, resolved, command, command.text(), {"maintenance": False}, {"maintenance": True}
+        )
+        return DeployPrompt(pending.id, app, "maintenance", actor.user_id, pending.expires_at)
+
+    def _apply_maintenance(
+        self, requester: Actor, confirmer: Actor, resolved: Resolved, pending: Pending
+    ) -> Result:
+        if platform_of(resolved).maintenance(resolved.target.name):
+            reason = f"`{pending.app}`'s maintenance mode was turned on meanwhile."
+            self._audit.record(
+                requester, "maintenance", pending.app, pending.command, "refused", reason
+            )
+            return Reply(f"Nothing was changed: {reason}", public=True)
+        done = self._switch_maintenance(
+            requester, resolved, pending.app, True, pending.command, confirmer.user_id
+        )
+        if not isinstance(done, Deployed):
+            return done
+        return replace(done, break_glass=self._break_glass(resolved.target, requester, pending))
+
+    def _switch_maintenance(
+        self,
+        actor: Actor,
+        resolved: Resolved,
+        app: str,
+        on: bool,
+        command: str,
+        confirmed_by: str | None = None,
+    ) -> Result:
+        """Turn `app`'s maintenance mode `on` (or off), audited as `command`."""
+        platform = platform_of(resolved)
         entry = self._audit.start(
-            actor, "maintenance", app, command.text(), {"maintenance": not on}, {"maintenance": on}
+            actor,
+            "maintenance",
+            app,
+            command,
+            {"maintenance": not on},
+            {"maintenance": on},
+            confirmed_by=confirmed_by,
         )
         # A lost answer: switching again is harmless, but the user cannot know whether the
         # page is up, so the flag is read back and said.
@@ -244,12 +308,19 @@ class Deployments:
             what="its maintenance mode",
             check="the app in the Heroku dashboard",
             after={"maintenance": on},
-            asked=(actor.user_id, command.text()),
+            asked=(actor.user_id, command),
         )
         if isinstance(note, Reply):
             return note
+        mode = "on" if on else "off"
         return Deployed(
-            app, "maintenance", actor.user_id, mode=command.mode, audit_id=entry, note=note
+            app,
+            "maintenance",
+            actor.user_id,
+            mode=mode,
+            audit_id=entry,
+            note=note,
+            confirmed_by=confirmed_by,
         )
 
     def _lost_rollback(
@@ -294,17 +365,8 @@ class Deployments:
             names = listed(keys)
             has = "has that value" if len(keys) == 1 else "have those values"
             return Reply(f"{names} already {has} on `{app}`; nothing to set.")
-        verdict = self._guard.judge(resolved.target, "config", command.force, actor.user_id)
         # The values wait in the confirmation row until it is decided or expires (then wiped).
-        pending = self._confirmations.create(
-            actor,
-            app,
-            command.text(),
-            {},
-            {"changes": changes},
-            self._now(),
-            force_reason=command.force if verdict.forced else None,
-        )
+        pending = self._ask(actor, resolved, command, command.text(), {}, {"changes": changes})
         return DeployPrompt(
             pending.id,
             app,

@@ -220,7 +220,8 @@ class Releases:
 
 @dataclass(frozen=True)
 class DeployPrompt:
-    """A deployment change (rollback, config) waiting for its requester's Confirm click."""
+    """A deployment change (rollback, config, maintenance on) waiting for its requester's
+    Confirm click."""
 
     id: str
     app: str
