@@ -185,6 +185,13 @@ def _deploy_prompt(result: DeployPrompt) -> Message:
             f"<@{result.user_id}> asks to roll `{result.app}` back: "
             f"{_release_words(result.before)} → {_release_words(result.after)}."
         )
+        if result.undoes and result.after:
+            # The default is the release before the current one: after a rollback, the one
+            # just rolled away from, perhaps for a reason.
+            text += (
+                f" {code(result.after.version)} is the release {code(result.undoes)} rolled "
+                "back from: this undoes that rollback."
+            )
         label = ROLL_BACK
     elif result.verb == "maintenance":
         text = (

@@ -234,6 +234,19 @@ def test_a_deploy_lock_holds_back_config_changes_but_not_reading_them(driver, he
     assert refused == ["refused"] * 3
 
 
+def test_rolling_back_a_rollback_says_it_goes_back_to_the_release_rolled_back_from(driver, heroku):
+    first = say(driver, "rollback myapp")  # v3 → v2, made as v4 "Rollback to v2"
+    assert "rolled back from" not in first["text"]
+    _, url = driver.click(CONFIRM_ACTION, button(first, CONFIRM_ACTION)["value"], ADMIN)
+    assert "as the new release `v4`" in driver.reply(url)["text"]
+    # The previous release, as the Heroku CLI picks it, is v3: the one just rolled away
+    # from. The prompt had read as any rollback's, and a bad release went out again.
+    again = say(driver, "rollback myapp")["text"]
+    assert again.startswith(f"<@{ADMIN}> asks to roll `myapp` back: `v4` (Rollback to v2) → `v3` (")
+    assert again.endswith("`v3` is the release `v4` rolled back from: this undoes that rollback.")
+    assert "rolled back from" not in say(driver, "rollback myapp v1")["text"]
+
+
 @pytest.fixture
 def with_registry(config, slack, tmp_path, monkeypatch):
     """The web app on a registry of `text`, as a driver; each app made is closed after."""

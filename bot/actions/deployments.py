@@ -146,7 +146,14 @@ class Deployments:
             _as_json(target),
         )
         return DeployPrompt(
-            pending.id, app, "rollback", actor.user_id, pending.expires_at, current, target
+            pending.id,
+            app,
+            "rollback",
+            actor.user_id,
+            pending.expires_at,
+            current,
+            target,
+            undoes=current.version if _rolled_back_from(releases, current) == target else None,
         )
 
     def _ask(
@@ -502,10 +509,10 @@ def _rollback_target(
 ) -> Release | str:
     """The release to go back to, or the sentence saying why there is none."""
     if wanted is None:
-        older = [r for r in releases if r.good and _older(r, current, releases)]
-        if not older:
+        previous = _previous_good(releases, current)
+        if previous is None:
             return f"`{app}` has no earlier good release to roll back to."
-        return older[0]
+        return previous
     matches = [r for r in releases if r.version.lower() in _spellings(wanted)]
     if not matches:
         return (
@@ -522,6 +529,22 @@ def _rollback_target(
             f"Pick a good release from `/deploy releases {app}`."
         )
     return found
+
+
+def _rolled_back_from(releases: tuple[Release, ...], current: Release) -> Release | None:
+    """The release that `current`, itself a rollback ("Rollback to v4"), rolled back from:
+    the newest good one before it, which was live when it was made. None if `current` is
+    no rollback. Going back to it undoes the rollback."""
+    if not current.description.lower().startswith("rollback to "):
+        return None
+    return _previous_good(releases, current)
+
+
+def _previous_good(releases: tuple[Release, ...], current: Release) -> Release | None:
+    """The newest good release older than `current`: a rollback's default, as the Heroku
+    CLI's."""
+    older = [r for r in releases if r.good and _older(r, current, releases)]
+    return older[0] if older else None
 
 
 def _older(release: Release, current: Release, releases: tuple[Release, ...]) -> bool:

@@ -232,6 +232,8 @@ class DeployPrompt:
     after: Release | None = None  # …to this one
     keys: tuple[str, ...] = ()  # config: the names set or unset (never the values)
     unset: bool = False
+    # rollback: the current release (a rollback itself) that going back to `after` undoes
+    undoes: str | None = None
 
 
 @dataclass(frozen=True)
