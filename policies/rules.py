@@ -238,8 +238,8 @@ def decide(rules: Sequence[Rule], request: Request, admins: frozenset[str]) -> D
 # not …" and the deploy lock's "only they may …", so both say a verb in the same words.
 _DOING = {
     "rollback": "roll {} back",
-    "maintenance": "switch maintenance mode of {}",
-    "config": "change the config of {}",
+    "maintenance": "switch {}'s maintenance mode",
+    "config": "change {}'s config",
     "run": "run commands on {}",
     "drain": "add a log drain to {}",
     "approve": "approve changes to {}",
@@ -249,8 +249,10 @@ _DOING = {
 
 
 def doing(verb: str, app: str) -> str:
-    """What `verb` does to `app` in words: `doing("rollback", "it")` is "roll it back"."""
-    return _DOING.get(verb, f"{verb} {{}}").replace("{}", app)
+    """What `verb` does to `app` in words: `doing("rollback", "it")` is "roll it back",
+    `doing("config", "it")` "change its config"."""
+    words = _DOING.get(verb, f"{verb} {{}}")
+    return words.replace("{}'s", "its" if app == "it" else f"{app}'s").replace("{}", app)
 
 
 def _refusal(rules: Sequence[Rule], request: Request, verb: str, admins: frozenset[str]) -> str:

@@ -189,7 +189,7 @@ def test_a_lock_holds_back_others_from_deploy_verbs_only():
         "ship": "ship it",
         "promote": "promote to or from it",
         "swap": "swap it",
-        "config": "change the config of it",
+        "config": "change its config",
     }
 
 

@@ -221,8 +221,8 @@ def test_a_deploy_lock_holds_back_config_changes_but_not_reading_them(driver, he
     ) in locked
     for text in ("config set LOG_LEVEL=debug myapp", "config unset LOG_LEVEL myapp"):
         assert say(driver, text)["text"] == (
-            f"`myapp` is locked by <@{OTHER_ADMIN}> (migrating), so only they may change the "
-            "config of it. Ask them to `/deploy unlock myapp` when they are done."
+            f"`myapp` is locked by <@{OTHER_ADMIN}> (migrating), so only they may change its "
+            "config. Ask them to `/deploy unlock myapp` when they are done."
         )
     _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
     assert driver.reply(url)["text"].startswith("Nothing was changed: `myapp` is locked")
@@ -446,7 +446,7 @@ def test_config_masks_values_except_for_those_allowed_config(driver, heroku):
     assert "• `FEATURE_FLAGS` (empty)\n" in shown  # it had been "• `FEATURE_FLAGS` ``"
     assert f"• `CERT` `{'x' * 199}…`" in shown  # cut where it is said to be, not silently
     assert say(driver, "config set LOG_LEVEL=debug myapp", USER)["text"].startswith(
-        "You may not change the config of `myapp`"
+        "You may not change `myapp`'s config"
     )
 
 

@@ -161,8 +161,8 @@ def test_refusal_says_what_to_ask_for() -> None:
         ("rollback", "You may not roll `shop` back: no rule allows it."),
         # The same rule covers a promotion into `shop` (the next stage) and out of it.
         ("promote", "You may not promote to or from `shop`: no rule allows it."),
-        ("maintenance", "You may not switch maintenance mode of `shop`: no rule allows it."),
-        ("config", "You may not change the config of `shop`: no rule allows it."),
+        ("maintenance", "You may not switch `shop`'s maintenance mode: no rule allows it."),
+        ("config", "You may not change `shop`'s config: no rule allows it."),
         ("run", "You may not run commands on `shop`: no rule allows it."),
         ("drain", "You may not add a log drain to `shop`: no rule allows it."),
         ("approve", "You may not approve changes to `shop`: no rule allows it."),
