@@ -37,6 +37,7 @@ from handlers.charts import chart_button, window_for
 from policies import costs
 from policies.commands import changing, stops_dynos
 from policies.digest import duration
+from policies.guardrails import LOCK_HOLDS_BACK
 from policies.redact import mask
 from policies.slack_text import clip, code, escape, listed
 from policies.slack_text import shown as clipped  # `shown` names a local below
@@ -228,8 +229,8 @@ def _deployed(result: Deployed) -> Message:
             else ""
         )
         text = (
-            f"{who} locked {app}: {escape(result.mode or '')}{was}. Only they may roll it back, "
-            f"ship, promote or swap it, or change its config, until `/deploy unlock {result.app}`."
+            f"{who} locked {app}: {escape(result.mode or '')}{was}. Only they may "
+            f"{LOCK_HOLDS_BACK}, until `/deploy unlock {result.app}`."
         )
     elif result.verb == "ship" and result.build_id:
         text = f"{who} is shipping {code(result.mode or '')} to {app}."

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from policies import config_vars, rules
-from policies.guardrails import FREEZE_EXEMPT_VERBS
+from policies.guardrails import FREEZE_EXEMPT_VERBS, LOCK_HOLDS_BACK
 from policies.names import closest, suggest
 from policies.slack_text import clip, code, listed, shown
 
@@ -145,7 +145,7 @@ SUMMARY = {
     "rollback": "go back to an earlier release (by default the previous good one), after you confirm",
     "maintenance": "turn a Heroku app's maintenance page on (after you confirm) or off",
     "config": "list an app's config vars (values masked unless you may change them), or set or unset one after you confirm",
-    "lock": "hold a deploy lock on an app: nobody else may roll it back, ship, promote or swap it, or change its config, until you unlock it",
+    "lock": f"hold a deploy lock on an app: nobody else may {LOCK_HOLDS_BACK}, until you unlock it",
     "unlock": "release an app's deploy lock (the holder, or an admin)",
     "ship": "build and release a git ref (Heroku, from the registry's `source:`) or deploy an application version (Beanstalk)",
     "promote": "promote a Heroku app's slug to the next stage of its pipeline",

@@ -29,7 +29,14 @@ FREEZE_EXEMPT_VERBS = frozenset({"approve", "watch", "lock", "unlock"})
 # what puts other code or settings live. A config change makes a release and restarts every
 # dyno (an environment update on Beanstalk). Maintenance mode is left out: it is what
 # whoever is on call reaches for in an incident, whether the holder is around or not.
-LOCKED_VERBS = frozenset({"rollback", "ship", "promote", "swap", "config"})
+# `run` starts the registry's one-off commands, migrations among them, which change what is
+# live as a release does.
+_LOCKED = ("rollback", "ship", "promote", "swap", "config", "run")
+LOCKED_VERBS = frozenset(_LOCKED)
+# "roll it back, ship it, …, or run commands on it": every reply that says what a lock holds.
+LOCK_HOLDS_BACK = (
+    ", ".join(doing(verb, "it") for verb in _LOCKED[:-1]) + f", or {doing(_LOCKED[-1], 'it')}"
+)
 # Verbs that set counts; `restart` and `drain` keep the formation as it is.
 _COUNT_VERBS = frozenset({"scale", "kill", "autoscale", "pin"})
 # The process type whose loss would leave nobody able to scale the bot back up.

@@ -177,19 +177,21 @@ def test_a_lock_holds_back_others_from_deploy_verbs_only():
     assert lock_refusal("maintenance", "myapp", "UA", "hotfix", "UB") is None
     assert lock_refusal("rollback", "myapp", None, None, "UB") is None
     said = {}
-    for verb in ("rollback", "ship", "promote", "swap", "config"):
+    for verb in ("rollback", "ship", "promote", "swap", "config", "run"):
         refusal = lock_refusal(verb, "myapp", "UA", "hotfix", "UB")
         assert refusal and "<@UA>" in refusal and "hotfix" in refusal
         said[verb] = refusal.split("so only they may ")[1].split(".")[0]
     # "only they may rollback it" had used the noun; a promotion is refused into a locked
     # app as well as out of one. A config change makes a release and restarts every dyno
-    # (an environment update on Beanstalk), so a lock holds it back too.
+    # (an environment update on Beanstalk), so a lock holds it back too; so does `run`, whose
+    # one-off commands (migrations) change what is live.
     assert said == {
         "rollback": "roll it back",
         "ship": "ship it",
         "promote": "promote to or from it",
         "swap": "swap it",
         "config": "change its config",
+        "run": "run commands on it",
     }
 
 

@@ -216,8 +216,8 @@ def test_a_deploy_lock_holds_back_config_changes_but_not_reading_them(driver, he
     prompt = say(driver, "config set LOG_LEVEL=debug myapp")  # asked before the lock
     locked = say(driver, "lock myapp migrating", OTHER_ADMIN)["text"]
     assert (
-        "Only they may roll it back, ship, promote or swap it, or change its config, until "
-        "`/deploy unlock myapp`."
+        "Only they may roll it back, ship it, promote to or from it, swap it, change its config, "
+        "or run commands on it, until `/deploy unlock myapp`."
     ) in locked
     for text in ("config set LOG_LEVEL=debug myapp", "config unset LOG_LEVEL myapp"):
         assert say(driver, text)["text"] == (
@@ -866,6 +866,19 @@ def test_run_starts_only_allowed_commands_and_reports_output_and_exit_status(
     [dyno] = heroku.calls("POST", "/apps/myapp/dynos")
     assert dyno.json == {"command": "python manage.py migrate", "attach": False}
     assert heroku.violations == []
+
+
+def test_a_deploy_lock_holds_back_run_by_anyone_but_its_holder(registered, heroku):
+    # A migration run from chat during someone's release train had gone through their lock.
+    say(registered, "lock myapp release train", OTHER_ADMIN)
+    refused = say(registered, "run myapp python manage.py migrate")
+    assert refused["text"] == (
+        f"`myapp` is locked by <@{OTHER_ADMIN}> (release train), so only they may run "
+        "commands on it. Ask them to `/deploy unlock myapp` when they are done."
+    )
+    assert heroku.calls("POST", "/apps/myapp/dynos") == []
+    registered.command("run myapp python manage.py migrate", OTHER_ADMIN)
+    wait_for(lambda: heroku.calls("POST", "/apps/myapp/dynos"))
 
 
 def test_logs_mask_secrets_and_escape_markup(driver, heroku):
