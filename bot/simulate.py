@@ -43,6 +43,9 @@ from policies.simulator_baselines import POLICIES, make_policy
 MAX_TRACE_BYTES = 32 << 20  # the shared traces are at most a few hundred KiB
 MAX_TRACE_SPAN = timedelta(days=120)  # the simulator steps every 10 s: about a million steps
 DEFAULT_SINCE = timedelta(days=7)
+# The coarsest rollups are kept 35 days (`bot.metrics.store.KEEP_COARSE`): older minutes are
+# gone, and each day costs a query, so `--since 999999d` had run for hours.
+MAX_SINCE = timedelta(days=35)
 # The options each form reads (by argparse dest); the other form refuses them.
 _APP_ONLY = ("since", "target", "min", "max", "down_stabilization")
 _TRACE_ONLY = ("policy", "peak_rpm", "seed", "service_ms", "concurrency")
@@ -74,11 +77,23 @@ def _duration(text: str) -> timedelta:
     return timedelta(**{unit: int(match[1])})
 
 
+def _said(span: timedelta) -> str:
+    """A span as it is typed: `1d`, `36h`, `90m`."""
+    seconds = int(span.total_seconds())
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def _target(text: str) -> Target:
     match = re.fullmatch(r"(rpm|queue|p95|service):(\d+(?:\.\d+)?)(ms|s)?", text.strip().lower())
     if match is None:
         raise argparse.ArgumentTypeError(f"{text!r}: write rpm:1200, queue:300ms or service:500ms")
     value = float(match[2]) * (1000 if match[3] == "s" else 1)
+    if value <= 0:
+        # The policy divides by it: a zero had ended in a ZeroDivisionError traceback.
+        raise argparse.ArgumentTypeError(f"{text!r}: a target must be more than 0")
     metric = {"rpm": "rpm_per_dyno", "queue": "queue_p95", "p95": "queue_p95"}
     return Target(metric.get(match[1], "service_p95"), value)  # type: ignore[arg-type]
 
@@ -118,7 +133,7 @@ def _main_app(args: argparse.Namespace, out: Callable[[str], object]) -> int:
     finally:
         db.dispose()
     if found is None:
-        out(f"{args.app}: no stored traffic in the last {args.since}; is its log drain on?")
+        out(f"{args.app}: no stored traffic in the last {_said(args.since)}; is its log drain on?")
         return 1
     mine, theirs, context = found
     if args.json:
@@ -189,6 +204,10 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], object] = print
         )
     if args.min is not None and (args.min < 1 or (args.max is not None and args.min > args.max)):
         parser.error("--min must be at least 1 and at most --max")
+    if args.max is not None and args.max < 1:
+        parser.error("--max must be at least 1: web dynos are never autoscaled to 0")
+    if args.since is not None and not timedelta(minutes=1) <= args.since <= MAX_SINCE:
+        parser.error(f"--since must be from 1m to {MAX_SINCE.days}d (the stored rollups' span)")
     if args.app:
         args.since = DEFAULT_SINCE if args.since is None else args.since
         return _main_app(args, out)

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import statistics
 import zoneinfo
 from collections.abc import Mapping, Sequence
@@ -57,6 +58,10 @@ _EPSILON = 1e-9
 _SAMPLE_HALF_WINDOW = timedelta(seconds=30)
 _SEASONAL_LAGS_MIN = (24 * 60, 7 * 24 * 60)  # a day and a week, in minutes
 _DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+# An IANA zone's shape (`America/Argentina/Buenos_Aires` is the longest kind). Checked before
+# zoneinfo sees it: zoneinfo imports a package per `/`, so a few hundred of them had ended in
+# a RecursionError where a user should read "unknown timezone".
+_ZONE_NAME = re.compile(r"[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+){0,2}")
 _FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _DAY_NUMBERS = {name.lower(): i for i, name in enumerate(_DAY_NAMES)} | {
     name: i for i, name in enumerate(_FULL_DAY_NAMES)
@@ -133,10 +138,13 @@ def parse_window(
     if low is not None and high is not None and low > high:
         raise ValueError(f"a schedule window's min ({low}) is more than its max ({high})")
     try:
+        if len(timezone) > 64 or not _ZONE_NAME.fullmatch(timezone):
+            raise ValueError
         zoneinfo.ZoneInfo(timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        shown = timezone if len(timezone) <= 40 else f"{timezone[:39]}…"
         raise ValueError(
-            f"unknown timezone {timezone!r}; use an IANA name such as Europe/Paris"
+            f"unknown timezone {shown!r}; use an IANA name such as Europe/Paris"
         ) from None
     return Window(_days(days), _clock(start), _clock(end), timezone, low, high)
 

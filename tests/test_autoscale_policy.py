@@ -212,6 +212,9 @@ def test_schedule_days_read_back_short(days: str, described: str) -> None:
         (("mon", "8am", "18:00", "UTC", 2, None), "time '8am': use 24-hour HH:MM"),
         (("mon", "08:00", "24:30", "UTC", 2, None), "time '24:30'"),
         (("mon", "08:00", "18:00", "Mars/Olympus", 2, None), "unknown timezone 'Mars/Olympus'"),
+        # zoneinfo imports one package per `/`: 300 of them had ended in a RecursionError.
+        (("mon", "08:00", "18:00", "A/" * 300 + "B", 2, None), "unknown timezone 'A/A/A/"),
+        (("mon", "08:00", "18:00", "../../etc/passwd", 2, None), "unknown timezone"),
         (("mon", "08:00", "18:00", "UTC", None, None), "needs `min:`, `max:` or both"),
         (("mon", "08:00", "18:00", "UTC", 5, 2), "min (5) is more than its max (2)"),
     ],

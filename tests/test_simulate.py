@@ -393,7 +393,8 @@ def test_simulate_app_replays_its_stored_traffic(config, monkeypatch):
     assert answer["current_settings"]["slo_violation_minutes"] == minutes[1]
     lines.clear()
     assert main(["--app", "nobody", "--since", "1d"], out=lines.append) == 1
-    assert "no stored traffic" in lines[0]
+    # Said as typed: it had read "in the last 1 day, 0:00:00".
+    assert lines[0] == "nobody: no stored traffic in the last 1d; is its log drain on?"
 
 
 @pytest.mark.parametrize(
@@ -413,4 +414,29 @@ def test_an_option_of_the_other_form_is_refused_not_ignored(args, says, capsys):
 
     with pytest.raises(SystemExit) as stopped:
         main(args)
+    assert stopped.value.code == 2 and says in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        # A million days had run a query per day, for hours; 0s replayed nothing.
+        (["--app", "demo", "--since", "999999d"], "--since must be from 1m to 35d"),
+        (["--app", "demo", "--since", "0s"], "--since must be from 1m to 35d"),
+        # A zero target had ended in a ZeroDivisionError traceback.
+        (["--app", "demo", "--target", "rpm:0"], "'rpm:0': a target must be more than 0"),
+        (["--app", "demo", "--target", "queue:0ms"], "a target must be more than 0"),
+        # Web dynos are never autoscaled to 0, as chat says.
+        (["--app", "demo", "--max", "0"], "--max must be at least 1"),
+    ],
+)
+def test_an_app_replay_refuses_settings_it_cannot_replay(args, says, capsys, monkeypatch):
+    from bot import simulate
+
+    def reached(*_: object) -> int:
+        raise AssertionError("the replay ran")
+
+    monkeypatch.setattr(simulate, "_main_app", reached)
+    with pytest.raises(SystemExit) as stopped:
+        simulate.main(args)
     assert stopped.value.code == 2 and says in capsys.readouterr().err
