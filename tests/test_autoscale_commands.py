@@ -3,11 +3,14 @@ readable by everyone, changeable only by those allowed."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from bot.store.autoscale_settings import AutoscaleStore
+from handlers.render import CANCEL_ACTION, CONFIRM_ACTION
 from tests.conftest import ADMIN, USER
-from tests.webclient import SlackDriver, ack_text
+from tests.webclient import SlackDriver, ack_text, button
 
 
 @pytest.fixture
@@ -142,3 +145,33 @@ def test_chat_cannot_change_what_the_registry_sets(new_app, driver, tmp_path, mo
     status = say(driver, "autoscale myapp status")["text"]
     assert "last 3 min (registry)" in status
     assert "Schedule: daily 08:00–20:00 UTC: min 2" in status
+
+
+def test_a_pin_that_raises_the_cost_past_the_threshold_asks_first(driver, web, heroku):
+    store = AutoscaleStore(web.extensions["deploybot"].db)
+    # `scale web=20 myapp` asks first (+19 Standard-1X, past the default $250): a pin at 20
+    # had been kept at once, and the autoscaler, which is never asked, then ran 20.
+    prompt = say(driver, "pin myapp web=20 for 2h")
+    assert prompt["text"].startswith(f"<@{ADMIN}> asks to pin `myapp`: web 1 → 20.")
+    assert "past this app's threshold, so I ask first" in prompt["text"]
+    assert store.pin("myapp", _now()) is None
+    _, url = driver.click(CANCEL_ACTION, button(prompt, CANCEL_ACTION)["value"], ADMIN)
+    assert "cancelled `pin myapp web=20 for 2h`" in driver.reply(url)["text"]
+    assert store.pin("myapp", _now()) is None
+
+    prompt = say(driver, "pin myapp web=20 for 2h")
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    text = driver.reply(url)["text"]
+    assert text.startswith(f"<@{ADMIN}> pinned `myapp` at web=20 until"), text
+    pin = store.pin("myapp", _now())
+    assert pin is not None and pin.quantity == 20
+    assert timedelta(minutes=119) < pin.until - _now() <= timedelta(hours=2)
+    history = say(driver, "history myapp")["text"]
+    assert "pin myapp web=20 for 2h" in history and "cancelled" in history
+    # A pin that costs less than the threshold is kept at once, as `scale` does it.
+    assert "pinned `myapp` at web=3" in say(driver, "pin myapp web=3 for 1h")["text"]
+    assert heroku.formation("myapp")["web"][0] == 1  # the autoscaler, not the pin, scales
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -109,6 +109,11 @@ DEFAULT_MAX = 10  # web dynos, when `/deploy autoscale APP on` names no max
 WORKER_DECISIONS = 3  # each worker type's latest decisions in `status`, after web's five
 
 
+# `ask_first(actor, resolved, command, targets)`: the prompt a change of `targets` needs
+# before it is made (a cost past the app's threshold), or None to go ahead.
+AskFirst = Callable[[Actor, Resolved, Command, dict[str, tuple[int, str | None]]], Result | None]
+
+
 class AutoscaleCommands:
     def __init__(
         self,
@@ -116,12 +121,14 @@ class AutoscaleCommands:
         audit: AuditLog,
         now: Callable[[], datetime],
         worker_runs: bool = True,
+        ask_first: AskFirst = lambda actor, resolved, command, targets: None,
     ) -> None:
         self._autoscale = store
         self._audit = audit
         self._now = now
         # False in the sandbox console, where no worker runs the autoscaler between lines.
         self._worker_runs = worker_runs
+        self._ask_first = ask_first
 
     def run(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
         app = command.app or ""
@@ -130,6 +137,13 @@ class AutoscaleCommands:
             return Reply(self.status(app, now, resolved.target, command.target))
         if command.mode == "schedule" and command.topic == "list":
             return Reply(self._schedule_list(app, resolved.target))
+        if command.verb == "pin" and command.mode != "off" and self._pinnable(resolved, command):
+            # The autoscaler is never asked about cost, so a pin, which it then holds, asks
+            # here as `scale` to the same count would; no audit row until it is answered.
+            targets: dict[str, tuple[int, str | None]] = {"web": (command.changes[0].amount, None)}
+            asked = self._ask_first(actor, resolved, command, targets)
+            if asked is not None:
+                return asked
         entry = self._audit.start(actor, command.verb, app, command.text(), None, None)
         if resolved.target.platform != "heroku" and command.mode != "off":
             # The tick reads drained router logs and Heroku formations; a Beanstalk
@@ -142,30 +156,7 @@ class AutoscaleCommands:
                 "(`aws:autoscaling:asg`), or `/deploy scale` it by hand."
             )
         if command.verb == "pin":
-            if command.mode == "off":
-                gone = self._autoscale.unpin(app)
-                text = (
-                    f"<@{actor.user_id}> unpinned `{app}`." if gone else f"`{app}` was not pinned."
-                )
-            else:
-                quantity = command.changes[0].amount
-                cap = resolved.target.guardrails.most("web")
-                if cap is not None and quantity > cap:
-                    # The autoscaler would clamp it in silence; say so while the asker is here.
-                    self._audit.finish(entry, "refused", error="pin above guardrail")
-                    return Reply(
-                        f"`{app}` allows at most {cap} web dynos (the registry's `max`), so a "
-                        f"pin at web={quantity} is refused. Pin at web={cap} or fewer."
-                    )
-                until = now + timedelta(minutes=command.limit or 60)
-                self._autoscale.set_pin(Pin(app, quantity, until, actor.user_id))
-                text = (
-                    f"<@{actor.user_id}> pinned `{app}` at web={quantity} until "
-                    f"{_slack_pin_end(until, now)}: "
-                    f"{self._who_holds(app)}."
-                )
-            self._audit.finish(entry, "ok")
-            return Reply(text, public=True)
+            return self._pin(actor, resolved, command, entry, now)
         if command.target:
             return self._worker(actor, resolved, command, entry, now)
         if command.mode == "set":
@@ -203,6 +194,50 @@ class AutoscaleCommands:
         return Reply(
             f"<@{actor.user_id}> set autoscaling of `{app}`: {settings.describe()}.", public=True
         )
+
+    @staticmethod
+    def _pinnable(resolved: Resolved, command: Command) -> bool:
+        """A pin that is not refused below (a Beanstalk app, above the registry's max)."""
+        cap = resolved.target.guardrails.most("web")
+        quantity = command.changes[0].amount
+        return resolved.target.platform == "heroku" and (cap is None or quantity <= cap)
+
+    def _pin(
+        self, actor: Actor, resolved: Resolved, command: Command, entry: int, now: datetime
+    ) -> Result:
+        app = command.app or ""
+        if command.mode == "off":
+            gone = self._autoscale.unpin(app)
+            text = f"<@{actor.user_id}> unpinned `{app}`." if gone else f"`{app}` was not pinned."
+            self._audit.finish(entry, "ok")
+            return Reply(text, public=True)
+        quantity = command.changes[0].amount
+        cap = resolved.target.guardrails.most("web")
+        if cap is not None and quantity > cap:
+            # The autoscaler would clamp it in silence; say so while the asker is here.
+            self._audit.finish(entry, "refused", error="pin above guardrail")
+            return Reply(
+                f"`{app}` allows at most {cap} web dynos (the registry's `max`), so a "
+                f"pin at web={quantity} is refused. Pin at web={cap} or fewer."
+            )
+        until = now + timedelta(minutes=command.limit or 60)
+        self._autoscale.set_pin(Pin(app, quantity, until, actor.user_id))
+        self._audit.finish(entry, "ok")
+        return Reply(
+            f"<@{actor.user_id}> pinned `{app}` at web={quantity} until "
+            f"{_slack_pin_end(until, now)}: {self._who_holds(app)}.",
+            public=True,
+        )
+
+    def pin_confirmed(
+        self, requester: Actor, confirmer: Actor, resolved: Resolved, command: Command
+    ) -> Result:
+        """A pin whose cost prompt was confirmed: kept from now for the span asked."""
+        app = command.app or ""
+        entry = self._audit.start(
+            requester, "pin", app, command.text(), None, None, confirmed_by=confirmer.user_id
+        )
+        return self._pin(requester, resolved, command, entry, self._now())
 
     def _set(
         self, actor: Actor, target: Target, command: Command, entry: int, now: datetime

@@ -130,7 +130,9 @@ class Actions:
         self._drains = drains
         self._connections = Connections(audit, now, public_url, drains, webhook_secrets)
         self._autoscaling = (
-            AutoscaleCommands(autoscale, audit, now, worker_runs) if autoscale else None
+            AutoscaleCommands(autoscale, audit, now, worker_runs, self._costly)
+            if autoscale
+            else None
         )
         # The sandbox's traffic player; None outside the sandbox console.
         self._simulate = simulate
@@ -511,6 +513,15 @@ class Actions:
         if not self._confirmations.decide(confirmation_id, actor.user_id, "confirmed", now):
             return self._already_decided(confirmation_id, now)
         requester = replace(actor, user_id=pending.user_id, request_key=None)
+        if verb == "pin" and self._autoscaling is not None:
+            # What the prompt showed is the cost of the count, not a change made now: the
+            # autoscaler holds the pin from here.
+            try:
+                resolved = self._resolve(pending.app)
+            except UnknownApp as error:
+                return self._reopened(confirmation_id, actor, error)
+            asked = parse(pending.command)
+            return self._autoscaling.pin_confirmed(requester, actor, resolved, asked)
         if verb in CONFIRMED_VERBS and self._deployments is not None:
             try:
                 return self._deployments.confirmed(requester, actor, pending)
@@ -837,6 +848,22 @@ class Actions:
         return self._apply(
             actor, resolved, app, command.verb, command.text(), before, targets, verdict
         )
+
+    def _costly(
+        self,
+        actor: Actor,
+        resolved: Resolved,
+        command: Command,
+        targets: dict[str, tuple[int, str | None]],
+    ) -> Result | None:
+        """The prompt for a change the autoscaler makes for a person (a pin), when it
+        raises the monthly cost past the app's threshold, as `scale` to it would; else None."""
+        current = formation_map(resolved.platform.formation(resolved.target.name))
+        cost = costs.monthly_change(resolved.target.platform, current, _after(current, targets))
+        if cost.delta_usd <= resolved.target.confirm_above_usd:
+            return None
+        allowed = guardrails.Verdict("allowed")
+        return self._ask_first(actor, resolved, command, current, targets, allowed, cost)
 
     def _ask_first(
         self,
