@@ -175,3 +175,42 @@ def test_a_pin_that_raises_the_cost_past_the_threshold_asks_first(driver, web, h
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def test_a_window_already_there_is_refused_and_only_the_first_covering_one_is_now(driver):
+    say(driver, "autoscale myapp schedule add daily 00:00-00:00 min=2")
+    # The same days and hours again had been kept as window 2, which never applied.
+    again = say(driver, "autoscale myapp schedule add daily 00:00-00:00 min=5")["text"]
+    assert again.startswith(
+        "`myapp`'s window 1 already covers daily 00:00–00:00 UTC: `schedule remove 1` first "
+        "to change its limits."
+    )
+    say(driver, "autoscale myapp schedule add mon-sun 06:00-05:59 min=4")
+    listed = say(driver, "autoscale myapp schedule list")["text"]
+    assert "2. daily 06:00–05:59 UTC: min 4" in listed and "3." not in listed
+    # Both cover now, and only the first applies (`policies.autoscale.bounds`): status had
+    # marked both "(now)".
+    status = say(driver, "autoscale myapp status")["text"]
+    assert status.count("(now)") == 1
+    assert "Schedule: daily 00:00–00:00 UTC: min 2 (now)" in status
+
+
+def test_a_chat_window_above_the_registry_max_is_refused(
+    new_app, driver, tmp_path, monkeypatch, config
+):
+    registry = tmp_path / "deploybot.yml"
+    registry.write_text("apps:\n  myapp:\n    platform: heroku\n    max: 4\n")
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(registry))
+    driver = SlackDriver(new_app(config).test_client(), driver.slack)
+    # The registry refuses such a window at load; chat had kept it, and every tick it
+    # covered was then clamped by the guardrail.
+    text = say(driver, "autoscale myapp schedule add mon-fri 08:00-18:00 min=6")["text"]
+    assert text.startswith(
+        "`myapp` allows at most 4 web dynos (the registry's `max`), so a window asking for 6 "
+        "is refused."
+    )
+    assert "no schedule windows" in say(driver, "autoscale myapp schedule list")["text"]
+    assert (
+        "(window 1)"
+        in say(driver, "autoscale myapp schedule add mon-fri 08:00-18:00 max=4")["text"]
+    )

@@ -296,6 +296,30 @@ class AutoscaleCommands:
         except ValueError as exc:
             self._audit.finish(entry, "refused", error=str(exc))
             return Reply(f"Not a schedule window: {escape(str(exc))}")
+        cap = target.guardrails.most("web")
+        asks = max(added.min or 0, added.max or 0)
+        if cap is not None and asks > cap:
+            # The registry refuses such a window at load; each tick it covered would be
+            # clamped by the guardrail.
+            self._audit.finish(entry, "refused", error="window above guardrail")
+            return Reply(
+                f"`{app}` allows at most {cap} web dynos (the registry's `max`), so a window "
+                f"asking for {asks} is refused."
+            )
+        same = [
+            n
+            for n, w in enumerate(map(_window, windows), 1)
+            if (w.days, w.start, w.end, w.timezone)
+            == (added.days, added.start, added.end, added.timezone)
+        ]
+        if same:
+            # Only the first window covering a moment applies (`policy.bounds`): a second
+            # one at the same hours would never apply.
+            self._audit.finish(entry, "refused", error="window already there")
+            return Reply(
+                f"`{app}`'s window {same[0]} already covers {added.describe()}: "
+                f"`schedule remove {same[0]}` first to change its limits."
+            )
         windows.append(words)
         overrides.put_windows(app, windows, actor.user_id, now)
         self._audit.finish(entry, "ok", after={"schedule": windows})
@@ -466,8 +490,10 @@ class AutoscaleCommands:
             )
         step = f"{found.max_step} dynos" if found.max_step else "+100 % or +4 up, -10 % or -1 down"
         lines.append(f"Step per tick: {step} ({found.step_source}).")
+        # Only the first window covering now applies (`policy.bounds`).
+        first = next((w for w in found.windows if w.covers(now)), None)
         for window in found.windows:
-            active = " (now)" if window.covers(now) else ""
+            active = " (now)" if window is first else ""
             lines.append(
                 f"Schedule: {window.describe()}: {_limits_text(window)}{active} "
                 f"({found.windows_source})."
