@@ -214,3 +214,26 @@ def test_a_chat_window_above_the_registry_max_is_refused(
         "(window 1)"
         in say(driver, "autoscale myapp schedule add mon-fri 08:00-18:00 max=4")["text"]
     )
+
+
+def test_a_beanstalk_environment_is_told_its_own_group_scales_it(tmp_path):
+    from tests.test_console import run_lines
+
+    output = run_lines(
+        tmp_path,
+        "autoscale demo-shop status",
+        "autoscale demo-shop schedule list",
+        "autoscale demo-shop off",
+        "history demo-shop",
+    )
+    said = (
+        "`demo-shop` is an Elastic Beanstalk environment: its Auto Scaling group scales it "
+        "(`aws:autoscaling:asg` MinSize/MaxSize and triggers), not this autoscaler"
+    )
+    # Status had listed Heroku's scale-down hold and step, and `schedule list` offered a
+    # `schedule add` that is refused.
+    assert output.count(said) == 3, output
+    assert "Step per tick" not in output and "Add one with" not in output
+    # `off` had read the environment and stored web 2–8 settings that nothing uses.
+    assert "set autoscaling of `demo-shop`" not in output
+    assert "Autoscaling of `demo-shop` is off" in output

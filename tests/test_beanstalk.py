@@ -16,6 +16,8 @@ from botocore.config import Config as BotoConfig
 
 from bot.platforms import beanstalk as beanstalk_module
 from bot.sandbox.fakes.beanstalk import FakeBeanstalk
+from bot.store.autoscale_settings import AutoscaleStore, Settings
+from bot.store.db import Database
 from bot.web.app import close, create_app
 from handlers.render import CONFIRM_ACTION
 from tests.conftest import ADMIN, HEROKU_KEY
@@ -328,11 +330,23 @@ def test_autoscale_of_a_beanstalk_environment_is_refused_clearly(driver, aws, co
     text = driver.reply(url)["text"]
     assert "`shop` is an Elastic Beanstalk environment" in text
     assert "MinSize/MaxSize" in text
+    # Status says who scales it: it had listed Heroku's scale-down hold and step per tick.
     _, url = driver.command("autoscale shop status", ADMIN)
-    assert "off (never set)" in driver.reply(url)["text"]
-    # Turning it off stays possible, for settings saved before the refusal existed.
+    text = driver.reply(url)["text"]
+    assert "its Auto Scaling group scales it" in text and "Step per tick" not in text
+    # Off with nothing kept says so; it had read the environment and stored web settings.
     _, url = driver.command("autoscale shop off", ADMIN)
-    assert "Elastic Beanstalk" not in driver.reply(url)["text"]
+    assert "Autoscaling of `shop` is off: `shop` is an Elastic" in driver.reply(url)["text"]
+    # Turning it off stays possible, for settings saved before the refusal existed.
+    db = Database(config.database_url)
+    store = AutoscaleStore(db)
+    store.save(Settings("shop", "on", 1, 4, "queue_p95", 300.0, ADMIN, datetime.now(UTC)))
+    _, url = driver.command("autoscale shop status", ADMIN)
+    assert "Settings kept from before (on, web 1–4" in driver.reply(url)["text"]
+    _, url = driver.command("autoscale shop off", ADMIN)
+    assert "set autoscaling of `shop`: off" in driver.reply(url)["text"]
+    assert store.settings("shop").mode == "off"
+    db.dispose()
     # A pin would wait for an autoscaler that never comes; a schedule window likewise.
     for command in ("pin shop web=3 for 1h", "autoscale shop schedule add daily 08:00-18:00 min=2"):
         _, url = driver.command(command, ADMIN)

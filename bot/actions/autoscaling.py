@@ -133,6 +133,10 @@ class AutoscaleCommands:
     def run(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
         app = command.app or ""
         now = self._now()
+        if resolved.target.platform != "heroku" and command.verb == "autoscale":
+            answer = self._beanstalk(app, command)
+            if answer is not None:
+                return Reply(answer)
         if command.verb == "autoscale" and command.mode == "status":
             return Reply(self.status(app, now, resolved.target, command.target))
         if command.mode == "schedule" and command.topic == "list":
@@ -194,6 +198,30 @@ class AutoscaleCommands:
         return Reply(
             f"<@{actor.user_id}> set autoscaling of `{app}`: {settings.describe()}.", public=True
         )
+
+    def _beanstalk(self, app: str, command: Command) -> str | None:
+        """What `autoscale` reads or turns off on a Beanstalk environment, which its own Auto
+        Scaling group scales; None where settings kept from before are to be turned off."""
+        stored = (
+            self._autoscale.workers().settings(app, command.target)
+            if command.target
+            else self._autoscale.settings(app)
+        )
+        own = (
+            f"`{app}` is an Elastic Beanstalk environment: its Auto Scaling group scales it "
+            "(`aws:autoscaling:asg` MinSize/MaxSize and triggers), not this autoscaler"
+        )
+        kept = stored is not None and stored.mode != "off"
+        if command.mode == "off" and not kept:
+            return f"Autoscaling of `{app}` is off: {own}."
+        if command.mode == "status" or (command.mode == "schedule" and command.topic == "list"):
+            if kept and stored is not None:
+                return (
+                    f"{own}. Settings kept from before ({stored.describe()}) do nothing; "
+                    f"`/deploy autoscale {app} off` turns them off."
+                )
+            return f"{own}."
+        return None
 
     @staticmethod
     def _pinnable(resolved: Resolved, command: Command) -> bool:
