@@ -819,6 +819,10 @@ def _parse_simulate(args: list[str], app: str | None) -> Command:
 
 def _parse_autoscale(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "autoscale")
+    if rest and rest[0].lower() == "pin":
+        raise CommandError(
+            f"A pin is its own command: `/deploy pin {app or 'APP'} web=N for 2h`.", "pin"
+        )
     if rest and rest[0].lower() == "set":
         return _parse_autoscale_set(app, rest[1:])
     if rest and rest[0].lower() == "schedule":
@@ -893,6 +897,14 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
     values = dict(options)
     if ptype is None and _a_bound_is_zero(options):
         raise CommandError(_web_zero(app), "autoscale on")
+    if ptype is not None and "max" in values and int(values["max"]) == 0:
+        # Held at 0 for good is a stop, which a person's `scale TYPE=0` confirms first.
+        raise CommandError(
+            f"max=0 would hold `{ptype}` at 0 whatever its queue holds: `/deploy scale "
+            f"{ptype}=0 {app or 'APP'}` stops it after you confirm, and `/deploy autoscale "
+            f"{app or 'APP'} {ptype} off` leaves it as it runs.",
+            "autoscale on",
+        )
     if "min" in values and "max" in values and int(values["min"]) > int(values["max"]):
         raise CommandError(f"min={values['min']} is more than max={values['max']}.", "autoscale on")
     if options and mode in ("off", "status"):

@@ -92,6 +92,14 @@ def test_pins_hold_until_they_expire_or_are_lifted(driver, web):
         ("autoscale myapp off max=3", "takes no settings"),
         ("pin myapp worker=2 for 1h", "only `web` can be pinned"),
         ("pin myapp web=2 for ever", "not a duration up to 7d"),
+        # A worker type held at 0 for good is a stop, which `scale worker=0` asks about.
+        (
+            "autoscale myapp worker on max=0",
+            "max=0 would hold `worker` at 0 whatever its queue holds: `/deploy scale worker=0 "
+            "myapp` stops it after you confirm, and `/deploy autoscale myapp worker off` leaves it",
+        ),
+        # `pin` is its own command.
+        ("autoscale myapp pin web=3", "A pin is its own command: `/deploy pin myapp web=N for 2h`"),
     ],
 )
 def test_bad_settings_are_refused(driver, web, text, says):
