@@ -23,9 +23,11 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bot.actions.autoscaling import replayed_settings
 from bot.config import Config
 from bot.metrics.replay import replay_app
 from bot.metrics.store import MetricsStore
+from bot.registry import Registry, RegistryError, UnknownApp
 from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.db import Database
 from policies.autoscale import Target
@@ -106,18 +108,14 @@ def _main_app(args: argparse.Namespace, out: Callable[[str], object]) -> int:
         out("the database is not migrated: run `python -m bot migrate` (the release phase) first.")
         return 1
     try:
-        stored = AutoscaleStore(db).settings(args.app)
-        current: dict[str, object] = {}
-        if stored is not None:
-            current = {
-                # The store says "rpm" where the policy says "rpm_per_dyno".
-                "target": Target(
-                    "rpm_per_dyno" if stored.target_kind == "rpm" else stored.target_kind,  # type: ignore[arg-type]
-                    stored.target_value,
-                ),
-                "low": stored.min,
-                "high": stored.max,
-            }
+        try:
+            target = Registry.from_env().resolve(args.app)
+        except (RegistryError, UnknownApp) as error:
+            out(str(error))
+            return 1
+        # As `/deploy simulate APP 7d` reads them: a scale-down hold chat or the registry set
+        # had been left out of "current settings" here.
+        current = replayed_settings(AutoscaleStore(db), args.app, target)
         tried = dict(current)
         for key, value in (
             ("target", args.target),

@@ -440,3 +440,42 @@ def test_an_app_replay_refuses_settings_it_cannot_replay(args, says, capsys, mon
     with pytest.raises(SystemExit) as stopped:
         simulate.main(args)
     assert stopped.value.code == 2 and says in capsys.readouterr().err
+
+
+def test_simulate_app_replays_the_settings_chat_and_the_registry_set(config, monkeypatch, tmp_path):
+    from bot import simulate
+    from bot.store.autoscale_overrides import Override
+    from bot.store.autoscale_settings import AutoscaleStore, Settings
+    from bot.store.db import Database
+    from tests.conftest import ADMIN
+
+    db = Database(config.database_url)
+    now = datetime.now(UTC)
+    store = AutoscaleStore(db)
+    store.save(Settings("myapp", "on", 2, 6, "rpm", 900.0, ADMIN, now))
+    store.overrides().put(Override("myapp", "down_stabilization", "4m", ADMIN, now))
+    db.dispose()
+    registry = tmp_path / "deploybot.yml"
+    registry.write_text(
+        "heroku:\n  allow_unlisted: true\n"
+        "apps:\n  shop:\n    platform: heroku\n    autoscale:\n      down_stabilization: 3m\n"
+    )
+    monkeypatch.setenv("DATABASE_URL", config.database_url)
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(registry))
+    seen: list[dict[str, object]] = []
+
+    def replay(metrics, app, since, at, tried, current):
+        seen.append(current)
+
+    monkeypatch.setattr(simulate, "replay_app", replay)
+    for app in ("myapp", "shop"):
+        simulate.main(["--app", app, "--since", "1d"], out=lambda _: None)
+    # "current settings" had left out the scale-down hold chat or the registry set, which
+    # `/deploy simulate APP 7d` counts: the two answered differently for one app.
+    assert seen[0]["down_stabilization"] == timedelta(minutes=4)
+    assert (seen[0]["low"], seen[0]["high"]) == (2, 6)
+    assert seen[1]["down_stabilization"] == timedelta(minutes=3)
+    lines: list[str] = []
+    registry.write_text("apps:\n  shop:\n    platform: heroku\n")
+    assert simulate.main(["--app", "myapp"], out=lines.append) == 1
+    assert lines == ["`myapp` is not an app I manage. `/deploy apps` lists them."]

@@ -368,16 +368,7 @@ class AutoscaleCommands:
 
     def replay(self, app: str, target: Target, metrics: MetricsStore, since: timedelta) -> str:
         """The default policy against the app's current settings on its stored traffic."""
-        stored = self._autoscale.settings(app)
-        found = effective(target, self._overrides().of_app(app))
-        current: dict[str, object] = {"down_stabilization": found.down_stabilization}
-        if stored is not None:
-            kind = "rpm_per_dyno" if stored.target_kind == "rpm" else stored.target_kind
-            current |= {
-                "target": policy.Target(kind, stored.target_value),  # type: ignore[arg-type]
-                "low": stored.min,
-                "high": stored.max,
-            }
+        current = replayed_settings(self._autoscale, app, target)
         tried = current | {"down_stabilization": None}
         replayed = replay_app(metrics, app, since, self._now(), tried, current)
         span = _span(since)
@@ -554,6 +545,23 @@ class AutoscaleCommands:
                 "target=latency:30s` scales it from its job queue."
             )
         return "\n".join(lines)
+
+
+def replayed_settings(store: AutoscaleStore, app: str, target: Target) -> dict[str, object]:
+    """The app's settings in force as `replay_app` takes them (target, low, high,
+    down_stabilization), for `/deploy simulate APP 7d` and `deploybot simulate --app` alike."""
+    found = effective(target, store.overrides().of_app(app))
+    current: dict[str, object] = {"down_stabilization": found.down_stabilization}
+    stored = store.settings(app)
+    if stored is not None:
+        # The store says "rpm" where the policy says "rpm_per_dyno".
+        kind = "rpm_per_dyno" if stored.target_kind == "rpm" else stored.target_kind
+        current |= {
+            "target": policy.Target(kind, stored.target_value),  # type: ignore[arg-type]
+            "low": stored.min,
+            "high": stored.max,
+        }
+    return current
 
 
 def _chat(user: str, at: datetime) -> str:
