@@ -245,3 +245,19 @@ def test_a_beanstalk_environment_is_told_its_own_group_scales_it(tmp_path):
     # `off` had read the environment and stored web 2–8 settings that nothing uses.
     assert "set autoscaling of `demo-shop`" not in output
     assert "Autoscaling of `demo-shop` is off" in output
+
+
+def test_a_min_that_raises_the_cost_past_the_threshold_asks_first(driver, web):
+    store = AutoscaleStore(web.extensions["deploybot"].db)
+    # min=20 is 19 more Standard-1X dynos at the next tick, as `scale web=20` would be.
+    prompt = say(driver, "autoscale myapp on min=20 max=30")
+    assert prompt["text"].startswith(f"<@{ADMIN}> asks to autoscale `myapp`: web 1 → 20.")
+    assert store.settings("myapp") is None
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    text = driver.reply(url)["text"]
+    assert text.startswith(f"<@{ADMIN}> set autoscaling of `myapp`: on, web 20–30"), text
+    # The same min in shadow mode changes nothing, so it is kept at once; so is a small one.
+    assert "shadow, web 20–30" in say(driver, "autoscale myapp shadow")["text"]
+    assert "on, web 3–30" in say(driver, "autoscale myapp on min=3")["text"]
+    # Refused for what it is, not asked about first and refused after the click.
+    assert say(driver, "autoscale myapp on min=40")["text"].startswith("min=40 is more than max=30")

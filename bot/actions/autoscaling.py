@@ -130,7 +130,10 @@ class AutoscaleCommands:
         self._worker_runs = worker_runs
         self._ask_first = ask_first
 
-    def run(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
+    def run(
+        self, actor: Actor, resolved: Resolved, command: Command, confirmer: Actor | None = None
+    ) -> Result:
+        """`confirmer`: who clicked Confirm on the cost prompt this command waited for."""
         app = command.app or ""
         now = self._now()
         if resolved.target.platform != "heroku" and command.verb == "autoscale":
@@ -141,14 +144,22 @@ class AutoscaleCommands:
             return Reply(self.status(app, now, resolved.target, command.target))
         if command.mode == "schedule" and command.topic == "list":
             return Reply(self._schedule_list(app, resolved.target))
-        if command.verb == "pin" and command.mode != "off" and self._pinnable(resolved, command):
-            # The autoscaler is never asked about cost, so a pin, which it then holds, asks
-            # here as `scale` to the same count would; no audit row until it is answered.
-            targets: dict[str, tuple[int, str | None]] = {"web": (command.changes[0].amount, None)}
-            asked = self._ask_first(actor, resolved, command, targets)
+        held = self._held(resolved, command)
+        if held is not None and confirmer is None:
+            # The autoscaler is never asked about cost, so a count it will hold for a person
+            # (a pin, a min) asks here as `scale` to it would; no audit row until answered.
+            asked = self._ask_first(actor, resolved, command, held)
             if asked is not None:
                 return asked
-        entry = self._audit.start(actor, command.verb, app, command.text(), None, None)
+        entry = self._audit.start(
+            actor,
+            command.verb,
+            app,
+            command.text(),
+            None,
+            None,
+            confirmed_by=confirmer.user_id if confirmer else None,
+        )
         if resolved.target.platform != "heroku" and command.mode != "off":
             # The tick reads drained router logs and Heroku formations; a Beanstalk
             # environment has neither, and its own Auto Scaling group scales it.
@@ -223,12 +234,35 @@ class AutoscaleCommands:
             return f"{own}."
         return None
 
-    @staticmethod
-    def _pinnable(resolved: Resolved, command: Command) -> bool:
-        """A pin that is not refused below (a Beanstalk app, above the registry's max)."""
-        cap = resolved.target.guardrails.most("web")
-        quantity = command.changes[0].amount
-        return resolved.target.platform == "heroku" and (cap is None or quantity <= cap)
+    def _held(
+        self, resolved: Resolved, command: Command
+    ) -> dict[str, tuple[int, str | None]] | None:
+        """The count the autoscaler will hold for this command whatever the traffic: a pin's,
+        or the min of `autoscale … on` (a shadow decides only); None for anything else, and
+        for what is refused below (a Beanstalk app, above the registry's max)."""
+        ptype = command.target or "web"
+        if command.verb == "pin" and command.mode != "off":
+            quantity = command.changes[0].amount
+        elif command.verb == "autoscale" and command.mode == "on":
+            stored = (
+                self._autoscale.workers().settings(command.app or "", ptype)
+                if command.target
+                else self._autoscale.settings(command.app or "")
+            )
+            options = dict(command.options)
+            given = options.get("min")
+            if given is None and stored is None:
+                return None  # the default min is what runs
+            quantity = int(given) if given is not None else stored.min if stored else 0
+            most = int(options["max"]) if "max" in options else stored.max if stored else None
+            if most is not None and quantity > most:
+                return None  # refused below: min above max
+        else:
+            return None
+        cap = resolved.target.guardrails.most(ptype)
+        if resolved.target.platform != "heroku" or (cap is not None and quantity > cap):
+            return None
+        return {ptype: (quantity, None)}
 
     def _pin(
         self, actor: Actor, resolved: Resolved, command: Command, entry: int, now: datetime
@@ -256,16 +290,6 @@ class AutoscaleCommands:
             f"{_slack_pin_end(until, now)}: {self._who_holds(app)}.",
             public=True,
         )
-
-    def pin_confirmed(
-        self, requester: Actor, confirmer: Actor, resolved: Resolved, command: Command
-    ) -> Result:
-        """A pin whose cost prompt was confirmed: kept from now for the span asked."""
-        app = command.app or ""
-        entry = self._audit.start(
-            requester, "pin", app, command.text(), None, None, confirmed_by=confirmer.user_id
-        )
-        return self._pin(requester, resolved, command, entry, self._now())
 
     def _set(
         self, actor: Actor, target: Target, command: Command, entry: int, now: datetime

@@ -513,15 +513,16 @@ class Actions:
         if not self._confirmations.decide(confirmation_id, actor.user_id, "confirmed", now):
             return self._already_decided(confirmation_id, now)
         requester = replace(actor, user_id=pending.user_id, request_key=None)
-        if verb == "pin" and self._autoscaling is not None:
-            # What the prompt showed is the cost of the count, not a change made now: the
-            # autoscaler holds the pin from here.
+        if verb in ("pin", "autoscale") and self._autoscaling is not None:
+            # The prompt showed the cost of a count the autoscaler will hold (a pin, a min),
+            # not a change made now: the command is carried out as asked, from here.
             try:
                 resolved = self._resolve(pending.app)
-            except UnknownApp as error:
+                return self._autoscaling.run(
+                    requester, resolved, parse(pending.command), confirmer=actor
+                )
+            except (PlatformError, UnknownApp) as error:
                 return self._reopened(confirmation_id, actor, error)
-            asked = parse(pending.command)
-            return self._autoscaling.pin_confirmed(requester, actor, resolved, asked)
         if verb in CONFIRMED_VERBS and self._deployments is not None:
             try:
                 return self._deployments.confirmed(requester, actor, pending)
