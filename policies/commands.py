@@ -811,6 +811,14 @@ def _parse_simulate(args: list[str], app: str | None) -> Command:
         raise CommandError(replay_span, "simulate")  # a span in other units: 90m, 2w, 1.5d
     if not args or args[0].lower() not in SIMULATIONS:
         _app_last(args, app, "simulate", len(args) == 2 and bool(_REPLAY_RE.match(args[0])))
+        named = len(args) == 1 and app is None and _APP_RE.match(args[0])
+        if named and not _REPLAY_RE.match(args[0]) and not closest(args[0], SIMULATIONS):
+            # `simulate demo`: most likely a replay with its span left out.
+            raise CommandError(
+                f"Say how far back to replay, like `/deploy simulate {args[0].lower()} 7d` "
+                f"(1h to 14d), or play one of: {', '.join(SIMULATIONS)}.",
+                "simulate",
+            )
         got = f"{shown(args[0])} is not a simulation. " if args else ""
         raise CommandError(f"{got}Say which one: {', '.join(SIMULATIONS)}.", "simulate")
     app, _ = _positional_app(args[1:], app, "simulate", most=0)
@@ -915,8 +923,9 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
 # `/deploy autoscale APP set KEY=VALUE`: the policy settings chat may change; `default`
 # drops chat's value (the registry's or the built-in default applies again).
 AUTOSCALE_SET_KEYS = ("down_stabilization", "max_step")
-_SET_DURATION_RE = re.compile(r"^\d+[smh]$", re.IGNORECASE)
-_CLOCK_RANGE_RE = re.compile(r"^(\d{1,2}:\d{2})-(\d{1,2}:\d{2})$")
+# ASCII digits only: `\d` also takes other scripts' (`２m`), which were stored as typed.
+_SET_DURATION_RE = re.compile(r"^\d+[smh]$", re.IGNORECASE | re.ASCII)
+_CLOCK_RANGE_RE = re.compile(r"^(\d{1,2}:\d{2})-(\d{1,2}:\d{2})$", re.ASCII)
 
 
 def _parse_autoscale_set(app: str | None, words: list[str]) -> Command:
@@ -939,7 +948,7 @@ def _parse_autoscale_set(app: str | None, words: list[str]) -> Command:
         fits = value == "default" or (
             _SET_DURATION_RE.match(value)
             if key == "down_stabilization"
-            else value.isdigit() and 1 <= int(value) <= MAX_QUANTITY
+            else value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_QUANTITY
         )
         if not fits:
             what = (
@@ -972,7 +981,12 @@ def _parse_autoscale_schedule(app: str | None, words: list[str]) -> Command:
     for word in words[3:]:
         key, _, value = word.partition("=")
         key = key.lower()
-        count = key in ("min", "max") and value.isdigit() and int(value) <= MAX_QUANTITY
+        count = (
+            key in ("min", "max")
+            and value.isascii()
+            and value.isdigit()
+            and int(value) <= MAX_QUANTITY
+        )
         if count or (key == "tz" and value):
             options.append((key, value))
         else:

@@ -261,3 +261,12 @@ def test_a_min_that_raises_the_cost_past_the_threshold_asks_first(driver, web):
     assert "on, web 3–30" in say(driver, "autoscale myapp on min=3")["text"]
     # Refused for what it is, not asked about first and refused after the click.
     assert say(driver, "autoscale myapp on min=40")["text"].startswith("min=40 is more than max=30")
+
+
+def test_the_status_of_an_app_that_is_not_there_says_so(driver):
+    # It had answered "web off (never set)" and the defaults, as for a real app.
+    text = say(driver, "autoscale nosuchapp status", USER)["text"]
+    assert text.startswith("Heroku has no app called `nosuchapp`"), text
+    text = say(driver, "autoscale nosuchapp schedule list", USER)["text"]
+    assert text.startswith("Heroku has no app called `nosuchapp`"), text
+    assert "Autoscaling of `myapp`: web off" in say(driver, "autoscale myapp status", USER)["text"]

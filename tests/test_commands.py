@@ -169,6 +169,15 @@ def test_words_without_quotes_split_as_shlex_splits_them(text: str) -> None:
         ("simulate demo 2w", "Replay from 1h to 14d"),
         ("simulate demo 1.5d", "Replay from 1h to 14d"),
         ("simulate -a demo 90m", "Replay from 1h to 14d"),
+        # An app with no span had been told "`demo` is not a simulation".
+        ("simulate demo", "Say how far back to replay, like `/deploy simulate demo 7d`"),
+        ("simulate spkie", "`spkie` is not a simulation"),
+        ("simulate 7d", "`7d` is not a simulation"),
+        # Digits of other scripts: `min=３` was refused, `max_step=４` stored as typed.
+        ("autoscale demo set max_step=４", "max_step must be a whole number from 1 to 1000"),
+        ("autoscale demo set down_stabilization=２m", "must be a duration like 2m or 90s"),
+        ("autoscale demo schedule add mon ０８:００-１８:００ min=2", "is not a time range"),
+        ("autoscale demo schedule add mon 08:00-18:00 min=２", "is not min=N, max=N"),
         ("logs demo web.1 web.2", "`web.2` is one word too many: name one dyno"),
         ("logs demo web.1 abc", "`abc` is one word too many: name one dyno"),
         ("logs demo 5 6", "`6` is a second number of lines"),

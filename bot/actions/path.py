@@ -250,7 +250,12 @@ class Actions:
                 # These touch no platform before they are kept: for a name outside the
                 # registry, one read first, so a typo is not locked, pinned or prompted for.
                 resolved.platform.formation(resolved.target.name)
-            missing = self._missing(command.app) if command.verb in _CHECKED else None
+            # `autoscale APP status` and `schedule list` too: they had shown the defaults for a
+            # name no app goes by, as if it were one.
+            checked = command.verb in _CHECKED or (
+                command.verb == "autoscale" and not command.mutating
+            )
+            missing = self._missing(command.app) if checked else None
             if missing is not None:
                 # Answered below as any verb's mistyped app is (`ship main demo` with the
                 # order to type), and `ship dmeo`, a change, kept as an `error` row, as a
