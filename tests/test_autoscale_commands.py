@@ -270,3 +270,22 @@ def test_the_status_of_an_app_that_is_not_there_says_so(driver):
     text = say(driver, "autoscale nosuchapp schedule list", USER)["text"]
     assert text.startswith("Heroku has no app called `nosuchapp`"), text
     assert "Autoscaling of `myapp`: web off" in say(driver, "autoscale myapp status", USER)["text"]
+
+
+def test_a_step_above_the_registry_max_step_is_refused(
+    new_app, driver, tmp_path, monkeypatch, config
+):
+    registry = tmp_path / "deploybot.yml"
+    registry.write_text(
+        "apps:\n  myapp:\n    platform: heroku\n    guardrails:\n      max_step: 4\n"
+    )
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(registry))
+    driver = SlackDriver(new_app(config).test_client(), driver.slack)
+    # Kept, each tick's larger step was then refused by the guardrail ("Not done:").
+    text = say(driver, "autoscale myapp set max_step=6")["text"]
+    assert text.startswith(
+        "`myapp` changes a process type by at most 4 per command (the registry's "
+        "`guardrails: max_step:`), so max_step=6 is refused."
+    ), text
+    assert "Step per tick: +100 %" in say(driver, "autoscale myapp status")["text"]
+    assert "max_step=3" in say(driver, "autoscale myapp set max_step=3")["text"]

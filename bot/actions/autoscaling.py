@@ -305,6 +305,14 @@ class AutoscaleCommands:
                     f"`{app}`'s registry entry sets `autoscale: down_stabilization:`; "
                     "change it there (the registry wins over chat)."
                 )
+            most = target.guardrails.max_step
+            if key == "max_step" and value != "default" and most is not None and int(value) > most:
+                # The guardrail would refuse each larger step the autoscaler then asked for.
+                self._audit.finish(entry, "refused", error="step above guardrail")
+                return Reply(
+                    f"`{app}` changes a process type by at most {most} per command (the "
+                    f"registry's `guardrails: max_step:`), so max_step={value} is refused."
+                )
             timed = key == "down_stabilization" and value != "default"
             if timed and _duration(value) > timedelta(hours=1):
                 self._audit.finish(entry, "refused", error="too long")
