@@ -23,6 +23,19 @@ def driver(web, slack):
     return SlackDriver(web.test_client(), slack)
 
 
+@pytest.fixture
+def with_registry(new_app, slack, tmp_path, monkeypatch, config):
+    """A driver of a web app reading this registry text."""
+
+    def made(text: str) -> SlackDriver:
+        registry = tmp_path / "deploybot.yml"
+        registry.write_text(text)
+        monkeypatch.setenv("DEPLOYBOT_CONFIG", str(registry))
+        return SlackDriver(new_app(config).test_client(), slack)
+
+    return made
+
+
 def say(driver, text, user=ADMIN):
     _, url = driver.command(text, user)
     return driver.reply(url)
@@ -137,15 +150,11 @@ def test_settings_and_schedule_windows_change_from_chat(driver, web):
     assert "no schedule window 5" in say(driver, "autoscale myapp schedule remove 5")["text"]
 
 
-def test_chat_cannot_change_what_the_registry_sets(new_app, driver, tmp_path, monkeypatch, config):
-    registry = tmp_path / "deploybot.yml"
-    registry.write_text(
+def test_chat_cannot_change_what_the_registry_sets(with_registry):
+    driver = with_registry(
         "apps:\n  myapp:\n    platform: heroku\n    autoscale:\n      down_stabilization: 3m\n"
         "      schedule:\n        - {days: daily, from: '08:00', to: '20:00', min: 2}\n"
     )
-    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(registry))
-    web = new_app(config)
-    driver = SlackDriver(web.test_client(), driver.slack)
     text = say(driver, "autoscale myapp set down_stabilization=1m")["text"]
     assert "registry entry sets `autoscale: down_stabilization:`" in text
     text = say(driver, "autoscale myapp schedule add daily 00:00-06:00 max=1")["text"]
@@ -203,13 +212,8 @@ def test_a_window_already_there_is_refused_and_only_the_first_covering_one_is_no
     assert "Schedule: daily 00:00–00:00 UTC: min 2 (now)" in status
 
 
-def test_a_chat_window_above_the_registry_max_is_refused(
-    new_app, driver, tmp_path, monkeypatch, config
-):
-    registry = tmp_path / "deploybot.yml"
-    registry.write_text("apps:\n  myapp:\n    platform: heroku\n    max: 4\n")
-    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(registry))
-    driver = SlackDriver(new_app(config).test_client(), driver.slack)
+def test_a_chat_window_above_the_registry_max_is_refused(with_registry):
+    driver = with_registry("apps:\n  myapp:\n    platform: heroku\n    max: 4\n")
     # The registry refuses such a window at load; chat had kept it, and every tick it
     # covered was then clamped by the guardrail.
     text = say(driver, "autoscale myapp schedule add mon-fri 08:00-18:00 min=6")["text"]
@@ -272,15 +276,10 @@ def test_the_status_of_an_app_that_is_not_there_says_so(driver):
     assert "Autoscaling of `myapp`: web off" in say(driver, "autoscale myapp status", USER)["text"]
 
 
-def test_a_step_above_the_registry_max_step_is_refused(
-    new_app, driver, tmp_path, monkeypatch, config
-):
-    registry = tmp_path / "deploybot.yml"
-    registry.write_text(
+def test_a_step_above_the_registry_max_step_is_refused(with_registry):
+    driver = with_registry(
         "apps:\n  myapp:\n    platform: heroku\n    guardrails:\n      max_step: 4\n"
     )
-    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(registry))
-    driver = SlackDriver(new_app(config).test_client(), driver.slack)
     # Kept, each tick's larger step was then refused by the guardrail ("Not done:").
     text = say(driver, "autoscale myapp set max_step=6")["text"]
     assert text.startswith(
