@@ -288,3 +288,15 @@ def test_a_step_above_the_registry_max_step_is_refused(with_registry):
     ), text
     assert "Step per tick: +100 %" in say(driver, "autoscale myapp status")["text"]
     assert "max_step=3" in say(driver, "autoscale myapp set max_step=3")["text"]
+
+
+def test_a_scale_down_hold_of_nothing_reads_as_such(driver):
+    say(driver, "autoscale myapp set down_stabilization=0s")
+    # It had read "the highest wish of the last 0 min".
+    status = say(driver, "autoscale myapp status")["text"]
+    assert "Scale-down follows each tick's own wish, with no hold (chat, <@" in status
+    say(driver, "autoscale myapp set down_stabilization=90s")
+    assert (
+        "the highest wish of the last 1.5 min (chat"
+        in say(driver, "autoscale myapp status")["text"]
+    )

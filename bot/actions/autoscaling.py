@@ -521,7 +521,11 @@ class AutoscaleCommands:
         )
         lines = [f"Autoscaling of `{app}`: {said}."]
         found = effective(target, self._overrides().of_app(app))
-        if found.down_stabilization is not None:
+        if found.down_stabilization is not None and not found.down_stabilization:
+            lines.append(
+                f"Scale-down follows each tick's own wish, with no hold ({found.down_source})."
+            )
+        elif found.down_stabilization is not None:
             minutes = found.down_stabilization.total_seconds() / 60
             lines.append(
                 f"Scale-down follows the highest wish of the last {minutes:g} min "
