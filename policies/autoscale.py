@@ -143,9 +143,10 @@ def parse_window(
         zoneinfo.ZoneInfo(timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         shown = timezone if len(timezone) <= 40 else f"{timezone[:39]}…"
-        raise ValueError(
-            f"unknown timezone {shown!r}; use an IANA name such as Europe/Paris"
-        ) from None
+        # Zone names are case-sensitive; `europe/paris` means one, named back.
+        meant = [z for z in zoneinfo.available_timezones() if z.lower() == timezone.lower()]
+        hint = f"did you mean {meant[0]}?" if meant else "use an IANA name such as Europe/Paris"
+        raise ValueError(f"unknown timezone {shown!r}; {hint}") from None
     return Window(_days(days), _clock(start), _clock(end), timezone, low, high)
 
 

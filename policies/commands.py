@@ -970,6 +970,10 @@ def _parse_autoscale_schedule(app: str | None, words: list[str]) -> Command:
     if action == "remove" and len(words) == 2 and words[1].isdigit() and int(words[1]) > 0:
         return Command("autoscale", app=app, mode="schedule", topic="remove", limit=int(words[1]))
     usage = "Say `schedule add mon-fri 08:00-18:00 min=3`, `schedule list` or `schedule remove N`."
+    if action == "remove" and len(words) == 2 and words[1].isascii() and words[1].isdigit():
+        raise CommandError(
+            "Windows are numbered from 1, as `schedule list` shows.", "autoscale schedule"
+        )
     if action != "add" or len(words) < 4:
         raise CommandError(usage, "autoscale schedule")
     days, clocks = words[1].lower(), _CLOCK_RANGE_RE.match(words[2])

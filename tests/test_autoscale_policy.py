@@ -215,6 +215,8 @@ def test_schedule_days_read_back_short(days: str, described: str) -> None:
         # zoneinfo imports one package per `/`: 300 of them had ended in a RecursionError.
         (("mon", "08:00", "18:00", "A/" * 300 + "B", 2, None), "unknown timezone 'A/A/A/"),
         (("mon", "08:00", "18:00", "../../etc/passwd", 2, None), "unknown timezone"),
+        # Zone names are case-sensitive: the one meant is named.
+        (("mon", "08:00", "18:00", "europe/paris", 2, None), "did you mean Europe/Paris?"),
         (("mon", "08:00", "18:00", "UTC", None, None), "needs `min:`, `max:` or both"),
         (("mon", "08:00", "18:00", "UTC", 5, 2), "min (5) is more than its max (2)"),
     ],

@@ -172,6 +172,7 @@ def test_words_without_quotes_split_as_shlex_splits_them(text: str) -> None:
         # An app with no span had been told "`demo` is not a simulation".
         ("simulate demo", "Say how far back to replay, like `/deploy simulate demo 7d`"),
         ("simulate spkie", "`spkie` is not a simulation"),
+        ("autoscale demo schedule remove 0", "Windows are numbered from 1, as `schedule list`"),
         ("simulate 7d", "`7d` is not a simulation"),
         # Digits of other scripts: `min=３` was refused, `max_step=４` stored as typed.
         ("autoscale demo set max_step=４", "max_step must be a whole number from 1 to 1000"),
