@@ -300,3 +300,12 @@ def test_a_scale_down_hold_of_nothing_reads_as_such(driver):
         "the highest wish of the last 1.5 min (chat"
         in say(driver, "autoscale myapp status")["text"]
     )
+
+
+def test_a_worker_type_without_a_queue_endpoint_is_told_what_it_needs_first(driver):
+    # It had offered `autoscale myapp worker on …`, which is then refused for the endpoint.
+    status = say(driver, "autoscale myapp worker status")["text"]
+    assert status.endswith(
+        "Worker `worker`: off (never set); it scales from the app's job queue once the "
+        "registry names its endpoint (`autoscale: queue_url:`)."
+    ), status

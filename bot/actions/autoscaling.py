@@ -575,7 +575,13 @@ class AutoscaleCommands:
             )
             lines.extend(_decided(decided))
             asked = None if asked == worker.process_type else asked
-        if asked is not None:
+        if asked is not None and target.queue_url is None:
+            # The command below would be refused for the endpoint: say what comes first.
+            lines.append(
+                f"Worker `{asked}`: off (never set); it scales from the app's job queue once "
+                "the registry names its endpoint (`autoscale: queue_url:`)."
+            )
+        elif asked is not None:
             lines.append(
                 f"Worker `{asked}`: off (never set); `/deploy autoscale {app} {asked} on "
                 "target=latency:30s` scales it from its job queue."
