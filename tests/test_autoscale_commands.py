@@ -309,3 +309,15 @@ def test_a_worker_type_without_a_queue_endpoint_is_told_what_it_needs_first(driv
         "Worker `worker`: off (never set); it scales from the app's job queue once the "
         "registry names its endpoint (`autoscale: queue_url:`)."
     ), status
+
+
+def test_settings_made_while_autoscaling_is_off_say_nothing_acts_on_them_yet(driver):
+    # As a pin says it: a window or a step kept for an autoscaler that is off had read as
+    # in force.
+    idle = (
+        "Autoscaling of `myapp` is off, so nothing acts on it until `/deploy autoscale myapp on`."
+    )
+    assert idle in say(driver, "autoscale myapp schedule add daily 08:00-09:00 min=2")["text"]
+    assert idle in say(driver, "autoscale myapp set max_step=2")["text"]
+    say(driver, "autoscale myapp on")
+    assert "nothing acts" not in say(driver, "autoscale myapp set max_step=3")["text"]

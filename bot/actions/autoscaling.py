@@ -326,7 +326,10 @@ class AutoscaleCommands:
         after = {k: o.value for k, o in overrides.of_app(app).items() if k != SCHEDULE}
         self._audit.finish(entry, "ok", after={"autoscale_set": after, "before": before})
         said = ", ".join(f"{k}={v}" for k, v in command.options)
-        return Reply(f"<@{actor.user_id}> set `{app}`'s autoscaler: {said}.", public=True)
+        return Reply(
+            f"<@{actor.user_id}> set `{app}`'s autoscaler: {said}.{self._idle_note(app)}",
+            public=True,
+        )
 
     def _schedule(
         self, actor: Actor, target: Target, command: Command, entry: int, now: datetime
@@ -385,7 +388,7 @@ class AutoscaleCommands:
         self._audit.finish(entry, "ok", after={"schedule": windows})
         return Reply(
             f"<@{actor.user_id}> added to `{app}`'s schedule: {_limits_text(added)} "
-            f"{added.describe()} (window {len(windows)}).",
+            f"{added.describe()} (window {len(windows)}).{self._idle_note(app)}",
             public=True,
         )
 
@@ -493,16 +496,27 @@ class AutoscaleCommands:
             public=True,
         )
 
+    def _idle(self, app: str, what: str = "it") -> str:
+        """Why nothing acts on a setting of `app` yet ("" when its autoscaling is on)."""
+        settings = self._autoscale.settings(app)
+        mode = settings.mode if settings else "off"
+        if mode == "on":
+            return ""
+        return (
+            f"autoscaling of `{app}` is {mode}, so nothing acts on {what} until "
+            f"`/deploy autoscale {app} on`"
+        )
+
+    def _idle_note(self, app: str) -> str:
+        idle = self._idle(app)
+        return f" {idle[0].upper()}{idle[1:]}." if idle else ""
+
     def _who_holds(self, app: str) -> str:
         """What a pin does now, truthfully: only the worker's autoscaler acts on it, and
         only for an app whose autoscaling is on."""
-        settings = self._autoscale.settings(app)
-        mode = settings.mode if settings else "off"
-        if mode != "on":
-            return (
-                f"autoscaling of `{app}` is {mode}, so nothing acts on the pin until "
-                f"`/deploy autoscale {app} on`"
-            )
+        idle = self._idle(app, "the pin")
+        if idle:
+            return idle
         if not self._worker_runs:
             return (
                 "no worker runs in this console, so nothing holds it yet: the autoscaler "
