@@ -48,6 +48,8 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Literal
 
+from policies.guardrails import within_max_step
+
 MetricName = Literal["queue_p95", "service_p95", "rpm_per_dyno"]
 METRICS: tuple[MetricName, ...] = ("queue_p95", "service_p95", "rpm_per_dyno")
 
@@ -213,6 +215,9 @@ class Settings:
     forecast_min_skill: float = -0.1  # unused once it errs 10 % more than "no change"
     forecast_skill_window: timedelta = timedelta(hours=3)
     process_type: str = "web"
+    # The registry's `guardrails: max_step`: no tick moves further, whatever asks (a pin, a
+    # schedule window's min, a fall), since the scale it asks for would be refused whole.
+    max_step: int | None = None
 
 
 @dataclass(frozen=True, slots=True)  # slots: the worker keeps a fleet's half hour of them
@@ -299,8 +304,9 @@ def decide(
         who = f" by {pin.by}" if pin.by else ""
         clamp = f" (clamped to {count})" if count != pin.count else ""
         reason = f"pinned{who} at {ptype}={pin.count} until {pin_end(pin.until, now)}{clamp}"
+        desired, step = within_max_step(settings.max_step, current, count)
         return Decision(
-            current, count, _arrow(reason, ptype, current, count), count, False, (lo, hi)
+            current, desired, _arrow(reason + step, ptype, current, desired), count, False, (lo, hi)
         )
 
     latest = samples[-1] if samples else None
@@ -308,10 +314,10 @@ def decide(
     stale = latest is None or now - latest.at > settings.stale_after or readings is None
     if stale:
         # Old numbers say nothing about now: keep what runs, within the bounds.
-        desired = min(max(current, lo), hi)
+        desired, step = within_max_step(settings.max_step, current, min(max(current, lo), hi))
         age = "no metrics" if latest is None else _stale_text(latest, now, settings)
         binding = window if desired != current else None
-        reason = _arrow(f"metrics stale ({age})", ptype, current, desired, binding)
+        reason = _arrow(f"metrics stale ({age}){step}", ptype, current, desired, binding)
         return Decision(current, desired, reason, current, True, (lo, hi))
 
     assert readings is not None and latest is not None
@@ -379,8 +385,10 @@ def decide(
         )
     else:
         desired, why = current, ""
-    # Bounds come last: a schedule window's min is met at once, step limits or not.
-    desired = min(max(desired, lo), hi)
+    # Bounds come last: a schedule window's min is met at once, step limits or not (but for
+    # the registry's max_step, which no command may pass).
+    desired, step = within_max_step(settings.max_step, current, min(max(desired, lo), hi))
+    why += step
     what = _what(settings, driver, latest, samples, forecast_rpm, current, desired != current)
     if room is not None and roomy and driver is not None:
         what = (

@@ -168,6 +168,17 @@ def check(
     return Verdict("allowed", "", forced, freeze_reason)
 
 
+def within_max_step(max_step: int | None, current: int, desired: int) -> tuple[int, str]:
+    """`desired`, moved no further from `current` than the registry's `max_step` lets one
+    command move a process type, and the words that say so ('' when it was within). The
+    autoscaler asks through the same path as a person: a larger step is refused whole, so
+    it takes the steps the guardrail allows, one a tick."""
+    if max_step is None or abs(desired - current) <= max_step:
+        return desired, ""
+    held = current + max_step if desired > current else current - max_step
+    return held, f" (the registry's max_step allows {max_step} at a time; {desired} wanted)"
+
+
 def lock_refusal(
     verb: str, app: str, holder: str | None, reason: str | None, user_id: str
 ) -> str | None:

@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from policies.guardrails import within_max_step
+
 Kind = Literal["latency", "jobs"]
 BUSY_SUFFIX = "_busy"
 _EPSILON = 1e-9
@@ -82,6 +84,7 @@ def decide_worker(
     high: int,
     info: Mapping[str, float],
     tolerance: float = 0.10,
+    max_step: int | None = None,
 ) -> WorkerDecision:
     """The desired count of `process_type` from the endpoint's `info` (name to value).
 
@@ -119,6 +122,8 @@ def decide_worker(
     busy = busy_jobs(info, process_type)
     if desired < current and busy is not None and busy > 0:
         desired, why = current, f", but {busy:g} jobs are in progress"
+    desired, step = within_max_step(max_step, current, desired)  # the registry's guardrail
+    why += step
     return WorkerDecision(current, desired, _arrow(shown + why, process_type, current, desired))
 
 

@@ -236,6 +236,23 @@ def test_a_pin_holds_its_count_until_it_expires() -> None:
     assert decide(QUEUE, 3, series(), NOON, pin=Pin(50, NOON + timedelta(hours=1))).desired == 20
 
 
+def test_the_registry_max_step_bounds_every_kind_of_decision() -> None:
+    # A pin, a schedule window's min or a stale tick could ask for more than the guardrail
+    # lets one command move, and the whole scale was then refused.
+    stepped = replace(QUEUE, max_step=2, max_dynos=40)
+    pinned = decide(stepped, 3, series(), NOON, pin=Pin(10, NOON + timedelta(hours=1)))
+    assert (pinned.desired, pinned.recommendation) == (5, 10)
+    assert pinned.reason == (
+        "pinned at web=10 until 13:00 UTC (the registry's max_step allows 2 at a time; "
+        "10 wanted) → web 3→5"
+    )
+    window = Window(frozenset(range(7)), time(0), time(0), "UTC", min=8)
+    stale = decide(replace(stepped, windows=(window,)), 3, [], NOON)
+    assert stale.desired == 5 and "max_step allows 2" in stale.reason
+    slow = decide(stepped, 3, series(queue=2000.0), NOON)
+    assert slow.desired == 5 and "7 wanted" in slow.reason
+
+
 def test_the_forecast_scales_ahead_but_is_not_a_recommendation() -> None:
     predictive = Settings(targets=RPM.targets, max_dynos=40, predictive=True)
     rise = Forecast(growth=1.6, skill=0.5)

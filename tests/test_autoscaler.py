@@ -123,6 +123,27 @@ def test_a_guardrail_refusal_is_said_in_the_channel(config, heroku, tmp_path, mo
     assert AuditLog(services.db).recent("myapp", limit=None) == []
 
 
+def test_the_registry_max_step_paces_the_autoscaler_instead_of_stopping_it(
+    config, heroku, tmp_path, monkeypatch
+):
+    # Its own step (+100 % or +4) had passed the guardrail, which refused the scale whole:
+    # "Not done" every tick, and no dyno added through a spike.
+    registry = tmp_path / "deploybot.yml"
+    registry.write_text(
+        "apps:\n  myapp:\n    platform: heroku\n    channel: CMYAPP\n"
+        "    guardrails:\n      max_step: 2\n"
+    )
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(registry))
+    services, said = Services(config), []
+    enable(services, high=8)
+    traffic(services, service_ms=5000)
+    [decision] = Autoscaler(services, lambda c, t: said.append((c, t))).tick(NOW)
+    assert (decision.actual, decision.desired, decision.acted) == (1, 3, True)
+    assert heroku.formation("myapp")["web"][0] == 3
+    assert "the registry's max_step allows 2 at a time; 5 wanted" in decision.reason
+    assert "Not done" not in said[0][1]
+
+
 def test_up_when_slow_then_down_when_quiet(services, autoscaler, heroku, said):
     enable(services)
     traffic(services, service_ms=1500)

@@ -106,6 +106,17 @@ def test_latency_scales_workers_up_and_down_when_idle(app_url, queue):
     )
 
 
+def test_the_registry_max_step_paces_a_worker_type(app_url, queue):
+    latency = parse_worker_target("latency:30s")
+    queue.latency = 90.0
+    info = fetch_queue_info(app_url, TOKEN)
+    up = decide_worker(latency, "worker", 2, 0, 10, info, max_step=3)
+    assert up.reason == (
+        "job queue latency 90 s against 30 s (the registry's max_step allows 3 at a time; "
+        "6 wanted) → worker 2→5"
+    )
+
+
 def test_never_down_while_the_endpoint_reports_jobs_in_progress(app_url, queue):
     latency = WorkerTarget("latency", 30.0)
     queue.latency, queue.running = 0.0, 2

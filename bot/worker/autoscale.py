@@ -650,6 +650,7 @@ def _policy(
         down_stabilization=found.down_stabilization,  # None: adaptive
         # The forecast drops itself while it predicts badly or has no history (a new app).
         predictive=True,
+        max_step=target.guardrails.max_step,
     )
     if found.max_step is not None:
         # `max_step=N`: the most one tick adds or removes, either way.

@@ -89,7 +89,15 @@ class WorkerAutoscaler:
         current = self._scaler.quantity(resolved, ptype, now)
         if current is None:
             return None  # the API budget said not now (logged)
-        decision = decide_worker(settings.target, ptype, current, settings.min, settings.max, info)
+        decision = decide_worker(
+            settings.target,
+            ptype,
+            current,
+            settings.min,
+            settings.max,
+            info,
+            max_step=target.guardrails.max_step,
+        )
         acted, reason = False, escape(decision.reason)  # Slack text from here, as for web
         if settings.mode == "on" and decision.changed:
             # Read again: the endpoint's answer may have taken seconds, in which a person
