@@ -97,14 +97,28 @@ def test_no_metrics_never_scale_down(services, autoscaler, heroku):
     assert len([r for r in heroku.requests if r.method == "PATCH"]) == 1  # only the setup
 
 
-def test_a_guardrail_refusal_is_said_in_the_channel(config, heroku, tmp_path, monkeypatch):
-    registry = tmp_path / "deploybot.yml"
-    registry.write_text(
-        "apps:\n  myapp:\n    platform: heroku\n    channel: CMYAPP\n"
-        "    guardrails:\n      max: {web: 2}\n"
-    )
-    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(registry))
-    services, said = Services(config), []
+@pytest.fixture
+def guarded(config, tmp_path, monkeypatch):
+    """Services for `myapp` (channel CMYAPP) with the registry's `guardrails:` given as YAML."""
+    made = []
+
+    def make(guardrails: str) -> Services:
+        registry = tmp_path / "deploybot.yml"
+        registry.write_text(
+            "apps:\n  myapp:\n    platform: heroku\n    channel: CMYAPP\n"
+            f"    guardrails:\n      {guardrails}\n"
+        )
+        monkeypatch.setenv("DEPLOYBOT_CONFIG", str(registry))
+        made.append(Services(config))
+        return made[-1]
+
+    yield make
+    for services in made:
+        services.db.dispose()
+
+
+def test_a_guardrail_refusal_is_said_in_the_channel(guarded, heroku):
+    services, said = guarded("max: {web: 2}"), []
     enable(services, high=6)
     traffic(services, service_ms=5000)
     autoscaler = Autoscaler(services, lambda c, t: said.append((c, t)))
@@ -123,18 +137,10 @@ def test_a_guardrail_refusal_is_said_in_the_channel(config, heroku, tmp_path, mo
     assert AuditLog(services.db).recent("myapp", limit=None) == []
 
 
-def test_the_registry_max_step_paces_the_autoscaler_instead_of_stopping_it(
-    config, heroku, tmp_path, monkeypatch
-):
+def test_the_registry_max_step_paces_the_autoscaler_instead_of_stopping_it(guarded, heroku):
     # Its own step (+100 % or +4) had passed the guardrail, which refused the scale whole:
     # "Not done" every tick, and no dyno added through a spike.
-    registry = tmp_path / "deploybot.yml"
-    registry.write_text(
-        "apps:\n  myapp:\n    platform: heroku\n    channel: CMYAPP\n"
-        "    guardrails:\n      max_step: 2\n"
-    )
-    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(registry))
-    services, said = Services(config), []
+    services, said = guarded("max_step: 2"), []
     enable(services, high=8)
     traffic(services, service_ms=5000)
     [decision] = Autoscaler(services, lambda c, t: said.append((c, t))).tick(NOW)
