@@ -178,6 +178,21 @@ def test_a_failed_updates_long_event_is_clipped_and_shown_as_typed(driver, aws, 
     assert "<!channel>" not in follow_up["text"] and "y…" in follow_up["text"]
 
 
+def test_follow_ups_name_the_app_as_registered_not_its_environment(driver, aws, slack):
+    # The command and its answer said `shop`, and the thread under them `shop-prod`.
+    driver.command("restart shop", ADMIN)
+    slack.wait_for_calls("chat.postMessage", n=1, timeout=10)
+    aws.advance(600)
+    done = slack.wait_for_calls("chat.postMessage", n=2, timeout=10)[1].args["text"]
+    assert done == "Done: `shop` is Ready (Green).", done
+    aws.fail_update("shop-prod", "Failed to deploy configuration.")
+    driver.command("scale web=4 shop", ADMIN)
+    slack.wait_for_calls("chat.postMessage", n=3, timeout=10)
+    aws.advance(600)
+    failed = slack.wait_for_calls("chat.postMessage", n=4, timeout=10)[3].args["text"]
+    assert failed.startswith("Failed: `shop` update failed."), failed
+
+
 def test_kill_on_beanstalk_confirms_then_sets_zero(driver, aws, slack):
     _, url = driver.command("kill shop-eu", ADMIN)
     prompt = driver.reply(url)
@@ -271,7 +286,7 @@ def test_a_restarting_bot_ends_the_thread_instead_of_going_quiet(config, aws, sl
     driver.client.application.extensions["deploybot"].followups.close()
     ending = slack.wait_for_calls("chat.postMessage", n=2, timeout=10)[1].args
     assert ending["thread_ts"] == anchor.response["ts"]
-    assert "`shop-prod` was still Updating when I stopped watching it" in ending["text"]
+    assert "`shop` was still Updating when I stopped watching it" in ending["text"]
     assert "check `/deploy status shop` in a few minutes" in ending["text"]
 
 

@@ -100,6 +100,8 @@ def test_the_sandbox_beanstalk_environment_answers_the_same_words(tmp_path):
     assert "@you scaled `demo-shop`: web 2 → 3" in output
     # The fake's clock runs fast, so the follow-up lands in the thread before the next prompt.
     assert "  ↳ " in output and "Ready" in output.split("  ↳ ", 1)[1]
+    # Named as typed, not by its environment (`demo-shop-prod`).
+    assert "  ↳ Done: `demo-shop` is Ready (Green)." in output
 
 
 def test_whoami_and_history_in_the_console(tmp_path):

@@ -454,7 +454,7 @@ class Actions:
                 return platform.wait_for_build(name, result.build_id, FOLLOW_UP_TIMEOUT, stopping)
             if isinstance(result, Deployed) and result.verb == "run":
                 return platform.wait_for_run(name, result.mode or "", FOLLOW_UP_TIMEOUT, stopping)
-            return platform.wait_until_settled(name, FOLLOW_UP_TIMEOUT, stopping)
+            return platform.wait_until_settled(name, FOLLOW_UP_TIMEOUT, stopping, result.app)
 
         # A poll that fails (a 5xx, a 429) says nothing of the change itself: the wait starts
         # again from where things stand, and only when every try fails is the end unknown.

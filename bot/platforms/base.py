@@ -188,8 +188,11 @@ class Platform(Protocol):
         """True when changes return at once but take minutes (Beanstalk): follow them up."""
         ...
 
-    def wait_until_settled(self, app: str, timeout: float, stopping: Event) -> Settled:
-        """Block until `app` is done changing, `timeout` passes, or `stopping` is set."""
+    def wait_until_settled(
+        self, app: str, timeout: float, stopping: Event, alias: str | None = None
+    ) -> Settled:
+        """Block until `app` is done changing, `timeout` passes, or `stopping` is set. The
+        summary names it `alias`, the name its change was asked by, where one is given."""
         ...
 
 

@@ -385,7 +385,12 @@ class BeanstalkPlatform:
         self._call("update_environment", app, **params)
         self._began[app] = environment.get("DateUpdated") or datetime.now(UTC)
 
-    def wait_until_settled(self, app: str, timeout: float, stopping: Event) -> Settled:
+    def wait_until_settled(
+        self, app: str, timeout: float, stopping: Event, alias: str | None = None
+    ) -> Settled:
+        # Said by the name the change was asked by: the thread under `scale web=3 shop`
+        # named `shop-prod`, a name the asker may never have typed.
+        said = f"`{alias or app}`"
         deadline = time.monotonic() + timeout
         while True:
             environment = self._environment(app)
@@ -394,13 +399,13 @@ class BeanstalkPlatform:
             if time.monotonic() >= deadline:
                 return Settled(
                     ok=False,
-                    summary=f"`{app}` is still {escape(environment.get('Status', 'busy'))} after "
+                    summary=f"{said} is still {escape(environment.get('Status', 'busy'))} after "
                     f"{int(timeout // 60)} minutes; check the AWS console.",
                 )
             if stopping.wait(POLL_SECONDS):
                 return Settled(
                     ok=False,
-                    summary=f"`{app}` was still {escape(environment.get('Status', 'busy'))} when I "
+                    summary=f"{said} was still {escape(environment.get('Status', 'busy'))} when I "
                     "stopped watching it.",
                 )
         since = self._began.get(app)
@@ -412,9 +417,9 @@ class BeanstalkPlatform:
             e["Message"] for e in reversed(events) if e.get("Severity") in ("ERROR", "FATAL")
         )
         if errors:
-            return Settled(ok=False, summary=f"`{app}` update failed.", events=errors)
+            return Settled(ok=False, summary=f"{said} update failed.", events=errors)
         return Settled(
-            ok=True, summary=f"`{app}` is Ready ({escape(environment.get('Health', 'unknown'))})."
+            ok=True, summary=f"{said} is Ready ({escape(environment.get('Health', 'unknown'))})."
         )
 
     def _deployed_at(self, app: str, environment: dict[str, Any]) -> tuple[datetime | None, bool]:

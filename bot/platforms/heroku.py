@@ -495,7 +495,9 @@ class HerokuPlatform:
     def settles_slowly(self) -> bool:
         return False
 
-    def wait_until_settled(self, app: str, timeout: float, stopping: Event) -> Settled:
+    def wait_until_settled(
+        self, app: str, timeout: float, stopping: Event, alias: str | None = None
+    ) -> Settled:
         return Settled(ok=True, summary="done")  # Heroku applies formation changes at once
 
     def _call(
