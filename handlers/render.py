@@ -39,6 +39,7 @@ from policies.commands import changing, stops_dynos
 from policies.digest import duration
 from policies.guardrails import LOCK_HOLDS_BACK
 from policies.redact import mask
+from policies.sizes import unit_of
 from policies.slack_text import clip, code, escape, listed
 from policies.slack_text import shown as clipped  # `shown` names a local below
 
@@ -293,14 +294,15 @@ def cost_text(report: CostReport) -> str:
         if app.monthly.unknown_sizes:
             line += f"; no price for {escape(', '.join(app.monthly.unknown_sizes))}"
         lines.append(line)
+        unit = unit_of(app.platform)
         if app.web_hours is not None:
             cost = f" ≈ {costs.usd(app.web_usd)}" if app.web_usd is not None else ""
             lines.append(
-                f"    last {report.days} days: {app.web_hours:,.1f} web dyno-hours{cost} "
+                f"    last {report.days} days: {app.web_hours:,.1f} web {unit}-hours{cost} "
                 f"(the autoscaler's record covers {app.covered_hours:,.1f} of {report.days * 24} h)"
             )
         else:
-            lines.append(f"    last {report.days} days: no autoscaler record of web dynos")
+            lines.append(f"    last {report.days} days: no autoscaler record of web {unit}s")
     if len(report.apps) == 1:
         return "\n".join(["*Monthly cost at list prices*", *lines])
     # First, so a fleet's answer cut to one Slack message still has it.
@@ -692,10 +694,12 @@ def _promotion_targets(promotions: tuple[Promotion, ...]) -> str:
 
 
 def _restart_target(result: Restarted) -> str:
+    if result.unit == unit_of("beanstalk"):
+        # It restarts the app server on each instance, not the instances themselves; and
+        # all of them, `web` named or not (its one process type).
+        return f"the app server on every instance of `{result.app}`"
     if result.target is None:
-        # Beanstalk restarts the app server on each instance, not the instances themselves.
-        servers = "the app server on " if result.unit == "instance" else ""
-        return f"{servers}every {result.unit} of `{result.app}`"
+        return f"every dyno of `{result.app}`"
     if "." in result.target:
         return f"dyno `{result.target}` of `{result.app}`"
     return f"the `{result.target}` dynos of `{result.app}`"

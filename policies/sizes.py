@@ -1,10 +1,21 @@
-"""Which sizes exist on which platform: Heroku dyno sizes and EC2 instance types."""
+"""Which sizes exist on which platform: Heroku dyno sizes and EC2 instance types; and what
+each platform calls the thing of that size an app runs on."""
 
 from __future__ import annotations
 
 import re
 
 from policies.names import suggest
+
+# Replies name what runs an app in its platform's word: a Beanstalk environment has
+# instances, and "dynos" of one names something it does not have.
+_UNITS = {"heroku": "dyno", "beanstalk": "instance"}
+
+
+def unit_of(platform: str) -> str:
+    """What an app of `platform` (a registry's `platform:`) runs on: "dyno" or "instance"."""
+    return _UNITS[platform]
+
 
 # Heroku's dyno sizes (devcenter "Dyno Types"); names are case-insensitive in the API.
 HEROKU_SIZES = (

@@ -193,6 +193,24 @@ def test_follow_ups_name_the_app_as_registered_not_its_environment(driver, aws, 
     assert failed.startswith("Failed: `shop` update failed."), failed
 
 
+def test_replies_about_an_environment_say_instances_never_dynos(driver, aws, slack):
+    # Beanstalk runs instances: "restarted the `web` dynos of `shop`" had named what it has not.
+    driver.command("restart shop web", ADMIN)
+    [anchor] = slack.wait_for_calls("chat.postMessage", n=1, timeout=10)
+    assert "restarted the app server on every instance of `shop`." in anchor.args["text"]
+    aws.advance(600)
+    slack.wait_for_calls("chat.postMessage", n=2, timeout=10)
+    aws.fail_next(500, actions=["RestartAppServer"])
+    _, lost = driver.command("restart shop", ADMIN)
+    _, cost = driver.command("cost shop", ADMIN)
+    _, kill = driver.command("kill shop", ADMIN)
+    said = [driver.reply(url)["text"] for url in (lost, cost, kill)]
+    assert "Check `/deploy status shop`" in said[0] or "check `/deploy status shop`" in said[0]
+    assert "instances" in said[0] and "no autoscaler record of web instances" in said[1]
+    assert "Instances scaled to 0 stop serving" in said[2]
+    assert not [text for text in said if "dyno" in text.lower()], said
+
+
 def test_kill_on_beanstalk_confirms_then_sets_zero(driver, aws, slack):
     _, url = driver.command("kill shop-eu", ADMIN)
     prompt = driver.reply(url)

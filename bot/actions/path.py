@@ -783,7 +783,8 @@ class Actions:
                 # Nothing in the formation shows a restart: say so rather than guess.
                 return Reply(
                     f"{error.fact} Restarting twice does no harm, but check "
-                    f"`/deploy status {app}` (dyno ages) before asking again.",
+                    f"`/deploy status {app}` (its {platform.unit}s and their state) before "
+                    "asking again.",
                     public=True,
                 )
             return Reply(self._said(error))

@@ -40,6 +40,7 @@ from bot.platforms.base import (
 from bot.platforms.cloudwatch import requests_per_minute
 from bot.platforms.together import read_together
 from policies.redact import MASK, mask
+from policies.sizes import unit_of
 from policies.slack_text import clip, code, escape, listed
 
 PROCESS_TYPE = "web"
@@ -75,7 +76,7 @@ class BeanstalkPlatform:
     """`Platform` for Beanstalk environments in one region with one set of credentials."""
 
     name = "beanstalk"
-    unit = "instance"
+    unit = unit_of(name)
 
     def __init__(self, region: str, profile: str | None = None) -> None:
         self.region = region

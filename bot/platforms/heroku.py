@@ -49,6 +49,7 @@ from bot.platforms.base import (
 from bot.platforms.together import call_ended, check_call, end_call, read_together
 from bot.store.throttles import Throttles
 from policies.redact import mask
+from policies.sizes import unit_of
 from policies.slack_text import clip, code, escape
 
 log = logging.getLogger(__name__)
@@ -208,7 +209,7 @@ class HerokuPlatform:
     """`Platform` for Heroku apps, one API key, built without any network call."""
 
     name = "heroku"
-    unit = "dyno"
+    unit = unit_of(name)
 
     def __init__(
         self,
