@@ -353,3 +353,20 @@ def test_two_numbers_around_the_app_show_the_usage_line(tmp_path):
     ), output
     # A misspelled app needs the name, not the order.
     assert "Usage: `/deploy logs APP" not in output.split("logs shopp")[-1]
+
+
+def test_a_restart_typed_app_last_is_read_for_its_shape_once(tmp_path, monkeypatch):
+    # `_restart` read the command's shape, then read it again inside `_app_typed_last`.
+    from bot.actions import path
+
+    shapes = []
+
+    def counted(command):
+        shapes.append(command.text())
+        return app_typed_last(command)
+
+    app_typed_last = path.app_typed_last
+    monkeypatch.setattr(path, "app_typed_last", counted)
+    output = run_lines(tmp_path, "restart web demo-shop")
+    assert "Put the app first: `/deploy restart demo-shop web`." in output
+    assert shapes == ["restart web demo-shop"], shapes

@@ -312,7 +312,10 @@ class Actions:
     def _app_typed_last(self, command: Command) -> str | None:
         """`logs web demo` once no app is called `web`: the order to type, when the word
         after it names an app; otherwise None, and the first word is the one blamed."""
-        found = app_typed_last(command)
+        return self._order_to_type(app_typed_last(command))
+
+    def _order_to_type(self, found: tuple[str, str] | None) -> str | None:
+        """`app_typed_last`'s answer, when the word it found names an app."""
         if found is None or self._no_such_app(found[0]) is not None:
             return None
         return found[1]
@@ -761,11 +764,8 @@ class Actions:
         # `restart worker demo`: asked before the audit row is opened, as `rollback v2 demo`
         # is (its releases read first), since a command only typed in the wrong order is no
         # change that failed. The shape is checked first: only it costs `_missing` a read.
-        if (
-            app_typed_last(command)
-            and self._missing(app) is not None
-            and (hint := self._app_typed_last(command))
-        ):
+        found = app_typed_last(command)
+        if found and self._missing(app) is not None and (hint := self._order_to_type(found)):
             return Reply(hint)
         verdict = self._judge(resolved.target, "restart", {}, {}, command.force, actor.user_id)
         if verdict.refused:
