@@ -1084,15 +1084,9 @@ def _parse_config(args: list[str], app: str | None) -> Command:
             raise CommandError(f"Put {code(args[1].lower())} first: {_rewrite(meant)}.", "config")
         # Only names are echoed from here on: a word left over may be KEY=secret.
         shown_args = _masked(args)
-        if (
-            app is None
-            and len(args) > 1
-            and all("=" in word for word in args[:-1])
-            and _APP_RE.match(args[-1])
-        ):
+        if app is None and len(args) > 1:
             # `config K=v demo`, as `heroku config:set` takes it: `set` left out.
-            meant = ["config", "set", *shown_args]
-            raise CommandError(f"Did you mean {_rewrite(meant)}?", "config")
+            _refuse_set_left_out(args[:-1], args[-1])
         if len(args) > (0 if app else 1) and args[0].lower() in _CONFIG_READS:
             # `config get KEY demo`: near `set`, which it had been offered, but a read.
             listed = app or _app_name(shown_args[-1], "config", None)
@@ -1113,10 +1107,8 @@ def _parse_config(args: list[str], app: str | None) -> Command:
                 also=", or only the app to list the vars",
             )
         named, pairs = (app, args) if app else (args[0] if args else "", args[1:])
-        if pairs and all("=" in word for word in pairs) and _APP_RE.match(named):
-            # `config demo K=v`, `config -a demo K=v`: `set` left out with the app first.
-            meant = ["config", "set", *_masked(pairs), named]
-            raise CommandError(f"Did you mean {_rewrite(meant)}?", "config")
+        # `config demo K=v`, `config -a demo K=v`: `set` left out with the app first.
+        _refuse_set_left_out(pairs, named)
         app, _ = _positional_app(shown_args, app, "config", most=0)
         return Command("config", app=app)
     words = args[1:]
@@ -1146,6 +1138,14 @@ def _parse_config(args: list[str], app: str | None) -> Command:
     if not pairs:
         raise CommandError("Say which variable.", "config")
     return Command("config", app=app, mode=mode, options=tuple(pairs))
+
+
+def _refuse_set_left_out(pairs: list[str], named: str) -> None:
+    """`config` with KEY=VALUE words and an app, either side of them, but no `set`: the
+    command meant, its values masked."""
+    if pairs and all("=" in word for word in pairs) and _APP_RE.match(named):
+        meant = ["config", "set", *_masked(pairs), named]
+        raise CommandError(f"Did you mean {_rewrite(meant)}?", "config")
 
 
 def _masked(words: list[str]) -> list[str]:
