@@ -426,6 +426,14 @@ def _app_typed_too(verb: str, args: list[str], app: str | None, ahead: int) -> C
         return None
     if alone.app is None or alone.app not in args[:ahead]:
         return None
+    if alone.verb == "config" and alone.mode == "set":
+        # `config set K=two words -a demo`: that word may be the rest of a secret, not shown.
+        quoted = alone.options[-1][0] + '="…"'
+        return CommandError(
+            f"The app is given twice: before `-a` and {shown(app)} after it. Name it once; "
+            f"a value with spaces goes in quotes: {code(quoted)}.",
+            verb,
+        )
     return _given_twice(alone.app, app, verb)
 
 
@@ -1125,6 +1133,9 @@ def _parse_config(args: list[str], app: str | None) -> Command:
     pairs: list[tuple[str, str]] = []
     for word in words:
         key, equals, value = word.partition("=")
+        if mode == "set" and not equals and pairs:
+            # `config set K=two words demo`: `words` may be the rest of a secret.
+            raise CommandError(_set_meant(words, app), "config")
         if mode == "set" and not equals:
             raise CommandError(f"{shown(key)} needs a value: write KEY=VALUE.", "config")
         if mode == "unset" and equals:
@@ -1140,12 +1151,23 @@ def _parse_config(args: list[str], app: str | None) -> Command:
     return Command("config", app=app, mode=mode, options=tuple(pairs))
 
 
-def _refuse_set_left_out(pairs: list[str], named: str) -> None:
+def _refuse_set_left_out(words: list[str], named: str) -> None:
     """`config` with KEY=VALUE words and an app, either side of them, but no `set`: the
-    command meant, its values masked."""
-    if pairs and all("=" in word for word in pairs) and _APP_RE.match(named):
-        meant = ["config", "set", *_masked(pairs), named]
-        raise CommandError(f"Did you mean {_rewrite(meant)}?", "config")
+    command meant, its values masked (`_set_meant`)."""
+    if words and "=" in words[0] and _APP_RE.match(named):
+        raise CommandError(_set_meant(words, named), "config")
+
+
+def _set_meant(words: list[str], app: str) -> str:
+    """`config set` of the KEY=VALUE words among `words` for `app`, values masked. A word
+    without `=` after one is read as the rest of a value with spaces, never shown: it may be
+    part of a secret."""
+    given = [word for word in words if "=" in word]
+    said = f"Did you mean {_rewrite(['config', 'set', *_masked(given), app])}?"
+    if len(given) < len(words):
+        quoted = given[0].partition("=")[0] + '="…"'
+        said += f" A value with spaces goes in quotes: {code(quoted)}."
+    return said
 
 
 def _masked(words: list[str]) -> list[str]:

@@ -141,6 +141,38 @@ def test_bad_deployment_input_gets_a_sentence(text, says):
     assert "hunter2" not in raised.value.message
 
 
+MEANT = 'Did you mean `config set KEY=… myapp`? A value with spaces goes in quotes: `KEY="…"`.'
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        # "`K=…` is one word too many", "`K=…` is not a valid app name", "`world` needs a
+        # value": none said the command to type, and the last quoted what may be a value's rest.
+        ("config myapp KEY=hunter2 world", MEANT),
+        ("config -a myapp KEY=hunter2 world", MEANT),
+        ("config KEY=hunter2 world myapp", MEANT),
+        ("config set KEY=hunter2 world myapp", MEANT),
+        # It had been "The app is given twice: `world` and `myapp` after `-a`".
+        (
+            "config set KEY=hunter2 world -a myapp",
+            "The app is given twice: before `-a` and `myapp` after it. Name it once; a value "
+            'with spaces goes in quotes: `KEY="…"`.',
+        ),
+    ],
+)
+def test_a_word_after_a_config_value_is_taken_for_its_rest_and_never_echoed(text, says):
+    with pytest.raises(CommandError) as raised:
+        parse(text)
+    assert raised.value.problem == says
+    assert "world" not in raised.value.message and "hunter2" not in raised.value.message
+
+
+def test_a_value_with_spaces_in_quotes_is_one_value():
+    command = parse('config set KEY="hunter2 world" myapp')
+    assert command.options == (("KEY", "hunter2 world"),) and command.app == "myapp"
+
+
 def test_config_names_and_values_follow_the_apps_own_platform():
     # Beanstalk's environment properties take `_ . : / + \\ - @` in a name, and a digit first.
     for key in ("spring.profiles.active", "9LIVES", "a:b/c+d\\e-f@g"):
