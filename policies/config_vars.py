@@ -18,9 +18,10 @@ from collections.abc import Mapping
 
 from policies.slack_text import code, shown
 
+NAME_MAX = 128
 # Matched whole (`fullmatch`). Beanstalk's name characters; Heroku's names are a part of them.
-NAME_RE = re.compile(r"[\w.:/+\\@-]{1,128}")
-HEROKU_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+NAME_RE = re.compile(rf"[\w.:/+\\@-]{{1,{NAME_MAX}}}")
+HEROKU_NAME_RE = re.compile(rf"[A-Za-z_][A-Za-z0-9_]{{0,{NAME_MAX - 1}}}")
 # "Alphanumeric" read as any letter or digit: AWS has the last word on one it does not take.
 _BEANSTALK_VALUE_RE = re.compile(r"[\w\s.:/=+\\@'\"-]*")
 BEANSTALK_VALUE_MAX, BEANSTALK_TOTAL_MAX = 256, 4096
@@ -28,6 +29,12 @@ BEANSTALK_VALUE_MAX, BEANSTALK_TOTAL_MAX = 256, 4096
 
 def not_a_name(key: str, where: str = "") -> str:
     """The refusal of `key` as a name: the rule every platform takes."""
+    if len(key) > NAME_MAX:
+        # Its characters may all be fine: the rule below would blame what is not wrong.
+        return (
+            f"{shown(key)} is {len(key):,} characters long; a config var name{where} has at "
+            f"most {NAME_MAX}."
+        )
     return (
         f"{shown(key)} is not a valid config var name{where}: use letters, digits and "
         "underscores, not starting with a digit."

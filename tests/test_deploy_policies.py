@@ -70,7 +70,10 @@ def test_config_values_stay_in_the_command_but_never_in_its_text():
         ("history myapp canceled", "`canceled` is not a filter: use one of refused, cancelled"),
         # A name no platform takes; `1A` and `a.b` wait for the app's own rule (Beanstalk's).
         ("config set A$B=x myapp", "not a valid config var name"),
-        ("config set " + "A" * 129 + "=x myapp", "not a valid config var name"),
+        # Said as "not a valid config var name: use letters, digits and underscores", of a
+        # name of just those: its length, the one thing wrong, went unsaid.
+        ("config set " + "A" * 129 + "=x myapp", "is 129 characters long; a config var name"),
+        ("config unset spring." + "a" * 130 + " myapp", "a config var name has at most 128."),
         ("config set A myapp", "needs a value"),
         ("config unset A=1 myapp", "names only"),
         ("config set A=1 A=2 myapp", "given twice"),

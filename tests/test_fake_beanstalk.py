@@ -825,3 +825,48 @@ def test_scaling_to_zero_parks_the_environment(fake: FakeBeanstalk) -> None:
     health = client(fake).describe_environment_health(EnvironmentName=ENV, AttributeNames=["All"])
     assert health["ApplicationMetrics"] == {"RequestCount": 0}
     assert sum(health["InstancesHealth"].values()) == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "why"),
+    [
+        # The developer guide's "Environment property limits": what the bot refuses first.
+        ("DATABASE_URL", "postgres://db?sslmode=require", "character"),
+        ("K", "x" * 257, "256"),
+        ("K" * 129, "on", "128"),
+        ("K!", "on", "character"),
+    ],
+)
+def test_environment_properties_past_the_service_limits_are_refused(
+    fake: FakeBeanstalk, name: str, value: str, why: str
+) -> None:
+    option = {"Namespace": PROPERTIES, "OptionName": name, "Value": value}
+    with pytest.raises(ClientError) as excinfo:
+        client(fake).update_environment(EnvironmentName=ENV, OptionSettings=[option])
+    status, code, message = error_of(excinfo)
+    assert (status, code) == (400, "InvalidParameterValue") and why in message
+    assert f"OptionName: '{name}'" in message
+    assert fake.environment(ENV)["status"] == "Ready"  # nothing was started
+
+
+def test_environment_properties_over_4096_bytes_in_all_are_refused(fake: FakeBeanstalk) -> None:
+    eb = client(fake)
+    # Each `Pnn=` and 249 characters is 253 bytes: sixteen come to 4,048, seventeen past 4,096.
+    options = [
+        {"Namespace": PROPERTIES, "OptionName": f"P{n:02}", "Value": "v" * 249} for n in range(16)
+    ]
+    eb.update_environment(EnvironmentName=ENV, OptionSettings=options)
+    fake.advance(600)
+    more = {"Namespace": PROPERTIES, "OptionName": "P16", "Value": "v" * 249}
+    with pytest.raises(ClientError) as excinfo:
+        eb.update_environment(EnvironmentName=ENV, OptionSettings=[more])
+    assert "4096" in error_of(excinfo)[2]
+    # Unsetting one while setting another keeps the total under: accepted.
+    eb.update_environment(
+        EnvironmentName=ENV,
+        OptionSettings=[more],
+        OptionsToRemove=[{"Namespace": PROPERTIES, "OptionName": "P00"}],
+    )
+
+
+PROPERTIES = "aws:elasticbeanstalk:application:environment"

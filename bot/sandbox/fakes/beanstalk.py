@@ -1095,6 +1095,7 @@ class FakeBeanstalk(ServedFake):
         options = []
         for option in p.get("OptionSettings", []):
             if option.get("Namespace") == _ENV_PROPERTIES:
+                _check_property(option["OptionName"], option.get("Value", ""))
                 properties[option["OptionName"]] = option.get("Value", "")
             else:
                 options.append(option)
@@ -1104,6 +1105,12 @@ class FakeBeanstalk(ServedFake):
                     501, "NotImplemented", "The fake removes environment properties only."
                 )
             properties.pop(option["OptionName"], None)
+        total = sum(len(f"{k}={v}".encode()) for k, v in properties.items())
+        if total > _PROPERTIES_BYTES:
+            raise _invalid(
+                f"Environment properties cannot exceed {_PROPERTIES_BYTES} bytes in total "
+                f"(KEY=VALUE); these come to {total}."
+            )
         new = _apply_options(env.config, options)
         previous = env.config
         env.config = new
@@ -1711,6 +1718,33 @@ def _option_settings(env: _Environment) -> list[dict[str, str]]:
             item["ResourceName"] = resource
         out.append(item)
     return out
+
+
+# The developer guide's "Environment property limits" (Configuring environment properties):
+# names of alphanumerics and `_ . : / + \ - @` up to 128 characters; values of alphanumerics,
+# white space and `_ . : / = + \ - @ ' "` up to 256; 4,096 bytes in all as KEY=VALUE. The
+# service words its refusal as it does any option's (`Invalid option value: …`).
+_PROPERTY_NAME = re.compile(r"[\w.:/+\\@-]+")
+_PROPERTY_VALUE = re.compile(r"[\w\s.:/=+\\@'\"-]*")
+_PROPERTY_NAME_MAX, _PROPERTY_VALUE_MAX, _PROPERTIES_BYTES = 128, 256, 4096
+
+
+def _check_property(name: str, value: str) -> None:
+    """The 400 the service answers to an environment property past its limits, if any."""
+    why = None
+    if not _PROPERTY_NAME.fullmatch(name):
+        why = "The option name contains a character that is not allowed."
+    elif len(name) > _PROPERTY_NAME_MAX:
+        why = f"The option name is longer than {_PROPERTY_NAME_MAX} characters."
+    elif not _PROPERTY_VALUE.fullmatch(value):
+        why = "The value contains a character that is not allowed."
+    elif len(value) > _PROPERTY_VALUE_MAX:
+        why = f"The value is longer than {_PROPERTY_VALUE_MAX} characters."
+    if why is not None:
+        raise _invalid(
+            f"Invalid option value: '{value}' (Namespace: '{_ENV_PROPERTIES}', OptionName: "
+            f"'{name}'): {why}"
+        )
 
 
 def _apply_options(config: _Config, options: list[dict[str, Any]]) -> _Config:
