@@ -211,6 +211,27 @@ def test_replies_about_an_environment_say_instances_never_dynos(driver, aws, sla
     assert not [text for text in said if "dyno" in text.lower()], said
 
 
+@pytest.mark.parametrize("then", ["scale web=3 shop", "restart shop"])
+def test_a_change_after_a_failed_one_is_followed_by_its_own_events(driver, aws, slack, then):
+    # A scale read every event the environment kept, and a restart those since the last
+    # change's `DateUpdated`: the earlier failure's events made a change that went well fail.
+    aws.fail_update("shop-prod", "Failed to deploy configuration.")
+    driver.command("scale web=4 shop", ADMIN)
+    slack.wait_for_calls("chat.postMessage", n=1, timeout=10)
+    aws.advance(600)
+    assert (
+        slack.wait_for_calls("chat.postMessage", n=2, timeout=10)[1]
+        .args["text"]
+        .startswith("Failed:")
+    )
+    aws.advance(60)
+    driver.command(then, ADMIN)
+    slack.wait_for_calls("chat.postMessage", n=3, timeout=10)
+    aws.advance(600)
+    text = slack.wait_for_calls("chat.postMessage", n=4, timeout=10)[3].args["text"]
+    assert text.startswith("Done: `shop` is Ready"), text
+
+
 def test_kill_on_beanstalk_confirms_then_sets_zero(driver, aws, slack):
     _, url = driver.command("kill shop-eu", ADMIN)
     prompt = driver.reply(url)

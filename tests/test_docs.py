@@ -136,7 +136,8 @@ def test_the_iam_policy_grants_every_aws_operation_the_code_calls() -> None:
     for path in (ROOT / "bot" / "platforms").glob("*.py"):
         text = path.read_text()
         service = "cloudwatch" if "cloudwatch" in path.name else "elasticbeanstalk"
-        for operation in re.findall(r'_call\(\s*"([a-z_]+)"', text):
+        # `_change` is `_call` for a change a follow-up reads the events of.
+        for operation in re.findall(r'_(?:call|change)\(\s*"([a-z_]+)"', text):
             calls.add(f"{service}:{operation.title().replace('_', '')}")
         for operation in re.findall(r"cloudwatch\.([a-z_]+)\(", text):
             calls.add(f"cloudwatch:{operation.title().replace('_', '')}")

@@ -83,9 +83,11 @@ class BeanstalkPlatform:
         self.profile = profile
         self._clients: dict[bool, Any] = {}  # by `write`: changes go without retries
         self._cloudwatch_client: Any = None
-        # When each environment's latest change began, by the service's clock: its events
-        # from then on say how the change ended.
-        self._began: dict[str, datetime] = {}
+        # Each environment's latest change: when it began by the service's clock, and its
+        # request ID. The events from then on that carry no other request's ID say how it
+        # ended (as the EB CLI reads them): those since `DateUpdated` alone had held the
+        # last change's failure too, and a scale had read every event the environment kept.
+        self._asked: dict[str, tuple[datetime, str | None]] = {}
         # When each environment's version was deployed, by (version, DateUpdated) read then.
         self._deployed: dict[str, tuple[tuple[Any, Any], datetime | None, bool]] = {}
 
@@ -188,7 +190,7 @@ class BeanstalkPlatform:
         # Read before the write: a failed read after it would say "nothing was changed" of
         # a change made, and `scale web+1` asked again would add a second instance.
         current = size or self._settings(environment)["instance_type"]
-        self._call("update_environment", app, EnvironmentName=app, OptionSettings=options)
+        self._change("update_environment", environment, OptionSettings=options)
         return (Formation(PROCESS_TYPE, quantity, current),)
 
     def restart(self, app: str, target: str | None) -> None:
@@ -196,8 +198,7 @@ class BeanstalkPlatform:
             raise PlatformError(RESTART_WHOLE.format(app=app, target=target))
         environment = self._environment(app)
         _refuse_if_busy(environment)
-        self._call("restart_app_server", app, EnvironmentName=app)
-        self._began[app] = environment.get("DateUpdated") or datetime.now(UTC)
+        self._change("restart_app_server", environment)
 
     def status(self, app: str) -> AppStatus:
         """The environment, then at once what needs only it: its settings, health,
@@ -271,8 +272,7 @@ class BeanstalkPlatform:
         """Deploy an earlier application version; the update takes minutes (follow it up)."""
         environment = self._environment(app)
         _refuse_if_busy(environment)
-        self._call("update_environment", app, EnvironmentName=app, VersionLabel=release.version)
-        self._began[app] = environment.get("DateUpdated") or datetime.now(UTC)
+        self._change("update_environment", environment, VersionLabel=release.version)
         return release
 
     def deploy_version(self, app: str, label: str) -> Release:
@@ -378,13 +378,12 @@ class BeanstalkPlatform:
         removals = [
             {"Namespace": ENV_PROPERTIES, "OptionName": k} for k, v in changes.items() if v is None
         ]
-        params: dict[str, Any] = {"EnvironmentName": app}
+        params: dict[str, Any] = {}
         if options:
             params["OptionSettings"] = options
         if removals:
             params["OptionsToRemove"] = removals
-        self._call("update_environment", app, **params)
-        self._began[app] = environment.get("DateUpdated") or datetime.now(UTC)
+        self._change("update_environment", environment, **params)
 
     def wait_until_settled(
         self, app: str, timeout: float, stopping: Event, alias: str | None = None
@@ -409,13 +408,15 @@ class BeanstalkPlatform:
                     summary=f"{said} was still {escape(environment.get('Status', 'busy'))} when I "
                     "stopped watching it.",
                 )
-        since = self._began.get(app)
+        since, asked = self._asked.get(app, (None, None))
         query = {"StartTime": since} if since else {}
         events = self._call(
             "describe_events", app, EnvironmentName=app, MaxRecords=100, **query
         ).get("Events", [])
         errors = tuple(
-            e["Message"] for e in reversed(events) if e.get("Severity") in ("ERROR", "FATAL")
+            e["Message"]
+            for e in reversed(events)
+            if e.get("Severity") in ("ERROR", "FATAL") and _of_change(e, asked)
         )
         if errors:
             return Settled(ok=False, summary=f"{said} update failed.", events=errors)
@@ -490,6 +491,14 @@ class BeanstalkPlatform:
     def _instances(self, app: str) -> list[dict[str, Any]]:
         found = self._call("describe_environment_resources", app, EnvironmentName=app)
         return list(found.get("EnvironmentResources", {}).get("Instances", []))
+
+    def _change(self, operation: str, environment: dict[str, Any], **params: Any) -> None:
+        """Ask for a change to `environment` (as read just before) that `wait_until_settled`
+        follows, keeping when it began and its request ID."""
+        app = environment["EnvironmentName"]
+        began = environment.get("DateUpdated") or datetime.now(UTC)
+        answer = self._call(operation, app, EnvironmentName=app, **params)
+        self._asked[app] = (began, answer.get("ResponseMetadata", {}).get("RequestId"))
 
     def _call(self, operation: str, app: str, **params: Any) -> dict[str, Any]:
         write = not operation.startswith(("describe_", "retrieve_", "list_"))
@@ -585,6 +594,13 @@ def _metrics_note(metrics: dict[str, Any]) -> str | None:
     if codes.get("Status5xx"):
         parts.append(f"{codes['Status5xx']} 5xx")
     return ", ".join(parts)
+
+
+def _of_change(event: dict[str, Any], asked: str | None) -> bool:
+    """Whether an event since a change began may be that change's: one carrying another
+    request's ID is not (how the EB CLI filters an operation's events)."""
+    other = event.get("RequestId")
+    return not (asked and other and other != asked)
 
 
 def _sampled(info: dict[str, Any]) -> datetime:
