@@ -69,7 +69,7 @@ def upload(
             file=rendered.png,
             filename=f"{data.app}-{window_for(data.minutes)}.png",
             title=f"{data.app}: last {span_words(data.minutes)}",
-            alt_txt=f"Requests, p95 times and web dynos of {data.app}",
+            alt_txt=f"Requests, p95 times and web {data.unit}s of {data.app}",
             initial_comment=text,
         )
     except SlackApiError as error:

@@ -232,6 +232,19 @@ def test_a_change_after_a_failed_one_is_followed_by_its_own_events(driver, aws, 
     assert text.startswith("Done: `shop` is Ready"), text
 
 
+def test_a_chart_of_an_environment_counts_its_instances(driver, slack, database_url):
+    from tests.test_charts import store_traffic
+
+    # "Web dynos: 2 throughout", and the alt text "… and web dynos of shop".
+    store_traffic(database_url, "shop", 90, datetime.now(UTC))
+    driver.command("chart shop 6h", ADMIN)
+    [upload] = slack.wait_for_uploads(1, timeout=20)
+    assert "Web instances: 2 throughout" in upload.initial_comment
+    [asked] = slack.calls_to("files.getUploadURLExternal")
+    assert asked.args["alt_txt"] == "Requests, p95 times and web instances of shop"
+    assert "dyno" not in upload.initial_comment.lower()
+
+
 def test_kill_on_beanstalk_confirms_then_sets_zero(driver, aws, slack):
     _, url = driver.command("kill shop-eu", ADMIN)
     prompt = driver.reply(url)

@@ -133,6 +133,7 @@ class Dashboards:
             marks=tuple(marks),
             shades=self._shades(app, since, until),
             target=target,
+            unit=resolved.platform.unit,
         )
 
     def _marks(self, app: str, since: datetime, until: float) -> list[Mark]:

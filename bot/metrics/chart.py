@@ -136,7 +136,7 @@ def render(data: ChartData) -> Rendered:
                 zorder=3,
                 s=30,
             )
-    dynos.set_ylabel("web dynos")
+    dynos.set_ylabel(f"web {data.unit}s")
     dynos.set_ylim(0, max([*web_y, 1]) + 1)
     dynos.yaxis.get_major_locator().set_params(integer=True)
 

@@ -56,6 +56,7 @@ class ChartData:
     shades: tuple[Shade, ...] = ()
     target: tuple[str, float] | None = None  # ("service_p95" | "queue_p95" | "rpm", value)
     notes: tuple[str, ...] = field(default=())
+    unit: str = "dyno"  # what the web count counts: Heroku dynos, Beanstalk instances
 
     @property
     def rates(self) -> tuple[float, ...]:
@@ -134,7 +135,7 @@ def summary_lines(data: ChartData) -> list[str]:
         made = {0: "no scaling changes", 1: "1 scaling change"}.get(
             changes, f"{changes:,} scaling changes"
         )
-        lines.append(f"Web dynos: {span}; {made}")
+        lines.append(f"Web {data.unit}s: {span}; {made}")
     if data.shades:
         lines.append(f"Incidents: {len(data.shades)}")
     lines.extend(data.notes)
