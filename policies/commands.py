@@ -1122,7 +1122,7 @@ def _parse_config(args: list[str], app: str | None) -> Command:
     words = args[1:]
     if app is None:
         if len(words) < 2:
-            raise CommandError("Say which variable and which app.", "config")
+            raise CommandError(_half_of_set(mode, words), "config")
         # `config set demo K=v`, `config unset demo LOG_LEVEL`: no app last, one first. (A
         # name that could be an app, `config unset demo K`, is asked once `k` is no app.)
         no_app_last = "=" in words[-1] if mode == "set" else not _APP_RE.match(words[-1])
@@ -1149,6 +1149,17 @@ def _parse_config(args: list[str], app: str | None) -> Command:
     if not pairs:
         raise CommandError("Say which variable.", "config")
     return Command("config", app=app, mode=mode, options=tuple(pairs))
+
+
+def _half_of_set(mode: str, words: list[str]) -> str:
+    """`config set K=v` without the app, or `config set demo` without a var: the half left
+    out. (`config unset K` may be either.)"""
+    only = words[0] if words and mode == "set" else ""
+    if "=" in only:
+        return f"Say which app: {_rewrite(['/deploy', 'config', 'set', *_masked(words), 'APP'])}."
+    if only and _APP_RE.match(only):
+        return f"Say which variable: {_rewrite(['/deploy', 'config', 'set', 'KEY=VALUE', only])}."
+    return "Say which variable and which app."
 
 
 def _refuse_set_left_out(words: list[str], named: str) -> None:

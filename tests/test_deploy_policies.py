@@ -162,9 +162,13 @@ MEANT = 'Did you mean `config set KEY=… myapp`? A value with spaces goes in qu
             "The app is given twice: before `-a` and `myapp` after it. Name it once; a value "
             'with spaces goes in quotes: `KEY="…"`.',
         ),
+        # Both had been "Say which variable and which app." to someone who had said one.
+        ("config set KEY=hunter2", "Say which app: `/deploy config set KEY=… APP`."),
+        ("config set myapp", "Say which variable: `/deploy config set KEY=VALUE myapp`."),
+        ("config unset KEY", "Say which variable and which app."),
     ],
 )
-def test_a_word_after_a_config_value_is_taken_for_its_rest_and_never_echoed(text, says):
+def test_config_answers_say_what_to_type_and_never_a_value(text, says):
     with pytest.raises(CommandError) as raised:
         parse(text)
     assert raised.value.problem == says
