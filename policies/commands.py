@@ -1176,7 +1176,10 @@ def _set_meant(words: list[str], app: str) -> str:
     given = [word for word in words if "=" in word]
     said = f"Did you mean {_rewrite(['config', 'set', *_masked(given), app])}?"
     if len(given) < len(words):
-        quoted = given[0].partition("=")[0] + '="…"'
+        # The var whose value ran on: the KEY=VALUE just before the first word without `=`
+        # (callers start `words` with one).
+        first = next(i for i, word in enumerate(words) if "=" not in word)
+        quoted = words[first - 1].partition("=")[0] + '="…"'
         said += f" A value with spaces goes in quotes: {code(quoted)}."
     return said
 

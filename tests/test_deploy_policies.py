@@ -156,6 +156,11 @@ MEANT = 'Did you mean `config set KEY=… myapp`? A value with spaces goes in qu
         ("config -a myapp KEY=hunter2 world", MEANT),
         ("config KEY=hunter2 world myapp", MEANT),
         ("config set KEY=hunter2 world myapp", MEANT),
+        (
+            "config set A=1 KEY=hunter2 world myapp",
+            "Did you mean `config set A=… KEY=… myapp`? A value with spaces goes in quotes: "
+            '`KEY="…"`.',
+        ),
         # It had been "The app is given twice: `world` and `myapp` after `-a`".
         (
             "config set KEY=hunter2 world -a myapp",
