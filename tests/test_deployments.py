@@ -561,6 +561,21 @@ def test_a_config_change_whose_answer_was_lost_is_read_back_without_its_values(
     assert heroku.config_vars("myapp") == {"DATABASE_URL": SECRET_VALUE}
 
 
+def test_a_value_typed_without_quotes_and_no_app_is_not_kept_in_the_trail(driver, heroku, config):
+    # `config set K=hunter2 part2`: "part2" was taken for the app, and "no app called
+    # `part2`" went into the history the whole team reads.
+    said = say(driver, "config set PASSWORD=hunter2 part2")["text"]
+    assert said == (
+        "No app goes by the word after `PASSWORD=…`. Name an app `/deploy apps` lists, after "
+        'the variables; a value with spaces goes in quotes: `config set KEY="…" APP`.'
+    )
+    [entry] = [e for e in history(config) if e.verb == "config"]
+    assert "part2" not in repr(entry)
+    # A name close to an app's is a slip of the app, not a value: it gets the suggestion.
+    assert "Did you mean `myapp`?" in say(driver, "config set PASSWORD=x myap")["text"]
+    assert heroku.config_vars("myapp").get("PASSWORD") is None
+
+
 def test_config_unset_and_bad_keys(driver, heroku):
     heroku.set_config_vars("myapp", {"LOG_LEVEL": "info"})
     assert "`NOPE` is not set on `myapp`" in say(driver, "config unset NOPE myapp")["text"]

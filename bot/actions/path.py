@@ -296,6 +296,8 @@ class Actions:
         except PlatformError as error:
             if isinstance(error, NoSuchApp) and (hint := self._app_typed_last(typed)):
                 return Reply(hint)
+            if isinstance(error, NoSuchApp) and self._value_taken_for_app(command):
+                return self._set_on_no_app(actor, command)
             if command.mutating and not error.audited:
                 # Failed before any change was asked of the platform (reading the formation).
                 self._record(actor, command, "error", str(error))
@@ -303,11 +305,25 @@ class Actions:
                 return Reply(check_first(error.fact, command.app))
             return Reply(self._said(error))
         except (CommandError, UnknownApp, NotSupported) as error:
+            if isinstance(error, UnknownApp) and self._value_taken_for_app(command):
+                return self._set_on_no_app(actor, command)
             if isinstance(error, UnknownApp):
                 return Reply(
                     self._app_typed_last(typed) or with_usage_if_a_number(command, str(error))
                 )
             return Reply(str(error))
+
+    def _set_on_no_app(self, actor: Actor, command: Command) -> Reply:
+        """`config set K=two words` names no app: the word taken for one may be the rest of
+        a value typed without quotes, so neither the answer nor the trail (`history`, which
+        the whole team reads) repeats it."""
+        names = " ".join(f"{key}=…" for key, _ in command.options)
+        reason = (
+            f"No app goes by the word after `{names}`. Name an app `/deploy apps` lists, after "
+            'the variables; a value with spaces goes in quotes: `config set KEY="…" APP`.'
+        )
+        self._record(actor, replace(command, app="…"), "error", reason)
+        return Reply(reason)
 
     def _app_typed_last(self, command: Command) -> str | None:
         """`logs web demo` once no app is called `web`: the order to type, when the word
@@ -397,11 +413,17 @@ class Actions:
         key can see: one more read, only now)."""
         if not isinstance(error, NoSuchApp):
             return str(error)
+        hint = self._closest(error.app)
+        return f"{error.fact} Did you mean {hint}?" if hint else str(error)
+
+    def _closest(self, app: str) -> str | None:
+        """The known apps' names closest to `app`, typed outside the registry, in words; None
+        when none is close, or when `app` is the registry's (its entry is what is wrong)."""
         seen: tuple[str, ...] = ()
         try:
-            resolved = self._resolve(error.app)
+            resolved = self._resolve(app)
             if resolved.target.listed:
-                return str(error)  # the registry's entry is what is wrong, not the typing
+                return None
             # Only Heroku takes names outside the registry, so only it lists them.
             seen = getattr(resolved.platform, "app_names", tuple)()
         except (PlatformError, UnknownApp):
@@ -409,8 +431,15 @@ class Actions:
         known = {name: self._canonical(name) for name in seen}
         for target in self._targets():
             known[target.alias] = known[target.name] = target.alias
-        hint = names.suggest_app(error.app, known)
-        return f"{error.fact} Did you mean {hint}?" if hint else str(error)
+        return names.suggest_app(app, known)
+
+    def _value_taken_for_app(self, command: Command) -> bool:
+        """Whether a `config set` whose app names nothing may have taken the rest of a value
+        typed without quotes for its app: no registered app, and none close to it."""
+        if command.verb != "config" or command.mode != "set" or command.app is None:
+            return False
+        registered = {target.alias for target in self._targets()}
+        return command.app not in registered and self._closest(command.app) is None
 
     def _record(self, actor: Actor, command: Command, outcome: str, reason: str) -> None:
         # The autoscaler's own refusals are in its decisions, every tick: not audit rows.
