@@ -663,6 +663,21 @@ def registered(with_registry, heroku):
     return with_registry(REGISTRY)
 
 
+def test_ship_and_run_follow_ups_name_the_app_as_it_was_asked_for(with_registry, slack):
+    # An entry named `shop` for the Heroku app `myapp`: the thread had said "for `myapp`".
+    driver = with_registry(
+        "apps:\n  shop:\n    platform: heroku\n    app: myapp\n"
+        "    source: https://example.com/acme/shop/archive/{ref}.tar.gz\n"
+        '    run: ["python manage.py migrate"]\n'
+    )
+    driver.command("ship shop v1.4.2", ADMIN)
+    [_, built] = slack.wait_for_calls("chat.postMessage", n=2, timeout=10)
+    assert "The build of `v1.4.2` for `shop` succeeded" in built.args["text"]
+    driver.command("run shop python manage.py migrate", ADMIN)
+    [*_, ran] = slack.wait_for_calls("chat.postMessage", n=4, timeout=10)
+    assert "on `shop` succeeded: exit status 0." in ran.args["text"]
+
+
 def test_ship_builds_the_ref_from_the_registry_source_and_follows_the_build(
     registered, heroku, slack, config
 ):

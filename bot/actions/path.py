@@ -483,9 +483,13 @@ class Actions:
 
         def wait() -> Settled:
             if isinstance(result, Deployed) and result.build_id:
-                return platform.wait_for_build(name, result.build_id, FOLLOW_UP_TIMEOUT, stopping)
+                return platform.wait_for_build(
+                    name, result.build_id, FOLLOW_UP_TIMEOUT, stopping, result.app
+                )
             if isinstance(result, Deployed) and result.verb == "run":
-                return platform.wait_for_run(name, result.mode or "", FOLLOW_UP_TIMEOUT, stopping)
+                return platform.wait_for_run(
+                    name, result.mode or "", FOLLOW_UP_TIMEOUT, stopping, result.app
+                )
             return platform.wait_until_settled(name, FOLLOW_UP_TIMEOUT, stopping, result.app)
 
         # A poll that fails (a 5xx, a 429) says nothing of the change itself: the wait starts

@@ -348,26 +348,30 @@ class HerokuPlatform:
             if isinstance(item, dict) and "id" in item
         )
 
-    def wait_for_build(self, app: str, build_id: str, timeout: float, stopping: Event) -> Settled:
-        """Poll the build until it ends; the tail of its output explains it either way."""
+    def wait_for_build(
+        self, app: str, build_id: str, timeout: float, stopping: Event, alias: str | None = None
+    ) -> Settled:
+        """Poll the build until it ends; the tail of its output explains it either way. The
+        summary names the app `alias`, as it was asked for, when given."""
+        said = code(alias or app)
         item = self._wait(app, ("apps", app, "builds", build_id), timeout, stopping)
         if item is None:
             return Settled(
-                ok=False, summary=f"The build of `{app}` is still running; see the dashboard."
+                ok=False, summary=f"The build of {said} is still running; see the dashboard."
             )
         tail = tuple(self._text(item.get("output_stream_url"))[-OUTPUT_TAIL:])
-        version = (item.get("source_blob") or {}).get("version") or "?"
+        version = code((item.get("source_blob") or {}).get("version") or "?")
         if item.get("status") != "succeeded":
-            summary = f"The build of `{version}` for `{app}` failed."
+            summary = f"The build of {version} for {said} failed."
             return Settled(ok=False, summary=summary, events=tail, output=True)
         release_id = (item.get("release") or {}).get("id")
         released = ""
         if release_id:
             release = self._call("GET", app, ("apps", app, "releases", str(release_id)))
-            released = f" and released as `v{release.get('version')}`"
+            released = " and released as " + code(f"v{release.get('version')}")
         return Settled(
             ok=True,
-            summary=f"The build of `{version}` for `{app}` succeeded{released}.",
+            summary=f"The build of {version} for {said} succeeded{released}.",
             events=tail,
             output=True,
         )
@@ -387,8 +391,12 @@ class HerokuPlatform:
         body = {"command": command, "attach": False}
         return str(self._call("POST", app, ("apps", app, "dynos"), body)["name"])
 
-    def wait_for_run(self, app: str, dyno: str, timeout: float, stopping: Event) -> Settled:
-        """Wait for the one-off dyno to exit; its log lines and exit status say how it went."""
+    def wait_for_run(
+        self, app: str, dyno: str, timeout: float, stopping: Event, alias: str | None = None
+    ) -> Settled:
+        """Wait for the one-off dyno to exit; its log lines and exit status say how it went.
+        The summary names the app `alias`, as it was asked for, when given."""
+        said, one_off = code(alias or app), code(dyno)
         deadline = time.monotonic() + timeout
         while True:
             lines = self.log_lines(app, dyno, RUN_LOG_LINES)
@@ -400,14 +408,14 @@ class HerokuPlatform:
                 verdict = "succeeded" if status == 0 else "failed"
                 return Settled(
                     ok=status == 0,
-                    summary=f"`{dyno}` on `{app}` {verdict}: exit status {status}.",
+                    summary=f"{one_off} on {said} {verdict}: exit status {status}.",
                     events=output,
                     output=True,
                 )
             if time.monotonic() >= deadline or stopping.wait(RUN_POLL_SECONDS):
                 return Settled(
                     ok=False,
-                    summary=f"`{dyno}` on `{app}` was still running when I stopped watching it.",
+                    summary=f"{one_off} on {said} was still running when I stopped watching it.",
                 )
 
     def downstream(self, app: str) -> tuple[str, str, str, tuple[tuple[str, str], ...]]:
