@@ -24,6 +24,10 @@ answer wins too: a rise counts at once, a fall once it has lasted. Around it:
   up, and the scale-up then comes a drain lag and a boot too late. While this allowance
   is in force, the scale-down hold is the shortest (a minute): the allowance is the room
   for the wobbles that a longer hold waited out;
+- with a latency target, scale down only from a count seen to carry the current rate
+  within the target, one step at a time, and never to a count seen to break it at about
+  this rate per dyno (`carried`): an over-provisioned app queues ~0 ms, so the HPA rule
+  asks for the minimum at every tick and would walk down until queueing came back;
 - schedule windows replace min and max at certain times of the week; a pin from Slack
   replaces the whole calculation until it expires;
 - optionally (`predictive`), a seasonal forecast: how traffic moved from this time to
@@ -382,6 +386,7 @@ def decide(
             ahead,
             samples,
             room is not None,
+            carried(settings, samples, events, now),
         )
     else:
         desired, why = current, ""
@@ -847,6 +852,7 @@ def _down(
     ahead: int,
     samples: Sequence[Sample],
     noise_kept: bool = False,
+    seen: Carried | None = None,
 ) -> tuple[int, str]:
     if last_release_at is not None and now - last_release_at < settings.deploy_guard:
         since = _duration(now - last_release_at)
@@ -868,6 +874,30 @@ def _down(
     since = now - hold
     highest = max((r.count for r in recommendations if r.at > since), default=recommendation)
     floor = max(recommendation, highest)
+    step = max(math.floor(current * settings.down_max_percent / 100), settings.down_max_dynos)
+    held = f" (the highest of the last {_duration(hold)})"
+    if seen is not None:
+        # A latency target reads ~0 on any count above what the traffic needs, so the HPA
+        # rule asks for the minimum at every tick: a count is left only once it was seen
+        # to carry the rate, by one step, and never for one seen to break the target.
+        if seen.count > current:
+            return current, (
+                f", but {current} dynos are not yet seen to carry {seen.rate:,.0f} rpm within "
+                f"the target (at most {seen.per_dyno:,.0f} rpm per dyno so far)"
+            )
+        if seen.failed >= current and seen.broke_per_dyno is not None and current > 1:
+            return current, (
+                f", but {current - 1} dynos would take {seen.rate / (current - 1):,.0f} rpm "
+                f"each, about the {seen.broke_per_dyno:,.0f} that broke the target"
+            )
+        if seen.failed >= current:
+            return current, f", but {seen.rate:,.0f} rpm needs a dyno"
+        if seen.count - step > floor and seen.count - step >= seen.failed:
+            floor = seen.count - step
+            held = f" (a step below the {seen.count} seen to carry {seen.rate:,.0f} rpm)"
+        elif seen.failed > floor:
+            floor = seen.failed
+            held = f" (fewer broke the target at about {seen.rate:,.0f} rpm)"
     if ahead >= current > floor:
         return current, ", but the forecast expects more traffic"
     if floor >= current:
@@ -875,12 +905,74 @@ def _down(
     floor = max(floor, ahead)
     if level:
         return floor, " (traffic fell beyond its noise)"
-    step = max(math.floor(current * settings.down_max_percent / 100), settings.down_max_dynos)
     if floor < current - step:
         return current - step, f" (step limit −{step})"
     if floor > recommendation:
-        return floor, f" (the highest of the last {_duration(hold)})"
+        return floor, held
     return floor, ""
+
+
+@dataclass(frozen=True)
+class Carried:
+    """What `carried` found for a latency target: the dynos seen to carry `rate`."""
+
+    count: int  # the fewest dynos that carry `rate` at `per_dyno` each
+    rate: float  # the request rate now, rpm
+    per_dyno: float  # the most rpm per dyno seen served within every latency target
+    failed: int  # the fewest dynos not seen to break a target at about this rate per dyno
+    broke_per_dyno: float | None = None  # the least rpm per dyno seen to break one
+
+
+def carried(
+    settings: Settings, samples: Sequence[Sample], events: Sequence[ScaleEvent], now: datetime
+) -> Carried | None:
+    """For latency targets (a p95 reads ~0 on every count above what the traffic needs, so
+    it says nothing of how far down is safe): the most requests per dyno the samples show
+    served within every latency target, the dynos the current rate needs at that, and
+    the fewest that stay clear of the least rate per dyno seen to break one (less the
+    tolerance band, for the rate's noise). A minute served is credited to the most dynos
+    that ran in it; a broken one is blamed on the fewest, and only when the minute before it
+    was within the targets, so that a backlog left by an earlier minute is not blamed on
+    its count. None without a latency target, traffic, or a sample that knows its dynos
+    and was served within the targets."""
+    latency = [t for t in settings.targets if t.metric != "rpm_per_dyno"]
+    if not latency or not samples or samples[-1].rpm <= 0:
+        return None
+    changes = [e for e in events if e.after != e.before]
+    served = broke = None
+    within_before = False
+    for sample in samples:
+        values = [
+            sample.queue_p95_ms if t.metric == "queue_p95" else sample.service_p95_ms
+            for t in latency
+        ]
+        if any(v is None for v in values) or not sample.dynos or sample.rpm <= 0:
+            within_before = False
+            continue
+        within = all(v <= t.value for v, t in zip(values, latency, strict=True))  # type: ignore[operator]
+        opened = sample.at - timedelta(minutes=1)
+        if within:
+            # The most dynos that ran in the minute: it says no more than that they carried it.
+            during = [n for e in changes if opened < e.at < sample.at for n in (e.before, e.after)]
+            per = sample.rpm / max([sample.dynos, *during])
+            served = per if served is None else max(served, per)
+        elif within_before:
+            # The fewest that ran in it, as a scale-down at its start left them (the dynos it
+            # stopped may still have served a request or two, and counted in `dynos`).
+            fewest = min([sample.dynos, *(e.after for e in changes if opened <= e.at < sample.at)])
+            if fewest > 0:
+                per = sample.rpm / fewest
+                broke = per if broke is None else min(broke, per)
+        within_before = within
+    if served is None:
+        return None
+    recent = [s.rpm for s in _newest(samples, now - settings.smoothing)] or [samples[-1].rpm]
+    rate = sum(recent) / len(recent)
+    count = max(1, math.ceil(rate / served - _EPSILON))
+    failed = 1
+    if broke is not None:
+        failed = max(1, math.floor(rate / (broke * (1 - settings.tolerance)) + _EPSILON) + 1)
+    return Carried(count, rate, served, failed, broke)
 
 
 _METRIC_TEXT = {"queue_p95": "p95 queue", "service_p95": "p95 service"}

@@ -4,6 +4,7 @@ pins and the seasonal forecast; then properties over arbitrary series (hypothesi
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import re
@@ -702,3 +703,47 @@ def test_a_raised_minimum_is_met_not_overshot_by_the_whole_step() -> None:
     office = Window(frozenset(range(7)), time(0), time(23, 59), "UTC", min=5, max=12)
     assert decide(replace(RPM, windows=(office,)), 2, series(rpm=1000.0), NOON).desired == 5
     assert decide(replace(RPM, min_dynos=5), 2, series(rpm=1000.0), NOON).desired == 5
+
+
+def _latency_walk(start: int, rpm: float, served_per_dyno: float, minutes: int) -> list[int]:
+    """A closed loop on a queue-time target: ticks every 15 s at a steady `rpm`; each whole
+    minute's sample counts the dynos that served in it (as the drain does) and its p95 queue
+    is 0 ms while they carry at most `served_per_dyno` each, 3 s beyond. The count after each
+    tick."""
+    now, current = NOON, start
+    history = [Sample(now - timedelta(minutes=m), rpm, 0.0, 80.0, start) for m in (3, 2, 1, 0)]
+    recommendations: list[Recommendation] = []
+    events: list[ScaleEvent] = []
+    counts, fewest, most = [], current, current
+    for tick in range(1, minutes * 4 + 1):
+        now = NOON + timedelta(seconds=15 * tick)
+        if tick % 4 == 0:
+            queue = 0.0 if rpm / fewest <= served_per_dyno else 3000.0
+            history.append(Sample(now, rpm, queue, 80.0, most))
+            fewest = most = current
+        decision = decide(
+            QUEUE, current, history[-30:], now, recommendations=recommendations, events=events
+        )
+        recommendations.append(Recommendation(now, decision.recommendation))
+        if decision.desired != current:
+            events.append(ScaleEvent(now, current, decision.desired))
+            current = decision.desired
+        fewest, most = min(fewest, current), max(most, current)
+        counts.append(current)
+    return counts
+
+
+def test_a_queue_target_does_not_walk_down_below_what_carries_the_traffic() -> None:
+    # An over-provisioned app has ~0 ms queue, so the HPA rule asks for the minimum at every
+    # tick and the scale-down walked 10→1 a dyno per 15 s tick, until the queue broke 3 s
+    # and it jumped back up: a flap, every few minutes. A count is left only once it has
+    # been seen to carry the rate within the target, so the walk stops at the fewest that
+    # do (4 at 2,500 rpm and 800 per dyno), having tried 3 once.
+    counts = _latency_walk(start=10, rpm=2500.0, served_per_dyno=800.0, minutes=30)
+    assert min(counts) == 3
+    tries = [run for run, _ in itertools.groupby(c <= 3 for c in counts) if run]
+    assert len(tries) == 1  # 3 broke the target once and was not tried again
+    assert counts[-40:] == [4] * 40  # the last 10 minutes: steady
+    # A count seen to carry the traffic is left a step at a time, each step waiting to
+    # be seen to carry it too: 10→4 took 10 minutes, not 90 s.
+    assert counts[:8] == [9] * 7 + [8]

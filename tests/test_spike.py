@@ -185,3 +185,24 @@ def test_a_spike_played_without_autoscaling_does_not_say_capacity_caught_up(tmp_
     assert f"the autoscaler {does}" in summary
     # Off decides nothing, so no decisions are pointed to; shadow's are there to list.
     assert ("lists the latest decisions" in summary) is (mode == "shadow")
+
+
+def test_a_queue_target_comes_down_from_the_peak_without_breaking_it_again(tmp_path):
+    # A QA pass saw 10→2 a dyno per 15 s tick at ~2,500 rpm (a queue time of 0 ms asks for
+    # the minimum), then a 3 s p95 and 2→6→10 again: scaling down on a latency target now
+    # waits until each count is seen to carry the traffic, so it comes down once.
+    output = in_a_sandbox_console(
+        tmp_path,
+        ["autoscale demo-api on target=queue:300ms max=10", "simulate spike demo-api"],
+    )
+    scaled = [line for line in output.splitlines() if "Autoscaler on `demo-api`:" in line]
+    arrows = [tuple(map(int, re.findall(r"web (\d+)→(\d+)", line)[-1])) for line in scaled]
+    peak = max(range(len(arrows)), key=lambda i: arrows[i][1])
+    assert all(after > before for before, after in arrows[: peak + 1]), scaled
+    assert all(after < before for before, after in arrows[peak + 1 :]), scaled
+    assert "seen to carry" in output
+    # The p95 queue broke the target in the minutes of the rise only, not again later.
+    minutes = re.findall(r"traffic [\d,]+ rpm · p95 queue ([\d.,]+) (m?s)", output)
+    broke = [unit == "s" or float(value.replace(",", "")) > 300 for value, unit in minutes]
+    assert len(minutes) == 20 and any(broke)
+    assert [run for run, _ in itertools.groupby(broke) if run] == [True], minutes
