@@ -150,10 +150,15 @@ def _main_app(args: argparse.Namespace, out: Callable[[str], object]) -> int:
         f"{context.peak_rpm:,.0f} rpm; a modelled dyno carries "
         f"{context.rpm_per_dyno_at_slo:,.0f} rpm within the {context.model.slo_ms:.0f} ms SLO."
     )
-    for label, r in (("these settings", mine), ("current settings", theirs)):
+    # The same settings twice would print two identical lines, read as two results.
+    same = tried == current
+    rows = [("these settings", mine)] if not same else []
+    for label, r in [*rows, ("current settings", theirs)]:
+        note = "  (no other settings given to try)" if same else ""
         out(
             f"{label:>16}: {r.dyno_hours:10,.1f} dyno-hours  "
-            f"{r.slo_violation_minutes:6d} SLO-violation minutes  {r.scale_actions:6d} scale actions"
+            f"{r.slo_violation_minutes:6d} SLO-violation minutes  {r.scale_actions:6d} scale "
+            f"actions{note}"
         )
     return 0
 

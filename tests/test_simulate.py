@@ -357,8 +357,22 @@ def test_simulate_app_replays_its_stored_traffic(config, monkeypatch):
         monkeypatch.setattr(services.actions._autoscaling, "_now", lambda: now)
         reply = services.actions.run(Actor(ADMIN, source="console"), parse("simulate myapp 1d"))
         assert reply.public
-        assert reply.text.startswith("Replaying `myapp`'s last 1d (180 minutes, peak 4,800 rpm)")
-        assert "your current settings: " in reply.text
+        # Only 3 hours are stored of the day asked: it says so ("last 1d" had read as a day).
+        assert reply.text.startswith(
+            "Replaying `myapp`'s traffic: the 3 h stored of the 1d asked (180 minutes, peak "
+            "4,800 rpm)"
+        )
+        # With no settings of its own the current ones are the default: said once, where
+        # two identical results had been printed as if they differed.
+        assert "whose scale-down hold is already the default (adaptive) one" in reply.text
+        assert reply.text.count("dyno-hours") == 1
+        # Settings of its own are replayed beside the default.
+        services.actions.run(
+            Actor(ADMIN, source="console"), parse("autoscale myapp set down_stabilization=3m")
+        )
+        mine = services.actions.run(Actor(ADMIN, source="console"), parse("simulate myapp 3h"))
+        assert mine.text.startswith("Replaying `myapp`'s last 3h (180 minutes")
+        assert mine.text.count("dyno-hours") == 2 and "your current settings: " in mine.text
         other = services.actions.run(
             Actor(ADMIN, source="console"), parse("simulate other-app 12h")
         )
@@ -391,6 +405,13 @@ def test_simulate_app_replays_its_stored_traffic(config, monkeypatch):
     assert answer["app"] == "myapp" and answer["minutes"] == 180
     assert answer["these_settings"]["slo_violation_minutes"] == minutes[0]
     assert answer["current_settings"]["slo_violation_minutes"] == minutes[1]
+    lines.clear()
+    # No setting given to try beside the current ones: one line, where the same settings
+    # twice had printed two identical lines, read as two results.
+    assert main(["--app", "myapp", "--since", "1d"], out=lines.append) == 0
+    assert len(lines) == 2 and lines[0].startswith("myapp (stored): 180 minutes")
+    assert lines[1].startswith("current settings: ") and "dyno-hours" in lines[1]
+    assert lines[1].endswith("(no other settings given to try)")
     lines.clear()
     assert main(["--app", "nobody", "--since", "1d"], out=lines.append) == 1
     # Said as typed: it had read "in the last 1 day, 0:00:00".

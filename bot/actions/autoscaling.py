@@ -97,6 +97,16 @@ def _span(since: timedelta) -> str:
     return f"{hours // 24}d" if hours % 24 == 0 else f"{hours}h"
 
 
+def _minutes_text(minutes: int) -> str:
+    """A replayed span for people, rounded as they would say it: `1 day`, `2.5 days`, `3 h`."""
+    if minutes >= 1440:
+        days = round(minutes / 1440, 1)
+        return f"{days:g} day" + ("" if days == 1 else "s")
+    if minutes >= 60:
+        return f"{round(minutes / 60, 1):g} h"
+    return f"{minutes} min"
+
+
 def _limits_text(window: policy.Window) -> str:
     return ", ".join(
         f"{word} {value}"
@@ -415,13 +425,33 @@ class AutoscaleCommands:
         if replayed is None:
             return f"{code(app)} has no stored traffic in the last {span}; is its log drain on?"
         default, mine, context = replayed
+        minutes = len(context.trace.counts)
+        asked = int(since.total_seconds() // 60)
+        # The drain may have stored less than was asked for: say what was replayed.
+        stored = _minutes_text(minutes)
+        replaying = (
+            f"{code(app)}'s traffic: the {stored} stored of the {span} asked"
+            if minutes < asked and stored != _minutes_text(asked)
+            else f"{code(app)}'s last {span}"
+        )
+        if tried == current:
+            # The same settings twice would print the same numbers twice, as if they differed.
+            results = (
+                "with your current settings, whose scale-down hold is already the default "
+                f"(adaptive) one, it would have cost {mine.dyno_hours:,.1f} dyno-hours and "
+                f"{mine.slo_violation_minutes:,} violation minutes"
+            )
+        else:
+            results = (
+                f"with the default (adaptive) settings it would have cost "
+                f"{default.dyno_hours:,.1f} dyno-hours and {default.slo_violation_minutes:,} "
+                f"violation minutes; your current settings: {mine.dyno_hours:,.1f} dyno-hours "
+                f"and {mine.slo_violation_minutes:,} violation minutes"
+            )
         return (
-            f"Replaying {code(app)}'s last {span} ({len(context.trace.counts):,} minutes, peak "
-            f"{context.peak_rpm:,.0f} rpm) through the simulator's dyno model: with the default "
-            f"(adaptive) settings it would have cost {default.dyno_hours:,.1f} dyno-hours and "
-            f"{default.slo_violation_minutes:,} violation minutes; your current settings: "
-            f"{mine.dyno_hours:,.1f} dyno-hours and {mine.slo_violation_minutes:,} violation "
-            "minutes. Try others with `python -m bot simulate --app` where the bot runs "
+            f"Replaying {replaying} ({minutes:,} minutes, peak {context.peak_rpm:,.0f} rpm) "
+            f"through the simulator's dyno model: {results}. Try others with "
+            "`python -m bot simulate --app` where the bot runs "
             "(`heroku run` on Heroku; --target, --min, --max, --down-stabilization)."
         )
 
