@@ -321,3 +321,29 @@ def test_settings_made_while_autoscaling_is_off_say_nothing_acts_on_them_yet(dri
     assert idle in say(driver, "autoscale myapp set max_step=2")["text"]
     say(driver, "autoscale myapp on")
     assert "nothing acts" not in say(driver, "autoscale myapp set max_step=3")["text"]
+
+
+def test_a_schedule_window_whose_min_raises_the_cost_past_the_threshold_asks_first(driver, web):
+    store = AutoscaleStore(web.extensions["deploybot"].db)
+    # A window's min=20 is 19 more Standard-1X dynos each time it opens, as a pin at 20 or
+    # `autoscale on min=20` would be, which ask first: the window had been kept at once.
+    asked = "autoscale myapp schedule add mon-fri 08:00-18:00 min=20 max=30"
+    prompt = say(driver, asked)
+    assert prompt["text"].startswith(f"<@{ADMIN}> asks to autoscale `myapp`: web 1 → 20."), prompt
+    assert "past this app's threshold, so I ask first" in prompt["text"]
+    assert store.overrides().windows("myapp") == []
+    _, url = driver.click(CANCEL_ACTION, button(prompt, CANCEL_ACTION)["value"], ADMIN)
+    assert f"cancelled `{asked}`" in driver.reply(url)["text"]
+    assert store.overrides().windows("myapp") == []
+
+    prompt = say(driver, asked)
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    text = driver.reply(url)["text"]
+    assert "added to `myapp`'s schedule: min 20, max 30 Mon–Fri 08:00–18:00 UTC" in text, text
+    assert len(store.overrides().windows("myapp")) == 1
+    # A small min, a max alone and a removal are kept at once.
+    assert (
+        "added to" in say(driver, "autoscale myapp schedule add sat,sun 08:00-18:00 min=2")["text"]
+    )
+    assert "added to" in say(driver, "autoscale myapp schedule add daily 00:00-06:00 max=1")["text"]
+    assert "removed" in say(driver, "autoscale myapp schedule remove 1")["text"]

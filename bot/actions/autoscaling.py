@@ -248,7 +248,9 @@ class AutoscaleCommands:
         self, resolved: Resolved, command: Command
     ) -> dict[str, tuple[int, str | None]] | None:
         """The count the autoscaler will hold for this command whatever the traffic: a pin's,
-        or the min of `autoscale … on` (a shadow decides only); None for anything else, and
+        the min of `autoscale … on` (a shadow decides only) or of a schedule window it adds
+        (asked when added, whatever the mode: turning autoscaling on later asks about the
+        app's own min only); None for anything else, and
         for what is refused below (a Beanstalk app, above the registry's max)."""
         ptype = command.target or "web"
         if command.verb == "pin" and command.mode != "off":
@@ -267,6 +269,16 @@ class AutoscaleCommands:
             most = int(options["max"]) if "max" in options else stored.max if stored else None
             if most is not None and quantity > most:
                 return None  # refused below: min above max
+        elif command.verb == "autoscale" and command.mode == "schedule" and command.topic == "add":
+            # A window's min is held each time the window opens, as a pin's count is.
+            if resolved.target.schedule:
+                return None  # refused below: the registry's windows win
+            try:
+                quantity = _window(dict(command.options)).min or 0
+            except ValueError:
+                return None  # refused below, with what is wrong
+            if not quantity:
+                return None
         else:
             return None
         cap = resolved.target.guardrails.most(ptype)
