@@ -121,6 +121,13 @@ def test_bad_settings_are_refused(driver, web, text, says):
     assert AutoscaleStore(web.extensions["deploybot"].db).settings("myapp") is None
 
 
+def test_a_window_that_is_not_one_is_told_in_a_whole_sentence(driver):
+    bad_time = say(driver, "autoscale myapp schedule add mon-fri 08:00-25:00 min=3")["text"]
+    assert bad_time == ("Not a schedule window: time '25:00': use 24-hour HH:MM, such as 08:00.")
+    zone = say(driver, "autoscale myapp schedule add mon 08:00-18:00 min=3 tz=europe/paris")
+    assert zone["text"].endswith("did you mean Europe/Paris?"), zone["text"]
+
+
 def test_settings_and_schedule_windows_change_from_chat(driver, web):
     say(driver, "autoscale myapp on max=6")
     reply = say(driver, "autoscale myapp set down_stabilization=2m max_step=4")

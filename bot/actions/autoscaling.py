@@ -380,7 +380,10 @@ class AutoscaleCommands:
             added = _window(words)
         except ValueError as exc:
             self._audit.finish(entry, "refused", error=str(exc))
-            return Reply(f"Not a schedule window: {escape(str(exc))}")
+            said = str(exc)
+            # The registry's loader shows the same words as a clause; here they end a sentence.
+            said += "" if said.endswith((".", "?", "!")) else "."
+            return Reply(f"Not a schedule window: {escape(said)}")
         cap = target.guardrails.most("web")
         asks = max(added.min or 0, added.max or 0)
         if cap is not None and asks > cap:
