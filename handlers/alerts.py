@@ -26,6 +26,7 @@ from handlers.offload import click
 from handlers.render import safely
 from policies.commands import is_app_name, is_process_type, parse
 from policies.incidents import Incident, Notice
+from policies.slack_text import code
 
 if TYPE_CHECKING:
     from slack_bolt import App, Respond
@@ -39,6 +40,13 @@ ROLLBACK_ACTION = "deploybot_alert_rollback"
 SILENCE_ACTION = "deploybot_alert_silence"
 ACK_ACTION = "deploybot_alert_ack"
 SILENCE_FOR = timedelta(hours=1)
+# A click on an alert the store does not hold: an old message, or a value not made by us.
+UNKNOWN = "I have no record of that alert, so I did nothing. `/deploy alerts` lists the open ones."
+_NOT_ACKNOWLEDGED = {
+    "already": "You have already acknowledged this alert.",
+    "resolved": "This alert has resolved: there is nothing to acknowledge.",
+    "unknown": UNKNOWN,
+}
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +112,21 @@ def register(app: App, services: Services) -> None:
             # The value becomes command words: only names we could have made go through.
             refuse(respond, body)
             return
+        words = command_for(action_id, key)
+        state = alerts.state(key)
+        if state != "open":
+            # A window left open still shows the buttons the resolved message lost: the app
+            # has recovered, and a restart now would only interrupt it.
+            resolved = (
+                f"This alert has resolved, so I did nothing. If {code(app_name)} still needs "
+                f"it, send {code('/deploy ' + words)}."
+            )
+            _say(respond, UNKNOWN if state is None else resolved)
+            return
         # One claim per button and state of the incident: two people clicking Restart on
         # one crash restart it once.
         claim = f"alert:{action_id}:{key}:{count}"
         actor = _actor(body, services.source, claim)
-        words = command_for(action_id, key)
         result = safely(lambda: services.actions.run(actor, parse(words)))
         if isinstance(result, Duplicate):
             respond(
@@ -132,20 +150,26 @@ def register(app: App, services: Services) -> None:
             decision = services.gate.decide(actor, "watch", _parts(key)[1])
         except GroupLookupFailed as error:
             # Restart answers this through the actions path; Silence asks the gate itself.
-            respond(text=str(error), replace_original=False, response_type="ephemeral")
+            _say(respond, str(error))
             return
         if not decision.allowed:
-            respond(text=decision.reason, replace_original=False, response_type="ephemeral")
+            _say(respond, decision.reason)
             return
         until = datetime.now(UTC) + SILENCE_FOR
+        # A resolved incident is silenced too: the silence holds if it reopens within the hour.
         if alerts.silence(key, until):
             _in_thread(client, body, f"Silenced until {until:%H:%M} UTC by <@{actor.user_id}>.")
+        else:
+            _say(respond, UNKNOWN)
 
     def acknowledge(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         key, _ = _value(body)
         actor = _actor(body, services.source)
-        if alerts.acknowledge(key, actor.user_id):
+        done = alerts.acknowledge(key, actor.user_id)
+        if done == "acknowledged":
             _in_thread(client, body, f"<@{actor.user_id}> is looking into it.")
+        else:
+            _say(respond, _NOT_ACKNOWLEDGED[done])
 
     def old_rollback(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         # Failed-release alerts posted before had a Rollback button, which offered to undo
@@ -167,6 +191,10 @@ def register(app: App, services: Services) -> None:
     app.action(ROLLBACK_ACTION)(click(services, old_rollback))
     app.action(SILENCE_ACTION)(click(services, silence))
     app.action(ACK_ACTION)(click(services, acknowledge))
+
+
+def _say(respond: Respond, text: str) -> None:
+    respond(text=text, replace_original=False, response_type="ephemeral")
 
 
 def _parts(key: str) -> tuple[str, str, str]:

@@ -19,7 +19,7 @@ from policies.heroku_webhooks import sign
 from policies.incidents import Event
 from tests.conftest import ADMIN, OTHER_ADMIN, USER
 from tests.test_drain import add_drain, post, router_line
-from tests.webclient import SlackDriver, ack_text, button, served_app
+from tests.webclient import SlackDriver, ack_text, button, served_app, wait_for
 
 REGISTRY = """\
 apps:
@@ -133,16 +133,20 @@ def test_a_crash_becomes_one_alert_whose_restart_button_works_and_which_resolves
     assert slack.violations == [] and heroku.violations == []
 
 
-def _crash_alert(driver, heroku, slack, config):
+def _posted_crash(driver, heroku, slack, config):
+    """A watched app's crash, posted by the worker: (the worker, its alert, where it is)."""
     watch(driver, heroku)
+    worker = Worker(config)
     heroku.crash("myapp", "web.1")
     assert heroku.deliveries.wait()
-    Worker(config).send_alerts()
+    worker.send_alerts()
     [alert] = alert_messages(slack)
-    return button(alert, RESTART_ACTION)["value"], {
-        "channel_id": "CMYAPP",
-        "message_ts": alert["ts"],
-    }
+    return worker, alert, {"channel_id": "CMYAPP", "message_ts": alert["ts"]}
+
+
+def _crash_alert(driver, heroku, slack, config):
+    _, alert, where = _posted_crash(driver, heroku, slack, config)
+    return button(alert, RESTART_ACTION)["value"], where
 
 
 def test_a_remedy_click_that_did_nothing_leaves_the_button_to_the_next_click(
@@ -239,15 +243,8 @@ def test_a_crash_shows_its_exit_status_when_heroku_sends_it(driver, heroku, slac
 
 
 def test_silence_and_acknowledge_answer_in_the_thread(driver, heroku, slack, served):
-    _, config, _ = served
-    watch(driver, heroku)
-    worker = Worker(config)
-    heroku.crash("myapp", "web.1")
-    assert heroku.deliveries.wait()
-    worker.send_alerts()
-    [alert] = alert_messages(slack)
+    worker, alert, where = _posted_crash(driver, heroku, slack, served[1])
     value = button(alert, ACK_ACTION)["value"]
-    where = {"channel_id": "CMYAPP", "message_ts": alert["ts"]}
     ack_text(driver.click(ACK_ACTION, value, USER, **where)[0])
     ack_text(driver.click(SILENCE_ACTION, value, ADMIN, **where)[0])
     slack.wait_for_calls("chat.postMessage", n=3)
@@ -306,6 +303,52 @@ def test_silence_answers_when_slack_cannot_say_who_is_in_a_group(
             other.extensions["deploybot"].db.dispose()
         [incident] = Alerts(worker.db).incidents("myapp")
         assert incident.silenced_until is None
+
+
+def _thread(slack, alert):
+    return [m["text"] for m in slack.messages("CMYAPP") if m.get("thread_ts") == alert["ts"]]
+
+
+def test_acknowledge_and_silence_answer_every_click_and_note_each_once(
+    driver, heroku, slack, served
+):
+    _, alert, where = _posted_crash(driver, heroku, slack, served[1])
+    value = button(alert, ACK_ACTION)["value"]
+    # An alert the store has no record of (an old message, a forged value) had been met
+    # with silence: the click seemed lost.
+    for action in (ACK_ACTION, SILENCE_ACTION):
+        _, url = driver.click(action, "crash:gone-app:web|1", ADMIN, **where)
+        assert driver.reply(url)["text"] == (
+            "I have no record of that alert, so I did nothing. `/deploy alerts` lists the "
+            "open ones."
+        )
+    # A second click by the same person (a double click) had posted a second "is looking
+    # into it" in the thread.
+    driver.click(ACK_ACTION, value, USER, **where)
+    wait_for(lambda: _thread(slack, alert))
+    _, url = driver.click(ACK_ACTION, value, USER, **where)
+    assert driver.reply(url)["text"] == "You have already acknowledged this alert."
+    assert _thread(slack, alert) == [f"<@{USER}> is looking into it."]
+
+
+def test_buttons_of_a_resolved_alert_do_nothing_and_say_why(driver, heroku, slack, served):
+    # A window left open shows the buttons the resolved message no longer has: Restart had
+    # restarted the recovered app, and Acknowledge said someone was looking into it.
+    worker, alert, where = _posted_crash(driver, heroku, slack, served[1])
+    value = button(alert, RESTART_ACTION)["value"]
+    later = datetime.now(UTC) + timedelta(minutes=11)
+    assert worker.watch(later) == 1
+    worker.send_alerts(later)
+    notes = _thread(slack, alert)
+    _, url = driver.click(RESTART_ACTION, value, ADMIN, **where)
+    assert driver.reply(url)["text"] == (
+        "This alert has resolved, so I did nothing. If `myapp` still needs it, send "
+        "`/deploy restart myapp web`."
+    )
+    _, url = driver.click(ACK_ACTION, value, USER, **where)
+    assert driver.reply(url)["text"] == "This alert has resolved: there is nothing to acknowledge."
+    assert heroku.calls("DELETE", "/apps/myapp/formations/web") == []
+    assert _thread(slack, alert) == notes
 
 
 def test_forged_and_replayed_webhooks_are_refused(driver, heroku, served):

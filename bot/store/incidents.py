@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
@@ -33,6 +33,9 @@ from policies.incidents import (
 
 ATTEMPTS = 3
 LISTED_AT_MOST = 25  # `/deploy alerts` stays one readable Slack message
+
+# What a click of Acknowledge did: recorded, or why not.
+Acknowledged = Literal["acknowledged", "already", "resolved", "unknown"]
 
 # Block Kit for a notice (the incident's buttons), built by handlers/; None: text only.
 BlocksFor = Callable[[Notice, Incident | None], Sequence[dict[str, Any]] | None]
@@ -71,13 +74,23 @@ class Alerts:
             row.silenced_until = until
             return True
 
-    def acknowledge(self, key: str, user_id: str) -> bool:
+    def acknowledge(self, key: str, user_id: str) -> Acknowledged:
+        """The Acknowledge button: recorded only on an open incident, once per person."""
         with self._db.session() as session, session.begin():
             row = session.scalar(select(IncidentRow).where(IncidentRow.key == key))
             if row is None:
-                return False
+                return "unknown"
+            if row.state != "open":
+                return "resolved"
+            if row.acknowledged_by == user_id:
+                return "already"
             row.acknowledged_by = user_id
-            return True
+            return "acknowledged"
+
+    def state(self, key: str) -> str | None:
+        """The incident's state ("open" or "resolved"); None when there is no such incident."""
+        with self._db.session() as session:
+            return session.scalar(select(IncidentRow.state).where(IncidentRow.key == key))
 
     def open_text(
         self, app: str | None, now: datetime, shows: Callable[[str], bool] = lambda app: True
