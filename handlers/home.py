@@ -14,7 +14,7 @@ from bot.actions.results import AppCard, Home, Reply, Result
 from handlers.charts import chart_button
 from handlers.render import OUTCOME_MARK, about_lines
 from policies import costs
-from policies.slack_text import code, escape
+from policies.slack_text import clip, code, escape
 
 STATUS_ACTION = "deploybot_home_status"
 RESTART_ACTION = "deploybot_home_restart"
@@ -24,6 +24,7 @@ PAGE_ACTION = "deploybot_home_page"
 PER_PAGE = 15  # 4 blocks an app and 6 around them: 66 of Slack's 100
 MAX_BLOCKS = 100
 DEBOUNCE_SECONDS = 2.0
+INCIDENTS_SHOWN = 3  # on a card; the rest are counted
 
 # What each button runs, as the words of a typed command.
 COMMANDS = {
@@ -85,11 +86,15 @@ def _card(card: AppCard) -> list[dict[str, Any]]:
         cost = f" · {costs.usd(card.monthly.usd)}/month{label}"
     lines = [f"*{code(card.alias)}* · {where}{cost}", formation]
     lines += card.autoscale  # Slack text: numbers, and decision reasons stored as Slack text
-    if card.incidents:
-        lines += [f":red_circle: {text}" for text in card.incidents[:3]]
+    lines += [f":red_circle: {text}" for text in card.incidents[:INCIDENTS_SHOWN]]
+    if len(card.incidents) > INCIDENTS_SHOWN:
+        more = len(card.incidents) - INCIDENTS_SHOWN
+        lines.append(
+            f"…and {more} more open: {code('/deploy alerts ' + card.alias)} lists them all."
+        )
     changes = [
         f"{OUTCOME_MARK.get(e.outcome, '?')} {e.started_at:%m-%d %H:%M} <@{e.user_id}> "
-        f"{code(e.command[:80])}"
+        f"{code(clip(e.command, 80))}"
         for e in card.changes
     ]
     buttons = [

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -323,3 +323,18 @@ def test_the_header_names_no_drain_of_an_app_the_user_may_not_see(driver, web):
     header = open_home(driver, USER)["blocks"][1]["elements"][0]["text"]
     assert "Drain `myapp`" in header and "other-app" not in header
     assert "Drain `other-app`" in json.dumps(open_home(driver, ADMIN, n=2))
+
+
+def test_a_card_shows_the_worst_incidents_first_and_counts_the_rest(driver, web):
+    now = datetime.now(UTC)
+    events = [Event("myapp", "router_error", f"H1{k}", now, "x" * 500) for k in range(5)] + [
+        Event("myapp", "crash", "web", now + timedelta(seconds=1), "web.1 exited")
+    ]
+    Alerts(web.extensions["deploybot"].db).record(events, now, lambda app: None)
+    card = open_home(driver, ADMIN)["blocks"][3]["text"]["text"]
+    # The three oldest had been shown, router errors all: the crash and the count were not.
+    assert ":red_circle: `web` dynos crashed: web.1 exited" in card
+    assert card.count(":red_circle:") == 3
+    assert card.endswith("…and 3 more open: `/deploy alerts myapp` lists them all."), card
+    # A long detail is cut with a mark, not mid-word in silence.
+    assert ":red_circle: router errors `H10`: " + "x" * 199 + "…" in card

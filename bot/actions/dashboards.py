@@ -34,14 +34,16 @@ from bot.store.incidents import Alerts
 from bot.store.throttles import LOW_REMAINING
 from policies import costs, digest
 from policies.autoscale import pin_end
-from policies.incidents import headline
-from policies.slack_text import code, escape
+from policies.incidents import SEVERITIES, headline
+from policies.slack_text import clip, code, escape
 
 COST_DAYS = 7
 # Audit rows read back for a chart's scaling marks: a busy week of autoscaling fits.
 _AUDIT_ROWS = 2000
 _DECISIONS = 50_000
 
+
+_RANK = {severity: i for i, severity in enumerate(SEVERITIES)}
 
 COST_READS = 8  # formation reads in flight at once for a fleet's `cost`
 
@@ -266,11 +268,14 @@ class Dashboards:
         for decision in self._autoscale.decisions(target.alias, 1):
             mark = "acted" if decision.acted else "held"
             autoscale.append(f"Last decision {decision.at:%H:%M} UTC, {mark}: {decision.reason}")
+        open_rows = [row for row in self._alerts.incidents(target.alias) if row.state == "open"]
+        # The card shows the first few: the worst and latest, so a crash is never the one
+        # left out behind older warnings.
+        open_rows.sort(key=lambda row: (_RANK.get(row.severity, 1), row.last_at), reverse=True)
         incidents = tuple(
             headline(row.kind, row.subject)
-            + (f": {escape(row.detail[:200])}" if row.detail else "")
-            for row in self._alerts.incidents(target.alias)
-            if row.state == "open"
+            + (f": {escape(clip(row.detail, 200))}" if row.detail else "")
+            for row in open_rows
         )
         return AppCard(
             alias=target.alias,
