@@ -261,3 +261,21 @@ def test_a_weeks_chart_is_named_and_titled_as_asked():
 
     assert (window_for(7 * 24 * 60), span_words(7 * 24 * 60)) == ("7d", "7 days")
     assert (window_for(24 * 60), span_words(24 * 60)) == ("24h", "24 h")
+
+
+def test_a_logarithmic_latency_axis_is_labelled_where_the_lines_are():
+    # A spike's service times (600-700 ms) over quiet queue times (20-80 ms) turn the axis
+    # logarithmic; it had one label, 100, with the lines and the 500 ms target unreadable.
+    since = 1_800_000_000 // 3600 * 3600
+    data = ChartData(
+        app="myapp",
+        since=since,
+        until=since + 3600,
+        step=60,
+        requests=(500,) * 60,
+        service_p95=tuple(600.0 + i for i in range(60)),
+        queue_p95=tuple(20.0 + i for i in range(60)),
+        target=("service_p95", 500.0),
+    )
+    labels = render(data).plotted["latency_ticks"]
+    assert {"20", "50", "100", "200", "500"} <= set(labels), labels
