@@ -30,6 +30,7 @@ NoticeKind = Literal["post", "update", "reply"]
 
 SEVERITIES = ("info", "warning", "critical")
 DETAIL_SHOWN = 300  # characters of an event's detail in its alert
+SUMMARY_NAMES_AT_MOST = 2800  # characters of a storm's summary that name alerts
 _VERSION_RE = re.compile(r"v\d+")  # a Heroku release, leading a release event's detail
 
 # The default severity of each kind of event; an event may carry its own.
@@ -266,8 +267,20 @@ def resolution(incident: Incident, now: datetime) -> str:
 
 
 def summary(incidents: list[Incident]) -> str:
-    items = ", ".join(f"*{escape(i.app)}* {_what(i)}" for i in incidents)
-    return f":rotating_light: {len(incidents)} more alerts in this channel just now: {items}."
+    """One message for a storm's folded alerts. It names them while they fit one Slack
+    section (3,000 characters) and counts the rest: past that, Slack refused the whole
+    message and nobody was told of any."""
+    head = f":rotating_light: {len(incidents)} more alerts in this channel just now: "
+    items: list[str] = []
+    used = len(head)
+    for incident in incidents:
+        item = f"*{escape(incident.app)}* {_what(incident)}"
+        if used + len(item) + 2 > SUMMARY_NAMES_AT_MOST:
+            rest = len(incidents) - len(items)
+            return f"{head}{', '.join(items)} and {rest} more: `/deploy alerts` lists them all."
+        items.append(item)
+        used += len(item) + 2
+    return f"{head}{', '.join(items)}."
 
 
 def _what(incident: Incident) -> str:

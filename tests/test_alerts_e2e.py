@@ -508,3 +508,18 @@ def test_the_alerts_list_stays_one_readable_message(config):
     assert len(lines) == LISTED_AT_MOST + 2
     assert lines[-1] == "…and 3 older: name an app to see its own."
     assert alerts.open_text("nothing-here", now) == "No open alerts for `nothing-here`."
+
+
+def test_a_storm_over_a_fleet_is_one_summary_slack_accepts(config, slack):
+    # A Heroku outage crashing 150 apps that share one channel: the summary named them all
+    # in one section past Slack's 3,000 characters, which Slack refused, so nobody was told.
+    worker = Worker(config)
+    now = datetime.now(UTC)
+    events = [Event(f"shop-{i:03d}-{'x' * 30}", "crash", "web", now) for i in range(150)]
+    worker.alerts.record(events, now, lambda app: "CFLEET")
+    worker.send_alerts(now)
+    posts = slack.messages("CFLEET")
+    assert slack.violations == []
+    [summary] = [m for m in posts if "more alerts in this channel" in m["text"]]
+    assert summary["text"].startswith(":rotating_light: 145 more alerts in this channel just now:")
+    assert "`/deploy alerts` lists them all." in summary["text"]
