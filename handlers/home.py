@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.actions.results import AppCard, Home, Reply, Result
 from handlers.charts import chart_button
-from handlers.render import OUTCOME_MARK, about_lines
+from handlers.render import OUTCOME_MARK, about_lines, who
 from policies import costs
 from policies.slack_text import clip, code, escape
 
@@ -93,7 +93,7 @@ def _card(card: AppCard) -> list[dict[str, Any]]:
             f"…and {more} more open: {code('/deploy alerts ' + card.alias)} lists them all."
         )
     changes = [
-        f"{OUTCOME_MARK.get(e.outcome, '?')} {e.started_at:%m-%d %H:%M} <@{e.user_id}> "
+        f"{OUTCOME_MARK.get(e.outcome, '?')} {e.started_at:%m-%d %H:%M} {who(e.user_id)} "
         f"{code(clip(e.command, 80))}"
         for e in card.changes
     ]

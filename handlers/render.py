@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.actions.gate import AUTOSCALER
 from bot.actions.results import (
     About,
     AppList,
@@ -571,6 +572,12 @@ def _keep_mentions(found: re.Match[str]) -> str:
     return text if len(text) > 1 else ("&lt;" if text == "<" else "&gt;")
 
 
+def who(user_id: str) -> str:
+    """Who made a change, as Slack text: a mention, or the autoscaler, which is no Slack user
+    (`<@autoscaler>` showed as written)."""
+    return "the autoscaler" if user_id == AUTOSCALER else f"<@{user_id}>"
+
+
 def _history(result: History) -> Message:
     scope = f"`{result.app}`" if result.app else "every app"
     scope = "the apps you may see" if result.hidden else scope
@@ -591,10 +598,10 @@ def _history(result: History) -> Message:
         fallback = entry.started_at.strftime("%Y-%m-%d %H:%M UTC")
         mark = OUTCOME_MARK.get(entry.outcome, entry.outcome)
         line = (
-            f"{mark} <!date^{when}^{{date_short}} {{time}}|{fallback}> <@{entry.user_id}> "
+            f"{mark} <!date^{when}^{{date_short}} {{time}}|{fallback}> {who(entry.user_id)} "
             f"{code(entry.command)}"
         )
-        if entry.source != "slack":
+        if entry.source not in ("slack", AUTOSCALER):
             line += f" ({entry.source})"
         if entry.confirmed_by and entry.confirmed_by != entry.user_id:
             line += f", approved by <@{entry.confirmed_by}>"

@@ -96,3 +96,16 @@ def test_a_mention_in_a_stored_reason_stays_one_and_nothing_else_becomes_markup(
     text = driver.reply(url)["text"]
     assert f"`kill myapp`: Cancelled by <@{USER}>." in text
     assert "old &lt;!channel&gt; &lt;http://x|y&gt;" in text
+
+
+def test_the_autoscalers_changes_are_said_to_be_its_not_a_broken_mention(driver, database_url):
+    # Its rows carry the user "autoscaler": `<@autoscaler>` is no Slack user, and Slack
+    # showed the raw text where history (and App Home) should say who scaled.
+    autoscaler = Actor("autoscaler", source="autoscaler")
+    db = Database(database_url)
+    AuditLog(db).record(autoscaler, "scale", "myapp", "scale web=3 myapp", "ok")
+    db.dispose()
+    _, url = driver.command("history myapp", USER)
+    text = driver.reply(url)["text"]
+    assert "<@autoscaler>" not in text
+    assert "the autoscaler `scale web=3 myapp`" in text and "(autoscaler)" not in text

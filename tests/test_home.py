@@ -15,7 +15,7 @@ import pytest
 
 from bot.registry import Registry
 from bot.sandbox.slack_requests import button_click, sign
-from bot.store.audit import AuditLog
+from bot.store.audit import Actor, AuditLog
 from bot.store.autoscale_settings import AutoscaleStore, Decision
 from bot.store.incidents import Alerts
 from bot.web.app import close, create_app
@@ -338,3 +338,13 @@ def test_a_card_shows_the_worst_incidents_first_and_counts_the_rest(driver, web)
     assert card.endswith("…and 3 more open: `/deploy alerts myapp` lists them all."), card
     # A long detail is cut with a mark, not mid-word in silence.
     assert ":red_circle: router errors `H10`: " + "x" * 199 + "…" in card
+
+
+def test_a_card_says_the_autoscaler_made_its_changes(driver, web):
+    # `<@autoscaler>` is no Slack user: the card showed it as written.
+    autoscaler = Actor("autoscaler", source="autoscaler")
+    AuditLog(web.extensions["deploybot"].db).record(
+        autoscaler, "scale", "myapp", "scale web=3 myapp", "ok"
+    )
+    changes = open_home(driver, ADMIN)["blocks"][4]["elements"][0]["text"]
+    assert "the autoscaler `scale web=3 myapp`" in changes and "<@autoscaler>" not in changes
