@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from bot.actions.results import Chart
+from bot.metrics.chart_data import span_words
 from bot.store.audit import Actor
-from handlers.charts import CHART_ACTION, PLACES
+from handlers.charts import CHART_ACTION, PLACES, upload
 from handlers.clicks import refuse
 from handlers.delivery import deliver, dm_responder
 from handlers.offload import click
@@ -56,6 +58,12 @@ def register(app: App, services: Services) -> None:
                 return
         command = Command("chart", app=name, limit=CHART_WINDOWS[window])
         result = safely(lambda: services.actions.run(actor, command))
+        if where == "home" and isinstance(result, Chart):
+            # The chart goes to a channel the Home tab does not show: say which.
+            if upload(client, result, respond, channel):
+                span = span_words(result.data.minutes)
+                respond(text=f"I posted the chart of {code(name)} ({span}) in <#{channel}>.")
+            return
         deliver(services, result, respond, client, channel, thread_ts=thread_ts)
 
     app.action(CONFIRM_ACTION)(click(services, confirm))

@@ -54,9 +54,9 @@ def upload(
     channel_id: str | None,
     thread_ts: str | None = None,
     comment: str | None = None,
-) -> None:
+) -> bool:
     """Draw and upload the chart with `comment` (default: its numbers in words); fall back
-    to that text, saying why, when the upload fails."""
+    to that text, saying why, when the upload fails. Whether it was uploaded."""
     from bot.metrics.chart import render  # matplotlib: only when a chart is drawn
 
     data = result.data
@@ -72,6 +72,7 @@ def upload(
             alt_txt=f"Requests, p95 times and web {data.unit}s of {data.app}",
             initial_comment=text,
         )
+        return True
     except SlackApiError as error:
         problem = error.response.get("error") or "unknown error"
         if problem == "missing_scope":
@@ -91,3 +92,4 @@ def upload(
         log.warning("chart not uploaded", extra={"error": type(error).__name__})
         why = "I could not upload the chart. Here are its numbers:"
         respond(text=f"{why}\n{text}", response_type="in_channel", replace_original=False)
+    return False

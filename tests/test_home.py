@@ -348,3 +348,20 @@ def test_a_card_says_the_autoscaler_made_its_changes(driver, web):
     )
     changes = open_home(driver, ADMIN)["blocks"][4]["elements"][0]["text"]
     assert "the autoscaler `scale web=3 myapp`" in changes and "<@autoscaler>" not in changes
+
+
+def test_the_chart_button_posts_in_the_apps_channel_and_tells_the_clicker_where(
+    driver, slack, database_url
+):
+    from handlers.charts import CHART_ACTION
+    from tests.test_charts import store_traffic
+
+    store_traffic(database_url, "myapp", 30, datetime.now(UTC))
+    chart = button({"blocks": open_home(driver, ADMIN)["blocks"]}, CHART_ACTION)
+    click(driver, CHART_ACTION, chart["value"], ADMIN)
+    [upload] = slack.wait_for_uploads(timeout=10)
+    assert upload.channel == "C0MYAPP"
+    # The chart went to a channel the Home tab does not show: the click had seemed lost.
+    [dm] = slack.wait_for_calls("chat.postMessage", timeout=10)
+    assert dm.args["channel"] == ADMIN
+    assert dm.args["text"] == "I posted the chart of `myapp` (24 h) in <#C0MYAPP>."
