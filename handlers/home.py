@@ -62,13 +62,14 @@ def home_view(home: Home | Result) -> dict[str, Any]:
             )
         )
     for card in home.cards:
-        blocks.extend(_card(card))
+        blocks.extend(_card(card, home.may.get(card.alias)))
     if home.pages > 1:
         blocks.append(_pager(home))
     return {"type": "home", "blocks": blocks[:MAX_BLOCKS]}
 
 
-def _card(card: AppCard) -> list[dict[str, Any]]:
+def _card(card: AppCard, may: frozenset[str] | None = None) -> list[dict[str, Any]]:
+    """One app's blocks; `may`: the verbs whose buttons it offers (None: all)."""
     where = "Heroku" if card.platform == "heroku" else "Elastic Beanstalk"
     if card.formation is None:
         formation = card.problem or "unknown"  # a PlatformError's text: Slack text already
@@ -100,10 +101,15 @@ def _card(card: AppCard) -> list[dict[str, Any]]:
     buttons = [
         _button("Status", STATUS_ACTION, card.alias),
         chart_button(card.alias, "24h", where="home"),
-        _button("Restart", RESTART_ACTION, card.alias),
-        _button("Scale web +1", SCALE_UP_ACTION, card.alias),
-        _button("Scale web −1", SCALE_DOWN_ACTION, card.alias),
     ]
+    # A button the rules would refuse is left out: each had answered "You may not".
+    if may is None or "restart" in may:
+        buttons.append(_button("Restart", RESTART_ACTION, card.alias))
+    if may is None or "scale" in may:
+        buttons += [
+            _button("Scale web +1", SCALE_UP_ACTION, card.alias),
+            _button("Scale web −1", SCALE_DOWN_ACTION, card.alias),
+        ]
     return [
         _section("\n".join(lines)[:3000]),
         _context("Last changes: " + ("  ·  ".join(changes) if changes else "none recorded")),

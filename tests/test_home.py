@@ -365,3 +365,15 @@ def test_the_chart_button_posts_in_the_apps_channel_and_tells_the_clicker_where(
     [dm] = slack.wait_for_calls("chat.postMessage", timeout=10)
     assert dm.args["channel"] == ADMIN
     assert dm.args["text"] == "I posted the chart of `myapp` (24 h) in <#C0MYAPP>."
+
+
+def test_a_card_offers_only_the_changes_the_user_may_make(driver):
+    # Every card had Restart and Scale buttons for everyone, each answered "You may not".
+    def actions(view: dict) -> list[str]:
+        card = view["blocks"][3:7]
+        return [e["action_id"] for b in card if b["type"] == "actions" for e in b["elements"]]
+
+    assert RESTART_ACTION in actions(open_home(driver, ADMIN))
+    kept = actions(open_home(driver, USER, n=2))
+    assert STATUS_ACTION in kept and "deploybot_chart" in kept
+    assert not {RESTART_ACTION, SCALE_UP_ACTION, SCALE_DOWN_ACTION} & set(kept), kept

@@ -90,6 +90,7 @@ _BOOKKEEPING = frozenset({"lock", "pin", "config", "drain"})
 # (no alerts, no traffic, no source): the name is checked first, as `history` checks it.
 _CHECKED = frozenset({"alerts", "metrics", "chart", "cost", "ship", "run"})
 FOLLOW_UP_TIMEOUT = 30 * 60.0
+HOME_CHANGES = ("restart", "scale")  # the verbs of App Home's change buttons
 FOLLOW_UP_TRIES, FOLLOW_UP_PAUSE_S = 3, 5.0  # a follow-up's waits, after a failed poll
 
 
@@ -468,7 +469,21 @@ class Actions:
             pages=pages,
             total=len(visible),
             hidden=len(targets) - len(visible),
+            may={target.alias: self._may(actor, HOME_CHANGES, target.alias) for target in shown},
         )
+
+    def _may(self, actor: Actor, verbs: tuple[str, ...], app: str) -> frozenset[str]:
+        """Which of `verbs` the rules let `actor` run on `app`: App Home offers only those
+        buttons. When Slack cannot say who is in a group, the button stays, and its click
+        says so."""
+        allowed = set()
+        for verb in verbs:
+            try:
+                if self._gate.decide(actor, verb, app).allowed:
+                    allowed.add(verb)
+            except GroupLookupFailed:
+                allowed.add(verb)
+        return frozenset(allowed)
 
     def _claim(self, actor: Actor) -> bool:
         if self._request_keys is None or actor.request_key is None:

@@ -3,7 +3,7 @@ Block Kit and the console prints. Nothing here knows about Slack."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from bot.metrics.aggregate import Summary
@@ -185,6 +185,8 @@ class Home:
     pages: int
     total: int  # apps the user may see, on every page
     hidden: int = 0  # apps the access rules keep from the user
+    # Of HOME_CHANGES, the verbs the user may run on each card's app (by alias).
+    may: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
