@@ -19,7 +19,7 @@ from policies.heroku_webhooks import sign
 from policies.incidents import Event
 from tests.conftest import ADMIN, OTHER_ADMIN, USER
 from tests.test_drain import add_drain, post, router_line
-from tests.webclient import SlackDriver, ack_text, button, served_app, wait_for
+from tests.webclient import SlackDriver, ack_text, button, served_app, settle, wait_for
 
 REGISTRY = """\
 apps:
@@ -323,12 +323,15 @@ def test_acknowledge_and_silence_answer_every_click_and_note_each_once(
             "open ones."
         )
     # A second click by the same person (a double click) had posted a second "is looking
-    # into it" in the thread.
-    driver.click(ACK_ACTION, value, USER, **where)
-    wait_for(lambda: _thread(slack, alert))
+    # into it" in the thread, also when both clicks' jobs ran at once.
+    urls = [driver.click(ACK_ACTION, value, USER, **where)[1] for _ in range(4)]
+    wait_for(lambda: sum(len(slack.responses_for(url)) for url in urls) == 3)
+    settle()
+    answers = [r.payload["text"] for url in urls for r in slack.responses_for(url)]
+    assert answers == ["You have already acknowledged this alert."] * 3
+    assert _thread(slack, alert) == [f"<@{USER}> is looking into it."]
     _, url = driver.click(ACK_ACTION, value, USER, **where)
     assert driver.reply(url)["text"] == "You have already acknowledged this alert."
-    assert _thread(slack, alert) == [f"<@{USER}> is looking into it."]
 
 
 def test_buttons_of_a_resolved_alert_do_nothing_and_say_why(driver, heroku, slack, served):

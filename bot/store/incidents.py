@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -77,15 +77,24 @@ class Alerts:
     def acknowledge(self, key: str, user_id: str) -> Acknowledged:
         """The Acknowledge button: recorded only on an open incident, once per person."""
         with self._db.session() as session, session.begin():
-            row = session.scalar(select(IncidentRow).where(IncidentRow.key == key))
-            if row is None:
-                return "unknown"
-            if row.state != "open":
-                return "resolved"
-            if row.acknowledged_by == user_id:
-                return "already"
-            row.acknowledged_by = user_id
-            return "acknowledged"
+            # One conditional UPDATE: a double click's two jobs run at once, and a read
+            # then a write let both see it unacknowledged and both say so in the thread.
+            done = session.execute(
+                update(IncidentRow)
+                .where(
+                    IncidentRow.key == key,
+                    IncidentRow.state == "open",
+                    or_(
+                        IncidentRow.acknowledged_by.is_(None),
+                        IncidentRow.acknowledged_by != user_id,
+                    ),
+                )
+                .values(acknowledged_by=user_id)
+            )
+            if done.rowcount:
+                return "acknowledged"
+            state = session.scalar(select(IncidentRow.state).where(IncidentRow.key == key))
+        return "unknown" if state is None else "resolved" if state != "open" else "already"
 
     def state(self, key: str) -> str | None:
         """The incident's state ("open" or "resolved"); None when there is no such incident."""
