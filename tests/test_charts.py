@@ -9,6 +9,7 @@ import json
 import struct
 import subprocess
 import sys
+import time
 import zlib
 from datetime import UTC, datetime
 
@@ -279,3 +280,23 @@ def test_a_logarithmic_latency_axis_is_labelled_where_the_lines_are():
     )
     labels = render(data).plotted["latency_ticks"]
     assert {"20", "50", "100", "200", "500"} <= set(labels), labels
+
+
+def test_the_minute_under_way_counts_but_is_not_drawn_as_a_plunge(driver, slack, database_url, web):
+    # Its few seconds of requests, drawn as a per-minute rate, ended every chart (and its
+    # sparkline) in a plunge, as if traffic had just stopped.
+    if datetime.now(UTC).second >= 50:
+        time.sleep(61 - datetime.now(UTC).second)  # drawn within the minute stored
+    now = int(datetime.now(UTC).timestamp())
+    windows = [
+        Window("myapp", start, 10, {"2xx": 10}) for start in range(now // 60 * 60 - 1800, now, 10)
+    ]
+    db = Database(database_url)
+    MetricsStore(db).save(windows)
+    db.dispose()
+    data = web.extensions["deploybot"].dashboards.chart("myapp", 360).data
+    assert data.total == 10 * len(windows)  # the minute under way is counted
+    drawn = render(data).plotted["requests_per_minute"]
+    assert drawn[-1] is None and drawn[-31:-1] == [60.0] * 30
+    requests = summary_lines(data)[1]
+    assert "(peak 60/min)" in requests and requests.endswith("█`"), requests

@@ -136,6 +136,7 @@ class Dashboards:
             shades=self._shades(app, since, until),
             target=target,
             unit=resolved.platform.unit,
+            under_way=until > self._now().timestamp(),
         )
 
     def _marks(self, app: str, since: datetime, until: float) -> list[Mark]:

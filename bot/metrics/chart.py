@@ -64,7 +64,7 @@ def render(data: ChartData) -> Rendered:
         },
     )
     x = [(data.since + i * data.step) / _DAY for i in range(len(data.requests))]
-    rates = list(data.rates)
+    rates = [_nan(rate) for rate in data.drawn_rates]
 
     (rate_line,) = traffic.plot(x, rates, color="#1f77b4", linewidth=1.0, drawstyle="steps-post")
     # Not stepped: half the vertices, and at a pixel a minute the eye sees no difference.
@@ -158,7 +158,7 @@ def render(data: ChartData) -> Rendered:
         axes.spines[["top", "right"]].set_visible(False)
 
     plotted = {
-        "requests_per_minute": [float(v) for v in rate_line.get_ydata()],
+        "requests_per_minute": [_none(v) for v in rate_line.get_ydata()],
         "service_p95": [_none(v) for v in service_line.get_ydata()],
         "queue_p95": [_none(v) for v in queue_line.get_ydata()],
         "web": [int(v) for v in web_line.get_ydata()] if web_line is not None else [],

@@ -57,12 +57,21 @@ class ChartData:
     target: tuple[str, float] | None = None  # ("service_p95" | "queue_p95" | "rpm", value)
     notes: tuple[str, ...] = field(default=())
     unit: str = "dyno"  # what the web count counts: Heroku dynos, Beanstalk instances
+    # The last bucket is the one under way: its requests count in the total, but its few
+    # seconds drawn as a rate ended every chart in a plunge, as if traffic had stopped.
+    under_way: bool = False
 
     @property
     def rates(self) -> tuple[float, ...]:
         """Requests per minute in each bucket."""
         per_minute = self.step / 60
         return tuple(n / per_minute for n in self.requests)
+
+    @property
+    def drawn_rates(self) -> tuple[float | None, ...]:
+        """The rates as drawn: none for the bucket under way."""
+        rates = self.rates
+        return (*rates[:-1], None) if self.under_way and len(rates) > 1 else rates
 
     @property
     def total(self) -> int:
@@ -117,7 +126,7 @@ def web_steps(
 def summary_lines(data: ChartData) -> list[str]:
     """The words beside the chart (and instead of it, when it cannot be uploaded)."""
     span = span_words(data.minutes)
-    rates = data.rates
+    rates = [rate for rate in data.drawn_rates if rate is not None]
     lines = [
         f"*{code(data.app)} over the last {span}*",
         f"Requests: {data.total:,} (peak {max(rates):,.0f}/min)  `{sparkline(list(_fit(rates)))}`",
