@@ -145,9 +145,14 @@ def register(app: App, services: Services) -> None:
 
     def silence(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         key, _ = _value(body)
+        app_name = _parts(key)[1]
+        if not is_app_name(app_name):
+            # The gate's refusal names the app: only a name we could have made goes in.
+            refuse(respond, body)
+            return
         actor = _actor(body, services.source)
         try:
-            decision = services.gate.decide(actor, "watch", _parts(key)[1])
+            decision = services.gate.decide(actor, "watch", app_name)
         except GroupLookupFailed as error:
             # Restart answers this through the actions path; Silence asks the gate itself.
             _say(respond, str(error))

@@ -182,6 +182,14 @@ def test_a_remedy_value_that_is_no_name_of_ours_is_refused_in_a_sentence(
     assert heroku.calls("DELETE", "/apps/myapp/formations/web") == []
 
 
+@pytest.mark.parametrize("value", ["crash:<!channel>:web|1", "crash:*b*`x`:web|1"])
+def test_a_silence_value_naming_no_app_of_ours_is_refused_not_echoed(driver, served, value):
+    # Its app went into the refusal as typed: "You may not watch `<!channel>`", and a
+    # backtick in it broke the code span.
+    _, url = driver.click(SILENCE_ACTION, value, USER, channel_id="CMYAPP", message_ts="1.2")
+    assert driver.reply(url)["text"].startswith("That button's value is not one I made")
+
+
 @pytest.mark.parametrize(
     ("process_type", "management"), [("scheduler", "run:detached"), ("run", "run:detached")]
 )
