@@ -87,7 +87,7 @@ def _card(card: AppCard, may: frozenset[str] | None = None) -> list[dict[str, An
         cost = f" · {costs.usd(card.monthly.usd)}/month{label}"
     lines = [f"*{code(card.alias)}* · {where}{cost}", formation]
     lines += card.autoscale  # Slack text: numbers, and decision reasons stored as Slack text
-    lines += [f":red_circle: {text}" for text in card.incidents[:INCIDENTS_SHOWN]]
+    lines += card.incidents[:INCIDENTS_SHOWN]
     if len(card.incidents) > INCIDENTS_SHOWN:
         more = len(card.incidents) - INCIDENTS_SHOWN
         lines.append(

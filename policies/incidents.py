@@ -235,7 +235,7 @@ def describe(incident: Incident) -> str:
             f":white_check_mark: Resolved: *{escape(incident.app)}* {what} {times}"
             f"between {since} and {_clock(incident.last_at)}."
         )
-    icon = _ICONS.get(incident.severity, _ICONS["warning"])
+    mark = icon(incident.severity)
     if condition:
         count = f" since {since}"
     else:
@@ -247,7 +247,12 @@ def describe(incident: Incident) -> str:
             f" {code(incident.app)} still runs its last good release, since a failed release "
             f"never goes live: {code('/deploy releases ' + incident.app)} shows which."
         )
-    return f"{icon} *{escape(incident.app)}* {what}{count}.{detail}"
+    return f"{mark} *{escape(incident.app)}* {what}{count}.{detail}"
+
+
+def icon(severity: str) -> str:
+    """The emoji an alert of `severity` leads with."""
+    return _ICONS.get(severity, _ICONS["warning"])
 
 
 def _detail(incident: Incident) -> str:

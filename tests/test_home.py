@@ -282,17 +282,30 @@ def test_outside_words_on_a_card_are_escaped_once(driver, heroku, web):
     assert "&amp;amp;" not in text and "&amp;lt;" not in text and "&amp;gt;" not in text
 
 
-def test_an_open_incident_on_a_card_reads_as_its_alert_does(driver, web):
+def card_with(driver, web, *incidents: tuple[str, str, str]) -> str:
+    """myapp's card once these (kind, subject, detail) incidents opened, a second apart."""
     now = datetime.now(UTC)
     events = [
-        Event("myapp", "crash", "web", now, "web.1 exited <!channel>"),
-        Event("myapp", "router_error", "H12", now, "12 H12 in a minute"),
+        Event("myapp", kind, subject, now + timedelta(seconds=i), detail)
+        for i, (kind, subject, detail) in enumerate(incidents)
     ]
-    Alerts(web.extensions["deploybot"].db).record(events, now, lambda app: None)
-    text = json.dumps(open_home(driver, ADMIN), ensure_ascii=False)
+    Alerts(web.extensions["deploybot"].db).record(events, events[-1].at, lambda app: None)
+    return open_home(driver, ADMIN)["blocks"][3]["text"]["text"]
+
+
+def test_an_open_incident_on_a_card_reads_as_its_alert_does(driver, web):
+    text = card_with(
+        driver,
+        web,
+        ("crash", "web", "web.1 exited <!channel>"),
+        ("router_error", "H12", "12 H12 in a minute"),
+        ("release", "release", "v42 Deploy abc123"),
+    )
     # The store's own words had been shown: "crash web: …", "router_error H12: …".
     assert ":red_circle: `web` dynos crashed: web.1 exited &lt;!channel&gt;" in text
-    assert ":red_circle: router errors `H12`: 12 H12 in a minute" in text
+    assert ":warning: router errors `H12`: 12 H12 in a minute" in text
+    # Each with its alert's icon: a release's notice and a warning had a red circle too.
+    assert ":information_source: released" in text and text.count(":red_circle:") == 1
     assert "crash web" not in text and "router_error" not in text
 
 
@@ -326,18 +339,14 @@ def test_the_header_names_no_drain_of_an_app_the_user_may_not_see(driver, web):
 
 
 def test_a_card_shows_the_worst_incidents_first_and_counts_the_rest(driver, web):
-    now = datetime.now(UTC)
-    events = [Event("myapp", "router_error", f"H1{k}", now, "x" * 500) for k in range(5)] + [
-        Event("myapp", "crash", "web", now + timedelta(seconds=1), "web.1 exited")
-    ]
-    Alerts(web.extensions["deploybot"].db).record(events, now, lambda app: None)
-    card = open_home(driver, ADMIN)["blocks"][3]["text"]["text"]
+    router_errors = [("router_error", f"H1{k}", "x" * 500) for k in range(5)]
+    card = card_with(driver, web, *router_errors, ("crash", "web", "web.1 exited"))
     # The three oldest had been shown, router errors all: the crash and the count were not.
     assert ":red_circle: `web` dynos crashed: web.1 exited" in card
-    assert card.count(":red_circle:") == 3
+    assert card.count(":red_circle:") + card.count(":warning:") == 3
     assert card.endswith("…and 3 more open: `/deploy alerts myapp` lists them all."), card
     # A long detail is cut with a mark, not mid-word in silence.
-    assert ":red_circle: router errors `H10`: " + "x" * 199 + "…" in card
+    assert ":warning: router errors `H14`: " + "x" * 199 + "…" in card
 
 
 def test_a_card_says_the_autoscaler_made_its_changes(driver, web):

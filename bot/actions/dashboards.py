@@ -34,7 +34,7 @@ from bot.store.incidents import Alerts
 from bot.store.throttles import LOW_REMAINING
 from policies import costs, digest
 from policies.autoscale import pin_end
-from policies.incidents import SEVERITIES, headline
+from policies.incidents import SEVERITIES, headline, icon
 from policies.slack_text import clip, code, escape
 
 COST_DAYS = 7
@@ -274,7 +274,7 @@ class Dashboards:
         # left out behind older warnings.
         open_rows.sort(key=lambda row: (_RANK.get(row.severity, 1), row.last_at), reverse=True)
         incidents = tuple(
-            headline(row.kind, row.subject)
+            f"{icon(row.severity)} {headline(row.kind, row.subject)}"
             + (f": {escape(clip(row.detail, 200))}" if row.detail else "")
             for row in open_rows
         )

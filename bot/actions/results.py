@@ -170,7 +170,7 @@ class AppCard:
     formation: dict[str, tuple[int, str]] | None  # None when it could not be read
     problem: str | None  # why no formation, as Slack text (a PlatformError's message)
     autoscale: tuple[str, ...]  # state, pin, last decision: Slack text
-    incidents: tuple[str, ...]  # open incidents, as their alerts word them: Slack text
+    incidents: tuple[str, ...]  # open incidents, worst first, as their alerts word them: Slack text
     changes: tuple[Entry, ...]  # the last three, newest first
     monthly: MonthlyCost | None
 
