@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from policies.names import suggest
+from policies.slack_text import code
 
 # The order `/deploy whoami` lists them in: changes first, since they are what people ask
 # about. `config` covers both setting config vars and seeing their values unmasked: listing
@@ -256,7 +257,7 @@ def doing(verb: str, app: str) -> str:
 
 
 def _refusal(rules: Sequence[Rule], request: Request, verb: str, admins: frozenset[str]) -> str:
-    what = doing(verb, f"`{request.app}`") if request.app else f"`{verb}`"
+    what = doing(verb, code(request.app)) if request.app else code(verb)
     if not rules:
         # No access rules at all: DEPLOYBOT_ADMINS is the only way in, so name it.
         if not admins:

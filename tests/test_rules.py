@@ -153,6 +153,13 @@ def test_refusal_says_what_to_ask_for() -> None:
     )
 
 
+def test_a_refusal_shows_the_app_as_typed_escaped() -> None:
+    # The gate names the app in a code span: a name with a backtick or markup, however it
+    # got there, must not close the span or ping the channel.
+    reason = decide(RULES, ask(ALICE, "scale", "a`b<!channel>"), ADMINS).reason
+    assert reason.startswith("You may not scale `aˋb&lt;!channel&gt;`:"), reason
+
+
 @pytest.mark.parametrize(
     ("verb", "says"),
     [
