@@ -159,7 +159,10 @@ def test_the_spikes_timeouts_raise_one_alert_that_resolves_in_the_play(played):
     # Raised after the minute that timed out, resolved ten quiet minutes later.
     first_failure = next(i for i, line in enumerate(lines) if " failed · " in line)
     assert first_failure < raised[0] < raised[1]
-    assert "The worker's detectors raised 1 alert." in lines[-1]
+    assert (
+        "The worker's detectors raised 1 alert (shown above; a play keeps none, so "
+        "`/deploy alerts` does not list them)." in lines[-1]
+    )
 
 
 def test_a_spike_leaves_autoscaling_off_when_the_user_turned_it_off(tmp_path):

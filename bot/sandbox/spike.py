@@ -117,7 +117,8 @@ class Outcome:
             else ""
         )
         alerts = (
-            f" The worker's detectors raised {self.alerts} alert{'s' if self.alerts != 1 else ''}."
+            f" The worker's detectors raised {self.alerts} alert{'s' if self.alerts != 1 else ''}"
+            " (shown above; a play keeps none, so `/deploy alerts` does not list them)."
             if self.alerts
             else ""
         )
