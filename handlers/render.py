@@ -65,7 +65,8 @@ def message(result: Result, now: datetime | None = None) -> Message:
     if isinstance(result, Changed):
         return _changed(result)
     if isinstance(result, Restarted):
-        return _text(f"<@{result.user_id}> restarted {_restart_target(result)}.", public=True)
+        text = f"<@{result.user_id}> restarted {_restart_target(result)}."
+        return _text(f"{text} {result.note}" if result.note else text, public=True)
     if isinstance(result, Status):
         return _status(result, now)
     if isinstance(result, AppList):
@@ -207,6 +208,8 @@ def _deploy_prompt(result: DeployPrompt) -> Message:
         what = "unset" if result.unset else "set"
         text = f"<@{result.user_id}> asks to {what} {names} on `{result.app}` (values hidden)."
         label = CONFIRM
+    if result.note:
+        text += f" {result.note}"
     who = f"Only <@{result.user_id}> can confirm"
     return _prompt(text, label, who, result.id, result.expires_at)
 
@@ -838,6 +841,8 @@ def _confirmation(result: NeedsConfirmation) -> Message:
         text += f"\nMonthly cost: {result.cost}"
     if result.costly:
         text += "\nThat raises the monthly cost past this app's threshold, so I ask first."
+    if result.note:
+        text += f"\n{result.note}"
     return _prompt(text, label, who, result.id, result.expires_at)
 
 

@@ -168,6 +168,18 @@ def check(
     return Verdict("allowed", "", forced, freeze_reason)
 
 
+# Said beside a change whose `--force "reason"` passed no freeze: the reason is kept in the
+# history all the same, and the asker should not believe it broke glass.
+UNNEEDED_FORCE = "No freeze window was in force, so `--force` changed nothing."
+
+
+def unneeded_force(verdict: Verdict, force_reason: str | None) -> str | None:
+    """`UNNEEDED_FORCE` when `--force` was given but the verdict passed no freeze with it."""
+    if not force_reason or verdict.forced or verdict.refused:
+        return None
+    return UNNEEDED_FORCE
+
+
 def within_max_step(max_step: int | None, current: int, desired: int) -> tuple[int, str]:
     """`desired`, moved no further from `current` than the registry's `max_step` lets one
     command move a process type, and the words that say so ('' when it was within). The

@@ -370,3 +370,19 @@ def test_a_restart_typed_app_last_is_read_for_its_shape_once(tmp_path, monkeypat
     output = run_lines(tmp_path, "restart web demo-shop")
     assert "Put the app first: `/deploy restart demo-shop web`." in output
     assert shapes == ["restart web demo-shop"], shapes
+
+
+def test_a_force_with_no_freeze_in_force_is_said_to_change_nothing(tmp_path):
+    # `--force "because"` with no freeze had gone through silently, the reason kept in the
+    # history as if it had passed one: each verb that takes it says so, in the same words.
+    out = run_lines(
+        tmp_path,
+        "scale web=2 demo --force because",
+        "restart demo --force because",
+        "rollback demo --force because",
+        "maintenance demo on --force because",
+        "config set LOG_LEVEL=debug demo --force because",
+        "scale web=1 demo",
+    )
+    said = "No freeze window was in force, so `--force` changed nothing."
+    assert out.count(said) == 5, out

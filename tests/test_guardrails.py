@@ -11,12 +11,14 @@ from hypothesis import strategies as st
 
 from policies.guardrails import (
     ANY_TYPE,
+    UNNEEDED_FORCE,
     Freeze,
     Guardrails,
     active_freeze,
     check,
     parse_duration,
     parse_freeze,
+    unneeded_force,
     window_end,
 )
 
@@ -195,6 +197,11 @@ def test_force_outside_a_freeze_is_not_break_glass() -> None:
     evening = utc("2026-06-03T17:00:00")  # 19:00 in Paris
     verdict = run(FROZEN, "scale", {"web": (3, None)}, now=evening, force="x", admin=True)
     assert verdict.allowed and not verdict.forced
+    assert unneeded_force(verdict, "x") == UNNEEDED_FORCE
+    # Through a freeze it was needed; refused, or with no force, there is nothing to add.
+    assert unneeded_force(run(FROZEN, "restart", {}, force="x", admin=True), "x") is None
+    assert unneeded_force(run(FROZEN, "restart", {}, force="x"), "x") is None
+    assert unneeded_force(verdict, None) is None
 
 
 def test_now_must_be_aware() -> None:

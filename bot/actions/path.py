@@ -27,6 +27,7 @@ from bot.actions.results import (
     BreakGlass,
     Changed,
     Deployed,
+    DeployPrompt,
     Duplicate,
     History,
     Home,
@@ -164,6 +165,22 @@ class Actions:
     def run(self, actor: Actor, command: Command, from_home: bool = False) -> Result:
         """Carry out a parsed command for `actor`. `from_home`: asked from App Home, whose
         answers go to the asker's DM, and an approval request to the app's channel."""
+        result = self._run(actor, command, from_home)
+        if command.force and isinstance(result, _FORCEABLE):
+            return self._with_force_note(actor, command, result)
+        return result
+
+    def _with_force_note(self, actor: Actor, command: Command, result: _Forceable) -> Result:
+        """`result`, saying so when its `--force` passed no freeze: said here once for every
+        verb that takes it, from the guardrails' own verdict, rather than by each verb."""
+        target = self._resolve(self._canonical(command.app or "")).target
+        verdict = self._judge(target, command.verb, {}, {}, command.force, actor.user_id)
+        note = guardrails.unneeded_force(verdict, command.force)
+        if note is None:
+            return result
+        return replace(result, note=f"{result.note} {note}" if result.note else note)
+
+    def _run(self, actor: Actor, command: Command, from_home: bool) -> Result:
         typed = command  # `config unset demo K` is answered with `K` as typed (`_app_typed_last`)
         if command.app is not None:
             command = replace(command, app=self._canonical(command.app))
@@ -1020,6 +1037,11 @@ class Actions:
             ),
             note=note,
         )
+
+
+# What a command that takes `--force` answers when it acted or asked first.
+_Forceable = Changed | Restarted | Deployed | NeedsConfirmation | DeployPrompt
+_FORCEABLE = (Changed, Restarted, Deployed, NeedsConfirmation, DeployPrompt)
 
 
 def _moved(

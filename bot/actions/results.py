@@ -63,6 +63,7 @@ class Restarted:
     slow: bool = False
     unit: str = "dyno"
     break_glass: BreakGlass | None = None
+    note: str | None = None  # e.g. that its `--force` passed no freeze
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class NeedsConfirmation:
     approval: str | None = None  # why a second person must approve; None: requester confirms
     cost: str | None = None  # the monthly cost change, e.g. "≈ $75/month → $0/month"
     costly: bool = False  # asked because the cost rises past the app's threshold
+    note: str | None = None  # e.g. that its `--force` passed no freeze
 
 
 @dataclass(frozen=True)
@@ -236,6 +238,7 @@ class DeployPrompt:
     unset: bool = False
     # rollback: the current release (a rollback itself) that going back to `after` undoes
     undoes: str | None = None
+    note: str | None = None  # e.g. that its `--force` passed no freeze
 
 
 @dataclass(frozen=True)
