@@ -386,3 +386,20 @@ def test_a_force_with_no_freeze_in_force_is_said_to_change_nothing(tmp_path):
     )
     said = "No freeze window was in force, so `--force` changed nothing."
     assert out.count(said) == 5, out
+
+
+def test_maintenance_on_asked_twice_points_at_the_prompt_still_open(tmp_path):
+    # A second prompt had opened beside the first: whichever was pressed second was then
+    # refused as "turned on meanwhile", for a change the same person asked for once.
+    out = run_lines(
+        tmp_path,
+        "maintenance demo on",
+        'maintenance demo on --force "again"',
+        "Turn maintenance on",
+        "maintenance demo off",
+        "maintenance demo on",
+    )
+    assert out.count("[ Turn maintenance on ]  [ Cancel ]") == 2, out
+    assert "You already asked to turn maintenance mode on for `demo`" in out
+    assert "@you turned maintenance mode on for `demo`." in out
+    assert "meanwhile" not in out

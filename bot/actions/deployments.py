@@ -264,6 +264,16 @@ class Deployments:
         if not on:
             # Back online: nothing to ask.
             return self._switch_maintenance(actor, resolved, app, False, command.text())
+        # Asked again while the first prompt waits: a second one would be refused as "turned
+        # on meanwhile" once either is pressed, so the first is pointed at instead.
+        asked = self._confirmations.open_for(
+            actor.user_id, app, f"maintenance {app} on", self._now()
+        )
+        if asked is not None:
+            return Reply(
+                f"You already asked to turn maintenance mode on for `{app}`, and that prompt "
+                f"is open until {asked.expires_at:%H:%M} UTC: press its button, or Cancel it."
+            )
         pending = self._ask(
             actor, resolved, command, command.text(), {"maintenance": False}, {"maintenance": True}
         )

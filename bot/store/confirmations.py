@@ -101,6 +101,24 @@ class Confirmations:
             row = session.get(Confirmation, confirmation_id)
             return _pending(row) if row is not None else None
 
+    def open_for(self, user_id: str, app: str, command: str, now: datetime) -> Pending | None:
+        """`user_id`'s prompt for `app` still waiting on a click whose command starts with
+        `command` (e.g. `maintenance demo on`), or None."""
+        with self._db.session() as session:
+            rows = session.scalars(
+                select(Confirmation)
+                .where(
+                    Confirmation.user_id == user_id,
+                    Confirmation.app == app,
+                    Confirmation.state == "pending",
+                    Confirmation.expires_at > now,
+                    Confirmation.command.startswith(command, autoescape=True),
+                )
+                .order_by(Confirmation.created_at)
+            )
+            row = rows.first()
+            return _pending(row) if row is not None else None
+
     def decide(self, confirmation_id: str, user_id: str, state: str, now: datetime) -> bool:
         """Move a live pending row to `state`; True for the one caller that won."""
         with self._db.session() as session, session.begin():
