@@ -43,10 +43,13 @@ def register(app: App, services: Services) -> None:
             refuse(respond, body)
             return
         thread_ts, channel = None, actor.channel_id
-        if where == "thread":
+        # A click without a channel came from App Home, whatever place its value names (a
+        # forged one): uploaded to no channel, the chart had been shared nowhere, unsaid.
+        home = where == "home" or channel is None
+        if where == "thread" and not home:
             container = body.get("container") or {}
             thread_ts = container.get("thread_ts") or container.get("message_ts")
-        if where == "home":
+        if home:
             # App Home has no channel and no response_url: the app's channel, else a DM.
             respond = dm_responder(client, actor.user_id)
             channel = services.registry.channel_of(name)
@@ -58,7 +61,7 @@ def register(app: App, services: Services) -> None:
                 return
         command = Command("chart", app=name, limit=CHART_WINDOWS[window])
         result = safely(lambda: services.actions.run(actor, command))
-        if where == "home" and isinstance(result, Chart):
+        if home and isinstance(result, Chart):
             # The chart goes to a channel the Home tab does not show: say which.
             if upload(client, result, respond, channel):
                 span = span_words(result.data.minutes)

@@ -376,6 +376,24 @@ def test_the_chart_button_posts_in_the_apps_channel_and_tells_the_clicker_where(
     assert dm.args["text"] == "I posted the chart of `myapp` (24 h) in <#C0MYAPP>."
 
 
+@pytest.mark.parametrize("place", ["channel", "thread"])
+def test_a_chart_value_for_a_channel_clicked_from_home_goes_to_the_apps_channel(
+    driver, slack, database_url, place
+):
+    from handlers.charts import CHART_ACTION
+    from tests.test_charts import store_traffic
+
+    # A Home click has no channel: the chart had been uploaded to none, shared nowhere,
+    # and the clicker was told nothing.
+    store_traffic(database_url, "myapp", 30, datetime.now(UTC))
+    click(driver, CHART_ACTION, f"myapp|24h|{place}", ADMIN)
+    [upload] = slack.wait_for_uploads(timeout=10)
+    assert upload.channel == "C0MYAPP"
+    [dm] = slack.wait_for_calls("chat.postMessage", timeout=10)
+    assert dm.args["channel"] == ADMIN
+    assert dm.args["text"] == "I posted the chart of `myapp` (24 h) in <#C0MYAPP>."
+
+
 def test_a_card_offers_only_the_changes_the_user_may_make(driver):
     # Every card had Restart and Scale buttons for everyone, each answered "You may not".
     def actions(view: dict) -> list[str]:
