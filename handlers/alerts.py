@@ -20,7 +20,7 @@ from bot.actions.usergroups import GroupLookupFailed
 from bot.store.audit import Actor
 from bot.store.incidents import Alerts
 from handlers.charts import chart_button
-from handlers.clicks import refuse
+from handlers.clicks import alert_count, refuse
 from handlers.delivery import deliver
 from handlers.offload import click
 from handlers.render import safely
@@ -110,6 +110,10 @@ def register(app: App, services: Services) -> None:
         kind, app_name, subject = _parts(key)
         if not is_app_name(app_name) or (kind == "crash" and not is_process_type(subject)):
             # The value becomes command words: only names we could have made go through.
+            refuse(respond, body)
+            return
+        if alert_count(count) is None:
+            # A forged count ("", "01") had made a second claim: one more restart.
             refuse(respond, body)
             return
         words = command_for(action_id, key)

@@ -16,6 +16,7 @@ NOT_MINE = (
     "or type the `/deploy` command instead."
 )
 _PAGE_DIGITS = 6  # App Home pages of 15 apps: a million pages is far beyond any registry
+_COUNT_DIGITS = 15  # events in one incident: a storm's lifetime stays far below that
 
 
 def button_value(body: dict[str, Any]) -> str | None:
@@ -28,7 +29,19 @@ def button_value(body: dict[str, Any]) -> str | None:
 def page_number(value: str | None) -> int | None:
     """A pager button's value as a page number; None if it is not a few ASCII digits
     (`int()` takes '²' and raises on 5,000 digits)."""
-    if value and value.isascii() and value.isdigit() and len(value) <= _PAGE_DIGITS:
+    return _number(value, _PAGE_DIGITS)
+
+
+def alert_count(value: str | None) -> int | None:
+    """An alert button's incident count, only as we write it (`str(count)`): the count is
+    part of the button's duplicate claim, so "", "01" or "1 " for our "1" would be a second
+    claim on the same click."""
+    number = _number(value, _COUNT_DIGITS)
+    return number if str(number) == value else None
+
+
+def _number(value: str | None, most: int) -> int | None:
+    if value and value.isascii() and value.isdigit() and len(value) <= most:
         return int(value)
     return None
 

@@ -169,6 +169,20 @@ def test_a_remedy_click_that_did_nothing_leaves_the_button_to_the_next_click(
     assert len(heroku.calls("DELETE", "/apps/myapp/formations/web")) == 2
 
 
+@pytest.mark.parametrize("forged", ["crash:myapp:web", "crash:myapp:web|01", "crash:myapp:web|x"])
+def test_a_restart_value_without_the_count_we_write_is_refused_not_a_second_restart(
+    driver, heroku, slack, served, forged
+):
+    value, where = _crash_alert(driver, heroku, slack, served[1])
+    _, url = driver.click(RESTART_ACTION, value, ADMIN, **where)
+    assert "restart" in driver.reply(url)["text"].lower()
+    # Without the count (or with it spelled otherwise) its claim differed from the real
+    # button's, and the same state of the incident was restarted twice.
+    _, url = driver.click(RESTART_ACTION, forged, ADMIN, **where)
+    assert driver.reply(url)["text"].startswith("That button's value is not one I made")
+    assert len(heroku.calls("DELETE", "/apps/myapp/formations/web")) == 1
+
+
 @pytest.mark.parametrize(
     "value", ["crash:myapp --force now:web|1", "crash:myapp:web --force x|1", "crash::web|1"]
 )
