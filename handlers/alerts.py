@@ -165,11 +165,16 @@ def register(app: App, services: Services) -> None:
             _say(respond, decision.reason)
             return
         until = datetime.now(UTC) + SILENCE_FOR
-        # A resolved incident is silenced too: the silence holds if it reopens within the hour.
-        if alerts.silence(key, until):
-            _in_thread(client, body, f"Silenced until {until:%H:%M} UTC by <@{actor.user_id}>.")
-        else:
+        state = alerts.silence(key, until)
+        if state is None:
             _say(respond, UNKNOWN)
+            return
+        note = f"Silenced until {until:%H:%M} UTC by <@{actor.user_id}>."
+        if state != "open":
+            # Under "Resolved" a bare silence reads as a click on the wrong alert; it is on
+            # purpose: the silence holds if the incident reopens within the hour.
+            note += " This alert has resolved: the silence holds if it comes back before then."
+        _in_thread(client, body, note)
 
     def acknowledge(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         key, _ = _value(body)

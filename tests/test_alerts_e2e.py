@@ -356,14 +356,20 @@ def test_acknowledge_and_silence_answer_every_click_and_note_each_once(
     assert driver.reply(url)["text"] == "You have already acknowledged this alert."
 
 
-def test_buttons_of_a_resolved_alert_do_nothing_and_say_why(driver, heroku, slack, served):
-    # A window left open shows the buttons the resolved message no longer has: Restart had
-    # restarted the recovered app, and Acknowledge said someone was looking into it.
-    worker, alert, where = _posted_crash(driver, heroku, slack, served[1])
-    value = button(alert, RESTART_ACTION)["value"]
+def _resolved_crash(driver, heroku, slack, config):
+    """A posted crash alert that ten quiet minutes later resolved, as `_posted_crash`."""
+    worker, alert, where = _posted_crash(driver, heroku, slack, config)
     later = datetime.now(UTC) + timedelta(minutes=11)
     assert worker.watch(later) == 1
     worker.send_alerts(later)
+    return worker, alert, where
+
+
+def test_buttons_of_a_resolved_alert_do_nothing_and_say_why(driver, heroku, slack, served):
+    # A window left open shows the buttons the resolved message no longer has: Restart had
+    # restarted the recovered app, and Acknowledge said someone was looking into it.
+    _, alert, where = _resolved_crash(driver, heroku, slack, served[1])
+    value = button(alert, RESTART_ACTION)["value"]
     notes = _thread(slack, alert)
     _, url = driver.click(RESTART_ACTION, value, ADMIN, **where)
     assert driver.reply(url)["text"] == (
@@ -374,6 +380,23 @@ def test_buttons_of_a_resolved_alert_do_nothing_and_say_why(driver, heroku, slac
     assert driver.reply(url)["text"] == "This alert has resolved: there is nothing to acknowledge."
     assert heroku.calls("DELETE", "/apps/myapp/formations/web") == []
     assert _thread(slack, alert) == notes
+
+
+def test_silencing_a_resolved_alert_says_it_holds_if_the_alert_comes_back(
+    driver, heroku, slack, served
+):
+    worker, alert, where = _resolved_crash(driver, heroku, slack, served[1])
+    value = button(alert, SILENCE_ACTION)["value"]
+    notes = _thread(slack, alert)
+    ack_text(driver.click(SILENCE_ACTION, value, ADMIN, **where)[0])
+    wait_for(lambda: len(_thread(slack, alert)) > len(notes))
+    # Under "Resolved", a bare "Silenced until" read as a click on the wrong alert.
+    [note] = _thread(slack, alert)[len(notes) :]
+    assert note.startswith("Silenced until ") and note.endswith(
+        f"by <@{ADMIN}>. This alert has resolved: the silence holds if it comes back before then."
+    )
+    [incident] = Alerts(worker.db).incidents("myapp")
+    assert incident.silenced_until is not None
 
 
 def test_forged_and_replayed_webhooks_are_refused(driver, heroku, served):

@@ -65,14 +65,15 @@ class Alerts:
                     raise
         raise AssertionError("unreachable")
 
-    def silence(self, key: str, until: datetime) -> bool:
-        """The Silence button; False when there is no such incident."""
+    def silence(self, key: str, until: datetime) -> str | None:
+        """The Silence button: the incident's state ("open" or "resolved"), None when there
+        is no such incident. A resolved one is silenced too, for the case it reopens."""
         with self._db.session() as session, session.begin():
             row = session.scalar(select(IncidentRow).where(IncidentRow.key == key))
             if row is None:
-                return False
+                return None
             row.silenced_until = until
-            return True
+            return row.state
 
     def acknowledge(self, key: str, user_id: str) -> Acknowledged:
         """The Acknowledge button: recorded only on an open incident, once per person."""
