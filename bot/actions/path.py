@@ -166,7 +166,7 @@ class Actions:
         """Carry out a parsed command for `actor`. `from_home`: asked from App Home, whose
         answers go to the asker's DM, and an approval request to the app's channel."""
         result = self._run(actor, command, from_home)
-        if command.force and isinstance(result, _FORCEABLE):
+        if command.force and isinstance(result, _Forceable):
             return self._with_force_note(actor, command, result)
         return result
 
@@ -1041,7 +1041,6 @@ class Actions:
 
 # What a command that takes `--force` answers when it acted or asked first.
 _Forceable = Changed | Restarted | Deployed | NeedsConfirmation | DeployPrompt
-_FORCEABLE = (Changed, Restarted, Deployed, NeedsConfirmation, DeployPrompt)
 
 
 def _moved(
