@@ -223,11 +223,7 @@ class AutoscaleCommands:
     def _beanstalk(self, app: str, command: Command) -> str | None:
         """What `autoscale` reads or turns off on a Beanstalk environment, which its own Auto
         Scaling group scales; None where settings kept from before are to be turned off."""
-        stored = (
-            self._autoscale.workers().settings(app, command.target)
-            if command.target
-            else self._autoscale.settings(app)
-        )
+        stored = self._stored(app, command.target)
         own = (
             f"`{app}` is an Elastic Beanstalk environment: its Auto Scaling group scales it "
             "(`aws:autoscaling:asg` MinSize/MaxSize and triggers), not this autoscaler"
@@ -244,6 +240,12 @@ class AutoscaleCommands:
             return f"{own}."
         return None
 
+    def _stored(self, app: str, worker_type: str | None) -> Settings | WorkerSettings | None:
+        """What `/deploy autoscale` keeps for the app's web dynos, or for `worker_type`."""
+        if worker_type:
+            return self._autoscale.workers().settings(app, worker_type)
+        return self._autoscale.settings(app)
+
     def _held(
         self, resolved: Resolved, command: Command
     ) -> dict[str, tuple[int, str | None]] | None:
@@ -256,11 +258,7 @@ class AutoscaleCommands:
         if command.verb == "pin" and command.mode != "off":
             quantity = command.changes[0].amount
         elif command.verb == "autoscale" and command.mode == "on":
-            stored = (
-                self._autoscale.workers().settings(command.app or "", ptype)
-                if command.target
-                else self._autoscale.settings(command.app or "")
-            )
+            stored = self._stored(command.app or "", command.target)
             options = dict(command.options)
             given = options.get("min")
             if given is None and stored is None:
