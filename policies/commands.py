@@ -731,7 +731,7 @@ def _parse_history(args: list[str], app: str | None) -> Command:
                     "Give one of refused, cancelled, expired, failed, unknown or done.", "history"
                 )
             only = word.lower()
-        elif (word.isascii() and word.isdigit()) or _NEGATIVE_RE.match(word):
+        elif _ascii_number(word) or _NEGATIVE_RE.match(word):
             # '²'.isdigit(), but int('²') raises
             if limit is not None:
                 raise CommandError("Give the number of entries once.", "history")
@@ -883,9 +883,7 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
         if key in seen:
             raise CommandError(f"{code(key)} is given twice.", "autoscale on")
         seen.add(key)
-        if key in ("min", "max") and not (
-            value.isascii() and value.isdigit() and int(value) <= MAX_QUANTITY
-        ):
+        if key in ("min", "max") and not (_ascii_number(value) and int(value) <= MAX_QUANTITY):
             raise CommandError(
                 f"{shown(word)}: {key} must be a whole number up to {MAX_QUANTITY}.", "autoscale on"
             )
@@ -956,7 +954,7 @@ def _parse_autoscale_set(app: str | None, words: list[str]) -> Command:
         fits = value == "default" or (
             _SET_DURATION_RE.match(value)
             if key == "down_stabilization"
-            else value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_QUANTITY
+            else _ascii_number(value) and 1 <= int(value) <= MAX_QUANTITY
         )
         if not fits:
             what = (
@@ -978,7 +976,7 @@ def _parse_autoscale_schedule(app: str | None, words: list[str]) -> Command:
     if action == "remove" and len(words) == 2 and words[1].isdigit() and int(words[1]) > 0:
         return Command("autoscale", app=app, mode="schedule", topic="remove", limit=int(words[1]))
     usage = "Say `schedule add mon-fri 08:00-18:00 min=3`, `schedule list` or `schedule remove N`."
-    if action == "remove" and len(words) == 2 and words[1].isascii() and words[1].isdigit():
+    if action == "remove" and len(words) == 2 and _ascii_number(words[1]):
         raise CommandError(
             "Windows are numbered from 1, as `schedule list` shows.", "autoscale schedule"
         )
@@ -993,12 +991,7 @@ def _parse_autoscale_schedule(app: str | None, words: list[str]) -> Command:
     for word in words[3:]:
         key, _, value = word.partition("=")
         key = key.lower()
-        count = (
-            key in ("min", "max")
-            and value.isascii()
-            and value.isdigit()
-            and int(value) <= MAX_QUANTITY
-        )
+        count = key in ("min", "max") and _ascii_number(value) and int(value) <= MAX_QUANTITY
         if count or (key == "tz" and value):
             options.append((key, value))
         else:
@@ -1053,7 +1046,7 @@ def _parse_releases(args: list[str], app: str | None) -> Command:
     count = rest[0] if rest else None
     if count is None:
         return Command("releases", app=app, limit=RELEASES_DEFAULT)
-    if not (count.isascii() and count.isdigit()) or not 1 <= int(count) <= RELEASES_MAX:
+    if not _ascii_number(count) or not 1 <= int(count) <= RELEASES_MAX:
         _app_second(app, count, "releases")
         raise CommandError(f"Ask for 1 to {RELEASES_MAX} releases.", "releases")
     return Command("releases", app=app, limit=int(count))
@@ -1182,6 +1175,13 @@ def _set_meant(words: list[str], app: str) -> str:
         quoted = words[first - 1].partition("=")[0] + '="…"'
         said += f" A value with spaces goes in quotes: {code(quoted)}."
     return said
+
+
+def _ascii_number(word: str) -> bool:
+    """Whether `word` is a whole number in ASCII digits: `str.isdigit` alone also takes
+    other scripts' digits (full-width, Arabic-Indic), which are refused rather than read or
+    stored as typed."""
+    return word.isascii() and word.isdigit()
 
 
 def _masked(words: list[str]) -> list[str]:
@@ -1324,7 +1324,7 @@ def _parse_logs(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "logs")
     dyno, lines = None, None
     for word in rest:
-        if ((word.isascii() and word.isdigit()) or _NEGATIVE_RE.match(word)) and lines is None:
+        if (_ascii_number(word) or _NEGATIVE_RE.match(word)) and lines is None:
             lines = int(word)
             if not 1 <= lines <= LOGS_MAX:
                 raise CommandError(f"Ask for 1 to {LOGS_MAX} lines.", "logs")
@@ -1336,7 +1336,7 @@ def _parse_logs(args: list[str], app: str | None) -> Command:
                 "web) and at most one number of lines.",
                 "logs",
             )
-        elif word.isascii() and word.isdigit():
+        elif _ascii_number(word):
             raise CommandError(f"{shown(word)} is a second number of lines.", "logs")
         else:
             raise CommandError(f"{shown(word)} is neither a dyno nor a number.", "logs")
@@ -1439,7 +1439,7 @@ def app_typed_last(command: Command) -> tuple[str, str] | None:
         if not _PROCESS_TYPE_RE.match(typed):
             return None
         rest = [typed.lower()]
-    elif typed.isascii() and typed.isdigit():
+    elif _ascii_number(typed):
         if command.limit != LOGS_DEFAULT:
             return None  # a number of lines typed as well: two numbers, no one order
         rest = [typed]
@@ -1457,7 +1457,7 @@ def with_usage_if_a_number(command: Command, said: str) -> str:
     number: `logs 50 demo 200` has no one order to suggest (`app_typed_last`), and the
     usage shows where the app goes."""
     typed = command.app or ""
-    if typed.isascii() and typed.isdigit():
+    if _ascii_number(typed):
         return CommandError(said, command.verb).message
     return said
 
