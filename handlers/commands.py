@@ -4,6 +4,7 @@ runner is answered "busy"."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from bot.actions.background import BUSY
@@ -29,7 +30,7 @@ def register(app: App, services: Services) -> None:
         elif parsed.verb == "help":
             ack(response_type="ephemeral", text=help_text(parsed.topic))
         elif services.background.try_submit(job, command):
-            ack(response_type="ephemeral", text=f"Working on {code(parsed.text())}…")
+            ack(response_type="ephemeral", text=f"Working on {code(_echoed(parsed, services))}…")
         else:
             ack(response_type="ephemeral", text=BUSY)
 
@@ -72,3 +73,18 @@ def _parse(command: dict[str, Any]) -> Command | CommandError:
         return parse(unescape(command.get("text", "")))
     except CommandError as error:
         return error
+
+
+def _echoed(parsed: Command, services: Services) -> str:
+    """The command as the ack repeats it. A `config set` whose app is not listed may have
+    taken the rest of a value typed without quotes for it (`K=two words`), so that word is
+    shown as `…`, as the answer and the trail show it once the app is looked up."""
+    registry = services.registry
+    if (
+        parsed.verb == "config"
+        and parsed.mode == "set"
+        and parsed.app is not None
+        and registry.canonical(parsed.app) not in registry.spec.apps
+    ):
+        return replace(parsed, app="…").text()
+    return parsed.text()

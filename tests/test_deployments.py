@@ -564,7 +564,11 @@ def test_a_config_change_whose_answer_was_lost_is_read_back_without_its_values(
 def test_a_value_typed_without_quotes_and_no_app_is_not_kept_in_the_trail(driver, heroku, config):
     # `config set K=hunter2 part2`: "part2" was taken for the app, and "no app called
     # `part2`" went into the history the whole team reads.
-    said = say(driver, "config set PASSWORD=hunter2 part2")["text"]
+    ack, url = driver.command("config set PASSWORD=hunter2 part2", ADMIN)
+    # The ack, before the app is looked up, had repeated it: "Working on `config set
+    # PASSWORD=… part2`".
+    assert ack_text(ack) == "Working on `config set PASSWORD=… …`…"
+    said = driver.reply(url)["text"]
     assert said == (
         "No app goes by the word after `PASSWORD=…`. Name an app `/deploy apps` lists, after "
         'the variables; a value with spaces goes in quotes: `config set KEY="…" APP`.'
@@ -574,6 +578,17 @@ def test_a_value_typed_without_quotes_and_no_app_is_not_kept_in_the_trail(driver
     # A name close to an app's is a slip of the app, not a value: it gets the suggestion.
     assert "Did you mean `myapp`?" in say(driver, "config set PASSWORD=x myap")["text"]
     assert heroku.config_vars("myapp").get("PASSWORD") is None
+
+
+def test_the_ack_names_a_listed_app_and_hides_any_other_word_after_a_value(with_registry, heroku):
+    driver = with_registry("apps:\n  shop:\n    platform: heroku\n    app: myapp\n")
+    ack, url = driver.command("config set PASSWORD=x shop", ADMIN)
+    assert ack_text(ack) == "Working on `config set PASSWORD=… shop`…"
+    driver.reply(url)
+    # Not listed: it may be a value's second word (`PASSWORD=hunter2 part2`).
+    ack, url = driver.command("config set PASSWORD=hunter2 part2", ADMIN)
+    assert ack_text(ack) == "Working on `config set PASSWORD=… …`…"
+    driver.reply(url)
 
 
 def test_config_unset_and_bad_keys(driver, heroku):
