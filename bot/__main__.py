@@ -13,6 +13,7 @@ import sqlalchemy.exc
 from bot.config import Config, ConfigError
 from bot.logs import setup_logging
 from bot.registry import Registry, RegistryError
+from policies.numbers import ascii_digits
 
 # A DATABASE_URL that names no reachable server or file, or a server that is down.
 _DATABASE_ERRORS = sqlalchemy.exc.SQLAlchemyError
@@ -103,7 +104,7 @@ def _count(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         digits = text.lstrip("0") or "0"
         # The length first: int() of thousands of digits is slow, then refused anyway.
-        if not (text.isascii() and text.isdigit()) or len(digits) > len(str(high)):
+        if not ascii_digits(text) or len(digits) > len(str(high)):
             raise argparse.ArgumentTypeError(f"give a whole number from {low} to {high:,}")
         if not low <= int(digits) <= high:
             raise argparse.ArgumentTypeError(f"give a whole number from {low} to {high:,}")

@@ -7,6 +7,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from policies.numbers import whole_number
+
 _USER_ID_RE = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
@@ -74,10 +76,10 @@ def parse_admins(raw: str) -> frozenset[str]:
 
 
 def _port(raw: str) -> int:
-    # isdigit alone takes `²` and 5,000-digit strings, which int() then refuses with a trace.
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 5 and 0 < int(raw) < 65536):
+    port = whole_number(raw, 5)
+    if port is None or not 0 < port < 65536:
         raise ConfigError(f"PORT must be a TCP port number, not {raw[:20]!r}.")
-    return int(raw)
+    return port
 
 
 def _database_url(url: str | None) -> str | None:

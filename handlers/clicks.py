@@ -9,6 +9,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from policies.numbers import whole_number
+
 log = logging.getLogger(__name__)
 
 NOT_MINE = (
@@ -29,21 +31,15 @@ def button_value(body: dict[str, Any]) -> str | None:
 def page_number(value: str | None) -> int | None:
     """A pager button's value as a page number; None if it is not a few ASCII digits
     (`int()` takes '²' and raises on 5,000 digits)."""
-    return _number(value, _PAGE_DIGITS)
+    return whole_number(value, _PAGE_DIGITS)
 
 
 def alert_count(value: str | None) -> int | None:
     """An alert button's incident count, only as we write it (`str(count)`): the count is
     part of the button's duplicate claim, so "", "01" or "1 " for our "1" would be a second
     claim on the same click."""
-    number = _number(value, _COUNT_DIGITS)
+    number = whole_number(value, _COUNT_DIGITS)
     return number if str(number) == value else None
-
-
-def _number(value: str | None, most: int) -> int | None:
-    if value and value.isascii() and value.isdigit() and len(value) <= most:
-        return int(value)
-    return None
 
 
 def refuse(respond: Callable[..., Any], body: dict[str, Any]) -> None:

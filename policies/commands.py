@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from policies import config_vars, rules
 from policies.guardrails import FREEZE_EXEMPT_VERBS, LOCK_HOLDS_BACK
 from policies.names import closest, suggest
+from policies.numbers import ascii_digits
 from policies.slack_text import clip, code, listed, shown
 
 # A deployment's life after scaling: `bot.actions.deployments` carries these out.
@@ -731,7 +732,7 @@ def _parse_history(args: list[str], app: str | None) -> Command:
                     "Give one of refused, cancelled, expired, failed, unknown or done.", "history"
                 )
             only = word.lower()
-        elif _ascii_number(word) or _NEGATIVE_RE.match(word):
+        elif ascii_digits(word) or _NEGATIVE_RE.match(word):
             # '²'.isdigit(), but int('²') raises
             if limit is not None:
                 raise CommandError("Give the number of entries once.", "history")
@@ -883,7 +884,7 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
         if key in seen:
             raise CommandError(f"{code(key)} is given twice.", "autoscale on")
         seen.add(key)
-        if key in ("min", "max") and not (_ascii_number(value) and int(value) <= MAX_QUANTITY):
+        if key in ("min", "max") and not (ascii_digits(value) and int(value) <= MAX_QUANTITY):
             raise CommandError(
                 f"{shown(word)}: {key} must be a whole number up to {MAX_QUANTITY}.", "autoscale on"
             )
@@ -954,7 +955,7 @@ def _parse_autoscale_set(app: str | None, words: list[str]) -> Command:
         fits = value == "default" or (
             _SET_DURATION_RE.match(value)
             if key == "down_stabilization"
-            else _ascii_number(value) and 1 <= int(value) <= MAX_QUANTITY
+            else ascii_digits(value) and 1 <= int(value) <= MAX_QUANTITY
         )
         if not fits:
             what = (
@@ -976,7 +977,7 @@ def _parse_autoscale_schedule(app: str | None, words: list[str]) -> Command:
     if action == "remove" and len(words) == 2 and words[1].isdigit() and int(words[1]) > 0:
         return Command("autoscale", app=app, mode="schedule", topic="remove", limit=int(words[1]))
     usage = "Say `schedule add mon-fri 08:00-18:00 min=3`, `schedule list` or `schedule remove N`."
-    if action == "remove" and len(words) == 2 and _ascii_number(words[1]):
+    if action == "remove" and len(words) == 2 and ascii_digits(words[1]):
         raise CommandError(
             "Windows are numbered from 1, as `schedule list` shows.", "autoscale schedule"
         )
@@ -991,7 +992,7 @@ def _parse_autoscale_schedule(app: str | None, words: list[str]) -> Command:
     for word in words[3:]:
         key, _, value = word.partition("=")
         key = key.lower()
-        count = key in ("min", "max") and _ascii_number(value) and int(value) <= MAX_QUANTITY
+        count = key in ("min", "max") and ascii_digits(value) and int(value) <= MAX_QUANTITY
         if count or (key == "tz" and value):
             options.append((key, value))
         else:
@@ -1046,7 +1047,7 @@ def _parse_releases(args: list[str], app: str | None) -> Command:
     count = rest[0] if rest else None
     if count is None:
         return Command("releases", app=app, limit=RELEASES_DEFAULT)
-    if not _ascii_number(count) or not 1 <= int(count) <= RELEASES_MAX:
+    if not ascii_digits(count) or not 1 <= int(count) <= RELEASES_MAX:
         _app_second(app, count, "releases")
         raise CommandError(f"Ask for 1 to {RELEASES_MAX} releases.", "releases")
     return Command("releases", app=app, limit=int(count))
@@ -1175,13 +1176,6 @@ def _set_meant(words: list[str], app: str) -> str:
         quoted = words[first - 1].partition("=")[0] + '="…"'
         said += f" A value with spaces goes in quotes: {code(quoted)}."
     return said
-
-
-def _ascii_number(word: str) -> bool:
-    """Whether `word` is a whole number in ASCII digits: `str.isdigit` alone also takes
-    other scripts' digits (full-width, Arabic-Indic), which are refused rather than read or
-    stored as typed."""
-    return word.isascii() and word.isdigit()
 
 
 def _masked(words: list[str]) -> list[str]:
@@ -1324,7 +1318,7 @@ def _parse_logs(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "logs")
     dyno, lines = None, None
     for word in rest:
-        if (_ascii_number(word) or _NEGATIVE_RE.match(word)) and lines is None:
+        if (ascii_digits(word) or _NEGATIVE_RE.match(word)) and lines is None:
             lines = int(word)
             if not 1 <= lines <= LOGS_MAX:
                 raise CommandError(f"Ask for 1 to {LOGS_MAX} lines.", "logs")
@@ -1336,7 +1330,7 @@ def _parse_logs(args: list[str], app: str | None) -> Command:
                 "web) and at most one number of lines.",
                 "logs",
             )
-        elif _ascii_number(word):
+        elif ascii_digits(word):
             raise CommandError(f"{shown(word)} is a second number of lines.", "logs")
         else:
             raise CommandError(f"{shown(word)} is neither a dyno nor a number.", "logs")
@@ -1439,7 +1433,7 @@ def app_typed_last(command: Command) -> tuple[str, str] | None:
         if not _PROCESS_TYPE_RE.match(typed):
             return None
         rest = [typed.lower()]
-    elif _ascii_number(typed):
+    elif ascii_digits(typed):
         if command.limit != LOGS_DEFAULT:
             return None  # a number of lines typed as well: two numbers, no one order
         rest = [typed]
@@ -1457,7 +1451,7 @@ def with_usage_if_a_number(command: Command, said: str) -> str:
     number: `logs 50 demo 200` has no one order to suggest (`app_typed_last`), and the
     usage shows where the app goes."""
     typed = command.app or ""
-    if _ascii_number(typed):
+    if ascii_digits(typed):
         return CommandError(said, command.verb).message
     return said
 

@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from policies.incidents import Event
+from policies.numbers import ascii_digits
 from policies.redact import mask
 
 MAX_BODY_BYTES = 1 << 20  # a notification carries one resource: far smaller than this
@@ -127,7 +128,7 @@ def _exit_status(value: Any) -> int | None:
     if isinstance(value, int):
         return value
     digits = value.strip().lstrip("-") if isinstance(value, str) else ""
-    if digits.isascii() and digits.isdigit() and len(value) < 6:  # int('²') raises
+    if ascii_digits(digits) and len(value) < 6:
         return int(value)
     return None
 

@@ -42,6 +42,8 @@ from slack_bolt.context import BoltContext
 from slack_bolt.request import BoltRequest
 from slack_bolt.request.internals import build_context
 
+from policies.numbers import whole_number
+
 MAX_SKEW = 300  # Slack's own advice: refuse requests more than five minutes old
 _MAX_TIMESTAMP_DIGITS = 12  # epoch seconds have 10 digits until the year 2286
 _MAX_DEPTH = 4  # event -> message -> ... nesting bolt follows
@@ -160,11 +162,10 @@ def _authenticate(
     signature = headers.get("X-Slack-Signature") or ""
     if not timestamp or not signature:
         return Refusal(401, "unsigned")
-    # str.isdigit() accepts '²' and other digits int() refuses; and int() of 5,000
-    # digits raises: only a few ASCII digits are a timestamp.
-    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > _MAX_TIMESTAMP_DIGITS:
+    sent_at = whole_number(timestamp, _MAX_TIMESTAMP_DIGITS)
+    if sent_at is None:
         return Refusal(401, "malformed timestamp")
-    if abs(now - int(timestamp)) > MAX_SKEW:
+    if abs(now - sent_at) > MAX_SKEW:
         return Refusal(401, "stale timestamp")
     base = b"v0:" + timestamp.encode() + b":" + body
     expected = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
