@@ -95,14 +95,15 @@ def decide_worker(
     list keeps its count (a typo in the proc's name must not stop every worker).
     """
     value = info.get(process_type)
-    if value is None:
+    if value is None or not _is_count(value):
+        # No number is no data, not "no jobs": keep what runs.
         keep = min(max(current, low), high)
-        return WorkerDecision(
-            current,
-            keep,
-            _arrow(f"the endpoint lists no {process_type}", process_type, current, keep),
+        what = (
+            f"the endpoint lists no {process_type}"
+            if value is None
+            else f"the endpoint's {process_type} is {value:g}, not a number of 0 or more"
         )
-    value = max(0.0, float(value))
+        return WorkerDecision(current, keep, _arrow(what, process_type, current, keep))
     if target.kind == "jobs":
         wanted = math.ceil(value / target.value - _EPSILON)
         shown = f"{value:g} jobs waiting, {target.value:g} per dyno"
@@ -120,11 +121,23 @@ def decide_worker(
     desired = min(max(wanted, low), high)
     why = ""
     busy = busy_jobs(info, process_type)
-    if desired < current and busy is not None and busy > 0:
-        desired, why = current, f", but {busy:g} jobs are in progress"
+    if desired < current and busy is not None and busy != 0:
+        # Anything but a clean 0 may be jobs that a scale-down would kill.
+        desired, why = (
+            current,
+            (
+                f", but {busy:g} jobs are in progress"
+                if _is_count(busy)
+                else f", but the endpoint's {process_type}{BUSY_SUFFIX} is {busy:g}, not a count"
+            ),
+        )
     desired, step = within_max_step(max_step, current, desired)  # the registry's guardrail
     why += step
     return WorkerDecision(current, desired, _arrow(shown + why, process_type, current, desired))
+
+
+def _is_count(value: float) -> bool:
+    return math.isfinite(value) and value >= 0
 
 
 def _arrow(what: str, ptype: str, current: int, desired: int) -> str:

@@ -62,11 +62,48 @@ def fetch_queue_info(
             f"the app's HireFire endpoint answered {status}; "
             "check HIREFIRE_TOKEN in the app and the bot"
         )
+    return parse_queue_info(body)
+
+
+def parse_queue_info(body: bytes) -> dict[str, float]:
+    """The entries of an answer as name to value, each value a finite number of 0 or more;
+    a QueueInfoError for anything else. The whole answer is refused for one bad entry: a
+    value that is no number is no data, not "no jobs", so no type is scaled from it."""
     try:
         entries = json.loads(body)
-        info = {str(e["name"]): float(e["value"]) for e in entries}
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, RecursionError):  # not JSON (HTML, a login page), or nested past reason
+        entries = None
+    if not isinstance(entries, list) or not all(_is_entry(e) for e in entries):
+        raise QueueInfoError("the app's HireFire endpoint did not answer a list of {name, value}")
+    info: dict[str, float] = {}
+    for entry in entries:
+        name, value = entry["name"], entry["value"]
+        if name in info:
+            raise QueueInfoError(f"the app's HireFire endpoint lists {_shown(name)} twice")
+        info[name] = _count(name, value)
+    return info
+
+
+def _is_entry(entry: object) -> bool:
+    return isinstance(entry, dict) and isinstance(entry.get("name"), str) and "value" in entry
+
+
+def _count(name: str, value: object) -> float:
+    # JSON's true is Python's 1, and "3" is text: neither is a count the app meant.
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    try:
+        number = None if number is None else float(number)
+    except OverflowError:  # an int past any float (1e309 is already inf)
+        number = math.inf
+    if number is None or not math.isfinite(number) or number < 0:
+        shown = json.dumps(value if number is None else number)[:20]  # NaN, Infinity too
         raise QueueInfoError(
-            "the app's HireFire endpoint did not answer a list of {name, value}"
-        ) from None
-    return {name: value for name, value in info.items() if math.isfinite(value)}
+            f"the app's HireFire endpoint answered {_shown(name)} = {shown}, "
+            "not a number of 0 or more"
+        )
+    return number
+
+
+def _shown(name: str) -> str:
+    # The caller escapes the whole reason for Slack; a name is cut short, not trusted.
+    return f"`{name[:40]}`"

@@ -1,0 +1,192 @@
+"""An app's HireFire endpoint is the app's: possibly buggy, possibly hostile. Whatever it
+answers over real HTTP on 127.0.0.1, the client (`bot.metrics.hirefire`) says one plain
+reason or hands back clean numbers, within its size and time, and the worker type is never
+scaled down on an answer that is not one."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import math
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from bot.metrics.hirefire import QueueInfoError, fetch_queue_info
+from policies.worker_autoscale import WorkerTarget, decide_worker
+
+TOKEN = "hf-hostile-token"
+LATENCY = WorkerTarget("latency", 30.0)
+
+# What a buggy or hostile app may send instead of `[{"name": "worker", "value": N}]`.
+GARBLED = {
+    "object": b'{"name": "worker", "value": 3}',
+    "html": b"<html><body>Sign in</body></html>",
+    "strings": b'[{"name": "worker", "value": "3"}]',
+    "negative": b'[{"name": "worker", "value": -5}]',
+    "nan": b'[{"name": "worker", "value": NaN}]',
+    "infinity": b'[{"name": "worker", "value": Infinity}]',
+    "past-float": b'[{"name": "worker", "value": 1e309}]',
+    "huge-int": b'[{"name": "worker", "value": ' + b"9" * 400 + b"}]",
+    "bool": b'[{"name": "worker", "value": true}]',
+    "nested": b'[{"name": "worker", "value": [1]}]',
+    "null": b'[{"name": "worker", "value": null}]',
+    "name-object": b'[{"name": {"worker": 1}, "value": 1}]',
+    "duplicate": b'[{"name": "worker", "value": 100}, {"name": "worker", "value": 0}]',
+    "busy-nan": b'[{"name": "worker", "value": 0}, {"name": "worker_busy", "value": NaN}]',
+    "busy-negative": b'[{"name": "worker", "value": 0}, {"name": "worker_busy", "value": -1}]',
+    "busy-string": b'[{"name": "worker", "value": 0}, {"name": "worker_busy", "value": "2"}]',
+    "busy-past-float": b'[{"name": "worker", "value": 0}, {"name": "worker_busy", "value": 2e308}]',
+    "deep": b"[" * 20_000 + b"]" * 20_000,  # within the size limit, past the parser's stack
+}
+
+
+class _App(http.server.BaseHTTPRequestHandler):
+    """`/<case>/hirefire/<token>/info` answers as the case says."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.server.paths.append(self.path)  # type: ignore[attr-defined]
+        case = self.path.split("/")[1]
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            if case in GARBLED:
+                self._send(200, GARBLED[case])
+            elif case == "markup":
+                self._send(200, b'[{"name": "<!channel> `x`", "value": 1}]')
+            elif case.startswith("status"):
+                self._send(int(case.removeprefix("status")), b"[]")
+
+    def _send(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def app() -> Iterator[tuple[str, list[str]]]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _App)
+    server.daemon_threads = True
+    server.paths = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", server.paths  # type: ignore[attr-defined]
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.mark.parametrize("case", list(GARBLED))
+def test_an_answer_that_is_not_a_list_of_counts_is_refused_whole(app, case):
+    url, _ = app
+    with pytest.raises(QueueInfoError) as caught:
+        fetch_queue_info(f"{url}/{case}", TOKEN)
+    said = str(caught.value)
+    assert said.startswith("the app's HireFire endpoint ") and TOKEN not in said
+
+
+def test_the_reason_names_the_entry_that_is_wrong(app):
+    url, _ = app
+    with pytest.raises(
+        QueueInfoError, match=r"answered `worker_busy` = NaN, not a number of 0 or more"
+    ):
+        fetch_queue_info(f"{url}/busy-nan", TOKEN)
+    with pytest.raises(QueueInfoError, match=r"lists `worker` twice"):
+        fetch_queue_info(f"{url}/duplicate", TOKEN)
+
+
+def test_a_name_is_handed_back_as_the_app_wrote_it(app):
+    # Names are matched against our process types, never echoed in chat unescaped.
+    url, _ = app
+    assert fetch_queue_info(f"{url}/markup", TOKEN) == {"<!channel> `x`": 1.0}
+
+
+@pytest.mark.parametrize(
+    "info",
+    [
+        {"worker": 0.0, "worker_busy": math.nan},
+        {"worker": 0.0, "worker_busy": -1.0},
+        {"worker": 0.0, "worker_busy": math.inf},
+    ],
+)
+def test_never_down_while_the_busy_count_is_not_a_clean_zero(info):
+    held = decide_worker(LATENCY, "worker", 3, 0, 10, info)
+    assert held.desired == 3, held.reason
+    assert "worker_busy" in held.reason
+
+
+@pytest.mark.parametrize("value", [math.nan, -1.0, math.inf, -math.inf])
+def test_a_queue_value_that_is_no_number_keeps_the_count(value):
+    held = decide_worker(LATENCY, "worker", 3, 0, 10, {"worker": value})
+    assert held.desired == 3, held.reason
+    assert held.reason.endswith("worker stays at 3")
+
+
+# -- What the worker's tick does with such an answer ----------------------------------------
+
+NOW = datetime(2026, 6, 3, 12, 0, 30, tzinfo=UTC)
+
+
+def _tick_against(config, monkeypatch, tmp_path, queue_urls: dict[str, str]):
+    """The real worker tick, `worker` of each app on with min=0, against those endpoints."""
+    from bot.services import Services
+    from bot.store.audit import Actor
+    from bot.worker.autoscale import Autoscaler
+    from bot.worker.autoscale_workers import WorkerAutoscaler
+    from policies.commands import parse
+    from tests.conftest import ADMIN
+
+    monkeypatch.setenv("HIREFIRE_TOKEN", TOKEN)
+    registry = tmp_path / "deploybot.yml"
+    registry.write_text(
+        "apps:\n"
+        + "".join(
+            f"  {name}:\n    platform: heroku\n    channel: C{name.upper()}\n"
+            f"    autoscale:\n      queue_url: {url}\n"
+            for name, url in queue_urls.items()
+        )
+    )
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(registry))
+    services = Services(config)
+    for name in queue_urls:
+        reply = services.actions.run(
+            Actor(ADMIN, source="console"),
+            parse(f"autoscale {name} worker on target=latency:30s min=0 max=10"),
+        )
+        assert reply.public, reply.text
+    said: list = []
+    scaler = WorkerAutoscaler(services, Autoscaler(services, lambda c, t: said.append((c, t))))
+    return services, scaler, said
+
+
+@pytest.mark.parametrize("case", ["busy-nan", "busy-past-float", "huge-int", "deep", "status500"])
+def test_the_tick_holds_a_worker_type_on_an_answer_that_is_no_answer(
+    app, config, heroku, monkeypatch, tmp_path, case
+):
+    from bot.store.audit import Actor
+    from policies.commands import parse
+    from tests.conftest import ADMIN
+
+    url, _ = app
+    services, scaler, said = _tick_against(
+        config, monkeypatch, tmp_path, {"myapp": f"{url}/{case}"}
+    )
+    try:
+        [held] = scaler.tick(NOW)
+        assert (held.actual, held.desired, held.acted) == (1, 1, False)
+        assert held.reason.startswith("could not read the job queue (the app's HireFire endpoint ")
+        assert held.reason.endswith("): worker stays at 1")
+        assert heroku.formation("myapp")["worker"][0] == 1 and said == []
+        status = services.actions.run(
+            Actor(ADMIN, source="console"), parse("autoscale myapp status")
+        ).text
+        assert "held: could not read the job queue (the app's HireFire endpoint " in status
+        assert TOKEN not in status
+    finally:
+        services.db.dispose()
