@@ -6,20 +6,28 @@ trickles a byte before each timeout holds a thread for hours. An app's HireFire 
 a build's output stream, a log session, an S3 log bundle and a `response_url`'s answer
 are read here instead, from the urllib3 response (`requests.Response.raw`, or urllib3's
 own with `preload_content=False`), one socket read at a time, decoded (gzip included)
-before it is counted.
+before it is counted. `get_once` bounds the whole of a GET, headers included, for a host
+that is not ours at all.
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.client
+import socket
+import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import requests
 import urllib3
+from requests import certs
 from urllib3 import BaseHTTPResponse
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.exceptions import ConnectTimeoutError, ReadTimeoutError
+from urllib3.util import parse_url
 
 CHUNK = 64 * 1024
 # A build's output, a log session or a log bundle is read for its end: 1 MiB holds
@@ -30,6 +38,12 @@ TAIL_KEEP, TAIL_LIMIT, TAIL_SECONDS = 1 << 20, 32 << 20, 60.0
 # What a streamed answer can raise: requests' errors, and urllib3's, which reads from
 # `response.raw` raise unwrapped.
 UNREADABLE = (requests.RequestException, urllib3.exceptions.HTTPError)
+
+
+# What `get_once` raises besides those: it speaks to the socket through http.client.
+UNREACHABLE = (*UNREADABLE, OSError, http.client.HTTPException)
+# A wait that ran out: one socket wait's (urllib3's or the socket's own), or the deadline's.
+TIMED_OUT = (TimeoutError, ReadTimeoutError, ConnectTimeoutError)
 
 
 class BodyTooLarge(Exception):
@@ -45,6 +59,61 @@ def read_within(response: BaseHTTPResponse, limit: int, seconds: float) -> bytes
             raise BodyTooLarge(f"more than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def get_once(
+    url: str, limit: int, seconds: float, headers: Mapping[str, str] | None = None
+) -> tuple[int, bytes]:
+    """The status and, for a 200, the body of one GET of `url`, no redirect followed, all of
+    it within `seconds`: connecting, the headers and the body. `TimeoutError` past
+    `seconds`, `BodyTooLarge` past `limit` bytes, one of `UNREACHABLE` for the rest.
+
+    A socket's timeout bounds each wait, and http.client reads headers a line at a time: a
+    host that sends a byte of them every few seconds would hold the caller for hours. So
+    a watchdog shuts the socket down at the deadline, whatever the reader is waiting for."""
+    where = parse_url(url)
+    connection = (
+        # The CA bundle requests trusts for every other host.
+        HTTPSConnection(where.host or "", where.port, timeout=seconds, ca_certs=certs.where())
+        if where.scheme == "https"
+        else HTTPConnection(where.host or "", where.port, timeout=seconds)
+    )
+    finished, cut = threading.Event(), threading.Event()
+    watchdog = threading.Thread(
+        target=_cut_at_deadline, args=(connection, seconds, finished, cut), daemon=True
+    )
+    watchdog.start()
+    try:
+        connection.request(
+            "GET", where.request_uri, headers=dict(headers or {}), preload_content=False
+        )
+        answer = connection.getresponse()
+        body = read_within(answer, limit, seconds) if answer.status == 200 else b""
+    except UNREACHABLE:
+        if cut.is_set():  # what the cut socket raised, whichever it was
+            raise TimeoutError(f"no answer within {seconds:g} s") from None
+        raise
+    finally:
+        finished.set()
+        connection.close()
+    if cut.is_set():  # cut mid-body: what was read may look whole and is not
+        raise TimeoutError(f"no answer within {seconds:g} s")
+    return answer.status, body
+
+
+def _cut_at_deadline(
+    connection: HTTPConnection, seconds: float, finished: threading.Event, cut: threading.Event
+) -> None:
+    if finished.wait(seconds):
+        return
+    cut.set()
+    # Again until the reader gives up: the socket may not be made yet, or be replaced by
+    # its TLS wrapping, when the deadline comes.
+    while not finished.is_set():
+        if (sock := connection.sock) is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        finished.wait(0.05)
 
 
 def read_and_release(answer: BaseHTTPResponse, limit: int, seconds: float) -> bytes:

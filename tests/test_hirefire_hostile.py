@@ -9,11 +9,15 @@ import contextlib
 import http.server
 import math
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+import urllib3
 
+from bot.logs import LogfmtFormatter
+from bot.metrics import hirefire
 from bot.metrics.hirefire import QueueInfoError, fetch_queue_info
 from policies.worker_autoscale import WorkerTarget, decide_worker
 
@@ -42,6 +46,14 @@ GARBLED = {
     "deep": b"[" * 20_000 + b"]" * 20_000,  # within the size limit, past the parser's stack
 }
 
+# Where a hostile app may send the bot instead; the token is in the path it was asked for.
+REDIRECTS = {
+    "to-metadata": "http://169.254.169.254/latest/meta-data/",
+    "to-another-host": "http://localhost:{port}/object/hirefire/x/info",
+    "to-a-file": "file:///etc/passwd",
+    "to-https": "https://127.0.0.1:{port}/hirefire/" + TOKEN + "/info",
+}
+
 
 class _App(http.server.BaseHTTPRequestHandler):
     """`/<case>/hirefire/<token>/info` answers as the case says."""
@@ -58,6 +70,26 @@ class _App(http.server.BaseHTTPRequestHandler):
                 self._send(200, b'[{"name": "<!channel> `x`", "value": 1}]')
             elif case.startswith("status"):
                 self._send(int(case.removeprefix("status")), b"[]")
+            elif case in REDIRECTS:
+                self.send_response(302)
+                where = REDIRECTS[case].format(port=self.server.server_port)
+                self.send_header("Location", where)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            elif case == "header-drip":  # a byte at a time, each within one read's timeout
+                self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                for byte in b"X-Slow: " + b"z" * 40:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            elif case == "chunked":  # no Content-Length: the size shows only as it is read
+                self.send_response(200)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                chunk = b'[{"name": "worker", "value": 1}, ' * 250
+                for _ in range(400):  # 3 MiB in all, bounded
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.write(b"0\r\n\r\n")
 
     def _send(self, status: int, body: bytes) -> None:
         self.send_response(status)
@@ -133,7 +165,9 @@ def test_a_queue_value_that_is_no_number_keeps_the_count(value):
 NOW = datetime(2026, 6, 3, 12, 0, 30, tzinfo=UTC)
 
 
-def _tick_against(config, monkeypatch, tmp_path, queue_urls: dict[str, str]):
+def _tick_against(
+    config, monkeypatch, tmp_path, queue_urls: dict[str, str], token_env: str = "HIREFIRE_TOKEN"
+):
     """The real worker tick, `worker` of each app on with min=0, against those endpoints."""
     from bot.services import Services
     from bot.store.audit import Actor
@@ -142,13 +176,13 @@ def _tick_against(config, monkeypatch, tmp_path, queue_urls: dict[str, str]):
     from policies.commands import parse
     from tests.conftest import ADMIN
 
-    monkeypatch.setenv("HIREFIRE_TOKEN", TOKEN)
+    monkeypatch.setenv(token_env, TOKEN)
     registry = tmp_path / "deploybot.yml"
     registry.write_text(
         "apps:\n"
         + "".join(
             f"  {name}:\n    platform: heroku\n    channel: C{name.upper()}\n"
-            f"    autoscale:\n      queue_url: {url}\n"
+            f"    autoscale:\n      queue_url: {url}\n      queue_token_env: {token_env}\n"
             for name, url in queue_urls.items()
         )
     )
@@ -165,20 +199,28 @@ def _tick_against(config, monkeypatch, tmp_path, queue_urls: dict[str, str]):
     return services, scaler, said
 
 
-@pytest.mark.parametrize("case", ["busy-nan", "busy-past-float", "huge-int", "deep", "status500"])
+@pytest.mark.parametrize(
+    "case",
+    ["busy-nan", "busy-past-float", "huge-int", "deep", "status500", "to-metadata", "header-drip"],
+)
 def test_the_tick_holds_a_worker_type_on_an_answer_that_is_no_answer(
-    app, config, heroku, monkeypatch, tmp_path, case
+    app, config, heroku, monkeypatch, tmp_path, dialed, caplog, case
 ):
     from bot.store.audit import Actor
     from policies.commands import parse
     from tests.conftest import ADMIN
 
     url, _ = app
+    monkeypatch.setattr(hirefire, "TIMEOUT_S", 0.5)
     services, scaler, said = _tick_against(
         config, monkeypatch, tmp_path, {"myapp": f"{url}/{case}"}
     )
     try:
-        [held] = scaler.tick(NOW)
+        with caplog.at_level("DEBUG"):
+            [held] = scaler.tick(NOW)
+        # urllib3's own warnings quote the URL: the line the bot writes must not.
+        lines = [LogfmtFormatter().format(record) for record in caplog.records]
+        assert lines and not [line for line in lines if TOKEN in line]
         assert (held.actual, held.desired, held.acted) == (1, 1, False)
         assert held.reason.startswith("could not read the job queue (the app's HireFire endpoint ")
         assert held.reason.endswith("): worker stays at 1")
@@ -188,5 +230,85 @@ def test_the_tick_holds_a_worker_type_on_an_answer_that_is_no_answer(
         ).text
         assert "held: could not read the job queue (the app's HireFire endpoint " in status
         assert TOKEN not in status
+    finally:
+        services.db.dispose()
+
+
+@pytest.fixture
+def dialed(monkeypatch) -> list[tuple[str, int]]:
+    """Every address the client connects to; only loopback is let through, so a followed
+    redirect to another address is seen here and sends nothing off this machine."""
+    seen: list[tuple[str, int]] = []
+    connect = urllib3.util.connection.create_connection
+
+    def loopback_only(address, *args, **kwargs):
+        seen.append(address)
+        if address[0] not in ("127.0.0.1", "localhost"):
+            raise ConnectionRefusedError("the test lets only loopback through")
+        return connect(address, *args, **kwargs)
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", loopback_only)
+    return seen
+
+
+@pytest.mark.parametrize("case", list(REDIRECTS))
+def test_a_redirect_is_not_followed(app, dialed, case):
+    url, paths = app
+    before = len(paths)
+    with pytest.raises(QueueInfoError) as caught:
+        fetch_queue_info(f"{url}/{case}", TOKEN)
+    assert str(caught.value) == (
+        "the app's HireFire endpoint answered a redirect (302); set the registry's "
+        "queue_url to the address it answers at"
+    )
+    assert dialed == [("127.0.0.1", int(url.rsplit(":", 1)[1]))]
+    assert paths[before:] == [f"/{case}/hirefire/{TOKEN}/info"]
+
+
+def test_headers_that_trickle_are_cut_at_the_deadline_not_per_read(app, monkeypatch):
+    url, _ = app
+    monkeypatch.setattr(hirefire, "TIMEOUT_S", 0.5)
+    started = time.monotonic()
+    with pytest.raises(QueueInfoError) as caught:
+        fetch_queue_info(f"{url}/header-drip", TOKEN)
+    assert str(caught.value) == "the app's HireFire endpoint did not answer within 0.5 s"
+    assert time.monotonic() - started < 1.5  # the drip would go on for 4 s
+
+
+def test_a_chunked_answer_past_the_limit_is_cut_without_a_length(app):
+    url, _ = app
+    with pytest.raises(QueueInfoError, match="answered more than 64 KiB"):
+        fetch_queue_info(f"{url}/chunked", TOKEN)
+
+
+@pytest.mark.parametrize(
+    ("status", "says"),
+    [
+        (401, "answered 401; check HIREFIRE_TOKEN in the app and the bot"),
+        (404, "answered 404; check HIREFIRE_TOKEN in the app and the bot"),
+        (500, "answered 500 instead of its queues; the app's logs say why"),
+        (429, "answered 429 instead of its queues; the app's logs say why"),
+    ],
+)
+def test_an_error_status_says_where_to_look(app, status, says):
+    url, _ = app
+    with pytest.raises(QueueInfoError) as caught:
+        fetch_queue_info(f"{url}/status{status}", TOKEN)
+    assert str(caught.value) == f"the app's HireFire endpoint {says}"
+
+
+def test_a_refused_token_names_the_variable_the_registry_gave(
+    app, config, heroku, monkeypatch, tmp_path
+):
+    url, _ = app
+    services, scaler, _ = _tick_against(
+        config, monkeypatch, tmp_path, {"myapp": f"{url}/status404"}, token_env="MYAPP_HF_TOKEN"
+    )
+    try:
+        [held] = scaler.tick(NOW)
+        assert held.reason == (
+            "could not read the job queue (the app's HireFire endpoint answered 404; check "
+            "MYAPP_HF_TOKEN in the app and the bot): worker stays at 1"
+        )
     finally:
         services.db.dispose()

@@ -458,8 +458,8 @@ def test_a_worker_type_turned_off_while_its_endpoint_answered_is_not_scaled(
     queue.latency = 75.0
     read = autoscale_workers.fetch_queue_info
 
-    def answered_slowly(url, token):
-        info = read(url, token)
+    def answered_slowly(url, token, token_env):
+        info = read(url, token, token_env)
         _worker_on(services, mode="shadow")  # a person, meanwhile
         return info
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 import math
 
-import requests
-import urllib3
+from urllib3.exceptions import NewConnectionError
 
-from bot.http_bodies import UNREADABLE, BodyTooLarge, read_within
+from bot.http_bodies import TIMED_OUT, UNREACHABLE, BodyTooLarge, get_once
 
 TIMEOUT_S = 5.0  # the tick must not hang on a slow app; HireFire itself waits 10 s
 # An answer lists the app's queues: a few hundred bytes. Anything past this is not one,
@@ -30,37 +29,47 @@ def info_url(app_url: str, token: str) -> str:
 
 
 def fetch_queue_info(
-    app_url: str, token: str, session: requests.Session | None = None
+    app_url: str, token: str, token_env: str = "HIREFIRE_TOKEN"
 ) -> dict[str, float]:
-    """The endpoint's entries as name to value; a QueueInfoError says why not."""
-    getter = session or requests
-    url = info_url(app_url, token)
+    """The endpoint's entries as name to value; a QueueInfoError says why not (`token_env`:
+    the variable the bot's token came from, named when the app refuses it)."""
     try:
-        with getter.get(
-            url, timeout=TIMEOUT_S, headers={"Accept": "application/json"}, stream=True
-        ) as response:
-            status = response.status_code
-            body = read_within(response.raw, MAX_BODY_BYTES, TIMEOUT_S) if status == 200 else b""
+        status, body = get_once(
+            info_url(app_url, token), MAX_BODY_BYTES, TIMEOUT_S, {"Accept": "application/json"}
+        )
     except BodyTooLarge:
         raise QueueInfoError(
             f"the app's HireFire endpoint answered more than {MAX_BODY_BYTES // 1024} KiB, "
             "which is no list of queues"
         ) from None
-    except (requests.Timeout, TimeoutError, urllib3.exceptions.ReadTimeoutError):
-        raise QueueInfoError(
-            f"the app's HireFire endpoint did not answer within {TIMEOUT_S:g} s"
-        ) from None
-    except UNREADABLE as exc:
-        # Only the kind of failure: requests' message quotes the URL, and the URL holds the
+    except UNREACHABLE as exc:
+        # urllib3's refused connection is a kind of its connect timeout, for old callers.
+        if isinstance(exc, TIMED_OUT) and not isinstance(exc, NewConnectionError):
+            raise QueueInfoError(
+                f"the app's HireFire endpoint did not answer within {TIMEOUT_S:g} s"
+            ) from None
+        # Only the kind of failure: a message may quote the URL, and the URL holds the
         # token, which would then show in `autoscale APP status`, App Home and the log.
         raise QueueInfoError(
             f"cannot reach the app's HireFire endpoint ({type(exc).__name__})"
         ) from None
-    if status != 200:
+    if 300 <= status < 400:
+        # Not followed: the app would choose where the bot connects (another host, a
+        # cloud metadata address), and the address it gives may hold the token.
+        raise QueueInfoError(
+            f"the app's HireFire endpoint answered a redirect ({status}); set the registry's "
+            "queue_url to the address it answers at"
+        )
+    if status in (401, 403, 404):
         # hirefire-resource passes unknown paths (a wrong token) to the app: a 404 here.
         raise QueueInfoError(
             f"the app's HireFire endpoint answered {status}; "
-            "check HIREFIRE_TOKEN in the app and the bot"
+            f"check {token_env} in the app and the bot"
+        )
+    if status != 200:
+        raise QueueInfoError(
+            f"the app's HireFire endpoint answered {status} instead of its queues; "
+            "the app's logs say why"
         )
     return parse_queue_info(body)
 

@@ -76,7 +76,7 @@ class WorkerAutoscaler:
             token = os.environ.get(target.queue_token_env, "")
             if not token:
                 raise QueueInfoError(f"{target.queue_token_env} is not set in the bot")
-            info = fetch_queue_info(target.queue_url, token)
+            info = fetch_queue_info(target.queue_url, token, target.queue_token_env)
         except QueueInfoError as exc:
             # Recorded, so `autoscale APP status` says why nothing moves; the channel is not
             # told every tick. What runs is usually known, so this costs no API call.
