@@ -76,6 +76,8 @@ class _App(http.server.BaseHTTPRequestHandler):
                 self.send_header("Location", where)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+            elif case == "hang":  # reads the request, then says nothing for a while
+                time.sleep(3)
             elif case == "header-drip":  # a byte at a time, each within one read's timeout
                 self.wfile.write(b"HTTP/1.1 200 OK\r\n")
                 for byte in b"X-Slow: " + b"z" * 40:
@@ -166,9 +168,16 @@ NOW = datetime(2026, 6, 3, 12, 0, 30, tzinfo=UTC)
 
 
 def _tick_against(
-    config, monkeypatch, tmp_path, queue_urls: dict[str, str], token_env: str = "HIREFIRE_TOKEN"
+    config,
+    monkeypatch,
+    tmp_path,
+    queue_urls: dict[str, str],
+    token_env: str = "HIREFIRE_TOKEN",
+    types: dict[str, tuple[str, ...]] | None = None,
 ):
-    """The real worker tick, `worker` of each app on with min=0, against those endpoints."""
+    """The real worker tick, `worker` (or `types`) of each app on with min=0, against
+    those endpoints."""
+    types = types or {}
     from bot.services import Services
     from bot.store.audit import Actor
     from bot.worker.autoscale import Autoscaler
@@ -189,11 +198,12 @@ def _tick_against(
     monkeypatch.setenv("DEPLOYBOT_CONFIG", str(registry))
     services = Services(config)
     for name in queue_urls:
-        reply = services.actions.run(
-            Actor(ADMIN, source="console"),
-            parse(f"autoscale {name} worker on target=latency:30s min=0 max=10"),
-        )
-        assert reply.public, reply.text
+        for ptype in types.get(name, ("worker",)):
+            reply = services.actions.run(
+                Actor(ADMIN, source="console"),
+                parse(f"autoscale {name} {ptype} on target=latency:30s min=0 max=10"),
+            )
+            assert reply.public, reply.text
     said: list = []
     scaler = WorkerAutoscaler(services, Autoscaler(services, lambda c, t: said.append((c, t))))
     return services, scaler, said
@@ -309,6 +319,47 @@ def test_a_refused_token_names_the_variable_the_registry_gave(
         assert held.reason == (
             "could not read the job queue (the app's HireFire endpoint answered 404; check "
             "MYAPP_HF_TOKEN in the app and the bot): worker stays at 1"
+        )
+    finally:
+        services.db.dispose()
+
+
+def test_an_app_that_never_answers_costs_the_others_one_timeout_per_tick(
+    app, config, heroku, monkeypatch, tmp_path
+):
+    url, paths = app
+    heroku.add_app("hung", formation={"worker": (1, "standard-1x"), "mailer": (1, "standard-1x")})
+    heroku.add_app("stuck", formation={"worker": (1, "standard-1x")})
+    monkeypatch.setattr(hirefire, "TIMEOUT_S", 1.0)
+    services, scaler, _ = _tick_against(
+        config,
+        monkeypatch,
+        tmp_path,
+        {"hung": f"{url}/hang", "stuck": f"{url}/hang", "myapp": f"{url}/busy-nan"},
+        types={"hung": ("worker", "mailer")},
+    )
+    try:
+        asked = len(paths)
+        started = time.monotonic()
+        decisions = scaler.tick(NOW)
+        took = time.monotonic() - started
+        # Three waits of a second one after the other before; now side by side.
+        assert took < 2.0, took
+        assert sorted(paths[asked:]) == [
+            f"/busy-nan/hirefire/{TOKEN}/info",
+            f"/hang/hirefire/{TOKEN}/info",  # once for both of hung's types
+            f"/hang/hirefire/{TOKEN}/info",
+        ]
+        held = {(d.app, d.process_type): d.reason for d in decisions}
+        assert set(held) == {
+            ("hung", "worker"),
+            ("hung", "mailer"),
+            ("stuck", "worker"),
+            ("myapp", "worker"),
+        }
+        assert held[("hung", "mailer")] == (
+            "could not read the job queue (the app's HireFire endpoint did not answer within "
+            "1 s): mailer stays at 1"
         )
     finally:
         services.db.dispose()

@@ -4,7 +4,8 @@ and act through the one actions path (`scale worker=N APP`), as the web tick doe
 
 The endpoint is `<registry queue_url>/hirefire/<token>/info`, the token from the bot's
 environment variable the registry names (`queue_token_env`, default HIREFIRE_TOKEN). It is
-the app's, not Heroku's: reading it costs no Heroku API call. What runs comes from the web
+the app's, not Heroku's: reading it costs no Heroku API call. Each app's is read once a
+tick, all side by side, so an app that never answers holds up the others by one timeout. What runs comes from the web
 tick's `Autoscaler` (`quantity`), which knows each type from webhooks and our own writes
 and reads the formation only after 15 minutes of silence, within the account's API
 budget; scaling spends from the same budget (`scale`). Every decision, acted on or not, is
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from bot.metrics.hirefire import QueueInfoError, fetch_queue_info
@@ -30,6 +32,20 @@ from policies.slack_text import escape
 from policies.worker_autoscale import decide_worker
 
 log = logging.getLogger(__name__)
+# Endpoints read at once: more apps than this wait for a reader, a timeout at most each.
+MAX_READERS = 16
+# An app's answer: its queues, or why they could not be read.
+Queues = dict[str, float] | QueueInfoError
+
+
+def _read_queue(queue_url: str, token_env: str) -> Queues:
+    token = os.environ.get(token_env, "")
+    if not token:
+        return QueueInfoError(f"{token_env} is not set in the bot")
+    try:
+        return fetch_queue_info(queue_url, token, token_env)
+    except QueueInfoError as exc:
+        return exc
 
 
 class WorkerAutoscaler:
@@ -46,12 +62,12 @@ class WorkerAutoscaler:
         decisions, stored in one transaction."""
         now = now or datetime.now(UTC)
         done: list[Recorded] = []
+        enabled = [s for s in self._store.all_enabled() if only is None or s.app == only]
+        queues = self._read_queues({settings.app for settings in enabled})
         try:
-            for settings in self._store.all_enabled():
-                if only is not None and settings.app != only:
-                    continue
+            for settings in enabled:
                 try:
-                    recorded = self._one(settings, now)
+                    recorded = self._one(settings, now, queues.get(settings.app))
                 except (PlatformError, UnknownApp) as exc:
                     # One app's trouble must not stop the others; said in the log.
                     log.warning(
@@ -66,36 +82,47 @@ class WorkerAutoscaler:
             self._decisions.record_many(done)
         return done
 
-    def _one(self, settings: WorkerSettings, now: datetime) -> Recorded | None:
+    def _read_queues(self, apps: set[str]) -> dict[str, Queues]:
+        """Each app's endpoint read once, side by side: an app that never answers costs
+        the tick one timeout, not one per worker type and app after it."""
+        endpoints = {}
+        for app in apps:
+            try:
+                target = self._services.registry.resolve(app)
+            except UnknownApp:
+                continue  # `_one` says so
+            if target.platform == "heroku" and target.queue_url is not None:
+                endpoints[app] = (target.queue_url, target.queue_token_env)
+        if not endpoints:
+            return {}
+        with ThreadPoolExecutor(min(len(endpoints), MAX_READERS), "hirefire") as pool:
+            read = {app: pool.submit(_read_queue, *where) for app, where in endpoints.items()}
+        return {app: future.result() for app, future in read.items()}
+
+    def _one(
+        self, settings: WorkerSettings, now: datetime, queues: Queues | None
+    ) -> Recorded | None:
         resolved = self._services.resolve(settings.app)
         target = resolved.target
-        if target.platform != "heroku" or target.queue_url is None:
+        if target.platform != "heroku" or target.queue_url is None or queues is None:
             return None  # refused by `/deploy autoscale`; settings from before are ignored
         ptype = settings.process_type
-        try:
-            token = os.environ.get(target.queue_token_env, "")
-            if not token:
-                raise QueueInfoError(f"{target.queue_token_env} is not set in the bot")
-            info = fetch_queue_info(target.queue_url, token, target.queue_token_env)
-        except QueueInfoError as exc:
-            # Recorded, so `autoscale APP status` says why nothing moves; the channel is not
-            # told every tick. What runs is usually known, so this costs no API call.
-            log.warning("worker autoscale skipped", extra={"app": settings.app, "why": str(exc)})
-            current = self._scaler.quantity(resolved, ptype, now)
-            if current is None:
-                return None
-            why = escape(f"could not read the job queue ({exc}): {ptype} stays at {current}")
-            return Recorded(settings.app, now, current, current, False, why, current, ptype)
         current = self._scaler.quantity(resolved, ptype, now)
         if current is None:
             return None  # the API budget said not now (logged)
+        if isinstance(queues, QueueInfoError):
+            # Recorded, so `autoscale APP status` says why nothing moves; the channel is not
+            # told every tick. What runs is usually known, so this costs no API call.
+            log.warning("worker autoscale skipped", extra={"app": settings.app, "why": str(queues)})
+            why = escape(f"could not read the job queue ({queues}): {ptype} stays at {current}")
+            return Recorded(settings.app, now, current, current, False, why, current, ptype)
         decision = decide_worker(
             settings.target,
             ptype,
             current,
             settings.min,
             settings.max,
-            info,
+            queues,
             max_step=target.guardrails.max_step,
         )
         acted, reason = False, escape(decision.reason)  # Slack text from here, as for web
