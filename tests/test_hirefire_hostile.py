@@ -43,6 +43,7 @@ GARBLED = {
     "busy-negative": b'[{"name": "worker", "value": 0}, {"name": "worker_busy", "value": -1}]',
     "busy-string": b'[{"name": "worker", "value": 0}, {"name": "worker_busy", "value": "2"}]',
     "busy-past-float": b'[{"name": "worker", "value": 0}, {"name": "worker_busy", "value": 2e308}]',
+    "markup-twice": b'[{"name": "<!channel> `x`\\n", "value": 1}, {"name": "<!channel> `x`\\n", "value": 1}]',
     "deep": b"[" * 20_000 + b"]" * 20_000,  # within the size limit, past the parser's stack
 }
 
@@ -128,10 +129,10 @@ def test_an_answer_that_is_not_a_list_of_counts_is_refused_whole(app, case):
 def test_the_reason_names_the_entry_that_is_wrong(app):
     url, _ = app
     with pytest.raises(
-        QueueInfoError, match=r"answered `worker_busy` = NaN, not a number of 0 or more"
+        QueueInfoError, match=r'answered "worker_busy" = NaN, not a number of 0 or more'
     ):
         fetch_queue_info(f"{url}/busy-nan", TOKEN)
-    with pytest.raises(QueueInfoError, match=r"lists `worker` twice"):
+    with pytest.raises(QueueInfoError, match=r'lists "worker" twice'):
         fetch_queue_info(f"{url}/duplicate", TOKEN)
 
 
@@ -211,7 +212,16 @@ def _tick_against(
 
 @pytest.mark.parametrize(
     "case",
-    ["busy-nan", "busy-past-float", "huge-int", "deep", "status500", "to-metadata", "header-drip"],
+    [
+        "busy-nan",
+        "busy-past-float",
+        "huge-int",
+        "deep",
+        "status500",
+        "to-metadata",
+        "header-drip",
+        "markup-twice",
+    ],
 )
 def test_the_tick_holds_a_worker_type_on_an_answer_that_is_no_answer(
     app, config, heroku, monkeypatch, tmp_path, dialed, caplog, case
@@ -239,7 +249,9 @@ def test_the_tick_holds_a_worker_type_on_an_answer_that_is_no_answer(
             Actor(ADMIN, source="console"), parse("autoscale myapp status")
         ).text
         assert "held: could not read the job queue (the app's HireFire endpoint " in status
-        assert TOKEN not in status
+        assert TOKEN not in status and "<!channel>" not in status
+        if case == "markup-twice":  # the app's name as it wrote it, shown and not acted on
+            assert 'endpoint lists "&lt;!channel&gt; ˋxˋ\\n" twice): worker stays at 1' in status
     finally:
         services.db.dispose()
 

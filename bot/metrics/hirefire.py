@@ -114,5 +114,6 @@ def _count(name: str, value: object) -> float:
 
 
 def _shown(name: str) -> str:
-    # The caller escapes the whole reason for Slack; a name is cut short, not trusted.
-    return f"`{name[:40]}`"
+    # Quoted as JSON: cut short, and no newline or control character reaches a log line.
+    # The caller escapes the whole reason for Slack (a backtick here would become ˋ).
+    return json.dumps(name[:40])
