@@ -375,3 +375,40 @@ def test_an_app_that_never_answers_costs_the_others_one_timeout_per_tick(
         )
     finally:
         services.db.dispose()
+
+
+def test_a_read_that_nothing_cuts_short_still_ends_the_tick_on_time(
+    app, config, heroku, monkeypatch, tmp_path
+):
+    """A socket's deadline cannot cut everything (a name lookup waits on the resolver): the
+    tick stops waiting for such a read and holds that app, whatever holds the read up."""
+    from bot.worker import autoscale_workers
+
+    url, _ = app
+    heroku.add_app("stuck", formation={"worker": (1, "standard-1x")})
+    monkeypatch.setattr(hirefire, "TIMEOUT_S", 0.5)
+    services, scaler, _ = _tick_against(
+        config, monkeypatch, tmp_path, {"stuck": f"{url}/stuck", "myapp": f"{url}/busy-nan"}
+    )
+    released = threading.Event()
+    read = autoscale_workers.fetch_queue_info
+
+    def lookup_never_returns(queue_url, token, token_env):
+        if queue_url.endswith("/stuck"):
+            released.wait(10)
+        return read(queue_url, token, token_env)
+
+    monkeypatch.setattr(autoscale_workers, "fetch_queue_info", lookup_never_returns)
+    try:
+        started = time.monotonic()
+        decisions = scaler.tick(NOW)
+        assert time.monotonic() - started < 2.5
+        held = {d.app: d.reason for d in decisions}
+        assert held["stuck"] == (
+            "could not read the job queue (the app's HireFire endpoint did not answer within "
+            "0.5 s): worker stays at 1"
+        )
+        assert held["myapp"].startswith("could not read the job queue (the app's HireFire")
+    finally:
+        released.set()
+        services.db.dispose()

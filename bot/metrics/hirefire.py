@@ -28,6 +28,10 @@ def info_url(app_url: str, token: str) -> str:
     return f"{app_url.rstrip('/')}/hirefire/{token}/info"
 
 
+def not_answered() -> QueueInfoError:
+    return QueueInfoError(f"the app's HireFire endpoint did not answer within {TIMEOUT_S:g} s")
+
+
 def fetch_queue_info(
     app_url: str, token: str, token_env: str = "HIREFIRE_TOKEN"
 ) -> dict[str, float]:
@@ -45,9 +49,7 @@ def fetch_queue_info(
     except UNREACHABLE as exc:
         # urllib3's refused connection is a kind of its connect timeout, for old callers.
         if isinstance(exc, TIMED_OUT) and not isinstance(exc, NewConnectionError):
-            raise QueueInfoError(
-                f"the app's HireFire endpoint did not answer within {TIMEOUT_S:g} s"
-            ) from None
+            raise not_answered() from None
         # Only the kind of failure: a message may quote the URL, and the URL holds the
         # token, which would then show in `autoscale APP status`, App Home and the log.
         raise QueueInfoError(

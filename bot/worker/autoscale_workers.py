@@ -16,10 +16,12 @@ stored beside web's (`bot.store.autoscale_settings`, with its process type), so
 from __future__ import annotations
 
 import logging
+import math
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 
+from bot.metrics import hirefire
 from bot.metrics.hirefire import QueueInfoError, fetch_queue_info
 from bot.platforms.base import PlatformError
 from bot.registry import UnknownApp
@@ -95,9 +97,19 @@ class WorkerAutoscaler:
                 endpoints[app] = (target.queue_url, target.queue_token_env)
         if not endpoints:
             return {}
-        with ThreadPoolExecutor(min(len(endpoints), MAX_READERS), "hirefire") as pool:
-            read = {app: pool.submit(_read_queue, *where) for app, where in endpoints.items()}
-        return {app: future.result() for app, future in read.items()}
+        pool = ThreadPoolExecutor(min(len(endpoints), MAX_READERS), "hirefire")
+        read = {app: pool.submit(_read_queue, *where) for app, where in endpoints.items()}
+        # Each read ends within its timeout, but nothing cuts a name lookup short: past
+        # that (and a second's grace), the tick goes on and the read ends in its thread.
+        rounds = math.ceil(len(endpoints) / MAX_READERS)
+        wait(read.values(), timeout=hirefire.TIMEOUT_S * rounds + 1)
+        pool.shutdown(wait=False, cancel_futures=True)
+        return {
+            app: hirefire.not_answered()
+            if future.cancelled() or not future.done()
+            else future.result()
+            for app, future in read.items()
+        }
 
     def _one(
         self, settings: WorkerSettings, now: datetime, queues: Queues | None
