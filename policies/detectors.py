@@ -79,6 +79,16 @@ class Health:
 
 
 @dataclass(frozen=True)
+class QueueRead:
+    """One worker-type autoscaler decision: when, for which type, and the reason it gave
+    when the app's job-queue endpoint could not be read (None: it was read)."""
+
+    at: datetime
+    process_type: str
+    unread: str | None = None
+
+
+@dataclass(frozen=True)
 class AppState:
     """Everything the detectors look at for one app; a field left empty runs no detector."""
 
@@ -93,6 +103,7 @@ class AppState:
     autoscale_min: int | None = None
     autoscale_max: int | None = None  # None: autoscaling off
     health: Health | None = None
+    queue_reads: tuple[QueueRead, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,6 +123,7 @@ class DetectorRules:
     error_min_requests: int = 20  # per minute
     error_minutes: int = 3
     pinned_for: timedelta = timedelta(minutes=10)
+    queue_unread_for: timedelta = timedelta(minutes=10)
     # Longer than this between two decisions (or since the newest) and the autoscaler was
     # not running: the pinned run is broken, since nobody knows what it wanted meanwhile.
     decision_gap: timedelta = timedelta(minutes=2)
@@ -134,6 +146,7 @@ def detect(
             state.app, state.decisions, state.autoscale_max, now, rules, state.autoscale_min
         )
     events += stale(state.app, state.newest_metrics, state.watched_since, now, rules)
+    events += queue_unread(state.app, state.queue_reads, now, rules)
     if state.health is not None:
         events += health(state.app, state.health, now)
     return events
@@ -269,19 +282,8 @@ def pinned(
     wanted the maximum: traffic wants more than the app is allowed."""
     if minimum is not None and minimum >= maximum:
         return []  # a fixed count: always "at max", and nothing to raise
-    ordered = sorted(decisions, key=lambda d: d.at, reverse=True)
-    if not ordered or now - ordered[0].at > rules.decision_gap:
-        return []
-    run_start = None
-    later = ordered[0].at
-    for decision in ordered:
-        if decision.desired < maximum or later - decision.at > rules.decision_gap:
-            break
-        run_start, later = decision.at, decision.at
-    if run_start is None:
-        return []
-    held = ordered[0].at - run_start
-    if held < rules.pinned_for:
+    held = _held_for(((d.at, d.desired >= maximum) for d in decisions), now, rules)
+    if held is None or held < rules.pinned_for:
         return []
     return [
         Event(
@@ -292,6 +294,47 @@ def pinned(
             f"The autoscaler wanted its max of {maximum} web for {_minutes(held)} min.",
         )
     ]
+
+
+def queue_unread(
+    app: str,
+    reads: Iterable[QueueRead],
+    now: datetime,
+    rules: DetectorRules = DEFAULT_DETECTOR_RULES,
+) -> list[Event]:
+    """A `queue_unread` event per worker type (the subject) while every decision of it for
+    `queue_unread_for` found the app's job-queue endpoint unreadable: the autoscaler holds
+    the type where it is, through a backlog too, and says so only in its status."""
+    by_type: dict[str, list[QueueRead]] = {}
+    for read in reads:
+        by_type.setdefault(read.process_type, []).append(read)
+    events = []
+    for ptype, of_type in sorted(by_type.items()):
+        held = _held_for(((r.at, r.unread is not None) for r in of_type), now, rules)
+        if held is None or held < rules.queue_unread_for:
+            continue
+        newest = max(of_type, key=lambda r: r.at)
+        events.append(
+            Event(app, "queue_unread", ptype, now, f"For {_minutes(held)} min: {newest.unread}.")
+        )
+    return events
+
+
+def _held_for(
+    decisions: Iterable[tuple[datetime, bool]], now: datetime, rules: DetectorRules
+) -> timedelta | None:
+    """How long the newest unbroken run of decisions for which the condition holds has
+    lasted (no gap over `decision_gap`); None when the newest does not hold, or is older
+    than that gap (the autoscaler stopped, so nobody knows what holds meanwhile)."""
+    ordered = sorted(decisions, reverse=True)
+    if not ordered or now - ordered[0][0] > rules.decision_gap:
+        return None
+    run_start, later = None, ordered[0][0]
+    for at, holds in ordered:
+        if not holds or later - at > rules.decision_gap:
+            break
+        run_start, later = at, at
+    return None if run_start is None else ordered[0][0] - run_start
 
 
 def stale(

@@ -42,6 +42,7 @@ DEFAULT_SEVERITY = {
     "errors": "warning",
     "pinned": "warning",
     "stale": "warning",
+    "queue_unread": "warning",
     "release": "info",
     "release_failed": "critical",
     "formation": "info",
@@ -51,7 +52,9 @@ DEFAULT_SEVERITY = {
 
 # Kinds that are a condition the worker's detectors find on each check, not one event
 # each: their count is of checks, so the message says since when, not how many times.
-CONDITIONS = frozenset({"router_error", "slow", "errors", "health", "pinned", "stale"})
+CONDITIONS = frozenset(
+    {"router_error", "slow", "errors", "health", "pinned", "stale", "queue_unread"}
+)
 
 _ICONS = {"info": ":information_source:", "warning": ":warning:", "critical": ":red_circle:"}
 
@@ -303,6 +306,7 @@ def headline(kind: str, subject: str) -> str:
         "health": f"health turned {subject}",
         "pinned": f"autoscaler pinned at max for {subject}",
         "stale": f"metrics stale for {subject}",
+        "queue_unread": f"job queue unread for {subject}",
         "release": "released",
         "release_failed": "release failed",
         "one_off_failed": f"one-off {subject} dyno failed",

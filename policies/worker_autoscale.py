@@ -136,6 +136,19 @@ def decide_worker(
     return WorkerDecision(current, desired, _arrow(shown + why, process_type, current, desired))
 
 
+def unread_reason(why: str, process_type: str, current: int) -> str:
+    """A held decision's reason when the endpoint gave no numbers (`why`); the alert
+    detector knows such decisions by it (`is_unread`)."""
+    return f"{_UNREAD}({why}): {process_type} stays at {current}"
+
+
+def is_unread(reason: str) -> bool:
+    return reason.startswith(_UNREAD)
+
+
+_UNREAD = "could not read the job queue "
+
+
 def _is_count(value: float) -> bool:
     return math.isfinite(value) and value >= 0
 

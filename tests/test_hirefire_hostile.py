@@ -11,7 +11,7 @@ import math
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import urllib3
@@ -412,3 +412,55 @@ def test_a_read_that_nothing_cuts_short_still_ends_the_tick_on_time(
     finally:
         released.set()
         services.db.dispose()
+
+
+def test_an_endpoint_unread_for_ten_minutes_is_an_alert_that_says_why(
+    app, config, heroku, slack, monkeypatch, tmp_path
+):
+    """Held quietly every tick, a worker type would stay where it is through any backlog
+    with only `autoscale APP status` to say so: the watch tick raises it in the channel."""
+    from bot.worker.main import Worker
+
+    url, _ = app
+    services, scaler, said = _tick_against(
+        config, monkeypatch, tmp_path, {"myapp": f"{url}/status500"}
+    )
+    worker = Worker(config)
+    try:
+        for tick in range(36):  # 9 minutes of 15 s ticks: not yet
+            scaler.tick(NOW + timedelta(seconds=15 * tick))
+        worker.watch(NOW + timedelta(minutes=9))
+        worker.send_alerts(NOW + timedelta(minutes=9))
+        assert slack.messages("CMYAPP") == []
+        for tick in range(36, 41):
+            scaler.tick(NOW + timedelta(seconds=15 * tick))
+        assert worker.watch(NOW + timedelta(minutes=10)) == 1
+        worker.send_alerts(NOW + timedelta(minutes=10))
+        [alert] = slack.messages("CMYAPP")
+        assert "*myapp* job queue unread for `worker` since " in alert["text"]
+        assert alert["text"].endswith(
+            "Last: For 10 min: could not read the job queue (the app's HireFire endpoint "
+            "answered 500 instead of its queues; the app's logs say why): worker stays at 1."
+        )
+        assert said == []  # the tick itself still tells the channel nothing
+    finally:
+        worker.db.dispose()
+        services.db.dispose()
+
+
+def test_one_good_read_or_a_stopped_autoscaler_ends_the_unread_run():
+    from policies.detectors import QueueRead, queue_unread
+
+    def reads(ptype: str, minutes: int, read_at: int | None = None) -> list[QueueRead]:
+        return [
+            QueueRead(NOW + timedelta(seconds=15 * t), ptype, None if t == read_at else "why")
+            for t in range(4 * minutes + 1)
+        ]
+
+    later = NOW + timedelta(minutes=12)
+    both = reads("worker", 12) + reads("mailer", 12, read_at=40)  # mailer read at 10 min
+    assert [(e.subject, e.detail) for e in queue_unread("myapp", both, later)] == [
+        ("worker", "For 12 min: why.")
+    ]
+    # The autoscaler stopped ticking 3 minutes ago: nobody knows what holds since.
+    assert queue_unread("myapp", reads("worker", 12), later + timedelta(minutes=3)) == []

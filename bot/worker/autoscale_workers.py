@@ -31,7 +31,7 @@ from bot.store.autoscale_settings import Decision as Recorded
 from bot.store.worker_autoscale_settings import WorkerAutoscaleStore, WorkerSettings
 from bot.worker.autoscale import MOVED, Autoscaler
 from policies.slack_text import escape
-from policies.worker_autoscale import decide_worker
+from policies.worker_autoscale import decide_worker, unread_reason
 
 log = logging.getLogger(__name__)
 # Endpoints read at once: more apps than this wait for a reader, a timeout at most each.
@@ -126,7 +126,7 @@ class WorkerAutoscaler:
             # Recorded, so `autoscale APP status` says why nothing moves; the channel is not
             # told every tick. What runs is usually known, so this costs no API call.
             log.warning("worker autoscale skipped", extra={"app": settings.app, "why": str(queues)})
-            why = escape(f"could not read the job queue ({queues}): {ptype} stays at {current}")
+            why = escape(unread_reason(str(queues), ptype, current))
             return Recorded(settings.app, now, current, current, False, why, current, ptype)
         decision = decide_worker(
             settings.target,

@@ -1,5 +1,6 @@
 """The detectors' I/O: gather each app's recent traffic windows, autoscaler decisions and
-Beanstalk health, and let `policies.detectors` say which alert conditions hold now.
+Beanstalk health, and the worker types' decisions (their job-queue endpoint unread), and
+let `policies.detectors` say which alert conditions hold now.
 
 The worker's watch tick calls `Detectors.run(now)` and hands the events to
 `bot.store.incidents.Alerts.record`. Apps looked at: every app in the registry, plus apps the
@@ -25,9 +26,10 @@ from bot.metrics.aggregate import WINDOW_SECONDS, Window
 from bot.metrics.store import MetricsStore
 from bot.platforms.base import PlatformError
 from bot.registry import Registry, Target, UnknownApp
-from bot.store.autoscale_settings import AutoscaleStore, Decision, Settings
+from bot.store.autoscale_settings import WEB, AutoscaleStore, Decision, Settings
 from bot.store.db import Database, aware
 from bot.store.models import Drain, MetricWindow
+from bot.store.worker_autoscale_settings import WorkerAutoscaleStore
 from policies import autoscale
 from policies.detectors import (
     DEFAULT_DETECTOR_RULES,
@@ -35,11 +37,14 @@ from policies.detectors import (
     DetectorRules,
     Health,
     Minute,
+    QueueRead,
     ScaleDecision,
     detect,
 )
 from policies.incidents import Event
 from policies.sketch import Sketch
+from policies.slack_text import unescape
+from policies.worker_autoscale import is_unread
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -66,6 +71,7 @@ class Detectors:
         self._lookback = lookback
         self._metrics = MetricsStore(db)
         self._autoscale = AutoscaleStore(db)
+        self._workers = WorkerAutoscaleStore(db)
 
     @classmethod
     def from_services(
@@ -79,6 +85,7 @@ class Detectors:
         just that app's)."""
         now = now or datetime.now(UTC)
         autoscaled = {s.app: s for s in self._autoscale.all_enabled()}
+        queued = {s.app for s in self._workers.all_enabled()}
         drained = self._drains()
         listed = set(self._registry.aliases())
         apps = listed | set(autoscaled) | set(drained)
@@ -91,6 +98,8 @@ class Detectors:
             rules = _rules_for(self._rules, target)
             try:
                 state = self._state(app, target, now, autoscaled.get(app), drained.get(app), rules)
+                if app in queued:
+                    state = replace(state, queue_reads=self._queue_reads(app, now, rules))
             except ValueError as error:
                 # A stored window that does not parse: skip the app, keep the rest.
                 log.warning("detectors skipped an app", extra={"app": app, "error": str(error)})
@@ -138,6 +147,16 @@ class Detectors:
             autoscale_min=low,
             autoscale_max=high,
             health=self._health(app, target),
+        )
+
+    def _queue_reads(self, app: str, now: datetime, rules: DetectorRules) -> tuple[QueueRead, ...]:
+        """The worker types' decisions, each with its reason when the endpoint was not read
+        (as the alert shows it: the stored reason is Slack text already)."""
+        since = now - rules.queue_unread_for - rules.decision_gap * 2
+        return tuple(
+            QueueRead(d.at, d.process_type, unescape(d.reason) if is_unread(d.reason) else None)
+            for d in self._autoscale.decisions(app, limit=1000, since=since, process_type=None)
+            if d.process_type != WEB
         )
 
     def _health(self, app: str, target: Target | None) -> Health | None:
