@@ -27,7 +27,7 @@ from requests import certs
 from urllib3 import BaseHTTPResponse
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import ConnectTimeoutError, ReadTimeoutError
-from urllib3.util import parse_url
+from urllib3.util import make_headers, parse_url
 
 CHUNK = 64 * 1024
 # A build's output, a log session or a log bundle is read for its end: 1 MiB holds
@@ -84,9 +84,9 @@ def get_once(
     )
     watchdog.start()
     try:
-        connection.request(
-            "GET", where.request_uri, headers=dict(headers or {}), preload_content=False
-        )
+        # Credentials in the URL (`https://user:pass@host`) go as Basic auth, as requests sends them.
+        sent = {**(make_headers(basic_auth=where.auth) if where.auth else {}), **(headers or {})}
+        connection.request("GET", where.request_uri, headers=sent, preload_content=False)
         answer = connection.getresponse()
         body = read_within(answer, limit, seconds) if answer.status == 200 else b""
     except UNREACHABLE:

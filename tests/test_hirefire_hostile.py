@@ -77,6 +77,9 @@ class _App(http.server.BaseHTTPRequestHandler):
                 self.send_header("Location", where)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+            elif case == "basic":  # an app behind Basic auth, as staging apps often are
+                good = self.headers.get("Authorization") == "Basic dXNlcjpwYXNz"  # user:pass
+                self._send(200 if good else 401, b'[{"name": "worker", "value": 2}]')
             elif case == "hang":  # reads the request, then says nothing for a while
                 time.sleep(3)
             elif case == "header-drip":  # a byte at a time, each within one read's timeout
@@ -464,3 +467,11 @@ def test_one_good_read_or_a_stopped_autoscaler_ends_the_unread_run():
     ]
     # The autoscaler stopped ticking 3 minutes ago: nobody knows what holds since.
     assert queue_unread("myapp", reads("worker", 12), later + timedelta(minutes=3)) == []
+
+
+def test_credentials_in_the_queue_url_are_sent_as_basic_auth(app):
+    url, _ = app
+    with_credentials = url.replace("http://", "http://user:pass@")
+    assert fetch_queue_info(f"{with_credentials}/basic", TOKEN) == {"worker": 2.0}
+    with pytest.raises(QueueInfoError, match="answered 401"):
+        fetch_queue_info(f"{url}/basic", TOKEN)
