@@ -464,3 +464,26 @@ def test_a_429_pause_holds_for_the_next_leader_after_a_handover(config, slack):
         assert [call.args["text"] for call in ok_calls(slack)] == ["a", "b"]
     finally:
         second.lease.release()
+
+
+def test_a_claim_made_late_in_a_slow_round_still_holds_off_a_second_sender(db, slack):
+    """A round's second row is claimed after the first took Slack 2 s: its claim must run
+    from then. It ran from the round's start, so it was already expired when made, and a
+    sender starting meanwhile (the next leader, while the old one finishes its round) sent
+    the row a second time."""
+    outbox = Outbox(db)
+    outbox.enqueue("crash:a:web", "C1", "post", "a", T0)
+    outbox.enqueue("crash:b:web", "C1", "post", "b", T0)
+    slack.latency = 2.0
+    slow = web_client(slack.bot_token, slack.api_url, timeout=10)
+    lease = timedelta(seconds=1.5)
+    first = OutboxSender(db, slow, lease=lease)
+    second = OutboxSender(db, slow, lease=lease)
+    round_ = threading.Thread(target=first.send_due, args=(datetime.now(UTC),))
+    round_.start()
+    # The first sender claimed `b` about 2 s in, and waits for Slack until about 4 s.
+    threading.Event().wait(2.7)
+    late = second.send_due(datetime.now(UTC))
+    round_.join(timeout=30)
+    assert late.sent == 0
+    assert sorted(call.args["text"] for call in ok_calls(slack)) == ["a", "b"]

@@ -21,6 +21,7 @@ thread), and a row that cannot go now holds back the rows behind it.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -109,12 +110,17 @@ class OutboxSender:
             report.rate_limited_until = paused_until
             return report
         held: set[str] = set()  # incidents whose head row could not go this round
+        # A claim runs from when it is made, not from the round's start: behind rows that
+        # took Slack long, a claim from `now` had expired when made, and the next leader,
+        # starting while this round went on, sent the row again.
+        began = time.monotonic()
         while True:
             heads = self._heads(now, held)
             if not heads:
                 return report
             for row in heads:
-                if not self._claim(row.id, now):
+                claimed_at = now + timedelta(seconds=time.monotonic() - began)
+                if not self._claim(row.id, now, claimed_at):
                     held.add(row.incident_key)
                     continue
                 try:
@@ -182,7 +188,7 @@ class OutboxSender:
         with self._db.session() as session:
             return list(session.scalars(query))
 
-    def _claim(self, row_id: int, now: datetime) -> bool:
+    def _claim(self, row_id: int, now: datetime, claimed_at: datetime) -> bool:
         # The database decides between two senders: only one UPDATE matches the row.
         with self._db.session() as session, session.begin():
             claimed = session.execute(
@@ -190,7 +196,7 @@ class OutboxSender:
                 .where(AlertOutboxEntry.id == row_id, _due(now))
                 .values(
                     state="sending",
-                    claimed_until=now + self._lease,
+                    claimed_until=claimed_at + self._lease,
                     attempts=AlertOutboxEntry.attempts + 1,
                 )
             ).rowcount
