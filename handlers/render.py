@@ -385,6 +385,10 @@ def about_lines(about: About) -> list[str]:
             f"{state}Worker: last tick {ago} ago, leader {code(about.beat.worker)}"
             + (f", release {code(about.beat.release)}" if about.beat.release else "")
         )
+        if about.beat.trouble:
+            # The heartbeat beats on while another job fails or hangs: said here, or the
+            # worker looked healthy while autoscaling or alerts did nothing.
+            lines.append(f":warning: Jobs in trouble: {escape(about.beat.trouble)}")
     lines.append(f"Alert outbox: {about.outbox_backlog} message(s) waiting")
 
     def seen(newest: datetime | None) -> str:

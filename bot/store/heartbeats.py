@@ -11,6 +11,8 @@ from sqlalchemy import func, select
 from bot.store.db import Database, aware
 from bot.store.models import AlertOutboxEntry, MetricWindow, WorkerHeartbeat
 
+TROUBLE_CHARS = 500
+
 
 @dataclass(frozen=True)
 class Beat:
@@ -19,6 +21,7 @@ class Beat:
     release: str | None
     started_at: datetime
     ticked_at: datetime
+    trouble: str | None = None  # jobs failing or hung (`bot.worker.jobs`), plain text
 
 
 class Heartbeats:
@@ -26,9 +29,16 @@ class Heartbeats:
         self._db = db
 
     def beat(
-        self, worker: str, leader: bool, now: datetime, release: str | None, started_at: datetime
+        self,
+        worker: str,
+        leader: bool,
+        now: datetime,
+        release: str | None,
+        started_at: datetime,
+        trouble: str | None = None,
     ) -> None:
-        """Record that `worker` ticked at `now` (one row per worker process, overwritten)."""
+        """Record that `worker` ticked at `now` (one row per worker process, overwritten),
+        and what is wrong with its jobs, if anything."""
         with self._db.session() as session, session.begin():
             session.merge(
                 WorkerHeartbeat(
@@ -37,6 +47,7 @@ class Heartbeats:
                     release=release[:64] if release else None,
                     started_at=started_at,
                     ticked_at=now,
+                    trouble=trouble[:TROUBLE_CHARS] if trouble else None,
                 )
             )
 
@@ -50,7 +61,12 @@ class Heartbeats:
             if row is None:
                 return None
             return Beat(
-                row.worker, row.leader, row.release, aware(row.started_at), aware(row.ticked_at)
+                row.worker,
+                row.leader,
+                row.release,
+                aware(row.started_at),
+                aware(row.ticked_at),
+                row.trouble,
             )
 
     def outbox_backlog(self) -> int:

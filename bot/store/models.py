@@ -373,3 +373,5 @@ class WorkerHeartbeat(Base):
     release: Mapped[str | None] = mapped_column(String(64))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ticked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    # Jobs failing run after run or hung in a call (`bot.worker.jobs`); None when all is well.
+    trouble: Mapped[str | None] = mapped_column(String(500))

@@ -118,13 +118,17 @@ def create_app(config: Config | None = None, registry: Registry | None = None) -
         # autoscaling and alerts stop; the plain check stays about this dyno alone.
         beat = services.health.beat()
         down = services.health.worker_down(beat, checked=True)
+        # A job failing or hung is a worker not doing its work, though it ticks.
+        trouble = beat.trouble if beat else None
         lag = services.health.worker_lag()
         worker = {
-            "ok": not down,
+            "ok": not down and not trouble,
             "lag_seconds": None if lag is None else round(lag, 1),
             "leader": beat.worker if beat else None,
+            "trouble": trouble,
         }
-        return jsonify(ok=not down, database="ok", worker=worker), 503 if down else 200
+        ok = worker["ok"]
+        return jsonify(ok=ok, database="ok", worker=worker), 200 if ok else 503
 
     return web
 

@@ -51,6 +51,7 @@ from bot.worker.autoscale_workers import WorkerAutoscaler
 from bot.worker.beanstalk_sampler import BeanstalkSampler
 from bot.worker.detectors import Detectors
 from bot.worker.digest import DigestJob
+from bot.worker.jobs import JobWatch
 from bot.worker.lease import Lease
 from bot.worker.outbox_sender import OutboxSender
 from handlers.alerts import blocks as alert_blocks
@@ -117,6 +118,7 @@ class Worker:
         self.started_at = datetime.now(UTC)
         self.tick_now = tick_clock()
         self.stopping = threading.Event()
+        self.jobs = JobWatch()
         self._services: Services | None = None
         self._scaler: Autoscaler | None = None
         self._workers: WorkerAutoscaler | None = None
@@ -128,7 +130,12 @@ class Worker:
     def heartbeat(self) -> None:
         """Say this worker ticks (and whether it leads): the web dyno reads it."""
         self.heartbeats.beat(
-            self.name, self.lease.held, datetime.now(UTC), release_of(), self.started_at
+            self.name,
+            self.lease.held,
+            datetime.now(UTC),
+            release_of(),
+            self.started_at,
+            self.jobs.trouble(),
         )
 
     def expire_prompts(self) -> int:
@@ -248,21 +255,27 @@ class Worker:
         scheduler = BackgroundScheduler(
             timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1}
         )
-        jobs: list[tuple[Any, float]] = [
-            (self.heartbeat, _seconds("DEPLOYBOT_HEARTBEAT_SECONDS", 15)),
-            (self.autoscale, _seconds("DEPLOYBOT_AUTOSCALE_SECONDS", 15)),
-            (self.send_alerts, _seconds("DEPLOYBOT_ALERTS_SECONDS", 5)),
-            (self.watch, _seconds("DEPLOYBOT_WATCH_SECONDS", 60)),
-            (self.post_digests, _seconds("DEPLOYBOT_DIGEST_SECONDS", 60)),
-            (self.sample_beanstalk, _seconds("DEPLOYBOT_BEANSTALK_SECONDS", 10)),
-            (self.expire_prompts, _seconds("DEPLOYBOT_EXPIRE_SECONDS", 30)),
-            (self.reconcile, RECONCILE_SECONDS),
-            (self.compact_metrics, _seconds("DEPLOYBOT_COMPACT_SECONDS", 60)),
-            (self.forget_request_keys, _seconds("DEPLOYBOT_FORGET_SECONDS", 3600)),
+        # Named as docs/operations.md names them: the heartbeat reports them by these.
+        jobs: list[tuple[str, Any, float]] = [
+            ("heartbeat", self.heartbeat, _seconds("DEPLOYBOT_HEARTBEAT_SECONDS", 15)),
+            ("autoscale", self.autoscale, _seconds("DEPLOYBOT_AUTOSCALE_SECONDS", 15)),
+            ("alerts", self.send_alerts, _seconds("DEPLOYBOT_ALERTS_SECONDS", 5)),
+            ("watch", self.watch, _seconds("DEPLOYBOT_WATCH_SECONDS", 60)),
+            ("digest", self.post_digests, _seconds("DEPLOYBOT_DIGEST_SECONDS", 60)),
+            ("beanstalk", self.sample_beanstalk, _seconds("DEPLOYBOT_BEANSTALK_SECONDS", 10)),
+            ("expire", self.expire_prompts, _seconds("DEPLOYBOT_EXPIRE_SECONDS", 30)),
+            ("reconcile", self.reconcile, RECONCILE_SECONDS),
+            ("compact", self.compact_metrics, _seconds("DEPLOYBOT_COMPACT_SECONDS", 60)),
+            ("forget", self.forget_request_keys, _seconds("DEPLOYBOT_FORGET_SECONDS", 3600)),
         ]
-        for job, every in jobs:
+        for name, job, every in jobs:
             scheduler.add_job(
-                job, "interval", seconds=every, id=job.__name__, next_run_time=datetime.now(UTC)
+                self.jobs.wrap(name, job, every),
+                "interval",
+                seconds=every,
+                id=name,
+                name=name,
+                next_run_time=datetime.now(UTC),
             )
         return scheduler
 

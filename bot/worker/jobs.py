@@ -1,0 +1,93 @@
+"""How the worker's jobs are faring, for its heartbeat: which keep failing and which hang.
+
+The heartbeat is a job of its own, so it went on beating while the autoscale tick raised
+on every run or the alert sender sat in a call that never answered: the web dyno saw a
+healthy worker. Each job now runs through `JobWatch.wrap`, which logs a failure once per
+run (its class and a redacted traceback, never a secret: `bot.logs`) and remembers it;
+`JobWatch.trouble` is the sentence the heartbeat stores and `/deploy about` shows.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from bot.store.heartbeats import TROUBLE_CHARS
+
+log = logging.getLogger(__name__)
+
+# One failed run is a database restart or a dropped connection, gone by the next run;
+# two in a row is a job that is not doing its work.
+FAILING_RUNS = 2
+# A run this long, or three of its intervals if longer, is stuck: every platform call has a
+# timeout of seconds, and a run's work is minutes at most.
+HUNG_AFTER = timedelta(minutes=5)
+
+
+@dataclass
+class _State:
+    every: timedelta
+    running_since: datetime | None = None
+    failing_since: datetime | None = None
+    failures: int = 0
+    error: str = ""
+
+
+class JobWatch:
+    def __init__(self, now: Callable[[], datetime] | None = None) -> None:
+        self.now = now or (lambda: datetime.now(UTC))  # replaceable: tests move it
+        self._jobs: dict[str, _State] = {}
+        self._lock = threading.Lock()
+
+    def wrap(self, name: str, job: Callable[[], object], every: float) -> Callable[[], None]:
+        """`job` as the scheduler should run it: timed, and its failures logged and kept."""
+        with self._lock:
+            self._jobs[name] = _State(timedelta(seconds=every))
+
+        def run() -> None:
+            state = self._jobs[name]
+            with self._lock:
+                state.running_since = self.now()
+            try:
+                job()
+            except Exception as error:
+                # Not raised on: APScheduler would log it a second time and learn nothing.
+                log.error("job failed", extra={"job": name, "error": type(error).__name__},
+                          exc_info=True)  # fmt: skip
+                with self._lock:
+                    state.failures += 1
+                    state.failing_since = state.failing_since or state.running_since
+                    state.error = type(error).__name__
+            else:
+                with self._lock:
+                    state.failures, state.failing_since, state.error = 0, None, ""
+            finally:
+                with self._lock:
+                    state.running_since = None
+
+        run.__name__ = name
+        return run
+
+    def trouble(self) -> str | None:
+        """What is wrong with the jobs, in a sentence (plain text), or None when all is well."""
+        now = self.now()
+        said: list[str] = []
+        with self._lock:
+            for name, state in self._jobs.items():
+                if state.failures >= FAILING_RUNS and state.failing_since is not None:
+                    said.append(
+                        f"{name} failing since {state.failing_since:%H:%M:%S} UTC "
+                        f"({state.failures} runs in a row, {state.error})"
+                    )
+                started = state.running_since
+                if started is not None and now - started > max(HUNG_AFTER, 3 * state.every):
+                    said.append(
+                        f"{name} running for {int((now - started).total_seconds() // 60)} min"
+                    )
+        if not said:
+            return None
+        text = "; ".join(said)
+        return text if len(text) <= TROUBLE_CHARS else text[: TROUBLE_CHARS - 1] + "…"

@@ -1,0 +1,128 @@
+"""The worker's jobs under faults, through the real scheduler: a job that keeps failing or
+hangs leaves the others on their clock and shows in `/deploy about` and `/healthz?deep=1`;
+connections PostgreSQL drops mid-run are replaced and the lease taken again."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.logs import LogfmtFormatter
+from bot.store.heartbeats import Heartbeats
+from bot.worker.main import Worker
+from tests.conftest import USER
+from tests.webclient import wait_for
+
+FAST = {
+    "DEPLOYBOT_HEARTBEAT_SECONDS": "0.2",
+    "DEPLOYBOT_COMPACT_SECONDS": "0.2",
+    "DEPLOYBOT_BEANSTALK_SECONDS": "0.2",
+    "DEPLOYBOT_LEASE_CHECK_SECONDS": "0.2",
+    "DEPLOYBOT_LEASE_RETRY_SECONDS": "0.2",
+}
+SECRET = "xoxb-1111-2222-abcdefSECRET"
+
+
+@pytest.fixture
+def fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in FAST.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def worker(config, fast) -> Iterator[Worker]:
+    made = Worker(config)
+    yield made
+    made.stopping.set()
+    made.db.dispose()
+
+
+class _Broken:
+    """Metrics whose compaction fails every time, with a secret in its message."""
+
+    def compact(self, _now: int) -> dict[str, int]:
+        raise RuntimeError(f"compaction broke near {SECRET}")
+
+
+class _Stuck:
+    """A Beanstalk sampler whose call never answers (until the test lets it go)."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def poll(self) -> int:
+        self.entered.set()
+        self.release.wait(60)
+        return 0
+
+
+def test_a_failing_job_and_a_hung_one_show_while_the_others_keep_time(worker, driver, caplog):
+    worker.metrics = _Broken()  # type: ignore[assignment]
+    stuck = _Stuck()
+    worker._sampler = stuck  # type: ignore[assignment]
+    beats = Heartbeats(worker.db)
+    scheduler = worker.scheduler()
+    with caplog.at_level(logging.INFO):
+        scheduler.start()
+        try:
+            assert stuck.entered.wait(10)
+            wait_for(lambda: beats.latest(leader_only=False) is not None)
+            first = beats.latest(leader_only=False).ticked_at
+            # The other jobs keep their clock: the heartbeat goes on while compaction fails
+            # and the sampler hangs.
+            wait_for(
+                lambda: beats.latest(leader_only=False).ticked_at > first + timedelta(seconds=0.5)
+            )
+            wait_for(lambda: "compact" in (beats.latest(leader_only=False).trouble or ""))
+            # Ten minutes on, on the worker's clock, the sampler is still in its call.
+            later = datetime.now(UTC) + timedelta(minutes=10)
+            worker.jobs.now = lambda: later
+            wait_for(lambda: "beanstalk" in (beats.latest(leader_only=False).trouble or ""))
+        finally:
+            stuck.release.set()
+            scheduler.shutdown(wait=True)
+    trouble = beats.latest(leader_only=False).trouble
+    assert "compact failing since" in trouble and "RuntimeError" in trouble
+    assert "beanstalk running for 10 min" in trouble
+    # The heartbeat carried leader=False (no lease here): mark it the leader's for the web.
+    Heartbeats(worker.db).beat(worker.name, True, datetime.now(UTC), None, worker.started_at,
+                               trouble)  # fmt: skip
+    _, url = driver.command("about", USER)
+    text = driver.reply(url)["text"]
+    [line] = [line for line in text.splitlines() if "Jobs in trouble" in line]
+    assert line.startswith(":warning: Jobs in trouble: ")
+    assert "compact failing since" in line and "beanstalk running for 10 min" in line
+    deep = driver.client.get("/healthz?deep=1")
+    assert deep.status_code == 503 and deep.json["worker"]["ok"] is False
+    assert "compact failing" in deep.json["worker"]["trouble"]
+    failed = [r for r in caplog.records if r.getMessage() == "job failed"]
+    assert failed and {r.job for r in failed} == {"compact"}
+    logged = "\n".join(LogfmtFormatter().format(r) for r in caplog.records)
+    assert SECRET not in logged
+
+
+def test_one_failed_run_is_no_trouble_and_a_good_run_clears_it(caplog):
+    from bot.worker.jobs import JobWatch
+
+    at = datetime(2026, 12, 2, 12, 0, 5, tzinfo=UTC)
+    watch = JobWatch(now=lambda: at)
+    outcomes = [True, True, False, True]  # raises?
+
+    def job() -> None:
+        if outcomes.pop(0):
+            raise OSError("connection reset")
+
+    run = watch.wrap("reconcile", job, 60)
+    run()
+    assert watch.trouble() is None  # a database restart: gone by the next run
+    run()
+    assert watch.trouble() == "reconcile failing since 12:00:05 UTC (2 runs in a row, OSError)"
+    run()
+    assert watch.trouble() is None
+    run()
+    assert watch.trouble() is None
