@@ -23,6 +23,7 @@ from bot.store.autoscale_settings import AutoscaleStore, Settings
 from bot.store.confirmations import Confirmations
 from bot.store.db import Database
 from bot.store.drains import Drains
+from bot.store.incidents import Alerts
 from policies.sketch import Sketch
 from tests.conftest import HEROKU_KEY
 from tests.test_drain import router_line
@@ -260,3 +261,35 @@ def test_both_dynos_from_the_procfile_scale_down_then_up_from_drained_traffic(
     assert len(acted) == len(asked)
     assert heroku.violations == []
     database.dispose()
+
+
+def test_a_sigterm_mid_round_hands_the_outbox_over_at_once_and_sends_each_alert_once(
+    database_url, heroku, slack, tmp_path
+):
+    """A deploy: Heroku sends the old worker SIGTERM while it sends a backlog to a slow
+    Slack. It finishes the message in flight, lets go of the lease, and the new worker
+    sends the rest, each once, in order. The old one had sent its whole round first (past
+    Heroku's 30 s on a longer backlog, then killed mid-call, its row sent again later)."""
+    database = Database(database_url)
+    outbox = Alerts(database, blocks_for=lambda *_: []).outbox
+    now = datetime.now(UTC)
+    for n in range(60):
+        outbox.enqueue("crash:myapp:web", "C1", "post", f"alert {n}", now)
+    database.dispose()
+    slack.latency = 0.3
+    env = {**autoscaling_env(heroku, slack), "DEPLOYBOT_ALERTS_SECONDS": "0.5"}
+    first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
+    with worker(database_url, first_log, **env) as first:
+        wait_for(lambda: leads(first_log))
+        with worker(database_url, second_log, **env):
+            wait_for(lambda: "waiting for the lease" in second_log.read_text())
+            wait_for(lambda: len(slack.calls_to("chat.postMessage")) >= 3)
+            os.killpg(first.pid, signal.SIGTERM)
+            asked = time.monotonic()
+            assert first.wait(timeout=30) == 0
+            assert time.monotonic() - asked < 5
+            wait_for(lambda: leads(second_log))
+            wait_for(lambda: len(slack.calls_to("chat.postMessage")) >= 60, timeout=60)
+            time.sleep(1)  # a second sending of any row would show by now
+    texts = [call.args["text"] for call in slack.calls_to("chat.postMessage")]
+    assert texts == [f"alert {n}" for n in range(60)]

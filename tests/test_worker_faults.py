@@ -5,14 +5,18 @@ connections PostgreSQL drops mid-run are replaced and the lease taken again."""
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from bot.logs import LogfmtFormatter
-from bot.store.heartbeats import Heartbeats
+from bot.store.db import Database, normalize_url
+from bot.store.heartbeats import Beat, Heartbeats
 from bot.worker.main import Worker
 from tests.conftest import USER
 from tests.webclient import wait_for
@@ -25,6 +29,7 @@ FAST = {
     "DEPLOYBOT_LEASE_RETRY_SECONDS": "0.2",
 }
 SECRET = "xoxb-1111-2222-abcdefSECRET"
+_NO_BEAT = Beat("", False, None, datetime.min.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC))
 
 
 @pytest.fixture
@@ -126,3 +131,43 @@ def test_one_failed_run_is_no_trouble_and_a_good_run_clears_it(caplog):
     assert watch.trouble() is None
     run()
     assert watch.trouble() is None
+
+
+@pytest.mark.postgres
+def test_connections_dropped_mid_run_are_replaced_and_the_lease_taken_again(
+    config, database_url, fast, caplog
+):
+    """PostgreSQL ends every connection of the worker (a failover, `pg_terminate_backend`):
+    the leader sees its lease gone, takes it again, and its jobs go on on fresh connections.
+    Only this test's own connections are ended: they carry an application_name of their own."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's sessions")
+    name = f"faults-{secrets.token_hex(4)}"
+    worker = Worker(replace(config, database_url=f"{database_url}&application_name={name}"))
+    beats = Heartbeats(Database(database_url))
+    admin = create_engine(normalize_url(database_url))
+    runner = threading.Thread(target=worker.run)
+    with caplog.at_level(logging.INFO):
+        runner.start()
+        try:
+            wait_for(lambda: (beats.latest() or _NO_BEAT).worker == worker.name)
+            with admin.begin() as connection:
+                ended = connection.execute(
+                    text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE application_name = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": name},
+                ).scalar()
+            assert ended >= 2  # the lease's session and the pool's
+            cut = datetime.now(UTC)
+            wait_for(lambda: "worker lost the lease" in caplog.text)
+            wait_for(lambda: beats.latest().ticked_at > cut + timedelta(seconds=1))
+        finally:
+            worker.stopping.set()
+            runner.join(timeout=30)
+            admin.dispose()
+    assert not runner.is_alive()
+    leading = [r for r in caplog.records if r.getMessage() == "worker is the leader"]
+    assert len(leading) == 2
+    assert beats.latest().leader and beats.latest().trouble is None

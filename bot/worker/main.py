@@ -118,6 +118,8 @@ class Worker:
         self.started_at = datetime.now(UTC)
         self.tick_now = tick_clock()
         self.stopping = threading.Event()
+        # Set while this worker lets go of the lease: long rounds end early (the outbox).
+        self.standing_down = threading.Event()
         self.jobs = JobWatch()
         self._services: Services | None = None
         self._scaler: Autoscaler | None = None
@@ -196,7 +198,7 @@ class Worker:
         if self._sender is None:
             # No retry handler for 429s: the sender honours Retry-After without sleeping.
             client = web_client(self.config.slack_bot_token, self.config.slack_api_url)
-            self._sender = OutboxSender(self.db, client)
+            self._sender = OutboxSender(self.db, client, stopping=self._standing_down)
         report = self._sender.send_due(now or datetime.now(UTC))
         if report.retrying or report.failed:
             log.warning(
@@ -204,6 +206,9 @@ class Worker:
                 extra={"sent": report.sent, "retrying": report.retrying, "failed": report.failed},
             )
         return report.sent
+
+    def _standing_down(self) -> bool:
+        return self.stopping.is_set() or self.standing_down.is_set()
 
     def watch(self, now: datetime | None = None) -> int:
         """Fold what the detectors see (`bot.worker.detectors`: router errors, slow or failing
@@ -292,8 +297,10 @@ class Worker:
                     if self._lead():
                         return 0
                 finally:
+                    self.standing_down.set()
                     scheduler.shutdown(wait=True)
                     self.lease.release()
+                    self.standing_down.clear()
                 log.error("worker lost the lease with its database session; waiting for it again")
             return 0
         finally:

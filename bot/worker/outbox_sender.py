@@ -9,7 +9,9 @@ thread), and a row that cannot go now holds back the rows behind it.
 - A row is claimed with a conditional UPDATE before the Slack call, so two senders never
   send the same row; a claim expires (`lease`) in case its sender dies mid-call.
 - It is marked sent right after Slack answers ok. The one window left for a duplicate is
-  a sender dying between Slack's answer and that commit: Slack has no idempotency key.
+  a sender killed during its Slack call or before that commit (Slack has no idempotency
+  key): the row is sent again once its claim expires. A worker letting go of the lease
+  (Heroku's SIGTERM) ends its round after the row in flight, so a deploy sends each once.
 - HTTP 429: wait Slack's `Retry-After` and stop this round (the limit is the app's, not
   the row's). The pause is stored (`bot.store.throttles`), so a worker that takes the
   lease over mid-pause waits it out too. 5xx, connection errors and Slack's own transient errors: exponential
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -85,6 +88,7 @@ class OutboxSender:
         max_backoff: timedelta = timedelta(minutes=5),
         batch: int = 500,
         give_up_after: timedelta = timedelta(days=1),
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         if any(isinstance(h, RateLimitErrorRetryHandler) for h in client.retry_handlers):
             raise ValueError("give OutboxSender a WebClient without RateLimitErrorRetryHandler")
@@ -101,6 +105,11 @@ class OutboxSender:
         # Slack's limit is the app's: after a 429 nothing goes until Retry-After has passed.
         # Stored, not kept in memory: the lease may move to another worker mid-pause.
         self._pauses = Throttles(db)
+        # The worker is letting go of the lease (Heroku's SIGTERM, a lost session): the
+        # round ends after the row in flight, and the next leader sends the rest. Sending
+        # the whole backlog first outlasted Heroku's 30 s before its SIGKILL, which left
+        # the row in flight claimed and sent a second time a minute later.
+        self._stopping = stopping
 
     def send_due(self, now: datetime) -> SendReport:
         """Send every row that is due, in order per incident; returns what happened."""
@@ -119,6 +128,8 @@ class OutboxSender:
             if not heads:
                 return report
             for row in heads:
+                if self._stopping():
+                    return report
                 claimed_at = now + timedelta(seconds=time.monotonic() - began)
                 if not self._claim(row.id, now, claimed_at):
                     held.add(row.incident_key)
