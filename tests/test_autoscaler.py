@@ -593,3 +593,20 @@ def test_a_pin_or_off_set_while_the_tick_ran_is_not_overridden(
     assert decision.desired > 1 and decision.acted is False
     assert "Not done: its settings or pin changed while this tick ran" in decision.reason
     assert [r for r in heroku.requests if r.method == "PATCH"] == [] and said == []
+
+
+def test_a_tick_paused_between_reading_traffic_and_acting_does_not_act(services, heroku, said):
+    """The machine pauses (a stopped VM, a swap storm) after the tick read the fleet's
+    traffic: ten minutes later that traffic says nothing of now, and scaling on it had
+    added dynos for a spike long over. The next tick decides from fresh traffic."""
+    readings = iter([NOW, NOW + timedelta(minutes=10)])
+    autoscaler = Autoscaler(
+        services, lambda c, t: said.append((c, t)), clock=lambda: next(readings)
+    )
+    enable(services)
+    traffic(services, service_ms=1500)
+    [decision] = autoscaler.tick(NOW)
+    assert decision.desired > 1 and decision.acted is False
+    assert "Not done: this tick read its traffic 10 min ago" in decision.reason
+    assert [r for r in heroku.requests if r.method == "PATCH"] == []
+    assert said == []

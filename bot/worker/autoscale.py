@@ -71,6 +71,10 @@ SCALE_COST = 2  # the actions path reads the formation, then writes it
 # every tick (every 15 s): the decisions keep each tick.
 HELD_RETOLD = timedelta(minutes=30)
 PROCESS = "web"
+# A tick that reaches an app this long after it read the fleet's traffic (a paused machine,
+# a run of slow Heroku calls) does not act on it: a minute is four ticks, and the policy
+# holds metrics two minutes old for stale.
+LATE_AFTER = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ class _Fleet:
     decisions: dict[str, list[Recorded]]  # the last HISTORY of them, newest first
     pins: dict[str, StoredPin]
     overrides: dict[str, dict[str, Override]]  # what chat set (`autoscale APP set`), by key
+    read_at: datetime  # on the tick's clock, when the traffic above was read
 
 
 @dataclass(frozen=True)
@@ -114,8 +119,12 @@ class Autoscaler:
         *,
         formation_refresh: timedelta | None = None,
         budget: Budget | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._services = services
+        # How much time passes while a tick runs: the wall clock, or the closed-loop
+        # benchmark's compressed one (the tick's `now` may be anything a caller chose).
+        self._clock = clock or (lambda: datetime.now(UTC))
         self._store = AutoscaleStore(services.db)
         self._metrics = MetricsStore(services.db)
         self._recent = RecentTraffic(services.db)
@@ -152,6 +161,7 @@ class Autoscaler:
         # all, made when the first of them needs it (`_forecast`).
         self._due = {app for app in apps if self._history_due(app, now)}
         self._reloaded = {}
+        read_at = self._clock()
         samples, fresh = self._samples_of(apps, now)
         fleet = _Fleet(
             samples,
@@ -159,6 +169,7 @@ class Autoscaler:
             self._store.recent_decisions(apps, now - HISTORY, reasons=False) if apps else {},
             self._store.pins(now) if apps else {},
             self._store.overrides().of_apps(apps),
+            read_at,
         )
         done: list[Recorded] = []
         try:
@@ -337,7 +348,13 @@ class Autoscaler:
         if stored.mode == "on" and decision.desired != current:
             if not self._allows(account, now, SCALE_COST, app):
                 return None
-            if self._moved_meanwhile(stored, pin, now):
+            late = self._clock() - fleet.read_at
+            if late > LATE_AFTER:
+                log.warning(
+                    "autoscale tick late", extra={"app": app, "seconds": int(late.total_seconds())}
+                )
+                reason = f"{reason} Not done: {_late(late)}"
+            elif self._moved_meanwhile(stored, pin, now):
                 reason = f"{reason} Not done: {MOVED}"
             else:
                 acted, reason = self._scale(
@@ -582,6 +599,14 @@ class Autoscaler:
                 if newest is not None:
                     fresh[app] = newest
         return samples, fresh
+
+
+def _late(late: timedelta) -> str:
+    minutes = int(late.total_seconds() // 60)
+    return (
+        f"this tick read its traffic {minutes} min ago (the worker was paused or slow), so it "
+        "says nothing of now; the next tick decides from fresh traffic."
+    )
 
 
 def _sample(minute: MinuteTraffic) -> autoscale.Sample:

@@ -188,8 +188,9 @@ class Worker:
     def autoscale(self) -> int:
         if self._workers is None:
             self._workers = WorkerAutoscaler(self.services(), self._autoscaler())
-        now = self.tick_now()
-        return len(self._autoscaler().tick(now)) + len(self._workers.tick(now))
+        # Each tick on its own reading of the clock: the web tick may take a while.
+        web = len(self._autoscaler().tick(self.tick_now()))
+        return web + len(self._workers.tick(self.tick_now()))
 
     def send_alerts(self, now: datetime | None = None) -> int:
         """Send what the outbox holds; a Slack outage leaves it there for the next run."""
@@ -253,7 +254,7 @@ class Worker:
                 if channel:
                     outbox.enqueue(f"autoscale:{channel}", channel, "post", text, datetime.now(UTC))
 
-            self._scaler = Autoscaler(services, notify)
+            self._scaler = Autoscaler(services, notify, clock=self.tick_now)
         return self._scaler
 
     def scheduler(self) -> BackgroundScheduler:
