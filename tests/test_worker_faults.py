@@ -171,3 +171,49 @@ def test_connections_dropped_mid_run_are_replaced_and_the_lease_taken_again(
     leading = [r for r in caplog.records if r.getMessage() == "worker is the leader"]
     assert len(leading) == 2
     assert beats.latest().leader and beats.latest().trouble is None
+
+
+class _Lease:
+    """Held, then lost with its session (a database failover), then held again."""
+
+    def __init__(self) -> None:
+        self.checks = [False]
+        self.held = False
+        self.acquired = 0
+
+    def try_acquire(self) -> bool:
+        self.held, self.acquired = True, self.acquired + 1
+        return True
+
+    def still_held(self) -> bool:
+        self.held = self.checks.pop(0) if self.checks else True
+        return self.held
+
+    def release(self) -> None:
+        self.held = False
+
+
+def test_a_hung_job_does_not_keep_the_worker_from_leading_again(worker, monkeypatch):
+    """The lease goes with a failover while a job sits in a call that never answers: the
+    worker had waited for that job before queueing for the lease again, so with one worker
+    dyno nothing ran (no autoscaling, no alerts) until someone restarted it."""
+    monkeypatch.setattr("bot.worker.main.JOBS_STOP_SECONDS", 0.5)
+    stuck = _Stuck()
+    worker._sampler = stuck  # type: ignore[assignment]
+    worker.lease = _Lease()  # type: ignore[assignment]
+    beats = Heartbeats(worker.db)
+    runner = threading.Thread(target=worker.run)
+    runner.start()
+    try:
+        assert stuck.entered.wait(10)
+        wait_for(lambda: worker.lease.acquired == 2, timeout=10)
+        again = datetime.now(UTC)
+        wait_for(lambda: beats.latest(leader_only=False).ticked_at > again, timeout=10)
+        later = datetime.now(UTC) + timedelta(minutes=10)
+        worker.jobs.now = lambda: later
+        wait_for(lambda: "beanstalk running" in (beats.latest(leader_only=False).trouble or ""))
+    finally:
+        stuck.release.set()
+        worker.stopping.set()
+        runner.join(timeout=30)
+    assert not runner.is_alive()

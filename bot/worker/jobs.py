@@ -41,11 +41,13 @@ class JobWatch:
         self.now = now or (lambda: datetime.now(UTC))  # replaceable: tests move it
         self._jobs: dict[str, _State] = {}
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
 
     def wrap(self, name: str, job: Callable[[], object], every: float) -> Callable[[], None]:
         """`job` as the scheduler should run it: timed, and its failures logged and kept."""
         with self._lock:
-            self._jobs[name] = _State(timedelta(seconds=every))
+            # Kept across schedulers: a run still hung from the last lead stays reported.
+            self._jobs.setdefault(name, _State(timedelta(seconds=every)))
 
         def run() -> None:
             state = self._jobs[name]
@@ -67,9 +69,20 @@ class JobWatch:
             finally:
                 with self._lock:
                     state.running_since = None
+                    self._idle.notify_all()
 
         run.__name__ = name
         return run
+
+    def wait_idle(self, timeout: float) -> list[str]:
+        """Wait up to `timeout` seconds for every run to end; the jobs still running then."""
+
+        def running() -> list[str]:
+            return [name for name, state in self._jobs.items() if state.running_since]
+
+        with self._idle:
+            self._idle.wait_for(lambda: not running(), timeout)
+            return running()
 
     def trouble(self) -> str | None:
         """What is wrong with the jobs, in a sentence (plain text), or None when all is well."""

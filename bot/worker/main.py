@@ -65,6 +65,7 @@ RECONCILE_SECONDS = 60.0  # rows become due 3 minutes after they started: once a
 # last five: two days leave room to look back at an incident.
 KEEP_DECISIONS = timedelta(days=2)
 KEEP_PROMPTS = timedelta(days=7)  # answered or expired prompts; the audit log keeps their story
+JOBS_STOP_SECONDS = 20.0
 
 
 def _seconds(name: str, default: float) -> float:
@@ -299,7 +300,7 @@ class Worker:
                         return 0
                 finally:
                     self.standing_down.set()
-                    scheduler.shutdown(wait=True)
+                    self._stop_jobs(scheduler)
                     self.lease.release()
                     self.standing_down.clear()
                 log.error("worker lost the lease with its database session; waiting for it again")
@@ -307,6 +308,17 @@ class Worker:
         finally:
             self.db.dispose()
             log.info("worker stopped")
+
+    def _stop_jobs(self, scheduler: BackgroundScheduler) -> None:
+        """Stop the scheduler and let its running jobs finish, for a while. A job stuck in a
+        call had kept the worker here for good: after a lost lease it never led again, so
+        one worker dyno ran nothing until restarted. Past the wait it goes on without that
+        job, which the heartbeat keeps reporting as running."""
+        scheduler.shutdown(wait=False)
+        stuck = self.jobs.wait_idle(JOBS_STOP_SECONDS)
+        if stuck:
+            log.error("worker jobs still running; going on without them",
+                      extra={"jobs": ",".join(stuck)})  # fmt: skip
 
     def _wait_for_lease(self) -> bool:
         """True once this worker leads; False when told to stop first."""
