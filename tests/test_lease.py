@@ -6,7 +6,7 @@ import os
 import secrets
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 
 from bot.store.db import Database, normalize_url
 from bot.worker.lease import Lease
@@ -130,3 +130,42 @@ def test_the_worker_rides_out_a_lost_lease_in_one_process(config, monkeypatch):
     assert worker.run() == 0
     assert runs == ["start", "shutdown", "start", "shutdown"]
     assert worker.lease.acquires == [] and worker.lease.checks == []
+
+
+@pytest.mark.postgres
+def test_a_session_that_dies_as_the_lease_is_asked_for_is_not_the_lease_this_time(caplog):
+    """A failover between the pool handing out a connection and the lock's query: the
+    query fails. It had raised out of the worker's wait for the lease and ended the process,
+    which the waiting worker promises not to do (Heroku's crash cool-off follows)."""
+    if not os.environ.get("TEST_DATABASE_URL"):
+        pytest.skip("TEST_DATABASE_URL is not set")
+    database = Database(os.environ["TEST_DATABASE_URL"])
+    admin = create_engine(normalize_url(os.environ["TEST_DATABASE_URL"]))
+
+    def dies(connection, *_):  # type: ignore[no-untyped-def]
+        pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        connection.rollback()
+        with admin.begin() as own:
+            own.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+
+    event.listen(database.engine, "engine_connect", dies)
+    lease = Lease(database)
+    try:
+        with caplog.at_level("WARNING", logger="bot.worker.lease"):
+            assert lease.try_acquire() is False
+        assert [r.getMessage() for r in caplog.records] == ["lease: database unreachable"]
+        assert not lease.held
+        event.remove(database.engine, "engine_connect", dies)
+        assert lease.try_acquire() and lease.still_held()
+        # And at SIGTERM, with the database gone meanwhile: letting go needs no session (the
+        # lock went with it); it had raised, ending the worker with a traceback.
+        pid = lease._connection.execute(text("SELECT pg_backend_pid()")).scalar()
+        lease._connection.commit()
+        with admin.begin() as own:
+            own.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        lease.release()
+        assert not lease.held
+    finally:
+        lease.release()
+        database.dispose()
+        admin.dispose()

@@ -63,6 +63,13 @@ class Lease:
                 connection.commit()
                 self._connection = connection
                 return True
+        except SQLAlchemyError as error:
+            # The session died between the pool's check and this query (a failover): as
+            # unreachable as a refused connect, and no reason to end the process.
+            log.warning("lease: database unreachable", extra={"error": type(error).__name__})
+            with contextlib.suppress(Exception):
+                connection.close()
+            return False
         except Exception:
             connection.close()
             raise
@@ -87,14 +94,15 @@ class Lease:
 
     def release(self) -> None:
         if self._connection is not None:
-            try:
-                self._connection.execute(
+            connection, self._connection = self._connection, None
+            # A session already gone took the lock with it: nothing left to let go of.
+            with contextlib.suppress(SQLAlchemyError):
+                connection.execute(
                     text(f"SELECT pg_advisory_unlock(:k, {_SCHEMA_KEY})"), {"k": self._key}
                 )
-                self._connection.commit()
-            finally:
-                self._connection.close()
-                self._connection = None
+                connection.commit()
+            with contextlib.suppress(SQLAlchemyError):
+                connection.close()
         if self._file is not None:
             fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()
