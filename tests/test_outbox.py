@@ -487,3 +487,24 @@ def test_a_claim_made_late_in_a_slow_round_still_holds_off_a_second_sender(db, s
     round_.join(timeout=30)
     assert late.sent == 0
     assert sorted(call.args["text"] for call in ok_calls(slack)) == ["a", "b"]
+
+
+def test_slack_not_answering_ends_the_round_instead_of_waiting_on_every_incident(db, slack):
+    """Slack that does not answer at all is down for every incident: one timeout ends the
+    round. Each head had waited its own timeout in turn, so thirty open incidents held the
+    job for thirty timeouts (15 minutes at the bot's 30 s), every round, for the outage."""
+    outbox = Outbox(db)
+    for n in range(4):
+        outbox.enqueue(f"crash:app{n}:web", "C1", "post", f"app{n}", T0)
+    slack.latency = 1.5
+    sender = OutboxSender(db, web_client(slack.bot_token, slack.api_url, timeout=1))
+    began = datetime.now(UTC)
+    report = sender.send_due(T0)
+    took = (datetime.now(UTC) - began).total_seconds()
+    assert report.retrying == 1 and report.sent == 0
+    assert took < 2.5, took
+    assert [entry.attempts for entry in outbox.entries()] == [1, 0, 0, 0]
+    slack.latency = 0
+    assert drain(sender, outbox, T0 + SECOND) and {m["text"] for m in slack.messages("C1")} >= {
+        f"app{n}" for n in range(4)
+    }

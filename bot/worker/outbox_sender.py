@@ -14,10 +14,12 @@ thread), and a row that cannot go now holds back the rows behind it.
   (Heroku's SIGTERM) ends its round after the row in flight, so a deploy sends each once.
 - HTTP 429: wait Slack's `Retry-After` and stop this round (the limit is the app's, not
   the row's). The pause is stored (`bot.store.throttles`), so a worker that takes the
-  lease over mid-pause waits it out too. 5xx, connection errors and Slack's own transient errors: exponential
-  backoff for that incident only, until the row is a day old; then it is marked failed
-  and the incident's next row goes. Other Slack errors (`channel_not_found`, …) mark the
-  row failed with the error, so one bad channel cannot stall the rest forever.
+  lease over mid-pause waits it out too. 5xx, connection errors and Slack's own transient
+  errors: exponential backoff for that incident only, until the row is a day old; then it
+  is marked failed and the incident's next row goes. No answer at all (a timeout, a
+  refused connection) also ends the round: the next head would only wait out the same
+  timeout. Other Slack errors (`channel_not_found`, …) mark the row failed with the
+  error, so one bad channel cannot stall the rest forever.
 """
 
 from __future__ import annotations
@@ -68,6 +70,10 @@ class _Retry(Exception):
 
 class _RateLimited(_Retry):
     pass
+
+
+class _Unreachable(_Retry):
+    """No answer at all (refused, reset, timed out): Slack is away for every incident."""
 
 
 class _Failed(Exception):
@@ -163,6 +169,9 @@ class OutboxSender:
                     held.add(row.incident_key)
                     report.retrying += 1
                     report.errors.append(retry.error)
+                    if isinstance(retry, _Unreachable):
+                        # The next head would wait out the same timeout: try again next round.
+                        return report
                 except _Failed as failed:
                     self._fail(row.id, str(failed))
                     report.failed += 1
@@ -288,7 +297,7 @@ class OutboxSender:
         except SlackApiError as error:
             raise _classify(error) from None
         except (URLError, OSError) as error:  # refused, reset, timed out (TimeoutError too)
-            raise _Retry(f"connection: {error}") from None
+            raise _Unreachable(f"connection: {error}") from None
 
 
 def _due(now: datetime) -> ColumnElement[bool]:
