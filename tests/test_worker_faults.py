@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -217,3 +218,21 @@ def test_a_hung_job_does_not_keep_the_worker_from_leading_again(worker, monkeypa
         worker.stopping.set()
         runner.join(timeout=30)
     assert not runner.is_alive()
+
+
+def test_the_admins_hear_once_that_a_job_keeps_failing(config, fast, slack, caplog):
+    """Nobody runs `/deploy about` while alerts are quietly not sent: the worker tells the
+    admin channel itself, directly (the outbox may be what fails), once per trouble."""
+    worker = Worker(replace(config, admin_channel="C0ADMINS"))
+    worker.metrics = _Broken()  # type: ignore[assignment]
+    scheduler = worker.scheduler()
+    scheduler.start()
+    try:
+        [post] = slack.wait_for_calls("chat.postMessage", timeout=10)
+        time.sleep(1)  # five more heartbeats, the trouble unchanged
+    finally:
+        scheduler.shutdown(wait=True)
+        worker.db.dispose()
+    assert [call.args["channel"] for call in slack.calls_to("chat.postMessage")] == ["C0ADMINS"]
+    assert post.args["text"].startswith(":rotating_light: deploybot worker jobs in trouble: ")
+    assert "compact failing since" in post.args["text"]

@@ -84,22 +84,33 @@ class JobWatch:
             self._idle.wait_for(lambda: not running(), timeout)
             return running()
 
-    def trouble(self) -> str | None:
-        """What is wrong with the jobs, in a sentence (plain text), or None when all is well."""
+    def trouble_key(self) -> str | None:
+        """Names the current trouble (its jobs and since when), not its counts: the same
+        while it lasts, so it is told once; None when all is well."""
+        return (
+            ";".join(f"{name}@{since.isoformat()}" for name, since, _ in self._troubles()) or None
+        )
+
+    def _troubles(self) -> list[tuple[str, datetime, str]]:
+        """Each job failing or hung: its name, since when, and what to say of it."""
         now = self.now()
-        said: list[str] = []
+        found: list[tuple[str, datetime, str]] = []
         with self._lock:
-            for name, state in self._jobs.items():
+            for name, state in sorted(self._jobs.items()):
                 if state.failures >= FAILING_RUNS and state.failing_since is not None:
-                    said.append(
+                    found.append((name, state.failing_since, (
                         f"{name} failing since {state.failing_since:%H:%M:%S} UTC "
                         f"({state.failures} runs in a row, {state.error})"
-                    )
+                    )))  # fmt: skip
                 started = state.running_since
                 if started is not None and now - started > max(HUNG_AFTER, 3 * state.every):
-                    said.append(
-                        f"{name} running for {int((now - started).total_seconds() // 60)} min"
-                    )
+                    minutes = int((now - started).total_seconds() // 60)
+                    found.append((name, started, f"{name} running for {minutes} min"))
+        return found
+
+    def trouble(self) -> str | None:
+        """What is wrong with the jobs, in a sentence (plain text), or None when all is well."""
+        said = [text for _, _, text in self._troubles()]
         if not said:
             return None
         text = "; ".join(said)

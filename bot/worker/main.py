@@ -16,6 +16,7 @@ short), forget old request keys, drain batch ids, autoscale decisions and sent a
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import signal
@@ -27,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
 from bot.actions.health import release_of
@@ -55,6 +57,7 @@ from bot.worker.jobs import JobWatch
 from bot.worker.lease import Lease
 from bot.worker.outbox_sender import OutboxSender
 from handlers.alerts import blocks as alert_blocks
+from policies.slack_text import escape
 
 log = logging.getLogger(__name__)
 
@@ -132,14 +135,34 @@ class Worker:
 
     def heartbeat(self) -> None:
         """Say this worker ticks (and whether it leads): the web dyno reads it."""
+        trouble = self.jobs.trouble()
         self.heartbeats.beat(
-            self.name,
-            self.lease.held,
-            datetime.now(UTC),
-            release_of(),
-            self.started_at,
-            self.jobs.trouble(),
+            self.name, self.lease.held, datetime.now(UTC), release_of(), self.started_at, trouble
         )
+        if trouble:
+            self._tell_admins(trouble)
+
+    def _tell_admins(self, trouble: str) -> None:
+        """Post the jobs' trouble to the admin channel once while it lasts: nobody reads
+        `/deploy about` while alerts are quietly not sent. Directly, not through the
+        outbox, which may be what fails."""
+        channel, key = self.config.admin_channel, self.jobs.trouble_key()
+        if not channel or not self.config.slack_bot_token or key is None:
+            return
+        claimed = "worker-trouble:" + hashlib.sha256(key.encode()).hexdigest()[:32]
+        if not self.request_keys.claim(claimed, datetime.now(UTC)):
+            return
+        client = web_client(self.config.slack_bot_token, self.config.slack_api_url, timeout=10)
+        text = (
+            f":rotating_light: deploybot worker jobs in trouble: {escape(trouble)}. The worker's "
+            "logs have a `job failed` line for each failed run; `/deploy about` shows when "
+            "they recover."
+        )
+        try:
+            client.chat_postMessage(channel=channel, text=text)
+        except (SlackApiError, OSError) as error:
+            self.request_keys.release(claimed)  # told at the next heartbeat instead
+            log.warning("admin channel not told", extra={"error": type(error).__name__})
 
     def expire_prompts(self) -> int:
         """Turn prompts past their expiry into "expired" messages, once each."""
