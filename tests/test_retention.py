@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 
 from bot.store.audit import Actor
 from bot.store.autoscale_settings import AutoscaleStore, Decision
 from bot.store.confirmations import Confirmations
 from bot.store.db import pool_size
 from bot.store.drain_claims import KEEP as KEEP_DRAIN
+from bot.store.models import WorkerHeartbeat
 from bot.store.request_keys import KEEP, RequestKeys
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -75,3 +76,21 @@ def test_a_lost_claim_is_no_error_in_the_database(database):
     assert not keys.claim("slack:trigger-1", NOW)
     assert not keys.claim("slack:trigger-1", NOW + timedelta(seconds=1))
     assert errors == []
+
+
+def test_the_heartbeats_of_worker_processes_long_gone_are_forgotten(config):
+    """Off Heroku a worker is named by host and process id, a new row at each restart; the
+    heartbeat table had kept one per restart for good."""
+    from bot.store.heartbeats import Heartbeats
+    from bot.worker.main import Worker
+
+    worker = Worker(config)
+    beats = Heartbeats(worker.db)
+    now = datetime.now(UTC)  # the job reads the clock
+    for n, age in enumerate((timedelta(days=8), timedelta(days=8), timedelta(minutes=1))):
+        beats.beat(f"host:{n}", n == 2, now - age, None, now - age)
+    worker.forget_request_keys()
+    assert beats.latest(leader_only=False).worker == "host:2"
+    with worker.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(WorkerHeartbeat)) == 1
+    worker.db.dispose()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from bot.store.db import Database, aware
 from bot.store.models import AlertOutboxEntry, MetricWindow, WorkerHeartbeat
@@ -50,6 +50,13 @@ class Heartbeats:
                     trouble=trouble[:TROUBLE_CHARS] if trouble else None,
                 )
             )
+
+    def forget_before(self, cutoff: datetime) -> int:
+        """Drop the rows of workers that last ticked before `cutoff`: off Heroku a worker is
+        named by host and process id, so each restart adds a row."""
+        with self._db.session() as session, session.begin():
+            gone = delete(WorkerHeartbeat).where(WorkerHeartbeat.ticked_at < cutoff)
+            return session.execute(gone).rowcount
 
     def latest(self, leader_only: bool = True) -> Beat | None:
         """The newest tick (of a leader, by default: a waiting worker runs no jobs)."""

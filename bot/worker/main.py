@@ -68,6 +68,7 @@ RECONCILE_SECONDS = 60.0  # rows become due 3 minutes after they started: once a
 # last five: two days leave room to look back at an incident.
 KEEP_DECISIONS = timedelta(days=2)
 KEEP_PROMPTS = timedelta(days=7)  # answered or expired prompts; the audit log keeps their story
+KEEP_HEARTBEATS = timedelta(days=7)  # of worker processes that stopped ticking
 JOBS_STOP_SECONDS = 20.0
 
 
@@ -205,6 +206,7 @@ class Worker:
         self.alerts.outbox.forget_sent_before(now - KEEP_SENT_ALERTS)
         AutoscaleStore(self.db).forget_decisions_before(now - KEEP_DECISIONS)
         self.confirmations.forget_before(now - KEEP_PROMPTS)
+        self.heartbeats.forget_before(now - KEEP_HEARTBEATS)
         forgotten = self.drain_claims.forget_older_than(now - KEEP_DRAIN)
         # Drain ids in request_keys are those claimed before migration 0014, one per row.
         return forgotten + self.request_keys.forget_older_than(now - KEEP, now - KEEP_DRAIN)
