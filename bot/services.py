@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from slack_sdk import WebClient
 
@@ -21,6 +21,7 @@ from bot.config import Config
 from bot.metrics.store import MetricsStore
 from bot.platforms.base import Platform, PlatformError
 from bot.platforms.heroku import HerokuPlatform
+from bot.platforms.registered import Registered
 from bot.registry import Registry, Target
 from bot.slack_api import web_client
 from bot.store.audit import Actor, AuditLog
@@ -173,7 +174,8 @@ class Services:
 
     def resolve(self, alias: str) -> Resolved:
         target = self.registry.resolve(alias)
-        return Resolved(target, self._platform(target))
+        platform = Registered(self._platform(target), target.name, target.alias)
+        return Resolved(target, cast(Platform, platform))
 
     def _platform(self, target: Target) -> Platform:
         if target.platform == "heroku":

@@ -455,7 +455,7 @@ def test_a_change_answered_500_is_sent_once_and_may_have_been_made(driver, aws):
     _, url = driver.command("scale web=3 shop", ADMIN)
     text = driver.reply(url)["text"]
     assert len(aws.calls("UpdateEnvironment")) == 1
-    assert "failed (InternalFailure) after the change to `shop-prod` was sent" in text
+    assert "failed (InternalFailure) after the change to `shop` was sent" in text
     assert "so it may have been made" in text and "I read it back: web is now 2" in text
     # One piece of advice: the read-back's, not the error's too.
     assert text.count("Check `/deploy status") == 1, text

@@ -393,7 +393,7 @@ def test_a_ship_answered_500_is_sent_once_and_read_back_from_the_version(driver,
     text = say(driver, "ship shop shop-1.0")["text"]
     assert len(updates(aws)) == 1
     # It had said only that it may have been made, and to check.
-    assert "after the change to `shop-prod` was sent" in text
+    assert "after the change to `shop` was sent" in text
     assert "I read it back: it runs v1" in text and "not what was asked, yet" in text
     assert text.count("Check ") == 1 and "`/deploy releases shop`" in text
     assert aws.violations == []
@@ -469,7 +469,7 @@ def test_logs_of_one_instance_are_its_own_and_other_names_are_refused(driver, aw
     assert "worker timeout" not in say(driver, "logs shop web")["text"]  # web: the first
     asked = len([r for r in aws.requests if "EnvironmentInfo" in r.action])
     assert say(driver, "logs shop i-0abc")["text"] == (
-        f"`i-0abc` is not one of `shop-prod`'s instances (`{min(first, second)}`, "
+        f"`i-0abc` is not one of `shop`'s instances (`{min(first, second)}`, "
         f"`{max(first, second)}`): name one of those, or none for the newest tail of any."
     )
     assert say(driver, "logs shop web.1")["text"] == (

@@ -294,7 +294,9 @@ class Actions:
                 return self.dashboards.cost([resolved.target])
             if command.verb == "metrics" and hasattr(resolved.platform, "traffic"):
                 minutes = command.limit or 60
-                traffic = resolved.platform.traffic(resolved.target.name, minutes, self._now())
+                traffic = resolved.platform.traffic(
+                    resolved.target.name, minutes, self._now(), resolved.target.alias
+                )
                 return PlatformMetrics(command.app, minutes, traffic)
             if command.verb == "metrics":
                 return self._metrics_of(command.app, command.limit or 60)

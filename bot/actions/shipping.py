@@ -19,6 +19,7 @@ from bot.actions.reconcile import Reconciler, call_reading_back, lost_note, unsu
 from bot.actions.results import BreakGlass, Deployed, Logs, Reply, Resolved, Result
 from bot.actions.usergroups import GroupLookupFailed
 from bot.platforms.base import Build, PlatformError, Promotion, Release
+from bot.platforms.registered import Registered
 from bot.platforms.sources import SourceError, signed_url
 from bot.registry import Target, UnknownApp
 from bot.store.audit import Actor, AuditLog
@@ -417,7 +418,8 @@ class Shipping:
             refusal = self._guard.refusal(target, "swap", command.force, actor.user_id)
             if refusal:
                 return self._guard.refuse(actor, command, "swap", refusal)
-        platform = platform_of(resolved)
+        # One client reaches both: what it says of the other environment names it as typed too.
+        platform = Registered(platform_of(resolved), other.target.name, other.target.alias)
         names = (resolved.target.name, other.target.name)
         # Read first: a lost answer is read back from them, and the user told to "check"
         # would otherwise swap again, which swaps back.

@@ -45,17 +45,20 @@ def botocore_error(
     if isinstance(error, _CREDENTIALS):
         return PlatformError(
             f"The bot has no usable AWS credentials for `{app}`. An admin should configure "
-            "the profile named in the registry (or the AWS_* variables)."
+            "the profile named in the registry (or the AWS_* variables).",
+            app=app,
         )
     if isinstance(error, _CONFIGURATION):
         return PlatformError(
             f"The AWS profile for `{app}` is missing or unreadable on the bot. An admin should "
-            "add it (or fix the registry's `aws_profile`)."
+            "add it (or fix the registry's `aws_profile`).",
+            app=app,
         )
     if isinstance(error, _REGION):
         return PlatformError(
             f"{service} is not available in the region the registry gives for `{app}`. "
-            "Check its `region`."
+            "Check its `region`.",
+            app=app,
         )
     if isinstance(error, boto.SSLError):
         return PlatformError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -63,7 +64,43 @@ class Promotion:
     error: str | None = None
 
 
-class NotSupported(Exception):
+class AboutApp(Exception):
+    """An error whose words name an app by the platform's own name for it, `app`, written
+    as a code span. The client `bot.services` hands out for an app knows the name the user
+    typed (its alias in the registry) and has the error say that instead (`name_as`): who
+    typed `shop` is not told of `shop-prod`, a Beanstalk environment they may never have
+    seen. `own`: the platform's name is what the words are about (no such environment),
+    so it stays, and the alias is said beside it."""
+
+    def __init__(self, message: str, *, app: str | None = None, own: bool = False) -> None:
+        super().__init__(message)
+        self.app = app
+        self.own = own
+        self._named = False
+
+    def name_as(self, name: str, alias: str) -> None:
+        """Say `alias` where the words name `name`, once; an error about another app (the
+        other side of a swap) is left as it is."""
+        if self._named or self.app != name or alias == name:
+            return
+        self._named = True
+        self.args = (_named(str(self), name, alias, self.own), *self.args[1:])
+        fact = getattr(self, "fact", None)
+        if isinstance(fact, str):
+            self.fact = _named(fact, name, alias, self.own)
+
+
+def _named(text: str, name: str, alias: str, own: bool) -> str:
+    span, said = f"`{name}`", f"`{alias}`"
+    if own and span in text:
+        head, tail = text.split(span, 1)
+        return f"{head}{span} (the registry's name for {said}){_named(tail, name, alias, False)}"
+    # Also inside a command to type (`/deploy status shop-prod`), which must name the alias.
+    typed = re.compile(rf"(`/deploy [a-z]+ ){re.escape(name)}(?=`)")
+    return typed.sub(lambda found: found.group(1) + alias, text.replace(span, said))
+
+
+class NotSupported(AboutApp):
     """The platform has no such thing (maintenance mode on Beanstalk): say so plainly."""
 
 
@@ -114,15 +151,23 @@ class LogTail:
     others: tuple[str, ...] = ()
 
 
-class PlatformError(Exception):
+class PlatformError(AboutApp):
     """A platform call failed; `str(error)` is a plain sentence fit to show in Slack.
 
     `changed` says whether the platform may have applied the change anyway (a timeout
-    after the request was sent), so the reply can tell the user to check.
+    after the request was sent), so the reply can tell the user to check. `app`: the
+    platform's name for the app the words name (`AboutApp`).
     """
 
-    def __init__(self, message: str, *, changed: bool | None = False) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        *,
+        changed: bool | None = False,
+        app: str | None = None,
+        own: bool = False,
+    ) -> None:
+        super().__init__(message, app=app, own=own)
         self.changed = changed
         # What happened, without the advice: a reply that reads the app back gives its own.
         self.fact = message
@@ -141,8 +186,7 @@ class NoSuchApp(PlatformError):
     so, and the advice after it says what to do."""
 
     def __init__(self, app: str, fact: str, advice: str) -> None:
-        super().__init__(f"{fact} {advice}")
-        self.app = app
+        super().__init__(f"{fact} {advice}", app=app, own=True)
         self.fact = fact
 
 
@@ -150,8 +194,8 @@ def lost_answer(fact: str, app: str, *, write: bool) -> PlatformError:
     """A call that was sent and whose answer was lost (`fact` says how): a write may have
     been made, so the user is sent to `status` first; a read changed nothing."""
     if not write:
-        return PlatformError(f"{fact} Try again in a minute.")
-    error = PlatformError(check_first(fact, app), changed=None)
+        return PlatformError(f"{fact} Try again in a minute.", app=app)
+    error = PlatformError(check_first(fact, app), changed=None, app=app)
     error.fact = fact
     return error
 

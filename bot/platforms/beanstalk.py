@@ -110,8 +110,9 @@ class BeanstalkPlatform:
     def settles_slowly(self) -> bool:
         return True
 
-    def traffic(self, app: str, minutes: int, now: datetime) -> Traffic:
-        """Requests per minute from CloudWatch, and the last 10 s from the health report."""
+    def traffic(self, app: str, minutes: int, now: datetime, alias: str | None = None) -> Traffic:
+        """Requests per minute from CloudWatch, and the last 10 s from the health report.
+        Why the minutes are missing names the app `alias`, the name it was asked by."""
         resources = self._call("describe_environment_resources", app, EnvironmentName=app)
         balancers = resources.get("EnvironmentResources", {}).get("LoadBalancers", [])
         per_minute = [0] * minutes
@@ -122,7 +123,9 @@ class BeanstalkPlatform:
                     self._cloudwatch(app), balancers[0]["Name"], now, minutes, app
                 )
             except PlatformError as error:
-                # Enhanced health still answers: show it, and say why the minutes are missing.
+                # Enhanced health still answers: show it, and say why the minutes are missing
+                # (kept, not raised: named here as `Registered` names what is raised).
+                error.name_as(app, alias or app)
                 problem = str(error)
         _, metrics = self.health_metrics(app)
         codes = metrics.get("StatusCodes") or {}
@@ -195,7 +198,7 @@ class BeanstalkPlatform:
 
     def restart(self, app: str, target: str | None) -> None:
         if target not in (None, PROCESS_TYPE):
-            raise PlatformError(RESTART_WHOLE.format(app=app, target=target))
+            raise PlatformError(RESTART_WHOLE.format(app=app, target=target), app=app)
         environment = self._environment(app)
         _refuse_if_busy(environment)
         self._change("restart_app_server", environment)
@@ -316,7 +319,8 @@ class BeanstalkPlatform:
                 raise NotSupported(
                     f"{code(dyno)} is not one of `{escape(app)}`'s instances "
                     f"({listed(sorted(ids))}): name one of those, or none for the newest "
-                    "tail of any."
+                    "tail of any.",
+                    app=app,
                 )
         self._call("request_environment_info", app, EnvironmentName=app, InfoType="tail")
         deadline = time.monotonic() + TAIL_WAIT_SECONDS
@@ -346,10 +350,10 @@ class BeanstalkPlatform:
         return LogTail(shown, tail, others)
 
     def maintenance(self, app: str) -> bool:
-        raise NotSupported(NO_MAINTENANCE.format(app=app))
+        raise NotSupported(NO_MAINTENANCE.format(app=app), app=app)
 
     def set_maintenance(self, app: str, on: bool) -> bool:
-        raise NotSupported(NO_MAINTENANCE.format(app=app))
+        raise NotSupported(NO_MAINTENANCE.format(app=app), app=app)
 
     def config_vars(self, app: str) -> dict[str, str]:
         """Environment properties (namespace aws:elasticbeanstalk:application:environment)."""
@@ -463,7 +467,9 @@ class BeanstalkPlatform:
         if not live:
             raise PlatformError(
                 f"There is no Beanstalk environment `{app}` in {self.region} that the bot's "
-                "AWS credentials can see. Check the registry's environment and region."
+                "AWS credentials can see. Check the registry's environment and region.",
+                app=app,
+                own=True,
             )
         return live[0]
 
@@ -538,12 +544,15 @@ def _client_error(error: botocore.exceptions.ClientError, app: str, write: bool)
     ):
         return PlatformError(
             f"AWS refused the bot's credentials for `{app}` ({code}). An admin should check "
-            "the profile named in the registry."
+            "the profile named in the registry.",
+            app=app,
         )
     if code in ("Throttling", "ThrottlingException"):
         return PlatformError("AWS is throttling the bot's requests. Try again in a minute.")
     if "invalid state" in message.lower():
-        return PlatformError(f"`{app}` is busy with another update; try again when it is Ready.")
+        return PlatformError(
+            f"`{app}` is busy with another update; try again when it is Ready.", app=app
+        )
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
     if status >= 500 and write:
         return lost_answer(
@@ -559,7 +568,7 @@ def _client_error(error: botocore.exceptions.ClientError, app: str, write: bool)
         )
     if code == "InvalidParameterValue":
         what = "the change to" if write else "the request about"
-        return PlatformError(f"Elastic Beanstalk refused {what} `{app}`: {message}")
+        return PlatformError(f"Elastic Beanstalk refused {what} `{app}`: {message}", app=app)
     return PlatformError(f"Elastic Beanstalk answered {code or 'an error'}: {message}")
 
 
@@ -568,9 +577,9 @@ def _refuse_if_busy(environment: dict[str, Any]) -> None:
     if status != "Ready":
         since = environment.get("DateUpdated")
         when = f" since {since.astimezone(UTC):%H:%M} UTC" if isinstance(since, datetime) else ""
+        name = environment["EnvironmentName"]
         raise PlatformError(
-            f"`{environment['EnvironmentName']}` is busy ({status}{when}); "
-            "try again when it is Ready."
+            f"`{name}` is busy ({status}{when}); try again when it is Ready.", app=name
         )
 
 

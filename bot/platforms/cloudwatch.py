@@ -84,12 +84,14 @@ def _client_error(error: boto.ClientError, app: str) -> PlatformError:
     if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
         return PlatformError(
             f"AWS does not let the bot read CloudWatch metrics for `{app}`. An admin should "
-            f"allow {PERMISSION} for the bot's AWS user."
+            f"allow {PERMISSION} for the bot's AWS user.",
+            app=app,
         )
     if code in ("InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch"):
         return PlatformError(
             f"AWS refused the bot's credentials for `{app}` ({code}). An admin should check "
-            "the profile named in the registry."
+            "the profile named in the registry.",
+            app=app,
         )
     if code in ("Throttling", "ThrottlingException", "LimitExceeded"):
         return PlatformError("CloudWatch is throttling the bot's requests. Try again in a minute.")

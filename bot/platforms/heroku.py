@@ -709,7 +709,8 @@ def _http_error(response: Any, app: str, method: str) -> PlatformError:
     if status == 403:
         return PlatformError(
             f"The bot's Heroku key may not do that on `{app}`. Ask an owner of the app to "
-            "give the bot's account access."
+            "give the bot's account access.",
+            app=app,
         )
     if status == 404:
         # Heroku names the missing resource in `resource`; its message says "that app".
@@ -722,12 +723,13 @@ def _http_error(response: Any, app: str, method: str) -> PlatformError:
         if body.get("resource") == "pipeline_coupling" or "pipeline coupling" in message.lower():
             return PlatformError(
                 f"`{app}` is in no Heroku pipeline, so there is no stage to promote it to. "
-                f"Add it to one first (`heroku pipelines:add PIPELINE -a {app}`)."
+                f"Add it to one first (`heroku pipelines:add PIPELINE -a {app}`).",
+                app=app,
             )
-        return PlatformError(f"Heroku could not find that on `{app}`: {_reason(body)}")
+        return PlatformError(f"Heroku could not find that on `{app}`: {_reason(body)}", app=app)
     if status == 422:
         what = "the request about" if method == "GET" else "the change to"
-        return PlatformError(f"Heroku refused {what} `{app}`: {_reason(body)}")
+        return PlatformError(f"Heroku refused {what} `{app}`: {_reason(body)}", app=app)
     if status >= 500 and method == "GET":
         return PlatformError(
             f"Heroku's API failed ({status}), so nothing was done. Try again in a minute."
@@ -737,7 +739,8 @@ def _http_error(response: Any, app: str, method: str) -> PlatformError:
     if status == 409:  # a conflict with something under way: a build, a release
         return PlatformError(
             f"Heroku cannot do that on `{app}` right now: {_reason(body)} "
-            "Try again once what is under way has finished."
+            "Try again once what is under way has finished.",
+            app=app,
         )
     return PlatformError(f"Heroku answered {status}: {_reason(body)}")
 
