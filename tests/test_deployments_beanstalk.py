@@ -286,14 +286,15 @@ def test_a_swap_whose_answer_was_lost_is_read_back_not_sent_again(blue_green, aw
     finally:
         aws._swap_environment_cnames = made
     # It had said only "may have been made, check status", whose answer showed no CNAME;
-    # the swap asked again put both back.
+    # the swap asked again put both back. The read-back names `shop` as typed (it had said
+    # `shop-prod`, the environment's name).
     assert "swapped the CNAMEs of `shop` and `shop-green`" in text
-    assert f"I read it back: `shop-prod` answers at {green}, so it was made." in text
+    assert f"I read it back: `shop` answers at {green}, so it was made." in text
     assert f"answers at {green}" in str(say(blue_green, "status shop")["blocks"])
     # Answered 500 before anything was done: said as not yet seen, to check first.
     aws.fail_next(500, actions=["SwapEnvironmentCNAMEs"])
     text = say(blue_green, "swap shop shop-green")["text"]
-    assert f"I read it back: `shop-prod` answers at {green}, not what was asked, yet" in text
+    assert f"I read it back: `shop` answers at {green}, not what was asked, yet" in text
     assert (aws.cname("shop-prod"), aws.cname("shop-green")) == (green, blue)
     assert len(aws.calls("SwapEnvironmentCNAMEs")) == 2 and aws.violations == []
     # The worker's pass gives both rows their final word from the CNAMEs (it had been

@@ -268,7 +268,9 @@ class Reconciler:
             outcome = "not-applied" if final else "unknown"
         else:
             outcome = "unknown"
-        words = f"`{escape(one)}` answers at {escape(now[one])}"
+        # The first is the app the swap was asked of: said as typed, not as its environment.
+        said = resolved.target.alias if one == resolved.target.name else one
+        words = f"`{escape(said)}` answers at {escape(now[one])}"
         return ReadBack(outcome, None, words)
 
     def read_back_maintenance(
