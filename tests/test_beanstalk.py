@@ -557,3 +557,18 @@ def test_a_long_health_cause_is_clipped_in_status_and_shown_as_typed(driver, aws
     context = json.dumps(driver.reply(url)["blocks"][-1], ensure_ascii=False)
     assert "cause: &lt;!here&gt; zzz" in context and "<!here>" not in context
     assert "z…" in context and len(context) < 2000
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "says"),
+    [
+        ("ResourceNotFound", "No such resource", "Elastic Beanstalk answered ResourceNotFound: "),
+        ("InvalidParameterValue", "Value x is not valid", "Elastic Beanstalk refused the "),
+    ],
+)
+def test_aws_own_words_end_in_a_full_stop(driver, aws, code, message, says):
+    # "… answered ResourceNotFound: No such resource" ended the reply mid-air.
+    aws.fail_next(400, code=code, message=message, actions=["DescribeEnvironments"])
+    _, url = driver.command("status shop", ADMIN)
+    text = driver.reply(url)["text"]
+    assert says in text and text.endswith(f"{message}."), text

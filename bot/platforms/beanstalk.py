@@ -566,10 +566,12 @@ def _client_error(error: botocore.exceptions.ClientError, app: str, write: bool)
             f"Elastic Beanstalk failed ({code or status}), so nothing was done. "
             "Try again in a minute."
         )
+    # AWS's words end the reply: as a sentence, though AWS's own may stop short of a full stop.
+    said = message if message.endswith((".", "…", "!", "?")) else f"{message or 'no reason given'}."
     if code == "InvalidParameterValue":
         what = "the change to" if write else "the request about"
-        return PlatformError(f"Elastic Beanstalk refused {what} `{app}`: {message}", app=app)
-    return PlatformError(f"Elastic Beanstalk answered {code or 'an error'}: {message}")
+        return PlatformError(f"Elastic Beanstalk refused {what} `{app}`: {said}", app=app)
+    return PlatformError(f"Elastic Beanstalk answered {code or 'an error'}: {said}")
 
 
 def _refuse_if_busy(environment: dict[str, Any]) -> None:
