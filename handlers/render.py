@@ -844,7 +844,7 @@ def _confirmation(result: NeedsConfirmation) -> Message:
     if result.cost:
         text += f"\nMonthly cost: {result.cost}"
     if result.costly:
-        text += "\nThat raises the monthly cost past this app's threshold, so I ask first."
+        text += f"\n{result.costly}"
     if result.note:
         text += f"\n{result.note}"
     return _prompt(text, label, who, result.id, result.expires_at)

@@ -103,6 +103,7 @@ class CostChange:
     delta_usd: float
     estimate: bool  # True when a price is approximate (always on Beanstalk)
     unknown_sizes: tuple[str, ...]  # running sizes with no price: left out of the sums
+    unpriced_added: tuple[str, ...] = ()  # of those, the sizes the change runs more of
 
 
 def monthly_price(platform: str, size: str) -> float | None:
@@ -134,7 +135,39 @@ def monthly_change(
         delta_usd=round(after_usd - before_usd, 2),
         estimate=platform == "beanstalk" or rough_before or rough_after,
         unknown_sizes=tuple(sorted(unknown_before | unknown_after)),
+        unpriced_added=_unpriced_added(platform, before, after),
     )
+
+
+def _unpriced_added(
+    platform: str,
+    before: Mapping[str, tuple[int, str]],
+    after: Mapping[str, tuple[int, str]],
+) -> tuple[str, ...]:
+    def counts(formation: Mapping[str, tuple[int, str]]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for quantity, size in formation.values():
+            key = size.strip().lower()
+            if quantity > 0 and monthly_price(platform, key) is None:
+                found[key] = found.get(key, 0) + quantity
+        return found
+
+    running, asked = counts(before), counts(after)
+    return tuple(sorted(size for size, n in asked.items() if n > running.get(size, 0)))
+
+
+def why_ask(change: CostChange, threshold_usd: float) -> str | None:
+    """Why a person must confirm `change` for its cost, or None: it rises past the app's
+    threshold, or it runs more of a size with no known price, which the sums leave out
+    (counted as nothing, any number of them would otherwise go ahead unasked)."""
+    if change.unpriced_added:
+        return (
+            f"No price is known for {listed(change.unpriced_added)}, so I cannot say what it "
+            "adds: I ask first."
+        )
+    if change.delta_usd > threshold_usd:
+        return "That raises the monthly cost past this app's threshold, so I ask first."
+    return None
 
 
 def _total(platform: str, formation: Mapping[str, tuple[int, str]]) -> tuple[float, set[str], bool]:

@@ -13,6 +13,7 @@ from policies.costs import (
     describe,
     monthly_change,
     monthly_price,
+    why_ask,
 )
 from policies.sizes import HEROKU_SIZES, check_size
 
@@ -50,7 +51,7 @@ from policies.sizes import HEROKU_SIZES, check_size
             "heroku",
             {"web": (1, "standard-1x")},
             {"web": (2, "private-2xl")},
-            CostChange(25.0, 0.0, -25.0, False, ("private-2xl",)),
+            CostChange(25.0, 0.0, -25.0, False, ("private-2xl",), ("private-2xl",)),
         ),
         # A stopped type's size does not matter, even if unpriced.
         (
@@ -70,7 +71,7 @@ from policies.sizes import HEROKU_SIZES, check_size
             "beanstalk",
             {"web": (2, "m6i.large")},
             {"web": (2, "x9.huge")},
-            CostChange(140.16, 0.0, -140.16, True, ("x9.huge",)),
+            CostChange(140.16, 0.0, -140.16, True, ("x9.huge",), ("x9.huge",)),
         ),
     ],
 )
@@ -101,6 +102,43 @@ def test_monthly_change(platform: str, before: dict, after: dict, expected: Cost
 )
 def test_describe(change: CostChange, text: str) -> None:
     assert describe(change) == text
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "added"),
+    [
+        ({"web": (2, "t3.small")}, {"web": (3, "m5.24xlarge")}, ("m5.24xlarge",)),
+        ({"web": (2, "m5.24xlarge")}, {"web": (3, "m5.24xlarge")}, ("m5.24xlarge",)),
+        ({"web": (3, "m5.24xlarge")}, {"web": (2, "m5.24xlarge")}, ()),
+        ({"web": (3, "m5.24xlarge")}, {"web": (3, "t3.small")}, ()),
+        # Another type's unpriced size, unchanged, adds nothing unpriced.
+        (
+            {"web": (1, "t3.small"), "x": (2, "z9.big")},
+            {"web": (2, "t3.small"), "x": (2, "z9.big")},
+            (),
+        ),
+    ],
+)
+def test_a_change_that_adds_an_unpriced_size_says_so(
+    before: dict, after: dict, added: tuple
+) -> None:
+    change = monthly_change("beanstalk", before, after)
+    assert change.unpriced_added == added
+    asked = why_ask(change, 1_000_000.0)
+    assert (asked is not None) == bool(added)
+    if added:
+        assert (
+            asked
+            == f"No price is known for `{added[0]}`, so I cannot say what it adds: I ask first."
+        )
+
+
+def test_why_ask_past_the_threshold() -> None:
+    change = monthly_change("heroku", {"web": (1, "standard-1x")}, {"web": (20, "standard-1x")})
+    assert why_ask(change, 250.0) == (
+        "That raises the monthly cost past this app's threshold, so I ask first."
+    )
+    assert why_ask(change, 500.0) is None
 
 
 def test_every_priced_size_is_a_real_size() -> None:

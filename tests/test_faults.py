@@ -201,6 +201,16 @@ def test_an_expensive_change_asks_first_with_its_cost(web, driver, heroku):
     _, url = driver.command("scale web=2:performance-l myapp", ADMIN)
     resized = driver.reply(url)["text"]
     assert "asks to scale `myapp`: web 1 → 2 (standard-1x → performance-l)." in resized
+    # A size with no known price counted as $0, so `web=3:private-2xl` ran at once however
+    # much it costs: it cannot be judged, so it is asked.
+    _, url = driver.command("scale web=3:private-2xl myapp", ADMIN)
+    prompt = driver.reply(url)
+    assert (
+        "No price is known for `private-2xl`, so I cannot say what it adds: I ask first."
+        in (prompt["text"])
+    )
+    button(prompt, CONFIRM_ACTION)
+    assert patches(heroku) == []
     # A small change goes ahead as before.
     _, url = driver.command("scale web=2 myapp", ADMIN)
     assert "web 1 → 2" in driver.reply(url)["text"]

@@ -899,7 +899,7 @@ class Actions:
             command.verb == "kill"
             or stops
             or verdict.needs_approval
-            or (actor.source != AUTOSCALER and cost.delta_usd > resolved.target.confirm_above_usd)
+            or (actor.source != AUTOSCALER and self._why_ask(resolved, cost) is not None)
         ):
             if actor.source == AUTOSCALER:
                 # Only a person can ask for that approval: a prompt opened every tick would
@@ -934,7 +934,7 @@ class Actions:
         raises the monthly cost past the app's threshold, as `scale` to it would; else None."""
         current = formation_map(resolved.platform.formation(resolved.target.name))
         cost = costs.monthly_change(resolved.target.platform, current, _after(current, targets))
-        if cost.delta_usd <= resolved.target.confirm_above_usd:
+        if self._why_ask(resolved, cost) is None:
             return None
         allowed = guardrails.Verdict("allowed")
         return self._ask_first(actor, resolved, command, current, targets, allowed, cost)
@@ -971,8 +971,12 @@ class Actions:
             unit=resolved.platform.unit,
             approval=verdict.reason if verdict.needs_approval else None,
             cost=costs.describe(cost),
-            costly=cost.delta_usd > resolved.target.confirm_above_usd,
+            costly=self._why_ask(resolved, cost),
         )
+
+    @staticmethod
+    def _why_ask(resolved: Resolved, cost: costs.CostChange) -> str | None:
+        return costs.why_ask(cost, resolved.target.confirm_above_usd)
 
     def _apply(
         self,

@@ -93,7 +93,7 @@ class NeedsConfirmation:
     unit: str = "dyno"
     approval: str | None = None  # why a second person must approve; None: requester confirms
     cost: str | None = None  # the monthly cost change, e.g. "≈ $75/month → $0/month"
-    costly: bool = False  # asked because the cost rises past the app's threshold
+    costly: str | None = None  # why the cost made it ask first (`costs.why_ask`)
     note: str | None = None  # e.g. that its `--force` passed no freeze
 
 
