@@ -615,8 +615,9 @@ def _history(result: History) -> Message:
         if entry.error:
             # Stored as Slack-ready sentences; every other angle bracket goes in any case, so
             # an older row with a raw platform message can make no link, no channel ping.
-            # A user mention stays one: the listing is for the asker's eyes only.
-            line += ": " + _MENTION_OR_BRACKET.sub(_keep_mentions, entry.error[:150])
+            # A user mention stays one: the listing is for the asker's eyes only. A cut is
+            # marked: a refusal cut bare at 150 ended mid-word, like a typo of the bot's.
+            line += ": " + _MENTION_OR_BRACKET.sub(_keep_mentions, clip(entry.error, 150))
         lines.append(line)
     return _text("\n".join(lines), public=False)
 

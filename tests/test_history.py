@@ -109,3 +109,26 @@ def test_the_autoscalers_changes_are_said_to_be_its_not_a_broken_mention(driver,
     text = driver.reply(url)["text"]
     assert "<@autoscaler>" not in text
     assert "the autoscaler `scale web=3 myapp`" in text and "(autoscaler)" not in text
+
+
+def test_a_long_stored_reason_is_cut_with_an_ellipsis(driver, config):
+    # A lock refusal is about 170 characters: cut at 150 it ended "when they are don", which
+    # reads as the bot's own typo rather than a sentence left out.
+    reason = "`myapp` is locked by someone, so only they may change its config. " * 3
+    db = Database(config.database_url)
+    try:
+        AuditLog(db).record(
+            Actor(USER, source="slack"),
+            "config",
+            "myapp",
+            "config set K=… myapp",
+            "refused",
+            reason,
+        )
+    finally:
+        db.dispose()
+    _, url = driver.command("history myapp", ADMIN)
+    line = driver.reply(url)["text"].splitlines()[1]
+    shown = line.split("`config set K=… myapp`: ", 1)[1]
+    assert shown.endswith("…") and len(shown) <= 150
+    assert reason.startswith(shown[:-1])
