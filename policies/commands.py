@@ -531,7 +531,11 @@ def _unknown_verb(words: list[str]) -> CommandError:
     typed = words[0]
     unknown = f"{shown(typed)} is not a command I know."
     if len(words) > 1 and words[1].lower() in VERBS and _APP_RE.match(typed):
-        meant = _as_typed(words[1].lower(), [typed, *words[2:]])
+        verb = words[1].lower()
+        # scale's app goes last: `scale myapp web=2` would be refused in turn.
+        meant = (
+            [verb, *words[2:], typed] if verb == "scale" else _as_typed(verb, [typed, *words[2:]])
+        )
         return CommandError(
             f"{unknown} Did you mean {_rewrite(meant)}? The verb comes first.", words[1].lower()
         )
@@ -617,6 +621,11 @@ def _parse_scale(args: list[str], app: str | None) -> Command:
         if not args or (len(args) == 1 and _CHANGE_RE.match(args[0])):
             raise CommandError("Say which app, as the last word or with `-a APP`.", "scale")
         if "=" in args[-1] or not _APP_RE.match(args[-1]):
+            first, rest = args[0], args[1:]
+            app_first = _APP_RE.match(first) and not _CHANGE_RE.match(first)
+            if rest and app_first and all(_CHANGE_RE.match(word) for word in rest):
+                meant = _rewrite(["/deploy", "scale", *rest, first])
+                raise CommandError(f"Put the app last: {meant}.", "scale")
             raise CommandError(
                 f"The last word, {shown(args[-1])}, should be the app (or give it with `-a APP`).",
                 "scale",

@@ -121,11 +121,13 @@ def test_words_without_quotes_split_as_shlex_splits_them(text: str) -> None:
         ("deploy myapp", "`deploy` is not a command I know. Did you mean `ship myapp`?"),
         ("ps myapp", "Did you mean `status myapp`?"),
         ("myapp status", "Did you mean `status myapp`? The verb comes first."),
+        # scale takes its app last: `scale myapp web=2`, offered here, was itself refused.
+        ("myapp scale web=2", "Did you mean `scale web=2 myapp`? The verb comes first."),
+        ("scale myapp web=2 worker+1", "Put the app last: `/deploy scale web=2 worker+1 myapp`."),
         # Words that are no app name are not offered back as one.
         ("Yes, ship it", "`Yes,` is not a command I know. Try one of:"),
         ("scale web=2", "Say which app"),
         ("scale myapp", "Say which process types"),
-        ("scale myapp web=2", "`web=2`"),
         ("scale web=two myapp", "`web=two`"),
         ("scale =2 myapp", "`=2`"),
         ("scale web=2 web=3 myapp", "`web` is scaled twice"),
