@@ -31,6 +31,7 @@ from bot.actions.results import (
     Restarted,
     Result,
     Status,
+    no_traffic_hint,
 )
 from bot.metrics.aggregate import sparkline
 from bot.platforms.base import Formation, Promotion, Release, Settled
@@ -488,11 +489,7 @@ def _metrics(result: Metrics) -> Message:
     summary, app = result.summary, result.app
     span = f"{result.minutes // 60} h" if result.minutes % 60 == 0 else f"{result.minutes} min"
     if not summary.requests:
-        hint = (
-            "Heroku may not have sent any yet: give it a minute."
-            if result.drained
-            else f"Add a log drain with `/deploy drain {app}` first."
-        )
+        hint = no_traffic_hint(app, result.drained)
         return _text(f"No requests recorded for `{app}` in the last {span}. {hint}", public=False)
     lines = [
         f"*`{app}` over the last {span}*",

@@ -403,3 +403,14 @@ def test_maintenance_on_asked_twice_points_at_the_prompt_still_open(tmp_path):
     assert "You already asked to turn maintenance mode on for `demo`" in out
     assert "@you turned maintenance mode on for `demo`." in out
     assert "meanwhile" not in out
+
+
+def test_a_replay_with_no_stored_traffic_says_what_to_do_to_the_asker_alone(tmp_path):
+    output = run_lines(tmp_path, "simulate demo 7d", "drain demo", "simulate demo 3d")
+    # It had posted "`demo` has no stored traffic in the last 7d; is its log drain on?" in
+    # the channel: a question, even right after `drain demo` had answered yes.
+    said = "(only you) `demo` has no stored traffic in the last 7d, so there is nothing to replay."
+    assert f"{said} Add a log drain with `/deploy drain demo` first." in output
+    said = said.replace("7d", "3d")
+    assert f"{said} Heroku may not have sent any yet: give it a minute." in output
+    assert "is its log drain on?" not in output

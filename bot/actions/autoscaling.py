@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.actions.results import Reply, Resolved, Result
+from bot.actions.results import Reply, Resolved, Result, no_traffic_hint
 from bot.metrics.replay import replay_app
 from bot.metrics.store import MetricsStore
 from bot.platforms.base import formation_map
@@ -424,19 +424,28 @@ class AutoscaleCommands:
             lines.append(f"{number}. {window.describe()}: {_limits_text(window)}")
         return "\n".join(lines)
 
-    def replay(self, app: str, target: Target, metrics: MetricsStore, since: timedelta) -> str:
-        """The default policy against the app's current settings on its stored traffic."""
+    def replay(
+        self, app: str, target: Target, metrics: MetricsStore, since: timedelta, drained: bool
+    ) -> Result:
+        """The default policy against the app's current settings on its stored traffic, for
+        the channel; or why there is none, for the asker (`drained`: whether the app has a
+        log drain of ours)."""
         current = replayed_settings(self._autoscale, app, target)
         tried = current | {"down_stabilization": None}
         replayed = replay_app(metrics, app, since, self._now(), tried, current)
         span = _span(since)
         if target.platform != "heroku":
-            return (
+            return Reply(
                 f"{code(app)} is an Elastic Beanstalk environment: the autoscaler, whose "
                 "settings this replays, scales Heroku dynos only."
             )
         if replayed is None:
-            return f"{code(app)} has no stored traffic in the last {span}; is its log drain on?"
+            # With what to do: it had asked "is its log drain on?", even right after
+            # `/deploy drain` had answered that it was.
+            return Reply(
+                f"{code(app)} has no stored traffic in the last {span}, so there is nothing "
+                f"to replay. {no_traffic_hint(app, drained)}"
+            )
         default, mine, context = replayed
         minutes = len(context.trace.counts)
         asked = int(since.total_seconds() // 60)
@@ -461,11 +470,12 @@ class AutoscaleCommands:
                 f"violation minutes; your current settings: {mine.dyno_hours:,.1f} dyno-hours "
                 f"and {mine.slo_violation_minutes:,} violation minutes"
             )
-        return (
+        return Reply(
             f"Replaying {replaying} ({minutes:,} minutes, peak {context.peak_rpm:,.0f} rpm) "
             f"through the simulator's dyno model: {results}. Try others with "
             "`python -m bot simulate --app` where the bot runs "
-            "(`heroku run` on Heroku; --target, --min, --max, --down-stabilization)."
+            "(`heroku run` on Heroku; --target, --min, --max, --down-stabilization).",
+            public=True,
         )
 
     def _overrides(self) -> OverrideStore:

@@ -22,6 +22,7 @@ from bot.actions.results import (
     Reply,
     Resolved,
     Result,
+    no_traffic_hint,
 )
 from bot.metrics.chart_data import ChartData, Mark, Shade, bucket_seconds, buckets, web_steps
 from bot.metrics.store import MetricsStore
@@ -91,10 +92,8 @@ class Dashboards:
                     "The worker stores the environment's health report each minute: is it "
                     f"running? `/deploy metrics {app}` reads CloudWatch now."
                 )
-            elif self._drains.get(app) is not None:
-                hint = "Heroku may not have sent any yet: give it a minute."
             else:
-                hint = f"Add a log drain with `/deploy drain {app}` first."
+                hint = no_traffic_hint(app, self._drains.get(app) is not None)
             span = f"{minutes // 60} h" if minutes < 2 * 24 * 60 else f"{minutes // 1440} days"
             return Reply(
                 f"No requests recorded for {code(app)} in the last {span}, so there is nothing "

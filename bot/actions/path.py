@@ -811,7 +811,8 @@ class Actions:
             return Reply(missing)
         target = self._resolve(app).target
         since = timedelta(minutes=command.limit or 7 * 24 * 60)
-        return Reply(self._autoscaling.replay(app, target, self._metrics, since), public=True)
+        drained = self._drains is not None and self._drains.get(app) is not None
+        return self._autoscaling.replay(app, target, self._metrics, since, drained)
 
     def _metrics_of(self, app: str, minutes: int) -> Result:
         if self._metrics is None or self._drains is None:

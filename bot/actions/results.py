@@ -322,3 +322,11 @@ def expired_text(pending: Pending) -> str:
         f"<@{pending.user_id}>'s request {code(pending.command)} expired at {expired}, so "
         f"nothing was changed. Run {code('/deploy ' + pending.command)} again if it is still wanted."
     )
+
+
+def no_traffic_hint(app: str, drained: bool) -> str:
+    """What to do about an app with no stored traffic (`metrics`, `chart`, `simulate`),
+    from whether it has a log drain of ours."""
+    if drained:
+        return "Heroku may not have sent any yet: give it a minute."
+    return f"Add a log drain with `/deploy drain {app}` first."
