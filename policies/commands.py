@@ -609,9 +609,16 @@ def _app_name(word: str, verb: str, already: str | None) -> str:
     if already is not None:
         raise CommandError(f"The app is given twice ({code(already)} and {shown(word)}).", verb)
     if not _APP_RE.match(word):
-        raise CommandError(
-            f"{shown(word)} is not a valid app name: use letters, digits and dashes.", verb
+        # A look-alike (Cyrillic е, full-width ｄ) is a letter to the eye: name it, where
+        # "use letters" had told someone who had typed only letters.
+        odd = next((c for c in word if not c.isascii() and c.isalnum()), None)
+        why = (
+            f"its {code(odd)} is U+{ord(odd):04X}, not a plain a-z letter or digit. Type it "
+            "again with a-z, 0-9 and dashes."
+            if odd
+            else "use letters, digits and dashes."
         )
+        raise CommandError(f"{shown(word)} is not a valid app name: {why}", verb)
     return word
 
 

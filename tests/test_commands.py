@@ -146,6 +146,9 @@ def test_words_without_quotes_split_as_shlex_splits_them(text: str) -> None:
         ("kill myapp web.1", "`web.1` is not a process type"),
         ("status", "Say which app"),
         ("status my_app!", "`my_app!` is not a valid app name"),
+        # A look-alike (Cyrillic е) had been told "use letters, digits and dashes": it is one.
+        ("status d\u0435mo", "its `\u0435` is U+0435, not a plain a-z letter or digit."),
+        ("status \uff44emo", "its `\uff44` is U+FF44, not a plain a-z letter or digit."),
         ("status a b", "`b` is one word too many"),
         ("help nothing", "`nothing`"),
         # It had said "Ask for help on one verb at most." to someone who had named none.
