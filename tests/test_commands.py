@@ -334,6 +334,17 @@ def test_help_lists_every_verb_and_explains_one() -> None:
     )
 
 
+def test_a_verb_s_help_says_every_window_it_takes() -> None:
+    # Both take any span in their range: help had offered `[5m | 1h | 24h]` and `7d` alone,
+    # so `metrics myapp 6h` or `simulate myapp 3d` read as not allowed.
+    assert parse("metrics myapp 6h").limit == 6 * 60
+    assert "/deploy metrics APP [WINDOW]" in help_text("metrics")
+    assert "WINDOW from 1m to 24h (default 1h)" in help_text("metrics")
+    assert parse("simulate myapp 3d").limit == 3 * 24 * 60
+    assert "/deploy simulate APP SPAN" in help_text("simulate")
+    assert "SPAN from 1h to 14d" in help_text("simulate")
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
