@@ -380,6 +380,7 @@ def parse(text: str) -> Command:
     config = any(w.lower().startswith("config") for w in words[:2])
     kept = (w if config and "=" in w else w.translate(_INVISIBLE) for w in words)
     words = [w for w, typed in zip(kept, words, strict=True) if w or not typed]  # "" stays
+    words = [_option_dashes(word) for word in words]
     if not words:
         return Command("help")
     verb = words[0].lower()
@@ -489,6 +490,21 @@ _SPACES = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
 # carry (a zero-width space, a word joiner, a byte-order mark, a soft hyphen): no part of a
 # word anyone meant to type. Zero-width joiners stay: they join emoji in a lock's reason.
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u2060\ufeff\u00ad"))
+
+
+# macOS and iOS turn a typed `--` into a long dash (smart punctuation): `—force` is
+# `--force`, and `—app`, `—a` the app option, whichever dash they start with.
+_LONG_DASHES = ("\u2014", "\u2013")
+
+
+def _option_dashes(word: str) -> str:
+    """`word` with the long dash of an option we know written as typed before it joined."""
+    if not word.startswith(_LONG_DASHES):
+        return word
+    rest = word[1:]
+    if rest == "a":
+        return "-a"
+    return "--" + rest if rest.split("=", 1)[0] in ("app", "force") else word
 
 
 def _split(text: str) -> list[str]:

@@ -334,6 +334,18 @@ def test_help_lists_every_verb_and_explains_one() -> None:
     )
 
 
+@pytest.mark.parametrize("dash", ["\u2014", "\u2013"])
+def test_an_option_whose_dashes_smart_punctuation_joined_still_reads(dash: str) -> None:
+    # macOS and iOS turn a typed `--` into a long dash: `—force` had been answered
+    # "`demo` is not a scale term", and `—app demo` "`—app` is not a valid app name".
+    forced = parse(f'scale web=2 myapp {dash}force "hotfix 1"')
+    assert forced == Command("scale", app="myapp", changes=forced.changes, force="hotfix 1")
+    assert parse(f"status {dash}app myapp").app == "myapp"
+    assert parse(f"status {dash}app=myapp").app == "myapp"
+    assert parse(f"status {dash}a myapp").app == "myapp"
+    assert parse(f"restart myapp {dash}force now").force == "now"
+
+
 def test_a_verb_s_help_says_every_window_it_takes() -> None:
     # Both take any span in their range: help had offered `[5m | 1h | 24h]` and `7d` alone,
     # so `metrics myapp 6h` or `simulate myapp 3d` read as not allowed.
