@@ -240,13 +240,14 @@ _PART_USAGE = {
 
 
 class CommandError(ValueError):
-    """Bad input: `message` is one or two plain sentences ending with the usage line."""
+    """Bad input: `message` is one or two plain sentences, then the usage line, ending in a
+    full stop as every answer does."""
 
     def __init__(self, problem: str, verb: str | None = None) -> None:
         usage = USAGE.get(verb or "") or _PART_USAGE.get(verb or "", "/deploy help")
         self.problem = problem
         self.verb = verb
-        super().__init__(f"{problem} Usage: `{usage}`")
+        super().__init__(f"{problem} Usage: `{usage}`.")
 
     @property
     def message(self) -> str:

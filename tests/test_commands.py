@@ -208,6 +208,8 @@ def test_any_text_parses_or_gets_a_short_message(text: str) -> None:
         assert message.count(". ") <= 3 and len(message) < 400
         assert "Traceback" not in message
         assert "Usage: `/deploy" in message
+        # Ending in a full stop, as every answer does: the usage line had ended it bare.
+        assert message.endswith("`.")
     else:
         assert command.verb in VERBS
         appless = ("help", "apps", "history", "whoami", "alerts", "cost", "about")
