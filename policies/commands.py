@@ -559,6 +559,18 @@ def _unknown_verb(words: list[str]) -> CommandError:
     cli = _heroku_cli(typed, words[1:])
     if cli:
         return CommandError(f"{unknown} Did you mean {_rewrite(cli)}?", cli[0])
+    last = words[-1].lower()
+    if len(words) > 2 and last in VERBS:
+        # The verb typed last (`web=2 demo scale`): offered first, when that reads.
+        meant = _as_typed(last, words[:-1])
+        try:
+            parse(shlex.join(meant))
+        except CommandError:
+            pass
+        else:
+            return CommandError(
+                f"{unknown} Did you mean {_rewrite(meant)}? The verb comes first.", last
+            )
     near = [_OTHER_WORDS[typed.lower()]] if typed.lower() in _OTHER_WORDS else closest(typed, VERBS)
     if near:
         meant = _as_typed(near[0], words[1:])

@@ -123,6 +123,9 @@ def test_words_without_quotes_split_as_shlex_splits_them(text: str) -> None:
         ("myapp status", "Did you mean `status myapp`? The verb comes first."),
         # scale takes its app last: `scale myapp web=2`, offered here, was itself refused.
         ("myapp scale web=2", "Did you mean `scale web=2 myapp`? The verb comes first."),
+        # The verb typed last had been "`web=2` is not a command I know. Try one of: …".
+        ("web=2 myapp scale", "Did you mean `scale web=2 myapp`? The verb comes first."),
+        ("myapp web restart", "Did you mean `restart myapp web`? The verb comes first."),
         ("scale myapp web=2 worker+1", "Put the app last: `/deploy scale web=2 worker+1 myapp`."),
         # Words that are no app name are not offered back as one.
         ("Yes, ship it", "`Yes,` is not a command I know. Try one of:"),
