@@ -414,3 +414,9 @@ def test_a_replay_with_no_stored_traffic_says_what_to_do_to_the_asker_alone(tmp_
     said = said.replace("7d", "3d")
     assert f"{said} Heroku may not have sent any yet: give it a minute." in output
     assert "is its log drain on?" not in output
+
+
+def test_a_channel_mention_prints_as_slack_shows_it(tmp_path):
+    output = run_lines(tmp_path, "whoami")
+    # Slack shows `<#C0CONSOLE>` as a channel's name with a #; the console had printed it raw.
+    assert "asking in #C0CONSOLE." in output and "<#" not in output

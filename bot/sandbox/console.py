@@ -334,11 +334,12 @@ _VISIBLE_CONTROLS = (
 
 
 def _plain(mrkdwn: str, user_id: str, names: dict[str, str] | None = None) -> str:
-    """Slack's mrkdwn as its clients show it: mentions and dates as words, and the escaped
-    `<`, `>` and `&` (`policies.slack_text`) as the characters typed."""
+    """Slack's mrkdwn as its clients show it: mentions, channels and dates as words, and the
+    escaped `<`, `>` and `&` (`policies.slack_text`) as the characters typed."""
     known = {user_id: "you", **(names or {})}
     text = re.sub(r"<@(\w+)>", lambda m: "@" + known.get(m.group(1), m.group(1)), mrkdwn)
     text = re.sub(r"<!date\^\d+\^[^|]*\|([^>]*)>", r"\1", text)
+    text = re.sub(r"<#(\w+)(?:\|([^>]*))?>", lambda m: "#" + (m.group(2) or m.group(1)), text)
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
