@@ -137,9 +137,8 @@ def _console(args: argparse.Namespace) -> int:
         beanstalk = ", ".join(t.alias for t in targets if t.platform == "beanstalk")
         print(
             f"Sandbox: fake Heroku ({heroku}) and Beanstalk ({beanstalk}), "
-            f"its database {history}, no worker running (`simulate spike demo` plays the "
-            "autoscaler on traffic, `simulate queue demo` on a backlog of jobs for `demo`'s "
-            "worker dynos)."
+            f"its database {history}, and no worker running: nothing autoscales or alerts "
+            "between your lines."
         )
     with sandbox as config:
         return console.run(

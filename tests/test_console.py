@@ -91,6 +91,10 @@ def test_the_sandbox_s_greeting_names_every_app_it_has(tmp_path):
     greeting = result.stdout.splitlines()[0]
     assert "fake Heroku (demo, demo-api, demo-staging)" in greeting
     assert "Beanstalk (demo-shop, demo-shop-green)" in greeting
+    # What to type first, said once: both lines had offered the two plays.
+    lines = result.stdout.splitlines()
+    assert lines[1].startswith("Type a command such as `status demo`")
+    assert result.stdout.count("`simulate spike demo`") == 1
 
 
 def test_the_sandbox_beanstalk_environment_answers_the_same_words(tmp_path):
