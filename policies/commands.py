@@ -366,9 +366,26 @@ def _schedule_text(command: Command) -> str:
     return " ".join(words)
 
 
+# macOS and iOS curl a typed `"` (smart quotes): read as the straight quotes meant, but in
+# a config value, which is stored as typed.
+_CURLY_DOUBLE = str.maketrans("\u201c\u201d", '""')
+
+
 def parse(text: str) -> Command:
     """Parse the text after `/deploy`. Raises `CommandError` with a user-facing message."""
     text = text or ""
+    curly = "\u201c" in text or "\u201d" in text
+    config = any(word.lower().startswith("config") for word in text.split()[:2])
+    try:
+        return _parse(text.translate(_CURLY_DOUBLE) if curly and not config else text)
+    except CommandError as error:
+        if not (curly and config):
+            raise
+        said = f'{error.problem} Yours are curly (\u201c \u201d): type straight ones, `"`.'
+        raise CommandError(said, error.verb) from None
+
+
+def _parse(text: str) -> Command:
     locked = _lock_as_typed(text.translate(_INVISIBLE))
     if locked is not None:
         return locked

@@ -351,6 +351,19 @@ def test_an_option_whose_dashes_smart_punctuation_joined_still_reads(dash: str) 
     assert parse(f"restart myapp {dash}force now").force == "now"
 
 
+def test_curly_double_quotes_quote_as_straight_ones_but_in_a_config_value() -> None:
+    # macOS and iOS curl a typed `"`: `--force “hot fix”` had left `fix”` over, answered
+    # "`fix”` is neither a process type nor a dyno".
+    assert parse("restart myapp --force \u201chot fix\u201d").force == "hot fix"
+    assert parse("scale web=2 myapp --force \u201chot fix\u201d").force == "hot fix"
+    # A config value is stored as typed, so its curly quotes are named rather than read:
+    # the answer had only said to use quotes, to someone who had.
+    with pytest.raises(CommandError) as caught:
+        parse("config set K=\u201ca b\u201d myapp")
+    assert "A value with spaces goes in quotes" in caught.value.message
+    assert 'Yours are curly (\u201c \u201d): type straight ones, `"`.' in caught.value.message
+
+
 def test_a_verb_s_help_says_every_window_it_takes() -> None:
     # Both take any span in their range: help had offered `[5m | 1h | 24h]` and `7d` alone,
     # so `metrics myapp 6h` or `simulate myapp 3d` read as not allowed.
