@@ -3,7 +3,8 @@ sandbox console prints: each document's typed lines are played in one sandbox se
 the whole output compared with the document, line by line. Only what changes from run to
 run (clock times, dates) is read as a placeholder. docs/deployments.md had drifted twice
 unseen: a history listing without the refused row the bot now shows, and build output
-with `&gt;` where the console and Slack both show `>`."""
+with `&gt;` where the console and Slack both show `>`. Every whole command a document
+shows inline is one the bot reads, too."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 
 from bot.sandbox import console
 from bot.sandbox.demo import Sandbox
+from policies.commands import CommandError, parse
 
 ROOT = Path(__file__).resolve().parent.parent
 # A fenced block whose first line is typed at the console's prompt; the inner fences of
@@ -68,3 +70,39 @@ def test_a_documented_transcript_is_what_the_sandbox_prints(document: str) -> No
     lines = transcript(document)
     assert any(_TYPED.match(line) for line in lines), f"{document} has no transcript"
     assert _steady(played(lines)) == _steady(lines)
+
+
+# The words the documents write for what the reader fills in (`scale web=N APP`).
+_PLACEHOLDERS = {"APP", "N", "TYPE", "DYNO", "VERSION", "REF", "REASON", "WORD", "OTHER"}
+_PLACEHOLDERS |= {"COMMAND", "DURATION", "KEY", "VALUE", "DAYS", "ZONE", "WINDOW", "SPAN"}
+_PLACEHOLDERS |= {"HH", "MM", "SIZE", "VERB", "TOKEN"}
+
+
+def _shown_commands(text: str) -> list[str]:
+    """The whole commands `text` shows inline (`/deploy status demo`), leaving out a verb
+    named alone and a form with something to fill in or choose from."""
+    found = []
+    for typed in re.findall(r"`/deploy ([^`\n]+)`", text):
+        words = typed.split()
+        if len(words) < 2 or re.search(r"\[|\||…|\.\.\.", typed):
+            continue
+        if any(set(re.split(r"[=:+\-,.]", word)) & _PLACEHOLDERS for word in words):
+            continue
+        found.append(typed)
+    return found
+
+
+def test_the_inline_command_finder_leaves_out_forms_and_keeps_commands() -> None:
+    text = "`/deploy drain` `/deploy scale web=N APP` `/deploy logs demo [N]` `/deploy status demo`"
+    assert _shown_commands(text) == ["status demo"]
+
+
+def test_every_command_a_document_shows_inline_is_one_the_bot_reads() -> None:
+    refused = {}
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for typed in _shown_commands(path.read_text()):
+            try:
+                parse(typed)
+            except CommandError as error:
+                refused[f"{path.name}: {typed}"] = error.problem
+    assert refused == {}
