@@ -653,7 +653,9 @@ def _take_app_option(
 
 def _app_name(word: str, verb: str, already: str | None) -> str:
     if already is not None:
-        raise CommandError(f"The app is given twice ({code(already)} and {shown(word)}).", verb)
+        raise CommandError(
+            f"The app is given twice ({code(already)} and {shown(word)}): name one app.", verb
+        )
     if not _APP_RE.match(word):
         # A look-alike (Cyrillic е, full-width ｄ) is a letter to the eye: name it, where
         # "use letters" had told someone who had typed only letters.

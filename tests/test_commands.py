@@ -138,6 +138,9 @@ def test_words_without_quotes_split_as_shlex_splits_them(text: str) -> None:
         ("scale web=100000 myapp", "more than 1000"),
         ("scale web=2 -a", "`-a` needs an app"),
         ("scale web=2 -a one -a two", "given twice"),
+        # It had said only "The app is given twice (`myapp` and `extra`).", not what to do.
+        ("alerts myapp extra", "The app is given twice (`myapp` and `extra`): name one app."),
+        ("cost myapp other", "The app is given twice (`myapp` and `other`): name one app."),
         ("scale web=2 myapp --force", "`--force` needs a reason"),
         ("status myapp --force now", "`--force` only applies to changes"),
         ("history myapp 0", "Ask for 1 to 50"),
