@@ -7,6 +7,7 @@ candidate is, since that is what the user should type.
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from collections.abc import Iterable, Mapping
 
 from policies.slack_text import code
@@ -17,7 +18,10 @@ def closest(name: str, candidates: Iterable[str], limit: int = 3) -> list[str]:
     spelled: dict[str, str] = {}
     for candidate in candidates:
         spelled.setdefault(candidate.lower(), candidate)
-    matches = difflib.get_close_matches(name.lower(), list(spelled), n=limit, cutoff=0.6)
+    # Folded as NFKC first: full-width letters (a CJK keyboard's `ｓｔａｔｕｓ`) are the
+    # letters they show, and had matched nothing.
+    folded = unicodedata.normalize("NFKC", name).lower()
+    matches = difflib.get_close_matches(folded, list(spelled), n=limit, cutoff=0.6)
     return [spelled[match] for match in matches]
 
 

@@ -125,6 +125,8 @@ def test_words_without_quotes_split_as_shlex_splits_them(text: str) -> None:
         ("myapp scale web=2", "Did you mean `scale web=2 myapp`? The verb comes first."),
         # The verb typed last had been "`web=2` is not a command I know. Try one of: …".
         ("web=2 myapp scale", "Did you mean `scale web=2 myapp`? The verb comes first."),
+        # Full-width letters (a CJK keyboard's) had been offered the list of every verb.
+        ("\uff53\uff54\uff41\uff54\uff55\uff53 myapp", "Did you mean `status myapp`?"),
         ("myapp web restart", "Did you mean `restart myapp web`? The verb comes first."),
         ("scale myapp web=2 worker+1", "Put the app last: `/deploy scale web=2 worker+1 myapp`."),
         # Words that are no app name are not offered back as one.
