@@ -217,6 +217,7 @@ _PROCESS_TYPE_RE = re.compile(rf"^{_NAME}$", re.IGNORECASE)
 _DYNO_RE = re.compile(rf"^{_NAME}\.\d{{1,6}}$", re.IGNORECASE)
 # Heroku app names and Beanstalk environment names both fit in this.
 _APP_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$", re.IGNORECASE)
+_APP_CHARS = re.compile(r"^[a-z0-9][a-z0-9-]*$", re.IGNORECASE)  # an app name's, any length
 
 
 def is_app_name(word: str) -> bool:
@@ -660,13 +661,16 @@ def _app_name(word: str, verb: str, already: str | None) -> str:
         # A look-alike (Cyrillic е, full-width ｄ) is a letter to the eye: name it, where
         # "use letters" had told someone who had typed only letters.
         odd = next((c for c in word if not c.isascii() and c.isalnum()), None)
-        why = (
-            f"its {code(odd)} is U+{ord(odd):04X}, not a plain a-z letter or digit. Type it "
-            "again with a-z, 0-9 and dashes."
-            if odd
-            else "use letters, digits and dashes."
-        )
-        raise CommandError(f"{shown(word)} is not a valid app name: {why}", verb)
+        if odd:
+            why = (
+                f": its {code(odd)} is U+{ord(odd):04X}, not a plain a-z letter or digit. "
+                "Type it again with a-z, 0-9 and dashes."
+            )
+        elif _APP_CHARS.match(word):
+            why = f": it is {len(word):,} characters long, and an app name has at most 40."
+        else:
+            why = ": use letters, digits and dashes."
+        raise CommandError(f"{shown(word)} is not a valid app name{why}", verb)
     return word
 
 

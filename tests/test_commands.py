@@ -154,6 +154,8 @@ def test_words_without_quotes_split_as_shlex_splits_them(text: str) -> None:
         ("kill myapp web.1", "`web.1` is not a process type"),
         ("status", "Say which app"),
         ("status my_app!", "`my_app!` is not a valid app name"),
+        # All letters, but too long: it had been told "use letters, digits and dashes".
+        ("status " + "d" * 41, "is 41 characters long, and an app name has at most 40."),
         # A look-alike (Cyrillic е) had been told "use letters, digits and dashes": it is one.
         ("status d\u0435mo", "its `\u0435` is U+0435, not a plain a-z letter or digit."),
         ("status \uff44emo", "its `\uff44` is U+FF44, not a plain a-z letter or digit."),
