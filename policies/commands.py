@@ -215,9 +215,10 @@ _CHANGE_RE = re.compile(
 )
 _PROCESS_TYPE_RE = re.compile(rf"^{_NAME}$", re.IGNORECASE)
 _DYNO_RE = re.compile(rf"^{_NAME}\.\d{{1,6}}$", re.IGNORECASE)
-# Heroku app names and Beanstalk environment names both fit in this.
-_APP_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$", re.IGNORECASE)
-_APP_CHARS = re.compile(r"^[a-z0-9][a-z0-9-]*$", re.IGNORECASE)  # an app name's, any length
+# Heroku app names and Beanstalk environment names both fit in this. ASCII: under
+# IGNORECASE alone, [a-z] also matches the Kelvin sign and the long s (`deKmo`).
+_APP_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$", re.IGNORECASE | re.ASCII)
+_APP_CHARS = re.compile(r"^[a-z0-9][a-z0-9-]*$", re.IGNORECASE | re.ASCII)  # any length
 
 
 def is_app_name(word: str) -> bool:

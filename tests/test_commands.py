@@ -159,6 +159,8 @@ def test_words_without_quotes_split_as_shlex_splits_them(text: str) -> None:
         # A look-alike (Cyrillic е) had been told "use letters, digits and dashes": it is one.
         ("status d\u0435mo", "its `\u0435` is U+0435, not a plain a-z letter or digit."),
         ("status \uff44emo", "its `\uff44` is U+FF44, not a plain a-z letter or digit."),
+        # The Kelvin sign matches [a-z] under IGNORECASE: `deKmo` had been taken for an app.
+        ("status de\u212amo", "its `\u212a` is U+212A, not a plain a-z letter or digit."),
         ("status a b", "`b` is one word too many"),
         ("help nothing", "`nothing`"),
         # It had said "Ask for help on one verb at most." to someone who had named none.
