@@ -645,6 +645,12 @@ def _take_app_option(
         if word.startswith("--app="):
             app = _app_name(word.split("=", 1)[1], verb, app)
             ahead = min(ahead, len(rest))
+        elif word in ("--tail", "-t") and verb == "logs":
+            raise CommandError(
+                f"{shown(word)} follows logs live, which a Slack reply cannot: "
+                "`/deploy logs APP N` shows the last N lines, and `heroku logs --tail` follows them.",
+                verb,
+            )
         elif word.startswith("-") and not _CHANGE_RE.match(word) and not prose:
             raise CommandError(f"{shown(word)} is not an option I know.", verb)
         else:

@@ -154,6 +154,8 @@ def test_words_without_quotes_split_as_shlex_splits_them(text: str) -> None:
         ("kill myapp web.1", "`web.1` is not a process type"),
         ("status", "Say which app"),
         ("status my_app!", "`my_app!` is not a valid app name"),
+        # As `heroku logs --tail` takes it: it had been "`--tail` is not an option I know."
+        ("logs myapp --tail", "`--tail` follows logs live, which a Slack reply cannot: "),
         # All letters, but too long: it had been told "use letters, digits and dashes".
         ("status " + "d" * 41, "is 41 characters long, and an app name has at most 40."),
         # A look-alike (Cyrillic е) had been told "use letters, digits and dashes": it is one.
