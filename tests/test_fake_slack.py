@@ -358,3 +358,96 @@ def test_concurrent_posts_get_unique_increasing_ts(fake: FakeSlack) -> None:
     stamps = [call.response["ts"] for call in calls]
     assert len(set(stamps)) == 20
     assert [m["ts"] for m in fake.messages(CHANNEL)] == sorted(stamps, key=float)
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def _button(text: str = "Go", value: str = "v", action_id: str = "a") -> dict[str, Any]:
+    return {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text},
+        "value": value,
+        "action_id": action_id,
+    }
+
+
+# One block past each of Block Kit's documented limits (docs.slack.dev, reference/block-kit).
+PAST_A_LIMIT = {
+    "empty section text": [_section("")],
+    "field over 2,000": [{"type": "section", "fields": [{"type": "mrkdwn", "text": "x" * 2001}]}],
+    "11 fields": [{"type": "section", "fields": [{"type": "mrkdwn", "text": "x"}] * 11}],
+    "header over 150": [{"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}],
+    "11 context elements": [
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": "c"}] * 11}
+    ],
+    "context text over 3,000": [
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": "c" * 3001}]}
+    ],
+    "26 buttons": [
+        {"type": "actions", "elements": [_button(action_id=f"a{i}") for i in range(26)]}
+    ],
+    "button text over 75": [{"type": "actions", "elements": [_button(text="b" * 76)]}],
+    "button value over 2,000": [{"type": "actions", "elements": [_button(value="v" * 2001)]}],
+    "action_id over 255": [{"type": "actions", "elements": [_button(action_id="a" * 256)]}],
+    "block_id over 255": [{**_section("x"), "block_id": "b" * 256}],
+}
+
+
+@pytest.mark.parametrize("blocks", PAST_A_LIMIT.values(), ids=PAST_A_LIMIT.keys())
+def test_every_block_kit_limit_is_refused_as_slack_refuses_it(
+    fake: FakeSlack, client: WebClient, blocks: list[dict[str, Any]]
+) -> None:
+    # Each had been accepted: a reply past one of them reached the user in tests, and
+    # nobody in Slack.
+    error = api_error(client.chat_postMessage, channel=CHANNEL, text="t", blocks=blocks)
+    assert error.response["error"] == "invalid_blocks"
+    error = api_error(client.views_publish, user_id=USER, view={"type": "home", "blocks": blocks})
+    # A view's refusal names each problem, as Slack's does.
+    assert error.response["error"] == "invalid_arguments"
+    assert error.response["response_metadata"]["messages"]
+    url = fake.new_response_url()
+    assert WebhookClient(url).send(text="t", blocks=blocks).status_code == 400
+    assert fake.responses_for(url) == [] and fake.messages(CHANNEL) == []
+    assert len(fake.violations) == 3
+    fake.violations.clear()
+
+
+def test_blocks_at_each_limit_are_taken(fake: FakeSlack, client: WebClient) -> None:
+    blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": "h" * 150}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": "x" * 2000}] * 10},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": "c" * 3000}] * 10},
+        {
+            "type": "actions",
+            "block_id": "b" * 255,
+            "elements": [
+                _button(text="b" * 75, value="v" * 2000, action_id=f"{i:0255d}") for i in range(25)
+            ],
+        },
+    ]
+    client.chat_postMessage(channel=CHANNEL, text="t" * 40_000, blocks=blocks)
+    client.views_publish(user_id=USER, view={"type": "home", "blocks": blocks})
+    assert fake.violations == []
+
+
+def test_a_message_text_over_40000_characters_is_msg_too_long(
+    fake: FakeSlack, client: WebClient
+) -> None:
+    error = api_error(client.chat_postMessage, channel=CHANNEL, text="t" * 40_001)
+    assert error.response["error"] == "msg_too_long"
+    url = fake.new_response_url()
+    assert WebhookClient(url).send(text="t" * 40_001).status_code == 400
+    assert fake.responses_for(url) == [] and len(fake.violations) == 2
+    fake.violations.clear()
+
+
+def test_a_home_view_past_its_own_limits_is_refused(fake: FakeSlack, client: WebClient) -> None:
+    view = {"type": "home", "blocks": BLOCKS, "private_metadata": "m" * 3001}
+    error = api_error(client.views_publish, user_id=USER, view=view)
+    assert error.response["error"] == "invalid_arguments"
+    assert fake.violations == [
+        "views.publish: view private_metadata of 3,001 characters, over 3,000"
+    ]
+    fake.violations.clear()

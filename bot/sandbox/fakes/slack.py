@@ -4,7 +4,8 @@ Tests and the sandbox console point slack_sdk's `WebClient(base_url=fake.api_url
 `response_url` of forged slash commands and button clicks (`fake.new_response_url()`) at it,
 so the bot's real HTTP clients run unchanged. The fake checks each Web API call against
 Slack's OpenAPI spec (`specs/slack-web-api-openapi-v2.json`) and against the rules the spec
-leaves out (`no_text`, the five-uses limit of a `response_url`); whatever the bot got wrong
+leaves out (`no_text`, the five-uses limit of a `response_url`, Block Kit's limits in
+`block_kit.py`); whatever the bot got wrong
 lands in `violations`, and everything it sent is recorded for assertions. Faults (429 with
 `Retry-After`, 5xx) and latency can be injected.
 """
@@ -28,6 +29,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request
 from werkzeug.wrappers import Response as HTTPResponse
 
+from bot.sandbox.fakes import block_kit
 from bot.sandbox.fakes.server import LocalServer, ServedFake
 
 SPEC_PATH = Path(__file__).parent / "specs" / "slack-web-api-openapi-v2.json"
@@ -160,7 +162,7 @@ def _fault_error(status: int) -> str:
 
 
 class _ApiError(Exception):
-    def __init__(self, error: str, **extra: str) -> None:
+    def __init__(self, error: str, **extra: Any) -> None:
         super().__init__(error)
         self.error = error
         self.extra = extra
@@ -462,26 +464,18 @@ class FakeSlack(ServedFake):
         ):
             self._violation(f"{method}: blocks is not a list of blocks: {blocks!r}")
             raise _ApiError("invalid_blocks")
-        if not self._check_limits(method, blocks):
-            raise _ApiError("invalid_blocks")
+        refused = self._refused(method, args)
+        if refused:
+            raise _ApiError(refused)
 
-    def _check_limits(self, where: str, blocks: Any, most_blocks: int = 50) -> bool:
-        """Block Kit's documented limits: at most `most_blocks` blocks (50 in a message, 100
-        in a Home tab), a section's text at most 3,000 characters. Slack answers
-        invalid_blocks past them; False (and a violation) when they are passed."""
-        if not isinstance(blocks, list):
-            return True
-        problems = []
-        if len(blocks) > most_blocks:
-            problems.append(f"{len(blocks)} blocks, over {most_blocks}")
-        for block in blocks:
-            text = block.get("text") if isinstance(block, dict) else None
-            body = text.get("text") if isinstance(text, dict) else None
-            if block.get("type") == "section" and isinstance(body, str) and len(body) > 3000:
-                problems.append(f"a section of {len(body):,} characters, over 3,000")
-        for problem in problems:
+    def _refused(self, where: str, message: dict[str, Any]) -> str | None:
+        """Slack's error for a message past one of its limits (block_kit.py), each limit
+        passed a violation; None when Slack would take it."""
+        too_long = block_kit.text_problems(message.get("text"))
+        problems = block_kit.block_problems(message.get("blocks"))
+        for problem in too_long + problems:
             self._violation(f"{where}: {problem}")
-        return not problems
+        return "msg_too_long" if too_long else "invalid_blocks" if problems else None
 
     def _violation(self, text: str) -> None:
         with self._cond:
@@ -629,8 +623,12 @@ class FakeSlack(ServedFake):
         if not isinstance(view, dict) or view.get("type") != "home":
             self._violation(f"views.publish: view is not a Home tab view: {view!r}")
             raise _ApiError("invalid_arguments")
-        if not self._check_limits("views.publish", view.get("blocks"), most_blocks=100):
-            raise _ApiError("invalid_blocks")
+        problems = block_kit.view_problems(view)
+        for problem in problems:
+            self._violation(f"views.publish: {problem}")
+        if problems:
+            # Slack answers a view it refuses so, each problem a message with where it is.
+            raise _ApiError("invalid_arguments", response_metadata={"messages": problems})
         user_id = str(args["user_id"])
         with self._cond:
             previous = self._home_views.get(user_id)
@@ -699,8 +697,9 @@ class FakeSlack(ServedFake):
             ):
                 self._violation(f"response_url {url_id}: nothing to show: {payload!r}")
                 return _text_response("no_text", 400)
-            if not self._check_limits(f"response_url {url_id}", payload.get("blocks")):
-                return _text_response("invalid_blocks", 400)
+            refused = self._refused(f"response_url {url_id}", payload)
+            if refused:
+                return _text_response(refused, 400)
             response_type = payload.get("response_type")
             if response_type is not None and response_type not in _RESPONSE_TYPES:
                 # Accepted, since Slack's reaction is undocumented, but the bot meant something else.
