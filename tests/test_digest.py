@@ -159,3 +159,35 @@ def test_slacks_passing_errors_answered_200_are_tried_again(code):
         data={"ok": False, "error": "not_in_channel"}, headers={}, status_code=200,
     )  # fmt: skip
     assert not _transient(SlackApiError("x", refused))
+
+
+def test_a_fleets_posted_digests_cost_one_query_a_minute_not_one_per_app(
+    config, slack, tmp_path, monkeypatch
+):
+    from sqlalchemy import event
+
+    fleet = "apps:\n" + "".join(
+        f"  app-{i:02d}:\n    platform: heroku\n    app: myapp\n    channel: C0APP{i:02d}\n"
+        '    digest: "09:00 Europe/Paris"\n'
+        for i in range(40)
+    )
+    path = tmp_path / "deploybot.yml"
+    path.write_text(fleet)
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    worker = Worker(config)
+    try:
+        assert worker.post_digests(_nine_thirty()) == 40
+        statements: list[str] = []
+        event.listen(
+            worker.services().db.engine,
+            "before_cursor_execute",
+            lambda conn, cursor, sql, *args: statements.append(sql),
+        )
+        # Every minute until midnight: each app's day had been claimed again, one INSERT
+        # per app a minute (a thousand apps: 1,000 statements a minute, all day).
+        for minute in range(1, 4):
+            assert worker.post_digests(_nine_thirty(minute)) == 0
+        assert len(statements) == 3
+    finally:
+        worker.services().db.dispose()
+        worker.db.dispose()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from bot.store.db import Database
 from bot.store.models import RequestKey
@@ -28,6 +28,15 @@ class RequestKeys:
         """True for the one caller that claimed `key` first (a lost claim, a Slack retry
         or each worker-down reply after the first, is no database error)."""
         return self._db.insert_new(RequestKey, key=key[:200], claimed_at=now)
+
+    def claimed(self, keys: list[str]) -> set[str]:
+        """Which of `keys` are claimed already, in one query: a job that claims one key per
+        app each minute (the daily digest) asks first rather than trying every claim."""
+        if not keys:
+            return set()
+        query = select(RequestKey.key).where(RequestKey.key.in_([key[:200] for key in keys]))
+        with self._db.session() as session:
+            return set(session.scalars(query))
 
     def forget_older_than(self, cutoff: datetime, drain_cutoff: datetime | None = None) -> int:
         """Drop keys claimed before `cutoff`, and drain batch ids before `drain_cutoff`."""
