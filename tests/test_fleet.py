@@ -127,3 +127,33 @@ def test_an_app_whose_key_is_not_set_is_one_unknown_line_not_a_failed_answer(
         assert "• `alpha`: $" in reply["text"] and "• `beta`: unknown (" in reply["text"]
     finally:
         app.extensions["deploybot"].db.dispose()
+
+
+def test_a_fleets_week_of_dyno_hours_is_read_in_one_query(fleet, slack):
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import event
+
+    from bot.store.autoscale_settings import AutoscaleStore, Decision
+
+    driver = fleet(30)
+    services = driver.client.application.extensions["deploybot"]
+    now = datetime.now(UTC)
+    AutoscaleStore(services.db).record_many(
+        Decision(f"app-{i:04d}", now - timedelta(minutes=5 * k), 1 + i % 3, 2, False, "steady")
+        for i in range(30)
+        for k in range(13)  # an hour of 5-minute ticks
+    )
+    read: list[str] = []
+    event.listen(
+        services.db.engine,
+        "before_cursor_execute",
+        lambda conn, cursor, sql, *args: read.append(sql) if "autoscale_decisions" in sql else None,
+    )
+    text = _say(driver, "cost")["text"]
+    # Each app's decisions had been read as ORM rows in a query of its own: two days of
+    # 15-second ticks took 0.6 s an app, ten minutes for a thousand.
+    assert len(read) == 1
+    assert "• `app-0000`" in text and "last 7 days: 1.0 web dyno-hours" in text
+    assert "last 7 days: 3.0 web dyno-hours" in text
+    assert slack.violations == []

@@ -184,6 +184,11 @@ class Dashboards:
             targets = self.targets(targets)
         priced: list[AppCost] = []
         kept: set[str] = set()  # Heroku accounts down to the autoscaler's reserve
+        since = now - timedelta(days=COST_DAYS)
+        hours = {
+            app: costs.dyno_hours(samples, now.timestamp())
+            for app, samples in self._autoscale.web_counts([t.alias for t in targets], since)
+        }
         # The formations are read COST_READS at a time: one after another, a thousand
         # apps held one of the web's two job threads for minutes at Heroku's latency.
         with ThreadPoolExecutor(COST_READS, thread_name_prefix="cost") as pool:
@@ -197,7 +202,7 @@ class Dashboards:
                     if asked is None:
                         priced.append(AppCost(target.alias, target.platform, {}, None, _KEPT))
                         continue
-                    priced.append(self._app_cost(target, now, read))
+                    priced.append(self._app_cost(target, read, hours.get(target.alias)))
                     remaining = self._remaining(target)
                     # One read per app: a fleet's sweep would spend the hour's calls that
                     # changes and the autoscaler need.
@@ -226,18 +231,18 @@ class Dashboards:
         return remaining if isinstance(remaining, int) else None
 
     def _app_cost(
-        self, target: Target, now: datetime, read: dict[str, tuple[int, str]] | str | None = None
+        self,
+        target: Target,
+        formation: dict[str, tuple[int, str]] | str | None,
+        hours: tuple[float, float] | None,
     ) -> AppCost:
-        formation = read if read is not None else self._read_formation(target)
+        """The app's cost from its formation (or why it has none) and its web (dyno-hours,
+        hours covered) over COST_DAYS, None without the autoscaler's record."""
         if isinstance(formation, str) or formation is None:
             return AppCost(target.alias, target.platform, {}, None, problem=formation)
         monthly = costs.monthly_cost(target.platform, formation)
-        since = now - timedelta(days=COST_DAYS)
-        decisions = self._autoscale.decisions(target.alias, _DECISIONS, since=since)
-        if not decisions:
+        if hours is None:
             return AppCost(target.alias, target.platform, formation, monthly)
-        samples = sorted((d.at.timestamp(), d.actual) for d in decisions)
-        hours, covered = costs.dyno_hours(samples, now.timestamp())
         size = formation.get("web", (0, ""))[1]
         hourly = costs.hourly_price(target.platform, size) if size else None
         return AppCost(
@@ -245,9 +250,9 @@ class Dashboards:
             target.platform,
             formation,
             monthly,
-            web_hours=hours,
-            covered_hours=covered,
-            web_usd=None if hourly is None else hours * hourly,
+            web_hours=hours[0],
+            covered_hours=hours[1],
+            web_usd=None if hourly is None else hours[0] * hourly,
         )
 
     def card(self, target: Target) -> AppCard:

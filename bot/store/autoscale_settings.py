@@ -5,9 +5,10 @@ Everything the worker needs to decide lives here, so a restarted worker loses no
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, fields
 from datetime import datetime
+from itertools import groupby
 
 from sqlalchemy import delete, insert, literal, select
 
@@ -170,6 +171,26 @@ class AutoscaleStore:
                         Decision(app, aware(at), actual, desired, acted, why, recommendation)
                     )
         return found
+
+    def web_counts(
+        self, apps: Collection[str], since: datetime
+    ) -> Iterator[tuple[str, list[tuple[float, int]]]]:
+        """Each of `apps`' web counts since `since` as (epoch seconds, count), oldest first,
+        one app at a time from one streamed query of two columns: a fleet's two days of
+        15-second ticks are millions of rows, which ORM rows read app by app took 0.6 s an
+        app to decode, and which are never all held at once here."""
+        if not apps:
+            return
+        table = AutoscaleDecision.__table__.c
+        query = (
+            select(table.app, table.at, table.actual)
+            .where(table.at >= since, table.process_type == WEB, table.app.in_(list(apps)))
+            .order_by(table.app, table.at)
+        )
+        with self._db.session() as session:
+            rows = session.connection().execution_options(yield_per=10_000).execute(query)
+            for app, group in groupby(rows, key=lambda row: row[0]):
+                yield app, [(aware(at).timestamp(), actual) for _, at, actual in group]
 
     def forget_decisions_before(self, cutoff: datetime) -> int:
         """Drop decisions older than `cutoff` (one row per app per tick: without this the
