@@ -58,6 +58,7 @@ READ_ONLY_VERBS = frozenset(READ_VERBS)
 KNOWN_VERBS = READ_ONLY_VERBS | MUTATING_VERBS
 # These verbs name no app, so `whoami` answers them once instead of per app.
 APPLESS_VERBS = frozenset({"apps", "whoami", "help", "about"})
+NAMES_SHOWN = 10  # apps a `whoami` line names for one rule; the rest are counted
 # `approve` is a right to click a button, not a command anyone types: `whoami` names it as
 # the button, after the verbs that change something.
 _CLICKED = {"approve": "the Approve button on someone else's protected change"}
@@ -345,16 +346,22 @@ def _summary_line(
         len(names) for names in denied.values()
     )
     parts = [
-        f"{'every app' if len(names) == total else ', '.join(names)} ({why})"
+        f"{'every app' if len(names) == total else _some(names)} ({why})"
         for why, names in allowed.items()
     ]
     text = "; ".join(parts) if parts else "no apps"
-    refused = [
-        f"{', '.join(names)} ({why})" for why, names in denied.items() if why.startswith("rule")
-    ]
+    refused = [f"{_some(names)} ({why})" for why, names in denied.items() if why.startswith("rule")]
     if refused:
         text += "; denied on " + "; ".join(refused)
     return f"{label}: {text}."
+
+
+def _some(names: list[str]) -> str:
+    """The first NAMES_SHOWN of `names` and how many more: a rule's glob can match hundreds
+    of a fleet's apps, and a line naming them all was cut mid-name, its rule cut off."""
+    shown = ", ".join(names[:NAMES_SHOWN])
+    more = len(names) - NAMES_SHOWN
+    return f"{shown} and {more:,} more" if more > 0 else shown
 
 
 def _ordered(verbs: Iterable[str]) -> list[str]:

@@ -18,9 +18,9 @@ def _fleet(count: int) -> str:
 
 @pytest.fixture
 def fleet(new_app, config, slack, tmp_path, monkeypatch):
-    def start(count: int) -> SlackDriver:
+    def start(count: int, access: str = "") -> SlackDriver:
         path = tmp_path / "deploybot.yml"
-        path.write_text(_fleet(count))
+        path.write_text(_fleet(count) + access)
         monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
         app = new_app(config)
         made.append(app)
@@ -156,4 +156,27 @@ def test_a_fleets_week_of_dyno_hours_is_read_in_one_query(fleet, slack):
     assert len(read) == 1
     assert "• `app-0000`" in text and "last 7 days: 1.0 web dyno-hours" in text
     assert "last 7 days: 3.0 web dyno-hours" in text
+    assert slack.violations == []
+
+
+def test_whoami_names_a_few_of_a_rules_many_apps_and_counts_the_rest(fleet, slack):
+    access = (
+        "access:\n  - allow: [scale, restart]\n    users: [UUSER001]\n    apps: ['app-0[0-8]*']\n"
+        "  - deny: [restart]\n    users: [UUSER001]\n    apps: ['app-00*']\n"
+    )
+    driver = fleet(1000, access)
+    response, url = driver.command("whoami", "UUSER001")
+    ack_text(response)
+    lines = driver.reply(url)["text"].splitlines()
+    [scale] = [line for line in lines if line.startswith("`scale`")]
+    [restart] = [line for line in lines if line.startswith("`restart`")]
+    # Each line had named every app its rule matched: 1,000 names (42,000 characters) cut
+    # mid-name at a section's 3,000, with the rule that says so cut off.
+    assert scale.startswith("`scale`: app-0000, app-0001,")
+    assert " app-0009 and 890 more (rule at /" in scale
+    assert scale.endswith("/deploybot.yml:3005).")
+    assert "deploybot.yml:3005); denied on app-0000, app-0001," in restart
+    assert " app-0009 and 90 more (rule at /" in restart
+    assert restart.endswith("/deploybot.yml:3008).")
+    assert all(len(line) < 600 for line in lines)  # a few names and two rule paths
     assert slack.violations == []
