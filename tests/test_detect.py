@@ -315,3 +315,32 @@ def test_pinned_at_a_schedule_windows_max(config, tmp_path, monkeypatch):
     record_ticks(autoscale, "myapp", 2, minutes=10)  # the window's max, not the settings' 6
     [event] = Detectors.from_services(services).run(NOW)
     assert event.detail == "The autoscaler wanted its max of 2 web for 10 min."
+
+
+def test_a_fleets_detectors_read_the_database_a_few_times_not_per_app(
+    config, tmp_path, monkeypatch
+):
+    from sqlalchemy import event
+
+    fleet = "apps:\n" + "".join(f"  app-{i:02d}:\n    platform: heroku\n" for i in range(40))
+    services = services_with(config, tmp_path, monkeypatch, fleet)
+    autoscale, store = AutoscaleStore(services.db), MetricsStore(services.db)
+    for i in range(40):
+        app = f"app-{i:02d}"
+        autoscale.save(
+            Settings(app, "on", 1, 4, "service_p95", 500.0, ADMIN, NOW - timedelta(hours=1))
+        )
+        store.save(windows(app, 4, requests=120, service_ms=2600 if i == 7 else 100))
+    record_ticks(autoscale, "app-03", 4, minutes=10)  # at its max for ten minutes
+    record_ticks(autoscale, "app-05", 1, minutes=1)  # at its min
+    statements: list[str] = []
+    event.listen(
+        services.db.engine,
+        "before_cursor_execute",
+        lambda conn, cursor, sql, *args: statements.append(sql),
+    )
+    events = Detectors.from_services(services).run(NOW)
+    assert keys(events) == ["pinned:app-03:web", "slow:app-07:web p95"]
+    # The worker's watch, each minute: a windows query and one or two decisions queries
+    # per app had been 3,000 statements (3.2 s on SQLite) at a thousand apps.
+    assert len(statements) <= 5

@@ -53,22 +53,24 @@ class MetricsStore:
 
     def windows(self, app: str, since: int, until: int) -> list[Window]:
         """`app`'s windows overlapping [since, until), parts merged, oldest first."""
-        query = select(MetricWindow.data).where(
-            MetricWindow.app == app,
+        return merged(self.documents_of([app], since, until).get(app, []), since)
+
+    def documents_of(
+        self, apps: Collection[str], since: int, until: int
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The stored documents of `apps`' windows overlapping [since, until), in one query
+        (the detectors' minute: one per app had been a thousand statements at a fleet's
+        size), undecoded: `merged` decodes each app's apart, so a bad one costs its app only."""
+        query = select(MetricWindow.app, MetricWindow.data).where(
+            MetricWindow.app.in_(list(apps)),
             MetricWindow.start >= since - ROLLUP_SECONDS,
             MetricWindow.start < until,
         )
+        found: dict[str, list[dict[str, Any]]] = {}
         with self._db.session() as session:
-            documents = list(session.scalars(query))
-        merged: dict[int, Window] = {}
-        for document in documents:
-            window = Window.from_dict(document)
-            if window.start < since:
-                continue
-            merged[window.start] = (
-                merged[window.start].merge(window) if window.start in merged else window
-            )
-        return [merged[start] for start in sorted(merged)]
+            for app, document in session.execute(query):
+                found.setdefault(app, []).append(document)
+        return found
 
     def minutes(self, app: str, ranges: Iterable[tuple[int, int]]) -> dict[int, float]:
         """Requests per epoch minute of `app` in each [first, last) range, from the counts
@@ -227,3 +229,17 @@ def _add_minutes(session: Session, counts: dict[tuple[str, int], int]) -> None:
         statement,
         [{"app": app, "minute": minute, "requests": n} for (app, minute), n in counts.items()],
     )
+
+
+def merged(documents: Iterable[dict[str, Any]], since: int) -> list[Window]:
+    """Stored window documents as windows from `since` on, parts of one window merged,
+    oldest first; ValueError for a document that does not parse."""
+    windows: dict[int, Window] = {}
+    for document in documents:
+        window = Window.from_dict(document)
+        if window.start < since:
+            continue
+        windows[window.start] = (
+            windows[window.start].merge(window) if window.start in windows else window
+        )
+    return [windows[start] for start in sorted(windows)]

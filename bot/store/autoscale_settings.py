@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from itertools import groupby
 
-from sqlalchemy import delete, insert, literal, select
+from sqlalchemy import delete, func, insert, literal, select
 
 from bot.store.autoscale_overrides import OverrideStore
 from bot.store.db import Database, aware
@@ -172,6 +172,19 @@ class AutoscaleStore:
                     )
         return found
 
+    def latest_decisions(self, apps: Collection[str]) -> dict[str, Decision]:
+        """Each of `apps`' newest web decision, in one query; an app with none is left out."""
+        if not apps:
+            return {}
+        newest = (
+            select(func.max(AutoscaleDecision.id))
+            .where(AutoscaleDecision.app.in_(list(apps)), AutoscaleDecision.process_type == WEB)
+            .group_by(AutoscaleDecision.app)
+        )
+        query = select(AutoscaleDecision).where(AutoscaleDecision.id.in_(newest))
+        with self._db.session() as session:
+            return {r.app: _decision(r) for r in session.scalars(query)}
+
     def web_counts(
         self, apps: Collection[str], since: datetime
     ) -> Iterator[tuple[str, list[tuple[float, int]]]]:
@@ -218,19 +231,20 @@ class AutoscaleStore:
         if process_type is not None:
             query = query.where(AutoscaleDecision.process_type == process_type)
         with self._db.session() as session:
-            return [
-                Decision(
-                    r.app,
-                    aware(r.at),
-                    r.actual,
-                    r.desired,
-                    r.acted,
-                    r.reason,
-                    r.recommendation,
-                    r.process_type,
-                )
-                for r in session.scalars(query)
-            ]
+            return [_decision(r) for r in session.scalars(query)]
+
+
+def _decision(row: AutoscaleDecision) -> Decision:
+    return Decision(
+        row.app,
+        aware(row.at),
+        row.actual,
+        row.desired,
+        row.acted,
+        row.reason,
+        row.recommendation,
+        row.process_type,
+    )
 
 
 def _settings(row: AutoscaleSetting) -> Settings:
