@@ -143,8 +143,10 @@ def step(
     """
     current = dict(known)
     changed: dict[str, Incident] = {}
-    opened: list[str] = []
-    grown: list[str] = []
+    # Keys in the order first seen, as dicts: lists looked up per event were quadratic in
+    # a storm across a fleet.
+    opened: dict[str, None] = {}
+    grown: dict[str, None] = {}
     for event in sorted(events, key=lambda e: e.at):
         key = event.key
         before = current.get(key)
@@ -157,7 +159,7 @@ def step(
                 severity=_worse(before.severity, _severity(event)),
             )
             if key not in opened and key not in grown:
-                grown.append(key)
+                grown[key] = None
         else:
             after = Incident(
                 key=key,
@@ -173,9 +175,8 @@ def step(
                 channel=channel_of(event.app),
                 silenced_until=before.silenced_until if before else None,
             )
-            opened.append(key)
-            if key in grown:
-                grown.remove(key)
+            opened[key] = None
+            grown.pop(key, None)
         current[key] = changed[key] = after
 
     # An incident an event touched in this step is not quiet, however old the event.
