@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from bot.store.db import Database
 from bot.store.models import IncidentRow
-from bot.store.outbox import Outbox
+from bot.store.outbox import Message, Outbox
 from policies.incidents import (
     DEFAULT_RULES,
     Event,
@@ -186,11 +186,17 @@ class Alerts:
             _store(row, incident)
         session.flush()
         by_key = {incident.key: incident for incident in result.incidents}
-        for notice in result.notices:
-            blocks = self._blocks_for(notice, by_key.get(notice.key)) if self._blocks_for else None
-            self.outbox.enqueue(
-                notice.key, notice.channel, notice.kind, notice.text, now, blocks, session=session
+        messages = [
+            Message(
+                notice.key,
+                notice.channel,
+                notice.kind,
+                notice.text,
+                self._blocks_for(notice, by_key.get(notice.key)) if self._blocks_for else None,
             )
+            for notice in result.notices
+        ]
+        self.outbox.enqueue_all(messages, now, session)
         return result
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, delete, func, or_, select, union
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, delete, func, insert, or_, select, tuple_, union
+from sqlalchemy.orm import Session, aliased
 
 from bot.store.db import Database, aware
 from bot.store.models import AlertOutboxEntry, IncidentRow
@@ -37,22 +37,21 @@ class Outbox:
         An `update` replaces the updates of the same message still queued right behind each
         other (no post or reply between): only the message's newest state matters, so an
         incident stuck behind a Slack error holds one update, not one per watch tick."""
-        if kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
-        entry = AlertOutboxEntry(
-            incident_key=incident_key[:200],
-            channel=channel,
-            kind=kind,
-            payload={"text": text, "blocks": list(blocks) if blocks else None},
-            state="pending",
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
+        [row] = _rows([Message(incident_key, channel, kind, text, blocks)], now)
         if session is not None:
-            return _add(session, entry)
+            return _add(session, row)
         with self._db.session() as own, own.begin():
-            return _add(own, entry)
+            return _add(own, row)
+
+    def enqueue_all(self, messages: Sequence[Message], now: datetime, session: Session) -> None:
+        """`enqueue` each of `messages`, in order, in the caller's transaction, in a couple
+        of statements: an alert storm across a fleet had written one INSERT (and an update's
+        DELETE) per message, a thousand apps' worth while holding the incidents lock. At most
+        one `update` per message (a step's notices hold one): they replace queued rows only."""
+        rows = _rows(messages, now)
+        if rows:
+            _supersede(session, rows)
+            session.execute(insert(AlertOutboxEntry), rows)
 
     def posts_since(self, cutoff: datetime, session: Session | None = None) -> dict[str, int]:
         """New messages per channel enqueued since `cutoff`: the input of the rate limit."""
@@ -111,25 +110,64 @@ class Outbox:
             return list(session.scalars(query))
 
 
-def _add(session: Session, entry: AlertOutboxEntry) -> int:
-    if entry.kind == "update":
-        _supersede(session, entry)
-    session.add(entry)
-    session.flush()
-    return entry.id
+class Message(NamedTuple):
+    """One message owed to Slack, as `Outbox.enqueue_all` takes it."""
+
+    incident_key: str
+    channel: str
+    kind: str
+    text: str
+    blocks: Sequence[dict[str, Any]] | None = None
 
 
-def _supersede(session: Session, entry: AlertOutboxEntry) -> None:
-    """Delete the pending updates `entry` makes pointless, handing it their place."""
-    same_message = and_(
-        AlertOutboxEntry.incident_key == entry.incident_key,
-        AlertOutboxEntry.channel == entry.channel,
+def _rows(messages: Sequence[Message], now: datetime) -> list[dict[str, Any]]:
+    rows = []
+    for message in messages:
+        if message.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, not {message.kind!r}")
+        rows.append(
+            {
+                "incident_key": message.incident_key[:200],
+                "channel": message.channel,
+                "kind": message.kind,
+                "payload": {
+                    "text": message.text,
+                    "blocks": list(message.blocks) if message.blocks else None,
+                },
+                "state": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+        )
+    return rows
+
+
+def _add(session: Session, row: dict[str, Any]) -> int:
+    _supersede(session, [row])
+    return int(
+        session.execute(insert(AlertOutboxEntry).returning(AlertOutboxEntry.id), row).scalar_one()
     )
+
+
+def _supersede(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Delete the pending updates the `update` rows make pointless, handing each its
+    message's place, in one statement for them all."""
+    updates = {
+        (row["incident_key"], row["channel"]): row for row in rows if row["kind"] == "update"
+    }
+    if not updates:
+        return
+    other = aliased(AlertOutboxEntry)
     # Only updates after the message's last post or reply: an update before a reply still
     # has to land first, and one before a new post (a reopened incident) edits another message.
     last_other = (
-        select(func.coalesce(func.max(AlertOutboxEntry.id), 0))
-        .where(same_message, AlertOutboxEntry.kind != "update")
+        select(func.coalesce(func.max(other.id), 0))
+        .where(
+            other.incident_key == AlertOutboxEntry.incident_key,
+            other.channel == AlertOutboxEntry.channel,
+            other.kind != "update",
+        )
         .scalar_subquery()
     )
     # Only `pending` rows: a `sending` one is in a sender's hands, and a sender that read a
@@ -137,24 +175,24 @@ def _supersede(session: Session, entry: AlertOutboxEntry) -> None:
     replaced = session.execute(
         delete(AlertOutboxEntry)
         .where(
-            same_message,
+            tuple_(AlertOutboxEntry.incident_key, AlertOutboxEntry.channel).in_(list(updates)),
             AlertOutboxEntry.kind == "update",
             AlertOutboxEntry.state == "pending",
             AlertOutboxEntry.id > last_other,
         )
         .returning(
+            AlertOutboxEntry.incident_key,
+            AlertOutboxEntry.channel,
             AlertOutboxEntry.attempts,
             AlertOutboxEntry.next_attempt_at,
             AlertOutboxEntry.created_at,
         )
         .execution_options(synchronize_session=False)
     ).all()
-    if not replaced:
-        return
     # The newest state inherits the backoff and the age of what it replaces: a fresh row
     # every tick would restart both, retrying a persisting error every minute forever.
-    entry.attempts = max(row.attempts for row in replaced)
-    entry.next_attempt_at = max(
-        aware(entry.next_attempt_at), *(aware(r.next_attempt_at) for r in replaced)
-    )
-    entry.created_at = min(aware(entry.created_at), *(aware(r.created_at) for r in replaced))
+    for old in replaced:
+        row = updates[(old.incident_key, old.channel)]
+        row["attempts"] = max(row["attempts"], old.attempts)
+        row["next_attempt_at"] = max(aware(row["next_attempt_at"]), aware(old.next_attempt_at))
+        row["created_at"] = min(aware(row["created_at"]), aware(old.created_at))
