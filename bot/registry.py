@@ -357,6 +357,9 @@ class Registry:
             if name.lower() != alias:
                 self._behind.setdefault(name.lower(), []).append(alias)
                 self._named[alias] = name.lower()
+        # Each listed app's Target, built once: listing a fleet had rebuilt every app's
+        # guardrails, schedule and freezes (a cron parsed each) on every call.
+        self._resolved: dict[str, Target] = {}
 
     @classmethod
     def empty(cls) -> Registry:
@@ -484,29 +487,11 @@ class Registry:
 
     def resolve(self, alias: str) -> Target:
         alias = self.canonical(alias)
-        entry = self.spec.apps.get(alias)
-        if isinstance(entry, HerokuEntry):
-            return Target(
-                alias=alias,
-                platform="heroku",
-                name=entry.app or alias,
-                api_key_env=entry.api_key_env or self.spec.heroku.api_key_env,
-                source=entry.source,
-                source_token_env=entry.source_token_env,
-                run=tuple(entry.run),
-                **entry.shared(),
-            )
-        if isinstance(entry, BeanstalkEntry):
-            return Target(
-                alias=alias,
-                platform="beanstalk",
-                name=entry.environment,
-                region=entry.region,
-                aws_profile=entry.aws_profile,
-                application=entry.application,
-                bundle=(entry.bundle.bucket, entry.bundle.key) if entry.bundle else None,
-                **entry.shared(),
-            )
+        if alias in self._resolved:
+            return self._resolved[alias]
+        if alias in self.spec.apps:
+            target = self._resolved[alias] = self._listed(alias)
+            return target
         if alias in self._behind:  # two or more entries for one app: which one is meant
             behind = self._behind[alias]
             named = ", ".join(code(a) for a in behind[:3])
@@ -525,6 +510,30 @@ class Registry:
         hint = suggest_app(alias, self.names())
         listed = f" Did you mean {hint}?" if hint else " `/deploy apps` lists them."
         raise UnknownApp(f"{code(alias)} is not an app I manage.{listed}")
+
+    def _listed(self, alias: str) -> Target:
+        entry = self.spec.apps[alias]
+        if isinstance(entry, HerokuEntry):
+            return Target(
+                alias=alias,
+                platform="heroku",
+                name=entry.app or alias,
+                api_key_env=entry.api_key_env or self.spec.heroku.api_key_env,
+                source=entry.source,
+                source_token_env=entry.source_token_env,
+                run=tuple(entry.run),
+                **entry.shared(),
+            )
+        return Target(
+            alias=alias,
+            platform="beanstalk",
+            name=entry.environment,
+            region=entry.region,
+            aws_profile=entry.aws_profile,
+            application=entry.application,
+            bundle=(entry.bundle.bucket, entry.bundle.key) if entry.bundle else None,
+            **entry.shared(),
+        )
 
     def problems(self, env: Mapping[str, str]) -> list[str]:
         """What would fail at run time: credentials named in the file but not set."""
