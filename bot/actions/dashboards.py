@@ -29,7 +29,7 @@ from bot.metrics.store import MetricsStore
 from bot.platforms.base import PlatformError, formation_map
 from bot.registry import Target, UnknownApp
 from bot.store.audit import AuditLog
-from bot.store.autoscale_settings import AutoscaleStore
+from bot.store.autoscale_settings import AutoscaleStore, Decision
 from bot.store.drains import Drains
 from bot.store.incidents import Alerts
 from bot.store.throttles import LOW_REMAINING
@@ -102,16 +102,22 @@ class Dashboards:
         return Chart(data)
 
     def chart_between(
-        self, resolved: Resolved, since: int, until: int, step: int
+        self,
+        resolved: Resolved,
+        since: int,
+        until: int,
+        step: int,
+        decided: list[Decision] | None = None,
     ) -> ChartData | None:
         """The chart's numbers for [since, until) in `step`-second buckets; None when no
-        request was recorded then (a chart of nothing says nothing)."""
+        request was recorded then (a chart of nothing says nothing). `decided`: the
+        autoscaler's decisions of the span, when the caller has read them already."""
         app = resolved.target.alias
         windows = self._metrics.windows(app, since, until)
         requests, service, queue = buckets(windows, since, until, step)
         if not sum(requests):
             return None
-        marks = self._marks(app, datetime.fromtimestamp(since, UTC), until)
+        marks = self._marks(app, datetime.fromtimestamp(since, UTC), until, decided)
         current = self._web_count(resolved)
         if until < self._now().timestamp() - step:
             # A past day: it ended with the count of its last change, not today's.
@@ -138,12 +144,16 @@ class Dashboards:
             under_way=until > self._now().timestamp(),
         )
 
-    def _marks(self, app: str, since: datetime, until: float) -> list[Mark]:
+    def _marks(
+        self, app: str, since: datetime, until: float, decided: list[Decision] | None = None
+    ) -> list[Mark]:
         """Every change of the web count: the autoscaler's from its decisions (stamped with
-        the tick's time), people's from the audit trail."""
+        the tick's time; `decided`, when read already), people's from the audit trail."""
+        if decided is None:
+            decided = self._autoscale.decisions(app, _DECISIONS, since=since)
         marks = [
             Mark(d.at.timestamp(), d.actual, d.desired, "autoscaler")
-            for d in self._autoscale.decisions(app, _DECISIONS, since=since)
+            for d in decided
             if d.acted and d.desired != d.actual and d.at.timestamp() < until
         ]
         for entry in self._audit.recent(app, _AUDIT_ROWS):
@@ -313,15 +323,14 @@ class Dashboards:
         hourly = [0] * 24
         for window in self._metrics.windows(target.alias, since, until):
             hourly[datetime.fromtimestamp(window.start, zone).hour] += window.requests
-        decisions = [
-            d
-            for d in self._autoscale.decisions(target.alias, _DECISIONS, since=start)
-            if d.at < end
-        ]
+        # Plain columns and no reasons: a day of 15-second ticks is 5,760 rows an app.
+        recent = self._autoscale.recent_decisions([target.alias], start, _DECISIONS, reasons=False)
+        decisions = [d for d in recent.get(target.alias, []) if d.at < end]
         samples = sorted((d.at.timestamp(), d.actual) for d in decisions)
         size = self._web_size(resolved)
         numbers = digest.day_numbers(target.platform, size, samples, since, until, hourly)
-        marks = self._marks(target.alias, start, until)
+        # Read once: the day's numbers, its scale actions and its chart each had read them.
+        marks = self._marks(target.alias, start, until, decisions)
         actions = tuple(
             digest.Span(
                 mark.at,
@@ -335,7 +344,7 @@ class Dashboards:
             digest.Span(shade.start, shade.end, shade.label)
             for shade in self._shades(target.alias, since, until)
         )
-        chart = self.chart_between(resolved, since, until, bucket_seconds(24 * 60))
+        chart = self.chart_between(resolved, since, until, bucket_seconds(24 * 60), decisions)
         return Digest(
             app=target.alias,
             day=day,
