@@ -451,3 +451,16 @@ def test_a_home_view_past_its_own_limits_is_refused(fake: FakeSlack, client: Web
         "views.publish: view private_metadata of 3,001 characters, over 3,000"
     ]
     fake.violations.clear()
+
+
+def test_an_immediate_answer_is_judged_as_a_message(fake: FakeSlack) -> None:
+    # A slash command's or a click's HTTP answer is a message Slack shows: the same limits.
+    # It never reaches the fake's server, so the test driver hands it over.
+    assert fake.judge_answer({"text": "Working on `apps`…"}) is None
+    assert fake.judge_answer({"text": "t" * 40_001}) == "msg_too_long"
+    assert fake.judge_answer({"text": "t", "blocks": [_section("x" * 3001)]}) == "invalid_blocks"
+    assert fake.violations == [
+        "immediate answer: text of 40,001 characters, over 40,000",
+        "immediate answer: block 0 (section): text of 3,001 characters, over 3,000",
+    ]
+    fake.violations.clear()

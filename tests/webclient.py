@@ -33,6 +33,8 @@ class SlackDriver:
         # process when its answer is closed (bot/web/after_answer.py).
         response.get_data()
         response.close()
+        if response.is_json and isinstance(response.get_json(silent=True), dict):
+            self.slack.judge_answer(response.get_json())  # a limit passed: a violation
         return response
 
     def command(self, text: str, user: str, channel: str | None = None) -> tuple[Any, str]:

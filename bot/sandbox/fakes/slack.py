@@ -292,6 +292,12 @@ class FakeSlack(ServedFake):
         with self._cond:
             self._usergroups[usergroup_id] = list(users)
 
+    def judge_answer(self, payload: dict[str, Any]) -> str | None:
+        """Slack's refusal of a slash command's or a click's immediate HTTP answer, which is
+        a message held to the same limits; None when Slack shows it. That answer goes to
+        Slack, not to this server: the test driver hands it over."""
+        return self._refused("immediate answer", payload)
+
     def messages(self, channel: str) -> list[dict[str, Any]]:
         """The messages the bot posted to `channel` and not since edited away, oldest first."""
         with self._cond:
