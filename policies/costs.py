@@ -161,10 +161,7 @@ def why_ask(change: CostChange, threshold_usd: float) -> str | None:
     threshold, or it runs more of a size with no known price, which the sums leave out
     (counted as nothing, any number of them would otherwise go ahead unasked)."""
     if change.unpriced_added:
-        return (
-            f"No price is known for {listed(change.unpriced_added)}, so I cannot say what it "
-            "adds: I ask first."
-        )
+        return "With its cost unknown, I ask first."
     if change.delta_usd > threshold_usd:
         return "That raises the monthly cost past this app's threshold, so I ask first."
     return None
@@ -187,6 +184,12 @@ def _total(platform: str, formation: Mapping[str, tuple[int, str]]) -> tuple[flo
 
 def describe(change: CostChange) -> str:
     """`≈ $75/month → $125/month (+$50/month)`, marked when it is an estimate or incomplete."""
+    if change.unpriced_added:
+        # The sums leave the unpriced size out: a "saving" shown for a move to it would lie.
+        return (
+            f"≈ {_usd(change.before_usd)}/month → unknown: no price is known for "
+            f"{listed(change.unpriced_added)}."
+        )
     delta = change.delta_usd
     if abs(delta) < 0.005:
         difference = "no change"

@@ -98,6 +98,10 @@ def test_monthly_change(platform: str, before: dict, after: dict, expected: Cost
             "≈ $25/month → $0/month (-$25/month). "
             "No price is known for `private-2xl`, so it is left out.",
         ),
+        (
+            CostChange(25.0, 0.0, -25.0, False, ("private-2xl",), ("private-2xl",)),
+            "≈ $25/month → unknown: no price is known for `private-2xl`.",
+        ),
     ],
 )
 def test_describe(change: CostChange, text: str) -> None:
@@ -127,10 +131,8 @@ def test_a_change_that_adds_an_unpriced_size_says_so(
     asked = why_ask(change, 1_000_000.0)
     assert (asked is not None) == bool(added)
     if added:
-        assert (
-            asked
-            == f"No price is known for `{added[0]}`, so I cannot say what it adds: I ask first."
-        )
+        assert asked == "With its cost unknown, I ask first."
+        assert describe(change).endswith(f"→ unknown: no price is known for `{added[0]}`.")
 
 
 def test_why_ask_past_the_threshold() -> None:

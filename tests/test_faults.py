@@ -206,9 +206,9 @@ def test_an_expensive_change_asks_first_with_its_cost(web, driver, heroku):
     _, url = driver.command("scale web=3:private-2xl myapp", ADMIN)
     prompt = driver.reply(url)
     assert (
-        "No price is known for `private-2xl`, so I cannot say what it adds: I ask first."
-        in (prompt["text"])
-    )
+        "Monthly cost: ≈ $50/month → unknown: no price is known for `private-2xl`.\n"
+        "With its cost unknown, I ask first."
+    ) in prompt["text"]
     button(prompt, CONFIRM_ACTION)
     assert patches(heroku) == []
     # A small change goes ahead as before.
