@@ -483,7 +483,7 @@ class Actions:
         shown = visible[page * per_page : (page + 1) * per_page]
         return Home(
             about=self._about(actor),
-            cards=tuple(self.dashboards.card(target) for target in shown),
+            cards=self.dashboards.cards(shown),
             page=page,
             pages=pages,
             total=len(visible),

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, or_, select, text, update
+from sqlalchemy import Select, func, or_, select, text, update
 
 from bot.store.db import Database, aware
 from bot.store.models import AuditEntry
@@ -204,6 +205,31 @@ class AuditLog:
             query = query.limit(limit)
         with self._db.session() as session:
             return [_entry(row) for row in session.scalars(query)]
+
+    def recent_of(self, apps: Collection[str], limit: int) -> dict[str, list[Entry]]:
+        """Each of `apps`' newest `limit` rows, newest first, in one query (App Home's page:
+        one an app had been a statement a card); an app with none is left out."""
+        if not apps:
+            return {}
+        rank = (
+            func.row_number()
+            .over(partition_by=AuditEntry.app, order_by=AuditEntry.id.desc())
+            .label("rank")
+        )
+        ranked = (
+            select(AuditEntry.id, rank).where(AuditEntry.app.in_(list(apps))).subquery("ranked")
+        )
+        query = (
+            select(AuditEntry)
+            .join(ranked, ranked.c.id == AuditEntry.id)
+            .where(ranked.c.rank <= limit)
+            .order_by(AuditEntry.id.desc())
+        )
+        found: dict[str, list[Entry]] = {}
+        with self._db.session() as session:
+            for row in session.scalars(query):
+                found.setdefault(row.app, []).append(_entry(row))
+        return found
 
     def apps(self) -> list[str]:
         """Every app a row names, once each."""

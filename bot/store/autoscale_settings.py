@@ -90,6 +90,15 @@ class AutoscaleStore:
             row = session.get(AutoscaleSetting, app)
             return _settings(row) if row else None
 
+    def settings_of(self, apps: Collection[str]) -> dict[str, Settings]:
+        """Each of `apps`' settings, in one query (App Home's page); an app with none is
+        left out."""
+        if not apps:
+            return {}
+        query = select(AutoscaleSetting).where(AutoscaleSetting.app.in_(list(apps)))
+        with self._db.session() as session:
+            return {row.app: _settings(row) for row in session.scalars(query)}
+
     def all_enabled(self) -> list[Settings]:
         query = select(AutoscaleSetting).where(AutoscaleSetting.mode.in_(("on", "shadow")))
         with self._db.session() as session:
@@ -127,9 +136,11 @@ class AutoscaleStore:
                 # On the table: the ORM's bulk insert costs more than the rows' own work.
                 session.execute(insert(AutoscaleDecision.__table__), rows)
 
-    def pins(self, now: datetime) -> dict[str, Pin]:
-        """Every pin still holding at `now`, by app."""
+    def pins(self, now: datetime, apps: Collection[str] | None = None) -> dict[str, Pin]:
+        """Every pin still holding at `now`, by app (only `apps`', when given)."""
         query = select(AutoscalePin).where(AutoscalePin.until > now)
+        if apps is not None:
+            query = query.where(AutoscalePin.app.in_(list(apps)))
         with self._db.session() as session:
             return {
                 row.app: Pin(row.app, row.quantity, aware(row.until), row.pinned_by)
