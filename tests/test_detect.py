@@ -317,30 +317,65 @@ def test_pinned_at_a_schedule_windows_max(config, tmp_path, monkeypatch):
     assert event.detail == "The autoscaler wanted its max of 2 web for 10 min."
 
 
-def test_a_fleets_detectors_read_the_database_a_few_times_not_per_app(
-    config, tmp_path, monkeypatch
-):
-    from sqlalchemy import event
+FLEET = [f"app-{i:02d}" for i in range(40)]
 
-    fleet = "apps:\n" + "".join(f"  app-{i:02d}:\n    platform: heroku\n" for i in range(40))
+
+def autoscaled_fleet(config, tmp_path, monkeypatch) -> Services:
+    """Services on a registry of the FLEET, each app autoscaled (web 1-4) for an hour."""
+    fleet = "apps:\n" + "".join(f"  {app}:\n    platform: heroku\n" for app in FLEET)
     services = services_with(config, tmp_path, monkeypatch, fleet)
-    autoscale, store = AutoscaleStore(services.db), MetricsStore(services.db)
-    for i in range(40):
-        app = f"app-{i:02d}"
-        autoscale.save(
+    for app in FLEET:
+        AutoscaleStore(services.db).save(
             Settings(app, "on", 1, 4, "service_p95", 500.0, ADMIN, NOW - timedelta(hours=1))
         )
-        store.save(windows(app, 4, requests=120, service_ms=2600 if i == 7 else 100))
-    record_ticks(autoscale, "app-03", 4, minutes=10)  # at its max for ten minutes
-    record_ticks(autoscale, "app-05", 1, minutes=1)  # at its min
+    return services
+
+
+def statements_of(services: Services) -> list[str]:
+    """The SQL statements `services`' database runs from now on, as they run."""
+    from sqlalchemy import event
+
     statements: list[str] = []
     event.listen(
         services.db.engine,
         "before_cursor_execute",
         lambda conn, cursor, sql, *args: statements.append(sql),
     )
+    return statements
+
+
+def test_a_fleets_detectors_read_the_database_a_few_times_not_per_app(
+    config, tmp_path, monkeypatch
+):
+    services = autoscaled_fleet(config, tmp_path, monkeypatch)
+    autoscale, store = AutoscaleStore(services.db), MetricsStore(services.db)
+    for i, app in enumerate(FLEET):
+        store.save(windows(app, 4, requests=120, service_ms=2600 if i == 7 else 100))
+    record_ticks(autoscale, "app-03", 4, minutes=10)  # at its max for ten minutes
+    record_ticks(autoscale, "app-05", 1, minutes=1)  # at its min
+    statements = statements_of(services)
     events = Detectors.from_services(services).run(NOW)
     assert keys(events) == ["pinned:app-03:web", "slow:app-07:web p95"]
     # The worker's watch, each minute: a windows query and one or two decisions queries
     # per app had been 3,000 statements (3.2 s on SQLite) at a thousand apps.
     assert len(statements) <= 5
+
+
+def test_a_fleets_stale_apps_ages_are_read_in_one_query_not_one_each(config, tmp_path, monkeypatch):
+    services = autoscaled_fleet(config, tmp_path, monkeypatch)
+    for i, app in enumerate(FLEET):
+        # Every app's traffic stopped 30 + i minutes ago, before the lookback.
+        MetricsStore(services.db).save(windows(app, 1, until=NOW - timedelta(minutes=30 + i)))
+        AutoscaleStore(services.db).record(Decision(app, NOW, 3, 3, False, "stale", 3))
+        Drains(services.db).get_or_create(app, "https://bot.example", ADMIN, NOW)
+    statements = statements_of(services)
+    events = Detectors.from_services(services).run(NOW)
+    assert keys(events) == [f"stale:{app}:traffic" for app in FLEET]  # each above its min
+    assert events[0].detail == (
+        "The newest traffic window ended 30 min ago at 11:31 UTC, limit 5 min."
+    )
+    assert events[20].detail.startswith("The newest traffic window ended 50 min ago")
+    # How old each stale app's newest window is had been one query an app: 40 here, a
+    # thousand a minute when a fleet's traffic stops.
+    assert len([sql for sql in statements if "max(metric_windows.start" in sql]) == 1
+    assert len(statements) <= 7

@@ -6,9 +6,9 @@ The worker's watch tick calls `Detectors.run(now)` and hands the events to
 `bot.store.incidents.Alerts.record`. Apps looked at: every app in the registry, plus apps the
 bot drains or autoscales without listing them (`allow_unlisted`), so those keep their
 incidents too (they have no channel, so nobody is told). One windows query and one or two
-decisions queries for the whole fleet, and for a Beanstalk app exactly one
-`describe_environment_health` call; a platform failure is logged and skips only that
-app's health, never the run.
+decisions queries for the whole fleet (and one for how old the stale apps' newest windows
+are), and for a Beanstalk app exactly one `describe_environment_health` call; a platform
+failure is logged and skips only that app's health, never the run.
 """
 
 from __future__ import annotations
@@ -114,8 +114,23 @@ class Detectors:
         }
         # What runs now, for an app whose autoscaler has not ticked lately.
         latest = self._autoscale.latest_decisions([app for app in watched if not recent[app]])
-        events: list[Event] = []
+        decoded: dict[str, list[Window]] = {}
         for app in names:
+            try:
+                decoded[app] = merged(documents.get(app, []), since)
+            except ValueError as error:
+                _skipped(app, error)
+        # How old the newest stored window is, only for apps whose lookback held none and
+        # that staleness looks at: one query for them all, not one each.
+        stored = self._newest_stored(
+            [
+                app
+                for app, seen in decoded.items()
+                if not seen and (app in autoscaled or app in drained)
+            ]
+        )
+        events: list[Event] = []
+        for app, seen in decoded.items():
             try:
                 state = self._state(
                     app,
@@ -123,14 +138,13 @@ class Detectors:
                     now,
                     autoscaled.get(app),
                     drained.get(app),
-                    merged(documents.get(app, []), since),
+                    (seen, stored.get(app)),
                     (recent.get(app, []), latest.get(app)),
                 )
                 if app in queued:
                     state = replace(state, queue_reads=self._queue_reads(app, now, rules[app]))
             except ValueError as error:
-                # A stored window that does not parse: skip the app, keep the rest.
-                log.warning("detectors skipped an app", extra={"app": app, "error": str(error)})
+                _skipped(app, error)
                 continue
             events += detect(state, now, rules[app])
         return events
@@ -142,11 +156,13 @@ class Detectors:
         now: datetime,
         settings: Settings | None,
         drain_since: datetime | None,
-        windows: list[Window],
+        traffic: tuple[list[Window], datetime | None],
         decided: tuple[list[Decision], Decision | None],
     ) -> AppState:
-        """`decided`: the app's recent web decisions, newest first, and its newest one
-        when none is recent."""
+        """`traffic`: the app's windows in the lookback, and when its newest stored one
+        ended (asked only when the lookback held none). `decided`: the app's recent web
+        decisions, newest first, and its newest one when none is recent."""
+        windows, stored = traffic
         recent, latest = decided
         newest = _newest_end(windows)
         low, high = _bounds(settings, target, now) if settings else (None, None)
@@ -161,7 +177,7 @@ class Detectors:
             # sends no router logs and is at its min already: no news).
             expected.append(aware(settings.updated_at))
         if newest is None and (expected or drain_since is not None):
-            newest = self._newest_stored(app)  # only staleness needs to know how old
+            newest = stored  # only staleness needs to know how old
         if drain_since is not None and not expected:
             # Router logs come only with requests, so a drained app that is merely idle
             # sends nothing: only a drain that never delivered in an hour looks broken.
@@ -215,14 +231,26 @@ class Detectors:
                 for app, created in session.execute(select(Drain.app, Drain.created_at))
             }
 
-    def _newest_stored(self, app: str) -> datetime | None:
-        # Only asked when the lookback held nothing: how old the newest window really is.
-        query = select(func.max(MetricWindow.start + MetricWindow.resolution)).where(
-            MetricWindow.app == app
+    def _newest_stored(self, apps: list[str]) -> dict[str, datetime]:
+        """When each of `apps`' newest stored window ended; an app with none is left out."""
+        if not apps:
+            return {}
+        query = (
+            select(MetricWindow.app, func.max(MetricWindow.start + MetricWindow.resolution))
+            .where(MetricWindow.app.in_(apps))
+            .group_by(MetricWindow.app)
         )
         with self._db.session() as session:
-            end = session.scalar(query)
-        return datetime.fromtimestamp(int(end), UTC) if end is not None else None
+            return {
+                app: datetime.fromtimestamp(int(end), UTC)
+                for app, end in session.execute(query)
+                if end is not None
+            }
+
+
+def _skipped(app: str, error: ValueError) -> None:
+    # A stored window that does not parse: skip the app, keep the rest.
+    log.warning("detectors skipped an app", extra={"app": app, "error": str(error)})
 
 
 def _rules_for(rules: DetectorRules, target: Target | None) -> DetectorRules:
