@@ -145,7 +145,8 @@ def test_connections_dropped_mid_run_are_replaced_and_the_lease_taken_again(
         pytest.skip("PostgreSQL's sessions")
     name = f"faults-{secrets.token_hex(4)}"
     worker = Worker(replace(config, database_url=f"{database_url}&application_name={name}"))
-    beats = Heartbeats(Database(database_url))
+    beats_db = Database(database_url)
+    beats = Heartbeats(beats_db)
     admin = create_engine(normalize_url(database_url))
     runner = threading.Thread(target=worker.run)
     with caplog.at_level(logging.INFO):
@@ -163,15 +164,19 @@ def test_connections_dropped_mid_run_are_replaced_and_the_lease_taken_again(
             assert ended >= 2  # the lease's session and the pool's
             cut = datetime.now(UTC)
             wait_for(lambda: "worker lost the lease" in caplog.text)
-            wait_for(lambda: beats.latest().ticked_at > cut + timedelta(seconds=1))
+            # Between losing the lease and taking it again no leader beats: latest() is None.
+            wait_for(lambda: (beats.latest() or _NO_BEAT).ticked_at > cut + timedelta(seconds=1))
         finally:
             worker.stopping.set()
             runner.join(timeout=30)
             admin.dispose()
-    assert not runner.is_alive()
-    leading = [r for r in caplog.records if r.getMessage() == "worker is the leader"]
-    assert len(leading) == 2
-    assert beats.latest().leader and beats.latest().trouble is None
+    try:
+        assert not runner.is_alive()
+        leading = [r for r in caplog.records if r.getMessage() == "worker is the leader"]
+        assert len(leading) == 2
+        assert beats.latest().leader and beats.latest().trouble is None
+    finally:
+        beats_db.dispose()
 
 
 class _Lease:
