@@ -72,3 +72,30 @@ def refusal(
             f"the {BEANSTALK_TOTAL_MAX:,} Beanstalk takes."
         )
     return None
+
+
+def read_back(changes: Mapping[str, str | None], now: Mapping[str, str]) -> tuple[bool, str]:
+    """Whether the config `now` holds the `changes` (None: unset), and a clause saying how
+    each variable stands, its value never shown. Its wording fits the read-back's
+    "I read it back: …, so it was made" and "…, not what was asked, yet"."""
+    as_asked, otherwise = [], []
+    for key in sorted(changes):
+        wanted, name = changes[key], code(key)
+        if wanted is None and key in now:
+            otherwise.append(f"{name} is still set")
+        elif wanted is None:
+            as_asked.append(f"{name} is unset as asked")
+        elif key not in now:
+            otherwise.append(f"{name} is not set")
+        elif now[key] != wanted:
+            otherwise.append(f"{name} has another value")
+        else:
+            as_asked.append(f"{name} holds the value asked")
+    if not otherwise:
+        return True, _and(as_asked)
+    # The ones as asked first, so "not what was asked" follows the ones it is about.
+    return False, (f"{_and(as_asked)} but " if as_asked else "") + _and(otherwise)
+
+
+def _and(clauses: list[str]) -> str:
+    return clauses[0] if len(clauses) == 1 else f"{', '.join(clauses[:-1])} and {clauses[-1]}"

@@ -544,7 +544,7 @@ def test_a_config_change_whose_answer_was_lost_is_read_back_without_its_values(
     text = driver.reply(url)["text"]
     # It had said only to check: a second send is harmless here, but the user cannot know.
     assert "set `DATABASE_URL` on `myapp`" in text
-    assert "I read it back: `DATABASE_URL` as asked, so it was made." in text
+    assert "I read it back: `DATABASE_URL` holds the value asked, so it was made." in text
     assert SECRET_VALUE not in text
     [entry] = [e for e in history(config) if e.verb == "config"]
     assert entry.outcome == "ok" and SECRET_VALUE not in str(entry.as_json())
@@ -555,7 +555,7 @@ def test_a_config_change_whose_answer_was_lost_is_read_back_without_its_values(
     text = driver.reply(url)["text"]
     assert text.startswith(f"<@{ADMIN}> asked `config unset DATABASE_URL myapp`.")
     assert (
-        "`DATABASE_URL` otherwise, not what was asked, yet" in text
+        "I read it back: `DATABASE_URL` is still set, not what was asked, yet" in text
         and "`/deploy config myapp`" in text
     )
     assert heroku.config_vars("myapp") == {"DATABASE_URL": SECRET_VALUE}

@@ -565,3 +565,35 @@ def test_with_no_instance_named_the_newest_tail_is_shown_not_the_first_listed(mo
     monkeypatch.setattr(beanstalk, "fetch_tail", lambda get, url, timeout: [f"from {url}"])
     tail = platform.log_tail("shop-prod", None, 10)
     assert (tail.instance, tail.lines) == ("i-new", ["from https://s3.example/new"])
+
+
+@pytest.mark.parametrize(
+    ("before", "asked", "read_back"),
+    [
+        ({}, "config set FEATURE_X=on shop", "`FEATURE_X` is not set"),
+        ({"FEATURE_X": "off"}, "config set FEATURE_X=on shop", "`FEATURE_X` has another value"),
+        ({"FEATURE_X": "off"}, "config unset FEATURE_X shop", "`FEATURE_X` is still set"),
+        (
+            {"FEATURE_X": "on", "B": "off"},
+            "config set FEATURE_X=on A=on B=on shop",
+            "`FEATURE_X` holds the value asked but `A` is not set and `B` has another value",
+        ),
+    ],
+)
+def test_a_config_change_answered_500_is_read_back_in_plain_words(
+    driver,  # noqa: F811
+    aws,  # noqa: F811
+    before,
+    asked,
+    read_back,
+):
+    # It had said "I read it back: `FEATURE_X` otherwise, not what was asked, yet…".
+    aws.set_properties("shop-prod", before)
+    prompt = say(driver, asked)
+    aws.fail_next(500, actions=["UpdateEnvironment"])  # answered before anything was done
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    text = driver.reply(url)["text"]
+    assert f"I read it back: {read_back}, not what was asked, yet: it may still" in text
+    assert "otherwise" not in text and "`off`" not in text and "`on`" not in text
+    assert len(updates(aws)) == 1
+    assert aws.violations == []

@@ -447,18 +447,13 @@ class Deployments:
     ) -> tuple[bool, str]:
         """Whether a config change whose answer was lost was made, from a read of the
         config (values compared, never shown), and what to say of it."""
-        names = ", ".join(code(key) for key in sorted(changes))
         found = None
         try:
             now = platform_of(resolved).config_vars(resolved.target.name)
         except PlatformError:
             pass
         else:
-            made = all(
-                (key not in now) if value is None else (now.get(key) == value)
-                for key, value in changes.items()
-            )
-            said = f"{names} as asked" if made else f"{names} otherwise"
+            made, said = config_vars.read_back(changes, now)
             found = ReadBack("ok" if made else "unknown", None, said)
         return lost_note(
             error, found, f"the config of `{pending.app}`", f"`/deploy config {pending.app}`"
