@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 
@@ -21,7 +22,26 @@ _DATABASE_ERRORS = sqlalchemy.exc.SQLAlchemyError
 log = logging.getLogger("bot")
 
 
+# What a shell reports for a tool stopped by a closed pipe (128 + SIGPIPE), as `yes | head`.
+EXIT_CLOSED_PIPE = 141
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; its exit code."""
+    try:
+        try:
+            return _main(argv)
+        finally:
+            # Output still buffered meets a closed pipe here, not in the interpreter's exit.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`| head`): nothing more to say, and no one to say it to.
+        # Python's own recipe: stdout onto devnull, so its flush at exit cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_CLOSED_PIPE
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="deploybot", description=__doc__)
     commands = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
@@ -152,8 +172,6 @@ def _console(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    import os
-
     from bot import preflight
 
     Config.from_env()
@@ -264,7 +282,6 @@ def _migrate(_args: argparse.Namespace) -> int:
 
 
 def _socket(_args: argparse.Namespace) -> int:
-    import os
 
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
@@ -298,8 +315,6 @@ def _socket(_args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import os
-
     from bot import preflight
     from bot.web.app import create_app
 

@@ -187,3 +187,58 @@ def test_a_replay_span_too_long_to_be_a_duration_is_a_usage_error(tmp_path):
     done = _run(tmp_path, "simulate", "--app", "demo", "--since", "99999999999d")
     assert done.returncode == 2 and "write 90s, 2m, 12h or 7d" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def _trace(tmp_path: Path) -> str:
+    rows = (f"2024-01-01 {h:02}:{m:02}:00,{50 + m}" for h in range(24) for m in range(0, 60, 5))
+    trace = tmp_path / "t.csv"
+    trace.write_text("timestamp,value\n" + "\n".join(rows) + "\n")
+    return str(trace)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("console", "--sandbox", "-c", "/deploy help", "-c", "/deploy apps"),
+        ("audit",),
+        ("audit", "--json"),
+        ("simulate", "--trace", "TRACE", "--policy", "all"),
+        ("simulate", "--trace", "TRACE", "--json"),
+        ("--help",),
+        ("console", "--help"),
+    ],
+    ids=lambda args: " ".join(args),
+)
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path, args):
+    # `make demo | head -1` had ended in a BrokenPipeError traceback.
+    from bot.store.audit import Actor, AuditLog
+    from bot.store.db import Database
+
+    url = f"sqlite:///{tmp_path / 'a.sqlite3'}"
+    database = Database(url)
+    try:
+        database.migrate()
+        for n in range(50):
+            AuditLog(database).record(
+                Actor("U1"), "scale", "myapp", f"scale web={n} myapp", "ok", ""
+            )
+    finally:
+        database.dispose()
+    args = tuple(_trace(tmp_path) if arg == "TRACE" else arg for arg in args)
+    base = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", *args],
+        cwd=tmp_path,
+        env={**base, "DATABASE_URL": url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    process.stdout.close()  # the reader is gone before the first line: `| head -0`
+    try:
+        errors = process.stderr.read()
+        code = process.wait(timeout=60)
+    finally:
+        process.kill()
+    # 128 + SIGPIPE, as a shell reports a tool the closed pipe stopped (`yes | head`).
+    assert (code, errors) == (141, ""), errors
