@@ -255,7 +255,8 @@ def test_a_beanstalk_environment_is_told_its_own_group_scales_it(tmp_path):
     assert "Step per tick" not in output and "Add one with" not in output
     # `off` had read the environment and stored web 2–8 settings that nothing uses.
     assert "set autoscaling of `demo-shop`" not in output
-    assert "Autoscaling of `demo-shop` is off" in output
+    # It had read "…is off: `demo-shop` is an Elastic Beanstalk environment: …".
+    assert f"Autoscaling of `demo-shop` is off. {said}." in output
 
 
 def test_a_min_that_raises_the_cost_past_the_threshold_asks_first(driver, web):

@@ -403,7 +403,7 @@ def test_autoscale_of_a_beanstalk_environment_is_refused_clearly(driver, aws, co
     assert "its Auto Scaling group scales it" in text and "Step per tick" not in text
     # Off with nothing kept says so; it had read the environment and stored web settings.
     _, url = driver.command("autoscale shop off", ADMIN)
-    assert "Autoscaling of `shop` is off: `shop` is an Elastic" in driver.reply(url)["text"]
+    assert "Autoscaling of `shop` is off. `shop` is an Elastic" in driver.reply(url)["text"]
     # Turning it off stays possible, for settings saved before the refusal existed.
     db = Database(config.database_url)
     store = AutoscaleStore(db)

@@ -230,7 +230,7 @@ class AutoscaleCommands:
         )
         kept = stored is not None and stored.mode != "off"
         if command.mode == "off" and not kept:
-            return f"Autoscaling of `{app}` is off: {own}."
+            return f"Autoscaling of `{app}` is off. {own}."
         if command.mode == "status" or (command.mode == "schedule" and command.topic == "list"):
             if kept and stored is not None:
                 return (
