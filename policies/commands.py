@@ -163,6 +163,41 @@ SUMMARY = {
     "help": "show this help, or the help of one verb",
 }
 
+# `/deploy help`'s line for each verb: kept short so the whole list fits in one message
+# under the 4,000 characters Slack recommends; `help VERB` says it in full (SUMMARY).
+BRIEF = {
+    "scale": "set how many dynos run, and their size",
+    "restart": "restart every dyno, one process type or one dyno",
+    "kill": "scale every process type (or one) to 0",
+    "status": "the formation, the dynos and the current release",
+    "metrics": "requests, response times and errors from the log drain",
+    "drain": "add a log drain to a Heroku app, for `metrics` and the autoscaler",
+    "autoscale": "autoscale web dynos, or a worker type from its job queue; `set` tunes "
+    "it, `schedule` keeps a floor by the clock",
+    "pin": "hold web dynos at a count for a while, whatever the autoscaler thinks",
+    "watch": "alert the app's channel when its dynos crash (Heroku)",
+    "simulate": "replay an app's stored traffic through the autoscaler's model",
+    "releases": "list releases (Heroku) or application versions (Beanstalk)",
+    "rollback": "go back to an earlier release (by default the previous good one)",
+    "maintenance": "turn a Heroku app's maintenance page on or off",
+    "config": "list config vars (values masked), or set or unset them",
+    "lock": "hold a deploy lock: nobody else may change the app until you unlock it",
+    "unlock": "release a deploy lock (the holder, or an admin)",
+    "ship": "release a git ref (Heroku) or an application version (Beanstalk)",
+    "promote": "promote a Heroku app's slug to the next stage of its pipeline",
+    "swap": "swap two Beanstalk environments' CNAMEs (blue/green)",
+    "run": "run one of the app's allowed commands in a one-off dyno",
+    "logs": "the last N log lines, secrets masked",
+    "alerts": "the open alerts, with who acknowledged or silenced them",
+    "apps": "the apps I manage, with their platform and channel",
+    "history": "who changed what, newest first",
+    "chart": "a chart of requests, response times and web dynos",
+    "cost": "the monthly cost at list prices, and last week's web dyno-hours",
+    "about": "the bot's own health",
+    "whoami": "what you may do in this channel, and which rule says so",
+    "help": "this help, or one verb's in full",
+}
+
 EXAMPLES = {
     "scale": (
         "scale web=2 myapp",
@@ -1664,7 +1699,7 @@ def help_text(topic: str | None = None) -> str:
     if topic is not None:
         examples = "\n".join(f"• `/deploy {example}`" for example in EXAMPLES[topic])
         return f"*/deploy {topic}*: {SUMMARY[topic]}.\nUsage: `{USAGE[topic]}`\n{examples}"
-    lines = [f"• `{USAGE[verb]}`: {SUMMARY[verb]}" for verb in VERBS]
+    lines = [f"• `{USAGE[verb]}`: {BRIEF[verb]}" for verb in VERBS]
     return (
         "*deploybot* scales, restarts, deploys and inspects your apps.\n"
         + "\n".join(lines)

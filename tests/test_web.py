@@ -19,6 +19,7 @@ from bot.web.app import close, create_app
 from handlers.charts import CHART_ACTION
 from handlers.clicks import NOT_MINE
 from handlers.render import CANCEL_ACTION, CONFIRM_ACTION
+from policies.commands import SUMMARY, USAGE, VERBS
 from tests.conftest import ADMIN, OTHER_ADMIN, SIGNING_SECRET, USER
 from tests.webclient import SlackDriver, ack_text, button, settle
 
@@ -177,6 +178,17 @@ def test_help_and_empty_text_answer_in_the_ack(driver, heroku):
         ack, _ = driver.command(text, USER)
         assert "/deploy" in ack_text(ack)
     assert "kill myapp" in ack_text(driver.command("help kill", USER)[0])
+
+
+def test_help_fits_in_what_slack_recommends_for_a_message(driver, heroku):
+    # It had been 4,218 characters: Slack recommends keeping a message under 4,000.
+    text = ack_text(driver.command("help", USER)[0])
+    assert len(text) < 4000, len(text)
+    listed = [line.split("`")[1].split()[1] for line in text.splitlines() if line[:1] == "•"]
+    assert listed == list(VERBS)
+    # One verb's own help stays in full: its every form and what it does.
+    autoscale = ack_text(driver.command("help autoscale", USER)[0])
+    assert USAGE["autoscale"] in autoscale and SUMMARY["autoscale"] in autoscale
 
 
 def test_non_admins_may_look_but_not_change(driver, heroku):
