@@ -62,7 +62,7 @@ def message(result: Result, now: datetime | None = None) -> Message:
     """A `respond()`/`chat.postMessage` payload for any result."""
     now = now or datetime.now(UTC)
     if isinstance(result, Reply):
-        return _text(result.text, public=result.public)
+        return _text(result.text, public=result.public, more=result.more)
     if isinstance(result, Changed):
         return _changed(result)
     if isinstance(result, Restarted):
@@ -89,7 +89,8 @@ def message(result: Result, now: datetime | None = None) -> Message:
     if isinstance(result, Logs):
         return _logs(result)
     if isinstance(result, CostReport):
-        return _text(cost_text(result), public=False)
+        more = _MORE_FLEET if len(result.apps) > 1 else None
+        return _text(cost_text(result), public=False, more=more)
     if isinstance(result, About):
         return _text("\n".join(about_lines(result)), public=False)
     return _confirmation(result)
@@ -266,13 +267,20 @@ def _config_vars(result: ConfigVars) -> Message:
     if not result.values:
         return _text(f"`{result.app}` has no config vars.", public=False)
     lines = [f"*Config vars of `{result.app}`*"]
+    if result.masked:
+        # Before the list, so every line a cut leaves out is a variable.
+        lines.append("Values are hidden: seeing them needs the `config` permission.")
     for key, value in result.values:
         # An empty value had shown as two backticks.
         shown = MASK if result.masked else clipped(value, 200) if value else "(empty)"
         lines.append(f"• {code(key)} {shown}")
-    if result.masked:
-        lines.append("Values are hidden: seeing them needs the `config` permission.")
-    return _text("\n".join(lines), public=False)
+    where = (
+        f"`heroku config -a {escape(result.name or result.app)}` lists them all."
+        if result.platform == "heroku"
+        else "The environment's Configuration page in the AWS console lists them all."
+    )
+    more = "…and {n:,} more variables, more than one Slack message holds. " + where
+    return _text("\n".join(lines), public=False, more=more)
 
 
 def cost_text(report: CostReport) -> str:
@@ -616,7 +624,7 @@ def _history(result: History) -> Message:
             # marked: a refusal cut bare at 150 ended mid-word, like a typo of the bot's.
             line += ": " + _MENTION_OR_BRACKET.sub(_keep_mentions, clip(entry.error, 150))
         lines.append(line)
-    return _text("\n".join(lines), public=False)
+    return _text("\n".join(lines), public=False, more=None if result.app else _MORE_FLEET)
 
 
 def _text(text: str, public: bool, more: str | None = None) -> Message:
@@ -635,7 +643,7 @@ def fit_sections(text: str, more: str | None = None) -> list[str]:
     """`text` in sections of at most SECTION_CHARS, split between lines, holding at most
     MESSAGE_CHARS in all. A fleet's `apps` or `cost` had gone out as one section of
     60,000-120,000 characters, which Slack refuses: the user heard nothing. `more` (`{n}`:
-    how many lines) ends a cut reply; by default it says to ask about one app."""
+    how many lines) ends a cut reply; by default it counts them."""
     note = more or _MORE
     lines = text.split("\n")
     sections: list[str] = []
@@ -802,7 +810,9 @@ SECTION_CHARS = 3000  # Slack refuses a section's text beyond this (invalid_bloc
 # And a message whose blocks hold much more than about 13,000 characters in all
 # (msg_blocks_too_long, below the 40,000 its plain text may hold).
 MESSAGE_CHARS = 12_000
-_MORE = "…and {n:,} more lines, more than one Slack message holds. Ask about one app to see it."
+_MORE = "…and {n:,} more lines, more than one Slack message holds."
+# Of a reply about every app; about one app, "ask about one app" made no sense.
+_MORE_FLEET = _MORE + " Ask about one app to see it."
 _MORE_APPS = (
     "…and {n:,} more lines, more than one Slack message holds. `/deploy apps WORD` lists "
     "only the apps whose name holds WORD."

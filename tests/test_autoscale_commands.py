@@ -355,3 +355,30 @@ def test_a_schedule_window_whose_min_raises_the_cost_past_the_threshold_asks_fir
     )
     assert "added to" in say(driver, "autoscale myapp schedule add daily 00:00-06:00 max=1")["text"]
     assert "removed" in say(driver, "autoscale myapp schedule remove 1")["text"]
+
+
+def test_hundreds_of_schedule_windows_are_counted_and_said_where_to_read(with_registry):
+    # Status had listed every window until the message was cut, ending "Ask about one app
+    # to see it", about the one app asked about; its pin and decisions were cut with them.
+    windows = "".join(
+        f"        - {{days: daily, from: '{n // 60:02}:{n % 60:02}', to: '23:59', "
+        f"min: 2, timezone: America/Argentina/Buenos_Aires}}\n"
+        for n in range(400)
+    )
+    driver = with_registry(
+        f"apps:\n  myapp:\n    platform: heroku\n    autoscale:\n      schedule:\n{windows}"
+    )
+    status = say(driver, "autoscale myapp status")["text"]
+    assert status.count("Schedule: daily") == 10
+    assert (
+        "…and 390 more schedule windows: `/deploy autoscale myapp schedule list` lists them."
+        in status
+    )
+    assert "Ask about one app" not in status and "more than one Slack message" not in status
+    listed = say(driver, "autoscale myapp schedule list")["text"]
+    shown = [line for line in listed.splitlines() if " daily " in line]
+    assert 0 < len(shown) < 400
+    assert listed.endswith(
+        f"…and {400 - len(shown):,} more windows, more than one Slack message holds. The "
+        "registry's `autoscale: schedule:` for `myapp` has them all."
+    ), listed[-300:]

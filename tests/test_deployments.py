@@ -1324,3 +1324,19 @@ def test_a_promotion_names_each_target_and_says_why_one_did_not_succeed():
         f"<@{ADMIN}> promoted `myapp` to `other-app`, "
         "`eu-app` (failed: release &lt;phase&gt; *failed*), `us-app` (pending)."
     ), text
+
+
+@pytest.mark.parametrize("user", [USER, ADMIN])
+def test_config_past_one_message_says_where_to_read_every_variable(driver, heroku, user):
+    # It had ended "…and 301 more lines, more than one Slack message holds. Ask about one
+    # app to see it", about the one app asked about.
+    names = [f"FEATURE_FLAG_{n:04}_ROLLOUT_PERCENTAGE" for n in range(600)]
+    heroku.set_config_vars("myapp", dict.fromkeys(names, "25"))
+    text = say(driver, "config myapp", user)["text"]
+    shown = [line for line in text.splitlines() if line.startswith("• `FEATURE_FLAG_")]
+    assert 0 < len(shown) < 600
+    assert text.endswith(
+        f"…and {600 - len(shown):,} more variables, more than one Slack message holds. "
+        "`heroku config -a myapp` lists them all."
+    ), text[-300:]
+    assert "Ask about one app" not in text

@@ -117,6 +117,7 @@ def _limits_text(window: policy.Window) -> str:
 
 DEFAULT_MAX = 10  # web dynos, when `/deploy autoscale APP on` names no max
 WORKER_DECISIONS = 3  # each worker type's latest decisions in `status`, after web's five
+STATUS_WINDOWS = 10  # schedule windows listed in `status`; `schedule list` lists them all
 
 
 # `ask_first(actor, resolved, command, targets)`: the prompt a change of `targets` needs
@@ -153,7 +154,7 @@ class AutoscaleCommands:
         if command.verb == "autoscale" and command.mode == "status":
             return Reply(self.status(app, now, resolved.target, command.target))
         if command.mode == "schedule" and command.topic == "list":
-            return Reply(self._schedule_list(app, resolved.target))
+            return self._schedule_list(app, resolved.target)
         held = self._held(resolved, command)
         if held is not None and confirmer is None:
             # The autoscaler is never asked about cost, so a count it will hold for a person
@@ -415,14 +416,22 @@ class AutoscaleCommands:
             public=True,
         )
 
-    def _schedule_list(self, app: str, target: Target) -> str:
+    def _schedule_list(self, app: str, target: Target) -> Reply:
         found = effective(target, self._overrides().of_app(app))
         if not found.windows:
-            return f"`{app}` has no schedule windows. Add one with `schedule add mon-fri 08:00-18:00 min=3`."
+            return Reply(
+                f"`{app}` has no schedule windows. Add one with `schedule add mon-fri 08:00-18:00 min=3`."
+            )
         lines = [f"Schedule windows of `{app}` ({found.windows_source}):"]
         for number, window in enumerate(found.windows, 1):
             lines.append(f"{number}. {window.describe()}: {_limits_text(window)}")
-        return "\n".join(lines)
+        where = (
+            f"The registry's `autoscale: schedule:` for `{app}` has them all."
+            if found.windows_source == "registry"
+            else f"`/deploy autoscale {app} schedule remove N` takes one out by its number."
+        )
+        more = "…and {n:,} more windows, more than one Slack message holds. " + where
+        return Reply("\n".join(lines), more=more)
 
     def replay(
         self, app: str, target: Target, metrics: MetricsStore, since: timedelta, drained: bool
@@ -614,11 +623,21 @@ class AutoscaleCommands:
         lines.append(f"Step per tick: {step} ({found.step_source}).")
         # Only the first window covering now applies (`policy.bounds`).
         first = next((w for w in found.windows if w.covers(now)), None)
-        for window in found.windows:
+        # A few, and the one in force: hundreds had filled the message and pushed the pin,
+        # the decisions and the workers out of it.
+        shown = found.windows[:STATUS_WINDOWS]
+        if first is not None and first not in shown:
+            shown = (*shown[:-1], first)
+        for window in shown:
             active = " (now)" if window is first else ""
             lines.append(
                 f"Schedule: {window.describe()}: {_limits_text(window)}{active} "
                 f"({found.windows_source})."
+            )
+        if len(found.windows) > len(shown):
+            lines.append(
+                f"…and {len(found.windows) - len(shown):,} more schedule windows: "
+                f"`/deploy autoscale {app} schedule list` lists them."
             )
         pin = self._autoscale.pin(app, now)
         if pin:

@@ -362,7 +362,13 @@ class Deployments:
         if command.mode is None:
             values = platform.config_vars(resolved.target.name)
             masked = not self._gate.decide(actor, "config", app).allowed
-            return ConfigVars(app, tuple(sorted(values.items())), masked)
+            return ConfigVars(
+                app,
+                tuple(sorted(values.items())),
+                masked,
+                resolved.target.platform,
+                resolved.target.name,
+            )
         refusal = self._guard.refusal(resolved.target, "config", command.force, actor.user_id)
         if refusal:
             return self._guard.refuse(actor, command, "config", refusal)

@@ -27,6 +27,9 @@ class Reply:
     public: bool = False
     # A change whose answer was lost and not read back as made: not a refusal (`unsure`).
     maybe_made: bool = False
+    # What ends the reply when it is cut to one Slack message ({n}: the lines left out),
+    # where the verb knows where to read the rest; None: the count alone.
+    more: str | None = None
 
 
 @dataclass(frozen=True)
@@ -284,6 +287,8 @@ class ConfigVars:
     app: str
     values: tuple[tuple[str, str], ...]
     masked: bool  # the asker may not see values: names only
+    platform: str = "heroku"
+    name: str = ""  # the app's name on its platform, which its own tools take
 
 
 Result = (
