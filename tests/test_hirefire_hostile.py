@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import logging
 import math
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -71,6 +73,8 @@ class _App(http.server.BaseHTTPRequestHandler):
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             if case in GARBLED:
                 self._send(200, GARBLED[case])
+            elif case == "good":
+                self._send(200, b'[{"name": "worker", "value": 4}]')
             elif case == "markup":
                 self._send(200, b'[{"name": "<!channel> `x`", "value": 1}]')
             elif case.startswith("status"):
@@ -498,3 +502,17 @@ def test_credentials_in_the_queue_url_are_sent_as_basic_auth(app):
     assert fetch_queue_info(f"{with_credentials}/basic", TOKEN) == {"worker": 2.0}
     with pytest.raises(QueueInfoError, match="answered 401"):
         fetch_queue_info(f"{url}/basic", TOKEN)
+
+
+@pytest.mark.parametrize("token", ["a/b", "a?b=c", "a#b", "a b", "a%2Fb", "ü/ß"])
+def test_a_token_of_any_characters_is_sent_whole_and_masked_whole(app, token):
+    # `/`, `?`, `#` or a space had cut the path short (`/hirefire/a?b=c/info` asks for
+    # `/hirefire/a`), and the log kept what followed the cut: `/hirefire/[redacted]/b/info`.
+    url, paths = app
+    assert fetch_queue_info(f"{url}/good", token) == {"worker": 4.0}
+    sent = paths[-1]
+    assert sent.startswith("/good/hirefire/") and sent.endswith("/info")
+    assert urllib.parse.unquote(sent.split("/")[3]) == token
+    record = logging.makeLogRecord({"msg": "GET %s", "args": (hirefire.info_url(url, token),)})
+    logged = LogfmtFormatter().format(record)
+    assert logged.endswith(f'msg="GET {url}/hirefire/[redacted]/info"'), logged

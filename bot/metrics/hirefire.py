@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from urllib.parse import quote
 
 from urllib3.exceptions import NewConnectionError
 
@@ -25,7 +26,9 @@ class QueueInfoError(Exception):
 
 
 def info_url(app_url: str, token: str) -> str:
-    return f"{app_url.rstrip('/')}/hirefire/{token}/info"
+    # A path segment whatever the token holds: a `/`, `?`, `#` or space had cut the path
+    # short, and the log redaction (bot.logs) with it.
+    return f"{app_url.rstrip('/')}/hirefire/{quote(token, safe='')}/info"
 
 
 def not_answered() -> QueueInfoError:
