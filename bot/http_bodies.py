@@ -17,6 +17,7 @@ import http.client
 import socket
 import threading
 import time
+import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -27,7 +28,7 @@ from requests import certs
 from urllib3 import BaseHTTPResponse
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import ConnectTimeoutError, ReadTimeoutError
-from urllib3.util import make_headers, parse_url
+from urllib3.util import Url, make_headers, parse_url
 
 CHUNK = 64 * 1024
 # A build's output, a log session or a log bundle is read for its end: 1 MiB holds
@@ -70,14 +71,10 @@ def get_once(
 
     A socket's timeout bounds each wait, and http.client reads headers a line at a time: a
     host that sends a byte of them every few seconds would hold the caller for hours. So
-    a watchdog shuts the socket down at the deadline, whatever the reader is waiting for."""
+    a watchdog shuts the socket down at the deadline, whatever the reader is waiting for.
+    HTTP(S)_PROXY and NO_PROXY are honoured as requests honours them (`_connection`)."""
     where = parse_url(url)
-    connection = (
-        # The CA bundle requests trusts for every other host.
-        HTTPSConnection(where.host or "", where.port, timeout=seconds, ca_certs=certs.where())
-        if where.scheme == "https"
-        else HTTPConnection(where.host or "", where.port, timeout=seconds)
-    )
+    connection, target, to_proxy = _connection(where, seconds)
     finished, cut = threading.Event(), threading.Event()
     watchdog = threading.Thread(
         target=_cut_at_deadline, args=(connection, seconds, finished, cut), daemon=True
@@ -85,8 +82,12 @@ def get_once(
     watchdog.start()
     try:
         # Credentials in the URL (`https://user:pass@host`) go as Basic auth, as requests sends them.
-        sent = {**(make_headers(basic_auth=where.auth) if where.auth else {}), **(headers or {})}
-        connection.request("GET", where.request_uri, headers=sent, preload_content=False)
+        sent = {
+            **(make_headers(basic_auth=where.auth) if where.auth else {}),
+            **to_proxy,
+            **(headers or {}),
+        }
+        connection.request("GET", target, headers=sent, preload_content=False)
         answer = connection.getresponse()
         body = read_within(answer, limit, seconds) if answer.status == 200 else b""
     except UNREACHABLE:
@@ -99,6 +100,41 @@ def get_once(
     if cut.is_set():  # cut mid-body: what was read may look whole and is not
         raise TimeoutError(f"no answer within {seconds:g} s")
     return answer.status, body
+
+
+def _connection(where: Url, seconds: float) -> tuple[HTTPConnection, str, dict[str, str]]:
+    """The connection a GET of `where` goes over, the request target to send on it, and
+    the headers the proxy wants with it.
+
+    Through the proxy HTTP_PROXY / HTTPS_PROXY name unless NO_PROXY names the host, as
+    requests did before: a bot on Heroku reaches an app that admits only known addresses
+    through a static-IP add-on (Fixie, QuotaGuard) set there. HTTPS goes in a CONNECT
+    tunnel, the certificate checked against the app's own name; plain HTTP is asked of the
+    proxy by its absolute URL. The proxy is the operator's; the app still cannot redirect
+    the bot, and the deadline cuts the socket to the proxy as it would the app's."""
+    host, port = where.host or "", where.port
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(where.scheme or "http") or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass_environment(host, proxies):
+        if where.scheme == "https":
+            # The CA bundle requests trusts for every other host.
+            tls = HTTPSConnection(host, port, timeout=seconds, ca_certs=certs.where())
+            return tls, where.request_uri, {}
+        return HTTPConnection(host, port, timeout=seconds), where.request_uri, {}
+    via = parse_url(proxy if "://" in proxy else f"http://{proxy}")
+    login = make_headers(proxy_basic_auth=via.auth) if via.auth else {}
+    if where.scheme == "https":
+        tunnel = HTTPSConnection(via.host or "", via.port, timeout=seconds, ca_certs=certs.where())
+        tunnel.set_tunnel(host, port or 443, login, scheme=via.scheme or "http")
+        return tunnel, where.request_uri, {}
+    plain = (
+        HTTPSConnection(via.host or "", via.port, timeout=seconds, ca_certs=certs.where())
+        if via.scheme == "https"
+        else HTTPConnection(via.host or "", via.port, timeout=seconds)
+    )
+    # Its credentials left out of the URL: they go as the Authorization header.
+    absolute = Url("http", host=host, port=port, path=where.path, query=where.query).url
+    return plain, absolute, login
 
 
 def _cut_at_deadline(

@@ -516,3 +516,63 @@ def test_a_token_of_any_characters_is_sent_whole_and_masked_whole(app, token):
     record = logging.makeLogRecord({"msg": "GET %s", "args": (hirefire.info_url(url, token),)})
     logged = LogfmtFormatter().format(record)
     assert logged.endswith(f'msg="GET {url}/hirefire/[redacted]/info"'), logged
+
+
+class _Proxy(http.server.BaseHTTPRequestHandler):
+    """A forward proxy as Fixie or QuotaGuard runs one: it answers for the app itself and
+    notes what it was asked (a GET by absolute URL, or a CONNECT it refuses)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.server.asked.append(("GET", self.path, self.headers.get("Proxy-Authorization")))  # type: ignore[attr-defined]
+        body = b'[{"name": "worker", "value": 6}]'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_CONNECT(self) -> None:
+        self.server.asked.append(("CONNECT", self.path, self.headers.get("Proxy-Authorization")))  # type: ignore[attr-defined]
+        self.send_response(403)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def proxy(monkeypatch) -> Iterator[list[tuple[str, str, str | None]]]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
+    server.daemon_threads = True
+    server.asked = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    where = f"http://fixie:s3cret@127.0.0.1:{server.server_port}"
+    monkeypatch.setenv("HTTP_PROXY", where)
+    monkeypatch.setenv("HTTPS_PROXY", where)
+    yield server.asked  # type: ignore[attr-defined]
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_the_poll_goes_through_the_proxy_the_environment_names(proxy, app, monkeypatch):
+    # Since it moved from requests to urllib3 it had gone straight to the app, from an
+    # address the app's allow-list may not hold, whatever HTTP(S)_PROXY said.
+    auth = "Basic Zml4aWU6czNjcmV0"  # fixie:s3cret
+    info = fetch_queue_info("http://queue.app.invalid", TOKEN)
+    assert info == {"worker": 6.0}
+    assert proxy == [("GET", f"http://queue.app.invalid/hirefire/{TOKEN}/info", auth)]
+    # HTTPS goes through a tunnel the proxy cannot read into; this one refuses it.
+    with pytest.raises(QueueInfoError, match="cannot reach the app's HireFire endpoint"):
+        fetch_queue_info("https://queue.app.invalid:8443", TOKEN)
+    assert proxy[1] == ("CONNECT", "queue.app.invalid:8443", auth)
+    # NO_PROXY names the hosts reached directly, as requests read it.
+    url, _ = app
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    assert fetch_queue_info(f"{url}/good", TOKEN) == {"worker": 4.0}
+    assert len(proxy) == 2
