@@ -27,6 +27,11 @@ _DRAIN_TOKEN = re.compile(r"(/(?:drain|hirefire)/)[^\s/?#\"'<>]+")
 # A `response_url` (hooks.slack.com/commands/T…/…/SECRET, or /actions/) lets whoever holds
 # it post into the channel for 30 minutes; urllib3 names its path when it retries a post.
 _RESPONSE_URL = re.compile(r"(/(?:commands|actions)/[A-Z0-9]+/[0-9]+/)[A-Za-z0-9]+")
+# Libraries that print whole requests and answers at DEBUG (botocore an UpdateEnvironment's
+# option values and every environment property it reads back, slack_sdk each message's
+# body and answer, urllib3 each path): held at INFO when the bot's own log is at DEBUG, as
+# no redaction by shape can tell a config value from any other word.
+WIRE_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3", "requests", "slack_sdk", "slack_bolt")
 
 
 def redact(text: str) -> str:
@@ -70,7 +75,8 @@ class LogfmtFormatter(logging.Formatter):
 
 
 def setup_logging(level: str = "INFO") -> None:
-    """Send every log line to stdout in logfmt; calling it again changes nothing."""
+    """Send every log line to stdout in logfmt; calling it again changes nothing. At DEBUG,
+    the `WIRE_LOGGERS` stay at INFO."""
     root = logging.getLogger()
     for handler in root.handlers:
         if isinstance(handler.formatter, LogfmtFormatter):
@@ -79,3 +85,6 @@ def setup_logging(level: str = "INFO") -> None:
     handler.setFormatter(LogfmtFormatter())
     root.addHandler(handler)
     root.setLevel(level)
+    if root.level < logging.INFO:
+        for name in WIRE_LOGGERS:
+            logging.getLogger(name).setLevel(logging.INFO)

@@ -1,0 +1,46 @@
+"""The bot's own log at DEBUG: the libraries under it print whole requests and answers at
+that level (botocore an UpdateEnvironment's option values and every environment property
+Beanstalk reads back, slack_sdk each message's body), which would put config values in the
+log. Driven through the sandbox console, as an operator chasing a bug would run it."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import pytest
+
+from bot.logs import LogfmtFormatter, setup_logging
+from bot.sandbox import console
+from bot.sandbox.demo import Sandbox
+
+SECRET = "hunter2-not-for-logs"
+
+
+@pytest.fixture
+def debug_log(monkeypatch):
+    """Everything the root logger prints after `setup_logging("DEBUG")`, as it would print it."""
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stdout", stream)
+    root = logging.getLogger()
+    before = root.level, list(root.handlers)
+    levels = {name: logging.getLogger(name).level for name in logging.root.manager.loggerDict}
+    root.handlers = [h for h in root.handlers if not isinstance(h.formatter, LogfmtFormatter)]
+    setup_logging("DEBUG")
+    yield stream
+    root.setLevel(before[0])
+    root.handlers = before[1]
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def test_a_beanstalk_config_value_stays_out_of_a_debug_log(debug_log):
+    sandbox = Sandbox(admins=frozenset({console.CONSOLE_USER}))
+    out = io.StringIO()
+    lines = (f"/deploy config set SHOP_PASSWORD={SECRET} demo-shop", "Confirm", "config demo-shop")
+    with sandbox as config:
+        console.run(config, lines, False, out=out, registry=sandbox.registry)
+    assert f"`SHOP_PASSWORD` `{SECRET}`" in out.getvalue()  # it was set, and read back
+    logged = debug_log.getvalue()
+    assert "at=debug" in logged  # DEBUG was on
+    assert SECRET not in logged
