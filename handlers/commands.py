@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.actions.background import BUSY
 from bot.store.audit import Actor
-from handlers.delivery import approvers_channel, deliver, dm_responder
+from handlers.delivery import approvers_channel, deliver, dm_responder, public_as_bot
 from handlers.offload import answer_lost, job_name
 from handlers.render import safely
 from handlers.replies import respond_to
@@ -43,11 +43,14 @@ def register(app: App, services: Services) -> None:
             channel_id=command.get("channel_id"),
             source=services.source,
             request_key=f"slash:{command['trigger_id']}" if command.get("trigger_id") else None,
-            reply_to=command.get("response_url"),
+            # Where an expired prompt is replaced, in the channel: not for a typed secret.
+            reply_to=None if _typed_secret(parsed) else command.get("response_url"),
         )
         result = safely(lambda: services.actions.run(actor, parsed))
         client = services.slack()
         respond = respond_to(command.get("response_url"))
+        if _typed_secret(parsed):
+            respond = public_as_bot(respond, client, actor.channel_id)
         # Slack's IDs for direct messages start with D.
         in_dm = (actor.channel_id or "").startswith("D")
         channel = approvers_channel(services, result, parsed.app) if in_dm else None
@@ -73,6 +76,11 @@ def _parse(command: dict[str, Any]) -> Command | CommandError:
         return parse(unescape(command.get("text", "")))
     except CommandError as error:
         return error
+
+
+def _typed_secret(parsed: Command) -> bool:
+    """Whether the command's words hold a value to keep from the channel (`config set`)."""
+    return parsed.verb == "config" and parsed.mode == "set"
 
 
 def _echoed(parsed: Command, services: Services) -> str:

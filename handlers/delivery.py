@@ -93,6 +93,26 @@ def dm_responder(client: WebClient, user_id: str) -> Callable[..., None]:
     return respond
 
 
+def public_as_bot(respond: Respond, client: WebClient, channel_id: str | None) -> Respond:
+    """`respond` for a slash command whose words hold a secret (`config set K=V`): Slack
+    shows the command as it was typed beside any `in_channel` answer to its `response_url`,
+    so a public answer is posted as the bot's own message in the channel instead, and only
+    private answers use `response_url`. Where the bot cannot post (a channel it is not in,
+    a DM between people), the answer goes to the asker alone."""
+
+    def send(**payload: Any) -> Any:
+        if payload.get("response_type") != "in_channel":
+            return respond(**payload)
+        fields = {k: v for k, v in payload.items() if k in ("text", "blocks")}
+        try:
+            return client.chat_postMessage(channel=channel_id or "", **fields)
+        except SlackApiError as error:
+            log.info("public answer kept private", extra={"error": error.response.get("error")})
+            return respond(**{**payload, "response_type": "ephemeral"})
+
+    return send  # type: ignore[return-value]
+
+
 def _changes_something(result: Result) -> bool:
     return isinstance(result, Changed | Restarted | Deployed | NeedsConfirmation) or (
         isinstance(result, Reply) and result.public

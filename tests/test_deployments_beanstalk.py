@@ -96,7 +96,8 @@ def test_config_is_environment_properties(driver, aws, slack):  # noqa: F811
     assert "`LOG_LEVEL` `info`" in say(driver, "config shop")["text"]
     prompt = say(driver, "config set FEATURE_X=on shop")
     driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
-    slack.wait_for_calls("chat.postMessage", n=1, timeout=10)
+    # The prompt was the bot's first post (tests/test_typed_secrets.py), "Updating" its next.
+    slack.wait_for_calls("chat.postMessage", n=2, timeout=10)
     [update] = updates(aws)
     assert update.params["OptionSettings"] == [
         {
@@ -106,7 +107,7 @@ def test_config_is_environment_properties(driver, aws, slack):  # noqa: F811
         }
     ]
     aws.advance(600)
-    slack.wait_for_calls("chat.postMessage", n=2, timeout=10)
+    slack.wait_for_calls("chat.postMessage", n=3, timeout=10)
     assert "`FEATURE_X` `on`" in say(driver, "config shop")["text"]
     assert aws.violations == []
 
@@ -117,9 +118,9 @@ def test_config_takes_the_names_and_values_beanstalk_takes(driver, aws, slack): 
     prompt = say(driver, "config set spring.profiles.active=prod 9LIVES=1 shop")
     assert "asks to set `spring.profiles.active`, `9LIVES` on `shop`" in prompt["text"]
     driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
-    slack.wait_for_calls("chat.postMessage", n=1, timeout=10)
+    slack.wait_for_calls("chat.postMessage", n=2, timeout=10)  # the prompt, then "Updating"
     aws.advance(600)
-    slack.wait_for_calls("chat.postMessage", n=2, timeout=10)  # the follow-up, done
+    slack.wait_for_calls("chat.postMessage", n=3, timeout=10)  # the follow-up, done
     [update] = updates(aws)
     assert [o["OptionName"] for o in update.params["OptionSettings"]] == [
         "spring.profiles.active",

@@ -25,6 +25,9 @@ class SlackDriver:
     def __init__(self, client: FlaskClient, slack: FakeSlack) -> None:
         self.client = client
         self.slack = slack
+        # A `config set`'s public answer is the bot's own post in the channel, not an answer
+        # at its response_url (handlers.delivery.public_as_bot): where its posts begin.
+        self._posted_from: dict[str, tuple[str, int]] = {}
 
     def post(self, body: str, headers: dict[str, str] | None = None) -> Any:
         headers = sign(SIGNING_SECRET, body) if headers is None else headers
@@ -42,6 +45,9 @@ class SlackDriver:
         the command's response_url."""
         url = self.slack.new_response_url()
         where = {"channel_id": channel} if channel else {}
+        if text.split()[:2] == ["config", "set"]:
+            posts = len(self.slack.calls_to("chat.postMessage"))
+            self._posted_from[url] = (channel or "C0CONSOLE", posts)
         return self.post(slash_command(text, url, user_id=user, **where)), url
 
     def click(self, action_id: str, value: str, user: str, **where: str | None) -> tuple[Any, str]:
@@ -63,7 +69,20 @@ class SlackDriver:
         return self.post(urlencode({"payload": json.dumps(payload)})), url
 
     def replies(self, url: str, n: int = 1) -> list[dict[str, Any]]:
-        return self.slack.wait_for_responses(url, n=n, timeout=10)
+        if url not in self._posted_from:
+            return self.slack.wait_for_responses(url, n=n, timeout=10)
+        wait_for(lambda: len(self._answers(url)) >= n, timeout=10)
+        return self._answers(url)
+
+    def _answers(self, url: str) -> list[dict[str, Any]]:
+        """A `config set`'s answers: at its response_url, then posted in its channel."""
+        channel, since = self._posted_from[url]
+        posted = [
+            {**call.args, "response_type": "in_channel"}
+            for call in self.slack.calls_to("chat.postMessage")[since:]
+            if call.args.get("channel") == channel and not call.args.get("thread_ts")
+        ]
+        return [r.payload for r in self.slack.responses_for(url)] + posted
 
     def reply(self, url: str) -> dict[str, Any]:
         return self.replies(url, 1)[-1]

@@ -238,6 +238,7 @@ class Console:
         calls = self._slack.calls_to("chat.postMessage")
         for call in calls[self._posts_seen :]:
             payload = {**call.args, "response_type": "in_channel"}
+            self._remember_buttons(payload, "")  # a prompt posted as the bot's own message
             text = to_text(payload, self._user_id, self._names)
             if call.args.get("thread_ts"):
                 text = "  ↳ " + text.replace("\n", "\n    ")
