@@ -305,7 +305,7 @@ def test_the_stored_remaining_is_the_last_answers_under_concurrent_calls(heroku,
     [("nosuchapp", None, "Heroku has no app called"), ("myapp", 401, "rejected the bot's API key")],
     ids=["404", "401"],
 )
-def test_a_status_refused_by_heroku_still_counts_its_four_calls(
+def test_a_status_refused_by_heroku_still_counts_the_calls_it_made(
     heroku, database, app, status, says
 ):
     # Heroku counts a refused call against the hour as any other, and says what is left on
@@ -317,7 +317,9 @@ def test_a_status_refused_by_heroku_still_counts_its_four_calls(
         heroku.fail_next(status, count=4)
     with pytest.raises(PlatformError, match=says):
         platform.status(app)
-    assert len(heroku.requests) == 4
+    # The reads leave together, and once one is refused the rest are not sent (`together`):
+    # how many reached Heroku first is the machine's timing. Each that did is counted.
+    assert 1 <= len(heroku.requests) <= 4
     assert platform.rate_limit_remaining == heroku.rate_limit_remaining
     stored = throttles.get("HEROKU_API_KEY")
     assert stored is not None and stored.remaining == heroku.rate_limit_remaining

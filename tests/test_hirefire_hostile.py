@@ -382,8 +382,9 @@ def test_an_app_that_never_answers_costs_the_others_one_timeout_per_tick(
     try:
         asked = len(paths)
         decisions = scaler.tick(NOW)
-        # Three waits of a timeout one after the other before; now side by side.
-        assert most[0] == 3
+        # Three reads one after the other before; now side by side: the two that hang are
+        # in flight at once (`myapp`'s, answered at once, may be done before they start).
+        assert most[0] >= 2
         assert sorted(paths[asked:]) == [
             f"/busy-nan/hirefire/{TOKEN}/info",
             f"/hang/hirefire/{TOKEN}/info",  # once for both of hung's types
