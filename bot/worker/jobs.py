@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bot.store.heartbeats import TROUBLE_CHARS
+from policies.slack_text import clip
 
 log = logging.getLogger(__name__)
 
@@ -113,5 +114,4 @@ class JobWatch:
         said = [text for _, _, text in self._troubles()]
         if not said:
             return None
-        text = "; ".join(said)
-        return text if len(text) <= TROUBLE_CHARS else text[: TROUBLE_CHARS - 1] + "…"
+        return clip("; ".join(said), TROUBLE_CHARS)
