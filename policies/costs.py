@@ -134,26 +134,11 @@ def monthly_change(
         after_usd=after_usd,
         delta_usd=round(after_usd - before_usd, 2),
         estimate=platform == "beanstalk" or rough_before or rough_after,
-        unknown_sizes=tuple(sorted(unknown_before | unknown_after)),
-        unpriced_added=_unpriced_added(platform, before, after),
+        unknown_sizes=tuple(sorted(unknown_before.keys() | unknown_after.keys())),
+        unpriced_added=tuple(
+            sorted(size for size, n in unknown_after.items() if n > unknown_before.get(size, 0))
+        ),
     )
-
-
-def _unpriced_added(
-    platform: str,
-    before: Mapping[str, tuple[int, str]],
-    after: Mapping[str, tuple[int, str]],
-) -> tuple[str, ...]:
-    def counts(formation: Mapping[str, tuple[int, str]]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        for quantity, size in formation.values():
-            key = size.strip().lower()
-            if quantity > 0 and monthly_price(platform, key) is None:
-                found[key] = found.get(key, 0) + quantity
-        return found
-
-    running, asked = counts(before), counts(after)
-    return tuple(sorted(size for size, n in asked.items() if n > running.get(size, 0)))
 
 
 def why_ask(change: CostChange, threshold_usd: float) -> str | None:
@@ -167,15 +152,18 @@ def why_ask(change: CostChange, threshold_usd: float) -> str | None:
     return None
 
 
-def _total(platform: str, formation: Mapping[str, tuple[int, str]]) -> tuple[float, set[str], bool]:
-    total, unknown, rough = 0.0, set(), False
+def _total(
+    platform: str, formation: Mapping[str, tuple[int, str]]
+) -> tuple[float, dict[str, int], bool]:
+    # `unknown`: how many of each size with no price run, left out of the total.
+    total, unknown, rough = 0.0, {}, False
     for quantity, size in formation.values():
         if quantity <= 0:
             continue  # stopped process types cost nothing, whatever their size
         key = size.strip().lower()
         price = monthly_price(platform, key)
         if price is None:
-            unknown.add(key)
+            unknown[key] = unknown.get(key, 0) + quantity
             continue
         total += quantity * price
         rough = rough or (platform == "heroku" and key in HEROKU_UNCONFIRMED)
