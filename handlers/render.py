@@ -15,6 +15,7 @@ from bot.actions.results import (
     About,
     AppList,
     BreakGlass,
+    Builds,
     Changed,
     ConfigVars,
     CostReport,
@@ -34,7 +35,7 @@ from bot.actions.results import (
     no_traffic_hint,
 )
 from bot.metrics.aggregate import sparkline
-from bot.platforms.base import Formation, Promotion, Release, Settled
+from bot.platforms.base import Build, Formation, Promotion, Release, Settled
 from handlers.charts import chart_button, window_for
 from policies import costs
 from policies.commands import changing, stops_dynos
@@ -80,6 +81,8 @@ def message(result: Result, now: datetime | None = None) -> Message:
         return _platform_metrics(result)
     if isinstance(result, Releases):
         return _releases(result, now)
+    if isinstance(result, Builds):
+        return _builds(result, now)
     if isinstance(result, DeployPrompt):
         return _deploy_prompt(result)
     if isinstance(result, Deployed):
@@ -175,6 +178,35 @@ def _releases(result: Releases, now: datetime) -> Message:
     lines = [f"*{what.capitalize()} of `{result.app}`*, newest first"]
     lines += [f"• {_release_line(release, now)}" for release in result.releases]
     lines.append(f"Roll back with `/deploy rollback {result.app} VERSION`.")
+    return _text("\n".join(lines), public=False)
+
+
+def _build_line(build: Build, now: datetime) -> str:
+    """One build; its version, description and author come from outside, so are escaped."""
+    parts = [code(build.version or "?")]
+    if build.description:
+        parts.append(escape(clip(build.description, 120)))
+    if build.user:
+        parts.append(f"by {escape(build.user)}")
+    if build.created_at is not None:
+        parts.append(_age(build.created_at, now).replace(" for ", "", 1) + " ago")
+    if build.status != "succeeded":
+        parts.append(f"*{escape(build.status.lower())}*")
+    return " · ".join(parts)
+
+
+def _builds(result: Builds, now: datetime) -> Message:
+    app = result.app
+    if not result.builds:
+        return _text(
+            f"`{app}` has no builds yet. They come from `git push heroku` or "
+            f"`/deploy ship {app} REF`.",
+            public=False,
+        )
+    lines = [f"*Builds of `{app}`*, newest first"]
+    lines += [f"• {_build_line(build, now)}" for build in result.builds]
+    if result.failed_output:
+        lines.append("The newest build failed; its output ends:" + _output(result.failed_output))
     return _text("\n".join(lines), public=False)
 
 
@@ -445,12 +477,7 @@ def settled_message(settled: Settled) -> Message:
     build's or a run's output tail either way. Events and output come from the platform,
     so they are masked (an instance's event can quote a command line) and escaped."""
     if settled.output:
-        lines = [escape(mask(line).replace("```", "ˋˋˋ")) for line in settled.events]
-        # The newest whole lines that fit; a cut by characters had begun mid-line.
-        body = "\n".join(_newest_lines(lines, OUTPUT_CHARS)) if lines else ""
-        shown = body.count("\n") + 1 if body else 0
-        more = f"\n(the last {shown} of {len(lines):,} lines)" if shown < len(lines) else ""
-        detail = f"\n```\n{body}\n```{more}" if body else ""
+        detail = _output(settled.events)
     elif settled.ok:
         detail = ""
     else:
@@ -459,6 +486,17 @@ def settled_message(settled: Settled) -> Message:
     head = "Done: " if settled.ok else "" if settled.unknown else "Failed: "
     text = head + settled.summary + detail
     return {"text": text, "blocks": [_section(text)]}
+
+
+def _output(output: tuple[str, ...]) -> str:
+    """A build's or a run's output tail as a code block on lines of its own: masked and
+    escaped (it is the app's own text), the newest whole lines that fit."""
+    lines = [escape(mask(line).replace("```", "ˋˋˋ")) for line in output]
+    # A cut by characters had begun mid-line.
+    body = "\n".join(_newest_lines(lines, OUTPUT_CHARS)) if lines else ""
+    shown = body.count("\n") + 1 if body else 0
+    more = f"\n(the last {shown} of {len(lines):,} lines)" if shown < len(lines) else ""
+    return f"\n```\n{body}\n```{more}" if body else ""
 
 
 def _app_list(result: AppList) -> Message:

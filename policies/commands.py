@@ -21,6 +21,7 @@ from policies.slack_text import clip, code, listed, shown
 # A deployment's life after scaling: `bot.actions.deployments` carries these out.
 DEPLOYMENT_VERBS = (
     "releases",
+    "builds",
     "rollback",
     "maintenance",
     "config",
@@ -111,6 +112,7 @@ USAGE = {
     "watch": "/deploy watch APP",
     "simulate": "/deploy simulate APP SPAN | /deploy simulate spike|queue APP",
     "releases": "/deploy releases APP [N]",
+    "builds": "/deploy builds APP [N]",
     "rollback": "/deploy rollback APP [VERSION]",
     "maintenance": "/deploy maintenance APP on|off",
     "config": "/deploy config APP  |  /deploy config set KEY=VALUE APP  |  /deploy config unset KEY APP",
@@ -143,6 +145,7 @@ SUMMARY = {
     "watch": "subscribe to a Heroku app's dyno, release and formation events, so crashes alert its channel",
     "simulate": "replay an app's stored traffic over the last SPAN from 1h to 14d through the autoscaler's model (`simulate APP 7d`); in the sandbox, also play a traffic spike or a backlog of jobs (`simulate queue demo`)",
     "releases": "list an app's releases (Heroku) or application versions (Beanstalk), newest first",
+    "builds": "list a Heroku app's builds (from `git push heroku` or `ship`), newest first, with the output of the newest if it failed",
     "rollback": "go back to an earlier release (by default the previous good one), after you confirm",
     "maintenance": "turn a Heroku app's maintenance page on (after you confirm) or off",
     "config": "list an app's config vars (values masked unless you may change them), or set or unset one after you confirm",
@@ -178,6 +181,7 @@ BRIEF = {
     "watch": "alert the app's channel when its dynos crash (Heroku)",
     "simulate": "replay an app's stored traffic through the autoscaler's model",
     "releases": "list releases (Heroku) or application versions (Beanstalk)",
+    "builds": "list a Heroku app's builds, and why the newest failed",
     "rollback": "go back to an earlier release (by default the previous good one)",
     "maintenance": "turn a Heroku app's maintenance page on or off",
     "config": "list config vars (values masked), or set or unset them",
@@ -220,6 +224,7 @@ EXAMPLES = {
     "watch": ("watch myapp",),
     "simulate": ("simulate myapp 7d", "simulate spike demo", "simulate queue demo"),
     "releases": ("releases myapp", "releases myapp 20"),
+    "builds": ("builds myapp", "builds myapp 20"),
     "rollback": ("rollback myapp", "rollback myapp v41"),
     "maintenance": ("maintenance myapp on", "maintenance myapp off"),
     "config": ("config myapp", "config set LOG_LEVEL=debug myapp", "config unset LOG_LEVEL myapp"),
@@ -1152,15 +1157,20 @@ def _parse_pin(args: list[str], app: str | None) -> Command:
     return Command("pin", app=app, changes=(change,), limit=minutes)
 
 
-def _parse_releases(args: list[str], app: str | None) -> Command:
-    app, rest = _positional_app(args, app, "releases", most=1)
+def _parse_releases(args: list[str], app: str | None, verb: str = "releases") -> Command:
+    """`releases` or `builds`: an app, then how many to list."""
+    app, rest = _positional_app(args, app, verb, most=1)
     count = rest[0] if rest else None
     if count is None:
-        return Command("releases", app=app, limit=RELEASES_DEFAULT)
+        return Command(verb, app=app, limit=RELEASES_DEFAULT)
     if not ascii_digits(count) or not 1 <= int(count) <= RELEASES_MAX:
-        _app_second(app, count, "releases")
-        raise CommandError(f"Ask for 1 to {RELEASES_MAX} releases.", "releases")
-    return Command("releases", app=app, limit=int(count))
+        _app_second(app, count, verb)
+        raise CommandError(f"Ask for 1 to {RELEASES_MAX} {verb}.", verb)
+    return Command(verb, app=app, limit=int(count))
+
+
+def _parse_builds(args: list[str], app: str | None) -> Command:
+    return _parse_releases(args, app, "builds")
 
 
 def _parse_rollback(args: list[str], app: str | None) -> Command:
@@ -1596,6 +1606,7 @@ _PARSERS = {
     "cost": _parse_cost,
     "about": _parse_about,
     "releases": _parse_releases,
+    "builds": _parse_builds,
     "rollback": _parse_rollback,
     "maintenance": _parse_maintenance,
     "config": _parse_config,

@@ -41,6 +41,7 @@ CHANGE_VERBS = (
 READ_VERBS = (
     "status",
     "releases",
+    "builds",
     "logs",
     "history",
     "metrics",

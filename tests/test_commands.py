@@ -10,8 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from policies import rules
 from policies.commands import (
     _SPACES,
+    MUTATING_VERBS,
     VERBS,
     Change,
     Command,
@@ -445,6 +447,11 @@ def test_dashboard_verbs_refuse_bad_input(text, says):
         ("rollback shop-1.3.2 myapp", "Put the app first: `/deploy rollback myapp shop-1.3.2`."),
         # Two numbers: no app in sight, the plain answer.
         ("releases 5 0", "Ask for 1 to 50 releases."),
+        ("builds 5 myapp", "Put the app first: `/deploy builds myapp 5`."),
+        ("builds myapp 0", "Ask for 1 to 50 builds."),
+        ("builds myapp 51", "Ask for 1 to 50 builds."),
+        ("builds myapp ten", "Ask for 1 to 50 builds."),
+        ("builds", "Say which app."),
     ],
 )
 def test_a_number_before_the_app_is_answered_with_the_order(text, says):
@@ -476,6 +483,12 @@ def test_put_the_app_first_is_one_wording_for_every_verb(text, says):
     with pytest.raises(CommandError) as caught:
         parse(text)
     assert caught.value.message.startswith(says + " Usage: ")
+
+
+def test_builds_lists_ten_by_default_and_is_read_only():
+    assert (parse("builds myapp").app, parse("builds myapp").limit) == ("myapp", 10)
+    assert parse("builds -a myapp 20").limit == 20
+    assert "builds" in rules.READ_ONLY_VERBS and "builds" not in MUTATING_VERBS
 
 
 def test_an_app_named_by_a_number_still_takes_its_count():

@@ -74,6 +74,34 @@ def test_releases_lists_newest_first_with_the_current_one_marked_and_escaped(dri
     assert heroku.violations == []
 
 
+def test_builds_list_newest_first_with_the_newest_failure_s_output_masked_and_escaped(
+    driver, heroku
+):
+    heroku.add_build("myapp", "v1.4.1", description="Fix <!channel> & co", user="a@example.com")
+    failing = [f"ERROR: could not reach {SECRET_VALUE}", "ERROR: No matching distribution"]
+    heroku.add_build("myapp", "v1.4.2", failing=failing)
+    text = say(driver, "builds myapp 5")["text"]
+    lines = text.splitlines()
+    assert lines[0] == "*Builds of `myapp`*, newest first"
+    assert lines[1].startswith("• `v1.4.2` · by ") and lines[1].endswith("· *failed*")
+    assert lines[2].startswith("• `v1.4.1` · Fix &lt;!channel&gt; &amp; co · by a@example.com")
+    assert "The newest build failed; its output ends:" in text
+    assert "ERROR: No matching distribution" in text and "Push rejected" in text
+    assert "hunter2" not in text  # the output is masked as a ship's follow-up is
+    [listing] = heroku.calls("GET", "/apps/myapp/builds")
+    assert listing.headers["Range"].startswith("started_at ..; order=desc, max=5")
+    assert heroku.violations == []
+
+
+def test_builds_of_an_app_without_any_say_how_one_is_made(driver, heroku):
+    text = say(driver, "builds myapp")["text"]
+    assert text.startswith("`myapp` has no builds yet.")
+    assert "`git push heroku`" in text and "`/deploy ship myapp REF`" in text
+    # A succeeded newest build shows no output: nothing to explain.
+    heroku.add_build("myapp", "v2")
+    assert "output ends" not in say(driver, "builds myapp")["text"]
+
+
 def test_rollback_confirms_from_and_to_then_makes_one_release_however_many_clicks(
     driver, heroku, config
 ):

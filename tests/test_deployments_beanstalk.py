@@ -51,6 +51,15 @@ def test_releases_lists_application_versions_with_the_deployed_one_marked(driver
     assert aws.violations == []
 
 
+def test_builds_of_a_beanstalk_environment_point_at_its_application_versions(driver, aws):  # noqa: F811
+    text = say(driver, "builds shop")["text"]
+    assert text == (
+        "`shop` is a Beanstalk environment, and Beanstalk has no builds: "
+        "`/deploy releases shop` lists its application versions."
+    )
+    assert aws.calls("DescribeApplicationVersions") == []
+
+
 def test_rollback_deploys_the_label_and_follows_up_in_the_thread(driver, aws, slack):  # noqa: F811
     versions(aws)
     prompt = say(driver, "rollback shop")

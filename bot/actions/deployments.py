@@ -33,6 +33,7 @@ from bot.actions.reconcile import (
 )
 from bot.actions.results import (
     BreakGlass,
+    Builds,
     ConfigVars,
     Deployed,
     DeployPrompt,
@@ -48,7 +49,7 @@ from bot.store.audit import Actor, AuditLog
 from bot.store.confirmations import Confirmations, Pending
 from bot.store.locks import Locks
 from policies import config_vars
-from policies.commands import DEPLOYMENT_VERBS, Command
+from policies.commands import DEPLOYMENT_VERBS, RELEASES_DEFAULT, Command
 from policies.slack_text import code, escape, listed, shown
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,8 @@ class Deployments:
             if command.verb == "releases":
                 found = platform_of(resolved).releases(resolved.target.name, command.limit or 10)
                 return Releases(command.app or "", resolved.target.platform, found)
+            if command.verb == "builds":
+                return self._builds(resolved, command)
             if command.verb == "lock":
                 return self._lock(actor, command)
             if command.verb == "unlock":
@@ -122,6 +125,21 @@ class Deployments:
             return self._rollback(actor, resolved, command)
         except NotSupported as error:
             return Reply(str(error))
+
+    def _builds(self, resolved: Resolved, command: Command) -> Result:
+        app = command.app or ""
+        if resolved.target.platform != "heroku":
+            return Reply(
+                f"{code(app)} is a Beanstalk environment, and Beanstalk has no builds: "
+                f"`/deploy releases {app}` lists its application versions."
+            )
+        platform = platform_of(resolved)
+        builds = platform.builds(resolved.target.name, command.limit or RELEASES_DEFAULT)
+        # Why the newest failed is what someone asking after a red push wants; an older
+        # failure was followed by a build since, so its output is the dashboard's to show.
+        failed = builds[0].status == "failed" if builds else False
+        output = platform.build_output(builds[0]) if failed else ()
+        return Builds(app, builds, output)
 
     # -- rollback ---------------------------------------------------------------------------
 

@@ -8,7 +8,15 @@ from datetime import date, datetime
 
 from bot.metrics.aggregate import Summary
 from bot.metrics.chart_data import ChartData
-from bot.platforms.base import AppStatus, Formation, Platform, Promotion, Release, Traffic
+from bot.platforms.base import (
+    AppStatus,
+    Build,
+    Formation,
+    Platform,
+    Promotion,
+    Release,
+    Traffic,
+)
 from bot.registry import Target
 from bot.store.audit import Entry
 from bot.store.confirmations import Pending
@@ -226,6 +234,15 @@ class Releases:
 
 
 @dataclass(frozen=True)
+class Builds:
+    """A Heroku app's builds, newest first, and the newest one's output tail if it failed."""
+
+    app: str
+    builds: tuple[Build, ...]
+    failed_output: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class DeployPrompt:
     """A deployment change (rollback, config, maintenance on) waiting for its requester's
     Confirm click."""
@@ -302,6 +319,7 @@ Result = (
     | Metrics
     | Duplicate
     | Releases
+    | Builds
     | DeployPrompt
     | Deployed
     | ConfigVars

@@ -53,6 +53,9 @@ class Build:
     status: str  # pending, succeeded, failed
     version: str  # the git ref or version label built
     created_at: datetime | None = None  # as listed (Heroku); None when just started
+    description: str = ""  # the source's (a commit message), from outside
+    user: str = ""  # who started it, from outside
+    output_url: str = ""  # where its output streams (Heroku), read without the API key
 
 
 @dataclass(frozen=True)

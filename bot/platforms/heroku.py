@@ -338,15 +338,12 @@ class HerokuPlatform:
             "GET", app, ("apps", app, "builds"), range_=f"started_at ..; order=desc, max={limit}"
         )
         return tuple(
-            Build(
-                str(item["id"]),
-                str(item.get("status", "pending")),
-                str((item.get("source_blob") or {}).get("version") or ""),
-                _parse_time(item.get("created_at")),
-            )
-            for item in items or []
-            if isinstance(item, dict) and "id" in item
+            _build(item) for item in items or [] if isinstance(item, dict) and "id" in item
         )
+
+    def build_output(self, build: Build) -> tuple[str, ...]:
+        """The last lines of `build`'s output, as a ship's follow-up shows them."""
+        return tuple(self._text(build.output_url)[-OUTPUT_TAIL:])
 
     def wait_for_build(
         self, app: str, build_id: str, timeout: float, stopping: Event, alias: str | None = None
@@ -799,6 +796,19 @@ def _dyno(item: dict[str, Any]) -> Dyno:
 def _dyno_order(dyno: Dyno) -> tuple[str, int]:
     kind, _, number = dyno.name.partition(".")
     return (kind, int(number) if number.isdigit() else 0)
+
+
+def _build(item: dict[str, Any]) -> Build:
+    blob = item.get("source_blob") or {}
+    return Build(
+        str(item["id"]),
+        str(item.get("status") or "pending"),
+        str(blob.get("version") or ""),
+        _parse_time(item.get("created_at")),
+        description=str(blob.get("version_description") or ""),
+        user=str((item.get("user") or {}).get("email") or ""),
+        output_url=str(item.get("output_stream_url") or ""),
+    )
 
 
 def _release(item: dict[str, Any]) -> Release:

@@ -192,6 +192,18 @@ class Sandbox:
         self.heroku.set_config_vars(
             "demo", {"LOG_LEVEL": "info", "DATABASE_URL": "postgres://demo:s3cret@db/demo"}
         )
+        # A push that failed to build, so `builds demo` has a failure to explain (it made no
+        # release: `demo` still runs v3).
+        self.heroku.add_build(
+            "demo",
+            "f00ba47",
+            description="Bump requests to 9.0",
+            failing=[
+                "       ERROR: Could not find a version that satisfies the requirement "
+                "requests==9.0",
+            ],
+            ago=timedelta(minutes=20),
+        )
         self.registry = _registry("")
         # `demo`'s job queue and the app endpoint that reports it, on the fake's clock.
         self.queues: dict[str, JobQueue] = {}

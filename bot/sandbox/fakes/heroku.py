@@ -568,6 +568,27 @@ class FakeHeroku(ServedFake):
         with self._lock:
             self._failing_builds[app] = list(output)
 
+    def add_build(
+        self,
+        app: str,
+        version: str,
+        description: str | None = None,
+        failing: Iterable[str] | None = None,
+        user: str = OWNER_EMAIL,
+        ago: timedelta = timedelta(0),
+    ) -> str:
+        """Record a build pushed from elsewhere (`git push heroku`): it fails with `failing`
+        as its output's last lines, or succeeds and is released. Returns its id (it may be
+        made before the fake serves, when its output's URL is not known yet). A failed build
+        can be dated `ago`; a released one is made now, as its release is."""
+        with self._lock:
+            found = self._apps[app]
+            lines = None if failing is None else list(failing)
+            url = f"https://example.com/{app}/{version}.tgz"
+            when = self._now - ago if lines is not None else self._now
+            build = self._new_build(found, url, version, lines, description, user, when)
+            return str(build["id"])
+
     def log(self, app: str, dyno: str, message: str, source: str = "app") -> None:
         """Add one line to the app's logs (`app[web.1]: message`)."""
         with self._lock:
@@ -923,40 +944,57 @@ class FakeHeroku(ServedFake):
     def _build_create(self, call: _Call) -> _Reply:
         app = self._app(call.params[0])
         blob = call.body["source_blob"]
+        failing = self._failing_builds.pop(app.name, None)
+        build = self._new_build(app, blob["url"], blob.get("version") or "unknown", failing)
+        # The first answer says pending, as Heroku's does: the build runs after the request.
+        shown = {**self._build_json(build), "status": "pending", "release": None, "slug": None}
+        return _Reply(201, shown)
+
+    def _new_build(
+        self,
+        app: _App,
+        url: str,
+        version: str,
+        failing: list[str] | None,
+        description: str | None = None,
+        user: str = OWNER_EMAIL,
+        when: datetime | None = None,
+    ) -> dict[str, Any]:
+        """A build run to its end at once: failed with `failing` as its output's last lines,
+        else succeeded and released (the dynos restart on it), as Heroku's own would."""
         build_id = self._new_id()
-        version = blob.get("version") or "unknown"
         output = [
             "-----> Building on the Heroku-24 stack",
             f"-----> Fetching source {version}",
             "-----> Using buildpack: heroku/python",
             "-----> Installing requirements with pip",
         ]
-        failing = self._failing_builds.pop(app.name, None)
         build = {
             "app": {"id": app.id},
             "buildpacks": [{"url": "heroku/python", "name": "heroku/python"}],
-            "created_at": _timestamp(self._now),
+            "created_at": _timestamp(when or self._now),
             "id": build_id,
-            "output_stream_url": f"{self.url}/streams/builds/{build_id}",
+            # A path until shown (`_build_json`): a build can be made before the fake serves.
+            "output_stream_url": f"/streams/builds/{build_id}",
             "release": None,
             "slug": None,
             "source_blob": {
                 "checksum": None,
-                "url": blob["url"],
+                "url": url,
                 "version": version,
-                "version_description": None,
+                "version_description": description,
             },
             "stack": _STACK["name"],
             "generation": _GENERATION["name"],
             "status": "pending",
-            "updated_at": _timestamp(self._now),
-            "user": dict(_OWNER),
+            "updated_at": _timestamp(when or self._now),
+            "user": {**_OWNER, "email": user},
         }
         if failing is not None:
             output += [*failing, " !     Push rejected, failed to compile Python app."]
             build["status"] = "failed"
         else:
-            release = self._new_release(app, f"Deploy {version}", "succeeded", OWNER_EMAIL)
+            release = self._new_release(app, f"Deploy {version}", "succeeded", user)
             for dyno in app.dynos:
                 dyno.start(self._now, self._boot_seconds())
             output += ["-----> Discovering process types", f"       Released v{release.version}"]
@@ -965,8 +1003,10 @@ class FakeHeroku(ServedFake):
             build["slug"] = {"id": _fixed_id(f"slug/{release.id}")}
         self._streams[build_id] = output
         app.builds.append(build)
-        # The first answer says pending, as Heroku's does: the build runs after the request.
-        return _Reply(201, {**build, "status": "pending", "release": None, "slug": None})
+        return build
+
+    def _build_json(self, build: dict[str, Any]) -> dict[str, Any]:
+        return {**build, "output_stream_url": self.url + build["output_stream_url"]}
 
     def _build_list(self, call: _Call) -> _Reply:
         """Builds ordered as the Range asks. Heroku ranges them by `id` or `started_at`,
@@ -978,14 +1018,14 @@ class FakeHeroku(ServedFake):
             made.sort(key=lambda pair: pair[1]["id"])
         if wanted.descending:
             made.reverse()
-        page = [dict(build) for _, build in made[: wanted.max]]
+        page = [self._build_json(build) for _, build in made[: wanted.max]]
         return _Reply(200, page, {"Accept-Ranges": "id, started_at"})
 
     def _build_info(self, call: _Call) -> _Reply:
         app = self._app(call.params[0])
         for build in app.builds:
             if build["id"] == call.params[1]:
-                return _Reply(200, dict(build))
+                return _Reply(200, self._build_json(build))
         raise _not_found("build", "Couldn't find that build.")
 
     def _dyno_create(self, call: _Call) -> _Reply:
