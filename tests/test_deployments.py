@@ -826,6 +826,17 @@ def test_promote_moves_the_slug_to_the_next_stage_and_not_past_the_last(register
     assert heroku.violations == []
 
 
+def test_a_promotion_is_in_the_history_of_the_app_it_released_to(registered, config):
+    say(registered, "promote myapp")
+    # `history other-app` had not shown it: the row named only the app promoted from, so
+    # "who put this on production?" went unanswered where it was asked.
+    downstream = say(registered, "history other-app")["text"]
+    assert "`promote myapp`" in downstream
+    assert "`promote myapp`" in say(registered, "history myapp")["text"]
+    [entry] = [e for e in history(config) if e.verb == "promote"]  # still one row
+    assert entry.app == "myapp"
+
+
 def test_a_promotion_whose_answer_was_lost_is_read_back_from_the_next_stage(
     registered, heroku, config
 ):

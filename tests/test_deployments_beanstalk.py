@@ -208,6 +208,12 @@ def test_swap_exchanges_the_cnames_once(blue_green, aws):  # noqa: F811
     assert aws.violations == []
 
 
+def test_a_swap_is_in_the_history_of_both_environments(blue_green, aws):  # noqa: F811
+    say(blue_green, "swap shop shop-green")
+    for env in ("shop", "shop-green"):
+        assert "`swap shop shop-green`" in say(blue_green, f"history {env}")["text"], env
+
+
 def test_a_mistyped_environment_to_swap_with_gets_a_did_you_mean(
     config,
     aws,  # noqa: F811

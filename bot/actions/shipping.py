@@ -327,7 +327,13 @@ class Shipping:
             found = platform.releases(name, 1)
             newest[name] = found[0].version if found else "v0"
         entry = self._audit.start(
-            actor, "promote", app, command.text(), {"newest": newest}, {"to": names}
+            actor,
+            "promote",
+            app,
+            command.text(),
+            {"newest": newest},
+            {"to": names},
+            reaches=[alias for name in names for alias in self._aliases(name) or [name]],
         )
 
         def promoted(results: tuple[Promotion, ...], note: str | None) -> Deployed:
@@ -425,7 +431,13 @@ class Shipping:
         # would otherwise swap again, which swaps back.
         cnames = {name: platform.cname(name) for name in names}
         entry = self._audit.start(
-            actor, "swap", app, command.text(), {"cnames": cnames}, {"with": other_alias}
+            actor,
+            "swap",
+            app,
+            command.text(),
+            {"cnames": cnames},
+            {"with": other_alias},
+            reaches=[other.target.alias],
         )
         note = call_reading_back(
             self._audit,

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select, text, update
+from sqlalchemy import Select, func, or_, select, text, union_all, update
 
 from bot.store.db import Database, aware
-from bot.store.models import AuditEntry
+from bot.store.models import AuditApp, AuditEntry
 
 
 def utcnow() -> datetime:
@@ -95,9 +95,11 @@ class AuditLog:
         before: dict[str, Any] | None,
         requested: dict[str, Any] | None,
         confirmed_by: str | None = None,
+        reaches: Iterable[str] = (),
     ) -> int:
         """Record the intent; returns the row id to finish. `confirmed_by`: who clicked
-        Confirm or Approve, when the change waited for a click."""
+        Confirm or Approve, when the change waited for a click. `reaches`: the other apps
+        the change reaches (a promotion's next stage), whose history shows it too."""
         entry = AuditEntry(
             started_at=utcnow(),
             source=actor.source,
@@ -115,6 +117,8 @@ class AuditLog:
         with self._db.session() as session, session.begin():
             session.add(entry)
             session.flush()
+            others = sorted(set(reaches) - {app})
+            session.add_all(AuditApp(audit_id=entry.id, app=other) for other in others)
             return entry.id
 
     def finish(
@@ -196,7 +200,8 @@ class AuditLog:
         `hidden` names are left out."""
         query = select(AuditEntry).order_by(AuditEntry.id.desc())
         if app is not None:
-            query = query.where(AuditEntry.app == app)
+            reached = select(AuditApp.audit_id).where(AuditApp.app == app)
+            query = query.where(or_(AuditEntry.app == app, AuditEntry.id.in_(reached)))
         if hidden:
             query = query.where(AuditEntry.app.not_in(sorted(hidden)))
         if outcomes is not None:
@@ -211,24 +216,32 @@ class AuditLog:
         one an app had been a statement a card); an app with none is left out."""
         if not apps:
             return {}
+        wanted = list(apps)
+        # A row is each app's it names or reaches: a promotion is on its next stage's card.
+        named = union_all(
+            select(AuditEntry.id.label("id"), AuditEntry.app.label("app")).where(
+                AuditEntry.app.in_(wanted)
+            ),
+            select(AuditApp.audit_id.label("id"), AuditApp.app.label("app")).where(
+                AuditApp.app.in_(wanted)
+            ),
+        ).subquery("named")
         rank = (
             func.row_number()
-            .over(partition_by=AuditEntry.app, order_by=AuditEntry.id.desc())
+            .over(partition_by=named.c.app, order_by=named.c.id.desc())
             .label("rank")
         )
-        ranked = (
-            select(AuditEntry.id, rank).where(AuditEntry.app.in_(list(apps))).subquery("ranked")
-        )
+        ranked = select(named.c.id, named.c.app, rank).subquery("ranked")
         query = (
-            select(AuditEntry)
+            select(AuditEntry, ranked.c.app)
             .join(ranked, ranked.c.id == AuditEntry.id)
             .where(ranked.c.rank <= limit)
             .order_by(AuditEntry.id.desc())
         )
         found: dict[str, list[Entry]] = {}
         with self._db.session() as session:
-            for row in session.scalars(query):
-                found.setdefault(row.app, []).append(_entry(row))
+            for row, app in session.execute(query):
+                found.setdefault(app, []).append(_entry(row))
         return found
 
     def apps(self) -> list[str]:

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Float,
+    ForeignKey,
     Index,
     Integer,
     String,
@@ -64,6 +65,18 @@ class AuditEntry(Base):
             sqlite_where=text("outcome IN ('pending', 'unknown') AND reconciled_at IS NULL"),
         ),
     )
+
+
+class AuditApp(Base):
+    """Another app an audit row's change reached beyond its own: a promotion's next stage,
+    a swap's other environment. `/deploy history` of that app shows the row too."""
+
+    __tablename__ = "audit_apps"
+
+    audit_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("audit_log.id", ondelete="CASCADE"), primary_key=True
+    )
+    app: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
 
 
 class Confirmation(Base):
