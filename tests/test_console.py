@@ -249,6 +249,16 @@ def test_as_someone_else_is_the_sandbox_s_alone(tmp_path):
     assert "(typing as @you now)" in output and "You are @you" in output
 
 
+def test_a_label_the_open_prompt_has_not_is_answered_with_the_labels_it_has(tmp_path):
+    output = run_lines(tmp_path, "maintenance demo on", "Confirm", "status demo")
+    # It had said "No prompt here has a `Confirm` button yet", with the prompt just above.
+    assert "No prompt here" not in output
+    assert (
+        "The prompt above has no `Confirm` button: type `Turn maintenance on` or `Cancel`."
+        in output
+    )
+
+
 def test_a_label_typed_with_no_prompt_open_is_said_to_be_one(tmp_path):
     output = run_lines(tmp_path, "Roll back", "confirm", "Cancel")
     # Sent as commands they got guesses: "Did you mean `rollback back`?", "`config`?".

@@ -126,6 +126,7 @@ class Console:
             history.seed(self.services, datetime.now(UTC))
         self._bolt = build_bolt_app(self.services)
         self._buttons: dict[str, tuple[str, str, str]] = {}
+        self._latest_labels: list[str] = []  # the newest prompt's, for a label it has not
         self._seen: dict[str, int] = {}
         self._posts_seen = 0
         self._uploads_seen = 0
@@ -178,6 +179,12 @@ class Console:
             self._lazy.run_pending()
             self._print_responses(click_url)
             self._print_posts()
+            return
+        if line.lower() in _PROMPT_LABELS and self._latest_labels:
+            labels = " or ".join(f"`{label}`" for label in self._latest_labels)
+            self._out.write(
+                f"The prompt above has no `{_PROMPT_LABELS[line.lower()]}` button: type {labels}.\n"
+            )
             return
         if line.lower() in _PROMPT_LABELS:
             # Sent as a command it got a guess: "`Roll` is not a command I know. Did you
@@ -262,10 +269,14 @@ class Console:
         self._uploads_seen = len(uploads)
 
     def _remember_buttons(self, payload: dict[str, Any], response_url: str) -> None:
+        labels = []
         for block in payload.get("blocks") or []:
             for element in block.get("elements", []) if block.get("type") == "actions" else []:
                 label = element["text"]["text"]
                 self._buttons[label] = (element["action_id"], element["value"], response_url)
+                labels.append(label)
+        if labels:
+            self._latest_labels = labels
 
     def _button(self, line: str) -> tuple[str, str, str] | None:
         """The button `line` presses: its label exactly, or in another case when the line
