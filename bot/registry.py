@@ -36,6 +36,12 @@ DEFAULT_HEROKU_KEY_ENV = "HEROKU_API_KEY"
 DEFAULT_UNLISTED_MAX = 100
 MAX_DOWN_STABILIZATION = timedelta(hours=1)
 
+
+def waits_too_long(value: str) -> str:
+    """Why `value` is refused as `down_stabilization`, in the registry and in chat alike."""
+    return f"{code(value)} is longer than an hour, the longest a scale-down may wait"
+
+
 _ALIAS = r"^[a-z0-9][a-z0-9-]{0,39}$"
 _ENV_VAR = r"^[A-Z_][A-Z0-9_]*$"
 _CHANNEL = r"^[CG][A-Z0-9]{2,}$"
@@ -113,7 +119,7 @@ class AutoscaleEntry(_Strict):
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None and parse_duration(value) > MAX_DOWN_STABILIZATION:
-            raise ValueError(f"`{value}` is longer than the 1h most a scale-down may wait")
+            raise ValueError(waits_too_long(value))
         return value
 
     def stabilization(self) -> timedelta | None:

@@ -155,6 +155,11 @@ def test_settings_and_schedule_windows_change_from_chat(driver, web):
     assert "longer the jumpier the traffic (default)" in status
     assert "Mon–Fri" not in status and "Sat,Sun 00:00–00:00 UTC: max 2" in status
     assert "no schedule window 5" in say(driver, "autoscale myapp schedule remove 5")["text"]
+    # It had read "99h is longer than the 1h most a scale-down may wait.", the value bare.
+    assert say(driver, "autoscale myapp set down_stabilization=99h")["text"] == (
+        "`99h` is longer than an hour, the longest a scale-down may wait: write a span such "
+        "as 5m or 30m."
+    )
 
 
 def test_chat_cannot_change_what_the_registry_sets(with_registry):

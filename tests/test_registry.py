@@ -110,7 +110,7 @@ def test_no_registry_reaches_every_heroku_app_by_name():
         (
             "apps:\n  web:\n    platform: heroku\n    autoscale:\n      down_stabilization: 2h\n",
             5,
-            "longer than the 1h most",
+            "`2h` is longer than an hour, the longest a scale-down may wait",
         ),
         (
             "apps:\n  web:\n    platform: heroku\n    autoscale:\n      down_stabilization: soon\n",

@@ -14,7 +14,7 @@ from bot.actions.results import Reply, Resolved, Result, no_traffic_hint
 from bot.metrics.replay import replay_app
 from bot.metrics.store import MetricsStore
 from bot.platforms.base import formation_map
-from bot.registry import Target
+from bot.registry import Target, waits_too_long
 from bot.store.audit import Actor, AuditLog
 from bot.store.autoscale_overrides import SCHEDULE, Override, OverrideStore
 from bot.store.autoscale_settings import (
@@ -337,7 +337,7 @@ class AutoscaleCommands:
             timed = key == "down_stabilization" and value != "default"
             if timed and _duration(value) > timedelta(hours=1):
                 self._audit.finish(entry, "refused", error="too long")
-                return Reply(f"{value} is longer than the 1h most a scale-down may wait.")
+                return Reply(f"{waits_too_long(value)}: write a span such as 5m or 30m.")
         before = {k: o.value for k, o in overrides.of_app(app).items() if k != SCHEDULE}
         for key, value in command.options:
             if value == "default":
