@@ -356,7 +356,9 @@ def test_an_expired_confirmation_is_refused(web, driver, heroku):
         ("scale web=2:standard-3x myapp", None, "Did you mean `standard-2x` or `standard-1x`?"),
         ("scale web=2:basic myapp", None, "Heroku refused the change to `myapp`"),
         ("scale clock=1 myapp", None, "no `clock` process type"),
-        ("restart myapp clock.1", None, "could not find that on `myapp`"),
+        # These had said "Heroku could not find that on `myapp`: Couldn't find that dyno."
+        ("restart myapp clock.1", None, "`myapp` has no dyno `clock.1` (it has: `web.1`"),
+        ("restart myapp clock", None, "`myapp` has no process type `clock` (it has: `web`"),
         ("scale web=2 myapp", (429, 10), "rate-limiting"),
         ("scale web=2 myapp", (503, 10), "Heroku's API failed (503)"),
         ("scale web=2 myapp", (401, 1), "rejected the bot's API key"),

@@ -50,7 +50,7 @@ from bot.platforms.together import call_ended, check_call, end_call, read_togeth
 from bot.store.throttles import Throttles
 from policies.redact import mask
 from policies.sizes import unit_of
-from policies.slack_text import clip, code, escape
+from policies.slack_text import clip, code, escape, listed, shown
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,7 @@ MAX_RETRY_AFTER = 5.0
 # After a 429 without Retry-After: Heroku refills an account's bucket at ~75 calls a minute.
 DEFAULT_THROTTLE = timedelta(seconds=30)
 PAGE_MAX = 1000  # the most items Heroku returns in one page
+NAMED_MOST = 10  # dynos or process types named when a restart names none of them
 OUTPUT_TAIL = 20  # build output and run output lines shown in the thread
 API_ANSWER_BYTES, API_ANSWER_SECONDS = 16 << 20, 60.0
 RUN_LOG_LINES = 500
@@ -259,7 +260,30 @@ class HerokuPlatform:
             path = ("apps", app, "dynos", target)
         else:
             path = ("apps", app, "formations", target)
-        self._call("DELETE", app, path)
+        try:
+            self._call("DELETE", app, path)
+        except NotFound as error:
+            if target is None:
+                raise
+            raise self._not_there(app, target, error) from None
+
+    def _not_there(self, app: str, target: str, error: NotFound) -> PlatformError:
+        """Heroku found no `target` (a dyno, or a process type) on `app`: said with what the
+        app has, read now, so the next try names one; Heroku's own words if that read fails."""
+        dyno = "." in target
+        try:
+            have = (
+                [d.name for d in self.dynos(app)] if dyno else [f.type for f in self.formation(app)]
+            )
+        except PlatformError:
+            return error
+        named = listed(have[:NAMED_MOST])
+        if len(have) > NAMED_MOST:
+            named += f" and {len(have) - NAMED_MOST:,} more"
+        what = "dyno" if dyno else "process type"
+        return PlatformError(
+            f"{code(app)} has no {what} {shown(target)} (it has: {named}).", app=app
+        )
 
     def dynos(self, app: str) -> tuple[Dyno, ...]:
         """The app's dynos in one API call (`status` makes four)."""
@@ -690,6 +714,10 @@ def _json(response: Any, app: str, method: str) -> Any:
         raise _transport_error(error, app, method) from None
 
 
+class NotFound(PlatformError):
+    """Heroku found no such thing on the app (not the app itself: that is `NoSuchApp`)."""
+
+
 def _http_error(response: Any, app: str, method: str) -> PlatformError:
     status = response.status_code if response is not None else 0
     try:
@@ -723,7 +751,7 @@ def _http_error(response: Any, app: str, method: str) -> PlatformError:
                 f"Add it to one first (`heroku pipelines:add PIPELINE -a {app}`).",
                 app=app,
             )
-        return PlatformError(f"Heroku could not find that on `{app}`: {_reason(body)}", app=app)
+        return NotFound(f"Heroku could not find that on `{app}`: {_reason(body)}", app=app)
     if status == 422:
         what = "the request about" if method == "GET" else "the change to"
         return PlatformError(f"Heroku refused {what} `{app}`: {_reason(body)}", app=app)
