@@ -183,11 +183,11 @@ def _releases(result: Releases, now: datetime) -> Message:
 
 def _build_line(build: Build, now: datetime) -> str:
     """One build; its version, description and author come from outside, so are escaped."""
-    parts = [code(build.version or "?")]
+    parts = [code(clip(build.version, 60) or "?")]
     if build.description:
         parts.append(escape(clip(build.description, 120)))
     if build.user:
-        parts.append(f"by {escape(build.user)}")
+        parts.append(f"by {escape(clip(build.user, 80))}")
     if build.created_at is not None:
         parts.append(_age(build.created_at, now).replace(" for ", "", 1) + " ago")
     if build.status != "succeeded":
@@ -205,9 +205,10 @@ def _builds(result: Builds, now: datetime) -> Message:
         )
     lines = [f"*Builds of `{app}`*, newest first"]
     lines += [f"• {_build_line(build, now)}" for build in result.builds]
+    failure = None
     if result.failed_output:
-        lines.append("The newest build failed; its output ends:" + _output(result.failed_output))
-    return _text("\n".join(lines), public=False)
+        failure = "The newest build failed; its output ends:" + _output(result.failed_output)
+    return _text("\n".join(lines), public=False, last=failure)
 
 
 def _release_words(release: Release | None) -> str:
@@ -665,11 +666,14 @@ def _history(result: History) -> Message:
     return _text("\n".join(lines), public=False, more=None if result.app else _MORE_FLEET)
 
 
-def _text(text: str, public: bool, more: str | None = None) -> Message:
+def _text(text: str, public: bool, more: str | None = None, last: str | None = None) -> Message:
     """A reply of any length as Slack takes it: sections of whole lines within a section's
     limit, and no more of them than a message holds, with a note of what was left out
-    (`more`, with `{n}` for how many lines, where the verb has a better way to ask)."""
-    sections = fit_sections(text, more)
+    (`more`, with `{n}` for how many lines, where the verb has a better way to ask).
+    `last`, a section of its own that must stay whole (a code block), ends the message
+    however much of `text` it leaves room for."""
+    budget = MESSAGE_CHARS - (len(last) + 1 if last else 0)
+    sections = [*fit_sections(text, more, budget), *([last] if last else [])]
     return {
         "response_type": "in_channel" if public else "ephemeral",
         "text": "\n".join(sections),
@@ -677,12 +681,13 @@ def _text(text: str, public: bool, more: str | None = None) -> Message:
     }
 
 
-def fit_sections(text: str, more: str | None = None) -> list[str]:
+def fit_sections(text: str, more: str | None = None, budget: int | None = None) -> list[str]:
     """`text` in sections of at most SECTION_CHARS, split between lines, holding at most
-    MESSAGE_CHARS in all. A fleet's `apps` or `cost` had gone out as one section of
+    `budget` characters in all. A fleet's `apps` or `cost` had gone out as one section of
     60,000-120,000 characters, which Slack refuses: the user heard nothing. `more` (`{n}`:
     how many lines) ends a cut reply; by default it counts them."""
     note = more or _MORE
+    budget = MESSAGE_CHARS if budget is None else budget
     lines = text.split("\n")
     sections: list[str] = []
     current: list[str] = []
@@ -690,7 +695,7 @@ def fit_sections(text: str, more: str | None = None) -> list[str]:
     for index, line in enumerate(lines):
         if len(line) > SECTION_CHARS:
             line = line[: SECTION_CHARS - 1] + "…"
-        if total + len(line) + 1 > MESSAGE_CHARS - len(note):
+        if total + len(line) + 1 > budget - len(note):
             if current:
                 sections.append("\n".join(current))
             sections.append(note.format(n=len(lines) - index))

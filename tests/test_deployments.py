@@ -93,6 +93,24 @@ def test_builds_list_newest_first_with_the_newest_failure_s_output_masked_and_es
     assert heroku.violations == []
 
 
+def test_fifty_long_builds_and_a_long_failure_fit_one_message_with_the_output_whole(
+    driver, heroku, slack
+):
+    for k in range(49):
+        heroku.add_build("myapp", f"v{k}-" + "x" * 300, description="d" * 500)
+    heroku.add_build("myapp", "v-bad", failing=[f"line {k} " + "y" * 200 for k in range(60)])
+    reply = say(driver, "builds myapp 50")
+    sections = [block["text"]["text"] for block in reply["blocks"]]
+    assert all(len(section) <= 3000 for section in sections)
+    assert sum(len(section) for section in sections) <= 12_000
+    # The output is one section whose code block opens and closes in it: split across two,
+    # Slack had shown half of it as code and the rest as plain text.
+    [failure] = [section for section in sections if "its output ends" in section]
+    assert failure.count("```") == 2 and "Push rejected" in failure
+    assert all(section.count("```") % 2 == 0 for section in sections)
+    assert "`v-bad`" in sections[0] and slack.violations == []
+
+
 def test_builds_of_an_app_without_any_say_how_one_is_made(driver, heroku):
     text = say(driver, "builds myapp")["text"]
     assert text.startswith("`myapp` has no builds yet.")
