@@ -1,5 +1,6 @@
 """Outside strings reach Slack as typed, never as mentions, links or broken code spans:
 Heroku release descriptions and actor e-mails (in `/deploy status` and release notices),
+a build's version, description, e-mail and output (in `/deploy builds`),
 `--force` reasons (in the break-glass notice), words typed wrong, and the registry's own
 texts (a freeze's reason, the allowed sizes), through the real web app, the fake Heroku
 and the fake Slack's recorded calls."""
@@ -60,6 +61,22 @@ def test_a_release_description_and_email_in_status(driver, heroku):
     reply = driver.reply(url)
     assert_shown_as_typed(reply)
     assert "&lt;http://evil.example|login&gt;" in json.dumps(reply)
+
+
+def test_a_build_s_version_description_email_and_output_in_builds(driver, heroku):
+    heroku.add_build(
+        "myapp",
+        "<!channel>`v1`",
+        description=HOSTILE,
+        failing=[HOSTILE, "```", "<!here>"],
+        user="<!here>@evil.example",
+    )
+    _, url = driver.command("builds myapp", USER)
+    reply = driver.reply(url)
+    assert_shown_as_typed(reply)
+    # The output's code block is not closed early by a fence in the output itself.
+    [failure] = [b["text"]["text"] for b in reply["blocks"] if "output ends" in b["text"]["text"]]
+    assert failure.count("```") == 2
 
 
 def deliver_release(driver, heroku, served, description: str) -> None:
