@@ -105,7 +105,12 @@ def test_a_failing_job_and_a_hung_one_show_while_the_others_keep_time(worker, dr
     assert "compact failing since" in line and "beanstalk running for 10 min" in line
     deep = driver.client.get("/healthz?deep=1")
     assert deep.status_code == 503 and deep.json["worker"]["ok"] is False
-    assert "compact failing" in deep.json["worker"]["trouble"]
+    # Which job and which error are for people (`/deploy about`, above), not for anyone who
+    # can reach the URL: it had shown "compact failing since … RuntimeError".
+    assert deep.json["worker"]["trouble"] == (
+        "A worker job is failing or hung: /deploy about says which."
+    )
+    assert "compact" not in deep.get_data(as_text=True)
     failed = [r for r in caplog.records if r.getMessage() == "job failed"]
     assert failed and {r.job for r in failed} == {"compact"}
     logged = "\n".join(LogfmtFormatter().format(r) for r in caplog.records)

@@ -118,19 +118,23 @@ def create_app(config: Config | None = None, registry: Registry | None = None) -
         # autoscaling and alerts stop; the plain check stays about this dyno alone.
         beat = services.health.beat()
         down = services.health.worker_down(beat, checked=True)
-        # A job failing or hung is a worker not doing its work, though it ticks.
-        trouble = beat.trouble if beat else None
+        # A job failing or hung is a worker not doing its work, though it ticks. Which job,
+        # which error and the leader's name are for people, in `/deploy about`: this URL
+        # answers anyone.
+        trouble = bool(beat and beat.trouble)
         lag = services.health.worker_lag()
         worker = {
             "ok": not down and not trouble,
             "lag_seconds": None if lag is None else round(lag, 1),
-            "leader": beat.worker if beat else None,
-            "trouble": trouble,
+            "trouble": _TROUBLE if trouble else None,
         }
         ok = worker["ok"]
         return jsonify(ok=ok, database="ok", worker=worker), 200 if ok else 503
 
     return web
+
+
+_TROUBLE = "A worker job is failing or hung: /deploy about says which."
 
 
 def close(web: Flask) -> None:
