@@ -12,7 +12,7 @@ from collections.abc import Callable
 import sqlalchemy.exc
 
 from bot.config import Config, ConfigError
-from bot.logs import setup_logging
+from bot.logs import EXIT_CLOSED_PIPE, setup_logging
 from bot.registry import Registry, RegistryError
 from policies.numbers import ascii_digits
 
@@ -20,10 +20,6 @@ from policies.numbers import ascii_digits
 _DATABASE_ERRORS = sqlalchemy.exc.SQLAlchemyError
 
 log = logging.getLogger("bot")
-
-
-# What a shell reports for a tool stopped by a closed pipe (128 + SIGPIPE), as `yes | head`.
-EXIT_CLOSED_PIPE = 141
 
 
 def main(argv: list[str] | None = None) -> int:

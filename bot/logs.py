@@ -12,6 +12,7 @@ formatter.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 
@@ -74,6 +75,23 @@ class LogfmtFormatter(logging.Formatter):
         return " ".join(parts)
 
 
+# What a shell reports for a process stopped by a closed pipe (128 + SIGPIPE), as `yes | head`.
+EXIT_CLOSED_PIPE = 141
+
+
+class _StdoutHandler(logging.StreamHandler):
+    """Log lines to stdout, ending the process as a Unix tool ends once its reader has gone
+    (`python -m bot worker | head -1`). Python ignores SIGPIPE, so each later line had
+    printed "--- Logging error ---" and a traceback to stderr, and the process ran on."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if isinstance(sys.exc_info()[1], BrokenPipeError):
+            # No one reads on, and any cleanup that logs would meet the closed pipe again:
+            # SIGPIPE's own default, at once. Leases and sessions end with the process.
+            os._exit(EXIT_CLOSED_PIPE)
+        super().handleError(record)
+
+
 def setup_logging(level: str = "INFO") -> None:
     """Send every log line to stdout in logfmt; calling it again changes nothing. At DEBUG,
     the `WIRE_LOGGERS` stay at INFO."""
@@ -81,7 +99,7 @@ def setup_logging(level: str = "INFO") -> None:
     for handler in root.handlers:
         if isinstance(handler.formatter, LogfmtFormatter):
             return
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _StdoutHandler(sys.stdout)
     handler.setFormatter(LogfmtFormatter())
     root.addHandler(handler)
     root.setLevel(level)
