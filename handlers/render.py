@@ -43,7 +43,7 @@ from policies.digest import duration
 from policies.guardrails import LOCK_HOLDS_BACK
 from policies.redact import mask
 from policies.sizes import unit_of
-from policies.slack_text import clip, code, escape, listed
+from policies.slack_text import clip, code, escape, listed, more_note
 from policies.slack_text import shown as clipped  # `shown` names a local below
 
 log = logging.getLogger(__name__)
@@ -312,7 +312,7 @@ def _config_vars(result: ConfigVars) -> Message:
         if result.platform == "heroku"
         else "The environment's Configuration page in the AWS console lists them all."
     )
-    more = "…and {n:,} more variables, more than one Slack message holds. " + where
+    more = more_note("variables", where)
     return _text("\n".join(lines), public=False, more=more)
 
 
@@ -853,13 +853,10 @@ SECTION_CHARS = 3000  # Slack refuses a section's text beyond this (invalid_bloc
 # And a message whose blocks hold much more than about 13,000 characters in all
 # (msg_blocks_too_long, below the 40,000 its plain text may hold).
 MESSAGE_CHARS = 12_000
-_MORE = "…and {n:,} more lines, more than one Slack message holds."
+_MORE = more_note("lines")
 # Of a reply about every app; about one app, "ask about one app" made no sense.
 _MORE_FLEET = _MORE + " Ask about one app to see it."
-_MORE_APPS = (
-    "…and {n:,} more lines, more than one Slack message holds. `/deploy apps WORD` lists "
-    "only the apps whose name holds WORD."
-)
+_MORE_APPS = more_note("lines", "`/deploy apps WORD` lists only the apps whose name holds WORD.")
 MAX_NOTES = 9  # a context block holds at most ten elements
 DESCRIPTION_SHOWN = 120  # characters of the release's description in a status
 NOTE_SHOWN = 300  # characters of a note (a health cause can quote the app) in a status

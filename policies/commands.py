@@ -1582,12 +1582,6 @@ def _one_optional(rest: list[str], verb: str) -> str | None:
     return rest[0] if rest else None
 
 
-def _require_app(app: str | None, verb: str) -> str:
-    if app is None:
-        raise CommandError("Say which app, where the usage shows APP or with `-a APP`.", verb)
-    return app
-
-
 _PARSERS = {
     "scale": _parse_scale,
     "restart": _parse_restart,

@@ -45,6 +45,14 @@ def listed(names: Iterable[object], empty: str = "none") -> str:
     return ", ".join(code(name) for name in names) or empty
 
 
+def more_note(noun: str, where: str = "") -> str:
+    """The last line of a reply cut to one Slack message: a template whose `{n}` the cut
+    fills with how many `noun` were left out, then `where` to read them all. `where` is
+    taken as text, braces and all (an app's name in it is no placeholder)."""
+    said = f" {where}".replace("{", "{{").replace("}", "}}") if where else ""
+    return "…and {n:,} more " + noun + ", more than one Slack message holds." + said
+
+
 def clip(text: str, limit: int) -> str:
     """`text` cut to at most `limit` characters, an ellipsis marking a cut: an outside string
     can be any length, and Slack refuses a message past its limits."""

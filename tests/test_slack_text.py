@@ -11,7 +11,7 @@ from bot.platforms.base import Formation
 from bot.registry import Registry, UnknownApp
 from handlers.render import _formation_change
 from policies import costs
-from policies.slack_text import code, escape
+from policies.slack_text import code, escape, more_note
 
 
 def test_mentions_and_links_are_shown_as_typed() -> None:
@@ -84,3 +84,12 @@ def test_what_slack_escapes_reads_back_as_typed(typed: str) -> None:
     from policies.slack_text import unescape
 
     assert unescape(escape_typed(typed)) == typed
+
+
+def test_a_cut_reply_s_last_line_counts_what_was_left_out_and_keeps_braces_as_text():
+    note = more_note("variables", "`heroku config -a {odd}` lists them all.")
+    assert note.format(n=1234) == (
+        "…and 1,234 more variables, more than one Slack message holds. "
+        "`heroku config -a {odd}` lists them all."
+    )
+    assert more_note("lines").format(n=2) == "…and 2 more lines, more than one Slack message holds."

@@ -28,7 +28,7 @@ from bot.store.autoscale_settings import (
 from bot.store.worker_autoscale_settings import WorkerSettings
 from policies import autoscale as policy
 from policies.commands import Command
-from policies.slack_text import code, escape, listed
+from policies.slack_text import code, escape, listed, more_note
 from policies.worker_autoscale import WorkerTarget, parse_worker_target
 
 
@@ -430,7 +430,7 @@ class AutoscaleCommands:
             if found.windows_source == "registry"
             else f"`/deploy autoscale {app} schedule remove N` takes one out by its number."
         )
-        more = "…and {n:,} more windows, more than one Slack message holds. " + where
+        more = more_note("windows", where)
         return Reply("\n".join(lines), more=more)
 
     def replay(

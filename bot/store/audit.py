@@ -243,8 +243,3 @@ class AuditLog:
             for row, app in session.execute(query):
                 found.setdefault(app, []).append(_entry(row))
         return found
-
-    def apps(self) -> list[str]:
-        """Every app a row names, once each."""
-        with self._db.session() as session:
-            return list(session.scalars(select(AuditEntry.app).distinct()))
