@@ -166,18 +166,28 @@ class Actions:
         """Carry out a parsed command for `actor`. `from_home`: asked from App Home, whose
         answers go to the asker's DM, and an approval request to the app's channel."""
         result = self._run(actor, command, from_home)
-        if command.force and isinstance(result, _Forceable):
+        # `pin` and `autoscale` say what they changed in a plain reply to the channel, which
+        # had taken `--force` without a word; their refusals are private, and say enough.
+        plain = isinstance(result, Reply) and result.public and command.verb in _PLAIN_FORCEABLE
+        if command.force and (isinstance(result, _Forceable) or plain):
             return self._with_force_note(actor, command, result)
         return result
 
-    def _with_force_note(self, actor: Actor, command: Command, result: _Forceable) -> Result:
+    def _with_force_note(
+        self, actor: Actor, command: Command, result: _Forceable | Reply
+    ) -> Result:
         """`result`, saying so when its `--force` passed no freeze: said here once for every
         verb that takes it, from the guardrails' own verdict, rather than by each verb."""
-        target = self._resolve(self._canonical(command.app or "")).target
+        try:
+            target = self._resolve(self._canonical(command.app or "")).target
+        except (UnknownApp, PlatformError):
+            return result  # its reply says what is wrong with the app already
         verdict = self._judge(target, command.verb, {}, {}, command.force, actor.user_id)
         note = guardrails.unneeded_force(verdict, command.force)
         if note is None:
             return result
+        if isinstance(result, Reply):
+            return replace(result, text=f"{result.text} {note}")
         return replace(result, note=f"{result.note} {note}" if result.note else note)
 
     def _run(self, actor: Actor, command: Command, from_home: bool) -> Result:
@@ -1048,6 +1058,7 @@ class Actions:
 
 # What a command that takes `--force` answers when it acted or asked first.
 _Forceable = Changed | Restarted | Deployed | NeedsConfirmation | DeployPrompt
+_PLAIN_FORCEABLE = frozenset({"pin", "autoscale"})
 
 
 def _moved(
