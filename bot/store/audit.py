@@ -211,6 +211,11 @@ class AuditLog:
         with self._db.session() as session:
             return [_entry(row) for row in session.scalars(query)]
 
+    def apps(self) -> list[str]:
+        """Every app a row names, once each."""
+        with self._db.session() as session:
+            return list(session.scalars(select(AuditEntry.app).distinct()))
+
     def recent_of(self, apps: Collection[str], limit: int) -> dict[str, list[Entry]]:
         """Each of `apps`' newest `limit` rows, newest first, in one query (App Home's page:
         one an app had been a statement a card); an app with none is left out."""
