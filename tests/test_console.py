@@ -402,19 +402,21 @@ def test_a_force_with_no_freeze_in_force_is_said_to_change_nothing(tmp_path):
     assert out.count(said) == 5, out
 
 
-def test_a_force_on_pin_or_autoscale_with_no_freeze_is_said_to_change_nothing(tmp_path):
+def test_a_force_on_pin_autoscale_or_drain_with_no_freeze_is_said_to_change_nothing(tmp_path):
     # These answer in a plain reply, which had taken `--force` without a word; a refusal
     # says what is wrong, without the note.
     out = run_lines(
         tmp_path,
         "pin demo web=2 for 1h --force because",
         "autoscale demo on --force because",
+        "drain demo --force because",
+        "drain demo-shop --force because",
         "autoscale demo on min=0 --force because",
         "pin dmeo web=2 for 1h --force because",
         "autoscale demo status",
     )
     said = "No freeze window was in force, so `--force` changed nothing."
-    assert out.count(said) == 2, out
+    assert out.count(said) == 3, out
 
 
 def test_maintenance_on_asked_twice_points_at_the_prompt_still_open(tmp_path):

@@ -71,7 +71,8 @@ class Connections:
         self._audit.finish(entry, "ok", after={"drain_id": drain_id})
         return Reply(
             f"`{app}` now drains its logs to me ({drain.shown_url}, Heroku drain {code(drain_id)}). "
-            f"Traffic shows in `/deploy metrics {app}` within a minute."
+            f"Traffic shows in `/deploy metrics {app}` within a minute.",
+            made=True,
         )
 
     def watch(self, actor: Actor, resolved: Resolved, command: Command) -> Result:

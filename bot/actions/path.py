@@ -166,9 +166,13 @@ class Actions:
         """Carry out a parsed command for `actor`. `from_home`: asked from App Home, whose
         answers go to the asker's DM, and an approval request to the app's channel."""
         result = self._run(actor, command, from_home)
-        # `pin` and `autoscale` say what they changed in a plain reply to the channel, which
-        # had taken `--force` without a word; their refusals are private, and say enough.
-        plain = isinstance(result, Reply) and result.public and command.verb in _PLAIN_FORCEABLE
+        # `pin`, `autoscale` and `drain` say what they changed in a plain reply, which had
+        # taken `--force` without a word; their refusals say enough.
+        plain = (
+            isinstance(result, Reply)
+            and (result.public or result.made)
+            and command.verb in _PLAIN_FORCEABLE
+        )
         if command.force and (isinstance(result, _Forceable) or plain):
             return self._with_force_note(actor, command, result)
         return result
@@ -1058,7 +1062,7 @@ class Actions:
 
 # What a command that takes `--force` answers when it acted or asked first.
 _Forceable = Changed | Restarted | Deployed | NeedsConfirmation | DeployPrompt
-_PLAIN_FORCEABLE = frozenset({"pin", "autoscale"})
+_PLAIN_FORCEABLE = frozenset({"pin", "autoscale", "drain"})
 
 
 def _moved(

@@ -38,6 +38,9 @@ class Reply:
     # What ends the reply when it is cut to one Slack message ({n}: the lines left out),
     # where the verb knows where to read the rest; None: the count alone.
     more: str | None = None
+    # A change made, said in plain words to the asker alone (`drain`): what a `--force`
+    # that passed no freeze is said beside, as a public answer is.
+    made: bool = False
 
 
 @dataclass(frozen=True)
