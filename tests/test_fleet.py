@@ -95,14 +95,14 @@ def test_the_fake_slack_refuses_what_slack_refuses(slack):
 
 
 def test_the_cost_of_a_fleet_keeps_the_api_reserve_and_says_what_it_left_out(fleet, slack, heroku):
-    from bot.actions.dashboards import COST_READS
+    from bot.actions.dashboards import FORMATION_READS
     from bot.store.throttles import LOW_REMAINING
 
     heroku.rate_limit_remaining = LOW_REMAINING + 100
     driver = fleet(300)
     reply = _say(driver, "cost")
     # One formation read per app had taken the account to 0: the next change was refused.
-    assert heroku.rate_limit_remaining >= LOW_REMAINING - COST_READS  # one batch in flight
+    assert heroku.rate_limit_remaining >= LOW_REMAINING - FORMATION_READS  # one batch in flight
     head = _sections(reply)[0].split("\n")[0]
     assert "/month in all*" in head and "apps could not be priced and are left out" in head
     assert "to keep the Heroku API calls that changes and the autoscaler need" in head

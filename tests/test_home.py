@@ -119,6 +119,19 @@ def test_home_lists_the_apps_the_user_may_see(driver, slack):
     assert "`myapp`" in user_view and "`other-app`" not in user_view  # denied by the rule
 
 
+def test_a_page_reads_its_apps_formations_at_once_and_keeps_each_cards_problem(driver, heroku):
+    # Read one after another, a page of 15 apps waited on 15 Heroku round trips in turn.
+    together = heroku.gather(2, timeout=5)
+    heroku.fail_next(403, path="/apps/other-app/formation")
+    view = open_home(driver, ADMIN)
+    assert not together.broken, "the two formation reads were not in flight together"
+    cards = [b["text"]["text"] for b in view["blocks"] if b["type"] == "section"]
+    [mine] = [card for card in cards if card.startswith("*`myapp`*")]
+    [other] = [card for card in cards if card.startswith("*`other-app`*")]
+    assert "web 1 × Standard-1X, worker 1 × Standard-1X" in mine
+    assert "web 2" not in other and "may not do that on `other-app`" in other
+
+
 def test_home_scale_goes_through_the_actions_path_and_answers_in_a_dm(driver, slack, heroku, web):
     open_home(driver, ADMIN)
     click(driver, SCALE_UP_ACTION, "myapp", ADMIN)

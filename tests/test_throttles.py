@@ -4,6 +4,8 @@ commands does not queue on one row; another dyno's 429 still holds within that s
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 from bot.store.throttles import LOW_REMAINING, READ_EVERY, WRITE_EVERY, Throttles
@@ -66,3 +68,28 @@ def test_a_shorter_429_stored_after_a_longer_one_it_did_not_see_keeps_the_longer
     monkeypatch.undo()
     there.throttle(ACCOUNT, later + timedelta(minutes=1), later)
     assert here.get(ACCOUNT).throttled_until == later + timedelta(minutes=1)
+
+
+def test_threads_asking_together_read_the_row_once(database):
+    """A Home page's formation reads run 8 at a time: each asked `until` at once, and each
+    read the row before any had cached it."""
+    throttles = Throttles(database, Clock())
+    start, reads, real_get = threading.Barrier(8, timeout=10), [], throttles.get
+
+    def counted_get(account: str):
+        reads.append(account)
+        time.sleep(0.05)  # a database round trip, long enough for the others to arrive
+        return real_get(account)
+
+    throttles.get = counted_get  # type: ignore[method-assign]
+
+    def ask() -> None:
+        start.wait()
+        throttles.until(ACCOUNT, NOW)
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert reads == [ACCOUNT]

@@ -47,7 +47,7 @@ _DECISIONS = 50_000
 
 _RANK = {severity: i for i, severity in enumerate(SEVERITIES)}
 
-COST_READS = 8  # formation reads in flight at once for a fleet's `cost`
+FORMATION_READS = 8  # formation reads in flight at once: a Home page, a batch of `cost`
 
 
 def _account(target: Target) -> str | None:
@@ -200,27 +200,37 @@ class Dashboards:
             app: costs.dyno_hours(samples, now.timestamp())
             for app, samples in self._autoscale.web_counts([t.alias for t in targets], since)
         }
-        # The formations are read COST_READS at a time: one after another, a thousand
-        # apps held one of the web's two job threads for minutes at Heroku's latency.
-        with ThreadPoolExecutor(COST_READS, thread_name_prefix="cost") as pool:
-            for start in range(0, len(targets), COST_READS):
-                batch = [
-                    (target, None if _account(target) in kept else target)
-                    for target in targets[start : start + COST_READS]
-                ]
-                reads = list(pool.map(self._read_formation, [t for _, t in batch]))
-                for (target, asked), read in zip(batch, reads, strict=True):
-                    if asked is None:
-                        priced.append(AppCost(target.alias, target.platform, {}, None, _KEPT))
-                        continue
-                    priced.append(self._app_cost(target, read, hours.get(target.alias)))
-                    remaining = self._remaining(target)
-                    # One read per app: a fleet's sweep would spend the hour's calls that
-                    # changes and the autoscaler need.
-                    account = _account(target)
-                    if account and remaining is not None and remaining < LOW_REMAINING:
-                        kept.add(account)
+        # A batch at a time: an account found low stops the next batches' reads.
+        for start in range(0, len(targets), FORMATION_READS):
+            batch = [
+                (target, None if _account(target) in kept else target)
+                for target in targets[start : start + FORMATION_READS]
+            ]
+            reads = self._read_formations([t for _, t in batch])
+            for (target, asked), read in zip(batch, reads, strict=True):
+                if asked is None:
+                    priced.append(AppCost(target.alias, target.platform, {}, None, _KEPT))
+                    continue
+                priced.append(self._app_cost(target, read, hours.get(target.alias)))
+                remaining = self._remaining(target)
+                # One read per app: a fleet's sweep would spend the hour's calls that
+                # changes and the autoscaler need.
+                account = _account(target)
+                if account and remaining is not None and remaining < LOW_REMAINING:
+                    kept.add(account)
         return CostReport(tuple(priced), COST_DAYS, reserve_kept=bool(kept))
+
+    def _read_formations(
+        self, targets: Sequence[Target | None]
+    ) -> list[dict[str, tuple[int, str]] | str | None]:
+        """`_read_formation` of each of `targets`, FORMATION_READS in flight at once: one
+        after another, a Home page of 15 apps waited on 15 round trips to Heroku in turn,
+        and a thousand apps' `cost` held one of the web's two job threads for minutes."""
+        if len(targets) <= 1:
+            return [self._read_formation(target) for target in targets]
+        workers = min(FORMATION_READS, len(targets))
+        with ThreadPoolExecutor(workers, thread_name_prefix="formation") as pool:
+            return list(pool.map(self._read_formation, targets))
 
     def _read_formation(self, target: Target | None) -> dict[str, tuple[int, str]] | str | None:
         """The app's formation, or why it cannot be read; None for an app not to be read."""
@@ -277,9 +287,11 @@ class Dashboards:
         latest = self._autoscale.latest_decisions(apps)
         incidents = self._alerts.open_of(apps)
         changes = self._audit.recent_of(apps, 3)
+        reads = self._read_formations(targets)
         return tuple(
             self._card(
                 target,
+                read,
                 now,
                 settings.get(target.alias),
                 pins.get(target.alias),
@@ -287,12 +299,13 @@ class Dashboards:
                 incidents.get(target.alias, []),
                 changes.get(target.alias, []),
             )
-            for target in targets
+            for target, read in zip(targets, reads, strict=True)
         )
 
     def _card(
         self,
         target: Target,
+        read: dict[str, tuple[int, str]] | str | None,
         now: datetime,
         settings: Settings | None,
         pin: Pin | None,
@@ -302,8 +315,7 @@ class Dashboards:
     ) -> AppCard:
         formation: dict[str, tuple[int, str]] | None = None
         problem = monthly = None
-        # One formation read an app (a Heroku or AWS call): the card's dynos and price.
-        read = self._read_formation(target)
+        # `read`: the card's one formation read (a Heroku or AWS call), its dynos and price.
         if isinstance(read, str):
             problem = read
         elif read is not None:

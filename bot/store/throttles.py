@@ -53,6 +53,7 @@ class Throttles:
         self._clock = clock
         self._lock = threading.Lock()
         self._read: dict[str, tuple[float, Throttle | None]] = {}
+        self._reading: dict[str, threading.Lock] = {}
         self._written: dict[str, float] = {}
         self._writes = 0  # bumped by each store: a read begun before it is not cached
 
@@ -102,20 +103,27 @@ class Throttles:
             if remaining >= LOW_REMAINING and last is not None and moment - last < WRITE_EVERY:
                 return
             self._written[account] = moment
-        self._put(account, now, remaining=remaining)
+        # Not `_put`: `until` reads only the throttle, which this leaves as it is, so the
+        # cached read stays good (forgotten, every thread in flight read the row again).
+        self._store(account, now, None, remaining=remaining)
 
     def _recent(self, account: str) -> Throttle | None:
-        moment = self._clock()
         with self._lock:
-            seen = self._read.get(account)
-            writes = self._writes
-        if seen is not None and moment - seen[0] < READ_EVERY:
-            return seen[1]
-        found = self.get(account)
-        with self._lock:
-            if writes == self._writes:
-                self._read[account] = (moment, found)
-        return found
+            gate = self._reading.setdefault(account, threading.Lock())
+        # One thread reads an account's row while the others wait for its answer: a Home
+        # page's formation reads, in flight together, had each read it.
+        with gate:
+            moment = self._clock()
+            with self._lock:
+                seen = self._read.get(account)
+                writes = self._writes
+            if seen is not None and moment - seen[0] < READ_EVERY:
+                return seen[1]
+            found = self.get(account)
+            with self._lock:
+                if writes == self._writes:
+                    self._read[account] = (moment, found)
+            return found
 
     def _put(
         self,
