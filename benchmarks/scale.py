@@ -293,6 +293,8 @@ def child(job: str, url: str, heroku_url: str, apps: int, clock: int) -> int:
         admins=frozenset({"UBENCH"}),
     )
     worker = Worker(config)
+    # Held as the running worker holds it: each scale asks the lease first.
+    assert worker.lease.try_acquire(), "another worker holds this database's lease"
     out: dict[str, float] = {}
 
     profile_dir = os.environ.get("BENCH_SCALE_PROFILE_DIR")
@@ -337,6 +339,7 @@ def child(job: str, url: str, heroku_url: str, apps: int, clock: int) -> int:
         timed("retention_s", worker.forget_request_keys)
     else:
         timed("compaction_total_s", compaction)
+    worker.lease.release()
     worker.db.dispose()
     out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(out))

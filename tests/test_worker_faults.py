@@ -16,9 +16,13 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from bot.logs import LogfmtFormatter
+from bot.metrics.aggregate import Window
+from bot.metrics.store import MetricsStore
+from bot.store.autoscale_settings import AutoscaleStore, Settings
 from bot.store.db import Database, normalize_url
 from bot.store.heartbeats import Beat, Heartbeats
 from bot.worker.main import Worker
+from policies.sketch import Sketch
 from tests.conftest import USER
 from tests.webclient import wait_for
 
@@ -247,3 +251,42 @@ def test_the_admins_hear_once_that_a_job_keeps_failing(config, fast, slack, capl
     assert [call.args["channel"] for call in slack.calls_to("chat.postMessage")] == ["C0ADMINS"]
     assert post.args["text"].startswith(":rotating_light: deploybot worker jobs in trouble: ")
     assert "compact failing since" in post.args["text"]
+
+
+def test_a_worker_whose_lease_session_is_gone_does_not_scale(config, database_url, heroku, fast):
+    """A network cut ends the leader's session: PostgreSQL lets another worker take the lease
+    at once, while this one learns it only at its next check (10 s). A scale in between
+    would make two actors; each scale asks the lease first."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's sessions")
+    name = f"fence-{secrets.token_hex(4)}"
+    worker = Worker(replace(config, database_url=f"{database_url}&application_name={name}"))
+    now = datetime.now(UTC)
+    AutoscaleStore(worker.db).save(Settings("myapp", "on", 1, 6, "service_p95", 500.0, USER, now))
+    start = int(now.timestamp()) // 60 * 60 - 6 * 60
+    slow = []
+    for second in range(start, start + 7 * 60, 10):
+        sketch = Sketch()
+        sketch.add(1500.0, 100)
+        slow.append(Window("myapp", second, 100, {"web.1": 100}, service=sketch))
+    MetricsStore(worker.db).save(slow)
+    admin = create_engine(normalize_url(database_url))
+    try:
+        assert worker.lease.try_acquire()
+        with admin.begin() as connection:
+            connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
+        worker.autoscale()
+        assert heroku.formation("myapp")["web"][0] == 1
+        assert [r for r in heroku.requests if r.method == "PATCH"] == []
+        [decision] = AutoscaleStore(worker.db).decisions("myapp")
+        assert not decision.acted and "lost its lease" in decision.reason
+    finally:
+        worker.lease.release()
+        worker.db.dispose()
+        admin.dispose()

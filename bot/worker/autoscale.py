@@ -109,6 +109,7 @@ class _History:
 
 # A decision not acted on because a person changed the settings or a pin meanwhile.
 MOVED = "its settings or pin changed while this tick ran; the next tick decides with them."
+NOT_LEADING = "this worker lost its lease on the database; the worker that leads next decides."
 
 
 class Autoscaler:
@@ -120,8 +121,11 @@ class Autoscaler:
         formation_refresh: timedelta | None = None,
         budget: Budget | None = None,
         clock: Callable[[], datetime] | None = None,
+        leading: Callable[[], bool] | None = None,
     ) -> None:
+        """`leading`: whether this worker still holds the lease, asked before each scale."""
         self._services = services
+        self._leading = leading
         # How much time passes while a tick runs: the wall clock, or the closed-loop
         # benchmark's compressed one (the tick's `now` may be anything a caller chose).
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -398,6 +402,11 @@ class Autoscaler:
         now: datetime,
     ) -> tuple[bool, str]:
         target = resolved.target
+        # A network cut ends the lease's session: another worker may lead already, while
+        # this one would learn it only at its next lease check, seconds away.
+        if self._leading is not None and not self._leading():
+            log.warning("autoscale: the lease is gone; not scaling", extra={"app": app})
+            return False, f"{reason} Not done: {NOT_LEADING}"
         actor = Actor(AUTOSCALER, channel_id=target.channel, source=AUTOSCALER)
         try:
             result = self._services.actions.run(

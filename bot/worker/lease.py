@@ -5,7 +5,9 @@ lease runs jobs; another (`heroku ps:scale worker=2`, or the overlap while Herok
 dynos) waits and takes over when the leader's connection or process dies: PostgreSQL
 drops a session's advisory locks with the session, the kernel drops a dead process's flock.
 A leader whose session drops (the database restarted) stops its jobs and waits for the
-lease again, in the same process, like any other waiting worker.
+lease again, in the same process, like any other waiting worker. It learns of the drop at
+its next check, seconds later, while another worker may lead at once: so the autoscaler
+asks `still_held` before each scale, and no two workers scale in that gap.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import threading
 import zlib
 from pathlib import Path
 from typing import IO, Any
@@ -38,12 +41,19 @@ class Lease:
         self._key = zlib.crc32(name.encode()) & 0x7FFFFFFF
         self._connection: Any = None
         self._file: IO[str] | None = None
+        # The main thread checks the lease on a timer, and the autoscaler before each scale
+        # from the scheduler's threads: one connection, used by one of them at a time.
+        self._lock = threading.RLock()
 
     @property
     def held(self) -> bool:
         return self._connection is not None or self._file is not None
 
     def try_acquire(self) -> bool:
+        with self._lock:
+            return self._try_acquire()
+
+    def _try_acquire(self) -> bool:
         if self.held:
             return True
         if self._db.is_sqlite:
@@ -78,6 +88,10 @@ class Lease:
 
     def still_held(self) -> bool:
         """False once the lock's session is gone (a database restart, a network cut)."""
+        with self._lock:
+            return self._still_held()
+
+    def _still_held(self) -> bool:
         if self._file is not None:
             return True
         if self._connection is None:
@@ -93,6 +107,10 @@ class Lease:
         return True
 
     def release(self) -> None:
+        with self._lock:
+            self._release()
+
+    def _release(self) -> None:
         if self._connection is not None:
             connection, self._connection = self._connection, None
             # A session already gone took the lock with it: nothing left to let go of.

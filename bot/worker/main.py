@@ -280,7 +280,9 @@ class Worker:
                 if channel:
                     outbox.enqueue(f"autoscale:{channel}", channel, "post", text, datetime.now(UTC))
 
-            self._scaler = Autoscaler(services, notify, clock=self.tick_now)
+            self._scaler = Autoscaler(
+                services, notify, clock=self.tick_now, leading=self.lease.still_held
+            )
         return self._scaler
 
     def scheduler(self) -> BackgroundScheduler:
