@@ -14,8 +14,11 @@ from bot.services import Services
 from bot.store.autoscale_settings import AutoscaleStore, Decision, Settings
 from bot.store.drains import Drains
 from bot.store.incidents import Alerts
+from bot.store.worker_autoscale_settings import WorkerAutoscaleStore, WorkerSettings
 from bot.worker.detectors import Detectors, minutes_of
 from policies.sketch import Sketch
+from policies.slack_text import escape
+from policies.worker_autoscale import unread_reason
 from tests.conftest import ADMIN
 from tests.test_beanstalk import REGISTRY, aws  # noqa: F401  (the fixture)
 
@@ -361,6 +364,38 @@ def test_a_fleets_detectors_read_the_database_a_few_times_not_per_app(
     # same for any fleet: web and worker settings, drains, windows, recent and latest
     # decisions.
     assert len(statements) <= 6
+
+
+def test_a_fleets_job_queue_reads_are_one_query_not_one_an_app(config, tmp_path, monkeypatch):
+    services = autoscaled_fleet(config, tmp_path, monkeypatch)
+    workers, autoscale = WorkerAutoscaleStore(services.db), AutoscaleStore(services.db)
+    for app in FLEET:
+        start = NOW - timedelta(hours=1)
+        workers.save(WorkerSettings(app, "worker", "on", 0, 4, "jobs", 50.0, ADMIN, start))
+        MetricsStore(services.db).save(windows(app, 4, requests=120))
+    # app-09's endpoint has not answered for 11 minutes of ticks; the others' have.
+    for tick in range(45):
+        at = NOW - timedelta(seconds=15 * tick)
+        autoscale.record(Decision(at=at, **_worker_tick("app-09", unread=True)))
+        autoscale.record(Decision(at=at, **_worker_tick("app-10", unread=False)))
+    statements = statements_of(services)
+    events = Detectors.from_services(services).run(NOW)
+    assert keys(events) == ["queue_unread:app-09:worker"]
+    # One query an app with a worker type had been 1,000 a minute at a thousand apps.
+    assert len(statements) <= 7
+
+
+def _worker_tick(app: str, unread: bool) -> dict[str, object]:
+    reason = unread_reason("the app's HireFire endpoint answered 500", "worker", 1)
+    return {
+        "app": app,
+        "actual": 1,
+        "desired": 1,
+        "acted": False,
+        "reason": escape(reason) if unread else "worker stays at 1",
+        "recommendation": 1,
+        "process_type": "worker",
+    }
 
 
 def test_a_fleets_stale_apps_ages_are_read_in_one_query_not_one_each(config, tmp_path, monkeypatch):

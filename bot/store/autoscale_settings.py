@@ -149,11 +149,16 @@ class AutoscaleStore:
             }
 
     def recent_decisions(
-        self, apps: Collection[str], since: datetime, limit: int = 200, reasons: bool = True
+        self,
+        apps: Collection[str],
+        since: datetime,
+        limit: int = 200,
+        reasons: bool = True,
+        web: bool = True,
     ) -> dict[str, list[Decision]]:
-        """Each app's web decisions at or after `since`, newest first, at most `limit` each.
-        `reasons=False` leaves each reason empty (the tick reads none: a thousand apps' ten
-        minutes are 40,000 of them)."""
+        """Each app's web decisions (`web=False`: its worker types') at or after `since`,
+        newest first, at most `limit` each. `reasons=False` leaves each reason empty (the
+        tick reads none: a thousand apps' ten minutes are 40,000 of them)."""
         table = AutoscaleDecision.__table__.c
         reason = table.reason if reasons else literal("")
         # Plain rows on the table, not ORM objects or ORM-compiled rows.
@@ -166,9 +171,10 @@ class AutoscaleStore:
                 table.acted,
                 reason,
                 table.recommendation,
+                table.process_type,
             )
             .where(table.at >= since)
-            .where(table.process_type == WEB)
+            .where(table.process_type == WEB if web else table.process_type != WEB)
             .order_by(table.id.desc())
         )
         if len(apps) == 1:
@@ -176,11 +182,10 @@ class AutoscaleStore:
         found: dict[str, list[Decision]] = {}
         with self._db.session() as session:
             rows = session.connection().execute(query).all()  # one fetch, not one per row
-            for app, at, actual, desired, acted, why, recommendation in rows:
+            for app, *values in rows:
                 if app in apps and len(found.setdefault(app, [])) < limit:
-                    found[app].append(
-                        Decision(app, aware(at), actual, desired, acted, why, recommendation)
-                    )
+                    at, *rest = values
+                    found[app].append(Decision(app, aware(at), *rest))
         return found
 
     def latest_decisions(self, apps: Collection[str]) -> dict[str, Decision]:
