@@ -235,10 +235,10 @@ def describe(incident: Incident) -> str:
     condition = incident.kind in CONDITIONS
     if incident.state == "resolved":
         times = f"{incident.count} times " if incident.count > 1 and not condition else ""
-        return (
-            f":white_check_mark: Resolved: *{escape(incident.app)}* {what} {times}"
-            f"between {since} and {_clock(incident.last_at)}."
-        )
+        until = _clock(incident.last_at)
+        # Seen within one minute: "between 07:10 UTC and 07:10 UTC" had read as a slip.
+        span = f"at {since}" if until == since else f"between {since} and {until}"
+        return f":white_check_mark: Resolved: *{escape(incident.app)}* {what} {times}{span}."
     mark = icon(incident.severity)
     if condition:
         count = f" since {since}"

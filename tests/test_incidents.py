@@ -63,6 +63,15 @@ def test_a_condition_seen_on_each_check_says_since_when_not_how_many_times():
     )
 
 
+def test_a_condition_seen_in_one_minute_resolves_at_that_minute_not_between_it_and_itself():
+    event = Event("myapp", "errors", "web", at(30), "5xx rate 100 %")
+    opened = run([event], now=at(30))
+    resolved = run([], list(opened.incidents), now=at(30 + 600))
+    assert resolved.notices[0].text == (
+        ":white_check_mark: Resolved: *myapp* 5xx responses on `web` at 15:00 UTC."
+    )
+
+
 def test_a_crash_loop_over_many_ticks_posts_once_then_updates_in_place():
     known: list[Incident] = []
     seen: list[tuple[str, str]] = []
