@@ -114,6 +114,18 @@ def test_a_second_play_starts_after_the_first(tmp_path):
     assert "held: p95 queue" in output  # the autoscaler's own record of its ticks
 
 
+def test_a_service_time_target_is_told_it_sees_no_spike_here(tmp_path):
+    # `autoscale demo on` takes the default target, p95 service time 500 ms; the sandbox's
+    # dynos serve at a p95 of 600 ms however busy they are, so that target saw every minute
+    # of the play as slow, ran at its max to the end and raised "pinned at max".
+    output = in_a_sandbox_console(tmp_path, ["autoscale demo on max=5", "simulate spike demo"])
+    assert (
+        "Its target is the p95 service time, which in this sandbox stays near 600 ms however "
+        "many dynos run (a spike makes requests wait in the router's queue instead), so the "
+        "autoscaler sees no spike: `/deploy autoscale demo on target=queue:300ms` plays one."
+    ) in output
+
+
 def test_apps_the_spike_cannot_play_against_say_why(tmp_path):
     output = in_a_sandbox_console(
         tmp_path, ["simulate spike demo-shop", "simulate spike demo-staging", "simulate spike nope"]

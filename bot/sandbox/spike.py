@@ -175,12 +175,26 @@ def simulate(
     refused, kept = autoscaling_for_play(services, actor, say, channel, settings, "Autoscaling", on)
     if refused is not None:
         return refused  # its reason is the answer
+    if settings is not None and settings.mode != "off" and settings.target_kind == "service_p95":
+        say(channel, _blind_target(app))
     outcome = SpikePlayer(services, heroku, say, shape=shape, seed=seed).play(app, name, channel)
     if settings is not None and settings.mode == "shadow":
         outcome.refused = 0  # logged only, as shadow does: nothing turned them down
     # Off, the autoscaler decides nothing, so there are no decisions to point to.
     outcome.decided = settings is None or settings.mode != "off"
     return Reply(outcome.summary() + kept, public=True)
+
+
+def _blind_target(app: str) -> str:
+    """What a service-time target sees of the play: the model's dynos serve each request in
+    the same time however busy they are (the wait is in the router's queue), so nothing."""
+    p95 = round(Model().service_p95_ms, -2)
+    return (
+        f"Its target is the p95 service time, which in this sandbox stays near {p95:.0f} ms "
+        "however many dynos run (a spike makes requests wait in the router's queue instead), "
+        f"so the autoscaler sees no spike: `/deploy autoscale {app} on "
+        f"target={AUTOSCALE_TARGET}` plays one."
+    )
 
 
 class _Setting(Protocol):
