@@ -610,3 +610,19 @@ def test_a_tick_paused_between_reading_traffic_and_acting_does_not_act(services,
     assert "Not done: this tick read its traffic 10 min ago" in decision.reason
     assert [r for r in heroku.requests if r.method == "PATCH"] == []
     assert said == []
+
+
+def test_stale_metrics_are_on_the_decisions_log_line_not_a_warning_each_tick(
+    services, autoscaler, caplog
+):
+    # A broken drain makes every tick stale: a warning each had been 5,760 log lines a day
+    # an app (and in the sandbox console, lines between the play's own), while the
+    # "metrics stale" alert already says it where people look.
+    enable(services)
+    traffic(services, service_ms=100, now=NOW - timedelta(minutes=10))
+    with caplog.at_level("INFO", logger="bot.worker.autoscale"):
+        [decision] = autoscaler.tick(NOW)
+    assert "metrics stale" in decision.reason
+    [line] = [r for r in caplog.records if r.getMessage() == "autoscale decision"]
+    assert line.levelname == "INFO" and line.stale is True
+    assert [r for r in caplog.records if r.levelname == "WARNING"] == []

@@ -364,8 +364,6 @@ class Autoscaler:
                 acted, reason = self._scale(
                     resolved, app, PROCESS, decision.desired, current, reason, account, now
                 )
-        if decision.stale:
-            log.warning("autoscale metrics stale", extra={"app": app})
         recorded = Recorded(
             app, now, current, decision.desired, acted, reason, decision.recommendation
         )
@@ -378,6 +376,8 @@ class Autoscaler:
                 "desired": decision.desired,
                 "booting": booting,
                 "api_calls": cost + (SCALE_COST if acted else 0),
+                # Not a warning each tick: the "metrics stale" alert says it in the channel.
+                "stale": decision.stale,
             },
         )
         return recorded
