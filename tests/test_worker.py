@@ -123,23 +123,29 @@ def test_a_prompt_slack_cannot_be_told_of_leaves_every_expiry_recorded(config, s
         database.dispose()
 
 
-def test_the_worker_scales_an_app_from_drained_traffic_and_survives_a_restart(
-    database_url, heroku, slack, tmp_path
-):
-    database = Database(database_url)
+def slow_traffic(database: Database, high: int, minutes: int = 7) -> None:
+    """`myapp` autoscaled 1 to `high` on a 500 ms p95 target, and `minutes` of drained
+    traffic served at 1.5 s from 6 minutes ago on, past now: every tick wants more dynos."""
     now = datetime.now(UTC)
     AutoscaleStore(database).save(
-        Settings("myapp", "on", 1, 6, "service_p95", 500.0, "UADMIN01", now)
+        Settings("myapp", "on", 1, high, "service_p95", 500.0, "UADMIN01", now)
     )
     start = int(now.timestamp()) // 60 * 60 - 6 * 60
     windows = []
-    for second in range(start, start + 7 * 60, 10):
+    for second in range(start, start + minutes * 60, 10):
         sketch = Sketch()
         sketch.add(1500.0, 100)
         windows.append(
             Window(app="myapp", start=second, requests=100, dynos={"web.1": 100}, service=sketch)
         )
     MetricsStore(database).save(windows)
+
+
+def test_the_worker_scales_an_app_from_drained_traffic_and_survives_a_restart(
+    database_url, heroku, slack, tmp_path
+):
+    database = Database(database_url)
+    slow_traffic(database, high=6)
     env = autoscaling_env(heroku, slack)
     # Dynos that boot at once let the first worker step up again at its next tick, from the
     # same slow windows, if it ticks before it is stopped: booting, they hold it, as on Heroku.
@@ -164,19 +170,7 @@ def test_two_workers_with_the_leader_killed_midway_act_once(database_url, heroku
     halfway; on SQLite only as long as the takeover takes."""
     minute = database_url.startswith("postgresql")
     database = Database(database_url)
-    now = datetime.now(UTC)
-    AutoscaleStore(database).save(
-        Settings("myapp", "on", 1, 3, "service_p95", 500.0, "UADMIN01", now)
-    )
-    start = int(now.timestamp()) // 60 * 60 - 6 * 60
-    windows = []
-    for second in range(start, start + 8 * 60, 10):
-        sketch = Sketch()
-        sketch.add(1500.0, 100)
-        windows.append(
-            Window(app="myapp", start=second, requests=100, dynos={"web.1": 100}, service=sketch)
-        )
-    MetricsStore(database).save(windows)
+    slow_traffic(database, high=3, minutes=8)
     env = autoscaling_env(heroku, slack)
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
     began = time.monotonic()

@@ -16,14 +16,12 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from bot.logs import LogfmtFormatter
-from bot.metrics.aggregate import Window
-from bot.metrics.store import MetricsStore
-from bot.store.autoscale_settings import AutoscaleStore, Settings
+from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.db import Database, normalize_url
 from bot.store.heartbeats import Beat, Heartbeats
 from bot.worker.main import Worker
-from policies.sketch import Sketch
 from tests.conftest import USER
+from tests.test_worker import slow_traffic
 from tests.webclient import wait_for
 
 FAST = {
@@ -261,15 +259,7 @@ def test_a_worker_whose_lease_session_is_gone_does_not_scale(config, database_ur
         pytest.skip("PostgreSQL's sessions")
     name = f"fence-{secrets.token_hex(4)}"
     worker = Worker(replace(config, database_url=f"{database_url}&application_name={name}"))
-    now = datetime.now(UTC)
-    AutoscaleStore(worker.db).save(Settings("myapp", "on", 1, 6, "service_p95", 500.0, USER, now))
-    start = int(now.timestamp()) // 60 * 60 - 6 * 60
-    slow = []
-    for second in range(start, start + 7 * 60, 10):
-        sketch = Sketch()
-        sketch.add(1500.0, 100)
-        slow.append(Window("myapp", second, 100, {"web.1": 100}, service=sketch))
-    MetricsStore(worker.db).save(slow)
+    slow_traffic(worker.db, high=6)
     admin = create_engine(normalize_url(database_url))
     try:
         assert worker.lease.try_acquire()
