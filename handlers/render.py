@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from bot.actions.gate import AUTOSCALER
 from bot.actions.results import (
+    CANNOT_ANSWER,
     About,
     AppList,
     BreakGlass,
@@ -36,6 +37,7 @@ from bot.actions.results import (
 )
 from bot.metrics.aggregate import sparkline
 from bot.platforms.base import Build, Formation, Promotion, Release, Settled
+from bot.store.db import unreachable
 from handlers.charts import chart_button, window_for
 from policies import costs
 from policies.commands import changing, stops_dynos
@@ -942,7 +944,11 @@ def safely(work: Callable[[], Result]) -> Result:
     """Run `work`; a bug becomes a short reply with an id to find in the logs, never a trace."""
     try:
         return work()
-    except Exception:
+    except Exception as error:
+        if unreachable(error):
+            # Not a bug, and its trace says nothing new: one line, and a plain answer.
+            log.warning("database unreachable", extra={"error": type(error).__name__})
+            return Reply(CANNOT_ANSWER)
         error_id = secrets.token_hex(4)
         log.exception("unhandled error", extra={"error_id": error_id})
         return Reply(

@@ -73,6 +73,31 @@ def test_healthz_reports_an_unreachable_database(config):
     assert response.json["ok"] is False
 
 
+def test_commands_while_the_database_is_unreachable_say_so_plainly(config, slack, heroku, caplog):
+    """Heroku Postgres restarting, or a connection limit: a change is refused before
+    anything is done (its request key is the first thing written), a read says why it
+    cannot answer; neither is "something went wrong" with an error id, nor a trace."""
+    web = create_app(replace(config, database_url="postgresql://postgres@127.0.0.1:9/none"))
+    driver = SlackDriver(web.test_client(), slack)
+    try:
+        _, scaled = driver.command("scale web=2 myapp", ADMIN)
+        _, read = driver.command("status myapp", ADMIN)
+        [change] = driver.replies(scaled)
+        [status] = driver.replies(read)
+    finally:
+        close(web)
+    assert change["text"] == (
+        "I cannot reach my database just now, so I changed nothing: every change is recorded "
+        "there first. Try again in a minute."
+    )
+    assert status["text"] == (
+        "I cannot reach my database just now, so I cannot answer this. Try again in a minute; "
+        "if it goes on, whoever runs deploybot can check it with `heroku pg:info`."
+    )
+    assert heroku.calls("PATCH", "/apps/myapp/formation") == []
+    assert "Traceback" not in caplog.text and "unhandled error" not in caplog.text
+
+
 @pytest.mark.parametrize(
     "headers",
     [

@@ -22,6 +22,7 @@ from bot.actions.deployments import VERBS as DEPLOYMENT_VERBS
 from bot.actions.gate import AUTOSCALER, Gate
 from bot.actions.reconcile import Reconciler, formation_json, lost_note, unsure
 from bot.actions.results import (
+    CHANGED_NOTHING,
     About,
     AppList,
     BreakGlass,
@@ -59,6 +60,7 @@ from bot.registry import Target, UnknownApp
 from bot.store.audit import Actor, AuditLog, utcnow
 from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.confirmations import Confirmations, Pending, audited_targets
+from bot.store.db import unreachable
 from bot.store.drains import Drains
 from bot.store.incidents import Alerts
 from bot.store.locks import Locks
@@ -267,9 +269,18 @@ class Actions:
             )
             now = self._now()
             return Reply(self._alerts.open_text(command.app, now, lambda a: a not in hidden))
-        if command.mutating and not self._claim(actor):
-            log.info("duplicate delivery ignored", extra={"key": actor.request_key})
-            return Duplicate(actor.request_key or "")
+        if command.mutating:
+            try:
+                claimed = self._claim(actor)
+            except Exception as error:
+                if not unreachable(error):
+                    raise
+                # The request key is the first thing a change writes: nothing is done yet.
+                log.warning("database unreachable", extra={"error": type(error).__name__})
+                return Reply(CHANGED_NOTHING)
+            if not claimed:
+                log.info("duplicate delivery ignored", extra={"key": actor.request_key})
+                return Duplicate(actor.request_key or "")
         assert command.app is not None  # the grammar guarantees an app for every other verb
         try:
             resolved = self._resolve(command.app)

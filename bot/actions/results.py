@@ -26,6 +26,16 @@ from policies.costs import MonthlyCost
 from policies.digest import DayNumbers, Span
 from policies.slack_text import code
 
+# What a person is told while the database cannot be used (`bot.store.db.unreachable`).
+CHANGED_NOTHING = (
+    "I cannot reach my database just now, so I changed nothing: every change is recorded "
+    "there first. Try again in a minute."
+)
+CANNOT_ANSWER = (
+    "I cannot reach my database just now, so I cannot answer this. Try again in a minute; "
+    "if it goes on, whoever runs deploybot can check it with `heroku pg:info`."
+)
+
 
 @dataclass(frozen=True)
 class Reply:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 if TYPE_CHECKING:
@@ -103,6 +105,13 @@ _HOLD = text(
     "SELECT pg_advisory_xact_lock((CAST(hashtext(coalesce(current_schema(), '')) AS bigint)"
     " << 32) | (CAST(hashtext(:name) AS bigint) & 4294967295))"
 )
+
+
+def unreachable(error: BaseException) -> bool:
+    """Whether `error` says the database could not be used just now (a restart, a network
+    cut, its connection limit, this process's pool taken, SQLite's lock) rather than that a
+    statement was wrong: what a person is told as "try again in a minute"."""
+    return isinstance(error, OperationalError | InterfaceError | PoolTimeout)
 
 
 class Database:
