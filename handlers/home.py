@@ -105,11 +105,13 @@ def _card(card: AppCard, may: frozenset[str] | None = None) -> list[dict[str, An
     # A button the rules would refuse is left out: each had answered "You may not".
     if may is None or "restart" in may:
         buttons.append(_button("Restart", RESTART_ACTION, card.alias))
-    if may is None or "scale" in may:
-        buttons += [
-            _button("Scale web +1", SCALE_UP_ACTION, card.alias),
-            _button("Scale web −1", SCALE_DOWN_ACTION, card.alias),
-        ]
+    # Nor one its formation would refuse: a worker-only app has no `web`, and web 0 no -1.
+    # An unread formation leaves both: the click then says what is wrong.
+    web = None if card.formation is None else card.formation.get("web", (-1, ""))[0]
+    if (may is None or "scale" in may) and web != -1:
+        buttons.append(_button("Scale web +1", SCALE_UP_ACTION, card.alias))
+        if web != 0:
+            buttons.append(_button("Scale web −1", SCALE_DOWN_ACTION, card.alias))
     return [
         _section("\n".join(lines)[:3000]),
         _context("Last changes: " + ("  ·  ".join(changes) if changes else "none recorded")),

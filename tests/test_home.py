@@ -486,3 +486,28 @@ def test_a_home_page_costs_the_same_statements_for_3_cards_as_for_15(fleet, slac
     assert "`app-62`" in last and "`app-59`" not in last
     # About five statements a card had made a page of 15 cost 80 of them, and 3 cards 20.
     assert on_full == page_statements() <= 10
+
+
+def test_a_card_offers_no_web_scale_button_its_formation_would_refuse(
+    new_app, config, tmp_path, monkeypatch, slack, heroku
+):
+    # Each had been offered and each click answered with an error and the command's usage:
+    # a worker-only app has no `web` to scale, and an app at web 0 cannot go to -1.
+    heroku.add_app("jobs", formation={"worker": (2, "standard-1x")})
+    heroku.add_app("idle", formation={"web": (0, "basic")})
+    path = tmp_path / "dynos.yml"
+    apps = ("idle", "jobs", "myapp")
+    path.write_text("apps:\n" + "".join(f"  {app}:\n    platform: heroku\n" for app in apps))
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    driver = SlackDriver(new_app(config).test_client(), slack)
+    heroku.fail_next(403, path="/apps/myapp/formation")  # unknown: both stay
+    blocks = open_home(driver, ADMIN)["blocks"]
+    offered: dict[str, set[str]] = {}
+    for block in (b for b in blocks if b["type"] == "actions"):
+        for element in block["elements"]:
+            offered.setdefault(element["value"], set()).add(element["action_id"])
+    assert not {SCALE_UP_ACTION, SCALE_DOWN_ACTION} & offered["jobs"]
+    assert SCALE_UP_ACTION in offered["idle"] and SCALE_DOWN_ACTION not in offered["idle"]
+    assert {SCALE_UP_ACTION, SCALE_DOWN_ACTION} <= offered["myapp"]
+    assert RESTART_ACTION in offered["jobs"]
+    assert "may not do that on `myapp`" in json.dumps(blocks), "myapp's formation was read"
