@@ -45,7 +45,15 @@ def home_view(home: Home | Result) -> dict[str, Any]:
         _context("\n".join(about_lines(home.about))),
         {"type": "divider"},
     ]
-    if not home.total and home.hidden:
+    unsure = 0
+    if home.unsure:
+        # Not the rules' doing: "the access rules let you see no app" sent them to an admin.
+        why, unsure = home.unsure
+        left_out = "1 app" if unsure == 1 else f"{unsure:,} apps"
+        blocks.append(
+            _section(f":warning: {why} Until then I leave out the {left_out} its rules decide.")
+        )
+    if not home.total and home.hidden > unsure:
         blocks.append(
             _section(
                 f"The access rules let you see no app I manage ({home.hidden} in all; a rule "
@@ -53,7 +61,7 @@ def home_view(home: Home | Result) -> dict[str, Any]:
                 "admin if that is wrong."
             )
         )
-    elif not home.total:
+    elif not home.total and not home.hidden:
         blocks.append(
             _section(
                 "You can see no apps yet. An admin adds them to the registry file "

@@ -511,3 +511,18 @@ def test_a_card_offers_no_web_scale_button_its_formation_would_refuse(
     assert {SCALE_UP_ACTION, SCALE_DOWN_ACTION} <= offered["myapp"]
     assert RESTART_ACTION in offered["jobs"]
     assert "may not do that on `myapp`" in json.dumps(blocks), "myapp's formation was read"
+
+
+def test_apps_left_out_because_slack_cannot_say_the_groups_are_said_to_be(
+    new_app, config, tmp_path, monkeypatch, slack
+):
+    path = tmp_path / "groups.yml"
+    path.write_text(REGISTRY.replace("users: [UUSER001]\n    apps: [other-app]", "groups: [S0OPS]"))
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    driver = SlackDriver(new_app(config).test_client(), slack)
+    slack.fail_next("usergroups.users.list", count=10, status=500)
+    texts = [b["text"]["text"] for b in open_home(driver, USER)["blocks"] if "text" in b]
+    # It had said the access rules let the user see no app, and to ask an admin.
+    assert not [text for text in texts if "The access rules let you see no app" in text]
+    [said] = [text for text in texts if "I could not check the members" in text]
+    assert "Slack user group S0OPS" in said and "2 apps" in said

@@ -406,12 +406,17 @@ class Actions:
         return None
 
     def _hidden(
-        self, actor: Actor, verb: str | tuple[str, ...], apps: Callable[[], Iterable[str]]
+        self,
+        actor: Actor,
+        verb: str | tuple[str, ...],
+        apps: Callable[[], Iterable[str]],
+        unsure: list[str] | None = None,
     ) -> frozenset[str]:
         """Which of `apps()` a rule keeps `verb` (read-only: open unless a rule denies it;
         several verbs: any of them) from showing `actor`: a listing across apps leaves them
         out, as naming one of them is refused. Without a rule denying one of the verbs, no app
-        is hidden and none is read."""
+        is hidden and none is read. `unsure` gets why, for each app hidden only because
+        Slack could not say who is in a group."""
         verbs = (verb,) if isinstance(verb, str) else verb
         denied = [
             v
@@ -425,8 +430,10 @@ class Actions:
             try:
                 if not all(self._gate.decide(actor, v, app).allowed for v in denied):
                     hidden.add(app)
-            except GroupLookupFailed:
+            except GroupLookupFailed as error:
                 hidden.add(app)  # Slack cannot say which groups they are in: show less
+                if unsure is not None:
+                    unsure.append(str(error))
         return frozenset(hidden)
 
     def _about(self, actor: Actor) -> About:
@@ -501,7 +508,8 @@ class Actions:
         if self.dashboards is None:
             return Reply("This bot does not offer App Home.")
         targets = self.dashboards.targets(self._targets())
-        hidden = self._hidden(actor, "status", lambda: [target.alias for target in targets])
+        unsure: list[str] = []
+        hidden = self._hidden(actor, "status", lambda: [target.alias for target in targets], unsure)
         visible = [target for target in targets if target.alias not in hidden]
         pages = max(1, -(-len(visible) // per_page))
         page = min(max(0, page), pages - 1)
@@ -513,6 +521,7 @@ class Actions:
             pages=pages,
             total=len(visible),
             hidden=len(targets) - len(visible),
+            unsure=(unsure[0], len(unsure)) if unsure else None,
             may={target.alias: self._may(actor, HOME_CHANGES, target.alias) for target in shown},
         )
 

@@ -211,6 +211,9 @@ class Home:
     pages: int
     total: int  # apps the user may see, on every page
     hidden: int = 0  # apps the access rules keep from the user
+    # Why some of `hidden` are only because Slack could not say who is in a group (a
+    # GroupLookupFailed's text), and how many: they are not the rules' doing.
+    unsure: tuple[str, int] | None = None
     # Of HOME_CHANGES, the verbs the user may run on each card's app (by alias).
     may: dict[str, frozenset[str]] = field(default_factory=dict)
 
