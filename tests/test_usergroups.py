@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from slack_sdk import WebClient
 
-from bot.actions.usergroups import GroupLookupFailed, UserGroups
+from bot.actions.usergroups import RETRY_AFTER_FAILURE, GroupLookupFailed, UserGroups
 
 
 class Clock:
@@ -61,3 +61,30 @@ def test_a_deleted_group_has_no_members_and_a_slack_outage_is_not_guessed(slack,
     # ...but with nothing cached the caller is told, not treated as a non-member.
     with pytest.raises(GroupLookupFailed, match="Try again in a minute"):
         usergroups.members("SDEVS")
+
+
+def test_a_failed_lookup_is_not_asked_again_at_once(slack, groups):
+    usergroups, clock = groups
+    slack.fail_next("usergroups.users.list", status=500, count=50)
+    # App Home judges each app on its own: a page of 40 apps had asked Slack 40 times in a
+    # row while it failed (each up to a 30 s timeout when Slack is unreachable).
+    for _ in range(40):
+        with pytest.raises(GroupLookupFailed):
+            usergroups.members("SOPS")
+    assert refused(slack) == 1
+    clock.now = RETRY_AFTER_FAILURE + 1
+    with pytest.raises(GroupLookupFailed):
+        usergroups.members("SOPS")
+    assert refused(slack) == 2
+
+
+def refused(slack) -> int:
+    """The lookups the fake Slack answered with a fault (they are not in `slack.calls`)."""
+    return sum(1 for method, _ in slack.faults_served if method == "usergroups.users.list")
+
+
+def test_slack_unreachable_is_a_lookup_failure_not_a_crash():
+    # A refused connection had escaped as URLError: App Home said "Something went wrong".
+    client = WebClient(token="xoxb-x", base_url="http://127.0.0.1:9/", timeout=5)
+    with pytest.raises(GroupLookupFailed, match="SOPS"):
+        UserGroups(client).members("SOPS")

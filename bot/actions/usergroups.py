@@ -21,6 +21,9 @@ from slack_sdk.errors import SlackApiError
 log = logging.getLogger(__name__)
 
 TTL = 300.0
+# After a failed lookup, the same failure is given without asking for this long: App Home
+# judges each of a page's apps in turn, and had asked a failing Slack once an app.
+RETRY_AFTER_FAILURE = 30.0
 # Slack's answer for a group that does not exist (deleted, or an ID from another workspace).
 _GONE = frozenset({"no_such_subteam"})
 
@@ -40,6 +43,7 @@ class UserGroups:
         self._ttl = ttl
         self._clock = clock
         self._members: dict[str, tuple[float, frozenset[str]]] = {}
+        self._failed: dict[str, float] = {}  # group: when its last lookup failed
         self._lock = threading.Lock()
 
     def groups_of(self, user_id: str, groups: Iterable[str]) -> frozenset[str]:
@@ -50,25 +54,39 @@ class UserGroups:
         now = self._clock()
         with self._lock:
             cached = self._members.get(group_id)
+            failed = self._failed.get(group_id)
         if cached is not None and now - cached[0] < self._ttl:
             return cached[1]
+        if failed is not None and now - failed < RETRY_AFTER_FAILURE:
+            return self._unknown(group_id, cached)
         try:
             users = self._client.usergroups_users_list(usergroup=group_id)["users"]
-        except SlackApiError as error:
-            code = error.response.get("error")
-            log.warning("user group lookup failed", extra={"group": group_id, "error": code})
-            if code in _GONE:
-                # A group deleted from Slack has no members, for deny rules too; "try again"
-                # would fail forever, and every verb whose rules name it with it.
-                users = []
-            elif cached is not None:
-                return cached[1]
-            else:
-                raise GroupLookupFailed(
-                    f"I could not check the members of Slack user group {group_id}, which the "
-                    "access rules name. Try again in a minute."
-                ) from None
+        except (SlackApiError, OSError) as error:
+            # OSError: Slack unreachable (refused, timed out), which had escaped as a crash.
+            code = error.response.get("error") if isinstance(error, SlackApiError) else None
+            log.warning(
+                "user group lookup failed",
+                extra={"group": group_id, "error": code or type(error).__name__},
+            )
+            if code not in _GONE:
+                with self._lock:
+                    self._failed[group_id] = now
+                return self._unknown(group_id, cached)
+            # A group deleted from Slack has no members, for deny rules too; "try again"
+            # would fail forever, and every verb whose rules name it with it.
+            users = []
         members = frozenset(users)
         with self._lock:
             self._members[group_id] = (now, members)
+            self._failed.pop(group_id, None)
         return members
+
+    @staticmethod
+    def _unknown(group_id: str, cached: tuple[float, frozenset[str]] | None) -> frozenset[str]:
+        """A stale answer while Slack cannot say; with none, the caller is told."""
+        if cached is not None:
+            return cached[1]
+        raise GroupLookupFailed(
+            f"I could not check the members of Slack user group {group_id}, which the "
+            "access rules name. Try again in a minute."
+        )
