@@ -1,6 +1,7 @@
 """Which config var names and values each platform takes.
 
-Heroku takes shell-style names (letters, digits and underscores, not starting with a digit).
+Heroku takes the names its Platform API schema does, `^\\w+$` in ECMA 262 (ASCII letters,
+digits and underscores, a digit first too: `9LIVES`).
 Beanstalk's environment properties (namespace aws:elasticbeanstalk:application:environment)
 take more, by the limits its developer guide lists under "Environment property limits":
 names of letters, digits and `_ . : / + \\ - @` (`spring.profiles.active`), up to 128
@@ -21,7 +22,7 @@ from policies.slack_text import code, shown
 NAME_MAX = 128
 # Matched whole (`fullmatch`). Beanstalk's name characters; Heroku's names are a part of them.
 NAME_RE = re.compile(rf"[\w.:/+\\@-]{{1,{NAME_MAX}}}")
-HEROKU_NAME_RE = re.compile(rf"[A-Za-z_][A-Za-z0-9_]{{0,{NAME_MAX - 1}}}")
+HEROKU_NAME_RE = re.compile(rf"[A-Za-z0-9_]{{1,{NAME_MAX}}}")
 # "Alphanumeric" read as any letter or digit: AWS has the last word on one it does not take.
 _BEANSTALK_VALUE_RE = re.compile(r"[\w\s.:/=+\\@'\"-]*")
 BEANSTALK_VALUE_MAX, BEANSTALK_TOTAL_MAX = 256, 4096
@@ -36,8 +37,7 @@ def not_a_name(key: str, where: str = "") -> str:
             f"most {NAME_MAX}."
         )
     return (
-        f"{shown(key)} is not a valid config var name{where}: use letters, digits and "
-        "underscores, not starting with a digit."
+        f"{shown(key)} is not a valid config var name{where}: use letters, digits and underscores."
     )
 
 

@@ -186,10 +186,13 @@ def test_a_value_with_spaces_in_quotes_is_one_value():
 
 
 def test_config_names_and_values_follow_the_apps_own_platform():
-    # Beanstalk's environment properties take `_ . : / + \\ - @` in a name, and a digit first.
-    for key in ("spring.profiles.active", "9LIVES", "a:b/c+d\\e-f@g"):
+    # Beanstalk's environment properties take `_ . : / + \\ - @` in a name; both take a
+    # digit first, as Heroku's schema (`^\w+$`) does.
+    for key in ("spring.profiles.active", "a:b/c+d\\e-f@g", "KÉY"):
         assert refusal("beanstalk", {key: "on"}, {}) is None
         assert "not a valid config var name on Heroku" in refusal("heroku", {key: "on"}, {})
+    assert refusal("beanstalk", {"9LIVES": "on"}, {}) is None
+    assert refusal("heroku", {"9LIVES": "on"}, {}) is None
     assert refusal("beanstalk", {"K" * 128: "on"}, {}) is None
     assert refusal("heroku", {"K" * 128: "on"}, {}) is None
     assert refusal("heroku", {"LOG_LEVEL": "x" * 5000 + ";&"}, {}) is None  # no value rule

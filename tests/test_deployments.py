@@ -646,10 +646,10 @@ def test_config_unset_and_bad_keys(driver, heroku):
         "`LOG_LEVEL` already has that value on `myapp`; nothing to set."
     )
     # Heroku's rule, here as the app is Heroku's: Beanstalk takes both names.
-    for key in ("9LIVES", "spring.profiles.active"):
+    for key in ("MY-KEY", "spring.profiles.active"):
         assert say(driver, f"config set {key}=1 myapp")["text"] == (
             f"`{key}` is not a valid config var name on Heroku: use letters, digits and "
-            "underscores, not starting with a digit."
+            "underscores."
         )
     prompt = say(driver, "config unset LOG_LEVEL myapp")
     _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
@@ -657,6 +657,21 @@ def test_config_unset_and_bad_keys(driver, heroku):
     [patch] = heroku.calls("PATCH", "/apps/myapp/config-vars")
     assert patch.json == {"LOG_LEVEL": None}
     assert heroku.config_vars("myapp") == {}
+    assert heroku.violations == []
+
+
+def test_a_heroku_var_whose_name_starts_with_a_digit_can_be_set_and_unset(driver, heroku):
+    # Heroku's schema takes any `^\w+$` name, a digit first too. "not starting with a digit"
+    # had refused to set `9LIVES`, and to unset such a var the app has: `config myapp`
+    # listed it, and no command could remove it.
+    heroku.set_config_vars("myapp", {"3SCALE_PROVIDER_KEY": "x"})
+    prompt = say(driver, "config unset 3SCALE_PROVIDER_KEY myapp")
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    assert "unset `3SCALE_PROVIDER_KEY` on `myapp`" in driver.reply(url)["text"]
+    prompt = say(driver, "config set 9LIVES=1 myapp")
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    assert "set `9LIVES` on `myapp`" in driver.reply(url)["text"]
+    assert heroku.config_vars("myapp") == {"9LIVES": "1"}
     assert heroku.violations == []
 
 
