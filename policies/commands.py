@@ -1533,9 +1533,9 @@ _TYPED_LAST = ("logs", "restart", "rollback", "ship")
 
 def app_typed_last(command: Command) -> tuple[str, str] | None:
     """`logs web demo`, `logs 50 demo`, `restart web demo`, `rollback v2 demo`, `ship main
-    demo`, `config unset demo K`: they parse, as the logs of apps called `web` and `50`, a
-    restart of `web`, config of an app `K` and so on, so only the caller, once no app goes
-    by that name, can ask this: if another word could be the app, that word and the answer
+    demo`, `run python manage.py migrate demo`, `config unset demo K`: they parse, as the
+    logs of apps called `web` and `50`, a restart of `web`, config of an app `K` and so on,
+    so only the caller, once no app goes by that name, can ask this: if another word could be the app, that word and the answer
     saying where to put it (the caller checks it names an app); otherwise None."""
     typed, last = command.app or "", command.target or ""
     if command.verb == "config" and command.mode == "unset":
@@ -1545,6 +1545,12 @@ def app_typed_last(command: Command) -> tuple[str, str] | None:
             return None
         meant = ["/deploy", "config", "unset", *keys[1:], typed, keys[0]]
         return keys[0], CommandError(f"Put the app last: {_rewrite(meant)}.", "config").message
+    if command.verb == "run":
+        # `run python manage.py migrate demo`: the command first, its last word the app.
+        *words, last = (command.reason or "").split() or [""]
+        if not _APP_RE.match(last) or last.isdigit():
+            return None
+        return last, _app_first("run", last, [typed, *words]).message
     if command.verb not in _TYPED_LAST or not _APP_RE.match(last) or last.isdigit():
         return None
     if command.verb in ("rollback", "ship"):

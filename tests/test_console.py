@@ -327,6 +327,23 @@ def test_a_rollback_or_ship_with_the_app_typed_last_is_told_to_put_it_first(tmp_
     assert "`/deploy rollback dmeo" not in output
 
 
+def test_a_run_with_the_app_typed_last_is_told_to_put_it_first(tmp_path):
+    output = run_lines(
+        tmp_path,
+        "run python manage.py migrate demo",
+        "run python manage.py migrate dmeo",
+        "history",
+    )
+    # It had said "Heroku has no app called `python`", as if the command were the app.
+    assert "(only you) Put the app first: `/deploy run demo python manage.py migrate`." in output
+    # When the last word names no app either, the first is the one blamed, as before.
+    assert "Heroku has no app called `python`" in output
+    assert "`/deploy run dmeo" not in output
+    # Nothing was run, and nothing is in the trail but the mistyped app's error.
+    history = output.split("deploybot> history")[1]
+    assert "run python manage.py migrate demo" not in history, history
+
+
 def test_a_command_typed_with_the_app_last_leaves_no_history_row(tmp_path):
     output = run_lines(
         tmp_path, "restart web demo", "rollback v2 demo", "ship main demo", "history"
