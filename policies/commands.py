@@ -185,7 +185,8 @@ BRIEF = {
     "rollback": "go back to an earlier release (by default the previous good one)",
     "maintenance": "turn a Heroku app's maintenance page on or off",
     "config": "list config vars (values masked), or set or unset them",
-    "lock": "hold a deploy lock: nobody else may change the app until you unlock it",
+    "lock": "hold a deploy lock: only you may roll back, ship, promote, swap, change config "
+    "or run commands until you unlock it",
     "unlock": "release a deploy lock (the holder, or an admin)",
     "ship": "release a git ref (Heroku) or an application version (Beanstalk)",
     "promote": "promote a Heroku app's slug to the next stage of its pipeline",

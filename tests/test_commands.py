@@ -352,6 +352,15 @@ def test_help_lists_every_verb_and_explains_one() -> None:
     )
 
 
+def test_help_s_lock_line_names_what_a_lock_holds_back() -> None:
+    # It had said "nobody else may change the app", but a lock leaves scaling, restarts and
+    # maintenance mode to whoever is on call (docs/deployments.md).
+    [line] = [line for line in help_text().splitlines() if "`/deploy lock APP" in line]
+    assert "change the app" not in line
+    for held in ("roll back", "ship", "promote", "swap", "config", "run"):
+        assert held in line.split("`: ")[1], line
+
+
 @pytest.mark.parametrize("dash", ["\u2014", "\u2013"])
 def test_an_option_whose_dashes_smart_punctuation_joined_still_reads(dash: str) -> None:
     # macOS and iOS turn a typed `--` into a long dash: `—force` had been answered
