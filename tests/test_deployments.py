@@ -1365,6 +1365,29 @@ def test_logs_of_an_app_called_like_a_process_type_are_its_logs(driver, heroku):
     assert "the web app's own line" in reply["text"] and "Put the app first" not in reply["text"]
 
 
+def test_logs_of_a_dyno_or_type_the_app_does_not_have_name_those_it_has(driver, heroku):
+    # They had said "No log lines from `web.9` of `myapp` yet", as if some might come, as a
+    # restart of them had before it named what the app has.
+    heroku.log("myapp", "web.1", "GET /")
+    assert say(driver, "logs myapp web.9", USER)["text"] == (
+        "`myapp` has no dyno `web.9` (it has: `web.1`, `worker.1`)."
+    )
+    assert say(driver, "logs myapp clock", USER)["text"] == (
+        "`myapp` has no process type `clock` (it has: `web`, `worker`)."
+    )
+    assert say(driver, "logs myapp web-1234abcde-123ab", USER)["text"] == (
+        "`myapp` has no dyno `web-1234abcde-123ab` (it has: `web.1`, `worker.1`)."
+    )
+    # One it has, with nothing logged yet, is still told so; one gone whose lines are kept
+    # (a one-off dyno that has exited) still shows them.
+    assert say(driver, "logs myapp worker.1", USER)["text"] == (
+        "No log lines from `worker.1` of `myapp` yet."
+    )
+    heroku.log("myapp", "run.1000", "Process exited with status 0", source="heroku")
+    assert "Process exited" in say(driver, "logs myapp run.1000", USER)["text"]
+    assert heroku.violations == []
+
+
 def test_logs_of_a_heroku_app_by_a_beanstalk_instance_id_say_to_name_a_dyno(driver, heroku):
     # It had asked Heroku for dyno `i-0123…` and said "No log lines from `i-0123…` of `myapp`
     # yet", as if they might come; Beanstalk answers a dyno name likewise.

@@ -502,6 +502,10 @@ class Shipping:
             )
         if target.platform != "beanstalk":
             lines = platform.log_lines(target.name, dyno, asked)
+            # No lines from a dyno or type the app does not have: none will come, so say
+            # what it has. Read only then: a one-off dyno gone since keeps its lines.
+            if not lines and dyno and (said := platform.missing(target.name, dyno, app)):
+                return Reply(said)
             return Logs(app, dyno, _masked(lines), asked, target.platform, target.name)
         # An environment's one process type is `web`: every instance runs it.
         dyno = None if dyno == "web" else dyno

@@ -270,20 +270,27 @@ class HerokuPlatform:
     def _not_there(self, app: str, target: str, error: NotFound) -> PlatformError:
         """Heroku found no `target` (a dyno, or a process type) on `app`: said with what the
         app has, read now, so the next try names one; Heroku's own words if that read fails."""
-        dyno = "." in target
+        said = self.missing(app, target)
+        return error if said is None else PlatformError(said, app=app)
+
+    def missing(self, app: str, target: str, alias: str | None = None) -> str | None:
+        """Why `target` (a dyno `web.1`, or a process type `web`) is not on `app` (named
+        `alias` when given), with what the app has, read now; None when it is there or that
+        read fails."""
+        dyno = bool(_DYNO_NAME.fullmatch(target))  # `web.1`, or on Fir `web-1234abcde-123ab`
         try:
             have = (
                 [d.name for d in self.dynos(app)] if dyno else [f.type for f in self.formation(app)]
             )
         except PlatformError:
-            return error
+            return None
+        if target in have:
+            return None
         named = listed(have[:NAMED_MOST])
         if len(have) > NAMED_MOST:
             named += f" and {len(have) - NAMED_MOST:,} more"
         what = "dyno" if dyno else "process type"
-        return PlatformError(
-            f"{code(app)} has no {what} {shown(target)} (it has: {named}).", app=app
-        )
+        return f"{code(alias or app)} has no {what} {shown(target)} (it has: {named})."
 
     def dynos(self, app: str) -> tuple[Dyno, ...]:
         """The app's dynos in one API call (`status` makes four)."""
