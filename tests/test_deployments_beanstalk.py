@@ -84,12 +84,13 @@ def test_rollback_deploys_the_label_and_follows_up_in_the_thread(driver, aws, sl
 
 def test_rollback_to_an_unknown_label_sends_nothing(driver, aws):  # noqa: F811
     versions(aws)
-    assert (
-        "`shop` has no release `nope` among its last 50"
-        in say(driver, "rollback shop nope")["text"]
+    # Said in Beanstalk's word, as `releases shop` lists them: "no release `nope`" had sent
+    # people looking for a Heroku release.
+    assert say(driver, "rollback shop nope")["text"] == (
+        "`shop` has no application version `nope` among its last 50. See `/deploy releases shop`."
     )
-    assert (
-        "`v1` is already the current release of `shop`" in say(driver, "rollback shop v1")["text"]
+    assert say(driver, "rollback shop v1")["text"] == (
+        "`v1` is already the current application version of `shop`; nothing to roll back."
     )
     assert updates(aws) == []
 

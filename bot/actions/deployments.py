@@ -152,7 +152,8 @@ class Deployments:
         current = current_release(releases)
         if current is None:
             return Reply(f"`{app}` has no releases yet, so there is nothing to roll back to.")
-        target = _rollback_target(app, releases, current, command.target)
+        noun = "application version" if resolved.target.platform == "beanstalk" else "release"
+        target = _rollback_target(app, releases, current, command.target, noun)
         if isinstance(target, str):
             return Reply(target)
         pending = self._ask(
@@ -534,9 +535,14 @@ class Deployments:
 
 
 def _rollback_target(
-    app: str, releases: tuple[Release, ...], current: Release, wanted: str | None
+    app: str,
+    releases: tuple[Release, ...],
+    current: Release,
+    wanted: str | None,
+    noun: str = "release",
 ) -> Release | str:
-    """The release to go back to, or the sentence saying why there is none."""
+    """The release to go back to, or the sentence saying why there is none, a release
+    called by the platform's `noun` for it (Beanstalk's application versions)."""
     if wanted is None:
         previous = _previous_good(releases, current)
         if previous is None:
@@ -545,12 +551,14 @@ def _rollback_target(
     matches = [r for r in releases if r.version.lower() in _spellings(wanted)]
     if not matches:
         return (
-            f"`{app}` has no release {shown(wanted)} among its last {LOOKBACK}. "
+            f"`{app}` has no {noun} {shown(wanted)} among its last {LOOKBACK}. "
             f"See `/deploy releases {app}`."
         )
     found = matches[0]
     if found.version == current.version:
-        return f"{code(found.version)} is already the current release of `{app}`; nothing to roll back."
+        return (
+            f"{code(found.version)} is already the current {noun} of `{app}`; nothing to roll back."
+        )
     if not found.good:
         return (
             f"{code(found.version)} of `{app}` {escape(found.status.lower())}, so it cannot be "
