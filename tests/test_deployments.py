@@ -417,6 +417,27 @@ def test_maintenance_turned_on_after_the_prompt_is_not_turned_on_again(driver, h
     assert heroku.calls("PATCH", "/apps/myapp") == []
 
 
+def test_a_config_prompt_confirmed_after_its_var_changed_changes_nothing(driver, heroku, config):
+    heroku.set_config_vars("myapp", {"LOG_LEVEL": "info"})
+    older = say(driver, "config set LOG_LEVEL=debug myapp")
+    newer = say(driver, "config set LOG_LEVEL=warn myapp", OTHER_ADMIN)
+    _, url = driver.click(CONFIRM_ACTION, button(newer, CONFIRM_ACTION)["value"], OTHER_ADMIN)
+    assert "set `LOG_LEVEL` on `myapp`" in driver.reply(url)["text"]
+    # The older prompt, pressed later, had set `debug` over the `warn` just set, unsaid.
+    _, url = driver.click(CONFIRM_ACTION, button(older, CONFIRM_ACTION)["value"], ADMIN)
+    assert driver.reply(url)["text"].startswith(
+        "Nothing was changed: `LOG_LEVEL` on `myapp` changed since this was asked for. "
+        "`/deploy config myapp` shows it now; ask again to change it."
+    )
+    assert heroku.config_vars("myapp") == {"LOG_LEVEL": "warn"}
+    assert len(heroku.calls("PATCH", "/apps/myapp/config-vars")) == 1
+    refused = [e for e in history(config) if e.outcome == "refused"]
+    assert [e.command for e in refused] == ["config set LOG_LEVEL=… myapp"]
+    # Nothing of either value is kept: neither in the refusal nor in the prompt rows.
+    assert "warn" not in refused[0].error and "debug" not in refused[0].error
+    assert heroku.violations == []
+
+
 def test_a_deploy_lock_does_not_hold_back_maintenance_mode(driver, heroku):
     # An incident tool: whoever is on call takes the site down, the holder away or not.
     say(driver, "lock myapp migrating", OTHER_ADMIN)

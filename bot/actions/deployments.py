@@ -407,8 +407,11 @@ class Deployments:
             names = listed(keys)
             has = "has that value" if len(keys) == 1 else "have those values"
             return Reply(f"{names} already {has} on `{app}`; nothing to set.")
-        # The values wait in the confirmation row until it is decided or expires (then wiped).
-        pending = self._ask(actor, resolved, command, command.text(), {}, {"changes": changes})
+        # The values wait in the confirmation row until it is decided or expires (then wiped),
+        # with those the vars had, so a click after someone else changed them changes nothing.
+        was = {key: present.get(key) for key in keys}
+        targets = {"changes": changes, "was": was}
+        pending = self._ask(actor, resolved, command, command.text(), {}, targets)
         return DeployPrompt(
             pending.id,
             app,
@@ -427,6 +430,11 @@ class Deployments:
         keys = tuple(sorted(changes))
         unset = all(value is None for value in changes.values())
         mode = "unset" if unset else "set"
+        platform = platform_of(resolved)
+        moved = self._config_moved(resolved, pending)
+        if moved:
+            self._audit.record(requester, "config", pending.app, pending.command, "refused", moved)
+            return Reply(f"Nothing was changed: {moved}", public=True)
         entry = self._audit.start(
             requester,
             "config",
@@ -436,7 +444,6 @@ class Deployments:
             {mode: list(keys)},
             confirmed_by=confirmer.user_id,
         )
-        platform = platform_of(resolved)
         note = None
         try:
             self._guard.call(entry, lambda: platform.set_config(resolved.target.name, changes))
@@ -461,6 +468,23 @@ class Deployments:
             slow=platform.settles_slowly(),
             break_glass=self._break_glass(resolved.target, requester, pending),
             note=note,
+        )
+
+    def _config_moved(self, resolved: Resolved, pending: Pending) -> str | None:
+        """Why a confirmed config prompt's vars no longer hold what they did when it was
+        asked (someone changed them since: pressing it would undo that unsaid), or None. A
+        prompt asked before the values were kept (no `was`) is not judged."""
+        was = pending.targets.get("was")
+        if not isinstance(was, dict):
+            return None
+        now = platform_of(resolved).config_vars(resolved.target.name)
+        moved = sorted(key for key in was if now.get(key) != was[key])
+        if not moved:
+            return None
+        it = "it" if len(moved) == 1 else "them"
+        return (
+            f"{listed(moved)} on `{pending.app}` changed since this was asked for. "
+            f"`/deploy config {pending.app}` shows {it} now; ask again to change {it}."
         )
 
     def _lost_config(
