@@ -294,6 +294,17 @@ def test_bodies_the_schema_forbids_are_422_and_recorded(fake, api):
     assert fake.formation("myapp")["web"] == (1, "Standard-1X")
 
 
+def test_the_schema_s_patterns_read_as_ecma_262_does_with_ascii_classes(fake, api):
+    # `^\w+$` for a config var name: `\w` is ASCII in the schema's regex dialect, so
+    # `KÉY` is no name Heroku takes; Python's `re` had read it as any letter and the fake
+    # had taken it.
+    answer = api("PATCH", "/apps/myapp/config-vars", json={"KÉY": "1"})
+    assert answer.status_code == 422 and answer.json()["id"] == "invalid_params"
+    assert fake.config_vars("myapp") == {} and len(fake.violations) == 1
+    assert api("PATCH", "/apps/myapp/config-vars", json={"9LIVES": "1"}).status_code == 200
+    assert fake.config_vars("myapp") == {"9LIVES": "1"} and len(fake.violations) == 1
+
+
 def test_paths_outside_the_schema_are_404_and_recorded(fake, api):
     assert api("GET", "/apps/myapp/nonsense").json()["id"] == "not_found"
     assert api("POST", "/apps/myapp/formation", json={}).status_code == 404

@@ -128,7 +128,7 @@ class HerokuSchema:
     """The hyper-schema, its router, and Draft 4 validators that resolve `#/definitions/...`."""
 
     def __init__(self, document: dict[str, Any]) -> None:
-        self.document = document
+        self.document = document = _ascii_classes(document)
         self._uri = str(document.get("id") or "urn:heroku-platform-api").rstrip("#")
         self._registry = Registry().with_resource(self._uri, DRAFT4.create_resource(document))
         self._validators: dict[str, Draft4Validator] = {}
@@ -166,6 +166,26 @@ class HerokuSchema:
     def _new_validator(self, pointer: str, format_checker: FormatChecker | None) -> Draft4Validator:
         ref = {"$ref": f"{self._uri}#{pointer}"}
         return Draft4Validator(ref, registry=self._registry, format_checker=format_checker)
+
+
+def _ascii_classes(schema: Any) -> Any:
+    """`schema` with each `pattern` and `patternProperties` key read as JSON Schema's regex
+    dialect (ECMA 262) reads it: `\\w` and `\\d` are ASCII there, any letter or digit in
+    Python's `re` (`^\\w+$` would take a config var `KÉY` Heroku refuses). `(?a)` says so;
+    the schema uses no `\\s`, which ECMA 262 keeps Unicode."""
+    if isinstance(schema, list):
+        return [_ascii_classes(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    copy: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "pattern" and isinstance(value, str):
+            copy[key] = f"(?a){value}"
+        elif key == "patternProperties" and isinstance(value, dict):
+            copy[key] = {f"(?a){k}": _ascii_classes(v) for k, v in value.items()}
+        else:
+            copy[key] = _ascii_classes(value)
+    return copy
 
 
 def _links_of(document: dict[str, Any]) -> Iterable[Link]:
