@@ -1534,10 +1534,11 @@ _TYPED_LAST = ("logs", "restart", "rollback", "ship")
 
 def app_typed_last(command: Command) -> tuple[str, str] | None:
     """`logs web demo`, `logs 50 demo`, `restart web demo`, `rollback v2 demo`, `ship main
-    demo`, `run python manage.py migrate demo`, `config unset demo K`: they parse, as the
-    logs of apps called `web` and `50`, a restart of `web`, config of an app `K` and so on,
-    so only the caller, once no app goes by that name, can ask this: if another word could be the app, that word and the answer
-    saying where to put it (the caller checks it names an app); otherwise None."""
+    demo`, `run python manage.py migrate demo`, `lock fixing it demo`, `config unset demo
+    K`: they parse, as the logs of apps called `web` and `50`, a restart of `web`, config of
+    an app `K` and so on, so only the caller, once no app goes by that name, can ask this:
+    if another word could be the app, that word and the answer saying where to put it (the
+    caller checks it names an app); otherwise None."""
     typed, last = command.app or "", command.target or ""
     if command.verb == "config" and command.mode == "unset":
         # `config unset demo K`: the app typed first, and the last name read as the app.
@@ -1546,12 +1547,13 @@ def app_typed_last(command: Command) -> tuple[str, str] | None:
             return None
         meant = ["/deploy", "config", "unset", *keys[1:], typed, keys[0]]
         return keys[0], CommandError(f"Put the app last: {_rewrite(meant)}.", "config").message
-    if command.verb == "run":
-        # `run python manage.py migrate demo`: the command first, its last word the app.
+    if command.verb in ("run", "lock"):
+        # `run python manage.py migrate demo`, `lock fixing the bug demo`: the command or the
+        # reason first, its last word the app.
         *words, last = (command.reason or "").split() or [""]
         if not _APP_RE.match(last) or last.isdigit():
             return None
-        return last, _app_first("run", last, [typed, *words]).message
+        return last, _app_first(command.verb, last, [typed, *words]).message
     if command.verb not in _TYPED_LAST or not _APP_RE.match(last) or last.isdigit():
         return None
     if command.verb in ("rollback", "ship"):

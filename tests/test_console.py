@@ -327,15 +327,18 @@ def test_a_rollback_or_ship_with_the_app_typed_last_is_told_to_put_it_first(tmp_
     assert "`/deploy rollback dmeo" not in output
 
 
-def test_a_run_with_the_app_typed_last_is_told_to_put_it_first(tmp_path):
+def test_a_run_or_lock_with_the_app_typed_last_is_told_to_put_it_first(tmp_path):
     output = run_lines(
         tmp_path,
         "run python manage.py migrate demo",
         "run python manage.py migrate dmeo",
+        "lock chasing the checkout bug demo",
         "history",
     )
-    # It had said "Heroku has no app called `python`", as if the command were the app.
+    # It had said "Heroku has no app called `python`", as if the command were the app, and
+    # "… called `chasing`", the reason's first word.
     assert "(only you) Put the app first: `/deploy run demo python manage.py migrate`." in output
+    assert "(only you) Put the app first: `/deploy lock demo chasing the checkout bug`." in output
     # When the last word names no app either, the first is the one blamed, as before.
     assert "Heroku has no app called `python`" in output
     assert "`/deploy run dmeo" not in output
