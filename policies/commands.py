@@ -59,17 +59,17 @@ VERBS = (
 MUTATING_VERBS = rules.MUTATING_VERBS - {"approve"}
 # What `/deploy simulate` can play against an app in the sandbox.
 SIMULATIONS = ("spike", "queue")
-_REPLAY_RE = re.compile(r"^(\d+)([hd])$", re.IGNORECASE)
+_REPLAY_RE = re.compile(r"^(\d+)([hd])\Z", re.IGNORECASE)
 AUTOSCALE_MODES = ("on", "off", "shadow", "status")
 _AUTOSCALE_WORDS = (*AUTOSCALE_MODES, "set", "schedule")
 # What the autoscaler can track: `target=queue:300ms` (also `p95:300ms`), `service:500ms`,
 # `rpm:1200` (requests per minute per dyno).
-_TARGET_RE = re.compile(r"^(p95|queue|service|rpm):(\d+(?:\.\d+)?)(ms|s)?$", re.IGNORECASE)
+_TARGET_RE = re.compile(r"^(p95|queue|service|rpm):(\d+(?:\.\d+)?)(ms|s)?\Z", re.IGNORECASE)
 # Worker types: `target=latency:30s` (job queue latency) or `jobs:50` (waiting per dyno).
-_WORKER_TARGET_RE = re.compile(r"^(latency:\d+(?:\.\d+)?[sm]?|jobs:\d+(?:\.\d+)?)$", re.IGNORECASE)
+_WORKER_TARGET_RE = re.compile(r"^(latency:\d+(?:\.\d+)?[sm]?|jobs:\d+(?:\.\d+)?)\Z", re.IGNORECASE)
 # A Procfile process type, as Heroku and hirefire-resource accept it.
-_PTYPE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,29}$", re.IGNORECASE)
-_DURATION_RE = re.compile(r"^(\d+)([mhd])$", re.IGNORECASE)
+_PTYPE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,29}\Z", re.IGNORECASE)
+_DURATION_RE = re.compile(r"^(\d+)([mhd])\Z", re.IGNORECASE)
 PIN_MAX_MINUTES = 7 * 24 * 60
 # Heroku allows a few hundred dynos per type at most; anything past this is a typo.
 MAX_QUANTITY = 1000
@@ -79,22 +79,22 @@ HISTORY_DEFAULT, HISTORY_MAX = 10, 50
 HISTORY_FILTERS = ("refused", "cancelled", "expired", "failed", "unknown", "done")
 RELEASES_DEFAULT, RELEASES_MAX = 10, 50
 # A Heroku release (`v42`) or a Beanstalk version label (`app-1.2.3`, `build-17`).
-_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
 CONFIG_ACTIONS = ("set", "unset")
 _CONFIG_READS = ("get", "show", "list", "ls", "view")  # words for reading: `config APP` alone
 LOCK_REASON_MAX = 200
 # A git ref: a branch, a tag or a commit (`main`, `v1.2.3`, `release/2026-11`, `3f2c1a9`).
-_REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
+_REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}\Z")
 # What git refuses in a ref's name (`git check-ref-format`) of the characters above: `..`,
 # `//`, a part starting with a dot, and an end of `/`, `.` or `.lock`.
-_NO_REF = re.compile(r"\.\.|//|/\.|[/.]$|\.lock$")
+_NO_REF = re.compile(r"\.\.|//|/\.|[/.]\Z|\.lock\Z")
 LOGS_DEFAULT, LOGS_MAX = 100, 1500
 # `/deploy run APP COMMAND`: no command the registry's `run:` allows is longer.
 RUN_COMMAND_MAX = 200
 METRICS_DEFAULT_MINUTES, METRICS_MAX_MINUTES = 60, 24 * 60
-_WINDOW_RE = re.compile(r"^(\d+)([mh])$", re.IGNORECASE)
-_AMOUNT_RE = re.compile(r"^\d+[mhd]?$", re.IGNORECASE)  # a count or a window: 5, 30m, 7d
-_NEGATIVE_RE = re.compile(r"^-\d+$")  # a count below zero: out of range, not some other word
+_WINDOW_RE = re.compile(r"^(\d+)([mh])\Z", re.IGNORECASE)
+_AMOUNT_RE = re.compile(r"^\d+[mhd]?\Z", re.IGNORECASE)  # a count or a window: 5, 30m, 7d
+_NEGATIVE_RE = re.compile(r"^-\d+\Z")  # a count below zero: out of range, not some other word
 # `/deploy chart APP [6h|24h|7d]`: the windows a chart is drawn over, in minutes.
 CHART_WINDOWS = {"6h": 6 * 60, "24h": 24 * 60, "7d": 7 * 24 * 60}
 CHART_DEFAULT = "24h"
@@ -251,15 +251,15 @@ EXAMPLES = {
 _NAME = r"[a-z][a-z0-9_-]{0,29}"
 _CHANGE_RE = re.compile(
     rf"^(?P<type>(?:{_NAME})?)(?P<op>[=+-])(?P<amount>\d{{1,30}})"
-    r"(?::(?P<size>[a-z0-9][a-z0-9.-]{0,39}))?$",
+    r"(?::(?P<size>[a-z0-9][a-z0-9.-]{0,39}))?\Z",
     re.IGNORECASE,
 )
-_PROCESS_TYPE_RE = re.compile(rf"^{_NAME}$", re.IGNORECASE)
-_DYNO_RE = re.compile(rf"^{_NAME}\.\d{{1,6}}$", re.IGNORECASE)
+_PROCESS_TYPE_RE = re.compile(rf"^{_NAME}\Z", re.IGNORECASE)
+_DYNO_RE = re.compile(rf"^{_NAME}\.\d{{1,6}}\Z", re.IGNORECASE)
 # Heroku app names and Beanstalk environment names both fit in this. ASCII: under
 # IGNORECASE alone, [a-z] also matches the Kelvin sign and the long s (`deKmo`).
-_APP_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$", re.IGNORECASE | re.ASCII)
-_APP_CHARS = re.compile(r"^[a-z0-9][a-z0-9-]*$", re.IGNORECASE | re.ASCII)  # any length
+_APP_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}\Z", re.IGNORECASE | re.ASCII)
+_APP_CHARS = re.compile(r"^[a-z0-9][a-z0-9-]*\Z", re.IGNORECASE | re.ASCII)  # any length
 
 
 def is_app_name(word: str) -> bool:
@@ -503,9 +503,9 @@ def _app_typed_too(verb: str, args: list[str], app: str | None, ahead: int) -> C
 # What follows the app in the verbs whose next word could be an app name too.
 _AFTER_APP = {"lock": "REASON", "rollback": "VERSION", "ship": "REF"}
 # `v12` or `12`: a release (or a tag), as `heroku releases:rollback v12 -a APP` puts it.
-_RELEASE_NUMBER_RE = re.compile(r"^v?\d+$", re.IGNORECASE)
+_RELEASE_NUMBER_RE = re.compile(r"^v?\d+\Z", re.IGNORECASE)
 # A commit SHA, short or whole: hex with a digit and a letter, which no app is likely named.
-_COMMIT_RE = re.compile(r"^(?=.*\d)(?=.*[a-f])[0-9a-f]{7,40}$", re.IGNORECASE)
+_COMMIT_RE = re.compile(r"^(?=.*\d)(?=.*[a-f])[0-9a-f]{7,40}\Z", re.IGNORECASE)
 
 
 def _app_before_option(verb: str, args: list[str], app: str | None, ahead: int) -> None:
@@ -1047,8 +1047,8 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
 # drops chat's value (the registry's or the built-in default applies again).
 AUTOSCALE_SET_KEYS = ("down_stabilization", "max_step")
 # ASCII digits only: `\d` also takes other scripts' (`２m`), which were stored as typed.
-_SET_DURATION_RE = re.compile(r"^\d+[smh]$", re.IGNORECASE | re.ASCII)
-_CLOCK_RANGE_RE = re.compile(r"^(\d{1,2}:\d{2})-(\d{1,2}:\d{2})$", re.ASCII)
+_SET_DURATION_RE = re.compile(r"^\d+[smh]\Z", re.IGNORECASE | re.ASCII)
+_CLOCK_RANGE_RE = re.compile(r"^(\d{1,2}:\d{2})-(\d{1,2}:\d{2})\Z", re.ASCII)
 
 
 def _parse_autoscale_set(app: str | None, words: list[str]) -> Command:

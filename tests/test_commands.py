@@ -361,6 +361,27 @@ def test_help_s_lock_line_names_what_a_lock_holds_back() -> None:
         assert held in line.split("`: ")[1], line
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        'status "myapp\n"',
+        'rollback myapp "v2\n"',
+        'ship myapp "main\n"',
+        'logs myapp "web.1\n"',
+        'swap myapp "other\n"',
+        'restart myapp "web\n"',
+        'scale "web=2\n" myapp',
+        'metrics myapp "1h\n"',
+    ],
+)
+def test_a_quoted_word_ending_in_a_newline_is_no_name(text: str) -> None:
+    # `$` matches before a final newline: `ship myapp "main⏎"` (Slack sends what shift-enter
+    # types) had passed as the ref `main\n`, into the source URL, and `status "myapp⏎"` had
+    # asked Heroku for an app `myapp\n`.
+    with pytest.raises(CommandError):
+        parse(text)
+
+
 @pytest.mark.parametrize("dash", ["\u2014", "\u2013"])
 def test_an_option_whose_dashes_smart_punctuation_joined_still_reads(dash: str) -> None:
     # macOS and iOS turn a typed `--` into a long dash: `—force` had been answered
