@@ -19,7 +19,7 @@ import sys
 from policies.redact import mask_credentials
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
-_BARE = re.compile(r"^[A-Za-z0-9_.:/@+-]+$")
+_BARE = re.compile(r"[A-Za-z0-9_.:/@+-]+")  # matched whole: `$` would pass a final newline
 # Anything shaped like a Slack or Heroku credential is masked wherever it appears.
 _SECRET = re.compile(r"(xox[abeposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|HRKU-[A-Za-z0-9_-]+)")
 # A drain URL's last segment is the secret that names the app (bot.store.drains.new_token):
@@ -55,7 +55,7 @@ class RedactSecrets(logging.Filter):
 
 def _value(value: object) -> str:
     text = redact(str(value))
-    if _BARE.match(text):
+    if _BARE.fullmatch(text):
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 

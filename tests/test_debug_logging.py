@@ -44,3 +44,11 @@ def test_a_beanstalk_config_value_stays_out_of_a_debug_log(debug_log):
     logged = debug_log.getvalue()
     assert "at=debug" in logged  # DEBUG was on
     assert SECRET not in logged
+
+
+def test_a_value_ending_in_a_newline_stays_on_its_log_line():
+    # `$` matches before a final newline: `app=myapp⏎` had been printed bare, so one record
+    # took two lines and the fields after it read as a record of their own.
+    record = logging.makeLogRecord({"msg": "rolled back", "app": "myapp\n", "user": "U1"})
+    line = LogfmtFormatter().format(record)
+    assert "\n" not in line and 'app="myapp\\n" user=U1' in line
