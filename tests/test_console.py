@@ -471,3 +471,24 @@ def test_a_channel_mention_prints_as_slack_shows_it(tmp_path):
     output = run_lines(tmp_path, "whoami")
     # Slack shows `<#C0CONSOLE>` as a channel's name with a #; the console had printed it raw.
     assert "asking in #C0CONSOLE." in output and "<#" not in output
+
+
+def test_a_swap_or_promotion_refused_by_the_other_app_s_lock_is_in_its_history(tmp_path):
+    output = run_lines(
+        tmp_path,
+        "as teammate",
+        "lock demo-shop testing green",
+        "lock demo release freeze",
+        "as you",
+        "swap demo-shop-green demo-shop",
+        "promote demo-staging",
+        "history demo-shop 3",
+        "history demo 3",
+        teammate="U0TEAMMATE",
+    )
+    # The lock's holder reads the app's history: the refused tries had been only in
+    # demo-shop-green's and demo-staging's, though a swap or promotion made shows in both.
+    shop = output.split("deploybot> history demo-shop 3")[1].split("deploybot>")[0]
+    assert "✗ refused" in shop and "`swap demo-shop-green demo-shop`" in shop, shop
+    demo = output.split("deploybot> history demo 3")[1]
+    assert "✗ refused" in demo and "`promote demo-staging`" in demo, demo

@@ -3,7 +3,7 @@ refusal, the audited platform call, and small helpers on release lists."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from bot.actions.results import BreakGlass, Reply, Resolved
@@ -56,9 +56,14 @@ class DeployGuard:
             return None
         return BreakGlass(user_id, command, verdict.freeze_reason or "", force, target.channel)
 
-    def refuse(self, actor: Actor, command: Command, verb: str, reason: str) -> Reply:
-        """Say why, and keep the refusal in the audit trail, as the gate's refusals are."""
-        self._audit.record(actor, verb, command.app or "", command.text(), "refused", reason)
+    def refuse(
+        self, actor: Actor, command: Command, verb: str, reason: str, reaches: Iterable[str] = ()
+    ) -> Reply:
+        """Say why, and keep the refusal in the audit trail, as the gate's refusals are: in
+        the history of the other apps the change would have `reaches` too (a swap's other
+        environment, a promotion's next stage), whose lock or freeze may be why."""
+        app, text = command.app or "", command.text()
+        self._audit.record(actor, verb, app, text, "refused", reason, reaches=reaches)
         return Reply(reason)
 
     def call(self, entry: int, work: Callable[[], T]) -> T:

@@ -316,11 +316,12 @@ class Shipping:
                 f"`{app}` is in the {stage} stage of its pipeline and no stage after it has an "
                 "app, so there is nothing to promote to."
             )
-        for _, name in downstream:
+        names = [name for _, name in downstream]
+        reaches = [alias for name in names for alias in self._aliases(name) or [name]]
+        for name in names:
             refusal = self._downstream_refusal(name, command.force, actor)
             if refusal:
-                return self._guard.refuse(actor, command, "promote", refusal)
-        names = [name for _, name in downstream]
+                return self._guard.refuse(actor, command, "promote", refusal, reaches)
         # Each next-stage app's newest release: a lost answer is read back as a newer one.
         newest = {}
         for name in names:
@@ -333,7 +334,7 @@ class Shipping:
             command.text(),
             {"newest": newest},
             {"to": names},
-            reaches=[alias for name in names for alias in self._aliases(name) or [name]],
+            reaches=reaches,
         )
 
         def promoted(results: tuple[Promotion, ...], note: str | None) -> Deployed:
@@ -417,13 +418,14 @@ class Shipping:
                 f"{code(other_alias)} is `{app}` again (both are `{resolved.target.name}`): "
                 "name two different environments to swap."
             )
+        reaches = [other.target.alias]
         refusal = self._not_allowed(actor, "swap", other.target.alias)
         if refusal:
-            return self._guard.refuse(actor, command, "swap", refusal)
+            return self._guard.refuse(actor, command, "swap", refusal, reaches)
         for target in (resolved.target, other.target):
             refusal = self._guard.refusal(target, "swap", command.force, actor.user_id)
             if refusal:
-                return self._guard.refuse(actor, command, "swap", refusal)
+                return self._guard.refuse(actor, command, "swap", refusal, reaches)
         # One client reaches both: what it says of the other environment names it as typed too.
         platform = Registered(platform_of(resolved), other.target.name, other.target.alias)
         names = (resolved.target.name, other.target.name)
@@ -437,7 +439,7 @@ class Shipping:
             command.text(),
             {"cnames": cnames},
             {"with": other_alias},
-            reaches=[other.target.alias],
+            reaches=reaches,
         )
         note = call_reading_back(
             self._audit,

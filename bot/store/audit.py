@@ -144,10 +144,11 @@ class AuditLog:
         outcome: str,
         reason: str | None = None,
         requested: dict[str, Any] | None = None,
+        reaches: Iterable[str] = (),
     ) -> int:
         """A request that ended without a platform call (refused, cancelled, expired, or
-        failed before it): one finished row."""
-        entry = self.start(actor, verb, app, command, None, requested)
+        failed before it): one finished row, in the history of the apps it `reaches` too."""
+        entry = self.start(actor, verb, app, command, None, requested, reaches=reaches)
         self.finish(entry, outcome, error=reason)
         return entry
 
