@@ -14,7 +14,7 @@ from bot.actions.results import AppCard, Home, Reply, Result
 from handlers.charts import chart_button
 from handlers.render import OUTCOME_MARK, about_lines, who
 from policies import costs
-from policies.slack_text import clip, code, escape
+from policies.slack_text import clip, code, cut, escape
 
 STATUS_ACTION = "deploybot_home_status"
 RESTART_ACTION = "deploybot_home_restart"
@@ -121,7 +121,7 @@ def _card(card: AppCard, may: frozenset[str] | None = None) -> list[dict[str, An
         if web != 0:
             buttons.append(_button("Scale web −1", SCALE_DOWN_ACTION, card.alias))
     return [
-        _section("\n".join(lines)[:3000]),
+        _section(cut("\n".join(lines), 3000)),
         _context("Last changes: " + ("  ·  ".join(changes) if changes else "none recorded")),
         {"type": "actions", "elements": buttons},
         {"type": "divider"},
@@ -156,7 +156,7 @@ def _section(text: str) -> dict[str, Any]:
 
 
 def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:3000]}]}
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": cut(text, 3000)}]}
 
 
 class Refresher:

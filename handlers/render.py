@@ -45,7 +45,7 @@ from policies.digest import duration
 from policies.guardrails import LOCK_HOLDS_BACK
 from policies.redact import mask
 from policies.sizes import unit_of
-from policies.slack_text import clip, code, escape, listed, more_note
+from policies.slack_text import clip, code, cut, escape, listed, more_note
 from policies.slack_text import shown as clipped  # `shown` names a local below
 
 log = logging.getLogger(__name__)
@@ -695,8 +695,7 @@ def fit_sections(text: str, more: str | None = None, budget: int | None = None) 
     current: list[str] = []
     size = total = 0
     for index, line in enumerate(lines):
-        if len(line) > SECTION_CHARS:
-            line = line[: SECTION_CHARS - 1] + "…"
+        line = cut(line, SECTION_CHARS)
         if total + len(line) + 1 > budget - len(note):
             if current:
                 sections.append("\n".join(current))

@@ -59,6 +59,18 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# The tail of a cut that would leave an entity (`&am`) or a mention or link (`<@U01`) open.
+_OPEN_TAIL = re.compile(r"(&[a-z]{0,3}|<[^>]*)\Z")
+
+
+def cut(text: str, limit: int) -> str:
+    """Slack text (escaped already, perhaps with mentions) cut to at most `limit` characters,
+    an ellipsis marking a cut, never inside an entity or a `<…>`, which Slack shows broken."""
+    if len(text) <= limit:
+        return text
+    return _OPEN_TAIL.sub("", text[: limit - 1]) + "…"
+
+
 def shown(typed: object, limit: int = 40) -> str:
     """What someone typed, echoed back in an answer: clipped to `limit` characters, as a
     `code` span; an empty word (typed as `""`) as `""`."""

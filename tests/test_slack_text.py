@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,7 +13,7 @@ from bot.platforms.base import Formation
 from bot.registry import Registry, UnknownApp
 from handlers.render import _formation_change
 from policies import costs
-from policies.slack_text import code, escape, more_note
+from policies.slack_text import code, cut, escape, more_note
 
 
 def test_mentions_and_links_are_shown_as_typed() -> None:
@@ -93,3 +95,21 @@ def test_a_cut_reply_s_last_line_counts_what_was_left_out_and_keeps_braces_as_te
         "`heroku config -a {odd}` lists them all."
     )
     assert more_note("lines").format(n=2) == "…and 2 more lines, more than one Slack message holds."
+
+
+def test_slack_text_is_cut_before_an_entity_or_a_mention_it_would_split() -> None:
+    assert cut("a &amp; b", 5) == "a …"  # not "a &a…", which Slack shows as typed
+    assert cut("by <@U0123ABC> at noon", 10) == "by …"
+    assert cut("short", 10) == "short"
+    assert cut("a &amp; b <@U1> c", 12) == "a &amp; b …"
+
+
+@given(st.text(max_size=60), st.integers(min_value=1, max_value=70))
+def test_a_cut_is_within_its_limit_and_leaves_no_entity_or_mention_open(
+    text: str, limit: int
+) -> None:
+    cutted = cut(escape(text), limit)
+    assert len(cutted) <= limit
+    # Every `&` still starts a whole entity, every `<` is closed.
+    assert re.sub("&(amp|lt|gt);", "", cutted).count("&") == 0
+    assert cutted.count("<") == cutted.count(">") == 0
