@@ -322,6 +322,16 @@ def test_an_open_incident_on_a_card_reads_as_its_alert_does(driver, web):
     assert "crash web" not in text and "router_error" not in text
 
 
+def test_an_incident_detail_of_several_lines_is_one_line_on_its_card(driver, web):
+    detail = "web.1 exited\nAutoscaling: off\n\n  Traceback (most recent call last)"
+    text = card_with(driver, web, ("crash", "web", detail))
+    # Its own lines had stood between the card's, a forged "Autoscaling: off" among them.
+    assert [line for line in text.split("\n") if line.startswith("Autoscaling:")] == [
+        "Autoscaling: off"
+    ]
+    assert "web.1 exited Autoscaling: off Traceback (most recent call last)" in text
+
+
 @pytest.mark.parametrize("user", [None, {"id": "U1"}, ""])
 def test_a_home_opened_event_without_a_user_is_ignored_without_a_traceback(
     driver, slack, caplog, user

@@ -333,7 +333,7 @@ class Dashboards:
         )
         incidents = tuple(
             f"{icon(row.severity)} {headline(row.kind, row.subject)}"
-            + (f": {escape(clip(row.detail, 200))}" if row.detail else "")
+            + (f": {escape(clip(' '.join(row.detail.split()), 200))}" if row.detail else "")
             for row in ordered
         )
         return AppCard(
