@@ -1268,12 +1268,18 @@ def _parse_config(args: list[str], app: str | None) -> Command:
 
 def _half_of_set(mode: str, words: list[str]) -> str:
     """`config set K=v` without the app, or `config set demo` without a var: the half left
-    out. (`config unset K` may be either.)"""
-    only = words[0] if words and mode == "set" else ""
-    if "=" in only:
+    out. `config unset` takes names only: one that cannot be an app's (`LOG_LEVEL`) is the
+    var; a lowercase one that can (`demo`) the app, var names being written in capitals;
+    `config unset KEY` may be either."""
+    only = words[0] if words else ""
+    var = "KEY=VALUE" if mode == "set" else "KEY"
+    if mode == "set" and "=" in only:
         return f"Say which app: {_rewrite(['/deploy', 'config', 'set', *_masked(words), 'APP'])}."
-    if only and _APP_RE.match(only):
-        return f"Say which variable: {_rewrite(['/deploy', 'config', 'set', 'KEY=VALUE', only])}."
+    if mode == "unset" and config_vars.NAME_RE.fullmatch(only) and not _APP_RE.match(only):
+        return f"Say which app: {_rewrite(['/deploy', 'config', 'unset', only, 'APP'])}."
+    lowercase = only == only.lower() and not only.isdigit()
+    if _APP_RE.match(only) and (mode == "set" or lowercase):
+        return f"Say which variable: {_rewrite(['/deploy', 'config', mode, var, only])}."
     return "Say which variable and which app."
 
 

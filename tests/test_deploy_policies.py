@@ -171,6 +171,11 @@ MEANT = 'Did you mean `config set KEY=… myapp`? A value with spaces goes in qu
         ("config set KEY=hunter2", "Say which app: `/deploy config set KEY=… APP`."),
         ("config set myapp", "Say which variable: `/deploy config set KEY=VALUE myapp`."),
         ("config unset KEY", "Say which variable and which app."),
+        # `config unset demo` had been "Say which variable and which app." too: a lowercase
+        # name that can be an app is one (var names are in capitals); one that cannot be an
+        # app (`_` in it) is the variable.
+        ("config unset demo", "Say which variable: `/deploy config unset KEY demo`."),
+        ("config unset LOG_LEVEL", "Say which app: `/deploy config unset LOG_LEVEL APP`."),
     ],
 )
 def test_config_answers_say_what_to_type_and_never_a_value(text, says):
