@@ -1218,20 +1218,18 @@ def _parse_config(args: list[str], app: str | None) -> Command:
                 "vars, with their values if you may change them.",
                 "config",
             )
-        if len(args) > (0 if app else 1):
+        more = len(args) > (0 if app else 1)
+        if more:
             # `config sett KEY=v demo`: a mistyped action, which would pass for the app and
             # leave the words after it blamed.
-            _keyword(
-                shown_args[0],
-                CONFIG_ACTIONS,
-                "a config action",
-                "config",
-                near_only=True,
-                also=", or only the app to list the vars",
-            )
+            _config_action(shown_args[0], near_only=True)
         named, pairs = (app, args) if app else (args[0] if args else "", args[1:])
         # `config demo K=v`, `config -a demo K=v`: `set` left out with the app first.
         _refuse_set_left_out(pairs, named)
+        if more:
+            # `config frob demo`: more than the app, so the first word is in the action's
+            # place, near none or not ("`demo` is one word too many" had blamed the app).
+            _config_action(shown_args[0])
         app, _ = _positional_app(shown_args, app, "config", most=0)
         return Command("config", app=app)
     words = args[1:]
@@ -1264,6 +1262,17 @@ def _parse_config(args: list[str], app: str | None) -> Command:
     if not pairs:
         raise CommandError("Say which variable.", "config")
     return Command("config", app=app, mode=mode, options=tuple(pairs))
+
+
+def _config_action(word: str, near_only: bool = False) -> None:
+    _keyword(
+        word,
+        CONFIG_ACTIONS,
+        "a config action",
+        "config",
+        near_only=near_only,
+        also=", or only the app to list the vars",
+    )
 
 
 def _half_of_set(mode: str, words: list[str]) -> str:

@@ -598,6 +598,14 @@ def test_an_autoscale_error_shows_the_usage_of_the_form_typed(text: str, usage: 
         ),
         ("config sett KEY=v -a demo", "`sett` is not a config action: did you mean `set`?"),
         ("config demo set KEY=secret", "Put `set` first: `/deploy config set KEY=… demo`."),
+        # An action near no other had passed for the app: "`demo` is one word too many".
+        (
+            "config frob demo",
+            "`frob` is not a config action: use `set` or `unset`, or only the app to list "
+            "the vars.",
+        ),
+        ("config -a demo frob", "`frob` is not a config action: use `set` or `unset`"),
+        ("config frob KEY demo", "`frob` is not a config action: use `set` or `unset`"),
         ("autoscale demo sett max_step=4", "`sett` is not a mode: did you mean `set`?"),
         ("autoscale demo schedul add mon-fri 08:00-18:00 min=3", "`schedul` is not a mode"),
         # "Name the two environments to swap", to someone who had named three.
