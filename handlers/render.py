@@ -243,7 +243,8 @@ def _deploy_prompt(result: DeployPrompt) -> Message:
     else:
         names = listed(result.keys)
         what = "unset" if result.unset else "set"
-        text = f"<@{result.user_id}> asks to {what} {names} on `{result.app}` (values hidden)."
+        empty = _emptied(result.keys, result.emptied, "values hidden")
+        text = f"<@{result.user_id}> asks to {what} {names} on `{result.app}`{empty}."
         label = CONFIRM
     if result.note:
         text += f" {result.note}"
@@ -263,7 +264,7 @@ def _deployed(result: Deployed) -> Message:
         text = f"{who} turned maintenance mode {result.mode} for {app}."
     elif result.verb == "config":
         names = listed(result.keys)
-        text = f"{who} {result.mode} {names} on {app}."
+        text = f"{who} {result.mode} {names} on {app}{_emptied(result.keys, result.emptied)}."
     elif result.verb == "lock":
         was = (
             f" (it replaces the earlier reason: {escape(result.replaced)})"
@@ -293,6 +294,18 @@ def _deployed(result: Deployed) -> Message:
     if result.confirmed_by and result.confirmed_by != result.user_id:
         blocks.append(_context(f"Approved by <@{result.confirmed_by}>."))
     return {"response_type": "in_channel", "text": text, "blocks": blocks}
+
+
+def _emptied(keys: tuple[str, ...], emptied: tuple[str, ...], hidden: str = "") -> str:
+    """What follows `… on APP` of a config change: that vars are set to an empty value
+    (Heroku takes one: said, so a `K=` typo is not confirmed unseen), and `hidden` (the
+    other values hidden) in brackets."""
+    if emptied and len(emptied) == len(keys):
+        return " to an empty value" if len(keys) == 1 else " to empty values"
+    said = [hidden] if hidden else []
+    if emptied:
+        said.append(f"{listed(emptied)} to an empty value")
+    return f" ({'; '.join(said)})" if said else ""
 
 
 MASK = "••••••"

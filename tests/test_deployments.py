@@ -681,6 +681,27 @@ def test_config_unset_and_bad_keys(driver, heroku):
     assert heroku.violations == []
 
 
+def test_setting_a_var_to_an_empty_value_says_so_in_the_prompt_and_the_answer(driver, heroku):
+    # `config set K= demo` had asked to "set `K` (values hidden)": an empty value, which
+    # Heroku takes, looked like any other, and a typo's empty value was confirmed unseen.
+    heroku.set_config_vars("myapp", {"LOG_LEVEL": "info"})
+    prompt = say(driver, "config set LOG_LEVEL= myapp")
+    assert prompt["text"].startswith(
+        f"<@{ADMIN}> asks to set `LOG_LEVEL` on `myapp` to an empty value."
+    )
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    assert driver.reply(url)["text"].startswith(
+        f"<@{ADMIN}> set `LOG_LEVEL` on `myapp` to an empty value."
+    )
+    assert heroku.config_vars("myapp") == {"LOG_LEVEL": ""}
+    # With others, the empty one is named; the rest stay hidden.
+    prompt = say(driver, f"config set TOKEN={SECRET_VALUE} DEBUG= myapp")
+    said = "asks to set `TOKEN`, `DEBUG` on `myapp` (values hidden; `DEBUG` to an empty value)."
+    assert said in prompt["text"]
+    assert SECRET_VALUE not in str(prompt)
+    assert heroku.violations == []
+
+
 def test_a_heroku_var_whose_name_starts_with_a_digit_can_be_set_and_unset(driver, heroku):
     # Heroku's schema takes any `^\w+$` name, a digit first too. "not starting with a digit"
     # had refused to set `9LIVES`, and to unset such a var the app has: `config myapp`

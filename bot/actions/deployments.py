@@ -419,6 +419,7 @@ class Deployments:
             actor.user_id,
             pending.expires_at,
             keys=keys,
+            emptied=_emptied(changes),
             unset=command.mode == "unset",
         )
 
@@ -463,6 +464,7 @@ class Deployments:
             requester.user_id,
             mode=mode,
             keys=keys,
+            emptied=_emptied(changes),
             confirmed_by=confirmer.user_id,
             audit_id=entry,
             slow=platform.settles_slowly(),
@@ -611,6 +613,11 @@ def _previous_good(releases: tuple[Release, ...], current: Release) -> Release |
 def _older(release: Release, current: Release, releases: tuple[Release, ...]) -> bool:
     # `releases` is newest first, so older means later in the list.
     return releases.index(release) > releases.index(current)
+
+
+def _emptied(changes: dict[str, str | None]) -> tuple[str, ...]:
+    """The config vars `changes` sets to an empty value (not unsets), in their order."""
+    return tuple(key for key, value in changes.items() if value == "")
 
 
 def _spellings(wanted: str) -> set[str]:

@@ -271,6 +271,8 @@ class DeployPrompt:
     before: Release | None = None  # rollback: from this release…
     after: Release | None = None  # …to this one
     keys: tuple[str, ...] = ()  # config: the names set or unset (never the values)
+    # config set: the names given an empty value (Heroku takes one), said so none is unseen
+    emptied: tuple[str, ...] = ()
     unset: bool = False
     # rollback: the current release (a rollback itself) that going back to `after` undoes
     undoes: str | None = None
@@ -289,6 +291,7 @@ class Deployed:
     after: Release | None = None
     mode: str | None = None  # maintenance: on/off; config: set/unset; lock: the reason
     keys: tuple[str, ...] = ()
+    emptied: tuple[str, ...] = ()  # config set: the names given an empty value
     confirmed_by: str | None = None
     audit_id: int | None = None
     slow: bool = False  # Beanstalk: the update takes minutes, follow it up in a thread
