@@ -1166,7 +1166,10 @@ def _parse_releases(args: list[str], app: str | None, verb: str = "releases") ->
         return Command(verb, app=app, limit=RELEASES_DEFAULT)
     if not ascii_digits(count) or not 1 <= int(count) <= RELEASES_MAX:
         _app_second(app, count, verb)
-        raise CommandError(f"Ask for 1 to {RELEASES_MAX} {verb}.", verb)
+        # A word that is no number (`abc`) is named; a number out of range (0, -1) is not.
+        no_number = "" if _NEGATIVE_RE.match(count) or ascii_digits(count) else count
+        said = f"{shown(no_number)} is not a number. Ask" if no_number else "Ask"
+        raise CommandError(f"{said} for 1 to {RELEASES_MAX} {verb}.", verb)
     return Command(verb, app=app, limit=int(count))
 
 

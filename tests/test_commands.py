@@ -480,7 +480,10 @@ def test_dashboard_verbs_refuse_bad_input(text, says):
         ("builds 5 myapp", "Put the app first: `/deploy builds myapp 5`."),
         ("builds myapp 0", "Ask for 1 to 50 builds."),
         ("builds myapp 51", "Ask for 1 to 50 builds."),
-        ("builds myapp ten", "Ask for 1 to 50 builds."),
+        # "Ask for 1 to 50 releases" alone had not said the word was no number at all.
+        ("builds myapp ten", "`ten` is not a number. Ask for 1 to 50 builds."),
+        ("releases myapp abc", "`abc` is not a number. Ask for 1 to 50 releases."),
+        ("releases myapp -1", "Ask for 1 to 50 releases."),
         ("builds", "Say which app."),
     ],
 )

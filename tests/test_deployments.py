@@ -170,6 +170,13 @@ def test_a_slash_command_delivered_twice_asks_once(driver, slack):
         ("rollback myapp v3", "`v3` is already the current release of `myapp`"),
         ("rollback myapp 3", "`v3` is already the current release of `myapp`"),
         ("rollback myapp v4", "`v4` of `myapp` failed, so it cannot be rolled back to"),
+        # Both had been "`myapp` has no release `vX` among its last 50", as if it might.
+        (
+            "rollback myapp vX",
+            "`vX` is not a Heroku release: write it like v41, a v and digits (`/deploy releases "
+            "myapp` lists them).",
+        ),
+        ("rollback myapp v-1", "`v-1` is not a Heroku release: write it like v41"),
     ],
 )
 def test_bad_rollbacks_get_a_sentence_and_send_nothing(driver, heroku, text, says):

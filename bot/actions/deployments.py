@@ -11,6 +11,7 @@ UPDATE. Config values never reach an audit row, a log line or a confirmation's c
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -57,6 +58,8 @@ log = logging.getLogger(__name__)
 VERBS = frozenset(DEPLOYMENT_VERBS)
 # Verbs whose Confirm click lands here rather than in the formation path.
 CONFIRMED_VERBS = frozenset({"rollback", "config", "maintenance"})
+# A Heroku release as `rollback` takes it: `v41`, or `41` (`_spellings`).
+_HEROKU_VERSION = re.compile(r"v?[0-9]{1,9}", re.IGNORECASE)
 # Verbs a freeze holds back that act at once: forced through one, the channel is told.
 _FORCED_AT_ONCE = frozenset({"maintenance", "ship", "promote", "swap", "run"})
 
@@ -149,6 +152,15 @@ class Deployments:
         if refusal:
             return self._guard.refuse(actor, command, "rollback", refusal)
         releases = platform_of(resolved).releases(resolved.target.name, LOOKBACK)
+        heroku = resolved.target.platform == "heroku"
+        if heroku and command.target and not _HEROKU_VERSION.fullmatch(command.target):
+            # Heroku numbers its releases, so `vX` is none, where "has no release `vX`" had
+            # read as if it might have one; said once the read found the app (`rollback v2
+            # demo` is told to put the app first). A Beanstalk version label is any text.
+            return Reply(
+                f"{shown(command.target)} is not a Heroku release: write it like v41, a v and "
+                f"digits (`/deploy releases {app}` lists them)."
+            )
         current = current_release(releases)
         if current is None:
             return Reply(f"`{app}` has no releases yet, so there is nothing to roll back to.")
