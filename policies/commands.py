@@ -54,6 +54,10 @@ VERBS = (
     "whoami",
     "help",
 )
+# The verbs only Heroku apps take: a mistyped app is offered the Heroku apps close to it.
+HEROKU_ONLY_VERBS = frozenset(
+    {"builds", "drain", "watch", "promote", "maintenance", "run", "autoscale", "pin"}
+)
 # The verbs that change something: the access rules' list, less `approve`, which is a
 # button's click, never a command of its own.
 MUTATING_VERBS = rules.MUTATING_VERBS - {"approve"}

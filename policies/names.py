@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from policies.slack_text import code
 
@@ -30,14 +30,21 @@ def suggest(name: str, candidates: Iterable[str], limit: int = 3) -> str | None:
     return _said(closest(name, candidates, limit))
 
 
-def suggest_app(name: str, known: Mapping[str, str], limit: int = 3) -> str | None:
+def suggest_app(
+    name: str, known: Mapping[str, str], limit: int = 3, preferred: Collection[str] | None = None
+) -> str | None:
     """The apps whose names are close to `name`, as `suggest` says them. `known` maps each
     name an app goes by (its alias, its Heroku app or Beanstalk environment) to the name to
-    type; an app close by two of its names is offered once, and `name` itself never."""
+    type; an app close by two of its names is offered once, and `name` itself never. With
+    `preferred` (names to type: the apps a verb works on), another app is offered only when
+    it is closer than each of those."""
     offered: list[str] = []
     for match in closest(name, known, limit=max(1, len(known))):
         app = known[match]
-        if app not in offered and app.lower() != name.lower():
+        # Another app after one the verb works on is left out.
+        other = preferred is not None and app not in preferred
+        late = other and any(seen in (preferred or ()) for seen in offered)
+        if app not in offered and app.lower() != name.lower() and not late:
             offered.append(app)
     return _said(offered[:limit])
 

@@ -60,6 +60,19 @@ def test_a_mistyped_app_in_the_console_gets_the_closest_sandbox_app(tmp_path):
     assert "Did you mean `demo-shop` or `demo-shop-green`?" in output
 
 
+def test_a_mistyped_app_for_a_heroku_only_verb_gets_the_closest_heroku_apps(tmp_path):
+    # `builds demo-stagin` had been offered `demo-shop-green` too, a Beanstalk environment,
+    # which has no builds; a verb for both platforms still offers both.
+    output = run_lines(
+        tmp_path, "builds demo-stagin", "promote demo-shop-gren", "status demo-stagin"
+    )
+    said = "Heroku has no app called `demo-stagin`, or the bot's key cannot see it."
+    assert f"{said} Did you mean `demo-staging` or `demo-api`?" in output
+    assert f"{said} Did you mean `demo-staging`, `demo-api` or `demo-shop-green`?" in output
+    # Beanstalk environments closer than any Heroku app are still named, ahead of it.
+    assert "Did you mean `demo-shop-green`, `demo-shop` or `demo-staging`?" in output
+
+
 def test_python_m_bot_console_sandbox_runs_one_line_and_exits(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(

@@ -68,6 +68,7 @@ from bot.store.request_keys import RequestKeys
 from bot.store.webhook_secrets import WebhookSecrets
 from policies import costs, guardrails, names
 from policies.commands import (
+    HEROKU_ONLY_VERBS,
     Command,
     CommandError,
     app_typed_last,
@@ -348,7 +349,7 @@ class Actions:
                 self._record(actor, command, "error", str(error))
             if error.changed is None:
                 return Reply(check_first(error.fact, command.app))
-            return Reply(self._said(error))
+            return Reply(self._said(error, command.verb))
         except (CommandError, UnknownApp, NotSupported) as error:
             if isinstance(error, UnknownApp) and self._value_taken_for_app(command):
                 return self._set_on_no_app(actor, command)
@@ -459,18 +460,19 @@ class Actions:
             or (self._alerts is not None and self._alerts.any_of(app))
         )
 
-    def _said(self, error: PlatformError) -> str:
+    def _said(self, error: PlatformError, verb: str | None = None) -> str:
         """The error in words; a name typed outside the registry that the platform does not
         know gets the known apps' names closest to it (the registry's, and those the Heroku
-        key can see: one more read, only now)."""
+        key can see: one more read, only now), those `verb` works on first."""
         if not isinstance(error, NoSuchApp):
             return str(error)
-        hint = self._closest(error.app)
+        hint = self._closest(error.app, verb)
         return f"{error.fact} Did you mean {hint}?" if hint else str(error)
 
-    def _closest(self, app: str) -> str | None:
+    def _closest(self, app: str, verb: str | None = None) -> str | None:
         """The known apps' names closest to `app`, typed outside the registry, in words; None
-        when none is close, or when `app` is the registry's (its entry is what is wrong)."""
+        when none is close, or when `app` is the registry's (its entry is what is wrong).
+        For a Heroku-only `verb`, the Heroku apps close to it, if any is."""
         seen: tuple[str, ...] = ()
         try:
             resolved = self._resolve(app)
@@ -481,9 +483,13 @@ class Actions:
         except (PlatformError, UnknownApp):
             pass  # the registry's names still help
         known = {name: self._canonical(name) for name in seen}
+        heroku = set(known.values())
         for target in self._targets():
             known[target.alias] = known[target.name] = target.alias
-        return names.suggest_app(app, known)
+            if target.platform == "heroku":
+                heroku.add(target.alias)
+        preferred = heroku if verb in HEROKU_ONLY_VERBS else None
+        return names.suggest_app(app, known, preferred=preferred)
 
     def _value_taken_for_app(self, command: Command) -> bool:
         """Whether a `config set` whose app names nothing may have taken the rest of a value
