@@ -40,7 +40,7 @@ from bot.platforms.base import Build, Formation, Promotion, Release, Settled
 from bot.store.db import unreachable
 from handlers.charts import chart_button, window_for
 from policies import costs
-from policies.commands import changing, stops_dynos
+from policies.commands import changing, is_dyno_name, stops_dynos
 from policies.digest import duration
 from policies.guardrails import LOCK_HOLDS_BACK
 from policies.redact import mask
@@ -777,7 +777,7 @@ def _restart_target(result: Restarted) -> str:
         return f"the app server on every instance of `{result.app}`"
     if result.target is None:
         return f"every dyno of `{result.app}`"
-    if "." in result.target:
+    if is_dyno_name(result.target):
         return f"dyno `{result.target}` of `{result.app}`"
     return f"the `{result.target}` dynos of `{result.app}`"
 

@@ -276,6 +276,16 @@ def is_process_type(word: str) -> bool:
     return _PTYPE_RE.fullmatch(word) is not None
 
 
+# One dyno's name: `web.1`, or on Fir (whose names hold no number) `web-1234abcde-123ab`.
+_DYNO_NAME = re.compile(r"[\w-]+\.\d+|[\w-]+-[0-9a-f]{8,10}-[0-9a-z]{5}")
+
+
+def is_dyno_name(word: str) -> bool:
+    """Whether `word` names one dyno (`web.1`, or on Fir `web-1234abcde-123ab`), rather than
+    a process type: a restart, a log session and a missing name each go by it."""
+    return _DYNO_NAME.fullmatch(word) is not None
+
+
 # A verb with several forms shows, in an error, the usage of the form that was typed.
 _PART_USAGE = {
     "autoscale on": "/deploy autoscale APP [TYPE] on|off|shadow|status [min=N] [max=N] "

@@ -214,6 +214,20 @@ def test_restart_one_dyno_one_type_and_all(fake, api):
     assert fake.violations == []
 
 
+def test_a_fir_apps_dynos_restart_by_name_or_id(fake, api):
+    """The schema's dyno identity is its name or its id; on Fir, names have no dot."""
+    fake.add_app("firapp", formation={"web": (2, "standard-1x")}, generation="fir")
+    assert api("GET", "/apps/firapp").json()["generation"]["name"] == "fir"
+    first, second = fake.dynos("firapp")
+    fake.boot_seconds = 10
+    assert api("DELETE", f"/apps/firapp/dynos/{second['name']}").status_code == 202
+    assert [d["state"] for d in fake.dynos("firapp")] == ["up", "starting"]
+    assert api("DELETE", f"/apps/firapp/dynos/{first['id']}").status_code == 202
+    assert [d["state"] for d in fake.dynos("firapp")] == ["starting", "starting"]
+    assert api("DELETE", "/apps/firapp/formations/web-1234abcde-123ab").status_code == 404
+    assert fake.violations == []
+
+
 # -- releases and Range ----------------------------------------------------------------------
 
 

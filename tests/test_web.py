@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -249,6 +250,19 @@ def test_restart_all_by_type_or_one_dyno(driver, heroku, text, method, path, say
     assert says in driver.reply(url)["text"]
     deletes = [r for r in heroku.requests if r.method == "DELETE"]
     assert [(r.method, r.path) for r in deletes] == [(method, path)]
+    assert heroku.violations == []
+
+
+def test_restart_of_a_fir_dyno_restarts_that_dyno(driver, heroku):
+    # On Fir a dyno is `web-1234abcde-123ab`, no dot: it had been sent to the process-type
+    # endpoint (`formations/web-…`), and told the app has no such dyno.
+    heroku.add_app("firapp", formation={"web": (2, "standard-1x")}, generation="fir")
+    name = heroku.dynos("firapp")[1]["name"]
+    assert re.fullmatch(r"web-[0-9a-f]{9}-[0-9a-z]{5}", name)
+    _, url = driver.command(f"restart firapp {name}", ADMIN)
+    assert f"dyno `{name}`" in driver.reply(url)["text"]
+    deletes = [(r.method, r.path) for r in heroku.requests if r.method == "DELETE"]
+    assert deletes == [("DELETE", f"/apps/firapp/dynos/{name}")]
     assert heroku.violations == []
 
 

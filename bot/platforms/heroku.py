@@ -48,6 +48,7 @@ from bot.platforms.base import (
 )
 from bot.platforms.together import call_ended, check_call, end_call, read_together
 from bot.store.throttles import Throttles
+from policies.commands import is_dyno_name
 from policies.redact import mask
 from policies.sizes import unit_of
 from policies.slack_text import clip, code, escape, listed, shown
@@ -256,7 +257,7 @@ class HerokuPlatform:
     def restart(self, app: str, target: str | None) -> None:
         if target is None:
             path: tuple[str, ...] = ("apps", app, "dynos")
-        elif "." in target:
+        elif is_dyno_name(target):  # `web.1`, or on Fir (no dot) `web-1234abcde-123ab`
             path = ("apps", app, "dynos", target)
         else:
             path = ("apps", app, "formations", target)
@@ -277,7 +278,7 @@ class HerokuPlatform:
         """Why `target` (a dyno `web.1`, or a process type `web`) is not on `app` (named
         `alias` when given), with what the app has, read now; None when it is there or that
         read fails."""
-        dyno = bool(_DYNO_NAME.fullmatch(target))  # `web.1`, or on Fir `web-1234abcde-123ab`
+        dyno = is_dyno_name(target)
         try:
             have = (
                 [d.name for d in self.dynos(app)] if dyno else [f.type for f in self.formation(app)]
@@ -410,7 +411,7 @@ class HerokuPlatform:
         if dyno:
             # The API limits a session to one dyno by `dyno_name` (`web.1`, or on Fir
             # `web-1234abcde-123ab`) and to a process type by `type`.
-            body["dyno_name" if _DYNO_NAME.fullmatch(dyno) else "type"] = dyno
+            body["dyno_name" if is_dyno_name(dyno) else "type"] = dyno
         session = self._call("POST", app, ("apps", app, "log-sessions"), body, reads=True)
         return self._text(session.get("logplex_url"))[-lines:]
 
@@ -623,9 +624,6 @@ class HerokuPlatform:
         if self._throttles is not None:
             with self._storing:
                 self._throttles.observe(self._account, self._remaining.value or 0, now)
-
-
-_DYNO_NAME = re.compile(r"[\w-]+\.\d+|[\w-]+-[0-9a-f]{8,10}-[0-9a-z]{5}")
 
 
 def _transport_error(error: Exception, app: str, method: str) -> PlatformError:

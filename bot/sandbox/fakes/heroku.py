@@ -80,7 +80,7 @@ _SIZE_IDS = {size: _fixed_id(f"dyno-size/{size}") for size in SIZES}
 _OWNER = {"email": OWNER_EMAIL, "id": _fixed_id("account")}
 _REGION = {"id": _fixed_id("region/us"), "name": "us"}
 _STACK = {"id": _fixed_id("stack/heroku-24"), "name": "heroku-24"}
-_GENERATION = {"id": _fixed_id("generation/cedar"), "name": "cedar"}
+_GENERATIONS = ("cedar", "fir")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,9 +343,14 @@ class _Dyno:
     started_at: datetime
     ready_at: datetime
     crashed: bool = False
+    fir: bool = False  # named as on Fir, `web-1234abcde-123ab`: no number in it
 
     @property
     def name(self) -> str:
+        if self.fir:
+            # On Fir a name holds no number: the type, a hash, and a random suffix (here
+            # from the dyno's id, so it stays the same).
+            return f"{self.type}-{self.id[:8]}{self.id[9]}-{self.id[-5:]}"
         return f"{self.type}.{self.number}"
 
     def start(self, now: datetime, boot_seconds: float) -> None:
@@ -379,6 +384,7 @@ class _App:
     config: dict[str, str] = field(default_factory=dict)
     builds: list[dict[str, Any]] = field(default_factory=list)
     logs: list[str] = field(default_factory=list)  # logplex lines, oldest first
+    generation: str = "cedar"  # or "fir": its dynos are named as Fir names them
 
     @property
     def current(self) -> _Release:
@@ -518,17 +524,22 @@ class FakeHeroku(ServedFake):
         name: str,
         formation: Mapping[str, tuple[int, str]] | None = None,
         releases: int = 3,
+        generation: str = "cedar",
     ) -> dict[str, Any]:
-        """Create an app whose dynos are already up; returns its API representation."""
+        """Create an app whose dynos are already up; returns its API representation. A
+        `generation` of "fir" names its dynos as Fir does (`web-1234abcde-123ab`)."""
         name_schema = load_schema().document["definitions"]["app"]["definitions"]["name"]
         if not re.search(name_schema["pattern"], name):
             raise ValueError(f"{name!r} is not a valid Heroku app name")
         if releases < 1:
             raise ValueError("an app needs at least one release")
+        if generation not in _GENERATIONS:
+            raise ValueError(f"no such generation as {generation!r}")
         with self._lock:
             if name in self._apps:
                 raise ValueError(f"app {name!r} already exists")
             app = self._new_app(name, releases)
+            app.generation = generation
             for process_type, (quantity, size) in (formation or DEFAULT_FORMATION).items():
                 self._add_process(app, process_type, quantity, size)
             self._apps[name] = app
@@ -1005,7 +1016,7 @@ class FakeHeroku(ServedFake):
                 "version_description": description,
             },
             "stack": _STACK["name"],
-            "generation": _GENERATION["name"],
+            "generation": app.generation,
             "status": "pending",
             "updated_at": _timestamp(when or self._now),
             "user": {**_OWNER, "email": user},
@@ -1307,7 +1318,9 @@ class FakeHeroku(ServedFake):
         for dyno in mine[process.quantity :]:
             app.dynos.remove(dyno)
         for number in range(len(mine) + 1, process.quantity + 1):
-            app.dynos.append(self._new_dyno(process, number, self._now, self._boot_seconds()))
+            app.dynos.append(
+                self._new_dyno(process, number, self._now, self._boot_seconds(), app.generation)
+            )
 
     def _formation_changed(self, app: _App, process: _Process, before: int) -> None:
         data = self._formation_json(app, process)
@@ -1370,12 +1383,22 @@ class FakeHeroku(ServedFake):
         self.formation_changes.append((self._now, app.name, process_type, quantity))
         booted = app.releases[-1].created_at  # the dynos have been up since the last release
         for number in range(1, quantity + 1):
-            app.dynos.append(self._new_dyno(process, number, booted, 0.0))
+            app.dynos.append(self._new_dyno(process, number, booted, 0.0, app.generation))
 
-    def _new_dyno(self, process: _Process, number: int, when: datetime, boot: float) -> _Dyno:
+    def _new_dyno(
+        self, process: _Process, number: int, when: datetime, boot: float, generation: str = ""
+    ) -> _Dyno:
         ready = when + timedelta(seconds=boot)
         return _Dyno(
-            self._new_id(), process.type, number, process.size, process.command, when, when, ready
+            self._new_id(),
+            process.type,
+            number,
+            process.size,
+            process.command,
+            when,
+            when,
+            ready,
+            fir=generation == "fir",
         )
 
     # -- representations (the schema's shapes) -------------------------------------------
@@ -1387,7 +1410,7 @@ class FakeHeroku(ServedFake):
             "buildpack_provided_description": "Python",
             "build_stack": dict(_STACK),
             "created_at": _timestamp(app.created_at),
-            "generation": dict(_GENERATION),
+            "generation": _generation(app.generation),
             "git_url": f"https://git.heroku.com/{app.name}.git",
             "id": app.id,
             "internal_routing": None,
@@ -1502,6 +1525,10 @@ def _size_of(update: dict[str, Any]) -> str | None:
     if canonical is None:
         raise _invalid(f"No such size as {given}.")
     return canonical
+
+
+def _generation(name: str) -> dict[str, str]:
+    return {"id": _fixed_id(f"generation/{name}"), "name": name}
 
 
 def _dyno_order(dyno: _Dyno) -> tuple[str, int]:
