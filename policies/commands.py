@@ -188,7 +188,7 @@ BRIEF = {
     "builds": "list a Heroku app's builds, and why the newest failed",
     "rollback": "go back to an earlier release (by default the previous good one)",
     "maintenance": "turn a Heroku app's maintenance page on or off",
-    "config": "list config vars (values masked), or set or unset them",
+    "config": "list config vars (values masked unless you may change them), or set or unset them",
     "lock": "hold a deploy lock: only you may roll back, ship, promote, swap, change config "
     "or run commands until you unlock it",
     "unlock": "release a deploy lock (the holder, or an admin)",

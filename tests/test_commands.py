@@ -361,6 +361,13 @@ def test_help_s_lock_line_names_what_a_lock_holds_back() -> None:
         assert held in line.split("`: ")[1], line
 
 
+def test_help_s_config_line_says_who_sees_the_values() -> None:
+    # It had said "(values masked)" to admins, who see them (as `help config` and the
+    # README say: masked unless you may change them).
+    [line] = [line for line in help_text().splitlines() if "`/deploy config APP" in line]
+    assert "values masked unless you may change them" in line
+
+
 @pytest.mark.parametrize(
     "text",
     [
