@@ -90,6 +90,10 @@ class Incident:
     channel: str | None = None
     folded: bool = False  # announced only in a channel summary, so it has no message
     silenced_until: datetime | None = None
+    # Its message of this opening is posted or queued. False for one opened under a silence
+    # (or whose post Slack refused): when it is next heard, it posts, rather than edit the
+    # message of an earlier opening, resolved long ago and far up the channel.
+    posted: bool = True
 
     def silenced(self, now: datetime) -> bool:
         return self.silenced_until is not None and now < self.silenced_until
@@ -174,6 +178,7 @@ def step(
                 count=1,
                 channel=channel_of(event.app),
                 silenced_until=before.silenced_until if before else None,
+                posted=False,
             )
             opened[key] = None
             grown.pop(key, None)
@@ -203,6 +208,7 @@ def step(
             folded.setdefault(channel, []).append(incident)
             continue
         posted[channel] = posted.get(channel, 0) + 1
+        current[key] = changed[key] = replace(incident, posted=True)
         notices.append(Notice(key, channel, "post", describe(incident)))
     for channel, incidents in folded.items():
         notices.append(
@@ -211,15 +217,24 @@ def step(
     for key in grown:
         incident = current[key]
         if _audible(incident, now) and not incident.folded and incident.channel:
-            notices.append(Notice(key, incident.channel, "update", describe(incident)))
+            # Heard for the first time since it opened under a silence: a message of its own
+            # (one incident, so no summary fold: its count is what the channel missed).
+            kind: NoticeKind = "update" if incident.posted else "post"
+            current[key] = changed[key] = replace(incident, posted=True)
+            notices.append(Notice(key, incident.channel, kind, describe(incident)))
     for key in resolved:
         incident = current[key]
-        # A notice (a release) was never a problem: it ends without a "resolved" message.
-        if incident.severity == "info":
+        # A notice (a release) was never a problem: it ends without a "resolved" message;
+        # nor does an alert that never got a message (it opened, and ended, silenced).
+        if incident.severity == "info" or incident.folded or not incident.posted:
             continue
-        if _audible(incident, now) and not incident.folded and incident.channel:
+        if incident.channel and _audible(incident, now):
             notices.append(Notice(key, incident.channel, "update", describe(incident)))
             notices.append(Notice(key, incident.channel, "reply", resolution(incident, now)))
+        elif incident.channel:
+            # Silenced: its message still reads "Resolved" and loses its buttons (an edit
+            # notifies nobody), but nothing is said in its thread.
+            notices.append(Notice(key, incident.channel, "update", describe(incident)))
     return Step(tuple(changed.values()), tuple(notices))
 
 

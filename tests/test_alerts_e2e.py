@@ -122,15 +122,20 @@ def test_a_crash_becomes_one_alert_whose_restart_button_works_and_which_resolves
     assert heroku.dynos("myapp")[0]["state"] == "up"
 
     # Ten quiet minutes later the worker resolves it: the same message, no buttons left.
+    _resolves_in_place(worker, slack, alert)
+    replies = [m for m in slack.messages("CMYAPP") if m.get("thread_ts") == alert["ts"]]
+    assert any("Resolved" in m["text"] for m in replies)
+    assert slack.violations == [] and heroku.violations == []
+
+
+def _resolves_in_place(worker, slack, alert):
+    """Ten quiet minutes after `alert`, the worker resolves it: the same message, no buttons."""
     later = datetime.now(UTC) + timedelta(minutes=11)
     assert worker.watch(later) == 1
     worker.send_alerts(later)
     [resolved] = alert_messages(slack)
     assert resolved["ts"] == alert["ts"] and "Resolved" in resolved["text"]
     assert all(block["type"] != "actions" for block in resolved.get("blocks", []))
-    replies = [m for m in slack.messages("CMYAPP") if m.get("thread_ts") == alert["ts"]]
-    assert any("Resolved" in m["text"] for m in replies)
-    assert slack.violations == [] and heroku.violations == []
 
 
 def _posted_crash(driver, heroku, slack, config):
@@ -571,3 +576,46 @@ def test_a_storm_over_a_fleet_is_one_summary_slack_accepts(config, slack):
     [summary] = [m for m in posts if "more alerts in this channel" in m["text"]]
     assert summary["text"].startswith(":rotating_light: 145 more alerts in this channel just now:")
     assert "`/deploy alerts` lists them all." in summary["text"]
+
+
+def _silence(driver, slack, alert, where):
+    """Click Silence 1 h on `alert` and wait for its note in the thread."""
+    notes = len(_thread(slack, alert))
+    value = button(alert, SILENCE_ACTION)["value"]
+    ack_text(driver.click(SILENCE_ACTION, value, ADMIN, **where)[0])
+    wait_for(lambda: len(_thread(slack, alert)) > notes)
+
+
+def test_an_alert_that_resolves_while_silenced_reads_resolved_without_buttons(
+    driver, heroku, slack, served
+):
+    # The silence had dropped the resolution's edit too: the message said "crashed", with
+    # its buttons, long after the app recovered and the hour was over.
+    worker, alert, where = _posted_crash(driver, heroku, slack, served[1])
+    _silence(driver, slack, alert, where)
+    _resolves_in_place(worker, slack, alert)
+    # Silenced: nothing is said in the thread but the silence itself.
+    [note] = _thread(slack, alert)
+    assert note.startswith("Silenced until ")
+
+
+def test_an_alert_reopened_while_silenced_gets_a_new_message_once_the_silence_ends(
+    driver, heroku, slack, served
+):
+    # Reopened under the silence it had no message; its first event after the hour edited
+    # the old message, resolved and far up the channel, back to "crashed": nobody saw it.
+    worker, alert, where = _resolved_crash(driver, heroku, slack, served[1])
+    _silence(driver, slack, alert, where)
+    heroku.crash("myapp", "web.1")  # reopens it, silenced
+    assert heroku.deliveries.wait()
+    worker.send_alerts()
+    assert len(alert_messages(slack)) == 1
+    after = datetime.now(UTC) + timedelta(minutes=61)
+    worker.alerts.record([Event("myapp", "crash", "web", after, "web.1 crashed")], after, {
+        "myapp": "CMYAPP"}.get)  # fmt: skip
+    worker.send_alerts(after)
+    old, new = alert_messages(slack)
+    assert old["ts"] == alert["ts"] and "Resolved" in old["text"]
+    assert "*myapp* `web` dynos crashed 2 times since" in new["text"]
+    button(new, RESTART_ACTION)
+

@@ -273,3 +273,31 @@ def test_a_storm_across_a_fleet_is_folded_in_linear_time():
     assert len([n for n in grown.notices if n.kind == "update"]) == DEFAULT_RULES.channel_limit
     assert all(incident.count == 2 for incident in grown.incidents)
     assert _Key.compared <= 10 * len(apps)  # a few lookups an event, not one per key so far
+
+
+def test_an_incident_that_resolves_while_silenced_reads_resolved_without_a_word_in_its_thread():
+    # Its message had kept "crashed" and its buttons for good: the silence dropped the edit.
+    [incident] = run([crash()], now=at(0)).incidents
+    incident = silence(incident, at(3600))
+    result = run([], known=[incident], now=at(700), rules=QUIET)
+    assert result.incidents[0].state == "resolved"
+    assert kinds(result) == [("update", "crash:myapp:web")]
+    assert result.notices[0].text.startswith(":white_check_mark: Resolved")
+
+
+def test_an_incident_reopened_while_silenced_posts_a_message_of_its_own_when_heard_again():
+    # Reopened under a silence it got no message; once the silence ended, its next event
+    # had edited the old resolved message back to "crashed", far up the channel.
+    [incident] = run([crash()], now=at(0)).incidents
+    incident = silence(incident, at(3600))
+    [resolved] = run([], known=[incident], now=at(700), rules=QUIET).incidents
+    quiet = run([crash(second=800)], known=[resolved], now=at(800), rules=QUIET)
+    assert quiet.notices == ()
+    heard = run([crash(second=3700)], known=quiet.incidents, now=at(3700), rules=QUIET)
+    assert kinds(heard) == [("post", "crash:myapp:web")]
+    assert "2 times since 15:13 UTC" in heard.notices[0].text
+    then = run([crash(second=3710)], known=heard.incidents, now=at(3710), rules=QUIET)
+    assert kinds(then) == [("update", "crash:myapp:web")]
+    # Resolving without ever having been heard: nothing to edit, nobody to tell.
+    [silent] = quiet.incidents
+    assert run([], known=[silent], now=at(1500), rules=QUIET).notices == ()

@@ -187,7 +187,8 @@ class Alerts:
                 )
             )
         }
-        known = {key: _incident(row, now) for key, row in rows.items()}
+        queued = self.outbox.queued_posts(list(rows), session)
+        known = {key: _incident(row, now, key in queued) for key, row in rows.items()}
         recent = self.outbox.posts_since(now - self._rules.channel_window, session=session)
         result = step(known, events, now, channel_of, recent, self._rules)
         for incident in result.incidents:
@@ -216,7 +217,8 @@ class Alerts:
         return result
 
 
-def _incident(row: IncidentRow, now: datetime) -> Incident:
+def _incident(row: IncidentRow, now: datetime, queued: bool = False) -> Incident:
+    """The incident as `policies.incidents` reads it; `queued`: its post waits in the outbox."""
     return Incident(
         key=row.key,
         app=row.app,
@@ -231,6 +233,8 @@ def _incident(row: IncidentRow, now: datetime) -> Incident:
         channel=row.channel,
         folded=bool(row.folded),
         silenced_until=_aware(row.silenced_until, now) if row.silenced_until else None,
+        # The sender stores the ts of its message once posted; a reopening clears it.
+        posted=row.message_ts is not None or queued,
     )
 
 

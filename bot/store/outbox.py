@@ -65,6 +65,17 @@ class Outbox:
         with self._db.session() as own:
             return {channel: count for channel, count in own.execute(query)}
 
+    def queued_posts(self, incident_keys: Sequence[str], session: Session) -> set[str]:
+        """Those of `incident_keys` with a post still waiting to be sent."""
+        if not incident_keys:
+            return set()
+        query = select(AlertOutboxEntry.incident_key).where(
+            AlertOutboxEntry.incident_key.in_(list(incident_keys)),
+            AlertOutboxEntry.kind == "post",
+            AlertOutboxEntry.state.in_(("pending", "sending")),
+        )
+        return set(session.scalars(query))
+
     def forget_sent_before(self, cutoff: datetime) -> int:
         """Drop rows sent before `cutoff`, and failed rows queued before it, but keep the
         newest message row of an incident still open or with rows queued: those later
