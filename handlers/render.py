@@ -38,6 +38,7 @@ from bot.actions.results import (
 from bot.metrics.aggregate import sparkline
 from bot.platforms.base import Build, Formation, Promotion, Release, Settled
 from bot.store.db import unreachable
+from bot.store.heartbeats import Undelivered
 from handlers.charts import chart_button, window_for
 from policies import costs
 from policies.commands import changing, is_dyno_name, stops_dynos
@@ -428,6 +429,31 @@ def _local(epoch: float, zone: str) -> str:
     return datetime.fromtimestamp(epoch, ZoneInfo(zone)).strftime("%H:%M")
 
 
+# What to do when Slack refuses an app's channel; other refusals are in the worker's log.
+_UNDELIVERED_ADVICE = {
+    "not_in_channel": "the bot is not in that channel: `/invite @deploybot` there.",
+    "is_archived": "that channel is archived: unarchive it, or give the app another "
+    "`channel:` in the registry.",
+    "channel_not_found": "Slack finds no such channel: it was deleted, or it is private and "
+    "the bot is not in it (invite the bot there, or fix `channel:` in the registry).",
+}
+_CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,30}")
+
+
+def undelivered_line(undelivered: Undelivered) -> str:
+    """`/deploy about`'s line for a channel whose alerts Slack refuses: which, since when, why
+    and what to do. Nothing else told anyone: those alerts are marked failed and logged."""
+    channel = undelivered.channel
+    where = f"<#{channel}>" if _CHANNEL_ID.fullmatch(channel) else code(channel)
+    advice = _UNDELIVERED_ADVICE.get(
+        undelivered.error, "the worker's log says more (`alert not sent`)."
+    )
+    return (
+        f":warning: Alerts to {where} not delivered ({undelivered.count} since "
+        f"{undelivered.since:%H:%M} UTC): Slack said {code(clip(undelivered.error, 80))}: {advice}"
+    )
+
+
 def about_lines(about: About) -> list[str]:
     """`/deploy about` and the App Home header: the release, the worker, the backlog, drains."""
     # No release is also a Heroku dyno without runtime-dyno-metadata, which sets it.
@@ -447,6 +473,7 @@ def about_lines(about: About) -> list[str]:
             # worker looked healthy while autoscaling or alerts did nothing.
             lines.append(f":warning: Jobs in trouble: {escape(about.beat.trouble)}")
     lines.append(f"Alert outbox: {about.outbox_backlog} message(s) waiting")
+    lines += [undelivered_line(u) for u in about.undelivered]
 
     def seen(newest: datetime | None) -> str:
         return f"{_age(newest, about.now).removeprefix(' for ')} ago" if newest else "nothing yet"

@@ -619,3 +619,38 @@ def test_an_alert_reopened_while_silenced_gets_a_new_message_once_the_silence_en
     assert "*myapp* `web` dynos crashed 2 times since" in new["text"]
     button(new, RESTART_ACTION)
 
+
+@pytest.mark.parametrize(
+    ("error", "advice"),
+    [
+        ("not_in_channel", "the bot is not in that channel: `/invite @deploybot` there."),
+        ("is_archived", "that channel is archived: unarchive it, or give the app another"),
+        ("channel_not_found", "Slack finds no such channel: it was deleted, or it is private"),
+    ],
+)
+def test_alerts_a_channel_refuses_are_named_by_about_until_one_gets_through(
+    driver, heroku, slack, served, error, advice
+):
+    # The bot removed from the app's channel: each alert was marked failed and logged, and
+    # `/deploy about` said "0 message(s) waiting", as if all were well.
+    _, config, _ = served
+    watch(driver, heroku)
+    worker = Worker(config)
+    slack.leave_channel("CMYAPP", error)
+    heroku.crash("myapp", "web.1")
+    heroku.crash("myapp", "worker.1")
+    assert heroku.deliveries.wait()
+    worker.send_alerts()
+    assert alert_messages(slack) == []
+    _, url = driver.command("about", USER)
+    text = driver.reply(url)["text"]
+    assert ":warning: Alerts to <#CMYAPP> not delivered (2 since " in text
+    assert f"Slack said `{error}`: {advice}" in text
+    # Back in the channel: the next alert gets through, and about says nothing more of it.
+    slack.leave_channel("CMYAPP", None)
+    heroku.crash("myapp", "web.1")
+    assert heroku.deliveries.wait()
+    worker.send_alerts()
+    assert "web.1 crashed" in alert_messages(slack)[0]["text"]
+    _, url = driver.command("about", USER)
+    assert "not delivered" not in driver.reply(url)["text"]

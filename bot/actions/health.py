@@ -67,4 +67,5 @@ class Health:
             outbox_backlog=self._heartbeats.outbox_backlog(),
             drains=tuple(self._heartbeats.newest_traffic(self._apps()).items()),
             now=self.now(),
+            undelivered=tuple(self._heartbeats.undelivered(self.now())),
         )

@@ -20,7 +20,7 @@ from bot.platforms.base import (
 from bot.registry import Target
 from bot.store.audit import Entry
 from bot.store.confirmations import Pending
-from bot.store.heartbeats import Beat
+from bot.store.heartbeats import Beat, Undelivered
 from bot.store.locks import Lock
 from policies.costs import MonthlyCost
 from policies.digest import DayNumbers, Span
@@ -185,6 +185,7 @@ class About:
     drains: tuple[tuple[str, datetime | None], ...]  # app, its newest traffic
     now: datetime
     hidden: int = 0  # drains left out: the access rules keep their apps from the asker
+    undelivered: tuple[Undelivered, ...] = ()  # channels refusing alerts, and why
 
 
 @dataclass(frozen=True)

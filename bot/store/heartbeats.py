@@ -1,10 +1,11 @@
 """The worker's heartbeat and what the web dyno reads of the bot's own health: the last
-tick and its leader, the alert outbox's backlog and each drained app's newest traffic."""
+tick and its leader, the alert outbox's backlog and the channels refusing its messages, and
+each drained app's newest traffic."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, select
 
@@ -12,6 +13,8 @@ from bot.store.db import Database, aware
 from bot.store.models import AlertOutboxEntry, MetricWindow, WorkerHeartbeat
 
 TROUBLE_CHARS = 500
+# Failed alerts older than this are no news: the outbox keeps them a week, for diagnosis.
+UNDELIVERED_WITHIN = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,16 @@ class Beat:
     started_at: datetime
     ticked_at: datetime
     trouble: str | None = None  # jobs failing or hung (`bot.worker.jobs`), plain text
+
+
+@dataclass(frozen=True)
+class Undelivered:
+    """Alerts to one channel that Slack refused since its last one got through."""
+
+    channel: str
+    error: str  # the newest refusal: Slack's error code, or `gave up: …` after a day of 5xx
+    count: int
+    since: datetime
 
 
 class Heartbeats:
@@ -85,6 +98,53 @@ class Heartbeats:
         )
         with self._db.session() as session:
             return int(session.scalar(query) or 0)
+
+    def undelivered(self, now: datetime) -> list[Undelivered]:
+        """Per channel, the alerts marked failed within a day and after the channel's newest
+        delivered one: a bot removed from the channel, an archived or deleted channel. Once a
+        message gets through again, the channel is left out."""
+        delivered = (
+            select(AlertOutboxEntry.channel, func.max(AlertOutboxEntry.id).label("last"))
+            .where(AlertOutboxEntry.state == "sent")
+            .group_by(AlertOutboxEntry.channel)
+            .subquery()
+        )
+        query = (
+            select(
+                AlertOutboxEntry.channel,
+                AlertOutboxEntry.last_error,
+                func.count(),
+                func.min(AlertOutboxEntry.created_at),
+                func.max(AlertOutboxEntry.id),
+            )
+            .outerjoin(delivered, delivered.c.channel == AlertOutboxEntry.channel)
+            .where(
+                AlertOutboxEntry.state == "failed",
+                AlertOutboxEntry.created_at >= now - UNDELIVERED_WITHIN,
+                AlertOutboxEntry.id > func.coalesce(delivered.c.last, 0),
+            )
+            .group_by(AlertOutboxEntry.channel, AlertOutboxEntry.last_error)
+        )
+        found: dict[str, tuple[int, Undelivered]] = {}
+        with self._db.session() as session:
+            for channel, error, count, since, newest in session.execute(query):
+                before = found.get(channel)
+                since = aware(since)
+                if before is None:
+                    found[channel] = (newest, Undelivered(channel, error or "", count, since))
+                    continue
+                last, seen = before
+                # The newest refusal names the trouble; the counts add up.
+                found[channel] = (
+                    max(last, newest),
+                    Undelivered(
+                        channel,
+                        (error or "") if newest > last else seen.error,
+                        seen.count + count,
+                        min(seen.since, since),
+                    ),
+                )
+        return sorted((u for _, u in found.values()), key=lambda u: u.channel)
 
     def newest_traffic(self, apps: list[str]) -> dict[str, datetime | None]:
         """Per app, the start of its newest stored traffic window: when its drain (or the

@@ -232,6 +232,8 @@ class FakeSlack(ServedFake):
             self._messages: dict[str, dict[str, dict[str, Any]]] = {}
             self._home_views: dict[str, dict[str, Any]] = {}
             self._usergroups: dict[str, list[str]] = {}
+            # Channels whose messages Slack refuses, and its error: `leave_channel`.
+            self._refusing: dict[str, str] = {}
             # The bot token's scopes: drop one to see how the bot copes without it.
             self.scopes: set[str] = set(DEFAULT_SCOPES)
             self._pending_files: dict[str, dict[str, Any]] = {}
@@ -286,6 +288,16 @@ class FakeSlack(ServedFake):
         url_id = _url_id(url)
         with self._cond:
             return [response for response in self.responses if response.url_id == url_id]
+
+    def leave_channel(self, channel: str, error: str | None = "not_in_channel") -> None:
+        """Refuse chat.postMessage and chat.update in `channel` with `error`, as Slack does
+        once the bot is removed from it (`not_in_channel`; `channel_not_found` for a private
+        one), or it is archived (`is_archived`); None: the bot is back in."""
+        with self._cond:
+            if error is None:
+                self._refusing.pop(channel, None)
+            else:
+                self._refusing[channel] = error
 
     def set_usergroup(self, usergroup_id: str, users: list[str]) -> None:
         """Create or change a user group (an `S…` ID) and its members."""
@@ -473,6 +485,10 @@ class FakeSlack(ServedFake):
         refused = self._refused(method, args)
         if refused:
             raise _ApiError(refused)
+        with self._cond:
+            left = self._refusing.get(str(args.get("channel")))
+        if left is not None and method in ("chat.postMessage", "chat.update"):
+            raise _ApiError(left)
 
     def _refused(self, where: str, message: dict[str, Any]) -> str | None:
         """Slack's error for a message past one of its limits (block_kit.py), each limit
