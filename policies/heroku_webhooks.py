@@ -42,6 +42,7 @@ SIGNATURE_HEADER = "Heroku-Webhook-Hmac-SHA256"
 WEBHOOK_PATH = "/webhooks/heroku"
 MAX_EVENT_AGE = timedelta(hours=24)
 MAX_CLOCK_SKEW = timedelta(minutes=5)  # Heroku's clock ahead of ours by at most this
+MAX_COUNT = 2**31 - 1  # the store's INTEGER columns: no release or dyno count comes near
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class WebhookEvent:
         if self.resource != "dyno":
             return None
         data = self.data
-        name = str(data.get("name") or "")
+        name = _text(data.get("name"))
         process_type = str(data.get("type") or name.split(".")[0] or "dyno")
         if not _PROCESS_TYPE.match(process_type):
             process_type = "dyno"  # the incident's subject is shown in Slack: a plain word only
@@ -169,8 +170,22 @@ def event_of(document: dict[str, Any], delivery_id: str, now: datetime) -> Webho
         at=_timestamp(document.get("created_at") or data.get("updated_at")) or now,
         data=data,
         previous_data=previous if isinstance(previous, dict) else {},
-        actor=actor.get("email"),
+        actor=_text(actor.get("email")) or None,
     )
+
+
+def count_of(value: Any, least: int = 0) -> int | None:
+    """A release's version or a formation's quantity, if it is one: a JSON integer (not
+    `true`) from `least` to what the database's integer holds; None for anything else, which
+    no Heroku notification carries (10**30 had overflowed the column: a 500, retried for days)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if least <= value <= MAX_COUNT else None
+
+
+def _text(value: Any) -> str:
+    # A name or an address shown in an alert: a string, or nothing (not a list's repr).
+    return value if isinstance(value, str) else ""
 
 
 def document_of(body: bytes) -> dict[str, Any]:

@@ -474,3 +474,51 @@ def test_a_formation_of_a_type_the_bot_cannot_scale_is_acknowledged_not_stored(
         assert answer.status_code == 200, answer.data
     stored = Observations(db).since(None, "myapp")
     assert [(o.subject, o.value) for o in stored] == [("web", 3)]
+
+
+def _signed_to(web: Flask, document: dict[str, Any]) -> Any:
+    """`document`, fresh and signed as Heroku would, to the real app's webhook endpoint."""
+    web.extensions["deploybot"].webhook_secrets.save(
+        "myapp", SECRET, "https://bot.example.com/webhooks/heroku", "U1", datetime.now(UTC)
+    )
+    document["created_at"] = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
+    body = json.dumps(document).encode()
+    return web.test_client().post(
+        "/webhooks/heroku", data=body, headers={"Heroku-Webhook-Hmac-SHA256": sign(SECRET, body)}
+    )
+
+
+@pytest.mark.parametrize(
+    ("resource", "data"),
+    [
+        ("release", {"version": 10**30, "status": "succeeded", "description": "Deploy"}),
+        ("release", {"version": 10**30, "status": "failed"}),
+        ("release", {"version": True, "status": "succeeded", "description": "Deploy"}),
+        ("release", {"version": -4, "status": "succeeded", "description": "Deploy"}),
+        ("formation", {"type": "web", "quantity": 10**30}),
+        ("formation", {"type": "web", "quantity": True}),
+        ("formation", {"type": "web", "quantity": -2}),
+    ],
+)
+def test_a_count_no_heroku_release_or_formation_has_is_acknowledged_and_ignored(
+    web, resource, data
+):
+    # 10**30 had overflowed the database's integer: a 500, which Heroku retries for three
+    # days; `true` had been taken for 1 and posted as "released `vTrue`".
+    answer = _signed_to(web, notification(resource, {**data, "app": {"name": "myapp"}}))
+    assert answer.status_code == 200, answer.data
+    db = web.extensions["deploybot"].db
+    assert Observations(db).since(None, "myapp") == []
+    assert Alerts(db).incidents("myapp") == []
+
+
+def test_an_actor_or_dyno_name_that_is_no_string_is_left_out_of_the_alert(web):
+    # They had been shown as Python reprs: "v7 failed by {'x': 1}", "['x'] crashed".
+    failed = notification("release", {"app": {"name": "myapp"}, "version": 7, "status": "failed"})
+    failed["actor"] = {"email": {"x": 1}}
+    crashed = dyno("crashed")
+    crashed["data"]["name"] = ["x"]
+    for document in (failed, crashed):
+        assert _signed_to(web, document).status_code == 200
+    details = sorted(i.detail for i in Alerts(web.extensions["deploybot"].db).incidents("myapp"))
+    assert details == ["crashed", "v7 failed"]

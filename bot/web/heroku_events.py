@@ -18,7 +18,7 @@ from bot.registry import Registry
 from bot.store.incidents import Alerts
 from bot.store.observations import Observation, Observations
 from policies.commands import is_process_type
-from policies.heroku_webhooks import WebhookEvent
+from policies.heroku_webhooks import WebhookEvent, count_of
 from policies.incidents import Event
 
 log = logging.getLogger(__name__)
@@ -44,12 +44,12 @@ class HerokuEvents:
         by = f" by {notification.actor}" if notification.actor else ""
         events: list[Event] = []
         if notification.resource == "formation":
-            quantity = notification.data.get("quantity")
+            quantity = count_of(notification.data.get("quantity"))
             process_type = notification.data.get("type")
             # Heroku's types run to 128 characters; the autoscaler acts only on those a
             # command can name (and the store keeps 64), so others are not its business.
             if (
-                isinstance(quantity, int)
+                quantity is not None
                 and isinstance(process_type, str)
                 and is_process_type(process_type)
             ):
@@ -59,10 +59,10 @@ class HerokuEvents:
                     )
                 )
         elif notification.resource == "release":
-            version = notification.data.get("version")
+            version = count_of(notification.data.get("version"), least=1)
             # Heroku sends `create` (pending) and then `update` (succeeded or failed).
             status = notification.data.get("status", "succeeded")
-            if isinstance(version, int) and status == "succeeded":
+            if version is not None and status == "succeeded":
                 description = str(notification.data.get("description") or "").strip()
                 self._observations.record(
                     Observation(alias, "release", "current", version, notification.at, description)
@@ -76,7 +76,7 @@ class HerokuEvents:
                         f"v{version} {description}{by}",
                     )
                 )
-            elif isinstance(version, int) and status == "failed":
+            elif version is not None and status == "failed":
                 events.append(
                     Event(
                         alias,
