@@ -164,6 +164,11 @@ def step(
             )
             if key not in opened and key not in grown:
                 grown[key] = None
+        elif before is not None and _covered(before, event, now, rules):
+            # A late delivery (Heroku retries for days) of an event from before the incident
+            # resolved, and past its own quiet period too: counted, not a fresh alert that
+            # the next tick would resolve again.
+            after = replace(before, count=before.count + 1, last_at=max(before.last_at, event.at))
         else:
             after = Incident(
                 key=key,
@@ -332,6 +337,13 @@ def headline(kind: str, subject: str) -> str:
 
 def _clock(moment: datetime) -> str:
     return moment.strftime("%H:%M UTC")
+
+
+def _covered(resolved: Incident, event: Event, now: datetime, rules: Rules) -> bool:
+    """Whether `event` belongs to the resolved incident's time, and would have ended by `now`
+    had it come in time: it falls within the quiet period after the incident's last event,
+    and is itself at least that quiet period old."""
+    return event.at < resolved.last_at + rules.quiet and now - event.at >= rules.quiet
 
 
 def _audible(incident: Incident, now: datetime) -> bool:

@@ -301,3 +301,17 @@ def test_an_incident_reopened_while_silenced_posts_a_message_of_its_own_when_hea
     # Resolving without ever having been heard: nothing to edit, nobody to tell.
     [silent] = quiet.incidents
     assert run([], known=[silent], now=at(1500), rules=QUIET).notices == ()
+
+
+def test_a_late_delivery_of_an_event_a_resolved_incident_covered_is_counted_not_posted():
+    # Heroku redelivers for days: a crash from before the resolution, arriving after it,
+    # had reopened the incident as a new alert ("crashed at 15:05"), resolved a tick later.
+    [incident] = run([crash()], now=at(0)).incidents
+    [resolved] = run([], known=[incident], now=at(700), rules=QUIET).incidents
+    late = run([crash(second=300)], known=[resolved], now=at(1000), rules=QUIET)
+    assert late.notices == ()
+    [counted] = late.incidents
+    assert (counted.state, counted.count, counted.last_at) == ("resolved", 2, at(300))
+    # One still within its quiet period when it arrives is news: the incident reopens.
+    fresh = run([crash(second=650)], known=[resolved], now=at(1000), rules=QUIET)
+    assert kinds(fresh) == [("post", "crash:myapp:web")]
