@@ -164,13 +164,15 @@ def register(app: App, services: Services) -> None:
         if not decision.allowed:
             _say(respond, decision.reason)
             return
-        until = datetime.now(UTC) + SILENCE_FOR
-        state = alerts.silence(key, until)
-        if state is None:
+        silenced = alerts.silence(key, datetime.now(UTC) + SILENCE_FOR)
+        if silenced is None:
             _say(respond, UNKNOWN)
             return
-        note = f"Silenced until {until:%H:%M} UTC by <@{actor.user_id}>."
-        if state != "open":
+        if not silenced.changed:
+            _say(respond, f"This alert is already silenced until {silenced.until:%H:%M} UTC.")
+            return
+        note = f"Silenced until {silenced.until:%H:%M} UTC by <@{actor.user_id}>."
+        if silenced.state != "open":
             # Under "Resolved" a bare silence reads as a click on the wrong alert; it is on
             # purpose: the silence holds if the incident reopens within the hour.
             note += " This alert has resolved: the silence holds if it comes back before then."

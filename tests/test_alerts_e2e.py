@@ -654,3 +654,18 @@ def test_alerts_a_channel_refuses_are_named_by_about_until_one_gets_through(
     assert "web.1 crashed" in alert_messages(slack)[0]["text"]
     _, url = driver.command("about", USER)
     assert "not delivered" not in driver.reply(url)["text"]
+
+
+def test_a_double_click_on_silence_notes_it_once(driver, heroku, slack, served):
+    # Each click had posted its own "Silenced until …" in the thread, also when both
+    # clicks' jobs ran at once.
+    _, alert, where = _posted_crash(driver, heroku, slack, served[1])
+    value = button(alert, SILENCE_ACTION)["value"]
+    urls = [driver.click(SILENCE_ACTION, value, ADMIN, **where)[1] for _ in range(3)]
+    wait_for(lambda: sum(len(slack.responses_for(url)) for url in urls) == 2)
+    settle()
+    [note] = _thread(slack, alert)
+    assert note.startswith("Silenced until ") and note.endswith(f"by <@{ADMIN}>.")
+    until = note.removeprefix("Silenced until ").split(" UTC")[0]
+    answers = [r.payload["text"] for url in urls for r in slack.responses_for(url)]
+    assert answers == [f"This alert is already silenced until {until} UTC."] * 2

@@ -10,8 +10,8 @@ two writers of a brand-new incident collide, and the loser simply tries again.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Sequence
-from datetime import datetime
-from typing import Any, Literal
+from datetime import datetime, timedelta
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -32,10 +32,22 @@ from policies.incidents import (
 )
 
 ATTEMPTS = 3
+# A Silence click that would move the silence's end by less than this changes nothing.
+SAME_SILENCE = timedelta(minutes=5)
 LISTED_AT_MOST = 25  # `/deploy alerts` stays one readable Slack message
 
 # What a click of Acknowledge did: recorded, or why not.
 Acknowledged = Literal["acknowledged", "already", "resolved", "unknown"]
+
+
+class Silenced(NamedTuple):
+    """What a click of Silence found: the incident's state, its silence's end, and whether
+    this click set it."""
+
+    state: str
+    until: datetime
+    changed: bool
+
 
 # Block Kit for a notice (the incident's buttons), built by handlers/; None: text only.
 BlocksFor = Callable[[Notice, Incident | None], Sequence[dict[str, Any]] | None]
@@ -65,15 +77,31 @@ class Alerts:
                     raise
         raise AssertionError("unreachable")
 
-    def silence(self, key: str, until: datetime) -> str | None:
-        """The Silence button: the incident's state ("open" or "resolved"), None when there
-        is no such incident. A resolved one is silenced too, for the case it reopens."""
+    def silence(self, key: str, until: datetime) -> Silenced | None:
+        """The Silence button: the incident's state ("open" or "resolved") and its silence,
+        None when there is no such incident. A resolved one is silenced too, for the case it
+        reopens. A silence already holding to within `SAME_SILENCE` of `until` is kept as
+        it is (`changed` False): a double click says so once, not twice in the thread."""
         with self._db.session() as session, session.begin():
-            row = session.scalar(select(IncidentRow).where(IncidentRow.key == key))
-            if row is None:
-                return None
-            row.silenced_until = until
-            return row.state
+            # One conditional UPDATE, as for Acknowledge: a double click's two jobs run at once.
+            changed = session.execute(
+                update(IncidentRow)
+                .where(
+                    IncidentRow.key == key,
+                    or_(
+                        IncidentRow.silenced_until.is_(None),
+                        IncidentRow.silenced_until < until - SAME_SILENCE,
+                    ),
+                )
+                .values(silenced_until=until)
+            ).rowcount
+            row = session.execute(
+                select(IncidentRow.state, IncidentRow.silenced_until).where(IncidentRow.key == key)
+            ).first()
+        if row is None:
+            return None
+        state, held = row
+        return Silenced(state, _aware(held, until), bool(changed))
 
     def acknowledge(self, key: str, user_id: str) -> Acknowledged:
         """The Acknowledge button: recorded only on an open incident, once per person."""
