@@ -18,7 +18,7 @@ from bot.store.db import Database
 from bot.store.incidents import Alerts
 from bot.store.models import AlertOutboxEntry, IncidentRow
 from bot.store.outbox import Outbox
-from bot.worker.outbox_sender import OutboxSender
+from bot.worker.outbox_sender import MAX_PAUSE, OutboxSender
 from policies.incidents import Event, Rules
 
 T0 = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
@@ -106,6 +106,17 @@ def test_a_429_holds_every_send_until_retry_after(db, slack, client):
     assert len(slack.faults_served) == 1 and slack.calls == []  # nothing asked of Slack
     assert sender.send_due(T0 + 30 * SECOND).sent == 2
     assert [call.args["text"] for call in ok_calls(slack)] == ["a", "b"]
+
+
+@pytest.mark.parametrize("retry_after", [10**12, 7 * 24 * 3600])
+def test_a_429_asking_past_the_longest_pause_waits_that_pause_only(db, slack, client, retry_after):
+    # Its Retry-After was taken whole: 10**12 seconds overflowed the date, and every round
+    # raised from then on; a week held every alert for the week.
+    Outbox(db).enqueue("crash:a:web", "C1", "post", "a", T0)
+    slack.fail_next("chat.postMessage", count=1, status=429, retry_after=retry_after)
+    sender = OutboxSender(db, client)
+    assert sender.send_due(T0).rate_limited_until == T0 + MAX_PAUSE
+    assert sender.send_due(T0 + MAX_PAUSE).sent == 1
 
 
 def test_server_errors_back_off_exponentially_for_that_incident_only(db, slack, client):

@@ -12,7 +12,7 @@ thread), and a row that cannot go now holds back the rows behind it.
   a sender killed during its Slack call or before that commit (Slack has no idempotency
   key): the row is sent again once its claim expires. A worker letting go of the lease
   (Heroku's SIGTERM) ends its round after the row in flight, so a deploy sends each once.
-- HTTP 429: wait Slack's `Retry-After` and stop this round (the limit is the app's, not
+- HTTP 429: wait Slack's `Retry-After` (at most `MAX_PAUSE`) and stop this round (the limit is the app's, not
   the row's). The pause is stored (`bot.store.throttles`), so a worker that takes the
   lease over mid-pause waits it out too. 5xx, connection errors and Slack's own transient
   errors: exponential backoff for that incident only, until the row is a day old; then it
@@ -50,6 +50,9 @@ TRANSIENT_ERRORS = frozenset(
 # The throttle row of the Slack app's 429 pause; Heroku's rows are named by their key's
 # environment variable, which has no colon.
 SLACK_PAUSE = "slack:outbox"
+# The longest 429 pause honoured: Slack asks for seconds to a minute; a Retry-After past this
+# (a proxy's, a broken header) holds every alert that long at most, then Slack is asked again.
+MAX_PAUSE = timedelta(minutes=15)
 
 
 @dataclass
@@ -327,7 +330,9 @@ def _retry_after(headers: Any) -> float | None:
         if name.lower() == "retry-after":
             value = value[0] if isinstance(value, list) else value
             try:
-                return max(1.0, float(value))
+                seconds = float(value)
             except ValueError:
                 return None
+            # `inf` and `nan` parse too; timedelta refuses both.
+            return max(1.0, min(seconds, MAX_PAUSE.total_seconds())) if seconds == seconds else None
     return None
