@@ -92,8 +92,9 @@ def test_commands_while_the_database_is_unreachable_say_so_plainly(config, slack
         "there first. Try again in a minute."
     )
     assert status["text"] == (
-        "I cannot reach my database just now, so I cannot answer this. Try again in a minute; "
-        "if it goes on, whoever runs deploybot can check it with `heroku pg:info`."
+        "I cannot reach my database just now, so I could not finish this; if you asked for a "
+        "change, check the app before trying again. If it goes on, whoever runs deploybot can "
+        "look with `heroku pg:info`."
     )
     assert heroku.calls("PATCH", "/apps/myapp/formation") == []
     assert "Traceback" not in caplog.text and "unhandled error" not in caplog.text

@@ -31,9 +31,12 @@ CHANGED_NOTHING = (
     "I cannot reach my database just now, so I changed nothing: every change is recorded "
     "there first. Try again in a minute."
 )
+# Past the first write a change may have been made: the platform call can precede the
+# statement that failed.
 CANNOT_ANSWER = (
-    "I cannot reach my database just now, so I cannot answer this. Try again in a minute; "
-    "if it goes on, whoever runs deploybot can check it with `heroku pg:info`."
+    "I cannot reach my database just now, so I could not finish this; if you asked for a "
+    "change, check the app before trying again. If it goes on, whoever runs deploybot can "
+    "look with `heroku pg:info`."
 )
 
 
