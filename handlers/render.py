@@ -441,15 +441,23 @@ _CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,30}")
 
 
 def undelivered_line(undelivered: Undelivered) -> str:
-    """`/deploy about`'s line for a channel whose alerts Slack refuses: which, since when, why
-    and what to do. Nothing else told anyone: those alerts are marked failed and logged."""
+    """`/deploy about`'s line for a channel whose alerts or daily digests Slack refuses:
+    which, since when, why and what to do. Nothing else told anyone: those alerts are marked
+    failed and logged, and the digest given up for the day with a line in the worker's log."""
     channel = undelivered.channel
     where = f"<#{channel}>" if _CHANNEL_ID.fullmatch(channel) else code(channel)
-    advice = _UNDELIVERED_ADVICE.get(
-        undelivered.error, "the worker's log says more (`alert not sent`)."
-    )
+    alerts, digests = undelivered.count, undelivered.digests
+    if not digests:
+        what, counted, logged = "Alerts", str(alerts), "alert not sent"
+    elif not alerts:
+        what, counted, logged = "The daily digest", str(digests), "digest not posted today"
+    else:
+        what = "Alerts and the daily digest"
+        counted = f"{alerts} alert{'s' * (alerts > 1)}, {digests} digest{'s' * (digests > 1)}"
+        logged = "alert not sent"
+    advice = _UNDELIVERED_ADVICE.get(undelivered.error, f"the worker's log says more (`{logged}`).")
     return (
-        f":warning: Alerts to {where} not delivered ({undelivered.count} since "
+        f":warning: {what} to {where} not delivered ({counted} since "
         f"{undelivered.since:%H:%M} UTC): Slack said {code(clip(undelivered.error, 80))}: {advice}"
     )
 

@@ -214,3 +214,35 @@ def test_a_digest_reads_its_days_autoscaler_decisions_once(worker, slack):
     # The day's numbers, its scale actions and its chart each read the same decisions (a
     # day of 15-second ticks: 5,760 rows, 0.64 s a digest, three times over).
     assert len(read) == 1
+
+
+def _about(worker, now: datetime) -> str:
+    from bot.actions.health import Health
+    from handlers.render import about_lines
+
+    return "\n".join(about_lines(Health(worker.services().heartbeats, list, lambda: now).about()))
+
+
+@pytest.mark.parametrize("error", ["not_in_channel", "is_archived", "channel_not_found"])
+def test_a_digest_its_channel_refuses_is_named_by_about(worker, slack, error):
+    # The bot removed from the app's channel: the day's digest was given up with a line in
+    # the worker's log, and `/deploy about` said nothing, as if it had gone out.
+    two_pm = datetime.combine(datetime.now(PARIS).date() - timedelta(days=1), time(14), PARIS)
+    MetricsStore(worker.db).save([Window("myapp", int(two_pm.timestamp()), 30)])
+    slack.leave_channel("C0MYAPP", error)
+    assert worker.post_digests(_nine_thirty()) == 0
+    # The chart's share was refused, then its words without the picture.
+    assert slack.uploads == [] and len(slack.calls_to("chat.postMessage")) == 1
+    text = _about(worker, _nine_thirty(1))
+    assert ":warning: The daily digest to <#C0MYAPP> not delivered (1 since " in text
+    assert f"Slack said `{error}`" in text and "Alerts to" not in text
+
+
+def test_a_digest_given_up_after_slacks_outage_is_named_by_about(worker, slack):
+    slack.fail_next("files.getUploadURLExternal", count=1000, status=503)
+    slack.fail_next("chat.postMessage", count=1000, status=503)
+    for minute in range(MAX_TRIES):
+        worker.post_digests(_nine_thirty(minute))
+    text = _about(worker, _nine_thirty(MAX_TRIES))
+    assert "The daily digest to <#C0MYAPP> not delivered (1 since " in text
+    assert "Slack said `gave up: service_unavailable`" in text

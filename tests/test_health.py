@@ -168,3 +168,15 @@ def test_drains_all_hidden_by_the_rules_are_not_called_none_yet():
                   now=datetime.now(UTC), hidden=2)  # fmt: skip
     # "Drains: none yet (`/deploy drain APP` adds one)" would ask for drains that are there.
     assert about_lines(about)[-1] == "Drains: none you may see (the access rules keep 2 from you)"
+
+
+def test_a_channel_refusing_alerts_and_the_digest_counts_both():
+    from bot.store.heartbeats import Undelivered
+    from handlers.render import undelivered_line
+
+    since = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    line = undelivered_line(Undelivered("C0MYAPP", "is_archived", 3, since, digests=1))
+    assert line.startswith(
+        ":warning: Alerts and the daily digest to <#C0MYAPP> not delivered "
+        "(3 alerts, 1 digest since 09:00 UTC): Slack said `is_archived`: that channel is archived"
+    )

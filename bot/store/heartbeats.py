@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import case, delete, func, insert, select
 
 from bot.store.db import Database, aware
 from bot.store.models import AlertOutboxEntry, MetricWindow, WorkerHeartbeat
@@ -15,6 +15,7 @@ from bot.store.models import AlertOutboxEntry, MetricWindow, WorkerHeartbeat
 TROUBLE_CHARS = 500
 # Failed alerts older than this are no news: the outbox keeps them a week, for diagnosis.
 UNDELIVERED_WITHIN = timedelta(days=1)
+DIGEST = "digest"  # the outbox row kind standing for a refused daily digest (`refused`)
 
 
 @dataclass(frozen=True)
@@ -29,12 +30,14 @@ class Beat:
 
 @dataclass(frozen=True)
 class Undelivered:
-    """Alerts to one channel that Slack refused since its last one got through."""
+    """Alerts (and daily digests) to one channel that Slack refused since its last message
+    got through."""
 
     channel: str
     error: str  # the newest refusal: Slack's error code, or `gave up: …` after a day of 5xx
-    count: int
+    count: int  # alerts
     since: datetime
+    digests: int = 0  # daily digests (`bot.worker.digest`), not among `count`
 
 
 class Heartbeats:
@@ -99,9 +102,28 @@ class Heartbeats:
         with self._db.session() as session:
             return int(session.scalar(query) or 0)
 
+    def refused(self, key: str, channel: str, error: str, now: datetime) -> None:
+        """Note a daily digest Slack refused (or that was given up): it goes around the alert
+        outbox (it carries a file), so a failed row of kind `digest` stands for it there, and
+        `undelivered` names its channel as it names one refusing alerts. The sender never
+        picks a failed row; the outbox's retention drops it with the other failed ones."""
+        row = {
+            "incident_key": key[:200],
+            "channel": channel,
+            "kind": DIGEST,
+            "payload": {"text": key, "blocks": None},
+            "state": "failed",
+            "attempts": 1,
+            "next_attempt_at": now,
+            "last_error": error,
+            "created_at": now,
+        }
+        with self._db.session() as session, session.begin():
+            session.execute(insert(AlertOutboxEntry), [row])
+
     def undelivered(self, now: datetime) -> list[Undelivered]:
-        """Per channel, the alerts marked failed within a day and after the channel's newest
-        delivered one: a bot removed from the channel, an archived or deleted channel. Once a
+        """Per channel, the alerts (and digests, `refused`) marked failed within a day and after
+        the channel's newest delivered alert: a bot removed from the channel, an archived or deleted channel. Once a
         message gets through again, the channel is left out."""
         delivered = (
             select(AlertOutboxEntry.channel, func.max(AlertOutboxEntry.id).label("last"))
@@ -116,6 +138,7 @@ class Heartbeats:
                 func.count(),
                 func.min(AlertOutboxEntry.created_at),
                 func.max(AlertOutboxEntry.id),
+                func.sum(case((AlertOutboxEntry.kind == DIGEST, 1), else_=0)),
             )
             .outerjoin(delivered, delivered.c.channel == AlertOutboxEntry.channel)
             .where(
@@ -127,23 +150,22 @@ class Heartbeats:
         )
         found: dict[str, tuple[int, Undelivered]] = {}
         with self._db.session() as session:
-            for channel, error, count, since, newest in session.execute(query):
+            for channel, error, count, since, newest, digests in session.execute(query):
+                digests = int(digests or 0)
+                seen = Undelivered(channel, error or "", count - digests, aware(since), digests)
                 before = found.get(channel)
-                since = aware(since)
-                if before is None:
-                    found[channel] = (newest, Undelivered(channel, error or "", count, since))
-                    continue
-                last, seen = before
-                # The newest refusal names the trouble; the counts add up.
-                found[channel] = (
-                    max(last, newest),
-                    Undelivered(
+                if before is not None:
+                    # The newest refusal names the trouble; the counts add up.
+                    last, other = before
+                    seen = Undelivered(
                         channel,
-                        (error or "") if newest > last else seen.error,
-                        seen.count + count,
-                        min(seen.since, since),
-                    ),
-                )
+                        seen.error if newest > last else other.error,
+                        seen.count + other.count,
+                        min(seen.since, other.since),
+                        seen.digests + other.digests,
+                    )
+                    newest = max(last, newest)
+                found[channel] = (newest, seen)
         return sorted((u for _, u in found.values()), key=lambda u: u.channel)
 
     def newest_traffic(self, apps: list[str]) -> dict[str, datetime | None]:

@@ -69,9 +69,12 @@ class DigestJob:
                 posted += 1
             except SlackApiError as error:
                 why = str(error.response.get("error") or error.response.status_code)
-                self._failed(key, target.alias, why, transient=_transient(error))
+                self._failed(
+                    key, target.alias, why, transient=_transient(error), refused=(channel, now)
+                )
             except OSError as error:  # no connection, a timeout: Slack may be back soon
-                self._failed(key, target.alias, type(error).__name__, transient=True)
+                why = type(error).__name__
+                self._failed(key, target.alias, why, transient=True, refused=(channel, now))
             except Exception:
                 log.exception("digest not posted", extra={"app": target.alias})
                 self._failed(key, target.alias, "error", transient=True)
@@ -79,10 +82,20 @@ class DigestJob:
                 self._tries.pop(key, None)
         return posted
 
-    def _failed(self, key: str, app: str, why: str, *, transient: bool) -> None:
+    def _failed(
+        self,
+        key: str,
+        app: str,
+        why: str,
+        *,
+        transient: bool,
+        refused: tuple[str, datetime] | None = None,
+    ) -> None:
         """Give the day back for the next run while the failure may pass, a few times;
         otherwise keep the claim: a refusal (the bot is not in the channel, a revoked
-        token) would be rebuilt, chart and all, and refused again every minute all day."""
+        token) would be rebuilt, chart and all, and refused again every minute all day.
+        A day Slack refused or kept failing (`refused`: its channel, and when) is noted for
+        `/deploy about`."""
         tries = self._tries[key] = self._tries.get(key, 0) + 1
         if transient and tries < MAX_TRIES:
             self._services.request_keys.release(key)
@@ -90,6 +103,11 @@ class DigestJob:
             return
         self._tries.pop(key, None)
         log.error("digest not posted today", extra={"app": app, "why": why, "tries": tries})
+        if refused is not None:
+            # The log alone told nobody: `about` names the channel, as for refused alerts.
+            channel, now = refused
+            error = f"gave up: {why}" if transient else why
+            self._services.heartbeats.refused(key, channel, error, now)
 
     def _post(self, channel: str, result: Digest) -> None:
         text = digest_text(result)

@@ -290,9 +290,9 @@ class FakeSlack(ServedFake):
             return [response for response in self.responses if response.url_id == url_id]
 
     def leave_channel(self, channel: str, error: str | None = "not_in_channel") -> None:
-        """Refuse chat.postMessage and chat.update in `channel` with `error`, as Slack does
-        once the bot is removed from it (`not_in_channel`; `channel_not_found` for a private
-        one), or it is archived (`is_archived`); None: the bot is back in."""
+        """Refuse chat.postMessage, chat.update and files shared into `channel` with `error`,
+        as Slack does once the bot is removed from it (`not_in_channel`; `channel_not_found`
+        for a private one), or it is archived (`is_archived`); None: the bot is back in."""
         with self._cond:
             if error is None:
                 self._refusing.pop(channel, None)
@@ -617,6 +617,9 @@ class FakeSlack(ServedFake):
             raise _ApiError("invalid_arguments")
         shared = []
         with self._cond:
+            left = self._refusing.get(str(channel))
+            if left is not None:
+                raise _ApiError(left)  # sharing into a channel that refuses the bot
             for item in files:
                 pending = self._pending_files.get(str((item or {}).get("id")))
                 if pending is None or pending["data"] is None:
