@@ -387,6 +387,9 @@ def digest_text(day: Digest) -> str:
     n, zone = day.numbers, day.timezone
     label = " (estimate)" if day.estimate else ""
     lines = [f"*Daily digest for {code(day.app)}: {day.day:%A %d %B %Y}* ({escape(zone)})"]
+    if day.unreadable:
+        # A PlatformError's words, written by the bot to be shown in Slack as they are.
+        lines.append(f"Web size unknown, so no prices: {day.unreadable}")
     if n.dyno_hours is None:
         lines.append("Web dynos: no autoscaler record for the day, so no dyno-hours.")
     else:

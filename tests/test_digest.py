@@ -246,3 +246,30 @@ def test_a_digest_given_up_after_slacks_outage_is_named_by_about(worker, slack):
     text = _about(worker, _nine_thirty(MAX_TRIES))
     assert "The daily digest to <#C0MYAPP> not delivered (1 since " in text
     assert "Slack said `gave up: service_unavailable`" in text
+
+
+def test_an_app_whose_api_key_is_not_set_still_gets_its_digest(
+    config, slack, tmp_path, monkeypatch
+):
+    # Its traffic, autoscaler record and incidents are all in the database: only the web
+    # size (for the price) needs Heroku. The job had raised before reading any of it, logged
+    # a traceback five times a day and posted nothing, every day.
+    path = tmp_path / "deploybot.yml"
+    path.write_text(REGISTRY.replace("    channel: C0MYAPP\n", "    channel: C0MYAPP\n"
+                                     "    api_key_env: NOT_SET_KEY\n"))  # fmt: skip
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    monkeypatch.delenv("NOT_SET_KEY", raising=False)
+    worker = Worker(config)
+    try:
+        two_pm = datetime.combine(datetime.now(PARIS).date() - timedelta(days=1), time(14), PARIS)
+        MetricsStore(worker.db).save([Window("myapp", int(two_pm.timestamp()), 30)])
+        assert worker.post_digests(_nine_thirty()) == 1
+        [upload] = slack.wait_for_uploads(1, timeout=20)
+        assert "Busiest hour: 14:00–15:00 with 30 requests." in upload.initial_comment
+        assert (
+            "Web size unknown, so no prices: The bot has no Heroku API key for `myapp`. "
+            "An admin should set NOT_SET_KEY."
+        ) in upload.initial_comment
+    finally:
+        worker.services().db.dispose()
+        worker.db.dispose()

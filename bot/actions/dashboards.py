@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from bot.actions.health import Health
@@ -26,7 +27,7 @@ from bot.actions.results import (
 )
 from bot.metrics.chart_data import ChartData, Mark, Shade, bucket_seconds, buckets, web_steps
 from bot.metrics.store import MetricsStore
-from bot.platforms.base import PlatformError, formation_map
+from bot.platforms.base import Platform, PlatformError, formation_map
 from bot.registry import Target, UnknownApp
 from bot.store.audit import AuditLog, Entry
 from bot.store.autoscale_settings import AutoscaleStore, Decision, Pin, Settings
@@ -361,7 +362,12 @@ class Dashboards:
 
     def digest(self, target: Target, day: date, start: datetime, end: datetime) -> Digest:
         """`target`'s numbers for the local `day`, which runs from `start` to `end`."""
-        resolved = self._resolve(target.alias)
+        try:
+            resolved = self._resolve(target.alias)
+            unreadable = None
+        except PlatformError as error:
+            # Its API key is not set: the day is all in the database but the web size.
+            resolved, unreadable = Resolved(target, cast(Platform, _Unreachable(error))), error
         since, until = int(start.timestamp()), int(end.timestamp())
         zone = ZoneInfo(target.digest.timezone if target.digest else "UTC")
         hourly = [0] * 24
@@ -398,6 +404,7 @@ class Dashboards:
             incidents=incidents,
             chart=chart,
             estimate=target.platform == "beanstalk",
+            unreadable=str(unreadable) if unreadable else None,
         )
 
     def _web_size(self, resolved: Resolved) -> str | None:
@@ -406,6 +413,18 @@ class Dashboards:
         except PlatformError:
             return None
         return formation.get("web", (0, None))[1]
+
+
+class _Unreachable:
+    """A platform the bot has no key for, in the digest's place: reading the formation says
+    why (the readers treat it as an unknown formation), and the unit is the platform's."""
+
+    def __init__(self, error: PlatformError) -> None:
+        self._error = error
+        self.unit = "dyno"  # only Heroku needs a key of the bot's own
+
+    def formation(self, name: str) -> object:
+        raise self._error
 
 
 def _epoch(moment: datetime) -> int:

@@ -234,6 +234,7 @@ class Digest:
     incidents: tuple[Span, ...]
     chart: ChartData | None  # None: no traffic that day
     estimate: bool  # Beanstalk's EC2 prices
+    unreadable: str | None = None  # why the web size (so the prices) is unknown: no API key
 
 
 @dataclass(frozen=True)
