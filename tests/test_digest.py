@@ -273,3 +273,28 @@ def test_an_app_whose_api_key_is_not_set_still_gets_its_digest(
     finally:
         worker.services().db.dispose()
         worker.db.dispose()
+
+
+def test_releases_and_formation_changes_are_not_the_days_incidents(worker, slack):
+    # A release and a formation change are incident rows of severity `info` (a notice in
+    # the channel): the digest had listed them as "Incidents (3)", each lasting until the
+    # day's end, and the chart had shaded them red like the crash.
+    from bot.store.incidents import Alerts
+    from policies.incidents import Event
+
+    two_pm = datetime.combine(datetime.now(PARIS).date() - timedelta(days=1), time(14), PARIS)
+    MetricsStore(worker.db).save([Window("myapp", int(two_pm.timestamp()), 30)])
+    at = two_pm.astimezone(UTC) + timedelta(minutes=5)
+    Alerts(worker.db).record(
+        [
+            Event("myapp", "release", "release", at, "v42 Deploy abc123 by someone"),
+            Event("myapp", "formation", "web", at, "web 1 → 3"),
+            Event("myapp", "crash", "web", at, "web.1 crashed"),
+        ],
+        at,
+        lambda app: None,
+    )
+    assert worker.post_digests(_nine_thirty()) == 1
+    [upload] = slack.wait_for_uploads(1, timeout=20)
+    assert "Incidents (1):\n• crash from 14:05 for " in upload.initial_comment
+    assert "release from" not in upload.initial_comment

@@ -174,6 +174,8 @@ class Dashboards:
     def _shades(self, app: str, since: int, until: int) -> tuple[Shade, ...]:
         shades = []
         for row in self._alerts.incidents(app):
+            if row.severity == "info":
+                continue  # a release, a formation change: notices, not trouble to shade
             start = _epoch(row.first_at)
             end = until if row.state == "open" else _epoch(row.last_at)
             if end >= since and start < until:
