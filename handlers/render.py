@@ -400,24 +400,19 @@ def digest_text(day: Digest) -> str:
                 f"A static formation at the day's peak ({n.peak} web) would have cost "
                 f"{costs.usd(n.static_usd)}: autoscaling saved {costs.usd(max(0.0, n.saving_usd))}."
             )
-    if day.actions:
-        lines.append(f"Scale actions ({len(day.actions)}):")
-        lines += [
-            f"• {_local(a.start, zone)} {a.label}, held {duration(a.seconds)}"
-            for a in day.actions[:20]
-        ]
-        if len(day.actions) > 20:
-            lines.append(f"• …and {len(day.actions) - 20} more")
-    else:
-        lines.append("Scale actions: none.")
-    if day.incidents:
-        lines.append(f"Incidents ({len(day.incidents)}):")
-        lines += [
-            f"• {escape(i.label)} from {_local(i.start, zone)} for {duration(i.seconds)}"
-            for i in day.incidents[:10]
-        ]
-    else:
-        lines.append("Incidents: none.")
+    lines += _listed(
+        "Scale actions",
+        [f"{_local(a.start, zone)} {a.label}, held {duration(a.seconds)}" for a in day.actions],
+        20,
+    )
+    lines += _listed(
+        "Incidents",
+        [
+            f"{escape(i.label)} from {_local(i.start, zone)} for {duration(i.seconds)}"
+            for i in day.incidents
+        ],
+        10,
+    )
     if n.busiest_hour is not None:
         lines.append(
             f"Busiest hour: {n.busiest_hour:02d}:00–{(n.busiest_hour + 1) % 24:02d}:00 with "
@@ -426,6 +421,14 @@ def digest_text(day: Digest) -> str:
     else:
         lines.append("No requests recorded.")
     return "\n".join(lines)
+
+
+def _listed(title: str, items: list[str], shown: int) -> list[str]:
+    """A digest's list: its count, the first `shown` items and how many more, or none."""
+    if not items:
+        return [f"{title}: none."]
+    more = [f"• …and {len(items) - shown} more"] if len(items) > shown else []
+    return [f"{title} ({len(items)}):", *(f"• {item}" for item in items[:shown]), *more]
 
 
 def _local(epoch: float, zone: str) -> str:

@@ -298,3 +298,15 @@ def test_releases_and_formation_changes_are_not_the_days_incidents(worker, slack
     [upload] = slack.wait_for_uploads(1, timeout=20)
     assert "Incidents (1):\n• crash from 14:05 for " in upload.initial_comment
     assert "release from" not in upload.initial_comment
+
+
+def test_a_day_of_many_incidents_names_ten_and_counts_the_rest():
+    from bot.actions.results import Digest
+    from handlers.render import digest_text
+    from policies.digest import DayNumbers, Span
+
+    numbers = DayNumbers(None, None, None, None, None, None, 0)
+    spans = tuple(Span(3600.0 * i, 3600.0 * i + 60, "crash") for i in range(14))
+    text = digest_text(Digest("myapp", date(2026, 12, 1), "UTC", numbers, (), spans, None, False))
+    # Ten were listed under "Incidents (14):" and the other four were not mentioned.
+    assert text.count("• crash from") == 10 and "• …and 4 more" in text
