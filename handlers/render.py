@@ -391,10 +391,10 @@ def digest_text(day: Digest) -> str:
         # A PlatformError's words, written by the bot to be shown in Slack as they are.
         lines.append(f"Web size unknown, so no prices: {day.unreadable}")
     if n.dyno_hours is None:
-        lines.append("Web dynos: no autoscaler record for the day, so no dyno-hours.")
+        lines.append(f"Web {day.unit}s: no autoscaler record for the day, so no {day.unit}-hours.")
     else:
         cost = f", {costs.usd(n.cost_usd)}{label}" if n.cost_usd is not None else ""
-        lines.append(f"Web dyno-hours: {n.dyno_hours:,.1f}{cost}")
+        lines.append(f"Web {day.unit}-hours: {n.dyno_hours:,.1f}{cost}")
         if n.static_usd is not None and n.saving_usd is not None:
             lines.append(
                 f"A static formation at the day's peak ({n.peak} web) would have cost "

@@ -572,3 +572,43 @@ def test_aws_own_words_end_in_a_full_stop(driver, aws, code, message, says):
     _, url = driver.command("status shop", ADMIN)
     text = driver.reply(url)["text"]
     assert says in text and text.endswith(f"{message}."), text
+
+
+def test_a_beanstalk_digest_counts_instance_hours_and_says_why_it_has_no_prices(
+    config, aws, slack, tmp_path, monkeypatch
+):
+    from datetime import time
+    from zoneinfo import ZoneInfo
+
+    from bot.metrics.aggregate import Window
+    from bot.metrics.store import MetricsStore
+    from bot.store.autoscale_settings import Decision
+    from bot.worker.main import Worker
+
+    path = tmp_path / "deploybot.yml"
+    path.write_text(
+        REGISTRY.replace("    max: 6\n", "    max: 6\n    channel: C0SHOP\n    digest: '09:00'\n")
+        .replace("aws_profile: nowhere\n", "aws_profile: nowhere\n    channel: C0LOST\n"
+                 "    digest: '09:00'\n")
+    )  # fmt: skip
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    worker = Worker(config)
+    try:
+        utc = ZoneInfo("UTC")
+        two_pm = datetime.combine(datetime.now(UTC).date() - timedelta(days=1), time(14), utc)
+        for app in ("shop", "lost"):
+            MetricsStore(worker.db).save([Window(app, int(two_pm.timestamp()), 30)])
+            AutoscaleStore(worker.db).record(Decision(app, two_pm, 2, 2, False, "steady"))
+        nine = datetime.combine(datetime.now(UTC).date(), time(9, 30), utc)
+        assert worker.post_digests(nine) == 2
+        said = {u.channel: u.initial_comment for u in slack.wait_for_uploads(2, timeout=20)}
+        # Beanstalk runs instances: "Web dyno-hours" had named Heroku's unit.
+        assert "Web instance-hours: 0.2, $" in said["C0SHOP"] and "dyno" not in said["C0SHOP"]
+        # A formation it could not read (the AWS profile is missing) had left the prices out
+        # without a word.
+        assert (
+            "Web size unknown, so no prices: The AWS profile `nowhere` is not configured"
+        ) in said["C0LOST"]
+    finally:
+        worker.services().db.dispose()
+        worker.db.dispose()

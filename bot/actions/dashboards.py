@@ -366,10 +366,9 @@ class Dashboards:
         """`target`'s numbers for the local `day`, which runs from `start` to `end`."""
         try:
             resolved = self._resolve(target.alias)
-            unreadable = None
         except PlatformError as error:
             # Its API key is not set: the day is all in the database but the web size.
-            resolved, unreadable = Resolved(target, cast(Platform, _Unreachable(error))), error
+            resolved = Resolved(target, cast(Platform, _Unreachable(error)))
         since, until = int(start.timestamp()), int(end.timestamp())
         zone = ZoneInfo(target.digest.timezone if target.digest else "UTC")
         hourly = [0] * 24
@@ -379,7 +378,7 @@ class Dashboards:
         recent = self._autoscale.recent_decisions([target.alias], start, _DECISIONS, reasons=False)
         decisions = [d for d in recent.get(target.alias, []) if d.at < end]
         samples = sorted((d.at.timestamp(), d.actual) for d in decisions)
-        size = self._web_size(resolved)
+        size, unreadable = self._web_size(resolved)
         numbers = digest.day_numbers(target.platform, size, samples, since, until, hourly)
         # Read once: the day's numbers, its scale actions and its chart each had read them.
         marks = self._marks(target.alias, start, until, decisions)
@@ -407,14 +406,16 @@ class Dashboards:
             chart=chart,
             estimate=target.platform == "beanstalk",
             unreadable=str(unreadable) if unreadable else None,
+            unit=resolved.platform.unit,
         )
 
-    def _web_size(self, resolved: Resolved) -> str | None:
+    def _web_size(self, resolved: Resolved) -> tuple[str | None, PlatformError | None]:
+        """The web size, or None and why: the digest says why it has no prices."""
         try:
             formation = formation_map(resolved.platform.formation(resolved.target.name))
-        except PlatformError:
-            return None
-        return formation.get("web", (0, None))[1]
+        except PlatformError as error:
+            return None, error
+        return formation.get("web", (0, None))[1], None
 
 
 class _Unreachable:

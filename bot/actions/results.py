@@ -235,6 +235,7 @@ class Digest:
     chart: ChartData | None  # None: no traffic that day
     estimate: bool  # Beanstalk's EC2 prices
     unreadable: str | None = None  # why the web size (so the prices) is unknown: no API key
+    unit: str = "dyno"  # what runs the app: Heroku dynos, Beanstalk instances
 
 
 @dataclass(frozen=True)
