@@ -44,7 +44,7 @@ def waits_too_long(value: str) -> str:
 
 _ALIAS = r"^[a-z0-9][a-z0-9-]{0,39}$"
 _ENV_VAR = r"^[A-Z_][A-Z0-9_]*$"
-_CHANNEL = r"^[CG][A-Z0-9]{2,}$"
+_CHANNEL = r"^[CG][A-Z0-9]{2,31}$"  # 32 at most: what the tables keep
 _REGION = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
 _HEROKU_APP = r"^[a-z][a-z0-9-]{1,29}$"
 _BEANSTALK_ENV = r"^[a-zA-Z0-9][a-zA-Z0-9-]{2,38}[a-zA-Z0-9]$"
@@ -270,7 +270,7 @@ class RuleEntry(_Strict):
     deny: list[str] | None = None
     users: list[Annotated[str, Field(pattern=r"^[UW][A-Z0-9]{2,}$")]] = []
     groups: list[Annotated[str, Field(pattern=r"^S[A-Z0-9]{2,}$")]] = []
-    channels: list[Annotated[str, Field(pattern=r"^[CGD][A-Z0-9]{2,}$")]] = []
+    channels: list[Annotated[str, Field(pattern=r"^[CGD][A-Z0-9]{2,31}$")]] = []
     apps: list[Annotated[str, Field(min_length=1, pattern=r"^[a-z0-9*?\[\]-]+$")]] = ["*"]
 
     @model_validator(mode="after")

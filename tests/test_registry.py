@@ -89,6 +89,8 @@ def test_no_registry_reaches_every_heroku_app_by_name():
         ("apps:\n  a:\n    platform: gcp\n", 3, "platform"),
         ("apps:\n  web:\n    platform: heroku\n    api_key_env: lower-case\n", 4, "api_key_env"),
         ("apps:\n  web:\n    platform: heroku\n    channel: general\n", 4, "channel"),
+        # Longer than a Slack ID, and than the 32 characters the alert outbox keeps.
+        ("apps:\n  web:\n    platform: heroku\n    channel: C" + "A" * 40 + "\n", 4, "channel"),
         ("apps:\n  web:\n    platform: heroku\n    colour: blue\n", 4, "colour"),
         ("apps:\n  Web_App:\n    platform: heroku\n", 2, "alias"),
         ("apps: [1, 2\n", 2, "not valid YAML"),
