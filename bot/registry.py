@@ -26,7 +26,7 @@ from policies.commands import RUN_COMMAND_MAX
 from policies.digest import DigestTime, parse_digest
 from policies.guardrails import parse_duration
 from policies.names import closest, suggest_app
-from policies.slack_text import code
+from policies.slack_text import CHANNEL_ID, code
 
 DEFAULT_FILE = "deploybot.yml"
 # A thousand apps with every setting written out take about 400 KB and 50,000 values.
@@ -44,7 +44,7 @@ def waits_too_long(value: str) -> str:
 
 _ALIAS = r"^[a-z0-9][a-z0-9-]{0,39}$"
 _ENV_VAR = r"^[A-Z_][A-Z0-9_]*$"
-_CHANNEL = r"^[CG][A-Z0-9]{2,31}$"  # 32 at most: what the tables keep
+_CHANNEL = rf"^{CHANNEL_ID}$"
 _REGION = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
 _HEROKU_APP = r"^[a-z][a-z0-9-]{1,29}$"
 _BEANSTALK_ENV = r"^[a-zA-Z0-9][a-zA-Z0-9-]{2,38}[a-zA-Z0-9]$"

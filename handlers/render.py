@@ -46,6 +46,7 @@ from policies.digest import duration
 from policies.guardrails import LOCK_HOLDS_BACK
 from policies.redact import mask
 from policies.sizes import unit_of
+from policies.slack_text import channel as channel_link
 from policies.slack_text import clip, code, cut, escape, listed, more_note
 from policies.slack_text import shown as clipped  # `shown` names a local below
 
@@ -443,7 +444,6 @@ _UNDELIVERED_ADVICE = {
     "channel_not_found": "Slack finds no such channel: it was deleted, or it is private and "
     "the bot is not in it (invite the bot there, or fix `channel:` in the registry).",
 }
-_CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,30}")
 
 
 def undelivered_line(undelivered: Undelivered) -> str:
@@ -451,7 +451,7 @@ def undelivered_line(undelivered: Undelivered) -> str:
     which, since when, why and what to do. Nothing else told anyone: those alerts are marked
     failed and logged, and the digest given up for the day with a line in the worker's log."""
     channel = undelivered.channel
-    where = f"<#{channel}>" if _CHANNEL_ID.fullmatch(channel) else code(channel)
+    where = channel_link(channel)
     alerts, digests = undelivered.count, undelivered.digests
     if not digests:
         what, counted, logged = "Alerts", str(alerts), "alert not sent"
@@ -564,7 +564,7 @@ def _app_list(result: AppList) -> Message:
             if target.platform == "heroku"
             else f"Beanstalk environment `{target.name}` in {target.region}"
         )
-        channel = f", alerts in <#{target.channel}>" if target.channel else ""
+        channel = f", alerts in {channel_link(target.channel)}" if target.channel else ""
         lines.append(f"• `{target.alias}`: {where}{channel}")
     if result.unlisted_heroku:
         lines.append("• any other Heroku app the bot's key can see, by its own name")

@@ -517,7 +517,14 @@ def _app_typed_too(verb: str, args: list[str], app: str | None, ahead: int) -> C
 # What follows the app in the verbs whose next word could be an app name too.
 _AFTER_APP = {"lock": "REASON", "rollback": "VERSION", "ship": "REF"}
 # `v12` or `12`: a release (or a tag), as `heroku releases:rollback v12 -a APP` puts it.
-_RELEASE_NUMBER_RE = re.compile(r"^v?\d+\Z", re.IGNORECASE)
+_RELEASE_NUMBER_RE = re.compile(r"v?[0-9]{1,9}", re.IGNORECASE)
+
+
+def is_release_number(word: str) -> bool:
+    """Whether `word` numbers a Heroku release (`v12` or `12`), which Heroku counts up."""
+    return _RELEASE_NUMBER_RE.fullmatch(word) is not None
+
+
 # A commit SHA, short or whole: hex with a digit and a letter, which no app is likely named.
 _COMMIT_RE = re.compile(r"^(?=.*\d)(?=.*[a-f])[0-9a-f]{7,40}\Z", re.IGNORECASE)
 
@@ -528,7 +535,7 @@ def _app_before_option(verb: str, args: list[str], app: str | None, ahead: int) 
     reason, version or ref), which goes after the option. A release number, a word no
     app is called (`v1.4.2`) or a commit SHA to ship (`3f2c1a9`) is still read as the
     version or ref."""
-    if app is None or ahead == 0 or (verb != "lock" and _RELEASE_NUMBER_RE.match(args[0])):
+    if app is None or ahead == 0 or (verb != "lock" and is_release_number(args[0])):
         return
     if verb == "ship" and _COMMIT_RE.match(args[0]):
         return

@@ -33,6 +33,18 @@ def unescape(text: str) -> str:
     return _ENTITY.sub(lambda m: _ENTITIES[m.group(0)], text)
 
 
+# A Slack channel's ID as the registry takes one: `C…` (public) or `G…` (an older private
+# one), 32 characters at most, which is what the tables keep.
+CHANNEL_ID = r"[CG][A-Z0-9]{2,31}"
+_CHANNEL_ID = re.compile(CHANNEL_ID)
+
+
+def channel(name: str) -> str:
+    """A link to the channel (`<#C123>`) if `name` is a channel's ID, else `name` as code:
+    Slack would show a link to no channel for anything else."""
+    return f"<#{name}>" if _CHANNEL_ID.fullmatch(name) else code(name)
+
+
 def code(text: object) -> str:
     """`text` in a code span, escaped (so the span cannot be closed early and the rest of the
     message turned into markup)."""

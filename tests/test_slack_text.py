@@ -13,7 +13,8 @@ from bot.platforms.base import Formation
 from bot.registry import Registry, UnknownApp
 from handlers.render import _formation_change
 from policies import costs
-from policies.slack_text import code, cut, escape, more_note
+from policies.commands import is_release_number
+from policies.slack_text import channel, code, cut, escape, more_note
 
 
 def test_mentions_and_links_are_shown_as_typed() -> None:
@@ -113,3 +114,20 @@ def test_a_cut_is_within_its_limit_and_leaves_no_entity_or_mention_open(
     # Every `&` still starts a whole entity, every `<` is closed.
     assert re.sub("&(amp|lt|gt);", "", cutted).count("&") == 0
     assert cutted.count("<") == cutted.count(">") == 0
+
+
+def test_a_channel_id_the_registry_takes_is_a_link_and_anything_else_is_code() -> None:
+    # 32 characters is the longest ID the registry and the tables keep; `about` had shown
+    # one of those as code, being one character stricter than the registry.
+    longest = "C" + "A" * 31
+    assert channel(longest) == f"<#{longest}>"
+    assert channel(longest + "A") == f"`{longest}A`"
+    assert channel("#deploys") == "`#deploys`"
+    assert channel("C1<!here>") == "`C1&lt;!here&gt;`"
+
+
+def test_a_release_number_is_ascii_digits_as_heroku_counts_them() -> None:
+    assert is_release_number("v12") and is_release_number("12") and is_release_number("V3")
+    # `\d` took any script's digits, so `rollback demo v١٢ -a demo` read as a release.
+    assert not is_release_number("v١٢")
+    assert not is_release_number("v1.2") and not is_release_number("v")

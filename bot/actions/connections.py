@@ -13,7 +13,7 @@ from bot.store.drains import Drains
 from bot.store.webhook_secrets import WebhookSecrets
 from policies.commands import Command
 from policies.heroku_webhooks import WEBHOOK_PATH
-from policies.slack_text import code
+from policies.slack_text import channel, code
 
 # Hosts are `APP-<12 random characters>.herokuapp.com` for apps made since 2023: an example
 # host would be copied as is, so say where the real one is shown.
@@ -108,9 +108,9 @@ class Connections:
             self._webhook_secrets.save(name, secret, url, actor.user_id, self._now(), webhook_id)
         self._audit.finish(entry, "ok", after={"webhook_id": webhook_id})
         where = (
-            f"and alerts go to <#{resolved.target.channel}>"
+            f"and alerts go to {channel(resolved.target.channel)}"
             if resolved.target.channel
-            else f"but `{app}` has no channel in the registry, so nobody is told: add `channel:`"
+            else f"but {code(app)} has no channel in the registry, so nobody is told: add `channel:`"
         )
         return Reply(
             f"I am watching `{app}`: dyno crashes, releases and formation changes now reach me "

@@ -11,7 +11,6 @@ UPDATE. Config values never reach an audit row, a log line or a confirmation's c
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -50,7 +49,7 @@ from bot.store.audit import Actor, AuditLog
 from bot.store.confirmations import Confirmations, Pending
 from bot.store.locks import Locks
 from policies import config_vars
-from policies.commands import DEPLOYMENT_VERBS, RELEASES_DEFAULT, Command
+from policies.commands import DEPLOYMENT_VERBS, RELEASES_DEFAULT, Command, is_release_number
 from policies.slack_text import code, escape, listed, shown
 
 log = logging.getLogger(__name__)
@@ -59,7 +58,6 @@ VERBS = frozenset(DEPLOYMENT_VERBS)
 # Verbs whose Confirm click lands here rather than in the formation path.
 CONFIRMED_VERBS = frozenset({"rollback", "config", "maintenance"})
 # A Heroku release as `rollback` takes it: `v41`, or `41` (`_spellings`).
-_HEROKU_VERSION = re.compile(r"v?[0-9]{1,9}", re.IGNORECASE)
 # Verbs a freeze holds back that act at once: forced through one, the channel is told.
 _FORCED_AT_ONCE = frozenset({"maintenance", "ship", "promote", "swap", "run"})
 
@@ -153,7 +151,7 @@ class Deployments:
             return self._guard.refuse(actor, command, "rollback", refusal)
         releases = platform_of(resolved).releases(resolved.target.name, LOOKBACK)
         heroku = resolved.target.platform == "heroku"
-        if heroku and command.target and not _HEROKU_VERSION.fullmatch(command.target):
+        if heroku and command.target and not is_release_number(command.target):
             # Heroku numbers its releases, so `vX` is none, where "has no release `vX`" had
             # read as if it might have one; said once the read found the app (`rollback v2
             # demo` is told to put the app first). A Beanstalk version label is any text.
@@ -234,7 +232,7 @@ class Deployments:
         if current is None or current.version != before.version:
             now = code(current.version) if current else "nothing"
             return Reply(
-                f"Nothing was changed: `{pending.app}` moved from {code(before.version)} to {now} "
+                f"Nothing was changed: {code(pending.app)} moved from {code(before.version)} to {now} "
                 f"since the rollback was asked for. Run `/deploy rollback {pending.app}` again.",
                 public=True,
             )
