@@ -72,7 +72,7 @@ _TARGET_RE = re.compile(r"^(p95|queue|service|rpm):(\d+(?:\.\d+)?)(ms|s)?\Z", re
 # Worker types: `target=latency:30s` (job queue latency) or `jobs:50` (waiting per dyno).
 _WORKER_TARGET_RE = re.compile(r"^(latency:\d+(?:\.\d+)?[sm]?|jobs:\d+(?:\.\d+)?)\Z", re.IGNORECASE)
 # A Procfile process type, as Heroku and hirefire-resource accept it.
-_PTYPE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,29}\Z", re.IGNORECASE)
+_PTYPE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,29}\Z", re.IGNORECASE | re.ASCII)
 _DURATION_RE = re.compile(r"^(\d+)([mhd])\Z", re.IGNORECASE)
 PIN_MAX_MINUTES = 7 * 24 * 60
 # Heroku allows a few hundred dynos per type at most; anything past this is a typo.
@@ -258,8 +258,11 @@ _CHANGE_RE = re.compile(
     r"(?::(?P<size>[a-z0-9][a-z0-9.-]{0,39}))?\Z",
     re.IGNORECASE,
 )
-_PROCESS_TYPE_RE = re.compile(rf"^{_NAME}\Z", re.IGNORECASE)
-_DYNO_RE = re.compile(rf"^{_NAME}\.\d{{1,6}}\Z", re.IGNORECASE)
+# One dyno's name: `web.1`, or on Fir (whose names hold no number) `web-1234abcde-123ab`.
+_DYNO_RE = re.compile(
+    rf"^(?:{_NAME}\.[0-9]{{1,6}}|{_NAME}-[0-9a-f]{{8,10}}-[0-9a-z]{{5}})\Z",
+    re.IGNORECASE | re.ASCII,
+)
 # Heroku app names and Beanstalk environment names both fit in this. ASCII: under
 # IGNORECASE alone, [a-z] also matches the Kelvin sign and the long s (`deKmo`).
 _APP_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}\Z", re.IGNORECASE | re.ASCII)
@@ -276,14 +279,10 @@ def is_process_type(word: str) -> bool:
     return _PTYPE_RE.fullmatch(word) is not None
 
 
-# One dyno's name: `web.1`, or on Fir (whose names hold no number) `web-1234abcde-123ab`.
-_DYNO_NAME = re.compile(r"[\w-]+\.\d+|[\w-]+-[0-9a-f]{8,10}-[0-9a-z]{5}")
-
-
 def is_dyno_name(word: str) -> bool:
     """Whether `word` names one dyno (`web.1`, or on Fir `web-1234abcde-123ab`), rather than
     a process type: a restart, a log session and a missing name each go by it."""
-    return _DYNO_NAME.fullmatch(word) is not None
+    return _DYNO_RE.match(word) is not None
 
 
 # A verb with several forms shows, in an error, the usage of the form that was typed.
@@ -828,7 +827,7 @@ def _web_zero(app: str | None, how: str = "autoscaled") -> str:
 def _parse_restart(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "restart", most=1)
     target = rest[0] if rest else None
-    if target is not None and not (_PROCESS_TYPE_RE.match(target) or _DYNO_RE.match(target)):
+    if target is not None and not (_PTYPE_RE.match(target) or _DYNO_RE.match(target)):
         raise CommandError(
             f"{shown(target)} is neither a process type (`web`) nor a dyno (`web.1`).", "restart"
         )
@@ -838,7 +837,7 @@ def _parse_restart(args: list[str], app: str | None) -> Command:
 def _parse_kill(args: list[str], app: str | None) -> Command:
     app, rest = _positional_app(args, app, "kill", most=1)
     target = rest[0] if rest else None
-    if target is not None and not _PROCESS_TYPE_RE.match(target):
+    if target is not None and not _PTYPE_RE.match(target):
         raise CommandError(f"{shown(target)} is not a process type such as `web`.", "kill")
     return Command("kill", app=app, target=target.lower() if target else None)
 
@@ -1482,9 +1481,9 @@ def _parse_logs(args: list[str], app: str | None) -> Command:
             lines = int(word)
             if not 1 <= lines <= LOGS_MAX:
                 raise CommandError(f"Ask for 1 to {LOGS_MAX} lines.", "logs")
-        elif dyno is None and (_DYNO_RE.match(word) or _PROCESS_TYPE_RE.match(word)):
+        elif dyno is None and (_DYNO_RE.match(word) or _PTYPE_RE.match(word)):
             dyno = word.lower()
-        elif _DYNO_RE.match(word) or _PROCESS_TYPE_RE.match(word):
+        elif _DYNO_RE.match(word) or _PTYPE_RE.match(word):
             raise CommandError(
                 f"{shown(word)} is one word too many: name one dyno or process type (web.1 or "
                 "web) and at most one number of lines.",
@@ -1598,14 +1597,14 @@ def app_typed_last(command: Command) -> tuple[str, str] | None:
     if command.verb in ("rollback", "ship"):
         rest = [typed]  # `rollback v2 demo`, `ship main demo`
     elif command.verb == "restart":
-        if not _PROCESS_TYPE_RE.match(typed):
+        if not _PTYPE_RE.match(typed):
             return None
         rest = [typed.lower()]
     elif ascii_digits(typed):
         if command.limit != LOGS_DEFAULT:
             return None  # a number of lines typed as well: two numbers, no one order
         rest = [typed]
-    elif _PROCESS_TYPE_RE.match(typed):
+    elif _PTYPE_RE.match(typed):
         rest = [typed.lower()]
         if command.limit != LOGS_DEFAULT:
             rest.append(str(command.limit))

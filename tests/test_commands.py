@@ -21,6 +21,7 @@ from policies.commands import (
     _split,
     changing,
     help_text,
+    is_dyno_name,
     parse,
     plan_kill,
     plan_scale,
@@ -803,3 +804,14 @@ def test_config_alone_asks_for_the_app() -> None:
     # `/deploy config` got no answer (found by test_slack_edge's property test in CI).
     with pytest.raises(CommandError, match="Say which app"):
         parse("config")
+
+
+def test_one_pattern_names_a_dyno_for_the_parser_and_the_platform() -> None:
+    # The parser and Heroku's client each had a pattern; the client's took any `\w`.
+    assert is_dyno_name("web.1") and is_dyno_name("web-1234abcde-123ab")
+    assert not is_dyno_name("web") and not is_dyno_name("web.1234567")
+    assert not is_dyno_name("wéb.1") and not is_dyno_name("web.١")
+    assert parse("logs demo web-1234abcde-123ab").target == "web-1234abcde-123ab"
+    # The Kelvin sign is `k` under IGNORECASE alone: a process type is ASCII, as Heroku's.
+    with pytest.raises(CommandError):
+        parse("restart demo wor\u212aer")
