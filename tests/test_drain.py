@@ -130,6 +130,38 @@ def test_metrics_for_scripts(driver, web, heroku, config_with_url, monkeypatch, 
     assert "is not a window" in capsys.readouterr().err
 
 
+def test_autoscale_on_says_when_drained_traffic_already_misses_a_service_target(
+    driver, web, heroku
+):
+    """A p95 service time over the target before any spike is the app's own work: more
+    dynos would not bring it under, so turning autoscaling on says so, with what to try."""
+    _, token = add_drain(driver, heroku)
+    now = datetime.now(UTC).replace(microsecond=0)
+    slow = [
+        router_line(now - timedelta(seconds=300 - i), f"web.{1 + i % 2}", 650 + i % 7, 200)
+        for i in range(240)
+    ]
+    assert post(driver.client, token, slow).status_code == 204
+    web.extensions["deploybot.metrics"][1].flush()
+
+    _, url = driver.command("autoscale myapp on max=6 target=service:500ms", ADMIN)
+    text = driver.reply(url)["text"]
+    assert "set autoscaling of `myapp`: on, web 1–6, target p95 service time 500 ms." in text
+    assert "Its p95 service time over the last 15 min is already 65" in text
+    assert "the autoscaler will run max=6 and stay there" in text
+    assert "set `target=service:800ms` or so, or `target=queue:300ms`" in text
+
+    # A target the traffic meets, or one that is not service time, says nothing more.
+    for target in ("service:900ms", "queue:300ms"):
+        _, url = driver.command(f"autoscale myapp on target={target}", ADMIN)
+        assert "already" not in driver.reply(url)["text"]
+    # `shadow` decides as `on` would, so it says it too; `off` decides nothing.
+    _, url = driver.command("autoscale myapp shadow target=service:500ms", ADMIN)
+    assert "is already 65" in driver.reply(url)["text"]
+    _, url = driver.command("autoscale myapp off", ADMIN)
+    assert "already" not in driver.reply(url)["text"]
+
+
 def test_metrics_before_any_drain_says_how_to_start(driver):
     _, url = driver.command("metrics myapp", USER)
     assert "Add a log drain with `/deploy drain myapp` first." in driver.reply(url)["text"]

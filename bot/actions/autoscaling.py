@@ -6,11 +6,13 @@ autoscale tick itself is the worker's (`bot.worker.autoscale`); the arithmetic i
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.actions.results import Reply, Resolved, Result, no_traffic_hint
+from bot.metrics.aggregate import summarize
 from bot.metrics.replay import replay_app
 from bot.metrics.store import MetricsStore
 from bot.platforms.base import formation_map
@@ -118,6 +120,11 @@ def _limits_text(window: policy.Window) -> str:
 DEFAULT_MAX = 10  # web dynos, when `/deploy autoscale APP on` names no max
 WORKER_DECISIONS = 3  # each worker type's latest decisions in `status`, after web's five
 STATUS_WINDOWS = 10  # schedule windows listed in `status`; `schedule list` lists them all
+# `autoscale APP on` with a service-time target looks this far back for traffic that
+# already misses it; fewer requests than this and the p95 is just the slowest few.
+ALREADY_MINUTES = 15
+ALREADY_REQUESTS = 100
+QUEUE_TARGET_EXAMPLE = "queue:300ms"
 
 
 # `ask_first(actor, resolved, command, targets)`: the prompt a change of `targets` needs
@@ -133,8 +140,10 @@ class AutoscaleCommands:
         now: Callable[[], datetime],
         worker_runs: bool = True,
         ask_first: AskFirst = lambda actor, resolved, command, targets: None,
+        metrics: MetricsStore | None = None,
     ) -> None:
         self._autoscale = store
+        self._metrics = metrics
         self._audit = audit
         self._now = now
         # False in the sandbox console, where no worker runs the autoscaler between lines.
@@ -218,7 +227,37 @@ class AutoscaleCommands:
         self._autoscale.save(settings)
         self._audit.finish(entry, "ok", after={"autoscale": settings.describe()})
         return Reply(
-            f"<@{actor.user_id}> set autoscaling of `{app}`: {settings.describe()}.", public=True
+            f"<@{actor.user_id}> set autoscaling of `{app}`: {settings.describe()}."
+            + self._missed_already(settings, now),
+            public=True,
+        )
+
+    def _missed_already(self, settings: Settings, now: datetime) -> str:
+        """A note when the app's drained traffic already misses a service-time target.
+
+        Service time is mostly the app's own work: if it is over the target before any
+        spike, more dynos will not bring it under, and the autoscaler climbs to max and
+        stays there ("pinned at max") while the app pays for every dyno."""
+        if settings.mode == "off" or settings.target_kind != "service_p95" or not self._metrics:
+            return ""
+        until = int(now.timestamp())
+        since = until - (ALREADY_MINUTES + 1) * 60
+        summary = summarize(
+            self._metrics.windows(settings.app, since, until), until, ALREADY_MINUTES
+        )
+        if summary.service is None or summary.requests < ALREADY_REQUESTS:
+            return ""
+        p95 = summary.service.p95
+        if p95 <= settings.target_value:
+            return ""
+        # A fifth above today's p95, in whole 100 ms: room for an ordinary busy minute.
+        above = math.ceil(p95 * 1.2 / 100) * 100
+        return (
+            f"\nIts p95 service time over the last {ALREADY_MINUTES} min is already {p95:,.0f} ms,"
+            " above this target. If that is the app's own work rather than load, more dynos "
+            f"will not bring it under and the autoscaler will run max={settings.max} and stay "
+            f"there: set `target=service:{above}ms` or so, or `target={QUEUE_TARGET_EXAMPLE}` "
+            "to track the wait that dynos do shorten."
         )
 
     def _beanstalk(self, app: str, command: Command) -> str | None:

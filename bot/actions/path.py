@@ -135,7 +135,7 @@ class Actions:
         self._drains = drains
         self._connections = Connections(audit, now, public_url, drains, webhook_secrets)
         self._autoscaling = (
-            AutoscaleCommands(autoscale, audit, now, worker_runs, self._costly)
+            AutoscaleCommands(autoscale, audit, now, worker_runs, self._costly, metrics)
             if autoscale
             else None
         )
