@@ -408,7 +408,9 @@ def _drains(attacker: Attacker, token: str) -> int:
     ]
     body = "".join(frames).encode()
     headers = {"Content-Type": "application/logplex-1", "Logplex-Frame-Id": "hostile-1"}
-    for fake in ("forged", token[:-1] + "x", ""):
+    # One character off: a token ending in "x" (1 in 64) must not be sent as itself.
+    off_by_one = token[:-1] + ("y" if token.endswith("x") else "x")
+    for fake in ("forged", off_by_one, ""):
         attacker.send(f"/drain/{fake}", body, headers, forged=True)
     for _ in range(2):
         attacker.send(f"/drain/{token}", body, headers)
