@@ -1,11 +1,14 @@
-"""Which sizes exist on which platform: Heroku dyno sizes and EC2 instance types; and what
-each platform calls the thing of that size an app runs on."""
+"""Which sizes exist on which platform: Heroku dyno sizes and EC2 instance types; what
+each platform calls the thing of that size an app runs on; and how many dynos of a size
+Heroku runs per process type by default."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from policies.names import suggest
+from policies.slack_text import escape
 
 # Replies name what runs an app in its platform's word: a Beanstalk environment has
 # instances, and "dynos" of one names something it does not have.
@@ -43,6 +46,43 @@ HEROKU_SIZES = (
 )
 # Eco and Basic dynos run at most one dyno per process type.
 SINGLE_DYNO_SIZES = frozenset({"eco", "basic"})
+# Heroku's default scaling limits per process type (devcenter "Dyno Scaling and Process
+# Limits", Cedar): one Eco or Basic dyno, which nothing raises; ten Performance, Private or
+# Shield dynos, which Heroku support raises for an app on request. The bot cannot see a
+# raised limit, so only the first is a refusal; past the second is a warning.
+RAISABLE_LIMIT = 10
+_RAISABLE_FAMILIES = ("performance-", "private-", "shield-")
+
+
+@dataclass(frozen=True)
+class PastLimit:
+    """A count Heroku would refuse at a size by default: `refused` when no request to
+    Heroku raises the limit, so there is no point keeping the setting."""
+
+    refused: bool
+    text: str
+
+
+def past_heroku_limit(app: str, ptype: str, size: str, count: int, asked: str) -> PastLimit | None:
+    """Whether `count` `ptype` dynos of `size` (as the formation names it) is past Heroku's
+    default limit per process type; `asked` is what the user asked for, as "max=12"."""
+    key = size.lower()
+    if key in SINGLE_DYNO_SIZES and count > 1:
+        return PastLimit(
+            True,
+            f"Heroku runs at most one {escape(size)} dyno per process type, so {asked} can "
+            f"never be reached: scale `{ptype}` to a Standard size first "
+            f"(`/deploy scale {ptype}=1:standard-1x {app}`).",
+        )
+    if key.startswith(_RAISABLE_FAMILIES) and count > RAISABLE_LIMIT:
+        return PastLimit(
+            False,
+            f"Heroku runs at most {RAISABLE_LIMIT} {escape(size)} dynos per process type "
+            f"unless its support has raised this app's limit, so until then each step past "
+            f"{RAISABLE_LIMIT} toward {asked} is refused.",
+        )
+    return None
+
 
 # EC2 instance types: family (letters, generation digit, attribute letters) . size
 _EC2_TYPE = re.compile(

@@ -387,3 +387,36 @@ def test_hundreds_of_schedule_windows_are_counted_and_said_where_to_read(with_re
         f"…and {400 - len(shown):,} more windows, more than one Slack message holds. The "
         "registry's `autoscale: schedule:` for `myapp` has them all."
     ), listed[-300:]
+
+
+def test_counts_past_heroku_s_limit_at_the_size_are_refused_or_warned(driver, heroku):
+    # Kept, each was a setting the autoscaler could never reach: Heroku refused every step
+    # past one Basic dyno, and past ten Performance-M until its support raised the limit.
+    heroku.add_app("tiny", formation={"web": (1, "basic")})
+    heroku.add_app("big", formation={"web": (2, "performance-m")})
+    one = "Heroku runs at most one Basic dyno per process type, so {} can never be reached"
+    for text, asked in [
+        ("autoscale tiny on max=5", "max=5"),
+        ("autoscale tiny shadow", "the default max=10"),
+        ("pin tiny web=3 for 1h", "a pin at web=3"),
+        ("autoscale tiny schedule add mon-fri 09:00-17:00 min=2", "a window asking for 2"),
+    ]:
+        reply = say(driver, text)["text"]
+        assert reply.startswith(one.format(asked)), reply
+        assert "`/deploy scale web=1:standard-1x tiny`" in reply
+    assert "web off (never set)" in say(driver, "autoscale tiny status")["text"]
+    assert "autoscaling of `tiny`: off" in say(driver, "autoscale tiny off")["text"]
+    assert "pinned `tiny` at web=1" in say(driver, "pin tiny web=1 for 1h")["text"]
+    # Performance-M: kept, with what Heroku will do until its support raises the limit.
+    ten = (
+        "Heroku runs at most 10 Performance-M dynos per process type unless its support has "
+        "raised this app's limit, so until then each step past 10 toward {} is refused."
+    )
+    reply = say(driver, "autoscale big on max=12")["text"]
+    assert reply.startswith(f"<@{ADMIN}> set autoscaling of `big`: on, web 2–12"), reply
+    assert "\n" + ten.format("max=12") in reply
+    prompt = say(driver, "pin big web=11 for 1h")  # +9 Performance-M: asked first
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    reply = driver.reply(url)["text"]
+    assert "pinned `big` at web=11" in reply and "\n" + ten.format("a pin at web=11") in reply
+    assert "Heroku runs at most" not in say(driver, "autoscale big on max=10")["text"]

@@ -273,7 +273,35 @@ REFUSALS = [
     ),
     ("PATCH", "/apps/myapp/formation/web", {"quantity": -1}, 422, "zero or more"),
     ("PATCH", "/apps/hobby-app/formation/web", {"quantity": 2}, 422, "more than 1 Basic"),
+    # Heroku's default limits on Cedar: 10 per type at Performance sizes, 100 dynos in all.
+    (
+        "PATCH",
+        "/apps/myapp/formation/web",
+        {"quantity": 11, "dyno_size": {"name": "performance-m"}},
+        422,
+        "more than 10 Performance-M size dynos per process type",
+    ),
+    (
+        "PATCH",
+        "/apps/myapp/formation",
+        {"updates": [{"type": "web", "quantity": 60}, {"type": "worker", "quantity": 41}]},
+        422,
+        "more than 100 dynos in total",
+    ),
+    ("PATCH", "/apps/myapp/formation/web", {"quantity": 101}, 422, "more than 100 dynos in total"),
 ]
+
+
+def test_heroku_default_limits_let_through_what_they_allow_and_fir_s_are_higher(fake, api):
+    updates = [{"type": "web", "quantity": 60}, {"type": "worker", "quantity": 40}]
+    assert api("PATCH", "/apps/myapp/formation", json={"updates": updates}).status_code == 200
+    body = {"quantity": 10, "dyno_size": {"name": "performance-l"}}
+    assert api("PATCH", "/apps/myapp/formation/web", json=body).status_code == 200
+    fake.add_app("firapp", formation={"web": (1, "performance-m")}, generation="fir")
+    assert api("PATCH", "/apps/firapp/formation/web", json={"quantity": 255}).status_code == 200
+    refused = api("PATCH", "/apps/firapp/formation/web", json={"quantity": 256})
+    assert "more than 255 Performance-M size dynos" in refused.json()["message"]
+    assert fake.violations == []
 
 
 def test_heroku_refusals_leave_state_alone(fake, api, subtests):

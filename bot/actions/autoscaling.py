@@ -15,7 +15,7 @@ from bot.actions.results import Reply, Resolved, Result, no_traffic_hint
 from bot.metrics.aggregate import summarize
 from bot.metrics.replay import replay_app
 from bot.metrics.store import MetricsStore
-from bot.platforms.base import formation_map
+from bot.platforms.base import PlatformError, formation_map
 from bot.registry import Target, waits_too_long
 from bot.store.audit import Actor, AuditLog
 from bot.store.autoscale_overrides import SCHEDULE, Override, OverrideStore
@@ -30,6 +30,7 @@ from bot.store.autoscale_settings import (
 from bot.store.worker_autoscale_settings import WorkerSettings
 from policies import autoscale as policy
 from policies.commands import Command
+from policies.sizes import PastLimit, past_heroku_limit
 from policies.slack_text import code, escape, listed, more_note
 from policies.worker_autoscale import WorkerTarget, parse_worker_target
 
@@ -197,12 +198,11 @@ class AutoscaleCommands:
         if command.mode == "set":
             return self._set(actor, resolved.target, command, entry, now)
         if command.mode == "schedule":
-            return self._schedule(actor, resolved.target, command, entry, now)
+            return self._schedule(actor, resolved, command, entry, now)
         current = self._autoscale.settings(app)
         options = dict(command.options)
-        web = formation_map(resolved.platform.formation(resolved.target.name)).get("web", (1, ""))[
-            0
-        ]
+        running = formation_map(resolved.platform.formation(resolved.target.name))
+        web = running.get("web", (1, ""))[0]
         cap = resolved.target.guardrails.most("web")
         kind, value = (
             parse_target(options["target"])
@@ -223,14 +223,48 @@ class AutoscaleCommands:
             return Reply(
                 f"`{app}` allows at most {cap} web dynos (the registry's `max`), so max={high} is refused."
             )
+        asked = f"max={high}" if "max" in options else f"the default max={high}"
+        past = self._past_limit(resolved, command, "web", high, asked, running)
+        if (refused := self._refused_past(entry, past)) is not None:
+            return refused
         settings = Settings(app, command.mode or "off", low, high, kind, value, actor.user_id, now)
         self._autoscale.save(settings)
         self._audit.finish(entry, "ok", after={"autoscale": settings.describe()})
         return Reply(
             f"<@{actor.user_id}> set autoscaling of `{app}`: {settings.describe()}."
-            + self._missed_already(settings, now),
+            + self._missed_already(settings, now)
+            + _warned(past),
             public=True,
         )
+
+    def _refused_past(self, entry: int, past: PastLimit | None) -> Reply | None:
+        """The refusal of a count Heroku never runs at its size, audited; None otherwise."""
+        if past is None or not past.refused:
+            return None
+        self._audit.finish(entry, "refused", error="past Heroku's limit")
+        return Reply(past.text)
+
+    def _past_limit(
+        self,
+        resolved: Resolved,
+        command: Command,
+        ptype: str,
+        count: int,
+        asked: str,
+        running: dict[str, tuple[int, str]] | None = None,
+    ) -> PastLimit | None:
+        """Whether the autoscaler would ask Heroku for more `ptype` dynos than it runs at
+        their size by default (None for `off`, a count that fits, or a formation that cannot
+        be read now: the setting is then kept as before, and the tick meets the limit)."""
+        if command.mode == "off":
+            return None
+        if running is None:
+            try:
+                running = formation_map(resolved.platform.formation(resolved.target.name))
+            except PlatformError:
+                return None
+        size = running.get(ptype, (0, ""))[1]
+        return past_heroku_limit(command.app or "", ptype, size, count, asked)
 
     def _missed_already(self, settings: Settings, now: datetime) -> str:
         """A note when the app's drained traffic already misses a service-time target.
@@ -342,12 +376,15 @@ class AutoscaleCommands:
                 f"`{app}` allows at most {cap} web dynos (the registry's `max`), so a "
                 f"pin at web={quantity} is refused. Pin at web={cap} or fewer."
             )
+        past = self._past_limit(resolved, command, "web", quantity, f"a pin at web={quantity}")
+        if (refused := self._refused_past(entry, past)) is not None:
+            return refused
         until = now + timedelta(minutes=command.limit or 60)
         self._autoscale.set_pin(Pin(app, quantity, until, actor.user_id))
         self._audit.finish(entry, "ok")
         return Reply(
             f"<@{actor.user_id}> pinned `{app}` at web={quantity} until "
-            f"{_slack_pin_end(until, now)}: {self._who_holds(app)}.",
+            f"{_slack_pin_end(until, now)}: {self._who_holds(app)}." + _warned(past),
             public=True,
         )
 
@@ -392,10 +429,10 @@ class AutoscaleCommands:
         )
 
     def _schedule(
-        self, actor: Actor, target: Target, command: Command, entry: int, now: datetime
+        self, actor: Actor, resolved: Resolved, command: Command, entry: int, now: datetime
     ) -> Result:
         """`autoscale APP schedule add …` and `… remove N`."""
-        app = command.app or ""
+        app, target = command.app or "", resolved.target
         if target.schedule:
             self._audit.finish(entry, "refused", error="schedule in the registry")
             return Reply(
@@ -432,6 +469,9 @@ class AutoscaleCommands:
                 f"`{app}` allows at most {cap} web dynos (the registry's `max`), so a window "
                 f"asking for {asks} is refused."
             )
+        past = self._past_limit(resolved, command, "web", asks, f"a window asking for {asks}")
+        if (refused := self._refused_past(entry, past)) is not None:
+            return refused
         same = [
             n
             for n, w in enumerate(map(_window, windows), 1)
@@ -451,7 +491,7 @@ class AutoscaleCommands:
         self._audit.finish(entry, "ok", after={"schedule": windows})
         return Reply(
             f"<@{actor.user_id}> added to `{app}`'s schedule: {_limits_text(added)} "
-            f"{added.describe()} (window {len(windows)}).{self._idle_note(app)}",
+            f"{added.describe()} (window {len(windows)}).{self._idle_note(app)}" + _warned(past),
             public=True,
         )
 
@@ -573,6 +613,10 @@ class AutoscaleCommands:
         if cap is not None and high > cap:
             self._audit.finish(entry, "refused", error="max above guardrail")
             return Reply(f"`{app}` allows at most {cap} `{ptype}` dynos, so max={high} is refused.")
+        asked = f"max={high}" if "max" in options else f"the default max={high}"
+        past = self._past_limit(resolved, command, ptype, high, asked, running)
+        if (refused := self._refused_past(entry, past)) is not None:
+            return refused
         settings = WorkerSettings(
             app,
             ptype,
@@ -593,7 +637,8 @@ class AutoscaleCommands:
                 f"`/deploy simulate queue {app}` plays a backlog of jobs against it."
             )
         return Reply(
-            f"<@{actor.user_id}> set autoscaling of `{app}`: {settings.describe()}.{idle}",
+            f"<@{actor.user_id}> set autoscaling of `{app}`: {settings.describe()}.{idle}"
+            + _warned(past),
             public=True,
         )
 
@@ -729,6 +774,11 @@ def replayed_settings(store: AutoscaleStore, app: str, target: Target) -> dict[s
             "high": stored.max,
         }
     return current
+
+
+def _warned(past: PastLimit | None) -> str:
+    """A line after a kept setting whose count is past a limit Heroku support can raise."""
+    return f"\n{past.text}" if past is not None else ""
 
 
 def _chat(user: str, at: datetime) -> str:

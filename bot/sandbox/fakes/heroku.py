@@ -58,8 +58,13 @@ SIZES = (
     "Private-M",
     "Private-L",
 )
-# Heroku refuses more than one dyno per process type at these sizes.
+# Heroku's default scaling limits (devcenter "Dyno Scaling and Process Limits"): one dyno
+# per process type at Eco and Basic sizes; on Cedar ten per process type at Performance,
+# Private and Shield sizes and 100 dynos in all; on Fir 255 per process type and in all.
 SINGLE_DYNO_SIZES = frozenset({"Eco", "Basic"})
+TEN_DYNO_FAMILIES = ("Performance-", "Private-", "Shield-")
+TEN_DYNO_LIMIT = 10
+APP_DYNO_LIMITS = {"cedar": 100, "fir": 255}
 OWNER_EMAIL = "deployer@example.com"
 
 _NAMESPACE = uuid.UUID("6b1c1e52-3a3e-4c55-9d59-5f1f3e0c8a10")
@@ -910,6 +915,7 @@ class FakeHeroku(ServedFake):
         app = self._app(call.params[0])
         # Check every update before applying any: one bad entry changes nothing.
         changes = [self._change(app, update) for update in call.body["updates"]]
+        self._check_total(app, changes)
         before = {process.type: process.quantity for process, _, _ in changes}
         updated = [self._apply(app, *change) for change in changes]
         for process in updated:
@@ -919,6 +925,7 @@ class FakeHeroku(ServedFake):
     def _formation_update(self, call: _Call) -> _Reply:
         app = self._app(call.params[0])
         change = self._change(app, {**call.body, "type": call.params[1]})
+        self._check_total(app, [change])
         before = change[0].quantity
         process = self._apply(app, *change)
         self._formation_changed(app, process, before)
@@ -1293,7 +1300,24 @@ class FakeHeroku(ServedFake):
             raise _invalid(
                 f"Cannot update to more than 1 {final_size} size dynos per process type."
             )
+        most = APP_DYNO_LIMITS["fir"] if app.generation == "fir" else None
+        if app.generation == "cedar" and final_size.startswith(TEN_DYNO_FAMILIES):
+            most = TEN_DYNO_LIMIT
+        if most is not None and final_quantity > most:
+            raise _invalid(
+                f"Cannot update to more than {most} {final_size} size dynos per process type."
+            )
         return process, quantity, size
+
+    def _check_total(
+        self, app: _App, changes: list[tuple[_Process, int | None, str | None]]
+    ) -> None:
+        """Heroku's limit on an app's dynos in all, over the formation as it would be."""
+        after = {p.type: p.quantity for p in app.processes.values()}
+        after.update({p.type: q for p, q, _ in changes if q is not None})
+        most = APP_DYNO_LIMITS[app.generation]
+        if sum(after.values()) > most:
+            raise _invalid(f"Cannot update to more than {most} dynos in total for this app.")
 
     def _apply(
         self, app: _App, process: _Process, quantity: int | None, size: str | None
