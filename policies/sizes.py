@@ -63,9 +63,12 @@ class PastLimit:
     text: str
 
 
-def past_heroku_limit(app: str, ptype: str, size: str, count: int, asked: str) -> PastLimit | None:
+def past_heroku_limit(
+    app: str, ptype: str, size: str, count: int, asked: str, stepwise: bool = True
+) -> PastLimit | None:
     """Whether `count` `ptype` dynos of `size` (as the formation names it) is past Heroku's
-    default limit per process type; `asked` is what the user asked for, as "max=12"."""
+    default limit per process type; `asked` is what the user asked for, as "max=12";
+    `stepwise` when the autoscaler gets there a step at a time (not one `scale`)."""
     key = size.lower()
     if key in SINGLE_DYNO_SIZES and count > 1:
         return PastLimit(
@@ -78,8 +81,9 @@ def past_heroku_limit(app: str, ptype: str, size: str, count: int, asked: str) -
         return PastLimit(
             False,
             f"Heroku runs at most {RAISABLE_LIMIT} {escape(size)} dynos per process type "
-            f"unless its support has raised this app's limit, so until then each step past "
-            f"{RAISABLE_LIMIT} toward {asked} is refused.",
+            "unless its support has raised this app's limit, so until then "
+            + (f"each step past {RAISABLE_LIMIT} toward {asked}" if stepwise else asked)
+            + " is refused.",
         )
     return None
 

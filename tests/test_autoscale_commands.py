@@ -416,7 +416,14 @@ def test_counts_past_heroku_s_limit_at_the_size_are_refused_or_warned(driver, he
     assert reply.startswith(f"<@{ADMIN}> set autoscaling of `big`: on, web 2–12"), reply
     assert "\n" + ten.format("max=12") in reply
     prompt = say(driver, "pin big web=11 for 1h")  # +9 Performance-M: asked first
+    assert "\n" + ten.format("web=11") + "\n" in prompt["text"]
     _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
     reply = driver.reply(url)["text"]
     assert "pinned `big` at web=11" in reply and "\n" + ten.format("a pin at web=11") in reply
     assert "Heroku runs at most" not in say(driver, "autoscale big on max=10")["text"]
+    # A scale that asks first for its cost says it too: the confirmer is about to pay for it.
+    once = ten.replace("each step past 10 toward {}", "{}")
+    prompt = say(driver, "scale web=12 big")
+    assert "\n" + once.format("web=12") + "\n" in prompt["text"]
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    assert "Cannot update to more than 10 Performance-M size dynos" in driver.reply(url)["text"]

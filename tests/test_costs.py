@@ -15,7 +15,7 @@ from policies.costs import (
     monthly_price,
     why_ask,
 )
-from policies.sizes import HEROKU_SIZES, check_size
+from policies.sizes import HEROKU_SIZES, check_size, past_heroku_limit
 
 
 @pytest.mark.parametrize(
@@ -177,3 +177,32 @@ def test_delta_is_after_minus_before_and_swapping_negates_it(before: dict, after
     assert forward.delta_usd == pytest.approx(forward.after_usd - forward.before_usd)
     assert backward.delta_usd == pytest.approx(-forward.delta_usd)
     assert forward.before_usd >= 0 and forward.after_usd >= 0
+
+
+@pytest.mark.parametrize(
+    ("size", "count", "refused", "limit"),
+    [
+        ("Basic", 2, True, "one Basic"),
+        ("eco", 5, True, "one eco"),
+        ("Basic", 1, None, None),
+        ("Performance-M", 11, False, "at most 10 Performance-M"),
+        ("private-l", 11, False, "at most 10 private-l"),
+        ("Shield-S", 10, None, None),
+        ("Standard-2X", 500, None, None),  # only the app's total of 100, which is Heroku's
+        ("", 50, None, None),  # a size the formation did not say
+    ],
+)
+def test_heroku_s_default_limits_per_process_type(size, count, refused, limit):
+    past = past_heroku_limit("myapp", "web", size, count, f"web={count}")
+    if refused is None:
+        assert past is None
+        return
+    assert past is not None and past.refused is refused and limit in past.text
+    assert f"web={count}" in past.text
+    # Eco and Basic never run more than one: the answer names the scale that would.
+    assert ("`/deploy scale web=1:standard-1x myapp`" in past.text) is refused
+
+
+def test_a_heroku_limit_escapes_the_size_the_platform_named():
+    past = past_heroku_limit("myapp", "web", "Performance-<!channel>", 11, "max=11")
+    assert past is not None and "<!channel>" not in past.text

@@ -80,7 +80,7 @@ from policies.commands import (
     stops_dynos,
     with_usage_if_a_number,
 )
-from policies.sizes import check_size
+from policies.sizes import check_size, past_heroku_limit
 from policies.slack_text import code, escape
 
 log = logging.getLogger(__name__)
@@ -1013,6 +1013,7 @@ class Actions:
             approval=verdict.reason if verdict.needs_approval else None,
             cost=costs.describe(cost),
             costly=self._why_ask(resolved, cost),
+            note=_past_limits(resolved, command, current, targets),
         )
 
     @staticmethod
@@ -1161,3 +1162,24 @@ def _check_sizes(target: Target, command: Command) -> str | None:
             if problem:
                 return problem
     return None
+
+
+def _past_limits(
+    resolved: Resolved,
+    command: Command,
+    current: dict[str, tuple[int, str]],
+    targets: dict[str, tuple[int, str | None]],
+) -> str | None:
+    """What the prompt says of a count past Heroku's default limit at its size: the
+    confirmer should know Heroku may refuse what they are about to pay for."""
+    if resolved.target.platform != "heroku":
+        return None
+    stepwise = command.verb != "scale"  # a pin or min is reached by the autoscaler's steps
+    said = []
+    for ptype, (count, size) in sorted(targets.items()):
+        running = size or current.get(ptype, (0, ""))[1]
+        asked = f"{ptype}={count}"
+        past = past_heroku_limit(command.app or "", ptype, running, count, asked, stepwise)
+        if past is not None:
+            said.append(past.text)
+    return " ".join(said) or None
