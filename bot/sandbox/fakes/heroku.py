@@ -274,6 +274,16 @@ def _not_found(resource: str, message: str) -> _ApiError:
     return _ApiError(404, "not_found", message, resource=resource)
 
 
+def _type_limit(generation: str, size: str) -> int | None:
+    """Heroku's default limit on one process type's dynos at `size`; None: only the app's
+    limit in all applies."""
+    if size in SINGLE_DYNO_SIZES:
+        return 1
+    if generation == "cedar" and size.startswith(TEN_DYNO_FAMILIES):
+        return TEN_DYNO_LIMIT
+    return APP_DYNO_LIMITS["fir"] if generation == "fir" else None
+
+
 def _invalid(message: str) -> _ApiError:
     return _ApiError(422, "invalid_params", message)
 
@@ -1296,13 +1306,7 @@ class FakeHeroku(ServedFake):
         size = _size_of(update)
         final_size = size or process.size
         final_quantity = process.quantity if quantity is None else quantity
-        if final_size in SINGLE_DYNO_SIZES and final_quantity > 1:
-            raise _invalid(
-                f"Cannot update to more than 1 {final_size} size dynos per process type."
-            )
-        most = APP_DYNO_LIMITS["fir"] if app.generation == "fir" else None
-        if app.generation == "cedar" and final_size.startswith(TEN_DYNO_FAMILIES):
-            most = TEN_DYNO_LIMIT
+        most = _type_limit(app.generation, final_size)
         if most is not None and final_quantity > most:
             raise _invalid(
                 f"Cannot update to more than {most} {final_size} size dynos per process type."
