@@ -222,11 +222,13 @@ def test_a_pin_or_autoscale_max_above_the_guardrail_is_refused(with_registry, he
     )
     # The pin had been accepted ("pinned at web=9") and clamped to 4 by the tick in silence.
     text = say(driver, "pin capped web=9 for 1h", ADMIN)["text"]
-    assert text.startswith("`capped` allows at most 4 web dynos (the registry's `max`)")
-    assert "Pin at web=4 or fewer." in text
+    assert text == (
+        "`capped` allows at most 4 `web` dynos (the registry's `max`), so a pin at web=9 is "
+        "refused. Ask for 4 or fewer, or raise the registry's `max`."
+    )
     assert "pinned `capped` at web=4" in say(driver, "pin capped web=4 for 1h", ADMIN)["text"]
     text = say(driver, "autoscale capped on min=1 max=9", ADMIN)["text"]
-    assert "allows at most 4 web dynos" in text and "max=9 is refused" in text
+    assert "allows at most 4 `web` dynos" in text and "max=9 is refused" in text
     assert [e.outcome for e in history(config)][:3] == ["refused", "ok", "refused"]
 
 

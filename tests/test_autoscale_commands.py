@@ -230,8 +230,8 @@ def test_a_chat_window_above_the_registry_max_is_refused(with_registry):
     # covered was then clamped by the guardrail.
     text = say(driver, "autoscale myapp schedule add mon-fri 08:00-18:00 min=6")["text"]
     assert text.startswith(
-        "`myapp` allows at most 4 web dynos (the registry's `max`), so a window asking for 6 "
-        "is refused."
+        "`myapp` allows at most 4 `web` dynos (the registry's `max`), so a window asking for 6 "
+        "is refused. Ask for 4 or fewer, or raise the registry's `max`."
     )
     assert "no schedule windows" in say(driver, "autoscale myapp schedule list")["text"]
     assert (
@@ -427,3 +427,10 @@ def test_counts_past_heroku_s_limit_at_the_size_are_refused_or_warned(driver, he
     assert "\n" + once.format("web=12") + "\n" in prompt["text"]
     _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
     assert "Cannot update to more than 10 Performance-M size dynos" in driver.reply(url)["text"]
+    # A max kept from before is named as such, not as the default, once the size shrinks.
+    heroku.add_app("mid", formation={"web": (1, "standard-1x")})
+    assert "on, web 1–5" in say(driver, "autoscale mid on max=5")["text"]
+    assert "(Standard-1X → Basic)" in say(driver, "scale web=1:basic mid")["text"]
+    assert say(driver, "autoscale mid shadow")["text"].startswith(
+        one.format("the max=5 already set")
+    )

@@ -218,14 +218,8 @@ class AutoscaleCommands:
             return Reply(
                 f"min={low} is more than max={high}: give both, or one that fits the other."
             )
-        if cap is not None and high > cap:
-            self._audit.finish(entry, "refused", error="max above guardrail")
-            return Reply(
-                f"`{app}` allows at most {cap} web dynos (the registry's `max`), so max={high} is refused."
-            )
-        asked = f"max={high}" if "max" in options else f"the default max={high}"
-        past = self._past_limit(resolved, command, "web", high, asked, running)
-        if (refused := self._refused_past(entry, past)) is not None:
+        refused, past = self._beyond(entry, resolved, command, "web", high, running)
+        if refused is not None:
             return refused
         settings = Settings(app, command.mode or "off", low, high, kind, value, actor.user_id, now)
         self._autoscale.save(settings)
@@ -237,12 +231,42 @@ class AutoscaleCommands:
             public=True,
         )
 
-    def _refused_past(self, entry: int, past: PastLimit | None) -> Reply | None:
-        """The refusal of a count Heroku never runs at its size, audited; None otherwise."""
-        if past is None or not past.refused:
-            return None
-        self._audit.finish(entry, "refused", error="past Heroku's limit")
-        return Reply(past.text)
+    def _beyond(
+        self,
+        entry: int,
+        resolved: Resolved,
+        command: Command,
+        ptype: str,
+        count: int,
+        running: dict[str, tuple[int, str]] | None = None,
+    ) -> tuple[Reply | None, PastLimit | None]:
+        """Refuses, audited, a max, pin or schedule window asking for `count` `ptype` dynos
+        past the registry's guardrail or past what Heroku runs at their size; else None and
+        the warning to add when Heroku's limit may be raised."""
+        app = command.app or ""
+        if command.verb == "pin":
+            kind, what = "pin", f"a pin at {ptype}={count}"
+        elif command.mode == "schedule":
+            kind, what = "window", f"a window asking for {count}"
+        elif "max" in dict(command.options):
+            kind, what = "max", f"max={count}"
+        else:
+            kept = self._stored(app, command.target) is not None
+            kind = "max"
+            what = f"the max={count} already set" if kept else f"the default max={count}"
+        cap = resolved.target.guardrails.most(ptype)
+        if cap is not None and count > cap:
+            # The autoscaler would clamp it in silence; say so while the asker is here.
+            self._audit.finish(entry, "refused", error=f"{kind} above guardrail")
+            return Reply(
+                f"`{app}` allows at most {cap} {code(ptype)} dynos (the registry's `max`), "
+                f"so {what} is refused. Ask for {cap} or fewer, or raise the registry's `max`."
+            ), None
+        past = self._past_limit(resolved, command, ptype, count, what, running)
+        if past is not None and past.refused:
+            self._audit.finish(entry, "refused", error="past Heroku's limit")
+            return Reply(past.text), past
+        return None, past
 
     def _past_limit(
         self,
@@ -368,16 +392,8 @@ class AutoscaleCommands:
             self._audit.finish(entry, "ok")
             return Reply(text, public=True)
         quantity = command.changes[0].amount
-        cap = resolved.target.guardrails.most("web")
-        if cap is not None and quantity > cap:
-            # The autoscaler would clamp it in silence; say so while the asker is here.
-            self._audit.finish(entry, "refused", error="pin above guardrail")
-            return Reply(
-                f"`{app}` allows at most {cap} web dynos (the registry's `max`), so a "
-                f"pin at web={quantity} is refused. Pin at web={cap} or fewer."
-            )
-        past = self._past_limit(resolved, command, "web", quantity, f"a pin at web={quantity}")
-        if (refused := self._refused_past(entry, past)) is not None:
+        refused, past = self._beyond(entry, resolved, command, "web", quantity)
+        if refused is not None:
             return refused
         until = now + timedelta(minutes=command.limit or 60)
         self._autoscale.set_pin(Pin(app, quantity, until, actor.user_id))
@@ -459,18 +475,9 @@ class AutoscaleCommands:
             # The registry's loader shows the same words as a clause; here they end a sentence.
             said += "" if said.endswith((".", "?", "!")) else "."
             return Reply(f"Not a schedule window: {escape(said)}")
-        cap = target.guardrails.most("web")
         asks = max(added.min or 0, added.max or 0)
-        if cap is not None and asks > cap:
-            # The registry refuses such a window at load; each tick it covered would be
-            # clamped by the guardrail.
-            self._audit.finish(entry, "refused", error="window above guardrail")
-            return Reply(
-                f"`{app}` allows at most {cap} web dynos (the registry's `max`), so a window "
-                f"asking for {asks} is refused."
-            )
-        past = self._past_limit(resolved, command, "web", asks, f"a window asking for {asks}")
-        if (refused := self._refused_past(entry, past)) is not None:
+        refused, past = self._beyond(entry, resolved, command, "web", asks)
+        if refused is not None:
             return refused
         same = [
             n
@@ -609,13 +616,11 @@ class AutoscaleCommands:
         high = int(options.get("max", current.max if current else max(low, cap or 10)))
         if low > high:
             self._audit.finish(entry, "refused", error="min above max")
-            return Reply(f"min={low} is more than max={high}: give both, or one that fits.")
-        if cap is not None and high > cap:
-            self._audit.finish(entry, "refused", error="max above guardrail")
-            return Reply(f"`{app}` allows at most {cap} `{ptype}` dynos, so max={high} is refused.")
-        asked = f"max={high}" if "max" in options else f"the default max={high}"
-        past = self._past_limit(resolved, command, ptype, high, asked, running)
-        if (refused := self._refused_past(entry, past)) is not None:
+            return Reply(
+                f"min={low} is more than max={high}: give both, or one that fits the other."
+            )
+        refused, past = self._beyond(entry, resolved, command, ptype, high, running)
+        if refused is not None:
             return refused
         settings = WorkerSettings(
             app,
