@@ -470,7 +470,7 @@ def test_a_worker_type_turned_off_while_its_endpoint_answered_is_not_scaled(
     assert heroku.formation("myapp")["worker"][0] == 1
 
 
-def test_a_worker_max_above_the_guardrail_is_refused_as_web_s_is(
+def test_a_worker_max_above_the_guardrail_and_the_default_max_are_as_web_s(
     config, app_url, tmp_path, monkeypatch
 ):
     from bot.services import Services
@@ -480,20 +480,21 @@ def test_a_worker_max_above_the_guardrail_is_refused_as_web_s_is(
 
     registry = tmp_path / "deploybot.yml"
     registry.write_text(
-        "apps:\n  myapp:\n    platform: heroku\n    guardrails:\n      max: {worker: 4}\n"
+        "apps:\n  myapp:\n    platform: heroku\n    guardrails:\n      max: {worker: 40}\n"
         f"    autoscale:\n      queue_url: {app_url}\n"
     )
     monkeypatch.setenv("DEPLOYBOT_CONFIG", str(registry))
     services = Services(config)
     try:
         run = services.actions.run
-        reply = run(Actor(ADMIN, source="console"), parse("autoscale myapp worker on max=6"))
+        reply = run(Actor(ADMIN, source="console"), parse("autoscale myapp worker on max=60"))
         # Web's refusal had said where the cap came from and worker's had not.
         assert reply.text == (
-            "`myapp` allows at most 4 `worker` dynos (the registry's `max`), so max=6 is "
-            "refused. Ask for 4 or fewer, or raise the registry's `max`."
+            "`myapp` allows at most 40 `worker` dynos (the registry's `max`), so max=60 is "
+            "refused. Ask for 40 or fewer, or raise the registry's `max`."
         )
+        # With no max given, ten as for web, not the whole cap (it had been 0–40).
         reply = run(Actor(ADMIN, source="console"), parse("autoscale myapp worker on"))
-        assert "on, worker 0–4, target job queue latency 30 s" in reply.text
+        assert "on, worker 0–10, target job queue latency 30 s" in reply.text
     finally:
         services.db.dispose()

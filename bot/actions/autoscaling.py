@@ -118,7 +118,7 @@ def _limits_text(window: policy.Window) -> str:
     )
 
 
-DEFAULT_MAX = 10  # web dynos, when `/deploy autoscale APP on` names no max
+DEFAULT_MAX = 10  # dynos of a type, when `/deploy autoscale APP [TYPE] on` names no max
 WORKER_DECISIONS = 3  # each worker type's latest decisions in `status`, after web's five
 STATUS_WINDOWS = 10  # schedule windows listed in `status`; `schedule list` lists them all
 # `autoscale APP on` with a service-time target looks this far back for traffic that
@@ -203,16 +203,15 @@ class AutoscaleCommands:
         options = dict(command.options)
         running = formation_map(resolved.platform.formation(resolved.target.name))
         web = running.get("web", (1, ""))[0]
-        cap = resolved.target.guardrails.most("web")
         kind, value = (
             parse_target(options["target"])
             if "target" in options
             else ((current.target_kind, current.target_value) if current else DEFAULT_TARGET)
         )
         low = int(options.get("min", current.min if current else max(1, web)))
-        # With no max given: the app's cap, but never more than ten by default.
-        default = min(cap, DEFAULT_MAX) if cap is not None else DEFAULT_MAX
-        high = int(options.get("max", current.max if current else max(low, default)))
+        high = int(
+            options.get("max", current.max if current else _default_max(resolved, "web", low))
+        )
         if low > high:
             self._audit.finish(entry, "refused", error="min above max")
             return Reply(
@@ -611,9 +610,10 @@ class AutoscaleCommands:
         except ValueError as exc:
             self._audit.finish(entry, "refused", error="bad target")
             return Reply(f"{str(exc)[0].upper()}{str(exc)[1:]}.")
-        cap = resolved.target.guardrails.most(ptype)
         low = int(options.get("min", current.min if current else 0))
-        high = int(options.get("max", current.max if current else max(low, cap or 10)))
+        high = int(
+            options.get("max", current.max if current else _default_max(resolved, ptype, low))
+        )
         if low > high:
             self._audit.finish(entry, "refused", error="min above max")
             return Reply(
@@ -779,6 +779,13 @@ def replayed_settings(store: AutoscaleStore, app: str, target: Target) -> dict[s
             "high": stored.max,
         }
     return current
+
+
+def _default_max(resolved: Resolved, ptype: str, low: int) -> int:
+    """The max when none is given or kept: the app's cap, but never more than ten, so an
+    unlisted app's `heroku.unlisted_max` of 100 is not what a bare `on` spends up to."""
+    cap = resolved.target.guardrails.most(ptype)
+    return max(low, min(cap, DEFAULT_MAX) if cap is not None else DEFAULT_MAX)
 
 
 def _warned(past: PastLimit | None) -> str:
