@@ -97,8 +97,9 @@ def test_drain_then_metrics(driver, web, heroku):
     reply, token = add_drain(driver, heroku)
     assert "`myapp` now drains its logs to me" in reply and f"{PUBLIC_URL}/drain/…" in reply
     assert heroku.violations == []
-    # Asking again finds the same drain instead of adding a second one.
-    add_drain(driver, heroku)
+    # Asking again finds the same drain instead of adding a second one, and says so.
+    again, _ = add_drain(driver, heroku)
+    assert again.startswith("`myapp` already drains its logs to me"), again
     assert len([r for r in heroku.requests if r.method == "POST"]) == 1
 
     frames = stream(300)

@@ -69,10 +69,18 @@ class Connections:
             raise
         self._drains.set_drain_id(app, drain_id)
         self._audit.finish(entry, "ok", after={"drain_id": drain_id})
+        # Heroku finds a drain already there rather than adding a second one; a second
+        # `drain` had been told "now drains" as if something had changed.
+        already = kept is not None and kept.drain_id == drain_id
         return Reply(
-            f"`{app}` now drains its logs to me ({drain.shown_url}, Heroku drain {code(drain_id)}). "
-            f"Traffic shows in `/deploy metrics {app}` within a minute.",
-            made=True,
+            f"`{app}` {'already drains' if already else 'now drains'} its logs to me "
+            f"({drain.shown_url}, Heroku drain {code(drain_id)}). "
+            + (
+                f"`/deploy metrics {app}` shows its traffic."
+                if already
+                else f"Traffic shows in `/deploy metrics {app}` within a minute."
+            ),
+            made=not already,
         )
 
     def watch(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
