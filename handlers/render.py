@@ -46,6 +46,7 @@ from policies.digest import duration
 from policies.guardrails import LOCK_HOLDS_BACK
 from policies.redact import mask
 from policies.sizes import unit_of
+from policies.slack_errors import AUTH_ERRORS
 from policies.slack_text import channel as channel_link
 from policies.slack_text import clip, code, cut, escape, listed, more_note
 from policies.slack_text import shown as clipped  # `shown` names a local below
@@ -486,7 +487,17 @@ def about_lines(about: About) -> list[str]:
             # The heartbeat beats on while another job fails or hangs: said here, or the
             # worker looked healthy while autoscaling or alerts did nothing.
             lines.append(f":warning: Jobs in trouble: {escape(about.beat.trouble)}")
-    lines.append(f"Alert outbox: {about.outbox_backlog} message(s) waiting")
+    waiting = f"Alert outbox: {about.outbox_backlog} message(s) waiting"
+    if about.outbox_backlog and about.outbox_stalled:
+        why = about.outbox_stalled
+        advice = (
+            ": Slack refuses the bot's token; set `SLACK_BOT_TOKEN` to the app's current "
+            "Bot User OAuth Token, and they go out"
+            if why in AUTH_ERRORS
+            else ", held back by Slack's answer"
+        )
+        waiting = f":warning: {waiting}{advice} ({code(clip(why, 80))})"
+    lines.append(waiting)
     lines += [undelivered_line(u) for u in about.undelivered]
 
     def seen(newest: datetime | None) -> str:

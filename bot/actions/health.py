@@ -68,4 +68,5 @@ class Health:
             drains=tuple(self._heartbeats.newest_traffic(self._apps()).items()),
             now=self.now(),
             undelivered=tuple(self._heartbeats.undelivered(self.now())),
+            outbox_stalled=self._heartbeats.outbox_stalled(),
         )

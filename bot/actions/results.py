@@ -189,6 +189,7 @@ class About:
     now: datetime
     hidden: int = 0  # drains left out: the access rules keep their apps from the asker
     undelivered: tuple[Undelivered, ...] = ()  # channels refusing alerts, and why
+    outbox_stalled: str | None = None  # Slack's answer holding the waiting alerts back
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,21 @@ class Heartbeats:
         with self._db.session() as session:
             return int(session.scalar(query) or 0)
 
+    def outbox_stalled(self) -> str | None:
+        """Slack's answer to the oldest waiting alert that was tried and held back (a 5xx,
+        a rate limit, a refused token); None when nothing waits on an error."""
+        query = (
+            select(AlertOutboxEntry.last_error)
+            .where(
+                AlertOutboxEntry.state.in_(("pending", "sending")),
+                AlertOutboxEntry.last_error.is_not(None),
+            )
+            .order_by(AlertOutboxEntry.id)
+            .limit(1)
+        )
+        with self._db.session() as session:
+            return session.scalar(query)
+
     def refused(self, key: str, channel: str, error: str, now: datetime) -> None:
         """Note a daily digest Slack refused (or that was given up): it goes around the alert
         outbox (it carries a file), so a failed row of kind `digest` stands for it there, and

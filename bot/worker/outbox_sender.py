@@ -40,6 +40,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from bot.store.db import Database, aware
 from bot.store.models import AlertOutboxEntry, IncidentRow
 from bot.store.throttles import Throttles
+from policies.slack_errors import AUTH_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,10 @@ log = logging.getLogger(__name__)
 TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
+# A token Slack refuses (`policies.slack_errors`): every row would meet the same answer, so
+# the rows wait (up to `give_up_after`), tried again this often, instead of each being
+# marked failed and lost at once.
+AUTH_PAUSE = timedelta(minutes=1)
 # The throttle row of the Slack app's 429 pause; Heroku's rows are named by their key's
 # environment variable, which has no colon.
 SLACK_PAUSE = "slack:outbox"
@@ -146,6 +151,8 @@ class OutboxSender:
                 try:
                     ts = self._deliver(row)
                 except _RateLimited as limited:
+                    if self._gave_up(row, limited.error, now, report, held):
+                        continue
                     until = now + timedelta(seconds=limited.after or 1)
                     self._release(row.id, until, limited.error)
                     self._pauses.throttle(SLACK_PAUSE, until, now)
@@ -153,19 +160,7 @@ class OutboxSender:
                     report.rate_limited_until = until
                     return report
                 except _Retry as retry:
-                    if now - aware(row.created_at) >= self._give_up_after:
-                        self._fail(row.id, f"gave up: {retry.error}")
-                        held.add(row.incident_key)
-                        report.failed += 1
-                        report.errors.append(retry.error)
-                        log.warning(
-                            "alert given up",
-                            extra={
-                                "id": row.id,
-                                "attempts": row.attempts + 1,
-                                "error": retry.error,
-                            },
-                        )
+                    if self._gave_up(row, retry.error, now, report, held):
                         continue
                     delay = self._delay(row.attempts + 1)
                     self._release(row.id, now + delay, retry.error)
@@ -183,6 +178,26 @@ class OutboxSender:
                 else:
                     self._mark_sent(row, ts, now)
                     report.sent += 1
+
+    def _gave_up(
+        self,
+        row: AlertOutboxEntry,
+        error: str,
+        now: datetime,
+        report: SendReport,
+        held: set[str],
+    ) -> bool:
+        """Mark `row` failed if it has waited past `give_up_after`; whether it was."""
+        if now - aware(row.created_at) < self._give_up_after:
+            return False
+        self._fail(row.id, f"gave up: {error}")
+        held.add(row.incident_key)
+        report.failed += 1
+        report.errors.append(error)
+        log.warning(
+            "alert given up", extra={"id": row.id, "attempts": row.attempts + 1, "error": error}
+        )
+        return True
 
     # -- the database side -------------------------------------------------------------
 
@@ -318,6 +333,9 @@ def _classify(error: SlackApiError) -> Exception:
     code = str(response.get("error") or "") if isinstance(response.data, dict) else ""
     if status == 429:
         return _RateLimited("ratelimited", _retry_after(response.headers))
+    if code in AUTH_ERRORS:
+        # The app's trouble, not the row's: hold every row, as for a 429.
+        return _RateLimited(code, AUTH_PAUSE.total_seconds())
     if status >= 500:
         return _Retry(f"http {status} {code}".strip())
     if code in TRANSIENT_ERRORS:
