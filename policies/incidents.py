@@ -8,7 +8,8 @@ count, so a storm is one message updated in place, not fifty. `step()` also:
 
 - posts at most `Rules.channel_limit` new messages per channel per `channel_window`
   (counting what the caller says was posted recently); incidents beyond that are folded
-  into one summary message for the channel and get no message of their own;
+  into one summary message for the channel and get no message of their own; alerts folded
+  later in the same window edit that summary rather than post another;
 - resolves an open incident once it has been quiet for `Rules.quiet`, updating its message
   and saying so in its thread (an `info` notice, such as a release, closes silently);
 - honours a silence: a silenced incident keeps counting but notifies nobody.
@@ -27,6 +28,7 @@ from typing import Literal
 from policies.slack_text import clip, code, escape
 
 NoticeKind = Literal["post", "update", "reply"]
+SUMMARY_PREFIX = "summary:"  # the keys of storm summaries, beside incidents' keys
 
 SEVERITIES = ("info", "warning", "critical")
 DETAIL_SHOWN = 300  # characters of an event's detail in its alert
@@ -115,6 +117,15 @@ class Notice:
     channel: str
     kind: NoticeKind
     text: str
+    names: tuple[str, ...] = ()  # a summary's: the keys of the incidents it names
+
+
+@dataclass(frozen=True)
+class Summarised:
+    """A channel's storm summary posted within the window: later folds edit it."""
+
+    key: str
+    names: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -137,13 +148,17 @@ def step(
     channel_of: Callable[[str], str | None],
     recent_posts: Mapping[str, int] | None = None,
     rules: Rules = DEFAULT_RULES,
+    summaries: Mapping[str, Summarised] | None = None,
 ) -> Step:
     """Fold `events` into the incidents and decide the notices.
 
     `known` holds every open incident and any resolved one an event names (a new event
     reopens it, keeping its silence); `channel_of(app)` is the app's home channel or None
     (the incident is kept but nobody is told); `recent_posts` counts, per channel, the new
-    messages posted within `rules.channel_window` before `now`.
+    messages posted within `rules.channel_window` before `now`; `summaries` the channels'
+    storm summaries posted within it. Heroku's webhooks come one crash per request, each a
+    step of its own: each fold past the limit had posted a summary of one alert, so a
+    storm of twenty crashes was twenty messages; it now edits the window's one summary.
     """
     current = dict(known)
     changed: dict[str, Incident] = {}
@@ -216,8 +231,18 @@ def step(
         current[key] = changed[key] = replace(incident, posted=True)
         notices.append(Notice(key, channel, "post", describe(incident)))
     for channel, incidents in folded.items():
+        earlier = (summaries or {}).get(channel)
+        if earlier is None:
+            key, edit = f"{SUMMARY_PREFIX}{channel}:{now.isoformat()}", False
+        else:
+            key, edit = earlier.key, True
+            fresh = {incident.key for incident in incidents}
+            incidents = [
+                current[k] for k in earlier.names if k in current and k not in fresh
+            ] + incidents
+        names = tuple(incident.key for incident in incidents)
         notices.append(
-            Notice(f"summary:{channel}:{now.isoformat()}", channel, "post", summary(incidents))
+            Notice(key, channel, "update" if edit else "post", summary(incidents), names)
         )
     for key in grown:
         incident = current[key]
@@ -299,7 +324,8 @@ def summary(incidents: list[Incident]) -> str:
     """One message for a storm's folded alerts. It names them while they fit one Slack
     section (3,000 characters) and counts the rest: past that, Slack refused the whole
     message and nobody was told of any."""
-    head = f":rotating_light: {len(incidents)} more alerts in this channel just now: "
+    alerts = "alert" if len(incidents) == 1 else "alerts"
+    head = f":rotating_light: {len(incidents)} more {alerts} in this channel just now: "
     items: list[str] = []
     used = len(head)
     for incident in incidents:

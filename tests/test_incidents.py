@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from policies.incidents import DEFAULT_RULES, Event, Incident, Rules, silence, step
+from policies.incidents import DEFAULT_RULES, Event, Incident, Rules, Summarised, silence, step
 
 T0 = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
 CHANNELS = {"myapp": "C_MYAPP", "api": "C_API", "other": "C_MYAPP"}
@@ -24,9 +24,9 @@ def crash(app: str = "myapp", subject: str = "web", second: float = 0, detail: s
     return Event(app, "crash", subject, at(second), detail or f"{subject}.1 crashed")
 
 
-def run(events, known=None, now=None, recent=None, rules=DEFAULT_RULES):
+def run(events, known=None, now=None, recent=None, rules=DEFAULT_RULES, summaries=None):
     known = {i.key: i for i in (known or [])}
-    return step(known, events, now or at(60), channel_of, recent, rules)
+    return step(known, events, now or at(60), channel_of, recent, rules, summaries)
 
 
 def kinds(result) -> list[tuple[str, str]]:
@@ -132,6 +132,30 @@ def test_the_rate_limit_is_per_channel():
         ("C_API", "crash:api:web"),
         ("C_MYAPP", f"summary:C_MYAPP:{at(60).isoformat()}"),
     ]
+
+
+def test_alerts_folded_later_in_the_window_edit_its_summary_not_post_another():
+    # Heroku's webhooks bring a storm one crash per step: each had posted a summary of
+    # its own past the limit, twenty messages for twenty crashes.
+    first = run([crash(subject="a")], recent={"C_MYAPP": 5}, rules=Rules(channel_limit=5))
+    [summary] = first.notices
+    assert (summary.kind, summary.names) == ("post", ("crash:myapp:a",))
+    assert summary.text.startswith(":rotating_light: 1 more alert in this channel just now: ")
+    earlier = {"C_MYAPP": Summarised(summary.key, summary.names)}
+    second = run(
+        [crash(subject="b", second=20)],
+        known=first.incidents,
+        now=at(80),
+        recent={"C_MYAPP": 6},
+        summaries=earlier,
+    )
+    [edit] = second.notices
+    assert (edit.kind, edit.key) == ("update", summary.key)
+    assert edit.names == ("crash:myapp:a", "crash:myapp:b")
+    assert edit.text == (
+        ":rotating_light: 2 more alerts in this channel just now: *myapp* `a` dynos crashed, "
+        "*myapp* `b` dynos crashed."
+    )
 
 
 def test_a_folded_incident_gets_no_updates_of_its_own():

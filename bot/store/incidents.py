@@ -27,6 +27,7 @@ from policies.incidents import (
     Notice,
     Rules,
     Step,
+    Summarised,
     describe,
     step,
 )
@@ -217,8 +218,10 @@ class Alerts:
         }
         queued = self.outbox.queued_posts(list(rows), session)
         known = {key: _incident(row, now, key in queued) for key, row in rows.items()}
-        recent = self.outbox.posts_since(now - self._rules.channel_window, session=session)
-        result = step(known, events, now, channel_of, recent, self._rules)
+        cutoff = now - self._rules.channel_window
+        recent, stormed = self.outbox.posts_since(cutoff, session)
+        summaries = {channel: Summarised(key, names) for channel, (key, names) in stormed.items()}
+        result = step(known, events, now, channel_of, recent, self._rules, summaries)
         for incident in result.incidents:
             row = rows.get(incident.key)
             if row is None:
@@ -238,6 +241,7 @@ class Alerts:
                 notice.kind,
                 notice.text,
                 self._blocks_for(notice, by_key.get(notice.key)) if self._blocks_for else None,
+                notice.names,
             )
             for notice in result.notices
         ]

@@ -9,11 +9,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, delete, func, insert, or_, select, tuple_, union
+from sqlalchemy import and_, case, delete, func, insert, or_, select, tuple_, union
 from sqlalchemy.orm import Session, aliased
 
 from bot.store.db import Database, aware
 from bot.store.models import AlertOutboxEntry, IncidentRow
+from policies.incidents import SUMMARY_PREFIX
 
 KINDS = ("post", "update", "reply")
 
@@ -53,17 +54,34 @@ class Outbox:
             _supersede(session, rows)
             session.execute(insert(AlertOutboxEntry), rows)
 
-    def posts_since(self, cutoff: datetime, session: Session | None = None) -> dict[str, int]:
-        """New messages per channel enqueued since `cutoff`: the input of the rate limit."""
+    def posts_since(
+        self, cutoff: datetime, session: Session
+    ) -> tuple[dict[str, int], dict[str, tuple[str, tuple[str, ...]]]]:
+        """New messages per channel enqueued since `cutoff` (the input of the rate limit),
+        and per channel the storm summary among them, if any: its key and the incidents its
+        newest text names (its latest post or update row), for later folds to edit it."""
+        is_summary = AlertOutboxEntry.incident_key.startswith(SUMMARY_PREFIX, autoescape=True)
+        # Keys end in an ISO time, so the greatest is a channel's newest summary.
+        newest = func.max(case((is_summary, AlertOutboxEntry.incident_key)))
         query = (
-            select(AlertOutboxEntry.channel, func.count())
+            select(AlertOutboxEntry.channel, func.count(), newest)
             .where(AlertOutboxEntry.kind == "post", AlertOutboxEntry.created_at >= cutoff)
             .group_by(AlertOutboxEntry.channel)
         )
-        if session is not None:
-            return {channel: count for channel, count in session.execute(query)}
-        with self._db.session() as own:
-            return {channel: count for channel, count in own.execute(query)}
+        counts: dict[str, int] = {}
+        keys: dict[str, str] = {}
+        for channel, count, key in session.execute(query):
+            counts[channel] = count
+            if key is not None:
+                keys[key] = channel
+        summaries: dict[str, tuple[str, tuple[str, ...]]] = {}
+        if keys:  # in a storm only: its names, one more read
+            rows = select(AlertOutboxEntry.incident_key, AlertOutboxEntry.payload).where(
+                AlertOutboxEntry.incident_key.in_(list(keys))
+            )
+            for key, payload in session.execute(rows.order_by(AlertOutboxEntry.id)):
+                summaries[keys[key]] = (key, tuple((payload or {}).get("names") or ()))
+        return counts, summaries
 
     def queued_posts(self, incident_keys: Sequence[str], session: Session) -> set[str]:
         """Those of `incident_keys` with a post still waiting to be sent."""
@@ -129,6 +147,7 @@ class Message(NamedTuple):
     kind: str
     text: str
     blocks: Sequence[dict[str, Any]] | None = None
+    names: Sequence[str] = ()  # a storm summary's: the incidents it names
 
 
 def _rows(messages: Sequence[Message], now: datetime) -> list[dict[str, Any]]:
@@ -144,6 +163,7 @@ def _rows(messages: Sequence[Message], now: datetime) -> list[dict[str, Any]]:
                 "payload": {
                     "text": message.text,
                     "blocks": list(message.blocks) if message.blocks else None,
+                    **({"names": list(message.names)} if message.names else {}),
                 },
                 "state": "pending",
                 "attempts": 0,
