@@ -902,9 +902,11 @@ def test_promote_moves_the_slug_to_the_next_stage_and_not_past_the_last(register
     # production stage, which has nothing to promote to: the earlier stage is promoted.
     swapped = say(registered, "swap other-app myapp")["text"]
     assert swapped.endswith(
-        "promote the app in the earlier stage of their pipeline: `/deploy promote myapp` "
-        "(or `/deploy promote other-app`)."
+        "To move `myapp`'s release to the next stage of their pipeline, promote it: "
+        "`/deploy promote myapp`."
     )
+    # Typed the other way round, it still names the earlier stage, not production.
+    assert say(registered, "swap myapp other-app")["text"].endswith("`/deploy promote myapp`.")
     assert heroku.violations == []
 
 
@@ -1484,3 +1486,49 @@ def test_config_past_one_message_says_where_to_read_every_variable(driver, herok
         "`heroku config -a myapp` lists them all."
     ), text[-300:]
     assert "Ask about one app" not in text
+
+
+def test_status_names_the_release_the_app_runs_not_a_newer_failed_one(driver, heroku):
+    heroku.add_release("myapp", "Deploy 0badc0d", status="failed")  # v4 never went live
+    reply = say(driver, "status myapp")
+    context = [e["text"] for b in reply["blocks"] if b["type"] == "context" for e in b["elements"]]
+    assert any("Release: v3 " in text for text in context), context
+    assert not any("v4" in text for text in context), context
+    # `releases` agrees: v3 is current.
+    assert "`v3`" in say(driver, "releases myapp")["text"].split("← current")[0].splitlines()[-1]
+
+
+def test_an_expired_release_is_marked_and_never_offered_as_a_rollback(driver, heroku):
+    heroku.expire_release("myapp", 2)  # its slug is gone
+    listing = say(driver, "releases myapp")["text"]
+    [v2] = [line for line in listing.splitlines() if "`v2`" in line]
+    assert "*expired*" in v2
+    # The default skips it (v1 is the newest good release before v3).
+    prompt = say(driver, "rollback myapp")["text"]
+    assert "→ `v1`" in prompt, prompt
+    # Named, it is refused at once rather than after a click that Heroku refuses: it had
+    # been offered by default, and refused only after Confirm.
+    said = say(driver, "rollback myapp v2")["text"]
+    assert said.startswith("`v2` of `myapp` expired, so it cannot be rolled back to."), said
+    assert rollbacks(heroku) == []
+
+
+def test_a_heroku_swap_is_pointed_at_the_promotion_that_works(tmp_path):
+    import io
+
+    from bot.sandbox import console
+    from bot.sandbox.demo import Sandbox
+
+    sandbox = Sandbox(admins=frozenset({console.CONSOLE_USER}))
+    out = io.StringIO()
+    lines = ("swap demo demo-shop", "swap demo-staging demo", "swap demo-api demo")
+    with sandbox as config:
+        console.run(config, lines, False, out=out, registry=sandbox.registry)
+    said = [line for line in out.getvalue().splitlines() if "swapping CNAMEs" in line]
+    assert len(said) == 3, said
+    # A Beanstalk environment is never offered to `promote`, which refuses it.
+    assert "promote demo-shop" not in said[0] and "`demo-shop` is a Beanstalk" in said[0]
+    # Staging typed first: promote staging, not production (which has nothing to promote to).
+    assert said[1].endswith("`/deploy promote demo-staging`.") and "promote demo`" not in said[1]
+    # Not in one pipeline: no promotion that `promote` refuses.
+    assert "/deploy promote" not in said[2]

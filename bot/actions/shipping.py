@@ -384,14 +384,39 @@ class Shipping:
         )
         return promoted(results, note)
 
+    def _no_heroku_swap(self, app: str, resolved: Resolved, other_alias: str) -> str:
+        """Why Heroku app `app` cannot swap with `other_alias`, and what moves a release
+        between them instead: the promotion of the one whose next stage holds the other,
+        found from the pipeline, never a guess that names a Beanstalk environment, an app
+        outside the pipeline or its production stage (each refused by `promote`)."""
+        said = f"`{app}` is a Heroku app: swapping CNAMEs is for Beanstalk environments."
+        try:
+            other = self._resolve(other_alias)
+        except (UnknownApp, PlatformError):
+            return said
+        if other.target.platform != "heroku":
+            return f"{said} {code(other_alias)} is a Beanstalk environment, so the two cannot swap."
+        pair = ((app, resolved, other.target.name), (other_alias, other, resolved.target.name))
+        for alias, found, into in pair:
+            try:
+                _, _, _, downstream = platform_of(found).downstream(found.target.name)
+            except PlatformError:
+                continue
+            if into in [name for _, name in downstream]:
+                return (
+                    f"{said} To move {code(alias)}'s release to the next stage of their "
+                    f"pipeline, promote it: `/deploy promote {alias}`."
+                )
+        return (
+            f"{said} Heroku moves a release between apps by promoting it to the next stage "
+            f"of a pipeline they share, and {code(app)} and {code(other_alias)} are not "
+            "next to each other in one."
+        )
+
     def swap(self, actor: Actor, resolved: Resolved, command: Command) -> Result:
         app, other_alias = command.app or "", command.target or ""
         if resolved.target.platform != "beanstalk":
-            return Reply(
-                f"`{app}` is a Heroku app: swapping CNAMEs is for Beanstalk environments. "
-                "To move a release between Heroku apps, promote the app in the earlier stage "
-                f"of their pipeline: `/deploy promote {other_alias}` (or `/deploy promote {app}`)."
-            )
+            return Reply(self._no_heroku_swap(app, resolved, other_alias))
         other = self._resolve(other_alias)
         region = resolved.target.region
         if other.target.platform != "beanstalk" or other.target.region != region:

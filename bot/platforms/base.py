@@ -41,8 +41,9 @@ class Release:
 
     @property
     def good(self) -> bool:
-        """Whether the release went out, so going back to it makes sense."""
-        return self.status.lower() not in ("failed", "pending")
+        """Whether the release went out and can be gone back to: not failed, pending, or
+        expired (Heroku's status for a release whose slug is gone)."""
+        return self.status.lower() not in ("failed", "pending", "expired")
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,8 @@ DEFAULT_THROTTLE = timedelta(seconds=30)
 PAGE_MAX = 1000  # the most items Heroku returns in one page
 NAMED_MOST = 10  # dynos or process types named when a restart names none of them
 OUTPUT_TAIL = 20  # build output and run output lines shown in the thread
+# How many of the newest releases `status` reads to find the current one past failed ones.
+STATUS_RELEASES = 10
 API_ANSWER_BYTES, API_ANSWER_SECONDS = 16 << 20, 60.0
 RUN_LOG_LINES = 500
 BUILD_POLL_SECONDS = 3.0
@@ -307,12 +309,22 @@ class HerokuPlatform:
                 lambda: self.formation(app),
                 lambda: self.dynos(app),
                 lambda: self._call(
-                    "GET", app, ("apps", app, "releases"), range_="version ..; order=desc, max=1;"
+                    "GET",
+                    app,
+                    ("apps", app, "releases"),
+                    range_=f"version ..; order=desc, max={STATUS_RELEASES};",
                 ),
                 lambda: self.maintenance(app),
             )
         )
-        current = [r for r in releases if r.get("current", True)] or releases
+        # The newest release may have failed (or still be pending) and never gone live: the
+        # one Heroku marks current is what the app runs, else the newest that succeeded.
+        releases = releases or []
+        current = (
+            [r for r in releases if r.get("current")]
+            or [r for r in releases if (r.get("status") or "succeeded") == "succeeded"]
+            or releases
+        )
         return AppStatus(
             app=app,
             formation=formation,

@@ -609,6 +609,13 @@ class FakeHeroku(ServedFake):
             self._publish(found, "api:release", "release", "update", data, {"status": "pending"})
             return data
 
+    def expire_release(self, app: str, version: int) -> None:
+        """Mark release `version` `expired`, as Heroku does once its slug is gone: it can no
+        longer be rolled back to."""
+        with self._lock:
+            [release] = [r for r in self._apps[app].releases if r.version == version]
+            release.status = "expired"
+
     def fail_next_build(self, app: str, output: Iterable[str]) -> None:
         """The app's next build fails, its output ending with `output`."""
         with self._lock:
