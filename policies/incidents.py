@@ -20,7 +20,7 @@ Pure: the caller passes `now`, the known incidents and the events; nothing reads
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
@@ -149,6 +149,7 @@ def step(
     recent_posts: Mapping[str, int] | None = None,
     rules: Rules = DEFAULT_RULES,
     summaries: Mapping[str, Summarised] | None = None,
+    unobserved: Collection[tuple[str, str]] = (),
 ) -> Step:
     """Fold `events` into the incidents and decide the notices.
 
@@ -159,6 +160,9 @@ def step(
     storm summaries posted within it. Heroku's webhooks come one crash per request, each a
     step of its own: each fold past the limit had posted a summary of one alert, so a
     storm of twenty crashes was twenty messages; it now edits the window's one summary.
+    `unobserved` holds the (app, kind) pairs the caller could not look at this time (a
+    Beanstalk environment whose health could not be read): their open incidents do not
+    resolve, since silence from them is no news that the trouble is over.
     """
     current = dict(known)
     changed: dict[str, Incident] = {}
@@ -209,7 +213,10 @@ def step(
     resolved = [
         key
         for key, incident in current.items()
-        if incident.state == "open" and key not in touched and now - incident.last_at >= rules.quiet
+        if incident.state == "open"
+        and key not in touched
+        and now - incident.last_at >= rules.quiet
+        and (incident.app, incident.kind) not in unobserved
     ]
     for key in resolved:
         current[key] = changed[key] = replace(current[key], state="resolved")

@@ -288,6 +288,45 @@ def test_a_failing_beanstalk_call_is_logged_not_raised(
     assert failed == {"shop", "shop-eu", "lost"}
 
 
+def test_a_red_environment_stays_open_while_its_health_cannot_be_read(
+    config,
+    aws,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    from bot.worker.main import Worker
+
+    registry = REGISTRY.replace(
+        "    environment: shop-prod\n", "    environment: shop-prod\n    channel: CSHOP\n"
+    )
+    services_with(config, tmp_path, monkeypatch, registry).db.dispose()
+    worker = Worker(config)
+    aws.set_health("shop-prod", region="us-east-1", color="Red", health_status="Severe")
+
+    def shop() -> list[tuple[str, str]]:
+        rows = worker.alerts.outbox.entries()
+        return [(e.kind, e.payload["text"][:40]) for e in rows if e.channel == "CSHOP"]
+
+    assert worker.watch(NOW) == 1
+    assert shop() == [("post", ":red_circle: *shop* health turned `Red` ")]
+    # AWS refuses the read for eleven minutes (an outage, a key being rotated) while the
+    # environment stays Red: it had been posted "Resolved", then alerted again as new.
+    for minute in range(1, 12):
+        # Two reads a run: `shop` and `shop-eu` (`lost` has no credentials at all).
+        aws.fail_next(403, "AccessDenied", count=2, actions=["DescribeEnvironmentHealth"])
+        worker.watch(NOW + timedelta(minutes=minute))
+    assert [kind for kind, _ in shop()] == ["post"]
+    worker.watch(NOW + timedelta(minutes=12))  # read again: still Red, the same alert
+    assert [kind for kind, _ in shop()] == ["post", "update"]
+    assert ":white_check_mark: Resolved" not in shop()[-1][1]
+    # Read again and Green: ten quiet minutes after the last Red seen, it resolves.
+    aws.set_health("shop-prod", region="us-east-1", color="Green", health_status="Ok", causes=[])
+    worker.watch(NOW + timedelta(minutes=22))
+    # (The queued edit gives way to the newer one: a message's newest state is what counts.)
+    assert [kind for kind, _ in shop()] == ["post", "update", "reply"]
+    assert shop()[1][1].startswith(":white_check_mark: Resolved")
+
+
 def test_an_apps_own_alert_thresholds_from_the_registry(config, tmp_path, monkeypatch):
     registry = HEROKU_REGISTRY.replace(
         "    channel: CMYAPP\n",

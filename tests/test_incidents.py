@@ -24,9 +24,11 @@ def crash(app: str = "myapp", subject: str = "web", second: float = 0, detail: s
     return Event(app, "crash", subject, at(second), detail or f"{subject}.1 crashed")
 
 
-def run(events, known=None, now=None, recent=None, rules=DEFAULT_RULES, summaries=None):
+def run(
+    events, known=None, now=None, recent=None, rules=DEFAULT_RULES, summaries=None, unobserved=()
+):
     known = {i.key: i for i in (known or [])}
-    return step(known, events, now or at(60), channel_of, recent, rules, summaries)
+    return step(known, events, now or at(60), channel_of, recent, rules, summaries, unobserved)
 
 
 def kinds(result) -> list[tuple[str, str]]:
@@ -156,6 +158,17 @@ def test_alerts_folded_later_in_the_window_edit_its_summary_not_post_another():
         ":rotating_light: 2 more alerts in this channel just now: *myapp* `a` dynos crashed, "
         "*myapp* `b` dynos crashed."
     )
+
+
+def test_an_incident_that_could_not_be_looked_at_is_not_resolved_by_its_silence():
+    red = Event("myapp", "health", "Red", at(0), "Health Severe (Red)")
+    [incident] = run([red], now=at(0)).incidents
+    later = at(0) + timedelta(minutes=11)
+    unread = run([], known=[incident], now=later, unobserved={("myapp", "health")})
+    assert unread.incidents == () and unread.notices == ()
+    # Another app's unread health holds this one's back in nothing.
+    others = run([], known=[incident], now=later, unobserved={("api", "health")})
+    assert [i.state for i in others.incidents] == ["resolved"]
 
 
 def test_a_folded_incident_gets_no_updates_of_its_own():

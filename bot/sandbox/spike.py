@@ -389,7 +389,13 @@ class _Watch:
 
     def __call__(self, now: datetime) -> list[str]:
         events = self._detectors.run(now, only=self._app)
-        step = incidents.step(self._known, events, now, lambda _: self._channel)
+        step = incidents.step(
+            self._known,
+            events,
+            now,
+            lambda _: self._channel,
+            unobserved=self._detectors.unobserved,
+        )
         self._known.update((incident.key, incident) for incident in step.incidents)
         shown = []
         for notice in step.notices:

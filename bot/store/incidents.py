@@ -64,15 +64,20 @@ class Alerts:
         self.outbox = Outbox(db)
 
     def record(
-        self, events: Iterable[Event], now: datetime, channel_of: Callable[[str], str | None]
+        self,
+        events: Iterable[Event],
+        now: datetime,
+        channel_of: Callable[[str], str | None],
+        unobserved: Collection[tuple[str, str]] = (),
     ) -> Step:
         """Fold `events` in (an empty list still resolves quiet incidents): the worker calls
-        this every tick with whatever its detectors saw."""
+        this every tick with whatever its detectors saw, and the (app, kind) pairs they could
+        not look at (`policies.incidents.step`)."""
         events = list(events)
         for attempt in range(ATTEMPTS):
             try:
                 with self._db.session() as session, session.begin():
-                    return self._record(session, events, now, channel_of)
+                    return self._record(session, events, now, channel_of, unobserved)
             except IntegrityError:
                 if attempt == ATTEMPTS - 1:
                     raise
@@ -203,6 +208,7 @@ class Alerts:
         events: list[Event],
         now: datetime,
         channel_of: Callable[[str], str | None],
+        unobserved: Collection[tuple[str, str]],
     ) -> Step:
         # Web dynos (Heroku's webhooks) and the worker record at once: read, step and write
         # as one, or a crash is not counted and a reopened incident is posted twice.
@@ -221,7 +227,7 @@ class Alerts:
         cutoff = now - self._rules.channel_window
         recent, stormed = self.outbox.posts_since(cutoff, session)
         summaries = {channel: Summarised(key, names) for channel, (key, names) in stormed.items()}
-        result = step(known, events, now, channel_of, recent, self._rules, summaries)
+        result = step(known, events, now, channel_of, recent, self._rules, summaries, unobserved)
         for incident in result.incidents:
             row = rows.get(incident.key)
             if row is None:

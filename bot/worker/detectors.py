@@ -72,6 +72,11 @@ class Detectors:
         self._metrics = MetricsStore(db)
         self._autoscale = AutoscaleStore(db)
         self._workers = WorkerAutoscaleStore(db)
+        # The (app, kind) pairs the last `run` could not look at: a Beanstalk environment
+        # whose health could not be read. Its open health alert is then kept open, not
+        # resolved as if the silence meant it was healthy again.
+        self.unobserved: frozenset[tuple[str, str]] = frozenset()
+        self._unread: set[tuple[str, str]] = set()  # gathered during a run
 
     @classmethod
     def from_services(
@@ -84,6 +89,7 @@ class Detectors:
         """The events every app's conditions give at `now`, apps in name order (`only`:
         just that app's)."""
         now = now or datetime.now(UTC)
+        self._unread = set()
         autoscaled = {s.app: s for s in self._autoscale.all_enabled()}
         queued = {s.app for s in self._workers.all_enabled()}
         drained = self._drains()
@@ -148,6 +154,7 @@ class Detectors:
                 _skipped(app, error)
                 continue
             events += detect(state, now, rules[app])
+        self.unobserved = frozenset(self._unread)
         return events
 
     def _state(
@@ -230,6 +237,7 @@ class Detectors:
             found = platform.environment_health(target.name)
         except PlatformError as error:
             log.warning("beanstalk health not read", extra={"app": app, "error": str(error)})
+            self._unread.add((app, "health"))
             return None
         return Health(
             color=found.get("Color"),

@@ -246,7 +246,9 @@ class Worker:
         if self._detectors is None:
             self._detectors = Detectors.from_services(services)
         events = self._detectors.run(now)
-        return len(self.alerts.record(events, now, services.registry.channel_of).incidents)
+        unobserved = self._detectors.unobserved
+        step = self.alerts.record(events, now, services.registry.channel_of, unobserved)
+        return len(step.incidents)
 
     def post_digests(self, now: datetime | None = None) -> int:
         """Post the daily digests that are due (`bot.worker.digest`)."""
