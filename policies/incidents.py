@@ -189,13 +189,17 @@ def step(
             # the next tick would resolve again.
             after = replace(before, count=before.count + 1, last_at=max(before.last_at, event.at))
         else:
+            # Past its quiet period already when it comes (Heroku retries a delivery for
+            # days): reported once, as late and over, not opened with a Restart button and
+            # resolved by the next tick ("no new event for 1201 min").
+            late = now - event.at >= rules.quiet
             after = Incident(
                 key=key,
                 app=event.app,
                 kind=event.kind,
                 subject=event.subject,
                 severity=_severity(event),
-                state="open",
+                state="resolved" if late else "open",
                 detail=event.detail,
                 first_at=event.at,
                 last_at=event.at,
@@ -236,7 +240,8 @@ def step(
             continue
         posted[channel] = posted.get(channel, 0) + 1
         current[key] = changed[key] = replace(incident, posted=True)
-        notices.append(Notice(key, channel, "post", describe(incident)))
+        text = describe(incident) if incident.state == "open" else late_report(incident, now)
+        notices.append(Notice(key, channel, "post", text))
     for channel, incidents in folded.items():
         earlier = (summaries or {}).get(channel)
         if earlier is None:
@@ -320,6 +325,20 @@ def _detail(incident: Incident) -> str:
     if incident.kind in ("release", "release_failed") and _VERSION_RE.fullmatch(version):
         return f"{code(version)}{space}{escape(clip(rest, DETAIL_SHOWN))}"
     return escape(clip(incident.detail, DETAIL_SHOWN))
+
+
+def late_report(incident: Incident, now: datetime) -> str:
+    """The one message of an event that came past its quiet period: when it happened,
+    with the day when that was not today, and how late it came."""
+    when = incident.first_at
+    day = "" if when.date() == now.date() else f" on {when.strftime('%a %d %b')}"
+    late = int((now - when).total_seconds() // 60)
+    age = f"{late // 60} h {late % 60} min" if late >= 60 else f"{late} min"
+    return (
+        f":hourglass: Reported late: *{escape(incident.app)}* {_what(incident)} at "
+        f"{_clock(when)}{day}, delivered {age} after. Nothing newer has come: "
+        f"{code('/deploy status ' + incident.app)} shows how it runs now."
+    )
 
 
 def resolution(incident: Incident, now: datetime) -> str:

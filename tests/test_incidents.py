@@ -171,6 +171,32 @@ def test_an_incident_that_could_not_be_looked_at_is_not_resolved_by_its_silence(
     assert [i.state for i in others.incidents] == ["resolved"]
 
 
+def test_an_event_that_comes_past_its_quiet_period_is_reported_once_as_late():
+    # Heroku redelivers for days; the bot's web dyno was down overnight. The crash had been
+    # posted as new with a Restart button, "at 06:10 UTC" read as today's, and the next
+    # tick resolved it: "no new event for 1201 min".
+    crashed = datetime(2026, 11, 28, 6, 10, tzinfo=UTC)
+    now = crashed + timedelta(hours=20)
+    first = run([Event("myapp", "crash", "web", crashed, "web.1 crashed")], now=now)
+    [incident] = first.incidents
+    assert (incident.state, incident.posted) == ("resolved", True)
+    [notice] = first.notices
+    assert (notice.kind, notice.text) == (
+        "post",
+        ":hourglass: Reported late: *myapp* `web` dynos crashed at 06:10 UTC on Sat 28 Nov, "
+        "delivered 20 h 0 min after. Nothing newer has come: `/deploy status myapp` shows "
+        "how it runs now.",
+    )
+    # Nothing follows: no resolution, and a second delivery of it is only counted.
+    assert run([], known=first.incidents, now=now + timedelta(minutes=1)).notices == ()
+    again = run([Event("myapp", "crash", "web", crashed)], known=first.incidents, now=now)
+    assert again.notices == () and again.incidents[0].count == 2
+    # A crash now, after it, is an alert of its own.
+    fresh = run([Event("myapp", "crash", "web", now)], known=first.incidents, now=now)
+    assert [n.kind for n in fresh.notices] == ["post"]
+    assert fresh.notices[0].text.startswith(":red_circle: *myapp* `web` dynos crashed at")
+
+
 def test_a_folded_incident_gets_no_updates_of_its_own():
     first = run([crash()], recent={"C_MYAPP": 5}, rules=Rules(channel_limit=5))
     assert first.incidents[0].folded
