@@ -709,6 +709,20 @@ def test_setting_a_var_to_an_empty_value_says_so_in_the_prompt_and_the_answer(dr
     assert heroku.violations == []
 
 
+def test_a_value_with_curly_quotes_is_pointed_out_before_the_click(driver, heroku):
+    # macOS and iOS curl a typed `"`; the value is stored as typed, and the prompt hides
+    # values, so `GREETING=“hi”` had been confirmed with its curly quotes unseen.
+    prompt = say(driver, "config set GREETING=“hi” PLAIN=ok myapp")
+    assert prompt["text"].endswith(
+        "The value of `GREETING` has curly quotes (“ ” or ‘ ’), kept as typed: if your "
+        "keyboard curled straight ones, cancel and type them again as `\"` or `'`."
+    )
+    assert "curly" not in say(driver, 'config set GREETING="hi" myapp')["text"]
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    driver.reply(url)
+    assert heroku.config_vars("myapp")["GREETING"] == "“hi”"
+
+
 def test_a_heroku_var_whose_name_starts_with_a_digit_can_be_set_and_unset(driver, heroku):
     # Heroku's schema takes any `^\w+$` name, a digit first too. "not starting with a digit"
     # had refused to set `9LIVES`, and to unset such a var the app has: `config myapp`

@@ -431,6 +431,7 @@ class Deployments:
             keys=keys,
             emptied=_emptied(changes),
             unset=command.mode == "unset",
+            note=_curled(changes),
         )
 
     def _apply_config(
@@ -623,6 +624,19 @@ def _previous_good(releases: tuple[Release, ...], current: Release) -> Release |
 def _older(release: Release, current: Release, releases: tuple[Release, ...]) -> bool:
     # `releases` is newest first, so older means later in the list.
     return releases.index(release) > releases.index(current)
+
+
+def _curled(changes: dict[str, str | None]) -> str | None:
+    """A word on values with curly quotes: macOS and iOS turn a typed `"` into one, the
+    value is stored as typed, and the prompt hides the values, so none was seen before the
+    click."""
+    curled = [key for key, value in changes.items() if value and any(q in value for q in "“”‘’")]
+    if not curled:
+        return None
+    return (
+        f"The value of {listed(curled)} has curly quotes (“ ” or ‘ ’), kept as typed: if "
+        "your keyboard curled straight ones, cancel and type them again as `\"` or `'`."
+    )
 
 
 def _emptied(changes: dict[str, str | None]) -> tuple[str, ...]:
