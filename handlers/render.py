@@ -43,7 +43,7 @@ from handlers.charts import chart_button, window_for
 from policies import costs
 from policies.commands import changing, is_dyno_name, stops_dynos
 from policies.digest import duration
-from policies.guardrails import LOCK_HOLDS_BACK
+from policies.guardrails import lock_holds_back
 from policies.redact import mask
 from policies.sizes import unit_of
 from policies.slack_errors import AUTH_ERRORS
@@ -276,7 +276,7 @@ def _deployed(result: Deployed) -> Message:
         )
         text = (
             f"{who} locked {app}: {escape(result.mode or '')}{was}. Only they may "
-            f"{LOCK_HOLDS_BACK}, until `/deploy unlock {result.app}`."
+            f"{lock_holds_back(result.platform)}, until `/deploy unlock {result.app}`."
         )
     elif result.verb == "ship" and result.build_id:
         text = f"{who} is shipping {code(result.mode or '')} to {app}."

@@ -33,10 +33,19 @@ FREEZE_EXEMPT_VERBS = frozenset({"approve", "watch", "lock", "unlock"})
 # live as a release does.
 _LOCKED = ("rollback", "ship", "promote", "swap", "config", "run")
 LOCKED_VERBS = frozenset(_LOCKED)
-# "roll it back, ship it, …, or run commands on it": every reply that says what a lock holds.
-LOCK_HOLDS_BACK = (
-    ", ".join(doing(verb, "it") for verb in _LOCKED[:-1]) + f", or {doing(_LOCKED[-1], 'it')}"
-)
+# Of those, what a platform has not: a Heroku app has no CNAMEs to swap, a Beanstalk
+# environment no pipeline to promote along and no one-off dynos to run commands in.
+_LOCKED_ELSEWHERE = {"heroku": ("swap",), "beanstalk": ("promote", "run")}
+
+
+def lock_holds_back(platform: str | None = None) -> str:
+    """ "roll it back, ship it, …, or run commands on it": what a lock holds back, on
+    `platform` (None: on any)."""
+    verbs = [v for v in _LOCKED if v not in _LOCKED_ELSEWHERE.get(platform or "", ())]
+    return ", ".join(doing(verb, "it") for verb in verbs[:-1]) + f", or {doing(verbs[-1], 'it')}"
+
+
+LOCK_HOLDS_BACK = lock_holds_back()  # every reply that says what a lock holds, anywhere
 # Verbs that set counts; `restart` and `drain` keep the formation as it is.
 _COUNT_VERBS = frozenset({"scale", "kill", "autoscale", "pin"})
 # The process type whose loss would leave nobody able to scale the bot back up.

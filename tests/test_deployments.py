@@ -269,9 +269,9 @@ def test_a_deploy_lock_holds_back_config_changes_but_not_reading_them(driver, he
     prompt = say(driver, "config set LOG_LEVEL=debug myapp")  # asked before the lock
     locked = say(driver, "lock myapp migrating", OTHER_ADMIN)["text"]
     assert (
-        "Only they may roll it back, ship it, promote to or from it, swap it, change its config, "
+        "Only they may roll it back, ship it, promote to or from it, change its config, "
         "or run commands on it, until `/deploy unlock myapp`."
-    ) in locked
+    ) in locked  # not "swap it": Heroku apps have no CNAMEs to swap
     for text in ("config set LOG_LEVEL=debug myapp", "config unset LOG_LEVEL myapp"):
         assert say(driver, text)["text"] == (
             f"`myapp` is locked by <@{OTHER_ADMIN}> (migrating), so only they may change its "

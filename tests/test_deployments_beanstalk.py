@@ -614,3 +614,11 @@ def test_a_config_change_answered_500_is_read_back_in_plain_words(
     assert "otherwise" not in text and "`off`" not in text and "`on`" not in text
     assert len(updates(aws)) == 1
     assert aws.violations == []
+
+
+def test_a_lock_names_only_what_a_beanstalk_environment_can_have_done(driver, aws):  # noqa: F811
+    # It had listed "promote to or from it" and "run commands on it", which Beanstalk has not.
+    assert (
+        "locked `shop`: migrating. Only they may roll it back, ship it, swap it, or change its "
+        "config, until `/deploy unlock shop`.\n"
+    ) in say(driver, "lock shop migrating")["text"]

@@ -106,7 +106,7 @@ class Deployments:
             if command.verb == "builds":
                 return self._builds(resolved, command)
             if command.verb == "lock":
-                return self._lock(actor, command)
+                return self._lock(actor, command, resolved.target.platform)
             if command.verb == "unlock":
                 return self._unlock(actor, command)
             if command.verb == "maintenance":
@@ -523,7 +523,7 @@ class Deployments:
 
     # -- lock and unlock --------------------------------------------------------------------
 
-    def _lock(self, actor: Actor, command: Command) -> Result:
+    def _lock(self, actor: Actor, command: Command, platform: str) -> Result:
         app, reason = command.app or "", command.reason or ""
         entry = self._audit.start(actor, "lock", app, command.text(), None, None)
         held, earlier = self._locks.take(app, actor.user_id, reason, self._now())
@@ -537,7 +537,13 @@ class Deployments:
         replaced = earlier.reason if earlier and earlier.reason != reason else None
         self._audit.finish(entry, "ok")
         return Deployed(
-            app, "lock", actor.user_id, mode=held.reason, audit_id=entry, replaced=replaced
+            app,
+            "lock",
+            actor.user_id,
+            mode=held.reason,
+            audit_id=entry,
+            replaced=replaced,
+            platform=platform,
         )
 
     def _unlock(self, actor: Actor, command: Command) -> Result:

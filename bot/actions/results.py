@@ -307,6 +307,7 @@ class Deployed:
     promotions: tuple[Promotion, ...] = ()  # promote: each downstream app's result
     note: str | None = None  # rollback, config: how a lost answer was read back (Slack text)
     replaced: str | None = None  # lock: the reason the holder's own earlier lock had
+    platform: str | None = None  # lock: the app's, so it names only what it holds back there
 
 
 @dataclass(frozen=True)
