@@ -672,7 +672,7 @@ def _buckets(per_minute: tuple[int, ...], points: int = 60) -> list[float]:
 
 OUTCOME_MARK = {
     "ok": "✓",
-    "error": "✗",
+    "error": "✗ failed",  # the word `history APP failed` filters by
     "refused": "✗ refused",
     "unknown": "? may have changed",
     "pending": "…",

@@ -96,6 +96,10 @@ def test_a_mention_in_a_stored_reason_stays_one_and_nothing_else_becomes_markup(
     text = driver.reply(url)["text"]
     assert f"`kill myapp`: Cancelled by <@{USER}>." in text
     assert "old &lt;!channel&gt; &lt;http://x|y&gt;" in text
+    # Named as every other outcome is, by the word `history APP failed` filters by: a
+    # bare "✗" had stood beside "✗ refused" and "– cancelled".
+    [failed] = [line for line in text.splitlines() if "`scale web=2 myapp`" in line]
+    assert failed.startswith("✗ failed "), failed
 
 
 def test_the_autoscalers_changes_are_said_to_be_its_not_a_broken_mention(driver, database_url):
