@@ -350,7 +350,7 @@ def rows_per_day() -> list[tuple[str, str, str]]:
     """(table, rows per app per day, rows standing per app), from intervals and retention."""
     from bot.store.drain_claims import KEEP as KEEP_DRAIN
     from bot.web.log_drain import CLAIM_INTERVAL
-    from bot.worker.main import KEEP_DECISIONS
+    from bot.worker.main import KEEP_DECISIONS, KEEP_OPENINGS
 
     ticks = DAY // 15
     fine = DAY // 10
@@ -382,6 +382,7 @@ def rows_per_day() -> list[tuple[str, str, str]]:
             f"at most {int(keep_drain / CLAIM_INTERVAL):,} ({keep_drain // 3600} h)",
         ),
         ("alert_outbox (sent, failed)", "only when something happens", "7 d of them"),
+        ("incident_openings", "one per incident opened", f"{KEEP_OPENINGS.days} d of them"),
     ]
 
 

@@ -300,6 +300,28 @@ def test_releases_and_formation_changes_are_not_the_days_incidents(worker, slack
     assert "release from" not in upload.initial_comment
 
 
+def test_every_opening_of_an_incident_yesterday_is_counted_once_it_reopened(worker, slack):
+    # `web` crashed at 10:00 and again at 14:00, resolved in between, and once more this
+    # morning before the digest: one incident key, one row, reopened each time, and the
+    # digest had said "Incidents: none".
+    from bot.store.incidents import Alerts
+    from policies.incidents import Event
+
+    yesterday = datetime.now(PARIS).date() - timedelta(days=1)
+    ten, two = (datetime.combine(yesterday, time(h), PARIS).astimezone(UTC) for h in (10, 14))
+    MetricsStore(worker.db).save([Window("myapp", int(ten.timestamp()), 30)])
+    alerts = Alerts(worker.db)
+    for at in (ten, two):
+        alerts.record([Event("myapp", "crash", "web", at, "web.1 crashed")], at, lambda a: None)
+        alerts.record([], at + timedelta(minutes=20), lambda a: None)  # resolved
+    morning = datetime.combine(yesterday + timedelta(days=1), time(8), PARIS).astimezone(UTC)
+    alerts.record([Event("myapp", "crash", "web", morning)], morning, lambda a: None)
+    assert worker.post_digests(_nine_thirty()) == 1
+    [upload] = slack.wait_for_uploads(1, timeout=20)
+    assert "Incidents (2):\n• crash from 10:00 for " in upload.initial_comment
+    assert "\n• crash from 14:00 for " in upload.initial_comment
+
+
 def test_a_day_of_many_incidents_names_ten_and_counts_the_rest():
     from bot.actions.results import Digest
     from handlers.render import digest_text

@@ -29,14 +29,16 @@ def test_alerts_queued_while_slack_refuses_the_token_go_out_once_it_is_fixed(dat
         assert len(slack.calls_to("chat.postMessage")) == 1  # one try holds them all
         heartbeats = Heartbeats(db)
         assert heartbeats.undelivered(T0) == []
+        waiting, held_by = heartbeats.outbox_backlog()
+        assert (waiting, held_by) == (3, "invalid_auth")
         about = About(
             release=None,
             beat=None,
             worker_down=False,
-            outbox_backlog=heartbeats.outbox_backlog(),
+            outbox_backlog=waiting,
             drains=(),
             now=T0,
-            outbox_stalled=heartbeats.outbox_stalled(),
+            outbox_stalled=held_by,
         )
         assert (
             ":warning: Alert outbox: 3 message(s) waiting: Slack refuses the bot's token; set "

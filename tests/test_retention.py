@@ -1,6 +1,7 @@
 """Tables that gain rows with time or traffic are pruned: autoscale decisions after two
 days, drain batch ids after an hour, Slack request keys after two days, answered prompts
-after a week; a lost claim of a key is no database error."""
+after a week, incidents' past openings after 35 days; a lost claim of a key is no database
+error."""
 
 from __future__ import annotations
 
@@ -94,3 +95,21 @@ def test_the_heartbeats_of_worker_processes_long_gone_are_forgotten(config):
     with worker.db.session() as session:
         assert session.scalar(select(func.count()).select_from(WorkerHeartbeat)) == 1
     worker.db.dispose()
+
+
+def test_incident_openings_are_kept_for_35_days_once_resolved(database):
+    from bot.store.incidents import Alerts
+    from bot.store.models import IncidentOpening
+    from bot.worker.main import KEEP_OPENINGS
+    from policies.incidents import Event
+
+    alerts = Alerts(database)
+    for age in (timedelta(days=40), timedelta(days=1)):
+        at = NOW - age
+        alerts.record([Event("myapp", "crash", "web", at)], at, lambda app: None)
+        alerts.record([], at + timedelta(minutes=11), lambda app: None)  # resolved
+    alerts.record([Event("myapp", "crash", "web", NOW)], NOW, lambda app: None)  # open
+    assert alerts.forget_openings_before(NOW - KEEP_OPENINGS) == 1
+    with database.session() as session:
+        kept = session.scalars(select(IncidentOpening.opened_at)).all()
+    assert len(kept) == 2  # the open one, and the one that resolved a day ago

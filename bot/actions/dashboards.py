@@ -173,11 +173,12 @@ class Dashboards:
 
     def _shades(self, app: str, since: int, until: int) -> tuple[Shade, ...]:
         shades = []
-        for row in self._alerts.incidents(app):
+        window = (datetime.fromtimestamp(since, UTC), datetime.fromtimestamp(until, UTC))
+        for row in self._alerts.openings(app, *window):
             if row.severity == "info":
                 continue  # a release, a formation change: notices, not trouble to shade
-            start = _epoch(row.first_at)
-            end = until if row.state == "open" else _epoch(row.last_at)
+            start = _epoch(row.opened_at)
+            end = _epoch(row.last_at) if row.resolved else until
             if end >= since and start < until:
                 shades.append(Shade(max(start, since), min(max(end, start + 60), until), row.kind))
         return tuple(shades)

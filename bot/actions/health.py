@@ -60,13 +60,14 @@ class Health:
 
     def about(self) -> About:
         beat = self.beat()
+        waiting, held_by = self._heartbeats.outbox_backlog()
         return About(
             release=self.release,
             beat=beat,
             worker_down=self.worker_down(beat, checked=True),
-            outbox_backlog=self._heartbeats.outbox_backlog(),
+            outbox_backlog=waiting,
             drains=tuple(self._heartbeats.newest_traffic(self._apps()).items()),
             now=self.now(),
             undelivered=tuple(self._heartbeats.undelivered(self.now())),
-            outbox_stalled=self._heartbeats.outbox_stalled(),
+            outbox_stalled=held_by,
         )

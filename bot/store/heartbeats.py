@@ -92,30 +92,22 @@ class Heartbeats:
                 row.trouble,
             )
 
-    def outbox_backlog(self) -> int:
-        """Alert messages not yet in Slack (pending, or being sent)."""
-        query = (
-            select(func.count())
-            .select_from(AlertOutboxEntry)
-            .where(AlertOutboxEntry.state.in_(("pending", "sending")))
-        )
-        with self._db.session() as session:
-            return int(session.scalar(query) or 0)
-
-    def outbox_stalled(self) -> str | None:
-        """Slack's answer to the oldest waiting alert that was tried and held back (a 5xx,
-        a rate limit, a refused token); None when nothing waits on an error."""
-        query = (
+    def outbox_backlog(self) -> tuple[int, str | None]:
+        """Alert messages not yet in Slack (pending, or being sent), and Slack's answer to
+        the oldest of them that was tried and held back (a 5xx, a rate limit, a refused
+        token; None when none waits on an error), in one query: App Home's header asks."""
+        waiting = AlertOutboxEntry.state.in_(("pending", "sending"))
+        held_by = (
             select(AlertOutboxEntry.last_error)
-            .where(
-                AlertOutboxEntry.state.in_(("pending", "sending")),
-                AlertOutboxEntry.last_error.is_not(None),
-            )
+            .where(waiting, AlertOutboxEntry.last_error.is_not(None))
             .order_by(AlertOutboxEntry.id)
             .limit(1)
+            .scalar_subquery()
         )
+        query = select(func.count(), held_by).select_from(AlertOutboxEntry).where(waiting)
         with self._db.session() as session:
-            return session.scalar(query)
+            count, error = session.execute(query).one()
+        return int(count or 0), error
 
     def refused(self, key: str, channel: str, error: str, now: datetime) -> None:
         """Note a daily digest Slack refused (or that was given up): it goes around the alert

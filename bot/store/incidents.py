@@ -13,12 +13,12 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.store.db import Database
-from bot.store.models import IncidentRow
+from bot.store.models import IncidentOpening, IncidentRow
 from bot.store.outbox import Message, Outbox
 from policies.incidents import (
     DEFAULT_RULES,
@@ -179,6 +179,33 @@ class Alerts:
         with self._db.session() as session:
             return session.scalar(query) is not None
 
+    def openings(self, app: str, since: datetime, until: datetime) -> list[IncidentOpening]:
+        """Each time one of `app`'s incidents was open between `since` and `until`, oldest
+        first: a reopened incident's earlier times too."""
+        query = (
+            select(IncidentOpening)
+            .where(
+                IncidentOpening.app == app,
+                IncidentOpening.opened_at < until,
+                # Open still, or last seen within the quiet period before `since` at most.
+                or_(
+                    IncidentOpening.resolved.is_(False),
+                    IncidentOpening.last_at >= since - self._rules.quiet,
+                ),
+            )
+            .order_by(IncidentOpening.opened_at, IncidentOpening.id)
+        )
+        with self._db.session() as session:
+            return list(session.scalars(query))
+
+    def forget_openings_before(self, cutoff: datetime) -> int:
+        """Drop the openings that resolved before `cutoff`; returns how many."""
+        query = delete(IncidentOpening).where(
+            IncidentOpening.resolved.is_(True), IncidentOpening.last_at < cutoff
+        )
+        with self._db.session() as session, session.begin():
+            return session.execute(query).rowcount or 0
+
     def incidents(self, app: str | None = None) -> list[IncidentRow]:
         query = select(IncidentRow).order_by(IncidentRow.id)
         if app is not None:
@@ -228,17 +255,23 @@ class Alerts:
         recent, stormed = self.outbox.posts_since(cutoff, session)
         summaries = {channel: Summarised(key, names) for channel, (key, names) in stormed.items()}
         result = step(known, events, now, channel_of, recent, self._rules, summaries, unobserved)
+        opened: list[Incident] = []
         for incident in result.incidents:
             row = rows.get(incident.key)
             if row is None:
                 row = IncidentRow(key=incident.key)
                 session.add(row)
+                opened.append(incident)
             elif row.state == "resolved" and incident.state == "open":
                 # Reopened: a new message, not an edit of the old one.
                 row.message_ts = None
                 row.acknowledged_by = None
+                opened.append(incident)
             _store(row, incident)
         session.flush()
+        fresh = {incident.key for incident in opened}
+        went_on = [incident for incident in result.incidents if incident.key not in fresh]
+        _record_openings(session, opened, went_on)
         by_key = {incident.key: incident for incident in result.incidents}
         messages = [
             Message(
@@ -274,6 +307,42 @@ def _incident(row: IncidentRow, now: datetime, queued: bool = False) -> Incident
         # The sender stores the ts of its message once posted; a reopening clears it.
         posted=row.message_ts is not None or queued,
     )
+
+
+def _record_openings(session: Session, opened: list[Incident], went_on: list[Incident]) -> None:
+    """A row for each incident that opened, and the newest row of each that went on (or
+    resolved) brought up to date: a few statements for a storm, not one per incident."""
+    if opened:
+        session.execute(insert(IncidentOpening), [_opening(i) for i in opened])
+    if not went_on:
+        return
+    newest = dict(
+        session.execute(
+            select(IncidentOpening.key, func.max(IncidentOpening.id))
+            .where(IncidentOpening.key.in_([i.key for i in went_on]))
+            .group_by(IncidentOpening.key)
+        ).all()
+    )
+    changes = [
+        {"id": newest[i.key], "last_at": i.last_at, "severity": i.severity}
+        | {"resolved": i.state == "resolved"}
+        for i in went_on
+        if i.key in newest
+    ]
+    if changes:
+        session.execute(update(IncidentOpening), changes)
+
+
+def _opening(incident: Incident) -> dict[str, Any]:
+    return {
+        "key": incident.key,
+        "app": incident.app,
+        "kind": incident.kind,
+        "severity": incident.severity,
+        "opened_at": incident.first_at,
+        "last_at": incident.last_at,
+        "resolved": incident.state == "resolved",
+    }
 
 
 def _store(row: IncidentRow, incident: Incident) -> None:

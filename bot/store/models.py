@@ -322,6 +322,23 @@ class IncidentRow(Base):
     acknowledged_by: Mapped[str | None] = mapped_column(String(64))
 
 
+class IncidentOpening(Base):
+    """Each time an incident opened, until it resolved: its `incidents` row holds only the
+    latest (a reopened one starts over), and a past day's digest and chart need each one."""
+
+    __tablename__ = "incident_openings"
+    __table_args__ = (Index("ix_incident_openings_app_opened", "app", "opened_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), index=True)
+    app: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(10))
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    resolved: Mapped[bool] = mapped_column(Boolean, server_default=false())
+
+
 class WebhookSubscription(Base):
     """A Heroku app webhook the bot subscribed (`/deploy watch APP`): its secret checks the
     `Heroku-Webhook-Hmac-SHA256` of every delivery for the app."""

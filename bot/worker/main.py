@@ -67,6 +67,8 @@ RECONCILE_SECONDS = 60.0  # rows become due 3 minutes after they started: once a
 # The tick reads 10 minutes of its own decisions, the detectors a few more, `status` the
 # last five: two days leave room to look back at an incident.
 KEEP_DECISIONS = timedelta(days=2)
+# Incidents' past openings: longer than the 7 days a chart or the day a digest reads back.
+KEEP_OPENINGS = timedelta(days=35)
 KEEP_PROMPTS = timedelta(days=7)  # answered or expired prompts; the audit log keeps their story
 KEEP_HEARTBEATS = timedelta(days=7)  # of worker processes that stopped ticking
 JOBS_STOP_SECONDS = 20.0
@@ -204,6 +206,7 @@ class Worker:
         """Retention of everything that gains rows with traffic or time, besides windows."""
         now = datetime.now(UTC)
         self.alerts.outbox.forget_sent_before(now - KEEP_SENT_ALERTS)
+        self.alerts.forget_openings_before(now - KEEP_OPENINGS)
         AutoscaleStore(self.db).forget_decisions_before(now - KEEP_DECISIONS)
         self.confirmations.forget_before(now - KEEP_PROMPTS)
         self.heartbeats.forget_before(now - KEEP_HEARTBEATS)
