@@ -324,8 +324,12 @@ def _record_openings(session: Session, opened: list[Incident], went_on: list[Inc
         ).all()
     )
     changes = [
-        {"id": newest[i.key], "last_at": i.last_at, "severity": i.severity}
-        | {"resolved": i.state == "resolved"}
+        {
+            "id": newest[i.key],
+            "last_at": i.last_at,
+            "severity": i.severity,
+            "resolved": i.state == "resolved",
+        }
         for i in went_on
         if i.key in newest
     ]
