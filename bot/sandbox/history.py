@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from bot.metrics.aggregate import Window
 from bot.services import Services
 from bot.store.autoscale_settings import AutoscaleStore, Decision, Settings
-from bot.store.models import IncidentRow
+from bot.store.models import IncidentOpening, IncidentRow
 from policies.sketch import Sketch
 
 APP = "demo-api"
@@ -55,10 +55,12 @@ def seed(services: Services, now: datetime) -> bool:
         reason = "p95 queue time above 300 ms" if after > before else "p95 queue time well below"
         store.record(Decision(APP, now - timedelta(hours=ago), before, after, True, reason))
     slow_from = now - timedelta(hours=12, minutes=10)
+    key, start = f"slow:{APP}:web:{int(slow_from.timestamp())}", slow_from.astimezone(UTC)
+    end = start + timedelta(minutes=35)
     with services.db.session() as session, session.begin():
         session.add(
             IncidentRow(
-                key=f"slow:{APP}:web:{int(slow_from.timestamp())}",
+                key=key,
                 app=APP,
                 kind="slow",
                 subject="web",
@@ -68,9 +70,21 @@ def seed(services: Services, now: datetime) -> bool:
                 channel=None,
                 message_ts=None,
                 folded=False,
-                first_at=slow_from.astimezone(UTC),
-                last_at=(slow_from + timedelta(minutes=35)).astimezone(UTC),
+                first_at=start,
+                last_at=end,
                 count=1,
+            )
+        )
+        # Charts and digests read an incident's openings.
+        session.add(
+            IncidentOpening(
+                key=key,
+                app=APP,
+                kind="slow",
+                severity="warning",
+                opened_at=start,
+                last_at=end,
+                resolved=True,
             )
         )
     return True
