@@ -15,7 +15,7 @@ platform's rule once the app is known. Values are never quoted back: they may be
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from policies.slack_text import code, shown
 
@@ -95,6 +95,22 @@ def read_back(changes: Mapping[str, str | None], now: Mapping[str, str]) -> tupl
         return True, _and(as_asked)
     # The ones as asked first, so "not what was asked" follows the ones it is about.
     return False, (f"{_and(as_asked)} but " if as_asked else "") + _and(otherwise)
+
+
+# How Heroku describes a release a config change made ("Set FOO, BAR config vars").
+_CONFIG_RELEASE = re.compile(r"(?:Set|Remove) (?P<keys>\w+(?:, \w+)*) config vars")
+
+
+def changed_by(descriptions: Iterable[str]) -> list[str]:
+    """The config var names the releases described changed, in order, each once: a
+    rollback past them puts them back as they were, since Heroku rolls back config with
+    code."""
+    names: dict[str, None] = {}
+    for description in descriptions:
+        found = _CONFIG_RELEASE.fullmatch(description.strip())
+        if found:
+            names.update(dict.fromkeys(found["keys"].split(", ")))
+    return list(names)
 
 
 def _and(clauses: list[str]) -> str:

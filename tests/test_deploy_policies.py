@@ -309,3 +309,18 @@ def test_rules_can_name_every_deployment_verb_and_reading_ones_are_open():
         assert validate_verb(verb) == verb and not is_read_only(verb)
     for verb in ("releases", "logs"):
         assert validate_verb(verb) == verb and is_read_only(verb)
+
+
+def test_the_config_vars_a_release_list_changed_are_read_from_heroku_s_descriptions():
+    from policies.config_vars import changed_by
+
+    assert changed_by(
+        [
+            "Set API_TOKEN config vars",
+            "Deploy 1a2b3c4",
+            "Remove DEBUG, API_TOKEN config vars",
+            "Set 9LIVES config vars",
+            "Rollback to v2",
+            "Set the table config vars in prose",
+        ]
+    ) == ["API_TOKEN", "DEBUG", "9LIVES"]

@@ -300,6 +300,24 @@ def test_rolling_back_a_rollback_says_it_goes_back_to_the_release_rolled_back_fr
     assert "rolled back from" not in say(driver, "rollback myapp v1")["text"]
 
 
+def test_a_rollback_past_config_changes_says_they_go_back_too(driver, heroku):
+    # Heroku rolls config vars back with the code: a secret rotated since comes back, and
+    # the prompt had said nothing of it.
+    heroku.set_config_vars("myapp", {"API_TOKEN": "old"})
+    for line in ("config set API_TOKEN=rotated myapp", "config unset API_TOKEN myapp"):
+        prompt = say(driver, line)
+        _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+        driver.reply(url)
+    prompt = say(driver, "rollback myapp v3")
+    assert prompt["text"].endswith(
+        "Heroku rolls config vars back too: `API_TOKEN`, changed since `v3`, go back to their "
+        "values then."
+    )
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    driver.reply(url)
+    assert heroku.config_vars("myapp") == {"API_TOKEN": "old"}
+
+
 @pytest.fixture
 def with_registry(config, slack, tmp_path, monkeypatch):
     """The web app on a registry of `text`, as a driver; each app made is closed after."""

@@ -254,6 +254,17 @@ def test_one_release_by_version_or_id(api):
     assert api("GET", "/apps/myapp/releases/99").status_code == 404
 
 
+def test_a_rollback_restores_the_config_vars_of_the_release_it_goes_back_to(api):
+    # Heroku rolls back code and config together; the fake had left config as it was.
+    assert api("PATCH", "/apps/myapp/config-vars", json={"MODE": "old"}).status_code == 200
+    old = api("GET", "/apps/myapp/releases", headers={"Range": "version ..; order=desc"})
+    old_version = old.json()[0]["version"]
+    api("PATCH", "/apps/myapp/config-vars", json={"MODE": "new", "EXTRA": "1"})
+    answer = api("POST", "/apps/myapp/releases", json={"release": str(old_version)})
+    assert answer.status_code == 201
+    assert api("GET", "/apps/myapp/config-vars").json() == {"MODE": "old"}
+
+
 # -- refusals ----------------------------------------------------------------------------------
 
 

@@ -58,6 +58,7 @@ VERBS = frozenset(DEPLOYMENT_VERBS)
 # Verbs whose Confirm click lands here rather than in the formation path.
 CONFIRMED_VERBS = frozenset({"rollback", "config", "maintenance"})
 # A Heroku release as `rollback` takes it: `v41`, or `41` (`_spellings`).
+CONFIG_NAMED = 5  # config var names a rollback prompt lists before counting the rest
 # Verbs a freeze holds back that act at once: forced through one, the channel is told.
 _FORCED_AT_ONCE = frozenset({"maintenance", "ship", "promote", "swap", "run"})
 
@@ -183,6 +184,7 @@ class Deployments:
             current,
             target,
             undoes=current.version if _rolled_back_from(releases, current) == target else None,
+            note=_config_undone(releases, current, target) if heroku else None,
         )
 
     def _ask(
@@ -575,6 +577,30 @@ class Deployments:
         return self._guard.forced(
             target, actor.user_id, verb, pending.command, pending.force_reason
         )
+
+
+def _config_undone(releases: tuple[Release, ...], current: Release, target: Release) -> str | None:
+    """What a Heroku rollback also undoes: the config vars changed by the releases after
+    `target`, which Heroku puts back with its code (a secret rotated since comes back)."""
+    since = [
+        r.description
+        for r in releases
+        if _number(target.version) < _number(r.version) <= _number(current.version)
+    ]
+    names = config_vars.changed_by(since)
+    if not names:
+        return None
+    shown_names = listed(names[:CONFIG_NAMED]) + (
+        f" and {len(names) - CONFIG_NAMED} more" if len(names) > CONFIG_NAMED else ""
+    )
+    return (
+        f"Heroku rolls config vars back too: {shown_names}, changed since "
+        f"{code(target.version)}, go back to their values then."
+    )
+
+
+def _number(version: str) -> int:
+    return int(version.lstrip("v")) if version.lstrip("v").isdigit() else 0
 
 
 def _rollback_target(

@@ -382,6 +382,9 @@ class _Release:
     created_at: datetime
     status: str = "succeeded"  # pending, succeeded, failed
     user: str = OWNER_EMAIL
+    # The app's config vars as this release made them: a rollback to it restores them,
+    # as Heroku's does.
+    config: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -664,8 +667,13 @@ class FakeHeroku(ServedFake):
             return dict(self._apps[app].config)
 
     def set_config_vars(self, app: str, values: Mapping[str, str]) -> None:
+        """Config vars the app has had all along: every release has them, so no rollback
+        undoes them, and none is made (a setup leaves the release list as it was)."""
         with self._lock:
-            self._apps[app].config.update(values)
+            found = self._apps[app]
+            found.config.update(values)
+            for release in found.releases:
+                release.config.update(values)
 
     def maintenance(self, app: str) -> bool:
         with self._lock:
@@ -988,6 +996,7 @@ class FakeHeroku(ServedFake):
             raise _invalid(
                 f"Release v{target.version} cannot be rolled back to: it {target.status}."
             )
+        app.config = dict(target.config)  # Heroku rolls back code and config together
         release = self._new_release(app, f"Rollback to v{target.version}", "succeeded", OWNER_EMAIL)
         # A release restarts every dyno on the new code.
         for dyno in app.dynos:
@@ -1400,7 +1409,9 @@ class FakeHeroku(ServedFake):
 
     def _new_release(self, app: _App, description: str, status: str, user: str) -> _Release:
         version = app.releases[-1].version + 1
-        release = _Release(self._new_id(), version, description, self._now, status, user)
+        release = _Release(
+            self._new_id(), version, description, self._now, status, user, dict(app.config)
+        )
         app.releases.append(release)
         app.updated_at = self._now
         return release
