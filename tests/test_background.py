@@ -15,7 +15,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,24 @@ class Gate:
 
     def set(self) -> None:
         Path(self.path).touch()
+
+
+def marking_sigterm(ready: Path, signalled: Path) -> Callable[[], None]:
+    """A child hook: touches `ready` once the child's SIGTERM handler is in place and
+    `signalled` once that handler has run, so a test waits for each instead of sleeping
+    (half a second had not been enough for a niced child on a loaded machine)."""
+
+    def hook() -> None:
+        handler = signal.getsignal(signal.SIGTERM)
+
+        def marked(signum: int, frame: object) -> None:
+            handler(signum, frame)  # type: ignore[operator]
+            signalled.touch()
+
+        signal.signal(signal.SIGTERM, marked)
+        ready.touch()
+
+    return hook
 
 
 def test_a_full_pool_refuses_at_once_and_a_failed_job_frees_its_slot(caplog) -> None:
@@ -291,22 +309,24 @@ def test_a_dead_child_is_replaced_its_running_job_answered_lost_and_the_rest_run
 
 
 def test_after_sigterm_jobs_waiting_past_the_grace_are_answered_not_run(tmp_path) -> None:
-    out, told = tmp_path / "out", tmp_path / "told"
+    out, told, started = tmp_path / "out", tmp_path / "told", tmp_path / "started"
+    signalled = tmp_path / "signalled"
     gate = Gate(tmp_path / "gate")
     pool = Background(threads=1, queue=10, stop_grace=0.0)
     pool.register(
         "note",
-        lambda text: (gate.wait(30), append(str(out), text)),
+        lambda text: (append(str(started), text), gate.wait(30), append(str(out), text)),
         lost=lambda text, started: append(str(told), f"{text} started={started}"),
     )
+    pool.in_child(after_fork=marking_sigterm(tmp_path / "ready", signalled))
     pool.start_process()
     child = pool.child_pid
     try:
         assert all(pool.try_submit("note", f"job{i}") for i in range(5))
-        time.sleep(0.5)  # job0 runs, held by the gate; the child has read the other four
+        wait_for(lambda: lines(started), timeout=30, poll=0.02)  # job0 runs, held by the gate
         assert child is not None
         os.kill(child, signal.SIGTERM)  # what Heroku sends every process of a stopping dyno
-        time.sleep(0.5)
+        wait_for(signalled.exists, timeout=30, poll=0.02)  # before job0 ends and job1 starts
         gate.set()
         wait_for(lambda: len(lines(out)) + len(lines(told)) == 5, timeout=10, poll=0.02)
     finally:
@@ -388,7 +408,9 @@ def test_through_the_web_app_a_command_whose_process_dies_is_answered_and_the_ne
 
 
 @contextlib.contextmanager
-def one_held_job(web, tmp_path: Path, **options: Any) -> Iterator[Background]:
+def one_held_job(
+    web, tmp_path: Path, after_fork: Callable[[], None] | None = None, **options: Any
+) -> Iterator[Background]:
     """The web app's jobs on a one-thread child pool whose thread a job holds until the
     block ends; put back as it was after."""
     services = web.extensions["deploybot"]
@@ -396,6 +418,7 @@ def one_held_job(web, tmp_path: Path, **options: Any) -> Iterator[Background]:
     usual = services.background
     services.background = pool = Background(threads=1, jobs=usual, **options)
     pool.register("hold", lambda: gate.wait(30))
+    pool.in_child(after_fork=after_fork)
     services.start_background_process()
     try:
         assert pool.try_submit("hold")
@@ -409,13 +432,15 @@ def one_held_job(web, tmp_path: Path, **options: Any) -> Iterator[Background]:
 def test_through_the_web_app_a_command_the_stopping_dyno_never_started_is_answered(
     driver, web, heroku, slack, tmp_path
 ) -> None:
-    with one_held_job(web, tmp_path, queue=5, stop_grace=0.0) as pool:
+    ready, signalled = tmp_path / "ready", tmp_path / "signalled"
+    hook = marking_sigterm(ready, signalled)
+    with one_held_job(web, tmp_path, after_fork=hook, queue=5, stop_grace=0.0) as pool:
         response, url = driver.command("scale web=2 myapp", ADMIN)
         assert "Working on" in ack_text(response)
         assert pool.child_pid is not None
-        time.sleep(0.5)  # the child has read the command's job
+        wait_for(ready.exists, timeout=30, poll=0.02)  # a SIGTERM now is handled, not fatal
         os.kill(pool.child_pid, signal.SIGTERM)
-        time.sleep(0.5)
+        wait_for(signalled.exists, timeout=30, poll=0.02)  # before the held job ends
     assert driver.reply(url)["text"] == NOT_RUN
     assert patches(heroku) == []  # and indeed nothing was done
 

@@ -17,6 +17,21 @@ from bot.worker.main import Worker
 from policies.digest import DigestTime, day_numbers, due, duration, parse_digest
 
 PARIS = ZoneInfo("Europe/Paris")
+_DAY: list[date] = []
+
+
+@pytest.fixture(autouse=True)
+def _one_day_a_test() -> None:
+    """Paris's date, read once a test: read at each use, a test running across midnight in
+    Paris (23:00 UTC in winter) mixed two days (yesterday's traffic saved on one, 9:30 on
+    the next, or a second 9:30 a day later that posts again) and failed."""
+    _DAY[:] = [datetime.now(PARIS).date()]
+
+
+def _today() -> date:
+    return _DAY[0]
+
+
 REGISTRY = """\
 apps:
   myapp:
@@ -78,7 +93,7 @@ def worker(config, tmp_path, monkeypatch):
 
 
 def test_the_worker_posts_yesterdays_digest_once_with_its_chart(worker, slack):
-    today = datetime.now(PARIS).date()
+    today = _today()
     yesterday = today - timedelta(days=1)
     two_pm = datetime.combine(yesterday, time(14), PARIS)
     windows = [
@@ -105,14 +120,14 @@ def test_the_worker_posts_yesterdays_digest_once_with_its_chart(worker, slack):
 
 
 def test_before_its_time_nothing_is_posted(worker, slack):
-    today = datetime.now(PARIS).date()
+    today = _today()
     eight = datetime.combine(today, time(8), PARIS).astimezone(UTC)
     assert worker.post_digests(eight) == 0
     assert slack.calls == []
 
 
 def _nine_thirty(minutes: int = 0) -> datetime:
-    today = datetime.now(PARIS).date()
+    today = _today()
     return datetime.combine(today, time(9, 30), PARIS).astimezone(UTC) + timedelta(minutes=minutes)
 
 
@@ -196,7 +211,7 @@ def test_a_fleets_posted_digests_cost_one_query_a_minute_not_one_per_app(
 def test_a_digest_reads_its_days_autoscaler_decisions_once(worker, slack):
     from sqlalchemy import event
 
-    two_pm = datetime.combine(datetime.now(PARIS).date() - timedelta(days=1), time(14), PARIS)
+    two_pm = datetime.combine(_today() - timedelta(days=1), time(14), PARIS)
     MetricsStore(worker.db).save(
         [Window("myapp", int(two_pm.timestamp()) + s, 30) for s in range(0, 600, 10)]
     )
@@ -227,7 +242,7 @@ def _about(worker, now: datetime) -> str:
 def test_a_digest_its_channel_refuses_is_named_by_about(worker, slack, error):
     # The bot removed from the app's channel: the day's digest was given up with a line in
     # the worker's log, and `/deploy about` said nothing, as if it had gone out.
-    two_pm = datetime.combine(datetime.now(PARIS).date() - timedelta(days=1), time(14), PARIS)
+    two_pm = datetime.combine(_today() - timedelta(days=1), time(14), PARIS)
     MetricsStore(worker.db).save([Window("myapp", int(two_pm.timestamp()), 30)])
     slack.leave_channel("C0MYAPP", error)
     assert worker.post_digests(_nine_thirty()) == 0
@@ -261,7 +276,7 @@ def test_an_app_whose_api_key_is_not_set_still_gets_its_digest(
     monkeypatch.delenv("NOT_SET_KEY", raising=False)
     worker = Worker(config)
     try:
-        two_pm = datetime.combine(datetime.now(PARIS).date() - timedelta(days=1), time(14), PARIS)
+        two_pm = datetime.combine(_today() - timedelta(days=1), time(14), PARIS)
         MetricsStore(worker.db).save([Window("myapp", int(two_pm.timestamp()), 30)])
         assert worker.post_digests(_nine_thirty()) == 1
         [upload] = slack.wait_for_uploads(1, timeout=20)
@@ -282,7 +297,7 @@ def test_releases_and_formation_changes_are_not_the_days_incidents(worker, slack
     from bot.store.incidents import Alerts
     from policies.incidents import Event
 
-    two_pm = datetime.combine(datetime.now(PARIS).date() - timedelta(days=1), time(14), PARIS)
+    two_pm = datetime.combine(_today() - timedelta(days=1), time(14), PARIS)
     MetricsStore(worker.db).save([Window("myapp", int(two_pm.timestamp()), 30)])
     at = two_pm.astimezone(UTC) + timedelta(minutes=5)
     Alerts(worker.db).record(
@@ -307,7 +322,7 @@ def test_every_opening_of_an_incident_yesterday_is_counted_once_it_reopened(work
     from bot.store.incidents import Alerts
     from policies.incidents import Event
 
-    yesterday = datetime.now(PARIS).date() - timedelta(days=1)
+    yesterday = _today() - timedelta(days=1)
     ten, two = (datetime.combine(yesterday, time(h), PARIS).astimezone(UTC) for h in (10, 14))
     MetricsStore(worker.db).save([Window("myapp", int(ten.timestamp()), 30)])
     alerts = Alerts(worker.db)
