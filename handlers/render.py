@@ -283,7 +283,8 @@ def _deployed(result: Deployed) -> Message:
     elif result.verb == "ship":
         text = f"{who} is deploying {_release_words(result.after)} to {app}."
     elif result.verb == "promote":
-        text = f"{who} promoted {app} to {_promotion_targets(result.promotions)}."
+        what = f"{app}'s {_release_words(result.after)}" if result.after else app
+        text = f"{who} promoted {what} to {_promotion_targets(result.promotions)}."
     elif result.verb == "swap":
         text = f"{who} swapped the CNAMEs of {app} and `{result.mode}`."
     elif result.verb == "run":

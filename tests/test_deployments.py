@@ -923,7 +923,8 @@ def test_shipping_is_refused_while_locked_frozen_or_without_a_source(registered,
 
 def test_promote_moves_the_slug_to_the_next_stage_and_not_past_the_last(registered, heroku):
     reply = say(registered, "promote myapp")
-    assert "promoted `myapp` to `other-app`." in reply["text"]
+    # Which release went out is named: the answer had said only the two apps.
+    assert "promoted `myapp`'s `v3` (Deploy e443df7) to `other-app`." in reply["text"]
     [promotion] = heroku.calls("POST", "/pipeline-promotions")
     assert len(promotion.json["targets"]) == 1
     last = say(registered, "promote other-app")
@@ -959,7 +960,7 @@ def test_a_promotion_whose_answer_was_lost_is_read_back_from_the_next_stage(
     heroku.drop_next(methods=["POST"])  # Heroku promotes; the answer never comes
     text = say(registered, "promote myapp")["text"]
     # It had said only that it may have been made, and to check.
-    assert "promoted `myapp` to `other-app`." in text
+    assert "promoted `myapp`'s `v3` (" in text and ") to `other-app`." in text
     assert "I read it back: `other-app` runs v4 (Promote myapp v3), so it was made." in text
     [entry] = [e for e in history(config) if e.verb == "promote"]
     assert entry.outcome == "ok"

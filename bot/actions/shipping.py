@@ -322,6 +322,8 @@ class Shipping:
             refusal = self._downstream_refusal(name, command.force, actor)
             if refusal:
                 return self._guard.refuse(actor, command, "promote", refusal, reaches)
+        # What goes out: the slug of the release this stage runs, named in the answer.
+        going = current_release(platform.releases(target.name, 5))
         # Each next-stage app's newest release: a lost answer is read back as a newer one.
         newest = {}
         for name in names:
@@ -344,6 +346,7 @@ class Shipping:
                 actor.user_id,
                 audit_id=entry,
                 promotions=results,
+                after=going,
                 note=note,
                 break_glass=self._downstream_forced(names, command, actor),
             )
