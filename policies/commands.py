@@ -524,6 +524,11 @@ def is_release_number(word: str) -> bool:
     return _RELEASE_NUMBER_RE.fullmatch(word) is not None
 
 
+def release_number(version: str) -> int:
+    """Heroku's release number, `v12` → 12; 0 when it is not one."""
+    return int(version.lower().removeprefix("v")) if is_release_number(version) else 0
+
+
 # A commit SHA, short or whole: hex with a digit and a letter, which no app is likely named.
 _COMMIT_RE = re.compile(r"^(?=.*\d)(?=.*[a-f])[0-9a-f]{7,40}\Z", re.IGNORECASE)
 

@@ -49,7 +49,13 @@ from bot.store.audit import Actor, AuditLog
 from bot.store.confirmations import Confirmations, Pending
 from bot.store.locks import Locks
 from policies import config_vars
-from policies.commands import DEPLOYMENT_VERBS, RELEASES_DEFAULT, Command, is_release_number
+from policies.commands import (
+    DEPLOYMENT_VERBS,
+    RELEASES_DEFAULT,
+    Command,
+    is_release_number,
+    release_number,
+)
 from policies.slack_text import code, escape, listed, shown
 
 log = logging.getLogger(__name__)
@@ -582,11 +588,8 @@ class Deployments:
 def _config_undone(releases: tuple[Release, ...], current: Release, target: Release) -> str | None:
     """What a Heroku rollback also undoes: the config vars changed by the releases after
     `target`, which Heroku puts back with its code (a secret rotated since comes back)."""
-    since = [
-        r.description
-        for r in releases
-        if _number(target.version) < _number(r.version) <= _number(current.version)
-    ]
+    low, high = release_number(target.version), release_number(current.version)
+    since = [r.description for r in releases if low < release_number(r.version) <= high]
     names = config_vars.changed_by(since)
     if not names:
         return None
@@ -597,10 +600,6 @@ def _config_undone(releases: tuple[Release, ...], current: Release, target: Rele
         f"Heroku rolls config vars back too: {shown_names}, changed since "
         f"{code(target.version)}, go back to their values then."
     )
-
-
-def _number(version: str) -> int:
-    return int(version.lstrip("v")) if version.lstrip("v").isdigit() else 0
 
 
 def _rollback_target(

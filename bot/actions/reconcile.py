@@ -31,6 +31,7 @@ from bot.actions.results import Reply, Resolved
 from bot.platforms.base import Formation, PlatformError, formation_map
 from bot.registry import UnknownApp
 from bot.store.audit import AuditLog, Entry
+from policies.commands import release_number
 from policies.slack_text import clip, code, escape
 
 # The read-back for one audit row: (resolved, final) → what was found, None if unreadable.
@@ -232,7 +233,7 @@ class Reconciler:
                 (
                     r
                     for r in releases
-                    if _number(r.version) > _number(before)
+                    if release_number(r.version) > release_number(before)
                     and r.description.lower().split()[:2] == ["promote", source]
                 ),
                 None,
@@ -358,9 +359,3 @@ class Reconciler:
 
 def formation_json(formation: tuple[Formation, ...]) -> dict[str, list[object]]:
     return {f.type: [f.quantity, f.size] for f in formation}
-
-
-def _number(version: str) -> int:
-    """Heroku's release number, `v12` → 12; 0 when it is not one."""
-    digits = version.lower().removeprefix("v")
-    return int(digits) if digits.isdecimal() and len(digits) < 10 else 0
