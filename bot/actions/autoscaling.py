@@ -217,7 +217,9 @@ class AutoscaleCommands:
             return Reply(
                 f"min={low} is more than max={high}: give both, or one that fits the other."
             )
-        refused, past = self._beyond(entry, resolved, command, "web", high, running)
+        refused, past = self._beyond(
+            entry, resolved, command, "web", high, running, kept=current is not None
+        )
         if refused is not None:
             return refused
         settings = Settings(app, command.mode or "off", low, high, kind, value, actor.user_id, now)
@@ -238,10 +240,12 @@ class AutoscaleCommands:
         ptype: str,
         count: int,
         running: dict[str, tuple[int, str]] | None = None,
+        kept: bool = False,
     ) -> tuple[Reply | None, PastLimit | None]:
         """Refuses, audited, a max, pin or schedule window asking for `count` `ptype` dynos
         past the registry's guardrail or past what Heroku runs at their size; else None and
-        the warning to add when Heroku's limit may be raised."""
+        the warning to add when Heroku's limit may be raised. `kept`: a max not typed is
+        the one set before, not the default."""
         app = command.app or ""
         if command.verb == "pin":
             kind, what = "pin", f"a pin at {ptype}={count}"
@@ -250,7 +254,6 @@ class AutoscaleCommands:
         elif "max" in dict(command.options):
             kind, what = "max", f"max={count}"
         else:
-            kept = self._stored(app, command.target) is not None
             kind = "max"
             what = f"the max={count} already set" if kept else f"the default max={count}"
         cap = resolved.target.guardrails.most(ptype)
@@ -619,7 +622,9 @@ class AutoscaleCommands:
             return Reply(
                 f"min={low} is more than max={high}: give both, or one that fits the other."
             )
-        refused, past = self._beyond(entry, resolved, command, ptype, high, running)
+        refused, past = self._beyond(
+            entry, resolved, command, ptype, high, running, kept=current is not None
+        )
         if refused is not None:
             return refused
         settings = WorkerSettings(
