@@ -72,11 +72,7 @@ class Detectors:
         self._metrics = MetricsStore(db)
         self._autoscale = AutoscaleStore(db)
         self._workers = WorkerAutoscaleStore(db)
-        # The (app, kind) pairs the last `run` could not look at: a Beanstalk environment
-        # whose health could not be read. Its open health alert is then kept open, not
-        # resolved as if the silence meant it was healthy again.
-        self.unobserved: frozenset[tuple[str, str]] = frozenset()
-        self._unread: set[tuple[str, str]] = set()  # gathered during a run
+        self._unread: set[tuple[str, str]] = set()  # `unobserved`, gathered during a run
 
     @classmethod
     def from_services(
@@ -84,6 +80,13 @@ class Detectors:
     ) -> Detectors:
         """Wired from a `bot.services.Services`: its database, registry and platforms."""
         return cls(services.db, services.registry, services.resolve, rules)
+
+    @property
+    def unobserved(self) -> frozenset[tuple[str, str]]:
+        """The (app, kind) pairs the last `run` could not look at: a Beanstalk environment
+        whose health could not be read. Its open health alert is then kept open, not
+        resolved as if the silence meant it was healthy again."""
+        return frozenset(self._unread)
 
     def run(self, now: datetime | None = None, only: str | None = None) -> list[Event]:
         """The events every app's conditions give at `now`, apps in name order (`only`:
@@ -154,7 +157,6 @@ class Detectors:
                 _skipped(app, error)
                 continue
             events += detect(state, now, rules[app])
-        self.unobserved = frozenset(self._unread)
         return events
 
     def _state(
