@@ -19,6 +19,7 @@ from werkzeug.serving import make_server
 from bot.metrics import hirefire
 from bot.metrics.hirefire import QueueInfoError, fetch_queue_info
 from policies.worker_autoscale import WorkerTarget, decide_worker, parse_worker_target
+from tests.test_detect import services_with
 
 TOKEN = "hf-test-token"
 
@@ -163,15 +164,11 @@ def test_bad_targets_say_what_to_write(text):
 
 @pytest.fixture
 def services(config, app_url, tmp_path, monkeypatch):
-    from bot.services import Services
-
-    registry = tmp_path / "deploybot.yml"
-    registry.write_text(
+    registry = (
         "apps:\n  myapp:\n    platform: heroku\n    channel: CMYAPP\n"
         f"    autoscale:\n      queue_url: {app_url}\n"
     )
-    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(registry))
-    services = Services(config)
+    services = services_with(config, tmp_path, monkeypatch, registry)
     yield services
     services.db.dispose()
 
@@ -404,18 +401,15 @@ def test_wrong_input_is_told_plainly(services, line, said):
 def test_a_held_change_on_a_protected_app_leaves_no_prompt_or_audit_row_per_tick(
     config, app_url, queue, heroku, tmp_path, monkeypatch
 ):
-    from bot.services import Services
     from bot.store.audit import AuditLog
     from bot.store.confirmations import Confirmations
 
-    registry = tmp_path / "deploybot.yml"
-    registry.write_text(
+    registry = (
         "apps:\n  myapp:\n    platform: heroku\n    channel: CMYAPP\n"
         "    guardrails:\n      protected: true\n"
         f"    autoscale:\n      queue_url: {app_url}\n"
     )
-    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(registry))
-    services = Services(config)
+    services = services_with(config, tmp_path, monkeypatch, registry)
     try:
         _worker_on(services)
         said: list = []
@@ -473,18 +467,15 @@ def test_a_worker_type_turned_off_while_its_endpoint_answered_is_not_scaled(
 def test_a_worker_max_above_the_guardrail_and_the_default_max_are_as_web_s(
     config, app_url, tmp_path, monkeypatch
 ):
-    from bot.services import Services
     from bot.store.audit import Actor
     from policies.commands import parse
     from tests.conftest import ADMIN
 
-    registry = tmp_path / "deploybot.yml"
-    registry.write_text(
+    registry = (
         "apps:\n  myapp:\n    platform: heroku\n    guardrails:\n      max: {worker: 40}\n"
         f"    autoscale:\n      queue_url: {app_url}\n"
     )
-    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(registry))
-    services = Services(config)
+    services = services_with(config, tmp_path, monkeypatch, registry)
     try:
         run = services.actions.run
         reply = run(Actor(ADMIN, source="console"), parse("autoscale myapp worker on max=60"))
