@@ -651,6 +651,19 @@ def test_a_config_change_whose_answer_was_lost_is_read_back_without_its_values(
         and "`/deploy config myapp`" in text
     )
     assert heroku.config_vars("myapp") == {"DATABASE_URL": SECRET_VALUE}
+    # The trail says what the reply said: it had kept the platform's generic "Check
+    # `/deploy status myapp`", and a change read back as made still told to check.
+    listed = say(driver, "history myapp")["text"].splitlines()
+    unsure_row, made_row = (line for line in listed if "config " in line)
+    assert unsure_row.startswith("? may have changed") and unsure_row.endswith(
+        ": Heroku's API failed (500). I read it back: `DATABASE_URL` is still set, not what was "
+        "asked, yet: it may still be under way. Check `/deploy config mya…"
+    ), unsure_row
+    assert made_row.startswith("✓") and made_row.endswith(
+        ": The connection to Heroku's API dropped after the request was sent, so it may have "
+        "been carried out. I read it back: `DATABASE_URL` holds the value as…"
+    ), made_row
+    assert "/deploy status" not in "\n".join(listed)
 
 
 def test_a_value_typed_without_quotes_and_no_app_is_not_kept_in_the_trail(driver, heroku, config):

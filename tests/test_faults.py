@@ -69,7 +69,10 @@ def test_a_dropped_connection_after_the_change_is_read_back_not_called_a_failure
     assert len(patches(heroku)) == 1 and heroku.formation("myapp")["web"][0] == 2
     [entry] = audit(web).recent()
     assert entry.outcome == "ok" and entry.after["web"][0] == 2
-    assert "Read back: web is now 2" in entry.error
+    # What the user was told, where it had kept "Check `/deploy status myapp` before trying
+    # again." on a change read back as made.
+    assert entry.error.startswith("The connection to Heroku's API dropped") and entry.error in text
+    assert entry.error.endswith("I read it back: web is now 2 × Standard-1X, so it was made.")
 
 
 def test_a_maybe_failed_write_that_did_not_land_stays_unknown_then_the_worker_settles_it(

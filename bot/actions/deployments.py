@@ -29,6 +29,7 @@ from bot.actions.reconcile import (
     Reconciler,
     call_reading_back,
     lost_note,
+    record_lost,
     unsure,
 )
 from bot.actions.results import (
@@ -63,7 +64,6 @@ log = logging.getLogger(__name__)
 VERBS = frozenset(DEPLOYMENT_VERBS)
 # Verbs whose Confirm click lands here rather than in the formation path.
 CONFIRMED_VERBS = frozenset({"rollback", "config", "maintenance"})
-# A Heroku release as `rollback` takes it: `v41`, or `41` (`_spellings`).
 CONFIG_NAMED = 5  # config var names a rollback prompt lists before counting the rest
 # Verbs a freeze holds back that act at once: forced through one, the channel is told.
 _FORCED_AT_ONCE = frozenset({"maintenance", "ship", "promote", "swap", "run"})
@@ -387,8 +387,7 @@ class Deployments:
             resolved, before.version, target.version, final=False
         )
         made, note = lost_note(error, found, "its releases", f"`/deploy releases {pending.app}`")
-        if made and found is not None:
-            self._audit.settle(entry, "ok", None, f"{error} Read back: {found.sentence}.")
+        record_lost(self._audit, entry, note, None, made=made)
         return made, note
 
     # -- config -----------------------------------------------------------------------------
@@ -472,9 +471,9 @@ class Deployments:
                 raise
             # Its answer was lost: read the config back (values compared, never shown).
             made, note = self._lost_config(resolved, pending, changes, error)
+            record_lost(self._audit, entry, note, {mode: list(keys)} if made else None, made=made)
             if not made:
                 return unsure(requester.user_id, pending.command, note)
-            self._audit.settle(entry, "ok", {mode: list(keys)}, f"{error} Read back: as asked.")
         else:
             self._audit.finish(entry, "ok", after={mode: list(keys)})
         return Deployed(

@@ -20,7 +20,7 @@ from bot.actions.dashboards import Dashboards
 from bot.actions.deployments import CONFIRMED_VERBS, Deployments
 from bot.actions.deployments import VERBS as DEPLOYMENT_VERBS
 from bot.actions.gate import AUTOSCALER, Gate
-from bot.actions.reconcile import Reconciler, formation_json, lost_note, unsure
+from bot.actions.reconcile import Reconciler, formation_json, lost_note, record_lost, unsure
 from bot.actions.results import (
     CHANGED_NOTHING,
     About,
@@ -1053,15 +1053,13 @@ class Actions:
             # The request went out and no answer came back: read the formation back and say
             # what runs now, never "not changed, try again" (`web+1` would apply twice).
             requested = {t: list(v) for t, v in targets.items()}
-            found = self.reconciler.settle_now(
-                entry, resolved, formation_json(before), requested, str(error)
+            found = self.reconciler.read_back(
+                resolved, formation_json(before), requested, final=False
             )
-            made, note = lost_note(
-                error,
-                found if found.formation is not None else None,
-                "the formation",
-                f"`/deploy status {app}`",
-            )
+            seen = found if found.formation is not None else None
+            made, note = lost_note(error, seen, "the formation", f"`/deploy status {app}`")
+            now = formation_json(seen.formation) if seen is not None else None
+            record_lost(self._audit, entry, note, now, made=made)
             if not made or found.formation is None:
                 return unsure(actor.user_id, text, note)
             after = found.formation

@@ -97,6 +97,19 @@ def lost_note(
     )
 
 
+def record_lost(
+    audit: AuditLog, entry: int, note: str, after: dict[str, Any] | None, *, made: bool
+) -> None:
+    """The trail of a change whose answer was lost, read back at once: row `entry` says what
+    the user was told (`lost_note`'s sentences), where it had kept the platform's generic
+    "Check `/deploy status`", even on a change read back as made. Not known to be made, it
+    stays `unknown`, for the worker's pass to read back again."""
+    if made:
+        audit.settle(entry, "ok", after, note, replace=True)
+    else:
+        audit.finish(entry, "unknown", after=after, error=note)
+
+
 def unsure(user_id: str, text: str, note: str) -> Reply:
     """The reply, in the channel, to a change the bot cannot say was made: who asked for
     what, and `lost_note`'s sentences."""
@@ -124,12 +137,9 @@ def call_reading_back(
     except PlatformError as error:
         if error.changed is not None:
             raise
-        found = read_back()
-        made, note = lost_note(error, found, what, check)
-        if not made or found is None:
-            return unsure(*asked, note)
-        audit.settle(entry, "ok", after, f"{error} Read back: {found.sentence}.")
-        return note
+        made, note = lost_note(error, read_back(), what, check)
+        record_lost(audit, entry, note, after if made else None, made=made)
+        return note if made else unsure(*asked, note)
     audit.finish(entry, "ok", after=after)
     return None
 
@@ -168,25 +178,6 @@ class Reconciler:
         if outcome == "not-applied" and not final:
             outcome = "unknown"
         return ReadBack(outcome, formation, now_running(requested, now))
-
-    def settle_now(
-        self,
-        entry_id: int,
-        resolved: Resolved,
-        before: Mapping[str, Any] | None,
-        requested: Mapping[str, Any],
-        error: str,
-    ) -> ReadBack:
-        """Right after a maybe-made change: read back, finish the audit row, and return
-        what to tell the user."""
-        found = self.read_back(resolved, before, requested, final=False)
-        after = formation_json(found.formation) if found.formation is not None else None
-        note = f"{error} Read back: {found.sentence}."
-        if found.outcome == "ok":
-            self._audit.settle(entry_id, "ok", after, note)
-        else:
-            self._audit.finish(entry_id, "unknown", after=after, error=note)
-        return found
 
     def read_back_release(
         self, resolved: Resolved, before: str, asked: str, *, final: bool

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from bot.actions.deploy_guard import LOOKBACK, DeployGuard, current_release, platform_of
 from bot.actions.gate import Gate
-from bot.actions.reconcile import Reconciler, call_reading_back, lost_note, unsure
+from bot.actions.reconcile import Reconciler, call_reading_back, lost_note, record_lost, unsure
 from bot.actions.results import BreakGlass, Deployed, Logs, Reply, Resolved, Result
 from bot.actions.usergroups import GroupLookupFailed
 from bot.platforms.base import Build, PlatformError, Promotion, Release
@@ -112,18 +112,21 @@ class Shipping:
             # and release twice. Look for the build among the newest instead.
             found = _build_since(platform, target.name, ref, asked_at)
             if found is None:
+                note = (
+                    f"{error.fact} I see no build of {code(ref)} on `{app}` among its newest, "
+                    "yet. Check the app's builds in the Heroku dashboard before asking again."
+                )
+                record_lost(self._audit, entry, note, None, made=False)
                 return Reply(
-                    f"<@{actor.user_id}> asked {code(command.text())}. {error.fact} I see no "
-                    f"build of {code(ref)} on `{app}` among its newest, yet. Check the app's "
-                    "builds in the Heroku dashboard before asking again.",
-                    public=True,
+                    f"<@{actor.user_id}> asked {code(command.text())}. {note}", public=True
                 )
             build = found
-            self._audit.settle(entry, "ok", {"build": build.id}, f"{error} Read back: built.")
+            note = f"{error.fact} I found its build, so it was made."
+            record_lost(self._audit, entry, note, {"build": build.id}, made=True)
             log.info("build found after a lost answer", extra={"app": app})
             return Deployed(
                 app, "ship", actor.user_id, mode=ref, audit_id=entry, slow=True,
-                build_id=build.id, note=f"{error.fact} I found its build, so it was made.",
+                build_id=build.id, note=note,
             )  # fmt: skip
         self._audit.finish(entry, "ok", after={"build": build.id})
         log.info("build started", extra={"app": app, "user": actor.user_id})
@@ -364,11 +367,11 @@ class Shipping:
             made, note = lost_note(
                 error, found, "the next stage's releases", f"`/deploy releases {names[0]}`"
             )
-            if not made or found is None:
+            after = {name: "succeeded" for name in names}
+            record_lost(self._audit, entry, note, after if made else None, made=made)
+            if not made:
                 return unsure(actor.user_id, command.text(), note)
             results = tuple(Promotion(name, "succeeded", None) for name in names)
-            read = f"{error} Read back: {found.sentence}."
-            self._audit.settle(entry, "ok", {name: "succeeded" for name in names}, read)
             return promoted(results, note)
         failed = [r for r in results if r.status == "failed"]
         # Pending: its outcome could not be read; the worker's pass reads the releases back.

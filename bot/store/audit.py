@@ -153,9 +153,16 @@ class AuditLog:
         return entry
 
     def settle(
-        self, entry_id: int, outcome: str, after: dict[str, Any] | None, note: str | None
+        self,
+        entry_id: int,
+        outcome: str,
+        after: dict[str, Any] | None,
+        note: str | None,
+        *,
+        replace: bool = False,
     ) -> None:
-        """The final word on a pending or unknown row, once the formation has been read back."""
+        """The final word on a pending or unknown row, once the formation has been read back:
+        `note` follows what the row said, or with `replace` says all of it."""
         now = utcnow()
         with self._db.session() as session, session.begin():
             row = session.get(AuditEntry, entry_id)
@@ -163,7 +170,8 @@ class AuditLog:
                 return
             row.outcome = outcome
             row.after = after if after is not None else row.after
-            row.error = "; ".join(part for part in (row.error, note) if part) or None
+            kept = None if replace else row.error
+            row.error = "; ".join(part for part in (kept, note) if part) or None
             row.finished_at = row.finished_at or now
             row.reconciled_at = now
 
