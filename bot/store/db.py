@@ -99,12 +99,14 @@ def _alembic_config() -> Config:
     return config
 
 
-# The schema's hash in the high 32 bits (tests share one server, a schema each), the name's
-# in the low 32.
-_HOLD = text(
-    "SELECT pg_advisory_xact_lock((CAST(hashtext(coalesce(current_schema(), '')) AS bigint)"
-    " << 32) | (CAST(hashtext(:name) AS bigint) & 4294967295))"
+# A transaction lock's key, named by `:name`, in PostgreSQL's single 64-bit key space: the
+# schema's hash in the high 32 bits (tests share one server, a schema each), the name's in
+# the low 32. The worker's lease is a session lock in the two-number space, kept apart.
+NAMED_LOCK = (
+    "pg_advisory_xact_lock((CAST(hashtext(coalesce(current_schema(), '')) AS bigint) << 32)"
+    " | (CAST(hashtext(:name) AS bigint) & 4294967295))"
 )
+_HOLD = text(f"SELECT {NAMED_LOCK}")
 
 
 def unreachable(error: BaseException) -> bool:

@@ -30,9 +30,10 @@ busy process's group holds every busy app's ids, so per-app locks would be taken
 same claims in the same order and only add a deadlock to avoid. It is held for one INSERT
 and an asynchronous commit (a millisecond or two) by one claimer per process, a few times a
 second; it needs no connection beyond the one the claim already uses, so the connection
-budget is unchanged. Its key is in the single 64-bit key space, which PostgreSQL keeps apart
-from the two-number one the worker lease uses, with the schema's hash in the high half so
-deployments sharing a database in schemas of their own do not wait on each other.
+budget is unchanged. Its key is made as every named transaction lock's (`db.NAMED_LOCK`),
+in the single 64-bit key space, which PostgreSQL keeps apart from the two-number one the
+worker lease uses, with the schema's hash in the high half so deployments sharing a
+database in schemas of their own do not wait on each other.
 
 The standing rows that share ids with a group are found through a GIN index on
 `batch_ids` (`&&`: any element in common), one index probe per claim however many groups
@@ -57,13 +58,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import DateTime, bindparam, delete, text
 
-from bot.store.db import Database
+from bot.store.db import NAMED_LOCK, Database
 from bot.store.models import DrainClaim
 
 # Logplex retries a batch within seconds of a failed POST; its ids need not outlive that.
@@ -78,8 +78,7 @@ _LOCK_NAME = "deploybot-drain-claims"
 # the claim lock.
 _LOCK = text(
     "SELECT set_config('synchronous_commit', 'off', true), "
-    "set_config('enable_seqscan', 'off', true), pg_advisory_xact_lock("
-    "(CAST(hashtext(coalesce(current_schema(), '')) AS bigint) << 32) | :key)"
+    f"set_config('enable_seqscan', 'off', true), {NAMED_LOCK}"
 )
 
 # The same text whatever the group's size (an array bound to unnest), so it is prepared
@@ -119,7 +118,6 @@ def batch_id(app: str, frame_id: str) -> int:
 class DrainClaims:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._lock_key = zlib.crc32(_LOCK_NAME.encode())  # the key's low 32 bits
 
     def claim(self, batches: Iterable[tuple[str, str]], now: datetime) -> set[tuple[str, str]]:
         """The (app, frame id) pairs of `batches` that no earlier claim holds: the batches
@@ -132,7 +130,7 @@ class DrainClaims:
             raise ValueError(f"{len(pairs)} batches in one claim; at most {MAX_IDS}")
         with self._db.session() as session, session.begin():
             if session.get_bind().dialect.name == "postgresql":
-                session.execute(_LOCK, {"key": self._lock_key})
+                session.execute(_LOCK, {"name": _LOCK_NAME})
                 won = session.scalar(_CLAIM_POSTGRES, {"ids": list(pairs), "now": now})
             else:
                 found = session.scalar(_CLAIM_SQLITE, {"ids": json.dumps(list(pairs)), "now": now})
