@@ -57,11 +57,27 @@ def test_cost_of_one_app_with_its_week_of_dyno_hours(driver, web):
     assert "Total" not in text
 
 
-def test_cost_of_every_app_totals_them(driver):
+def test_cost_with_no_registry_says_how_to_price_an_app_by_its_name(driver):
     _, url = driver.command("cost", USER)
     text = driver.reply(url)["text"]
-    # No registry: unlisted Heroku apps are priced once the autoscaler runs them.
-    assert "I manage no apps yet" in text
+    # No registry: every Heroku app the key can see is managed by its own name (`apps`
+    # says so), so "I manage no apps yet" contradicted it; unlisted apps join the fleet's
+    # answer once the autoscaler runs them.
+    assert "I manage no apps yet" not in text
+    assert "`/deploy cost APP` prices any Heroku app the bot's key can see" in text
+    _, url = driver.command("cost myapp", USER)
+    assert "• `myapp`: $50/month" in driver.reply(url)["text"]
+
+
+def test_cost_with_a_registry_of_no_apps_says_there_is_nothing_to_price(
+    new_app, config, slack, tmp_path, monkeypatch
+):
+    path = tmp_path / "deploybot.yml"
+    path.write_text("apps: {}\n")  # a file: unlisted Heroku apps are not reachable
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    driver = SlackDriver(new_app(config).test_client(), slack)
+    _, url = driver.command("cost", USER)
+    assert driver.reply(url)["text"] == "I manage no apps yet, so there is nothing to price."
 
 
 def test_an_app_heroku_would_not_show_says_why_escaped_once(driver, heroku):

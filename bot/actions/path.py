@@ -229,6 +229,13 @@ class Actions:
             if command.verb == "cost" and command.app is None:
                 assert self.dashboards is not None
                 every = self.dashboards.targets(self._targets())
+                if not every and self._unlisted_heroku:
+                    # No fleet to sweep, but every Heroku app is one by its own name.
+                    return Reply(
+                        "The registry lists no apps, so there is no fleet to price. "
+                        "`/deploy cost APP` prices any Heroku app the bot's key can see, "
+                        "by its own name."
+                    )
                 hidden = self._hidden(actor, "cost", lambda: [target.alias for target in every])
                 if every and len(hidden) == len(every):
                     return Reply(
@@ -529,6 +536,7 @@ class Actions:
             hidden=len(targets) - len(visible),
             unsure=(unsure[0], len(unsure)) if unsure else None,
             may={target.alias: self._may(actor, HOME_CHANGES, target.alias) for target in shown},
+            unlisted_heroku=self._unlisted_heroku,
         )
 
     def _may(self, actor: Actor, verbs: tuple[str, ...], app: str) -> frozenset[str]:
