@@ -62,11 +62,17 @@ def home_view(home: Home | Result) -> dict[str, Any]:
             )
         )
     elif not home.total and not home.hidden:
+        # Unlisted apps work by name only where the registry allows them (no file at all).
+        by_name = (
+            "; any Heroku app the bot's key can reach also works by its own name, as in "
+            "`/deploy status myapp`"
+            if home.unlisted_heroku
+            else ""
+        )
         blocks.append(
             _section(
                 "You can see no apps yet. An admin adds them to the registry file "
-                "(`DEPLOYBOT_CONFIG`, see docs/registry.md); any Heroku app the "
-                "bot's key can reach also works by its own name, as in `/deploy status myapp`."
+                f"(`DEPLOYBOT_CONFIG`, see docs/registry.md){by_name}."
             )
         )
     for card in home.cards:

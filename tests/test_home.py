@@ -233,6 +233,36 @@ def test_a_user_the_rules_show_no_app_is_not_told_to_add_apps(
     assert "The access rules let you see no app I manage (2 in all;" in text
 
 
+@pytest.mark.parametrize(
+    ("registry", "by_name"),
+    [(None, True), ("apps: {}\n", False)],
+    ids=["no registry file", "a file of no apps"],
+)
+def test_an_empty_home_says_apps_work_by_name_only_where_they_do(
+    new_app, config, slack, tmp_path, monkeypatch, registry, by_name
+):
+    if registry is None:
+        monkeypatch.delenv("DEPLOYBOT_CONFIG", raising=False)
+        monkeypatch.chdir(tmp_path)  # no deploybot.yml here either
+    else:
+        path = tmp_path / "empty.yml"
+        path.write_text(registry)
+        monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    app = new_app(config)
+    try:
+        driver = SlackDriver(app.test_client(), slack)
+        text = json.dumps(open_home(driver, ADMIN), ensure_ascii=False)
+        _, url = driver.command("status myapp", ADMIN)
+        reachable = "not an app I manage" not in driver.reply(url)["text"]
+    finally:
+        app.extensions["deploybot"].db.dispose()
+    assert "You can see no apps yet." in text
+    # A registry file leaves unlisted apps out unless it allows them: the tab had said
+    # they work by their own name, and `/deploy status myapp` then said they do not.
+    assert reachable is by_name
+    assert ("also works by its own name" in text) is by_name
+
+
 def test_home_restart_is_refused_for_a_user_without_the_right(driver, slack, heroku):
     click(driver, RESTART_ACTION, "myapp", USER)
     [post] = slack.wait_for_calls("chat.postMessage", timeout=10)

@@ -221,6 +221,7 @@ class Home:
     unsure: tuple[str, int] | None = None
     # Of HOME_CHANGES, the verbs the user may run on each card's app (by alias).
     may: dict[str, frozenset[str]] = field(default_factory=dict)
+    unlisted_heroku: bool = False  # Heroku apps the registry does not list work by name
 
 
 @dataclass(frozen=True)
