@@ -208,6 +208,34 @@ def test_a_fleets_posted_digests_cost_one_query_a_minute_not_one_per_app(
         worker.db.dispose()
 
 
+def test_a_429_pauses_the_fleets_digests_until_retry_after_and_loses_none(
+    config, slack, tmp_path, monkeypatch
+):
+    # At 09:00 a fleet's digests fall due together; Slack's 429 asks the app to wait. Each
+    # app's digest had been posted anyway, one 429 each a minute, each counted as a failed
+    # try: ten minutes of Retry-After gave every app's day up after five.
+    fleet = "apps:\n" + "".join(
+        f"  app-{i:02d}:\n    platform: heroku\n    app: myapp\n    channel: C0APP{i:02d}\n"
+        '    digest: "09:00 Europe/Paris"\n'
+        for i in range(10)
+    )
+    path = tmp_path / "deploybot.yml"
+    path.write_text(fleet)
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    worker = Worker(config)
+    try:
+        slack.fail_next("chat.postMessage", count=1000, status=429, retry_after=600)
+        for minute in range(10):
+            assert worker.post_digests(_nine_thirty(minute)) == 0
+        assert _digest_calls(slack) == 1  # one 429, then nothing until its Retry-After
+        slack.reset()
+        assert worker.post_digests(_nine_thirty(10)) == 10
+        assert len(slack.calls_to("chat.postMessage")) == 10
+    finally:
+        worker.services().db.dispose()
+        worker.db.dispose()
+
+
 def test_a_digest_reads_its_days_autoscaler_decisions_once(worker, slack):
     from sqlalchemy import event
 

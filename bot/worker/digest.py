@@ -6,13 +6,16 @@ chart into the channel.
 worker, or a new leader, never posts a day twice. It posts straight through the Web API,
 not the alert outbox: a digest carries a file, which the outbox does not. A post that
 fails is tried again next minute, up to MAX_TRIES times, unless Slack refused it for a
-reason that will not pass by itself.
+reason that will not pass by itself. A 429 is not a failed try: the day is given back and
+no digest goes until Slack's `Retry-After` (stored, as the outbox's pause is, so a new
+leader waits it out too), where the fleet's digests due together had each met the 429 in
+turn, every minute, and been given up after five.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from slack_sdk import WebClient
@@ -21,7 +24,7 @@ from slack_sdk.errors import SlackApiError
 from bot.actions.results import Chart, Digest
 from bot.registry import Target
 from bot.services import Services
-from bot.worker.outbox_sender import TRANSIENT_ERRORS
+from bot.worker.outbox_sender import TRANSIENT_ERRORS, _retry_after
 from handlers.charts import upload
 from handlers.render import digest_text
 from policies import digest
@@ -29,6 +32,12 @@ from policies import digest
 log = logging.getLogger(__name__)
 
 MAX_TRIES = 5  # a day's digest is tried once a minute at most this often, then given up
+SLACK_PAUSE = "slack:digest"  # the throttle row of the digests' 429 pause
+DEFAULT_PAUSE = timedelta(minutes=1)  # a 429 without Retry-After: the job's next run
+
+
+def _rate_limited(error: SlackApiError) -> bool:
+    return error.response.status_code == 429 or error.response.get("error") == "ratelimited"
 
 
 def _transient(error: SlackApiError) -> bool:
@@ -49,6 +58,8 @@ class DigestJob:
     def run(self, now: datetime) -> int:
         """Post every digest due at `now` not posted yet; returns how many were posted."""
         posted = 0
+        if self._services.throttles.until(SLACK_PAUSE, now) is not None:
+            return posted  # Slack asked the app to wait: nothing is due before then
         due: list[tuple[Target, str, tuple[date, datetime, datetime], str]] = []
         for target in self._services.registry.targets():
             if target.digest is None or target.channel is None:
@@ -68,6 +79,9 @@ class DigestJob:
                 self._post(channel, result)
                 posted += 1
             except SlackApiError as error:
+                if _rate_limited(error):
+                    self._pause(key, target.alias, error, now)
+                    return posted
                 why = str(error.response.get("error") or error.response.status_code)
                 self._failed(
                     key, target.alias, why, transient=_transient(error), refused=(channel, now)
@@ -81,6 +95,15 @@ class DigestJob:
             else:
                 self._tries.pop(key, None)
         return posted
+
+    def _pause(self, key: str, app: str, error: SlackApiError, now: datetime) -> None:
+        """Slack's 429: the day back, untried, and no digest before its `Retry-After`."""
+        self._services.request_keys.release(key)
+        wait = _retry_after(error.response.headers)
+        until = now + (timedelta(seconds=wait) if wait else DEFAULT_PAUSE)
+        self._services.throttles.throttle(SLACK_PAUSE, until, now)
+        log.warning("digests paused: Slack rate-limits the bot",
+                    extra={"app": app, "until": until.isoformat()})  # fmt: skip
 
     def _failed(
         self,
