@@ -626,3 +626,29 @@ def test_stale_metrics_are_on_the_decisions_log_line_not_a_warning_each_tick(
     [line] = [r for r in caplog.records if r.getMessage() == "autoscale decision"]
     assert line.levelname == "INFO" and line.stale is True
     assert [r for r in caplog.records if r.levelname == "WARNING"] == []
+
+
+def test_a_formation_the_tick_cannot_read_for_minutes_is_said_once_in_the_channel(
+    services, autoscaler, heroku, said
+):
+    # A revoked API key (or an app renamed on Heroku) had stopped autoscaling with a log
+    # line each tick and nothing anywhere a person looks: no notice, no decision, no trouble.
+    enable(services)
+    traffic(services, service_ms=1500)
+    refused = {"id": "unauthorized", "message": "Invalid credentials provided."}
+    ticks = 40  # ten minutes of ticks, each a read the key is refused
+    heroku.fail_next(401, count=ticks, body=refused)
+    for k in range(ticks):
+        assert autoscaler.tick(NOW + timedelta(seconds=15 * k)) == []
+        if k * 15 < 300:  # a blip of a few minutes is no news
+            assert said == []
+    [(_, text)] = said
+    assert text == (
+        "Autoscaler on `myapp`: not autoscaled for 5 min, as what runs could not be read: "
+        "Heroku rejected the bot's API key. An admin should check HEROKU_API_KEY. "
+        "I try again each tick."
+    )
+    mended = NOW + timedelta(seconds=15 * ticks)
+    traffic(services, service_ms=1500, now=mended)
+    [decision] = autoscaler.tick(mended)  # the key mended
+    assert decision.acted and len(said) == 2

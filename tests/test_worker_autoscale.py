@@ -269,6 +269,27 @@ def test_the_worker_tick_reads_the_formation_only_when_nothing_told_it(services,
     assert len(heroku.calls("GET", FORMATION)) == reads + 2
 
 
+def test_a_worker_type_whose_formation_stays_unread_is_said_once_in_the_channel(
+    services, heroku, queue
+):
+    # The app renamed on Heroku: each tick's read answered 404, logged, and the worker type
+    # was left as it was with nothing said where people look.
+    _worker_on(services)
+    said: list[tuple[str | None, str]] = []
+    _, scaler = _scalers(services, said)
+    queue.latency = 90.0
+    gone = {"id": "not_found", "message": "Couldn't find that app."}
+    heroku.fail_next(404, count=1000, body=gone, path=FORMATION)
+    for tick in range(40):  # ten minutes
+        assert scaler.tick(NOW + timedelta(seconds=15 * tick)) == []
+    [(channel, text)] = said
+    assert channel == "CMYAPP"
+    assert text.startswith(
+        "Autoscaler on `myapp`: not autoscaled for 5 min, as what runs could not be read: "
+    )
+    assert text.endswith(" I try again each tick."), text
+
+
 def test_webhooks_and_our_own_writes_keep_worker_counts_known(services, heroku, queue):
     _worker_on(services)
     web, scaler = _scalers(services, [])

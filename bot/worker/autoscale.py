@@ -36,7 +36,7 @@ from bot.actions.results import Changed, Reply
 from bot.metrics.aggregate import WINDOW_SECONDS
 from bot.metrics.recent import MinuteTraffic, RecentTraffic
 from bot.metrics.store import MetricsStore
-from bot.platforms.base import Platform, PlatformError, formation_map
+from bot.platforms.base import Platform, PlatformError, Throttled, formation_map
 from bot.registry import Target, UnknownApp
 from bot.services import Resolved, Services
 from bot.store.audit import Actor
@@ -70,6 +70,10 @@ SCALE_COST = 2  # the actions path reads the formation, then writes it
 # A change the path keeps holding back for the same reason is said once in this long, not
 # every tick (every 15 s): the decisions keep each tick.
 HELD_RETOLD = timedelta(minutes=30)
+# What runs not read for this long (a revoked API key, an app renamed on Heroku, an outage)
+# is said in the app's channel, then every HELD_RETOLD while the reason is the same: the
+# tick had only logged it, and autoscaling stopped where nobody looks. A blip is no news.
+UNREAD_TOLD_AFTER = timedelta(minutes=5)
 PROCESS = "web"
 # A tick that reaches an app this long after it read the fleet's traffic (a paused machine,
 # a run of slow Heroku calls) does not act on it: a minute is four ticks, and the policy
@@ -143,6 +147,8 @@ class Autoscaler:
         self._history: dict[str, _History] = {}
         self._due: set[str] = set()
         self._held: dict[tuple[str, str], tuple[str, datetime]] = {}  # why not done, when said
+        # By app and type: since when what runs could not be read, and what was said when.
+        self._unread: dict[tuple[str, str], tuple[datetime, str, datetime | None]] = {}
         self._reloaded: dict[tuple[tuple[int, int], ...], dict[str, dict[int, float]]] = {}
         # The scheduler runs ticks on its thread pool; `known()` and `budget()` may be read
         # from another thread (status, tests).
@@ -185,13 +191,45 @@ class Autoscaler:
                         "autoscale tick skipped", extra={"app": settings.app, "error": str(error)}
                     )
                     self.forget(settings.app)  # what we knew may be why: read next time
+                    self.not_read(settings.app, PROCESS, error, now)
                     continue
+                self.read(settings.app, PROCESS)
                 if recorded is not None:
                     done.append(recorded)
         finally:
             self._store.record_many(done)  # one transaction for the tick's decisions
             self._due, self._reloaded = set(), {}
         return done
+
+    def not_read(self, app: str, process_type: str, error: Exception, now: datetime) -> None:
+        """The tick could not read or act on `app`'s `process_type`: said in the app's
+        channel once it has lasted `UNREAD_TOLD_AFTER` (a 429 is Heroku's limit, which
+        passes: logged only)."""
+        why = str(error)
+        key = (app, process_type)
+        with self._lock:
+            since, told, told_at = self._unread.get(key, (now, "", None))
+            self._unread[key] = (since, told, told_at)
+            if isinstance(error, Throttled) or now - since < UNREAD_TOLD_AFTER:
+                return
+            if told_at is not None and told == why and now - told_at < HELD_RETOLD:
+                return
+            self._unread[key] = (since, why, now)
+        try:
+            channel = self._services.registry.resolve(app).channel
+        except UnknownApp:
+            return  # no longer listed: no channel to tell
+        minutes = int((now - since).total_seconds() // 60)
+        self._notify(
+            channel,
+            f"Autoscaler on `{app}`: not autoscaled for {minutes} min, as what runs could not "
+            f"be read: {why} I try again each tick.",
+        )
+
+    def read(self, app: str, process_type: str) -> None:
+        """The tick got through `app`'s `process_type`: a later failure is news again."""
+        with self._lock:
+            self._unread.pop((app, process_type), None)
 
     def _observe(self, acting: set[tuple[str, str]]) -> dict[str, datetime]:
         """Take in what Heroku's webhooks told the web dyno (`bot.store.observations`): formation

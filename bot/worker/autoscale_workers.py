@@ -77,7 +77,9 @@ class WorkerAutoscaler:
                         extra={"app": settings.app, "type": settings.process_type, "why": str(exc)},
                     )
                     self._scaler.forget(settings.app)
+                    self._scaler.not_read(settings.app, settings.process_type, exc, now)
                     continue
+                self._scaler.read(settings.app, settings.process_type)
                 if recorded is not None:
                     done.append(recorded)
         finally:
