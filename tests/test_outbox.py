@@ -308,6 +308,34 @@ def test_a_claimed_row_holds_its_incident_until_the_claim_expires(db, slack, cli
     assert sender.send_due(T0 + 60 * SECOND).sent == 2
 
 
+def test_a_post_whose_sent_mark_the_database_lost_is_not_posted_again(db, slack, client):
+    # Slack took the post, then the database went (a failover) before the row was marked
+    # sent: the job failed, the claim ran out, and the next round posted the alert again,
+    # its replies threaded under the second copy.
+    from sqlalchemy.exc import OperationalError
+
+    outbox = Outbox(db)
+    outbox.enqueue("crash:a:web", "C1", "post", "a crashed", T0)
+    sender = OutboxSender(db, client)
+    marks = []
+    mark_sent = sender._mark_sent
+
+    def database_gone_once(*args):
+        marks.append(args)
+        if len(marks) == 1:
+            raise OperationalError("UPDATE alert_outbox", {}, Exception("server closed"))
+        mark_sent(*args)
+
+    sender._mark_sent = database_gone_once  # type: ignore[method-assign]
+    with pytest.raises(OperationalError):
+        sender.send_due(T0)
+    outbox.enqueue("crash:a:web", "C1", "reply", "still crashing", T0 + 61 * SECOND)
+    drain(sender, outbox, T0 + 61 * SECOND)  # the database back, the claim run out
+    posts = ok_calls(slack, "chat.postMessage")
+    assert [call.args["text"] for call in posts] == ["a crashed", "still crashing"]
+    assert posts[1].args["thread_ts"] == posts[0].response["ts"]
+
+
 def test_a_permanent_error_fails_that_row_and_the_rest_carry_on(db, slack, client):
     outbox = Outbox(db)
     outbox.enqueue("crash:a:web", "C1", "post", "a", T0, blocks=[{"text": "no type"}])

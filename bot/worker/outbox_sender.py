@@ -10,7 +10,9 @@ thread), and a row that cannot go now holds back the rows behind it.
   send the same row; a claim expires (`lease`) in case its sender dies mid-call.
 - It is marked sent right after Slack answers ok. The one window left for a duplicate is
   a sender killed during its Slack call or before that commit (Slack has no idempotency
-  key): the row is sent again once its claim expires. A worker letting go of the lease
+  key): the row is sent again once its claim expires. A commit the database fails (a
+  failover just after Slack answered) is made again first thing next round, so the row is
+  not sent again by this sender. A worker letting go of the lease
   (Heroku's SIGTERM) ends its round after the row in flight, so a deploy sends each once.
 - HTTP 429: wait Slack's `Retry-After` (at most `MAX_PAUSE`) and stop this round (the limit is the app's, not
   the row's). The pause is stored (`bot.store.throttles`), so a worker that takes the
@@ -36,6 +38,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.store.db import Database, aware
 from bot.store.models import AlertOutboxEntry, IncidentRow
@@ -124,10 +127,16 @@ class OutboxSender:
         # the whole backlog first outlasted Heroku's 30 s before its SIGKILL, which left
         # the row in flight claimed and sent a second time a minute later.
         self._stopping = stopping
+        # Rows Slack took whose `sent` the database did not store: stored before anything else.
+        self._unmarked: list[tuple[AlertOutboxEntry, str | None, datetime]] = []
 
     def send_due(self, now: datetime) -> SendReport:
         """Send every row that is due, in order per incident; returns what happened."""
         report = SendReport()
+        while self._unmarked:
+            self._mark_sent(*self._unmarked[0])
+            self._unmarked.pop(0)
+            report.sent += 1
         paused_until = self._pauses.until(SLACK_PAUSE, now)
         if paused_until is not None:
             report.rate_limited_until = paused_until
@@ -176,7 +185,13 @@ class OutboxSender:
                     report.errors.append(str(failed))
                     log.warning("alert not sent", extra={"id": row.id, "error": str(failed)})
                 else:
-                    self._mark_sent(row, ts, now)
+                    try:
+                        self._mark_sent(row, ts, now)
+                    except SQLAlchemyError:
+                        # Slack has it: its claim ran out before the next round, which had
+                        # then sent it again.
+                        self._unmarked.append((row, ts, now))
+                        raise
                     report.sent += 1
 
     def _gave_up(
