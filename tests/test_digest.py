@@ -236,6 +236,27 @@ def test_a_429_pauses_the_fleets_digests_until_retry_after_and_loses_none(
         worker.db.dispose()
 
 
+def test_a_digest_the_database_failed_under_is_posted_when_it_is_back(worker, slack):
+    # The database went while the day's digest was built (a failover): the day stayed
+    # claimed, since giving it back failed too, and no digest went out that day.
+    from sqlalchemy.exc import OperationalError
+
+    gone = OperationalError("SELECT", {}, Exception("server closed the connection"))
+    services = worker.services()
+    build, release = services.dashboards.digest, services.request_keys.release
+    services.dashboards.digest = lambda *args: (_ for _ in ()).throw(gone)
+
+    def release_gone(key):
+        raise gone
+
+    services.request_keys.release = release_gone
+    with pytest.raises(OperationalError):
+        worker.post_digests(_nine_thirty())
+    services.dashboards.digest, services.request_keys.release = build, release
+    assert worker.post_digests(_nine_thirty(1)) == 1
+    assert len(slack.calls_to("chat.postMessage")) == 1
+
+
 def test_a_digest_reads_its_days_autoscaler_decisions_once(worker, slack):
     from sqlalchemy import event
 

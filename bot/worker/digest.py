@@ -20,6 +20,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.actions.results import Chart, Digest
 from bot.registry import Target
@@ -54,10 +55,16 @@ class DigestJob:
         self._services = services
         self._client = client
         self._tries: dict[str, int] = {}  # failed posts per claim key, until it is settled
+        # Days to give back that the database failed to give back (it went mid-run): given
+        # back at the next run, where the day had stayed claimed and unposted until midnight.
+        self._unreleased: set[str] = set()
 
     def run(self, now: datetime) -> int:
         """Post every digest due at `now` not posted yet; returns how many were posted."""
         posted = 0
+        for key in sorted(self._unreleased):
+            self._services.request_keys.release(key)
+            self._unreleased.discard(key)
         if self._services.throttles.until(SLACK_PAUSE, now) is not None:
             return posted  # Slack asked the app to wait: nothing is due before then
         due: list[tuple[Target, str, tuple[date, datetime, datetime], str]] = []
@@ -98,12 +105,19 @@ class DigestJob:
 
     def _pause(self, key: str, app: str, error: SlackApiError, now: datetime) -> None:
         """Slack's 429: the day back, untried, and no digest before its `Retry-After`."""
-        self._services.request_keys.release(key)
+        self._release(key)
         wait = _retry_after(error.response.headers)
         until = now + (timedelta(seconds=wait) if wait else DEFAULT_PAUSE)
         self._services.throttles.throttle(SLACK_PAUSE, until, now)
         log.warning("digests paused: Slack rate-limits the bot",
                     extra={"app": app, "until": until.isoformat()})  # fmt: skip
+
+    def _release(self, key: str) -> None:
+        try:
+            self._services.request_keys.release(key)
+        except SQLAlchemyError:
+            self._unreleased.add(key)
+            raise
 
     def _failed(
         self,
@@ -121,7 +135,7 @@ class DigestJob:
         `/deploy about`."""
         tries = self._tries[key] = self._tries.get(key, 0) + 1
         if transient and tries < MAX_TRIES:
-            self._services.request_keys.release(key)
+            self._release(key)
             log.warning("digest not posted; trying again", extra={"app": app, "why": why})
             return
         self._tries.pop(key, None)
