@@ -95,6 +95,14 @@ def test_rollback_to_an_unknown_label_sends_nothing(driver, aws):  # noqa: F811
     assert updates(aws) == []
 
 
+def test_a_rollback_with_nothing_to_go_back_to_names_application_versions(driver, aws):  # noqa: F811
+    # `shop` runs v1, its application's only version; it had said "no earlier good release".
+    assert say(driver, "rollback shop")["text"] == (
+        "`shop` has no earlier good application version to roll back to."
+    )
+    assert updates(aws) == []
+
+
 def test_maintenance_is_not_a_beanstalk_feature(driver, aws):  # noqa: F811
     reply = say(driver, "maintenance shop on")
     assert "maintenance mode is not a Beanstalk feature" in reply["text"]
@@ -622,3 +630,4 @@ def test_a_lock_names_only_what_a_beanstalk_environment_can_have_done(driver, aw
         "locked `shop`: migrating. Only they may roll it back, ship it, swap it, or change its "
         "config, until `/deploy unlock shop`.\n"
     ) in say(driver, "lock shop migrating")["text"]
+

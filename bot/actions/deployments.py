@@ -167,9 +167,9 @@ class Deployments:
                 f"digits (`/deploy releases {app}` lists them)."
             )
         current = current_release(releases)
-        if current is None:
-            return Reply(f"`{app}` has no releases yet, so there is nothing to roll back to.")
         noun = "application version" if resolved.target.platform == "beanstalk" else "release"
+        if current is None:
+            return Reply(f"`{app}` has no {noun}s yet, so there is nothing to roll back to.")
         target = _rollback_target(app, releases, current, command.target, noun)
         if isinstance(target, str):
             return Reply(target)
@@ -613,7 +613,7 @@ def _rollback_target(
     if wanted is None:
         previous = _previous_good(releases, current)
         if previous is None:
-            return f"`{app}` has no earlier good release to roll back to."
+            return f"`{app}` has no earlier good {noun} to roll back to."
         return previous
     matches = [r for r in releases if r.version.lower() in _spellings(wanted)]
     if not matches:
@@ -630,7 +630,7 @@ def _rollback_target(
         return (
             f"{code(found.version)} of `{app}` {escape(found.status.lower())}, so it cannot be "
             "rolled back to. "
-            f"Pick a good release from `/deploy releases {app}`."
+            f"Pick a good {noun} from `/deploy releases {app}`."
         )
     return found
 
