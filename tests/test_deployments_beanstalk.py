@@ -631,3 +631,22 @@ def test_a_lock_names_only_what_a_beanstalk_environment_can_have_done(driver, aw
         "config, until `/deploy unlock shop`.\n"
     ) in say(driver, "lock shop migrating")["text"]
 
+
+def test_a_version_deployed_before_the_newest_fifty_is_still_what_runs(driver, aws):  # noqa: F811
+    # Another environment of the application (staging, CI) made 55 versions since `shop`'s
+    # v1 went out. Unmarked among the newest 50, the newest had been taken as what runs:
+    # `rollback shop` offered "`build-55` → `build-54`", a version never deployed here, and
+    # confirming it sent `build-54` to production.
+    for n in range(1, 56):
+        aws.add_version(
+            "shop", f"build-{n}", region="us-east-1", access_key=PROD_KEY, age_hours=20 - n / 10
+        )
+    releases = say(driver, "releases shop")["text"].splitlines()
+    assert releases[-2].startswith("• `v1`") and "← current" in releases[-2]
+    assert say(driver, "rollback shop")["text"] == (
+        "`shop` has no earlier good application version to roll back to."
+    )
+    prompt = say(driver, "rollback shop build-54")["text"]
+    assert "asks to roll `shop` back: `v1` → `build-54`." in prompt
+    assert updates(aws) == []
+    assert aws.violations == []

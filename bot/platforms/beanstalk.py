@@ -248,16 +248,27 @@ class BeanstalkPlatform:
         )
 
     def releases(self, app: str, limit: int) -> tuple[Release, ...]:
-        """The environment's application's versions, newest first, the deployed one marked."""
+        """The environment's application's versions, newest first, the deployed one marked:
+        after the newest `limit`, if it is older (other environments of the application
+        make versions too). Unmarked, the newest would be taken for what runs."""
         environment = self._environment(app)
+        application = environment["ApplicationName"]
         found = self._call(
             "describe_application_versions",
             app,
-            ApplicationName=environment["ApplicationName"],
+            ApplicationName=application,
             MaxRecords=min(max(limit, 1), 1000),
         ).get("ApplicationVersions", [])
         found = sorted(found, key=lambda v: v.get("DateCreated") or _EPOCH, reverse=True)
+        found = found[:limit]
         current = environment.get("VersionLabel")
+        if current and all(v["VersionLabel"] != current for v in found):
+            found += self._call(
+                "describe_application_versions",
+                app,
+                ApplicationName=application,
+                VersionLabels=[current],
+            ).get("ApplicationVersions", [])[:1]
         return tuple(
             Release(
                 version=v["VersionLabel"],
@@ -268,7 +279,7 @@ class BeanstalkPlatform:
                 status=v.get("Status", "Processed"),
                 current=v["VersionLabel"] == current,
             )
-            for v in found[:limit]
+            for v in found
         )
 
     def rollback(self, app: str, release: Release) -> Release:
