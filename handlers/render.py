@@ -316,9 +316,11 @@ MASK = "••••••"
 
 
 def _config_vars(result: ConfigVars) -> Message:
+    # Beanstalk's own word for them, as its console and docs say.
+    what = "config vars" if result.platform == "heroku" else "environment properties"
     if not result.values:
-        return _text(f"`{result.app}` has no config vars.", public=False)
-    lines = [f"*Config vars of `{result.app}`*"]
+        return _text(f"`{result.app}` has no {what}.", public=False)
+    lines = [f"*{what.capitalize()} of `{result.app}`*"]
     if result.masked:
         # Before the list, so every line a cut leaves out is a variable.
         lines.append("Values are hidden: seeing them needs the `config` permission.")
@@ -850,7 +852,10 @@ def _status(result: Status, now: datetime) -> Message:
     )
     if len(status.dynos) > MAX_DYNOS_SHOWN:
         dynos += f"\n… and {len(status.dynos) - MAX_DYNOS_SHOWN} more"
-    release = "no releases yet"
+    # Beanstalk deploys application versions, as `releases` lists them; Heroku, releases.
+    beanstalk = status.unit == unit_of("beanstalk")
+    label = "Version" if beanstalk else "Release"
+    release = "no application version" if beanstalk else "no releases yet"
     if status.release is not None:
         rel = status.release
         # An app owner writes the description: a long one would make the block, and so the
@@ -877,7 +882,7 @@ def _status(result: Status, now: datetime) -> Message:
             ],
         },
         _context(
-            f"{prefix}Release: {release}",
+            f"{prefix}{label}: {release}",
             *(escape(clip(note, NOTE_SHOWN)) for note in status.notes[:MAX_NOTES]),
         ),
     ]

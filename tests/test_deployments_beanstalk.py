@@ -110,8 +110,12 @@ def test_maintenance_is_not_a_beanstalk_feature(driver, aws):  # noqa: F811
 
 
 def test_config_is_environment_properties(driver, aws, slack):  # noqa: F811
+    # Said in Beanstalk's words: it had been "`shop` has no config vars", Heroku's.
+    assert say(driver, "config shop")["text"] == "`shop` has no environment properties."
     aws.set_properties("shop-prod", {"LOG_LEVEL": "info"})
-    assert "`LOG_LEVEL` `info`" in say(driver, "config shop")["text"]
+    listed = say(driver, "config shop")["text"]
+    assert listed.startswith("*Environment properties of `shop`*\n")
+    assert "`LOG_LEVEL` `info`" in listed
     prompt = say(driver, "config set FEATURE_X=on shop")
     driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
     # The prompt was the bot's first post (tests/test_typed_secrets.py), "Updating" its next.
@@ -362,7 +366,7 @@ def test_ship_deploys_an_application_version_by_label(driver, aws, slack):  # no
 
 def release_age(driver) -> str:  # noqa: F811
     _, url = driver.command("status shop", ADMIN)
-    return re.search(r"Release: (\S+ for \w+)", json.dumps(driver.reply(url)["blocks"]))[1]
+    return re.search(r"Version: (\S+ for \w+)", json.dumps(driver.reply(url)["blocks"]))[1]
 
 
 def test_status_dates_the_version_by_its_deployment_not_the_last_update(driver, aws, slack):  # noqa: F811
@@ -403,7 +407,8 @@ def test_status_says_when_the_version_is_older_than_the_events_it_reads(driver, 
         aws.set_health("shop-prod", color="Yellow" if n % 2 == 0 else "Green")
     _, url = driver.command("status shop", ADMIN)
     context = json.dumps(driver.reply(url)["blocks"])
-    assert 'Release: v1"' in context  # no age after it
+    # "Version", Beanstalk's word, as `releases` lists them: it had said "Release: v1".
+    assert 'Version: v1"' in context and "Release" not in context  # no age after it
     assert (
         "the age of v1 is unknown: its deployment is not among the environment's newest "
         "200 events" in context
