@@ -103,6 +103,24 @@ def test_a_rollback_with_nothing_to_go_back_to_names_application_versions(driver
     assert updates(aws) == []
 
 
+def test_a_rollback_to_a_version_deleted_since_it_was_asked_is_refused_plainly(
+    driver,  # noqa: F811
+    aws,  # noqa: F811
+):
+    versions(aws)
+    prompt = say(driver, "rollback shop shop-0.9")
+    aws.remove_version("shop", "shop-0.9", region="us-east-1", access_key=PROD_KEY)
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    # It had sent the update, quoted AWS's "No Application Version named 'shop-0.9' found."
+    # and kept the prompt open, whose every click would be refused the same way.
+    assert driver.reply(url)["text"].splitlines()[0] == (
+        "Nothing was changed: `shop-0.9` is no longer among `shop`'s application versions "
+        "(deleted since the rollback was asked for). Pick another from "
+        "`/deploy releases shop`."
+    )
+    assert updates(aws) == []
+
+
 def test_maintenance_is_not_a_beanstalk_feature(driver, aws):  # noqa: F811
     reply = say(driver, "maintenance shop on")
     assert "maintenance mode is not a Beanstalk feature" in reply["text"]

@@ -236,12 +236,22 @@ class Deployments:
     ) -> Result:
         platform = platform_of(resolved)
         before, target = _release(pending.before), _release(pending.targets)
-        current = current_release(platform.releases(resolved.target.name, LOOKBACK))
+        releases = platform.releases(resolved.target.name, LOOKBACK)
+        current = current_release(releases)
         if current is None or current.version != before.version:
             now = code(current.version) if current else "nothing"
             return Reply(
                 f"Nothing was changed: {code(pending.app)} moved from {code(before.version)} to {now} "
                 f"since the rollback was asked for. Run `/deploy rollback {pending.app}` again.",
+                public=True,
+            )
+        if all(r.version != target.version for r in releases):
+            # A Beanstalk version deleted meanwhile: every click would be refused alike.
+            noun = "application versions" if resolved.target.platform == "beanstalk" else "releases"
+            return Reply(
+                f"Nothing was changed: {code(target.version)} is no longer among "
+                f"{code(pending.app)}'s {noun} (deleted since the rollback was asked for). "
+                f"Pick another from `/deploy releases {pending.app}`.",
                 public=True,
             )
         entry = self._audit.start(

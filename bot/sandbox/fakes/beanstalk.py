@@ -644,6 +644,28 @@ class FakeBeanstalk(ServedFake):
                 _Version(application, label, description, created, region, access_key)
             )
 
+    def remove_version(
+        self,
+        application: str,
+        label: str,
+        region: str = DEFAULT_REGION,
+        access_key: str = DEFAULT_ACCESS_KEY,
+    ) -> None:
+        """Delete an application version (as in the console); as AWS, not one that an
+        environment runs."""
+        with self._lock:
+            version = self._version(application, label, region, access_key)
+            if version is None:
+                raise KeyError(f"no version {label!r} of {application!r}")
+            if any(
+                (env.application, env.version_label) == (application, label)
+                and env.status != "Terminated"
+                for env in self._environments
+                if (env.region, env.access_key) == (region, access_key)
+            ):
+                raise ValueError(f"version {label!r} is deployed to an environment")
+            self._versions.remove(version)
+
     def log(self, name: str, line: str, instance: str | None = None) -> None:
         """Add a line to the environment's instance logs (what `tail` retrieves): to one
         instance's, or to every instance's."""
