@@ -384,6 +384,24 @@ def test_invalid_option_values_are_refused(
     assert (state["status"], state["min_size"], state["max_size"]) == ("Ready", 1, 4)
 
 
+def test_a_version_and_options_in_one_update_are_refused(fake: FakeBeanstalk) -> None:
+    # UpdateEnvironment's documentation: "Attempting to update both the release and
+    # configuration is not allowed and Elastic Beanstalk returns an
+    # InvalidParameterCombination error." The fake had deployed and scaled at once.
+    with pytest.raises(ClientError) as excinfo:
+        client(fake).update_environment(
+            EnvironmentName=ENV,
+            VersionLabel="v1",
+            OptionSettings=[
+                {"Namespace": "aws:autoscaling:asg", "OptionName": "MinSize", "Value": "2"}
+            ],
+        )
+
+    assert error_of(excinfo)[:2] == (400, "InvalidParameterCombination")
+    state = fake.environment(ENV)
+    assert (state["status"], state["min_size"]) == ("Ready", 1)
+
+
 def test_unknown_option_is_a_configuration_validation_exception(fake: FakeBeanstalk) -> None:
     with pytest.raises(ClientError) as excinfo:
         client(fake).update_environment(

@@ -1104,6 +1104,14 @@ class FakeBeanstalk(ServedFake):
                 "NotImplemented",
                 f"The fake does not implement UpdateEnvironment's {unsupported}.",
             )
+        if "VersionLabel" in p and ("OptionSettings" in p or "OptionsToRemove" in p):
+            # Documented: "Attempting to update both the release and configuration is not
+            # allowed and Elastic Beanstalk returns an InvalidParameterCombination error."
+            raise _AwsError(
+                400,
+                "InvalidParameterCombination",
+                "An application version and configuration settings cannot be updated at once.",
+            )
         env = self._target(call)
         if p.get("ApplicationName") not in (None, env.application):
             raise _invalid(f"No Environment found for EnvironmentName = '{env.name}'.")
