@@ -14,7 +14,7 @@ import pytest
 from bot.web.app import close, create_app
 from handlers.render import CONFIRM_ACTION
 from tests.conftest import ADMIN
-from tests.test_beanstalk import CHANNEL, PROD_KEY, aws, driver  # noqa: F401  (fixtures)
+from tests.test_beanstalk import CHANNEL, EU_KEY, PROD_KEY, aws, driver  # noqa: F401  (fixtures)
 from tests.webclient import SlackDriver, button, settle
 
 
@@ -289,6 +289,31 @@ def test_swap_of_one_environment_by_two_names_is_refused(blue_green, aws, config
         assert AuditLog(db).recent() == []
     finally:
         db.dispose()
+
+
+def test_a_swap_with_another_accounts_environment_says_why_it_cannot_be(
+    config,
+    aws,  # noqa: F811
+    slack,
+    tmp_path,
+    monkeypatch,
+):
+    # `shop-other` is in us-east-1 too, but reached with profile `eu`, another account's
+    # key. Read with `shop`'s credentials it had been "There is no Beanstalk environment
+    # `shop-other`…: check the registry's environment and region", both of them right.
+    aws.add_environment("shop-other", region="us-east-1", access_key=EU_KEY, application="shop")
+    registry = BLUE_GREEN + (
+        "  other-account:\n    platform: beanstalk\n    environment: shop-other\n"
+        "    region: us-east-1\n    aws_profile: eu\n"
+    )
+    with served(config, aws, slack, tmp_path, monkeypatch, registry) as slack_driver:
+        assert say(slack_driver, "swap shop other-account")["text"] == (
+            "`other-account` is reached with another AWS profile than `shop`, whose "
+            "credentials cannot see it. Beanstalk swaps CNAMEs only between environments of "
+            "one AWS account, so these two cannot swap."
+        )
+        assert "Status of `other-account`" in say(slack_driver, "status other-account")["text"]
+    assert aws.calls("SwapEnvironmentCNAMEs") == []
 
 
 def test_a_swap_forced_through_the_other_environments_freeze_breaks_glass_there(

@@ -462,7 +462,20 @@ class Shipping:
         names = (resolved.target.name, other.target.name)
         # Read first: a lost answer is read back from them, and the user told to "check"
         # would otherwise swap again, which swaps back.
-        cnames = {name: platform.cname(name) for name in names}
+        cnames = {resolved.target.name: platform.cname(resolved.target.name)}
+        try:
+            cnames[other.target.name] = platform.cname(other.target.name)
+        except PlatformError as error:
+            # Read with `app`'s credentials: another profile's environment may be in another
+            # account, where "check the registry's environment" would blame a right entry.
+            unseen = error.own and error.app == other.target.name
+            if not unseen or other.target.aws_profile == resolved.target.aws_profile:
+                raise
+            return Reply(
+                f"{code(other_alias)} is reached with another AWS profile than `{app}`, whose "
+                "credentials cannot see it. Beanstalk swaps CNAMEs only between environments "
+                "of one AWS account, so these two cannot swap."
+            )
         entry = self._audit.start(
             actor,
             "swap",
