@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from policies.commands import is_app_name
 from policies.incidents import Event
 from policies.numbers import ascii_digits
 from policies.redact import mask
@@ -236,7 +237,9 @@ def app_name(document: dict[str, Any]) -> str | None:
     name = app.get("name") if isinstance(app, dict) else None
     if name is None and document.get("resource") == "app":
         name = data.get("name")
-    return str(name) if name else None
+    # Read before the signature is checked, to look the secret up: only a name Heroku could
+    # give an app goes to the database (a NUL or a lone surrogate in it made a 500 there).
+    return name if isinstance(name, str) and is_app_name(name) else None
 
 
 def _timestamp(value: Any) -> datetime | None:

@@ -366,6 +366,20 @@ def test_junk_bodies_get_4xx_signed_or_not(receiver, body, signed):
     assert receiver.events == []
 
 
+@pytest.mark.parametrize(
+    "name", ["my\x00app", "\ud800", "x" * 5000], ids=["NUL", "lone surrogate", "5,000 chars"]
+)
+def test_an_unsigned_body_naming_no_heroku_app_gets_401_from_the_real_app(web, caplog, name):
+    # The app's name picks the secret before the signature is checked: a NUL in it was a
+    # DataError from PostgreSQL, a lone surrogate one from both databases' drivers (500s).
+    body = json.dumps({"id": "e1", "resource": "dyno", "data": {"app": {"name": name}}}).encode()
+    answer = web.test_client().post(
+        "/webhooks/heroku", data=body, headers={"Heroku-Webhook-Hmac-SHA256": "forged"}
+    )
+    assert answer.status_code == 401
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
 def test_a_signed_body_of_the_wrong_shape_is_acknowledged_and_ignored(receiver):
     shapes = [
         {"id": "e1", "created_at": NOW.isoformat(), "resource": "dyno", "data": {"app": {"name": "myapp"}, "state": ["crashed"]}},
