@@ -60,3 +60,17 @@ def test_a_length_past_the_ceiling_is_413_json_and_nothing_is_read(driver, herok
     body = "".join(stream(3)).encode()
     padded = body + b"\n" * (edge.MAX_BODY_BYTES - len(body))
     assert driver.client.post(f"/drain/{token}", data=padded).status_code == 204
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/drain/%00", "/drain/forged%00token", "/drain/" + "a" * 5000, "/drain/caf%C3%A9"],
+    ids=["NUL", "NUL inside", "5,000 characters", "not URL-safe"],
+)
+def test_a_token_no_drain_could_have_is_403_without_an_error(driver, caplog, path):
+    # Anyone may post here: a NUL in the token was a DataError from PostgreSQL, a 500.
+    response = driver.client.post(
+        path, data=b"x", headers={"Content-Type": "application/logplex-1"}
+    )
+    assert response.status_code == 403
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

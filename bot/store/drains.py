@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +15,16 @@ from bot.store.models import Drain
 
 def new_token() -> str:
     return secrets.token_urlsafe(24)
+
+
+# What `new_token` makes (URL-safe base64), within the column's 64 characters.
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def is_token(word: str) -> bool:
+    """Whether `word` could be a drain's token: anyone may post to `/drain/<word>`, and a
+    NUL in it is an error from PostgreSQL rather than no drain."""
+    return _TOKEN.fullmatch(word) is not None
 
 
 @dataclass(frozen=True)

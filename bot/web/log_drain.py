@@ -32,6 +32,7 @@ from bot.metrics.aggregate import Aggregator, Window
 from bot.metrics.store import MetricsStore
 from bot.store.db import Database
 from bot.store.drain_claims import MAX_IDS, DrainClaims
+from bot.store.drains import is_token
 from bot.store.models import Drain
 from policies.logplex import DrainHeaders, ParsedBody, parse_body
 
@@ -69,7 +70,7 @@ class DrainIntake:
 
     def app_for(self, token: str) -> str | None:
         """The app whose drain URL carries `token`, or None (answer 403)."""
-        return self._app_for(token)
+        return self._app_for(token) if is_token(token) else None
 
     def receive(self, app: str, headers: Mapping[str, str], body: bytes) -> None:
         """Count one drain POST for `app` (its token already checked)."""
