@@ -22,10 +22,12 @@ _COUNT_DIGITS = 15  # events in one incident: a storm's lifetime stays far below
 
 
 def button_value(body: dict[str, Any]) -> str | None:
-    """The clicked button's value; None when it has none (every button we make has one)."""
+    """The clicked button's value; None when it has none (every button we make has one) or
+    holds what none of ours does: a control character or a lone surrogate, which the
+    database's drivers refuse (PostgreSQL any NUL) when the value is looked up."""
     actions = body.get("actions") or [{}]
     value = actions[0].get("value")
-    return value if isinstance(value, str) and value else None
+    return value if isinstance(value, str) and value and value.isprintable() else None
 
 
 def page_number(value: str | None) -> int | None:

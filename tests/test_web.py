@@ -17,6 +17,7 @@ import pytest
 from bot.sandbox.slack_requests import sign, slash_command
 from bot.store.audit import AuditLog
 from bot.web.app import close, create_app
+from handlers.alerts import ACK_ACTION, SILENCE_ACTION
 from handlers.charts import CHART_ACTION
 from handlers.clicks import NOT_MINE
 from handlers.render import CANCEL_ACTION, CONFIRM_ACTION
@@ -321,6 +322,17 @@ def test_a_click_without_a_value_is_told_so(driver, heroku, caplog, action):
     assert driver.reply(url)["text"] == NOT_MINE
     assert patches(heroku) == []
     assert not [r for r in caplog.records if r.exc_info]
+
+
+@pytest.mark.parametrize("value", ["abc\x00def", "\ud800"], ids=["NUL", "lone surrogate"])
+@pytest.mark.parametrize("action", [CONFIRM_ACTION, CANCEL_ACTION, ACK_ACTION, SILENCE_ACTION])
+def test_a_click_whose_value_no_button_of_ours_holds_is_told_so(driver, caplog, action, value):
+    # The value is looked up in the database: a NUL was a DataError from PostgreSQL, a lone
+    # surrogate an error from both drivers; the clicker got "Something went wrong" (or,
+    # acknowledging, nothing) and the log a traceback.
+    _, url = driver.click(action, value, ADMIN)
+    assert driver.reply(url)["text"] == NOT_MINE
+    assert not [r for r in caplog.records if r.exc_info or r.levelname == "ERROR"]
 
 
 @pytest.mark.parametrize(
