@@ -144,6 +144,24 @@ SIGNED_MALFORMED = {
             "user": {"id": ADMIN},
         }
     ),
+    # The click's listeners read `team.id` and `channel.id` (an event's are plain IDs): a
+    # string there had been an AttributeError in the click's job, no answer and a traceback.
+    "a click's team a string": form(
+        {
+            "type": "block_actions",
+            "team": "T1",
+            "actions": [{"action_id": CONFIRM_ACTION, "value": "1"}],
+            "user": {"id": ADMIN},
+        }
+    ),
+    "a click's channel a string": form(
+        {
+            "type": "block_actions",
+            "channel": "C1",
+            "actions": [{"action_id": ACK_ACTION, "value": "crash:myapp:web|1"}],
+            "user": {"id": ADMIN},
+        }
+    ),
     "type a number": form({"type": 5}),
     "event a string": json.dumps({"type": "event_callback", "event": "app_home_opened"}),
     "event without type": json.dumps({"type": "event_callback", "event": {"user": ADMIN}}),

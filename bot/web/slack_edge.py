@@ -112,6 +112,11 @@ _CARRIES: dict[str, tuple[str, ...]] = {
 }
 
 
+# Fields `_FIELDS` lets be a plain ID (an event's `team` and `channel` are) that a kind's
+# listeners read as objects: a click's `team.id` and `channel.id`, as Slack sends them.
+_OBJECTS: dict[str, tuple[str, ...]] = {"block_actions": ("team", "channel")}
+
+
 @dataclass(frozen=True)
 class Refusal:
     status: int  # 401: not from Slack; 400: from Slack's key but not a request we can read
@@ -228,7 +233,8 @@ def _shape(document: dict[str, Any], depth: int) -> str | None:
 
 
 def _needs(document: dict[str, Any]) -> str | None:
-    """What each kind of request must carry for bolt and our listeners (see `_CARRIES`)."""
+    """What each kind of request must carry for bolt and our listeners (see `_CARRIES`),
+    and as what (`_OBJECTS`)."""
     if "command" in document:  # a slash command's form
         missing = [f for f in ("user_id", "response_url") if not document.get(f)]
     else:
@@ -237,6 +243,9 @@ def _needs(document: dict[str, Any]) -> str | None:
         actions = (document.get("actions") or []) if kind == "block_actions" else []
         if any(not action.get("action_id") for action in actions):
             missing.append("actions.action_id")  # bolt matches our listeners on it
+        for name in _OBJECTS.get(kind or "", ()):
+            if isinstance(document.get(name), str):
+                return f"{name} has the wrong type"
     return f"missing {', '.join(missing)}" if missing else None
 
 
