@@ -348,9 +348,10 @@ def child(job: str, url: str, heroku_url: str, apps: int, clock: int) -> int:
 
 def rows_per_day() -> list[tuple[str, str, str]]:
     """(table, rows per app per day, rows standing per app), from intervals and retention."""
+    from bot.store.autoscale_settings import THIN_SECONDS
     from bot.store.drain_claims import KEEP as KEEP_DRAIN
     from bot.web.log_drain import CLAIM_INTERVAL
-    from bot.worker.main import KEEP_DECISIONS, KEEP_OPENINGS
+    from bot.worker.main import KEEP_DECISIONS, KEEP_OPENINGS, KEEP_THINNED_DECISIONS
 
     ticks = DAY // 15
     fine = DAY // 10
@@ -358,6 +359,7 @@ def rows_per_day() -> list[tuple[str, str, str]]:
     # holding every app's batch ids: rows per process, not per app nor per POST.
     claims = int(DAY / CLAIM_INTERVAL)
     keep_drain = int(KEEP_DRAIN.total_seconds())
+    thinned = DAY // THIN_SECONDS * (KEEP_THINNED_DECISIONS - KEEP_DECISIONS).days
     return [
         (
             "metric_windows (10 s parts, before folding)",
@@ -374,7 +376,8 @@ def rows_per_day() -> list[tuple[str, str, str]]:
         (
             "autoscale_decisions",
             f"{ticks:,}",
-            f"{ticks * KEEP_DECISIONS.days:,} ({KEEP_DECISIONS.days} d)",
+            f"{ticks * KEEP_DECISIONS.days + thinned:,} ({KEEP_DECISIONS.days} d, then one in "
+            f"{THIN_SECONDS // 15} and every scale action to {KEEP_THINNED_DECISIONS.days} d)",
         ),
         (
             "drain_claims (per web process, every app together)",

@@ -57,6 +57,34 @@ def test_cost_of_one_app_with_its_week_of_dyno_hours(driver, web):
     assert "Total" not in text
 
 
+def test_a_weeks_dyno_hours_outlive_the_two_days_of_full_ticks(driver, web, config):
+    from bot.store.autoscale_settings import THIN_SECONDS
+    from bot.worker.main import KEEP_DECISIONS, THIN_SPAN, Worker
+
+    store = AutoscaleStore(web.extensions["deploybot"].db)
+    now = datetime.now(UTC)
+    ticks = [now - timedelta(seconds=s) for s in range(3 * 86400, 0, -15)]
+    store.record_many(Decision("myapp", at, 1, 1, False, "steady") for at in ticks)
+    worker = Worker(config)
+    try:
+        worker.forget_request_keys()  # the hourly retention job
+    finally:
+        worker.db.dispose()
+    # It had deleted every tick older than two days: "covers 48.0 of 168 h", as if the
+    # worker had been down for five days.
+    _, url = driver.command("cost myapp", USER)
+    assert (
+        "last 7 days: 72.0 web dyno-hours ≈ $2.47 (the autoscaler's record covers 72.0 of "
+        in (driver.reply(url)["text"])
+    )
+    # Past the two days, the last hourly runs' span keeps one tick in 16.
+    kept = store.decisions("myapp", 100_000, since=now - KEEP_DECISIONS - THIN_SPAN)
+    thinned = [d for d in kept if d.at < now - KEEP_DECISIONS]
+    # (A span that straddles either end keeps its own first: a row or two more.)
+    assert len(thinned) == pytest.approx(THIN_SPAN.total_seconds() / THIN_SECONDS, abs=2)
+    assert len(kept) - len(thinned) == pytest.approx(KEEP_DECISIONS.total_seconds() / 15, abs=1)
+
+
 def test_cost_with_no_registry_says_how_to_price_an_app_by_its_name(driver):
     _, url = driver.command("cost", USER)
     text = driver.reply(url)["text"]

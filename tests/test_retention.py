@@ -1,5 +1,5 @@
-"""Tables that gain rows with time or traffic are pruned: autoscale decisions after two
-days, drain batch ids after an hour, Slack request keys after two days, answered prompts
+"""Tables that gain rows with time or traffic are pruned: autoscale decisions thinned after two
+days and forgotten after eight (tests/test_cost.py), drain batch ids after an hour, Slack request keys after two days, answered prompts
 after a week, incidents' past openings after 35 days; a lost claim of a key is no database
 error."""
 

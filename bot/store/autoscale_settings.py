@@ -10,12 +10,15 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from itertools import groupby
 
-from sqlalchemy import delete, func, insert, literal, select
+from sqlalchemy import BigInteger, cast, delete, extract, func, insert, literal, select
 
 from bot.store.autoscale_overrides import OverrideStore
 from bot.store.db import Database, aware
 from bot.store.models import AutoscaleDecision, AutoscalePin, AutoscaleSetting
 from bot.store.worker_autoscale_settings import WorkerAutoscaleStore
+
+# Past the full record, one decision an app's type is kept in each span this long.
+THIN_SECONDS = 240
 
 TARGET_KINDS = {"p95": "queue_p95", "queue": "queue_p95", "service": "service_p95", "rpm": "rpm"}
 DEFAULT_TARGET = ("service_p95", 500.0)
@@ -220,6 +223,31 @@ class AutoscaleStore:
             rows = session.connection().execution_options(yield_per=10_000).execute(query)
             for app, group in groupby(rows, key=lambda row: row[0]):
                 yield app, [(aware(at).timestamp(), actual) for _, at, actual in group]
+
+    def thin_decisions(self, since: datetime, before: datetime) -> int:
+        """Between `since` and `before`, keep of each app's type only the decisions that acted
+        and the first in every THIN_SECONDS: a sixteenth of the 15-second ticks, and still a
+        sample inside `costs.dyno_hours`' longest gap, so a week's dyno-hours (`cost`) and a
+        chart's scale marks outlive the full record the tick and detectors read."""
+        table = AutoscaleDecision.__table__.c
+        bucket = cast(extract("epoch", table.at) / THIN_SECONDS, BigInteger)
+        ranked = (
+            select(
+                table.id,
+                func.row_number()
+                .over(partition_by=(table.app, table.process_type, bucket), order_by=table.id)
+                .label("rank"),
+            )
+            .where(table.at >= since, table.at < before, table.acted.is_(False))
+            .subquery()
+        )
+        # IN, a semi-join PostgreSQL hashes: NOT IN over the span's first ids, which it
+        # cannot hash past work_mem, ran 20 minutes on a fleet's six hours (1.4M rows).
+        later = select(ranked.c.id).where(ranked.c.rank > 1)
+        with self._db.session() as session, session.begin():
+            return session.execute(
+                delete(AutoscaleDecision).where(AutoscaleDecision.id.in_(later))
+            ).rowcount
 
     def forget_decisions_before(self, cutoff: datetime) -> int:
         """Drop decisions older than `cutoff` (one row per app per tick: without this the

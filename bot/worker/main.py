@@ -31,6 +31,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
+from bot.actions.dashboards import COST_DAYS
 from bot.actions.health import release_of
 from bot.actions.path import record_expiry
 from bot.actions.results import expired_text
@@ -65,8 +66,13 @@ LEASE_RETRY_SECONDS = 5.0  # a waiting worker takes over within this of the lead
 KEEP_SENT_ALERTS = timedelta(days=7)
 RECONCILE_SECONDS = 60.0  # rows become due 3 minutes after they started: once a minute is ample
 # The tick reads 10 minutes of its own decisions, the detectors a few more, `status` the
-# last five: two days leave room to look back at an incident.
+# last five: two days leave room to look back at an incident. Thinned past that (one in 16,
+# and every scale action), they stay for `cost`'s and a chart's week, and a day more.
 KEEP_DECISIONS = timedelta(days=2)
+KEEP_THINNED_DECISIONS = timedelta(days=COST_DAYS + 1)
+# How far back each hourly run thins: five missed runs' worth. Older ticks left whole (the
+# worker was down longer) go with the rest at KEEP_THINNED_DECISIONS.
+THIN_SPAN = timedelta(hours=6)
 # Incidents' past openings: longer than the 7 days a chart or the day a digest reads back.
 KEEP_OPENINGS = timedelta(days=35)
 KEEP_PROMPTS = timedelta(days=7)  # answered or expired prompts; the audit log keeps their story
@@ -207,7 +213,9 @@ class Worker:
         now = datetime.now(UTC)
         self.alerts.outbox.forget_sent_before(now - KEEP_SENT_ALERTS)
         self.alerts.forget_openings_before(now - KEEP_OPENINGS)
-        AutoscaleStore(self.db).forget_decisions_before(now - KEEP_DECISIONS)
+        decisions = AutoscaleStore(self.db)
+        decisions.thin_decisions(now - KEEP_DECISIONS - THIN_SPAN, now - KEEP_DECISIONS)
+        decisions.forget_decisions_before(now - KEEP_THINNED_DECISIONS)
         self.confirmations.forget_before(now - KEEP_PROMPTS)
         self.heartbeats.forget_before(now - KEEP_HEARTBEATS)
         forgotten = self.drain_claims.forget_older_than(now - KEEP_DRAIN)
