@@ -54,9 +54,13 @@ def upload(
     channel_id: str | None,
     thread_ts: str | None = None,
     comment: str | None = None,
+    *,
+    raise_rate_limit: bool = False,
 ) -> bool:
     """Draw and upload the chart with `comment` (default: its numbers in words); fall back
-    to that text, saying why, when the upload fails. Whether it was uploaded."""
+    to that text, saying why, when the upload fails. Whether it was uploaded.
+    `raise_rate_limit`: Slack's 429 is raised for the caller to wait out (the worker's
+    digest, which pauses until `Retry-After`), not answered now without the chart."""
     from bot.metrics.chart import render  # matplotlib: only when a chart is drawn
 
     data = result.data
@@ -75,6 +79,8 @@ def upload(
         return True
     except SlackApiError as error:
         problem = error.response.get("error") or "unknown error"
+        if raise_rate_limit and (error.response.status_code == 429 or problem == "ratelimited"):
+            raise
         if problem == "missing_scope":
             needed = error.response.get("needed") or SCOPE
             why = (

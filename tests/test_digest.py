@@ -236,6 +236,29 @@ def test_a_429_pauses_the_fleets_digests_until_retry_after_and_loses_none(
         worker.db.dispose()
 
 
+@pytest.mark.parametrize("step", ["files.getUploadURLExternal", "files.completeUploadExternal"])
+def test_a_429_on_the_charts_upload_pauses_the_digest_instead_of_posting_it_without(
+    worker, slack, step
+):
+    # The upload's 429 had been read as "could not upload": the day's digest went out as
+    # text saying "I could not upload the chart (`ratelimited`)", chart lost for good.
+    yesterday = _today() - timedelta(days=1)
+    two_pm = datetime.combine(yesterday, time(14), PARIS)
+    MetricsStore(worker.db).save(
+        [Window("myapp", int(two_pm.timestamp()) + s, 30) for s in range(0, 600, 10)]
+    )
+    slack.fail_next(step, count=1000, status=429, retry_after=600)
+    for minute in range(10):
+        assert worker.post_digests(_nine_thirty(minute)) == 0
+    assert _digest_calls(slack) == 1  # one 429, then nothing until its Retry-After
+    assert slack.calls_to("chat.postMessage") == []
+    slack.reset()
+    assert worker.post_digests(_nine_thirty(10)) == 1
+    [upload] = slack.wait_for_uploads(1, timeout=20)
+    assert "could not upload" not in upload.initial_comment
+    assert slack.calls_to("chat.postMessage") == []
+
+
 def test_a_digest_the_database_failed_under_is_posted_when_it_is_back(worker, slack):
     # The database went while the day's digest was built (a failover): the day stayed
     # claimed, since giving it back failed too, and no digest went out that day.

@@ -6,10 +6,10 @@ chart into the channel.
 worker, or a new leader, never posts a day twice. It posts straight through the Web API,
 not the alert outbox: a digest carries a file, which the outbox does not. A post that
 fails is tried again next minute, up to MAX_TRIES times, unless Slack refused it for a
-reason that will not pass by itself. A 429 is not a failed try: the day is given back and
-no digest goes until Slack's `Retry-After` (stored, as the outbox's pause is, so a new
-leader waits it out too), where the fleet's digests due together had each met the 429 in
-turn, every minute, and been given up after five.
+reason that will not pass by itself. A 429 (on the post or the chart's upload) is not a
+failed try: the day is given back and no digest goes until Slack's `Retry-After` (stored,
+as the outbox's pause is, so a new leader waits it out too), where the fleet's digests due
+together had each met the 429 in turn, every minute, and been given up after five.
 """
 
 from __future__ import annotations
@@ -156,4 +156,9 @@ class DigestJob:
             # The chart could not be uploaded: the digest goes out as text, saying why.
             self._client.chat_postMessage(channel=channel, text=payload["text"])
 
-        upload(self._client, Chart(result.chart), fallback, channel, comment=text)
+        # Slack's 429 on the upload pauses the digests as on the post (`run`), where the day
+        # had gone out as text saying "I could not upload the chart (`ratelimited`)".
+        upload(
+            self._client, Chart(result.chart), fallback, channel, comment=text,
+            raise_rate_limit=True,
+        )  # fmt: skip
