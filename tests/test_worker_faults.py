@@ -251,6 +251,26 @@ def test_the_admins_hear_once_that_a_job_keeps_failing(config, fast, slack, capl
     assert "compact failing since" in post.args["text"]
 
 
+def test_the_admins_trouble_post_waits_out_slacks_retry_after(config, slack):
+    """Slack's 429 on the trouble post had been forgotten: the post was tried again at the
+    next heartbeat, every 15 s, whatever `Retry-After` asked."""
+    worker = Worker(replace(config, admin_channel="C0ADMINS"))
+    failing = worker.jobs.wrap("compact", lambda: 1 / 0, 60)
+    failing(), failing()  # two runs in a row: trouble
+    try:
+        slack.fail_next("chat.postMessage", count=1, status=429, retry_after=1)
+        worker.heartbeat()
+        assert slack.faults_served == [("chat.postMessage", 429)]
+        worker.heartbeat()  # within Retry-After: not asked again
+        assert slack.calls_to("chat.postMessage") == []
+        time.sleep(1.2)
+        worker.heartbeat()
+        [post] = slack.calls_to("chat.postMessage")
+        assert post.args["channel"] == "C0ADMINS" and "compact failing" in post.args["text"]
+    finally:
+        worker.db.dispose()
+
+
 def test_a_worker_whose_lease_session_is_gone_does_not_scale(config, database_url, heroku, fast):
     """A network cut ends the leader's session: PostgreSQL lets another worker take the lease
     at once, while this one learns it only at its next check (10 s). A scale in between

@@ -369,8 +369,8 @@ class PlatformObservation(Base):
 
 class ApiThrottle(Base):
     """A Heroku account's last word on its API budget, for every dyno: `throttled_until`
-    after a 429, `remaining` from RateLimit-Remaining. The outbox's Slack 429 pause is the
-    row `slack:outbox` (`throttled_until` only)."""
+    after a 429, `remaining` from RateLimit-Remaining. The worker's Slack 429 pauses are the
+    rows `slack:outbox`, `slack:digest` and `slack:admin` (`throttled_until` only)."""
 
     __tablename__ = "api_throttles"
 

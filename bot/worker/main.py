@@ -49,6 +49,7 @@ from bot.store.drain_claims import DrainClaims
 from bot.store.heartbeats import Heartbeats
 from bot.store.incidents import Alerts
 from bot.store.request_keys import KEEP, RequestKeys
+from bot.store.throttles import Throttles
 from bot.worker.autoscale import Autoscaler
 from bot.worker.autoscale_workers import WorkerAutoscaler
 from bot.worker.beanstalk_sampler import BeanstalkSampler
@@ -56,7 +57,7 @@ from bot.worker.detectors import Detectors
 from bot.worker.digest import DigestJob
 from bot.worker.jobs import JobWatch
 from bot.worker.lease import Lease
-from bot.worker.outbox_sender import OutboxSender
+from bot.worker.outbox_sender import OutboxSender, _retry_after
 from handlers.alerts import blocks as alert_blocks
 from policies.slack_text import escape
 
@@ -78,6 +79,9 @@ KEEP_OPENINGS = timedelta(days=35)
 KEEP_PROMPTS = timedelta(days=7)  # answered or expired prompts; the audit log keeps their story
 KEEP_HEARTBEATS = timedelta(days=7)  # of worker processes that stopped ticking
 JOBS_STOP_SECONDS = 20.0
+# The throttle row of the admin trouble post's 429 pause, and its length without Retry-After.
+ADMIN_PAUSE = "slack:admin"
+ADMIN_PAUSE_DEFAULT = timedelta(minutes=1)
 
 
 def _seconds(name: str, default: float) -> float:
@@ -126,6 +130,7 @@ class Worker:
         self.drain_claims = DrainClaims(self.db)
         self.alerts = Alerts(self.db, blocks_for=alert_blocks)
         self.heartbeats = Heartbeats(self.db)
+        self.throttles = Throttles(self.db)
         # Heroku names each dyno (worker.1); elsewhere the host and process say who ticks.
         self.name = os.environ.get("DYNO") or f"{socket.gethostname()}:{os.getpid()}"
         self.started_at = datetime.now(UTC)
@@ -158,8 +163,11 @@ class Worker:
         channel, key = self.config.admin_channel, self.jobs.trouble_key()
         if not channel or not self.config.slack_bot_token or key is None:
             return
+        now = datetime.now(UTC)
+        if self.throttles.until(ADMIN_PAUSE, now) is not None:
+            return  # Slack's 429 asked to wait: told once its Retry-After has passed
         claimed = "worker-trouble:" + hashlib.sha256(key.encode()).hexdigest()[:32]
-        if not self.request_keys.claim(claimed, datetime.now(UTC)):
+        if not self.request_keys.claim(claimed, now):
             return
         client = web_client(self.config.slack_bot_token, self.config.slack_api_url, timeout=10)
         text = (
@@ -172,6 +180,11 @@ class Worker:
         except (SlackApiError, OSError) as error:
             self.request_keys.release(claimed)  # told at the next heartbeat instead
             log.warning("admin channel not told", extra={"error": type(error).__name__})
+            if isinstance(error, SlackApiError) and error.response.status_code == 429:
+                # Not every heartbeat (15 s) whatever Slack asked: stored, as the outbox's.
+                wait = _retry_after(error.response.headers)
+                pause = timedelta(seconds=wait) if wait else ADMIN_PAUSE_DEFAULT
+                self.throttles.throttle(ADMIN_PAUSE, now + pause, now)
 
     def expire_prompts(self) -> int:
         """Turn prompts past their expiry into "expired" messages, once each."""
