@@ -3,19 +3,23 @@ whose counts and percentiles read back as reported, polled through boto3 from th
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from botocore.config import Config as BotoConfig
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.metrics.aggregate import summarize
+from bot.platforms import beanstalk as beanstalk_module
 from bot.services import Services
+from bot.store.heartbeats import Heartbeats
 from bot.worker.beanstalk_sampler import (
     BeanstalkSampler,
     sketch_from_percentiles,
     window_from_health,
 )
+from bot.worker.main import Worker
 from tests.test_beanstalk import REGISTRY, aws  # noqa: F401  (the fixture)
 
 LATENCY = {
@@ -85,3 +89,48 @@ def test_the_sampler_stores_each_report_once(config, aws, tmp_path, monkeypatch)
     assert summary.error_rate == pytest.approx(0.05)
     assert summary.service is not None
     assert summary.service.p95 == pytest.approx(400, rel=0.02)
+
+
+def test_a_throttled_account_is_polled_less_and_about_says_so(
+    config,
+    aws,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    # AWS throttled an account's DescribeEnvironmentHealth and the sampler asked again every
+    # 10 s for each environment (each call retried by botocore), keeping the throttle on for
+    # the account's other calls too (a person's scale, status), and told nobody.
+    path = tmp_path / "deploybot.yml"
+    path.write_text(REGISTRY)
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    once = BotoConfig(retries={"mode": "standard", "total_max_attempts": 1})  # a try, a call
+    monkeypatch.setattr(beanstalk_module, "_BOTO_CONFIG", beanstalk_module._BOTO_CONFIG.merge(once))
+    worker = Worker(config)
+    try:
+        worker.services().migrate_sqlite_if_behind()
+        aws.fail_next(400, count=1000, actions=["DescribeEnvironmentHealth"])  # Throttling
+        start = datetime.now(UTC)
+        for step in range(31):  # five minutes, every 10 s
+            worker.sample_beanstalk(start + timedelta(seconds=10 * step))
+        asked = aws.calls("DescribeEnvironmentHealth")
+        # shop (prod, us-east-1) and shop-eu (eu, eu-west-1): each account backs off, asked
+        # at 0 s, 20 s, 60 s, 140 s and 300 s, where it was asked every 10 s (31 times).
+        assert len([c for c in asked if c.region == "us-east-1"]) == 5
+        assert len([c for c in asked if c.region == "eu-west-1"]) == 5
+        worker.heartbeat(start + timedelta(minutes=5))
+        trouble = Heartbeats(worker.db).latest(leader_only=False).trouble or ""
+        assert "throttled by AWS" in trouble and "profile `prod` in us-east-1" in trouble
+        # AWS answers again: polled every 10 s, and no longer said.
+        aws.clear_faults()
+        aws.set_health("shop-prod", region="us-east-1", request_count=600, latency=LATENCY)
+        later = start + timedelta(minutes=11)
+        assert worker.sample_beanstalk(later) == 2
+        before = len(aws.calls("DescribeEnvironmentHealth"))
+        aws.advance(10)
+        worker.sample_beanstalk(later + timedelta(seconds=10))
+        assert len(aws.calls("DescribeEnvironmentHealth")) == before + 2
+        worker.heartbeat(later + timedelta(seconds=10))
+        assert Heartbeats(worker.db).latest(leader_only=False).trouble is None
+    finally:
+        worker.services().db.dispose()
+        worker.db.dispose()

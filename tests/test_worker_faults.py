@@ -63,10 +63,13 @@ class _Stuck:
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    def poll(self) -> int:
+    def poll(self, now: datetime | None = None) -> int:
         self.entered.set()
         self.release.wait(60)
         return 0
+
+    def trouble(self, now: datetime) -> str | None:
+        return None
 
 
 def test_a_failing_job_and_a_hung_one_show_while_the_others_keep_time(worker, driver, caplog):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from threading import Event
 from typing import Any
 
@@ -34,6 +34,7 @@ from bot.platforms.base import (
     Release,
     Settled,
     Targets,
+    Throttled,
     Traffic,
     lost_answer,
 )
@@ -558,8 +559,12 @@ def _client_error(error: botocore.exceptions.ClientError, app: str, write: bool)
             "the profile named in the registry.",
             app=app,
         )
-    if code in ("Throttling", "ThrottlingException"):
-        return PlatformError("AWS is throttling the bot's requests. Try again in a minute.")
+    if code in ("Throttling", "ThrottlingException", "RequestLimitExceeded"):
+        # Throttled: nothing was done, and callers on a clock (the health sampler) back off.
+        return Throttled(
+            "AWS is throttling the bot's requests. Try again in a minute.",
+            until=datetime.now(UTC) + timedelta(minutes=1),
+        )
     if "invalid state" in message.lower():
         return PlatformError(
             f"`{app}` is busy with another update; try again when it is Ready.", app=app

@@ -46,7 +46,7 @@ from bot.store.confirmations import Confirmations
 from bot.store.db import Database
 from bot.store.drain_claims import KEEP as KEEP_DRAIN
 from bot.store.drain_claims import DrainClaims
-from bot.store.heartbeats import Heartbeats
+from bot.store.heartbeats import TROUBLE_CHARS, Heartbeats
 from bot.store.incidents import Alerts
 from bot.store.request_keys import KEEP, RequestKeys
 from bot.store.throttles import Throttles
@@ -59,7 +59,7 @@ from bot.worker.jobs import JobWatch
 from bot.worker.lease import Lease
 from bot.worker.outbox_sender import OutboxSender, _retry_after
 from handlers.alerts import blocks as alert_blocks
-from policies.slack_text import escape
+from policies.slack_text import clip, escape
 
 log = logging.getLogger(__name__)
 
@@ -147,12 +147,14 @@ class Worker:
         self._detectors: Detectors | None = None
         self._digests: DigestJob | None = None
 
-    def heartbeat(self) -> None:
+    def heartbeat(self, now: datetime | None = None) -> None:
         """Say this worker ticks (and whether it leads): the web dyno reads it."""
+        now = now or datetime.now(UTC)
         trouble = self.jobs.trouble()
-        self.heartbeats.beat(
-            self.name, self.lease.held, datetime.now(UTC), release_of(), self.started_at, trouble
-        )
+        # A lasting AWS throttle of Beanstalk's health reads: the job runs fine meanwhile.
+        sampled = self._sampler.trouble(now) if self._sampler is not None else None
+        said = clip("; ".join(filter(None, (trouble, sampled))), TROUBLE_CHARS) or None
+        self.heartbeats.beat(self.name, self.lease.held, now, release_of(), self.started_at, said)
         if trouble:
             self._tell_admins(trouble)
 
@@ -283,12 +285,12 @@ class Worker:
             self._digests = DigestJob(self.services(), client)
         return self._digests.run(now or datetime.now(UTC))
 
-    def sample_beanstalk(self) -> int:
+    def sample_beanstalk(self, now: datetime | None = None) -> int:
         """Store each Beanstalk environment's latest 10 s health report as a window."""
         if self._sampler is None:
             services = self.services()
             self._sampler = BeanstalkSampler(services.registry, services.resolve, self.metrics)
-        return self._sampler.poll()
+        return self._sampler.poll(now)
 
     def services(self) -> Services:
         # Built on first use: its platform clients make no call until then.

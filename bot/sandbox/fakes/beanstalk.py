@@ -802,6 +802,11 @@ class FakeBeanstalk(ServedFake):
         with self._lock:
             self._faults.append(_Fault(status, code, text, count, wanted))
 
+    def clear_faults(self) -> None:
+        """Forget the faults not served yet: AWS answers normally again."""
+        with self._lock:
+            self._faults.clear()
+
     # -- WSGI -----------------------------------------------------------------------------
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
