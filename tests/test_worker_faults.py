@@ -274,6 +274,53 @@ def test_the_admins_trouble_post_waits_out_slacks_retry_after(config, slack):
         worker.db.dispose()
 
 
+class _Taken:
+    """Another worker holds the lease."""
+
+    held = False
+
+    def try_acquire(self) -> bool:
+        return False
+
+
+def test_an_alert_whose_sent_mark_was_lost_is_marked_by_a_worker_that_no_longer_leads(
+    config, slack
+):
+    """Slack took the leader's post, then the database went before the row was marked sent,
+    and with it the lease: another worker led once the database was back, and posted the
+    alert again when its claim ran out, since only the old leader knew it had gone and it
+    stored that only once it led again."""
+    from sqlalchemy.exc import OperationalError
+
+    old, new = Worker(config), Worker(config)
+    try:
+        now = datetime.now(UTC)
+        old.alerts.outbox.enqueue("crash:myapp:web", "C0MYAPP", "post", "web crashed", now)
+        old.send_alerts(now - timedelta(seconds=1))  # nothing due yet: the sender is made
+        assert old._sender is not None
+        mark_sent = old._sender._mark_sent
+        marks: list[object] = []
+
+        def database_gone_once(*args):
+            marks.append(args)
+            if len(marks) == 1:
+                raise OperationalError("UPDATE alert_outbox", {}, Exception("server closed"))
+            mark_sent(*args)
+
+        old._sender._mark_sent = database_gone_once  # type: ignore[method-assign]
+        with pytest.raises(OperationalError):
+            old.send_alerts(now)
+        # The database is back; the lease went with it, and the other worker has it.
+        old.lease = _Taken()  # type: ignore[assignment]
+        old.stopping.set()
+        assert old._wait_for_lease() is False
+        assert new.send_alerts(now + timedelta(seconds=61)) == 0
+        assert [c.args["text"] for c in slack.calls_to("chat.postMessage")] == ["web crashed"]
+    finally:
+        old.db.dispose()
+        new.db.dispose()
+
+
 def test_a_worker_whose_lease_session_is_gone_does_not_scale(config, database_url, heroku, fast):
     """A network cut ends the leader's session: PostgreSQL lets another worker take the lease
     at once, while this one learns it only at its next check (10 s). A scale in between

@@ -30,6 +30,7 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.actions.dashboards import COST_DAYS
 from bot.actions.health import release_of
@@ -379,10 +380,23 @@ class Worker:
         """True once this worker leads; False when told to stop first."""
         log.info("worker waiting for the lease")
         retry = _seconds("DEPLOYBOT_LEASE_RETRY_SECONDS", LEASE_RETRY_SECONDS)
-        while not self.lease.try_acquire():
+        while True:
+            self._mark_sent_alerts()
+            if self.lease.try_acquire():
+                return True
             if self.stopping.wait(retry):
                 return False
-        return True
+
+    def _mark_sent_alerts(self) -> None:
+        """Alerts Slack took whose `sent` the database failed to store (it went, and the
+        lease with it): stored as soon as it is back, before another leader's claim on them
+        runs out and it posts them again."""
+        if self._sender is None:
+            return
+        try:
+            self._sender.mark_unmarked()
+        except SQLAlchemyError:
+            log.info("sent alerts not marked yet: database unreachable")
 
     def _lead(self) -> bool:
         """Check the lease while the jobs run: True when told to stop, False when it is lost."""

@@ -11,8 +11,8 @@ thread), and a row that cannot go now holds back the rows behind it.
 - It is marked sent right after Slack answers ok. The one window left for a duplicate is
   a sender killed during its Slack call or before that commit (Slack has no idempotency
   key): the row is sent again once its claim expires. A commit the database fails (a
-  failover just after Slack answered) is made again first thing next round, so the row is
-  not sent again by this sender. A worker letting go of the lease
+  failover just after Slack answered) is made again first thing next round, or while the
+  worker waits for the lease it lost with the database, so the row is not sent again. A worker letting go of the lease
   (Heroku's SIGTERM) ends its round after the row in flight, so a deploy sends each once.
 - HTTP 429: wait Slack's `Retry-After` (at most `MAX_PAUSE`) and stop this round (the limit is the app's, not
   the row's). The pause is stored (`bot.store.throttles`), so a worker that takes the
@@ -27,6 +27,7 @@ thread), and a row that cannot go now holds back the rows behind it.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -129,14 +130,11 @@ class OutboxSender:
         self._stopping = stopping
         # Rows Slack took whose `sent` the database did not store: stored before anything else.
         self._unmarked: list[tuple[AlertOutboxEntry, str | None, datetime]] = []
+        self._marking = threading.Lock()
 
     def send_due(self, now: datetime) -> SendReport:
         """Send every row that is due, in order per incident; returns what happened."""
-        report = SendReport()
-        while self._unmarked:
-            self._mark_sent(*self._unmarked[0])
-            self._unmarked.pop(0)
-            report.sent += 1
+        report = SendReport(sent=self.mark_unmarked())
         paused_until = self._pauses.until(SLACK_PAUSE, now)
         if paused_until is not None:
             report.rate_limited_until = paused_until
@@ -193,6 +191,18 @@ class OutboxSender:
                         self._unmarked.append((row, ts, now))
                         raise
                     report.sent += 1
+
+    def mark_unmarked(self) -> int:
+        """Store `sent` for the rows Slack took whose mark the database failed to store;
+        how many. Leading or not: a worker that lost the lease with the database marks
+        them once it is back, where the next leader posted them again at their claim's end."""
+        marked = 0
+        with self._marking:  # the waiting worker's thread, and a round still running
+            while self._unmarked:
+                self._mark_sent(*self._unmarked[0])
+                self._unmarked.pop(0)
+                marked += 1
+        return marked
 
     def _gave_up(
         self,
