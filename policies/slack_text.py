@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 # A backtick becomes U+02CB, its look-alike: a lone one would open a code span that the
 # next backtick of the message closes, turning the text between into code.
@@ -90,3 +91,13 @@ def shown(typed: object, limit: int = 40) -> str:
     if not text:
         return code('""')  # Slack shows an empty span as its two backticks
     return code(clip(text, limit))
+
+
+def moment(at: datetime, now: datetime) -> str:
+    """`at` in each reader's time zone: its time of day when it is today (in UTC), the day
+    too when not ("04:27 UTC" read as this morning for a moment days old). The fallback,
+    which the console prints, is in UTC."""
+    at, now = at.astimezone(UTC), now.astimezone(UTC)
+    if at.date() == now.date():
+        return f"<!date^{int(at.timestamp())}^{{time}}|{at:%H:%M} UTC>"
+    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{at:%Y-%m-%d %H:%M} UTC>"

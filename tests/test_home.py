@@ -412,6 +412,20 @@ def test_a_card_says_the_autoscaler_made_its_changes(driver, web):
     assert "the autoscaler `scale web=3 myapp`" in changes and "<@autoscaler>" not in changes
 
 
+def test_a_card_s_last_decision_says_its_day_when_it_was_not_today(driver, web):
+    # "Last decision 04:27 UTC" read as this morning for a decision days old.
+    now = datetime.now(UTC)
+    store = AutoscaleStore(web.extensions["deploybot"].db)
+    old = (now - timedelta(days=3)).replace(microsecond=0)
+    store.record(Decision("myapp", old, 2, 2, False, "steady"))
+    card = open_home(driver, ADMIN)["blocks"][3]["text"]["text"]
+    when = f"<!date^{int(old.timestamp())}^{{date_short_pretty}} {{time}}|{old:%Y-%m-%d %H:%M} UTC>"
+    assert f"Last decision {when}, held: steady" in card, card
+    store.record(Decision("myapp", now, 2, 2, False, "steady"))
+    card = open_home(driver, ADMIN, n=2)["blocks"][3]["text"]["text"]
+    assert f"Last decision <!date^{int(now.timestamp())}^{{time}}|{now:%H:%M} UTC>, held" in card
+
+
 def test_the_chart_button_posts_in_the_apps_channel_and_tells_the_clicker_where(
     driver, slack, database_url
 ):

@@ -31,7 +31,7 @@ from bot.store.worker_autoscale_settings import WorkerSettings
 from policies import autoscale as policy
 from policies.commands import Command
 from policies.sizes import PastLimit, past_heroku_limit
-from policies.slack_text import code, escape, listed, more_note
+from policies.slack_text import code, escape, listed, moment, more_note
 from policies.worker_autoscale import WorkerTarget, parse_worker_target
 
 
@@ -402,7 +402,7 @@ class AutoscaleCommands:
         self._audit.finish(entry, "ok")
         return Reply(
             f"<@{actor.user_id}> pinned `{app}` at web={quantity} until "
-            f"{_slack_pin_end(until, now)}: {self._who_holds(app)}." + _warned(past),
+            f"{moment(until, now)}: {self._who_holds(app)}." + _warned(past),
             public=True,
         )
 
@@ -736,7 +736,7 @@ class AutoscaleCommands:
         pin = self._autoscale.pin(app, now)
         if pin:
             lines.append(
-                f"Pinned at web={pin.quantity} until {_slack_pin_end(pin.until, now)} "
+                f"Pinned at web={pin.quantity} until {moment(pin.until, now)} "
                 f"by <@{pin.pinned_by}>."
             )
         lines.extend(_decided(self._autoscale.decisions(app)))
@@ -805,9 +805,3 @@ def _chat(user: str, at: datetime) -> str:
 
 def _decided(decisions: list[Decision]) -> list[str]:
     return [f"• {d.at:%H:%M:%S} {'acted' if d.acted else 'held'}: {d.reason}" for d in decisions]
-
-
-def _slack_pin_end(until: datetime, now: datetime) -> str:
-    """`policy.pin_end` in each reader's time zone: the day too when it is not today."""
-    token = "{time}" if until.date() == now.date() else "{date_short_pretty} {time}"
-    return f"<!date^{int(until.timestamp())}^{token}|{policy.pin_end(until, now)}>"

@@ -38,7 +38,7 @@ from bot.store.throttles import LOW_REMAINING
 from policies import costs, digest
 from policies.autoscale import pin_end
 from policies.incidents import SEVERITIES, headline, icon
-from policies.slack_text import clip, code, escape
+from policies.slack_text import clip, code, escape, moment
 
 COST_DAYS = 7
 # Audit rows read back for a chart's scaling marks: a busy week of autoscaling fits.
@@ -329,7 +329,7 @@ class Dashboards:
             autoscale.append(f"Pinned at web={pin.quantity} until {pin_end(pin.until, now)}")
         if decision is not None:
             mark = "acted" if decision.acted else "held"
-            autoscale.append(f"Last decision {decision.at:%H:%M} UTC, {mark}: {decision.reason}")
+            autoscale.append(f"Last decision {moment(decision.at, now)}, {mark}: {decision.reason}")
         # The card shows the first few: the worst and latest, so a crash is never the one
         # left out behind older warnings.
         ordered = sorted(
