@@ -337,6 +337,10 @@ def _config_vars(result: ConfigVars) -> Message:
     return _text("\n".join(lines), public=False, more=more)
 
 
+# Web hours come from the autoscaler's record, and it never runs a Beanstalk environment.
+_NOT_COUNTED = "not counted: its Auto Scaling group scales it, not the autoscaler"
+
+
 def cost_text(report: CostReport) -> str:
     """`/deploy cost`: monthly cost per app at list prices, the total, and the last week's
     actual web dyno-hours from the autoscaler's record."""
@@ -368,6 +372,8 @@ def cost_text(report: CostReport) -> str:
                 f"    last {report.days} days: {app.web_hours:,.1f} web {unit}-hours{cost} "
                 f"(the autoscaler's record covers {app.covered_hours:,.1f} of {report.days * 24} h)"
             )
+        elif app.platform == "beanstalk":
+            lines.append(f"    last {report.days} days: instance-hours {_NOT_COUNTED}")
         else:
             lines.append(f"    last {report.days} days: no autoscaler record of web {unit}s")
     if len(report.apps) == 1:
@@ -395,7 +401,9 @@ def digest_text(day: Digest) -> str:
     if day.unreadable:
         # A PlatformError's words, written by the bot to be shown in Slack as they are.
         lines.append(f"Web size unknown, so no prices: {day.unreadable}")
-    if n.dyno_hours is None:
+    if n.dyno_hours is None and day.unit == "instance":
+        lines.append(f"Web instance-hours: {_NOT_COUNTED}.")
+    elif n.dyno_hours is None:
         lines.append(f"Web {day.unit}s: no autoscaler record for the day, so no {day.unit}-hours.")
     else:
         cost = f", {costs.usd(n.cost_usd)}{label}" if n.cost_usd is not None else ""

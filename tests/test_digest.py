@@ -419,3 +419,18 @@ def test_a_day_of_many_incidents_names_ten_and_counts_the_rest():
     text = digest_text(Digest("myapp", date(2026, 12, 1), "UTC", numbers, (), spans, None, False))
     # Ten were listed under "Incidents (14):" and the other four were not mentioned.
     assert text.count("• crash from") == 10 and "• …and 4 more" in text
+
+
+def test_a_beanstalk_digest_without_instance_hours_says_why_not_that_a_record_is_missing():
+    from bot.actions.results import Digest
+    from handlers.render import digest_text
+    from policies.digest import DayNumbers
+
+    numbers = DayNumbers(None, None, None, None, None, None, 0)
+    day = Digest("shop", date(2026, 12, 1), "UTC", numbers, (), (), None, True, unit="instance")
+    text = digest_text(day)
+    # "no autoscaler record for the day", of an environment the autoscaler never runs.
+    assert "Web instance-hours: not counted: its Auto Scaling group scales it" in text, text
+    assert "autoscaler record" not in text
+    heroku = digest_text(Digest("myapp", date(2026, 12, 1), "UTC", numbers, (), (), None, False))
+    assert "Web dynos: no autoscaler record for the day, so no dyno-hours." in heroku
