@@ -512,7 +512,9 @@ def about_lines(about: About) -> list[str]:
     lines += [undelivered_line(u) for u in about.undelivered]
 
     def seen(newest: datetime | None) -> str:
-        return f"{_age(newest, about.now).removeprefix(' for ')} ago" if newest else "nothing yet"
+        if newest is None:
+            return "no traffic yet"
+        return f"last traffic {_age(newest, about.now).removeprefix(' for ')} ago"
 
     kept = f"the access rules keep {about.hidden:,} more from you"
     if not about.drains and about.hidden:
@@ -520,7 +522,7 @@ def about_lines(about: About) -> list[str]:
     elif not about.drains:
         lines.append("Drains: none yet (`/deploy drain APP` adds one)")
     elif len(about.drains) <= DRAINS_LISTED:
-        lines += [f"Drain {code(app)}: last traffic {seen(newest)}" for app, newest in about.drains]
+        lines += [f"Drain {code(app)}: {seen(newest)}" for app, newest in about.drains]
         lines += [f"Drains: {kept}"] if about.hidden else []
     else:
         # A line per drain filled App Home's header, cut mid-line, at a fleet's size: the

@@ -52,7 +52,8 @@ def test_about_shows_the_release_the_worker_the_backlog_and_the_drains(driver, w
     assert "release `v42 (abc1234)`" in text
     assert "Worker: last tick 30s ago, leader `worker.1`" in text
     assert "Alert outbox: 1 message(s) waiting" in text
-    assert "Drain `myapp`: last traffic nothing yet" in text
+    # "last traffic nothing yet" read awkwardly.
+    assert "Drain `myapp`: no traffic yet" in text
 
 
 def test_a_fleets_drains_are_counted_and_only_the_quiet_ones_named():
@@ -69,8 +70,8 @@ def test_a_fleets_drains_are_counted_and_only_the_quiet_ones_named():
     assert len(lines) == 4 and len("\n".join(lines)) < 500
     assert lines[-1] == (
         "Drains: 1,000 apps, 996 with traffic in the last 10 minutes; quiet: `app-0000` "
-        "(nothing yet), `app-0250` (nothing yet), `app-0500` (nothing yet), `app-0750` "
-        "(nothing yet)"
+        "(no traffic yet), `app-0250` (no traffic yet), `app-0500` (no traffic yet), `app-0750` "
+        "(no traffic yet)"
     )
 
 
