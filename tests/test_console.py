@@ -135,7 +135,7 @@ def test_the_sandbox_charts_a_seeded_day_and_prints_where_the_png_is(tmp_path):
     assert len(written) == 1, output
     path = Path(written[0].rsplit("written to ", 1)[1].rstrip("]"))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "Web dynos: 2–5; 5 scaling changes" in output and "Incidents: 1" in output
+    assert "Web dynos: 2–5; 6 scaling changes" in output and "Incidents: 1" in output
     assert "• `demo-api`: $107/month" in output and "web dyno-hours" in output
     assert "The worker has never ticked" in output  # the console runs no worker
 

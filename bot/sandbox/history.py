@@ -5,15 +5,15 @@ before any spike is played. Seeded: every sandbox tells the same day.
 
 Stored as the real parts would have stored it: 10-second windows, as the drain's flusher
 writes them, spread over the web dynos running then; one decision a tick, oldest first, as
-the worker writes them (the newest row is the newest decision); the incident is the one
-`policies.detectors.slow` finds in those windows, in its own words.
+the worker writes them (the newest row is the newest decision), each stepping web by the
+queue time of the 5 minutes before it, which the dynos it leaves running then shorten;
+and the incident `policies.detectors.slow` finds in those windows, in its own words.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from bisect import bisect_right
 from datetime import UTC, datetime, timedelta
 
 from bot.metrics.aggregate import WINDOW_SECONDS, Window
@@ -24,12 +24,14 @@ from bot.worker.detectors import minutes_of
 from policies import detectors
 from policies.incidents import DEFAULT_SEVERITY
 from policies.sketch import Sketch
+from policies.slack_text import escape
 
 APP = "demo-api"
-# (hours before now, web before, web after): the day's scaling steps, oldest first, each on
-# a tick (a multiple of TICK after the day's start).
-STEPS = ((16.5, 2, 3), (15.0, 3, 4), (11.5, 4, 5), (7.0, 5, 3), (3.0, 3, 2))
-TICK = timedelta(minutes=5)
+TICK = timedelta(minutes=5)  # the made-up autoscaler's (the real one ticks every 15 s)
+MIN, MAX, TARGET_MS = 2, 6, 300.0  # its settings: web 2–6, target p95 queue time 300 ms
+# Requests a minute one web dyno serves before they queue, and the queue time each request
+# a minute past that adds.
+CAPACITY_RPM, QUEUE_MS_PER_RPM = 280, 5.0
 # The slow stretch: its first minute (minutes before now) and how many minutes its p95
 # service time stays over the detector's threshold.
 SLOW_FROM, SLOW_MINUTES = 12 * 60 + 13, 38
@@ -40,59 +42,79 @@ def seed(services: Services, now: datetime) -> bool:
     end = int(now.timestamp()) // WINDOW_SECONDS * WINDOW_SECONDS  # the complete windows
     if services.metrics.windows(APP, end - 3600, end):
         return False
-    decisions = _decisions(now)
-    services.metrics.save(_windows(end, decisions))
+    windows, decisions = _day(now, end)
+    services.metrics.save(windows)
     store = AutoscaleStore(services.db)
-    store.save(Settings(APP, "on", 2, 6, "queue_p95", 300.0, "U0CONSOLE", now))
+    store.save(Settings(APP, "on", MIN, MAX, "queue_p95", TARGET_MS, "U0CONSOLE", now))
     store.record_many(decisions)
     _incident(services, end)
     return True
 
 
-def _decisions(now: datetime) -> list[Decision]:
-    """The day's ticks, oldest first: steady between the steps, acted at each."""
-    start = now - timedelta(hours=24)
-    steps = {round((24 - ago) * 3600 / TICK.total_seconds()): (b, a) for ago, b, a in STEPS}
-    web, decisions = STEPS[0][1], []
-    for tick in range(int(timedelta(hours=24) / TICK)):
-        at = start + tick * TICK
-        if tick in steps:
-            before, web = steps[tick]
-            up = web > before
-            reason = "p95 queue time above 300 ms" if up else "p95 queue time well below 300 ms"
-            decisions.append(Decision(APP, at, before, web, True, reason))
-        else:
-            decisions.append(Decision(APP, at, web, web, False, "steady: queue time near target"))
-    return decisions
+def _rpm(hours_ago: float) -> float:
+    """A working day: quiet at night, up in the morning, a bump after lunch."""
+    day = max(0.0, math.sin(math.pi * (18 - hours_ago) / 14)) if hours_ago <= 18 else 0.0
+    return 230 + 1400 * day + 300 * day * max(0.0, math.sin(hours_ago))
 
 
-def _windows(end: int, decisions: list[Decision]) -> list[Window]:
-    """The day's 10-second windows, up to `end`, each served by the web dynos then running."""
+def _day(now: datetime, end: int) -> tuple[list[Window], list[Decision]]:
+    """The day's 10-second windows up to `end` (from one tick before it began, so its first
+    tick has traffic to read) and its ticks, oldest first, played together: each tick reads
+    the last 5 minutes' p95 queue time and rate, and the windows after it are served by the
+    web dynos it leaves running."""
     rng = random.Random(18)
+    first = now - timedelta(hours=24)
+    lookback = int(TICK.total_seconds())
+    start = end - 24 * 3600
     slow = range(end // 60 * 60 - SLOW_FROM * 60, end // 60 * 60 - (SLOW_FROM - SLOW_MINUTES) * 60)
-    # What each tick left running: a window is served by the dynos of the tick before it.
-    ticks = [d.at.timestamp() for d in decisions]
-    running = [d.desired for d in decisions]
-    windows = []
-    for start in range(end - 24 * 3600, end, WINDOW_SECONDS):
-        hours_ago = (end - start) / 3600
-        # A working day: quiet at night, up in the morning, a bump after lunch.
-        day = max(0.0, math.sin(math.pi * (18 - hours_ago) / 14)) if hours_ago <= 18 else 0.0
-        rpm = 200 + 1400 * day + 300 * day * max(0.0, math.sin(hours_ago)) + rng.uniform(0, 60)
-        requests = int(rpm * WINDOW_SECONDS / 60 + rng.random())
+    windows: list[Window] = []
+    decisions: list[Decision] = []
+    web = MIN
+    for at in range(start - lookback, end, WINDOW_SECONDS):
+        if at >= start and (at - start) % lookback == 0:
+            recent = windows[-lookback // WINDOW_SECONDS :]
+            decision = _decide(first + (at - start) * timedelta(seconds=1), web, recent)
+            decisions.append(decision)
+            web = decision.desired
+        hours_ago = (end - at) / 3600
+        rpm = _rpm(hours_ago)
+        requests = int((rpm + rng.uniform(-30, 30)) * WINDOW_SECONDS / 60 + rng.random())
         # Slow for a while after noon: the app's own work (service time), which more dynos
         # do not shorten, so the autoscaler (on queue time) rightly left it alone.
-        service_ms = 2300.0 if start // 60 * 60 in slow else 90 + rpm / 25
+        service_ms = 2300.0 if at // 60 * 60 in slow else 90 + rpm / 25
+        queue_ms = max(2.0, (rpm / web - CAPACITY_RPM) * QUEUE_MS_PER_RPM + rng.uniform(0, 8))
         service, queue = Sketch(), Sketch()
         service.add(service_ms + rng.uniform(0, 25), requests)
-        queue.add(max(2.0, (rpm - 1000) / 1.8 + rng.uniform(0, 8)), requests)
-        web = running[max(0, bisect_right(ticks, start) - 1)]
+        queue.add(queue_ms, requests)
         share, extra = divmod(requests, web)
         dynos = {f"web.{i + 1}": share + (i < extra) for i in range(web)}
         windows.append(
-            Window(APP, start, requests, {"2xx": requests}, {}, dynos, service, queue=queue)
+            Window(APP, at, requests, {"2xx": requests}, {}, dynos, service, queue=queue)
         )
-    return windows
+    return windows, decisions
+
+
+def _decide(at: datetime, web: int, recent: list[Window]) -> Decision:
+    """One tick: a dyno more past the target's 10 % tolerance, one fewer when the queue is
+    under half the target and the rate would not queue past that on one dyno fewer."""
+    queue = Sketch()
+    for window in recent:
+        queue.merge(window.queue)
+    p95 = queue.quantile(0.95)
+    rpm = sum(w.requests for w in recent) * 60 / (len(recent) * WINDOW_SECONDS)
+    fewer = web - 1
+    if p95 > TARGET_MS * 1.1 and web < MAX:
+        why, desired = f"p95 queue {p95:,.0f} ms > {TARGET_MS:g} ms", web + 1
+    elif (
+        p95 < TARGET_MS / 2
+        and fewer >= MIN
+        and (rpm / fewer - CAPACITY_RPM) * QUEUE_MS_PER_RPM < TARGET_MS / 2
+    ):
+        why, desired = f"p95 queue {p95:,.0f} ms, under half of {TARGET_MS:g} ms", fewer
+    else:
+        return Decision(APP, at, web, web, False, f"p95 queue {p95:,.0f} ms: web stays at {web}")
+    # Stored as Slack text, as the worker stores its reasons.
+    return Decision(APP, at, web, desired, True, escape(f"{why} → web {web}→{desired}"))
 
 
 def _incident(services: Services, end: int) -> None:

@@ -192,7 +192,9 @@ class AutoscaleStore:
         return found
 
     def latest_decisions(self, apps: Collection[str]) -> dict[str, Decision]:
-        """Each of `apps`' newest web decision, in one query; an app with none is left out."""
+        """Each of `apps`' newest web decision, in one query; an app with none is left out.
+        The newest is the last written, as in `decisions` and `recent_decisions`: the worker
+        writes each app's ticks in time order, and anything seeding them must too."""
         if not apps:
             return {}
         newest = (
