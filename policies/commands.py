@@ -427,9 +427,29 @@ def _schedule_text(command: Command) -> str:
 _CURLY_DOUBLE = str.maketrans("\u201c\u201d", '""')
 
 
+# Slack keeps at most 40,000 characters of a message's text; no command comes near it (a
+# long config value is a few thousand). Far past it, a quoted word took shlex seconds (18 s
+# for 900 KB: it reads a character at a time), in the ack that Slack drops after 3 s.
+TEXT_MAX = 40_000
+# C0 and C1 control characters but tab, newline and carriage return: no key types one, and
+# a NUL in a stored word (a lock's reason) is an error from PostgreSQL.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def parse(text: str) -> Command:
     """Parse the text after `/deploy`. Raises `CommandError` with a user-facing message."""
     text = text or ""
+    if len(text) > TEXT_MAX:
+        raise CommandError(
+            f"Your command is {len(text):,} characters long, and a command has at most "
+            f"{TEXT_MAX:,}: type a shorter one."
+        )
+    control = _CONTROL.search(text)
+    if control:
+        raise CommandError(
+            f"Your command holds a control character (U+{ord(control[0]):04X}), which no "
+            "command takes: type it again without it."
+        )
     curly = "\u201c" in text or "\u201d" in text
     config = any(word.lower().startswith("config") for word in text.split()[:2])
     try:

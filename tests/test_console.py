@@ -219,9 +219,11 @@ def test_an_expensive_scale_in_the_sandbox_asks_first_and_shows_the_cost(tmp_pat
 def test_outside_text_prints_as_slack_shows_it_and_never_drives_the_terminal(tmp_path):
     output = run_lines(tmp_path, "\x1b[2J\x1b]0;owned\x07 demo", "status a<b>&c")
     # Slack shows an escaped `<`, `>`, `&` as typed, and a control character as nothing
-    # special; a terminal would clear the screen and retitle the window.
+    # special; a terminal would clear the screen and retitle the window. A command holding
+    # one is refused, and the line typed is echoed with a picture of each.
     assert "\x1b" not in output and "\x07" not in output
-    assert "`␛[2J␛]0;owned␇` is not a command I know" in output
+    assert "deploybot> ␛[2J␛]0;owned␇ demo" in output
+    assert "Your command holds a control character (U+001B), which no command takes" in output
     assert "`a<b>&c` is not a valid app name" in output
 
 

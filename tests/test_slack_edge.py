@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from slack_bolt.request import payload_utils
 
 from bot.sandbox.slack_requests import button_click, sign, slash_command
+from bot.store.audit import AuditLog
 from bot.web import edge
 from handlers.alerts import ACK_ACTION, RESTART_ACTION, SCALE_ACTION, SILENCE_ACTION
 from handlers.render import CANCEL_ACTION, CONFIRM_ACTION
@@ -370,3 +371,53 @@ def test_command_text_raises_nothing_but_a_command_error(words):
     # Anything else would escape the ack listener as a 500.
     with contextlib.suppress(CommandError):
         parse(" ".join(words))
+
+
+# ---------------------------------------------------------------------------------------------
+# Typed text the parser refuses in the ack, before anything is stored or called: control
+# characters (no key types one; PostgreSQL stores no NUL) and text past Slack's own length.
+
+CONTROL_TEXTS = {  # the text, and the character the answer names
+    "NUL in a lock's reason": ("lock myapp fix\x00ing the checkout", "U+0000"),
+    "NUL in a --force reason": ("scale web=2 myapp --force fix\x00ing", "U+0000"),
+    "ESC in a lock's reason": ('lock myapp "a \x1b[2J b"', "U+001B"),
+    "DEL in a config value": ("config set KEY=a\x7fb myapp", "U+007F"),
+}
+
+
+@pytest.mark.parametrize(("text", "char"), CONTROL_TEXTS.values(), ids=CONTROL_TEXTS.keys())
+def test_a_command_holding_a_control_character_is_refused_in_the_ack(
+    web, driver, caplog, text, char
+):
+    ack, url = driver.command(text, ADMIN)
+    # Was "Working on…", then on PostgreSQL "Something went wrong" and a traceback (its
+    # text fields hold no NUL); on SQLite the NUL was stored in the lock.
+    assert json.loads(ack.data) == {
+        "response_type": "ephemeral",
+        "text": f"Your command holds a control character ({char}), which no command takes: "
+        "type it again without it. Usage: `/deploy help`.",
+    }
+    settle()
+    assert AuditLog(web.extensions["deploybot"].db).recent(None, 5) == []
+    assert driver.slack.responses_for(url) == []
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_command_past_slack_s_length_is_refused_at_once(web, driver):
+    text = 'lock myapp "' + "x" * 900_000 + '"'  # inside the 1 MiB body ceiling
+    started = time.monotonic()
+    ack, _ = driver.command(text, ADMIN)
+    # Was "Working on…" after 18 s (shlex reads a long quoted word a character at a time),
+    # past the 3 s in which Slack drops an unanswered command, and again in the job.
+    assert time.monotonic() - started < 2
+    assert json.loads(ack.data)["text"] == (
+        "Your command is 900,013 characters long, and a command has at most 40,000: "
+        "type a shorter one. Usage: `/deploy help`."
+    )
+    settle()
+    assert AuditLog(web.extensions["deploybot"].db).recent(None, 5) == []
+
+
+def test_a_long_command_within_the_limit_is_still_read(driver):
+    ack, _ = driver.command("config set NOTE=" + "x" * 39_000 + " myapp", ADMIN)
+    assert json.loads(ack.data)["text"].startswith("Working on `config set NOTE=")

@@ -164,7 +164,8 @@ def test_scale_with_size_and_relative_terms(driver, heroku):
         # A new user's `/deploy status` had not been told where to find the names.
         ("status", "Say which app. `/deploy apps` lists them. Usage: `/deploy status APP`"),
         ('restart "myapp', "unmatched quote"),
-        ("\u0000\u202e💥", "is not a command I know"),
+        ("\u0000\u202e💥", "holds a control character (U+0000)"),
+        ("\u202e💥", "`💥` is not a command I know"),  # the override left out
         # A near miss is suggested, never run: a guess must not change anything.
         ("scal web=2 myapp", "`scal` is not a command I know. Did you mean `scale web=2 myapp`?"),
         ("stauts myapp", "`stauts` is not a command I know. Did you mean `status myapp`?"),
