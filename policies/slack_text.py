@@ -4,6 +4,10 @@ Slack's `mrkdwn` gives `&`, `<` and `>` control meaning: `<!channel>` pings a ch
 `<http://x|label>` is a link with any label, `<@U123>` is a mention. Escaping those three
 characters as Slack documents (`&amp;`, `&lt;`, `&gt;`) shows the text as typed and makes
 none of them; a backtick, which would open or close a code span, becomes its look-alike.
+The bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069) are
+left out: invisible themselves, one left open (U+202E in a lock's reason or a release's
+description) turned the rest of the line around, the bot's own words after it too.
+Right-to-left text needs none of them to show, and the marks (U+200E, U+200F) stay.
 """
 
 from __future__ import annotations
@@ -12,14 +16,16 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+# Left out (see above): LRE, RLE, PDF, LRO, RLO; LRI, RLI, FSI, PDI.
+_BIDI_CONTROLS = {c: None for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
 # A backtick becomes U+02CB, its look-alike: a lone one would open a code span that the
 # next backtick of the message closes, turning the text between into code.
-_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "`": "ˋ"})
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "`": "ˋ"} | _BIDI_CONTROLS)
 
 
 def escape(text: object) -> str:
     """`text` as Slack shows it literally: no mentions, no links, no entities of its own, no
-    code span opened or closed."""
+    code span opened or closed, no direction turned for what follows."""
     return str(text).translate(_ESCAPES)
 
 

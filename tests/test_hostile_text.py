@@ -188,3 +188,44 @@ def test_a_long_release_description_is_clipped_in_status(driver, heroku):
     assert_shown_as_typed(reply)
     assert "&lt;!here&gt; xxx" in json.dumps(reply)
     assert len(json.dumps(reply)) < 3000
+
+
+# The bidirectional embeddings, overrides and isolates: one left open turns the rest of
+# the line around in Slack, the bot's own words after it too.
+BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE
+
+
+def assert_turns_nothing(payload: object) -> None:
+    dumped = json.dumps(payload, ensure_ascii=False)
+    assert not any(char in dumped for char in BIDI), dumped
+
+
+def test_a_direction_override_from_heroku_turns_nothing_around(driver, heroku):
+    heroku.release("myapp", f"fixed {RLO}gnp.exe")
+    heroku.log("myapp", "web.1", f"GET /{RLO}olleh 200")
+    _, url = driver.command("status myapp", USER)
+    status = driver.reply(url)
+    _, url = driver.command("logs myapp 5", USER)
+    logs = driver.reply(url)
+    for reply in (status, logs):
+        assert_turns_nothing(reply)
+    assert "fixed gnp.exe" in json.dumps(status, ensure_ascii=False)
+    assert "GET /olleh 200" in logs["text"]
+
+
+def test_a_direction_override_typed_in_a_lock_reason_turns_nothing_around(driver):
+    response, url = driver.command(f'lock myapp "checkout {RLO}gub"', ADMIN)
+    ack = ack_text(response)
+    reply = driver.reply(url)
+    for payload in ({"text": ack}, reply):
+        assert_turns_nothing(payload)
+    assert "checkout gub" in reply["text"]
+
+
+def test_accents_scripts_and_emoji_in_a_lock_reason_are_shown_as_typed(driver):
+    # Right-to-left text with its mark (U+200F) and emoji joined by U+200D keep every
+    # character: only the embeddings, overrides and isolates are left out.
+    reason = "café 日本語 \u200fשלום 🚀 👨\u200d👩\u200d👧"
+    _, url = driver.command(f'lock myapp "{reason}"', ADMIN)
+    assert reason in driver.reply(url)["text"]

@@ -45,6 +45,14 @@ def test_escaped_text_has_no_control_characters_left(text: str) -> None:
     assert shown.replace("&amp;", "").replace("&lt;", "").replace("&gt;", "").count("&") == 0
     inner = code(text)[1:-1]
     assert "`" not in inner
+    # No embedding, override or isolate is left to turn the rest of the line around.
+    assert not any(0x202A <= ord(c) <= 0x202E or 0x2066 <= ord(c) <= 0x2069 for c in shown)
+
+
+def test_accents_scripts_marks_and_emoji_are_shown_unchanged() -> None:
+    text = "café 日本語 \u200fשלום\u200e 🚀 👨\u200d👩\u200d👧 🏴\U000e0067\U000e0062\U000e007f"
+    assert escape(text) == text
+    assert escape("a\u202ebc\u2067d\u2069") == "abcd"
 
 
 HOSTILE = "<!channel>`x`"
