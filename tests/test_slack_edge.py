@@ -177,6 +177,16 @@ SIGNED_MALFORMED = {
         {"type": "view_submission", "view": {"type": "workflow_step", "callback_id": "x"}}
     ),
     "command without user": "command=%2Fdeploy&text=status+myapp",
+    # Slack's response_urls are https URLs: anything else had made the job's answer raise in
+    # urllib3, no answer and a traceback in the log.
+    **{
+        f"{kind} whose response_url is {url!r}": make(url)
+        for url in ("ftp://x/y", "javascript:alert(1)", "https://", "http://[::1", "not a url")
+        for kind, make in (
+            ("command", lambda url: slash_command("status myapp", url, user_id=ADMIN)),
+            ("click", lambda url: button_click(CONFIRM_ACTION, "1", url, user_id=ADMIN)),
+        )
+    },
     "url_verification without challenge": json.dumps({"type": "url_verification"}),
 }
 

@@ -13,8 +13,9 @@ shape did the same. Here, in order:
 2. the body: UTF-8; a JSON object (Events API), or a form whose `payload` is a JSON object
    (interactivity), or a plain form (slash commands, `ssl_check`);
 3. the shape: every field bolt or our listeners read, where present, has the type Slack
-   documents, and each kind of payload bolt dispatches on has the fields bolt reads from
-   it without looking and those its listener needs.
+   documents (a `response_url` an http(s) URL with a host), and each kind of payload bolt
+   dispatches on has the fields bolt reads from it without looking and those its listener
+   needs.
 
 `check` returns the parsed body of a request bolt may have, else a `Refusal` (401
 unauthenticated, 400 malformed) whose reason is a few words for one log line: never the
@@ -41,6 +42,8 @@ from urllib.parse import parse_qsl
 from slack_bolt.context import BoltContext
 from slack_bolt.request import BoltRequest
 from slack_bolt.request.internals import build_context
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from policies.numbers import whole_number
 
@@ -213,6 +216,9 @@ def _shape(document: dict[str, Any], depth: int) -> str | None:
         items = document.get(name) or []
         if not all(isinstance(item, dict) for item in items):
             return f"{name} holds a non-object"
+    response_url = document.get("response_url")
+    if response_url and not _web_url(response_url):  # none at all: App Home's clicks
+        return "response_url is not an http(s) URL"
     if "actions" in document and not document["actions"]:
         return "actions is empty"  # bolt reads actions[0]; Slack never sends none
     for authorization in document.get("authorizations") or []:
@@ -230,6 +236,17 @@ def _shape(document: dict[str, Any], depth: int) -> str | None:
             if problem:
                 return problem
     return None
+
+
+def _web_url(url: str) -> bool:
+    """Whether `url` is an http(s) URL with a host, read as urllib3 reads it to post there:
+    Slack's `response_url`s all are, and anything else had made the job's answer raise in
+    urllib3 (no answer, and a traceback in the log)."""
+    try:
+        parsed = parse_url(url)
+    except LocationParseError:
+        return False
+    return parsed.scheme in ("http", "https") and bool(parsed.host)
 
 
 def _needs(document: dict[str, Any]) -> str | None:
