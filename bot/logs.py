@@ -53,11 +53,23 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+# Written as escapes inside a quoted value: a backslash, a quote, and every line break
+# (`\r` too, which a terminal or a log viewer takes as one: a value could overwrite or fake
+# a line) and other control character (ESC drives a terminal). A tab stays.
+_QUOTED = re.compile(r'[\\"\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]')
+_NAMED = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match[0]
+    return _NAMED.get(char) or f"\\u{ord(char):04x}"
+
+
 def _value(value: object) -> str:
     text = redact(str(value))
     if _BARE.fullmatch(text):
         return text
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return '"' + _QUOTED.sub(_escaped, text) + '"'
 
 
 class LogfmtFormatter(logging.Formatter):

@@ -52,3 +52,16 @@ def test_a_value_ending_in_a_newline_stays_on_its_log_line():
     record = logging.makeLogRecord({"msg": "rolled back", "app": "myapp\n", "user": "U1"})
     line = LogfmtFormatter().format(record)
     assert "\n" not in line and 'app="myapp\\n" user=U1' in line
+
+
+def test_a_carriage_return_or_other_control_character_stays_inside_its_value():
+    # `\r` had been written as it came: a terminal or a log viewer reads it as a line break,
+    # so an outside string could start what looks like a record of its own, or overwrite
+    # the line; ESC drives a terminal, and U+2028 is a line break to many viewers.
+    record = logging.makeLogRecord(
+        {"msg": "alert not sent", "error": "no\rat=info msg=ok", "app": "a\x1b[2Kb\u2028c\td"}
+    )
+    line = LogfmtFormatter().format(record)
+    assert not any(char in line for char in "\r\n\x1b\u2028")
+    assert 'error="no\\rat=info msg=ok"' in line
+    assert 'app="a\\u001b[2Kb\\u2028c\td"' in line
