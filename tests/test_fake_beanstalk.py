@@ -667,6 +667,27 @@ def test_fake_wants_environment_name_or_id(fake: FakeBeanstalk) -> None:
     assert fake.violations == ["RestartAppServer: neither EnvironmentName nor EnvironmentId given"]
 
 
+def test_swap_takes_names_with_names_and_ids_with_ids_never_mixed(fake: FakeBeanstalk) -> None:
+    # The API reference: a SourceEnvironmentName needs a DestinationEnvironmentName, and a
+    # SourceEnvironmentId a DestinationEnvironmentId. The fake had swapped a name with an ID.
+    fake.add_environment("web-green")
+    eb = client(fake)
+    green = eb.describe_environments(EnvironmentNames=["web-green"])["Environments"][0]
+    blue, before = fake.cname(ENV), fake.cname("web-green")
+    with pytest.raises(ClientError) as excinfo:
+        eb.swap_environment_cnames(
+            SourceEnvironmentName=ENV, DestinationEnvironmentId=green["EnvironmentId"]
+        )
+
+    assert error_of(excinfo)[:2] == (400, "MissingParameter")
+    assert (fake.cname(ENV), fake.cname("web-green")) == (blue, before)
+    assert fake.violations == [
+        "SwapEnvironmentCNAMEs: a name on one side needs a name on the other, an ID an ID"
+    ]
+    eb.swap_environment_cnames(SourceEnvironmentName=ENV, DestinationEnvironmentName="web-green")
+    assert (fake.cname(ENV), fake.cname("web-green")) == (before, blue)
+
+
 def test_nested_parameters_decode_along_the_input_shape(fake: FakeBeanstalk) -> None:
     scale(client(fake), MinSize="2", MaxSize="5")
 

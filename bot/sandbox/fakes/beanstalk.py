@@ -1023,6 +1023,22 @@ class FakeBeanstalk(ServedFake):
 
     def _swap_environment_cnames(self, call: _Call) -> None:
         p = call.params
+        # The API reference's conditions: a source name goes with a destination name and a
+        # source ID with a destination ID (both, both), never a name with an ID.
+        kinds = {
+            side: {k for k in ("Name", "Id") if p.get(f"{side}Environment{k}") is not None}
+            for side in ("Source", "Destination")
+        }
+        if kinds["Source"] and kinds["Destination"] and kinds["Source"] != kinds["Destination"]:
+            self._violation(
+                call.action, "a name on one side needs a name on the other, an ID an ID"
+            )
+            raise _AwsError(
+                400,
+                "MissingParameter",
+                "SourceEnvironmentName goes with DestinationEnvironmentName, and "
+                "SourceEnvironmentId with DestinationEnvironmentId.",
+            )
 
         def named(side: str) -> _Call:
             params = {
