@@ -698,3 +698,48 @@ def test_a_version_deployed_before_the_newest_fifty_is_still_what_runs(driver, a
     assert "asks to roll `shop` back: `v1` → `build-54`." in prompt
     assert updates(aws) == []
     assert aws.violations == []
+
+
+def newer_versions(aws, n=55):  # noqa: F811
+    """`n` versions of `shop`, all newer than `versions`' two: they push those out of the
+    newest 50."""
+    for i in range(n):
+        aws.add_version(
+            "shop",
+            f"shop-2.{i}",
+            "",
+            region="us-east-1",
+            access_key=PROD_KEY,
+            age_hours=1 - i / 100,
+        )
+
+
+def test_ship_finds_a_version_older_than_the_newest_fifty(driver, aws, slack):  # noqa: F811
+    # It looked only among the newest 50 and said "`shop` has no application version
+    # `shop-0.9`", of one that exists.
+    versions(aws)
+    newer_versions(aws)
+    driver.command("ship shop shop-0.9", ADMIN)
+    [anchor] = slack.wait_for_calls("chat.postMessage", n=1, timeout=10)
+    assert "is deploying `shop-0.9` (First cut) to `shop`" in anchor.args["text"]
+    [update] = updates(aws)
+    assert update.params["VersionLabel"] == "shop-0.9"
+    assert "has no application version `nope`" in say(driver, "ship shop nope")["text"]
+    assert aws.violations == []
+
+
+def test_ship_with_a_bundle_deploys_an_older_version_without_making_it_again(
+    blue_green,
+    aws,  # noqa: F811
+    slack,
+):
+    # With a `bundle:` it tried to make the version and quoted AWS's "already exists".
+    versions(aws)
+    newer_versions(aws)
+    blue_green.command("ship shop shop-0.9", ADMIN)
+    [anchor] = slack.wait_for_calls("chat.postMessage", n=1, timeout=10)
+    assert "is deploying `shop-0.9` (First cut) to `shop`" in anchor.args["text"]
+    assert aws.calls("CreateApplicationVersion") == []
+    [update] = updates(aws)
+    assert update.params["VersionLabel"] == "shop-0.9"
+    assert aws.violations == []

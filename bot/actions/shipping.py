@@ -143,6 +143,10 @@ class Shipping:
             )
         releases = platform.releases(resolved.target.name, LOOKBACK)
         found = [r for r in releases if r.version == command.target]
+        if not found:
+            # Older than the newest listed, perhaps: asked for by its label.
+            older = platform.version(resolved.target.name, command.target)
+            found = [older] if older is not None else []
         bundle = resolved.target.bundle
         if not found and bundle is None:
             return Reply(

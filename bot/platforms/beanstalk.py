@@ -264,24 +264,25 @@ class BeanstalkPlatform:
         found = found[:limit]
         current = environment.get("VersionLabel")
         if current and all(v["VersionLabel"] != current for v in found):
-            found += self._call(
-                "describe_application_versions",
-                app,
-                ApplicationName=application,
-                VersionLabels=[current],
-            ).get("ApplicationVersions", [])[:1]
-        return tuple(
-            Release(
-                version=v["VersionLabel"],
-                description=v.get("Description", ""),
-                created_at=v.get("DateCreated"),
-                user="",
-                id=v["VersionLabel"],
-                status=v.get("Status", "Processed"),
-                current=v["VersionLabel"] == current,
-            )
-            for v in found
-        )
+            found += self._labelled(app, application, current)
+        return tuple(_version_release(v, current) for v in found)
+
+    def version(self, app: str, label: str) -> Release | None:
+        """The environment's application's version `label`, however old (`releases` lists
+        only the newest), the deployed one marked; None if the application has none."""
+        environment = self._environment(app)
+        found = self._labelled(app, environment["ApplicationName"], label)
+        return _version_release(found[0], environment.get("VersionLabel")) if found else None
+
+    def _labelled(self, app: str, application: str, label: str) -> list[dict[str, Any]]:
+        """Application version `label` looked up by its label: none or one."""
+        found = self._call(
+            "describe_application_versions",
+            app,
+            ApplicationName=application,
+            VersionLabels=[label],
+        ).get("ApplicationVersions", [])
+        return [v for v in found if v.get("VersionLabel") == label][:1]
 
     def rollback(self, app: str, release: Release) -> Release:
         """Deploy an earlier application version; the update takes minutes (follow it up)."""
@@ -588,6 +589,19 @@ def _client_error(error: botocore.exceptions.ClientError, app: str, write: bool)
         what = "the change to" if write else "the request about"
         return PlatformError(f"Elastic Beanstalk refused {what} `{app}`: {said}", app=app)
     return PlatformError(f"Elastic Beanstalk answered {code or 'an error'}: {said}")
+
+
+def _version_release(version: dict[str, Any], current: str | None) -> Release:
+    """An application version as a release, marked if it is `current`, what runs."""
+    return Release(
+        version=version["VersionLabel"],
+        description=version.get("Description", ""),
+        created_at=version.get("DateCreated"),
+        user="",
+        id=version["VersionLabel"],
+        status=version.get("Status", "Processed"),
+        current=version["VersionLabel"] == current,
+    )
 
 
 def _refuse_if_busy(environment: dict[str, Any]) -> None:
