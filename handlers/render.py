@@ -223,12 +223,17 @@ def _release_words(release: Release | None) -> str:
     return f"{code(release.version)}{described}"
 
 
+def _from_to(result: DeployPrompt | Deployed) -> str:
+    """`: v42 → v41` of a rollback; ` to v41` when what ran could not be told (a Beanstalk
+    environment that names no version)."""
+    if result.before is None:
+        return f" to {_release_words(result.after)}"
+    return f": {_release_words(result.before)} → {_release_words(result.after)}"
+
+
 def _deploy_prompt(result: DeployPrompt) -> Message:
     if result.verb == "rollback":
-        text = (
-            f"<@{result.user_id}> asks to roll `{result.app}` back: "
-            f"{_release_words(result.before)} → {_release_words(result.after)}."
-        )
+        text = f"<@{result.user_id}> asks to roll `{result.app}` back{_from_to(result)}."
         if result.undoes and result.after:
             # The default is the release before the current one: after a rollback, the one
             # just rolled away from, perhaps for a reason.
@@ -258,10 +263,8 @@ def _deploy_prompt(result: DeployPrompt) -> Message:
 def _deployed(result: Deployed) -> Message:
     who, app = f"<@{result.user_id}>", f"`{result.app}`"
     if result.verb == "rollback":
-        text = (
-            f"{who} rolled {app} back: {_release_words(result.before)} → "
-            f"{_release_words(result.after)}"
-            + (f", as the new release {code(result.mode)}." if result.mode else ".")
+        text = f"{who} rolled {app} back{_from_to(result)}" + (
+            f", as the new release {code(result.mode)}." if result.mode else "."
         )
     elif result.verb == "maintenance":
         text = f"{who} turned maintenance mode {result.mode} for {app}."

@@ -743,3 +743,40 @@ def test_ship_with_a_bundle_deploys_an_older_version_without_making_it_again(
     [update] = updates(aws)
     assert update.params["VersionLabel"] == "shop-0.9"
     assert aws.violations == []
+
+
+def test_an_environment_naming_no_version_is_not_said_to_run_the_newest(
+    config,
+    aws,  # noqa: F811
+    slack,
+    tmp_path,
+    monkeypatch,
+):
+    # Launched with AWS's sample application, `shop-new` names no VersionLabel. The newest
+    # good version had been taken for what runs: `rollback shop-new` offered
+    # "`shop-1.0` → `shop-0.9`", and a confirmed one said so.
+    versions(aws)
+    aws.add_environment(
+        "shop-new", region="us-east-1", access_key=PROD_KEY, application="shop", version_label=None
+    )
+    registry = BLUE_GREEN + (
+        "  shop-new:\n    platform: beanstalk\n    environment: shop-new\n"
+        "    region: us-east-1\n    aws_profile: prod\n"
+    )
+    with served(config, aws, slack, tmp_path, monkeypatch, registry) as new:
+        assert say(new, "rollback shop-new")["text"] == (
+            "I cannot tell which application version `shop-new` runs: its environment names "
+            "none. Name the one to deploy: `/deploy rollback shop-new VERSION` "
+            "(`/deploy releases shop-new` lists them)."
+        )
+        prompt = say(new, "rollback shop-new shop-1.0")
+        assert prompt["text"].startswith(
+            f"<@{ADMIN}> asks to roll `shop-new` back to `shop-1.0` (Basket &lt;b&gt;fix&lt;/b&gt;). "
+            "I cannot tell which application version `shop-new` runs: its environment names none."
+        )
+        new.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+        [anchor] = slack.wait_for_calls("chat.postMessage", n=1, timeout=10)
+        assert "rolled `shop-new` back to `shop-1.0`" in anchor.args["text"]
+        [update] = updates(aws)
+        assert update.params == {"EnvironmentName": "shop-new", "VersionLabel": "shop-1.0"}
+    assert aws.violations == []

@@ -91,10 +91,14 @@ def platform_of(resolved: Resolved) -> Any:
     return resolved.platform
 
 
-def current_release(releases: tuple[Release, ...]) -> Release | None:
-    """The release the app runs: the one marked current, else the newest good one."""
+def current_release(releases: tuple[Release, ...], platform: str = "heroku") -> Release | None:
+    """The release the app runs: the one marked current, else (Heroku) the newest good one.
+    A Beanstalk environment that names no version (launched with AWS's sample application)
+    runs none of its application's versions that can be told: None."""
     marked = [r for r in releases if r.current]
     if marked:
         return marked[0]
+    if platform == "beanstalk":
+        return None
     good = [r for r in releases if r.good]
     return good[0] if good else None

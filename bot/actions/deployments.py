@@ -166,10 +166,19 @@ class Deployments:
                 f"{shown(command.target)} is not a Heroku release: write it like v41, a v and "
                 f"digits (`/deploy releases {app}` lists them)."
             )
-        current = current_release(releases)
+        current = current_release(releases, resolved.target.platform)
         noun = "application version" if resolved.target.platform == "beanstalk" else "release"
-        if current is None:
+        if not releases or (current is None and heroku):
             return Reply(f"`{app}` has no {noun}s yet, so there is nothing to roll back to.")
+        unknown = None
+        if current is None:
+            # A Beanstalk environment that names no version: "back" from what is unknown.
+            unknown = f"I cannot tell which {noun} `{app}` runs: its environment names none."
+            if command.target is None:
+                return Reply(
+                    f"{unknown} Name the one to deploy: `/deploy rollback {app} VERSION` "
+                    f"(`/deploy releases {app}` lists them)."
+                )
         target = _rollback_target(app, releases, current, command.target, noun)
         if isinstance(target, str):
             return Reply(target)
@@ -178,7 +187,7 @@ class Deployments:
             resolved,
             command,
             f"rollback {app} {target.version}",
-            _as_json(current),
+            _as_json(current) if current else {},
             _as_json(target),
         )
         return DeployPrompt(
@@ -189,8 +198,12 @@ class Deployments:
             pending.expires_at,
             current,
             target,
-            undoes=current.version if _rolled_back_from(releases, current) == target else None,
-            note=_config_undone(releases, current, target) if heroku else None,
+            undoes=(
+                current.version
+                if current and _rolled_back_from(releases, current) == target
+                else None
+            ),
+            note=_config_undone(releases, current, target) if heroku and current else unknown,
         )
 
     def _ask(
@@ -237,8 +250,16 @@ class Deployments:
         platform = platform_of(resolved)
         before, target = _release(pending.before), _release(pending.targets)
         releases = platform.releases(resolved.target.name, LOOKBACK)
-        current = current_release(releases)
-        if current is None or current.version != before.version:
+        current = current_release(releases, resolved.target.platform)
+        if current is not None and not before.version:
+            # Asked when what ran could not be told; now it can: it may be what was asked.
+            return Reply(
+                f"Nothing was changed: {code(pending.app)} runs {code(current.version)} now, "
+                "where I could not tell what it ran when the rollback was asked for. Run "
+                f"`/deploy rollback {pending.app}` again.",
+                public=True,
+            )
+        if (current.version if current else "") != before.version:
             now = code(current.version) if current else "nothing"
             return Reply(
                 f"Nothing was changed: {code(pending.app)} moved from {code(before.version)} to {now} "
@@ -259,7 +280,7 @@ class Deployments:
             "rollback",
             pending.app,
             pending.command,
-            {"version": before.version},
+            {"version": before.version or None},
             {"version": target.version},
             confirmed_by=confirmer.user_id,
         )
@@ -285,7 +306,7 @@ class Deployments:
             pending.app,
             "rollback",
             requester.user_id,
-            before=before,
+            before=before if before.version else None,
             after=target,
             mode=new_release,
             confirmed_by=confirmer.user_id,
@@ -614,14 +635,15 @@ def _config_undone(releases: tuple[Release, ...], current: Release, target: Rele
 def _rollback_target(
     app: str,
     releases: tuple[Release, ...],
-    current: Release,
+    current: Release | None,
     wanted: str | None,
     noun: str = "release",
 ) -> Release | str:
     """The release to go back to, or the sentence saying why there is none, a release
-    called by the platform's `noun` for it (Beanstalk's application versions)."""
+    called by the platform's `noun` for it (Beanstalk's application versions). With no
+    `current` (what runs cannot be told), only a `wanted` one."""
     if wanted is None:
-        previous = _previous_good(releases, current)
+        previous = _previous_good(releases, current) if current else None
         if previous is None:
             return f"`{app}` has no earlier good {noun} to roll back to."
         return previous
@@ -632,7 +654,7 @@ def _rollback_target(
             f"See `/deploy releases {app}`."
         )
     found = matches[0]
-    if found.version == current.version:
+    if current is not None and found.version == current.version:
         return (
             f"{code(found.version)} is already the current {noun} of `{app}`; nothing to roll back."
         )

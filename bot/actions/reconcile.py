@@ -190,7 +190,7 @@ class Reconciler:
         except PlatformError:
             log.info("release read-back failed", extra={"app": resolved.target.alias})
             return None
-        current = current_release(releases)
+        current = current_release(releases, resolved.target.platform)
         if current is None:
             return None
         # Word by word: "Rollback to v41" is not a rollback to v4.

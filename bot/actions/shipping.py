@@ -154,12 +154,13 @@ class Shipping:
                 f"in the registry to make one from. See `/deploy releases {app}`."
             )
         if not found:
-            return self._ship_bundle(actor, resolved, command, current_release(releases))
+            running = current_release(releases, "beanstalk")
+            return self._ship_bundle(actor, resolved, command, running)
         if found[0].current:
             return Reply(
                 f"{shown(found[0].version)} is already deployed to `{app}`; nothing to ship."
             )
-        before = current_release(releases)
+        before = current_release(releases, "beanstalk")
         entry = self._audit.start(
             actor,
             "ship",

@@ -413,7 +413,7 @@ class _Environment:
     status: str
     color: str
     health_status: str | None
-    version_label: str
+    version_label: str | None  # None: launched with no version (AWS's sample application)
     created: datetime
     updated: datetime
     cname: str
@@ -586,7 +586,7 @@ class FakeBeanstalk(ServedFake):
         status: str = "Ready",
         health: str = "Green",
         instances: int | None = None,
-        version_label: str = "v1",
+        version_label: str | None = "v1",
     ) -> dict[str, Any]:
         """Create an environment owned by (access_key, region); registers the key.
 
@@ -616,7 +616,7 @@ class FakeBeanstalk(ServedFake):
             )
             env.color = health
             env.version_label = version_label
-            if not self._version(application, version_label, region, access_key):
+            if version_label and not self._version(application, version_label, region, access_key):
                 created = self._now - timedelta(days=1)
                 self._versions.append(
                     _Version(application, version_label, "", created, region, access_key)
