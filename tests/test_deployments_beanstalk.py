@@ -780,3 +780,24 @@ def test_an_environment_naming_no_version_is_not_said_to_run_the_newest(
         [update] = updates(aws)
         assert update.params == {"EnvironmentName": "shop-new", "VersionLabel": "shop-1.0"}
     assert aws.violations == []
+
+
+def test_rollback_matches_beanstalk_labels_exactly(driver, aws):  # noqa: F811
+    # Labels had been matched ignoring case, and `41` as `v41`, Heroku's habits: `Build-7`
+    # and `build-7` are two versions on Beanstalk, and `41` is not `v41`.
+    versions(aws)
+    for label, age in (("v41", 30), ("build-7", 20), ("Build-7", 10)):
+        aws.add_version("shop", label, "", region="us-east-1", access_key=PROD_KEY, age_hours=age)
+    assert say(driver, "rollback shop 41")["text"] == (
+        "`shop` has no application version `41` among its last 50. See `/deploy releases shop`."
+    )
+    assert (
+        "asks to roll `shop` back: `v1` → `build-7`."
+        in say(driver, "rollback shop build-7")["text"]
+    )
+    assert say(driver, "rollback shop SHOP-0.9")["text"] == (
+        "`shop` has no application version `SHOP-0.9` (labels differ by case). "
+        "Did you mean `shop-0.9`?"
+    )
+    assert "→ `shop-0.9` (First cut)." in say(driver, "rollback shop shop-0.9")["text"]
+    assert updates(aws) == []

@@ -179,7 +179,7 @@ class Deployments:
                     f"{unknown} Name the one to deploy: `/deploy rollback {app} VERSION` "
                     f"(`/deploy releases {app}` lists them)."
                 )
-        target = _rollback_target(app, releases, current, command.target, noun)
+        target = _rollback_target(app, releases, current, command.target, heroku)
         if isinstance(target, str):
             return Reply(target)
         pending = self._ask(
@@ -637,17 +637,28 @@ def _rollback_target(
     releases: tuple[Release, ...],
     current: Release | None,
     wanted: str | None,
-    noun: str = "release",
+    heroku: bool = True,
 ) -> Release | str:
-    """The release to go back to, or the sentence saying why there is none, a release
-    called by the platform's `noun` for it (Beanstalk's application versions). With no
-    `current` (what runs cannot be told), only a `wanted` one."""
+    """The release to go back to, or the sentence saying why there is none. A Heroku
+    release is named as `v41`, `V41` or `41`; a Beanstalk application version by its exact
+    label, which may differ from another only by case. With no `current` (what runs cannot
+    be told), only a `wanted` one."""
+    noun = "release" if heroku else "application version"
     if wanted is None:
         previous = _previous_good(releases, current) if current else None
         if previous is None:
             return f"`{app}` has no earlier good {noun} to roll back to."
         return previous
-    matches = [r for r in releases if r.version.lower() in _spellings(wanted)]
+    if heroku:
+        matches = [r for r in releases if r.version.lower() in _spellings(wanted)]
+    else:
+        matches = [r for r in releases if r.version == wanted]
+        near = [r for r in releases if r.version.lower() == wanted.lower()]
+        if not matches and len(near) == 1:
+            return (
+                f"`{app}` has no {noun} {shown(wanted)} (labels differ by case). "
+                f"Did you mean {code(near[0].version)}?"
+            )
     if not matches:
         return (
             f"`{app}` has no {noun} {shown(wanted)} among its last {LOOKBACK}. "
