@@ -82,6 +82,8 @@ HISTORY_DEFAULT, HISTORY_MAX = 10, 50
 # are the actions path's business).
 HISTORY_FILTERS = ("refused", "cancelled", "expired", "failed", "unknown", "done")
 RELEASES_DEFAULT, RELEASES_MAX = 10, 50
+# Beanstalk's VersionLabel is at most 100 characters; refs and releases are held to it too.
+LABEL_MAX = 100
 # A Heroku release (`v42`) or a Beanstalk version label (`app-1.2.3`, `build-17`).
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
 CONFIG_ACTIONS = ("set", "unset")
@@ -1214,7 +1216,9 @@ def _parse_releases(args: list[str], app: str | None, verb: str = "releases") ->
         # A word that is no number (`abc`) is named; a number out of range (0, -1) is not.
         no_number = "" if _NEGATIVE_RE.match(count) or ascii_digits(count) else count
         said = f"{shown(no_number)} is not a number. Ask" if no_number else "Ask"
-        raise CommandError(f"{said} for 1 to {RELEASES_MAX} {verb}.", verb)
+        # Said before the app, so its platform, is known: Beanstalk's are application versions.
+        what = "releases or application versions" if verb == "releases" else verb
+        raise CommandError(f"{said} for 1 to {RELEASES_MAX} {what}.", verb)
     return Command(verb, app=app, limit=int(count))
 
 
@@ -1226,6 +1230,8 @@ def _parse_rollback(args: list[str], app: str | None) -> Command:
     _app_last(args, app, "rollback", _fits_no_app(args, _VERSION_RE))
     app, rest = _positional_app(args, app, "rollback", most=1)
     version = rest[0] if rest else None
+    if version is not None and len(version) > LABEL_MAX:
+        raise CommandError(_too_long(version, "a release or version label"), "rollback")
     if version is not None and not _VERSION_RE.match(version):
         raise CommandError(
             f"{shown(version)} is not a release: write it like v41 (Heroku) or the version "
@@ -1435,10 +1441,17 @@ def _parse_unlock(args: list[str], app: str | None) -> Command:
     return Command("unlock", app=app)
 
 
+def _too_long(word: str, what: str) -> str:
+    # Its characters may all be fine: "not a git ref" would blame what is not wrong.
+    return f"{shown(word)} is {len(word):,} characters long; {what} has at most {LABEL_MAX}."
+
+
 def _parse_ship(args: list[str], app: str | None) -> Command:
     _app_last(args, app, "ship", _fits_no_app(args, _REF_RE))
     app, rest = _positional_app(args, app, "ship", most=1)
     ref = rest[0] if rest else None
+    if ref is not None and len(ref) > LABEL_MAX:
+        raise CommandError(_too_long(ref, "a git ref or version label"), "ship")
     if ref is not None and (not _REF_RE.match(ref) or _NO_REF.search(ref)):
         raise CommandError(f"{shown(ref)} is not a git ref or version label.", "ship")
     return Command("ship", app=app, target=ref)

@@ -36,8 +36,11 @@ def not_a_name(key: str, where: str = "") -> str:
             f"{shown(key)} is {len(key):,} characters long; a config var name{where} has at "
             f"most {NAME_MAX}."
         )
+    # Said before the app, so its platform, is known: Beanstalk takes more than Heroku.
+    more = "" if where else " (Beanstalk also takes `. : / + \\ - @`)"
     return (
-        f"{shown(key)} is not a valid config var name{where}: use letters, digits and underscores."
+        f"{shown(key)} is not a valid config var name{where}: use letters, digits and "
+        f"underscores{more}."
     )
 
 

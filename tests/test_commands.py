@@ -484,14 +484,17 @@ def test_dashboard_verbs_refuse_bad_input(text, says):
         ("ship v1.4.2 myapp", "Put the app first: `/deploy ship myapp v1.4.2`."),
         ("rollback shop-1.3.2 myapp", "Put the app first: `/deploy rollback myapp shop-1.3.2`."),
         # Two numbers: no app in sight, the plain answer.
-        ("releases 5 0", "Ask for 1 to 50 releases."),
+        ("releases 5 0", "Ask for 1 to 50 releases or application versions."),
         ("builds 5 myapp", "Put the app first: `/deploy builds myapp 5`."),
         ("builds myapp 0", "Ask for 1 to 50 builds."),
         ("builds myapp 51", "Ask for 1 to 50 builds."),
         # "Ask for 1 to 50 releases" alone had not said the word was no number at all.
         ("builds myapp ten", "`ten` is not a number. Ask for 1 to 50 builds."),
-        ("releases myapp abc", "`abc` is not a number. Ask for 1 to 50 releases."),
-        ("releases myapp -1", "Ask for 1 to 50 releases."),
+        (
+            "releases myapp abc",
+            "`abc` is not a number. Ask for 1 to 50 releases or application versions.",
+        ),
+        ("releases myapp -1", "Ask for 1 to 50 releases or application versions."),
         ("builds", "Say which app."),
     ],
 )

@@ -324,3 +324,31 @@ def test_the_config_vars_a_release_list_changed_are_read_from_heroku_s_descripti
             "Set the table config vars in prose",
         ]
     ) == ["API_TOKEN", "DEBUG", "9LIVES"]
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        # Said before the app is known, so true of Beanstalk too: each had been said in
+        # Heroku's words only ("use letters, digits and underscores", "1 to 50 releases"),
+        # and a label too long "is not a git ref or version label".
+        (
+            "config set A$B=x shop",
+            "`A$B` is not a valid config var name: use letters, digits and underscores "
+            "(Beanstalk also takes `. : / + \\ - @`).",
+        ),
+        ("releases shop 5000", "Ask for 1 to 50 releases or application versions."),
+        (
+            "ship shop " + "x" * 101,
+            f"`{'x' * 39}…` is 101 characters long; a git ref or version label has at most 100.",
+        ),
+        (
+            "rollback shop " + "x" * 101,
+            f"`{'x' * 39}…` is 101 characters long; a release or version label has at most 100.",
+        ),
+    ],
+)
+def test_words_said_before_the_platform_is_known_fit_beanstalk_too(text, says):
+    with pytest.raises(CommandError) as raised:
+        parse(text)
+    assert str(raised.value).startswith(f"{says} Usage: ")
