@@ -65,8 +65,6 @@ class DigestJob:
         for key in sorted(self._unreleased):
             self._services.request_keys.release(key)
             self._unreleased.discard(key)
-        if self._services.throttles.until(SLACK_PAUSE, now) is not None:
-            return posted  # Slack asked the app to wait: nothing is due before then
         due: list[tuple[Target, str, tuple[date, datetime, datetime], str]] = []
         for target in self._services.registry.targets():
             if target.digest is None or target.channel is None:
@@ -78,8 +76,12 @@ class DigestJob:
         # Past its time a day's digest stays due until midnight: one query says which are
         # posted already, where a claim per app each minute was a thousand statements.
         posted_already = self._services.request_keys.claimed([key for *_, key in due])
+        due = [entry for entry in due if entry[3] not in posted_already]
+        # Read only when a digest waits: the rest of the day, every minute, none does.
+        if due and self._services.throttles.until(SLACK_PAUSE, now) is not None:
+            return posted  # Slack asked the app to wait: nothing is posted before then
         for target, channel, (day, start, end), key in due:
-            if key in posted_already or not self._services.request_keys.claim(key, now):
+            if not self._services.request_keys.claim(key, now):
                 continue  # posted already (or being posted by another leader)
             try:
                 result = self._services.dashboards.digest(target, day, start, end)
