@@ -48,7 +48,7 @@ from policies.redact import mask
 from policies.sizes import unit_of
 from policies.slack_errors import AUTH_ERRORS
 from policies.slack_text import channel as channel_link
-from policies.slack_text import clip, code, cut, escape, listed, more_note
+from policies.slack_text import clip, code, cut, escape, listed, more_note, uncoloured
 from policies.slack_text import shown as clipped  # `shown` names a local below
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ def _logs(result: Logs) -> Message:
         scope = f"{code(result.dyno)}, the {which} of `{result.app}`'s instances to answer"
     if not result.lines:
         return _text(f"No log lines from {scope} yet.", public=False)
-    lines = [escape(line) for line in result.lines]
+    lines = [escape(uncoloured(line)) for line in result.lines]
     another = (
         f" {code(f'/deploy logs {result.app} {result.others[0]}')} shows another instance's."
         if result.picked and result.others

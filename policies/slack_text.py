@@ -23,6 +23,16 @@ _BIDI_CONTROLS = {c: None for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "`": "ˋ"} | _BIDI_CONTROLS)
 
 
+# ANSI SGR sequences (colour, bold): what coloured loggers write around words, `ESC[32m`.
+_SGR = re.compile(r"\x1b\[[0-9;:]*m")
+
+
+def uncoloured(text: str) -> str:
+    """`text` (a log line) without its ANSI colour and style sequences, which a terminal acts
+    on and Slack shows as clutter (`[32m`); the words stay. Before `escape`."""
+    return _SGR.sub("", text)
+
+
 def escape(text: object) -> str:
     """`text` as Slack shows it literally: no mentions, no links, no entities of its own, no
     code span opened or closed, no direction turned for what follows."""

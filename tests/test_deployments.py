@@ -1106,6 +1106,14 @@ def test_logs_mask_secrets_and_escape_markup(driver, heroku):
     assert heroku.violations == []
 
 
+def test_logs_leave_out_ansi_colour_sequences_and_keep_the_words(driver, heroku):
+    heroku.log("myapp", "web.1", "\x1b[32mINFO\x1b[0m GET / \x1b[1;31m500\x1b[m in 3ms")
+    reply = say(driver, "logs myapp web.1 5", USER)
+    # Slack had shown `[32mINFO[0m GET / [1;31m500[m`, the ESC itself unseen.
+    assert "INFO GET / 500 in 3ms" in reply["text"]
+    assert "\x1b" not in reply["text"] and "[32m" not in reply["text"]
+
+
 def test_logs_longer_than_a_message_show_whole_newest_lines_and_say_how_many(driver, heroku):
     for n in range(300):
         heroku.log("myapp", "web.1", f"request {n:03} " + "x" * 80)
