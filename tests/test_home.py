@@ -16,7 +16,7 @@ import pytest
 from bot.registry import Registry
 from bot.sandbox.slack_requests import button_click, sign
 from bot.store.audit import Actor, AuditLog
-from bot.store.autoscale_settings import AutoscaleStore, Decision
+from bot.store.autoscale_settings import AutoscaleStore, Decision, Pin
 from bot.store.incidents import Alerts
 from bot.web.app import close, create_app
 from handlers.clicks import NOT_MINE
@@ -424,6 +424,15 @@ def test_a_card_s_last_decision_says_its_day_when_it_was_not_today(driver, web):
     store.record(Decision("myapp", now, 2, 2, False, "steady"))
     card = open_home(driver, ADMIN, n=2)["blocks"][3]["text"]["text"]
     assert f"Last decision <!date^{int(now.timestamp())}^{{time}}|{now:%H:%M} UTC>, held" in card
+
+
+def test_a_card_s_pin_ends_in_the_reader_s_time_zone_as_autoscale_status_says(driver, web):
+    # It said "until 2026-12-07 09:00 UTC" while `autoscale myapp status` gave Slack's date.
+    until = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
+    AutoscaleStore(web.extensions["deploybot"].db).set_pin(Pin("myapp", 3, until, ADMIN))
+    card = open_home(driver, ADMIN)["blocks"][3]["text"]["text"]
+    when = f"<!date^{int(until.timestamp())}^{{date_short_pretty}} {{time}}|{until:%Y-%m-%d %H:%M} UTC>"
+    assert f"Pinned at web=3 until {when}" in card, card
 
 
 def test_the_chart_button_posts_in_the_apps_channel_and_tells_the_clicker_where(

@@ -36,7 +36,6 @@ from bot.store.incidents import Alerts
 from bot.store.models import IncidentRow
 from bot.store.throttles import LOW_REMAINING
 from policies import costs, digest
-from policies.autoscale import pin_end
 from policies.incidents import SEVERITIES, headline, icon
 from policies.slack_text import clip, code, escape, moment
 
@@ -326,7 +325,7 @@ class Dashboards:
             formation, monthly = read, costs.monthly_cost(target.platform, read)
         autoscale = [f"Autoscaling: {settings.describe() if settings else 'off'}"]
         if pin:
-            autoscale.append(f"Pinned at web={pin.quantity} until {pin_end(pin.until, now)}")
+            autoscale.append(f"Pinned at web={pin.quantity} until {moment(pin.until, now)}")
         if decision is not None:
             mark = "acted" if decision.acted else "held"
             autoscale.append(f"Last decision {moment(decision.at, now)}, {mark}: {decision.reason}")
