@@ -88,6 +88,15 @@ def test_python_m_bot_console_sandbox_runs_one_line_and_exits(tmp_path):
     assert "`web` 2" in result.stdout
 
 
+def test_the_sandbox_s_demo_api_has_the_drain_its_day_of_traffic_came_through(tmp_path):
+    # `about` said "Drains: none yet" beside a day of drained traffic, and `drain demo-api`
+    # said "now drains" as if it had had none.
+    output = run_lines(tmp_path, "about", "drain demo-api")
+    assert "Drains: none yet" not in output
+    assert "Drain `demo-api`: last traffic" in output
+    assert "`demo-api` already drains its logs to me" in output
+
+
 def test_the_sandbox_s_greeting_names_every_app_it_has(tmp_path):
     # It named Beanstalk's `demo-shop` only, so `demo-shop-green`, the one way to try
     # `swap`, was found by nobody who did not read the sandbox's source.
@@ -289,7 +298,7 @@ def test_a_drain_for_a_mistyped_app_leaves_no_drain_behind(tmp_path):
     # `metrics dmeo` took it for an app waiting for traffic, the detectors for a silent one.
     said = "(only you) Heroku has no app called `dmeo`, or the bot's key cannot see it."
     assert output.count(f"{said} Did you mean `demo`?") == 2, output
-    assert "Drain `dmeo`" not in output and "Drains: none yet" in output
+    assert "Drain `dmeo`" not in output and "Drain `demo-api`: last traffic" in output
 
 
 def test_a_replay_of_a_mistyped_app_gets_the_closest_app(tmp_path):

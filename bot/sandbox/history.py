@@ -7,7 +7,9 @@ Stored as the real parts would have stored it: 10-second windows, as the drain's
 writes them, spread over the web dynos running then; one decision a tick, oldest first, as
 the worker writes them (the newest row is the newest decision), each stepping web by the
 queue time of the 5 minutes before it, which the dynos it leaves running then shorten;
-and the incident `policies.detectors.slow` finds in those windows, in its own words.
+the incident `policies.detectors.slow` finds in those windows, in its own words; and the
+log drain those windows came through, as `/deploy drain demo-api` makes it (its row and
+Heroku's drain), so `/deploy about` names it and the sandbox's logplex keeps it fed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from bot.metrics.aggregate import WINDOW_SECONDS, Window
 from bot.services import Services
 from bot.store.autoscale_settings import AutoscaleStore, Decision, Settings
+from bot.store.drains import Drains
 from bot.store.models import IncidentOpening, IncidentRow
 from bot.worker.detectors import minutes_of
 from policies import detectors
@@ -48,7 +51,18 @@ def seed(services: Services, now: datetime) -> bool:
     store.save(Settings(APP, "on", MIN, MAX, "queue_p95", TARGET_MS, "U0CONSOLE", now))
     store.record_many(decisions)
     _incident(services, end)
+    _drain(services, now - timedelta(hours=24))
     return True
+
+
+def _drain(services: Services, made_at: datetime) -> None:
+    """demo-api's log drain, made when its day began, unless a kept database has one."""
+    drains = Drains(services.db)
+    if drains.get(APP) is not None or not services.config.public_url:
+        return
+    drain = drains.get_or_create(APP, services.config.public_url, "U0CONSOLE", made_at)
+    resolved = services.resolve(APP)
+    drains.set_drain_id(APP, resolved.platform.add_log_drain(resolved.target.name, drain.url))
 
 
 def _rpm(hours_ago: float) -> float:
