@@ -88,6 +88,38 @@ def test_python_m_bot_console_sandbox_runs_one_line_and_exits(tmp_path):
     assert "`web` 2" in result.stdout
 
 
+def test_home_in_the_console_shows_app_home_with_the_sandbox_fleet(tmp_path):
+    # The Home tab, the fleet at a glance in Slack, had no way to be seen from the console.
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "console", "--sandbox", "-c", "home", "-c", "Status"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    output = result.stdout
+    assert "== deploybot ==" in output and "The worker has never ticked" in output
+    for card in ("*`demo`* · Heroku", "*`demo-api`* · Heroku · $107/month", "*`demo-shop`*"):
+        assert card in output
+    assert "clock 1 × Basic, web 2 × Standard-2X" in output
+    assert "Autoscaling: on, web 2–6, target p95 queue time 300 ms" in output
+    assert re.search(r"Last decision \d\d:\d\d UTC, held: p95 queue \d+ ms", output)
+    assert "[ Status ]  [ Chart ]  [ Restart ]  [ Scale web +1 ]" in output
+    assert "<- type a label to press it" in output
+    # Every card has a Status button: the label says what to type, rather than guess.
+    assert "type the command instead, such as `status demo`." in output
+
+
+def test_help_in_the_console_names_home_and_a_card_s_button_says_what_to_type(tmp_path):
+    output = run_lines(tmp_path, "help", "home", "Restart", "Chart")
+    assert "(console only: `home` shows App Home, the bot's Home tab in Slack;" in output
+    # Pressing one of five `Restart`s had restarted whichever card came last.
+    assert "such as `restart demo`." in output and "such as `chart demo 24h`." in output
+    assert "restarted" not in output
+
+
 def test_the_sandbox_s_demo_api_has_the_drain_its_day_of_traffic_came_through(tmp_path):
     # `about` said "Drains: none yet" beside a day of drained traffic, and `drain demo-api`
     # said "now drains" as if it had had none.

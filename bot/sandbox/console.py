@@ -2,7 +2,8 @@
 
 Each line becomes a correctly signed slash command dispatched to the same slack_bolt app
 the web process serves; replies arrive at a local `response_url` and print as text, with
-buttons as `[ Label ]` (type the label to press it). `--sandbox` runs it against the
+buttons as `[ Label ]` (type the label to press it). `home` shows App Home, the view the
+bot publishes on its Home tab, through the same `app_home_opened` event. `--sandbox` runs it against the
 fakes in `bot.sandbox.demo`, so every verb works with no accounts, and `/deploy simulate spike
 APP` plays traffic there, printing what the bot posts to the channel as it is posted.
 """
@@ -29,12 +30,14 @@ from bot.actions.results import Result
 from bot.config import Config
 from bot.registry import Registry
 from bot.sandbox.fakes.slack import FakeSlack
-from bot.sandbox.slack_requests import button_click, sign, slash_command
+from bot.sandbox.slack_requests import button_click, home_opened, sign, slash_command
 from bot.services import Services
 from bot.slack_api import web_client
 from bot.store.audit import Actor
 from bot.web.bolt_app import build_bolt_app
 from bot.web.slack_edge import bolt_request
+from handlers.charts import CHART_ACTION
+from handlers.home import COMMANDS as HOME_COMMANDS
 from handlers.render import PROMPT_LABELS
 from policies.commands import Command, CommandError, parse
 
@@ -44,6 +47,11 @@ TEAMMATE = "U0TEAMMATE"
 CONSOLE_CHANNEL = "C0CONSOLE"  # where the console's slash commands say they were typed
 PROMPT = "deploybot> "
 _PROMPT_LABELS = {label.lower(): label for label in PROMPT_LABELS}
+# Console words that are no `/deploy` verb, said after the bot's own `help`.
+CONSOLE_HELP = (
+    "(console only: `home` shows App Home, the bot's Home tab in Slack; `as teammate` types "
+    "as a second person; `exit` leaves)"
+)
 # Between live lines on a terminal, so a played spike reads as it unfolds; none otherwise.
 LIVE_PAUSE_SECONDS = 0.1
 
@@ -125,7 +133,9 @@ class Console:
 
             history.seed(self.services, datetime.now(UTC))
         self._bolt = build_bolt_app(self.services)
-        self._buttons: dict[str, tuple[str, str, str]] = {}
+        # A label's button: (action_id, value, response_url, the Home tab's view id or None);
+        # or, for a label on several buttons (one a card on App Home), what to type instead.
+        self._buttons: dict[str, tuple[str, str, str, str | None] | str] = {}
         self._latest_labels: list[str] = []  # the newest prompt's, for a label it has not
         self._seen: dict[str, int] = {}
         self._posts_seen = 0
@@ -171,14 +181,24 @@ class Console:
         if switch is not None:
             self._switch(switch.group(1).lower())
             return
+        if line.lower() == "home":
+            self._show_home()
+            return
         button = self._button(line)
+        if isinstance(button, str):
+            self._out.write(button + "\n")
+            return
         if button is not None:
-            action_id, value, response_url = button
+            action_id, value, response_url, view_id = button
             click_url = self._slack.new_response_url()
-            self._dispatch(button_click(action_id, value, click_url, user_id=self._user_id))
+            self._dispatch(
+                button_click(action_id, value, click_url, user_id=self._user_id, view_id=view_id)
+            )
             self._lazy.run_pending()
             self._print_responses(click_url)
             self._print_posts()
+            if view_id is not None:
+                self._show_home(republished_only=True)  # a page button publishes anew
             return
         if line.lower() in _PROMPT_LABELS and self._latest_labels:
             labels = " or ".join(f"`{label}`" for label in self._latest_labels)
@@ -205,6 +225,28 @@ class Console:
         self._lazy.run_pending()
         self._print_responses(response_url)
         self._print_posts()
+        if text.lower() == "help":
+            self._out.write(CONSOLE_HELP + "\n")
+
+    def _show_home(self, republished_only: bool = False) -> None:
+        """App Home as Slack shows it to whoever types: the bot publishes it on an
+        `app_home_opened` event, and the fake Slack keeps what it published."""
+        before = self._slack.home_view(self._user_id)
+        if not republished_only:
+            body = home_opened(self._user_id)
+            self._dispatch(body, {**sign(self._secret, body), "Content-Type": "application/json"})
+            self._lazy.run_pending()
+        view = self._slack.home_view(self._user_id)
+        if view is None:
+            if not republished_only:
+                self._out.write("(App Home was not published: the bot's log says why)\n")
+            return
+        if republished_only and before is not None and before["hash"] == view["hash"]:
+            return
+        payload = {"blocks": view["blocks"], "response_type": "in_channel"}
+        self._remember_buttons(payload, "", view_id=view["id"])
+        self._out.write("(App Home: the bot's Home tab in Slack, as you see it)\n")
+        self._print(payload)
 
     def _switch(self, name: str) -> None:
         if name not in self._people:
@@ -221,8 +263,9 @@ class Console:
         back = "" if name == "you" else ": `as you` goes back"
         self._out.write(f"(typing as @{name} now{back})\n")
 
-    def _dispatch(self, body: str) -> dict[str, Any] | None:
-        response = self._bolt.dispatch(bolt_request(body, sign(self._secret, body)))
+    def _dispatch(self, body: str, headers: dict[str, str] | None = None) -> dict[str, Any] | None:
+        headers = headers or sign(self._secret, body)
+        response = self._bolt.dispatch(bolt_request(body, headers))
         if response.status != 200:
             self._out.write(f"(the bot answered HTTP {response.status})\n")
             return None
@@ -268,17 +311,30 @@ class Console:
             self._out.write(f"[chart {upload.title!r} written to {path}]\n")
         self._uploads_seen = len(uploads)
 
-    def _remember_buttons(self, payload: dict[str, Any], response_url: str) -> None:
-        labels = []
-        for block in payload.get("blocks") or []:
-            for element in block.get("elements", []) if block.get("type") == "actions" else []:
-                label = element["text"]["text"]
-                self._buttons[label] = (element["action_id"], element["value"], response_url)
-                labels.append(label)
-        if labels:
+    def _remember_buttons(
+        self, payload: dict[str, Any], response_url: str, view_id: str | None = None
+    ) -> None:
+        """`view_id`: App Home's, whose buttons are no prompt. A label on several buttons
+        (`Status` on each card) cannot say which one: it is answered with what to type."""
+        elements = [
+            element
+            for block in payload.get("blocks") or []
+            if block.get("type") == "actions"
+            for element in block.get("elements", [])
+        ]
+        labels = [element["text"]["text"] for element in elements]
+        for at, (label, element) in enumerate(zip(labels, elements, strict=True)):
+            if labels.count(label) > 1:
+                if labels.index(label) == at:  # the first card's words as the example
+                    self._buttons[label] = _shared_label(label, element)
+            else:
+                self._buttons[label] = (
+                    element["action_id"], element["value"], response_url, view_id
+                )  # fmt: skip
+        if labels and view_id is None:
             self._latest_labels = labels
 
-    def _button(self, line: str) -> tuple[str, str, str] | None:
+    def _button(self, line: str) -> tuple[str, str, str, str | None] | str | None:
         """The button `line` presses: its label exactly, or in another case when the line
         is not a command of its own. `kill demo` typed again after a "Kill demo" prompt had
         pressed it, confirming the old prompt instead of asking about the new command."""
@@ -296,6 +352,19 @@ class Console:
         if len(self._people) > 1 and _asks_approval(payload):
             self._out.write("(sandbox: `as teammate`, then `Approve`, to be the second person)\n")
         self._out.flush()
+
+
+def _shared_label(label: str, element: dict[str, Any]) -> str:
+    """What the console says to a label that several buttons have, with the words the
+    first of them runs where they are known."""
+    action_id, value = element["action_id"], element.get("value", "")
+    words = None
+    if action_id in HOME_COMMANDS:
+        words = HOME_COMMANDS[action_id].format(app=value)
+    elif action_id == CHART_ACTION:
+        words = "chart " + " ".join(value.split("|")[:2])
+    instead = f": type the command instead, such as `{words}`" if words else ""
+    return f"More than one button above is `{label}`, so the label cannot say which{instead}."
 
 
 def _asks_approval(payload: dict[str, Any]) -> bool:
@@ -323,11 +392,16 @@ def to_text(
                 lines.append(_plain(block["text"]["text"], user_id, names))
             lines.extend(_plain(field["text"], user_id, names) for field in block.get("fields", []))
         elif kind == "context":
-            lines.extend(f"  ({_plain(e['text'], user_id, names)})" for e in block["elements"])
+            lines.extend(
+                "  (" + _plain(e["text"], user_id, names).replace("\n", "\n   ") + ")"
+                for e in block["elements"]
+            )
+        elif kind == "divider":
+            lines.append("")
         elif kind == "actions":
             labels = "  ".join(f"[ {e['text']['text']} ]" for e in block["elements"])
             lines.append(f"{labels}   <- type a label to press it")
-    text = "\n".join(lines).translate(_VISIBLE_CONTROLS)
+    text = "\n".join(lines).rstrip("\n").translate(_VISIBLE_CONTROLS)
     if payload.get("response_type", "ephemeral") == "ephemeral" and not payload.get(
         "replace_original"
     ):
@@ -382,7 +456,8 @@ def _repl(console: Console, out: TextIO) -> None:
     out.write(
         "Type a command such as `status demo` or `scale web=2 demo`; `help` lists them; "
         "`simulate spike demo` and `simulate queue demo` play the autoscaler on web traffic "
-        "and on a job queue; `as teammate` types as a second person (for approvals); "
+        "and on a job queue; `home` shows App Home; `as teammate` types as a second person "
+        "(for approvals); "
         "Ctrl-D or `exit` leaves.\n"
     )
     with contextlib.suppress(ImportError):

@@ -72,9 +72,11 @@ def button_click(
     team_id: str = "T0CONSOLE",
     block_id: str = "deploybot_confirmation",
     message_ts: str | None = None,
+    view_id: str | None = None,
 ) -> str:
     """The form-encoded body of a `block_actions` interaction payload; `message_ts` names
-    the (non-ephemeral) message whose button was pressed."""
+    the (non-ephemeral) message whose button was pressed; `view_id`, the Home tab's view a
+    button was pressed on instead, whose clicks carry no channel and no `response_url`."""
     payload: dict[str, Any] = {
         "type": "block_actions",
         "team": {"id": team_id, "domain": "console"},
@@ -98,4 +100,22 @@ def button_click(
     if message_ts is not None:
         payload["container"]["message_ts"] = message_ts
         payload["message"] = {"type": "message", "ts": message_ts}
+    if view_id is not None:
+        payload["container"] = {"type": "view", "view_id": view_id}
+        del payload["channel"], payload["response_url"]
     return urlencode({"payload": json.dumps(payload)})
+
+
+def home_opened(user_id: str = "U0CONSOLE", team_id: str = "T0CONSOLE") -> str:
+    """The JSON body of an `app_home_opened` event: `user_id` opened the bot's Home tab."""
+    event = {"type": "app_home_opened", "user": user_id, "channel": "D0CONSOLE", "tab": "home"}
+    return json.dumps(
+        {
+            "type": "event_callback",
+            "team_id": team_id,
+            "api_app_id": "A0DEPLOYBOT",
+            "event": event,
+            "event_id": f"Ev{secrets.token_hex(8).upper()}",
+            "event_time": int(time.time()),
+        }
+    )
