@@ -156,6 +156,10 @@ def event_of(document: dict[str, Any], delivery_id: str, now: datetime) -> Webho
     """`parse` for a body already read with `document_of`."""
     if not isinstance(document.get("data"), dict):
         return None
+    # Text people typed (a release's description, a command) goes to the database: no NUL
+    # (PostgreSQL refuses it) and no lone surrogate (both databases' drivers do), or the
+    # event is a 500 that Heroku redelivers for 72 hours.
+    document = storable(document)
     data = document["data"]
     app = app_name(document)
     resource = str(document.get("resource") or "")
@@ -173,6 +177,29 @@ def event_of(document: dict[str, Any], delivery_id: str, now: datetime) -> Webho
         previous_data=previous if isinstance(previous, dict) else {},
         actor=_text(actor.get("email")) or None,
     )
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_READ_DEPTH = 4  # the deepest text the bot reads (`data.app.name`) is 2 levels down
+
+
+def storable(value: Any, depth: int = _READ_DEPTH) -> Any:
+    """`value` from JSON with every string's NULs dropped and lone surrogates (JSON's
+    unpaired `\\ud800`; a pair is one character once parsed) replaced by U+FFFD, down to
+    `depth` levels (a signed body nested hundreds deep must not exhaust the stack)."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub(_replacement, value) if _UNSTORABLE.search(value) else value
+    if depth <= 0:
+        return value
+    if isinstance(value, dict):
+        return {storable(key): storable(item, depth - 1) for key, item in value.items()}
+    if isinstance(value, list):
+        return [storable(item, depth - 1) for item in value]
+    return value
+
+
+def _replacement(found: re.Match[str]) -> str:
+    return "" if found.group() == "\x00" else "\ufffd"
 
 
 def count_of(value: Any, least: int = 0) -> int | None:
@@ -204,6 +231,8 @@ def replay_key(document: dict[str, Any]) -> str | None:
     event_id = document.get("id")
     if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > 100:
         return None
+    if not event_id.isprintable():
+        return None  # Heroku's ids are UUIDs: a NUL or a lone surrogate was a 500 when claimed
     return f"heroku-event:{event_id.strip()}"
 
 

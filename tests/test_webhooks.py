@@ -342,7 +342,9 @@ def test_the_age_limit_is_shorter_than_claimed_keys_are_kept():
     assert MAX_EVENT_AGE + MAX_CLOCK_SKEW < KEEP
 
 
-@pytest.mark.parametrize("event_id", [None, "", 7, ["x"], "x" * 101], ids=repr)
+@pytest.mark.parametrize(
+    "event_id", [None, "", 7, ["x"], "x" * 101, "e\x001", "\ud800", "e\n1"], ids=repr
+)
 def test_a_signed_event_without_a_usable_id_gets_400(receiver, event_id):
     document = dyno("crashed")
     if event_id is None:
@@ -536,3 +538,40 @@ def test_an_actor_or_dyno_name_that_is_no_string_is_left_out_of_the_alert(web):
         assert _signed_to(web, document).status_code == 200
     details = sorted(i.detail for i in Alerts(web.extensions["deploybot"].db).incidents("myapp"))
     assert details == ["crashed", "v7 failed"]
+
+
+def _one_off(command: str) -> dict[str, Any]:
+    document = dyno("crashed", name="run.4821")
+    document["data"].update(command=command, type="run", exit_status=1)
+    return document
+
+
+def _released(description: str, email: str = "deployer@example.com") -> dict[str, Any]:
+    document = notification(
+        "release",
+        {"app": {"name": "myapp"}, "version": 7, "status": "succeeded", "description": description},
+    )
+    document["actor"]["email"] = email
+    return document
+
+
+@pytest.mark.parametrize(
+    ("document", "detail"),
+    [
+        (lambda: _released("Deploy\x00 abc1234"), "v7 Deploy abc1234 by deployer@example.com"),
+        (lambda: _released("Deploy \ud800x"), "v7 Deploy \ufffdx by deployer@example.com"),
+        (lambda: _released("Deploy", "dev\x00@example.com"), "v7 Deploy by dev@example.com"),
+        (lambda: dyno("crashed", name="web.1\x00"), "web.1 crashed"),
+        (lambda: _one_off("rake\x00 cleanup \udfff"),
+         "run.4821 “rake cleanup \ufffd” exited with status 1."),
+    ],
+    ids=["release NUL", "release surrogate", "actor NUL", "dyno name NUL", "one-off command"],
+)  # fmt: skip
+def test_a_signed_event_whose_text_holds_a_nul_or_a_lone_surrogate_is_stored(web, document, detail):
+    # Heroku's text fields are whatever people typed (a release's description, a command):
+    # a NUL had been a DataError from PostgreSQL, a lone surrogate an encoding error from
+    # both databases' drivers, and the 500 had Heroku redeliver the event for 72 hours.
+    answer = _signed_to(web, document())
+    assert answer.status_code == 200, answer.data
+    [incident] = Alerts(web.extensions["deploybot"].db).incidents("myapp")
+    assert incident.detail == detail
