@@ -15,6 +15,7 @@ slowly. With a proxy configured (`HTTPS_PROXY`), slack_sdk's own path is used.
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 from http.client import HTTPMessage
 from typing import Any
 from urllib.error import HTTPError, URLError
@@ -22,7 +23,7 @@ from urllib.request import Request
 
 import urllib3
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackRequestError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.file_upload_v2_result import FileUploadV2Result
 from urllib3.exceptions import ReadTimeoutError
 
@@ -34,6 +35,15 @@ from bot.http_pool import ProcessPool
 ANSWER_BYTES = 8 << 20
 CONNECT_S = 10.0
 CONNECTIONS = 4  # kept per host; a process's job threads call Slack a few at a time
+
+# The longest 429 pause honoured: Slack asks for seconds to a minute; a Retry-After past this
+# (a proxy's, a broken header) holds the calls that long at most, then Slack is asked again.
+MAX_PAUSE = timedelta(minutes=15)
+# The throttle row (`bot.store.throttles`) of the admins' channel's 429 pause, one for the
+# worker's trouble post and the web dyno's worker-down post, and its length when Slack's 429
+# names no Retry-After.
+ADMIN_PAUSE = "slack:admin"
+ADMIN_PAUSE_DEFAULT = timedelta(minutes=1)
 
 # No retries here: slack_sdk's retry handlers decide, as they do over urlopen (by default
 # one more try after a connection error).
@@ -101,3 +111,26 @@ def web_client(token: str | None, base_url: str, timeout: int = 30) -> WebClient
     """The bot's Web API client for `token` at `base_url` (slack.com's, or a fake's);
     `timeout` seconds per call, slack_sdk's default."""
     return PooledWebClient(token=token, base_url=base_url, timeout=timeout)
+
+
+def retry_after(headers: Any) -> float | None:
+    """Seconds a 429's `Retry-After` asks for (1 s to `MAX_PAUSE`); None without one."""
+    for name, value in dict(headers or {}).items():
+        if name.lower() == "retry-after":
+            value = value[0] if isinstance(value, list) else value
+            try:
+                seconds = float(value)
+            except ValueError:
+                return None
+            # `inf` and `nan` parse too; timedelta refuses both.
+            return max(1.0, min(seconds, MAX_PAUSE.total_seconds())) if seconds == seconds else None
+    return None
+
+
+def rate_limited_for(error: Exception, default: timedelta) -> timedelta | None:
+    """How long Slack's 429 in `error` asks to wait (`default` if it names no time); None
+    when `error` is not a 429."""
+    if not isinstance(error, SlackApiError) or error.response.status_code != 429:
+        return None
+    wait = retry_after(error.response.headers)
+    return timedelta(seconds=wait) if wait else default

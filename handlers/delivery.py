@@ -26,6 +26,7 @@ from bot.actions.results import (
     Restarted,
     Result,
 )
+from bot.slack_api import ADMIN_PAUSE, ADMIN_PAUSE_DEFAULT, rate_limited_for
 from bot.store.audit import utcnow
 from handlers.charts import upload
 from handlers.render import break_glass_message, message, settled_message
@@ -140,7 +141,13 @@ def _warn_if_worker_down(services: Services, client: WebClient, payload: Message
 
 def _tell_admins_once(services: Services, client: WebClient, last_tick: str) -> None:
     channel = services.config.admin_channel
-    if not channel or not services.request_keys.claim(f"worker-down:{last_tick}", utcnow()):
+    if not channel:
+        return
+    now = utcnow()
+    if services.throttles.until(ADMIN_PAUSE, now) is not None:
+        return  # Slack's 429 asked to wait (this post's or the worker's): told after it
+    claimed = f"worker-down:{last_tick}"
+    if not services.request_keys.claim(claimed, now):
         return
     when = "never ticked" if last_tick == "never" else f"last ticked at {last_tick[:19]} UTC"
     text = (
@@ -149,9 +156,15 @@ def _tell_admins_once(services: Services, client: WebClient, last_tick: str) -> 
     )
     try:
         client.chat_postMessage(channel=channel, text=text)
-    except SlackApiError as error:
-        services.request_keys.release(f"worker-down:{last_tick}")  # try again next time
-        log.warning("admin channel not told", extra={"error": error.response.get("error")})
+    except (SlackApiError, OSError) as error:
+        # Never the asker's answer: a Slack that did not answer (OSError) had taken it.
+        services.request_keys.release(claimed)  # try again next time
+        said = error.response.get("error") if isinstance(error, SlackApiError) else None
+        log.warning("admin channel not told", extra={"error": said or type(error).__name__})
+        if (pause := rate_limited_for(error, ADMIN_PAUSE_DEFAULT)) is not None:
+            # Not at the next change's reply whatever Slack asked: stored, in the pause the
+            # worker's own admin post keeps, so neither dyno posts there before it ends.
+            services.throttles.throttle(ADMIN_PAUSE, now + pause, now)
 
 
 def _context(text: str) -> dict[str, Any]:

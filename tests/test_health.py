@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -181,3 +182,66 @@ def test_a_channel_refusing_alerts_and_the_digest_counts_both():
         ":warning: Alerts and the daily digest to <#C0MYAPP> not delivered "
         "(3 alerts, 1 digest since 09:00 UTC): Slack said `is_archived`: that channel is archived"
     )
+
+
+def test_the_admins_worker_down_post_waits_out_slacks_retry_after(driver, web, slack):
+    """Slack's 429 on the worker-down post had given its claim back: the next change's reply
+    posted again at once, whatever `Retry-After` asked. It waits in the pause the worker's
+    own admin post keeps (`slack:admin`), so the two dynos keep one."""
+    from bot.slack_api import ADMIN_PAUSE
+    from bot.store.throttles import Throttles
+
+    beat(web, datetime.now(UTC) - timedelta(minutes=3))
+    slack.fail_next("chat.postMessage", count=1, status=429, retry_after=1)
+    _, url = driver.command("scale web=2 myapp", ADMIN)
+    assert WARNING in driver.reply(url)["text"]  # the user's answer all the same
+    assert slack.faults_served == [("chat.postMessage", 429)]
+    _, url = driver.command("scale web=3 myapp", ADMIN)  # within Retry-After: not asked
+    assert WARNING in driver.reply(url)["text"]
+    assert slack.calls_to("chat.postMessage") == []
+    throttles = Throttles(web.extensions["deploybot"].db)
+    assert throttles.until(ADMIN_PAUSE, datetime.now(UTC)) is not None
+    time.sleep(1.2)
+    _, url = driver.command("scale web=4 myapp", ADMIN)
+    driver.reply(url)
+    [post] = slack.wait_for_calls("chat.postMessage")
+    assert post.args["channel"] == ADMIN_CHANNEL
+
+
+def test_the_worker_down_post_is_held_by_the_workers_admin_pause(driver, web, slack):
+    from bot.slack_api import ADMIN_PAUSE
+    from bot.store.throttles import Throttles
+
+    now = datetime.now(UTC)
+    beat(web, now - timedelta(minutes=3))
+    # The worker's trouble post met a 429 just before it stopped.
+    Throttles(web.extensions["deploybot"].db).throttle(ADMIN_PAUSE, now + timedelta(minutes=1), now)
+    _, url = driver.command("scale web=2 myapp", ADMIN)
+    assert WARNING in driver.reply(url)["text"]
+    assert slack.calls_to("chat.postMessage") == []
+
+
+def test_a_worker_down_post_slack_never_answered_costs_no_reply(driver, web, slack, monkeypatch):
+    # No answer from Slack for the admins' post (a refused connection, a timeout) had gone
+    # up through the reply: the change was made and its asker heard nothing.
+    from urllib.error import URLError
+
+    from bot.slack_api import PooledWebClient
+
+    posted = PooledWebClient.chat_postMessage
+
+    def post(self, *, channel, **rest):  # type: ignore[no-untyped-def]
+        if channel == ADMIN_CHANNEL:
+            raise URLError("Connection refused")
+        return posted(self, channel=channel, **rest)
+
+    monkeypatch.setattr(PooledWebClient, "chat_postMessage", post)
+    beat(web, datetime.now(UTC) - timedelta(minutes=3))
+    _, url = driver.command("scale web=2 myapp", ADMIN)
+    reply = driver.reply(url)
+    assert "web 1 → 2" in reply["text"] and WARNING in reply["text"]
+    monkeypatch.setattr(PooledWebClient, "chat_postMessage", posted)
+    _, url = driver.command("scale web=3 myapp", ADMIN)  # its claim was given back
+    driver.reply(url)
+    [post] = slack.wait_for_calls("chat.postMessage")
+    assert post.args["channel"] == ADMIN_CHANNEL

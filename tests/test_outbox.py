@@ -13,12 +13,12 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlalchemy import update
 
-from bot.slack_api import web_client
+from bot.slack_api import MAX_PAUSE, web_client
 from bot.store.db import Database
 from bot.store.incidents import Alerts
 from bot.store.models import AlertOutboxEntry, IncidentRow
 from bot.store.outbox import Outbox
-from bot.worker.outbox_sender import MAX_PAUSE, OutboxSender
+from bot.worker.outbox_sender import OutboxSender
 from policies.incidents import Event, Rules
 
 T0 = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)

@@ -40,7 +40,7 @@ from bot.config import Config, ConfigError
 from bot.metrics.store import MetricsStore
 from bot.registry import Registry
 from bot.services import Services
-from bot.slack_api import web_client
+from bot.slack_api import ADMIN_PAUSE, ADMIN_PAUSE_DEFAULT, rate_limited_for, web_client
 from bot.store.audit import AuditLog
 from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.confirmations import Confirmations
@@ -58,7 +58,7 @@ from bot.worker.detectors import Detectors
 from bot.worker.digest import DigestJob
 from bot.worker.jobs import JobWatch
 from bot.worker.lease import Lease
-from bot.worker.outbox_sender import OutboxSender, _retry_after
+from bot.worker.outbox_sender import OutboxSender
 from handlers.alerts import blocks as alert_blocks
 from policies.slack_text import clip, escape
 
@@ -80,9 +80,6 @@ KEEP_OPENINGS = timedelta(days=35)
 KEEP_PROMPTS = timedelta(days=7)  # answered or expired prompts; the audit log keeps their story
 KEEP_HEARTBEATS = timedelta(days=7)  # of worker processes that stopped ticking
 JOBS_STOP_SECONDS = 20.0
-# The throttle row of the admin trouble post's 429 pause, and its length without Retry-After.
-ADMIN_PAUSE = "slack:admin"
-ADMIN_PAUSE_DEFAULT = timedelta(minutes=1)
 
 
 def _seconds(name: str, default: float) -> float:
@@ -183,10 +180,9 @@ class Worker:
         except (SlackApiError, OSError) as error:
             self.request_keys.release(claimed)  # told at the next heartbeat instead
             log.warning("admin channel not told", extra={"error": type(error).__name__})
-            if isinstance(error, SlackApiError) and error.response.status_code == 429:
-                # Not every heartbeat (15 s) whatever Slack asked: stored, as the outbox's.
-                wait = _retry_after(error.response.headers)
-                pause = timedelta(seconds=wait) if wait else ADMIN_PAUSE_DEFAULT
+            if (pause := rate_limited_for(error, ADMIN_PAUSE_DEFAULT)) is not None:
+                # Not every heartbeat (15 s) whatever Slack asked: stored, as the outbox's,
+                # and shared with the web dyno's worker-down post to the same channel.
                 self.throttles.throttle(ADMIN_PAUSE, now + pause, now)
 
     def expire_prompts(self) -> int:

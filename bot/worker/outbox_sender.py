@@ -14,7 +14,7 @@ thread), and a row that cannot go now holds back the rows behind it.
   failover just after Slack answered) is made again first thing next round, or while the
   worker waits for the lease it lost with the database, so the row is not sent again. A worker letting go of the lease
   (Heroku's SIGTERM) ends its round after the row in flight, so a deploy sends each once.
-- HTTP 429: wait Slack's `Retry-After` (at most `MAX_PAUSE`) and stop this round (the limit is the app's, not
+- HTTP 429: wait Slack's `Retry-After` (at most `bot.slack_api.MAX_PAUSE`) and stop this round (the limit is the app's, not
   the row's). The pause is stored (`bot.store.throttles`), so a worker that takes the
   lease over mid-pause waits it out too. 5xx, connection errors and Slack's own transient
   errors: exponential backoff for that incident only, until the row is a day old; then it
@@ -32,7 +32,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 from urllib.error import URLError
 
 from slack_sdk import WebClient
@@ -41,6 +40,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.slack_api import retry_after as _retry_after
 from bot.store.db import Database, aware
 from bot.store.models import AlertOutboxEntry, IncidentRow
 from bot.store.throttles import Throttles
@@ -59,9 +59,6 @@ AUTH_PAUSE = timedelta(minutes=1)
 # The throttle row of the Slack app's 429 pause; Heroku's rows are named by their key's
 # environment variable, which has no colon.
 SLACK_PAUSE = "slack:outbox"
-# The longest 429 pause honoured: Slack asks for seconds to a minute; a Retry-After past this
-# (a proxy's, a broken header) holds every alert that long at most, then Slack is asked again.
-MAX_PAUSE = timedelta(minutes=15)
 
 
 @dataclass
@@ -366,16 +363,3 @@ def _classify(error: SlackApiError) -> Exception:
     if code in TRANSIENT_ERRORS:
         return _Retry(code)
     return _Failed(code or f"http {status}")
-
-
-def _retry_after(headers: Any) -> float | None:
-    for name, value in dict(headers or {}).items():
-        if name.lower() == "retry-after":
-            value = value[0] if isinstance(value, list) else value
-            try:
-                seconds = float(value)
-            except ValueError:
-                return None
-            # `inf` and `nan` parse too; timedelta refuses both.
-            return max(1.0, min(seconds, MAX_PAUSE.total_seconds())) if seconds == seconds else None
-    return None
