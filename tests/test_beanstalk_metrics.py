@@ -134,3 +134,47 @@ def test_a_throttled_account_is_polled_less_and_about_says_so(
     finally:
         worker.services().db.dispose()
         worker.db.dispose()
+
+
+def test_the_health_detector_shares_the_samplers_backoff_and_keeps_its_incident_open(
+    config,
+    aws,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    # The detectors' DescribeEnvironmentHealth (every 60 s) ignored the sampler's backoff
+    # after AWS's Throttling: asked again each minute, keeping the account's throttle on.
+    path = tmp_path / "deploybot.yml"
+    path.write_text(REGISTRY)
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    once = BotoConfig(retries={"mode": "standard", "total_max_attempts": 1})  # a try, a call
+    monkeypatch.setattr(beanstalk_module, "_BOTO_CONFIG", beanstalk_module._BOTO_CONFIG.merge(once))
+    worker = Worker(config)
+    try:
+        worker.services().migrate_sqlite_if_behind()
+        aws.set_health("shop-prod", region="us-east-1", color="Red", health_status="Severe")
+        start = datetime.now(UTC)
+        worker.watch(start)
+        key = "health:shop:Red"
+        assert worker.alerts.state(key) == "open"
+        aws.fail_next(400, count=1000, actions=["DescribeEnvironmentHealth"])  # Throttling
+        worker.sample_beanstalk(start + timedelta(seconds=50))  # both accounts: 20 s
+        asked = len(aws.calls("DescribeEnvironmentHealth"))
+        worker.watch(start + timedelta(seconds=60))  # within the wait: not asked
+        assert len(aws.calls("DescribeEnvironmentHealth")) == asked
+        # A throttle the detectors meet first holds the sampler back too.
+        worker.watch(start + timedelta(seconds=120))
+        asked = len(aws.calls("DescribeEnvironmentHealth"))
+        assert asked == 6  # the first watch's two, the sampler's two and this watch's two
+        worker.sample_beanstalk(start + timedelta(seconds=130))
+        assert len(aws.calls("DescribeEnvironmentHealth")) == asked
+        # Health unread for longer than an incident's quiet time: still open.
+        worker.sample_beanstalk(start + timedelta(minutes=11, seconds=50))
+        worker.watch(start + timedelta(minutes=12))
+        assert worker.alerts.state(key) == "open"
+        worker.heartbeat(start + timedelta(minutes=12))
+        trouble = Heartbeats(worker.db).latest(leader_only=False).trouble or ""
+        assert "throttled by AWS" in trouble
+    finally:
+        worker.services().db.dispose()
+        worker.db.dispose()

@@ -9,31 +9,26 @@ percentiles: each slice of the requests between two reported percentiles is coun
 the slice's upper percentile, which reads p50/p95/p99 back as reported (never lower).
 
 AWS throttles per account and region: after a throttle the sampler leaves that account's
-environments alone for a while (20 s, doubling to 5 minutes), where it asked again every
-10 s for each, keeping the throttle on for the account's other calls (a person's scale or
-status); a throttle that lasts is said by `trouble`, which the heartbeat stores for
-`/deploy about`.
+environments alone for a while (`bot.worker.aws_backoff`, shared with the detectors' health
+reads), where it asked again every 10 s for each, keeping the throttle on for the account's
+other calls (a person's scale or status).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.metrics.aggregate import WINDOW_SECONDS, Window
 from bot.metrics.store import MetricsStore
 from bot.platforms.base import PlatformError, Throttled
 from bot.registry import Registry, UnknownApp
+from bot.worker.aws_backoff import AwsBackoff
 from policies.sketch import Sketch
 
 log = logging.getLogger(__name__)
-
-THROTTLED_FIRST = timedelta(seconds=20)  # an account's first wait after AWS throttles it
-THROTTLED_MOST = timedelta(minutes=5)  # its longest, doubled up to after each throttle
-THROTTLED_SAID_AFTER = timedelta(minutes=5)  # a throttle this long is said in `about`
 
 # Enhanced health's latency keys and the share of requests at or below each.
 PERCENTILES = (
@@ -94,25 +89,21 @@ def sketch_from_percentiles(latency_seconds: Mapping[str, float], count: int) ->
     return sketch
 
 
-@dataclass(frozen=True)
-class _Backoff:
-    since: datetime  # the first throttle of this spell
-    wait: timedelta
-    until: datetime  # no call on the account before this
-
-
-Account = tuple[str | None, str | None]  # an app's AWS profile and region
-
-
 class BeanstalkSampler:
     """Polls every Beanstalk app in the registry; `resolve` is `Services.resolve`."""
 
-    def __init__(self, registry: Registry, resolve: Any, store: MetricsStore) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        resolve: Any,
+        store: MetricsStore,
+        backoff: AwsBackoff | None = None,
+    ) -> None:
         self._registry = registry
         self._resolve = resolve
         self._store = store
         self._seen: dict[str, datetime] = {}  # the last report stored, per app
-        self._throttled: dict[Account, _Backoff] = {}
+        self.backoff = backoff or AwsBackoff()
 
     def poll(self, now: datetime | None = None) -> int:
         """Store each app's newest health report once; returns how many windows were new."""
@@ -122,16 +113,13 @@ class BeanstalkSampler:
             if target.platform != "beanstalk":
                 continue
             account = (target.aws_profile, target.region)
-            backoff = self._throttled.get(account)
-            if backoff is not None and now < backoff.until:
+            if self.backoff.waiting(account, now):
                 continue  # AWS throttles this account: asked again once the wait is over
             try:
                 platform = self._resolve(target.alias).platform
                 refreshed_at, metrics = platform.health_metrics(target.name)
             except Throttled:
-                wait = THROTTLED_FIRST if backoff is None else min(2 * backoff.wait, THROTTLED_MOST)
-                since = now if backoff is None else backoff.since
-                self._throttled[account] = _Backoff(since, wait, now + wait)
+                wait = self.backoff.throttled(account, now)
                 log.warning("beanstalk health not sampled: AWS throttles the account",
                             extra={"app": target.alias, "wait": int(wait.total_seconds())})  # fmt: skip
                 continue
@@ -140,7 +128,7 @@ class BeanstalkSampler:
                     "beanstalk health not sampled", extra={"app": target.alias, "error": str(error)}
                 )
                 continue
-            self._throttled.pop(account, None)  # answered: the account is not throttled now
+            self.backoff.answered(account)
             if refreshed_at is None or self._seen.get(target.alias) == refreshed_at:
                 continue
             self._seen[target.alias] = refreshed_at
@@ -148,23 +136,3 @@ class BeanstalkSampler:
             if window is not None:
                 stored += self._store.save([window])
         return stored
-
-    def trouble(self, now: datetime) -> str | None:
-        """A sentence for `/deploy about` while AWS has throttled an account's health reads
-        for `THROTTLED_SAID_AFTER` or more; None otherwise."""
-        long = sorted(
-            ((profile or "", region or "", backoff.since)
-             for (profile, region), backoff in list(self._throttled.items())
-             if now - backoff.since >= THROTTLED_SAID_AFTER),
-            key=lambda found: found[2],
-        )  # fmt: skip
-        if not long:
-            return None
-        where = ", ".join(
-            f"profile `{profile}` in {region}" if profile else f"default credentials in {region}"
-            for profile, region, _ in long
-        )
-        return (
-            f"beanstalk health throttled by AWS since {long[0][2]:%H:%M:%S} UTC ({where}): "
-            f"asked every {int(THROTTLED_MOST.total_seconds() // 60)} min at most until it passes"
-        )

@@ -8,7 +8,9 @@ bot drains or autoscales without listing them (`allow_unlisted`), so those keep 
 incidents too (they have no channel, so nobody is told). One windows query and one or two
 decisions queries for the whole fleet (and one for how old the stale apps' newest windows
 are), and for a Beanstalk app exactly one `describe_environment_health` call; a platform
-failure is logged and skips only that app's health, never the run.
+failure is logged and skips only that app's health, never the run. After AWS's Throttling
+the account's health is not asked until the worker's one backoff (`bot.worker.aws_backoff`,
+the health sampler's too) has passed; an unread health keeps its open incident open.
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ from sqlalchemy import func, select
 from bot.actions.results import Resolved
 from bot.metrics.aggregate import WINDOW_SECONDS, Window
 from bot.metrics.store import MetricsStore, merged
-from bot.platforms.base import PlatformError
+from bot.platforms.base import PlatformError, Throttled
 from bot.registry import Registry, Target, UnknownApp
 from bot.store.autoscale_settings import AutoscaleStore, Decision, Settings
 from bot.store.db import Database, aware
 from bot.store.models import Drain, MetricWindow
 from bot.store.worker_autoscale_settings import WorkerAutoscaleStore
+from bot.worker.aws_backoff import AwsBackoff
 from policies import autoscale
 from policies.detectors import (
     DEFAULT_DETECTOR_RULES,
@@ -63,6 +66,7 @@ class Detectors:
         resolve: Callable[[str], Resolved],
         rules: DetectorRules = DEFAULT_DETECTOR_RULES,
         lookback: timedelta = LOOKBACK,
+        backoff: AwsBackoff | None = None,
     ) -> None:
         self._db = db
         self._registry = registry
@@ -73,13 +77,17 @@ class Detectors:
         self._autoscale = AutoscaleStore(db)
         self._workers = WorkerAutoscaleStore(db)
         self._unread: set[tuple[str, str]] = set()  # `unobserved`, gathered during a run
+        self._backoff = backoff or AwsBackoff()
 
     @classmethod
     def from_services(
-        cls, services: Services, rules: DetectorRules = DEFAULT_DETECTOR_RULES
+        cls,
+        services: Services,
+        rules: DetectorRules = DEFAULT_DETECTOR_RULES,
+        backoff: AwsBackoff | None = None,
     ) -> Detectors:
         """Wired from a `bot.services.Services`: its database, registry and platforms."""
-        return cls(services.db, services.registry, services.resolve, rules)
+        return cls(services.db, services.registry, services.resolve, rules, backoff=backoff)
 
     @property
     def unobserved(self) -> frozenset[tuple[str, str]]:
@@ -202,7 +210,7 @@ class Detectors:
             decisions=tuple(ScaleDecision(d.at, d.desired) for d in recent),
             autoscale_min=low,
             autoscale_max=high,
-            health=self._health(app, target),
+            health=self._health(app, target, now),
         )
 
     def _queue_reads(
@@ -228,19 +236,26 @@ class Detectors:
             for app in apps
         }
 
-    def _health(self, app: str, target: Target | None) -> Health | None:
+    def _health(self, app: str, target: Target | None, now: datetime) -> Health | None:
         """Beanstalk enhanced health, one describe call; None for other apps or on failure."""
         if target is None or target.platform != "beanstalk":
             return None  # an unlisted app is a Heroku one: no health to read
+        account = (target.aws_profile, target.region)
+        if self._backoff.waiting(account, now):
+            self._unread.add((app, "health"))  # AWS throttles the account: not asked now
+            return None
         try:
             platform = self._resolve(app).platform
             if getattr(platform, "name", None) != "beanstalk":
                 return None
             found = platform.environment_health(target.name)
         except PlatformError as error:
+            if isinstance(error, Throttled):
+                self._backoff.throttled(account, now)
             log.warning("beanstalk health not read", extra={"app": app, "error": str(error)})
             self._unread.add((app, "health"))
             return None
+        self._backoff.answered(account)
         return Health(
             color=found.get("Color"),
             status=found.get("HealthStatus"),

@@ -53,6 +53,7 @@ from bot.store.request_keys import KEEP, RequestKeys
 from bot.store.throttles import Throttles
 from bot.worker.autoscale import Autoscaler
 from bot.worker.autoscale_workers import WorkerAutoscaler
+from bot.worker.aws_backoff import AwsBackoff
 from bot.worker.beanstalk_sampler import BeanstalkSampler
 from bot.worker.detectors import Detectors
 from bot.worker.digest import DigestJob
@@ -142,6 +143,8 @@ class Worker:
         self._workers: WorkerAutoscaler | None = None
         self._sender: OutboxSender | None = None
         self._sampler: BeanstalkSampler | None = None
+        # AWS's Throttling of Beanstalk's health reads: one backoff for both readers.
+        self.aws_backoff = AwsBackoff()
         self._detectors: Detectors | None = None
         self._digests: DigestJob | None = None
 
@@ -150,7 +153,7 @@ class Worker:
         now = now or datetime.now(UTC)
         trouble = self.jobs.trouble()
         # A lasting AWS throttle of Beanstalk's health reads: the job runs fine meanwhile.
-        sampled = self._sampler.trouble(now) if self._sampler is not None else None
+        sampled = self.aws_backoff.trouble(now)
         said = clip("; ".join(filter(None, (trouble, sampled))), TROUBLE_CHARS) or None
         self.heartbeats.beat(self.name, self.lease.held, now, release_of(), self.started_at, said)
         if trouble:
@@ -267,7 +270,7 @@ class Worker:
         services = self.services()
         now = now or datetime.now(UTC)
         if self._detectors is None:
-            self._detectors = Detectors.from_services(services)
+            self._detectors = Detectors.from_services(services, backoff=self.aws_backoff)
         events = self._detectors.run(now)
         unobserved = self._detectors.unobserved
         step = self.alerts.record(events, now, services.registry.channel_of, unobserved)
@@ -286,7 +289,9 @@ class Worker:
         """Store each Beanstalk environment's latest 10 s health report as a window."""
         if self._sampler is None:
             services = self.services()
-            self._sampler = BeanstalkSampler(services.registry, services.resolve, self.metrics)
+            self._sampler = BeanstalkSampler(
+                services.registry, services.resolve, self.metrics, self.aws_backoff
+            )
         return self._sampler.poll(now)
 
     def services(self) -> Services:
