@@ -801,3 +801,41 @@ def test_rollback_matches_beanstalk_labels_exactly(driver, aws):  # noqa: F811
     )
     assert "→ `shop-0.9` (First cut)." in say(driver, "rollback shop shop-0.9")["text"]
     assert updates(aws) == []
+
+
+def test_a_lost_answer_from_an_environment_naming_no_version_is_read_back(
+    config,
+    aws,  # noqa: F811
+    slack,
+    tmp_path,
+    monkeypatch,
+):
+    # What ran was kept as None and read back as the label "None": the environment still
+    # naming no version was "could not read its version back", never "not applied".
+    from datetime import UTC, datetime, timedelta
+
+    from bot.store.audit import AuditLog
+    from bot.worker.main import Worker
+
+    versions(aws)
+    aws.add_environment(
+        "shop-new", region="us-east-1", access_key=PROD_KEY, application="shop", version_label=None
+    )
+    registry = BLUE_GREEN + (
+        "  shop-new:\n    platform: beanstalk\n    environment: shop-new\n"
+        "    region: us-east-1\n    aws_profile: prod\n"
+    )
+    with served(config, aws, slack, tmp_path, monkeypatch, registry) as new:
+        aws.fail_next(500, actions=["UpdateEnvironment"])  # answered before anything was done
+        text = say(new, "ship shop-new shop-1.0")["text"]
+        assert "I read it back: its environment names no version, not what was asked, yet" in text
+        assert len(updates(aws)) == 1
+    worker = Worker(config)
+    try:
+        assert worker.reconcile(datetime.now(UTC) + timedelta(minutes=5)) == 1
+        [row] = [e for e in AuditLog(worker.db).recent() if e.verb == "ship"]
+        assert row.outcome == "not-applied"
+    finally:
+        worker.services().db.dispose()
+        worker.db.dispose()
+    assert aws.violations == []

@@ -415,7 +415,7 @@ class Deployments:
         row settled `ok` if so), and what to say of it."""
         before, target = _release(pending.before), _release(pending.targets)
         found = self._reconciler.read_back_release(
-            resolved, before.version, target.version, final=False
+            resolved, before.version or None, target.version, final=False
         )
         made, note = lost_note(error, found, "its releases", f"`/deploy releases {pending.app}`")
         record_lost(self._audit, entry, note, None, made=made)

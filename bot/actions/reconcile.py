@@ -180,10 +180,11 @@ class Reconciler:
         return ReadBack(outcome, formation, now_running(requested, now))
 
     def read_back_release(
-        self, resolved: Resolved, before: str, asked: str, *, final: bool
+        self, resolved: Resolved, before: str | None, asked: str, *, final: bool
     ) -> ReadBack | None:
         """What a maybe-made rollback did: the app runs `asked` (Beanstalk) or a new
-        release made from it (Heroku's "Rollback to v41"), still `before`, or neither.
+        release made from it (Heroku's "Rollback to v41"), still `before` (None: a
+        Beanstalk environment that named no version, and still names none), or neither.
         None when the releases cannot be read."""
         try:
             releases = resolved.platform.releases(resolved.target.name, RELEASES_READ)
@@ -191,6 +192,9 @@ class Reconciler:
             log.info("release read-back failed", extra={"app": resolved.target.alias})
             return None
         current = current_release(releases, resolved.target.platform)
+        if current is None and before is None and resolved.target.platform == "beanstalk":
+            outcome = "not-applied" if final else "unknown"
+            return ReadBack(outcome, None, "its environment names no version")
         if current is None:
             return None
         # Word by word: "Rollback to v41" is not a rollback to v4.
@@ -320,7 +324,9 @@ class Reconciler:
             return formation
         # A rollback, or a Beanstalk ship (a Heroku ship asks for a ref, not a version).
         if entry.verb in ("rollback", "ship") and "version" in asked and "version" in before:
-            was, wanted = str(before["version"]), str(asked["version"])
+            # None: what ran could not be told (an environment that named no version).
+            was = None if before["version"] is None else str(before["version"])
+            wanted = str(asked["version"])
             return lambda resolved, final: self.read_back_release(
                 resolved, was, wanted, final=final
             )

@@ -225,7 +225,7 @@ class Shipping:
     ) -> Result:
         """Run `work`, which deploys application version `after` (audit row `entry`); when
         its answer is lost, read the environment's version back and say what runs."""
-        app, was = command.app or "", before.version if before else ""
+        app, was = command.app or "", before.version if before else None
         note = call_reading_back(
             self._audit,
             entry,
