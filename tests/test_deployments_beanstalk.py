@@ -87,7 +87,7 @@ def test_rollback_to_an_unknown_label_sends_nothing(driver, aws):  # noqa: F811
     # Said in Beanstalk's word, as `releases shop` lists them: "no release `nope`" had sent
     # people looking for a Heroku release.
     assert say(driver, "rollback shop nope")["text"] == (
-        "`shop` has no application version `nope` among its last 50. See `/deploy releases shop`."
+        "`shop` has no application version `nope`. See `/deploy releases shop`."
     )
     assert say(driver, "rollback shop v1")["text"] == (
         "`v1` is already the current application version of `shop`; nothing to roll back."
@@ -789,7 +789,7 @@ def test_rollback_matches_beanstalk_labels_exactly(driver, aws):  # noqa: F811
     for label, age in (("v41", 30), ("build-7", 20), ("Build-7", 10)):
         aws.add_version("shop", label, "", region="us-east-1", access_key=PROD_KEY, age_hours=age)
     assert say(driver, "rollback shop 41")["text"] == (
-        "`shop` has no application version `41` among its last 50. See `/deploy releases shop`."
+        "`shop` has no application version `41`. See `/deploy releases shop`."
     )
     assert (
         "asks to roll `shop` back: `v1` → `build-7`."
@@ -801,6 +801,25 @@ def test_rollback_matches_beanstalk_labels_exactly(driver, aws):  # noqa: F811
     )
     assert "→ `shop-0.9` (First cut)." in say(driver, "rollback shop shop-0.9")["text"]
     assert updates(aws) == []
+
+
+def test_rollback_reaches_a_version_older_than_the_newest_fifty(driver, aws, slack):  # noqa: F811
+    # It looked only among the newest 50 and said "`shop` has no application version
+    # `shop-0.9` among its last 50", of one that exists (ship finds it by its label).
+    versions(aws)
+    newer_versions(aws)
+    prompt = say(driver, "rollback shop shop-0.9")
+    assert "asks to roll `shop` back: `v1` → `shop-0.9` (First cut)." in prompt["text"]
+    driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    [anchor] = slack.wait_for_calls("chat.postMessage", n=1, timeout=10)
+    assert "rolled `shop` back: `v1` → `shop-0.9`" in anchor.args["text"]
+    [update] = updates(aws)
+    assert update.params["VersionLabel"] == "shop-0.9"
+    # Looked up by its label, a version that is not there is not "among its last 50".
+    assert say(driver, "rollback shop nope")["text"] == (
+        "`shop` has no application version `nope`. See `/deploy releases shop`."
+    )
+    assert aws.violations == []
 
 
 def test_a_lost_answer_from_an_environment_naming_no_version_is_read_back(

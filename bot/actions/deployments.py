@@ -179,6 +179,10 @@ class Deployments:
                     f"{unknown} Name the one to deploy: `/deploy rollback {app} VERSION` "
                     f"(`/deploy releases {app}` lists them)."
                 )
+        if not heroku and command.target and all(r.version != command.target for r in releases):
+            # Older than the newest listed, perhaps: looked up by its label, as ship does.
+            older = platform_of(resolved).version(resolved.target.name, command.target)
+            releases = (*releases, older) if older else releases
         target = _rollback_target(app, releases, current, command.target, heroku)
         if isinstance(target, str):
             return Reply(target)
@@ -266,9 +270,13 @@ class Deployments:
                 f"since the rollback was asked for. Run `/deploy rollback {pending.app}` again.",
                 public=True,
             )
-        if all(r.version != target.version for r in releases):
-            # A Beanstalk version deleted meanwhile: every click would be refused alike.
-            noun = "application versions" if resolved.target.platform == "beanstalk" else "releases"
+        beanstalk = resolved.target.platform == "beanstalk"
+        if all(r.version != target.version for r in releases) and (
+            not beanstalk or platform.version(resolved.target.name, target.version) is None
+        ):
+            # A Beanstalk version deleted meanwhile (one older than the newest is looked up
+            # by its label): every click would be refused alike.
+            noun = "application versions" if beanstalk else "releases"
             return Reply(
                 f"Nothing was changed: {code(target.version)} is no longer among "
                 f"{code(pending.app)}'s {noun} (deleted since the rollback was asked for). "
@@ -640,9 +648,10 @@ def _rollback_target(
     heroku: bool = True,
 ) -> Release | str:
     """The release to go back to, or the sentence saying why there is none. A Heroku
-    release is named as `v41`, `V41` or `41`; a Beanstalk application version by its exact
-    label, which may differ from another only by case. With no `current` (what runs cannot
-    be told), only a `wanted` one."""
+    release is named as `v41`, `V41` or `41`, among the newest; a Beanstalk application
+    version by its exact label, `releases` holding it however old if it exists, which may
+    differ from another only by case. With no `current` (what runs cannot be told), only a
+    `wanted` one."""
     noun = "release" if heroku else "application version"
     if wanted is None:
         previous = _previous_good(releases, current) if current else None
@@ -660,10 +669,8 @@ def _rollback_target(
                 f"Did you mean {code(near[0].version)}?"
             )
     if not matches:
-        return (
-            f"`{app}` has no {noun} {shown(wanted)} among its last {LOOKBACK}. "
-            f"See `/deploy releases {app}`."
-        )
+        among = f" among its last {LOOKBACK}" if heroku else ""
+        return f"`{app}` has no {noun} {shown(wanted)}{among}. See `/deploy releases {app}`."
     found = matches[0]
     if current is not None and found.version == current.version:
         return (
