@@ -822,6 +822,37 @@ def test_rollback_reaches_a_version_older_than_the_newest_fifty(driver, aws, sla
     assert aws.violations == []
 
 
+def test_a_label_differing_only_by_case_gets_a_did_you_mean_and_makes_nothing(
+    blue_green,
+    aws,  # noqa: F811
+):
+    # It said "`shop` has no application version `SHOP-0.9`" (rollback says "did you
+    # mean"), and with a `bundle:` made `SHOP-0.9` from shop/SHOP-0.9.zip beside `shop-0.9`.
+    versions(aws)
+    newer_versions(aws)  # `shop-0.9` is older than the newest 50
+    assert say(blue_green, "ship shop SHOP-0.9")["text"] == (
+        "`shop` has no application version `SHOP-0.9` (labels differ by case). "
+        "Did you mean `shop-0.9`?"
+    )
+    # Rollback answers alike, however old the version (it looked among the newest 50).
+    assert say(blue_green, "rollback shop SHOP-0.9")["text"] == (
+        "`shop` has no application version `SHOP-0.9` (labels differ by case). "
+        "Did you mean `shop-0.9`?"
+    )
+    assert say(blue_green, "ship shop-green SHOP-2.3")["text"] == (
+        "`shop-green` has no application version `SHOP-2.3` (labels differ by case). "
+        "Did you mean `shop-2.3`?"
+    )
+    aws.add_version("shop", "Shop-0.9", "", region="us-east-1", access_key=PROD_KEY)
+    assert say(blue_green, "ship shop SHOP-0.9")["text"] == (
+        "`shop` has no application version `SHOP-0.9` (labels differ by case): "
+        "`Shop-0.9`, `shop-0.9`. Say which, as its label is written."
+    )
+    assert aws.calls("CreateApplicationVersion") == []
+    assert updates(aws) == []
+    assert aws.violations == []
+
+
 def test_a_lost_answer_from_an_environment_naming_no_version_is_read_back(
     config,
     aws,  # noqa: F811

@@ -13,6 +13,7 @@ from bot.store.audit import Actor, AuditLog
 from bot.store.locks import Locks
 from policies import guardrails
 from policies.commands import Command
+from policies.slack_text import code, listed, shown
 
 T = TypeVar("T")
 
@@ -102,3 +103,13 @@ def current_release(releases: tuple[Release, ...], platform: str = "heroku") -> 
         return None
     good = [r for r in releases if r.good]
     return good[0] if good else None
+
+
+def differ_by_case(app: str, wanted: str, twins: tuple[str, ...]) -> str:
+    """Why Beanstalk `app` has no application version `wanted`, when the labels `twins`
+    differ from it only by case: a "did you mean" for one, each of them for more. Never
+    taken for a new label (a `bundle:` ship would make one beside them)."""
+    said = f"`{app}` has no application version {shown(wanted)} (labels differ by case)"
+    if len(twins) == 1:
+        return f"{said}. Did you mean {code(twins[0])}?"
+    return f"{said}: {listed(twins)}. Say which, as its label is written."

@@ -21,6 +21,7 @@ from bot.actions.deploy_guard import (
     DeployGuard,
     Judge,
     current_release,
+    differ_by_case,
     platform_of,
 )
 from bot.actions.gate import Gate
@@ -182,6 +183,10 @@ class Deployments:
         if not heroku and command.target and all(r.version != command.target for r in releases):
             # Older than the newest listed, perhaps: looked up by its label, as ship does.
             older = platform_of(resolved).version(resolved.target.name, command.target)
+            if older is None:
+                twins = platform_of(resolved).case_twins(resolved.target.name, command.target)
+                if twins:
+                    return Reply(differ_by_case(app, command.target, twins))
             releases = (*releases, older) if older else releases
         target = _rollback_target(app, releases, current, command.target, heroku)
         if isinstance(target, str):
@@ -649,9 +654,9 @@ def _rollback_target(
 ) -> Release | str:
     """The release to go back to, or the sentence saying why there is none. A Heroku
     release is named as `v41`, `V41` or `41`, among the newest; a Beanstalk application
-    version by its exact label, `releases` holding it however old if it exists, which may
-    differ from another only by case. With no `current` (what runs cannot be told), only a
-    `wanted` one."""
+    version by its exact label, `releases` holding it however old if it exists (labels
+    differing only by case were answered before). With no `current` (what runs cannot be
+    told), only a `wanted` one."""
     noun = "release" if heroku else "application version"
     if wanted is None:
         previous = _previous_good(releases, current) if current else None
@@ -662,12 +667,6 @@ def _rollback_target(
         matches = [r for r in releases if r.version.lower() in _spellings(wanted)]
     else:
         matches = [r for r in releases if r.version == wanted]
-        near = [r for r in releases if r.version.lower() == wanted.lower()]
-        if not matches and len(near) == 1:
-            return (
-                f"`{app}` has no {noun} {shown(wanted)} (labels differ by case). "
-                f"Did you mean {code(near[0].version)}?"
-            )
     if not matches:
         among = f" among its last {LOOKBACK}" if heroku else ""
         return f"`{app}` has no {noun} {shown(wanted)}{among}. See `/deploy releases {app}`."

@@ -13,7 +13,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from bot.actions.deploy_guard import LOOKBACK, DeployGuard, current_release, platform_of
+from bot.actions.deploy_guard import (
+    LOOKBACK,
+    DeployGuard,
+    current_release,
+    differ_by_case,
+    platform_of,
+)
 from bot.actions.gate import Gate
 from bot.actions.reconcile import Reconciler, call_reading_back, lost_note, record_lost, unsure
 from bot.actions.results import BreakGlass, Deployed, Logs, Reply, Resolved, Result
@@ -147,6 +153,11 @@ class Shipping:
             # Older than the newest listed, perhaps: asked for by its label.
             older = platform.version(resolved.target.name, command.target)
             found = [older] if older is not None else []
+        if not found:
+            # `SHOP-1.0` for `shop-1.0`: asked again, never made beside it from a bundle.
+            twins = platform.case_twins(resolved.target.name, command.target)
+            if twins:
+                return Reply(differ_by_case(app, command.target, twins))
         bundle = resolved.target.bundle
         if not found and bundle is None:
             return Reply(

@@ -56,6 +56,9 @@ _DEPLOYED = re.compile(r"^(New application version was deployed|Successfully lau
 # deployment is found: a status costs a page, not DescribeEvents' 1,000, and past the cap
 # the age is said to be unknown rather than guessed.
 EVENTS_PAGE, EVENTS_MOST = 50, 200
+# DescribeApplicationVersions' largest page, and how many are read for labels that differ
+# only by case (AWS's quota is 1,000 versions a region unless raised).
+VERSIONS_PAGE, VERSIONS_PAGES = 1000, 10
 ASG = "aws:autoscaling:asg"
 LAUNCH = "aws:autoscaling:launchconfiguration"
 EC2 = "aws:ec2:instances"
@@ -273,6 +276,30 @@ class BeanstalkPlatform:
         environment = self._environment(app)
         found = self._labelled(app, environment["ApplicationName"], label)
         return _version_release(found[0], environment.get("VersionLabel")) if found else None
+
+    def case_twins(self, app: str, label: str) -> tuple[str, ...]:
+        """The labels of the environment's application's versions that differ from `label`
+        only by case, however old, sorted: labels are case-sensitive, what people type is
+        not always. Read only when no version is labelled `label` exactly."""
+        application = self._environment(app)["ApplicationName"]
+        twins, token = set(), None
+        for _ in range(VERSIONS_PAGES):
+            page = self._call(
+                "describe_application_versions",
+                app,
+                ApplicationName=application,
+                MaxRecords=VERSIONS_PAGE,
+                **({"NextToken": token} if token else {}),
+            )
+            twins.update(
+                v["VersionLabel"]
+                for v in page.get("ApplicationVersions", [])
+                if v["VersionLabel"] != label and v["VersionLabel"].lower() == label.lower()
+            )
+            token = page.get("NextToken")
+            if not token:
+                break
+        return tuple(sorted(twins))
 
     def _labelled(self, app: str, application: str, label: str) -> list[dict[str, Any]]:
         """Application version `label` looked up by its label: none or one."""
