@@ -3,9 +3,10 @@
 Each line becomes a correctly signed slash command dispatched to the same slack_bolt app
 the web process serves; replies arrive at a local `response_url` and print as text, with
 buttons as `[ Label ]` (type the label to press it). `home` shows App Home, the view the
-bot publishes on its Home tab, through the same `app_home_opened` event. `--sandbox` runs it against the
-fakes in `bot.sandbox.demo`, so every verb works with no accounts, and `/deploy simulate spike
-APP` plays traffic there, printing what the bot posts to the channel as it is posted.
+bot publishes on its Home tab, through the same `app_home_opened` event. `--sandbox` runs
+it against the fakes in `bot.sandbox.demo`, so every verb works with no accounts, and
+`/deploy simulate spike APP` plays traffic there, printing what the bot posts to the
+channel as it is posted.
 """
 
 from __future__ import annotations
