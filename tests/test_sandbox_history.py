@@ -24,7 +24,9 @@ NOW = datetime(2026, 12, 4, 7, 57, 35, tzinfo=UTC)  # mid-minute, as a user star
 
 @pytest.fixture
 def seeded(database):
-    services = SimpleNamespace(db=database, metrics=MetricsStore(database))
+    # No public URL: the seed's drain, which needs the fake Heroku, is the console's test's.
+    config = SimpleNamespace(public_url="")
+    services = SimpleNamespace(db=database, metrics=MetricsStore(database), config=config)
     assert history.seed(services, NOW)  # type: ignore[arg-type]
     return services
 
