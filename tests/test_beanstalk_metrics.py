@@ -91,6 +91,16 @@ def test_the_sampler_stores_each_report_once(config, aws, tmp_path, monkeypatch)
     assert summary.service.p95 == pytest.approx(400, rel=0.02)
 
 
+def _worker_calling_once(config, tmp_path, monkeypatch) -> Worker:
+    """A worker over REGISTRY whose AWS calls botocore does not retry: a try is a call."""
+    path = tmp_path / "deploybot.yml"
+    path.write_text(REGISTRY)
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    once = BotoConfig(retries={"mode": "standard", "total_max_attempts": 1})
+    monkeypatch.setattr(beanstalk_module, "_BOTO_CONFIG", beanstalk_module._BOTO_CONFIG.merge(once))
+    return Worker(config)
+
+
 def test_a_throttled_account_is_polled_less_and_about_says_so(
     config,
     aws,  # noqa: F811
@@ -100,12 +110,7 @@ def test_a_throttled_account_is_polled_less_and_about_says_so(
     # AWS throttled an account's DescribeEnvironmentHealth and the sampler asked again every
     # 10 s for each environment (each call retried by botocore), keeping the throttle on for
     # the account's other calls too (a person's scale, status), and told nobody.
-    path = tmp_path / "deploybot.yml"
-    path.write_text(REGISTRY)
-    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
-    once = BotoConfig(retries={"mode": "standard", "total_max_attempts": 1})  # a try, a call
-    monkeypatch.setattr(beanstalk_module, "_BOTO_CONFIG", beanstalk_module._BOTO_CONFIG.merge(once))
-    worker = Worker(config)
+    worker = _worker_calling_once(config, tmp_path, monkeypatch)
     try:
         worker.services().migrate_sqlite_if_behind()
         aws.fail_next(400, count=1000, actions=["DescribeEnvironmentHealth"])  # Throttling
@@ -144,12 +149,7 @@ def test_the_health_detector_shares_the_samplers_backoff_and_keeps_its_incident_
 ):
     # The detectors' DescribeEnvironmentHealth (every 60 s) ignored the sampler's backoff
     # after AWS's Throttling: asked again each minute, keeping the account's throttle on.
-    path = tmp_path / "deploybot.yml"
-    path.write_text(REGISTRY)
-    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
-    once = BotoConfig(retries={"mode": "standard", "total_max_attempts": 1})  # a try, a call
-    monkeypatch.setattr(beanstalk_module, "_BOTO_CONFIG", beanstalk_module._BOTO_CONFIG.merge(once))
-    worker = Worker(config)
+    worker = _worker_calling_once(config, tmp_path, monkeypatch)
     try:
         worker.services().migrate_sqlite_if_behind()
         aws.set_health("shop-prod", region="us-east-1", color="Red", health_status="Severe")

@@ -28,6 +28,22 @@ def run_lines(tmp_path, *lines: str, teammate: str | None = None) -> str:
     return out.getvalue()
 
 
+def console_process(tmp_path, *args: str, stdin: str | None = None) -> str:
+    """`python -m bot console --sandbox ARGS` run as a user runs it, in `tmp_path`: what it
+    printed, once it exited 0."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "console", "--sandbox", *args],
+        input=stdin,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def test_a_sandbox_session_scales_and_kills_with_a_button(tmp_path):
     output = run_lines(
         tmp_path,
@@ -74,32 +90,14 @@ def test_a_mistyped_app_for_a_heroku_only_verb_gets_the_closest_heroku_apps(tmp_
 
 
 def test_python_m_bot_console_sandbox_runs_one_line_and_exits(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "console", "--sandbox", "-c", "/deploy status demo-api"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "== demo-api ==" in result.stdout
-    assert "`web` 2" in result.stdout
+    output = console_process(tmp_path, "-c", "/deploy status demo-api")
+    assert "== demo-api ==" in output
+    assert "`web` 2" in output
 
 
 def test_home_in_the_console_shows_app_home_with_the_sandbox_fleet(tmp_path):
     # The Home tab, the fleet at a glance in Slack, had no way to be seen from the console.
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "console", "--sandbox", "-c", "home", "-c", "Status"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    output = result.stdout
+    output = console_process(tmp_path, "-c", "home", "-c", "Status")
     assert "== deploybot ==" in output and "The worker has never ticked" in output
     for card in ("*`demo`* · Heroku", "*`demo-api`* · Heroku · $107/month", "*`demo-shop`*"):
         assert card in output
@@ -132,23 +130,14 @@ def test_the_sandbox_s_demo_api_has_the_drain_its_day_of_traffic_came_through(tm
 def test_the_sandbox_s_greeting_names_every_app_it_has(tmp_path):
     # It named Beanstalk's `demo-shop` only, so `demo-shop-green`, the one way to try
     # `swap`, was found by nobody who did not read the sandbox's source.
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "console", "--sandbox"],
-        input="exit\n",
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    greeting = result.stdout.splitlines()[0]
+    output = console_process(tmp_path, stdin="exit\n")
+    greeting = output.splitlines()[0]
     assert "fake Heroku (demo, demo-api, demo-staging)" in greeting
     assert "Beanstalk (demo-shop, demo-shop-green)" in greeting
     # What to type first, said once: both lines had offered the two plays.
-    lines = result.stdout.splitlines()
+    lines = output.splitlines()
     assert lines[1].startswith("Type a command such as `status demo`")
-    assert result.stdout.count("`simulate spike demo`") == 1
+    assert output.count("`simulate spike demo`") == 1
 
 
 def test_the_sandbox_beanstalk_environment_answers_the_same_words(tmp_path):
@@ -230,14 +219,9 @@ def test_history_starts_empty_each_run_unless_kept(tmp_path, monkeypatch):
     assert "@you `scale web=2 demo`" in run_lines(tmp_path, "scale web=2 demo", "history")
     assert "No changes recorded" in run_lines(tmp_path, "history")
     assert list(tmp_path.iterdir()) == []  # nothing left behind
-    kept = [sys.executable, "-m", "bot", "console", "--sandbox", "--keep-history", "-c"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for line in ("scale web=2 demo", "history"):
-        result = subprocess.run(
-            [*kept, line], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
-        )
-        assert result.returncode == 0, result.stderr
-    assert "@you `scale web=2 demo`" in result.stdout
+        output = console_process(tmp_path, "--keep-history", "-c", line)
+    assert "@you `scale web=2 demo`" in output
     assert (tmp_path / "deploybot-sandbox.sqlite3").exists()
 
 

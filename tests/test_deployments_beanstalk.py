@@ -745,6 +745,19 @@ def test_ship_with_a_bundle_deploys_an_older_version_without_making_it_again(
     assert aws.violations == []
 
 
+def _naming_no_version(aws) -> str:  # noqa: F811
+    """`shop`'s versions, and `shop-new` of the same application launched with AWS's sample
+    application (it names no VersionLabel): the registry that lists it too."""
+    versions(aws)
+    aws.add_environment(
+        "shop-new", region="us-east-1", access_key=PROD_KEY, application="shop", version_label=None
+    )
+    return BLUE_GREEN + (
+        "  shop-new:\n    platform: beanstalk\n    environment: shop-new\n"
+        "    region: us-east-1\n    aws_profile: prod\n"
+    )
+
+
 def test_an_environment_naming_no_version_is_not_said_to_run_the_newest(
     config,
     aws,  # noqa: F811
@@ -755,14 +768,7 @@ def test_an_environment_naming_no_version_is_not_said_to_run_the_newest(
     # Launched with AWS's sample application, `shop-new` names no VersionLabel. The newest
     # good version had been taken for what runs: `rollback shop-new` offered
     # "`shop-1.0` → `shop-0.9`", and a confirmed one said so.
-    versions(aws)
-    aws.add_environment(
-        "shop-new", region="us-east-1", access_key=PROD_KEY, application="shop", version_label=None
-    )
-    registry = BLUE_GREEN + (
-        "  shop-new:\n    platform: beanstalk\n    environment: shop-new\n"
-        "    region: us-east-1\n    aws_profile: prod\n"
-    )
+    registry = _naming_no_version(aws)
     with served(config, aws, slack, tmp_path, monkeypatch, registry) as new:
         assert say(new, "rollback shop-new")["text"] == (
             "I cannot tell which application version `shop-new` runs: its environment names "
@@ -867,14 +873,7 @@ def test_a_lost_answer_from_an_environment_naming_no_version_is_read_back(
     from bot.store.audit import AuditLog
     from bot.worker.main import Worker
 
-    versions(aws)
-    aws.add_environment(
-        "shop-new", region="us-east-1", access_key=PROD_KEY, application="shop", version_label=None
-    )
-    registry = BLUE_GREEN + (
-        "  shop-new:\n    platform: beanstalk\n    environment: shop-new\n"
-        "    region: us-east-1\n    aws_profile: prod\n"
-    )
+    registry = _naming_no_version(aws)
     with served(config, aws, slack, tmp_path, monkeypatch, registry) as new:
         aws.fail_next(500, actions=["UpdateEnvironment"])  # answered before anything was done
         text = say(new, "ship shop-new shop-1.0")["text"]

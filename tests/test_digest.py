@@ -176,19 +176,24 @@ def test_slacks_passing_errors_answered_200_are_tried_again(code):
     assert not _transient(SlackApiError("x", refused))
 
 
+def _fleet_of(count: int, tmp_path, monkeypatch) -> None:
+    """A registry of `count` apps, each with its channel and a digest at 09:00 in Paris."""
+    fleet = "apps:\n" + "".join(
+        f"  app-{i:02d}:\n    platform: heroku\n    app: myapp\n    channel: C0APP{i:02d}\n"
+        '    digest: "09:00 Europe/Paris"\n'
+        for i in range(count)
+    )
+    path = tmp_path / "deploybot.yml"
+    path.write_text(fleet)
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+
+
 def test_a_fleets_posted_digests_cost_one_query_a_minute_not_one_per_app(
     config, slack, tmp_path, monkeypatch
 ):
     from sqlalchemy import event
 
-    fleet = "apps:\n" + "".join(
-        f"  app-{i:02d}:\n    platform: heroku\n    app: myapp\n    channel: C0APP{i:02d}\n"
-        '    digest: "09:00 Europe/Paris"\n'
-        for i in range(40)
-    )
-    path = tmp_path / "deploybot.yml"
-    path.write_text(fleet)
-    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    _fleet_of(40, tmp_path, monkeypatch)
     worker = Worker(config)
     try:
         assert worker.post_digests(_nine_thirty()) == 40
@@ -214,14 +219,7 @@ def test_a_429_pauses_the_fleets_digests_until_retry_after_and_loses_none(
     # At 09:00 a fleet's digests fall due together; Slack's 429 asks the app to wait. Each
     # app's digest had been posted anyway, one 429 each a minute, each counted as a failed
     # try: ten minutes of Retry-After gave every app's day up after five.
-    fleet = "apps:\n" + "".join(
-        f"  app-{i:02d}:\n    platform: heroku\n    app: myapp\n    channel: C0APP{i:02d}\n"
-        '    digest: "09:00 Europe/Paris"\n'
-        for i in range(10)
-    )
-    path = tmp_path / "deploybot.yml"
-    path.write_text(fleet)
-    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
+    _fleet_of(10, tmp_path, monkeypatch)
     worker = Worker(config)
     try:
         slack.fail_next("chat.postMessage", count=1000, status=429, retry_after=600)
