@@ -105,6 +105,17 @@ def current_release(releases: tuple[Release, ...], platform: str = "heroku") -> 
     return good[0] if good else None
 
 
+def version_by_label(platform: Any, environment: str, app: str, label: str) -> Release | str | None:
+    """Beanstalk `app`'s application version `label` when it is not among the newest listed:
+    looked up by its exact label; else the "did you mean" for labels that differ from it
+    only by case (`differ_by_case`); else None. Rollback and ship ask alike."""
+    found = platform.version(environment, label)
+    if found is not None:
+        return found
+    twins = platform.case_twins(environment, label)
+    return differ_by_case(app, label, twins) if twins else None
+
+
 def differ_by_case(app: str, wanted: str, twins: tuple[str, ...]) -> str:
     """Why Beanstalk `app` has no application version `wanted`, when the labels `twins`
     differ from it only by case: a "did you mean" for one, each of them for more. Never

@@ -21,8 +21,8 @@ from bot.actions.deploy_guard import (
     DeployGuard,
     Judge,
     current_release,
-    differ_by_case,
     platform_of,
+    version_by_label,
 )
 from bot.actions.gate import Gate
 from bot.actions.reconcile import (
@@ -182,11 +182,11 @@ class Deployments:
                 )
         if not heroku and command.target and all(r.version != command.target for r in releases):
             # Older than the newest listed, perhaps: looked up by its label, as ship does.
-            older = platform_of(resolved).version(resolved.target.name, command.target)
-            if older is None:
-                twins = platform_of(resolved).case_twins(resolved.target.name, command.target)
-                if twins:
-                    return Reply(differ_by_case(app, command.target, twins))
+            older = version_by_label(
+                platform_of(resolved), resolved.target.name, app, command.target
+            )
+            if isinstance(older, str):
+                return Reply(older)
             releases = (*releases, older) if older else releases
         target = _rollback_target(app, releases, current, command.target, heroku)
         if isinstance(target, str):

@@ -17,8 +17,8 @@ from bot.actions.deploy_guard import (
     LOOKBACK,
     DeployGuard,
     current_release,
-    differ_by_case,
     platform_of,
+    version_by_label,
 )
 from bot.actions.gate import Gate
 from bot.actions.reconcile import Reconciler, call_reading_back, lost_note, record_lost, unsure
@@ -150,14 +150,12 @@ class Shipping:
         releases = platform.releases(resolved.target.name, LOOKBACK)
         found = [r for r in releases if r.version == command.target]
         if not found:
-            # Older than the newest listed, perhaps: asked for by its label.
-            older = platform.version(resolved.target.name, command.target)
+            # Older than the newest listed, perhaps, or `SHOP-1.0` for `shop-1.0`: asked
+            # again, never made beside it from a bundle.
+            older = version_by_label(platform, resolved.target.name, app, command.target)
+            if isinstance(older, str):
+                return Reply(older)
             found = [older] if older is not None else []
-        if not found:
-            # `SHOP-1.0` for `shop-1.0`: asked again, never made beside it from a bundle.
-            twins = platform.case_twins(resolved.target.name, command.target)
-            if twins:
-                return Reply(differ_by_case(app, command.target, twins))
         bundle = resolved.target.bundle
         if not found and bundle is None:
             return Reply(
