@@ -25,7 +25,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.actions.results import Chart, Digest
 from bot.registry import Target
 from bot.services import Services
-from bot.worker.outbox_sender import TRANSIENT_ERRORS, _retry_after
+from bot.slack_api import retry_after
+from bot.worker.outbox_sender import TRANSIENT_ERRORS
 from handlers.charts import upload
 from handlers.render import digest_text
 from policies import digest
@@ -108,7 +109,7 @@ class DigestJob:
     def _pause(self, key: str, app: str, error: SlackApiError, now: datetime) -> None:
         """Slack's 429: the day back, untried, and no digest before its `Retry-After`."""
         self._release(key)
-        wait = _retry_after(error.response.headers)
+        wait = retry_after(error.response.headers)
         until = now + (timedelta(seconds=wait) if wait else DEFAULT_PAUSE)
         self._services.throttles.throttle(SLACK_PAUSE, until, now)
         log.warning("digests paused: Slack rate-limits the bot",

@@ -12,13 +12,15 @@ thread), and a row that cannot go now holds back the rows behind it.
   a sender killed during its Slack call or before that commit (Slack has no idempotency
   key): the row is sent again once its claim expires. A commit the database fails (a
   failover just after Slack answered) is made again first thing next round, or while the
-  worker waits for the lease it lost with the database, so the row is not sent again. A worker letting go of the lease
-  (Heroku's SIGTERM) ends its round after the row in flight, so a deploy sends each once.
-- HTTP 429: wait Slack's `Retry-After` (at most `bot.slack_api.MAX_PAUSE`) and stop this round (the limit is the app's, not
-  the row's). The pause is stored (`bot.store.throttles`), so a worker that takes the
-  lease over mid-pause waits it out too. 5xx, connection errors and Slack's own transient
-  errors: exponential backoff for that incident only, until the row is a day old; then it
-  is marked failed and the incident's next row goes. No answer at all (a timeout, a
+  worker waits for the lease it lost with the database, so the row is not sent again. A
+  worker letting go of the lease (Heroku's SIGTERM) ends its round after the row in
+  flight, so a deploy sends each once.
+- HTTP 429: wait Slack's `Retry-After` (at most `bot.slack_api.MAX_PAUSE`) and stop this
+  round (the limit is the app's, not the row's). The pause is stored
+  (`bot.store.throttles`), so a worker that takes the lease over mid-pause waits it out
+  too. 5xx, connection errors and Slack's own transient errors: exponential backoff for
+  that incident only, until the row is a day old; then it is marked failed and the
+  incident's next row goes. No answer at all (a timeout, a
   refused connection) also ends the round: the next head would only wait out the same
   timeout. Other Slack errors (`channel_not_found`, …) mark the row failed with the
   error, so one bad channel cannot stall the rest forever.
