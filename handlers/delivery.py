@@ -135,7 +135,12 @@ def _warn_if_worker_down(services: Services, client: WebClient, payload: Message
         return payload
     line = f":warning: {WORKER_DOWN[0].upper()}{WORKER_DOWN[1:]}."
     blocks = [*(payload.get("blocks") or []), _context(line)]
-    _tell_admins_once(services, client, beat.ticked_at.isoformat() if beat else "never")
+    try:
+        _tell_admins_once(services, client, beat.ticked_at.isoformat() if beat else "never")
+    except Exception as error:
+        # The admins' post is the bot's own bookkeeping (its claim, Slack's pause): a database
+        # failing there must not cost the asker the answer to a change already made.
+        log.warning("admin channel not told", extra={"error": type(error).__name__})
     return {**payload, "text": f"{payload['text']}\n{line}", "blocks": blocks}
 
 

@@ -245,3 +245,25 @@ def test_a_worker_down_post_slack_never_answered_costs_no_reply(driver, web, sla
     driver.reply(url)
     [post] = slack.wait_for_calls("chat.postMessage")
     assert post.args["channel"] == ADMIN_CHANNEL
+
+
+def test_a_database_failing_at_the_admins_post_costs_no_reply(driver, web, slack, monkeypatch):
+    # The worker-down post's claim is the web dyno's own bookkeeping: a database that
+    # failed just there (a failover) had gone up through the reply of a change already made.
+    from sqlalchemy.exc import OperationalError
+
+    from bot.store.request_keys import RequestKeys
+
+    claimed = RequestKeys.claim
+
+    def claim(self, key, now):  # type: ignore[no-untyped-def]
+        if key.startswith("worker-down:"):
+            raise OperationalError("INSERT INTO request_keys", {}, Exception("server closed"))
+        return claimed(self, key, now)
+
+    beat(web, datetime.now(UTC) - timedelta(minutes=3))
+    monkeypatch.setattr(RequestKeys, "claim", claim)
+    _, url = driver.command("scale web=2 myapp", ADMIN)
+    reply = driver.reply(url)
+    assert "web 1 → 2" in reply["text"] and WARNING in reply["text"]
+    assert slack.calls_to("chat.postMessage") == []
