@@ -118,6 +118,8 @@ class Notice:
     kind: NoticeKind
     text: str
     names: tuple[str, ...] = ()  # a summary's: the keys of the incidents it names
+    # A thread reply shown in the channel too (Slack's `reply_broadcast`), which notifies it.
+    broadcast: bool = False
 
 
 @dataclass(frozen=True)
@@ -205,7 +207,8 @@ def step(
                 last_at=event.at,
                 count=1,
                 channel=channel_of(event.app),
-                silenced_until=before.silenced_until if before else None,
+                # A silence still in force holds across the reopening; an ended one is done.
+                silenced_until=before.silenced_until if before and before.silenced(now) else None,
                 posted=False,
             )
             opened[key] = None
@@ -262,8 +265,14 @@ def step(
             # Heard for the first time since it opened under a silence: a message of its own
             # (one incident, so no summary fold: its count is what the channel missed).
             kind: NoticeKind = "update" if incident.posted else "post"
-            current[key] = changed[key] = replace(incident, posted=True)
+            ended = incident.silenced_until  # audible, so any silence it had is over
+            current[key] = changed[key] = replace(incident, posted=True, silenced_until=None)
             notices.append(Notice(key, incident.channel, kind, describe(incident)))
+            if incident.posted and ended is not None:
+                # Still going when its silence ended: an edit of its message notifies
+                # nobody, so the channel is told once, in its thread and in the channel.
+                text = f"{describe(incident)}\nThe silence ended at {_clock(ended)} and this is still happening."
+                notices.append(Notice(key, incident.channel, "reply", text, broadcast=True))
     for key in resolved:
         incident = current[key]
         # A notice (a release) was never a problem: it ends without a "resolved" message;

@@ -620,6 +620,26 @@ def test_an_alert_reopened_while_silenced_gets_a_new_message_once_the_silence_en
     button(new, RESTART_ACTION)
 
 
+def test_a_crash_loop_outlasting_its_silence_is_said_again_in_the_channel(
+    driver, heroku, slack, served
+):
+    # When the hour ended its message was only edited (an edit notifies nobody): whoever
+    # silenced it never heard that the app went on crashing.
+    worker, alert, where = _posted_crash(driver, heroku, slack, served[1])
+    _silence(driver, slack, alert, where)
+    channel_of = {"myapp": "CMYAPP"}.get
+    for minutes in (30, 61):
+        at = datetime.now(UTC) + timedelta(minutes=minutes)
+        worker.alerts.record([Event("myapp", "crash", "web", at, "web.1 crashed")], at, channel_of)
+        worker.send_alerts(at)
+    [told] = [m for m in slack.messages("CMYAPP") if m.get("subtype") == "thread_broadcast"]
+    assert told["thread_ts"] == alert["ts"]
+    assert "*myapp* `web` dynos crashed 3 times since" in told["text"]
+    assert "The silence ended at" in told["text"] and "still happening" in told["text"]
+    [message] = alert_messages(slack)  # its own message edited, no second one
+    assert "3 times since" in message["text"]
+
+
 @pytest.mark.parametrize(
     ("error", "advice"),
     [

@@ -241,7 +241,7 @@ def test_a_late_event_keeps_its_incident_open():
 
 @pytest.mark.parametrize(
     ("silenced_for", "notices"),
-    [(None, ["update"]), (timedelta(hours=1), []), (timedelta(seconds=30), ["update"])],
+    [(None, ["update"]), (timedelta(hours=1), []), (timedelta(seconds=30), ["update", "reply"])],
 )
 def test_a_silence_keeps_counting_but_tells_nobody_until_it_ends(silenced_for, notices):
     [incident] = run([crash()], now=at(0)).incidents
@@ -378,3 +378,25 @@ def test_a_late_delivery_of_an_event_a_resolved_incident_covered_is_counted_not_
     # One still within its quiet period when it arrives is news: the incident reopens.
     fresh = run([crash(second=650)], known=[resolved], now=at(1000), rules=QUIET)
     assert kinds(fresh) == [("post", "crash:myapp:web")]
+
+
+def test_a_crash_loop_still_going_when_its_silence_ends_is_said_again_in_the_channel():
+    # Its message had only been edited when the hour ended (an edit notifies nobody): the
+    # team that silenced it for an hour never heard that it went on.
+    [incident] = run([crash()], now=at(0)).incidents
+    incident = silence(incident, at(3600))
+    known = [incident]
+    for second in range(300, 3600, 300):
+        quiet = run([crash(second=second)], known=known, now=at(second), rules=QUIET)
+        assert quiet.notices == ()
+        known = list(quiet.incidents)
+    heard = run([crash(second=3700)], known=known, now=at(3700), rules=QUIET)
+    assert kinds(heard) == [("update", "crash:myapp:web"), ("reply", "crash:myapp:web")]
+    said = heard.notices[1]
+    assert said.broadcast and said.channel == "C_MYAPP"
+    assert "13 times since 15:00 UTC" in said.text
+    assert "silence ended at 16:00 UTC" in said.text
+    # Said once: the crashes after it edit the message as before.
+    then = run([crash(second=3800)], known=heard.incidents, now=at(3800), rules=QUIET)
+    assert kinds(then) == [("update", "crash:myapp:web")]
+    assert not then.notices[0].broadcast

@@ -281,6 +281,7 @@ class Alerts:
                 notice.text,
                 self._blocks_for(notice, by_key.get(notice.key)) if self._blocks_for else None,
                 notice.names,
+                notice.broadcast,
             )
             for notice in result.notices
         ]

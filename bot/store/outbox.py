@@ -148,6 +148,7 @@ class Message(NamedTuple):
     text: str
     blocks: Sequence[dict[str, Any]] | None = None
     names: Sequence[str] = ()  # a storm summary's: the incidents it names
+    broadcast: bool = False  # a reply shown in the channel too
 
 
 def _rows(messages: Sequence[Message], now: datetime) -> list[dict[str, Any]]:
@@ -164,6 +165,7 @@ def _rows(messages: Sequence[Message], now: datetime) -> list[dict[str, Any]]:
                     "text": message.text,
                     "blocks": list(message.blocks) if message.blocks else None,
                     **({"names": list(message.names)} if message.names else {}),
+                    **({"broadcast": True} if message.broadcast else {}),
                 },
                 "state": "pending",
                 "attempts": 0,

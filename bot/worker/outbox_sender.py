@@ -328,8 +328,13 @@ class OutboxSender:
                 self._client.chat_update(channel=row.channel, ts=ts, text=text, blocks=blocks)
                 return None
             if row.kind == "reply" and ts is not None:
+                broadcast = bool(row.payload.get("broadcast"))
                 self._client.chat_postMessage(
-                    channel=row.channel, text=text, blocks=blocks, thread_ts=ts
+                    channel=row.channel,
+                    text=text,
+                    blocks=blocks,
+                    thread_ts=ts,
+                    **({"reply_broadcast": True} if broadcast else {}),
                 )
                 return None
             # A post, or an update or reply whose message never got out (silenced, failed):

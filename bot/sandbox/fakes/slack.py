@@ -533,6 +533,8 @@ class FakeSlack(ServedFake):
         for name in ("blocks", "attachments", "thread_ts"):
             if args.get(name):
                 message[name] = args[name]
+        if message.get("thread_ts") and args.get("reply_broadcast") in (True, "true", "1"):
+            message["subtype"] = "thread_broadcast"  # a reply shown in the channel too
         return message
 
     def _post_message(self, args: dict[str, Any]) -> dict[str, Any]:
