@@ -234,10 +234,10 @@ class Reconciler:
                 None,
             )
             if made is None:
-                missing.append(f"`{escape(name)}`")
+                missing.append(code(name))
             else:
                 words = f"({escape(clip(made.description, DESCRIPTION_SHOWN))})"
-                promoted.append(f"`{escape(name)}` runs {escape(made.version)} {words}")
+                promoted.append(f"{code(name)} runs {escape(made.version)} {words}")
         if not missing:
             return ReadBack("ok", None, "; ".join(promoted))
         # A promotion makes its releases within seconds; none after the pass's minutes is final.
@@ -266,7 +266,7 @@ class Reconciler:
             outcome = "unknown"
         # The first is the app the swap was asked of: said as typed, not as its environment.
         said = resolved.target.alias if one == resolved.target.name else one
-        words = f"`{escape(said)}` answers at {escape(now[one])}"
+        words = f"{code(said)} answers at {escape(now[one])}"
         return ReadBack(outcome, None, words)
 
     def read_back_maintenance(

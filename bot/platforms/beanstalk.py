@@ -357,7 +357,7 @@ class BeanstalkPlatform:
             ids = [i.get("Id", "") for i in self._instances(app)]
             if dyno not in ids:
                 raise NotSupported(
-                    f"{code(dyno)} is not one of `{escape(app)}`'s instances "
+                    f"{code(dyno)} is not one of {code(app)}'s instances "
                     f"({listed(sorted(ids))}): name one of those, or none for the newest "
                     "tail of any.",
                     app=app,
