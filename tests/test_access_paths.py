@@ -346,3 +346,18 @@ def test_about_and_home_name_no_drain_of_an_app_the_rules_hide(with_registry, co
     header = open_home(driver, USER)["blocks"][1]["elements"][0]["text"]
     assert "Drain `myapp`" in header and "other-app" not in header
     assert "Drains: the access rules keep 1 more from you" in header
+
+
+GROUP_RULES = (
+    "heroku:\n  allow_unlisted: true\naccess:\n  - allow: [config, scale]\n    groups: [S0OPS]\n"
+)
+
+
+def test_config_answers_when_slack_cannot_say_who_is_in_a_group(with_registry, slack):  # noqa: F811
+    slack.set_usergroup("S0OPS", [USER])
+    driver = with_registry(GROUP_RULES)
+    slack.fail_next("usergroups.users.list", count=10, status=500)
+    # It had ended in "Something went wrong inside deploybot" and a traceback in the log.
+    assert say(driver, "config myapp", USER)["text"].startswith(
+        "I could not check the members of Slack user group S0OPS"
+    )

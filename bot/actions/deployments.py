@@ -45,6 +45,7 @@ from bot.actions.results import (
     Result,
 )
 from bot.actions.shipping import Shipping
+from bot.actions.usergroups import GroupLookupFailed
 from bot.platforms.base import NO_MAINTENANCE, NotSupported, PlatformError, Release
 from bot.registry import Target
 from bot.store.audit import Actor, AuditLog
@@ -441,7 +442,10 @@ class Deployments:
         platform = platform_of(resolved)
         if command.mode is None:
             values = platform.config_vars(resolved.target.name)
-            masked = not self._gate.decide(actor, "config", app).allowed
+            try:
+                masked = not self._gate.decide(actor, "config", app).allowed
+            except GroupLookupFailed as error:
+                return Reply(str(error))
             return ConfigVars(
                 app,
                 tuple(sorted(values.items())),
