@@ -361,3 +361,13 @@ def test_config_answers_when_slack_cannot_say_who_is_in_a_group(with_registry, s
     assert say(driver, "config myapp", USER)["text"].startswith(
         "I could not check the members of Slack user group S0OPS"
     )
+
+
+def test_apps_lists_them_when_slack_cannot_say_who_is_in_a_group(with_registry, slack):  # noqa: F811
+    slack.set_usergroup("S0OPS", [USER])
+    driver = with_registry(GROUP_RULES)
+    slack.fail_next("usergroups.users.list", count=10, status=500)
+    # `apps` only reads: it had been refused for the group a `scale` rule names.
+    listed = say(driver, "apps", USER)["text"]
+    assert listed.startswith("*Apps I manage*"), listed
+    assert listed.endswith("You may make changes: `/deploy whoami` says which, on which apps.")

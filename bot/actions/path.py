@@ -539,7 +539,7 @@ class Actions:
             unlisted_heroku=self._unlisted_heroku,
         )
 
-    def _may(self, actor: Actor, verbs: tuple[str, ...], app: str) -> frozenset[str]:
+    def _may(self, actor: Actor, verbs: tuple[str, ...], app: str | None) -> frozenset[str]:
         """Which of `verbs` the rules let `actor` run on `app`: App Home offers only those
         buttons. When Slack cannot say who is in a group, the button stays, and its click
         says so."""
@@ -611,9 +611,10 @@ class Actions:
             targets = tuple(t for t in every if word in t.alias.lower() or word in t.name.lower())
         return AppList(
             apps=targets,
+            # Said as App Home offers its buttons: Slack failing to say who is in a group
+            # keeps nothing from a listing that only reads.
             may_change=any(
-                self._gate.decide(actor, "scale", app).allowed
-                for app in [t.alias for t in targets] or [None]
+                self._may(actor, ("scale",), app) for app in [t.alias for t in targets] or [None]
             ),
             unlisted_heroku=self._unlisted_heroku and word is None,
             matching=word,
