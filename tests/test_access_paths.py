@@ -371,3 +371,24 @@ def test_apps_lists_them_when_slack_cannot_say_who_is_in_a_group(with_registry, 
     listed = say(driver, "apps", USER)["text"]
     assert listed.startswith("*Apps I manage*"), listed
     assert listed.endswith("You may make changes: `/deploy whoami` says which, on which apps.")
+
+
+def test_an_approvers_cancel_when_slack_cannot_say_who_is_in_a_group_says_so(
+    with_registry,  # noqa: F811
+    heroku,
+    slack,
+):
+    heroku.add_app("shop", formation={"web": (1, "standard-1x")})
+    slack.set_usergroup("S0OPS", [ADMIN])
+    driver = with_registry(
+        RIGHTS.replace("apps:", "  - allow: [approve]\n    groups: [S0OPS]\napps:")
+    )
+    prompt = say(driver, "kill shop", USER)
+    assert "needs a second person's approval" in prompt["text"]
+    slack.fail_next("usergroups.users.list", count=10, status=500)
+    _, url = driver.click(CANCEL_ACTION, button(prompt, CANCEL_ACTION)["value"], ADMIN)
+    # It had said "Only <@asker>, who asked, can cancel this." to an approver.
+    assert driver.reply(url)["text"].startswith(
+        "I could not check the members of Slack user group S0OPS"
+    )
+    assert heroku.formation("shop")["web"][0] == 1

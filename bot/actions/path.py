@@ -733,11 +733,8 @@ class Actions:
             )
         return Reply(f"{error} Nothing was changed; the request stays open until it expires.")
 
-    def _may_decide(
-        self, actor: Actor, pending: Pending, verb: str, acting: bool = True
-    ) -> str | None:
-        """Why `actor` may not click Confirm/Approve on `pending`, or None if they may;
-        `acting=False` (declining with Cancel) does not judge the asker's own right."""
+    def _may_decide(self, actor: Actor, pending: Pending, verb: str) -> str | None:
+        """Why `actor` may not click Confirm/Approve on `pending`, or None if they may."""
         try:
             if pending.approval_required:
                 if actor.user_id == pending.user_id:
@@ -750,8 +747,6 @@ class Actions:
                     return decision.reason  # it names the approval and the app already
                 if not decision.allowed:
                     return f"You may not approve changes to `{pending.app}`. {decision.reason}"
-                if not acting:
-                    return None
                 # The asker's own right, judged again: it may have been taken away (a rule,
                 # a user group) since they asked, and the change is made in their name, in
                 # the channel they asked in.
@@ -779,11 +774,17 @@ class Actions:
         pending = self._confirmations.get(confirmation_id)
         if pending is None:
             return Reply("I have no record of that request.")
-        if pending.user_id != actor.user_id and (
-            not pending.approval_required
-            or self._may_decide(actor, pending, "approve", acting=False)
-        ):
-            return Reply(f"Only <@{pending.user_id}>, who asked, can cancel this.")
+        if pending.user_id != actor.user_id:
+            # Someone who may approve it may decline it too, whatever the asker's own right.
+            try:
+                may = (
+                    pending.approval_required
+                    and self._gate.decide(actor, "approve", pending.app).allowed
+                )
+            except GroupLookupFailed as error:
+                return Reply(str(error))
+            if not may:
+                return Reply(f"Only <@{pending.user_id}>, who asked, can cancel this.")
         now = self._now()
         if not self._confirmations.decide(confirmation_id, actor.user_id, "cancelled", now):
             if self._confirmations.ask_cancel(confirmation_id, actor.user_id):
