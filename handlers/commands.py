@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.actions.background import BUSY
 from bot.store.audit import Actor
-from handlers.delivery import approvers_channel, deliver, dm_responder, public_as_bot
+from handlers.delivery import approvers_channel, ask_approvers, deliver, public_as_bot
 from handlers.offload import answer_lost, job_name
 from handlers.render import safely
 from handlers.replies import respond_to
@@ -56,11 +56,11 @@ def register(app: App, services: Services) -> None:
         channel = approvers_channel(services, result, parsed.app) if in_dm else None
         if channel is not None:
             # Typed in a DM: a second person must see the request to approve it.
-            deliver(services, result, dm_responder(client, channel), client, channel)
-            respond(
-                response_type="ephemeral",
-                text=f"Asked in <#{channel}>, where someone who may approve it will see it.",
-            )
+            if ask_approvers(services, result, client, channel, respond):
+                respond(
+                    response_type="ephemeral",
+                    text=f"Asked in <#{channel}>, where someone who may approve it will see it.",
+                )
             return
         deliver(services, result, respond, client, actor.channel_id)
 

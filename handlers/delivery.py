@@ -29,7 +29,8 @@ from bot.actions.results import (
 from bot.slack_api import ADMIN_PAUSE, ADMIN_PAUSE_DEFAULT, rate_limited_for
 from bot.store.audit import utcnow
 from handlers.charts import upload
-from handlers.render import break_glass_message, message, settled_message
+from handlers.render import UNDELIVERED_ADVICE, break_glass_message, message, settled_message
+from policies.slack_text import code
 
 if TYPE_CHECKING:
     from slack_bolt import Respond
@@ -79,6 +80,33 @@ def approvers_channel(services: Services, result: Result, app: str | None) -> st
     if not (isinstance(result, NeedsConfirmation) and result.approval and app):
         return None
     return services.registry.channel_of(services.registry.canonical(app))
+
+
+def ask_approvers(
+    services: Services,
+    result: Result,
+    client: WebClient,
+    channel: str,
+    tell: Callable[..., Any],
+) -> bool:
+    """Post `result`, a request a second person must approve, in the app's `channel`; when
+    Slack refuses it there (the bot is not in it, it is archived), say why through `tell`,
+    which reaches the asker. False then: the request had waited there unseen until it
+    expired, and the asker heard nothing."""
+    try:
+        deliver(services, result, dm_responder(client, channel), client, channel)
+    except SlackApiError as error:
+        problem = str(error.response.get("error"))
+        log.warning("approval request not posted", extra={"channel": channel, "error": problem})
+        advice = UNDELIVERED_ADVICE.get(
+            problem, f"Slack refused to post it there ({code(problem)})."
+        )
+        tell(
+            response_type="ephemeral",
+            text=f"I could not ask for approval in <#{channel}>, as {advice} Then ask again.",
+        )
+        return False
+    return True
 
 
 def dm_responder(client: WebClient, user_id: str) -> Callable[..., None]:

@@ -15,7 +15,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.store.audit import Actor
 from handlers.clicks import button_value, page_number, refuse
-from handlers.delivery import approvers_channel, deliver, dm_responder
+from handlers.delivery import approvers_channel, ask_approvers, deliver, dm_responder
 from handlers.home import COMMANDS, PAGE_ACTION, PER_PAGE, Refresher, home_view
 from handlers.offload import quietly
 from handlers.render import safely
@@ -81,8 +81,9 @@ def register(app: App, services: Services) -> None:
         # A second person must see it to approve: in the DM nobody else could.
         where = approvers_channel(services, result, app_name)
         if where is not None:
-            respond = dm_responder(client, where)
-        deliver(services, result, respond, client, where or user_id)
+            ask_approvers(services, result, client, where, respond)
+            return
+        deliver(services, result, respond, client, user_id)
 
     def on_page(body: dict[str, Any], client: WebClient) -> None:
         user_id = body["user"]["id"]

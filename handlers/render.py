@@ -452,7 +452,7 @@ def _local(epoch: float, zone: str) -> str:
 
 
 # What to do when Slack refuses an app's channel; other refusals are in the worker's log.
-_UNDELIVERED_ADVICE = {
+UNDELIVERED_ADVICE = {
     "not_in_channel": "the bot is not in that channel: `/invite @deploybot` there.",
     "is_archived": "that channel is archived: unarchive it, or give the app another "
     "`channel:` in the registry.",
@@ -476,7 +476,7 @@ def undelivered_line(undelivered: Undelivered) -> str:
         what = "Alerts and the daily digest"
         counted = f"{alerts} alert{'s' * (alerts > 1)}, {digests} digest{'s' * (digests > 1)}"
         logged = "alert not sent"
-    advice = _UNDELIVERED_ADVICE.get(undelivered.error, f"the worker's log says more (`{logged}`).")
+    advice = UNDELIVERED_ADVICE.get(undelivered.error, f"the worker's log says more (`{logged}`).")
     return (
         f":warning: {what} to {where} not delivered ({counted} since "
         f"{undelivered.since:%H:%M} UTC): Slack said {code(clip(undelivered.error, 80))}: {advice}"

@@ -191,6 +191,30 @@ def test_a_change_typed_in_a_dm_needing_approval_is_asked_in_the_apps_channel(
         assert heroku.formation("myapp")["web"][0] == 0
 
 
+@pytest.mark.parametrize("where", ["dm", "home"])
+def test_an_approval_request_slack_refuses_in_the_apps_channel_is_said_to_the_asker(
+    config, slack, heroku, tmp_path, monkeypatch, where
+):
+    # Slack's not_in_channel had ended the job with a traceback in the log, and the asker
+    # heard nothing: the request waited, unseen, until it expired.
+    with protected(config, tmp_path, monkeypatch, "    channel: C0MYAPP\n") as app:
+        slack.leave_channel("C0MYAPP")
+        driver = SlackDriver(app.test_client(), slack)
+        if where == "dm":
+            _, url = driver.command("kill myapp", ADMIN, channel="D0ADMINDM")
+            told = driver.reply(url)["text"]
+        else:
+            click(driver, SCALE_DOWN_ACTION, "myapp", ADMIN)
+            refused, post = slack.wait_for_calls("chat.postMessage", n=2, timeout=10)
+            assert (refused.args["channel"], post.args["channel"]) == ("C0MYAPP", ADMIN)
+            told = post.args["text"]
+        assert told == (
+            "I could not ask for approval in <#C0MYAPP>, as the bot is not in that channel: "
+            "`/invite @deploybot` there. Then ask again."
+        ), told
+        assert heroku.formation("myapp")["web"][0] == 1
+
+
 def test_a_home_change_needing_approval_for_an_app_without_a_channel_is_refused_at_once(
     config, slack, heroku, tmp_path, monkeypatch
 ):
