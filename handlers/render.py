@@ -716,17 +716,24 @@ def _history(result: History) -> Message:
     scope = f"`{result.app}`" if result.app else "every app"
     scope = "the apps you may see" if result.hidden else scope
     # Across apps, what the rules leave out is counted, so "every app" is not claimed.
-    kept = ""
-    if result.hidden:
-        apps = "1 app" if result.hidden == 1 else f"{result.hidden:,} apps"
+    kept, warning = "", []
+    why, unsure = result.unsure or ("", 0)
+    if unsure:
+        # Not the rules' doing, said as App Home says it.
+        left_out = "1 app" if unsure == 1 else f"{unsure:,} apps"
+        warning = [f":warning: {why} Until then I leave out the {left_out} its rules decide."]
+    if result.hidden > unsure:
+        ruled = result.hidden - unsure
+        apps = "1 app" if ruled == 1 else f"{ruled:,} apps"
         kept = f" (the access rules keep {apps} from you)"
     if not result.entries:
         what = f"{result.only} requests" if result.only else "changes"
         anywhere = f"`{result.app}`" if result.app else "any app"
         anywhere = "any app you may see" if result.hidden else anywhere
-        return _text(f"No {what} recorded for {anywhere} yet{kept}.", public=False)
+        text = "\n".join([f"No {what} recorded for {anywhere} yet{kept}.", *warning])
+        return _text(text, public=False)
     title = f"requests for {scope} ({result.only})" if result.only else f"changes to {scope}"
-    lines = [f"*Recent {title}*, newest first{kept}"]
+    lines = [f"*Recent {title}*, newest first{kept}", *warning]
     for entry in result.entries:
         when = int(entry.started_at.timestamp())
         fallback = entry.started_at.strftime("%Y-%m-%d %H:%M UTC")

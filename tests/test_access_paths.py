@@ -392,3 +392,19 @@ def test_an_approvers_cancel_when_slack_cannot_say_who_is_in_a_group_says_so(
         "I could not check the members of Slack user group S0OPS"
     )
     assert heroku.formation("shop")["web"][0] == 1
+
+
+def test_history_says_which_apps_it_leaves_out_because_slack_cannot_say(with_registry, slack):  # noqa: F811
+    slack.set_usergroup("S0OPS", ["UOTHER99"])
+    driver = with_registry(HIDDEN_RULES.replace("users: [UUSER001]", "groups: [S0OPS]"))
+    say(driver, "scale web=3 other-app", ADMIN)
+    say(driver, "scale web=2 myapp", ADMIN)
+    slack.fail_next("usergroups.users.list", count=10, status=500)
+    # It had said "the access rules keep 1 app from you": no rule does, Slack failed.
+    lines = say(driver, "history", USER)["text"].splitlines()
+    assert lines[0] == "*Recent changes to the apps you may see*, newest first"
+    assert lines[1] == (
+        ":warning: I could not check the members of Slack user group S0OPS, which the access "
+        "rules name. Try again in a minute. Until then I leave out the 1 app its rules decide."
+    )
+    assert "scale web=2 myapp" in lines[2]

@@ -254,8 +254,9 @@ class Actions:
             return Reply(str(error))
         if command.verb == "history":
             outcomes = HISTORY_FILTERS.get(command.mode or "")
+            unsure: list[str] = []
             hidden = (
-                self._hidden(actor, "history", self._audit.apps)
+                self._hidden(actor, "history", self._audit.apps, unsure)
                 if command.app is None
                 else frozenset()
             )
@@ -263,7 +264,13 @@ class Actions:
             missing = self._no_such_app(command.app) if command.app and not entries else None
             if missing:
                 return Reply(missing)
-            return History(command.app, tuple(entries), command.mode, len(hidden))
+            return History(
+                command.app,
+                tuple(entries),
+                command.mode,
+                len(hidden),
+                (unsure[0], len(unsure)) if unsure else None,
+            )
         if command.verb == "alerts":
             if self._alerts is None:
                 return Reply("This bot keeps no alerts.")

@@ -130,6 +130,9 @@ class History:
     entries: tuple[Entry, ...]
     only: str | None = None  # a filter word: refused, cancelled, expired, failed, …
     hidden: int = 0  # across apps: how many apps the access rules keep from the asker
+    # Why some of `hidden` are only because Slack could not say who is in a group, and how
+    # many, as `Home.unsure`: they are not the rules' doing.
+    unsure: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)
