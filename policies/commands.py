@@ -1137,7 +1137,7 @@ def _parse_autoscale_schedule(app: str | None, words: list[str]) -> Command:
     action = words[0].lower() if words else ""
     if action == "list" and len(words) == 1:
         return Command("autoscale", app=app, mode="schedule", topic="list")
-    if action == "remove" and len(words) == 2 and words[1].isdigit() and int(words[1]) > 0:
+    if action == "remove" and len(words) == 2 and ascii_digits(words[1]) and int(words[1]) > 0:
         return Command("autoscale", app=app, mode="schedule", topic="remove", limit=int(words[1]))
     usage = "Say `schedule add mon-fri 08:00-18:00 min=3`, `schedule list` or `schedule remove N`."
     if action == "remove" and len(words) == 2 and ascii_digits(words[1]):
