@@ -1156,6 +1156,8 @@ def _parse_autoscale_schedule(app: str | None, words: list[str]) -> Command:
         key, _, value = word.partition("=")
         key = key.lower()
         count = key in ("min", "max") and ascii_digits(value) and int(value) <= MAX_QUANTITY
+        if (count or (key == "tz" and value)) and any(k == key for k, _ in options):
+            raise CommandError(f"{code(key)} is given twice.", "autoscale schedule")
         if count or (key == "tz" and value):
             options.append((key, value))
         else:

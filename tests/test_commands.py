@@ -203,6 +203,9 @@ def test_words_without_quotes_split_as_shlex_splits_them(text: str) -> None:
         ("autoscale demo schedule add mon 08:00-18:00 min=２", "is not min=N, max=N"),
         # `'²'.isdigit()` is true, and `int('²')` had raised out of the parser.
         ("autoscale demo schedule remove ²", "Say `schedule add mon-fri 08:00-18:00 min=3`"),
+        # The last of two had been kept silently, as `set` and `on` refuse them.
+        ("autoscale demo schedule add mon 08:00-09:00 min=2 min=3", "`min` is given twice"),
+        ("autoscale demo schedule add mon 08:00-09:00 min=2 tz=UTC TZ=Asia/Tokyo", "`tz` is given"),
         ("logs demo web.1 web.2", "`web.2` is one word too many: name one dyno"),
         ("logs demo web.1 abc", "`abc` is one word too many: name one dyno"),
         ("logs demo 5 6", "`6` is a second number of lines"),
