@@ -160,6 +160,12 @@ def test_settings_and_schedule_windows_change_from_chat(driver, web):
         "`99h` is longer than an hour, the longest a scale-down may wait: write a span such "
         "as 5m or 30m."
     )
+    # Past timedelta's range it had raised OverflowError: "Something went wrong".
+    huge = "9" * 20 + "h"
+    assert say(driver, f"autoscale myapp set down_stabilization={huge}")["text"] == (
+        f"`{huge}` is longer than an hour, the longest a scale-down may wait: write a span "
+        "such as 5m or 30m."
+    )
 
 
 def test_chat_cannot_change_what_the_registry_sets(with_registry):

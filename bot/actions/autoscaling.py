@@ -90,9 +90,10 @@ def _window(w: dict[str, str]) -> policy.Window:
 
 
 def _duration(text: str) -> timedelta:
-    """`90s`, `2m`, `1h` (the grammar checked the form)."""
+    """`90s`, `2m`, `1h` (the grammar checked the form). A count past a million reads as a
+    million: any of them is refused as longer than an hour, where timedelta overflowed."""
     unit = {"s": "seconds", "m": "minutes", "h": "hours"}[text[-1]]
-    return timedelta(**{unit: int(text[:-1])})
+    return timedelta(**{unit: min(int(text[:-1]), 1_000_000)})
 
 
 def _span(since: timedelta) -> str:
