@@ -381,6 +381,11 @@ def parse_duration(text: str) -> timedelta:
             f"`{text}` is not a duration: write a whole number and a unit, like 90m, 2h or 1d."
         )
     unit = _DURATION_UNITS[match[2][0].lower()]
+    if int(match[1]) > 1_000_000:  # past timedelta's range before a billion days
+        raise ValueError(
+            f"`{text}` is far too long a duration: write a whole number and a unit, like 90m, "
+            "2h or 1d."
+        )
     return timedelta(**{unit: int(match[1])})
 
 

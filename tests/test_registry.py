@@ -119,6 +119,13 @@ def test_no_registry_reaches_every_heroku_app_by_name():
             5,
             "`soon` is not a duration",
         ),
+        # Past timedelta's range it had raised OverflowError out of the loader.
+        (
+            "apps:\n  web:\n    platform: heroku\n    autoscale:\n"
+            "      down_stabilization: 99999999999999999999m\n",
+            5,
+            "`99999999999999999999m` is far too long a duration",
+        ),
         (
             "apps:\n  web:\n    platform: heroku\n    max: 4\n    autoscale:\n"
             "      schedule:\n        - from: '08:00'\n          to: '18:00'\n"
