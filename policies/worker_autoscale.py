@@ -105,7 +105,7 @@ def decide_worker(
         )
         return WorkerDecision(current, keep, _arrow(what, process_type, current, keep))
     if target.kind == "jobs":
-        wanted = math.ceil(value / target.value - _EPSILON)
+        wanted = _ceil(value / target.value, high)
         shown = f"{value:g} jobs waiting, {target.value:g} per dyno"
     else:
         shown = f"job queue latency {value:g} s against {target.value:g} s"
@@ -117,7 +117,7 @@ def decide_worker(
         elif abs(ratio - 1) <= tolerance:
             wanted = current
         else:
-            wanted = math.ceil(current * ratio - _EPSILON)
+            wanted = _ceil(current * ratio, high)
     desired = min(max(wanted, low), high)
     why = ""
     busy = busy_jobs(info, process_type)
@@ -147,6 +147,12 @@ def is_unread(reason: str) -> bool:
 
 
 _UNREAD = "could not read the job queue "
+
+
+def _ceil(wanted: float, high: int) -> int:
+    """ceil(wanted), at most `high`: a huge count over a small target is infinity, which
+    math.ceil refuses."""
+    return math.ceil(min(wanted, high) - _EPSILON)
 
 
 def _is_count(value: float) -> bool:

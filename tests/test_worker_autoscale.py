@@ -149,6 +149,16 @@ def test_a_type_the_endpoint_does_not_list_keeps_its_count(app_url):
 
 
 @pytest.mark.parametrize(
+    "target", [WorkerTarget("jobs", 0.5), WorkerTarget("latency", 0.001)], ids=str
+)
+def test_a_number_past_any_float_once_divided_asks_for_max(target):
+    # 1e308 jobs over 0.5 a dyno is infinity, and math.ceil(inf) had raised OverflowError
+    # out of the tick, which then scaled no app's workers while this one answered so.
+    decision = decide_worker(target, "worker", 2, 0, 10, {"worker": 1e308})
+    assert decision.desired == 10 and "worker 2→10" in decision.reason
+
+
+@pytest.mark.parametrize(
     ("text", "kind", "value"),
     [("latency:30s", "latency", 30.0), ("latency:2m", "latency", 120.0), ("jobs:50", "jobs", 50.0)],
 )
