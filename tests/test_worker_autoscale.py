@@ -520,3 +520,24 @@ def test_a_worker_max_above_the_guardrail_and_the_default_max_are_as_web_s(
         assert "on, worker 0–10, target job queue latency 30 s" in reply.text
     finally:
         services.db.dispose()
+
+
+def test_a_worker_type_gone_from_the_formation_can_still_be_turned_off(services, heroku, queue):
+    # `worker` dropped from the Procfile: `autoscale myapp worker off` had been refused as
+    # "`myapp` has no `worker` process type", so the setting stayed on with no way out.
+    from bot.store.audit import Actor
+    from policies.commands import parse
+    from tests.conftest import ADMIN
+
+    _worker_on(services)
+    with heroku._lock:
+        heroku._apps["myapp"].processes.pop("worker")
+    run = services.actions.run
+    reply = run(Actor(ADMIN, source="console"), parse("autoscale myapp worker off"))
+    assert reply.public, reply.text
+    assert "set autoscaling of `myapp`: off, worker 0–10" in reply.text
+    status = run(Actor(ADMIN, source="console"), parse("autoscale myapp status")).text
+    assert "Worker `worker`: off" in status
+    # Turning it on again is still refused: there is nothing to scale.
+    again = run(Actor(ADMIN, source="console"), parse("autoscale myapp worker on"))
+    assert "`myapp` has no `worker` process type" in again.text and not again.public

@@ -598,7 +598,9 @@ class AutoscaleCommands:
         current = store.settings(app, ptype)
         options = dict(command.options)
         running = formation_map(resolved.platform.formation(resolved.target.name))
-        if ptype not in running:
+        # A type gone from the formation (dropped from the Procfile) may still be turned
+        # off: its setting would otherwise stay on with no way to end it.
+        if ptype not in running and not (command.mode == "off" and current is not None):
             self._audit.finish(entry, "refused", error="no such process type")
             return Reply(
                 f"`{app}` has no `{ptype}` process type; its formation has "
