@@ -440,3 +440,14 @@ def test_counts_past_heroku_s_limit_at_the_size_are_refused_or_warned(driver, he
     assert say(driver, "autoscale mid shadow")["text"].startswith(
         one.format("the max=5 already set")
     )
+
+
+def test_autoscaling_turns_off_whatever_max_the_registry_now_allows(with_registry):
+    # The registry's max lowered below the max chat had set: `off` had been refused as
+    # "… so the max=6 already set is refused", leaving the autoscaler on.
+    entry = "apps:\n  myapp:\n    platform: heroku\n"
+    say(with_registry(entry), "autoscale myapp on max=6")
+    driver = with_registry(entry + "    max: 4\n")
+    reply = say(driver, "autoscale myapp off")
+    assert reply["response_type"] == "in_channel", reply["text"]
+    assert "set autoscaling of `myapp`: off" in reply["text"]

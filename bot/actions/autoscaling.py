@@ -246,7 +246,9 @@ class AutoscaleCommands:
         """Refuses, audited, a max, pin or schedule window asking for `count` `ptype` dynos
         past the registry's guardrail or past what Heroku runs at their size; else None and
         the warning to add when Heroku's limit may be raised. `kept`: a max not typed is
-        the one set before, not the default."""
+        the one set before, not the default. `off` asks for no dynos: never refused."""
+        if command.mode == "off" and command.verb == "autoscale":
+            return None, None
         app = command.app or ""
         if command.verb == "pin":
             kind, what = "pin", f"a pin at {ptype}={count}"
