@@ -373,6 +373,9 @@ def test_simulate_app_replays_its_stored_traffic(config, monkeypatch):
         mine = services.actions.run(Actor(ADMIN, source="console"), parse("simulate myapp 3h"))
         assert mine.text.startswith("Replaying `myapp`'s last 3h (180 minutes")
         assert mine.text.count("dyno-hours") == 2 and "your current settings: " in mine.text
+        # Only the hold differs between the two: "with the default (adaptive) settings" had
+        # read as the built-in min, max and target, which a target of rpm:1 made look costly.
+        assert "with your settings but the default (adaptive) scale-down hold it " in mine.text
         other = services.actions.run(
             Actor(ADMIN, source="console"), parse("simulate other-app 12h")
         )

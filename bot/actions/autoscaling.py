@@ -565,7 +565,7 @@ class AutoscaleCommands:
             )
         else:
             results = (
-                f"with the default (adaptive) settings it would have cost "
+                "with your settings but the default (adaptive) scale-down hold it would have cost "
                 f"{default.dyno_hours:,.1f} dyno-hours and {default.slo_violation_minutes:,} "
                 f"violation minutes; your current settings: {mine.dyno_hours:,.1f} dyno-hours "
                 f"and {mine.slo_violation_minutes:,} violation minutes"
