@@ -45,6 +45,8 @@ def test_turning_it_on_shadow_and_off(driver, web):
     reply = say(driver, "autoscale myapp on max=6 target=queue:300ms")
     assert reply["response_type"] == "in_channel"
     assert "set autoscaling of `myapp`: on, web 1–6, target p95 queue time 300 ms" in reply["text"]
+    # The autoscaler is never asked about cost, so the max's bill is said (6 Standard-1X).
+    assert "At max=6, web costs ≈ $150/month at list prices." in reply["text"]
     store = AutoscaleStore(web.extensions["deploybot"].db)
     settings = store.settings("myapp")
     assert (settings.mode, settings.min, settings.max, settings.target_kind) == (
@@ -451,3 +453,4 @@ def test_autoscaling_turns_off_whatever_max_the_registry_now_allows(with_registr
     reply = say(driver, "autoscale myapp off")
     assert reply["response_type"] == "in_channel", reply["text"]
     assert "set autoscaling of `myapp`: off" in reply["text"]
+    assert "costs" not in reply["text"]

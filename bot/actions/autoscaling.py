@@ -30,6 +30,7 @@ from bot.store.autoscale_settings import (
 from bot.store.worker_autoscale_settings import WorkerSettings
 from policies import autoscale as policy
 from policies.commands import Command
+from policies.costs import monthly_price, usd
 from policies.sizes import PastLimit, past_heroku_limit
 from policies.slack_text import code, escape, listed, moment, more_note
 from policies.worker_autoscale import WorkerTarget, parse_worker_target
@@ -94,6 +95,16 @@ def _duration(text: str) -> timedelta:
     million: any of them is refused as longer than an hour, where timedelta overflowed."""
     unit = {"s": "seconds", "m": "minutes", "h": "hours"}[text[-1]]
     return timedelta(**{unit: min(int(text[:-1]), 1_000_000)})
+
+
+def _ceiling_cost(mode: str, ptype: str, running: dict[str, tuple[int, str]], high: int) -> str:
+    """What `high` dynos of `ptype` cost a month at list prices, said when autoscaling goes
+    on: the autoscaler is never asked about cost, so the max is the bill it may run up."""
+    size = running.get(ptype, (0, ""))[1]
+    price = monthly_price("heroku", size) if mode != "off" and size else None
+    if price is None:
+        return ""
+    return f" At max={high}, {ptype} costs ≈ {usd(price * high)}/month at list prices."
 
 
 def _span(since: timedelta) -> str:
@@ -228,6 +239,7 @@ class AutoscaleCommands:
         self._audit.finish(entry, "ok", after={"autoscale": settings.describe()})
         return Reply(
             f"<@{actor.user_id}> set autoscaling of `{app}`: {settings.describe()}."
+            + _ceiling_cost(settings.mode, "web", running, high)
             + self._missed_already(settings, now)
             + _warned(past),
             public=True,
@@ -652,7 +664,9 @@ class AutoscaleCommands:
                 f"`/deploy simulate queue {app}` plays a backlog of jobs against it."
             )
         return Reply(
-            f"<@{actor.user_id}> set autoscaling of `{app}`: {settings.describe()}.{idle}"
+            f"<@{actor.user_id}> set autoscaling of `{app}`: {settings.describe()}."
+            + _ceiling_cost(settings.mode, ptype, running, high)
+            + idle
             + _warned(past),
             public=True,
         )
