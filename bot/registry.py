@@ -403,6 +403,12 @@ class Registry:
             line = f":{mark.line + 1}" if mark else ""
             reason = getattr(error, "problem", None) or str(error)
             raise RegistryError(f"{source}{line}: not valid YAML ({reason}).") from None
+        except ValueError:
+            # Python's int() refuses more than 4,300 digits; YAML's int constructor uses it.
+            raise RegistryError(
+                f"{source}:{_long_number_line(node)}: a number there is far too long to mean "
+                "anything; no setting takes one that large."
+            ) from None
         twice = _duplicate_key(node)
         if twice is not None:
             key, line = twice
@@ -659,6 +665,26 @@ def _within(data: object, budget: int) -> bool:
         elif isinstance(node, list):
             stack.extend(node)
     return True
+
+
+def _long_number_line(root: yaml.Node | None) -> int:
+    """The 1-based line of the first number too long for int() to read (1 if none). Each
+    node is visited once: an alias may name the node it is inside."""
+    seen: set[int] = set()
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":int"):
+            if len(node.value) > 4000:
+                return node.start_mark.line + 1
+        elif isinstance(node, yaml.MappingNode):
+            stack += [part for pair in reversed(node.value) for part in reversed(pair)]
+        elif isinstance(node, yaml.SequenceNode):
+            stack += reversed(node.value)
+    return 1
 
 
 def _duplicate_key(root: yaml.Node | None) -> tuple[str, int] | None:

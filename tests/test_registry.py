@@ -412,6 +412,18 @@ def test_an_alias_bomb_is_refused_before_it_is_checked():
         Registry.parse("\n".join(lines))
 
 
+def test_a_number_too_long_to_read_is_one_sentence_with_its_line_not_a_traceback():
+    # YAML's int() of a 5,000-digit `max:` raised Python's ValueError ("Exceeds the limit
+    # (4300 digits) for integer string conversion"): check-config and the web dyno's start
+    # ended in a traceback.
+    text = "apps:\n  web:\n    platform: heroku\n    max: " + "9" * 5000 + "\n"
+    with pytest.raises(RegistryError) as caught:
+        Registry.parse(text, "deploybot.yml")
+    message = str(caught.value)
+    assert message.startswith("deploybot.yml:4: ") and "far too long" in message
+    assert len(message) < 200
+
+
 def test_a_registry_file_too_large_or_not_text_is_one_sentence(tmp_path):
     huge = tmp_path / "huge.yml"
     huge.write_text("apps: {}\n" + "# padding\n" * 120_000)
