@@ -362,6 +362,9 @@ class Command:
             return f"config {self.app}"
         if self.verb == "lock":
             reason = self.reason or ""
+            typed = f"lock {self.app} {reason}"
+            if _reads_back(typed, self):
+                return typed  # prose, as typed: `lock demo fixing the bug`
             if "'" in reason and not any(c in reason for c in '"\\$`'):
                 return f'lock {self.app} "{reason}"'  # `"don't ship"`, as one would type it
             return f"lock {self.app} {shlex.quote(reason)}"
@@ -1436,6 +1439,14 @@ def _lock_as_typed(text: str) -> Command | None:
     args, app, ahead = _take_app_option(args, "lock", prose=True)
     _app_before_option("lock", args, app, ahead)
     return _parse_lock(args, app)
+
+
+def _reads_back(typed: str, lock: Command) -> bool:
+    """Whether `typed`, unquoted, parses as `lock` (no option-like word or quote in it)."""
+    try:
+        return _lock_as_typed(typed) == replace(lock, force=None)
+    except CommandError:
+        return False
 
 
 def _parse_unlock(args: list[str], app: str | None) -> Command:
