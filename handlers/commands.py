@@ -19,12 +19,13 @@ from policies.slack_text import code, unescape
 if TYPE_CHECKING:
     from slack_bolt import Ack, App
 
+    from bot.registry import Registry
     from bot.services import Services
 
 
 def register(app: App, services: Services) -> None:
     def on_deploy(ack: Ack, command: dict[str, Any]) -> None:
-        parsed = _parse(command)
+        parsed = _parse(command, services.registry)
         if isinstance(parsed, CommandError):
             ack(response_type="ephemeral", text=parsed.message)
         elif parsed.verb == "help":
@@ -35,7 +36,7 @@ def register(app: App, services: Services) -> None:
             ack(response_type="ephemeral", text=BUSY)
 
     def run_deploy(command: dict[str, Any]) -> None:
-        parsed = _parse(command)
+        parsed = _parse(command, services.registry)
         assert isinstance(parsed, Command)  # the ack parsed the same text before submitting
         actor = Actor(
             user_id=command["user_id"],
@@ -71,10 +72,14 @@ def register(app: App, services: Services) -> None:
     app.command("/deploy")(on_deploy)
 
 
-def _parse(command: dict[str, Any]) -> Command | CommandError:
+def _parse(command: dict[str, Any], registry: Registry) -> Command | CommandError:
     try:
         return parse(unescape(command.get("text", "")))
     except CommandError as error:
+        # `config demo frob`: the error for the word after the app, once the registry
+        # lists the word before it.
+        if error.if_app and registry.canonical(error.if_app[0]) in registry.spec.apps:
+            return error.if_app[1]
         return error
 
 

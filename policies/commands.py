@@ -301,10 +301,15 @@ class CommandError(ValueError):
     """Bad input: `message` is one or two plain sentences, then the usage line, ending in a
     full stop as every answer does."""
 
-    def __init__(self, problem: str, verb: str | None = None) -> None:
+    def __init__(
+        self, problem: str, verb: str | None = None, if_app: tuple[str, CommandError] | None = None
+    ) -> None:
         usage = USAGE.get(verb or "") or _PART_USAGE.get(verb or "", "/deploy help")
         self.problem = problem
         self.verb = verb
+        # (word, error): the error to give instead once `word` names an app, which only the
+        # registry knows (`config demo frob`: `frob` is wrong, not `demo`).
+        self.if_app = if_app
         super().__init__(f"{problem} Usage: `{usage}`.")
 
     @property
@@ -1288,7 +1293,12 @@ def _parse_config(args: list[str], app: str | None) -> Command:
         if more:
             # `config frob demo`: more than the app, so the first word is in the action's
             # place, near none or not ("`demo` is one word too many" had blamed the app).
-            _config_action(shown_args[0])
+            try:
+                _config_action(shown_args[0])
+            except CommandError as error:
+                if app is None:  # `config demo frob`: the word after the app, if it is one
+                    error.if_app = (args[0], _after_the_app(args[0], shown_args[1]))
+                raise
         app, _ = _positional_app(shown_args, app, "config", most=0)
         return Command("config", app=app)
     words = args[1:]
@@ -1321,6 +1331,16 @@ def _parse_config(args: list[str], app: str | None) -> Command:
     if not pairs:
         raise CommandError("Say which variable.", "config")
     return Command("config", app=app, mode=mode, options=tuple(pairs))
+
+
+def _after_the_app(app: str, word: str) -> CommandError:
+    """`config demo frob`, once `demo` names an app: `frob` is the word wrong."""
+    return CommandError(
+        f"{shown(word)} after the app is one word too many: "
+        f"{_rewrite(['/deploy', 'config', app])} lists the vars, and `set` or `unset` goes "
+        "before the app.",
+        "config",
+    )
 
 
 def _config_action(word: str, near_only: bool = False) -> None:

@@ -679,6 +679,25 @@ def test_an_error_blames_the_word_that_is_wrong(text: str, problem: str) -> None
     assert "KEY=v" not in caught.value.message and "secret" not in caught.value.message
 
 
+def test_a_word_after_an_app_first_is_blamed_once_the_first_word_names_an_app() -> None:
+    # `config demo frob` said "`demo` is not a config action": the app blamed for the
+    # word after it. Only the registry knows which of the two is the app, so the error
+    # offers its other reading, for when the first word names one.
+    with pytest.raises(CommandError) as caught:
+        parse("config demo frob")
+    assert caught.value.problem.startswith("`demo` is not a config action")
+    assert caught.value.if_app is not None
+    word, instead = caught.value.if_app
+    assert word == "demo"
+    assert instead.problem == (
+        "`frob` after the app is one word too many: `/deploy config demo` lists the vars, "
+        "and `set` or `unset` goes before the app."
+    )
+    with pytest.raises(CommandError) as caught:
+        parse("config -a demo frob")  # the app is known: nothing to offer
+    assert caught.value.if_app is None
+
+
 def test_a_word_before_the_app_option_is_still_read_when_the_command_holds() -> None:
     assert parse("restart web -a demo") == Command("restart", "demo", target="web")
     assert parse("config sets").app == "sets"  # near `set`, but alone it is the app

@@ -719,6 +719,17 @@ def test_config_unset_and_bad_keys(driver, heroku):
     assert heroku.violations == []
 
 
+def test_a_word_after_a_listed_app_is_the_one_blamed(with_registry):
+    # "`myapp` is not a config action": the app blamed where the word after it was wrong.
+    driver = with_registry(REGISTRY)
+    response, _ = driver.command("config myapp frob", ADMIN)
+    assert ack_text(response).startswith(
+        "`frob` after the app is one word too many: `/deploy config myapp` lists the vars"
+    )
+    response, _ = driver.command("config frob myapp", ADMIN)
+    assert ack_text(response).startswith("`frob` is not a config action")
+
+
 def test_setting_a_var_to_an_empty_value_says_so_in_the_prompt_and_the_answer(driver, heroku):
     # `config set K= demo` had asked to "set `K` (values hidden)": an empty value, which
     # Heroku takes, looked like any other, and a typo's empty value was confirmed unseen.
