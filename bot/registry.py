@@ -440,10 +440,8 @@ class Registry:
                 raise RegistryError(f"{source}:{line}: {_unknown_setting(loc)}") from None
             first = errors[0]
             line = _line_of(node, first["loc"])
-            where = ".".join(str(part) for part in first["loc"])
-            # Our own validators' words read better without pydantic's "Value error, ".
-            reason = first["msg"].removeprefix("Value error, ").rstrip(".")
-            raise RegistryError(f"{source}:{line}: {where}: {reason}.") from None
+            where = ".".join(str(part) for part in _without_platform(first["loc"]))
+            raise RegistryError(f"{source}:{line}: {where}: {_reason(first)}.") from None
         lines = [_line_of(node, ("access", i)) for i in range(len(spec.access))]
         return cls(spec, source, lines)
 
@@ -559,6 +557,31 @@ class Registry:
                 used_by = f" (used by {', '.join(users)})" if users else ""
                 found.append(f"environment variable {name} is not set{used_by}")
         return found
+
+
+_PLATFORMS = "`platform: heroku` or `platform: beanstalk`"
+
+
+def _reason(error: Any) -> str:
+    """A pydantic error in the registry's words: an app entry's platform missing, unknown or
+    without settings had been said in pydantic's ("Unable to extract tag using
+    discriminator 'platform'"); our own validators' without its "Value error, "."""
+    kind = error["type"]
+    if kind == "union_tag_not_found":
+        return f"an app needs {_PLATFORMS}"
+    if kind == "union_tag_invalid":
+        return f"{code(str(error['ctx']['tag'])[:40])} is not a platform: write {_PLATFORMS}"
+    if kind == "model_attributes_type" and error["input"] is None and len(error["loc"]) == 2:
+        return "an app needs its settings under it, `platform:` at least"
+    return str(error["msg"]).removeprefix("Value error, ").rstrip(".")
+
+
+def _without_platform(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """pydantic's `loc` without the platform it puts after an app's alias (`apps.web.heroku.
+    max`), which is no key of the file."""
+    if len(loc) > 2 and loc[0] == "apps" and loc[2] in ("heroku", "beanstalk"):
+        return loc[:2] + loc[3:]
+    return loc
 
 
 def _unknown_setting(loc: tuple[Any, ...]) -> str:

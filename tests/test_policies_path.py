@@ -224,7 +224,7 @@ def test_whoami_names_approve_as_the_button_it_is_not_a_command_to_type(driver):
         (
             "apps:\n  a:\n    platform: heroku\n    guardrails:\n      freezes:\n"
             "        - {cron: '0 17 * * FRI', duration: 2h, timezone: Mars/Base, reason: x}\n",
-            ":6: apps.a.heroku.guardrails.freezes.0",
+            ":6: apps.a.guardrails.freezes.0",
         ),
     ],
 )

@@ -412,6 +412,39 @@ def test_an_alias_bomb_is_refused_before_it_is_checked():
         Registry.parse("\n".join(lines))
 
 
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        # "apps.web: Unable to extract tag using discriminator 'platform'."
+        (
+            "apps:\n  web:\n    app: shop\n",
+            "deploybot.yml:3: apps.web: an app needs `platform: heroku` or `platform: beanstalk`.",
+        ),
+        # "Input tag 'herkou' found using 'platform' does not match any of the expected tags"
+        (
+            "apps:\n  web:\n    platform: herkou\n",
+            "deploybot.yml:3: apps.web: `herkou` is not a platform: write `platform: heroku` "
+            "or `platform: beanstalk`.",
+        ),
+        # "apps.web: Input should be a valid dictionary or object to extract fields from."
+        (
+            "apps:\n  web:\n",
+            "deploybot.yml:2: apps.web: an app needs its settings under it, `platform:` at least.",
+        ),
+        # "apps.web.heroku.max": the platform, which is no key of the file, in the path.
+        (
+            "apps:\n  web:\n    platform: heroku\n    max: lots\n",
+            "deploybot.yml:4: apps.web.max: Input should be a valid integer, unable to parse "
+            "string as an integer.",
+        ),
+    ],
+)
+def test_an_app_entry_s_platform_mistakes_are_said_in_the_registry_s_words(text, says):
+    with pytest.raises(RegistryError) as caught:
+        Registry.parse(text, "deploybot.yml")
+    assert str(caught.value) == says
+
+
 def test_a_number_too_long_to_read_is_one_sentence_with_its_line_not_a_traceback():
     # YAML's int() of a 5,000-digit `max:` raised Python's ValueError ("Exceeds the limit
     # (4300 digits) for integer string conversion"): check-config and the web dyno's start
