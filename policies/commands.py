@@ -1311,6 +1311,13 @@ def _parse_config(args: list[str], app: str | None) -> Command:
         if no_app_last and _APP_RE.match(words[0]):
             meant = ["/deploy", "config", mode, *_masked(words[1:]), words[0]]
             raise CommandError(f"Put the app last: {_rewrite(meant)}.", "config")
+        if no_app_last and mode == "set":
+            # `config set A=v demo B=1`: a word without `=` may be the rest of a value, so
+            # only the variables are written back, never it.
+            given = _masked([word for word in words if "=" in word])
+            meant = ["/deploy", "config", "set", *given, "APP"]
+            said = "Say which app" if len(given) == len(words) else "The app goes last"
+            raise CommandError(f"{said}, after the variables: {_rewrite(meant)}.", "config")
         app, words = _app_name(_masked(words[-1:])[0], "config", None), words[:-1]
     pairs: list[tuple[str, str]] = []
     for word in words:

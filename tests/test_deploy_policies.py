@@ -106,6 +106,13 @@ def test_config_values_stay_in_the_command_but_never_in_its_text():
         ("confg set KEY=hunter2 myapp", "Did you mean `config set KEY=… myapp`?"),
         ("myapp config set KEY=hunter2", "Did you mean `config set KEY=… myapp`?"),
         ("config set KEY=hunter2" + "9" * 5000 + " myapp", "`KEY=…` holds a number far too"),
+        # A variable after the app had been "`B=…` is not a valid app name"; the word before
+        # it may be the rest of A's value, so it is not named as the app either.
+        (
+            "config set A=hunter2 myapp B=1",
+            "The app goes last, after the variables: `/deploy config set A=… B=… APP`.",
+        ),
+        ("config set A=hunter2 B=1", "Say which app, after the variables: `/deploy config set A=…"),
         # Reading had been "did you mean `set`?" (a write) or "`myapp` is one word too many";
         # the Heroku CLI's spelling had been "Did you mean `config KEY=… myapp`?" (no action).
         ("config get KEY myapp", "`get` is not a config action: `/deploy config myapp` lists"),
