@@ -143,6 +143,19 @@ def test_a_drain_that_never_delivered_in_an_hour_is_stale(services):
     assert detectors.run(NOW + timedelta(minutes=1)) == []
 
 
+def test_a_window_dated_in_the_future_does_not_hide_a_silent_drain(services):
+    # Anyone holding the drain's URL can post a line dated 2099: that window must not read
+    # as the newest traffic, or the drain would never look stale again.
+    drains = Drains(services.db)
+    drains.get_or_create("myapp", "https://bot.example", ADMIN, NOW - timedelta(minutes=59))
+    MetricsStore(services.db).save(windows("myapp", 1, until=datetime(2099, 1, 1, tzinfo=UTC)))
+    [event] = Detectors.from_services(services).run(NOW + timedelta(minutes=1))
+    assert (event.key, event.detail) == (
+        "stale:myapp:traffic",
+        "No traffic window has arrived in the 60 min since it was expected.",
+    )
+
+
 def test_an_idle_drained_app_is_not_stale_but_an_autoscaled_one_is(services):
     Drains(services.db).get_or_create(
         "myapp", "https://bot.example", ADMIN, NOW - timedelta(hours=2)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.metrics.aggregate import Window
 from bot.store.db import Database
 from bot.store.drains import Drains
 from bot.store.heartbeats import Heartbeats
@@ -55,6 +56,18 @@ def test_about_shows_the_release_the_worker_the_backlog_and_the_drains(driver, w
     assert "Alert outbox: 1 message(s) waiting" in text
     # "last traffic nothing yet" read awkwardly.
     assert "Drain `myapp`: no traffic yet" in text
+
+
+def test_about_takes_no_window_dated_in_the_future_for_the_drains_last_traffic(driver, web):
+    services = web.extensions["deploybot"]
+    now = datetime.now(UTC)
+    services.health.now = lambda: now
+    Drains(services.db).get_or_create("myapp", "https://bot.example", ADMIN, now)
+    # A line stamped 2099 (anyone holding the drain's URL may post one) had read as
+    # "last traffic 0s ago" until then, however long the drain stayed silent.
+    services.metrics.save([Window("myapp", 4_070_908_800, requests=1)])
+    _, url = driver.command("about", USER)
+    assert "Drain `myapp`: no traffic yet" in driver.reply(url)["text"]
 
 
 def test_a_fleets_drains_are_counted_and_only_the_quiet_ones_named():

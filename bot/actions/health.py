@@ -60,14 +60,15 @@ class Health:
 
     def about(self) -> About:
         beat = self.beat()
+        now = self.now()
         waiting, held_by = self._heartbeats.outbox_backlog()
         return About(
             release=self.release,
             beat=beat,
             worker_down=self.worker_down(beat, checked=True),
             outbox_backlog=waiting,
-            drains=tuple(self._heartbeats.newest_traffic(self._apps()).items()),
-            now=self.now(),
-            undelivered=tuple(self._heartbeats.undelivered(self.now())),
+            drains=tuple(self._heartbeats.newest_traffic(self._apps(), now).items()),
+            now=now,
+            undelivered=tuple(self._heartbeats.undelivered(now)),
             outbox_stalled=held_by,
         )

@@ -175,14 +175,15 @@ class Heartbeats:
                 found[channel] = (newest, seen)
         return sorted((u for _, u in found.values()), key=lambda u: u.channel)
 
-    def newest_traffic(self, apps: list[str]) -> dict[str, datetime | None]:
-        """Per app, the start of its newest stored traffic window: when its drain (or the
-        Beanstalk sampler) last delivered."""
+    def newest_traffic(self, apps: list[str], now: datetime) -> dict[str, datetime | None]:
+        """Per app, the start of its newest stored traffic window that began by `now`: when
+        its drain (or the Beanstalk sampler) last delivered. A window dated later (a line
+        stamped 2099) is no news of the drain."""
         if not apps:
             return {}
         query = (
             select(MetricWindow.app, func.max(MetricWindow.start))
-            .where(MetricWindow.app.in_(apps))
+            .where(MetricWindow.app.in_(apps), MetricWindow.start <= now.timestamp())
             .group_by(MetricWindow.app)
         )
         with self._db.session() as session:

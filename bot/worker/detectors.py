@@ -145,7 +145,8 @@ class Detectors:
                 app
                 for app, seen in decoded.items()
                 if not seen and (app in autoscaled or app in drained)
-            ]
+            ],
+            end,
         )
         events: list[Event] = []
         for app, seen in decoded.items():
@@ -270,13 +271,15 @@ class Detectors:
                 for app, created in session.execute(select(Drain.app, Drain.created_at))
             }
 
-    def _newest_stored(self, apps: list[str]) -> dict[str, datetime]:
-        """When each of `apps`' newest stored window ended; an app with none is left out."""
+    def _newest_stored(self, apps: list[str], now: int) -> dict[str, datetime]:
+        """When each of `apps`' newest stored window that began by `now` ended; an app with
+        none is left out. A window dated later (a line stamped 2099 by anyone holding the
+        drain's URL) is no news of the drain: it had hidden its silence until then."""
         if not apps:
             return {}
         query = (
             select(MetricWindow.app, func.max(MetricWindow.start + MetricWindow.resolution))
-            .where(MetricWindow.app.in_(apps))
+            .where(MetricWindow.app.in_(apps), MetricWindow.start <= now)
             .group_by(MetricWindow.app)
         )
         with self._db.session() as session:
