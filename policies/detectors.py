@@ -35,6 +35,9 @@ ROUTER_CODES = {
 }
 # Client-side codes: never an alert, even where a caller's rules list them.
 CLIENT_CODES = frozenset({"H27", "H28"})
+# Heroku's maintenance page (`at=info code=H80 ... status=503`): the site taken offline on
+# purpose (`/deploy maintenance APP on`), not the app failing, so no 5xx of the app's.
+MAINTENANCE_CODES = frozenset({"H80"})
 
 # Beanstalk's colours: Red is down or failing; Yellow degraded; Grey unknown or updating.
 HEALTH_SEVERITY = {"Red": "critical", "Yellow": "warning", "Grey": "warning"}
@@ -245,27 +248,30 @@ def errors(
     rules: DetectorRules = DEFAULT_DETECTOR_RULES,
 ) -> list[Event]:
     """An `errors` event ("web") while more than `error_rate` of responses were 5xx in
-    each of the last `error_minutes` complete minutes, each with `error_min_requests`."""
+    each of the last `error_minutes` complete minutes, each with `error_min_requests`
+    (Heroku's maintenance page, H80, is neither a response of the app's nor a 5xx of it)."""
+
+    def served(minute: Minute) -> tuple[int, int]:
+        """The minute's requests and 5xx, the maintenance page's left out of both."""
+        page = sum(minute.codes.get(code, 0) for code in MAINTENANCE_CODES)
+        return max(minute.requests - page, 0), max(minute.errors - page, 0)
 
     def over(minute: Minute) -> bool:
-        return (
-            minute.requests >= rules.error_min_requests
-            and minute.errors > rules.error_rate * minute.requests
-        )
+        requests, failed = served(minute)
+        return requests >= rules.error_min_requests and failed > rules.error_rate * requests
 
     run = _run(minutes, now, rules, over)
     if len(run) < rules.error_minutes:
         return []
-    latest = run[0]
+    requests, failed = served(run[0])
     return [
         Event(
             app,
             "errors",
             "web",
             now,
-            f"5xx rate {_percent(latest.errors / latest.requests)} "
-            f"({latest.errors} of {latest.requests}) > {_percent(rules.error_rate)} "
-            f"for {len(run)} min.",
+            f"5xx rate {_percent(failed / requests)} ({failed} of {requests}) > "
+            f"{_percent(rules.error_rate)} for {len(run)} min.",
         )
     ]
 

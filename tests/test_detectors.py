@@ -172,6 +172,18 @@ def test_errors_detail():
     assert event.detail == "5xx rate 15 % (30 of 200) > 5 % for 3 min."
 
 
+def test_the_maintenance_page_is_no_5xx_of_the_app():
+    # `/deploy maintenance APP on`: Heroku's router answers every request with its page,
+    # logged `at=info code=H80 ... status=503`. The site is offline on purpose, so those
+    # are not the app failing: the channel had been told "5xx rate 100 %" three minutes on.
+    offline = [minute(b, requests=300, errors=300, codes={"H80": 300}) for b in range(3)]
+    assert errors("myapp", offline, NOW) == []
+    # Requests the app itself served still count, and the detail names only them.
+    mixed = [minute(b, requests=300, errors=112, codes={"H80": 100}) for b in range(3)]
+    [event] = errors("myapp", mixed, NOW)
+    assert event.detail == "5xx rate 6 % (12 of 200) > 5 % for 3 min."
+
+
 @given(
     st.lists(
         st.tuples(st.integers(0, 500), st.integers(0, 500)).map(lambda t: (max(t), min(t))),
