@@ -666,15 +666,15 @@ def _platform_metrics(result: PlatformMetrics) -> Message:
             f"`{sparkline(list(_buckets(traffic.per_minute)))}`"
         )
     if traffic.latest_requests:
-        latency = " / ".join(
-            f"{traffic.latency_ms[k]:,.0f}"
-            for k in ("p50", "p95", "p99")
-            if k in traffic.latency_ms
-        )
+        # Every percentile is optional in AWS's model: only those reported are named.
+        shown = [k for k in ("p50", "p95", "p99") if k in traffic.latency_ms]
+        latency = " / ".join(f"{traffic.latency_ms[k]:,.0f}" for k in shown)
         statuses = ", ".join(f"{k} {n}" for k, n in sorted(traffic.latest_statuses.items()) if n)
+        parts = [f"latency {' / '.join(shown)}: {latency} ms"] if shown else []
+        parts += [statuses] if statuses else []
         lines.append(
-            f"Last {traffic.latest_seconds} s (Beanstalk health): {traffic.latest_requests:,} requests, "
-            f"latency p50 / p95 / p99: {latency} ms; {statuses}"
+            f"Last {traffic.latest_seconds} s (Beanstalk health): {traffic.latest_requests:,} requests"
+            + (f", {'; '.join(parts)}" if parts else ".")
         )
     else:
         lines.append(f"No requests in the last {traffic.latest_seconds} s (Beanstalk health).")

@@ -14,12 +14,14 @@ import pytest
 import requests
 from botocore.config import Config as BotoConfig
 
+from bot.actions.results import PlatformMetrics
 from bot.platforms import beanstalk as beanstalk_module
+from bot.platforms.base import Traffic
 from bot.sandbox.fakes.beanstalk import FakeBeanstalk
 from bot.store.autoscale_settings import AutoscaleStore, Settings
 from bot.store.db import Database
 from bot.web.app import close, create_app
-from handlers.render import CONFIRM_ACTION
+from handlers.render import CONFIRM_ACTION, message
 from tests.conftest import ADMIN, HEROKU_KEY
 from tests.test_status_reads import in_turn
 from tests.webclient import SlackDriver, button, settle
@@ -438,6 +440,30 @@ def test_metrics_without_cloudwatch_still_show_health_and_say_why(driver, aws, m
     assert "Requests per minute are not available: CloudWatch could not be reached." in text
     assert "Last 10 s (Beanstalk health): 120 requests" in text
     assert "Traceback" not in text and "127.0.0.1" not in text
+
+
+@pytest.mark.parametrize(
+    ("latency", "statuses", "said"),
+    [
+        ({"p99": 812.0}, {"2xx": 12}, "12 requests, latency p99: 812 ms; 2xx 12"),
+        ({"p50": 40.0, "p99": 812.0}, {"2xx": 12}, "12 requests, latency p50 / p99: 40 / 812 ms"),
+        ({}, {"2xx": 0}, "Last 10 s (Beanstalk health): 12 requests."),
+    ],
+    ids=["p99 only", "no p95", "no latency, no status"],
+)
+def test_the_health_line_names_only_the_percentiles_beanstalk_reported(latency, statuses, said):
+    # Every percentile of enhanced health is optional in AWS's model: a missing one had
+    # left "latency p50 / p95 / p99: 812 ms" (p99 read as p50), or "p99:  ms; " with none.
+    traffic = Traffic(
+        per_minute=(5, 7),
+        latest_seconds=10,
+        latest_requests=12,
+        latest_statuses=statuses,
+        latency_ms=latency,
+    )
+    text = message(PlatformMetrics("shop", 2, traffic))["text"]
+    assert said in text
+    assert " ms; " in text if statuses.get("2xx") else text.endswith(said)
 
 
 ONE_ATTEMPT = BotoConfig(retries={"mode": "standard", "max_attempts": 1})
