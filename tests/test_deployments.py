@@ -895,6 +895,21 @@ def test_a_failed_build_says_so_with_its_last_lines(registered, heroku, slack, c
     assert entry.outcome == "error" and "nope==1.0" not in (entry.error or "")
 
 
+def test_a_ref_the_source_does_not_have_is_a_failed_build_and_no_release(
+    registered, heroku, slack, config
+):
+    # Heroku takes the build, then cannot fetch the tarball: it fails, and nothing is
+    # released. The fake had built and released any ref at all.
+    heroku.source_exists = lambda url: "/no-such-ref." not in url
+    registered.command("ship myapp no-such-ref", ADMIN)
+    follow_up = slack.wait_for_calls("chat.postMessage", n=2, timeout=10)[1].args["text"]
+    assert "Failed: The build of `no-such-ref` for `myapp` failed." in follow_up
+    assert "The source could not be fetched" in follow_up and "Released" not in follow_up
+    assert [r["version"] for r in heroku.releases("myapp")] == [1, 2, 3]
+    [entry] = [e for e in history(config) if e.verb == "ship"]
+    assert entry.outcome == "error"
+
+
 def test_a_failed_poll_is_not_a_failed_build(registered, heroku, slack, config, monkeypatch):
     from bot.actions import path
 

@@ -254,6 +254,22 @@ def test_one_release_by_version_or_id(api):
     assert api("GET", "/apps/myapp/releases/99").status_code == 404
 
 
+def test_a_build_whose_source_cannot_be_fetched_fails_and_releases_nothing(fake, api):
+    # Heroku fetches `source_blob.url` after answering: a ref the host does not have is a
+    # build that fails at its fetch (no slug, no release), where the fake released it.
+    fake.source_exists = lambda url: "/nope." not in url
+    blob = {"url": "https://example.com/src/nope.tar.gz?token=SECRET", "version": "nope"}
+    made = api("POST", "/apps/myapp/builds", json={"source_blob": blob})
+    assert made.status_code == 201 and made.json()["status"] == "pending"
+    build = api("GET", f"/apps/myapp/builds/{made.json()['id']}").json()
+    assert (build["status"], build["release"], build["slug"]) == ("failed", None, None)
+    output = requests.get(build["output_stream_url"], timeout=5).text
+    assert "could not be fetched" in output and "Released" not in output
+    assert "SECRET" not in output  # the URL may carry its grant: never printed
+    assert [r["version"] for r in fake.releases("myapp")] == [1, 2, 3]
+    assert fake.violations == []
+
+
 def test_a_rollback_restores_the_config_vars_of_the_release_it_goes_back_to(api):
     # Heroku rolls back code and config together; the fake had left config as it was.
     assert api("PATCH", "/apps/myapp/config-vars", json={"MODE": "old"}).status_code == 200

@@ -115,6 +115,9 @@ SANDBOX_RUNS = {
         1,
     ),
 }
+# The refs the sandbox's `source:` repository has (branches, tags, the commits `releases`
+# and `builds` name): a build of another ref fails at its fetch, as on Heroku.
+SANDBOX_REFS = ("main", "v1.4.2", "v1.4.3", "e443df7", "eb1167b", "f00ba47")
 # `demo`'s HireFire endpoint (`bot.sandbox.job_queue`), when hirefire-resource is installed.
 QUEUE_APP = "demo"
 QUEUE_REGISTRY = "\n    autoscale:\n      queue_url: {url}"
@@ -137,6 +140,9 @@ class Sandbox:
         self.heroku = FakeHeroku(api_keys=(SANDBOX_KEY,))
         for name, formation in SANDBOX_APPS.items():
             self.heroku.add_app(name, formation=formation)
+        self.heroku.source_exists = lambda url: any(
+            url.endswith(f"/{ref}.tar.gz") for ref in SANDBOX_REFS
+        )
         self.beanstalk = FakeBeanstalk(access_keys=(SANDBOX_AWS_KEY,), update_seconds=60.0)
         self.beanstalk.add_environment(
             SHOP_ENVIRONMENT,

@@ -496,6 +496,9 @@ class FakeHeroku(ServedFake):
         self._failing_builds: dict[str, list[str]] = {}
         self._pipelines: dict[str, dict[str, str]] = {}  # pipeline id → app name → stage
         self._promotions: dict[str, list[dict[str, Any]]] = {}  # id → its targets
+        # Whether Heroku can download a build's `source_blob.url` (a ref the host has): a
+        # build from one it cannot fails at its fetch, making no slug and no release.
+        self.source_exists: Callable[[str], bool] = lambda url: True
         # One-off commands: what each prints and the status it exits with.
         self.run_output: dict[str, tuple[list[str], int]] = {}
         # Requests for build output and log sessions, which are not API calls.
@@ -1009,7 +1012,10 @@ class FakeHeroku(ServedFake):
         app = self._app(call.params[0])
         blob = call.body["source_blob"]
         failing = self._failing_builds.pop(app.name, None)
-        build = self._new_build(app, blob["url"], blob.get("version") or "unknown", failing)
+        fetched = self.source_exists(blob["url"])
+        build = self._new_build(
+            app, blob["url"], blob.get("version") or "unknown", failing, fetched=fetched
+        )
         # The first answer says pending, as Heroku's does: the build runs after the request.
         shown = {**self._build_json(build), "status": "pending", "release": None, "slug": None}
         return _Reply(201, shown)
@@ -1023,16 +1029,18 @@ class FakeHeroku(ServedFake):
         description: str | None = None,
         user: str = OWNER_EMAIL,
         when: datetime | None = None,
+        fetched: bool = True,
     ) -> dict[str, Any]:
         """A build run to its end at once: failed with `failing` as its output's last lines,
-        else succeeded and released (the dynos restart on it), as Heroku's own would."""
+        or at its fetch when its source could not be `fetched`, else succeeded and released
+        (the dynos restart on it), as Heroku's own would."""
         build_id = self._new_id()
-        output = [
-            "-----> Building on the Heroku-24 stack",
-            f"-----> Fetching source {version}",
-            "-----> Using buildpack: heroku/python",
-            "-----> Installing requirements with pip",
-        ]
+        output = ["-----> Building on the Heroku-24 stack", f"-----> Fetching source {version}"]
+        if fetched:
+            output += [
+                "-----> Using buildpack: heroku/python",
+                "-----> Installing requirements with pip",
+            ]
         build = {
             "app": {"id": app.id},
             "buildpacks": [{"url": "heroku/python", "name": "heroku/python"}],
@@ -1054,7 +1062,11 @@ class FakeHeroku(ServedFake):
             "updated_at": _timestamp(when or self._now),
             "user": {**_OWNER, "email": user},
         }
-        if failing is not None:
+        if not fetched:
+            # The URL may carry its grant (a signed tarball URL): it is not printed.
+            output += [" !     The source could not be fetched: its URL answered 404 Not Found."]
+            build["status"] = "failed"
+        elif failing is not None:
             output += [*failing, " !     Push rejected, failed to compile Python app."]
             build["status"] = "failed"
         else:
