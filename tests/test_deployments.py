@@ -910,6 +910,24 @@ def test_a_ref_the_source_does_not_have_is_a_failed_build_and_no_release(
     assert entry.outcome == "error"
 
 
+def test_a_build_whose_release_phase_fails_is_not_said_to_have_released(
+    registered, heroku, slack, config
+):
+    # The build succeeds and makes `v4`, whose release command fails: Heroku never puts it
+    # live. The thread had said "succeeded and released as `v4`".
+    heroku.fail_next_release_phase("myapp", ["django.db.utils.OperationalError: <no db>"])
+    registered.command("ship myapp v1.4.2", ADMIN)
+    follow_up = slack.wait_for_calls("chat.postMessage", n=2, timeout=10)[1].args["text"]
+    assert follow_up.startswith(
+        "Failed: The build of `v1.4.2` for `myapp` succeeded, but its release `v4` failed "
+        "in the release phase, so `myapp` still runs its last good release."
+    )
+    assert "OperationalError: &lt;no db&gt;" in follow_up and "released as" not in follow_up
+    [entry] = [e for e in history(config) if e.verb == "ship"]
+    assert entry.outcome == "error"
+    assert heroku.violations == []
+
+
 def test_a_failed_poll_is_not_a_failed_build(registered, heroku, slack, config, monkeypatch):
     from bot.actions import path
 

@@ -270,6 +270,20 @@ def test_a_build_whose_source_cannot_be_fetched_fails_and_releases_nothing(fake,
     assert fake.violations == []
 
 
+def test_a_release_phase_that_fails_leaves_the_build_succeeded_and_its_release_failed(fake, api):
+    fake.fail_next_release_phase("myapp", ["migrate: no database"])
+    blob = {"url": "https://example.com/src/v2.tar.gz", "version": "v2"}
+    made = api("POST", "/apps/myapp/builds", json={"source_blob": blob}).json()
+    build = api("GET", f"/apps/myapp/builds/{made['id']}").json()
+    assert build["status"] == "succeeded"
+    release = api("GET", f"/apps/myapp/releases/{build['release']['id']}").json()
+    assert (release["status"], release["current"], release["version"]) == ("failed", False, 4)
+    output = requests.get(release["output_stream_url"], timeout=5).text
+    assert "migrate: no database" in output
+    assert api("GET", "/apps/myapp/releases/3").json()["current"] is True
+    assert fake.violations == []
+
+
 def test_a_rollback_restores_the_config_vars_of_the_release_it_goes_back_to(api):
     # Heroku rolls back code and config together; the fake had left config as it was.
     assert api("PATCH", "/apps/myapp/config-vars", json={"MODE": "old"}).status_code == 200

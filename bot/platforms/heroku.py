@@ -408,8 +408,31 @@ class HerokuPlatform:
         release_id = (item.get("release") or {}).get("id")
         released = ""
         if release_id:
-            release = self._call("GET", app, ("apps", app, "releases", str(release_id)))
-            released = " and released as " + code(f"v{release.get('version')}")
+            # Its release runs the release phase (`release:` in the Procfile) first: pending
+            # until then, and never live if that fails.
+            path = ("apps", app, "releases", str(release_id))
+            release = self._wait(app, path, timeout, stopping) or self._call("GET", app, path)
+            number = code(f"v{release.get('version')}")
+            if release.get("status") == "failed":
+                phase = tuple(self._text(release.get("output_stream_url"))[-OUTPUT_TAIL:])
+                return Settled(
+                    ok=False,
+                    summary=f"The build of {version} for {said} succeeded, but its release "
+                    f"{number} failed in the release phase, so {said} still runs its last "
+                    "good release.",
+                    events=phase or tail,
+                    output=True,
+                )
+            if release.get("status") == "pending":
+                return Settled(
+                    ok=False,
+                    summary=f"The build of {version} for {said} succeeded; its release "
+                    f"{number} was still in the release phase when I stopped watching it.",
+                    events=tail,
+                    output=True,
+                    unknown=True,
+                )
+            released = " and released as " + number
         return Settled(
             ok=True,
             summary=f"The build of {version} for {said} succeeded{released}.",

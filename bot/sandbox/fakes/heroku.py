@@ -494,6 +494,7 @@ class FakeHeroku(ServedFake):
         # Builds: their output streams, and the next build of an app that will fail.
         self._streams: dict[str, list[str]] = {}
         self._failing_builds: dict[str, list[str]] = {}
+        self._failing_releases: dict[str, list[str]] = {}  # release phase output, by app
         self._pipelines: dict[str, dict[str, str]] = {}  # pipeline id → app name → stage
         self._promotions: dict[str, list[dict[str, Any]]] = {}  # id → its targets
         # Whether Heroku can download a build's `source_blob.url` (a ref the host has): a
@@ -626,6 +627,12 @@ class FakeHeroku(ServedFake):
         """The app's next build fails, its output ending with `output`."""
         with self._lock:
             self._failing_builds[app] = list(output)
+
+    def fail_next_release_phase(self, app: str, output: Iterable[str]) -> None:
+        """The release the app's next successful build makes fails in its release phase
+        (its `release` command), its output `output`: status `failed`, never live."""
+        with self._lock:
+            self._failing_releases[app] = list(output)
 
     def add_build(
         self,
@@ -1070,8 +1077,12 @@ class FakeHeroku(ServedFake):
             output += [*failing, " !     Push rejected, failed to compile Python app."]
             build["status"] = "failed"
         else:
-            release = self._new_release(app, f"Deploy {version}", "succeeded", user)
-            for dyno in app.dynos:
+            phase = self._failing_releases.pop(app.name, None)
+            status = "failed" if phase is not None else "succeeded"
+            release = self._new_release(app, f"Deploy {version}", status, user)
+            if phase is not None:
+                self._streams[release.id] = ["Running release command...", *phase]
+            for dyno in app.dynos if phase is None else ():
                 dyno.start(self._now, self._boot_seconds())
             output += ["-----> Discovering process types", f"       Released v{release.version}"]
             build["status"] = "succeeded"
@@ -1530,7 +1541,9 @@ class FakeHeroku(ServedFake):
             "description": release.description,
             "eligible_for_rollback": not current and release.status == "succeeded",
             "id": release.id,
-            "output_stream_url": None,
+            "output_stream_url": (
+                f"{self.url}/streams/releases/{release.id}" if release.id in self._streams else None
+            ),
             "slug": slug,
             "status": release.status,
             "updated_at": _timestamp(release.created_at),
