@@ -1611,6 +1611,24 @@ def test_an_expired_release_is_marked_and_never_offered_as_a_rollback(driver, he
     assert rollbacks(heroku) == []
 
 
+def test_a_release_that_expired_after_the_prompt_is_not_sent_and_closes_it(driver, heroku, config):
+    # Heroku pruned its slug while the prompt was open: the Confirm had been sent, refused,
+    # and answered "the request stays open", though every click would be refused alike.
+    prompt = say(driver, "rollback myapp v2")
+    value = button(prompt, CONFIRM_ACTION)["value"]
+    heroku.expire_release("myapp", 2)
+    _, url = driver.click(CONFIRM_ACTION, value, ADMIN)
+    said = driver.reply(url)["text"]
+    assert said.startswith(
+        "Nothing was changed: `v2` of `myapp` expired since the rollback was asked for, so it "
+        "cannot be rolled back to. Pick another from `/deploy releases myapp`."
+    ), said
+    assert rollbacks(heroku) == []
+    _, url = driver.click(CONFIRM_ACTION, value, ADMIN)
+    assert "already" in driver.reply(url)["text"]
+    assert heroku.violations == []
+
+
 def test_a_heroku_swap_is_pointed_at_the_promotion_that_works(tmp_path):
     import io
 

@@ -289,6 +289,15 @@ class Deployments:
                 f"Pick another from `/deploy releases {pending.app}`.",
                 public=True,
             )
+        gone = [r for r in releases if r.version == target.version and not r.good]
+        if gone:
+            # Expired (its slug pruned) or failed meanwhile: every click would be refused.
+            return Reply(
+                f"Nothing was changed: {code(target.version)} of {code(pending.app)} "
+                f"{escape(gone[0].status.lower())} since the rollback was asked for, so it "
+                f"cannot be rolled back to. Pick another from `/deploy releases {pending.app}`.",
+                public=True,
+            )
         entry = self._audit.start(
             requester,
             "rollback",
