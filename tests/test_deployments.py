@@ -1611,6 +1611,28 @@ def test_an_expired_release_is_marked_and_never_offered_as_a_rollback(driver, he
     assert rollbacks(heroku) == []
 
 
+def test_a_rollback_whose_release_phase_fails_is_followed_and_said_to_have_failed(
+    driver, heroku, slack, config
+):
+    # Heroku answers the rollback's release `pending` while its release command runs, and
+    # never puts it live if that fails: it had been said "rolled back" and nothing more.
+    heroku.add_release("myapp", "Deploy abc1234")
+    prompt = say(driver, "rollback myapp")
+    heroku.fail_next_release_phase("myapp", ["migrate: column <x> missing"])
+    driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    [anchor, follow_up] = slack.wait_for_calls("chat.postMessage", n=2, timeout=10)
+    assert "rolled `myapp` back: `v4`" in anchor.args["text"] and "`v5`" in anchor.args["text"]
+    assert follow_up.args["thread_ts"] == anchor.response["ts"]
+    assert follow_up.args["text"].startswith(
+        "Failed: The release `v5` of `myapp` failed in the release phase, so `myapp` still "
+        "runs its last good release."
+    )
+    assert "column &lt;x&gt; missing" in follow_up.args["text"]
+    [entry] = [e for e in history(config) if e.verb == "rollback"]
+    assert entry.outcome == "error"
+    assert heroku.violations == []
+
+
 def test_a_release_that_expired_after_the_prompt_is_not_sent_and_closes_it(driver, heroku, config):
     # Heroku pruned its slug while the prompt was open: the Confirm had been sent, refused,
     # and answered "the request stays open", though every click would be refused alike.

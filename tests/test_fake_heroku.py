@@ -281,6 +281,12 @@ def test_a_release_phase_that_fails_leaves_the_build_succeeded_and_its_release_f
     output = requests.get(release["output_stream_url"], timeout=5).text
     assert "migrate: no database" in output
     assert api("GET", "/apps/myapp/releases/3").json()["current"] is True
+    # A rollback's release runs the phase too: answered pending, then failed, never live.
+    fake.fail_next_release_phase("myapp", ["migrate: no database"])
+    rolled = api("POST", "/apps/myapp/releases", json={"release": fake.releases("myapp")[1]["id"]})
+    assert rolled.status_code == 201 and rolled.json()["status"] == "pending"
+    assert api("GET", "/apps/myapp/releases/5").json()["status"] == "failed"
+    assert api("GET", "/apps/myapp/releases/3").json()["current"] is True
     assert fake.violations == []
 
 

@@ -307,7 +307,7 @@ class Deployments:
             {"version": target.version},
             confirmed_by=confirmer.user_id,
         )
-        new_release, note = None, None
+        new_release, note, phase = None, None, None
         try:
             after = self._guard.call(entry, lambda: platform.rollback(resolved.target.name, target))
         except PlatformError as error:
@@ -323,6 +323,8 @@ class Deployments:
             self._audit.finish(entry, "ok", after={"version": after.version})
             # Heroku makes a new release (v43) from the old one (v41); Beanstalk redeploys it.
             new_release = after.version if after.version != target.version else None
+            # Its release phase (a `release:` command) still runs: the thread follows it.
+            phase = after.id if not beanstalk and after.status == "pending" else None
         log.info("rolled back", extra={"app": pending.app, "user": requester.user_id})
         # Read back as made, it is said as any rollback is: break-glass notice and follow-up.
         return Deployed(
@@ -334,9 +336,10 @@ class Deployments:
             mode=new_release,
             confirmed_by=confirmer.user_id,
             audit_id=entry,
-            slow=platform.settles_slowly(),
+            slow=platform.settles_slowly() or phase is not None,
             break_glass=self._break_glass(resolved.target, requester, pending),
             note=note,
+            release_id=phase,
         )
 
     # -- maintenance ------------------------------------------------------------------------

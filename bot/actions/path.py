@@ -575,6 +575,10 @@ class Actions:
                 return platform.wait_for_build(
                     name, result.build_id, FOLLOW_UP_TIMEOUT, stopping, result.app
                 )
+            if isinstance(result, Deployed) and result.release_id:
+                return platform.wait_for_release(
+                    name, result.release_id, FOLLOW_UP_TIMEOUT, stopping, result.app
+                )
             if isinstance(result, Deployed) and result.verb == "run":
                 return platform.wait_for_run(
                     name, result.mode or "", FOLLOW_UP_TIMEOUT, stopping, result.app

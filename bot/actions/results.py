@@ -308,6 +308,7 @@ class Deployed:
     slow: bool = False  # Beanstalk: the update takes minutes, follow it up in a thread
     break_glass: BreakGlass | None = None
     build_id: str | None = None  # ship on Heroku: the build the thread follows
+    release_id: str | None = None  # rollback on Heroku: a release in its release phase
     promotions: tuple[Promotion, ...] = ()  # promote: each downstream app's result
     note: str | None = None  # rollback, config: how a lost answer was read back (Slack text)
     replaced: str | None = None  # lock: the reason the holder's own earlier lock had

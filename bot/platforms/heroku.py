@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from threading import Event, Lock
 from typing import Any
@@ -408,37 +410,78 @@ class HerokuPlatform:
         release_id = (item.get("release") or {}).get("id")
         released = ""
         if release_id:
-            # Its release runs the release phase (`release:` in the Procfile) first: pending
-            # until then, and never live if that fails.
-            path = ("apps", app, "releases", str(release_id))
-            release = self._wait(app, path, timeout, stopping) or self._call("GET", app, path)
-            number = code(f"v{release.get('version')}")
-            if release.get("status") == "failed":
-                phase = tuple(self._text(release.get("output_stream_url"))[-OUTPUT_TAIL:])
-                return Settled(
-                    ok=False,
-                    summary=f"The build of {version} for {said} succeeded, but its release "
-                    f"{number} failed in the release phase, so {said} still runs its last "
-                    "good release.",
-                    events=phase or tail,
-                    output=True,
-                )
-            if release.get("status") == "pending":
-                return Settled(
-                    ok=False,
-                    summary=f"The build of {version} for {said} succeeded; its release "
-                    f"{number} was still in the release phase when I stopped watching it.",
-                    events=tail,
-                    output=True,
-                    unknown=True,
-                )
-            released = " and released as " + number
+            phase = self._release_phase(
+                app,
+                str(release_id),
+                timeout,
+                stopping,
+                said,
+                lambda number: (
+                    f"The build of {version} for {said} succeeded, but its release " + number
+                ),
+            )
+            if isinstance(phase, Settled):
+                return phase if phase.events else replace(phase, events=tail)
+            released = " and released as " + phase
         return Settled(
             ok=True,
             summary=f"The build of {version} for {said} succeeded{released}.",
             events=tail,
             output=True,
         )
+
+    def wait_for_release(
+        self, app: str, release_id: str, timeout: float, stopping: Event, alias: str | None = None
+    ) -> Settled:
+        """Wait for a release (a rollback's) to leave its release phase; the summary names
+        the app `alias`, as it was asked for, when given."""
+        said = code(alias or app)
+        phase = self._release_phase(
+            app,
+            release_id,
+            timeout,
+            stopping,
+            said,
+            lambda number: f"The release {number} of {said}",
+        )
+        if isinstance(phase, Settled):
+            return phase
+        return Settled(ok=True, summary=f"The release {phase} of {said} is live.")
+
+    def _release_phase(
+        self,
+        app: str,
+        release_id: str,
+        timeout: float,
+        stopping: Event,
+        said: str,
+        what: Callable[[str], str],
+    ) -> Settled | str:
+        """The release's version (`v5`) once it went live, or how it did not: a release
+        runs the release phase (`release:` in the Procfile) first, pending until then, and
+        never goes live if that fails. `what` names the release in the summary, given its
+        number."""
+        path = ("apps", app, "releases", release_id)
+        release = self._wait(app, path, timeout, stopping) or self._call("GET", app, path)
+        number = code(f"v{release.get('version')}")
+        if release.get("status") == "failed":
+            output = tuple(self._text(release.get("output_stream_url"))[-OUTPUT_TAIL:])
+            return Settled(
+                ok=False,
+                summary=f"{what(number)} failed in the release phase, so {said} "
+                "still runs its last good release.",
+                events=output,
+                output=True,
+            )
+        if release.get("status") == "pending":
+            return Settled(
+                ok=False,
+                summary=f"{what(number)} was still in the release phase when I "
+                "stopped watching it.",
+                output=True,
+                unknown=True,
+            )
+        return number
 
     def log_lines(self, app: str, dyno: str | None, lines: int) -> list[str]:
         """The last `lines` log lines (of one dyno or process type), through a log session."""

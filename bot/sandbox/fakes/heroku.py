@@ -629,8 +629,9 @@ class FakeHeroku(ServedFake):
             self._failing_builds[app] = list(output)
 
     def fail_next_release_phase(self, app: str, output: Iterable[str]) -> None:
-        """The release the app's next successful build makes fails in its release phase
-        (its `release` command), its output `output`: status `failed`, never live."""
+        """The next release the app makes from a successful build or a rollback fails in
+        its release phase (its `release` command), its output `output`: status `failed`,
+        never live. A rollback's answer says `pending`, as while the command runs."""
         with self._lock:
             self._failing_releases[app] = list(output)
 
@@ -1006,8 +1007,17 @@ class FakeHeroku(ServedFake):
             raise _invalid(
                 f"Release v{target.version} cannot be rolled back to: it {target.status}."
             )
+        phase = self._failing_releases.pop(app.name, None)
+        status = "failed" if phase is not None else "succeeded"
+        release = self._new_release(app, f"Rollback to v{target.version}", status, OWNER_EMAIL)
+        if phase is not None:
+            # Its release command fails after the answer, which says pending: never live.
+            self._streams[release.id] = ["Running release command...", *phase]
+            release.config = dict(target.config)
+            pending = {**self._release_json(app, release), "status": "pending"}
+            return _Reply(201, pending)
         app.config = dict(target.config)  # Heroku rolls back code and config together
-        release = self._new_release(app, f"Rollback to v{target.version}", "succeeded", OWNER_EMAIL)
+        release.config = dict(target.config)
         # A release restarts every dyno on the new code.
         for dyno in app.dynos:
             dyno.start(self._now, self._boot_seconds())
