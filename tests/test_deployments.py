@@ -166,7 +166,7 @@ def test_a_slash_command_delivered_twice_asks_once(driver, slack):
 @pytest.mark.parametrize(
     ("text", "says"),
     [
-        ("rollback myapp v99", "`myapp` has no release `v99` among its last 50"),
+        ("rollback myapp v99", "`myapp` has no release `v99`. See `/deploy releases myapp`."),
         ("rollback myapp v3", "`v3` is already the current release of `myapp`"),
         ("rollback myapp 3", "`v3` is already the current release of `myapp`"),
         ("rollback myapp v4", "`v4` of `myapp` failed, so it cannot be rolled back to"),
@@ -183,6 +183,23 @@ def test_bad_rollbacks_get_a_sentence_and_send_nothing(driver, heroku, text, say
     heroku.add_release("myapp", "Deploy broken", status="failed")
     assert says in say(driver, text)["text"]
     assert rollbacks(heroku) == []
+
+
+def test_a_release_older_than_the_newest_fifty_is_rolled_back_to_by_its_number(driver, heroku):
+    # Heroku rolls back to any release whose slug it keeps; the bot had read only the newest
+    # 50 and said the others were not "among its last 50", as if they might not exist.
+    for number in range(55):
+        heroku.release("myapp", f"Deploy {number:07x}")
+    prompt = say(driver, "rollback myapp v2")
+    assert "`v58` (Deploy 0000036) → `v2` (Deploy" in prompt["text"], prompt["text"]
+    _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    assert "as the new release `v59`" in driver.reply(url)["text"]
+    [rollback] = rollbacks(heroku)
+    assert rollback.json == {"release": heroku.releases("myapp")[1]["id"]}
+    assert say(driver, "rollback myapp v99")["text"] == (
+        "`myapp` has no release `v99`. See `/deploy releases myapp`."
+    )
+    assert heroku.violations == []
 
 
 def test_a_rollback_needs_permission(driver, heroku):

@@ -181,6 +181,10 @@ class Deployments:
                     f"{unknown} Name the one to deploy: `/deploy rollback {app} VERSION` "
                     f"(`/deploy releases {app}` lists them)."
                 )
+        if heroku and command.target and not _spellings(command.target) & _versions(releases):
+            # Older than the newest listed, perhaps: Heroku reads one by its number.
+            older = platform_of(resolved).version(resolved.target.name, command.target)
+            releases = (*releases, older) if older else releases
         if not heroku and command.target and all(r.version != command.target for r in releases):
             # Older than the newest listed, perhaps: looked up by its label, as ship does.
             older = version_by_label(
@@ -277,11 +281,12 @@ class Deployments:
                 public=True,
             )
         beanstalk = resolved.target.platform == "beanstalk"
-        if all(r.version != target.version for r in releases) and (
-            not beanstalk or platform.version(resolved.target.name, target.version) is None
-        ):
-            # A Beanstalk version deleted meanwhile (one older than the newest is looked up
-            # by its label): every click would be refused alike.
+        if all(r.version != target.version for r in releases):
+            # One older than the newest is looked up by its label or number.
+            older = platform.version(resolved.target.name, target.version)
+            releases = (*releases, older) if older else releases
+        if all(r.version != target.version for r in releases):
+            # A Beanstalk version deleted meanwhile: every click would be refused alike.
             noun = "application versions" if beanstalk else "releases"
             return Reply(
                 f"Nothing was changed: {code(target.version)} is no longer among "
@@ -684,8 +689,7 @@ def _rollback_target(
     else:
         matches = [r for r in releases if r.version == wanted]
     if not matches:
-        among = f" among its last {LOOKBACK}" if heroku else ""
-        return f"`{app}` has no {noun} {shown(wanted)}{among}. See `/deploy releases {app}`."
+        return f"`{app}` has no {noun} {shown(wanted)}. See `/deploy releases {app}`."
     found = matches[0]
     if current is not None and found.version == current.version:
         return (
@@ -744,6 +748,10 @@ def _spellings(wanted: str) -> set[str]:
     if word.isdigit():
         return {word, f"v{word}"}
     return {word}
+
+
+def _versions(releases: tuple[Release, ...]) -> set[str]:
+    return {r.version.lower() for r in releases}
 
 
 def _as_json(release: Release) -> dict[str, Any]:

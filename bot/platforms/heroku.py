@@ -346,6 +346,17 @@ class HerokuPlatform:
             range_ = next_range if response.status_code == 206 and next_range else None
         return tuple(found[:limit])
 
+    def version(self, app: str, label: str) -> Release | None:
+        """Release `label` (`v41` or `41`) however old (`releases` reads only the newest);
+        None if the app has no release so numbered."""
+        number = label.lower().removeprefix("v")
+        if not number.isdigit():
+            return None
+        try:
+            return _release(self._call("GET", app, ("apps", app, "releases", number)))
+        except NotFound:
+            return None
+
     def rollback(self, app: str, release: Release) -> Release:
         """A new release with the code and config of `release` (Heroku's Rollback link)."""
         created = self._call("POST", app, ("apps", app, "releases"), {"release": release.id})
