@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.actions.background import Background
 from bot.actions.dashboards import Dashboards
@@ -16,7 +18,7 @@ from bot.actions.gate import Gate
 from bot.actions.health import Health, release_of
 from bot.actions.path import Actions
 from bot.actions.results import Resolved, Result
-from bot.actions.usergroups import UserGroups
+from bot.actions.usergroups import GroupLookupFailed, UserGroups
 from bot.config import Config
 from bot.metrics.store import MetricsStore
 from bot.platforms.base import Platform, PlatformError
@@ -38,6 +40,8 @@ from bot.store.request_keys import RequestKeys
 from bot.store.throttles import Throttles
 from bot.store.webhook_secrets import WebhookSecrets
 from policies.commands import Command
+
+log = logging.getLogger(__name__)
 
 
 def _parent_share(size: int) -> int:
@@ -94,7 +98,11 @@ class Services:
         self._platforms: dict[tuple[str, ...], Platform] = {}
         self._lock = threading.Lock()
         self.gate = Gate(
-            self.registry.rules, config.admins, self._groups_of, self.registry.other_names
+            self.registry.rules,
+            config.admins,
+            self._groups_of,
+            self.registry.other_names,
+            self._workspace,
         )
         self._usergroups: UserGroups | None = None
         self._slack: WebClient | None = None
@@ -163,6 +171,19 @@ class Services:
         if self._slack is None:
             self._slack = web_client(self.config.slack_bot_token, self.config.slack_api_url)
         return self._slack
+
+    def _workspace(self) -> tuple[str | None, str | None]:
+        """The team and Enterprise Grid org the bot token belongs to, from one auth.test."""
+        try:
+            found = self.slack().auth_test()
+        except (SlackApiError, OSError) as error:
+            code = error.response.get("error") if isinstance(error, SlackApiError) else None
+            log.warning("auth.test failed", extra={"error": code or type(error).__name__})
+            raise GroupLookupFailed(
+                "Slack could not say which workspace I am installed in, so I changed nothing. "
+                "Try again in a minute."
+            ) from None
+        return found.get("team_id"), found.get("enterprise_id")
 
     def _groups_of(self, user_id: str, groups: Iterable[str]) -> frozenset[str]:
         # Built on first use: start-up makes no Slack call, and most registries name no group.

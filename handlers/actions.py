@@ -9,7 +9,7 @@ from bot.actions.results import Chart
 from bot.metrics.chart_data import span_words
 from bot.store.audit import Actor
 from handlers.charts import CHART_ACTION, PLACES, upload
-from handlers.clicks import refuse
+from handlers.clicks import home_team, refuse
 from handlers.delivery import deliver, dm_responder
 from handlers.offload import click
 from handlers.render import CANCEL_ACTION, CONFIRM_ACTION, safely
@@ -77,7 +77,7 @@ def register(app: App, services: Services) -> None:
 def _click(body: dict[str, Any], source: str) -> tuple[Actor, str]:
     actor = Actor(
         user_id=body["user"]["id"],
-        team_id=(body.get("team") or {}).get("id"),
+        team_id=home_team(body),
         channel_id=(body.get("channel") or {}).get("id"),
         source=source,
     )

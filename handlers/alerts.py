@@ -20,7 +20,7 @@ from bot.actions.usergroups import GroupLookupFailed
 from bot.store.audit import Actor
 from bot.store.incidents import Alerts
 from handlers.charts import chart_button
-from handlers.clicks import alert_count, refuse
+from handlers.clicks import alert_count, home_team, refuse
 from handlers.delivery import deliver
 from handlers.offload import click
 from handlers.render import safely
@@ -227,7 +227,7 @@ def _value(body: dict[str, Any]) -> tuple[str, str]:
 def _actor(body: dict[str, Any], source: str, request_key: str | None = None) -> Actor:
     return Actor(
         user_id=body["user"]["id"],
-        team_id=(body.get("team") or {}).get("id"),
+        team_id=home_team(body),
         channel_id=(body.get("channel") or {}).get("id"),
         source=source,
         request_key=request_key,

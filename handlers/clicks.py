@@ -30,6 +30,14 @@ def button_value(body: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) and value and value.isprintable() else None
 
 
+def home_team(body: dict[str, Any]) -> str | None:
+    """The clicker's own team: `user.team_id` (their org's ID on Enterprise Grid). In a
+    Slack Connect channel a partner's member can press our buttons, and `team` then need
+    not be theirs; a payload without `user.team_id` falls back to `team.id`."""
+    team = (body.get("user") or {}).get("team_id") or (body.get("team") or {}).get("id")
+    return team if isinstance(team, str) else None
+
+
 def page_number(value: str | None) -> int | None:
     """A pager button's value as a page number; None if it is not a few ASCII digits
     (`int()` takes '²' and raises on 5,000 digits)."""

@@ -41,6 +41,7 @@ def register(app: App, services: Services) -> None:
         actor = Actor(
             user_id=command["user_id"],
             team_id=command.get("team_id"),
+            enterprise_id=command.get("enterprise_id") or None,
             channel_id=command.get("channel_id"),
             source=services.source,
             request_key=f"slash:{command['trigger_id']}" if command.get("trigger_id") else None,

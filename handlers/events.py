@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError
 
 from bot.store.audit import Actor
-from handlers.clicks import button_value, page_number, refuse
+from handlers.clicks import button_value, home_team, page_number, refuse
 from handlers.delivery import approvers_channel, ask_approvers, deliver, dm_responder
 from handlers.home import COMMANDS, PAGE_ACTION, PER_PAGE, Refresher, home_view
 from handlers.offload import quietly
@@ -72,7 +72,7 @@ def register(app: App, services: Services) -> None:
             return
         actor = Actor(
             user_id=user_id,
-            team_id=(body.get("team") or {}).get("id"),
+            team_id=home_team(body),
             source=services.source,
             request_key=f"home:{user_id}:{action.get('action_ts')}",
         )

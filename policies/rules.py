@@ -208,6 +208,34 @@ def is_read_only(verb: str) -> bool:
     return verb in READ_ONLY_VERBS
 
 
+OUTSIDER = (
+    "You are a member of another Slack organisation: only members of this workspace may "
+    "change apps."
+)
+
+
+def is_outsider(
+    team_id: str | None,
+    enterprise_id: str | None,
+    home_team: str | None,
+    home_enterprise: str | None,
+) -> bool:
+    """Is a caller whose home team is `team_id` (and org `enterprise_id`) from outside the
+    workspace the bot is installed in (`home_team`, in org `home_enterprise`)?
+
+    In a Slack Connect channel a partner organisation's members see the bot's messages and
+    press their buttons; Slack names their own team (`user.team_id`), which on Enterprise
+    Grid is their organisation's ID (E…). Unknown on either side: not an outsider."""
+    if team_id is None or home_team is None:
+        return False
+    if team_id == home_team:
+        return False
+    if home_enterprise is not None:
+        # Another workspace of the same Enterprise Grid organisation is not another org.
+        return home_enterprise not in (team_id, enterprise_id)
+    return True
+
+
 def decide(rules: Sequence[Rule], request: Request, admins: frozenset[str]) -> Decision:
     """Decide whether `request` may go ahead: deny wins, then allow, then the verb's default."""
     verb, app = request.verb.lower(), request.app
@@ -301,16 +329,22 @@ def summarize(
     admins: frozenset[str],
     apps: Iterable[str],
     also: Callable[[str], tuple[str, ...]] = lambda app: (),
+    outsider: bool = False,
 ) -> list[str]:
     """Plain lines for `/deploy whoami`: per verb, the apps allowed here and which rule says
-    so; `also` gives an app's other names, which rules match as `decide` does."""
+    so; `also` gives an app's other names, which rules match as `decide` does. An
+    `outsider` (a member of another Slack organisation) is told so, and shown reads only."""
     app_names = sorted(set(apps))
     where = f"<#{channel_id}>" if channel_id else "this conversation"
     group_text = ", ".join(sorted(groups)) if groups else "none"
     lines = [f"You are <@{user_id}> (user groups: {group_text}), asking in {where}."]
-    if user_id in admins:
+    if outsider:
+        lines.append(OUTSIDER)
+    elif user_id in admins:
         lines.append("You are in DEPLOYBOT_ADMINS: you may change any app no deny rule protects.")
     for verb in _WHOAMI_ORDER:
+        if outsider and not is_read_only(verb):
+            continue
         targets: list[str | None] = [None] if verb in APPLESS_VERBS else list(app_names)
         allowed: dict[str, list[str]] = {}
         denied: dict[str, list[str]] = {}

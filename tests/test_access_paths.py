@@ -408,3 +408,53 @@ def test_history_says_which_apps_it_leaves_out_because_slack_cannot_say(with_reg
         "rules name. Try again in a minute. Until then I leave out the 1 app its rules decide."
     )
     assert "scale web=2 myapp" in lines[2]
+
+
+SHARED = """\
+access:
+  - allow: ["*"]
+    channels: [CSHARED]
+apps:
+  myapp:
+    platform: heroku
+    guardrails:
+      protected: true
+"""
+PARTNER = "T0PARTNER"  # a partner organisation's workspace, in a Slack Connect channel
+OUTSIDER = (
+    "You are a member of another Slack organisation: only members of this workspace may "
+    "change apps."
+)
+
+
+def test_a_member_of_another_organisation_may_not_change_apps(with_registry, heroku, config):  # noqa: F811
+    driver = with_registry(SHARED)
+    # A rule about a channel is about anyone in it: in a shared channel, a partner's people too.
+    _, url = driver.command("restart myapp", "UPARTNER1", channel="CSHARED", team=PARTNER)
+    assert driver.reply(url)["text"] == OUTSIDER
+    assert heroku.calls("DELETE", "/apps/myapp/dynos") == []
+    assert next((e.user_id, e.verb, e.outcome) for e in history(config)) == (
+        "UPARTNER1",
+        "restart",
+        "refused",
+    )
+    # `whoami` says so, rather than list the changes the channel's rule allows.
+    _, url = driver.command("whoami", "UPARTNER1", channel="CSHARED", team=PARTNER)
+    lines = driver.reply(url)["text"].splitlines()
+    assert lines[1] == OUTSIDER and not any("`restart`" in line for line in lines)
+    # Reads stay as the rules say.
+    _, url = driver.command("status myapp", "UPARTNER1", channel="CSHARED", team=PARTNER)
+    assert driver.reply(url)["text"] != OUTSIDER
+    # Stopping a protected app's workers waits for a second person: not the partner's
+    # approval, told by the team Slack names for the clicker (`user.team_id`), not `team.id`.
+    prompt = say(driver, "kill myapp worker", ADMIN)
+    value = button(prompt, CONFIRM_ACTION)["value"]
+    _, url = driver.click(
+        CONFIRM_ACTION, value, "UPARTNER1", channel_id="CSHARED", user_team_id=PARTNER
+    )
+    assert driver.reply(url)["text"] == f"You may not approve changes to `myapp`. {OUTSIDER}"
+    assert heroku.formation("myapp")["worker"][0] == 1
+    # A member of this workspace in the same channel still may.
+    _, url = driver.click(CONFIRM_ACTION, value, USER, channel_id="CSHARED")
+    assert driver.reply(url)["text"] != OUTSIDER
+    assert heroku.formation("myapp")["worker"][0] == 0

@@ -138,6 +138,33 @@ def _resolves_in_place(worker, slack, alert):
     assert all(block["type"] != "actions" for block in resolved.get("blocks", []))
 
 
+SHARED_CHANNEL = """\
+access:
+  - allow: ["*"]
+    channels: [CMYAPP]
+"""
+
+
+def test_a_partner_organisation_member_cannot_press_an_alerts_restart(
+    config, tmp_path, monkeypatch, heroku, slack
+):
+    # CMYAPP is a Slack Connect channel: a partner's member sees the alert and its buttons,
+    # and the rule is about anyone there. Slack names their own team in `user.team_id`.
+    with served_app(config, SHARED_CHANNEL + REGISTRY, tmp_path, monkeypatch) as served:
+        driver = SlackDriver(served[0].test_client(), slack)
+        value, where = _crash_alert(driver, heroku, slack, served[1])
+        _, url = driver.click(RESTART_ACTION, value, "UPARTNER1", user_team_id="T0PARTNER", **where)
+        assert driver.reply(url)["text"] == (
+            "You are a member of another Slack organisation: only members of this workspace "
+            "may change apps."
+        )
+        assert heroku.calls("DELETE", "/apps/myapp/formations/web") == []
+        # The button is still there for this workspace's people.
+        _, url = driver.click(RESTART_ACTION, value, USER, **where)
+        assert "restart" in driver.reply(url)["text"].lower()
+        assert len(heroku.calls("DELETE", "/apps/myapp/formations/web")) == 1
+
+
 def _posted_crash(driver, heroku, slack, config):
     """A watched app's crash, posted by the worker: (the worker, its alert, where it is)."""
     watch(driver, heroku)

@@ -68,7 +68,7 @@ def test_lifecycle_and_urls() -> None:
 
 def test_auth_test(fake: FakeSlack, client: WebClient) -> None:
     response = client.auth_test()
-    assert response["team_id"] == "T0001" and response["user_id"] == "U0BOT"
+    assert response["team_id"] == "T0CONSOLE" and response["user_id"] == "U0BOT"
     assert response["bot_id"] == fake.bot_id
     jsonschema.Draft4Validator(success_schema("auth.test")).validate(response.data)
     [call] = fake.calls_to("auth.test")
@@ -79,8 +79,7 @@ def test_auth_test(fake: FakeSlack, client: WebClient) -> None:
 def test_post_message_with_blocks(
     fake: FakeSlack, client: WebClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The spec's pattern for a message's team wants 9+ characters; T0001 has 4.
-    monkeypatch.setattr(fake, "team_id", "T0123456789")
+    monkeypatch.setattr(fake, "team_id", "T0123456789")  # as long as real ones
     first = client.chat_postMessage(channel=CHANNEL, text="deployed", blocks=BLOCKS)
     second = client.chat_postMessage(channel=CHANNEL, text="again", thread_ts=first["ts"])
     jsonschema.Draft4Validator(success_schema("chat.postMessage")).validate(first.data)

@@ -13,6 +13,7 @@ from policies.rules import (
     Request,
     Rule,
     decide,
+    is_outsider,
     summarize,
     validate_app_pattern,
     validate_channel_id,
@@ -315,3 +316,21 @@ def test_summary_shows_denies_and_admin_rights() -> None:
     assert kill == "`kill`: shop (DEPLOYBOT_ADMINS); denied on billing (rule at deploybot.yml:22)."
     scale = next(line for line in lines if line.startswith("`scale`"))
     assert scale == "`scale`: every app (DEPLOYBOT_ADMINS)."
+
+
+@pytest.mark.parametrize(
+    ("team", "enterprise", "home", "home_enterprise", "outsider"),
+    [
+        ("T0HOME", None, "T0HOME", None, False),
+        ("T0PARTNER", None, "T0HOME", None, True),
+        # Enterprise Grid: a click names the org (E…), a command the workspace and the org.
+        ("E0GRID", None, "T0HOME", "E0GRID", False),
+        ("T0OTHERWS", "E0GRID", "T0HOME", "E0GRID", False),
+        ("E0PARTNER", None, "T0HOME", "E0GRID", True),
+        ("T0PARTNER", "E0PARTNER", "T0HOME", "E0GRID", True),
+        (None, None, "T0HOME", None, False),  # the console, the worker: no team named
+        ("T0PARTNER", None, None, None, False),  # the bot's workspace unknown
+    ],
+)
+def test_is_outsider(team, enterprise, home, home_enterprise, outsider) -> None:
+    assert is_outsider(team, enterprise, home, home_enterprise) is outsider

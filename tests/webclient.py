@@ -40,11 +40,14 @@ class SlackDriver:
             self.slack.judge_answer(response.get_json())  # a limit passed: a violation
         return response
 
-    def command(self, text: str, user: str, channel: str | None = None) -> tuple[Any, str]:
-        """Send `/deploy text` (typed in `channel`, if given); returns the ack response and
-        the command's response_url."""
+    def command(
+        self, text: str, user: str, channel: str | None = None, team: str | None = None
+    ) -> tuple[Any, str]:
+        """Send `/deploy text` (typed in `channel`, by a member of `team`, if given); returns
+        the ack response and the command's response_url."""
         url = self.slack.new_response_url()
         where = {"channel_id": channel} if channel else {}
+        where |= {"team_id": team} if team else {}
         if text.split()[:2] == ["config", "set"]:
             posts = len(self.slack.calls_to("chat.postMessage"))
             self._posted_from[url] = (channel or "C0CONSOLE", posts)
@@ -52,7 +55,8 @@ class SlackDriver:
 
     def click(self, action_id: str, value: str, user: str, **where: str | None) -> tuple[Any, str]:
         """Press a button; like Slack, every click carries a response_url of its own.
-        `where` may name the `channel_id` and `message_ts` of a channel message's button."""
+        `where` may name the `channel_id` and `message_ts` of a channel message's button,
+        and the clicker's own team (`user_team_id`), a partner's in a Slack Connect channel."""
         url = self.slack.new_response_url()
         where = {name: value for name, value in where.items() if value is not None}
         return self.post(button_click(action_id, value, url, user_id=user, **where)), url

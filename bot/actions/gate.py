@@ -21,11 +21,16 @@ class Gate:
         admins: frozenset[str] = frozenset(),
         groups_of: Callable[[str, Iterable[str]], frozenset[str]] | None = None,
         also: Callable[[str], tuple[str, ...]] = lambda app: (),
+        workspace: Callable[[], tuple[str | None, str | None]] | None = None,
     ) -> None:
         self.rules = tuple(rules_)
         self.admins = admins
         self._groups_of = groups_of
         self._also = also  # an app's other names (its platform name), matched by rules too
+        # The team (and Enterprise Grid org) the bot is installed in: asked of Slack once,
+        # on the first change someone names a team for. None: nobody is told apart.
+        self._workspace = workspace
+        self._home: tuple[str | None, str | None] | None = None
         # Only groups some rule names matter; with none, Slack is never asked.
         self._named_groups = sorted({group for rule in self.rules for group in rule.groups})
 
@@ -37,6 +42,9 @@ class Gate:
         if actor.source == AUTOSCALER and verb == "scale":
             # Someone allowed to `autoscale` this app turned it on; guardrails still apply.
             return rules.Decision(True, "The autoscaler scales apps it was turned on for.")
+        if not rules.is_read_only(verb.lower()) and self._outsider(actor):
+            # Before any rule: `channels: [...]` is about anyone there, a partner's people too.
+            return rules.Decision(False, rules.OUTSIDER)
         also = self._also(app) if app is not None else ()
         # Only the groups of rules about this verb and app: one group Slack cannot answer
         # for must not stop every other verb on every other app.
@@ -48,6 +56,13 @@ class Gate:
         )
         return rules.decide(self.rules, request, self.admins)
 
+    def _outsider(self, actor: Actor) -> bool:
+        if actor.team_id is None or self._workspace is None:
+            return False
+        if self._home is None:
+            self._home = self._workspace()
+        return rules.is_outsider(actor.team_id, actor.enterprise_id, *self._home)
+
     def summary(self, actor: Actor, apps: Iterable[str]) -> list[str]:
         return rules.summarize(
             self.rules,
@@ -57,6 +72,7 @@ class Gate:
             self.admins,
             apps,
             self._also,
+            outsider=self._outsider(actor),
         )
 
     def _groups(self, actor: Actor, named: list[str] | None = None) -> frozenset[str]:

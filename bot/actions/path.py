@@ -764,6 +764,8 @@ class Actions:
                 requester = replace(
                     actor,
                     user_id=pending.user_id,
+                    team_id=pending.team_id,
+                    enterprise_id=None,
                     channel_id=pending.channel_id or actor.channel_id,
                     request_key=None,
                 )

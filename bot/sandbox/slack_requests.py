@@ -73,14 +73,16 @@ def button_click(
     block_id: str = "deploybot_confirmation",
     message_ts: str | None = None,
     view_id: str | None = None,
+    user_team_id: str | None = None,
 ) -> str:
     """The form-encoded body of a `block_actions` interaction payload; `message_ts` names
     the (non-ephemeral) message whose button was pressed; `view_id`, the Home tab's view a
-    button was pressed on instead, whose clicks carry no channel and no `response_url`."""
+    button was pressed on instead, whose clicks carry no channel and no `response_url`;
+    `user_team_id`, the clicker's own team when it is not `team_id` (Slack Connect)."""
     payload: dict[str, Any] = {
         "type": "block_actions",
         "team": {"id": team_id, "domain": "console"},
-        "user": {"id": user_id, "username": user_id.lower(), "team_id": team_id},
+        "user": {"id": user_id, "username": user_id.lower(), "team_id": user_team_id or team_id},
         "api_app_id": "A0DEPLOYBOT",
         "token": "unused-verification-token",
         "container": {"type": "message", "channel_id": channel_id, "is_ephemeral": False},

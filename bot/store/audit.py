@@ -22,13 +22,15 @@ class Actor:
     """Who asked: a Slack user (or the console's local user) in a team and channel."""
 
     user_id: str
-    team_id: str | None = None
+    team_id: str | None = None  # the user's own team (their org's ID on Enterprise Grid)
     channel_id: str | None = None
     source: str = "slack"
     # The same for every delivery of one Slack request (a slash command's trigger_id).
     request_key: str | None = None
     # Where Slack takes answers to this request (its response_url), for later updates.
     reply_to: str | None = None
+    # The Enterprise Grid organisation a slash command came from, if any (not audited).
+    enterprise_id: str | None = None
 
 
 @dataclass(frozen=True)

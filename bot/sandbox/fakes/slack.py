@@ -184,7 +184,7 @@ class FakeSlack(ServedFake):
     def __init__(
         self,
         bot_token: str = "xoxb-test",
-        team_id: str = "T0001",
+        team_id: str = "T0CONSOLE",
         bot_user_id: str = "U0BOT",
         *,
         bot_id: str = "B0BOT00001",
