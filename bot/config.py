@@ -97,7 +97,14 @@ def _database_url(url: str | None) -> str | None:
         from sqlalchemy.engine import make_url
 
         try:
-            make_url(url).port  # noqa: B018 (parsing the port is the check)
+            parsed = make_url(url)
+            parsed.port  # noqa: B018 (parsing the port is the check)
         except ValueError:
             raise ConfigError("DATABASE_URL's port is not a number.") from None
+        # Without them libpq quietly takes the local socket and a default database.
+        if not (parsed.host or parsed.query.get("host")) or not parsed.database:
+            raise ConfigError(
+                "DATABASE_URL names no host or no database; "
+                "it should look like postgres://USER:PASSWORD@HOST:5432/DATABASE."
+            )
     return url

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.config import Config, ConfigError
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -32,12 +34,37 @@ def _run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[
         ("mysql://u:hunter2@db/x", "DATABASE_URL must be a postgres://"),
         ("postgresql://u:hunter2@127.0.0.1:abc/x", "DATABASE_URL's port is not a number."),
         ("postgresql://u:hunter2@127.0.0.1:1/x", "cannot be used (OperationalError)"),
+        # libpq had taken the local socket for the missing host.
+        ("postgres://u:hunter2@/x", "DATABASE_URL names no host or no database"),
     ],
 )
 def test_a_database_url_that_cannot_work_is_one_sentence(tmp_path, url, says):
     done = _run(tmp_path, "migrate", DATABASE_URL=url)
     assert done.returncode == 2 and says in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and "hunter2" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgres://",
+        "postgres://u:p@/db",
+        "postgresql://u:p@db.example.com",
+        "postgres://db.example.com/",
+    ],
+)
+def test_a_postgres_url_without_a_host_or_database_is_refused_before_connecting(url):
+    # Such a URL had passed, and libpq connected over the local socket to a default
+    # database: `migrate` migrated one named after the OS user.
+    with pytest.raises(ConfigError) as caught:
+        Config.from_env({"DATABASE_URL": url})
+    assert str(caught.value).startswith("DATABASE_URL names no host or no database")
+    assert str(caught.value).count(". ") == 0
+
+
+def test_a_postgres_url_with_its_host_in_the_query_is_still_allowed():
+    url = "postgresql://u@/db?host=/var/run/postgresql"
+    assert Config.from_env({"DATABASE_URL": url}).database_url == url
 
 
 def test_the_worker_stops_at_a_registry_it_cannot_read(tmp_path):
