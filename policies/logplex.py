@@ -64,6 +64,18 @@ LATEST = 4_102_444_800  # 2100-01-01T00:00:00Z
 _MAX_LENGTH_DIGITS = 7  # a frame is shorter than the 1 MiB body that carries it
 _MAX_NUMBER_DIGITS = 12  # 10^12 ms is 31 years; 10^12 bytes is a terabyte
 
+# Router codes of requests the router answered itself, no dyno reached (`dyno=` empty):
+# the app crashed (H10), the maintenance page (H80), Heroku's own error (H99). They are no
+# load on the dynos, so a request rate read as load leaves them out. H14 (no web dynos
+# running) stays in: with web at 0 it is the only sign of the traffic dynos should carry.
+NO_LOAD_CODES = frozenset({"H10", "H80", "H99"})
+
+
+def load(requests: int, codes: Mapping[str, int]) -> int:
+    """`requests` less those of `NO_LOAD_CODES` among `codes`: what reached a dyno (or
+    would have, had one run)."""
+    return max(requests - sum(codes.get(code, 0) for code in NO_LOAD_CODES), 0)
+
 
 class RouterLine(NamedTuple):
     """One request as Heroku's router logged it; the fields the metrics windows use."""

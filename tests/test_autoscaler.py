@@ -652,3 +652,43 @@ def test_a_formation_the_tick_cannot_read_for_minutes_is_said_once_in_the_channe
     traffic(services, service_ms=1500, now=mended)
     [decision] = autoscaler.tick(mended)  # the key mended
     assert decision.acted and len(said) == 2
+
+
+@pytest.mark.parametrize("code", ["H80", "H10", "H99"])
+def test_requests_no_dyno_served_are_no_load_for_a_rate_target(services, autoscaler, heroku, code):
+    # `/deploy maintenance APP on`: the router answers every request itself, logging
+    # `code=H80 status=503` with no dyno; a crashed app (H10) and Heroku's own error (H99)
+    # alike. Those had counted as requests per dyno and scaled the app up to its max.
+    AutoscaleStore(services.db).save(Settings("myapp", "on", 1, 6, "rpm", 600.0, ADMIN, NOW))
+    start = int(NOW.timestamp()) // 60 * 60 - 6 * 60
+    windows = [
+        Window(
+            app="myapp",
+            start=second,
+            requests=600,
+            statuses={"5xx": 600},
+            codes={code: 600},
+        )
+        for second in range(start, int(NOW.timestamp()) - 10, 10)
+    ]
+    MetricsStore(services.db).save(windows)
+    [decision] = autoscaler.tick(NOW)
+    assert (decision.actual, decision.desired, decision.acted) == (1, 1, False)
+    assert [r for r in heroku.requests if r.method == "PATCH"] == []
+
+
+def test_requests_while_no_web_dyno_runs_still_start_dynos(services, autoscaler, heroku):
+    # H14 (no web dynos running) reaches no dyno either, but with web at 0 it is the only
+    # sign of the traffic the dynos to start should carry.
+    heroku.add_app("idle-app", formation={"web": (0, "standard-1x")})
+    AutoscaleStore(services.db).save(Settings("idle-app", "on", 0, 6, "rpm", 600.0, ADMIN, NOW))
+    start = int(NOW.timestamp()) // 60 * 60 - 6 * 60
+    windows = [
+        Window(
+            app="idle-app", start=second, requests=300, statuses={"5xx": 300}, codes={"H14": 300}
+        )
+        for second in range(start, int(NOW.timestamp()) - 10, 10)
+    ]
+    MetricsStore(services.db).save(windows)
+    [decision] = autoscaler.tick(NOW)
+    assert (decision.actual, decision.desired) == (0, 3)

@@ -141,6 +141,21 @@ def test_requests_that_reached_no_dyno_count_without_timings() -> None:
     assert window.statuses == {"5xx": 1} and window.service.count == 0
 
 
+@pytest.mark.parametrize(("code", "load"), [("H80", 1), ("H10", 1), ("H99", 1), ("H14", 2)])
+def test_requests_the_router_answered_itself_are_no_load(code, load) -> None:
+    # The maintenance page (H80), a crashed app (H10), Heroku's error (H99): no dyno was
+    # reached, so no dyno carried them; they had counted in the minute counts an `rpm:`
+    # target reads. H14 (no web dynos) stays: it is the load dynos should start for.
+    page = frame(
+        f"<158>1 {stamp(NOON + 1)} host heroku router - at=info code={code} "
+        'desc="Maintenance mode" method=GET path="/" host=h fwd=1.2.3.4 dyno= connect= '
+        "service= status=503 bytes="
+    )
+    [window] = windows_of([page + router(NOON + 2, "web.1", 200, 5)])
+    assert (window.requests, window.load, window.statuses) == (2, load, {"2xx": 1, "5xx": 1})
+    assert Folding().add_document(window.to_dict()) == load
+
+
 def test_queue_time_and_runtime_metrics_land_in_their_window() -> None:
     body = b"".join(
         [
@@ -241,7 +256,7 @@ def test_folding_stored_documents_equals_folding_decoded_windows(
             window = Window.from_dict(document)
             start = window.start // 60 * 60 if minute else None
             slow.add(window if start is None else replace(window, start=start))
-            assert fast.add_document(document, start) == window.requests
+            assert fast.add_document(document, start) == window.load
         assert sorted(fast.windows(), key=_key) == sorted(slow.windows(), key=_key)
     assert sorted(Folding().windows(), key=_key) == []
 

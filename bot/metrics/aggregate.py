@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 from typing import Any
 
-from policies.logplex import ParsedBody
+from policies.logplex import ParsedBody, load
 from policies.sketch import Sketch
 
 WINDOW_SECONDS = 10
@@ -67,6 +67,12 @@ class Window:
     @property
     def end(self) -> int:
         return self.start + WINDOW_SECONDS
+
+    @property
+    def load(self) -> int:
+        """The requests that were load on the dynos (`policies.logplex.load`): not the
+        maintenance page's, a crashed app's or Heroku's own error's."""
+        return load(self.requests, self.codes)
 
     def merge(self, other: Window) -> Window:
         """Both windows' counts together. Exact, commutative and associative."""
@@ -196,7 +202,7 @@ class Folding:
         from their stored form (`Sketch.merge_dict`), which is most of what compaction
         saves. The same checks, the same ValueError; a document that fails them may leave
         part of itself added (compaction's transaction then rolls back). Returns the
-        window's requests."""
+        window's load (`Window.load`), which the stored minute counts keep."""
         try:
             app, stored = str(data["app"]), stored_start(data)
             requests = int(data["requests"])
@@ -217,7 +223,7 @@ class Folding:
         found.connect.merge_dict(connect)
         found.queue.merge_dict(queue)
         found.runtime = _latest(found.runtime, runtime)
-        return requests
+        return load(requests, codes)
 
     def windows(self) -> list[Window]:
         return [found.window(app, start) for (app, start), found in self._parts.items()]

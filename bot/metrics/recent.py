@@ -34,6 +34,7 @@ from sqlalchemy import select
 from bot.metrics.aggregate import WINDOW_SECONDS
 from bot.store.db import Database
 from bot.store.models import MetricWindow
+from policies.logplex import load
 from policies.sketch import Sketch
 
 _CHUNK = 1000  # ids per query: their documents are decoded together (memory)
@@ -55,7 +56,7 @@ class MinuteTraffic:
     # The ids of the rows merged in, as 8-byte numbers: a set of Python ints is about seven
     # times the size, and a fleet's half hour is tens of thousands of minutes.
     ids: array[int] = field(default_factory=lambda: array("q"))
-    requests: int = 0
+    requests: int = 0  # the load on the dynos (`Window.load`), not every request
     queue: Sketch = field(default_factory=Sketch)
     service: Sketch = field(default_factory=Sketch)
     dynos: set[str] = field(default_factory=set)
@@ -81,7 +82,8 @@ class MinuteTraffic:
     def add(self, document: Mapping[str, Any]) -> None:
         # Only the fields the autoscaler reads: a whole Window costs three sketches more.
         assert not self.sealed, "a sealed minute is rebuilt, not added to"
-        requests = int(document["requests"])
+        # The load on the dynos: the maintenance page's requests and the like are none.
+        requests = load(int(document["requests"]), document["codes"])
         self.requests += requests
         start = int(document.get("start", self.start))
         self.windows[start] = self.windows.get(start, 0) + requests

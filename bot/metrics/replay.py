@@ -21,7 +21,7 @@ def stored_trace(metrics: MetricsStore, app: str, since: timedelta, now: datetim
         last = min(first + 86_400, end)
         for window in metrics.windows(app, first, last):
             minute = window.start // 60 * 60
-            per_minute[minute] = per_minute.get(minute, 0.0) + window.requests
+            per_minute[minute] = per_minute.get(minute, 0.0) + window.load
     if not per_minute:
         return None
     begin = min(per_minute)
