@@ -164,5 +164,6 @@ def test_a_5xx_on_a_change_may_have_made_it_and_on_a_read_did_nothing():
         platform.status("shop")
     assert read.value.changed is False
     assert str(read.value) == (
-        "Elastic Beanstalk failed (InternalFailure), so nothing was done. Try again in a minute."
+        "Elastic Beanstalk failed (InternalFailure), so `shop` could not be read. "
+        "Try again in a minute."
     )

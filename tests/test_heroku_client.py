@@ -225,13 +225,26 @@ def test_failed_reads_are_worded_as_reads(heroku):
         platform.log_lines("myapp", None, 10)
     assert (
         str(caught.value)
-        == "Heroku's API failed (500), so nothing was done. Try again in a minute."
+        == "Heroku's API failed (500), so `myapp`'s logs could not be read. Try again in a minute."
     )
     assert caught.value.changed is False
     heroku.fail_next(422, methods=["GET"], body={"id": "invalid_params", "message": "Bad range"})
     with pytest.raises(PlatformError) as caught:
         platform.formation("myapp")
     assert str(caught.value) == "Heroku refused the request about `myapp`: Bad range."
+    # `/deploy releases APP` answered 503 had said "so nothing was done", as of a change.
+    heroku.fail_next(503, count=10, methods=["GET"])
+    with pytest.raises(PlatformError) as caught:
+        platform.releases("myapp", 10)
+    assert str(caught.value) == (
+        "Heroku's API failed (503), so `myapp`'s releases could not be read. Try again in a minute."
+    )
+    heroku.fail_next(503, count=10, methods=["GET"])
+    with pytest.raises(PlatformError) as caught:
+        platform.app_names()
+    assert str(caught.value) == (
+        "Heroku's API failed (503), so the list of apps could not be read. Try again in a minute."
+    )
 
 
 def test_a_conflict_says_to_wait_for_what_is_under_way(heroku):

@@ -52,6 +52,7 @@ from bot.platforms.base import (
     NoSuchApp,
     NotSupported,
     PlatformError,
+    ReadFailed,
     Settled,
     check_first,
     formation_map,
@@ -358,12 +359,17 @@ class Actions:
                 return Reply(hint)
             if isinstance(error, NoSuchApp) and self._value_taken_for_app(command):
                 return self._set_on_no_app(actor, command)
-            if command.mutating and not error.audited:
+            before = command.mutating and not error.audited
+            if before:
                 # Failed before any change was asked of the platform (reading the formation).
                 self._record(actor, command, "error", str(error))
             if error.changed is None:
                 return Reply(check_first(error.fact, command.app))
-            return Reply(self._said(error, command.verb))
+            said = self._said(error, command.verb)
+            if before and isinstance(error, ReadFailed):
+                # A failed read says what it could not read; a change also says it was not made.
+                return Reply(f"Nothing was changed: {said}")
+            return Reply(said)
         except (CommandError, UnknownApp, NotSupported) as error:
             if isinstance(error, UnknownApp) and self._value_taken_for_app(command):
                 return self._set_on_no_app(actor, command)

@@ -185,6 +185,11 @@ class PlatformError(AboutApp):
         return "unknown" if self.changed is None else "error"
 
 
+class ReadFailed(PlatformError):
+    """The platform failed to answer a read (a 5xx): the message says what could not be
+    read; a change that needed the read was not asked for."""
+
+
 class NoSuchApp(PlatformError):
     """The platform has no app called `app`, or the bot's key cannot see it: `fact` says
     so, and the advice after it says what to do."""

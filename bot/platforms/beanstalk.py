@@ -31,6 +31,7 @@ from bot.platforms.base import (
     LogTail,
     NotSupported,
     PlatformError,
+    ReadFailed,
     Release,
     Settled,
     Targets,
@@ -606,9 +607,9 @@ def _client_error(error: botocore.exceptions.ClientError, app: str, write: bool)
             write=True,
         )
     if status >= 500:
-        return PlatformError(
-            f"Elastic Beanstalk failed ({code or status}), so nothing was done. "
-            "Try again in a minute."
+        return ReadFailed(
+            f"Elastic Beanstalk failed ({code or status}), so `{app}` could not be read. "
+            "Try again in a minute.",
         )
     # AWS's words end the reply: as a sentence, though AWS's own may stop short of a full stop.
     said = message if message.endswith((".", "…", "!", "?")) else f"{message or 'no reason given'}."

@@ -42,6 +42,7 @@ from bot.platforms.base import (
     NoSuchApp,
     PlatformError,
     Promotion,
+    ReadFailed,
     Release,
     Settled,
     Targets,
@@ -672,7 +673,7 @@ class HerokuPlatform:
         except requests.HTTPError as error:
             if isinstance(error, requests.exceptions.ContentDecodingError):
                 raise _transport_error(error, app, told) from None
-            failure = _http_error(error.response, app, told)
+            failure = _http_error(error.response, app, told, path)
             status = error.response.status_code if error.response is not None else None
             if isinstance(failure, NoSuchApp) or status == 401:
                 end_call()  # every other read of the app, or with the key, hears the same
@@ -812,7 +813,30 @@ class NotFound(PlatformError):
     """Heroku found no such thing on the app (not the app itself: that is `NoSuchApp`)."""
 
 
-def _http_error(response: Any, app: str, method: str) -> PlatformError:
+# What a read of a path's last such part fetched, in a user's words.
+_READ = {
+    "formation": "formation",
+    "dynos": "dynos",
+    "releases": "releases",
+    "config-vars": "config vars",
+    "builds": "builds",
+    "log-sessions": "logs",
+    "log-drains": "log drains",
+    "webhooks": "webhooks",
+    "pipeline-couplings": "pipeline",
+    "promotion-targets": "promotion",
+}
+
+
+def _read_what(app: str, path: tuple[str, ...]) -> str:
+    """What a failed read of `path` could not read: "`demo`'s releases"."""
+    if not app:
+        return "the list of apps"
+    read = next((_READ[part] for part in reversed(path) if part in _READ), None)
+    return f"`{app}`'s {read}" if read else f"`{app}`"
+
+
+def _http_error(response: Any, app: str, method: str, path: tuple[str, ...] = ()) -> PlatformError:
     status = response.status_code if response is not None else 0
     try:
         body = response.json()
@@ -850,8 +874,9 @@ def _http_error(response: Any, app: str, method: str) -> PlatformError:
         what = "the request about" if method == "GET" else "the change to"
         return PlatformError(f"Heroku refused {what} `{app}`: {_reason(body)}", app=app)
     if status >= 500 and method == "GET":
-        return PlatformError(
-            f"Heroku's API failed ({status}), so nothing was done. Try again in a minute."
+        return ReadFailed(
+            f"Heroku's API failed ({status}), so {_read_what(app, path)} could not be read. "
+            "Try again in a minute."
         )
     if status >= 500:
         return lost_answer(f"Heroku's API failed ({status}).", app, write=True)
