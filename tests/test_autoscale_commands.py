@@ -454,3 +454,14 @@ def test_autoscaling_turns_off_whatever_max_the_registry_now_allows(with_registr
     assert reply["response_type"] == "in_channel", reply["text"]
     assert "set autoscaling of `myapp`: off" in reply["text"]
     assert "costs" not in reply["text"]
+
+
+def test_settings_for_an_app_heroku_does_not_have_are_refused_as_on_is(driver):
+    # `on` said there is no such app; `set` and `schedule add` had kept and audited the
+    # settings of a name no app goes by.
+    for command in ("set max_step=2", "schedule add daily 08:00-09:00 min=2"):
+        text = say(driver, f"autoscale nosuchapp {command}")["text"]
+        assert text.startswith("Heroku has no app called `nosuchapp`"), text
+    # Nothing was kept that would make the name read as an app's.
+    text = say(driver, "autoscale nosuchapp status", USER)["text"]
+    assert text.startswith("Heroku has no app called `nosuchapp`"), text

@@ -99,6 +99,16 @@ HOME_CHANGES = ("restart", "scale")  # the verbs of App Home's change buttons
 FOLLOW_UP_TRIES, FOLLOW_UP_PAUSE_S = 3, 5.0  # a follow-up's waits, after a failed poll
 
 
+def _autoscale_setting(command: Command) -> bool:
+    """`autoscale APP set …` and `schedule add …`: kept in the bot's tables, as a lock is
+    (`schedule remove` only removes, as `unlock` does)."""
+    return (
+        command.verb == "autoscale"
+        and not command.target
+        and (command.mode == "set" or (command.mode == "schedule" and command.topic == "add"))
+    )
+
+
 class Actions:
     def __init__(
         self,
@@ -302,7 +312,7 @@ class Actions:
             resolved = self._resolve(command.app)
             if (
                 not resolved.target.listed
-                and command.verb in _BOOKKEEPING
+                and (command.verb in _BOOKKEEPING or _autoscale_setting(command))
                 and command.mutating
                 and command.mode != "off"  # a pin on an app deleted since can still go
             ):
