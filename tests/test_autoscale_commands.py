@@ -465,3 +465,21 @@ def test_settings_for_an_app_heroku_does_not_have_are_refused_as_on_is(driver):
     # Nothing was kept that would make the name read as an app's.
     text = say(driver, "autoscale nosuchapp status", USER)["text"]
     assert text.startswith("Heroku has no app called `nosuchapp`"), text
+
+
+def test_the_status_of_a_type_the_app_does_not_run_offers_no_command_to_type(with_registry):
+    driver = with_registry(
+        "apps:\n  myapp:\n    platform: heroku\n    autoscale:\n"
+        "      queue_url: https://myapp.example.com\n"
+    )
+    # It had offered `autoscale myapp urgent on target=latency:30s`, then refused as
+    # "myapp has no `urgent` process type".
+    status = say(driver, "autoscale myapp urgent status")["text"]
+    assert status.endswith(
+        "Worker `urgent`: `myapp` has no `urgent` process type; its formation has `web`, `worker`."
+    ), status
+    status = say(driver, "autoscale myapp worker status")["text"]
+    assert status.endswith(
+        "Worker `worker`: off (never set); `/deploy autoscale myapp worker on "
+        "target=latency:30s` scales it from its job queue."
+    ), status

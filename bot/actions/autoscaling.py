@@ -174,7 +174,8 @@ class AutoscaleCommands:
             if answer is not None:
                 return Reply(answer)
         if command.verb == "autoscale" and command.mode == "status":
-            return Reply(self.status(app, now, resolved.target, command.target))
+            types = self._types(app, resolved, command.target)
+            return Reply(self.status(app, now, resolved.target, command.target, types))
         if command.mode == "schedule" and command.topic == "list":
             return self._schedule_list(app, resolved.target)
         held = self._held(resolved, command)
@@ -700,8 +701,26 @@ class AutoscaleCommands:
             )
         return "the autoscaler holds it there"
 
-    def status(self, app: str, now: datetime, target: Target, asked: str | None = None) -> str:
-        """What the autoscaler does for `app`; `asked`: a worker type the person named."""
+    def _types(self, app: str, resolved: Resolved, asked: str | None) -> tuple[str, ...] | None:
+        """The process types of the app's formation, read only for a worker type named
+        that has no settings yet; None when not read or not readable now."""
+        if asked is None or self._autoscale.workers().settings(app, asked):
+            return None
+        try:
+            return tuple(sorted(formation_map(resolved.platform.formation(resolved.target.name))))
+        except PlatformError:
+            return None
+
+    def status(
+        self,
+        app: str,
+        now: datetime,
+        target: Target,
+        asked: str | None = None,
+        types: tuple[str, ...] | None = None,
+    ) -> str:
+        """What the autoscaler does for `app`; `asked`: a worker type the person named;
+        `types`: the formation's process types, when read."""
         settings = self._autoscale.settings(app)
         said = (
             f"{settings.describe()} ({_chat(settings.updated_by, settings.updated_at)})"
@@ -774,7 +793,13 @@ class AutoscaleCommands:
             )
             lines.extend(_decided(decided))
             asked = None if asked == worker.process_type else asked
-        if asked is not None and target.queue_url is None:
+        if asked is not None and types is not None and asked not in types:
+            # `on` would be refused for the type: offer no command to type.
+            lines.append(
+                f"Worker `{asked}`: `{app}` has no `{asked}` process type; its formation has "
+                f"{listed(types)}."
+            )
+        elif asked is not None and target.queue_url is None:
             # The command below would be refused for the endpoint: say what comes first.
             lines.append(
                 f"Worker `{asked}`: off (never set); it scales from the app's job queue once "
