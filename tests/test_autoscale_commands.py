@@ -483,3 +483,12 @@ def test_the_status_of_a_type_the_app_does_not_run_offers_no_command_to_type(wit
         "Worker `worker`: off (never set); `/deploy autoscale myapp worker on "
         "target=latency:30s` scales it from its job queue."
     ), status
+
+
+@pytest.mark.parametrize("command", ["on", "worker off"])
+def test_an_on_for_an_app_heroku_does_not_have_leaves_one_finished_row(driver, command):
+    # Its started row had stayed "…" (under way) forever beside the `failed` one.
+    text = say(driver, f"autoscale nosuchapp {command}")["text"]
+    assert text.startswith("Heroku has no app called `nosuchapp`"), text
+    lines = say(driver, "history nosuchapp", USER)["text"].splitlines()
+    assert len(lines) == 2 and lines[1].startswith("✗ failed"), lines

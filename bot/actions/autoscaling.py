@@ -214,7 +214,7 @@ class AutoscaleCommands:
             return self._schedule(actor, resolved, command, entry, now)
         current = self._autoscale.settings(app)
         options = dict(command.options)
-        running = formation_map(resolved.platform.formation(resolved.target.name))
+        running = self._running(resolved, entry)
         web = running.get("web", (1, ""))[0]
         kind, value = (
             parse_target(options["target"])
@@ -245,6 +245,16 @@ class AutoscaleCommands:
             + _warned(past),
             public=True,
         )
+
+    def _running(self, resolved: Resolved, entry: int) -> dict[str, tuple[int, str]]:
+        """The formation, read for the command `entry` records; a failed read finishes
+        that row (the actions path adds none), where it had stayed under way for good."""
+        try:
+            return formation_map(resolved.platform.formation(resolved.target.name))
+        except PlatformError as error:
+            self._audit.finish(entry, error.outcome, error=str(error))
+            error.audited = True
+            raise
 
     def _beyond(
         self,
@@ -612,7 +622,7 @@ class AutoscaleCommands:
             )
         current = store.settings(app, ptype)
         options = dict(command.options)
-        running = formation_map(resolved.platform.formation(resolved.target.name))
+        running = self._running(resolved, entry)
         # A type gone from the formation (dropped from the Procfile) may still be turned
         # off: its setting would otherwise stay on with no way to end it.
         if ptype not in running and not (command.mode == "off" and current is not None):
