@@ -48,7 +48,8 @@ doubt sends the whole body to the exact octet-counting scanner, which gives the 
 (a property test holds both to it). Router fields are read by position after ` dyno=` and
 looked up in small memo tables of whole tokens (`service=32ms` -> 32), which is several
 times cheaper than slicing and `int()` per field; any line that does not fit the usual
-layout goes through the general key=value reader instead.
+layout goes through the general key=value reader instead, which reads those four fields
+from the same place when the layout is usual (a forged line may repeat one earlier).
 """
 
 from __future__ import annotations
@@ -175,6 +176,7 @@ def parse_router(message: str) -> RouterFields | None:
     values = _key_values(message)
     if not values.keys() & _ROUTER_KEYS:
         return None
+    _after_dyno(message, values)
     get = values.pop
     return RouterFields(
         at=get("at", None) or None,
@@ -407,6 +409,25 @@ def _learn(message: str) -> None:
         _SERVICE[service] = _milliseconds(service[8:])
     if status.startswith("status="):
         _STATUS[status] = _integer(status[7:])
+
+
+def _after_dyno(message: str, values: dict[str, str]) -> None:
+    """Read dyno, connect, service and status where the fast path reads them, in the usual
+    layout (` dyno=D connect=C service=S status=N`, no quote after): a forged line that also
+    has one of them earlier (Heroku never repeats a key) then reads the same either way."""
+    rest = message.partition(" dyno=")[2]
+    tail = rest.split(" ", 4)
+    if (
+        len(tail) > 3
+        and '"' not in rest
+        and tail[1].startswith("connect=")
+        and tail[2].startswith("service=")
+        and tail[3].startswith("status=")
+    ):
+        values["dyno"] = tail[0]
+        values["connect"] = tail[1][8:]
+        values["service"] = tail[2][8:]
+        values["status"] = tail[3][7:]
 
 
 def _queue_sample(when: int, procid: str, message: str) -> QueueSample | None:

@@ -647,3 +647,54 @@ def test_a_400_digit_timing_is_read_as_no_timing() -> None:
     ).requests
     assert (line.service, line.connect, line.status) == (None, 1, 200)
     assert DrainHeaders.from_headers({"Logplex-Msg-Count": "1" * 5000}).msg_count is None
+
+
+@st.composite
+def router_texts_with_repeated_keys(draw: st.DrawFn) -> str:
+    """A router line with `connect=`, `service=`, `status=` or `dyno=` also before its ` dyno=`
+    (forged drain input: Heroku never repeats a key), at the start or among the fields."""
+    words = draw(router_texts()).split(" ")
+    dyno = next(i for i, word in enumerate(words) if word.startswith("dyno="))
+    number = st.integers(0, 40000).map(str)
+    repeats = draw(
+        st.lists(
+            st.one_of(
+                number.map(lambda n: f"connect={n}ms"),
+                number.map(lambda n: f"service={n}ms"),
+                st.one_of(number, _token).map(lambda s: f"status={s}"),
+                st.sampled_from(_DYNOS).map(lambda d: f"dyno={d}"),
+            ),
+            min_size=1,
+            max_size=3,
+        )
+    )
+    at = draw(st.integers(0, dyno))
+    return " ".join(words[:at] + repeats + words[at:])
+
+
+@settings(max_examples=300)
+@given(st.lists(router_texts_with_repeated_keys(), min_size=1, max_size=4))
+def test_fast_path_and_general_reader_agree_on_repeated_keys(texts: list[str]) -> None:
+    body = b"".join(router(text) for text in texts)
+    exact = logplex._parse_by_octets(body)  # teaches the memo tables every token
+    assert logplex._parse_by_lines(body.decode("ascii")) == exact
+    for line, text in zip(exact.requests, texts, strict=True):
+        fields = parse_router(text)
+        assert fields is not None
+        assert (line.dyno, line.status, line.service, line.connect) == (
+            fields.dyno,
+            fields.status,
+            fields.service,
+            fields.connect,
+        )
+
+
+def test_a_status_also_before_the_dyno_reads_the_same_on_both_paths() -> None:
+    # The fast path had read 200 (after ` dyno=`), the general reader 500 (the first).
+    text = INFO.replace("at=info", "status=500 at=info")
+    body = router(INFO) + router(text)
+    parsed = parse_body(body)
+    assert [line.status for line in parsed.requests] == [200, 200]
+    assert parsed == logplex._parse_by_octets(body)
+    fields = parse_router(text)
+    assert fields is not None and fields.status == 200
