@@ -661,9 +661,18 @@ def _platform_metrics(result: PlatformMetrics) -> Message:
     if traffic.per_minute_problem:
         lines.append(f"Requests per minute are not available: {traffic.per_minute_problem}")
     else:
+        # Minutes CloudWatch has not reported yet are left out of the rate, and said.
+        late = traffic.unreported_minutes
+        reported = len(traffic.per_minute)
         lines.append(
-            f"Requests: {total:,} ({total / minutes:,.1f}/min)  "
-            f"`{sparkline(list(_buckets(traffic.per_minute)))}`"
+            f"Requests: {total:,} ({total / max(reported, 1):,.1f}/min)  "
+            + (f"`{sparkline(list(_buckets(traffic.per_minute)))}`" if reported else "")
+            + (
+                f" (the newest {'minute is' if late == 1 else f'{late} minutes are'} "
+                "not in CloudWatch yet)"
+                if late
+                else ""
+            )
         )
     if traffic.latest_requests:
         # Every percentile is optional in AWS's model: only those reported are named.

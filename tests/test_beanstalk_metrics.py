@@ -3,6 +3,7 @@ whose counts and percentiles read back as reported, polled through boto3 from th
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,8 +11,11 @@ from botocore.config import Config as BotoConfig
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.actions.results import PlatformMetrics
 from bot.metrics.aggregate import summarize
 from bot.platforms import beanstalk as beanstalk_module
+from bot.platforms import cloudwatch
+from bot.platforms.base import Traffic
 from bot.services import Services
 from bot.store.heartbeats import Heartbeats
 from bot.worker.beanstalk_sampler import (
@@ -20,6 +24,7 @@ from bot.worker.beanstalk_sampler import (
     window_from_health,
 )
 from bot.worker.main import Worker
+from handlers.render import message
 from tests.test_beanstalk import REGISTRY, aws  # noqa: F401  (the fixture)
 
 LATENCY = {
@@ -178,3 +183,62 @@ def test_the_health_detector_shares_the_samplers_backoff_and_keeps_its_incident_
     finally:
         worker.services().db.dispose()
         worker.db.dispose()
+
+
+class _CloudWatchAnswering:
+    """A CloudWatch client answering GetMetricData with these minutes' sums, as AWS does:
+    a minute without a datapoint is absent, newest first."""
+
+    def __init__(self, sums: dict[datetime, float]) -> None:
+        self.sums = sums
+
+    def get_metric_data(self, **query):
+        minutes = sorted(
+            (at for at in self.sums if query["StartTime"] <= at < query["EndTime"]), reverse=True
+        )
+        return {
+            "MetricDataResults": [
+                {
+                    "Id": "requests",
+                    "Timestamps": minutes,
+                    "Values": [self.sums[at] for at in minutes],
+                    "StatusCode": "Complete",
+                }
+            ]
+        }
+
+
+def test_the_newest_minutes_cloudwatch_has_not_reported_are_left_out_not_read_as_zero():
+    # Load balancer metrics arrive a minute or two late: the newest minute of every
+    # `/deploy metrics` read 0, a drop on the sparkline and the rate a fifth low over 5 min.
+    until = datetime(2026, 11, 29, 12, 0, 30, tzinfo=UTC)
+    noon = until.replace(second=0)
+    sums = {noon - timedelta(minutes=m): 100.0 for m in (5, 4, 2)}  # minute 3 was quiet
+    client = _CloudWatchAnswering(sums)
+    assert cloudwatch.requests_per_minute(client, "app/shop/1", until, 5) == [100, 100, 0, 100]
+    sums[noon - timedelta(minutes=1)] = 40.0
+    assert cloudwatch.requests_per_minute(client, "app/shop/1", until, 5) == [100, 100, 0, 100, 40]
+    # A minute missing mid-range was quiet; of the newest, two at most are taken as late.
+    later = until + timedelta(minutes=3)
+    assert cloudwatch.requests_per_minute(client, "app/shop/1", later, 8) == [
+        100, 100, 0, 100, 40, 0,
+    ]  # fmt: skip
+
+
+def test_metrics_rate_covers_the_reported_minutes_and_says_the_newest_is_not_in_yet():
+    traffic = Traffic(
+        per_minute=(100, 100, 0, 100),
+        latest_seconds=10,
+        latest_requests=12,
+        latest_statuses={"2xx": 12},
+        latency_ms={},
+        unreported_minutes=1,
+    )
+    text = message(PlatformMetrics("shop", 5, traffic))["text"]
+    assert "Requests: 300 (75.0/min)" in text
+    assert "the newest minute is not in CloudWatch yet" in text
+    two = message(
+        PlatformMetrics("shop", 5, replace(traffic, per_minute=(1, 2, 3), unreported_minutes=2))
+    )
+    assert "Requests: 6 (2.0/min)" in two["text"]
+    assert "the newest 2 minutes are not in CloudWatch yet" in two["text"]

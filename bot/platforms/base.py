@@ -125,13 +125,16 @@ class AppStatus:
 class Traffic:
     """An environment's recent traffic as its platform reports it (Beanstalk)."""
 
-    per_minute: tuple[int, ...]  # requests in each whole minute, oldest first (CloudWatch)
+    # Requests in each whole minute, oldest first (CloudWatch), up to the newest reported.
+    per_minute: tuple[int, ...]
     latest_seconds: int  # what the `latest_*` figures cover (Beanstalk health: 10 s)
     latest_requests: int
     latest_statuses: dict[str, int]  # "2xx" -> n, over the latest seconds
     latency_ms: dict[str, float]  # "p50", "p95", "p99", ... over the latest seconds
     # Why `per_minute` is missing (CloudWatch failed while health answered); None: it is not.
     per_minute_problem: str | None = None
+    # The newest minutes CloudWatch had not reported yet (late): not in `per_minute`.
+    unreported_minutes: int = 0
 
 
 @dataclass(frozen=True)

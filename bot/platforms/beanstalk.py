@@ -138,6 +138,7 @@ class BeanstalkPlatform:
         return Traffic(
             per_minute=tuple(per_minute),
             per_minute_problem=problem,
+            unreported_minutes=0 if problem else minutes - len(per_minute),
             latest_seconds=int(metrics.get("Duration") or 10),
             latest_requests=int(metrics.get("RequestCount") or 0),
             latest_statuses={key[-3:].lower(): int(n) for key, n in codes.items()},

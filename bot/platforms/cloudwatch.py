@@ -1,8 +1,11 @@
 """Beanstalk traffic from CloudWatch: the environment's load balancer's requests per minute.
 
 `AWS/ApplicationELB` publishes `RequestCount` only for minutes that had requests, so a
-missing datapoint is a quiet minute, not an outage: it reads as 0. A failed read is a
-`PlatformError` in CloudWatch's own words (not Beanstalk's: the two fail apart).
+missing datapoint is a quiet minute, not an outage: it reads as 0. Except at the end: load
+balancer metrics arrive a minute or two late, so the newest minutes (`LATE_MINUTES` at
+most) without a datapoint are not reported yet, and left out rather than read as a drop.
+A failed read is a `PlatformError` in CloudWatch's own words (not Beanstalk's: the two fail
+apart).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ SERVICE = "CloudWatch"
 PERMISSION = "cloudwatch:GetMetricData"
 
 NAMESPACE = "AWS/ApplicationELB"
+LATE_MINUTES = 2  # how late a load balancer's minute may reach CloudWatch
 
 
 def load_balancer_dimension(name: str) -> str:
@@ -33,7 +37,9 @@ def load_balancer_dimension(name: str) -> str:
 def requests_per_minute(
     cloudwatch: Any, load_balancer: str, until: datetime, minutes: int, app: str = ""
 ) -> list[int]:
-    """Requests in each of the `minutes` whole minutes before `until`, oldest first."""
+    """Requests in each of the `minutes` whole minutes before `until`, oldest first, up to
+    the newest minute CloudWatch has reported: of the newest `LATE_MINUTES`, those after the
+    last datapoint are left off (so the list may be shorter than `minutes`)."""
     end = until.replace(second=0, microsecond=0)
     start = end - timedelta(minutes=minutes)
     try:
@@ -43,6 +49,7 @@ def requests_per_minute(
     except boto.BotoCoreError as error:
         raise botocore_error(error, SERVICE, app) from None
     counts = [0] * minutes
+    newest = -1
     for series in result.get("MetricDataResults", []):
         for stamp, value in zip(
             series.get("Timestamps", []), series.get("Values", []), strict=False
@@ -50,7 +57,8 @@ def requests_per_minute(
             index = int((stamp - start).total_seconds() // 60)
             if 0 <= index < minutes:
                 counts[index] += int(value)
-    return counts
+                newest = max(newest, index)
+    return counts[: max(newest + 1, minutes - LATE_MINUTES)]
 
 
 def _get(cloudwatch: Any, load_balancer: str, start: datetime, end: datetime) -> dict[str, Any]:
