@@ -285,6 +285,11 @@ def _deployed(result: Deployed) -> Message:
         text = f"{who} is shipping {code(result.mode or '')} to {app}."
     elif result.verb == "ship":
         text = f"{who} is deploying {_release_words(result.after)} to {app}."
+    elif result.verb == "promote" and result.promotion_id:
+        # Pending: the thread says how it ended.
+        what = f"{app}'s {_release_words(result.after)}" if result.after else app
+        targets = ", ".join(code(p.app) for p in result.promotions)
+        text = f"{who} is promoting {what} to {targets}."
     elif result.verb == "promote":
         what = f"{app}'s {_release_words(result.after)}" if result.after else app
         text = f"{who} promoted {what} to {_promotion_targets(result.promotions)}."

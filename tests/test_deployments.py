@@ -995,10 +995,11 @@ def test_shipping_is_refused_while_locked_frozen_or_without_a_source(registered,
     assert heroku.calls("POST", "/apps/myapp/builds") == []
 
 
-def test_promote_moves_the_slug_to_the_next_stage_and_not_past_the_last(registered, heroku):
-    reply = say(registered, "promote myapp")
+def test_promote_moves_the_slug_to_the_next_stage_and_not_past_the_last(registered, heroku, slack):
+    registered.command("promote myapp", ADMIN)
+    [reply, _] = slack.wait_for_calls("chat.postMessage", n=2, timeout=10)
     # Which release went out is named: the answer had said only the two apps.
-    assert "promoted `myapp`'s `v3` (Deploy e443df7) to `other-app`." in reply["text"]
+    assert "promoting `myapp`'s `v3` (Deploy e443df7) to `other-app`." in reply.args["text"]
     [promotion] = heroku.calls("POST", "/pipeline-promotions")
     assert len(promotion.json["targets"]) == 1
     last = say(registered, "promote other-app")
@@ -1017,8 +1018,9 @@ def test_promote_moves_the_slug_to_the_next_stage_and_not_past_the_last(register
     assert heroku.violations == []
 
 
-def test_a_promotion_is_in_the_history_of_the_app_it_released_to(registered, config):
-    say(registered, "promote myapp")
+def test_a_promotion_is_in_the_history_of_the_app_it_released_to(registered, config, slack):
+    registered.command("promote myapp", ADMIN)
+    slack.wait_for_calls("chat.postMessage", n=2, timeout=10)
     # `history other-app` had not shown it: the row named only the app promoted from, so
     # "who put this on production?" went unanswered where it was asked.
     downstream = say(registered, "history other-app")["text"]
@@ -1026,6 +1028,25 @@ def test_a_promotion_is_in_the_history_of_the_app_it_released_to(registered, con
     assert "`promote myapp`" in say(registered, "history myapp")["text"]
     [entry] = [e for e in history(config) if e.verb == "promote"]  # still one row
     assert entry.app == "myapp"
+
+
+def test_a_pending_promotion_is_followed_to_its_end_in_a_thread(registered, heroku, slack, config):
+    # Heroku answers a promotion pending and its targets stay pending for seconds: the
+    # reply had ended "Heroku had not said how it went when I looked", and nothing followed.
+    registered.command("promote myapp", ADMIN)
+    [anchor, follow_up] = slack.wait_for_calls("chat.postMessage", n=2, timeout=10)
+    assert anchor.args["text"].startswith(
+        f"<@{ADMIN}> is promoting `myapp`'s `v3` (Deploy e443df7) to `other-app`."
+    )
+    assert "I will follow up in this thread." in anchor.args["text"]
+    assert "had not said how it went" not in anchor.args["text"]
+    assert follow_up.args["thread_ts"] == anchor.response["ts"]
+    assert follow_up.args["text"].startswith(
+        "Done: The promotion of `myapp` to `other-app` succeeded: `other-app` runs `v4`."
+    )
+    [entry] = [e for e in history(config) if e.verb == "promote"]
+    assert entry.outcome == "ok" and entry.after == {"other-app": "succeeded"}
+    assert heroku.violations == []
 
 
 def test_a_promotion_whose_answer_was_lost_is_read_back_from_the_next_stage(
@@ -1110,6 +1131,7 @@ def test_a_promotion_forced_through_the_next_stages_freeze_breaks_glass_in_its_c
         "    guardrails:\n      freezes:\n"
         "        - {cron: '* * * * *', duration: 2h, reason: launch week}\n"
     )
+    heroku.promotion_pending_reads = 0  # done when first read: answered in the reply
     promoted = say(driver, 'promote myapp --force "hotfix"')
     assert "promoted `myapp`" in promoted["text"]
     [notice] = [

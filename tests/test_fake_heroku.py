@@ -571,6 +571,7 @@ SAMPLES = [
         },
     ),
     ("GET", "/pipeline-promotions/{promotion}/promotion-targets", None),
+    ("GET", "/pipeline-promotions/{promotion}", None),
 ]
 # The definition whose properties an answer carries, by the last collection in its path.
 SHAPES = {
@@ -693,3 +694,24 @@ def test_concurrent_scales_leave_dynos_matching_the_formation(fake, api):
 
 def test_werkzeug_request_lines_are_quiet(fake):
     assert logging.getLogger("werkzeug").level == logging.WARNING
+
+
+def test_a_promotion_stays_pending_a_while_as_heroku_s_does(fake, api):
+    # Heroku answers a promotion `pending`, and its targets stay pending for seconds; the
+    # fake's targets had read `succeeded` at once, so the bot was never made to follow one.
+    pipeline = fake.add_pipeline("p", {"myapp": "staging", "hobby-app": "production"})
+    source = api("GET", "/apps/myapp").json()["id"]
+    target = api("GET", "/apps/hobby-app").json()["id"]
+    body = {
+        "pipeline": {"id": pipeline},
+        "source": {"app": {"id": source}},
+        "targets": [{"app": {"id": target}}],
+    }
+    promotion = api("POST", "/pipeline-promotions", json=body).json()
+    assert promotion["status"] == "pending"
+    [first] = api("GET", f"/pipeline-promotions/{promotion['id']}/promotion-targets").json()
+    assert (first["status"], first["release"]) == ("pending", None)
+    assert api("GET", f"/pipeline-promotions/{promotion['id']}").json()["status"] == "completed"
+    [done] = api("GET", f"/pipeline-promotions/{promotion['id']}/promotion-targets").json()
+    assert done["status"] == "succeeded" and done["release"]["id"]
+    assert fake.violations == []

@@ -595,6 +595,10 @@ class Actions:
                 return platform.wait_for_release(
                     name, result.release_id, FOLLOW_UP_TIMEOUT, stopping, result.app
                 )
+            if isinstance(result, Deployed) and result.promotion_id:
+                return platform.wait_for_promotion(
+                    name, result.promotion_id, FOLLOW_UP_TIMEOUT, stopping, result.app
+                )
             if isinstance(result, Deployed) and result.verb == "run":
                 return platform.wait_for_run(
                     name, result.mode or "", FOLLOW_UP_TIMEOUT, stopping, result.app
@@ -622,6 +626,10 @@ class Actions:
                 summary=f"{settled.summary} The bot is restarting, so this thread ends here: "
                 f"check `/deploy status {result.app}` in a few minutes.",
             )
+        promoted = result.promotions if isinstance(result, Deployed) else ()
+        if result.audit_id is not None and promoted and settled.ok:
+            # A promotion left unknown while pending ended: each next stage took it.
+            self._audit.finish(result.audit_id, "ok", after={p.app: "succeeded" for p in promoted})
         if result.audit_id is not None and not settled.ok:
             # Output lines (a build's, a run's) may hold anything: the audit keeps the summary.
             events = () if settled.output else settled.events

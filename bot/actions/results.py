@@ -310,6 +310,7 @@ class Deployed:
     build_id: str | None = None  # ship on Heroku: the build the thread follows
     release_id: str | None = None  # rollback on Heroku: a release in its release phase
     promotions: tuple[Promotion, ...] = ()  # promote: each downstream app's result
+    promotion_id: str | None = None  # promote on Heroku: a pending promotion the thread follows
     note: str | None = None  # rollback, config: how a lost answer was read back (Slack text)
     replaced: str | None = None  # lock: the reason the holder's own earlier lock had
     platform: str | None = None  # lock: the app's, so it names only what it holds back there

@@ -356,7 +356,9 @@ class Shipping:
             reaches=reaches,
         )
 
-        def promoted(results: tuple[Promotion, ...], note: str | None) -> Deployed:
+        def promoted(
+            results: tuple[Promotion, ...], note: str | None, following: str | None = None
+        ) -> Deployed:
             return Deployed(
                 app,
                 "promote",
@@ -366,6 +368,8 @@ class Shipping:
                 after=going,
                 note=note,
                 break_glass=self._downstream_forced(names, command, actor),
+                slow=following is not None,
+                promotion_id=following,
             )
 
         note = None
@@ -388,21 +392,25 @@ class Shipping:
             results = tuple(Promotion(name, "succeeded", None) for name in names)
             return promoted(results, note)
         failed = [r for r in results if r.status == "failed"]
-        # Pending: its outcome could not be read; the worker's pass reads the releases back.
+        # Pending (Heroku's promotions are, for seconds): followed in a thread, as a build
+        # is; until it ends the worker's pass may read the releases back.
         outcome = "error" if failed else "ok"
+        following = None
         if any(r.status == "pending" for r in results):
             outcome = "unknown"
-            note = (
-                "Heroku had not said how it went when I looked: check "
-                f"`/deploy releases {names[0]}` in a minute."
-            )
+            following = next((r.promotion for r in results if r.promotion), None)
+            if following is None:
+                note = (
+                    "Heroku had not said how it went when I looked: check "
+                    f"`/deploy releases {names[0]}` in a minute."
+                )
         self._audit.finish(
             entry,
             outcome,
             after={r.app: r.status for r in results},
             error="; ".join(f"{r.app}: {r.error}" for r in failed) or None,
         )
-        return promoted(results, note)
+        return promoted(results, note, following)
 
     def _no_heroku_swap(self, app: str, resolved: Resolved, other_alias: str) -> str:
         """Why Heroku app `app` cannot swap with `other_alias`, and what moves a release

@@ -66,6 +66,7 @@ class Promotion:
     app: str
     status: str  # pending, succeeded, failed
     error: str | None = None
+    promotion: str | None = None  # the pipeline promotion's id: a pending one is followed
 
 
 class AboutApp(Exception):

@@ -561,23 +561,57 @@ class HerokuPlatform:
         }
         promotion = self._call("POST", app, ("pipeline-promotions",), body)
         names = dict(targets)
+        promotion_id = str(promotion["id"])
         try:
             found = self._call(
-                "GET", app, ("pipeline-promotions", str(promotion["id"]), "promotion-targets")
+                "GET", app, ("pipeline-promotions", promotion_id, "promotion-targets")
             )
         except PlatformError:
             # The promotion was made: a failed read of its targets must not say "nothing
             # was changed, try again", which would promote twice. Their outcome is unknown.
             log.info("promotion targets unreadable", extra={"app": app})
-            return tuple(Promotion(name, "pending", None) for _, name in targets)
-        return tuple(
-            Promotion(
-                names.get(str(t["app"]["id"]), str(t["app"]["id"])),
-                str(t.get("status", "pending")),
-                t.get("error_message"),
+            return tuple(Promotion(name, "pending", None, promotion_id) for _, name in targets)
+        return _promotions(found, names, promotion_id)
+
+    def wait_for_promotion(
+        self, app: str, promotion_id: str, timeout: float, stopping: Event, alias: str | None = None
+    ) -> Settled:
+        """Poll a pipeline promotion (pending for seconds) until it completes; its targets
+        say how each next-stage app took it. The summary names `app` as `alias` if given."""
+        said = code(alias or app)
+        path = ("pipeline-promotions", promotion_id)
+        done = self._wait(app, path, timeout, stopping)
+        found = self._call("GET", app, (*path, "promotion-targets"))
+        ids = {str(t["app"]["id"]) for t in found}
+        names = {i: str(self._call("GET", app, ("apps", i))["name"]) for i in ids}
+        results = _promotions(found, names, promotion_id)
+        targets = ", ".join(code(r.app) for r in results)
+        if done is None or any(r.status == "pending" for r in results):
+            return Settled(
+                ok=False,
+                summary=f"The promotion of {said} to {targets} was still pending when I "
+                f"stopped watching it: check `/deploy releases {results[0].app}` in a minute."
+                if results
+                else f"The promotion of {said} was still pending when I stopped watching it.",
+                unknown=True,
             )
-            for t in found
-        )
+        failed = [r for r in results if r.status != "succeeded"]
+        if failed:
+            why = "; ".join(
+                f"{code(r.app)} {r.status}" + (f": {escape(r.error)}" if r.error else "")
+                for r in failed
+            )
+            return Settled(ok=False, summary=f"The promotion of {said} did not succeed: {why}.")
+        runs = []
+        for target in found:
+            release = (target.get("release") or {}).get("id")
+            if release:
+                target_app = names[str(target["app"]["id"])]
+                got = self._call("GET", app, ("apps", target_app, "releases", str(release)))
+                version = code(f"v{got.get('version')}")
+                runs.append(f"{code(target_app)} runs {version}")
+        ran = f": {', '.join(runs)}" if runs else ""
+        return Settled(ok=True, summary=f"The promotion of {said} to {targets} succeeded{ran}.")
 
     def _wait(
         self, app: str, path: tuple[str, ...], timeout: float, stopping: Event
@@ -967,4 +1001,19 @@ def _release(item: dict[str, Any]) -> Release:
         id=str(item.get("id", "")),
         status=str(item.get("status") or "succeeded"),
         current=bool(item.get("current", False)),
+    )
+
+
+def _promotions(
+    found: list[dict[str, Any]], names: dict[str, str], promotion_id: str
+) -> tuple[Promotion, ...]:
+    """Pipeline promotion targets as `Promotion`s, each app named by `names` (id → name)."""
+    return tuple(
+        Promotion(
+            names.get(str(t["app"]["id"]), str(t["app"]["id"])),
+            str(t.get("status", "pending")),
+            t.get("error_message"),
+            promotion_id,
+        )
+        for t in found
     )

@@ -428,6 +428,7 @@ _HANDLERS: dict[str, str] = {
     "GET /apps/{}/pipeline-couplings": "_coupling_of_app",
     "GET /pipelines/{}/pipeline-couplings": "_couplings_of_pipeline",
     "POST /pipeline-promotions": "_promotion_create",
+    "GET /pipeline-promotions/{}": "_promotion_info",
     "GET /pipeline-promotions/{}/promotion-targets": "_promotion_targets",
     "GET /apps/{}/formation": "_formation_list",
     "GET /apps/{}/formation/{}": "_formation_info",
@@ -496,7 +497,11 @@ class FakeHeroku(ServedFake):
         self._failing_builds: dict[str, list[str]] = {}
         self._failing_releases: dict[str, list[str]] = {}  # release phase output, by app
         self._pipelines: dict[str, dict[str, str]] = {}  # pipeline id → app name → stage
-        self._promotions: dict[str, list[dict[str, Any]]] = {}  # id → its targets
+        # Promotion id → [the promotion, its targets, reads it still answers pending].
+        self._promotions: dict[str, list[Any]] = {}
+        # How many reads of a promotion (or its targets) answer `pending` before it ends, as
+        # Heroku's stay pending for seconds; the releases are made at once, as a build's are.
+        self.promotion_pending_reads = 1
         # Whether Heroku can download a build's `source_blob.url` (a ref the host has): a
         # build from one it cannot fails at its fetch, making no slug and no release.
         self.source_exists: Callable[[str], bool] = lambda url: True
@@ -1203,25 +1208,38 @@ class FakeHeroku(ServedFake):
                     "status": "succeeded",
                 }
             )
-        self._promotions[promotion_id] = targets
         now = _timestamp(self._now)
-        return _Reply(
-            201,
-            {
-                "created_at": now,
-                "id": promotion_id,
-                "pipeline": {"id": pipeline_id},
-                "source": {"app": {"id": source.id}, "release": {"id": source.current.id}},
-                "status": "pending",
-                "updated_at": None,
-            },
-        )
+        promotion = {
+            "created_at": now,
+            "id": promotion_id,
+            "pipeline": {"id": pipeline_id},
+            "source": {"app": {"id": source.id}, "release": {"id": source.current.id}},
+            "status": "completed",
+            "updated_at": now,
+        }
+        self._promotions[promotion_id] = [promotion, targets, self.promotion_pending_reads]
+        return _Reply(201, {**promotion, "status": "pending", "updated_at": None})
+
+    def _promotion_read(self, promotion_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The promotion and its targets as a read sees them: pending (no release yet) for
+        the first `promotion_pending_reads` reads, then as it ended."""
+        found = self._promotions.get(promotion_id)
+        if found is None:
+            raise _not_found("pipeline-promotion", "Couldn't find that promotion.")
+        promotion, targets, pending = found
+        if pending > 0:
+            found[2] = pending - 1
+            return (
+                {**promotion, "status": "pending", "updated_at": None},
+                [{**t, "status": "pending", "release": None} for t in targets],
+            )
+        return dict(promotion), [dict(t) for t in targets]
+
+    def _promotion_info(self, call: _Call) -> _Reply:
+        return _Reply(200, self._promotion_read(call.params[0])[0])
 
     def _promotion_targets(self, call: _Call) -> _Reply:
-        targets = self._promotions.get(call.params[0])
-        if targets is None:
-            raise _not_found("pipeline-promotion", "Couldn't find that promotion.")
-        return _Reply(200, [dict(t) for t in targets])
+        return _Reply(200, self._promotion_read(call.params[0])[1])
 
     def _coupling_json(self, pipeline_id: str, app: _App, stage: str) -> dict[str, Any]:
         created = _timestamp(app.created_at)
