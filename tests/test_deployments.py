@@ -945,6 +945,24 @@ def test_a_build_whose_release_phase_fails_is_not_said_to_have_released(
     assert heroku.violations == []
 
 
+def test_a_build_still_running_when_the_wait_ends_is_not_said_to_have_failed(
+    registered, heroku, slack, config, monkeypatch
+):
+    # Had read "Failed: The build of `myapp` is still running; see the dashboard.", and
+    # its audit row `error`, of a build that may yet succeed.
+    from bot.platforms.heroku import HerokuPlatform
+
+    monkeypatch.setattr(HerokuPlatform, "_wait", lambda self, app, path, timeout, stopping: None)
+    registered.command("ship myapp v1.4.2", ADMIN)
+    follow_up = slack.wait_for_calls("chat.postMessage", n=2, timeout=10)[1].args["text"]
+    assert follow_up == (
+        "The build of `myapp` was still running when I stopped watching it: check "
+        "`/deploy builds myapp` in a few minutes."
+    )
+    [entry] = [e for e in history(config) if e.verb == "ship"]
+    assert entry.outcome == "unknown"
+
+
 def test_a_failed_poll_is_not_a_failed_build(registered, heroku, slack, config, monkeypatch):
     from bot.actions import path
 

@@ -411,8 +411,12 @@ class HerokuPlatform:
         said = code(alias or app)
         item = self._wait(app, ("apps", app, "builds", build_id), timeout, stopping)
         if item is None:
+            # Not failed: it may yet succeed, so no "Failed:" and the audit row unknown.
             return Settled(
-                ok=False, summary=f"The build of {said} is still running; see the dashboard."
+                ok=False,
+                summary=f"The build of {said} was still running when I stopped watching it: "
+                f"check `/deploy builds {alias or app}` in a few minutes.",
+                unknown=True,
             )
         tail = tuple(self._text(item.get("output_stream_url"))[-OUTPUT_TAIL:])
         version = code((item.get("source_blob") or {}).get("version") or "?")
@@ -535,6 +539,7 @@ class HerokuPlatform:
                 return Settled(
                     ok=False,
                     summary=f"{one_off} on {said} was still running when I stopped watching it.",
+                    unknown=True,  # not failed: it may yet exit 0
                 )
 
     def downstream(self, app: str) -> tuple[str, str, str, tuple[tuple[str, str], ...]]:
