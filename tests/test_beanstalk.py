@@ -375,8 +375,9 @@ def test_metrics_come_from_cloudwatch_and_the_health_report(driver, aws, cloudwa
     ]
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     # Minute 2 had no traffic. Nothing 5 minutes back: should the minute turn before the
-    # command runs, its window starts a minute later and still holds all three.
-    for minutes_ago, count in ((4, 120), (3, 240), (1, 60)):
+    # command runs, its window starts a minute later and still holds all three; and the
+    # minute under way reports none, so it is no minute CloudWatch has yet to report then.
+    for minutes_ago, count in ((4, 120), (3, 240), (1, 60), (0, 0)):
         cloudwatch.put_metric_data(
             Namespace="AWS/ApplicationELB",
             MetricData=[
