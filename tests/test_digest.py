@@ -12,7 +12,7 @@ from bot.metrics.aggregate import Window
 from bot.metrics.store import MetricsStore
 from bot.registry import Registry, RegistryError
 from bot.store.autoscale_settings import AutoscaleStore, Decision
-from bot.worker.digest import MAX_TRIES
+from bot.worker.digest import MAX_TRIES, DigestJob
 from bot.worker.main import Worker
 from policies.digest import DigestTime, day_numbers, due, duration, parse_digest
 
@@ -432,3 +432,30 @@ def test_a_beanstalk_digest_without_instance_hours_says_why_not_that_a_record_is
     assert "autoscaler record" not in text
     heroku = digest_text(Digest("myapp", date(2026, 12, 1), "UTC", numbers, (), (), None, False))
     assert "Web dynos: no autoscaler record for the day, so no dyno-hours." in heroku
+
+
+def test_a_worker_stopping_mid_round_leaves_the_rest_to_the_next_leader_each_posted_once(
+    config, slack, tmp_path, monkeypatch
+):
+    # A deploy: SIGTERM reaches the leader as the fleet's 09:00 digests go out. It went on
+    # through the whole round, past the 20 s the worker waits for its jobs and into Heroku's
+    # SIGKILL, which lost the digest it was building: claimed, so nobody posted it that day.
+    _fleet_of(10, tmp_path, monkeypatch)
+    old, new = Worker(config), Worker(config)
+    post = DigestJob._post
+
+    def post_then_sigterm(self, channel, result):
+        post(self, channel, result)
+        old.stopping.set()  # the signal comes as the first digest goes
+
+    monkeypatch.setattr(DigestJob, "_post", post_then_sigterm)
+    try:
+        assert old.post_digests(_nine_thirty()) == 1
+        monkeypatch.setattr(DigestJob, "_post", post)
+        assert new.post_digests(_nine_thirty()) == 9  # the next leader posts the rest
+        channels = [call.args["channel"] for call in slack.calls_to("chat.postMessage")]
+        assert sorted(channels) == [f"C0APP{i:02d}" for i in range(10)]
+    finally:
+        for worker in (old, new):
+            worker.services().db.dispose()
+            worker.db.dispose()

@@ -15,6 +15,7 @@ together had each met the 429 in turn, every minute, and been given up after fiv
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -52,9 +53,18 @@ def _transient(error: SlackApiError) -> bool:
 
 
 class DigestJob:
-    def __init__(self, services: Services, client: WebClient) -> None:
+    def __init__(
+        self,
+        services: Services,
+        client: WebClient,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> None:
         self._services = services
         self._client = client
+        # The worker lets go of the lease (SIGTERM at a deploy): the digests not yet claimed
+        # are left to the next leader, where the round went on into Heroku's SIGKILL and lost
+        # the one it was building, claimed and never posted.
+        self._stopping = stopping
         self._tries: dict[str, int] = {}  # failed posts per claim key, until it is settled
         # Days to give back that the database failed to give back (it went mid-run): given
         # back at the next run, where the day had stayed claimed and unposted until midnight.
@@ -82,6 +92,8 @@ class DigestJob:
         if due and self._services.throttles.until(SLACK_PAUSE, now) is not None:
             return posted  # Slack asked the app to wait: nothing is posted before then
         for target, channel, (day, start, end), key in due:
+            if self._stopping():
+                return posted
             if not self._services.request_keys.claim(key, now):
                 continue  # posted already (or being posted by another leader)
             try:

@@ -282,7 +282,7 @@ class Worker:
             return 0
         if self._digests is None:
             client = web_client(self.config.slack_bot_token, self.config.slack_api_url)
-            self._digests = DigestJob(self.services(), client)
+            self._digests = DigestJob(self.services(), client, stopping=self._standing_down)
         return self._digests.run(now or datetime.now(UTC))
 
     def sample_beanstalk(self, now: datetime | None = None) -> int:
