@@ -49,3 +49,44 @@ def test_ok_exactly_when_what_was_asked_runs(before, requested, now):
     if outcome == "not-applied":
         assert all(now.get(t) == before.get(t) for t in requested)
     assert now_running(requested, shown).count("is now") == len(requested)
+
+
+def test_two_workers_sweeping_at_once_settle_a_row_once(config, heroku, monkeypatch):
+    # A deploy: the old worker's pass, slow on the platform's reads, runs on past the 20 s
+    # it is waited for after SIGTERM, and the new leader's first pass reads the same rows.
+    # Both settled each: the row's note said "Read back: …" twice in `/deploy history`.
+    from datetime import UTC, datetime, timedelta
+
+    from bot.actions.reconcile import SETTLE_AFTER
+    from bot.platforms.heroku import HerokuPlatform
+    from bot.services import Services
+    from bot.store.audit import Actor, AuditLog
+    from tests.conftest import ADMIN
+
+    old, new = Services(config), Services(config)
+    audit = AuditLog(old.db)
+    entry = audit.start(
+        Actor(ADMIN), "scale", "myapp", "scale web=3 myapp", {"web": [1, None]}, {"web": [3, None]}
+    )  # the web dyno died before Heroku answered: the row stays pending
+    later = datetime.now(UTC) + SETTLE_AFTER + timedelta(minutes=1)
+    formation = HerokuPlatform.formation
+    overlapped = []
+
+    def slow_read(self, app):
+        if not overlapped:
+            overlapped.append(None)
+            overlapped[0] = new.actions.reconciler.sweep(later)  # the new leader's pass
+        return formation(self, app)
+
+    monkeypatch.setattr(HerokuPlatform, "formation", slow_read)
+    try:
+        swept = old.actions.reconciler.sweep(later)
+        assert overlapped == [1] and swept == 0  # the old pass finds it settled already
+        [row] = [e for e in audit.recent("myapp", limit=None) if e.id == entry]
+        assert row.outcome == "not-applied"
+        assert row.error == (
+            "The bot stopped before it heard back. Read back: web is now 1 × Standard-1X."
+        )
+    finally:
+        old.db.dispose()
+        new.db.dispose()

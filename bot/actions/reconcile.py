@@ -298,8 +298,7 @@ class Reconciler:
         reader = self._reader(entry)
         if reader is None:
             # Nothing to read back that would tell (a restart leaves no trace in the formation).
-            self._audit.settle(entry.id, "unknown", None, died or "Nothing to read back.")
-            return True
+            return self._audit.settle(entry.id, "unknown", None, died or "Nothing to read back.")
         try:
             resolved = self._resolve(entry.app)
         except (PlatformError, UnknownApp):
@@ -309,8 +308,7 @@ class Reconciler:
             return self._give_up(entry, now, died)
         note = " ".join(part for part in (died, f"Read back: {found.sentence}.") if part)
         after = formation_json(found.formation) if found.formation is not None else None
-        self._audit.settle(entry.id, found.outcome, after, note)
-        return True
+        return self._audit.settle(entry.id, found.outcome, after, note)
 
     def _reader(self, entry: Entry) -> Reader | None:
         """How to read back what `entry` asked for, or None when nothing would tell."""
@@ -350,8 +348,7 @@ class Reconciler:
         note = " ".join(
             part for part in (died, "What runs could not be read back for a day.") if part
         )
-        self._audit.settle(entry.id, "unknown", None, note)
-        return True
+        return self._audit.settle(entry.id, "unknown", None, note)
 
 
 def formation_json(formation: tuple[Formation, ...]) -> dict[str, list[object]]:

@@ -162,20 +162,23 @@ class AuditLog:
         note: str | None,
         *,
         replace: bool = False,
-    ) -> None:
+    ) -> bool:
         """The final word on a pending or unknown row, once the formation has been read back:
-        `note` follows what the row said, or with `replace` says all of it."""
+        `note` follows what the row said, or with `replace` says all of it. False when the
+        row had its final word already: two workers' passes overlap at a deploy (the old one
+        runs on past its SIGTERM), and each had settled it, its note said twice."""
         now = utcnow()
         with self._db.session() as session, session.begin():
-            row = session.get(AuditEntry, entry_id)
-            if row is None:
-                return
+            row = session.get(AuditEntry, entry_id, with_for_update=True)
+            if row is None or row.reconciled_at is not None:
+                return False
             row.outcome = outcome
             row.after = after if after is not None else row.after
             kept = None if replace else row.error
             row.error = "; ".join(part for part in (kept, note) if part) or None
             row.finished_at = row.finished_at or now
             row.reconciled_at = now
+            return True
 
     def unsettled(self, started_before: datetime, limit: int = 50) -> list[Entry]:
         """Rows still `pending` or `unknown`, started before the cutoff and not yet read
