@@ -345,6 +345,16 @@ def test_a_restarting_bot_ends_the_thread_instead_of_going_quiet(config, aws, sl
     ending = slack.wait_for_calls("chat.postMessage", n=2, timeout=10)[1].args
     assert ending["thread_ts"] == anchor.response["ts"]
     assert "`shop` was still Updating when I stopped watching it" in ending["text"]
+    assert not ending["text"].startswith("Failed")  # it had not failed: it was under way
+    # Still under way, not failed: the trail had said `error` of an update that went on to
+    # finish, and the worker's reconcile pass, which reads back only rows left unknown or
+    # pending, never gave it its final word.
+    from bot.store.audit import AuditLog
+
+    database = Database(config.database_url)
+    [entry] = [e for e in AuditLog(database).recent("shop", limit=None) if e.verb == "scale"]
+    database.dispose()
+    assert entry.outcome == "unknown", entry
     assert "check `/deploy status shop` in a few minutes" in ending["text"]
 
 

@@ -625,6 +625,9 @@ class Actions:
                 ok=False,
                 summary=f"{settled.summary} The bot is restarting, so this thread ends here: "
                 f"check `/deploy status {result.app}` in a few minutes.",
+                # Still under way when the watching stopped, not failed: left `unknown` for
+                # the worker's reconcile pass to read back, where `error` was final.
+                unknown=True,
             )
         promoted = result.promotions if isinstance(result, Deployed) else ()
         if result.audit_id is not None and promoted and settled.ok:
