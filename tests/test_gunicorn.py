@@ -202,3 +202,12 @@ def test_stopping_the_dyno_answers_every_command_its_background_processes_accept
         assert unanswered  # still working when the stop comes
     # The master has exited, so its workers (which waited for their children) have too.
     assert all("Status of `myapp`" in slack.responses_for(u)[0].payload["text"] for u in urls)
+
+
+def test_the_master_outlasts_the_background_processes_grace_within_herokus_30_seconds():
+    # At 20 s, the child's own grace, the master killed its workers and exited while their
+    # children were still answering "nothing was done": a dyno's answers went with it.
+    from bot.actions.background import STOP_GRACE
+    from bot.web import gunicorn_conf
+
+    assert STOP_GRACE + 5 <= gunicorn_conf.graceful_timeout < 30

@@ -19,7 +19,11 @@ threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 # connection the master made.
 preload_app = True
 timeout = 30
-graceful_timeout = 20
+# After SIGTERM a worker waits for its background process (worker_exit), which starts jobs
+# for STOP_GRACE (20 s) and then answers the rest "nothing was done". At 20 the master
+# killed the worker and exited at 20 s, its children still answering: on Heroku a dyno
+# whose main process has exited is gone, answers and all. Heroku's SIGKILL comes at 30.
+graceful_timeout = 28
 accesslog = None
 errorlog = "-"
 
