@@ -10,6 +10,7 @@ urllib3 pool per process (`bot.http_pool`).
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import urllib3
@@ -28,6 +29,8 @@ TIMEOUT = urllib3.Timeout(connect=10.0, read=READ_S)
 RETRIES = urllib3.Retry(total=2, connect=2, read=1, status=0, allowed_methods=None)
 CONNECTIONS = 4  # kept per host: the job threads of one process post at most two at once
 ANSWER_BYTES = 64 * 1024
+
+log = logging.getLogger(__name__)
 
 _pool = ProcessPool(num_pools=4, maxsize=CONNECTIONS, timeout=TIMEOUT, retries=RETRIES)
 
@@ -59,6 +62,10 @@ class PooledRespond(Respond):
             body = read_and_release(answer, ANSWER_BYTES, READ_S)
         except (BodyTooLarge, TimeoutError):
             body = b"(an answer too large or too slow to read)"
+        if answer.status != 200:
+            # Slack's word (`expired_url`, `used_url`) and never the URL, which is a secret.
+            said = body[:40].decode("utf-8", "replace") if body else ""
+            log.warning("answer not taken", extra={"status": answer.status, "error": said})
         return WebhookResponse(
             url=self.response_url,
             status_code=answer.status,

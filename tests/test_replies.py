@@ -93,3 +93,27 @@ def test_the_benchmark_measures_both_clients_beside_their_baselines(capsys) -> N
         ("Web API chat.postMessage", "slack_sdk's WebClient (baseline)"): "10",
         ("Web API chat.postMessage", "ours (kept alive)"): "1",
     }
+
+
+class Expired(KeepAlive):
+    """Answers as hooks.slack.com does a response_url past its 30 minutes."""
+
+    def answer(self) -> None:
+        body = b"expired_url"
+        self.send_response(404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_an_answer_slack_refuses_is_logged_without_its_url(caplog) -> None:
+    # An answer Slack refused (expired, used five times) had been dropped without a word:
+    # nobody could tell from the log why someone heard nothing.
+    with keep_alive_endpoint(Expired) as (url, posts, _):
+        secret_url = url.replace("/commands/T1/1/abc", "/commands/T0ABC12/9876543210/s3cretT0ken")
+        answer = respond_to(secret_url)(text="web 1 → 2")
+    assert answer.status_code == 404 and len(posts) == 1  # a refusal is not sent again
+    lines = [LogfmtFormatter().format(record) for record in caplog.records]
+    [refused] = [line for line in lines if "answer not taken" in line]
+    assert "status=404" in refused and "error=expired_url" in refused
+    assert all("s3cretT0ken" not in line and "9876543210" not in line for line in lines)
