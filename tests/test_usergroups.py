@@ -88,3 +88,20 @@ def test_slack_unreachable_is_a_lookup_failure_not_a_crash():
     client = WebClient(token="xoxb-x", base_url="http://127.0.0.1:9/", timeout=5)
     with pytest.raises(GroupLookupFailed, match="SOPS"):
         UserGroups(client).members("SOPS")
+
+
+def test_slacks_429_holds_every_groups_lookup_until_its_retry_after(slack, groups):
+    # A 429 had paused only the group asked, for a fixed 30 s: the other groups were asked
+    # at once (the limit is the method's, for the whole workspace), and a Retry-After of
+    # two minutes was asked again after 30 s.
+    usergroups, clock = groups
+    slack.fail_next("usergroups.users.list", status=429, retry_after=120)
+    with pytest.raises(GroupLookupFailed):
+        usergroups.members("SOPS")
+    clock.now = 60
+    with pytest.raises(GroupLookupFailed):
+        usergroups.members("SDEVS")  # not asked: Slack asked to wait
+    assert refused(slack) == 1 and lookups(slack) == []
+    clock.now = 121
+    assert usergroups.members("SDEVS") == {"UTHREE"}
+    assert usergroups.members("SOPS") == {"UONE", "UTWO"}

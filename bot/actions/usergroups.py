@@ -5,7 +5,7 @@ changes rarely and `usergroups.users.list` is rate-limited (Tier 2), so each gro
 members are cached for `TTL`. If Slack cannot answer, a stale answer is used; with none,
 `GroupLookupFailed` is raised: a group may carry a deny rule, so guessing "not a member"
 could let through someone a rule keeps out. A group Slack says does not exist has no
-members.
+members. Slack's 429 holds every group's lookup until its Retry-After.
 """
 
 from __future__ import annotations
@@ -14,9 +14,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+
+from bot.slack_api import rate_limited_for
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,9 @@ class UserGroups:
         self._clock = clock
         self._members: dict[str, tuple[float, frozenset[str]]] = {}
         self._failed: dict[str, float] = {}  # group: when its last lookup failed
+        # Slack's 429 is about the method, for the whole workspace: no group is asked
+        # before its Retry-After has passed (the clock's time it ends).
+        self._held_until = 0.0
         self._lock = threading.Lock()
 
     def groups_of(self, user_id: str, groups: Iterable[str]) -> frozenset[str]:
@@ -57,7 +63,7 @@ class UserGroups:
             failed = self._failed.get(group_id)
         if cached is not None and now - cached[0] < self._ttl:
             return cached[1]
-        if failed is not None and now - failed < RETRY_AFTER_FAILURE:
+        if (failed is not None and now - failed < RETRY_AFTER_FAILURE) or now < self._held_until:
             return self._unknown(group_id, cached)
         try:
             users = self._client.usergroups_users_list(usergroup=group_id)["users"]
@@ -69,8 +75,11 @@ class UserGroups:
                 extra={"group": group_id, "error": code or type(error).__name__},
             )
             if code not in _GONE:
+                wait = rate_limited_for(error, timedelta(seconds=RETRY_AFTER_FAILURE))
                 with self._lock:
                     self._failed[group_id] = now
+                    if wait is not None:
+                        self._held_until = max(self._held_until, now + wait.total_seconds())
                 return self._unknown(group_id, cached)
             # A group deleted from Slack has no members, for deny rules too; "try again"
             # would fail forever, and every verb whose rules name it with it.
