@@ -12,7 +12,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -690,9 +690,9 @@ def _within(data: object, budget: int) -> bool:
     return True
 
 
-def _long_number_line(root: yaml.Node | None) -> int:
-    """The 1-based line of the first number too long for int() to read (1 if none). Each
-    node is visited once: an alias may name the node it is inside."""
+def _nodes(root: yaml.Node | None) -> Iterator[yaml.Node]:
+    """Every node under `root`, in the file's order, each once: an alias may name the node
+    it is inside, and a node many aliases name costs nothing more."""
     seen: set[int] = set()
     stack = [root] if root is not None else []
     while stack:
@@ -700,34 +700,30 @@ def _long_number_line(root: yaml.Node | None) -> int:
         if id(node) in seen:
             continue
         seen.add(id(node))
-        if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":int"):
-            if len(node.value) > 4000:
-                return node.start_mark.line + 1
-        elif isinstance(node, yaml.MappingNode):
+        yield node
+        if isinstance(node, yaml.MappingNode):
             stack += [part for pair in reversed(node.value) for part in reversed(pair)]
         elif isinstance(node, yaml.SequenceNode):
             stack += reversed(node.value)
+
+
+def _long_number_line(root: yaml.Node | None) -> int:
+    """The 1-based line of the first number too long for int() to read (1 if none)."""
+    for node in _nodes(root):
+        tag = node.tag if isinstance(node, yaml.ScalarNode) else ""
+        if tag.endswith(":int") and len(node.value) > 4000:
+            return node.start_mark.line + 1
     return 1
 
 
 def _duplicate_key(root: yaml.Node | None) -> tuple[str, int] | None:
-    """The first key given twice in one mapping, with the line of its second mention.
-    Each node is visited once, so aliases cost nothing more."""
-    seen: set[int] = set()
-    stack = [root] if root is not None else []
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
+    """The first key given twice in one mapping, with the line of its second mention."""
+    for node in _nodes(root):
         if isinstance(node, yaml.MappingNode):
             keys: set[str] = set()
-            for key, value in node.value:
+            for key, _ in node.value:
                 if isinstance(key, yaml.ScalarNode) and key.value != "<<":
                     if key.value in keys:
                         return key.value, key.start_mark.line + 1
                     keys.add(key.value)
-                stack += [key, value]
-        elif isinstance(node, yaml.SequenceNode):
-            stack += node.value
     return None
