@@ -3,6 +3,7 @@ whose counts and percentiles read back as reported, polled through boto3 from th
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -96,93 +97,87 @@ def test_the_sampler_stores_each_report_once(config, aws, tmp_path, monkeypatch)
     assert summary.service.p95 == pytest.approx(400, rel=0.02)
 
 
-def _worker_calling_once(config, tmp_path, monkeypatch) -> Worker:
-    """A worker over REGISTRY whose AWS calls botocore does not retry: a try is a call."""
+@pytest.fixture
+def worker_calling_once(config, aws, tmp_path, monkeypatch) -> Iterator[Worker]:  # noqa: F811
+    """A migrated worker over REGISTRY whose AWS calls botocore does not retry: a try is a
+    call. Its databases are disposed after the test."""
     path = tmp_path / "deploybot.yml"
     path.write_text(REGISTRY)
     monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
     once = BotoConfig(retries={"mode": "standard", "total_max_attempts": 1})
     monkeypatch.setattr(beanstalk_module, "_BOTO_CONFIG", beanstalk_module._BOTO_CONFIG.merge(once))
-    return Worker(config)
+    worker = Worker(config)
+    try:
+        worker.services().migrate_sqlite_if_behind()
+        yield worker
+    finally:
+        worker.services().db.dispose()
+        worker.db.dispose()
 
 
 def test_a_throttled_account_is_polled_less_and_about_says_so(
-    config,
     aws,  # noqa: F811
-    tmp_path,
-    monkeypatch,
+    worker_calling_once,
 ):
     # AWS throttled an account's DescribeEnvironmentHealth and the sampler asked again every
     # 10 s for each environment (each call retried by botocore), keeping the throttle on for
     # the account's other calls too (a person's scale, status), and told nobody.
-    worker = _worker_calling_once(config, tmp_path, monkeypatch)
-    try:
-        worker.services().migrate_sqlite_if_behind()
-        aws.fail_next(400, count=1000, actions=["DescribeEnvironmentHealth"])  # Throttling
-        start = datetime.now(UTC)
-        for step in range(31):  # five minutes, every 10 s
-            worker.sample_beanstalk(start + timedelta(seconds=10 * step))
-        asked = aws.calls("DescribeEnvironmentHealth")
-        # shop (prod, us-east-1) and shop-eu (eu, eu-west-1): each account backs off, asked
-        # at 0 s, 20 s, 60 s, 140 s and 300 s, where it was asked every 10 s (31 times).
-        assert len([c for c in asked if c.region == "us-east-1"]) == 5
-        assert len([c for c in asked if c.region == "eu-west-1"]) == 5
-        worker.heartbeat(start + timedelta(minutes=5))
-        trouble = Heartbeats(worker.db).latest(leader_only=False).trouble or ""
-        assert "throttled by AWS" in trouble and "profile `prod` in us-east-1" in trouble
-        # AWS answers again: polled every 10 s, and no longer said.
-        aws.clear_faults()
-        aws.set_health("shop-prod", region="us-east-1", request_count=600, latency=LATENCY)
-        later = start + timedelta(minutes=11)
-        assert worker.sample_beanstalk(later) == 2
-        before = len(aws.calls("DescribeEnvironmentHealth"))
-        aws.advance(10)
-        worker.sample_beanstalk(later + timedelta(seconds=10))
-        assert len(aws.calls("DescribeEnvironmentHealth")) == before + 2
-        worker.heartbeat(later + timedelta(seconds=10))
-        assert Heartbeats(worker.db).latest(leader_only=False).trouble is None
-    finally:
-        worker.services().db.dispose()
-        worker.db.dispose()
+    worker = worker_calling_once
+    aws.fail_next(400, count=1000, actions=["DescribeEnvironmentHealth"])  # Throttling
+    start = datetime.now(UTC)
+    for step in range(31):  # five minutes, every 10 s
+        worker.sample_beanstalk(start + timedelta(seconds=10 * step))
+    asked = aws.calls("DescribeEnvironmentHealth")
+    # shop (prod, us-east-1) and shop-eu (eu, eu-west-1): each account backs off, asked
+    # at 0 s, 20 s, 60 s, 140 s and 300 s, where it was asked every 10 s (31 times).
+    assert len([c for c in asked if c.region == "us-east-1"]) == 5
+    assert len([c for c in asked if c.region == "eu-west-1"]) == 5
+    worker.heartbeat(start + timedelta(minutes=5))
+    trouble = Heartbeats(worker.db).latest(leader_only=False).trouble or ""
+    assert "throttled by AWS" in trouble and "profile `prod` in us-east-1" in trouble
+    # AWS answers again: polled every 10 s, and no longer said.
+    aws.clear_faults()
+    aws.set_health("shop-prod", region="us-east-1", request_count=600, latency=LATENCY)
+    later = start + timedelta(minutes=11)
+    assert worker.sample_beanstalk(later) == 2
+    before = len(aws.calls("DescribeEnvironmentHealth"))
+    aws.advance(10)
+    worker.sample_beanstalk(later + timedelta(seconds=10))
+    assert len(aws.calls("DescribeEnvironmentHealth")) == before + 2
+    worker.heartbeat(later + timedelta(seconds=10))
+    assert Heartbeats(worker.db).latest(leader_only=False).trouble is None
 
 
 def test_the_health_detector_shares_the_samplers_backoff_and_keeps_its_incident_open(
-    config,
     aws,  # noqa: F811
-    tmp_path,
-    monkeypatch,
+    worker_calling_once,
 ):
     # The detectors' DescribeEnvironmentHealth (every 60 s) ignored the sampler's backoff
     # after AWS's Throttling: asked again each minute, keeping the account's throttle on.
-    worker = _worker_calling_once(config, tmp_path, monkeypatch)
-    try:
-        worker.services().migrate_sqlite_if_behind()
-        aws.set_health("shop-prod", region="us-east-1", color="Red", health_status="Severe")
-        start = datetime.now(UTC)
-        worker.watch(start)
-        key = "health:shop:Red"
-        assert worker.alerts.state(key) == "open"
-        aws.fail_next(400, count=1000, actions=["DescribeEnvironmentHealth"])  # Throttling
-        worker.sample_beanstalk(start + timedelta(seconds=50))  # both accounts: 20 s
-        asked = len(aws.calls("DescribeEnvironmentHealth"))
-        worker.watch(start + timedelta(seconds=60))  # within the wait: not asked
-        assert len(aws.calls("DescribeEnvironmentHealth")) == asked
-        # A throttle the detectors meet first holds the sampler back too.
-        worker.watch(start + timedelta(seconds=120))
-        asked = len(aws.calls("DescribeEnvironmentHealth"))
-        assert asked == 6  # the first watch's two, the sampler's two and this watch's two
-        worker.sample_beanstalk(start + timedelta(seconds=130))
-        assert len(aws.calls("DescribeEnvironmentHealth")) == asked
-        # Health unread for longer than an incident's quiet time: still open.
-        worker.sample_beanstalk(start + timedelta(minutes=11, seconds=50))
-        worker.watch(start + timedelta(minutes=12))
-        assert worker.alerts.state(key) == "open"
-        worker.heartbeat(start + timedelta(minutes=12))
-        trouble = Heartbeats(worker.db).latest(leader_only=False).trouble or ""
-        assert "throttled by AWS" in trouble
-    finally:
-        worker.services().db.dispose()
-        worker.db.dispose()
+    worker = worker_calling_once
+    aws.set_health("shop-prod", region="us-east-1", color="Red", health_status="Severe")
+    start = datetime.now(UTC)
+    worker.watch(start)
+    key = "health:shop:Red"
+    assert worker.alerts.state(key) == "open"
+    aws.fail_next(400, count=1000, actions=["DescribeEnvironmentHealth"])  # Throttling
+    worker.sample_beanstalk(start + timedelta(seconds=50))  # both accounts: 20 s
+    asked = len(aws.calls("DescribeEnvironmentHealth"))
+    worker.watch(start + timedelta(seconds=60))  # within the wait: not asked
+    assert len(aws.calls("DescribeEnvironmentHealth")) == asked
+    # A throttle the detectors meet first holds the sampler back too.
+    worker.watch(start + timedelta(seconds=120))
+    asked = len(aws.calls("DescribeEnvironmentHealth"))
+    assert asked == 6  # the first watch's two, the sampler's two and this watch's two
+    worker.sample_beanstalk(start + timedelta(seconds=130))
+    assert len(aws.calls("DescribeEnvironmentHealth")) == asked
+    # Health unread for longer than an incident's quiet time: still open.
+    worker.sample_beanstalk(start + timedelta(minutes=11, seconds=50))
+    worker.watch(start + timedelta(minutes=12))
+    assert worker.alerts.state(key) == "open"
+    worker.heartbeat(start + timedelta(minutes=12))
+    trouble = Heartbeats(worker.db).latest(leader_only=False).trouble or ""
+    assert "throttled by AWS" in trouble
 
 
 class _CloudWatchAnswering:
