@@ -372,6 +372,28 @@ def test_pinned_at_a_schedule_windows_max(config, tmp_path, monkeypatch):
     assert event.detail == "The autoscaler wanted its max of 2 web for 10 min."
 
 
+def test_pinned_at_a_chat_schedule_windows_max(config, tmp_path, monkeypatch):
+    from bot.store.autoscale_overrides import OverrideStore
+
+    services = services_with(config, tmp_path, monkeypatch, HEROKU_REGISTRY)
+    autoscale = AutoscaleStore(services.db)
+    autoscale.save(
+        Settings("myapp", "on", 1, 4, "service_p95", 500.0, ADMIN, NOW - timedelta(hours=1))
+    )
+    # `/deploy autoscale myapp schedule add daily 00:00-00:00 min=2 max=8`: all day, up to 8.
+    window = {"days": "daily", "start": "00:00", "end": "00:00", "min": "2", "max": "8"}
+    OverrideStore(services.db).put_windows("myapp", [window], ADMIN, NOW - timedelta(hours=1))
+    MetricsStore(services.db).save(windows("myapp", 10))
+    detectors = Detectors.from_services(services)
+    # 6 is within the window's max of 8, which the autoscaler works to: not "at its max of 4".
+    record_ticks(autoscale, "myapp", 6, minutes=10)
+    assert detectors.run(NOW) == []
+    window["max"] = "6"
+    OverrideStore(services.db).put_windows("myapp", [window], ADMIN, NOW - timedelta(hours=1))
+    [event] = detectors.run(NOW)
+    assert event.detail == "The autoscaler wanted its max of 6 web for 10 min."
+
+
 FLEET = [f"app-{i:02d}" for i in range(40)]
 
 
@@ -412,10 +434,10 @@ def test_a_fleets_detectors_read_the_database_a_few_times_not_per_app(
     events = Detectors.from_services(services).run(NOW)
     assert keys(events) == ["pinned:app-03:web", "slow:app-07:web p95"]
     # The worker's watch, each minute: a windows query and one or two decisions queries
-    # per app had been 3,000 statements (3.2 s on SQLite) at a thousand apps. Now six, the
+    # per app had been 3,000 statements (3.2 s on SQLite) at a thousand apps. Now seven, the
     # same for any fleet: web and worker settings, drains, windows, recent and latest
-    # decisions.
-    assert len(statements) <= 6
+    # decisions, chat's autoscale overrides (schedule windows).
+    assert len(statements) <= 7
 
 
 def test_a_fleets_job_queue_reads_are_one_query_not_one_an_app(config, tmp_path, monkeypatch):
@@ -433,8 +455,9 @@ def test_a_fleets_job_queue_reads_are_one_query_not_one_an_app(config, tmp_path,
     statements = statements_of(services)
     events = Detectors.from_services(services).run(NOW)
     assert keys(events) == ["queue_unread:app-09:worker"]
-    # One query an app with a worker type had been 1,000 a minute at a thousand apps.
-    assert len(statements) <= 7
+    # One query an app with a worker type had been 1,000 a minute at a thousand apps; now
+    # one for them all, beside the others.
+    assert len(statements) <= 8
 
 
 def _worker_tick(app: str, unread: bool) -> dict[str, object]:

@@ -23,11 +23,13 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
+from bot.actions.autoscaling import effective
 from bot.actions.results import Resolved
 from bot.metrics.aggregate import WINDOW_SECONDS, Window
 from bot.metrics.store import MetricsStore, merged
 from bot.platforms.base import PlatformError, Throttled
 from bot.registry import Registry, Target, UnknownApp
+from bot.store.autoscale_overrides import Override, OverrideStore
 from bot.store.autoscale_settings import AutoscaleStore, Decision, Settings
 from bot.store.db import Database, aware
 from bot.store.models import Drain, MetricWindow
@@ -132,6 +134,9 @@ class Detectors:
         # What runs now, for an app whose autoscaler has not ticked lately.
         latest = self._autoscale.latest_decisions([app for app in watched if not recent[app]])
         queue_reads = self._queue_reads([app for app in names if app in queued], now, rules)
+        # Chat's schedule windows (`autoscale APP schedule add`) move the min and max as the
+        # registry's do: the autoscaler works within them, so "at its max" must too.
+        overrides = OverrideStore(self._db).of_apps(set(watched))
         decoded: dict[str, list[Window]] = {}
         for app in names:
             try:
@@ -155,7 +160,7 @@ class Detectors:
                     app,
                     targets[app],
                     now,
-                    autoscaled.get(app),
+                    (autoscaled.get(app), overrides.get(app, {})),
                     drained.get(app),
                     (seen, stored.get(app)),
                     (recent.get(app, []), latest.get(app)),
@@ -173,18 +178,20 @@ class Detectors:
         app: str,
         target: Target | None,
         now: datetime,
-        settings: Settings | None,
+        autoscaling: tuple[Settings | None, dict[str, Override]],
         drain_since: datetime | None,
         traffic: tuple[list[Window], datetime | None],
         decided: tuple[list[Decision], Decision | None],
     ) -> AppState:
         """`traffic`: the app's windows in the lookback, and when its newest stored one
         ended (asked only when the lookback held none). `decided`: the app's recent web
-        decisions, newest first, and its newest one when none is recent."""
+        decisions, newest first, and its newest one when none is recent. `autoscaling`: its
+        `/deploy autoscale` settings, if on, and what chat changed of them."""
+        settings, overrides = autoscaling
         windows, stored = traffic
         recent, latest = decided
         newest = _newest_end(windows)
-        low, high = _bounds(settings, target, now) if settings else (None, None)
+        low, high = _bounds(settings, target, overrides, now) if settings else (None, None)
         expected: list[datetime] = []
         # The newest decision says what runs (an older one when the autoscaler has not
         # ticked lately).
@@ -301,13 +308,15 @@ def _rules_for(rules: DetectorRules, target: Target | None) -> DetectorRules:
     return replace(rules, **changes) if changes else rules
 
 
-def _bounds(settings: Settings, target: Target | None, now: datetime) -> tuple[int, int]:
-    """The min and max the autoscaler works within now: a schedule window's, if one covers
-    `now`, else the settings'."""
+def _bounds(
+    settings: Settings, target: Target | None, overrides: dict[str, Override], now: datetime
+) -> tuple[int, int]:
+    """The min and max the autoscaler works within now: a schedule window's (the registry's,
+    else chat's, as the tick reads them), if one covers `now`, else the settings'."""
     policy = autoscale.Settings(
         min_dynos=settings.min,
         max_dynos=settings.max,
-        windows=target.schedule if target is not None else (),
+        windows=effective(target, overrides).windows if target is not None else (),
     )
     low, high, _ = autoscale.bounds(policy, now)
     return low, high
