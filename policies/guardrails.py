@@ -55,6 +55,9 @@ ANY_TYPE = "*"
 # Enough to chain back-to-back windows; a schedule that fires more often than this in one
 # window is treated as ending after the last one counted.
 _MAX_CHAINED_FIRES = 500
+# Longer than any gap a time zone's clocks skip (an hour at a daylight-saving change, two
+# for double summer time): a window that opened in one is looked for from before it.
+_CLOCK_GAP = timedelta(hours=3)
 
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*(m|min|mins|minutes?|h|hours?|d|days?)\s*$", re.I)
 _DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
@@ -296,6 +299,8 @@ def window_end(freeze: Freeze, now: datetime) -> datetime | None:
     start = utc_now - freeze.duration + timedelta(microseconds=1)
     fire = trigger.get_next_fire_time(None, start)
     if fire is None or fire.astimezone(UTC) > utc_now:
+        fire = _fire_after_a_gap(trigger, start)
+    if fire is None or fire.astimezone(UTC) > utc_now:
         return None
     # Arithmetic in UTC: adding to a local time would add wall-clock time across DST.
     end = fire.astimezone(UTC) + freeze.duration
@@ -305,6 +310,19 @@ def window_end(freeze: Freeze, now: datetime) -> datetime | None:
             break
         end = max(end, fire.astimezone(UTC) + freeze.duration)
     return end
+
+
+def _fire_after_a_gap(trigger: CronTrigger, start: datetime) -> datetime | None:
+    """The first fire time at or after `start`, looked for from before a gap the clocks
+    skip. A time the clocks skip (02:30 on a spring-forward night) fires once they have
+    moved on (03:30), but the trigger finds that fire only when it looks from before the
+    gap: from 03:15 it looks for 02:30 tomorrow, and a window still open read as closed."""
+    fire = trigger.get_next_fire_time(None, start - _CLOCK_GAP)
+    for _ in range(_MAX_CHAINED_FIRES):
+        if fire is None or fire.astimezone(UTC) >= start:
+            return fire
+        fire = trigger.get_next_fire_time(None, fire.astimezone(UTC) + timedelta(seconds=1))
+    return None
 
 
 def _until(end: datetime, now: datetime, freeze: Freeze) -> str:

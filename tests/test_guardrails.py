@@ -291,6 +291,23 @@ def test_a_friday_night_window_across_midnight(
             "2026-03-29T01:45:00",
             "2026-03-29T02:30:00",
         ),
+        # …and stays open its whole hour: a window whose start, an hour back, falls after the
+        # gap had been read as closed at 04:15 CEST.
+        (
+            Freeze("30 2 * * *", timedelta(hours=1), "Europe/Paris", "x"),
+            "2026-03-29T02:15:00",
+            "2026-03-29T02:30:00",
+        ),
+        (
+            Freeze("30 2 * * *", timedelta(hours=1), "Europe/Paris", "x"),
+            "2026-03-29T02:30:00",
+            None,
+        ),
+        (
+            Freeze("30 2 * * SUN", timedelta(minutes=45), "America/New_York", "x"),
+            "2026-03-08T08:10:00",  # 04:10 EDT; fired 03:30 EDT
+            "2026-03-08T08:15:00",
+        ),
         # A local time lived twice in autumn fires twice; the windows join.
         (
             Freeze("30 2 * * *", timedelta(hours=1), "Europe/Paris", "x"),
