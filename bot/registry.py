@@ -562,6 +562,10 @@ class Registry:
 _PLATFORMS = "`platform: heroku` or `platform: beanstalk`"
 
 
+# The settings that take a time of day, "HH:MM".
+_CLOCK_KEYS = frozenset({"from", "to", "digest"})
+
+
 def _reason(error: Any) -> str:
     """A pydantic error in the registry's words: an app entry's platform missing, unknown or
     without settings had been said in pydantic's ("Unable to extract tag using
@@ -573,6 +577,15 @@ def _reason(error: Any) -> str:
         return f"{code(str(error['ctx']['tag'])[:40])} is not a platform: write {_PLATFORMS}"
     if kind == "model_attributes_type" and error["input"] is None and len(error["loc"]) == 2:
         return "an app needs its settings under it, `platform:` at least"
+    said = error["input"]
+    if kind == "string_type" and type(said) is int and error["loc"][-1] in _CLOCK_KEYS:
+        # YAML 1.1 reads an unquoted 18:00 (not 08:00) as the base-60 number 1080.
+        hours, minutes = divmod(said, 60)
+        if 0 <= hours < 24:
+            return (
+                f'write the time in quotes, like "{hours:02d}:{minutes:02d}"; unquoted, YAML '
+                f"reads {hours}:{minutes:02d} as the number {said}"
+            )
     return str(error["msg"]).removeprefix("Value error, ").rstrip(".")
 
 

@@ -133,6 +133,21 @@ def test_no_registry_reaches_every_heroku_app_by_name():
             3,
             "asks for 6 web, above the app's max of 4",
         ),
+        # YAML 1.1 reads an unquoted 18:00 as the base-60 number 1080 (08:00 stays text):
+        # it had been "Input should be a valid string", about a time that looks right.
+        (
+            "apps:\n  web:\n    platform: heroku\n    autoscale:\n      schedule:\n"
+            "        - from: 08:00\n          to: 18:00\n          min: 2\n",
+            7,
+            'schedule.0.to: write the time in quotes, like "18:00"; unquoted, YAML reads '
+            "18:00 as the number 1080",
+        ),
+        (
+            "apps:\n  web:\n    platform: heroku\n    channel: CWEB\n    digest: 9:30\n",
+            5,
+            'digest: write the time in quotes, like "09:30"; unquoted, YAML reads 9:30 as '
+            "the number 570",
+        ),
     ],
 )
 def test_a_broken_registry_names_the_file_line_and_reason(text, line, says):
