@@ -137,7 +137,7 @@ def parse_window(
 ) -> Window:
     """A schedule window from the registry's words: `days` such as "mon-fri", "sat,sun" or
     "daily", `start` and `end` as "08:00" (an end at or before the start runs past
-    midnight), an IANA `timezone`, and the `low` (min) and `high` (max) it sets. A
+    midnight; an end of "24:00" is that midnight), an IANA `timezone`, and the `low` (min) and `high` (max) it sets. A
     ValueError says which word is wrong."""
     if low is None and high is None:
         raise ValueError("a schedule window needs `min:`, `max:` or both")
@@ -153,7 +153,9 @@ def parse_window(
         meant = [z for z in zoneinfo.available_timezones() if z.lower() == timezone.lower()]
         hint = f"did you mean {meant[0]}?" if meant else "use an IANA name such as Europe/Paris"
         raise ValueError(f"unknown timezone {shown!r}; {hint}") from None
-    return Window(_days(days), _clock(start), _clock(end), timezone, low, high)
+    # "18:00-24:00": an end may be written as the midnight it runs to.
+    ends = _clock("00:00") if end.strip() == "24:00" else _clock(end)
+    return Window(_days(days), _clock(start), ends, timezone, low, high)
 
 
 def _days(text: str) -> frozenset[int]:

@@ -204,6 +204,17 @@ def test_schedule_days_read_back_short(days: str, described: str) -> None:
     assert parse_window(days, "08:00", "18:00", high=2).describe().startswith(f"{described} 08")
 
 
+def test_a_window_may_end_at_24_00_the_midnight_it_runs_to() -> None:
+    # "18:00-24:00" had been refused with "use 24-hour HH:MM", which it is.
+    window = parse_window("fri", "18:00", "24:00", "UTC", low=2)
+    assert (window.start, window.end) == (time(18), time(0))
+    friday = datetime(2026, 12, 4, 23, 59, tzinfo=UTC)
+    assert window.covers(friday)
+    assert not window.covers(friday + timedelta(minutes=1))
+    with pytest.raises(ValueError, match=re.escape("time '24:00'")):
+        parse_window("fri", "24:00", "06:00", "UTC", low=2)  # a start is 00:00
+
+
 @pytest.mark.parametrize(
     ("words", "says"),
     [
