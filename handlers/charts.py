@@ -18,6 +18,8 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 from bot.actions.results import Chart
 from bot.metrics.chart_data import span_words, summary_lines
 from policies.commands import CHART_WINDOWS
+from policies.slack_errors import UNDELIVERED_ADVICE
+from policies.slack_text import channel as channel_link
 from policies.slack_text import code
 
 if TYPE_CHECKING:
@@ -87,6 +89,13 @@ def upload(
                 f"I cannot upload the chart: the bot's Slack token lacks the {code(needed)} "
                 "scope (an admin adds it in the app's OAuth settings and reinstalls). "
                 "Here are its numbers:"
+            )
+        elif problem in UNDELIVERED_ADVICE and channel_id:
+            # The bot may answer in a public channel it is not in (chat:write.public, a
+            # response_url), but Slack shares a file only where the bot is a member.
+            why = (
+                f"I could not upload the chart into {channel_link(channel_id)} "
+                f"({code(problem)}): {UNDELIVERED_ADVICE[problem]} Here are its numbers:"
             )
         else:
             why = f"I could not upload the chart ({code(problem)}). Here are its numbers:"

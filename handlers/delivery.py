@@ -29,7 +29,8 @@ from bot.actions.results import (
 from bot.slack_api import ADMIN_PAUSE, ADMIN_PAUSE_DEFAULT, rate_limited_for
 from bot.store.audit import utcnow
 from handlers.charts import upload
-from handlers.render import UNDELIVERED_ADVICE, break_glass_message, message, settled_message
+from handlers.render import break_glass_message, message, settled_message
+from policies.slack_errors import UNDELIVERED_ADVICE
 from policies.slack_text import code
 
 if TYPE_CHECKING:

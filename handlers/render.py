@@ -46,7 +46,7 @@ from policies.digest import duration
 from policies.guardrails import lock_holds_back
 from policies.redact import mask
 from policies.sizes import unit_of
-from policies.slack_errors import AUTH_ERRORS
+from policies.slack_errors import AUTH_ERRORS, UNDELIVERED_ADVICE
 from policies.slack_text import channel as channel_link
 from policies.slack_text import clip, code, cut, escape, listed, more_note, uncoloured
 from policies.slack_text import shown as clipped  # `shown` names a local below
@@ -454,16 +454,6 @@ def _listed(title: str, items: list[str], shown: int) -> list[str]:
 
 def _local(epoch: float, zone: str) -> str:
     return datetime.fromtimestamp(epoch, ZoneInfo(zone)).strftime("%H:%M")
-
-
-# What to do when Slack refuses an app's channel; other refusals are in the worker's log.
-UNDELIVERED_ADVICE = {
-    "not_in_channel": "the bot is not in that channel: `/invite @deploybot` there.",
-    "is_archived": "that channel is archived: unarchive it, or give the app another "
-    "`channel:` in the registry.",
-    "channel_not_found": "Slack finds no such channel: it was deleted, or it is private and "
-    "the bot is not in it (invite the bot there, or fix `channel:` in the registry).",
-}
 
 
 def undelivered_line(undelivered: Undelivered) -> str:

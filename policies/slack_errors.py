@@ -8,3 +8,13 @@ from __future__ import annotations
 AUTH_ERRORS = frozenset(
     {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
 )
+
+# What to do when Slack refuses a channel (the bot removed from it, archived, or private and
+# never invited): said where an alert, a digest, an approval request or a chart could not go.
+UNDELIVERED_ADVICE = {
+    "not_in_channel": "the bot is not in that channel: `/invite @deploybot` there.",
+    "is_archived": "that channel is archived: unarchive it, or give the app another "
+    "`channel:` in the registry.",
+    "channel_not_found": "Slack finds no such channel: it was deleted, or it is private and "
+    "the bot is not in it (invite the bot there, or fix `channel:` in the registry).",
+}

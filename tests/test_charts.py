@@ -300,3 +300,15 @@ def test_the_minute_under_way_counts_but_is_not_drawn_as_a_plunge(driver, slack,
     assert drawn[-1] is None and drawn[-31:-1] == [60.0] * 30
     requests = summary_lines(data)[1]
     assert "(peak 60/min)" in requests and requests.endswith("█`"), requests
+
+
+def test_a_chart_slack_will_not_share_in_the_channel_says_what_to_do(driver, slack, database_url):
+    # The bot answers in a public channel it is not in (chat:write.public, or the slash
+    # command's response_url), but Slack shares a file only where the bot is a member: the
+    # reply had said "I could not upload the chart (`not_in_channel`)" and nothing more.
+    store_traffic(database_url, "myapp", 30, datetime.now(UTC))
+    slack.leave_channel(CHANNEL)
+    _, url = driver.command("chart myapp", USER)
+    text = driver.reply(url)["text"]
+    assert f"into <#{CHANNEL}>" in text and "`/invite @deploybot` there" in text
+    assert "Requests:" in text and slack.uploads == []
