@@ -429,7 +429,7 @@ def digest_text(day: Digest) -> str:
     lines += _listed(
         "Incidents",
         [
-            f"{escape(i.label)} from {_local(i.start, zone)} for {duration(i.seconds)}"
+            f"{i.label} from {_local(i.start, zone)} for {duration(i.seconds)}"  # Slack text
             for i in day.incidents
         ],
         10,

@@ -60,7 +60,7 @@ class Span:
 
     start: float  # epoch seconds
     end: float
-    label: str
+    label: str  # Slack text, shown as it is
 
     @property
     def seconds(self) -> float:

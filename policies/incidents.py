@@ -143,6 +143,11 @@ def incident_key(kind: str, app: str, subject: str) -> str:
     return f"{kind}:{app}:{subject}"
 
 
+def key_subject(key: str, kind: str, app: str) -> str:
+    """The subject of the incident `incident_key(kind, app, subject)` named."""
+    return key.removeprefix(f"{kind}:{app}:")
+
+
 def step(
     known: Mapping[str, Incident],
     events: Iterable[Event],

@@ -381,8 +381,27 @@ def test_releases_and_formation_changes_are_not_the_days_incidents(worker, slack
     )
     assert worker.post_digests(_nine_thirty()) == 1
     [upload] = slack.wait_for_uploads(1, timeout=20)
-    assert "Incidents (1):\n• crash from 14:05 for " in upload.initial_comment
+    assert "Incidents (1):\n• `web` dynos crashed from 14:05 for " in upload.initial_comment
     assert "release from" not in upload.initial_comment
+
+
+def test_the_days_incidents_read_as_their_alerts_do(worker, slack):
+    # The digest had listed the store's words, without what: "router_error from 14:05",
+    # twice for H12 and H13, and "queue_unread", where the alert and App Home say
+    # "router errors `H12`".
+    from bot.store.incidents import Alerts
+    from policies.incidents import Event
+
+    two_pm = datetime.combine(_today() - timedelta(days=1), time(14), PARIS)
+    MetricsStore(worker.db).save([Window("myapp", int(two_pm.timestamp()), 30)])
+    at = two_pm.astimezone(UTC) + timedelta(minutes=5)
+    events = [Event("myapp", "router_error", code, at, f"12 {code}") for code in ("H12", "H13")]
+    Alerts(worker.db).record(events, at, lambda app: None)
+    assert worker.post_digests(_nine_thirty()) == 1
+    [upload] = slack.wait_for_uploads(1, timeout=20)
+    assert "• router errors `H12` from 14:05 for " in upload.initial_comment
+    assert "• router errors `H13` from 14:05 for " in upload.initial_comment
+    assert "router_error" not in upload.initial_comment
 
 
 def test_every_opening_of_an_incident_yesterday_is_counted_once_it_reopened(worker, slack):
@@ -403,8 +422,8 @@ def test_every_opening_of_an_incident_yesterday_is_counted_once_it_reopened(work
     alerts.record([Event("myapp", "crash", "web", morning)], morning, lambda a: None)
     assert worker.post_digests(_nine_thirty()) == 1
     [upload] = slack.wait_for_uploads(1, timeout=20)
-    assert "Incidents (2):\n• crash from 10:00 for " in upload.initial_comment
-    assert "\n• crash from 14:00 for " in upload.initial_comment
+    assert "Incidents (2):\n• `web` dynos crashed from 10:00 for " in upload.initial_comment
+    assert "\n• `web` dynos crashed from 14:00 for " in upload.initial_comment
 
 
 def test_a_day_of_many_incidents_names_ten_and_counts_the_rest():

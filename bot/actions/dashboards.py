@@ -36,7 +36,7 @@ from bot.store.incidents import Alerts
 from bot.store.models import IncidentRow
 from bot.store.throttles import LOW_REMAINING
 from policies import costs, digest
-from policies.incidents import SEVERITIES, headline, icon
+from policies.incidents import SEVERITIES, headline, icon, key_subject
 from policies.slack_text import clip, code, escape, moment
 
 COST_DAYS = 7
@@ -179,7 +179,10 @@ class Dashboards:
             start = _epoch(row.opened_at)
             end = _epoch(row.last_at) if row.resolved else until
             if end >= since and start < until:
-                shades.append(Shade(max(start, since), min(max(end, start + 60), until), row.kind))
+                # Said as its alert says it (Slack text): "router errors `H12`", not the
+                # store's "router_error", the same for H12 and H13.
+                label = headline(row.kind, key_subject(row.key, row.kind, app))
+                shades.append(Shade(max(start, since), min(max(end, start + 60), until), label))
         return tuple(shades)
 
     def _web_count(self, resolved: Resolved) -> int | None:

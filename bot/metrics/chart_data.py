@@ -39,7 +39,7 @@ class Shade:
 
     start: float
     end: float
-    label: str
+    label: str  # Slack text: the incident as its alert says it ("router errors `H12`")
 
 
 @dataclass(frozen=True)
