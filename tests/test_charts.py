@@ -312,3 +312,20 @@ def test_a_chart_slack_will_not_share_in_the_channel_says_what_to_do(driver, sla
     text = driver.reply(url)["text"]
     assert f"into <#{CHANNEL}>" in text and "`/invite @deploybot` there" in text
     assert "Requests:" in text and slack.uploads == []
+
+
+def test_a_chart_with_requests_only_in_the_minute_under_way_is_a_sentence(
+    driver, slack, database_url
+):
+    # Right after `/deploy drain`, the first requests are in the minute under way, which is
+    # counted but not drawn: an empty chart had been uploaded, "Requests: 5 (peak 0/min)".
+    if datetime.now(UTC).second >= 50:
+        time.sleep(61 - datetime.now(UTC).second)  # answered within the minute stored
+    now = int(datetime.now(UTC).timestamp())
+    db = Database(database_url)
+    MetricsStore(db).save([Window("myapp", now // 60 * 60, 5, {"2xx": 5})])
+    db.dispose()
+    _, url = driver.command("chart myapp 6h", USER)
+    text = driver.reply(url)["text"]
+    assert "only in the minute under way" in text and "try again in a minute" in text, text
+    assert slack.calls_to("files.getUploadURLExternal") == []

@@ -100,6 +100,12 @@ class Dashboards:
                 f"No requests recorded for {code(app)} in the last {span}, so there is nothing "
                 f"to chart. {hint}"
             )
+        if data.under_way and not any(data.requests[:-1]):
+            # Counted but not drawn (its few seconds as a rate): the image had been empty.
+            return Reply(
+                f"{code(app)} has requests only in the minute under way ({data.total:,} so "
+                "far), which a chart does not draw until it ends: try again in a minute."
+            )
         return Chart(data)
 
     def chart_between(
