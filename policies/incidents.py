@@ -181,11 +181,16 @@ def step(
         key = event.key
         before = current.get(key)
         if before is not None and before.state == "open":
+            # A late delivery of an older event (Heroku retries for days, in any order) is
+            # counted, but the message keeps saying what came last: "Last: `v7`" had
+            # followed v8's notice.
+            newest = event.at >= before.last_at
             after = replace(
                 before,
                 count=before.count + 1,
+                first_at=min(before.first_at, event.at),
                 last_at=max(before.last_at, event.at),
-                detail=event.detail or before.detail,
+                detail=(event.detail or before.detail) if newest else before.detail,
                 severity=_worse(before.severity, _severity(event)),
             )
             if key not in opened and key not in grown:

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from bot.store.db import Database
+from bot.store.db import Database, aware
 from bot.store.incidents import Alerts
 from bot.store.models import RequestKey
 from bot.store.observations import Observations
@@ -575,3 +575,30 @@ def test_a_signed_event_whose_text_holds_a_nul_or_a_lone_surrogate_is_stored(web
     assert answer.status_code == 200, answer.data
     [incident] = Alerts(web.extensions["deploybot"].db).incidents("myapp")
     assert incident.detail == detail
+
+
+def _delivered(web: Flask, document: dict[str, Any], at: datetime) -> Any:
+    """`document`, created at `at` and signed as Heroku would, to the real app."""
+    web.extensions["deploybot"].webhook_secrets.save(
+        "myapp", SECRET, "https://bot.example.com/webhooks/heroku", "U1", datetime.now(UTC)
+    )
+    document["created_at"] = f"{at:%Y-%m-%dT%H:%M:%SZ}"
+    body = json.dumps(document).encode()
+    return web.test_client().post(
+        "/webhooks/heroku", data=body, headers={"Heroku-Webhook-Hmac-SHA256": sign(SECRET, body)}
+    )
+
+
+def test_a_late_delivery_of_an_older_release_does_not_become_the_last_one_shown(web):
+    """Heroku retries a failed delivery later: v7's notice, retried after v8's came, had
+    made the channel's message read "Last: `v7` …" while v8 ran."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    v8 = _released("Deploy 8888888")
+    v8["data"]["version"] = 8
+    v7 = _released("Deploy 7777777")
+    assert _delivered(web, v8, now - timedelta(minutes=1)).status_code == 200
+    assert _delivered(web, v7, now - timedelta(minutes=3)).status_code == 200
+    [incident] = Alerts(web.extensions["deploybot"].db).incidents("myapp")
+    assert incident.count == 2
+    assert incident.detail == "v8 Deploy 8888888 by deployer@example.com"
+    assert aware(incident.first_at) == now - timedelta(minutes=3)  # "2 times since" the first
