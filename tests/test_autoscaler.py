@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 
 from bot.metrics.aggregate import Window
 from bot.metrics.store import MetricsStore
@@ -16,7 +17,7 @@ from bot.worker.autoscale import ACTOR_SHOWN, Autoscaler
 from policies.commands import parse
 from policies.sketch import Sketch
 from policies.slack_text import unescape
-from tests.conftest import ADMIN
+from tests.conftest import ADMIN, HEROKU_KEY
 
 NOW = datetime.now(UTC).replace(second=30, microsecond=0)
 
@@ -401,7 +402,7 @@ def test_a_hand_scale_reported_by_webhook_is_known_at_the_next_tick(
     enable(services, low=1, high=6)
     steady(services, NOW)
     autoscaler.tick(NOW)
-    services.actions.run(Actor(ADMIN, source="console"), parse("scale web=4 myapp"))
+    _scale_by_hand(heroku, 4)
     # What `POST /webhooks/heroku` stores for the dashboard's scale (tests/test_alerts_e2e).
     seen = NOW + timedelta(seconds=5)
     services.observations.record(Observation("myapp", "formation", "web", 4, seen, "by dev"))
@@ -421,6 +422,58 @@ def test_a_hand_scale_reported_by_webhook_is_known_at_the_next_tick(
     [again] = autoscaler.tick(NOW + timedelta(seconds=30))
     assert again.actual == 2
     assert len([t for _, t in said if "outside the bot" in t]) == 1
+
+
+def _scale_by_hand(heroku, quantity: int) -> None:
+    """Someone scales web in the dashboard or with the CLI: Heroku's API, not the bot."""
+    session = requests.Session()
+    session.trust_env = False
+    answer = session.patch(
+        f"{heroku.url}/apps/myapp/formation",
+        json={"updates": [{"type": "web", "quantity": quantity}]},
+        headers={"Accept": "application/vnd.heroku+json; version=3"},
+        auth=("", HEROKU_KEY),
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def test_a_scale_made_with_the_bot_is_not_said_to_be_made_outside_it(services, autoscaler, said):
+    """`/deploy scale` in Slack goes through the web dyno, and Heroku's formation webhook for it
+    names the API key's owner: the worker had told the channel that web "was set to 4
+    outside the bot (by owner@…)", for a change a person made with the bot a moment before."""
+    from bot.store.observations import Observation
+
+    enable(services, low=1, high=6)
+    steady(services, NOW)
+    autoscaler.tick(NOW)
+    services.actions.run(Actor(ADMIN, source="slack"), parse("scale web=4 myapp"))
+    seen = NOW + timedelta(seconds=5)  # Heroku dates it within seconds of the audit row
+    services.observations.record(
+        Observation("myapp", "formation", "web", 4, seen, "by owner@example.com")
+    )
+    autoscaler.tick(NOW + timedelta(seconds=15))
+    [notice] = [t for _, t in said if "web was set to 4" in t]
+    assert notice == (
+        f"Autoscaler on `myapp`: web was set to 4 by <@{ADMIN}> with `/deploy scale web=4 "
+        "myapp`; I go on from there. To hold it, `/deploy pin myapp web=4 for 2h`."
+    )
+
+
+def test_a_scale_by_the_autoscaler_of_another_worker_is_no_news(services, autoscaler, said):
+    """The lease moved between worker dynos: what the other one scaled, reported by webhook,
+    is believed and not told to the channel as someone else's change."""
+    from bot.actions.gate import AUTOSCALER
+    from bot.store.observations import Observation
+
+    enable(services, low=1, high=6)
+    steady(services, NOW)
+    autoscaler.tick(NOW)
+    services.actions.run(Actor(AUTOSCALER, source=AUTOSCALER), parse("scale web=4 myapp"))
+    seen = NOW + timedelta(seconds=5)  # Heroku dates it within seconds of the audit row
+    services.observations.record(Observation("myapp", "formation", "web", 4, seen, "by owner"))
+    [decision] = autoscaler.tick(NOW + timedelta(seconds=15))
+    assert decision.actual == 4  # believed, without a read
+    assert [t for _, t in said if "was set to" in t] == []
 
 
 def test_a_hand_scale_by_a_very_long_actor_is_said_clipped(services, autoscaler, said):

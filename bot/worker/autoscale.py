@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
@@ -39,16 +40,18 @@ from bot.metrics.store import MetricsStore
 from bot.platforms.base import Platform, PlatformError, Throttled, formation_map
 from bot.registry import Target, UnknownApp
 from bot.services import Resolved, Services
-from bot.store.audit import Actor
+from bot.store.audit import Actor, Entry
 from bot.store.autoscale_overrides import Override
 from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.autoscale_settings import Decision as Recorded
 from bot.store.autoscale_settings import Pin as StoredPin
 from bot.store.autoscale_settings import Settings as StoredSettings
+from bot.store.db import aware
+from bot.store.observations import Observation
 from policies import autoscale
 from policies.budget import Budget
 from policies.commands import parse
-from policies.slack_text import clip, escape
+from policies.slack_text import clip, code, escape
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,10 @@ PROCESS = "web"
 # a run of slow Heroku calls) does not act on it: a minute is four ticks, and the policy
 # holds metrics two minutes old for stale.
 LATE_AFTER = timedelta(minutes=1)
+# A formation webhook this close to a change the audit log shows the bot made, to the same
+# count, reports that change: Heroku dates it to the second, and delivers within seconds.
+OWN_CHANGE = timedelta(minutes=2)
+_DONE = frozenset({"ok"})
 
 
 @dataclass(frozen=True)
@@ -251,7 +258,16 @@ class Autoscaler:
                 target.name, seen.subject, seen.value, seen.observed_at
             )
             if changed and (seen.app, seen.subject) in acting:
-                by = f" ({escape(clip(seen.detail, ACTOR_SHOWN))})" if seen.detail else ""
+                made = self._made_with_bot(seen)
+                if made is not None and made.source == AUTOSCALER:
+                    continue  # our own scale, its webhook read before we knew it was done
+                if made is not None:
+                    # Heroku's actor is the API key's owner: say who used the bot, and how.
+                    by = f" by {_who(made.user_id)} with {code('/deploy ' + made.command)}"
+                elif seen.detail:
+                    by = f" outside the bot ({escape(clip(seen.detail, ACTOR_SHOWN))})"
+                else:
+                    by = " outside the bot"
                 hold = (
                     f" To hold it, `/deploy pin {seen.app} web={seen.value} for 2h`."
                     if seen.subject == PROCESS
@@ -260,9 +276,23 @@ class Autoscaler:
                 self._notify(
                     target.channel,
                     f"Autoscaler on `{seen.app}`: {escape(clip(seen.subject, TYPE_SHOWN))} was set to "
-                    f"{seen.value} outside the bot{by}; I go on from there.{hold}",
+                    f"{seen.value}{by}; I go on from there.{hold}",
                 )
         return releases
+
+    def _made_with_bot(self, seen: Observation) -> Entry | None:
+        """The bot's own change `seen` reports, from the audit log: a command that set the
+        type to that count, done within `OWN_CHANGE` of when Heroku made it."""
+        for entry in self._services.audit.recent(seen.app, limit=20, outcomes=_DONE):
+            after = (entry.after or {}).get(seen.subject)
+            done = entry.finished_at or entry.started_at
+            if (
+                isinstance(after, list)
+                and after[:1] == [seen.value]
+                and abs(aware(done) - seen.observed_at) <= OWN_CHANGE
+            ):
+                return entry
+        return None
 
     def observe_formation(self, app: str, process_type: str, quantity: int, at: datetime) -> bool:
         """Heroku said (a formation webhook, stored by the web dyno) that `app`'s
@@ -731,6 +761,15 @@ def _policy(
             policy, up_max_percent=0.0, up_max_dynos=step, down_max_percent=0.0, down_max_dynos=step
         )
     return policy
+
+
+def _who(user_id: str) -> str:
+    """A person in Slack text: a mention when the id is a Slack user's (the console's local
+    user is not one)."""
+    return f"<@{user_id}>" if _SLACK_USER.fullmatch(user_id) else code(user_id)
+
+
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,20}")
 
 
 def _account(target: Target) -> str | None:
