@@ -83,6 +83,42 @@ def test_a_watch_heroku_refused_keeps_the_secret_heroku_signs_with(driver, herok
     assert "crashed" in alert["text"]
 
 
+def test_a_watch_whose_answer_failed_still_takes_what_heroku_signs_with(driver, heroku, served):
+    """A second `watch` that Heroku answered with a 503 may or may not have changed the
+    secret there. The bot had kept only the new one: Heroku went on signing with the old,
+    and every delivery was refused (401) until someone watched again, with no word to
+    anyone. Both are taken until a watch that Heroku answers."""
+    first = watch(driver, heroku)
+    heroku.fail_next(503, methods=["PATCH"])
+    response, url = driver.command("watch myapp", ADMIN)
+    ack_text(response)
+    assert "503" in driver.reply(url)["text"]
+    assert heroku.webhooks("myapp")[0]["secret"] == first["secret"]  # not applied there
+    heroku.crash("myapp", "web.1")
+    assert heroku.deliveries.wait()
+    assert [d.statuses for d in heroku.deliveries.deliveries] == [[200]]
+
+
+def test_a_watch_heroku_took_refuses_the_secret_it_replaced(driver, heroku, served):
+    """Rotating a leaked secret: once Heroku took the new one, the old one is refused."""
+    first = watch(driver, heroku)
+    watch(driver, heroku)
+    document = {"id": "1b9c1a4c-0b4e-4f7e-9d55-8c2f8ad0c0d1", "resource": "dyno"}
+    document["created_at"] = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
+    document["data"] = {"app": {"name": "myapp"}, "name": "web.1", "state": "crashed"}
+    body = json.dumps(document).encode()
+    answer = (
+        served[0]
+        .test_client()
+        .post(
+            "/webhooks/heroku",
+            data=body,
+            headers={"Heroku-Webhook-Hmac-SHA256": sign(first["secret"], body)},
+        )
+    )
+    assert answer.status_code == 401
+
+
 def test_watch_needs_permission(driver, heroku):
     response, url = driver.command("watch myapp", USER)
     ack_text(response)

@@ -102,14 +102,20 @@ class Connections:
             held = self._webhook_secrets.held(name)
             try:
                 # Saved first: Heroku may deliver before it answers, and a delivery signed
-                # with a secret we do not know yet would be refused.
-                self._webhook_secrets.save(name, secret, url, actor.user_id, self._now())
+                # with a secret we do not know yet would be refused. The old one is taken
+                # too until Heroku answers: it signs with that until it has switched.
+                previous = held["secret"] if held else None
+                self._webhook_secrets.save(
+                    name, secret, url, actor.user_id, self._now(), previous=previous
+                )
                 webhook_id = resolved.platform.add_webhook(name, url, secret)
             except PlatformError as error:
                 if error.changed is False:
                     # Heroku kept the secret it had: so must we, or every delivery of a
                     # watch that worked is refused from now on, and nobody is told.
                     self._webhook_secrets.put_back(name, held)
+                # Otherwise it may have taken either (a 503, no answer): both stay taken,
+                # or every delivery had been refused while Heroku signed with the old one.
                 self._audit.finish(entry, error.outcome, error=str(error))
                 error.audited = True
                 raise

@@ -348,6 +348,9 @@ class WebhookSubscription(Base):
     app: Mapped[str] = mapped_column(String(64), primary_key=True)
     webhook_id: Mapped[str | None] = mapped_column(String(64))
     secret: Mapped[str] = mapped_column(String(128))
+    # The secret it replaced, while Heroku may still sign with it: a `watch` whose answer
+    # failed may or may not have changed it there. A watch Heroku answers clears it.
+    previous_secret: Mapped[str | None] = mapped_column(String(128))
     url: Mapped[str] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

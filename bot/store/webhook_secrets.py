@@ -18,7 +18,7 @@ _COLUMNS = tuple(column.key for column in WebhookSubscription.__table__.columns)
 
 
 class WebhookSecrets:
-    """The secret of each app's subscription, for `heroku_webhooks(secrets.lookup, …)`."""
+    """The secret of each app's subscription, for `heroku_webhooks(secrets.accepted, …)`."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -35,14 +35,17 @@ class WebhookSecrets:
         created_by: str,
         now: datetime,
         webhook_id: str | None = None,
+        previous: str | None = None,
     ) -> None:
-        """Remember (or replace) the app's subscription, after Heroku accepted it."""
+        """Remember (or replace) the app's subscription; `previous`, a secret Heroku may
+        still sign with, is taken too until a save without it."""
         with self._db.session() as session, session.begin():
             session.merge(
                 WebhookSubscription(
                     app=app,
                     webhook_id=webhook_id,
                     secret=secret,
+                    previous_secret=previous,
                     url=url,
                     created_by=created_by,
                     created_at=now,
@@ -73,6 +76,17 @@ class WebhookSecrets:
                 session.execute(delete(WebhookSubscription).where(WebhookSubscription.app == app))
             else:
                 session.merge(WebhookSubscription(**held))
+
+    def accepted(self, app: str) -> tuple[str, ...]:
+        """The secrets a delivery for `app` may be signed with, for `heroku_webhooks`: the
+        current one, and the one it replaced while Heroku may still sign with that."""
+        with self._db.session() as session:
+            row = session.execute(
+                select(WebhookSubscription.secret, WebhookSubscription.previous_secret).where(
+                    WebhookSubscription.app == app
+                )
+            ).first()
+        return () if row is None else tuple(s for s in row if s)
 
     def lookup(self, app: str) -> str | None:
         with self._db.session() as session:

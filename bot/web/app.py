@@ -77,7 +77,7 @@ def create_app(config: Config | None = None, registry: Registry | None = None) -
         services.registry, Alerts(services.db, blocks_for=alert_blocks), services.observations
     )
     web.register_blueprint(
-        heroku_webhooks(services.webhook_secrets.lookup, on_event, services.request_keys)
+        heroku_webhooks(services.webhook_secrets.accepted, on_event, services.request_keys)
     )
 
     # POST /drain/<token> is answered in plain WSGI in front of Flask (the busiest route by

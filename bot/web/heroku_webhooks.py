@@ -18,7 +18,7 @@ scale at once). Anything else is acknowledged and ignored.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from flask import Blueprint, jsonify, request
@@ -42,21 +42,24 @@ log = logging.getLogger(__name__)
 
 
 def heroku_webhooks(
-    secret_lookup: Callable[[str], str | None],
+    secret_lookup: Callable[[str], str | Sequence[str] | None],
     on_event: Callable[[WebhookEvent], None],
     request_keys: RequestKeys,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Blueprint:
-    """The blueprint: `secret_lookup(app)` is the secret the bot subscribed `app` with (None
-    if it did not); `on_event` runs once per delivery, after the signature held."""
+    """The blueprint: `secret_lookup(app)` is the secret the bot subscribed `app` with, or
+    the secrets Heroku may sign with while a rotation's outcome is unknown (None or none:
+    it did not); `on_event` runs once per delivery, after the signature held."""
     blueprint = Blueprint("heroku_webhooks", __name__)
 
     @blueprint.post(WEBHOOK_PATH)
     def receive():  # type: ignore[no-untyped-def]
         body = read_body(MAX_BODY_BYTES)  # 413 past it, before a byte is parsed
         document = document_of(body)
-        secret = secret_lookup(app_name(document) or "")
-        if secret is None or not verify(secret, body, request.headers.get(SIGNATURE_HEADER)):
+        found = secret_lookup(app_name(document) or "")
+        secrets = (found,) if isinstance(found, str) else tuple(found or ())
+        signature = request.headers.get(SIGNATURE_HEADER)
+        if not any(verify(secret, body, signature) for secret in secrets):
             log.warning("heroku webhook refused: bad signature")
             return jsonify(error="invalid signature"), 401
         key = replay_key(document)
