@@ -602,3 +602,21 @@ def test_a_late_delivery_of_an_older_release_does_not_become_the_last_one_shown(
     assert incident.count == 2
     assert incident.detail == "v8 Deploy 8888888 by deployer@example.com"
     assert aware(incident.first_at) == now - timedelta(minutes=3)  # "2 times since" the first
+
+
+def test_a_refused_delivery_is_logged_with_its_app_and_why(receiver, caplog):
+    """Deliveries for an app the bot holds no subscription for (renamed on Heroku, watched by
+    another bot) had been logged as "bad signature", like a forgery, with no app named: the
+    operator looking for why an app's alerts stopped could not tell the two apart."""
+    other = dyno("crashed", app="renamed-app")
+    assert receiver.post(other).status_code == 401
+    assert receiver.post(dyno("crashed"), secret="another-secret").status_code == 401
+    refused = [
+        (r.getMessage(), getattr(r, "app", None), getattr(r, "reason", None))
+        for r in caplog.records
+        if r.getMessage().startswith("heroku webhook refused")
+    ]
+    assert refused == [
+        ("heroku webhook refused", "renamed-app", "no subscription for this app"),
+        ("heroku webhook refused", "myapp", "bad signature"),
+    ]

@@ -56,15 +56,22 @@ def heroku_webhooks(
     def receive():  # type: ignore[no-untyped-def]
         body = read_body(MAX_BODY_BYTES)  # 413 past it, before a byte is parsed
         document = document_of(body)
-        found = secret_lookup(app_name(document) or "")
+        app = app_name(document)  # only a name Heroku could give an app: safe to log
+        found = secret_lookup(app or "")
         secrets = (found,) if isinstance(found, str) else tuple(found or ())
         signature = request.headers.get(SIGNATURE_HEADER)
         if not any(verify(secret, body, signature) for secret in secrets):
-            log.warning("heroku webhook refused: bad signature")
+            # Which app, and whether the bot knows it at all: an app renamed on Heroku (its
+            # subscription follows it; the bot's row keeps the old name) is not a forgery.
+            if secrets:
+                reason = "bad signature"
+            else:
+                reason = "no subscription for this app" if app else "no Heroku app named"
+            log.warning("heroku webhook refused", extra={"app": app, "reason": reason})
             return jsonify(error="invalid signature"), 401
         key = replay_key(document)
         if key is None:
-            log.warning("heroku webhook refused: no event id")
+            log.warning("heroku webhook refused", extra={"app": app, "reason": "no event id"})
             return jsonify(error="no event id"), 400
         now = clock()
         if (stale := too_old(document, now)) is not None:
