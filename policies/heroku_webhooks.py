@@ -43,6 +43,7 @@ SIGNATURE_HEADER = "Heroku-Webhook-Hmac-SHA256"
 WEBHOOK_PATH = "/webhooks/heroku"
 MAX_EVENT_AGE = timedelta(hours=24)
 MAX_CLOCK_SKEW = timedelta(minutes=5)  # Heroku's clock ahead of ours by at most this
+DESTROY = "destroy"  # Heroku's action for a resource that is gone
 MAX_COUNT = 2**31 - 1  # the store's INTEGER columns: no release or dyno count comes near
 
 
@@ -62,8 +63,9 @@ class WebhookEvent:
 
     def incident_event(self) -> Event | None:
         """The alert this notification is, if any: a crashed formation dyno is a crash; a
-        one-off dyno that exited non-zero is a notice (`one_off_failed`)."""
-        if self.resource != "dyno":
+        one-off dyno that exited non-zero is a notice (`one_off_failed`). A `destroy` is
+        none: the dyno is gone (a scale-down), whatever state it was last in."""
+        if self.resource != "dyno" or self.action == DESTROY:
             return None
         data = self.data
         name = _text(data.get("name"))

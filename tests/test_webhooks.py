@@ -620,3 +620,26 @@ def test_a_refused_delivery_is_logged_with_its_app_and_why(receiver, caplog):
         ("heroku webhook refused", "renamed-app", "no subscription for this app"),
         ("heroku webhook refused", "myapp", "bad signature"),
     ]
+
+
+@pytest.mark.parametrize("resource", ["dyno", "release"])
+def test_a_destroy_is_no_crash_and_no_release(web, resource):
+    """`destroy` says the resource is gone, not that it just crashed or was released: a
+    crashed dyno removed by a scale-down had been counted as one more crash, with a Restart
+    button, and a release's destroy posted "released"."""
+    document = dyno("crashed") if resource == "dyno" else _released("Deploy abc1234")
+    document["action"] = "destroy"
+    assert _signed_to(web, document).status_code == 200
+    assert Alerts(web.extensions["deploybot"].db).incidents("myapp") == []
+
+
+def test_a_destroyed_formation_type_runs_no_dynos(web):
+    """A process type taken out of the Procfile: Heroku destroys its formation, whose last
+    quantity the bot had kept believing."""
+    document = notification(
+        "formation", {"app": {"name": "myapp"}, "type": "worker", "quantity": 3}
+    )
+    document["action"] = "destroy"
+    assert _signed_to(web, document).status_code == 200
+    stored = Observations(web.extensions["deploybot"].db).since(None, "myapp")
+    assert [(o.subject, o.value) for o in stored] == [("worker", 0)]

@@ -18,7 +18,7 @@ from bot.registry import Registry
 from bot.store.incidents import Alerts
 from bot.store.observations import Observation, Observations
 from policies.commands import is_process_type
-from policies.heroku_webhooks import WebhookEvent, count_of
+from policies.heroku_webhooks import DESTROY, WebhookEvent, count_of
 from policies.incidents import Event
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,11 @@ class HerokuEvents:
         # event's detail when it renders it, so a description cannot ping a channel.
         by = f" by {notification.actor}" if notification.actor else ""
         events: list[Event] = []
+        gone = notification.action == DESTROY
         if notification.resource == "formation":
-            quantity = count_of(notification.data.get("quantity"))
+            # A destroyed formation is a process type taken out of the Procfile: none run,
+            # whatever quantity it last had.
+            quantity = 0 if gone else count_of(notification.data.get("quantity"))
             process_type = notification.data.get("type")
             # Heroku's types run to 128 characters; the autoscaler acts only on those a
             # command can name (and the store keeps 64), so others are not its business.
@@ -58,7 +61,7 @@ class HerokuEvents:
                         alias, "formation", process_type, quantity, notification.at, by.strip()
                     )
                 )
-        elif notification.resource == "release":
+        elif notification.resource == "release" and not gone:
             version = count_of(notification.data.get("version"), least=1)
             # Heroku sends `create` (pending) and then `update` (succeeded or failed).
             status = notification.data.get("status", "succeeded")
