@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
@@ -263,7 +262,7 @@ class Autoscaler:
                     continue  # our own scale, its webhook read before we knew it was done
                 if made is not None:
                     # Heroku's actor is the API key's owner: say who used the bot, and how.
-                    by = f" by {_who(made.user_id)} with {code('/deploy ' + made.command)}"
+                    by = f" by <@{made.user_id}> with {code('/deploy ' + made.command)}"
                 elif seen.detail:
                     by = f" outside the bot ({escape(clip(seen.detail, ACTOR_SHOWN))})"
                 else:
@@ -761,15 +760,6 @@ def _policy(
             policy, up_max_percent=0.0, up_max_dynos=step, down_max_percent=0.0, down_max_dynos=step
         )
     return policy
-
-
-def _who(user_id: str) -> str:
-    """A person in Slack text: a mention when the id is a Slack user's (the console's local
-    user is not one)."""
-    return f"<@{user_id}>" if _SLACK_USER.fullmatch(user_id) else code(user_id)
-
-
-_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,20}")
 
 
 def _account(target: Target) -> str | None:
