@@ -95,7 +95,12 @@ class Receiver:
         self.fail = False
         app = Flask("test")
         app.register_blueprint(
-            heroku_webhooks(secrets.get, self._on_event, RequestKeys(db), clock=lambda: NOW)
+            heroku_webhooks(
+                lambda app: [secrets[app]] if app in secrets else [],
+                self._on_event,
+                RequestKeys(db),
+                clock=lambda: NOW,
+            )
         )
         self.client = app.test_client()
 
@@ -258,11 +263,11 @@ def test_stored_subscription_secrets_check_deliveries(db):
     secret = WebhookSecrets.new_secret()
     stored.save("myapp", "old-secret", "https://bot.example.com/webhooks/heroku", "U1", NOW)
     stored.save("myapp", secret, "https://bot.example.com/webhooks/heroku", "U1", NOW, "wh-1")
-    assert stored.lookup("myapp") == secret and stored.lookup("other") is None
+    assert stored.accepted("myapp") == (secret,) and stored.accepted("other") == ()
     events: list[WebhookEvent] = []
     app = Flask("test")
     app.register_blueprint(
-        heroku_webhooks(stored.lookup, events.append, RequestKeys(db), clock=lambda: NOW)
+        heroku_webhooks(stored.accepted, events.append, RequestKeys(db), clock=lambda: NOW)
     )
     body = json.dumps(dyno("crashed")).encode()
     for signed_with, status in ((secret, 200), ("old-secret", 401)):

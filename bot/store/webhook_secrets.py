@@ -87,9 +87,3 @@ class WebhookSecrets:
                 )
             ).first()
         return () if row is None else tuple(s for s in row if s)
-
-    def lookup(self, app: str) -> str | None:
-        with self._db.session() as session:
-            return session.scalar(
-                select(WebhookSubscription.secret).where(WebhookSubscription.app == app)
-            )

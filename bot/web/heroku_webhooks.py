@@ -42,14 +42,15 @@ log = logging.getLogger(__name__)
 
 
 def heroku_webhooks(
-    secret_lookup: Callable[[str], str | Sequence[str] | None],
+    accepted: Callable[[str], Sequence[str]],
     on_event: Callable[[WebhookEvent], None],
     request_keys: RequestKeys,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Blueprint:
-    """The blueprint: `secret_lookup(app)` is the secret the bot subscribed `app` with, or
-    the secrets Heroku may sign with while a rotation's outcome is unknown (None or none:
-    it did not); `on_event` runs once per delivery, after the signature held."""
+    """The blueprint: `accepted(app)` is the secrets a delivery for `app` may be signed with
+    (the one the bot subscribed it with, and the one that replaced, while a rotation's outcome
+    is unknown; none if it did not subscribe it); `on_event` runs once per delivery, after
+    the signature held."""
     blueprint = Blueprint("heroku_webhooks", __name__)
 
     @blueprint.post(WEBHOOK_PATH)
@@ -57,8 +58,7 @@ def heroku_webhooks(
         body = read_body(MAX_BODY_BYTES)  # 413 past it, before a byte is parsed
         document = document_of(body)
         app = app_name(document)  # only a name Heroku could give an app: safe to log
-        found = secret_lookup(app or "")
-        secrets = (found,) if isinstance(found, str) else tuple(found or ())
+        secrets = accepted(app or "")
         signature = request.headers.get(SIGNATURE_HEADER)
         if not any(verify(secret, body, signature) for secret in secrets):
             # Which app, and whether the bot knows it at all: an app renamed on Heroku (its
