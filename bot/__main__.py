@@ -272,7 +272,23 @@ def _migrate(_args: argparse.Namespace) -> int:
     from bot.store.db import Database
 
     setup_logging()
-    Database(Config.from_env().database_url).migrate()
+    database = Database(Config.from_env().database_url)
+    state, revision, head = database.schema_state()
+    if state == "newer":
+        # `heroku rollback` runs the release phase with the older code: failing it would
+        # make the rollback fail, and the older code runs on the additive newer schema.
+        print(
+            f"deploybot: the database is at revision {revision}, newer than this release's "
+            f"{head} (a rollback?): left as it is, since this release runs on it.",
+            file=sys.stderr,
+        )
+        return 0
+    if state == "foreign":
+        raise ConfigError(
+            f"the database at DATABASE_URL is at revision {revision}, which no deploybot "
+            "release made: it is another app's database. Check DATABASE_URL."
+        )
+    database.migrate()
     log.info("migrations applied")
     return 0
 

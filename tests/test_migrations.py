@@ -89,3 +89,48 @@ def test_the_migrated_schema_is_the_models_schema(database_url) -> None:
             if not (d[0] == "add_index" and d[1].name in _POSTGRES_ONLY_INDEXES)
         ]
     assert differences == []
+
+
+def _stamp(database_url: str, revision: str) -> None:
+    """Mark the migrated database as being at `revision`, as a later release would."""
+    from sqlalchemy import text
+
+    from bot.store.db import Database
+
+    database = Database(database_url)
+    try:
+        with database.engine.begin() as connection:
+            connection.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+    finally:
+        database.dispose()
+
+
+def test_the_release_phase_of_a_rollback_leaves_a_newer_database_as_it_is(
+    database_url, monkeypatch, capsys
+) -> None:
+    # `heroku rollback` runs the release phase again, with the older code, against a
+    # database the newer release migrated: Alembic's "Can't locate revision" traceback
+    # failed that release, and the bot could not be rolled back at all. Migrations are
+    # additive, so the older code runs on the newer schema.
+    from bot.__main__ import main
+
+    _stamp(database_url, "9999")
+    monkeypatch.setattr("bot.__main__.setup_logging", lambda: None)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert main(["migrate"]) == 0
+    said = capsys.readouterr().err
+    assert "9999" in said and "newer" in said and "Traceback" not in said
+
+
+def test_migrate_refuses_a_revision_no_release_made_in_a_sentence(
+    database_url, monkeypatch, capsys
+) -> None:
+    # Another app's Alembic database (DATABASE_URL pointing at the wrong add-on).
+    from bot.__main__ import main
+
+    _stamp(database_url, "ae1027a6acf")
+    monkeypatch.setattr("bot.__main__.setup_logging", lambda: None)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert main(["migrate"]) == 2
+    said = capsys.readouterr().err
+    assert "ae1027a6acf" in said and "DATABASE_URL" in said

@@ -171,6 +171,32 @@ class Database:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
+    def schema_state(self) -> tuple[str, str, str]:
+        """Where the schema stands against this code's migrations, its revision(s) and this
+        code's newest:
+        "current"; "behind" (missing or older: migrate); "newer" (a later release migrated
+        it, and this one was rolled back to: the migrations are additive, so this code runs
+        on it as it is); "foreign" (a revision no release made: another app's database)."""
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        scripts = ScriptDirectory.from_config(_alembic_config())
+        heads = set(scripts.get_heads())
+        known = {script.revision for script in scripts.walk_revisions()}
+        with self.engine.connect() as connection:
+            current = set(MigrationContext.configure(connection).get_current_heads())
+        named = ", ".join(sorted(current)) or "none"
+        head = ", ".join(sorted(heads))
+        if current == heads:
+            return "current", named, head
+        if current <= known:
+            return "behind", named, head
+        # Revision ids are numbered in order: "0022" comes after a head of "0021".
+        newest = max(int(revision) for revision in heads)
+        if all(r.isdigit() and r.isascii() and int(r) > newest for r in current - known):
+            return "newer", named, head
+        return "foreign", named, head
+
     def needs_migration(self) -> bool:
         """True when the schema is missing or older than the newest revision."""
         from alembic.runtime.migration import MigrationContext
