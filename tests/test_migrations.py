@@ -134,3 +134,19 @@ def test_migrate_refuses_a_revision_no_release_made_in_a_sentence(
     assert main(["migrate"]) == 2
     said = capsys.readouterr().err
     assert "ae1027a6acf" in said and "DATABASE_URL" in said
+
+
+def test_the_older_code_reads_a_newer_database_instead_of_asking_for_a_migration(
+    database_url, monkeypatch, capsys
+) -> None:
+    # After a rollback the older code runs on the newer, additive schema: `audit` had
+    # said "no audit trail yet: run `python -m bot migrate`", and a SQLite web process
+    # had migrated at start into Alembic's traceback.
+    from bot.__main__ import main
+    from bot.config import Config
+    from bot.services import Services
+
+    _stamp(database_url, "9999")
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert main(["audit"]) == 0, capsys.readouterr().err
+    Services(Config(database_url=database_url)).migrate_sqlite_if_behind()

@@ -198,14 +198,9 @@ class Database:
         return "foreign", named, head
 
     def needs_migration(self) -> bool:
-        """True when the schema is missing or older than the newest revision."""
-        from alembic.runtime.migration import MigrationContext
-        from alembic.script import ScriptDirectory
-
-        heads = set(ScriptDirectory.from_config(_alembic_config()).get_heads())
-        with self.engine.connect() as connection:
-            current = set(MigrationContext.configure(connection).get_current_heads())
-        return current != heads
+        """True when the schema is missing, older than the newest revision, or not this
+        bot's; False when it is current or newer (a rollback: this code runs on it)."""
+        return self.schema_state()[0] not in ("current", "newer")
 
     def dispose(self) -> None:
         self.engine.dispose()
