@@ -269,7 +269,7 @@ def _worker(_args: argparse.Namespace) -> int:
 
 
 def _migrate(_args: argparse.Namespace) -> int:
-    from bot.store.db import Database
+    from bot.store.db import Database, MigrationBlocked
 
     setup_logging()
     database = Database(Config.from_env().database_url)
@@ -288,7 +288,11 @@ def _migrate(_args: argparse.Namespace) -> int:
             f"the database at DATABASE_URL is at revision {revision}, which no deploybot "
             "release made: it is another app's database. Check DATABASE_URL."
         )
-    database.migrate()
+    try:
+        database.migrate()
+    except MigrationBlocked as error:
+        print(f"deploybot: {error}", file=sys.stderr)
+        return 1
     log.info("migrations applied")
     return 0
 

@@ -150,3 +150,88 @@ def test_the_older_code_reads_a_newer_database_instead_of_asking_for_a_migration
     monkeypatch.setenv("DATABASE_URL", database_url)
     assert main(["audit"]) == 0, capsys.readouterr().err
     Services(Config(database_url=database_url)).migrate_sqlite_if_behind()
+
+
+def test_a_migration_waiting_for_a_lock_gives_way_instead_of_stalling_the_dynos(
+    database_url, monkeypatch
+) -> None:
+    # A release that ALTERs a table waits for every transaction reading it (a scheduled
+    # pg:backups capture reads each table for minutes), and while it waits every query the
+    # running dynos send to that table queues behind it: the bot stalled until the backup
+    # ended. It now waits a moment at a time, giving way in between, and tries again.
+    import threading
+    import time
+
+    import pytest
+    from alembic import command
+    from sqlalchemy import text
+
+    from bot.store import db as db_module
+    from bot.store.db import Database, _alembic_config
+
+    database = Database(database_url)
+    if database.is_sqlite:
+        database.dispose()
+        pytest.skip("SQLite has no lock queue: one writer at a time")
+    monkeypatch.setattr(db_module, "MIGRATION_LOCK_TIMEOUT_MS", 200, raising=False)
+    monkeypatch.setattr(db_module, "MIGRATION_RETRY_SECONDS", 0.3, raising=False)
+    config = _alembic_config()
+    with database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0020")  # the release before the one that alters it
+    holder = database.engine.connect()
+    reader = database.engine.connect()
+    try:
+        holder.execute(text("SELECT count(*) FROM webhook_subscriptions"))  # stays open
+        migrating = threading.Thread(target=database.migrate)
+        migrating.start()
+        time.sleep(0.5)
+        reader.exec_driver_sql("SET statement_timeout = 2000")
+        started = time.monotonic()
+        reader.execute(text("SELECT count(*) FROM webhook_subscriptions")).scalar()
+        assert time.monotonic() - started < 1.0
+        reader.rollback()
+        holder.rollback()  # the backup ends
+        migrating.join(timeout=30)
+        assert not migrating.is_alive()
+        assert not database.needs_migration()
+    finally:
+        holder.close()
+        reader.close()
+        database.dispose()
+
+
+def test_a_release_blocked_on_every_try_changes_nothing_and_says_what_to_do(
+    database_url, monkeypatch, capsys
+) -> None:
+    import pytest
+    from alembic import command
+    from sqlalchemy import text
+
+    from bot.__main__ import main
+    from bot.store import db as db_module
+    from bot.store.db import Database, _alembic_config
+
+    database = Database(database_url)
+    if database.is_sqlite:
+        database.dispose()
+        pytest.skip("SQLite has no lock queue: one writer at a time")
+    monkeypatch.setattr(db_module, "MIGRATION_LOCK_TIMEOUT_MS", 100)
+    monkeypatch.setattr(db_module, "MIGRATION_RETRY_SECONDS", 0.1)
+    monkeypatch.setattr(db_module, "MIGRATION_ATTEMPTS", 2)
+    monkeypatch.setattr("bot.__main__.setup_logging", lambda: None)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    config = _alembic_config()
+    with database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0020")
+    holder = database.engine.connect()
+    try:
+        holder.execute(text("SELECT count(*) FROM webhook_subscriptions"))
+        assert main(["migrate"]) == 1
+        assert "heroku releases:retry" in capsys.readouterr().err
+        holder.rollback()
+        assert database.schema_state()[:2] == ("behind", "0020")  # all or nothing
+    finally:
+        holder.close()
+        database.dispose()

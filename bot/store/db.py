@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +33,16 @@ DEFAULT_POOL_SIZE = 3
 POOL_TIMEOUT = 30  # seconds a thread waits for a free connection before it errors
 log = logging.getLogger(__name__)
 _MIGRATIONS = Path(__file__).parent / "migrations"
+# How long a migration waits for each table lock before it gives way (then pauses and
+# tries again): the running dynos' queries on that table wait behind it meanwhile.
+MIGRATION_LOCK_TIMEOUT_MS = 2000
+MIGRATION_RETRY_SECONDS = 5.0
+MIGRATION_ATTEMPTS = 12
+_LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's lock_timeout
+
+
+class MigrationBlocked(Exception):
+    """The migrations gave way to another connection's lock on every try."""
 
 
 def normalize_url(url: str | None) -> str:
@@ -163,13 +174,43 @@ class Database:
             connection.execute(text("SELECT 1"))
 
     def migrate(self) -> None:
-        """Bring the schema to the newest revision (what the release phase runs)."""
+        """Bring the schema to the newest revision (what the release phase runs).
+
+        On PostgreSQL every pending revision runs in one transaction, each lock it asks for
+        waited on for MIGRATION_LOCK_TIMEOUT_MS at most: a lock it waits for puts every
+        query of the running dynos on that table in the queue behind it, and a pg:backups
+        capture or a long `heroku pg:psql` transaction would hold them all for minutes. Given
+        up, the whole transaction rolls back (nothing changed) and runs again after a pause,
+        MIGRATION_ATTEMPTS times; then MigrationBlocked.
+        """
         from alembic import command
 
         config = _alembic_config()
-        with self.engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        for attempt in range(1, MIGRATION_ATTEMPTS + 1):
+            try:
+                with self.engine.begin() as connection:
+                    if not self.is_sqlite:
+                        connection.exec_driver_sql(
+                            f"SET LOCAL lock_timeout = {int(MIGRATION_LOCK_TIMEOUT_MS)}"
+                        )
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, "head")
+                return
+            except OperationalError as error:
+                if getattr(error.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+                    raise
+                log.warning(
+                    "migration %d of %d gave way to a lock another connection holds; "
+                    "nothing changed, trying again",
+                    attempt,
+                    MIGRATION_ATTEMPTS,
+                )
+            time.sleep(MIGRATION_RETRY_SECONDS)
+        raise MigrationBlocked(
+            f"another connection held a table the migrations change through {MIGRATION_ATTEMPTS}"
+            " tries (a pg:backups capture, a long `heroku pg:psql` transaction): nothing was "
+            "changed. Retry the release once it ends (`heroku releases:retry`)."
+        )
 
     def schema_state(self) -> tuple[str, str, str]:
         """Where the schema stands against this code's migrations, its revision(s) and this
