@@ -235,3 +235,38 @@ def test_a_release_blocked_on_every_try_changes_nothing_and_says_what_to_do(
     finally:
         holder.close()
         database.dispose()
+
+
+def test_incidents_the_older_code_wrote_in_the_release_window_leave_openings_true(
+    database,
+) -> None:
+    # Migration 0020 copied each incident's opening once; the worker still running the
+    # older code then opens and resolves incidents in `incidents` alone until it is
+    # replaced (or for days, after a rollback). One it resolved had stayed "open" in
+    # `incident_openings` for good: listed in every later digest, never forgotten. One it
+    # opened had no opening at all once the newer code took over.
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import text
+
+    from bot.store.incidents import Alerts
+    from policies.incidents import Event
+
+    alerts = Alerts(database)
+    day = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    nowhere = lambda app: None  # noqa: E731
+    alerts.record([Event("myapp", "crash", "web", day)], day, nowhere)
+    alerts.record([Event("other-app", "crash", "web", day)], day, nowhere)  # resolved below
+    alerts.record([Event("third-app", "crash", "web", day)], day, nowhere)
+    with database.engine.begin() as connection:  # the older code, in the release window
+        connection.execute(
+            text("UPDATE incidents SET state = 'resolved' WHERE app IN ('myapp', 'third-app')")
+        )
+        connection.execute(text("DELETE FROM incident_openings WHERE app = 'other-app'"))
+    later = day + timedelta(days=1)
+    alerts.record([Event("myapp", "crash", "web", later)], later, nowhere)  # reopens
+    alerts.record([], later + timedelta(minutes=11), nowhere)  # both resolve
+    week = day + timedelta(days=7)
+    assert alerts.openings("myapp", week, week + timedelta(days=1)) == []
+    assert alerts.openings("third-app", week, week + timedelta(days=1)) == []
+    assert [o.opened_at.day for o in alerts.openings("other-app", day, later)] == [1]

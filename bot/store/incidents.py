@@ -271,7 +271,9 @@ class Alerts:
         session.flush()
         fresh = {incident.key for incident in opened}
         went_on = [incident for incident in result.incidents if incident.key not in fresh]
-        _record_openings(session, opened, went_on)
+        still_open = [row.key for row in rows.values() if row.state == "open"]
+        still_open += [i.key for i in opened]
+        _record_openings(session, opened, went_on, still_open)
         by_key = {incident.key: incident for incident in result.incidents}
         messages = [
             Message(
@@ -310,9 +312,33 @@ def _incident(row: IncidentRow, now: datetime, queued: bool = False) -> Incident
     )
 
 
-def _record_openings(session: Session, opened: list[Incident], went_on: list[Incident]) -> None:
+def _record_openings(
+    session: Session, opened: list[Incident], went_on: list[Incident], open_keys: list[str]
+) -> None:
     """A row for each incident that opened, and the newest row of each that went on (or
-    resolved) brought up to date: a few statements for a storm, not one per incident."""
+    resolved) brought up to date: a few statements for a storm, not one per incident.
+
+    The older code (a worker in the release window that added the table, or after a
+    rollback) opens and resolves incidents without their openings: an opening left open
+    whose incident is not (`open_keys`), or that a reopening follows, is resolved at its
+    incident's last sight, and an incident going on without one gets it.
+    """
+    fresh = [i.key for i in opened]
+    if fresh:
+        session.execute(
+            update(IncidentOpening)
+            .where(IncidentOpening.key.in_(fresh), IncidentOpening.resolved.is_(False))
+            .values(resolved=True)
+        )
+    last_seen = (
+        select(IncidentRow.last_at).where(IncidentRow.key == IncidentOpening.key).scalar_subquery()
+    )
+    session.execute(
+        update(IncidentOpening)
+        .where(IncidentOpening.resolved.is_(False), IncidentOpening.key.not_in(open_keys))
+        .values(resolved=True, last_at=func.coalesce(last_seen, IncidentOpening.last_at)),
+        execution_options={"synchronize_session": False},
+    )
     if opened:
         session.execute(insert(IncidentOpening), [_opening(i) for i in opened])
     if not went_on:
@@ -336,6 +362,9 @@ def _record_openings(session: Session, opened: list[Incident], went_on: list[Inc
     ]
     if changes:
         session.execute(update(IncidentOpening), changes)
+    missing = [_opening(i) for i in went_on if i.key not in newest]
+    if missing:
+        session.execute(insert(IncidentOpening), missing)
 
 
 def _opening(incident: Incident) -> dict[str, Any]:
