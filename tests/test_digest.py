@@ -308,12 +308,31 @@ def _about(worker, now: datetime) -> str:
     return "\n".join(about_lines(Health(worker.services().heartbeats, list, lambda: now).about()))
 
 
+def test_a_digest_in_a_public_channel_the_bot_is_not_in_arrives_without_its_chart(worker, slack):
+    # With chat:write.public the bot posts in any public channel; only the chart's share
+    # needs it to be a member. The fake had refused the words too, unlike Slack.
+    two_pm = datetime.combine(_today() - timedelta(days=1), time(14), PARIS)
+    MetricsStore(worker.db).save([Window("myapp", int(two_pm.timestamp()), 30)])
+    slack.leave_channel("C0MYAPP")
+    assert worker.post_digests(_nine_thirty()) == 1
+    assert slack.uploads == []
+    [message] = slack.messages("C0MYAPP")
+    assert message["text"].startswith(
+        "I could not upload the chart into <#C0MYAPP> (`not_in_channel`): the bot is not in "
+        "that channel: `/invite @deploybot` there."
+    ), message["text"]
+    assert "Busiest hour: 14:00–15:00 with 30 requests." in message["text"]
+    assert "not delivered" not in _about(worker, _nine_thirty(1))
+
+
 @pytest.mark.parametrize("error", ["not_in_channel", "is_archived", "channel_not_found"])
 def test_a_digest_its_channel_refuses_is_named_by_about(worker, slack, error):
     # The bot removed from the app's channel: the day's digest was given up with a line in
     # the worker's log, and `/deploy about` said nothing, as if it had gone out.
     two_pm = datetime.combine(_today() - timedelta(days=1), time(14), PARIS)
     MetricsStore(worker.db).save([Window("myapp", int(two_pm.timestamp()), 30)])
+    # not_in_channel reaches a post only in a public channel and without chat:write.public.
+    slack.scopes.discard("chat:write.public")
     slack.leave_channel("C0MYAPP", error)
     assert worker.post_digests(_nine_thirty()) == 0
     # The chart's share was refused, then its words without the picture.

@@ -198,6 +198,8 @@ def test_an_approval_request_slack_refuses_in_the_apps_channel_is_said_to_the_as
     # Slack's not_in_channel had ended the job with a traceback in the log, and the asker
     # heard nothing: the request waited, unseen, until it expired.
     with protected(config, tmp_path, monkeypatch, "    channel: C0MYAPP\n") as app:
+        # A public channel refuses the bot's posts only without chat:write.public.
+        slack.scopes.discard("chat:write.public")
         slack.leave_channel("C0MYAPP")
         driver = SlackDriver(app.test_client(), slack)
         if where == "dm":

@@ -290,9 +290,14 @@ class FakeSlack(ServedFake):
             return [response for response in self.responses if response.url_id == url_id]
 
     def leave_channel(self, channel: str, error: str | None = "not_in_channel") -> None:
-        """Refuse chat.postMessage, chat.update and files shared into `channel` with `error`,
-        as Slack does once the bot is removed from it (`not_in_channel`; `channel_not_found`
-        for a private one), or it is archived (`is_archived`); None: the bot is back in."""
+        """Take the bot out of `channel`, as Slack does once the bot is removed from it, or
+        it is archived (`is_archived`); None: the bot is back in.
+
+        `not_in_channel` (the default) is a public channel: Slack still takes the bot's
+        messages there while it holds `chat:write.public` (drop it from `scopes` to have
+        chat.postMessage refused too), but refuses the files it shares into it.
+        `channel_not_found` (a private channel) and `is_archived` refuse chat.postMessage,
+        chat.update and files alike."""
         with self._cond:
             if error is None:
                 self._refusing.pop(channel, None)
@@ -487,6 +492,13 @@ class FakeSlack(ServedFake):
             raise _ApiError(refused)
         with self._cond:
             left = self._refusing.get(str(args.get("channel")))
+            public_ok = "chat:write.public" in self.scopes
+        if left == "not_in_channel" and (method == "chat.update" or public_ok):
+            # A public channel the bot is not in: chat:write.public lets it post there
+            # (without the scope, `not_in_channel`), and it may edit its own messages
+            # (chat.update has no `not_in_channel` in Slack's spec). Sharing a file there
+            # still needs membership: `_complete_upload`.
+            return
         if left is not None and method in ("chat.postMessage", "chat.update"):
             raise _ApiError(left)
 
