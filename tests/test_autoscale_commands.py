@@ -492,3 +492,18 @@ def test_an_on_for_an_app_heroku_does_not_have_leaves_one_finished_row(driver, c
     assert text.startswith("Heroku has no app called `nosuchapp`"), text
     lines = say(driver, "history nosuchapp", USER)["text"].splitlines()
     assert len(lines) == 2 and lines[1].startswith("✗ failed"), lines
+
+
+def test_a_hand_scale_of_autoscaled_web_dynos_says_the_autoscaler_moves_them_again(driver):
+    # The reply had said only "scaled `myapp`: web 1 → 2.": nothing of the autoscaler, which
+    # moved it back from traffic on its next tick, nor of how to hold it.
+    say(driver, "autoscale myapp on max=6")
+    text = say(driver, "scale web=2 myapp")["text"].split("\n")[0]
+    assert text.endswith(
+        "scaled `myapp`: web 1 → 2. The autoscaler is on for its web dynos and will move "
+        "them again from traffic. To hold it, `/deploy pin myapp web=2 for 2h`."
+    ), text
+    # In shadow it only decides: nothing will move it.
+    say(driver, "autoscale myapp shadow")
+    text = say(driver, "scale web=3 myapp")["text"].split("\n")[0]
+    assert text.endswith("scaled `myapp`: web 2 → 3."), text

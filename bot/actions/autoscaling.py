@@ -366,6 +366,27 @@ class AutoscaleCommands:
             return f"{own}."
         return None
 
+    def moves_again(self, app: str, counts: dict[str, int]) -> str | None:
+        """What the reply to a person's scale of `app` to `counts` (by process type) says
+        of the types the autoscaler acts on: it will move them again, and how to hold one,
+        as its own notice of a hand-made change says (`bot.worker.autoscale`)."""
+        said = []
+        for ptype, count in sorted(counts.items()):
+            stored = self._stored(app, None if ptype == "web" else ptype)
+            if stored is None or stored.mode != "on":
+                continue  # off, or a shadow that only decides
+            if ptype == "web":
+                said.append(
+                    "The autoscaler is on for its web dynos and will move them again from "
+                    f"traffic. To hold it, `/deploy pin {app} web={count} for 2h`."
+                )
+            else:
+                said.append(
+                    f"The autoscaler is on for its {code(ptype)} dynos and will move them "
+                    f"again from their queue. To hold it, `/deploy autoscale {app} {ptype} off`."
+                )
+        return " ".join(said) or None
+
     def _stored(self, app: str, worker_type: str | None) -> Settings | WorkerSettings | None:
         """What `/deploy autoscale` keeps for the app's web dynos, or for `worker_type`."""
         if worker_type:

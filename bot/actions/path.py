@@ -1119,6 +1119,10 @@ class Actions:
         else:
             self._audit.finish(entry, "ok", after=formation_json(after))
         log.info("formation changed", extra={"app": app, "verb": verb, "user": actor.user_id})
+        if verb == "scale" and actor.source != AUTOSCALER and self._autoscaling is not None:
+            # The autoscaler's next tick would move it again, unsaid until its notice.
+            moves = self._autoscaling.moves_again(app, {t: q for t, (q, _) in targets.items()})
+            note = f"{note} {moves}" if note and moves else note or moves
         return Changed(
             app=app,
             verb=verb,
