@@ -42,7 +42,7 @@ from bot.store.heartbeats import Undelivered
 from handlers.charts import chart_button, window_for
 from policies import costs
 from policies.commands import changing, is_dyno_name, stops_dynos
-from policies.digest import duration
+from policies.digest import duration, hour_label
 from policies.guardrails import lock_holds_back
 from policies.redact import mask
 from policies.sizes import unit_of
@@ -434,9 +434,9 @@ def digest_text(day: Digest) -> str:
         ],
         10,
     )
-    if n.busiest_hour is not None:
+    if n.busiest_start is not None:
         lines.append(
-            f"Busiest hour: {n.busiest_hour:02d}:00–{(n.busiest_hour + 1) % 24:02d}:00 with "
+            f"Busiest hour: {hour_label(n.busiest_start, zone)} with "
             f"{n.busiest_requests:,} requests."
         )
     else:

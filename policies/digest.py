@@ -6,14 +6,16 @@ scale actions and incidents with their durations, and the busiest hour.
 
 from __future__ import annotations
 
+import math
 import re
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from policies import costs
 
+HOUR = 3600
 _SPEC = re.compile(r"^(?P<h>[01]?\d|2[0-3]):(?P<m>[0-5]\d)(?:\s+(?P<tz>\S+))?$")
 
 
@@ -74,7 +76,7 @@ class DayNumbers:
     peak: int | None  # the most web dynos at once
     static_usd: float | None  # the peak held all day
     saving_usd: float | None
-    busiest_hour: int | None  # local hour (0–23) with the most requests
+    busiest_start: float | None  # epoch seconds: the start of the hour with most requests
     busiest_requests: int
 
 
@@ -87,11 +89,11 @@ def day_numbers(
     requests_by_hour: Sequence[int],
 ) -> DayNumbers:
     """The digest's numbers. `samples` are (epoch seconds, web count) from the day's
-    autoscaler ticks, oldest first; `requests_by_hour` the 24 local hours' requests."""
-    busiest = max(range(len(requests_by_hour)), key=lambda h: requests_by_hour[h], default=None)
-    most = requests_by_hour[busiest] if busiest is not None else 0
-    if most == 0:
-        busiest = None
+    autoscaler ticks, oldest first; `requests_by_hour` the requests of each hour from
+    `start` (`by_hour`: 23 or 25 of them on a day the clocks change)."""
+    hour = max(range(len(requests_by_hour)), key=lambda h: requests_by_hour[h], default=None)
+    most = requests_by_hour[hour] if hour is not None else 0
+    busiest = start + hour * HOUR if hour is not None and most else None
     if not samples:
         return DayNumbers(None, None, None, None, None, busiest, most)
     hours, _ = costs.dyno_hours(list(samples), end)
@@ -102,6 +104,30 @@ def day_numbers(
     cost = hours * hourly
     static = peak * (end - start) / 3600 * hourly
     return DayNumbers(hours, cost, peak, static, static - cost, busiest, most)
+
+
+def by_hour(requests: Iterable[tuple[float, int]], start: float, end: float) -> list[int]:
+    """The requests of each hour from `start` to `end`, from (epoch seconds, requests):
+    hours that passed, not local hours, which on a day the clocks go back had added both
+    02:00s into one, busier than any real hour."""
+    hours = [0] * max(1, math.ceil((end - start) / HOUR))
+    for at, count in requests:
+        hours[min(len(hours) - 1, max(0, int((at - start) // HOUR)))] += count
+    return hours
+
+
+def hour_label(at: float, timezone: str) -> str:
+    """The local hour that starts at `at`, as 14:00 to 15:00 in `timezone`. An hour the
+    clocks change in, or one that comes twice, names its offset (`CET`, `CEST`), as the
+    wall clock alone cannot tell which it was."""
+    zone = zoneinfo.ZoneInfo(timezone)
+    local, end = datetime.fromtimestamp(at, zone), datetime.fromtimestamp(at + HOUR, zone)
+    wall = local.replace(tzinfo=None)
+    label = f"{wall:%H:%M}–{wall + timedelta(hours=1):%H:%M}"
+    repeated = local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset()
+    if repeated or end.utcoffset() != local.utcoffset():
+        label += f" {local.tzname()}"
+    return label
 
 
 def duration(seconds: float) -> str:

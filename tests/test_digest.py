@@ -77,8 +77,51 @@ def test_day_numbers_compare_the_day_with_a_static_peak():
     hourly_price = 25.0 / 730
     assert numbers.static_usd == pytest.approx(4 * 24 * hourly_price)
     assert numbers.saving_usd == pytest.approx(numbers.static_usd - 0.5 * hourly_price)
-    assert (numbers.busiest_hour, numbers.busiest_requests) == (7, 500)
+    assert (numbers.busiest_start, numbers.busiest_requests) == (7 * 3600, 500)
     assert duration(4500) == "1 h 15 min" and duration(59) == "59 s"
+
+
+@pytest.mark.parametrize(
+    ("day", "traffic", "busiest"),
+    [
+        # 25 hours: 02:00 comes twice (00:00 and 01:00 UTC), each hour less busy than 14:00.
+        (
+            date(2026, 10, 25),
+            [
+                (datetime(2026, 10, 25, 0, 30, tzinfo=UTC), 30),
+                (datetime(2026, 10, 25, 1, 30, tzinfo=UTC), 30),
+                (datetime(2026, 10, 25, 13, 30, tzinfo=UTC), 40),
+            ],
+            "Busiest hour: 14:00–15:00 with 40 requests.",
+        ),
+        # The second 02:00 (in winter time) is the busiest: which one is said.
+        (
+            date(2026, 10, 25),
+            [
+                (datetime(2026, 10, 25, 0, 30, tzinfo=UTC), 20),
+                (datetime(2026, 10, 25, 1, 30, tzinfo=UTC), 30),
+            ],
+            "Busiest hour: 02:00–03:00 CET with 30 requests.",
+        ),
+        # 23 hours: 01:00 in winter time ends at 03:00 in summer time, there is no 02:00.
+        (
+            date(2026, 3, 29),
+            [
+                (datetime(2026, 3, 29, 0, 30, tzinfo=UTC), 50),
+                (datetime(2026, 3, 29, 12, 30, tzinfo=UTC), 40),
+            ],
+            "Busiest hour: 01:00–02:00 CET with 50 requests.",
+        ),
+    ],
+)
+def test_the_busiest_hour_on_a_23_or_25_hour_day_is_one_hour(worker, slack, day, traffic, busiest):
+    # The two 02:00s of an autumn day were added into one "02:00–03:00", busier than any
+    # real hour of the day.
+    MetricsStore(worker.db).save([Window("myapp", int(at.timestamp()), n) for at, n in traffic])
+    now = datetime.combine(day + timedelta(days=1), time(9, 30), PARIS).astimezone(UTC)
+    assert worker.post_digests(now) == 1
+    [upload] = slack.wait_for_uploads(1, timeout=20)
+    assert busiest in upload.initial_comment, upload.initial_comment
 
 
 @pytest.fixture

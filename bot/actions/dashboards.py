@@ -380,9 +380,8 @@ class Dashboards:
             resolved = Resolved(target, cast(Platform, _Unreachable(error)))
         since, until = int(start.timestamp()), int(end.timestamp())
         zone = ZoneInfo(target.digest.timezone if target.digest else "UTC")
-        hourly = [0] * 24
-        for window in self._metrics.windows(target.alias, since, until):
-            hourly[datetime.fromtimestamp(window.start, zone).hour] += window.requests
+        windows = self._metrics.windows(target.alias, since, until)
+        hourly = digest.by_hour(((w.start, w.requests) for w in windows), since, until)
         # Plain columns and no reasons: a day of 15-second ticks is 5,760 rows an app.
         recent = self._autoscale.recent_decisions([target.alias], start, _DECISIONS, reasons=False)
         decisions = [d for d in recent.get(target.alias, []) if d.at < end]
