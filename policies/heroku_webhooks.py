@@ -61,6 +61,28 @@ class WebhookEvent:
     previous_data: dict[str, Any] = field(default_factory=dict)
     actor: str | None = None
 
+    def release_outcome(self) -> tuple[int, str] | None:
+        """(version, `succeeded` or `failed`) of the release this notification says ended;
+        None for anything else (a pending release, a destroy, another resource). Heroku
+        sends `create` (pending, or already succeeded) and then `update` (its outcome)."""
+        if self.resource != "release" or self.action == DESTROY:
+            return None
+        version = count_of(self.data.get("version"), least=1)
+        status = self.data.get("status", "succeeded")
+        if version is None or status not in ("succeeded", "failed"):
+            return None
+        return version, status
+
+    def outcome_key(self) -> str | None:
+        """The key claimed once per release outcome, as `replay_key` is per event: Heroku
+        may tell one release succeeded in more than one event (its `create`, an `update`
+        after), each with its own id, and each had been counted as one more release."""
+        outcome = self.release_outcome()
+        if outcome is None:
+            return None
+        version, status = outcome
+        return f"heroku-release:{self.app}:v{version}:{status}"
+
     def incident_event(self) -> Event | None:
         """The alert this notification is, if any: a crashed formation dyno is a crash; a
         one-off dyno that exited non-zero is a notice (`one_off_failed`). A `destroy` is

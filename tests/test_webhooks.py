@@ -609,6 +609,28 @@ def test_a_late_delivery_of_an_older_release_does_not_become_the_last_one_shown(
     assert aware(incident.first_at) == now - timedelta(minutes=3)  # "2 times since" the first
 
 
+def test_one_release_told_succeeded_twice_is_one_release(web):
+    """Heroku tells a release `succeeded` in more than one event (its `create`, an `update`
+    after), and redelivers an event under a fresh `Heroku-Webhook-Id`: each had been counted
+    as one more release, "released 2 times since" for the one v7."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    created = _released("Deploy 7777777")
+    created["action"] = "create"
+    assert _delivered(web, created, now - timedelta(minutes=2)).status_code == 200
+    assert _delivered(web, created, now - timedelta(minutes=2)).status_code == 200  # resent
+    assert [i.count for i in Alerts(web.extensions["deploybot"].db).incidents("myapp")] == [1]
+    updated = _released("Deploy 7777777")  # another event, about the same release
+    assert _delivered(web, updated, now - timedelta(minutes=1)).status_code == 200
+    [incident] = Alerts(web.extensions["deploybot"].db).incidents("myapp")
+    assert (incident.count, incident.detail) == (1, "v7 Deploy 7777777 by deployer@example.com")
+    # The next release is counted.
+    v8 = _released("Deploy 8888888")
+    v8["data"]["version"] = 8
+    assert _delivered(web, v8, now).status_code == 200
+    [incident] = Alerts(web.extensions["deploybot"].db).incidents("myapp")
+    assert (incident.count, incident.detail) == (2, "v8 Deploy 8888888 by deployer@example.com")
+
+
 def test_a_refused_delivery_is_logged_with_its_app_and_why(receiver, caplog):
     """Deliveries for an app the bot holds no subscription for (renamed on Heroku, watched by
     another bot) had been logged as "bad signature", like a forgery, with no app named: the

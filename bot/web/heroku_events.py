@@ -61,11 +61,9 @@ class HerokuEvents:
                         alias, "formation", process_type, quantity, notification.at, by.strip()
                     )
                 )
-        elif notification.resource == "release" and not gone:
-            version = count_of(notification.data.get("version"), least=1)
-            # Heroku sends `create` (pending) and then `update` (succeeded or failed).
-            status = notification.data.get("status", "succeeded")
-            if version is not None and status == "succeeded":
+        elif (outcome := notification.release_outcome()) is not None:
+            version, status = outcome
+            if status == "succeeded":
                 description = str(notification.data.get("description") or "").strip()
                 self._observations.record(
                     Observation(alias, "release", "current", version, notification.at, description)
@@ -79,7 +77,7 @@ class HerokuEvents:
                         f"v{version} {description}{by}",
                     )
                 )
-            elif version is not None and status == "failed":
+            else:
                 events.append(
                     Event(
                         alias,

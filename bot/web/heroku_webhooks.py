@@ -8,7 +8,9 @@ signature gets 401 and nothing is stored. Replays are recognised from the signed
 alone (`policies.heroku_webhooks.replay_key` and `too_old`): the event's own `id` is
 claimed once in the database, so a redelivery, or a captured delivery sent again under a
 fresh `Heroku-Webhook-Id`, is answered 200 and not processed twice, on any web dyno; an
-event older than a day, or dated in the future, is answered 200 and ignored.
+event older than a day, or dated in the future, is answered 200 and ignored. A release's
+outcome (its app, version and status) is claimed once too (`WebhookEvent.outcome_key`):
+Heroku may tell it in a `create` and again in an `update`, two events with their own ids.
 
 Entities understood: `dyno` (state `crashed` becomes a crash `Event`), `api:release` and
 `api:formation` (handed on as `WebhookEvent`s, e.g. so the autoscaler notices a hand-made
@@ -83,11 +85,16 @@ def heroku_webhooks(
             return jsonify(ok=True, ignored=True)
         if not request_keys.claim(key, now):
             return jsonify(ok=True, duplicate=True)
+        outcome = event.outcome_key()  # one release's outcome, told again in another event
+        if outcome is not None and not request_keys.claim(outcome, now):
+            return jsonify(ok=True, duplicate=True)
         try:
             on_event(event)
         except Exception as error:
             # Let Heroku's redelivery try again rather than lose the event.
             request_keys.release(key)
+            if outcome is not None:
+                request_keys.release(outcome)
             log.error(
                 "heroku webhook not processed",
                 extra={"key": key, "error": type(error).__name__, "where": where(error)},
