@@ -507,3 +507,17 @@ def test_a_hand_scale_of_autoscaled_web_dynos_says_the_autoscaler_moves_them_aga
     say(driver, "autoscale myapp shadow")
     text = say(driver, "scale web=3 myapp")["text"].split("\n")[0]
     assert text.endswith("scaled `myapp`: web 2 → 3."), text
+
+
+def test_a_min_above_the_default_max_with_no_max_given_is_refused_saying_so(driver, web):
+    # `on min=15` with no max had quietly raised the default max (10) to 15: the reply read
+    # "web 15–15", an autoscaler that could never scale, and nothing said why.
+    for mode in ("on", "shadow"):
+        reply = say(driver, f"autoscale myapp {mode} min=15")["text"]
+        assert reply == (
+            "min=15 is more than the default max=10 (none was given): give a max too, 15 or "
+            f"more, as in `/deploy autoscale myapp {mode} min=15 max=20`."
+        ), reply
+    assert AutoscaleStore(web.extensions["deploybot"].db).settings("myapp") is None
+    # Given together, or with a min within the default, it is set as before.
+    assert "shadow, web 12–20" in say(driver, "autoscale myapp shadow min=12 max=20")["text"]

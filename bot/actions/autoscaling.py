@@ -222,14 +222,12 @@ class AutoscaleCommands:
             else ((current.target_kind, current.target_value) if current else DEFAULT_TARGET)
         )
         low = int(options.get("min", current.min if current else max(1, web)))
-        high = int(
-            options.get("max", current.max if current else _default_max(resolved, "web", low))
-        )
+        # The dynos running now, when no min is typed, may be past the default max: it is
+        # raised to them. A typed min past it is refused below, saying so.
+        default = max(low if "min" not in options else 0, _default_max(resolved, "web"))
+        high = int(options.get("max", current.max if current else default))
         if low > high:
-            self._audit.finish(entry, "refused", error="min above max")
-            return Reply(
-                f"min={low} is more than max={high}: give both, or one that fits the other."
-            )
+            return self._min_above_max(entry, resolved, command, low, high, current is not None)
         refused, past = self._beyond(
             entry, resolved, command, "web", high, running, kept=current is not None
         )
@@ -244,6 +242,30 @@ class AutoscaleCommands:
             + self._missed_already(settings, now)
             + _warned(past),
             public=True,
+        )
+
+    def _min_above_max(
+        self, entry: int, resolved: Resolved, command: Command, low: int, high: int, kept: bool
+    ) -> Reply:
+        """Refuses, audited, a min above the max given, kept (`kept`) or, neither, the
+        default one, where a typed min past the default had quietly raised the max to it."""
+        self._audit.finish(entry, "refused", error="min above max")
+        if "max" in dict(command.options) or kept:
+            return Reply(
+                f"min={low} is more than max={high}: give both, or one that fits the other."
+            )
+        ptype, app = command.target or "web", command.app or ""
+        cap = resolved.target.guardrails.most(ptype)
+        if cap is not None and low > cap:
+            return Reply(
+                f"`{app}` allows at most {cap} {code(ptype)} dynos (the registry's `max`), "
+                f"so min={low} is refused. Ask for {cap} or fewer, or raise the registry's `max`."
+            )
+        most = max(low, 2 * high) if cap is None else min(max(low, 2 * high), cap)
+        typed = " ".join([app, *([ptype] if command.target else []), command.mode or "on"])
+        return Reply(
+            f"min={low} is more than the default max={high} (none was given): give a max too, "
+            f"{low} or more, as in {code(f'/deploy autoscale {typed} min={low} max={most}')}."
         )
 
     def _running(self, resolved: Resolved, entry: int) -> dict[str, tuple[int, str]]:
@@ -411,8 +433,14 @@ class AutoscaleCommands:
             if given is None and stored is None:
                 return None  # the default min is what runs
             quantity = int(given) if given is not None else stored.min if stored else 0
-            most = int(options["max"]) if "max" in options else stored.max if stored else None
-            if most is not None and quantity > most:
+            most = (
+                int(options["max"])
+                if "max" in options
+                else stored.max
+                if stored
+                else _default_max(resolved, ptype)
+            )
+            if quantity > most:
                 return None  # refused below: min above max
         elif command.verb == "autoscale" and command.mode == "schedule" and command.topic == "add":
             # A window's min is held each time the window opens, as a pin's count is.
@@ -663,14 +691,9 @@ class AutoscaleCommands:
             self._audit.finish(entry, "refused", error="bad target")
             return Reply(f"{str(exc)[0].upper()}{str(exc)[1:]}.")
         low = int(options.get("min", current.min if current else 0))
-        high = int(
-            options.get("max", current.max if current else _default_max(resolved, ptype, low))
-        )
+        high = int(options.get("max", current.max if current else _default_max(resolved, ptype)))
         if low > high:
-            self._audit.finish(entry, "refused", error="min above max")
-            return Reply(
-                f"min={low} is more than max={high}: give both, or one that fits the other."
-            )
+            return self._min_above_max(entry, resolved, command, low, high, current is not None)
         refused, past = self._beyond(
             entry, resolved, command, ptype, high, running, kept=current is not None
         )
@@ -861,11 +884,11 @@ def replayed_settings(store: AutoscaleStore, app: str, target: Target) -> dict[s
     return current
 
 
-def _default_max(resolved: Resolved, ptype: str, low: int) -> int:
+def _default_max(resolved: Resolved, ptype: str) -> int:
     """The max when none is given or kept: the app's cap, but never more than ten, so an
     unlisted app's `heroku.unlisted_max` of 100 is not what a bare `on` spends up to."""
     cap = resolved.target.guardrails.most(ptype)
-    return max(low, min(cap, DEFAULT_MAX) if cap is not None else DEFAULT_MAX)
+    return min(cap, DEFAULT_MAX) if cap is not None else DEFAULT_MAX
 
 
 def _warned(past: PastLimit | None) -> str:
