@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from policies import autoscale, costs, guardrails, rules
 from policies.commands import RUN_COMMAND_MAX
@@ -54,6 +62,22 @@ class RegistryError(ValueError):
     """The registry file is wrong; the message says where and why."""
 
 
+def _number(value: object) -> object:
+    """`value` unless YAML read it as a yes or no: a bool is an int in Python, so pydantic
+    had taken `max: true` as 1 and `confirm_above_usd: false` as 0, without a word."""
+    if isinstance(value, bool):
+        raise ValueError(
+            "write a number here, not a yes or no (YAML reads true, false, yes, no, on and off "
+            "as one)"
+        )
+    return value
+
+
+# The registry's numbers: any int or float, but never a YAML yes or no.
+_Int = Annotated[int, BeforeValidator(_number)]
+_Float = Annotated[float, BeforeValidator(_number)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -62,10 +86,10 @@ class HerokuSettings(_Strict):
     allow_unlisted: bool = False
     api_key_env: str = Field(DEFAULT_HEROKU_KEY_ENV, pattern=_ENV_VAR)
     # The most dynos of any one process type on an app the file does not list.
-    unlisted_max: int = Field(DEFAULT_UNLISTED_MAX, ge=0, le=1000)
+    unlisted_max: _Int = Field(DEFAULT_UNLISTED_MAX, ge=0, le=1000)
 
 
-_COUNT = Annotated[int, Field(ge=0, le=1000)]
+_COUNT = Annotated[_Int, Field(ge=0, le=1000)]
 _PROCESS_TYPE = r"^[a-z][a-z0-9_-]*$"
 
 
@@ -129,13 +153,13 @@ class AutoscaleEntry(_Strict):
 class AlertsEntry(_Strict):
     """An app's own alert thresholds, where the defaults (`policies.detectors`) don't fit."""
 
-    slow_p95_ms: float | None = Field(None, gt=0, le=600_000)
-    slow_minutes: int | None = Field(None, ge=1, le=60)
-    error_rate_percent: float | None = Field(None, gt=0, le=100)
-    error_minutes: int | None = Field(None, ge=1, le=60)
-    router_burst: int | None = Field(None, ge=1, le=1_000_000)
-    pinned_minutes: int | None = Field(None, ge=1, le=24 * 60)
-    stale_minutes: int | None = Field(None, ge=1, le=24 * 60)
+    slow_p95_ms: _Float | None = Field(None, gt=0, le=600_000)
+    slow_minutes: _Int | None = Field(None, ge=1, le=60)
+    error_rate_percent: _Float | None = Field(None, gt=0, le=100)
+    error_minutes: _Int | None = Field(None, ge=1, le=60)
+    router_burst: _Int | None = Field(None, ge=1, le=1_000_000)
+    pinned_minutes: _Int | None = Field(None, ge=1, le=24 * 60)
+    stale_minutes: _Int | None = Field(None, ge=1, le=24 * 60)
 
     def rules(self) -> dict[str, Any]:
         """The `DetectorRules` fields these change, in that dataclass's own units."""
@@ -164,12 +188,12 @@ _ALERT_RULES: dict[str, tuple[str, Any]] = {
 class GuardrailsEntry(_Strict):
     min: dict[Annotated[str, Field(pattern=_PROCESS_TYPE)], _COUNT] = {}
     max: dict[Annotated[str, Field(pattern=_PROCESS_TYPE)], _COUNT] = {}
-    max_step: int | None = Field(None, ge=1, le=1000)
+    max_step: _Int | None = Field(None, ge=1, le=1000)
     sizes: list[Annotated[str, Field(min_length=1)]] | None = None
     protected: bool = False
     freezes: list[FreezeEntry] = []
     # A change that raises the monthly cost by more than this (USD) asks first, with the cost.
-    confirm_above_usd: float = Field(costs.DEFAULT_CONFIRM_ABOVE_USD, ge=0)
+    confirm_above_usd: _Float = Field(costs.DEFAULT_CONFIRM_ABOVE_USD, ge=0)
 
     def policy(self, max_per_type: int | None) -> guardrails.Guardrails:
         # The entry's plain `max:` caps every process type the per-type `max` leaves out.
@@ -188,7 +212,7 @@ class GuardrailsEntry(_Strict):
 
 class _AppEntry(_Strict):
     channel: str | None = Field(None, pattern=_CHANNEL)
-    max: int | None = Field(None, ge=0, le=1000)
+    max: _Int | None = Field(None, ge=0, le=1000)
     guardrails: GuardrailsEntry = GuardrailsEntry()
     autoscale: AutoscaleEntry = AutoscaleEntry()
     alerts: AlertsEntry = AlertsEntry()

@@ -586,3 +586,31 @@ def test_a_container_endpoint_that_gives_nothing_is_one_sentence(tmp_path, monke
     chain = Registry.parse(GOOD.replace("    aws_profile: prod\n", ""))
     env = {**aws_files(tmp_path, ""), "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/creds"}
     assert preflight.aws_problems(chain.targets(), env) == [CONTAINER_SAID]
+
+
+@pytest.mark.parametrize(
+    ("setting", "line"),
+    [
+        ("    max: true\n", "4: apps.shop.max"),
+        ("    guardrails:\n      max: {web: yes}\n", "5: apps.shop.guardrails.max.web"),
+        ("    guardrails:\n      max_step: true\n", "5: apps.shop.guardrails.max_step"),
+        (
+            "    guardrails:\n      confirm_above_usd: false\n",
+            "5: apps.shop.guardrails.confirm_above_usd",
+        ),
+        ("    alerts:\n      slow_p95_ms: on\n", "5: apps.shop.alerts.slow_p95_ms"),
+        (
+            "    autoscale:\n      schedule:\n        - {from: '08:00', to: '18:00', min: true}\n",
+            "6: apps.shop.autoscale.schedule.0.min",
+        ),
+    ],
+)
+def test_a_yes_or_no_where_a_number_goes_is_refused_not_read_as_1_or_0(setting, line):
+    # A YAML true (or yes, on) is an int in Python: `max: true` had loaded as max 1, and
+    # `confirm_above_usd: false` as 0, every change asking first, without a word.
+    with pytest.raises(RegistryError) as caught:
+        Registry.parse(f"apps:\n  shop:\n    platform: heroku\n{setting}", "deploybot.yml")
+    assert str(caught.value) == (
+        f"deploybot.yml:{line}: write a number here, not a yes or no (YAML reads true, false, "
+        "yes, no, on and off as one)."
+    )
