@@ -585,6 +585,46 @@ class Registry:
 
 _PLATFORMS = "`platform: heroku` or `platform: beanstalk`"
 
+_CHANNEL_WORDS = (
+    "a Slack channel ID such as `C0123ABCD` (the channel's details in Slack show its ID)"
+)
+_ENV_WORDS = (
+    "the name of an environment variable: capital letters, digits and underscores, not "
+    "starting with a digit"
+)
+# What each pattern a setting must match asks for, in words: a refused value had been
+# answered with the regex ("String should match pattern '^[CG][A-Z0-9]{2,31}$'").
+PATTERN_WORDS = {
+    _ENV_VAR: _ENV_WORDS,
+    _CHANNEL: _CHANNEL_WORDS,
+    r"^[CGD][A-Z0-9]{2,31}$": _CHANNEL_WORDS,
+    _REGION: "an AWS region such as `eu-west-1`",
+    _HEROKU_APP: (
+        "a Heroku app name: 2 to 30 lowercase letters, digits and dashes, starting with a letter"
+    ),
+    _BEANSTALK_ENV: (
+        "a Beanstalk environment name: 4 to 40 letters, digits and dashes, not starting or "
+        "ending with a dash"
+    ),
+    _PROCESS_TYPE: (
+        "a process type such as `web` or `worker`: lowercase letters, digits, `-` and `_`, "
+        "starting with a letter"
+    ),
+    r"^https?://": "an address starting with `https://` (or `http://`)",
+    r"^https?://\S*\{ref\}\S*$": (
+        "an http(s) address without spaces, with `{ref}` where the commit goes"
+    ),
+    r"^\S*\{ref\}\S*$": "an S3 key without spaces, with `{ref}` where the commit goes",
+    r"^[UW][A-Z0-9]{2,}$": (
+        "a Slack user ID such as `U0123ABCD` (a person's profile shows it under ⋮, Copy member ID)"
+    ),
+    r"^S[A-Z0-9]{2,}$": "a Slack user group ID such as `S0123ABCD`",
+    r"^[a-z0-9*?\[\]-]+$": (
+        "an app alias or pattern: lowercase letters, digits, `-` and the wildcards `*`, `?` "
+        "and `[…]`"
+    ),
+}
+
 
 # The settings that take a time of day, "HH:MM".
 _CLOCK_KEYS = frozenset({"from", "to", "digest"})
@@ -610,6 +650,8 @@ def _reason(error: Any) -> str:
                 f'write the time in quotes, like "{hours:02d}:{minutes:02d}"; unquoted, YAML '
                 f"reads {hours}:{minutes:02d} as the number {said}"
             )
+    if kind == "string_pattern_mismatch" and error["ctx"]["pattern"] in PATTERN_WORDS:
+        return f"{code(str(said)[:60])} is not {PATTERN_WORDS[error['ctx']['pattern']]}"
     return str(error["msg"]).removeprefix("Value error, ").rstrip(".")
 
 

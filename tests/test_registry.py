@@ -614,3 +614,52 @@ def test_a_yes_or_no_where_a_number_goes_is_refused_not_read_as_1_or_0(setting, 
         f"deploybot.yml:{line}: write a number here, not a yes or no (YAML reads true, false, "
         "yes, no, on and off as one)."
     )
+
+
+@pytest.mark.parametrize(
+    ("setting", "says"),
+    [
+        (
+            "    channel: general\n",
+            "4: apps.shop.channel: `general` is not a Slack channel ID such as `C0123ABCD` "
+            "(the channel's details in Slack show its ID).",
+        ),
+        (
+            "    app: Shop_App\n",
+            "4: apps.shop.app: `Shop_App` is not a Heroku app name: 2 to 30 lowercase letters, "
+            "digits and dashes, starting with a letter.",
+        ),
+        (
+            "    api_key_env: my-key\n",
+            "4: apps.shop.api_key_env: `my-key` is not the name of an environment variable: "
+            "capital letters, digits and underscores, not starting with a digit.",
+        ),
+        (
+            "    guardrails:\n      max: {Web!: 3}\n",
+            "5: apps.shop.guardrails.max.Web!.[key]: `Web!` is not a process type such as "
+            "`web` or `worker`: lowercase letters, digits, `-` and `_`, starting with a letter.",
+        ),
+        (
+            "    source: https://example.com/tree/main\n",
+            "4: apps.shop.source: `https://example.com/tree/main` is not an http(s) address "
+            "without spaces, with `{ref}` where the commit goes.",
+        ),
+    ],
+)
+def test_a_value_not_in_its_settings_form_is_said_in_words_not_as_a_regex(setting, says):
+    # It had read "String should match pattern '^[CG][A-Z0-9]{2,31}$'".
+    with pytest.raises(RegistryError) as caught:
+        Registry.parse(f"apps:\n  shop:\n    platform: heroku\n{setting}", "deploybot.yml")
+    assert str(caught.value) == f"deploybot.yml:{says}"
+
+
+def test_every_pattern_the_registry_checks_has_words():
+    import json
+    import re
+
+    from bot import registry
+
+    schema = json.dumps(registry.RegistryFile.model_json_schema(by_alias=True))
+    patterns = {json.loads(p) for p in re.findall(r'"pattern": ("(?:[^"\\]|\\.)*")', schema)}
+    patterns.add(registry._PROCESS_TYPE)  # a dict's keys: not in the JSON schema
+    assert patterns - set(registry.PATTERN_WORDS) == set()
