@@ -337,3 +337,28 @@ def test_a_status_refused_by_heroku_still_counts_the_calls_it_made(
     stored = throttles.get("HEROKU_API_KEY")
     assert stored is not None and stored.remaining == heroku.rate_limit_remaining
     assert stored.throttled_until is None  # refused, not rate-limited
+
+
+def test_following_a_promotion_reads_each_target_app_once(heroku, monkeypatch):
+    # Each target's name was read by its ID, then its release by that name: two calls per
+    # next-stage app where its release, read by the app's ID, names both app and version.
+    monkeypatch.setattr(heroku_module, "BUILD_POLL_SECONDS", 0.01)
+    heroku.add_app("third-app", formation={"web": (1, "standard-1x")})
+    heroku.add_pipeline(
+        "shop", {"myapp": "staging", "other-app": "production", "third-app": "production"}
+    )
+    platform = client(heroku)
+    pipeline, source, _, downstream = platform.downstream("myapp")
+    [*promotions] = platform.promote("myapp", pipeline, source, downstream)
+    promotion_id = str(promotions[0].promotion)
+    before = len(heroku.requests)
+    settled = platform.wait_for_promotion("myapp", promotion_id, 30, threading.Event(), "shop")
+    assert settled.ok, settled.summary
+    assert settled.summary == (
+        "The promotion of `shop` to `other-app`, `third-app` succeeded: `other-app` runs "
+        "`v4`, `third-app` runs `v4`."
+    )
+    calls = [f"{r.method} {r.path}" for r in heroku.requests[before:]]
+    polls = [c for c in calls if c == f"GET /pipeline-promotions/{promotion_id}"]
+    assert len(calls) - len(polls) == 1 + 2, calls  # its targets, then each one's release
+    assert heroku.violations == []

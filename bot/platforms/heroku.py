@@ -587,8 +587,19 @@ class HerokuPlatform:
         path = ("pipeline-promotions", promotion_id)
         done = self._wait(app, path, timeout, stopping)
         found = self._call("GET", app, (*path, "promotion-targets"))
-        ids = {str(t["app"]["id"]) for t in found}
-        names = {i: str(self._call("GET", app, ("apps", i))["name"]) for i in ids}
+        # A target's release, read by its app's ID, names the app and its version: one call
+        # per target, where its name was read first and then its release by that name. A
+        # target with no release (failed, pending) is read by its ID for its name alone.
+        names: dict[str, str] = {}
+        versions: dict[str, object] = {}
+        for target in found:
+            app_id, release = str(target["app"]["id"]), (target.get("release") or {}).get("id")
+            if release:
+                got = self._call("GET", app, ("apps", app_id, "releases", str(release)))
+                names[app_id] = str((got.get("app") or {}).get("name") or app_id)
+                versions[app_id] = got.get("version")
+            elif app_id not in names:
+                names[app_id] = str(self._call("GET", app, ("apps", app_id))["name"])
         results = _promotions(found, names, promotion_id)
         targets = ", ".join(code(r.app) for r in results)
         if done is None or any(r.status == "pending" for r in results):
@@ -607,14 +618,10 @@ class HerokuPlatform:
                 for r in failed
             )
             return Settled(ok=False, summary=f"The promotion of {said} did not succeed: {why}.")
-        runs = []
-        for target in found:
-            release = (target.get("release") or {}).get("id")
-            if release:
-                target_app = names[str(target["app"]["id"])]
-                got = self._call("GET", app, ("apps", target_app, "releases", str(release)))
-                version = code(f"v{got.get('version')}")
-                runs.append(f"{code(target_app)} runs {version}")
+        runs = [
+            f"{code(names[app_id])} runs {code(f'v{version}')}"
+            for app_id, version in versions.items()
+        ]
         ran = f": {', '.join(runs)}" if runs else ""
         return Settled(ok=True, summary=f"The promotion of {said} to {targets} succeeded{ran}.")
 
