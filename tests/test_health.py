@@ -175,6 +175,32 @@ def test_the_heartbeat_store_keeps_one_row_per_worker(database_url):
     db.dispose()
 
 
+def test_one_query_says_when_each_apps_newest_traffic_began_and_ended(database_url):
+    # `about` (when a drain last delivered) and the stale-metrics detector (when the newest
+    # window ended) had each their own copy of this query.
+    from bot.metrics.aggregate import WINDOW_SECONDS
+    from bot.metrics.store import MetricsStore
+
+    db = Database(database_url)
+    try:
+        now = datetime(2026, 11, 30, 12, tzinfo=UTC)
+        start = int(now.timestamp()) - 600
+        MetricsStore(db).save(
+            [
+                Window("myapp", start - 60, requests=1),
+                Window("myapp", start, requests=1),
+                Window("myapp", 4_070_908_800, requests=1),  # stamped 2099: no news
+            ]
+        )
+        began = datetime.fromtimestamp(start, UTC)
+        assert Heartbeats(db).newest_traffic(["myapp", "quiet"], now) == {
+            "myapp": (began, began + timedelta(seconds=WINDOW_SECONDS))
+        }
+        assert Heartbeats(db).newest_traffic([], now) == {}
+    finally:
+        db.dispose()
+
+
 def test_drains_all_hidden_by_the_rules_are_not_called_none_yet():
     from bot.actions.results import About
     from handlers.render import about_lines

@@ -58,6 +58,12 @@ class Health:
         beat = beat if checked else self.beat()
         return beat is None or self.now() - beat.ticked_at > self.stale_after
 
+    def _drains(self, now: datetime) -> tuple[tuple[str, datetime | None], ...]:
+        """Each drained app, and when its drain last delivered (None: never)."""
+        apps = self._apps()
+        newest = self._heartbeats.newest_traffic(apps, now)
+        return tuple((app, newest[app][0] if app in newest else None) for app in apps)
+
     def about(self) -> About:
         beat = self.beat()
         now = self.now()
@@ -67,7 +73,7 @@ class Health:
             beat=beat,
             worker_down=self.worker_down(beat, checked=True),
             outbox_backlog=waiting,
-            drains=tuple(self._heartbeats.newest_traffic(self._apps(), now).items()),
+            drains=self._drains(now),
             now=now,
             undelivered=tuple(self._heartbeats.undelivered(now)),
             outbox_stalled=held_by,

@@ -175,20 +175,28 @@ class Heartbeats:
                 found[channel] = (newest, seen)
         return sorted((u for _, u in found.values()), key=lambda u: u.channel)
 
-    def newest_traffic(self, apps: list[str], now: datetime) -> dict[str, datetime | None]:
-        """Per app, the start of its newest stored traffic window that began by `now`: when
-        its drain (or the Beanstalk sampler) last delivered. A window dated later (a line
-        stamped 2099) is no news of the drain."""
+    def newest_traffic(
+        self, apps: list[str], now: datetime
+    ) -> dict[str, tuple[datetime, datetime]]:
+        """Per app with any, when its newest stored traffic window that began by `now`
+        began (when its drain, or the Beanstalk sampler, last delivered: `/deploy about`)
+        and when its newest ended (the stale-metrics detector); an app with none is left
+        out. A window dated later (a line stamped 2099 by anyone holding the drain's URL) is
+        no news of the drain: it had hidden its silence until then."""
         if not apps:
             return {}
         query = (
-            select(MetricWindow.app, func.max(MetricWindow.start))
+            select(
+                MetricWindow.app,
+                func.max(MetricWindow.start),
+                func.max(MetricWindow.start + MetricWindow.resolution),
+            )
             .where(MetricWindow.app.in_(apps), MetricWindow.start <= now.timestamp())
             .group_by(MetricWindow.app)
         )
         with self._db.session() as session:
-            found = {app: start for app, start in session.execute(query)}
-        return {
-            app: datetime.fromtimestamp(found[app], UTC) if found.get(app) is not None else None
-            for app in apps
-        }
+            return {
+                app: (datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(int(end), UTC))
+                for app, start, end in session.execute(query)
+                if start is not None and end is not None
+            }

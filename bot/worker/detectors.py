@@ -21,7 +21,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bot.actions.autoscaling import effective
 from bot.actions.results import Resolved
@@ -32,7 +32,8 @@ from bot.registry import Registry, Target, UnknownApp
 from bot.store.autoscale_overrides import Override, OverrideStore
 from bot.store.autoscale_settings import AutoscaleStore, Decision, Settings
 from bot.store.db import Database, aware
-from bot.store.models import Drain, MetricWindow
+from bot.store.heartbeats import Heartbeats
+from bot.store.models import Drain
 from bot.store.worker_autoscale_settings import WorkerAutoscaleStore
 from bot.worker.aws_backoff import AwsBackoff
 from policies import autoscale
@@ -76,6 +77,7 @@ class Detectors:
         self._rules = rules
         self._lookback = lookback
         self._metrics = MetricsStore(db)
+        self._heartbeats = Heartbeats(db)
         self._autoscale = AutoscaleStore(db)
         self._workers = WorkerAutoscaleStore(db)
         self._unread: set[tuple[str, str]] = set()  # `unobserved`, gathered during a run
@@ -145,14 +147,14 @@ class Detectors:
                 _skipped(app, error)
         # How old the newest stored window is, only for apps whose lookback held none and
         # that staleness looks at: one query for them all, not one each.
-        stored = self._newest_stored(
-            [
-                app
-                for app, seen in decoded.items()
-                if not seen and (app in autoscaled or app in drained)
-            ],
-            end,
-        )
+        quiet = [
+            app
+            for app, seen in decoded.items()
+            if not seen and (app in autoscaled or app in drained)
+        ]
+        stored = {
+            app: ended for app, (_, ended) in self._heartbeats.newest_traffic(quiet, now).items()
+        }
         events: list[Event] = []
         for app, seen in decoded.items():
             try:
@@ -276,24 +278,6 @@ class Detectors:
             return {
                 app: aware(created)
                 for app, created in session.execute(select(Drain.app, Drain.created_at))
-            }
-
-    def _newest_stored(self, apps: list[str], now: int) -> dict[str, datetime]:
-        """When each of `apps`' newest stored window that began by `now` ended; an app with
-        none is left out. A window dated later (a line stamped 2099 by anyone holding the
-        drain's URL) is no news of the drain: it had hidden its silence until then."""
-        if not apps:
-            return {}
-        query = (
-            select(MetricWindow.app, func.max(MetricWindow.start + MetricWindow.resolution))
-            .where(MetricWindow.app.in_(apps), MetricWindow.start <= now)
-            .group_by(MetricWindow.app)
-        )
-        with self._db.session() as session:
-            return {
-                app: datetime.fromtimestamp(int(end), UTC)
-                for app, end in session.execute(query)
-                if end is not None
             }
 
 
