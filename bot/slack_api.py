@@ -128,9 +128,11 @@ def retry_after(headers: Any) -> float | None:
 
 
 def rate_limited_for(error: Exception, default: timedelta) -> timedelta | None:
-    """How long Slack's 429 in `error` asks to wait (`default` if it names no time); None
-    when `error` is not a 429."""
-    if not isinstance(error, SlackApiError) or error.response.status_code != 429:
+    """How long Slack's 429 (or its `ratelimited` answer) in `error` asks to wait (`default`
+    if it names no time); None when `error` is no rate limit."""
+    if not isinstance(error, SlackApiError):
+        return None
+    if error.response.status_code != 429 and error.response.get("error") != "ratelimited":
         return None
     wait = retry_after(error.response.headers)
     return timedelta(seconds=wait) if wait else default

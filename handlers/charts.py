@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError, SlackRequestError
 
 from bot.actions.results import Chart
 from bot.metrics.chart_data import span_words, summary_lines
+from bot.slack_api import rate_limited_for
 from policies.commands import CHART_WINDOWS
 from policies.slack_errors import UNDELIVERED_ADVICE
 from policies.slack_text import channel as channel_link
@@ -81,7 +83,7 @@ def upload(
         return True
     except SlackApiError as error:
         problem = error.response.get("error") or "unknown error"
-        if raise_rate_limit and (error.response.status_code == 429 or problem == "ratelimited"):
+        if raise_rate_limit and rate_limited_for(error, timedelta(0)) is not None:
             raise
         if problem == "missing_scope":
             needed = error.response.get("needed") or SCOPE

@@ -109,3 +109,30 @@ def test_a_trickle_ends_at_the_clients_timeout(host) -> None:
 def test_no_host_is_a_connection_error() -> None:
     with pytest.raises(URLError):
         web_client("xoxb-test", "http://127.0.0.1:9/api/", timeout=2).auth_test()
+
+
+def test_one_reading_of_a_rate_limit_serves_every_caller():
+    # The digest job read Slack's 429 (and a `ratelimited` answer) with a copy of its own;
+    # `rate_limited_for` had not taken the `ratelimited` answer for one.
+    from datetime import timedelta
+
+    from slack_sdk.web import SlackResponse
+
+    from bot.slack_api import rate_limited_for
+
+    def error(status: int, code: str, headers: dict[str, str] | None = None) -> SlackApiError:
+        answer = SlackResponse(
+            client=None, http_verb="POST", api_url="u", req_args={},
+            data={"ok": False, "error": code}, headers=headers or {}, status_code=status,
+        )  # fmt: skip
+        return SlackApiError("x", answer)
+
+    wait = timedelta(minutes=1)
+    assert rate_limited_for(error(429, "ratelimited", {"Retry-After": "7"}), wait) == (
+        timedelta(seconds=7)
+    )
+    assert rate_limited_for(error(429, "ratelimited"), wait) == wait
+    assert rate_limited_for(error(200, "ratelimited"), wait) == wait
+    assert rate_limited_for(error(200, "not_in_channel"), wait) is None
+    assert rate_limited_for(error(503, "service_unavailable"), wait) is None
+    assert rate_limited_for(TimeoutError(), wait) is None

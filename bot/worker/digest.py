@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.actions.results import Chart, Digest
 from bot.registry import Target
 from bot.services import Services
-from bot.slack_api import retry_after
+from bot.slack_api import rate_limited_for
 from bot.worker.outbox_sender import TRANSIENT_ERRORS
 from handlers.charts import upload
 from handlers.render import digest_text
@@ -37,10 +37,6 @@ log = logging.getLogger(__name__)
 MAX_TRIES = 5  # a day's digest is tried once a minute at most this often, then given up
 SLACK_PAUSE = "slack:digest"  # the throttle row of the digests' 429 pause
 DEFAULT_PAUSE = timedelta(minutes=1)  # a 429 without Retry-After: the job's next run
-
-
-def _rate_limited(error: SlackApiError) -> bool:
-    return error.response.status_code == 429 or error.response.get("error") == "ratelimited"
 
 
 def _transient(error: SlackApiError) -> bool:
@@ -101,8 +97,8 @@ class DigestJob:
                 self._post(channel, result)
                 posted += 1
             except SlackApiError as error:
-                if _rate_limited(error):
-                    self._pause(key, target.alias, error, now)
+                if (wait := rate_limited_for(error, DEFAULT_PAUSE)) is not None:
+                    self._pause(key, target.alias, now + wait, now)
                     return posted
                 why = str(error.response.get("error") or error.response.status_code)
                 self._failed(
@@ -118,11 +114,10 @@ class DigestJob:
                 self._tries.pop(key, None)
         return posted
 
-    def _pause(self, key: str, app: str, error: SlackApiError, now: datetime) -> None:
-        """Slack's 429: the day back, untried, and no digest before its `Retry-After`."""
+    def _pause(self, key: str, app: str, until: datetime, now: datetime) -> None:
+        """Slack's 429: the day back, untried, and no digest before `until` (its
+        `Retry-After`, read as every caller reads it: `bot.slack_api.rate_limited_for`)."""
         self._release(key)
-        wait = retry_after(error.response.headers)
-        until = now + (timedelta(seconds=wait) if wait else DEFAULT_PAUSE)
         self._services.throttles.throttle(SLACK_PAUSE, until, now)
         log.warning("digests paused: Slack rate-limits the bot",
                     extra={"app": app, "until": until.isoformat()})  # fmt: skip
