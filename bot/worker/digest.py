@@ -40,12 +40,11 @@ DEFAULT_PAUSE = timedelta(minutes=1)  # a 429 without Retry-After: the job's nex
 
 
 def _transient(error: SlackApiError) -> bool:
-    """Slack's 5xx, rate limits and its own passing errors (internal_error,
-    service_unavailable…, as the alert outbox reads them) pass; its other `ok: false`
-    answers (not_in_channel, channel_not_found, invalid_auth…) stay until a person acts."""
-    status = error.response.status_code
-    code = error.response.get("error")
-    return status >= 500 or status == 429 or code == "ratelimited" or code in TRANSIENT_ERRORS
+    """Slack's 5xx and its own passing errors (internal_error, service_unavailable…, as the
+    alert outbox reads them) pass; its other `ok: false` answers (not_in_channel,
+    channel_not_found, invalid_auth…) stay until a person acts. A rate limit never comes
+    here: it pauses every digest first."""
+    return error.response.status_code >= 500 or error.response.get("error") in TRANSIENT_ERRORS
 
 
 class DigestJob:
