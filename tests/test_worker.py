@@ -123,6 +123,45 @@ def test_a_prompt_slack_cannot_be_told_of_leaves_every_expiry_recorded(config, s
         database.dispose()
 
 
+def test_a_worker_told_to_stop_mid_round_leaves_the_prompts_not_told_for_the_next_leader(
+    config, slack, monkeypatch
+):
+    # SIGTERM at a deploy while a round of expired prompts goes out, each post up to 10 s:
+    # the round went on into Heroku's SIGKILL, and the prompts it had already moved to
+    # expired and not yet told Slack of kept their live Confirm buttons for good.
+    from bot.store.audit import AuditLog
+    from bot.worker.main import WebhookClient, Worker
+
+    database = Database(config.database_url)
+    asked = datetime.now(UTC) - timedelta(minutes=11)
+    urls = [slack.new_response_url() for _ in range(3)]
+    for url in urls:
+        actor = Actor("UADMIN01", channel_id="C1", reply_to=url)
+        Confirmations(database).create(actor, "myapp", "kill myapp", {}, {}, asked)
+    old, new = Worker(config), Worker(config)
+    send = WebhookClient.send
+
+    def send_then_sigterm(self, *args, **kwargs):
+        response = send(self, *args, **kwargs)
+        old.stopping.set()  # the signal comes as the first expired prompt is told
+        return response
+
+    monkeypatch.setattr(WebhookClient, "send", send_then_sigterm)
+    try:
+        assert old.expire_prompts() == 1
+        monkeypatch.setattr(WebhookClient, "send", send)
+        assert new.expire_prompts() == 2  # the next leader tells the rest
+        for url in urls:
+            [message] = slack.wait_for_responses(url, n=1, timeout=10)
+            assert "request `kill myapp` expired at" in message["text"]
+        expired = AuditLog(database).recent("myapp", limit=None, outcomes=frozenset({"expired"}))
+        assert len(expired) == 3
+    finally:
+        for worker in (old, new):
+            worker.db.dispose()
+        database.dispose()
+
+
 def slow_traffic(database: Database, high: int, minutes: int = 7) -> None:
     """`myapp` autoscaled 1 to `high` on a 500 ms p95 target, and `minutes` of drained
     traffic served at 1.5 s from 6 minutes ago on, past now: every tick wants more dynos."""

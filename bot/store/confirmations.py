@@ -138,25 +138,37 @@ class Confirmations:
     def expire_due(self, now: datetime, limit: int = 100) -> list[tuple[Pending, str | None]]:
         """Move every pending row past its expiry to `expired`; each row moves once, even
         with two workers sweeping, and comes back with its prompt's response_url."""
+        moved = (self.expire_one(confirmation_id, now) for confirmation_id in self.due(now, limit))
+        return [expired for expired in moved if expired is not None]
+
+    def due(self, now: datetime, limit: int = 100) -> list[str]:
+        """The ids of up to `limit` pending rows past their expiry, for `expire_one`."""
         due = select(Confirmation.id).where(
             Confirmation.state == "pending", Confirmation.expires_at <= now
         )
-        moved = []
         with self._db.session() as session:
-            ids = list(session.scalars(due.limit(limit)))
-        for confirmation_id in ids:
-            with self._db.session() as session, session.begin():
-                won = session.execute(
-                    update(Confirmation)
-                    .where(Confirmation.id == confirmation_id, Confirmation.state == "pending")
-                    .values(state="expired", decided_at=now)
-                ).rowcount
-                row = session.get(Confirmation, confirmation_id) if won else None
-                if row is not None:
-                    # Read before the wipe: the audit row keeps a config prompt's key names.
-                    moved.append((_pending(row), row.response_url))
-                    _forget_secrets(session, confirmation_id)
-        return moved
+            return list(session.scalars(due.limit(limit)))
+
+    def expire_one(self, confirmation_id: str, now: datetime) -> tuple[Pending, str | None] | None:
+        """Move one pending row past its expiry to `expired`, with its prompt's response_url;
+        None when it is not pending any more (answered, or moved by another worker's sweep)."""
+        with self._db.session() as session, session.begin():
+            won = session.execute(
+                update(Confirmation)
+                .where(
+                    Confirmation.id == confirmation_id,
+                    Confirmation.state == "pending",
+                    Confirmation.expires_at <= now,
+                )
+                .values(state="expired", decided_at=now)
+            ).rowcount
+            row = session.get(Confirmation, confirmation_id) if won else None
+            if row is None:
+                return None
+            # Read before the wipe: the audit row keeps a config prompt's key names.
+            moved = (_pending(row), row.response_url)
+            _forget_secrets(session, confirmation_id)
+            return moved
 
     def ask_cancel(self, confirmation_id: str, user_id: str) -> bool:
         """Cancel clicked on a confirmed row: kept, so that if its Confirm changes nothing

@@ -43,7 +43,7 @@ from bot.services import Services
 from bot.slack_api import ADMIN_PAUSE, ADMIN_PAUSE_DEFAULT, rate_limited_for, web_client
 from bot.store.audit import AuditLog
 from bot.store.autoscale_settings import AutoscaleStore
-from bot.store.confirmations import Confirmations
+from bot.store.confirmations import Confirmations, Pending
 from bot.store.db import Database
 from bot.store.drain_claims import KEEP as KEEP_DRAIN
 from bot.store.drain_claims import DrainClaims
@@ -189,29 +189,41 @@ class Worker:
                 self.throttles.throttle(ADMIN_PAUSE, now + pause, now)
 
     def expire_prompts(self) -> int:
-        """Turn prompts past their expiry into "expired" messages, once each."""
+        """Turn prompts past their expiry into "expired" messages, once each. One prompt
+        at a time: told to stop (SIGTERM at a deploy), the worker leaves the rest pending
+        for the next leader, where a round of slow posts ran into Heroku's SIGKILL and the
+        prompts already expired and not yet told kept their live buttons for good."""
         now = datetime.now(UTC)
-        expired = self.confirmations.expire_due(now)
-        # Every row is audited before any Slack call: a post that fails must not leave
-        # the prompts after it expired with no trail (they are expired once, for good).
-        for pending, _ in expired:
+        expired = 0
+        for confirmation_id in self.confirmations.due(now):
+            if self._standing_down():
+                break
+            moved = self.confirmations.expire_one(confirmation_id, now)
+            if moved is None:
+                continue  # answered meanwhile, or expired by another worker
+            pending, response_url = moved
+            expired += 1
+            # Audited before the Slack call: a post that fails must not leave the prompt
+            # expired with no trail (it is expired once, for good).
             record_expiry(self.audit, pending)
-        for pending, response_url in expired:
-            if not response_url:
-                continue
-            try:
-                response = WebhookClient(response_url, timeout=10).send(
-                    text=expired_text(pending), replace_original=True, response_type="in_channel"
-                )
-            except OSError as error:  # URLError, a timeout, a refused connection
-                log.info("expired prompt not updated", extra={"error": type(error).__name__})
-                continue
-            if response.status_code != 200:
-                # Slack allows a response_url 30 minutes; the state is right either way.
-                log.info("expired prompt not updated", extra={"status": response.status_code})
+            if response_url:
+                self._tell_expired(pending, response_url)
         if expired:
-            log.info("prompts expired", extra={"count": len(expired)})
-        return len(expired)
+            log.info("prompts expired", extra={"count": expired})
+        return expired
+
+    @staticmethod
+    def _tell_expired(pending: Pending, response_url: str) -> None:
+        try:
+            response = WebhookClient(response_url, timeout=10).send(
+                text=expired_text(pending), replace_original=True, response_type="in_channel"
+            )
+        except OSError as error:  # URLError, a timeout, a refused connection
+            log.info("expired prompt not updated", extra={"error": type(error).__name__})
+            return
+        if response.status_code != 200:
+            # Slack allows a response_url 30 minutes; the state is right either way.
+            log.info("expired prompt not updated", extra={"status": response.status_code})
 
     def reconcile(self, now: datetime | None = None) -> int:
         """Read the formation back for changes left `pending` (a process died mid-call) or
