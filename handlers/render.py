@@ -889,9 +889,19 @@ def _status(result: Status, now: datetime) -> Message:
         release += _age(rel.created_at, now)
         if rel.user:
             release += f" by {escape(rel.user)}"
+    shipping = ""
+    if status.pending is not None:
+        rel = status.pending
+        described = clip(rel.description, DESCRIPTION_SHOWN)
+        shipping = f"{escape(rel.version)} {escape(described)}".strip()
+        shipping += " is still in its release phase, not live yet"
+        if rel.created_at is not None:
+            shipping += f" (started {_age(rel.created_at, now).removeprefix(' for ')} ago)"
+        release += f"\n{shipping}."
     text = f"Status of `{status.app}`: " + ", ".join(
         f"{escape(f.type)}={f.quantity}" for f in status.formation
     )
+    text += f". {shipping}" if shipping else ""
     state = " ".join(escape(part) for part in (status.state, status.health) if part)
     prefix = f"{state} · " if state else ""
     held = _holds(result, now)

@@ -1653,6 +1653,23 @@ def test_status_names_the_release_the_app_runs_not_a_newer_failed_one(driver, he
     assert "`v3`" in say(driver, "releases myapp")["text"].split("← current")[0].splitlines()[-1]
 
 
+def test_status_says_a_newer_release_is_still_in_its_release_phase(driver, heroku):
+    # Just shipped: Heroku's newest release is `pending` while its release command runs.
+    # Status showed v3 as the release, with no word of v4, as if the deploy had not happened.
+    heroku.add_release("myapp", "Deploy abc1234", status="pending")
+    reply = say(driver, "status myapp")
+    context = [e["text"] for b in reply["blocks"] if b["type"] == "context" for e in b["elements"]]
+    [line] = [text for text in context if "Release: v3 " in text]
+    assert "v4 Deploy abc1234 is still in its release phase, not live yet" in line, line
+    assert "v4 Deploy abc1234 is still in its release phase" in reply["text"], reply["text"]
+    # Once it succeeds it is the release, and nothing is said of a pending one.
+    heroku.add_release("myapp", "Deploy def5678")
+    reply = say(driver, "status myapp")
+    context = [e["text"] for b in reply["blocks"] if b["type"] == "context" for e in b["elements"]]
+    assert any("Release: v5 Deploy def5678" in text for text in context), context
+    assert "release phase" not in str(reply)
+
+
 def test_an_expired_release_is_marked_and_never_offered_as_a_rollback(driver, heroku):
     heroku.expire_release("myapp", 2)  # its slug is gone
     listing = say(driver, "releases myapp")["text"]

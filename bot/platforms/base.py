@@ -120,6 +120,8 @@ class AppStatus:
     notes: tuple[str, ...] = ()  # health causes, request metrics, scaling limits
     unit: str = "dyno"  # what runs the app: Heroku dynos, Beanstalk instances
     maintenance: bool | None = None  # Heroku's maintenance mode; None: the platform has none
+    # Heroku: a newer release than `release` still in its release phase (status pending).
+    pending: Release | None = None
 
 
 @dataclass(frozen=True)

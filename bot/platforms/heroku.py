@@ -328,12 +328,16 @@ class HerokuPlatform:
             or [r for r in releases if (r.get("status") or "succeeded") == "succeeded"]
             or releases
         )
+        # Just shipped: the newest release runs its release command before it goes live.
+        newest = releases[0] if releases else {}
+        pending = newest.get("status") == "pending" and not newest.get("current")
         return AppStatus(
             app=app,
             formation=formation,
             dynos=dynos,
             release=_release(current[0]) if current else None,
             maintenance=maintenance,
+            pending=_release(newest) if pending and current[0] is not newest else None,
         )
 
     def releases(self, app: str, limit: int) -> tuple[Release, ...]:
