@@ -656,18 +656,20 @@ def _platform_metrics(result: PlatformMetrics) -> Message:
     if traffic.per_minute_problem:
         lines.append(f"Requests per minute are not available: {traffic.per_minute_problem}")
     else:
-        # Minutes CloudWatch has not reported yet are left out of the rate, and said.
+        # The newest minutes with no datapoint are left out of the rate, and said. They may
+        # be late or have had no requests (CloudWatch cannot tell): said as what is known,
+        # not as "not in CloudWatch yet", which a quiet app read as data on its way.
         late = traffic.unreported_minutes
         reported = len(traffic.per_minute)
+        left_out = (
+            f" (the newest {'minute is' if late == 1 else f'{late} minutes are'} left out: "
+            f"CloudWatch has no requests for {'it' if late == 1 else 'them'} yet, and it "
+            "reports a minute or two late)"
+        )
         lines.append(
             f"Requests: {total:,} ({total / max(reported, 1):,.1f}/min)  "
             + (f"`{sparkline(list(_buckets(traffic.per_minute)))}`" if reported else "")
-            + (
-                f" (the newest {'minute is' if late == 1 else f'{late} minutes are'} "
-                "not in CloudWatch yet)"
-                if late
-                else ""
-            )
+            + (left_out if late else "")
         )
     if traffic.latest_requests:
         # Every percentile is optional in AWS's model: only those reported are named.

@@ -231,9 +231,32 @@ def test_metrics_rate_covers_the_reported_minutes_and_says_the_newest_is_not_in_
     )
     text = message(PlatformMetrics("shop", 5, traffic))["text"]
     assert "Requests: 300 (75.0/min)" in text
-    assert "the newest minute is not in CloudWatch yet" in text
+    assert "the newest minute is left out: CloudWatch has no requests for it yet" in text
     two = message(
         PlatformMetrics("shop", 5, replace(traffic, per_minute=(1, 2, 3), unreported_minutes=2))
     )
     assert "Requests: 6 (2.0/min)" in two["text"]
-    assert "the newest 2 minutes are not in CloudWatch yet" in two["text"]
+    assert (
+        "the newest 2 minutes are left out: CloudWatch has no requests for them yet" in two["text"]
+    )
+
+
+def test_a_quiet_app_is_not_told_its_newest_minutes_are_late():
+    # No traffic: CloudWatch has no datapoint for any minute, so the newest two are left out
+    # as maybe late. It said they were "not in CloudWatch yet", as if they were on their way,
+    # for an app that simply had no requests; the bot cannot tell late from quiet, so it
+    # says what it knows and why they are left out.
+    quiet = Traffic(
+        per_minute=(0, 0, 0),
+        latest_seconds=10,
+        latest_requests=0,
+        latest_statuses={},
+        latency_ms={},
+        unreported_minutes=2,
+    )
+    text = message(PlatformMetrics("shop", 5, quiet))["text"]
+    assert "not in CloudWatch yet" not in text, text
+    assert (
+        "(the newest 2 minutes are left out: CloudWatch has no requests for them yet, "
+        "and it reports a minute or two late)"
+    ) in text, text
