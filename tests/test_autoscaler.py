@@ -745,3 +745,22 @@ def test_requests_while_no_web_dyno_runs_still_start_dynos(services, autoscaler,
     MetricsStore(services.db).save(windows)
     [decision] = autoscaler.tick(NOW)
     assert (decision.actual, decision.desired) == (0, 3)
+
+
+def test_a_pin_s_end_in_the_autoscaler_s_notice_is_in_each_reader_s_time_zone(
+    services, autoscaler, said
+):
+    # `/deploy pin`, `autoscale status` and App Home give a pin's end in Slack's date
+    # token, each reader's own clock; the autoscaler's notice of the same pin said
+    # "until 14:37 UTC", so a reader outside UTC saw two different times for one pin.
+    from bot.store.autoscale_settings import Pin
+    from policies.slack_text import moment
+
+    enable(services)
+    until = NOW + timedelta(hours=2)
+    AutoscaleStore(services.db).set_pin(Pin("myapp", 3, until, ADMIN))
+    [decision] = autoscaler.tick(NOW)
+    assert decision.acted is True
+    [(_, text)] = said
+    assert f"pinned by <@{ADMIN}> at web=3 until {moment(until, NOW)}" in text, text
+    assert f"until {moment(until, NOW)}" in decision.reason

@@ -50,7 +50,7 @@ from bot.store.observations import Observation
 from policies import autoscale
 from policies.budget import Budget
 from policies.commands import parse
-from policies.slack_text import clip, code, escape
+from policies.slack_text import clip, code, escape, moment
 
 log = logging.getLogger(__name__)
 
@@ -416,6 +416,10 @@ class Autoscaler:
             # Slack user ID has no character `escape` changes, so the words are found as is.
             said = f"pinned by {pin.pinned_by} "
             reason = reason.replace(said, f"pinned by <@{pin.pinned_by}> ", 1)
+            # Its end as `/deploy pin`, `autoscale status` and App Home give it: in each
+            # reader's time zone (the policy's plain text says UTC; the fallback still does).
+            ends = f" until {autoscale.pin_end(pin.until, now)}"
+            reason = reason.replace(ends, f" until {moment(pin.until, now)}", 1)
         if stored.mode == "on" and decision.desired != current:
             if not self._allows(account, now, SCALE_COST, app):
                 return None
