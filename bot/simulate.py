@@ -27,7 +27,7 @@ from bot.actions.autoscaling import replayed_settings
 from bot.config import Config
 from bot.metrics.replay import replay_app
 from bot.metrics.store import MetricsStore
-from bot.registry import Registry, RegistryError, UnknownApp
+from bot.registry import MAX_DOWN_STABILIZATION, Registry, RegistryError, UnknownApp
 from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.db import Database
 from policies.autoscale import Target
@@ -176,7 +176,7 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], object] = print
     parser.add_argument("--target", type=_target, help="with --app: rpm:1200, queue:300ms, …")
     parser.add_argument("--min", type=int, help="with --app")
     parser.add_argument("--max", type=int, help="with --app")
-    parser.add_argument("--down-stabilization", type=_duration, help="with --app: 2m")
+    parser.add_argument("--down-stabilization", type=_duration, help="with --app: 2m (at most 1h)")
     parser.add_argument("--policy", choices=[*POLICIES, "all"], help="with --trace (default ours)")
     parser.add_argument(
         "--peak-rpm",
@@ -211,6 +211,12 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], object] = print
         parser.error("--max must be at least 1: web dynos are never autoscaled to 0")
     if args.since is not None and not timedelta(minutes=1) <= args.since <= MAX_SINCE:
         parser.error(f"--since must be from 1m to {MAX_SINCE.days}d (the stored rollups' span)")
+    if args.down_stabilization is not None and args.down_stabilization > MAX_DOWN_STABILIZATION:
+        # As the registry and `autoscale set` refuse it: no app can have a longer hold.
+        parser.error(
+            f"--down-stabilization must be at most {_said(MAX_DOWN_STABILIZATION)}, the longest "
+            "a scale-down may wait (as in the registry and `/deploy autoscale APP set`)"
+        )
     if args.app:
         args.since = DEFAULT_SINCE if args.since is None else args.since
         return _main_app(args, out)

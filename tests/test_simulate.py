@@ -452,6 +452,13 @@ def test_an_option_of_the_other_form_is_refused_not_ignored(args, says, capsys):
         (["--app", "demo", "--target", "queue:0ms"], "a target must be more than 0"),
         # Web dynos are never autoscaled to 0, as chat says.
         (["--app", "demo", "--max", "0"], "--max must be at least 1"),
+        # A hold over an hour, which the registry and `autoscale set` refuse, had been
+        # replayed as a setting the app could have, and a week's hold took a minute a run.
+        (
+            ["--app", "demo", "--down-stabilization", "2h"],
+            "--down-stabilization must be at most 1h, the longest a scale-down may wait",
+        ),
+        (["--app", "demo", "--down-stabilization", "7d"], "--down-stabilization must be at most"),
     ],
 )
 def test_an_app_replay_refuses_settings_it_cannot_replay(args, says, capsys, monkeypatch):
