@@ -118,6 +118,15 @@ def test_help_in_the_console_names_home_and_a_card_s_button_says_what_to_type(tm
     assert "restarted" not in output
 
 
+def test_a_label_with_a_minus_sign_is_found_when_typed_with_a_hyphen(tmp_path):
+    # The card's `Scale web −1` has a minus sign (U+2212) no keyboard types: typed with a
+    # hyphen it went to the bot as a command, "Put the app last: `/deploy scale -1 web`".
+    output = run_lines(tmp_path, "home", "Scale web -1")
+    assert "Put the app last" not in output, output
+    assert "More than one button above is `Scale web −1`" in output
+    assert "such as `scale web-1 demo`." in output
+
+
 def test_the_sandbox_s_demo_api_has_the_drain_its_day_of_traffic_came_through(tmp_path):
     # `about` said "Drains: none yet" beside a day of drained traffic, and `drain demo-api`
     # said "now drains" as if it had had none.

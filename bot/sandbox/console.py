@@ -336,16 +336,16 @@ class Console:
             self._latest_labels = labels
 
     def _button(self, line: str) -> tuple[str, str, str, str | None] | str | None:
-        """The button `line` presses: its label exactly, or in another case when the line
-        is not a command of its own. `kill demo` typed again after a "Kill demo" prompt had
+        """The button `line` presses: its label exactly, or as `_typable` folds it when the
+        line is not a command of its own. `kill demo` typed again after a "Kill demo" prompt had
         pressed it, confirming the old prompt instead of asking about the new command."""
         if line in self._buttons:
             return self._buttons[line]
         try:
             parse(re.sub(r"^/deploy\b", "", line).strip())
         except CommandError:
-            folded = {label.lower(): button for label, button in self._buttons.items()}
-            return folded.get(line.lower())
+            folded = {_typable(label): button for label, button in self._buttons.items()}
+            return folded.get(_typable(line))
         return None
 
     def _print(self, payload: dict[str, Any]) -> None:
@@ -353,6 +353,12 @@ class Console:
         if len(self._people) > 1 and _asks_approval(payload):
             self._out.write("(sandbox: `as teammate`, then `Approve`, to be the second person)\n")
         self._out.flush()
+
+
+def _typable(label: str) -> str:
+    """A label as a keyboard types it: in any case, a hyphen for the minus sign (U+2212) of
+    `Scale web -1`, and no pager arrow (`Next ▶`), which no keyboard has either."""
+    return " ".join(label.lower().replace("\u2212", "-").replace("◀", "").replace("▶", "").split())
 
 
 def _shared_label(label: str, element: dict[str, Any]) -> str:
