@@ -854,10 +854,9 @@ class Actions:
         )
 
     def _already_decided(self, confirmation_id: str, now: datetime) -> Reply:
-        # Read first: expiring a config prompt wipes its values, key names included.
-        unexpired = self._confirmations.get(confirmation_id)
-        if unexpired is not None and self._confirmations.expire(confirmation_id, now):
-            record_expiry(self._audit, unexpired)
+        # Read by the expiry itself: it wipes a config prompt's values, key names included.
+        if (expired := self._confirmations.expire_one(confirmation_id, now)) is not None:
+            record_expiry(self._audit, expired[0])
         pending = self._confirmations.get(confirmation_id)
         assert pending is not None
         if pending.state == "confirmed":

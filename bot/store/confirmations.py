@@ -204,25 +204,6 @@ class Confirmations:
                 row.state, row.decided_by, row.decided_at = "pending", None, None
             return row.state
 
-    def expire(self, confirmation_id: str, now: datetime) -> bool:
-        """Move a pending row past its expiry to `expired`; True for the caller that did."""
-        with self._db.session() as session, session.begin():
-            won = (
-                session.execute(
-                    update(Confirmation)
-                    .where(
-                        Confirmation.id == confirmation_id,
-                        Confirmation.state == "pending",
-                        Confirmation.expires_at <= now,
-                    )
-                    .values(state="expired", decided_at=now)
-                ).rowcount
-                == 1
-            )
-            if won:
-                _forget_secrets(session, confirmation_id)
-            return won
-
     def forget_before(self, cutoff: datetime) -> int:
         """Retention: rows decided or expired whose prompt ended before `cutoff`. Their
         story is in the audit log; a click on one that old is answered "no record"."""
