@@ -106,8 +106,10 @@ class Window:
 
     def describe(self) -> str:
         """For people: weekday runs and times joined by en dashes, "daily" for every day;
-        a window from 00:00 to 00:00 is all day."""
-        return f"{_describe_days(self.days)} {self.start:%H:%M}–{self.end:%H:%M} {self.timezone}"
+        a window from 00:00 to 00:00 is all day, and one running to midnight ends at 24:00,
+        as it may be written."""
+        end = "24:00" if self.end == time(0) and self.start != time(0) else f"{self.end:%H:%M}"
+        return f"{_describe_days(self.days)} {self.start:%H:%M}–{end} {self.timezone}"
 
 
 def _describe_days(days: frozenset[int]) -> str:
@@ -154,6 +156,8 @@ def parse_window(
         hint = f"did you mean {meant[0]}?" if meant else "use an IANA name such as Europe/Paris"
         raise ValueError(f"unknown timezone {shown!r}; {hint}") from None
     # "18:00-24:00": an end may be written as the midnight it runs to.
+    if start.strip() == "24:00":
+        raise ValueError("time '24:00' may end a window, not start it: start it at 00:00")
     ends = _clock("00:00") if end.strip() == "24:00" else _clock(end)
     return Window(_days(days), _clock(start), ends, timezone, low, high)
 

@@ -211,8 +211,14 @@ def test_a_window_may_end_at_24_00_the_midnight_it_runs_to() -> None:
     friday = datetime(2026, 12, 4, 23, 59, tzinfo=UTC)
     assert window.covers(friday)
     assert not window.covers(friday + timedelta(minutes=1))
-    with pytest.raises(ValueError, match=re.escape("time '24:00'")):
-        parse_window("fri", "24:00", "06:00", "UTC", low=2)  # a start is 00:00
+    # Shown as written, not as "18:00–00:00", which read as a window of no time.
+    assert window.describe() == "Fri 18:00–24:00 UTC"
+    assert parse_window("daily", "00:00", "00:00", "UTC", low=2).describe() == (
+        "daily 00:00–00:00 UTC"
+    )
+    # A start is 00:00: 24:00 there had been refused as not HH:MM, which it is.
+    with pytest.raises(ValueError, match=re.escape("'24:00' may end a window, not start it")):
+        parse_window("fri", "24:00", "06:00", "UTC", low=2)
 
 
 @pytest.mark.parametrize(
