@@ -9,6 +9,7 @@ import contextlib
 import http.server
 import logging
 import math
+import re
 import threading
 import time
 import urllib.parse
@@ -260,7 +261,9 @@ def test_the_tick_holds_a_worker_type_on_an_answer_that_is_no_answer(
         status = services.actions.run(
             Actor(ADMIN, source="console"), parse("autoscale myapp status")
         ).text
-        assert "held: could not read the job queue (the app's HireFire endpoint " in status
+        # Its time is named UTC, as App Home's "Last decision" is: a bare "14:24:07" had
+        # read as the reader's own time.
+        assert re.search(r"• \d\d:\d\d:\d\d UTC held: could not read the job queue \(", status)
         assert TOKEN not in status and "<!channel>" not in status
         if case == "markup-twice":  # the app's name as it wrote it, shown and not acted on
             assert 'endpoint lists "&lt;!channel&gt; ˋxˋ\\n" twice): worker stays at 1' in status

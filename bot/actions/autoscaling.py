@@ -902,4 +902,8 @@ def _chat(user: str, at: datetime) -> str:
 
 
 def _decided(decisions: list[Decision]) -> list[str]:
-    return [f"• {d.at:%H:%M:%S} {'acted' if d.acted else 'held'}: {d.reason}" for d in decisions]
+    """The newest decisions, a line each, their time to the second (the ticks are 15 s
+    apart) and named UTC, as App Home's "Last decision" is."""
+    return [
+        f"• {d.at:%H:%M:%S} UTC {'acted' if d.acted else 'held'}: {d.reason}" for d in decisions
+    ]
