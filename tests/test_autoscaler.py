@@ -443,15 +443,18 @@ def test_a_scale_made_with_the_bot_is_not_said_to_be_made_outside_it(services, a
     outside the bot (by owner@…)", for a change a person made with the bot a moment before."""
     from bot.store.observations import Observation
 
+    # The audit row is dated by the wall clock, and the webhook within seconds of it: the
+    # test's clock is the wall clock too, not NOW, which a long suite leaves minutes behind.
+    now = datetime.now(UTC)
     enable(services, low=1, high=6)
-    steady(services, NOW)
-    autoscaler.tick(NOW)
+    steady(services, now)
+    autoscaler.tick(now)
     services.actions.run(Actor(ADMIN, source="slack"), parse("scale web=4 myapp"))
-    seen = NOW + timedelta(seconds=5)  # Heroku dates it within seconds of the audit row
+    seen = now + timedelta(seconds=5)  # Heroku dates it within seconds of the audit row
     services.observations.record(
         Observation("myapp", "formation", "web", 4, seen, "by owner@example.com")
     )
-    autoscaler.tick(NOW + timedelta(seconds=15))
+    autoscaler.tick(now + timedelta(seconds=15))
     [notice] = [t for _, t in said if "web was set to 4" in t]
     assert notice == (
         f"Autoscaler on `myapp`: web was set to 4 by <@{ADMIN}> with `/deploy scale web=4 "
@@ -465,13 +468,16 @@ def test_a_scale_by_the_autoscaler_of_another_worker_is_no_news(services, autosc
     from bot.actions.gate import AUTOSCALER
     from bot.store.observations import Observation
 
+    # The audit row is dated by the wall clock, and the webhook within seconds of it: the
+    # test's clock is the wall clock too, not NOW, which a long suite leaves minutes behind.
+    now = datetime.now(UTC)
     enable(services, low=1, high=6)
-    steady(services, NOW)
-    autoscaler.tick(NOW)
+    steady(services, now)
+    autoscaler.tick(now)
     services.actions.run(Actor(AUTOSCALER, source=AUTOSCALER), parse("scale web=4 myapp"))
-    seen = NOW + timedelta(seconds=5)  # Heroku dates it within seconds of the audit row
+    seen = now + timedelta(seconds=5)  # Heroku dates it within seconds of the audit row
     services.observations.record(Observation("myapp", "formation", "web", 4, seen, "by owner"))
-    [decision] = autoscaler.tick(NOW + timedelta(seconds=15))
+    [decision] = autoscaler.tick(now + timedelta(seconds=15))
     assert decision.actual == 4  # believed, without a read
     assert [t for _, t in said if "was set to" in t] == []
 
