@@ -387,8 +387,10 @@ def test_worker_decisions_are_stored_shown_and_forgotten(services, heroku, queue
     assert store.decisions("myapp") == []  # web's history (charts, detectors) is web's alone
     assert store.recent_decisions({"myapp"}, NOW - timedelta(minutes=10)) == {}
     status = services.actions.run(Actor(ADMIN, source="console"), parse("autoscale myapp status"))
-    assert "• 12:00:45 held: job queue latency 30 s against 30 s: worker stays at 3" in status.text
-    assert "• 12:00:30 acted: job queue latency 90 s against 30 s → worker 1→3" in status.text
+    assert (
+        "• 12:00:45 UTC held: job queue latency 30 s against 30 s: worker stays at 3" in status.text
+    )
+    assert "• 12:00:30 UTC acted: job queue latency 90 s against 30 s → worker 1→3" in status.text
     assert store.forget_decisions_before(NOW + timedelta(seconds=1)) == 1
     assert len(store.decisions("myapp", process_type=None)) == 1
 
