@@ -56,6 +56,13 @@ _CHANNEL = rf"^{CHANNEL_ID}$"
 _REGION = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
 _HEROKU_APP = r"^[a-z][a-z0-9-]{1,29}$"
 _BEANSTALK_ENV = r"^[a-zA-Z0-9][a-zA-Z0-9-]{2,38}[a-zA-Z0-9]$"
+_URL = r"^https?://"
+_REF_URL = r"^https?://\S*\{ref\}\S*$"
+_REF_KEY = r"^\S*\{ref\}\S*$"
+_SLACK_USER = r"^[UW][A-Z0-9]{2,}$"
+_SLACK_GROUP = r"^S[A-Z0-9]{2,}$"
+_SLACK_CONVERSATION = r"^[CGD][A-Z0-9]{2,31}$"
+_APP_PATTERN = r"^[a-z0-9*?\[\]-]+$"
 
 
 class RegistryError(ValueError):
@@ -136,8 +143,8 @@ class AutoscaleEntry(_Strict):
     down_stabilization: str | None = None
     # Worker types: the app's base URL serving HireFire's `/hirefire/<token>/info`, and
     # the bot's environment variable holding that token.
-    queue_url: str | None = Field(None, pattern=r"^https?://")
-    queue_token_env: str = Field("HIREFIRE_TOKEN", pattern=r"^[A-Z_][A-Z0-9_]*$")
+    queue_url: str | None = Field(None, pattern=_URL)
+    queue_token_env: str = Field("HIREFIRE_TOKEN", pattern=_ENV_VAR)
 
     @field_validator("down_stabilization")
     @classmethod
@@ -260,7 +267,7 @@ class HerokuEntry(_AppEntry):
     app: str | None = Field(None, pattern=_HEROKU_APP)
     api_key_env: str | None = Field(None, pattern=_ENV_VAR)
     # `/deploy ship APP [REF]` builds from this tarball URL, `{ref}` replaced by the ref.
-    source: str | None = Field(None, pattern=r"^https?://\S*\{ref\}\S*$", max_length=500)
+    source: str | None = Field(None, pattern=_REF_URL, max_length=500)
     # `/deploy run APP COMMAND` runs only these commands (anything else is remote code
     # execution for whoever may type in the channel).
     run: list[Annotated[str, Field(min_length=1, max_length=RUN_COMMAND_MAX)]] = []
@@ -272,7 +279,7 @@ class BundleEntry(_Strict):
     """Where `ship APP REF` finds a source bundle to make a new application version from."""
 
     bucket: str = Field(min_length=3, max_length=63)
-    key: str = Field(pattern=r"^\S*\{ref\}\S*$", max_length=500)  # e.g. shop/{ref}.zip
+    key: str = Field(pattern=_REF_KEY, max_length=500)  # e.g. shop/{ref}.zip
 
 
 class BeanstalkEntry(_AppEntry):
@@ -292,10 +299,10 @@ class RuleEntry(_Strict):
 
     allow: list[str] | None = None
     deny: list[str] | None = None
-    users: list[Annotated[str, Field(pattern=r"^[UW][A-Z0-9]{2,}$")]] = []
-    groups: list[Annotated[str, Field(pattern=r"^S[A-Z0-9]{2,}$")]] = []
-    channels: list[Annotated[str, Field(pattern=r"^[CGD][A-Z0-9]{2,31}$")]] = []
-    apps: list[Annotated[str, Field(min_length=1, pattern=r"^[a-z0-9*?\[\]-]+$")]] = ["*"]
+    users: list[Annotated[str, Field(pattern=_SLACK_USER)]] = []
+    groups: list[Annotated[str, Field(pattern=_SLACK_GROUP)]] = []
+    channels: list[Annotated[str, Field(pattern=_SLACK_CONVERSATION)]] = []
+    apps: list[Annotated[str, Field(min_length=1, pattern=_APP_PATTERN)]] = ["*"]
 
     @model_validator(mode="after")
     def _valid(self) -> RuleEntry:
@@ -597,7 +604,7 @@ _ENV_WORDS = (
 PATTERN_WORDS = {
     _ENV_VAR: _ENV_WORDS,
     _CHANNEL: _CHANNEL_WORDS,
-    r"^[CGD][A-Z0-9]{2,31}$": _CHANNEL_WORDS,
+    _SLACK_CONVERSATION: _CHANNEL_WORDS,
     _REGION: "an AWS region such as `eu-west-1`",
     _HEROKU_APP: (
         "a Heroku app name: 2 to 30 lowercase letters, digits and dashes, starting with a letter"
@@ -610,16 +617,14 @@ PATTERN_WORDS = {
         "a process type such as `web` or `worker`: lowercase letters, digits, `-` and `_`, "
         "starting with a letter"
     ),
-    r"^https?://": "an address starting with `https://` (or `http://`)",
-    r"^https?://\S*\{ref\}\S*$": (
-        "an http(s) address without spaces, with `{ref}` where the commit goes"
-    ),
-    r"^\S*\{ref\}\S*$": "an S3 key without spaces, with `{ref}` where the commit goes",
-    r"^[UW][A-Z0-9]{2,}$": (
+    _URL: "an address starting with `https://` (or `http://`)",
+    _REF_URL: ("an http(s) address without spaces, with `{ref}` where the commit goes"),
+    _REF_KEY: "an S3 key without spaces, with `{ref}` where the commit goes",
+    _SLACK_USER: (
         "a Slack user ID such as `U0123ABCD` (a person's profile shows it under ⋮, Copy member ID)"
     ),
-    r"^S[A-Z0-9]{2,}$": "a Slack user group ID such as `S0123ABCD`",
-    r"^[a-z0-9*?\[\]-]+$": (
+    _SLACK_GROUP: "a Slack user group ID such as `S0123ABCD`",
+    _APP_PATTERN: (
         "an app alias or pattern: lowercase letters, digits, `-` and the wildcards `*`, `?` "
         "and `[…]`"
     ),
