@@ -6,6 +6,7 @@ come as text and the missing scope is named."""
 from __future__ import annotations
 
 import json
+import re
 import struct
 import subprocess
 import sys
@@ -329,3 +330,34 @@ def test_a_chart_with_requests_only_in_the_minute_under_way_is_a_sentence(
     text = driver.reply(url)["text"]
     assert "only in the minute under way" in text and "try again in a minute" in text, text
     assert slack.calls_to("files.getUploadURLExternal") == []
+
+
+def _busy(requests: tuple[int, ...], service: tuple[float | None, ...]) -> ChartData:
+    since = 1_800_000_000 // 3600 * 3600
+    n = len(requests)
+    return ChartData(
+        app="busy",
+        since=since,
+        until=since + n * 60,
+        step=60,
+        requests=requests,
+        service_p95=service,
+        queue_p95=(None,) * n,
+    )
+
+
+def test_a_busy_apps_request_axis_reads_in_thousands_and_millions():
+    # Millions of requests a minute were labelled 0.5 … 3.0 under a "1e6" in the corner.
+    data = _busy(tuple(3_000_000 + 10_000 * i for i in range(60)), (50.0,) * 60)
+    labels = render(data).plotted["traffic_ticks"]
+    assert labels and all(re.fullmatch(r"0|\d+(\.\d+)?[kM]", label) for label in labels), labels
+    assert "3M" in labels, labels
+    quieter = render(_busy((12_000,) * 60, (50.0,) * 60)).plotted["traffic_ticks"]
+    assert "10k" in quieter, quieter
+
+
+def test_a_chart_with_no_latency_says_so_in_its_panel():
+    # The panel was empty under made-up ticks from 0.00 to 0.05 ms.
+    rendered = render(_busy((600,) * 60, (None,) * 60))
+    assert rendered.plotted["latency_ticks"] == []
+    assert rendered.plotted["latency_note"] == "No latency was recorded in this span."

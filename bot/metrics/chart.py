@@ -71,6 +71,8 @@ def render(data: ChartData) -> Rendered:
     traffic.fill_between(x, rates, color="#1f77b4", alpha=0.15, linewidth=0)
     traffic.set_ylabel("requests / min")
     traffic.set_ylim(bottom=0)
+    # "3M", not "3" under a "1e6" in the corner that a glance misses.
+    traffic.yaxis.set_major_formatter(FuncFormatter(lambda value, _: _count(value)))
     # A figure text, not an axes title: a title is re-measured against the ticks each draw.
     figure.text(0.08, 0.965, f"{data.app}: last {span_words(data.minutes)} (UTC)", fontsize=11)
 
@@ -102,6 +104,19 @@ def render(data: ChartData) -> Rendered:
         latency.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     else:
         latency.set_ylim(bottom=0)
+    if not known:
+        # An empty panel under made-up ticks (0.00 … 0.05 ms) reads as a fast app.
+        latency.text(
+            0.5,
+            0.5,
+            "No latency was recorded in this span.",
+            transform=latency.transAxes,
+            ha="center",
+            va="center",
+            color="#777777",
+        )
+        if not data.target:
+            latency.set_yticks([])
     # Above the panel, in the gap between panels: inside it would hide the lines.
     latency.legend(
         loc="lower left",
@@ -167,12 +182,9 @@ def render(data: ChartData) -> Rendered:
     }
     summary = {"app": data.app, "requests": data.total, "points": len(x)}
     canvas.draw()
-    low, high = latency.get_ylim()
-    plotted["latency_ticks"] = [
-        latency.yaxis.get_major_formatter()(value, 0)
-        for value in latency.get_yticks()
-        if low <= value <= high
-    ]
+    plotted["traffic_ticks"] = _tick_labels(traffic)
+    plotted["latency_ticks"] = _tick_labels(latency)
+    plotted["latency_note"] = latency.texts[0].get_text() if latency.texts else None
     width, height = canvas.get_width_height()
     # The figure is opaque: an RGB PNG encodes in half the time of matplotlib's RGBA one,
     # and zlib level 3 is faster than the default 6 for a few percent more bytes.
@@ -185,6 +197,23 @@ def render(data: ChartData) -> Rendered:
     out = io.BytesIO()
     image.save(out, "png", pnginfo=info, compress_level=3)
     return Rendered(out.getvalue(), plotted)
+
+
+def _tick_labels(axes: Any) -> list[str]:
+    """The y labels shown, as drawn (after `canvas.draw()`), each with its offset text."""
+    low, high = axes.get_ylim()
+    formatter = axes.yaxis.get_major_formatter()
+    labels = [formatter(value, 0) for value in axes.get_yticks() if low <= value <= high]
+    offset = axes.yaxis.get_offset_text().get_text()
+    return [f"{label}{offset and ' ' + offset}" for label in labels]
+
+
+def _count(value: float) -> str:
+    """A request rate as an axis label: 950, 12k, 2.5M."""
+    for size, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{round(value / size, 2):g}{suffix}"
+    return f"{value:g}"
 
 
 def _nan(value: float | None) -> float:
