@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError, SlackRequestError
 
 from bot.actions.results import Chart
-from bot.metrics.chart_data import span_words, summary_lines
+from bot.metrics.chart_data import summary_lines
 from bot.slack_api import rate_limited_for
 from policies.commands import CHART_WINDOWS
 from policies.slack_errors import UNDELIVERED_ADVICE
@@ -76,7 +76,7 @@ def upload(
             thread_ts=thread_ts,
             file=rendered.png,
             filename=f"{data.app}-{window_for(data.minutes)}.png",
-            title=f"{data.app}: last {span_words(data.minutes)}",
+            title=data.title,
             alt_txt=f"Requests, p95 times and web {data.unit}s of {data.app}",
             initial_comment=text,
         )

@@ -42,7 +42,7 @@ from bot.store.heartbeats import Undelivered
 from handlers.charts import chart_button, window_for
 from policies import costs
 from policies.commands import changing, is_dyno_name, stops_dynos
-from policies.digest import duration, hour_label
+from policies.digest import day_words, duration, hour_label
 from policies.guardrails import lock_holds_back
 from policies.redact import mask
 from policies.sizes import unit_of
@@ -405,7 +405,7 @@ def digest_text(day: Digest) -> str:
     scale actions and incidents with their durations, the busiest hour."""
     n, zone = day.numbers, day.timezone
     label = " (estimate)" if day.estimate else ""
-    lines = [f"*Daily digest for {code(day.app)}: {day.day:%A %d %B %Y}* ({escape(zone)})"]
+    lines = [f"*Daily digest for {code(day.app)}: {day_words(day.day)}* ({escape(zone)})"]
     if day.unreadable:
         # A PlatformError's words, written by the bot to be shown in Slack as they are.
         lines.append(f"Web size unknown, so no prices: {day.unreadable}")

@@ -80,6 +80,11 @@ class DayNumbers:
     busiest_requests: int
 
 
+def day_words(day: date) -> str:
+    """A digest's day as its text and its chart's title name it: Sunday 29 November 2026."""
+    return f"{day:%A %d %B %Y}"
+
+
 def day_numbers(
     platform: str,
     size: str | None,

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import zlib
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -111,6 +112,7 @@ def test_the_chart_draws_the_numbers_it_was_given():
         "app": "myapp",
         "requests": data.total,
         "points": 360,
+        "zone": "UTC",
     }
     assert rendered.plotted["requests_per_minute"] == list(data.rates)
     assert rendered.plotted["service_p95"] == list(service)
@@ -361,3 +363,19 @@ def test_a_chart_with_no_latency_says_so_in_its_panel():
     rendered = render(_busy((600,) * 60, (None,) * 60))
     assert rendered.plotted["latency_ticks"] == []
     assert rendered.plotted["latency_note"] == "No latency was recorded in this span."
+
+
+def test_a_chart_on_a_local_clock_puts_its_hours_where_that_clock_has_them():
+    # A digest's day in Paris was drawn on UTC hours: its 12:00 was Paris's 13:00.
+    paris_day = int(datetime(2026, 11, 28, 23, tzinfo=UTC).timestamp())
+    data = replace(
+        _busy((600,) * 24 * 60, (50.0,) * 24 * 60),
+        since=paris_day,
+        until=paris_day + 86400,
+        zone="Europe/Paris",
+        heading="Sunday 29 November 2026",
+    )
+    rendered = render(data)
+    noon = datetime(2026, 11, 29, 11, tzinfo=UTC).timestamp()
+    assert ("12:00", noon) in rendered.plotted["time_ticks"], rendered.plotted["time_ticks"]
+    assert rendered.plotted["title"] == "busy: Sunday 29 November 2026 (Europe/Paris)"

@@ -3,6 +3,7 @@ day with its chart into the app's channel through the fake Slack."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -15,6 +16,7 @@ from bot.store.autoscale_settings import AutoscaleStore, Decision
 from bot.worker.digest import MAX_TRIES, DigestJob
 from bot.worker.main import Worker
 from policies.digest import DigestTime, day_numbers, due, duration, parse_digest
+from tests.test_charts import png_info
 
 PARIS = ZoneInfo("Europe/Paris")
 _DAY: list[date] = []
@@ -157,6 +159,10 @@ def test_the_worker_posts_yesterdays_digest_once_with_its_chart(worker, slack):
     assert "Busiest hour: 14:00–15:00 with 5,400 requests." in comment
     assert "web 1 → 2 by the autoscaler" in comment and "Web dyno-hours:" in comment
     assert "would have cost" in comment and "Incidents: none." in comment
+    # The chart is of that day, on Paris's clock, as the words are: it had been titled
+    # "last 24 h (UTC)", its hours an hour off the digest's.
+    assert upload.title == f"myapp: {yesterday:%A %d %B %Y}"
+    assert json.loads(png_info(upload.data)[2]["Description"])["zone"] == "Europe/Paris"
     # Again, and from another worker: the day is claimed, so nothing more is posted.
     assert worker.post_digests(nine_thirty + timedelta(minutes=1)) == 0
     assert len(slack.uploads) == 1 and slack.calls_to("chat.postMessage") == []

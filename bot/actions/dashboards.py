@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import cast
 from zoneinfo import ZoneInfo
@@ -404,6 +405,8 @@ class Dashboards:
             for shade in self._shades(target.alias, since, until)
         )
         chart = self.chart_between(resolved, since, until, bucket_seconds(24 * 60), decisions)
+        if chart is not None:
+            chart = replace(chart, zone=zone.key, heading=digest.day_words(day))
         return Digest(
             app=target.alias,
             day=day,

@@ -16,10 +16,10 @@ import io
 import json
 import math
 from dataclasses import dataclass
-from datetime import UTC
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from bot.metrics.chart_data import ChartData, span_words
+from bot.metrics.chart_data import ChartData
 
 WIDTH_IN, HEIGHT_IN, DPI = 10.0, 6.4, 100
 _DAY = 86400.0
@@ -74,7 +74,7 @@ def render(data: ChartData) -> Rendered:
     # "3M", not "3" under a "1e6" in the corner that a glance misses.
     traffic.yaxis.set_major_formatter(FuncFormatter(lambda value, _: _count(value)))
     # A figure text, not an axes title: a title is re-measured against the ticks each draw.
-    figure.text(0.08, 0.965, f"{data.app}: last {span_words(data.minutes)} (UTC)", fontsize=11)
+    title = figure.text(0.08, 0.965, f"{data.title} ({data.zone})", fontsize=11)
 
     service = [_nan(v) for v in data.service_p95]
     queue = [_nan(v) for v in data.queue_p95]
@@ -165,9 +165,10 @@ def render(data: ChartData) -> Rendered:
             axes.axvspan(shade.start / _DAY, shade.end / _DAY, color="#d62728", alpha=0.12, lw=0)
 
     dynos.set_xlim(data.since / _DAY, data.until / _DAY)
-    locator = mdates.AutoDateLocator(tz=UTC, maxticks=8)
+    zone = ZoneInfo(data.zone)
+    locator = mdates.AutoDateLocator(tz=zone, maxticks=8)
     dynos.xaxis.set_major_locator(locator)
-    dynos.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
+    dynos.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=zone))
     for axes in (traffic, latency, dynos):
         axes.grid(True, color="#dddddd", linewidth=0.5)
         axes.spines[["top", "right"]].set_visible(False)
@@ -180,8 +181,14 @@ def render(data: ChartData) -> Rendered:
         "marks": len(data.marks),
         "shades": len(data.shades),
     }
-    summary = {"app": data.app, "requests": data.total, "points": len(x)}
+    summary = {"app": data.app, "requests": data.total, "points": len(x), "zone": data.zone}
     canvas.draw()
+    plotted["title"] = title.get_text()
+    plotted["time_ticks"] = [
+        (label.get_text(), round(label.get_position()[0] * _DAY))
+        for label in dynos.get_xticklabels()
+        if data.since <= label.get_position()[0] * _DAY <= data.until
+    ]
     plotted["traffic_ticks"] = _tick_labels(traffic)
     plotted["latency_ticks"] = _tick_labels(latency)
     plotted["latency_note"] = latency.texts[0].get_text() if latency.texts else None

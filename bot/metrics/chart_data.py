@@ -60,6 +60,13 @@ class ChartData:
     # The last bucket is the one under way: its requests count in the total, but its few
     # seconds drawn as a rate ended every chart in a plunge, as if traffic had stopped.
     under_way: bool = False
+    zone: str = "UTC"  # the clock the time axis is drawn on (a digest's, for its day)
+    heading: str | None = None  # what the span is called, when not "last 24 h"
+
+    @property
+    def title(self) -> str:
+        """The chart's name, as its upload and its picture give it."""
+        return f"{self.app}: {self.heading or 'last ' + span_words(self.minutes)}"
 
     @property
     def rates(self) -> tuple[float, ...]:
