@@ -51,3 +51,39 @@ def test_asking_for_the_current_formation_changes_nothing(actions, heroku):
     result = actions.run(Actor(ADMIN), parse("scale web=1 myapp"))
     assert isinstance(result, Reply) and "already runs" in result.text
     assert [r for r in heroku.requests if r.method == "PATCH"] == []
+
+
+GRID_PROTECTED = """\
+access:
+  - allow: [kill, approve]
+    users: [UUSER001, UUSER002]
+apps:
+  shop:
+    platform: heroku
+    guardrails:
+      protected: true
+"""
+
+
+def test_an_approval_of_a_grid_colleague_from_another_workspace_goes_ahead(database_url, heroku):
+    # The bot lives in T0HOME of the Enterprise Grid org E0GRID; the asker's workspace is
+    # another of that org's, which their command names with the org. The approval judges
+    # the asker's right again, and had found them "a member of another organisation".
+    heroku.add_app("shop", formation={"web": (1, "standard-1x"), "worker": (1, "standard-1x")})
+    db = Database(database_url)
+    registry = Registry.parse(GRID_PROTECTED, "deploybot.yml")
+    platform = HerokuPlatform(HEROKU_KEY, heroku.url)
+    gate = Gate(registry.rules, workspace=lambda: ("T0HOME", "E0GRID"))
+    actions = Actions(
+        lambda app: Resolved(registry.resolve(app), platform), AuditLog(db), Confirmations(db), gate
+    )
+    try:
+        asker = Actor("UUSER001", "T0OTHERWS", "C0SHOP", enterprise_id="E0GRID")
+        prompt = actions.run(asker, parse("kill shop worker"))
+        assert prompt.approval, prompt
+        approver = Actor("UUSER002", "E0GRID", "C0SHOP")  # a click names the org
+        result = actions.confirm(approver, prompt.id)
+        assert "another Slack organisation" not in getattr(result, "text", ""), result
+        assert heroku.formation("shop")["worker"][0] == 0
+    finally:
+        db.dispose()

@@ -787,11 +787,14 @@ class Actions:
                     return f"You may not approve changes to `{pending.app}`. {decision.reason}"
                 # The asker's own right, judged again: it may have been taken away (a rule,
                 # a user group) since they asked, and the change is made in their name, in
-                # the channel they asked in.
+                # the channel they asked in. Not their organisation: the command judged it
+                # with the Enterprise Grid org it named, which the prompt does not keep, and
+                # without it a colleague from another of the org's workspaces read as a
+                # partner's member.
                 requester = replace(
                     actor,
                     user_id=pending.user_id,
-                    team_id=pending.team_id,
+                    team_id=None,
                     enterprise_id=None,
                     channel_id=pending.channel_id or actor.channel_id,
                     request_key=None,
