@@ -155,6 +155,9 @@ def register(app: App, services: Services) -> None:
             refuse(respond, body)
             return
         actor = _actor(body, services.source)
+        kind, _, subject = _parts(key)
+        # In the history as the words of a command would be: it hides an alert for an hour.
+        words = " ".join(part for part in ("silence", app_name, kind, subject, "for 1h") if part)
         try:
             decision = services.gate.decide(actor, "watch", app_name)
         except GroupLookupFailed as error:
@@ -162,6 +165,7 @@ def register(app: App, services: Services) -> None:
             _say(respond, str(error))
             return
         if not decision.allowed:
+            services.audit.record(actor, "silence", app_name, words, "refused", decision.reason)
             _say(respond, decision.reason)
             return
         silenced = alerts.silence(key, datetime.now(UTC) + SILENCE_FOR)
@@ -171,6 +175,7 @@ def register(app: App, services: Services) -> None:
         if not silenced.changed:
             _say(respond, f"This alert is already silenced until {silenced.until:%H:%M} UTC.")
             return
+        services.audit.record(actor, "silence", app_name, words, "ok")
         note = f"Silenced until {silenced.until:%H:%M} UTC by <@{actor.user_id}>."
         if silenced.state != "open":
             # Under "Resolved" a bare silence reads as a click on the wrong alert; it is on

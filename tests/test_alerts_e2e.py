@@ -754,3 +754,21 @@ def test_a_double_click_on_silence_notes_it_once(driver, heroku, slack, served):
     until = note.removeprefix("Silenced until ").split(" UTC")[0]
     answers = [r.payload["text"] for url in urls for r in slack.responses_for(url)]
     assert answers == [f"This alert is already silenced until {until} UTC."] * 2
+
+
+def test_silences_done_and_refused_are_in_the_apps_history(driver, heroku, slack, served):
+    # A silence hides a crash loop from the channel for an hour: it was in no history, and
+    # nor was a refused click, which docs/registry.md says the history holds.
+    _, alert, where = _posted_crash(driver, heroku, slack, served[1])
+    value = button(alert, SILENCE_ACTION)["value"]
+    ack_text(driver.click(SILENCE_ACTION, value, USER, **where)[0])
+    ack_text(driver.click(SILENCE_ACTION, value, ADMIN, **where)[0])
+    slack.wait_for_calls("chat.postMessage", n=2)
+    response, url = driver.command("history myapp", ADMIN)
+    ack_text(response)
+    lines = driver.reply(url)["text"].splitlines()
+    silences = [line for line in lines if "silence" in line]
+    assert len(silences) == 2, lines
+    assert silences[0].startswith("✓") and f"<@{ADMIN}>" in silences[0], silences
+    assert "`silence myapp crash web for 1h`" in silences[0], silences
+    assert silences[1].startswith("✗ refused") and f"<@{USER}>" in silences[1], silences
