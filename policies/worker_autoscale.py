@@ -96,14 +96,18 @@ def decide_worker(
     """
     value = info.get(process_type)
     if value is None or not _is_count(value):
-        # No number is no data, not "no jobs": keep what runs.
+        # No number is no data, not "no jobs": keep what runs, and say it as an unread
+        # queue, so that a type the app never reports is an alert after a while
+        # (`is_unread`), not a hold that only `autoscale APP status` shows.
         keep = min(max(current, low), high)
         what = (
-            f"the endpoint lists no {process_type}"
+            f"the endpoint lists no {process_type}{_near_miss(info, process_type)}"
             if value is None
             else f"the endpoint's {process_type} is {value:g}, not a number of 0 or more"
         )
-        return WorkerDecision(current, keep, _arrow(what, process_type, current, keep))
+        return WorkerDecision(
+            current, keep, _arrow(f"{_UNREAD}({what})", process_type, current, keep)
+        )
     if target.kind == "jobs":
         wanted = _ceil(value / target.value, high)
         shown = f"{value:g} jobs waiting, {target.value:g} per dyno"
@@ -147,6 +151,16 @@ def is_unread(reason: str) -> bool:
 
 
 _UNREAD = "could not read the job queue "
+
+
+def _near_miss(info: Mapping[str, float], process_type: str) -> str:
+    """The name the endpoint lists for `process_type` in another case (`Worker`), if any:
+    names are matched exactly, as Heroku's process types are. Only such a name is shown,
+    so nothing else the app wrote reaches the reason."""
+    near = sorted(name for name in info if name.casefold() == process_type.casefold())
+    if not near:
+        return ""
+    return f", but {near[0]}: names must match the process type exactly"
 
 
 def _ceil(wanted: float, high: int) -> int:

@@ -76,6 +76,8 @@ class _App(http.server.BaseHTTPRequestHandler):
                 self._send(200, GARBLED[case])
             elif case == "good":
                 self._send(200, b'[{"name": "worker", "value": 4}]')
+            elif case == "cased":  # the app's own name for the type, in its own case
+                self._send(200, b'[{"name": "Worker", "value": 400}]')
             elif case == "markup":
                 self._send(200, b'[{"name": "<!channel> `x`", "value": 1}]')
             elif case.startswith("status"):
@@ -477,6 +479,34 @@ def test_an_endpoint_unread_for_ten_minutes_is_an_alert_that_says_why(
             "answered 500 instead of its queues; the app's logs say why): worker stays at 1."
         )
         assert said == []  # the tick itself still tells the channel nothing
+    finally:
+        worker.db.dispose()
+        services.db.dispose()
+
+
+def test_a_type_the_endpoint_never_lists_is_an_alert_that_names_a_near_miss(
+    app, config, heroku, slack, monkeypatch, tmp_path
+):
+    """An endpoint that answers, but never with the type (`Worker` for `worker`, or `[]`
+    from an app whose hirefire-resource names no dyno), held the type every tick through
+    any backlog with only `autoscale APP status` to say so."""
+    from bot.worker.main import Worker
+
+    url, _ = app
+    services, scaler, said = _tick_against(config, monkeypatch, tmp_path, {"myapp": f"{url}/cased"})
+    worker = Worker(config)
+    try:
+        for tick in range(41):
+            scaler.tick(NOW + timedelta(seconds=15 * tick))
+        assert worker.watch(NOW + timedelta(minutes=10)) == 1
+        worker.send_alerts(NOW + timedelta(minutes=10))
+        [alert] = slack.messages("CMYAPP")
+        assert "*myapp* job queue unread for `worker` since " in alert["text"]
+        assert alert["text"].endswith(
+            "Last: For 10 min: could not read the job queue (the endpoint lists no worker, "
+            "but Worker: names must match the process type exactly): worker stays at 1."
+        )
+        assert said == []
     finally:
         worker.db.dispose()
         services.db.dispose()
