@@ -408,6 +408,26 @@ def test_an_unreadable_endpoint_is_a_held_decision_that_says_why(services, herok
     assert heroku.formation("myapp")["worker"][0] == 1
 
 
+def test_turning_a_worker_type_on_without_the_bots_token_says_so(services, monkeypatch):
+    """Set and confirmed, it had read nothing, the channel hearing of it only from the
+    job-queue-unread alert ten minutes on."""
+    from bot.store.audit import Actor
+    from policies.commands import parse
+    from tests.conftest import ADMIN
+
+    monkeypatch.delenv("HIREFIRE_TOKEN")
+    run = services.actions.run
+    reply = run(Actor(ADMIN, source="console"), parse("autoscale myapp worker on max=5"))
+    assert reply.text.endswith(
+        "`HIREFIRE_TOKEN` is not set in the bot, so the queue cannot be read until it is: "
+        "set it to the token in the app's HireFire endpoint."
+    )
+    status = run(Actor(ADMIN, source="console"), parse("autoscale myapp status")).text
+    assert "token from `HIREFIRE_TOKEN` (not set in the bot)" in status
+    off = run(Actor(ADMIN, source="console"), parse("autoscale myapp worker off")).text
+    assert "HIREFIRE_TOKEN" not in off
+
+
 @pytest.mark.parametrize(
     ("line", "said"),
     [

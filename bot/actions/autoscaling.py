@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -718,6 +719,13 @@ class AutoscaleCommands:
                 " No worker runs in this console, so nothing reads the queue yet: "
                 f"`/deploy simulate queue {app}` plays a backlog of jobs against it."
             )
+        if settings.mode != "off" and _token_unset(resolved.target):
+            # Saved all the same (the variable may be set next), but said while the asker
+            # is here: the tick reads nothing until then.
+            idle += (
+                f" `{resolved.target.queue_token_env}` is not set in the bot, so the queue "
+                "cannot be read until it is: set it to the token in the app's HireFire endpoint."
+            )
         return Reply(
             f"<@{actor.user_id}> set autoscaling of `{app}`: {settings.describe()}."
             + _ceiling_cost(settings.mode, ptype, running, high)
@@ -835,6 +843,7 @@ class AutoscaleCommands:
         for worker in self._autoscale.workers().of_app(app):
             endpoint = (
                 f"its queue from the registry's `queue_url`, token from `{target.queue_token_env}`"
+                + (" (not set in the bot)" if _token_unset(target) else "")
                 if target.queue_url
                 else "no `queue_url` in the registry, so nothing is read"
             )
@@ -882,6 +891,12 @@ def replayed_settings(store: AutoscaleStore, app: str, target: Target) -> dict[s
             "high": stored.max,
         }
     return current
+
+
+def _token_unset(target: Target) -> bool:
+    """Whether the bot lacks the token of `target`'s HireFire endpoint (its environment is
+    the worker's, which reads the endpoint: on Heroku, the same app's config vars)."""
+    return not os.environ.get(target.queue_token_env)
 
 
 def _default_max(resolved: Resolved, ptype: str) -> int:
