@@ -325,7 +325,13 @@ def test_a_chunked_answer_past_the_limit_is_cut_without_a_length(app):
     ("status", "says"),
     [
         (401, "answered 401; check HIREFIRE_TOKEN in the app and the bot"),
-        (404, "answered 404; check HIREFIRE_TOKEN in the app and the bot"),
+        # hirefire-resource's 404 for a wrong token, or Heroku's router's for an app renamed
+        # or a domain moved, where the registry's queue_url still names the old address.
+        (
+            404,
+            "answered 404; check HIREFIRE_TOKEN in the app and the bot, and that the "
+            "registry's queue_url is where the app answers now",
+        ),
         (500, "answered 500 instead of its queues; the app's logs say why"),
         (429, "answered 429 instead of its queues; the app's logs say why"),
     ],
@@ -348,7 +354,8 @@ def test_a_refused_token_names_the_variable_the_registry_gave(
         [held] = scaler.tick(NOW)
         assert held.reason == (
             "could not read the job queue (the app's HireFire endpoint answered 404; check "
-            "MYAPP_HF_TOKEN in the app and the bot): worker stays at 1"
+            "MYAPP_HF_TOKEN in the app and the bot, and that the registry's queue_url is "
+            "where the app answers now): worker stays at 1"
         )
     finally:
         services.db.dispose()

@@ -66,10 +66,13 @@ def fetch_queue_info(
             "queue_url to the address it answers at"
         )
     if status in (401, 403, 404):
-        # hirefire-resource passes unknown paths (a wrong token) to the app: a 404 here.
+        # hirefire-resource passes unknown paths (a wrong token) to the app: a 404 here. So
+        # does Heroku's router for a host no app answers at (the app renamed, its domain
+        # moved), which no token mends.
+        moved = " and that the registry's queue_url is where the app answers now"
         raise QueueInfoError(
             f"the app's HireFire endpoint answered {status}; "
-            f"check {token_env} in the app and the bot"
+            f"check {token_env} in the app and the bot" + (f",{moved}" if status == 404 else "")
         )
     if status != 200:
         raise QueueInfoError(
