@@ -54,6 +54,22 @@ def test_a_long_retry_after_is_not_slept_through(heroku, sleeps):
     assert heroku_module.MAX_RETRY_AFTER < 3600
 
 
+@pytest.mark.parametrize("retry_after", [2.5, -5])
+def test_a_429_with_a_retry_after_urllib3_cannot_read_is_still_a_throttle(
+    heroku, sleeps, database, retry_after
+):
+    # urllib3 raised InvalidHeader for it while retrying, told as "an answer the bot could
+    # not read": a refused scale read as one that may have been made, and no throttle held.
+    heroku.fail_next(429, count=5, retry_after=retry_after)
+    throttles = Throttles(database)
+    platform = HerokuPlatform(HEROKU_KEY, heroku.url, throttles=throttles)
+    with pytest.raises(PlatformError, match="allows the next call at") as caught:
+        platform.scale("myapp", {"web": (2, None)})
+    assert caught.value.changed is False
+    assert len(heroku.requests) == 4  # retried after backoff, as with no Retry-After
+    assert throttles.get("HEROKU_API_KEY").throttled_until is not None
+
+
 def test_gives_up_after_a_few_retries(heroku, sleeps):
     heroku.fail_next(502, count=10)
     with pytest.raises(PlatformError, match=r"failed \(502\)"):

@@ -85,15 +85,21 @@ _EXIT = re.compile(r"heroku\[[\w.]+\]: Process exited with status (\d+)")
 
 
 def _retry_after(response: Any) -> float:
-    try:
-        return Retry().get_retry_after(response) or 0.0
-    except InvalidHeader:
-        return 0.0
+    return _ShortRetry().get_retry_after(response) or 0.0
 
 
 class _ShortRetry(Retry):
     """Retries with backoff, but never sleeps through a long Retry-After, and never sends a
     write again after a 5xx."""
+
+    def get_retry_after(self, response: Any) -> float | None:
+        # A Retry-After urllib3 cannot read ("2.5", "-5", a garbled date) is none: its
+        # InvalidHeader, raised in the retry's sleep, had been told as an answer the bot
+        # could not read, a refused change as one that may have been made.
+        try:
+            return super().get_retry_after(response)
+        except InvalidHeader:
+            return None
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
         # A write answered 5xx may have been carried out. A POST sent again could make a
