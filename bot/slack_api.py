@@ -29,6 +29,7 @@ from urllib3.exceptions import ReadTimeoutError
 
 from bot.http_bodies import BodyTooLarge, read_and_release
 from bot.http_pool import ProcessPool
+from policies.slack_errors import RATE_LIMIT_ERRORS
 
 # The largest Web API answer the bot reads: its biggest are a user group's members and
 # `usergroups.list`, a few hundred kB for thousands of people.
@@ -128,11 +129,11 @@ def retry_after(headers: Any) -> float | None:
 
 
 def rate_limited_for(error: Exception, default: timedelta) -> timedelta | None:
-    """How long Slack's 429 (or its `ratelimited` answer) in `error` asks to wait (`default`
-    if it names no time); None when `error` is no rate limit."""
+    """How long Slack's 429 (or its `ratelimited` or `rate_limited` answer) in `error` asks
+    to wait (`default` if it names no time); None when `error` is no rate limit."""
     if not isinstance(error, SlackApiError):
         return None
-    if error.response.status_code != 429 and error.response.get("error") != "ratelimited":
+    if error.response.status_code != 429 and error.response.get("error") not in RATE_LIMIT_ERRORS:
         return None
     wait = retry_after(error.response.headers)
     return timedelta(seconds=wait) if wait else default

@@ -9,6 +9,11 @@ AUTH_ERRORS = frozenset(
     {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
 )
 
+# Slack's rate limit: `ratelimited` is the 429's answer; `rate_limited` ("posted too many
+# messages") the `ok: false` answer its spec lists for chat.postMessage and chat.update. Both
+# pass by themselves, so neither fails the message that met it.
+RATE_LIMIT_ERRORS = frozenset({"ratelimited", "rate_limited"})
+
 # What to do when Slack refuses a channel (the bot removed from it, archived, or private and
 # never invited): said where an alert, a digest, an approval request or a chart could not go.
 UNDELIVERED_ADVICE = {

@@ -119,6 +119,19 @@ def test_a_429_asking_past_the_longest_pause_waits_that_pause_only(db, slack, cl
     assert sender.send_due(T0 + MAX_PAUSE).sent == 1
 
 
+@pytest.mark.parametrize("method", ["chat.postMessage", "chat.update"])
+def test_slacks_rate_limited_answer_delays_the_alert_and_loses_nothing(db, slack, client, method):
+    # Slack's spec lists `rate_limited` (too many messages) among chat.postMessage's and
+    # chat.update's errors: the sender read it as a permanent one, and the alert was failed.
+    outbox = Outbox(db)
+    outbox.enqueue("crash:a:web", "C1", "post", "a", T0)
+    outbox.enqueue("crash:a:web", "C1", "update", "a, later", T0)
+    slack.fail_next(method, count=2, status=200, error="rate_limited")
+    drain(OutboxSender(db, client), outbox, T0)
+    assert [(e.state, e.kind) for e in outbox.entries()] == [("sent", "post"), ("sent", "update")]
+    assert [m["text"] for m in slack.messages("C1")] == ["a, later"]
+
+
 def test_server_errors_back_off_exponentially_for_that_incident_only(db, slack, client):
     outbox = Outbox(db)
     outbox.enqueue("crash:a:web", "C1", "post", "a", T0)

@@ -133,6 +133,7 @@ def test_one_reading_of_a_rate_limit_serves_every_caller():
     )
     assert rate_limited_for(error(429, "ratelimited"), wait) == wait
     assert rate_limited_for(error(200, "ratelimited"), wait) == wait
+    assert rate_limited_for(error(200, "rate_limited"), wait) == wait  # chat.postMessage's
     assert rate_limited_for(error(200, "not_in_channel"), wait) is None
     assert rate_limited_for(error(503, "service_unavailable"), wait) is None
     assert rate_limited_for(TimeoutError(), wait) is None

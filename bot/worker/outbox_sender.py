@@ -46,13 +46,13 @@ from bot.slack_api import retry_after as _retry_after
 from bot.store.db import Database, aware
 from bot.store.models import AlertOutboxEntry, IncidentRow
 from bot.store.throttles import Throttles
-from policies.slack_errors import AUTH_ERRORS
+from policies.slack_errors import AUTH_ERRORS, RATE_LIMIT_ERRORS
 
 log = logging.getLogger(__name__)
 
 # Slack's answers that mean "try again later" even with HTTP 200.
-TRANSIENT_ERRORS = frozenset(
-    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+TRANSIENT_ERRORS = RATE_LIMIT_ERRORS | frozenset(
+    {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
 # A token Slack refuses (`policies.slack_errors`): every row would meet the same answer, so
 # the rows wait (up to `give_up_after`), tried again this often, instead of each being

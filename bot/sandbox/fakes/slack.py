@@ -115,6 +115,7 @@ class _Fault:
     status: int
     retry_after: int | None
     remaining: int
+    error: str | None = None  # the answer's `error`; None: the status's usual one
 
 
 @dataclass
@@ -254,16 +255,25 @@ class FakeSlack(ServedFake):
     # -- fault injection -------------------------------------------------------------
 
     def fail_next(
-        self, target: str, count: int = 1, status: int = 429, retry_after: int | None = 1
+        self,
+        target: str,
+        count: int = 1,
+        status: int = 429,
+        retry_after: int | None = 1,
+        error: str | None = None,
     ) -> None:
         """Answer the next `count` requests to `target` (a Web API method name, or
         `"response_url"` for any response URL) with HTTP `status`.
 
-        A 429 carries `Retry-After: retry_after` as Slack's does. Faults queue up in the
+        A 429 carries `Retry-After: retry_after` as Slack's does. `error`: the answer's
+        `error` (with status 200, an `ok: false` answer such as the `rate_limited` the spec
+        lists for chat.postMessage); by default the status's own. Faults queue up in the
         order they were added.
         """
         with self._cond:
-            self._faults.setdefault(target, deque()).append(_Fault(status, retry_after, count))
+            self._faults.setdefault(target, deque()).append(
+                _Fault(status, retry_after, count, error)
+            )
 
     def _take_fault(self, target: str) -> _Fault | None:
         with self._cond:
@@ -394,7 +404,7 @@ class FakeSlack(ServedFake):
         fault = self._take_fault(method)
         if fault is not None:
             response = _json_response(
-                {"ok": False, "error": _fault_error(fault.status)}, fault.status
+                {"ok": False, "error": fault.error or _fault_error(fault.status)}, fault.status
             )
             _add_retry_after(response, fault)
             return response
@@ -704,7 +714,7 @@ class FakeSlack(ServedFake):
     def _response_url(self, request: Request, url_id: str) -> HTTPResponse:
         fault = self._take_fault("response_url")
         if fault is not None:
-            response = _text_response(_fault_error(fault.status), fault.status)
+            response = _text_response(fault.error or _fault_error(fault.status), fault.status)
             _add_retry_after(response, fault)
             return response
         try:
