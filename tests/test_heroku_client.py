@@ -70,6 +70,17 @@ def test_a_429_with_a_retry_after_urllib3_cannot_read_is_still_a_throttle(
     assert throttles.get("HEROKU_API_KEY").throttled_until is not None
 
 
+@pytest.mark.parametrize("retry_after", [4 * 3600, 10**9])
+def test_a_429_asking_past_an_hour_throttles_the_account_for_an_hour(heroku, sleeps, retry_after):
+    # Heroku's bucket refills whole within the hour; a longer Retry-After (a proxy's, a
+    # broken header) had held every command and the autoscaler for it, six hours at most
+    # (urllib3's own cap).
+    heroku.fail_next(429, count=1, retry_after=retry_after)
+    with pytest.raises(PlatformError, match=r"in about 60 min\)") as caught:
+        client(heroku).formation("myapp")
+    assert caught.value.changed is False
+
+
 def test_gives_up_after_a_few_retries(heroku, sleeps):
     heroku.fail_next(502, count=10)
     with pytest.raises(PlatformError, match=r"failed \(502\)"):

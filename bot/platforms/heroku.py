@@ -70,6 +70,10 @@ READ_TIMEOUT = 15.0
 MAX_RETRY_AFTER = 5.0
 # After a 429 without Retry-After: Heroku refills an account's bucket at ~75 calls a minute.
 DEFAULT_THROTTLE = timedelta(seconds=30)
+# The longest throttle a 429 stores: an empty bucket is full again within the hour, so a
+# longer Retry-After (a proxy's, a broken header) is not held to, where every command and
+# the autoscaler had waited it out (six hours, urllib3's own cap).
+MAX_THROTTLE = timedelta(hours=1)
 PAGE_MAX = 1000  # the most items Heroku returns in one page
 NAMED_MOST = 10  # dynos or process types named when a restart names none of them
 OUTPUT_TAIL = 20  # build output and run output lines shown in the thread
@@ -721,7 +725,7 @@ class HerokuPlatform:
             return self._send(method, resource, data, range_, now)
         except (_TooMany, RateLimitExceeded) as error:
             wait = error.wait if isinstance(error, _TooMany) else 0.0
-            until = now + (timedelta(seconds=wait) if wait else DEFAULT_THROTTLE)
+            until = now + min(timedelta(seconds=wait) if wait else DEFAULT_THROTTLE, MAX_THROTTLE)
             if self._throttles is not None:
                 self._throttles.throttle(self._account, until, now)
             end_call()
