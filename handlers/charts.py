@@ -83,9 +83,16 @@ def upload(
         return True
     except SlackApiError as error:
         problem = error.response.get("error") or "unknown error"
-        if raise_rate_limit and rate_limited_for(error, timedelta(0)) is not None:
+        wait = rate_limited_for(error, timedelta(minutes=1))
+        if raise_rate_limit and wait is not None:
             raise
-        if problem == "missing_scope":
+        if wait is not None:
+            minutes = max(1, round(wait.total_seconds() / 60))
+            why = (
+                "Slack is rate-limiting the bot, so I could not upload the chart: ask again "
+                f"in about {minutes} min. Here are its numbers:"
+            )
+        elif problem == "missing_scope":
             needed = error.response.get("needed") or SCOPE
             why = (
                 f"I cannot upload the chart: the bot's Slack token lacks the {code(needed)} "

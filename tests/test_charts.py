@@ -317,6 +317,18 @@ def test_a_chart_slack_will_not_share_in_the_channel_says_what_to_do(driver, sla
     assert "Requests:" in text and slack.uploads == []
 
 
+def test_a_chart_slack_rate_limits_says_so_and_when_to_ask_again(driver, slack, database_url):
+    # The reply had said "I could not upload the chart (`ratelimited`)": Slack's error code,
+    # not what happened nor what to do.
+    store_traffic(database_url, "myapp", 30, datetime.now(UTC))
+    slack.fail_next("files.getUploadURLExternal", status=429, retry_after=90)
+    _, url = driver.command("chart myapp", USER)
+    text = driver.reply(url)["text"]
+    assert "`ratelimited`" not in text, text
+    assert "Slack is rate-limiting the bot" in text and "in about 2 min" in text, text
+    assert "Requests:" in text and slack.uploads == []
+
+
 def test_a_chart_with_requests_only_in_the_minute_under_way_is_a_sentence(
     driver, slack, database_url
 ):
