@@ -389,3 +389,15 @@ def test_following_a_promotion_reads_each_target_app_once(heroku, monkeypatch):
     polls = [c for c in calls if c == f"GET /pipeline-promotions/{promotion_id}"]
     assert len(calls) - len(polls) == 1 + 2, calls  # its targets, then each one's release
     assert heroku.violations == []
+
+
+def test_a_remaining_past_what_the_database_holds_does_not_undo_a_change_made(heroku, database):
+    # RateLimit-Remaining went into an INTEGER column as it came: past 2**31 PostgreSQL
+    # refused the write, and a scale Heroku had made was answered with the database's error.
+    heroku.rate_limit_remaining = 3_000_000_000
+    throttles = Throttles(database)
+    platform = HerokuPlatform(HEROKU_KEY, heroku.url, throttles=throttles)
+    scaled = platform.scale("myapp", {"web": (2, None)})
+    assert [f.quantity for f in scaled if f.type == "web"] == [2]
+    # Read as no figure, as one that is not a number is: nothing stored, nothing trusted.
+    assert throttles.get("HEROKU_API_KEY") is None and platform.rate_limit_remaining is None

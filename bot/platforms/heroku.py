@@ -74,6 +74,7 @@ DEFAULT_THROTTLE = timedelta(seconds=30)
 # longer Retry-After (a proxy's, a broken header) is not held to, where every command and
 # the autoscaler had waited it out (six hours, urllib3's own cap).
 MAX_THROTTLE = timedelta(hours=1)
+REMAINING_MOST = 2**31 - 1  # a RateLimit-Remaining past this (the column's INTEGER) is none
 PAGE_MAX = 1000  # the most items Heroku returns in one page
 NAMED_MOST = 10  # dynos or process types named when a restart names none of them
 OUTPUT_TAIL = 20  # build output and run output lines shown in the thread
@@ -769,6 +770,10 @@ class HerokuPlatform:
         try:
             told = int(response.headers["RateLimit-Remaining"])
         except (KeyError, ValueError):
+            return
+        if not 0 <= told <= REMAINING_MOST:
+            # Nothing Heroku sends (its bucket holds 4,500): stored as it came, past 2**31
+            # PostgreSQL refused the write, and a change made was answered with that error.
             return
         self._remaining.observe(told, sent, time.monotonic())
         if self._throttles is not None:
