@@ -15,7 +15,8 @@ slowly. With a proxy configured (`HTTPS_PROXY`), slack_sdk's own path is used.
 from __future__ import annotations
 
 import io
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from http.client import HTTPMessage
 from typing import Any
 from urllib.error import HTTPError, URLError
@@ -115,17 +116,32 @@ def web_client(token: str | None, base_url: str, timeout: int = 30) -> WebClient
 
 
 def retry_after(headers: Any) -> float | None:
-    """Seconds a 429's `Retry-After` asks for (1 s to `MAX_PAUSE`); None without one."""
+    """Seconds a 429's `Retry-After` asks for (1 s to `MAX_PAUSE`), given in seconds or as
+    an HTTP date (which HTTP allows: a proxy's); None without one it can read."""
     for name, value in dict(headers or {}).items():
         if name.lower() == "retry-after":
             value = value[0] if isinstance(value, list) else value
             try:
                 seconds = float(value)
             except ValueError:
-                return None
+                seconds = _seconds_until(str(value))
+                if seconds is None:
+                    return None
             # `inf` and `nan` parse too; timedelta refuses both.
             return max(1.0, min(seconds, MAX_PAUSE.total_seconds())) if seconds == seconds else None
     return None
+
+
+def _seconds_until(value: str) -> float | None:
+    """Seconds from now to the HTTP date `value`; None when it is no date. A date was read
+    as no Retry-After at all: the outbox asked Slack again a second later."""
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC, by RFC 5322
+        when = when.replace(tzinfo=UTC)
+    return (when - datetime.now(UTC)).total_seconds()
 
 
 def rate_limited_for(error: Exception, default: timedelta) -> timedelta | None:

@@ -132,6 +132,20 @@ def test_slacks_rate_limited_answer_delays_the_alert_and_loses_nothing(db, slack
     assert [m["text"] for m in slack.messages("C1")] == ["a, later"]
 
 
+@pytest.mark.parametrize(
+    ("retry_after", "pause"),
+    [("Fri, 31 Dec 2099 23:59:59 GMT", MAX_PAUSE), ("Sat, 01 Jan 2000 00:00:00 GMT", SECOND)],
+)
+def test_a_429_whose_retry_after_is_an_http_date_waits_until_that_date(
+    db, slack, client, retry_after, pause
+):
+    # HTTP allows a date there; it was read as no Retry-After at all, and the outbox asked
+    # Slack again after a second, whatever the date said.
+    Outbox(db).enqueue("crash:a:web", "C1", "post", "a", T0)
+    slack.fail_next("chat.postMessage", count=1, status=429, retry_after=retry_after)
+    assert OutboxSender(db, client).send_due(T0).rate_limited_until == T0 + pause
+
+
 def test_server_errors_back_off_exponentially_for_that_incident_only(db, slack, client):
     outbox = Outbox(db)
     outbox.enqueue("crash:a:web", "C1", "post", "a", T0)

@@ -113,7 +113,7 @@ class Response:
 @dataclass
 class _Fault:
     status: int
-    retry_after: int | None
+    retry_after: int | str | None
     remaining: int
     error: str | None = None  # the answer's `error`; None: the status's usual one
 
@@ -259,13 +259,14 @@ class FakeSlack(ServedFake):
         target: str,
         count: int = 1,
         status: int = 429,
-        retry_after: int | None = 1,
+        retry_after: int | str | None = 1,
         error: str | None = None,
     ) -> None:
         """Answer the next `count` requests to `target` (a Web API method name, or
         `"response_url"` for any response URL) with HTTP `status`.
 
-        A 429 carries `Retry-After: retry_after` as Slack's does. `error`: the answer's
+        A 429 carries `Retry-After: retry_after` as Slack's does (a string as it is: an
+        HTTP date, say, which HTTP allows and Slack does not send). `error`: the answer's
         `error` (with status 200, an `ok: false` answer such as the `rate_limited` the spec
         lists for chat.postMessage); by default the status's own. Faults queue up in the
         order they were added.
