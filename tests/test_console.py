@@ -188,6 +188,16 @@ def test_metrics_of_the_beanstalk_shop_come_from_the_sandbox_s_cloudwatch(tmp_pa
     assert len(totals) == 2 and totals[0] > totals[1] > 0
 
 
+def test_the_sandbox_s_idle_green_twin_has_no_traffic_in_cloudwatch_or_its_health(tmp_path):
+    # CloudWatch held requests for `demo-shop-prod`'s load balancer only, while the fake's
+    # default health gave `demo-shop-green` 120 requests every 10 s: one reply said an idle
+    # hour and a busy moment side by side.
+    output = run_lines(tmp_path, "metrics demo-shop-green", "status demo-shop-green")
+    assert "Requests: 0 (0.0/min)" in output
+    assert "No requests in the last 10 s (Beanstalk health)." in output, output
+    assert "requests in the last 10s" not in output
+
+
 def test_drain_then_traffic_then_metrics_and_watch_in_the_sandbox():
     before = set(threading.enumerate())
     sandbox = Sandbox(admins=frozenset({console.CONSOLE_USER}))

@@ -178,6 +178,9 @@ class Sandbox:
             instance_type="t3.small",
             version_label="shop-1.3.2",
         )
+        # The idle twin: CloudWatch holds no requests for its load balancer, so its health
+        # reports none either (not the fake's default 60 an instance every 10 s).
+        self.beanstalk.set_health("demo-shop-green", region="us-east-1", request_count=0)
         for line in (
             "[INFO] Booting worker with pid: 4242",
             "[INFO] GET /basket 200 in 41ms",
