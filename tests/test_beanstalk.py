@@ -408,6 +408,24 @@ def test_metrics_come_from_cloudwatch_and_the_health_report(driver, aws, cloudwa
     assert aws.violations == []
 
 
+def test_metrics_of_a_single_instance_environment_say_it_has_no_load_balancer(aws):
+    # No load balancer, so no RequestCount in CloudWatch: its hour read "Requests: 0" beside
+    # health's 120 requests in the last 10 s, a busy app shown as an idle one.
+    aws.add_environment(
+        "shop-solo", region="us-east-1", access_key=PROD_KEY, max_size=1, load_balanced=False
+    )
+    platform = beanstalk_module.BeanstalkPlatform("us-east-1", profile="prod")
+    traffic = platform.traffic("shop-solo", 5, datetime.now(UTC), alias="solo")
+    text = message(PlatformMetrics("solo", 5, traffic))["text"]
+    assert "Requests: 0" not in text, text
+    assert (
+        "Requests per minute are not available: `solo` is a single-instance environment, "
+        "with no load balancer to count them."
+    ) in text, text
+    assert "Last 10 s (Beanstalk health): 60 requests" in text
+    assert aws.violations == []
+
+
 def test_autoscale_of_a_beanstalk_environment_is_refused_clearly(driver, aws, config):
     # The autoscaler reads Heroku router logs and formations; it cannot scale an ASG.
     _, url = driver.command("autoscale shop on max=4", ADMIN)

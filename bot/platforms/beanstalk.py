@@ -122,7 +122,14 @@ class BeanstalkPlatform:
         balancers = resources.get("EnvironmentResources", {}).get("LoadBalancers", [])
         per_minute = [0] * minutes
         problem = None
-        if balancers:
+        if not balancers:
+            # CloudWatch counts requests at the load balancer: without one there are none to
+            # read, and zeros would show a busy single-instance environment as an idle one.
+            problem = (
+                f"`{alias or app}` is a single-instance environment, with no load balancer "
+                "to count them."
+            )
+        else:
             try:
                 per_minute = requests_per_minute(
                     self._cloudwatch(app), balancers[0]["Name"], now, minutes, app

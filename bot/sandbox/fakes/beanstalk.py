@@ -436,6 +436,9 @@ class _Environment:
     # What a tail bundle holds: (instance ID, or None for every instance's, line).
     log_lines: list[tuple[str | None, str]] = field(default_factory=list)
     tail_requested: bool = False
+    # False: a single-instance environment, with no load balancer (EnvironmentType
+    # SingleInstance), whose one instance answers at an Elastic IP.
+    load_balanced: bool = True
 
     @property
     def instance_type(self) -> str:
@@ -587,8 +590,12 @@ class FakeBeanstalk(ServedFake):
         health: str = "Green",
         instances: int | None = None,
         version_label: str | None = "v1",
+        load_balanced: bool = True,
     ) -> dict[str, Any]:
         """Create an environment owned by (access_key, region); registers the key.
+
+        `load_balanced=False` makes a single-instance environment: no load balancer among its
+        resources, `EnvironmentType` SingleInstance.
 
         A `Ready` environment has `instances` (default `min_size`) running; a `Launching` one
         has none until `launch_seconds` pass; `Updating` and `Terminating` finish on the clock
@@ -616,6 +623,7 @@ class FakeBeanstalk(ServedFake):
             )
             env.color = health
             env.version_label = version_label
+            env.load_balanced = load_balanced
             if version_label and not self._version(application, version_label, region, access_key):
                 created = self._now - timedelta(days=1)
                 self._versions.append(
@@ -1265,7 +1273,7 @@ class FakeBeanstalk(ServedFake):
                 "Instances": [{"Id": instance.id} for instance in env.instances],
                 "LaunchConfigurations": [{"Name": env.launch_configuration}],
                 "LaunchTemplates": [],
-                "LoadBalancers": [{"Name": env.load_balancer}],
+                "LoadBalancers": [{"Name": env.load_balancer}] if env.load_balanced else [],
                 "Triggers": [],
                 "Queues": [],
             }
@@ -1757,10 +1765,17 @@ def _option_settings(env: _Environment) -> list[dict[str, str]]:
         (_LAUNCH, "InstanceType", env.instance_type, launch),
         (_EC2, "EnableSpot", "false", None),
         (_EC2, "InstanceTypes", ",".join(env.config.instance_types), None),
-        ("aws:elasticbeanstalk:environment", "EnvironmentType", "LoadBalanced", None),
-        ("aws:elasticbeanstalk:environment", "LoadBalancerType", "application", None),
         ("aws:elasticbeanstalk:healthreporting:system", "SystemType", "enhanced", None),
     ]
+    if env.load_balanced:
+        settings += [
+            ("aws:elasticbeanstalk:environment", "EnvironmentType", "LoadBalanced", None),
+            ("aws:elasticbeanstalk:environment", "LoadBalancerType", "application", None),
+        ]
+    else:
+        settings.append(
+            ("aws:elasticbeanstalk:environment", "EnvironmentType", "SingleInstance", None)
+        )
     settings += [(_ENV_PROPERTIES, k, v, None) for k, v in env.properties.items()]
     out = []
     for namespace, option, value, resource in sorted(settings, key=lambda s: (s[0], s[1])):
