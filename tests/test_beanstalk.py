@@ -16,7 +16,7 @@ from botocore.config import Config as BotoConfig
 
 from bot.actions.results import PlatformMetrics
 from bot.platforms import beanstalk as beanstalk_module
-from bot.platforms.base import Traffic
+from bot.platforms.base import PlatformError, Traffic
 from bot.sandbox.fakes.beanstalk import FakeBeanstalk
 from bot.store.autoscale_settings import AutoscaleStore, Settings
 from bot.store.db import Database
@@ -424,6 +424,25 @@ def test_metrics_of_a_single_instance_environment_say_it_has_no_load_balancer(aw
     ) in text, text
     assert "Last 10 s (Beanstalk health): 60 requests" in text
     assert aws.violations == []
+
+
+def test_a_change_to_a_terminating_environment_is_not_told_to_wait_for_ready(aws):
+    # A terminating environment is never Ready again: "try again when it is Ready" sent
+    # whoever asked back to wait for nothing.
+    aws.add_environment("shop-old", region="us-east-1", access_key=PROD_KEY, status="Terminating")
+    platform = beanstalk_module.BeanstalkPlatform("us-east-1", profile="prod")
+    for change in (
+        lambda: platform.scale("shop-old", {"web": (3, None)}),
+        lambda: platform.restart("shop-old", None),
+        lambda: platform.set_config("shop-old", {"A": "1"}),
+    ):
+        with pytest.raises(PlatformError) as caught:
+            change()
+        said = str(caught.value)
+        assert "try again when it is Ready" not in said, said
+        assert said.startswith("`shop-old` is being terminated (since "), said
+        assert said.endswith("UTC), so it cannot be changed."), said
+    assert not aws.calls("UpdateEnvironment") and not aws.calls("RestartAppServer")
 
 
 def test_autoscale_of_a_beanstalk_environment_is_refused_clearly(driver, aws, config):

@@ -646,6 +646,12 @@ def _refuse_if_busy(environment: dict[str, Any]) -> None:
         since = environment.get("DateUpdated")
         when = f" since {since.astimezone(UTC):%H:%M} UTC" if isinstance(since, datetime) else ""
         name = environment["EnvironmentName"]
+        if status == "Terminating":
+            # Never Ready again: waiting for it is no advice.
+            since = f" ({when.strip()})" if when else ""
+            raise PlatformError(
+                f"`{name}` is being terminated{since}, so it cannot be changed.", app=name
+            )
         raise PlatformError(
             f"`{name}` is busy ({status}{when}); try again when it is Ready.", app=name
         )
