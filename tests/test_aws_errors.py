@@ -100,6 +100,33 @@ def test_cloudwatch_access_denied_names_the_permission():
 
 
 @pytest.mark.parametrize(
+    "code",
+    ["ExpiredToken", "ExpiredTokenException", "IncompleteSignature", "InvalidSignatureException"],
+)
+def test_cloudwatch_refusing_expired_or_broken_credentials_says_so(code):
+    # Credentials that expire mid-run (a session token's hour) were told "CloudWatch
+    # answered ExpiredToken. Try again in a minute.", as if it would pass; Beanstalk's own
+    # calls, on the same credentials, said an admin should check the profile.
+    refused = boto.ClientError(
+        {
+            "Error": {
+                "Code": code,
+                "Message": "The security token included in the request is expired",
+            }
+        },
+        "GetMetricData",
+    )
+    with pytest.raises(PlatformError) as caught:
+        requests_per_minute(_Failing(refused), "app/x/1", datetime.now(UTC), 5, "shop")
+    said = str(caught.value)
+    assert "Try again" not in said, said
+    assert said == (
+        f"AWS refused the bot's credentials for `shop` ({code}). An admin should check "
+        "the profile named in the registry."
+    )
+
+
+@pytest.mark.parametrize(
     ("code", "message", "secret"),
     [
         # A key id pasted with a newline: AWS quotes the request's Authorization header.

@@ -18,6 +18,19 @@ from bot.platforms.base import PlatformError, lost_answer
 
 log = logging.getLogger(__name__)
 
+# The error codes with which AWS refuses the credentials themselves, for any service: a key
+# it does not know, a signature that does not match (a key pasted with a newline or space:
+# the message quotes the Authorization header), a session token that expired mid-run.
+REFUSED_CREDENTIALS = (
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "SignatureDoesNotMatch",
+    "InvalidSignatureException",
+    "IncompleteSignature",
+    "AuthorizationHeaderMalformed",
+    "ExpiredToken",
+    "ExpiredTokenException",
+)
 _CREDENTIALS = (
     boto.NoCredentialsError,
     boto.PartialCredentialsError,

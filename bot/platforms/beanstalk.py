@@ -21,7 +21,7 @@ import requests
 from botocore.config import Config as BotoConfig
 
 from bot.http_bodies import UNREADABLE, fetch_tail
-from bot.platforms.aws_errors import botocore_error
+from bot.platforms.aws_errors import REFUSED_CREDENTIALS, botocore_error
 from bot.platforms.base import (
     NO_MAINTENANCE,
     RESTART_WHOLE,
@@ -579,18 +579,7 @@ def _client_error(error: botocore.exceptions.ClientError, app: str, write: bool)
     raw = error.response.get("Error", {}).get("Message", "").strip()
     # Clipped after masking (a cut secret would escape the mask): Slack refuses long blocks.
     message = escape(clip(mask(_ENVIRONMENT_VALUE.sub(rf"\g<1>{MASK}\g<2>", raw)), 300))
-    if code in (
-        "InvalidClientTokenId",
-        "UnrecognizedClientException",
-        "AccessDenied",
-        "InsufficientPrivilegesException",
-        "SignatureDoesNotMatch",
-        # A key pasted with a newline or space: AWS's message quotes the Authorization header.
-        "IncompleteSignature",
-        "AuthorizationHeaderMalformed",
-        "ExpiredToken",
-        "ExpiredTokenException",
-    ):
+    if code in (*REFUSED_CREDENTIALS, "AccessDenied", "InsufficientPrivilegesException"):
         return PlatformError(
             f"AWS refused the bot's credentials for `{app}` ({code}). An admin should check "
             "the profile named in the registry.",

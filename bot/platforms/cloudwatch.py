@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore import exceptions as boto
 
-from bot.platforms.aws_errors import botocore_error
+from bot.platforms.aws_errors import REFUSED_CREDENTIALS, botocore_error
 from bot.platforms.base import PlatformError
 from policies.slack_text import escape
 
@@ -95,7 +95,7 @@ def _client_error(error: boto.ClientError, app: str) -> PlatformError:
             f"allow {PERMISSION} for the bot's AWS user.",
             app=app,
         )
-    if code in ("InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch"):
+    if code in REFUSED_CREDENTIALS:
         return PlatformError(
             f"AWS refused the bot's credentials for `{app}` ({code}). An admin should check "
             "the profile named in the registry.",
