@@ -445,6 +445,24 @@ def test_a_change_to_a_terminating_environment_is_not_told_to_wait_for_ready(aws
     assert not aws.calls("UpdateEnvironment") and not aws.calls("RestartAppServer")
 
 
+def test_status_of_an_environment_with_basic_health_shows_what_it_can(aws):
+    # Enhanced health off: DescribeEnvironmentHealth is refused, and the whole status failed
+    # with "Elastic Beanstalk answered InvalidRequestException: …", though the environment,
+    # its settings and its instances all read.
+    aws.add_environment(
+        "shop-basic", region="us-east-1", access_key=PROD_KEY, min_size=2, enhanced_health=False
+    )
+    platform = beanstalk_module.BeanstalkPlatform("us-east-1", profile="prod")
+    status = platform.status("shop-basic")
+    assert status.state == "Ready" and status.health == "Green"
+    assert len(status.dynos) == 2
+    assert (
+        "enhanced health reporting is off, so there are no causes or request figures"
+        in status.notes
+    ), status.notes
+    assert aws.violations == []
+
+
 def test_autoscale_of_a_beanstalk_environment_is_refused_clearly(driver, aws, config):
     # The autoscaler reads Heroku router logs and formations; it cannot scale an ASG.
     _, url = driver.command("autoscale shop on max=4", ADMIN)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from threading import Event
 from typing import Any
@@ -64,6 +65,8 @@ ASG = "aws:autoscaling:asg"
 LAUNCH = "aws:autoscaling:launchconfiguration"
 EC2 = "aws:ec2:instances"
 ENV_PROPERTIES = "aws:elasticbeanstalk:application:environment"
+HEALTH_SYSTEM = "aws:elasticbeanstalk:healthreporting:system"
+BASIC_HEALTH = "enhanced health reporting is off, so there are no causes or request figures"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BOTO_CONFIG = BotoConfig(
     connect_timeout=3,
@@ -222,17 +225,26 @@ class BeanstalkPlatform:
         order, as when they were read one after another."""
         environment = self._environment(app)  # builds the client the reads below share
         label = environment.get("VersionLabel")
-        settings, health, instances, (deployed_at, beyond) = read_together(
+        settings, health, instances, deployed = read_together(
             (
                 lambda: self._settings(environment),
-                lambda: self._call(
+                _kept(lambda: self._call(
                     "describe_environment_health", app, EnvironmentName=app, AttributeNames=["All"]
-                ),
-                lambda: self._instances(app),
-                lambda: self._deployed_at(app, environment) if label else (None, False),
+                )),
+                _kept(lambda: self._instances(app)),
+                _kept(lambda: self._deployed_at(app, environment) if label else (None, False)),
             )
-        )
+        )  # fmt: skip
         notes = [f"instances {settings['min']}–{settings['max']} (Auto Scaling group)"]
+        if isinstance(health, PlatformError) and settings["health_system"] == "basic":
+            # Basic health: AWS refuses DescribeEnvironmentHealth, and the environment's own
+            # Health colour (below) is all there is.
+            health = {}
+            notes.append(BASIC_HEALTH)
+        for read in (health, instances, deployed):
+            if isinstance(read, PlatformError):
+                raise read  # the first failure in the order the reads are listed
+        deployed_at, beyond = deployed
         if environment.get("CNAME"):
             # What a blue/green swap moves: which environment answers at which address.
             notes.append(f"answers at {environment['CNAME']}")
@@ -541,6 +553,7 @@ class BeanstalkPlatform:
             "min": int(values.get((ASG, "MinSize")) or 0),
             "max": int(values.get((ASG, "MaxSize")) or 0),
             "instance_type": instance_type,
+            "health_system": values.get((HEALTH_SYSTEM, "SystemType")) or "",
         }
 
     def _instances(self, app: str) -> list[dict[str, Any]]:
@@ -644,6 +657,19 @@ def _refuse_if_busy(environment: dict[str, Any]) -> None:
         raise PlatformError(
             f"`{name}` is busy ({status}{when}); try again when it is Ready.", app=name
         )
+
+
+def _kept(read: Callable[[], Any]) -> Callable[[], Any]:
+    """`read`, its failure returned rather than raised: `status` weighs a refused health
+    read against the settings read beside it, then raises the first failure in turn."""
+
+    def kept() -> Any:
+        try:
+            return read()
+        except PlatformError as error:
+            return error
+
+    return kept
 
 
 def _only_web(targets: Targets) -> None:

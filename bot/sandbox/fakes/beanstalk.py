@@ -439,6 +439,8 @@ class _Environment:
     # False: a single-instance environment, with no load balancer (EnvironmentType
     # SingleInstance), whose one instance answers at an Elastic IP.
     load_balanced: bool = True
+    # False: basic health reporting (SystemType basic), and DescribeEnvironmentHealth refused.
+    enhanced_health: bool = True
 
     @property
     def instance_type(self) -> str:
@@ -591,11 +593,13 @@ class FakeBeanstalk(ServedFake):
         instances: int | None = None,
         version_label: str | None = "v1",
         load_balanced: bool = True,
+        enhanced_health: bool = True,
     ) -> dict[str, Any]:
         """Create an environment owned by (access_key, region); registers the key.
 
         `load_balanced=False` makes a single-instance environment: no load balancer among its
-        resources, `EnvironmentType` SingleInstance.
+        resources, `EnvironmentType` SingleInstance. `enhanced_health=False` reports basic
+        health only: DescribeEnvironmentHealth answers 400 InvalidRequestException.
 
         A `Ready` environment has `instances` (default `min_size`) running; a `Launching` one
         has none until `launch_seconds` pass; `Updating` and `Terminating` finish on the clock
@@ -624,6 +628,7 @@ class FakeBeanstalk(ServedFake):
             env.color = health
             env.version_label = version_label
             env.load_balanced = load_balanced
+            env.enhanced_health = enhanced_health
             if version_label and not self._version(application, version_label, region, access_key):
                 created = self._now - timedelta(days=1)
                 self._versions.append(
@@ -1214,6 +1219,13 @@ class FakeBeanstalk(ServedFake):
 
     def _describe_environment_health(self, call: _Call) -> dict[str, Any]:
         env = self._target(call)
+        if not env.enhanced_health:
+            # The operation's documented error for a request it cannot serve.
+            raise _AwsError(
+                400,
+                "InvalidRequestException",
+                f"Environment {env.name} does not have enhanced health reporting enabled.",
+            )
         wanted = set(call.params.get("AttributeNames", []))
         every = "All" in wanted
         _, health_status, color = self._health(env)
@@ -1765,7 +1777,12 @@ def _option_settings(env: _Environment) -> list[dict[str, str]]:
         (_LAUNCH, "InstanceType", env.instance_type, launch),
         (_EC2, "EnableSpot", "false", None),
         (_EC2, "InstanceTypes", ",".join(env.config.instance_types), None),
-        ("aws:elasticbeanstalk:healthreporting:system", "SystemType", "enhanced", None),
+        (
+            "aws:elasticbeanstalk:healthreporting:system",
+            "SystemType",
+            "enhanced" if env.enhanced_health else "basic",
+            None,
+        ),
     ]
     if env.load_balanced:
         settings += [
