@@ -194,3 +194,31 @@ def test_a_5xx_on_a_change_may_have_made_it_and_on_a_read_did_nothing():
         "Elastic Beanstalk failed (InternalFailure), so `shop` could not be read. "
         "Try again in a minute."
     )
+
+
+@pytest.mark.parametrize(
+    ("code", "says"),
+    [
+        (
+            "AccessDenied",
+            "AWS does not let the bot call elasticbeanstalk:UpdateEnvironment for `shop` "
+            "(AccessDenied). An admin should allow it in the IAM policy of the bot's AWS user.",
+        ),
+        (
+            "InsufficientPrivilegesException",
+            "The bot's AWS user lacks a permission that elasticbeanstalk:UpdateEnvironment needs "
+            "for `shop` (InsufficientPrivilegesException). An admin should check its IAM policy.",
+        ),
+    ],
+)
+def test_a_permission_aws_refuses_is_not_said_to_be_a_credentials_problem(code, says):
+    # Valid credentials without a permission were told "AWS refused the bot's credentials …
+    # check the profile": an admin rotated keys that were fine, where a policy lacked an action.
+    denied = boto.ClientError(
+        {"Error": {"Code": code, "Message": "User: arn:aws:iam::123456789012:user/bot is not "
+                   "authorized to perform: elasticbeanstalk:UpdateEnvironment"}},
+        "UpdateEnvironment",
+    )  # fmt: skip
+    with pytest.raises(PlatformError) as caught:
+        _failing(denied)._call("update_environment", "shop", EnvironmentName="shop")
+    assert str(caught.value) == says

@@ -604,7 +604,7 @@ RESOURCES, EVENTS = "DescribeEnvironmentResources", "DescribeEvents"
     ("faults", "says"),
     [
         ([("InvalidParameterValue", SETTINGS)], "Elastic Beanstalk refused the request about"),
-        ([("AccessDenied", HEALTH)], "AWS refused the bot's credentials"),
+        ([("AccessDenied", HEALTH)], "AWS does not let the bot call"),
         ([("ResourceNotFound", RESOURCES)], "Elastic Beanstalk answered ResourceNotFound"),
         ([("ResourceNotFound", EVENTS)], "Elastic Beanstalk answered ResourceNotFound"),
         # Several failing in different ways: the first in the old order is told.
@@ -614,7 +614,7 @@ RESOURCES, EVENTS = "DescribeEnvironmentResources", "DescribeEvents"
         ),
         (
             [("InvalidParameterValue", EVENTS), ("AccessDenied", SETTINGS)],
-            "AWS refused the bot's credentials",
+            "AWS does not let the bot call",
         ),
     ],
     ids=["settings", "health", "resources", "events", "mixed", "mixed-2"],

@@ -592,7 +592,21 @@ def _client_error(error: botocore.exceptions.ClientError, app: str, write: bool)
     raw = error.response.get("Error", {}).get("Message", "").strip()
     # Clipped after masking (a cut secret would escape the mask): Slack refuses long blocks.
     message = escape(clip(mask(_ENVIRONMENT_VALUE.sub(rf"\g<1>{MASK}\g<2>", raw)), 300))
-    if code in (*REFUSED_CREDENTIALS, "AccessDenied", "InsufficientPrivilegesException"):
+    # A permission the credentials lack is no credentials problem: the IAM policy is.
+    action = f"elasticbeanstalk:{error.operation_name}"
+    if code in ("AccessDenied", "AccessDeniedException"):
+        return PlatformError(
+            f"AWS does not let the bot call {action} for `{app}` ({code}). An admin should "
+            "allow it in the IAM policy of the bot's AWS user.",
+            app=app,
+        )
+    if code == "InsufficientPrivilegesException":
+        return PlatformError(
+            f"The bot's AWS user lacks a permission that {action} needs for `{app}` ({code}). "
+            "An admin should check its IAM policy.",
+            app=app,
+        )
+    if code in REFUSED_CREDENTIALS:
         return PlatformError(
             f"AWS refused the bot's credentials for `{app}` ({code}). An admin should check "
             "the profile named in the registry.",
