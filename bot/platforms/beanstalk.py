@@ -228,13 +228,18 @@ class BeanstalkPlatform:
         settings, health, instances, deployed = read_together(
             (
                 lambda: self._settings(environment),
-                _kept(lambda: self._call(
-                    "describe_environment_health", app, EnvironmentName=app, AttributeNames=["All"]
-                )),
+                _kept(
+                    lambda: self._call(
+                        "describe_environment_health",
+                        app,
+                        EnvironmentName=app,
+                        AttributeNames=["All"],
+                    )
+                ),
                 _kept(lambda: self._instances(app)),
                 _kept(lambda: self._deployed_at(app, environment) if label else (None, False)),
             )
-        )  # fmt: skip
+        )
         notes = [f"instances {settings['min']}–{settings['max']} (Auto Scaling group)"]
         if isinstance(health, PlatformError) and settings["health_system"] == "basic":
             # Basic health: AWS refuses DescribeEnvironmentHealth, and the environment's own
