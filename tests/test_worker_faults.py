@@ -350,3 +350,95 @@ def test_a_worker_whose_lease_session_is_gone_does_not_scale(config, database_ur
         worker.lease.release()
         worker.db.dispose()
         admin.dispose()
+
+
+def _set_revision(database_url: str, revision: str | None) -> None:
+    """Put the migrated database at `revision` (None: no revision, as before any migration)."""
+    database = Database(database_url)
+    try:
+        with database.engine.begin() as connection:
+            connection.execute(text("DELETE FROM alembic_version"))
+            if revision is not None:
+                connection.execute(
+                    text("INSERT INTO alembic_version (version_num) VALUES (:r)"), {"r": revision}
+                )
+    finally:
+        database.dispose()
+
+
+def _head() -> str:
+    from alembic.script import ScriptDirectory
+
+    from bot.store.db import _alembic_config
+
+    [head] = ScriptDirectory.from_config(_alembic_config()).get_heads()
+    return head
+
+
+def test_a_worker_on_a_database_behind_its_release_waits_for_the_migration_saying_so(
+    config, database_url, fast, caplog, monkeypatch
+):
+    """The release phase did not run (a fresh database promoted, `pg:reset`): the worker had
+    led and run every job into a ProgrammingError traceback, a screenful each few seconds,
+    none of them saying to migrate. It now says so once and waits, leading once migrated."""
+    monkeypatch.setattr("bot.worker.main.SCHEMA_RECHECK_SECONDS", 0.2)
+    _set_revision(database_url, None)
+    worker = Worker(config)
+    runner = threading.Thread(target=worker.run)
+    with caplog.at_level(logging.INFO):
+        runner.start()
+        try:
+            wait_for(lambda: "python -m bot migrate" in caplog.text, timeout=10)
+            assert not worker.lease.held
+            _set_revision(database_url, _head())  # the migration ran
+            wait_for(lambda: "worker is the leader" in caplog.text, timeout=10)
+        finally:
+            worker.stopping.set()
+            runner.join(timeout=30)
+    assert not runner.is_alive()
+    said = [r.getMessage() for r in caplog.records if "python -m bot migrate" in r.getMessage()]
+    assert len(said) == 1, said  # once, not at every lease retry
+    assert "job failed" not in caplog.text
+
+
+def test_a_worker_after_a_rollback_runs_on_the_newer_schema_and_says_so(
+    config, database_url, fast, caplog
+):
+    """`heroku rollback`: the older release runs on the newer, additive schema."""
+    _set_revision(database_url, "9999")
+    worker = Worker(config)
+    runner = threading.Thread(target=worker.run)
+    with caplog.at_level(logging.INFO):
+        runner.start()
+        try:
+            wait_for(lambda: "worker is the leader" in caplog.text, timeout=10)
+        finally:
+            worker.stopping.set()
+            runner.join(timeout=30)
+    [newer] = [r for r in caplog.records if "newer" in r.getMessage()]
+    assert newer.revision == "9999" and newer.release == _head()  # type: ignore[attr-defined]
+
+
+def test_a_worker_on_another_apps_database_stops_with_a_sentence(config, database_url, fast):
+    """DATABASE_URL pointing at another app's Alembic database: no job may write to it. The
+    CLI prints the ConfigError as its one line and exits 2, and Heroku shows the dyno crashed."""
+    from bot.config import ConfigError
+
+    _set_revision(database_url, "ae1027a6acf")
+    worker = Worker(config)
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(worker.run())
+        except Exception as error:
+            outcome.append(error)
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    runner.join(timeout=10)
+    worker.stopping.set()
+    runner.join(timeout=30)
+    [error] = outcome
+    assert isinstance(error, ConfigError), error
+    assert "ae1027a6acf" in str(error) and "DATABASE_URL" in str(error)

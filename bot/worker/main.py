@@ -81,6 +81,9 @@ KEEP_OPENINGS = timedelta(days=35)
 KEEP_PROMPTS = timedelta(days=7)  # answered or expired prompts; the audit log keeps their story
 KEEP_HEARTBEATS = timedelta(days=7)  # of worker processes that stopped ticking
 JOBS_STOP_SECONDS = 20.0
+# How often a worker waiting for `migrate` reads the schema's revision again (each read
+# logs Alembic's two lines).
+SCHEMA_RECHECK_SECONDS = 30.0
 
 
 def _seconds(name: str, default: float) -> float:
@@ -147,6 +150,8 @@ class Worker:
         self.aws_backoff = AwsBackoff()
         self._detectors: Detectors | None = None
         self._digests: DigestJob | None = None
+        self._schema_said: str | None = None  # the schema state last logged
+        self._schema_read_at = float("-inf")  # time.monotonic() of the last read
 
     def heartbeat(self, now: datetime | None = None) -> None:
         """Say this worker ticks (and whether it leads): the web dyno reads it."""
@@ -395,10 +400,52 @@ class Worker:
         retry = _seconds("DEPLOYBOT_LEASE_RETRY_SECONDS", LEASE_RETRY_SECONDS)
         while True:
             self._mark_sent_alerts()
-            if self.lease.try_acquire():
+            if self._schema_ready() and self.lease.try_acquire():
                 return True
             if self.stopping.wait(retry):
                 return False
+
+    def _schema_ready(self) -> bool:
+        """Whether this release may run its jobs on the database's schema, said once per
+        state: behind (the release phase did not run) waits for `migrate`, where every job
+        had failed into a traceback; newer (`heroku rollback`) runs, the migrations being
+        additive; another app's database stops the worker. Checked until it is fine once."""
+        if self._schema_said in ("current", "newer"):
+            return True
+        if time.monotonic() - self._schema_read_at < SCHEMA_RECHECK_SECONDS:
+            return False  # behind a moment ago
+        self._schema_read_at = time.monotonic()
+        try:
+            state, revision, head = self.db.schema_state()
+        except SQLAlchemyError as error:
+            log.warning("schema not checked: database unreachable",
+                        extra={"error": type(error).__name__})  # fmt: skip
+            return False
+        if state == "foreign":
+            raise ConfigError(
+                f"the database at DATABASE_URL is at revision {revision}, which no deploybot "
+                "release made: it is another app's database. Check DATABASE_URL."
+            )
+        said, self._schema_said = self._schema_said, state
+        where = {"revision": revision, "release": head}
+        if state == "behind":
+            if said != "behind":
+                log.error(
+                    "database schema is behind this release: the jobs wait until "
+                    "`python -m bot migrate` runs (the release phase; by hand, "
+                    "`heroku run python -m bot migrate`)",
+                    extra=where,
+                )
+            return False
+        if state == "newer":
+            log.warning(
+                "database schema is newer than this release (a rollback?): running on it, "
+                "as the migrations only add",
+                extra=where,
+            )
+        elif said == "behind":
+            log.info("database schema migrated: the jobs start", extra=where)
+        return True
 
     def _mark_sent_alerts(self) -> None:
         """Alerts Slack took whose `sent` the database failed to store (it went, and the
