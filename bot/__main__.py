@@ -269,7 +269,7 @@ def _worker(_args: argparse.Namespace) -> int:
 
 
 def _migrate(_args: argparse.Namespace) -> int:
-    from bot.store.db import Database, MigrationBlocked
+    from bot.store.db import Database, MigrationBlocked, foreign_schema
 
     setup_logging()
     database = Database(Config.from_env().database_url)
@@ -284,10 +284,7 @@ def _migrate(_args: argparse.Namespace) -> int:
         )
         return 0
     if state == "foreign":
-        raise ConfigError(
-            f"the database at DATABASE_URL is at revision {revision}, which no deploybot "
-            "release made: it is another app's database. Check DATABASE_URL."
-        )
+        raise ConfigError(foreign_schema(revision))
     try:
         database.migrate()
     except MigrationBlocked as error:

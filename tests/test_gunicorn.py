@@ -211,3 +211,58 @@ def test_the_master_outlasts_the_background_processes_grace_within_herokus_30_se
     from bot.web import gunicorn_conf
 
     assert STOP_GRACE + 5 <= gunicorn_conf.graceful_timeout < 30
+
+
+def _start_on(database_url: str, revision: str | None, monkeypatch, caplog) -> str:
+    """gunicorn's on_starting on a PostgreSQL database at `revision`; what it logged."""
+    import logging
+
+    from bot.web import gunicorn_conf
+    from tests.test_worker_faults import _set_revision
+
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the web process migrates a SQLite file itself")
+    _set_revision(database_url, revision)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    with caplog.at_level(logging.INFO):
+        gunicorn_conf.on_starting(None)
+    return caplog.text
+
+
+def test_a_web_dyno_on_a_database_behind_its_release_says_to_migrate(
+    database_url, monkeypatch, caplog
+):
+    # The release phase did not run (a fresh database promoted, a `pg:reset`): the web dyno
+    # had started in silence, and every command failed into a ProgrammingError traceback.
+    said = _start_on(database_url, None, monkeypatch, caplog)
+    assert "behind this release" in said and "python -m bot migrate" in said
+
+
+def test_a_web_dyno_after_a_rollback_says_it_runs_on_the_newer_schema(
+    database_url, monkeypatch, caplog
+):
+    _start_on(database_url, "9999", monkeypatch, caplog)
+    [newer] = [r for r in caplog.records if "newer than this release" in r.getMessage()]
+    assert newer.revision == "9999"  # type: ignore[attr-defined]
+
+
+def test_a_web_dyno_on_another_apps_database_does_not_start(database_url, monkeypatch, caplog):
+    # DATABASE_URL naming another app's Alembic database: the bot would write its audit
+    # trail and settings into it. Exit code 3 stops gunicorn (and shows the dyno crashed).
+    with pytest.raises(SystemExit) as stopped:
+        _start_on(database_url, "ae1027a6acf", monkeypatch, caplog)
+    assert stopped.value.code == 3
+    assert "ae1027a6acf" in caplog.text and "DATABASE_URL" in caplog.text
+
+
+def test_a_web_dyno_starts_while_the_database_is_unreachable(monkeypatch, caplog):
+    # A database restarting as the dyno boots: the web dyno starts (its /healthz says 503
+    # until the database is back) rather than crash-looping in a traceback.
+    import logging
+
+    from bot.web import gunicorn_conf
+
+    monkeypatch.setenv("DATABASE_URL", f"postgres://u:pw@127.0.0.1:{free_port()}/db")
+    with caplog.at_level(logging.INFO):
+        gunicorn_conf.on_starting(None)
+    assert "database unreachable" in caplog.text

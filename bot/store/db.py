@@ -41,6 +41,15 @@ MIGRATION_ATTEMPTS = 12
 _LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's lock_timeout
 
 
+def foreign_schema(revision: str) -> str:
+    """What to say of a database at a revision no release made: `migrate`, the worker and
+    the web dyno refuse it alike."""
+    return (
+        f"the database at DATABASE_URL is at revision {revision}, which no deploybot release "
+        "made: it is another app's database. Check DATABASE_URL."
+    )
+
+
 class MigrationBlocked(Exception):
     """The migrations gave way to another connection's lock on every try."""
 

@@ -45,13 +45,54 @@ logger_class = RedactingLogger
 
 def on_starting(server):  # type: ignore[no-untyped-def]
     # Migrate an empty SQLite file once, in the master, before workers race to do it.
+    # PostgreSQL is the release phase's to migrate: say where its schema stands.
     from bot.config import Config
     from bot.store.db import Database
 
     database = Database(Config.from_env().database_url)
-    if database.is_sqlite and database.needs_migration():
-        database.migrate()
-    database.dispose()
+    try:
+        if not database.is_sqlite:
+            _say_schema(database)
+        elif database.needs_migration():
+            database.migrate()
+    finally:
+        database.dispose()
+
+
+def _say_schema(database):  # type: ignore[no-untyped-def]
+    """One line when the schema is not this release's: behind (no release phase migrated
+    it: commands fail until it runs) and newer (a rollback: this code runs on it) start all
+    the same; another app's database stops gunicorn (exit 3), before it writes there."""
+    import logging
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.store.db import foreign_schema
+
+    log = logging.getLogger("bot.web.schema")
+    try:
+        state, revision, head = database.schema_state()
+    except SQLAlchemyError as error:  # restarting: /healthz says 503 until it is back
+        log.warning("schema not checked: database unreachable",
+                    extra={"error": type(error).__name__})  # fmt: skip
+        return
+    where = {"revision": revision, "release": head}
+    if state == "foreign":
+        log.error(foreign_schema(revision))
+        raise SystemExit(3)  # gunicorn's "failed to boot": the whole server stops
+    if state == "behind":
+        log.error(
+            "database schema is behind this release: commands fail until "
+            "`python -m bot migrate` runs (the release phase; by hand, "
+            "`heroku run python -m bot migrate`)",
+            extra=where,
+        )
+    elif state == "newer":
+        log.warning(
+            "database schema is newer than this release (a rollback?): running on it, "
+            "as the migrations only add",
+            extra=where,
+        )
 
 
 def post_fork(server, worker):  # type: ignore[no-untyped-def]

@@ -44,7 +44,7 @@ from bot.slack_api import ADMIN_PAUSE, ADMIN_PAUSE_DEFAULT, rate_limited_for, we
 from bot.store.audit import AuditLog
 from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.confirmations import Confirmations, Pending
-from bot.store.db import Database
+from bot.store.db import Database, foreign_schema
 from bot.store.drain_claims import KEEP as KEEP_DRAIN
 from bot.store.drain_claims import DrainClaims
 from bot.store.heartbeats import TROUBLE_CHARS, Heartbeats
@@ -422,10 +422,7 @@ class Worker:
                         extra={"error": type(error).__name__})  # fmt: skip
             return False
         if state == "foreign":
-            raise ConfigError(
-                f"the database at DATABASE_URL is at revision {revision}, which no deploybot "
-                "release made: it is another app's database. Check DATABASE_URL."
-            )
+            raise ConfigError(foreign_schema(revision))
         said, self._schema_said = self._schema_said, state
         where = {"revision": revision, "release": head}
         if state == "behind":
