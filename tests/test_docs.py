@@ -47,7 +47,7 @@ def _runtime_sources() -> list[Path]:
 
 
 def _env_reads(tree: ast.AST) -> set[str]:
-    """Names read with env.get("X"), os.environ["X"], os.getenv("X") or _seconds("X", …),
+    """Names read with env.get("X"), os.environ["X"], os.getenv("X"), _seconds("X", …) or _count("X", …),
     the name given literally or as a module constant (`POOL_SIZE_ENV = "X"`)."""
     constants = {
         target.id: node.value.value
@@ -73,6 +73,7 @@ def _env_reads(tree: ast.AST) -> set[str]:
             if (called == "get" and mapping) or called in (
                 "getenv",
                 "_seconds",
+                "_count",  # gunicorn_conf's worker and thread counts
             ):
                 name = node.args[0]
         elif isinstance(node, ast.Subscript) and getattr(node.value, "attr", None) == "environ":

@@ -266,3 +266,39 @@ def test_a_web_dyno_starts_while_the_database_is_unreachable(monkeypatch, caplog
     with caplog.at_level(logging.INFO):
         gunicorn_conf.on_starting(None)
     assert "database unreachable" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("WEB_CONCURRENCY", "0"),
+        ("WEB_CONCURRENCY", "-1"),
+        ("GUNICORN_THREADS", "0"),
+        ("GUNICORN_THREADS", "four"),
+    ],
+)
+def test_a_worker_or_thread_count_that_is_no_count_stops_the_web_dyno_in_a_line(name, value):
+    # WEB_CONCURRENCY=0 had started a gunicorn master with no worker: listening, answering
+    # nothing, every Slack command timing out (H12) with no line saying why; a misspelt
+    # GUNICORN_THREADS ended in a traceback. (A WEB_CONCURRENCY that is no number at all
+    # stops gunicorn itself, which reads it before this file.)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), name: value}
+    out = subprocess.run(
+        [sys.executable, "-c", "import bot.web.gunicorn_conf"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.strip().count("\n") == 0 and name in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize(("workers", "threads", "read"), [(" 3 ", "2 ", "3 2"), ("3", "", "3 4")])
+def test_worker_and_thread_counts_pasted_with_spaces_or_left_empty_are_read(workers, threads, read):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WEB_CONCURRENCY": workers}
+    env["GUNICORN_THREADS"] = threads
+    code = "import bot.web.gunicorn_conf as g; print(g.workers, g.threads)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == read, out.stderr

@@ -1,17 +1,33 @@
 """gunicorn settings for the web dyno (read by the Procfile's web line)."""
 
 import os
+import sys
 
 from gunicorn.glogging import Logger
 
 from bot.logs import RedactSecrets
+from policies.numbers import whole_number
+
+
+def _count(name: str, default: int) -> int:
+    """A whole number of at least 1 from `name` (unset or empty: `default`). Anything else
+    stops the dyno with one line: WEB_CONCURRENCY=0 had started a master with no worker,
+    which listened and answered nothing."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    count = whole_number(raw, 4)
+    if count is None or count < 1:
+        sys.exit(f"deploybot: {name} must be a whole number of at least 1, not {raw[:20]!r}.")
+    return count
+
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+workers = _count("WEB_CONCURRENCY", 2)
 worker_class = "gthread"
 # Request threads ack; the work after an ack runs in a child process of each worker
 # (post_worker_init below), on that child's 2 threads.
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+threads = _count("GUNICORN_THREADS", 4)
 # The master imports and builds the app once; workers fork from it, sharing those pages
 # and booting without their own second of imports. Safe because create_app starts no
 # thread (the drain's flusher and claimer and follow-ups start on first use, the background
