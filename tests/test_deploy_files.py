@@ -36,6 +36,16 @@ def test_app_json_describes_every_variable_and_adds_postgres():
     assert app["formation"]["worker"]["quantity"] == 1
 
 
+def test_app_json_pins_the_web_concurrency_the_connection_budget_counts():
+    # Unset, Heroku's Python buildpack sets WEB_CONCURRENCY at each boot from the dyno's
+    # size (2 on Basic, 4 on Standard-2X, 17 on Performance-L): resizing the web dyno
+    # quietly multiplied its database connections past Essential-0's 20.
+    app = json.loads((ROOT / "app.json").read_text())
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    assert app["env"]["WEB_CONCURRENCY"].get("value") == "2"
+    assert "`WEB_CONCURRENCY=2`" in operations and "buildpack" in operations
+
+
 def test_every_variable_is_read_by_the_config_and_documented():
     source = (ROOT / "bot" / "config.py").read_text()
     readme = (ROOT / "README.md").read_text()
