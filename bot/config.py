@@ -38,20 +38,22 @@ class Config:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
         env = os.environ if env is None else env
-        api_url = env.get("SLACK_API_URL") or "https://slack.com/api/"
+        api_url = _pasted(env.get("SLACK_API_URL")) or "https://slack.com/api/"
         return cls(
-            database_url=_database_url(env.get("DATABASE_URL") or None),
-            slack_bot_token=env.get("SLACK_BOT_TOKEN") or None,
-            slack_signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
-            slack_app_token=env.get("SLACK_APP_TOKEN") or None,
+            database_url=_database_url(_pasted(env.get("DATABASE_URL"))),
+            slack_bot_token=_pasted(env.get("SLACK_BOT_TOKEN")),
+            slack_signing_secret=_pasted(env.get("SLACK_SIGNING_SECRET")),
+            slack_app_token=_pasted(env.get("SLACK_APP_TOKEN")),
             slack_api_url=api_url if api_url.endswith("/") else api_url + "/",
-            heroku_api_key=env.get("HEROKU_API_KEY") or None,
-            heroku_api_url=(env.get("HEROKU_API_URL") or "https://api.heroku.com").rstrip("/"),
-            admins=parse_admins(env.get("DEPLOYBOT_ADMINS", "")),
-            port=_port(env.get("PORT", "5000")),
-            heroku_app_name=env.get("HEROKU_APP_NAME") or None,
-            public_url=env.get("DEPLOYBOT_URL") or None,
-            admin_channel=env.get("DEPLOYBOT_ADMIN_CHANNEL") or None,
+            heroku_api_key=_pasted(env.get("HEROKU_API_KEY")),
+            heroku_api_url=(_pasted(env.get("HEROKU_API_URL")) or "https://api.heroku.com").rstrip(
+                "/"
+            ),
+            admins=parse_admins(_pasted(env.get("DEPLOYBOT_ADMINS")) or ""),
+            port=_port(_pasted(env.get("PORT")) or "5000"),
+            heroku_app_name=_pasted(env.get("HEROKU_APP_NAME")),
+            public_url=_pasted(env.get("DEPLOYBOT_URL")),
+            admin_channel=_pasted(env.get("DEPLOYBOT_ADMIN_CHANNEL")),
         )
 
     def require(self, *names: str) -> None:
@@ -61,6 +63,16 @@ class Config:
             raise ConfigError(
                 f"Set {', '.join(missing)} in the environment (see README, 'Configuration')."
             )
+
+
+def _pasted(raw: str | None) -> str | None:
+    """`raw` without the spaces, newline or one pair of quotes it was pasted with (None when
+    nothing is left): no token, secret, URL or ID has them, and a signing secret with a
+    newline had made every Slack request's signature "invalid", invisible in `heroku config`."""
+    value = (raw or "").strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        value = value[1:-1].strip()
+    return value or None
 
 
 def parse_admins(raw: str) -> frozenset[str]:

@@ -269,3 +269,36 @@ def test_output_into_a_closed_pipe_ends_quietly(tmp_path, args):
         process.kill()
     # 128 + SIGPIPE, as a shell reports a tool the closed pipe stopped (`yes | head`).
     assert (code, errors) == (141, ""), errors
+
+
+def test_settings_pasted_with_spaces_a_newline_or_quotes_are_read_as_meant():
+    # A signing secret pasted from Slack's page with a trailing newline had made every
+    # request's signature "invalid", and a token in quotes was "rejected": invisible in
+    # `heroku config`, and nothing said why.
+    config = Config.from_env(
+        {
+            "SLACK_SIGNING_SECRET": "abc123\n",
+            "SLACK_BOT_TOKEN": ' "xoxb-1-2" ',
+            "HEROKU_API_KEY": "'HRKU-k'",
+            "SLACK_APP_TOKEN": "\txapp-1",
+            "DATABASE_URL": " postgres://u:p@db.example.com:5432/d ",
+            "DEPLOYBOT_URL": "https://bot.example.com ",
+            "DEPLOYBOT_ADMIN_CHANNEL": '"C0ADMINS"',
+            "HEROKU_APP_NAME": "my-bot\n",
+            "PORT": " 5001 ",
+            "SLACK_API_URL": " https://slack.com/api/ ",
+            "HEROKU_API_URL": " https://api.heroku.com ",
+        }
+    )
+    assert config.slack_signing_secret == "abc123"
+    assert config.slack_bot_token == "xoxb-1-2"
+    assert config.heroku_api_key == "HRKU-k"
+    assert config.slack_app_token == "xapp-1"
+    assert config.database_url == "postgres://u:p@db.example.com:5432/d"
+    assert config.public_url == "https://bot.example.com"
+    assert config.admin_channel == "C0ADMINS"
+    assert config.heroku_app_name == "my-bot"
+    assert config.port == 5001
+    assert config.slack_api_url == "https://slack.com/api/"
+    assert config.heroku_api_url == "https://api.heroku.com"
+    assert Config.from_env({"SLACK_BOT_TOKEN": "  ", "DATABASE_URL": '""'}) == Config()
