@@ -269,10 +269,13 @@ def _worker(_args: argparse.Namespace) -> int:
 
 
 def _migrate(_args: argparse.Namespace) -> int:
+    from bot import preflight
     from bot.store.db import Database, MigrationBlocked, foreign_schema
 
     setup_logging()
-    database = Database(Config.from_env().database_url)
+    config = Config.from_env()
+    preflight.require_database(config, os.environ)
+    database = Database(config.database_url)
     state, revision, head = database.schema_state()
     if state == "newer":
         # `heroku rollback` runs the release phase with the older code: failing it would

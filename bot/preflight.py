@@ -23,9 +23,29 @@ NEEDS = {
 
 def problems(config: Config, registry: Registry, env: Mapping[str, str]) -> list[str]:
     """Every problem found, each a sentence naming the setting and what to do."""
-    found = list(registry.problems(env))
+    found = [problem] if (problem := database_problem(config, env)) else []
+    found += registry.problems(env)
     found += aws_problems(registry.targets(), env)
     return found
+
+
+def database_problem(config: Config, env: Mapping[str, str]) -> str | None:
+    """No DATABASE_URL on a Heroku dyno (`DYNO` is set): the default SQLite file would be
+    each dyno's own, lost at every restart, and the release phase would migrate a file its
+    one-off dyno then throws away."""
+    if config.database_url or not env.get("DYNO"):
+        return None
+    return (
+        "DATABASE_URL is not set on a Heroku dyno, where a SQLite file would be each dyno's "
+        "own and lost at every restart; attach Heroku Postgres "
+        "(`heroku addons:create heroku-postgresql:essential-0`)"
+    )
+
+
+def require_database(config: Config, env: Mapping[str, str]) -> None:
+    """Raise ConfigError with `database_problem`'s sentence, for `migrate` and the worker."""
+    if problem := database_problem(config, env):
+        raise ConfigError(problem + ".")
 
 
 def require(process: str, config: Config, registry: Registry, env: Mapping[str, str]) -> None:

@@ -302,3 +302,25 @@ def test_settings_pasted_with_spaces_a_newline_or_quotes_are_read_as_meant():
     assert config.slack_api_url == "https://slack.com/api/"
     assert config.heroku_api_url == "https://api.heroku.com"
     assert Config.from_env({"SLACK_BOT_TOKEN": "  ", "DATABASE_URL": '""'}) == Config()
+
+
+@pytest.mark.parametrize(
+    ("args", "dyno"),
+    [(("migrate",), "release.4821"), (("worker",), "worker.1"), (("check-config",), "run.1")],
+)
+def test_a_dyno_without_a_database_url_says_so_instead_of_using_a_sqlite_file(tmp_path, args, dyno):
+    # No Heroku Postgres attached (an app made by hand, the add-on destroyed): the release
+    # phase "migrated" a SQLite file on its one-off dyno and passed, and each dyno then kept
+    # its own file, lost at every restart, where the worker never saw the web dyno's data.
+    done = _run(
+        tmp_path,
+        *args,
+        DYNO=dyno,
+        SLACK_BOT_TOKEN="xoxb-1",
+        SLACK_SIGNING_SECRET="s",
+        HEROKU_API_KEY="k",
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode != 0, out
+    assert "DATABASE_URL is not set on a Heroku dyno" in out, out
+    assert "Traceback" not in out and not (tmp_path / "deploybot.sqlite3").exists()

@@ -32,6 +32,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot import preflight
 from bot.actions.dashboards import COST_DAYS
 from bot.actions.health import release_of
 from bot.actions.path import record_expiry
@@ -465,6 +466,7 @@ class Worker:
 
 def main() -> int:
     config = Config.from_env()
+    preflight.require_database(config, os.environ)
     # As `serve` does: a registry that cannot be read stops the worker with its line,
     # instead of every job failing on it while the heartbeat says all is well.
     Registry.from_env()
