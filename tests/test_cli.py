@@ -93,8 +93,21 @@ def test_the_worker_stops_at_an_interval_that_is_no_number(tmp_path):
             {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"},
             "environment variable HEROKU_API_KEY is not set",
         ),
+        # A traceback from float() in the gunicorn master; 0 had flushed in a busy loop.
+        *(
+            (
+                {
+                    "SLACK_BOT_TOKEN": "xoxb-1",
+                    "SLACK_SIGNING_SECRET": "s",
+                    "HEROKU_API_KEY": "k",
+                    "DEPLOYBOT_DRAIN_FLUSH_SECONDS": seconds,
+                },
+                "DEPLOYBOT_DRAIN_FLUSH_SECONDS must be a number of seconds above 0",
+            )
+            for seconds in ("5s", "0", "nan")
+        ),
     ],
-    ids=["no slack settings", "no heroku api key"],
+    ids=["no slack settings", "no heroku api key", "flush 5s", "flush 0", "flush nan"],
 )
 def test_the_procfile_web_line_without_its_settings_stops_in_one_line(tmp_path, given, says):
     # gunicorn's own "worker failed to boot" (3): it had migrated, then died in bolt with a

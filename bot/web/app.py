@@ -32,6 +32,24 @@ from handlers.alerts import blocks as alert_blocks
 log = logging.getLogger(__name__)
 
 
+def _flush_seconds() -> float:
+    """`DEPLOYBOT_DRAIN_FLUSH_SECONDS`: tests and the closed-loop benchmark flush faster. A
+    value that is no number of seconds stops the web dyno with its name, where float() had
+    ended the gunicorn master in a traceback (and 0 flushed in a busy loop)."""
+    raw = os.environ.get("DEPLOYBOT_DRAIN_FLUSH_SECONDS", "").strip()
+    if not raw:
+        return FLUSH_SECONDS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < 86_400:  # nan and inf fail this too
+        raise ConfigError(
+            f"DEPLOYBOT_DRAIN_FLUSH_SECONDS must be a number of seconds above 0, not {raw[:20]!r}."
+        )
+    return seconds
+
+
 def create_app(config: Config | None = None, registry: Registry | None = None) -> Flask:
     """`registry` None reads DEPLOYBOT_CONFIG; the sandbox passes its demo apps' own. With
     neither argument (the Procfile's line) the environment is checked as `serve` checks it."""
@@ -47,6 +65,7 @@ def create_app(config: Config | None = None, registry: Registry | None = None) -
             preflight.require("serve", config, registry, os.environ)
         config = config or Config.from_env()
         config.require(*NEEDS["serve"])
+        every = _flush_seconds()
         services = Services(config, registry=registry)
     except (ConfigError, RegistryError) as error:
         log.error(str(error))
@@ -63,8 +82,6 @@ def create_app(config: Config | None = None, registry: Registry | None = None) -
     bolt = build_bolt_app(services)
     signing_secret = config.slack_signing_secret or ""  # build_bolt_app required it
     intake = DrainIntake(services.db, services.drain_claims)
-    # `DEPLOYBOT_DRAIN_FLUSH_SECONDS`: tests and the closed-loop benchmark flush faster.
-    every = float(os.environ.get("DEPLOYBOT_DRAIN_FLUSH_SECONDS", FLUSH_SECONDS))
     # Its thread starts with the first drain POST: a gunicorn master that preloads this app
     # must fork no threads (they would not exist in the workers).
     flusher = Flusher(intake.aggregator, services.metrics, every, settle=intake.settle)
