@@ -770,3 +770,15 @@ def test_a_pin_s_end_in_the_autoscaler_s_notice_is_in_each_reader_s_time_zone(
     [(_, text)] = said
     assert f"pinned by <@{ADMIN}> at web=3 until {moment(until, NOW)}" in text, text
     assert f"until {moment(until, NOW)}" in decision.reason
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "1e400", "15m"])
+def test_a_formation_refresh_that_is_no_number_of_seconds_falls_back_to_the_default(
+    monkeypatch, raw
+):
+    # "nan" had reached timedelta(seconds=nan) and "inf" its OverflowError: the autoscale
+    # job failed at every tick, building its Autoscaler, and nothing was scaled.
+    from bot.worker.autoscale import FORMATION_REFRESH, _refresh_from_env
+
+    monkeypatch.setenv("DEPLOYBOT_FORMATION_REFRESH_SECONDS", raw)
+    assert _refresh_from_env() == FORMATION_REFRESH

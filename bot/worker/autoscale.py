@@ -24,6 +24,7 @@ knowledge and these budgets (`quantity`, `scale`): one formation read tells ever
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable, Collection
@@ -787,6 +788,9 @@ def _refresh_from_env() -> timedelta:
     try:
         seconds = float(raw) if raw else FORMATION_REFRESH.total_seconds()
     except ValueError:
+        seconds = math.nan
+    # nan and inf had reached timedelta() and failed the autoscale job at every tick.
+    if math.isnan(seconds) or seconds > 10 * 365 * 86_400:
         log.warning("DEPLOYBOT_FORMATION_REFRESH_SECONDS is not a number; using 900 seconds.")
         seconds = FORMATION_REFRESH.total_seconds()
     return timedelta(seconds=max(seconds, 0.0))
