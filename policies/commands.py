@@ -1462,6 +1462,7 @@ def _lock_as_typed(text: str) -> Command | None:
         args = _split(words[1] if len(words) > 1 else "")
     except ValueError:
         args = words[1].split()  # an apostrophe in the prose, not a quote
+    args = [_option_dashes(word) for word in args]  # `—force`, `—a`: as every verb reads them
     args, _ = _take_force_option(args, "lock")
     args, app, ahead = _take_app_option(args, "lock", prose=True)
     _app_before_option("lock", args, app, ahead)

@@ -407,6 +407,21 @@ def test_an_option_whose_dashes_smart_punctuation_joined_still_reads(dash: str) 
     assert parse(f"restart myapp {dash}force now").force == "now"
 
 
+@pytest.mark.parametrize("dash", ["\u2014", "\u2013"])
+def test_a_lock_reads_an_option_whose_dashes_smart_punctuation_joined(dash: str) -> None:
+    # Every other verb reads `—force` and `—a` as the options: `lock demo —force x` had
+    # locked `demo` with the reason "—force x", and `lock —a demo why` had been answered
+    # "`—a` is not a valid app name". A lone dash in the prose stays part of it.
+    with pytest.raises(CommandError) as caught:
+        parse(f"lock demo {dash}force x")
+    assert caught.value.problem.startswith("`--force` only passes a freeze")
+    assert parse(f"lock {dash}a demo release freeze") == Command(
+        "lock", app="demo", reason="release freeze"
+    )
+    assert parse(f"lock {dash}app demo why").app == "demo"
+    assert parse(f"lock demo hotfix {dash} do not ship").reason == f"hotfix {dash} do not ship"
+
+
 def test_curly_double_quotes_quote_as_straight_ones_but_in_a_config_value() -> None:
     # macOS and iOS curl a typed `"`: `--force “hot fix”` had left `fix”` over, answered
     # "`fix”` is neither a process type nor a dyno".
