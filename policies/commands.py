@@ -1103,6 +1103,7 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
 AUTOSCALE_SET_KEYS = ("down_stabilization", "max_step")
 # ASCII digits only: `\d` also takes other scripts' (`２m`), which were stored as typed.
 _SET_DURATION_RE = re.compile(r"^\d+[smh]\Z", re.IGNORECASE | re.ASCII)
+_RANGE_DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2212"), "-")
 _CLOCK_RANGE_RE = re.compile(r"^(\d{1,2}:\d{2})-(\d{1,2}:\d{2})\Z", re.ASCII)
 
 
@@ -1154,7 +1155,10 @@ def _parse_autoscale_schedule(app: str | None, words: list[str]) -> Command:
         )
     if action != "add" or len(words) < 4:
         raise CommandError(usage, "autoscale schedule")
-    days, clocks = words[1].lower(), _CLOCK_RANGE_RE.match(words[2])
+    # The replies write a window with en dashes (`Mon–Fri 08:00–18:00`), and smart
+    # punctuation curls a typed `-`: either, copied back, is the range it shows.
+    days = words[1].lower().translate(_RANGE_DASHES)
+    clocks = _CLOCK_RANGE_RE.match(words[2].translate(_RANGE_DASHES))
     if clocks is None:
         raise CommandError(
             f"{shown(words[2])} is not a time range like 08:00-18:00.", "autoscale schedule"

@@ -599,6 +599,15 @@ def test_a_huge_word_is_refused_clipped(text: str) -> None:
     assert "a" * 30 + "…`" in caught.value.message and len(caught.value.message) < 300
 
 
+@pytest.mark.parametrize("dash", ["\u2013", "\u2014", "\u2212"])
+def test_a_schedule_window_copied_as_the_bot_writes_it_reads(dash: str) -> None:
+    # `schedule list` and the replies write a window with en dashes ("Mon–Fri 08:00–18:00
+    # UTC"); typed back, or curled by smart punctuation, it had been refused: "`08:00–18:00`
+    # is not a time range like 08:00-18:00", and its days "use … ranges (mon-fri)".
+    command = parse(f"autoscale demo schedule add Mon{dash}Fri 08:00{dash}18:00 min=3")
+    assert command.options[:3] == (("days", "mon-fri"), ("start", "08:00"), ("end", "18:00"))
+
+
 def test_a_worker_type_may_still_autoscale_to_zero_and_targets_at_the_edge_pass() -> None:
     assert parse("autoscale demo worker on min=0 max=3 target=jobs:5").options[0] == ("min", "0")
     assert parse("autoscale demo on target=queue:30s min=1").options[0] == ("target", "queue:30s")
