@@ -1024,7 +1024,7 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
         # `autoscale APP worker of`: the second word is the mistyped mode, unless a setting
         # follows the first or only the first is near a mode (`sett max_step=4`, `schedul
         # add …`): then the first is, and blaming the second would point past it.
-        if "=" in rest[1] or not closest(rest[1], AUTOSCALE_MODES):
+        if "=" in rest[1] or not _meant(rest[1], AUTOSCALE_MODES):
             _keyword(
                 rest[0], _AUTOSCALE_WORDS, "a mode", "autoscale on", near_only="=" not in rest[1]
             )
@@ -1032,7 +1032,7 @@ def _parse_autoscale(args: list[str], app: str | None) -> Command:
     if not rest:
         raise CommandError("Say on, off, shadow or status.", "autoscale on")
     typed_alone = len(rest) == 1 and words is _AUTOSCALE_WORDS  # one word after the app
-    if typed_alone and _PTYPE_RE.match(rest[0]) and not closest(rest[0], _AUTOSCALE_WORDS):
+    if typed_alone and _PTYPE_RE.match(rest[0]) and not _meant(rest[0], _AUTOSCALE_WORDS):
         # `autoscale demo worker`: most likely a process type with its mode left out, which
         # "`worker` is not a mode: use `on`, …" did not say how to write.
         raise CommandError(
@@ -1432,11 +1432,22 @@ def _keyword(
     reads the word another way (as the app)."""
     if word.lower() in keywords:
         return
-    near = closest(word, keywords, limit=1)
+    near = _meant(word, keywords)
     if near_only and not near:
         return
     meant = f"did you mean {code(near[0])}? Use " if near else "use "
     raise CommandError(f"{shown(word)} is not {what}: {meant}{_or(keywords)}{also}.", verb)
+
+
+# What other tools call a mode or setting that is spelt otherwise here, and no spelling is
+# near enough for `closest` to find (`autoscale demo enable`, `maintenance demo disable`).
+_OTHER_SETTINGS = {"enable": "on", "enabled": "on", "disable": "off", "disabled": "off"}
+
+
+def _meant(word: str, keywords: tuple[str, ...]) -> list[str]:
+    """The keyword `word` most likely stands for: a near spelling, or its other name."""
+    other = _OTHER_SETTINGS.get(word.lower())
+    return [other] if other in keywords else closest(word, keywords, limit=1)
 
 
 def _or(words: tuple[str, ...]) -> str:

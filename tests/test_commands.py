@@ -678,6 +678,16 @@ def test_an_autoscale_error_shows_the_usage_of_the_form_typed(text: str, usage: 
             "`worker` is not a mode. After a process type, say on, off, shadow or status, like "
             "`/deploy autoscale demo worker status`.",
         ),
+        # `enable` had been read as a process type left without its mode, and answered
+        # with a command for a type `enable` (`/deploy autoscale demo enable status`).
+        (
+            "autoscale demo enable",
+            "`enable` is not a mode: did you mean `on`? Use `on`, `off`, `shadow`, `status`, "
+            "`set` or `schedule`.",
+        ),
+        ("autoscale demo disable", "`disable` is not a mode: did you mean `off`?"),
+        ("autoscale demo worker enable", "`enable` is not a mode: did you mean `on`?"),
+        ("maintenance demo disable", "`disable` is not a maintenance setting: did you mean `off`?"),
         # "Say `on` or `off`." and "Write the count and how long…" named no word.
         (
             "maintenance demo of",
