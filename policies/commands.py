@@ -662,6 +662,12 @@ def _unknown_verb(words: list[str]) -> CommandError:
     suggested, never run: a guess must not change anything."""
     typed = words[0]
     unknown = f"{shown(typed)} is not a command I know."
+    if typed.lower() in ("/deploy", "deploy") and len(words) > 1 and words[1].lower() in VERBS:
+        # The command's name twice: a whole `/deploy status demo` pasted after `/deploy`.
+        meant = _as_typed(words[1].lower(), words[2:])
+        return CommandError(
+            f"{unknown} Did you mean {_rewrite(meant)}? Type `/deploy` once.", words[1].lower()
+        )
     if len(words) > 1 and words[1].lower() in VERBS and _APP_RE.match(typed):
         verb = words[1].lower()
         # scale's app goes last: `scale myapp web=2` would be refused in turn.

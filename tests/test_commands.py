@@ -123,6 +123,15 @@ def test_words_without_quotes_split_as_shlex_splits_them(text: str) -> None:
     [
         ("deploy myapp", "`deploy` is not a command I know. Did you mean `ship myapp`?"),
         ("ps myapp", "Did you mean `status myapp`?"),
+        # The command's own name typed again (a whole `/deploy status myapp` pasted after
+        # the slash command) had been "`/deploy` is not a command I know. Try one of: …",
+        # and `deploy status myapp` offered `status deploy myapp`, itself refused.
+        (
+            "/deploy status myapp",
+            "`/deploy` is not a command I know. Did you mean `status myapp`? Type `/deploy` once.",
+        ),
+        ("deploy status myapp", "Did you mean `status myapp`? Type `/deploy` once."),
+        ("/DEPLOY scale web=2 myapp", "Did you mean `scale web=2 myapp`? Type `/deploy` once."),
         ("myapp status", "Did you mean `status myapp`? The verb comes first."),
         # scale takes its app last: `scale myapp web=2`, offered here, was itself refused.
         ("myapp scale web=2", "Did you mean `scale web=2 myapp`? The verb comes first."),
