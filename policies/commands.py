@@ -144,7 +144,7 @@ SUMMARY = {
     "restart": "restart every dyno, one process type (`web`) or one dyno (`web.1`)",
     "kill": "scale every process type (or the one given) to 0, after you confirm",
     "status": "show the formation, the dynos with their state and age, and the current release",
-    "metrics": "show requests per minute, response-time percentiles and errors (from the log drain) over the last WINDOW from 1m to 24h (default 1h)",
+    "metrics": "show requests per minute, response-time percentiles and errors (from the log drain, or CloudWatch on Beanstalk) over the last WINDOW from 1m to 24h (default 1h)",
     "drain": "add a log drain to a Heroku app, so `metrics` and the autoscaler see its traffic",
     "autoscale": "turn the autoscaler on, off or to shadow mode (decide and log, not act) for an app's web dynos, or a worker type from its job queue",
     "pin": "hold an app's web dynos at a count for a while, whatever the autoscaler thinks",
@@ -179,7 +179,7 @@ BRIEF = {
     "restart": "restart every dyno, one process type or one dyno",
     "kill": "scale every process type (or one) to 0",
     "status": "the formation, the dynos and the current release",
-    "metrics": "requests, response times and errors from the log drain",
+    "metrics": "requests, response times and errors from the log drain or CloudWatch",
     "drain": "add a log drain to a Heroku app, for `metrics` and the autoscaler",
     "autoscale": "autoscale web dynos, or a worker type from its job queue; `set` tunes "
     "it, `schedule` keeps a floor by the clock",

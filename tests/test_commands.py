@@ -455,6 +455,13 @@ def test_a_verb_s_help_says_every_window_it_takes() -> None:
     assert "SPAN from 1h to 14d" in help_text("simulate")
 
 
+def test_metrics_help_names_where_a_beanstalk_environment_s_figures_come_from() -> None:
+    # Help said "(from the log drain)" alone, and `drain` refuses a Beanstalk environment:
+    # its figures come from CloudWatch and its health reports, as the README says.
+    assert "log drain, or CloudWatch on Beanstalk" in help_text("metrics")
+    assert "from the log drain or CloudWatch" in help_text()
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
