@@ -1767,17 +1767,18 @@ def plan_scale(
     changes: tuple[Change, ...],
     current: Mapping[str, tuple[int, str]],
     beanstalk: str | None = None,
+    app: str | None = None,
 ) -> dict[str, tuple[int, str | None]]:
     """Resolve `changes` against the current formation into absolute targets.
 
     `current` maps process type → (quantity, size); `beanstalk` is the app's alias when it
-    is a Beanstalk environment. Returns type → (quantity, size or None to keep the size).
+    is a Beanstalk environment, `app` the name an error names. Returns type → (quantity, size or None to keep the size).
     Raises `CommandError` for a type the app does not have or a result below zero.
     """
     targets: dict[str, tuple[int, str | None]] = {}
     for change in changes:
         if change.process_type not in current:
-            raise _no_such_type(change.process_type, current, "scale", beanstalk)
+            raise _no_such_type(change.process_type, current, "scale", beanstalk, app)
         quantity = current[change.process_type][0]
         if change.op == "=":
             quantity = change.amount
@@ -1799,17 +1800,22 @@ def plan_kill(
     current: Mapping[str, tuple[int, str]],
     process_type: str | None,
     beanstalk: str | None = None,
+    app: str | None = None,
 ) -> dict[str, tuple[int, str | None]]:
     """Targets that scale every process type (or the one given) to zero."""
     if process_type is not None:
         if process_type not in current:
-            raise _no_such_type(process_type, current, "kill", beanstalk)
+            raise _no_such_type(process_type, current, "kill", beanstalk, app)
         return {process_type: (0, None)}
     return {ptype: (0, None) for ptype in current}
 
 
 def _no_such_type(
-    process_type: str, current: Mapping[str, tuple[int, str]], verb: str, beanstalk: str | None
+    process_type: str,
+    current: Mapping[str, tuple[int, str]],
+    verb: str,
+    beanstalk: str | None,
+    app: str | None = None,
 ) -> CommandError:
     if beanstalk is not None:
         # "has no `worker` process type" read as if the environment were missing one.
@@ -1819,7 +1825,8 @@ def _no_such_type(
             verb,
         )
     return CommandError(
-        f"The app has no {code(process_type)} process type (it has: {listed(sorted(current))}).",
+        f"{code(app) if app else 'The app'} has no {code(process_type)} process type "
+        f"(it has: {listed(sorted(current))}).",
         verb,
     )
 

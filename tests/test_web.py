@@ -408,7 +408,9 @@ def test_an_expired_confirmation_is_refused(web, driver, heroku):
         ("scale web=2:huge-9x myapp", None, "`huge-9x` is not a Heroku dyno size"),
         ("scale web=2:standard-3x myapp", None, "Did you mean `standard-2x` or `standard-1x`?"),
         ("scale web=2:basic myapp", None, "Heroku refused the change to `myapp`"),
-        ("scale clock=1 myapp", None, "no `clock` process type"),
+        # Scale and kill had said "The app has no `clock` process type", naming no app.
+        ("scale clock=1 myapp", None, "`myapp` has no `clock` process type (it has: `web`"),
+        ("kill myapp clock", None, "`myapp` has no `clock` process type (it has: `web`"),
         # These had said "Heroku could not find that on `myapp`: Couldn't find that dyno."
         ("restart myapp clock.1", None, "`myapp` has no dyno `clock.1` (it has: `web.1`"),
         ("restart myapp clock", None, "`myapp` has no process type `clock` (it has: `web`"),

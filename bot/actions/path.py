@@ -973,9 +973,9 @@ class Actions:
         current = formation_map(before)
         beanstalk = app if resolved.target.platform == "beanstalk" else None
         if command.verb == "kill":
-            targets = plan_kill(current, command.target, beanstalk)
+            targets = plan_kill(current, command.target, beanstalk, app)
         else:
-            targets = plan_scale(command.changes, current, beanstalk)
+            targets = plan_scale(command.changes, current, beanstalk, app)
         if not changing(current, targets):
             return Reply(f"`{app}` already runs that formation; nothing to change.")
         verdict = self._judge(
