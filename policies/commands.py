@@ -747,6 +747,17 @@ def _take_app_option(
         if word.startswith("--app="):
             app = _app_name(word.split("=", 1)[1], verb, app)
             ahead = min(ahead, len(rest))
+        elif word in ("-n", "--num") and verb == "logs":
+            # `heroku logs -n 300`, which a cut reply points at, typed here as well.
+            if i + 1 >= len(words):
+                raise CommandError(
+                    f"`{word}` needs a number of lines after it, like `{word} 50`.", verb
+                )
+            rest.append(words[i + 1])
+            i += 2
+            continue
+        elif word.startswith("--num=") and verb == "logs":
+            rest.append(word.split("=", 1)[1])
         elif word in ("--tail", "-t") and verb == "logs":
             raise CommandError(
                 f"{shown(word)} follows logs live, which a Slack reply cannot: "

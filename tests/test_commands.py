@@ -455,6 +455,22 @@ def test_a_verb_s_help_says_every_window_it_takes() -> None:
     assert "SPAN from 1h to 14d" in help_text("simulate")
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["logs myapp -n 50", "logs myapp --num 50", "logs -a myapp -n 50", "logs myapp --num=50"],
+)
+def test_logs_takes_the_heroku_cli_s_count_option(text: str) -> None:
+    # The bot itself points at `heroku logs -n 300 -a APP` when a reply is cut, and `-n 50`
+    # typed here the same way had been "`-n` is not an option I know."
+    assert parse(text) == Command("logs", app="myapp", limit=50)
+
+
+def test_logs_count_option_without_a_count_says_what_goes_after_it() -> None:
+    with pytest.raises(CommandError) as caught:
+        parse("logs myapp -n")
+    assert caught.value.problem == "`-n` needs a number of lines after it, like `-n 50`."
+
+
 def test_metrics_help_names_where_a_beanstalk_environment_s_figures_come_from() -> None:
     # Help said "(from the log drain)" alone, and `drain` refuses a Beanstalk environment:
     # its figures come from CloudWatch and its health reports, as the README says.
