@@ -435,6 +435,9 @@ def _schedule_text(command: Command) -> str:
 # macOS and iOS curl a typed `"` (smart quotes): read as the straight quotes meant, but in
 # a config value, which is stored as typed.
 _CURLY_DOUBLE = str.maketrans("\u201c\u201d", '""')
+# A curled `'` pair around whole words (`--force ‘hot fix’`, `status ‘demo’`); a `’` inside
+# a word is an apostrophe (`don’t`), no quote, and stays as typed.
+_CURLY_SINGLE = re.compile("(?<!\\S)\u2018([^\u2018\u2019']*)\u2019(?!\\S)")
 
 
 # Slack keeps at most 40,000 characters of a message's text; no command comes near it (a
@@ -462,6 +465,8 @@ def parse(text: str) -> Command:
         )
     curly = "\u201c" in text or "\u201d" in text
     config = any(word.lower().startswith("config") for word in text.split()[:2])
+    if not config:
+        text = _CURLY_SINGLE.sub(r"'\1'", text)
     try:
         return _parse(text.translate(_CURLY_DOUBLE) if curly and not config else text)
     except CommandError as error:

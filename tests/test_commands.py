@@ -431,6 +431,16 @@ def test_a_lock_reads_an_option_whose_dashes_smart_punctuation_joined(dash: str)
     assert parse(f"lock demo hotfix {dash} do not ship").reason == f"hotfix {dash} do not ship"
 
 
+def test_curly_single_quotes_around_words_quote_as_straight_ones() -> None:
+    # macOS and iOS curl a typed `'` too: `--force ‘hot fix’` had been answered "`fix’` is
+    # neither a process type (`web`) nor a dyno", and `status ‘demo’` "not a valid app
+    # name". An apostrophe inside a word (`don’t`) is no quote and stays as typed.
+    assert parse("restart myapp --force \u2018hot fix\u2019").force == "hot fix"
+    assert parse("status \u2018myapp\u2019").app == "myapp"
+    assert parse("restart myapp --force don\u2019t").force == "don\u2019t"
+    assert parse("lock myapp don\u2019t ship").reason == "don\u2019t ship"
+
+
 def test_curly_double_quotes_quote_as_straight_ones_but_in_a_config_value() -> None:
     # macOS and iOS curl a typed `"`: `--force “hot fix”` had left `fix”` over, answered
     # "`fix”` is neither a process type nor a dyno".
