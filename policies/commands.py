@@ -995,6 +995,9 @@ def _parse_watch(args: list[str], app: str | None) -> Command:
     return Command("watch", app=app)
 
 
+_SPAN_UNITS = {"h": "h", "hour": "h", "hours": "h", "d": "d", "day": "d", "days": "d"}
+
+
 def _parse_simulate(args: list[str], app: str | None) -> Command:
     # `simulate APP 7d`: replay the app's stored traffic (anywhere, not only the sandbox).
     span = _REPLAY_RE.match(args[-1]) if args else None
@@ -1008,6 +1011,11 @@ def _parse_simulate(args: list[str], app: str | None) -> Command:
         )
     if len(args) > 2 and _REPLAY_RE.match(args[1]) and args[0].lower() not in SIMULATIONS:
         raise _too_many(args[2], "simulate")  # `simulate APP 7d` and a word after it
+    unit = _SPAN_UNITS.get(args[2].lower(), "") if len(args) == 3 else ""
+    if unit and ascii_digits(args[1]) and not app and args[0].lower() not in SIMULATIONS:
+        # `simulate demo 7 d`, `7 days`: the span in two words, which had blamed the app.
+        meant = shown(f"/deploy simulate {args[0].lower()} {args[1]}{unit}", limit=80)
+        raise CommandError(f"Write the span as one word: {meant}.", "simulate")
     spans = len(args) == 2 or (len(args) == 1 and app)  # APP SPAN, or SPAN after `-a APP`
     if spans and args[-1][:1].isdigit() and args[0].lower() not in SIMULATIONS:
         raise CommandError(replay_span, "simulate")  # a span in other units: 90m, 2w, 1.5d

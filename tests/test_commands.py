@@ -746,6 +746,9 @@ def test_an_autoscale_error_shows_the_usage_of_the_form_typed(text: str, usage: 
         ("pin demo web=5 for 2h extra", "`extra` is one word too many."),
         ("pin demo off extra", "`extra` is one word too many."),
         ("simulate demo 7d extra", "`extra` is one word too many."),
+        # A span typed as two words had blamed the app: "`demo` is not a simulation."
+        ("simulate demo 7 d", "Write the span as one word: `/deploy simulate demo 7d`."),
+        ("simulate demo 12 Hours", "Write the span as one word: `/deploy simulate demo 12h`."),
     ],
 )
 def test_an_error_blames_the_word_that_is_wrong(text: str, problem: str) -> None:
