@@ -1796,7 +1796,8 @@ def plan_scale(
     """Resolve `changes` against the current formation into absolute targets.
 
     `current` maps process type → (quantity, size); `beanstalk` is the app's alias when it
-    is a Beanstalk environment, `app` the name an error names. Returns type → (quantity, size or None to keep the size).
+    is a Beanstalk environment, `app` the name an error names. Returns type → (quantity,
+    size or None to keep the size).
     Raises `CommandError` for a type the app does not have or a result below zero.
     """
     targets: dict[str, tuple[int, str | None]] = {}
