@@ -236,7 +236,8 @@ def slow(
             "slow",
             "web p95",
             now,
-            f"p95 service {_seconds(latest)} > {_seconds(rules.slow_p95_ms)} for {len(run)} min.",
+            f"p95 service {_seconds(latest)} > {_seconds(rules.slow_p95_ms)}.",
+            since=run[-1].start,
         )
     ]
 
@@ -271,7 +272,8 @@ def errors(
             "web",
             now,
             f"5xx rate {_percent(failed / requests)} ({failed} of {requests}) > "
-            f"{_percent(rules.error_rate)} for {len(run)} min.",
+            f"{_percent(rules.error_rate)}.",
+            since=run[-1].start,
         )
     ]
 
@@ -288,8 +290,8 @@ def pinned(
     wanted the maximum: traffic wants more than the app is allowed."""
     if minimum is not None and minimum >= maximum:
         return []  # a fixed count: always "at max", and nothing to raise
-    held = _held_for(((d.at, d.desired >= maximum) for d in decisions), now, rules)
-    if held is None or held < rules.pinned_for:
+    run = _held_for(((d.at, d.desired >= maximum) for d in decisions), now, rules)
+    if run is None or run[1] - run[0] < rules.pinned_for:
         return []
     return [
         Event(
@@ -297,7 +299,8 @@ def pinned(
             "pinned",
             "web",
             now,
-            f"The autoscaler wanted its max of {maximum} web for {_minutes(held)} min.",
+            f"The autoscaler wants its max of {maximum} web.",
+            since=run[0],
         )
     ]
 
@@ -316,22 +319,21 @@ def queue_unread(
         by_type.setdefault(read.process_type, []).append(read)
     events = []
     for ptype, of_type in sorted(by_type.items()):
-        held = _held_for(((r.at, r.unread is not None) for r in of_type), now, rules)
-        if held is None or held < rules.queue_unread_for:
+        run = _held_for(((r.at, r.unread is not None) for r in of_type), now, rules)
+        if run is None or run[1] - run[0] < rules.queue_unread_for:
             continue
         newest = max(of_type, key=lambda r: r.at)
-        events.append(
-            Event(app, "queue_unread", ptype, now, f"For {_minutes(held)} min: {newest.unread}.")
-        )
+        events.append(Event(app, "queue_unread", ptype, now, f"{newest.unread}.", since=run[0]))
     return events
 
 
 def _held_for(
     decisions: Iterable[tuple[datetime, bool]], now: datetime, rules: DetectorRules
-) -> timedelta | None:
-    """How long the newest unbroken run of decisions for which the condition holds has
-    lasted (no gap over `decision_gap`); None when the newest does not hold, or is older
-    than that gap (the autoscaler stopped, so nobody knows what holds meanwhile)."""
+) -> tuple[datetime, datetime] | None:
+    """The first and the last decision of the newest unbroken run for which the condition
+    holds (no gap over `decision_gap`); None when the newest does not hold, or is older
+    than that gap (the autoscaler stopped, so nobody knows what holds meanwhile). The
+    caller's look back bounds the run: the incident keeps when it began."""
     ordered = sorted(decisions, reverse=True)
     if not ordered or now - ordered[0][0] > rules.decision_gap:
         return None
@@ -340,7 +342,7 @@ def _held_for(
         if not holds or later - at > rules.decision_gap:
             break
         run_start, later = at, at
-    return None if run_start is None else ordered[0][0] - run_start
+    return None if run_start is None else (run_start, ordered[0][0])
 
 
 def stale(

@@ -71,6 +71,10 @@ class Event:
     at: datetime
     detail: str = ""
     severity: str | None = None
+    # A condition's: when it began, as far back as the detector looked (before `at`, the
+    # check that found it held long enough). The incident's "since" starts there, not ten
+    # minutes later, and keeps the earliest across the detector's limited look back.
+    since: datetime | None = None
 
     @property
     def key(self) -> str:
@@ -188,7 +192,7 @@ def step(
             after = replace(
                 before,
                 count=before.count + 1,
-                first_at=min(before.first_at, event.at),
+                first_at=min(before.first_at, _began(event)),
                 last_at=max(before.last_at, event.at),
                 detail=(event.detail or before.detail) if newest else before.detail,
                 severity=_worse(before.severity, _severity(event)),
@@ -213,7 +217,7 @@ def step(
                 severity=_severity(event),
                 state="resolved" if late else "open",
                 detail=event.detail,
-                first_at=event.at,
+                first_at=_began(event),
                 last_at=event.at,
                 count=1,
                 channel=channel_of(event.app),
@@ -317,7 +321,10 @@ def describe(incident: Incident) -> str:
         return f":white_check_mark: Resolved: *{escape(incident.app)}* {what} {times}{span}."
     mark = icon(incident.severity)
     if condition:
-        count = f" since {since}"
+        # How long, counted from when it began to its latest check: the detectors look back
+        # a quarter of an hour only, so their own "for N min" stopped there.
+        lasted = int((incident.last_at - incident.first_at).total_seconds() // 60)
+        count = f" since {since}" + (f" ({_span(lasted)})" if lasted >= 1 else "")
     else:
         count = f" {incident.count} times since {since}" if incident.count > 1 else f" at {since}"
     detail = f" Last: {_detail(incident)}" if incident.detail else ""
@@ -351,8 +358,7 @@ def late_report(incident: Incident, now: datetime) -> str:
     with the day when that was not today, and how late it came."""
     when = incident.first_at
     day = "" if when.date() == now.date() else f" on {when.strftime('%a %d %b')}"
-    late = int((now - when).total_seconds() // 60)
-    age = f"{late // 60} h {late % 60} min" if late >= 60 else f"{late} min"
+    age = _span(int((now - when).total_seconds() // 60))
     return (
         f":hourglass: Reported late: *{escape(incident.app)}* {_what(incident)} at "
         f"{_clock(when)}{day}, delivered {age} after. Nothing newer has come: "
@@ -408,6 +414,14 @@ def headline(kind: str, subject: str) -> str:
 
 def _clock(moment: datetime) -> str:
     return moment.strftime("%H:%M UTC")
+
+
+def _span(minutes: int) -> str:
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+
+
+def _began(event: Event) -> datetime:
+    return min(event.at, event.since) if event.since is not None else event.at
 
 
 def _covered(resolved: Incident, event: Event, now: datetime, rules: Rules) -> bool:

@@ -97,8 +97,8 @@ def test_slow_errors_and_router_bursts_from_stored_windows(services):
     events = Detectors.from_services(services).run(NOW)
     assert keys(events) == ["errors:myapp:web", "router_error:myapp:H12", "slow:myapp:web p95"]
     by_kind = {e.kind: e for e in events}
-    assert by_kind["slow"].detail.startswith("p95 service 2.6 s > 2 s for 4 min")
-    assert by_kind["errors"].detail == "5xx rate 10 % (12 of 120) > 5 % for 4 min."
+    assert by_kind["slow"].detail == "p95 service 2.6 s > 2 s."
+    assert by_kind["errors"].detail == "5xx rate 10 % (12 of 120) > 5 %."
     assert all(e.at == NOW for e in events)
 
 
@@ -199,7 +199,7 @@ def test_autoscaler_pinned_at_max_for_ten_minutes(services):
     record_ticks(autoscale, "myapp", 4, minutes=10)
     [event] = detectors.run(NOW)
     assert event.key == "pinned:myapp:web"
-    assert event.detail == "The autoscaler wanted its max of 4 web for 10 min."
+    assert event.detail == "The autoscaler wants its max of 4 web."
 
 
 def test_an_unlisted_autoscaled_app_is_watched_too(services, caplog):
@@ -369,7 +369,7 @@ def test_pinned_at_a_schedule_windows_max(config, tmp_path, monkeypatch):
     MetricsStore(services.db).save(windows("myapp", 10))
     record_ticks(autoscale, "myapp", 2, minutes=10)  # the window's max, not the settings' 6
     [event] = Detectors.from_services(services).run(NOW)
-    assert event.detail == "The autoscaler wanted its max of 2 web for 10 min."
+    assert event.detail == "The autoscaler wants its max of 2 web."
 
 
 def test_pinned_at_a_chat_schedule_windows_max(config, tmp_path, monkeypatch):
@@ -391,7 +391,7 @@ def test_pinned_at_a_chat_schedule_windows_max(config, tmp_path, monkeypatch):
     window["max"] = "6"
     OverrideStore(services.db).put_windows("myapp", [window], ADMIN, NOW - timedelta(hours=1))
     [event] = detectors.run(NOW)
-    assert event.detail == "The autoscaler wanted its max of 6 web for 10 min."
+    assert event.detail == "The autoscaler wants its max of 6 web."
 
 
 FLEET = [f"app-{i:02d}" for i in range(40)]
@@ -491,3 +491,30 @@ def test_a_fleets_stale_apps_ages_are_read_in_one_query_not_one_each(config, tmp
     # thousand a minute when a fleet's traffic stops.
     assert len([sql for sql in statements if "max(metric_windows.start" in sql]) == 1
     assert len(statements) <= 7
+
+
+def test_an_hour_long_outage_says_since_when_it_began_and_how_long_not_14_min(services):
+    """The detectors look back a quarter of an hour only: "For 14 min" (and "wanted its max
+    of 4 web for 14 min") had stayed so however long the trouble lasted, under a "since"
+    ten minutes after it began."""
+    workers, autoscale = WorkerAutoscaleStore(services.db), AutoscaleStore(services.db)
+    start = NOW - timedelta(hours=1)
+    workers.save(WorkerSettings("myapp", "worker", "on", 0, 4, "jobs", 50.0, ADMIN, start))
+    autoscale.save(Settings("myapp", "on", 1, 4, "service_p95", 500.0, ADMIN, start))
+    detectors, alerts = Detectors.from_services(services), Alerts(services.db)
+    began = NOW.replace(second=0)  # 12:01
+    for minute in range(61):
+        for tick in range(4):
+            at = began + timedelta(minutes=minute, seconds=15 * tick)
+            autoscale.record(Decision(at=at, **_worker_tick("myapp", unread=True)))
+            autoscale.record(Decision("myapp", at, 4, 4, False, "test", 4))
+            MetricsStore(services.db).save(windows("myapp", 1, until=at + timedelta(minutes=1)))
+        now = began + timedelta(minutes=minute, seconds=50)
+        alerts.record(detectors.run(now), now, services.registry.channel_of)
+    listed = alerts.open_text("myapp", now)
+    assert (
+        "*myapp* job queue unread for `worker` since 12:01 UTC (1 h 0 min). Last: could not "
+        "read the job queue (the app's HireFire endpoint answered 500): worker stays at 1."
+    ) in listed
+    assert "*myapp* autoscaler pinned at max for `web` since 12:01 UTC (1 h 0 min)." in listed
+    assert "14 min" not in listed

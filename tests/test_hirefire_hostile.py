@@ -482,7 +482,7 @@ def test_an_endpoint_unread_for_ten_minutes_is_an_alert_that_says_why(
         [alert] = slack.messages("CMYAPP")
         assert "*myapp* job queue unread for `worker` since " in alert["text"]
         assert alert["text"].endswith(
-            "Last: For 10 min: could not read the job queue (the app's HireFire endpoint "
+            "Last: could not read the job queue (the app's HireFire endpoint "
             "answered 500 instead of its queues; the app's logs say why): worker stays at 1."
         )
         assert said == []  # the tick itself still tells the channel nothing
@@ -510,7 +510,7 @@ def test_a_type_the_endpoint_never_lists_is_an_alert_that_names_a_near_miss(
         [alert] = slack.messages("CMYAPP")
         assert "*myapp* job queue unread for `worker` since " in alert["text"]
         assert alert["text"].endswith(
-            "Last: For 10 min: could not read the job queue (the endpoint lists no worker, "
+            "Last: could not read the job queue (the endpoint lists no worker, "
             "but Worker: names must match the process type exactly): worker stays at 1."
         )
         assert said == []
@@ -531,7 +531,7 @@ def test_one_good_read_or_a_stopped_autoscaler_ends_the_unread_run():
     later = NOW + timedelta(minutes=12)
     both = reads("worker", 12) + reads("mailer", 12, read_at=40)  # mailer read at 10 min
     assert [(e.subject, e.detail) for e in queue_unread("myapp", both, later)] == [
-        ("worker", "For 12 min: why.")
+        ("worker", "why.")
     ]
     # The autoscaler stopped ticking 3 minutes ago: nobody knows what holds since.
     assert queue_unread("myapp", reads("worker", 12), later + timedelta(minutes=3)) == []

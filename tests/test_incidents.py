@@ -56,7 +56,7 @@ def test_a_condition_seen_on_each_check_says_since_when_not_how_many_times():
     [update] = result.notices
     assert (
         update.text
-        == ":warning: *myapp* slow responses on `web p95` since 15:00 UTC. Last: p95 5 s"
+        == ":warning: *myapp* slow responses on `web p95` since 15:00 UTC (2 min). Last: p95 5 s"
     )
     resolved = run([], known, now=at(120 + 600))
     assert resolved.notices[0].text == (
