@@ -761,7 +761,9 @@ def test_silences_done_and_refused_are_in_the_apps_history(driver, heroku, slack
     # nor was a refused click, which docs/registry.md says the history holds.
     _, alert, where = _posted_crash(driver, heroku, slack, served[1])
     value = button(alert, SILENCE_ACTION)["value"]
-    ack_text(driver.click(SILENCE_ACTION, value, USER, **where)[0])
+    response, url = driver.click(SILENCE_ACTION, value, USER, **where)
+    ack_text(response)
+    slack.wait_for_responses(url, timeout=10)  # the refusal, said after its row is written
     ack_text(driver.click(SILENCE_ACTION, value, ADMIN, **where)[0])
     slack.wait_for_calls("chat.postMessage", n=2)
     response, url = driver.command("history myapp", ADMIN)
