@@ -75,6 +75,23 @@ def _pasted(raw: str | None) -> str | None:
     return value or None
 
 
+def seconds_setting(name: str, default: float, env: Mapping[str, str] | None = None) -> float:
+    """`name` as a number of seconds above 0 and under a day (unset or empty: `default`).
+    Anything else is a ConfigError naming it, which stops the process in one line: float()
+    had ended the gunicorn master in a traceback, nan reached timedelta() at every tick, and
+    0 flushed or ticked in a busy loop."""
+    raw = _pasted((os.environ if env is None else env).get(name))
+    if raw is None:
+        return default
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < 86_400:  # nan and inf fail this too
+        raise ConfigError(f"{name} must be a number of seconds above 0, not {raw[:20]!r}.")
+    return seconds
+
+
 def parse_admins(raw: str) -> frozenset[str]:
     """Comma-separated Slack user IDs; a malformed one is an error, not silently ignored."""
     ids = [part.strip() for part in raw.split(",") if part.strip()]

@@ -772,13 +772,15 @@ def test_a_pin_s_end_in_the_autoscaler_s_notice_is_in_each_reader_s_time_zone(
     assert f"until {moment(until, NOW)}" in decision.reason
 
 
-@pytest.mark.parametrize("raw", ["nan", "inf", "1e400", "15m"])
-def test_a_formation_refresh_that_is_no_number_of_seconds_falls_back_to_the_default(
+@pytest.mark.parametrize("raw", ["nan", "inf", "1e400", "15m", "0"])
+def test_a_formation_refresh_that_is_no_number_of_seconds_is_refused_with_its_name(
     monkeypatch, raw
 ):
     # "nan" had reached timedelta(seconds=nan) and "inf" its OverflowError: the autoscale
     # job failed at every tick, building its Autoscaler, and nothing was scaled.
-    from bot.worker.autoscale import FORMATION_REFRESH, _refresh_from_env
+    from bot.config import ConfigError
+    from bot.worker.autoscale import formation_refresh_from_env
 
     monkeypatch.setenv("DEPLOYBOT_FORMATION_REFRESH_SECONDS", raw)
-    assert _refresh_from_env() == FORMATION_REFRESH
+    with pytest.raises(ConfigError, match="DEPLOYBOT_FORMATION_REFRESH_SECONDS must be"):
+        formation_refresh_from_env()

@@ -76,11 +76,21 @@ def test_the_worker_stops_at_a_registry_it_cannot_read(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def test_the_worker_stops_at_an_interval_that_is_no_number(tmp_path):
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("DEPLOYBOT_AUTOSCALE_SECONDS", "soon"),
+        # It had fallen back to 900 s with a warning where every other interval stops the
+        # worker with its name; "nan" had failed the autoscale job at every tick.
+        ("DEPLOYBOT_FORMATION_REFRESH_SECONDS", "15m"),
+        ("DEPLOYBOT_FORMATION_REFRESH_SECONDS", "nan"),
+    ],
+)
+def test_the_worker_stops_at_an_interval_that_is_no_number_of_seconds(tmp_path, name, raw):
     db = f"sqlite:///{tmp_path / 'w.sqlite3'}"
-    done = _run(tmp_path, "worker", DATABASE_URL=db, DEPLOYBOT_AUTOSCALE_SECONDS="abc")
+    done = _run(tmp_path, "worker", DATABASE_URL=db, **{name: raw})
     assert done.returncode == 2, done.stderr
-    assert "DEPLOYBOT_AUTOSCALE_SECONDS must be a number of seconds above 0" in done.stderr
+    assert f"{name} must be a number of seconds above 0" in done.stderr
     assert "Traceback" not in done.stderr
 
 

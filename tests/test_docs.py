@@ -47,7 +47,7 @@ def _runtime_sources() -> list[Path]:
 
 
 def _env_reads(tree: ast.AST) -> set[str]:
-    """Names read with env.get("X"), os.environ["X"], os.getenv("X"), _seconds("X", …) or _count("X", …),
+    """Names read with env.get("X"), os.environ["X"], os.getenv("X"), seconds_setting("X", …) or _count("X", …),
     the name given literally or as a module constant (`POOL_SIZE_ENV = "X"`)."""
     constants = {
         target.id: node.value.value
@@ -72,7 +72,7 @@ def _env_reads(tree: ast.AST) -> set[str]:
             mapping = {"environ", "os"} <= owners or owners & {"env", "_env"}
             if (called == "get" and mapping) or called in (
                 "getenv",
-                "_seconds",
+                "seconds_setting",
                 "_count",  # gunicorn_conf's worker and thread counts
             ):
                 name = node.args[0]
@@ -97,7 +97,7 @@ def env_vars_read() -> set[str]:
 
 
 def test_the_env_var_finder_sees_every_kind_of_read() -> None:
-    source = 'env.get("A_B")\nos.environ["C_D"]\nos.getenv("E_F")\n_seconds("G_H", 5)\nx.get("no")'
+    source = 'env.get("A_B")\nos.environ["C_D"]\nos.getenv("E_F")\nseconds_setting("G_H", 5)\nx.get("no")'
     source += '\nNAME = "I_J"\n(os.environ if env is None else env).get(NAME)'
     source += '\nenviron.get("PATH_INFO")\nenviron["CONTENT_LENGTH"]'  # WSGI's, not os's
     assert _env_reads(ast.parse(source)) == {"A_B", "C_D", "E_F", "G_H", "I_J"}

@@ -14,7 +14,7 @@ from flask import Flask, jsonify, request
 from slack_bolt.adapter.flask.handler import to_flask_response
 
 from bot import preflight
-from bot.config import Config, ConfigError
+from bot.config import Config, ConfigError, seconds_setting
 from bot.logs import setup_logging
 from bot.preflight import NEEDS
 from bot.registry import Registry, RegistryError
@@ -32,24 +32,6 @@ from handlers.alerts import blocks as alert_blocks
 log = logging.getLogger(__name__)
 
 
-def _flush_seconds() -> float:
-    """`DEPLOYBOT_DRAIN_FLUSH_SECONDS`: tests and the closed-loop benchmark flush faster. A
-    value that is no number of seconds stops the web dyno with its name, where float() had
-    ended the gunicorn master in a traceback (and 0 flushed in a busy loop)."""
-    raw = os.environ.get("DEPLOYBOT_DRAIN_FLUSH_SECONDS", "").strip()
-    if not raw:
-        return FLUSH_SECONDS
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = -1.0
-    if not 0 < seconds < 86_400:  # nan and inf fail this too
-        raise ConfigError(
-            f"DEPLOYBOT_DRAIN_FLUSH_SECONDS must be a number of seconds above 0, not {raw[:20]!r}."
-        )
-    return seconds
-
-
 def create_app(config: Config | None = None, registry: Registry | None = None) -> Flask:
     """`registry` None reads DEPLOYBOT_CONFIG; the sandbox passes its demo apps' own. With
     neither argument (the Procfile's line) the environment is checked as `serve` checks it."""
@@ -65,7 +47,7 @@ def create_app(config: Config | None = None, registry: Registry | None = None) -
             preflight.require("serve", config, registry, os.environ)
         config = config or Config.from_env()
         config.require(*NEEDS["serve"])
-        every = _flush_seconds()
+        every = seconds_setting("DEPLOYBOT_DRAIN_FLUSH_SECONDS", FLUSH_SECONDS)
         services = Services(config, registry=registry)
     except (ConfigError, RegistryError) as error:
         log.error(str(error))

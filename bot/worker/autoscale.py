@@ -24,8 +24,6 @@ knowledge and these budgets (`quantity`, `scale`): one formation read tells ever
 from __future__ import annotations
 
 import logging
-import math
-import os
 import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
@@ -34,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from bot.actions.autoscaling import effective
 from bot.actions.gate import AUTOSCALER
 from bot.actions.results import Changed, Reply
+from bot.config import seconds_setting
 from bot.metrics.aggregate import WINDOW_SECONDS
 from bot.metrics.recent import MinuteTraffic, RecentTraffic
 from bot.metrics.store import MetricsStore
@@ -144,7 +143,7 @@ class Autoscaler:
         self._metrics = MetricsStore(services.db)
         self._recent = RecentTraffic(services.db)
         self._notify = notify
-        self._refresh = formation_refresh or _refresh_from_env()
+        self._refresh = formation_refresh or formation_refresh_from_env()
         self._fresh_budget = budget or Budget()
         # Per Heroku account (its API key's variable), as Heroku counts per account.
         self._budgets: dict[str, Budget] = {}
@@ -783,17 +782,11 @@ def _web_dyno_states(platform: Platform, name: str) -> list[str] | None:
     return [d.state for d in lister(name) if d.type == PROCESS]
 
 
-def _refresh_from_env() -> timedelta:
-    raw = os.environ.get("DEPLOYBOT_FORMATION_REFRESH_SECONDS", "")
-    try:
-        seconds = float(raw) if raw else FORMATION_REFRESH.total_seconds()
-    except ValueError:
-        seconds = math.nan
-    # nan and inf had reached timedelta() and failed the autoscale job at every tick.
-    if math.isnan(seconds) or seconds > 10 * 365 * 86_400:
-        log.warning("DEPLOYBOT_FORMATION_REFRESH_SECONDS is not a number; using 900 seconds.")
-        seconds = FORMATION_REFRESH.total_seconds()
-    return timedelta(seconds=max(seconds, 0.0))
+def formation_refresh_from_env() -> timedelta:
+    """`DEPLOYBOT_FORMATION_REFRESH_SECONDS`: how long webhooks and the bot's own writes may be
+    silent before a formation is read again (tests shorten it)."""
+    default = FORMATION_REFRESH.total_seconds()
+    return timedelta(seconds=seconds_setting("DEPLOYBOT_FORMATION_REFRESH_SECONDS", default))
 
 
 def _not_done(result: object) -> str:

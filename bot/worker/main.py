@@ -37,7 +37,7 @@ from bot.actions.dashboards import COST_DAYS
 from bot.actions.health import release_of
 from bot.actions.path import record_expiry
 from bot.actions.results import expired_text
-from bot.config import Config, ConfigError
+from bot.config import Config, ConfigError, seconds_setting
 from bot.metrics.store import MetricsStore
 from bot.registry import Registry
 from bot.services import Services
@@ -52,7 +52,7 @@ from bot.store.heartbeats import TROUBLE_CHARS, Heartbeats
 from bot.store.incidents import Alerts
 from bot.store.request_keys import KEEP, RequestKeys
 from bot.store.throttles import Throttles
-from bot.worker.autoscale import Autoscaler
+from bot.worker.autoscale import Autoscaler, formation_refresh_from_env
 from bot.worker.autoscale_workers import WorkerAutoscaler
 from bot.worker.aws_backoff import AwsBackoff
 from bot.worker.beanstalk_sampler import BeanstalkSampler
@@ -85,20 +85,6 @@ JOBS_STOP_SECONDS = 20.0
 # How often a worker waiting for `migrate` reads the schema's revision again (each read
 # logs Alembic's two lines).
 SCHEMA_RECHECK_SECONDS = 30.0
-
-
-def _seconds(name: str, default: float) -> float:
-    # Tests run the jobs on a faster clock; production keeps the defaults.
-    raw = os.environ.get(name, "")
-    if not raw:
-        return default
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = -1.0
-    if not 0 < seconds < 86_400:  # nan and inf fail this too
-        raise ConfigError(f"{name} must be a number of seconds above 0, not {raw[:20]!r}.")
-    return seconds
 
 
 def tick_clock(env: Mapping[str, str] | None = None) -> Callable[[], datetime]:
@@ -339,16 +325,20 @@ class Worker:
         )
         # Named as docs/operations.md names them: the heartbeat reports them by these.
         jobs: list[tuple[str, Any, float]] = [
-            ("heartbeat", self.heartbeat, _seconds("DEPLOYBOT_HEARTBEAT_SECONDS", 15)),
-            ("autoscale", self.autoscale, _seconds("DEPLOYBOT_AUTOSCALE_SECONDS", 15)),
-            ("alerts", self.send_alerts, _seconds("DEPLOYBOT_ALERTS_SECONDS", 5)),
-            ("watch", self.watch, _seconds("DEPLOYBOT_WATCH_SECONDS", 60)),
-            ("digest", self.post_digests, _seconds("DEPLOYBOT_DIGEST_SECONDS", 60)),
-            ("beanstalk", self.sample_beanstalk, _seconds("DEPLOYBOT_BEANSTALK_SECONDS", 10)),
-            ("expire", self.expire_prompts, _seconds("DEPLOYBOT_EXPIRE_SECONDS", 30)),
+            ("heartbeat", self.heartbeat, seconds_setting("DEPLOYBOT_HEARTBEAT_SECONDS", 15)),
+            ("autoscale", self.autoscale, seconds_setting("DEPLOYBOT_AUTOSCALE_SECONDS", 15)),
+            ("alerts", self.send_alerts, seconds_setting("DEPLOYBOT_ALERTS_SECONDS", 5)),
+            ("watch", self.watch, seconds_setting("DEPLOYBOT_WATCH_SECONDS", 60)),
+            ("digest", self.post_digests, seconds_setting("DEPLOYBOT_DIGEST_SECONDS", 60)),
+            (
+                "beanstalk",
+                self.sample_beanstalk,
+                seconds_setting("DEPLOYBOT_BEANSTALK_SECONDS", 10),
+            ),
+            ("expire", self.expire_prompts, seconds_setting("DEPLOYBOT_EXPIRE_SECONDS", 30)),
             ("reconcile", self.reconcile, RECONCILE_SECONDS),
-            ("compact", self.compact_metrics, _seconds("DEPLOYBOT_COMPACT_SECONDS", 60)),
-            ("forget", self.forget_request_keys, _seconds("DEPLOYBOT_FORGET_SECONDS", 3600)),
+            ("compact", self.compact_metrics, seconds_setting("DEPLOYBOT_COMPACT_SECONDS", 60)),
+            ("forget", self.forget_request_keys, seconds_setting("DEPLOYBOT_FORGET_SECONDS", 3600)),
         ]
         for name, job, every in jobs:
             scheduler.add_job(
@@ -398,7 +388,7 @@ class Worker:
     def _wait_for_lease(self) -> bool:
         """True once this worker leads; False when told to stop first."""
         log.info("worker waiting for the lease")
-        retry = _seconds("DEPLOYBOT_LEASE_RETRY_SECONDS", LEASE_RETRY_SECONDS)
+        retry = seconds_setting("DEPLOYBOT_LEASE_RETRY_SECONDS", LEASE_RETRY_SECONDS)
         while True:
             self._mark_sent_alerts()
             if self._schema_ready() and self.lease.try_acquire():
@@ -458,7 +448,7 @@ class Worker:
 
     def _lead(self) -> bool:
         """Check the lease while the jobs run: True when told to stop, False when it is lost."""
-        while not self.stopping.wait(_seconds("DEPLOYBOT_LEASE_CHECK_SECONDS", 10)):
+        while not self.stopping.wait(seconds_setting("DEPLOYBOT_LEASE_CHECK_SECONDS", 10)):
             if not self.lease.still_held():
                 return False
         return True
@@ -473,8 +463,9 @@ def main() -> int:
     worker = Worker(config)
     # Every interval read once, now: a bad one stops the worker with its name, not a job.
     worker.scheduler()
-    _seconds("DEPLOYBOT_LEASE_CHECK_SECONDS", 10)
-    _seconds("DEPLOYBOT_LEASE_RETRY_SECONDS", LEASE_RETRY_SECONDS)
+    seconds_setting("DEPLOYBOT_LEASE_CHECK_SECONDS", 10)
+    seconds_setting("DEPLOYBOT_LEASE_RETRY_SECONDS", LEASE_RETRY_SECONDS)
+    formation_refresh_from_env()
     # Heroku sends SIGTERM and waits 30 s: finish the running job, then let go of the lease.
     signal.signal(signal.SIGTERM, lambda *_: worker.stopping.set())
     signal.signal(signal.SIGINT, lambda *_: worker.stopping.set())
