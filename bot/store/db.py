@@ -50,6 +50,22 @@ def foreign_schema(revision: str) -> str:
     )
 
 
+def schema_behind(meanwhile: str) -> str:
+    """What the web and worker processes log of a schema no release phase migrated yet;
+    `meanwhile` says what fails or waits until `migrate` runs."""
+    return (
+        f"database schema is behind this release: {meanwhile} until `python -m bot migrate` "
+        "runs (the release phase; by hand, `heroku run python -m bot migrate`)"
+    )
+
+
+# After `heroku rollback`: both processes run on it.
+SCHEMA_NEWER = (
+    "database schema is newer than this release (a rollback?): running on it, "
+    "as the migrations only add"
+)
+
+
 class MigrationBlocked(Exception):
     """The migrations gave way to another connection's lock on every try."""
 

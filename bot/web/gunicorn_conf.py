@@ -83,7 +83,7 @@ def _say_schema(database):  # type: ignore[no-untyped-def]
 
     from sqlalchemy.exc import SQLAlchemyError
 
-    from bot.store.db import foreign_schema
+    from bot.store.db import SCHEMA_NEWER, foreign_schema, schema_behind
 
     log = logging.getLogger("bot.web.schema")
     try:
@@ -97,18 +97,9 @@ def _say_schema(database):  # type: ignore[no-untyped-def]
         log.error(foreign_schema(revision))
         raise SystemExit(3)  # gunicorn's "failed to boot": the whole server stops
     if state == "behind":
-        log.error(
-            "database schema is behind this release: commands fail until "
-            "`python -m bot migrate` runs (the release phase; by hand, "
-            "`heroku run python -m bot migrate`)",
-            extra=where,
-        )
+        log.error(schema_behind("commands fail"), extra=where)
     elif state == "newer":
-        log.warning(
-            "database schema is newer than this release (a rollback?): running on it, "
-            "as the migrations only add",
-            extra=where,
-        )
+        log.warning(SCHEMA_NEWER, extra=where)
 
 
 def post_fork(server, worker):  # type: ignore[no-untyped-def]

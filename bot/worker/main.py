@@ -45,7 +45,7 @@ from bot.slack_api import ADMIN_PAUSE, ADMIN_PAUSE_DEFAULT, rate_limited_for, we
 from bot.store.audit import AuditLog
 from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.confirmations import Confirmations, Pending
-from bot.store.db import Database, foreign_schema
+from bot.store.db import SCHEMA_NEWER, Database, foreign_schema, schema_behind
 from bot.store.drain_claims import KEEP as KEEP_DRAIN
 from bot.store.drain_claims import DrainClaims
 from bot.store.heartbeats import TROUBLE_CHARS, Heartbeats
@@ -418,19 +418,10 @@ class Worker:
         where = {"revision": revision, "release": head}
         if state == "behind":
             if said != "behind":
-                log.error(
-                    "database schema is behind this release: the jobs wait until "
-                    "`python -m bot migrate` runs (the release phase; by hand, "
-                    "`heroku run python -m bot migrate`)",
-                    extra=where,
-                )
+                log.error(schema_behind("the jobs wait"), extra=where)
             return False
         if state == "newer":
-            log.warning(
-                "database schema is newer than this release (a rollback?): running on it, "
-                "as the migrations only add",
-                extra=where,
-            )
+            log.warning(SCHEMA_NEWER, extra=where)
         elif said == "behind":
             log.info("database schema migrated: the jobs start", extra=where)
         return True
