@@ -38,22 +38,22 @@ class Config:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
         env = os.environ if env is None else env
-        api_url = _pasted(env.get("SLACK_API_URL")) or "https://slack.com/api/"
+        api_url = pasted(env.get("SLACK_API_URL")) or "https://slack.com/api/"
         return cls(
-            database_url=_database_url(_pasted(env.get("DATABASE_URL"))),
-            slack_bot_token=_pasted(env.get("SLACK_BOT_TOKEN")),
-            slack_signing_secret=_pasted(env.get("SLACK_SIGNING_SECRET")),
-            slack_app_token=_pasted(env.get("SLACK_APP_TOKEN")),
+            database_url=_database_url(pasted(env.get("DATABASE_URL"))),
+            slack_bot_token=pasted(env.get("SLACK_BOT_TOKEN")),
+            slack_signing_secret=pasted(env.get("SLACK_SIGNING_SECRET")),
+            slack_app_token=pasted(env.get("SLACK_APP_TOKEN")),
             slack_api_url=api_url if api_url.endswith("/") else api_url + "/",
-            heroku_api_key=_pasted(env.get("HEROKU_API_KEY")),
-            heroku_api_url=(_pasted(env.get("HEROKU_API_URL")) or "https://api.heroku.com").rstrip(
+            heroku_api_key=pasted(env.get("HEROKU_API_KEY")),
+            heroku_api_url=(pasted(env.get("HEROKU_API_URL")) or "https://api.heroku.com").rstrip(
                 "/"
             ),
-            admins=parse_admins(_pasted(env.get("DEPLOYBOT_ADMINS")) or ""),
-            port=_port(_pasted(env.get("PORT")) or "5000"),
-            heroku_app_name=_pasted(env.get("HEROKU_APP_NAME")),
-            public_url=_pasted(env.get("DEPLOYBOT_URL")),
-            admin_channel=_pasted(env.get("DEPLOYBOT_ADMIN_CHANNEL")),
+            admins=parse_admins(pasted(env.get("DEPLOYBOT_ADMINS")) or ""),
+            port=_port(pasted(env.get("PORT")) or "5000"),
+            heroku_app_name=pasted(env.get("HEROKU_APP_NAME")),
+            public_url=pasted(env.get("DEPLOYBOT_URL")),
+            admin_channel=pasted(env.get("DEPLOYBOT_ADMIN_CHANNEL")),
         )
 
     def require(self, *names: str) -> None:
@@ -65,7 +65,7 @@ class Config:
             )
 
 
-def _pasted(raw: str | None) -> str | None:
+def pasted(raw: str | None) -> str | None:
     """`raw` without the spaces, newline or one pair of quotes it was pasted with (None when
     nothing is left): no token, secret, URL or ID has them, and a signing secret with a
     newline had made every Slack request's signature "invalid", invisible in `heroku config`."""
@@ -80,7 +80,7 @@ def seconds_setting(name: str, default: float, env: Mapping[str, str] | None = N
     Anything else is a ConfigError naming it, which stops the process in one line: float()
     had ended the gunicorn master in a traceback, nan reached timedelta() at every tick, and
     0 flushed or ticked in a busy loop."""
-    raw = _pasted((os.environ if env is None else env).get(name))
+    raw = pasted((os.environ if env is None else env).get(name))
     if raw is None:
         return default
     try:

@@ -19,7 +19,7 @@ from bot.actions.health import Health, release_of
 from bot.actions.path import Actions
 from bot.actions.results import Resolved, Result
 from bot.actions.usergroups import GroupLookupFailed, UserGroups
-from bot.config import Config
+from bot.config import Config, pasted
 from bot.metrics.store import MetricsStore
 from bot.platforms.base import Platform, PlatformError
 from bot.platforms.heroku import HerokuPlatform
@@ -223,7 +223,7 @@ class Services:
         # HEROKU_API_KEY also arrives through Config, which tests and the console set directly.
         if name == "HEROKU_API_KEY" and self.config.heroku_api_key:
             return self.config.heroku_api_key
-        return self._env.get(name) or None
+        return pasted(self._env.get(name))
 
     def migrate_sqlite_if_behind(self) -> None:
         """The embedded default needs no release phase: migrate on start when behind."""

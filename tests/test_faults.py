@@ -398,3 +398,25 @@ def test_a_failed_one_off_dyno_alert_masks_its_command_line():
     )
     assert "sk_live_1" not in detail and ":pw@" not in detail
     assert detail.startswith("run.4821 “STRIPE_KEY=")
+
+
+def test_an_app_s_own_heroku_key_pasted_with_a_newline_is_read_as_meant(
+    new_app, slack, heroku, tmp_path, monkeypatch, config
+):
+    # DEPLOYBOT_CONFIG's api_key_env names a config var the bot reads for that app alone;
+    # HEROKU_API_KEY was trimmed of a pasted newline, that one was sent with it, and
+    # Heroku refused every command on the app as "unauthorized".
+    registry = tmp_path / "deploybot.yml"
+    registry.write_text(
+        "apps:\n  other-app:\n    platform: heroku\n    api_key_env: OTHER_HEROKU_KEY\n"
+    )
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(registry))
+    monkeypatch.setenv("OTHER_HEROKU_KEY", f' "{OTHER_KEY}"\n')
+    heroku.api_keys = frozenset({HEROKU_KEY, OTHER_KEY})
+    web = new_app(config)
+    try:
+        driver = SlackDriver(web.test_client(), slack)
+        _, url = driver.command("status other-app", USER)
+        assert "Status of `other-app`: web=" in driver.reply(url)["text"]
+    finally:
+        web.extensions["deploybot"].db.dispose()
