@@ -420,3 +420,24 @@ def test_an_app_s_own_heroku_key_pasted_with_a_newline_is_read_as_meant(
         assert "Status of `other-app`: web=" in driver.reply(url)["text"]
     finally:
         web.extensions["deploybot"].db.dispose()
+
+
+def test_a_refused_key_is_named_by_the_variable_that_holds_it(
+    new_app, slack, heroku, tmp_path, monkeypatch, config
+):
+    # It always said "check HEROKU_API_KEY": for an app on another account's key, the admin
+    # checked a key that works and fixed nothing.
+    registry = tmp_path / "deploybot.yml"
+    registry.write_text(
+        "apps:\n  other-app:\n    platform: heroku\n    api_key_env: OTHER_HEROKU_KEY\n"
+    )
+    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(registry))
+    monkeypatch.setenv("OTHER_HEROKU_KEY", "revoked-key")
+    web = new_app(config)
+    try:
+        driver = SlackDriver(web.test_client(), slack)
+        _, url = driver.command("status other-app", USER)
+        text = driver.reply(url)["text"]
+        assert "An admin should check OTHER_HEROKU_KEY." in text, text
+    finally:
+        web.extensions["deploybot"].db.dispose()

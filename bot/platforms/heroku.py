@@ -58,6 +58,8 @@ from policies.slack_text import clip, code, escape, listed, shown
 
 log = logging.getLogger(__name__)
 
+DEFAULT_KEY = "HEROKU_API_KEY"  # the config var holding the key of apps that name none
+
 # What `/deploy watch` subscribes to: `dyno` (state changes, crashes among them) alerts,
 # releases arm the deploy guard and formation changes tell the autoscaler about scaling
 # done by hand. (`api:dyno` would be dynos created through the API: one-off runs.)
@@ -235,7 +237,7 @@ class HerokuPlatform:
         api_url: str = "https://api.heroku.com",
         session: requests.Session | None = None,
         throttles: Throttles | None = None,
-        account: str = "HEROKU_API_KEY",
+        account: str = DEFAULT_KEY,
     ) -> None:
         session = session or make_session()
         session.hooks["response"] += [_raise_on_429, _read_within_limits]
@@ -734,7 +736,7 @@ class HerokuPlatform:
         except requests.HTTPError as error:
             if isinstance(error, requests.exceptions.ContentDecodingError):
                 raise _transport_error(error, app, told) from None
-            failure = _http_error(error.response, app, told, path)
+            failure = _http_error(error.response, app, told, path, self._account)
             status = error.response.status_code if error.response is not None else None
             if isinstance(failure, NoSuchApp) or status == 401:
                 end_call()  # every other read of the app, or with the key, hears the same
@@ -901,7 +903,11 @@ def _read_what(app: str, path: tuple[str, ...]) -> str:
     return f"`{app}`'s {read}" if read else f"`{app}`"
 
 
-def _http_error(response: Any, app: str, method: str, path: tuple[str, ...] = ()) -> PlatformError:
+def _http_error(
+    response: Any, app: str, method: str, path: tuple[str, ...] = (), key_env: str = DEFAULT_KEY
+) -> PlatformError:
+    """What Heroku's error answer means, for Slack; `key_env` names the config var holding
+    the key it was sent with."""
     status = response.status_code if response is not None else 0
     try:
         body = response.json()
@@ -911,9 +917,7 @@ def _http_error(response: Any, app: str, method: str, path: tuple[str, ...] = ()
         body = {}
     message = str(body.get("message", "")).strip()
     if status == 401:
-        return PlatformError(
-            "Heroku rejected the bot's API key. An admin should check HEROKU_API_KEY."
-        )
+        return PlatformError(f"Heroku rejected the bot's API key. An admin should check {key_env}.")
     if status == 403:
         return PlatformError(
             f"The bot's Heroku key may not do that on `{app}`. Ask an owner of the app to "
