@@ -142,7 +142,7 @@ class Services:
             canonical=self.registry.canonical,
             worker_runs=worker_runs,
             locks=Locks(self.db),
-            secret=lambda name: self._env.get(name) or None,
+            secret=lambda name: pasted(self._env.get(name)),
         )
 
     def start_background_process(self, close_in_child: Iterable[Any] = ()) -> None:

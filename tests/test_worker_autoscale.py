@@ -563,3 +563,19 @@ def test_a_worker_type_gone_from_the_formation_can_still_be_turned_off(services,
     # Turning it on again is still refused: there is nothing to scale.
     again = run(Actor(ADMIN, source="console"), parse("autoscale myapp worker on"))
     assert "`myapp` has no `worker` process type" in again.text and not again.public
+
+
+def test_a_token_pasted_with_a_newline_or_quotes_is_read_as_meant(app_url, queue, monkeypatch):
+    # `heroku config:set HIREFIRE_TOKEN="$(cat token)"` keeps the newline: it was sent with
+    # it, the endpoint answered 404, and the queue was never read.
+    from bot.worker.autoscale_workers import _read_queue
+
+    queue.latency = 7.0
+    # The app reads HIREFIRE_TOKEN (this process's, as set by the fixture); the bot reads
+    # the variable its registry names, as it would on its own dyno.
+    monkeypatch.setenv("BOT_HIREFIRE_TOKEN", f' "{TOKEN}"\n')
+    assert _read_queue(app_url, "BOT_HIREFIRE_TOKEN") == {
+        "worker": 7.0,
+        "mailer": 0.0,
+        "worker_busy": 0.0,
+    }

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.actions.results import Reply, Resolved, Result, no_traffic_hint
+from bot.config import pasted
 from bot.metrics.aggregate import summarize
 from bot.metrics.replay import replay_app
 from bot.metrics.store import MetricsStore
@@ -896,7 +897,7 @@ def replayed_settings(store: AutoscaleStore, app: str, target: Target) -> dict[s
 def _token_unset(target: Target) -> bool:
     """Whether the bot lacks the token of `target`'s HireFire endpoint (its environment is
     the worker's, which reads the endpoint: on Heroku, the same app's config vars)."""
-    return not os.environ.get(target.queue_token_env)
+    return not pasted(os.environ.get(target.queue_token_env))
 
 
 def _default_max(resolved: Resolved, ptype: str) -> int:

@@ -21,6 +21,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 
+from bot.config import pasted
 from bot.metrics import hirefire
 from bot.metrics.hirefire import QueueInfoError, fetch_queue_info
 from bot.platforms.base import PlatformError
@@ -41,7 +42,7 @@ Queues = dict[str, float] | QueueInfoError
 
 
 def _read_queue(queue_url: str, token_env: str) -> Queues:
-    token = os.environ.get(token_env, "")
+    token = pasted(os.environ.get(token_env))
     if not token:
         return QueueInfoError(f"{token_env} is not set in the bot")
     try:
