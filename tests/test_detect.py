@@ -518,3 +518,17 @@ def test_an_hour_long_outage_says_since_when_it_began_and_how_long_not_14_min(se
     ) in listed
     assert "*myapp* autoscaler pinned at max for `web` since 12:01 UTC (1 h 0 min)." in listed
     assert "14 min" not in listed
+
+
+def test_a_late_event_that_moves_an_incident_s_start_earlier_moves_its_past_opening_too(services):
+    # A crash webhook Heroku delivered late (a retry) moves the incident's start back; the
+    # opening a past day's digest and chart read had kept the first sighting's time.
+    from policies.incidents import Event
+
+    alerts = Alerts(services.db)
+    alerts.record([Event("myapp", "crash", "web", NOW)], NOW, lambda app: None)
+    earlier = NOW - timedelta(minutes=3)
+    later = NOW + timedelta(seconds=30)
+    alerts.record([Event("myapp", "crash", "web", earlier)], later, lambda app: None)
+    [opening] = alerts.openings("myapp", NOW - timedelta(hours=1), later)
+    assert opening.opened_at.replace(tzinfo=UTC) == earlier

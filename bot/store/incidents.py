@@ -353,6 +353,7 @@ def _record_openings(
     changes = [
         {
             "id": newest[i.key],
+            "opened_at": i.first_at,  # a late event moves the start back
             "last_at": i.last_at,
             "severity": i.severity,
             "resolved": i.state == "resolved",
