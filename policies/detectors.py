@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from policies.incidents import Event
+from policies.worker_autoscale import unread_cause
 
 MINUTE = timedelta(minutes=1)
 
@@ -311,20 +312,30 @@ def queue_unread(
     now: datetime,
     rules: DetectorRules = DEFAULT_DETECTOR_RULES,
 ) -> list[Event]:
-    """A `queue_unread` event per worker type (the subject) while every decision of it for
-    `queue_unread_for` found the app's job-queue endpoint unreadable: the autoscaler holds
-    the type where it is, through a backlog too, and says so only in its status."""
+    """A `queue_unread` event while every decision of a worker type for `queue_unread_for`
+    found the app's job-queue endpoint unreadable: the autoscaler holds the type where it
+    is, through a backlog too, and says so only in its status. Types held for the same
+    cause (the app's one endpoint unreachable) are one event, their names the subject
+    ("mailer, worker"): one cause, one alert."""
     by_type: dict[str, list[QueueRead]] = {}
     for read in reads:
         by_type.setdefault(read.process_type, []).append(read)
-    events = []
+    by_cause: dict[str, list[tuple[str, datetime, str]]] = {}
     for ptype, of_type in sorted(by_type.items()):
         run = _held_for(((r.at, r.unread is not None) for r in of_type), now, rules)
         if run is None or run[1] - run[0] < rules.queue_unread_for:
             continue
         newest = max(of_type, key=lambda r: r.at)
-        events.append(Event(app, "queue_unread", ptype, now, f"{newest.unread}.", since=run[0]))
-    return events
+        cause, held = unread_cause(newest.unread or "")
+        by_cause.setdefault(cause, []).append((ptype, run[0], held))
+    events = []
+    for cause, held in by_cause.items():
+        subject = ", ".join(ptype for ptype, _, _ in held)
+        what = "; ".join(what for _, _, what in held if what)
+        detail = f"{cause}: {what}." if what else f"{cause}."
+        since = min(began for _, began, _ in held)
+        events.append(Event(app, "queue_unread", subject, now, detail, since=since))
+    return sorted(events, key=lambda e: e.subject)
 
 
 def _held_for(

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from policies.slack_text import clip, code, escape
+from policies.slack_text import clip, code, escape, listed
 
 NoticeKind = Literal["post", "update", "reply"]
 SUMMARY_PREFIX = "summary:"  # the keys of storm summaries, beside incidents' keys
@@ -395,6 +395,9 @@ def _what(incident: Incident) -> str:
 
 def headline(kind: str, subject: str) -> str:
     """What went wrong, in words (Slack text): "`web` dynos crashed", "router errors `H12`"."""
+    if kind == "queue_unread":
+        # The worker types one unread endpoint holds (`policies.detectors.queue_unread`).
+        return f"job queue unread for {listed(subject.split(', '))}"
     subject = code(subject)
     phrases = {
         "crash": f"{subject} dynos crashed",
@@ -404,7 +407,6 @@ def headline(kind: str, subject: str) -> str:
         "health": f"health turned {subject}",
         "pinned": f"autoscaler pinned at max for {subject}",
         "stale": f"metrics stale for {subject}",
-        "queue_unread": f"job queue unread for {subject}",
         "release": "released",
         "release_failed": "release failed",
         "one_off_failed": f"one-off {subject} dyno failed",

@@ -150,6 +150,13 @@ def is_unread(reason: str) -> bool:
     return reason.startswith(_UNREAD)
 
 
+def unread_cause(reason: str) -> tuple[str, str]:
+    """An unread reason (`unread_reason`) split into its cause, the same for every type
+    read from one endpoint that could not be read, and what it held ("worker stays at 1")."""
+    cause, _, held = reason.rpartition(": ")
+    return (cause, held) if cause else (reason, "")
+
+
 _UNREAD = "could not read the job queue "
 
 

@@ -617,3 +617,71 @@ def test_the_poll_goes_through_the_proxy_the_environment_names(proxy, app, monke
     monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
     assert fetch_queue_info(f"{url}/good", TOKEN) == {"worker": 4.0}
     assert len(proxy) == 2
+
+
+def test_one_unreachable_endpoint_for_two_worker_types_is_one_alert_naming_both(
+    config, heroku, slack, monkeypatch, tmp_path
+):
+    """Both types are read from the app's one endpoint: when it cannot be reached, that is
+    one cause, and two alerts for it (one a type) had read as two troubles."""
+    import socket
+
+    from bot.worker.main import Worker
+
+    with socket.socket() as free:  # a port nothing listens on once closed
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    heroku.add_app("twoq", formation={"worker": (1, "standard-1x"), "mailer": (1, "standard-1x")})
+    services, scaler, _ = _tick_against(
+        config,
+        monkeypatch,
+        tmp_path,
+        {"twoq": f"http://127.0.0.1:{port}"},
+        types={"twoq": ("worker", "mailer")},
+    )
+    worker = Worker(config)
+    try:
+        for tick in range(41):
+            scaler.tick(NOW + timedelta(seconds=15 * tick))
+        assert worker.watch(NOW + timedelta(minutes=10)) == 1
+        worker.send_alerts(NOW + timedelta(minutes=10))
+        [alert] = slack.messages("CTWOQ")
+        assert "*twoq* job queue unread for `mailer`, `worker` since " in alert["text"]
+        assert alert["text"].endswith(
+            "Last: could not read the job queue (cannot reach the app's HireFire endpoint "
+            "(NewConnectionError)): mailer stays at 1; worker stays at 1."
+        )
+    finally:
+        worker.db.dispose()
+        services.db.dispose()
+
+
+def test_types_held_for_different_causes_stay_apart_and_one_type_reads_as_before():
+    from policies.detectors import QueueRead, queue_unread
+    from policies.worker_autoscale import unread_reason
+
+    def reads(ptype: str, why: str) -> list[QueueRead]:
+        held = unread_reason(why, ptype, 2)
+        return [QueueRead(NOW + timedelta(seconds=15 * t), ptype, held) for t in range(49)]
+
+    later = NOW + timedelta(minutes=12)
+    down = "the app's HireFire endpoint answered 500 instead of its queues"
+    found = queue_unread(
+        "myapp",
+        reads("worker", down)
+        + reads("mailer", down)
+        + reads("urgent", "the endpoint lists no urgent"),
+        later,
+    )
+    assert [(e.subject, e.detail) for e in found] == [
+        (
+            "mailer, worker",
+            f"could not read the job queue ({down}): mailer stays at 2; worker stays at 2.",
+        ),
+        (
+            "urgent",
+            "could not read the job queue (the endpoint lists no urgent): urgent stays at 2.",
+        ),
+    ]
+    [alone] = queue_unread("myapp", reads("worker", down), later)
+    assert alone.detail == unread_reason(down, "worker", 2) + "."
