@@ -579,3 +579,52 @@ def test_a_token_pasted_with_a_newline_or_quotes_is_read_as_meant(app_url, queue
         "mailer": 0.0,
         "worker_busy": 0.0,
     }
+
+
+def test_a_worker_types_status_shows_only_what_applies_to_it(services, heroku):
+    """`autoscale APP worker status` had led with web's settings, web's scale-down hold and
+    web's step per tick, none of which moves a worker type."""
+    from bot.store.audit import Actor
+    from policies.commands import parse
+    from tests.conftest import ADMIN
+
+    def run(text: str) -> str:
+        return services.actions.run(Actor(ADMIN, source="console"), parse(text)).text
+
+    run("autoscale myapp on target=rpm:300 min=1 max=4")
+    run("autoscale myapp set max_step=2")
+    run("autoscale myapp worker on target=latency:30s min=0 max=10")
+    status = run("autoscale myapp worker status")
+    assert status.startswith(
+        "Worker `worker`: on, worker 0–10, target job queue latency 30 s (chat, <@"
+    ), status
+    for web_only in ("rpm", "Scale-down", "Step per tick", "web 1–4"):
+        assert web_only not in status, (web_only, status)
+    # The whole app's status still says it all.
+    whole = run("autoscale myapp status")
+    assert "Step per tick: 2 dynos" in whole and "Worker `worker`: on" in whole
+
+
+def test_a_worker_types_status_shows_the_registrys_step_that_holds_it(
+    config, app_url, tmp_path, monkeypatch, heroku
+):
+    from bot.store.audit import Actor
+    from policies.commands import parse
+    from tests.conftest import ADMIN
+
+    services = services_with(
+        config,
+        tmp_path,
+        monkeypatch,
+        "apps:\n  myapp:\n    platform: heroku\n    guardrails:\n      max_step: 2\n"
+        f"    autoscale:\n      queue_url: {app_url}\n",
+    )
+    try:
+        actor = Actor(ADMIN, source="console")
+        services.actions.run(actor, parse("autoscale myapp worker on target=jobs:50 max=10"))
+        status = services.actions.run(actor, parse("autoscale myapp worker status")).text
+        assert status.splitlines()[1] == (
+            "Step per tick: at most 2 dynos (the registry's `guardrails: max_step:`)."
+        ), status
+    finally:
+        services.db.dispose()

@@ -782,8 +782,14 @@ class AutoscaleCommands:
         asked: str | None = None,
         types: tuple[str, ...] | None = None,
     ) -> str:
-        """What the autoscaler does for `app`; `asked`: a worker type the person named;
-        `types`: the formation's process types, when read."""
+        """What the autoscaler does for `app`; `asked`: a worker type the person named, of
+        which alone it speaks; `types`: the formation's process types, when read."""
+        lines = self._web_status(app, now, target) if asked is None else []
+        lines.extend(self._workers_status(app, target, asked, types))
+        return "\n".join(lines)
+
+    def _web_status(self, app: str, now: datetime, target: Target) -> list[str]:
+        """Web's settings, scale-down hold, step, schedule, pin and decisions."""
         settings = self._autoscale.settings(app)
         said = (
             f"{settings.describe()} ({_chat(settings.updated_by, settings.updated_at)})"
@@ -841,7 +847,20 @@ class AutoscaleCommands:
                 f"by <@{pin.pinned_by}>."
             )
         lines.extend(_decided(self._autoscale.decisions(app)))
-        for worker in self._autoscale.workers().of_app(app):
+        return lines
+
+    def _workers_status(
+        self, app: str, target: Target, asked: str | None, types: tuple[str, ...] | None
+    ) -> list[str]:
+        """Each worker type's settings and decisions (only `asked`'s when one is named),
+        or what `asked` needs when it has none."""
+        lines: list[str] = []
+        workers = [
+            worker
+            for worker in self._autoscale.workers().of_app(app)
+            if asked is None or worker.process_type == asked
+        ]
+        for worker in workers:
             endpoint = (
                 f"its queue from the registry's `queue_url`, token from `{target.queue_token_env}`"
                 + (" (not set in the bot)" if _token_unset(target) else "")
@@ -852,11 +871,19 @@ class AutoscaleCommands:
                 f"Worker `{worker.process_type}`: {worker.describe()} "
                 f"({_chat(worker.updated_by, worker.updated_at)}); {endpoint}."
             )
+            if asked is not None and target.guardrails.max_step is not None:
+                # The one step that moves a worker type: web's (chat's max_step, the
+                # policy's +100 %) does not (`policies.worker_autoscale.decide_worker`).
+                lines.append(
+                    f"Step per tick: at most {target.guardrails.max_step} dynos "
+                    "(the registry's `guardrails: max_step:`)."
+                )
             decided = self._autoscale.decisions(
                 app, WORKER_DECISIONS, process_type=worker.process_type
             )
             lines.extend(_decided(decided))
-            asked = None if asked == worker.process_type else asked
+        if workers:
+            return lines
         if asked is not None and types is not None and asked not in types:
             # `on` would be refused for the type: offer no command to type.
             lines.append(
@@ -874,7 +901,7 @@ class AutoscaleCommands:
                 f"Worker `{asked}`: off (never set); `/deploy autoscale {app} {asked} on "
                 "target=latency:30s` scales it from its job queue."
             )
-        return "\n".join(lines)
+        return lines
 
 
 def replayed_settings(store: AutoscaleStore, app: str, target: Target) -> dict[str, object]:
