@@ -609,8 +609,12 @@ def test_the_poll_goes_through_the_proxy_the_environment_names(proxy, app, monke
     assert info == {"worker": 6.0}
     assert proxy == [("GET", f"http://queue.app.invalid/hirefire/{TOKEN}/info", auth)]
     # HTTPS goes through a tunnel the proxy cannot read into; this one refuses it.
-    with pytest.raises(QueueInfoError, match="cannot reach the app's HireFire endpoint"):
+    with pytest.raises(QueueInfoError) as caught:
         fetch_queue_info("https://queue.app.invalid:8443", TOKEN)
+    assert str(caught.value) == (
+        "cannot reach the app's HireFire endpoint: "
+        "the proxy the bot's HTTPS_PROXY names refused to connect to it"
+    )
     assert proxy[1] == ("CONNECT", "queue.app.invalid:8443", auth)
     # NO_PROXY names the hosts reached directly, as requests read it.
     url, _ = app
@@ -648,8 +652,8 @@ def test_one_unreachable_endpoint_for_two_worker_types_is_one_alert_naming_both(
         [alert] = slack.messages("CTWOQ")
         assert "*twoq* job queue unread for `mailer`, `worker` since " in alert["text"]
         assert alert["text"].endswith(
-            "Last: could not read the job queue (cannot reach the app's HireFire endpoint "
-            "(NewConnectionError)): mailer stays at 1; worker stays at 1."
+            "Last: could not read the job queue (cannot reach the app's HireFire endpoint: "
+            "no connection could be made to it): mailer stays at 1; worker stays at 1."
         )
     finally:
         worker.db.dispose()
@@ -685,3 +689,31 @@ def test_types_held_for_different_causes_stay_apart_and_one_type_reads_as_before
     ]
     [alone] = queue_unread("myapp", reads("worker", down), later)
     assert alone.detail == unread_reason(down, "worker", 2) + "."
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (
+            urllib3.exceptions.NewConnectionError(None, "refused"),
+            ": no connection could be made to it",
+        ),
+        (
+            urllib3.exceptions.NameResolutionError("queue.app", None, OSError("no such host")),
+            ": its host name does not resolve; check the registry's queue_url",
+        ),
+        (urllib3.exceptions.SSLError("bad certificate"), ": its TLS handshake failed"),
+        (urllib3.exceptions.ProtocolError("reset"), ": the connection dropped before it answered"),
+        (ConnectionResetError(104, "reset"), ": the connection dropped before it answered"),
+    ],
+)
+def test_an_unreachable_endpoint_is_said_in_words_not_a_python_class_name(monkeypatch, error, said):
+    # The alert, `autoscale APP status` and App Home had read "cannot reach the app's
+    # HireFire endpoint (NewConnectionError)": a class name, which says nothing to fix.
+    def refused(*_args: object) -> tuple[int, bytes]:
+        raise error
+
+    monkeypatch.setattr(hirefire, "get_once", refused)
+    with pytest.raises(QueueInfoError) as caught:
+        fetch_queue_info("https://queue.app", TOKEN)
+    assert str(caught.value) == "cannot reach the app's HireFire endpoint" + said

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import math
+import ssl
 from urllib.parse import quote
 
-from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import NameResolutionError, NewConnectionError, ProxyError, SSLError
 
 from bot.http_bodies import TIMED_OUT, UNREACHABLE, BodyTooLarge, get_once
 
@@ -29,6 +30,21 @@ def info_url(app_url: str, token: str) -> str:
     # A path segment whatever the token holds: a `/`, `?`, `#` or space had cut the path
     # short, and the log redaction (bot.logs) with it.
     return f"{app_url.rstrip('/')}/hirefire/{quote(token, safe='')}/info"
+
+
+def _failed(exc: BaseException) -> str:
+    """How a connection failed, in words: its class name ("NewConnectionError") had been
+    shown in the alert, which says nothing to someone fixing the app."""
+    if isinstance(exc, NameResolutionError):
+        return "its host name does not resolve; check the registry's queue_url"
+    if isinstance(exc, NewConnectionError):
+        return "no connection could be made to it"
+    if isinstance(exc, SSLError | ssl.SSLError):
+        return "its TLS handshake failed"
+    # http.client's words when the proxy answers CONNECT with anything but 200.
+    if isinstance(exc, ProxyError) or str(exc).startswith("Tunnel connection failed"):
+        return "the proxy the bot's HTTPS_PROXY names refused to connect to it"
+    return "the connection dropped before it answered"
 
 
 def not_answered() -> QueueInfoError:
@@ -55,9 +71,7 @@ def fetch_queue_info(
             raise not_answered() from None
         # Only the kind of failure: a message may quote the URL, and the URL holds the
         # token, which would then show in `autoscale APP status`, App Home and the log.
-        raise QueueInfoError(
-            f"cannot reach the app's HireFire endpoint ({type(exc).__name__})"
-        ) from None
+        raise QueueInfoError(f"cannot reach the app's HireFire endpoint: {_failed(exc)}") from None
     if 300 <= status < 400:
         # Not followed: the app would choose where the bot connects (another host, a
         # cloud metadata address), and the address it gives may hold the token.
