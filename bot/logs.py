@@ -1,12 +1,12 @@
 """Logs to stdout in logfmt, Heroku's convention: `at=info msg="…" key=value`.
 
-Every line is redacted on its way out (`redact`): credentials shaped like Slack's, Heroku's
-or AWS's, passwords in URLs and `Bearer` credentials (`policies.redact.mask_credentials`),
-the secret token in a log drain's URL (`/drain/<token>`), which would otherwise reach the
-log in Flask's own `Exception on /drain/<token> [POST]` or a gunicorn access line, the
-token in an app's HireFire URL (`/hirefire/<token>/info`), and the secret at the end of a
-Slack `response_url`. `RedactSecrets` does the same for loggers that do not use this
-formatter.
+Every line is redacted on its way out (`redact`, which is `policies.redact.mask_credentials`,
+the shapes Slack's own text goes through too): credentials shaped like Slack's, Heroku's or
+AWS's, passwords in URLs and `Bearer` credentials, the secret token in a log drain's URL
+(`/drain/<token>`), which would otherwise reach the log in Flask's own `Exception on
+/drain/<token> [POST]` or a gunicorn access line, the token in an app's HireFire URL
+(`/hirefire/<token>/info`), and the secret at the end of a Slack `response_url`.
+`RedactSecrets` does the same for loggers that do not use this formatter.
 """
 
 from __future__ import annotations
@@ -20,14 +20,6 @@ from policies.redact import mask_credentials
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 _BARE = re.compile(r"[A-Za-z0-9_.:/@+-]+")  # matched whole: `$` would pass a final newline
-# Anything shaped like a Slack or Heroku credential is masked wherever it appears.
-_SECRET = re.compile(r"(xox[abeposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|HRKU-[A-Za-z0-9_-]+)")
-# A drain URL's last segment is the secret that names the app (bot.store.drains.new_token):
-# keep the path, cut the token, whatever surrounds it (a URL, a request line, a route).
-_DRAIN_TOKEN = re.compile(r"(/(?:drain|hirefire)/)[^\s/?#\"'<>]+")
-# A `response_url` (hooks.slack.com/commands/T…/…/SECRET, or /actions/) lets whoever holds
-# it post into the channel for 30 minutes; urllib3 names its path when it retries a post.
-_RESPONSE_URL = re.compile(r"(/(?:commands|actions)/[A-Z0-9]+/[0-9]+/)[A-Za-z0-9]+")
 # Libraries that print whole requests and answers at DEBUG (botocore an UpdateEnvironment's
 # option values and every environment property it reads back, slack_sdk each message's
 # body and answer, urllib3 each path): held at INFO when the bot's own log is at DEBUG, as
@@ -36,9 +28,8 @@ WIRE_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3", "requests", "slack
 
 
 def redact(text: str) -> str:
-    """`text` with credentials, drain tokens and response_url secrets cut out."""
-    text = mask_credentials(_SECRET.sub("[redacted]", text))
-    return _RESPONSE_URL.sub(r"\1[redacted]", _DRAIN_TOKEN.sub(r"\1[redacted]", text))
+    """`text` with credentials, drain and HireFire tokens and response_url secrets cut out."""
+    return mask_credentials(text)
 
 
 class RedactSecrets(logging.Filter):

@@ -4,9 +4,11 @@ Pure. A log line is shown with the value of every `KEY=value` whose key is writt
 capitals (`DATABASE_URL=…`, `STRIPE_KEY=…`: how config vars look) or names a secret in any
 case (`password=…`, `"api_key": "…"`, `?access_token=…` inside a URL, up to the next `&`),
 the password in any `scheme://user:password@host` (the user may be empty, as in Heroku
-Redis's URLs), the credential after `Bearer` or `Basic`, and AWS access key ids, whatever
-surrounds them (`mask_credentials`, which the bot's own log lines also go through).
-Lowercase router fields (`status=200`, `path=/`) stay as they are.
+Redis's URLs), the credential after `Bearer` or `Basic`, AWS access key ids, Slack and
+Heroku tokens, and the secret in a path the bot gives out (a drain's `/drain/<token>`, an
+app's `/hirefire/<token>/info`, a Slack `response_url`), whatever surrounds them
+(`mask_credentials`, which the bot's own log lines also go through: one list of shapes for
+the log and for Slack). Lowercase router fields (`status=200`, `path=/`) stay as they are.
 """
 
 from __future__ import annotations
@@ -33,14 +35,26 @@ _SCHEME_CREDENTIAL = re.compile(
     r"\b(?P<scheme>Bearer|Basic)\s+(?=[\w.~+/=-]*[\d.~+/=-])[\w.~+/=-]{8,}", re.IGNORECASE
 )
 _AWS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")
+# Cut rather than masked, so a log line or a router line still reads as the path it was.
+REDACTED = "[redacted]"
+_TOKEN = re.compile(r"(xox[abeposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|HRKU-[A-Za-z0-9_-]+)")
+# A drain URL's last segment is the secret that names the app, and an app's HireFire
+# endpoint is read at its token: a Flask error, a gunicorn access line and Heroku's own
+# router lines (`/deploy logs`) print these paths, whatever surrounds them.
+_PATH_TOKEN = re.compile(r"(/(?:drain|hirefire)/)[^\s/?#\"'<>]+")
+# A `response_url` (hooks.slack.com/commands/T…/…/SECRET, or /actions/) lets whoever holds
+# it post into the channel for 30 minutes; urllib3 names its path when it retries a post.
+_RESPONSE_URL = re.compile(r"(/(?:commands|actions)/[A-Z0-9]+/[0-9]+/)[A-Za-z0-9]+")
 
 
 def mask_credentials(text: str) -> str:
     """`text` with the credentials that show by their shape alone masked: URL passwords,
-    `Bearer`/`Basic` credentials and AWS access key ids."""
-    text = _URL_PASSWORD.sub(lambda m: f"{m['head']}{MASK}@", text)
+    `Bearer`/`Basic` credentials and AWS access key ids; Slack and Heroku tokens and the
+    secret in a drain's, a HireFire endpoint's or a `response_url`'s path cut."""
+    text = _URL_PASSWORD.sub(lambda m: f"{m['head']}{MASK}@", _TOKEN.sub(REDACTED, text))
     text = _SCHEME_CREDENTIAL.sub(lambda m: f"{m['scheme']} {MASK}", text)
-    return _AWS_KEY_ID.sub(MASK, text)
+    text = _AWS_KEY_ID.sub(MASK, text)
+    return _RESPONSE_URL.sub(rf"\1{REDACTED}", _PATH_TOKEN.sub(rf"\1{REDACTED}", text))
 
 
 def mask(line: str) -> str:

@@ -302,6 +302,10 @@ def test_a_lock_and_an_access_rule_say_a_verb_in_the_same_words():
         ),
         ("/a?PASSWORD=x&y=1&SECRET_KEY=z", f"/a?PASSWORD={MASK}&y=1&SECRET_KEY={MASK}"),
         ("TOKEN=a&b ok", f"TOKEN={MASK} ok"),  # outside a URL, `&` may be part of the value
+        # Heroku's router lines name the paths the bot is posted at or polls, tokens and all.
+        ('path="/hirefire/hf0Tok/info" status=200', 'path="/hirefire/[redacted]/info" status=200'),
+        ("POST path=/drain/dr4In_-x host=bot", "POST path=/drain/[redacted] host=bot"),
+        ("sent xoxb-12-34-abcd to slack", "sent [redacted] to slack"),
     ],
 )
 def test_mask_hides_secret_values_and_keeps_the_rest(line, shown):

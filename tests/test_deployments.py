@@ -1207,6 +1207,21 @@ def test_logs_mask_secrets_and_escape_markup(driver, heroku):
     assert heroku.violations == []
 
 
+def test_logs_hide_the_tokens_in_router_paths_the_bot_polls_or_is_posted_at(driver, heroku):
+    # Heroku's router logs every request's path: the app's HireFire endpoint, which the
+    # worker reads each tick, and on the bot's own app each drain's `/drain/<token>`.
+    hirefire, drain = "hf0Secret1Token2", "dr41nTok3n_xyz-0123456789abcdef"
+    heroku.log(
+        "myapp", "router", f'at=info method=GET path="/hirefire/{hirefire}/info"', source="heroku"
+    )
+    heroku.log("myapp", "router", f"at=info method=POST path=/drain/{drain}", source="heroku")
+    heroku.log("myapp", "web.1", "posting with xoxb-1234-5678-abcdefghijkl")
+    reply = say(driver, "logs myapp 5", USER)
+    text = reply["text"]
+    assert hirefire not in text and drain not in text and "abcdefghijkl" not in text, text
+    assert 'path="/hirefire/[redacted]/info"' in text and "path=/drain/[redacted]" in text
+
+
 def test_logs_leave_out_ansi_colour_sequences_and_keep_the_words(driver, heroku):
     heroku.log("myapp", "web.1", "\x1b[32mINFO\x1b[0m GET / \x1b[1;31m500\x1b[m in 3ms")
     reply = say(driver, "logs myapp web.1 5", USER)
