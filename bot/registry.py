@@ -595,10 +595,8 @@ _PLATFORMS = "`platform: heroku` or `platform: beanstalk`"
 _CHANNEL_WORDS = (
     "a Slack channel ID such as `C0123ABCD` (the channel's details in Slack show its ID)"
 )
-_ENV_WORDS = (
-    "the name of an environment variable: capital letters, digits and underscores, not "
-    "starting with a digit"
-)
+_ENV_RULE = "capital letters, digits and underscores, not starting with a digit"
+_ENV_WORDS = f"the name of an environment variable: {_ENV_RULE}"
 # What each pattern a setting must match asks for, in words: a refused value had been
 # answered with the regex ("String should match pattern '^[CG][A-Z0-9]{2,31}$'").
 PATTERN_WORDS = {
@@ -655,6 +653,14 @@ def _reason(error: Any) -> str:
                 f'write the time in quotes, like "{hours:02d}:{minutes:02d}"; unquoted, YAML '
                 f"reads {hours}:{minutes:02d} as the number {said}"
             )
+    if kind == "string_pattern_mismatch" and error["ctx"]["pattern"] == _ENV_VAR:
+        # What a person pastes here by mistake is the secret the variable holds: quoted,
+        # it went on to check-config's output and the dyno's log (and any log drain).
+        return (
+            f"this is not the name of an environment variable ({_ENV_RULE}); put the secret "
+            "in a config var and write that variable's name here (the value is not shown, in "
+            "case it is the secret itself)"
+        )
     if kind == "string_pattern_mismatch" and error["ctx"]["pattern"] in PATTERN_WORDS:
         return f"{code(str(said)[:60])} is not {PATTERN_WORDS[error['ctx']['pattern']]}"
     return str(error["msg"]).removeprefix("Value error, ").rstrip(".")

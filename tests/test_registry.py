@@ -631,8 +631,10 @@ def test_a_yes_or_no_where_a_number_goes_is_refused_not_read_as_1_or_0(setting, 
         ),
         (
             "    api_key_env: my-key\n",
-            "4: apps.shop.api_key_env: `my-key` is not the name of an environment variable: "
-            "capital letters, digits and underscores, not starting with a digit.",
+            "4: apps.shop.api_key_env: this is not the name of an environment variable "
+            "(capital letters, digits and underscores, not starting with a digit); put the "
+            "secret in a config var and write that variable's name here (the value is not "
+            "shown, in case it is the secret itself).",
         ),
         (
             "    guardrails:\n      max: {Web!: 3}\n",
@@ -651,6 +653,26 @@ def test_a_value_not_in_its_settings_form_is_said_in_words_not_as_a_regex(settin
     with pytest.raises(RegistryError) as caught:
         Registry.parse(f"apps:\n  shop:\n    platform: heroku\n{setting}", "deploybot.yml")
     assert str(caught.value) == f"deploybot.yml:{says}"
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "    api_key_env: 01234567-89ab-cdef-0123-456789abcdef\n",
+        "    source: https://api.github.com/repos/o/r/tarball/{ref}\n"
+        "    source_token_env: ghp_0123456789abcdefABCDEF0123456789abcd\n",
+        "    autoscale:\n      queue_url: https://shop.example.com\n"
+        "      queue_token_env: 0123456789abcdef0123456789abcdef\n",
+    ],
+)
+def test_a_secret_pasted_where_its_variable_s_name_goes_is_not_echoed(setting):
+    # A `*_env` setting names the config var that holds a secret; the secret itself, pasted
+    # there, had been quoted back by check-config and in the web dyno's log line.
+    secret = setting.rsplit(": ", 1)[1].strip()
+    with pytest.raises(RegistryError) as caught:
+        Registry.parse(f"apps:\n  shop:\n    platform: heroku\n{setting}", "deploybot.yml")
+    assert secret[:8] not in str(caught.value)
+    assert "is not the name of an environment variable" in str(caught.value)
 
 
 def test_every_pattern_the_registry_checks_has_words():
