@@ -57,6 +57,10 @@ def _beanstalk(region: str, profile: str | None) -> Platform:
     return BeanstalkPlatform(region, profile)
 
 
+# AWS's secret parts (the access key's id names it, and is no secret by itself).
+_AWS_SECRETS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
 class Services:
     def __init__(
         self,
@@ -143,7 +147,20 @@ class Services:
             worker_runs=worker_runs,
             locks=Locks(self.db),
             secret=lambda name: pasted(self._env.get(name)),
+            own_secrets=self.own_secrets,
         )
+
+    def own_secrets(self) -> frozenset[str]:
+        """The values of the bot's own credentials: Slack's, its Heroku keys (the registry's
+        too), AWS's and its database URL. With any of them a person could act as the bot
+        outside its rules and audit trail, so no answer shows them, whoever asks."""
+        config = self.config
+        names = {t.api_key_env for t in self.registry.targets() if t.api_key_env}
+        names |= {self.registry.spec.heroku.api_key_env, *_AWS_SECRETS}
+        values = {pasted(self._env.get(name)) for name in names}
+        values |= {config.slack_bot_token, config.slack_signing_secret, config.slack_app_token}
+        values |= {config.heroku_api_key, config.database_url}
+        return frozenset(value for value in values if value)
 
     def start_background_process(self, close_in_child: Iterable[Any] = ()) -> None:
         """Run the work after each ack in a child process (gunicorn's post_worker_init).

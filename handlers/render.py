@@ -332,9 +332,12 @@ def _config_vars(result: ConfigVars) -> Message:
     if result.masked:
         # Before the list, so every line a cut leaves out is a variable.
         lines.append("Values are hidden: seeing them needs the `config` permission.")
+    elif result.own:
+        lines.append("The bot's own credentials are hidden from everyone.")
     for key, value in result.values:
         # An empty value had shown as two backticks.
-        shown = MASK if result.masked else clipped(value, 200) if value else "(empty)"
+        hidden = result.masked or key in result.own
+        shown = MASK if hidden else clipped(value, 200) if value else "(empty)"
         lines.append(f"• {code(key)} {shown}")
     where = (
         f"`heroku config -a {escape(result.name or result.app)}` lists them all."

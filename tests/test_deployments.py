@@ -559,6 +559,25 @@ def test_config_masks_values_except_for_those_allowed_config(driver, heroku):
     )
 
 
+def test_config_hides_the_bot_s_own_credentials_from_everyone(driver, heroku, config, slack):
+    # The bot's own app (or any app given the same key) holds what lets a person act as the
+    # bot outside every rule and audit row: shown even to admins, it had been in Slack.
+    heroku.set_config_vars(
+        "myapp",
+        {
+            "HEROKU_API_KEY": config.heroku_api_key,
+            "SLACK_BOT_TOKEN": slack.bot_token,
+            "SLACK_SIGNING_SECRET": config.slack_signing_secret,
+            "LOG_LEVEL": "info",
+        },
+    )
+    shown = say(driver, "config myapp", ADMIN)["text"]
+    for secret in (config.heroku_api_key, slack.bot_token, config.slack_signing_secret):
+        assert secret not in shown, shown
+    assert "• `HEROKU_API_KEY` ••••••\n" in shown and "• `LOG_LEVEL` `info`" in shown
+    assert "The bot's own credentials are hidden from everyone." in shown
+
+
 def test_config_set_confirms_and_never_writes_the_value_down(driver, heroku, slack, config, caplog):
     caplog.set_level(logging.DEBUG)
     response, url = driver.command(f"config set DATABASE_URL={SECRET_VALUE} myapp", ADMIN)

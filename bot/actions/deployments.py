@@ -83,8 +83,10 @@ class Deployments:
         now: Callable[[], datetime],
         secret: Callable[[str], str | None] = lambda name: None,
         targets: Callable[[], list[Target]] = list,
+        own_secrets: Callable[[], frozenset[str]] = frozenset,
     ) -> None:
         self._resolve = resolve
+        self._own_secrets = own_secrets
         self._audit = audit
         self._confirmations = confirmations
         self._locks = locks
@@ -463,12 +465,15 @@ class Deployments:
                 masked = not self._gate.decide(actor, "config", app).allowed
             except GroupLookupFailed as error:
                 return Reply(str(error))
+            # By value, not by app: any app given the bot's key holds it as well.
+            own = self._own_secrets()
             return ConfigVars(
                 app,
                 tuple(sorted(values.items())),
                 masked,
                 resolved.target.platform,
                 resolved.target.name,
+                frozenset(key for key, value in values.items() if value and value in own),
             )
         refusal = self._guard.refusal(resolved.target, "config", command.force, actor.user_id)
         if refusal:

@@ -133,6 +133,7 @@ class Actions:
         locks: Locks | None = None,
         secret: Callable[[str], str | None] = lambda name: None,
         dashboards: Dashboards | None = None,
+        own_secrets: Callable[[], frozenset[str]] = frozenset,
     ) -> None:
         self._resolve = resolve
         # The registry's spelling of an app name (`DEMO` → `demo`), so rules, audit rows and
@@ -171,6 +172,7 @@ class Actions:
                 now,
                 secret,
                 self._targets,
+                own_secrets,
             )
             if locks is not None
             else None

@@ -339,6 +339,7 @@ class ConfigVars:
     masked: bool  # the asker may not see values: names only
     platform: str = "heroku"
     name: str = ""  # the app's name on its platform, which its own tools take
+    own: frozenset[str] = frozenset()  # keys holding the bot's own credentials: hidden always
 
 
 Result = (
