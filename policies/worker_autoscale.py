@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from policies.guardrails import within_max_step
+from policies.slack_text import code
 
 Kind = Literal["latency", "jobs"]
 BUSY_SUFFIX = "_busy"
@@ -53,10 +54,10 @@ def parse_worker_target(text: str) -> WorkerTarget:
             raise ValueError
     except ValueError:
         raise ValueError(
-            f"target `{text}`: use latency:30s (job queue latency) or jobs:50 (per dyno)"
+            f"target {code(text)}: use latency:30s (job queue latency) or jobs:50 (per dyno)"
         ) from None
     if value <= 0 or not math.isfinite(value):
-        raise ValueError(f"target `{text}`: the value must be more than 0")
+        raise ValueError(f"target {code(text)}: the value must be more than 0")
     return WorkerTarget(kind, value)  # type: ignore[arg-type]
 
 

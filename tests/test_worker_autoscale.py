@@ -18,6 +18,7 @@ from werkzeug.serving import make_server
 
 from bot.metrics import hirefire
 from bot.metrics.hirefire import QueueInfoError, fetch_queue_info
+from policies.slack_text import code
 from policies.worker_autoscale import WorkerTarget, decide_worker, parse_worker_target
 from tests.test_detect import services_with
 
@@ -87,6 +88,14 @@ def test_an_endpoint_that_never_answers_is_a_timeout(monkeypatch):
         with pytest.raises(QueueInfoError) as caught:
             fetch_queue_info(f"http://127.0.0.1:{port}", TOKEN)
     assert str(caught.value) == "the app's HireFire endpoint did not answer within 0.2 s"
+
+
+@pytest.mark.parametrize("text", ["latency:<!here>", "jobs:`x`", "<@U1>:5"])
+def test_a_target_that_is_no_target_is_quoted_escaped_in_a_code_span(text):
+    # The answer goes to Slack as it is: the target had been put in backticks raw.
+    with pytest.raises(ValueError) as caught:
+        parse_worker_target(text)
+    assert str(caught.value).startswith(f"target {code(text)}: "), caught.value
 
 
 def test_latency_scales_workers_up_and_down_when_idle(app_url, queue):
