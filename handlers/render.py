@@ -674,7 +674,11 @@ def _platform_metrics(result: PlatformMetrics) -> Message:
             + (f"`{sparkline(list(_buckets(traffic.per_minute)))}`" if reported else "")
             + (left_out if late else "")
         )
-    if traffic.latest_requests:
+    if traffic.latest_problem:
+        lines.append(
+            f"No figures for the last {traffic.latest_seconds} s: {traffic.latest_problem}"
+        )
+    elif traffic.latest_requests:
         # Every percentile is optional in AWS's model: only those reported are named.
         shown = [k for k in ("p50", "p95", "p99") if k in traffic.latency_ms]
         latency = " / ".join(f"{traffic.latency_ms[k]:,.0f}" for k in shown)

@@ -426,6 +426,42 @@ def test_metrics_of_a_single_instance_environment_say_it_has_no_load_balancer(aw
     assert aws.violations == []
 
 
+def test_metrics_of_an_environment_with_basic_health_show_cloudwatch_and_say_why_no_more(
+    aws, cloudwatch
+):
+    # Enhanced health off: DescribeEnvironmentHealth is refused, and the whole of
+    # `metrics ENV 5m` failed with "Elastic Beanstalk answered InvalidRequestException: …",
+    # though CloudWatch had the load balancer's minutes (status was fixed for this already).
+    aws.add_environment(
+        "shop-basic", region="us-east-1", access_key=PROD_KEY, min_size=2, enhanced_health=False
+    )
+    balancer = aws.environment("shop-basic", region="us-east-1", access_key=PROD_KEY)[
+        "load_balancer"
+    ]
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    cloudwatch.put_metric_data(
+        Namespace="AWS/ApplicationELB",
+        MetricData=[
+            {
+                "MetricName": "RequestCount",
+                "Dimensions": [{"Name": "LoadBalancer", "Value": balancer}],
+                "Timestamp": now - timedelta(minutes=3),
+                "Value": 90,
+                "Unit": "Count",
+            }
+        ],
+    )
+    platform = beanstalk_module.BeanstalkPlatform("us-east-1", profile="prod")
+    traffic = platform.traffic("shop-basic", 5, datetime.now(UTC), alias="basic")
+    text = message(PlatformMetrics("basic", 5, traffic))["text"]
+    assert "Requests: 90" in text, text
+    assert "No requests in the last" not in text, text  # unknown, not none
+    assert (
+        "No figures for the last 10 s: enhanced health reporting is off for `basic`."
+    ) in text, text
+    assert aws.violations == []
+
+
 def test_a_change_to_a_terminating_environment_is_not_told_to_wait_for_ready(aws):
     # A terminating environment is never Ready again: "try again when it is Ready" sent
     # whoever asked back to wait for nothing.

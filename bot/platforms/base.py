@@ -138,6 +138,8 @@ class Traffic:
     per_minute_problem: str | None = None
     # The newest minutes CloudWatch had not reported yet (late): not in `per_minute`.
     unreported_minutes: int = 0
+    # Why the `latest_*` figures are missing (basic health reports none); None: they are not.
+    latest_problem: str | None = None
 
 
 @dataclass(frozen=True)

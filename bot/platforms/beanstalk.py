@@ -142,12 +142,13 @@ class BeanstalkPlatform:
                 # (kept, not raised: named here as `Registered` names what is raised).
                 error.name_as(app, alias or app)
                 problem = str(error)
-        _, metrics = self.health_metrics(app)
+        metrics, latest_problem = self._latest_metrics(app, alias or app)
         codes = metrics.get("StatusCodes") or {}
         latency = metrics.get("Latency") or {}
         return Traffic(
             per_minute=tuple(per_minute),
             per_minute_problem=problem,
+            latest_problem=latest_problem,
             unreported_minutes=0 if problem else minutes - len(per_minute),
             latest_seconds=int(metrics.get("Duration") or 10),
             latest_requests=int(metrics.get("RequestCount") or 0),
@@ -158,6 +159,18 @@ class BeanstalkPlatform:
                 if name in ("P50", "P90", "P95", "P99")
             },
         )
+
+    def _latest_metrics(self, app: str, said: str) -> tuple[dict[str, Any], str | None]:
+        """Enhanced health's ApplicationMetrics, or none and why when the environment reports
+        basic health only (AWS then refuses DescribeEnvironmentHealth, as `status` meets)."""
+        try:
+            return self.health_metrics(app)[1], None
+        except Throttled:
+            raise  # another read now would only add to the account's throttle
+        except PlatformError:
+            if self._settings(self._environment(app))["health_system"] != "basic":
+                raise
+        return {}, f"enhanced health reporting is off for `{said}`."
 
     def health_metrics(self, app: str) -> tuple[datetime | None, dict[str, Any]]:
         """Enhanced health's ApplicationMetrics (the last `Duration` seconds, usually 10)
