@@ -462,6 +462,28 @@ def test_metrics_of_an_environment_with_basic_health_show_cloudwatch_and_say_why
     assert aws.violations == []
 
 
+@pytest.mark.parametrize("quantity", [3, 0], ids=["scale", "kill"])
+def test_scaling_a_single_instance_environment_is_refused_with_how_to_change_it(aws, quantity):
+    # Beanstalk holds a single-instance environment's Auto Scaling group at one instance
+    # whatever MinSize and MaxSize say: `scale web=3` was sent, "scaled 1 → 3" was said,
+    # and the environment went on running one instance.
+    aws.add_environment(
+        "shop-solo", region="us-east-1", access_key=PROD_KEY, max_size=1, load_balanced=False
+    )
+    platform = beanstalk_module.BeanstalkPlatform("us-east-1", profile="prod")
+    with pytest.raises(PlatformError) as caught:
+        platform.scale("shop-solo", {"web": (quantity, None)})
+    assert str(caught.value) == (
+        "`shop-solo` is a single-instance environment, which always runs one instance; to "
+        f"run {quantity}, an admin should make it load balanced (Environment type, under "
+        "Capacity in its configuration)."
+    )
+    assert not aws.calls("UpdateEnvironment")
+    # Its instance type can still change, one instance at a time.
+    platform.scale("shop-solo", {"web": (1, "t3.small")})
+    assert len(aws.calls("UpdateEnvironment")) == 1
+
+
 def test_a_change_to_a_terminating_environment_is_not_told_to_wait_for_ready(aws):
     # A terminating environment is never Ready again: "try again when it is Ready" sent
     # whoever asked back to wait for nothing.

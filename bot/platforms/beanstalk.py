@@ -66,6 +66,7 @@ LAUNCH = "aws:autoscaling:launchconfiguration"
 EC2 = "aws:ec2:instances"
 ENV_PROPERTIES = "aws:elasticbeanstalk:application:environment"
 HEALTH_SYSTEM = "aws:elasticbeanstalk:healthreporting:system"
+ENVIRONMENT = "aws:elasticbeanstalk:environment"
 BASIC_HEALTH = "enhanced health reporting is off, so there are no causes or request figures"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BOTO_CONFIG = BotoConfig(
@@ -221,7 +222,9 @@ class BeanstalkPlatform:
             options.append({"Namespace": EC2, "OptionName": "InstanceTypes", "Value": size})
         # Read before the write: a failed read after it would say "nothing was changed" of
         # a change made, and `scale web+1` asked again would add a second instance.
-        current = size or self._settings(environment)["instance_type"]
+        settings = self._settings(environment)
+        _refuse_if_single(environment, settings, quantity)
+        current = size or settings["instance_type"]
         self._change("update_environment", environment, OptionSettings=options)
         return (Formation(PROCESS_TYPE, quantity, current),)
 
@@ -572,6 +575,7 @@ class BeanstalkPlatform:
             "max": int(values.get((ASG, "MaxSize")) or 0),
             "instance_type": instance_type,
             "health_system": values.get((HEALTH_SYSTEM, "SystemType")) or "",
+            "environment_type": values.get((ENVIRONMENT, "EnvironmentType")) or "",
         }
 
     def _instances(self, app: str) -> list[dict[str, Any]]:
@@ -688,6 +692,19 @@ def _refuse_if_busy(environment: dict[str, Any]) -> None:
             )
         raise PlatformError(
             f"`{name}` is busy ({status}{when}); try again when it is Ready.", app=name
+        )
+
+
+def _refuse_if_single(environment: dict[str, Any], settings: dict[str, Any], quantity: int) -> None:
+    """A single-instance environment's Auto Scaling group is held at one instance whatever
+    MinSize and MaxSize say: another count would be sent, reported as made, and not happen."""
+    if settings["environment_type"] == "SingleInstance" and quantity != 1:
+        name = environment["EnvironmentName"]
+        raise PlatformError(
+            f"`{name}` is a single-instance environment, which always runs one instance; to "
+            f"run {quantity}, an admin should make it load balanced (Environment type, under "
+            "Capacity in its configuration).",
+            app=name,
         )
 
 
