@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from botocore import exceptions as boto
 
-from bot.platforms.base import PlatformError
+from bot.platforms.base import PlatformError, Throttled
 from bot.platforms.beanstalk import BeanstalkPlatform
 from bot.platforms.cloudwatch import requests_per_minute
 
@@ -97,6 +97,22 @@ def test_cloudwatch_access_denied_names_the_permission():
     )
     with pytest.raises(PlatformError, match="allow cloudwatch:GetMetricData"):
         requests_per_minute(_Failing(denied), "app/x/1", datetime.now(UTC), 5, "shop")
+
+
+@pytest.mark.parametrize("code", ["Throttling", "ThrottlingException", "RequestLimitExceeded"])
+def test_cloudwatch_throttling_by_any_of_its_codes_is_a_rate_limit(code):
+    # AWS throttles with `Throttling`, and with `ThrottlingException` or
+    # `RequestLimitExceeded` on some endpoints; the last read "CloudWatch answered
+    # RequestLimitExceeded.", a failure in AWS's jargon, not a rate limit.
+    throttled = boto.ClientError(
+        {"Error": {"Code": code, "Message": "Rate exceeded"}}, "GetMetricData"
+    )
+    with pytest.raises(Throttled) as caught:
+        requests_per_minute(_Failing(throttled), "app/x/1", datetime.now(UTC), 5, "shop")
+    assert (
+        str(caught.value) == "CloudWatch is throttling the bot's requests. Try again in a minute."
+    )
+    assert caught.value.changed is False
 
 
 @pytest.mark.parametrize(

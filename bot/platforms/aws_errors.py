@@ -31,6 +31,10 @@ REFUSED_CREDENTIALS = (
     "ExpiredToken",
     "ExpiredTokenException",
 )
+# The error codes with which AWS throttles a caller, for any service: `Throttling` on the Query
+# APIs (Elastic Beanstalk, CloudWatch), `ThrottlingException` on JSON ones, and
+# `RequestLimitExceeded` on some endpoints (botocore's retries count all three as throttles).
+THROTTLING = ("Throttling", "ThrottlingException", "RequestLimitExceeded")
 _CREDENTIALS = (
     boto.NoCredentialsError,
     boto.PartialCredentialsError,

@@ -22,7 +22,7 @@ import requests
 from botocore.config import Config as BotoConfig
 
 from bot.http_bodies import UNREADABLE, fetch_tail
-from bot.platforms.aws_errors import REFUSED_CREDENTIALS, botocore_error
+from bot.platforms.aws_errors import REFUSED_CREDENTIALS, THROTTLING, botocore_error
 from bot.platforms.base import (
     NO_MAINTENANCE,
     RESTART_WHOLE,
@@ -634,7 +634,7 @@ def _client_error(error: botocore.exceptions.ClientError, app: str, write: bool)
             "the profile named in the registry.",
             app=app,
         )
-    if code in ("Throttling", "ThrottlingException", "RequestLimitExceeded"):
+    if code in THROTTLING:
         # Throttled: nothing was done, and callers on a clock (the health sampler) back off.
         return Throttled(
             "AWS is throttling the bot's requests. Try again in a minute.",

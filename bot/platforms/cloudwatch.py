@@ -10,13 +10,13 @@ apart).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore import exceptions as boto
 
-from bot.platforms.aws_errors import REFUSED_CREDENTIALS, botocore_error
-from bot.platforms.base import PlatformError
+from bot.platforms.aws_errors import REFUSED_CREDENTIALS, THROTTLING, botocore_error
+from bot.platforms.base import PlatformError, Throttled
 from policies.slack_text import escape
 
 SERVICE = "CloudWatch"
@@ -101,8 +101,12 @@ def _client_error(error: boto.ClientError, app: str) -> PlatformError:
             "the profile named in the registry.",
             app=app,
         )
-    if code in ("Throttling", "ThrottlingException", "LimitExceeded"):
-        return PlatformError("CloudWatch is throttling the bot's requests. Try again in a minute.")
+    if code in (*THROTTLING, "LimitExceeded"):
+        # Nothing was read: a rate limit, said as one (AWS's code is jargon to the reader).
+        return Throttled(
+            "CloudWatch is throttling the bot's requests. Try again in a minute.",
+            until=datetime.now(UTC) + timedelta(minutes=1),
+        )
     return PlatformError(
         f"CloudWatch answered {escape(code or 'an error')}. Try again in a minute."
     )
