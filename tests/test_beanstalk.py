@@ -17,6 +17,7 @@ from botocore.config import Config as BotoConfig
 from bot.actions.results import PlatformMetrics
 from bot.platforms import beanstalk as beanstalk_module
 from bot.platforms.base import PlatformError, Traffic
+from bot.platforms.cloudwatch import load_balancer_dimension as dimension
 from bot.sandbox.fakes.beanstalk import FakeBeanstalk
 from bot.store.autoscale_settings import AutoscaleStore, Settings
 from bot.store.db import Database
@@ -393,7 +394,7 @@ def test_metrics_come_from_cloudwatch_and_the_health_report(driver, aws, cloudwa
             MetricData=[
                 {
                     "MetricName": "RequestCount",
-                    "Dimensions": [{"Name": "LoadBalancer", "Value": balancer}],
+                    "Dimensions": [{"Name": "LoadBalancer", "Value": dimension(balancer)}],
                     "Timestamp": now - timedelta(minutes=minutes_ago),
                     "Value": count,
                     "Unit": "Count",
@@ -405,6 +406,43 @@ def test_metrics_come_from_cloudwatch_and_the_health_report(driver, aws, cloudwa
     assert "*`shop` over the last 5 min* (CloudWatch, load balancer)" in text
     assert "Requests: 420 (84.0/min)" in text
     assert "Last 10 s (Beanstalk health): 120 requests" in text
+    assert aws.violations == []
+
+
+def test_metrics_read_a_classic_load_balancers_requests_and_say_an_nlb_counts_none(aws, cloudwatch):
+    # A classic ELB publishes RequestCount in AWS/ELB by LoadBalancerName; the bot asked
+    # AWS/ApplicationELB by LoadBalancer and read "Requests: 0" for a busy environment. A
+    # Network Load Balancer counts connections, not requests: it read 0 too.
+    aws.add_environment(
+        "shop-clb", region="us-east-1", access_key=PROD_KEY, load_balancer_type="classic"
+    )
+    aws.add_environment(
+        "shop-nlb", region="us-east-1", access_key=PROD_KEY, load_balancer_type="network"
+    )
+    balancer = aws.environment("shop-clb", region="us-east-1", access_key=PROD_KEY)["load_balancer"]
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    cloudwatch.put_metric_data(
+        Namespace="AWS/ELB",
+        MetricData=[
+            {
+                "MetricName": "RequestCount",
+                "Dimensions": [{"Name": "LoadBalancerName", "Value": balancer}],
+                "Timestamp": now - timedelta(minutes=3),
+                "Value": 75,
+                "Unit": "Count",
+            }
+        ],
+    )
+    platform = beanstalk_module.BeanstalkPlatform("us-east-1", profile="prod")
+    traffic = platform.traffic("shop-clb", 5, datetime.now(UTC), alias="clb")
+    assert "Requests: 75" in message(PlatformMetrics("clb", 5, traffic))["text"]
+    traffic = platform.traffic("shop-nlb", 5, datetime.now(UTC), alias="nlb")
+    text = message(PlatformMetrics("nlb", 5, traffic))["text"]
+    assert "Requests: 0" not in text, text
+    assert (
+        "Requests per minute are not available: `nlb` is behind a Network Load Balancer, "
+        "which counts connections, not requests."
+    ) in text, text
     assert aws.violations == []
 
 
@@ -444,7 +482,7 @@ def test_metrics_of_an_environment_with_basic_health_show_cloudwatch_and_say_why
         MetricData=[
             {
                 "MetricName": "RequestCount",
-                "Dimensions": [{"Name": "LoadBalancer", "Value": balancer}],
+                "Dimensions": [{"Name": "LoadBalancer", "Value": dimension(balancer)}],
                 "Timestamp": now - timedelta(minutes=3),
                 "Value": 90,
                 "Unit": "Count",

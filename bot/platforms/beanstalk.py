@@ -40,7 +40,7 @@ from bot.platforms.base import (
     Traffic,
     lost_answer,
 )
-from bot.platforms.cloudwatch import requests_per_minute
+from bot.platforms.cloudwatch import request_metric, requests_per_minute
 from bot.platforms.together import read_together
 from policies.redact import MASK, mask
 from policies.sizes import unit_of
@@ -132,6 +132,11 @@ class BeanstalkPlatform:
             problem = (
                 f"`{alias or app}` is a single-instance environment, with no load balancer "
                 "to count them."
+            )
+        elif request_metric(balancers[0]["Name"]) is None:
+            problem = (
+                f"`{alias or app}` is behind a Network Load Balancer, which counts connections, "
+                "not requests."
             )
         else:
             try:

@@ -1,6 +1,10 @@
 """Beanstalk traffic from CloudWatch: the environment's load balancer's requests per minute.
 
-`AWS/ApplicationELB` publishes `RequestCount` only for minutes that had requests, so a
+Each kind of load balancer publishes its own way: an ALB `RequestCount` in
+`AWS/ApplicationELB` by `LoadBalancer` (`app/NAME/ID`), a classic ELB `RequestCount` in
+`AWS/ELB` by `LoadBalancerName`; a Network Load Balancer (`AWS/NetworkELB`) counts flows
+and bytes, not requests, so there are none to read. Each publishes `RequestCount` only for
+minutes that had requests, so a
 missing datapoint is a quiet minute, not an outage: it reads as 0. Except at the end: load
 balancer metrics arrive a minute or two late, so the newest minutes (`LATE_MINUTES` at
 most) without a datapoint are not reported yet, and left out rather than read as a drop.
@@ -24,6 +28,7 @@ SERVICE = "CloudWatch"
 PERMISSION = "cloudwatch:GetMetricData"
 
 NAMESPACE = "AWS/ApplicationELB"
+CLASSIC_NAMESPACE = "AWS/ELB"
 LATE_MINUTES = 2  # how late a load balancer's minute may reach CloudWatch
 
 
@@ -32,6 +37,18 @@ def load_balancer_dimension(name: str) -> str:
     the ALB's ARN, or already the short form."""
     marker = ":loadbalancer/"
     return name.split(marker, 1)[1] if marker in name else name
+
+
+def request_metric(load_balancer: str) -> tuple[str, dict[str, str]] | None:
+    """Where the load balancer Beanstalk reports publishes `RequestCount`: its namespace and
+    dimension; None for a Network (or Gateway) Load Balancer, which counts no requests.
+    Beanstalk names an ALB or NLB by its ARN, a classic ELB by its name alone."""
+    short = load_balancer_dimension(load_balancer)
+    if short.startswith("app/"):
+        return NAMESPACE, {"Name": "LoadBalancer", "Value": short}
+    if short.startswith(("net/", "gwy/")):
+        return None
+    return CLASSIC_NAMESPACE, {"Name": "LoadBalancerName", "Value": short}
 
 
 def requests_per_minute(
@@ -62,20 +79,19 @@ def requests_per_minute(
 
 
 def _get(cloudwatch: Any, load_balancer: str, start: datetime, end: datetime) -> dict[str, Any]:
+    where = request_metric(load_balancer)
+    if where is None:
+        return {}  # no requests to count: callers ask `request_metric` first, to say why
+    namespace, dimension = where
     return cloudwatch.get_metric_data(
         MetricDataQueries=[
             {
                 "Id": "requests",
                 "MetricStat": {
                     "Metric": {
-                        "Namespace": NAMESPACE,
+                        "Namespace": namespace,
                         "MetricName": "RequestCount",
-                        "Dimensions": [
-                            {
-                                "Name": "LoadBalancer",
-                                "Value": load_balancer_dimension(load_balancer),
-                            }
-                        ],
+                        "Dimensions": [dimension],
                     },
                     "Period": 60,
                     "Stat": "Sum",

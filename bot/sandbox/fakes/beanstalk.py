@@ -71,6 +71,7 @@ INSTANCE_TYPES = frozenset(
 
 STATUSES = ("Launching", "Updating", "Ready", "Terminating", "Terminated")
 COLORS = ("Green", "Yellow", "Red", "Grey")
+LOAD_BALANCER_TYPES = ("application", "classic", "network")
 SEVERITIES = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
 # Enhanced health: each status has one colour (docs: "Health colors and statuses").
 HEALTH_COLORS: Mapping[str, str] = {
@@ -439,6 +440,8 @@ class _Environment:
     # False: a single-instance environment, with no load balancer (EnvironmentType
     # SingleInstance), whose one instance answers at an Elastic IP.
     load_balanced: bool = True
+    # What Beanstalk made it (LoadBalancerType): "application", "classic" or "network".
+    load_balancer_type: str = "application"
     # False: basic health reporting (SystemType basic), and DescribeEnvironmentHealth refused.
     enhanced_health: bool = True
 
@@ -594,11 +597,14 @@ class FakeBeanstalk(ServedFake):
         version_label: str | None = "v1",
         load_balanced: bool = True,
         enhanced_health: bool = True,
+        load_balancer_type: str = "application",
     ) -> dict[str, Any]:
         """Create an environment owned by (access_key, region); registers the key.
 
         `load_balanced=False` makes a single-instance environment: no load balancer among its
-        resources, `EnvironmentType` SingleInstance. `enhanced_health=False` reports basic
+        resources, `EnvironmentType` SingleInstance. `load_balancer_type` "classic" or
+        "network" names its load balancer as AWS does: a classic ELB by its name, an ALB or NLB
+        by its ARN. `enhanced_health=False` reports basic
         health only: DescribeEnvironmentHealth answers 400 InvalidRequestException.
 
         A `Ready` environment has `instances` (default `min_size`) running; a `Launching` one
@@ -613,6 +619,8 @@ class FakeBeanstalk(ServedFake):
             raise ValueError(f"health must be one of {COLORS}")
         if instance_type not in INSTANCE_TYPES:
             raise ValueError(f"{instance_type!r} is not an instance type the fake knows")
+        if load_balancer_type not in LOAD_BALANCER_TYPES:
+            raise ValueError(f"load_balancer_type must be one of {LOAD_BALANCER_TYPES}")
         if not 0 <= min_size <= max_size:
             raise ValueError("need 0 <= min_size <= max_size")
         count = min_size if instances is None else instances
@@ -628,6 +636,13 @@ class FakeBeanstalk(ServedFake):
             env.color = health
             env.version_label = version_label
             env.load_balanced = load_balanced
+            env.load_balancer_type = load_balancer_type
+            if load_balancer_type != "classic":
+                kind = "app" if load_balancer_type == "application" else "net"
+                env.load_balancer = (
+                    f"arn:aws:elasticloadbalancing:{region}:{env.account}:loadbalancer/{kind}/"
+                    f"{env.load_balancer[:32]}/{_hex16(env.load_balancer)}"
+                )
             env.enhanced_health = enhanced_health
             if version_label and not self._version(application, version_label, region, access_key):
                 created = self._now - timedelta(days=1)
@@ -1743,6 +1758,12 @@ def _credential(
     return found.group(1), found.group(3), found.group(4)
 
 
+def _hex16(name: str) -> str:
+    # From the name, not the seeded ids: another draw would move every later instance ID
+    # (and the transcripts in the docs that show them).
+    return hashlib.sha256(name.encode()).hexdigest()[:16]
+
+
 def _account_of(access_key: str) -> str:
     # A stable 12-digit account per key, so ARNs differ between keys as they would in AWS.
     return str(int(hashlib.sha256(access_key.encode()).hexdigest(), 16))[:12]
@@ -1787,7 +1808,7 @@ def _option_settings(env: _Environment) -> list[dict[str, str]]:
     if env.load_balanced:
         settings += [
             ("aws:elasticbeanstalk:environment", "EnvironmentType", "LoadBalanced", None),
-            ("aws:elasticbeanstalk:environment", "LoadBalancerType", "application", None),
+            ("aws:elasticbeanstalk:environment", "LoadBalancerType", env.load_balancer_type, None),
         ]
     else:
         settings.append(

@@ -17,7 +17,7 @@ import boto3
 import requests
 from botocore.config import Config as BotoConfig
 
-from bot.platforms.cloudwatch import NAMESPACE, load_balancer_dimension
+from bot.platforms.cloudwatch import request_metric
 
 BATCH = 500  # datapoints per PutMetricData, well under the API's 1,000
 # botocore gzips large PutMetricData bodies; moto's server cannot read them.
@@ -62,7 +62,7 @@ class FakeCloudWatch:
         region: str,
         access_key: str,
     ) -> None:
-        """Put `RequestCount` datapoints for a load balancer, as the ALB itself would:
+        """Put `RequestCount` datapoints for a load balancer, as it would itself:
         one Sum a minute, and none for a minute without requests."""
         client = boto3.client(
             "cloudwatch",
@@ -72,11 +72,14 @@ class FakeCloudWatch:
             aws_secret_access_key="sandbox",
             config=_CONFIG,
         )
-        dimension = [{"Name": "LoadBalancer", "Value": load_balancer_dimension(load_balancer)}]
+        where = request_metric(load_balancer)
+        if where is None:
+            return  # a Network Load Balancer counts no requests
+        namespace, dimension = where
         points = [
             {
                 "MetricName": "RequestCount",
-                "Dimensions": dimension,
+                "Dimensions": [dimension],
                 "Timestamp": minute,
                 "Value": count,
                 "Unit": "Count",
@@ -85,7 +88,7 @@ class FakeCloudWatch:
             if count > 0
         ]
         for start in range(0, len(points), BATCH):
-            client.put_metric_data(Namespace=NAMESPACE, MetricData=points[start : start + BATCH])
+            client.put_metric_data(Namespace=namespace, MetricData=points[start : start + BATCH])
 
     def __enter__(self) -> Self:
         return self.start()
