@@ -511,9 +511,10 @@ def test_scaling_a_single_instance_environment_is_refused_with_how_to_change_it(
     platform = beanstalk_module.BeanstalkPlatform("us-east-1", profile="prod")
     with pytest.raises(PlatformError) as caught:
         platform.scale("shop-solo", {"web": (quantity, None)})
+    wanted = "stop it" if quantity == 0 else f"run {quantity}"  # `kill`: "to run 0" read oddly
     assert str(caught.value) == (
         "`shop-solo` is a single-instance environment, which always runs one instance; to "
-        f"run {quantity}, an admin should make it load balanced (Environment type, under "
+        f"{wanted}, an admin should make it load balanced (Environment type, under "
         "Capacity in its configuration)."
     )
     assert not aws.calls("UpdateEnvironment")

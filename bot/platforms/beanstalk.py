@@ -705,9 +705,10 @@ def _refuse_if_single(environment: dict[str, Any], settings: dict[str, Any], qua
     MinSize and MaxSize say: another count would be sent, reported as made, and not happen."""
     if settings["environment_type"] == "SingleInstance" and quantity != 1:
         name = environment["EnvironmentName"]
+        wanted = "stop it" if quantity == 0 else f"run {quantity}"
         raise PlatformError(
             f"`{name}` is a single-instance environment, which always runs one instance; to "
-            f"run {quantity}, an admin should make it load balanced (Environment type, under "
+            f"{wanted}, an admin should make it load balanced (Environment type, under "
             "Capacity in its configuration).",
             app=name,
         )
