@@ -15,10 +15,13 @@ slowly. With a proxy configured (`HTTPS_PROXY`), slack_sdk's own path is used.
 from __future__ import annotations
 
 import io
+import logging
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from http.client import HTTPMessage
-from typing import Any
+from typing import Any, TypeVar
 from urllib.error import HTTPError, URLError
 from urllib.request import Request
 
@@ -46,6 +49,15 @@ MAX_PAUSE = timedelta(minutes=15)
 # names no Retry-After.
 ADMIN_PAUSE = "slack:admin"
 ADMIN_PAUSE_DEFAULT = timedelta(minutes=1)
+
+# A 429 a reply or a follow-up waits out on its background thread before asking Slack again:
+# Slack's usual few seconds, as the Heroku client waits (`bot.platforms.heroku`). A longer
+# wait is not waited for, as that thread is one other commands need; nor one Slack did not name.
+SHORT_PAUSE = timedelta(seconds=5)
+SHORT_PAUSE_TRIES = 2  # asked again at most this often after the first 429
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # No retries here: slack_sdk's retry handlers decide, as they do over urlopen (by default
 # one more try after a connection error).
@@ -153,3 +165,22 @@ def rate_limited_for(error: Exception, default: timedelta) -> timedelta | None:
         return None
     wait = retry_after(error.response.headers)
     return timedelta(seconds=wait) if wait else default
+
+
+def patiently(call: Callable[[], T], sleep: Callable[[float], None] = time.sleep) -> T:
+    """`call()`, asked again after Slack's 429 when its `Retry-After` is at most `SHORT_PAUSE`,
+    at most `SHORT_PAUSE_TRIES` times. Only for a background job's or a follow-up's call,
+    never on a request's own thread (its ack must leave within 3 s). A longer wait, one
+    unnamed, or the last 429 is raised to the caller, which says what went unsaid."""
+    tries = 0
+    while True:
+        try:
+            return call()
+        except SlackApiError as error:
+            # No Retry-After: Slack did not say how long, so not waited out.
+            wait = rate_limited_for(error, timedelta.max)
+            if wait is None or wait > SHORT_PAUSE or tries == SHORT_PAUSE_TRIES:
+                raise
+            tries += 1
+            log.info("slack rate-limited a call: asking again", extra={"wait_s": wait.seconds})
+            sleep(wait.total_seconds())

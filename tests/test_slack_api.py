@@ -137,3 +137,30 @@ def test_one_reading_of_a_rate_limit_serves_every_caller():
     assert rate_limited_for(error(200, "not_in_channel"), wait) is None
     assert rate_limited_for(error(503, "service_unavailable"), wait) is None
     assert rate_limited_for(TimeoutError(), wait) is None
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "calls", "slept"),
+    [
+        (2, 3, [2.0, 2.0]),  # a short wait: asked again twice, then given up
+        (60, 1, []),  # a long one: not waited out on a job's thread
+        (None, 1, []),  # none named: not guessed
+    ],
+)
+def test_patiently_waits_out_only_a_short_named_rate_limit(slack, retry_after, calls, slept):
+    slack.fail_next("chat.postMessage", count=5, retry_after=retry_after)
+    client = web_client("xoxb-test", slack.api_url)
+    waits: list[float] = []
+    with pytest.raises(SlackApiError):
+        slack_api.patiently(lambda: client.chat_postMessage(channel="C1", text="hi"), waits.append)
+    assert waits == slept and len(slack.faults_served) == calls
+
+
+def test_patiently_returns_the_answer_after_a_short_rate_limit(slack):
+    slack.fail_next("chat.postMessage", count=1, retry_after=1)
+    client = web_client("xoxb-test", slack.api_url)
+    waits: list[float] = []
+    posted = slack_api.patiently(
+        lambda: client.chat_postMessage(channel="C1", text="hi"), waits.append
+    )
+    assert posted["ok"] and waits == [1.0] and len(slack.calls_to("chat.postMessage")) == 1

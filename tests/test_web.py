@@ -23,7 +23,7 @@ from handlers.clicks import NOT_MINE
 from handlers.render import CANCEL_ACTION, CONFIRM_ACTION
 from policies.commands import SUMMARY, USAGE, VERBS
 from tests.conftest import ADMIN, OTHER_ADMIN, SIGNING_SECRET, USER
-from tests.webclient import SlackDriver, ack_text, button, settle
+from tests.webclient import SlackDriver, ack_text, button, settle, wait_for
 
 
 @pytest.fixture
@@ -614,3 +614,25 @@ def test_a_double_click_on_two_web_processes_acts_once(new_app, config, heroku, 
     assert len(patches(heroku)) == 1
     assert sum("killed `myapp`" in r["text"] for r in replies) == 1
     assert sum("already confirmed" in r["text"] for r in replies) == 3
+
+
+def test_an_answer_slack_rate_limits_for_a_moment_is_sent_again(driver, slack):
+    # A response_url answered 429 "Retry-After: 1": the command's answer was dropped, and
+    # the user, told "Working on…", never heard the result.
+    slack.fail_next("response_url", status=429, retry_after=1)
+    _, url = driver.command("status myapp", USER)
+    assert "`myapp`" in driver.reply(url)["text"]
+    assert slack.faults_served == [("response_url", 429)]
+
+
+def test_an_answer_slack_rate_limits_for_long_is_logged_once_and_not_waited_for(
+    driver, slack, caplog
+):
+    # An hour's Retry-After is not waited out on a background thread, nor asked again.
+    slack.fail_next("response_url", status=429, retry_after=3600)
+    with caplog.at_level(logging.WARNING, logger="handlers.replies"):
+        _, url = driver.command("status myapp", USER)
+        wait_for(lambda: any(r.name == "handlers.replies" for r in caplog.records), timeout=10)
+    assert slack.responses_for(url) == [] and slack.faults_served == [("response_url", 429)]
+    [line] = [r for r in caplog.records if r.name == "handlers.replies"]
+    assert line.status == 429 and url not in line.getMessage()
