@@ -10,6 +10,7 @@ command.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from bot.actions.results import Chart
 from bot.metrics.chart_data import summary_lines
 from bot.slack_api import rate_limited_for
 from policies.commands import CHART_WINDOWS
+from policies.digest import duration
 from policies.slack_errors import UNDELIVERED_ADVICE
 from policies.slack_text import channel as channel_link
 from policies.slack_text import code
@@ -87,10 +89,9 @@ def upload(
         if raise_rate_limit and wait is not None:
             raise
         if wait is not None:
-            minutes = max(1, round(wait.total_seconds() / 60))
             why = (
                 "Slack is rate-limiting the bot, so I could not upload the chart: ask again "
-                f"in about {minutes} min. Here are its numbers:"
+                f"in {_wait_words(wait)}. Here are its numbers:"
             )
         elif problem == "missing_scope":
             needed = error.response.get("needed") or SCOPE
@@ -117,3 +118,10 @@ def upload(
         why = "I could not upload the chart. Here are its numbers:"
         respond(text=f"{why}\n{text}", response_type="in_channel", replace_original=False)
     return False
+
+
+def _wait_words(wait: timedelta) -> str:
+    """Slack's wait as said to the user: `3 s`, `2 min`; rounded up, as a sooner try is
+    refused again."""
+    seconds = math.ceil(wait.total_seconds())
+    return duration(seconds if seconds < 60 else math.ceil(seconds / 60) * 60)

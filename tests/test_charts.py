@@ -325,8 +325,17 @@ def test_a_chart_slack_rate_limits_says_so_and_when_to_ask_again(driver, slack, 
     _, url = driver.command("chart myapp", USER)
     text = driver.reply(url)["text"]
     assert "`ratelimited`" not in text, text
-    assert "Slack is rate-limiting the bot" in text and "in about 2 min" in text, text
+    assert "Slack is rate-limiting the bot" in text and "ask again in 2 min" in text, text
     assert "Requests:" in text and slack.uploads == []
+
+
+def test_a_chart_slack_rate_limits_for_seconds_says_seconds(driver, slack, database_url):
+    # Slack asked for 3 s and the reply said "ask again in about 1 min".
+    store_traffic(database_url, "myapp", 30, datetime.now(UTC))
+    slack.fail_next("files.getUploadURLExternal", status=429, retry_after=3)
+    _, url = driver.command("chart myapp", USER)
+    text = driver.reply(url)["text"]
+    assert "ask again in 3 s." in text and "min" not in text.split("Here")[0], text
 
 
 def test_a_chart_with_requests_only_in_the_minute_under_way_is_a_sentence(
