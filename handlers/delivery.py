@@ -26,7 +26,7 @@ from bot.actions.results import (
     Restarted,
     Result,
 )
-from bot.slack_api import ADMIN_PAUSE, ADMIN_PAUSE_DEFAULT, rate_limited_for
+from bot.slack_api import ADMIN_PAUSE, ADMIN_PAUSE_DEFAULT, patiently, rate_limited_for
 from bot.store.audit import utcnow
 from handlers.charts import upload
 from handlers.render import break_glass_message, message, settled_message
@@ -118,7 +118,8 @@ def dm_responder(client: WebClient, user_id: str) -> Callable[..., None]:
         if payload.get("delete_original") and not payload.get("text"):
             return  # nothing to delete in a DM
         fields = {k: v for k, v in payload.items() if k in ("text", "blocks")}
-        client.chat_postMessage(channel=user_id, **fields)
+        # On a job's thread (clicks without a response_url come only through one).
+        patiently(lambda: client.chat_postMessage(channel=user_id, **fields))
 
     return respond
 
@@ -211,7 +212,9 @@ Message = dict[str, Any]
 def _announce_break_glass(client: WebClient, notice: BreakGlass, asked_in: str | None) -> None:
     channel = notice.channel or asked_in
     try:
-        client.chat_postMessage(channel=channel or "", **break_glass_message(notice))
+        patiently(
+            lambda: client.chat_postMessage(channel=channel or "", **break_glass_message(notice))
+        )
     except SlackApiError as error:
         # The change itself stands and its audit row names the reason; say why it went unsaid.
         log.warning(
@@ -246,7 +249,16 @@ def _deliver_slow(
         respond(delete_original=True)
     thread = {"channel": posted["channel"], "thread_ts": posted["ts"]}
     services.followups.start(
-        lambda stopping: client.chat_postMessage(
-            **thread, **settled_message(services.actions.follow_up(result, stopping))
+        lambda stopping: _follow_up_in_thread(
+            client, thread, settled_message(services.actions.follow_up(result, stopping))
         )
     )
+
+
+def _follow_up_in_thread(client: WebClient, thread: dict[str, Any], payload: Message) -> None:
+    """Post a slow change's ending in its thread, on the follow-up pool's thread."""
+    try:
+        patiently(lambda: client.chat_postMessage(**thread, **payload))
+    except SlackApiError as error:
+        # The change stands and its audit row says how it ended; only the thread misses it.
+        log.warning("follow-up not posted", extra={"error": error.response.get("error")})

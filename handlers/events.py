@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
+from bot.slack_api import patiently
 from bot.store.audit import Actor
 from handlers.clicks import button_value, home_team, page_number, refuse
 from handlers.delivery import approvers_channel, ask_approvers, deliver, dm_responder
@@ -39,7 +40,9 @@ def register(app: App, services: Services) -> None:
         actor = Actor(user_id=user_id, source=services.source)
         home = safely(lambda: services.actions.home(actor, page, PER_PAGE))
         try:
-            client.views_publish(user_id=user_id, view=home_view(home))
+            # A background job's or the refresher's timer thread: a short 429 is waited out.
+            view = home_view(home)
+            patiently(lambda: client.views_publish(user_id=user_id, view=view))
         except SlackApiError as error:
             log.warning("home not published", extra={"error": error.response.get("error")})
         except OSError as error:

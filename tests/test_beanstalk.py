@@ -159,6 +159,18 @@ def test_scale_updates_the_asg_and_follows_up_in_thread_when_ready(driver, aws, 
     assert url  # the slash command's response_url was not needed
 
 
+def test_a_follow_up_slack_rate_limits_for_a_moment_is_posted_again(driver, aws, slack):
+    # The thread's "Done:" answered 429 "Retry-After: 1" was lost: the thread said
+    # "I will follow up" and never did.
+    driver.command("scale web=3 shop", ADMIN)
+    [anchor] = slack.wait_for_calls("chat.postMessage", n=1, timeout=10)
+    slack.fail_next("chat.postMessage", status=429, retry_after=1)
+    aws.advance(600)
+    follow_up = slack.wait_for_calls("chat.postMessage", n=2, timeout=10)[1].args
+    assert follow_up["thread_ts"] == anchor.response["ts"] and "Done:" in follow_up["text"]
+    assert slack.faults_served == [("chat.postMessage", 429)]
+
+
 def test_a_failed_update_is_explained_with_its_events(driver, aws, slack):
     aws.fail_update("shop-prod", "Failed to deploy configuration.")
     driver.command("scale web=4 shop", ADMIN)

@@ -395,6 +395,22 @@ def test_a_forced_rollback_whose_answer_was_lost_still_breaks_glass_in_the_chann
     assert notice.args["channel"] == "CMYAPP" and "Break-glass" in notice.args["text"]
 
 
+def test_a_break_glass_notice_slack_rate_limits_for_a_moment_is_posted_again(
+    with_registry, slack, heroku
+):
+    # Answered 429 "Retry-After: 1", the notice was logged as not posted and never sent:
+    # a freeze broken with nobody in the channel told.
+    driver = with_registry(
+        "apps:\n  myapp:\n    platform: heroku\n    channel: CMYAPP\n    guardrails:\n"
+        "      freezes:\n        - {cron: '* * * * *', duration: 2h, reason: release freeze}\n"
+    )
+    slack.fail_next("chat.postMessage", status=429, retry_after=1)
+    assert "scaled `myapp`" in say(driver, 'scale web=2 myapp --force "hotfix"')["text"]
+    [notice] = slack.wait_for_calls("chat.postMessage", n=1, timeout=10)
+    assert notice.args["channel"] == "CMYAPP" and "Break-glass" in notice.args["text"]
+    assert slack.faults_served == [("chat.postMessage", 429)]
+
+
 def test_cancel_rolls_nothing_back(driver, heroku):
     prompt = say(driver, "rollback myapp v1")
     assert "→ `v1` (Initial release)" in prompt["text"]

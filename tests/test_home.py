@@ -616,3 +616,15 @@ def test_apps_left_out_because_slack_cannot_say_the_groups_are_said_to_be(
     assert not [text for text in texts if "The access rules let you see no app" in text]
     [said] = [text for text in texts if "I could not check the members" in text]
     assert "Slack user group S0OPS" in said and "2 apps" in said
+
+
+def test_a_home_tab_and_a_dm_slack_rate_limits_for_a_moment_are_sent_again(driver, slack, heroku):
+    # views.publish and the DM answered 429 "Retry-After: 1" were dropped: an empty Home
+    # tab, and a change made with no word of it to the user who clicked.
+    slack.fail_next("views.publish", status=429, retry_after=1)
+    view = open_home(driver, ADMIN)
+    assert "`myapp`" in json.dumps(view) and slack.faults_served == [("views.publish", 429)]
+    slack.fail_next("chat.postMessage", status=429, retry_after=1)
+    click(driver, SCALE_UP_ACTION, "myapp", ADMIN)
+    [post] = slack.wait_for_calls("chat.postMessage", timeout=10)
+    assert post.args["channel"] == ADMIN and "scaled `myapp`: web 1 → 2" in post.args["text"]
