@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 
 from bot.actions.results import Chart
 from bot.metrics.chart_data import summary_lines
-from bot.slack_api import rate_limited_for
+from bot.slack_api import patiently, rate_limited_for
 from policies.commands import CHART_WINDOWS
 from policies.digest import duration
 from policies.slack_errors import UNDELIVERED_ADVICE
@@ -72,8 +72,9 @@ def upload(
     data = result.data
     text = comment or "\n".join(summary_lines(data))
     rendered = render(data)
-    try:
-        client.files_upload_v2(
+
+    def send() -> Any:
+        return client.files_upload_v2(
             channel=channel_id,
             thread_ts=thread_ts,
             file=rendered.png,
@@ -82,6 +83,12 @@ def upload(
             alt_txt=f"Requests, p95 times and web {data.unit}s of {data.app}",
             initial_comment=text,
         )
+
+    try:
+        if raise_rate_limit:
+            send()  # the worker's digest pauses until Retry-After instead
+        else:
+            patiently(send)  # a job's thread: a short 429 is waited out
         return True
     except SlackApiError as error:
         problem = error.response.get("error") or "unknown error"
