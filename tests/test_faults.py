@@ -406,20 +406,9 @@ def test_an_app_s_own_heroku_key_pasted_with_a_newline_is_read_as_meant(
     # DEPLOYBOT_CONFIG's api_key_env names a config var the bot reads for that app alone;
     # HEROKU_API_KEY was trimmed of a pasted newline, that one was sent with it, and
     # Heroku refused every command on the app as "unauthorized".
-    registry = tmp_path / "deploybot.yml"
-    registry.write_text(
-        "apps:\n  other-app:\n    platform: heroku\n    api_key_env: OTHER_HEROKU_KEY\n"
-    )
-    monkeypatch.setenv("DEPLOYBOT_CONFIG", str(registry))
-    monkeypatch.setenv("OTHER_HEROKU_KEY", f' "{OTHER_KEY}"\n')
     heroku.api_keys = frozenset({HEROKU_KEY, OTHER_KEY})
-    web = new_app(config)
-    try:
-        driver = SlackDriver(web.test_client(), slack)
-        _, url = driver.command("status other-app", USER)
-        assert "Status of `other-app`: web=" in driver.reply(url)["text"]
-    finally:
-        web.extensions["deploybot"].db.dispose()
+    text = _status_of_other_app(new_app, config, slack, tmp_path, monkeypatch, f' "{OTHER_KEY}"\n')
+    assert "Status of `other-app`: web=" in text, text
 
 
 def test_a_refused_key_is_named_by_the_variable_that_holds_it(
@@ -427,17 +416,23 @@ def test_a_refused_key_is_named_by_the_variable_that_holds_it(
 ):
     # It always said "check HEROKU_API_KEY": for an app on another account's key, the admin
     # checked a key that works and fixed nothing.
+    text = _status_of_other_app(new_app, config, slack, tmp_path, monkeypatch, "revoked-key")
+    assert "An admin should check OTHER_HEROKU_KEY." in text, text
+
+
+def _status_of_other_app(new_app, config, slack, tmp_path, monkeypatch, key: str) -> str:
+    """`status other-app`'s answer, for an app whose registry entry names its own key's
+    variable (OTHER_HEROKU_KEY, set to `key`)."""
     registry = tmp_path / "deploybot.yml"
     registry.write_text(
         "apps:\n  other-app:\n    platform: heroku\n    api_key_env: OTHER_HEROKU_KEY\n"
     )
     monkeypatch.setenv("DEPLOYBOT_CONFIG", str(registry))
-    monkeypatch.setenv("OTHER_HEROKU_KEY", "revoked-key")
+    monkeypatch.setenv("OTHER_HEROKU_KEY", key)
     web = new_app(config)
     try:
         driver = SlackDriver(web.test_client(), slack)
         _, url = driver.command("status other-app", USER)
-        text = driver.reply(url)["text"]
-        assert "An admin should check OTHER_HEROKU_KEY." in text, text
+        return driver.reply(url)["text"]
     finally:
         web.extensions["deploybot"].db.dispose()

@@ -183,6 +183,23 @@ def test_a_queue_value_that_is_no_number_keeps_the_count(value):
 NOW = datetime(2026, 6, 3, 12, 0, 30, tzinfo=UTC)
 
 
+def _alert_after_ten_minutes(config, scaler, slack, channel: str) -> str:
+    """Ten minutes of ticks with the queue unread, then the worker's watch and alerts: the
+    one alert posted in `channel`."""
+    from bot.worker.main import Worker
+
+    worker = Worker(config)
+    try:
+        for tick in range(41):
+            scaler.tick(NOW + timedelta(seconds=15 * tick))
+        assert worker.watch(NOW + timedelta(minutes=10)) == 1
+        worker.send_alerts(NOW + timedelta(minutes=10))
+        [alert] = slack.messages(channel)
+        return alert["text"]
+    finally:
+        worker.db.dispose()
+
+
 def _tick_against(
     config,
     monkeypatch,
@@ -497,25 +514,18 @@ def test_a_type_the_endpoint_never_lists_is_an_alert_that_names_a_near_miss(
     """An endpoint that answers, but never with the type (`Worker` for `worker`, or `[]`
     from an app whose hirefire-resource names no dyno), held the type every tick through
     any backlog with only `autoscale APP status` to say so."""
-    from bot.worker.main import Worker
 
     url, _ = app
     services, scaler, said = _tick_against(config, monkeypatch, tmp_path, {"myapp": f"{url}/cased"})
-    worker = Worker(config)
     try:
-        for tick in range(41):
-            scaler.tick(NOW + timedelta(seconds=15 * tick))
-        assert worker.watch(NOW + timedelta(minutes=10)) == 1
-        worker.send_alerts(NOW + timedelta(minutes=10))
-        [alert] = slack.messages("CMYAPP")
-        assert "*myapp* job queue unread for `worker` since " in alert["text"]
-        assert alert["text"].endswith(
+        alert = _alert_after_ten_minutes(config, scaler, slack, "CMYAPP")
+        assert "*myapp* job queue unread for `worker` since " in alert
+        assert alert.endswith(
             "Last: could not read the job queue (the endpoint lists no worker, "
             "but Worker: names must match the process type exactly): worker stays at 1."
         )
         assert said == []
     finally:
-        worker.db.dispose()
         services.db.dispose()
 
 
@@ -630,8 +640,6 @@ def test_one_unreachable_endpoint_for_two_worker_types_is_one_alert_naming_both(
     one cause, and two alerts for it (one a type) had read as two troubles."""
     import socket
 
-    from bot.worker.main import Worker
-
     with socket.socket() as free:  # a port nothing listens on once closed
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
@@ -643,20 +651,14 @@ def test_one_unreachable_endpoint_for_two_worker_types_is_one_alert_naming_both(
         {"twoq": f"http://127.0.0.1:{port}"},
         types={"twoq": ("worker", "mailer")},
     )
-    worker = Worker(config)
     try:
-        for tick in range(41):
-            scaler.tick(NOW + timedelta(seconds=15 * tick))
-        assert worker.watch(NOW + timedelta(minutes=10)) == 1
-        worker.send_alerts(NOW + timedelta(minutes=10))
-        [alert] = slack.messages("CTWOQ")
-        assert "*twoq* job queue unread for `mailer`, `worker` since " in alert["text"]
-        assert alert["text"].endswith(
+        alert = _alert_after_ten_minutes(config, scaler, slack, "CTWOQ")
+        assert "*twoq* job queue unread for `mailer`, `worker` since " in alert
+        assert alert.endswith(
             "Last: could not read the job queue (cannot reach the app's HireFire endpoint: "
             "no connection could be made to it): mailer stays at 1; worker stays at 1."
         )
     finally:
-        worker.db.dispose()
         services.db.dispose()
 
 
