@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 
 from policies import config_vars, rules
 from policies.guardrails import FREEZE_EXEMPT_VERBS, LOCK_HOLDS_BACK
-from policies.names import closest, suggest
+from policies.names import closest, not_on_app, suggest
 from policies.numbers import ascii_digits
-from policies.slack_text import clip, code, listed, shown
+from policies.slack_text import clip, code, shown
 
 # A deployment's life after scaling: `bot.actions.deployments` carries these out.
 DEPLOYMENT_VERBS = (
@@ -1849,11 +1849,7 @@ def _no_such_type(
             f"instances); {code(process_type)} has no meaning there.",
             verb,
         )
-    return CommandError(
-        f"{code(app) if app else 'The app'} has no {code(process_type)} process type "
-        f"(it has: {listed(sorted(current))}).",
-        verb,
-    )
+    return CommandError(not_on_app(app, process_type, sorted(current)), verb)
 
 
 def changing(

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import difflib
 import unicodedata
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
-from policies.slack_text import code
+from policies.slack_text import code, listed, shown
+
+NAMED_MOST = 10  # dynos or process types named beside one the app does not have
 
 
 def closest(name: str, candidates: Iterable[str], limit: int = 3) -> list[str]:
@@ -54,3 +56,13 @@ def _said(matches: list[str]) -> str | None:
         return None
     quoted = [code(m) for m in matches]
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+def not_on_app(app: str | None, name: str, have: Sequence[str], what: str = "process type") -> str:
+    """The one sentence for a process type (or, with `what`, a dyno) `name` that `app` does
+    not have, naming those it has: every verb says it alike, so a user learns one reading.
+    `app` None reads as "The app"."""
+    named = listed(have[:NAMED_MOST])
+    if len(have) > NAMED_MOST:
+        named += f" and {len(have) - NAMED_MOST:,} more"
+    return f"{code(app) if app else 'The app'} has no {shown(name)} {what} (it has: {named})."

@@ -476,7 +476,7 @@ def test_the_status_of_a_type_the_app_does_not_run_offers_no_command_to_type(wit
     # "myapp has no `urgent` process type".
     status = say(driver, "autoscale myapp urgent status")["text"]
     assert status.endswith(
-        "Worker `urgent`: `myapp` has no `urgent` process type; its formation has `web`, `worker`."
+        "Worker `urgent`: `myapp` has no `urgent` process type (it has: `web`, `worker`)."
     ), status
     status = say(driver, "autoscale myapp worker status")["text"]
     assert status.endswith(
@@ -521,3 +521,25 @@ def test_a_min_above_the_default_max_with_no_max_given_is_refused_saying_so(driv
     assert AutoscaleStore(web.extensions["deploybot"].db).settings("myapp") is None
     # Given together, or with a min within the default, it is set as before.
     assert "shadow, web 12–20" in say(driver, "autoscale myapp shadow min=12 max=20")["text"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "scale clock=1 myapp",
+        "kill myapp clock",
+        "restart myapp clock",
+        "logs myapp clock",
+        "autoscale myapp clock on",
+        "autoscale myapp clock status",
+    ],
+)
+def test_every_verb_says_a_missing_process_type_in_one_sentence(with_registry, text):
+    # Scale and kill said "has no `clock` process type (it has: …)", restart and logs "has
+    # no process type `clock` (it has: …)", autoscale "…; its formation has …".
+    driver = with_registry(
+        "apps:\n  myapp:\n    platform: heroku\n    autoscale:\n"
+        "      queue_url: https://myapp.example.com\n"
+    )
+    said = "`myapp` has no `clock` process type (it has: `web`, `worker`)."
+    assert said in say(driver, text)["text"]

@@ -1626,13 +1626,13 @@ def test_logs_of_a_dyno_or_type_the_app_does_not_have_name_those_it_has(driver, 
     # restart of them had before it named what the app has.
     heroku.log("myapp", "web.1", "GET /")
     assert say(driver, "logs myapp web.9", USER)["text"] == (
-        "`myapp` has no dyno `web.9` (it has: `web.1`, `worker.1`)."
+        "`myapp` has no `web.9` dyno (it has: `web.1`, `worker.1`)."
     )
     assert say(driver, "logs myapp clock", USER)["text"] == (
-        "`myapp` has no process type `clock` (it has: `web`, `worker`)."
+        "`myapp` has no `clock` process type (it has: `web`, `worker`)."
     )
     assert say(driver, "logs myapp web-1234abcde-123ab", USER)["text"] == (
-        "`myapp` has no dyno `web-1234abcde-123ab` (it has: `web.1`, `worker.1`)."
+        "`myapp` has no `web-1234abcde-123ab` dyno (it has: `web.1`, `worker.1`)."
     )
     # One it has, with nothing logged yet, is still told so; one gone whose lines are kept
     # (a one-off dyno that has exited) still shows them.

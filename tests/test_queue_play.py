@@ -105,7 +105,7 @@ def test_wrong_input_in_the_sandbox_says_what_to_do(console_run):
     )
     assert "`demo-staging` has no job-queue endpoint" in output
     assert "`demo-staging` has no job queue in the sandbox; `demo` has one." in output
-    assert "`demo` has no `mailer` process type; its formation has `web`, `worker`." in output
+    assert "`demo` has no `mailer` process type (it has: `web`, `worker`)." in output
     assert "is a job-queue target, for a worker type" in output
     assert "`target=latency` is not a worker target: write latency:30s or jobs:50." in output
     assert "Target `latency:0s`: the value must be more than 0." in output

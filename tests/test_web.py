@@ -412,8 +412,8 @@ def test_an_expired_confirmation_is_refused(web, driver, heroku):
         ("scale clock=1 myapp", None, "`myapp` has no `clock` process type (it has: `web`"),
         ("kill myapp clock", None, "`myapp` has no `clock` process type (it has: `web`"),
         # These had said "Heroku could not find that on `myapp`: Couldn't find that dyno."
-        ("restart myapp clock.1", None, "`myapp` has no dyno `clock.1` (it has: `web.1`"),
-        ("restart myapp clock", None, "`myapp` has no process type `clock` (it has: `web`"),
+        ("restart myapp clock.1", None, "`myapp` has no `clock.1` dyno (it has: `web.1`"),
+        ("restart myapp clock", None, "`myapp` has no `clock` process type (it has: `web`"),
         ("scale web=2 myapp", (429, 10), "rate-limiting"),
         ("scale web=2 myapp", (503, 10), "Heroku's API failed (503)"),
         ("scale web=2 myapp", (401, 1), "rejected the bot's API key"),

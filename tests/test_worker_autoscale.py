@@ -441,7 +441,7 @@ def test_turning_a_worker_type_on_without_the_bots_token_says_so(services, monke
     ("line", "said"),
     [
         ("autoscale myapp worker on target=latency:0s", "the value must be more than 0"),
-        ("autoscale myapp mailer on target=jobs:5", "its formation has `web`, `worker`"),
+        ("autoscale myapp mailer on target=jobs:5", "(it has: `web`, `worker`)"),
         ("autoscale myapp on target=latency:30s", "is a job-queue target, for a worker type"),
         ("autoscale myapp worker on target=30s", "is not a worker target"),
     ],

@@ -33,8 +33,9 @@ from bot.store.worker_autoscale_settings import WorkerSettings
 from policies import autoscale as policy
 from policies.commands import Command
 from policies.costs import monthly_price, usd
+from policies.names import not_on_app
 from policies.sizes import PastLimit, past_heroku_limit
-from policies.slack_text import code, escape, listed, moment, more_note
+from policies.slack_text import code, escape, moment, more_note, shown
 from policies.worker_autoscale import WorkerTarget, parse_worker_target
 
 
@@ -679,8 +680,7 @@ class AutoscaleCommands:
         if ptype not in running and not (command.mode == "off" and current is not None):
             self._audit.finish(entry, "refused", error="no such process type")
             return Reply(
-                f"`{app}` has no `{ptype}` process type; its formation has "
-                f"{listed(sorted(running))}. "
+                f"{not_on_app(app, ptype, sorted(running))} "
                 f"Name one, as in `/deploy autoscale {app} worker on target=latency:30s`."
             )
         try:
@@ -886,10 +886,7 @@ class AutoscaleCommands:
             return lines
         if asked is not None and types is not None and asked not in types:
             # `on` would be refused for the type: offer no command to type.
-            lines.append(
-                f"Worker `{asked}`: `{app}` has no `{asked}` process type; its formation has "
-                f"{listed(types)}."
-            )
+            lines.append(f"Worker {shown(asked)}: {not_on_app(app, asked, types)}")
         elif asked is not None and target.queue_url is None:
             # The command below would be refused for the endpoint: say what comes first.
             lines.append(

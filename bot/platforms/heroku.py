@@ -52,9 +52,10 @@ from bot.platforms.base import (
 from bot.platforms.together import call_ended, check_call, end_call, read_together
 from bot.store.throttles import Throttles
 from policies.commands import is_dyno_name
+from policies.names import not_on_app
 from policies.redact import mask
 from policies.sizes import unit_of
-from policies.slack_text import clip, code, escape, listed, shown
+from policies.slack_text import clip, code, escape
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,6 @@ DEFAULT_THROTTLE = timedelta(seconds=30)
 MAX_THROTTLE = timedelta(hours=1)
 REMAINING_MOST = 2**31 - 1  # a RateLimit-Remaining past this (the column's INTEGER) is none
 PAGE_MAX = 1000  # the most items Heroku returns in one page
-NAMED_MOST = 10  # dynos or process types named when a restart names none of them
 OUTPUT_TAIL = 20  # build output and run output lines shown in the thread
 # How many of the newest releases `status` reads to find the current one past failed ones.
 STATUS_RELEASES = 10
@@ -305,11 +305,7 @@ class HerokuPlatform:
             return None
         if target in have:
             return None
-        named = listed(have[:NAMED_MOST])
-        if len(have) > NAMED_MOST:
-            named += f" and {len(have) - NAMED_MOST:,} more"
-        what = "dyno" if dyno else "process type"
-        return f"{code(alias or app)} has no {what} {shown(target)} (it has: {named})."
+        return not_on_app(alias or app, target, have, "dyno" if dyno else "process type")
 
     def dynos(self, app: str) -> tuple[Dyno, ...]:
         """The app's dynos in one API call (`status` makes four)."""
