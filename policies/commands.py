@@ -948,6 +948,7 @@ def _parse_alerts(args: list[str], app: str | None) -> Command:
 
 
 def _parse_metrics(args: list[str], app: str | None) -> Command:
+    _span_in_two_words(args, app, "metrics", "mh")
     app, rest = _positional_app(args, app, "metrics", most=1)
     if not rest:
         return Command("metrics", app=app, limit=METRICS_DEFAULT_MINUTES)
@@ -963,6 +964,7 @@ def _parse_metrics(args: list[str], app: str | None) -> Command:
 
 
 def _parse_chart(args: list[str], app: str | None) -> Command:
+    _span_in_two_words(args, app, "chart", "hd")
     app, rest = _positional_app(args, app, "chart", most=1)
     window = rest[0].lower() if rest else CHART_DEFAULT
     if window not in CHART_WINDOWS:
@@ -995,7 +997,24 @@ def _parse_watch(args: list[str], app: str | None) -> Command:
     return Command("watch", app=app)
 
 
-_SPAN_UNITS = {"h": "h", "hour": "h", "hours": "h", "d": "d", "day": "d", "days": "d"}
+_SPAN_UNITS = {
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), "m"),
+    **dict.fromkeys(("h", "hour", "hours"), "h"),
+    **dict.fromkeys(("d", "day", "days"), "d"),
+}
+
+
+def _span_in_two_words(args: list[str], app: str | None, verb: str, units: str) -> None:
+    """Raise for a span typed as two words (`7 d`, `5 minutes`) after the app, or after
+    `-a APP`, in one of `units`: the unit had been blamed as a word too many, or the number
+    as the app. The answer is the command with the span as one word."""
+    rest = args if app else args[1:]
+    unit = _SPAN_UNITS.get(rest[1].lower(), "") if len(rest) == 2 else ""
+    if unit and unit in units and ascii_digits(rest[0]) and (app or args[:1]):
+        named = (app or args[0]).lower()
+        noun = "span" if verb == "simulate" else "window"
+        meant = shown(f"/deploy {verb} {named} {rest[0]}{unit}", limit=80)
+        raise CommandError(f"Write the {noun} as one word: {meant}.", verb)
 
 
 def _parse_simulate(args: list[str], app: str | None) -> Command:
@@ -1011,11 +1030,8 @@ def _parse_simulate(args: list[str], app: str | None) -> Command:
         )
     if len(args) > 2 and _REPLAY_RE.match(args[1]) and args[0].lower() not in SIMULATIONS:
         raise _too_many(args[2], "simulate")  # `simulate APP 7d` and a word after it
-    unit = _SPAN_UNITS.get(args[2].lower(), "") if len(args) == 3 else ""
-    if unit and ascii_digits(args[1]) and not app and args[0].lower() not in SIMULATIONS:
-        # `simulate demo 7 d`, `7 days`: the span in two words, which had blamed the app.
-        meant = shown(f"/deploy simulate {args[0].lower()} {args[1]}{unit}", limit=80)
-        raise CommandError(f"Write the span as one word: {meant}.", "simulate")
+    if not args or args[0].lower() not in SIMULATIONS:
+        _span_in_two_words(args, app, "simulate", "hd")
     spans = len(args) == 2 or (len(args) == 1 and app)  # APP SPAN, or SPAN after `-a APP`
     if spans and args[-1][:1].isdigit() and args[0].lower() not in SIMULATIONS:
         raise CommandError(replay_span, "simulate")  # a span in other units: 90m, 2w, 1.5d

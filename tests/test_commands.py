@@ -749,6 +749,12 @@ def test_an_autoscale_error_shows_the_usage_of_the_form_typed(text: str, usage: 
         # A span typed as two words had blamed the app: "`demo` is not a simulation."
         ("simulate demo 7 d", "Write the span as one word: `/deploy simulate demo 7d`."),
         ("simulate demo 12 Hours", "Write the span as one word: `/deploy simulate demo 12h`."),
+        # Metrics and chart had said "`m` is one word too many." to a window in two words.
+        ("metrics demo 5 m", "Write the window as one word: `/deploy metrics demo 5m`."),
+        ("metrics demo 2 hours", "Write the window as one word: `/deploy metrics demo 2h`."),
+        ("metrics -a Demo 5 minutes", "Write the window as one word: `/deploy metrics demo 5m`."),
+        ("chart demo 6 h", "Write the window as one word: `/deploy chart demo 6h`."),
+        ("chart demo 7 days", "Write the window as one word: `/deploy chart demo 7d`."),
     ],
 )
 def test_an_error_blames_the_word_that_is_wrong(text: str, problem: str) -> None:
