@@ -53,6 +53,7 @@ from datetime import datetime, time, timedelta
 from typing import Literal
 
 from policies.guardrails import within_max_step
+from policies.slack_text import code, shown
 
 MetricName = Literal["queue_p95", "service_p95", "rpm_per_dyno"]
 METRICS: tuple[MetricName, ...] = ("queue_p95", "service_p95", "rpm_per_dyno")
@@ -140,7 +141,7 @@ def parse_window(
     """A schedule window from the registry's words: `days` such as "mon-fri", "sat,sun" or
     "daily", `start` and `end` as "08:00" (an end at or before the start runs past
     midnight; an end of "24:00" is that midnight), an IANA `timezone`, and the `low` (min) and `high` (max) it sets. A
-    ValueError says which word is wrong."""
+    ValueError says which word is wrong, as Slack text: what was typed in escaped code spans."""
     if low is None and high is None:
         raise ValueError("a schedule window needs `min:`, `max:` or both")
     if low is not None and high is not None and low > high:
@@ -150,14 +151,17 @@ def parse_window(
             raise ValueError
         zoneinfo.ZoneInfo(timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        shown = timezone if len(timezone) <= 40 else f"{timezone[:39]}…"
         # Zone names are case-sensitive; `europe/paris` means one, named back.
         meant = [z for z in zoneinfo.available_timezones() if z.lower() == timezone.lower()]
-        hint = f"did you mean {meant[0]}?" if meant else "use an IANA name such as Europe/Paris"
-        raise ValueError(f"unknown timezone {shown!r}; {hint}") from None
+        hint = (
+            f"did you mean {code(meant[0])}?"
+            if meant
+            else "use an IANA name such as `Europe/Paris`"
+        )
+        raise ValueError(f"unknown timezone {shown(timezone)}; {hint}") from None
     # "18:00-24:00": an end may be written as the midnight it runs to.
     if start.strip() == "24:00":
-        raise ValueError("time '24:00' may end a window, not start it: start it at 00:00")
+        raise ValueError("time `24:00` may end a window, not start it: start it at `00:00`")
     ends = _clock("00:00") if end.strip() == "24:00" else _clock(end)
     return Window(_days(days), _clock(start), ends, timezone, low, high)
 
@@ -170,7 +174,9 @@ def _days(text: str) -> frozenset[int]:
         first, dash, last = part.partition("-")
         a, b = _DAY_NUMBERS.get(first), _DAY_NUMBERS.get(last if dash else first)
         if a is None or b is None:
-            raise ValueError(f"days {text!r}: use mon, tue, … sun, ranges (mon-fri) or daily")
+            raise ValueError(
+                f"days {shown(text)}: use `mon`, `tue`, … `sun`, ranges (`mon-fri`) or `daily`"
+            )
         # A range may wrap around the week: fri-mon is Friday to Monday.
         days.update((a + i) % 7 for i in range((b - a) % 7 + 1))
     return frozenset(days)
@@ -181,7 +187,7 @@ def _clock(text: str) -> time:
         hours, minutes = text.strip().split(":")
         return time(int(hours), int(minutes))
     except ValueError:
-        raise ValueError(f"time {text!r}: use 24-hour HH:MM, such as 08:00") from None
+        raise ValueError(f"time {shown(text)}: use 24-hour HH:MM, such as `08:00`") from None
 
 
 @dataclass(frozen=True)

@@ -125,9 +125,14 @@ def test_bad_settings_are_refused(driver, web, text, says):
 
 def test_a_window_that_is_not_one_is_told_in_a_whole_sentence(driver):
     bad_time = say(driver, "autoscale myapp schedule add mon-fri 08:00-25:00 min=3")["text"]
-    assert bad_time == ("Not a schedule window: time '25:00': use 24-hour HH:MM, such as 08:00.")
+    # What was typed had been quoted as Python does ('25:00', 'mo-fr'), not as Slack code.
+    assert bad_time == "Not a schedule window: time `25:00`: use 24-hour HH:MM, such as `08:00`."
+    days = say(driver, "autoscale myapp schedule add mo-fr 08:00-18:00 min=3")["text"]
+    assert days.startswith("Not a schedule window: days `mo-fr`: use `mon`, `tue`"), days
+    zone = say(driver, "autoscale myapp schedule add mon 08:00-18:00 min=3 tz=Mars/<Base>")
+    assert "unknown timezone `Mars/&lt;Base&gt;`; use an IANA name" in zone["text"], zone["text"]
     zone = say(driver, "autoscale myapp schedule add mon 08:00-18:00 min=3 tz=europe/paris")
-    assert zone["text"].endswith("did you mean Europe/Paris?"), zone["text"]
+    assert zone["text"].endswith("did you mean `Europe/Paris`?"), zone["text"]
 
 
 def test_settings_and_schedule_windows_change_from_chat(driver, web):

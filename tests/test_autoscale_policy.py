@@ -217,24 +217,24 @@ def test_a_window_may_end_at_24_00_the_midnight_it_runs_to() -> None:
         "daily 00:00–00:00 UTC"
     )
     # A start is 00:00: 24:00 there had been refused as not HH:MM, which it is.
-    with pytest.raises(ValueError, match=re.escape("'24:00' may end a window, not start it")):
+    with pytest.raises(ValueError, match=re.escape("`24:00` may end a window, not start it")):
         parse_window("fri", "24:00", "06:00", "UTC", low=2)
 
 
 @pytest.mark.parametrize(
     ("words", "says"),
     [
-        (("weekdays", "08:00", "18:00", "UTC", 2, None), "days 'weekdays'"),
-        (("mon-", "08:00", "18:00", "UTC", 2, None), "days 'mon-'"),
-        (("monkey", "08:00", "18:00", "UTC", 2, None), "days 'monkey'"),
-        (("mon", "8am", "18:00", "UTC", 2, None), "time '8am': use 24-hour HH:MM"),
-        (("mon", "08:00", "24:30", "UTC", 2, None), "time '24:30'"),
-        (("mon", "08:00", "18:00", "Mars/Olympus", 2, None), "unknown timezone 'Mars/Olympus'"),
+        (("weekdays", "08:00", "18:00", "UTC", 2, None), "days `weekdays`"),
+        (("mon-", "08:00", "18:00", "UTC", 2, None), "days `mon-`"),
+        (("monkey", "08:00", "18:00", "UTC", 2, None), "days `monkey`"),
+        (("mon", "8am", "18:00", "UTC", 2, None), "time `8am`: use 24-hour HH:MM"),
+        (("mon", "08:00", "24:30", "UTC", 2, None), "time `24:30`"),
+        (("mon", "08:00", "18:00", "Mars/Olympus", 2, None), "unknown timezone `Mars/Olympus`"),
         # zoneinfo imports one package per `/`: 300 of them had ended in a RecursionError.
-        (("mon", "08:00", "18:00", "A/" * 300 + "B", 2, None), "unknown timezone 'A/A/A/"),
+        (("mon", "08:00", "18:00", "A/" * 300 + "B", 2, None), "unknown timezone `A/A/A/"),
         (("mon", "08:00", "18:00", "../../etc/passwd", 2, None), "unknown timezone"),
         # Zone names are case-sensitive: the one meant is named.
-        (("mon", "08:00", "18:00", "europe/paris", 2, None), "did you mean Europe/Paris?"),
+        (("mon", "08:00", "18:00", "europe/paris", 2, None), "did you mean `Europe/Paris`?"),
         (("mon", "08:00", "18:00", "UTC", None, None), "needs `min:`, `max:` or both"),
         (("mon", "08:00", "18:00", "UTC", 5, 2), "min (5) is more than its max (2)"),
     ],

@@ -101,7 +101,7 @@ def test_no_registry_reaches_every_heroku_app_by_name():
             "        - days: weekdays\n          from: '08:00'\n          to: '18:00'\n"
             "          min: 2\n",
             6,
-            "days 'weekdays': use mon, tue",
+            "days `weekdays`: use `mon`, `tue`",
         ),
         (
             "apps:\n  web:\n    platform: heroku\n    autoscale:\n      schedule:\n"

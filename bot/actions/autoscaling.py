@@ -35,7 +35,7 @@ from policies.commands import Command
 from policies.costs import monthly_price, usd
 from policies.names import not_on_app
 from policies.sizes import PastLimit, past_heroku_limit
-from policies.slack_text import code, escape, moment, more_note, shown
+from policies.slack_text import code, moment, more_note, shown
 from policies.worker_autoscale import WorkerTarget, parse_worker_target
 
 
@@ -553,8 +553,9 @@ class AutoscaleCommands:
             self._audit.finish(entry, "refused", error=str(exc))
             said = str(exc)
             # The registry's loader shows the same words as a clause; here they end a sentence.
+            # They are Slack text already: what was typed is in code spans, escaped.
             said += "" if said.endswith((".", "?", "!")) else "."
-            return Reply(f"Not a schedule window: {escape(said)}")
+            return Reply(f"Not a schedule window: {said}")
         asks = max(added.min or 0, added.max or 0)
         refused, past = self._beyond(entry, resolved, command, "web", asks)
         if refused is not None:
