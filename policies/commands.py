@@ -16,7 +16,7 @@ from policies import config_vars, rules
 from policies.guardrails import FREEZE_EXEMPT_VERBS, LOCK_HOLDS_BACK
 from policies.names import closest, not_on_app, suggest
 from policies.numbers import ascii_digits
-from policies.slack_text import clip, code, shown
+from policies.slack_text import clip, code, listed, shown
 
 # A deployment's life after scaling: `bot.actions.deployments` carries these out.
 DEPLOYMENT_VERBS = (
@@ -1894,13 +1894,24 @@ def help_text(topic: str | None = None) -> str:
     """Help for every verb, or for one; Slack mrkdwn."""
     if topic is not None:
         examples = "\n".join(f"• `/deploy {example}`" for example in EXAMPLES[topic])
-        return f"*/deploy {topic}*: {SUMMARY[topic]}.\nUsage: `{USAGE[topic]}`\n{examples}"
+        forced = f"\n{_FORCE_HELP}." if _takes_force(topic) else ""
+        return f"*/deploy {topic}*: {SUMMARY[topic]}.\nUsage: `{USAGE[topic]}`\n{examples}{forced}"
     lines = [f"• `{USAGE[verb]}`: {BRIEF[verb]}" for verb in VERBS]
+    exempt = [verb for verb in VERBS if verb in MUTATING_VERBS and not _takes_force(verb)]
     return (
         "*deploybot* scales, restarts, deploys and inspects your apps.\n"
         + "\n".join(lines)
         + "\nThe app goes where each line shows APP, or `-a APP` names it; then a VERSION, "
         "REF or REASON goes after the option (`rollback -a myapp v41`). "
         "`kill`, `rollback`, `config set`, `config unset`, `maintenance on` and anything that "
-        "scales a process type to 0 ask you to confirm first."
+        "scales a process type to 0 ask you to confirm first. "
+        f"{_FORCE_HELP} on any change but {listed(exempt[:-1])} and {code(exempt[-1])}."
     )
+
+
+# What a verb's help says of `--force`, when the verb takes it (`_take_force_option`).
+_FORCE_HELP = 'An admin passes a freeze window with `--force "reason"`'
+
+
+def _takes_force(verb: str) -> bool:
+    return verb in MUTATING_VERBS and verb not in FREEZE_EXEMPT_VERBS

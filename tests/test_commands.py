@@ -27,6 +27,7 @@ from policies.commands import (
     plan_scale,
     stops_dynos,
 )
+from policies.guardrails import FREEZE_EXEMPT_VERBS
 
 
 @pytest.mark.parametrize(
@@ -365,6 +366,15 @@ def test_help_lists_every_verb_and_explains_one() -> None:
         "`kill`, `rollback`, `config set`, `config unset`, `maintenance on` and anything that"
         in text
     )
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_help_names_force_where_the_verb_takes_it(verb: str) -> None:
+    # No help said `--force` at all: a freeze's refusal was the first a user read of it.
+    # The verbs a freeze never holds back (`lock`, `unlock`, `watch`) refuse it.
+    takes_force = verb in MUTATING_VERBS and verb not in FREEZE_EXEMPT_VERBS
+    assert ('`--force "reason"`' in help_text(verb)) == takes_force
+    assert '`--force "reason"`' in help_text()
 
 
 def test_help_s_lock_line_names_what_a_lock_holds_back() -> None:
