@@ -948,7 +948,7 @@ def _parse_alerts(args: list[str], app: str | None) -> Command:
 
 
 def _parse_metrics(args: list[str], app: str | None) -> Command:
-    _span_in_two_words(args, app, "metrics", "mh")
+    _span_after_app(args, app, "metrics", "mh")
     app, rest = _positional_app(args, app, "metrics", most=1)
     if not rest:
         return Command("metrics", app=app, limit=METRICS_DEFAULT_MINUTES)
@@ -964,7 +964,7 @@ def _parse_metrics(args: list[str], app: str | None) -> Command:
 
 
 def _parse_chart(args: list[str], app: str | None) -> Command:
-    _span_in_two_words(args, app, "chart", "hd")
+    _span_after_app(args, app, "chart", "hd")
     app, rest = _positional_app(args, app, "chart", most=1)
     window = rest[0].lower() if rest else CHART_DEFAULT
     if window not in CHART_WINDOWS:
@@ -1004,17 +1004,22 @@ _SPAN_UNITS = {
 }
 
 
-def _span_in_two_words(args: list[str], app: str | None, verb: str, units: str) -> None:
-    """Raise for a span typed as two words (`7 d`, `5 minutes`) after the app, or after
-    `-a APP`, in one of `units`: the unit had been blamed as a word too many, or the number
-    as the app. The answer is the command with the span as one word."""
-    rest = args if app else args[1:]
-    unit = _SPAN_UNITS.get(rest[1].lower(), "") if len(rest) == 2 else ""
-    if unit and unit in units and ascii_digits(rest[0]) and (app or args[:1]):
-        named = (app or args[0]).lower()
-        noun = "span" if verb == "simulate" else "window"
-        meant = shown(f"/deploy {verb} {named} {rest[0]}{unit}", limit=80)
+def _span_in_two_words(verb: str, head: list[str], tail: list[str], units: str) -> None:
+    """Raise when `tail` is a span typed as two words (`7 d`, `5 minutes`) in one of `units`:
+    the unit had been blamed as a word too many, or the number as the app. The answer is the
+    command as `head` then the span as one word."""
+    unit = _SPAN_UNITS.get(tail[1].lower(), "") if len(tail) == 2 else ""
+    if unit and unit in units and ascii_digits(tail[0]):
+        noun = {"simulate": "span", "pin": "duration"}.get(verb, "window")
+        meant = shown(" ".join(("/deploy", verb, *head, tail[0] + unit)), limit=80)
         raise CommandError(f"Write the {noun} as one word: {meant}.", verb)
+
+
+def _span_after_app(args: list[str], app: str | None, verb: str, units: str) -> None:
+    """`_span_in_two_words` for a span right after the app, or after `-a APP`."""
+    if app or args:
+        named, tail = (app, args) if app else (args[0], args[1:])
+        _span_in_two_words(verb, [named.lower()], tail, units)
 
 
 def _parse_simulate(args: list[str], app: str | None) -> Command:
@@ -1031,7 +1036,7 @@ def _parse_simulate(args: list[str], app: str | None) -> Command:
     if len(args) > 2 and _REPLAY_RE.match(args[1]) and args[0].lower() not in SIMULATIONS:
         raise _too_many(args[2], "simulate")  # `simulate APP 7d` and a word after it
     if not args or args[0].lower() not in SIMULATIONS:
-        _span_in_two_words(args, app, "simulate", "hd")
+        _span_after_app(args, app, "simulate", "hd")
     spans = len(args) == 2 or (len(args) == 1 and app)  # APP SPAN, or SPAN after `-a APP`
     if spans and args[-1][:1].isdigit() and args[0].lower() not in SIMULATIONS:
         raise CommandError(replay_span, "simulate")  # a span in other units: 90m, 2w, 1.5d
@@ -1237,6 +1242,8 @@ def _parse_pin(args: list[str], app: str | None) -> Command:
             raise _too_many(rest[1], "pin")
         return Command("pin", app=app, mode="off")
     if len(rest) > 3 and rest[1].lower() == "for":
+        # `for 2 hours`: as metrics, chart and simulate read a span in two words.
+        _span_in_two_words("pin", [app.lower(), *rest[:2]], rest[2:], "mhd")
         raise _too_many(rest[3], "pin")
     if len(rest) == 3 and rest[1].lower() != "for":
         raise CommandError(

@@ -765,6 +765,15 @@ def test_an_autoscale_error_shows_the_usage_of_the_form_typed(text: str, usage: 
         ("metrics -a Demo 5 minutes", "Write the window as one word: `/deploy metrics demo 5m`."),
         ("chart demo 6 h", "Write the window as one word: `/deploy chart demo 6h`."),
         ("chart demo 7 days", "Write the window as one word: `/deploy chart demo 7d`."),
+        # Pin had said "`hours` is one word too many."
+        (
+            "pin demo web=5 for 2 hours",
+            "Write the duration as one word: `/deploy pin demo web=5 for 2h`.",
+        ),
+        (
+            "pin -a demo web=5 for 90 min",
+            "Write the duration as one word: `/deploy pin demo web=5 for 90m`.",
+        ),
     ],
 )
 def test_an_error_blames_the_word_that_is_wrong(text: str, problem: str) -> None:
