@@ -1623,7 +1623,12 @@ def _parse_logs(args: list[str], app: str | None) -> Command:
     _app_last(args, app, "logs", shape and bool(_DYNO_RE.match(args[0])))
     app, rest = _positional_app(args, app, "logs")
     dyno, lines = None, None
-    for word in rest:
+    for at, word in enumerate(rest):
+        if word.lower() in ("line", "lines") and at and ascii_digits(rest[at - 1]):
+            # `logs demo 5 lines`: `lines` had been read as a process type the app lacks.
+            kept = [w for i, w in enumerate(rest) if i != at]
+            meant = shown(" ".join(("/deploy logs", app.lower(), *kept)), limit=80)
+            raise CommandError(f"Write the number of lines alone: {meant}.", "logs")
         if (ascii_digits(word) or _NEGATIVE_RE.match(word)) and lines is None:
             lines = int(word)
             if not 1 <= lines <= LOGS_MAX:

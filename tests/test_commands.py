@@ -765,6 +765,9 @@ def test_an_autoscale_error_shows_the_usage_of_the_form_typed(text: str, usage: 
         ("metrics -a Demo 5 minutes", "Write the window as one word: `/deploy metrics demo 5m`."),
         ("chart demo 6 h", "Write the window as one word: `/deploy chart demo 6h`."),
         ("chart demo 7 days", "Write the window as one word: `/deploy chart demo 7d`."),
+        # `lines` after the count had been read as a process type the app lacks.
+        ("logs demo 5 lines", "Write the number of lines alone: `/deploy logs demo 5`."),
+        ("logs demo web 20 Lines", "Write the number of lines alone: `/deploy logs demo web 20`."),
         # Pin had said "`hours` is one word too many."
         (
             "pin demo web=5 for 2 hours",
