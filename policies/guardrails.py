@@ -149,12 +149,12 @@ def check(
             if force_reason is None or not force_reason.strip():
                 return Verdict(
                     "refused",
-                    f'{frozen} ({escape(freeze.reason)}). An admin can override with --force "reason".',
+                    f'{frozen} ({escape(freeze.reason)}). An admin can pass it with `--force "reason"`.',
                 )
             if not is_admin:
                 return Verdict(
                     "refused",
-                    f"{frozen} ({escape(freeze.reason)}). Only an admin can override it with --force; "
+                    f"{frozen} ({escape(freeze.reason)}). Only an admin can pass it with `--force`; "
                     "ask one of them.",
                 )
             forced, freeze_reason = True, freeze.reason

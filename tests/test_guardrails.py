@@ -156,15 +156,18 @@ def test_a_freeze_refuses_and_says_until_when_and_how_to_override() -> None:
     assert verdict.refused
     assert verdict.reason == (
         "`shop` is frozen until 18:00 Europe/Paris (release freeze). "
-        'An admin can override with --force "reason".'
+        'An admin can pass it with `--force "reason"`.'
     )
+    # It had said `--force` outside a code span, unlike help and every other reply.
+    not_admin = run(FROZEN, "scale", {"web": (3, None)}, force="site down").reason
+    assert not_admin.endswith("Only an admin can pass it with `--force`; ask one of them.")
 
 
 @pytest.mark.parametrize(
     ("verb", "targets", "force", "admin", "outcome", "forced", "says"),
     [
-        ("scale", {"web": (3, None)}, None, True, "refused", False, "can override with --force"),
-        ("scale", {"web": (3, None)}, "  ", True, "refused", False, "can override with --force"),
+        ("scale", {"web": (3, None)}, None, True, "refused", False, "can pass it with `--force"),
+        ("scale", {"web": (3, None)}, "  ", True, "refused", False, "can pass it with `--force"),
         ("scale", {"web": (3, None)}, "site down", False, "refused", False, "Only an admin"),
         ("scale", {"web": (3, None)}, "site down", True, "allowed", True, ""),
         ("restart", {}, None, False, "refused", False, "frozen until 18:00"),

@@ -153,7 +153,7 @@ def test_the_approver_may_also_cancel(driver, heroku):
 def test_a_freeze_refuses_changes_unless_an_admin_breaks_glass(driver, heroku, slack):
     refused = say(driver, "scale web=3 other", ADMIN)["text"]
     assert "`other` is frozen until" in refused and "(release freeze)" in refused
-    assert 'An admin can override with --force "reason"' in refused
+    assert 'An admin can pass it with `--force "reason"`' in refused
 
     done = say(driver, 'scale web=3 other --force "hotfix for INC-42"', ADMIN)
     assert "scaled `other`: web 2 → 3" in done["text"]
