@@ -17,6 +17,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.actions.results import Duplicate, Reply
 from bot.actions.usergroups import GroupLookupFailed
+from bot.slack_api import patiently
 from bot.store.audit import Actor
 from bot.store.incidents import Alerts
 from handlers.charts import chart_button
@@ -243,7 +244,8 @@ def _in_thread(client: WebClient, body: dict[str, Any], text: str) -> None:
     channel = (body.get("channel") or {}).get("id")
     ts = (body.get("container") or {}).get("message_ts") or (body.get("message") or {}).get("ts")
     try:
-        client.chat_postMessage(channel=channel or "", thread_ts=ts, text=text)
+        # A click's background job (handlers.offload): a short 429 is waited out there.
+        patiently(lambda: client.chat_postMessage(channel=channel or "", thread_ts=ts, text=text))
     except SlackApiError as error:
         # The state is stored either way; only the thread note is missing.
         log.warning("alert thread note not posted", extra={"error": error.response.get("error")})

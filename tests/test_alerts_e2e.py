@@ -361,6 +361,20 @@ def test_silence_and_acknowledge_answer_in_the_thread(driver, heroku, slack, ser
     assert driver.reply(url)["text"].startswith("`other-app` is not an app I manage.")
 
 
+def test_an_acknowledge_note_slack_rate_limits_for_a_moment_is_posted_again(
+    driver, heroku, slack, served
+):
+    # Answered 429 "Retry-After: 1", the thread's "is looking into it" was logged as not
+    # posted: the click was stored, and the channel never saw who took the alert.
+    _, alert, where = _posted_crash(driver, heroku, slack, served[1])
+    posted = len(slack.calls_to("chat.postMessage"))
+    slack.fail_next("chat.postMessage", status=429, retry_after=1)
+    ack_text(driver.click(ACK_ACTION, button(alert, ACK_ACTION)["value"], USER, **where)[0])
+    note = slack.wait_for_calls("chat.postMessage", n=posted + 1, timeout=10)[-1].args
+    assert note["thread_ts"] == alert["ts"] and "looking into it" in note["text"]
+    assert slack.faults_served == [("chat.postMessage", 429)]
+
+
 def test_silence_answers_when_slack_cannot_say_who_is_in_a_group(
     config, heroku, slack, tmp_path, monkeypatch
 ):
