@@ -10,7 +10,6 @@ command.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -21,8 +20,7 @@ from bot.actions.results import Chart
 from bot.metrics.chart_data import summary_lines
 from bot.slack_api import patiently, rate_limited_for
 from policies.commands import CHART_WINDOWS
-from policies.digest import duration
-from policies.slack_errors import UNDELIVERED_ADVICE
+from policies.slack_errors import UNDELIVERED_ADVICE, wait_words
 from policies.slack_text import channel as channel_link
 from policies.slack_text import code
 
@@ -98,7 +96,7 @@ def upload(
         if wait is not None:
             why = (
                 "Slack is rate-limiting the bot, so I could not upload the chart: ask again "
-                f"in {_wait_words(wait)}. Here are its numbers:"
+                f"in {wait_words(wait)}. Here are its numbers:"
             )
         elif problem == "missing_scope":
             needed = error.response.get("needed") or SCOPE
@@ -125,10 +123,3 @@ def upload(
         why = "I could not upload the chart. Here are its numbers:"
         respond(text=f"{why}\n{text}", response_type="in_channel", replace_original=False)
     return False
-
-
-def _wait_words(wait: timedelta) -> str:
-    """Slack's wait as said to the user: `3 s`, `2 min`; rounded up, as a sooner try is
-    refused again."""
-    seconds = math.ceil(wait.total_seconds())
-    return duration(seconds if seconds < 60 else math.ceil(seconds / 60) * 60)

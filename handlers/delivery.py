@@ -30,7 +30,7 @@ from bot.slack_api import ADMIN_PAUSE, ADMIN_PAUSE_DEFAULT, patiently, rate_limi
 from bot.store.audit import utcnow
 from handlers.charts import upload
 from handlers.render import break_glass_message, message, settled_message
-from policies.slack_errors import UNDELIVERED_ADVICE
+from policies.slack_errors import UNDELIVERED_ADVICE, wait_words
 from policies.slack_text import code
 
 if TYPE_CHECKING:
@@ -99,12 +99,17 @@ def ask_approvers(
     except SlackApiError as error:
         problem = str(error.response.get("error"))
         log.warning("approval request not posted", extra={"channel": channel, "error": problem})
-        advice = UNDELIVERED_ADVICE.get(
-            problem, f"Slack refused to post it there ({code(problem)})."
-        )
+        wait = rate_limited_for(error, ADMIN_PAUSE_DEFAULT)
+        if wait is not None:  # longer than `patiently` waits on this job's thread
+            advice = f"Slack is rate-limiting the bot. Ask again in {wait_words(wait)}."
+        else:
+            advice = UNDELIVERED_ADVICE.get(
+                problem, f"Slack refused to post it there ({code(problem)})."
+            )
+            advice += " Then ask again."
         tell(
             response_type="ephemeral",
-            text=f"I could not ask for approval in <#{channel}>, as {advice} Then ask again.",
+            text=f"I could not ask for approval in <#{channel}>, as {advice}",
         )
         return False
     return True

@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+import math
+from datetime import timedelta
+
+from policies.digest import duration
+
 # Slack refuses the token (rotated, revoked, the app uninstalled): no message can go until
 # an admin sets the current one, so none is the message's own fault.
 AUTH_ERRORS = frozenset(
@@ -23,3 +28,10 @@ UNDELIVERED_ADVICE = {
     "channel_not_found": "Slack finds no such channel: it was deleted, or it is private and "
     "the bot is not in it (invite the bot there, or fix `channel:` in the registry).",
 }
+
+
+def wait_words(wait: timedelta) -> str:
+    """Slack's Retry-After as said to the user: `3 s`, `2 min`; rounded up, as a sooner try
+    is refused again."""
+    seconds = math.ceil(wait.total_seconds())
+    return duration(seconds if seconds < 60 else math.ceil(seconds / 60) * 60)

@@ -217,6 +217,23 @@ def test_an_approval_request_slack_refuses_in_the_apps_channel_is_said_to_the_as
         assert heroku.formation("myapp")["web"][0] == 1
 
 
+def test_an_approval_request_slack_rate_limits_for_minutes_says_when_to_ask_again(
+    config, slack, heroku, tmp_path, monkeypatch
+):
+    # A 429 asking for two minutes was told as "Slack refused to post it there
+    # (`ratelimited`)", which reads as a channel to fix, and said nothing of when to ask.
+    with protected(config, tmp_path, monkeypatch, "    channel: C0MYAPP\n") as app:
+        slack.fail_next("chat.postMessage", status=429, retry_after=120)
+        driver = SlackDriver(app.test_client(), slack)
+        _, url = driver.command("kill myapp", ADMIN, channel="D0ADMINDM")
+        told = driver.reply(url)["text"]
+        assert told == (
+            "I could not ask for approval in <#C0MYAPP>, as Slack is rate-limiting the bot. "
+            "Ask again in 2 min."
+        ), told
+        assert heroku.formation("myapp")["web"][0] == 1
+
+
 def test_a_home_change_needing_approval_for_an_app_without_a_channel_is_refused_at_once(
     config, slack, heroku, tmp_path, monkeypatch
 ):
