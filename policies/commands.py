@@ -815,6 +815,10 @@ def _parse_scale(args: list[str], app: str | None) -> Command:
                 "scale",
             )
         app, args = args[-1], args[:-1]
+    joined = _type_then_count(args)
+    if joined is not None:
+        meant = _rewrite(["/deploy", "scale", *joined, app.lower()])
+        raise CommandError(f"Write each change as one word: {meant}.", "scale")
     changes: list[Change] = []
     for word in args:
         match = _CHANGE_RE.match(word)
@@ -831,6 +835,20 @@ def _parse_scale(args: list[str], app: str | None) -> Command:
             raise CommandError(f"{code(change.process_type)} is scaled twice.", "scale")
         seen.add(change.process_type)
     return Command("scale", app=app, changes=tuple(changes))
+
+
+def _type_then_count(args: list[str]) -> list[str] | None:
+    """`web 2 worker=1` as `web=2 worker=1` (`heroku ps:scale web 2` habits), when that
+    makes every word a scale term; None when there is no such pair or it would not."""
+    joined: list[str] = []
+    for word in args:
+        if joined and ascii_digits(word) and is_process_type(joined[-1]):
+            joined[-1] = f"{joined[-1]}={word}"
+        else:
+            joined.append(word)
+    if joined == args or not all(_CHANGE_RE.match(word) for word in joined):
+        return None
+    return joined
 
 
 def _change(match: re.Match[str], verb: str = "scale") -> Change:

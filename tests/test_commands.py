@@ -949,3 +949,18 @@ def test_one_pattern_names_a_dyno_for_the_parser_and_the_platform() -> None:
     # The Kelvin sign is `k` under IGNORECASE alone: a process type is ASCII, as Heroku's.
     with pytest.raises(CommandError):
         parse("restart demo wor\u212aer")
+
+
+@pytest.mark.parametrize(
+    ("text", "meant"),
+    [
+        ("scale web 2 demo", "`/deploy scale web=2 demo`"),
+        ("scale web 2 worker=1 demo", "`/deploy scale web=2 worker=1 demo`"),
+        ("scale -a demo web 3", "`/deploy scale web=3 demo`"),
+    ],
+)
+def test_a_scale_written_as_type_then_count_is_given_back_as_one_word(text, meant) -> None:
+    # `heroku ps:scale web 2` habits: it had said "`web` is not a scale term".
+    with pytest.raises(CommandError) as caught:
+        parse(text)
+    assert str(caught.value).startswith(f"Write each change as one word: {meant}."), caught.value
