@@ -260,3 +260,29 @@ def test_a_quiet_app_is_not_told_its_newest_minutes_are_late():
         "(the newest 2 minutes are left out: CloudWatch has no requests for them yet, "
         "and it reports a minute or two late)"
     ) in text, text
+
+
+def test_an_environment_with_basic_health_is_not_asked_and_logged_every_10_s(
+    aws,  # noqa: F811
+    worker_calling_once,
+    caplog,
+):
+    # AWS refuses DescribeEnvironmentHealth with enhanced health off, and will until someone
+    # turns it on: the sampler had asked every 10 s and logged a warning each time, 8,640
+    # calls and lines a day for one environment.
+    [env] = aws._find("shop-prod", "us-east-1", None)
+    env.enhanced_health = False
+    start = datetime.now(UTC)
+    with caplog.at_level("WARNING", logger="bot.worker.beanstalk_sampler"):
+        for step in range(31):  # five minutes, every 10 s
+            worker_calling_once.sample_beanstalk(start + timedelta(seconds=10 * step))
+    asked = [c for c in aws.calls("DescribeEnvironmentHealth") if c.region == "us-east-1"]
+    assert len(asked) <= 3, len(asked)
+    said = [r for r in caplog.records if getattr(r, "app", None) == "shop"]
+    assert len(said) == 1 and "enhanced health reporting" in said[0].error
+    # Turned on, it is sampled again once the wait is over.
+    env.enhanced_health = True
+    later = start + timedelta(minutes=11)
+    worker_calling_once.sample_beanstalk(later)
+    again = [c for c in aws.calls("DescribeEnvironmentHealth") if c.region == "us-east-1"]
+    assert len(again) == len(asked) + 1

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.metrics.aggregate import WINDOW_SECONDS, Window
@@ -29,6 +29,9 @@ from bot.worker.aws_backoff import AwsBackoff
 from policies.sketch import Sketch
 
 log = logging.getLogger(__name__)
+
+# How often an environment whose health read keeps failing alike is asked again.
+REPEATED_EVERY = timedelta(minutes=5)
 
 # Enhanced health's latency keys and the share of requests at or below each.
 PERCENTILES = (
@@ -103,6 +106,8 @@ class BeanstalkSampler:
         self._resolve = resolve
         self._store = store
         self._seen: dict[str, datetime] = {}  # the last report stored, per app
+        # Per app whose read failed: the failure, and when to ask again.
+        self._failing: dict[str, tuple[str, datetime]] = {}
         self.backoff = backoff or AwsBackoff()
 
     def poll(self, now: datetime | None = None) -> int:
@@ -115,6 +120,9 @@ class BeanstalkSampler:
             account = (target.aws_profile, target.region)
             if self.backoff.waiting(account, now):
                 continue  # AWS throttles this account: asked again once the wait is over
+            failing = self._failing.get(target.alias)
+            if failing is not None and now < failing[1]:
+                continue
             try:
                 platform = self._resolve(target.alias).platform
                 refreshed_at, metrics = platform.health_metrics(target.name)
@@ -124,11 +132,11 @@ class BeanstalkSampler:
                             extra={"app": target.alias, "wait": int(wait.total_seconds())})  # fmt: skip
                 continue
             except (PlatformError, UnknownApp) as error:
-                log.warning(
-                    "beanstalk health not sampled", extra={"app": target.alias, "error": str(error)}
-                )
+                self._failed(target.alias, str(error), failing, now)
                 continue
             self.backoff.answered(account)
+            if self._failing.pop(target.alias, None) is not None:
+                log.info("beanstalk health sampled again", extra={"app": target.alias})
             if refreshed_at is None or self._seen.get(target.alias) == refreshed_at:
                 continue
             self._seen[target.alias] = refreshed_at
@@ -136,3 +144,15 @@ class BeanstalkSampler:
             if window is not None:
                 stored += self._store.save([window])
         return stored
+
+    def _failed(
+        self, app: str, error: str, before: tuple[str, datetime] | None, now: datetime
+    ) -> None:
+        """Say a failed read once, and ask again at the next poll; the same failure again
+        (enhanced health turned off, which AWS refuses until it is turned on) is asked
+        only every `REPEATED_EVERY`, not every 10 s with a warning each time."""
+        if before is None or before[0] != error:
+            log.warning("beanstalk health not sampled", extra={"app": app, "error": error})
+            self._failing[app] = (error, now)
+        else:
+            self._failing[app] = (error, now + REPEATED_EVERY)
