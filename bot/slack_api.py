@@ -45,10 +45,10 @@ CONNECTIONS = 4  # kept per host; a process's job threads call Slack a few at a 
 # (a proxy's, a broken header) holds the calls that long at most, then Slack is asked again.
 MAX_PAUSE = timedelta(minutes=15)
 # The throttle row (`bot.store.throttles`) of the admins' channel's 429 pause, one for the
-# worker's trouble post and the web dyno's worker-down post, and its length when Slack's 429
-# names no Retry-After.
+# worker's trouble post and the web dyno's worker-down post.
 ADMIN_PAUSE = "slack:admin"
-ADMIN_PAUSE_DEFAULT = timedelta(minutes=1)
+# How long a 429 that names no Retry-After is taken to ask: a minute, for every caller.
+DEFAULT_PAUSE = timedelta(minutes=1)
 
 # A 429 a reply or a follow-up waits out on its background thread before asking Slack again:
 # Slack's usual few seconds, as the Heroku client waits (`bot.platforms.heroku`). A longer

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError, SlackRequestError
 
 from bot.actions.results import Chart
 from bot.metrics.chart_data import summary_lines
-from bot.slack_api import patiently, rate_limited_for
+from bot.slack_api import DEFAULT_PAUSE, patiently, rate_limited_for
 from policies.commands import CHART_WINDOWS
 from policies.slack_errors import UNDELIVERED_ADVICE, wait_words
 from policies.slack_text import channel as channel_link
@@ -90,7 +89,7 @@ def upload(
         return True
     except SlackApiError as error:
         problem = error.response.get("error") or "unknown error"
-        wait = rate_limited_for(error, timedelta(minutes=1))
+        wait = rate_limited_for(error, DEFAULT_PAUSE)
         if raise_rate_limit and wait is not None:
             raise
         if wait is not None:

@@ -26,7 +26,7 @@ from bot.actions.results import (
     Restarted,
     Result,
 )
-from bot.slack_api import ADMIN_PAUSE, ADMIN_PAUSE_DEFAULT, patiently, rate_limited_for
+from bot.slack_api import ADMIN_PAUSE, DEFAULT_PAUSE, patiently, rate_limited_for
 from bot.store.audit import utcnow
 from handlers.charts import upload
 from handlers.render import break_glass_message, message, settled_message
@@ -99,7 +99,7 @@ def ask_approvers(
     except SlackApiError as error:
         problem = str(error.response.get("error"))
         log.warning("approval request not posted", extra={"channel": channel, "error": problem})
-        wait = rate_limited_for(error, ADMIN_PAUSE_DEFAULT)
+        wait = rate_limited_for(error, DEFAULT_PAUSE)
         if wait is not None:  # longer than `patiently` waits on this job's thread
             advice = f"Slack is rate-limiting the bot. Ask again in {wait_words(wait)}."
         else:
@@ -201,7 +201,7 @@ def _tell_admins_once(services: Services, client: WebClient, last_tick: str) -> 
         services.request_keys.release(claimed)  # try again next time
         said = error.response.get("error") if isinstance(error, SlackApiError) else None
         log.warning("admin channel not told", extra={"error": said or type(error).__name__})
-        if (pause := rate_limited_for(error, ADMIN_PAUSE_DEFAULT)) is not None:
+        if (pause := rate_limited_for(error, DEFAULT_PAUSE)) is not None:
             # Not at the next change's reply whatever Slack asked: stored, in the pause the
             # worker's own admin post keeps, so neither dyno posts there before it ends.
             services.throttles.throttle(ADMIN_PAUSE, now + pause, now)

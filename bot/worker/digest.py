@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from slack_sdk import WebClient
@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.actions.results import Chart, Digest
 from bot.registry import Target
 from bot.services import Services
-from bot.slack_api import rate_limited_for
+from bot.slack_api import DEFAULT_PAUSE, rate_limited_for
 from bot.worker.outbox_sender import TRANSIENT_ERRORS
 from handlers.charts import upload
 from handlers.render import digest_text
@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 
 MAX_TRIES = 5  # a day's digest is tried once a minute at most this often, then given up
 SLACK_PAUSE = "slack:digest"  # the throttle row of the digests' 429 pause
-DEFAULT_PAUSE = timedelta(minutes=1)  # a 429 without Retry-After: the job's next run
 
 
 def _transient(error: SlackApiError) -> bool:

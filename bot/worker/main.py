@@ -41,7 +41,7 @@ from bot.config import Config, ConfigError, seconds_setting
 from bot.metrics.store import MetricsStore
 from bot.registry import Registry
 from bot.services import Services
-from bot.slack_api import ADMIN_PAUSE, ADMIN_PAUSE_DEFAULT, rate_limited_for, web_client
+from bot.slack_api import ADMIN_PAUSE, DEFAULT_PAUSE, rate_limited_for, web_client
 from bot.store.audit import AuditLog
 from bot.store.autoscale_settings import AutoscaleStore
 from bot.store.confirmations import Confirmations, Pending
@@ -175,7 +175,7 @@ class Worker:
         except (SlackApiError, OSError) as error:
             self.request_keys.release(claimed)  # told at the next heartbeat instead
             log.warning("admin channel not told", extra={"error": type(error).__name__})
-            if (pause := rate_limited_for(error, ADMIN_PAUSE_DEFAULT)) is not None:
+            if (pause := rate_limited_for(error, DEFAULT_PAUSE)) is not None:
                 # Not every heartbeat (15 s) whatever Slack asked: stored, as the outbox's,
                 # and shared with the web dyno's worker-down post to the same channel.
                 self.throttles.throttle(ADMIN_PAUSE, now + pause, now)
