@@ -576,10 +576,14 @@ class Registry:
             **entry.shared(),
         )
 
+    def key_names(self) -> set[str]:
+        """The environment variables that hold the Heroku keys of the listed apps."""
+        return {t.api_key_env for t in self.targets() if t.api_key_env}
+
     def problems(self, env: Mapping[str, str]) -> list[str]:
         """What would fail at run time: credentials named in the file but not set."""
         found = []
-        names = {t.api_key_env for t in self.targets() if t.api_key_env}
+        names = self.key_names()
         if self.spec.heroku.allow_unlisted:
             names.add(self.spec.heroku.api_key_env)
         for name in sorted(names):

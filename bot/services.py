@@ -155,8 +155,7 @@ class Services:
         too), AWS's and its database URL. With any of them a person could act as the bot
         outside its rules and audit trail, so no answer shows them, whoever asks."""
         config = self.config
-        names = {t.api_key_env for t in self.registry.targets() if t.api_key_env}
-        names |= {self.registry.spec.heroku.api_key_env, *_AWS_SECRETS}
+        names = self.registry.key_names() | {self.registry.spec.heroku.api_key_env, *_AWS_SECRETS}
         values = {pasted(self._env.get(name)) for name in names}
         values |= {config.slack_bot_token, config.slack_signing_secret, config.slack_app_token}
         values |= {config.heroku_api_key, config.database_url}
