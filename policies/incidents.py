@@ -58,6 +58,12 @@ CONDITIONS = frozenset(
     {"router_error", "slow", "errors", "health", "pinned", "stale", "queue_unread"}
 )
 
+# Kinds whose subject lists names, ", "-joined: the worker types one unread job-queue endpoint
+# holds (`policies.detectors.queue_unread`). The list grows and shrinks as types reach and
+# leave their hold, but it is one cause: an event naming any type of an open incident is
+# that incident, its list as the event says now, not a second alert (and the first resolved).
+LISTING = frozenset({"queue_unread"})
+
 _ICONS = {"info": ":information_source:", "warning": ":warning:", "critical": ":red_circle:"}
 
 
@@ -181,8 +187,9 @@ def step(
     # a storm across a fleet.
     opened: dict[str, None] = {}
     grown: dict[str, None] = {}
+    claimed: dict[str, str] = {}  # listing incidents' keys: the subject that took each
     for event in sorted(events, key=lambda e: e.at):
-        key = event.key
+        key = _home(event, current, claimed)
         before = current.get(key)
         if before is not None and before.state == "open":
             # A late delivery of an older event (Heroku retries for days, in any order) is
@@ -191,6 +198,7 @@ def step(
             newest = event.at >= before.last_at
             after = replace(
                 before,
+                subject=event.subject if newest else before.subject,
                 count=before.count + 1,
                 first_at=min(before.first_at, _began(event)),
                 last_at=max(before.last_at, event.at),
@@ -420,6 +428,29 @@ def _clock(moment: datetime) -> str:
 
 def _span(minutes: int) -> str:
     return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+
+
+def _home(event: Event, current: Mapping[str, Incident], claimed: dict[str, str]) -> str:
+    """The key of the incident `event` belongs to: its own, or for a kind in `LISTING`, the
+    open incident of its app and kind that names one of its names (unless an event of
+    another list took it this step: causes that split are alerts of their own)."""
+    if event.kind not in LISTING:
+        return event.key
+    names = set(event.subject.split(", "))
+    homes = [
+        incident
+        for incident in current.values()
+        if incident.state == "open"
+        and (incident.app, incident.kind) == (event.app, event.kind)
+        and names & set(incident.subject.split(", "))
+        and claimed.get(incident.key, event.subject) == event.subject
+    ]
+    # Its own key first, then the oldest: a key never changes while its message stands.
+    oldest = min(homes, key=lambda incident: (incident.first_at, incident.key), default=None)
+    own = any(incident.key == event.key for incident in homes)
+    key = event.key if own or oldest is None else oldest.key
+    claimed[key] = event.subject
+    return key
 
 
 def _began(event: Event) -> datetime:

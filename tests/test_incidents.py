@@ -400,3 +400,22 @@ def test_a_crash_loop_still_going_when_its_silence_ends_is_said_again_in_the_cha
     then = run([crash(second=3800)], known=heard.incidents, now=at(3800), rules=QUIET)
     assert kinds(then) == [("update", "crash:myapp:web")]
     assert not then.notices[0].broadcast
+
+
+def test_a_second_worker_type_held_by_the_same_unread_endpoint_updates_the_one_alert():
+    # One endpoint down: `worker` held for 10 min is an alert; `mailer` (turned on later)
+    # reaches its 10 min while that is open. One cause, one alert: its message is updated
+    # to name both, not a second alert posted beside it (and the first "resolved").
+    down = "could not read the job queue (timed out)."
+    first = Event("myapp", "queue_unread", "worker", at(0), down)
+    opened = run([first], now=at(0))
+    [incident] = opened.incidents
+    both = Event("myapp", "queue_unread", "mailer, worker", at(60), down)
+    result = run([both], [incident], now=at(60))
+    assert kinds(result) == [("update", "queue_unread:myapp:worker")]
+    [grown] = result.incidents
+    assert (grown.subject, grown.count, grown.state) == ("mailer, worker", 2, "open")
+    assert "job queue unread for `mailer`, `worker` since 15:00 UTC" in result.notices[0].text
+    # `worker` read again, `mailer` still not: the same alert goes on.
+    later = run([Event("myapp", "queue_unread", "mailer", at(120), down)], [grown], now=at(120))
+    assert kinds(later) == [("update", "queue_unread:myapp:worker")]
