@@ -134,14 +134,17 @@ def public_as_bot(respond: Respond, client: WebClient, channel_id: str | None) -
     shows the command as it was typed beside any `in_channel` answer to its `response_url`,
     so a public answer is posted as the bot's own message in the channel instead, and only
     private answers use `response_url`. Where the bot cannot post (a channel it is not in,
-    a DM between people), the answer goes to the asker alone."""
+    a DM between people, or Slack rate-limits it past a short wait), the answer goes to the
+    asker alone."""
 
     def send(**payload: Any) -> Any:
         if payload.get("response_type") != "in_channel":
             return respond(**payload)
         fields = {k: v for k, v in payload.items() if k in ("text", "blocks")}
         try:
-            return client.chat_postMessage(channel=channel_id or "", **fields)
+            # On the command's job thread: a short 429 is waited out, as every post there is,
+            # rather than the channel's answer becoming one only the asker sees.
+            return patiently(lambda: client.chat_postMessage(channel=channel_id or "", **fields))
         except SlackApiError as error:
             log.info("public answer kept private", extra={"error": error.response.get("error")})
             return respond(**{**payload, "response_type": "ephemeral"})

@@ -48,3 +48,19 @@ def test_unposted_it_goes_to_the_asker_alone(driver, slack, heroku):  # noqa: F8
     assert answer["response_type"] == "ephemeral"
     assert "asks to set `API_TOKEN` on `myapp` (values hidden)" in answer["text"]
     assert "API_TOKEN" not in heroku.config_vars("myapp")
+
+
+def test_a_short_rate_limit_is_waited_out_and_the_prompt_still_goes_to_the_channel(
+    driver,  # noqa: F811
+    slack,
+    heroku,
+):
+    # Slack's 429 asking for a second: waited out on the command's job thread, as every
+    # other post there is, not turned into a prompt only the asker sees.
+    slack.fail_next("chat.postMessage", retry_after=1)
+    _, url = driver.command(f"config set API_TOKEN={SECRET} myapp", ADMIN, channel=CHANNEL)
+    wait_for(lambda: slack.responses_for(url) or slack.messages(CHANNEL), timeout=10)
+    settle()
+    assert [r.payload.get("response_type") for r in slack.responses_for(url)] == []
+    [prompt] = slack.messages(CHANNEL)
+    assert "asks to set `API_TOKEN` on `myapp` (values hidden)" in prompt["text"]
