@@ -566,20 +566,20 @@ def test_the_registry_can_set_the_scale_down_stabilization(
 def test_the_tick_uses_what_chat_set_where_the_registry_is_silent():
     from bot.registry import Target
     from bot.store.autoscale_overrides import Override
-    from bot.worker.autoscale import _policy
+    from bot.worker.autoscale import policy_of
 
     stored = Settings("myapp", "on", 1, 8, "rpm", 1000.0, ADMIN, NOW)
     chat = {
         "down_stabilization": Override("myapp", "down_stabilization", "2m", ADMIN, NOW),
         "max_step": Override("myapp", "max_step", "3", ADMIN, NOW),
     }
-    policy = _policy(stored, Target("myapp", "heroku", "myapp"), chat)
+    policy = policy_of(stored, Target("myapp", "heroku", "myapp"), chat)
     assert policy.down_stabilization == timedelta(minutes=2)
     assert (policy.up_max_dynos, policy.up_max_percent, policy.down_max_dynos) == (3, 0.0, 3)
     # The registry wins where it sets the key; with nothing set, the adaptive default.
     ruled = Target("myapp", "heroku", "myapp", down_stabilization=timedelta(minutes=7))
-    assert _policy(stored, ruled, chat).down_stabilization == timedelta(minutes=7)
-    assert _policy(stored, Target("myapp", "heroku", "myapp"), {}).down_stabilization is None
+    assert policy_of(stored, ruled, chat).down_stabilization == timedelta(minutes=7)
+    assert policy_of(stored, Target("myapp", "heroku", "myapp"), {}).down_stabilization is None
 
 
 @pytest.mark.parametrize("seen", ["a 429", "the reserve reached"])

@@ -391,7 +391,7 @@ class Autoscaler:
             current = known.quantity
         booting = self._booting(name, platform, account, now) if watch_boot else None
 
-        policy = _policy(stored, resolved.target, fleet.overrides.get(app, {}))
+        policy = policy_of(stored, resolved.target, fleet.overrides.get(app, {}))
         samples = fleet.samples.get(app, [])
         fresh = fleet.fresh.get(app)
         past = fleet.decisions.get(app, [])
@@ -741,11 +741,12 @@ def _add_samples(minutes: dict[int, float], samples: list[autoscale.Sample]) -> 
         minutes[int(sample.at.timestamp()) // 60 - 1] = sample.rpm
 
 
-def _policy(
+def policy_of(
     stored: StoredSettings, target: Target, overrides: dict[str, Override]
 ) -> autoscale.Settings:
     """The policy from the app's `/deploy autoscale` settings, its registry entry and what
-    chat changed (`autoscale APP set|schedule`; the registry wins where it sets a key)."""
+    chat changed (`autoscale APP set|schedule`; the registry wins where it sets a key). The
+    detectors read its bounds too, so "pinned at max" is the max the tick works within."""
     found = effective(target, overrides)
     policy = autoscale.Settings(
         targets=(autoscale.Target(_METRIC[stored.target_kind], stored.target_value),),

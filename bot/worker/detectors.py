@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from bot.actions.autoscaling import effective
 from bot.actions.results import Resolved
 from bot.metrics.aggregate import WINDOW_SECONDS, Window
 from bot.metrics.store import MetricsStore, merged
@@ -35,6 +34,7 @@ from bot.store.db import Database, aware
 from bot.store.heartbeats import Heartbeats
 from bot.store.models import Drain
 from bot.store.worker_autoscale_settings import WorkerAutoscaleStore
+from bot.worker.autoscale import policy_of
 from bot.worker.aws_backoff import AwsBackoff
 from policies import autoscale
 from policies.detectors import (
@@ -296,13 +296,12 @@ def _bounds(
     settings: Settings, target: Target | None, overrides: dict[str, Override], now: datetime
 ) -> tuple[int, int]:
     """The min and max the autoscaler works within now: a schedule window's (the registry's,
-    else chat's, as the tick reads them), if one covers `now`, else the settings'."""
-    policy = autoscale.Settings(
-        min_dynos=settings.min,
-        max_dynos=settings.max,
-        windows=effective(target, overrides).windows if target is not None else (),
-    )
-    low, high, _ = autoscale.bounds(policy, now)
+    else chat's), if one covers `now`, else the settings', read from the tick's own policy.
+    An app the registry no longer resolves has no windows (nor any tick: `pinned` needs its
+    decisions)."""
+    if target is None:
+        return settings.min, settings.max
+    low, high, _ = autoscale.bounds(policy_of(settings, target, overrides), now)
     return low, high
 
 
