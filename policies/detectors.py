@@ -8,7 +8,9 @@ once the condition has not been seen for `Rules.quiet`. So a detector keeps no s
 missed or repeated tick changes nothing.
 
 Subjects are fixed words ("H12", "web p95", "web", "Red", ...), never numbers, so the
-incident key stays the same while the numbers in the detail change.
+incident key stays the same while the numbers in the detail change (a health colour that
+changes, or the worker types an unread endpoint holds, stay one incident all the same:
+`policies.incidents.ONE_AT_A_TIME`, `LISTING`).
 
 Pure: plain frozen dataclasses in, events out; the caller reads the database and the
 platforms (`bot.worker.detectors`) and passes `now`.

@@ -63,6 +63,11 @@ CONDITIONS = frozenset(
 # leave their hold, but it is one cause: an event naming any type of an open incident is
 # that incident, its list as the event says now, not a second alert (and the first resolved).
 LISTING = frozenset({"queue_unread"})
+# Kinds an app has one of at a time, whatever the subject: a Beanstalk environment's health,
+# its colour the subject. Yellow then Red is one alert, its message turned Red (and said
+# in its thread and the channel, as it got worse), not a second one beside a Yellow one
+# that later said "Resolved" while the environment was down.
+ONE_AT_A_TIME = frozenset({"health"})
 
 _ICONS = {"info": ":information_source:", "warning": ":warning:", "critical": ":red_circle:"}
 
@@ -188,6 +193,7 @@ def step(
     opened: dict[str, None] = {}
     grown: dict[str, None] = {}
     claimed: dict[str, str] = {}  # listing incidents' keys: the subject that took each
+    worsened: set[str] = set()  # open incidents whose severity rose in this step
     for event in sorted(events, key=lambda e: e.at):
         key = _home(event, current, claimed)
         before = current.get(key)
@@ -207,6 +213,8 @@ def step(
             )
             if key not in opened and key not in grown:
                 grown[key] = None
+            if key not in opened and _rank(after.severity) > _rank(before.severity):
+                worsened.add(key)
         elif before is not None and _covered(before, event, now, rules):
             # A late delivery (Heroku retries for days) of an event from before the incident
             # resolved, and past its own quiet period too: counted, not a fresh alert that
@@ -294,6 +302,10 @@ def step(
                 # Still going when its silence ended: an edit of its message notifies
                 # nobody, so the channel is told once, in its thread and in the channel.
                 text = f"{describe(incident)}\nThe silence ended at {_clock(ended)} and this is still happening."
+                notices.append(Notice(key, incident.channel, "reply", text, broadcast=True))
+            elif incident.posted and key in worsened:
+                # Worse than its message said (Yellow to Red): an edit notifies nobody.
+                text = f"{describe(incident)}\nIt got worse since this alert was posted."
                 notices.append(Notice(key, incident.channel, "reply", text, broadcast=True))
     for key in resolved:
         incident = current[key]
@@ -433,8 +445,9 @@ def _span(minutes: int) -> str:
 def _home(event: Event, current: Mapping[str, Incident], claimed: dict[str, str]) -> str:
     """The key of the incident `event` belongs to: its own, or for a kind in `LISTING`, the
     open incident of its app and kind that names one of its names (unless an event of
-    another list took it this step: causes that split are alerts of their own)."""
-    if event.kind not in LISTING:
+    another list took it this step: causes that split are alerts of their own), and for a
+    kind in `ONE_AT_A_TIME`, the open incident of its app and kind."""
+    if event.kind not in LISTING | ONE_AT_A_TIME:
         return event.key
     names = set(event.subject.split(", "))
     homes = [
@@ -442,7 +455,7 @@ def _home(event: Event, current: Mapping[str, Incident], claimed: dict[str, str]
         for incident in current.values()
         if incident.state == "open"
         and (incident.app, incident.kind) == (event.app, event.kind)
-        and names & set(incident.subject.split(", "))
+        and (event.kind in ONE_AT_A_TIME or names & set(incident.subject.split(", ")))
         and claimed.get(incident.key, event.subject) == event.subject
     ]
     # Its own key first, then the oldest: a key never changes while its message stands.
@@ -472,6 +485,9 @@ def _severity(event: Event) -> str:
     return event.severity or DEFAULT_SEVERITY.get(event.kind, "warning")
 
 
+def _rank(severity: str) -> int:
+    return SEVERITIES.index(severity) if severity in SEVERITIES else 1
+
+
 def _worse(a: str, b: str) -> str:
-    rank = {name: i for i, name in enumerate(SEVERITIES)}
-    return a if rank.get(a, 1) >= rank.get(b, 1) else b
+    return a if _rank(a) >= _rank(b) else b

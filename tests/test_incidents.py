@@ -419,3 +419,26 @@ def test_a_second_worker_type_held_by_the_same_unread_endpoint_updates_the_one_a
     # `worker` read again, `mailer` still not: the same alert goes on.
     later = run([Event("myapp", "queue_unread", "mailer", at(120), down)], [grown], now=at(120))
     assert kinds(later) == [("update", "queue_unread:myapp:worker")]
+
+
+def test_a_beanstalk_environment_going_from_yellow_to_red_is_one_alert_that_says_it_worsened():
+    # One environment, one health: Yellow then Red had been two alerts, and ten minutes
+    # into the Red one the Yellow one said "Resolved" while the environment was down.
+    yellow = Event("myapp", "health", "Yellow", at(0), "Health Degraded (Yellow)", "warning")
+    [incident] = run([yellow], now=at(0)).incidents
+    red = Event("myapp", "health", "Red", at(60), "Health Severe (Red)", "critical")
+    worse = run([red], [incident], now=at(60))
+    assert kinds(worse) == [("update", "health:myapp:Yellow"), ("reply", "health:myapp:Yellow")]
+    [grown] = worse.incidents
+    assert (grown.subject, grown.severity) == ("Red", "critical")
+    update, reply = worse.notices
+    assert update.text.startswith(":red_circle: *myapp* health turned `Red` since 15:00 UTC")
+    assert reply.broadcast and "It got worse" in reply.text  # an edit notifies nobody
+    # Red for eleven minutes more: nothing says it resolved.
+    known = grown
+    for minute in range(2, 13):
+        red = Event("myapp", "health", "Red", at(minute * 60), "Health Severe (Red)", "critical")
+        result = run([red], [known], now=at(minute * 60))
+        assert [n.kind for n in result.notices] == ["update"]
+        [known] = result.incidents
+    assert known.state == "open" and known.key == "health:myapp:Yellow"
