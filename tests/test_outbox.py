@@ -602,3 +602,23 @@ def test_a_storm_across_a_fleet_is_queued_in_a_few_statements(db):
     )
     updates = {e.payload["text"].split(" crashed ")[1][:13] for e in queued if e.kind == "update"}
     assert updates == {"3 times since"}
+
+
+def test_an_update_of_a_message_someone_deleted_posts_it_again(db, slack, client):
+    # A person deleted the alert in Slack: its updates (every minute for a condition, its
+    # "Resolved" at the end) had each been marked failed, and `/deploy about` named the
+    # channel as refusing the bot's messages until the next alert got through.
+    outbox = Outbox(db)
+    sender = OutboxSender(db, client)
+    outbox.enqueue("slow:a:web p95", "C1", "post", "slow", T0)
+    sender.send_due(T0)
+    slack.fail_next("chat.update", status=200, error="message_not_found")
+    outbox.enqueue("slow:a:web p95", "C1", "update", "slow, still", T0 + SECOND)
+    report = sender.send_due(T0 + SECOND)
+    assert (report.sent, report.failed) == (1, 0)
+    [_, again] = outbox.entries("slow:a:web p95")
+    assert again.state == "sent" and again.ts is not None
+    # Later updates edit the message posted again.
+    outbox.enqueue("slow:a:web p95", "C1", "update", "resolved", T0 + 2 * SECOND)
+    sender.send_due(T0 + 2 * SECOND)
+    assert [c.args["ts"] for c in ok_calls(slack, "chat.update")] == [again.ts]

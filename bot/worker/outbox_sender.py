@@ -23,7 +23,8 @@ thread), and a row that cannot go now holds back the rows behind it.
   incident's next row goes. No answer at all (a timeout, a
   refused connection) also ends the round: the next head would only wait out the same
   timeout. Other Slack errors (`channel_not_found`, …) mark the row failed with the
-  error, so one bad channel cannot stall the rest forever.
+  error, so one bad channel cannot stall the rest forever. An update of a message someone
+  deleted (`message_not_found`) is posted as a message of its own, which later updates edit.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ TRANSIENT_ERRORS = RATE_LIMIT_ERRORS | frozenset(
 # the rows wait (up to `give_up_after`), tried again this often, instead of each being
 # marked failed and lost at once.
 AUTH_PAUSE = timedelta(minutes=1)
+# chat.update's answer for a message that is no more (a person deleted the alert).
+GONE = "message_not_found"
 # The throttle row of the Slack app's 429 pause; Heroku's rows are named by their key's
 # environment variable, which has no colon.
 SLACK_PAUSE = "slack:outbox"
@@ -325,8 +328,15 @@ class OutboxSender:
         ts = None if row.kind == "post" else self._message_ts(row)
         try:
             if row.kind == "update" and ts is not None:
-                self._client.chat_update(channel=row.channel, ts=ts, text=text, blocks=blocks)
-                return None
+                try:
+                    self._client.chat_update(channel=row.channel, ts=ts, text=text, blocks=blocks)
+                    return None
+                except SlackApiError as error:
+                    if error.response.get("error") != GONE:
+                        raise
+                    # Someone deleted the message: posted again below, and later updates
+                    # edit that one, where each had failed and the channel read as refusing.
+                    log.info("alert message gone: posted again", extra={"id": row.id})
             if row.kind == "reply" and ts is not None:
                 broadcast = bool(row.payload.get("broadcast"))
                 self._client.chat_postMessage(
