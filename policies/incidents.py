@@ -194,8 +194,14 @@ def step(
     grown: dict[str, None] = {}
     claimed: dict[str, str] = {}  # listing incidents' keys: the subject that took each
     worsened: set[str] = set()  # open incidents whose severity rose in this step
+    # The open incidents an event of another subject may belong to, by app and kind: looked
+    # up per event, a scan of them all was quadratic across a fleet's health alerts.
+    shared: dict[tuple[str, str], list[str]] = {}
+    for incident in current.values():
+        if incident.state == "open" and incident.kind in LISTING | ONE_AT_A_TIME:
+            shared.setdefault((incident.app, incident.kind), []).append(incident.key)
     for event in sorted(events, key=lambda e: e.at):
-        key = _home(event, current, claimed)
+        key = _home(event, [current[k] for k in shared.get((event.app, event.kind), ())], claimed)
         before = current.get(key)
         if before is not None and before.state == "open":
             # A late delivery of an older event (Heroku retries for days, in any order) is
@@ -243,6 +249,8 @@ def step(
             )
             opened[key] = None
             grown.pop(key, None)
+            if after.state == "open" and after.kind in LISTING | ONE_AT_A_TIME:
+                shared.setdefault((after.app, after.kind), []).append(key)
         current[key] = changed[key] = after
 
     # An incident an event touched in this step is not quiet, however old the event.
@@ -442,17 +450,18 @@ def _span(minutes: int) -> str:
     return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
 
 
-def _home(event: Event, current: Mapping[str, Incident], claimed: dict[str, str]) -> str:
+def _home(event: Event, candidates: Iterable[Incident], claimed: dict[str, str]) -> str:
     """The key of the incident `event` belongs to: its own, or for a kind in `LISTING`, the
     open incident of its app and kind that names one of its names (unless an event of
     another list took it this step: causes that split are alerts of their own), and for a
-    kind in `ONE_AT_A_TIME`, the open incident of its app and kind."""
+    kind in `ONE_AT_A_TIME`, the open incident of its app and kind. `candidates`: the open
+    incidents of its app and kind."""
     if event.kind not in LISTING | ONE_AT_A_TIME:
         return event.key
     names = set(event.subject.split(", "))
     homes = [
         incident
-        for incident in current.values()
+        for incident in candidates
         if incident.state == "open"
         and (incident.app, incident.kind) == (event.app, event.kind)
         and (event.kind in ONE_AT_A_TIME or names & set(incident.subject.split(", ")))
