@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -783,6 +784,15 @@ def _app_name(word: str, verb: str, already: str | None) -> str:
             f"The app is given twice ({code(already)} and {shown(word)}): name one app.", verb
         )
     if not _APP_RE.match(word):
+        hidden = next((c for c in word if unicodedata.category(c) == "Cf"), None)
+        if hidden:
+            # Echoed without it (Slack text leaves direction controls out), the name had
+            # read as valid: "`demo` is not a valid app name".
+            raise CommandError(
+                f"{shown(word)} has an invisible character in it (U+{ord(hidden):04X}): "
+                "type the app's name again.",
+                verb,
+            )
         # A look-alike (Cyrillic е, full-width ｄ) is a letter to the eye: name it, where
         # "use letters" had told someone who had typed only letters.
         odd = next((c for c in word if not c.isascii() and c.isalnum()), None)

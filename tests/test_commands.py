@@ -176,6 +176,10 @@ def test_words_without_quotes_split_as_shlex_splits_them(text: str) -> None:
         ("status \uff44emo", "its `\uff44` is U+FF44, not a plain a-z letter or digit."),
         # The Kelvin sign matches [a-z] under IGNORECASE: `deKmo` had been taken for an app.
         ("status de\u212amo", "its `\u212a` is U+212A, not a plain a-z letter or digit."),
+        # A direction control had been dropped from the echo: "`demo` is not a valid app
+        # name: use letters, digits and dashes", about a name that read as valid.
+        ("status dem\u202eo", "`demo` has an invisible character in it (U+202E): type"),
+        ("scale web=2 -a d\u2066emo", "`demo` has an invisible character in it (U+2066)"),
         ("status a b", "`b` is one word too many"),
         ("help nothing", "`nothing`"),
         # It had said "Ask for help on one verb at most." to someone who had named none.
