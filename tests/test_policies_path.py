@@ -142,6 +142,23 @@ def test_a_protected_kill_needs_a_second_persons_approval(driver, heroku, slack)
     assert len(patches(heroku)) == 1
 
 
+def test_asking_again_for_a_change_waiting_for_approval_points_at_the_first_request(driver, heroku):
+    first = say(driver, "scale web=0 myapp", ADMIN)
+    assert button(first, CONFIRM_ACTION)["text"]["text"] == "Approve"
+    # The same change again, by the asker or by someone else: one request, not two prompts
+    # for approvers to answer (and for the trail to show expiring).
+    again = say(driver, "scale web=0 myapp", ADMIN)
+    assert CONFIRM_ACTION not in str(again), again
+    assert again["text"].startswith("You already asked for `scale web=0 myapp` at "), again
+    assert "waiting for a second person's approval until" in again["text"]
+    other = say(driver, "scale web=0 myapp", OPS)
+    assert other["text"].startswith(f"<@{ADMIN}> already asked for `scale web=0 myapp` at ")
+    assert "Approve or Cancel that request instead of asking again" in other["text"]
+    _, url = driver.click(CONFIRM_ACTION, button(first, CONFIRM_ACTION)["value"], APPROVER)
+    assert f"<@{ADMIN}> scaled `myapp`: web 1 → 0" in driver.reply(url)["text"]
+    assert len(patches(heroku)) == 1
+
+
 def test_the_approver_may_also_cancel(driver, heroku):
     prompt = say(driver, "scale web=0 myapp", ADMIN)
     _, url = driver.click(CANCEL_ACTION, button(prompt, CANCEL_ACTION)["value"], APPROVER)

@@ -82,7 +82,7 @@ from policies.commands import (
     with_usage_if_a_number,
 )
 from policies.sizes import check_size, past_heroku_limit
-from policies.slack_text import code, escape
+from policies.slack_text import code, escape, moment
 
 log = logging.getLogger(__name__)
 
@@ -1043,8 +1043,12 @@ class Actions:
         targets: dict[str, tuple[int, str | None]],
         verdict: guardrails.Verdict,
         cost: costs.CostChange,
-    ) -> NeedsConfirmation:
+    ) -> NeedsConfirmation | Reply:
         app = command.app or ""
+        if verdict.needs_approval:
+            waiting = self._awaiting_approval(actor, app, command.text())
+            if waiting is not None:
+                return waiting
         pending = self._confirmations.create(
             actor,
             app,
@@ -1068,6 +1072,27 @@ class Actions:
             cost=costs.describe(cost),
             costly=self._why_ask(resolved, cost),
             note=_past_limits(resolved, command, current, targets),
+        )
+
+    def _awaiting_approval(self, actor: Actor, app: str, text: str) -> Reply | None:
+        """Said instead of a second approval request for a change one already waits for:
+        approvers had two prompts to answer, and the one left over expired into the trail."""
+        now = self._now()
+        asked = self._confirmations.awaiting_approval(app, text, now)
+        if asked is None:
+            return None
+        when = moment(asked.created_at or now, now)
+        until = moment(asked.expires_at, now)
+        if asked.user_id == actor.user_id:
+            return Reply(
+                f"You already asked for {code(text)} at {when}, and it is waiting for a second "
+                f"person's approval until {until}: ask someone who may approve it to press "
+                "Approve on that request, or Cancel it."
+            )
+        return Reply(
+            f"<@{asked.user_id}> already asked for {code(text)} at {when}, and it is waiting "
+            f"for a second person's approval until {until}. Approve or Cancel that request "
+            "instead of asking again."
         )
 
     @staticmethod

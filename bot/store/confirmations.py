@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 
 from bot.store.audit import Actor
-from bot.store.db import Database
+from bot.store.db import Database, aware
 from bot.store.models import Confirmation
 
 DEFAULT_TTL = timedelta(minutes=10)
@@ -39,6 +39,7 @@ class Pending:
     force_reason: str | None = None
     team_id: str | None = None
     channel_id: str | None = None
+    created_at: datetime | None = None
 
 
 def _pending(row: Confirmation) -> Pending:
@@ -56,6 +57,7 @@ def _pending(row: Confirmation) -> Pending:
         force_reason=row.force_reason,
         team_id=row.team_id,
         channel_id=row.channel_id,
+        created_at=aware(row.created_at),
     )
 
 
@@ -117,6 +119,23 @@ class Confirmations:
                 .order_by(Confirmation.created_at)
             )
             row = rows.first()
+            return _pending(row) if row is not None else None
+
+    def awaiting_approval(self, app: str, command: str, now: datetime) -> Pending | None:
+        """The oldest request, by anyone, to make `command` on `app` that still waits for a
+        second person's approval, or None."""
+        with self._db.session() as session:
+            row = session.scalars(
+                select(Confirmation)
+                .where(
+                    Confirmation.app == app,
+                    Confirmation.command == command,
+                    Confirmation.approval_required.is_(True),
+                    Confirmation.state == "pending",
+                    Confirmation.expires_at > now,
+                )
+                .order_by(Confirmation.created_at)
+            ).first()
             return _pending(row) if row is not None else None
 
     def decide(self, confirmation_id: str, user_id: str, state: str, now: datetime) -> bool:
