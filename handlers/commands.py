@@ -29,7 +29,9 @@ def register(app: App, services: Services) -> None:
         if isinstance(parsed, CommandError):
             ack(response_type="ephemeral", text=parsed.message)
         elif parsed.verb == "help":
-            ack(response_type="ephemeral", text=help_text(parsed.topic))
+            note = services.gate.read_only_note(command["user_id"], command.get("channel_id"))
+            text = help_text(parsed.topic)
+            ack(response_type="ephemeral", text=f"{note}\n{text}" if note else text)
         elif services.background.try_submit(job, command):
             ack(response_type="ephemeral", text=f"Working on {code(_echoed(parsed, services))}…")
         else:

@@ -321,6 +321,41 @@ def _refusal(rules: Sequence[Rule], request: Request, verb: str, admins: frozens
     )
 
 
+# Said before `/deploy help` to someone who may change nothing where they ask: the list of
+# verbs had read as an offer, and each change they tried was refused one by one.
+_READ_ONLY_HERE = (
+    "You may not change any app in this channel: only read-only verbs (`status`, `logs`, "
+    "`history`, …) are open to you. "
+)
+
+
+def read_only_note(
+    rules: Sequence[Rule], user_id: str, channel_id: str | None, admins: frozenset[str]
+) -> str | None:
+    """The line `/deploy help` starts with for someone no rule lets change anything here,
+    or None. Their user groups are not known (help is answered at once, without asking
+    Slack): a rule naming a group counts as one they may be in, so nobody is told wrongly."""
+    if user_id in admins:
+        return None
+    maybe = frozenset(group for rule in rules for group in rule.groups)
+    if any(
+        rule.effect == "allow"
+        and ("*" in rule.verbs or rule.verbs & MUTATING_VERBS)
+        and rule.applies_to(user_id, maybe, channel_id)
+        for rule in rules
+    ):
+        return None
+    if not rules:
+        return (
+            f"{_READ_ONLY_HERE}Only the admins in DEPLOYBOT_ADMINS may change apps: ask one "
+            "of them to add your Slack user ID."
+        )
+    return (
+        f"{_READ_ONLY_HERE}`/deploy whoami` says which rules apply to you; an admin can add "
+        "you to an allow rule in the registry."
+    )
+
+
 def summarize(
     rules: Sequence[Rule],
     user_id: str,

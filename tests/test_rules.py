@@ -14,6 +14,7 @@ from policies.rules import (
     Rule,
     decide,
     is_outsider,
+    read_only_note,
     summarize,
     validate_app_pattern,
     validate_channel_id,
@@ -186,6 +187,27 @@ def test_refusal_points_at_the_channel_where_it_is_allowed() -> None:
     assert not decision.allowed
     assert "<#C0OPS>" in decision.reason
     assert "deploybot.yml:16" in decision.reason
+
+
+def test_help_s_read_only_note_goes_to_whom_no_rule_lets_change_anything_here() -> None:
+    channel_rule = Rule(
+        "allow",
+        users=frozenset({BOB}),
+        channels=frozenset({OPS_ROOM}),
+        verbs=frozenset({"restart"}),
+        source="a.yml:1",
+    )
+    group_rule = Rule(
+        "allow", groups=frozenset({OPS}), verbs=frozenset({"scale"}), source="a.yml:2"
+    )
+    reads = Rule("allow", users=frozenset({ALICE}), verbs=frozenset({"status"}), source="a.yml:3")
+    assert read_only_note([channel_rule], BOB, OPS_ROOM, ADMINS) is None
+    assert read_only_note([channel_rule], BOB, RANDOM, ADMINS) is not None
+    assert read_only_note([channel_rule, reads], ALICE, OPS_ROOM, ADMINS) is not None
+    assert read_only_note([channel_rule], ADMIN, RANDOM, ADMINS) is None
+    # Help does not ask Slack who is in a group: someone who may be is never told no.
+    assert read_only_note([group_rule], ALICE, RANDOM, ADMINS) is None
+    assert "DEPLOYBOT_ADMINS" in (read_only_note([], ALICE, RANDOM, ADMINS) or "")
 
 
 def test_no_rules_no_admins_allows_reads_only() -> None:

@@ -220,6 +220,19 @@ def test_help_fits_in_what_slack_recommends_for_a_message(driver, heroku):
     assert USAGE["autoscale"] in autoscale and SUMMARY["autoscale"] in autoscale
 
 
+def test_help_says_first_to_someone_who_may_change_nothing(driver, heroku):
+    # The list of verbs had read as an offer: each change was then refused one by one.
+    for text in ("help", "help scale"):
+        said = ack_text(driver.command(text, USER)[0])
+        assert said.startswith(
+            "You may not change any app in this channel: only read-only verbs (`status`, "
+            "`logs`, `history`, …) are open to you. Only the admins in DEPLOYBOT_ADMINS may "
+            "change apps: ask one of them to add your Slack user ID.\n"
+        ), said
+        assert "/deploy scale TYPE=N" in said  # the help itself follows
+    assert ack_text(driver.command("help", ADMIN)[0]).startswith("*deploybot* scales")
+
+
 def test_non_admins_may_look_but_not_change(driver, heroku):
     _, url = driver.command("scale web=3 myapp", USER)
     reply = driver.reply(url)

@@ -56,6 +56,11 @@ class Gate:
         )
         return rules.decide(self.rules, request, self.admins)
 
+    def read_only_note(self, user_id: str, channel_id: str | None) -> str | None:
+        """What help says first to someone who may change nothing here (`rules`), decided
+        without asking Slack anything: help is answered in the ack."""
+        return rules.read_only_note(self.rules, user_id, channel_id, self.admins)
+
     def _outsider(self, actor: Actor) -> bool:
         if actor.team_id is None or self._workspace is None:
             return False
