@@ -14,13 +14,16 @@ from handlers.offload import answer_lost, job_name
 from handlers.render import safely
 from handlers.replies import respond_to
 from policies.commands import Command, CommandError, help_text, parse
-from policies.slack_text import code, unescape
+from policies.slack_text import shown, unescape
 
 if TYPE_CHECKING:
     from slack_bolt import Ack, App
 
     from bot.registry import Registry
     from bot.services import Services
+
+# The ack repeats the command this far: a scale of thousands of terms had been echoed whole.
+ECHO_MAX = 200
 
 
 def register(app: App, services: Services) -> None:
@@ -33,7 +36,10 @@ def register(app: App, services: Services) -> None:
             text = help_text(parsed.topic)
             ack(response_type="ephemeral", text=f"{note}\n{text}" if note else text)
         elif services.background.try_submit(job, command):
-            ack(response_type="ephemeral", text=f"Working on {code(_echoed(parsed, services))}…")
+            ack(
+                response_type="ephemeral",
+                text=f"Working on {shown(_echoed(parsed, services), ECHO_MAX)}…",
+            )
         else:
             ack(response_type="ephemeral", text=BUSY)
 

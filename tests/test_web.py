@@ -233,6 +233,14 @@ def test_help_says_first_to_someone_who_may_change_nothing(driver, heroku):
     assert ack_text(driver.command("help", ADMIN)[0]).startswith("*deploybot* scales")
 
 
+def test_the_ack_echoes_a_long_command_clipped(driver, heroku):
+    terms = " ".join(f"t{i}=1" for i in range(3000))
+    said = ack_text(driver.command(f"scale {terms} myapp", ADMIN)[0])
+    # It had echoed all 3,000 terms back: a 24,000-character answer to read past.
+    assert len(said) < 300, len(said)
+    assert said.startswith("Working on `scale t0=1 t1=1") and said.endswith("…`…")
+
+
 def test_non_admins_may_look_but_not_change(driver, heroku):
     _, url = driver.command("scale web=3 myapp", USER)
     reply = driver.reply(url)
