@@ -34,7 +34,7 @@ from policies.commands import RUN_COMMAND_MAX
 from policies.digest import DigestTime, parse_digest
 from policies.guardrails import parse_duration
 from policies.names import closest, suggest_app
-from policies.slack_text import CHANNEL_ID, code
+from policies.slack_text import CHANNEL_ID, code, unescape
 
 DEFAULT_FILE = "deploybot.yml"
 # A thousand apps with every setting written out take about 400 KB and 50,000 values.
@@ -472,7 +472,10 @@ class Registry:
             first = errors[0]
             line = _line_of(node, first["loc"])
             where = ".".join(str(part) for part in _without_platform(first["loc"]))
-            raise RegistryError(f"{source}:{line}: {where}: {_reason(first)}.") from None
+            # A terminal's text: the reason's code spans and the policies' words are Slack
+            # text, and `&lt;` had been printed where the file says `<`.
+            reason = unescape(_reason(first))
+            raise RegistryError(f"{source}:{line}: {where}: {reason}.") from None
         lines = [_line_of(node, ("access", i)) for i in range(len(spec.access))]
         return cls(spec, source, lines)
 

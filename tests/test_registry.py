@@ -685,3 +685,23 @@ def test_every_pattern_the_registry_checks_has_words():
     patterns = {json.loads(p) for p in re.findall(r'"pattern": ("(?:[^"\\]|\\.)*")', schema)}
     patterns.add(registry._PROCESS_TYPE)  # a dict's keys: not in the JSON schema
     assert patterns - set(registry.PATTERN_WORDS) == set()
+
+
+@pytest.mark.parametrize(
+    ("setting", "says"),
+    [
+        ('days: "mon<x>&"', "days `mon<x>&`: use `mon`"),
+        ('platform: "he<r>&"', "`he<r>&` is not a platform"),
+    ],
+)
+def test_a_registry_error_in_the_terminal_shows_the_text_as_written(tmp_path, setting, says):
+    # The schedule's words are Slack text, escaped: check-config had printed
+    # `mon&lt;x&gt;&amp;` to the terminal.
+    if setting.startswith("platform"):
+        app = f"{setting}\n"
+    else:
+        app = "platform: heroku\n    autoscale:\n      schedule:\n"
+        app += f"        - {{{setting}, from: '09:00', to: '17:00', min: 1}}\n"
+    done = run_check_config(tmp_path, f"apps:\n  demo:\n    {app}")
+    assert done.returncode == 2 and says in done.stderr, done.stderr
+    assert "&lt;" not in done.stderr and "&amp;" not in done.stderr
