@@ -34,6 +34,7 @@ from policies.commands import RUN_COMMAND_MAX
 from policies.digest import DigestTime, parse_digest
 from policies.guardrails import parse_duration
 from policies.names import closest, suggest_app
+from policies.redact import mask
 from policies.slack_text import CHANNEL_ID, code, unescape
 
 DEFAULT_FILE = "deploybot.yml"
@@ -669,7 +670,9 @@ def _reason(error: Any) -> str:
             "case it is the secret itself)"
         )
     if kind == "string_pattern_mismatch" and error["ctx"]["pattern"] in PATTERN_WORDS:
-        return f"{code(str(said)[:60])} is not {PATTERN_WORDS[error['ctx']['pattern']]}"
+        # Masked before it is cut: a source or queue URL may carry its token (`user:token@`,
+        # `?access_token=`), which went on to check-config's output and the dyno's log.
+        return f"{code(mask(str(said))[:60])} is not {PATTERN_WORDS[error['ctx']['pattern']]}"
     return str(error["msg"]).removeprefix("Value error, ").rstrip(".")
 
 

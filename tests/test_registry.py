@@ -705,3 +705,30 @@ def test_a_registry_error_in_the_terminal_shows_the_text_as_written(tmp_path, se
     done = run_check_config(tmp_path, f"apps:\n  demo:\n    {app}")
     assert done.returncode == 2 and says in done.stderr, done.stderr
     assert "&lt;" not in done.stderr and "&amp;" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("ftp://deploy:s3cr3tTOKEN@git.example.com/x/{ref}.tgz", "ftp://deploy:••••••@git"),
+        ("https://git.example.com/a.tgz?access_token=s3cr3tTOKEN", "?access_token=••••••"),
+        ("https://x:s3cr3tTOKEN@git.example.com/{ref} .tgz", "https://x:••••••@"),
+    ],
+)
+def test_a_refused_source_url_is_quoted_without_its_credentials(tmp_path, url, shown):
+    # A tarball URL may carry its token (userinfo or a query parameter): a refused one had
+    # been quoted whole on check-config's stderr and the dyno's log.
+    done = run_check_config(
+        tmp_path, f'apps:\n  demo:\n    platform: heroku\n    source: "{url}"\n'
+    )
+    assert done.returncode == 2 and "apps.demo.source" in done.stderr, done.stderr
+    assert "s3cr3tTOKEN" not in done.stderr and shown in done.stderr, done.stderr
+
+
+def test_a_refused_queue_url_is_quoted_without_its_credentials():
+    with pytest.raises(RegistryError) as caught:
+        Registry.parse(
+            "apps:\n  shop:\n    platform: heroku\n    autoscale:\n"
+            "      queue_url: ftp://u:s3cr3tTOKEN@q.example.com\n"
+        )
+    assert "s3cr3tTOKEN" not in str(caught.value) and "u:••••••@" in str(caught.value)
