@@ -435,6 +435,13 @@ class Registry:
             line = f":{mark.line + 1}" if mark else ""
             reason = getattr(error, "problem", None) or str(error)
             raise RegistryError(f"{source}{line}: not valid YAML ({reason}).") from None
+        except RecursionError:
+            # PyYAML composes each level of nesting in Python calls of its own: a few KB of
+            # `[` had ended check-config and the web dyno's start in a traceback.
+            raise RegistryError(
+                f"{source}: the registry is nested hundreds of levels deep, far deeper than "
+                "any setting goes; check that it is the right file."
+            ) from None
         except ValueError:
             # Python's int() refuses more than 4,300 digits; YAML's int constructor uses it.
             raise RegistryError(

@@ -732,3 +732,19 @@ def test_a_refused_queue_url_is_quoted_without_its_credentials():
             "      queue_url: ftp://u:s3cr3tTOKEN@q.example.com\n"
         )
     assert "s3cr3tTOKEN" not in str(caught.value) and "u:••••••@" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "nested",
+    [
+        "apps: " + "[" * 5000 + "]" * 5000,
+        "apps:\n  web:\n    platform: heroku\n    guardrails: " + "{a: " * 3000 + "1" + "}" * 3000,
+    ],
+)
+def test_a_registry_nested_thousands_deep_is_one_sentence_not_a_traceback(tmp_path, nested):
+    # A few KB of brackets, well under the 1 MiB limit: PyYAML composes each level in a
+    # Python call of its own, and check-config and the web dyno's start ended in a
+    # RecursionError's traceback.
+    done = run_check_config(tmp_path, nested + "\n")
+    assert done.returncode == 2 and "nested" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
