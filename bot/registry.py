@@ -644,6 +644,25 @@ PATTERN_WORDS = {
 }
 
 
+_MAPPING = "a mapping here (`key: value` lines indented under it)"
+_WHOLE = "a whole number here"
+# What a value of the wrong kind should have been, in words: pydantic's own had named this
+# code's classes ("Input should be a valid dictionary or instance of GuardrailsEntry").
+_KIND_WORDS = {
+    "dict_type": _MAPPING,
+    "model_type": _MAPPING,
+    "model_attributes_type": _MAPPING,
+    "list_type": "a list here (`- item` lines, or `[a, b]`)",
+    "string_type": "text here, in quotes if YAML would read it as a number or a yes or no",
+    "int_type": _WHOLE,
+    "int_parsing": _WHOLE,
+    "int_from_float": _WHOLE,
+    "float_type": "a number here",
+    "float_parsing": "a number here",
+    "bool_type": "true or false here",
+    "bool_parsing": "true or false here",
+}
+
 # The settings that take a time of day, "HH:MM".
 _CLOCK_KEYS = frozenset({"from", "to", "digest"})
 
@@ -676,6 +695,8 @@ def _reason(error: Any) -> str:
             "in a config var and write that variable's name here (the value is not shown, in "
             "case it is the secret itself)"
         )
+    if kind in _KIND_WORDS:
+        return f"write {_KIND_WORDS[kind]}"
     if kind == "string_pattern_mismatch" and error["ctx"]["pattern"] in PATTERN_WORDS:
         # Masked before it is cut: a source or queue URL may carry its token (`user:token@`,
         # `?access_token=`), which went on to check-config's output and the dyno's log.

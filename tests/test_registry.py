@@ -449,8 +449,7 @@ def test_an_alias_bomb_is_refused_before_it_is_checked():
         # "apps.web.heroku.max": the platform, which is no key of the file, in the path.
         (
             "apps:\n  web:\n    platform: heroku\n    max: lots\n",
-            "deploybot.yml:4: apps.web.max: Input should be a valid integer, unable to parse "
-            "string as an integer.",
+            "deploybot.yml:4: apps.web.max: write a whole number here.",
         ),
     ],
 )
@@ -748,3 +747,40 @@ def test_a_registry_nested_thousands_deep_is_one_sentence_not_a_traceback(tmp_pa
     done = run_check_config(tmp_path, nested + "\n")
     assert done.returncode == 2 and "nested" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("setting", "says"),
+    [
+        ("apps:\n", "1: apps: write a mapping here (`key: value` lines indented under it)."),
+        (
+            "apps:\n  web:\n    platform: heroku\n    guardrails: yes\n",
+            "4: apps.web.guardrails: write a mapping here (`key: value` lines indented under it).",
+        ),
+        ("heroku: []\n", "1: heroku: write a mapping here (`key: value` lines indented under it)."),
+        ("access: {}\n", "1: access: write a list here (`- item` lines, or `[a, b]`)."),
+        (
+            "apps:\n  web:\n    platform: heroku\n    channel: 123\n",
+            "4: apps.web.channel: write text here, in quotes if YAML would read it as a number "
+            "or a yes or no.",
+        ),
+        (
+            "apps:\n  web:\n    platform: heroku\n    max: 1.5\n",
+            "4: apps.web.max: write a whole number here.",
+        ),
+        (
+            "apps:\n  web:\n    platform: heroku\n    alerts: {slow_p95_ms: fast}\n",
+            "4: apps.web.alerts.slow_p95_ms: write a number here.",
+        ),
+        (
+            "heroku: {allow_unlisted: maybe}\n",
+            "1: heroku.allow_unlisted: write true or false here.",
+        ),
+    ],
+)
+def test_a_value_of_the_wrong_kind_is_said_in_words_without_pydantic_s_class_names(setting, says):
+    # pydantic's own words had reached the operator: "Input should be a valid dictionary or
+    # instance of GuardrailsEntry", a class of this code's, for `guardrails: yes`.
+    with pytest.raises(RegistryError) as caught:
+        Registry.parse(setting, "deploybot.yml")
+    assert str(caught.value) == f"deploybot.yml:{says}"
