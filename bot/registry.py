@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from bot.config import pasted
 from policies import autoscale, costs, guardrails, rules
 from policies.commands import RUN_COMMAND_MAX
 from policies.digest import DigestTime, parse_digest
@@ -498,7 +499,7 @@ class Registry:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Registry:
         env = os.environ if env is None else env
-        path = env.get("DEPLOYBOT_CONFIG")
+        path = pasted(env.get("DEPLOYBOT_CONFIG"))  # as every setting: no spaces or quotes
         if path:
             return cls.load(path)
         if Path(DEFAULT_FILE).is_file():

@@ -804,3 +804,13 @@ def test_a_registry_at_its_size_limit_loads_in_a_few_seconds(tmp_path):
     started = time.perf_counter()
     assert len(Registry.load(path).aliases()) == 4900
     assert time.perf_counter() - started < 5
+
+
+@pytest.mark.parametrize("pasted", ["{} ", " {}\n", '"{}"'])
+def test_a_registry_path_pasted_with_spaces_or_quotes_is_read(tmp_path, pasted):
+    # Every other setting is read without the spaces, newline or quotes it was pasted with;
+    # DEPLOYBOT_CONFIG had been taken whole: "deploybot.yml : cannot read the registry".
+    path = tmp_path / "deploybot.yml"
+    path.write_text("apps:\n  shop:\n    platform: heroku\n")
+    registry = Registry.from_env({"DEPLOYBOT_CONFIG": pasted.format(path)})
+    assert registry.aliases() == ["shop"] and registry.source == str(path)
