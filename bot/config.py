@@ -50,7 +50,7 @@ class Config:
                 "/"
             ),
             admins=parse_admins(pasted(env.get("DEPLOYBOT_ADMINS")) or ""),
-            port=_port(pasted(env.get("PORT")) or "5000"),
+            port=port_setting(env),
             heroku_app_name=pasted(env.get("HEROKU_APP_NAME")),
             public_url=pasted(env.get("DEPLOYBOT_URL")),
             admin_channel=pasted(env.get("DEPLOYBOT_ADMIN_CHANNEL")),
@@ -104,7 +104,9 @@ def parse_admins(raw: str) -> frozenset[str]:
     return frozenset(ids)
 
 
-def _port(raw: str) -> int:
+def port_setting(env: Mapping[str, str] | None = None) -> int:
+    """PORT as a TCP port number (unset or empty: 5000); anything else is a ConfigError."""
+    raw = pasted((os.environ if env is None else env).get("PORT")) or "5000"
     port = whole_number(raw, 5)
     if port is None or not 0 < port < 65536:
         raise ConfigError(f"PORT must be a TCP port number, not {raw[:20]!r}.")

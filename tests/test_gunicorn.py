@@ -295,6 +295,26 @@ def test_a_worker_or_thread_count_that_is_no_count_stops_the_web_dyno_in_a_line(
     assert out.stderr.strip().count("\n") == 0 and name in out.stderr, out.stderr
 
 
+@pytest.mark.parametrize(("port", "bind"), [("", "0.0.0.0:5000"), ('"5001"', "0.0.0.0:5001")])
+def test_the_port_is_read_as_the_app_reads_it(port, bind):
+    # gunicorn had bound `0.0.0.0:` (empty) and `0.0.0.0:"5001"` (pasted in quotes) and
+    # stopped with "Error: '' is not a valid port number.", where the app reads 5000 and 5001.
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PORT": port}
+    code = "import bot.web.gunicorn_conf as g; print(g.bind)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == bind, out.stderr
+
+
+def test_a_port_that_is_no_port_stops_the_web_dyno_in_a_line_naming_it():
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PORT": "http"}
+    out = subprocess.run(
+        [sys.executable, "-c", "import bot.web.gunicorn_conf"], env=env, capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.strip() == "deploybot: PORT must be a TCP port number, not 'http'."
+
+
 @pytest.mark.parametrize(("workers", "threads", "read"), [(" 3 ", "2 ", "3 2"), ("3", "", "3 4")])
 def test_worker_and_thread_counts_pasted_with_spaces_or_left_empty_are_read(workers, threads, read):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WEB_CONCURRENCY": workers}

@@ -5,6 +5,7 @@ import sys
 
 from gunicorn.glogging import Logger
 
+from bot.config import ConfigError, port_setting
 from bot.logs import RedactSecrets
 from policies.numbers import whole_number
 
@@ -22,7 +23,17 @@ def _count(name: str, default: int) -> int:
     return count
 
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
+def _port() -> int:
+    """PORT as the app reads it (spaces and quotes dropped, empty: 5000); anything else
+    stops the dyno with its line, which gunicorn's own ("'' is not a valid port number")
+    did not name."""
+    try:
+        return port_setting()
+    except ConfigError as error:
+        sys.exit(f"deploybot: {error}")
+
+
+bind = f"0.0.0.0:{_port()}"
 workers = _count("WEB_CONCURRENCY", 2)
 worker_class = "gthread"
 # Request threads ack; the work after an ack runs in a child process of each worker
