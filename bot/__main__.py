@@ -15,6 +15,7 @@ from bot.config import Config, ConfigError
 from bot.logs import EXIT_CLOSED_PIPE, setup_logging
 from bot.registry import Registry, RegistryError
 from policies.numbers import ascii_digits
+from policies.slack_text import unescape
 
 # A DATABASE_URL that names no reachable server or file, or a server that is down.
 _DATABASE_ERRORS = sqlalchemy.exc.SQLAlchemyError
@@ -233,8 +234,8 @@ def _metrics(args: argparse.Namespace) -> int:
 
     try:
         command = parse(f"metrics {args.app} {args.window}")
-    except CommandError as error:
-        print(f"deploybot: {error.problem}", file=sys.stderr)
+    except CommandError as error:  # Slack text: shown here as typed, not as `&lt;`
+        print(f"deploybot: {unescape(error.problem)}", file=sys.stderr)
         return 2
     minutes = command.limit or 60
     app = Registry.from_env().canonical(command.app or args.app)  # `DEMO` is `demo`, as in chat

@@ -347,3 +347,16 @@ def test_a_dyno_without_a_database_url_says_so_instead_of_using_a_sqlite_file(tm
     assert done.returncode != 0, out
     assert "DATABASE_URL is not set on a Heroku dyno" in out, out
     assert "Traceback" not in out and not (tmp_path / "deploybot.sqlite3").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("metrics", "demo", "--window", "5<m>"), "deploybot: `5<m>` is not a window"),
+        (("metrics", "de&mo"), "deploybot: `de&mo` is not a valid app name"),
+    ],
+)
+def test_a_metrics_argument_refused_is_said_as_typed_not_as_slack_text(tmp_path, args, says):
+    # The command parser's words are Slack text: the terminal had shown `5&lt;m&gt;`.
+    done = _run(tmp_path, *args)
+    assert done.returncode == 2 and done.stderr.startswith(says), done.stderr
