@@ -53,7 +53,8 @@ def waits_too_long(value: str) -> str:
     return f"{code(value)} is longer than an hour, the longest a scale-down may wait"
 
 
-_ALIAS = r"^[a-z0-9][a-z0-9-]{0,39}$"
+_ALIAS_MOST = 40
+_ALIAS = rf"^[a-z0-9][a-z0-9-]{{0,{_ALIAS_MOST - 1}}}$"
 _ENV_VAR = r"^[A-Z_][A-Z0-9_]*$"
 _CHANNEL = rf"^{CHANNEL_ID}$"
 _REGION = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
@@ -336,9 +337,15 @@ class RegistryFile(_Strict):
     @classmethod
     def _aliases(cls, apps: dict[str, Any]) -> dict[str, Any]:
         for alias in apps:
+            if len(alias) > _ALIAS_MOST:  # said, and cut: one had been quoted whole
+                raise ValueError(
+                    f"{code(alias[:_ALIAS_MOST] + '…')} is too long for an app alias: "
+                    f"{_ALIAS_MOST} characters at most"
+                )
             if not re.match(_ALIAS, alias):
                 raise ValueError(
-                    f"app alias {alias!r} must be lowercase letters, digits and dashes"
+                    f"{code(alias)} is not an app alias: lowercase letters, digits and dashes, "
+                    "starting with a letter or digit"
                 )
         return apps
 

@@ -814,3 +814,23 @@ def test_a_registry_path_pasted_with_spaces_or_quotes_is_read(tmp_path, pasted):
     path.write_text("apps:\n  shop:\n    platform: heroku\n")
     registry = Registry.from_env({"DEPLOYBOT_CONFIG": pasted.format(path)})
     assert registry.aliases() == ["shop"] and registry.source == str(path)
+
+
+@pytest.mark.parametrize(
+    ("alias", "says"),
+    [
+        ("a" * 41, "`" + "a" * 40 + "…` is too long for an app alias: 40 characters at most."),
+        ("a" * 1000, "`" + "a" * 40 + "…` is too long for an app alias: 40 characters at most."),
+        (
+            "Shop",
+            "`Shop` is not an app alias: lowercase letters, digits and dashes, starting with a "
+            "letter or digit.",
+        ),
+    ],
+)
+def test_an_app_alias_refused_says_why_in_one_short_line(alias, says):
+    # A 41-letter alias had been told it "must be lowercase letters, digits and dashes",
+    # which it was, and a 1,000-letter one was quoted whole in a 1,000-character line.
+    with pytest.raises(RegistryError) as caught:
+        Registry.parse(f'apps:\n  "{alias}":\n    platform: heroku\n', "deploybot.yml")
+    assert str(caught.value) == f"deploybot.yml:2: apps: {says}"
