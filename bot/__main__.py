@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import sqlalchemy.exc
 
-from bot.config import Config, ConfigError
+from bot.config import Config, ConfigError, setting_problems
 from bot.logs import EXIT_CLOSED_PIPE, setup_logging
 from bot.registry import Registry, RegistryError
 from policies.numbers import ascii_digits
@@ -185,6 +185,7 @@ def _check_config(args: argparse.Namespace) -> int:
         if not getattr(config, name.lower())
     ]
     problems += preflight.problems(config, registry, os.environ)
+    problems += setting_problems(os.environ)  # what would stop the worker or gunicorn
     for problem in problems:
         print(f"problem: {problem}", file=sys.stderr)
     if problems:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from policies.numbers import whole_number
@@ -90,6 +90,44 @@ def seconds_setting(name: str, default: float, env: Mapping[str, str] | None = N
     if not 0 < seconds < 86_400:  # nan and inf fail this too
         raise ConfigError(f"{name} must be a number of seconds above 0, not {raw[:20]!r}.")
     return seconds
+
+
+def count_setting(name: str, default: int, env: Mapping[str, str] | None = None) -> int:
+    """`name` as a whole number of at least 1 (unset or empty: `default`), for gunicorn's
+    worker and thread counts; anything else is a ConfigError naming it."""
+    raw = pasted((os.environ if env is None else env).get(name))
+    if raw is None:
+        return default
+    count = whole_number(raw, 4)
+    if count is None or count < 1:
+        raise ConfigError(f"{name} must be a whole number of at least 1, not {raw[:20]!r}.")
+    return count
+
+
+# Every interval a process reads with `seconds_setting` is named so.
+_SECONDS_NAME = re.compile(r"DEPLOYBOT_[A-Z_]+_SECONDS")
+
+
+def setting_problems(env: Mapping[str, str] | None = None) -> list[str]:
+    """Each number setting set so that a process would stop at its start (the intervals,
+    WEB_CONCURRENCY, GUNICORN_THREADS), in `check-config`'s words: it had said "ok" while the
+    worker or the web dyno then refused to start."""
+    env = os.environ if env is None else env
+    found = []
+    for name in sorted(env):
+        if _SECONDS_NAME.fullmatch(name):
+            found += _problem(lambda name=name: seconds_setting(name, 1.0, env))
+    for name in ("WEB_CONCURRENCY", "GUNICORN_THREADS"):
+        found += _problem(lambda name=name: count_setting(name, 1, env))
+    return found
+
+
+def _problem(read: Callable[[], object]) -> list[str]:
+    try:
+        read()
+    except ConfigError as error:
+        return [str(error).rstrip(".")]
+    return []
 
 
 def parse_admins(raw: str) -> frozenset[str]:

@@ -360,3 +360,26 @@ def test_a_metrics_argument_refused_is_said_as_typed_not_as_slack_text(tmp_path,
     # The command parser's words are Slack text: the terminal had shown `5&lt;m&gt;`.
     done = _run(tmp_path, *args)
     assert done.returncode == 2 and done.stderr.startswith(says), done.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("DEPLOYBOT_AUTOSCALE_SECONDS", "fast", "must be a number of seconds above 0, not 'fast'"),
+        ("DEPLOYBOT_DRAIN_FLUSH_SECONDS", "0", "must be a number of seconds above 0, not '0'"),
+        ("WEB_CONCURRENCY", "two", "must be a whole number of at least 1, not 'two'"),
+        ("GUNICORN_THREADS", "0", "must be a whole number of at least 1, not '0'"),
+    ],
+)
+def test_check_config_names_a_setting_that_would_stop_a_dyno(tmp_path, name, value, says):
+    # check-config had said "ok" while the worker or the web dyno then refused to start.
+    done = _run(
+        tmp_path,
+        "check-config",
+        SLACK_BOT_TOKEN="xoxb-1",
+        SLACK_SIGNING_SECRET="s",
+        HEROKU_API_KEY="k",
+        **{name: value},
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"problem: {name} {says}\n" in done.stderr and "Traceback" not in done.stderr

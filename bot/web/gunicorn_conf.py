@@ -1,39 +1,32 @@
 """gunicorn settings for the web dyno (read by the Procfile's web line)."""
 
-import os
 import sys
+from collections.abc import Callable
 
 from gunicorn.glogging import Logger
 
-from bot.config import ConfigError, port_setting
+from bot.config import ConfigError, count_setting, port_setting
 from bot.logs import RedactSecrets
-from policies.numbers import whole_number
 
 
 def _count(name: str, default: int) -> int:
     """A whole number of at least 1 from `name` (unset or empty: `default`). Anything else
     stops the dyno with one line: WEB_CONCURRENCY=0 had started a master with no worker,
     which listened and answered nothing."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    count = whole_number(raw, 4)
-    if count is None or count < 1:
-        sys.exit(f"deploybot: {name} must be a whole number of at least 1, not {raw[:20]!r}.")
-    return count
+    return _or_stop(lambda: count_setting(name, default))
 
 
-def _port() -> int:
-    """PORT as the app reads it (spaces and quotes dropped, empty: 5000); anything else
-    stops the dyno with its line, which gunicorn's own ("'' is not a valid port number")
-    did not name."""
+def _or_stop(read: Callable[[], int]) -> int:
+    """What `read` reads, or the dyno stopped with its ConfigError's one line."""
     try:
-        return port_setting()
+        return read()
     except ConfigError as error:
         sys.exit(f"deploybot: {error}")
 
 
-bind = f"0.0.0.0:{_port()}"
+# PORT as the app reads it (spaces and quotes dropped, empty: 5000), or its one line:
+# gunicorn's own ("'' is not a valid port number") did not name it.
+bind = f"0.0.0.0:{_or_stop(port_setting)}"
 workers = _count("WEB_CONCURRENCY", 2)
 worker_class = "gthread"
 # Request threads ack; the work after an ack runs in a child process of each worker
