@@ -106,33 +106,30 @@ class Confirmations:
     def open_for(self, user_id: str, app: str, command: str, now: datetime) -> Pending | None:
         """`user_id`'s prompt for `app` still waiting on a click whose command starts with
         `command` (e.g. `maintenance demo on`), or None."""
-        with self._db.session() as session:
-            rows = session.scalars(
-                select(Confirmation)
-                .where(
-                    Confirmation.user_id == user_id,
-                    Confirmation.app == app,
-                    Confirmation.state == "pending",
-                    Confirmation.expires_at > now,
-                    Confirmation.command.startswith(command, autoescape=True),
-                )
-                .order_by(Confirmation.created_at)
-            )
-            row = rows.first()
-            return _pending(row) if row is not None else None
+        return self._oldest_live(
+            app,
+            now,
+            Confirmation.user_id == user_id,
+            Confirmation.command.startswith(command, autoescape=True),
+        )
 
     def awaiting_approval(self, app: str, command: str, now: datetime) -> Pending | None:
         """The oldest request, by anyone, to make `command` on `app` that still waits for a
         second person's approval, or None."""
+        return self._oldest_live(
+            app, now, Confirmation.command == command, Confirmation.approval_required.is_(True)
+        )
+
+    def _oldest_live(self, app: str, now: datetime, *where: Any) -> Pending | None:
+        """The oldest prompt for `app` still waiting on a click that matches `where`."""
         with self._db.session() as session:
             row = session.scalars(
                 select(Confirmation)
                 .where(
                     Confirmation.app == app,
-                    Confirmation.command == command,
-                    Confirmation.approval_required.is_(True),
                     Confirmation.state == "pending",
                     Confirmation.expires_at > now,
+                    *where,
                 )
                 .order_by(Confirmation.created_at)
             ).first()
