@@ -61,6 +61,14 @@ apps:
     region: us-east-1
     aws_profile: nowhere
 """
+# With `solo`, a single-instance environment (the test adds it to the fake).
+SOLO_REGISTRY = f"""{REGISTRY}\
+  solo:
+    platform: beanstalk
+    environment: shop-solo
+    region: us-east-1
+    aws_profile: prod
+"""
 
 
 @pytest.fixture
@@ -102,9 +110,9 @@ def aws(tmp_path, monkeypatch) -> Iterator[FakeBeanstalk]:
 
 
 @pytest.fixture
-def driver(config, aws, slack, heroku, tmp_path, monkeypatch):
+def driver(config, aws, slack, heroku, tmp_path, monkeypatch, request):
     path = tmp_path / "deploybot.yml"
-    path.write_text(REGISTRY)
+    path.write_text(getattr(request, "param", REGISTRY))  # another registry: indirect
     monkeypatch.setenv("DEPLOYBOT_CONFIG", str(path))
     monkeypatch.setenv("HEROKU_API_KEY_SECOND", SECOND_HEROKU_KEY)
     heroku.api_keys = (*heroku.api_keys, SECOND_HEROKU_KEY)
@@ -533,6 +541,27 @@ def test_scaling_a_single_instance_environment_is_refused_with_how_to_change_it(
     # Its instance type can still change, one instance at a time.
     platform.scale("shop-solo", {"web": (1, "t3.small")})
     assert len(aws.calls("UpdateEnvironment")) == 1
+
+
+@pytest.mark.parametrize("driver", [SOLO_REGISTRY], indirect=True)
+@pytest.mark.parametrize(
+    ("text", "wanted"), [("kill solo", "stop it"), ("scale web=5 solo", "run 5")]
+)
+def test_a_single_instance_environment_is_refused_before_any_prompt(driver, aws, text, wanted):
+    # The prompt offered Confirm; only the click was refused, and the prompt came back to be
+    # clicked again, refused again.
+    aws.add_environment(
+        "shop-solo", region="us-east-1", access_key=PROD_KEY, max_size=1, load_balanced=False
+    )
+    _, url = driver.command(text, ADMIN)
+    reply = driver.reply(url)
+    assert reply["text"] == (
+        "`solo` is a single-instance environment, which always runs one instance; to "
+        f"{wanted}, an admin should make it load balanced (Environment type, under "
+        "Capacity in its configuration)."
+    ), reply["text"]
+    assert CONFIRM_ACTION not in json.dumps(reply.get("blocks", []))
+    assert not aws.calls("UpdateEnvironment")
 
 
 def test_a_change_to_a_terminating_environment_is_not_told_to_wait_for_ready(aws):

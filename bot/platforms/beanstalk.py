@@ -233,6 +233,13 @@ class BeanstalkPlatform:
         self._change("update_environment", environment, OptionSettings=options)
         return (Formation(PROCESS_TYPE, quantity, current),)
 
+    def refuse_scale(self, app: str, targets: Targets) -> None:
+        """What `scale` to `targets` would refuse whatever the environment's state, raised
+        before a prompt: its Confirm could only have been refused."""
+        _only_web(targets)
+        environment = self._environment(app)
+        _refuse_if_single(environment, self._settings(environment), targets[PROCESS_TYPE][0])
+
     def restart(self, app: str, target: str | None) -> None:
         if target not in (None, PROCESS_TYPE):
             raise PlatformError(RESTART_WHOLE.format(app=app, target=target), app=app)
