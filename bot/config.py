@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 
 from policies.numbers import whole_number
@@ -73,6 +73,24 @@ def pasted(raw: str | None) -> str | None:
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
         value = value[1:-1].strip()
     return value or None
+
+
+# The AWS credentials boto3 reads from the environment itself (the default chain, and a
+# profile's `credential_source = Environment`), where `pasted` never sees them.
+AWS_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def trim_aws_keys(env: MutableMapping[str, str]) -> None:
+    """`env`'s AWS keys as `pasted` reads them, in place, one left empty removed: a key
+    pasted with a newline had failed every Beanstalk call as "the connection dropped", one
+    with a space as refused credentials. In place, as boto3 reads only os.environ."""
+    for name in AWS_KEYS:
+        if name in env:
+            value = pasted(env[name])
+            if value is None:
+                del env[name]
+            elif value != env[name]:
+                env[name] = value
 
 
 def seconds_setting(name: str, default: float, env: Mapping[str, str] | None = None) -> float:

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
-from bot.config import Config, ConfigError
+from bot.config import Config, ConfigError, trim_aws_keys
 from bot.registry import Registry, Target
 
 # What each process needs from the environment, by Config field name.
@@ -73,7 +73,9 @@ def aws_problems(targets: list[Target], env: Mapping[str, str]) -> list[str]:
     import botocore.exceptions
 
     found = []
-    with _environment({**env, "AWS_EC2_METADATA_DISABLED": "true"}):
+    env = trimmed = {**env, "AWS_EC2_METADATA_DISABLED": "true"}
+    trim_aws_keys(trimmed)  # as the bot reads them: a key pasted as a bare newline is none
+    with _environment(trimmed):
         for target in beanstalk:
             where = f"profile `{target.aws_profile}`" if target.aws_profile else "the default chain"
             try:

@@ -564,6 +564,17 @@ def test_a_single_instance_environment_is_refused_before_any_prompt(driver, aws,
     assert not aws.calls("UpdateEnvironment")
 
 
+@pytest.mark.parametrize("pasted", ["{}\n", " {} ", '"{}"'], ids=["newline", "spaces", "quotes"])
+def test_aws_keys_pasted_with_a_newline_or_spaces_are_read_trimmed(aws, monkeypatch, pasted):
+    # boto3 reads the keys from the environment itself, past `pasted`: a newline had said
+    # "the connection dropped, try again", a space "MissingAuthenticationToken".
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", pasted.format(PROD_KEY))
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", pasted.format("s1"))
+    platform = beanstalk_module.BeanstalkPlatform("us-east-1")
+    assert platform.formation("shop-prod")[0].quantity == 2
+    assert aws.violations == []
+
+
 def test_a_change_to_a_terminating_environment_is_not_told_to_wait_for_ready(aws):
     # A terminating environment is never Ready again: "try again when it is Ready" sent
     # whoever asked back to wait for nothing.

@@ -517,6 +517,16 @@ def test_check_config_says_which_keys_a_role_profile_from_the_environment_lacks(
     half = run_check_config(tmp_path, GOOD, **keys, **files, AWS_ACCESS_KEY_ID="AKIASECRETISH")
     assert "and AWS_SECRET_ACCESS_KEY is not set; set it as a config var" in half.stderr
     assert "AKIASECRETISH" not in half.stderr + half.stdout
+    # A secret pasted as a bare newline is none: the bot reads the keys trimmed.
+    blank = run_check_config(
+        tmp_path,
+        GOOD,
+        **keys,
+        **files,
+        AWS_ACCESS_KEY_ID="AKIASECRETISH\n",
+        AWS_SECRET_ACCESS_KEY=" \n",
+    )
+    assert "and AWS_SECRET_ACCESS_KEY is not set; set it as a config var" in blank.stderr
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ Updates take minutes and lock the environment, so changes return at once and
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ import botocore.exceptions
 import requests
 from botocore.config import Config as BotoConfig
 
+from bot.config import trim_aws_keys
 from bot.http_bodies import UNREADABLE, fetch_tail
 from bot.platforms.aws_errors import REFUSED_CREDENTIALS, THROTTLING, botocore_error
 from bot.platforms.base import (
@@ -105,7 +107,7 @@ class BeanstalkPlatform:
         client = self._clients.get(write)
         if client is None:
             try:
-                session = boto3.Session(profile_name=self.profile, region_name=self.region)
+                session = self._session()
             except botocore.exceptions.ProfileNotFound:
                 raise PlatformError(
                     f"The AWS profile {code(self.profile)} is not configured on the bot. "
@@ -115,6 +117,10 @@ class BeanstalkPlatform:
             config = _WRITE_CONFIG if write else _BOTO_CONFIG
             client = self._clients[write] = session.client("elasticbeanstalk", config=config)
         return client
+
+    def _session(self) -> boto3.Session:
+        trim_aws_keys(os.environ)  # boto3 reads the keys there, as they were pasted
+        return boto3.Session(profile_name=self.profile, region_name=self.region)
 
     def settles_slowly(self) -> bool:
         return True
@@ -202,7 +208,7 @@ class BeanstalkPlatform:
     def _cloudwatch(self, app: str) -> Any:
         if self._cloudwatch_client is None:
             try:
-                session = boto3.Session(profile_name=self.profile, region_name=self.region)
+                session = self._session()
                 self._cloudwatch_client = session.client("cloudwatch", config=_BOTO_CONFIG)
             except botocore.exceptions.BotoCoreError as error:
                 raise botocore_error(error, "CloudWatch", app) from None
