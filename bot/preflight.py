@@ -73,9 +73,9 @@ def aws_problems(targets: list[Target], env: Mapping[str, str]) -> list[str]:
     import botocore.exceptions
 
     found = []
-    env = trimmed = {**env, "AWS_EC2_METADATA_DISABLED": "true"}
-    trim_aws_keys(trimmed)  # as the bot reads them: a key pasted as a bare newline is none
-    with _environment(trimmed):
+    env = {**env, "AWS_EC2_METADATA_DISABLED": "true"}
+    trim_aws_keys(env)  # as the bot reads them: a key pasted as a bare newline is none
+    with _environment(env):
         for target in beanstalk:
             where = f"profile `{target.aws_profile}`" if target.aws_profile else "the default chain"
             try:
