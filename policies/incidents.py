@@ -188,6 +188,18 @@ def step(
     """
     current = dict(known)
     changed: dict[str, Incident] = {}
+    # Alerts whose channel is no longer the app's home (taken out of the registry, or given
+    # another channel): nobody watches them there, so no quiet would mean it is over. They
+    # close now, saying so, and the app's next event opens afresh in its new home.
+    moved = [
+        key
+        for key, incident in current.items()
+        if incident.state == "open"
+        and incident.channel is not None
+        and channel_of(incident.app) != incident.channel
+    ]
+    for key in moved:
+        current[key] = changed[key] = replace(current[key], state="resolved")
     # Keys in the order first seen, as dicts: lists looked up per event were quadratic in
     # a storm across a fleet.
     opened: dict[str, None] = {}
@@ -268,6 +280,15 @@ def step(
 
     notices: list[Notice] = []
     posted = dict(recent_posts or {})
+    for key in moved:
+        incident = known[key]  # as it stood: an event of this step may have reopened it
+        if incident.severity == "info" or incident.folded or not incident.posted:
+            continue
+        assert incident.channel is not None
+        notices.append(Notice(key, incident.channel, "update", closed(incident)))
+        if _audible(incident, now):
+            home = channel_of(incident.app)
+            notices.append(Notice(key, incident.channel, "reply", moved_away(incident.app, home)))
     folded: dict[str, list[Incident]] = {}
     for key in opened:
         incident = current[key]
@@ -391,6 +412,30 @@ def late_report(incident: Incident, now: datetime) -> str:
         f":hourglass: Reported late: *{escape(incident.app)}* {_what(incident)} at "
         f"{_clock(when)}{day}, delivered {age} after. Nothing newer has come: "
         f"{code('/deploy status ' + incident.app)} shows how it runs now."
+    )
+
+
+def closed(incident: Incident) -> str:
+    """The message of an alert closed because its app's alerts no longer come to its
+    channel: what it was, and not "Resolved", since nobody saw it end."""
+    what = _what(incident)
+    since, until = _clock(incident.first_at), _clock(incident.last_at)
+    times = (
+        f" {incident.count} times" if incident.count > 1 and incident.kind not in CONDITIONS else ""
+    )
+    span = f"at {since}" if until == since else f"between {since} and {until}"
+    return (
+        f":heavy_minus_sign: Closed: *{escape(incident.app)}* {what}{times} {span}. "
+        "Alerts about it no longer come to this channel."
+    )
+
+
+def moved_away(app: str, home: str | None) -> str:
+    """The thread reply of `closed`: why, and where the app's alerts go now."""
+    there = f" Its alerts go to <#{home}> now." if home else ""
+    return (
+        "Closed without knowing how it ended: the registry no longer lists "
+        f"{code(app)} with this channel for alerts, so the bot stopped following it here.{there}"
     )
 
 

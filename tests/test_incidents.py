@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -464,3 +465,58 @@ def test_a_fleets_health_alerts_are_folded_looking_at_their_own_app_only(monkeyp
     grown = step(known, [Event(a, "health", "Red", later) for a in apps], later, lambda a: "C1")
     assert all(incident.count == 2 for incident in grown.incidents)
     assert sum(looked) <= len(apps)  # its own app's one alert, not every app's
+
+
+def test_an_alert_of_an_app_taken_out_of_the_registry_closes_saying_so_not_resolved():
+    opened = run([crash("gone")], now=at(0), recent=None)
+    [incident] = opened.incidents
+    incident = replace(incident, channel="C_GONE", posted=True)
+    # The next tick, `gone` is no longer listed: nobody watches it, so no quiet will say
+    # the trouble is over, and "Resolved" would be a guess.
+    closed = run([], [incident], now=at(60))
+    [after] = closed.incidents
+    assert after.state == "resolved"
+    assert [(n.kind, n.channel) for n in closed.notices] == [
+        ("update", "C_GONE"),
+        ("reply", "C_GONE"),
+    ]
+    update, reply = closed.notices
+    assert update.text == (
+        ":heavy_minus_sign: Closed: *gone* `web` dynos crashed at 15:00 UTC. "
+        "Alerts about it no longer come to this channel."
+    )
+    assert reply.text == (
+        "Closed without knowing how it ended: the registry no longer lists `gone` with "
+        "this channel for alerts, so the bot stopped following it here."
+    )
+
+
+def test_an_alert_of_an_app_given_another_channel_closes_here_and_opens_there():
+    CHANNELS["moved"] = "C_NEW"
+    try:
+        opened = run([crash("moved")], now=at(0))
+        [incident] = opened.incidents
+        incident = replace(incident, channel="C_OLD")
+        result = run([crash("moved", second=60)], [incident], now=at(60))
+    finally:
+        del CHANNELS["moved"]
+    [after] = result.incidents
+    assert (after.state, after.channel, after.count) == ("open", "C_NEW", 1)
+    assert [(n.kind, n.channel) for n in result.notices] == [
+        ("update", "C_OLD"),
+        ("reply", "C_OLD"),
+        ("post", "C_NEW"),
+    ]
+    assert result.notices[1].text == (
+        "Closed without knowing how it ended: the registry no longer lists `moved` with "
+        "this channel for alerts, so the bot stopped following it here. "
+        "Its alerts go to <#C_NEW> now."
+    )
+
+
+def test_a_silenced_alert_of_an_app_taken_out_closes_without_a_word_in_its_thread():
+    opened = run([crash("gone")], now=at(0))
+    [incident] = opened.incidents
+    incident = silence(replace(incident, channel="C_GONE", posted=True), at(3600))
+    closed = run([], [incident], now=at(60))
+    assert [(n.kind, n.channel) for n in closed.notices] == [("update", "C_GONE")]

@@ -262,8 +262,11 @@ class Alerts:
                 row = IncidentRow(key=incident.key)
                 session.add(row)
                 opened.append(incident)
-            elif row.state == "resolved" and incident.state == "open":
-                # Reopened: a new message, not an edit of the old one.
+            elif incident.state == "open" and (
+                row.state == "resolved" or row.channel != incident.channel
+            ):
+                # Reopened, or closed in its old channel and opened in its app's new one
+                # (`policies.incidents.step`): a new message, not an edit of the old one.
                 row.message_ts = None
                 row.acknowledged_by = None
                 opened.append(incident)
