@@ -1013,10 +1013,9 @@ class Actions:
                 )
                 self._refused(actor, command, refusal)
                 return Reply(refusal)
-            if hasattr(resolved.platform, "refuse_scale"):
-                # A change the platform can never make (a single-instance environment's
-                # kill) is said now, not after a Confirm that could only be refused.
-                resolved.platform.refuse_scale(resolved.target.name, targets)
+            # A change the platform can never make (a single-instance environment's kill)
+            # is said now, not after a Confirm that could only be refused.
+            resolved.platform.refuse_scale(resolved.target.name, targets)
             return self._ask_first(actor, resolved, command, current, targets, verdict, cost)
         return self._apply(
             actor, resolved, app, command.verb, command.text(), before, targets, verdict

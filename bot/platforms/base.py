@@ -245,6 +245,12 @@ class Platform(Protocol):
 
     def status(self, app: str) -> AppStatus: ...
 
+    def refuse_scale(self, app: str, targets: Targets) -> None:
+        """Raise a PlatformError for a `scale` to `targets` the platform would refuse however
+        the app stands (a single-instance environment's kill), before a prompt is opened:
+        its Confirm could only be refused."""
+        ...
+
     def settles_slowly(self) -> bool:
         """True when changes return at once but take minutes (Beanstalk): follow them up."""
         ...

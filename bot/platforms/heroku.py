@@ -679,6 +679,9 @@ class HerokuPlatform:
                 return str(self._call("PATCH", app, path, body)["id"])
         return str(self._call("POST", app, ("apps", app, "webhooks"), body)["id"])
 
+    def refuse_scale(self, app: str, targets: Targets) -> None:
+        """Nothing to refuse ahead: Heroku says what it refuses when asked to scale."""
+
     def settles_slowly(self) -> bool:
         return False
 
