@@ -363,11 +363,7 @@ def describe(incident: Incident) -> str:
     since = _clock(incident.first_at)
     condition = incident.kind in CONDITIONS
     if incident.state == "resolved":
-        times = f"{incident.count} times " if incident.count > 1 and not condition else ""
-        until = _clock(incident.last_at)
-        # Seen within one minute: "between 07:10 UTC and 07:10 UTC" had read as a slip.
-        span = f"at {since}" if until == since else f"between {since} and {until}"
-        return f":white_check_mark: Resolved: *{escape(incident.app)}* {what} {times}{span}."
+        return f":white_check_mark: Resolved: *{escape(incident.app)}* {what} {_when(incident)}."
     mark = icon(incident.severity)
     if condition:
         # How long, counted from when it began to its latest check: the detectors look back
@@ -418,16 +414,21 @@ def late_report(incident: Incident, now: datetime) -> str:
 def closed(incident: Incident) -> str:
     """The message of an alert closed because its app's alerts no longer come to its
     channel: what it was, and not "Resolved", since nobody saw it end."""
-    what = _what(incident)
-    since, until = _clock(incident.first_at), _clock(incident.last_at)
-    times = (
-        f" {incident.count} times" if incident.count > 1 and incident.kind not in CONDITIONS else ""
-    )
-    span = f"at {since}" if until == since else f"between {since} and {until}"
     return (
-        f":heavy_minus_sign: Closed: *{escape(incident.app)}* {what}{times} {span}. "
-        "Alerts about it no longer come to this channel."
+        f":heavy_minus_sign: Closed: *{escape(incident.app)}* {_what(incident)} "
+        f"{_when(incident)}. Alerts about it no longer come to this channel."
     )
+
+
+def _when(incident: Incident) -> str:
+    """How often and when an ended incident happened: "3 times between 07:10 UTC and 07:20
+    UTC"; a condition is not counted, as it is seen on every check."""
+    times = (
+        f"{incident.count} times " if incident.count > 1 and incident.kind not in CONDITIONS else ""
+    )
+    since, until = _clock(incident.first_at), _clock(incident.last_at)
+    # Seen within one minute: "between 07:10 UTC and 07:10 UTC" had read as a slip.
+    return times + (f"at {since}" if until == since else f"between {since} and {until}")
 
 
 def moved_away(app: str, home: str | None) -> str:
