@@ -551,3 +551,20 @@ def test_a_swap_or_promotion_refused_by_the_other_app_s_lock_is_in_its_history(t
     assert "✗ refused" in shop and "`swap demo-shop-green demo-shop`" in shop, shop
     demo = output.split("deploybot> history demo 3")[1]
     assert "✗ refused" in demo and "`promote demo-staging`" in demo, demo
+
+
+def test_as_someone_then_a_command_on_one_line_types_that_command_as_them(tmp_path):
+    lines = ("kill demo-api", "as teammate Approve", "as teammate whoami", "whoami")
+    output = run_lines(tmp_path, *lines, teammate=console.TEAMMATE)
+    # It had been sent to the bot as a command: "`as` is not a command I know. Did you mean
+    # `apps teammate Approve`?".
+    assert "is not a command I know" not in output
+    assert "(Approved by @teammate.)" in output
+    assert output.count("You are @teammate") == 1 and output.count("You are @you") == 1
+    assert "(typing as" not in output  # once only: the console stays with @you
+
+
+def test_as_nobody_known_then_a_command_says_who_there_is(tmp_path):
+    output = run_lines(tmp_path, "as tammy status demo", teammate=console.TEAMMATE)
+    assert "(nobody called `tammy` here: `as you` or `as teammate`)" in output
+    assert "is not a command I know" not in output and "== demo ==" not in output

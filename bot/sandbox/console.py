@@ -51,7 +51,7 @@ _PROMPT_LABELS = {label.lower(): label for label in PROMPT_LABELS}
 # Console words that are no `/deploy` verb, said after the bot's own `help`.
 CONSOLE_HELP = (
     "(console only: `home` shows App Home, the bot's Home tab in Slack; `as teammate` types "
-    "as a second person; `exit` leaves)"
+    "as a second person, `as teammate Approve` just that line; `exit` leaves)"
 )
 # Between live lines on a terminal, so a played spike reads as it unfolds; none otherwise.
 LIVE_PAUSE_SECONDS = 0.1
@@ -178,9 +178,20 @@ class Console:
         line = line.strip()
         if not line:
             return
-        switch = re.fullmatch(r"as\s+@?(\S+)", line, flags=re.IGNORECASE)
+        switch = re.fullmatch(r"as\s+@?(\S+)(?:\s+(.+))?", line, flags=re.IGNORECASE)
         if switch is not None:
-            self._switch(switch.group(1).lower())
+            name, then = switch.group(1).lower(), switch.group(2)
+            if then is None:
+                self._switch(name)
+            elif name not in self._people:
+                self._switch(name)  # says who there is
+            else:
+                # `as teammate Approve`: that one line as them, and the console stays put.
+                me, self._user_id = self._user_id, self._people[name]
+                try:
+                    self.run_line(then)
+                finally:
+                    self._user_id = me
             return
         if line.lower() == "home":
             self._show_home()
