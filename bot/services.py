@@ -114,7 +114,9 @@ class Services:
         autoscale = AutoscaleStore(self.db)
         alerts = Alerts(self.db)
         self.heartbeats = Heartbeats(self.db)
-        self.health = Health(self.heartbeats, drains.apps, release=release_of(self._env))
+        self.health = Health(
+            self.heartbeats, drains.apps, release=release_of(self._env), worker_runs=worker_runs
+        )
         self.dashboards = Dashboards(
             self.resolve,
             self.metrics,

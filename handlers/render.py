@@ -486,7 +486,12 @@ def about_lines(about: About) -> list[str]:
     # No release is also a Heroku dyno without runtime-dyno-metadata, which sets it.
     unknown = "unknown (on Heroku, `heroku labs:enable runtime-dyno-metadata` shows it)"
     lines = [f"*deploybot* release {code(about.release) if about.release else unknown}"]
-    if about.beat is None:
+    if about.beat is None and not about.worker_runs:
+        lines.append(
+            "No worker runs in the sandbox console: nothing autoscales or alerts between your "
+            "lines (`simulate spike demo` plays the autoscaler)."
+        )
+    elif about.beat is None:
         lines.append(":warning: The worker has never ticked: autoscaling and alerts are paused.")
     else:
         ago = _age(about.beat.ticked_at, about.now).removeprefix(" for ")

@@ -98,7 +98,14 @@ def test_python_m_bot_console_sandbox_runs_one_line_and_exits(tmp_path):
 def test_home_in_the_console_shows_app_home_with_the_sandbox_fleet(tmp_path):
     # The Home tab, the fleet at a glance in Slack, had no way to be seen from the console.
     output = console_process(tmp_path, "-c", "home", "-c", "Status")
-    assert "== deploybot ==" in output and "The worker has never ticked" in output
+    assert "== deploybot ==" in output
+    # "The worker has never ticked: autoscaling and alerts are paused.", over a card whose
+    # seeded decision was five minutes old, had read as the bot broken.
+    assert "The worker has never ticked" not in output
+    assert (
+        "No worker runs in the sandbox console: nothing autoscales or alerts between your "
+        "lines (`simulate spike demo` plays the autoscaler)." in output
+    )
     for card in ("*`demo`* · Heroku", "*`demo-api`* · Heroku · $107/month", "*`demo-shop`*"):
         assert card in output
     assert "clock 1 × Basic, web 2 × Standard-2X" in output
@@ -176,7 +183,7 @@ def test_the_sandbox_charts_a_seeded_day_and_prints_where_the_png_is(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Web dynos: 2–5; 6 scaling changes" in output and "Incidents: 1" in output
     assert "• `demo-api`: $107/month" in output and "web dyno-hours" in output
-    assert "The worker has never ticked" in output  # the console runs no worker
+    assert "No worker runs in the sandbox console" in output
 
 
 def test_metrics_of_the_beanstalk_shop_come_from_the_sandbox_s_cloudwatch(tmp_path):

@@ -39,8 +39,10 @@ class Health:
         now: Callable[[], datetime] = utcnow,
         release: str | None = None,
         stale_after: timedelta = STALE_AFTER,
+        worker_runs: bool = True,
     ) -> None:
         self._heartbeats = heartbeats
+        self.worker_runs = worker_runs
         self._apps = apps
         self.now = now  # replaceable: tests move the web dyno's clock, never wait
         self.release = release
@@ -77,4 +79,5 @@ class Health:
             now=now,
             undelivered=tuple(self._heartbeats.undelivered(now)),
             outbox_stalled=held_by,
+            worker_runs=self.worker_runs,
         )

@@ -193,6 +193,7 @@ class About:
     hidden: int = 0  # drains left out: the access rules keep their apps from the asker
     undelivered: tuple[Undelivered, ...] = ()  # channels refusing alerts, and why
     outbox_stalled: str | None = None  # Slack's answer holding the waiting alerts back
+    worker_runs: bool = True  # False in the sandbox console, where no worker is meant to run
 
 
 @dataclass(frozen=True)
