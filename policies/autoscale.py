@@ -146,6 +146,13 @@ def parse_window(
         raise ValueError("a schedule window needs `min:`, `max:` or both")
     if low is not None and high is not None and low > high:
         raise ValueError(f"a schedule window's min ({low}) is more than its max ({high})")
+    # Read in the order typed, so the first wrong word is the one named.
+    on = _days(days)
+    # "18:00-24:00": an end may be written as the midnight it runs to.
+    if start.strip() == "24:00":
+        raise ValueError("time `24:00` may end a window, not start it: start it at `00:00`")
+    begins = _clock(start)
+    ends = _clock("00:00") if end.strip() == "24:00" else _clock(end)
     try:
         if len(timezone) > 64 or not _ZONE_NAME.fullmatch(timezone):
             raise ValueError
@@ -159,11 +166,7 @@ def parse_window(
             else "use an IANA name such as `Europe/Paris`"
         )
         raise ValueError(f"unknown timezone {shown(timezone)}; {hint}") from None
-    # "18:00-24:00": an end may be written as the midnight it runs to.
-    if start.strip() == "24:00":
-        raise ValueError("time `24:00` may end a window, not start it: start it at `00:00`")
-    ends = _clock("00:00") if end.strip() == "24:00" else _clock(end)
-    return Window(_days(days), _clock(start), ends, timezone, low, high)
+    return Window(on, begins, ends, timezone, low, high)
 
 
 def _days(text: str) -> frozenset[int]:

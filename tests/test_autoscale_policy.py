@@ -229,6 +229,9 @@ def test_a_window_may_end_at_24_00_the_midnight_it_runs_to() -> None:
         (("monkey", "08:00", "18:00", "UTC", 2, None), "days `monkey`"),
         (("mon", "8am", "18:00", "UTC", 2, None), "time `8am`: use 24-hour HH:MM"),
         (("mon", "08:00", "24:30", "UTC", 2, None), "time `24:30`"),
+        # Both times wrong: the first one typed is named (the end's `26:00` had been).
+        (("mon", "25:00", "26:00", "UTC", 2, None), "time `25:00`"),
+        (("mon-xyz", "25:00", "26:00", "UTC", 2, None), "days `mon-xyz`"),
         (("mon", "08:00", "18:00", "Mars/Olympus", 2, None), "unknown timezone `Mars/Olympus`"),
         # zoneinfo imports one package per `/`: 300 of them had ended in a RecursionError.
         (("mon", "08:00", "18:00", "A/" * 300 + "B", 2, None), "unknown timezone `A/A/A/"),
