@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
+from policies.slack_text import channel as channel_link
 from policies.slack_text import clip, code, escape, listed
 
 NoticeKind = Literal["post", "update", "reply"]
@@ -433,7 +434,7 @@ def _when(incident: Incident) -> str:
 
 def moved_away(app: str, home: str | None) -> str:
     """The thread reply of `closed`: why, and where the app's alerts go now."""
-    there = f" Its alerts go to <#{home}> now." if home else ""
+    there = f" Its alerts go to {channel_link(home)} now." if home else ""
     return (
         "Closed without knowing how it ended: the registry no longer lists "
         f"{code(app)} with this channel for alerts, so the bot stopped following it here.{there}"

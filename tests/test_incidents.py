@@ -492,7 +492,7 @@ def test_an_alert_of_an_app_taken_out_of_the_registry_closes_saying_so_not_resol
 
 
 def test_an_alert_of_an_app_given_another_channel_closes_here_and_opens_there():
-    CHANNELS["moved"] = "C_NEW"
+    CHANNELS["moved"] = "C0NEW"
     try:
         opened = run([crash("moved")], now=at(0))
         [incident] = opened.incidents
@@ -501,16 +501,16 @@ def test_an_alert_of_an_app_given_another_channel_closes_here_and_opens_there():
     finally:
         del CHANNELS["moved"]
     [after] = result.incidents
-    assert (after.state, after.channel, after.count) == ("open", "C_NEW", 1)
+    assert (after.state, after.channel, after.count) == ("open", "C0NEW", 1)
     assert [(n.kind, n.channel) for n in result.notices] == [
         ("update", "C_OLD"),
         ("reply", "C_OLD"),
-        ("post", "C_NEW"),
+        ("post", "C0NEW"),
     ]
     assert result.notices[1].text == (
         "Closed without knowing how it ended: the registry no longer lists `moved` with "
         "this channel for alerts, so the bot stopped following it here. "
-        "Its alerts go to <#C_NEW> now."
+        "Its alerts go to <#C0NEW> now."
     )
 
 

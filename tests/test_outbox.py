@@ -630,16 +630,16 @@ def test_an_app_given_another_channel_closes_its_alert_there_and_posts_anew_here
     crash = Event("myapp", "crash", "web", T0, "web.1 crashed")
     alerts.record([crash], T0, {"myapp": "C_MYAPP"}.get)
     sender.send_due(T0)
-    # The registry now sends myapp's alerts to C_OTHER, and it crashes again.
+    # The registry now sends myapp's alerts to C0OTHER, and it crashes again.
     later = T0 + 60 * SECOND
     again = Event("myapp", "crash", "web", later, "web.2 crashed")
-    alerts.record([again], later, {"myapp": "C_OTHER"}.get)
+    alerts.record([again], later, {"myapp": "C0OTHER"}.get)
     sender.send_due(later)
     [old, reply] = slack.messages("C_MYAPP")
     assert old["text"].startswith(":heavy_minus_sign: Closed: *myapp* `web` dynos crashed")
-    assert reply["thread_ts"] == old["ts"] and "<#C_OTHER>" in reply["text"]
-    [new] = slack.messages("C_OTHER")
+    assert reply["thread_ts"] == old["ts"] and "<#C0OTHER>" in reply["text"]
+    [new] = slack.messages("C0OTHER")
     assert new["text"].startswith(":red_circle: *myapp* `web` dynos crashed at 15:01 UTC")
     [incident] = alerts.incidents("myapp")
-    assert (incident.state, incident.channel, incident.message_ts) == ("open", "C_OTHER", new["ts"])
+    assert (incident.state, incident.channel, incident.message_ts) == ("open", "C0OTHER", new["ts"])
     assert slack.violations == []
