@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from policies.numbers import whole_number
 
-_USER_ID_RE = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_USER_ID_RE = re.compile(r"^[UW][A-Z0-9]{2,}\Z")
 
 
 class ConfigError(ValueError):

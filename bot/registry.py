@@ -54,6 +54,8 @@ def waits_too_long(value: str) -> str:
 
 
 _ALIAS_MOST = 40
+# pydantic reads these with Rust's regex, where `$` is the end of the text; Python's `$`
+# also matches before a final newline, so code here uses them with re.fullmatch.
 _ALIAS = rf"^[a-z0-9][a-z0-9-]{{0,{_ALIAS_MOST - 1}}}$"
 _ENV_VAR = r"^[A-Z_][A-Z0-9_]*$"
 _CHANNEL = rf"^{CHANNEL_ID}$"
@@ -342,7 +344,7 @@ class RegistryFile(_Strict):
                     f"{code(alias[:_ALIAS_MOST] + '…')} is too long for an app alias: "
                     f"{_ALIAS_MOST} characters at most"
                 )
-            if not re.match(_ALIAS, alias):
+            if not re.fullmatch(_ALIAS, alias):  # `$` alone lets "shop\n" through
                 raise ValueError(
                     f"{code(alias)} is not an app alias: lowercase letters, digits and dashes, "
                     "starting with a letter or digit"
@@ -565,7 +567,7 @@ class Registry:
             named = ", ".join(code(a) for a in behind[:3])
             more = f" and {len(behind) - 3} more" if len(behind) > 3 else ""
             raise UnknownApp(f"{code(alias)} is the app behind {named}{more}: name one of them.")
-        if self.spec.heroku.allow_unlisted and re.match(_HEROKU_APP, alias):
+        if self.spec.heroku.allow_unlisted and re.fullmatch(_HEROKU_APP, alias):
             cap = {guardrails.ANY_TYPE: self.spec.heroku.unlisted_max}
             return Target(
                 alias=alias,

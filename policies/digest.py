@@ -16,7 +16,7 @@ from datetime import date, datetime, time, timedelta
 from policies import costs
 
 HOUR = 3600
-_SPEC = re.compile(r"^(?P<h>[01]?\d|2[0-3]):(?P<m>[0-5]\d)(?:\s+(?P<tz>\S+))?$")
+_SPEC = re.compile(r"^(?P<h>[01]?\d|2[0-3]):(?P<m>[0-5]\d)(?:\s+(?P<tz>\S+))?\Z")
 
 
 @dataclass(frozen=True)

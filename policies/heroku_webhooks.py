@@ -112,7 +112,7 @@ class WebhookEvent:
 # (`run:detached`, `run:attached`), whatever their type.
 ONE_OFF_TYPES = frozenset({"run", "scheduler", "release"})
 COMMAND_SHOWN = 120  # characters of a one-off's command in a notice
-_PROCESS_TYPE = re.compile(r"^[a-z][a-z0-9_-]{0,29}$")
+_PROCESS_TYPE = re.compile(r"^[a-z][a-z0-9_-]{0,29}\Z")
 
 
 def is_one_off(data: dict[str, Any]) -> bool:

@@ -67,11 +67,11 @@ _WHOAMI_ORDER = (
     tuple(verb for verb in CHANGE_VERBS if verb not in _CLICKED) + tuple(_CLICKED) + READ_VERBS
 )
 
-_USER_ID_RE = re.compile(r"^[UW][A-Z0-9]{2,}$")
-_GROUP_ID_RE = re.compile(r"^S[A-Z0-9]{2,}$")
-_CHANNEL_ID_RE = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+_USER_ID_RE = re.compile(r"^[UW][A-Z0-9]{2,}\Z")
+_GROUP_ID_RE = re.compile(r"^S[A-Z0-9]{2,}\Z")
+_CHANNEL_ID_RE = re.compile(r"^[CGD][A-Z0-9]{2,}\Z")
 # App aliases are lowercase letters, digits and dashes; a pattern may add fnmatch's * ? [ ] !.
-_APP_PATTERN_RE = re.compile(r"^[a-z0-9*?\[\]!-]+$")
+_APP_PATTERN_RE = re.compile(r"^[a-z0-9*?\[\]!-]+\Z")
 
 
 def validate_verb(verb: str) -> str:

@@ -91,7 +91,7 @@ def past_heroku_limit(
 # EC2 instance types: family (letters, generation digit, attribute letters) . size
 _EC2_TYPE = re.compile(
     r"^(?P<family>[a-z]+\d+[a-z-]*)\."
-    r"(?P<size>nano|micro|small|medium|large|xlarge|[1-9]\d*xlarge|metal(-\d+xl)?)$"
+    r"(?P<size>nano|micro|small|medium|large|xlarge|[1-9]\d*xlarge|metal(-\d+xl)?)\Z"
 )
 _EC2_FAMILIES = frozenset(
     [

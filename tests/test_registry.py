@@ -849,3 +849,18 @@ def test_an_app_alias_refused_says_why_in_one_short_line(alias, says):
     with pytest.raises(RegistryError) as caught:
         Registry.parse(f'apps:\n  "{alias}":\n    platform: heroku\n', "deploybot.yml")
     assert str(caught.value) == f"deploybot.yml:2: apps: {says}"
+
+
+@pytest.mark.parametrize("name", ["shop\\n", "shop-prod\\n"])
+def test_a_name_with_a_trailing_newline_is_refused(name):
+    # Python's `$` matches before a final newline: `"shop\n"` had been listed as an app
+    # no one could type, and check-config had said ok.
+    with pytest.raises(RegistryError, match="is not an app alias"):
+        Registry.parse(f'apps:\n  "{name}":\n    platform: heroku\n', "deploybot.yml")
+    unlisted = Registry.parse("heroku:\n  allow_unlisted: true\n")
+    with pytest.raises(UnknownApp):
+        unlisted.resolve(name.replace("\\n", "\n"))
+
+
+def test_an_instance_type_with_a_trailing_newline_is_refused():
+    assert check_size("beanstalk", "t3.small\n") is not None

@@ -273,6 +273,10 @@ def test_changes_need_an_allow_rule_or_an_admin(
         (validate_group_id, "U012AB3CD", "not a Slack user group ID"),
         (validate_channel_id, "#ops", "`#ops` is not a Slack channel ID"),
         (validate_channel_id, "c012ab3cd", "not a Slack channel ID"),
+        # Python's `$` matches before a final newline; these had passed.
+        (validate_user_id, "U012AB3CD\n", "not a Slack user ID"),
+        (validate_group_id, "S012AB3CD\n", "not a Slack user group ID"),
+        (validate_channel_id, "C012AB3CD\n", "not a Slack channel ID"),
         (validate_app_pattern, "shop prod", "not an app name or pattern"),
         (validate_app_pattern, "", "not an app name or pattern"),
     ],

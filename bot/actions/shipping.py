@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_REF = "main"
 # An EC2 instance ID (8 or 17 hex digits): what Beanstalk's logs take, never a Heroku dyno.
-_INSTANCE_ID = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+_INSTANCE_ID = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})\Z")
 
 
 def _build_since(platform: Any, name: str, ref: str, since: datetime) -> Build | None:
