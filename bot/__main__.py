@@ -186,6 +186,8 @@ def _check_config(args: argparse.Namespace) -> int:
     ]
     problems += preflight.problems(config, registry, os.environ)
     problems += setting_problems(os.environ)  # what would stop the worker or gunicorn
+    for warning in registry.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
     for problem in problems:
         print(f"problem: {problem}", file=sys.stderr)
     if problems:

@@ -609,6 +609,17 @@ class Registry:
         """The environment variables that hold the Heroku keys of the listed apps."""
         return {t.api_key_env for t in self.targets() if t.api_key_env}
 
+    def warnings(self) -> list[str]:
+        """What check-config should mention without refusing to start: a file that lists no
+        apps (tests and a bot being set up use one) reaches none, which a wrong or empty
+        DEPLOYBOT_CONFIG also looks like."""
+        if self.source is None or self.spec.apps or self.spec.heroku.allow_unlisted:
+            return []
+        return [
+            f"{self.source} lists no apps, so the bot can reach none; add them under `apps:` "
+            "(docs/registry.md), or write `heroku: {allow_unlisted: true}`"
+        ]
+
     def problems(self, env: Mapping[str, str]) -> list[str]:
         """What would fail at run time: credentials named in the file but not set."""
         found = []

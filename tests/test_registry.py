@@ -251,6 +251,21 @@ def test_check_config_accepts_a_good_file_and_rejects_a_broken_one(tmp_path):
     assert "deploybot.yml:15:" in broken.stderr and "Traceback" not in broken.stderr
 
 
+@pytest.mark.parametrize("text", ["", "# apps to come\n", "apps: {}\n"])
+def test_check_config_warns_that_a_file_listing_no_apps_reaches_none(tmp_path, text):
+    # An empty file (the wrong DEPLOYBOT_CONFIG, say) had been answered "ok": the bot then
+    # answered every command with an unknown app. It stays loadable (tests and a
+    # bot being set up use one), so this is a warning, not a refusal.
+    done = run_check_config(tmp_path, text)
+    assert done.returncode == 0, done.stderr
+    assert (
+        f"warning: {tmp_path / 'deploybot.yml'} lists no apps, so the bot can reach none; add "
+        "them under `apps:` (docs/registry.md), or write `heroku: {allow_unlisted: true}`"
+    ) in done.stderr
+    unlisted = run_check_config(tmp_path, "heroku:\n  allow_unlisted: true\n", HEROKU_API_KEY="k")
+    assert unlisted.returncode == 0 and "warning" not in unlisted.stderr, unlisted.stderr
+
+
 def test_check_config_names_the_slack_settings_the_web_dyno_needs(tmp_path):
     keys = {"HEROKU_API_KEY_PROD": "x", "HEROKU_API_KEY_STAGING": "y"}
     # It had said ok, and `serve` then refused to start.
