@@ -110,15 +110,24 @@ def seconds_setting(name: str, default: float, env: Mapping[str, str] | None = N
     return seconds
 
 
+# The most gunicorn workers, threads per worker, or database connections per process: far
+# above what one dyno runs well (the largest Heroku Postgres plans allow 500 connections in
+# all), low enough that a stray digit (DEPLOYBOT_DB_POOL_SIZE=100000) is said, not tried.
+MAX_COUNT = 100
+
+
 def count_setting(name: str, default: int, env: Mapping[str, str] | None = None) -> int:
-    """`name` as a whole number of at least 1 (unset or empty: `default`), for gunicorn's
-    worker and thread counts; anything else is a ConfigError naming it."""
+    """`name` as a whole number from 1 to MAX_COUNT (unset or empty: `default`), for
+    gunicorn's worker and thread counts and the database pool; anything else is a
+    ConfigError naming it."""
     raw = pasted((os.environ if env is None else env).get(name))
     if raw is None:
         return default
-    count = whole_number(raw, 4)
+    count = whole_number(raw, 9)
     if count is None or count < 1:
         raise ConfigError(f"{name} must be a whole number of at least 1, not {raw[:20]!r}.")
+    if count > MAX_COUNT:
+        raise ConfigError(f"{name} must be at most {MAX_COUNT}, not {raw[:20]!r}.")
     return count
 
 
@@ -128,14 +137,15 @@ _SECONDS_NAME = re.compile(r"DEPLOYBOT_[A-Z_]+_SECONDS")
 
 def setting_problems(env: Mapping[str, str] | None = None) -> list[str]:
     """Each number setting set so that a process would stop at its start (the intervals,
-    WEB_CONCURRENCY, GUNICORN_THREADS), in `check-config`'s words: it had said "ok" while the
-    worker or the web dyno then refused to start."""
+    WEB_CONCURRENCY, GUNICORN_THREADS) or run far from what was meant (the database pool),
+    in `check-config`'s words: it had said "ok" while the worker or the web dyno then
+    refused to start."""
     env = os.environ if env is None else env
     found = []
     for name in sorted(env):
         if _SECONDS_NAME.fullmatch(name):
             found += _problem(lambda name=name: seconds_setting(name, 1.0, env))
-    for name in ("WEB_CONCURRENCY", "GUNICORN_THREADS"):
+    for name in ("WEB_CONCURRENCY", "GUNICORN_THREADS", "DEPLOYBOT_DB_POOL_SIZE"):
         found += _problem(lambda name=name: count_setting(name, 1, env))
     return found
 

@@ -369,6 +369,10 @@ def test_a_metrics_argument_refused_is_said_as_typed_not_as_slack_text(tmp_path,
         ("DEPLOYBOT_DRAIN_FLUSH_SECONDS", "0", "must be a number of seconds above 0, not '0'"),
         ("WEB_CONCURRENCY", "two", "must be a whole number of at least 1, not 'two'"),
         ("GUNICORN_THREADS", "0", "must be a whole number of at least 1, not '0'"),
+        # No upper bound had been checked: 100000 reached gunicorn and SQLAlchemy as given.
+        ("WEB_CONCURRENCY", "500", "must be at most 100, not '500'"),
+        ("GUNICORN_THREADS", "1000", "must be at most 100, not '1000'"),
+        ("DEPLOYBOT_DB_POOL_SIZE", "100000", "must be at most 100, not '100000'"),
     ],
 )
 def test_check_config_names_a_setting_that_would_stop_a_dyno(tmp_path, name, value, says):

@@ -61,6 +61,8 @@ def test_the_pool_size_comes_from_one_setting():
     assert pool_size({}) == 3
     assert pool_size({"DEPLOYBOT_DB_POOL_SIZE": "5"}) == 5
     assert pool_size({"DEPLOYBOT_DB_POOL_SIZE": "0"}) == 1
+    # 100000 had been handed to SQLAlchemy as the pool's size (check-config names it).
+    assert pool_size({"DEPLOYBOT_DB_POOL_SIZE": "100000"}) == 100
     assert pool_size({"DEPLOYBOT_DB_POOL_SIZE": "many"}) == 3
 
 

@@ -22,6 +22,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.config import MAX_COUNT
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -107,13 +109,17 @@ def make_engine(url: str | None, size: int | None = None) -> Engine:
 
 
 def pool_size(env: Mapping[str, str] | None = None) -> int:
-    """Connections one process may hold: `DEPLOYBOT_DB_POOL_SIZE`, at least 1."""
+    """Connections one process may hold: `DEPLOYBOT_DB_POOL_SIZE`, from 1 to MAX_COUNT.
+    Lenient, as before: a process still starts, and `check-config` names the setting."""
     raw = (os.environ if env is None else env).get(POOL_SIZE_ENV, "")
     try:
         size = int(raw) if raw else DEFAULT_POOL_SIZE
     except ValueError:
         log.warning("%s is not a whole number; using %d.", POOL_SIZE_ENV, DEFAULT_POOL_SIZE)
         size = DEFAULT_POOL_SIZE
+    if size > MAX_COUNT:
+        log.warning("%s is more than %d; using %d.", POOL_SIZE_ENV, MAX_COUNT, MAX_COUNT)
+        size = MAX_COUNT
     return max(size, 1)
 
 
