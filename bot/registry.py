@@ -46,6 +46,7 @@ MAX_VALUES = 200_000
 DEFAULT_HEROKU_KEY_ENV = "HEROKU_API_KEY"
 DEFAULT_UNLISTED_MAX = 100
 MAX_DOWN_STABILIZATION = timedelta(hours=1)
+RUN_MOST = 50  # commands in an app's `run:` list
 
 
 def waits_too_long(value: str) -> str:
@@ -276,7 +277,10 @@ class HerokuEntry(_AppEntry):
     source: str | None = Field(None, pattern=_REF_URL, max_length=500)
     # `/deploy run APP COMMAND` runs only these commands (anything else is remote code
     # execution for whoever may type in the channel).
-    run: list[Annotated[str, Field(min_length=1, max_length=RUN_COMMAND_MAX)]] = []
+    # At most RUN_MOST: a refused command's reply lists them all, in one Slack message.
+    run: list[Annotated[str, Field(min_length=1, max_length=RUN_COMMAND_MAX)]] = Field(
+        [], max_length=RUN_MOST
+    )
     # A private repository: the env var holding a token the source host accepts.
     source_token_env: str | None = Field(None, pattern=_ENV_VAR)
 
@@ -726,6 +730,9 @@ def _reason(error: Any) -> str:
         )
     if kind in _KIND_WORDS:
         return f"write {_KIND_WORDS[kind]}"
+    if kind == "too_long" and error["loc"][-1] == "run":
+        most, given = error["ctx"]["max_length"], error["ctx"]["actual_length"]
+        return f"list at most {most} commands here, not {given}"
     if kind == "string_pattern_mismatch" and error["ctx"]["pattern"] in PATTERN_WORDS:
         # Masked before it is cut: a source or queue URL may carry its token (`user:token@`,
         # `?access_token=`), which went on to check-config's output and the dyno's log.

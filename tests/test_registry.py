@@ -879,3 +879,17 @@ def test_a_name_with_a_trailing_newline_is_refused(name):
 
 def test_an_instance_type_with_a_trailing_newline_is_refused():
     assert check_size("beanstalk", "t3.small\n") is not None
+
+
+def test_a_run_list_longer_than_fifty_commands_is_refused():
+    # 2,000 commands had loaded, and `/deploy run` then refused an unlisted one with a
+    # reply quoting all 2,000, far more than one Slack message holds.
+    runs = "".join(f"      - cmd{i}\n" for i in range(51))
+    text = f"apps:\n  shop:\n    platform: heroku\n    run:\n{runs}"
+    with pytest.raises(RegistryError) as caught:
+        Registry.parse(text, "deploybot.yml")
+    assert str(caught.value) == (
+        "deploybot.yml:5: apps.shop.run: list at most 50 commands here, not 51."
+    )
+    fifty = Registry.parse(text.replace("      - cmd50\n", ""), "deploybot.yml")
+    assert len(fifty.resolve("shop").run) == 50
