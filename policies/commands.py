@@ -261,6 +261,11 @@ _CHANGE_RE = re.compile(
     r"(?::(?P<size>[a-z0-9][a-z0-9.-]{0,39}))?\Z",
     re.IGNORECASE,
 )
+# `web=-1`: a count below 0, which no term can ask for (`web-1` takes one away).
+_NEGATIVE_RE = re.compile(
+    rf"^(?P<type>{_NAME})=-(?P<amount>\d{{1,30}})(?::[a-z0-9][a-z0-9.-]{{0,39}})?\Z",
+    re.IGNORECASE | re.ASCII,
+)
 # One dyno's name: `web.1`, or on Fir (whose names hold no number) `web-1234abcde-123ab`.
 _DYNO_RE = re.compile(
     rf"^(?:{_NAME}\.[0-9]{{1,6}}|{_NAME}-[0-9a-f]{{8,10}}-[0-9a-z]{{5}})\Z",
@@ -833,6 +838,7 @@ def _parse_scale(args: list[str], app: str | None) -> Command:
     for word in args:
         match = _CHANGE_RE.match(word)
         if match is None:
+            _refuse_negative(word, app)
             raise CommandError(
                 f"{shown(word)} is not a scale term: write TYPE=N, TYPE+N or TYPE-N.", "scale"
             )
@@ -845,6 +851,22 @@ def _parse_scale(args: list[str], app: str | None) -> Command:
             raise CommandError(f"{code(change.process_type)} is scaled twice.", "scale")
         seen.add(change.process_type)
     return Command("scale", app=app, changes=tuple(changes))
+
+
+def _refuse_negative(word: str, app: str) -> None:
+    """`web=-1`: say a count is never below 0, and what stops the type or takes dynos away
+    (it had been "not a scale term", as if `=` were the mistake)."""
+    negative = _NEGATIVE_RE.match(word)
+    if negative is None:
+        return
+    ptype, amount = negative["type"].lower(), int(negative["amount"])
+    dynos = "dyno" if amount == 1 else "dynos"
+    raise CommandError(
+        f"{shown(word)}: a dyno count cannot be negative. Write {code(f'{ptype}=0')} to stop "
+        f"{code(ptype)} (or {code(f'/deploy kill {app.lower()} {ptype}')}), or "
+        f"{code(f'{ptype}-{amount}')} to take {amount:,} {dynos} away.",
+        "scale",
+    )
 
 
 def _type_then_count(args: list[str]) -> list[str] | None:

@@ -968,3 +968,26 @@ def test_a_scale_written_as_type_then_count_is_given_back_as_one_word(text, mean
     with pytest.raises(CommandError) as caught:
         parse(text)
     assert str(caught.value).startswith(f"Write each change as one word: {meant}."), caught.value
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (
+            "scale web=-1 demo",
+            "`web=-1`: a dyno count cannot be negative. Write `web=0` to stop `web` "
+            "(or `/deploy kill demo web`), or `web-1` to take 1 dyno away.",
+        ),
+        (
+            "scale worker=-3:standard-2x -a demo",
+            "`worker=-3:standard-2x`: a dyno count cannot be negative. Write `worker=0` to stop "
+            "`worker` (or `/deploy kill demo worker`), or `worker-3` to take 3 dynos away.",
+        ),
+    ],
+)
+def test_a_negative_count_says_so_and_what_to_write(text: str, said: str) -> None:
+    # It had said "`web=-1` is not a scale term: write TYPE=N, TYPE+N or TYPE-N.", which
+    # reads as if `web=-1` were none of those, and named no way to stop the type.
+    with pytest.raises(CommandError) as caught:
+        parse(text)
+    assert str(caught.value).startswith(said), caught.value
