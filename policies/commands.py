@@ -78,6 +78,9 @@ _DURATION_RE = re.compile(r"^(\d+)([mhd])\Z", re.IGNORECASE)
 PIN_MAX_MINUTES = 7 * 24 * 60
 # Heroku allows a few hundred dynos per type at most; anything past this is a typo.
 MAX_QUANTITY = 1000
+# An app runs a handful of process types, and one scale term names each once: more terms
+# than this is a paste, refused before each is parsed, echoed and looked up.
+SCALE_TERMS_MAX = 20
 HISTORY_DEFAULT, HISTORY_MAX = 10, 50
 # `/deploy history [APP] refused`: which requests to show (the audit outcomes they stand for
 # are the actions path's business).
@@ -834,6 +837,12 @@ def _parse_scale(args: list[str], app: str | None) -> Command:
     if joined is not None:
         meant = _rewrite(["/deploy", "scale", *joined, app.lower()])
         raise CommandError(f"Write each change as one word: {meant}.", "scale")
+    if len(args) > SCALE_TERMS_MAX:
+        raise CommandError(
+            f"That is {len(args):,} scale terms, and one `scale` takes at most {SCALE_TERMS_MAX} "
+            "(one per process type): scale fewer types at a time.",
+            "scale",
+        )
     changes: list[Change] = []
     for word in args:
         match = _CHANGE_RE.match(word)

@@ -991,3 +991,19 @@ def test_a_negative_count_says_so_and_what_to_write(text: str, said: str) -> Non
     with pytest.raises(CommandError) as caught:
         parse(text)
     assert str(caught.value).startswith(said), caught.value
+
+
+def test_scale_takes_at_most_twenty_terms() -> None:
+    terms = [f"t{n}=1" for n in range(1, 21)]
+    assert len(parse("scale " + " ".join(terms) + " demo").changes) == 20
+    # Thousands of terms had been parsed, echoed in the ack and looked up one by one.
+    with pytest.raises(CommandError) as caught:
+        parse("scale " + " ".join([*terms, "t21=1"]) + " demo")
+    assert str(caught.value).startswith(
+        "That is 21 scale terms, and one `scale` takes at most 20 (one per process type): "
+        "scale fewer types at a time."
+    ), caught.value
+    with pytest.raises(CommandError) as caught:
+        parse("scale " + " ".join(f"t{n}=1" for n in range(5000)) + " demo")
+    assert "That is 5,000 scale terms" in str(caught.value)
+    assert len(str(caught.value)) < 300
