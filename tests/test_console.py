@@ -11,6 +11,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from bot.metrics.aggregate import summarize
 from bot.metrics.store import MetricsStore
 from bot.sandbox import console
@@ -575,3 +577,15 @@ def test_as_nobody_known_then_a_command_says_who_there_is(tmp_path):
     output = run_lines(tmp_path, "as tammy status demo", teammate=console.TEAMMATE)
     assert "(nobody called `tammy` here: `as you` or `as teammate`)" in output
     assert "is not a command I know" not in output and "== demo ==" not in output
+
+
+@pytest.mark.parametrize("change", ["kill demo", "scale web=0 demo", "kill demo worker"])
+def test_a_change_asked_twice_points_at_the_prompt_still_open(tmp_path, change):
+    # A second live prompt had opened beside the first: two buttons to press for one change,
+    # the one left over expiring into the history.
+    out = run_lines(tmp_path, change, change, "Cancel", change)
+    assert out.count("[ Cancel ]") == 2, out
+    said = f"You already asked for `{change}` at "
+    assert said in out, out
+    assert ", and that prompt is open until " in out.split(said, 1)[1].split("\n", 1)[0], out
+    assert "press its button, or Cancel it." in out, out

@@ -1052,6 +1052,10 @@ class Actions:
             waiting = self._awaiting_approval(actor, app, command.text())
             if waiting is not None:
                 return waiting
+        else:
+            again = self._asked_again(actor, app, command.text())
+            if again is not None:
+                return again
         pending = self._confirmations.create(
             actor,
             app,
@@ -1075,6 +1079,20 @@ class Actions:
             cost=costs.describe(cost),
             costly=self._why_ask(resolved, cost),
             note=_past_limits(resolved, command, current, targets),
+        )
+
+    def _asked_again(self, actor: Actor, app: str, text: str) -> Reply | None:
+        """Said instead of a second prompt for a change the asker's first still waits on:
+        both had been live, two buttons for one change, the one left over expiring into the
+        history."""
+        now = self._now()
+        asked = self._confirmations.asked_again(actor.user_id, app, text, now)
+        if asked is None:
+            return None
+        return Reply(
+            f"You already asked for {code(text)} at {moment(asked.created_at or now, now)}, and "
+            f"that prompt is open until {moment(asked.expires_at, now)}: press its button, or "
+            "Cancel it."
         )
 
     def _awaiting_approval(self, actor: Actor, app: str, text: str) -> Reply | None:

@@ -113,6 +113,17 @@ class Confirmations:
             Confirmation.command.startswith(command, autoescape=True),
         )
 
+    def asked_again(self, user_id: str, app: str, command: str, now: datetime) -> Pending | None:
+        """`user_id`'s own prompt to make exactly `command` on `app` (no approval needed)
+        still waiting on their click, or None."""
+        return self._oldest_live(
+            app,
+            now,
+            Confirmation.user_id == user_id,
+            Confirmation.command == command,
+            Confirmation.approval_required.is_(False),
+        )
+
     def awaiting_approval(self, app: str, command: str, now: datetime) -> Pending | None:
         """The oldest request, by anyone, to make `command` on `app` that still waits for a
         second person's approval, or None."""
