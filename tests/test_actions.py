@@ -12,8 +12,8 @@ from bot.registry import Registry
 from bot.store.audit import Actor, AuditLog
 from bot.store.confirmations import Confirmations
 from bot.store.db import Database
-from policies.commands import parse
-from tests.conftest import ADMIN, HEROKU_KEY
+from policies.commands import help_text, parse
+from tests.conftest import ADMIN, HEROKU_KEY, USER
 
 
 class Crash(BaseException):
@@ -87,3 +87,15 @@ def test_an_approval_of_a_grid_colleague_from_another_workspace_goes_ahead(datab
         assert heroku.formation("shop")["worker"][0] == 0
     finally:
         db.dispose()
+
+
+def test_help_from_the_background_path_starts_with_the_read_only_note_as_the_ack_does(actions):
+    # The ack's `/deploy help` said "You may not change any app in this channel: …" first;
+    # the same help answered here (App Home, a mention) had left that line out.
+    note = actions._gate.read_only_note(USER, "C0CONSOLE")
+    assert note is not None
+    result = actions.run(Actor(USER, channel_id="C0CONSOLE"), parse("help scale"))
+    assert isinstance(result, Reply)
+    assert result.text == f"{note}\n{help_text('scale')}", result.text
+    admin = actions.run(Actor(ADMIN, channel_id="C0CONSOLE"), parse("help scale"))
+    assert isinstance(admin, Reply) and admin.text == help_text("scale")

@@ -215,7 +215,10 @@ class Actions:
         if command.app is not None:
             command = replace(command, app=self._canonical(command.app))
         if command.verb == "help":
-            return Reply(help_text(command.topic))
+            # Said as the ack says it (handlers/commands.py): the read-only line first.
+            note = self._gate.read_only_note(actor.user_id, actor.channel_id)
+            text = help_text(command.topic)
+            return Reply(f"{note}\n{text}" if note else text)
         # `autoscale APP status` only reads: it needs what `status` needs; `alerts` lists
         # like `history`, across apps or for one.
         verb = "status" if command.verb == "autoscale" and not command.mutating else command.verb
