@@ -888,3 +888,59 @@ def test_a_lost_answer_from_an_environment_naming_no_version_is_read_back(
         worker.services().db.dispose()
         worker.db.dispose()
     assert aws.violations == []
+
+
+def test_a_rollback_after_a_rollback_goes_back_to_what_ran_before_it(driver, aws, slack):  # noqa: F811
+    # `shop` ran v1 and was rolled back to shop-0.9, its oldest version. A plain `rollback
+    # shop` then picked by the versions' dates and said "`shop` has no earlier good
+    # application version to roll back to.", though v1 had run just before.
+    versions(aws)
+    prompt = say(driver, "rollback shop shop-0.9")
+    driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
+    slack.wait_for_calls("chat.postMessage", n=1, timeout=10)
+    aws.advance(600)
+    slack.wait_for_calls("chat.postMessage", n=2, timeout=10)
+    again = say(driver, "rollback shop")
+    assert "asks to roll `shop` back: `shop-0.9` (First cut) → `v1`." in again["text"]
+    driver.click(CONFIRM_ACTION, button(again, CONFIRM_ACTION)["value"], ADMIN)
+    slack.wait_for_calls("chat.postMessage", n=3, timeout=10)
+    assert [u.params["VersionLabel"] for u in updates(aws)] == ["shop-0.9", "v1"]
+    assert aws.violations == []
+
+
+def test_the_record_of_what_ran_before_counts_only_while_it_names_what_runs():
+    from datetime import UTC, datetime
+
+    from bot.actions.deployments import _replaced
+    from bot.store.audit import Entry
+
+    def entry(verb, before, after, outcome="ok"):
+        at = datetime(2026, 12, 5, tzinfo=UTC)
+        return Entry(
+            1,
+            at,
+            at,
+            "slack",
+            None,
+            "U1",
+            None,
+            verb,
+            "shop",
+            verb,
+            before,
+            None,
+            after,
+            outcome,
+            None,
+        )
+
+    rolled = entry("rollback", {"version": "v1"}, {"version": "shop-0.9"})
+    scaled = entry("scale", {"web": 1}, {"web": 2})
+    assert _replaced([scaled, rolled], "shop-0.9") == "v1"
+    # Deployed outside the bot since: the record says nothing of what runs now.
+    assert _replaced([rolled], "shop-1.0") is None
+    shipped = entry("ship", {"version": "shop-0.9"}, {"version": "shop-1.0"})
+    assert _replaced([shipped, rolled], "shop-1.0") == "shop-0.9"
+    failed = entry("ship", {"version": "shop-0.9"}, None, outcome="failed")
+    assert _replaced([failed, rolled], "shop-0.9") == "v1"
+    assert _replaced([], "shop-0.9") is None

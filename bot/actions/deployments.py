@@ -48,7 +48,7 @@ from bot.actions.shipping import Shipping
 from bot.actions.usergroups import GroupLookupFailed
 from bot.platforms.base import NO_MAINTENANCE, NotSupported, PlatformError, Release
 from bot.registry import Target
-from bot.store.audit import Actor, AuditLog
+from bot.store.audit import Actor, AuditLog, Entry
 from bot.store.confirmations import Confirmations, Pending
 from bot.store.locks import Locks
 from policies import config_vars
@@ -67,6 +67,9 @@ VERBS = frozenset(DEPLOYMENT_VERBS)
 # Verbs whose Confirm click lands here rather than in the formation path.
 CONFIRMED_VERBS = frozenset({"rollback", "config", "maintenance"})
 CONFIG_NAMED = 5  # config var names a rollback prompt lists before counting the rest
+# An app's newest audit entries read for the version its environment ran before: the
+# newest ship or rollback is what counts, so only other verbs (scales) lie in between.
+RECORD_LOOKBACK = 50
 # Verbs a freeze holds back that act at once: forced through one, the channel is told.
 _FORCED_AT_ONCE = frozenset({"maintenance", "ship", "promote", "swap", "run"})
 
@@ -195,7 +198,10 @@ class Deployments:
             if isinstance(older, str):
                 return Reply(older)
             releases = (*releases, older) if older else releases
-        target = _rollback_target(app, releases, current, command.target, heroku)
+        earlier = None
+        if not heroku and current is not None and command.target is None:
+            earlier = self._ran_before(resolved, app, releases, current)
+        target = earlier or _rollback_target(app, releases, current, command.target, heroku)
         if isinstance(target, str):
             return Reply(target)
         pending = self._ask(
@@ -221,6 +227,22 @@ class Deployments:
             ),
             note=_config_undone(releases, current, target) if heroku and current else unknown,
         )
+
+    def _ran_before(
+        self, resolved: Resolved, app: str, releases: tuple[Release, ...], current: Release
+    ) -> Release | None:
+        """The good application version that ran before `current`, by the bot's own record
+        (`_replaced`): Beanstalk keeps no history of what an environment ran, and the
+        versions' dates had made "back" from a rolled-back-to old version "no earlier good
+        version". None without a record, for the dates to decide."""
+        label = _replaced(self._audit.recent(app, limit=RECORD_LOOKBACK), current.version)
+        if label is None:
+            return None
+        found = next((r for r in releases if r.version == label), None)
+        if found is None:
+            older = version_by_label(platform_of(resolved), resolved.target.name, app, label)
+            found = older if isinstance(older, Release) else None
+        return found if found is not None and found.good else None
 
     def _ask(
         self,
@@ -707,6 +729,21 @@ def _rollback_target(
             f"Pick a good {noun} from `/deploy releases {app}`."
         )
     return found
+
+
+def _replaced(entries: list[Entry], current: str) -> str | None:
+    """The version the newest done change of an environment's version (a ship or a
+    rollback, `entries` newest first) replaced, when that change put in `current`; None when
+    it put in another (the version changed outside the bot since) or there is none."""
+    for entry in entries:
+        if entry.verb not in ("ship", "rollback") or entry.outcome != "ok":
+            continue
+        put_in = (entry.after or {}).get("version")
+        if put_in is None:
+            continue  # a Heroku build, or a rollback whose answer was lost
+        was = (entry.before or {}).get("version")
+        return was if put_in == current and was and was != current else None
+    return None
 
 
 def _rolled_back_from(releases: tuple[Release, ...], current: Release) -> Release | None:
