@@ -303,7 +303,7 @@ def test_a_teammate_in_the_sandbox_approves_a_protected_kill(tmp_path):
     seen in the history; the asker alone cannot give it."""
     lines = ("kill demo-api", "Approve", "as teammate", "Approve", "as you", "history demo-api")
     output = run_lines(tmp_path, *lines, teammate=console.TEAMMATE)
-    assert "(sandbox: `as teammate`, then `Approve`, to be the second person)" in output
+    assert "(sandbox: `as teammate Approve` approves as the second person)" in output
     assert "An approval must come from someone other than @you" in output
     assert "deploybot (as teammate)> Approve" in output
     assert "@you killed `demo-api`: clock 1 → 0, web 2 → 0." in output

@@ -362,7 +362,7 @@ class Console:
     def _print(self, payload: dict[str, Any]) -> None:
         self._out.write(to_text(payload, self._user_id, self._names) + "\n")
         if len(self._people) > 1 and _asks_approval(payload):
-            self._out.write("(sandbox: `as teammate`, then `Approve`, to be the second person)\n")
+            self._out.write("(sandbox: `as teammate Approve` approves as the second person)\n")
         self._out.flush()
 
 
