@@ -265,7 +265,7 @@ _CHANGE_RE = re.compile(
     re.IGNORECASE,
 )
 # `web=-1`: a count below 0, which no term can ask for (`web-1` takes one away).
-_NEGATIVE_RE = re.compile(
+_NEGATIVE_TERM_RE = re.compile(
     rf"^(?P<type>{_NAME})=-(?P<amount>\d{{1,30}})(?::[a-z0-9][a-z0-9.-]{{0,39}})?\Z",
     re.IGNORECASE | re.ASCII,
 )
@@ -865,7 +865,7 @@ def _parse_scale(args: list[str], app: str | None) -> Command:
 def _refuse_negative(word: str, app: str) -> None:
     """`web=-1`: say a count is never below 0, and what stops the type or takes dynos away
     (it had been "not a scale term", as if `=` were the mistake)."""
-    negative = _NEGATIVE_RE.match(word)
+    negative = _NEGATIVE_TERM_RE.match(word)
     if negative is None:
         return
     ptype, amount = negative["type"].lower(), int(negative["amount"])
