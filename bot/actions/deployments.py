@@ -240,8 +240,9 @@ class Deployments:
             return None
         found = next((r for r in releases if r.version == label), None)
         if found is None:
-            older = version_by_label(platform_of(resolved), resolved.target.name, app, label)
-            found = older if isinstance(older, Release) else None
+            # Older than the newest listed, perhaps. The label is one the bot deployed, so
+            # `version_by_label`'s look for labels differing by case would be a wasted call.
+            found = platform_of(resolved).version(resolved.target.name, label)
         return found if found is not None and found.good else None
 
     def _ask(
