@@ -192,15 +192,13 @@ def step(
     # Alerts whose channel is no longer the app's home (taken out of the registry, or given
     # another channel): nobody watches them there, so no quiet would mean it is over. They
     # close now, saying so, and the app's next event opens afresh in its new home.
-    moved = [
-        key
-        for key, incident in current.items()
-        if incident.state == "open"
-        and incident.channel is not None
-        and channel_of(incident.app) != incident.channel
-    ]
-    for key in moved:
-        current[key] = changed[key] = replace(current[key], state="resolved")
+    moved: dict[str, str | None] = {}  # their keys → where the app's alerts go now
+    for key, incident in known.items():
+        if incident.state == "open" and incident.channel is not None:
+            home = channel_of(incident.app)
+            if home != incident.channel:
+                moved[key] = home
+                current[key] = changed[key] = replace(incident, state="resolved")
     # Keys in the order first seen, as dicts: lists looked up per event were quadratic in
     # a storm across a fleet.
     opened: dict[str, None] = {}
@@ -281,14 +279,13 @@ def step(
 
     notices: list[Notice] = []
     posted = dict(recent_posts or {})
-    for key in moved:
+    for key, home in moved.items():
         incident = known[key]  # as it stood: an event of this step may have reopened it
         if incident.severity == "info" or incident.folded or not incident.posted:
             continue
         assert incident.channel is not None
         notices.append(Notice(key, incident.channel, "update", closed(incident)))
         if _audible(incident, now):
-            home = channel_of(incident.app)
             notices.append(Notice(key, incident.channel, "reply", moved_away(incident.app, home)))
     folded: dict[str, list[Incident]] = {}
     for key in opened:
