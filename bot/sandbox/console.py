@@ -181,10 +181,8 @@ class Console:
         switch = re.fullmatch(r"as\s+@?(\S+)(?:\s+(.+))?", line, flags=re.IGNORECASE)
         if switch is not None:
             name, then = switch.group(1).lower(), switch.group(2)
-            if then is None:
-                self._switch(name)
-            elif name not in self._people:
-                self._switch(name)  # says who there is
+            if then is None or name not in self._people:
+                self._switch(name)  # a stranger's name: it says who there is
             else:
                 # `as teammate Approve`: that one line as them, and the console stays put.
                 me, self._user_id = self._user_id, self._people[name]
