@@ -171,15 +171,21 @@ def _console(args: argparse.Namespace) -> int:
 def _check_config(args: argparse.Namespace) -> int:
     from bot import preflight
 
-    Config.from_env()
-    registry = Registry.load(args.file) if args.file else Registry.from_env()
+    # Every malformed setting at once: a bad DEPLOYBOT_ADMINS had hidden the registry's
+    # problems, and the second bad setting showed only once the first was mended.
+    problems: list[str] = []
+    config = Config.from_env(problems=problems)
+    try:
+        registry = Registry.load(args.file) if args.file else Registry.from_env()
+    except RegistryError:
+        _print_problems(problems)  # the registry's own error follows, as ever
+        raise
     where = registry.source or "no registry file (every Heroku app by its own name)"
     print(f"registry: {where}")
     for target in registry.targets():
         place = target.name if target.platform == "heroku" else f"{target.name} ({target.region})"
         print(f"  {target.alias}: {target.platform} {place}")
-    config = Config.from_env()
-    problems = [
+    problems += [
         f"{name} is not set: the web dyno needs it (`serve`, the Procfile's web line)"
         for name in preflight.NEEDS["serve"]
         if not getattr(config, name.lower())
@@ -188,12 +194,16 @@ def _check_config(args: argparse.Namespace) -> int:
     problems += setting_problems(os.environ)  # what would stop the worker or gunicorn
     for warning in registry.warnings():
         print(f"warning: {warning}", file=sys.stderr)
-    for problem in problems:
-        print(f"problem: {problem}", file=sys.stderr)
+    _print_problems(problems)
     if problems:
         return 1
     print("ok")
     return 0
+
+
+def _print_problems(problems: list[str]) -> None:
+    for problem in problems:
+        print(f"problem: {problem}", file=sys.stderr)
 
 
 def _audit(args: argparse.Namespace) -> int:

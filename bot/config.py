@@ -6,9 +6,11 @@ import os
 import re
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from policies.numbers import whole_number
 
+_T = TypeVar("_T")
 _USER_ID_RE = re.compile(r"^[UW][A-Z0-9]{2,}\Z")
 
 
@@ -36,11 +38,26 @@ class Config:
     admin_channel: str | None = None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, problems: list[str] | None = None
+    ) -> Config:
+        """The settings in `env`. A malformed one is a ConfigError, unless `problems` is
+        given: then its words go there and the default stands in, so that `check-config`
+        names every malformed setting at once, not the first one only."""
         env = os.environ if env is None else env
+
+        def read(parse: Callable[[], _T], default: _T) -> _T:
+            try:
+                return parse()
+            except ConfigError as error:
+                if problems is None:
+                    raise
+                problems.append(str(error).rstrip("."))
+                return default
+
         api_url = pasted(env.get("SLACK_API_URL")) or "https://slack.com/api/"
         return cls(
-            database_url=_database_url(pasted(env.get("DATABASE_URL"))),
+            database_url=read(lambda: _database_url(pasted(env.get("DATABASE_URL"))), None),
             slack_bot_token=pasted(env.get("SLACK_BOT_TOKEN")),
             slack_signing_secret=pasted(env.get("SLACK_SIGNING_SECRET")),
             slack_app_token=pasted(env.get("SLACK_APP_TOKEN")),
@@ -49,8 +66,10 @@ class Config:
             heroku_api_url=(pasted(env.get("HEROKU_API_URL")) or "https://api.heroku.com").rstrip(
                 "/"
             ),
-            admins=parse_admins(pasted(env.get("DEPLOYBOT_ADMINS")) or ""),
-            port=port_setting(env),
+            admins=read(
+                lambda: parse_admins(pasted(env.get("DEPLOYBOT_ADMINS")) or ""), frozenset()
+            ),
+            port=read(lambda: port_setting(env), 5000),
             heroku_app_name=pasted(env.get("HEROKU_APP_NAME")),
             public_url=pasted(env.get("DEPLOYBOT_URL")),
             admin_channel=pasted(env.get("DEPLOYBOT_ADMIN_CHANNEL")),

@@ -893,3 +893,23 @@ def test_a_run_list_longer_than_fifty_commands_is_refused():
     )
     fifty = Registry.parse(text.replace("      - cmd50\n", ""), "deploybot.yml")
     assert len(fifty.resolve("shop").run) == 50
+
+
+def test_check_config_names_every_malformed_setting_at_once(tmp_path):
+    # It had stopped at the first one: a bad DEPLOYBOT_ADMINS hid the registry's problems
+    # and the bad PORT, each seen only once the one before was mended.
+    bad = {"DEPLOYBOT_ADMINS": "alice", "PORT": "http", "DATABASE_URL": "mysql://h/db"}
+    done = run_check_config(tmp_path, GOOD, **bad, **aws_files(tmp_path, PROD_PROFILE))
+    assert done.returncode == 1, done.stderr
+    for says in (
+        "problem: DEPLOYBOT_ADMINS has alice, which is not a Slack user ID",
+        "problem: PORT must be a TCP port number, not 'http'",
+        "problem: DATABASE_URL must be a postgres:// (Heroku Postgres) or sqlite:/// URL",
+        "problem: environment variable HEROKU_API_KEY_STAGING is not set",
+    ):
+        assert says in done.stderr, done.stderr
+    assert "shop: beanstalk shop-prod (eu-west-1)" in done.stdout
+    broken = run_check_config(tmp_path, GOOD.replace("eu-west-1", "mars"), PORT="http")
+    assert broken.returncode == 2 and "Traceback" not in broken.stderr
+    assert "problem: PORT must be a TCP port number" in broken.stderr
+    assert "deploybot.yml:15:" in broken.stderr
