@@ -345,12 +345,12 @@ class RegistryFile(_Strict):
         for alias in apps:
             if len(alias) > _ALIAS_MOST:  # said, and cut: one had been quoted whole
                 raise ValueError(
-                    f"{code(alias[:_ALIAS_MOST] + '…')} is too long for an app alias: "
+                    f"{code(_visible(alias[:_ALIAS_MOST]) + '…')} is too long for an app alias: "
                     f"{_ALIAS_MOST} characters at most"
                 )
             if not re.fullmatch(_ALIAS, alias):  # `$` alone lets "shop\n" through
                 raise ValueError(
-                    f"{code(alias)} is not an app alias: lowercase letters, digits and dashes, "
+                    f"{code(_visible(alias))} is not an app alias: lowercase letters, digits and dashes, "
                     "starting with a letter or digit"
                 )
         return apps
@@ -501,7 +501,7 @@ class Registry:
                 raise RegistryError(f"{source}:{line}: {_unknown_setting(loc)}") from None
             first = errors[0]
             line = _line_of(node, first["loc"])
-            where = ".".join(str(part) for part in _without_platform(first["loc"]))
+            where = ".".join(_visible(str(part)) for part in _without_platform(first["loc"]))
             # A terminal's text: the reason's code spans and the policies' words are Slack
             # text, and `&lt;` had been printed where the file says `<`.
             reason = unescape(_reason(first))
@@ -738,6 +738,12 @@ def _reason(error: Any) -> str:
         # `?access_token=`), which went on to check-config's output and the dyno's log.
         return f"{code(mask(str(said))[:60])} is not {PATTERN_WORDS[error['ctx']['pattern']]}"
     return str(error["msg"]).removeprefix("Value error, ").rstrip(".")
+
+
+def _visible(text: str) -> str:
+    """`text` with a newline or other control shown as its escape (`shop\\n`): printed as it
+    is, an alias `"shop\\n"` had broken check-config's one-line error in two."""
+    return text if text.isprintable() else repr(text)[1:-1]
 
 
 def _without_platform(loc: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -856,6 +856,16 @@ def test_a_registry_path_pasted_with_spaces_or_quotes_is_read(tmp_path, pasted):
             "`Shop` is not an app alias: lowercase letters, digits and dashes, starting with a "
             "letter or digit.",
         ),
+        # A newline had been printed as one, breaking the one-line error in two.
+        (
+            "shop\\n<b>",
+            "`shop\\n<b>` is not an app alias: lowercase letters, digits and dashes, "
+            "starting with a letter or digit.",
+        ),
+        (
+            "b\\t" * 30,
+            "`" + "b\\t" * 20 + "…` is too long for an app alias: 40 characters at most.",
+        ),
     ],
 )
 def test_an_app_alias_refused_says_why_in_one_short_line(alias, says):
@@ -875,6 +885,13 @@ def test_a_name_with_a_trailing_newline_is_refused(name):
     unlisted = Registry.parse("heroku:\n  allow_unlisted: true\n")
     with pytest.raises(UnknownApp):
         unlisted.resolve(name.replace("\\n", "\n"))
+
+
+def test_a_control_character_in_an_app_s_key_is_shown_as_its_escape():
+    # `apps.shop` and `<b>: an app needs …` had been printed on two lines.
+    with pytest.raises(RegistryError) as caught:
+        Registry.parse('apps:\n  "shop\\n<b>":\n    heroku: shop\n', "deploybot.yml")
+    assert str(caught.value).startswith("deploybot.yml:3: apps.shop\\n<b>: an app needs")
 
 
 def test_an_instance_type_with_a_trailing_newline_is_refused():
