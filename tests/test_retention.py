@@ -60,10 +60,13 @@ def test_answered_and_expired_prompts_are_forgotten_after_a_week(database):
 def test_the_pool_size_comes_from_one_setting():
     assert pool_size({}) == 3
     assert pool_size({"DEPLOYBOT_DB_POOL_SIZE": "5"}) == 5
-    assert pool_size({"DEPLOYBOT_DB_POOL_SIZE": "0"}) == 1
-    # 100000 had been handed to SQLAlchemy as the pool's size (check-config names it).
-    assert pool_size({"DEPLOYBOT_DB_POOL_SIZE": "100000"}) == 100
-    assert pool_size({"DEPLOYBOT_DB_POOL_SIZE": "many"}) == 3
+    # Read as check-config reads it: pasted with its quotes, it had been "ok" there and
+    # the default here.
+    assert pool_size({"DEPLOYBOT_DB_POOL_SIZE": '"5"\n'}) == 5
+    # A value check-config names is the default, whatever was wrong with it: 100000 had
+    # been handed to SQLAlchemy as the pool's size.
+    for wrong in ("0", "-2", "100000", "many", "5.5"):
+        assert pool_size({"DEPLOYBOT_DB_POOL_SIZE": wrong}) == 3, wrong
 
 
 def test_a_lost_claim_is_no_error_in_the_database(database):

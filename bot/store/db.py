@@ -9,7 +9,6 @@ one for the release phase. `docs/operations.md` has the arithmetic for each plan
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -22,7 +21,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.config import MAX_COUNT
+from bot.config import ConfigError, count_setting
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -109,18 +108,14 @@ def make_engine(url: str | None, size: int | None = None) -> Engine:
 
 
 def pool_size(env: Mapping[str, str] | None = None) -> int:
-    """Connections one process may hold: `DEPLOYBOT_DB_POOL_SIZE`, from 1 to MAX_COUNT.
-    Lenient, as before: a process still starts, and `check-config` names the setting."""
-    raw = (os.environ if env is None else env).get(POOL_SIZE_ENV, "")
+    """Connections one process may hold: `DEPLOYBOT_DB_POOL_SIZE`, read as `check-config`
+    reads it. Lenient: a value it would name is logged and the default used, so that a
+    process still starts."""
     try:
-        size = int(raw) if raw else DEFAULT_POOL_SIZE
-    except ValueError:
-        log.warning("%s is not a whole number; using %d.", POOL_SIZE_ENV, DEFAULT_POOL_SIZE)
-        size = DEFAULT_POOL_SIZE
-    if size > MAX_COUNT:
-        log.warning("%s is more than %d; using %d.", POOL_SIZE_ENV, MAX_COUNT, MAX_COUNT)
-        size = MAX_COUNT
-    return max(size, 1)
+        return count_setting(POOL_SIZE_ENV, DEFAULT_POOL_SIZE, env)
+    except ConfigError as error:
+        log.warning("%s Using %d.", error, DEFAULT_POOL_SIZE)
+        return DEFAULT_POOL_SIZE
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
