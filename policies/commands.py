@@ -870,10 +870,15 @@ def _refuse_negative(word: str, app: str) -> None:
         return
     ptype, amount = negative["type"].lower(), int(negative["amount"])
     dynos = "dyno" if amount == 1 else "dynos"
+    # `web-99999` is refused in its turn: offered only where it would be taken.
+    fewer = (
+        f", or {code(f'{ptype}-{amount}')} to take {amount:,} {dynos} away"
+        if amount <= MAX_QUANTITY
+        else ""
+    )
     raise CommandError(
         f"{shown(word)}: a dyno count cannot be negative. Write {code(f'{ptype}=0')} to stop "
-        f"{code(ptype)} (or {code(f'/deploy kill {app.lower()} {ptype}')}), or "
-        f"{code(f'{ptype}-{amount}')} to take {amount:,} {dynos} away.",
+        f"{code(ptype)} (or {code(f'/deploy kill {app.lower()} {ptype}')}){fewer}.",
         "scale",
     )
 
@@ -899,6 +904,12 @@ def _change(match: re.Match[str], verb: str = "scale") -> Change:
             f"{shown(match.string)} has no process type before `{match['op']}`.", verb
         )
     amount = int(match["amount"])
+    if amount > MAX_QUANTITY and match["op"] == "-":
+        raise CommandError(
+            f"{shown(match.string)} takes more than {MAX_QUANTITY} dynos away, more than a "
+            f"process type runs. Write {code(f'{process_type}=0')} to stop {code(process_type)}.",
+            verb,
+        )
     if amount > MAX_QUANTITY:
         raise CommandError(f"{shown(match.string)} asks for more than {MAX_QUANTITY} dynos.", verb)
     size = match["size"].lower() if match["size"] else None

@@ -983,6 +983,19 @@ def test_a_scale_written_as_type_then_count_is_given_back_as_one_word(text, mean
             "`worker=-3:standard-2x`: a dyno count cannot be negative. Write `worker=0` to stop "
             "`worker` (or `/deploy kill demo worker`), or `worker-3` to take 3 dynos away.",
         ),
+        # `web-99999`, which it had offered, is refused: only `web=0` is offered.
+        (
+            "scale web=-99999 demo",
+            "`web=-99999`: a dyno count cannot be negative. Write `web=0` to stop `web` "
+            "(or `/deploy kill demo web`).",
+        ),
+        # It had said "`web-99999` asks for more than 1000 dynos", of a word that asks
+        # for fewer.
+        (
+            "scale web-99999 demo",
+            "`web-99999` takes more than 1000 dynos away, more than a process type runs. "
+            "Write `web=0` to stop `web`.",
+        ),
     ],
 )
 def test_a_negative_count_says_so_and_what_to_write(text: str, said: str) -> None:
