@@ -99,3 +99,46 @@ def test_help_from_the_background_path_starts_with_the_read_only_note_as_the_ack
     assert result.text == f"{note}\n{help_text('scale')}", result.text
     admin = actions.run(Actor(ADMIN, channel_id="C0CONSOLE"), parse("help scale"))
     assert isinstance(admin, Reply) and admin.text == help_text("scale")
+
+
+def test_a_confirmation_cut_off_before_anything_was_recorded_says_so(actions, heroku):
+    # A process killed between the click's decision and the change's audit row left the
+    # prompt "already confirmed by" its clicker for good, though nothing had been done or
+    # recorded: the next click was told so, with no word that it never happened.
+    from datetime import timedelta
+
+    start = actions._now()
+    prompt = actions.run(Actor(ADMIN), parse("kill myapp"))
+    platform = actions._resolve("myapp").platform
+    read = platform.formation
+
+    def killed(app):
+        raise Crash
+
+    platform.formation = killed
+    with pytest.raises(Crash):
+        actions.confirm(Actor(ADMIN), prompt.id)
+    platform.formation = read
+    soon = actions.confirm(Actor(ADMIN), prompt.id)
+    assert soon.text == f"`kill myapp` was already confirmed by <@{ADMIN}>.", soon
+    actions._now = lambda: start + timedelta(minutes=6)
+    later = actions.confirm(Actor(ADMIN), prompt.id)
+    assert later.text.startswith(
+        f"`kill myapp` was confirmed by <@{ADMIN}> at "
+    ) and later.text.endswith(
+        ", but nothing was recorded after it: the bot may have restarted mid-way. "
+        "`/deploy status myapp` shows what runs; send the command again if it is still needed."
+    ), later
+    assert heroku.formation("myapp")["web"][0] == 1  # nothing was done by the click
+
+
+def test_a_confirmation_carried_out_stays_already_confirmed(actions, heroku):
+    from datetime import timedelta
+
+    start = actions._now()
+    prompt = actions.run(Actor(ADMIN), parse("kill myapp"))
+    actions.confirm(Actor(ADMIN), prompt.id)
+    assert heroku.formation("myapp")["web"][0] == 0
+    actions._now = lambda: start + timedelta(minutes=6)
+    again = actions.confirm(Actor(ADMIN), prompt.id)
+    assert again.text == f"`kill myapp` was already confirmed by <@{ADMIN}>.", again

@@ -95,6 +95,9 @@ _BOOKKEEPING = frozenset({"lock", "pin", "config", "drain"})
 # (no alerts, no traffic, no source): the name is checked first, as `history` checks it.
 _CHECKED = frozenset({"alerts", "metrics", "chart", "cost", "ship", "run"})
 FOLLOW_UP_TIMEOUT = 30 * 60.0
+# How long a Confirm may take to record its change at most: the platform reads before it
+# (Beanstalk's: 4 tries of a 3 s connect and a 15 s read) take well under this.
+CUT_OFF_AFTER = timedelta(minutes=5)
 HOME_CHANGES = ("restart", "scale")  # the verbs of App Home's change buttons
 FOLLOW_UP_TRIES, FOLLOW_UP_PAUSE_S = 3, 5.0  # a follow-up's waits, after a failed poll
 
@@ -868,6 +871,20 @@ class Actions:
         pending = self._confirmations.get(confirmation_id)
         assert pending is not None
         if pending.state == "confirmed":
+            decided = pending.decided_at
+            if (
+                decided is not None
+                and now - decided >= CUT_OFF_AFTER
+                and not self._audit.recorded_since(pending.app, decided)
+            ):
+                # Killed between the click and the change's first row (a restart): nothing
+                # was done, and "already confirmed" alone had read as if it had been.
+                return Reply(
+                    f"{code(pending.command)} was confirmed by <@{pending.decided_by}> at "
+                    f"{moment(decided, now)}, but nothing was recorded after it: the bot may "
+                    f"have restarted mid-way. {code('/deploy status ' + pending.app)} shows "
+                    "what runs; send the command again if it is still needed."
+                )
             return Reply(
                 f"{code(pending.command)} was already confirmed by <@{pending.decided_by}>."
             )

@@ -180,6 +180,16 @@ class AuditLog:
             row.reconciled_at = now
             return True
 
+    def recorded_since(self, app: str, since: datetime) -> bool:
+        """Whether anything about `app` was recorded at or after `since`."""
+        with self._db.session() as session:
+            found = session.scalar(
+                select(AuditEntry.id)
+                .where(AuditEntry.app == app, AuditEntry.started_at >= since)
+                .limit(1)
+            )
+            return found is not None
+
     def unsettled(self, started_before: datetime, limit: int = 50) -> list[Entry]:
         """Rows still `pending` or `unknown`, started before the cutoff and not yet read
         back by the reconciliation pass; oldest first."""

@@ -40,6 +40,7 @@ class Pending:
     team_id: str | None = None
     channel_id: str | None = None
     created_at: datetime | None = None
+    decided_at: datetime | None = None
 
 
 def _pending(row: Confirmation) -> Pending:
@@ -58,6 +59,7 @@ def _pending(row: Confirmation) -> Pending:
         team_id=row.team_id,
         channel_id=row.channel_id,
         created_at=aware(row.created_at),
+        decided_at=aware(row.decided_at) if row.decided_at is not None else None,
     )
 
 
