@@ -350,8 +350,8 @@ class RegistryFile(_Strict):
                 )
             if not re.fullmatch(_ALIAS, alias):  # `$` alone lets "shop\n" through
                 raise ValueError(
-                    f"{code(_visible(alias))} is not an app alias: lowercase letters, digits and dashes, "
-                    "starting with a letter or digit"
+                    f"{code(_visible(alias))} is not an app alias: lowercase letters, digits "
+                    "and dashes, starting with a letter or digit"
                 )
         return apps
 
