@@ -708,7 +708,9 @@ def _reason(error: Any) -> str:
     if kind == "union_tag_not_found":
         return f"an app needs {_PLATFORMS}"
     if kind == "union_tag_invalid":
-        return f"{code(str(error['ctx']['tag'])[:40])} is not a platform: write {_PLATFORMS}"
+        return (
+            f"{code(_visible(str(error['ctx']['tag']))[:40])} is not a platform: write {_PLATFORMS}"
+        )
     if kind == "model_attributes_type" and error["input"] is None and len(error["loc"]) == 2:
         return "an app needs its settings under it, `platform:` at least"
     said = error["input"]
@@ -733,10 +735,19 @@ def _reason(error: Any) -> str:
     if kind == "too_long" and error["loc"][-1] == "run":
         most, given = error["ctx"]["max_length"], error["ctx"]["actual_length"]
         return f"list at most {most} commands here, not {given}"
+    if kind == "string_too_long":
+        most = error["ctx"]["max_length"]
+        return f"write at most {most} characters here, not {len(str(said)):,}"
+    if kind == "string_too_short":
+        least = error["ctx"]["min_length"]
+        if least == 1:
+            return "write something here: it is empty"
+        return f"write at least {least} characters here, not {len(str(said))}"
     if kind == "string_pattern_mismatch" and error["ctx"]["pattern"] in PATTERN_WORDS:
         # Masked before it is cut: a source or queue URL may carry its token (`user:token@`,
         # `?access_token=`), which went on to check-config's output and the dyno's log.
-        return f"{code(mask(str(said))[:60])} is not {PATTERN_WORDS[error['ctx']['pattern']]}"
+        shown = code(_visible(mask(str(said)))[:60])
+        return f"{shown} is not {PATTERN_WORDS[error['ctx']['pattern']]}"
     return str(error["msg"]).removeprefix("Value error, ").rstrip(".")
 
 

@@ -803,6 +803,31 @@ def test_a_registry_nested_thousands_deep_is_one_sentence_not_a_traceback(tmp_pa
             "heroku: {allow_unlisted: maybe}\n",
             "1: heroku.allow_unlisted: write true or false here.",
         ),
+        # pydantic's "String should have at most 500 characters" / "at least 1 character".
+        (
+            f"apps:\n  web:\n    platform: heroku\n    source: https://git.example/{'a' * 600}\n",
+            "4: apps.web.source: write at most 500 characters here, not 620.",
+        ),
+        (
+            'apps:\n  web:\n    platform: heroku\n    run: [""]\n',
+            "4: apps.web.run.0: write something here: it is empty.",
+        ),
+        (
+            "apps:\n  shop:\n    platform: beanstalk\n    environment: shop-prod\n"
+            "    region: eu-west-1\n    bundle: {bucket: ab, key: 'shop/{ref}.zip'}\n",
+            "6: apps.shop.bundle.bucket: write at least 3 characters here, not 2.",
+        ),
+        # A newline in the value had been printed as one, breaking the line in two.
+        (
+            'apps:\n  web:\n    platform: "heroku\\n"\n',
+            "3: apps.web: `heroku\\n` is not a platform: write `platform: heroku` or "
+            "`platform: beanstalk`.",
+        ),
+        (
+            'apps:\n  web:\n    platform: heroku\n    guardrails: {min: {"web\\n": 1}}\n',
+            "4: apps.web.guardrails.min.web\\n.[key]: `web\\n` is not a process type such as "
+            "`web` or `worker`: lowercase letters, digits, `-` and `_`, starting with a letter.",
+        ),
     ],
 )
 def test_a_value_of_the_wrong_kind_is_said_in_words_without_pydantic_s_class_names(setting, says):
