@@ -112,6 +112,11 @@ def test_home_in_the_console_shows_app_home_with_the_sandbox_fleet(tmp_path):
         assert card in output
     assert "clock 1 × Basic, web 2 × Standard-2X" in output
     assert "Autoscaling: on, web 2–6, target p95 queue time 300 ms" in output
+    # A Beanstalk card had said "Autoscaling: off", of an environment its Auto Scaling
+    # group scales, which `autoscale demo-shop on` then refused.
+    shop = output.split("*`demo-shop`*", 1)[1].split("[ Status ]", 1)[0]
+    assert "Autoscaling: by its Auto Scaling group (set in Beanstalk)" in shop, shop
+    assert "Autoscaling: off" not in shop
     assert re.search(r"Last decision \d\d:\d\d UTC, held: p95 queue \d+ ms", output)
     assert "[ Status ]  [ Chart ]  [ Restart ]  [ Scale web +1 ]" in output
     assert "<- type a label to press it" in output

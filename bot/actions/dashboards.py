@@ -333,7 +333,11 @@ class Dashboards:
             problem = read
         elif read is not None:
             formation, monthly = read, costs.monthly_cost(target.platform, read)
-        autoscale = [f"Autoscaling: {settings.describe() if settings else 'off'}"]
+        if target.platform == "beanstalk":
+            # Never this bot's to autoscale (`autoscale` refuses it): "off" had read as unscaled.
+            autoscale = ["Autoscaling: by its Auto Scaling group (set in Beanstalk)"]
+        else:
+            autoscale = [f"Autoscaling: {settings.describe() if settings else 'off'}"]
         if pin:
             autoscale.append(f"Pinned at web={pin.quantity} until {moment(pin.until, now)}")
         if decision is not None:
