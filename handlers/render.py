@@ -484,8 +484,13 @@ def undelivered_line(undelivered: Undelivered) -> str:
 def about_lines(about: About) -> list[str]:
     """`/deploy about` and the App Home header: the release, the worker, the backlog, drains."""
     # No release is also a Heroku dyno without runtime-dyno-metadata, which sets it.
-    unknown = "unknown (on Heroku, `heroku labs:enable runtime-dyno-metadata` shows it)"
-    lines = [f"*deploybot* release {code(about.release) if about.release else unknown}"]
+    if about.release:
+        release = f" {code(about.release)}"
+    elif not about.worker_runs:
+        release = ": none, the sandbox console runs from your checkout"
+    else:
+        release = " unknown (on Heroku, `heroku labs:enable runtime-dyno-metadata` shows it)"
+    lines = [f"*deploybot* release{release}"]
     if about.beat is None and not about.worker_runs:
         lines.append(
             "No worker runs in the sandbox console: nothing autoscales or alerts between your "

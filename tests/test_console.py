@@ -104,6 +104,9 @@ def test_home_in_the_console_shows_app_home_with_the_sandbox_fleet(tmp_path):
     # "The worker has never ticked: autoscaling and alerts are paused.", over a card whose
     # seeded decision was five minutes old, had read as the bot broken.
     assert "The worker has never ticked" not in output
+    # It had told a sandbox user to `heroku labs:enable runtime-dyno-metadata`.
+    assert "*deploybot* release: none, the sandbox console runs from your checkout" in output
+    assert "runtime-dyno-metadata" not in output
     assert (
         "No worker runs in the sandbox console: nothing autoscales or alerts between your "
         "lines (`simulate spike demo` plays the autoscaler)." in output
