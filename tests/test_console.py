@@ -597,3 +597,15 @@ def test_a_change_asked_twice_points_at_the_prompt_still_open(tmp_path, change):
     assert said in out, out
     assert ", and that prompt is open until " in out.split(said, 1)[1].split("\n", 1)[0], out
     assert "press its button, or Cancel it." in out, out
+
+
+def test_watching_an_app_again_says_it_was_already_watched(tmp_path):
+    # The second `watch demo` had said "now reach me" as if nothing had been watched; it
+    # renews the signing secret, and says that instead.
+    output = run_lines(tmp_path, "watch demo", "watch demo")
+    first, second = output.split("deploybot> watch demo")[1:]
+    assert "I am watching `demo`: dyno crashes, releases and formation changes now reach me" in (
+        first
+    )
+    assert "I am watching `demo` already (Heroku webhook `" in second, second
+    assert "its signing secret is renewed" in second and "now reach me" not in second

@@ -126,7 +126,16 @@ class Connections:
             if resolved.target.channel
             else f"but {code(app)} has no channel in the registry, so nobody is told: add `channel:`"
         )
-        return Reply(
-            f"I am watching `{app}`: dyno crashes, releases and formation changes now reach me "
-            f"(Heroku webhook {code(webhook_id)}), {where}. `/deploy alerts {app}` lists what is open."
-        )
+        # Heroku keeps one webhook per URL: a second `watch` had been told "now reach me",
+        # as if nothing had been watched before. It renews the secret, and says so.
+        if held is not None and held["webhook_id"] == webhook_id:
+            watching = (
+                f"I am watching `{app}` already (Heroku webhook {code(webhook_id)}); its signing "
+                f"secret is renewed, {where}."
+            )
+        else:
+            watching = (
+                f"I am watching `{app}`: dyno crashes, releases and formation changes now reach "
+                f"me (Heroku webhook {code(webhook_id)}), {where}."
+            )
+        return Reply(f"{watching} `/deploy alerts {app}` lists what is open.")
