@@ -47,13 +47,7 @@ class Config:
         env = os.environ if env is None else env
 
         def read(parse: Callable[[], _T], default: _T) -> _T:
-            try:
-                return parse()
-            except ConfigError as error:
-                if problems is None:
-                    raise
-                problems.append(str(error).rstrip("."))
-                return default
+            return _read(parse, default, problems)
 
         api_url = pasted(env.get("SLACK_API_URL")) or "https://slack.com/api/"
         return cls(
@@ -160,21 +154,25 @@ def setting_problems(env: Mapping[str, str] | None = None) -> list[str]:
     in `check-config`'s words: it had said "ok" while the worker or the web dyno then
     refused to start."""
     env = os.environ if env is None else env
-    found = []
+    found: list[str] = []
     for name in sorted(env):
         if _SECONDS_NAME.fullmatch(name):
-            found += _problem(lambda name=name: seconds_setting(name, 1.0, env))
+            _read(lambda name=name: seconds_setting(name, 1.0, env), None, found)
     for name in ("WEB_CONCURRENCY", "GUNICORN_THREADS", "DEPLOYBOT_DB_POOL_SIZE"):
-        found += _problem(lambda name=name: count_setting(name, 1, env))
+        _read(lambda name=name: count_setting(name, 1, env), None, found)
     return found
 
 
-def _problem(read: Callable[[], object]) -> list[str]:
+def _read(parse: Callable[[], _T], default: _T, problems: list[str] | None) -> _T:
+    """`parse()`; its ConfigError raised, or, given `problems`, its words put there (in
+    `check-config`'s form, without the full stop) and `default` returned."""
     try:
-        read()
+        return parse()
     except ConfigError as error:
-        return [str(error).rstrip(".")]
-    return []
+        if problems is None:
+            raise
+        problems.append(str(error).rstrip("."))
+        return default
 
 
 def parse_admins(raw: str) -> frozenset[str]:
