@@ -784,3 +784,25 @@ def test_a_formation_refresh_that_is_no_number_of_seconds_is_refused_with_its_na
     monkeypatch.setenv("DEPLOYBOT_FORMATION_REFRESH_SECONDS", raw)
     with pytest.raises(ConfigError, match="DEPLOYBOT_FORMATION_REFRESH_SECONDS must be"):
         formation_refresh_from_env()
+
+
+def test_a_formation_of_the_wrong_shape_skips_the_app_not_the_tick(
+    services, autoscaler, heroku, monkeypatch
+):
+    # A null quantity in Heroku's answer raised a TypeError out of the tick, which stopped
+    # it for every app; it is now a read that failed, as a 503 is.
+    enable(services)
+    traffic(services, service_ms=1500)
+    real_json = requests.Response.json
+
+    def misshapen(response, **kwargs):
+        body = real_json(response, **kwargs)
+        if response.url.endswith("/formation") and response.request.method == "GET":
+            return [{**item, "quantity": None} for item in body]
+        return body
+
+    monkeypatch.setattr(requests.Response, "json", misshapen)
+    assert autoscaler.tick(NOW) == []
+    monkeypatch.setattr(requests.Response, "json", real_json)
+    [decision] = autoscaler.tick(NOW + timedelta(seconds=15))
+    assert decision.acted

@@ -401,3 +401,46 @@ def test_a_remaining_past_what_the_database_holds_does_not_undo_a_change_made(he
     assert [f.quantity for f in scaled if f.type == "web"] == [2]
     # Read as no figure, as one that is not a number is: nothing stored, nothing trusted.
     assert throttles.get("HEROKU_API_KEY") is None and platform.rate_limit_remaining is None
+
+
+# Answers that are JSON but not of the shape Heroku's schema gives: each read says so in
+# one plain sentence (a TypeError here once stopped the autoscale tick for every app).
+MISSHAPEN = [
+    ("formation", [{"type": "web", "quantity": None, "size": "basic"}]),
+    ("formation", [{"type": "web", "quantity": "lots", "size": "basic"}]),
+    ("formation", [{"type": "web", "quantity": -3, "size": "basic"}]),
+    ("formation", [{"quantity": 1, "size": "basic"}]),
+    ("formation", [{"type": None, "quantity": 1}]),
+    ("formation", [{"type": "web", "quantity": 1, "dyno_size": "basic"}]),
+    ("formation", {"type": "web", "quantity": 1}),
+    ("formation", [None]),
+    ("formation", "web=1"),
+    ("dynos", [{"name": None, "type": "web"}]),
+    ("dynos", [{"type": "web", "state": "up"}]),
+    ("dynos", [{"name": "web.1", "state": ["up"]}]),
+    ("dynos", {"name": "web.1"}),
+    ("releases", [None]),
+    ("releases", [{"version": None}]),
+    ("releases", [{"version": 3, "user": "someone"}]),
+    ("releases", {"version": 3}),
+    ("status", [{"type": "web", "quantity": None}]),
+    ("status", ["v1"]),
+    ("maintenance", ["on"]),
+    ("scale", [{"type": "web", "quantity": None}]),
+]
+
+
+@pytest.mark.parametrize(("read", "body"), MISSHAPEN)
+def test_an_answer_of_the_wrong_shape_is_a_plain_sentence(heroku, monkeypatch, read, body):
+    platform = client(heroku)
+    monkeypatch.setattr(requests.Response, "json", lambda self: body)
+    calls = {
+        "formation": lambda: platform.formation("myapp"),
+        "dynos": lambda: platform.dynos("myapp"),
+        "releases": lambda: platform.releases("myapp", 5),
+        "status": lambda: platform.status("myapp"),
+        "maintenance": lambda: platform.maintenance("myapp"),
+        "scale": lambda: platform.scale("myapp", {"web": (2, None)}),
+    }
+    with pytest.raises(PlatformError, match="Heroku's API sent an answer the bot could not read"):
+        calls[read]()

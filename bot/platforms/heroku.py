@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from threading import Event, Lock
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import requests
@@ -57,6 +57,7 @@ from policies.redact import mask
 from policies.sizes import unit_of
 from policies.slack_text import clip, code, escape
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 DEFAULT_KEY = "HEROKU_API_KEY"  # the config var holding the key of apps that name none
@@ -260,7 +261,7 @@ class HerokuPlatform:
 
     def formation(self, app: str) -> tuple[Formation, ...]:
         items = self._call("GET", app, ("apps", app, "formation"))
-        return tuple(sorted((_formation(item) for item in items), key=lambda f: f.type))
+        return tuple(sorted(_read_each(items, _formation, app, "GET"), key=lambda f: f.type))
 
     def scale(self, app: str, targets: Targets) -> tuple[Formation, ...]:
         updates = []
@@ -270,7 +271,7 @@ class HerokuPlatform:
                 update["dyno_size"] = {"name": size}
             updates.append(update)
         items = self._call("PATCH", app, ("apps", app, "formation"), {"updates": updates})
-        return tuple(sorted((_formation(item) for item in items), key=lambda f: f.type))
+        return tuple(sorted(_read_each(items, _formation, app, "PATCH"), key=lambda f: f.type))
 
     def restart(self, app: str, target: str | None) -> None:
         if target is None:
@@ -310,7 +311,7 @@ class HerokuPlatform:
     def dynos(self, app: str) -> tuple[Dyno, ...]:
         """The app's dynos in one API call (`status` makes four)."""
         items = self._call("GET", app, ("apps", app, "dynos"))
-        return tuple(sorted((_dyno(d) for d in items or ()), key=_dyno_order))
+        return tuple(sorted(_read_each(items, _dyno, app, "GET"), key=_dyno_order))
 
     def status(self, app: str) -> AppStatus:
         """Four reads, made at once: the formation, the dynos, the current release and the
@@ -331,7 +332,7 @@ class HerokuPlatform:
         )
         # The newest release may have failed (or still be pending) and never gone live: the
         # one Heroku marks current is what the app runs, else the newest that succeeded.
-        releases = releases or []
+        releases = [item for item, _ in _read_each(releases, _with_release, app, "GET")]
         current = (
             [r for r in releases if r.get("current")]
             or [r for r in releases if (r.get("status") or "succeeded") == "succeeded"]
@@ -355,7 +356,7 @@ class HerokuPlatform:
         range_: str | None = f"version ..; order=desc, max={min(limit, PAGE_MAX)};"
         while range_ is not None and len(found) < limit:
             response = self._response("GET", app, ("apps", app, "releases"), range_=range_)
-            found += [_release(item) for item in _json(response, app, "GET") or ()]
+            found += _read_each(_json(response, app, "GET"), _release, app, "GET")
             next_range = response.headers.get("Next-Range")
             range_ = next_range if response.status_code == 206 and next_range else None
         return tuple(found[:limit])
@@ -367,14 +368,16 @@ class HerokuPlatform:
         if not number.isdigit():
             return None
         try:
-            return _release(self._call("GET", app, ("apps", app, "releases", number)))
+            return _read_one(
+                self._call("GET", app, ("apps", app, "releases", number)), _release, app, "GET"
+            )
         except NotFound:
             return None
 
     def rollback(self, app: str, release: Release) -> Release:
         """A new release with the code and config of `release` (Heroku's Rollback link)."""
         created = self._call("POST", app, ("apps", app, "releases"), {"release": release.id})
-        return _release(created)
+        return _read_one(created, _release, app, "POST")
 
     def app_names(self) -> tuple[str, ...]:
         """The names of the apps the key can see (the first thousand): a did-you-mean's."""
@@ -382,10 +385,11 @@ class HerokuPlatform:
         return tuple(str(item["name"]) for item in items or () if item.get("name"))
 
     def maintenance(self, app: str) -> bool:
-        return bool(self._call("GET", app, ("apps", app)).get("maintenance"))
+        return _read_one(self._call("GET", app, ("apps", app)), _maintenance, app, "GET")
 
     def set_maintenance(self, app: str, on: bool) -> bool:
-        return bool(self._call("PATCH", app, ("apps", app), {"maintenance": on})["maintenance"])
+        answer = self._call("PATCH", app, ("apps", app), {"maintenance": on})
+        return _read_one(answer, _maintenance, app, "PATCH")
 
     def config_vars(self, app: str) -> dict[str, str]:
         return {
@@ -984,8 +988,8 @@ def _reason(body: dict[str, Any]) -> str:
     return text + "."
 
 
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
         return None
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -993,19 +997,62 @@ def _parse_time(value: str | None) -> datetime | None:
         return None
 
 
+def _read_each(items: Any, read: Callable[[Any], T], app: str, method: str) -> list[T]:
+    """Each item of a list Heroku sent, read by `read` (None: an empty answer, no items)."""
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise _misshapen(app, method)
+    return [_read_one(item, read, app, method) for item in items]
+
+
+def _read_one(item: Any, read: Callable[[Any], T], app: str, method: str) -> T:
+    """`read(item)`; an answer not of the shape Heroku's schema gives (an object for a list,
+    a null quantity, a dyno without a name) is the same plain sentence as one that is not
+    JSON, not a TypeError that would stop the autoscale tick for every app."""
+    try:
+        return read(item)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise _misshapen(app, method) from None
+
+
+def _misshapen(app: str, method: str) -> PlatformError:
+    return _transport_error(ValueError("an answer of another shape"), app, method)
+
+
+def _text_of(value: object, default: str = "") -> str:
+    """A field Heroku gives as text, or `default` where it is missing; any other type is
+    an answer of the wrong shape."""
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str):
+        raise TypeError("not text")
+    return value
+
+
 def _formation(item: dict[str, Any]) -> Formation:
-    size = (item.get("dyno_size") or {}).get("name") or item.get("size") or "?"
-    return Formation(type=item["type"], quantity=int(item["quantity"]), size=size)
+    kind, quantity = _text_of(item["type"]), item["quantity"]
+    if not kind or type(quantity) is not int or quantity < 0:
+        raise ValueError("not a formation")
+    size = _text_of((item.get("dyno_size") or {}).get("name")) or _text_of(item.get("size"), "?")
+    return Formation(type=kind, quantity=quantity, size=size)
 
 
 def _dyno(item: dict[str, Any]) -> Dyno:
+    name = _text_of(item["name"])
+    if not name:
+        raise ValueError("a dyno without a name")
     return Dyno(
-        name=item["name"],
-        type=item.get("type", item["name"].split(".")[0]),
-        state=item.get("state", "unknown"),
-        size=item.get("size", "?"),
+        name=name,
+        type=_text_of(item.get("type"), name.split(".")[0]),
+        state=_text_of(item.get("state"), "unknown"),
+        size=_text_of(item.get("size"), "?"),
         since=_parse_time(item.get("updated_at") or item.get("created_at")),
     )
+
+
+def _maintenance(item: dict[str, Any]) -> bool:
+    return bool(item["maintenance"])
 
 
 def _dyno_order(dyno: Dyno) -> tuple[str, int]:
@@ -1027,15 +1074,22 @@ def _build(item: dict[str, Any]) -> Build:
 
 
 def _release(item: dict[str, Any]) -> Release:
+    version = item["version"]
+    if type(version) is not int or version < 0:
+        raise ValueError("not a release")
     return Release(
-        version=f"v{item.get('version', 0)}",
-        description=item.get("description", ""),
+        version=f"v{version}",
+        description=_text_of(item.get("description")),
         created_at=_parse_time(item.get("created_at")),
-        user=(item.get("user") or {}).get("email", ""),
+        user=_text_of((item.get("user") or {}).get("email")),
         id=str(item.get("id", "")),
         status=str(item.get("status") or "succeeded"),
         current=bool(item.get("current", False)),
     )
+
+
+def _with_release(item: dict[str, Any]) -> tuple[dict[str, Any], Release]:
+    return item, _release(item)
 
 
 def _promotions(
