@@ -28,6 +28,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from bot.config import pasted
 from policies import autoscale, costs, guardrails, rules
@@ -64,6 +66,7 @@ _REGION = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
 _HEROKU_APP = r"^[a-z][a-z0-9-]{1,29}$"
 _BEANSTALK_ENV = r"^[a-zA-Z0-9][a-zA-Z0-9-]{2,38}[a-zA-Z0-9]$"
 _URL = r"^https?://"
+NO_ADDRESS = "is no address the bot can call; write it as https://HOST or https://HOST:PORT"
 _REF_URL = r"^https?://\S*\{ref\}\S*$"
 _REF_KEY = r"^\S*\{ref\}\S*$"
 _SLACK_USER = r"^[UW][A-Z0-9]{2,}$"
@@ -152,6 +155,20 @@ class AutoscaleEntry(_Strict):
     # the bot's environment variable holding that token.
     queue_url: str | None = Field(None, pattern=_URL)
     queue_token_env: str = Field("HIREFIRE_TOKEN", pattern=_ENV_VAR)
+
+    @field_validator("queue_url")
+    @classmethod
+    def _callable(cls, value: str | None) -> str | None:
+        # Read as the tick will read it, so a port past 65535 is said here and not, at the
+        # first tick, as a connection that dropped.
+        if value is not None:
+            try:
+                host = parse_url(value).host
+            except LocationParseError:
+                host = None
+            if not host:
+                raise ValueError(f"that {NO_ADDRESS}")  # unquoted: it may hold a password
+        return value
 
     @field_validator("down_stabilization")
     @classmethod

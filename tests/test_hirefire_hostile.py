@@ -707,6 +707,11 @@ def test_types_held_for_different_causes_stay_apart_and_one_type_reads_as_before
         (urllib3.exceptions.SSLError("bad certificate"), ": its TLS handshake failed"),
         (urllib3.exceptions.ProtocolError("reset"), ": the connection dropped before it answered"),
         (ConnectionResetError(104, "reset"), ": the connection dropped before it answered"),
+        (
+            urllib3.exceptions.LocationParseError("host:12ab"),
+            ": the registry's queue_url is no address the bot can call; write it as "
+            "https://HOST or https://HOST:PORT",
+        ),
     ],
 )
 def test_an_unreachable_endpoint_is_said_in_words_not_a_python_class_name(monkeypatch, error, said):

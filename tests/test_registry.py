@@ -143,6 +143,15 @@ def test_no_registry_reaches_every_heroku_app_by_name():
             'schedule.0.to: write the time in quotes, like "18:00"; unquoted, YAML reads '
             "18:00 as the number 1080",
         ),
+        # Past the `https://` the address went unread until the tick, which then said
+        # "the connection dropped" of a port that cannot be.
+        (
+            "apps:\n  web:\n    platform: heroku\n    autoscale:\n"
+            "      queue_url: https://web.example.com:99999\n",
+            5,
+            "autoscale.queue_url: that is no address the bot can call; write it as "
+            "https://HOST or https://HOST:PORT",
+        ),
         (
             "apps:\n  web:\n    platform: heroku\n    channel: CWEB\n    digest: 9:30\n",
             5,

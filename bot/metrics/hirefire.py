@@ -12,7 +12,13 @@ import math
 import ssl
 from urllib.parse import quote
 
-from urllib3.exceptions import NameResolutionError, NewConnectionError, ProxyError, SSLError
+from urllib3.exceptions import (
+    LocationValueError,
+    NameResolutionError,
+    NewConnectionError,
+    ProxyError,
+    SSLError,
+)
 
 from bot.http_bodies import TIMED_OUT, UNREACHABLE, BodyTooLarge, get_once
 
@@ -35,6 +41,11 @@ def info_url(app_url: str, token: str) -> str:
 def _failed(exc: BaseException) -> str:
     """How a connection failed, in words: its class name ("NewConnectionError") had been
     shown in the alert, which says nothing to someone fixing the app."""
+    if isinstance(exc, LocationValueError):  # past the registry's check, which reads less
+        return (
+            "the registry's queue_url is no address the bot can call; write it as "
+            "https://HOST or https://HOST:PORT"
+        )
     if isinstance(exc, NameResolutionError):
         return "its host name does not resolve; check the registry's queue_url"
     if isinstance(exc, NewConnectionError):
