@@ -377,6 +377,10 @@ def summarize(
         lines.append(OUTSIDER)
     elif user_id in admins:
         lines.append("You are in DEPLOYBOT_ADMINS: you may change any app no deny rule protects.")
+    # Verbs with the same answer share a line (an admin's 30 lines become 6); the Approve
+    # button, a click and not a command, keeps a line of its own.
+    rows: list[tuple[list[str], str]] = []
+    row_of: dict[str, int] = {}
     for verb in _WHOAMI_ORDER:
         if outsider and not is_read_only(verb):
             continue
@@ -390,7 +394,17 @@ def summarize(
             why = _why(decision, verb)
             bucket = allowed if decision.allowed else denied
             bucket.setdefault(why, []).append(app or "")
-        lines.append(_summary_line(verb, allowed, denied, verb in APPLESS_VERBS))
+        text = _summary_text(allowed, denied, verb in APPLESS_VERBS)
+        label = _CLICKED.get(verb, f"`{verb}`")
+        if text in row_of and verb not in _CLICKED:
+            rows[row_of[text]][0].append(label)
+            continue
+        if verb not in _CLICKED:
+            row_of[text] = len(rows)
+        rows.append(([label], text))
+    for labels, text in rows:
+        said = ", ".join(labels)
+        lines.append(f"{said[0].upper()}{said[1:]}: {text}.")
     return lines
 
 
@@ -402,16 +416,15 @@ def _why(decision: Decision, verb: str) -> str:
     return "no rule allows it"
 
 
-def _summary_line(
-    verb: str, allowed: dict[str, list[str]], denied: dict[str, list[str]], appless: bool
+def _summary_text(
+    allowed: dict[str, list[str]], denied: dict[str, list[str]], appless: bool
 ) -> str:
-    label = _CLICKED.get(verb, f"`{verb}`")
-    label = label[0].upper() + label[1:]
+    """One verb's answer, without the verb: the apps it may change here, and why."""
     if appless:
         (why,) = (allowed or denied).keys()
-        return f"{label}: {'yes' if allowed else 'no'} ({why})."
+        return f"{'yes' if allowed else 'no'} ({why})"
     if not allowed and not denied:
-        return f"{label}: no apps are registered."
+        return "no apps are registered"
     total = sum(len(names) for names in allowed.values()) + sum(
         len(names) for names in denied.values()
     )
@@ -423,7 +436,7 @@ def _summary_line(
     refused = [f"{_some(names)} ({why})" for why, names in denied.items() if why.startswith("rule")]
     if refused:
         text += "; denied on " + "; ".join(refused)
-    return f"{label}: {text}."
+    return text
 
 
 def _some(names: list[str]) -> str:
