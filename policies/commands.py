@@ -262,7 +262,7 @@ _NAME = r"[a-z][a-z0-9_-]{0,29}"
 _CHANGE_RE = re.compile(
     rf"^(?P<type>(?:{_NAME})?)(?P<op>[=+-])(?P<amount>\d{{1,30}})"
     r"(?::(?P<size>[a-z0-9][a-z0-9.-]{0,39}))?\Z",
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,  # else the Kelvin sign is a `k`, and `\u0662` a 2
 )
 # `web=-1`: a count below 0, which no term can ask for (`web-1` takes one away).
 _NEGATIVE_TERM_RE = re.compile(

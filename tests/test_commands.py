@@ -955,6 +955,15 @@ def test_one_pattern_names_a_dyno_for_the_parser_and_the_platform() -> None:
         parse("restart demo wor\u212aer")
 
 
+@pytest.mark.parametrize("term", ["web\u212a=2", "w\u0130b=2", "web=\u0662", "web+\u0661"])
+def test_a_scale_term_is_ascii_as_heroku_s_process_types_are(term: str) -> None:
+    # Under IGNORECASE alone `web\u212a=2` had been taken as a scale of `webk`, and `web=\u0662`
+    # (an Arabic-Indic two) as `web=2`: a count or a type the user never typed.
+    with pytest.raises(CommandError) as caught:
+        parse(f"scale {term} demo")
+    assert "is not a scale term" in str(caught.value)
+
+
 @pytest.mark.parametrize(
     ("text", "meant"),
     [
