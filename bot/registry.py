@@ -633,9 +633,16 @@ class Registry:
     def warnings(self) -> list[str]:
         """What check-config should mention without refusing to start: a file that lists no
         apps (tests and a bot being set up use one) reaches none, which a wrong or empty
-        DEPLOYBOT_CONFIG also looks like."""
+        DEPLOYBOT_CONFIG also looks like; and settings the bot will never read."""
+        found = [
+            f"{code(alias)} is an Elastic Beanstalk environment, which its Auto Scaling group "
+            "scales (MinSize/MaxSize in Beanstalk), so the bot reads nothing under its "
+            "`autoscale:`"
+            for alias, entry in self.spec.apps.items()
+            if isinstance(entry, BeanstalkEntry) and "autoscale" in entry.model_fields_set
+        ]
         if self.source is None or self.spec.apps or self.spec.heroku.allow_unlisted:
-            return []
+            return found
         return [
             f"{self.source} lists no apps, so the bot can reach none; add them under `apps:` "
             "(docs/registry.md), or write `heroku: {allow_unlisted: true}`"

@@ -275,6 +275,22 @@ def test_check_config_warns_that_a_file_listing_no_apps_reaches_none(tmp_path, t
     assert unlisted.returncode == 0 and "warning" not in unlisted.stderr, unlisted.stderr
 
 
+def test_autoscale_settings_on_a_beanstalk_environment_are_said_to_be_unread():
+    # docs/registry.md's own example gave `shop` a schedule, which nothing ever applied:
+    # `autoscale shop on` is refused, as the environment's Auto Scaling group scales it.
+    text = (
+        "apps:\n  shop:\n    platform: beanstalk\n    environment: shop-prod\n"
+        "    region: eu-west-1\n    autoscale:\n      down_stabilization: 1m\n"
+        "  web:\n    platform: heroku\n    autoscale:\n      down_stabilization: 1m\n"
+    )
+    assert Registry.parse(text, "deploybot.yml").warnings() == [
+        "`shop` is an Elastic Beanstalk environment, which its Auto Scaling group scales "
+        "(MinSize/MaxSize in Beanstalk), so the bot reads nothing under its `autoscale:`"
+    ]
+    plain = text.replace("    autoscale:\n      down_stabilization: 1m\n  web", "  web")
+    assert Registry.parse(plain, "deploybot.yml").warnings() == []
+
+
 def test_check_config_names_the_slack_settings_the_web_dyno_needs(tmp_path):
     keys = {"HEROKU_API_KEY_PROD": "x", "HEROKU_API_KEY_STAGING": "y"}
     # It had said ok, and `serve` then refused to start.
