@@ -66,6 +66,7 @@ _REGION = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
 _HEROKU_APP = r"^[a-z][a-z0-9-]{1,29}$"
 _BEANSTALK_ENV = r"^[a-zA-Z0-9][a-zA-Z0-9-]{2,38}[a-zA-Z0-9]$"
 _URL = r"^https?://"
+# A queue_url no HTTP client can call, said by the loader and by the tick alike.
 NO_ADDRESS = "is no address the bot can call; write it as https://HOST or https://HOST:PORT"
 _REF_URL = r"^https?://\S*\{ref\}\S*$"
 _REF_KEY = r"^\S*\{ref\}\S*$"

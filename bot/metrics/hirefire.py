@@ -21,6 +21,7 @@ from urllib3.exceptions import (
 )
 
 from bot.http_bodies import TIMED_OUT, UNREACHABLE, BodyTooLarge, get_once
+from bot.registry import NO_ADDRESS
 
 TIMEOUT_S = 5.0  # the tick must not hang on a slow app; HireFire itself waits 10 s
 # An answer lists the app's queues: a few hundred bytes. Anything past this is not one,
@@ -42,10 +43,7 @@ def _failed(exc: BaseException) -> str:
     """How a connection failed, in words: its class name ("NewConnectionError") had been
     shown in the alert, which says nothing to someone fixing the app."""
     if isinstance(exc, LocationValueError):  # past the registry's check, which reads less
-        return (
-            "the registry's queue_url is no address the bot can call; write it as "
-            "https://HOST or https://HOST:PORT"
-        )
+        return f"the registry's queue_url {NO_ADDRESS}"
     if isinstance(exc, NameResolutionError):
         return "its host name does not resolve; check the registry's queue_url"
     if isinstance(exc, NewConnectionError):
