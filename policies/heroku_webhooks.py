@@ -153,9 +153,11 @@ def _exit_status(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    digits = value.strip().lstrip("-") if isinstance(value, str) else ""
-    if ascii_digits(digits) and len(value) < 6:
-        return int(value)
+    text = value.strip() if isinstance(value, str) else ""
+    # One minus at most: `lstrip("-")` had let "--5" through to int(), a ValueError (a 500).
+    digits = text[1:] if text.startswith("-") else text
+    if ascii_digits(digits) and len(text) < 6:
+        return int(text)
     return None
 
 

@@ -449,7 +449,7 @@ def test_no_signed_event_of_any_shape_gets_a_5xx_from_the_real_app(web, resource
     assert answer.status_code < 500, (document, answer.data)
 
 
-@pytest.mark.parametrize("exit_status", ["\xb2", "9" * 5000, "-", [137], {"code": 1}])
+@pytest.mark.parametrize("exit_status", ["\xb2", "9" * 5000, "-", "--5", " 7", [137], {"code": 1}])
 def test_a_hostile_exit_status_is_no_5xx(web, exit_status):
     web.extensions["deploybot"].webhook_secrets.save(
         "myapp", SECRET, "https://bot.example.com/webhooks/heroku", "U1", datetime.now(UTC)
