@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,8 @@ import requests
 from benchmarks import procfile
 from bot.sandbox.fakes.dyno import FakeEndpoints, web_dyno_env
 from bot.sandbox.slack_requests import button_click, sign, slash_command
+from bot.store.db import Database
+from bot.store.drains import Drains
 from handlers.render import CONFIRM_ACTION
 from tests.conftest import ADMIN, HEROKU_KEY, SIGNING_SECRET
 from tests.webclient import button
@@ -322,3 +325,36 @@ def test_worker_and_thread_counts_pasted_with_spaces_or_left_empty_are_read(work
     code = "import bot.web.gunicorn_conf as g; print(g.workers, g.threads)"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == read, out.stderr
+
+
+def _raw_post(base: str, path: str, chunks: bytes) -> bytes:
+    """POST `chunks` as the body of a chunked request, framing and all, on a raw socket:
+    no client library sends a body whose chunk framing is broken."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\nConnection: close\r\n\r\n".encode()
+            + chunks
+        )
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer.split(b"\r\n", 1)[0]
+
+
+@pytest.mark.parametrize("path", ["/slack/events", "/webhooks/heroku", "/drain/"])
+def test_a_chunked_body_with_broken_framing_is_a_400_not_a_500(heroku, slack, tmp_path, path):
+    # gunicorn raised InvalidChunkSize out of the app's read of the body: a 500 and a
+    # "request failed" log line, for what is the client's mistake.
+    database_url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    with web_dyno(database_url, heroku, slack, tmp_path, release=False) as base:
+        if path == "/drain/":  # a known token: an unknown one is a 403 before any read
+            db = Database(database_url)
+            try:
+                path += Drains(db).get_or_create("myapp", base, ADMIN, datetime.now(UTC)).token
+            finally:
+                db.dispose()
+        for broken in (b"zz\r\nhello\r\n0\r\n\r\n", b"5\r\nhelloXX0\r\n\r\n"):
+            status = _raw_post(base, path, broken)
+            assert status.startswith(b"HTTP/1.1 400"), (broken, status)

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from bot.logs import redact
-from bot.web.edge import MAX_BODY_BYTES, where
+from bot.web.edge import BROKEN_BODY, MAX_BODY_BYTES, where
 from bot.web.log_drain import DrainIntake, Flusher
 
 log = logging.getLogger("bot.web.edge")  # the same logger as the last-resort handler
@@ -76,7 +76,10 @@ class DrainDispatch:
         if app is None:
             start_response("403 FORBIDDEN", [("Content-Length", "0")])
             return []
-        body = self._body(environ)  # read only once the token held
+        try:
+            body = self._body(environ)  # read only once the token held
+        except BROKEN_BODY:
+            return _json(start_response, "400 BAD REQUEST", "bad request")
         if body is None:
             return _json(start_response, "413 REQUEST ENTITY TOO LARGE", "request entity too large")
         self._intake.receive(app, _headers(environ), body)

@@ -23,7 +23,8 @@ import traceback
 from pathlib import Path
 
 from flask import Flask, jsonify, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from gunicorn.http.errors import NoMoreData, ParseException
+from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from bot.logs import redact
 
@@ -61,11 +62,19 @@ def install(web: Flask) -> None:
         return jsonify(error="internal error"), 500
 
 
+# What gunicorn raises from the read of a chunked body whose framing is broken (a size that
+# is no hex number, a chunk without its CRLF): the client's mistake, so a 400, not a 500.
+BROKEN_BODY = (ParseException, NoMoreData)
+
+
 def read_body(limit: int = MAX_BODY_BYTES, *, cache: bool = False) -> bytes:
     """The request's body, read through a stream capped at `limit` bytes; 413 past it.
     `cache=True` keeps it for a later `request.get_data()` (bolt's Flask adapter)."""
     request.max_content_length = min(limit, request.max_content_length or limit)
-    body = request.get_data(cache=cache)  # 413 at once for a Content-Length past the cap
+    try:
+        body = request.get_data(cache=cache)  # 413 at once for a Content-Length past the cap
+    except BROKEN_BODY:
+        raise BadRequest() from None
     if request.content_length is None and len(body) >= request.max_content_length:
         raise RequestEntityTooLarge()  # chunked, and cut at the cap: there was more
     return body
