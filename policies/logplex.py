@@ -27,7 +27,8 @@ What comes out (`ParsedBody`):
   (`[hirefire:router] queue=12ms`) or l2met's (`measure#queue=12ms`): an app line (APP-NAME
   `app`) with a word `queue=N` or `measure#queue=N` where N is a decimal number followed by
   `ms` or `s`. A `source=DYNO` word names the dyno, else the PROCID does. A bare number is
-  not read: `queue=5` or `queue=default` in a worker's log is a job queue, not a wait.
+  not read: `queue=5` or `queue=default` in a worker's log is a job queue, not a wait. Nor
+  is a line with any word but key=value ones after the prefix: free text may quote a visitor.
 - `runtime`: Heroku runtime metrics (`heroku labs:enable log-runtime-metrics`): a `heroku`
   line starting `source=` with `sample#NAME=VALUE[UNIT]` words, as floats in their unit
   (load averages as is, memory in MB, paging in pages).
@@ -430,8 +431,16 @@ def _after_dyno(message: str, values: dict[str, str]) -> None:
         values["status"] = tail[3][7:]
 
 
+_HIREFIRE_PREFIX = "[hirefire:router] "
+
+
 def _queue_sample(when: int, procid: str, message: str) -> QueueSample | None:
-    values = _key_values(message)
+    # Only a line of key=value words is a measure: in free text (`searched for queue=9s`)
+    # the word may be what a visitor typed, and would add dynos for it.
+    bare: list[str] = []
+    values = _key_values(message.removeprefix(_HIREFIRE_PREFIX), bare)
+    if bare:
+        return None
     raw = values.get("queue") or values.get("measure#queue") or ""
     if raw.endswith("ms"):
         number, scale = raw[:-2], 1.0
@@ -463,9 +472,9 @@ def _runtime_sample(when: int, procid: str, message: str) -> RuntimeSample | Non
 _ROUTER_KEYS = frozenset({"at", "method", "path", "host", "dyno", "status", "service", "code"})
 
 
-def _key_values(text: str) -> dict[str, str]:
+def _key_values(text: str, bare: list[str] | None = None) -> dict[str, str]:
     """`k=v k2="v with spaces"` -> dict; the first of a repeated key wins; words without `=`
-    are skipped, and an unclosed quote runs to the end."""
+    are skipped (and put in `bare`, if given), and an unclosed quote runs to the end."""
     values: dict[str, str] = {}
     position, size = 0, len(text)
     while position < size:
@@ -477,6 +486,8 @@ def _key_values(text: str) -> dict[str, str]:
             space = size
         equals = text.find("=", position, space)
         if equals <= position:  # no `=` in this word, or an empty key
+            if bare is not None:
+                bare.append(text[position:space])
             position = space + 1
             continue
         key = text[position:equals]

@@ -284,6 +284,11 @@ def test_queue_time_lines(text: str, expected: QueueSample) -> None:
         "queue=nanms",
         "GET /?queue=12ms 200",  # not a word of its own
         "queue=12ms.",
+        # Free text around the word: what a visitor typed, logged by the app ("searched
+        # for ..."), had been read as queue time, and the autoscaler added dynos for it.
+        "User searched for queue=99999s",
+        "[hirefire:router] searched queue=99999s",
+        "queue=99999s in the search box",
     ],
 )
 def test_lines_that_only_look_like_queue_time_are_other(text: str) -> None:
@@ -441,14 +446,14 @@ def test_a_truncated_last_frame_is_malformed() -> None:
 def test_frames_without_newlines_and_with_newlines_inside_use_exact_octets() -> None:
     message = f"<158>1 2024-05-01T12:00:00+00:00 host heroku router - {INFO}".encode()
     no_newline = b"%d %s" % (len(message), message)
-    inside = frame(b"<190>1 2024-05-01T12:00:00+00:00 host app web.1 - two\nlines queue=3ms")
+    inside = frame(b"<190>1 2024-05-01T12:00:00+00:00 host app web.1 - queue=3ms at=two\nlines")
     parsed = parse_body(no_newline + no_newline + inside)
     assert len(parsed.requests) == 2 and parsed.malformed == 0
     assert parsed.queue == [QueueSample(NOON, "web.1", 3.0)]
 
 
 def test_utf8_is_counted_in_bytes() -> None:
-    body = app_line("café ✓ done queue=4ms") + router(INFO)
+    body = app_line('queue=4ms msg="café ✓ done"') + router(INFO)
     parsed = parse_body(body)
     assert parsed.queue == [QueueSample(NOON + 3, "web.2", 4.0)]
     assert len(parsed.requests) == 1 and parsed.malformed == 0
