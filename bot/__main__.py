@@ -228,6 +228,8 @@ def _audit(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([entry.as_json() for entry in entries], indent=2))
         return 0
+    if not entries:  # said on stderr: stdout stays the entries alone, for a pipe
+        print(f"No change{f' to {app}' if app else ''} is recorded yet.", file=sys.stderr)
     for entry in entries:
         when = entry.started_at.strftime("%Y-%m-%d %H:%M:%S")
         error = f"  {entry.error}" if entry.error else ""

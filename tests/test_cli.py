@@ -231,6 +231,12 @@ def test_the_audit_cli_folds_an_apps_case_as_chat_does(tmp_path):
         database.dispose()
     done = _run(tmp_path, "audit", "--app", "MYAPP", DATABASE_URL=url)
     assert done.returncode == 0 and "scale web=2 myapp" in done.stdout, done.stderr
+    # An empty answer had printed nothing at all, which reads as a command that hung or broke.
+    other = _run(tmp_path, "audit", "--app", "demo", DATABASE_URL=url)
+    assert other.returncode == 0 and other.stdout == "", other.stdout
+    assert "No change to demo is recorded yet." in other.stderr
+    as_json = _run(tmp_path, "audit", "--app", "demo", "--json", DATABASE_URL=url)
+    assert as_json.stdout.strip() == "[]" and as_json.stderr == ""
 
 
 def test_a_replay_span_too_long_to_be_a_duration_is_a_usage_error(tmp_path):
