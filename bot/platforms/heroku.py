@@ -317,7 +317,7 @@ class HerokuPlatform:
         """Four reads, made at once: the formation, the dynos, the current release and the
         app itself (whether it is in maintenance mode). A failure is the first one's in that
         order, as when they were made one after another."""
-        formation, dynos, releases, maintenance = read_together(
+        formation, dynos, listed, maintenance = read_together(
             (
                 lambda: self.formation(app),
                 lambda: self.dynos(app),
@@ -332,22 +332,22 @@ class HerokuPlatform:
         )
         # The newest release may have failed (or still be pending) and never gone live: the
         # one Heroku marks current is what the app runs, else the newest that succeeded.
-        releases = [item for item, _ in _read_each(releases, _with_release, app, "GET")]
+        releases = _read_each(listed, _release, app, "GET")
         current = (
-            [r for r in releases if r.get("current")]
-            or [r for r in releases if (r.get("status") or "succeeded") == "succeeded"]
+            [r for r in releases if r.current]
+            or [r for r in releases if r.status == "succeeded"]
             or releases
         )
         # Just shipped: the newest release runs its release command before it goes live.
-        newest = releases[0] if releases else {}
-        pending = newest.get("status") == "pending" and not newest.get("current")
+        newest = releases[0] if releases else None
+        pending = newest is not None and newest.status == "pending" and not newest.current
         return AppStatus(
             app=app,
             formation=formation,
             dynos=dynos,
-            release=_release(current[0]) if current else None,
+            release=current[0] if current else None,
             maintenance=maintenance,
-            pending=_release(newest) if pending and current[0] is not newest else None,
+            pending=newest if pending and current[0] is not newest else None,
         )
 
     def releases(self, app: str, limit: int) -> tuple[Release, ...]:
@@ -1086,10 +1086,6 @@ def _release(item: dict[str, Any]) -> Release:
         status=str(item.get("status") or "succeeded"),
         current=bool(item.get("current", False)),
     )
-
-
-def _with_release(item: dict[str, Any]) -> tuple[dict[str, Any], Release]:
-    return item, _release(item)
 
 
 def _promotions(
