@@ -48,7 +48,16 @@ from policies.redact import mask
 from policies.sizes import unit_of
 from policies.slack_errors import AUTH_ERRORS, UNDELIVERED_ADVICE
 from policies.slack_text import channel as channel_link
-from policies.slack_text import clip, code, cut, escape, listed, more_note, uncoloured
+from policies.slack_text import (
+    clip,
+    code,
+    cut,
+    escape,
+    listed,
+    more_note,
+    one_line,
+    uncoloured,
+)
 from policies.slack_text import shown as clipped  # `shown` names a local below
 
 log = logging.getLogger(__name__)
@@ -163,7 +172,7 @@ def _release_line(release: Release, now: datetime) -> str:
     """One release; its description and author come from outside, so they are escaped."""
     parts = [code(release.version)]
     if release.description:
-        parts.append(escape(release.description[:120]))
+        parts.append(escape(one_line(release.description, DESCRIPTION_SHOWN)))
     if release.user:
         parts.append(f"by {escape(release.user)}")
     if release.created_at is not None:
@@ -190,7 +199,7 @@ def _build_line(build: Build, now: datetime) -> str:
     """One build; its version, description and author come from outside, so are escaped."""
     parts = [code(clip(build.version, 60) or "?")]
     if build.description:
-        parts.append(escape(clip(build.description, 120)))
+        parts.append(escape(one_line(build.description, DESCRIPTION_SHOWN)))
     if build.user:
         parts.append(f"by {escape(clip(build.user, 80))}")
     if build.created_at is not None:
@@ -219,7 +228,8 @@ def _builds(result: Builds, now: datetime) -> Message:
 def _release_words(release: Release | None) -> str:
     if release is None:
         return "?"
-    described = f" ({escape(release.description[:120])})" if release.description else ""
+    described = one_line(release.description or "", DESCRIPTION_SHOWN)
+    described = f" ({escape(described)})" if described else ""
     return f"{code(release.version)}{described}"
 
 
@@ -574,7 +584,7 @@ def settled_message(settled: Settled) -> Message:
         detail = ""
     else:
         events = settled.events[:FAILURE_EVENTS]
-        detail = "".join(f"\n• {escape(clip(mask(event), EVENT_SHOWN))}" for event in events)
+        detail = "".join(f"\n• {escape(one_line(mask(event), EVENT_SHOWN))}" for event in events)
     head = "Done: " if settled.ok else "" if settled.unknown else "Failed: "
     text = head + settled.summary + detail
     return {"text": text, "blocks": [_section(text)]}
@@ -903,7 +913,7 @@ def _status(result: Status, now: datetime) -> Message:
         rel = status.release
         # An app owner writes the description: a long one would make the block, and so the
         # whole status, one Slack refuses.
-        described = clip(rel.description, DESCRIPTION_SHOWN)
+        described = one_line(rel.description, DESCRIPTION_SHOWN)
         release = f"{escape(rel.version)} {escape(described)}".strip()
         release += _age(rel.created_at, now)
         if rel.user:
@@ -911,7 +921,7 @@ def _status(result: Status, now: datetime) -> Message:
     shipping = ""
     if status.pending is not None:
         rel = status.pending
-        described = clip(rel.description, DESCRIPTION_SHOWN)
+        described = one_line(rel.description, DESCRIPTION_SHOWN)
         shipping = f"{escape(rel.version)} {escape(described)}".strip()
         shipping += " is still in its release phase, not live yet"
         if rel.created_at is not None:

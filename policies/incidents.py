@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from policies.slack_text import channel as channel_link
-from policies.slack_text import clip, code, escape, listed
+from policies.slack_text import code, escape, listed, one_line
 
 NoticeKind = Literal["post", "update", "reply"]
 SUMMARY_PREFIX = "summary:"  # the keys of storm summaries, beside incidents' keys
@@ -392,8 +392,8 @@ def _detail(incident: Incident) -> str:
     backtick into its look-alike), and is put in code here, as every other reply names one."""
     version, space, rest = incident.detail.partition(" ")
     if incident.kind in ("release", "release_failed") and _VERSION_RE.fullmatch(version):
-        return f"{code(version)}{space}{escape(clip(rest, DETAIL_SHOWN))}"
-    return escape(clip(incident.detail, DETAIL_SHOWN))
+        return f"{code(version)}{space}{escape(one_line(rest, DETAIL_SHOWN))}"
+    return escape(one_line(incident.detail, DETAIL_SHOWN))
 
 
 def late_report(incident: Incident, now: datetime) -> str:

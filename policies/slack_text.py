@@ -88,6 +88,13 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def one_line(text: str, limit: int) -> str:
+    """An outside text (a release's description, a commit message) on one line, clipped to
+    `limit`: each run of line breaks and spaces becomes one space, since a break in a list
+    item starts a line of its own, one that may read as another item."""
+    return clip(" ".join(text.split()), limit)
+
+
 # The tail of a cut that would leave an entity (`&am`) or a mention or link (`<@U01`) open.
 _OPEN_TAIL = re.compile(r"(&[a-z]{0,3}|<[^>]*)\Z")
 

@@ -229,3 +229,45 @@ def test_accents_scripts_and_emoji_in_a_lock_reason_are_shown_as_typed(driver):
     reason = "café 日本語 \u200fשלום 🚀 👨\u200d👩\u200d👧"
     _, url = driver.command(f'lock myapp "{reason}"', ADMIN)
     assert reason in driver.reply(url)["text"]
+
+
+# A commit message as a description: its line breaks, kept, would start lines of their own,
+# and one starting "• " would read as a release or build the app never had.
+MULTILINE = "Fix login\r\n\n• v99 · by boss@example.com\n*bold*"
+
+
+def assert_one_line_each(text: str, bullets: int) -> None:
+    assert "\n• v99" not in text and "\n*bold" not in text and "\r" not in text
+    assert text.count("\n• ") == bullets, text
+    assert "Fix login • v99 · by boss@example.com *bold*" in text
+
+
+def texts(part: object) -> str:
+    """Every text of a reply, its blocks' fields and elements too, a line break between each."""
+    if isinstance(part, str):
+        return part
+    inner = part.values() if isinstance(part, dict) else part if isinstance(part, list) else ()
+    return "\n".join(texts(each) for each in inner)
+
+
+def test_a_multi_line_description_stays_on_its_bullet_in_releases_and_builds(driver, heroku):
+    heroku.release("myapp", MULTILINE)
+    _, url = driver.command("releases myapp", USER)
+    text = driver.reply(url)["text"]
+    assert_one_line_each(text, text.count("\n• "))
+    assert text.count("\n") == len(heroku.releases("myapp")) + 1
+    heroku.add_build("myapp", "abc123", description=MULTILINE)
+    _, url = driver.command("builds myapp", USER)
+    text = driver.reply(url)["text"]
+    assert_one_line_each(text, 1)
+
+
+def test_a_multi_line_description_stays_on_one_line_in_status_and_the_notice(
+    driver, heroku, slack, served
+):
+    heroku.release("myapp", MULTILINE)
+    _, url = driver.command("status myapp", USER)
+    assert_one_line_each(texts(driver.reply(url)), 0)
+    deliver_release(driver, heroku, served, MULTILINE)
+    [notice] = slack.messages("CMYAPP")
+    assert_one_line_each(notice["text"], 0)

@@ -14,7 +14,7 @@ from bot.registry import Registry, UnknownApp
 from handlers.render import _formation_change
 from policies import costs
 from policies.commands import is_release_number
-from policies.slack_text import channel, code, cut, escape, more_note
+from policies.slack_text import channel, code, cut, escape, more_note, one_line
 
 
 def test_mentions_and_links_are_shown_as_typed() -> None:
@@ -139,3 +139,10 @@ def test_a_release_number_is_ascii_digits_as_heroku_counts_them() -> None:
     # `\d` took any script's digits, so `rollback demo v١٢ -a demo` read as a release.
     assert not is_release_number("v١٢")
     assert not is_release_number("v1.2") and not is_release_number("v")
+
+
+def test_one_line_joins_an_outside_text_s_lines_and_clips_it() -> None:
+    # A commit message as a release's description: its breaks would start list items.
+    assert one_line("Fix login\r\n\n• v9\tnow ", 40) == "Fix login • v9 now"
+    assert one_line("x" * 20 + "\ny", 10) == "x" * 9 + "…"
+    assert one_line(" \n ", 10) == ""
