@@ -249,7 +249,8 @@ def test_an_approver_may_still_decline_and_a_late_cancel_promises_nothing(
     _, url = driver.click(CONFIRM_ACTION, button(prompt, CONFIRM_ACTION)["value"], ADMIN)
     assert "killed `shop`" in driver.reply(url)["text"]
     _, url = driver.click(CANCEL_ACTION, button(prompt, CANCEL_ACTION)["value"], USER)
-    assert driver.reply(url)["text"] == f"`kill shop` was already confirmed by <@{ADMIN}>."
+    # An approval had been called "already confirmed", a word that is the asker's own.
+    assert driver.reply(url)["text"] == f"`kill shop` was already approved by <@{ADMIN}>."
 
 
 def test_whoami_agrees_with_a_rule_written_with_the_heroku_name(with_registry, heroku):  # noqa: F811

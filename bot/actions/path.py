@@ -871,6 +871,8 @@ class Actions:
         pending = self._confirmations.get(confirmation_id)
         assert pending is not None
         if pending.state == "confirmed":
+            # Confirm is the asker's word, approve another person's.
+            confirmed = "approved" if pending.approval_required else "confirmed"
             decided = pending.decided_at
             if (
                 decided is not None
@@ -880,13 +882,13 @@ class Actions:
                 # Killed between the click and the change's first row (a restart): nothing
                 # was done, and "already confirmed" alone had read as if it had been.
                 return Reply(
-                    f"{code(pending.command)} was confirmed by <@{pending.decided_by}> at "
+                    f"{code(pending.command)} was {confirmed} by <@{pending.decided_by}> at "
                     f"{moment(decided, now)}, but nothing was recorded after it: the bot may "
                     f"have restarted mid-way. {code('/deploy status ' + pending.app)} shows "
                     "what runs; send the command again if it is still needed."
                 )
             return Reply(
-                f"{code(pending.command)} was already confirmed by <@{pending.decided_by}>."
+                f"{code(pending.command)} was already {confirmed} by <@{pending.decided_by}>."
             )
         if pending.state == "cancelled":
             return Reply(f"{code(pending.command)} was cancelled; nothing was changed.")
