@@ -154,6 +154,20 @@ def test_rollback_confirms_from_and_to_then_makes_one_release_however_many_click
     assert heroku.violations == []
 
 
+@pytest.mark.parametrize("again", ["rollback myapp", "rollback myapp v2"])
+def test_asking_for_a_rollback_again_while_the_first_prompt_waits_points_at_it(driver, again):
+    # A second prompt for the same rollback had opened: two buttons for one change, and
+    # the one left over expired into the history.
+    assert button(say(driver, "rollback myapp"), CONFIRM_ACTION)
+    repeat = say(driver, again)
+    assert repeat["text"].startswith("You already asked for `rollback myapp v2` at "), repeat
+    assert repeat["text"].endswith("press its button, or Cancel it.")
+    assert not any(b["type"] == "actions" for b in repeat.get("blocks", []))
+    # Someone else still gets a prompt of their own, and another release is another change.
+    assert button(say(driver, "rollback myapp", OTHER_ADMIN), CONFIRM_ACTION)
+    assert button(say(driver, "rollback myapp v1"), CONFIRM_ACTION)
+
+
 def test_a_slash_command_delivered_twice_asks_once(driver, slack):
     url = slack.new_response_url()
     body = slash_command("rollback myapp", url, user_id=ADMIN)

@@ -43,6 +43,7 @@ from bot.actions.results import (
     Reply,
     Resolved,
     Result,
+    asked_again_text,
 )
 from bot.actions.shipping import Shipping
 from bot.actions.usergroups import GroupLookupFailed
@@ -204,11 +205,14 @@ class Deployments:
         target = earlier or _rollback_target(app, releases, current, command.target, heroku)
         if isinstance(target, str):
             return Reply(target)
+        text, now = f"rollback {app} {target.version}", self._now()
+        if (asked := self._confirmations.asked_again(actor.user_id, app, text, now)) is not None:
+            return Reply(asked_again_text(text, asked, now))
         pending = self._ask(
             actor,
             resolved,
             command,
-            f"rollback {app} {target.version}",
+            text,
             _as_json(current) if current else {},
             _as_json(target),
         )

@@ -40,6 +40,7 @@ from bot.actions.results import (
     Restarted,
     Result,
     Status,
+    asked_again_text,
     expired_text,
 )
 from bot.actions.usergroups import GroupLookupFailed
@@ -1104,18 +1105,10 @@ class Actions:
         )
 
     def _asked_again(self, actor: Actor, app: str, text: str) -> Reply | None:
-        """Said instead of a second prompt for a change the asker's first still waits on:
-        both had been live, two buttons for one change, the one left over expiring into the
-        history."""
+        """Said instead of a second prompt for a change the asker's first still waits on."""
         now = self._now()
         asked = self._confirmations.asked_again(actor.user_id, app, text, now)
-        if asked is None:
-            return None
-        return Reply(
-            f"You already asked for {code(text)} at {moment(asked.created_at or now, now)}, and "
-            f"that prompt is open until {moment(asked.expires_at, now)}: press its button, or "
-            "Cancel it."
-        )
+        return None if asked is None else Reply(asked_again_text(text, asked, now))
 
     def _awaiting_approval(self, actor: Actor, app: str, text: str) -> Reply | None:
         """Said instead of a second approval request for a change one already waits for:

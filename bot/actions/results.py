@@ -24,7 +24,7 @@ from bot.store.heartbeats import Beat, Undelivered
 from bot.store.locks import Lock
 from policies.costs import MonthlyCost
 from policies.digest import DayNumbers, Span
-from policies.slack_text import code
+from policies.slack_text import code, moment
 
 # What a person is told while the database cannot be used (`bot.store.db.unreachable`).
 CHANGED_NOTHING = (
@@ -379,6 +379,16 @@ def expired_text(pending: Pending) -> str:
     return (
         f"<@{pending.user_id}>'s request {code(pending.command)} expired at {expired}, so "
         f"nothing was changed. Run {code('/deploy ' + pending.command)} again if it is still wanted."
+    )
+
+
+def asked_again_text(text: str, asked: Pending, now: datetime) -> str:
+    """Said instead of a second prompt for a change the asker's first still waits on: both
+    had been live, two buttons for one change, the one left over expiring into the history."""
+    return (
+        f"You already asked for {code(text)} at {moment(asked.created_at or now, now)}, and "
+        f"that prompt is open until {moment(asked.expires_at, now)}: press its button, or "
+        "Cancel it."
     )
 
 
