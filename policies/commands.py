@@ -1383,7 +1383,10 @@ def _parse_maintenance(args: list[str], app: str | None) -> Command:
         raise _app_first("maintenance", args[1], [args[0].lower()])
     app, rest = _positional_app(args, app, "maintenance")
     if not rest:
-        raise CommandError("Say `on` or `off`.", "maintenance")
+        # Whether it is on now is what someone typing no setting may want to know.
+        raise CommandError(
+            f"Say `on` or `off`; `/deploy status {app}` shows whether it is on now.", "maintenance"
+        )
     _keyword(rest[0], ("on", "off"), "a maintenance setting", "maintenance")
     if len(rest) > 1:
         raise _too_many(rest[1], "maintenance")

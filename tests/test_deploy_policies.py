@@ -72,7 +72,7 @@ def test_config_values_stay_in_the_command_but_never_in_its_text():
         ("rollback myapp v1 v2", "one word too many"),
         ("rollback myapp `v1`", "is not a release"),
         ("maintenance myapp maybe", "`maybe` is not a maintenance setting: use `on` or `off`"),
-        ("maintenance myapp", "Say `on` or `off`"),
+        ("maintenance myapp", "Say `on` or `off`; `/deploy status myapp` shows whether it is on"),
         # It had said "Say `on` or `off`" to someone who had said `on`.
         ("maintenance on myapp", "Put the app first: `/deploy maintenance myapp on`."),
         # It had said "The app is given twice (`myapp` and `canceled`)".

@@ -489,6 +489,23 @@ def test_maintenance_turned_on_after_the_prompt_is_not_turned_on_again(driver, h
     assert heroku.calls("PATCH", "/apps/myapp") == []
 
 
+def test_maintenance_off_while_an_on_prompt_waits_says_the_prompt_is_still_open(driver, heroku):
+    prompt = say(driver, "maintenance myapp on")
+    # "already off; nothing to do" alone had left the asker's "on" prompt live, unsaid.
+    off = say(driver, "maintenance myapp off")["text"]
+    assert off.startswith("`myapp`'s maintenance mode is already off; nothing to do. ")
+    assert "Your request to turn it on is still open until " in off
+    assert off.endswith(": press its Cancel if it is no longer wanted.")
+    _, url = driver.click(CANCEL_ACTION, button(prompt, CANCEL_ACTION)["value"], ADMIN)
+    driver.reply(url)
+    off = say(driver, "maintenance myapp off")["text"]
+    assert off == "`myapp`'s maintenance mode is already off; nothing to do."
+    # Another person's prompt is theirs to answer.
+    say(driver, "maintenance myapp on", OTHER_ADMIN)
+    assert say(driver, "maintenance myapp off")["text"] == off
+    assert heroku.calls("PATCH", "/apps/myapp") == []
+
+
 def test_a_config_prompt_confirmed_after_its_var_changed_changes_nothing(driver, heroku, config):
     heroku.set_config_vars("myapp", {"LOG_LEVEL": "info"})
     older = say(driver, "config set LOG_LEVEL=debug myapp")

@@ -60,7 +60,7 @@ from policies.commands import (
     is_release_number,
     release_number,
 )
-from policies.slack_text import code, escape, listed, shown
+from policies.slack_text import code, escape, listed, moment, shown
 
 log = logging.getLogger(__name__)
 
@@ -384,23 +384,28 @@ class Deployments:
         if resolved.target.platform == "beanstalk":
             # Said first, before any rule or freeze: Beanstalk has no such thing at all.
             return Reply(NO_MAINTENANCE.format(app=app))
+        # The asker's own "on" prompt still waiting: pointed at, not asked twice or missed.
+        now = self._now()
+        asked = self._confirmations.open_for(actor.user_id, app, f"maintenance {app} on", now)
         if platform.maintenance(resolved.target.name) == on:
-            return Reply(f"`{app}`'s maintenance mode is already {command.mode}; nothing to do.")
+            already = f"`{app}`'s maintenance mode is already {command.mode}; nothing to do."
+            if asked is not None and not on:
+                already += (
+                    f" Your request to turn it on is still open until "
+                    f"{moment(asked.expires_at, now)}: press its Cancel if it is no longer wanted."
+                )
+            return Reply(already)
         refusal = self._guard.refusal(resolved.target, "maintenance", command.force, actor.user_id)
         if refusal:
             return self._guard.refuse(actor, command, "maintenance", refusal)
         if not on:
             # Back online: nothing to ask.
             return self._switch_maintenance(actor, resolved, app, False, command.text())
-        # Asked again while the first prompt waits: a second one would be refused as "turned
-        # on meanwhile" once either is pressed, so the first is pointed at instead.
-        asked = self._confirmations.open_for(
-            actor.user_id, app, f"maintenance {app} on", self._now()
-        )
         if asked is not None:
+            # A second prompt would be refused as "turned on meanwhile" once either is pressed.
             return Reply(
                 f"You already asked to turn maintenance mode on for `{app}`, and that prompt "
-                f"is open until {asked.expires_at:%H:%M} UTC: press its button, or Cancel it."
+                f"is open until {moment(asked.expires_at, now)}: press its button, or Cancel it."
             )
         pending = self._ask(
             actor, resolved, command, command.text(), {"maintenance": False}, {"maintenance": True}
