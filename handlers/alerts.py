@@ -27,7 +27,7 @@ from handlers.offload import click
 from handlers.render import safely
 from policies.commands import is_app_name, is_process_type, parse
 from policies.incidents import Incident, Notice
-from policies.slack_text import code
+from policies.slack_text import code, moment
 
 if TYPE_CHECKING:
     from slack_bolt import App, Respond
@@ -169,15 +169,18 @@ def register(app: App, services: Services) -> None:
             services.audit.record(actor, "silence", app_name, words, "refused", decision.reason)
             _say(respond, decision.reason)
             return
-        silenced = alerts.silence(key, datetime.now(UTC) + SILENCE_FOR)
+        now = datetime.now(UTC)
+        silenced = alerts.silence(key, now + SILENCE_FOR)
         if silenced is None:
             _say(respond, UNKNOWN)
             return
         if not silenced.changed:
-            _say(respond, f"This alert is already silenced until {silenced.until:%H:%M} UTC.")
+            until = moment(silenced.until, now)
+            _say(respond, f"This alert is already silenced until {until}.")
             return
         services.audit.record(actor, "silence", app_name, words, "ok")
-        note = f"Silenced until {silenced.until:%H:%M} UTC by <@{actor.user_id}>."
+        # In each reader's own time zone, as the alert's other times are.
+        note = f"Silenced until {moment(silenced.until, now)} by <@{actor.user_id}>."
         if silenced.state != "open":
             # Under "Resolved" a bare silence reads as a click on the wrong alert; it is on
             # purpose: the silence holds if the incident reopens within the hour.

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.actions.results import AppCard, Home, Reply, Result
 from handlers.charts import chart_button
 from handlers.render import OUTCOME_MARK, about_lines, who
 from policies import costs
-from policies.slack_text import clip, code, cut, escape
+from policies.slack_text import clip, code, cut, escape, moment
 
 STATUS_ACTION = "deploybot_home_status"
 RESTART_ACTION = "deploybot_home_restart"
@@ -35,8 +36,9 @@ COMMANDS = {
 }
 
 
-def home_view(home: Home | Result) -> dict[str, Any]:
-    """The Home tab for `services.actions.home(...)`'s result."""
+def home_view(home: Home | Result, now: datetime | None = None) -> dict[str, Any]:
+    """The Home tab for `services.actions.home(...)`'s result, its times as of `now`."""
+    now = now or datetime.now(UTC)
     if not isinstance(home, Home):
         text = home.text if isinstance(home, Reply) else "App Home is not available."
         return {"type": "home", "blocks": [_section(text)]}
@@ -76,13 +78,13 @@ def home_view(home: Home | Result) -> dict[str, Any]:
             )
         )
     for card in home.cards:
-        blocks.extend(_card(card, home.may.get(card.alias)))
+        blocks.extend(_card(card, now, home.may.get(card.alias)))
     if home.pages > 1:
         blocks.append(_pager(home))
     return {"type": "home", "blocks": blocks[:MAX_BLOCKS]}
 
 
-def _card(card: AppCard, may: frozenset[str] | None = None) -> list[dict[str, Any]]:
+def _card(card: AppCard, now: datetime, may: frozenset[str] | None = None) -> list[dict[str, Any]]:
     """One app's blocks; `may`: the verbs whose buttons it offers (None: all)."""
     where = "Heroku" if card.platform == "heroku" else "Elastic Beanstalk"
     if card.formation is None:
@@ -108,7 +110,7 @@ def _card(card: AppCard, may: frozenset[str] | None = None) -> list[dict[str, An
             f"…and {more} more open: {code('/deploy alerts ' + card.alias)} lists them all."
         )
     changes = [
-        f"{OUTCOME_MARK.get(e.outcome, '?')} {e.started_at:%m-%d %H:%M} {who(e.user_id)} "
+        f"{OUTCOME_MARK.get(e.outcome, '?')} {moment(e.started_at, now)} {who(e.user_id)} "
         f"{code(clip(e.command, 80))}"
         for e in card.changes
     ]

@@ -487,7 +487,8 @@ def undelivered_line(undelivered: Undelivered) -> str:
     advice = UNDELIVERED_ADVICE.get(undelivered.error, f"the worker's log says more (`{logged}`).")
     return (
         f":warning: {what} to {where} not delivered ({counted} since "
-        f"{undelivered.since:%H:%M} UTC): Slack said {code(clip(undelivered.error, 80))}: {advice}"
+        f"{_day_and_clock(undelivered.since)}): Slack said {code(clip(undelivered.error, 80))}: "
+        f"{advice}"
     )
 
 

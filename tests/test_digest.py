@@ -4,6 +4,7 @@ day with its chart into the app's channel through the fake Slack."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -398,6 +399,9 @@ def test_a_digest_given_up_after_slacks_outage_is_named_by_about(worker, slack):
         worker.post_digests(_nine_thirty(minute))
     text = _about(worker, _nine_thirty(MAX_TRIES))
     assert "The daily digest to <#C0MYAPP> not delivered (1 since " in text
+    # "since 09:30 UTC" had named no day, for a failure that may be days old.
+    dated = r"\(1 since <!date\^\d+\^\{date_short_pretty\} \{time\}\|[-\d]{10} \d\d:\d\d UTC>\)"
+    assert re.search(dated, text), text
     assert "Slack said `gave up: service_unavailable`" in text
 
 

@@ -455,6 +455,16 @@ def test_a_card_says_the_autoscaler_made_its_changes(driver, web):
     assert "the autoscaler `scale web=3 myapp`" in changes and "<@autoscaler>" not in changes
 
 
+def test_a_card_s_changes_are_dated_in_the_reader_s_time_zone(driver, web):
+    # "12-05 17:03" was UTC, unlabeled, where the card's other times are each reader's own.
+    audit = AuditLog(web.extensions["deploybot"].db)
+    audit.record(Actor(ADMIN), "scale", "myapp", "scale web=3 myapp", "ok")
+    [entry] = audit.recent("myapp", None)
+    at = entry.started_at
+    changes = open_home(driver, ADMIN)["blocks"][4]["elements"][0]["text"]
+    assert f"<!date^{int(at.timestamp())}^{{time}}|{at:%H:%M} UTC> <@{ADMIN}>" in changes, changes
+
+
 def test_a_card_s_last_decision_says_its_day_when_it_was_not_today(driver, web):
     # "Last decision 04:27 UTC" read as this morning for a decision days old.
     now = datetime.now(UTC)
