@@ -413,6 +413,11 @@ def cost_text(report: CostReport) -> str:
     return "\n".join([head, *lines])
 
 
+# Hours of the day a record may miss and still be called the whole day: the first tick
+# comes some seconds after midnight.
+UNCOVERED_IGNORED = 0.05
+
+
 def digest_text(day: Digest) -> str:
     """The daily digest: yesterday's dyno-hours and cost, the static-at-peak comparison,
     scale actions and incidents with their durations, the busiest hour."""
@@ -430,9 +435,15 @@ def digest_text(day: Digest) -> str:
         cost = f", {costs.usd(n.cost_usd)}{label}" if n.cost_usd is not None else ""
         lines.append(f"Web {day.unit}-hours: {n.dyno_hours:,.1f}{cost}")
         if n.static_usd is not None and n.saving_usd is not None:
+            covered = n.covered_hours if n.covered_hours is not None else n.day_hours
+            # A record that speaks for part of the day compares that part alone.
+            part = ""
+            if covered < n.day_hours - UNCOVERED_IGNORED:
+                part = f" over the {covered:,.1f} h the record covers"
             lines.append(
                 f"A static formation at the day's peak ({n.peak} web) would have cost "
-                f"{costs.usd(n.static_usd)}: autoscaling saved {costs.usd(max(0.0, n.saving_usd))}."
+                f"{costs.usd(n.static_usd)}{part}: autoscaling saved "
+                f"{costs.usd(max(0.0, n.saving_usd))}."
             )
     lines += _listed(
         "Scale actions",

@@ -74,10 +74,14 @@ class DayNumbers:
     dyno_hours: float | None  # web, from the autoscaler's record; None without one
     cost_usd: float | None
     peak: int | None  # the most web dynos at once
-    static_usd: float | None  # the peak held all day
+    static_usd: float | None  # the peak held for the hours the record covers
     saving_usd: float | None
     busiest_start: float | None  # epoch seconds: the start of the hour with most requests
     busiest_requests: int
+    # Of the day's hours, those the autoscaler's record speaks for (the worker may have been
+    # down, or autoscaling begun mid-day); None without a record.
+    covered_hours: float | None = None
+    day_hours: float = 24.0
 
 
 def day_words(day: date) -> str:
@@ -99,16 +103,19 @@ def day_numbers(
     hour = max(range(len(requests_by_hour)), key=lambda h: requests_by_hour[h], default=None)
     most = requests_by_hour[hour] if hour is not None else 0
     busiest = start + hour * HOUR if hour is not None and most else None
+    day_hours = (end - start) / 3600
     if not samples:
-        return DayNumbers(None, None, None, None, None, busiest, most)
-    hours, _ = costs.dyno_hours(list(samples), end)
+        return DayNumbers(None, None, None, None, None, busiest, most, None, day_hours)
+    hours, covered = costs.dyno_hours(list(samples), end)
     peak = max(count for _, count in samples)
     hourly = costs.hourly_price(platform, size) if size else None
     if hourly is None:
-        return DayNumbers(hours, None, peak, None, None, busiest, most)
+        return DayNumbers(hours, None, peak, None, None, busiest, most, covered, day_hours)
     cost = hours * hourly
-    static = peak * (end - start) / 3600 * hourly
-    return DayNumbers(hours, cost, peak, static, static - cost, busiest, most)
+    # Over the same hours as `cost`: priced for the whole day, a record begun at 18:00 had
+    # "saved" the static formation's first 18 hours.
+    static = peak * covered * hourly
+    return DayNumbers(hours, cost, peak, static, static - cost, busiest, most, covered, day_hours)
 
 
 def by_hour(requests: Iterable[tuple[float, int]], start: float, end: float) -> list[int]:

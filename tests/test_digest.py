@@ -13,10 +13,12 @@ import pytest
 from bot.metrics.aggregate import Window
 from bot.metrics.store import MetricsStore
 from bot.registry import Registry, RegistryError
+from bot.store.audit import Actor, AuditLog
 from bot.store.autoscale_settings import AutoscaleStore, Decision
 from bot.worker.digest import MAX_TRIES, DigestJob
 from bot.worker.main import Worker
 from policies.digest import DigestTime, day_numbers, due, duration, parse_digest
+from tests.conftest import ADMIN
 from tests.test_charts import png_info
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -78,7 +80,10 @@ def test_day_numbers_compare_the_day_with_a_static_peak():
     assert numbers.dyno_hours == pytest.approx(1800 / 3600)
     assert numbers.peak == 4
     hourly_price = 25.0 / 730
-    assert numbers.static_usd == pytest.approx(4 * 24 * hourly_price)
+    # The static formation over the same 15 minutes the record covers: priced for all 24
+    # hours, it had "saved" 23¾ hours of 4 dynos the record knew nothing of.
+    assert numbers.covered_hours == pytest.approx(0.25) and numbers.day_hours == 24
+    assert numbers.static_usd == pytest.approx(4 * 0.25 * hourly_price)
     assert numbers.saving_usd == pytest.approx(numbers.static_usd - 0.5 * hourly_price)
     assert (numbers.busiest_start, numbers.busiest_requests) == (7 * 3600, 500)
     assert duration(4500) == "1 h 15 min" and duration(59) == "59 s"
@@ -160,6 +165,10 @@ def test_the_worker_posts_yesterdays_digest_once_with_its_chart(worker, slack):
     assert "Busiest hour: 14:00–15:00 with 5,400 requests." in comment
     assert "web 1 → 2 by the autoscaler" in comment and "Web dyno-hours:" in comment
     assert "would have cost" in comment and "Incidents: none." in comment
+    # Two ticks, 30 minutes apart, speak for 10 minutes: the comparison says so.
+    assert (
+        "would have cost $0.01 over the 0.2 h the record covers: autoscaling saved $0." in comment
+    )
     # The chart is of that day, on Paris's clock, as the words are: it had been titled
     # "last 24 h (UTC)", its hours an hour off the digest's.
     assert upload.title == f"myapp: {yesterday:%A %d %B %Y}"
@@ -550,3 +559,40 @@ def test_a_worker_stopping_mid_round_leaves_the_rest_to_the_next_leader_each_pos
         for worker in (old, new):
             worker.services().db.dispose()
             worker.db.dispose()
+
+
+@pytest.mark.parametrize(
+    ("covered", "says"), [(23.99, ": "), (18.0, " over the 18.0 h the record covers: ")]
+)
+def test_the_static_comparison_names_the_hours_only_for_part_of_a_day(covered, says):
+    from bot.actions.results import Digest
+    from handlers.render import digest_text
+    from policies.digest import DayNumbers
+
+    numbers = DayNumbers(20.0, 0.68, 2, 1.23, 0.55, None, 0, covered, 24.0)
+    text = digest_text(Digest("myapp", date(2026, 12, 1), "UTC", numbers, (), (), None, False))
+    assert f"(2 web) would have cost $1.23{says}autoscaling saved $0.55." in text, text
+
+
+def test_a_past_day_s_chart_ends_at_that_day_s_count_not_today_s(worker, heroku):
+    today = _today()
+    yesterday = today - timedelta(days=1)
+    two_pm = datetime.combine(yesterday, time(14), PARIS)
+    MetricsStore(worker.db).save(
+        [Window("myapp", int(two_pm.timestamp()) + s, 30, dynos={"web.1": 30}) for s in (0, 60)]
+    )
+    # Nobody changed web yesterday; this morning someone scaled it 1 → 5.
+    services = worker.services()
+    resolved = services.resolve("myapp")
+    before = heroku.formation("myapp")["web"]
+    assert before[0] == 1
+    resolved.platform.scale("myapp", {"web": (5, None)})
+    audit = AuditLog(worker.db)
+    entry = audit.start(Actor(ADMIN), "scale", "myapp", "scale web=5 myapp", {"web": before}, None)
+    audit.finish(entry, "ok", {"web": (5, before[1])})
+    start = datetime.combine(yesterday, time(0), PARIS).astimezone(UTC)
+    end = datetime.combine(today, time(0), PARIS).astimezone(UTC)
+    day = services.dashboards.digest(resolved.target, yesterday, start, end)
+    assert day.chart is not None
+    # The day had been drawn ending at today's 5, a step nobody made that day.
+    assert {count for _, count in day.chart.web} == {1}, day.chart.web

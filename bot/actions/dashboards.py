@@ -128,8 +128,9 @@ class Dashboards:
         marks = self._marks(app, datetime.fromtimestamp(since, UTC), until, decided)
         current = self._web_count(resolved)
         if until < self._now().timestamp() - step:
-            # A past day: it ended with the count of its last change, not today's.
-            current = marks[-1].after if marks else current
+            # A past day ended with the count of its last change, not today's (a scale this
+            # morning had drawn all of yesterday at this morning's count).
+            current = self._count_at(app, until, marks, decided, current)
         settings = self._autoscale.settings(app)
         target = (
             (settings.target_kind, settings.target_value)
@@ -151,6 +152,24 @@ class Dashboards:
             unit=resolved.platform.unit,
             under_way=until > self._now().timestamp(),
         )
+
+    def _count_at(
+        self,
+        app: str,
+        until: int,
+        marks: list[Mark],
+        decided: list[Decision] | None,
+        current: int | None,
+    ) -> int | None:
+        """The web count at `until`, past: the last change's, else the last tick's before it,
+        else what the first change since found; `current` when nothing says."""
+        if marks:
+            return marks[-1].after
+        ticks = [d for d in decided or () if d.at.timestamp() < until]
+        if ticks:
+            return max(ticks, key=lambda d: d.at).actual
+        later = self._marks(app, datetime.fromtimestamp(until, UTC), self._now().timestamp())
+        return later[0].before if later else current
 
     def _marks(
         self, app: str, since: datetime, until: float, decided: list[Decision] | None = None
