@@ -8,6 +8,9 @@ from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
+
 from policies.numbers import whole_number
 
 _T = TypeVar("_T")
@@ -65,7 +68,7 @@ class Config:
             ),
             port=read(lambda: port_setting(env), 5000),
             heroku_app_name=pasted(env.get("HEROKU_APP_NAME")),
-            public_url=pasted(env.get("DEPLOYBOT_URL")),
+            public_url=read(lambda: _public_url(pasted(env.get("DEPLOYBOT_URL"))), None),
             admin_channel=pasted(env.get("DEPLOYBOT_ADMIN_CHANNEL")),
         )
 
@@ -194,6 +197,24 @@ def port_setting(env: Mapping[str, str] | None = None) -> int:
     if port is None or not 0 < port < 65536:
         raise ConfigError(f"PORT must be a TCP port number, not {raw[:20]!r}.")
     return port
+
+
+def _public_url(url: str | None) -> str | None:
+    """DEPLOYBOT_URL as given, once Heroku can send to it: an http(s) address with a host
+    (and a port that is one). Without a scheme it had been taken, and every drain and
+    webhook made from it refused by Heroku."""
+    if url is None:
+        return None
+    try:
+        parsed = parse_url(url)
+    except LocationParseError:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ConfigError(
+            "DEPLOYBOT_URL must be the bot's own web address, like https://mybot.herokuapp.com: "
+            "Heroku sends log drains and webhooks there."
+        )
+    return url
 
 
 def _database_url(url: str | None) -> str | None:

@@ -62,6 +62,25 @@ def test_a_postgres_url_without_a_host_or_database_is_refused_before_connecting(
     assert str(caught.value).count(". ") == 0
 
 
+@pytest.mark.parametrize(
+    "url", ["mybot.herokuapp.com", "ftp://mybot.example.com", "https://", "https://h:99999"]
+)
+def test_a_public_url_heroku_cannot_send_to_is_refused(url):
+    # It was taken as it was: every `/deploy drain` and `watch` then gave Heroku an address
+    # it refused ("mybot.herokuapp.com/drain/…"), and check-config said nothing.
+    with pytest.raises(ConfigError) as caught:
+        Config.from_env({"DEPLOYBOT_URL": url})
+    assert str(caught.value) == (
+        "DEPLOYBOT_URL must be the bot's own web address, like https://mybot.herokuapp.com: "
+        "Heroku sends log drains and webhooks there."
+    )
+
+
+@pytest.mark.parametrize("url", ["https://mybot.herokuapp.com/", "http://127.0.0.1:8000"])
+def test_a_public_url_heroku_can_send_to_is_kept(url):
+    assert Config.from_env({"DEPLOYBOT_URL": url}).public_url == url
+
+
 def test_a_postgres_url_with_its_host_in_the_query_is_still_allowed():
     url = "postgresql://u@/db?host=/var/run/postgresql"
     assert Config.from_env({"DATABASE_URL": url}).database_url == url

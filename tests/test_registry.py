@@ -966,12 +966,14 @@ def test_check_config_names_every_malformed_setting_at_once(tmp_path):
     # It had stopped at the first one: a bad DEPLOYBOT_ADMINS hid the registry's problems
     # and the bad PORT, each seen only once the one before was mended.
     bad = {"DEPLOYBOT_ADMINS": "alice", "PORT": "http", "DATABASE_URL": "mysql://h/db"}
+    bad["DEPLOYBOT_URL"] = "mybot.herokuapp.com"  # no scheme: it had passed unsaid
     done = run_check_config(tmp_path, GOOD, **bad, **aws_files(tmp_path, PROD_PROFILE))
     assert done.returncode == 1, done.stderr
     for says in (
         "problem: DEPLOYBOT_ADMINS has alice, which is not a Slack user ID",
         "problem: PORT must be a TCP port number, not 'http'",
         "problem: DATABASE_URL must be a postgres:// (Heroku Postgres) or sqlite:/// URL",
+        "problem: DEPLOYBOT_URL must be the bot's own web address, like https://mybot.",
         "problem: environment variable HEROKU_API_KEY_STAGING is not set",
     ):
         assert says in done.stderr, done.stderr
