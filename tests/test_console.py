@@ -91,6 +91,14 @@ def test_a_mistyped_app_for_a_heroku_only_verb_gets_the_closest_heroku_apps(tmp_
     assert "Did you mean `demo-shop-green`, `demo-shop` or `demo-staging`?" in output
 
 
+def test_an_empty_beanstalk_chart_names_the_sampler_as_it_runs(tmp_path):
+    out = run_lines(tmp_path, "chart demo-shop-green 6h")
+    assert "No requests recorded for `demo-shop-green` in the last 6 h" in out
+    # "each minute" it had said, of a sampler that runs every 10 seconds.
+    assert "each minute" not in out
+    assert "The worker stores the environment's enhanced health report every 10 seconds" in out
+
+
 def test_python_m_bot_console_sandbox_runs_one_line_and_exits(tmp_path):
     output = console_process(tmp_path, "-c", "/deploy status demo-api")
     assert "== demo-api ==" in output

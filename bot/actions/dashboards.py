@@ -26,6 +26,7 @@ from bot.actions.results import (
     Result,
     no_traffic_hint,
 )
+from bot.metrics.aggregate import WINDOW_SECONDS
 from bot.metrics.chart_data import ChartData, Mark, Shade, bucket_seconds, buckets, web_steps
 from bot.metrics.store import MetricsStore
 from bot.platforms.base import Platform, PlatformError, formation_map
@@ -91,8 +92,9 @@ class Dashboards:
         if data is None:
             if resolved.target.platform != "heroku":
                 hint = (
-                    "The worker stores the environment's health report each minute: is it "
-                    f"running? `/deploy metrics {app}` reads CloudWatch now."
+                    "The worker stores the environment's enhanced health report every "
+                    f"{WINDOW_SECONDS} seconds: is it running, and is enhanced health on? "
+                    f"`/deploy metrics {app}` reads CloudWatch now."
                 )
             else:
                 hint = no_traffic_hint(app, self._drains.get(app) is not None)

@@ -38,6 +38,7 @@ from bot.actions.health import release_of
 from bot.actions.path import record_expiry
 from bot.actions.results import expired_text
 from bot.config import Config, ConfigError, seconds_setting
+from bot.metrics.aggregate import WINDOW_SECONDS
 from bot.metrics.store import MetricsStore
 from bot.registry import Registry
 from bot.services import Services
@@ -333,7 +334,8 @@ class Worker:
             (
                 "beanstalk",
                 self.sample_beanstalk,
-                seconds_setting("DEPLOYBOT_BEANSTALK_SECONDS", 10),
+                # One health report for each traffic window the store keeps.
+                seconds_setting("DEPLOYBOT_BEANSTALK_SECONDS", WINDOW_SECONDS),
             ),
             ("expire", self.expire_prompts, seconds_setting("DEPLOYBOT_EXPIRE_SECONDS", 30)),
             ("reconcile", self.reconcile, RECONCILE_SECONDS),
