@@ -167,3 +167,16 @@ def test_the_readme_stays_a_guide() -> None:
     positions = [README.index(f"\n## {title}\n") for title in order]
     assert positions == sorted(positions)
     assert len(README.splitlines()) <= 270
+
+
+def test_the_operations_table_states_the_decision_retention_the_worker_applies() -> None:
+    # It said "autoscale decisions (2 days)" while the worker kept a thinned week past that.
+    from bot.store.autoscale_settings import THIN_SECONDS
+    from bot.worker.main import KEEP_DECISIONS, KEEP_THINNED_DECISIONS
+
+    table = (ROOT / "docs" / "operations.md").read_text()
+    kept = (
+        f"autoscale decisions (whole for {KEEP_DECISIONS.days} days, then one in "
+        f"{THIN_SECONDS // 15} and every scale action until {KEEP_THINNED_DECISIONS.days} days"
+    )
+    assert kept in table
