@@ -670,3 +670,38 @@ def test_a_destroyed_formation_type_runs_no_dynos(web):
     assert _signed_to(web, document).status_code == 200
     stored = Observations(web.extensions["deploybot"].db).since(None, "myapp")
     assert [(o.subject, o.value) for o in stored] == [("worker", 0)]
+
+
+@pytest.mark.parametrize(
+    "outside",
+    [
+        {"created_at": None},
+        {"created_at": 1764342123},
+        {"created_at": ["2026-11-28T15:02:03Z"]},
+        {"created_at": "2026-11-28T15:02:03"},  # no zone
+        {"created_at": "9999-99-99T99:99:99Z"},
+        {"action": None},
+        {"actor": ["x"]},
+        {"previous_data": "x"},
+        {"data": {"app": {"name": "myapp", "id": [1]}, "state": None, "name": None}},
+    ],
+    ids=repr,
+)
+def test_a_signed_event_with_a_field_of_the_wrong_type_is_no_5xx(web, outside):
+    # The hypothesis run above varies `data`'s fields; these are the envelope's own.
+    web.extensions["deploybot"].webhook_secrets.save(
+        "myapp", SECRET, "https://bot.example.com/webhooks/heroku", "U1", datetime.now(UTC)
+    )
+    document = {
+        "id": str(uuid.uuid4()),
+        "created_at": f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}",
+        "resource": "dyno",
+        "action": "update",
+        "data": {"app": {"name": "myapp"}, "state": "crashed", "name": "web.1", "type": "web"},
+        **outside,
+    }
+    body = json.dumps(document).encode()
+    answer = web.test_client().post(
+        "/webhooks/heroku", data=body, headers={"Heroku-Webhook-Hmac-SHA256": sign(SECRET, body)}
+    )
+    assert answer.status_code in (200, 400), (document, answer.data)
