@@ -88,13 +88,14 @@ HISTORY_FILTERS = ("refused", "cancelled", "expired", "failed", "unknown", "done
 RELEASES_DEFAULT, RELEASES_MAX = 10, 50
 # Beanstalk's VersionLabel is at most 100 characters; refs and releases are held to it too.
 LABEL_MAX = 100
-# A Heroku release (`v42`) or a Beanstalk version label (`app-1.2.3`, `build-17`).
-_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
+# A Heroku release (`v42`) or a Beanstalk version label (`app-1.2.3`, `1.2.0+build.5`).
+_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}\Z")
 CONFIG_ACTIONS = ("set", "unset")
 _CONFIG_READS = ("get", "show", "list", "ls", "view")  # words for reading: `config APP` alone
 LOCK_REASON_MAX = 200
-# A git ref: a branch, a tag or a commit (`main`, `v1.2.3`, `release/2026-11`, `3f2c1a9`).
-_REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}\Z")
+# A git ref: a branch, a tag or a commit (`main`, `v1.2.3`, `release/2026-11`, `3f2c1a9`);
+# `+` for SemVer's build metadata, which git and Beanstalk's labels take.
+_REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/+-]{0,99}\Z")
 # What git refuses in a ref's name (`git check-ref-format`) of the characters above: `..`,
 # `//`, a part starting with a dot, and an end of `/`, `.` or `.lock`.
 _NO_REF = re.compile(r"\.\.|//|/\.|[/.]\Z|\.lock\Z")
@@ -1635,7 +1636,11 @@ def _parse_ship(args: list[str], app: str | None) -> Command:
     if ref is not None and len(ref) > LABEL_MAX:
         raise CommandError(_too_long(ref, "a git ref or version label"), "ship")
     if ref is not None and (not _REF_RE.match(ref) or _NO_REF.search(ref)):
-        raise CommandError(f"{shown(ref)} is not a git ref or version label.", "ship")
+        raise CommandError(
+            f"{shown(ref)} is not a git ref or version label: write a branch, tag or commit, "
+            "like `main`, `v1.4.2` or `3f2c1a9`.",
+            "ship",
+        )
     return Command("ship", app=app, target=ref)
 
 

@@ -372,3 +372,21 @@ def test_words_said_before_the_platform_is_known_fit_beanstalk_too(text, says):
     with pytest.raises(CommandError) as raised:
         parse(text)
     assert str(raised.value).startswith(f"{says} Usage: ")
+
+
+@pytest.mark.parametrize("ref", ["v1.2.0+build.5", "release/2026-11", "3f2c1a9"])
+def test_a_ref_or_label_with_semver_build_metadata_is_taken(ref):
+    # `+` (SemVer build metadata, which git and Beanstalk labels take) had been refused.
+    assert parse(f"ship shop {ref}").target == ref
+    if "/" not in ref:
+        assert parse(f"rollback shop {ref}").target == ref
+
+
+def test_a_ref_that_is_none_says_what_one_looks_like():
+    with pytest.raises(CommandError) as raised:
+        parse("ship shop ../etc")
+    # It had named the word and no example of a ref.
+    assert str(raised.value).startswith(
+        "`../etc` is not a git ref or version label: write a branch, tag or commit, like "
+        "`main`, `v1.4.2` or `3f2c1a9`. Usage: "
+    )
