@@ -213,6 +213,9 @@ def test_a_release_older_than_the_newest_fifty_is_rolled_back_to_by_its_number(d
     assert say(driver, "rollback myapp v99")["text"] == (
         "`myapp` has no release `v99`. See `/deploy releases myapp`."
     )
+    # Written with a leading zero, a number is still Heroku's: it had no release `v003`.
+    assert "→ `v3` (Deploy" in say(driver, "rollback myapp v003")["text"]
+    assert "→ `v57` (Deploy" in say(driver, "rollback myapp 057")["text"]
     assert heroku.violations == []
 
 

@@ -796,10 +796,10 @@ def _emptied(changes: dict[str, str | None]) -> tuple[str, ...]:
 
 
 def _spellings(wanted: str) -> set[str]:
-    word = wanted.lower()
-    if word.isdigit():
-        return {word, f"v{word}"}
-    return {word}
+    """The ways Heroku's release `wanted` is listed: `12`, `v12` and `v012` are all v12."""
+    if is_release_number(wanted):
+        return {f"v{release_number(wanted)}"}
+    return {wanted.lower()}
 
 
 def _versions(releases: tuple[Release, ...]) -> set[str]:

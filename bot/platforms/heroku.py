@@ -365,12 +365,12 @@ class HerokuPlatform:
         """Release `label` (`v41` or `41`) however old (`releases` reads only the newest);
         None if the app has no release so numbered."""
         number = label.lower().removeprefix("v")
-        if not number.isdigit():
+        if not number.isascii() or not number.isdigit():
             return None
+        # `v002` is v2, as Heroku counts: its API reads the number, not the spelling.
+        path = ("apps", app, "releases", str(int(number)))
         try:
-            return _read_one(
-                self._call("GET", app, ("apps", app, "releases", number)), _release, app, "GET"
-            )
+            return _read_one(self._call("GET", app, path), _release, app, "GET")
         except NotFound:
             return None
 
