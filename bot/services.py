@@ -98,6 +98,8 @@ class Services:
         self.background.in_child(after_fork=self._after_fork, at_exit=self.followups.close)
         # Called with a user ID after a change made on their behalf (App Home refreshes).
         self.changed: list[Callable[[str], None]] = []
+        # Called once the web app is closed (`bot.web.app.close`): timers to stop.
+        self.closing: list[Callable[[], None]] = []
         # Clients are built on first use, one per credential set: start-up calls no API.
         self._platforms: dict[tuple[str, ...], Platform] = {}
         self._lock = threading.Lock()

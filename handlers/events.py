@@ -52,6 +52,7 @@ def register(app: App, services: Services) -> None:
     refresher = Refresher(lambda user_id: publish(app.client, user_id))
     # Only users who opened App Home on this dyno have a tab worth refreshing.
     services.changed.append(lambda user_id: refresher.soon(user_id) if user_id in pages else None)
+    services.closing.append(refresher.close)
 
     def on_open(body: dict[str, Any], client: WebClient) -> None:
         event = body.get("event") or {}

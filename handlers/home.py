@@ -176,10 +176,11 @@ class Refresher:
         self._delay = delay
         self._lock = threading.Lock()
         self._timers: dict[str, threading.Timer] = {}
+        self._closed = False
 
     def soon(self, user_id: str) -> None:
         with self._lock:
-            if user_id in self._timers:
+            if self._closed or user_id in self._timers:
                 return  # one is already due: it will show this change too
             timer = threading.Timer(self._delay, self._fire, args=(user_id,))
             timer.daemon = True
@@ -190,3 +191,12 @@ class Refresher:
         with self._lock:
             self._timers.pop(user_id, None)
         self._publish(user_id)
+
+    def close(self) -> None:
+        """Drop the refreshes still due: once the app is closed, a timer's publish read a
+        database and called a Slack that may be gone (a test's, torn down)."""
+        with self._lock:
+            self._closed = True
+            timers, self._timers = list(self._timers.values()), {}
+        for timer in timers:
+            timer.cancel()

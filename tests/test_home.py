@@ -655,3 +655,23 @@ def test_a_home_tab_and_a_dm_slack_rate_limits_for_a_moment_are_sent_again(drive
     click(driver, SCALE_UP_ACTION, "myapp", ADMIN)
     [post] = slack.wait_for_calls("chat.postMessage", timeout=10)
     assert post.args["channel"] == ADMIN and "scaled `myapp`: web 1 → 2" in post.args["text"]
+
+
+def test_a_closed_app_s_due_home_refreshes_are_dropped():
+    import threading
+
+    from handlers.home import Refresher
+
+    published: list[str] = []
+    fired = threading.Event()
+    refresher = Refresher(lambda user: (published.append(user), fired.set()), delay=0.05)
+    refresher.soon("U1")
+    assert fired.wait(5) and published == ["U1"]
+    # A refresh still due when the app closed had run after it: against a test's torn-down
+    # database and Slack it logged errors, and it could publish into the next test's Slack.
+    fired.clear()
+    refresher.soon("U2")
+    refresher.close()
+    refresher.soon("U3")
+    assert not fired.wait(0.5)  # six of its delays: a late timer would pass, never fail
+    assert published == ["U1"]

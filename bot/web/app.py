@@ -146,6 +146,8 @@ def close(web: Flask) -> None:
     if services is not None:
         services.background.close()  # the background process (or pool) finishes every job
         services.followups.close()
+        for stop in services.closing:  # after the jobs, which may have set a timer
+            stop()
     metrics = web.extensions.get("deploybot.metrics")
     if metrics is not None:
         intake, flusher = metrics
