@@ -62,7 +62,7 @@ HEROKU_KEY = "hostile-heroku-key-0123456789"
 WEBHOOK_SECRET = "hostile-webhook-secret-0123456789"
 ADMIN = "UHOSTADM1"
 APP = "myapp"
-PUBLIC_URL = "ftp://deploybot.invalid"  # Heroku (the fake) refuses it, quoting it back
+PUBLIC_URL = "https://deploybot.invalid"
 
 
 @dataclass
@@ -76,6 +76,7 @@ class Figures:
     secrets_in_logs: int
     secrets_in_slack_and_audit: int
     tracebacks_in_logs: int
+    drain_refusal_quoted: bool  # Heroku's refusal quoting the drain URL reached the user
     statuses: dict[str, int]
 
     def ok(self) -> bool:
@@ -85,6 +86,7 @@ class Figures:
             and max(self.memory_growth_mb, self.memory_growth_chunked_mb) <= self.post_mb
             and self.secrets_in_logs == 0
             and self.secrets_in_slack_and_audit == 0
+            and self.drain_refusal_quoted
         )
 
 
@@ -125,10 +127,14 @@ def run(post_mb: int = 64) -> Figures:
         database.migrate()
         now = datetime.now(UTC)
         drain = Drains(database).get_or_create(APP, "https://bot.example.com", ADMIN, now)
+        # The drain `drain other` asks Heroku for, which Heroku refuses quoting its URL.
+        refused = Drains(database).get_or_create("other", PUBLIC_URL, ADMIN, now)
         WebhookSecrets(database).save(APP, WEBHOOK_SECRET, "https://bot.example.com/w", ADMIN, now)
         heroku = stack.enter_context(FakeHeroku(api_keys=(HEROKU_KEY,)))
         heroku.add_app(APP, formation={"web": (1, "standard-1x")})
         heroku.add_app("other", formation={"web": (1, "standard-1x")})
+        quoted = {"id": "invalid_params", "message": f"Url {refused.url} is not a valid drain URL."}
+        heroku.fail_next(422, methods=["POST"], body=quoted, path="/apps/other/log-drains")
         slack = stack.enter_context(FakeSlack())
         env = {
             **web_dyno_env(
@@ -153,12 +159,12 @@ def run(post_mb: int = 64) -> Figures:
         replays = _slack(attacker, slack, heroku)
         replays += _webhooks(attacker, database)
         replays += _drains(attacker, drain.token)
-        _drain_refusal(attacker, slack)
+        refusal_seen = _drain_refusal(attacker, slack)
         time.sleep(1.0)  # the background pool finishes its answers
         server.stop()
         log = server.log_text()
         secrets = [SIGNING_SECRET, HEROKU_KEY, WEBHOOK_SECRET, slack.bot_token, drain.token]
-        secrets += [d.token for d in (Drains(database).get("other"),) if d is not None]
+        secrets.append(refused.token)
         shown = json.dumps([r.payload for r in slack.responses])
         shown += json.dumps([c.args for c in slack.calls])
         shown += json.dumps([vars(e) for e in AuditLog(database).recent(limit=None)], default=str)
@@ -172,6 +178,7 @@ def run(post_mb: int = 64) -> Figures:
             secrets_in_logs=sum(log.count(secret) for secret in secrets),
             secrets_in_slack_and_audit=sum(shown.count(secret) for secret in secrets),
             tracebacks_in_logs=log.count("Traceback"),
+            drain_refusal_quoted=refusal_seen,
             statuses={str(k): v for k, v in sorted(attacker.statuses.items())},
         )
     raise AssertionError("unreachable")
@@ -418,14 +425,20 @@ def _drains(attacker: Attacker, token: str) -> int:
     return 0
 
 
-def _drain_refusal(attacker: Attacker, slack: FakeSlack) -> None:
-    """`/deploy drain other` with a URL Heroku refuses and quotes back; then the history."""
+def _drain_refusal(attacker: Attacker, slack: FakeSlack) -> bool:
+    """`/deploy drain other` with a URL Heroku refuses and quotes back; then the history.
+    Whether the refusal was answered: without it, no quoted token was there to find."""
+    # A new connection: the server closed the last one after the body past the ceiling,
+    # and `drain other` sent on it had never arrived (status 0), so nothing was provoked.
+    attacker.session.close()
+    answers = []
     for text in ("drain other", "history other"):
         url = slack.new_response_url()
         body = slash_command(text, url, user_id=ADMIN)
         attacker.slack(body, _signed(body))
         with contextlib.suppress(Exception):
-            slack.wait_for_responses(url, n=1, timeout=15)
+            answers += [r.get("text", "") for r in slack.wait_for_responses(url, n=1, timeout=15)]
+    return any("is not a valid drain URL" in answer for answer in answers)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -444,6 +457,7 @@ def report(figures: Figures, command: str) -> Iterator[str]:
     yield f"secrets found in logs: {figures.secrets_in_logs}"
     yield f"secrets found in Slack messages or audit rows: {figures.secrets_in_slack_and_audit}"
     yield f"tracebacks in the server's log: {figures.tracebacks_in_logs}"
+    yield f"Heroku's refusal quoting a drain URL provoked and answered: {figures.drain_refusal_quoted}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -219,7 +219,8 @@ def test_a_channel_refusing_alerts_and_the_digest_counts_both():
     line = undelivered_line(Undelivered("C0MYAPP", "is_archived", 3, since, digests=1))
     assert line.startswith(
         ":warning: Alerts and the daily digest to <#C0MYAPP> not delivered "
-        "(3 alerts, 1 digest since 09:00 UTC): Slack said `is_archived`: that channel is archived"
+        f"(3 alerts, 1 digest since <!date^{int(since.timestamp())}^{{date_short_pretty}} "
+        "{time}|2026-12-01 09:00 UTC>): Slack said `is_archived`: that channel is archived"
     )
 
 

@@ -19,5 +19,6 @@ def test_the_hostile_input_suite_meets_every_goal(capsys):
     # Memory, not time: the worker reads at most the 1 MiB ceiling of any body.
     assert figures.memory_growth_mb <= 64 and figures.memory_growth_chunked_mb <= 64
     assert figures.secrets_in_logs == 0 and figures.secrets_in_slack_and_audit == 0
+    assert figures.drain_refusal_quoted  # the drain token was there to leak
     assert figures.tracebacks_in_logs == 0
     assert figures.requests_sent > 300
