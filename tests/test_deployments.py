@@ -498,7 +498,7 @@ def test_maintenance_off_while_an_on_prompt_waits_says_the_prompt_is_still_open(
     off = say(driver, "maintenance myapp off")["text"]
     assert off.startswith("`myapp`'s maintenance mode is already off; nothing to do. ")
     assert "Your request to turn it on is still open until " in off
-    assert off.endswith(": press its Cancel if it is no longer wanted.")
+    assert off.endswith(": Cancel it if it is no longer wanted.")
     _, url = driver.click(CANCEL_ACTION, button(prompt, CANCEL_ACTION)["value"], ADMIN)
     driver.reply(url)
     off = say(driver, "maintenance myapp off")["text"]

@@ -392,7 +392,7 @@ class Deployments:
             if asked is not None and not on:
                 already += (
                     f" Your request to turn it on is still open until "
-                    f"{moment(asked.expires_at, now)}: press its Cancel if it is no longer wanted."
+                    f"{moment(asked.expires_at, now)}: Cancel it if it is no longer wanted."
                 )
             return Reply(already)
         refusal = self._guard.refusal(resolved.target, "maintenance", command.force, actor.user_id)
