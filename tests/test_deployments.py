@@ -168,6 +168,15 @@ def test_asking_for_a_rollback_again_while_the_first_prompt_waits_points_at_it(d
     assert button(say(driver, "rollback myapp v1"), CONFIRM_ACTION)
 
 
+def test_asking_for_the_same_config_change_again_points_at_the_waiting_prompt(driver):
+    assert button(say(driver, "config set LOG_LEVEL=debug myapp"), CONFIRM_ACTION)
+    repeat = say(driver, "config set LOG_LEVEL=debug myapp")
+    assert repeat["text"].startswith("You already asked for `config set LOG_LEVEL=… myapp` at ")
+    assert "debug" not in json.dumps(repeat)
+    # Other values (a typo mended) are another change, which the hidden text cannot show.
+    assert button(say(driver, "config set LOG_LEVEL=warn myapp"), CONFIRM_ACTION)
+
+
 def test_a_slash_command_delivered_twice_asks_once(driver, slack):
     url = slack.new_response_url()
     body = slash_command("rollback myapp", url, user_id=ADMIN)

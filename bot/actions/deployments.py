@@ -530,7 +530,13 @@ class Deployments:
         # with those the vars had, so a click after someone else changed them changes nothing.
         was = {key: present.get(key) for key in keys}
         targets = {"changes": changes, "was": was}
-        pending = self._ask(actor, resolved, command, command.text(), {}, targets)
+        # The same values asked for again while the first prompt waits: pointed at. Other
+        # values (a typo mended) get a prompt of their own, as the text hides the values.
+        text, now = command.text(), self._now()
+        asked = self._confirmations.asked_again(actor.user_id, app, text, now)
+        if asked is not None and asked.targets == targets:
+            return Reply(asked_again_text(text, asked, now))
+        pending = self._ask(actor, resolved, command, text, {}, targets)
         return DeployPrompt(
             pending.id,
             app,
