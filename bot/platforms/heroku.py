@@ -51,7 +51,7 @@ from bot.platforms.base import (
 )
 from bot.platforms.together import call_ended, check_call, end_call, read_together
 from bot.store.throttles import Throttles
-from policies.commands import is_dyno_name
+from policies.commands import is_dyno_name, is_release_number, release_number
 from policies.names import not_on_app
 from policies.redact import mask
 from policies.sizes import unit_of
@@ -364,11 +364,10 @@ class HerokuPlatform:
     def version(self, app: str, label: str) -> Release | None:
         """Release `label` (`v41` or `41`) however old (`releases` reads only the newest);
         None if the app has no release so numbered."""
-        number = label.lower().removeprefix("v")
-        if not number.isascii() or not number.isdigit():
+        if not is_release_number(label):
             return None
         # `v002` is v2, as Heroku counts: its API reads the number, not the spelling.
-        path = ("apps", app, "releases", str(int(number)))
+        path = ("apps", app, "releases", str(release_number(label)))
         try:
             return _read_one(self._call("GET", app, path), _release, app, "GET")
         except NotFound:
