@@ -43,7 +43,7 @@ from bot.actions.results import (
     Reply,
     Resolved,
     Result,
-    asked_again_text,
+    asked_again,
 )
 from bot.actions.shipping import Shipping
 from bot.actions.usergroups import GroupLookupFailed
@@ -205,9 +205,10 @@ class Deployments:
         target = earlier or _rollback_target(app, releases, current, command.target, heroku)
         if isinstance(target, str):
             return Reply(target)
-        text, now = f"rollback {app} {target.version}", self._now()
-        if (asked := self._confirmations.asked_again(actor.user_id, app, text, now)) is not None:
-            return Reply(asked_again_text(text, asked, now))
+        text = f"rollback {app} {target.version}"
+        again = asked_again(self._confirmations, actor.user_id, app, text, self._now())
+        if again is not None:
+            return again
         pending = self._ask(
             actor,
             resolved,
@@ -532,10 +533,10 @@ class Deployments:
         targets = {"changes": changes, "was": was}
         # The same values asked for again while the first prompt waits: pointed at. Other
         # values (a typo mended) get a prompt of their own, as the text hides the values.
-        text, now = command.text(), self._now()
-        asked = self._confirmations.asked_again(actor.user_id, app, text, now)
-        if asked is not None and asked.targets == targets:
-            return Reply(asked_again_text(text, asked, now))
+        text = command.text()
+        again = asked_again(self._confirmations, actor.user_id, app, text, self._now(), targets)
+        if again is not None:
+            return again
         pending = self._ask(actor, resolved, command, text, {}, targets)
         return DeployPrompt(
             pending.id,

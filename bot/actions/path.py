@@ -40,7 +40,7 @@ from bot.actions.results import (
     Restarted,
     Result,
     Status,
-    asked_again_text,
+    asked_again,
     expired_text,
 )
 from bot.actions.usergroups import GroupLookupFailed
@@ -1076,7 +1076,9 @@ class Actions:
             if waiting is not None:
                 return waiting
         else:
-            again = self._asked_again(actor, app, command.text())
+            again = asked_again(
+                self._confirmations, actor.user_id, app, command.text(), self._now()
+            )
             if again is not None:
                 return again
         pending = self._confirmations.create(
@@ -1103,12 +1105,6 @@ class Actions:
             costly=self._why_ask(resolved, cost),
             note=_past_limits(resolved, command, current, targets),
         )
-
-    def _asked_again(self, actor: Actor, app: str, text: str) -> Reply | None:
-        """Said instead of a second prompt for a change the asker's first still waits on."""
-        now = self._now()
-        asked = self._confirmations.asked_again(actor.user_id, app, text, now)
-        return None if asked is None else Reply(asked_again_text(text, asked, now))
 
     def _awaiting_approval(self, actor: Actor, app: str, text: str) -> Reply | None:
         """Said instead of a second approval request for a change one already waits for:

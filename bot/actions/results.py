@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 from bot.metrics.aggregate import Summary
 from bot.metrics.chart_data import ChartData
@@ -19,7 +20,7 @@ from bot.platforms.base import (
 )
 from bot.registry import Target
 from bot.store.audit import Entry
-from bot.store.confirmations import Pending
+from bot.store.confirmations import Confirmations, Pending
 from bot.store.heartbeats import Beat, Undelivered
 from bot.store.locks import Lock
 from policies.costs import MonthlyCost
@@ -382,10 +383,21 @@ def expired_text(pending: Pending) -> str:
     )
 
 
-def asked_again_text(text: str, asked: Pending, now: datetime) -> str:
-    """Said instead of a second prompt for a change the asker's first still waits on: both
-    had been live, two buttons for one change, the one left over expiring into the history."""
-    return (
+def asked_again(
+    confirmations: Confirmations,
+    user_id: str,
+    app: str,
+    text: str,
+    now: datetime,
+    targets: dict[str, Any] | None = None,
+) -> Reply | None:
+    """Said instead of a second prompt for a change the asker's first still waits on (with
+    the same `targets`, when given): both had been live, two buttons for one change, the one
+    left over expiring into the history. None when no such prompt waits."""
+    asked = confirmations.asked_again(user_id, app, text, now)
+    if asked is None or (targets is not None and asked.targets != targets):
+        return None
+    return Reply(
         f"You already asked for {code(text)} at {moment(asked.created_at or now, now)}, and "
         f"that prompt is open until {moment(asked.expires_at, now)}: press its button, or "
         "Cancel it."
