@@ -290,6 +290,17 @@ def _migrate(_args: argparse.Namespace) -> int:
 
     setup_logging()
     config = Config.from_env()
+    if problems := setting_problems(os.environ):
+        # Heroku runs the release phase for a config var change too, and a failed one leaves
+        # the running release as it was: better than dynos that would not start on it.
+        for problem in problems:
+            print(f"deploybot: {problem}.", file=sys.stderr)
+        print(
+            "deploybot: this release is not deployed, and the running one stays: mend the "
+            "setting with `heroku config:set` (or unset it) and the release phase runs again.",
+            file=sys.stderr,
+        )
+        return 1
     preflight.require_database(config, os.environ)
     database = Database(config.database_url)
     state, revision, head = database.schema_state()

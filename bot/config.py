@@ -161,9 +161,27 @@ def setting_problems(env: Mapping[str, str] | None = None) -> list[str]:
     for name in sorted(env):
         if _SECONDS_NAME.fullmatch(name):
             _read(lambda name=name: seconds_setting(name, 1.0, env), None, found)
-    for name in ("WEB_CONCURRENCY", "GUNICORN_THREADS", "DEPLOYBOT_DB_POOL_SIZE"):
+    counts = ["WEB_CONCURRENCY", "GUNICORN_THREADS", "DEPLOYBOT_DB_POOL_SIZE"]
+    if not _int_reads(env.get("WEB_CONCURRENCY")):
+        # gunicorn reads it with int() as it is imported, before its config file (ours)
+        # is: a quoted '2' or an empty value stopped the web dyno with a traceback.
+        raw = env["WEB_CONCURRENCY"]
+        found.append(
+            f"WEB_CONCURRENCY must be a bare whole number like 2, not {raw[:20]!r}: gunicorn "
+            "reads it before anything else, and the web dyno would not start"
+        )
+        counts.remove("WEB_CONCURRENCY")
+    for name in counts:
         _read(lambda name=name: count_setting(name, 1, env), None, found)
     return found
+
+
+def _int_reads(raw: str | None) -> bool:
+    """Whether int() takes `raw` (None: unset, so nothing to read)."""
+    try:
+        return raw is None or int(raw) is not None
+    except ValueError:
+        return False
 
 
 def _read(parse: Callable[[], _T], default: _T, problems: list[str] | None) -> _T:

@@ -298,6 +298,23 @@ def test_a_worker_or_thread_count_that_is_no_count_stops_the_web_dyno_in_a_line(
     assert out.stderr.strip().count("\n") == 0 and name in out.stderr, out.stderr
 
 
+@pytest.mark.parametrize("value", ["two", "'2'", "", " 3 ", "4", "0"])
+def test_check_config_refuses_a_web_concurrency_whenever_gunicorn_itself_would(value):
+    # gunicorn reads WEB_CONCURRENCY as it is imported, before the config file: the release
+    # phase and check-config must refuse every value that stops it there, in a sentence.
+    from bot.config import setting_problems
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WEB_CONCURRENCY": value}
+    out = subprocess.run(
+        [sys.executable, "-c", "import gunicorn.config"], env=env, capture_output=True,
+        text=True,
+    )  # fmt: skip
+    gunicorn_stops = "ValueError" in out.stderr
+    named = [p for p in setting_problems({"WEB_CONCURRENCY": value}) if "WEB_CONCURRENCY" in p]
+    assert gunicorn_stops == any("gunicorn reads it" in p for p in named), (out.stderr, named)
+    assert gunicorn_stops or out.returncode == 0
+
+
 @pytest.mark.parametrize(("port", "bind"), [("", "0.0.0.0:5000"), ('"5001"', "0.0.0.0:5001")])
 def test_the_port_is_read_as_the_app_reads_it(port, bind):
     # gunicorn had bound `0.0.0.0:` (empty) and `0.0.0.0:"5001"` (pasted in quotes) and

@@ -7,6 +7,7 @@ give Alembic two heads, and `deploybot migrate` then refuses to run. This catche
 
 from __future__ import annotations
 
+import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
@@ -120,6 +121,33 @@ def test_the_release_phase_of_a_rollback_leaves_a_newer_database_as_it_is(
     assert main(["migrate"]) == 0
     said = capsys.readouterr().err
     assert "9999" in said and "newer" in said and "Traceback" not in said
+
+
+@pytest.mark.parametrize("value", ["two", "'2'", ""])
+def test_the_release_phase_refuses_a_setting_that_would_stop_the_dynos_and_migrates_nothing(
+    tmp_path, monkeypatch, capsys, value
+) -> None:
+    # `heroku config:set WEB_CONCURRENCY=two` runs the release phase, which had passed:
+    # the web dynos then restarted into gunicorn's ValueError traceback, every command
+    # timing out. Failing the release phase keeps the running release.
+    from bot.__main__ import main
+    from bot.store.db import Database
+
+    url = f"sqlite:///{tmp_path / 'release.sqlite3'}"
+    monkeypatch.setattr("bot.__main__.setup_logging", lambda: None)
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("WEB_CONCURRENCY", value)
+    assert main(["migrate"]) == 1
+    said = capsys.readouterr().err
+    assert f"deploybot: WEB_CONCURRENCY must be a bare whole number like 2, not {value!r}" in said
+    assert "this release is not deployed" in said and "Traceback" not in said
+    database = Database(url)
+    try:
+        assert database.needs_migration()
+    finally:
+        database.dispose()
+    monkeypatch.setenv("WEB_CONCURRENCY", "2")
+    assert main(["migrate"]) == 0
 
 
 def test_migrate_refuses_a_revision_no_release_made_in_a_sentence(
