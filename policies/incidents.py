@@ -12,6 +12,9 @@ count, so a storm is one message updated in place, not fifty. `step()` also:
   later in the same window edit that summary rather than post another;
 - resolves an open incident once it has been quiet for `Rules.quiet`, updating its message
   and saying so in its thread (an `info` notice, such as a release, closes silently);
+- reopens an alert that comes back within `Rules.comeback` of resolving on its own message,
+  edited back and told in its thread, so a flapping check is one thread, not a new message
+  with buttons every quarter of an hour;
 - honours a silence: a silenced incident keeps counting but notifies nobody.
 
 Pure: the caller passes `now`, the known incidents and the events; nothing reads a clock.
@@ -120,6 +123,8 @@ class Incident:
 @dataclass(frozen=True)
 class Rules:
     quiet: timedelta = timedelta(minutes=10)  # no event for this long: resolved
+    # Back this soon after it resolved: the same alert again, on its own message.
+    comeback: timedelta = timedelta(minutes=30)
     channel_limit: int = 5  # new messages per channel per window
     channel_window: timedelta = timedelta(minutes=1)
 
@@ -150,6 +155,9 @@ class Summarised:
 class Step:
     incidents: tuple[Incident, ...]  # new or changed, to store
     notices: tuple[Notice, ...]  # in the order they should be sent
+    # Resolved incidents reopened on their earlier message (`Rules.comeback`): a reopening
+    # that keeps the message, where any other gets a new one.
+    comebacks: tuple[str, ...] = ()
 
 
 DEFAULT_RULES = Rules()
@@ -203,6 +211,7 @@ def step(
     # a storm across a fleet.
     opened: dict[str, None] = {}
     grown: dict[str, None] = {}
+    comebacks: dict[str, None] = {}
     claimed: dict[str, str] = {}  # listing incidents' keys: the subject that took each
     worsened: set[str] = set()  # open incidents whose severity rose in this step
     # The open incidents an event of another subject may belong to, by app and kind: looked
@@ -242,6 +251,8 @@ def step(
             # days): reported once, as late and over, not opened with a Restart button and
             # resolved by the next tick ("no new event for 1201 min").
             late = now - event.at >= rules.quiet
+            home = channel_of(event.app)
+            back = not late and before is not None and _comes_back(before, event, home, now, rules)
             after = Incident(
                 key=key,
                 app=event.app,
@@ -253,13 +264,17 @@ def step(
                 first_at=_began(event),
                 last_at=event.at,
                 count=1,
-                channel=channel_of(event.app),
+                channel=home,
                 # A silence still in force holds across the reopening; an ended one is done.
                 silenced_until=before.silenced_until if before and before.silenced(now) else None,
-                posted=False,
+                posted=back,
             )
             opened[key] = None
             grown.pop(key, None)
+            if back:
+                comebacks[key] = None
+            else:
+                comebacks.pop(key, None)
             if after.state == "open" and after.kind in LISTING | ONE_AT_A_TIME:
                 shared.setdefault((after.app, after.kind), []).append(key)
         current[key] = changed[key] = after
@@ -294,6 +309,15 @@ def step(
             continue
         channel = incident.channel
         assert channel is not None
+        if key in comebacks:
+            # An edit and a thread reply, no new message, so the channel's limit is not
+            # spent; said in the channel only when it came back worse than it went.
+            worse = _rank(incident.severity) > _rank(known[key].severity)
+            notices.append(Notice(key, channel, "update", describe(incident)))
+            notices.append(
+                Notice(key, channel, "reply", came_back(incident, known[key]), broadcast=worse)
+            )
+            continue
         if posted.get(channel, 0) >= rules.channel_limit:
             incident = current[key] = changed[key] = replace(incident, folded=True)
             folded.setdefault(channel, []).append(incident)
@@ -347,7 +371,26 @@ def step(
             # Silenced: its message still reads "Resolved" and loses its buttons (an edit
             # notifies nobody), but nothing is said in its thread.
             notices.append(Notice(key, incident.channel, "update", describe(incident)))
-    return Step(tuple(changed.values()), tuple(notices))
+    return Step(tuple(changed.values()), tuple(notices), tuple(comebacks))
+
+
+def _comes_back(
+    resolved: Incident, event: Event, home: str | None, now: datetime, rules: Rules
+) -> bool:
+    """Whether `event` reopens `resolved` on its own message: an alert (not a notice, which
+    is news each time) whose message was posted in `home`, the channel its app's alerts go
+    to now, coming back within `rules.comeback` of its resolution. Not under a silence: it
+    is heard an hour on, when its message is far up the channel, so it posts then."""
+    return (
+        resolved.state == "resolved"
+        and not resolved.silenced(now)
+        and resolved.posted
+        and resolved.channel == home
+        and home is not None
+        and not resolved.folded
+        and "info" not in (resolved.severity, _severity(event))
+        and event.at < resolved.last_at + rules.quiet + rules.comeback
+    )
 
 
 def silence(incident: Incident, until: datetime) -> Incident:
@@ -435,6 +478,18 @@ def moved_away(app: str, home: str | None) -> str:
     return (
         "Closed without knowing how it ended: the registry no longer lists "
         f"{code(app)} with this channel for alerts, so the bot stopped following it here.{there}"
+    )
+
+
+def came_back(incident: Incident, resolved: Incident) -> str:
+    """The thread reply of an alert reopened on its message: when, and how long after."""
+    # A condition's "since" reaches back as far as its detector looked, maybe into the
+    # quiet that resolved it: back no earlier than that quiet began.
+    back = max(incident.first_at, resolved.last_at)
+    gap = int((back - resolved.last_at).total_seconds() // 60)
+    return (
+        f"Back at {_clock(back)}, {_span(gap)} after its last event "
+        "before it resolved: this alert is open again."
     )
 
 

@@ -448,6 +448,28 @@ def _resolved_crash(driver, heroku, slack, config):
     return worker, alert, where
 
 
+def test_a_crash_back_soon_after_resolving_reopens_its_own_message_and_its_buttons_work(
+    driver, heroku, slack, served
+):
+    # A crash loop that stopped for ten minutes and started again had posted a second alert
+    # under the first, and a third the next time: a channel of look-alikes, each with
+    # buttons, when it was one trouble coming and going.
+    worker, alert, where = _resolved_crash(driver, heroku, slack, served[1])
+    again = datetime.now(UTC) + timedelta(minutes=25)
+    worker.alerts.record([Event("myapp", "crash", "web", again, "web.2 crashed")], again, {
+        "myapp": "CMYAPP"}.get)  # fmt: skip
+    worker.send_alerts(again)
+    [message] = alert_messages(slack)
+    assert message["ts"] == alert["ts"]
+    assert message["text"].startswith(":red_circle: *myapp* `web` dynos crashed at ")
+    assert _thread(slack, alert)[-1].startswith("Back at ")
+    assert "this alert is open again" in _thread(slack, alert)[-1]
+    _, url = driver.click(RESTART_ACTION, button(message, RESTART_ACTION)["value"], ADMIN, **where)
+    assert "restart" in driver.reply(url)["text"].lower()
+    assert len(heroku.calls("DELETE", "/apps/myapp/formations/web")) == 1
+    assert slack.violations == []
+
+
 def test_buttons_of_a_resolved_alert_do_nothing_and_say_why(driver, heroku, slack, served):
     # A window left open shows the buttons the resolved message no longer has: Restart had
     # restarted the recovered app, and Acknowledge said someone was looking into it.

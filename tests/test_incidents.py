@@ -225,13 +225,65 @@ def test_an_incident_resolves_after_the_quiet_period(quiet_for, resolved):
     assert "no new event for 10 min" in result.notices[1].text
 
 
-def test_an_event_after_resolution_reopens_with_a_new_message():
+def test_an_event_long_after_resolution_reopens_with_a_new_message():
     [incident] = run([crash()], now=at(0)).incidents
     [resolved] = run([], known=[incident], now=at(700), rules=QUIET).incidents
-    result = run([crash(second=800)], known=[resolved], now=at(800), rules=QUIET)
+    # 10 min of quiet and the 30 min of a comeback after its last event at 15:00.
+    result = run([crash(second=2400)], known=[resolved], now=at(2400), rules=QUIET)
     [reopened] = result.incidents
-    assert (reopened.state, reopened.count, reopened.first_at) == ("open", 1, at(800))
-    assert kinds(result) == [("post", "crash:myapp:web")]
+    assert (reopened.state, reopened.count, reopened.first_at) == ("open", 1, at(2400))
+    assert kinds(result) == [("post", "crash:myapp:web")] and result.comebacks == ()
+
+
+def test_an_alert_back_soon_after_resolving_reopens_on_its_own_message():
+    # A flapping check (slow for a while, fine for ten minutes, slow again) had posted a
+    # new alert, with its buttons, each time it came back: a channel of look-alikes.
+    [incident] = run([crash()], now=at(0)).incidents
+    [resolved] = run([], known=[incident], now=at(700), rules=QUIET).incidents
+    result = run([crash(second=2399)], known=[resolved], now=at(2399), rules=QUIET)
+    [reopened] = result.incidents
+    assert (reopened.state, reopened.count, reopened.posted) == ("open", 1, True)
+    assert result.comebacks == ("crash:myapp:web",)
+    assert kinds(result) == [("update", "crash:myapp:web"), ("reply", "crash:myapp:web")]
+    edit, reply = result.notices
+    assert edit.text.startswith(":red_circle: *myapp* `web` dynos crashed at 15:39 UTC.")
+    assert reply.text == (
+        "Back at 15:39 UTC, 39 min after its last event before it resolved: this alert is "
+        "open again."
+    )
+    assert not reply.broadcast  # no new message, so the channel's limit is not spent
+    # Its next events edit that message, as any open alert's do, and it resolves again.
+    then = run([crash(second=2460)], known=result.incidents, now=at(2460), rules=QUIET)
+    assert kinds(then) == [("update", "crash:myapp:web")]
+    assert "2 times since 15:39 UTC" in then.notices[0].text
+
+
+def test_a_comeback_worse_than_it_went_is_said_in_the_channel():
+    slow = Event("myapp", "slow", "web p95", at(0), "p95 3 s", severity="warning")
+    [incident] = run([slow], now=at(0)).incidents
+    [resolved] = run([], known=[incident], now=at(700), rules=QUIET).incidents
+    worse = replace(slow, at=at(900), severity="critical")
+    result = run([worse], known=[resolved], now=at(900), rules=QUIET)
+    assert kinds(result) == [("update", "slow:myapp:web p95"), ("reply", "slow:myapp:web p95")]
+    assert result.notices[1].broadcast
+
+
+@pytest.mark.parametrize(
+    "earlier",
+    [
+        pytest.param({"channel": "C_OLD"}, id="its message is in another channel"),
+        pytest.param({"folded": True}, id="it had no message of its own"),
+        pytest.param({"posted": False}, id="its message never got out"),
+        pytest.param({"severity": "info"}, id="a notice"),
+        pytest.param({"silenced_until": at(3600)}, id="silenced"),
+    ],
+)
+def test_an_alert_back_soon_gets_a_new_message_when_its_old_one_cannot_serve(earlier):
+    [incident] = run([crash()], now=at(0)).incidents
+    [resolved] = run([], known=[incident], now=at(700), rules=QUIET).incidents
+    result = run([crash(second=900)], known=[replace(resolved, **earlier)], now=at(900))
+    assert result.comebacks == ()
+    assert [n.kind for n in result.notices] in ([], ["post"])
 
 
 def test_a_late_event_keeps_its_incident_open():
@@ -376,9 +428,10 @@ def test_a_late_delivery_of_an_event_a_resolved_incident_covered_is_counted_not_
     assert late.notices == ()
     [counted] = late.incidents
     assert (counted.state, counted.count, counted.last_at) == ("resolved", 2, at(300))
-    # One still within its quiet period when it arrives is news: the incident reopens.
+    # One still within its quiet period when it arrives is news: the incident reopens, on
+    # its own message since it resolved minutes ago.
     fresh = run([crash(second=650)], known=[resolved], now=at(1000), rules=QUIET)
-    assert kinds(fresh) == [("post", "crash:myapp:web")]
+    assert kinds(fresh) == [("update", "crash:myapp:web"), ("reply", "crash:myapp:web")]
 
 
 def test_a_crash_loop_still_going_when_its_silence_ends_is_said_again_in_the_channel():

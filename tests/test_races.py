@@ -79,7 +79,7 @@ def test_a_reopened_incident_is_posted_once_when_two_dynos_see_its_event(databas
         quiet = T0 + timedelta(minutes=11)
         alerts[0].record([], quiet, channel)  # resolved
         assert alerts[0].incidents(app)[0].state == "resolved"
-        at = quiet + timedelta(minutes=5)
+        at = quiet + timedelta(hours=1)  # past a comeback, which edits its old message
         # Two crash events of one dyno crash loop, delivered to two web dynos at once.
         _together(
             lambda: alerts[0].record([Event(app, "crash", "web", at)], at, channel),

@@ -266,8 +266,10 @@ class Alerts:
                 row.state == "resolved" or row.channel != incident.channel
             ):
                 # Reopened, or closed in its old channel and opened in its app's new one
-                # (`policies.incidents.step`): a new message, not an edit of the old one.
-                row.message_ts = None
+                # (`policies.incidents.step`): a new message, not an edit of the old one,
+                # unless it came back soon enough to reopen on its own message.
+                if incident.key not in result.comebacks:
+                    row.message_ts = None
                 row.acknowledged_by = None
                 opened.append(incident)
             _store(row, incident)
