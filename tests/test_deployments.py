@@ -1114,6 +1114,48 @@ def test_promote_moves_the_slug_to_the_next_stage_and_not_past_the_last(register
     assert heroku.violations == []
 
 
+def test_promoting_what_the_next_stage_already_runs_releases_nothing(registered, heroku, slack):
+    # A second `promote myapp` had released v3's slug to production again: a release that
+    # changed nothing, restarted every dyno and read as a deploy in the history.
+    registered.command("promote myapp", ADMIN)
+    slack.wait_for_calls("chat.postMessage", n=2, timeout=10)
+    again = say(registered, "promote myapp")["text"]
+    assert again == (
+        "`other-app` already runs the slug of `myapp`'s v3, so there is nothing new to "
+        "promote: `/deploy releases other-app` shows what it runs."
+    )
+    assert len(heroku.calls("POST", "/pipeline-promotions")) == 1
+    # A deploy to staging since, a slug of its own, is news again.
+    heroku.release("myapp", "Deploy 9b1c2d3")
+    registered.command("promote myapp", ADMIN)
+    slack.wait_for_calls("chat.postMessage", n=4, timeout=10)
+    assert len(heroku.calls("POST", "/pipeline-promotions")) == 2
+    assert heroku.releases("other-app")[-1]["description"] == "Promote myapp v4"
+    assert heroku.violations == []
+
+
+def test_a_promotion_leaves_out_a_next_stage_app_that_already_runs_its_slug(
+    with_registry, heroku, slack
+):
+    heroku.add_app("third-app")
+    heroku.add_pipeline("shop", {"myapp": "staging", "other-app": "production",
+                                 "third-app": "production"})  # fmt: skip
+    driver = with_registry(REGISTRY)
+    driver.command("promote myapp", ADMIN)
+    slack.wait_for_calls("chat.postMessage", n=2, timeout=10)
+    heroku.release("third-app", "Deploy hotfix")  # production diverged on one app
+    driver.command("promote myapp", ADMIN)
+    [*_, anchor, done] = slack.wait_for_calls("chat.postMessage", n=4, timeout=10)
+    assert anchor.args["text"].startswith(
+        f"<@{ADMIN}> is promoting `myapp`'s `v3` (Deploy e443df7) to `third-app`. "
+        "`other-app` already runs the slug of `myapp`'s v3, so I left it out."
+    )
+    first, second = heroku.calls("POST", "/pipeline-promotions")
+    assert len(first.json["targets"]) == 2 and len(second.json["targets"]) == 1
+    assert heroku.releases("other-app")[-1]["description"] == "Promote myapp v3"
+    assert "`third-app` runs `v" in done.args["text"]
+
+
 def test_a_promotion_is_in_the_history_of_the_app_it_released_to(registered, config, slack):
     registered.command("promote myapp", ADMIN)
     slack.wait_for_calls("chat.postMessage", n=2, timeout=10)
@@ -1155,7 +1197,9 @@ def test_a_promotion_whose_answer_was_lost_is_read_back_from_the_next_stage(
     assert "I read it back: `other-app` runs v4 (Promote myapp v3), so it was made." in text
     [entry] = [e for e in history(config) if e.verb == "promote"]
     assert entry.outcome == "ok"
-    # Answered 503 before Heroku acted: v4, seconds old, is from the promotion before.
+    # Answered 503 before Heroku acted: v4, seconds old, is from the promotion before (of
+    # v3: a deploy since gives this promotion something new to send).
+    heroku.release("myapp", "Deploy 9b1c2d3")
     heroku.fail_next(503, count=5, methods=["POST"])
     text = say(registered, "promote myapp")["text"]
     assert len(heroku.calls("POST", "/pipeline-promotions")) == 2

@@ -423,11 +423,20 @@ MISSHAPEN = [
     ("releases", [{"version": None}]),
     ("releases", [{"version": 3, "user": "someone"}]),
     ("releases", {"version": 3}),
+    ("releases", [{"version": 3, "slug": "abc"}]),
+    ("releases", [{"version": 3, "slug": {"id": 7}}]),
     ("status", [{"type": "web", "quantity": None}]),
     ("status", ["v1"]),
     ("maintenance", ["on"]),
     ("scale", [{"type": "web", "quantity": None}]),
 ]
+
+
+def test_a_release_names_the_slug_it_runs_or_none(heroku):
+    # A promotion compares slugs: a release without one (Heroku's may be null) has none.
+    [newest] = client(heroku).releases("myapp", 1)
+    assert newest.slug == heroku.releases("myapp")[-1]["slug"]["id"] != ""
+    assert heroku_module._release({"version": 1, "slug": None}).slug == ""
 
 
 @pytest.mark.parametrize(("read", "body"), MISSHAPEN)

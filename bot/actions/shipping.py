@@ -342,10 +342,28 @@ class Shipping:
         # What goes out: the slug of the release this stage runs, named in the answer.
         going = current_release(platform.releases(target.name, 5))
         # Each next-stage app's newest release: a lost answer is read back as a newer one.
-        newest = {}
-        for name in names:
-            found = platform.releases(name, 1)
-            newest[name] = found[0].version if found else "v0"
+        latest = {name: next(iter(platform.releases(name, 1)), None) for name in names}
+        # A second `promote` had released the same slug again downstream: a release that
+        # changes nothing but restarts every dyno, and reads as a deploy in the history.
+        running = [name for name in names if _runs_slug_of(latest[name], going)]
+        skipped = None
+        if running and going is not None:
+            ran = self._already_running(app, going, running)
+            if len(running) == len(names):
+                first = self._shown_as(running[0])
+                return Reply(
+                    f"{ran}, so there is nothing new to promote: `/deploy releases {first}` "
+                    "shows what it runs."
+                )
+            skipped = f"{ran}, so I left {'it' if len(running) == 1 else 'them'} out."
+            downstream = tuple(pair for pair in downstream if pair[1] not in running)
+            names = [name for _, name in downstream]
+            reaches = [alias for name in names for alias in self._aliases(name) or [name]]
+        newest = {
+            name: release.version if release else "v0"
+            for name, release in latest.items()
+            if name in names
+        }
         entry = self._audit.start(
             actor,
             "promote",
@@ -372,7 +390,7 @@ class Shipping:
                 promotion_id=following,
             )
 
-        note = None
+        note = skipped
         try:
             results = self._guard.call(
                 entry, lambda: platform.promote(target.name, pipeline, source, downstream)
@@ -400,10 +418,11 @@ class Shipping:
             outcome = "unknown"
             following = next((r.promotion for r in results if r.promotion), None)
             if following is None:
-                note = (
+                note = " ".join(filter(None, [
+                    skipped,
                     "Heroku had not said how it went when I looked: check "
-                    f"`/deploy releases {names[0]}` in a minute."
-                )
+                    f"`/deploy releases {names[0]}` in a minute.",
+                ]))  # fmt: skip
         self._audit.finish(
             entry,
             outcome,
@@ -411,6 +430,16 @@ class Shipping:
             error="; ".join(f"{r.app}: {r.error}" for r in failed) or None,
         )
         return promoted(results, note, following)
+
+    def _shown_as(self, name: str) -> str:
+        """Heroku app `name` as the registry calls it (its first alias), else by its name."""
+        return (self._aliases(name) or [name])[0]
+
+    def _already_running(self, app: str, going: Release, running: list[str]) -> str:
+        """That the next-stage apps `running` run the slug of `app`'s release `going`."""
+        runs = "runs" if len(running) == 1 else "run"
+        them = listed(self._shown_as(name) for name in running)
+        return f"{them} already {runs} the slug of `{app}`'s {going.version}"
 
     def _no_heroku_swap(self, app: str, resolved: Resolved, other_alias: str) -> str:
         """Why Heroku app `app` cannot swap with `other_alias`, and what moves a release
@@ -598,3 +627,15 @@ class Shipping:
 
 def _masked(lines: list[str]) -> tuple[str, ...]:
     return tuple(mask(line) for line in lines)
+
+
+def _runs_slug_of(release: Release | None, going: Release | None) -> bool:
+    """Whether `release`, a next stage's newest, is live and runs the slug of `going`, the
+    release a promotion would send: known slugs only (a release may have none)."""
+    return (
+        release is not None
+        and going is not None
+        and release.current
+        and bool(going.slug)
+        and release.slug == going.slug
+    )

@@ -38,6 +38,9 @@ class Release:
     id: str = ""  # Heroku's release id (what a rollback names); the label on Beanstalk
     status: str = "succeeded"  # Heroku: pending, succeeded, failed; Beanstalk: PROCESSED, …
     current: bool = False  # the release the app (environment) runs now
+    # Heroku: the id of the slug it runs, which a promotion, rollback or config change
+    # shares with an earlier release; "" where none is known (Beanstalk).
+    slug: str = ""
 
     @property
     def good(self) -> bool:

@@ -1084,7 +1084,18 @@ def _release(item: dict[str, Any]) -> Release:
         id=str(item.get("id", "")),
         status=str(item.get("status") or "succeeded"),
         current=bool(item.get("current", False)),
+        slug=_text_of(_object_of(item.get("slug")).get("id")),
     )
+
+
+def _object_of(value: object) -> dict[str, Any]:
+    """A field Heroku gives as an object or null (as `{}`); any other type is an answer of
+    the wrong shape."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TypeError("not an object")
+    return value
 
 
 def _promotions(

@@ -385,6 +385,9 @@ class _Release:
     # The app's config vars as this release made them: a rollback to it restores them,
     # as Heroku's does.
     config: dict[str, str] = field(default_factory=dict)
+    # The slug it runs: a build's own, or the one it took (a config change, a rollback or a
+    # promotion makes a release of a slug that exists). Empty: a slug of its own.
+    slug: str = ""
 
 
 @dataclass
@@ -1014,7 +1017,9 @@ class FakeHeroku(ServedFake):
             )
         phase = self._failing_releases.pop(app.name, None)
         status = "failed" if phase is not None else "succeeded"
-        release = self._new_release(app, f"Rollback to v{target.version}", status, OWNER_EMAIL)
+        release = self._new_release(
+            app, f"Rollback to v{target.version}", status, OWNER_EMAIL, _slug_of(target)
+        )
         if phase is not None:
             # Its release command fails after the answer, which says pending: never live.
             self._streams[release.id] = ["Running release command...", *phase]
@@ -1102,7 +1107,7 @@ class FakeHeroku(ServedFake):
             output += ["-----> Discovering process types", f"       Released v{release.version}"]
             build["status"] = "succeeded"
             build["release"] = {"id": release.id}
-            build["slug"] = {"id": _fixed_id(f"slug/{release.id}")}
+            build["slug"] = {"id": _slug_of(release)}
         self._streams[build_id] = output
         app.builds.append(build)
         return build
@@ -1196,7 +1201,11 @@ class FakeHeroku(ServedFake):
         for target in call.body["targets"]:
             app = self._app(target["app"]["id"])
             release = self._new_release(
-                app, f"Promote {source.name} v{source.current.version}", "succeeded", OWNER_EMAIL
+                app,
+                f"Promote {source.name} v{source.current.version}",
+                "succeeded",
+                OWNER_EMAIL,
+                _slug_of(source.current),
             )
             targets.append(
                 {
@@ -1273,7 +1282,9 @@ class FakeHeroku(ServedFake):
                 app.config[key] = value
         # Heroku makes a release for every config change.
         keys = ", ".join(sorted(call.body))
-        self._new_release(app, f"Set {keys} config vars", "succeeded", OWNER_EMAIL)
+        self._new_release(
+            app, f"Set {keys} config vars", "succeeded", OWNER_EMAIL, _slug_of(app.current)
+        )
         return _Reply(200, dict(app.config))
 
     def _log_drain_create(self, call: _Call) -> _Reply:
@@ -1458,10 +1469,13 @@ class FakeHeroku(ServedFake):
             app.releases.append(_Release(self._new_id(), version, description, when))
         return app
 
-    def _new_release(self, app: _App, description: str, status: str, user: str) -> _Release:
+    def _new_release(
+        self, app: _App, description: str, status: str, user: str, slug: str = ""
+    ) -> _Release:
+        """A release of `slug` (a slug that exists), or of a new one (a deploy)."""
         version = app.releases[-1].version + 1
         release = _Release(
-            self._new_id(), version, description, self._now, status, user, dict(app.config)
+            self._new_id(), version, description, self._now, status, user, dict(app.config), slug
         )
         app.releases.append(release)
         app.updated_at = self._now
@@ -1559,7 +1573,7 @@ class FakeHeroku(ServedFake):
 
     def _release_json(self, app: _App, release: _Release) -> dict[str, Any]:
         current = release is app.current
-        slug = {"id": _fixed_id(f"slug/{release.id}")}
+        slug = {"id": _slug_of(release)}
         return {
             "addon_plan_names": ["heroku-postgresql:essential-0"],
             "app": {"id": app.id, "name": app.name},
@@ -1582,6 +1596,11 @@ class FakeHeroku(ServedFake):
 
 # ---------------------------------------------------------------------------------------------
 # Small pure helpers.
+
+
+def _slug_of(release: _Release) -> str:
+    """The id of the slug `release` runs."""
+    return release.slug or _fixed_id(f"slug/{release.id}")
 
 
 def _webhook_json(hook: dict[str, Any]) -> dict[str, Any]:
