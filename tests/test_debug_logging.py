@@ -65,3 +65,14 @@ def test_a_carriage_return_or_other_control_character_stays_inside_its_value():
     assert not any(char in line for char in "\r\n\x1b\u2028")
     assert 'error="no\\rat=info msg=ok"' in line
     assert 'app="a\\u001b[2Kb\\u2028c\td"' in line
+
+
+def test_the_formatter_cuts_a_drain_or_hirefire_token_from_any_field_or_message():
+    # The last layer: a line whose writer forgot to redact (the drain handler redacts its
+    # own `path`, checked in tests/test_drain.py) still leaves without the secret.
+    record = logging.makeLogRecord(
+        {"msg": "POST /drain/dr4In_tok3n failed", "path": "/hirefire/hf_s3cret/info", "n": 1}
+    )
+    line = LogfmtFormatter().format(record)
+    assert "dr4In_tok3n" not in line and "hf_s3cret" not in line
+    assert "/drain/[redacted]" in line and "/hirefire/[redacted]/info" in line
