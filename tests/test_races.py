@@ -294,12 +294,10 @@ def test_confirm_racing_cancel_and_the_worker_expiry_decides_once(new_app, confi
 
 @pytest.mark.parametrize("database_url", ON_POSTGRES, indirect=True)
 def test_a_cancel_during_a_refused_confirm_is_not_lost(new_app, config, heroku, slack):
-    import time
-
     from bot.store.confirmations import Confirmations
     from handlers.render import CANCEL_ACTION, CONFIRM_ACTION
     from tests.conftest import ADMIN
-    from tests.webclient import SlackDriver, button
+    from tests.webclient import SlackDriver, button, wait_for
 
     first = SlackDriver(new_app(config).test_client(), slack)
     second = SlackDriver(new_app(config).test_client(), slack)
@@ -307,10 +305,13 @@ def test_a_cancel_during_a_refused_confirm_is_not_lost(new_app, config, heroku, 
     _, url = first.command("kill myapp worker", ADMIN)
     value = button(first.reply(url), CONFIRM_ACTION)["value"]
     heroku.slow_methods = frozenset({"PATCH"})
-    heroku.latency = 0.5
+    # Long enough for the Cancel to land while the PATCH waits, on a loaded CI machine too.
+    heroku.latency = 2.0
     heroku.fail_next(422, methods=["PATCH"])  # Heroku refuses: nothing changed
     _, confirm_url = first.click(CONFIRM_ACTION, value, ADMIN)
-    time.sleep(0.25)  # the PATCH is on its way; the requester thinks better of it
+    # The PATCH is on its way (the fake records it before its latency); the requester
+    # thinks better of it. A fixed sleep had let a slow Confirm arrive after the Cancel.
+    wait_for(lambda: any(r.method == "PATCH" for r in heroku.requests), timeout=30, poll=0.01)
     _, cancel_url = second.click(CANCEL_ACTION, value, ADMIN)
     cancel_text = second.reply(cancel_url)["text"]
     confirm_text = first.reply(confirm_url)["text"]

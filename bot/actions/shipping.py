@@ -408,7 +408,7 @@ class Shipping:
             if not made:
                 return unsure(actor.user_id, command.text(), note)
             results = tuple(Promotion(name, "succeeded", None) for name in names)
-            return promoted(results, note)
+            return promoted(results, _sentences(skipped, note))
         failed = [r for r in results if r.status == "failed"]
         # Pending (Heroku's promotions are, for seconds): followed in a thread, as a build
         # is; until it ends the worker's pass may read the releases back.
@@ -418,11 +418,11 @@ class Shipping:
             outcome = "unknown"
             following = next((r.promotion for r in results if r.promotion), None)
             if following is None:
-                note = " ".join(filter(None, [
+                note = _sentences(
                     skipped,
                     "Heroku had not said how it went when I looked: check "
                     f"`/deploy releases {names[0]}` in a minute.",
-                ]))  # fmt: skip
+                )
         self._audit.finish(
             entry,
             outcome,
@@ -627,6 +627,11 @@ class Shipping:
 
 def _masked(lines: list[str]) -> tuple[str, ...]:
     return tuple(mask(line) for line in lines)
+
+
+def _sentences(*said: str | None) -> str | None:
+    """The sentences of `said` that were said, as one note; None if none was."""
+    return " ".join(part for part in said if part) or None
 
 
 def _runs_slug_of(release: Release | None, going: Release | None) -> bool:
