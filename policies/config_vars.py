@@ -30,6 +30,8 @@ BEANSTALK_VALUE_MAX, BEANSTALK_TOTAL_MAX = 256, 4096
 
 def not_a_name(key: str, where: str = "") -> str:
     """The refusal of `key` as a name: the rule every platform takes."""
+    if not key:
+        return "A config var name is missing: write `LOG_LEVEL=debug` to set one, `LOG_LEVEL` to unset it."
     if len(key) > NAME_MAX:
         # Its characters may all be fine: the rule below would blame what is not wrong.
         return (

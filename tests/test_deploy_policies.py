@@ -84,6 +84,9 @@ def test_config_values_stay_in_the_command_but_never_in_its_text():
         ("config set " + "A" * 129 + "=x myapp", "is 129 characters long; a config var name"),
         ("config unset spring." + "a" * 130 + " myapp", "a config var name has at most 128."),
         ("config set A myapp", "needs a value"),
+        # It had been "`""` is not a valid config var name".
+        ("config set =x myapp", "A config var name is missing: write `LOG_LEVEL=debug` to"),
+        ('config unset "" myapp', "A config var name is missing"),
         ("config unset A=1 myapp", "names only"),
         ("config set A=1 A=2 myapp", "given twice"),
         # Config words in the wrong place had echoed the value: "`KEY=hunter2` is not a valid
