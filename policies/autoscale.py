@@ -107,9 +107,12 @@ class Window:
 
     def describe(self) -> str:
         """For people: weekday runs and times joined by en dashes, "daily" for every day;
-        a window from 00:00 to 00:00 is all day, and one running to midnight ends at 24:00,
-        as it may be written."""
+        a window from 00:00 to 00:00 is all day, one from 09:00 to 09:00 ends "the next day",
+        and one running to midnight ends at 24:00, as it may be written."""
         end = "24:00" if self.end == time(0) and self.start != time(0) else f"{self.end:%H:%M}"
+        if self.start == self.end != time(0):
+            # "09:00–09:00" read as no time at all; it is a whole day from 09:00.
+            end += " the next day"
         return f"{_describe_days(self.days)} {self.start:%H:%M}–{end} {self.timezone}"
 
 

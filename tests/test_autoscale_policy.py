@@ -216,6 +216,12 @@ def test_a_window_may_end_at_24_00_the_midnight_it_runs_to() -> None:
     assert parse_window("daily", "00:00", "00:00", "UTC", low=2).describe() == (
         "daily 00:00–00:00 UTC"
     )
+    # A whole day from 09:00 had read "09:00–09:00", as if it held no time at all.
+    whole = parse_window("mon", "09:00", "09:00", "UTC", low=2)
+    assert whole.describe() == "Mon 09:00–09:00 the next day UTC"
+    monday = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    assert whole.covers(monday) and whole.covers(monday + timedelta(hours=23, minutes=59))
+    assert not whole.covers(monday + timedelta(hours=24))
     # A start is 00:00: 24:00 there had been refused as not HH:MM, which it is.
     with pytest.raises(ValueError, match=re.escape("`24:00` may end a window, not start it")):
         parse_window("fri", "24:00", "06:00", "UTC", low=2)
