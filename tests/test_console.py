@@ -343,6 +343,16 @@ def test_a_label_the_open_prompt_has_not_is_answered_with_the_labels_it_has(tmp_
     )
 
 
+def test_a_label_of_an_older_prompt_is_not_pressed_under_a_newer_one(tmp_path):
+    lines = ("config set LOG_LEVEL=debug demo", "Confirm", "rollback demo", "Confirm", "Roll back")
+    output = run_lines(tmp_path, *lines)
+    # The config prompt's Confirm had been pressed again: "`config set LOG_LEVEL=… demo`
+    # was already confirmed by @you", under the rollback prompt it was typed for.
+    assert "already confirmed" not in output
+    assert "The prompt above has no `Confirm` button: type `Roll back` or `Cancel`." in output
+    assert "@you rolled `demo` back: " in output
+
+
 def test_a_label_typed_with_no_prompt_open_is_said_to_be_one(tmp_path):
     output = run_lines(tmp_path, "Roll back", "confirm", "Cancel")
     # Sent as commands they got guesses: "Did you mean `rollback back`?", "`config`?".

@@ -194,12 +194,21 @@ class Console:
         if line.lower() == "home":
             self._show_home()
             return
+        label = _PROMPT_LABELS.get(line.lower())
+        latest = self._latest_labels
+        if label and label not in latest and any(shown in PROMPT_LABELS for shown in latest):
+            # An older prompt's `Confirm`, under a `Roll back` prompt just asked, had been
+            # pressed: "`config set …` was already confirmed by @you".
+            self._out.write(self._not_on_prompt(label))
+            return
         button = self._button(line)
         if isinstance(button, str):
             self._out.write(button + "\n")
             return
         if button is not None:
             action_id, value, response_url, view_id = button
+            if view_id is None:
+                self._latest_labels = []  # its prompt is answered; a new one names its own
             click_url = self._slack.new_response_url()
             self._dispatch(
                 button_click(action_id, value, click_url, user_id=self._user_id, view_id=view_id)
@@ -210,11 +219,8 @@ class Console:
             if view_id is not None:
                 self._show_home(republished_only=True)  # a page button publishes anew
             return
-        if line.lower() in _PROMPT_LABELS and self._latest_labels:
-            labels = " or ".join(f"`{label}`" for label in self._latest_labels)
-            self._out.write(
-                f"The prompt above has no `{_PROMPT_LABELS[line.lower()]}` button: type {labels}.\n"
-            )
+        if label and self._latest_labels:
+            self._out.write(self._not_on_prompt(label))
             return
         if line.lower() in _PROMPT_LABELS:
             # Sent as a command it got a guess: "`Roll` is not a command I know. Did you
@@ -343,6 +349,11 @@ class Console:
                 )  # fmt: skip
         if labels and view_id is None:
             self._latest_labels = labels
+
+    def _not_on_prompt(self, label: str) -> str:
+        """That the newest prompt has no `label` button, and the labels it has."""
+        labels = " or ".join(f"`{shown}`" for shown in self._latest_labels)
+        return f"The prompt above has no `{label}` button: type {labels}.\n"
 
     def _button(self, line: str) -> tuple[str, str, str, str | None] | str | None:
         """The button `line` presses: its label exactly, or as `_typable` folds it when the
