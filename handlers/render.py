@@ -52,6 +52,7 @@ from policies.slack_text import (
     clip,
     code,
     cut,
+    day_and_clock,
     escape,
     listed,
     more_note,
@@ -498,7 +499,7 @@ def undelivered_line(undelivered: Undelivered) -> str:
     advice = UNDELIVERED_ADVICE.get(undelivered.error, f"the worker's log says more (`{logged}`).")
     return (
         f":warning: {what} to {where} not delivered ({counted} since "
-        f"{_day_and_clock(undelivered.since)}): Slack said {code(clip(undelivered.error, 80))}: "
+        f"{day_and_clock(undelivered.since)}): Slack said {code(clip(undelivered.error, 80))}: "
         f"{advice}"
     )
 
@@ -973,7 +974,7 @@ def _holds(result: Status, now: datetime) -> str:
         lines.append(f"*Maintenance mode is on* (`/deploy maintenance {app} off` ends it).")
     if lock is not None:
         lines.append(
-            f"*Locked* by <@{lock.user_id}> since {_day_and_clock(lock.locked_at)}: {escape(lock.reason)}"
+            f"*Locked* by <@{lock.user_id}> since {day_and_clock(lock.locked_at)}: {escape(lock.reason)}"
         )
     return "\n".join(lines)
 
@@ -981,12 +982,6 @@ def _holds(result: Status, now: datetime) -> str:
 def _clock(at: datetime) -> str:
     """A time of day each reader sees in their own time zone (UTC where dates are not shown)."""
     return f"<!date^{int(at.timestamp())}^{{time}}|{at:%H:%M} UTC>"
-
-
-def _day_and_clock(at: datetime) -> str:
-    """A moment that may be days ago (a lock): "today 14:02", "yesterday", "Dec 2" and the
-    time, in each reader's time zone."""
-    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{at:%Y-%m-%d %H:%M} UTC>"
 
 
 # A failure's events, each clipped, so that they fit one section: an event can quote what the

@@ -123,4 +123,10 @@ def moment(at: datetime, now: datetime) -> str:
     at, now = at.astimezone(UTC), now.astimezone(UTC)
     if at.date() == now.date():
         return f"<!date^{int(at.timestamp())}^{{time}}|{at:%H:%M} UTC>"
+    return day_and_clock(at)
+
+
+def day_and_clock(at: datetime) -> str:
+    """A moment that may be days ago (a lock): "today 14:02", "yesterday", "Dec 2" and the
+    time, in each reader's time zone; its fallback in UTC (`at` is given in UTC)."""
     return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{at:%Y-%m-%d %H:%M} UTC>"
