@@ -178,10 +178,13 @@ def setting_problems(env: Mapping[str, str] | None = None) -> list[str]:
 
 def _int_reads(raw: str | None) -> bool:
     """Whether int() takes `raw` (None: unset, so nothing to read)."""
+    if raw is None:
+        return True
     try:
-        return raw is None or int(raw) is not None
+        int(raw)
     except ValueError:
         return False
+    return True
 
 
 def _read(parse: Callable[[], _T], default: _T, problems: list[str] | None) -> _T:

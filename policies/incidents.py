@@ -273,8 +273,6 @@ def step(
             grown.pop(key, None)
             if back:
                 comebacks[key] = None
-            else:
-                comebacks.pop(key, None)
             if after.state == "open" and after.kind in LISTING | ONE_AT_A_TIME:
                 shared.setdefault((after.app, after.kind), []).append(key)
         current[key] = changed[key] = after

@@ -334,7 +334,7 @@ class Shipping:
                 "app, so there is nothing to promote to."
             )
         names = [name for _, name in downstream]
-        reaches = [alias for name in names for alias in self._aliases(name) or [name]]
+        reaches = self._reaches(names)
         for name in names:
             refusal = self._downstream_refusal(name, command.force, actor)
             if refusal:
@@ -358,7 +358,7 @@ class Shipping:
             skipped = f"{ran}, so I left {'it' if len(running) == 1 else 'them'} out."
             downstream = tuple(pair for pair in downstream if pair[1] not in running)
             names = [name for _, name in downstream]
-            reaches = [alias for name in names for alias in self._aliases(name) or [name]]
+            reaches = self._reaches(names)
         newest = {
             name: release.version if release else "v0"
             for name, release in latest.items()
@@ -430,6 +430,10 @@ class Shipping:
             error="; ".join(f"{r.app}: {r.error}" for r in failed) or None,
         )
         return promoted(results, note, following)
+
+    def _reaches(self, names: list[str]) -> list[str]:
+        """The registry's names for Heroku apps `names` (an app outside it by its own)."""
+        return [alias for name in names for alias in self._aliases(name) or [name]]
 
     def _shown_as(self, name: str) -> str:
         """Heroku app `name` as the registry calls it (its first alias), else by its name."""

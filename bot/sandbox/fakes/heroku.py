@@ -385,9 +385,12 @@ class _Release:
     # The app's config vars as this release made them: a rollback to it restores them,
     # as Heroku's does.
     config: dict[str, str] = field(default_factory=dict)
-    # The slug it runs: a build's own, or the one it took (a config change, a rollback or a
-    # promotion makes a release of a slug that exists). Empty: a slug of its own.
+    # The id of the slug it runs: a build's own, or the one it took (a config change, a
+    # rollback or a promotion makes a release of a slug that exists). Empty: a slug of its own.
     slug: str = ""
+
+    def __post_init__(self) -> None:
+        self.slug = self.slug or _fixed_id(f"slug/{self.id}")
 
 
 @dataclass
@@ -1018,7 +1021,7 @@ class FakeHeroku(ServedFake):
         phase = self._failing_releases.pop(app.name, None)
         status = "failed" if phase is not None else "succeeded"
         release = self._new_release(
-            app, f"Rollback to v{target.version}", status, OWNER_EMAIL, _slug_of(target)
+            app, f"Rollback to v{target.version}", status, OWNER_EMAIL, target.slug
         )
         if phase is not None:
             # Its release command fails after the answer, which says pending: never live.
@@ -1107,7 +1110,7 @@ class FakeHeroku(ServedFake):
             output += ["-----> Discovering process types", f"       Released v{release.version}"]
             build["status"] = "succeeded"
             build["release"] = {"id": release.id}
-            build["slug"] = {"id": _slug_of(release)}
+            build["slug"] = {"id": release.slug}
         self._streams[build_id] = output
         app.builds.append(build)
         return build
@@ -1205,7 +1208,7 @@ class FakeHeroku(ServedFake):
                 f"Promote {source.name} v{source.current.version}",
                 "succeeded",
                 OWNER_EMAIL,
-                _slug_of(source.current),
+                source.current.slug,
             )
             targets.append(
                 {
@@ -1283,7 +1286,7 @@ class FakeHeroku(ServedFake):
         # Heroku makes a release for every config change.
         keys = ", ".join(sorted(call.body))
         self._new_release(
-            app, f"Set {keys} config vars", "succeeded", OWNER_EMAIL, _slug_of(app.current)
+            app, f"Set {keys} config vars", "succeeded", OWNER_EMAIL, app.current.slug
         )
         return _Reply(200, dict(app.config))
 
@@ -1573,7 +1576,7 @@ class FakeHeroku(ServedFake):
 
     def _release_json(self, app: _App, release: _Release) -> dict[str, Any]:
         current = release is app.current
-        slug = {"id": _slug_of(release)}
+        slug = {"id": release.slug}
         return {
             "addon_plan_names": ["heroku-postgresql:essential-0"],
             "app": {"id": app.id, "name": app.name},
@@ -1596,11 +1599,6 @@ class FakeHeroku(ServedFake):
 
 # ---------------------------------------------------------------------------------------------
 # Small pure helpers.
-
-
-def _slug_of(release: _Release) -> str:
-    """The id of the slug `release` runs."""
-    return release.slug or _fixed_id(f"slug/{release.id}")
 
 
 def _webhook_json(hook: dict[str, Any]) -> dict[str, Any]:
